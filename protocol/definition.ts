@@ -1,0 +1,110 @@
+// The VM definition: the JSON document users write, validated against this schema everywhere
+// (shim, virtqemud, CLI). Field names are contract; docs/definition.schema.json is generated
+// from this file. Pure data: drivers may import it, as they import the error catalogue.
+import { Type, type Static } from '@sinclair/typebox';
+import { compile } from './schema.js';
+import { VirtqError } from './errors.js';
+
+/** VM names: 1–64 of letters, digits, `.`, `_`, `-`, `+`, not starting with `.` or `-`. */
+export const NAME_PATTERN = '^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$';
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+/** An absolute path with no NUL byte. */
+const ABS_PATH = Type.String({ pattern: '^/[^\\u0000]*$', maxLength: 4096, description: 'absolute path' });
+
+export const DomainName = Type.String({ pattern: NAME_PATTERN, description: 'VM name' });
+export const DomainUuid = Type.String({ pattern: UUID_PATTERN, description: 'RFC 4122 UUID' });
+export const LifecycleAction = Type.Union([Type.Literal('destroy'), Type.Literal('restart'), Type.Literal('preserve')]);
+
+export const KernelBoot = Type.Object({
+  path: ABS_PATH,
+  initrd: Type.Optional(ABS_PATH),
+  cmdline: Type.Optional(Type.String({ maxLength: 4096 })),
+}, { additionalProperties: false });
+
+export const DiskSpec = Type.Object({
+  path: ABS_PATH,
+  format: Type.Optional(Type.Union([Type.Literal('raw'), Type.Literal('qcow2')], { default: 'raw' })),
+  bus: Type.Optional(Type.Union([Type.Literal('virtio'), Type.Literal('ide')], { default: 'virtio' })),
+  target: Type.String({ pattern: '^(vd|hd|sd)[a-z]{1,2}$', description: 'guest device name, e.g. vda' }),
+  readonly: Type.Optional(Type.Boolean()),
+  shareable: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
+
+export const InterfaceSpec = Type.Union([
+  Type.Object({
+    type: Type.Literal('user'),
+    mac: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' })),
+  }, { additionalProperties: false }),
+  Type.Object({
+    type: Type.Literal('tap'),
+    ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$' }),
+    mac: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' })),
+  }, { additionalProperties: false }),
+]);
+
+export const Definition = Type.Object({
+  name: DomainName,
+  uuid: Type.Optional(DomainUuid),
+  memoryMiB: Type.Integer({ minimum: 16, maximum: 4_194_304 }),
+  vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 288, default: 1 })),
+  machine: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'pc' })),
+  accel: Type.Optional(Type.Union([Type.Literal('kvm'), Type.Literal('tcg')], { description: 'absent: KVM when usable, else TCG' })),
+  cpu: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._+-]{1,64}$' })),
+  emulator: Type.Optional(ABS_PATH),
+  kernel: Type.Optional(KernelBoot),
+  disks: Type.Optional(Type.Array(DiskSpec, { default: [], maxItems: 64 })),
+  interfaces: Type.Optional(Type.Array(InterfaceSpec, { default: [], maxItems: 32 })),
+  onPoweroff: Type.Optional(LifecycleAction),
+  onReboot: Type.Optional(LifecycleAction),
+  onCrash: Type.Optional(LifecycleAction),
+}, { additionalProperties: false, $id: 'https://virtq.dev/schema/definition.json', title: 'virtq VM definition' });
+
+export type Definition = Static<typeof Definition>;
+export type DiskSpec = Static<typeof DiskSpec>;
+export type InterfaceSpec = Static<typeof InterfaceSpec>;
+export type LifecycleAction = Static<typeof LifecycleAction>;
+
+/** The compiled definition check. */
+export const definitionValidator = compile(Definition);
+
+/** A disk with its defaults filled in. */
+export type NormalizedDisk = DiskSpec & Required<Pick<DiskSpec, 'format' | 'bus' | 'readonly' | 'shareable'>>;
+
+/** A definition with its defaults filled in and a UUID: what shims and drivers work with. */
+export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' | 'machine' | 'disks' | 'interfaces' | 'onPoweroff' | 'onReboot' | 'onCrash'> {
+  uuid: string;
+  vcpus: number;
+  machine: string;
+  disks: NormalizedDisk[];
+  interfaces: InterfaceSpec[];
+  onPoweroff: LifecycleAction;
+  onReboot: LifecycleAction;
+  onCrash: LifecycleAction;
+}
+
+/**
+ * Validates `value` and fills in defaults. Throws INVALID_ARG naming the offending field path.
+ * `newUuid` is passed in so callers control where randomness comes from.
+ */
+export function normalizeDefinition(value: unknown, newUuid: () => string): NormalizedDefinition {
+  const def = definitionValidator.parse(value, 'definition');
+  const targets = new Set<string>();
+  const disks = (def.disks ?? []).map((d, i): NormalizedDisk => {
+    if (targets.has(d.target)) {
+      throw new VirtqError('INVALID_ARG', `invalid definition: /disks/${i}/target: target ${d.target} is used twice`, { details: { path: `/disks/${i}/target` } });
+    }
+    targets.add(d.target);
+    return { ...d, format: d.format ?? 'raw', bus: d.bus ?? 'virtio', readonly: d.readonly ?? false, shareable: d.shareable ?? false };
+  });
+  return {
+    ...def,
+    uuid: (def.uuid ?? newUuid()).toLowerCase(),
+    vcpus: def.vcpus ?? 1,
+    machine: def.machine ?? 'pc',
+    disks,
+    interfaces: def.interfaces ?? [],
+    onPoweroff: def.onPoweroff ?? 'destroy',
+    onReboot: def.onReboot ?? 'restart',
+    onCrash: def.onCrash ?? 'preserve',
+  };
+}
