@@ -1,0 +1,55 @@
+// The `admin` program: the same procedures on every daemon (virtqemud and each shim), served on
+// the admin socket only. Server-level procedures are answered by the RPC server itself.
+import { Type } from '@sinclair/typebox';
+import { defineProgram, proc } from './catalogue.js';
+import { Empty } from './types.js';
+
+const both = ['shim', 'aggregator'] as const;
+
+export const Limits = Type.Object({
+  maxClients: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /** How many QMP-bound jobs run at once (per VM on a shim; fan-out width on virtqemud). */
+  workerConcurrency: Type.Integer({ minimum: 1, maximum: 1024 }),
+});
+
+export const ClientRow = Type.Object({
+  id: Type.Integer(),
+  socket: Type.Union([Type.Literal('rw'), Type.Literal('ro'), Type.Literal('admin')]),
+  connectedAt: Type.Number(),
+  calls: Type.Integer(),
+  inFlight: Type.Integer(),
+});
+
+export const ServerInfo = Type.Object({
+  daemon: Type.String(),
+  version: Type.String(),
+  pid: Type.Integer(),
+  uptimeSec: Type.Number(),
+  clients: Type.Integer(),
+  inFlight: Type.Integer(),
+  limits: Limits,
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const adminProgram = defineProgram('admin', 'Runtime administration of any virtq daemon (admin socket only).', {
+  serverInfo: proc({ args: Empty, ret: ServerInfo, servers: both, readonly: true, priority: 'high', since: '0.1', cli: 'server-info',
+    description: 'Version, uptime, client and in-flight counts, limits.' }),
+  listClients: proc({ args: Empty, ret: Type.Object({ clients: Type.Array(ClientRow) }), servers: both, readonly: true, priority: 'high', since: '0.1', cli: 'client-list',
+    description: 'The connected clients.' }),
+  disconnectClient: proc({ args: Type.Object({ id: Type.Integer() }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'client-disconnect',
+    description: 'Closes one client\'s connection.' }),
+  getLimits: proc({ args: Empty, ret: Limits, servers: both, readonly: true, priority: 'high', since: '0.1',
+    description: 'The server\'s limits.' }),
+  setLimits: proc({ args: Type.Partial(Limits, { additionalProperties: false }), ret: Limits, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'limits',
+    description: 'Changes limits at run time; returns the new limits.' }),
+  getLogFilters: proc({ args: Empty, ret: Type.Object({ filters: Type.String() }), servers: both, readonly: true, priority: 'high', since: '0.1',
+    description: 'The per-module log filters, e.g. "debug:qemu.qmp warn:rpc".' }),
+  setLogFilters: proc({ args: Type.Object({ filters: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'log-filters',
+    description: 'Replaces the per-module log filters at run time.' }),
+  getLogOutputs: proc({ args: Empty, ret: Type.Object({ outputs: Type.String() }), servers: both, readonly: true, priority: 'high', since: '0.1',
+    description: 'Where logs go, e.g. "stderr file:/var/log/virtq/virtqemud.log".' }),
+  setLogOutputs: proc({ args: Type.Object({ outputs: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'log-outputs',
+    description: 'Replaces the log outputs at run time.' }),
+}, {});
+export type AdminProgram = typeof adminProgram;

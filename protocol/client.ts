@@ -1,0 +1,203 @@
+// The RPC client: pipelined calls matched by serial, per-call deadlines, pushed events as an
+// async iterator, byte streams, and clean failure of everything in flight when the peer goes.
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Clock, Disposable } from './clock.js';
+import { delay } from './clock.js';
+import { FramedConnection } from './connection.js';
+import { VirtqError } from './errors.js';
+import type { Message } from './message.js';
+import { EventQueue } from './event-queue.js';
+import { ByteStream } from './byte-stream.js';
+
+/** An event pushed by the server. */
+export interface PushedEvent {
+  prog: string;
+  name: string;
+  body: unknown;
+}
+
+/** Options of an RPC client. */
+export interface RpcClientOptions {
+  clock: Clock;
+  /** Deadline for calls that give none (default 120 s). */
+  defaultTimeoutMs?: number;
+  maxFrameBytes?: number;
+  /** Events queued while nobody reads them; older ones are dropped past this (default 10,000). */
+  maxQueuedEvents?: number;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(err: VirtqError): void;
+  timer: Disposable | undefined;
+  stream: ByteStream | undefined;
+}
+
+/** A connection to one virtq server. */
+export class RpcClient {
+  private readonly conn: FramedConnection;
+  private readonly pending = new Map<number, Pending>();
+  private readonly streams = new Map<number, ByteStream>();
+  private readonly eventQueue: EventQueue<PushedEvent>;
+  private nextSerial = 1;
+  private closeError: VirtqError | undefined;
+  private readonly closeListeners: Array<(err: VirtqError) => void> = [];
+  /** Settles when the connection has closed, with the reason. */
+  readonly closed: Promise<VirtqError>;
+
+  constructor(socket: Socket, private readonly opts: RpcClientOptions, readonly path = '') {
+    this.eventQueue = new EventQueue(opts.maxQueuedEvents ?? 10_000);
+    let onClosed!: (err: VirtqError) => void;
+    this.closed = new Promise((resolve) => { onClosed = resolve; });
+    this.conn = new FramedConnection(socket, {
+      clock: opts.clock,
+      ...(opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: opts.maxFrameBytes }),
+      onMessage: (msg) => this.onMessage(msg),
+      onClose: (err) => {
+        const reason = this.closeError ?? err ?? new VirtqError('CONNECTION_CLOSED', `connection to ${path || 'server'} closed`);
+        this.closeError = reason;
+        for (const [, p] of this.pending) { p.timer?.dispose(); p.reject(reason); }
+        this.pending.clear();
+        for (const [, s] of this.streams) s.remoteEnded(reason);
+        this.streams.clear();
+        this.eventQueue.end();
+        for (const l of this.closeListeners) l(reason);
+        onClosed(reason);
+      },
+    });
+  }
+
+  /** Connects to a unix socket; NO_CONNECT names the socket when nobody serves it. */
+  static connect(path: string, opts: RpcClientOptions): Promise<RpcClient> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect(path);
+      const onError = (err: NodeJS.ErrnoException) => {
+        socket.destroy();
+        const why = err.code === 'ENOENT' ? 'no such socket' : err.code === 'ECONNREFUSED' ? 'nothing is listening' : err.code === 'EACCES' ? 'permission denied' : err.message;
+        reject(new VirtqError(err.code === 'EACCES' ? 'PERMISSION_DENIED' : 'NO_CONNECT', `cannot connect to ${path}: ${why}`, { details: { socket: path }, cause: err }));
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        resolve(new RpcClient(socket, opts, path));
+      });
+    });
+  }
+
+  /**
+   * Connects, retrying with exponential backoff (10 ms doubling to 500 ms) until `deadlineMs` has
+   * passed; for daemons that start in any order.
+   */
+  static async connectWithRetry(path: string, opts: RpcClientOptions & { deadlineMs: number }): Promise<RpcClient> {
+    const start = opts.clock.monotonic();
+    let wait = 10;
+    for (;;) {
+      try {
+        return await RpcClient.connect(path, opts);
+      } catch (err) {
+        const e = VirtqError.from(err);
+        if (e.code !== 'NO_CONNECT' || opts.clock.monotonic() - start + wait > opts.deadlineMs) throw e;
+        await delay(opts.clock, wait);
+        wait = Math.min(wait * 2, 500);
+      }
+    }
+  }
+
+  /** True once closed. */
+  get isClosed(): boolean {
+    return this.conn.closed;
+  }
+
+  /** Calls a procedure; rejects with the server's error, TIMEOUT or CONNECTION_CLOSED. */
+  call(prog: string, proc: string, args: unknown, callOpts: { timeoutMs?: number } = {}): Promise<unknown> {
+    return this.start(prog, proc, args, callOpts, undefined);
+  }
+
+  /** Calls a stream procedure; on success the returned stream carries bytes both ways. */
+  async openStream(prog: string, proc: string, args: unknown, callOpts: { timeoutMs?: number } = {}): Promise<ByteStream> {
+    let stream!: ByteStream;
+    const serial = this.nextSerial;
+    stream = new ByteStream((data) => this.sendStream(prog, proc, serial, data), () => this.streams.delete(serial));
+    await this.start(prog, proc, args, callOpts, stream);
+    return stream;
+  }
+
+  /** Pushed events, in order. Ends when the connection closes. */
+  events(): AsyncIterable<PushedEvent> {
+    return this.eventQueue;
+  }
+
+  /** Registers a listener for the connection closing. */
+  onClose(listener: (err: VirtqError) => void): void {
+    if (this.closeError !== undefined && this.conn.closed) listener(this.closeError);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Closes the connection; calls in flight fail with CONNECTION_CLOSED. */
+  close(): void {
+    this.closeError ??= new VirtqError('CONNECTION_CLOSED', 'connection closed by the client');
+    this.conn.close();
+  }
+
+  private start(prog: string, proc: string, args: unknown, callOpts: { timeoutMs?: number }, stream: ByteStream | undefined): Promise<unknown> {
+    if (this.conn.closed) return Promise.reject(this.closeError ?? new VirtqError('CONNECTION_CLOSED', 'connection is closed'));
+    const serial = this.nextSerial;
+    this.nextSerial = this.nextSerial >= 0xffff_fffe ? 1 : this.nextSerial + 1;
+    return new Promise((resolve, reject) => {
+      const timeoutMs = callOpts.timeoutMs ?? this.opts.defaultTimeoutMs ?? 120_000;
+      const p: Pending = { resolve, reject, timer: undefined, stream };
+      if (timeoutMs > 0) {
+        p.timer = this.opts.clock.setTimeout(() => {
+          this.pending.delete(serial);
+          reject(new VirtqError('TIMEOUT', `${prog}.${proc} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(serial, p);
+      try {
+        this.conn.send({ prog, proc, type: 'call', serial, status: 'ok', body: args ?? {} });
+      } catch (err) {
+        this.pending.delete(serial);
+        p.timer?.dispose();
+        reject(VirtqError.from(err));
+      }
+    });
+  }
+
+  private sendStream(prog: string, proc: string, serial: number, data: Uint8Array | null): void {
+    this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
+  }
+
+  private onMessage(msg: Message): void {
+    if (msg.type === 'reply') return this.onReply(msg);
+    if (msg.type === 'event') {
+      this.eventQueue.push({ prog: msg.prog, name: msg.proc, body: msg.body });
+      return;
+    }
+    if (msg.type === 'stream') {
+      const s = this.streams.get(msg.serial);
+      if (s === undefined) return;
+      if (msg.status === 'error') s.remoteEnded(VirtqError.fromWire(msg.body));
+      else if (msg.body === null || msg.body === undefined) s.remoteEnded(undefined);
+      else if (msg.body instanceof Uint8Array) s.remoteData(msg.body);
+    }
+  }
+
+  private onReply(msg: Message): void {
+    if (msg.serial === 0 && msg.status === 'error') {
+      // A connection-level error (client cap, malformed frame): everything in flight fails with it.
+      this.closeError = VirtqError.fromWire(msg.body);
+      this.conn.close();
+      return;
+    }
+    const p = this.pending.get(msg.serial);
+    if (p === undefined) return;
+    this.pending.delete(msg.serial);
+    p.timer?.dispose();
+    if (msg.status === 'error') {
+      p.reject(VirtqError.fromWire(msg.body));
+      return;
+    }
+    if (p.stream !== undefined) this.streams.set(msg.serial, p.stream);
+    p.resolve(msg.body);
+  }
+}

@@ -1,0 +1,135 @@
+// One framed connection over a stream socket: frames in and out, CBOR, message header checks,
+// write batching, the partial-frame deadline. Client and server both build on it; it knows
+// nothing of serial matching or dispatch.
+import type { Socket } from 'node:net';
+import type { Clock, Disposable } from './clock.js';
+import { createCodec, type Codec } from './codec.js';
+import { VirtqError } from './errors.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
+import { errorReply, parseMessage, type Message } from './message.js';
+
+/** Options of a framed connection. */
+export interface FramedConnectionOptions {
+  clock: Clock;
+  maxFrameBytes?: number;
+  /** Close the connection when a started frame is not completed within this time (0: never). */
+  partialFrameTimeoutMs?: number;
+  onMessage(msg: Message): void;
+  /** A decodable frame that is not a valid message: the connection stays open. */
+  onBadMessage?(err: VirtqError, serial: number | undefined): void;
+  /** Called once, with the error that ended the connection, if any. */
+  onClose(err: VirtqError | undefined): void;
+}
+
+/** A socket speaking virtq frames. */
+export class FramedConnection {
+  private readonly decoder: FrameDecoder;
+  private readonly codec: Codec = createCodec();
+  private readonly maxFrameBytes: number;
+  private partialTimer: Disposable | undefined;
+  private corked = false;
+  private closedWith: VirtqError | undefined | null = null;
+
+  constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.decoder = new FrameDecoder(this.maxFrameBytes);
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.finish(new VirtqError('CONNECTION_CLOSED', `connection error: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.finish(undefined));
+  }
+
+  /** True once the connection has closed. */
+  get closed(): boolean {
+    return this.closedWith !== null;
+  }
+
+  /** Encodes and queues one message; throws FRAME_TOO_LARGE when it exceeds the limit. */
+  send(msg: Message): void {
+    if (this.closed || this.socket.destroyed) return;
+    const frame = encodeFrame(this.codec.encode(msg), this.maxFrameBytes);
+    if (!this.corked) {
+      // Batch every frame written in this tick into one syscall.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(frame);
+  }
+
+  /** Sends a connection-level error (serial 0), then closes. */
+  fail(err: VirtqError): void {
+    if (this.closed) return;
+    let frame: Buffer | undefined;
+    try {
+      frame = encodeFrame(this.codec.encode(errorReply('', '', 0, err.toWire())), this.maxFrameBytes);
+    } catch {
+      // The connection is being dropped either way.
+    }
+    if (frame === undefined) this.socket.end();
+    else this.socket.end(frame);
+    // A peer that never reads must not keep the socket open.
+    this.opts.clock.setTimeout(() => this.socket.destroy(), 1000);
+    this.finish(err);
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.socket.destroy();
+    this.finish(undefined);
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(VirtqError.from(err));
+      return;
+    }
+    for (const frame of frames) {
+      if (this.closed) return;
+      let item: unknown;
+      try {
+        item = this.codec.decode(frame);
+      } catch (err) {
+        this.fail(VirtqError.from(err));
+        return;
+      }
+      let msg: Message;
+      try {
+        msg = parseMessage(item);
+      } catch (err) {
+        const e = VirtqError.from(err);
+        const serial = e.details?.['serial'];
+        this.opts.onBadMessage?.(e, typeof serial === 'number' ? serial : undefined);
+        continue;
+      }
+      this.opts.onMessage(msg);
+    }
+    this.armPartialTimer();
+  }
+
+  private armPartialTimer(): void {
+    const ms = this.opts.partialFrameTimeoutMs ?? 0;
+    if (!this.decoder.partial) {
+      this.partialTimer?.dispose();
+      this.partialTimer = undefined;
+      return;
+    }
+    if (ms <= 0 || this.partialTimer !== undefined) return;
+    this.partialTimer = this.opts.clock.setTimeout(() => {
+      this.fail(new VirtqError('FRAME_TIMEOUT', `a partial frame was not completed within ${ms} ms`));
+    }, ms);
+  }
+
+  private finish(err: VirtqError | undefined): void {
+    if (this.closedWith !== null) return;
+    this.closedWith = err;
+    this.partialTimer?.dispose();
+    this.opts.onClose(err);
+  }
+}

@@ -1,0 +1,119 @@
+// Length-prefixed frames. The size limit is checked on the 4-byte header, before a byte of the
+// body is buffered, so a hostile peer cannot make the decoder allocate more than the maximum.
+//
+//   +----------------+------------------------------------------------------------+
+//   | u32 BE length  | one CBOR item: { prog, proc, type, serial, status, body }   |
+//   +----------------+------------------------------------------------------------+
+//
+//   prog    text   program: "virtq" | "registry" | "admin"
+//   proc    text   procedure (call/reply) or event name (event); the opening call's name (stream)
+//   type    text   "call" | "reply" | "event" | "stream"
+//   serial  uint   chosen by the caller; a reply and stream chunks echo the serial of their call;
+//                  events carry 0. Serial 0 on a reply means a connection-level error.
+//   status  text   "ok" | "error"; on "error" the body is { code, message, details? }
+//   body    any    the arguments, result, event payload or stream chunk
+import { VirtqError } from './errors.js';
+
+/** Default maximum frame body, as libvirt's VIR_NET_MESSAGE_MAX. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+const HEADER_BYTES = 4;
+
+/** Prepends the 4-byte big-endian length to `payload`. */
+export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  if (payload.length > maxFrameBytes) {
+    throw new VirtqError('FRAME_TOO_LARGE', `message of ${payload.length} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
+  }
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  frame.set(payload, HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
+ * whole frame is present, so a large frame arriving in many chunks is copied once.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private expected = -1;
+
+  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  /** True while part of a frame is buffered. */
+  get partial(): boolean {
+    return this.buffered > 0;
+  }
+
+  /** Feeds bytes; returns every frame body completed by them. Throws FRAME_TOO_LARGE. */
+  push(chunk: Buffer): Buffer[] {
+    const frames: Buffer[] = [];
+    if (this.buffered === 0 && this.expected < 0) return this.fastPath(chunk, frames);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.drain(frames);
+    return frames;
+  }
+
+  // The common case: a chunk holding whole frames, nothing buffered before it.
+  private fastPath(chunk: Buffer, frames: Buffer[]): Buffer[] {
+    let offset = 0;
+    while (chunk.length - offset >= HEADER_BYTES) {
+      const length = chunk.readUInt32BE(offset);
+      this.checkLength(length);
+      if (chunk.length - offset - HEADER_BYTES < length) break;
+      frames.push(chunk.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length));
+      offset += HEADER_BYTES + length;
+    }
+    if (offset < chunk.length) {
+      const rest = chunk.subarray(offset);
+      this.chunks.push(rest);
+      this.buffered = rest.length;
+      this.drain(frames);
+    }
+    return frames;
+  }
+
+  private drain(frames: Buffer[]): void {
+    for (;;) {
+      if (this.expected < 0) {
+        if (this.buffered < HEADER_BYTES) return;
+        const head = this.take(HEADER_BYTES);
+        this.expected = head.readUInt32BE(0);
+        this.checkLength(this.expected);
+      }
+      if (this.buffered < this.expected) return;
+      frames.push(this.take(this.expected));
+      this.expected = -1;
+    }
+  }
+
+  private checkLength(length: number): void {
+    if (length > this.maxFrameBytes) {
+      throw new VirtqError('FRAME_TOO_LARGE', `incoming frame of ${length} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    }
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first !== undefined && first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0] as Buffer;
+      const used = Math.min(c.length, n - filled);
+      c.copy(out, filled, 0, used);
+      filled += used;
+      if (used === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(used);
+    }
+    this.buffered -= n;
+    return out;
+  }
+}

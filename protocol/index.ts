@@ -1,0 +1,25 @@
+// The public surface of the protocol package: what the shim, virtqemud, the CLI and management
+// applications import. Nothing else in protocol/ is imported from outside.
+export * from './errors.js';
+export * from './clock.js';
+export * from './logger.js';
+export * from './definition.js';
+export * from './schema.js';
+export * from './types.js';
+export * from './catalogue.js';
+export { vmProcs, DomainInfo, BlockStat } from './vm-program.js';
+export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
+export { registryProgram, Registration, type RegistryProgram } from './registry-program.js';
+export { adminProgram, Limits, ClientRow, ServerInfo, type AdminProgram } from './admin-program.js';
+export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
+export { createCodec, type Codec } from './codec.js';
+export { parseMessage, type Message, type MessageType, type MessageStatus } from './message.js';
+export { FramedConnection } from './connection.js';
+export { RpcClient, type PushedEvent, type RpcClientOptions } from './client.js';
+export { typedClient, type TypedClient, type CallOptions } from './typed-client.js';
+export { ByteStream } from './byte-stream.js';
+export { EventQueue } from './event-queue.js';
+export { RpcServer, ServerClient, type Access, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';
+export { listenUnix, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
+export * from './paths.js';
+export * from './uri.js';

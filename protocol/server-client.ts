@@ -1,0 +1,71 @@
+// One connected client as the server sees it: identity, access level, counters, event
+// subscriptions and the streams it has open. Handlers receive it in their call context.
+import { ByteStream } from './byte-stream.js';
+import type { FramedConnection } from './connection.js';
+import type { VirtqError } from './errors.js';
+
+/** The access level of the socket a client connected to. */
+export type Access = 'rw' | 'ro' | 'admin';
+
+/** A connected client. */
+export class ServerClient {
+  calls = 0;
+  inFlight = 0;
+  /** Event keys this client subscribed to (meaning is up to the handlers). */
+  readonly subscriptions = new Set<string>();
+  private readonly streams = new Map<number, ByteStream>();
+  private readonly closeListeners: Array<() => void> = [];
+
+  constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection) {}
+
+  /** True for clients of the read-only socket. */
+  get readOnly(): boolean {
+    return this.access === 'ro';
+  }
+
+  /** Pushes an event to this client. */
+  pushEvent(prog: string, name: string, body: unknown): void {
+    try {
+      this.conn.send({ prog, proc: name, type: 'event', serial: 0, status: 'ok', body });
+    } catch {
+      // An event too large to send is dropped for this client only.
+    }
+  }
+
+  /** Runs `listener` when the client disconnects. */
+  onClose(listener: () => void): void {
+    if (this.conn.closed) listener();
+    else this.closeListeners.push(listener);
+  }
+
+  /** Creates the server end of a stream bound to a call's serial. */
+  createStream(prog: string, proc: string, serial: number): ByteStream {
+    const stream = new ByteStream(
+      (data) => {
+        try {
+          this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
+        } catch {
+          // Oversized chunk: dropped.
+        }
+      },
+      () => this.streams.delete(serial),
+    );
+    this.streams.set(serial, stream);
+    return stream;
+  }
+
+  /** Delivers an incoming stream frame. */
+  streamData(serial: number, body: unknown): void {
+    const s = this.streams.get(serial);
+    if (s === undefined) return;
+    if (body instanceof Uint8Array) s.remoteData(body);
+    else s.remoteEnded(undefined);
+  }
+
+  /** Called by the server when the connection has closed. */
+  closed(err: VirtqError | undefined): void {
+    for (const s of this.streams.values()) s.remoteEnded(err);
+    this.streams.clear();
+    for (const l of this.closeListeners.splice(0)) l();
+  }
+}

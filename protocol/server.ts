@@ -1,0 +1,215 @@
+// The RPC server: listeners per access level, per-connection state, caps on clients and calls
+// in flight, and dispatch through the catalogue (program -> procedure -> access check ->
+// argument validation -> handler -> reply). The server-level admin procedures are answered
+// here, so every daemon serves them the same way.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { ArgsOf, Program, ProcSpec, RetOf, ServerRole } from './catalogue.js';
+import type { Clock } from './clock.js';
+import { FramedConnection } from './connection.js';
+import { VirtqError } from './errors.js';
+import type { Logger } from './logger.js';
+import { errorReply, type Message } from './message.js';
+import { ServerClient, type Access } from './server-client.js';
+import { listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
+import type { ByteStream } from './byte-stream.js';
+import type { Limits } from './admin-program.js';
+import { serverAdminHandlers } from './server-admin.js';
+
+export { ServerClient, type Access } from './server-client.js';
+export type ServerLimits = Static<typeof Limits>;
+
+/** What a handler learns about its call. */
+export interface CallContext {
+  client: ServerClient;
+  serial: number;
+  prog: string;
+  proc: string;
+  /** For stream procedures: the server end of the stream, usable once the handler returns. */
+  openStream(): ByteStream;
+}
+
+/** A handler for one procedure. */
+export type Handler<S extends ProcSpec> = (args: ArgsOf<S>, ctx: CallContext) => Promise<RetOf<S>> | RetOf<S>;
+/** Handlers for (some of) a program's procedures. */
+export type Handlers<P extends Program> = { [K in keyof P['procs']]?: Handler<P['procs'][K]> };
+
+/** Called for a procedure of `prog` that has no handler; lets virtqemud forward per-VM calls. */
+export type Fallback = (prog: Program, procName: string, args: unknown, ctx: CallContext) => Promise<unknown>;
+
+/** Server configuration. */
+export interface RpcServerOptions {
+  daemon: string;
+  version: string;
+  role: ServerRole;
+  clock: Clock;
+  log: Logger;
+  limits?: Partial<ServerLimits>;
+  maxFrameBytes?: number;
+  partialFrameTimeoutMs?: number;
+  /** Extra facts for admin serverInfo. */
+  info?: () => Record<string, unknown>;
+}
+
+interface Registered { program: Program; handlers: Record<string, Handler<ProcSpec> | undefined>; fallback: Fallback | undefined }
+
+const ADMIN_CLIENT_CAP = 32;
+
+/** A virtq RPC server. */
+export class RpcServer {
+  readonly limits: ServerLimits;
+  private readonly programs = new Map<string, Registered>();
+  private readonly clientsById = new Map<number, ServerClient>();
+  private readonly listeners: Array<{ server: Server; bound: BoundSocket }> = [];
+  private nextClientId = 1;
+  private readonly startedAt: number;
+
+  constructor(private readonly opts: RpcServerOptions) {
+    this.limits = { maxClients: 5000, maxInflightPerClient: 128, workerConcurrency: 8, ...opts.limits };
+    this.startedAt = opts.clock.now();
+    this.register(serverAdminHandlers(this, opts));
+  }
+
+  /** Serves `program` with `handlers`; `fallback` takes procedures without a handler. */
+  register<P extends Program>(entry: { program: P; handlers: Handlers<P>; fallback?: Fallback }): void {
+    const existing = this.programs.get(entry.program.name);
+    const handlers = { ...(existing?.handlers ?? {}), ...(entry.handlers as Record<string, Handler<ProcSpec>>) };
+    this.programs.set(entry.program.name, { program: entry.program, handlers, fallback: entry.fallback ?? existing?.fallback });
+  }
+
+  /** Listens on a unix socket for one access level. */
+  async listen(path: string, access: Access, mode: number): Promise<void> {
+    const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket, access));
+    const bound = await listenUnix(server, path, mode);
+    this.listeners.push({ server, bound });
+  }
+
+  /** The connected clients. */
+  clients(): ServerClient[] {
+    return [...this.clientsById.values()];
+  }
+
+  /** Finds a client by id. */
+  client(id: number): ServerClient | undefined {
+    return this.clientsById.get(id);
+  }
+
+  /** Seconds since the server was created. */
+  uptimeSec(): number {
+    return (this.opts.clock.now() - this.startedAt) / 1000;
+  }
+
+  /** Pushes an event to every client for which `wants` is true. */
+  publish(prog: string, name: string, body: unknown, wants: (c: ServerClient) => boolean): void {
+    for (const c of this.clientsById.values()) if (wants(c)) c.pushEvent(prog, name, body);
+  }
+
+  /** Stops listening, removes our socket files and drops every client. */
+  async close(): Promise<void> {
+    for (const { server, bound } of this.listeners.splice(0)) {
+      await unlinkIfOurs(bound);
+      server.close();
+    }
+    for (const c of this.clientsById.values()) c.conn.close();
+  }
+
+  private accept(socket: Socket, access: Access): void {
+    const id = this.nextClientId++;
+    const conn: FramedConnection = new FramedConnection(socket, {
+      clock: this.opts.clock,
+      ...(this.opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.opts.maxFrameBytes }),
+      partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
+      onMessage: (msg) => this.onMessage(client, msg),
+      onBadMessage: (err, serial) => this.send(client, errorReply('', '', serial ?? 0, err.toWire())),
+      onClose: (err) => {
+        this.clientsById.delete(id);
+        client.closed(err);
+        if (err !== undefined) this.opts.log.debug({ client: id, code: err.code }, 'client dropped');
+      },
+    });
+    const client = new ServerClient(id, access, this.opts.clock.now(), conn);
+    const count = access === 'admin' ? this.countAdmin() : this.clientsById.size - this.countAdmin();
+    const cap = access === 'admin' ? ADMIN_CLIENT_CAP : this.limits.maxClients;
+    if (count >= cap) {
+      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients (limit ${cap}); try again later`));
+      return;
+    }
+    this.clientsById.set(id, client);
+  }
+
+  private countAdmin(): number {
+    let n = 0;
+    for (const c of this.clientsById.values()) if (c.access === 'admin') n++;
+    return n;
+  }
+
+  private onMessage(client: ServerClient, msg: Message): void {
+    if (msg.type === 'stream') return client.streamData(msg.serial, msg.body);
+    if (msg.type !== 'call') return;
+    if (client.inFlight >= this.limits.maxInflightPerClient) {
+      this.send(client, errorReply(msg.prog, msg.proc, msg.serial, new VirtqError('TOO_MANY_CALLS',
+        `this connection already has ${client.inFlight} calls in flight (limit ${this.limits.maxInflightPerClient})`).toWire()));
+      return;
+    }
+    client.inFlight++;
+    client.calls++;
+    let stream: ByteStream | undefined;
+    const ctx: CallContext = {
+      client, serial: msg.serial, prog: msg.prog, proc: msg.proc,
+      openStream: () => (stream ??= client.createStream(msg.prog, msg.proc, msg.serial)),
+    };
+    this.dispatch(client, msg, ctx).then(
+      (result) => {
+        client.inFlight--;
+        this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
+      },
+      (err: unknown) => {
+        client.inFlight--;
+        stream?.remoteEnded(undefined);
+        const e = VirtqError.from(err);
+        if (e.code === 'INTERNAL') this.opts.log.error({ err, proc: msg.proc }, 'handler failed');
+        this.send(client, errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
+      },
+    );
+  }
+
+  private async dispatch(client: ServerClient, msg: Message, ctx: CallContext): Promise<unknown> {
+    const reg = this.programs.get(msg.prog);
+    if (reg === undefined) throw new VirtqError('UNKNOWN_PROGRAM', `unknown program "${msg.prog}"`);
+    const spec: ProcSpec | undefined = Object.hasOwn(reg.program.procs, msg.proc) ? reg.program.procs[msg.proc] : undefined;
+    if (spec === undefined) throw new VirtqError('UNKNOWN_PROCEDURE', `program "${msg.prog}" has no procedure "${msg.proc}"`);
+    checkAccess(client.access, reg.program.name, msg.proc, spec);
+    if (!spec.servers.includes(this.opts.role)) {
+      throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not served by ${this.opts.daemon}`);
+    }
+    const args = (reg.program.argValidators.get(msg.proc) as { parse(v: unknown, what: string): unknown }).parse(msg.body, `arguments of ${msg.proc}`);
+    const handler = reg.handlers[msg.proc];
+    if (handler !== undefined) return handler(args as never, ctx);
+    if (reg.fallback !== undefined) return reg.fallback(reg.program, msg.proc, args, ctx);
+    throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not implemented by ${this.opts.daemon} yet`);
+  }
+
+  private send(client: ServerClient, msg: Message): void {
+    try {
+      client.conn.send(msg);
+    } catch (err) {
+      const e = VirtqError.from(err);
+      try {
+        client.conn.send(errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
+      } catch {
+        client.conn.close();
+      }
+    }
+  }
+}
+
+function checkAccess(access: Access, prog: string, proc: string, spec: ProcSpec<TSchema, TSchema>): void {
+  if (prog === 'admin') {
+    if (access !== 'admin') throw new VirtqError('PERMISSION_DENIED', `admin.${proc} is served on the admin socket only`);
+    return;
+  }
+  if (access === 'admin') throw new VirtqError('PERMISSION_DENIED', `${prog}.${proc} is not served on the admin socket`);
+  if (access === 'ro' && (!spec.readonly || prog === 'registry')) {
+    throw new VirtqError('PERMISSION_DENIED', `${prog}.${proc} changes state and is refused on the read-only socket; use the read-write socket`);
+  }
+}

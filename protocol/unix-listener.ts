@@ -1,0 +1,102 @@
+// Binding a unix socket without ever taking over a live one. The socket is bound under a
+// temporary name, given its mode, then hard-linked to its real path: link(2) fails if the
+// path exists, so two daemons racing for one path cannot both win, and a stale socket file
+// (nobody accepting) is removed only after a connect attempt proves it dead. Regular files
+// and other non-sockets at the path are never removed.
+import { randomBytes } from 'node:crypto';
+import { chmod, link, lstat, unlink, stat } from 'node:fs/promises';
+import { connect, type Server } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { VirtqError } from './errors.js';
+
+/** The longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
+export const MAX_SOCKET_PATH = 107;
+
+/** Identity of a bound socket file, so a daemon only ever unlinks its own. */
+export interface BoundSocket {
+  path: string;
+  ino: number;
+  dev: number;
+}
+
+/** Binds `server` at `path` with `mode`; throws SOCKET_IN_USE when a live process serves it. */
+export async function listenUnix(server: Server, path: string, mode: number): Promise<BoundSocket> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new VirtqError('INVALID_ARG', `socket path is longer than ${MAX_SOCKET_PATH} bytes: ${path}`);
+  }
+  const tmp = join(dirname(path), `.${randomBytes(4).toString('hex')}.tmp`);
+  await bind(server, Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path);
+  const bound = Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path;
+  try {
+    await chmod(bound, mode);
+    if (bound === tmp) await linkClaim(tmp, path);
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  } finally {
+    if (bound === tmp) await unlink(tmp).catch(() => undefined);
+  }
+  const st = await stat(path);
+  return { path, ino: st.ino, dev: st.dev };
+}
+
+/** Removes the socket file only if it is still the one this process bound. */
+export async function unlinkIfOurs(sock: BoundSocket): Promise<void> {
+  try {
+    const st = await lstat(sock.path);
+    if (st.ino === sock.ino && st.dev === sock.dev) await unlink(sock.path);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Resolves true when something accepts connections at `path`. */
+export function isLive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const timer = setTimeout(() => { s.destroy(); resolve(true); }, timeoutMs);
+    timer.unref();
+    s.once('connect', () => { clearTimeout(timer); s.destroy(); resolve(true); });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      // EAGAIN: the backlog is full, which means somebody is listening.
+      resolve(err.code === 'EAGAIN');
+    });
+  });
+}
+
+function bind(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE'
+        ? new VirtqError('SOCKET_IN_USE', `socket path ${path} is in use`)
+        : new VirtqError('INTERNAL', `cannot listen on ${path}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function linkClaim(tmp: string, path: string): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await link(tmp, path);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const st = await lstat(path).catch(() => undefined);
+    if (st === undefined) continue;
+    if (!st.isSocket()) {
+      throw new VirtqError('SOCKET_IN_USE', `${path} exists and is not a socket; refusing to replace it`);
+    }
+    if (await isLive(path)) {
+      throw new VirtqError('SOCKET_IN_USE', `another process is serving ${path} (is ${basename(path, '.sock')} already running?)`);
+    }
+    await unlink(path).catch(() => undefined);
+  }
+  throw new VirtqError('SOCKET_IN_USE', `could not claim ${path}: it keeps being recreated`);
+}

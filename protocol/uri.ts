@@ -1,0 +1,61 @@
+// Connection URIs (contract, see ARCHITECTURE.md "Modes"): which daemon or shim a client talks
+// to and over which socket. Parsing is pure; the client library turns a target into a socket.
+import { isAbsolute } from 'node:path';
+import { VirtqError } from './errors.js';
+import { daemonSockets, rootLayout, sessionLayout, systemLayout, type Layout } from './paths.js';
+
+/** Where a URI points. */
+export type Target =
+  | { kind: 'daemon'; layout: Layout; socket: string; readOnly: boolean; admin: string; uri: string }
+  | { kind: 'embed'; root: string; layout: Layout; uri: string }
+  | { kind: 'shim'; socket: string; readOnly: boolean; uri: string }
+  | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string };
+
+/** Parses a virtq URI; throws INVALID_ARG saying what is wrong. */
+export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new VirtqError('INVALID_ARG', `not a URI: "${uri}" (try qemu:///system or qemu:///session)`);
+  }
+  const q = url.searchParams;
+  const readOnly = q.get('mode') === 'ro';
+  const mode = q.get('mode');
+  if (mode !== null && mode !== 'ro' && mode !== 'rw') throw new VirtqError('INVALID_ARG', `${uri}: mode must be ro or rw`);
+  const root = q.get('root');
+  if (root !== null && !isAbsolute(root)) throw new VirtqError('INVALID_ARG', `${uri}: root must be an absolute path`);
+  const socketOverride = q.get('socket');
+  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: remote hosts are not supported; use qemu:///...`);
+  const path = decodeURIComponent(url.pathname);
+
+  if (url.protocol === 'qemu+shim:') {
+    if (!isAbsolute(path) || path === '/') throw new VirtqError('INVALID_ARG', `${uri}: expected qemu+shim:///PATH/TO/NAME.sock`);
+    return { kind: 'shim', socket: socketOverride ?? path, readOnly, uri };
+  }
+  if (url.protocol === 'shim:') {
+    const name = path.replace(/^\//, '');
+    if (name === '' || name.includes('/')) throw new VirtqError('INVALID_ARG', `${uri}: expected shim:///NAME?root=DIR`);
+    const layout = root === null ? systemLayout() : rootLayout(root);
+    if (socketOverride !== null) return { kind: 'shim', socket: socketOverride, readOnly, uri };
+    return { kind: 'shim-name', name, layout, readOnly, uri };
+  }
+  if (url.protocol !== 'qemu:') throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${url.protocol} (expected qemu:, qemu+shim: or shim:)`);
+
+  if (path === '/embed') {
+    if (root === null) throw new VirtqError('INVALID_ARG', `${uri}: embed mode needs ?root=DIR`);
+    return { kind: 'embed', root, layout: rootLayout(root), uri };
+  }
+  let layout: Layout;
+  if (path === '/system') layout = root === null ? systemLayout() : rootLayout(root);
+  else if (path === '/session') layout = root === null ? sessionLayout(env) : rootLayout(root);
+  else throw new VirtqError('INVALID_ARG', `${uri}: unknown path ${path} (expected /system, /session or /embed)`);
+  const sockets = daemonSockets(layout);
+  const socket = socketOverride ?? (readOnly ? sockets.ro : sockets.rw);
+  return { kind: 'daemon', layout, socket, readOnly, admin: sockets.admin, uri };
+}
+
+/** The default URI: VIRTQ_DEFAULT_URI, else session for non-root and system for root. */
+export function defaultUri(env: NodeJS.ProcessEnv, uid: number): string {
+  return env['VIRTQ_DEFAULT_URI'] ?? (uid === 0 ? 'qemu:///system' : 'qemu:///session');
+}

@@ -1,0 +1,73 @@
+// The per-VM procedures: served by each VM's shim and, by VM name, forwarded by virtqemud.
+// Append only; a procedure's name and meaning never change once released.
+import { Type } from '@sinclair/typebox';
+import { Definition, DiskSpec, DomainName, DomainUuid } from './definition.js';
+import { proc } from './catalogue.js';
+import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
+
+const both = ['shim', 'aggregator'] as const;
+const ref = (extra: Parameters<typeof Type.Object>[0] = {}) =>
+  Type.Object({ name: DomainName, ...extra }, { additionalProperties: false });
+
+export const DomainInfo = Type.Object({
+  name: DomainName,
+  uuid: DomainUuid,
+  state: DomainState,
+  reason: Type.String(),
+  vcpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  /** Guest CPU time (user + system of the QEMU process) in seconds. */
+  cpuTimeSec: Type.Number(),
+  qemuPid: Type.Optional(Type.Integer()),
+  shimPid: Type.Integer(),
+  /** Seconds since QEMU started; 0 when not running. */
+  uptimeSec: Type.Number(),
+  /** True once raw QMP passthrough has been used on this VM. */
+  tainted: Type.Boolean(),
+  accel: Type.String(),
+});
+
+export const BlockStat = Type.Object({
+  target: Type.String(),
+  rdBytes: Type.Number(), wrBytes: Type.Number(),
+  rdOps: Type.Number(), wrOps: Type.Number(), flushOps: Type.Number(),
+});
+
+/** Per-VM procedures, keyed by name. */
+export const vmProcs = {
+  getState: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: true, priority: 'high', perVm: true, since: '0.1', cli: 'domstate',
+    description: 'The VM\'s state and the reason it is in it.' }),
+  getInfo: proc({ args: DomainRef, ret: DomainInfo, servers: both, readonly: true, priority: 'high', perVm: true, since: '0.1', cli: 'dominfo',
+    description: 'State, vCPUs, memory, CPU time, QEMU pid, uptime and taint of the VM.' }),
+  getDefinition: proc({ args: DomainRef, ret: Definition, servers: both, readonly: true, priority: 'high', perVm: true, since: '0.1', cli: 'dumpdef',
+    description: 'The VM\'s definition, defaults filled in.' }),
+  shutdown: proc({ args: ref({ timeoutSec: Type.Optional(Type.Number({ minimum: 0, maximum: 86_400 })) }), ret: StateResult,
+    servers: both, readonly: false, perVm: true, since: '0.1', cli: 'shutdown',
+    description: 'Presses the ACPI power button; with a timeout, destroys the VM if it has not stopped by then.' }),
+  destroy: proc({ args: ref({ graceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })) }), ret: StateResult,
+    servers: both, readonly: false, priority: 'high', perVm: true, since: '0.1', cli: 'destroy',
+    description: 'Stops QEMU at once: SIGTERM, then SIGKILL after the grace period.' }),
+  reboot: proc({ args: DomainRef, ret: Empty, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'reboot',
+    description: 'Asks the guest to reboot (Ctrl-Alt-Del).' }),
+  reset: proc({ args: DomainRef, ret: Empty, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'reset',
+    description: 'Resets the virtual hardware at once, like the reset button.' }),
+  suspend: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'suspend',
+    description: 'Pauses the VM\'s vCPUs.' }),
+  resume: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'resume',
+    description: 'Resumes a paused VM.' }),
+  attachDisk: proc({ args: ref({ disk: DiskSpec }), ret: Empty, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'attach-disk',
+    description: 'Hot-plugs a disk (blockdev-add + device_add).' }),
+  detachDisk: proc({ args: ref({ target: Type.String({ pattern: '^(vd|hd|sd)[a-z]{1,2}$' }), timeoutSec: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })) }),
+    ret: Empty, servers: both, readonly: false, perVm: true, since: '0.1', cli: 'detach-disk',
+    description: 'Hot-unplugs a disk and waits until the guest has released it.' }),
+  blockStats: proc({ args: DomainRef, ret: Type.Object({ disks: Type.Array(BlockStat) }), servers: both, readonly: true, perVm: true, since: '0.1', cli: 'domblkstat',
+    description: 'Read and write bytes and operations per disk.' }),
+  memoryStats: proc({ args: DomainRef, ret: Type.Object({ memoryMiB: Type.Integer(), rssBytes: Type.Number() }), servers: both, readonly: true, perVm: true, since: '0.1', cli: 'dommemstat',
+    description: 'Configured memory and the QEMU process\'s resident set.' }),
+  qemuMonitorCommand: proc({ args: ref({ command: AnyObject }), ret: Type.Object({ result: Type.Unknown() }), servers: both, readonly: false, perVm: true, since: '0.1', cli: 'qemu-monitor-command',
+    description: 'Sends a raw QMP command (troubleshooting only: marks the VM tainted).' }),
+  subscribeEvents: proc({ args: Type.Object({ name: Type.Optional(DomainName) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: true, priority: 'high', since: '0.1',
+    description: 'Pushes lifecycle events to this connection (one VM, or every VM on virtqemud).' }),
+  openConsole: proc({ args: DomainRef, ret: Empty, servers: both, readonly: false, perVm: true, stream: true, since: '0.1', cli: 'console',
+    description: 'Opens the serial console as a byte stream in both directions.' }),
+};
