@@ -1,18 +1,21 @@
 // Length-prefixed frames. The size limit is checked on the 4-byte header, before a byte of the
 // body is buffered, so a hostile peer cannot make the decoder allocate more than the maximum.
-//
-//   +----------------+------------------------------------------------------------+
-//   | u32 BE length  | one CBOR item: { prog, proc, type, serial, status, body }   |
-//   +----------------+------------------------------------------------------------+
-//
-//   prog    text   program: "virtq" | "registry" | "admin"
-//   proc    text   procedure (call/reply) or event name (event); the opening call's name (stream)
-//   type    text   "call" | "reply" | "event" | "stream"
-//   serial  uint   chosen by the caller; a reply and stream chunks echo the serial of their call;
-//                  events carry 0. Serial 0 on a reply means a connection-level error.
-//   status  text   "ok" | "error"; on "error" the body is { code, message, details? }
-//   body    any    the arguments, result, event payload or stream chunk
+// The wire table is FRAME_LAYOUT below; docs/protocol.md renders it verbatim.
 import { VirtqError } from './errors.js';
+
+/** The frame and message header, field by field: the wire table of the protocol. */
+export const FRAME_LAYOUT = `\
++----------------+------------------------------------------------------------+
+| u32 BE length  | one CBOR item: { prog, proc, type, serial, status, body }   |
++----------------+------------------------------------------------------------+
+
+prog    text   program: "virtq" | "registry" | "admin"
+proc    text   procedure (call/reply) or event name (event); the opening call's name (stream)
+type    text   "call" | "reply" | "event" | "stream"
+serial  uint   chosen by the caller; a reply and stream chunks echo the serial of their call;
+               events carry 0. Serial 0 on a reply means a connection-level error.
+status  text   "ok" | "error"; on "error" the body is { code, message, details? }
+body    any    the arguments, result, event payload or stream chunk`;
 
 /** Default maximum frame body, as libvirt's VIR_NET_MESSAGE_MAX. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;

@@ -30,7 +30,7 @@ for arg in "$@"; do
 done
 OUT=${OUT:-${VIRTQ_TEST_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/virtq/test-guest}}
 KERNEL_META=${TG_KERNEL_META:-linux-image-cloud-amd64}
-# Order matters only for readability; modprobe pulls in dependencies itself.
+# modprobe pulls in dependencies itself, so this order is for readability only.
 MODULES="button evdev virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
 MODULES=$(echo $MODULES ${TG_EXTRA_MODULES:-})
 REQUEST="$KERNEL_META: $MODULES"
@@ -83,7 +83,7 @@ fetch_debs() {
 }
 
 if ! fetch_debs; then
-  say "download failed; running apt-get update once"
+  say "cannot resolve or download the packages; running apt-get update once"
   apt_retry apt-get update -o APT::Sandbox::User=root || die "apt-get update failed"
   fetch_debs || die "cannot download $KERNEL_META and busybox-static"
 fi

@@ -1,12 +1,13 @@
 // What a QEMU binary can do, probed once and cached on disk keyed by the binary's identity
 // (realpath, size, mtime) and whether /dev/kvm is usable; plus the accelerator choice for a VM.
 // Cache files are written atomically (temp, fsync, rename), so readers never see a partial one.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
-import { access, mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { systemClock, type Clock } from '../../../protocol/clock.js';
 import type { NormalizedDefinition } from '../../../protocol/definition.js';
+import { writeFileAtomic } from '../../fs/atomic-file.js';
 import { VirtqError } from '../../../protocol/errors.js';
 import type { Accel } from './argv.js';
 import { runProbe, spawnProbe, type ProbeCommand, type ProbeSpawn } from './capabilities-probe.js';
@@ -80,7 +81,7 @@ export async function probeCapabilities(binary: string, opts: ProbeOptions): Pro
   } catch (err) {
     throw new VirtqError('OPERATION_FAILED', `probing ${real}: unexpected QMP reply shape: ${(err as Error).message}`, { cause: err });
   }
-  await writeAtomically(opts.cacheDir, file, `${JSON.stringify(caps, null, 2)}\n`);
+  await writeCacheFile(opts.cacheDir, file, `${JSON.stringify(caps, null, 2)}\n`);
   return caps;
 }
 
@@ -180,27 +181,8 @@ function isCapabilities(v: unknown): v is QemuCapabilities {
     && typeof c.sandbox === 'boolean' && typeof c.kvm === 'boolean' && typeof c.probedAt === 'number';
 }
 
-/** Writes `file` so that it either does not change or holds all of `text`, even across a crash. */
-async function writeAtomically(dir: string, file: string, text: string): Promise<void> {
+
+async function writeCacheFile(dir: string, file: string, text: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.qemu-caps-${randomUUID()}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw new VirtqError('OPERATION_FAILED', `cannot write capabilities cache ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync(); // make the rename itself durable
-  } finally {
-    await dh.close();
-  }
+  await writeFileAtomic(file, text);
 }

@@ -1,0 +1,2 @@
+// virtq entry point (placeholder until the CLI lands).
+process.stdout.write('usage: virtq [-c URI] COMMAND\n');

@@ -1,0 +1,39 @@
+// Atomic replacement of small persistent files (definitions, state files, caches): write a
+// temp file in the same directory, fsync it, rename it over the target, fsync the directory.
+// A crash at any point leaves either the old file or the new one, never a mix.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
+
+/** Temp files are named `.NAME.RANDOM.tmp`; readers skip names starting with a dot. */
+export function isTempName(name: string): boolean {
+  return name.startsWith('.') && name.endsWith('.tmp');
+}
+
+/** Replaces `file` with `data` atomically and durably. Throws OPERATION_FAILED naming the file. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new VirtqError('OPERATION_FAILED', `cannot write ${file}: ${code === 'ENOSPC' ? 'no space left on device' : (err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,103 @@
+// The QEMU process as the shim sees it: a child it spawned (exit status known) or a process it
+// re-attached to (not its child: exit is detected from /proc, where a reaped or zombie process
+// shows, never from kill(pid, 0), which a not-yet-reaped orphan still answers).
+import { spawn as spawnChild } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import type { Clock } from '../../protocol/clock.js';
+
+/** How the QEMU process ended. */
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** False when the process was not our child, so its status is unknown. */
+  known: boolean;
+}
+
+/** A running QEMU process. */
+export interface QemuProcess {
+  readonly pid: number;
+  readonly exited: Promise<ExitInfo>;
+  readonly isChild: boolean;
+  kill(signal: NodeJS.Signals): void;
+  /** Tells an attached watcher to look now (the monitor closed). */
+  poke(): void;
+}
+
+/** Starts processes; injected so tests and benchmarks can count or replace spawns. */
+export interface Spawner {
+  spawn(file: string, args: readonly string[], opts: { logFile: string }): QemuProcess;
+}
+
+/** The real spawner: QEMU in its own process group, stdout and stderr appended to the log file. */
+export function childSpawner(): Spawner {
+  return {
+    spawn(file, args, { logFile }) {
+      const fd = openSync(logFile, 'a', 0o600);
+      try {
+        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd] });
+        const exited = new Promise<ExitInfo>((resolve) => {
+          child.once('exit', (code, signal) => resolve({ code, signal, known: true }));
+          child.once('error', () => resolve({ code: 127, signal: null, known: true }));
+        });
+        if (child.pid === undefined) {
+          return { pid: 0, exited, isChild: true, kill: () => undefined, poke: () => undefined };
+        }
+        const pid = child.pid;
+        return { pid, exited, isChild: true, kill: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } }, poke: () => undefined };
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+/** The state letter of /proc/PID/stat, or undefined when there is no such process. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
+export function isLiveQemu(pid: number, marker: string): boolean {
+  const state = procState(pid);
+  if (state === undefined || state === 'Z' || state === 'X') return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+/** Watches a QEMU process that is not our child. */
+export function attachedProcess(pid: number, clock: Clock, pollMs = 1000): QemuProcess {
+  let settle!: (e: ExitInfo) => void;
+  const exited = new Promise<ExitInfo>((resolve) => { settle = resolve; });
+  let done = false;
+  const look = (): void => {
+    if (done) return;
+    const s = procState(pid);
+    if (s === undefined || s === 'Z' || s === 'X') {
+      done = true;
+      settle({ code: null, signal: null, known: false });
+    }
+  };
+  const check = (): void => {
+    look();
+    if (!done) clock.setTimeout(check, pollMs);
+  };
+  clock.setTimeout(check, pollMs);
+  return {
+    pid,
+    exited,
+    isChild: false,
+    kill: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } },
+    poke: () => {
+      // After the monitor closes QEMU is normally exiting: look a few times quickly.
+      for (const ms of [0, 20, 100, 300]) clock.setTimeout(look, ms);
+    },
+  };
+}

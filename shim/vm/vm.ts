@@ -1,0 +1,404 @@
+// One VM: owns its QEMU process and monitor, runs the lifecycle state machine, turns QMP events
+// and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
+// / onCrash policy. It never sees RPC: handlers call it with plain arguments.
+import type { Socket } from 'node:net';
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition } from '../../protocol/index.js';
+import { buildQemuArgv, type Accel } from '../../drivers/hypervisor/qemu/argv.js';
+import { findHostDevices } from '../../drivers/hypervisor/qemu/host-devices.js';
+import { QmpMonitor, type QmpEventCallbacks } from '../../drivers/hypervisor/qemu/qmp/monitor.js';
+import { canTransition, checkOperation } from './states.js';
+import { JobLock } from './jobs.js';
+import type { MonitorListener } from './monitor-listener.js';
+import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
+import { processStats } from './proc-stats.js';
+import { tailFile } from './tail-file.js';
+
+/** What a VM needs from the outside world. */
+export interface VmDeps {
+  clock: Clock;
+  log: Logger;
+  spawner: Spawner;
+  qemuBinary: string;
+  accel: Accel;
+  sandbox: boolean;
+  monitorSocket: string;
+  consoleSocket: string;
+  qemuLogFile: string;
+  monitors: MonitorListener;
+  /** Called after every state change, so the owner can persist and publish. */
+  onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
+}
+
+/** Why the shim itself is stopping QEMU. */
+type StopIntent = 'destroyed' | 'shutdown-timeout' | 'shutdown';
+
+const MONITOR_CONNECT_MS = 30_000;
+const POWERDOWN_RESEND_MS = 3_000;
+const POWERDOWN_RESEND_FOR_MS = 30_000;
+const RESTART_WINDOW_MS = 60_000;
+const MAX_RESTARTS_IN_WINDOW = 3;
+
+/** A VM run by this shim. */
+export class Vm {
+  state: DomainState = 'shutoff';
+  reason = 'not started';
+  details: Record<string, unknown> | undefined;
+  tainted = false;
+  qemuStartedAt: number | undefined;
+  readonly jobs = new JobLock();
+  private proc: QemuProcess | undefined;
+  private mon: QmpMonitor | undefined;
+  private intent: StopIntent | undefined;
+  private guestShutdown = false;
+  private rebootPending = false;
+  private expectedPause: string | undefined;
+  private lastReset = 0;
+  private restarts: number[] = [];
+  private gone: Promise<void> = Promise.resolve();
+  private markGone: () => void = () => undefined;
+  private readonly finishedP: Promise<void>;
+  private markFinished!: () => void;
+  private readonly deviceWaiters = new Map<string, () => void>();
+
+  constructor(public def: NormalizedDefinition, private readonly deps: VmDeps) {
+    this.finishedP = new Promise((resolve) => { this.markFinished = resolve; });
+  }
+
+  /** Settles when the VM has stopped for good (no restart policy left to apply). */
+  get finished(): Promise<void> {
+    return this.finishedP;
+  }
+
+  /** The QEMU pid while a process exists. */
+  get qemuPid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** The monitor; OPERATION_INVALID when QEMU is not connected. */
+  monitor(): QmpMonitor {
+    if (this.mon === undefined || this.mon.isClosed) {
+      throw new VirtqError('OPERATION_INVALID', `VM "${this.def.name}" has no monitor connection (state ${this.state})`);
+    }
+    return this.mon;
+  }
+
+  /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
+  async start(paused: boolean): Promise<void> {
+    this.transition('starting', 'booting');
+    this.intent = undefined;
+    this.guestShutdown = false;
+    const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
+    const argv = buildQemuArgv(this.def, {
+      monitorSocket: this.deps.monitorSocket, consoleSocket: this.deps.consoleSocket,
+      accel: this.deps.accel, sandbox: this.deps.sandbox, hostDevices,
+    });
+    this.deps.log.info({ argv }, 'spawning qemu');
+    const proc = this.deps.spawner.spawn(this.deps.qemuBinary, argv, { logFile: this.deps.qemuLogFile });
+    this.adopt(proc);
+    this.qemuStartedAt = this.deps.clock.now();
+    this.deps.onLifecycle(undefined);
+    try {
+      const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
+      await this.attachMonitor(socket);
+      if (!paused) await this.monitor().cont();
+    } catch (err) {
+      this.intent ??= 'destroyed';
+      proc.kill('SIGKILL');
+      await this.gone;
+      const tail = await tailFile(this.deps.qemuLogFile, 2048);
+      throw new VirtqError('OPERATION_FAILED', `QEMU failed to start VM "${this.def.name}": ${VirtqError.from(err).message}${tail ? `\n${tail}` : ''}`, { cause: err });
+    }
+    this.transition(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
+    this.deps.onLifecycle('started');
+  }
+
+  /** Takes over a QEMU started by an earlier shim: waits for its monitor to redial us. */
+  async reattach(pid: number, saved: { state: DomainState; reason: string; tainted: boolean; qemuStartedAt: number | undefined }): Promise<void> {
+    this.state = saved.state;
+    this.reason = saved.reason;
+    this.tainted = saved.tainted;
+    this.qemuStartedAt = saved.qemuStartedAt;
+    const proc = attachedProcess(pid, this.deps.clock);
+    this.adopt(proc);
+    const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
+    await this.attachMonitor(socket);
+    const status = await this.monitor().queryStatus();
+    if (status.running) this.transition('running', this.state === 'running' ? this.reason : 'unpaused');
+    else if (status.status === 'shutdown') this.onShutdown({ guest: true, reason: 'guest-shutdown' });
+    else if (this.state !== 'paused') this.transition('paused', 'unknown');
+    this.deps.onLifecycle('shim-attached');
+  }
+
+  /** ACPI power button; with a timeout, waits and destroys when the guest has not stopped. */
+  shutdown(timeoutSec: number | undefined): Promise<void> {
+    return this.jobs.run('shutdown', async () => {
+      checkOperation('shutdown', this.def.name, this.state);
+      this.transition('shutting-down', 'user');
+      this.deps.onLifecycle(undefined);
+      await this.monitor().systemPowerdown();
+      this.resendPowerdown();
+      if (timeoutSec === undefined) return;
+      const stopped = await this.waitGone(timeoutSec * 1000);
+      if (!stopped && this.proc !== undefined) {
+        this.deps.log.warn({ timeoutSec }, 'guest ignored shutdown; destroying');
+        await this.kill('shutdown-timeout', 3000);
+      }
+    });
+  }
+
+  /** Stops QEMU now: SIGTERM, SIGKILL after `graceMs`. Runs outside the job lock. */
+  async destroy(graceMs = 5000): Promise<void> {
+    checkOperation('destroy', this.def.name, this.state);
+    await this.kill('destroyed', graceMs);
+  }
+
+  /** Reboots the guest cleanly, as libvirt does: ACPI power-off, then reset and continue. */
+  reboot(): Promise<void> {
+    return this.jobs.run('reboot', async () => {
+      checkOperation('reboot', this.def.name, this.state);
+      this.rebootPending = true;
+      await this.monitor().systemPowerdown();
+    });
+  }
+
+  /** Hardware reset. */
+  reset(): Promise<void> {
+    return this.jobs.run('reset', async () => {
+      checkOperation('reset', this.def.name, this.state);
+      await this.monitor().systemReset();
+      if (this.state === 'shutting-down') this.transition('running', 'reset');
+    });
+  }
+
+  suspend(): Promise<void> {
+    return this.jobs.run('suspend', async () => {
+      checkOperation('suspend', this.def.name, this.state);
+      this.expectedPause = 'user';
+      await this.monitor().stop();
+      this.enterPaused('user');
+    });
+  }
+
+  resume(): Promise<void> {
+    return this.jobs.run('resume', async () => {
+      checkOperation('resume', this.def.name, this.state);
+      await this.monitor().cont();
+      this.enterRunning('unpaused');
+    });
+  }
+
+  /** Raw QMP passthrough; taints the VM. */
+  monitorCommand(command: Record<string, unknown>): Promise<unknown> {
+    return this.jobs.run('qemuMonitorCommand', async () => {
+      checkOperation('qemuMonitorCommand', this.def.name, this.state);
+      if (!this.tainted) {
+        this.tainted = true;
+        this.deps.log.warn({ msgId: 'VM_TAINTED', command: command['execute'] }, 'raw monitor command used; VM tainted');
+        this.deps.onLifecycle(undefined);
+      }
+      return this.monitor().raw(command);
+    });
+  }
+
+  /** Resolves when the device with `id` has been deleted, or rejects with TIMEOUT. */
+  waitDeviceDeleted(id: string, timeoutMs: number): { promise: Promise<void>; cancel(): void } {
+    let cancel = () => undefined as void;
+    const promise = new Promise<void>((resolve, reject) => {
+      const timer = this.deps.clock.setTimeout(() => {
+        this.deviceWaiters.delete(id);
+        reject(new VirtqError('TIMEOUT', `the guest did not release device ${id} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.deviceWaiters.set(id, () => { timer.dispose(); resolve(); });
+      cancel = () => { timer.dispose(); this.deviceWaiters.delete(id); };
+    });
+    return { promise, cancel };
+  }
+
+  /** CPU seconds, RSS and uptime of the QEMU process. */
+  stats(): { cpuTimeSec: number; rssBytes: number; uptimeSec: number } {
+    const pid = this.proc?.pid;
+    if (pid === undefined) return { cpuTimeSec: 0, rssBytes: 0, uptimeSec: 0 };
+    const s = processStats(pid);
+    const uptimeSec = this.qemuStartedAt === undefined ? 0 : (this.deps.clock.now() - this.qemuStartedAt) / 1000;
+    return { cpuTimeSec: s.cpuTimeSec, rssBytes: s.rssBytes, uptimeSec };
+  }
+
+  // --- process and monitor -------------------------------------------------------------
+
+  private adopt(proc: QemuProcess): void {
+    this.proc = proc;
+    this.gone = new Promise((resolve) => { this.markGone = resolve; });
+    proc.exited.then((info) => this.onExit(proc, info), () => undefined);
+  }
+
+  private async attachMonitor(socket: Socket): Promise<void> {
+    this.mon?.close();
+    const monitor = await QmpMonitor.attach(socket, {
+      clock: this.deps.clock,
+      callbacks: this.qmpCallbacks(),
+      log: this.deps.log.child({ module: 'qemu.qmp' }),
+      onClose: () => {
+        if (this.mon === monitor) this.mon = undefined;
+        this.proc?.poke();
+        if (this.proc !== undefined) void this.redial();
+      },
+    });
+    this.mon = monitor;
+  }
+
+  // A QEMU whose monitor dropped but which still runs redials within a second (reconnect=1).
+  private async redial(): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) return;
+    try {
+      const socket = await this.deps.monitors.next(this.deps.clock, 5000, proc.exited);
+      if (this.proc === proc) await this.attachMonitor(socket);
+    } catch {
+      // QEMU exited: onExit handles it.
+    }
+  }
+
+  private async kill(intent: StopIntent, graceMs: number): Promise<void> {
+    const proc = this.proc;
+    if (proc === undefined) return;
+    this.intent = intent;
+    proc.kill('SIGTERM');
+    const timer = this.deps.clock.setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    await this.gone;
+    timer.dispose();
+  }
+
+  private waitGone(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = this.deps.clock.setTimeout(() => resolve(false), ms);
+      void this.gone.then(() => { timer.dispose(); resolve(true); });
+    });
+  }
+
+  private resendPowerdown(): void {
+    const until = this.deps.clock.monotonic() + POWERDOWN_RESEND_FOR_MS;
+    const again = (): void => {
+      if (this.state !== 'shutting-down' || this.deps.clock.monotonic() > until) return;
+      this.mon?.systemPowerdown().catch(() => undefined);
+      this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
+    };
+    this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
+  }
+
+  private onExit(proc: QemuProcess, info: ExitInfo): void {
+    if (this.proc !== proc) return;
+    this.mon?.close();
+    this.mon = undefined;
+    this.proc = undefined;
+    this.qemuStartedAt = undefined;
+    const { state, reason, details } = this.classifyExit(info);
+    this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
+    this.details = details;
+    this.transition(state, reason);
+    this.deps.onLifecycle(state === 'crashed' ? 'crashed' : 'stopped', details);
+    this.markGone();
+    if (state === 'crashed' && this.def.onCrash === 'restart' && this.mayRestart()) {
+      this.deps.log.warn({ msgId: 'VM_RESTART' }, 'restarting crashed VM (onCrash=restart)');
+      this.start(false).catch((err: unknown) => {
+        this.deps.log.error({ err }, 'restart failed');
+        this.markFinished();
+      });
+      return;
+    }
+    this.markFinished();
+  }
+
+  private classifyExit(info: ExitInfo): { state: DomainState; reason: string; details: Record<string, unknown> } {
+    const details: Record<string, unknown> = { exitCode: info.code, signal: info.signal };
+    if (this.intent !== undefined) return { state: 'shutoff', reason: this.intent, details };
+    if (this.state === 'starting') return { state: 'shutoff', reason: 'failed', details };
+    if (this.guestShutdown) return { state: 'shutoff', reason: 'shutdown', details };
+    if (!info.known) return { state: 'crashed', reason: 'unknown', details };
+    if (info.signal !== null) return { state: 'crashed', reason: `signal-${info.signal}`, details };
+    if (info.code !== 0) return { state: 'crashed', reason: `exit-status-${info.code}`, details };
+    return { state: 'shutoff', reason: 'shutdown', details };
+  }
+
+  private mayRestart(): boolean {
+    const now = this.deps.clock.monotonic();
+    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.restarts.length >= MAX_RESTARTS_IN_WINDOW) return false;
+    this.restarts.push(now);
+    return true;
+  }
+
+  // --- QMP events ----------------------------------------------------------------------
+
+  private qmpCallbacks(): QmpEventCallbacks {
+    return {
+      onShutdown: (e) => this.onShutdown(e),
+      onStop: () => this.enterPaused(this.expectedPause ?? 'unknown'),
+      onResume: () => this.enterRunning('unpaused'),
+      onReset: (e) => {
+        // One guest reboot can raise several RESET events within milliseconds.
+        const now = this.deps.clock.monotonic();
+        if (now - this.lastReset > 1000) this.deps.onLifecycle('reset', { guest: e.guest, cause: e.reason });
+        this.lastReset = now;
+      },
+      onDeviceDeleted: (e) => {
+        if (e.device === undefined) return;
+        this.deviceWaiters.get(e.device)?.();
+        this.deviceWaiters.delete(e.device);
+        this.deps.onLifecycle('device-removed', { device: e.device });
+      },
+      onGuestPanicked: () => this.deps.log.warn({ msgId: 'GUEST_PANICKED' }, 'guest panicked'),
+    };
+  }
+
+  private onShutdown(e: { guest: boolean; reason: string }): void {
+    if (!e.guest && e.reason !== 'guest-reset') return; // host-initiated: the exit follows
+    const mon = this.mon;
+    if (this.rebootPending || (e.reason === 'guest-reset' && this.def.onReboot === 'restart')) {
+      this.rebootPending = false;
+      void this.restartInPlace(mon, 'rebooted');
+      return;
+    }
+    this.guestShutdown = true;
+    this.deps.onLifecycle('shutdown', { cause: e.reason });
+    const policy = e.reason === 'guest-reset' ? this.def.onReboot : this.def.onPoweroff;
+    if (policy === 'restart') {
+      void this.restartInPlace(mon, 'restarted');
+      return;
+    }
+    this.intent = 'shutdown';
+    mon?.quit().catch(() => this.proc?.kill('SIGTERM'));
+  }
+
+  private async restartInPlace(mon: QmpMonitor | undefined, reason: string): Promise<void> {
+    try {
+      await mon?.systemReset();
+      await mon?.cont();
+      this.transition('running', reason);
+      this.deps.onLifecycle('reset', { cause: reason });
+    } catch (err) {
+      this.deps.log.warn({ err }, 'reset after guest shutdown failed');
+    }
+  }
+
+  private enterPaused(reason: string): void {
+    this.expectedPause = undefined;
+    if (this.state === 'paused' || this.state === 'starting' || !canTransition(this.state, 'paused')) return;
+    this.transition('paused', reason);
+    this.deps.onLifecycle('suspended');
+  }
+
+  private enterRunning(reason: string): void {
+    if (this.state !== 'paused') return;
+    this.transition('running', reason);
+    this.deps.onLifecycle('resumed');
+  }
+
+  private transition(to: DomainState, reason: string): void {
+    if (to !== this.state && !canTransition(this.state, to)) {
+      this.deps.log.warn({ from: this.state, to }, 'unexpected state transition');
+    }
+    this.state = to;
+    this.reason = reason;
+    if (to !== 'shutoff' && to !== 'crashed') this.details = undefined;
+  }
+}
