@@ -14,6 +14,7 @@ export class ServerClient {
   /** Event keys this client subscribed to (meaning is up to the handlers). */
   readonly subscriptions = new Set<string>();
   private readonly streams = new Map<number, ByteStream>();
+  private readonly opening = new Map<number, () => void>();
   private readonly closeListeners: Array<() => void> = [];
 
   constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection) {}
@@ -38,20 +39,33 @@ export class ServerClient {
     else this.closeListeners.push(listener);
   }
 
-  /** Creates the server end of a stream bound to a call's serial. */
+  /**
+   * Creates the server end of a stream bound to a call's serial. What the handler writes is held
+   * back until the server has sent the call's reply, so the client knows the stream first.
+   */
   createStream(prog: string, proc: string, serial: number): ByteStream {
-    const stream = new ByteStream(
-      (data) => {
-        try {
-          this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
-        } catch {
-          // Oversized chunk: dropped.
-        }
-      },
-      () => this.streams.delete(serial),
-    );
+    let open = false;
+    const held: Array<Uint8Array | null> = [];
+    const send = (data: Uint8Array | null): void => {
+      try {
+        this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
+      } catch {
+        // Oversized chunk: dropped.
+      }
+    };
+    const stream = new ByteStream((data) => (open ? send(data) : held.push(data)), () => this.streams.delete(serial));
     this.streams.set(serial, stream);
+    this.opening.set(serial, () => {
+      open = true;
+      for (const data of held.splice(0)) send(data);
+    });
     return stream;
+  }
+
+  /** Called by the server once the reply that opens stream `serial` has been sent. */
+  streamOpened(serial: number): void {
+    this.opening.get(serial)?.();
+    this.opening.delete(serial);
   }
 
   /** Delivers an incoming stream frame. */

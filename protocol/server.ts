@@ -162,6 +162,7 @@ export class RpcServer {
       (result) => {
         client.inFlight--;
         this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
+        if (stream !== undefined) client.streamOpened(msg.serial);
       },
       (err: unknown) => {
         client.inFlight--;

@@ -1,12 +1,12 @@
 // The per-VM procedures: served by each VM's shim and, by VM name, forwarded by virtqemud.
 // Append only; a procedure's name and meaning never change once released.
-import { Type } from '@sinclair/typebox';
+import { Type, type TProperties } from '@sinclair/typebox';
 import { Definition, DiskSpec, DomainName, DomainUuid } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
 
 const both = ['shim', 'aggregator'] as const;
-const ref = (extra: Parameters<typeof Type.Object>[0] = {}) =>
+const ref = <P extends TProperties>(extra: P) =>
   Type.Object({ name: DomainName, ...extra }, { additionalProperties: false });
 
 export const DomainInfo = Type.Object({

@@ -1,2 +1,100 @@
-// virtq-shim entry point (placeholder until the shim lands).
-process.stdout.write('usage: virtq-shim --root DIR --definition FILE | --attach NAME --root DIR\n');
+// virtq-shim: runs one VM. The only file that touches process.*: it parses argv, starts the
+// shim, prints one JSON line on stdout when the VM is up (or why it is not), and turns signals
+// into a clean stop that leaves QEMU running.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { VirtqError } from '../protocol/index.js';
+import { composeShim, type ShimOptions } from './compose.js';
+
+const VERSION = '0.1.0';
+const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
+       virtq-shim [--root DIR] --attach NAME [--no-register]
+
+Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin), and prints
+one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
+'virtq-shim --attach NAME' starts a successor that takes it over.
+
+  --root DIR            keep config, state, sockets and logs under DIR (default: per user)
+  --definition FILE     the VM definition (JSON); '-' reads it from stdin
+  --attach NAME         re-attach to the running VM NAME from its runtime state file
+  --paused              start with the vCPUs paused
+  --no-register         do not register with virtqemud (no daemon needed)
+  --embed               private VM of an embedding application (implies --no-register)
+  --register-timeout S  how long to wait for virtqemud (default 10)
+  --qemu PATH           the QEMU binary (default: $VIRTQ_QEMU or qemu-system-x86_64)
+  --log-filters F       e.g. "debug:qemu.qmp warn:rpc" (default: $LOG_FILTERS or info)
+  --log-stderr          also log to stderr`;
+
+function parse(argv: string[]): ShimOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      root: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
+      'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
+      qemu: { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help === true) return 'help';
+  if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
+  let name = values.attach ?? '';
+  let mode: ShimOptions['mode'];
+  if (values.definition !== undefined) {
+    const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');
+    let definition: unknown;
+    try {
+      definition = JSON.parse(text);
+    } catch (err) {
+      throw new VirtqError('INVALID_ARG', `definition is not valid JSON: ${(err as Error).message}`);
+    }
+    name = typeof (definition as { name?: unknown }).name === 'string' ? (definition as { name: string }).name : 'unnamed';
+    mode = { kind: 'start', definition, paused: values.paused === true };
+  } else {
+    mode = { kind: 'attach', name };
+  }
+  const timeout = Number(values['register-timeout'] ?? '10');
+  if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');
+  return {
+    root: values.root, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
+    embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
+    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true,
+  };
+}
+
+function reply(line: object): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+async function main(): Promise<void> {
+  let opts: ShimOptions | 'help';
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`virtq-shim: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (opts === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  try {
+    const { shim, logs } = await composeShim(opts, process.env, VERSION);
+    const s = shim.runtimeState();
+    reply({ ok: true, name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, qemuPid: s.qemuPid });
+    const stop = () => void shim.stop();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    process.on('SIGPIPE', () => undefined);
+    process.stdout.on('error', () => undefined);
+    await shim.done;
+    logs.flush();
+    process.exit(0);
+  } catch (err) {
+    const e = VirtqError.from(err);
+    reply({ ok: false, error: e.toWire() });
+    process.stderr.write(`virtq-shim: ${e.code}: ${e.message}\n`);
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,19 @@
+// The admin procedures about logging, the same on every daemon: read and replace the per-module
+// filters and the outputs at run time.
+import { adminProgram, VirtqError, type Handlers } from '../protocol/index.js';
+import type { LogHub } from './logging.js';
+
+/** Log-filter and log-output handlers backed by `logs`. */
+export function adminLogHandlers(logs: LogHub): { program: typeof adminProgram; handlers: Handlers<typeof adminProgram> } {
+  return {
+    program: adminProgram,
+    handlers: {
+      getLogFilters: () => ({ filters: logs.filtersText }),
+      setLogFilters: ({ filters }) => { logs.setFilters(filters); return {}; },
+      getLogOutputs: () => ({ outputs: logs.outputsText }),
+      setLogOutputs: () => {
+        throw new VirtqError('NOT_SUPPORTED', 'changing log outputs at run time is not supported yet; restart the daemon with --log-file');
+      },
+    },
+  };
+}

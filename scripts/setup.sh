@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what virtq needs on Debian 12 with Node 20: QEMU from Debian's packages, the npm
+# dependencies (lockfile, no install scripts), the build, and the tiny test guest (cached
+# outside the repo). Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
+bash scripts/build-test-guest.sh >/dev/null
+bash -c 'node scripts/build-idle-guest.mjs' >/dev/null
+echo "setup: ready (qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), node $(node --version))"

@@ -1,0 +1,46 @@
+// Builds a shim's object graph from its options: layout, clock, logs, spawner, registrar. The
+// only place where real implementations are chosen; tests build Shim with their own.
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { daemonSockets, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
+import { LogHub } from '../daemon/logging.js';
+import { childSpawner } from './vm/qemu-process.js';
+import { connectRegistrar } from './registration.js';
+import { Shim, type ShimConfig, type ShimMode } from './shim.js';
+
+/** Parsed command-line options of virtq-shim. */
+export interface ShimOptions {
+  root: string | undefined;
+  mode: ShimMode;
+  /** VM name, for the log file name. */
+  name: string;
+  register: boolean;
+  registerTimeoutMs: number;
+  embed: boolean;
+  qemuBinary: string;
+  logFilters: string | undefined;
+  logStderr: boolean;
+}
+
+/** The layout for `root`, or the default for this user. */
+export function layoutFor(root: string | undefined, env: NodeJS.ProcessEnv, uid: number): Layout {
+  if (root !== undefined) return rootLayout(root);
+  return uid === 0 ? systemLayout() : sessionLayout(env);
+}
+
+/** Starts a shim with real dependencies. */
+export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string): Promise<{ shim: Shim; logs: LogHub }> {
+  const layout = layoutFor(opts.root, env, process.getuid?.() ?? 0);
+  const clock = systemClock();
+  const logs = new LogHub({
+    name: 'virtq-shim', bindings: { vm: opts.name }, filters: opts.logFilters ?? env['LOG_FILTERS'],
+    file: join(layout.log, `${opts.name}.log`), stderr: opts.logStderr,
+  });
+  const register = opts.register && !opts.embed;
+  const config: ShimConfig = {
+    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
+    newUuid: randomUUID, version, private: opts.embed,
+    ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
+  };
+  return { shim: await Shim.start(config), logs };
+}

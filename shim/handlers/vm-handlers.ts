@@ -1,0 +1,84 @@
+// The shim's handlers for the per-VM procedures of the `virtq` program: parse at the edge
+// (the server has validated the arguments), check the VM name, then call the VM with plain
+// arguments. Reads answer from cached state and never queue behind a job.
+import { normalizeDefinition, VirtqError, type Handlers, type NormalizedDisk, type VirtqProgram } from '../../protocol/index.js';
+import type { Vm } from '../vm/vm.js';
+import { attachDisk, blockStats, detachDisk, type DiskHooks } from '../vm/vm-disks.js';
+import { checkOperation } from '../vm/states.js';
+import type { ConsoleHub } from '../vm/console.js';
+
+/** What the handlers need besides the VM. */
+export interface VmHandlerDeps {
+  vm: Vm;
+  console: ConsoleHub;
+  diskHooks: DiskHooks;
+  shimPid: number;
+  accel: string;
+  /** Persists and publishes after a change the VM does not report itself. */
+  changed(): void;
+}
+
+/** Builds the handlers. */
+export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
+  const { vm } = d;
+  const mine = (name: string): void => {
+    if (name !== vm.def.name) throw new VirtqError('NO_DOMAIN', `this shim runs VM "${vm.def.name}", not "${name}"`);
+  };
+  const stateResult = () => ({ state: vm.state, reason: vm.reason });
+  return {
+    getState: ({ name }) => { mine(name); return stateResult(); },
+    getInfo: ({ name }) => {
+      mine(name);
+      const s = vm.stats();
+      const pid = vm.qemuPid;
+      return {
+        name: vm.def.name, uuid: vm.def.uuid, state: vm.state, reason: vm.reason,
+        vcpus: vm.def.vcpus, memoryMiB: vm.def.memoryMiB, cpuTimeSec: s.cpuTimeSec,
+        ...(pid === undefined ? {} : { qemuPid: pid }),
+        shimPid: d.shimPid, uptimeSec: s.uptimeSec, tainted: vm.tainted, accel: d.accel,
+      };
+    },
+    getDefinition: ({ name }) => { mine(name); return vm.def; },
+    shutdown: async ({ name, timeoutSec }) => { mine(name); await vm.shutdown(timeoutSec); return stateResult(); },
+    destroy: async ({ name, graceMs }) => { mine(name); await vm.destroy(graceMs); return stateResult(); },
+    reboot: async ({ name }) => { mine(name); await vm.reboot(); return {}; },
+    reset: async ({ name }) => { mine(name); await vm.reset(); return {}; },
+    suspend: async ({ name }) => { mine(name); await vm.suspend(); return stateResult(); },
+    resume: async ({ name }) => { mine(name); await vm.resume(); return stateResult(); },
+    attachDisk: async ({ name, disk }) => {
+      mine(name);
+      // Reuse the definition's defaults so hot-plugged and cold-plugged disks are the same.
+      const [normalized] = normalizeDefinition({ name, memoryMiB: 128, disks: [disk] }, () => vm.def.uuid).disks as [NormalizedDisk];
+      await attachDisk(vm, normalized, d.diskHooks, d.changed);
+      return {};
+    },
+    detachDisk: async ({ name, target, timeoutSec }) => {
+      mine(name);
+      await detachDisk(vm, target, (timeoutSec ?? 30) * 1000, d.diskHooks, d.changed);
+      return {};
+    },
+    blockStats: async ({ name }) => { mine(name); return { disks: await blockStats(vm) }; },
+    memoryStats: ({ name }) => { mine(name); return { memoryMiB: vm.def.memoryMiB, rssBytes: vm.stats().rssBytes }; },
+    qemuMonitorCommand: async ({ name, command }) => {
+      mine(name);
+      return { result: await vm.monitorCommand(command) };
+    },
+    subscribeEvents: ({ name }, ctx) => {
+      if (name !== undefined) mine(name);
+      ctx.client.subscriptions.add('lifecycle');
+      return {};
+    },
+    openConsole: ({ name }, ctx) => {
+      mine(name);
+      checkOperation('openConsole', vm.def.name, vm.state);
+      const stream = ctx.openStream();
+      // The server holds output back until the reply that opens the stream has gone out.
+      const unsubscribe = d.console.subscribe((chunk) => stream.write(chunk));
+      void (async () => {
+        for await (const input of stream) d.console.write(input);
+        unsubscribe();
+      })();
+      return {};
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// The shim's registration with virtqemud: claim the name and UUID (refused with NAME_IN_USE
+// before QEMU is spawned), report state changes, and register again when virtqemud restarts.
+// The registration lives as long as this connection.
+import {
+  RpcClient, VirtqError, registryProgram, typedClient, delay,
+  type ArgsOf, type Clock, type Logger, type TypedClient,
+} from '../protocol/index.js';
+
+type Registration = ArgsOf<typeof registryProgram.procs.register>;
+type Update = ArgsOf<typeof registryProgram.procs.update>;
+
+/** What the shim needs from its registration. */
+export interface Registrar {
+  register(reg: Registration): Promise<void>;
+  /** Reports a state change; queued, never blocks the VM. */
+  update(u: Update): void;
+  unregister(): Promise<void>;
+  close(): void;
+}
+
+/** Connects to virtqemud's read-write socket, waiting up to `timeoutMs` for it to come up. */
+export async function connectRegistrar(socket: string, clock: Clock, log: Logger, timeoutMs: number): Promise<Registrar> {
+  let client: RpcClient;
+  try {
+    client = await RpcClient.connectWithRetry(socket, { clock, deadlineMs: timeoutMs, defaultTimeoutMs: 30_000 });
+  } catch (err) {
+    throw new VirtqError('NO_CONNECT', `virtqemud is not running: nothing answered at ${socket} within ${Math.round(timeoutMs / 1000)} s (start virtqemud, or run the shim with --no-register)`, { cause: err });
+  }
+  return new VirtqemudRegistrar(socket, client, clock, log);
+}
+
+class VirtqemudRegistrar implements Registrar {
+  private api: TypedClient<typeof registryProgram>;
+  private current: Registration | undefined;
+  private last: Update | undefined;
+  private closed = false;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly socket: string, private client: RpcClient, private readonly clock: Clock, private readonly log: Logger) {
+    this.api = typedClient(registryProgram, client);
+    this.watch();
+  }
+
+  async register(reg: Registration): Promise<void> {
+    await this.api.register(reg);
+    this.current = reg;
+  }
+
+  update(u: Update): void {
+    this.last = u;
+    if (this.current === undefined) return;
+    this.queue = this.queue.then(() => this.api.update(u).then(() => undefined)).catch((err: unknown) => {
+      this.log.debug({ err }, 'state update not delivered; it is sent again on re-registration');
+    });
+  }
+
+  async unregister(): Promise<void> {
+    await this.queue;
+    if (this.current === undefined || this.client.isClosed) return;
+    this.current = undefined;
+    await this.api.unregister({}).catch(() => undefined);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
+
+  // virtqemud restarted: reconnect with backoff and register again as a re-attach, with the latest state.
+  private watch(): void {
+    this.client.onClose(() => {
+      if (this.closed || this.current === undefined) return;
+      this.log.warn({ msgId: 'VIRTQEMUD_LOST' }, 'lost connection to virtqemud; re-registering when it returns');
+      void this.reconnect();
+    });
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let wait = 100; !this.closed && this.current !== undefined; wait = Math.min(wait * 2, 2000)) {
+      try {
+        this.client = await RpcClient.connect(this.socket, { clock: this.clock, defaultTimeoutMs: 30_000 });
+        this.api = typedClient(registryProgram, this.client);
+        const reg = { ...this.current, reattach: true, ...(this.last === undefined ? {} : { state: this.last.state, reason: this.last.reason }) };
+        await this.api.register(reg);
+        this.log.info({ msgId: 'REREGISTERED' }, 'registered again with virtqemud');
+        this.watch();
+        return;
+      } catch (err) {
+        this.client.close();
+        const code = VirtqError.from(err).code;
+        if (code === 'NAME_IN_USE' || code === 'UUID_IN_USE') {
+          this.log.error({ err, msgId: 'REREGISTER_REFUSED' }, 'virtqemud refused the re-registration');
+          return;
+        }
+        await delay(this.clock, wait);
+      }
+    }
+  }
+}

@@ -1,0 +1,188 @@
+// One shim: claims the VM's name under its root (its socket, bound without ever taking a live
+// one), serves the per-VM API, runs the VM, keeps the runtime state file current and reports
+// to virtqemud. When the VM stops for good it publishes the final state and finishes; when the
+// shim itself is stopped, the VM keeps running for a successor to re-attach.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  RpcServer, VirtqError, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger,
+} from '../protocol/index.js';
+import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
+import type { LogHub } from '../daemon/logging.js';
+import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
+import { Vm } from './vm/vm.js';
+import { ConsoleHub } from './vm/console.js';
+import { MonitorListener } from './vm/monitor-listener.js';
+import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
+import { readRuntimeState, writeRuntimeState, type RuntimeState } from './runtime-state.js';
+import { vmHandlers } from './handlers/vm-handlers.js';
+import type { Registrar } from './registration.js';
+
+/** What to run. */
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
+
+/** Everything a shim is built from (see compose.ts). */
+export interface ShimConfig {
+  layout: Layout;
+  mode: ShimMode;
+  qemuBinary: string;
+  clock: Clock;
+  logs: LogHub;
+  spawner: Spawner;
+  env: Readonly<Record<string, string | undefined>>;
+  newUuid: () => string;
+  version: string;
+  /** Embedded VMs are private to their application and never registered. */
+  private: boolean;
+  /** Connects to virtqemud and claims the name there; undefined for --no-register. */
+  connectRegistrar?: (log: Logger) => Promise<Registrar>;
+}
+
+/** A running shim. */
+export class Shim {
+  /** Settles when the shim should exit (the VM stopped for good, or stop() was called). */
+  readonly done: Promise<void>;
+  private markDone!: () => void;
+  private persisting: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  private constructor(
+    private readonly cfg: ShimConfig,
+    readonly vm: Vm,
+    readonly server: RpcServer,
+    private readonly consoleHub: ConsoleHub,
+    private readonly monitors: MonitorListener,
+    private readonly stateFile: string,
+    private readonly sockets: RuntimeState['sockets'],
+    private readonly accel: string,
+    private readonly log: Logger,
+    private registrar: Registrar | undefined,
+  ) {
+    this.done = new Promise((resolve) => { this.markDone = resolve; });
+  }
+
+  /** Starts (or re-attaches to) the VM; resolves once it is running or paused. */
+  static async start(cfg: ShimConfig): Promise<Shim> {
+    const log = cfg.logs.module('shim');
+    const saved = cfg.mode.kind === 'attach' ? await readRuntimeState(shimStateFile(cfg.layout, cfg.mode.name)) : undefined;
+    const def = cfg.mode.kind === 'start' ? normalizeDefinition(cfg.mode.definition, cfg.newUuid) : saved?.definition;
+    if (def === undefined) throw new VirtqError('NO_DOMAIN', `no state file for VM "${cfg.mode.kind === 'attach' ? cfg.mode.name : '?'}" under ${cfg.layout.runtime}: nothing to attach to`);
+    const sockets = shimSockets(cfg.layout, def.name);
+    const stateFile = shimStateFile(cfg.layout, def.name);
+    await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
+    await mkdir(cfg.layout.log, { recursive: true, mode: 0o755 });
+
+    const binary = await resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
+    const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
+    const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
+    const server = new RpcServer({ daemon: 'virtq-shim', version: cfg.version, role: 'shim', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
+      info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid }) });
+    try {
+      await server.listen(sockets.rw, 'rw', 0o600);
+    } catch (err) {
+      if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
+      throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is in use: a shim already serves ${sockets.rw}`, { cause: err });
+    }
+    const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
+    const monitors = new MonitorListener(sockets.monitor);
+    const vm = new Vm(def, {
+      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, qemuBinary: caps.binary, accel, sandbox: caps.sandbox,
+      monitorSocket: sockets.monitor, consoleSocket: sockets.console, qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors,
+      onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
+    });
+    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, stateFile, sockets, accel, log, undefined);
+    try {
+      await shim.claim(saved);
+      await server.listen(sockets.ro, 'ro', 0o666);
+      await server.listen(sockets.admin, 'admin', 0o600);
+      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: {}, shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined) }) });
+      server.register(adminLogHandlers(cfg.logs));
+      shim.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
+      await shim.registrar?.register(shim.registration(saved !== undefined));
+      await consoleHub.listen();
+      await monitors.listen();
+      if (saved !== undefined && saved.qemuPid !== undefined) await vm.reattach(saved.qemuPid, saved);
+      else await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+    } catch (err) {
+      await shim.shutdownServices();
+      throw err;
+    }
+    void vm.finished.then(() => shim.finish());
+    return shim;
+  }
+
+  /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.persisting;
+    await this.shutdownServices();
+    this.markDone();
+  }
+
+  /** The runtime state as written to the state file. */
+  runtimeState(): RuntimeState {
+    const vm = this.vm;
+    return {
+      format: 1, name: vm.def.name, uuid: vm.def.uuid, shimPid: process.pid, qemuPid: vm.qemuPid, qemuStartedAt: vm.qemuStartedAt,
+      accel: this.accel, sockets: this.sockets, definition: vm.def, state: vm.state, reason: vm.reason,
+      ...(vm.details === undefined ? {} : { details: vm.details }),
+      tainted: vm.tainted, private: this.cfg.private, updatedAt: this.cfg.clock.now(),
+    };
+  }
+
+  // A live QEMU recorded in the state file holds the name even with no shim serving it.
+  private async claim(saved: RuntimeState | undefined): Promise<void> {
+    const name = this.vm.def.name;
+    if (this.cfg.mode.kind === 'attach') {
+      if (saved?.qemuPid === undefined || !isLiveQemu(saved.qemuPid, saved.uuid)) {
+        throw new VirtqError('NO_DOMAIN', `VM "${name}" is not running (no live QEMU in ${this.stateFile}); nothing to attach to`);
+      }
+      return;
+    }
+    const existing = await readRuntimeState(this.stateFile);
+    if (existing?.qemuPid !== undefined && isLiveQemu(existing.qemuPid, existing.uuid)) {
+      throw new VirtqError('NAME_IN_USE', `VM "${name}" is still running (QEMU pid ${existing.qemuPid}) without a shim; re-attach with: virtq-shim --attach ${name}`);
+    }
+  }
+
+  private registration(reattach: boolean): Parameters<Registrar['register']>[0] {
+    const pid = this.vm.qemuPid;
+    return {
+      name: this.vm.def.name, uuid: this.vm.def.uuid, shimPid: process.pid, ...(pid === undefined ? {} : { qemuPid: pid }),
+      socket: this.sockets.rw, roSocket: this.sockets.ro, adminSocket: this.sockets.admin, stateFile: this.stateFile,
+      state: reattach ? this.vm.state : 'starting', reason: reattach ? this.vm.reason : 'booting', reattach,
+    };
+  }
+
+  private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
+    const state = this.runtimeState();
+    this.persisting = this.persisting.then(() => writeRuntimeState(this.stateFile, this.runtimeState())).catch((err: unknown) => {
+      this.log.error({ err, msgId: 'STATE_WRITE_FAILED' }, 'cannot write runtime state');
+    });
+    this.registrar?.update({ state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), ...(kind === undefined ? {} : { event: kind }), ...(details === undefined ? {} : { details }) });
+    if (kind === undefined) return;
+    const event: LifecycleEvent = {
+      name: state.name, uuid: state.uuid, event: kind, state: state.state, reason: state.reason, timestamp: state.updatedAt,
+      ...(details === undefined ? {} : { details }),
+    };
+    this.server.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle'));
+  }
+
+  private async finish(): Promise<void> {
+    await this.persisting;
+    await this.registrar?.unregister().catch(() => undefined);
+    // Let the final replies and events reach clients before the sockets go.
+    await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 50));
+    await this.shutdownServices();
+    this.markDone();
+  }
+
+  private async shutdownServices(): Promise<void> {
+    this.registrar?.close();
+    await this.server.close();
+    await this.monitors.close();
+    await this.consoleHub.close();
+  }
+}
