@@ -96,7 +96,7 @@ export class Shim {
       await shim.claim(saved);
       await server.listen(sockets.ro, 'ro', 0o666);
       await server.listen(sockets.admin, 'admin', 0o600);
-      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: {}, shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined) }) });
+      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: {}, shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.persisting }) });
       server.register(adminLogHandlers(cfg.logs));
       shim.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
       await shim.registrar?.register(shim.registration(saved !== undefined));

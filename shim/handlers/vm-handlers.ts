@@ -16,6 +16,8 @@ export interface VmHandlerDeps {
   accel: string;
   /** Persists and publishes after a change the VM does not report itself. */
   changed(): void;
+  /** Settles once every state change so far is in the state file. */
+  persisted(): Promise<void>;
 }
 
 /** Builds the handlers. */
@@ -24,9 +26,12 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
   const mine = (name: string): void => {
     if (name !== vm.def.name) throw new VirtqError('NO_DOMAIN', `this shim runs VM "${vm.def.name}", not "${name}"`);
   };
-  const stateResult = () => ({ state: vm.state, reason: vm.reason });
+  // A mutating call replies only once its outcome is durable, so a shim killed right after the
+  // reply leaves its successor the state the client was told.
+  const stateResult = async () => { await d.persisted(); return { state: vm.state, reason: vm.reason }; };
+  const done = async () => { await d.persisted(); return {}; };
   return {
-    getState: ({ name }) => { mine(name); return stateResult(); },
+    getState: ({ name }) => { mine(name); return { state: vm.state, reason: vm.reason }; },
     getInfo: ({ name }) => {
       mine(name);
       const s = vm.stats();
@@ -41,8 +46,8 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
     getDefinition: ({ name }) => { mine(name); return vm.def; },
     shutdown: async ({ name, timeoutSec }) => { mine(name); await vm.shutdown(timeoutSec); return stateResult(); },
     destroy: async ({ name, graceMs }) => { mine(name); await vm.destroy(graceMs); return stateResult(); },
-    reboot: async ({ name }) => { mine(name); await vm.reboot(); return {}; },
-    reset: async ({ name }) => { mine(name); await vm.reset(); return {}; },
+    reboot: async ({ name }) => { mine(name); await vm.reboot(); return done(); },
+    reset: async ({ name }) => { mine(name); await vm.reset(); return done(); },
     suspend: async ({ name }) => { mine(name); await vm.suspend(); return stateResult(); },
     resume: async ({ name }) => { mine(name); await vm.resume(); return stateResult(); },
     attachDisk: async ({ name, disk }) => {
@@ -50,18 +55,20 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
       // Reuse the definition's defaults so hot-plugged and cold-plugged disks are the same.
       const [normalized] = normalizeDefinition({ name, memoryMiB: 128, disks: [disk] }, () => vm.def.uuid).disks as [NormalizedDisk];
       await attachDisk(vm, normalized, d.diskHooks, d.changed);
-      return {};
+      return done();
     },
     detachDisk: async ({ name, target, timeoutSec }) => {
       mine(name);
       await detachDisk(vm, target, (timeoutSec ?? 30) * 1000, d.diskHooks, d.changed);
-      return {};
+      return done();
     },
     blockStats: async ({ name }) => { mine(name); return { disks: await blockStats(vm) }; },
     memoryStats: ({ name }) => { mine(name); return { memoryMiB: vm.def.memoryMiB, rssBytes: vm.stats().rssBytes }; },
     qemuMonitorCommand: async ({ name, command }) => {
       mine(name);
-      return { result: await vm.monitorCommand(command) };
+      const result = await vm.monitorCommand(command);
+      await d.persisted();
+      return { result };
     },
     subscribeEvents: ({ name }, ctx) => {
       if (name !== undefined) mine(name);

@@ -1,0 +1,85 @@
+// What happens around the shim: QEMU killed from outside, the shim killed (the VM survives and
+// a successor re-attaches), a second shim for a name already in use, and bad definitions.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { type LifecycleEvent } from '../../protocol/index.js';
+import { procState } from '../../shim/vm/qemu-process.js';
+import { guestDefinition, ShimHarness } from '../helpers/shim-harness.js';
+import { tmpRoot } from '../helpers/tmp-root.js';
+
+describe('virtq-shim resilience', () => {
+  let h: ShimHarness;
+  beforeEach(() => { h = new ShimHarness(tmpRoot()); });
+  afterEach(async () => { await h.cleanup(); });
+
+  it('reports a crash with the signal when QEMU is killed from outside', async () => {
+    const vm = await h.start(guestDefinition('crash1'));
+    await vm.rpc.call('virtq', 'subscribeEvents', {});
+    const events = vm.rpc.events()[Symbol.asyncIterator]();
+    process.kill(vm.reply.qemuPid as number, 'SIGKILL');
+    let ev: LifecycleEvent;
+    do ev = (await events.next()).value.body as LifecycleEvent; while (ev.event !== 'crashed');
+    expect(ev).toMatchObject({ name: 'crash1', state: 'crashed', reason: 'signal-SIGKILL', details: { signal: 'SIGKILL' } });
+    await expect(vm.exited).resolves.toBe(0);
+    const state = JSON.parse(readFileSync(h.root.path('run', 'shims', 'crash1.json'), 'utf8')) as Record<string, unknown>;
+    expect(state).toMatchObject({ state: 'crashed', reason: 'signal-SIGKILL' });
+  });
+
+  it('keeps the VM running when the shim is killed, and a successor re-attaches with the same state', async () => {
+    const vm = await h.start(guestDefinition('phoenix'));
+    const con = await h.console(vm.rpc, 'phoenix');
+    await con.reader.waitFor('GUEST-READY', 30_000);
+    await vm.api.suspend({ name: 'phoenix' });
+    const qemuPid = vm.reply.qemuPid as number;
+    vm.proc.kill('SIGKILL');
+    await vm.exited;
+    expect(procState(qemuPid)).toMatch(/[RS]/);
+
+    // Starting the same name afresh is refused while its QEMU lives.
+    writeFileSync(h.root.path('phoenix2.json'), JSON.stringify(guestDefinition('phoenix')));
+    const dup = await h.run(['--no-register', '--definition', h.root.path('phoenix2.json')], 'phoenix');
+    expect(dup.reply).toMatchObject({ ok: false, error: { code: 'NAME_IN_USE', message: expect.stringContaining('--attach') } });
+
+    const successor = await h.run(['--no-register', '--attach', 'phoenix'], 'phoenix');
+    expect(successor.reply).toMatchObject({ ok: true, qemuPid, state: 'paused' });
+    const { api, rpc } = await h.connect(successor.reply.socket as string);
+    const info = await api.getInfo({ name: 'phoenix' });
+    expect(info).toMatchObject({ state: 'paused', reason: 'user', qemuPid, shimPid: successor.proc.pid });
+    await api.resume({ name: 'phoenix' });
+    const con2 = await h.console(rpc, 'phoenix');
+    con2.write('\n');
+    await con2.reader.waitFor('tg# ', 20_000);
+    await expect(api.shutdown({ name: 'phoenix', timeoutSec: 30 })).resolves.toEqual({ state: 'shutoff', reason: 'shutdown' });
+    await expect(successor.exited).resolves.toBe(0);
+  });
+
+  it('leaves the VM running when the shim gets SIGTERM', async () => {
+    const vm = await h.start(guestDefinition('term1'));
+    vm.proc.kill('SIGTERM');
+    await expect(vm.exited).resolves.toBe(0);
+    expect(procState(vm.reply.qemuPid as number)).toMatch(/[RS]/);
+    const successor = await h.run(['--no-register', '--attach', 'term1'], 'term1');
+    expect(successor.reply).toMatchObject({ ok: true, state: 'running' });
+  });
+
+  it('refuses a second shim for a name that a live shim serves', async () => {
+    await h.start(guestDefinition('dup1'));
+    writeFileSync(h.root.path('dup.json'), JSON.stringify(guestDefinition('dup1')));
+    const second = await h.run(['--no-register', '--definition', h.root.path('dup.json')], 'dup1');
+    expect(second.reply).toMatchObject({ ok: false, error: { code: 'NAME_IN_USE' } });
+    await expect(second.exited).resolves.toBe(1);
+  });
+
+  it('refuses a bad definition with the field path and starts nothing', async () => {
+    const bad = { ...guestDefinition('bad1'), memoryMiB: 'lots' };
+    writeFileSync(h.root.path('bad.json'), JSON.stringify(bad));
+    const r = await h.run(['--no-register', '--definition', h.root.path('bad.json')], 'bad1');
+    expect(r.reply).toMatchObject({ ok: false, error: { code: 'INVALID_ARG', message: expect.stringContaining('/memoryMiB') } });
+    await expect(r.exited).resolves.toBe(1);
+  });
+
+  it('reports attaching to a VM that does not run as NO_DOMAIN', async () => {
+    const r = await h.run(['--no-register', '--attach', 'ghost'], 'ghost');
+    expect(r.reply).toMatchObject({ ok: false, error: { code: 'NO_DOMAIN' } });
+  });
+});
