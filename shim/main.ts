@@ -77,15 +77,21 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  // Signals are handled from the start: a stop asked for while the VM is starting takes effect
+  // once it has started, and never kills QEMU.
+  let stop: (() => void) | undefined;
+  let stopAsked = false;
+  const onSignal = () => { stopAsked = true; stop?.(); };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  process.on('SIGPIPE', () => undefined);
+  process.stdout.on('error', () => undefined);
   try {
     const { shim, logs } = await composeShim(opts, process.env, VERSION);
     const s = shim.runtimeState();
+    stop = () => void shim.stop();
     reply({ ok: true, name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, qemuPid: s.qemuPid });
-    const stop = () => void shim.stop();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    process.on('SIGPIPE', () => undefined);
-    process.stdout.on('error', () => undefined);
+    if (stopAsked) stop();
     await shim.done;
     logs.flush();
     process.exit(0);
