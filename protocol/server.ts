@@ -63,6 +63,8 @@ export class RpcServer {
   private readonly listeners: Array<{ server: Server; bound: BoundSocket }> = [];
   private nextClientId = 1;
   private readonly startedAt: number;
+  private inFlight = 0;
+  private drainWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: RpcServerOptions) {
     this.limits = { maxClients: 5000, maxInflightPerClient: 128, workerConcurrency: 8, ...opts.limits };
@@ -97,6 +99,12 @@ export class RpcServer {
   /** Seconds since the server was created. */
   uptimeSec(): number {
     return (this.opts.clock.now() - this.startedAt) / 1000;
+  }
+
+  /** Resolves once no call is in flight (at once when none is). */
+  drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Pushes an event to every client for which `wants` is true. */
@@ -153,6 +161,7 @@ export class RpcServer {
     }
     client.inFlight++;
     client.calls++;
+    this.inFlight++;
     let stream: ByteStream | undefined;
     const ctx: CallContext = {
       client, serial: msg.serial, prog: msg.prog, proc: msg.proc,
@@ -161,11 +170,13 @@ export class RpcServer {
     this.dispatch(client, msg, ctx).then(
       (result) => {
         client.inFlight--;
+        this.callDone();
         this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
         if (stream !== undefined) client.streamOpened(msg.serial);
       },
       (err: unknown) => {
         client.inFlight--;
+        this.callDone();
         stream?.remoteEnded(undefined);
         const e = VirtqError.from(err);
         if (e.code === 'INTERNAL') this.opts.log.error({ err, proc: msg.proc }, 'handler failed');
@@ -188,6 +199,10 @@ export class RpcServer {
     if (handler !== undefined) return handler(args as never, ctx);
     if (reg.fallback !== undefined) return reg.fallback(reg.program, msg.proc, args, ctx);
     throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not implemented by ${this.opts.daemon} yet`);
+  }
+
+  private callDone(): void {
+    if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   private send(client: ServerClient, msg: Message): void {

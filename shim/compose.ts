@@ -11,6 +11,8 @@ import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 /** Parsed command-line options of virtq-shim. */
 export interface ShimOptions {
   root: string | undefined;
+  /** Without a root: the system or session layout (default: system for root, else session). */
+  placement: 'system' | 'session' | undefined;
   mode: ShimMode;
   /** VM name, for the log file name. */
   name: string;
@@ -23,14 +25,14 @@ export interface ShimOptions {
 }
 
 /** The layout for `root`, or the default for this user. */
-export function layoutFor(root: string | undefined, env: NodeJS.ProcessEnv, uid: number): Layout {
+export function layoutFor(root: string | undefined, placement: 'system' | 'session' | undefined, env: NodeJS.ProcessEnv, uid: number): Layout {
   if (root !== undefined) return rootLayout(root);
-  return uid === 0 ? systemLayout() : sessionLayout(env);
+  return (placement ?? (uid === 0 ? 'system' : 'session')) === 'system' ? systemLayout() : sessionLayout(env);
 }
 
 /** Starts a shim with real dependencies. */
 export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string): Promise<{ shim: Shim; logs: LogHub }> {
-  const layout = layoutFor(opts.root, env, process.getuid?.() ?? 0);
+  const layout = layoutFor(opts.root, opts.placement, env, process.getuid?.() ?? 0);
   const clock = systemClock();
   const logs = new LogHub({
     name: 'virtq-shim', bindings: { vm: opts.name }, filters: opts.logFilters ?? env['LOG_FILTERS'],

@@ -14,7 +14,8 @@ Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admi
 one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
 'virtq-shim --attach NAME' starts a successor that takes it over.
 
-  --root DIR            keep config, state, sockets and logs under DIR (default: per user)
+  --root DIR            keep config, state, sockets and logs under DIR
+  --mode system|session without --root: the FHS or the per-user layout (default: system for root)
   --definition FILE     the VM definition (JSON); '-' reads it from stdin
   --attach NAME         re-attach to the running VM NAME from its runtime state file
   --paused              start with the vCPUs paused
@@ -29,7 +30,7 @@ function parse(argv: string[]): ShimOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
-      root: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
+      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
       qemu: { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -54,8 +55,9 @@ function parse(argv: string[]): ShimOptions | 'help' {
   }
   const timeout = Number(values['register-timeout'] ?? '10');
   if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');
+  if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
   return {
-    root: values.root, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
+    root: values.root, placement: values.mode as 'system' | 'session' | undefined, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
     embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true,
   };

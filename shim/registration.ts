@@ -15,6 +15,8 @@ export interface Registrar {
   /** Reports a state change; queued, never blocks the VM. */
   update(u: Update): void;
   unregister(): Promise<void>;
+  /** Settles once every queued update has been delivered (or failed). */
+  flush(): Promise<void>;
   close(): void;
 }
 
@@ -52,6 +54,10 @@ class VirtqemudRegistrar implements Registrar {
     this.queue = this.queue.then(() => this.api.update(u).then(() => undefined)).catch((err: unknown) => {
       this.log.debug({ err }, 'state update not delivered; it is sent again on re-registration');
     });
+  }
+
+  flush(): Promise<void> {
+    return this.queue;
   }
 
   async unregister(): Promise<void> {

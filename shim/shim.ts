@@ -15,7 +15,7 @@ import { Vm } from './vm/vm.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
 import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
-import { readRuntimeState, writeRuntimeState, type RuntimeState } from './runtime-state.js';
+import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
 
@@ -104,6 +104,8 @@ export class Shim {
       await monitors.listen();
       if (saved !== undefined && saved.qemuPid !== undefined) await vm.reattach(saved.qemuPid, saved);
       else await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
+      await shim.registrar?.flush();
     } catch (err) {
       await shim.shutdownServices();
       throw err;
@@ -172,6 +174,8 @@ export class Shim {
 
   private async finish(): Promise<void> {
     await this.persisting;
+    // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
+    await Promise.race([this.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);
     // Let the final replies and events reach clients before the sockets go.
     await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 50));

@@ -7,7 +7,7 @@
 // configuration alike; each figure printed is the median over rounds.
 //
 //   node bench/rpc/run.mjs [--rounds 3] [--calls 20000] [--warm 5000] [--ms 1500] [--split]
-//                          [--server-flags '<node flags>'] [--json out.json]
+//                          [--server-flags '<node flags>'] [--client-flags '<node flags>'] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,6 +35,7 @@ const SPLIT = argv.includes('--split');
 const JSON_OUT = opt('json', undefined);
 // Extra node flags for both servers, e.g. the shim's: --server-flags '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1'
 const SERVER_FLAGS = (opt('server-flags', '') ?? '').split(' ').filter((f) => f !== '');
+const CLIENT_FLAGS = (opt('client-flags', '') ?? '').split(' ').filter((f) => f !== '');
 
 const started = performance.now();
 
@@ -98,7 +99,7 @@ async function startServer(impl, placement, socket) {
 }
 
 function runClient(impl, placement, socket, phaseArgs) {
-  const [cmd, args] = command(placement.client, `${impl}-client`, ['--socket', socket, ...phaseArgs]);
+  const [cmd, args] = command(placement.client, `${impl}-client`, ['--socket', socket, ...phaseArgs], CLIENT_FLAGS);
   const r = spawnSync(cmd, args, { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60_000 });
   if (r.status !== 0) throw new Error(`${impl} client failed (${r.status ?? r.signal})`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
@@ -156,6 +157,7 @@ const lines = [];
 lines.push(`Machine: ${facts.cpu}, nproc ${facts.nproc}, ${facts.memGiB} GiB, node ${facts.node}, ${facts.kernel}`);
 lines.push(`Load average (1/5/15 min): before ${facts.loadBefore}, after ${facts.loadAfter}. cbor-x native acceleration: ${results['virtq/unpinned']?.[0]?.cborNative}`);
 if (SERVER_FLAGS.length > 0) lines.push(`Server node flags: ${SERVER_FLAGS.join(' ')}`);
+if (CLIENT_FLAGS.length > 0) lines.push(`Client node flags: ${CLIENT_FLAGS.join(' ')}`);
 lines.push(`Method: ${ROUNDS} interleaved rounds; per round and configuration, a fresh server process, a sequential client (${WARM} warm-up + ${CALLS} timed calls) and a throughput client (300 ms warm-up + ${TPUT_MS} ms with ${DEPTH} in flight). Figures: median over rounds.`);
 lines.push('');
 lines.push(row(['transport', 'placement', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'mean µs', `calls/s, ${DEPTH} in flight`, 'server CPU µs/call', 'client CPU µs/call']));

@@ -2,8 +2,11 @@
 // re-attached to (not its child: exit is detected from /proc, where a reaped or zombie process
 // shows, never from kill(pid, 0), which a not-yet-reaped orphan still answers).
 import { spawn as spawnChild } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { procState } from '../../drivers/host/proc.js';
 import type { Clock } from '../../protocol/clock.js';
+
+export { procState, isLiveQemu } from '../../drivers/host/proc.js';
 
 /** How the QEMU process ended. */
 export interface ExitInfo {
@@ -49,27 +52,6 @@ export function childSpawner(): Spawner {
       }
     },
   };
-}
-
-/** The state letter of /proc/PID/stat, or undefined when there is no such process. */
-export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
-}
-
-/** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
-export function isLiveQemu(pid: number, marker: string): boolean {
-  const state = procState(pid);
-  if (state === undefined || state === 'Z' || state === 'X') return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
-  } catch {
-    return false;
-  }
 }
 
 /** Watches a QEMU process that is not our child. */

@@ -10,7 +10,7 @@ import { canTransition, checkOperation } from './states.js';
 import { JobLock } from './jobs.js';
 import type { MonitorListener } from './monitor-listener.js';
 import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
-import { processStats } from './proc-stats.js';
+import { processStats } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 
 /** What a VM needs from the outside world. */

@@ -11,6 +11,7 @@ import {
 import { testAccel, testGuest } from './test-guest.js';
 import { SerialReader } from './serial-reader.js';
 import type { TmpRoot } from './tmp-root.js';
+import { killProcessesUnder } from './kill-under.js';
 
 /** The built shim binary. */
 export const SHIM_BIN = new URL('../../dist/bin/virtq-shim.js', import.meta.url).pathname;
@@ -122,6 +123,7 @@ export class ShimHarness {
       p.once('exit', () => resolve());
       p.kill('SIGKILL');
     })));
+    killProcessesUnder(this.root.dir);
     this.root.remove();
   }
 }

@@ -1,0 +1,79 @@
+// Recovery at start-up, before any socket is served: rebuild the registry from the definitions
+// on disk and the shims' state files. Live shims keep their names (they re-register on their
+// own); VMs whose shim died but whose QEMU runs are listed with the shim lost; VMs that died
+// while virtqemud was down are reported with their recorded state, never silently dropped.
+import { readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ACTIVE_STATES, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
+import { isTempName } from '../drivers/fs/atomic-file.js';
+import { isLiveQemu } from '../drivers/host/proc.js';
+import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import type { DefinitionStore } from './definitions.js';
+import type { DomainRecord, DomainRegistry } from './registry.js';
+
+/** What recovery found, for the log and the benchmark. */
+export interface RecoveryReport {
+  definitions: number;
+  liveShims: number;
+  lostShims: number;
+  stopped: number;
+  ms: number;
+}
+
+/** Fills `registry`; the whole scan probes shims in parallel under one deadline. */
+export async function recover(registry: DomainRegistry, store: DefinitionStore, layout: Layout, clock: Clock, log: Logger, probeMs = 1000): Promise<RecoveryReport> {
+  const t0 = clock.monotonic();
+  const defs = await store.loadAll();
+  for (const { definition, autostart } of defs) {
+    registry.claim({ name: definition.name, uuid: definition.uuid, persistent: true, autostart, definition, state: 'shutoff', reason: 'defined' });
+  }
+  const states = await readStates(layout);
+  const probes = await Promise.all(states.map((s) => isLive(s.sockets.rw, probeMs)));
+  const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0 };
+  await Promise.all(states.map(async (s, i) => {
+    const shimLive = probes[i] === true;
+    const qemuLive = s.qemuPid !== undefined && isLiveQemu(s.qemuPid, s.uuid);
+    let record = registry.get(s.name);
+    if (record !== undefined && record.uuid !== s.uuid) {
+      log.error({ name: s.name, msgId: 'RECOVERY_CONFLICT' }, 'a runtime state file names a VM whose definition has another UUID; keeping the definition');
+      return;
+    }
+    if (record === undefined) {
+      record = registry.claim({ name: s.name, uuid: s.uuid, persistent: false, autostart: false, definition: undefined, state: s.state, reason: s.reason });
+    }
+    if (shimLive || qemuLive) {
+      adoptLive(record, s, shimLive, shimStateFile(layout, s.name));
+      if (shimLive) report.liveShims++;
+      else report.lostShims++;
+      return;
+    }
+    report.stopped++;
+    // Dead shim, dead QEMU: record how it ended and clean up the stale state.
+    record.state = ACTIVE_STATES.has(s.state) ? 'crashed' : s.state;
+    record.reason = ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason;
+    log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
+    await unlink(join(shimDir(layout), `${s.name}.json`)).catch(() => undefined);
+  }));
+  report.ms = clock.monotonic() - t0;
+  log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
+  return report;
+}
+
+function adoptLive(record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {
+  record.state = s.state;
+  record.reason = s.reason;
+  record.qemuPid = s.qemuPid;
+  record.shimUp = shimLive;
+  record.shim = { pid: s.shimPid, socket: s.sockets.rw, roSocket: s.sockets.ro, adminSocket: s.sockets.admin, stateFile, conn: undefined };
+}
+
+async function readStates(layout: Layout): Promise<RuntimeState[]> {
+  let files: string[];
+  try {
+    files = await readdir(shimDir(layout));
+  } catch {
+    return [];
+  }
+  const states = await Promise.all(files.filter((f) => f.endsWith('.json') && !isTempName(f)).map((f) => readRuntimeState(join(shimDir(layout), f))));
+  return states.filter((s): s is RuntimeState => s !== undefined && !s.private);
+}

@@ -1,0 +1,104 @@
+// The host procedures only virtqemud serves: the listing, lookups, persistent definitions,
+// starting VMs (each in its own detached shim) and autostart.
+import { randomUUID } from 'node:crypto';
+import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import type { DefinitionStore } from '../definitions.js';
+import type { Events } from '../events.js';
+import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
+import type { ShimSpawner } from '../spawner.js';
+
+/** What the host handlers work with. */
+export interface HostDeps {
+  registry: DomainRegistry;
+  store: DefinitionStore;
+  spawner: ShimSpawner;
+  events: Events;
+}
+
+/** Starts the shim of `record` from `def`; the record holds the name while it starts. */
+export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean): Promise<DomainRow> {
+  if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
+  record.starting = true;
+  record.state = 'starting';
+  record.reason = 'booting';
+  try {
+    const started = await d.spawner.start(def, { paused });
+    record.qemuPid ??= started.qemuPid;
+    return toRow(record);
+  } catch (err) {
+    record.state = 'shutoff';
+    record.reason = 'failed';
+    if (!record.persistent && (record.shim === undefined || record.shim.conn === undefined)) d.registry.remove(record);
+    throw err;
+  } finally {
+    record.starting = false;
+  }
+}
+
+/** Builds the host handlers. */
+export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
+  const { registry, store, events } = d;
+  return {
+    listDomains: (filter) => ({ domains: registry.list(filter) }),
+    lookupByName: ({ name }) => toRow(registry.require(name)),
+    lookupByUUID: ({ uuid }) => {
+      const r = registry.getByUuid(uuid);
+      if (r === undefined) throw new VirtqError('NO_DOMAIN', `no VM with UUID ${uuid}`);
+      return toRow(r);
+    },
+    define: async ({ definition }) => {
+      const def = normalizeDefinition(definition, randomUUID);
+      let r = registry.get(def.name);
+      const fresh = r === undefined;
+      if (r === undefined) {
+        r = registry.claim({ name: def.name, uuid: def.uuid, persistent: true, autostart: false, definition: def, state: 'shutoff', reason: 'defined' });
+      } else if (definition.uuid === undefined || r.uuid !== def.uuid) {
+        throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is already taken (uuid ${r.uuid}); give that uuid to replace its definition`);
+      }
+      const record = r;
+      try {
+        await store.save(def);
+      } catch (err) {
+        if (fresh) registry.remove(record);
+        throw err;
+      }
+      record.definition = def;
+      record.persistent = true;
+      events.lifecycle(record, 'defined');
+      return toRow(record);
+    },
+    undefine: async ({ name }) => {
+      const r = registry.require(name);
+      if (!r.persistent) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient: nothing to undefine`);
+      await store.remove(name);
+      r.persistent = false;
+      r.autostart = false;
+      r.definition = undefined;
+      events.lifecycle(r, 'undefined');
+      if (!isActive(r)) registry.remove(r);
+      return {};
+    },
+    create: async ({ definition, paused }) => {
+      const def = normalizeDefinition(definition, randomUUID);
+      const record = registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'created' });
+      return startShim(d, record, def, paused === true);
+    },
+    start: async ({ name, paused }) => {
+      const r = registry.require(name);
+      if (r.definition === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no persistent definition to start`);
+      return startShim(d, r, r.definition, paused === true);
+    },
+    setAutostart: async ({ name, autostart }) => {
+      const r = registry.require(name);
+      if (!r.persistent) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient; only defined VMs can autostart`);
+      await store.setAutostart(name, autostart);
+      r.autostart = autostart;
+      return {};
+    },
+    subscribeEvents: ({ name }, ctx) => {
+      if (name !== undefined) registry.require(name);
+      events.subscribe(ctx.client, name);
+      return {};
+    },
+  };
+}

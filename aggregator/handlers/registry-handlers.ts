@@ -1,0 +1,65 @@
+// The registry program: shims claim their VM's name and UUID, report state changes, and let go.
+// A registration is bound to the connection that made it; when that connection drops while the
+// VM runs, the VM is listed with its shim lost (the VM itself keeps running).
+import { VirtqError, registryProgram, type Handlers, type ServerClient } from '../../protocol/index.js';
+import { isActive, type DomainRecord, type DomainRegistry } from '../registry.js';
+import type { Events } from '../events.js';
+
+/** Handlers of the registry program. */
+export function registryHandlers(registry: DomainRegistry, events: Events, onShimGone: (r: DomainRecord) => void): Handlers<typeof registryProgram> {
+  const bound = new Map<ServerClient, DomainRecord>();
+  const recordOf = (client: ServerClient): DomainRecord => {
+    const r = bound.get(client);
+    if (r === undefined) throw new VirtqError('OPERATION_INVALID', 'this connection has not registered a VM');
+    return r;
+  };
+  return {
+    register: (reg, ctx) => {
+      if (bound.has(ctx.client)) throw new VirtqError('OPERATION_INVALID', 'this connection already registered a VM');
+      let r = registry.get(reg.name);
+      if (r === undefined) {
+        r = registry.claim({ name: reg.name, uuid: reg.uuid, persistent: false, autostart: false, definition: undefined, state: reg.state, reason: reg.reason });
+      } else if (r.uuid !== reg.uuid.toLowerCase()) {
+        throw new VirtqError('NAME_IN_USE', `VM name "${reg.name}" is already taken by VM uuid ${r.uuid}`);
+      } else if (r.shim?.conn !== undefined && !r.shim.conn.conn.closed) {
+        throw new VirtqError('NAME_IN_USE', `VM "${reg.name}" is already served by shim pid ${r.shim.pid}`);
+      } else if (!reg.reattach && isActive(r) && !r.starting) {
+        throw new VirtqError('NAME_IN_USE', `VM "${reg.name}" is still running (QEMU pid ${r.qemuPid ?? '?'}); re-attach its shim instead`);
+      }
+      const record = r;
+      record.shim = { pid: reg.shimPid, socket: reg.socket, roSocket: reg.roSocket, adminSocket: reg.adminSocket, stateFile: reg.stateFile, conn: ctx.client };
+      record.shimUp = true;
+      record.state = reg.state;
+      record.reason = reg.reason;
+      record.qemuPid = reg.qemuPid;
+      bound.set(ctx.client, record);
+      ctx.client.onClose(() => {
+        bound.delete(ctx.client);
+        if (record.shim?.conn !== ctx.client) return;
+        if (isActive(record)) {
+          record.shimUp = false;
+          record.shim.conn = undefined;
+          events.lifecycle(record, 'shim-lost');
+        } else {
+          onShimGone(record);
+        }
+      });
+      if (reg.reattach) events.lifecycle(record, 'shim-attached');
+      return {};
+    },
+    update: (u, ctx) => {
+      const r = recordOf(ctx.client);
+      r.state = u.state;
+      r.reason = u.reason;
+      r.qemuPid = u.qemuPid;
+      if (u.event !== undefined) events.lifecycle(r, u.event, u.details);
+      return {};
+    },
+    unregister: (_a, ctx) => {
+      const r = recordOf(ctx.client);
+      bound.delete(ctx.client);
+      if (r.shim?.conn === ctx.client) onShimGone(r);
+      return {};
+    },
+  };
+}

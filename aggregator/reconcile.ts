@@ -1,0 +1,33 @@
+// A cheap periodic relist, as containerd does: catches what events missed. For each VM whose
+// shim is not connected it reads /proc (is QEMU alive?) and the shim's state file (did a
+// successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
+import { isLive, type Logger } from '../protocol/index.js';
+import { isLiveQemu } from '../drivers/host/proc.js';
+import { readRuntimeState } from '../daemon/runtime-state.js';
+import type { Events } from './events.js';
+import { isActive, type DomainRegistry } from './registry.js';
+
+/** One reconciliation pass. */
+export async function reconcile(registry: DomainRegistry, events: Events, log: Logger): Promise<void> {
+  for (const r of [...registry.all()]) {
+    if (r.starting || r.shim === undefined || (r.shim.conn !== undefined && !r.shim.conn.conn.closed)) continue;
+    const saved = await readRuntimeState(r.shim.stateFile);
+    const qemuLive = r.qemuPid !== undefined && isLiveQemu(r.qemuPid, r.uuid);
+    if (isActive(r) && !qemuLive) {
+      r.state = saved !== undefined && !isActive({ ...r, state: saved.state, starting: false }) ? saved.state : 'crashed';
+      r.reason = saved !== undefined && r.state === saved.state ? saved.reason : 'lost';
+      r.shimUp = false;
+      log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
+      events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
+      if (!r.persistent) registry.remove(r);
+      else r.shim = undefined;
+      continue;
+    }
+    // A shim found at recovery that has not re-registered: is it still there?
+    const up = await isLive(r.shim.socket, 500);
+    if (up !== r.shimUp) {
+      r.shimUp = up;
+      if (!up) events.lifecycle(r, 'shim-lost');
+    }
+  }
+}

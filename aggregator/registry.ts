@@ -1,0 +1,141 @@
+// The registry: every VM virtqemud knows, by name and by UUID, with its live state. Names and
+// UUIDs are unique across persistent definitions and live shims; every check-and-claim runs in
+// one synchronous step, so under Node's single thread it is atomic however many calls race.
+import {
+  ACTIVE_STATES, VirtqError,
+  type DomainRow, type DomainState, type NormalizedDefinition, type ServerClient,
+} from '../protocol/index.js';
+
+/** The shim currently serving a VM. */
+export interface ShimRef {
+  pid: number;
+  socket: string;
+  roSocket: string;
+  adminSocket: string;
+  stateFile: string;
+  /** The registration connection; undefined while a shim found at recovery has not re-registered. */
+  conn: ServerClient | undefined;
+}
+
+/** One VM as virtqemud knows it. */
+export interface DomainRecord {
+  name: string;
+  uuid: string;
+  persistent: boolean;
+  autostart: boolean;
+  /** The stored definition of a persistent VM. */
+  definition: NormalizedDefinition | undefined;
+  state: DomainState;
+  reason: string;
+  qemuPid: number | undefined;
+  shim: ShimRef | undefined;
+  /** False when the shim is known but does not answer (the VM may still run). */
+  shimUp: boolean;
+  /** True while virtqemud is starting a shim for this VM. */
+  starting: boolean;
+}
+
+/** Listing filters (all given ones must hold). */
+export interface ListFilter {
+  active?: boolean;
+  inactive?: boolean;
+  persistent?: boolean;
+  transient?: boolean;
+  state?: DomainState;
+}
+
+/** True when the VM has (or may have) a QEMU process. */
+export function isActive(r: DomainRecord): boolean {
+  return r.starting || ACTIVE_STATES.has(r.state);
+}
+
+/** The listing row of a record. */
+export function toRow(r: DomainRecord): DomainRow {
+  return {
+    name: r.name, uuid: r.uuid, state: r.state, reason: r.reason, persistent: r.persistent, autostart: r.autostart,
+    shimUp: r.shimUp,
+    ...(r.shim === undefined ? {} : { shimSocket: r.shim.socket, shimPid: r.shim.pid }),
+    ...(r.qemuPid === undefined ? {} : { qemuPid: r.qemuPid }),
+  };
+}
+
+/** Records by name and UUID. */
+export class DomainRegistry {
+  private readonly byName = new Map<string, DomainRecord>();
+  private readonly byUuid = new Map<string, DomainRecord>();
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get(name: string): DomainRecord | undefined {
+    return this.byName.get(name);
+  }
+
+  getByUuid(uuid: string): DomainRecord | undefined {
+    return this.byUuid.get(uuid.toLowerCase());
+  }
+
+  /** The record named `name`, or NO_DOMAIN. */
+  require(name: string): DomainRecord {
+    const r = this.byName.get(name);
+    if (r === undefined) throw new VirtqError('NO_DOMAIN', `no VM named "${name}"`);
+    return r;
+  }
+
+  all(): IterableIterator<DomainRecord> {
+    return this.byName.values();
+  }
+
+  /**
+   * Claims `name` and `uuid` for a new record, or throws NAME_IN_USE / UUID_IN_USE naming the
+   * holder. Synchronous: nothing can interleave between the check and the claim.
+   */
+  claim(init: Omit<DomainRecord, 'shimUp' | 'starting' | 'qemuPid' | 'shim'> & Partial<DomainRecord>): DomainRecord {
+    this.checkFree(init.name, init.uuid);
+    const record: DomainRecord = { shimUp: false, starting: false, qemuPid: undefined, shim: undefined, ...init, uuid: init.uuid.toLowerCase() };
+    this.byName.set(record.name, record);
+    this.byUuid.set(record.uuid, record);
+    return record;
+  }
+
+  /** Throws unless both the name and the UUID are free. */
+  checkFree(name: string, uuid: string): void {
+    const holder = this.byName.get(name);
+    if (holder !== undefined) {
+      throw new VirtqError('NAME_IN_USE', `VM name "${name}" is already taken by ${describe(holder)}`, { details: { uuid: holder.uuid } });
+    }
+    const other = this.byUuid.get(uuid.toLowerCase());
+    if (other !== undefined) {
+      throw new VirtqError('UUID_IN_USE', `UUID ${uuid} is already used by VM "${other.name}"`, { details: { name: other.name } });
+    }
+  }
+
+  /** Forgets a record. */
+  remove(record: DomainRecord): void {
+    if (this.byName.get(record.name) === record) this.byName.delete(record.name);
+    if (this.byUuid.get(record.uuid) === record) this.byUuid.delete(record.uuid);
+  }
+
+  /** Rows matching `filter`, sorted active first then by name, as `virsh list --all` does. */
+  list(filter: ListFilter): DomainRow[] {
+    const rows: DomainRow[] = [];
+    for (const r of this.byName.values()) if (matches(r, filter)) rows.push(toRow(r));
+    return rows.sort((a, b) => Number(ACTIVE_STATES.has(b.state)) - Number(ACTIVE_STATES.has(a.state)) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+}
+
+function matches(r: DomainRecord, f: ListFilter): boolean {
+  const active = isActive(r);
+  if (f.active === true && f.inactive !== true && !active) return false;
+  if (f.inactive === true && f.active !== true && active) return false;
+  if (f.persistent === true && f.transient !== true && !r.persistent) return false;
+  if (f.transient === true && f.persistent !== true && r.persistent) return false;
+  if (f.state !== undefined && r.state !== f.state) return false;
+  return true;
+}
+
+function describe(r: DomainRecord): string {
+  if (isActive(r)) return `a running VM (uuid ${r.uuid})`;
+  return r.persistent ? `a defined VM (uuid ${r.uuid})` : `VM uuid ${r.uuid}`;
+}

@@ -1,0 +1,95 @@
+// Opening connections from URIs: the default URI, socket resolution per mode, NO_CONNECT errors
+// that name the socket tried, and the admin connection to a daemon's or a shim's admin socket.
+import {
+  RpcClient, VirtqError, adminProgram, defaultUri, parseUri, systemClock, typedClient,
+  type AdminProgram, type Clock, type TypedClient,
+} from '../protocol/index.js';
+import { Connection } from './connection.js';
+import { EmbedRouter, defaultShimCommand } from './embed.js';
+import { resolveSocket, type Endpoint, type ResolvedSocket } from './resolve.js';
+import { SocketRouter } from './router.js';
+
+/** Options of `connect` and `connectAdmin`. */
+export interface ConnectOptions {
+  /** Deadline of each call that sets none, in ms (default 120 000). */
+  timeoutMs?: number;
+  /** Environment for the default URI and session paths (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** The user id that picks the default URI (default `process.getuid()`). */
+  uid?: number;
+  /** The clock for deadlines (default the real one). */
+  clock?: Clock;
+  /** Embedded mode: the command that runs virtq-shim (default: the one installed beside this library). */
+  shimCommand?: readonly string[];
+  /** Embedded mode: how long a new VM's shim may take to report it running, in ms (default 120 000). */
+  startTimeoutMs?: number;
+}
+
+/** A connection to a daemon's or a shim's admin socket. */
+export interface AdminConnection {
+  /** The URI this connection was opened with. */
+  readonly uri: string;
+  /** The admin socket dialled. */
+  readonly socket: string;
+  /** What serves it. */
+  readonly peer: 'daemon' | 'shim';
+  /** The `admin` program's procedures as typed methods: `adm.admin.serverInfo({})`. */
+  readonly admin: TypedClient<AdminProgram>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** The URI used when none is given: `VIRTQ_DEFAULT_URI`, else session (or system for root). */
+export function resolveDefaultUri(opts: Pick<ConnectOptions, 'env' | 'uid'> = {}): string {
+  return defaultUri(opts.env ?? process.env, opts.uid ?? process.getuid?.() ?? 0);
+}
+
+async function dial(resolved: ResolvedSocket, clock: Clock, timeoutMs: number): Promise<RpcClient> {
+  try {
+    return await RpcClient.connect(resolved.socket, { clock, defaultTimeoutMs: timeoutMs });
+  } catch (err) {
+    const e = VirtqError.from(err);
+    if (e.code !== 'NO_CONNECT') throw e;
+    throw new VirtqError('NO_CONNECT', `${e.message} (${resolved.hint})`, { details: { socket: resolved.socket }, cause: err });
+  }
+}
+
+/**
+ * Connects to virtq at `uri` (default: `resolveDefaultUri()`):
+ * `qemu:///system`, `qemu:///session`, `qemu:///system?root=DIR` (virtqemud),
+ * `qemu+shim:///PATH/TO/NAME.sock`, `shim:///NAME?root=DIR` (one VM's shim), or
+ * `qemu:///embed?root=DIR` (no daemon: this process starts shims for its private VMs);
+ * `?mode=ro` picks the read-only socket. Fails with NO_CONNECT naming the socket tried.
+ */
+export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<Connection> {
+  const env = opts.env ?? process.env;
+  const chosen = uri ?? resolveDefaultUri(opts);
+  const target = parseUri(chosen, env);
+  const clock = opts.clock ?? systemClock();
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  if (target.kind === 'embed') {
+    const router = new EmbedRouter({
+      root: target.root, layout: target.layout, clock, defaultTimeoutMs: timeoutMs,
+      shimCommand: opts.shimCommand ?? defaultShimCommand(process.execPath), startTimeoutMs: opts.startTimeoutMs ?? 120_000,
+    });
+    return new Connection(chosen, 'embed', false, router);
+  }
+  const resolved = await resolveSocket(target, 'api' satisfies Endpoint);
+  const rpc = await dial(resolved, clock, timeoutMs);
+  return new Connection(chosen, resolved.peer, resolved.readOnly, new SocketRouter(rpc));
+}
+
+/**
+ * Connects to the admin socket of the daemon or shim that `uri` names (virtqemud's
+ * `virtqemud-admin.sock`, or a shim's `NAME-admin.sock`). Embedded mode has no admin socket.
+ */
+export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Promise<AdminConnection> {
+  const chosen = uri ?? resolveDefaultUri(opts);
+  const target = parseUri(chosen, opts.env ?? process.env);
+  if (target.kind === 'embed') {
+    throw new VirtqError('INVALID_ARG', `${chosen}: embedded mode has no daemon to administer; use shim:///NAME?root=DIR for one VM's shim`);
+  }
+  const resolved = await resolveSocket(target, 'admin');
+  const rpc = await dial(resolved, opts.clock ?? systemClock(), opts.timeoutMs ?? 120_000);
+  return { uri: chosen, socket: resolved.socket, peer: resolved.peer, admin: typedClient(adminProgram, rpc), close: () => rpc.close() };
+}

@@ -1,0 +1,256 @@
+// Embedded mode (qemu:///embed?root=DIR): no daemon. This router starts shims itself
+// (`virtq-shim --embed`), lists VMs by scanning DIR/run/shims/*.json, and sends each per-VM call
+// to its VM's shim socket read from the state file. The VMs are private to the application.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import {
+  ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, virtqProgram,
+  type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type PushedEvent, type VirtqProgram,
+} from '../protocol/index.js';
+import type { Router } from './router.js';
+import { readShimState, type ShimStateFile } from './resolve.js';
+
+/** How the embed router runs shims. */
+export interface EmbedOptions {
+  root: string;
+  layout: Layout;
+  clock: Clock;
+  defaultTimeoutMs: number;
+  /** The command that runs virtq-shim, e.g. `[process.execPath, '/x/dist/bin/virtq-shim.js']`. */
+  shimCommand: readonly string[];
+  /** How long a new shim may take to report its VM running. */
+  startTimeoutMs: number;
+}
+
+type Procs = VirtqProgram['procs'];
+const HOST_ONLY = new Set(['define', 'undefine', 'start', 'setAutostart']);
+
+/** The virtq-shim beside this module (dist/bin, dist/lib/client or a source checkout), else `virtq-shim` on PATH. */
+export function defaultShimCommand(execPath: string): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, 'virtq-shim.js'), join(here, '..', '..', 'bin', 'virtq-shim.js'), join(here, '..', 'dist', 'bin', 'virtq-shim.js')];
+  const found = candidates.find((c) => existsSync(c));
+  return found === undefined ? ['virtq-shim'] : [execPath, found];
+}
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A listing row from a state file; a VM whose shim and QEMU are both gone counts as shut off. */
+export function rowFromState(s: ShimStateFile): DomainRow {
+  const shimUp = alive(s.shimPid);
+  let state = s.state as DomainState;
+  let reason = s.reason;
+  if (!shimUp && !alive(s.qemuPid) && ACTIVE_STATES.has(state)) { state = 'shutoff'; reason = 'unknown'; }
+  return {
+    name: s.name, uuid: s.uuid, state, reason, persistent: false, autostart: false, shimUp,
+    ...(shimUp ? { shimSocket: s.sockets.rw } : {}),
+    ...(shimUp && s.shimPid !== undefined ? { shimPid: s.shimPid } : {}),
+    ...(ACTIVE_STATES.has(state) && s.qemuPid !== undefined ? { qemuPid: s.qemuPid } : {}),
+  };
+}
+
+/** Routes the `virtq` program over the shims of one embed root. */
+export class EmbedRouter implements Router {
+  readonly closed: Promise<VirtqError>;
+  private markClosed!: (err: VirtqError) => void;
+  private readonly shims = new Map<string, RpcClient>();
+  private readonly pumped = new WeakSet<RpcClient>();
+  private readonly queue = new EventQueue<PushedEvent>(10_000);
+  private subscribedAll = false;
+  private isClosed = false;
+
+  constructor(private readonly opts: EmbedOptions) {
+    this.closed = new Promise((resolve) => { this.markClosed = resolve; });
+  }
+
+  async call(prog: string, proc: string, args: unknown, opts: CallOptions): Promise<unknown> {
+    this.checkOpen();
+    if (prog !== virtqProgram.name || !Object.hasOwn(virtqProgram.procs, proc)) {
+      throw new VirtqError('NOT_SUPPORTED', `${prog}.${proc} is not available in embedded mode`);
+    }
+    const parsed = virtqProgram.argValidators.get(proc)?.parse(args ?? {}, `${proc} arguments`) as Record<string, unknown>;
+    switch (proc) {
+      case 'listDomains': return { domains: await this.list(parsed as ArgsOf<Procs['listDomains']>) };
+      case 'lookupByName': return this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`);
+      case 'lookupByUUID': return this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`);
+      case 'create': return this.create(parsed as ArgsOf<Procs['create']>);
+      case 'subscribeEvents': return this.subscribe(parsed['name'] as string | undefined);
+      default: break;
+    }
+    if (HOST_ONLY.has(proc)) {
+      throw new VirtqError('NOT_SUPPORTED', `${proc} needs virtqemud: embedded mode has no persistent definitions (use create)`);
+    }
+    const name = String(parsed['name']);
+    const client = await this.shim(name);
+    if (client === undefined) return this.fromStateFile(name, proc);
+    return client.call(prog, proc, parsed, opts);
+  }
+
+  async openStream(prog: string, proc: string, args: unknown, opts: CallOptions): Promise<ByteStream> {
+    this.checkOpen();
+    const name = String((args as { name?: unknown }).name);
+    const client = await this.shim(name);
+    if (client === undefined) throw await this.notRunning(name, proc);
+    return client.openStream(prog, proc, args, opts);
+  }
+
+  events(): AsyncIterable<PushedEvent> {
+    return this.queue;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const c of this.shims.values()) c.close();
+    this.shims.clear();
+    this.queue.end();
+    this.markClosed(new VirtqError('CONNECTION_CLOSED', 'connection closed by the client'));
+  }
+
+  private checkOpen(): void {
+    if (this.isClosed) throw new VirtqError('CONNECTION_CLOSED', 'connection is closed');
+  }
+
+  private async states(): Promise<ShimStateFile[]> {
+    let files: string[];
+    try {
+      files = (await readdir(shimDir(this.opts.layout))).filter((f) => f.endsWith('.json')).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw VirtqError.from(err);
+    }
+    const states = await Promise.all(files.map((f) => readShimState(join(shimDir(this.opts.layout), f)).catch(() => undefined)));
+    return states.filter((s): s is ShimStateFile => s !== undefined);
+  }
+
+  private async list(filter: ArgsOf<Procs['listDomains']>): Promise<DomainRow[]> {
+    const rows = (await this.states()).map(rowFromState);
+    return rows.filter((r) => {
+      const active = ACTIVE_STATES.has(r.state);
+      if (filter.active === true && filter.inactive !== true && !active) return false;
+      if (filter.inactive === true && filter.active !== true && active) return false;
+      if (filter.persistent === true && filter.transient !== true) return false;
+      return filter.state === undefined || r.state === filter.state;
+    });
+  }
+
+  private async lookup(match: (r: DomainRow) => boolean, what: string): Promise<DomainRow> {
+    const row = (await this.list({})).find(match);
+    if (row === undefined) throw new VirtqError('NO_DOMAIN', `no VM ${what} under ${this.opts.root}`);
+    return row;
+  }
+
+  // A connected client for VM `name`'s shim; undefined when the VM has a state file but no shim serves it.
+  private async shim(name: string): Promise<RpcClient | undefined> {
+    const cached = this.shims.get(name);
+    if (cached !== undefined && !cached.isClosed) return cached;
+    const state = await readShimState(shimStateFile(this.opts.layout, name));
+    if (state === undefined) throw new VirtqError('NO_DOMAIN', `no VM "${name}" under ${this.opts.root}`);
+    try {
+      const client = await RpcClient.connect(state.sockets.rw, { clock: this.opts.clock, defaultTimeoutMs: this.opts.defaultTimeoutMs });
+      if (this.isClosed) { client.close(); this.checkOpen(); }
+      this.shims.set(name, client);
+      return client;
+    } catch (err) {
+      const e = VirtqError.from(err);
+      if (e.code !== 'NO_CONNECT' || alive(state.shimPid)) throw e;
+      return undefined;
+    }
+  }
+
+  // Answers what a stopped VM can still answer from its state file.
+  private async fromStateFile(name: string, proc: string): Promise<unknown> {
+    const state = await readShimState(shimStateFile(this.opts.layout, name));
+    if (state === undefined) throw new VirtqError('NO_DOMAIN', `no VM "${name}" under ${this.opts.root}`);
+    const row = rowFromState(state);
+    if (proc === 'getState') return { state: row.state, reason: row.reason };
+    if (proc === 'getDefinition') return state.definition;
+    throw await this.notRunning(name, proc);
+  }
+
+  private async notRunning(name: string, proc: string): Promise<VirtqError> {
+    const state = await readShimState(shimStateFile(this.opts.layout, name));
+    const row = state === undefined ? undefined : rowFromState(state);
+    if (row !== undefined && ACTIVE_STATES.has(row.state)) {
+      return new VirtqError('SHIM_UNAVAILABLE', `the shim of VM "${name}" is not reachable; the VM may still run (re-attach with virtq-shim --attach ${name})`);
+    }
+    return new VirtqError('OPERATION_INVALID', `cannot ${proc} VM "${name}": it is ${row?.state ?? 'shutoff'}`, { details: { state: row?.state ?? 'shutoff' } });
+  }
+
+  private async subscribe(name: string | undefined): Promise<Record<string, never>> {
+    const names = name === undefined ? (await this.list({ active: true })).map((r) => r.name) : [name];
+    if (name === undefined) this.subscribedAll = true;
+    for (const n of names) {
+      const client = await this.shim(n);
+      if (client === undefined) {
+        if (name !== undefined) throw await this.notRunning(n, 'subscribeEvents');
+        continue;
+      }
+      await client.call(virtqProgram.name, 'subscribeEvents', { name: n });
+      this.pump(client);
+    }
+    return {};
+  }
+
+  private pump(client: RpcClient): void {
+    if (this.pumped.has(client)) return;
+    this.pumped.add(client);
+    void (async () => {
+      for await (const ev of client.events()) this.queue.push(ev);
+    })();
+  }
+
+  private async create(args: ArgsOf<Procs['create']>): Promise<DomainRow> {
+    const def = definitionValidator.parse(args.definition, 'definition');
+    const reply = await this.spawnShim(JSON.stringify(def), args.paused === true, def.name);
+    if (!reply.ok) throw VirtqError.fromWire(reply.error);
+    if (this.subscribedAll) await this.subscribe(def.name).catch(() => undefined);
+    return this.lookup((r) => r.name === def.name, `named "${def.name}"`);
+  }
+
+  // Runs `virtq-shim --embed` detached (the VM outlives this process) and reads its one-line reply.
+  private spawnShim(definition: string, paused: boolean, name: string): Promise<{ ok: boolean; error?: unknown }> {
+    const [command, ...base] = this.opts.shimCommand;
+    if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
+    const argv = [...base, '--embed', '--root', this.opts.root, '--definition', '-', ...(paused ? ['--paused'] : [])];
+    const child = spawn(command, argv, { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
+    const logHint = `see ${join(this.opts.layout.log, `${name}.log`)}`;
+    return new Promise((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout });
+      const timer = this.opts.clock.setTimeout(() => finish(new VirtqError('TIMEOUT', `virtq-shim did not report VM "${name}" started within ${this.opts.startTimeoutMs} ms; ${logHint}`)), this.opts.startTimeoutMs);
+      let settled = false;
+      const finish = (result: Error | { ok: boolean; error?: unknown }): void => {
+        if (settled) return;
+        settled = true;
+        timer.dispose();
+        lines.close();
+        child.stdout.destroy();
+        child.unref();
+        if (result instanceof Error) reject(result); else resolve(result);
+      };
+      child.once('error', (err) => finish(new VirtqError('OPERATION_FAILED', `cannot run ${command}: ${err.message}`, { cause: err })));
+      child.once('exit', (code) => finish(new VirtqError('OPERATION_FAILED', `virtq-shim exited (${String(code)}) before starting VM "${name}"; ${logHint}`)));
+      lines.once('line', (line) => {
+        try {
+          finish(JSON.parse(line) as { ok: boolean; error?: unknown });
+        } catch {
+          finish(new VirtqError('OPERATION_FAILED', `virtq-shim printed an unexpected line: ${line.slice(0, 200)}`));
+        }
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(definition);
+    });
+  }
+}

@@ -1,0 +1,43 @@
+// Facts about host processes read from /proc: state, identity, CPU time and resident set. Exit
+// of a process that is not our child is judged from here (a zombie counts as gone), never from
+// kill(pid, 0), which an orphan not yet reaped by PID 1 still answers.
+import { readFileSync } from 'node:fs';
+
+/** The state letter of /proc/PID/stat, or undefined when there is no such process. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
+export function isLiveQemu(pid: number, marker: string): boolean {
+  const state = procState(pid);
+  if (state === undefined || state === 'Z' || state === 'X') return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const PAGE_SIZE = 4096;
+
+/** CPU seconds and RSS bytes of `pid`; zeros when it is gone. */
+export function processStats(pid: number): { cpuTimeSec: number; rssBytes: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may contain spaces) start at field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const rssPages = Number(fields[21]);
+    return { cpuTimeSec: (utime + stime) / CLOCK_TICKS, rssBytes: rssPages * PAGE_SIZE };
+  } catch {
+    return { cpuTimeSec: 0, rssBytes: 0 };
+  }
+}

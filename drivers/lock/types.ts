@@ -1,0 +1,118 @@
+// The lock-manager plugin interface (versioned, like libvirt's lock drivers): what a plugin
+// declares, what virtq requires of it, and the lease calls the shim makes around QEMU's life.
+// A plugin that fails its checks is never used, and then no VM may start (fail closed).
+import type { Clock } from '../../protocol/clock.js';
+
+/**
+ * The lock ABI this virtq speaks. A plugin declares the ABI it was written for; any other value
+ * is refused, because the meaning of a call may have changed.
+ * @since 0.1
+ */
+export const LOCK_ABI_VERSION = 1;
+
+/**
+ * Guarantees virtq relies on from every enforcing plugin:
+ * - `exclusive`: a writable disk is leased to one QEMU at a time;
+ * - `shared`: read-only and shareable disks are leased to any number of QEMUs, never beside an
+ *   exclusive lease;
+ * - `hotplug`: a lease can be taken for a QEMU that already runs, and given back on detach;
+ * - `outlives-shim`: a lease lives as long as the QEMU process, not the shim that started it.
+ * @since 0.1
+ */
+export const REQUIRED_LOCK_FEATURES = ['exclusive', 'shared', 'hotplug', 'outlives-shim'] as const;
+
+/**
+ * What virtq offers a plugin. `inherit-fds`: the fds of `StartLeases.inheritFds` are inherited
+ * by QEMU as fds 3, 4, ... in order, and stay open for its whole life.
+ * @since 0.1
+ */
+export const HOST_LOCK_CAPABILITIES = ['inherit-fds'] as const;
+
+/** How a disk is leased: writable disks exclusively, read-only and shareable ones shared. */
+export type LeaseMode = 'exclusive' | 'shared';
+
+/** One disk to lease. `path` is as the definition gives it; the plugin canonicalises it. */
+export interface LeaseRequest {
+  path: string;
+  mode: LeaseMode;
+}
+
+/** Who holds a lease: recorded by the plugin so a conflict names the holder. */
+export interface LeaseOwner {
+  vm: string;
+  uuid: string;
+  shimPid: number;
+}
+
+/** A holder as a conflict reports it. */
+export interface LeaseHolder {
+  vm: string;
+  uuid: string;
+  host: string;
+  mode: LeaseMode;
+  qemuPid?: number;
+}
+
+/** Leases taken before QEMU is spawned. */
+export interface StartLeases {
+  /** Fds QEMU must inherit (as fds 3, 4, ... in order) for the leases to live as long as it does. */
+  readonly inheritFds: readonly number[];
+  /** QEMU was spawned as `qemuPid` holding `inheritFds`: record it and drop the plugin's own copies. */
+  spawned(qemuPid: number): Promise<void>;
+  /** QEMU was not spawned: give every lease back. */
+  abort(): Promise<void>;
+}
+
+/** A loaded, checked lock manager. Every acquire throws LOCK_CONFLICT naming the holder. */
+export interface LockManager {
+  /** The identity of the resource behind `path`: the same for every path that names it. */
+  resourceKey(path: string): Promise<string>;
+  /** Leases `requests` for a QEMU about to start; nothing is held when it throws. */
+  acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases>;
+  /** Leases one more disk for the running QEMU `qemuPid` (hot-plug). */
+  acquireForRunning(owner: LeaseOwner, qemuPid: number, request: LeaseRequest): Promise<void>;
+  /** Gives back the lease on `path` (detach, or a failed hot-plug). */
+  release(owner: LeaseOwner, path: string): Promise<void>;
+  /** QEMU has exited (or never started): resolves once every lease on `paths` is given back. */
+  releaseAll(owner: LeaseOwner, paths: readonly string[]): Promise<void>;
+}
+
+/** What the host gives a plugin when it creates its manager. */
+export interface LockEnv {
+  /** Where a plugin keeps host-local state, e.g. the default lockspace (`lib/lockspace`). */
+  stateDir: string;
+  /** Host-local runtime files (tmpfs on a real system). */
+  runtimeDir: string;
+  /** This host's name, recorded with each lease. */
+  host: string;
+  clock: Clock;
+}
+
+/**
+ * A lock-manager plugin: what a built-in plugin is and what a plugin module exports (as
+ * `lockPlugin` or `default`). Checked against LOCK_ABI_VERSION and the feature lists on load.
+ * @since 0.1
+ */
+export interface LockPlugin {
+  readonly name: string;
+  readonly abiVersion: number;
+  /** The guarantees it gives; an enforcing plugin must list every REQUIRED_LOCK_FEATURES entry. */
+  readonly features: readonly string[];
+  /** Host capabilities it relies on; refused when virtq does not offer one of them. */
+  readonly requires?: readonly string[];
+  /** False only for an explicit opt-out (nop): every lease is granted and nothing is guaranteed. */
+  readonly enforcing: boolean;
+  /** Builds the manager from the rest of `etc/lock.json`; throws when the config is unusable. */
+  create(config: Readonly<Record<string, unknown>>, env: LockEnv): Promise<LockManager>;
+}
+
+/** Built-in plugins by name (a literal map: see builtin.ts). */
+export type LockPluginMap = Readonly<Record<string, LockPlugin>>;
+
+/** The lock manager's state as server info shows it. */
+export interface LockStatus {
+  plugin: string;
+  ok: boolean;
+  /** Why the plugin is unusable (only when `ok` is false). */
+  error?: string;
+}
