@@ -1,0 +1,107 @@
+// One CLI command as data (name, procedure, arguments, options, --json output schema, run), and
+// the generic builder that makes a command from a catalogue procedure: arguments derived from
+// its schema, one call, output rendered by shape. Adapters only say what differs.
+import type { TSchema } from '@sinclair/typebox';
+import type { CallOptions, Program } from '../protocol/index.js';
+import { deriveFromSchema, type ArgumentSpec, type DeriveHints, type Derived, type Input, type OptionSpec } from './derive.js';
+import type { CliAdminConnection, CliConnection, CliIo } from './io.js';
+import { renderGeneric } from './render.js';
+import { withSpinner } from './spinner.js';
+
+/** What a running command can use. */
+export interface RunContext {
+  readonly io: CliIo;
+  /** `--json` was given. */
+  readonly json: boolean;
+  /** The URI in use (`-c`, else the default). */
+  readonly uri: string;
+  /** Connects to the `virtq` program (closed for the command when it ends). */
+  connect(): Promise<CliConnection>;
+  /** Connects to the admin socket (closed for the command when it ends). */
+  connectAdmin(): Promise<CliAdminConnection>;
+  /** Writes human output. */
+  print(text: string): void;
+  /** Writes one JSON document (or, for streaming commands, one line). */
+  printJson(value: unknown, compact?: boolean): void;
+}
+
+/** One CLI command. */
+export interface CommandSpec {
+  readonly name: string;
+  /** `virtq` commands run as `virtq NAME`, `admin` ones as `virtq admin NAME`. */
+  readonly program: 'virtq' | 'admin';
+  /** The catalogue procedure the command is built on (its description is the command's). */
+  readonly procedure: string;
+  readonly description: string;
+  readonly arguments: readonly ArgumentSpec[];
+  readonly options: readonly OptionSpec[];
+  /** Schema of the `--json` output; undefined when the command prints raw bytes. */
+  readonly output: TSchema | undefined;
+  /** True when `--json` prints one line per item (events) rather than one document. */
+  readonly jsonLines?: boolean;
+  run(ctx: RunContext, input: Input): Promise<void>;
+}
+
+/** What a command built on one procedure changes from the derived default. */
+export interface CallAdapter {
+  /** The command name when the catalogue has none. */
+  readonly name?: string;
+  readonly hints?: DeriveHints;
+  /** The schema to derive arguments and options from (default: the procedure's args). */
+  readonly schema?: TSchema;
+  /** Arguments to use instead of the derived ones. */
+  readonly arguments?: readonly ArgumentSpec[];
+  /** Options added to the derived ones. */
+  readonly options?: readonly OptionSpec[];
+  /** Builds the call's arguments (default: the derived mapping). */
+  toArgs?(input: Input, derived: Derived, ctx: RunContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Picks another procedure of the program for these arguments (e.g. a getter when nothing is set). */
+  procedureFor?(callArgs: Record<string, unknown>): string;
+  /** Turns the result into what is printed, as JSON and as text (default: the result itself). */
+  present?(result: unknown): unknown;
+  /** Human output of the presented result (default: renderGeneric). */
+  render?(result: unknown, callArgs: Record<string, unknown>, input: Input): string;
+  /** The spinner label for a long call, or undefined for none. */
+  progress?(callArgs: Record<string, unknown>): string | undefined;
+  /** Schema of the `--json` output (default: the procedure's result). */
+  readonly output?: TSchema;
+  /** Replaces the whole call-and-print step. */
+  run?(ctx: RunContext, input: Input): Promise<void>;
+  readonly jsonLines?: boolean;
+}
+
+/**
+ * The call deadline: a call that carries a timeout in seconds (`timeoutSec`) may take that long
+ * on the server, so the client waits a minute longer; otherwise the client's default.
+ */
+export function callDeadline(callArgs: Record<string, unknown>): CallOptions {
+  const secs = Object.entries(callArgs).filter(([k, v]) => k.endsWith('Sec') && typeof v === 'number').map(([, v]) => v as number);
+  return secs.length === 0 ? {} : { timeoutMs: (Math.max(...secs) + 60) * 1000 };
+}
+
+/** Builds the command for `procName` of `program` with `adapter`'s changes. */
+export function callCommand(program: Program, procName: string, adapter: CallAdapter = {}): CommandSpec {
+  const spec = program.procs[procName];
+  if (spec === undefined) throw new Error(`${program.name} has no procedure ${procName}`);
+  const name = adapter.name ?? spec.cli;
+  if (name === undefined) throw new Error(`${program.name}.${procName} has no CLI name`);
+  const derived = deriveFromSchema(adapter.schema ?? spec.args, adapter.hints);
+  const which = program.name === 'admin' ? 'admin' : 'virtq';
+  const run = adapter.run ?? (async (ctx: RunContext, input: Input): Promise<void> => {
+    const callArgs = adapter.toArgs === undefined ? derived.toArgs(input) : await adapter.toArgs(input, derived, ctx);
+    const conn = which === 'admin' ? await ctx.connectAdmin() : await ctx.connect();
+    const proc = adapter.procedureFor?.(callArgs) ?? procName;
+    const raw = await withSpinner(ctx.io.stderr, ctx.io.clock, adapter.progress?.(callArgs), conn.call(proc, callArgs, callDeadline(callArgs)));
+    const result = adapter.present === undefined ? raw : adapter.present(raw);
+    if (ctx.json) ctx.printJson(result);
+    else ctx.print((adapter.render ?? renderGeneric)(result, callArgs, input));
+  });
+  return {
+    name, program: which, procedure: procName, description: spec.description,
+    arguments: adapter.arguments ?? derived.arguments,
+    options: [...derived.options, ...(adapter.options ?? [])],
+    output: adapter.output ?? spec.ret,
+    ...(adapter.jsonLines === undefined ? {} : { jsonLines: adapter.jsonLines }),
+    run,
+  };
+}

@@ -1,0 +1,152 @@
+// The `virtq` program's commands: one per catalogue procedure with a `cli` name, built by
+// callCommand; this table holds only what differs from the derived default (file arguments,
+// nested disk arguments, virsh-like messages, list filters).
+import { resolve } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { DiskSpec, DomainName, VirtqError, virtqProgram, type DomainRow, type StateResult } from '../protocol/index.js';
+import { callCommand, type CallAdapter, type CommandSpec } from './command.js';
+import { readDefinitionFile } from './definition-file.js';
+import type { Input } from './derive.js';
+import { ListOutput } from './json-output.js';
+import { objectTable } from './render.js';
+import { consoleCommand, eventCommand } from './stream-commands.js';
+
+type Args = Record<string, unknown>;
+
+const vm = (a: Args): string => `'${String(a['name'])}'`;
+const said = (text: string) => (_r: unknown, a: Args): string => `Domain ${vm(a)} ${text}\n`;
+const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+const HELP = {
+  paused: 'leave the vCPUs paused once QEMU is up',
+  timeoutSec: 'wait this long for the guest, then destroy the VM',
+  graceMs: 'how long to wait after SIGTERM before SIGKILL',
+  readonly: 'attach the disk read-only',
+  shareable: 'allow other VMs to use the disk at the same time',
+  path: 'the disk image (relative paths are resolved against the current directory)',
+  active: 'only running, paused or starting VMs',
+  inactive: 'only shut off or crashed VMs',
+  persistent: 'only VMs with a stored definition',
+  transient: 'only VMs without a stored definition',
+  state: 'only VMs in this state',
+};
+
+const fileArgument = { name: 'file', description: 'the VM definition (JSON); relative kernel, initrd and disk paths are resolved against its directory', required: true };
+
+// `attach-disk NAME PATH TARGET [--format F] ...`: the disk's fields flattened into the command line.
+const attachDiskSchema = {
+  ...DiskSpec,
+  properties: { name: DomainName, ...DiskSpec.properties },
+  required: ['name', ...(DiskSpec.required ?? [])],
+} as unknown as TSchema;
+
+function listArgs(input: Input): Args {
+  const { all, active, inactive, persistent, transient, state } = input.opts;
+  const filter: Args = {};
+  if (active === true) filter['active'] = true;
+  if (inactive === true) filter['inactive'] = true;
+  if (persistent === true) filter['persistent'] = true;
+  if (transient === true) filter['transient'] = true;
+  if (state !== undefined) filter['state'] = state;
+  // Like virsh: active VMs unless --all or another filter says otherwise.
+  if (all !== true && Object.keys(filter).length === 0) filter['active'] = true;
+  return filter;
+}
+
+function parseMonitorCommand(text: string): Args {
+  const trimmed = text.trim();
+  if (/^[a-z][a-z0-9_-]*$/i.test(trimmed)) return { execute: trimmed };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch (err) {
+    throw new VirtqError('INVALID_ARG', `the QMP command is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new VirtqError('INVALID_ARG', 'the QMP command must be a JSON object such as {"execute":"query-status"}');
+  return parsed as Args;
+}
+
+/** What differs from the derived default, by procedure. */
+const adapters: Readonly<Record<string, CallAdapter>> = {
+  listDomains: {
+    hints: { help: HELP },
+    options: [{ flags: '--all', key: 'all', description: 'list inactive VMs too (default: active ones only)' }],
+    toArgs: listArgs,
+    present: (r) => (r as { domains: DomainRow[] }).domains,
+    render: (rows) => objectTable(rows as DomainRow[], ['name', 'state', 'reason', 'persistent', 'autostart']),
+    output: ListOutput,
+  },
+  getState: {
+    options: [{ flags: '--reason', key: 'reason', description: 'also print why the VM is in its state' }],
+    render: (r, _a, input) => {
+      const s = r as StateResult;
+      return input.opts['reason'] === true ? `${s.state} (${s.reason})\n` : `${s.state}\n`;
+    },
+  },
+  getDefinition: { render: json },
+  shutdown: {
+    hints: { help: HELP },
+    progress: (a) => (a['timeoutSec'] === undefined ? undefined : `Shutting down ${vm(a)}`),
+    render: (r, a) => {
+      const s = r as StateResult;
+      return s.state === 'shutoff' ? `Domain ${vm(a)} is shut off (${s.reason})\n` : `Domain ${vm(a)} is being shutdown\n`;
+    },
+  },
+  destroy: { hints: { help: HELP }, render: said('destroyed') },
+  reboot: { render: said('is being rebooted') },
+  reset: { render: said('was reset') },
+  suspend: { render: said('suspended') },
+  resume: { render: said('resumed') },
+  attachDisk: {
+    schema: attachDiskSchema,
+    hints: { help: HELP },
+    toArgs: (input, derived, ctx) => {
+      const { name, path, ...disk } = derived.toArgs(input);
+      return { name, disk: { path: resolve(ctx.io.cwd, String(path)), ...disk } };
+    },
+    render: (_r, a) => `Disk ${String((a['disk'] as Args)['target'])} attached to ${vm(a)}\n`,
+  },
+  detachDisk: { hints: { help: { ...HELP, timeoutSec: 'how long to wait for the guest to release the disk', target: 'the guest device name, e.g. vdb' } }, render: (_r, a) => `Disk ${String(a['target'])} detached from ${vm(a)}\n` },
+  qemuMonitorCommand: {
+    arguments: [
+      { name: 'name', field: 'name', description: 'VM name', required: true },
+      { name: 'command', description: 'a QMP command as JSON, e.g. \'{"execute":"query-status"}\', or just its name', required: true },
+    ],
+    toArgs: (input) => ({ name: input.args['name'], command: parseMonitorCommand(String(input.args['command'])) }),
+    render: (r) => json((r as { result: unknown }).result),
+  },
+  define: {
+    arguments: [fileArgument],
+    toArgs: async (input, _d, ctx) => ({ definition: await readDefinitionFile(String(input.args['file']), ctx.io.cwd) }),
+    render: (r, _a, input) => `Domain '${(r as DomainRow).name}' defined from ${String(input.args['file'])}\n`,
+  },
+  undefine: { render: said('has been undefined') },
+  create: {
+    arguments: [fileArgument],
+    hints: { skip: ['definition'], help: HELP },
+    toArgs: async (input, _d, ctx) => ({
+      definition: await readDefinitionFile(String(input.args['file']), ctx.io.cwd),
+      ...(input.opts['paused'] === true ? { paused: true } : {}),
+    }),
+    progress: (a) => `Starting '${String((a['definition'] as Args)['name'])}'`,
+    render: (r, _a, input) => `Domain '${(r as DomainRow).name}' created from ${String(input.args['file'])}\n`,
+  },
+  start: { hints: { help: HELP }, progress: (a) => `Starting ${vm(a)}`, render: said('started') },
+  setAutostart: {
+    hints: { skip: ['autostart'] },
+    options: [{ flags: '--disable', key: 'disable', description: 'stop starting the VM with virtqemud' }],
+    toArgs: (input) => ({ name: input.args['name'], autostart: input.opts['disable'] !== true }),
+    render: (_r, a) => `Domain ${vm(a)} ${a['autostart'] === true ? 'marked as autostarted' : 'unmarked as autostarted'}\n`,
+  },
+};
+
+/** Every `virtq` command: the catalogue's CLI procedures, plus `event` (subscribeEvents). */
+export function virtqCommands(): CommandSpec[] {
+  const commands: CommandSpec[] = [];
+  for (const [procName, spec] of Object.entries(virtqProgram.procs)) {
+    if (procName === 'openConsole') commands.push(consoleCommand());
+    else if (procName === 'subscribeEvents') commands.push(eventCommand());
+    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName]));
+  }
+  return commands;
+}
