@@ -167,25 +167,35 @@ export class RpcServer {
       client, serial: msg.serial, prog: msg.prog, proc: msg.proc,
       openStream: () => (stream ??= client.createStream(msg.prog, msg.proc, msg.serial)),
     };
-    this.dispatch(client, msg, ctx).then(
-      (result) => {
-        client.inFlight--;
-        this.callDone();
-        this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
-        if (stream !== undefined) client.streamOpened(msg.serial);
-      },
-      (err: unknown) => {
-        client.inFlight--;
-        this.callDone();
-        stream?.remoteEnded(undefined);
-        const e = VirtqError.from(err);
-        if (e.code === 'INTERNAL') this.opts.log.error({ err, proc: msg.proc }, 'handler failed');
-        this.send(client, errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
-      },
-    );
+    const done = (result: unknown): void => {
+      client.inFlight--;
+      this.callDone();
+      this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
+      if (stream !== undefined) client.streamOpened(msg.serial);
+    };
+    const failed = (err: unknown): void => {
+      client.inFlight--;
+      this.callDone();
+      stream?.remoteEnded(undefined);
+      const e = VirtqError.from(err);
+      if (e.code === 'INTERNAL') this.opts.log.error({ err, proc: msg.proc }, 'handler failed');
+      this.send(client, errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
+    };
+    // A handler that answers synchronously (cached state: getState, getInfo, listDomains) is
+    // replied to at once; only a promise goes through the microtask queue.
+    let result: unknown;
+    try {
+      result = this.dispatch(client, msg, ctx);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    if (isThenable(result)) result.then(done, failed);
+    else done(result);
   }
 
-  private async dispatch(client: ServerClient, msg: Message, ctx: CallContext): Promise<unknown> {
+  /** Checks and runs one call; throws the checks' errors, returns the handler's value or promise. */
+  private dispatch(client: ServerClient, msg: Message, ctx: CallContext): unknown {
     const reg = this.programs.get(msg.prog);
     if (reg === undefined) throw new VirtqError('UNKNOWN_PROGRAM', `unknown program "${msg.prog}"`);
     const spec: ProcSpec | undefined = Object.hasOwn(reg.program.procs, msg.proc) ? reg.program.procs[msg.proc] : undefined;
@@ -217,6 +227,10 @@ export class RpcServer {
       }
     }
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function checkAccess(access: Access, prog: string, proc: string, spec: ProcSpec<TSchema, TSchema>): void {
