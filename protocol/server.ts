@@ -230,7 +230,7 @@ export class RpcServer {
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function checkAccess(access: Access, prog: string, proc: string, spec: ProcSpec<TSchema, TSchema>): void {

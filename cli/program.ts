@@ -1,0 +1,89 @@
+// The commander program: global options, one subcommand per CommandSpec (the `virtq` program's
+// at the top, the admin program's under `virtq admin`), help texts from the catalogue. Parsing
+// only: what a command does is in its spec, and run.ts turns outcomes into exit codes.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { adminProgram, parseUri, VirtqError } from '../protocol/index.js';
+import { adminCommands } from './admin-commands.js';
+import type { CommandSpec } from './command.js';
+import type { Input } from './derive.js';
+import { rootHelpText } from './help-text.js';
+import type { Sink } from './io.js';
+import { virtqCommands } from './vm-commands.js';
+
+/** The CLI's version. */
+export const VERSION = '0.1.0';
+
+/** The global options as commander stores them. */
+export interface GlobalOptions {
+  connect?: string;
+  json?: boolean;
+}
+
+/** What the program needs to be built. */
+export interface ProgramSetup {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: Sink;
+  readonly stderr: Sink;
+  /** Help text width (fixed for the generated docs). */
+  readonly width: number;
+  /** Runs a parsed command. */
+  execute(spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void>;
+}
+
+/** Every command, `virtq` ones first, then the admin ones. */
+export function allCommands(): CommandSpec[] {
+  return [...virtqCommands(), ...adminCommands()];
+}
+
+function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {
+  const cmd = parent.command(spec.name).description(spec.description);
+  for (const a of spec.arguments) {
+    const usage = a.required ? `<${a.name}>` : `[${a.name}]`;
+    if (a.parse === undefined) cmd.argument(usage, a.description);
+    else cmd.argument(usage, a.description, a.parse);
+  }
+  for (const o of spec.options) {
+    const opt = new Option(o.flags, o.description);
+    if (o.choices !== undefined) opt.choices(o.choices);
+    if (o.parse !== undefined) opt.argParser(o.parse);
+    cmd.addOption(opt);
+  }
+  cmd.action(async (...params: unknown[]) => {
+    const self = params[params.length - 1] as Command;
+    const args: Record<string, unknown> = {};
+    spec.arguments.forEach((a, i) => { args[a.name] = self.processedArgs[i]; });
+    await setup.execute(spec, { args, opts: self.opts() }, self.optsWithGlobals<GlobalOptions>());
+  });
+  return cmd;
+}
+
+/** Builds the whole command tree. */
+export function buildProgram(setup: ProgramSetup): Command {
+  const program = new Command('virtq')
+    .description('Manage QEMU virtual machines run by virtq: one shim per VM, one virtqemud per host.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .addOption(new Option('-c, --connect <uri>', 'connection URI (default: $VIRTQ_DEFAULT_URI, else qemu:///session, or qemu:///system as root)').argParser((v: string) => {
+      try {
+        parseUri(v, setup.env);
+        return v;
+      } catch (err) {
+        throw new InvalidArgumentError(VirtqError.from(err).message);
+      }
+    }))
+    .option('--json', 'print the result as JSON (one document; event prints one line per event)')
+    .helpOption('-h, --help', 'show help')
+    .helpCommand('help [command]', 'show help for a command')
+    .configureHelp({ showGlobalOptions: true, helpWidth: setup.width })
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => setup.stdout.write(s),
+      writeErr: (s) => setup.stderr.write(s),
+      outputError: (s, write) => write(`virtq: ${s.replace(/^error: /, '')}`),
+    })
+    .showSuggestionAfterError(true)
+    .addHelpText('after', rootHelpText());
+  for (const spec of virtqCommands()) addCommand(program, spec, setup);
+  const admin = program.command('admin').description(`${adminProgram.description} Connects to the admin socket of the daemon or shim that -c names.`);
+  for (const spec of adminCommands()) addCommand(admin, spec, setup);
+  return program;
+}

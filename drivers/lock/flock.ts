@@ -1,0 +1,96 @@
+// flock(2) from Node, which has no binding for it, through util-linux flock(1): a short-lived
+// `flock -n FD` locks an open file description the caller passes in (the lock then belongs to
+// that description, not to the helper), and a holder process keeps a lease's description open
+// until it can take a shared lock on a lifeline that only QEMU holds, that is until QEMU exits.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../../protocol/clock.js';
+import { VirtqError } from '../../protocol/errors.js';
+import type { LeaseMode } from './types.js';
+
+/** The exit status flock(1) is told to use for "held by someone else". */
+export const FLOCK_CONFLICT_EXIT = 75;
+
+/** A running process, identified by pid and start time (so a reused pid is never mistaken for it). */
+export interface ProcessId {
+  pid: number;
+  start: number;
+}
+
+/** Runs `flock ARGS` with `fds` as its fds 3, 4, ...; resolves with its exit status and stderr. */
+function runFlock(flock: string, args: string[], fds: number[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(flock, args, { stdio: ['ignore', 'ignore', 'pipe', ...fds] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    child.once('error', (err) => reject(new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot run ${flock} (util-linux): ${err.message}`, { cause: err })));
+    child.once('close', (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
+
+/** Checks that flock(1) runs; throws LOCK_MANAGER_UNAVAILABLE saying why not. */
+export async function checkFlock(flock: string): Promise<void> {
+  const { code, stderr } = await runFlock(flock, ['--version'], []);
+  if (code !== 0) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `${flock} --version failed (${code}): ${stderr}`);
+}
+
+/**
+ * Tries to lock the open file description behind `fd` without waiting. The lock stays with the
+ * description after the helper exits: it is released when the last fd referring to it closes.
+ */
+export async function tryLock(flock: string, fd: number, mode: LeaseMode): Promise<'locked' | 'conflict'> {
+  const { code, stderr } = await runFlock(flock, ['-n', '-E', String(FLOCK_CONFLICT_EXIT), mode === 'exclusive' ? '-x' : '-s', '3'], [fd]);
+  if (code === 0) return 'locked';
+  if (code === FLOCK_CONFLICT_EXIT) return 'conflict';
+  throw new VirtqError('OPERATION_FAILED', `flock failed (exit ${code}): ${stderr}`);
+}
+
+/**
+ * Starts a holder: `flock -s 4` with the locked lease description as fd 3 and a private
+ * description of the lifeline as fd 4. It blocks until the lifeline's exclusive lock is gone
+ * (its QEMU exited), then exits, closing the lease. Detached, so it outlives the shim.
+ */
+export function spawnHolder(flock: string, leaseFd: number, lifelineFd: number): ProcessId {
+  const child = spawn(flock, ['-s', '4'], { stdio: ['ignore', 'ignore', 'ignore', leaseFd, lifelineFd], detached: true });
+  child.once('error', () => undefined);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start a lease holder (${flock})`);
+  const start = processStart(pid);
+  if (start === undefined) throw new VirtqError('OPERATION_FAILED', `lease holder ${pid} exited at once`);
+  return { pid, start };
+}
+
+/** The start time of `pid` (clock ticks since boot), or undefined when it is gone or a zombie. */
+export function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while the process `id` runs (a zombie has closed its fds, so it counts as gone). */
+export function isAlive(id: ProcessId): boolean {
+  return processStart(id.pid) === id.start;
+}
+
+/** Kills the holder `id` if it still runs and resolves once it is gone (its fds closed). */
+export async function stopHolder(id: ProcessId, clock: Clock, timeoutMs = 5000): Promise<boolean> {
+  if (!isAlive(id)) return true;
+  try {
+    process.kill(id.pid, 'SIGKILL');
+  } catch {
+    return true;
+  }
+  const until = clock.monotonic() + timeoutMs;
+  while (isAlive(id)) {
+    if (clock.monotonic() > until) return false;
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, 5));
+  }
+  return true;
+}

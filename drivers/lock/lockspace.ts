@@ -1,0 +1,98 @@
+// The lockspace directory: one lock file per resource, `<sha256 of the canonical path>.lock`,
+// and beside it one holder record per VM, `<same hash>.<vm uuid>.holder`. Records are separate
+// files because a shared lease has many holders and because SMB makes a locked file unreadable.
+import { createHash } from 'node:crypto';
+import { readdir, readFile, realpath, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../fs/atomic-file.js';
+import type { LeaseMode } from './types.js';
+
+/** What a holder record says (JSON, one file per holder). */
+export interface HolderRecord {
+  format: 1;
+  /** The canonical path of the resource. */
+  resource: string;
+  mode: LeaseMode;
+  host: string;
+  vm: string;
+  uuid: string;
+  shimPid: number;
+  /** Set once QEMU is spawned. */
+  qemuPid?: number;
+  /** The process keeping the lease's lock open, with its start time. */
+  holderPid: number;
+  holderStart: number;
+  /** Milliseconds since the epoch. */
+  since: number;
+}
+
+/**
+ * The canonical path of a disk: symlinks and `.`/`..` resolved, so every path naming one image
+ * leases the same resource. A path that does not exist yet is only normalised (QEMU will fail).
+ */
+export async function canonicalPath(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** The key of a canonical path: the hex SHA-256 of its bytes. */
+export function resourceKey(canonical: string): string {
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/** The name of the lock file of a canonical path. */
+export function lockFileName(canonical: string): string {
+  return `${resourceKey(canonical)}.lock`;
+}
+
+/** One lockspace directory. */
+export class Lockspace {
+  constructor(readonly dir: string) {}
+
+  /** The lock file of resource `key`. */
+  lockFile(key: string): string {
+    return join(this.dir, `${key}.lock`);
+  }
+
+  /** The record of `uuid`'s lease on `key`. */
+  recordFile(key: string, uuid: string): string {
+    return join(this.dir, `${key}.${uuid}.holder`);
+  }
+
+  /** Writes (atomically replaces) a holder record. */
+  async writeRecord(key: string, record: HolderRecord): Promise<void> {
+    await writeFileAtomic(this.recordFile(key, record.uuid), `${JSON.stringify(record)}\n`, 0o644);
+  }
+
+  /** The record of `uuid` on `key`, or undefined. */
+  async readRecord(key: string, uuid: string): Promise<HolderRecord | undefined> {
+    return parseRecord(await readFile(this.recordFile(key, uuid), 'utf8').catch(() => undefined));
+  }
+
+  /** Every readable record on `key`. */
+  async records(key: string): Promise<HolderRecord[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const mine = names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.holder'));
+    const texts = await Promise.all(mine.map((n) => readFile(join(this.dir, n), 'utf8').catch(() => undefined)));
+    return texts.map(parseRecord).filter((r): r is HolderRecord => r !== undefined);
+  }
+
+  /** Removes `uuid`'s record on `key` (absent is fine). */
+  async removeRecord(key: string, uuid: string): Promise<void> {
+    await unlink(this.recordFile(key, uuid)).catch(() => undefined);
+  }
+}
+
+function parseRecord(text: string | undefined): HolderRecord | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const r = JSON.parse(text) as Partial<HolderRecord>;
+    if (typeof r.vm !== 'string' || typeof r.uuid !== 'string' || typeof r.host !== 'string' || typeof r.holderPid !== 'number') return undefined;
+    return r as HolderRecord;
+  } catch {
+    return undefined;
+  }
+}
