@@ -14,6 +14,7 @@ export interface DaemonOptions {
   logFilters: string | undefined;
   logStderr: boolean;
   reconcileMs: number;
+  httpAddress: string | undefined;
 }
 
 /** The layout of this instance. */
@@ -29,7 +30,7 @@ export async function composeDaemon(opts: DaemonOptions, env: NodeJS.ProcessEnv,
   // Shims run under the same root or mode as their virtqemud.
   const placement = opts.root !== undefined ? ['--root', opts.root] : ['--mode', opts.mode];
   const spawner = processShimSpawner(opts.shimBinary, placement, layout, env);
-  const daemon = new Virtqemud({ layout, clock: systemClock(), logs, spawner, version, reconcileMs: opts.reconcileMs });
+  const daemon = new Virtqemud({ layout, clock: systemClock(), logs, spawner, version, reconcileMs: opts.reconcileMs, ...(opts.httpAddress === undefined ? {} : { httpAddress: opts.httpAddress }) });
   await daemon.start();
   return { daemon, logs, layout };
 }

@@ -2,8 +2,9 @@
 // and admin programs on its three sockets. It holds no state that cannot be rebuilt from the
 // definitions on disk, the shims' state files and the shims re-registering.
 import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import {
-  RpcServer, daemonSockets, registryProgram, virtqProgram,
+  RpcServer, adminProgram, daemonSockets, registryProgram, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
 import type { LogHub } from '../daemon/logging.js';
@@ -17,6 +18,8 @@ import { registryHandlers } from './handlers/registry-handlers.js';
 import { reconcile } from './reconcile.js';
 import { DomainRegistry, isActive, type DomainRecord } from './registry.js';
 import { ShimPool } from './shim-pool.js';
+import { DaemonMetrics } from './metrics.js';
+import { serveHttp } from './http.js';
 import type { ShimSpawner } from './spawner.js';
 
 /** What a virtqemud is built from (see compose.ts). */
@@ -28,8 +31,12 @@ export interface DaemonConfig {
   version: string;
   /** How often the reconciliation pass runs (0: never). */
   reconcileMs: number;
-  /** Group or world access for the read-write socket is not offered: it is 0600. */
+  /** Mode of the read-only socket (default 0666). */
   roSocketMode?: number;
+  /** HOST:PORT for GET /metrics and /sd; none when undefined. */
+  httpAddress?: string;
+  /** Per-shim deadline of a /metrics scrape (default 500 ms). */
+  scrapeDeadlineMs?: number;
 }
 
 /** A running virtqemud. */
@@ -37,16 +44,24 @@ export class Virtqemud {
   readonly registry = new DomainRegistry();
   readonly server: RpcServer;
   recovery: RecoveryReport | undefined;
+  readonly metrics: DaemonMetrics;
+  /** The HTTP port, once serving. */
+  httpPort: number | undefined;
+  private http: Server | undefined;
   private readonly pool: ShimPool;
+  private readonly adminPool: ShimPool;
   private readonly events: Events;
   private timer: Disposable | undefined;
   private closed = false;
 
   constructor(private readonly cfg: DaemonConfig) {
     this.pool = new ShimPool(cfg.clock);
+    this.adminPool = new ShimPool(cfg.clock);
+    this.metrics = new DaemonMetrics(this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500);
     this.server = new RpcServer({
       daemon: 'virtqemud', version: cfg.version, role: 'aggregator', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
+      onCallDone: this.metrics.onCallDone,
     });
     this.events = new Events(() => this.server, cfg.clock);
   }
@@ -65,8 +80,16 @@ export class Virtqemud {
     this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool) });
     this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => this.shimGone(r)) });
     this.server.register(adminLogHandlers(logs));
+    this.server.register({ program: adminProgram, handlers: {
+      getMetrics: async () => ({ families: (await this.metrics.registry.getMetricsAsJSON()) as never }),
+    } });
     await this.server.listen(sockets.rw, 'rw', 0o600);
     await this.server.listen(sockets.ro, 'ro', this.cfg.roSocketMode ?? 0o666);
+    if (this.cfg.httpAddress !== undefined) {
+      const http = await serveHttp(this.cfg.httpAddress, this.metrics, this.registry, logs.module('http'));
+      this.http = http.server;
+      this.httpPort = http.port;
+    }
     this.scheduleReconcile();
     void this.autostart(deps);
   }
@@ -76,6 +99,8 @@ export class Virtqemud {
     this.closed = true;
     this.timer?.dispose();
     this.pool.closeAll();
+    this.adminPool.closeAll();
+    this.http?.close();
     await this.server.close();
   }
 

@@ -18,14 +18,15 @@ definitions, starts VMs in detached shims and answers the host listing.
   --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --log-filters F     e.g. "debug:registry warn:rpc" (default: $LOG_FILTERS or info)
   --log-stderr        also log to stderr
-  --reconcile-ms N    period of the reconciliation pass (default 5000)`;
+  --reconcile-ms N    period of the reconciliation pass (default 5000)
+  --http HOST:PORT    serve GET /metrics (the whole host) and /sd for Prometheus`;
 
 function parse(argv: string[]): DaemonOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       root: { type: 'string' }, system: { type: 'boolean' }, session: { type: 'boolean' }, shim: { type: 'string' },
-      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, http: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -37,7 +38,7 @@ function parse(argv: string[]): DaemonOptions | 'help' {
     root: values.root,
     mode: values.system === true ? 'system' : values.session === true ? 'session' : uid === 0 ? 'system' : 'session',
     shimBinary: values.shim ?? process.env['VIRTQ_SHIM'] ?? fileURLToPath(new URL('./virtq-shim.js', import.meta.url)),
-    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, reconcileMs,
+    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, reconcileMs, httpAddress: values.http,
   };
 }
 
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => undefined);
   try {
     const { daemon, logs, layout } = await composeDaemon(opts, process.env, VERSION);
-    process.stdout.write(`${JSON.stringify({ ok: true, pid: process.pid, socket: daemonSockets(layout).rw, recovered: daemon.recovery })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: true, pid: process.pid, socket: daemonSockets(layout).rw, httpPort: daemon.httpPort, recovered: daemon.recovery })}\n`);
     const stop = () => {
       void daemon.close().then(() => {
         logs.flush();

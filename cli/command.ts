@@ -85,7 +85,13 @@ export function callCommand(program: Program, procName: string, adapter: CallAda
   if (spec === undefined) throw new Error(`${program.name} has no procedure ${procName}`);
   const name = adapter.name ?? spec.cli;
   if (name === undefined) throw new Error(`${program.name}.${procName} has no CLI name`);
-  const derived = deriveFromSchema(adapter.schema ?? spec.args, adapter.hints);
+  const schema = adapter.schema ?? spec.args;
+  // Arguments given by the adapter replace the derived positionals: derive the options only.
+  const replaced = adapter.arguments === undefined ? [] : [
+    ...(((schema as { required?: unknown }).required ?? []) as string[]),
+    ...adapter.arguments.flatMap((a) => (a.field === undefined ? [] : [a.field])),
+  ];
+  const derived = deriveFromSchema(schema, { ...adapter.hints, skip: [...(adapter.hints?.skip ?? []), ...replaced] });
   const which = program.name === 'admin' ? 'admin' : 'virtq';
   const run = adapter.run ?? (async (ctx: RunContext, input: Input): Promise<void> => {
     const callArgs = adapter.toArgs === undefined ? derived.toArgs(input) : await adapter.toArgs(input, derived, ctx);

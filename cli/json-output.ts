@@ -6,7 +6,7 @@ import { DomainRow, LifecycleEvent } from '../protocol/index.js';
 /** `virtq list --json`: an array of listing rows (contract: at least name, uuid, state, persistent). */
 export const ListOutput = Type.Array(DomainRow, { description: 'virtq list --json' });
 
-/** `virtq event --json`: one JSON line per lifecycle event. */
+/** `virtq event --json`: one JSON line per lifecycle event, each a LifecycleEvent. */
 export const EventLine = LifecycleEvent;
 
 /** `virtq admin log-filters --json`: the filters in force after the command. */

@@ -1,2 +1,33 @@
-// virtq entry point (placeholder until the CLI lands).
-process.stdout.write('usage: virtq [-c URI] COMMAND\n');
+// virtq: the command-line client. The only file of the CLI that touches process.*: it wires the
+// real streams and the client library into runCli and exits with its status.
+import { connect, connectAdmin } from '../client/index.js';
+import { systemClock } from '../protocol/index.js';
+import type { CliIo } from './io.js';
+import { runCli } from './run.js';
+
+async function main(): Promise<void> {
+  process.on('SIGPIPE', () => undefined);
+  process.stdout.on('error', () => process.exit(0));
+  const env = process.env;
+  const io: CliIo = {
+    env,
+    cwd: process.cwd(),
+    uid: process.getuid?.() ?? 0,
+    stdout: { write: (d) => process.stdout.write(d), isTTY: process.stdout.isTTY === true, columns: process.stdout.columns },
+    stderr: { write: (d) => process.stderr.write(d), isTTY: process.stderr.isTTY === true },
+    stdin: {
+      isTTY: process.stdin.isTTY === true,
+      on: (event: 'data' | 'end', listener: ((chunk: Buffer | string) => void) | (() => void)) => process.stdin.on(event, listener),
+      setRawMode: (raw: boolean) => process.stdin.setRawMode?.(raw),
+      pause: () => process.stdin.pause(),
+      resume: () => process.stdin.resume(),
+    },
+    clock: systemClock(),
+    connect: (uri) => connect(uri, { env }),
+    connectAdmin: (uri) => connectAdmin(uri, { env }),
+  };
+  const status = await runCli(process.argv.slice(2), io);
+  process.exit(status);
+}
+
+void main();

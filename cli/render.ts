@@ -30,6 +30,7 @@ export function formatValue(value: unknown, key = ''): string {
     return Number.isInteger(value) ? String(value) : value.toFixed(2);
   }
   if (typeof value === 'string') return value === '' ? '-' : value;
+  if (Array.isArray(value) && value.every((v) => typeof v !== 'object' || v === null)) return value.length === 0 ? '-' : value.map((v) => formatValue(v)).join(', ');
   return JSON.stringify(value);
 }
 
@@ -64,13 +65,20 @@ export function objectTable(rows: ReadonlyArray<Record<string, unknown>>, column
   return table(keys.map(columnHeading), rows.map((r) => keys.map((k) => formatValue(r[k], k))));
 }
 
+// True when an array of objects sits anywhere inside: no label block can show it.
+function hasObjectArray(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some((v) => typeof v === 'object' && v !== null);
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.values(value).some(hasObjectArray);
+}
+
 function isRecordArray(value: unknown): value is Array<Record<string, unknown>> {
   return Array.isArray(value) && value.every((v) => typeof v === 'object' && v !== null && !Array.isArray(v));
 }
 
 /**
- * Renders any result: `{}` as nothing, an object holding one array of objects as a table, a
- * flat object as a label block, anything else as indented JSON.
+ * Renders any result: `{}` as nothing, an object holding one array of objects as a table, other
+ * objects as a label block (nested fields flattened), anything a block cannot show as JSON.
  */
 export function renderGeneric(result: unknown): string {
   if (typeof result !== 'object' || result === null) return `${formatValue(result)}\n`;
@@ -79,8 +87,7 @@ export function renderGeneric(result: unknown): string {
   const [only] = entries;
   if (entries.length === 1 && only !== undefined && isRecordArray(only[1])) return only[1].length === 0 ? '' : objectTable(only[1]);
   if (isRecordArray(result)) return objectTable(result);
-  const deep = entries.some(([, v]) => Array.isArray(v) || (typeof v === 'object' && v !== null && Object.values(v).some((x) => typeof x === 'object' && x !== null)));
-  return deep ? `${JSON.stringify(result, null, 2)}\n` : keyValues(flatten(result as Record<string, unknown>));
+  return hasObjectArray(result) ? `${JSON.stringify(result, null, 2)}\n` : keyValues(flatten(result as Record<string, unknown>));
 }
 
 /** The one-line form of a message (errors are printed on one line). */

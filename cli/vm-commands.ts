@@ -22,6 +22,8 @@ const HELP = {
   timeoutSec: 'wait this long for the guest, then destroy the VM',
   graceMs: 'how long to wait after SIGTERM before SIGKILL',
   readonly: 'attach the disk read-only',
+  format: 'the image format (default raw)',
+  bus: 'the bus the disk is on (default virtio)',
   shareable: 'allow other VMs to use the disk at the same time',
   path: 'the disk image (relative paths are resolved against the current directory)',
   active: 'only running, paused or starting VMs',

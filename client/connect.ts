@@ -2,7 +2,7 @@
 // that name the socket tried, and the admin connection to a daemon's or a shim's admin socket.
 import {
   RpcClient, VirtqError, adminProgram, defaultUri, parseUri, systemClock, typedClient,
-  type AdminProgram, type Clock, type TypedClient,
+  type AdminProgram, type CallOptions, type Clock, type TypedClient,
 } from '../protocol/index.js';
 import { Connection } from './connection.js';
 import { EmbedRouter, defaultShimCommand } from './embed.js';
@@ -35,6 +35,8 @@ export interface AdminConnection {
   readonly peer: 'daemon' | 'shim';
   /** The `admin` program's procedures as typed methods: `adm.admin.serverInfo({})`. */
   readonly admin: TypedClient<AdminProgram>;
+  /** Calls an admin procedure by name with unchecked argument types (for generic callers such as the CLI). */
+  call(procedure: keyof AdminProgram['procs'], args: unknown, opts?: CallOptions): Promise<unknown>;
   /** Closes the connection. */
   close(): void;
 }
@@ -91,5 +93,9 @@ export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Pro
   }
   const resolved = await resolveSocket(target, 'admin');
   const rpc = await dial(resolved, opts.clock ?? systemClock(), opts.timeoutMs ?? 120_000);
-  return { uri: chosen, socket: resolved.socket, peer: resolved.peer, admin: typedClient(adminProgram, rpc), close: () => rpc.close() };
+  return {
+    uri: chosen, socket: resolved.socket, peer: resolved.peer, admin: typedClient(adminProgram, rpc),
+    call: (procedure, args, callOpts) => rpc.call(adminProgram.name, procedure, args, callOpts ?? {}),
+    close: () => rpc.close(),
+  };
 }

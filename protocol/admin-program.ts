@@ -32,6 +32,18 @@ export const ServerInfo = Type.Object({
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 
+/** One metric family, as prom-client's getMetricsAsJSON gives it. */
+export const MetricFamily = Type.Object({
+  name: Type.String(),
+  help: Type.String(),
+  type: Type.String(),
+  values: Type.Array(Type.Object({
+    labels: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number()])),
+    value: Type.Number(),
+    metricName: Type.Optional(Type.String()),
+  })),
+});
+
 export const adminProgram = defineProgram('admin', 'Runtime administration of any virtq daemon (admin socket only).', {
   serverInfo: proc({ args: Empty, ret: ServerInfo, servers: both, readonly: true, priority: 'high', since: '0.1', cli: 'server-info',
     description: 'Version, uptime, client and in-flight counts, limits.' }),
@@ -51,5 +63,7 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
     description: 'Where logs go, e.g. "stderr file:/var/log/virtq/virtqemud.log".' }),
   setLogOutputs: proc({ args: Type.Object({ outputs: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'log-outputs',
     description: 'Replaces the log outputs at run time.' }),
+  getMetrics: proc({ args: Empty, ret: Type.Object({ families: Type.Array(MetricFamily) }), servers: both, readonly: true, priority: 'high', since: '0.1',
+    description: 'The daemon\'s own metrics (a shim\'s carry its VM\'s domain and uuid labels); virtqemud merges every shim\'s into /metrics.' }),
 }, {});
 export type AdminProgram = typeof adminProgram;

@@ -49,6 +49,8 @@ export interface RpcServerOptions {
   partialFrameTimeoutMs?: number;
   /** Extra facts for admin serverInfo. */
   info?: () => Record<string, unknown>;
+  /** Called once per answered call: for RPC metrics. `code` is 'OK' or the error code. */
+  onCallDone?: (prog: string, proc: string, code: string, seconds: number) => void;
 }
 
 interface Registered { program: Program; handlers: Record<string, Handler<ProcSpec> | undefined>; fallback: Fallback | undefined }
@@ -163,6 +165,8 @@ export class RpcServer {
     client.calls++;
     this.inFlight++;
     let stream: ByteStream | undefined;
+    const onDone = this.opts.onCallDone;
+    const started = onDone === undefined ? 0 : this.opts.clock.monotonic();
     const ctx: CallContext = {
       client, serial: msg.serial, prog: msg.prog, proc: msg.proc,
       openStream: () => (stream ??= client.createStream(msg.prog, msg.proc, msg.serial)),

@@ -10,6 +10,7 @@ import { FRAME_LAYOUT } from '../protocol/framing.js';
 import { repoRoot, wirePrograms } from './check-wire.js';
 
 /** The generated files, relative to the repository root. */
+import { METRICS_DOC_PATH, renderMetricsDoc } from './gen-metrics-doc.js';
 export const PROTOCOL_DOC_PATH = 'docs/protocol.md';
 export const DEFINITION_SCHEMA_PATH = 'docs/definition.schema.json';
 
@@ -173,9 +174,9 @@ export function renderDefinitionSchema(): string {
   return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...protocol.Definition }, null, 2)}\n`;
 }
 
-/** Writes both files under `root`. */
+/** Writes the generated docs under `root`. */
 export function main(root = repoRoot()): void {
-  for (const [path, text] of [[PROTOCOL_DOC_PATH, renderProtocolDoc()], [DEFINITION_SCHEMA_PATH, renderDefinitionSchema()]] as const) {
+  for (const [path, text] of [[PROTOCOL_DOC_PATH, renderProtocolDoc()], [DEFINITION_SCHEMA_PATH, renderDefinitionSchema()], [METRICS_DOC_PATH, renderMetricsDoc()]] as const) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
     console.log(`wrote ${path}`);

@@ -22,6 +22,7 @@ export interface ShimOptions {
   qemuBinary: string;
   logFilters: string | undefined;
   logStderr: boolean;
+  metricsAddress: string | undefined;
 }
 
 /** The layout for `root`, or the default for this user. */
@@ -42,6 +43,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
   const config: ShimConfig = {
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
     newUuid: randomUUID, version, private: opts.embed,
+    ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };
   return { shim: await Shim.start(config), logs };

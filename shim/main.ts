@@ -24,7 +24,8 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --register-timeout S  how long to wait for virtqemud (default 10)
   --qemu PATH           the QEMU binary (default: $VIRTQ_QEMU or qemu-system-x86_64)
   --log-filters F       e.g. "debug:qemu.qmp warn:rpc" (default: $LOG_FILTERS or info)
-  --log-stderr          also log to stderr`;
+  --log-stderr          also log to stderr
+  --metrics HOST:PORT   also serve this VM's GET /metrics over HTTP`;
 
 function parse(argv: string[]): ShimOptions | 'help' {
   const { values } = parseArgs({
@@ -32,7 +33,7 @@ function parse(argv: string[]): ShimOptions | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -59,7 +60,7 @@ function parse(argv: string[]): ShimOptions | 'help' {
   return {
     root: values.root, placement: values.mode as 'system' | 'session' | undefined, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
     embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
-    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true,
+    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
   };
 }
 

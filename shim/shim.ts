@@ -3,21 +3,29 @@
 // to virtqemud. When the VM stops for good it publishes the final state and finishes; when the
 // shim itself is stopped, the VM keeps running for a successor to re-attach.
 import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  RpcServer, VirtqError, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  RpcServer, VirtqError, adminProgram, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import type { LogHub } from '../daemon/logging.js';
 import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
+import { builtinLockPlugins } from '../drivers/lock/builtin.js';
+import { loadLockManager } from '../drivers/lock/loader.js';
+import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
+import { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
 import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
+import { ShimMetrics } from './metrics.js';
+import { serveShimMetrics } from './metrics-http.js';
 
 /** What to run. */
 export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
@@ -35,6 +43,10 @@ export interface ShimConfig {
   version: string;
   /** Embedded VMs are private to their application and never registered. */
   private: boolean;
+  /** Lock plugins by name (default: the built-in ones); `etc/lock.json` picks one. */
+  lockPlugins?: LockPluginMap;
+  /** HOST:PORT to serve this VM's own GET /metrics on, for direct scraping. */
+  metricsAddress?: string;
   /** Connects to virtqemud and claims the name there; undefined for --no-register. */
   connectRegistrar?: (log: Logger) => Promise<Registrar>;
 }
@@ -45,6 +57,7 @@ export class Shim {
   readonly done: Promise<void>;
   private markDone!: () => void;
   private persisting: Promise<void> = Promise.resolve();
+  private metricsHttp: Server | undefined;
   private stopping = false;
 
   private constructor(
@@ -58,6 +71,7 @@ export class Shim {
     private readonly accel: string,
     private readonly log: Logger,
     private registrar: Registrar | undefined,
+    readonly metrics: ShimMetrics,
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
   }
@@ -72,12 +86,15 @@ export class Shim {
     const stateFile = shimStateFile(cfg.layout, def.name);
     await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
     await mkdir(cfg.layout.log, { recursive: true, mode: 0o755 });
+    const leases = await Shim.leases(cfg, def, log);
 
     const binary = await resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
     const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
+    let metrics: ShimMetrics | undefined;
     const server = new RpcServer({ daemon: 'virtq-shim', version: cfg.version, role: 'shim', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
-      info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid }) });
+      info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }),
+      onCallDone: (prog, proc, code, seconds) => metrics?.onCallDone(prog, proc, code, seconds) });
     try {
       await server.listen(sockets.rw, 'rw', 0o600);
     } catch (err) {
@@ -88,16 +105,19 @@ export class Shim {
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(def, {
       clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, qemuBinary: caps.binary, accel, sandbox: caps.sandbox,
-      monitorSocket: sockets.monitor, consoleSocket: sockets.console, qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors,
+      monitorSocket: sockets.monitor, consoleSocket: sockets.console, qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
+      onQmpCommand: (command, seconds, ok) => metrics?.onQmpCommand(command, seconds, ok),
     });
-    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, stateFile, sockets, accel, log, undefined);
+    metrics = new ShimMetrics(vm, cfg.clock, cfg.logs.module('metrics'));
+    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, stateFile, sockets, accel, log, undefined, metrics);
     try {
       await shim.claim(saved);
       await server.listen(sockets.ro, 'ro', 0o666);
       await server.listen(sockets.admin, 'admin', 0o600);
-      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: {}, shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.persisting }) });
+      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: leases.diskHooks(vm), shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.persisting }) });
       server.register(adminLogHandlers(cfg.logs));
+      server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await shim.metrics.registry.getMetricsAsJSON()) as never }) } });
       shim.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
       await shim.registrar?.register(shim.registration(saved !== undefined));
       await consoleHub.listen();
@@ -106,12 +126,28 @@ export class Shim {
       else await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
       // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
       await shim.registrar?.flush();
+      shim.metrics.start();
+      if (cfg.metricsAddress !== undefined) shim.metricsHttp = await serveShimMetrics(cfg.metricsAddress, shim.metrics.registry);
     } catch (err) {
       await shim.shutdownServices();
       throw err;
     }
     void vm.finished.then(() => shim.finish());
     return shim;
+  }
+
+  // The lock manager is loaded before anything else is set up. Fail closed: without it no VM
+  // starts; a successor attaching to a running QEMU still attaches (refusing would orphan the
+  // VM), but hot-plug and restarts then refuse, and server info says why.
+  private static async leases(cfg: ShimConfig, def: { name: string; uuid: string }, log: Logger): Promise<VmLeases> {
+    const lock = await loadLockManager(cfg.layout, cfg.lockPlugins ?? builtinLockPlugins(), { host: hostname(), clock: cfg.clock });
+    if (!lock.status.ok) {
+      if (cfg.mode.kind === 'start') {
+        throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start VM "${def.name}": lock manager "${lock.status.plugin}" is unavailable: ${lock.status.error ?? 'unknown error'}`, { details: { ...lock.status } });
+      }
+      log.error({ msgId: 'LOCK_MANAGER_UNAVAILABLE', ...lock.status }, 'lock manager unavailable: hot-plug and restarts are refused');
+    }
+    return new VmLeases(lock, { vm: def.name, uuid: def.uuid, shimPid: process.pid }, cfg.logs.module('lock'));
   }
 
   /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */
@@ -184,6 +220,8 @@ export class Shim {
   }
 
   private async shutdownServices(): Promise<void> {
+    this.metrics.stop();
+    this.metricsHttp?.close();
     this.registrar?.close();
     await this.server.close();
     await this.monitors.close();

@@ -5,7 +5,7 @@ import { RpcClient, systemClock } from '../../protocol/index.js';
 import { args, need, runClient } from './common.js';
 
 const opts = args();
-const client = await RpcClient.connect(need(opts, 'socket'), { clock: systemClock(), ...(process.env['VQ_NO_TIMEOUT'] ? { defaultTimeoutMs: 0 } : {}) });
+const client = await RpcClient.connect(need(opts, 'socket'), { clock: systemClock() });
 const callArgs = { name: 'web1' };
 const call = (): Promise<unknown> => client.call('virtq', 'getState', callArgs);
 const first = await call();

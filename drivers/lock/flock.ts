@@ -28,10 +28,13 @@ function runFlock(flock: string, args: string[], fds: number[]): Promise<{ code:
   });
 }
 
-/** Checks that flock(1) runs; throws LOCK_MANAGER_UNAVAILABLE saying why not. */
-export async function checkFlock(flock: string): Promise<void> {
-  const { code, stderr } = await runFlock(flock, ['--version'], []);
-  if (code !== 0) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `${flock} --version failed (${code}): ${stderr}`);
+/**
+ * Checks that flock(1) runs with the options leases use (`-E` is missing from old util-linux) by
+ * taking and dropping a shared lock on `dir`; throws LOCK_MANAGER_UNAVAILABLE saying why not.
+ */
+export async function checkFlock(flock: string, dir: string): Promise<void> {
+  const { code, stderr } = await runFlock(flock, ['-n', '-E', String(FLOCK_CONFLICT_EXIT), '-s', dir, 'true'], []);
+  if (code !== 0) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `${flock} cannot lock ${dir} (exit ${code}): ${stderr}`);
 }
 
 /**
@@ -76,7 +79,8 @@ export function processStart(pid: number): number | undefined {
 
 /** True while the process `id` runs (a zombie has closed its fds, so it counts as gone). */
 export function isAlive(id: ProcessId): boolean {
-  return processStart(id.pid) === id.start;
+  const start = processStart(id.pid);
+  return start !== undefined && start === id.start;
 }
 
 /** Kills the holder `id` if it still runs and resolves once it is gone (its fds closed). */

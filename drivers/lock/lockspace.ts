@@ -90,7 +90,7 @@ function parseRecord(text: string | undefined): HolderRecord | undefined {
   if (text === undefined) return undefined;
   try {
     const r = JSON.parse(text) as Partial<HolderRecord>;
-    if (typeof r.vm !== 'string' || typeof r.uuid !== 'string' || typeof r.host !== 'string' || typeof r.holderPid !== 'number') return undefined;
+    if (typeof r.vm !== 'string' || typeof r.uuid !== 'string' || typeof r.host !== 'string' || typeof r.holderPid !== 'number' || typeof r.holderStart !== 'number') return undefined;
     return r as HolderRecord;
   } catch {
     return undefined;

@@ -28,25 +28,29 @@ export interface QemuProcess {
 
 /** Starts processes; injected so tests and benchmarks can count or replace spawns. */
 export interface Spawner {
-  spawn(file: string, args: readonly string[], opts: { logFile: string }): QemuProcess;
+  /** `inheritFds` become the child's fds 3, 4, ... in order (disk lease lifelines, see drivers/lock). */
+  spawn(file: string, args: readonly string[], opts: { logFile: string; inheritFds?: readonly number[] }): QemuProcess;
 }
 
 /** The real spawner: QEMU in its own process group, stdout and stderr appended to the log file. */
 export function childSpawner(): Spawner {
   return {
-    spawn(file, args, { logFile }) {
+    spawn(file, args, { logFile, inheritFds = [] }) {
       const fd = openSync(logFile, 'a', 0o600);
       try {
-        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd] });
+        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds] });
+        let done = false;
         const exited = new Promise<ExitInfo>((resolve) => {
           child.once('exit', (code, signal) => resolve({ code, signal, known: true }));
           child.once('error', () => resolve({ code: 127, signal: null, known: true }));
         });
+        void exited.then(() => { done = true; });
         if (child.pid === undefined) {
           return { pid: 0, exited, isChild: true, kill: () => undefined, poke: () => undefined };
         }
         const pid = child.pid;
-        return { pid, exited, isChild: true, kill: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } }, poke: () => undefined };
+        // Once reaped, the pid may be reused: never signal it again.
+        return { pid, exited, isChild: true, kill: (sig) => { if (!done) try { process.kill(pid, sig); } catch { /* gone */ } }, poke: () => undefined };
       } finally {
         closeSync(fd);
       }
@@ -76,7 +80,7 @@ export function attachedProcess(pid: number, clock: Clock, pollMs = 1000): QemuP
     pid,
     exited,
     isChild: false,
-    kill: (sig) => { try { process.kill(pid, sig); } catch { /* gone */ } },
+    kill: (sig) => { if (!done) try { process.kill(pid, sig); } catch { /* gone */ } },
     poke: () => {
       // After the monitor closes QEMU is normally exiting: look a few times quickly.
       for (const ms of [0, 20, 100, 300]) clock.setTimeout(look, ms);

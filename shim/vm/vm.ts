@@ -12,6 +12,7 @@ import type { MonitorListener } from './monitor-listener.js';
 import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
 import { processStats } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
+import type { VmLeases } from './leases.js';
 
 /** What a VM needs from the outside world. */
 export interface VmDeps {
@@ -25,6 +26,10 @@ export interface VmDeps {
   consoleSocket: string;
   qemuLogFile: string;
   monitors: MonitorListener;
+  /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
+  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll'>;
+  /** Called after each answered QMP command (for the latency histogram). */
+  onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
   /** Called after every state change, so the owner can persist and publish. */
   onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
 }
@@ -84,17 +89,27 @@ export class Vm {
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
-    this.transition('starting', 'booting');
-    this.intent = undefined;
-    this.guestShutdown = false;
     const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
     const argv = buildQemuArgv(this.def, {
       monitorSocket: this.deps.monitorSocket, consoleSocket: this.deps.consoleSocket,
       accel: this.deps.accel, sandbox: this.deps.sandbox, hostDevices,
     });
+    // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
+    // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
+    const leases = await this.deps.leases.acquireForStart(this.def);
+    this.transition('starting', 'booting');
+    this.intent = undefined;
+    this.guestShutdown = false;
     this.deps.log.info({ argv }, 'spawning qemu');
-    const proc = this.deps.spawner.spawn(this.deps.qemuBinary, argv, { logFile: this.deps.qemuLogFile });
+    let proc: QemuProcess;
+    try {
+      proc = this.deps.spawner.spawn(this.deps.qemuBinary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
+    } catch (err) {
+      await leases.abort();
+      throw err;
+    }
     this.adopt(proc);
+    await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();
     this.deps.onLifecycle(undefined);
     try {
@@ -237,6 +252,7 @@ export class Vm {
       clock: this.deps.clock,
       callbacks: this.qmpCallbacks(),
       log: this.deps.log.child({ module: 'qemu.qmp' }),
+      ...(this.deps.onQmpCommand === undefined ? {} : { onCommandDone: this.deps.onQmpCommand }),
       onClose: () => {
         if (this.mon === monitor) this.mon = undefined;
         this.proc?.poke();
@@ -285,7 +301,16 @@ export class Vm {
     this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
   }
 
+  // A VM reported stopped never still holds a disk: the leases are given back before anything
+  // else sees the exit (a restart re-acquires them).
   private onExit(proc: QemuProcess, info: ExitInfo): void {
+    if (this.proc !== proc) return;
+    void this.deps.leases.releaseAll(this.def)
+      .catch((err: unknown) => this.deps.log.error({ err, msgId: 'LEASE_RELEASE_FAILED' }, 'cannot give back disk leases'))
+      .then(() => this.afterExit(proc, info));
+  }
+
+  private afterExit(proc: QemuProcess, info: ExitInfo): void {
     if (this.proc !== proc) return;
     this.mon?.close();
     this.mon = undefined;

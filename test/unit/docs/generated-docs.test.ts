@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errorCatalogue } from '../../../protocol/errors.js';
 import { repoRoot, wirePrograms } from '../../../scripts/check-wire.js';
+import { METRICS_DOC_PATH, renderMetricsDoc } from '../../../scripts/gen-metrics-doc.js';
 import { DEFINITION_SCHEMA_PATH, PROTOCOL_DOC_PATH, renderDefinitionSchema, renderProtocolDoc } from '../../../scripts/gen-docs.js';
 
 const read = (path: string): string => readFileSync(join(repoRoot(), path), 'utf8');
@@ -28,6 +29,10 @@ describe('generated docs', () => {
 
   it('docs/definition.schema.json is what the generator writes', () => {
     expect(read(DEFINITION_SCHEMA_PATH), `${DEFINITION_SCHEMA_PATH} is out of date: run npm run gen:docs`).toBe(renderDefinitionSchema());
+  });
+
+  it('docs/metrics.md is what the generator writes', () => {
+    expect(read(METRICS_DOC_PATH), `${METRICS_DOC_PATH} is out of date: run npm run gen:docs`).toBe(renderMetricsDoc());
   });
 
   it('renders the same text twice', () => {

@@ -33,6 +33,8 @@ export interface QmpMonitorOptions {
   handshakeTimeoutMs?: number;
   /** Longest accepted QMP line. Default 64 MiB. */
   maxLineBytes?: number;
+  /** Called once per answered command with its duration in seconds. */
+  onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
 }
 
 /** Arguments of `device_add`: the driver, an id, and driver properties. */
@@ -86,6 +88,7 @@ export class QmpMonitor {
       defaultTimeoutMs: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
       onEvent: (m) => events.dispatch(m),
       log,
+      ...(options.onCommandDone === undefined ? {} : { onCommandDone: options.onCommandDone }),
     });
     return new QmpMonitor(greeting, protocol, options, log);
   }

@@ -22,6 +22,8 @@ export interface QmpProtocolOptions {
   /** Deadline for a command whose caller gives none. */
   defaultTimeoutMs: number;
   log?: QmpLogger;
+  /** Called once per answered command with its duration, for the latency histogram. */
+  onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
 }
 
 /** Per-command options. */
@@ -44,6 +46,7 @@ export class QmpProtocol {
   private readonly log: QmpLogger;
   private readonly defaultTimeoutMs: number;
   private readonly onEvent: (message: QmpMessage) => void;
+  private readonly onCommandDone: QmpProtocolOptions['onCommandDone'];
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
 
@@ -52,6 +55,7 @@ export class QmpProtocol {
     this.log = options.log ?? silentQmpLogger;
     this.defaultTimeoutMs = options.defaultTimeoutMs;
     this.onEvent = options.onEvent;
+    this.onCommandDone = options.onCommandDone;
     transport.listen((m) => this.onMessage(m));
     void transport.closed.then((reason) => this.rejectAll(reason));
   }
@@ -131,6 +135,7 @@ export class QmpProtocol {
       return;
     }
     const ms = this.clock.monotonic() - entry.started;
+    this.onCommandDone?.(entry.command, ms / 1000, !('error' in message));
     if ('error' in message) {
       const err = toQmpError(entry.command, message['error']);
       this.log.debug({ id, command: entry.command, ms, class: err.details?.['class'] }, 'qmp error reply');

@@ -1,0 +1,52 @@
+// Runs one command line and returns the exit status (contract): 0 success, 1 the operation
+// failed ("virtq: CODE: message", one line on stderr), 2 usage. Connections a command opened
+// are closed when it ends, whatever the outcome.
+import { CommanderError } from 'commander';
+import { VirtqError, defaultUri } from '../protocol/index.js';
+import type { CommandSpec, RunContext } from './command.js';
+import type { Input } from './derive.js';
+import type { CliAdminConnection, CliConnection, CliIo } from './io.js';
+import { buildProgram, type GlobalOptions } from './program.js';
+import { oneLine } from './render.js';
+
+/** Exit statuses of the CLI. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** The one line printed for a failed operation. */
+export function errorLine(err: unknown): string {
+  const e = VirtqError.from(err);
+  return `virtq: ${e.code}: ${oneLine(e.message)}\n`;
+}
+
+/** Runs `argv` (without node and the script) and resolves with the exit status. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const closers: Array<() => void> = [];
+  const execute = async (spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void> => {
+    const uri = globals.connect ?? defaultUri(io.env, io.uid);
+    let conn: Promise<CliConnection> | undefined;
+    let admin: Promise<CliAdminConnection> | undefined;
+    const track = <C extends { close(): void }>(p: Promise<C>): Promise<C> => {
+      void p.then((c) => closers.push(() => c.close()), () => undefined);
+      return p;
+    };
+    const ctx: RunContext = {
+      io, uri, json: globals.json === true,
+      connect: () => (conn ??= track(io.connect(uri))),
+      connectAdmin: () => (admin ??= track(io.connectAdmin(uri))),
+      print: (text) => { if (text !== '') io.stdout.write(text); },
+      printJson: (value, compact = false) => io.stdout.write(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`),
+    };
+    await spec.run(ctx, input);
+  };
+  try {
+    const program = buildProgram({ env: io.env, stdout: io.stdout, stderr: io.stderr, width: Math.max(60, Math.min(io.stdout.columns ?? 100, 120)), execute });
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    io.stderr.write(errorLine(err));
+    return EXIT.failed;
+  } finally {
+    for (const close of closers) close();
+  }
+}

@@ -1,0 +1,45 @@
+// Every metric virtq exports, declared once: the shim and virtqemud create their prom-client
+// metrics from this table and docs/metrics.md is generated from it. Names follow
+// virtq_<component>_<what>_<unit>; label values come only from bounded sets.
+
+/** One metric's declaration. */
+export interface MetricSpec {
+  readonly name: string;
+  readonly type: 'gauge' | 'counter' | 'histogram';
+  readonly help: string;
+  /** Labels beyond the per-VM `domain` and `uuid` a shim adds to everything. */
+  readonly labels: readonly string[];
+  readonly exportedBy: 'shim' | 'virtqemud' | 'both';
+}
+
+const spec = (s: MetricSpec): MetricSpec => s;
+
+/** The metric table. */
+export const metricCatalogue = {
+  domainState: spec({ name: 'virtq_domain_state', type: 'gauge', labels: ['state'], exportedBy: 'shim', help: 'The VM\'s lifecycle state: 1 for the current state, 0 for the others.' }),
+  domainVcpus: spec({ name: 'virtq_domain_vcpus', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Virtual CPUs of the VM.' }),
+  domainMemory: spec({ name: 'virtq_domain_memory_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Memory configured for the VM.' }),
+  domainCpu: spec({ name: 'virtq_domain_cpu_seconds_total', type: 'counter', labels: [], exportedBy: 'shim', help: 'CPU time used by the VM\'s QEMU process (user + system).' }),
+  domainRss: spec({ name: 'virtq_domain_qemu_resident_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Resident set size of the VM\'s QEMU process.' }),
+  domainUptime: spec({ name: 'virtq_domain_uptime_seconds', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Seconds since the VM\'s QEMU process started.' }),
+  domainTainted: spec({ name: 'virtq_domain_tainted', type: 'gauge', labels: [], exportedBy: 'shim', help: '1 once raw QMP passthrough has been used on the VM.' }),
+  blockReadBytes: spec({ name: 'virtq_domain_block_read_bytes_total', type: 'counter', labels: ['disk'], exportedBy: 'shim', help: 'Bytes read by the guest from each disk.' }),
+  blockWriteBytes: spec({ name: 'virtq_domain_block_write_bytes_total', type: 'counter', labels: ['disk'], exportedBy: 'shim', help: 'Bytes written by the guest to each disk.' }),
+  blockReadOps: spec({ name: 'virtq_domain_block_read_ops_total', type: 'counter', labels: ['disk'], exportedBy: 'shim', help: 'Read operations per disk.' }),
+  blockWriteOps: spec({ name: 'virtq_domain_block_write_ops_total', type: 'counter', labels: ['disk'], exportedBy: 'shim', help: 'Write operations per disk.' }),
+  qmpDuration: spec({ name: 'virtq_qmp_command_duration_seconds', type: 'histogram', labels: ['command', 'result'], exportedBy: 'shim', help: 'Time from sending a QMP command to its reply.' }),
+  rpcRequests: spec({ name: 'virtq_rpc_requests_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'both', help: 'RPC calls answered, by procedure and result code (OK or an error code).' }),
+  rpcDuration: spec({ name: 'virtq_rpc_request_duration_seconds', type: 'histogram', labels: ['procedure'], exportedBy: 'both', help: 'Time from receiving an RPC call to sending its reply.' }),
+  shimsRegistered: spec({ name: 'virtq_daemon_shims_registered', type: 'gauge', labels: [], exportedBy: 'virtqemud', help: 'Shims with a live registration.' }),
+  domains: spec({ name: 'virtq_daemon_domains', type: 'gauge', labels: ['state'], exportedBy: 'virtqemud', help: 'VMs known to virtqemud, by state.' }),
+  shimUp: spec({ name: 'virtq_shim_up', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: '1 when the VM\'s shim answered this scrape in time, else 0.' }),
+  shimScrape: spec({ name: 'virtq_shim_scrape_duration_seconds', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: 'How long fetching the shim\'s metrics took in this scrape.' }),
+} as const;
+
+/** Prefix of the Node process metrics (prom-client defaults) of each daemon. */
+export const PROCESS_METRIC_PREFIX = { shim: 'virtq_shim_', virtqemud: 'virtq_daemon_' } as const;
+
+/** QMP commands are a bounded set, but raw passthrough can name anything: keep the label bounded. */
+export function boundedLabel(value: string, known: ReadonlySet<string>): string {
+  return known.has(value) ? value : 'other';
+}

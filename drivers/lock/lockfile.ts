@@ -1,0 +1,46 @@
+// The `lockfile` plugin (the default): leases are flocks on lock files in a lockspace directory,
+// by default `lib/lockspace` under the root, or any directory given as `lockspace` (which may be
+// on shared storage, see docs/locking.md). Config: `{"plugin":"lockfile","lockspace":"/abs"}`.
+import { access, constants, mkdir } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
+import { checkFlock } from './flock.js';
+import { LockfileManager } from './lockfile-manager.js';
+import { Lockspace } from './lockspace.js';
+import { LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES, type LockEnv, type LockManager, type LockPlugin } from './types.js';
+
+const OPTIONS = new Set(['plugin', 'lockspace', 'flock']);
+
+/** The lockspace a config names, or the default under the state dir. */
+export function lockspaceDir(config: Readonly<Record<string, unknown>>, env: Pick<LockEnv, 'stateDir'>): string {
+  const dir = config['lockspace'];
+  if (dir === undefined) return join(env.stateDir, 'lockspace');
+  if (typeof dir !== 'string' || !isAbsolute(dir)) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `"lockspace" must be an absolute path, not ${JSON.stringify(dir)}`);
+  return dir;
+}
+
+async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): Promise<LockManager> {
+  const unknown = Object.keys(config).filter((k) => !OPTIONS.has(k));
+  if (unknown.length > 0) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `unknown lockfile option(s): ${unknown.join(', ')}`);
+  const flock = config['flock'] ?? 'flock';
+  if (typeof flock !== 'string') throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', '"flock" must be the path of util-linux flock(1)');
+  const dir = lockspaceDir(config, env);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `lockspace ${dir} is not a writable directory: ${(err as Error).message}`, { cause: err });
+  }
+  await checkFlock(flock, dir);
+  return new LockfileManager({ space: new Lockspace(dir), lifelineDir: join(env.runtimeDir, 'leases'), host: env.host, clock: env.clock, flock });
+}
+
+/** The lockfile plugin. @since 0.1 */
+export const lockfileLockPlugin: LockPlugin = {
+  name: 'lockfile',
+  abiVersion: LOCK_ABI_VERSION,
+  features: [...REQUIRED_LOCK_FEATURES, 'holder-identity'],
+  requires: ['inherit-fds'],
+  enforcing: true,
+  create,
+};

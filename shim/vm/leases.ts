@@ -1,0 +1,88 @@
+// Disk leases of one VM: turns its disks into lease requests for the configured lock manager,
+// takes them before QEMU starts or a disk is hot-plugged and gives them back once QEMU has
+// exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
+import { VirtqError, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import type { LoadedLock } from '../../drivers/lock/loader.js';
+import type { LeaseOwner, LeaseRequest, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
+import type { DiskHooks } from './vm-disks.js';
+
+/** Writable disks are leased exclusively; read-only and shareable disks shared. */
+export function leaseRequest(disk: Pick<NormalizedDisk, 'path' | 'readonly' | 'shareable'>): LeaseRequest {
+  return { path: disk.path, mode: disk.readonly || disk.shareable ? 'shared' : 'exclusive' };
+}
+
+/** The VM as the hot-plug hooks see it. */
+export interface LeasedVm {
+  readonly def: NormalizedDefinition;
+  readonly qemuPid: number | undefined;
+}
+
+/** One VM's leases. */
+export class VmLeases {
+  constructor(private readonly lock: LoadedLock, private readonly owner: LeaseOwner, private readonly log: Logger) {}
+
+  /** The lock manager's status, for server info. */
+  get status(): LockStatus {
+    return this.lock.status;
+  }
+
+  /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
+  acquireForStart(def: NormalizedDefinition): Promise<StartLeases> {
+    return this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
+  }
+
+  /** QEMU has exited: resolves once no disk of `def` is leased to it any more. */
+  async releaseAll(def: NormalizedDefinition): Promise<void> {
+    // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
+    await this.lock.manager?.releaseAll(this.owner, def.disks.map((d) => d.path));
+  }
+
+  /** The hooks around hot-plug: lease before attach, give back after detach or a failed attach. */
+  diskHooks(vm: LeasedVm): DiskHooks {
+    return {
+      beforeAttach: async (disk) => {
+        const manager = this.manager();
+        const pid = vm.qemuPid;
+        if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU process`);
+        const same = await this.sameResource(manager, vm.def.disks, disk);
+        if (same === undefined) return manager.acquireForRunning(this.owner, pid, leaseRequest(disk));
+        // One QEMU holds one lease per resource: a second shared use rides on the first.
+        if (leaseRequest(same).mode === 'shared' && leaseRequest(disk).mode === 'shared') return;
+        throw new VirtqError('LOCK_CONFLICT', `disk ${disk.path} is already used by VM "${vm.def.name}" as ${same.target}`, {
+          details: { resource: disk.path, holders: [{ vm: vm.def.name, uuid: vm.def.uuid, qemuPid: pid }] },
+        });
+      },
+      afterDetach: (disk) => this.releaseUnlessUsed(vm, disk),
+      attachFailed: (disk) => this.releaseUnlessUsed(vm, disk),
+    };
+  }
+
+  private manager(): LockManager {
+    const { manager, status } = this.lock;
+    if (manager === undefined) {
+      throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `lock manager "${status.plugin}" is unavailable: ${status.error ?? 'not loaded'}; no VM may start and no disk may be hot-plugged until it is fixed`);
+    }
+    return manager;
+  }
+
+  private async sameResource(manager: LockManager, disks: readonly NormalizedDisk[], disk: NormalizedDisk): Promise<NormalizedDisk | undefined> {
+    const key = await manager.resourceKey(disk.path);
+    for (const d of disks) if (await manager.resourceKey(d.path) === key) return d;
+    return undefined;
+  }
+
+  // `disk` has left the definition (or never joined it); another disk may still use its resource.
+  private async releaseUnlessUsed(vm: LeasedVm, disk: NormalizedDisk): Promise<void> {
+    const manager = this.lock.manager;
+    if (manager === undefined) {
+      this.log.warn({ msgId: 'LEASE_NOT_RELEASED', path: disk.path }, 'lock manager unavailable: the lease is given back only when QEMU exits');
+      return;
+    }
+    try {
+      if (await this.sameResource(manager, vm.def.disks, disk) !== undefined) return;
+      await manager.release(this.owner, disk.path);
+    } catch (err) {
+      this.log.error({ err, msgId: 'LEASE_RELEASE_FAILED', path: disk.path }, 'cannot give back a disk lease');
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// Embedded mode (qemu:///embed?root=DIR) with no daemon: the client library starts shims itself.
+// Two applications with different roots each see only their own VMs (even under the same name),
+// per-VM calls reach the right shim, and the CLI works on the same roots.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, type Connection } from '../../client/index.js';
+import { ListOutput } from '../../cli/json-output.js';
+import { rootLayout, shimDir } from '../../protocol/index.js';
+import { killProcessesUnder } from '../helpers/kill-under.js';
+import { SHIM_BIN } from '../helpers/shim-harness.js';
+import { idleGuest } from '../helpers/test-guest.js';
+import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
+import { virtqJson, virtqOk } from './virtq-cli.js';
+
+const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
+const names = async (c: Connection, filter = {}): Promise<string[]> => (await c.virtq.listDomains(filter)).domains.map((d) => d.name).sort();
+
+// Kills every shim and QEMU recorded under `root`, and anything else whose command line names it.
+function killAll(root: TmpRoot): void {
+  const dir = shimDir(rootLayout(root.dir));
+  let files: string[] = [];
+  try { files = readdirSync(dir).filter((f) => f.endsWith('.json')); } catch { /* none */ }
+  for (const f of files) {
+    try {
+      const s = JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as { qemuPid?: number; shimPid?: number };
+      for (const pid of [s.qemuPid, s.shimPid]) if (pid !== undefined) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    } catch { /* unreadable */ }
+  }
+  killProcessesUnder(root.dir);
+}
+
+describe('embedded mode', () => {
+  let rootA: TmpRoot;
+  let rootB: TmpRoot;
+  const conns: Connection[] = [];
+  const open = async (root: TmpRoot): Promise<Connection> => {
+    const c = await connect(`qemu:///embed?root=${root.dir}`, { shimCommand: [process.execPath, SHIM_BIN], timeoutMs: 60_000 });
+    conns.push(c);
+    return c;
+  };
+  beforeEach(() => { rootA = tmpRoot('vqea-'); rootB = tmpRoot('vqeb-'); });
+  afterEach(() => {
+    for (const c of conns.splice(0)) c.close();
+    for (const r of [rootA, rootB]) { killAll(r); r.remove(); }
+  });
+
+  it('keeps each application\'s VMs private to its root', async () => {
+    const a = await open(rootA);
+    const b = await open(rootB);
+    expect(a.peer).toBe('embed');
+    await expect(a.virtq.create({ definition: idleDef('app-a') })).resolves.toMatchObject({ name: 'app-a', state: 'running', persistent: false, shimUp: true });
+    await b.virtq.create({ definition: idleDef('app-b') });
+    await Promise.all([a.virtq.create({ definition: idleDef('same') }), b.virtq.create({ definition: idleDef('same') })]);
+
+    expect(await names(a)).toEqual(['app-a', 'same']);
+    expect(await names(b)).toEqual(['app-b', 'same']);
+    const [sameA, sameB] = await Promise.all([a.virtq.lookupByName({ name: 'same' }), b.virtq.lookupByName({ name: 'same' })]);
+    expect(sameA.uuid).not.toBe(sameB.uuid);
+    await expect(a.virtq.getInfo({ name: 'app-b' })).rejects.toMatchObject({ code: 'NO_DOMAIN' });
+    await expect(a.domain('app-a').getState()).resolves.toEqual({ state: 'running', reason: 'booted' });
+    await expect(a.virtq.create({ definition: idleDef('app-a') })).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    await expect(a.virtq.define({ definition: idleDef('x') })).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
+
+    // A second instance of application A (a new connection) finds the same VMs.
+    const again = await open(rootA);
+    expect(await names(again)).toEqual(['app-a', 'same']);
+
+    const events = await a.events({ name: 'app-a' });
+    await expect(a.domain('app-a').destroy()).resolves.toEqual({ state: 'shutoff', reason: 'destroyed' });
+    for (;;) {
+      const r = await events.next();
+      if (r.done === true) throw new Error('events ended before stopped');
+      if (r.value.event === 'stopped') break;
+    }
+    expect(await names(a, { active: true })).toEqual(['same']);
+    expect(await names(a, { inactive: true })).toEqual(['app-a']);
+    await expect(a.virtq.getState({ name: 'app-a' })).resolves.toEqual({ state: 'shutoff', reason: 'destroyed' });
+    await expect(a.domain('app-a').suspend()).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    expect(await names(b)).toEqual(['app-b', 'same']);
+  });
+
+  it('serves the CLI on an embed root: create, list, per-VM commands, destroy', async () => {
+    writeFileSync(rootA.path('cli.json'), JSON.stringify({ ...idleDef('cli-e'), kernel: { path: idleGuest().kernel } }));
+    const uri = `qemu:///embed?root=${rootA.dir}`;
+    expect(await virtqOk(['-c', uri, 'create', 'cli.json'], { cwd: rootA.dir })).toBe("Domain 'cli-e' created from cli.json\n");
+    const rows = await virtqJson<Array<{ name: string; state: string }>>(['-c', uri, 'list'], ListOutput);
+    expect(rows).toMatchObject([{ name: 'cli-e', state: 'running', persistent: false }]);
+    expect(await virtqOk(['-c', uri, 'domstate', 'cli-e'])).toBe('running\n');
+    const b = await open(rootB);
+    expect(await names(b)).toEqual([]);
+    expect(await virtqOk(['-c', uri, 'destroy', 'cli-e'])).toBe("Domain 'cli-e' destroyed\n");
+    expect(await virtqJson(['-c', uri, 'list'], ListOutput)).toEqual([]);
+    expect(await virtqJson(['-c', uri, 'list', '--all'], ListOutput)).toMatchObject([{ name: 'cli-e', state: 'shutoff' }]);
+  });
+});
