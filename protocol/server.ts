@@ -176,6 +176,7 @@ export class RpcServer {
       this.callDone();
       this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
       if (stream !== undefined) client.streamOpened(msg.serial);
+      onDone?.(msg.prog, msg.proc, 'OK', (this.opts.clock.monotonic() - started) / 1000);
     };
     const failed = (err: unknown): void => {
       client.inFlight--;
@@ -184,6 +185,7 @@ export class RpcServer {
       const e = VirtqError.from(err);
       if (e.code === 'INTERNAL') this.opts.log.error({ err, proc: msg.proc }, 'handler failed');
       this.send(client, errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
+      onDone?.(msg.prog, msg.proc, e.code, (this.opts.clock.monotonic() - started) / 1000);
     };
     // A handler that answers synchronously (cached state: getState, getInfo, listDomains) is
     // replied to at once; only a promise goes through the microtask queue.

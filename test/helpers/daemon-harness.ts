@@ -18,7 +18,7 @@ export const DAEMON_BIN = new URL('../../dist/bin/virtqemud.js', import.meta.url
 export interface RunningDaemon {
   proc: ChildProcess;
   exited: Promise<number | null>;
-  reply: { ok: boolean; pid?: number; error?: { code: string; message: string } };
+  reply: { ok: boolean; pid?: number; httpPort?: number; error?: { code: string; message: string } };
 }
 
 /** Starts virtqemud instances and clients under one root. */
