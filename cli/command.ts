@@ -39,6 +39,8 @@ export interface CommandSpec {
   readonly output: TSchema | undefined;
   /** True when `--json` prints one line per item (events) rather than one document. */
   readonly jsonLines?: boolean;
+  /** More help, shown after the options (and in docs/cli.md). */
+  readonly notes?: string;
   run(ctx: RunContext, input: Input): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export interface CallAdapter {
   /** Replaces the whole call-and-print step. */
   run?(ctx: RunContext, input: Input): Promise<void>;
   readonly jsonLines?: boolean;
+  readonly notes?: string;
 }
 
 /**
@@ -108,6 +111,7 @@ export function callCommand(program: Program, procName: string, adapter: CallAda
     options: [...derived.options, ...(adapter.options ?? [])],
     output: adapter.output ?? spec.ret,
     ...(adapter.jsonLines === undefined ? {} : { jsonLines: adapter.jsonLines }),
+    ...(adapter.notes === undefined ? {} : { notes: adapter.notes }),
     run,
   };
 }

@@ -48,6 +48,7 @@ function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Co
     if (o.parse !== undefined) opt.argParser(o.parse);
     cmd.addOption(opt);
   }
+  if (spec.notes !== undefined) cmd.addHelpText('after', `\n${spec.notes}`);
   cmd.action(async (...params: unknown[]) => {
     const self = params[params.length - 1] as Command;
     const args: Record<string, unknown> = {};

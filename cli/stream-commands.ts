@@ -25,7 +25,7 @@ async function runConsole(ctx: RunContext, input: Input): Promise<void> {
   const conn = await ctx.connect();
   const stream = await conn.console(name);
   const interactive = io.stdin.isTTY;
-  if (interactive) io.stderr.write(`Connected to domain '${name}'\r\nEscape character is ^] (Ctrl-])\r\n`);
+  if (interactive) io.stderr.write(`Connected to domain '${name}'\nEscape character is ^] (Ctrl-])\n`);
   await new Promise<void>((resolveDone, rejectDone) => {
     const timers: Disposable[] = [];
     let finished = false;
@@ -71,13 +71,17 @@ async function runConsole(ctx: RunContext, input: Input): Promise<void> {
     });
     io.stdin.resume();
   });
-  if (interactive) io.stderr.write('\r\n');
+  if (interactive) io.stderr.write('\n');
 }
 
 /** `console NAME [--timeout S]`: the VM's serial console. */
 export function consoleCommand(): CommandSpec {
   const spec = callCommand(virtqProgram, 'openConsole', {
-    options: [timeoutOption('leave after this many seconds (without it, a non-interactive console leaves once stdin ends and the guest falls quiet)')],
+    options: [timeoutOption('leave after this many seconds')],
+    notes: 'On a terminal the console is interactive: keys go to the guest in raw mode and Ctrl-] leaves.\n' +
+      'Otherwise stdin is sent to the guest and the guest\'s output (recent history first) goes to stdout;\n' +
+      'the command ends when stdin ends and the guest has been quiet for 0.5 s (5 s at most), when\n' +
+      '--timeout passes (stdin ending then does not end it), or when the VM stops. The VM keeps running.',
     run: runConsole,
   });
   return { ...spec, output: undefined };
@@ -123,6 +127,8 @@ export function eventCommand(): CommandSpec {
     ],
     output: EventLine,
     jsonLines: true,
+    notes: 'Without --loop, prints the first event and exits. With --loop, prints events until --timeout\n' +
+      'passes (exit status 0) or the server closes the connection, then the number received.',
     run: runEvent,
   });
 }

@@ -77,6 +77,7 @@ const adapters: Readonly<Record<string, CallAdapter>> = {
     present: (r) => (r as { domains: DomainRow[] }).domains,
     render: (rows) => objectTable(rows as DomainRow[], ['name', 'state', 'reason', 'persistent', 'autostart']),
     output: ListOutput,
+    notes: 'Without a filter, lists the active VMs (starting, running, paused, shutting down), as virsh does.',
   },
   getState: {
     options: [{ flags: '--reason', key: 'reason', description: 'also print why the VM is in its state' }],
@@ -115,6 +116,7 @@ const adapters: Readonly<Record<string, CallAdapter>> = {
       { name: 'command', description: 'a QMP command as JSON, e.g. \'{"execute":"query-status"}\', or just its name', required: true },
     ],
     toArgs: (input) => ({ name: input.args['name'], command: parseMonitorCommand(String(input.args['command'])) }),
+    notes: 'Prints QEMU\'s "return" value as JSON. Example: virtq qemu-monitor-command web1 \'{"execute":"query-block"}\'',
     render: (r) => json((r as { result: unknown }).result),
   },
   define: {

@@ -27,6 +27,16 @@ export interface EmbedOptions {
 }
 
 type Procs = VirtqProgram['procs'];
+
+/** The one JSON line virtq-shim prints once its VM runs (or why it does not). */
+interface ShimReply {
+  ok: boolean;
+  uuid?: string;
+  socket?: string;
+  shimPid?: number;
+  qemuPid?: number;
+  error?: unknown;
+}
 const HOST_ONLY = new Set(['define', 'undefine', 'start', 'setAutostart']);
 
 /** The virtq-shim beside this module (dist/bin, dist/lib/client or a source checkout), else `virtq-shim` on PATH. */
@@ -165,7 +175,8 @@ export class EmbedRouter implements Router {
       return client;
     } catch (err) {
       const e = VirtqError.from(err);
-      if (e.code !== 'NO_CONNECT' || alive(state.shimPid)) throw e;
+      // A shim that recorded a final state is finishing (or gone): the VM is simply not running.
+      if (e.code !== 'NO_CONNECT' || (alive(state.shimPid) && ACTIVE_STATES.has(state.state as DomainState))) throw e;
       return undefined;
     }
   }
@@ -217,11 +228,20 @@ export class EmbedRouter implements Router {
     const reply = await this.spawnShim(JSON.stringify(def), args.paused === true, def.name);
     if (!reply.ok) throw VirtqError.fromWire(reply.error);
     if (this.subscribedAll) await this.subscribe(def.name).catch(() => undefined);
-    return this.lookup((r) => r.name === def.name, `named "${def.name}"`);
+    // The state file may lag the shim's reply: ask the shim itself.
+    const client = await this.shim(def.name);
+    if (client === undefined) throw await this.notRunning(def.name, 'create');
+    const now = await client.call(virtqProgram.name, 'getState', { name: def.name }) as { state: DomainState; reason: string };
+    return {
+      name: def.name, uuid: reply.uuid ?? '', state: now.state, reason: now.reason, persistent: false, autostart: false, shimUp: true,
+      ...(reply.socket === undefined ? {} : { shimSocket: reply.socket }),
+      ...(reply.shimPid === undefined ? {} : { shimPid: reply.shimPid }),
+      ...(reply.qemuPid === undefined ? {} : { qemuPid: reply.qemuPid }),
+    };
   }
 
   // Runs `virtq-shim --embed` detached (the VM outlives this process) and reads its one-line reply.
-  private spawnShim(definition: string, paused: boolean, name: string): Promise<{ ok: boolean; error?: unknown }> {
+  private spawnShim(definition: string, paused: boolean, name: string): Promise<ShimReply> {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
     const argv = [...base, '--embed', '--root', this.opts.root, '--definition', '-', ...(paused ? ['--paused'] : [])];
@@ -231,7 +251,7 @@ export class EmbedRouter implements Router {
       const lines = createInterface({ input: child.stdout });
       const timer = this.opts.clock.setTimeout(() => finish(new VirtqError('TIMEOUT', `virtq-shim did not report VM "${name}" started within ${this.opts.startTimeoutMs} ms; ${logHint}`)), this.opts.startTimeoutMs);
       let settled = false;
-      const finish = (result: Error | { ok: boolean; error?: unknown }): void => {
+      const finish = (result: Error | ShimReply): void => {
         if (settled) return;
         settled = true;
         timer.dispose();
@@ -244,7 +264,7 @@ export class EmbedRouter implements Router {
       child.once('exit', (code) => finish(new VirtqError('OPERATION_FAILED', `virtq-shim exited (${String(code)}) before starting VM "${name}"; ${logHint}`)));
       lines.once('line', (line) => {
         try {
-          finish(JSON.parse(line) as { ok: boolean; error?: unknown });
+          finish(JSON.parse(line) as ShimReply);
         } catch {
           finish(new VirtqError('OPERATION_FAILED', `virtq-shim printed an unexpected line: ${line.slice(0, 200)}`));
         }

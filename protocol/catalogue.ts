@@ -41,7 +41,7 @@ export interface Program<P extends Record<string, ProcSpec> = Record<string, Pro
   readonly description: string;
   readonly procs: P;
   readonly events: E;
-  /** Compiled argument validators, by procedure name. */
+  /** Argument validators, by procedure name; each compiles its schema on first use. */
   readonly argValidators: ReadonlyMap<string, Validator<TSchema>>;
 }
 
@@ -58,7 +58,23 @@ export function event<B extends TSchema>(spec: EventSpec<B>): EventSpec<B> {
   return spec;
 }
 
-/** Builds a program and compiles its argument validators once. */
+/**
+ * A validator that compiles `schema` the first time it is used. Every process loads all the
+ * programs but calls few of their procedures: a shim compiling all ~40 validators at start-up
+ * spent ~10 ms of CPU and ~0.4 MiB of heap on code it mostly never ran
+ * (docs/decisions/0002-shim-footprint.md).
+ */
+export function lazyValidator<T extends TSchema>(schema: T): Validator<T> {
+  let compiled: Validator<T> | undefined;
+  const get = (): Validator<T> => (compiled ??= compile(schema));
+  return {
+    schema,
+    check: (value: unknown): value is Static<T> => get().check(value),
+    parse: (value: unknown, what?: string): Static<T> => get().parse(value, what),
+  };
+}
+
+/** Builds a program; each argument validator is compiled once, on its first call. */
 export function defineProgram<P extends Record<string, ProcSpec>, E extends Record<string, EventSpec>>(
   name: string,
   description: string,
@@ -66,7 +82,7 @@ export function defineProgram<P extends Record<string, ProcSpec>, E extends Reco
   events: E,
 ): Program<P, E> {
   const argValidators = new Map<string, Validator<TSchema>>();
-  for (const [procName, spec] of Object.entries(procs)) argValidators.set(procName, compile(spec.args));
+  for (const [procName, spec] of Object.entries(procs)) argValidators.set(procName, lazyValidator(spec.args));
   return { name, description, procs, events, argValidators };
 }
 

@@ -3,7 +3,7 @@
 // — that is what keeps a shim near 15 MiB PSS (docs/decisions/0002-shim-footprint.md).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 const binaries = [
@@ -12,7 +12,7 @@ const binaries = [
   { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node' },
 ];
 
-rmSync('dist', { recursive: true, force: true });
+// dist/ is overwritten in place, never removed first: tests running meanwhile keep their binaries.
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 await Promise.all(binaries.map(async (b) => {
   await build({

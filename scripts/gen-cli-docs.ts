@@ -62,7 +62,8 @@ function helpOf(program: Command, spec: CommandSpec): string {
   const cmd = parent?.commands.find((c) => c.name() === spec.name);
   if (cmd === undefined) throw new Error(`no commander command for ${spec.name}`);
   // The global options are documented once, with the root help.
-  return cmd.helpInformation().replace(/\nGlobal Options:\n[\s\S]*$/, '').trimEnd();
+  const help = cmd.helpInformation() + (spec.notes === undefined ? '' : `\n${spec.notes}\n`);
+  return help.replace(/\nGlobal Options:\n(?: {2}.*\n)*/, '').trimEnd();
 }
 
 function renderCommand(program: Command, spec: CommandSpec, named: Named): string {

@@ -60,15 +60,18 @@ describe('virtq CLI against virtqemud', () => {
     const admin = h.sockets.admin;
     const before = await clientIds(admin);
     const events = startVirtq(['-c', uri, 'event', '--loop', '--json', '--timeout', '120']);
-    await waitForSubscribers(admin, before, 1);
-    expect(await run('suspend', 'web1')).toBe("Domain 'web1' suspended\n");
-    expect(await run('domstate', 'web1', '--reason')).toBe('paused (user)\n');
-    expect(await run('resume', 'web1')).toBe("Domain 'web1' resumed\n");
-    expect(await run('shutdown', 'web1', '--timeout', '30')).toBe("Domain 'web1' is shut off (shutdown)\n");
-    const lines = (await events.lines(3)).map((l) => JSON.parse(l) as { event: string });
-    events.proc.kill('SIGTERM');
-    for (const l of lines) expectSchema(l, LifecycleEvent);
-    expect(lines.slice(0, 3).map((l) => l.event)).toEqual(['suspended', 'resumed', 'shutdown']);
+    try {
+      await waitForSubscribers(admin, before, 1);
+      expect(await run('suspend', 'web1')).toBe("Domain 'web1' suspended\n");
+      expect(await run('domstate', 'web1', '--reason')).toBe('paused (user)\n');
+      expect(await run('resume', 'web1')).toBe("Domain 'web1' resumed\n");
+      expect(await run('shutdown', 'web1', '--timeout', '30')).toBe("Domain 'web1' is shut off (shutdown)\n");
+      const lines = (await events.lines(3)).map((l) => JSON.parse(l) as { event: string });
+      for (const l of lines) expectSchema(l, LifecycleEvent);
+      expect(lines.slice(0, 3).map((l) => l.event)).toEqual(['suspended', 'resumed', 'shutdown']);
+    } finally {
+      events.proc.kill('SIGKILL');
+    }
 
     expect(await json(ListOutput, 'list')).toEqual([]);
     expect(await json(ListOutput, 'list', '--all')).toMatchObject([{ name: 'web1', state: 'shutoff', persistent: true }]);

@@ -60,17 +60,20 @@ describe('virtq CLI against a shim', () => {
     const before = await clientIds(sockets.admin);
     const loop = startVirtq(['-c', bySocket, 'event', 'cli1', '--loop', '--json', '--timeout', '60']);
     const once = startVirtq(['-c', byName, 'event', 'cli1']);
-    await waitForSubscribers(sockets.admin, before, 2);
-    expect(await virtqOk(['-c', bySocket, 'suspend', 'cli1'])).toBe("Domain 'cli1' suspended\n");
-    expect(await virtqOk(['-c', byName, 'domstate', 'cli1', '--reason'])).toBe('paused (user)\n');
-    expect(await virtqOk(['-c', byName, 'resume', 'cli1'])).toBe("Domain 'cli1' resumed\n");
-    const lines = await loop.lines(2);
-    loop.proc.kill('SIGTERM');
-    const events = lines.map((l) => JSON.parse(l) as unknown);
-    for (const e of events) expectSchema(e, LifecycleEvent);
-    expect(events).toMatchObject([{ name: 'cli1', event: 'suspended', state: 'paused' }, { name: 'cli1', event: 'resumed', state: 'running' }]);
-    const first = await once.result;
-    expect(first).toMatchObject({ code: 0, stdout: "event 'lifecycle' for domain 'cli1': suspended (state paused, reason user)\n" });
+    try {
+      await waitForSubscribers(sockets.admin, before, 2);
+      expect(await virtqOk(['-c', bySocket, 'suspend', 'cli1'])).toBe("Domain 'cli1' suspended\n");
+      expect(await virtqOk(['-c', byName, 'domstate', 'cli1', '--reason'])).toBe('paused (user)\n');
+      expect(await virtqOk(['-c', byName, 'resume', 'cli1'])).toBe("Domain 'cli1' resumed\n");
+      const events = (await loop.lines(2)).map((l) => JSON.parse(l) as unknown);
+      for (const e of events) expectSchema(e, LifecycleEvent);
+      expect(events).toMatchObject([{ name: 'cli1', event: 'suspended', state: 'paused' }, { name: 'cli1', event: 'resumed', state: 'running' }]);
+      const first = await once.result;
+      expect(first).toMatchObject({ code: 0, stdout: "event 'lifecycle' for domain 'cli1': suspended (state paused, reason user)\n" });
+    } finally {
+      loop.proc.kill('SIGKILL');
+      once.proc.kill('SIGKILL');
+    }
   });
 
   it('attaches a disk given by a relative path, shows its stats and detaches it', async () => {

@@ -10,7 +10,7 @@ import { killProcessesUnder } from '../helpers/kill-under.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
-import { virtqJson, virtqOk } from './virtq-cli.js';
+import { expectFailure, virtq, virtqJson, virtqOk } from './virtq-cli.js';
 
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
 const names = async (c: Connection, filter = {}): Promise<string[]> => (await c.virtq.listDomains(filter)).domains.map((d) => d.name).sort();
@@ -86,10 +86,16 @@ describe('embedded mode', () => {
     const rows = await virtqJson<Array<{ name: string; state: string }>>(['-c', uri, 'list'], ListOutput);
     expect(rows).toMatchObject([{ name: 'cli-e', state: 'running', persistent: false }]);
     expect(await virtqOk(['-c', uri, 'domstate', 'cli-e'])).toBe('running\n');
+    expect(await virtqOk(['-c', uri, 'reset', 'cli-e'])).toBe("Domain 'cli-e' was reset\n");
+    expect(await virtqOk(['-c', uri, 'suspend', 'cli-e'])).toBe("Domain 'cli-e' suspended\n");
+    expect(await virtqOk(['-c', uri, 'domstate', 'cli-e', '--reason'])).toBe('paused (user)\n');
     const b = await open(rootB);
     expect(await names(b)).toEqual([]);
     expect(await virtqOk(['-c', uri, 'destroy', 'cli-e'])).toBe("Domain 'cli-e' destroyed\n");
     expect(await virtqJson(['-c', uri, 'list'], ListOutput)).toEqual([]);
     expect(await virtqJson(['-c', uri, 'list', '--all'], ListOutput)).toMatchObject([{ name: 'cli-e', state: 'shutoff' }]);
+    expect(await virtqOk(['-c', uri, 'domstate', 'cli-e', '--reason'])).toBe('shutoff (destroyed)\n');
+    expectFailure(await virtq(['-c', uri, 'dominfo', 'cli-e']), 'OPERATION_INVALID', /it is shutoff/);
+    expectFailure(await virtq(['-c', uri, 'dominfo', 'nobody']), 'NO_DOMAIN', /nobody/);
   });
 });

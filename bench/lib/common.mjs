@@ -1,0 +1,323 @@
+// Shared helpers of the shim and virtqemud benchmarks (issues #3 and #4): options, statistics,
+// machine facts, a private snapshot of dist/, temporary roots and their cleanup, /proc readings,
+// and a minimal QMP client for the raw-QEMU side of the side-by-side figures.
+//
+// The benchmarks never run TypeScript: they drive the built binaries and dist/lib.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+// ---- options -----------------------------------------------------------------------------------
+
+/** `--name value` / `--flag` reader over process.argv. */
+export function options(argv = process.argv.slice(2)) {
+  return {
+    get(name, dflt) {
+      const i = argv.indexOf(`--${name}`);
+      return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+    },
+    num(name, dflt) {
+      const i = argv.indexOf(`--${name}`);
+      return i >= 0 ? Number(argv[i + 1]) : dflt;
+    },
+    has(name) {
+      return argv.includes(`--${name}`);
+    },
+  };
+}
+
+// ---- statistics --------------------------------------------------------------------------------
+
+/** Nearest-rank percentile of an ascending array. */
+export function pct(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/** n, min, p50, p90, p99, p99.9, max, mean of `values`. */
+export function summarize(values) {
+  const s = Float64Array.from(values).sort();
+  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
+  return { n: s.length, min: s[0], p50: pct(s, 50), p90: pct(s, 90), p99: pct(s, 99), p999: pct(s, 99.9), max: s[s.length - 1], mean };
+}
+
+export const median = (values) => pct(Float64Array.from(values).sort(), 50);
+
+/** Formats a number of milliseconds (or µs) for a table. */
+export function fmt(v, digits = 1) {
+  if (v === undefined || Number.isNaN(v)) return '–';
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  return v.toFixed(digits);
+}
+
+/** A markdown table from a header and rows. */
+export function table(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+// ---- machine facts -----------------------------------------------------------------------------
+
+export const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+
+export function machineFacts(qemuBinary = 'qemu-system-x86_64') {
+  const q = spawnSync(qemuBinary, ['--version'], { encoding: 'utf8' });
+  const memKiB = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    nproc: os.availableParallelism(),
+    memGiB: Math.round(memKiB / 2 ** 20),
+    kernel: os.release(),
+    qemu: (q.stdout ?? '').split('\n')[0] ?? 'unknown',
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
+
+/** Number of processes currently running the node binary (they share its text pages, and so its PSS). */
+export function nodeProcessCount() {
+  let n = 0;
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0')[0].endsWith('node')) n++;
+    } catch { /* gone */ }
+  }
+  return n;
+}
+
+// ---- dist snapshot -----------------------------------------------------------------------------
+
+/**
+ * Copies dist/ (or `from`) to .cache/bench/<name>/dist and returns that path. Other engineers
+ * rebuild dist/ while benchmarks run; a private copy keeps one run on one build. .cache/ is
+ * inside the repo, so dist/lib's bare imports still resolve from its node_modules.
+ */
+export async function snapshotDist(name, from = join(REPO, 'dist')) {
+  const needed = ['bin/virtq-shim.js', 'bin/virtqemud.js', 'bin/virtq.js', 'lib/protocol/index.js'];
+  for (let i = 0; i < 120 && !needed.every((f) => existsSync(join(from, f))); i++) await sleep(500);
+  if (!needed.every((f) => existsSync(join(from, f)))) throw new Error(`${from} is not built: run npm run build`);
+  const to = join(REPO, '.cache', 'bench', name, 'dist');
+  rmSync(to, { recursive: true, force: true });
+  mkdirSync(dirname(to), { recursive: true });
+  cpSync(from, to, { recursive: true });
+  return to;
+}
+
+// ---- roots and cleanup -------------------------------------------------------------------------
+
+/** A short temporary root (unix socket paths are limited to 107 bytes). */
+export function tmpRoot(prefix) {
+  return mkdtempSync(join('/tmp', prefix));
+}
+
+/** Pids recorded in ROOT/run/shims/*.json (shims and their QEMUs). */
+export function recordedPids(root) {
+  const dir = join(root, 'run', 'shims');
+  const pids = [];
+  let files = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  } catch {
+    return pids;
+  }
+  for (const f of files) {
+    try {
+      const s = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+      for (const p of [s.qemuPid, s.shimPid]) if (Number.isInteger(p)) pids.push(p);
+    } catch { /* partial or gone */ }
+  }
+  return pids;
+}
+
+/** Pids (not this one) whose command line contains `dir`. */
+export function pidsUnder(dir) {
+  const found = [];
+  for (const e of readdirSync('/proc')) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(dir)) found.push(pid);
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+function cmdlineHas(pid, dir) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(dir) || readFileSync(`/proc/${pid}/environ`, 'latin1').includes(dir);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGKILLs every process this benchmark started under `root`: the pids in its state files (only
+ * when the process still names the root, so a recycled pid is never hit — shims get the root on
+ * their command line, QEMUs their sockets under it) and anything whose command line contains it.
+ */
+export function killUnder(root) {
+  const killed = new Set();
+  for (const pid of recordedPids(root)) {
+    if (!cmdlineHas(pid, root)) continue;
+    try { process.kill(pid, 'SIGKILL'); killed.add(pid); } catch { /* gone */ }
+  }
+  for (const pid of pidsUnder(root)) {
+    try { process.kill(pid, 'SIGKILL'); killed.add(pid); } catch { /* gone */ }
+  }
+  return [...killed];
+}
+
+/** Registers roots and child processes to be killed and removed however the run ends. */
+export function cleanupRegistry() {
+  const roots = new Set();
+  const children = new Set();
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) try { c.kill('SIGKILL'); } catch { /* gone */ }
+    for (const r of roots) {
+      // Twice: a shim killed in the first pass may have had a QEMU starting.
+      killUnder(r);
+      killUnder(r);
+      rmSync(r, { recursive: true, force: true });
+    }
+  };
+  process.once('exit', run);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => { run(); process.exit(130); });
+  process.once('uncaughtException', (err) => { console.error(err); run(); process.exit(1); });
+  process.once('unhandledRejection', (err) => { console.error(err); run(); process.exit(1); });
+  return {
+    root(r) { roots.add(r); return r; },
+    child(c) { children.add(c); c.once('exit', () => children.delete(c)); return c; },
+    /** Kills and removes one root now. */
+    async drop(r) {
+      killUnder(r);
+      await sleep(50);
+      killUnder(r);
+      rmSync(r, { recursive: true, force: true });
+      roots.delete(r);
+    },
+    run,
+  };
+}
+
+// ---- /proc -------------------------------------------------------------------------------------
+
+/** Rss, Pss and its parts from /proc/PID/smaps_rollup, in KiB. */
+export function smapsRollup(pid) {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    rss: field('Rss'), pss: field('Pss'), pssAnon: field('Pss_Anon'), pssFile: field('Pss_File'), pssShmem: field('Pss_Shmem'),
+    privateDirty: field('Private_Dirty'), privateClean: field('Private_Clean'), sharedClean: field('Shared_Clean'),
+  };
+}
+
+/** Threads and CPU seconds (user + system) of a process. */
+export function procCpu(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = os.constants?.CLK_TCK ?? 100;
+  return { cpuSec: (Number(f[11]) + Number(f[12])) / ticks, threads: Number(f[17]) };
+}
+
+// ---- small async helpers -----------------------------------------------------------------------
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const now = () => performance.now();
+
+/** Resolves with the first line `stream` prints (rejects when `child` exits before). */
+export function firstLine(child, stream = child.stdout, timeoutMs = 60_000) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no line within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (d) => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      stream.off('data', onData);
+      clearTimeout(timer);
+      resolve({ line: buf.slice(0, i), at: now() });
+    };
+    stream.on('data', onData);
+    child.once('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`exited (${code ?? sig}) before printing: ${buf.slice(0, 500)}`)); });
+  });
+}
+
+/** Resolves with the time a child exits (or at once when it has). */
+export function exitOf(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(now());
+  return new Promise((resolve) => child.once('exit', () => resolve(now())));
+}
+
+/** The idle guest (multiboot `cli; hlt`), as test/helpers/test-guest.ts finds it. */
+export function idleGuestPath() {
+  const cache = process.env.XDG_CACHE_HOME || join(os.homedir(), '.cache');
+  const p = join(process.env.VIRTQ_TEST_GUEST_DIR || join(cache, 'virtq', 'test-guest'), 'idle.bin');
+  if (!existsSync(p)) throw new Error(`${p} is missing: run node scripts/build-idle-guest.mjs`);
+  return p;
+}
+
+export function idleDefinition(name, accel = 'tcg') {
+  return { name, memoryMiB: 32, vcpus: 1, accel, kernel: { path: idleGuestPath() } };
+}
+
+// ---- a minimal QMP client (raw QEMU side) --------------------------------------------------------
+
+/** A QMP session over a connected socket: waits for the greeting, then `execute()`. */
+export function qmpSession(socket) {
+  let buf = '';
+  const waiting = [];
+  let greeted;
+  const greeting = new Promise((r) => { greeted = r; });
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim() === '') continue;
+      const msg = JSON.parse(line);
+      if (msg.QMP !== undefined) greeted(msg);
+      else if (msg.event !== undefined) continue;
+      else waiting.shift()?.(msg);
+    }
+  });
+  const closed = new Promise((r) => socket.once('close', r));
+  return {
+    greeting,
+    closed,
+    socket,
+    execute(cmd, args) {
+      return new Promise((resolve, reject) => {
+        waiting.push((m) => (m.error ? reject(new Error(`${cmd}: ${m.error.desc}`)) : resolve(m.return)));
+        socket.write(`${JSON.stringify(args === undefined ? { execute: cmd } : { execute: cmd, arguments: args })}\n`);
+      });
+    },
+    close() { socket.destroy(); },
+  };
+}
+
+/** Connects to a unix socket, retrying every `everyMs` until `deadline` (performance.now()). */
+export function connectRetry(path, deadline, everyMs = 1) {
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = connect(path);
+      s.once('connect', () => { s.removeAllListeners('error'); resolve(s); });
+      s.once('error', (err) => {
+        s.destroy();
+        if (now() > deadline) reject(err);
+        else setTimeout(attempt, everyMs);
+      });
+    };
+    attempt();
+  });
+}

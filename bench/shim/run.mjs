@@ -1,0 +1,532 @@
+#!/usr/bin/env node
+// Shim benchmark (issue #3). One VM per shim, the idle guest (multiboot `cli; hlt`, 32 MiB, TCG).
+//
+//   start    spawn → running, side by side and interleaved round by round:
+//              raw-S   qemu-system-x86_64 with the shim's exact argv (-S, client chardevs for the
+//                      monitor and console dialling listeners in this process); this process
+//                      answers the greeting, sends qmp_capabilities + cont: spawn → `cont` returned.
+//              raw-Q   the same argv without -S and with `-qmp unix:P,server=on,wait=off` instead of
+//                      the monitor chardev: spawn → connect (retried every 1 ms) → query-status
+//                      says running. What "raw QEMU start to running" means in HOST-FACTS.md.
+//              shim    `virtq-shim --no-register --definition F` run through its shebang (the Node
+//                      flags that ship): spawn → the ready JSON line (printed after `cont`), and
+//                      spawn → first getState reply (connect after the line).
+//            then destroy: raw SIGTERM → exit (waitpid) vs the shim's destroy call → reply.
+//   rtt      getState round trips over the shim socket from a separate client process,
+//            sequential, unpinned and both pinned to CPU 0 (taskset -a -cp 0 on the shim);
+//            QMP query-status on a raw QEMU alongside, as the reference figure.
+//   memory   RSS / PSS (/proc/PID/smaps_rollup) of shims with 1 and N VMs running, threads, idle CPU.
+//   variants (--variants) the same N-shim PSS for bundles and flag sets that differ from what ships.
+//
+//   node bench/shim/run.mjs [--rounds 20] [--kvm-rounds 5] [--calls 20000] [--rtt-rounds 3]
+//                           [--vms 20] [--variants] [--only start,rtt,memory,variants]
+//                           [--dist DIR] [--json out.json]
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  REPO, cleanupRegistry, connectRetry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, nodeProcessCount,
+  now, options, procCpu, qmpSession, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+} from '../lib/common.mjs';
+
+const SELF = fileURLToPath(import.meta.url);
+const o = options();
+const QEMU = process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64';
+
+// ---- client mode: the getState / query-status loops run in their own (pinnable) process --------------
+if (o.get('client') !== undefined) {
+  const calls = o.num('calls', 20_000);
+  const warm = o.num('warm', 2000);
+  const lat = new Float64Array(calls);
+  let call;
+  let close;
+  if (o.get('client') === 'getstate') {
+    const { RpcClient, systemClock } = await import(join(o.get('dist'), 'lib', 'protocol', 'index.js'));
+    const rpc = await RpcClient.connect(o.get('socket'), { clock: systemClock(), defaultTimeoutMs: 10_000 });
+    const args = { name: o.get('name') };
+    call = () => rpc.call('virtq', 'getState', args);
+    close = () => rpc.close();
+  } else {
+    const q = qmpSession(connect(o.get('socket')));
+    await q.greeting;
+    await q.execute('qmp_capabilities');
+    call = () => q.execute('query-status');
+    close = () => q.close();
+  }
+  for (let i = 0; i < warm; i++) await call();
+  for (let i = 0; i < calls; i++) {
+    const t = performance.now();
+    await call();
+    lat[i] = (performance.now() - t) * 1000;
+  }
+  close();
+  process.stdout.write(`${JSON.stringify(summarize(lat))}\n`);
+  process.exit(0);
+}
+
+const ROUNDS = o.num('rounds', 20);
+const KVM_ROUNDS = o.num('kvm-rounds', 5);
+const CALLS = o.num('calls', 20_000);
+const RTT_ROUNDS = o.num('rtt-rounds', 3);
+const QMP_CALLS = o.num('qmp-calls', 5000);
+const VMS = o.num('vms', 20);
+const ONLY = new Set((o.get('only', `start,rtt,memory${o.has('variants') ? ',variants' : ''}`)).split(','));
+const JSON_OUT = o.get('json');
+const started = now();
+const cleanup = cleanupRegistry();
+const facts = { ...machineFacts(QEMU), loadBefore: loadavg() };
+const DIST = await snapshotDist('shim', o.get('dist'));
+const SHIM_BIN = join(DIST, 'bin', 'virtq-shim.js');
+const SHEBANG = readFileSync(SHIM_BIN, 'utf8').split('\n')[0];
+const R = cleanup.root(tmpRoot('vqbs-'));
+mkdirSync(join(R, 'defs'));
+mkdirSync(join(R, 'raw'));
+const { RpcClient, systemClock } = await import(join(DIST, 'lib', 'protocol', 'index.js'));
+const clock = systemClock();
+const results = { facts, shebang: SHEBANG };
+const log = (...a) => console.error(`[${((now() - started) / 1000).toFixed(1)}s load ${loadavg()}]`, ...a);
+
+// ---- shims ------------------------------------------------------------------------------------------
+
+/** How to run a shim: the shipped binary through its shebang, or `node FLAGS bundle` for a variant. */
+const SHIPPED = { name: 'shipped', cmd: SHIM_BIN, pre: [], env: {} };
+
+function writeDef(name, accel = 'tcg') {
+  const file = join(R, 'defs', `${name}.json`);
+  writeFileSync(file, JSON.stringify(idleDefinition(name, accel)));
+  return file;
+}
+
+/** Spawns a shim for VM `name`; resolves at its ready line. */
+async function startShim(name, { accel = 'tcg', variant = SHIPPED, paused = false, root = R } = {}) {
+  const file = writeDef(name, accel);
+  const t0 = now();
+  const child = cleanup.child(spawn(variant.cmd, [...variant.pre, '--root', root, '--no-register', '--definition', file, ...(paused ? ['--paused'] : [])], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...variant.env },
+  }));
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const { line, at } = await firstLine(child).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+  child.stdout.resume();
+  const reply = JSON.parse(line);
+  if (!reply.ok) throw new Error(`shim ${name}: ${line}\n${stderr}`);
+  return { name, child, reply, t0, readyMs: at - t0 };
+}
+
+async function shimApi(shim) {
+  const rpc = await RpcClient.connect(shim.reply.socket, { clock, defaultTimeoutMs: 30_000 });
+  return { rpc, call: (proc, args) => rpc.call('virtq', proc, { name: shim.name, ...args }) };
+}
+
+/** The argv the shim gave QEMU for `name` (its "spawning qemu" log line). */
+function loggedArgv(name, root = R) {
+  for (const line of readFileSync(join(root, 'log', `${name}.log`), 'utf8').split('\n')) {
+    if (line.includes('"spawning qemu"')) return JSON.parse(line).argv;
+  }
+  throw new Error(`no "spawning qemu" line in ${name}.log`);
+}
+
+function stateFile(name, root = R) {
+  return JSON.parse(readFileSync(join(root, 'run', 'shims', `${name}.json`), 'utf8'));
+}
+
+async function killShim(shim) {
+  const s = stateFile(shim.name);
+  for (const pid of [s.qemuPid, shim.reply.shimPid]) if (pid !== undefined) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  await exitOf(shim.child);
+}
+
+// ---- raw QEMU -----------------------------------------------------------------------------------------
+
+/** The shim's argv for VM `tmpl` rewritten for another VM: its uuid, name and socket paths. */
+function argvFrom(tmpl, name, mon, con, { withS = true, qmpServer } = {}) {
+  const s = stateFile(tmpl.name);
+  const out = [];
+  for (let i = 0; i < tmpl.argv.length; i++) {
+    let a = tmpl.argv[i];
+    if (a === '-S' && !withS) continue;
+    if (qmpServer !== undefined && a === '-chardev' && tmpl.argv[i + 1].startsWith('socket,id=mon0,')) {
+      out.push('-qmp', `unix:${qmpServer},server=on,wait=off`);
+      i += 3; // -chardev X -mon Y
+      continue;
+    }
+    a = a.replace(s.sockets.monitor, mon).replace(s.sockets.console, con).replace(`guest=${tmpl.name},`, `guest=${name},`).replace(s.uuid, crypto.randomUUID());
+    out.push(a);
+  }
+  return out;
+}
+
+/** Listens on `path`; resolves the first connection through `first`, drains the rest. */
+async function listener(path) {
+  let take;
+  const first = new Promise((r) => { take = r; });
+  const server = createServer((sock) => {
+    sock.on('error', () => undefined);
+    if (take !== undefined) { const t = take; take = undefined; t(sock); } else sock.resume();
+  });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(path, resolve); });
+  return { first, close: () => server.close() };
+}
+
+function spawnQemu(argv, name) {
+  const fd = openSync(join(R, 'raw', `${name}.log`), 'a');
+  try {
+    return cleanup.child(spawn(QEMU, argv, { stdio: ['ignore', fd, fd], detached: true }));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** raw-S: the shim's argv, this process as the monitor's listener: spawn → cont returned; SIGTERM → exit. */
+async function rawS(tmpl, name) {
+  const mon = join(R, 'raw', `${name}-qmp.sock`);
+  const con = join(R, 'raw', `${name}-con.sock`);
+  const [ml, cl] = await Promise.all([listener(mon), listener(con)]);
+  cl.first.then((s) => s.resume());
+  const t0 = now();
+  const child = spawnQemu(argvFrom(tmpl, name, mon, con), name);
+  const q = qmpSession(await ml.first);
+  await q.greeting;
+  const greetMs = now() - t0;
+  await q.execute('qmp_capabilities');
+  await q.execute('cont');
+  const runMs = now() - t0;
+  const t1 = now();
+  child.kill('SIGTERM');
+  const exitMs = (await exitOf(child)) - t1;
+  q.close();
+  ml.close();
+  cl.close();
+  return { greetMs, runMs, exitMs };
+}
+
+/** raw-Q: no -S, QEMU serves QMP: spawn → connect → query-status running; SIGTERM → exit. */
+async function rawQ(tmpl, name, { keep = false } = {}) {
+  const qmp = join(R, 'raw', `${name}-qmp.sock`);
+  const con = join(R, 'raw', `${name}-con.sock`);
+  const cl = await listener(con);
+  cl.first.then((s) => s.resume());
+  const t0 = now();
+  const child = spawnQemu(argvFrom(tmpl, name, '', con, { withS: false, qmpServer: qmp }), name);
+  const q = qmpSession(await connectRetry(qmp, t0 + 20_000, 1));
+  await q.greeting;
+  await q.execute('qmp_capabilities');
+  for (;;) {
+    const st = await q.execute('query-status');
+    if (st.status === 'running') break;
+    await sleep(1);
+  }
+  const runMs = now() - t0;
+  if (keep) return { child, q, qmp, close: () => { q.close(); cl.close(); } };
+  const t1 = now();
+  child.kill('SIGTERM');
+  const exitMs = (await exitOf(child)) - t1;
+  q.close();
+  cl.close();
+  return { runMs, exitMs };
+}
+
+/** shim: spawn → ready line, → first getState; destroy call → reply; → shim exit. */
+async function viaShim(name, accel) {
+  const s = await startShim(name, { accel });
+  const api = await shimApi(s);
+  const st = await api.call('getState');
+  const stateMs = now() - s.t0;
+  if (st.state !== 'running') throw new Error(`${name}: getState said ${st.state}`);
+  const t1 = now();
+  const d = await api.call('destroy');
+  const destroyMs = now() - t1;
+  if (d.state !== 'shutoff') throw new Error(`${name}: destroy said ${d.state}`);
+  const exitMs = (await exitOf(s.child)) - t1;
+  api.rpc.close();
+  return { readyMs: s.readyMs, stateMs, destroyMs, shimExitMs: exitMs };
+}
+
+// ---- start and destroy --------------------------------------------------------------------------------
+
+async function startSection(accel, rounds) {
+  log(`start/destroy (${accel}): cold shim, template, ${rounds} rounds`);
+  // The first shim under a fresh root probes QEMU's capabilities (cached afterwards).
+  const cold = await viaShim(`cold-${accel}`, accel);
+  const warm = await startShim(`tmpl-${accel}`, { accel });
+  const tmpl = { name: `tmpl-${accel}`, argv: loggedArgv(`tmpl-${accel}`) };
+  const tmplState = stateFile(tmpl.name);
+  await killShim(warm);
+  // Put the template's state file back for argvFrom (its socket paths and uuid).
+  writeFileSync(join(R, 'run', 'shims', `${tmpl.name}.json`), JSON.stringify(tmplState));
+  const rows = { rawS: [], rawQ: [], shim: [] };
+  const kinds = ['rawS', 'rawQ', 'shim'];
+  for (let r = -2; r < rounds; r++) {
+    // Rotate the order every round so drifting load hits every kind alike; rounds -2, -1 are warm-up.
+    for (let k = 0; k < kinds.length; k++) {
+      const kind = kinds[(k + r + 3) % kinds.length];
+      const name = `${accel}-${kind}-${r + 2}`;
+      const res = kind === 'rawS' ? await rawS(tmpl, name) : kind === 'rawQ' ? await rawQ(tmpl, name) : await viaShim(name, accel);
+      if (r >= 0) rows[kind].push(res);
+      // KVM boots cost CPU seconds under nested KVM: let each settle.
+      await sleep(accel === 'kvm' ? 400 : 30);
+    }
+  }
+  const col = (kind, key) => summarize(rows[kind].map((x) => x[key]));
+  const out = {
+    accel, rounds, cold,
+    rawS: { run: col('rawS', 'runMs'), greet: col('rawS', 'greetMs'), exit: col('rawS', 'exitMs') },
+    rawQ: { run: col('rawQ', 'runMs'), exit: col('rawQ', 'exitMs') },
+    shim: { ready: col('shim', 'readyMs'), state: col('shim', 'stateMs'), destroy: col('shim', 'destroyMs'), shimExit: col('shim', 'shimExitMs') },
+    // The shim's added latency, paired round by round against raw-S (same argv, same -S + cont).
+    addedVsRawS: summarize(rows.shim.map((x, i) => x.readyMs - rows.rawS[i].runMs)),
+    addedVsRawQ: summarize(rows.shim.map((x, i) => x.readyMs - rows.rawQ[i].runMs)),
+    destroyAdded: summarize(rows.shim.map((x, i) => x.destroyMs - rows.rawS[i].exitMs)),
+    argv: tmpl.argv,
+  };
+  return out;
+}
+
+// ---- getState round trip ------------------------------------------------------------------------------
+
+function runClient(kind, socket, name, pinned, calls) {
+  const pre = pinned ? ['taskset', '-c', '0'] : [];
+  const args = [...pre, process.execPath, SELF, '--client', kind, '--socket', socket, '--name', name, '--dist', DIST, '--calls', String(calls), '--warm', String(Math.min(2000, calls / 5))];
+  const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`client ${kind}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const pin = (pid, cpus) => spawnSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+
+async function rttSection() {
+  log(`getState round trips: ${RTT_ROUNDS} rounds × ${CALLS} calls, unpinned and pinned; QMP query-status × ${QMP_CALLS}`);
+  const s = await startShim('rtt');
+  const tmpl = { name: 'rtt', argv: loggedArgv('rtt') };
+  const raw = await rawQ(tmpl, 'rtt-raw', { keep: true });
+  raw.close(); // the client process opens its own QMP connection
+  const all = `0-${facts.nproc - 1}`;
+  const per = { unpinned: { shim: [], qmp: [] }, pinned: { shim: [], qmp: [] } };
+  for (let r = 0; r < RTT_ROUNDS; r++) {
+    for (const placement of r % 2 === 0 ? ['unpinned', 'pinned'] : ['pinned', 'unpinned']) {
+      const pinned = placement === 'pinned';
+      for (const pid of [s.reply.shimPid, raw.child.pid]) pin(pid, pinned ? '0' : all);
+      per[placement].shim.push(runClient('getstate', s.reply.socket, 'rtt', pinned, CALLS));
+      per[placement].qmp.push(runClient('qmp', raw.qmp, 'rtt-raw', pinned, QMP_CALLS));
+      log(`  round ${r} ${placement}: getState p50 ${fmt(per[placement].shim.at(-1).p50)} µs, QMP p50 ${fmt(per[placement].qmp.at(-1).p50)} µs`);
+    }
+  }
+  raw.child.kill('SIGKILL');
+  await killShim(s);
+  const med = (list) => Object.fromEntries(['p50', 'p90', 'p99', 'p999', 'max', 'mean'].map((k) => [k, median(list.map((x) => x[k]))]));
+  return {
+    calls: CALLS, qmpCalls: QMP_CALLS, rounds: RTT_ROUNDS,
+    unpinned: { shim: med(per.unpinned.shim), qmp: med(per.unpinned.qmp) },
+    pinned: { shim: med(per.pinned.shim), qmp: med(per.pinned.qmp) },
+    perRound: per,
+  };
+}
+
+// ---- memory -------------------------------------------------------------------------------------------
+
+const MiB = (kib) => kib / 1024;
+
+/** Starts `n` shims with `variant`, measures them, kills them. */
+async function fleet(n, variant, prefix, { settleMs = 3000, idleCpuMs = 0, at1 = false } = {}) {
+  const shims = [];
+  let one;
+  for (let i = 0; i < n; i++) {
+    shims.push(await startShim(`${prefix}${i}`, { variant }));
+    if (i === 0 && at1) {
+      await sleep(2000);
+      const q = stateFile(`${prefix}0`).qemuPid;
+      one = { shim: smapsRollup(shims[0].reply.shimPid), threads: procCpu(shims[0].reply.shimPid).threads, qemu: smapsRollup(q), nodeProcs: nodeProcessCount() };
+    }
+  }
+  await sleep(settleMs);
+  const mem = shims.map((s) => smapsRollup(s.reply.shimPid));
+  const qemu = shims.map((s) => smapsRollup(stateFile(s.name).qemuPid));
+  const threads = shims.map((s) => procCpu(s.reply.shimPid).threads);
+  const nodeProcs = nodeProcessCount();
+  let idleCpu;
+  if (idleCpuMs > 0) {
+    const before = shims.map((s) => procCpu(s.reply.shimPid).cpuSec);
+    await sleep(idleCpuMs);
+    idleCpu = shims.map((s, i) => (procCpu(s.reply.shimPid).cpuSec - before[i]) / (idleCpuMs / 1000));
+  }
+  let rtt;
+  if (variant !== SHIPPED) {
+    // A quick pinned getState check: flags that save memory may cost CPU per call.
+    pin(shims[0].reply.shimPid, '0');
+    rtt = runClient('getstate', shims[0].reply.socket, shims[0].name, true, 5000);
+  }
+  for (const s of shims) await killShim(s);
+  const stat = (key) => summarize(mem.map((m) => MiB(m[key])));
+  return {
+    n, variant: variant.name, one, nodeProcs,
+    pss: stat('pss'), rss: stat('rss'), pssAnon: stat('pssAnon'), pssFile: stat('pssFile'), privateDirty: stat('privateDirty'),
+    pssSum: MiB(mem.reduce((a, m) => a + m.pss, 0)),
+    qemuPss: summarize(qemu.map((m) => MiB(m.pss))), qemuRss: summarize(qemu.map((m) => MiB(m.rss))),
+    threads: median(threads), ready: summarize(shims.map((s) => s.readyMs)),
+    ...(idleCpu === undefined ? {} : { idleCpuPct: summarize(idleCpu.map((c) => c * 100)) }),
+    ...(rtt === undefined ? {} : { rttPinnedP50: rtt.p50 }),
+  };
+}
+
+async function memorySection() {
+  log(`memory: 1 then ${VMS} shims`);
+  return fleet(VMS, SHIPPED, 'm', { at1: true, idleCpuMs: 10_000 });
+}
+
+// ---- variants: what the footprint is made of ----------------------------------------------------------
+
+async function buildVariants() {
+  const { build } = await import('esbuild');
+  const outDir = join(REPO, '.cache', 'bench', 'shim', 'variants');
+  mkdirSync(outDir, { recursive: true });
+  const stubs = join(REPO, 'bench', 'shim', 'stubs');
+  // Text transforms of one source file, for measurement only (nothing here ships).
+  const transform = (file, fn) => ({
+    name: `transform-${file}`,
+    setup(b) {
+      b.onLoad({ filter: new RegExp(`${file.replace(/[.]/g, '\\.')}$`) }, (args) => ({ contents: fn(readFileSync(args.path, 'utf8')), loader: 'ts' }));
+    },
+  });
+  const alias = (pkg, file) => ({
+    name: `alias-${pkg}`,
+    setup(b) { b.onResolve({ filter: new RegExp(`^${pkg}$`) }, () => ({ path: join(stubs, file) })); },
+  });
+  const catalogue = readFileSync(join(REPO, 'protocol', 'catalogue.ts'), 'utf8');
+  const LAZY = 'argValidators.set(procName, lazyValidator(spec.args))';
+  const EAGER = 'argValidators.set(procName, compile(spec.args))';
+  const lazyNow = catalogue.includes(LAZY);
+  const specs = [
+    { name: 'minified', why: 'the same bundle minified (whitespace, identifiers, syntax)', minify: true, plugins: [] },
+    { name: 'no-default-metrics', why: 'prom-client without collectDefaultMetrics()', plugins: [transform('shim/metrics.ts', (s) => s.replace(/collectDefaultMetrics\([^;]*\);/, ''))] },
+    { name: 'no-prom-client', why: 'prom-client replaced by a stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
+    { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [alias('pino', 'pino.mjs')] },
+    { name: 'no-prom-no-pino', why: 'both stubs', plugins: [alias('prom-client', 'prom-client.mjs'), alias('pino', 'pino.mjs')] },
+    lazyNow
+      ? { name: 'eager-validators', why: 'catalogue compiles every argument validator at load (as before)', plugins: [transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER))] }
+      : { name: 'lazy-validators', why: 'catalogue compiles each argument validator on first use', plugins: [transform('protocol/catalogue.ts', (s) => s.replace(EAGER, `argValidators.set(procName, ((sc) => { let c: Validator<TSchema> | undefined; const g = () => (c ??= compile(sc)); return { schema: sc, check: (v: unknown) => g().check(v), parse: (v: unknown, w?: string) => g().parse(v, w) } as Validator<TSchema>; })(spec.args))`))] },
+  ];
+  const out = [];
+  for (const v of specs) {
+    const outfile = join(outDir, `${v.name}.js`);
+    await build({
+      entryPoints: [join(REPO, 'shim', 'main.ts')], outfile, bundle: true, platform: 'node', target: 'node20', format: 'esm',
+      sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'error', plugins: v.plugins, minify: v.minify === true,
+      banner: { js: "import { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);" },
+    });
+    out.push({ ...v, file: outfile });
+  }
+  // The floor: a bare node:net unix server that prints a line, nothing else loaded.
+  const floor = join(outDir, 'floor.mjs');
+  writeFileSync(floor, "import { createServer } from 'node:net';\nconst a = process.argv;\nconst root = a[a.indexOf('--root') + 1];\nconst s = createServer(() => {});\ns.listen(`${root}/floor-${process.pid}.sock`, () => process.stdout.write(JSON.stringify({ ok: true, shimPid: process.pid, socket: '' }) + '\\n'));\n");
+  return { bundles: out, floor };
+}
+
+async function variantsSection() {
+  log(`variants: ${VMS} shims each`);
+  const { bundles, floor } = await buildVariants();
+  const flags = SHEBANG.replace(/^#!\/usr\/bin\/env -S /, '').split(' ');
+  const envFlags = Object.fromEntries(flags.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => f.split('=')));
+  const nodeFlags = flags.filter((f) => f.startsWith('--'));
+  const node = process.execPath;
+  const variants = [
+    { name: 'shipped', why: `dist/bin/virtq-shim.js via its shebang (${nodeFlags.join(' ')}, ${Object.entries(envFlags).map(([k, v]) => `${k}=${v}`).join(' ')})`, v: SHIPPED },
+    { name: 'no-flags', why: 'the same bundle, `node bundle`, no V8 flags, default thread pool', v: { name: 'no-flags', cmd: node, pre: [SHIM_BIN], env: {} } },
+    { name: 'max-semi-space-size=2', why: 'shipped flags with a 2 MiB semi-space', v: { name: 'semi2', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-semi-space-size=1', '--max-semi-space-size=2')), SHIM_BIN], env: envFlags } },
+    { name: 'max-semi-space-size=4', why: 'shipped flags with a 4 MiB semi-space', v: { name: 'semi4', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-semi-space-size=1', '--max-semi-space-size=4')), SHIM_BIN], env: envFlags } },
+    { name: '+optimize-for-size', why: 'shipped flags + --optimize-for-size', v: { name: '+optimize-for-size', cmd: node, pre: [...nodeFlags, '--optimize-for-size', SHIM_BIN], env: envFlags } },
+    { name: '+max-old-space-size=32 +single-threaded-gc', why: 'shipped flags with a 32 MiB old space and GC on the main thread', v: { name: '+single-threaded-gc', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-old-space-size=64', '--max-old-space-size=32')), '--single-threaded-gc', SHIM_BIN], env: envFlags } },
+    ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
+  ];
+  const rows = [];
+  for (const x of variants) {
+    log(`  ${x.name}`);
+    rows.push({ ...(await fleet(VMS, x.v, `v${rows.length}-`, { settleMs: 3000 })), why: x.why });
+  }
+  // The floor has no VM: start N bare servers with the shipped flags and read their PSS.
+  const procs = [];
+  for (let i = 0; i < VMS; i++) {
+    const c = cleanup.child(spawn(node, [...nodeFlags, floor, '--root', R], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...envFlags } }));
+    await firstLine(c);
+    c.stdout.resume();
+    procs.push(c);
+  }
+  await sleep(3000);
+  const mem = procs.map((c) => smapsRollup(c.pid));
+  for (const c of procs) c.kill('SIGKILL');
+  rows.push({ n: VMS, variant: 'floor', why: 'bare node:net unix server, same flags, no libraries', pss: summarize(mem.map((m) => MiB(m.pss))), rss: summarize(mem.map((m) => MiB(m.rss))), pssAnon: summarize(mem.map((m) => MiB(m.pssAnon))) });
+  return rows;
+}
+
+// ---- run ----------------------------------------------------------------------------------------------
+
+try {
+  if (ONLY.has('start')) {
+    results.start = [await startSection('tcg', ROUNDS)];
+    if (KVM_ROUNDS > 0) {
+      try {
+        results.start.push(await startSection('kvm', KVM_ROUNDS));
+      } catch (err) {
+        log(`KVM start section failed: ${err.message}`);
+        results.kvmError = err.message;
+      }
+    }
+  }
+  if (ONLY.has('rtt')) results.rtt = await rttSection();
+  if (ONLY.has('memory')) results.memory = await memorySection();
+  if (ONLY.has('variants')) results.variants = await variantsSection();
+} finally {
+  cleanup.run();
+}
+facts.loadAfter = loadavg();
+results.seconds = (now() - started) / 1000;
+
+// ---- report -------------------------------------------------------------------------------------------
+
+const ms = (s) => `${fmt(s.p50)} (p90 ${fmt(s.p90)}, max ${fmt(s.max)})`;
+const lines = [];
+lines.push(`machine: ${facts.cpu}, ${facts.nproc} vCPU, ${facts.memGiB} GiB, kernel ${facts.kernel}, ${facts.qemu}, node ${facts.node}`);
+lines.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${results.seconds.toFixed(0)} s; shim shebang: ${SHEBANG}`);
+for (const s of results.start ?? []) {
+  lines.push('', `### Start and destroy, idle guest, ${s.accel.toUpperCase()}, ${s.rounds} rounds interleaved (ms: median (p90, max))`, '');
+  lines.push(table(['', 'spawn → running', 'destroy', 'notes'], [
+    ['raw QEMU, shim argv, -S + cont (raw-S)', ms(s.rawS.run), `SIGTERM → exit ${ms(s.rawS.exit)}`, `greeting at ${fmt(s.rawS.greet.p50)}`],
+    ['raw QEMU, no -S, -qmp server (raw-Q)', ms(s.rawQ.run), `SIGTERM → exit ${ms(s.rawQ.exit)}`, 'connect retried every 1 ms'],
+    ['virtq-shim: ready line', ms(s.shim.ready), `destroy call → reply ${ms(s.shim.destroy)}`, `shim exits ${fmt(s.shim.shimExit.p50)} after the call`],
+    ['virtq-shim: first getState', ms(s.shim.state), '', ''],
+    ['shim added, paired vs raw-S', ms(s.addedVsRawS), ms(s.destroyAdded), ''],
+    ['shim added, paired vs raw-Q', ms(s.addedVsRawQ), '', ''],
+  ]));
+  lines.push('', `first shim under a fresh root (QEMU capability probe, not cached yet): ready ${fmt(s.cold.readyMs)} ms`);
+}
+if (results.rtt !== undefined) {
+  const r = results.rtt;
+  lines.push('', `### getState round trip (µs; median over ${r.rounds} rounds of ${r.calls} sequential calls; QMP query-status ${r.qmpCalls} calls)`, '');
+  lines.push(table(['', 'p50', 'p90', 'p99', 'p99.9', 'max'], [
+    ['shim getState, unpinned', ...['p50', 'p90', 'p99', 'p999', 'max'].map((k) => fmt(r.unpinned.shim[k]))],
+    ['shim getState, pinned (CPU 0)', ...['p50', 'p90', 'p99', 'p999', 'max'].map((k) => fmt(r.pinned.shim[k]))],
+    ['raw QMP query-status, unpinned', ...['p50', 'p90', 'p99', 'p999', 'max'].map((k) => fmt(r.unpinned.qmp[k]))],
+    ['raw QMP query-status, pinned', ...['p50', 'p90', 'p99', 'p999', 'max'].map((k) => fmt(r.pinned.qmp[k]))],
+  ]));
+}
+if (results.memory !== undefined) {
+  const m = results.memory;
+  lines.push('', '### Shim memory (MiB, /proc/PID/smaps_rollup)', '');
+  lines.push(table(['', 'RSS', 'PSS', 'Pss_Anon', 'Pss_File', 'threads'], [
+    ['1 VM: the shim', fmt(MiB(m.one.shim.rss)), fmt(MiB(m.one.shim.pss)), fmt(MiB(m.one.shim.pssAnon)), fmt(MiB(m.one.shim.pssFile)), String(m.one.threads)],
+    [`${m.n} VMs: per shim, median (min–max)`, fmt(m.rss.p50), `${fmt(m.pss.p50)} (${fmt(m.pss.min)}–${fmt(m.pss.max)})`, fmt(m.pssAnon.p50), fmt(m.pssFile.p50), String(m.threads)],
+    [`${m.n} VMs: all shims together`, '', fmt(m.pssSum), '', '', ''],
+    ['1 VM: its QEMU (idle, TCG, 32 MiB)', fmt(MiB(m.one.qemu.rss)), fmt(MiB(m.one.qemu.pss)), fmt(MiB(m.one.qemu.pssAnon)), '', ''],
+  ]));
+  lines.push('', `node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s: median ${fmt(m.idleCpuPct.p50, 2)} % (max ${fmt(m.idleCpuPct.max, 2)} %)`);
+}
+if (results.variants !== undefined) {
+  lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant (MiB per shim, median)`, '');
+  lines.push(table(['variant', 'PSS', 'Pss_Anon', 'RSS', 'threads', 'spawn → ready ms', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+    v.variant, fmt(v.pss.p50, 2), fmt(v.pssAnon.p50, 2), fmt(v.rss.p50), v.threads === undefined ? '' : String(v.threads), v.ready === undefined ? '' : fmt(v.ready.p50), v.rttPinnedP50 === undefined ? '' : fmt(v.rttPinnedP50), v.why,
+  ])));
+}
+console.log(lines.join('\n'));
+if (JSON_OUT !== undefined) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
+process.exit(0);
