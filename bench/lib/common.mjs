@@ -229,6 +229,23 @@ export function procCpu(pid) {
   return { cpuSec: (Number(f[11]) + Number(f[12])) / ticks, threads: Number(f[17]) };
 }
 
+/** CPU time (ms) all threads of a process have run: the sum of each thread's schedstat (ns, precise). */
+export function cpuMs(pid) {
+  let ns = 0;
+  let tasks = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return NaN;
+  }
+  for (const t of tasks) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch { /* thread gone */ }
+  }
+  return ns / 1e6;
+}
+
 // ---- small async helpers -----------------------------------------------------------------------
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   REPO, cleanupRegistry, connectRetry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, nodeProcessCount,
-  now, options, procCpu, qmpSession, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  cpuMs, now, options, procCpu, qmpSession, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -109,10 +109,12 @@ async function startShim(name, { accel = 'tcg', variant = SHIPPED, paused = fals
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const { line, at } = await firstLine(child).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+  // CPU the shim used up to its ready line (its threads; QEMU not included).
+  const cpuAtReady = cpuMs(child.pid);
   child.stdout.resume();
   const reply = JSON.parse(line);
   if (!reply.ok) throw new Error(`shim ${name}: ${line}\n${stderr}`);
-  return { name, child, reply, t0, readyMs: at - t0 };
+  return { name, child, reply, t0, readyMs: at - t0, cpuAtReady };
 }
 
 async function shimApi(shim) {
@@ -241,7 +243,7 @@ async function viaShim(name, accel) {
   if (d.state !== 'shutoff') throw new Error(`${name}: destroy said ${d.state}`);
   const exitMs = (await exitOf(s.child)) - t1;
   api.rpc.close();
-  return { readyMs: s.readyMs, stateMs, destroyMs, shimExitMs: exitMs };
+  return { readyMs: s.readyMs, cpuAtReady: s.cpuAtReady, stateMs, destroyMs, shimExitMs: exitMs };
 }
 
 // ---- start and destroy --------------------------------------------------------------------------------
@@ -274,7 +276,7 @@ async function startSection(accel, rounds) {
     accel, rounds, cold,
     rawS: { run: col('rawS', 'runMs'), greet: col('rawS', 'greetMs'), exit: col('rawS', 'exitMs') },
     rawQ: { run: col('rawQ', 'runMs'), exit: col('rawQ', 'exitMs') },
-    shim: { ready: col('shim', 'readyMs'), state: col('shim', 'stateMs'), destroy: col('shim', 'destroyMs'), shimExit: col('shim', 'shimExitMs') },
+    shim: { ready: col('shim', 'readyMs'), cpu: col('shim', 'cpuAtReady'), state: col('shim', 'stateMs'), destroy: col('shim', 'destroyMs'), shimExit: col('shim', 'shimExitMs') },
     // The shim's added latency, paired round by round against raw-S (same argv, same -S + cont).
     addedVsRawS: summarize(rows.shim.map((x, i) => x.readyMs - rows.rawS[i].runMs)),
     addedVsRawQ: summarize(rows.shim.map((x, i) => x.readyMs - rows.rawQ[i].runMs)),
@@ -364,7 +366,7 @@ async function fleet(n, variant, prefix, { settleMs = 3000, idleCpuMs = 0, at1 =
     pss: stat('pss'), rss: stat('rss'), pssAnon: stat('pssAnon'), pssFile: stat('pssFile'), privateDirty: stat('privateDirty'),
     pssSum: MiB(mem.reduce((a, m) => a + m.pss, 0)),
     qemuPss: summarize(qemu.map((m) => MiB(m.pss))), qemuRss: summarize(qemu.map((m) => MiB(m.rss))),
-    threads: median(threads), ready: summarize(shims.map((s) => s.readyMs)),
+    threads: median(threads), ready: summarize(shims.map((s) => s.readyMs)), cpuAtReady: summarize(shims.map((s) => s.cpuAtReady)),
     ...(idleCpu === undefined ? {} : { idleCpuPct: summarize(idleCpu.map((c) => c * 100)) }),
     ...(rtt === undefined ? {} : { rttPinnedP50: rtt.p50 }),
   };
@@ -494,7 +496,7 @@ for (const s of results.start ?? []) {
     ['raw QEMU, shim argv, -S + cont (raw-S)', ms(s.rawS.run), `SIGTERM → exit ${ms(s.rawS.exit)}`, `greeting at ${fmt(s.rawS.greet.p50)}`],
     ['raw QEMU, no -S, -qmp server (raw-Q)', ms(s.rawQ.run), `SIGTERM → exit ${ms(s.rawQ.exit)}`, 'connect retried every 1 ms'],
     ['virtq-shim: ready line', ms(s.shim.ready), `destroy call → reply ${ms(s.shim.destroy)}`, `shim exits ${fmt(s.shim.shimExit.p50)} after the call`],
-    ['virtq-shim: first getState', ms(s.shim.state), '', ''],
+    ['virtq-shim: first getState', ms(s.shim.state), '', `shim CPU to ready ${fmt(s.shim.cpu.p50)} ms`],
     ['shim added, paired vs raw-S', ms(s.addedVsRawS), ms(s.destroyAdded), ''],
     ['shim added, paired vs raw-Q', ms(s.addedVsRawQ), '', ''],
   ]));
@@ -523,8 +525,9 @@ if (results.memory !== undefined) {
 }
 if (results.variants !== undefined) {
   lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant (MiB per shim, median)`, '');
-  lines.push(table(['variant', 'PSS', 'Pss_Anon', 'RSS', 'threads', 'spawn → ready ms', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
-    v.variant, fmt(v.pss.p50, 2), fmt(v.pssAnon.p50, 2), fmt(v.rss.p50), v.threads === undefined ? '' : String(v.threads), v.ready === undefined ? '' : fmt(v.ready.p50), v.rttPinnedP50 === undefined ? '' : fmt(v.rttPinnedP50), v.why,
+  lines.push(table(['variant', 'PSS', 'Pss_Anon', 'RSS', 'threads', 'spawn → ready ms', 'CPU to ready ms', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+    v.variant, fmt(v.pss.p50, 2), fmt(v.pssAnon.p50, 2), fmt(v.rss.p50), v.threads === undefined ? '' : String(v.threads), v.ready === undefined ? '' : fmt(v.ready.p50),
+    v.cpuAtReady === undefined ? '' : fmt(v.cpuAtReady.p50), v.rttPinnedP50 === undefined ? '' : fmt(v.rttPinnedP50), v.why,
   ])));
 }
 console.log(lines.join('\n'));
