@@ -187,17 +187,9 @@ export class RpcServer {
       this.send(client, errorReply(msg.prog, msg.proc, msg.serial, e.toWire()));
       onDone?.(msg.prog, msg.proc, e.code, (this.opts.clock.monotonic() - started) / 1000);
     };
-    // A handler that answers synchronously (cached state: getState, getInfo, listDomains) is
-    // replied to at once; only a promise goes through the microtask queue.
-    let result: unknown;
-    try {
-      result = this.dispatch(client, msg, ctx);
-    } catch (err) {
-      failed(err);
-      return;
-    }
-    if (isThenable(result)) result.then(done, failed);
-    else done(result);
+    // Every call settles through one promise: a synchronous fast path for handlers that return
+    // plain values measured slower under load (bench/RESULTS.md, issue #2 notes).
+    new Promise<unknown>((resolve) => resolve(this.dispatch(client, msg, ctx))).then(done, failed);
   }
 
   /** Checks and runs one call; throws the checks' errors, returns the handler's value or promise. */
@@ -235,9 +227,6 @@ export class RpcServer {
   }
 }
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
 
 function checkAccess(access: Access, prog: string, proc: string, spec: ProcSpec<TSchema, TSchema>): void {
   if (prog === 'admin') {
