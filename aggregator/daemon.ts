@@ -20,6 +20,7 @@ import { DomainRegistry, isActive, type DomainRecord } from './registry.js';
 import { ShimPool } from './shim-pool.js';
 import { DaemonMetrics } from './metrics.js';
 import { serveHttp } from './http.js';
+import { callShims } from './handlers/admin-fanout.js';
 import type { ShimSpawner } from './spawner.js';
 
 /** What a virtqemud is built from (see compose.ts). */
@@ -82,6 +83,7 @@ export class Virtqemud {
     this.server.register(adminLogHandlers(logs));
     this.server.register({ program: adminProgram, handlers: {
       getMetrics: async () => ({ families: (await this.metrics.registry.getMetricsAsJSON()) as never }),
+      callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
     } });
     await this.server.listen(sockets.rw, 'rw', 0o600);
     await this.server.listen(sockets.ro, 'ro', this.cfg.roSocketMode ?? 0o666);

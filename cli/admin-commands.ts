@@ -1,7 +1,8 @@
 // `virtq admin ...`: the admin program's commands, served on a daemon's or a shim's admin
 // socket. Getters without a CLI name fold into their setters: `limits` with no option shows the
 // limits, `log-filters` with no argument shows the filters.
-import { adminProgram, Limits } from '../protocol/index.js';
+import { adminProgram, Limits, VirtqError } from '../protocol/index.js';
+import { table } from './render.js';
 import { callCommand, type CallAdapter, type CommandSpec, type RunContext } from './command.js';
 import type { Input } from './derive.js';
 import { LogFiltersOutput, LogOutputsOutput } from './json-output.js';
@@ -22,7 +23,26 @@ function logSetting(setter: 'setLogFilters' | 'setLogOutputs', getter: 'getLogFi
   };
 }
 
+// `virtq admin all-shims PROCEDURE [ARGS-JSON]`: virtqemud runs the procedure on every shim.
+const allShims: CallAdapter = {
+  arguments: [
+    { name: 'procedure', field: 'procedure', description: 'an admin procedure, e.g. setLogFilters or getLimits', required: true },
+    { name: 'args', field: 'args', description: 'its arguments as JSON, e.g. \'{"filters":"debug"}\'', required: false, parse: (text: string) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (err) {
+        throw new VirtqError('INVALID_ARG', `arguments are not valid JSON: ${(err as Error).message}`);
+      }
+    } },
+  ],
+  render: (result) => {
+    const rows = (result as { results: Array<{ name: string; ok: boolean; result?: unknown; error?: { code: string; message: string } }> }).results;
+    return table(['Name', 'Result'], rows.map((r) => [r.name, r.ok ? JSON.stringify(r.result) : `${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? ''}`]));
+  },
+};
+
 const adapters: Readonly<Record<string, CallAdapter>> = {
+  callShims: allShims,
   disconnectClient: { render: (_r, a) => `Client ${String(a['id'])} disconnected\n` },
   setLimits: {
     hints: {

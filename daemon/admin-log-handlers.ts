@@ -1,6 +1,6 @@
 // The admin procedures about logging, the same on every daemon: read and replace the per-module
 // filters and the outputs at run time.
-import { adminProgram, VirtqError, type Handlers } from '../protocol/index.js';
+import { adminProgram, type Handlers } from '../protocol/index.js';
 import type { LogHub } from './logging.js';
 
 /** Log-filter and log-output handlers backed by `logs`. */
@@ -11,9 +11,7 @@ export function adminLogHandlers(logs: LogHub): { program: typeof adminProgram; 
       getLogFilters: () => ({ filters: logs.filtersText }),
       setLogFilters: ({ filters }) => { logs.setFilters(filters); return {}; },
       getLogOutputs: () => ({ outputs: logs.outputsText }),
-      setLogOutputs: () => {
-        throw new VirtqError('NOT_SUPPORTED', 'changing log outputs at run time is not supported yet; restart the daemon with --log-file');
-      },
+      setLogOutputs: ({ outputs }) => { logs.setOutputs(outputs); return {}; },
     },
   };
 }

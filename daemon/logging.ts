@@ -1,7 +1,8 @@
 // Logging for both daemons: pino JSON lines with dotted module names, per-module levels from
 // filters like "debug:qemu.qmp warn:rpc" (longest matching prefix wins), changeable at run time
 // through the admin API, and secrets redacted.
-import { pino, type Logger as PinoLogger, type Level } from 'pino';
+import { isAbsolute } from 'node:path';
+import { pino, type DestinationStream, type Logger as PinoLogger, type Level } from 'pino';
 import { VirtqError, type Logger } from '../protocol/index.js';
 
 const LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -21,6 +22,46 @@ export function parseLogFilters(text: string): LogFilter[] {
   });
 }
 
+/** One log output: `stderr` or `file:/absolute/path`. */
+export type LogOutput = { kind: 'stderr' } | { kind: 'file'; path: string };
+
+/** Parses "stderr file:/var/log/virtq/x.log"; throws INVALID_ARG. */
+export function parseLogOutputs(text: string): LogOutput[] {
+  const outputs = text.split(/\s+/).filter((t) => t !== '').map((token): LogOutput => {
+    if (token === 'stderr') return { kind: 'stderr' };
+    if (token.startsWith('file:') && isAbsolute(token.slice(5))) return { kind: 'file', path: token.slice(5) };
+    throw new VirtqError('INVALID_ARG', `unknown log output "${token}" (use stderr or file:/absolute/path)`);
+  });
+  if (outputs.length === 0) throw new VirtqError('INVALID_ARG', 'give at least one log output');
+  return outputs;
+}
+
+// pino writes to this one stream; what it forwards to can be replaced while the daemon runs.
+// Writes are synchronous: log lines are few, and the last ones before a crash are the ones wanted.
+class SwitchableOutput implements DestinationStream {
+  private dests: Array<{ out: LogOutput; stream: DestinationStream & { flushSync?(): void; end?(): void } }> = [];
+
+  set(outputs: readonly LogOutput[]): void {
+    const old = this.dests;
+    this.dests = outputs.map((out) => ({
+      out, stream: pino.destination(out.kind === 'stderr' ? { dest: 2, sync: true } : { dest: out.path, mkdir: true, sync: true }),
+    }));
+    for (const { out, stream } of old) {
+      try { stream.flushSync?.(); } catch { /* not open yet */ }
+      // Never close the process's stderr.
+      if (out.kind === 'file') stream.end?.();
+    }
+  }
+
+  write(line: string): void {
+    for (const d of this.dests) d.stream.write(line);
+  }
+
+  flush(): void {
+    for (const d of this.dests) try { d.stream.flushSync?.(); } catch { /* not open yet */ }
+  }
+}
+
 /** Owns a daemon's root logger and the levels of its module loggers. */
 export class LogHub {
   readonly root: PinoLogger;
@@ -28,21 +69,23 @@ export class LogHub {
   private filterText: string;
   private outputs: string;
   private readonly modules = new Map<string, Set<PinoLogger>>();
+  private readonly sink = new SwitchableOutput();
 
   constructor(opts: { name: string; bindings: Record<string, unknown>; filters?: string; file?: string; stderr?: boolean }) {
     this.filterText = opts.filters ?? 'info';
     this.filters = parseLogFilters(this.filterText);
-    const streams: pino.StreamEntry[] = [];
-    if (opts.file !== undefined) streams.push({ level: 'trace', stream: pino.destination({ dest: opts.file, mkdir: true, sync: false }) });
-    if (opts.stderr === true || opts.file === undefined) streams.push({ level: 'trace', stream: pino.destination({ dest: 2, sync: true }) });
-    this.outputs = [opts.stderr === true || opts.file === undefined ? 'stderr' : '', opts.file === undefined ? '' : `file:${opts.file}`].filter(Boolean).join(' ');
+    const outputs: LogOutput[] = [];
+    if (opts.file !== undefined) outputs.push({ kind: 'file', path: opts.file });
+    if (opts.stderr === true || opts.file === undefined) outputs.push({ kind: 'stderr' });
+    this.outputs = outputs.map((o) => (o.kind === 'stderr' ? 'stderr' : `file:${o.path}`)).join(' ');
+    this.sink.set(outputs);
     this.root = pino({
       name: opts.name,
       base: { pid: process.pid, ...opts.bindings },
       level: 'trace',
       redact: { paths: ['*.password', '*.secret', '*.token', 'secret', 'password'], censor: '[redacted]' },
       onChild: (child) => this.track(child),
-    }, pino.multistream(streams));
+    }, this.sink);
     this.root.level = this.levelFor('');
   }
 
@@ -67,9 +110,16 @@ export class LogHub {
     for (const [module, children] of this.modules) for (const c of children) c.level = this.levelFor(module);
   }
 
+  /** Replaces where logs go ("stderr file:/path"), at once and without a restart. */
+  setOutputs(text: string): void {
+    const outputs = parseLogOutputs(text);
+    this.sink.set(outputs);
+    this.outputs = text.trim().split(/\s+/).join(' ');
+  }
+
   /** Flushes buffered log lines (before exit). */
   flush(): void {
-    this.root.flush();
+    this.sink.flush();
   }
 
   private track(child: PinoLogger): void {

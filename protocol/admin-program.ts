@@ -5,6 +5,7 @@ import { defineProgram, proc } from './catalogue.js';
 import { Empty } from './types.js';
 
 const both = ['shim', 'aggregator'] as const;
+const aggregator = ['aggregator'] as const;
 
 export const Limits = Type.Object({
   maxClients: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
@@ -65,5 +66,10 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
     description: 'Replaces the log outputs at run time.' }),
   getMetrics: proc({ args: Empty, ret: Type.Object({ families: Type.Array(MetricFamily) }), servers: both, readonly: true, priority: 'high', since: '0.1',
     description: 'The daemon\'s own metrics (a shim\'s carry its VM\'s domain and uuid labels); virtqemud merges every shim\'s into /metrics.' }),
+  callShims: proc({
+    args: Type.Object({ procedure: Type.String({ pattern: '^[A-Za-z]{1,64}$' }), args: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
+    ret: Type.Object({ results: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), result: Type.Optional(Type.Unknown()), error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })) })) }),
+    servers: aggregator, readonly: false, priority: 'high', since: '0.1', cli: 'all-shims',
+    description: 'Runs one admin procedure on every running VM\'s shim (e.g. setLogFilters host-wide); one result per shim.' }),
 }, {});
 export type AdminProgram = typeof adminProgram;

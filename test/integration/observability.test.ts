@@ -111,7 +111,10 @@ describe('observability', () => {
     await api.suspend({ name: 'logs1' });
     await api.resume({ name: 'logs1' });
     expect(readFileSync(logFile, 'utf8')).not.toContain('"qmp command"');
-    await admin.setLogFilters({ filters: 'info debug:qemu.qmp' });
+    // Host-wide, through virtqemud's fan-out to every shim.
+    const daemonAdmin = typedClient(adminProgram, (await h.connect(h.sockets.admin)).rpc);
+    await expect(daemonAdmin.callShims({ procedure: 'setLogFilters', args: { filters: 'info debug:qemu.qmp' } }))
+      .resolves.toEqual({ results: [{ name: 'logs1', ok: true, result: {} }] });
     expect(await admin.getLogFilters({})).toEqual({ filters: 'info debug:qemu.qmp' });
     await api.suspend({ name: 'logs1' });
     for (let i = 0; i < 40 && !readFileSync(logFile, 'utf8').includes('"qmp command"'); i++) await delay(h.clock, 50);
