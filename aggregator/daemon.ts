@@ -36,8 +36,10 @@ export interface DaemonConfig {
   roSocketMode?: number;
   /** HOST:PORT for GET /metrics and /sd; none when undefined. */
   httpAddress?: string;
-  /** Per-shim deadline of a /metrics scrape (default 500 ms). */
+  /** Per-shim deadline when fetching shims' metrics (default 500 ms). */
   scrapeDeadlineMs?: number;
+  /** How often the shims' metrics are fetched in the background (default 5000 ms). */
+  metricsRefreshMs?: number;
 }
 
 /** A running virtqemud. */
@@ -58,7 +60,7 @@ export class Virtqemud {
   constructor(private readonly cfg: DaemonConfig) {
     this.pool = new ShimPool(cfg.clock);
     this.adminPool = new ShimPool(cfg.clock);
-    this.metrics = new DaemonMetrics(this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500);
+    this.metrics = new DaemonMetrics(this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000);
     this.server = new RpcServer({
       daemon: 'virtqemud', version: cfg.version, role: 'aggregator', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
@@ -91,6 +93,7 @@ export class Virtqemud {
       const http = await serveHttp(this.cfg.httpAddress, this.metrics, this.registry, logs.module('http'));
       this.http = http.server;
       this.httpPort = http.port;
+      this.metrics.start();
     }
     this.scheduleReconcile();
     void this.autostart(deps);
@@ -103,6 +106,7 @@ export class Virtqemud {
     this.pool.closeAll();
     this.adminPool.closeAll();
     this.http?.close();
+    this.metrics.stop();
     await this.server.close();
   }
 

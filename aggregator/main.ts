@@ -19,26 +19,29 @@ definitions, starts VMs in detached shims and answers the host listing.
   --log-filters F     e.g. "debug:registry warn:rpc" (default: $LOG_FILTERS or info)
   --log-stderr        also log to stderr
   --reconcile-ms N    period of the reconciliation pass (default 5000)
-  --http HOST:PORT    serve GET /metrics (the whole host) and /sd for Prometheus`;
+  --http HOST:PORT    serve GET /metrics (the whole host) and /sd for Prometheus
+  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)`;
 
 function parse(argv: string[]): DaemonOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       root: { type: 'string' }, system: { type: 'boolean' }, session: { type: 'boolean' }, shim: { type: 'string' },
-      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, http: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, http: { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help === true) return 'help';
   const reconcileMs = Number(values['reconcile-ms'] ?? '5000');
   if (!Number.isInteger(reconcileMs) || reconcileMs < 0) throw new VirtqError('INVALID_ARG', '--reconcile-ms must be a whole number');
+  const metricsRefreshMs = Number(values['metrics-refresh-ms'] ?? '5000');
+  if (!Number.isInteger(metricsRefreshMs) || metricsRefreshMs < 50) throw new VirtqError('INVALID_ARG', '--metrics-refresh-ms must be a whole number ≥ 50');
   const uid = process.getuid?.() ?? 0;
   return {
     root: values.root,
     mode: values.system === true ? 'system' : values.session === true ? 'session' : uid === 0 ? 'system' : 'session',
     shimBinary: values.shim ?? process.env['VIRTQ_SHIM'] ?? fileURLToPath(new URL('./virtq-shim.js', import.meta.url)),
-    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, reconcileMs, httpAddress: values.http,
+    logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, reconcileMs, httpAddress: values.http, metricsRefreshMs,
   };
 }
 

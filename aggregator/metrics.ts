@@ -1,10 +1,10 @@
-// virtqemud's metrics: its own registry (registered shims, VMs by state, RPC, process), plus the
-// host-wide scrape that fans out to every shim in parallel under a per-shim deadline. A shim that
-// does not answer in time (frozen, overloaded) shows as virtq_shim_up 0; the scrape still ends
-// on time with everything else in it.
+// virtqemud's metrics: its own registry (registered shims, VMs by state, RPC, process), plus every
+// shim's, fetched in parallel under a per-shim deadline by a background refresh. A scrape renders
+// the last refresh and never waits on a VM; a shim that did not answer in time (frozen,
+// overloaded) shows as virtq_shim_up 0 with everything else still there.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Static } from '@sinclair/typebox';
-import { ACTIVE_STATES, VirtqError, adminProgram, type Clock, type DomainState, type MetricFamily } from '../protocol/index.js';
+import { ACTIVE_STATES, VirtqError, adminProgram, type Clock, type Disposable, type DomainState, type MetricFamily } from '../protocol/index.js';
 import { metricCatalogue as m, PROCESS_METRIC_PREFIX } from '../daemon/metrics-catalogue.js';
 import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import { renderExposition } from '../daemon/prom-text.js';
@@ -14,12 +14,18 @@ import type { ShimPool } from './shim-pool.js';
 type Family = Static<typeof MetricFamily>;
 const STATES: readonly DomainState[] = ['starting', 'running', 'paused', 'shutting-down', 'shutoff', 'crashed'];
 
-/** virtqemud's registry and the fan-out scrape. */
+interface ShimSample { name: string; uuid: string; families: Family[] | undefined; seconds: number }
+
+/** virtqemud's registry and the cached fan-out to every shim. */
 export class DaemonMetrics {
   readonly registry = new Registry();
   readonly onCallDone: ReturnType<typeof rpcMetrics>;
+  private samples: ShimSample[] = [];
+  private refreshedAt = -Infinity;
+  private refreshing: Promise<void> | undefined;
+  private timer: Disposable | undefined;
 
-  constructor(private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number) {
+  constructor(private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: PROCESS_METRIC_PREFIX.virtqemud });
     this.onCallDone = rpcMetrics(r);
@@ -35,20 +41,47 @@ export class DaemonMetrics {
     } });
   }
 
-  /** The whole host's exposition: this daemon's metrics and every live shim's. */
-  async scrape(only?: string): Promise<string> {
-    const targets = [...this.domains.all()].filter((d) => d.shim !== undefined && ACTIVE_STATES.has(d.state) && (only === undefined || d.name === only));
-    if (only !== undefined && targets.length === 0) throw new VirtqError('NO_DOMAIN', `no running VM named "${only}"`);
-    const results = await Promise.all(targets.map((d) => this.fetchShim(d)));
-    const health: Family[] = [
-      { name: m.shimUp.name, help: m.shimUp.help, type: 'gauge', values: results.map((x) => ({ labels: { domain: x.name, uuid: x.uuid }, value: x.families === undefined ? 0 : 1 })) },
-      { name: m.shimScrape.name, help: m.shimScrape.help, type: 'gauge', values: results.map((x) => ({ labels: { domain: x.name, uuid: x.uuid }, value: x.seconds })) },
-    ];
-    const own = only === undefined ? (await this.registry.getMetricsAsJSON()) as unknown as Family[] : [];
-    return renderExposition([own, health, ...results.flatMap((x) => (x.families === undefined ? [] : [x.families]))]);
+  /** Starts the background refresh of the shims' metrics. */
+  start(): void {
+    const tick = (): void => {
+      void this.refresh().finally(() => { this.timer = this.clock.setTimeout(tick, this.refreshMs); });
+    };
+    tick();
   }
 
-  private async fetchShim(d: DomainRecord): Promise<{ name: string; uuid: string; families: Family[] | undefined; seconds: number }> {
+  stop(): void {
+    this.timer?.dispose();
+  }
+
+  /** Fetches every running VM's metrics now (one refresh at a time). */
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      const targets = [...this.domains.all()].filter((d) => d.shim !== undefined && ACTIVE_STATES.has(d.state));
+      this.samples = await Promise.all(targets.map((d) => this.fetchShim(d)));
+      this.refreshedAt = this.clock.monotonic();
+    })().finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  /**
+   * The exposition: this daemon's metrics and the shims' from the last refresh (or one VM's only).
+   * Only when the cache is older than three refresh periods (the refresh loop is stuck or was never
+   * started) does a scrape wait for a refresh, which the per-shim deadline bounds.
+   */
+  async scrape(only?: string): Promise<string> {
+    if (this.clock.monotonic() - this.refreshedAt > 3 * this.refreshMs) await this.refresh();
+    const live = new Set([...this.domains.all()].filter((d) => ACTIVE_STATES.has(d.state)).map((d) => d.name));
+    const samples = this.samples.filter((x) => live.has(x.name) && (only === undefined || x.name === only));
+    if (only !== undefined && samples.length === 0) throw new VirtqError('NO_DOMAIN', `no running VM named "${only}"`);
+    const health: Family[] = [
+      { name: m.shimUp.name, help: m.shimUp.help, type: 'gauge', values: samples.map((x) => ({ labels: { domain: x.name, uuid: x.uuid }, value: x.families === undefined ? 0 : 1 })) },
+      { name: m.shimScrape.name, help: m.shimScrape.help, type: 'gauge', values: samples.map((x) => ({ labels: { domain: x.name, uuid: x.uuid }, value: x.seconds })) },
+    ];
+    const own = only === undefined ? (await this.registry.getMetricsAsJSON()) as unknown as Family[] : [];
+    return renderExposition([own, health, ...samples.flatMap((x) => (x.families === undefined ? [] : [x.families]))]);
+  }
+
+  private async fetchShim(d: DomainRecord): Promise<ShimSample> {
     const t0 = this.clock.monotonic();
     const seconds = () => (this.clock.monotonic() - t0) / 1000;
     const socket = d.shim?.adminSocket as string;

@@ -30,14 +30,19 @@ export const metricCatalogue = {
   qmpDuration: spec({ name: 'virtq_qmp_command_duration_seconds', type: 'histogram', labels: ['command', 'result'], exportedBy: 'shim', help: 'Time from sending a QMP command to its reply.' }),
   rpcRequests: spec({ name: 'virtq_rpc_requests_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'both', help: 'RPC calls answered, by procedure and result code (OK or an error code).' }),
   rpcDuration: spec({ name: 'virtq_rpc_request_duration_seconds', type: 'histogram', labels: ['procedure'], exportedBy: 'both', help: 'Time from receiving an RPC call to sending its reply.' }),
+  shimCpu: spec({ name: 'virtq_shim_process_cpu_seconds_total', type: 'counter', labels: [], exportedBy: 'shim', help: 'CPU time used by the shim process itself.' }),
+  shimRss: spec({ name: 'virtq_shim_process_resident_memory_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Resident set size of the shim process itself.' }),
+  shimHeap: spec({ name: 'virtq_shim_heap_used_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'V8 heap in use by the shim.' }),
   shimsRegistered: spec({ name: 'virtq_daemon_shims_registered', type: 'gauge', labels: [], exportedBy: 'virtqemud', help: 'Shims with a live registration.' }),
   domains: spec({ name: 'virtq_daemon_domains', type: 'gauge', labels: ['state'], exportedBy: 'virtqemud', help: 'VMs known to virtqemud, by state.' }),
   shimUp: spec({ name: 'virtq_shim_up', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: '1 when the VM\'s shim answered this scrape in time, else 0.' }),
   shimScrape: spec({ name: 'virtq_shim_scrape_duration_seconds', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: 'How long fetching the shim\'s metrics took in this scrape.' }),
 } as const;
 
-/** Prefix of the Node process metrics (prom-client defaults) of each daemon. */
-export const PROCESS_METRIC_PREFIX = { shim: 'virtq_shim_', virtqemud: 'virtq_daemon_' } as const;
+/** Prefix of virtqemud's Node process metrics (prom-client's default set). Shims export only the
+ * three virtq_shim_* process figures above: the full default set is ~15 KiB of text per VM per
+ * scrape and keeps perf_hooks histograms alive in every shim. */
+export const PROCESS_METRIC_PREFIX = { virtqemud: 'virtq_daemon_' } as const;
 
 /** QMP commands are a bounded set, but raw passthrough can name anything: keep the label bounded. */
 export function boundedLabel(value: string, known: ReadonlySet<string>): string {

@@ -17,7 +17,7 @@ virtqemud serves Prometheus text exposition when started with \`--http HOST:PORT
 
 | path | what |
 | --- | --- |
-| \`GET /metrics\` | virtqemud's own metrics and every running VM's, fetched from the shims in parallel. Each shim has a deadline (500 ms); one that does not answer in time is reported as \`virtq_shim_up{domain,uuid} 0\` and the scrape still completes. |
+| \`GET /metrics\` | virtqemud's own metrics and every running VM's. virtqemud fetches the shims' metrics in parallel in the background (every 5 s, \`--metrics-refresh-ms\`), each under a deadline (500 ms); a scrape renders the last refresh, so it never waits on a VM. A shim that did not answer in time is reported as \`virtq_shim_up{domain,uuid} 0\`, with everything else present. |
 | \`GET /metrics/domain/NAME\` | one VM's metrics (404 when it does not run) |
 | \`GET /sd\` | Prometheus HTTP service discovery: one target per VM, each pointing at \`/metrics/domain/NAME\` on virtqemud, labelled \`domain\` and \`uuid\` |
 
@@ -34,10 +34,10 @@ scrape never waits on a VM's job.
 | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-Each daemon also exports Node's process metrics from prom-client, prefixed
-\`${PROCESS_METRIC_PREFIX.shim}\` (shims, with \`domain\` and \`uuid\`) and \`${PROCESS_METRIC_PREFIX.virtqemud}\` (virtqemud):
-\`…process_cpu_seconds_total\`, \`…process_resident_memory_bytes\`, \`…nodejs_eventloop_lag_seconds\`,
-\`…nodejs_heap_size_used_bytes\` and the rest of prom-client's default set.
+virtqemud also exports Node's process metrics from prom-client's default set, prefixed
+\`${PROCESS_METRIC_PREFIX.virtqemud}\` (\`…process_cpu_seconds_total\`, \`…process_resident_memory_bytes\`,
+\`…nodejs_eventloop_lag_seconds\`, …). Shims export only the three \`virtq_shim_*\` process figures
+above: the default set would add ~15 KiB of text per VM to every scrape.
 
 A Grafana dashboard for these metrics is in [grafana-dashboard.json](grafana-dashboard.json).
 `;

@@ -1,9 +1,9 @@
 // The shim's metrics: one prom-client registry (never the global one) whose every series carries
 // the VM's `domain` and `uuid`. Values are read when scraped from the VM's cached state; block
 // counters come from a QMP query refreshed in the background, so a scrape never waits on QEMU.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock, Disposable, DomainState, Logger } from '../protocol/index.js';
-import { metricCatalogue as m, PROCESS_METRIC_PREFIX, boundedLabel } from '../daemon/metrics-catalogue.js';
+import { metricCatalogue as m, boundedLabel } from '../daemon/metrics-catalogue.js';
 import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import type { Vm } from './vm/vm.js';
 import { blockStats, type DiskStats } from './vm/vm-disks.js';
@@ -37,7 +37,12 @@ export class ShimMetrics {
   constructor(private readonly vm: Vm, private readonly clock: Clock, private readonly log: Logger) {
     const r = this.registry;
     r.setDefaultLabels({ domain: vm.def.name, uuid: vm.def.uuid });
-    collectDefaultMetrics({ register: r, prefix: PROCESS_METRIC_PREFIX.shim });
+    readCounter(r, m.shimCpu, [], () => {
+      const u = process.cpuUsage();
+      return [[{}, (u.user + u.system) / 1e6]];
+    });
+    new Gauge({ name: m.shimRss.name, help: m.shimRss.help, registers: [r], collect() { this.set(process.memoryUsage.rss()); } });
+    new Gauge({ name: m.shimHeap.name, help: m.shimHeap.help, registers: [r], collect() { this.set(process.memoryUsage().heapUsed); } });
     this.onCallDone = rpcMetrics(r);
     this.qmp = new Histogram({ name: m.qmpDuration.name, help: m.qmpDuration.help, labelNames: ['command', 'result'], registers: [r], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
     new Gauge({ name: m.domainState.name, help: m.domainState.help, labelNames: ['state'], registers: [r], collect() { for (const s of STATES) this.set({ state: s }, vm.state === s ? 1 : 0); } });

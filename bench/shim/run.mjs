@@ -72,6 +72,7 @@ const CALLS = o.num('calls', 20_000);
 const RTT_ROUNDS = o.num('rtt-rounds', 3);
 const QMP_CALLS = o.num('qmp-calls', 5000);
 const VMS = o.num('vms', 20);
+const VARIANT_REPS = o.num('variant-reps', 2);
 const ONLY = new Set((o.get('only', `start,rtt,memory${o.has('variants') ? ',variants' : ''}`)).split(','));
 const JSON_OUT = o.get('json');
 const started = now();
@@ -330,51 +331,65 @@ async function rttSection() {
 
 const MiB = (kib) => kib / 1024;
 
-/** Starts `n` shims with `variant`, measures them, kills them. */
-async function fleet(n, variant, prefix, { settleMs = 3000, idleCpuMs = 0, at1 = false } = {}) {
+/**
+ * Starts `n` shims with `variant` one after another, measures them `settleMs` after the last
+ * started (and again `lateMs` later), optionally their idle CPU, then the PSS of the first one
+ * before and after `loadCalls` sequential getState calls (pinned), and kills them.
+ */
+async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuMs = 0, at1 = false, loadCalls = 0 } = {}) {
   const shims = [];
   let one;
   for (let i = 0; i < n; i++) {
     shims.push(await startShim(`${prefix}${i}`, { variant }));
     if (i === 0 && at1) {
-      await sleep(2000);
+      await sleep(settleMs);
       const q = stateFile(`${prefix}0`).qemuPid;
       one = { shim: smapsRollup(shims[0].reply.shimPid), threads: procCpu(shims[0].reply.shimPid).threads, qemu: smapsRollup(q), nodeProcs: nodeProcessCount() };
     }
   }
   await sleep(settleMs);
-  const mem = shims.map((s) => smapsRollup(s.reply.shimPid));
+  const pids = shims.map((s) => s.reply.shimPid);
+  const mem = pids.map(smapsRollup);
   const qemu = shims.map((s) => smapsRollup(stateFile(s.name).qemuPid));
-  const threads = shims.map((s) => procCpu(s.reply.shimPid).threads);
+  const threads = pids.map((p) => procCpu(p).threads);
   const nodeProcs = nodeProcessCount();
   let idleCpu;
   if (idleCpuMs > 0) {
-    const before = shims.map((s) => procCpu(s.reply.shimPid).cpuSec);
+    const before = pids.map(cpuMs);
     await sleep(idleCpuMs);
-    idleCpu = shims.map((s, i) => (procCpu(s.reply.shimPid).cpuSec - before[i]) / (idleCpuMs / 1000));
+    idleCpu = pids.map((p, i) => (cpuMs(p) - before[i]) / idleCpuMs * 100);
   }
-  let rtt;
-  if (variant !== SHIPPED) {
-    // A quick pinned getState check: flags that save memory may cost CPU per call.
-    pin(shims[0].reply.shimPid, '0');
-    rtt = runClient('getstate', shims[0].reply.socket, shims[0].name, true, 5000);
+  let late;
+  if (lateMs > 0) {
+    await sleep(Math.max(0, lateMs - idleCpuMs));
+    late = pids.map(smapsRollup);
+  }
+  let load;
+  if (loadCalls > 0) {
+    // Flags that save memory may cost CPU per call; a busy shim's new space may grow.
+    const before = smapsRollup(pids[0]);
+    pin(pids[0], '0');
+    const rtt = runClient('getstate', shims[0].reply.socket, shims[0].name, true, loadCalls);
+    await sleep(500);
+    load = { calls: loadCalls, pssBefore: MiB(before.pss), pssAfter: MiB(smapsRollup(pids[0]).pss), rttP50: rtt.p50, rttP99: rtt.p99 };
   }
   for (const s of shims) await killShim(s);
-  const stat = (key) => summarize(mem.map((m) => MiB(m[key])));
+  const stat = (list, key) => summarize(list.map((m) => MiB(m[key])));
   return {
     n, variant: variant.name, one, nodeProcs,
-    pss: stat('pss'), rss: stat('rss'), pssAnon: stat('pssAnon'), pssFile: stat('pssFile'), privateDirty: stat('privateDirty'),
-    pssSum: MiB(mem.reduce((a, m) => a + m.pss, 0)),
+    pss: stat(mem, 'pss'), rss: stat(mem, 'rss'), pssAnon: stat(mem, 'pssAnon'), pssFile: stat(mem, 'pssFile'), privateDirty: stat(mem, 'privateDirty'),
+    pssSum: MiB(mem.reduce((acc, m) => acc + m.pss, 0)),
+    ...(late === undefined ? {} : { late: { afterMs: settleMs + lateMs, pss: stat(late, 'pss'), pssAnon: stat(late, 'pssAnon') } }),
     qemuPss: summarize(qemu.map((m) => MiB(m.pss))), qemuRss: summarize(qemu.map((m) => MiB(m.rss))),
     threads: median(threads), ready: summarize(shims.map((s) => s.readyMs)), cpuAtReady: summarize(shims.map((s) => s.cpuAtReady)),
-    ...(idleCpu === undefined ? {} : { idleCpuPct: summarize(idleCpu.map((c) => c * 100)) }),
-    ...(rtt === undefined ? {} : { rttPinnedP50: rtt.p50 }),
+    ...(idleCpu === undefined ? {} : { idleCpuPct: summarize(idleCpu) }),
+    ...(load === undefined ? {} : { load }),
   };
 }
 
 async function memorySection() {
   log(`memory: 1 then ${VMS} shims`);
-  return fleet(VMS, SHIPPED, 'm', { at1: true, idleCpuMs: 10_000 });
+  return fleet(VMS, SHIPPED, 'm', { at1: true, idleCpuMs: 10_000, lateMs: 30_000, loadCalls: CALLS });
 }
 
 // ---- variants: what the footprint is made of ----------------------------------------------------------
@@ -400,7 +415,8 @@ async function buildVariants() {
   const EAGER = 'argValidators.set(procName, compile(spec.args))';
   const lazyNow = catalogue.includes(LAZY);
   const specs = [
-    { name: 'minified', why: 'the same bundle minified (whitespace, identifiers, syntax)', minify: true, plugins: [] },
+    { name: 'minified', why: 'the same bundle minified (whitespace, identifiers, syntax)', minify: { minifyWhitespace: true, minifySyntax: true, minifyIdentifiers: true }, plugins: [] },
+    { name: 'minified-keep-names', why: 'minified whitespace and syntax only: stack traces keep their names', minify: { minifyWhitespace: true, minifySyntax: true }, plugins: [] },
     { name: 'no-default-metrics', why: 'prom-client without collectDefaultMetrics()', plugins: [transform('shim/metrics.ts', (s) => s.replace(/collectDefaultMetrics\([^;]*\);/, ''))] },
     { name: 'no-prom-client', why: 'prom-client replaced by a stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
     { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [alias('pino', 'pino.mjs')] },
@@ -414,7 +430,7 @@ async function buildVariants() {
     const outfile = join(outDir, `${v.name}.js`);
     await build({
       entryPoints: [join(REPO, 'shim', 'main.ts')], outfile, bundle: true, platform: 'node', target: 'node20', format: 'esm',
-      sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'error', plugins: v.plugins, minify: v.minify === true,
+      sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'error', plugins: v.plugins, ...(v.minify ?? {}),
       banner: { js: "import { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);" },
     });
     out.push({ ...v, file: outfile });
@@ -432,33 +448,51 @@ async function variantsSection() {
   const envFlags = Object.fromEntries(flags.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => f.split('=')));
   const nodeFlags = flags.filter((f) => f.startsWith('--'));
   const node = process.execPath;
+  const heapFlags = nodeFlags.filter((f) => /^--max-(semi|old)-space-size=/.test(f));
+  const nodeOnlyFlags = nodeFlags.filter((f) => !heapFlags.includes(f));
   const variants = [
     { name: 'shipped', why: `dist/bin/virtq-shim.js via its shebang (${nodeFlags.join(' ')}, ${Object.entries(envFlags).map(([k, v]) => `${k}=${v}`).join(' ')})`, v: SHIPPED },
-    { name: 'no-flags', why: 'the same bundle, `node bundle`, no V8 flags, default thread pool', v: { name: 'no-flags', cmd: node, pre: [SHIM_BIN], env: {} } },
-    { name: 'max-semi-space-size=2', why: 'shipped flags with a 2 MiB semi-space', v: { name: 'semi2', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-semi-space-size=1', '--max-semi-space-size=2')), SHIM_BIN], env: envFlags } },
-    { name: 'max-semi-space-size=4', why: 'shipped flags with a 4 MiB semi-space', v: { name: 'semi4', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-semi-space-size=1', '--max-semi-space-size=4')), SHIM_BIN], env: envFlags } },
+    { name: 'no-flags', why: 'the same bundle, `node bundle`: no flags, default thread pools', v: { name: 'no-flags', cmd: node, pre: [SHIM_BIN], env: {} } },
+    { name: 'no-heap-flags', why: `without ${heapFlags.join(' ')} (V8 flags: they change V8's flag hash)`, v: { name: 'no-heap-flags', cmd: node, pre: [...nodeOnlyFlags, SHIM_BIN], env: envFlags } },
     { name: '+optimize-for-size', why: 'shipped flags + --optimize-for-size', v: { name: '+optimize-for-size', cmd: node, pre: [...nodeFlags, '--optimize-for-size', SHIM_BIN], env: envFlags } },
-    { name: '+max-old-space-size=32 +single-threaded-gc', why: 'shipped flags with a 32 MiB old space and GC on the main thread', v: { name: '+single-threaded-gc', cmd: node, pre: [...nodeFlags.map((f) => f.replace('--max-old-space-size=64', '--max-old-space-size=32')), '--single-threaded-gc', SHIM_BIN], env: envFlags } },
+    { name: '+MALLOC_ARENA_MAX=1', why: 'shipped flags, one glibc malloc arena (would be inherited by QEMU)', v: { name: '+MALLOC_ARENA_MAX=1', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '1' } } },
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
   ];
-  const rows = [];
-  for (const x of variants) {
-    log(`  ${x.name}`);
-    rows.push({ ...(await fleet(VMS, x.v, `v${rows.length}-`, { settleMs: 3000 })), why: x.why });
+  const reps = [];
+  for (let rep = 0; rep < VARIANT_REPS; rep++) {
+    // Each repetition runs every variant in a rotated order, so drift hits them alike.
+    const rows = [];
+    for (let k = 0; k < variants.length; k++) {
+      const x = variants[(k + rep * 3) % variants.length];
+      log(`  rep ${rep} ${x.name}`);
+      rows.push({ ...(await fleet(VMS, x.v, `v${rep}-${k}-`, { settleMs: 3000, idleCpuMs: 5000, loadCalls: CALLS })), variant: x.name, why: x.why });
+    }
+    // The floor has no VM: N bare servers with the shipped flags.
+    const procs = [];
+    for (let i = 0; i < VMS; i++) {
+      const c = cleanup.child(spawn(node, [...nodeFlags, floor, '--root', R], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...envFlags } }));
+      await firstLine(c);
+      c.stdout.resume();
+      procs.push(c);
+    }
+    await sleep(3000);
+    const mem = procs.map((c) => smapsRollup(c.pid));
+    for (const c of procs) c.kill('SIGKILL');
+    rows.push({ n: VMS, variant: 'floor', why: 'bare node:net unix server, same flags, no libraries', pss: summarize(mem.map((m) => MiB(m.pss))), rss: summarize(mem.map((m) => MiB(m.rss))), pssAnon: summarize(mem.map((m) => MiB(m.pssAnon))) });
+    reps.push(rows);
   }
-  // The floor has no VM: start N bare servers with the shipped flags and read their PSS.
-  const procs = [];
-  for (let i = 0; i < VMS; i++) {
-    const c = cleanup.child(spawn(node, [...nodeFlags, floor, '--root', R], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...envFlags } }));
-    await firstLine(c);
-    c.stdout.resume();
-    procs.push(c);
-  }
-  await sleep(3000);
-  const mem = procs.map((c) => smapsRollup(c.pid));
-  for (const c of procs) c.kill('SIGKILL');
-  rows.push({ n: VMS, variant: 'floor', why: 'bare node:net unix server, same flags, no libraries', pss: summarize(mem.map((m) => MiB(m.pss))), rss: summarize(mem.map((m) => MiB(m.rss))), pssAnon: summarize(mem.map((m) => MiB(m.pssAnon))) });
-  return rows;
+  // One row per variant: the median over repetitions of each figure's per-run median.
+  const names = [...new Set(reps[0].map((r) => r.variant))];
+  return names.map((name) => {
+    const runs = reps.map((rows) => rows.find((r) => r.variant === name));
+    const m = (get) => median(runs.map(get).filter((v) => v !== undefined && !Number.isNaN(v)));
+    return {
+      variant: name, why: runs[0].why, reps: runs.length,
+      pss: m((r) => r.pss.p50), pssRuns: runs.map((r) => r.pss.p50), pssAnon: m((r) => r.pssAnon.p50), rss: m((r) => r.rss.p50),
+      threads: runs[0].threads, ready: m((r) => r.ready?.p50), cpuAtReady: m((r) => r.cpuAtReady?.p50), idleCpuPct: m((r) => r.idleCpuPct?.p50),
+      rttP50: m((r) => r.load?.rttP50), pssAfterLoad: m((r) => r.load?.pssAfter), pssBeforeLoad: m((r) => r.load?.pssBefore),
+    };
+  });
 }
 
 // ---- run ----------------------------------------------------------------------------------------------
@@ -521,13 +555,14 @@ if (results.memory !== undefined) {
     [`${m.n} VMs: all shims together`, '', fmt(m.pssSum), '', '', ''],
     ['1 VM: its QEMU (idle, TCG, 32 MiB)', fmt(MiB(m.one.qemu.rss)), fmt(MiB(m.one.qemu.pss)), fmt(MiB(m.one.qemu.pssAnon)), '', ''],
   ]));
-  lines.push('', `node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s: median ${fmt(m.idleCpuPct.p50, 2)} % (max ${fmt(m.idleCpuPct.max, 2)} %)`);
+  lines.push('', `PSS per shim ${m.late.afterMs / 1000} s after the last start: median ${fmt(m.late.pss.p50)} (${fmt(m.late.pss.min)}–${fmt(m.late.pss.max)}), Pss_Anon ${fmt(m.late.pssAnon.p50)}; one shim after ${m.load.calls} getState calls: ${fmt(m.load.pssBefore)} → ${fmt(m.load.pssAfter)} MiB.`);
+  lines.push(`node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s: median ${fmt(m.idleCpuPct.p50, 2)} % (max ${fmt(m.idleCpuPct.max, 2)} %); shim CPU to ready: median ${fmt(m.cpuAtReady.p50)} ms.`);
 }
 if (results.variants !== undefined) {
-  lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant (MiB per shim, median)`, '');
-  lines.push(table(['variant', 'PSS', 'Pss_Anon', 'RSS', 'threads', 'spawn → ready ms', 'CPU to ready ms', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
-    v.variant, fmt(v.pss.p50, 2), fmt(v.pssAnon.p50, 2), fmt(v.rss.p50), v.threads === undefined ? '' : String(v.threads), v.ready === undefined ? '' : fmt(v.ready.p50),
-    v.cpuAtReady === undefined ? '' : fmt(v.cpuAtReady.p50), v.rttPinnedP50 === undefined ? '' : fmt(v.rttPinnedP50), v.why,
+  lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, median per shim (median over ${results.variants[0].reps} interleaved runs)`, '');
+  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', 'idle CPU %', `PSS after ${CALLS} getState`, 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+    v.variant, `${fmt(v.pss, 2)} (${v.pssRuns.map((x) => fmt(x, 2)).join(', ')})`, fmt(v.pssAnon, 2), fmt(v.rss), v.threads === undefined ? '' : String(v.threads),
+    fmt(v.cpuAtReady), fmt(v.ready), fmt(v.idleCpuPct, 2), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`, fmt(v.rttP50), v.why,
   ])));
 }
 console.log(lines.join('\n'));
