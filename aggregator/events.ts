@@ -1,12 +1,9 @@
 // Host-wide lifecycle events: shims' events and virtqemud's own (defined, undefined, shim-lost)
 // pushed to every client that subscribed, for all VMs or one.
-import { VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type RpcServer, type ServerClient } from '../protocol/index.js';
+import { LIFECYCLE_EVENT_KINDS, VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type RpcServer, type ServerClient } from '../protocol/index.js';
 import type { DomainRecord } from './registry.js';
 
-const KINDS: ReadonlySet<string> = new Set<LifecycleEventKind>([
-  'defined', 'undefined', 'started', 'suspended', 'resumed', 'shutdown', 'stopped', 'crashed', 'reset',
-  'device-added', 'device-removed', 'shim-lost', 'shim-attached',
-]);
+const KINDS: ReadonlySet<string> = new Set(LIFECYCLE_EVENT_KINDS);
 
 /** Publishes lifecycle events. */
 export class Events {

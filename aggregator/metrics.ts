@@ -4,7 +4,7 @@
 // overloaded) shows as virtq_shim_up 0 with everything else still there.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Static } from '@sinclair/typebox';
-import { ACTIVE_STATES, VirtqError, adminProgram, type Clock, type Disposable, type DomainState, type MetricFamily } from '../protocol/index.js';
+import { ACTIVE_STATES, DOMAIN_STATES, VirtqError, adminProgram, type Clock, type Disposable, type MetricFamily } from '../protocol/index.js';
 import { metricCatalogue as m, PROCESS_METRIC_PREFIX } from '../daemon/metrics-catalogue.js';
 import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import { renderExposition } from '../daemon/prom-text.js';
@@ -12,7 +12,6 @@ import type { DomainRecord, DomainRegistry } from './registry.js';
 import type { ShimPool } from './shim-pool.js';
 
 type Family = Static<typeof MetricFamily>;
-const STATES: readonly DomainState[] = ['starting', 'running', 'paused', 'shutting-down', 'shutoff', 'crashed'];
 
 interface ShimSample { name: string; uuid: string; families: Family[] | undefined; seconds: number }
 
@@ -35,7 +34,7 @@ export class DaemonMetrics {
       this.set(n);
     } });
     new Gauge({ name: m.domains.name, help: m.domains.help, labelNames: ['state'], registers: [r], collect() {
-      const counts = new Map<string, number>(STATES.map((s) => [s, 0]));
+      const counts = new Map<string, number>(DOMAIN_STATES.map((s) => [s, 0]));
       for (const d of domains.all()) counts.set(d.state, (counts.get(d.state) ?? 0) + 1);
       for (const [state, n] of counts) this.set({ state }, n);
     } });

@@ -1,7 +1,7 @@
 // A cheap periodic relist, as containerd does: catches what events missed. For each VM whose
 // shim is not connected it reads /proc (is QEMU alive?) and the shim's state file (did a
 // successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
-import { isLive, type Logger } from '../protocol/index.js';
+import { ACTIVE_STATES, isLive, type Logger } from '../protocol/index.js';
 import { isLiveQemu } from '../drivers/host/proc.js';
 import { readRuntimeState } from '../daemon/runtime-state.js';
 import type { Events } from './events.js';
@@ -14,8 +14,10 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
     const saved = await readRuntimeState(r.shim.stateFile);
     const qemuLive = r.qemuPid !== undefined && isLiveQemu(r.qemuPid, r.uuid);
     if (isActive(r) && !qemuLive) {
-      r.state = saved !== undefined && !isActive({ ...r, state: saved.state, starting: false }) ? saved.state : 'crashed';
-      r.reason = saved !== undefined && r.state === saved.state ? saved.reason : 'lost';
+      // The state file has the final word when the shim lived to record the end; else it was lost.
+      const recorded = saved !== undefined && !ACTIVE_STATES.has(saved.state) ? saved : undefined;
+      r.state = recorded?.state ?? 'crashed';
+      r.reason = recorded?.reason ?? 'lost';
       r.shimUp = false;
       log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
       events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');

@@ -13,6 +13,9 @@ export const DomainState = Type.Union([
 ], { description: 'lifecycle state' });
 export type DomainState = Static<typeof DomainState>;
 
+/** Every state, in the order of the schema. */
+export const DOMAIN_STATES: readonly DomainState[] = DomainState.anyOf.map((t) => t.const);
+
 /** States in which a QEMU process exists. */
 export const ACTIVE_STATES: ReadonlySet<DomainState> = new Set(['starting', 'running', 'paused', 'shutting-down']);
 
@@ -52,6 +55,9 @@ export const LifecycleEventKind = Type.Union([
   Type.Literal('shim-attached'),
 ]);
 export type LifecycleEventKind = Static<typeof LifecycleEventKind>;
+
+/** Every lifecycle event kind, in the order of the schema. */
+export const LIFECYCLE_EVENT_KINDS: readonly LifecycleEventKind[] = LifecycleEventKind.anyOf.map((t) => t.const);
 
 /** A lifecycle event, from a shim or virtqemud. */
 export const LifecycleEvent = Type.Object({

@@ -2,13 +2,12 @@
 // the VM's `domain` and `uuid`. Values are read when scraped from the VM's cached state; block
 // counters come from a QMP query refreshed in the background, so a scrape never waits on QEMU.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Clock, Disposable, DomainState, Logger } from '../protocol/index.js';
+import { DOMAIN_STATES, type Clock, type Disposable, type Logger } from '../protocol/index.js';
 import { metricCatalogue as m, boundedLabel } from '../daemon/metrics-catalogue.js';
 import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import type { Vm } from './vm/vm.js';
 import { blockStats, type DiskStats } from './vm/vm-disks.js';
 
-const STATES: readonly DomainState[] = ['starting', 'running', 'paused', 'shutting-down', 'shutoff', 'crashed'];
 const QMP_COMMANDS = new Set([
   'qmp_capabilities', 'query-status', 'cont', 'stop', 'system_powerdown', 'system_reset', 'quit', 'blockdev-add', 'blockdev-del',
   'device_add', 'device_del', 'query-blockstats', 'query-block', 'query-commands', 'query-machines', 'query-kvm', 'send-key', 'human-monitor-command',
@@ -45,7 +44,7 @@ export class ShimMetrics {
     new Gauge({ name: m.shimHeap.name, help: m.shimHeap.help, registers: [r], collect() { this.set(process.memoryUsage().heapUsed); } });
     this.onCallDone = rpcMetrics(r);
     this.qmp = new Histogram({ name: m.qmpDuration.name, help: m.qmpDuration.help, labelNames: ['command', 'result'], registers: [r], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
-    new Gauge({ name: m.domainState.name, help: m.domainState.help, labelNames: ['state'], registers: [r], collect() { for (const s of STATES) this.set({ state: s }, vm.state === s ? 1 : 0); } });
+    new Gauge({ name: m.domainState.name, help: m.domainState.help, labelNames: ['state'], registers: [r], collect() { for (const s of DOMAIN_STATES) this.set({ state: s }, vm.state === s ? 1 : 0); } });
     new Gauge({ name: m.domainVcpus.name, help: m.domainVcpus.help, registers: [r], collect() { this.set(vm.def.vcpus); } });
     new Gauge({ name: m.domainMemory.name, help: m.domainMemory.help, registers: [r], collect() { this.set(vm.def.memoryMiB * 1024 * 1024); } });
     new Gauge({ name: m.domainRss.name, help: m.domainRss.help, registers: [r], collect() { this.set(vm.stats().rssBytes); } });

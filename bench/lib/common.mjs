@@ -338,3 +338,35 @@ export function connectRetry(path, deadline, everyMs = 1) {
     attempt();
   });
 }
+
+/**
+ * Rewrites a shim's QEMU argv for another VM: new name and uuid, socket paths swapped. Without
+ * -S when `withS` is false; with `-qmp unix:P,server=on,wait=off` in place of the monitor
+ * chardev (QEMU serves QMP) when `qmpServer` is given.
+ */
+export function rewriteArgv(argv, from, to, { withS = true, qmpServer } = {}) {
+  const out = [];
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    if (a === '-S' && !withS) continue;
+    if (qmpServer !== undefined && a === '-chardev' && argv[i + 1].includes(from.monitor)) {
+      out.push('-qmp', `unix:${qmpServer},server=on,wait=off`);
+      i += 3; // -chardev X -mon Y
+      continue;
+    }
+    a = a.replace(from.monitor, to.monitor ?? '').replace(from.console, to.console).replace(`guest=${from.name},`, `guest=${to.name},`).replace(from.uuid, to.uuid ?? crypto.randomUUID());
+    out.push(a);
+  }
+  return out;
+}
+
+/** The argv a shim logged for its VM ("spawning qemu" in ROOT/log/NAME.log), and what to rewrite in it. */
+export function shimArgv(root, name) {
+  let argv;
+  for (const line of readFileSync(join(root, 'log', `${name}.log`), 'utf8').split('\n')) {
+    if (line.includes('"spawning qemu"')) argv = JSON.parse(line).argv;
+  }
+  if (argv === undefined) throw new Error(`no "spawning qemu" line in ${name}.log`);
+  const s = JSON.parse(readFileSync(join(root, 'run', 'shims', `${name}.json`), 'utf8'));
+  return { argv, from: { name, uuid: s.uuid, monitor: s.sockets.monitor, console: s.sockets.console } };
+}

@@ -123,14 +123,6 @@ async function shimApi(shim) {
   return { rpc, call: (proc, args) => rpc.call('virtq', proc, { name: shim.name, ...args }) };
 }
 
-/** The argv the shim gave QEMU for `name` (its "spawning qemu" log line). */
-function loggedArgv(name, root = R) {
-  for (const line of readFileSync(join(root, 'log', `${name}.log`), 'utf8').split('\n')) {
-    if (line.includes('"spawning qemu"')) return JSON.parse(line).argv;
-  }
-  throw new Error(`no "spawning qemu" line in ${name}.log`);
-}
-
 function stateFile(name, root = R) {
   return JSON.parse(readFileSync(join(root, 'run', 'shims', `${name}.json`), 'utf8'));
 }
@@ -143,22 +135,9 @@ async function killShim(shim) {
 
 // ---- raw QEMU -----------------------------------------------------------------------------------------
 
-/** The shim's argv for VM `tmpl` rewritten for another VM: its uuid, name and socket paths. */
-function argvFrom(tmpl, name, mon, con, { withS = true, qmpServer } = {}) {
-  const s = stateFile(tmpl.name);
-  const out = [];
-  for (let i = 0; i < tmpl.argv.length; i++) {
-    let a = tmpl.argv[i];
-    if (a === '-S' && !withS) continue;
-    if (qmpServer !== undefined && a === '-chardev' && tmpl.argv[i + 1].startsWith('socket,id=mon0,')) {
-      out.push('-qmp', `unix:${qmpServer},server=on,wait=off`);
-      i += 3; // -chardev X -mon Y
-      continue;
-    }
-    a = a.replace(s.sockets.monitor, mon).replace(s.sockets.console, con).replace(`guest=${tmpl.name},`, `guest=${name},`).replace(s.uuid, crypto.randomUUID());
-    out.push(a);
-  }
-  return out;
+/** The shim's argv for template VM `tmpl` rewritten for VM `name` (see rewriteArgv). */
+function argvFrom(tmpl, name, mon, con, opts = {}) {
+  return rewriteArgv(tmpl.argv, tmpl.from, { name, monitor: mon, console: con }, opts);
 }
 
 /** Listens on `path`; resolves the first connection through `first`, drains the rest. */
@@ -254,11 +233,8 @@ async function startSection(accel, rounds) {
   // The first shim under a fresh root probes QEMU's capabilities (cached afterwards).
   const cold = await viaShim(`cold-${accel}`, accel);
   const warm = await startShim(`tmpl-${accel}`, { accel });
-  const tmpl = { name: `tmpl-${accel}`, argv: loggedArgv(`tmpl-${accel}`) };
-  const tmplState = stateFile(tmpl.name);
+  const tmpl = shimArgv(R, `tmpl-${accel}`);
   await killShim(warm);
-  // Put the template's state file back for argvFrom (its socket paths and uuid).
-  writeFileSync(join(R, 'run', 'shims', `${tmpl.name}.json`), JSON.stringify(tmplState));
   const rows = { rawS: [], rawQ: [], shim: [] };
   const kinds = ['rawS', 'rawQ', 'shim'];
   for (let r = -2; r < rounds; r++) {
@@ -302,7 +278,7 @@ const pin = (pid, cpus) => spawnSync('taskset', ['-a', '-cp', cpus, String(pid)]
 async function rttSection() {
   log(`getState round trips: ${RTT_ROUNDS} rounds × ${CALLS} calls, unpinned and pinned; QMP query-status × ${QMP_CALLS}`);
   const s = await startShim('rtt');
-  const tmpl = { name: 'rtt', argv: loggedArgv('rtt') };
+  const tmpl = shimArgv(R, 'rtt');
   const raw = await rawQ(tmpl, 'rtt-raw', { keep: true });
   raw.close(); // the client process opens its own QMP connection
   const all = `0-${facts.nproc - 1}`;
@@ -417,7 +393,6 @@ async function buildVariants() {
   const specs = [
     { name: 'minified', why: 'the same bundle minified (whitespace, identifiers, syntax)', minify: { minifyWhitespace: true, minifySyntax: true, minifyIdentifiers: true }, plugins: [] },
     { name: 'minified-keep-names', why: 'minified whitespace and syntax only: stack traces keep their names', minify: { minifyWhitespace: true, minifySyntax: true }, plugins: [] },
-    { name: 'no-default-metrics', why: 'prom-client without collectDefaultMetrics()', plugins: [transform('shim/metrics.ts', (s) => s.replace(/collectDefaultMetrics\([^;]*\);/, ''))] },
     { name: 'no-prom-client', why: 'prom-client replaced by a stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
     { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [alias('pino', 'pino.mjs')] },
     { name: 'no-prom-no-pino', why: 'both stubs', plugins: [alias('prom-client', 'prom-client.mjs'), alias('pino', 'pino.mjs')] },

@@ -1,0 +1,421 @@
+#!/usr/bin/env node
+// virtqemud benchmark (issue #4). Real shims, real QEMU: every VM is the idle guest (multiboot
+// `cli; hlt`, 32 MiB, TCG) created paused through virtqemud, so the VMs cost no CPU.
+//
+//   concurrent  50 concurrent `create` calls (paused; one connection each): wall time until all
+//               returned, interleaved round by round with 50 concurrent raw QEMU spawns of the
+//               same argv (-S, QEMU serving QMP): wall time until every one answered
+//               query-status with 'prelaunch'. Then 50 concurrent destroys through virtqemud.
+//   scale       one virtqemud, VMs added up to each size (default 0, 1, 50, 200):
+//                 listDomains round trips from a separate client process (unpinned; pinned with
+//                 virtqemud on CPU 0),
+//                 `virtq -c 'qemu:///system?root=R' list --all` as a whole process (and a minimal
+//                 `node -e` client doing connect + listDomains + print, and `node -e 0`),
+//                 kill -9 of virtqemud + restart (at 50 and 200): spawn → socket accepts, → first
+//                 listing with all N, → all N with shimUp, → all N shims registered again,
+//                 virtqemud's own PSS.
+//
+//   node bench/virtqemud/run.mjs [--sizes 0,1,50,200] [--list-calls 5000] [--list-rounds 3]
+//                                [--cli-runs 20] [--restart-rounds 20] [--restart-sizes 50,200]
+//                                [--concurrent 50] [--concurrent-rounds 5] [--only concurrent,scale]
+//                                [--dist DIR] [--json out.json]
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, options,
+  qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+} from '../lib/common.mjs';
+
+const SELF = fileURLToPath(import.meta.url);
+const o = options();
+const QEMU = process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64';
+
+// ---- client mode: listDomains loop in its own (pinnable) process -------------------------------------
+if (o.get('client') === 'list') {
+  const { RpcClient, systemClock } = await import(join(o.get('dist'), 'lib', 'protocol', 'index.js'));
+  const rpc = await RpcClient.connect(o.get('socket'), { clock: systemClock(), defaultTimeoutMs: 30_000 });
+  const calls = o.num('calls', 5000);
+  const warm = o.num('warm', 500);
+  let rows = 0;
+  for (let i = 0; i < warm; i++) rows = (await rpc.call('virtq', 'listDomains', {})).domains.length;
+  const lat = new Float64Array(calls);
+  for (let i = 0; i < calls; i++) {
+    const t = performance.now();
+    await rpc.call('virtq', 'listDomains', {});
+    lat[i] = performance.now() - t;
+  }
+  rpc.close();
+  process.stdout.write(`${JSON.stringify({ rows, ...summarize(lat) })}\n`);
+  process.exit(0);
+}
+
+const SIZES = o.get('sizes', '0,1,50,200').split(',').map(Number);
+const RESTART_SIZES = new Set(o.get('restart-sizes', '50,200').split(',').map(Number));
+const LIST_CALLS = o.num('list-calls', 5000);
+const LIST_ROUNDS = o.num('list-rounds', 3);
+const CLI_RUNS = o.num('cli-runs', 20);
+const RESTART_ROUNDS = o.num('restart-rounds', 20);
+const CONC = o.num('concurrent', 50);
+const CONC_ROUNDS = o.num('concurrent-rounds', 5);
+const ONLY = new Set(o.get('only', 'concurrent,scale').split(','));
+const JSON_OUT = o.get('json');
+const started = now();
+const cleanup = cleanupRegistry();
+const facts = { ...machineFacts(QEMU), loadBefore: loadavg() };
+const DIST = await snapshotDist('virtqemud', o.get('dist'));
+const DAEMON_BIN = join(DIST, 'bin', 'virtqemud.js');
+const CLI_BIN = join(DIST, 'bin', 'virtq.js');
+const { RpcClient, systemClock, daemonSockets, rootLayout } = await import(join(DIST, 'lib', 'protocol', 'index.js'));
+const clock = systemClock();
+const results = { facts };
+const log = (...a) => console.error(`[${((now() - started) / 1000).toFixed(1)}s load ${loadavg()}]`, ...a);
+const memAvailableGiB = () => Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))[1]) / 2 ** 20;
+
+// ---- virtqemud ----------------------------------------------------------------------------------------
+
+/** Starts virtqemud under `root` through its shebang; resolves at its ready line. */
+async function startDaemon(root) {
+  const t0 = now();
+  const child = cleanup.child(spawn(DAEMON_BIN, ['--root', root], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const ready = firstLine(child).then(({ line, at }) => {
+    child.stdout.resume();
+    const reply = JSON.parse(line);
+    if (!reply.ok) throw new Error(`virtqemud: ${line}\n${stderr}`);
+    return { reply, lineMs: at - t0 };
+  });
+  return { child, t0, ready, stderr: () => stderr };
+}
+
+const sockets = (root) => daemonSockets(rootLayout(root));
+
+async function client(root, which = 'rw') {
+  const rpc = await RpcClient.connect(sockets(root)[which], { clock, defaultTimeoutMs: 180_000 });
+  return { rpc, call: (proc, args = {}) => rpc.call(which === 'admin' ? 'admin' : 'virtq', proc, args) };
+}
+
+/** Creates paused idle VMs `names` through virtqemud, `width` at a time. */
+async function createMany(root, names, width = 8) {
+  const clients = await Promise.all(Array.from({ length: Math.min(width, names.length) }, () => client(root)));
+  let next = 0;
+  await Promise.all(clients.map(async (c) => {
+    while (next < names.length) {
+      const name = names[next++];
+      const row = await c.call('create', { definition: idleDefinition(name), paused: true });
+      if (row.state !== 'paused') throw new Error(`${name}: created ${row.state}`);
+    }
+  }));
+  for (const c of clients) c.rpc.close();
+}
+
+// ---- raw QEMU -----------------------------------------------------------------------------------------
+
+/** Spawns QEMU with `argv` (QEMU serving QMP at `qmp`); resolves once query-status answers `want`. */
+async function rawReady(argv, qmp, logFile, want) {
+  const fd = openSync(logFile, 'a');
+  let child;
+  try {
+    child = cleanup.child(spawn(QEMU, argv, { stdio: ['ignore', fd, fd], detached: true }));
+  } finally {
+    closeSync(fd);
+  }
+  const t0 = now();
+  const q = qmpSession(await connectRetry(qmp, t0 + 60_000, 2));
+  await q.greeting;
+  await q.execute('qmp_capabilities');
+  const st = await q.execute('query-status');
+  if (st.status !== want) throw new Error(`raw QEMU: ${st.status}`);
+  return { child, q, ms: now() - t0 };
+}
+
+// ---- concurrent creates -------------------------------------------------------------------------------
+
+async function concurrentSection() {
+  const root = cleanup.root(tmpRoot('vqbc-'));
+  const rawDir = join(root, 'raw');
+  mkdirSync(rawDir, { recursive: true });
+  const d = await startDaemon(root);
+  await d.ready;
+  // One VM for the argv template (the shim's exact QEMU command line), then gone.
+  const admin = await client(root);
+  await createMany(root, ['tmpl'], 1);
+  const tmpl = shimArgv(root, 'tmpl');
+  await admin.call('destroy', { name: 'tmpl' });
+  const conServer = createServer((s) => { s.on('error', () => undefined); s.resume(); });
+  await new Promise((r) => conServer.listen(join(rawDir, 'con.sock'), r));
+  const rows = { create: [], raw: [], destroy: [] };
+  log(`concurrent: ${CONC_ROUNDS} rounds of ${CONC} creates vs ${CONC} raw QEMU spawns`);
+  for (let r = -1; r < CONC_ROUNDS; r++) {
+    for (const kind of r % 2 === 0 ? ['create', 'raw'] : ['raw', 'create']) {
+      await sleep(500);
+      if (kind === 'create') {
+        const clients = await Promise.all(Array.from({ length: CONC }, () => client(root)));
+        const names = clients.map((_, i) => `c${r + 1}-${i}`);
+        const t0 = now();
+        const each = await Promise.all(clients.map(async (c, i) => {
+          const row = await c.call('create', { definition: idleDefinition(names[i]), paused: true });
+          if (row.state !== 'paused') throw new Error(`${names[i]}: ${row.state}`);
+          return now() - t0;
+        }));
+        const wall = now() - t0;
+        const listed = (await admin.call('listDomains', {})).domains.filter((x) => x.state === 'paused' && x.shimUp).length;
+        if (listed !== CONC) throw new Error(`after ${CONC} creates, ${listed} listed paused`);
+        // Tear down through virtqemud too: 50 concurrent destroys (forwarded to the shims).
+        const t1 = now();
+        await Promise.all(clients.map((c, i) => c.call('destroy', { name: names[i] })));
+        const destroyWall = now() - t1;
+        for (const c of clients) c.rpc.close();
+        for (let i = 0; i < 400 && (await admin.call('listDomains', {})).domains.length > 0; i++) await sleep(25);
+        if (r >= 0) { rows.create.push({ wall, each }); rows.destroy.push(destroyWall); }
+        log(`  round ${r} create: ${fmt(wall)} ms; destroy ${fmt(destroyWall)} ms`);
+      } else {
+        const t0 = now();
+        const vms = await Promise.all(Array.from({ length: CONC }, (_, i) => {
+          const name = `raw${r + 1}-${i}`;
+          const qmp = join(rawDir, `${name}.qmp`);
+          const argv = rewriteArgv(tmpl.argv, tmpl.from, { name, console: join(rawDir, 'con.sock') }, { qmpServer: qmp });
+          return rawReady(argv, qmp, join(rawDir, `${name}.log`), 'prelaunch').then((v) => ({ ...v, done: now() - t0 }));
+        }));
+        const wall = now() - t0;
+        for (const v of vms) { v.q.close(); v.child.kill('SIGKILL'); }
+        await Promise.all(vms.map((v) => exitOf(v.child)));
+        if (r >= 0) rows.raw.push({ wall, each: vms.map((v) => v.done) });
+        log(`  round ${r} raw: ${fmt(wall)} ms`);
+      }
+    }
+  }
+  conServer.close();
+  admin.rpc.close();
+  d.child.kill('SIGKILL');
+  await exitOf(d.child);
+  await cleanup.drop(root);
+  return {
+    n: CONC, rounds: CONC_ROUNDS,
+    create: { wall: summarize(rows.create.map((x) => x.wall)), each: summarize(rows.create.flatMap((x) => x.each)) },
+    raw: { wall: summarize(rows.raw.map((x) => x.wall)), each: summarize(rows.raw.flatMap((x) => x.each)) },
+    destroy: summarize(rows.destroy),
+  };
+}
+
+// ---- scale: listing, CLI, restart ---------------------------------------------------------------------
+
+function listClient(socket, pinned) {
+  const args = [...(pinned ? ['taskset', '-c', '0'] : []), process.execPath, SELF, '--client', 'list', '--socket', socket, '--dist', DIST, '--calls', String(LIST_CALLS), '--warm', String(Math.min(500, LIST_CALLS / 5))];
+  const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`list client: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const pin = (pid, cpus) => spawnSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+
+async function listLatency(root, daemonPid, n) {
+  const per = { unpinned: [], pinned: [] };
+  for (let r = 0; r < LIST_ROUNDS; r++) {
+    for (const placement of r % 2 === 0 ? ['unpinned', 'pinned'] : ['pinned', 'unpinned']) {
+      pin(daemonPid, placement === 'pinned' ? '0' : `0-${facts.nproc - 1}`);
+      const res = listClient(sockets(root).rw, placement === 'pinned');
+      if (res.rows !== n) throw new Error(`listing showed ${res.rows} rows, expected ${n}`);
+      per[placement].push(res);
+    }
+  }
+  pin(daemonPid, `0-${facts.nproc - 1}`);
+  const med = (list) => Object.fromEntries(['p50', 'p90', 'p99', 'p999', 'max'].map((k) => [k, median(list.map((x) => x[k]))]));
+  return { unpinned: med(per.unpinned), pinned: med(per.pinned), perRound: per };
+}
+
+/** Runs `cmd args` `runs` times: wall time spawn → exit, and the lines it printed. */
+async function wholeProcess(cmd, args, runs) {
+  const times = [];
+  let lines = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = now();
+    const child = cleanup.child(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const code = await new Promise((r) => child.once('close', (c) => r(c)));
+    times.push(now() - t0);
+    if (code !== 0) return { error: `exit ${code}: ${err.slice(0, 300)}` };
+    lines = out.split('\n').filter((l) => l.trim() !== '').length;
+  }
+  return { ms: summarize(times), lines };
+}
+
+async function cliSection(root, n) {
+  const uri = `qemu:///system?root=${root}`;
+  const sock = sockets(root).rw;
+  const standIn = `import { RpcClient, systemClock } from ${JSON.stringify(join(DIST, 'lib', 'protocol', 'index.js'))};
+const c = await RpcClient.connect(${JSON.stringify(sock)}, { clock: systemClock() });
+const { domains } = await c.call('virtq', 'listDomains', {});
+process.stdout.write(domains.map((d) => d.name + ' ' + d.state).join('\\n') + '\\n');
+c.close();`;
+  // Interleave the three so drifting load hits them alike.
+  const out = { cli: [], standIn: [], floor: [] };
+  let cliLines = 0;
+  let standInLines = 0;
+  let cliError;
+  for (let i = 0; i < CLI_RUNS; i++) {
+    const c = await wholeProcess(CLI_BIN, ['-c', uri, 'list', '--all'], 1);
+    if (c.error !== undefined) cliError = c.error; else { out.cli.push(c.ms.p50); cliLines = c.lines; }
+    const s = await wholeProcess(process.execPath, ['--input-type=module', '-e', standIn], 1);
+    if (s.error !== undefined) throw new Error(`stand-in: ${s.error}`);
+    out.standIn.push(s.ms.p50);
+    standInLines = s.lines;
+    out.floor.push((await wholeProcess(process.execPath, ['-e', '0'], 1)).ms.p50);
+  }
+  return {
+    n, runs: CLI_RUNS, cmd: `virtq -c '${uri}' list --all`,
+    cli: out.cli.length > 0 ? summarize(out.cli) : undefined, cliLines, cliError,
+    standIn: summarize(out.standIn), standInLines, floor: summarize(out.floor),
+  };
+}
+
+/** kill -9 virtqemud, start a new one, time the recovery. Returns the new daemon. */
+async function restartOnce(root, d, n) {
+  d.child.kill('SIGKILL');
+  await exitOf(d.child);
+  const next = await startDaemon(root);
+  const t0 = next.t0;
+  const rpc = new RpcClient(await connectRetry(sockets(root).rw, t0 + 30_000, 1), { clock, defaultTimeoutMs: 30_000 });
+  const accepted = now() - t0;
+  let complete;
+  let allUp;
+  let rows = 0;
+  for (;;) {
+    const { domains } = await rpc.call('virtq', 'listDomains', {});
+    rows = domains.length;
+    const t = now() - t0;
+    if (rows === n && complete === undefined) complete = t;
+    if (rows === n && domains.every((x) => x.shimUp && x.state === 'paused')) { allUp = t; break; }
+    if (t > 30_000) throw new Error(`restart: after 30 s, ${rows} rows`);
+    await new Promise((r) => setImmediate(r));
+  }
+  // Shims re-register on their own (reconnect backoff 100, 200, 400 ms, ...): count the
+  // registration connections on the admin socket until all N are back.
+  const adm = new RpcClient(await connectRetry(sockets(root).admin, t0 + 30_000, 1), { clock, defaultTimeoutMs: 30_000 });
+  let registered;
+  for (;;) {
+    const info = await adm.call('admin', 'serverInfo', {});
+    // Clients: the N shims plus this benchmark's two connections.
+    if (info.clients >= n + 2) { registered = now() - t0; break; }
+    if (now() - t0 > 30_000) { registered = NaN; break; }
+    await sleep(2);
+  }
+  const { lineMs, reply } = await next.ready;
+  rpc.close();
+  adm.close();
+  return { d: next, r: { accepted, line: lineMs, recoveryMs: reply.recovered?.ms, complete, allUp, registered } };
+}
+
+async function scaleSection() {
+  const root = cleanup.root(tmpRoot('vqbd-'));
+  let d = await startDaemon(root);
+  await d.ready;
+  const fresh = smapsRollup(d.child.pid);
+  const out = { sizes: [], restarts: [], cli: [], memory: { freshPss: fresh.pss / 1024, freshRss: fresh.rss / 1024 } };
+  let have = 0;
+  for (const n of SIZES) {
+    if (n > have) {
+      const need = (n - have) * 0.06; // GiB, shim + paused QEMU, generously
+      if (memAvailableGiB() < need + 2) throw new Error(`not enough memory for ${n} VMs: ${memAvailableGiB().toFixed(1)} GiB available`);
+      log(`scale: creating VMs ${have}..${n - 1}`);
+      const t0 = now();
+      await createMany(root, Array.from({ length: n - have }, (_, i) => `vm${String(have + i).padStart(3, '0')}`));
+      log(`  ${n - have} creates, 8 at a time: ${fmt((now() - t0) / 1000)} s`);
+      have = n;
+      await sleep(2000);
+    }
+    log(`scale: N=${n}: listDomains ${LIST_ROUNDS} × ${LIST_CALLS} calls per placement`);
+    out.sizes.push({ n, ...(await listLatency(root, d.child.pid, n)), daemonPss: smapsRollup(d.child.pid).pss / 1024 });
+    if (n >= 50) {
+      log(`scale: N=${n}: whole-process listing × ${CLI_RUNS}`);
+      out.cli.push(await cliSection(root, n));
+    }
+    if (RESTART_SIZES.has(n)) {
+      log(`scale: N=${n}: ${RESTART_ROUNDS} kill -9 + restart rounds`);
+      const rounds = [];
+      for (let r = 0; r < RESTART_ROUNDS; r++) {
+        await sleep(2500); // every shim re-registered with the previous instance (backoff ≤ 2 s)
+        const res = await restartOnce(root, d, n);
+        d = res.d;
+        rounds.push(res.r);
+        if (r === 0 || r === RESTART_ROUNDS - 1) log(`  round ${r}: all listed ${fmt(res.r.complete)} ms, shimUp ${fmt(res.r.allUp)} ms, re-registered ${fmt(res.r.registered)} ms`);
+      }
+      const col = (k) => summarize(rounds.map((x) => x[k]).filter((v) => v !== undefined && !Number.isNaN(v)));
+      out.restarts.push({ n, rounds: RESTART_ROUNDS, accepted: col('accepted'), line: col('line'), recoveryMs: col('recoveryMs'), complete: col('complete'), allUp: col('allUp'), registered: col('registered') });
+    }
+  }
+  // Footprint at the largest size: virtqemud, and all shims and QEMUs together.
+  await sleep(2000);
+  const states = readShimStates(root);
+  const sum = (pids) => pids.reduce((a, p) => { try { return a + smapsRollup(p).pss; } catch { return a; } }, 0) / 1024;
+  out.memory = {
+    ...out.memory, n: have, daemonPss: smapsRollup(d.child.pid).pss / 1024, daemonRss: smapsRollup(d.child.pid).rss / 1024,
+    daemonThreads: Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${d.child.pid}/status`, 'utf8'))[1]),
+    daemonCpuMs: cpuMs(d.child.pid),
+    shimsPss: sum(states.map((s) => s.shimPid)), qemusPss: sum(states.map((s) => s.qemuPid)), vms: states.length,
+  };
+  d.child.kill('SIGKILL');
+  await exitOf(d.child);
+  await cleanup.drop(root);
+  return out;
+}
+
+function readShimStates(root) {
+  const dir = join(root, 'run', 'shims');
+  return spawnSync('ls', [dir], { encoding: 'utf8' }).stdout.split('\n').filter((f) => f.endsWith('.json') && !f.startsWith('.')).flatMap((f) => {
+    try { return [JSON.parse(readFileSync(join(dir, f), 'utf8'))]; } catch { return []; }
+  });
+}
+
+// ---- run ----------------------------------------------------------------------------------------------
+
+try {
+  if (ONLY.has('concurrent')) results.concurrent = await concurrentSection();
+  if (ONLY.has('scale')) results.scale = await scaleSection();
+} finally {
+  cleanup.run();
+}
+facts.loadAfter = loadavg();
+results.seconds = (now() - started) / 1000;
+
+// ---- report -------------------------------------------------------------------------------------------
+
+const ms = (s) => (s === undefined ? '–' : `${fmt(s.p50)} (p90 ${fmt(s.p90)}, max ${fmt(s.max)})`);
+const lines = [];
+lines.push(`machine: ${facts.cpu}, ${facts.nproc} vCPU, ${facts.memGiB} GiB, kernel ${facts.kernel}, ${facts.qemu}, node ${facts.node}`);
+lines.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${results.seconds.toFixed(0)} s`);
+if (results.scale !== undefined) {
+  const s = results.scale;
+  lines.push('', `### listDomains round trip (ms; median over ${LIST_ROUNDS} rounds of ${LIST_CALLS} sequential calls from a separate process)`, '');
+  lines.push(table(['VMs', 'unpinned p50', 'p90', 'p99', 'p99.9', 'pinned p50', 'p99', 'virtqemud PSS MiB'], s.sizes.map((x) => [
+    String(x.n), fmt(x.unpinned.p50, 3), fmt(x.unpinned.p90, 3), fmt(x.unpinned.p99, 3), fmt(x.unpinned.p999, 3), fmt(x.pinned.p50, 3), fmt(x.pinned.p99, 3), fmt(x.daemonPss),
+  ])));
+  lines.push('', `### Listing as a whole process (ms, spawn → exit, ${CLI_RUNS} runs interleaved)`, '');
+  lines.push(table(['VMs', '`virtq list --all` (dist/bin/virtq.js)', 'stand-in `node -e` connect + listDomains + print', '`node -e 0`'], s.cli.map((c) => [
+    String(c.n), c.cli === undefined ? `failed: ${c.cliError}` : `${ms(c.cli)}; ${c.cliLines} lines`, `${ms(c.standIn)}; ${c.standInLines} lines`, ms(c.floor),
+  ])));
+  lines.push('', `### kill -9 virtqemud + restart (ms from spawning the new virtqemud; median (p90, max) over the rounds)`, '');
+  lines.push(table(['VMs', 'rounds', 'socket accepts', 'ready line', 'recovery (its own report)', 'first listing with all N', 'all N shimUp + paused', 'all N shims registered again'], s.restarts.map((r) => [
+    String(r.n), String(r.rounds), ms(r.accepted), ms(r.line), ms(r.recoveryMs), ms(r.complete), ms(r.allUp), ms(r.registered),
+  ])));
+  const m = s.memory;
+  lines.push('', `virtqemud PSS: ${fmt(m.freshPss)} MiB fresh, ${fmt(m.daemonPss)} MiB (RSS ${fmt(m.daemonRss)}, ${m.daemonThreads} threads) with ${m.vms} VMs; all ${m.vms} shims together ${fmt(m.shimsPss)} MiB PSS (${fmt(m.shimsPss / m.vms)} each), their QEMUs ${fmt(m.qemusPss)} MiB (${fmt(m.qemusPss / m.vms)} each, paused).`);
+}
+if (results.concurrent !== undefined) {
+  const c = results.concurrent;
+  lines.push('', `### ${c.n} concurrent starts, paused idle guests (ms; ${c.rounds} rounds interleaved; median (p90, max) over rounds)`, '');
+  lines.push(table(['', 'wall until all ready', 'one start, over all rounds: p50', 'max'], [
+    [`${c.n} × create through virtqemud (paused)`, ms(c.create.wall), fmt(c.create.each.p50), fmt(c.create.each.max)],
+    [`${c.n} × raw QEMU, same argv, -S, QMP server → 'prelaunch'`, ms(c.raw.wall), fmt(c.raw.each.p50), fmt(c.raw.each.max)],
+    [`${c.n} × destroy through virtqemud`, ms(c.destroy), '', ''],
+  ]));
+}
+console.log(lines.join('\n'));
+if (JSON_OUT !== undefined) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
+process.exit(0);
