@@ -16,6 +16,7 @@ export interface DaemonOptions {
   reconcileMs: number;
   httpAddress: string | undefined;
   metricsRefreshMs: number;
+  partialFrameTimeoutMs: number;
 }
 
 /** The layout of this instance. */
@@ -31,7 +32,8 @@ export async function composeDaemon(opts: DaemonOptions, env: NodeJS.ProcessEnv,
   // Shims run under the same root or mode as their virtqemud.
   const placement = opts.root !== undefined ? ['--root', opts.root] : ['--mode', opts.mode];
   const spawner = processShimSpawner(opts.shimBinary, placement, layout, env);
-  const daemon = new Virtqemud({ layout, clock: systemClock(), logs, spawner, version, reconcileMs: opts.reconcileMs, metricsRefreshMs: opts.metricsRefreshMs, ...(opts.httpAddress === undefined ? {} : { httpAddress: opts.httpAddress }) });
+  const daemon = new Virtqemud({ layout, clock: systemClock(), logs, spawner, version, reconcileMs: opts.reconcileMs, metricsRefreshMs: opts.metricsRefreshMs,
+    partialFrameTimeoutMs: opts.partialFrameTimeoutMs, ...(opts.httpAddress === undefined ? {} : { httpAddress: opts.httpAddress }) });
   await daemon.start();
   return { daemon, logs, layout };
 }

@@ -40,6 +40,8 @@ export interface DaemonConfig {
   scrapeDeadlineMs?: number;
   /** How often the shims' metrics are fetched in the background (default 5000 ms). */
   metricsRefreshMs?: number;
+  /** A client that leaves a frame unfinished this long is dropped (default 30 s). */
+  partialFrameTimeoutMs?: number;
 }
 
 /** A running virtqemud. */
@@ -65,6 +67,7 @@ export class Virtqemud {
       daemon: 'virtqemud', version: cfg.version, role: 'aggregator', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
       onCallDone: this.metrics.onCallDone,
+      ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
     });
     this.events = new Events(() => this.server, cfg.clock);
   }
@@ -79,7 +82,7 @@ export class Virtqemud {
     // Claim the socket first: a second virtqemud must not even read state another one owns.
     await this.server.listen(sockets.admin, 'admin', 0o600);
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
-    const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events };
+    const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
     this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool) });
     this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => this.shimGone(r)) });
     this.server.register(adminLogHandlers(logs));

@@ -2,14 +2,16 @@
 // on disk and the shims' state files. Live shims keep their names (they re-register on their
 // own); VMs whose shim died but whose QEMU runs are listed with the shim lost; VMs that died
 // while virtqemud was down are reported with their recorded state, never silently dropped.
-import { readdir, unlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ACTIVE_STATES, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
+import { ACTIVE_STATES, NAME_PATTERN, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
 import { isTempName } from '../drivers/fs/atomic-file.js';
 import { isLiveQemu } from '../drivers/host/proc.js';
-import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { DefinitionStore } from './definitions.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
+
+const NAME_RE = new RegExp(NAME_PATTERN);
 
 /** What recovery found, for the log and the benchmark. */
 export interface RecoveryReport {
@@ -48,11 +50,14 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
       return;
     }
     report.stopped++;
-    // Dead shim, dead QEMU: record how it ended and clean up the stale state.
+    // Dead shim, dead QEMU: record how it ended. The state file stays the VM's record (a later
+    // start replaces it, undefine removes it), so the next restart reports the same end.
     record.state = ACTIVE_STATES.has(s.state) ? 'crashed' : s.state;
     record.reason = ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason;
+    if (!ACTIVE_STATES.has(s.state)) return;
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
-    await unlink(join(shimDir(layout), `${s.name}.json`)).catch(() => undefined);
+    await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, updatedAt: clock.now() })
+      .catch((err: unknown) => log.error({ err, name: s.name }, 'cannot record the end of a VM in its state file'));
   }));
   report.ms = clock.monotonic() - t0;
   log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
@@ -74,6 +79,8 @@ async function readStates(layout: Layout): Promise<RuntimeState[]> {
   } catch {
     return [];
   }
-  const states = await Promise.all(files.filter((f) => f.endsWith('.json') && !isTempName(f)).map((f) => readRuntimeState(join(shimDir(layout), f))));
-  return states.filter((s): s is RuntimeState => s !== undefined && !s.private);
+  const names = files.filter((f) => f.endsWith('.json') && !isTempName(f));
+  const states = await Promise.all(names.map((f) => readRuntimeState(join(shimDir(layout), f))));
+  // A state file is NAME.json: one naming another VM (or a path, "../x") is not trusted with paths.
+  return states.filter((s, i): s is RuntimeState => s !== undefined && !s.private && `${s.name}.json` === names[i] && NAME_RE.test(s.name));
 }

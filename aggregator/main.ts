@@ -20,14 +20,16 @@ definitions, starts VMs in detached shims and answers the host listing.
   --log-stderr        also log to stderr
   --reconcile-ms N    period of the reconciliation pass (default 5000)
   --http HOST:PORT    serve GET /metrics (the whole host) and /sd for Prometheus
-  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)`;
+  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
+  --partial-frame-timeout-ms N  drop a client that leaves a frame unfinished this long (default 30000)`;
 
 function parse(argv: string[]): DaemonOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       root: { type: 'string' }, system: { type: 'boolean' }, session: { type: 'boolean' }, shim: { type: 'string' },
-      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, http: { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, 'reconcile-ms': { type: 'string' }, http: { type: 'string' }, 'metrics-refresh-ms': { type: 'string' },
+      'partial-frame-timeout-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -36,12 +38,15 @@ function parse(argv: string[]): DaemonOptions | 'help' {
   if (!Number.isInteger(reconcileMs) || reconcileMs < 0) throw new VirtqError('INVALID_ARG', '--reconcile-ms must be a whole number');
   const metricsRefreshMs = Number(values['metrics-refresh-ms'] ?? '5000');
   if (!Number.isInteger(metricsRefreshMs) || metricsRefreshMs < 50) throw new VirtqError('INVALID_ARG', '--metrics-refresh-ms must be a whole number ≥ 50');
+  const partialFrameTimeoutMs = Number(values['partial-frame-timeout-ms'] ?? '30000');
+  if (!Number.isInteger(partialFrameTimeoutMs) || partialFrameTimeoutMs < 1) throw new VirtqError('INVALID_ARG', '--partial-frame-timeout-ms must be a whole number ≥ 1');
   const uid = process.getuid?.() ?? 0;
   return {
     root: values.root,
     mode: values.system === true ? 'system' : values.session === true ? 'session' : uid === 0 ? 'system' : 'session',
     shimBinary: values.shim ?? process.env['VIRTQ_SHIM'] ?? fileURLToPath(new URL('./virtq-shim.js', import.meta.url)),
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, reconcileMs, httpAddress: values.http, metricsRefreshMs,
+    partialFrameTimeoutMs,
   };
 }
 

@@ -21,8 +21,9 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       r.shimUp = false;
       log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
       events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
-      if (!r.persistent) registry.remove(r);
-      else r.shim = undefined;
+      // Nobody else may have recorded this end: a transient VM stays listed (as after a restart)
+      // until it is undefined.
+      r.shim = undefined;
       continue;
     }
     // A shim found at recovery that has not re-registered: is it still there?

@@ -137,5 +137,5 @@ function matches(r: DomainRecord, f: ListFilter): boolean {
 
 function describe(r: DomainRecord): string {
   if (isActive(r)) return `a running VM (uuid ${r.uuid})`;
-  return r.persistent ? `a defined VM (uuid ${r.uuid})` : `VM uuid ${r.uuid}`;
+  return r.persistent ? `a defined VM (uuid ${r.uuid})` : `a stopped transient VM (uuid ${r.uuid}; undefine it to free the name)`;
 }

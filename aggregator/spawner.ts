@@ -53,7 +53,8 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
           }
         });
         child.once('error', (err) => fail(new VirtqError('OPERATION_FAILED', `cannot run ${shimBinary}: ${err.message}`)));
-        child.once('exit', (code) => fail(new VirtqError('OPERATION_FAILED', `the shim for "${def.name}" exited with status ${code} before reporting; see ${join(layout.log, `${def.name}.shim-stderr.log`)}`)));
+        // 'close', not 'exit': the reply line may still be in the pipe when the process has exited.
+        child.once('close', (code) => fail(new VirtqError('OPERATION_FAILED', `the shim for "${def.name}" exited with status ${code} before reporting; see ${join(layout.log, `${def.name}.shim-stderr.log`)}`)));
       });
     },
   };

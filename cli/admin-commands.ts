@@ -47,7 +47,7 @@ const adapters: Readonly<Record<string, CallAdapter>> = {
   setLimits: {
     hints: {
       rename: { maxInflightPerClient: 'max-inflight', workerConcurrency: 'workers' },
-      help: { maxClients: 'the most clients connected at once', maxInflightPerClient: 'the most calls in flight per client', workerConcurrency: 'how many jobs run at once' },
+      help: { maxClients: 'the most clients connected at once to each socket', maxInflightPerClient: 'the most calls in flight per client', workerConcurrency: 'how many jobs run at once' },
     },
     procedureFor: (args) => (Object.keys(args).length === 0 ? 'getLimits' : 'setLimits'),
     output: Limits,

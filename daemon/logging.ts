@@ -38,14 +38,21 @@ export function parseLogOutputs(text: string): LogOutput[] {
 
 // pino writes to this one stream; what it forwards to can be replaced while the daemon runs.
 // Writes are synchronous: log lines are few, and the last ones before a crash are the ones wanted.
+// A write that fails (a full disk) must never throw into the code that logged: sonic-boom emits
+// the error synchronously, so each destination has a listener; it keeps what it could not write
+// (up to MAX_UNWRITTEN bytes, then drops lines) and writes it once space is back.
+const MAX_UNWRITTEN = 4 * 1024 * 1024;
+
 class SwitchableOutput implements DestinationStream {
   private dests: Array<{ out: LogOutput; stream: DestinationStream & { flushSync?(): void; end?(): void } }> = [];
 
   set(outputs: readonly LogOutput[]): void {
     const old = this.dests;
-    this.dests = outputs.map((out) => ({
-      out, stream: pino.destination(out.kind === 'stderr' ? { dest: 2, sync: true } : { dest: out.path, mkdir: true, sync: true }),
-    }));
+    this.dests = outputs.map((out) => {
+      const stream = pino.destination(out.kind === 'stderr' ? { dest: 2, sync: true, maxLength: MAX_UNWRITTEN } : { dest: out.path, mkdir: true, sync: true, maxLength: MAX_UNWRITTEN });
+      stream.on('error', () => undefined);
+      return { out, stream };
+    });
     for (const { out, stream } of old) {
       try { stream.flushSync?.(); } catch { /* not open yet */ }
       // Never close the process's stderr.

@@ -1,7 +1,8 @@
 // One framed connection over a stream socket: frames in and out, CBOR, message header checks,
-// write batching, the partial-frame deadline. Client and server both build on it; it knows
-// nothing of serial matching or dispatch.
+// write batching and backpressure, the partial-frame deadline. Client and server both build on
+// it; it knows nothing of serial matching or dispatch.
 import type { Socket } from 'node:net';
+import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
@@ -14,6 +15,13 @@ export interface FramedConnectionOptions {
   maxFrameBytes?: number;
   /** Close the connection when a started frame is not completed within this time (0: never). */
   partialFrameTimeoutMs?: number;
+  /** Bounds on each incoming frame's CBOR, checked before decoding (servers; none by default). */
+  decodeLimits?: CborLimits;
+  /**
+   * Stop reading from the peer while more than this many bytes wait to be sent to it, until they
+   * drain: a peer that sends calls but never reads the replies cannot grow our memory (servers).
+   */
+  readPauseBytes?: number;
   onMessage(msg: Message): void;
   /** A decodable frame that is not a valid message: the connection stays open. */
   onBadMessage?(err: VirtqError, serial: number | undefined): void;
@@ -24,15 +32,17 @@ export interface FramedConnectionOptions {
 /** A socket speaking virtq frames. */
 export class FramedConnection {
   private readonly decoder: FrameDecoder;
-  private readonly codec: Codec = createCodec();
+  private readonly codec: Codec;
   private readonly maxFrameBytes: number;
   private partialTimer: Disposable | undefined;
   private corked = false;
+  private readPaused = false;
   private closedWith: VirtqError | undefined | null = null;
 
   constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.decoder = new FrameDecoder(this.maxFrameBytes);
+    this.codec = createCodec(opts.decodeLimits);
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.finish(new VirtqError('CONNECTION_CLOSED', `connection error: ${err.message}`, { cause: err })));
@@ -58,6 +68,20 @@ export class FramedConnection {
       });
     }
     this.socket.write(frame);
+    const limit = this.opts.readPauseBytes;
+    if (limit !== undefined && !this.readPaused && this.socket.writableLength > limit) {
+      // write() returned false past its high-water mark, so 'drain' follows once the peer reads.
+      // A frame we stopped reading is not the peer's delay: its deadline restarts on resume.
+      this.readPaused = true;
+      this.socket.pause();
+      this.partialTimer?.dispose();
+      this.partialTimer = undefined;
+      this.socket.once('drain', () => {
+        this.readPaused = false;
+        this.socket.resume();
+        this.armPartialTimer();
+      });
+    }
   }
 
   /** Sends a connection-level error (serial 0), then closes. */
@@ -120,7 +144,7 @@ export class FramedConnection {
       this.partialTimer = undefined;
       return;
     }
-    if (ms <= 0 || this.partialTimer !== undefined) return;
+    if (ms <= 0 || this.partialTimer !== undefined || this.readPaused) return;
     this.partialTimer = this.opts.clock.setTimeout(() => {
       this.fail(new VirtqError('FRAME_TIMEOUT', `a partial frame was not completed within ${ms} ms`));
     }, ms);

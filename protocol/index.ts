@@ -13,6 +13,7 @@ export { registryProgram, Registration, type RegistryProgram } from './registry-
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
 export { createCodec, type Codec } from './codec.js';
+export { checkCborLimits, DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 export { parseMessage, type Message, type MessageType, type MessageStatus } from './message.js';
 export { FramedConnection } from './connection.js';
 export { RpcClient, type PushedEvent, type RpcClientOptions } from './client.js';

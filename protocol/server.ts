@@ -5,6 +5,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ArgsOf, Program, ProcSpec, RetOf, ServerRole } from './catalogue.js';
+import { DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 import type { Clock } from './clock.js';
 import { FramedConnection } from './connection.js';
 import { VirtqError } from './errors.js';
@@ -47,6 +48,8 @@ export interface RpcServerOptions {
   limits?: Partial<ServerLimits>;
   maxFrameBytes?: number;
   partialFrameTimeoutMs?: number;
+  /** Bounds on the CBOR of each incoming frame (default DEFAULT_CALL_LIMITS). */
+  decodeLimits?: CborLimits;
   /** Extra facts for admin serverInfo. */
   info?: () => Record<string, unknown>;
   /** Called once per answered call: for RPC metrics. `code` is 'OK' or the error code. */
@@ -56,6 +59,8 @@ export interface RpcServerOptions {
 interface Registered { program: Program; handlers: Record<string, Handler<ProcSpec> | undefined>; fallback: Fallback | undefined }
 
 const ADMIN_CLIENT_CAP = 32;
+/** A client's unread replies past which the server stops reading its calls until they drain. */
+const READ_PAUSE_BYTES = 1024 * 1024;
 
 /** A virtq RPC server. */
 export class RpcServer {
@@ -129,6 +134,8 @@ export class RpcServer {
       clock: this.opts.clock,
       ...(this.opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.opts.maxFrameBytes }),
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
+      decodeLimits: this.opts.decodeLimits ?? DEFAULT_CALL_LIMITS,
+      readPauseBytes: READ_PAUSE_BYTES,
       onMessage: (msg) => this.onMessage(client, msg),
       onBadMessage: (err, serial) => this.send(client, errorReply('', '', serial ?? 0, err.toWire())),
       onClose: (err) => {
@@ -138,18 +145,20 @@ export class RpcServer {
       },
     });
     const client = new ServerClient(id, access, this.opts.clock.now(), conn);
-    const count = access === 'admin' ? this.countAdmin() : this.clientsById.size - this.countAdmin();
+    // Each socket has its own cap: a flood of the world-writable read-only socket must not lock
+    // root's read-write clients (the CLI, shims registering) out, as the admin socket is not.
+    const count = this.countAccess(access);
     const cap = access === 'admin' ? ADMIN_CLIENT_CAP : this.limits.maxClients;
     if (count >= cap) {
-      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients (limit ${cap}); try again later`));
+      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${access} socket (limit ${cap}); try again later`));
       return;
     }
     this.clientsById.set(id, client);
   }
 
-  private countAdmin(): number {
+  private countAccess(access: Access): number {
     let n = 0;
-    for (const c of this.clientsById.values()) if (c.access === 'admin') n++;
+    for (const c of this.clientsById.values()) if (c.access === access) n++;
     return n;
   }
 

@@ -1,6 +1,7 @@
 // Connection URIs (contract, see ARCHITECTURE.md "Modes"): which daemon or shim a client talks
 // to and over which socket. Parsing is pure; the client library turns a target into a socket.
 import { isAbsolute } from 'node:path';
+import { NAME_PATTERN } from './definition.js';
 import { VirtqError } from './errors.js';
 import { daemonSockets, rootLayout, sessionLayout, systemLayout, type Layout } from './paths.js';
 
@@ -36,6 +37,8 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   if (url.protocol === 'shim:') {
     const name = path.replace(/^\//, '');
     if (name === '' || name.includes('/')) throw new VirtqError('INVALID_ARG', `${uri}: expected shim:///NAME?root=DIR`);
+    // The name becomes the state file's path: only a valid VM name may.
+    if (!new RegExp(NAME_PATTERN).test(name)) throw new VirtqError('INVALID_ARG', `${uri}: "${name}" is not a valid VM name`);
     const layout = root === null ? systemLayout() : rootLayout(root);
     if (socketOverride !== null) return { kind: 'shim', socket: socketOverride, readOnly, uri };
     return { kind: 'shim-name', name, layout, readOnly, uri };

@@ -6,11 +6,36 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
+// Modules of dependencies a daemon never calls, left out of its bundle: each pulls in Node
+// built-ins at load (prom-client's Pushgateway: http, https, tls, zlib; its default metrics:
+// perf_hooks, v8, @opentelemetry/api; pino's thread-stream: worker_threads). Left out of the
+// shim, they cost ~10 ms of CPU at every start (docs/decisions/0002-shim-footprint.md). A
+// left-out module throws when called, naming this file.
+const PUSHGATEWAY = { pkg: 'prom-client', path: './lib/pushgateway' };
+const DEFAULT_METRICS = { pkg: 'prom-client', path: './lib/defaultMetrics' };
+const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
 const binaries = [
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}` },
-  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4' },
-  { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node' },
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
+  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
+  { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [] },
 ];
+
+/** An esbuild plugin replacing each `{ pkg, path }` (a require of `path` from inside package `pkg`) with a stub. */
+function leaveOut(modules) {
+  return {
+    name: 'virtq-leave-out',
+    setup(b) {
+      for (const m of modules) {
+        const filter = new RegExp(`^${m.path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
+        b.onResolve({ filter }, (args) => (args.importer.includes(`/node_modules/${m.pkg}/`) ? { path: `${m.pkg}:${m.path}`, namespace: 'virtq-left-out' } : undefined));
+      }
+      b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => ({
+        contents: `module.exports = function leftOut() { throw new Error(${JSON.stringify(`${args.path} is left out of this bundle (scripts/build.mjs)`)}); };`,
+        loader: 'js',
+      }));
+    },
+  };
+}
 
 // dist/ is overwritten in place, never removed first: tests running meanwhile keep their binaries.
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
@@ -29,6 +54,7 @@ await Promise.all(binaries.map(async (b) => {
     external: ['cbor-extract'],
     banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` },
     logLevel: 'warning',
+    plugins: b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : [],
   });
   chmodSync(b.out, 0o755);
 }));

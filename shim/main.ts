@@ -3,7 +3,7 @@
 // into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { VirtqError } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError } from '../protocol/index.js';
 import { composeShim, type ShimOptions } from './compose.js';
 
 const VERSION = '0.1.0';
@@ -39,6 +39,10 @@ function parse(argv: string[]): ShimOptions | 'help' {
   });
   if (values.help === true) return 'help';
   if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
+  // The name becomes file names (the log file is opened before the definition is validated):
+  // anything that is not a valid VM name must never reach a path.
+  const validName = new RegExp(NAME_PATTERN);
+  if (values.attach !== undefined && !validName.test(values.attach)) throw new VirtqError('INVALID_ARG', `--attach: "${values.attach}" is not a valid VM name`);
   let name = values.attach ?? '';
   let mode: ShimOptions['mode'];
   if (values.definition !== undefined) {
@@ -49,7 +53,8 @@ function parse(argv: string[]): ShimOptions | 'help' {
     } catch (err) {
       throw new VirtqError('INVALID_ARG', `definition is not valid JSON: ${(err as Error).message}`);
     }
-    name = typeof (definition as { name?: unknown }).name === 'string' ? (definition as { name: string }).name : 'unnamed';
+    const given = (definition as { name?: unknown } | null)?.name;
+    name = typeof given === 'string' && validName.test(given) ? given : 'unnamed';
     mode = { kind: 'start', definition, paused: values.paused === true };
   } else {
     mode = { kind: 'attach', name };

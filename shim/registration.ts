@@ -86,7 +86,7 @@ class VirtqemudRegistrar implements Registrar {
       try {
         this.client = await RpcClient.connect(this.socket, { clock: this.clock, defaultTimeoutMs: 30_000 });
         this.api = typedClient(registryProgram, this.client);
-        const reg = { ...this.current, reattach: true, ...(this.last === undefined ? {} : { state: this.last.state, reason: this.last.reason }) };
+        const reg = { ...latest(this.current, this.last), reattach: true };
         await this.api.register(reg);
         this.log.info({ msgId: 'REREGISTERED' }, 'registered again with virtqemud');
         this.watch();
@@ -102,4 +102,12 @@ class VirtqemudRegistrar implements Registrar {
       }
     }
   }
+}
+
+// The registration as it stands after the last update: the one made at start-up predates QEMU,
+// so its state and QEMU pid are those of the latest update.
+function latest(reg: Registration, last: Update | undefined): Registration {
+  if (last === undefined) return reg;
+  const { qemuPid: _spawnedSince, ...rest } = reg;
+  return { ...rest, state: last.state, reason: last.reason, ...(last.qemuPid === undefined ? {} : { qemuPid: last.qemuPid }) };
 }

@@ -27,6 +27,9 @@ import type { Registrar } from './registration.js';
 import { ShimMetrics } from './metrics.js';
 import { serveShimMetrics } from './metrics-http.js';
 
+const PERSIST_RETRY_MS = 1000;
+const FINAL_STATE_WAIT_MS = 30_000;
+
 /** What to run. */
 export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
 
@@ -57,6 +60,9 @@ export class Shim {
   readonly done: Promise<void>;
   private markDone!: () => void;
   private persisting: Promise<void> = Promise.resolve();
+  /** Why the last state-file write failed (a full disk), until a later one succeeds. */
+  private persistError: VirtqError | undefined;
+  private retrying = false;
   private metricsHttp: Server | undefined;
   private stopping = false;
 
@@ -115,20 +121,28 @@ export class Shim {
       await shim.claim(saved);
       await server.listen(sockets.ro, 'ro', 0o666);
       await server.listen(sockets.admin, 'admin', 0o600);
-      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: leases.diskHooks(vm), shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.persisting }) });
+      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: leases.diskHooks(vm), shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.durable() }) });
       server.register(adminLogHandlers(cfg.logs));
       server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await shim.metrics.registry.getMetricsAsJSON()) as never }) } });
       shim.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
       await shim.registrar?.register(shim.registration(saved !== undefined));
       await consoleHub.listen();
       await monitors.listen();
-      if (saved !== undefined && saved.qemuPid !== undefined) await vm.reattach(saved.qemuPid, saved);
-      else await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      if (saved !== undefined && saved.qemuPid !== undefined) {
+        await vm.reattach(saved.qemuPid, saved);
+      } else {
+        await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+        // Without its state file nobody could find or take over the VM after this shim: no start.
+        await shim.persisting;
+        if (shim.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${def.name}": ${shim.persistError.message}`, { cause: shim.persistError });
+      }
       // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
       await shim.registrar?.flush();
       shim.metrics.start();
       if (cfg.metricsAddress !== undefined) shim.metricsHttp = await serveShimMetrics(cfg.metricsAddress, shim.metrics.registry);
     } catch (err) {
+      // A QEMU this shim spawned must not outlive a failed start: nothing would manage it.
+      if (cfg.mode.kind === 'start' && vm.qemuPid !== undefined) await vm.destroy(1000).catch(() => undefined);
       await shim.shutdownServices();
       throw err;
     }
@@ -185,6 +199,17 @@ export class Shim {
     }
   }
 
+  /**
+   * Settles once every state change so far is in the state file; OPERATION_FAILED when the last
+   * write failed, so a client is never told of a change a successor would not find.
+   */
+  private async durable(): Promise<void> {
+    await this.persisting;
+    const err = this.persistError;
+    if (err === undefined) return;
+    throw new VirtqError('OPERATION_FAILED', `VM "${this.vm.def.name}" is ${this.vm.state}, but its state could not be saved: ${err.message}`, { cause: err });
+  }
+
   private registration(reattach: boolean): Parameters<Registrar['register']>[0] {
     const pid = this.vm.qemuPid;
     return {
@@ -196,9 +221,7 @@ export class Shim {
 
   private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
     const state = this.runtimeState();
-    this.persisting = this.persisting.then(() => writeRuntimeState(this.stateFile, this.runtimeState())).catch((err: unknown) => {
-      this.log.error({ err, msgId: 'STATE_WRITE_FAILED' }, 'cannot write runtime state');
-    });
+    this.persist();
     this.registrar?.update({ state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), ...(kind === undefined ? {} : { event: kind }), ...(details === undefined ? {} : { details }) });
     if (kind === undefined) return;
     const event: LifecycleEvent = {
@@ -208,8 +231,30 @@ export class Shim {
     this.server.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle'));
   }
 
+  // Writes the current state; after a failure (a full disk) it tries again every second until a
+  // write succeeds, so the state file catches up with the VM once space is back.
+  private persist(): void {
+    this.persisting = this.persisting.then(() => writeRuntimeState(this.stateFile, this.runtimeState())).then(() => {
+      this.persistError = undefined;
+    }, (err: unknown) => {
+      if (this.persistError === undefined) this.log.error({ err, msgId: 'STATE_WRITE_FAILED' }, 'cannot write runtime state; retrying');
+      this.persistError = VirtqError.from(err);
+      if (this.retrying) return;
+      this.retrying = true;
+      this.cfg.clock.setTimeout(() => {
+        this.retrying = false;
+        if (this.persistError !== undefined && !this.stopping) this.persist();
+      }, PERSIST_RETRY_MS);
+    });
+  }
+
   private async finish(): Promise<void> {
     await this.persisting;
+    // The VM's last state is its only record once the shim is gone: wait a while for space.
+    for (let waited = 0; this.persistError !== undefined && waited < FINAL_STATE_WAIT_MS; waited += PERSIST_RETRY_MS) {
+      await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, PERSIST_RETRY_MS));
+      await this.persisting;
+    }
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
     await Promise.race([this.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);

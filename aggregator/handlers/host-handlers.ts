@@ -1,7 +1,8 @@
 // The host procedures only virtqemud serves: the listing, lookups, persistent definitions,
 // starting VMs (each in its own detached shim) and autostart.
 import { randomUUID } from 'node:crypto';
-import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { unlink } from 'node:fs/promises';
+import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
@@ -13,6 +14,8 @@ export interface HostDeps {
   store: DefinitionStore;
   spawner: ShimSpawner;
   events: Events;
+  /** Where the shims' state files are. */
+  layout: Layout;
 }
 
 /** Starts the shim of `record` from `def`; the record holds the name while it starts. */
@@ -38,6 +41,17 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
 /** Builds the host handlers. */
 export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
   const { registry, store, events } = d;
+  // define, undefine and setAutostart of one name run one at a time, each on the record and the
+  // files as the previous one left them: interleaved at their awaits, an undefine could drop the
+  // record a define is about to complete, leaving a definition on disk that is not listed.
+  const turns = new Map<string, Promise<unknown>>();
+  const inTurn = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (turns.get(name) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    turns.set(name, tail);
+    void tail.then(() => { if (turns.get(name) === tail) turns.delete(name); });
+    return run;
+  };
   return {
     listDomains: (filter) => ({ domains: registry.list(filter) }),
     lookupByName: ({ name }) => toRow(registry.require(name)),
@@ -48,36 +62,48 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
     },
     define: async ({ definition }) => {
       const def = normalizeDefinition(definition, randomUUID);
-      let r = registry.get(def.name);
-      const fresh = r === undefined;
-      if (r === undefined) {
-        r = registry.claim({ name: def.name, uuid: def.uuid, persistent: true, autostart: false, definition: def, state: 'shutoff', reason: 'defined' });
-      } else if (definition.uuid === undefined || r.uuid !== def.uuid) {
-        throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is already taken (uuid ${r.uuid}); give that uuid to replace its definition`);
-      }
-      const record = r;
-      try {
-        await store.save(def);
-      } catch (err) {
-        if (fresh) registry.remove(record);
-        throw err;
-      }
-      record.definition = def;
-      record.persistent = true;
-      events.lifecycle(record, 'defined');
-      return toRow(record);
+      return inTurn(def.name, async () => {
+        let r = registry.get(def.name);
+        const fresh = r === undefined;
+        if (r === undefined) {
+          r = registry.claim({ name: def.name, uuid: def.uuid, persistent: true, autostart: false, definition: def, state: 'shutoff', reason: 'defined' });
+        } else if (definition.uuid === undefined || r.uuid !== def.uuid) {
+          throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is already taken (uuid ${r.uuid}); give that uuid to replace its definition`);
+        }
+        const record = r;
+        const before = { persistent: record.persistent, definition: record.definition };
+        // Persistent before the write: a transient VM whose shim lets go meanwhile keeps its record.
+        record.persistent = true;
+        record.definition = def;
+        try {
+          await store.save(def);
+        } catch (err) {
+          if (fresh) registry.remove(record);
+          else Object.assign(record, before);
+          throw err;
+        }
+        events.lifecycle(record, 'defined');
+        return toRow(record);
+      });
     },
-    undefine: async ({ name }) => {
+    undefine: ({ name }) => inTurn(name, async () => {
       const r = registry.require(name);
-      if (!r.persistent) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient: nothing to undefine`);
-      await store.remove(name);
+      if (!r.persistent && isActive(r)) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient and ${r.starting ? 'starting' : r.state}: nothing to undefine (destroy it instead)`);
+      if (r.persistent) await store.remove(name);
+      // A stopped VM's state file is the record of its end: undefining forgets it, or a restart
+      // would list the VM again. (The name is still claimed, so no new shim writes it meanwhile.)
+      if (!isActive(r)) {
+        await unlink(shimStateFile(d.layout, name)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw new VirtqError('OPERATION_FAILED', `cannot remove the state file of "${name}": ${err.message}`);
+        });
+      }
       r.persistent = false;
       r.autostart = false;
       r.definition = undefined;
       events.lifecycle(r, 'undefined');
       if (!isActive(r)) registry.remove(r);
       return {};
-    },
+    }),
     create: async ({ definition, paused }) => {
       const def = normalizeDefinition(definition, randomUUID);
       const record = registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'created' });
@@ -88,13 +114,13 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       if (r.definition === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no persistent definition to start`);
       return startShim(d, r, r.definition, paused === true);
     },
-    setAutostart: async ({ name, autostart }) => {
+    setAutostart: ({ name, autostart }) => inTurn(name, async () => {
       const r = registry.require(name);
       if (!r.persistent) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient; only defined VMs can autostart`);
       await store.setAutostart(name, autostart);
       r.autostart = autostart;
       return {};
-    },
+    }),
     subscribeEvents: ({ name }, ctx) => {
       if (name !== undefined) registry.require(name);
       events.subscribe(ctx.client, name);

@@ -296,6 +296,8 @@ export function qmpSession(socket) {
   let greeted;
   const greeting = new Promise((r) => { greeted = r; });
   socket.setEncoding('utf8');
+  // QEMU going away (SIGTERM, SIGKILL) resets the connection: that is expected here.
+  socket.on('error', () => undefined);
   socket.on('data', (d) => {
     buf += d;
     for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {

@@ -18,7 +18,7 @@
 //   memory   RSS / PSS (/proc/PID/smaps_rollup) of shims with 1 and N VMs running, threads, idle CPU.
 //   variants (--variants) the same N-shim PSS for bundles and flag sets that differ from what ships.
 //
-//   node bench/shim/run.mjs [--rounds 20] [--kvm-rounds 5] [--calls 20000] [--rtt-rounds 3]
+//   node bench/shim/run.mjs [--rounds 20] [--kvm-rounds 10] [--calls 20000] [--rtt-rounds 3]
 //                           [--vms 20] [--variants] [--only start,rtt,memory,variants]
 //                           [--dist DIR] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   REPO, cleanupRegistry, connectRetry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, nodeProcessCount,
-  cpuMs, now, options, procCpu, qmpSession, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  cpuMs, now, options, procCpu, qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -67,12 +67,14 @@ if (o.get('client') !== undefined) {
 }
 
 const ROUNDS = o.num('rounds', 20);
-const KVM_ROUNDS = o.num('kvm-rounds', 5);
+const KVM_ROUNDS = o.num('kvm-rounds', 10);
 const CALLS = o.num('calls', 20_000);
 const RTT_ROUNDS = o.num('rtt-rounds', 3);
 const QMP_CALLS = o.num('qmp-calls', 5000);
 const VMS = o.num('vms', 20);
-const VARIANT_REPS = o.num('variant-reps', 2);
+const VARIANT_REPS = o.num('variant-reps', 3);
+const VARIANT_SETTLE_MS = o.num('variant-settle-ms', 15_000);
+const VARIANT_LIST = o.get('variant-list');
 const ONLY = new Set((o.get('only', `start,rtt,memory${o.has('variants') ? ',variants' : ''}`)).split(','));
 const JSON_OUT = o.get('json');
 const started = now();
@@ -309,8 +311,8 @@ const MiB = (kib) => kib / 1024;
 
 /**
  * Starts `n` shims with `variant` one after another, measures them `settleMs` after the last
- * started (and again `lateMs` later), optionally their idle CPU, then the PSS of the first one
- * before and after `loadCalls` sequential getState calls (pinned), and kills them.
+ * started (and again `lateMs` later), then their idle CPU over `idleCpuMs`, then the PSS of the
+ * first one before and after `loadCalls` sequential getState calls (pinned), and kills them.
  */
 async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuMs = 0, at1 = false, loadCalls = 0 } = {}) {
   const shims = [];
@@ -329,16 +331,18 @@ async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuM
   const qemu = shims.map((s) => smapsRollup(stateFile(s.name).qemuPid));
   const threads = pids.map((p) => procCpu(p).threads);
   const nodeProcs = nodeProcessCount();
+  let late;
+  if (lateMs > 0) {
+    await sleep(lateMs);
+    late = pids.map(smapsRollup);
+  }
+  // Idle CPU only once start-up has settled: for ~30 s after start V8 still runs lazy compiles,
+  // tier-ups and memory-reducer GCs (about 1.5 ms of CPU per second per shim).
   let idleCpu;
   if (idleCpuMs > 0) {
     const before = pids.map(cpuMs);
     await sleep(idleCpuMs);
     idleCpu = pids.map((p, i) => (cpuMs(p) - before[i]) / idleCpuMs * 100);
-  }
-  let late;
-  if (lateMs > 0) {
-    await sleep(Math.max(0, lateMs - idleCpuMs));
-    late = pids.map(smapsRollup);
   }
   let load;
   if (loadCalls > 0) {
@@ -355,7 +359,7 @@ async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuM
     n, variant: variant.name, one, nodeProcs,
     pss: stat(mem, 'pss'), rss: stat(mem, 'rss'), pssAnon: stat(mem, 'pssAnon'), pssFile: stat(mem, 'pssFile'), privateDirty: stat(mem, 'privateDirty'),
     pssSum: MiB(mem.reduce((acc, m) => acc + m.pss, 0)),
-    ...(late === undefined ? {} : { late: { afterMs: settleMs + lateMs, pss: stat(late, 'pss'), pssAnon: stat(late, 'pssAnon') } }),
+    ...(late === undefined ? {} : { late: { afterMs: settleMs + lateMs, pss: stat(late, 'pss'), pssAnon: stat(late, 'pssAnon'), pssSum: MiB(late.reduce((acc, m) => acc + m.pss, 0)) } }),
     qemuPss: summarize(qemu.map((m) => MiB(m.pss))), qemuRss: summarize(qemu.map((m) => MiB(m.rss))),
     threads: median(threads), ready: summarize(shims.map((s) => s.readyMs)), cpuAtReady: summarize(shims.map((s) => s.cpuAtReady)),
     ...(idleCpu === undefined ? {} : { idleCpuPct: summarize(idleCpu) }),
@@ -365,7 +369,7 @@ async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuM
 
 async function memorySection() {
   log(`memory: 1 then ${VMS} shims`);
-  return fleet(VMS, SHIPPED, 'm', { at1: true, idleCpuMs: 10_000, lateMs: 30_000, loadCalls: CALLS });
+  return fleet(VMS, SHIPPED, 'm', { at1: true, lateMs: 27_000, idleCpuMs: 10_000, loadCalls: CALLS });
 }
 
 // ---- variants: what the footprint is made of ----------------------------------------------------------
@@ -386,19 +390,31 @@ async function buildVariants() {
     name: `alias-${pkg}`,
     setup(b) { b.onResolve({ filter: new RegExp(`^${pkg}$`) }, () => ({ path: join(stubs, file) })); },
   });
+  // A copy of scripts/build.mjs's leave-out plugin and the shim's list (keep the two in step):
+  // every variant below starts from the shipped build and changes one thing.
+  const leaveOut = (modules) => ({
+    name: 'virtq-leave-out',
+    setup(b) {
+      for (const m of modules) {
+        b.onResolve({ filter: new RegExp(`^${m.path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) }, (args) => (args.importer.includes(`/node_modules/${m.pkg}/`) ? { path: `${m.pkg}:${m.path}`, namespace: 'virtq-left-out' } : undefined));
+      }
+      b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => ({ contents: `module.exports = function leftOut() { throw new Error('${args.path} left out'); };`, loader: 'js' }));
+    },
+  });
+  const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'pino', path: 'thread-stream' }]);
   const catalogue = readFileSync(join(REPO, 'protocol', 'catalogue.ts'), 'utf8');
   const LAZY = 'argValidators.set(procName, lazyValidator(spec.args))';
   const EAGER = 'argValidators.set(procName, compile(spec.args))';
-  const lazyNow = catalogue.includes(LAZY);
+  if (!catalogue.includes(LAZY)) throw new Error('protocol/catalogue.ts no longer compiles validators lazily as this benchmark expects');
+  const eager = transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER));
   const specs = [
-    { name: 'minified', why: 'the same bundle minified (whitespace, identifiers, syntax)', minify: { minifyWhitespace: true, minifySyntax: true, minifyIdentifiers: true }, plugins: [] },
-    { name: 'minified-keep-names', why: 'minified whitespace and syntax only: stack traces keep their names', minify: { minifyWhitespace: true, minifySyntax: true }, plugins: [] },
-    { name: 'no-prom-client', why: 'prom-client replaced by a stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
-    { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [alias('pino', 'pino.mjs')] },
+    { name: 'before', why: 'as before this work: every dependency module bundled, validators compiled at load', plugins: [eager] },
+    { name: 'all-deps', why: 'every dependency module bundled (no leave-outs)', plugins: [] },
+    { name: 'eager-validators', why: 'validators compiled at load', plugins: [SHIM_LEAVE_OUT, eager] },
+    { name: 'minified-keep-names', why: 'minified whitespace and syntax (identifiers and so stack-trace names kept)', minify: { minifyWhitespace: true, minifySyntax: true }, plugins: [SHIM_LEAVE_OUT] },
+    { name: 'no-prom-client', why: 'prom-client replaced by a no-op stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
+    { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [SHIM_LEAVE_OUT, alias('pino', 'pino.mjs')] },
     { name: 'no-prom-no-pino', why: 'both stubs', plugins: [alias('prom-client', 'prom-client.mjs'), alias('pino', 'pino.mjs')] },
-    lazyNow
-      ? { name: 'eager-validators', why: 'catalogue compiles every argument validator at load (as before)', plugins: [transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER))] }
-      : { name: 'lazy-validators', why: 'catalogue compiles each argument validator on first use', plugins: [transform('protocol/catalogue.ts', (s) => s.replace(EAGER, `argValidators.set(procName, ((sc) => { let c: Validator<TSchema> | undefined; const g = () => (c ??= compile(sc)); return { schema: sc, check: (v: unknown) => g().check(v), parse: (v: unknown, w?: string) => g().parse(v, w) } as Validator<TSchema>; })(spec.args))`))] },
   ];
   const out = [];
   for (const v of specs) {
@@ -433,6 +449,11 @@ async function variantsSection() {
     { name: '+MALLOC_ARENA_MAX=1', why: 'shipped flags, one glibc malloc arena (would be inherited by QEMU)', v: { name: '+MALLOC_ARENA_MAX=1', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '1' } } },
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
   ];
+  {
+    // Tried once (two runs, before the leave-outs): neither saved memory. Only on request.
+    const keep = new Set((VARIANT_LIST ?? variants.map((v) => v.name).filter((n) => !['+optimize-for-size', '+MALLOC_ARENA_MAX=1'].includes(n)).join(',')).split(','));
+    for (let i = variants.length - 1; i >= 0; i--) if (!keep.has(variants[i].name)) variants.splice(i, 1);
+  }
   const reps = [];
   for (let rep = 0; rep < VARIANT_REPS; rep++) {
     // Each repetition runs every variant in a rotated order, so drift hits them alike.
@@ -440,7 +461,7 @@ async function variantsSection() {
     for (let k = 0; k < variants.length; k++) {
       const x = variants[(k + rep * 3) % variants.length];
       log(`  rep ${rep} ${x.name}`);
-      rows.push({ ...(await fleet(VMS, x.v, `v${rep}-${k}-`, { settleMs: 3000, idleCpuMs: 5000, loadCalls: CALLS })), variant: x.name, why: x.why });
+      rows.push({ ...(await fleet(VMS, x.v, `v${rep}-${k}-`, { settleMs: VARIANT_SETTLE_MS, loadCalls: CALLS })), variant: x.name, why: x.why });
     }
     // The floor has no VM: N bare servers with the shipped flags.
     const procs = [];
@@ -450,7 +471,7 @@ async function variantsSection() {
       c.stdout.resume();
       procs.push(c);
     }
-    await sleep(3000);
+    await sleep(VARIANT_SETTLE_MS);
     const mem = procs.map((c) => smapsRollup(c.pid));
     for (const c of procs) c.kill('SIGKILL');
     rows.push({ n: VMS, variant: 'floor', why: 'bare node:net unix server, same flags, no libraries', pss: summarize(mem.map((m) => MiB(m.pss))), rss: summarize(mem.map((m) => MiB(m.rss))), pssAnon: summarize(mem.map((m) => MiB(m.pssAnon))) });
@@ -531,13 +552,13 @@ if (results.memory !== undefined) {
     ['1 VM: its QEMU (idle, TCG, 32 MiB)', fmt(MiB(m.one.qemu.rss)), fmt(MiB(m.one.qemu.pss)), fmt(MiB(m.one.qemu.pssAnon)), '', ''],
   ]));
   lines.push('', `PSS per shim ${m.late.afterMs / 1000} s after the last start: median ${fmt(m.late.pss.p50)} (${fmt(m.late.pss.min)}–${fmt(m.late.pss.max)}), Pss_Anon ${fmt(m.late.pssAnon.p50)}; one shim after ${m.load.calls} getState calls: ${fmt(m.load.pssBefore)} → ${fmt(m.load.pssAfter)} MiB.`);
-  lines.push(`node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s: median ${fmt(m.idleCpuPct.p50, 2)} % (max ${fmt(m.idleCpuPct.max, 2)} %); shim CPU to ready: median ${fmt(m.cpuAtReady.p50)} ms.`);
+  lines.push(`node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s (30 s after start): median ${fmt(m.idleCpuPct.p50, 3)} % (max ${fmt(m.idleCpuPct.max, 3)} %); shim CPU to ready: median ${fmt(m.cpuAtReady.p50)} ms.`);
 }
 if (results.variants !== undefined) {
-  lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, median per shim (median over ${results.variants[0].reps} interleaved runs)`, '');
-  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', 'idle CPU %', `PSS after ${CALLS} getState`, 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+  lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, PSS ${VARIANT_SETTLE_MS / 1000} s after the last start; median per shim, then the median over ${results.variants[0].reps} interleaved runs`, '');
+  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', `PSS of one shim before → after ${CALLS} getState`, 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
     v.variant, `${fmt(v.pss, 2)} (${v.pssRuns.map((x) => fmt(x, 2)).join(', ')})`, fmt(v.pssAnon, 2), fmt(v.rss), v.threads === undefined ? '' : String(v.threads),
-    fmt(v.cpuAtReady), fmt(v.ready), fmt(v.idleCpuPct, 2), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`, fmt(v.rttP50), v.why,
+    fmt(v.cpuAtReady), fmt(v.ready), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`, fmt(v.rttP50), v.why,
   ])));
 }
 console.log(lines.join('\n'));

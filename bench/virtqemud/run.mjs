@@ -10,13 +10,15 @@
 //                 listDomains round trips from a separate client process (unpinned; pinned with
 //                 virtqemud on CPU 0),
 //                 `virtq -c 'qemu:///system?root=R' list --all` as a whole process (and a minimal
-//                 `node -e` client doing connect + listDomains + print, and `node -e 0`),
+//                 client bundled the same way doing connect + listDomains + print, and `node -e 0`),
 //                 kill -9 of virtqemud + restart (at 50 and 200): spawn → socket accepts, → first
-//                 listing with all N, → all N with shimUp, → all N shims registered again,
+//                 listing with all N, → all N with shimUp, → all N shims registered again; the
+//                 shipped binary (shebang flags) interleaved with `node virtqemud.js` (no flags),
 //                 virtqemud's own PSS.
 //
 //   node bench/virtqemud/run.mjs [--sizes 0,1,50,200] [--list-calls 5000] [--list-rounds 3]
 //                                [--cli-runs 20] [--restart-rounds 20] [--restart-sizes 50,200]
+//                                [--restart-variants shipped,no-flags]
 //                                [--concurrent 50] [--concurrent-rounds 5] [--only concurrent,scale]
 //                                [--dist DIR] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
@@ -25,7 +27,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, options,
+  REPO, cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, options,
   qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
@@ -57,7 +59,9 @@ const RESTART_SIZES = new Set(o.get('restart-sizes', '50,200').split(',').map(Nu
 const LIST_CALLS = o.num('list-calls', 5000);
 const LIST_ROUNDS = o.num('list-rounds', 3);
 const CLI_RUNS = o.num('cli-runs', 20);
+const CLI_MIN = o.num('cli-min', 50);
 const RESTART_ROUNDS = o.num('restart-rounds', 20);
+const RESTART_VARIANT_NAMES = o.get('restart-variants', 'shipped,no-flags').split(',');
 const CONC = o.num('concurrent', 50);
 const CONC_ROUNDS = o.num('concurrent-rounds', 5);
 const ONLY = new Set(o.get('only', 'concurrent,scale').split(','));
@@ -76,10 +80,16 @@ const memAvailableGiB = () => Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('
 
 // ---- virtqemud ----------------------------------------------------------------------------------------
 
-/** Starts virtqemud under `root` through its shebang; resolves at its ready line. */
-async function startDaemon(root) {
+/** How virtqemud is run: the shipped binary through its shebang, or `node bundle` without its flags. */
+const SHIPPED = { name: 'shipped', cmd: DAEMON_BIN, pre: [] };
+const NO_FLAGS = { name: 'no-flags', cmd: process.execPath, pre: [DAEMON_BIN] };
+const RESTART_VARIANTS = RESTART_VARIANT_NAMES.map((n) => ({ shipped: SHIPPED, 'no-flags': NO_FLAGS })[n]);
+const DAEMON_SHEBANG = readFileSync(DAEMON_BIN, 'utf8').split('\n')[0];
+
+/** Starts virtqemud under `root`; resolves at its ready line. */
+async function startDaemon(root, variant = SHIPPED) {
   const t0 = now();
-  const child = cleanup.child(spawn(DAEMON_BIN, ['--root', root], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = cleanup.child(spawn(variant.cmd, [...variant.pre, '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const ready = firstLine(child).then(({ line, at }) => {
@@ -246,14 +256,29 @@ async function wholeProcess(cmd, args, runs) {
   return { ms: summarize(times), lines };
 }
 
+/** A minimal client, bundled like the CLI (esbuild, one file): connect + listDomains + print. */
+async function buildStandIn() {
+  const { build } = await import('esbuild');
+  const outfile = join(REPO, '.cache', 'bench', 'virtqemud', 'list-standin.mjs');
+  await build({
+    stdin: {
+      contents: `import { RpcClient, systemClock } from './protocol/index.js';
+const c = await RpcClient.connect(process.argv[2], { clock: systemClock() });
+const { domains } = await c.call('virtq', 'listDomains', {});
+process.stdout.write(domains.map((d) => d.name + ' ' + d.state).join('\\n') + '\\n');
+c.close();`,
+      resolveDir: REPO, sourcefile: 'list-standin.ts', loader: 'ts',
+    },
+    outfile, bundle: true, platform: 'node', target: 'node20', format: 'esm', external: ['cbor-extract'], logLevel: 'error',
+    banner: { js: "import { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);" },
+  });
+  return outfile;
+}
+
 async function cliSection(root, n) {
   const uri = `qemu:///system?root=${root}`;
   const sock = sockets(root).rw;
-  const standIn = `import { RpcClient, systemClock } from ${JSON.stringify(join(DIST, 'lib', 'protocol', 'index.js'))};
-const c = await RpcClient.connect(${JSON.stringify(sock)}, { clock: systemClock() });
-const { domains } = await c.call('virtq', 'listDomains', {});
-process.stdout.write(domains.map((d) => d.name + ' ' + d.state).join('\\n') + '\\n');
-c.close();`;
+  const standIn = await buildStandIn();
   // Interleave the three so drifting load hits them alike.
   const out = { cli: [], standIn: [], floor: [] };
   let cliLines = 0;
@@ -262,7 +287,7 @@ c.close();`;
   for (let i = 0; i < CLI_RUNS; i++) {
     const c = await wholeProcess(CLI_BIN, ['-c', uri, 'list', '--all'], 1);
     if (c.error !== undefined) cliError = c.error; else { out.cli.push(c.ms.p50); cliLines = c.lines; }
-    const s = await wholeProcess(process.execPath, ['--input-type=module', '-e', standIn], 1);
+    const s = await wholeProcess(process.execPath, [standIn, sock], 1);
     if (s.error !== undefined) throw new Error(`stand-in: ${s.error}`);
     out.standIn.push(s.ms.p50);
     standInLines = s.lines;
@@ -276,10 +301,10 @@ c.close();`;
 }
 
 /** kill -9 virtqemud, start a new one, time the recovery. Returns the new daemon. */
-async function restartOnce(root, d, n) {
+async function restartOnce(root, d, n, variant) {
   d.child.kill('SIGKILL');
   await exitOf(d.child);
-  const next = await startDaemon(root);
+  const next = await startDaemon(root, variant);
   const t0 = next.t0;
   const rpc = new RpcClient(await connectRetry(sockets(root).rw, t0 + 30_000, 1), { clock, defaultTimeoutMs: 30_000 });
   const accepted = now() - t0;
@@ -332,22 +357,30 @@ async function scaleSection() {
     }
     log(`scale: N=${n}: listDomains ${LIST_ROUNDS} × ${LIST_CALLS} calls per placement`);
     out.sizes.push({ n, ...(await listLatency(root, d.child.pid, n)), daemonPss: smapsRollup(d.child.pid).pss / 1024 });
-    if (n >= 50) {
+    if (n >= CLI_MIN) {
       log(`scale: N=${n}: whole-process listing × ${CLI_RUNS}`);
       out.cli.push(await cliSection(root, n));
     }
     if (RESTART_SIZES.has(n)) {
-      log(`scale: N=${n}: ${RESTART_ROUNDS} kill -9 + restart rounds`);
-      const rounds = [];
-      for (let r = 0; r < RESTART_ROUNDS; r++) {
-        await sleep(2500); // every shim re-registered with the previous instance (backoff ≤ 2 s)
-        const res = await restartOnce(root, d, n);
+      log(`scale: N=${n}: ${RESTART_ROUNDS} kill -9 + restart rounds per variant (${RESTART_VARIANTS.map((v) => v.name).join(', ')}), interleaved`);
+      const rounds = Object.fromEntries(RESTART_VARIANTS.map((v) => [v.name, []]));
+      await sleep(2500);
+      for (let r = 0; r < RESTART_ROUNDS * RESTART_VARIANTS.length; r++) {
+        const variant = RESTART_VARIANTS[r % RESTART_VARIANTS.length];
+        const res = await restartOnce(root, d, n, variant);
         d = res.d;
-        rounds.push(res.r);
-        if (r === 0 || r === RESTART_ROUNDS - 1) log(`  round ${r}: all listed ${fmt(res.r.complete)} ms, shimUp ${fmt(res.r.allUp)} ms, re-registered ${fmt(res.r.registered)} ms`);
+        rounds[variant.name].push(res.r);
+        if (r < RESTART_VARIANTS.length) log(`  ${variant.name}: all listed ${fmt(res.r.complete)} ms, shimUp ${fmt(res.r.allUp)} ms, re-registered ${fmt(res.r.registered)} ms`);
+        // Every shim has registered with this instance (counted above); let the last settle.
+        await sleep(300);
       }
-      const col = (k) => summarize(rounds.map((x) => x[k]).filter((v) => v !== undefined && !Number.isNaN(v)));
-      out.restarts.push({ n, rounds: RESTART_ROUNDS, accepted: col('accepted'), line: col('line'), recoveryMs: col('recoveryMs'), complete: col('complete'), allUp: col('allUp'), registered: col('registered') });
+      for (const v of RESTART_VARIANTS) {
+        const list = rounds[v.name];
+        const col = (k) => summarize(list.map((x) => x[k]).filter((x) => x !== undefined && !Number.isNaN(x)));
+        out.restarts.push({ n, variant: v.name, rounds: list.length, accepted: col('accepted'), line: col('line'), recoveryMs: col('recoveryMs'), complete: col('complete'), allUp: col('allUp'), registered: col('registered') });
+      }
+      // Leave the shipped daemon running for what follows.
+      if (RESTART_VARIANTS.at(-1) !== SHIPPED) d = (await restartOnce(root, d, n, SHIPPED)).d;
     }
   }
   // Footprint at the largest size: virtqemud, and all shims and QEMUs together.
@@ -397,12 +430,13 @@ if (results.scale !== undefined) {
     String(x.n), fmt(x.unpinned.p50, 3), fmt(x.unpinned.p90, 3), fmt(x.unpinned.p99, 3), fmt(x.unpinned.p999, 3), fmt(x.pinned.p50, 3), fmt(x.pinned.p99, 3), fmt(x.daemonPss),
   ])));
   lines.push('', `### Listing as a whole process (ms, spawn → exit, ${CLI_RUNS} runs interleaved)`, '');
-  lines.push(table(['VMs', '`virtq list --all` (dist/bin/virtq.js)', 'stand-in `node -e` connect + listDomains + print', '`node -e 0`'], s.cli.map((c) => [
+  lines.push(table(['VMs', '`virtq list --all` (dist/bin/virtq.js)', 'minimal bundled client: connect + listDomains + print', '`node -e 0`'], s.cli.map((c) => [
     String(c.n), c.cli === undefined ? `failed: ${c.cliError}` : `${ms(c.cli)}; ${c.cliLines} lines`, `${ms(c.standIn)}; ${c.standInLines} lines`, ms(c.floor),
   ])));
   lines.push('', `### kill -9 virtqemud + restart (ms from spawning the new virtqemud; median (p90, max) over the rounds)`, '');
-  lines.push(table(['VMs', 'rounds', 'socket accepts', 'ready line', 'recovery (its own report)', 'first listing with all N', 'all N shimUp + paused', 'all N shims registered again'], s.restarts.map((r) => [
-    String(r.n), String(r.rounds), ms(r.accepted), ms(r.line), ms(r.recoveryMs), ms(r.complete), ms(r.allUp), ms(r.registered),
+  lines.push(`virtqemud as shipped: ${DAEMON_SHEBANG}; no-flags: \`node dist/bin/virtqemud.js\`.`, '');
+  lines.push(table(['VMs', 'virtqemud', 'rounds', 'socket accepts', 'ready line', 'recovery (its own report)', 'first listing with all N', 'all N shimUp + paused', 'all N shims registered again'], s.restarts.map((r) => [
+    String(r.n), r.variant, String(r.rounds), ms(r.accepted), ms(r.line), ms(r.recoveryMs), ms(r.complete), ms(r.allUp), ms(r.registered),
   ])));
   const m = s.memory;
   lines.push('', `virtqemud PSS: ${fmt(m.freshPss)} MiB fresh, ${fmt(m.daemonPss)} MiB (RSS ${fmt(m.daemonRss)}, ${m.daemonThreads} threads) with ${m.vms} VMs; all ${m.vms} shims together ${fmt(m.shimsPss)} MiB PSS (${fmt(m.shimsPss / m.vms)} each), their QEMUs ${fmt(m.qemusPss)} MiB (${fmt(m.qemusPss / m.vms)} each, paused).`);

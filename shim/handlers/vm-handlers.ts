@@ -16,7 +16,7 @@ export interface VmHandlerDeps {
   accel: string;
   /** Persists and publishes after a change the VM does not report itself. */
   changed(): void;
-  /** Settles once every state change so far is in the state file. */
+  /** Settles once every state change so far is in the state file; rejects when it could not be written. */
   persisted(): Promise<void>;
 }
 

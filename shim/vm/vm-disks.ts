@@ -4,7 +4,7 @@
 import { VirtqError, type NormalizedDisk } from '../../protocol/index.js';
 import { blockdevNodesFor, deviceFor, diskIds, isQ35 } from '../../drivers/hypervisor/qemu/disk-devices.js';
 import { hotplugPortIds } from '../../drivers/hypervisor/qemu/argv.js';
-import { findHostDevices } from '../../drivers/hypervisor/qemu/host-devices.js';
+import { checkHostFiles, findHostDevices } from '../../drivers/hypervisor/qemu/host-devices.js';
 import { checkOperation } from './states.js';
 import type { Vm } from './vm.js';
 
@@ -35,6 +35,7 @@ export function attachDisk(vm: Vm, disk: NormalizedDisk, hooks: DiskHooks, onCha
     }
     if (disk.bus === 'ide') throw new VirtqError('NOT_SUPPORTED', 'IDE disks cannot be hot-plugged; use bus virtio');
     const mon = vm.monitor();
+    await checkHostFiles([{ path: disk.path, field: '/disk/path', disk: true }], 'arguments of attachDisk');
     const isHost = (await findHostDevices([disk.path])).length > 0;
     const [protocolNode, formatNode] = blockdevNodesFor(disk, { hostDevice: isHost });
     await hooks.beforeAttach?.(disk);

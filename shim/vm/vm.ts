@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition } from '../../protocol/index.js';
 import { buildQemuArgv, type Accel } from '../../drivers/hypervisor/qemu/argv.js';
-import { findHostDevices } from '../../drivers/hypervisor/qemu/host-devices.js';
+import { checkHostFiles, findHostDevices, hostFilesOf } from '../../drivers/hypervisor/qemu/host-devices.js';
 import { QmpMonitor, type QmpEventCallbacks } from '../../drivers/hypervisor/qemu/qmp/monitor.js';
 import { canTransition, checkOperation } from './states.js';
 import { JobLock } from './jobs.js';
@@ -89,6 +89,8 @@ export class Vm {
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
+    // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
+    await checkHostFiles(hostFilesOf(this.def));
     const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
     const argv = buildQemuArgv(this.def, {
       monitorSocket: this.deps.monitorSocket, consoleSocket: this.deps.consoleSocket,
