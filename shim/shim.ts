@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  RpcServer, VirtqError, adminProgram, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  RpcServer, VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
@@ -203,8 +203,12 @@ export class Shim {
    * Settles once every state change so far is in the state file; OPERATION_FAILED when the last
    * write failed, so a client is never told of a change a successor would not find.
    */
+  // Durable means in the state file and, normally, known to virtqemud, which answers getState
+  // from its registry without asking the shim. A virtqemud that is slow or frozen delays a reply
+  // by a second at most: the VM's own API never depends on it.
   private async durable(): Promise<void> {
     await this.persisting;
+    if (this.registrar !== undefined) await Promise.race([this.registrar.flush(), delay(this.cfg.clock, 1000)]);
     const err = this.persistError;
     if (err === undefined) return;
     throw new VirtqError('OPERATION_FAILED', `VM "${this.vm.def.name}" is ${this.vm.state}, but its state could not be saved: ${err.message}`, { cause: err });
