@@ -60,8 +60,8 @@ export function event<B extends TSchema>(spec: EventSpec<B>): EventSpec<B> {
 
 /**
  * A validator that compiles `schema` the first time it is used. Every process loads all the
- * programs but calls few of their procedures: a shim compiling all ~40 validators at start-up
- * spent ~10 ms of CPU and ~0.4 MiB of heap on code it mostly never ran
+ * programs but calls few of their procedures: compiling all ~40 validators at load cost a shim
+ * (and the CLI) 4–9 ms of CPU at every start for code it mostly never ran
  * (docs/decisions/0002-shim-footprint.md).
  */
 export function lazyValidator<T extends TSchema>(schema: T): Validator<T> {

@@ -9,8 +9,10 @@ const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 // Modules of dependencies a daemon never calls, left out of its bundle: each pulls in Node
 // built-ins at load (prom-client's Pushgateway: http, https, tls, zlib; its default metrics:
 // perf_hooks, v8, @opentelemetry/api; pino's thread-stream: worker_threads). Left out of the
-// shim, they cost ~10 ms of CPU at every start (docs/decisions/0002-shim-footprint.md). A
-// left-out module throws when called, naming this file.
+// shim, they cost 3–10 ms of CPU and ~1 MiB of early PSS at every start
+// (docs/decisions/0002-shim-footprint.md). A left-out module throws when called, naming this file.
+// The heap flags in LEAN cost ~20 ms of CPU per start (a V8 flag makes Node recompile its
+// built-ins) and are kept for what they save under load; see the same record.
 const PUSHGATEWAY = { pkg: 'prom-client', path: './lib/pushgateway' };
 const DEFAULT_METRICS = { pkg: 'prom-client', path: './lib/defaultMetrics' };
 const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };

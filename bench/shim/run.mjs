@@ -15,14 +15,21 @@
 //   rtt      getState round trips over the shim socket from a separate client process,
 //            sequential, unpinned and both pinned to CPU 0 (taskset -a -cp 0 on the shim);
 //            QMP query-status on a raw QEMU alongside, as the reference figure.
-//   memory   RSS / PSS (/proc/PID/smaps_rollup) of shims with 1 and N VMs running, threads, idle CPU.
-//   variants (--variants) the same N-shim PSS for bundles and flag sets that differ from what ships.
+//   memory   RSS / PSS (/proc/PID/smaps_rollup) of shims with 1 and N VMs running (3 s and 30 s
+//            after the last start), threads, CPU to the ready line, idle CPU once settled, and
+//            one shim's PSS before and after a burst of getState calls.
+//   variants (--variants) the same N-shim PSS (15 s after the last start) and start-up CPU for
+//            flag sets and for bundles that differ from what ships in one thing each, interleaved
+//            over 3 repetitions; plus the floor (a bare node:net server with the same flags).
 //
 //   node bench/shim/run.mjs [--rounds 20] [--kvm-rounds 10] [--calls 20000] [--rtt-rounds 3]
-//                           [--vms 20] [--variants] [--only start,rtt,memory,variants]
-//                           [--dist DIR] [--json out.json]
+//                           [--qmp-calls 5000] [--vms 20] [--variants] [--variant-reps 3]
+//                           [--variant-settle-ms 15000] [--variant-list a,b,...]
+//                           [--only start,rtt,memory,variants] [--dist DIR] [--json out.json]
+//
+// It runs from a private copy of dist/ (.cache/bench/shim/dist): build first (npm run build).
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +49,21 @@ if (o.get('client') !== undefined) {
   const lat = new Float64Array(calls);
   let call;
   let close;
+  if (o.get('client') === 'pipelined') {
+    // getState with `depth` calls in flight for `ms`: more objects live across scavenges than
+    // sequential calls leave, which is what grows V8's young generation.
+    const { RpcClient, systemClock } = await import(join(o.get('dist'), 'lib', 'protocol', 'index.js'));
+    const rpc = await RpcClient.connect(o.get('socket'), { clock: systemClock(), defaultTimeoutMs: 30_000 });
+    const args = { name: o.get('name') };
+    const until = performance.now() + o.num('ms', 3000);
+    let done = 0;
+    await Promise.all(Array.from({ length: o.num('depth', 64) }, async () => {
+      while (performance.now() < until) { await rpc.call('virtq', 'getState', args); done++; }
+    }));
+    rpc.close();
+    process.stdout.write(`${JSON.stringify({ calls: done })}\n`);
+    process.exit(0);
+  }
   if (o.get('client') === 'getstate') {
     const { RpcClient, systemClock } = await import(join(o.get('dist'), 'lib', 'protocol', 'index.js'));
     const rpc = await RpcClient.connect(o.get('socket'), { clock: systemClock(), defaultTimeoutMs: 10_000 });
@@ -351,7 +373,15 @@ async function fleet(n, variant, prefix, { settleMs = 3000, lateMs = 0, idleCpuM
     pin(pids[0], '0');
     const rtt = runClient('getstate', shims[0].reply.socket, shims[0].name, true, loadCalls);
     await sleep(500);
-    load = { calls: loadCalls, pssBefore: MiB(before.pss), pssAfter: MiB(smapsRollup(pids[0]).pss), rttP50: rtt.p50, rttP99: rtt.p99 };
+    const afterSeq = MiB(smapsRollup(pids[0]).pss);
+    // Then 3 s with 64 calls in flight, on the second shim (fresh), unpinned.
+    const j = pids.length > 1 ? 1 : 0;
+    const before2 = MiB(smapsRollup(pids[j]).pss);
+    const r = spawnSync(process.execPath, [SELF, '--client', 'pipelined', '--socket', shims[j].reply.socket, '--name', shims[j].name, '--dist', DIST, '--ms', '3000', '--depth', '64'], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`pipelined client: ${r.stderr}`);
+    await sleep(500);
+    load = { calls: loadCalls, pssBefore: MiB(before.pss), pssAfter: afterSeq, rttP50: rtt.p50, rttP99: rtt.p99,
+      pipelined: { calls: JSON.parse(r.stdout.trim()).calls, pssBefore: before2, pssAfter: MiB(smapsRollup(pids[j]).pss) } };
   }
   for (const s of shims) await killShim(s);
   const stat = (list, key) => summarize(list.map((m) => MiB(m[key])));
@@ -377,6 +407,8 @@ async function memorySection() {
 async function buildVariants() {
   const { build } = await import('esbuild');
   const outDir = join(REPO, '.cache', 'bench', 'shim', 'variants');
+  // Fresh each time: bench/shim/module-cpu.py measures whatever bundles this directory holds.
+  rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const stubs = join(REPO, 'bench', 'shim', 'stubs');
   // Text transforms of one source file, for measurement only (nothing here ships).
@@ -412,6 +444,7 @@ async function buildVariants() {
     { name: 'all-deps', why: 'every dependency module bundled (no leave-outs)', plugins: [] },
     { name: 'eager-validators', why: 'validators compiled at load', plugins: [SHIM_LEAVE_OUT, eager] },
     { name: 'minified-keep-names', why: 'minified whitespace and syntax (identifiers and so stack-trace names kept)', minify: { minifyWhitespace: true, minifySyntax: true }, plugins: [SHIM_LEAVE_OUT] },
+    { name: 'lazy-http', why: 'node:http imported only when --metrics asks for the HTTP endpoint', plugins: [SHIM_LEAVE_OUT, transform('shim/metrics-http.ts', (s) => s.replace("import { createServer, type Server } from 'node:http';", "import type { Server } from 'node:http';").replace('const server = createServer(', "const { createServer } = await import('node:http');\n  const server = createServer("))] },
     { name: 'no-prom-client', why: 'prom-client replaced by a no-op stub', plugins: [alias('prom-client', 'prom-client.mjs')] },
     { name: 'no-pino', why: 'pino replaced by a stub that drops log lines', plugins: [SHIM_LEAVE_OUT, alias('pino', 'pino.mjs')] },
     { name: 'no-prom-no-pino', why: 'both stubs', plugins: [alias('prom-client', 'prom-client.mjs'), alias('pino', 'pino.mjs')] },
@@ -487,27 +520,33 @@ async function variantsSection() {
       pss: m((r) => r.pss.p50), pssRuns: runs.map((r) => r.pss.p50), pssAnon: m((r) => r.pssAnon.p50), rss: m((r) => r.rss.p50),
       threads: runs[0].threads, ready: m((r) => r.ready?.p50), cpuAtReady: m((r) => r.cpuAtReady?.p50), idleCpuPct: m((r) => r.idleCpuPct?.p50),
       rttP50: m((r) => r.load?.rttP50), pssAfterLoad: m((r) => r.load?.pssAfter), pssBeforeLoad: m((r) => r.load?.pssBefore),
+      pssBeforePipe: m((r) => r.load?.pipelined?.pssBefore), pssAfterPipe: m((r) => r.load?.pipelined?.pssAfter),
     };
   });
 }
 
 // ---- run ----------------------------------------------------------------------------------------------
 
+// A section that fails is reported as failed; the others still run and print.
+const section = async (name, fn) => {
+  try {
+    results[name] = await fn();
+  } catch (err) {
+    log(`${name} failed: ${err.stack ?? err}`);
+    results.errors = { ...results.errors, [name]: String(err.message ?? err) };
+  }
+};
 try {
   if (ONLY.has('start')) {
-    results.start = [await startSection('tcg', ROUNDS)];
-    if (KVM_ROUNDS > 0) {
-      try {
-        results.start.push(await startSection('kvm', KVM_ROUNDS));
-      } catch (err) {
-        log(`KVM start section failed: ${err.message}`);
-        results.kvmError = err.message;
-      }
-    }
+    await section('startTcg', () => startSection('tcg', ROUNDS));
+    if (KVM_ROUNDS > 0) await section('startKvm', () => startSection('kvm', KVM_ROUNDS));
+    results.start = [results.startTcg, results.startKvm].filter((x) => x !== undefined);
+    delete results.startTcg;
+    delete results.startKvm;
   }
-  if (ONLY.has('rtt')) results.rtt = await rttSection();
-  if (ONLY.has('memory')) results.memory = await memorySection();
-  if (ONLY.has('variants')) results.variants = await variantsSection();
+  if (ONLY.has('rtt')) await section('rtt', rttSection);
+  if (ONLY.has('memory')) await section('memory', memorySection);
+  if (ONLY.has('variants')) await section('variants', variantsSection);
 } finally {
   cleanup.run();
 }
@@ -551,16 +590,18 @@ if (results.memory !== undefined) {
     [`${m.n} VMs: all shims together`, '', fmt(m.pssSum), '', '', ''],
     ['1 VM: its QEMU (idle, TCG, 32 MiB)', fmt(MiB(m.one.qemu.rss)), fmt(MiB(m.one.qemu.pss)), fmt(MiB(m.one.qemu.pssAnon)), '', ''],
   ]));
-  lines.push('', `PSS per shim ${m.late.afterMs / 1000} s after the last start: median ${fmt(m.late.pss.p50)} (${fmt(m.late.pss.min)}–${fmt(m.late.pss.max)}), Pss_Anon ${fmt(m.late.pssAnon.p50)}; one shim after ${m.load.calls} getState calls: ${fmt(m.load.pssBefore)} → ${fmt(m.load.pssAfter)} MiB.`);
+  lines.push('', `PSS per shim ${m.late.afterMs / 1000} s after the last start: median ${fmt(m.late.pss.p50)} (${fmt(m.late.pss.min)}–${fmt(m.late.pss.max)}), Pss_Anon ${fmt(m.late.pssAnon.p50)}; one shim after ${m.load.calls} getState calls: ${fmt(m.load.pssBefore)} → ${fmt(m.load.pssAfter)} MiB; another after 3 s with 64 calls in flight (${m.load.pipelined.calls} calls): ${fmt(m.load.pipelined.pssBefore)} → ${fmt(m.load.pipelined.pssAfter)} MiB.`);
   lines.push(`node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s (30 s after start): median ${fmt(m.idleCpuPct.p50, 3)} % (max ${fmt(m.idleCpuPct.max, 3)} %); shim CPU to ready: median ${fmt(m.cpuAtReady.p50)} ms.`);
 }
 if (results.variants !== undefined) {
   lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, PSS ${VARIANT_SETTLE_MS / 1000} s after the last start; median per shim, then the median over ${results.variants[0].reps} interleaved runs`, '');
-  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', `PSS of one shim before → after ${CALLS} getState`, 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', `PSS of one shim before → after ${CALLS} getState`, 'another, before → after 3 s with 64 in flight', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
     v.variant, `${fmt(v.pss, 2)} (${v.pssRuns.map((x) => fmt(x, 2)).join(', ')})`, fmt(v.pssAnon, 2), fmt(v.rss), v.threads === undefined ? '' : String(v.threads),
-    fmt(v.cpuAtReady), fmt(v.ready), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`, fmt(v.rttP50), v.why,
+    fmt(v.cpuAtReady), fmt(v.ready), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`,
+    Number.isNaN(v.pssAfterPipe) ? '' : `${fmt(v.pssBeforePipe)} → ${fmt(v.pssAfterPipe)}`, fmt(v.rttP50), v.why,
   ])));
 }
+if (results.errors !== undefined) lines.push('', `FAILED sections: ${JSON.stringify(results.errors)}`);
 console.log(lines.join('\n'));
 if (JSON_OUT !== undefined) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
 process.exit(0);

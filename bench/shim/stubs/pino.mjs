@@ -13,7 +13,10 @@ function make(bindings, opts) {
   return logger;
 }
 export function pino(opts = {}) { return make({}, opts); }
-pino.destination = () => ({ write: () => true, flushSync: () => undefined, end: () => undefined });
+pino.destination = () => {
+  const stream = { write: () => true, flushSync: () => undefined, end: () => undefined, on: () => stream, once: () => stream, removeListener: () => stream };
+  return stream;
+};
 pino.multistream = () => ({ write: () => true });
 pino.stdTimeFunctions = {};
 pino.levels = { values: { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } };
