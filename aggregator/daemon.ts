@@ -4,9 +4,10 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import {
-  RpcServer, adminProgram, daemonSockets, registryProgram, virtqProgram,
+  ACTIVE_STATES, RpcServer, adminProgram, daemonSockets, registryProgram, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
+import { readRuntimeState } from '../daemon/runtime-state.js';
 import type { LogHub } from '../daemon/logging.js';
 import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
 import { DefinitionStore } from './definitions.js';
@@ -84,7 +85,7 @@ export class Virtqemud {
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
     const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
     this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool) });
-    this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => this.shimGone(r)) });
+    this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => void this.shimGone(r)) });
     this.server.register(adminLogHandlers(logs));
     this.server.register({ program: adminProgram, handlers: {
       getMetrics: async () => ({ families: (await this.metrics.registry.getMetricsAsJSON()) as never }),
@@ -114,10 +115,17 @@ export class Virtqemud {
   }
 
   // The pooled connection is left to close with the shim's socket: a reply may still be on its way.
-  private shimGone(r: DomainRecord): void {
+  // A stopped transient VM goes once its shim has gone, if the state file records its end; if the
+  // shim could not write it (a full disk) before it went, the listing is the only record: it stays
+  // listed (as reconciliation keeps one) until it is undefined.
+  private async shimGone(r: DomainRecord): Promise<void> {
+    const stateFile = r.shim?.stateFile;
     r.shim = undefined;
     r.shimUp = false;
-    if (!r.persistent && !isActive(r)) this.registry.remove(r);
+    if (r.persistent || isActive(r) || stateFile === undefined) return;
+    const saved = await readRuntimeState(stateFile);
+    if (saved === undefined || saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
+    if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
   }
 
   private async autostart(deps: Parameters<typeof startShim>[0]): Promise<void> {

@@ -21,9 +21,11 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       r.shimUp = false;
       log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
       events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
-      // Nobody else may have recorded this end: a transient VM stays listed (as after a restart)
-      // until it is undefined.
+      r.qemuPid = undefined;
       r.shim = undefined;
+      // A transient VM goes, as when its shim lets go, if the state file records its end; if not,
+      // the listing is the only record: it stays listed (as after a restart) until undefined.
+      if (!r.persistent && recorded !== undefined) registry.remove(r);
       continue;
     }
     // A shim found at recovery that has not re-registered: is it still there?

@@ -40,23 +40,32 @@ export function parseLogOutputs(text: string): LogOutput[] {
 // Writes are synchronous: log lines are few, and the last ones before a crash are the ones wanted.
 // A write that fails (a full disk) must never throw into the code that logged: sonic-boom emits
 // the error synchronously, so each destination has a listener; it keeps what it could not write
-// (up to MAX_UNWRITTEN bytes, then drops lines) and writes it once space is back.
+// (up to MAX_UNWRITTEN bytes, then drops lines) and writes it with the next line once space is
+// back. A failing destination is not flushed: sonic-boom's flushSync retries such an error forever.
 const MAX_UNWRITTEN = 4 * 1024 * 1024;
 
+interface Destination {
+  out: LogOutput;
+  stream: DestinationStream & { flushSync?(): void; end?(): void };
+  failing: boolean;
+}
+
 class SwitchableOutput implements DestinationStream {
-  private dests: Array<{ out: LogOutput; stream: DestinationStream & { flushSync?(): void; end?(): void } }> = [];
+  private dests: Destination[] = [];
 
   set(outputs: readonly LogOutput[]): void {
     const old = this.dests;
     this.dests = outputs.map((out) => {
       const stream = pino.destination(out.kind === 'stderr' ? { dest: 2, sync: true, maxLength: MAX_UNWRITTEN } : { dest: out.path, mkdir: true, sync: true, maxLength: MAX_UNWRITTEN });
-      stream.on('error', () => undefined);
-      return { out, stream };
+      const d: Destination = { out, stream, failing: false };
+      stream.on('error', () => { d.failing = true; });
+      stream.on('write', () => { d.failing = false; });
+      return d;
     });
-    for (const { out, stream } of old) {
-      try { stream.flushSync?.(); } catch { /* not open yet */ }
+    for (const d of old) {
+      flushQuietly(d);
       // Never close the process's stderr.
-      if (out.kind === 'file') stream.end?.();
+      if (d.out.kind === 'file') d.stream.end?.();
     }
   }
 
@@ -65,8 +74,13 @@ class SwitchableOutput implements DestinationStream {
   }
 
   flush(): void {
-    for (const d of this.dests) try { d.stream.flushSync?.(); } catch { /* not open yet */ }
+    for (const d of this.dests) flushQuietly(d);
   }
+}
+
+function flushQuietly(d: Destination): void {
+  if (d.failing) return;
+  try { d.stream.flushSync?.(); } catch { /* not open yet */ }
 }
 
 /** Owns a daemon's root logger and the levels of its module loggers. */

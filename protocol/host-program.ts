@@ -26,7 +26,7 @@ const hostProcs = {
   define: proc({ args: Type.Object({ definition: Definition }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, since: '0.1', cli: 'define',
     description: 'Stores a persistent definition (new, or replacing one with the same name and UUID).' }),
   undefine: proc({ args: DomainRef, ret: Empty, servers: aggregator, readonly: false, since: '0.1', cli: 'undefine',
-    description: 'Removes a persistent definition; a running VM becomes transient.' }),
+    description: 'Removes a persistent definition (a running VM becomes transient); forgets a stopped transient VM and the record of how it ended.' }),
   create: proc({ args: Type.Object({ definition: Definition, paused: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, since: '0.1', cli: 'create',
     description: 'Starts a transient VM from a definition.' }),
   start: proc({ args: Type.Object({ name: DomainName, paused: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, since: '0.1', cli: 'start',

@@ -3,6 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { findLiveQemu, isLiveQemu, startTicks, ticksSinceBoot } from '../../drivers/host/proc.js';
+import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
@@ -24,13 +26,34 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   record.starting = true;
   record.state = 'starting';
   record.reason = 'booting';
+  const begun = ticksSinceBoot();
   try {
     const started = await d.spawner.start(def, { paused });
     record.qemuPid ??= started.qemuPid;
     return toRow(record);
   } catch (err) {
+    const e = VirtqError.from(err);
+    const pid = record.qemuPid !== undefined && isLiveQemu(record.qemuPid, record.uuid) ? record.qemuPid : findLiveQemu(record.uuid);
+    if (pid !== undefined && record.shim !== undefined) {
+      const shimGone = record.shim.conn === undefined || record.shim.conn.conn.closed;
+      const saved = await readRuntimeState(shimStateFile(d.layout, record.name));
+      // A shim that died after spawning QEMU leaves a running VM: when its state file names it,
+      // it stays listed with its shim lost (as any VM whose shim died), holding its name.
+      if (!shimGone || (saved?.uuid === record.uuid && saved.qemuPid === pid)) {
+        record.qemuPid = pid;
+        if (shimGone) record.shimUp = false;
+        throw new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}) runs on: VM "${record.name}" is listed with its shim lost (re-attach with: virtq-shim --attach ${record.name})`, { cause: err });
+      }
+      // No state file names it: nothing could ever take it over or find it after a restart.
+      // Stopped, if this start spawned it (an older one is not this start's to stop).
+      if ((startTicks(pid) ?? 0) >= begun) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, was killed`, { cause: err });
+      }
+    }
     record.state = 'shutoff';
     record.reason = 'failed';
+    record.qemuPid = undefined;
     if (!record.persistent && (record.shim === undefined || record.shim.conn === undefined)) d.registry.remove(record);
     throw err;
   } finally {

@@ -1,7 +1,7 @@
 // Facts about host processes read from /proc: state, identity, CPU time and resident set. Exit
 // of a process that is not our child is judged from here (a zombie counts as gone), never from
 // kill(pid, 0), which an orphan not yet reaped by PID 1 still answers.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** The state letter of /proc/PID/stat, or undefined when there is no such process. */
 export function procState(pid: number): string | undefined {
@@ -24,8 +24,33 @@ export function isLiveQemu(pid: number, marker: string): boolean {
   }
 }
 
+/** The pid of a live QEMU started with `-uuid UUID`, if any: one scan of /proc. */
+export function findLiveQemu(uuid: string): number | undefined {
+  const marker = `\0-uuid\0${uuid}\0`;
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (Number.isInteger(pid) && isLiveQemu(pid, marker)) return pid;
+  }
+  return undefined;
+}
+
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const PAGE_SIZE = 4096;
+
+/** Clock ticks since boot, the unit of a process's start time in /proc/PID/stat. */
+export function ticksSinceBoot(): number {
+  return Math.floor(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * CLOCK_TICKS);
+}
+
+/** When `pid` started, in clock ticks since boot; undefined when it is gone. */
+export function startTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
 
 /** CPU seconds and RSS bytes of `pid`; zeros when it is gone. */
 export function processStats(pid: number): { cpuTimeSec: number; rssBytes: number } {

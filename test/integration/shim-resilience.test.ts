@@ -1,11 +1,12 @@
 // What happens around the shim: QEMU killed from outside, the shim killed (the VM survives and
 // a successor re-attaches), a second shim for a name already in use, and bad definitions.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { type LifecycleEvent } from '../../protocol/index.js';
 import { procState } from '../../shim/vm/qemu-process.js';
 import { guestDefinition, ShimHarness } from '../helpers/shim-harness.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
+import { idleGuest } from '../helpers/test-guest.js';
 
 describe('virtq-shim resilience', () => {
   let h: ShimHarness;
@@ -76,6 +77,26 @@ describe('virtq-shim resilience', () => {
     const r = await h.run(['--no-register', '--definition', h.root.path('bad.json')], 'bad1');
     expect(r.reply).toMatchObject({ ok: false, error: { code: 'INVALID_ARG', message: expect.stringContaining('/memoryMiB') } });
     await expect(r.exited).resolves.toBe(1);
+  });
+
+  // Found by the chaos suite (a disk that filled up while a VM started): the shim reported a VM
+  // started whose state file it could not write, so nobody could have taken it over; and a start
+  // that failed after QEMU was spawned left that QEMU running with nothing managing it.
+  it('does not start a VM whose state file cannot be written, and leaves no QEMU behind', async () => {
+    // A directory where the state file goes: every atomic write of it fails at the rename.
+    mkdirSync(h.root.path('run', 'shims', 'nostate1.json'), { recursive: true });
+    writeFileSync(h.root.path('nostate1.def.json'), JSON.stringify({ name: 'nostate1', memoryMiB: 32, vcpus: 1, accel: 'tcg', kernel: { path: idleGuest().kernel } }));
+    const r = await h.run(['--no-register', '--definition', h.root.path('nostate1.def.json')], 'nostate1');
+    expect(r.reply).toMatchObject({ ok: false, error: { code: 'OPERATION_FAILED', message: expect.stringContaining('cannot start VM "nostate1": cannot write') } });
+    await expect(r.exited).resolves.toBe(1);
+    const qemus = readdirSync('/proc').filter((p) => {
+      try {
+        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(h.root.dir) && !['Z', 'X'].includes(procState(Number(p)) ?? 'X');
+      } catch {
+        return false;
+      }
+    });
+    expect(qemus).toEqual([]);
   });
 
   it('reports attaching to a VM that does not run as NO_DOMAIN', async () => {

@@ -3,14 +3,15 @@
 // stolen. A killed shim shows as lost until its successor re-attaches.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { delay, systemClock } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
-import { procState } from '../../drivers/host/proc.js';
+import { findLiveQemu, procState } from '../../drivers/host/proc.js';
 
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
 
@@ -23,6 +24,28 @@ function runShim(h: DaemonHarness, args: string[]): Promise<{ ok: boolean; error
       if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0] as string) as { ok: boolean });
     });
   });
+}
+
+/** The pid of the QEMU of `uuid` once it runs and `recorded()` returns it (0: at once). */
+async function qemuOf(uuid: string, recorded: () => number | undefined): Promise<number> {
+  const clock = systemClock();
+  const end = clock.monotonic() + 30_000;
+  for (;;) {
+    const pid = findLiveQemu(uuid);
+    let seen: number | undefined;
+    try { seen = recorded(); } catch { /* not written yet */ }
+    if (pid !== undefined && (seen === 0 || seen === pid)) return pid;
+    if (clock.monotonic() > end) throw new Error(`no QEMU for ${uuid}`);
+    await delay(clock, 1);
+  }
+}
+
+/** Freezes, then kills, the shim that spawned `qemuPid` (so it cannot answer in between). */
+function killParent(qemuPid: number): void {
+  const stat = readFileSync(`/proc/${qemuPid}/stat`, 'latin1');
+  const shimPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  process.kill(shimPid, 'SIGSTOP');
+  process.kill(shimPid, 'SIGKILL');
 }
 
 // The listing is promised to converge within a bound: check it against that bound.
@@ -103,6 +126,103 @@ describe('virtqemud recovery', () => {
     const { api } = await h.client();
     expect((await api.listDomains({})).domains).toEqual([expect.objectContaining({ name: 'safe1', state: 'shutoff', persistent: true })]);
     expect((await api.getDefinition({ name: 'safe1' })).memoryMiB).toBe(48);
+  });
+
+  // Found by the chaos suite: reconciliation dropped a transient VM that died while its shim was
+  // lost, and recovery deleted the state file it reported from, so the next restart forgot the end.
+  it('keeps a VM that died while its shim was lost listed with how it ended, across restarts, until it is undefined', async () => {
+    let d = await h.startDaemon(['--reconcile-ms', '200']);
+    let { api } = await h.client();
+    const transient = await api.create({ definition: idleDef('gone1') });
+    await api.define({ definition: idleDef('gone2') });
+    const persistent = await api.start({ name: 'gone2' });
+    for (const r of [transient, persistent]) process.kill(r.shimPid as number, 'SIGKILL');
+    await until(async () => (await api.listDomains({})).domains.every((r) => !r.shimUp), 5000);
+    for (const r of [transient, persistent]) process.kill(r.qemuPid as number, 'SIGKILL');
+    await until(async () => (await api.listDomains({})).domains.filter((r) => r.state === 'crashed').length === 2, 5000);
+    expect((await api.listDomains({})).domains).toEqual([
+      expect.objectContaining({ name: 'gone1', state: 'crashed', reason: 'lost', persistent: false }),
+      expect.objectContaining({ name: 'gone2', state: 'crashed', reason: 'lost', persistent: true }),
+    ]);
+    for (let i = 0; i < 2; i++) {
+      d.proc.kill('SIGKILL');
+      await d.exited;
+      d = await h.startDaemon();
+      ({ api } = await h.client());
+      expect((await api.listDomains({})).domains).toEqual([
+        expect.objectContaining({ name: 'gone1', state: 'crashed', reason: 'lost-while-virtqemud-was-down', persistent: false }),
+        expect.objectContaining({ name: 'gone2', state: 'crashed', reason: 'lost-while-virtqemud-was-down', persistent: true }),
+      ]);
+    }
+    await expect(api.create({ definition: idleDef('gone1') })).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    // Undefining forgets the end, for good.
+    await api.undefine({ name: 'gone1' });
+    await api.undefine({ name: 'gone2' });
+    expect(existsSync(join(h.layout.runtime, 'shims', 'gone1.json'))).toBe(false);
+    d.proc.kill('SIGKILL');
+    await d.exited;
+    await h.startDaemon();
+    ({ api } = await h.client());
+    expect((await api.listDomains({})).domains).toEqual([]);
+    await expect(api.create({ definition: idleDef('gone1') })).resolves.toMatchObject({ state: 'running' });
+  });
+
+  // Found by the chaos suite: a shim killed after spawning QEMU but before answering left a
+  // running QEMU that virtqemud forgot, so its name could be given to another VM.
+  it('keeps a VM listed, its shim lost, when the shim dies after spawning QEMU but before answering', async () => {
+    await h.startDaemon(['--reconcile-ms', '200']);
+    const { api } = await h.client();
+    const uuid = randomUUID();
+    const created = api.create({ definition: { ...idleDef('half1'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
+    // Once QEMU runs and the state file says so, freeze the shim (the create cannot answer), then kill it.
+    const qemuPid = await qemuOf(uuid, () => (JSON.parse(readFileSync(join(h.layout.runtime, 'shims', 'half1.json'), 'utf8')) as { qemuPid?: number }).qemuPid);
+    killParent(qemuPid);
+    const err = await created;
+    expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(err?.message).toContain('is listed with its shim lost');
+    expect(await api.lookupByName({ name: 'half1' })).toMatchObject({ uuid, shimUp: false, qemuPid });
+    expect(procState(qemuPid as number)).toMatch(/[RS]/);
+    await expect(api.create({ definition: idleDef('half1') })).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    // Once its QEMU is gone too, reconciliation records the end.
+    process.kill(qemuPid, 'SIGKILL');
+    await until(async () => (await api.lookupByName({ name: 'half1' })).state === 'crashed', 10_000);
+  });
+
+  // Found by the chaos suite (the disk was full): with no state file naming it, such a QEMU could
+  // never be taken over, and the next restart would not even list it.
+  it('stops the QEMU of a failed start that no state file records', async () => {
+    await h.startDaemon();
+    const { api } = await h.client();
+    // A directory where the state file goes: the shim cannot record its QEMU.
+    mkdirSync(join(h.layout.runtime, 'shims', 'half2.json'), { recursive: true });
+    const uuid = randomUUID();
+    const created = api.create({ definition: { ...idleDef('half2'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
+    const qemuPid = await qemuOf(uuid, () => 0);
+    killParent(qemuPid);
+    const err = await created;
+    expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(err?.message).toContain('which no state file records, was killed');
+    await until(async () => findLiveQemu(uuid) === undefined, 5000);
+    expect((await api.listDomains({})).domains).toEqual([]);
+  });
+
+  // Found by the chaos suite (the disk was full): a shim that could not record how its transient
+  // VM ended, and died, took the VM out of the listing as if it had.
+  it('keeps a stopped transient VM listed when its shim went without recording the end', async () => {
+    await h.startDaemon();
+    const { api } = await h.client();
+    const row = await api.create({ definition: idleDef('unrec1') });
+    // From now on every write of the state file fails (a directory where it goes).
+    const file = join(h.layout.runtime, 'shims', 'unrec1.json');
+    rmSync(file);
+    mkdirSync(file);
+    process.kill(row.qemuPid as number, 'SIGKILL');
+    await until(async () => (await api.lookupByName({ name: 'unrec1' })).state === 'crashed', 5000);
+    // The shim waits for its state file to be writable; it dies first.
+    process.kill(row.shimPid as number, 'SIGKILL');
+    await until(async () => !(await api.lookupByName({ name: 'unrec1' })).shimUp, 5000);
+    await delay(systemClock(), 300);
+    expect(await api.lookupByName({ name: 'unrec1' })).toMatchObject({ state: 'crashed', reason: 'signal-SIGKILL', persistent: false });
   });
 
   it('refuses a second virtqemud on the same root and leaves the first serving', async () => {

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { RpcClient, VirtqError, type DomainRow, type LifecycleEvent } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { guestDefinition, SHIM_BIN } from '../helpers/shim-harness.js';
@@ -110,6 +111,21 @@ describe('virtqemud registry and listing', () => {
     await waitEvent('undefined', 'life2');
     expect((await api.listDomains({})).domains).toEqual([]);
     await expect(api.getState({ name: 'life2' })).rejects.toMatchObject({ code: 'NO_DOMAIN' });
+  });
+
+  // Found by the chaos suite: an undefine that ran while a define of the same name was writing
+  // dropped the record the define then completed, leaving a definition on disk that was not listed.
+  it('keeps the listing and the definitions on disk in step when define and undefine of one name race', async () => {
+    const a = await h.client();
+    const b = await h.client();
+    const { uuid } = await a.api.define({ definition: idleDef('flip1') });
+    const file = join(h.layout.config, 'domains', 'flip1.json');
+    for (let i = 0; i < 40; i++) {
+      await Promise.allSettled([b.api.undefine({ name: 'flip1' }), a.api.define({ definition: { ...idleDef('flip1'), uuid, memoryMiB: 32 + i } })]);
+      const listed = (await a.api.listDomains({})).domains.some((r) => r.name === 'flip1' && r.persistent);
+      expect(listed).toBe(existsSync(file));
+      if (!listed) await a.api.define({ definition: { ...idleDef('flip1'), uuid } });
+    }
   });
 
   it('serves reads on the read-only socket and refuses writes there', async () => {

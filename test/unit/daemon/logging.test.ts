@@ -40,6 +40,18 @@ describe('LogHub', () => {
     expect(readFileSync(root.path('second.log'), 'utf8')).not.toContain('to-first');
   });
 
+  // Found by the chaos suite: on a full disk a log call threw ENOSPC into whatever was logging
+  // (a shim start aborted with QEMU running; calls failed with INTERNAL).
+  it('never throws into the code that logs when the output cannot be written (a full disk)', () => {
+    root = tmpRoot();
+    const hub = new LogHub({ name: 't', bindings: {}, file: '/dev/full' });
+    const log = hub.module('x');
+    expect(() => {
+      for (let i = 0; i < 1000; i++) log.error({ i, pad: 'x'.repeat(200) }, 'cannot be written');
+      hub.flush();
+    }).not.toThrow();
+  });
+
   it('redacts secrets', () => {
     root = tmpRoot();
     const hub = new LogHub({ name: 't', bindings: {}, file: root.path('s.log') });
