@@ -84,7 +84,7 @@ export class Virtqemud {
     await this.server.listen(sockets.admin, 'admin', 0o600);
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
     const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
-    this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool) });
+    this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool, () => clock.now()) });
     this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => void this.shimGone(r)) });
     this.server.register(adminLogHandlers(logs));
     this.server.register({ program: adminProgram, handlers: {
@@ -117,14 +117,17 @@ export class Virtqemud {
   // The pooled connection is left to close with the shim's socket: a reply may still be on its way.
   // A stopped transient VM goes once its shim has gone, if the state file records its end; if the
   // shim could not write it (a full disk) before it went, the listing is the only record: it stays
-  // listed (as reconciliation keeps one) until it is undefined.
+  // listed (as reconciliation keeps one) until it is undefined. A start that failed (reason
+  // "failed") needs no record: its caller was told why, and nothing ran.
   private async shimGone(r: DomainRecord): Promise<void> {
     const stateFile = r.shim?.stateFile;
     r.shim = undefined;
     r.shimUp = false;
     if (r.persistent || isActive(r) || stateFile === undefined) return;
-    const saved = await readRuntimeState(stateFile);
-    if (saved === undefined || saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
+    if (r.reason !== 'failed') {
+      const saved = await readRuntimeState(stateFile);
+      if (saved === undefined || saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
+    }
     if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
   }
 

@@ -1,9 +1,10 @@
 // The registry: every VM virtqemud knows, by name and by UUID, with its live state. Names and
 // UUIDs are unique across persistent definitions and live shims; every check-and-claim runs in
 // one synchronous step, so under Node's single thread it is atomic however many calls race.
+import type { Static } from '@sinclair/typebox';
 import {
   ACTIVE_STATES, VirtqError,
-  type DomainRow, type DomainState, type NormalizedDefinition, type ServerClient,
+  type DomainRow, type DomainState, type NormalizedDefinition, type ServerClient, type ShimVmInfo,
 } from '../protocol/index.js';
 
 /** The shim currently serving a VM. */
@@ -15,6 +16,8 @@ export interface ShimRef {
   stateFile: string;
   /** The registration connection; undefined while a shim found at recovery has not re-registered. */
   conn: ServerClient | undefined;
+  /** What the shim reported for answering getInfo here; undefined until it does. */
+  info?: Static<typeof ShimVmInfo>;
 }
 
 /** One VM as virtqemud knows it. */

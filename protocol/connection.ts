@@ -50,6 +50,11 @@ export class FramedConnection {
   }
 
   /** True once the connection has closed. */
+  /** Bytes queued for the peer that it has not read yet. */
+  get unsentBytes(): number {
+    return this.socket.writableLength;
+  }
+
   get closed(): boolean {
     return this.closedWith !== null;
   }

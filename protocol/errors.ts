@@ -37,6 +37,7 @@ export const errorCatalogue = {
   NO_CONNECT: { description: 'No server answers at the socket; the message names the socket tried.', since: '0.1' },
   SOCKET_IN_USE: { description: 'A live process already serves this socket; a second instance refuses to start.', since: '0.1' },
   SHIM_UNAVAILABLE: { description: 'The VM\'s shim is not reachable (lost or not yet re-attached); the VM itself may still run.', since: '0.1' },
+  CLIENT_TOO_SLOW: { description: 'The client left too many pushed events or stream bytes unread; the server dropped the connection (reconnect and read, or subscribe less).', since: '0.1' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

@@ -9,7 +9,7 @@ export * from './types.js';
 export * from './catalogue.js';
 export { vmProcs, DomainInfo, BlockStat } from './vm-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
-export { registryProgram, Registration, type RegistryProgram } from './registry-program.js';
+export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
 export { createCodec, type Codec } from './codec.js';

@@ -7,6 +7,19 @@ import { DomainState, Empty } from './types.js';
 
 const aggregator = ['aggregator'] as const;
 
+/**
+ * What virtqemud needs, besides state, to answer getInfo itself: fixed for a registration except
+ * the taint, which a shim reports again with each update.
+ */
+export const ShimVmInfo = Type.Object({
+  vcpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  accel: Type.String(),
+  tainted: Type.Boolean(),
+  /** When QEMU started, ms since the epoch. */
+  qemuStartedAt: Type.Optional(Type.Number()),
+}, { additionalProperties: false });
+
 export const Registration = Type.Object({
   name: DomainName,
   uuid: DomainUuid,
@@ -20,12 +33,13 @@ export const Registration = Type.Object({
   reason: Type.String(),
   /** True for a shim re-attaching to a QEMU that was already running. */
   reattach: Type.Boolean(),
+  info: Type.Optional(ShimVmInfo),
 }, { additionalProperties: false });
 
 export const registryProgram = defineProgram('registry', 'Shim registration with virtqemud (read-write socket only).', {
   register: proc({ args: Registration, ret: Empty, servers: aggregator, readonly: false, since: '0.1',
     description: 'Claims the VM\'s name and UUID for this connection; refused with NAME_IN_USE or UUID_IN_USE.' }),
-  update: proc({ args: Type.Object({ state: DomainState, reason: Type.String(), qemuPid: Type.Optional(Type.Integer()), event: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
+  update: proc({ args: Type.Object({ state: DomainState, reason: Type.String(), qemuPid: Type.Optional(Type.Integer()), event: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())), info: Type.Optional(ShimVmInfo) }, { additionalProperties: false }),
     ret: Empty, servers: aggregator, readonly: false, since: '0.1',
     description: 'Reports a state change of the registered VM.' }),
   unregister: proc({ args: Empty, ret: Empty, servers: aggregator, readonly: false, since: '0.1',

@@ -2,7 +2,14 @@
 // subscriptions and the streams it has open. Handlers receive it in their call context.
 import { ByteStream } from './byte-stream.js';
 import type { FramedConnection } from './connection.js';
-import type { VirtqError } from './errors.js';
+import { VirtqError } from './errors.js';
+
+/**
+ * Unread bytes past which pushing an event or stream chunk drops the client. Replies are bounded
+ * by not reading a client's calls (READ_PAUSE_BYTES); what the server pushes unasked is bounded
+ * here, so a subscriber or console that never reads cannot grow the daemon.
+ */
+export const MAX_UNREAD_PUSH_BYTES = 8 * 1024 * 1024;
 
 /** The access level of the socket a client connected to. */
 export type Access = 'rw' | 'ro' | 'admin';
@@ -26,11 +33,20 @@ export class ServerClient {
 
   /** Pushes an event to this client. */
   pushEvent(prog: string, name: string, body: unknown): void {
+    if (this.tooSlow(`${prog}.${name} events`)) return;
     try {
       this.conn.send({ prog, proc: name, type: 'event', serial: 0, status: 'ok', body });
     } catch {
       // An event too large to send is dropped for this client only.
     }
+  }
+
+  private tooSlow(what: string): boolean {
+    if (this.conn.closed) return true;
+    const unread = this.conn.unsentBytes;
+    if (unread <= MAX_UNREAD_PUSH_BYTES) return false;
+    this.conn.fail(new VirtqError('CLIENT_TOO_SLOW', `dropped: ${Math.round(unread / 1024)} KiB of ${what} were left unread (limit ${MAX_UNREAD_PUSH_BYTES / 1024} KiB)`));
+    return true;
   }
 
   /** Runs `listener` when the client disconnects. */
@@ -47,6 +63,7 @@ export class ServerClient {
     let open = false;
     const held: Array<Uint8Array | null> = [];
     const send = (data: Uint8Array | null): void => {
+      if (this.tooSlow(`${prog}.${proc} stream data`)) return;
       try {
         this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
       } catch {

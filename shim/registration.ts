@@ -109,5 +109,8 @@ class VirtqemudRegistrar implements Registrar {
 function latest(reg: Registration, last: Update | undefined): Registration {
   if (last === undefined) return reg;
   const { qemuPid: _spawnedSince, ...rest } = reg;
-  return { ...rest, state: last.state, reason: last.reason, ...(last.qemuPid === undefined ? {} : { qemuPid: last.qemuPid }) };
+  return {
+    ...rest, state: last.state, reason: last.reason,
+    ...(last.qemuPid === undefined ? {} : { qemuPid: last.qemuPid }), ...(last.info === undefined ? {} : { info: last.info }),
+  };
 }

@@ -219,14 +219,23 @@ export class Shim {
     return {
       name: this.vm.def.name, uuid: this.vm.def.uuid, shimPid: process.pid, ...(pid === undefined ? {} : { qemuPid: pid }),
       socket: this.sockets.rw, roSocket: this.sockets.ro, adminSocket: this.sockets.admin, stateFile: this.stateFile,
-      state: reattach ? this.vm.state : 'starting', reason: reattach ? this.vm.reason : 'booting', reattach,
+      state: reattach ? this.vm.state : 'starting', reason: reattach ? this.vm.reason : 'booting', reattach, info: this.info(),
+    };
+  }
+
+  // Lets virtqemud answer getInfo without a hop to this shim.
+  private info(): NonNullable<Parameters<Registrar['register']>[0]['info']> {
+    const { vm } = this;
+    return {
+      vcpus: vm.def.vcpus, memoryMiB: vm.def.memoryMiB, accel: this.accel, tainted: vm.tainted,
+      ...(vm.qemuStartedAt === undefined ? {} : { qemuStartedAt: vm.qemuStartedAt }),
     };
   }
 
   private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
     const state = this.runtimeState();
     this.persist();
-    this.registrar?.update({ state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), ...(kind === undefined ? {} : { event: kind }), ...(details === undefined ? {} : { details }) });
+    this.registrar?.update({ state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), ...(kind === undefined ? {} : { event: kind }), ...(details === undefined ? {} : { details }), info: this.info() });
     if (kind === undefined) return;
     const event: LifecycleEvent = {
       name: state.name, uuid: state.uuid, event: kind, state: state.state, reason: state.reason, timestamp: state.updatedAt,

@@ -27,7 +27,7 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
         throw new VirtqError('NAME_IN_USE', `VM "${reg.name}" is still running (QEMU pid ${r.qemuPid ?? '?'}); re-attach its shim instead`);
       }
       const record = r;
-      record.shim = { pid: reg.shimPid, socket: reg.socket, roSocket: reg.roSocket, adminSocket: reg.adminSocket, stateFile: reg.stateFile, conn: ctx.client };
+      record.shim = { pid: reg.shimPid, socket: reg.socket, roSocket: reg.roSocket, adminSocket: reg.adminSocket, stateFile: reg.stateFile, conn: ctx.client, ...(reg.info === undefined ? {} : { info: reg.info }) };
       record.shimUp = true;
       record.state = reg.state;
       record.reason = reg.reason;
@@ -52,6 +52,7 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
       r.state = u.state;
       r.reason = u.reason;
       r.qemuPid = u.qemuPid;
+      if (u.info !== undefined && r.shim !== undefined) r.shim.info = u.info;
       if (u.event !== undefined) events.lifecycle(r, u.event, u.details);
       return {};
     },

@@ -87,6 +87,21 @@ describe('virtqemud registry and listing', () => {
     const direct = await h.connect(viaDaemon.shimPid ? (await api.lookupByName({ name: 'life2' })).shimSocket as string : '');
     const viaShim = await direct.api.getInfo({ name: 'life2' });
     expect({ ...viaDaemon, uptimeSec: 0, cpuTimeSec: 0 }).toEqual({ ...viaShim, uptimeSec: 0, cpuTimeSec: 0 });
+    expect(Math.abs(viaDaemon.uptimeSec - viaShim.uptimeSec)).toBeLessThan(5);
+    expect(viaDaemon.cpuTimeSec).toBeGreaterThan(0);
+    // State and info come from virtqemud's registry: they answer while the shim is frozen.
+    process.kill(viaDaemon.shimPid, 'SIGSTOP');
+    try {
+      const quick = { timeoutMs: 2000 };
+      await expect(rpc.call('virtq', 'getInfo', { name: 'life2' }, quick)).resolves.toMatchObject({ name: 'life2', state: 'running', tainted: false });
+      await expect(rpc.call('virtq', 'getState', { name: 'life2' }, quick)).resolves.toMatchObject({ state: 'running' });
+    } finally {
+      process.kill(viaDaemon.shimPid, 'SIGCONT');
+    }
+    // Passthrough taints the VM; virtqemud's answer follows.
+    await api.qemuMonitorCommand({ name: 'life2', command: { execute: 'query-status' } });
+    expect((await api.getInfo({ name: 'life2' })).tainted).toBe(true);
+    expect((await direct.api.getInfo({ name: 'life2' })).tainted).toBe(true);
     expect(await api.getDefinition({ name: 'life2' })).toEqual(await direct.api.getDefinition({ name: 'life2' }));
 
     const stream = await rpc.openStream('virtq', 'openConsole', { name: 'life2' });

@@ -104,6 +104,12 @@ describe('host files named by a definition', () => {
       await api.define({ definition: def('pfifo', { kernel: { path: p('fifo') } }) });
       await expect(api.start({ name: 'pfifo' })).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('/kernel/path: ') });
       expect((await api.listDomains({})).domains).toEqual([expect.objectContaining({ name: 'pfifo', persistent: true, state: 'shutoff' })]);
+      // Failed transient creates leave no row, whichever virtqemud sees first: the create's
+      // failure or the shim's connection closing (a race that once kept such rows listed).
+      const many = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => api.create({ definition: def(`tf${i}`, { disks: [{ path: p('fifo'), target: 'vda' }] }) })));
+      expect(many.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'ok'))).toEqual(Array(12).fill('INVALID_ARG'));
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await api.listDomains({})).domains.map((r) => r.name)).toEqual(['pfifo']);
     } finally {
       await h.cleanup();
     }

@@ -125,6 +125,38 @@ describe('RpcServer', () => {
     s.destroy();
   });
 
+  it('drops a subscriber that leaves pushed events unread with CLIENT_TOO_SLOW, and serves others', async () => {
+    const good = await open();
+    const lazy = connect(rw());
+    await new Promise((r) => lazy.once('connect', r));
+    const codec = createCodec();
+    const subscribed = new Promise((r) => lazy.once('data', r));
+    lazy.write(encodeFrame(codec.encode({ prog: 'test', proc: 'subscribe', type: 'call', serial: 1, status: 'ok', body: {} })));
+    await subscribed;
+    lazy.pause();
+    const before = server.clients().length;
+    const big = 'x'.repeat(64 * 1024);
+    // 16 MiB pushed in ticks of 1 MiB: twice the bound, so the lazy client must be dropped.
+    for (let i = 0; i < 256 && server.clients().length === before; i++) {
+      server.publish('test', 'tick', { i, big }, (c) => c.subscriptions.has('all'));
+      if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+    }
+    expect(server.clients().length).toBe(before - 1);
+    await expect(good.call('test', 'echo', { n: 4 })).resolves.toEqual({ n: 4 });
+    // What it finally reads ends with the reason it was dropped.
+    const chunks: Buffer[] = [];
+    lazy.on('data', (d: Buffer) => chunks.push(d));
+    await new Promise((r) => { lazy.once('close', r); lazy.resume(); });
+    let buf = Buffer.concat(chunks);
+    let last: unknown;
+    while (buf.length >= 4) {
+      const len = buf.readUInt32BE(0);
+      last = codec.decode(buf.subarray(4, 4 + len));
+      buf = buf.subarray(4 + len);
+    }
+    expect(last).toMatchObject({ serial: 0, status: 'error', body: { code: 'CLIENT_TOO_SLOW' } });
+  });
+
   it('drops a connection whose partial frame never completes, and serves others', async () => {
     const good = await open();
     const slow = connect(rw());
