@@ -2,6 +2,7 @@
 // write batching and backpressure, the partial-frame deadline. Client and server both build on
 // it; it knows nothing of serial matching or dispatch.
 import type { Socket } from 'node:net';
+import type { ByteBudget } from './byte-budget.js';
 import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
@@ -22,6 +23,11 @@ export interface FramedConnectionOptions {
    * drain: a peer that sends calls but never reads the replies cannot grow our memory (servers).
    */
   readPauseBytes?: number;
+  /**
+   * Shared by the connections of one socket: the bytes of frames started and not finished that
+   * they may hold together. A connection whose partial frame would pass it is dropped (servers).
+   */
+  partialBudget?: ByteBudget;
   onMessage(msg: Message): void;
   /** A decodable frame that is not a valid message: the connection stays open. */
   onBadMessage?(err: VirtqError, serial: number | undefined): void;
@@ -38,6 +44,8 @@ export class FramedConnection {
   private corked = false;
   private readPaused = false;
   private closedWith: VirtqError | undefined | null = null;
+  /** Bytes of our partial frame taken from opts.partialBudget. */
+  private budgetHeld = 0;
 
   constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -49,12 +57,12 @@ export class FramedConnection {
     socket.on('close', () => this.finish(undefined));
   }
 
-  /** True once the connection has closed. */
   /** Bytes queued for the peer that it has not read yet. */
   get unsentBytes(): number {
     return this.socket.writableLength;
   }
 
+  /** True once the connection has closed. */
   get closed(): boolean {
     return this.closedWith !== null;
   }
@@ -112,6 +120,8 @@ export class FramedConnection {
   }
 
   private onData(chunk: Buffer): void {
+    // Dropped: what the peer still sends before the socket goes is not kept.
+    if (this.closed) return;
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -139,7 +149,26 @@ export class FramedConnection {
       }
       this.opts.onMessage(msg);
     }
+    if (!this.accountPartial()) return;
     this.armPartialTimer();
+  }
+
+  // Holds what the decoder buffers against the socket's shared budget; false once dropped for it.
+  private accountPartial(): boolean {
+    const budget = this.opts.partialBudget;
+    if (budget === undefined || this.closed) return true;
+    const now = this.decoder.bufferedBytes;
+    if (now <= this.budgetHeld) {
+      budget.give(this.budgetHeld - now);
+      this.budgetHeld = now;
+      return true;
+    }
+    if (budget.tryTake(now - this.budgetHeld)) {
+      this.budgetHeld = now;
+      return true;
+    }
+    this.fail(new VirtqError('FRAME_TOO_LARGE', `unfinished frames on this socket already hold ${Math.round(budget.held / 1024)} KiB (limit ${Math.round(budget.limit / 1024)} KiB); this connection's partial frame of ${Math.round(now / 1024)} KiB is refused: send smaller frames, or finish them faster`));
+    return false;
   }
 
   private armPartialTimer(): void {
@@ -159,6 +188,8 @@ export class FramedConnection {
     if (this.closedWith !== null) return;
     this.closedWith = err;
     this.partialTimer?.dispose();
+    this.opts.partialBudget?.give(this.budgetHeld);
+    this.budgetHeld = 0;
     this.opts.onClose(err);
   }
 }

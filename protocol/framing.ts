@@ -48,6 +48,11 @@ export class FrameDecoder {
     return this.buffered > 0;
   }
 
+  /** Bytes of unfinished frames held (a frame's header is counted once its body is awaited). */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
   /** Feeds bytes; returns every frame body completed by them. Throws FRAME_TOO_LARGE. */
   push(chunk: Buffer): Buffer[] {
     const frames: Buffer[] = [];

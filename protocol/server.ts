@@ -5,9 +5,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ArgsOf, Program, ProcSpec, RetOf, ServerRole } from './catalogue.js';
+import { ByteBudget } from './byte-budget.js';
 import { DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 import type { Clock } from './clock.js';
 import { FramedConnection } from './connection.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
 import { errorReply, type Message } from './message.js';
@@ -48,6 +50,8 @@ export interface RpcServerOptions {
   limits?: Partial<ServerLimits>;
   maxFrameBytes?: number;
   partialFrameTimeoutMs?: number;
+  /** Bytes of unfinished frames the connections of one socket may hold together (default PARTIAL_FRAME_BUDGET_BYTES). */
+  partialFrameBudgetBytes?: number;
   /** Bounds on the CBOR of each incoming frame (default DEFAULT_CALL_LIMITS). */
   decodeLimits?: CborLimits;
   /** Extra facts for admin serverInfo. */
@@ -61,6 +65,18 @@ interface Registered { program: Program; handlers: Record<string, Handler<ProcSp
 const ADMIN_CLIENT_CAP = 32;
 /** A client's unread replies past which the server stops reading its calls until they drain. */
 const READ_PAUSE_BYTES = 1024 * 1024;
+/**
+ * The largest frame a read-only client may send: its calls are read-only procedures with small
+ * arguments (a name, a filter), so a frame of a MiB is generous; the full frame limit is for
+ * read-write clients (definitions, console input).
+ */
+export const RO_MAX_FRAME_BYTES = 1024 * 1024;
+/**
+ * What the connections of one socket may hold together in frames they have started and not
+ * finished: without it, maxClients connections could each park a frame of up to the frame limit
+ * for the partial-frame timeout (5,000 × 16 MiB).
+ */
+export const PARTIAL_FRAME_BUDGET_BYTES = 64 * 1024 * 1024;
 
 /** A virtq RPC server. */
 export class RpcServer {
@@ -72,8 +88,11 @@ export class RpcServer {
   private readonly startedAt: number;
   private inFlight = 0;
   private drainWaiters: Array<() => void> = [];
+  private readonly partialBudgets: Record<Access, ByteBudget>;
 
   constructor(private readonly opts: RpcServerOptions) {
+    const budget = opts.partialFrameBudgetBytes ?? PARTIAL_FRAME_BUDGET_BYTES;
+    this.partialBudgets = { rw: new ByteBudget(budget), ro: new ByteBudget(budget), admin: new ByteBudget(budget) };
     this.limits = { maxClients: 5000, maxInflightPerClient: 128, workerConcurrency: 8, ...opts.limits };
     this.startedAt = opts.clock.now();
     this.register(serverAdminHandlers(this, opts));
@@ -130,9 +149,11 @@ export class RpcServer {
 
   private accept(socket: Socket, access: Access): void {
     const id = this.nextClientId++;
+    const maxFrameBytes = this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const conn: FramedConnection = new FramedConnection(socket, {
       clock: this.opts.clock,
-      ...(this.opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: this.opts.maxFrameBytes }),
+      maxFrameBytes: access === 'ro' ? Math.min(RO_MAX_FRAME_BYTES, maxFrameBytes) : maxFrameBytes,
+      partialBudget: this.partialBudgets[access],
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
       decodeLimits: this.opts.decodeLimits ?? DEFAULT_CALL_LIMITS,
       readPauseBytes: READ_PAUSE_BYTES,

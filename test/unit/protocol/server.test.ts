@@ -157,6 +157,52 @@ describe('RpcServer', () => {
     expect(last).toMatchObject({ serial: 0, status: 'error', body: { code: 'CLIENT_TOO_SLOW' } });
   });
 
+  it('refuses frames over 1 MiB on the read-only socket, and takes them on the read-write one', async () => {
+    const big = { v: 'x'.repeat(1536 * 1024) };
+    await expect((await open()).call('test', 'set', big)).resolves.toEqual({});
+    await expect((await open(ro())).call('test', 'set', big)).rejects.toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    await expect((await open(ro())).call('test', 'echo', { n: 5 })).resolves.toEqual({ n: 5 });
+  });
+
+  it('bounds what unfinished frames of one socket hold together, and gives it back when they go', async () => {
+    const small = new RpcServer({ daemon: 'budget', version: '0.1', role: 'aggregator', clock, log: silentLogger(), partialFrameBudgetBytes: 4 * 1024 * 1024 });
+    small.register({ program: testProgram, handlers: { echo: ({ n }) => ({ n }), set: () => ({}), hold: () => ({}), subscribe: () => ({}) } });
+    const path = root.path('budget.sock');
+    await small.listen(path, 'rw', 0o600);
+    try {
+      // Each parks 1.5 MiB of a 2 MiB frame: two fit in 4 MiB, the third is dropped.
+      const park = async () => {
+        const s = connect(path);
+        await new Promise((r) => s.once('connect', r));
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(2 * 1024 * 1024);
+        const closed = new Promise<Buffer>((resolve) => { const got: Buffer[] = []; s.on('data', (d: Buffer) => got.push(d)); s.once('close', () => resolve(Buffer.concat(got))); });
+        await new Promise((r) => s.write(Buffer.concat([header, Buffer.alloc(1536 * 1024, 0x41)]), r));
+        return { s, closed };
+      };
+      const a = await park();
+      const b = await park();
+      await new Promise((r) => setTimeout(r, 50));
+      const c = await park();
+      const reply = await c.closed;
+      expect(createCodec().decode(reply.subarray(4))).toMatchObject({ status: 'error', body: { code: 'FRAME_TOO_LARGE', message: expect.stringContaining('unfinished frames') } });
+      expect(a.s.destroyed || b.s.destroyed).toBe(false);
+      const ok = await RpcClient.connect(path, { clock });
+      clients.push(ok);
+      await expect(ok.call('test', 'echo', { n: 6 })).resolves.toEqual({ n: 6 });
+      // Once one parked frame goes, another fits.
+      a.s.destroy();
+      await a.closed;
+      const d = await park();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(d.s.destroyed).toBe(false);
+      b.s.destroy();
+      d.s.destroy();
+    } finally {
+      await small.close();
+    }
+  });
+
   it('drops a connection whose partial frame never completes, and serves others', async () => {
     const good = await open();
     const slow = connect(rw());
