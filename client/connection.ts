@@ -2,7 +2,7 @@
 // `virtq` program, per-VM handles, lifecycle events and the serial console, over whichever
 // router the URI chose (virtqemud, one shim, or embedded shims).
 import {
-  compile, LifecycleEvent, virtqProgram,
+  lazyValidator, LifecycleEvent, virtqProgram,
   type ArgsOf, type ByteStream, type CallOptions, type RetOf, type TypedClient, type VirtqError, type VirtqProgram,
 } from '../protocol/index.js';
 import { bindProgram, type Router } from './router.js';
@@ -53,7 +53,7 @@ function namesOneVm(procName: string): boolean {
 export class Connection {
   /** The `virtq` program's procedures as typed methods: `conn.virtq.getInfo({ name })`. */
   readonly virtq: VirtqMethods;
-  private readonly isEvent = compile(LifecycleEvent);
+  private readonly isEvent = lazyValidator(LifecycleEvent);
 
   /** @internal Built by `connect()`. */
   constructor(

@@ -2,7 +2,7 @@
 // helpers that derive validators from it. Dispatch, the typed client, the read-only ACL, the
 // CLI and docs/protocol.md all read these tables; nobody keeps a second list.
 import type { Static, TSchema } from '@sinclair/typebox';
-import { compile, type Validator } from './schema.js';
+import { lazyValidator, type Validator } from './schema.js';
 
 /** Which daemons implement a procedure. */
 export type ServerRole = 'shim' | 'aggregator';
@@ -58,21 +58,6 @@ export function event<B extends TSchema>(spec: EventSpec<B>): EventSpec<B> {
   return spec;
 }
 
-/**
- * A validator that compiles `schema` the first time it is used. Every process loads all the
- * programs but calls few of their procedures: compiling all ~40 validators at load cost a shim
- * (and the CLI) 4–9 ms of CPU at every start for code it mostly never ran
- * (docs/decisions/0002-shim-footprint.md).
- */
-export function lazyValidator<T extends TSchema>(schema: T): Validator<T> {
-  let compiled: Validator<T> | undefined;
-  const get = (): Validator<T> => (compiled ??= compile(schema));
-  return {
-    schema,
-    check: (value: unknown): value is Static<T> => get().check(value),
-    parse: (value: unknown, what?: string): Static<T> => get().parse(value, what),
-  };
-}
 
 /** Builds a program; each argument validator is compiled once, on its first call. */
 export function defineProgram<P extends Record<string, ProcSpec>, E extends Record<string, EventSpec>>(

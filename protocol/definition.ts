@@ -2,7 +2,7 @@
 // (shim, virtqemud, CLI). Field names are contract; docs/definition.schema.json is generated
 // from this file. Pure data: drivers may import it, as they import the error catalogue.
 import { Type, type Static } from '@sinclair/typebox';
-import { compile } from './schema.js';
+import { lazyValidator } from './schema.js';
 import { VirtqError } from './errors.js';
 
 /** VM names: 1–64 of letters, digits, `.`, `_`, `-`, `+`, not starting with `.` or `-`. */
@@ -64,8 +64,8 @@ export type DiskSpec = Static<typeof DiskSpec>;
 export type InterfaceSpec = Static<typeof InterfaceSpec>;
 export type LifecycleAction = Static<typeof LifecycleAction>;
 
-/** The compiled definition check. */
-export const definitionValidator = compile(Definition);
+/** The definition check (compiled on first use). */
+export const definitionValidator = lazyValidator(Definition);
 
 /** A disk with its defaults filled in. */
 export type NormalizedDisk = DiskSpec & Required<Pick<DiskSpec, 'format' | 'bus' | 'readonly' | 'shareable'>>;

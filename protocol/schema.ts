@@ -28,3 +28,19 @@ export function compile<T extends TSchema>(schema: T): Validator<T> {
     },
   };
 }
+
+/**
+ * A validator that compiles `schema` the first time it is used. Every process loads all the
+ * programs but calls few of their procedures: compiling all ~40 validators at load cost a shim
+ * (and the CLI) 4–9 ms of CPU at every start for code it mostly never ran
+ * (docs/decisions/0002-shim-footprint.md).
+ */
+export function lazyValidator<T extends TSchema>(schema: T): Validator<T> {
+  let compiled: Validator<T> | undefined;
+  const get = (): Validator<T> => (compiled ??= compile(schema));
+  return {
+    schema,
+    check: (value: unknown): value is Static<T> => get().check(value),
+    parse: (value: unknown, what?: string): Static<T> => get().parse(value, what),
+  };
+}

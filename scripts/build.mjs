@@ -16,10 +16,14 @@ const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 const PUSHGATEWAY = { pkg: 'prom-client', path: './lib/pushgateway' };
 const DEFAULT_METRICS = { pkg: 'prom-client', path: './lib/defaultMetrics' };
 const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
+// cbor-x's optional native string extractor: loading it (and its libc probe) costs a process
+// ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
+// cbor-x catches and then decodes in pure JS.
+const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 const binaries = [
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
-  { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [] },
+  { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [CBOR_EXTRACT] },
 ];
 
 /** An esbuild plugin replacing each `{ pkg, path }` (a require of `path` from inside package `pkg`) with a stub. */
@@ -31,10 +35,11 @@ function leaveOut(modules) {
         const filter = new RegExp(`^${m.path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
         b.onResolve({ filter }, (args) => (args.importer.includes(`/node_modules/${m.pkg}/`) ? { path: `${m.pkg}:${m.path}`, namespace: 'virtq-left-out' } : undefined));
       }
-      b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => ({
-        contents: `module.exports = function leftOut() { throw new Error(${JSON.stringify(`${args.path} is left out of this bundle (scripts/build.mjs)`)}); };`,
-        loader: 'js',
-      }));
+      b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => {
+        const why = JSON.stringify(`${args.path} is left out of this bundle (scripts/build.mjs)`);
+        const atLoad = modules.some((m) => m.throwOnLoad === true && `${m.pkg}:${m.path}` === args.path);
+        return { contents: atLoad ? `throw new Error(${why});` : `module.exports = function leftOut() { throw new Error(${why}); };`, loader: 'js' };
+      });
     },
   };
 }
