@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   RpcServer, VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
-  type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger,
+  type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import type { LogHub } from '../daemon/logging.js';
@@ -65,6 +65,7 @@ export class Shim {
   private retrying = false;
   private metricsHttp: Server | undefined;
   private stopping = false;
+  private serveApi: () => void = () => undefined;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -84,12 +85,27 @@ export class Shim {
 
   /** Starts (or re-attaches to) the VM; resolves once it is running or paused. */
   static async start(cfg: ShimConfig): Promise<Shim> {
-    const log = cfg.logs.module('shim');
     const saved = cfg.mode.kind === 'attach' ? await readRuntimeState(shimStateFile(cfg.layout, cfg.mode.name)) : undefined;
     const def = cfg.mode.kind === 'start' ? normalizeDefinition(cfg.mode.definition, cfg.newUuid) : saved?.definition;
     if (def === undefined) throw new VirtqError('NO_DOMAIN', `no state file for VM "${cfg.mode.kind === 'attach' ? cfg.mode.name : '?'}" under ${cfg.layout.runtime}: nothing to attach to`);
+    const shim = await Shim.assemble(cfg, def, saved);
+    try {
+      await shim.bringUp(saved);
+    } catch (err) {
+      // A QEMU this shim spawned must not outlive a failed start: nothing would manage it.
+      if (cfg.mode.kind === 'start' && shim.vm.qemuPid !== undefined) await shim.vm.destroy(1000).catch(() => undefined);
+      await shim.shutdownServices();
+      throw err;
+    }
+    void shim.vm.finished.then(() => shim.finish());
+    return shim;
+  }
+
+  // Everything the VM needs before it is claimed: directories, the lock manager, the QEMU binary
+  // and its capabilities, and the read-write socket (whose bind is this root's claim on the name).
+  private static async assemble(cfg: ShimConfig, def: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
+    const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
-    const stateFile = shimStateFile(cfg.layout, def.name);
     await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
     await mkdir(cfg.layout.log, { recursive: true, mode: 0o755 });
     const leases = await Shim.leases(cfg, def, log);
@@ -116,38 +132,40 @@ export class Shim {
       onQmpCommand: (command, seconds, ok) => metrics?.onQmpCommand(command, seconds, ok),
     });
     metrics = new ShimMetrics(vm, cfg.clock, cfg.logs.module('metrics'));
-    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, stateFile, sockets, accel, log, undefined, metrics);
-    try {
-      await shim.claim(saved);
-      await server.listen(sockets.ro, 'ro', 0o666);
-      await server.listen(sockets.admin, 'admin', 0o600);
+    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
+    // Served from the moment the name is ours (bringUp), not before.
+    shim.serveApi = () => {
       server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: leases.diskHooks(vm), shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.durable() }) });
       server.register(adminLogHandlers(cfg.logs));
       server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await shim.metrics.registry.getMetricsAsJSON()) as never }) } });
-      shim.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
-      await shim.registrar?.register(shim.registration(saved !== undefined));
-      await consoleHub.listen();
-      await monitors.listen();
-      if (saved !== undefined && saved.qemuPid !== undefined) {
-        await vm.reattach(saved.qemuPid, saved);
-      } else {
-        await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
-        // Without its state file nobody could find or take over the VM after this shim: no start.
-        await shim.persisting;
-        if (shim.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${def.name}": ${shim.persistError.message}`, { cause: shim.persistError });
-      }
-      // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
-      await shim.registrar?.flush();
-      shim.metrics.start();
-      if (cfg.metricsAddress !== undefined) shim.metricsHttp = await serveShimMetrics(cfg.metricsAddress, shim.metrics.registry);
-    } catch (err) {
-      // A QEMU this shim spawned must not outlive a failed start: nothing would manage it.
-      if (cfg.mode.kind === 'start' && vm.qemuPid !== undefined) await vm.destroy(1000).catch(() => undefined);
-      await shim.shutdownServices();
-      throw err;
-    }
-    void vm.finished.then(() => shim.finish());
+    };
     return shim;
+  }
+
+  // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the
+  // running one; returns once virtqemud has the outcome.
+  private async bringUp(saved: RuntimeState | undefined): Promise<void> {
+    const { cfg, vm, server, sockets } = this;
+    await this.claim(saved);
+    await server.listen(sockets.ro, 'ro', 0o666);
+    await server.listen(sockets.admin, 'admin', 0o600);
+    this.serveApi();
+    this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
+    await this.registrar?.register(this.registration(saved !== undefined));
+    await this.consoleHub.listen();
+    await this.monitors.listen();
+    if (saved !== undefined && saved.qemuPid !== undefined) {
+      await vm.reattach(saved.qemuPid, saved);
+    } else {
+      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      // Without its state file nobody could find or take over the VM after this shim: no start.
+      await this.persisting;
+      if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
+    }
+    // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
+    await this.registrar?.flush();
+    this.metrics.start();
+    if (cfg.metricsAddress !== undefined) this.metricsHttp = await serveShimMetrics(cfg.metricsAddress, this.metrics.registry);
   }
 
   // The lock manager is loaded before anything else is set up. Fail closed: without it no VM

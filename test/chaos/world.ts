@@ -93,6 +93,9 @@ export class ChaosWorld {
   private readonly spawned: ChildProcess[] = [];
   private readonly clients = new Set<RpcClient>();
 
+  /** Why the root is not a tmpfs, when one was asked for and could not be mounted. */
+  tmpfsError: string | undefined;
+
   private constructor(readonly root: string, tmpfs: boolean) {
     this.layout = rootLayout(root);
     this.tmpfs = tmpfs;
@@ -102,11 +105,16 @@ export class ChaosWorld {
   static create(tmpfsSize: string): ChaosWorld {
     const root = mkdtempSync(join(tmpdir(), 'vq-chaos-'));
     let tmpfs = false;
+    let tmpfsError: string | undefined;
     if (tmpfsSize !== 'off' && process.getuid?.() === 0) {
       const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${tmpfsSize},mode=0755`, 'tmpfs', root], { encoding: 'utf8' });
       tmpfs = r.status === 0;
+      if (!tmpfs) tmpfsError = `mount -t tmpfs failed: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`;
+    } else if (tmpfsSize !== 'off') {
+      tmpfsError = 'not root: no tmpfs can be mounted';
     }
     const w = new ChaosWorld(root, tmpfs);
+    w.tmpfsError = tmpfsError;
     openWorlds.add(w);
     mkdirSync(w.path('disks'), { recursive: true });
     return w;
