@@ -84,7 +84,7 @@ export class Virtqemud {
     await this.server.listen(sockets.admin, 'admin', 0o600);
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
     const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
-    this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool, () => clock.now()) });
+    this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool, clock) });
     this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => void this.shimGone(r)) });
     this.server.register(adminLogHandlers(logs));
     this.server.register({ program: adminProgram, handlers: {

@@ -54,7 +54,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
         });
         child.once('error', (err) => fail(new VirtqError('OPERATION_FAILED', `cannot run ${shimBinary}: ${err.message}`)));
         // 'close', not 'exit': the reply line may still be in the pipe when the process has exited.
-        child.once('close', (code) => fail(new VirtqError('OPERATION_FAILED', `the shim for "${def.name}" exited with status ${code} before reporting; see ${join(layout.log, `${def.name}.shim-stderr.log`)}`)));
+        child.once('close', (code, signal) => fail(new VirtqError('OPERATION_FAILED', `the shim for "${def.name}" exited with ${signal === null ? `status ${code}` : signal} before reporting; see ${join(layout.log, `${def.name}.shim-stderr.log`)}`, { details: { shimExited: true } })));
       });
     },
   };

@@ -35,7 +35,8 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
     const e = VirtqError.from(err);
     const pid = record.qemuPid !== undefined && isLiveQemu(record.qemuPid, record.uuid) ? record.qemuPid : findLiveQemu(record.uuid);
     if (pid !== undefined && record.shim !== undefined) {
-      const shimGone = record.shim.conn === undefined || record.shim.conn.conn.closed;
+      // Its registration may not have seen the connection close yet when the spawner saw it exit.
+      const shimGone = record.shim.conn === undefined || record.shim.conn.conn.closed || e.details?.['shimExited'] === true;
       const saved = await readRuntimeState(shimStateFile(d.layout, record.name));
       // A shim that died after spawning QEMU leaves a running VM: when its state file names it,
       // it stays listed with its shim lost (as any VM whose shim died), holding its name.

@@ -3,13 +3,14 @@
 // every call on an inactive VM, are answered here from the registry; the console stream is piped
 // both ways.
 import type { Static } from '@sinclair/typebox';
-import { VirtqError, type CallContext, type DomainInfo, type Fallback, type Program } from '../../protocol/index.js';
-import { processStats } from '../../drivers/host/proc.js';
+import { VirtqError, type CallContext, type Clock, type DomainInfo, type Fallback, type Program } from '../../protocol/index.js';
+import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { isActive, type DomainRecord, type DomainRegistry, type ShimRef } from '../registry.js';
 import type { ShimPool } from '../shim-pool.js';
 
 /** The fallback that forwards per-VM calls. */
-export function proxyFallback(registry: DomainRegistry, pool: ShimPool, now: () => number): Fallback {
+export function proxyFallback(registry: DomainRegistry, pool: ShimPool, clock: Clock): Fallback {
+  const procStats = new ProcessStatsCache(() => clock.monotonic());
   return async (program: Program, proc: string, args: unknown, ctx: CallContext) => {
     const spec = program.procs[proc];
     if (spec === undefined || !spec.perVm) throw new VirtqError('NOT_SUPPORTED', `${program.name}.${proc} is not served by virtqemud`);
@@ -27,7 +28,7 @@ export function proxyFallback(registry: DomainRegistry, pool: ShimPool, now: () 
       throw new VirtqError('SHIM_UNAVAILABLE', `the shim of VM "${name}" is lost; the VM may still run (re-attach with: virtq-shim --attach ${name})`);
     }
     // So is getInfo, with CPU time read from /proc as the shim would (and as libvirt does).
-    if (proc === 'getInfo' && r.shim.info !== undefined) return infoFromRegistry(r, r.shim, r.shim.info, now());
+    if (proc === 'getInfo' && r.shim.info !== undefined) return infoFromRegistry(r, r.shim, r.shim.info, clock.now(), procStats);
     const client = await pool.get(r.shim.socket, name);
     if (!spec.stream) return client.call(program.name, proc, args);
     const upstream = await client.openStream(program.name, proc, args);
@@ -44,11 +45,11 @@ export function proxyFallback(registry: DomainRegistry, pool: ShimPool, now: () 
   };
 }
 
-function infoFromRegistry(r: DomainRecord, shim: ShimRef, info: NonNullable<ShimRef['info']>, now: number): Static<typeof DomainInfo> {
+function infoFromRegistry(r: DomainRecord, shim: ShimRef, info: NonNullable<ShimRef['info']>, now: number, procStats: ProcessStatsCache): Static<typeof DomainInfo> {
   const pid = r.qemuPid;
   return {
     name: r.name, uuid: r.uuid, state: r.state, reason: r.reason, vcpus: info.vcpus, memoryMiB: info.memoryMiB,
-    cpuTimeSec: pid === undefined ? 0 : processStats(pid).cpuTimeSec,
+    cpuTimeSec: pid === undefined ? 0 : procStats.get(pid).cpuTimeSec,
     ...(pid === undefined ? {} : { qemuPid: pid }),
     shimPid: shim.pid, uptimeSec: info.qemuStartedAt === undefined ? 0 : (now - info.qemuStartedAt) / 1000,
     tainted: info.tainted, accel: info.accel,

@@ -10,7 +10,7 @@ import { canTransition, checkOperation } from './states.js';
 import { JobLock } from './jobs.js';
 import type { MonitorListener } from './monitor-listener.js';
 import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
-import { processStats } from '../../drivers/host/proc.js';
+import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 
@@ -65,7 +65,10 @@ export class Vm {
   private markFinished!: () => void;
   private readonly deviceWaiters = new Map<string, () => void>();
 
+  private readonly procStats: ProcessStatsCache;
+
   constructor(public def: NormalizedDefinition, private readonly deps: VmDeps) {
+    this.procStats = new ProcessStatsCache(() => deps.clock.monotonic(), 4);
     this.finishedP = new Promise((resolve) => { this.markFinished = resolve; });
   }
 
@@ -235,7 +238,7 @@ export class Vm {
   stats(): { cpuTimeSec: number; rssBytes: number; uptimeSec: number } {
     const pid = this.proc?.pid;
     if (pid === undefined) return { cpuTimeSec: 0, rssBytes: 0, uptimeSec: 0 };
-    const s = processStats(pid);
+    const s = this.procStats.get(pid);
     const uptimeSec = this.qemuStartedAt === undefined ? 0 : (this.deps.clock.now() - this.qemuStartedAt) / 1000;
     return { cpuTimeSec: s.cpuTimeSec, rssBytes: s.rssBytes, uptimeSec };
   }

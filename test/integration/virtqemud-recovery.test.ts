@@ -40,11 +40,17 @@ async function qemuOf(uuid: string, recorded: () => number | undefined): Promise
   }
 }
 
-/** Freezes, then kills, the shim that spawned `qemuPid` (so it cannot answer in between). */
-function killParent(qemuPid: number): void {
+/**
+ * Freezes, then kills, the shim that spawned `qemuPid` (so it cannot answer in between). With
+ * `settleMs`, QEMU gets that long to finish its own start first: QEMU 7.2 sometimes dies of
+ * SIGSEGV when its shim vanishes within its first milliseconds (seen in /proc's exit code), and
+ * a test of what virtqemud lists needs that QEMU alive.
+ */
+async function killParent(qemuPid: number, settleMs = 0): Promise<void> {
   const stat = readFileSync(`/proc/${qemuPid}/stat`, 'latin1');
   const shimPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   process.kill(shimPid, 'SIGSTOP');
+  if (settleMs > 0) await delay(systemClock(), settleMs);
   process.kill(shimPid, 'SIGKILL');
 }
 
@@ -176,7 +182,7 @@ describe('virtqemud recovery', () => {
     const created = api.create({ definition: { ...idleDef('half1'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
     // Once QEMU runs and the state file says so, freeze the shim (the create cannot answer), then kill it.
     const qemuPid = await qemuOf(uuid, () => (JSON.parse(readFileSync(join(h.layout.runtime, 'shims', 'half1.json'), 'utf8')) as { qemuPid?: number }).qemuPid);
-    killParent(qemuPid);
+    await killParent(qemuPid, 500);
     const err = await created;
     expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
     expect(err?.message).toContain('is listed with its shim lost');
@@ -198,7 +204,7 @@ describe('virtqemud recovery', () => {
     const uuid = randomUUID();
     const created = api.create({ definition: { ...idleDef('half2'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
     const qemuPid = await qemuOf(uuid, () => 0);
-    killParent(qemuPid);
+    await killParent(qemuPid);
     const err = await created;
     expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
     expect(err?.message).toContain('which no state file records, was killed');

@@ -1,0 +1,49 @@
+// Facts from /proc about real processes: this test process, a child that burns CPU, and a pid
+// that is gone.
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { ProcessStatsCache, processStats } from '../../../../drivers/host/proc.js';
+import { FakeClock } from '../../../helpers/fake-clock.js';
+
+const burn = () => spawn(process.execPath, ['-e', 'const end = Date.now() + 400; while (Date.now() < end);']);
+const exited = (p: ReturnType<typeof spawn>) => new Promise((resolve) => p.once('exit', resolve));
+
+describe('processStats', () => {
+  it('reads CPU time and RSS of a live process, and zeros for a gone one', async () => {
+    const p = burn();
+    await new Promise((r) => setTimeout(r, 300));
+    const s = processStats(p.pid as number);
+    expect(s.cpuTimeSec).toBeGreaterThan(0.05);
+    expect(s.rssBytes).toBeGreaterThan(1024 * 1024);
+    await exited(p);
+    const gone = spawnSync('true').pid;
+    expect(processStats(gone)).toEqual({ cpuTimeSec: 0, rssBytes: 0 });
+  });
+});
+
+describe('ProcessStatsCache', () => {
+  it('reads a process at most once per clock tick, then again', async () => {
+    const clock = new FakeClock();
+    const cache = new ProcessStatsCache(() => clock.monotonic());
+    const p = burn();
+    await new Promise((r) => setTimeout(r, 100));
+    const first = cache.get(p.pid as number);
+    await new Promise((r) => setTimeout(r, 150));
+    // Within the tick: the same reading, although the child has burnt more CPU since.
+    await clock.advance(9);
+    expect(cache.get(p.pid as number)).toBe(first);
+    await clock.advance(1);
+    expect(cache.get(p.pid as number).cpuTimeSec).toBeGreaterThan(first.cpuTimeSec);
+    await exited(p);
+  });
+
+  it('holds only the processes asked about last', () => {
+    const clock = new FakeClock();
+    const cache = new ProcessStatsCache(() => clock.monotonic(), 2);
+    const self = cache.get(process.pid);
+    cache.get(process.ppid);
+    cache.get(1);
+    // Our own entry was the oldest and went: asking again reads anew.
+    expect(cache.get(process.pid)).not.toBe(self);
+  });
+});
