@@ -32,7 +32,8 @@ describe('virtq-shim lifecycle', () => {
     expect(info.qemuPid).toBe(vm.reply.qemuPid);
     expect(info.cpuTimeSec).toBeGreaterThan(0);
     expect(info.uptimeSec).toBeGreaterThan(0);
-    expect(readFileSync(h.root.path('log', 'life1.console.log'), 'utf8')).toContain('GUEST-READY');
+    // The console log is written behind the live stream: it has the line within moments.
+    await expect.poll(() => readFileSync(h.root.path('log', 'life1.console.log'), 'utf8'), { timeout: 2000 }).toContain('GUEST-READY');
 
     await vm.rpc.call('virtq', 'subscribeEvents', { name: 'life1' });
     const events = vm.rpc.events()[Symbol.asyncIterator]();
