@@ -8,9 +8,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { RpcClient, daemonSockets, rootLayout, shimDir, systemClock, type Layout } from '../../protocol/index.js';
+import { RpcClient, daemonSockets, rootLayout, systemClock, type Layout } from '../../protocol/index.js';
 import { DAEMON_BIN } from '../helpers/daemon-harness.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
+import { readStateFiles } from '../helpers/state-files.js';
 
 /** A live QEMU under the root, as /proc shows it. */
 export interface QemuProc {
@@ -257,20 +258,7 @@ export class ChaosWorld {
 
   /** The runtime state files (unreadable ones skipped: they are written atomically). */
   states(): StateFile[] {
-    const dir = shimDir(this.layout);
-    let files: string[];
-    try {
-      files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
-    } catch {
-      return [];
-    }
-    return files.flatMap((f) => {
-      try {
-        return [JSON.parse(readFileSync(join(dir, f), 'utf8')) as StateFile];
-      } catch {
-        return [];
-      }
-    });
+    return readStateFiles<StateFile>(this.layout);
   }
 
   /** The state file of `name`, if readable. */

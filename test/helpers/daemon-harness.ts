@@ -1,15 +1,14 @@
 // Runs the built virtqemud under a temporary root, connects clients to it, and on cleanup kills
 // the daemon and every shim and QEMU found under the root, whoever started them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  RpcClient, daemonSockets, rootLayout, shimDir, systemClock, typedClient, virtqProgram,
+  RpcClient, daemonSockets, rootLayout, systemClock, typedClient, virtqProgram,
   type TypedClient, type VirtqProgram,
 } from '../../protocol/index.js';
 import type { TmpRoot } from './tmp-root.js';
 import { killProcessesUnder } from './kill-under.js';
+import { readStateFiles } from './state-files.js';
 
 /** The built daemon binary. */
 export const DAEMON_BIN = new URL('../../dist/bin/virtqemud.js', import.meta.url).pathname;
@@ -70,20 +69,7 @@ export class DaemonHarness {
 
   /** The runtime state files under the root. */
   states(): Array<{ name: string; shimPid: number; qemuPid?: number; state: string; reason: string }> {
-    const dir = shimDir(this.layout);
-    let files: string[] = [];
-    try {
-      files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
-    } catch {
-      return [];
-    }
-    return files.flatMap((f) => {
-      try {
-        return [JSON.parse(readFileSync(join(dir, f), 'utf8')) as { name: string; shimPid: number; qemuPid?: number; state: string; reason: string }];
-      } catch {
-        return [];
-      }
-    });
+    return readStateFiles(this.layout);
   }
 
   /** Kills daemons, shims and QEMUs under the root, then removes it. */
