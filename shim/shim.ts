@@ -149,9 +149,11 @@ export class Shim {
     await this.claim(saved);
     await server.listen(sockets.ro, 'ro', 0o666);
     await server.listen(sockets.admin, 'admin', 0o600);
+    // A successor reports the VM as its state file left it until QEMU has redialled.
+    if (saved !== undefined) vm.restore(saved);
     this.serveApi();
     this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
-    await this.registrar?.register(this.registration(saved !== undefined));
+    await this.registrar?.register(this.registration(saved));
     await this.consoleHub.listen();
     await this.monitors.listen();
     if (saved !== undefined && saved.qemuPid !== undefined) {
@@ -232,8 +234,9 @@ export class Shim {
     throw new VirtqError('OPERATION_FAILED', `VM "${this.vm.def.name}" is ${this.vm.state}, but its state could not be saved: ${err.message}`, { cause: err });
   }
 
-  private registration(reattach: boolean): Parameters<Registrar['register']>[0] {
-    const pid = this.vm.qemuPid;
+  private registration(saved: RuntimeState | undefined): Parameters<Registrar['register']>[0] {
+    const reattach = saved !== undefined;
+    const pid = this.vm.qemuPid ?? saved?.qemuPid;
     return {
       name: this.vm.def.name, uuid: this.vm.def.uuid, shimPid: process.pid, ...(pid === undefined ? {} : { qemuPid: pid }),
       socket: this.sockets.rw, roSocket: this.sockets.ro, adminSocket: this.sockets.admin, stateFile: this.stateFile,

@@ -15,6 +15,14 @@ import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 
 /** What a VM needs from the outside world. */
+/** What a shim's state file says of the VM, for a successor. */
+export interface SavedVmState {
+  state: DomainState;
+  reason: string;
+  tainted: boolean;
+  qemuStartedAt: number | undefined;
+}
+
 export interface VmDeps {
   clock: Clock;
   log: Logger;
@@ -132,12 +140,20 @@ export class Vm {
     this.deps.onLifecycle('started');
   }
 
-  /** Takes over a QEMU started by an earlier shim: waits for its monitor to redial us. */
-  async reattach(pid: number, saved: { state: DomainState; reason: string; tainted: boolean; qemuStartedAt: number | undefined }): Promise<void> {
+  /**
+   * Takes the state a predecessor recorded, until QEMU's monitor confirms or corrects it: what a
+   * successor reports (to virtqemud, to clients) while QEMU redials.
+   */
+  restore(saved: SavedVmState): void {
     this.state = saved.state;
     this.reason = saved.reason;
     this.tainted = saved.tainted;
     this.qemuStartedAt = saved.qemuStartedAt;
+  }
+
+  /** Takes over a QEMU started by an earlier shim: waits for its monitor to redial us. */
+  async reattach(pid: number, saved: SavedVmState): Promise<void> {
+    this.restore(saved);
     const proc = attachedProcess(pid, this.deps.clock);
     this.adopt(proc);
     const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { delay, systemClock } from '../../protocol/index.js';
+import { delay, systemClock, type VirtqError } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
@@ -113,7 +113,22 @@ describe('virtqemud recovery', () => {
     expect(procState(row.qemuPid as number)).toMatch(/[RS]/);
     await expect(api.suspend({ name: 'orphan1' })).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE' });
 
-    expect(await runShim(h, ['--attach', 'orphan1'])).toMatchObject({ ok: true });
+    // While the successor registers and waits for QEMU to redial, the VM stays listed running.
+    const seen = new Set<string>();
+    let attaching = true;
+    const watch = (async () => {
+      while (attaching) {
+        const r = await api.lookupByName({ name: 'orphan1' });
+        seen.add(`${r.state}/${r.qemuPid === row.qemuPid ? 'pid' : 'no pid'}`);
+        const info = await api.getInfo({ name: 'orphan1' }).catch((err: VirtqError) => ({ state: err.code, qemuPid: row.qemuPid, uptimeSec: 1 }));
+        seen.add(`${info.state}/${info.qemuPid === row.qemuPid ? 'pid' : 'no pid'}/${info.uptimeSec > 0 ? 'up' : 'no uptime'}`);
+      }
+    })();
+    const attached = await runShim(h, ['--attach', 'orphan1']);
+    attaching = false;
+    await watch;
+    expect(attached).toMatchObject({ ok: true });
+    expect([...seen].sort()).toEqual(['SHIM_UNAVAILABLE/pid/up', 'running/pid', 'running/pid/up']);
     const back = await api.lookupByName({ name: 'orphan1' });
     expect(back).toMatchObject({ state: 'running', shimUp: true, qemuPid: row.qemuPid });
     await expect(api.suspend({ name: 'orphan1' })).resolves.toEqual({ state: 'paused', reason: 'user' });
