@@ -14,7 +14,6 @@ import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 
-/** What a VM needs from the outside world. */
 /** What a shim's state file says of the VM, for a successor. */
 export interface SavedVmState {
   state: DomainState;
@@ -23,6 +22,7 @@ export interface SavedVmState {
   qemuStartedAt: number | undefined;
 }
 
+/** What a VM needs from the outside world. */
 export interface VmDeps {
   clock: Clock;
   log: Logger;
