@@ -4,6 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { DomainName, DomainUuid } from './definition.js';
 import { defineProgram, proc } from './catalogue.js';
 import { DomainState, Empty } from './types.js';
+import { DomainInfo } from './vm-program.js';
 
 const aggregator = ['aggregator'] as const;
 
@@ -11,11 +12,9 @@ const aggregator = ['aggregator'] as const;
  * What virtqemud needs, besides state, to answer getInfo itself: fixed for a registration except
  * the taint, which a shim reports again with each update.
  */
+const { vcpus, memoryMiB, accel, tainted } = DomainInfo.properties;
 export const ShimVmInfo = Type.Object({
-  vcpus: Type.Integer(),
-  memoryMiB: Type.Integer(),
-  accel: Type.String(),
-  tainted: Type.Boolean(),
+  vcpus, memoryMiB, accel, tainted,
   /** When QEMU started, ms since the epoch. */
   qemuStartedAt: Type.Optional(Type.Number()),
 }, { additionalProperties: false });

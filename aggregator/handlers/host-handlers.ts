@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
-import { findLiveQemu, isLiveQemu, startTicks, ticksSinceBoot } from '../../drivers/host/proc.js';
+import { findLiveQemu, isLiveQemu, processStart, ticksSinceBoot } from '../../drivers/host/proc.js';
 import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
@@ -37,7 +37,7 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
     if (pid !== undefined && record.shim !== undefined) {
       // Its registration may not have seen the connection close yet when the spawner saw it exit.
       const shimGone = record.shim.conn === undefined || record.shim.conn.conn.closed || e.details?.['shimExited'] === true;
-      const saved = await readRuntimeState(shimStateFile(d.layout, record.name));
+      const saved = shimGone ? await readRuntimeState(shimStateFile(d.layout, record.name)) : undefined;
       // A shim that died after spawning QEMU leaves a running VM: when its state file names it,
       // it stays listed with its shim lost (as any VM whose shim died), holding its name.
       if (!shimGone || (saved?.uuid === record.uuid && saved.qemuPid === pid)) {
@@ -47,7 +47,7 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
       }
       // No state file names it: nothing could ever take it over or find it after a restart.
       // Stopped, if this start spawned it (an older one is not this start's to stop).
-      if ((startTicks(pid) ?? 0) >= begun) {
+      if ((processStart(pid) ?? 0) >= begun) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, was killed`, { cause: err });
       }

@@ -372,3 +372,18 @@ export function shimArgv(root, name) {
   const s = JSON.parse(readFileSync(join(root, 'run', 'shims', `${name}.json`), 'utf8'));
   return { argv, from: { name, uuid: s.uuid, monitor: s.sockets.monitor, console: s.sockets.console } };
 }
+
+/**
+ * Runs each benchmark section into `results[name]`; a section that throws is logged and
+ * recorded under `results.errors`, and the run goes on with the next one.
+ */
+export function sectionRunner(results, log) {
+  return async (name, fn) => {
+    try {
+      results[name] = await fn();
+    } catch (err) {
+      log(`${name} failed: ${err.stack ?? err}`);
+      results.errors = { ...results.errors, [name]: String(err.message ?? err) };
+    }
+  };
+}

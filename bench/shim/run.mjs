@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   REPO, cleanupRegistry, connectRetry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, nodeProcessCount,
-  cpuMs, now, options, procCpu, qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  cpuMs, now, options, procCpu, qmpSession, rewriteArgv, shimArgv, sectionRunner, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -528,14 +528,7 @@ async function variantsSection() {
 // ---- run ----------------------------------------------------------------------------------------------
 
 // A section that fails is reported as failed; the others still run and print.
-const section = async (name, fn) => {
-  try {
-    results[name] = await fn();
-  } catch (err) {
-    log(`${name} failed: ${err.stack ?? err}`);
-    results.errors = { ...results.errors, [name]: String(err.message ?? err) };
-  }
-};
+const section = sectionRunner(results, log);
 try {
   if (ONLY.has('start')) {
     await section('startTcg', () => startSection('tcg', ROUNDS));

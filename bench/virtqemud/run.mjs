@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   REPO, cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, options,
-  qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  qmpSession, rewriteArgv, sectionRunner, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -409,14 +409,7 @@ function readShimStates(root) {
 // ---- run ----------------------------------------------------------------------------------------------
 
 // A section that fails is reported as failed; the other still runs and prints.
-const section = async (name, fn) => {
-  try {
-    results[name] = await fn();
-  } catch (err) {
-    log(`${name} failed: ${err.stack ?? err}`);
-    results.errors = { ...results.errors, [name]: String(err.message ?? err) };
-  }
-};
+const section = sectionRunner(results, log);
 try {
   // Scale first: the concurrent starts leave the load average high for minutes.
   if (ONLY.has('scale')) await section('scale', scaleSection);

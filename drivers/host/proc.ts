@@ -5,12 +5,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:f
 
 /** The state letter of /proc/PID/stat, or undefined when there is no such process. */
 export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
+  return statFields(pid)?.[0];
 }
 
 /** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
@@ -42,29 +37,22 @@ export function ticksSinceBoot(): number {
   return Math.floor(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * CLOCK_TICKS);
 }
 
-/** When `pid` started, in clock ticks since boot; undefined when it is gone. */
-export function startTicks(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-  } catch {
-    return undefined;
-  }
+/** The start time of `pid` (clock ticks since boot), or undefined when it is gone or a zombie. */
+export function processStart(pid: number): number | undefined {
+  const fields = statFields(pid);
+  if (fields === undefined || fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  const start = Number(fields[19]);
+  return Number.isFinite(start) ? start : undefined;
 }
 
 /** CPU seconds and RSS bytes of `pid`; zeros when it is gone. */
 export function processStats(pid: number): ProcessStats {
-  try {
-    const stat = readStat(pid);
-    // Fields after the command name (which may contain spaces) start at field 3.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    const rssPages = Number(fields[21]);
-    return { cpuTimeSec: (utime + stime) / CLOCK_TICKS, rssBytes: rssPages * PAGE_SIZE };
-  } catch {
-    return { cpuTimeSec: 0, rssBytes: 0 };
-  }
+  const fields = statFields(pid);
+  if (fields === undefined) return { cpuTimeSec: 0, rssBytes: 0 };
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const rssPages = Number(fields[21]);
+  return { cpuTimeSec: (utime + stime) / CLOCK_TICKS, rssBytes: rssPages * PAGE_SIZE };
 }
 
 /** What processStats reports. */
@@ -73,13 +61,23 @@ export interface ProcessStats {
   rssBytes: number;
 }
 
-// One open, one read, one close: readFileSync adds an fstat and a second read to find the end of
-// a file whose size /proc reports as 0 (17 µs against ~8 µs here).
-function readStat(pid: number): string {
-  const fd = openSync(`/proc/${pid}/stat`, 'r');
+// The fields of /proc/PID/stat from the third (the state letter) on: the command name before
+// them may contain spaces. One open, one read, one close: readFileSync adds an fstat and a
+// second read to find the end of a file whose size /proc reports as 0 (17.7 against 11.7 µs per
+// processStats here).
+function statFields(pid: number): string[] | undefined {
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/stat`, 'r');
+  } catch {
+    return undefined;
+  }
   try {
     const buf = Buffer.allocUnsafe(2048);
-    return buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0));
+    const stat = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0));
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
   } finally {
     closeSync(fd);
   }

@@ -3,8 +3,8 @@
 // that description, not to the helper), and a holder process keeps a lease's description open
 // until it can take a shared lock on a lifeline that only QEMU holds, that is until QEMU exits.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
+import { processStart } from '../host/proc.js';
 import { VirtqError } from '../../protocol/errors.js';
 import type { LeaseMode } from './types.js';
 
@@ -62,19 +62,6 @@ export function spawnHolder(flock: string, leaseFd: number, lifelineFd: number):
   const start = processStart(pid);
   if (start === undefined) throw new VirtqError('OPERATION_FAILED', `lease holder ${pid} exited at once`);
   return { pid, start };
-}
-
-/** The start time of `pid` (clock ticks since boot), or undefined when it is gone or a zombie. */
-export function processStart(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    const start = Number(fields[19]);
-    return Number.isFinite(start) ? start : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** True while the process `id` runs (a zombie has closed its fds, so it counts as gone). */

@@ -12,6 +12,7 @@ import { RpcClient, daemonSockets, rootLayout, systemClock, type Layout } from '
 import { DAEMON_BIN } from '../helpers/daemon-harness.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { readStateFiles } from '../helpers/state-files.js';
+import { procState } from '../../drivers/host/proc.js';
 
 /** A live QEMU under the root, as /proc shows it. */
 export interface QemuProc {
@@ -53,22 +54,13 @@ function readArgs(pid: number): string[] | undefined {
   }
 }
 
-function procStateLetter(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Every live (not zombie) process, with its arguments. */
 function allProcs(): Proc[] {
   const out: Proc[] = [];
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
-    const state = procStateLetter(pid);
+    const state = procState(pid);
     if (state === undefined || state === 'Z' || state === 'X') continue;
     const args = readArgs(pid);
     if (args !== undefined && args.length > 0) out.push({ pid, args });
@@ -268,7 +260,7 @@ export class ChaosWorld {
 
   /** True when `pid` runs and is a shim of this root. */
   isShim(pid: number): boolean {
-    const args = procStateLetter(pid) === 'Z' ? undefined : readArgs(pid);
+    const args = procState(pid) === 'Z' ? undefined : readArgs(pid);
     return args !== undefined && args.some((a) => a.includes('virtq-shim')) && this.mine(args);
   }
 

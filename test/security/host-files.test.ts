@@ -108,8 +108,7 @@ describe('host files named by a definition', () => {
       // failure or the shim's connection closing (a race that once kept such rows listed).
       const many = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => api.create({ definition: def(`tf${i}`, { disks: [{ path: p('fifo'), target: 'vda' }] }) })));
       expect(many.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'ok'))).toEqual(Array(12).fill('INVALID_ARG'));
-      await new Promise((r) => setTimeout(r, 500));
-      expect((await api.listDomains({})).domains.map((r) => r.name)).toEqual(['pfifo']);
+      await expect.poll(async () => (await api.listDomains({})).domains.map((r) => r.name), { timeout: 5000 }).toEqual(['pfifo']);
     } finally {
       await h.cleanup();
     }
