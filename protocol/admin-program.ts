@@ -71,5 +71,5 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
     ret: Type.Object({ results: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), result: Type.Optional(Type.Unknown()), error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })) })) }),
     servers: aggregator, readonly: false, priority: 'high', since: '0.1', cli: 'all-shims',
     description: 'Runs one admin procedure on every running VM\'s shim (e.g. setLogFilters host-wide); one result per shim.' }),
-}, {});
+}, {}, ['admin']);
 export type AdminProgram = typeof adminProgram;
