@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, virtqProgram,
-  type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type PushedEvent, type VirtqProgram,
+  type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type ProcSpec, type ProcsWith, type PushedEvent, type VirtqProgram,
 } from '../protocol/index.js';
 import type { Router } from './router.js';
 import { readShimState, type ShimStateFile } from './resolve.js';
@@ -37,7 +37,8 @@ interface ShimReply {
   qemuPid?: number;
   error?: unknown;
 }
-const HOST_ONLY = new Set(['define', 'undefine', 'start', 'setAutostart']);
+/** The procedures the embed router answers itself (`embed: 'router'` in the catalogue). */
+type RouterProc = ProcsWith<Procs, 'embed', 'router'>;
 
 /** The virtq-shim beside this module (dist/bin, dist/lib/client or a source checkout), else `virtq-shim` on PATH. */
 export function defaultShimCommand(execPath: string): string[] {
@@ -91,15 +92,9 @@ export class EmbedRouter implements Router {
       throw new VirtqError('NOT_SUPPORTED', `${prog}.${proc} is not available in embedded mode`);
     }
     const parsed = virtqProgram.argValidators.get(proc)?.parse(args ?? {}, `${proc} arguments`) as Record<string, unknown>;
-    switch (proc) {
-      case 'listDomains': return { domains: await this.list(parsed as ArgsOf<Procs['listDomains']>) };
-      case 'lookupByName': return this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`);
-      case 'lookupByUUID': return this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`);
-      case 'create': return this.create(parsed as ArgsOf<Procs['create']>);
-      case 'subscribeEvents': return this.subscribe(parsed['name'] as string | undefined);
-      default: break;
-    }
-    if (HOST_ONLY.has(proc)) {
+    const spec: ProcSpec = virtqProgram.procs[proc as keyof Procs];
+    if (spec.embed === 'router') return this.local[proc as RouterProc](parsed);
+    if (spec.embed === 'unavailable') {
       throw new VirtqError('NOT_SUPPORTED', `${proc} needs virtqemud: embedded mode has no persistent definitions (use create)`);
     }
     const name = String(parsed['name']);
@@ -128,6 +123,15 @@ export class EmbedRouter implements Router {
     this.queue.end();
     this.markClosed(new VirtqError('CONNECTION_CLOSED', 'connection closed by the client'));
   }
+
+  // What the router answers itself, by procedure; a catalogue entry without one fails tsc.
+  private readonly local: Readonly<Record<RouterProc, (parsed: Record<string, unknown>) => Promise<unknown>>> = {
+    listDomains: async (parsed) => ({ domains: await this.list(parsed as ArgsOf<Procs['listDomains']>) }),
+    lookupByName: (parsed) => this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`),
+    lookupByUUID: (parsed) => this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`),
+    create: (parsed) => this.create(parsed as ArgsOf<Procs['create']>),
+    subscribeEvents: (parsed) => this.subscribe(parsed['name'] as string | undefined),
+  };
 
   private checkOpen(): void {
     if (this.isClosed) throw new VirtqError('CONNECTION_CLOSED', 'connection is closed');
