@@ -28,8 +28,6 @@ export interface ProcSpec<A extends TSchema = TSchema, R extends TSchema = TSche
   readonly servers: readonly ServerRole[];
   /** Read-only procedures may be called on the read-only socket. */
   readonly readonly: boolean;
-  /** High-priority procedures answer from cached state and never wait for a VM's job. */
-  readonly priority: 'high' | 'low';
   /** Per-VM procedures carry the VM's `name` in their arguments. */
   readonly perVm: boolean;
   /** After an ok reply the call's serial carries a byte stream in both directions. */
@@ -66,18 +64,18 @@ export interface Program<P extends Record<string, ProcSpec> = Record<string, Pro
   readonly argValidators: ReadonlyMap<string, Validator<TSchema>>;
 }
 
-type ProcInput<A extends TSchema, R extends TSchema> = Omit<ProcSpec<A, R>, 'perVm' | 'stream' | 'priority'> &
-  Partial<Pick<ProcSpec<A, R>, 'perVm' | 'stream' | 'priority'>>;
+type ProcInput<A extends TSchema, R extends TSchema> = Omit<ProcSpec<A, R>, 'perVm' | 'stream'> &
+  Partial<Pick<ProcSpec<A, R>, 'perVm' | 'stream'>>;
 
-type Defaults = { readonly priority: 'low'; readonly perVm: false; readonly stream: false };
+type Defaults = { readonly perVm: false; readonly stream: false };
 
 /**
- * Declares one procedure; `priority` defaults to low, `perVm` and `stream` to false. The result
+ * Declares one procedure; `perVm` and `stream` default to false. The result
  * keeps the literal types of what was given (`stream: true`, `states`, `embed`…) so types such as
  * the client's stream procedures or the shim's operations are derived from the table.
  */
 export function proc<A extends TSchema, R extends TSchema, const I extends ProcInput<A, R>>(spec: I & ProcInput<A, R>): ProcSpec<A, R> & Omit<Defaults, keyof I> & I {
-  return { priority: 'low', perVm: false, stream: false, ...spec } as ProcSpec<A, R> & Omit<Defaults, keyof I> & I;
+  return { perVm: false, stream: false, ...spec } as ProcSpec<A, R> & Omit<Defaults, keyof I> & I;
 }
 
 /** Declares one event. */

@@ -19,11 +19,11 @@ export const ListFilter = Type.Object({
 export type ListFilter = Static<typeof ListFilter>;
 
 const hostProcs = {
-  listDomains: proc({ args: ListFilter, ret: Type.Object({ domains: Type.Array(DomainRow) }), servers: aggregator, readonly: true, priority: 'high', embed: 'router', since: '0.1', cli: 'list',
+  listDomains: proc({ args: ListFilter, ret: Type.Object({ domains: Type.Array(DomainRow) }), servers: aggregator, readonly: true, embed: 'router', since: '0.1', cli: 'list',
     description: 'Every VM on the host (or under the root), from virtqemud\'s live cache.' }),
-  lookupByName: proc({ args: DomainRef, ret: DomainRow, servers: aggregator, readonly: true, priority: 'high', embed: 'router', since: '0.1',
+  lookupByName: proc({ args: DomainRef, ret: DomainRow, servers: aggregator, readonly: true, embed: 'router', since: '0.1',
     description: 'One VM by name, with its shim\'s socket for direct connection.' }),
-  lookupByUUID: proc({ args: Type.Object({ uuid: DomainUuid }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: true, priority: 'high', embed: 'router', since: '0.1',
+  lookupByUUID: proc({ args: Type.Object({ uuid: DomainUuid }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: true, embed: 'router', since: '0.1',
     description: 'One VM by UUID, with its shim\'s socket for direct connection.' }),
   define: proc({ args: Type.Object({ definition: Definition }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, embed: 'unavailable', since: '0.1', cli: 'define',
     description: 'Stores a persistent definition (new, or replacing one with the same name and UUID).' }),
