@@ -37,6 +37,16 @@ interface ShimReply {
   qemuPid?: number;
   error?: unknown;
 }
+/** The per-VM procedures the catalogue marks `hostCache`. */
+type HostCached = ProcsWith<Procs, 'hostCache'>;
+
+/** A stopped VM's answers from its state file (only those `hostCache` marks 'inactive' are asked). */
+const fromStateFile: Readonly<Record<HostCached, (state: ShimStateFile) => unknown>> = {
+  getState: (state) => { const row = rowFromState(state); return { state: row.state, reason: row.reason }; },
+  getDefinition: (state) => state.definition,
+  getInfo: () => undefined,
+};
+
 /** The procedures the embed router answers itself (`embed: 'router'` in the catalogue). */
 type RouterProc = ProcsWith<Procs, 'embed', 'router'>;
 
@@ -189,9 +199,12 @@ export class EmbedRouter implements Router {
   private async fromStateFile(name: string, proc: string): Promise<unknown> {
     const state = await readShimState(shimStateFile(this.opts.layout, name));
     if (state === undefined) throw new VirtqError('NO_DOMAIN', `no VM "${name}" under ${this.opts.root}`);
-    const row = rowFromState(state);
-    if (proc === 'getState') return { state: row.state, reason: row.reason };
-    if (proc === 'getDefinition') return state.definition;
+    const spec: ProcSpec | undefined = Object.hasOwn(virtqProgram.procs, proc) ? virtqProgram.procs[proc as keyof Procs] : undefined;
+    // What the catalogue says virtqemud answers for an inactive VM, embed answers from the file.
+    if (spec?.hostCache?.includes('inactive') === true) {
+      const answer = fromStateFile[proc as HostCached](state);
+      if (answer !== undefined) return answer;
+    }
     throw await this.notRunning(name, proc);
   }
 
