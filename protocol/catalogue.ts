@@ -1,6 +1,7 @@
 // The declarative procedure catalogue: the table type every program is written in and the
-// helpers that derive validators from it. Dispatch, the typed client, the read-only ACL, the
-// CLI and docs/protocol.md all read these tables; nobody keeps a second list.
+// helpers that derive validators from it. Dispatch, the typed client, the socket ACL, the
+// shim's per-state operations, virtqemud's host-cache answers, embed mode, the CLI and
+// docs/protocol.md all read these tables; nobody keeps a second list of procedure names.
 import type { Static, TSchema } from '@sinclair/typebox';
 import { lazyValidator, type Validator } from './schema.js';
 import type { DomainState } from './types.js';
