@@ -4,7 +4,7 @@
 import type { Static } from '@sinclair/typebox';
 import {
   ACTIVE_STATES, VirtqError,
-  type DomainRow, type DomainState, type NormalizedDefinition, type ServerClient, type ShimVmInfo,
+  type DomainRow, type DomainState, type ListFilter, type NormalizedDefinition, type ServerClient, type ShimVmInfo,
 } from '../protocol/index.js';
 
 /** The shim currently serving a VM. */
@@ -38,14 +38,8 @@ export interface DomainRecord {
   starting: boolean;
 }
 
-/** Listing filters (all given ones must hold). */
-export interface ListFilter {
-  active?: boolean;
-  inactive?: boolean;
-  persistent?: boolean;
-  transient?: boolean;
-  state?: DomainState;
-}
+/** Listing filters (all given ones must hold): the `listDomains` argument schema's type. */
+export type { ListFilter } from '../protocol/index.js';
 
 /** True when the VM has (or may have) a QEMU process. */
 export function isActive(r: DomainRecord): boolean {

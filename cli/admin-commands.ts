@@ -41,7 +41,7 @@ const allShims: CallAdapter = {
   },
 };
 
-const adapters: Readonly<Record<string, CallAdapter>> = {
+const adapters: Readonly<Partial<Record<keyof typeof adminProgram.procs, CallAdapter>>> = {
   callShims: allShims,
   disconnectClient: { render: (_r, a) => `Client ${String(a['id'])} disconnected\n` },
   setLimits: {
@@ -60,5 +60,5 @@ const adapters: Readonly<Record<string, CallAdapter>> = {
 export function adminCommands(): CommandSpec[] {
   return Object.entries(adminProgram.procs)
     .filter(([, spec]) => spec.cli !== undefined)
-    .map(([procName]) => callCommand(adminProgram, procName, adapters[procName]));
+    .map(([procName]) => callCommand(adminProgram, procName, adapters[procName as keyof typeof adminProgram.procs]));
 }

@@ -68,8 +68,10 @@ function parseMonitorCommand(text: string): Args {
   return parsed as Args;
 }
 
-/** What differs from the derived default, by procedure. */
-const adapters: Readonly<Record<string, CallAdapter>> = {
+type VirtqProc = keyof typeof virtqProgram.procs & string;
+
+/** What differs from the derived default, by procedure (a misspelt procedure fails tsc). */
+const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   listDomains: {
     hints: { help: HELP },
     options: [{ flags: '--all', key: 'all', description: 'list inactive VMs too (default: active ones only)' }],
@@ -144,12 +146,18 @@ const adapters: Readonly<Record<string, CallAdapter>> = {
   },
 };
 
+/** Procedures whose command is not a call: the console stream and the event watcher. */
+const ownCommands: Readonly<Partial<Record<VirtqProc, () => CommandSpec>>> = {
+  openConsole: consoleCommand,
+  subscribeEvents: eventCommand,
+};
+
 /** Every `virtq` command: the catalogue's CLI procedures, plus `event` (subscribeEvents). */
 export function virtqCommands(): CommandSpec[] {
   const commands: CommandSpec[] = [];
-  for (const [procName, spec] of Object.entries(virtqProgram.procs)) {
-    if (procName === 'openConsole') commands.push(consoleCommand());
-    else if (procName === 'subscribeEvents') commands.push(eventCommand());
+  for (const [procName, spec] of Object.entries(virtqProgram.procs) as [VirtqProc, (typeof virtqProgram.procs)[VirtqProc]][]) {
+    const own = ownCommands[procName];
+    if (own !== undefined) commands.push(own());
     else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName]));
   }
   return commands;

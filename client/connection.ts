@@ -2,19 +2,19 @@
 // `virtq` program, per-VM handles, lifecycle events and the serial console, over whichever
 // router the URI chose (virtqemud, one shim, or embedded shims).
 import {
-  lazyValidator, LifecycleEvent, virtqProgram,
-  type ArgsOf, type ByteStream, type CallOptions, type RetOf, type TypedClient, type VirtqError, type VirtqProgram,
+  lazyValidator, LifecycleEvent, typedClient, virtqProgram,
+  type ArgsOf, type ByteStream, type CallOptions, type RetOf, type StreamProcs, type TypedClient, type VirtqError, type VirtqProgram,
 } from '../protocol/index.js';
-import { bindProgram, type Router } from './router.js';
+import type { Router } from './router.js';
 
 /** The `virtq` program's procedures, by name. */
 export type VirtqProcs = VirtqProgram['procs'];
 
-/** Procedures that open a byte stream; reach them through `Connection.console`. */
-export type StreamProcedure = 'openConsole';
+/** Procedures that open a byte stream (`stream: true` in the catalogue); reach them through `Connection.console`. */
+export type StreamProcedure = StreamProcs<VirtqProgram>;
 
 /** One typed method per procedure of the `virtq` program (stream procedures excepted). */
-export type VirtqMethods = Omit<TypedClient<VirtqProgram>, StreamProcedure>;
+export type VirtqMethods = TypedClient<VirtqProgram>;
 
 /** Procedures whose arguments name one VM: the methods of a `DomainHandle`. */
 export type DomainProcedure = {
@@ -65,7 +65,7 @@ export class Connection {
     readonly readOnly: boolean,
     private readonly router: Router,
   ) {
-    this.virtq = bindProgram<VirtqProgram, StreamProcedure>(virtqProgram, router);
+    this.virtq = typedClient(virtqProgram, router);
   }
 
   /** Settles with the reason once the connection has closed (by either side). */

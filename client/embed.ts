@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, virtqProgram,
-  type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type PushedEvent, type VirtqProgram,
+  type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type ProcSpec, type ProcsWith, type PushedEvent, type VirtqProgram,
 } from '../protocol/index.js';
 import type { Router } from './router.js';
 import { readShimState, type ShimStateFile } from './resolve.js';
@@ -37,7 +37,18 @@ interface ShimReply {
   qemuPid?: number;
   error?: unknown;
 }
-const HOST_ONLY = new Set(['define', 'undefine', 'start', 'setAutostart']);
+/** The per-VM procedures the catalogue marks `hostCache`. */
+type HostCached = ProcsWith<Procs, 'hostCache'>;
+
+/** A stopped VM's answers from its state file (only those `hostCache` marks 'inactive' are asked). */
+const fromStateFile: Readonly<Record<HostCached, (state: ShimStateFile) => unknown>> = {
+  getState: (state) => { const row = rowFromState(state); return { state: row.state, reason: row.reason }; },
+  getDefinition: (state) => state.definition,
+  getInfo: () => undefined,
+};
+
+/** The procedures the embed router answers itself (`embed: 'router'` in the catalogue). */
+type RouterProc = ProcsWith<Procs, 'embed', 'router'>;
 
 /** The virtq-shim beside this module (dist/bin, dist/lib/client or a source checkout), else `virtq-shim` on PATH. */
 export function defaultShimCommand(execPath: string): string[] {
@@ -91,15 +102,9 @@ export class EmbedRouter implements Router {
       throw new VirtqError('NOT_SUPPORTED', `${prog}.${proc} is not available in embedded mode`);
     }
     const parsed = virtqProgram.argValidators.get(proc)?.parse(args ?? {}, `${proc} arguments`) as Record<string, unknown>;
-    switch (proc) {
-      case 'listDomains': return { domains: await this.list(parsed as ArgsOf<Procs['listDomains']>) };
-      case 'lookupByName': return this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`);
-      case 'lookupByUUID': return this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`);
-      case 'create': return this.create(parsed as ArgsOf<Procs['create']>);
-      case 'subscribeEvents': return this.subscribe(parsed['name'] as string | undefined);
-      default: break;
-    }
-    if (HOST_ONLY.has(proc)) {
+    const spec: ProcSpec = virtqProgram.procs[proc as keyof Procs];
+    if (spec.embed === 'router') return this.local[proc as RouterProc](parsed);
+    if (spec.embed === 'unavailable') {
       throw new VirtqError('NOT_SUPPORTED', `${proc} needs virtqemud: embedded mode has no persistent definitions (use create)`);
     }
     const name = String(parsed['name']);
@@ -128,6 +133,15 @@ export class EmbedRouter implements Router {
     this.queue.end();
     this.markClosed(new VirtqError('CONNECTION_CLOSED', 'connection closed by the client'));
   }
+
+  // What the router answers itself, by procedure; a catalogue entry without one fails tsc.
+  private readonly local: Readonly<Record<RouterProc, (parsed: Record<string, unknown>) => Promise<unknown>>> = {
+    listDomains: async (parsed) => ({ domains: await this.list(parsed as ArgsOf<Procs['listDomains']>) }),
+    lookupByName: (parsed) => this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`),
+    lookupByUUID: (parsed) => this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`),
+    create: (parsed) => this.create(parsed as ArgsOf<Procs['create']>),
+    subscribeEvents: (parsed) => this.subscribe(parsed['name'] as string | undefined),
+  };
 
   private checkOpen(): void {
     if (this.isClosed) throw new VirtqError('CONNECTION_CLOSED', 'connection is closed');
@@ -185,9 +199,12 @@ export class EmbedRouter implements Router {
   private async fromStateFile(name: string, proc: string): Promise<unknown> {
     const state = await readShimState(shimStateFile(this.opts.layout, name));
     if (state === undefined) throw new VirtqError('NO_DOMAIN', `no VM "${name}" under ${this.opts.root}`);
-    const row = rowFromState(state);
-    if (proc === 'getState') return { state: row.state, reason: row.reason };
-    if (proc === 'getDefinition') return state.definition;
+    const spec: ProcSpec | undefined = Object.hasOwn(virtqProgram.procs, proc) ? virtqProgram.procs[proc as keyof Procs] : undefined;
+    // What the catalogue says virtqemud answers for an inactive VM, embed answers from the file.
+    if (spec?.hostCache?.includes('inactive') === true) {
+      const answer = fromStateFile[proc as HostCached](state);
+      if (answer !== undefined) return answer;
+    }
     throw await this.notRunning(name, proc);
   }
 

@@ -46,30 +46,30 @@ export const MetricFamily = Type.Object({
 });
 
 export const adminProgram = defineProgram('admin', 'Runtime administration of any virtq daemon (admin socket only).', {
-  serverInfo: proc({ args: Empty, ret: ServerInfo, servers: both, readonly: true, priority: 'high', since: '0.1', cli: 'server-info',
+  serverInfo: proc({ args: Empty, ret: ServerInfo, servers: both, readonly: true, since: '0.1', cli: 'server-info',
     description: 'Version, uptime, client and in-flight counts, limits.' }),
-  listClients: proc({ args: Empty, ret: Type.Object({ clients: Type.Array(ClientRow) }), servers: both, readonly: true, priority: 'high', since: '0.1', cli: 'client-list',
+  listClients: proc({ args: Empty, ret: Type.Object({ clients: Type.Array(ClientRow) }), servers: both, readonly: true, since: '0.1', cli: 'client-list',
     description: 'The connected clients.' }),
-  disconnectClient: proc({ args: Type.Object({ id: Type.Integer() }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'client-disconnect',
+  disconnectClient: proc({ args: Type.Object({ id: Type.Integer() }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, since: '0.1', cli: 'client-disconnect',
     description: 'Closes one client\'s connection.' }),
-  getLimits: proc({ args: Empty, ret: Limits, servers: both, readonly: true, priority: 'high', since: '0.1',
+  getLimits: proc({ args: Empty, ret: Limits, servers: both, readonly: true, since: '0.1',
     description: 'The server\'s limits.' }),
-  setLimits: proc({ args: Type.Partial(Limits, { additionalProperties: false }), ret: Limits, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'limits',
+  setLimits: proc({ args: Type.Partial(Limits, { additionalProperties: false }), ret: Limits, servers: both, readonly: false, since: '0.1', cli: 'limits',
     description: 'Changes limits at run time; returns the new limits.' }),
-  getLogFilters: proc({ args: Empty, ret: Type.Object({ filters: Type.String() }), servers: both, readonly: true, priority: 'high', since: '0.1',
+  getLogFilters: proc({ args: Empty, ret: Type.Object({ filters: Type.String() }), servers: both, readonly: true, since: '0.1',
     description: 'The per-module log filters, e.g. "debug:qemu.qmp warn:rpc".' }),
-  setLogFilters: proc({ args: Type.Object({ filters: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'log-filters',
+  setLogFilters: proc({ args: Type.Object({ filters: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, since: '0.1', cli: 'log-filters',
     description: 'Replaces the per-module log filters at run time.' }),
-  getLogOutputs: proc({ args: Empty, ret: Type.Object({ outputs: Type.String() }), servers: both, readonly: true, priority: 'high', since: '0.1',
+  getLogOutputs: proc({ args: Empty, ret: Type.Object({ outputs: Type.String() }), servers: both, readonly: true, since: '0.1',
     description: 'Where logs go, e.g. "stderr file:/var/log/virtq/virtqemud.log".' }),
-  setLogOutputs: proc({ args: Type.Object({ outputs: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, priority: 'high', since: '0.1', cli: 'log-outputs',
+  setLogOutputs: proc({ args: Type.Object({ outputs: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: false, since: '0.1', cli: 'log-outputs',
     description: 'Replaces the log outputs at run time.' }),
-  getMetrics: proc({ args: Empty, ret: Type.Object({ families: Type.Array(MetricFamily) }), servers: both, readonly: true, priority: 'high', since: '0.1',
+  getMetrics: proc({ args: Empty, ret: Type.Object({ families: Type.Array(MetricFamily) }), servers: both, readonly: true, since: '0.1',
     description: 'The daemon\'s own metrics (a shim\'s carry its VM\'s domain and uuid labels); virtqemud merges every shim\'s into /metrics.' }),
   callShims: proc({
     args: Type.Object({ procedure: Type.String({ pattern: '^[A-Za-z]{1,64}$' }), args: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
     ret: Type.Object({ results: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), result: Type.Optional(Type.Unknown()), error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })) })) }),
-    servers: aggregator, readonly: false, priority: 'high', since: '0.1', cli: 'all-shims',
+    servers: aggregator, readonly: false, since: '0.1', cli: 'all-shims',
     description: 'Runs one admin procedure on every running VM\'s shim (e.g. setLogFilters host-wide); one result per shim.' }),
-}, {});
+}, {}, ['admin']);
 export type AdminProgram = typeof adminProgram;

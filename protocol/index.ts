@@ -17,7 +17,7 @@ export { checkCborLimits, DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-li
 export { parseMessage, type Message, type MessageType, type MessageStatus } from './message.js';
 export { FramedConnection } from './connection.js';
 export { RpcClient, type PushedEvent, type RpcClientOptions } from './client.js';
-export { typedClient, type TypedClient, type CallOptions } from './typed-client.js';
+export { typedClient, type Caller, type StreamProcs, type TypedClient, type CallOptions } from './typed-client.js';
 export { ByteStream } from './byte-stream.js';
 export { EventQueue } from './event-queue.js';
 export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES, type Access, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';

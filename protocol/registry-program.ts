@@ -43,5 +43,5 @@ export const registryProgram = defineProgram('registry', 'Shim registration with
     description: 'Reports a state change of the registered VM.' }),
   unregister: proc({ args: Empty, ret: Empty, servers: aggregator, readonly: false, since: '0.1',
     description: 'Releases the registration before the shim exits.' }),
-}, {});
+}, {}, ['rw']);
 export type RegistryProgram = typeof registryProgram;

@@ -4,7 +4,7 @@
 // here, so every daemon serves them the same way.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Static, TSchema } from '@sinclair/typebox';
-import type { ArgsOf, Program, ProcSpec, RetOf, ServerRole } from './catalogue.js';
+import { refusal, type ArgsOf, type Program, type ProcSpec, type RetOf, type ServerRole } from './catalogue.js';
 import { ByteBudget } from './byte-budget.js';
 import { DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 import type { Clock } from './clock.js';
@@ -228,7 +228,7 @@ export class RpcServer {
     if (reg === undefined) throw new VirtqError('UNKNOWN_PROGRAM', `unknown program "${msg.prog}"`);
     const spec: ProcSpec | undefined = Object.hasOwn(reg.program.procs, msg.proc) ? reg.program.procs[msg.proc] : undefined;
     if (spec === undefined) throw new VirtqError('UNKNOWN_PROCEDURE', `program "${msg.prog}" has no procedure "${msg.proc}"`);
-    checkAccess(client.access, reg.program.name, msg.proc, spec);
+    checkAccess(client.access, reg.program, msg.proc, spec);
     if (!spec.servers.includes(this.opts.role)) {
       throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not served by ${this.opts.daemon}`);
     }
@@ -258,13 +258,8 @@ export class RpcServer {
 }
 
 
-function checkAccess(access: Access, prog: string, proc: string, spec: ProcSpec<TSchema, TSchema>): void {
-  if (prog === 'admin') {
-    if (access !== 'admin') throw new VirtqError('PERMISSION_DENIED', `admin.${proc} is served on the admin socket only`);
-    return;
-  }
-  if (access === 'admin') throw new VirtqError('PERMISSION_DENIED', `${prog}.${proc} is not served on the admin socket`);
-  if (access === 'ro' && (!spec.readonly || prog === 'registry')) {
-    throw new VirtqError('PERMISSION_DENIED', `${prog}.${proc} changes state and is refused on the read-only socket; use the read-write socket`);
-  }
+/** The ACL: derived from the socket classes the program is served on and the procedure's `readonly`. */
+function checkAccess(access: Access, program: Program, proc: string, spec: ProcSpec<TSchema, TSchema>): void {
+  const why = refusal(program, proc, spec, access);
+  if (why !== undefined) throw new VirtqError('PERMISSION_DENIED', why);
 }

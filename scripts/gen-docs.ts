@@ -101,11 +101,11 @@ function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>):
 function renderProgram(p: protocol.Program, text: SchemaText): string {
   const cliPrefix = p.name === 'admin' ? 'virtq admin ' : 'virtq ';
   const rows = Object.entries(p.procs).map(([name, s]) => [
-    code(name), s.servers.join(', '), s.readonly ? 'yes' : 'no', s.priority, s.perVm ? 'yes' : 'no',
+    code(name), s.servers.join(', '), s.readonly ? 'yes' : 'no', s.perVm ? 'yes' : 'no',
     s.stream ? 'yes' : 'no', s.since, s.cli === undefined ? '' : code(cliPrefix + s.cli), s.description,
   ]);
   const out = [`## Program \`${p.name}\``, '', p.description, '',
-    table(['procedure', 'servers', 'read-only', 'priority', 'per-VM', 'stream', 'since', 'CLI command', 'description'], rows)];
+    table(['procedure', 'servers', 'read-only', 'per-VM', 'stream', 'since', 'CLI command', 'description'], rows)];
   for (const [name, s] of Object.entries(p.procs)) {
     out.push('', `### \`${p.name}.${name}\``, '', s.description, '', '```ts',
       `args: ${text.type(s.args, 0)};`, `result: ${text.type(s.ret, 0)};`, '```');
@@ -120,15 +120,23 @@ function renderProgram(p: protocol.Program, text: SchemaText): string {
   return out.join('\n');
 }
 
+// Which programs each socket class serves, from the programs' declared socket classes (the
+// server's ACL reads the same field); the read-only socket takes only read-only procedures.
+function servedOn(sockets: readonly protocol.SocketClass[]): string[][] {
+  const all = [protocol.virtqProgram, protocol.registryProgram, protocol.adminProgram];
+  const wording: Record<protocol.SocketClass, (names: string) => string> = {
+    rw: (names) => `every procedure of ${names}`,
+    ro: (names) => `the read-only procedures of ${names} only`,
+    admin: (names) => `the procedures of ${names} only`,
+  };
+  return sockets.map((socket) => [code(socket), wording[socket](all.filter((p) => p.sockets.includes(socket)).map((p) => code(p.name)).join(' and '))]);
+}
+
 function renderAccess(): string {
   const readOnly = Object.entries(protocol.virtqProgram.procs).filter(([, s]) => protocol.allowedOn(s, true)).map(([n]) => code(n));
   return ['## Access', '',
     'Each daemon listens on three sockets. A call that its socket may not make is answered `PERMISSION_DENIED`, and the connection stays usable; a procedure the daemon does not implement (see the servers column) is answered `NOT_SUPPORTED`.', '',
-    table(['socket', 'serves'], [
-      [code('rw'), 'every procedure of `virtq` and `registry`'],
-      [code('ro'), 'the read-only procedures of `virtq` only'],
-      [code('admin'), 'the procedures of `admin` only'],
-    ]), '',
+    table(['socket', 'serves'], servedOn(['rw', 'ro', 'admin'])), '',
     `Read-only procedures of \`virtq\`: ${readOnly.join(', ')}.`, '',
     '`registry` is served only by virtqemud, only on its read-write socket.'].join('\n');
 }
@@ -159,7 +167,7 @@ export function renderProtocolDoc(): string {
     renderAccess(), '',
     '## Programs', '',
     'In the tables below, *servers* are the daemons that implement a procedure (virtqemud forwards a per-VM call to the VM\'s shim); ' +
-    '*read-only* procedures may be called on the read-only socket; *high* priority procedures answer from cached state and never wait behind a VM\'s running job; ' +
+    '*read-only* procedures may be called on the read-only socket; ' +
     '*per-VM* procedures name their VM in `args.name`; *stream* procedures open a byte stream. ' +
     'Commands of the `admin` program run as `virtq admin COMMAND`.', '',
     programs.join('\n\n'), '',

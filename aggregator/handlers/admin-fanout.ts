@@ -17,7 +17,7 @@ export interface ShimCallResult {
 
 /** Calls admin `procedure` with `args` on every live shim. */
 export async function callShims(registry: DomainRegistry, pool: ShimPool, procedure: string, args: Record<string, unknown>): Promise<{ results: ShimCallResult[] }> {
-  if (!Object.hasOwn(adminProgram.procs, procedure) || procedure === 'callShims') {
+  if (!Object.hasOwn(adminProgram.procs, procedure) || !adminProgram.procs[procedure as keyof typeof adminProgram.procs].servers.includes('shim')) {
     throw new VirtqError('INVALID_ARG', `"${procedure}" is not an admin procedure a shim serves`);
   }
   const targets = [...registry.all()].filter((r) => r.shim !== undefined && r.shimUp && isActive(r));

@@ -1,34 +1,48 @@
 // Per-VM procedures on virtqemud's socket: forwarded by VM name to the VM's shim (the
-// compatibility path for clients that only know the host socket). getState and getInfo, and
-// every call on an inactive VM, are answered here from the registry; the console stream is piped
-// both ways.
+// compatibility path for clients that only know the host socket). What the catalogue marks
+// `hostCache` (getState, getInfo; getDefinition of an inactive VM) is answered here from the
+// registry, every other call on an inactive VM is refused; the console stream is piped both ways.
 import type { Static } from '@sinclair/typebox';
-import { VirtqError, type CallContext, type Clock, type DomainInfo, type Fallback, type Program } from '../../protocol/index.js';
+import { VirtqError, vmProcs, type CallContext, type ProcsWith, type Clock, type DomainInfo, type Fallback, type Program } from '../../protocol/index.js';
 import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { isActive, type DomainRecord, type DomainRegistry, type ShimRef } from '../registry.js';
 import type { ShimPool } from '../shim-pool.js';
 
+/** The per-VM procedures virtqemud answers from its registry, as the catalogue declares them. */
+type HostCached = ProcsWith<typeof vmProcs, 'hostCache'>;
+
 /** The fallback that forwards per-VM calls. */
 export function proxyFallback(registry: DomainRegistry, pool: ShimPool, clock: Clock): Fallback {
   const procStats = new ProcessStatsCache(() => clock.monotonic());
+  // One answer per procedure the catalogue marks `hostCache`; undefined when the registry lacks
+  // what it needs, and the call goes on to the shim. A missing or misnamed entry fails tsc.
+  const fromRegistry: Readonly<Record<HostCached, (r: DomainRecord) => unknown>> = {
+    getState: (r) => ({ state: r.state, reason: r.reason }),
+    getDefinition: (r) => r.definition,
+    // With CPU time read from /proc as the shim would (and as libvirt does); a lost shim's VM is
+    // not answered for (SHIM_UNAVAILABLE), as its info may be stale.
+    getInfo: (r) => (r.shim?.info === undefined || !r.shimUp ? undefined : infoFromRegistry(r, r.shim, r.shim.info, clock.now(), procStats)),
+  };
   return async (program: Program, proc: string, args: unknown, ctx: CallContext) => {
     const spec = program.procs[proc];
     if (spec === undefined || !spec.perVm) throw new VirtqError('NOT_SUPPORTED', `${program.name}.${proc} is not served by virtqemud`);
     const name = (args as { name: string }).name;
     const r = registry.require(name);
+    const cached = Object.hasOwn(fromRegistry, proc) ? fromRegistry[proc as HostCached] : undefined;
     if (!isActive(r) || r.starting) {
-      if (proc === 'getState') return { state: r.state, reason: r.reason };
-      if (proc === 'getDefinition' && r.definition !== undefined) return r.definition;
+      const answer = spec.hostCache?.includes('inactive') === true ? cached?.(r) : undefined;
+      if (answer !== undefined) return answer;
       throw new VirtqError('OPERATION_INVALID', `cannot ${proc} VM "${name}": it is ${r.starting ? 'starting' : r.state}`, { details: { state: r.state } });
     }
     // The shim reports every state change before it replies to the call that made it, so the
     // registry's state is the shim's: answered here in one hop, as libvirt answers from its cache.
-    if (proc === 'getState') return { state: r.state, reason: r.reason };
+    if (spec.hostCache?.includes('active') === true) {
+      const answer = cached?.(r);
+      if (answer !== undefined) return answer;
+    }
     if (r.shim === undefined || !r.shimUp) {
       throw new VirtqError('SHIM_UNAVAILABLE', `the shim of VM "${name}" is lost; the VM may still run (re-attach with: virtq-shim --attach ${name})`);
     }
-    // So is getInfo, with CPU time read from /proc as the shim would (and as libvirt does).
-    if (proc === 'getInfo' && r.shim.info !== undefined) return infoFromRegistry(r, r.shim, r.shim.info, clock.now(), procStats);
     const client = await pool.get(r.shim.socket, name);
     if (!spec.stream) return client.call(program.name, proc, args);
     const upstream = await client.openStream(program.name, proc, args);

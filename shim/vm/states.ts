@@ -1,6 +1,6 @@
 // The VM lifecycle as an explicit state machine: the states, the moves allowed between them,
-// and which states each operation runs in. Anything else is OPERATION_INVALID naming the state.
-import { VirtqError, type DomainState } from '../../protocol/index.js';
+// and which states each operation runs in (declared in the catalogue). Anything else is OPERATION_INVALID naming the state.
+import { VirtqError, vmProcs, type DomainState, type ProcsWith } from '../../protocol/index.js';
 
 const transitions: Readonly<Record<DomainState, readonly DomainState[]>> = {
   starting: ['running', 'paused', 'shutoff', 'crashed'],
@@ -11,24 +11,21 @@ const transitions: Readonly<Record<DomainState, readonly DomainState[]>> = {
   crashed: ['starting'],
 };
 
-/** Operations that depend on the VM's state. */
-export type Operation =
-  | 'shutdown' | 'destroy' | 'reboot' | 'reset' | 'suspend' | 'resume'
-  | 'attachDisk' | 'detachDisk' | 'blockStats' | 'qemuMonitorCommand' | 'openConsole';
+/** Operations that depend on the VM's state: the per-VM procedures with `states` in the catalogue. */
+export type Operation = ProcsWith<typeof vmProcs, 'states'>;
 
-const allowed: Readonly<Record<Operation, readonly DomainState[]>> = {
-  shutdown: ['running', 'paused', 'shutting-down'],
-  destroy: ['starting', 'running', 'paused', 'shutting-down'],
-  reboot: ['running'],
-  reset: ['running', 'paused', 'shutting-down'],
-  suspend: ['running'],
-  resume: ['paused'],
-  attachDisk: ['running', 'paused'],
-  detachDisk: ['running', 'paused'],
-  blockStats: ['running', 'paused', 'shutting-down'],
-  qemuMonitorCommand: ['starting', 'running', 'paused', 'shutting-down'],
-  openConsole: ['starting', 'running', 'paused', 'shutting-down'],
-};
+/** The states each operation runs in, read from the catalogue. */
+const allowed = new Map<string, readonly DomainState[]>(
+  Object.entries(vmProcs).flatMap(([op, spec]): [string, readonly DomainState[]][] => (spec.states === undefined ? [] : [[op, spec.states]])),
+);
+
+/** The operations that depend on the VM's state, in catalogue order. */
+export const OPERATIONS: readonly Operation[] = [...allowed.keys()] as Operation[];
+
+/** The states `op` runs in. */
+export function allowedStates(op: Operation): readonly DomainState[] {
+  return allowed.get(op) ?? [];
+}
 
 /** True when the machine may move from `from` to `to`. */
 export function canTransition(from: DomainState, to: DomainState): boolean {
@@ -37,7 +34,7 @@ export function canTransition(from: DomainState, to: DomainState): boolean {
 
 /** Throws OPERATION_INVALID unless `op` may run in `state`. */
 export function checkOperation(op: Operation, name: string, state: DomainState): void {
-  if (!allowed[op].includes(state)) {
+  if (!allowedStates(op).includes(state)) {
     throw new VirtqError('OPERATION_INVALID', `cannot ${op} VM "${name}": it is ${state}`, { details: { state } });
   }
 }
