@@ -1,7 +1,7 @@
 // The shim's handlers for the per-VM procedures of the `virtq` program: parse at the edge
 // (the server has validated the arguments), check the VM name, then call the VM with plain
 // arguments. Reads answer from cached state and never queue behind a job.
-import { normalizeDefinition, VirtqError, type Handlers, type NormalizedDisk, type VirtqProgram } from '../../protocol/index.js';
+import { normalizeDisk, VirtqError, type Handlers, type VirtqProgram } from '../../protocol/index.js';
 import type { Vm } from '../vm/vm.js';
 import { attachDisk, blockStats, detachDisk, type DiskHooks } from '../vm/vm-disks.js';
 import { checkOperation } from '../vm/states.js';
@@ -53,8 +53,7 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
     attachDisk: async ({ name, disk }) => {
       mine(name);
       // Reuse the definition's defaults so hot-plugged and cold-plugged disks are the same.
-      const [normalized] = normalizeDefinition({ name, memoryMiB: 128, disks: [disk] }, () => vm.def.uuid).disks as [NormalizedDisk];
-      await attachDisk(vm, normalized, d.diskHooks, d.changed);
+      await attachDisk(vm, normalizeDisk(disk), d.diskHooks, d.changed);
       return done();
     },
     detachDisk: async ({ name, target, timeoutSec }) => {
