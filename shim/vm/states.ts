@@ -1,15 +1,5 @@
-// The VM lifecycle as an explicit state machine: the states, the moves allowed between them,
-// and which states each operation runs in. Anything else is OPERATION_INVALID naming the state.
+// Which states each operation runs in (the moves between states are in lifecycle.ts). Anything else is OPERATION_INVALID naming the state.
 import { VirtqError, type DomainState } from '../../protocol/index.js';
-
-const transitions: Readonly<Record<DomainState, readonly DomainState[]>> = {
-  starting: ['running', 'paused', 'shutoff', 'crashed'],
-  running: ['paused', 'shutting-down', 'shutoff', 'crashed', 'running'],
-  paused: ['running', 'paused', 'shutting-down', 'shutoff', 'crashed'],
-  'shutting-down': ['shutoff', 'crashed', 'running', 'paused', 'shutting-down'],
-  shutoff: ['starting'],
-  crashed: ['starting'],
-};
 
 /** Operations that depend on the VM's state. */
 export type Operation =
@@ -29,11 +19,6 @@ const allowed: Readonly<Record<Operation, readonly DomainState[]>> = {
   qemuMonitorCommand: ['starting', 'running', 'paused', 'shutting-down'],
   openConsole: ['starting', 'running', 'paused', 'shutting-down'],
 };
-
-/** True when the machine may move from `from` to `to`. */
-export function canTransition(from: DomainState, to: DomainState): boolean {
-  return transitions[from].includes(to);
-}
 
 /** Throws OPERATION_INVALID unless `op` may run in `state`. */
 export function checkOperation(op: Operation, name: string, state: DomainState): void {

@@ -6,7 +6,8 @@ import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type
 import { buildQemuArgv, type Accel } from '../../drivers/hypervisor/qemu/argv.js';
 import { checkHostFiles, findHostDevices, hostFilesOf } from '../../drivers/hypervisor/qemu/host-devices.js';
 import { QmpMonitor, type QmpEventCallbacks } from '../../drivers/hypervisor/qemu/qmp/monitor.js';
-import { canTransition, checkOperation } from './states.js';
+import { checkOperation } from './states.js';
+import { canTransition, checkTransition } from './lifecycle.js';
 import { JobLock } from './jobs.js';
 import type { MonitorListener } from './monitor-listener.js';
 import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
@@ -100,6 +101,7 @@ export class Vm {
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
+    checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
     // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
     await checkHostFiles(hostFilesOf(this.def));
     const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
@@ -110,7 +112,7 @@ export class Vm {
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
     const leases = await this.deps.leases.acquireForStart(this.def);
-    this.transition('starting', 'booting');
+    this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;
     this.deps.log.info({ argv }, 'spawning qemu');
@@ -136,7 +138,7 @@ export class Vm {
       const tail = await tailFile(this.deps.qemuLogFile, 2048);
       throw new VirtqError('OPERATION_FAILED', `QEMU failed to start VM "${this.def.name}": ${VirtqError.from(err).message}${tail ? `\n${tail}` : ''}`, { cause: err });
     }
-    this.transition(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
+    this.request(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
     this.deps.onLifecycle('started');
   }
 
@@ -159,9 +161,9 @@ export class Vm {
     const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
     await this.attachMonitor(socket);
     const status = await this.monitor().queryStatus();
-    if (status.running) this.transition('running', this.state === 'running' ? this.reason : 'unpaused');
+    if (status.running) this.observe('running', this.state === 'running' ? this.reason : 'unpaused');
     else if (status.status === 'shutdown') this.onShutdown({ guest: true, reason: 'guest-shutdown' });
-    else if (this.state !== 'paused') this.transition('paused', 'unknown');
+    else if (this.state !== 'paused') this.observe('paused', 'unknown');
     this.deps.onLifecycle('shim-attached');
   }
 
@@ -169,7 +171,7 @@ export class Vm {
   shutdown(timeoutSec: number | undefined): Promise<void> {
     return this.jobs.run('shutdown', async () => {
       checkOperation('shutdown', this.def.name, this.state);
-      this.transition('shutting-down', 'user');
+      this.request('shutting-down', 'user');
       this.deps.onLifecycle(undefined);
       await this.monitor().systemPowerdown();
       this.resendPowerdown();
@@ -202,7 +204,7 @@ export class Vm {
     return this.jobs.run('reset', async () => {
       checkOperation('reset', this.def.name, this.state);
       await this.monitor().systemReset();
-      if (this.state === 'shutting-down') this.transition('running', 'reset');
+      if (this.state === 'shutting-down') this.request('running', 'reset');
     });
   }
 
@@ -340,7 +342,7 @@ export class Vm {
     const { state, reason, details } = this.classifyExit(info);
     this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
     this.details = details;
-    this.transition(state, reason);
+    this.observe(state, reason);
     this.deps.onLifecycle(state === 'crashed' ? 'crashed' : 'stopped', details);
     this.markGone();
     if (state === 'crashed' && this.def.onCrash === 'restart' && this.mayRestart()) {
@@ -419,7 +421,7 @@ export class Vm {
     try {
       await mon?.systemReset();
       await mon?.cont();
-      this.transition('running', reason);
+      this.observe('running', reason);
       this.deps.onLifecycle('reset', { cause: reason });
     } catch (err) {
       this.deps.log.warn({ err }, 'reset after guest shutdown failed');
@@ -429,20 +431,32 @@ export class Vm {
   private enterPaused(reason: string): void {
     this.expectedPause = undefined;
     if (this.state === 'paused' || this.state === 'starting' || !canTransition(this.state, 'paused')) return;
-    this.transition('paused', reason);
+    this.observe('paused', reason);
     this.deps.onLifecycle('suspended');
   }
 
   private enterRunning(reason: string): void {
     if (this.state !== 'paused') return;
-    this.transition('running', reason);
+    this.observe('running', reason);
     this.deps.onLifecycle('resumed');
   }
 
-  private transition(to: DomainState, reason: string): void {
-    if (to !== this.state && !canTransition(this.state, to)) {
-      this.deps.log.warn({ from: this.state, to }, 'unexpected state transition');
+  // An operation's own move: refused (OPERATION_INVALID) when the transition table has no entry.
+  private request(to: DomainState, reason: string): void {
+    checkTransition(this.def.name, this.state, to);
+    this.move(to, reason);
+  }
+
+  // A move QEMU reported (an event, its exit, query-status) has happened whatever the table says:
+  // QEMU is the authority, so the VM takes the reported state and logs the surprise.
+  private observe(to: DomainState, reason: string): void {
+    if (!canTransition(this.state, to)) {
+      this.deps.log.warn({ msgId: 'VM_STATE_RECONCILED', from: this.state, to, reason }, 'QEMU reported a transition the lifecycle table does not allow; taking QEMU\'s state');
     }
+    this.move(to, reason);
+  }
+
+  private move(to: DomainState, reason: string): void {
     this.state = to;
     this.reason = reason;
     if (to !== 'shutoff' && to !== 'crashed') this.details = undefined;
