@@ -1,11 +1,9 @@
-// One VM: owns its QEMU process and monitor, runs the lifecycle state machine, turns QMP events
+// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs the lifecycle state machine, turns QMP events
 // and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
 // / onCrash policy. It never sees RPC: handlers call it with plain arguments.
 import type { Socket } from 'node:net';
-import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition } from '../../protocol/index.js';
-import { buildQemuArgv, type Accel } from '../../drivers/hypervisor/qemu/argv.js';
-import { checkHostFiles, findHostDevices, hostFilesOf } from '../../drivers/hypervisor/qemu/host-devices.js';
-import { QmpMonitor, type QmpEventCallbacks } from '../../drivers/hypervisor/qemu/qmp/monitor.js';
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
 import { canTransition, checkTransition } from './lifecycle.js';
 import { JobLock } from './jobs.js';
@@ -14,6 +12,7 @@ import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from '
 import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
+import { VmDisks } from './vm-disks.js';
 
 /** What a shim's state file says of the VM, for a successor. */
 export interface SavedVmState {
@@ -28,15 +27,12 @@ export interface VmDeps {
   clock: Clock;
   log: Logger;
   spawner: Spawner;
-  qemuBinary: string;
-  accel: Accel;
-  sandbox: boolean;
-  monitorSocket: string;
-  consoleSocket: string;
+  /** Builds the process to spawn and speaks to its monitor (QEMU's: drivers/hypervisor/qemu/driver.ts). */
+  driver: HypervisorDriver;
   qemuLogFile: string;
   monitors: MonitorListener;
   /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
-  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll'>;
+  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
   /** Called after each answered QMP command (for the latency histogram). */
   onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
   /** Called after every state change, so the owner can persist and publish. */
@@ -60,8 +56,10 @@ export class Vm {
   tainted = false;
   qemuStartedAt: number | undefined;
   readonly jobs = new JobLock();
+  /** Hot-plug and disk counters; holds this VM's lease hooks. */
+  readonly disks: VmDisks;
   private proc: QemuProcess | undefined;
-  private mon: QmpMonitor | undefined;
+  private mon: HypervisorMonitor | undefined;
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;
@@ -76,9 +74,21 @@ export class Vm {
 
   private readonly procStats: ProcessStatsCache;
 
-  constructor(public def: NormalizedDefinition, private readonly deps: VmDeps) {
+  constructor(private definition: NormalizedDefinition, private readonly deps: VmDeps) {
+    this.disks = new VmDisks(this, deps.leases.diskHooks(this));
     this.procStats = new ProcessStatsCache(() => deps.clock.monotonic(), 4);
     this.finishedP = new Promise((resolve) => { this.markFinished = resolve; });
+  }
+
+  /** The definition as it stands (hot-plug changes its disks). */
+  get def(): NormalizedDefinition {
+    return this.definition;
+  }
+
+  /** The disks changed by hot-plug: the definition follows, and the owner persists it. */
+  setDisks(disks: NormalizedDisk[]): void {
+    this.definition = { ...this.definition, disks };
+    this.deps.onLifecycle(undefined);
   }
 
   /** Settles when the VM has stopped for good (no restart policy left to apply). */
@@ -92,7 +102,7 @@ export class Vm {
   }
 
   /** The monitor; OPERATION_INVALID when QEMU is not connected. */
-  monitor(): QmpMonitor {
+  monitor(): HypervisorMonitor {
     if (this.mon === undefined || this.mon.isClosed) {
       throw new VirtqError('OPERATION_INVALID', `VM "${this.def.name}" has no monitor connection (state ${this.state})`);
     }
@@ -102,13 +112,7 @@ export class Vm {
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
-    await checkHostFiles(hostFilesOf(this.def));
-    const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
-    const argv = buildQemuArgv(this.def, {
-      monitorSocket: this.deps.monitorSocket, consoleSocket: this.deps.consoleSocket,
-      accel: this.deps.accel, sandbox: this.deps.sandbox, hostDevices,
-    });
+    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def);
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
     const leases = await this.deps.leases.acquireForStart(this.def);
@@ -118,7 +122,7 @@ export class Vm {
     this.deps.log.info({ argv }, 'spawning qemu');
     let proc: QemuProcess;
     try {
-      proc = this.deps.spawner.spawn(this.deps.qemuBinary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
+      proc = this.deps.spawner.spawn(binary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
     } catch (err) {
       await leases.abort();
       throw err;
@@ -271,9 +275,8 @@ export class Vm {
 
   private async attachMonitor(socket: Socket): Promise<void> {
     this.mon?.close();
-    const monitor = await QmpMonitor.attach(socket, {
-      clock: this.deps.clock,
-      callbacks: this.qmpCallbacks(),
+    const monitor = await this.deps.driver.connectMonitor(socket, {
+      events: this.events(),
       log: this.deps.log.child({ module: 'qemu.qmp' }),
       ...(this.deps.onQmpCommand === undefined ? {} : { onCommandDone: this.deps.onQmpCommand }),
       onClose: () => {
@@ -377,7 +380,7 @@ export class Vm {
 
   // --- QMP events ----------------------------------------------------------------------
 
-  private qmpCallbacks(): QmpEventCallbacks {
+  private events(): HypervisorEvents {
     return {
       onShutdown: (e) => this.onShutdown(e),
       onStop: () => this.enterPaused(this.expectedPause ?? 'unknown'),
@@ -417,7 +420,7 @@ export class Vm {
     mon?.quit().catch(() => this.proc?.kill('SIGTERM'));
   }
 
-  private async restartInPlace(mon: QmpMonitor | undefined, reason: string): Promise<void> {
+  private async restartInPlace(mon: HypervisorMonitor | undefined, reason: string): Promise<void> {
     try {
       await mon?.systemReset();
       await mon?.cont();
