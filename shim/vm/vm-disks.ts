@@ -1,10 +1,11 @@
 // Disks of a running VM: hot-plug and unplug through the hypervisor's monitor, with the disk
 // leases around them, and per-disk I/O counters. The VM owns one of these, given its lease
 // hooks once; it knows the VM only through the narrow DiskHost below (no import of vm.ts).
-import { VirtqError, type DomainState, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
-import type { DiskStats, HypervisorMonitor, WaitDeviceDeleted } from '../../drivers/hypervisor/types.js';
+import { VirtqError, type Clock, type DomainState, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import type { DiskStats, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
 import type { JobLock } from './jobs.js';
+import { DeviceWaiters } from './device-waiters.js';
 
 export type { DiskStats } from '../../drivers/hypervisor/types.js';
 
@@ -22,14 +23,22 @@ export interface DiskHost {
   readonly state: DomainState;
   readonly jobs: JobLock;
   monitor(): HypervisorMonitor;
-  waitDeviceDeleted(id: string, timeoutMs: number): ReturnType<WaitDeviceDeleted>;
   /** The definition's disk list changed (the VM keeps the definition and reports the change). */
   setDisks(disks: NormalizedDisk[]): void;
 }
 
 /** One VM's hot-pluggable disks. */
 export class VmDisks {
-  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks) {}
+  private readonly unplugs: DeviceWaiters;
+
+  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks, clock: Clock) {
+    this.unplugs = new DeviceWaiters(clock);
+  }
+
+  /** The hypervisor reported a device deleted: an unplug waiting for it goes on. */
+  deviceDeleted(id: string): void {
+    this.unplugs.deleted(id);
+  }
 
   /** Attaches `disk` to the running VM; the definition gains it. */
   attach(disk: NormalizedDisk): Promise<void> {
@@ -58,7 +67,7 @@ export class VmDisks {
       checkOperation('detachDisk', vm.def.name, vm.state);
       const disk = vm.def.disks.find((d) => d.target === target);
       if (disk === undefined) throw new VirtqError('INVALID_ARG', `VM "${vm.def.name}" has no disk ${target}`);
-      await vm.monitor().unplugDisk(target, (id) => vm.waitDeviceDeleted(id, timeoutMs));
+      await vm.monitor().unplugDisk(target, (id) => this.unplugs.wait(id, timeoutMs));
       vm.setDisks(vm.def.disks.filter((d) => d.target !== target));
       await hooks.afterDetach?.(disk);
     });

@@ -1,7 +1,6 @@
-// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs the lifecycle state machine, turns QMP events
-// and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
+// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs
+// the lifecycle state machine, turns monitor events and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
 // / onCrash policy. It never sees RPC: handlers call it with plain arguments.
-import type { Socket } from 'node:net';
 import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
 import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
@@ -13,6 +12,9 @@ import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 import { VmDisks } from './vm-disks.js';
+import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
+import { MonitorLink } from './monitor-link.js';
+import { repeatWhile, settlesWithin } from './timing.js';
 
 /** What a shim's state file says of the VM, for a successor. */
 export interface SavedVmState {
@@ -39,14 +41,9 @@ export interface VmDeps {
   onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
 }
 
-/** Why the shim itself is stopping QEMU. */
-type StopIntent = 'destroyed' | 'shutdown-timeout' | 'shutdown';
-
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
 const POWERDOWN_RESEND_FOR_MS = 30_000;
-const RESTART_WINDOW_MS = 60_000;
-const MAX_RESTARTS_IN_WINDOW = 3;
 
 /** A VM run by this shim. */
 export class Vm {
@@ -59,23 +56,26 @@ export class Vm {
   /** Hot-plug and disk counters; holds this VM's lease hooks. */
   readonly disks: VmDisks;
   private proc: QemuProcess | undefined;
-  private mon: HypervisorMonitor | undefined;
+  private readonly link: MonitorLink;
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;
   private expectedPause: string | undefined;
   private lastReset = 0;
-  private restarts: number[] = [];
+  private readonly restarts: RestartBudget;
   private gone: Promise<void> = Promise.resolve();
   private markGone: () => void = () => undefined;
   private readonly finishedP: Promise<void>;
   private markFinished!: () => void;
-  private readonly deviceWaiters = new Map<string, () => void>();
-
   private readonly procStats: ProcessStatsCache;
 
   constructor(private definition: NormalizedDefinition, private readonly deps: VmDeps) {
-    this.disks = new VmDisks(this, deps.leases.diskHooks(this));
+    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock);
+    this.restarts = new RestartBudget(deps.clock);
+    this.link = new MonitorLink({
+      clock: deps.clock, log: deps.log, driver: deps.driver, monitors: deps.monitors, events: this.events(), process: () => this.proc,
+      ...(deps.onQmpCommand === undefined ? {} : { onCommandDone: deps.onQmpCommand }),
+    });
     this.procStats = new ProcessStatsCache(() => deps.clock.monotonic(), 4);
     this.finishedP = new Promise((resolve) => { this.markFinished = resolve; });
   }
@@ -103,10 +103,11 @@ export class Vm {
 
   /** The monitor; OPERATION_INVALID when QEMU is not connected. */
   monitor(): HypervisorMonitor {
-    if (this.mon === undefined || this.mon.isClosed) {
+    const mon = this.link.current;
+    if (mon === undefined || mon.isClosed) {
       throw new VirtqError('OPERATION_INVALID', `VM "${this.def.name}" has no monitor connection (state ${this.state})`);
     }
-    return this.mon;
+    return mon;
   }
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
@@ -133,7 +134,7 @@ export class Vm {
     this.deps.onLifecycle(undefined);
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
-      await this.attachMonitor(socket);
+      await this.link.attach(socket);
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';
@@ -163,7 +164,7 @@ export class Vm {
     const proc = attachedProcess(pid, this.deps.clock);
     this.adopt(proc);
     const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
-    await this.attachMonitor(socket);
+    await this.link.attach(socket);
     const status = await this.monitor().queryStatus();
     if (status.running) this.observe('running', this.state === 'running' ? this.reason : 'unpaused');
     else if (status.status === 'shutdown') this.onShutdown({ guest: true, reason: 'guest-shutdown' });
@@ -180,7 +181,7 @@ export class Vm {
       await this.monitor().systemPowerdown();
       this.resendPowerdown();
       if (timeoutSec === undefined) return;
-      const stopped = await this.waitGone(timeoutSec * 1000);
+      const stopped = await settlesWithin(this.deps.clock, this.gone, timeoutSec * 1000);
       if (!stopped && this.proc !== undefined) {
         this.deps.log.warn({ timeoutSec }, 'guest ignored shutdown; destroying');
         await this.kill('shutdown-timeout', 3000);
@@ -242,20 +243,6 @@ export class Vm {
     });
   }
 
-  /** Resolves when the device with `id` has been deleted, or rejects with TIMEOUT. */
-  waitDeviceDeleted(id: string, timeoutMs: number): { promise: Promise<void>; cancel(): void } {
-    let cancel = () => undefined as void;
-    const promise = new Promise<void>((resolve, reject) => {
-      const timer = this.deps.clock.setTimeout(() => {
-        this.deviceWaiters.delete(id);
-        reject(new VirtqError('TIMEOUT', `the guest did not release device ${id} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.deviceWaiters.set(id, () => { timer.dispose(); resolve(); });
-      cancel = () => { timer.dispose(); this.deviceWaiters.delete(id); };
-    });
-    return { promise, cancel };
-  }
-
   /** CPU seconds, RSS and uptime of the QEMU process. */
   stats(): { cpuTimeSec: number; rssBytes: number; uptimeSec: number } {
     const pid = this.proc?.pid;
@@ -273,33 +260,6 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  private async attachMonitor(socket: Socket): Promise<void> {
-    this.mon?.close();
-    const monitor = await this.deps.driver.connectMonitor(socket, {
-      events: this.events(),
-      log: this.deps.log.child({ module: 'qemu.qmp' }),
-      ...(this.deps.onQmpCommand === undefined ? {} : { onCommandDone: this.deps.onQmpCommand }),
-      onClose: () => {
-        if (this.mon === monitor) this.mon = undefined;
-        this.proc?.poke();
-        if (this.proc !== undefined) void this.redial();
-      },
-    });
-    this.mon = monitor;
-  }
-
-  // A QEMU whose monitor dropped but which still runs redials within a second (reconnect=1).
-  private async redial(): Promise<void> {
-    const proc = this.proc;
-    if (proc === undefined) return;
-    try {
-      const socket = await this.deps.monitors.next(this.deps.clock, 5000, proc.exited);
-      if (this.proc === proc) await this.attachMonitor(socket);
-    } catch {
-      // QEMU exited: onExit handles it.
-    }
-  }
-
   private async kill(intent: StopIntent, graceMs: number): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
@@ -310,21 +270,10 @@ export class Vm {
     timer.dispose();
   }
 
-  private waitGone(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = this.deps.clock.setTimeout(() => resolve(false), ms);
-      void this.gone.then(() => { timer.dispose(); resolve(true); });
-    });
-  }
-
+  // Presses the power button again every few seconds while the VM is shutting down.
   private resendPowerdown(): void {
-    const until = this.deps.clock.monotonic() + POWERDOWN_RESEND_FOR_MS;
-    const again = (): void => {
-      if (this.state !== 'shutting-down' || this.deps.clock.monotonic() > until) return;
-      this.mon?.systemPowerdown().catch(() => undefined);
-      this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
-    };
-    this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
+    repeatWhile(this.deps.clock, POWERDOWN_RESEND_MS, POWERDOWN_RESEND_FOR_MS, () => this.state === 'shutting-down',
+      () => { this.link.current?.systemPowerdown().catch(() => undefined); });
   }
 
   // A VM reported stopped never still holds a disk: the leases are given back before anything
@@ -338,17 +287,16 @@ export class Vm {
 
   private afterExit(proc: QemuProcess, info: ExitInfo): void {
     if (this.proc !== proc) return;
-    this.mon?.close();
-    this.mon = undefined;
+    this.link.close();
     this.proc = undefined;
     this.qemuStartedAt = undefined;
-    const { state, reason, details } = this.classifyExit(info);
+    const { state, reason, details } = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
     this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
     this.details = details;
     this.observe(state, reason);
     this.deps.onLifecycle(state === 'crashed' ? 'crashed' : 'stopped', details);
     this.markGone();
-    if (state === 'crashed' && this.def.onCrash === 'restart' && this.mayRestart()) {
+    if (state === 'crashed' && this.def.onCrash === 'restart' && this.restarts.take()) {
       this.deps.log.warn({ msgId: 'VM_RESTART' }, 'restarting crashed VM (onCrash=restart)');
       this.start(false).catch((err: unknown) => {
         this.deps.log.error({ err }, 'restart failed');
@@ -357,25 +305,6 @@ export class Vm {
       return;
     }
     this.markFinished();
-  }
-
-  private classifyExit(info: ExitInfo): { state: DomainState; reason: string; details: Record<string, unknown> } {
-    const details: Record<string, unknown> = { exitCode: info.code, signal: info.signal };
-    if (this.intent !== undefined) return { state: 'shutoff', reason: this.intent, details };
-    if (this.state === 'starting') return { state: 'shutoff', reason: 'failed', details };
-    if (this.guestShutdown) return { state: 'shutoff', reason: 'shutdown', details };
-    if (!info.known) return { state: 'crashed', reason: 'unknown', details };
-    if (info.signal !== null) return { state: 'crashed', reason: `signal-${info.signal}`, details };
-    if (info.code !== 0) return { state: 'crashed', reason: `exit-status-${info.code}`, details };
-    return { state: 'shutoff', reason: 'shutdown', details };
-  }
-
-  private mayRestart(): boolean {
-    const now = this.deps.clock.monotonic();
-    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
-    if (this.restarts.length >= MAX_RESTARTS_IN_WINDOW) return false;
-    this.restarts.push(now);
-    return true;
   }
 
   // --- QMP events ----------------------------------------------------------------------
@@ -393,8 +322,7 @@ export class Vm {
       },
       onDeviceDeleted: (e) => {
         if (e.device === undefined) return;
-        this.deviceWaiters.get(e.device)?.();
-        this.deviceWaiters.delete(e.device);
+        this.disks.deviceDeleted(e.device);
         this.deps.onLifecycle('device-removed', { device: e.device });
       },
       onGuestPanicked: () => this.deps.log.warn({ msgId: 'GUEST_PANICKED' }, 'guest panicked'),
@@ -403,7 +331,7 @@ export class Vm {
 
   private onShutdown(e: { guest: boolean; reason: string }): void {
     if (!e.guest && e.reason !== 'guest-reset') return; // host-initiated: the exit follows
-    const mon = this.mon;
+    const mon = this.link.current;
     if (this.rebootPending || (e.reason === 'guest-reset' && this.def.onReboot === 'restart')) {
       this.rebootPending = false;
       void this.restartInPlace(mon, 'rebooted');
