@@ -82,6 +82,11 @@ export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' 
   onCrash: LifecycleAction;
 }
 
+/** Fills in a disk's defaults: the same for a disk in a definition and one hot-plugged later. */
+export function normalizeDisk(d: DiskSpec): NormalizedDisk {
+  return { ...d, format: d.format ?? 'raw', bus: d.bus ?? 'virtio', readonly: d.readonly ?? false, shareable: d.shareable ?? false };
+}
+
 /**
  * Validates `value` and fills in defaults. Throws INVALID_ARG naming the offending field path.
  * `newUuid` is passed in so callers control where randomness comes from.
@@ -94,7 +99,7 @@ export function normalizeDefinition(value: unknown, newUuid: () => string): Norm
       throw new VirtqError('INVALID_ARG', `invalid definition: /disks/${i}/target: target ${d.target} is used twice`, { details: { path: `/disks/${i}/target` } });
     }
     targets.add(d.target);
-    return { ...d, format: d.format ?? 'raw', bus: d.bus ?? 'virtio', readonly: d.readonly ?? false, shareable: d.shareable ?? false };
+    return normalizeDisk(d);
   });
   return {
     ...def,

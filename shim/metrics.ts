@@ -6,7 +6,7 @@ import { DOMAIN_STATES, type Clock, type Disposable, type Logger } from '../prot
 import { metricCatalogue as m, boundedLabel } from '../daemon/metrics-catalogue.js';
 import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import type { Vm } from './vm/vm.js';
-import { blockStats, type DiskStats } from './vm/vm-disks.js';
+import type { DiskStats } from './vm/vm-disks.js';
 
 const QMP_COMMANDS = new Set([
   'qmp_capabilities', 'query-status', 'cont', 'stop', 'system_powerdown', 'system_reset', 'quit', 'blockdev-add', 'blockdev-del',
@@ -74,7 +74,7 @@ export class ShimMetrics {
   async refreshDisks(): Promise<void> {
     if (this.vm.def.disks.length === 0 || !['running', 'paused', 'shutting-down'].includes(this.vm.state)) return;
     try {
-      this.disks = await blockStats(this.vm);
+      this.disks = await this.vm.disks.stats();
     } catch (err) {
       this.log.debug({ err }, 'block stats refresh failed');
     }

@@ -11,6 +11,7 @@ import {
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
+import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { LogHub } from '../daemon/logging.js';
 import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
@@ -126,8 +127,9 @@ export class Shim {
     const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(def, {
-      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, qemuBinary: caps.binary, accel, sandbox: caps.sandbox,
-      monitorSocket: sockets.monitor, consoleSocket: sockets.console, qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
+      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner,
+      driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
+      qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
       onQmpCommand: (command, seconds, ok) => metrics?.onQmpCommand(command, seconds, ok),
     });
@@ -135,7 +137,7 @@ export class Shim {
     const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
     // Served from the moment the name is ours (bringUp), not before.
     shim.serveApi = () => {
-      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, diskHooks: leases.diskHooks(vm), shimPid: process.pid, accel, changed: () => shim.onLifecycle(undefined), persisted: () => shim.durable() }) });
+      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable() }) });
       server.register(adminLogHandlers(cfg.logs));
       server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await shim.metrics.registry.getMetricsAsJSON()) as never }) } });
     };

@@ -1,9 +1,8 @@
 // The shim's handlers for the per-VM procedures of the `virtq` program: parse at the edge
 // (the server has validated the arguments), check the VM name, then call the VM with plain
 // arguments. Reads answer from cached state and never queue behind a job.
-import { normalizeDefinition, VirtqError, type Handlers, type NormalizedDisk, type VirtqProgram } from '../../protocol/index.js';
+import { normalizeDisk, VirtqError, type Handlers, type VirtqProgram } from '../../protocol/index.js';
 import type { Vm } from '../vm/vm.js';
-import { attachDisk, blockStats, detachDisk, type DiskHooks } from '../vm/vm-disks.js';
 import { checkOperation } from '../vm/states.js';
 import type { ConsoleHub } from '../vm/console.js';
 
@@ -11,11 +10,8 @@ import type { ConsoleHub } from '../vm/console.js';
 export interface VmHandlerDeps {
   vm: Vm;
   console: ConsoleHub;
-  diskHooks: DiskHooks;
   shimPid: number;
   accel: string;
-  /** Persists and publishes after a change the VM does not report itself. */
-  changed(): void;
   /** Settles once every state change so far is in the state file; rejects when it could not be written. */
   persisted(): Promise<void>;
 }
@@ -53,16 +49,15 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
     attachDisk: async ({ name, disk }) => {
       mine(name);
       // Reuse the definition's defaults so hot-plugged and cold-plugged disks are the same.
-      const [normalized] = normalizeDefinition({ name, memoryMiB: 128, disks: [disk] }, () => vm.def.uuid).disks as [NormalizedDisk];
-      await attachDisk(vm, normalized, d.diskHooks, d.changed);
+      await vm.disks.attach(normalizeDisk(disk));
       return done();
     },
     detachDisk: async ({ name, target, timeoutSec }) => {
       mine(name);
-      await detachDisk(vm, target, (timeoutSec ?? 30) * 1000, d.diskHooks, d.changed);
+      await vm.disks.detach(target, (timeoutSec ?? 30) * 1000);
       return done();
     },
-    blockStats: async ({ name }) => { mine(name); return { disks: await blockStats(vm) }; },
+    blockStats: async ({ name }) => { mine(name); return { disks: await vm.disks.stats() }; },
     memoryStats: ({ name }) => { mine(name); return { memoryMiB: vm.def.memoryMiB, rssBytes: vm.stats().rssBytes }; },
     qemuMonitorCommand: async ({ name, command }) => {
       mine(name);

@@ -1,15 +1,6 @@
-// The VM lifecycle as an explicit state machine: the states, the moves allowed between them,
-// and which states each operation runs in (declared in the catalogue). Anything else is OPERATION_INVALID naming the state.
+// Which states each operation runs in, as declared in the catalogue (the moves between states
+// are in lifecycle.ts). Anything else is OPERATION_INVALID naming the state.
 import { VirtqError, vmProcs, type DomainState, type ProcsWith } from '../../protocol/index.js';
-
-const transitions: Readonly<Record<DomainState, readonly DomainState[]>> = {
-  starting: ['running', 'paused', 'shutoff', 'crashed'],
-  running: ['paused', 'shutting-down', 'shutoff', 'crashed', 'running'],
-  paused: ['running', 'paused', 'shutting-down', 'shutoff', 'crashed'],
-  'shutting-down': ['shutoff', 'crashed', 'running', 'paused', 'shutting-down'],
-  shutoff: ['starting'],
-  crashed: ['starting'],
-};
 
 /** Operations that depend on the VM's state: the per-VM procedures with `states` in the catalogue. */
 export type Operation = ProcsWith<typeof vmProcs, 'states'>;
@@ -25,11 +16,6 @@ export const OPERATIONS: readonly Operation[] = [...allowed.keys()] as Operation
 /** The states `op` runs in. */
 export function allowedStates(op: Operation): readonly DomainState[] {
   return allowed.get(op) ?? [];
-}
-
-/** True when the machine may move from `from` to `to`. */
-export function canTransition(from: DomainState, to: DomainState): boolean {
-  return transitions[from].includes(to);
 }
 
 /** Throws OPERATION_INVALID unless `op` may run in `state`. */

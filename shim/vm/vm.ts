@@ -1,18 +1,20 @@
-// One VM: owns its QEMU process and monitor, runs the lifecycle state machine, turns QMP events
-// and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
+// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs
+// the lifecycle state machine, turns monitor events and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
 // / onCrash policy. It never sees RPC: handlers call it with plain arguments.
-import type { Socket } from 'node:net';
-import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition } from '../../protocol/index.js';
-import { buildQemuArgv, type Accel } from '../../drivers/hypervisor/qemu/argv.js';
-import { checkHostFiles, findHostDevices, hostFilesOf } from '../../drivers/hypervisor/qemu/host-devices.js';
-import { QmpMonitor, type QmpEventCallbacks } from '../../drivers/hypervisor/qemu/qmp/monitor.js';
-import { canTransition, checkOperation } from './states.js';
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+import { checkOperation } from './states.js';
+import { canTransition, checkTransition } from './lifecycle.js';
 import { JobLock } from './jobs.js';
 import type { MonitorListener } from './monitor-listener.js';
 import { attachedProcess, type ExitInfo, type QemuProcess, type Spawner } from './qemu-process.js';
 import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
+import { VmDisks } from './vm-disks.js';
+import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
+import { MonitorLink } from './monitor-link.js';
+import { repeatWhile, settlesWithin } from './timing.js';
 
 /** What a shim's state file says of the VM, for a successor. */
 export interface SavedVmState {
@@ -27,29 +29,21 @@ export interface VmDeps {
   clock: Clock;
   log: Logger;
   spawner: Spawner;
-  qemuBinary: string;
-  accel: Accel;
-  sandbox: boolean;
-  monitorSocket: string;
-  consoleSocket: string;
+  /** Builds the process to spawn and speaks to its monitor (QEMU's: drivers/hypervisor/qemu/driver.ts). */
+  driver: HypervisorDriver;
   qemuLogFile: string;
   monitors: MonitorListener;
   /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
-  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll'>;
+  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
   /** Called after each answered QMP command (for the latency histogram). */
   onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
   /** Called after every state change, so the owner can persist and publish. */
   onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
 }
 
-/** Why the shim itself is stopping QEMU. */
-type StopIntent = 'destroyed' | 'shutdown-timeout' | 'shutdown';
-
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
 const POWERDOWN_RESEND_FOR_MS = 30_000;
-const RESTART_WINDOW_MS = 60_000;
-const MAX_RESTARTS_IN_WINDOW = 3;
 
 /** A VM run by this shim. */
 export class Vm {
@@ -59,25 +53,42 @@ export class Vm {
   tainted = false;
   qemuStartedAt: number | undefined;
   readonly jobs = new JobLock();
+  /** Hot-plug and disk counters; holds this VM's lease hooks. */
+  readonly disks: VmDisks;
   private proc: QemuProcess | undefined;
-  private mon: QmpMonitor | undefined;
+  private readonly link: MonitorLink;
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;
   private expectedPause: string | undefined;
   private lastReset = 0;
-  private restarts: number[] = [];
+  private readonly restarts: RestartBudget;
   private gone: Promise<void> = Promise.resolve();
   private markGone: () => void = () => undefined;
   private readonly finishedP: Promise<void>;
   private markFinished!: () => void;
-  private readonly deviceWaiters = new Map<string, () => void>();
-
   private readonly procStats: ProcessStatsCache;
 
-  constructor(public def: NormalizedDefinition, private readonly deps: VmDeps) {
+  constructor(private definition: NormalizedDefinition, private readonly deps: VmDeps) {
+    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock);
+    this.restarts = new RestartBudget(deps.clock);
+    this.link = new MonitorLink({
+      clock: deps.clock, log: deps.log, driver: deps.driver, monitors: deps.monitors, events: this.events(), process: () => this.proc,
+      ...(deps.onQmpCommand === undefined ? {} : { onCommandDone: deps.onQmpCommand }),
+    });
     this.procStats = new ProcessStatsCache(() => deps.clock.monotonic(), 4);
     this.finishedP = new Promise((resolve) => { this.markFinished = resolve; });
+  }
+
+  /** The definition as it stands (hot-plug changes its disks). */
+  get def(): NormalizedDefinition {
+    return this.definition;
+  }
+
+  /** The disks changed by hot-plug: the definition follows, and the owner persists it. */
+  setDisks(disks: NormalizedDisk[]): void {
+    this.definition = { ...this.definition, disks };
+    this.deps.onLifecycle(undefined);
   }
 
   /** Settles when the VM has stopped for good (no restart policy left to apply). */
@@ -91,32 +102,28 @@ export class Vm {
   }
 
   /** The monitor; OPERATION_INVALID when QEMU is not connected. */
-  monitor(): QmpMonitor {
-    if (this.mon === undefined || this.mon.isClosed) {
+  monitor(): HypervisorMonitor {
+    const mon = this.link.current;
+    if (mon === undefined || mon.isClosed) {
       throw new VirtqError('OPERATION_INVALID', `VM "${this.def.name}" has no monitor connection (state ${this.state})`);
     }
-    return this.mon;
+    return mon;
   }
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
-    // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
-    await checkHostFiles(hostFilesOf(this.def));
-    const hostDevices = await findHostDevices(this.def.disks.map((d) => d.path));
-    const argv = buildQemuArgv(this.def, {
-      monitorSocket: this.deps.monitorSocket, consoleSocket: this.deps.consoleSocket,
-      accel: this.deps.accel, sandbox: this.deps.sandbox, hostDevices,
-    });
+    checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
+    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def);
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
     const leases = await this.deps.leases.acquireForStart(this.def);
-    this.transition('starting', 'booting');
+    this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;
     this.deps.log.info({ argv }, 'spawning qemu');
     let proc: QemuProcess;
     try {
-      proc = this.deps.spawner.spawn(this.deps.qemuBinary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
+      proc = this.deps.spawner.spawn(binary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
     } catch (err) {
       await leases.abort();
       throw err;
@@ -127,7 +134,7 @@ export class Vm {
     this.deps.onLifecycle(undefined);
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
-      await this.attachMonitor(socket);
+      await this.link.attach(socket);
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';
@@ -136,7 +143,7 @@ export class Vm {
       const tail = await tailFile(this.deps.qemuLogFile, 2048);
       throw new VirtqError('OPERATION_FAILED', `QEMU failed to start VM "${this.def.name}": ${VirtqError.from(err).message}${tail ? `\n${tail}` : ''}`, { cause: err });
     }
-    this.transition(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
+    this.request(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
     this.deps.onLifecycle('started');
   }
 
@@ -157,11 +164,11 @@ export class Vm {
     const proc = attachedProcess(pid, this.deps.clock);
     this.adopt(proc);
     const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
-    await this.attachMonitor(socket);
+    await this.link.attach(socket);
     const status = await this.monitor().queryStatus();
-    if (status.running) this.transition('running', this.state === 'running' ? this.reason : 'unpaused');
+    if (status.running) this.observe('running', this.state === 'running' ? this.reason : 'unpaused');
     else if (status.status === 'shutdown') this.onShutdown({ guest: true, reason: 'guest-shutdown' });
-    else if (this.state !== 'paused') this.transition('paused', 'unknown');
+    else if (this.state !== 'paused') this.observe('paused', 'unknown');
     this.deps.onLifecycle('shim-attached');
   }
 
@@ -169,12 +176,12 @@ export class Vm {
   shutdown(timeoutSec: number | undefined): Promise<void> {
     return this.jobs.run('shutdown', async () => {
       checkOperation('shutdown', this.def.name, this.state);
-      this.transition('shutting-down', 'user');
+      this.request('shutting-down', 'user');
       this.deps.onLifecycle(undefined);
       await this.monitor().systemPowerdown();
       this.resendPowerdown();
       if (timeoutSec === undefined) return;
-      const stopped = await this.waitGone(timeoutSec * 1000);
+      const stopped = await settlesWithin(this.deps.clock, this.gone, timeoutSec * 1000);
       if (!stopped && this.proc !== undefined) {
         this.deps.log.warn({ timeoutSec }, 'guest ignored shutdown; destroying');
         await this.kill('shutdown-timeout', 3000);
@@ -202,7 +209,7 @@ export class Vm {
     return this.jobs.run('reset', async () => {
       checkOperation('reset', this.def.name, this.state);
       await this.monitor().systemReset();
-      if (this.state === 'shutting-down') this.transition('running', 'reset');
+      if (this.state === 'shutting-down') this.request('running', 'reset');
     });
   }
 
@@ -236,20 +243,6 @@ export class Vm {
     });
   }
 
-  /** Resolves when the device with `id` has been deleted, or rejects with TIMEOUT. */
-  waitDeviceDeleted(id: string, timeoutMs: number): { promise: Promise<void>; cancel(): void } {
-    let cancel = () => undefined as void;
-    const promise = new Promise<void>((resolve, reject) => {
-      const timer = this.deps.clock.setTimeout(() => {
-        this.deviceWaiters.delete(id);
-        reject(new VirtqError('TIMEOUT', `the guest did not release device ${id} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.deviceWaiters.set(id, () => { timer.dispose(); resolve(); });
-      cancel = () => { timer.dispose(); this.deviceWaiters.delete(id); };
-    });
-    return { promise, cancel };
-  }
-
   /** CPU seconds, RSS and uptime of the QEMU process. */
   stats(): { cpuTimeSec: number; rssBytes: number; uptimeSec: number } {
     const pid = this.proc?.pid;
@@ -267,34 +260,6 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  private async attachMonitor(socket: Socket): Promise<void> {
-    this.mon?.close();
-    const monitor = await QmpMonitor.attach(socket, {
-      clock: this.deps.clock,
-      callbacks: this.qmpCallbacks(),
-      log: this.deps.log.child({ module: 'qemu.qmp' }),
-      ...(this.deps.onQmpCommand === undefined ? {} : { onCommandDone: this.deps.onQmpCommand }),
-      onClose: () => {
-        if (this.mon === monitor) this.mon = undefined;
-        this.proc?.poke();
-        if (this.proc !== undefined) void this.redial();
-      },
-    });
-    this.mon = monitor;
-  }
-
-  // A QEMU whose monitor dropped but which still runs redials within a second (reconnect=1).
-  private async redial(): Promise<void> {
-    const proc = this.proc;
-    if (proc === undefined) return;
-    try {
-      const socket = await this.deps.monitors.next(this.deps.clock, 5000, proc.exited);
-      if (this.proc === proc) await this.attachMonitor(socket);
-    } catch {
-      // QEMU exited: onExit handles it.
-    }
-  }
-
   private async kill(intent: StopIntent, graceMs: number): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
@@ -305,21 +270,10 @@ export class Vm {
     timer.dispose();
   }
 
-  private waitGone(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = this.deps.clock.setTimeout(() => resolve(false), ms);
-      void this.gone.then(() => { timer.dispose(); resolve(true); });
-    });
-  }
-
+  // Presses the power button again every few seconds while the VM is shutting down.
   private resendPowerdown(): void {
-    const until = this.deps.clock.monotonic() + POWERDOWN_RESEND_FOR_MS;
-    const again = (): void => {
-      if (this.state !== 'shutting-down' || this.deps.clock.monotonic() > until) return;
-      this.mon?.systemPowerdown().catch(() => undefined);
-      this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
-    };
-    this.deps.clock.setTimeout(again, POWERDOWN_RESEND_MS);
+    repeatWhile(this.deps.clock, POWERDOWN_RESEND_MS, POWERDOWN_RESEND_FOR_MS, () => this.state === 'shutting-down',
+      () => { this.link.current?.systemPowerdown().catch(() => undefined); });
   }
 
   // A VM reported stopped never still holds a disk: the leases are given back before anything
@@ -333,17 +287,16 @@ export class Vm {
 
   private afterExit(proc: QemuProcess, info: ExitInfo): void {
     if (this.proc !== proc) return;
-    this.mon?.close();
-    this.mon = undefined;
+    this.link.close();
     this.proc = undefined;
     this.qemuStartedAt = undefined;
-    const { state, reason, details } = this.classifyExit(info);
+    const { state, reason, details } = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
     this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
     this.details = details;
-    this.transition(state, reason);
+    this.observe(state, reason);
     this.deps.onLifecycle(state === 'crashed' ? 'crashed' : 'stopped', details);
     this.markGone();
-    if (state === 'crashed' && this.def.onCrash === 'restart' && this.mayRestart()) {
+    if (state === 'crashed' && this.def.onCrash === 'restart' && this.restarts.take()) {
       this.deps.log.warn({ msgId: 'VM_RESTART' }, 'restarting crashed VM (onCrash=restart)');
       this.start(false).catch((err: unknown) => {
         this.deps.log.error({ err }, 'restart failed');
@@ -354,28 +307,9 @@ export class Vm {
     this.markFinished();
   }
 
-  private classifyExit(info: ExitInfo): { state: DomainState; reason: string; details: Record<string, unknown> } {
-    const details: Record<string, unknown> = { exitCode: info.code, signal: info.signal };
-    if (this.intent !== undefined) return { state: 'shutoff', reason: this.intent, details };
-    if (this.state === 'starting') return { state: 'shutoff', reason: 'failed', details };
-    if (this.guestShutdown) return { state: 'shutoff', reason: 'shutdown', details };
-    if (!info.known) return { state: 'crashed', reason: 'unknown', details };
-    if (info.signal !== null) return { state: 'crashed', reason: `signal-${info.signal}`, details };
-    if (info.code !== 0) return { state: 'crashed', reason: `exit-status-${info.code}`, details };
-    return { state: 'shutoff', reason: 'shutdown', details };
-  }
-
-  private mayRestart(): boolean {
-    const now = this.deps.clock.monotonic();
-    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
-    if (this.restarts.length >= MAX_RESTARTS_IN_WINDOW) return false;
-    this.restarts.push(now);
-    return true;
-  }
-
   // --- QMP events ----------------------------------------------------------------------
 
-  private qmpCallbacks(): QmpEventCallbacks {
+  private events(): HypervisorEvents {
     return {
       onShutdown: (e) => this.onShutdown(e),
       onStop: () => this.enterPaused(this.expectedPause ?? 'unknown'),
@@ -388,8 +322,7 @@ export class Vm {
       },
       onDeviceDeleted: (e) => {
         if (e.device === undefined) return;
-        this.deviceWaiters.get(e.device)?.();
-        this.deviceWaiters.delete(e.device);
+        this.disks.deviceDeleted(e.device);
         this.deps.onLifecycle('device-removed', { device: e.device });
       },
       onGuestPanicked: () => this.deps.log.warn({ msgId: 'GUEST_PANICKED' }, 'guest panicked'),
@@ -398,7 +331,7 @@ export class Vm {
 
   private onShutdown(e: { guest: boolean; reason: string }): void {
     if (!e.guest && e.reason !== 'guest-reset') return; // host-initiated: the exit follows
-    const mon = this.mon;
+    const mon = this.link.current;
     if (this.rebootPending || (e.reason === 'guest-reset' && this.def.onReboot === 'restart')) {
       this.rebootPending = false;
       void this.restartInPlace(mon, 'rebooted');
@@ -415,11 +348,11 @@ export class Vm {
     mon?.quit().catch(() => this.proc?.kill('SIGTERM'));
   }
 
-  private async restartInPlace(mon: QmpMonitor | undefined, reason: string): Promise<void> {
+  private async restartInPlace(mon: HypervisorMonitor | undefined, reason: string): Promise<void> {
     try {
       await mon?.systemReset();
       await mon?.cont();
-      this.transition('running', reason);
+      this.observe('running', reason);
       this.deps.onLifecycle('reset', { cause: reason });
     } catch (err) {
       this.deps.log.warn({ err }, 'reset after guest shutdown failed');
@@ -429,20 +362,32 @@ export class Vm {
   private enterPaused(reason: string): void {
     this.expectedPause = undefined;
     if (this.state === 'paused' || this.state === 'starting' || !canTransition(this.state, 'paused')) return;
-    this.transition('paused', reason);
+    this.observe('paused', reason);
     this.deps.onLifecycle('suspended');
   }
 
   private enterRunning(reason: string): void {
     if (this.state !== 'paused') return;
-    this.transition('running', reason);
+    this.observe('running', reason);
     this.deps.onLifecycle('resumed');
   }
 
-  private transition(to: DomainState, reason: string): void {
-    if (to !== this.state && !canTransition(this.state, to)) {
-      this.deps.log.warn({ from: this.state, to }, 'unexpected state transition');
+  // An operation's own move: refused (OPERATION_INVALID) when the transition table has no entry.
+  private request(to: DomainState, reason: string): void {
+    checkTransition(this.def.name, this.state, to);
+    this.move(to, reason);
+  }
+
+  // A move QEMU reported (an event, its exit, query-status) has happened whatever the table says:
+  // QEMU is the authority, so the VM takes the reported state and logs the surprise.
+  private observe(to: DomainState, reason: string): void {
+    if (!canTransition(this.state, to)) {
+      this.deps.log.warn({ msgId: 'VM_STATE_RECONCILED', from: this.state, to, reason }, 'QEMU reported a transition the lifecycle table does not allow; taking QEMU\'s state');
     }
+    this.move(to, reason);
+  }
+
+  private move(to: DomainState, reason: string): void {
     this.state = to;
     this.reason = reason;
     if (to !== 'shutoff' && to !== 'crashed') this.details = undefined;

@@ -1,0 +1,63 @@
+// The QEMU hypervisor driver: the command line from argv.ts, the monitor from qmp/, hot-plug
+// from hotplug.ts, behind the HypervisorDriver interface the shim's Vm uses.
+import type { Clock } from '../../../protocol/index.js';
+import type { HypervisorDriver, HypervisorMonitor } from '../types.js';
+import { buildQemuArgv, type Accel } from './argv.js';
+import { checkHostFiles, findHostDevices, hostFilesOf } from './host-devices.js';
+import { diskStats, plugDisk, unplugDisk } from './hotplug.js';
+import { QmpMonitor } from './qmp/monitor.js';
+
+/** How this host runs QEMU for one VM. */
+export interface QemuDriverOptions {
+  clock: Clock;
+  binary: string;
+  accel: Accel;
+  sandbox: boolean;
+  monitorSocket: string;
+  consoleSocket: string;
+}
+
+/** The QEMU driver for one VM. */
+export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
+  return {
+    async prepareLaunch(def) {
+      // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
+      await checkHostFiles(hostFilesOf(def));
+      const hostDevices = await findHostDevices(def.disks.map((d) => d.path));
+      const argv = buildQemuArgv(def, { monitorSocket: o.monitorSocket, consoleSocket: o.consoleSocket, accel: o.accel, sandbox: o.sandbox, hostDevices });
+      return { binary: o.binary, argv };
+    },
+    async connectMonitor(socket, { events, log, onClose, onCommandDone }) {
+      const mon = await QmpMonitor.attach(socket, {
+        clock: o.clock, log, onClose,
+        callbacks: {
+          onShutdown: (e) => events.onShutdown(e),
+          onStop: () => events.onStop(),
+          onResume: () => events.onResume(),
+          onReset: (e) => events.onReset(e),
+          onDeviceDeleted: (e) => events.onDeviceDeleted(e),
+          onGuestPanicked: () => events.onGuestPanicked(),
+        },
+        ...(onCommandDone === undefined ? {} : { onCommandDone }),
+      });
+      return qemuMonitor(mon);
+    },
+  };
+}
+
+function qemuMonitor(mon: QmpMonitor): HypervisorMonitor {
+  return {
+    get isClosed() { return mon.isClosed; },
+    queryStatus: () => mon.queryStatus(),
+    cont: () => mon.cont(),
+    stop: () => mon.stop(),
+    systemPowerdown: () => mon.systemPowerdown(),
+    systemReset: () => mon.systemReset(),
+    quit: () => mon.quit(),
+    raw: (command) => mon.raw(command),
+    plugDisk: (def, disk, beforePlug) => plugDisk(mon, def, disk, beforePlug),
+    unplugDisk: (target, waitDeleted) => unplugDisk(mon, target, waitDeleted),
+    diskStats: (disks) => diskStats(mon, disks),
+    close: () => mon.close(),
+  };
+}

@@ -1,0 +1,82 @@
+// What a VM needs from a hypervisor, whichever one it is: a way to launch it (the program and its
+// arguments; the shim spawns it), a monitor connection once it has dialled in, and the operations
+// the lifecycle and hot-plug run over that monitor. QEMU (drivers/hypervisor/qemu/driver.ts) is
+// the one real implementation; the shim's Vm sees only this interface.
+import type { Socket } from 'node:net';
+import type { NormalizedDefinition, NormalizedDisk } from '../../protocol/index.js';
+
+/** The hypervisor process to spawn. */
+export interface LaunchPlan {
+  binary: string;
+  argv: string[];
+}
+
+/** The run state the hypervisor reports (`query-status` in QEMU). */
+export interface RunStatus {
+  running: boolean;
+  status: string;
+}
+
+/** I/O counters of one disk, by guest target. */
+export interface DiskStats {
+  target: string;
+  rdBytes: number;
+  wrBytes: number;
+  rdOps: number;
+  wrOps: number;
+  flushOps: number;
+}
+
+/** What the hypervisor reports on its own; every callback is the VM's. */
+export interface HypervisorEvents {
+  onShutdown(event: { guest: boolean; reason: string }): void;
+  onStop(): void;
+  onResume(): void;
+  onReset(event: { guest: boolean; reason: string }): void;
+  onDeviceDeleted(event: { device: string | undefined }): void;
+  onGuestPanicked(): void;
+}
+
+/** Waits for the guest to release a device; made by the VM, which sees the events. */
+export type WaitDeviceDeleted = (deviceId: string) => { promise: Promise<void>; cancel(): void };
+
+/** A connected monitor. */
+export interface HypervisorMonitor {
+  readonly isClosed: boolean;
+  queryStatus(): Promise<RunStatus>;
+  cont(): Promise<void>;
+  stop(): Promise<void>;
+  systemPowerdown(): Promise<void>;
+  systemReset(): Promise<void>;
+  quit(): Promise<void>;
+  /** A raw monitor command (QMP's JSON in QEMU); the caller taints the VM. */
+  raw(command: object): Promise<unknown>;
+  /**
+   * Checks `disk` can be plugged, calls `beforePlug` (leases), then adds its backend and device,
+   * undoing what was added when a step fails.
+   */
+  plugDisk(def: NormalizedDefinition, disk: NormalizedDisk, beforePlug: () => Promise<void>): Promise<void>;
+  /** Removes the device, waits for the guest to release it, then removes its backend. */
+  unplugDisk(target: string, waitDeleted: WaitDeviceDeleted): Promise<void>;
+  /** Counters of the definition's disks that the hypervisor knows of. */
+  diskStats(disks: readonly NormalizedDisk[]): Promise<DiskStats[]>;
+  close(): void;
+}
+
+/** How a monitor reports back to its VM. */
+export interface MonitorOptions {
+  events: HypervisorEvents;
+  log: { debug(obj: Record<string, unknown>, msg: string): void; warn(obj: Record<string, unknown>, msg: string): void };
+  /** The connection closed (the process exited, or it will redial). */
+  onClose(): void;
+  /** After each answered command (for the latency histogram). */
+  onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
+}
+
+/** A hypervisor as the shim's Vm uses it. */
+export interface HypervisorDriver {
+  /** Checks the host files the definition names and builds the process to spawn. */
+  prepareLaunch(def: NormalizedDefinition): Promise<LaunchPlan>;
+  /** Takes the monitor connection the launched process dialled in on. */
+  connectMonitor(socket: Socket, options: MonitorOptions): Promise<HypervisorMonitor>;
+}

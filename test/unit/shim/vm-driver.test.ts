@@ -1,0 +1,77 @@
+// The Vm over a fake HypervisorDriver: a move an operation asks for is refused by the lifecycle
+// table; a move the hypervisor reports is taken and logged as reconciled.
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { silentLogger, VirtqError, type Clock, type Logger, type NormalizedDefinition } from '../../../protocol/index.js';
+import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../../drivers/hypervisor/types.js';
+import type { MonitorListener } from '../../../shim/vm/monitor-listener.js';
+import type { ExitInfo, QemuProcess } from '../../../shim/vm/qemu-process.js';
+import { Vm, type VmDeps } from '../../../shim/vm/vm.js';
+
+// Timers never fire: nothing here waits on time.
+const clock: Clock = { now: () => 0, monotonic: () => 0, setTimeout: () => ({ dispose: () => undefined }) };
+const def: NormalizedDefinition = {
+  name: 'vm1', uuid: '00000000-0000-4000-8000-000000000001', memoryMiB: 64, vcpus: 1, machine: 'pc',
+  disks: [], interfaces: [], onPoweroff: 'destroy', onReboot: 'restart', onCrash: 'preserve',
+};
+
+function world(running = true) {
+  const warnings: string[] = [];
+  const log: Logger = { ...silentLogger(), warn: (_o: object, msg?: string) => { warnings.push(msg ?? ''); }, child: () => log };
+  let events: HypervisorEvents | undefined;
+  const monitor: HypervisorMonitor = {
+    isClosed: false, queryStatus: async () => ({ running, status: running ? 'running' : 'paused' }),
+    cont: async () => undefined, stop: async () => undefined, systemPowerdown: async () => undefined, systemReset: async () => undefined,
+    quit: async () => undefined, raw: async () => ({}), plugDisk: async () => undefined, unplugDisk: async () => undefined,
+    diskStats: async () => [], close: () => undefined,
+  };
+  const driver: HypervisorDriver = {
+    prepareLaunch: async () => ({ binary: '/bin/qemu', argv: ['-S'] }),
+    connectMonitor: async (_s, o) => { events = o.events; return monitor; },
+  };
+  let spawns = 0;
+  const exited = new Promise<ExitInfo>(() => undefined);
+  const proc: QemuProcess = { pid: 4242, exited, isChild: true, kill: () => undefined, poke: () => undefined };
+  const deps: VmDeps = {
+    clock, log, driver, qemuLogFile: '/dev/null',
+    spawner: { spawn: () => { spawns++; return proc; } },
+    monitors: { next: async () => ({}) as Socket } as unknown as MonitorListener,
+    leases: {
+      acquireForStart: async () => ({ inheritFds: [], spawned: async () => undefined, abort: async () => undefined }),
+      releaseAll: async () => undefined, diskHooks: () => ({}),
+    },
+    onLifecycle: () => undefined,
+  };
+  return { vm: new Vm(def, deps), warnings, events: () => events!, spawns: () => spawns };
+}
+
+describe('Vm over a HypervisorDriver', () => {
+  it('starts through the driver and follows the events it reports', async () => {
+    const w = world();
+    await w.vm.start(false);
+    expect(w.vm.state).toBe('running');
+    expect(w.spawns()).toBe(1);
+    w.events().onStop();
+    expect([w.vm.state, w.vm.reason]).toEqual(['paused', 'unknown']);
+    w.events().onResume();
+    expect(w.vm.state).toBe('running');
+  });
+
+  it('refuses a requested move the table does not allow, before anything is spawned', async () => {
+    const w = world();
+    await w.vm.start(false);
+    const err = await w.vm.start(false).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VirtqError);
+    expect((err as VirtqError).code).toBe('OPERATION_INVALID');
+    expect(w.spawns()).toBe(1);
+    expect(w.vm.state).toBe('running');
+  });
+
+  it('takes a move the hypervisor reports even when the table does not foresee it, and logs it', async () => {
+    const w = world(true);
+    // The state file said shutoff, but the QEMU found running says otherwise: QEMU wins.
+    await w.vm.reattach(process.pid, { state: 'shutoff', reason: 'shutdown', tainted: false, qemuStartedAt: undefined });
+    expect(w.vm.state).toBe('running');
+    expect(w.warnings.some((m) => m.includes('lifecycle table does not allow'))).toBe(true);
+  });
+});
