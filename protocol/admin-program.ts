@@ -1,6 +1,6 @@
 // The `admin` program: the same procedures on every daemon (virtqemud and each shim), served on
 // the admin socket only. Server-level procedures are answered by the RPC server itself.
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { defineProgram, proc } from './catalogue.js';
 import { Empty } from './types.js';
 
@@ -13,6 +13,8 @@ export const Limits = Type.Object({
   /** How many QMP-bound jobs run at once (per VM on a shim; fan-out width on virtqemud). */
   workerConcurrency: Type.Integer({ minimum: 1, maximum: 1024 }),
 });
+/** A daemon's limits on clients, calls in flight and workers. */
+export type Limits = Static<typeof Limits>;
 
 export const ClientRow = Type.Object({
   id: Type.Integer(),
@@ -21,6 +23,8 @@ export const ClientRow = Type.Object({
   calls: Type.Integer(),
   inFlight: Type.Integer(),
 });
+/** One client connected to a daemon. */
+export type ClientRow = Static<typeof ClientRow>;
 
 export const ServerInfo = Type.Object({
   daemon: Type.String(),
@@ -32,6 +36,8 @@ export const ServerInfo = Type.Object({
   limits: Limits,
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
+/** A daemon's version, uptime, counts and limits. */
+export type ServerInfo = Static<typeof ServerInfo>;
 
 /** One metric family, as prom-client's getMetricsAsJSON gives it. */
 export const MetricFamily = Type.Object({

@@ -1,6 +1,6 @@
 // The per-VM procedures: served by each VM's shim and, by VM name, forwarded by virtqemud.
 // Append only; a procedure's name and meaning never change once released.
-import { Type, type TProperties } from '@sinclair/typebox';
+import { Type, type Static, type TProperties } from '@sinclair/typebox';
 import { Definition, DiskSpec, DomainName, DomainUuid } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
@@ -26,12 +26,16 @@ export const DomainInfo = Type.Object({
   tainted: Type.Boolean(),
   accel: Type.String(),
 });
+/** `getInfo`'s result: state, vCPUs, memory, CPU time, pids, uptime, taint. */
+export type DomainInfo = Static<typeof DomainInfo>;
 
 export const BlockStat = Type.Object({
   target: Type.String(),
   rdBytes: Type.Number(), wrBytes: Type.Number(),
   rdOps: Type.Number(), wrOps: Type.Number(), flushOps: Type.Number(),
 });
+/** Read and write counters of one disk. */
+export type BlockStat = Static<typeof BlockStat>;
 
 /** Per-VM procedures, keyed by name. */
 export const vmProcs = {
