@@ -7,15 +7,15 @@ import { Empty } from './types.js';
 const both = ['shim', 'aggregator'] as const;
 const aggregator = ['aggregator'] as const;
 
+/** A daemon's limits on clients, calls in flight and workers. */
 export const Limits = Type.Object({
   maxClients: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** How many QMP-bound jobs run at once (per VM on a shim; fan-out width on virtqemud). */
   workerConcurrency: Type.Integer({ minimum: 1, maximum: 1024 }),
 });
-/** A daemon's limits on clients, calls in flight and workers. */
-export type Limits = Static<typeof Limits>;
 
+/** One client connected to a daemon. */
 export const ClientRow = Type.Object({
   id: Type.Integer(),
   socket: Type.Union([Type.Literal('rw'), Type.Literal('ro'), Type.Literal('admin')]),
@@ -23,9 +23,8 @@ export const ClientRow = Type.Object({
   calls: Type.Integer(),
   inFlight: Type.Integer(),
 });
-/** One client connected to a daemon. */
-export type ClientRow = Static<typeof ClientRow>;
 
+/** A daemon's version, uptime, counts and limits. */
 export const ServerInfo = Type.Object({
   daemon: Type.String(),
   version: Type.String(),
@@ -36,8 +35,6 @@ export const ServerInfo = Type.Object({
   limits: Limits,
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
-/** A daemon's version, uptime, counts and limits. */
-export type ServerInfo = Static<typeof ServerInfo>;
 
 /** One metric family, as prom-client's getMetricsAsJSON gives it. */
 export const MetricFamily = Type.Object({
@@ -79,3 +76,8 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
     description: 'Runs one admin procedure on every running VM\'s shim (e.g. setLogFilters host-wide); one result per shim.' }),
 }, {}, ['admin']);
 export type AdminProgram = typeof adminProgram;
+
+// Each schema above is also the name of the type it validates.
+export type Limits = Static<typeof Limits>;
+export type ClientRow = Static<typeof ClientRow>;
+export type ServerInfo = Static<typeof ServerInfo>;

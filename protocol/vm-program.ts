@@ -9,6 +9,7 @@ const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
   Type.Object({ name: DomainName, ...extra }, { additionalProperties: false });
 
+/** `getInfo`'s result: state, vCPUs, memory, CPU time, pids, uptime, taint. */
 export const DomainInfo = Type.Object({
   name: DomainName,
   uuid: DomainUuid,
@@ -26,16 +27,13 @@ export const DomainInfo = Type.Object({
   tainted: Type.Boolean(),
   accel: Type.String(),
 });
-/** `getInfo`'s result: state, vCPUs, memory, CPU time, pids, uptime, taint. */
-export type DomainInfo = Static<typeof DomainInfo>;
 
+/** Read and write counters of one disk. */
 export const BlockStat = Type.Object({
   target: Type.String(),
   rdBytes: Type.Number(), wrBytes: Type.Number(),
   rdOps: Type.Number(), wrOps: Type.Number(), flushOps: Type.Number(),
 });
-/** Read and write counters of one disk. */
-export type BlockStat = Static<typeof BlockStat>;
 
 /** Per-VM procedures, keyed by name. */
 export const vmProcs = {
@@ -75,3 +73,7 @@ export const vmProcs = {
   openConsole: proc({ args: DomainRef, ret: Empty, servers: both, readonly: false, perVm: true, stream: true, states: ['starting', 'running', 'paused', 'shutting-down'], since: '0.1', cli: 'console',
     description: 'Opens the serial console as a byte stream in both directions.' }),
 };
+
+// Each schema above is also the name of the type it validates.
+export type DomainInfo = Static<typeof DomainInfo>;
+export type BlockStat = Static<typeof BlockStat>;
