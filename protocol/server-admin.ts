@@ -3,10 +3,27 @@
 // registers its own handlers for them.
 import { adminProgram } from './admin-program.js';
 import { VirtqError } from './errors.js';
-import type { Handlers, RpcServer, RpcServerOptions } from './server.js';
+import type { Limits } from './admin-program.js';
+import type { Handlers } from './handlers.js';
+import type { ServerClient } from './server-client.js';
+
+/** What the admin handlers see of the server they describe. */
+export interface AdminSurface {
+  readonly limits: Limits;
+  clients(): ServerClient[];
+  client(id: number): ServerClient | undefined;
+  uptimeSec(): number;
+}
+
+/** Who the server is, for serverInfo. */
+export interface AdminIdentity {
+  daemon: string;
+  version: string;
+  info?: () => Record<string, unknown>;
+}
 
 /** Builds the server-level admin handlers for `server`. */
-export function serverAdminHandlers(server: RpcServer, opts: RpcServerOptions): { program: typeof adminProgram; handlers: Handlers<typeof adminProgram> } {
+export function serverAdminHandlers(server: AdminSurface, opts: AdminIdentity): { program: typeof adminProgram; handlers: Handlers<typeof adminProgram> } {
   const inFlight = () => server.clients().reduce((n, c) => n + c.inFlight, 0);
   return {
     program: adminProgram,

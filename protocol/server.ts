@@ -16,29 +16,13 @@ import { errorReply, type Message } from './message.js';
 import { ServerClient, type Access } from './server-client.js';
 import { listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
 import type { ByteStream } from './byte-stream.js';
+import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 import type { Limits } from './admin-program.js';
 import { serverAdminHandlers } from './server-admin.js';
 
 export { ServerClient, type Access } from './server-client.js';
+export type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 export type ServerLimits = Static<typeof Limits>;
-
-/** What a handler learns about its call. */
-export interface CallContext {
-  client: ServerClient;
-  serial: number;
-  prog: string;
-  proc: string;
-  /** For stream procedures: the server end of the stream, usable once the handler returns. */
-  openStream(): ByteStream;
-}
-
-/** A handler for one procedure. */
-export type Handler<S extends ProcSpec> = (args: ArgsOf<S>, ctx: CallContext) => Promise<RetOf<S>> | RetOf<S>;
-/** Handlers for (some of) a program's procedures. */
-export type Handlers<P extends Program> = { [K in keyof P['procs']]?: Handler<P['procs'][K]> };
-
-/** Called for a procedure of `prog` that has no handler; lets virtqemud forward per-VM calls. */
-export type Fallback = (prog: Program, procName: string, args: unknown, ctx: CallContext) => Promise<unknown>;
 
 /** Server configuration. */
 export interface RpcServerOptions {

@@ -3,7 +3,7 @@
 // the lifecycle and hot-plug run over that monitor. QEMU (drivers/hypervisor/qemu/driver.ts) is
 // the one real implementation; the shim's Vm sees only this interface.
 import type { Socket } from 'node:net';
-import type { NormalizedDefinition, NormalizedDisk } from '../../protocol/index.js';
+import type { NormalizedDefinition, NormalizedDisk } from '../../protocol/definition.js';
 
 /** The hypervisor process to spawn. */
 export interface LaunchPlan {

@@ -1,6 +1,6 @@
 // The QEMU hypervisor driver: the command line from argv.ts, the monitor from qmp/, hot-plug
 // from hotplug.ts, behind the HypervisorDriver interface the shim's Vm uses.
-import type { Clock } from '../../../protocol/index.js';
+import type { Clock } from '../../../protocol/clock.js';
 import type { HypervisorDriver, HypervisorMonitor } from '../types.js';
 import { buildQemuArgv, type Accel } from './argv.js';
 import { checkHostFiles, findHostDevices, hostFilesOf } from './host-devices.js';

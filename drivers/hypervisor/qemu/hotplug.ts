@@ -1,7 +1,8 @@
 // Disks of a running QEMU over QMP: hot-plug (blockdev-add + device_add, rolled back on
 // failure), unplug (device_del, wait for DEVICE_DELETED, then blockdev-del) and per-disk I/O
 // counters. The JSON objects come from the same functions the command line uses.
-import { VirtqError, type NormalizedDefinition, type NormalizedDisk } from '../../../protocol/index.js';
+import { VirtqError } from '../../../protocol/errors.js';
+import type { NormalizedDefinition, NormalizedDisk } from '../../../protocol/definition.js';
 import type { DiskStats, WaitDeviceDeleted } from '../types.js';
 import { blockdevNodesFor, deviceFor, diskIds, isQ35 } from './disk-devices.js';
 import { hotplugPortIds } from './argv.js';
