@@ -31,8 +31,9 @@ export async function composeDaemon(opts: DaemonOptions, env: NodeJS.ProcessEnv,
   const logs = new LogHub({ name: 'virtqemud', bindings: {}, filters: opts.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, 'virtqemud.log'), stderr: opts.logStderr });
   // Shims run under the same root or mode as their virtqemud.
   const placement = opts.root !== undefined ? ['--root', opts.root] : ['--mode', opts.mode];
-  const spawner = processShimSpawner(opts.shimBinary, placement, layout, env);
-  const daemon = new Virtqemud({ layout, clock: systemClock(), logs, spawner, version, reconcileMs: opts.reconcileMs, metricsRefreshMs: opts.metricsRefreshMs,
+  const clock = systemClock();
+  const spawner = processShimSpawner(opts.shimBinary, placement, layout, env, clock);
+  const daemon = new Virtqemud({ layout, clock, logs, spawner, version, reconcileMs: opts.reconcileMs, metricsRefreshMs: opts.metricsRefreshMs,
     partialFrameTimeoutMs: opts.partialFrameTimeoutMs, ...(opts.httpAddress === undefined ? {} : { httpAddress: opts.httpAddress }) });
   await daemon.start();
   return { daemon, logs, layout };

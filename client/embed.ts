@@ -1,16 +1,15 @@
 // Embedded mode (qemu:///embed?root=DIR): no daemon. This router starts shims itself
 // (`virtq-shim --embed`), lists VMs by scanning DIR/run/shims/*.json, and sends each per-VM call
 // to its VM's shim socket read from the state file. The VMs are private to the application.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, virtqProgram,
   type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type ProcSpec, type ProcsWith, type PushedEvent, type VirtqProgram,
 } from '../protocol/index.js';
+import { spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 import type { Router } from './router.js';
 import { readShimState, type ShimStateFile } from './resolve.js';
 
@@ -28,15 +27,6 @@ export interface EmbedOptions {
 
 type Procs = VirtqProgram['procs'];
 
-/** The one JSON line virtq-shim prints once its VM runs (or why it does not). */
-interface ShimReply {
-  ok: boolean;
-  uuid?: string;
-  socket?: string;
-  shimPid?: number;
-  qemuPid?: number;
-  error?: unknown;
-}
 /** The per-VM procedures the catalogue marks `hostCache`. */
 type HostCached = ProcsWith<Procs, 'hostCache'>;
 
@@ -243,51 +233,25 @@ export class EmbedRouter implements Router {
   private async create(args: ArgsOf<Procs['create']>): Promise<DomainRow> {
     const def = definitionValidator.parse(args.definition, 'definition');
     const reply = await this.spawnShim(JSON.stringify(def), args.paused === true, def.name);
-    if (!reply.ok) throw VirtqError.fromWire(reply.error);
     if (this.subscribedAll) await this.subscribe(def.name).catch(() => undefined);
     // The state file may lag the shim's reply: ask the shim itself.
     const client = await this.shim(def.name);
     if (client === undefined) throw await this.notRunning(def.name, 'create');
     const now = await client.call(virtqProgram.name, 'getState', { name: def.name }) as { state: DomainState; reason: string };
     return {
-      name: def.name, uuid: reply.uuid ?? '', state: now.state, reason: now.reason, persistent: false, autostart: false, shimUp: true,
-      ...(reply.socket === undefined ? {} : { shimSocket: reply.socket }),
-      ...(reply.shimPid === undefined ? {} : { shimPid: reply.shimPid }),
+      name: def.name, uuid: reply.uuid, state: now.state, reason: now.reason, persistent: false, autostart: false, shimUp: true,
+      shimSocket: reply.socket, shimPid: reply.shimPid,
       ...(reply.qemuPid === undefined ? {} : { qemuPid: reply.qemuPid }),
     };
   }
 
-  // Runs `virtq-shim --embed` detached (the VM outlives this process) and reads its one-line reply.
-  private spawnShim(definition: string, paused: boolean, name: string): Promise<ShimReply> {
+  // Runs `virtq-shim --embed` detached (the VM outlives this process) and waits for its ready line.
+  private spawnShim(definition: string, paused: boolean, name: string): Promise<ShimReady> {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
-    const argv = [...base, '--embed', '--root', this.opts.root, '--definition', '-', ...(paused ? ['--paused'] : [])];
-    const child = spawn(command, argv, { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
-    const logHint = `see ${join(this.opts.layout.log, `${name}.log`)}`;
-    return new Promise((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout });
-      const timer = this.opts.clock.setTimeout(() => finish(new VirtqError('TIMEOUT', `virtq-shim did not report VM "${name}" started within ${this.opts.startTimeoutMs} ms; ${logHint}`)), this.opts.startTimeoutMs);
-      let settled = false;
-      const finish = (result: Error | ShimReply): void => {
-        if (settled) return;
-        settled = true;
-        timer.dispose();
-        lines.close();
-        child.stdout.destroy();
-        child.unref();
-        if (result instanceof Error) reject(result); else resolve(result);
-      };
-      child.once('error', (err) => finish(new VirtqError('OPERATION_FAILED', `cannot run ${command}: ${err.message}`, { cause: err })));
-      child.once('exit', (code) => finish(new VirtqError('OPERATION_FAILED', `virtq-shim exited (${String(code)}) before starting VM "${name}"; ${logHint}`)));
-      lines.once('line', (line) => {
-        try {
-          finish(JSON.parse(line) as ShimReply);
-        } catch {
-          finish(new VirtqError('OPERATION_FAILED', `virtq-shim printed an unexpected line: ${line.slice(0, 200)}`));
-        }
-      });
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(definition);
+    return spawnShim({
+      command, args: [...base, '--embed', '--root', this.opts.root, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
+      stderr: 'ignore', clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}`,
     });
   }
 }

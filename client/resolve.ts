@@ -1,7 +1,7 @@
 // Turns a parsed URI into the unix socket a client dials: a daemon's socket, a shim's socket
 // given as a path, or a shim's socket read from its runtime state file (never guessed, except
 // from the contract names when the state file exists but may not be read).
-import { readFile } from 'node:fs/promises';
+import { loadRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { VirtqError, shimSockets, shimStateFile, type Layout, type Target } from '../protocol/index.js';
 
 /** Which of a server's sockets to dial: the API (read-write or read-only per the URI) or admin. */
@@ -18,44 +18,12 @@ export interface ResolvedSocket {
   hint: string;
 }
 
+/** A shim's runtime state file (run/shims/NAME.json), as the one reader in daemon/ reads it. */
+export type ShimStateFile = RuntimeState;
 /** The sockets a shim's runtime state file records. */
-export interface ShimStateSockets {
-  rw: string;
-  ro: string;
-  admin: string;
-}
-
-/** The fields of a shim's runtime state file (run/shims/NAME.json) that clients read. */
-export interface ShimStateFile {
-  name: string;
-  uuid: string;
-  state: string;
-  reason: string;
-  shimPid?: number;
-  qemuPid?: number;
-  sockets: ShimStateSockets;
-  definition: Record<string, unknown>;
-}
-
+export type ShimStateSockets = Pick<RuntimeState['sockets'], 'rw' | 'ro' | 'admin'>;
 /** Reads a shim's state file; undefined when there is none. Other read errors are thrown as is. */
-export async function readShimState(file: string): Promise<ShimStateFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  let parsed: Partial<ShimStateFile>;
-  try {
-    parsed = JSON.parse(text) as Partial<ShimStateFile>;
-  } catch {
-    return undefined;
-  }
-  const s = parsed.sockets;
-  if (typeof parsed.name !== 'string' || typeof s !== 'object' || s === null || typeof s.rw !== 'string' || typeof s.ro !== 'string' || typeof s.admin !== 'string') return undefined;
-  return parsed as ShimStateFile;
-}
+export const readShimState = loadRuntimeState;
 
 /** The sockets of the shim running VM `name` under `layout`, from its state file. */
 export async function shimSocketsOf(layout: Layout, name: string): Promise<ShimStateSockets> {

@@ -40,13 +40,37 @@ export function writeRuntimeState(file: string, state: RuntimeState): Promise<vo
   return writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600);
 }
 
-/** Reads a state file; undefined when it is missing or unreadable. */
-export async function readRuntimeState(file: string): Promise<RuntimeState | undefined> {
+/**
+ * The one reader of state files, for shims, virtqemud and the client library alike: undefined
+ * when the file is missing or is not a state file; other read errors (EACCES, EIO) are thrown.
+ */
+export async function loadRuntimeState(file: string): Promise<RuntimeState | undefined> {
+  let text: string;
   try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<RuntimeState>;
-    if (parsed.format !== 1 || typeof parsed.name !== 'string' || typeof parsed.definition !== 'object') return undefined;
-    return parsed as RuntimeState;
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return parseRuntimeState(text);
+}
+
+/** Reads a state file; undefined when it is missing or unreadable for any reason. */
+export function readRuntimeState(file: string): Promise<RuntimeState | undefined> {
+  return loadRuntimeState(file).catch(() => undefined);
+}
+
+/** A state file's content, or undefined when it is not one this format knows. */
+export function parseRuntimeState(text: string): RuntimeState | undefined {
+  let parsed: Partial<RuntimeState> | null;
+  try {
+    parsed = JSON.parse(text) as Partial<RuntimeState> | null;
   } catch {
     return undefined;
   }
+  if (parsed === null || typeof parsed !== 'object' || parsed.format !== 1 || typeof parsed.name !== 'string' || typeof parsed.uuid !== 'string') return undefined;
+  if (typeof parsed.definition !== 'object' || parsed.definition === null) return undefined;
+  const s = parsed.sockets;
+  if (typeof s !== 'object' || s === null || typeof s.rw !== 'string' || typeof s.ro !== 'string' || typeof s.admin !== 'string') return undefined;
+  return parsed as RuntimeState;
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError } from '../protocol/index.js';
 import { composeShim, type ShimOptions } from './compose.js';
+import { failedLine, readyLine } from '../daemon/shim-bootstrap.js';
 
 const VERSION = '0.1.0';
 const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
@@ -69,8 +70,8 @@ function parse(argv: string[]): ShimOptions | 'help' {
   };
 }
 
-function reply(line: object): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+function reply(line: string): void {
+  process.stdout.write(`${line}\n`);
 }
 
 async function main(): Promise<void> {
@@ -98,14 +99,14 @@ async function main(): Promise<void> {
     const { shim, logs } = await composeShim(opts, process.env, VERSION);
     const s = shim.runtimeState();
     stop = () => void shim.stop();
-    reply({ ok: true, name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, qemuPid: s.qemuPid });
+    reply(readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }) }));
     if (stopAsked) stop();
     await shim.done;
     logs.flush();
     process.exit(0);
   } catch (err) {
     const e = VirtqError.from(err);
-    reply({ ok: false, error: e.toWire() });
+    reply(failedLine(e.toWire()));
     process.stderr.write(`virtq-shim: ${e.code}: ${e.message}\n`);
     process.exit(1);
   }
