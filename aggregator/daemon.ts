@@ -121,8 +121,7 @@ export class Virtqemud {
   // "failed") needs no record: its caller was told why, and nothing ran.
   private async shimGone(r: DomainRecord): Promise<void> {
     const stateFile = r.shim?.stateFile;
-    r.shim = undefined;
-    r.shimUp = false;
+    this.registry.shimGone(r);
     if (r.persistent || isActive(r) || stateFile === undefined) return;
     if (r.reason !== 'failed') {
       const saved = await readRuntimeState(stateFile);

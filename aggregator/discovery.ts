@@ -44,7 +44,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
       record = registry.claim({ name: s.name, uuid: s.uuid, persistent: false, autostart: false, definition: undefined, state: s.state, reason: s.reason });
     }
     if (shimLive || qemuLive) {
-      adoptLive(record, s, shimLive, shimStateFile(layout, s.name));
+      adoptLive(registry, record, s, shimLive, shimStateFile(layout, s.name));
       if (shimLive) report.liveShims++;
       else report.lostShims++;
       return;
@@ -52,8 +52,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     report.stopped++;
     // Dead shim, dead QEMU: record how it ended. The state file stays the VM's record (a later
     // start replaces it, undefine removes it), so the next restart reports the same end.
-    record.state = ACTIVE_STATES.has(s.state) ? 'crashed' : s.state;
-    record.reason = ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason;
+    registry.stopped(record, ACTIVE_STATES.has(s.state) ? 'crashed' : s.state, ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason);
     if (!ACTIVE_STATES.has(s.state)) return;
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
     await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, updatedAt: clock.now() })
@@ -64,12 +63,9 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   return report;
 }
 
-function adoptLive(record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {
-  record.state = s.state;
-  record.reason = s.reason;
-  record.qemuPid = s.qemuPid;
-  record.shimUp = shimLive;
-  record.shim = { pid: s.shimPid, socket: s.sockets.rw, roSocket: s.sockets.ro, adminSocket: s.sockets.admin, stateFile, conn: undefined };
+function adoptLive(registry: DomainRegistry, record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {
+  registry.shimAdopted(record, { pid: s.shimPid, socket: s.sockets.rw, roSocket: s.sockets.ro, adminSocket: s.sockets.admin, stateFile, conn: undefined },
+    { state: s.state, reason: s.reason, qemuPid: s.qemuPid }, shimLive);
 }
 
 async function readStates(layout: Layout): Promise<RuntimeState[]> {

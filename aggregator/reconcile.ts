@@ -16,13 +16,11 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
     if (isActive(r) && !qemuLive) {
       // The state file has the final word when the shim lived to record the end; else it was lost.
       const recorded = saved !== undefined && !ACTIVE_STATES.has(saved.state) ? saved : undefined;
-      r.state = recorded?.state ?? 'crashed';
-      r.reason = recorded?.reason ?? 'lost';
-      r.shimUp = false;
+      registry.stopped(r, recorded?.state ?? 'crashed', recorded?.reason ?? 'lost');
+      registry.shimReachable(r, false);
       log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
       events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
-      r.qemuPid = undefined;
-      r.shim = undefined;
+      registry.released(r);
       // A transient VM goes, as when its shim lets go, if the state file records its end; if not,
       // the listing is the only record: it stays listed (as after a restart) until undefined.
       if (!r.persistent && recorded !== undefined) registry.remove(r);
@@ -31,7 +29,7 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
     // A shim found at recovery that has not re-registered: is it still there?
     const up = await isLive(r.shim.socket, 500);
     if (up !== r.shimUp) {
-      r.shimUp = up;
+      registry.shimReachable(r, up);
       if (!up) events.lifecycle(r, 'shim-lost');
     }
   }

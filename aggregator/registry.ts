@@ -20,8 +20,17 @@ export interface ShimRef {
   info?: Static<typeof ShimVmInfo>;
 }
 
-/** One VM as virtqemud knows it. */
-export interface DomainRecord {
+/** One VM as virtqemud knows it: read-only outside the registry, which changes it only through its named transitions. */
+export type DomainRecord = Readonly<Omit<MutableRecord, 'shim'>> & { readonly shim: Readonly<ShimRef> | undefined };
+
+/** What a shim reports of its VM when it registers or reports a change. */
+export interface ShimReport {
+  state: DomainState;
+  reason: string;
+  qemuPid: number | undefined;
+}
+
+interface MutableRecord {
   name: string;
   uuid: string;
   persistent: boolean;
@@ -90,7 +99,7 @@ export class DomainRegistry {
    */
   claim(init: Omit<DomainRecord, 'shimUp' | 'starting' | 'qemuPid' | 'shim'> & Partial<DomainRecord>): DomainRecord {
     this.checkFree(init.name, init.uuid);
-    const record: DomainRecord = { shimUp: false, starting: false, qemuPid: undefined, shim: undefined, ...init, uuid: init.uuid.toLowerCase() };
+    const record: MutableRecord = { shimUp: false, starting: false, qemuPid: undefined, shim: undefined, ...init, uuid: init.uuid.toLowerCase() };
     this.byName.set(record.name, record);
     this.byUuid.set(record.uuid, record);
     return record;
@@ -108,6 +117,92 @@ export class DomainRegistry {
     }
   }
 
+  // The named transitions: the only places a record changes.
+
+  /** virtqemud begins starting a shim for the VM. */
+  startBegun(r: DomainRecord): void {
+    Object.assign(own(r), { starting: true, state: 'starting', reason: 'booting' });
+  }
+
+  /** The start virtqemud began is over, however it went. */
+  startEnded(r: DomainRecord): void {
+    own(r).starting = false;
+  }
+
+  /** The start failed and left no QEMU running. */
+  startFailed(r: DomainRecord): void {
+    Object.assign(own(r), { state: 'shutoff', reason: 'failed', qemuPid: undefined });
+  }
+
+  /** A QEMU of the VM was found by its process (the shim has not reported it, or cannot). */
+  qemuFound(r: DomainRecord, pid: number): void {
+    own(r).qemuPid = pid;
+  }
+
+  /** A shim registered (or re-registered) as the VM's shim, reporting its state. */
+  shimRegistered(r: DomainRecord, shim: ShimRef, report: ShimReport): void {
+    Object.assign(own(r), { shim: { ...shim }, shimUp: true, state: report.state, reason: report.reason, qemuPid: report.qemuPid });
+  }
+
+  /** A shim found at recovery, live or not, whose VM still runs as its state file says. */
+  shimAdopted(r: DomainRecord, shim: ShimRef, report: ShimReport, shimLive: boolean): void {
+    Object.assign(own(r), { shim: { ...shim }, shimUp: shimLive, state: report.state, reason: report.reason, qemuPid: report.qemuPid });
+  }
+
+  /** The serving shim reported a change. */
+  shimReported(r: DomainRecord, report: ShimReport, info?: ShimRef['info']): void {
+    Object.assign(own(r), { state: report.state, reason: report.reason, qemuPid: report.qemuPid });
+    const shim = own(r).shim;
+    if (info !== undefined && shim !== undefined) shim.info = info;
+  }
+
+  /** The shim's registration went while the VM runs: it is listed with its shim lost. */
+  shimLost(r: DomainRecord): void {
+    const m = own(r);
+    m.shimUp = false;
+    if (m.shim !== undefined) m.shim.conn = undefined;
+  }
+
+  /** Whether a shim found at recovery that has not re-registered still answers. */
+  shimReachable(r: DomainRecord, up: boolean): void {
+    own(r).shimUp = up;
+  }
+
+  /** The shim is gone for good (it let go, or its VM ended). */
+  shimGone(r: DomainRecord): void {
+    Object.assign(own(r), { shim: undefined, shimUp: false });
+  }
+
+  /** The VM was found stopped (by reconciliation or at recovery) with this state and reason. */
+  stopped(r: DomainRecord, state: DomainState, reason: string): void {
+    Object.assign(own(r), { state, reason });
+  }
+
+  /** After a stop was found and told: no QEMU, no shim. */
+  released(r: DomainRecord): void {
+    Object.assign(own(r), { qemuPid: undefined, shim: undefined, shimUp: false });
+  }
+
+  /** The VM got (or replaced) its persistent definition. */
+  defined(r: DomainRecord, definition: NormalizedDefinition): void {
+    Object.assign(own(r), { persistent: true, definition });
+  }
+
+  /** A define whose write failed: the VM's definition as it was before. */
+  definitionRestored(r: DomainRecord, before: Pick<DomainRecord, 'persistent' | 'definition'>): void {
+    Object.assign(own(r), { persistent: before.persistent, definition: before.definition });
+  }
+
+  /** The VM lost its persistent definition (it lives on as a transient VM while it runs). */
+  undefined(r: DomainRecord): void {
+    Object.assign(own(r), { persistent: false, autostart: false, definition: undefined });
+  }
+
+  /** The autostart flag of a persistent VM. */
+  autostartSet(r: DomainRecord, autostart: boolean): void {
+    own(r).autostart = autostart;
+  }
+
   /** Forgets a record. */
   remove(record: DomainRecord): void {
     if (this.byName.get(record.name) === record) this.byName.delete(record.name);
@@ -120,6 +215,11 @@ export class DomainRegistry {
     for (const r of this.byName.values()) if (matches(r, filter)) rows.push(toRow(r));
     return rows.sort((a, b) => Number(ACTIVE_STATES.has(b.state)) - Number(ACTIVE_STATES.has(a.state)) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
+}
+
+// Records are created here and only handed out read-only; the transitions above change them.
+function own(r: DomainRecord): MutableRecord {
+  return r as MutableRecord;
 }
 
 function matches(r: DomainRecord, f: ListFilter): boolean {

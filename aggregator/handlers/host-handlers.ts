@@ -23,13 +23,11 @@ export interface HostDeps {
 /** Starts the shim of `record` from `def`; the record holds the name while it starts. */
 export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
-  record.starting = true;
-  record.state = 'starting';
-  record.reason = 'booting';
+  d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
     const started = await d.spawner.start(def, { paused });
-    record.qemuPid ??= started.qemuPid;
+    if (record.qemuPid === undefined && started.qemuPid !== undefined) d.registry.qemuFound(record, started.qemuPid);
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);
@@ -41,8 +39,8 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
       // A shim that died after spawning QEMU leaves a running VM: when its state file names it,
       // it stays listed with its shim lost (as any VM whose shim died), holding its name.
       if (!shimGone || (saved?.uuid === record.uuid && saved.qemuPid === pid)) {
-        record.qemuPid = pid;
-        if (shimGone) record.shimUp = false;
+        d.registry.qemuFound(record, pid);
+        if (shimGone) d.registry.shimReachable(record, false);
         throw new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}) runs on: VM "${record.name}" is listed with its shim lost (re-attach with: virtq-shim --attach ${record.name})`, { cause: err });
       }
       // No state file names it: nothing could ever take it over or find it after a restart.
@@ -52,13 +50,11 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
         err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, was killed`, { cause: err });
       }
     }
-    record.state = 'shutoff';
-    record.reason = 'failed';
-    record.qemuPid = undefined;
+    d.registry.startFailed(record);
     if (!record.persistent && (record.shim === undefined || record.shim.conn === undefined)) d.registry.remove(record);
     throw err;
   } finally {
-    record.starting = false;
+    d.registry.startEnded(record);
   }
 }
 
@@ -97,13 +93,12 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
         const record = r;
         const before = { persistent: record.persistent, definition: record.definition };
         // Persistent before the write: a transient VM whose shim lets go meanwhile keeps its record.
-        record.persistent = true;
-        record.definition = def;
+        registry.defined(record, def);
         try {
           await store.save(def);
         } catch (err) {
           if (fresh) registry.remove(record);
-          else Object.assign(record, before);
+          else registry.definitionRestored(record, before);
           throw err;
         }
         events.lifecycle(record, 'defined');
@@ -121,9 +116,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
           if (err.code !== 'ENOENT') throw new VirtqError('OPERATION_FAILED', `cannot remove the state file of "${name}": ${err.message}`);
         });
       }
-      r.persistent = false;
-      r.autostart = false;
-      r.definition = undefined;
+      registry.undefined(r);
       events.lifecycle(r, 'undefined');
       if (!isActive(r)) registry.remove(r);
       return {};
@@ -142,7 +135,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       const r = registry.require(name);
       if (!r.persistent) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient; only defined VMs can autostart`);
       await store.setAutostart(name, autostart);
-      r.autostart = autostart;
+      registry.autostartSet(r, autostart);
       return {};
     }),
     subscribeEvents: ({ name }, ctx) => {

@@ -27,18 +27,15 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
         throw new VirtqError('NAME_IN_USE', `VM "${reg.name}" is still running (QEMU pid ${r.qemuPid ?? '?'}); re-attach its shim instead`);
       }
       const record = r;
-      record.shim = { pid: reg.shimPid, socket: reg.socket, roSocket: reg.roSocket, adminSocket: reg.adminSocket, stateFile: reg.stateFile, conn: ctx.client, ...(reg.info === undefined ? {} : { info: reg.info }) };
-      record.shimUp = true;
-      record.state = reg.state;
-      record.reason = reg.reason;
-      record.qemuPid = reg.qemuPid;
+      registry.shimRegistered(record,
+        { pid: reg.shimPid, socket: reg.socket, roSocket: reg.roSocket, adminSocket: reg.adminSocket, stateFile: reg.stateFile, conn: ctx.client, ...(reg.info === undefined ? {} : { info: reg.info }) },
+        { state: reg.state, reason: reg.reason, qemuPid: reg.qemuPid });
       bound.set(ctx.client, record);
       ctx.client.onClose(() => {
         bound.delete(ctx.client);
         if (record.shim?.conn !== ctx.client) return;
         if (isActive(record)) {
-          record.shimUp = false;
-          record.shim.conn = undefined;
+          registry.shimLost(record);
           events.lifecycle(record, 'shim-lost');
         } else {
           onShimGone(record);
@@ -49,10 +46,7 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
     },
     update: (u, ctx) => {
       const r = recordOf(ctx.client);
-      r.state = u.state;
-      r.reason = u.reason;
-      r.qemuPid = u.qemuPid;
-      if (u.info !== undefined && r.shim !== undefined) r.shim.info = u.info;
+      registry.shimReported(r, { state: u.state, reason: u.reason, qemuPid: u.qemuPid }, u.info);
       if (u.event !== undefined) events.lifecycle(r, u.event, u.details);
       return {};
     },
