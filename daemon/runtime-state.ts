@@ -32,6 +32,8 @@ export interface RuntimeState {
   tainted: boolean;
   /** Embedded VMs are private to their application and never registered. */
   private: boolean;
+  /** Whether the shim registers with virtqemud; a successor does as its predecessor did (absent in older files: it did). */
+  registered?: boolean;
   updatedAt: number;
 }
 

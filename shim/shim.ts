@@ -67,6 +67,8 @@ export class Shim {
   private metricsHttp: Server | undefined;
   private stopping = false;
   private serveApi: () => void = () => undefined;
+  /** Registers with virtqemud: asked for, and (for a successor) done by its predecessor too. */
+  private registers: boolean;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -82,6 +84,7 @@ export class Shim {
     readonly metrics: ShimMetrics,
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
+    this.registers = cfg.connectRegistrar !== undefined;
   }
 
   /** Starts (or re-attaches to) the VM; resolves once it is running or paused. */
@@ -90,6 +93,9 @@ export class Shim {
     const def = cfg.mode.kind === 'start' ? normalizeDefinition(cfg.mode.definition, cfg.newUuid) : saved?.definition;
     if (def === undefined) throw new VirtqError('NO_DOMAIN', `no state file for VM "${cfg.mode.kind === 'attach' ? cfg.mode.name : '?'}" under ${cfg.layout.runtime}: nothing to attach to`);
     const shim = await Shim.assemble(cfg, def, saved);
+    // A successor of a shim that ran without virtqemud runs without it too, whatever its flags
+    // say: registering would wait for a daemon that never knew the VM, then give up and exit.
+    shim.registers &&= saved?.registered !== false;
     try {
       await shim.bringUp(saved);
     } catch (err) {
@@ -154,7 +160,7 @@ export class Shim {
     // A successor reports the VM as its state file left it until QEMU has redialled.
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();
-    this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
+    if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
     await this.registrar?.register(this.registration(saved));
     await this.consoleHub.listen();
     await this.monitors.listen();
@@ -202,7 +208,7 @@ export class Shim {
       format: 1, name: vm.def.name, uuid: vm.def.uuid, shimPid: process.pid, qemuPid: vm.qemuPid, qemuStartedAt: vm.qemuStartedAt,
       accel: this.accel, sockets: this.sockets, definition: vm.def, state: vm.state, reason: vm.reason,
       ...(vm.details === undefined ? {} : { details: vm.details }),
-      tainted: vm.tainted, private: this.cfg.private, updatedAt: this.cfg.clock.now(),
+      tainted: vm.tainted, private: this.cfg.private, registered: this.registers, updatedAt: this.cfg.clock.now(),
     };
   }
 

@@ -2,7 +2,7 @@
 // a successor re-attaches), a second shim for a name already in use, and bad definitions.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { type LifecycleEvent } from '../../protocol/index.js';
+import { delay, systemClock, type LifecycleEvent } from '../../protocol/index.js';
 import { procState } from '../../shim/vm/qemu-process.js';
 import { guestDefinition, ShimHarness } from '../helpers/shim-harness.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
@@ -61,6 +61,22 @@ describe('virtq-shim resilience', () => {
     expect(procState(vm.reply.qemuPid as number)).toMatch(/[RS]/);
     const successor = await h.run(['--no-register', '--attach', 'term1'], 'term1');
     expect(successor.reply).toMatchObject({ ok: true, state: 'running' });
+  });
+
+  it('runs a successor without virtqemud when its predecessor ran without it, whatever its flags', async () => {
+    const vm = await h.start(guestDefinition('solo1'));
+    vm.proc.kill('SIGTERM');
+    await expect(vm.exited).resolves.toBe(0);
+    // No --no-register: before, it waited for a virtqemud that never knew the VM, then gave up.
+    const successor = await h.run(['--register-timeout', '1', '--attach', 'solo1'], 'solo1');
+    expect(successor.reply).toMatchObject({ ok: true, state: 'running' });
+    await delay(systemClock(), 1500);
+    const { api } = await h.connect(successor.reply.socket as string);
+    await expect(api.getState({ name: 'solo1' })).resolves.toMatchObject({ state: 'running' });
+    const state = JSON.parse(readFileSync(h.root.path('run', 'shims', 'solo1.json'), 'utf8')) as Record<string, unknown>;
+    expect(state).toMatchObject({ registered: false });
+    await api.destroy({ name: 'solo1' });
+    await expect(successor.exited).resolves.toBe(0);
   });
 
   it('refuses a second shim for a name that a live shim serves', async () => {
