@@ -232,7 +232,7 @@ export class EmbedRouter implements Router {
 
   private async create(args: ArgsOf<Procs['create']>): Promise<DomainRow> {
     const def = definitionValidator.parse(args.definition, 'definition');
-    const reply = await this.spawnShim(JSON.stringify(def), args.paused === true, def.name);
+    const reply = await this.launchShim(JSON.stringify(def), args.paused === true, def.name);
     if (this.subscribedAll) await this.subscribe(def.name).catch(() => undefined);
     // The state file may lag the shim's reply: ask the shim itself.
     const client = await this.shim(def.name);
@@ -246,7 +246,7 @@ export class EmbedRouter implements Router {
   }
 
   // Runs `virtq-shim --embed` detached (the VM outlives this process) and waits for its ready line.
-  private spawnShim(definition: string, paused: boolean, name: string): Promise<ShimReady> {
+  private launchShim(definition: string, paused: boolean, name: string): Promise<ShimReady> {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
     return spawnShim({

@@ -130,12 +130,10 @@ export function allowedOn(spec: ProcSpec, readOnly: boolean): boolean {
  */
 export function refusal(program: Pick<Program, 'name' | 'sockets'>, proc: string, spec: ProcSpec, socket: SocketClass): string | undefined {
   const id = `${program.name}.${proc}`;
-  if (!program.sockets.includes(socket)) {
-    if (socket === 'admin') return `${id} is not served on the admin socket`;
-    if (program.sockets.length === 1 && program.sockets[0] === 'admin') return `${id} is served on the admin socket only`;
-  } else if (socket !== 'ro' || spec.readonly) {
-    return undefined;
-  }
-  if (socket === 'ro') return `${id} changes state and is refused on the read-only socket; use the read-write socket`;
-  return `${id} is not served on the ${socket} socket`;
+  const changesState = `${id} changes state and is refused on the read-only socket; use the read-write socket`;
+  if (program.sockets.includes(socket)) return socket === 'ro' && !spec.readonly ? changesState : undefined;
+  if (socket === 'admin') return `${id} is not served on the admin socket`;
+  if (program.sockets.every((s) => s === 'admin')) return `${id} is served on the admin socket only`;
+  // A program kept off the read-only socket (the registry) is refused there as any write is.
+  return socket === 'ro' ? changesState : `${id} is not served on the ${socket} socket`;
 }

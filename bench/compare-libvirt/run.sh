@@ -141,7 +141,7 @@ else
 fi
 cat >"$qemu_conf" <<'EOF'
 # Written by virtq's bench/compare-libvirt/run.sh for one benchmark run; the original is put back
-# when the run ends. Settings from /work/shared/design/HOST-FACTS.md.
+# when the run ends. Settings from ../shared/design/HOST-FACTS.md.
 cgroup_controllers = [ ]
 security_driver = "none"
 dynamic_ownership = 0

@@ -70,7 +70,9 @@ describe('virtq-shim resilience', () => {
     // No --no-register: before, it waited for a virtqemud that never knew the VM, then gave up.
     const successor = await h.run(['--register-timeout', '1', '--attach', 'solo1'], 'solo1');
     expect(successor.reply).toMatchObject({ ok: true, state: 'running' });
-    await delay(systemClock(), 1500);
+    // Past its 1 s register timeout it still serves: it never waited for virtqemud.
+    const outcome = await Promise.race([successor.exited.then(() => 'exited'), delay(systemClock(), 1500).then(() => 'serving')]);
+    expect(outcome).toBe('serving');
     const { api } = await h.connect(successor.reply.socket as string);
     await expect(api.getState({ name: 'solo1' })).resolves.toMatchObject({ state: 'running' });
     const state = JSON.parse(readFileSync(h.root.path('run', 'shims', 'solo1.json'), 'utf8')) as Record<string, unknown>;
