@@ -730,8 +730,26 @@ class Chaos {
     for (const r of (await this.listing()) ?? []) if ((r.state === 'running' || r.state === 'paused') && r.qemuPid !== undefined) this.seen(r.name, r.uuid);
   }
 
-  /** Invariant 1: a VM seen running runs, or its stop is recorded with a reason. */
+  /**
+   * Invariant 1: a VM seen running runs, or its stop is recorded with a reason, within the
+   * convergence bound: a stop still in flight (a QEMU that has just exited, its shim writing the
+   * end down) is given the bound to be recorded, as the listing is.
+   */
   private async checkSeenRunning(when: string): Promise<void> {
+    const start = Date.now();
+    for (;;) {
+      const gaps = await this.unrecordedStops(when);
+      if (gaps.length === 0) return;
+      if (Date.now() - start > this.opts.convergeMs) {
+        for (const g of gaps) this.violation(g);
+        return;
+      }
+      await sleep(250);
+    }
+  }
+
+  private async unrecordedStops(when: string): Promise<string[]> {
+    const gaps: string[] = [];
     const qemus = this.w.qemus();
     const states = this.w.states();
     const rows = await this.listing();
@@ -744,8 +762,9 @@ class Chaos {
       // The name now belongs to a later VM: this one's record was replaced.
       if (rows?.some((r) => r.name === name && r.uuid !== uuid) === true || (st !== undefined && st.uuid !== uuid)) continue;
       if ((this.stopAcks.get(name) ?? []).some((t) => t >= at)) continue;
-      this.violation(`${when}: ${name} (uuid ${uuid}) was running and is gone with no recorded reason: listing ${row === undefined ? 'has no row' : `says ${row.state}/${row.reason}`}, state file ${st === undefined ? 'missing' : `says ${st.state}/${st.reason} (uuid ${st.uuid})`}`);
+      gaps.push(`${when}: ${name} (uuid ${uuid}) was running and is gone with no recorded reason within ${this.opts.convergeMs} ms: listing ${row === undefined ? 'has no row' : `says ${row.state}/${row.reason}`}, state file ${st === undefined ? 'missing' : `says ${st.state}/${st.reason} (uuid ${st.uuid})`}`);
     }
+    return gaps;
   }
 
   /** Invariant 4: every definition on disk parses, matches what was sent, and is listed; none is lost. */
