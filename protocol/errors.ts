@@ -38,6 +38,17 @@ export const errorCatalogue = {
   SOCKET_IN_USE: { description: 'A live process already serves this socket; a second instance refuses to start.', since: '0.1' },
   SHIM_UNAVAILABLE: { description: 'The VM\'s shim is not reachable (lost or not yet re-attached); the VM itself may still run.', since: '0.1' },
   CLIENT_TOO_SLOW: { description: 'The client left too many pushed events or stream bytes unread; the server dropped the connection (reconnect and read, or subscribe less).', since: '0.1' },
+  WRONG_DAEMON: { description: 'The program is served by another daemon; the message names that daemon and its URI.', since: '0.2' },
+  NO_STORAGE_POOL: { description: 'No storage pool with that name is defined (or it is not started, when the message says so).', since: '0.2' },
+  NO_STORAGE_VOL: { description: 'No volume with that name in the pool.', since: '0.2' },
+  NO_SECRET: { description: 'No secret with that UUID (or usage) is defined.', since: '0.2' },
+  NO_NETWORK: { description: 'No network with that name is defined (or it is not started, when the message says so).', since: '0.2' },
+  NO_NETWORK_PORT: { description: 'No network port with that id on the network.', since: '0.2' },
+  NO_NODE_DEVICE: { description: 'No host device with that name.', since: '0.2' },
+  ALREADY_EXISTS: { description: 'An object of that kind with that name or UUID already exists (a pool, volume, secret, network or port); the message names it.', since: '0.2' },
+  IN_USE: { description: 'The object is in use by something that depends on it (a running VM, a network port, a volume); the message names the user.', since: '0.2' },
+  NO_SPACE: { description: 'The filesystem ran out of space; nothing was left half-written under the final name.', since: '0.2' },
+  OPERATION_ABORTED: { description: 'The operation was cancelled (by its client, or because its client went away) and rolled back.', since: '0.2' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

@@ -35,6 +35,18 @@ describe('import boundaries', () => {
     expect(messages.some((m) => m.startsWith('drivers/d.ts imports protocol/server.ts'))).toBe(true);
   });
 
+  it('keeps a secondary daemon\'s driver to that daemon: the virt side must use the client', () => {
+    const root = tree({
+      'shim/a.ts': "import { pools } from '../drivers/storage/pools.js';\nexport const a = pools;\n",
+      'storaged/b.ts': "import { pools } from '../drivers/storage/pools.js';\nexport const b = pools;\n",
+      'drivers/storage/pools.ts': "import { x } from '../fs/atomic.js';\nexport const pools = x;\n",
+      'drivers/fs/atomic.ts': 'export const x = 1;\n',
+    });
+    expect(checkImports(root).map((v) => v.message)).toEqual([
+      'shim/a.ts imports drivers/storage/pools.ts: drivers/storage/ belongs to storaged/; reach that daemon through the client',
+    ]);
+  });
+
   it('reports a circle, type-only imports included', () => {
     const root = tree({
       'shim/a.ts': "import { b } from './b.js';\nexport const a = b;\n",
