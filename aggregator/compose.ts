@@ -1,40 +1,42 @@
-// Builds virtqemud's object graph from its options: the one place real implementations (clock,
-// logs, the process spawner for shims) are chosen.
-import { join } from 'node:path';
-import { rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
-import { LogHub } from '../daemon/logging.js';
+// virtqemud as a daemon of the framework: its options, and the one place its real parts (the
+// process spawner for shims) are chosen.
+import { fileURLToPath } from 'node:url';
+import type { ServiceDefinition } from '../daemon/run-service.js';
+import { stringOption, wholeNumber } from '../daemon/options.js';
 import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
 
-/** Parsed command-line options of virtqemud. */
-export interface DaemonOptions {
-  root: string | undefined;
-  mode: 'system' | 'session';
+/** virtqemud's own options. */
+export interface VirtqemudOptions {
   shimBinary: string;
-  logFilters: string | undefined;
-  logStderr: boolean;
   reconcileMs: number;
-  httpAddress: string | undefined;
   metricsRefreshMs: number;
-  partialFrameTimeoutMs: number;
 }
 
-/** The layout of this instance. */
-export function daemonLayout(opts: DaemonOptions, env: NodeJS.ProcessEnv): Layout {
-  if (opts.root !== undefined) return rootLayout(opts.root);
-  return opts.mode === 'system' ? systemLayout() : sessionLayout(env);
-}
-
-/** Builds and starts a virtqemud with real dependencies. */
-export async function composeDaemon(opts: DaemonOptions, env: NodeJS.ProcessEnv, version: string): Promise<{ daemon: Virtqemud; logs: LogHub; layout: Layout }> {
-  const layout = daemonLayout(opts, env);
-  const logs = new LogHub({ name: 'virtqemud', bindings: {}, filters: opts.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, 'virtqemud.log'), stderr: opts.logStderr });
-  // Shims run under the same root or mode as their virtqemud.
-  const placement = opts.root !== undefined ? ['--root', opts.root] : ['--mode', opts.mode];
-  const clock = systemClock();
-  const spawner = processShimSpawner(opts.shimBinary, placement, layout, env, clock);
-  const daemon = new Virtqemud({ layout, clock, logs, spawner, version, reconcileMs: opts.reconcileMs, metricsRefreshMs: opts.metricsRefreshMs,
-    partialFrameTimeoutMs: opts.partialFrameTimeoutMs, ...(opts.httpAddress === undefined ? {} : { httpAddress: opts.httpAddress }) });
-  await daemon.start();
-  return { daemon, logs, layout };
+/** virtqemud, defined for the framework; `shimBeside` is where the bundled virtq-shim is. */
+export function virtqemudService(version: string, shimBeside: URL): ServiceDefinition<VirtqemudOptions> {
+  return {
+    daemon: 'virtqemud',
+    version,
+    summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
+definitions, starts VMs in detached shims and answers the host listing.`,
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' } },
+    optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
+  --reconcile-ms N    period of the reconciliation pass (default 5000)
+  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)`,
+    // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
+    metricLabels: {},
+    parseExtra: (values, env) => ({
+      shimBinary: stringOption(values, 'shim') ?? env['VIRTQ_SHIM'] ?? fileURLToPath(new URL('./virtq-shim.js', shimBeside)),
+      reconcileMs: wholeNumber(stringOption(values, 'reconcile-ms'), 'reconcile-ms', 5000),
+      metricsRefreshMs: wholeNumber(stringOption(values, 'metrics-refresh-ms'), 'metrics-refresh-ms', 5000, 50),
+    }),
+    build: async ({ layout, clock, logs, env, common, extra, service }) => {
+      // Shims run under the same root or mode as their virtqemud.
+      const placement = common.root !== undefined ? ['--root', common.root] : ['--mode', common.mode];
+      const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock);
+      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined });
+      return daemon.start();
+    },
+  };
 }

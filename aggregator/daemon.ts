@@ -1,26 +1,25 @@
 // virtqemud: recovers its view of the host, then serves the host, registry, per-VM (forwarded)
-// and admin programs on its three sockets. It holds no state that cannot be rebuilt from the
-// definitions on disk, the shims' state files and the shims re-registering.
-import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:http';
+// and admin programs through the daemon framework's sockets. It holds no state that cannot be
+// rebuilt from the definitions on disk, the shims' state files and the shims re-registering.
 import {
-  ACTIVE_STATES, RpcServer, adminProgram, daemonSockets, registryProgram, virtqProgram,
+  ACTIVE_STATES, adminProgram, registryProgram, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
 import { readRuntimeState } from '../daemon/runtime-state.js';
 import type { LogHub } from '../daemon/logging.js';
-import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
+import type { DaemonService } from '../daemon/service.js';
+import { served, type ServiceParts } from '../daemon/run-service.js';
 import { DefinitionStore } from './definitions.js';
 import { recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
-import { hostHandlers, startShim } from './handlers/host-handlers.js';
+import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { reconcile } from './reconcile.js';
 import { DomainRegistry, isActive, type DomainRecord } from './registry.js';
 import { ShimPool } from './shim-pool.js';
 import { DaemonMetrics } from './metrics.js';
-import { serveHttp } from './http.js';
+import { hostRoutes } from './http.js';
 import { callShims } from './handlers/admin-fanout.js';
 import type { ShimSpawner } from './spawner.js';
 
@@ -30,30 +29,23 @@ export interface DaemonConfig {
   clock: Clock;
   logs: LogHub;
   spawner: ShimSpawner;
-  version: string;
+  /** The framework's RPC service: its sockets, admin program and metrics registry. */
+  service: DaemonService;
   /** How often the reconciliation pass runs (0: never). */
   reconcileMs: number;
-  /** Mode of the read-only socket (default 0666). */
-  roSocketMode?: number;
-  /** HOST:PORT for GET /metrics and /sd; none when undefined. */
-  httpAddress?: string;
+  /** True when --http serves /metrics: the shims' metrics are then fetched in the background. */
+  http: boolean;
   /** Per-shim deadline when fetching shims' metrics (default 500 ms). */
   scrapeDeadlineMs?: number;
   /** How often the shims' metrics are fetched in the background (default 5000 ms). */
   metricsRefreshMs?: number;
-  /** A client that leaves a frame unfinished this long is dropped (default 30 s). */
-  partialFrameTimeoutMs?: number;
 }
 
 /** A running virtqemud. */
 export class Virtqemud {
   readonly registry = new DomainRegistry();
-  readonly server: RpcServer;
   recovery: RecoveryReport | undefined;
   readonly metrics: DaemonMetrics;
-  /** The HTTP port, once serving. */
-  httpPort: number | undefined;
-  private http: Server | undefined;
   private readonly pool: ShimPool;
   private readonly adminPool: ShimPool;
   private readonly events: Events;
@@ -63,55 +55,41 @@ export class Virtqemud {
   constructor(private readonly cfg: DaemonConfig) {
     this.pool = new ShimPool(cfg.clock);
     this.adminPool = new ShimPool(cfg.clock);
-    this.metrics = new DaemonMetrics(this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000);
-    this.server = new RpcServer({
-      daemon: 'virtqemud', version: cfg.version, role: 'aggregator', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
-      info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
-      onCallDone: this.metrics.onCallDone,
-      ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
-    });
-    this.events = new Events(() => this.server, cfg.clock);
+    this.metrics = new DaemonMetrics(cfg.service.metrics, this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000);
+    this.events = new Events(() => cfg.service.server, cfg.clock);
   }
 
-  /** Recovers, then listens. Throws SOCKET_IN_USE when another virtqemud serves this root. */
-  async start(): Promise<void> {
+  /** Rebuilds the registry from disk and returns what the framework serves. */
+  async start(): Promise<ServiceParts> {
     const { layout, clock, logs } = this.cfg;
-    await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
-    await mkdir(layout.log, { recursive: true, mode: 0o755 });
-    const sockets = daemonSockets(layout);
     const store = new DefinitionStore(layout.config, logs.module('definitions'));
-    // Claim the socket first: a second virtqemud must not even read state another one owns.
-    await this.server.listen(sockets.admin, 'admin', 0o600);
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
-    const deps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
-    this.server.register({ program: virtqProgram, handlers: hostHandlers(deps), fallback: proxyFallback(this.registry, this.pool, clock) });
-    this.server.register({ program: registryProgram, handlers: registryHandlers(this.registry, this.events, (r) => void this.shimGone(r)) });
-    this.server.register(adminLogHandlers(logs));
-    this.server.register({ program: adminProgram, handlers: {
-      getMetrics: async () => ({ families: (await this.metrics.registry.getMetricsAsJSON()) as never }),
-      callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
-    } });
-    await this.server.listen(sockets.rw, 'rw', 0o600);
-    await this.server.listen(sockets.ro, 'ro', this.cfg.roSocketMode ?? 0o666);
-    if (this.cfg.httpAddress !== undefined) {
-      const http = await serveHttp(this.cfg.httpAddress, this.metrics, this.registry, logs.module('http'));
-      this.http = http.server;
-      this.httpPort = http.port;
-      this.metrics.start();
-    }
-    this.scheduleReconcile();
-    void this.autostart(deps);
+    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
+    return {
+      served: [
+        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),
+        served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
+        served(adminProgram, { callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}) }),
+      ],
+      info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
+      ready: () => ({ recovered: this.recovery }),
+      http: hostRoutes(this.metrics, this.registry),
+      serving: () => {
+        if (this.cfg.http) this.metrics.start();
+        this.scheduleReconcile();
+        void this.autostart(deps);
+      },
+      close: () => this.close(),
+    };
   }
 
-  /** Stops serving. Shims and VMs keep running; they re-register with the next virtqemud. */
+  /** Stops its own work. Shims and VMs keep running; they re-register with the next virtqemud. */
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.dispose();
     this.pool.closeAll();
     this.adminPool.closeAll();
-    this.http?.close();
     this.metrics.stop();
-    await this.server.close();
   }
 
   // The pooled connection is left to close with the shim's socket: a reply may still be on its way.
@@ -130,9 +108,10 @@ export class Virtqemud {
     if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
   }
 
-  private async autostart(deps: Parameters<typeof startShim>[0]): Promise<void> {
+  private async autostart(deps: HostDeps): Promise<void> {
     const log = this.cfg.logs.module('autostart');
     for (const r of [...this.registry.all()]) {
+      if (this.closed) return;
       if (!r.autostart || isActive(r) || r.definition === undefined) continue;
       log.info({ name: r.name, msgId: 'AUTOSTART' }, 'starting VM marked autostart');
       await startShim(deps, r, r.definition, false).catch((err: unknown) => log.error({ err, name: r.name }, 'autostart failed'));

@@ -2,11 +2,10 @@
 // shim's, fetched in parallel under a per-shim deadline by a background refresh. A scrape renders
 // the last refresh and never waits on a VM; a shim that did not answer in time (frozen,
 // overloaded) shows as virtq_shim_up 0 with everything else still there.
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Static } from '@sinclair/typebox';
 import { ACTIVE_STATES, DOMAIN_STATES, VirtqError, adminProgram, type Clock, type Disposable, type MetricFamily } from '../protocol/index.js';
-import { metricCatalogue as m, PROCESS_METRIC_PREFIX } from '../daemon/metrics-catalogue.js';
-import { rpcMetrics } from '../daemon/rpc-metrics.js';
+import { metricCatalogue as m } from '../daemon/metrics-catalogue.js';
 import { renderExposition } from '../daemon/prom-text.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 import type { ShimPool } from './shim-pool.js';
@@ -17,17 +16,14 @@ interface ShimSample { name: string; uuid: string; families: Family[] | undefine
 
 /** virtqemud's registry and the cached fan-out to every shim. */
 export class DaemonMetrics {
-  readonly registry = new Registry();
-  readonly onCallDone: ReturnType<typeof rpcMetrics>;
   private samples: ShimSample[] = [];
   private refreshedAt = -Infinity;
   private refreshing: Promise<void> | undefined;
   private timer: Disposable | undefined;
 
-  constructor(private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number) {
-    const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: PROCESS_METRIC_PREFIX.virtqemud });
-    this.onCallDone = rpcMetrics(r);
+  /** Adds virtqemud's gauges to `registry`, the framework's (process and RPC metrics are there already). */
+  constructor(readonly registry: Registry, private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number) {
+    const r = registry;
     new Gauge({ name: m.shimsRegistered.name, help: m.shimsRegistered.help, registers: [r], collect() {
       let n = 0;
       for (const d of domains.all()) if (d.shim?.conn !== undefined) n++;

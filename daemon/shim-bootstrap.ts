@@ -1,11 +1,11 @@
 // The shim's bootstrap contract, as containerd's shim v2 has one: how a shim is started (its
 // definition on stdin, detached, in a session of its own) and the one JSON line it prints on
-// stdout once its VM runs, or why it does not. virtqemud and embed mode both start shims
-// through `spawnShim`; the shim builds its line with `readyLine`.
+// stdout once its VM runs, or why it does not (main-shell.ts's failedLine, as every daemon). virtqemud
+// and embed mode both start shims through `spawnShim`; the shim builds its line with `readyLine`.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Type, type Static } from '@sinclair/typebox';
-import { DomainState, VirtqError, lazyValidator, type Clock, type WireError } from '../protocol/index.js';
+import { DomainState, VirtqError, lazyValidator, type Clock } from '../protocol/index.js';
 
 /** The ready line of a shim whose VM is up. */
 export const ShimReady = Type.Object({
@@ -27,11 +27,6 @@ const readyValidator = lazyValidator(Type.Union([ShimReady, ShimFailed]));
 export function readyLine(ready: Omit<ShimReady, 'ok'>): string {
   const line: ShimReady = { ok: true, ...ready };
   return JSON.stringify(line);
-}
-
-/** The line a shim prints when its VM could not be brought up. */
-export function failedLine(error: WireError): string {
-  return JSON.stringify({ ok: false, error });
 }
 
 /** How to start one shim. */

@@ -6,8 +6,9 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { lazyValidator, type Validator } from './schema.js';
 import type { DomainState } from './types.js';
 
-/** Which daemons implement a procedure. */
-export type ServerRole = 'shim' | 'aggregator';
+import type { ServerRole } from './services.js';
+
+export type { ServerRole } from './services.js';
 
 /** The socket classes a daemon listens on; a program names the ones it is served on. */
 export type SocketClass = 'rw' | 'ro' | 'admin';

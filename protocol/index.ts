@@ -25,3 +25,4 @@ export { listenUnix, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } f
 export * from './paths.js';
 export * from './uri.js';
 export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';
+export { DAEMONS, DAEMON_NAMES, daemonServing, daemonForScheme, type DaemonName, type DaemonSpec } from './services.js';

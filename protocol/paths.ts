@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VirtqError } from './errors.js';
 import { MAX_SOCKET_PATH } from './unix-listener.js';
+import type { DaemonName } from './services.js';
 
 /** The directories of one virtq instance. */
 export interface Layout {
@@ -33,13 +34,18 @@ export function sessionLayout(env: NodeJS.ProcessEnv): Layout {
   return { config: join(config, 'virtq'), state: join(data, 'virtq'), runtime: join(runtimeBase, 'virtq'), log: join(data, 'virtq', 'log') };
 }
 
-/** The aggregator's sockets. */
-export function daemonSockets(layout: Layout): { rw: string; ro: string; admin: string } {
+/** A daemon's three sockets under the runtime dir (contract): `NAME.sock`, `NAME-ro.sock`, `NAME-admin.sock`. */
+export function serviceSockets(layout: Layout, daemon: DaemonName): { rw: string; ro: string; admin: string } {
   return {
-    rw: join(layout.runtime, 'virtqemud.sock'),
-    ro: join(layout.runtime, 'virtqemud-ro.sock'),
-    admin: join(layout.runtime, 'virtqemud-admin.sock'),
+    rw: join(layout.runtime, `${daemon}.sock`),
+    ro: join(layout.runtime, `${daemon}-ro.sock`),
+    admin: join(layout.runtime, `${daemon}-admin.sock`),
   };
+}
+
+/** The aggregator's sockets (`serviceSockets(layout, 'virtqemud')`). */
+export function daemonSockets(layout: Layout): { rw: string; ro: string; admin: string } {
+  return serviceSockets(layout, 'virtqemud');
 }
 
 /** The directory holding shims' sockets and state files. */

@@ -19,6 +19,7 @@ import type { ByteStream } from './byte-stream.js';
 import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 import type { Limits } from './admin-program.js';
 import { serverAdminHandlers } from './server-admin.js';
+import { DAEMONS, daemonServing } from './services.js';
 
 export { ServerClient, type Access } from './server-client.js';
 export type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
@@ -209,7 +210,7 @@ export class RpcServer {
   /** Checks and runs one call; throws the checks' errors, returns the handler's value or promise. */
   private dispatch(client: ServerClient, msg: Message, ctx: CallContext): unknown {
     const reg = this.programs.get(msg.prog);
-    if (reg === undefined) throw new VirtqError('UNKNOWN_PROGRAM', `unknown program "${msg.prog}"`);
+    if (reg === undefined) throw unservedProgram(msg.prog, this.opts.daemon);
     const spec: ProcSpec | undefined = Object.hasOwn(reg.program.procs, msg.proc) ? reg.program.procs[msg.proc] : undefined;
     if (spec === undefined) throw new VirtqError('UNKNOWN_PROCEDURE', `program "${msg.prog}" has no procedure "${msg.proc}"`);
     checkAccess(client.access, reg.program, msg.proc, spec);
@@ -241,6 +242,16 @@ export class RpcServer {
   }
 }
 
+
+/** Why `prog` is not served here: another daemon's program (WRONG_DAEMON, naming it), or no program at all. */
+function unservedProgram(prog: string, here: string): VirtqError {
+  const owner = daemonServing(prog);
+  // A shim serves the per-VM part of `virtq` (once its VM's name is claimed).
+  const shimsOwn = here === 'virtq-shim' && prog === 'virtq';
+  if (owner === undefined || owner === here || shimsOwn) return new VirtqError('UNKNOWN_PROGRAM', `${here} does not serve program "${prog}"${shimsOwn ? ' yet' : ''}`);
+  const uri = `${DAEMONS[owner].scheme}:///system`;
+  return new VirtqError('WRONG_DAEMON', `program "${prog}" (${DAEMONS[owner].serves}) is served by ${owner}, not ${here}: connect to ${uri} (or ?root=DIR)`, { details: { daemon: owner, scheme: DAEMONS[owner].scheme } });
+}
 
 /** The ACL: derived from the socket classes the program is served on and the procedure's `readonly`. */
 function checkAccess(access: Access, program: Program, proc: string, spec: ProcSpec<TSchema, TSchema>): void {

@@ -1,16 +1,21 @@
-// Connection URIs (contract, see ARCHITECTURE.md "Modes"): which daemon or shim a client talks
-// to and over which socket. Parsing is pure; the client library turns a target into a socket.
+// Connection URIs (contract, see ARCHITECTURE.md "Modes" and "Secondary daemons"): which daemon
+// or shim a client talks to and over which socket. `qemu:` reaches virtqemud (or embed mode),
+// `storage:`, `secret:`, `network:` and `nodedev:` their daemons under the same layouts.
+// Parsing is pure; the client library turns a target into a socket.
 import { isAbsolute } from 'node:path';
 import { NAME_PATTERN } from './definition.js';
 import { VirtqError } from './errors.js';
-import { daemonSockets, rootLayout, sessionLayout, systemLayout, type Layout } from './paths.js';
+import { rootLayout, serviceSockets, sessionLayout, systemLayout, type Layout } from './paths.js';
+import { DAEMONS, DAEMON_NAMES, daemonForScheme, type DaemonName } from './services.js';
 
 /** Where a URI points. */
 export type Target =
-  | { kind: 'daemon'; layout: Layout; socket: string; readOnly: boolean; admin: string; uri: string }
+  | { kind: 'daemon'; daemon: DaemonName; layout: Layout; socket: string; readOnly: boolean; admin: string; uri: string }
   | { kind: 'embed'; root: string; layout: Layout; uri: string }
   | { kind: 'shim'; socket: string; readOnly: boolean; uri: string }
   | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string };
+
+const SCHEMES = ['qemu+shim', 'shim', ...DAEMON_NAMES.map((d) => DAEMONS[d].scheme)].map((s) => `${s}:`).join(', ');
 
 /** Parses a virtq URI; throws INVALID_ARG saying what is wrong. */
 export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
@@ -27,7 +32,7 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   const root = q.get('root');
   if (root !== null && !isAbsolute(root)) throw new VirtqError('INVALID_ARG', `${uri}: root must be an absolute path`);
   const socketOverride = q.get('socket');
-  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: remote hosts are not supported; use qemu:///...`);
+  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: remote hosts are not supported; use ${url.protocol}///...`);
   const path = decodeURIComponent(url.pathname);
 
   if (url.protocol === 'qemu+shim:') {
@@ -43,19 +48,41 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
     if (socketOverride !== null) return { kind: 'shim', socket: socketOverride, readOnly, uri };
     return { kind: 'shim-name', name, layout, readOnly, uri };
   }
-  if (url.protocol !== 'qemu:') throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${url.protocol} (expected qemu:, qemu+shim: or shim:)`);
+  const daemon = daemonForScheme(url.protocol.slice(0, -1));
+  if (daemon === undefined) throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${url.protocol} (expected one of ${SCHEMES})`);
 
-  if (path === '/embed') {
+  if (path === '/embed' && daemon === 'virtqemud') {
     if (root === null) throw new VirtqError('INVALID_ARG', `${uri}: embed mode needs ?root=DIR`);
     return { kind: 'embed', root, layout: rootLayout(root), uri };
   }
   let layout: Layout;
   if (path === '/system') layout = root === null ? systemLayout() : rootLayout(root);
   else if (path === '/session') layout = root === null ? sessionLayout(env) : rootLayout(root);
-  else throw new VirtqError('INVALID_ARG', `${uri}: unknown path ${path} (expected /system, /session or /embed)`);
-  const sockets = daemonSockets(layout);
+  else throw new VirtqError('INVALID_ARG', `${uri}: unknown path ${path} (expected /system or /session${daemon === 'virtqemud' ? ' or /embed' : ''})`);
+  const sockets = serviceSockets(layout, daemon);
   const socket = socketOverride ?? (readOnly ? sockets.ro : sockets.rw);
-  return { kind: 'daemon', layout, socket, readOnly, admin: sockets.admin, uri };
+  return { kind: 'daemon', daemon, layout, socket, readOnly, admin: sockets.admin, uri };
+}
+
+/**
+ * The URI of `daemon` on the same host as `uri`: `qemu:///system?root=/r` → `storage:///system?root=/r`
+ * (same path, root and mode; a `socket` override names another daemon's socket and is dropped).
+ * A URI of `daemon` itself is returned as given. Embed and shim URIs name no host daemon.
+ */
+export function siblingUri(uri: string, daemon: DaemonName, env: NodeJS.ProcessEnv = {}): string {
+  const target = parseUri(uri, env);
+  if (target.kind !== 'daemon') {
+    throw new VirtqError('INVALID_ARG', `${uri} names no host daemon; use ${DAEMONS[daemon].scheme}:///system (or ?root=DIR) for ${daemon}`);
+  }
+  if (target.daemon === daemon) return uri;
+  const url = new URL(uri);
+  const query = new URLSearchParams();
+  for (const key of ['root', 'mode']) {
+    const value = url.searchParams.get(key);
+    if (value !== null) query.set(key, value);
+  }
+  const rest = query.toString();
+  return `${DAEMONS[daemon].scheme}://${decodeURIComponent(url.pathname)}${rest === '' ? '' : `?${rest.replace(/%2F/g, '/')}`}`;
 }
 
 /** The default URI: VIRTQ_DEFAULT_URI, else session for non-root and system for root. */

@@ -1,11 +1,12 @@
-// virtq-shim: runs one VM. The only file that touches process.*: it parses argv, starts the
-// shim, prints one JSON line on stdout when the VM is up (or why it is not), and turns signals
-// into a clean stop that leaves QEMU running.
+// virtq-shim: runs one VM. The only file that touches process.*: it parses argv and starts the
+// shim in the framework's process shell, which prints one JSON line on stdout when the VM is up
+// (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError } from '../protocol/index.js';
 import { composeShim, type ShimOptions } from './compose.js';
-import { failedLine, readyLine } from '../daemon/shim-bootstrap.js';
+import { readyLine } from '../daemon/shim-bootstrap.js';
+import { runMain, type Started } from '../daemon/main-shell.js';
 
 const VERSION = '0.1.0';
 const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
@@ -70,46 +71,16 @@ function parse(argv: string[]): ShimOptions | 'help' {
   };
 }
 
-function reply(line: string): void {
-  process.stdout.write(`${line}\n`);
+async function start(opts: ShimOptions): Promise<Started> {
+  const { shim, logs } = await composeShim(opts, process.env, VERSION);
+  const s = shim.runtimeState();
+  return {
+    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }) }),
+    // The shim stops and leaves QEMU running; `done` also settles when the VM stops for good.
+    stop: () => void shim.stop(),
+    done: shim.done,
+    flush: () => logs.flush(),
+  };
 }
 
-async function main(): Promise<void> {
-  let opts: ShimOptions | 'help';
-  try {
-    opts = parse(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`virtq-shim: ${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-  if (opts === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
-  // Signals are handled from the start: a stop asked for while the VM is starting takes effect
-  // once it has started, and never kills QEMU.
-  let stop: (() => void) | undefined;
-  let stopAsked = false;
-  const onSignal = () => { stopAsked = true; stop?.(); };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  process.on('SIGPIPE', () => undefined);
-  process.stdout.on('error', () => undefined);
-  try {
-    const { shim, logs } = await composeShim(opts, process.env, VERSION);
-    const s = shim.runtimeState();
-    stop = () => void shim.stop();
-    reply(readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }) }));
-    if (stopAsked) stop();
-    await shim.done;
-    logs.flush();
-    process.exit(0);
-  } catch (err) {
-    const e = VirtqError.from(err);
-    reply(failedLine(e.toWire()));
-    process.stderr.write(`virtq-shim: ${e.code}: ${e.message}\n`);
-    process.exit(1);
-  }
-}
-
-void main();
+void runMain({ binary: 'virtq-shim', usage: USAGE, parse: (argv) => parse([...argv]), start }, process);

@@ -4,7 +4,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DOMAIN_STATES, type Clock, type Disposable, type Logger } from '../protocol/index.js';
 import { metricCatalogue as m, boundedLabel } from '../daemon/metrics-catalogue.js';
-import { rpcMetrics } from '../daemon/rpc-metrics.js';
 import type { Vm } from './vm/vm.js';
 import type { DiskStats } from './vm/vm-disks.js';
 
@@ -25,24 +24,27 @@ function readCounter(registry: Registry, spec: { name: string; help: string }, l
   });
 }
 
-/** Builds the shim's registry around `vm`. */
+/** The shim's registry, every series labelled with its VM (the RPC metrics are counted into it by the service). */
+export function shimRegistry(def: { name: string; uuid: string }): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ domain: def.name, uuid: def.uuid });
+  return registry;
+}
+
+/** Adds the VM's and the shim's own gauges to `registry` (see shimRegistry). */
 export class ShimMetrics {
-  readonly registry = new Registry();
-  readonly onCallDone: ReturnType<typeof rpcMetrics>;
   private readonly qmp: Histogram;
   private disks: DiskStats[] = [];
   private timer: Disposable | undefined;
 
-  constructor(private readonly vm: Vm, private readonly clock: Clock, private readonly log: Logger) {
-    const r = this.registry;
-    r.setDefaultLabels({ domain: vm.def.name, uuid: vm.def.uuid });
+  constructor(readonly registry: Registry, private readonly vm: Vm, private readonly clock: Clock, private readonly log: Logger) {
+    const r = registry;
     readCounter(r, m.shimCpu, [], () => {
       const u = process.cpuUsage();
       return [[{}, (u.user + u.system) / 1e6]];
     });
     new Gauge({ name: m.shimRss.name, help: m.shimRss.help, registers: [r], collect() { this.set(process.memoryUsage.rss()); } });
     new Gauge({ name: m.shimHeap.name, help: m.shimHeap.help, registers: [r], collect() { this.set(process.memoryUsage().heapUsed); } });
-    this.onCallDone = rpcMetrics(r);
     this.qmp = new Histogram({ name: m.qmpDuration.name, help: m.qmpDuration.help, labelNames: ['command', 'result'], registers: [r], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
     new Gauge({ name: m.domainState.name, help: m.domainState.help, labelNames: ['state'], registers: [r], collect() { for (const s of DOMAIN_STATES) this.set({ state: s }, vm.state === s ? 1 : 0); } });
     new Gauge({ name: m.domainVcpus.name, help: m.domainVcpus.help, registers: [r], collect() { this.set(vm.def.vcpus); } });

@@ -7,13 +7,14 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  RpcServer, VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  VirtqError, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { LogHub } from '../daemon/logging.js';
-import { adminLogHandlers } from '../daemon/admin-log-handlers.js';
+import { DaemonService } from '../daemon/service.js';
+import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
@@ -25,8 +26,8 @@ import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
-import { ShimMetrics } from './metrics.js';
-import { serveShimMetrics } from './metrics-http.js';
+import { ShimMetrics, shimRegistry } from './metrics.js';
+import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 
 const PERSIST_RETRY_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
@@ -73,7 +74,7 @@ export class Shim {
   private constructor(
     private readonly cfg: ShimConfig,
     readonly vm: Vm,
-    readonly server: RpcServer,
+    readonly service: DaemonService,
     private readonly consoleHub: ConsoleHub,
     private readonly monitors: MonitorListener,
     private readonly stateFile: string,
@@ -120,12 +121,14 @@ export class Shim {
     const binary = await resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
     const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
-    let metrics: ShimMetrics | undefined;
-    const server = new RpcServer({ daemon: 'virtq-shim', version: cfg.version, role: 'shim', clock: cfg.clock, log: cfg.logs.module('rpc.server'),
+    const registry = shimRegistry(def);
+    const service = new DaemonService({
+      daemon: 'virtq-shim', role: 'shim', version: cfg.version, clock: cfg.clock, logs: cfg.logs, sockets,
       info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }),
-      onCallDone: (prog, proc, code, seconds) => metrics?.onCallDone(prog, proc, code, seconds) });
+      metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
+    });
     try {
-      await server.listen(sockets.rw, 'rw', 0o600);
+      await service.listen('rw');
     } catch (err) {
       if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
       throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is in use: a shim already serves ${sockets.rw}`, { cause: err });
@@ -137,26 +140,22 @@ export class Shim {
       driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
       qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
-      onQmpCommand: (command, seconds, ok) => metrics?.onQmpCommand(command, seconds, ok),
+      onQmpCommand: (command, seconds, ok) => metrics.onQmpCommand(command, seconds, ok),
     });
-    metrics = new ShimMetrics(vm, cfg.clock, cfg.logs.module('metrics'));
-    const shim: Shim = new Shim(cfg, vm, server, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
+    const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
+    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
     // Served from the moment the name is ours (bringUp), not before.
-    shim.serveApi = () => {
-      server.register({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable() }) });
-      server.register(adminLogHandlers(cfg.logs));
-      server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await shim.metrics.registry.getMetricsAsJSON()) as never }) } });
-    };
+    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable() }) });
     return shim;
   }
 
   // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the
   // running one; returns once virtqemud has the outcome.
   private async bringUp(saved: RuntimeState | undefined): Promise<void> {
-    const { cfg, vm, server, sockets } = this;
+    const { cfg, vm, service } = this;
     await this.claim(saved);
-    await server.listen(sockets.ro, 'ro', 0o666);
-    await server.listen(sockets.admin, 'admin', 0o600);
+    await service.listen('ro');
+    await service.listen('admin');
     // A successor reports the VM as its state file left it until QEMU has redialled.
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();
@@ -175,7 +174,7 @@ export class Shim {
     // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
     await this.registrar?.flush();
     this.metrics.start();
-    if (cfg.metricsAddress !== undefined) this.metricsHttp = await serveShimMetrics(cfg.metricsAddress, this.metrics.registry);
+    if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
   }
 
   // The lock manager is loaded before anything else is set up. Fail closed: without it no VM
@@ -270,7 +269,7 @@ export class Shim {
       name: state.name, uuid: state.uuid, event: kind, state: state.state, reason: state.reason, timestamp: state.updatedAt,
       ...(details === undefined ? {} : { details }),
     };
-    this.server.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle'));
+    this.service.server.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle'));
   }
 
   // Writes the current state; after a failure (a full disk) it tries again every second until a
@@ -298,7 +297,7 @@ export class Shim {
       await this.persisting;
     }
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
-    await Promise.race([this.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
+    await Promise.race([this.service.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);
     // Let the final replies and events reach clients before the sockets go.
     await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 50));
@@ -310,7 +309,7 @@ export class Shim {
     this.metrics.stop();
     this.metricsHttp?.close();
     this.registrar?.close();
-    await this.server.close();
+    await this.service.close();
     await this.monitors.close();
     await this.consoleHub.close();
   }

@@ -2,7 +2,8 @@
 // a typed error rather than a cast.
 import { describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../protocol/index.js';
-import { failedLine, parseReadyLine, readyLine } from '../../../daemon/shim-bootstrap.js';
+import { parseReadyLine, readyLine } from '../../../daemon/shim-bootstrap.js';
+import { failedLine } from '../../../daemon/main-shell.js';
 
 describe('shim ready line', () => {
   const ready = { name: 'web1', uuid: '5f2b1d3a-9c4e-4d6f-8a1b-2c3d4e5f6a7b', state: 'running' as const, socket: '/r/web1.sock', shimPid: 12, qemuPid: 13 };
@@ -12,7 +13,7 @@ describe('shim ready line', () => {
   });
 
   it('turns a reported failure into its error, code and message kept', () => {
-    const parsed = parseReadyLine(failedLine(new VirtqError('LOCK_CONFLICT', 'disk /x is leased by db1').toWire()), 'web1');
+    const parsed = parseReadyLine(failedLine(new VirtqError('LOCK_CONFLICT', 'disk /x is leased by db1')), 'web1');
     expect(parsed).toBeInstanceOf(VirtqError);
     expect(parsed).toMatchObject({ code: 'LOCK_CONFLICT', message: 'disk /x is leased by db1' });
   });

@@ -1,0 +1,63 @@
+// A daemon's read-only HTTP endpoint (`--http HOST:PORT`): GET only, answered by a route
+// function; the default route serves the daemon's own metrics at /metrics. virtqemud adds the
+// host-wide scrape and Prometheus service discovery as routes of its own.
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import { VirtqError, type Logger } from '../protocol/index.js';
+import { parseHttpAddress } from './http-address.js';
+
+/** One answer. */
+export interface HttpAnswer {
+  status: number;
+  type: string;
+  body: string;
+}
+
+/** Answers a GET of `path`, or undefined for a path it does not know (404). */
+export type HttpRoute = (path: string, host: string) => Promise<HttpAnswer | undefined> | HttpAnswer | undefined;
+
+const TEXT = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** GET /metrics: the registry's exposition. */
+export function metricsRoute(registry: Registry): HttpRoute {
+  return async (path) => (path === '/metrics' ? { status: 200, type: TEXT, body: await registry.metrics() } : undefined);
+}
+
+/** Tries `routes` in order. */
+export function firstRoute(...routes: HttpRoute[]): HttpRoute {
+  return async (path, host) => {
+    for (const r of routes) {
+      const answer = await r(path, host);
+      if (answer !== undefined) return answer;
+    }
+    return undefined;
+  };
+}
+
+/** Starts the HTTP server on `addr`; resolves with it and the port it listens on. */
+export async function serveHttp(addr: string, route: HttpRoute, log: Logger): Promise<{ server: Server; port: number }> {
+  const { host, port } = parseHttpAddress(addr);
+  const server = createServer((req, res) => {
+    const send = (a: HttpAnswer): void => {
+      res.writeHead(a.status, { 'content-type': a.type, 'content-length': Buffer.byteLength(a.body) });
+      res.end(a.body);
+    };
+    if (req.method !== 'GET') return send({ status: 405, type: 'text/plain', body: 'only GET\n' });
+    const url = new URL(req.url ?? '/', 'http://virtq');
+    Promise.resolve(route(url.pathname, req.headers.host ?? `${host}:${port}`)).then(
+      (a) => send(a ?? { status: 404, type: 'text/plain', body: 'try GET /metrics\n' }),
+      (err: unknown) => {
+        const e = VirtqError.from(err);
+        send({ status: e.code === 'NO_DOMAIN' ? 404 : 500, type: 'text/plain', body: `${e.code}: ${e.message}\n` });
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = server.address();
+  const actual = typeof bound === 'object' && bound !== null ? bound.port : port;
+  log.info({ host, port: actual, msgId: 'HTTP_LISTENING' }, 'serving HTTP');
+  return { server, port: actual };
+}

@@ -1,0 +1,165 @@
+// The daemon framework: what a host daemon is (a name, its programs and handlers, a few options)
+// and everything around it that is the same for all of them — the layout, logs, the admin
+// socket claimed first (a second instance under one root stops there), the read-write and
+// read-only sockets, metrics over HTTP, the ready line, signals. virtqemud and each secondary
+// daemon are one `ServiceDefinition` each; a new daemon is a catalogue plus handlers.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import {
+  DAEMONS, serviceSockets, systemClock,
+  type Clock, type DaemonName, type Fallback, type Handlers, type Layout, type Program,
+} from '../protocol/index.js';
+import { LogHub } from './logging.js';
+import { DaemonService, serviceMetrics } from './service.js';
+import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
+import { firstRoute, metricsRoute, serveHttp, type HttpRoute } from './http-server.js';
+import { runMain, type ProcessLike } from './main-shell.js';
+
+/** One program a daemon serves, with its handlers. */
+export interface Served<P extends Program = Program> {
+  program: P;
+  handlers: Handlers<P>;
+  fallback?: Fallback;
+}
+
+/** A program with its handlers, checked against each other here and type-erased for the framework. */
+export function served<P extends Program>(program: P, handlers: Handlers<P>, fallback?: Fallback): Served {
+  return { program, handlers: handlers as Handlers<Program>, ...(fallback === undefined ? {} : { fallback }) };
+}
+
+/** What `build` is given. */
+export interface ServiceContext<X> {
+  readonly layout: Layout;
+  readonly clock: Clock;
+  readonly logs: LogHub;
+  readonly env: NodeJS.ProcessEnv;
+  readonly common: CommonOptions;
+  /** The daemon's own options, as its `parseExtra` returned them. */
+  readonly extra: X;
+  /** The RPC service: its metrics registry is the daemon's (add gauges to it). */
+  readonly service: DaemonService;
+}
+
+/** What a daemon's `build` returns: its programs and the hooks around serving them. */
+export interface ServiceParts {
+  readonly served: readonly Served[];
+  /** Extra facts for admin serverInfo. */
+  info?(): Record<string, unknown>;
+  /** Extra fields of the ready line. */
+  ready?(): Record<string, unknown>;
+  /** HTTP routes before the default GET /metrics. */
+  readonly http?: HttpRoute;
+  /** Runs once every socket is open (background work: autostart, reconciliation). */
+  serving?(): void;
+  /** Stops the daemon's own work; the framework then closes the sockets. */
+  close(): Promise<void>;
+}
+
+/** A daemon as the framework runs it. */
+export interface ServiceDefinition<X> {
+  readonly daemon: DaemonName;
+  readonly version: string;
+  /** One paragraph for --help. */
+  readonly summary: string;
+  /** Options beyond the common ones, and their usage lines. */
+  readonly options?: OptionsConfig;
+  readonly optionsUsage?: string;
+  /** Reads the daemon's own options; throws INVALID_ARG for a bad one. */
+  parseExtra(values: OptionValues, env: NodeJS.ProcessEnv): X;
+  /** Labels on every series of the daemon's own metrics (default `{ daemon: NAME }`). */
+  readonly metricLabels?: Readonly<Record<string, string>>;
+  /** Builds the daemon once its admin socket is claimed. */
+  build(ctx: ServiceContext<X>): Promise<ServiceParts>;
+}
+
+/** A running daemon. */
+export interface RunningService {
+  readonly layout: Layout;
+  readonly service: DaemonService;
+  readonly sockets: { rw: string; ro: string; admin: string };
+  readonly httpPort: number | undefined;
+  readonly parts: ServiceParts;
+  readonly logs: LogHub;
+  close(): Promise<void>;
+}
+
+/** The usage text of a daemon. */
+export function serviceUsage(def: ServiceDefinition<unknown>): string {
+  const scheme = DAEMONS[def.daemon].scheme;
+  return `usage: ${def.daemon} [--root DIR | --system | --session] [options]\n\n${def.summary}\n\n${COMMON_USAGE.replace('SCHEME', scheme)}${def.optionsUsage === undefined ? '' : `\n${def.optionsUsage}`}`;
+}
+
+/** Starts `def` under the layout `common` chooses (tests call this in-process, many at once). */
+export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock()): Promise<RunningService> {
+  const layout = layoutOf(common, env);
+  await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
+  await mkdir(layout.log, { recursive: true, mode: 0o755 });
+  const logs = new LogHub({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
+  const sockets = serviceSockets(layout, def.daemon);
+  const programs = DAEMONS[def.daemon].programs;
+  let parts: ServiceParts | undefined;
+  const labels = def.metricLabels ?? { daemon: def.daemon };
+  const metrics = serviceMetrics(def.daemon, [], Object.keys(labels).length > 0);
+  const service = new DaemonService({
+    daemon: def.daemon, role: DAEMONS[def.daemon].role, version: def.version, clock, logs, sockets,
+    partialFrameTimeoutMs: common.partialFrameTimeoutMs, info: () => parts?.info?.() ?? {}, metrics,
+  });
+  // Claim the admin socket first: a second instance must not even read state another one owns.
+  await service.listen('admin');
+  let http: Server | undefined;
+  try {
+    parts = await def.build({ layout, clock, logs, env, common, extra, service });
+    for (const s of parts.served) {
+      if (s.program.name !== 'admin' && !(programs as readonly string[]).includes(s.program.name)) throw new Error(`${def.daemon} serves ${s.program.name}, which services.ts does not list for it`);
+      metrics.countProgram(s.program);
+      service.serve(s);
+    }
+    await service.listen('rw');
+    await service.listen('ro');
+    const httpPort = common.httpAddress === undefined ? undefined : await (async () => {
+      const h = await serveHttp(common.httpAddress as string, firstRoute(...(parts.http === undefined ? [] : [parts.http]), metricsRoute(service.metrics)), logs.module('http'));
+      http = h.server;
+      return h.port;
+    })();
+    parts.serving?.();
+    const built = parts;
+    return {
+      layout, service, sockets, httpPort, parts: built, logs,
+      close: async () => {
+        http?.close();
+        await built.close();
+        await service.close();
+      },
+    };
+  } catch (err) {
+    http?.close();
+    await parts?.close().catch(() => undefined);
+    await service.close();
+    throw err;
+  }
+}
+
+/** Runs `def` as this process: the binary's whole main(). */
+export function serviceMain<X>(def: ServiceDefinition<X>, proc: ProcessLike & { readonly env: NodeJS.ProcessEnv; getuid?(): number }): Promise<void> {
+  return runMain({
+    binary: def.daemon,
+    usage: serviceUsage(def as ServiceDefinition<unknown>),
+    parse: (argv) => {
+      const { common, values, help } = parseDaemonArgs(argv, def.options ?? {}, proc.getuid?.() ?? 0);
+      return help ? 'help' : { common, extra: def.parseExtra(values, proc.env) };
+    },
+    start: async ({ common, extra }) => {
+      const running = await startService(def, common, extra, proc.env);
+      let stopping: Promise<void> | undefined;
+      let markDone!: () => void;
+      const done = new Promise<void>((resolve) => { markDone = resolve; });
+      return {
+        readyLine: JSON.stringify({ ok: true, pid: proc.pid, socket: running.sockets.rw, httpPort: running.httpPort, ...running.parts.ready?.() }),
+        stop: () => { stopping ??= running.close().finally(markDone); },
+        done,
+        flush: () => running.logs.flush(),
+      };
+    },
+  }, proc);
+}

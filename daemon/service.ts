@@ -1,0 +1,96 @@
+// One daemon's RPC service, the part every virtq daemon shares: an RpcServer with the admin
+// program (server-level procedures, log filters and outputs, the daemon's metrics), RPC metrics,
+// and its read-write, read-only and admin sockets. A daemon adds its own programs with serve()
+// and decides when each socket opens (the first one bound is its claim on the name).
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  RpcServer, adminProgram,
+  type Clock, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
+} from '../protocol/index.js';
+import type { LogHub } from './logging.js';
+import { adminLogHandlers } from './admin-log-handlers.js';
+import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
+import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
+
+/** The paths of a daemon's three sockets. */
+export interface SocketPaths {
+  rw: string;
+  ro: string;
+  admin: string;
+}
+
+/** Where a service's metrics go: a registry and the RPC hook that counts calls into it. */
+export interface ServiceMetrics {
+  registry: Registry;
+  onCallDone: OnCallDone;
+  /** Labels the procedures of `program` by name in the RPC metrics. */
+  countProgram(program: Program): void;
+}
+
+/** What a daemon service is built from. */
+export interface ServiceConfig {
+  /** The binary name, e.g. `virtstoraged`: server info, errors and log lines name it. */
+  daemon: string;
+  role: ServerRole;
+  version: string;
+  clock: Clock;
+  logs: LogHub;
+  sockets: SocketPaths;
+  /** Mode of the read-only socket (default 0666; the others are 0600). */
+  roSocketMode?: number;
+  /** A client that leaves a frame unfinished this long is dropped (default 30 s). */
+  partialFrameTimeoutMs?: number;
+  /** Extra facts for admin serverInfo. */
+  info?: () => Record<string, unknown>;
+  /** The metrics (default: serviceMetrics(daemon, programs)). */
+  metrics?: ServiceMetrics;
+  /** The programs served besides admin, for the RPC metrics' procedure labels (with the default metrics). */
+  programs?: readonly Program[];
+}
+
+/**
+ * The default metrics of a daemon: Node's process metrics (`virtq_daemon_…`) and the RPC
+ * metrics, every series labelled with the daemon's name so that virtqemud's host scrape can
+ * merge several daemons' registries.
+ */
+export function serviceMetrics(daemon: string, programs: readonly Program[], labelled = true): ServiceMetrics {
+  const registry = new Registry();
+  if (labelled) registry.setDefaultLabels({ daemon });
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
+  return { registry, ...rpcMetricsFor(registry, programs) };
+}
+
+/** A daemon's RPC service. */
+export class DaemonService {
+  readonly server: RpcServer;
+  readonly metrics: Registry;
+
+  constructor(private readonly cfg: ServiceConfig) {
+    const metrics = cfg.metrics ?? serviceMetrics(cfg.daemon, cfg.programs ?? []);
+    this.metrics = metrics.registry;
+    this.server = new RpcServer({
+      daemon: cfg.daemon, version: cfg.version, role: cfg.role, clock: cfg.clock, log: cfg.logs.module('rpc.server'),
+      onCallDone: metrics.onCallDone,
+      ...(cfg.info === undefined ? {} : { info: cfg.info }),
+      ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
+    });
+    this.server.register(adminLogHandlers(cfg.logs));
+    this.server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await this.metrics.getMetricsAsJSON()) as never }) } });
+  }
+
+  /** Serves `program` with `handlers`; `fallback` takes procedures without a handler. */
+  serve<P extends Program>(entry: { program: P; handlers: Handlers<P>; fallback?: Fallback }): void {
+    this.server.register(entry);
+  }
+
+  /** Opens one socket; SOCKET_IN_USE when a live process serves it (never unlinked). */
+  listen(which: SocketClass): Promise<void> {
+    const mode = which === 'ro' ? this.cfg.roSocketMode ?? 0o666 : 0o600;
+    return this.server.listen(this.cfg.sockets[which], which, mode);
+  }
+
+  /** Stops listening, removes its socket files and drops every client. */
+  close(): Promise<void> {
+    return this.server.close();
+  }
+}
