@@ -63,8 +63,9 @@ export class SecretFiles {
     for (const entry of await readdir(this.dir, { withFileTypes: true })) {
       if (!entry.isFile()) continue;
       if (isTempName(entry.name)) {
-        await unlink(join(this.dir, entry.name));
-        out.tempFilesRemoved++;
+        // A temp file never holds the current state (rename had not happened), so it is dropped.
+        const removed = await unlink(join(this.dir, entry.name)).then(() => true, () => false);
+        if (removed) out.tempFilesRemoved++;
         continue;
       }
       const m = NAME_RE.exec(entry.name);

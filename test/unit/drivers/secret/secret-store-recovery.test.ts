@@ -49,8 +49,11 @@ function thrown(fn: () => unknown): VirtqError {
 
 beforeEach(() => { root = tmpRoot('vq-secret-'); });
 afterEach(() => {
-  for (const s of open.splice(0)) s.close();
-  root.remove();
+  try {
+    for (const s of open.splice(0)) s.close();
+  } finally {
+    root.remove();
+  }
 });
 
 describe('SecretStore across restarts', () => {

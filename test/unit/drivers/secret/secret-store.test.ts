@@ -3,7 +3,7 @@
 // ever shows up in an error or in metadata.
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SecretStore } from '../../../../drivers/secret/secret-store.js';
+import { SecretStore, secretStorePaths } from '../../../../drivers/secret/secret-store.js';
 import { MAX_SECRET_VALUE_BYTES, SECRET_REDACT_PATHS } from '../../../../drivers/secret/types.js';
 import { VirtqError, type ErrorCode } from '../../../../protocol/errors.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
@@ -27,8 +27,11 @@ beforeEach(async () => {
   await store.open();
 });
 afterEach(() => {
-  store.close();
-  root.remove();
+  try {
+    store.close();
+  } finally {
+    root.remove();
+  }
 });
 
 /** Runs `fn`, expecting a VirtqError with `code`; returns it. */
@@ -43,6 +46,12 @@ async function failure(fn: () => unknown, code: ErrorCode): Promise<VirtqError> 
   expect((caught as VirtqError).code).toBe(code);
   return caught as VirtqError;
 }
+
+describe('secretStorePaths', () => {
+  it('puts the sealed values under the state dir and the host key apart, under the config dir', () => {
+    expect(secretStorePaths({ config: '/r/etc', state: '/r/lib' })).toEqual({ dir: '/r/lib/secrets', keyFile: '/r/etc/secrets.key' });
+  });
+});
 
 describe('SecretStore definitions', () => {
   it('defines a secret with a new UUID from newUuid and lists and gets it', async () => {
