@@ -76,6 +76,9 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
     });
     return new Connection(chosen, 'embed', false, router);
   }
+  if (target.kind === 'daemon' && target.daemon !== 'virtqemud') {
+    throw new VirtqError('INVALID_ARG', `${chosen} reaches ${target.daemon}, which does not serve VMs; use qemu:///system (or connectStorage/connectSecret for its own program)`);
+  }
   const resolved = await resolveSocket(target, 'api' satisfies Endpoint);
   const rpc = await dial(resolved, clock, timeoutMs);
   return new Connection(chosen, resolved.peer, resolved.readOnly, new SocketRouter(rpc));

@@ -1,12 +1,15 @@
 // The virtq client library, the package's main export: `connect(uri)` to virtqemud, to one VM's
 // shim or to embedded shims, typed methods derived from the procedure catalogue, events, the
-// console. Also re-exports the schemas and types an application needs to use the results.
+// console; typed clients of the storage and secret daemons. Also re-exports the schemas and types an application needs to use the results.
 export { connect, connectAdmin, resolveDefaultUri, type ConnectOptions, type AdminConnection } from './connect.js';
 export {
   Connection,
   type DomainHandle, type DomainMethods, type DomainProcedure, type PeerKind, type StreamProcedure, type VirtqMethods, type VirtqProcs,
 } from './connection.js';
 export { defaultShimCommand } from './embed.js';
+export { connectDaemon, uriForProgram, type DaemonConnection, type DaemonConnectOptions } from './daemon-connection.js';
+export { StorageClient, connectStorage, type JobControl } from './storage-client.js';
+export { SecretClient, connectSecret } from './secret-client.js';
 export {
   VirtqError, errorCatalogue, isErrorCode, ByteStream, parseUri, defaultUri, virtqProgram, adminProgram,
   Definition, DiskSpec, DomainRow, DomainState, StateResult, LifecycleEvent, LifecycleEventKind, normalizeDefinition, definitionValidator,
@@ -14,4 +17,6 @@ export {
   type VirtqProgram, type AdminProgram, type NormalizedDefinition,
   // Each is a schema and the type of what it validates.
   DomainInfo, BlockStat, ListFilter, ServerInfo, ClientRow, Limits,
+  storageProgram, secretProgram, PoolDefinition, PoolRow, VolumeRow, JobProgress, SecretDefinition, SecretRow, SecretUsage,
+  type StorageProgram, type SecretProgram, type DaemonName,
 } from '../protocol/index.js';

@@ -51,7 +51,7 @@ function sibling(path: string, suffix: '-ro' | '-admin', uri: string): string {
 export async function resolveSocket(target: Exclude<Target, { kind: 'embed' }>, endpoint: Endpoint): Promise<ResolvedSocket> {
   switch (target.kind) {
     case 'daemon': {
-      const hint = `is virtqemud running for ${target.uri}?`;
+      const hint = `is ${target.daemon} running for ${target.uri}?`;
       return endpoint === 'admin'
         ? { peer: 'daemon', socket: target.admin, readOnly: false, hint }
         : { peer: 'daemon', socket: target.socket, readOnly: target.readOnly, hint };

@@ -104,7 +104,8 @@ export class LogHub {
       name: opts.name,
       base: { pid: process.pid, ...opts.bindings },
       level: 'trace',
-      redact: { paths: ['*.password', '*.secret', '*.token', 'secret', 'password'], censor: '[redacted]' },
+      // Secret values travel only in fields named `value` (drivers/secret/types.ts): never logged.
+      redact: { paths: ['*.password', '*.secret', '*.token', 'secret', 'password', 'value', '*.value', '*.*.value', '*.*.*.value', 'passphrase', '*.passphrase'], censor: '[redacted]' },
       onChild: (child) => this.track(child),
     }, this.sink);
     this.root.level = this.levelFor('');

@@ -9,7 +9,7 @@ export interface MetricSpec {
   readonly help: string;
   /** Labels beyond the per-VM `domain` and `uuid` a shim adds to everything. */
   readonly labels: readonly string[];
-  readonly exportedBy: 'shim' | 'virtqemud' | 'both';
+  readonly exportedBy: 'shim' | 'virtqemud' | 'both' | 'virtstoraged' | 'virtsecretd' | 'virtnetworkd' | 'virtnodedevd';
 }
 
 const spec = (s: MetricSpec): MetricSpec => s;
@@ -37,6 +37,8 @@ export const metricCatalogue = {
   domains: spec({ name: 'virtq_daemon_domains', type: 'gauge', labels: ['state'], exportedBy: 'virtqemud', help: 'VMs known to virtqemud, by state.' }),
   shimUp: spec({ name: 'virtq_shim_up', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: '1 when the VM\'s shim answered this scrape in time, else 0.' }),
   shimScrape: spec({ name: 'virtq_shim_scrape_duration_seconds', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: 'How long fetching the shim\'s metrics took in this scrape.' }),
+  secrets: spec({ name: 'virtq_secret_secrets', type: 'gauge', labels: ['ephemeral'], exportedBy: 'virtsecretd', help: 'Secrets defined, ephemeral (memory only) or not.' }),
+  secretValueReads: spec({ name: 'virtq_secret_value_reads_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'virtsecretd', help: 'Secret values read (getValue by clients, useValue by consumers such as shims), and refusals.' }),
 } as const;
 
 /** Prefix of virtqemud's Node process metrics (prom-client's default set). Shims export only the

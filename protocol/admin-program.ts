@@ -1,10 +1,11 @@
-// The `admin` program: the same procedures on every daemon (virtqemud and each shim), served on
+// The `admin` program: the same procedures on every daemon (virtqemud, each shim, the secondary daemons), served on
 // the admin socket only. Server-level procedures are answered by the RPC server itself.
 import { Type, type Static } from '@sinclair/typebox';
 import { defineProgram, proc } from './catalogue.js';
 import { Empty } from './types.js';
 
-const both = ['shim', 'aggregator'] as const;
+/** Every daemon serves the admin program (callShims excepted). */
+const both = ['shim', 'aggregator', 'storage', 'secret', 'network', 'nodedev'] as const;
 const aggregator = ['aggregator'] as const;
 
 /** A daemon's limits on clients, calls in flight and workers. */

@@ -1,47 +1,164 @@
 // One end of a byte stream multiplexed on a connection by the serial of the call that opened
-// it (the serial console). Bytes written go out as stream frames; bytes received are read as an
-// async iterator; a null chunk ends the stream.
+// it (the serial console, volume uploads and downloads). Bytes written go out as stream frames;
+// bytes received are read as an async iterator; a null chunk ends the stream, an error frame
+// ends it with an error. Flow control both ways, so a 1 GiB volume never sits in memory: a
+// receiver that holds more than HIGH_WATER unread bytes stops reading its socket until the
+// reader has caught up (LOW_WATER), and a sender awaits `drain()` before writing more.
 import type { VirtqError } from './errors.js';
-import { EventQueue } from './event-queue.js';
+
+/** Unread received bytes past which the connection stops reading its socket. */
+export const STREAM_HIGH_WATER = 4 * 1024 * 1024;
+/** Unread received bytes below which it reads again. */
+export const STREAM_LOW_WATER = 1024 * 1024;
+/**
+ * Unsent bytes below which `drain()` lets a writer go on: well under the 8 MiB of unread pushed
+ * bytes past which a server drops a client (MAX_UNREAD_PUSH_BYTES).
+ */
+export const STREAM_WRITABLE_BYTES = 1024 * 1024;
+
+/** How a stream reaches its connection. */
+export interface StreamTransport {
+  /** Sends a chunk; null ends the stream from this side. */
+  send(data: Uint8Array | null): void;
+  /** Ends the stream from this side with an error (the peer's iterator ends and `error` is set). */
+  sendError?(err: VirtqError): void;
+  /** Called once no more incoming data is wanted (the peer ended, or this end closed): unroutes the stream. */
+  onEnd(): void;
+  /** Stops / resumes reading the connection's socket (receive-side flow control). */
+  pause?(): void;
+  resume?(): void;
+  /** Resolves when the connection can take more bytes (send-side flow control). */
+  writable?(): Promise<void>;
+}
 
 /** A bidirectional byte stream over an RPC connection. */
 export class ByteStream implements AsyncIterable<Uint8Array> {
-  private readonly incoming = new EventQueue<Uint8Array>(4096);
-  private ended = false;
-  /** Set when the remote end closed the stream with an error. */
+  private readonly chunks: Uint8Array[] = [];
+  private waiter: ((r: IteratorResult<Uint8Array>) => void) | undefined;
+  private buffered = 0;
+  private paused = false;
+  private localEnded = false;
+  private remoteDone = false;
+  /** Set when the remote end closed the stream with an error (or the connection closed under it). */
   error: VirtqError | undefined;
+  /** The reply body of the call that opened the stream (client side). */
+  opened: unknown;
 
-  constructor(private readonly sendChunk: (data: Uint8Array | null) => void, private readonly onEnd: () => void) {}
+  constructor(private readonly transport: StreamTransport) {}
 
   /** Sends bytes to the peer. */
   write(data: Uint8Array | string): void {
-    if (this.ended) return;
-    this.sendChunk(typeof data === 'string' ? Buffer.from(data) : data);
+    if (this.localEnded) return;
+    this.transport.send(typeof data === 'string' ? Buffer.from(data) : data);
   }
 
-  /** Ends the stream from this side. */
+  /** Resolves once the connection can take more bytes: await it between large writes. */
+  drain(): Promise<void> {
+    return this.localEnded || this.transport.writable === undefined ? Promise.resolve() : this.transport.writable();
+  }
+
+  /** Closes the stream: ends this side and stops reading (what the peer still sends is dropped). */
   end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.sendChunk(null);
-    this.incoming.end();
-    this.onEnd();
+    this.endWrite();
+    this.stopReading();
+  }
+
+  /**
+   * Ends this side only and keeps reading until the peer ends its own: an uploader's "that was
+   * all", after which it waits for the server to end (done) or fail (refused) the stream.
+   */
+  endWrite(): void {
+    if (this.localEnded) return;
+    this.localEnded = true;
+    this.transport.send(null);
+  }
+
+  /** Ends the stream with an error for the peer (a server refusing an upload midway), and stops reading. */
+  fail(err: VirtqError): void {
+    if (!this.localEnded) {
+      this.localEnded = true;
+      if (this.transport.sendError === undefined) this.transport.send(null);
+      else this.transport.sendError(err);
+    }
+    this.stopReading();
+  }
+
+  /** True once this side has ended. */
+  get ended(): boolean {
+    return this.localEnded;
+  }
+
+  /** Bytes received and not yet read. */
+  get bufferedBytes(): number {
+    return this.buffered;
   }
 
   /** Called by the connection when bytes arrive. */
   remoteData(data: Uint8Array): void {
-    this.incoming.push(data);
+    if (this.remoteDone) return;
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      w({ value: data, done: false });
+      return;
+    }
+    this.chunks.push(data);
+    this.buffered += data.length;
+    if (!this.paused && this.buffered > STREAM_HIGH_WATER && this.transport.pause !== undefined) {
+      this.paused = true;
+      this.transport.pause();
+    }
   }
 
   /** Called by the connection when the peer ended the stream or the connection closed. */
   remoteEnded(err: VirtqError | undefined): void {
-    this.error = err;
-    this.ended = true;
-    this.incoming.end();
-    this.onEnd();
+    if (this.remoteDone) return;
+    this.error ??= err;
+    // A connection that closed ends this side too: nothing more can be sent.
+    if (err !== undefined) this.localEnded = true;
+    this.remoteDone = true;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.({ value: undefined, done: true });
+    this.unpause();
+    this.transport.onEnd();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.incoming[Symbol.asyncIterator]();
+    return {
+      next: () => {
+        const chunk = this.chunks.shift();
+        if (chunk !== undefined) {
+          this.buffered -= chunk.length;
+          if (this.buffered < STREAM_LOW_WATER) this.unpause();
+          return Promise.resolve({ value: chunk, done: false });
+        }
+        if (this.remoteDone) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => { this.waiter = resolve; });
+      },
+      return: () => {
+        this.stopReading();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  // What the peer still sends is dropped, the iterator ends, and the socket reads on.
+  private stopReading(): void {
+    if (this.remoteDone) return;
+    this.remoteDone = true;
+    this.chunks.length = 0;
+    this.buffered = 0;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.({ value: undefined, done: true });
+    this.unpause();
+    this.transport.onEnd();
+  }
+
+  private unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.transport.resume?.();
   }
 }

@@ -7,7 +7,7 @@ import { FramedConnection } from './connection.js';
 import { VirtqError } from './errors.js';
 import type { Message } from './message.js';
 import { EventQueue } from './event-queue.js';
-import { ByteStream } from './byte-stream.js';
+import { ByteStream, STREAM_WRITABLE_BYTES } from './byte-stream.js';
 
 /** An event pushed by the server. */
 export interface PushedEvent {
@@ -121,10 +121,17 @@ export class RpcClient {
 
   /** Calls a stream procedure; on success the returned stream carries bytes both ways. */
   async openStream(prog: string, proc: string, args: unknown, callOpts: { timeoutMs?: number } = {}): Promise<ByteStream> {
-    let stream!: ByteStream;
     const serial = this.nextSerial;
-    stream = new ByteStream((data) => this.sendStream(prog, proc, serial, data), () => this.streams.delete(serial));
-    await this.start(prog, proc, args, callOpts, stream);
+    const hold = `stream:${serial}`;
+    const stream = new ByteStream({
+      send: (data) => this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data }),
+      sendError: (err) => this.conn.send({ prog, proc, type: 'stream', serial, status: 'error', body: err.toWire() }),
+      onEnd: () => this.streams.delete(serial),
+      pause: () => this.conn.pauseReading(hold),
+      resume: () => this.conn.resumeReading(hold),
+      writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
+    });
+    stream.opened = await this.start(prog, proc, args, callOpts, stream);
     return stream;
   }
 
@@ -167,10 +174,6 @@ export class RpcClient {
         reject(VirtqError.from(err));
       }
     });
-  }
-
-  private sendStream(prog: string, proc: string, serial: number, data: Uint8Array | null): void {
-    this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
   }
 
   private onMessage(msg: Message): void {

@@ -42,7 +42,8 @@ export class FramedConnection {
   private readonly maxFrameBytes: number;
   private partialTimer: Disposable | undefined;
   private corked = false;
-  private readPaused = false;
+  /** Why reading is paused (unread replies, a stream's unread bytes); reads resume when none is left. */
+  private readonly holds = new Set<string>();
   private closedWith: VirtqError | undefined | null = null;
   /** Bytes of our partial frame taken from opts.partialBudget. */
   private budgetHeld = 0;
@@ -82,19 +83,45 @@ export class FramedConnection {
     }
     this.socket.write(frame);
     const limit = this.opts.readPauseBytes;
-    if (limit !== undefined && !this.readPaused && this.socket.writableLength > limit) {
+    if (limit !== undefined && !this.holds.has('replies') && this.socket.writableLength > limit) {
       // write() returned false past its high-water mark, so 'drain' follows once the peer reads.
-      // A frame we stopped reading is not the peer's delay: its deadline restarts on resume.
-      this.readPaused = true;
-      this.socket.pause();
-      this.partialTimer?.dispose();
-      this.partialTimer = undefined;
-      this.socket.once('drain', () => {
-        this.readPaused = false;
-        this.socket.resume();
-        this.armPartialTimer();
-      });
+      this.pauseReading('replies');
+      this.socket.once('drain', () => this.resumeReading('replies'));
     }
+  }
+
+  /** Stops reading from the peer for `why` until resumeReading(why) (holds add up). */
+  pauseReading(why: string): void {
+    if (this.holds.has(why)) return;
+    this.holds.add(why);
+    if (this.holds.size > 1) return;
+    this.socket.pause();
+    // A frame we stopped reading is not the peer's delay: its deadline restarts on resume.
+    this.partialTimer?.dispose();
+    this.partialTimer = undefined;
+  }
+
+  /** Lifts one hold; reading resumes once none is left. */
+  resumeReading(why: string): void {
+    if (!this.holds.delete(why) || this.holds.size > 0 || this.closed) return;
+    this.socket.resume();
+    this.armPartialTimer();
+  }
+
+  /** Resolves once at most `limit` bytes wait to be sent to the peer (at once when already so, or closed). */
+  whenWritable(limit: number): Promise<void> {
+    if (this.closed || this.socket.destroyed || this.socket.writableLength <= limit) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.closed || this.socket.destroyed || this.socket.writableLength <= limit) {
+          this.socket.off('drain', check);
+          this.socket.off('close', check);
+          resolve();
+        }
+      };
+      this.socket.on('drain', check);
+      this.socket.on('close', check);
+    });
   }
 
   /** Sends a connection-level error (serial 0), then closes. */
@@ -178,7 +205,7 @@ export class FramedConnection {
       this.partialTimer = undefined;
       return;
     }
-    if (ms <= 0 || this.partialTimer !== undefined || this.readPaused) return;
+    if (ms <= 0 || this.partialTimer !== undefined || this.holds.size > 0) return;
     this.partialTimer = this.opts.clock.setTimeout(() => {
       this.fail(new VirtqError('FRAME_TIMEOUT', `a partial frame was not completed within ${ms} ms`));
     }, ms);

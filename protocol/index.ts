@@ -26,3 +26,5 @@ export * from './paths.js';
 export * from './uri.js';
 export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';
 export { DAEMONS, DAEMON_NAMES, daemonServing, daemonForScheme, type DaemonName, type DaemonSpec } from './services.js';
+export { storageProgram, PoolName, VolumeName, VolumeFormat, JobId, PoolDefinition, PoolRow, VolumeRow, JobProgress, type StorageProgram } from './storage-program.js';
+export { secretProgram, SecretUuid, SecretUsage, SecretDefinition, SecretRow, type SecretProgram } from './secret-program.js';

@@ -1,6 +1,6 @@
 // One connected client as the server sees it: identity, access level, counters, event
 // subscriptions and the streams it has open. Handlers receive it in their call context.
-import { ByteStream } from './byte-stream.js';
+import { ByteStream, STREAM_WRITABLE_BYTES } from './byte-stream.js';
 import type { FramedConnection } from './connection.js';
 import { VirtqError } from './errors.js';
 
@@ -61,16 +61,25 @@ export class ServerClient {
    */
   createStream(prog: string, proc: string, serial: number): ByteStream {
     let open = false;
-    const held: Array<Uint8Array | null> = [];
-    const send = (data: Uint8Array | null): void => {
+    const held: Array<Uint8Array | null | VirtqError> = [];
+    const send = (data: Uint8Array | null | VirtqError): void => {
       if (this.tooSlow(`${prog}.${proc} stream data`)) return;
       try {
-        this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
+        if (data instanceof VirtqError) this.conn.send({ prog, proc, type: 'stream', serial, status: 'error', body: data.toWire() });
+        else this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
       } catch {
         // Oversized chunk: dropped.
       }
     };
-    const stream = new ByteStream((data) => (open ? send(data) : held.push(data)), () => this.streams.delete(serial));
+    const hold = `stream:${serial}`;
+    const stream = new ByteStream({
+      send: (data) => (open ? send(data) : held.push(data)),
+      sendError: (err) => (open ? send(err) : held.push(err)),
+      onEnd: () => this.streams.delete(serial),
+      pause: () => this.conn.pauseReading(hold),
+      resume: () => this.conn.resumeReading(hold),
+      writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
+    });
     this.streams.set(serial, stream);
     this.opening.set(serial, () => {
       open = true;
@@ -85,11 +94,12 @@ export class ServerClient {
     this.opening.delete(serial);
   }
 
-  /** Delivers an incoming stream frame. */
-  streamData(serial: number, body: unknown): void {
+  /** Delivers an incoming stream frame: bytes, the end (null), or an error the client ended it with. */
+  streamData(serial: number, body: unknown, status: 'ok' | 'error' = 'ok'): void {
     const s = this.streams.get(serial);
     if (s === undefined) return;
-    if (body instanceof Uint8Array) s.remoteData(body);
+    if (status === 'error') s.remoteEnded(VirtqError.fromWire(body));
+    else if (body instanceof Uint8Array) s.remoteData(body);
     else s.remoteEnded(undefined);
   }
 

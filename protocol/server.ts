@@ -169,7 +169,7 @@ export class RpcServer {
   }
 
   private onMessage(client: ServerClient, msg: Message): void {
-    if (msg.type === 'stream') return client.streamData(msg.serial, msg.body);
+    if (msg.type === 'stream') return client.streamData(msg.serial, msg.body, msg.status);
     if (msg.type !== 'call') return;
     if (client.inFlight >= this.limits.maxInflightPerClient) {
       this.send(client, errorReply(msg.prog, msg.proc, msg.serial, new VirtqError('TOO_MANY_CALLS',

@@ -94,7 +94,7 @@ async function linkClaim(tmp: string, path: string): Promise<void> {
       throw new VirtqError('SOCKET_IN_USE', `${path} exists and is not a socket; refusing to replace it`);
     }
     if (await isLive(path)) {
-      throw new VirtqError('SOCKET_IN_USE', `another process is serving ${path} (is ${basename(path, '.sock')} already running?)`);
+      throw new VirtqError('SOCKET_IN_USE', `another process is serving ${path} (is ${basename(path, '.sock').replace(/-(ro|admin)$/, '')} already running?)`);
     }
     await unlink(path).catch(() => undefined);
   }

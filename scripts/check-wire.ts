@@ -4,10 +4,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adminProgram, errorCatalogue, registryProgram, virtqProgram, type Program } from '../protocol/index.js';
+import { adminProgram, errorCatalogue, registryProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
 
 /** Every program virtq puts on the wire, in the order the lock and the docs list them. */
-export const wirePrograms: readonly Program[] = [virtqProgram, registryProgram, adminProgram];
+export const wirePrograms: readonly Program[] = [virtqProgram, registryProgram, adminProgram, storageProgram, secretProgram];
 
 /** Where the lock lives, relative to the repository root. */
 export const WIRE_LOCK_PATH = 'protocol/wire-lock.json';
@@ -80,10 +80,23 @@ function compareList<T extends { name: string }>(label: (name: string) => string
     } else if (now.name !== entry.name) {
       diff.breaking.push(`${label(entry.name)} (#${i + 1}) is now ${label(now.name)}: removed, renamed or reordered`);
     } else if (canonical(now) !== canonical(entry)) {
-      diff.breaking.push(`${label(entry.name)} changed from ${JSON.stringify(entry)} to ${JSON.stringify(now)}`);
+      // More daemons serving a procedure breaks no peer: recorded like an append.
+      const widened = servedByMore(entry, now);
+      if (widened !== undefined) diff.appended.push(`${label(entry.name)} (now also served by ${widened.join(', ')})`);
+      else diff.breaking.push(`${label(entry.name)} changed from ${JSON.stringify(entry)} to ${JSON.stringify(now)}`);
     }
   });
   for (const entry of current.slice(locked.length)) diff.appended.push(label(entry.name));
+}
+
+/** The servers `now` adds to `locked` when that is its only change, else undefined. */
+function servedByMore(locked: object, now: object): string[] | undefined {
+  const before = (locked as { servers?: unknown }).servers;
+  const after = (now as { servers?: unknown }).servers;
+  if (!Array.isArray(before) || !Array.isArray(after)) return undefined;
+  if (canonical({ ...now, servers: [] }) !== canonical({ ...locked, servers: [] })) return undefined;
+  if (!before.every((x) => after.includes(x))) return undefined;
+  return after.filter((x) => !before.includes(x)).map(String);
 }
 
 /** Compares the catalogue with a lock. */

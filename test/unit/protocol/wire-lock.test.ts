@@ -36,9 +36,18 @@ describe('compareWireLock', () => {
     expect(diff.breaking).toEqual([]);
     expect(diff.appended).toContain('procedure virtq.setAutostart');
     expect(diff.appended).toContain('event virtq.lifecycle');
-    expect(diff.appended).toContain('program admin');
-    expect(diff.appended).toContain('procedure admin.serverInfo');
+    const lastProgram = base.programs[base.programs.length - 1]!;
+    expect(diff.appended).toContain(`program ${lastProgram.name}`);
+    expect(diff.appended).toContain(`procedure ${lastProgram.name}.${lastProgram.procedures[0]!.name}`);
     expect(diff.appended).toContain(`error ${lastError.name}`);
+  });
+
+  it('records a procedure served by more daemons as widened, and by fewer as breaking', () => {
+    const admin = (l: WireLock) => l.programs.find((p) => p.name === 'admin')!;
+    const locked = clone(base);
+    admin(locked).procedures[0]!.servers = ['aggregator', 'shim'];
+    expect(compareWireLock(locked, base)).toEqual({ breaking: [], appended: [expect.stringMatching(/^procedure admin\.serverInfo \(now also served by .*storage/)] });
+    expect(compareWireLock(base, locked).breaking).toEqual([expect.stringMatching(/admin\.serverInfo changed/)]);
   });
 
   it('breaks when a procedure is removed or renamed', () => {

@@ -1,0 +1,150 @@
+// The typed client of virtstoraged: every `storage` procedure as a method, plus what takes more
+// than one call — uploads and downloads over byte streams with flow control, and long
+// operations (clone) that report progress and can be cancelled.
+import { randomBytes } from 'node:crypto';
+import {
+  JobProgress, VirtqError, lazyValidator, storageProgram,
+  type ArgsOf, type ByteStream, type RetOf, type StorageProgram, type TypedClient,
+} from '../protocol/index.js';
+import { connectDaemon, type DaemonConnectOptions, type DaemonConnection } from './daemon-connection.js';
+import { resolveDefaultUri } from './connect.js';
+import { uriForProgram } from './daemon-connection.js';
+
+type Procs = StorageProgram['procs'];
+
+/** How a long operation reports and stops. */
+export interface JobControl {
+  /** Called with progress (at most every 100 ms, and at the end). */
+  onProgress?(p: JobProgress): void;
+  /** Aborting cancels the operation on the server (OPERATION_ABORTED, nothing left half-made). */
+  signal?: AbortSignal;
+}
+
+const isProgress = lazyValidator(JobProgress);
+
+/** A connection to virtstoraged. */
+export class StorageClient {
+  /** Every call procedure of the `storage` program as a typed method. */
+  readonly api: TypedClient<StorageProgram>;
+  private readonly jobs = new Map<string, (p: JobProgress) => void>();
+  private pumping = false;
+
+  constructor(readonly conn: DaemonConnection<StorageProgram>) {
+    this.api = conn.api;
+  }
+
+  /** Clones a volume, reporting progress and cancellable through `ctl`. */
+  cloneVolume(args: Omit<ArgsOf<Procs['cloneVolume']>, 'job'>, ctl: JobControl = {}): Promise<RetOf<Procs['cloneVolume']>> {
+    return this.withJob(ctl, (job) => this.api.cloneVolume({ ...args, job }, { timeoutMs: 0 }));
+  }
+
+  /**
+   * Replaces a volume's bytes with `length` bytes from `source`; resolves once virtstoraged has
+   * them all on disk under the volume's name (it renames only then). Aborting leaves the volume as it was.
+   */
+  async upload(pool: string, name: string, source: AsyncIterable<Uint8Array>, length: number, ctl: JobControl = {}): Promise<void> {
+    const stream = await this.conn.openStream('uploadVolume', { pool, name, length });
+    let sent = 0;
+    const report = throttle((done: number) => ctl.onProgress?.({ job: 'upload', operation: 'upload', pool, volume: name, doneBytes: done, totalBytes: length }));
+    const abort = (): void => stream.fail(new VirtqError('OPERATION_ABORTED', 'the upload was cancelled by its client'));
+    ctl.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const chunk of source) {
+        if (stream.ended) break;
+        stream.write(chunk);
+        sent += chunk.length;
+        report(sent, false);
+        await stream.drain();
+      }
+      if (ctl.signal?.aborted === true) throw new VirtqError('OPERATION_ABORTED', `upload of ${pool}/${name} cancelled after ${sent} of ${length} bytes`);
+      stream.endWrite();
+      // The server ends its side once the volume is renamed into place, or fails it.
+      for await (const _ of stream) { /* nothing is sent back but the end */ }
+      if (stream.error !== undefined) throw stream.error;
+      report(sent, true);
+    } catch (err) {
+      if (!stream.ended) stream.fail(VirtqError.from(err));
+      throw err;
+    } finally {
+      ctl.signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Streams a volume's bytes: `length` from the reply, then the chunks. */
+  async download(pool: string, name: string, ctl: JobControl = {}): Promise<{ length: number; chunks: AsyncIterable<Uint8Array>; stream: ByteStream }> {
+    const stream = await this.conn.openStream('downloadVolume', { pool, name });
+    const length = (stream.opened as { length: number }).length;
+    const report = throttle((done: number) => ctl.onProgress?.({ job: 'download', operation: 'download', pool, volume: name, doneBytes: done, totalBytes: length }));
+    const abort = (): void => stream.end();
+    ctl.signal?.addEventListener('abort', abort, { once: true });
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      let received = 0;
+      try {
+        for await (const chunk of stream) {
+          received += chunk.length;
+          report(received, false);
+          yield chunk;
+        }
+        if (ctl.signal?.aborted === true) throw new VirtqError('OPERATION_ABORTED', `download of ${pool}/${name} cancelled after ${received} of ${length} bytes`);
+        if (stream.error !== undefined) throw stream.error;
+        if (received !== length) throw new VirtqError('OPERATION_FAILED', `download of ${pool}/${name} ended after ${received} of ${length} bytes`);
+        report(received, true);
+      } finally {
+        ctl.signal?.removeEventListener('abort', abort);
+        stream.end();
+      }
+    }
+    return { length, chunks: chunks(), stream };
+  }
+
+  /** Closes the connection; operations in flight on the server are cancelled. */
+  close(): void {
+    this.conn.close();
+  }
+
+  private async withJob<T>(ctl: JobControl, run: (job: string) => Promise<T>): Promise<T> {
+    const job = `j-${randomBytes(6).toString('hex')}`;
+    if (ctl.onProgress !== undefined) {
+      this.jobs.set(job, ctl.onProgress);
+      this.pump();
+    }
+    const abort = (): void => void this.api.cancelJob({ job }).catch(() => undefined);
+    ctl.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      return await run(job);
+    } finally {
+      ctl.signal?.removeEventListener('abort', abort);
+      this.jobs.delete(job);
+    }
+  }
+
+  // One reader of the connection's events hands each progress event to its job's listener.
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void (async () => {
+      for await (const ev of this.conn.events()) {
+        if (ev.prog !== storageProgram.name || ev.name !== 'progress' || !isProgress.check(ev.body)) continue;
+        this.jobs.get(ev.body.job)?.(ev.body);
+      }
+    })();
+  }
+}
+
+// Calls `fn` at most every 100 ms, and always for the last report.
+function throttle(fn: (done: number) => void): (done: number, last: boolean) => void {
+  let at = 0;
+  return (done, last) => {
+    const now = Date.now();
+    if (!last && now - at < 100) return;
+    at = now;
+    fn(done);
+  };
+}
+
+/** Connects to virtstoraged: `storage:///system`, `storage:///system?root=DIR`, or the host of any virtq URI. */
+export async function connectStorage(uri?: string, opts: DaemonConnectOptions & { uid?: number } = {}): Promise<StorageClient> {
+  const env = opts.env ?? process.env;
+  const chosen = uriForProgram(storageProgram.name, uri ?? resolveDefaultUri({ env, ...(opts.uid === undefined ? {} : { uid: opts.uid }) }), env);
+  return new StorageClient(await connectDaemon(storageProgram, chosen, opts));
+}
