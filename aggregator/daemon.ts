@@ -2,7 +2,7 @@
 // and admin programs through the daemon framework's sockets. It holds no state that cannot be
 // rebuilt from the definitions on disk, the shims' state files and the shims re-registering.
 import {
-  ACTIVE_STATES, adminProgram, registryProgram, virtqProgram,
+  ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
 import { readRuntimeState } from '../daemon/runtime-state.js';
@@ -55,7 +55,9 @@ export class Virtqemud {
   constructor(private readonly cfg: DaemonConfig) {
     this.pool = new ShimPool(cfg.clock);
     this.adminPool = new ShimPool(cfg.clock);
-    this.metrics = new DaemonMetrics(cfg.service.metrics, this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000);
+    // The other daemons of this root: their metrics join the host scrape.
+    const peers = DAEMON_NAMES.filter((d) => d !== 'virtqemud').map((daemon) => ({ daemon, adminSocket: serviceSockets(cfg.layout, daemon).admin }));
+    this.metrics = new DaemonMetrics(cfg.service.metrics, this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000, peers);
     this.events = new Events(() => cfg.service.server, cfg.clock);
   }
 

@@ -14,15 +14,19 @@ type Family = Static<typeof MetricFamily>;
 
 interface ShimSample { name: string; uuid: string; families: Family[] | undefined; seconds: number }
 
+/** A secondary daemon of this host whose metrics the host scrape includes, by its admin socket. */
+export interface PeerDaemon { daemon: string; adminSocket: string }
+
 /** virtqemud's registry and the cached fan-out to every shim. */
 export class DaemonMetrics {
   private samples: ShimSample[] = [];
+  private peerFamilies: Family[][] = [];
   private refreshedAt = -Infinity;
   private refreshing: Promise<void> | undefined;
   private timer: Disposable | undefined;
 
   /** Adds virtqemud's gauges to `registry`, the framework's (process and RPC metrics are there already). */
-  constructor(readonly registry: Registry, private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number) {
+  constructor(readonly registry: Registry, private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number, private readonly peers: readonly PeerDaemon[] = []) {
     const r = registry;
     new Gauge({ name: m.shimsRegistered.name, help: m.shimsRegistered.help, registers: [r], collect() {
       let n = 0;
@@ -52,7 +56,9 @@ export class DaemonMetrics {
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       const targets = [...this.domains.all()].filter((d) => d.shim !== undefined && ACTIVE_STATES.has(d.state));
-      this.samples = await Promise.all(targets.map((d) => this.fetchShim(d)));
+      const [samples, peers] = await Promise.all([Promise.all(targets.map((d) => this.fetchShim(d))), Promise.all(this.peers.map((p) => this.fetchPeer(p)))]);
+      this.samples = samples;
+      this.peerFamilies = peers.filter((f): f is Family[] => f !== undefined);
       this.refreshedAt = this.clock.monotonic();
     })().finally(() => { this.refreshing = undefined; });
     return this.refreshing;
@@ -73,7 +79,19 @@ export class DaemonMetrics {
       { name: m.shimScrape.name, help: m.shimScrape.help, type: 'gauge', values: samples.map((x) => ({ labels: { domain: x.name, uuid: x.uuid }, value: x.seconds })) },
     ];
     const own = only === undefined ? (await this.registry.getMetricsAsJSON()) as unknown as Family[] : [];
-    return renderExposition([own, health, ...samples.flatMap((x) => (x.families === undefined ? [] : [x.families]))]);
+    const peers = only === undefined ? this.peerFamilies : [];
+    return renderExposition([own, ...peers, health, ...samples.flatMap((x) => (x.families === undefined ? [] : [x.families]))]);
+  }
+
+  // A daemon that is not running (or slow) is simply left out of the scrape.
+  private async fetchPeer(p: PeerDaemon): Promise<Family[] | undefined> {
+    try {
+      const client = await withDeadline(this.adminPool.get(p.adminSocket, p.daemon), this.clock, this.shimDeadlineMs);
+      const r = await client.call(adminProgram.name, 'getMetrics', {}, { timeoutMs: this.shimDeadlineMs }) as { families: Family[] };
+      return r.families;
+    } catch {
+      return undefined;
+    }
   }
 
   private async fetchShim(d: DomainRecord): Promise<ShimSample> {

@@ -4,7 +4,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { CallOptions, Program } from '../protocol/index.js';
 import { deriveFromSchema, type ArgumentSpec, type DeriveHints, type Derived, type Input, type OptionSpec } from './derive.js';
-import type { CliAdminConnection, CliConnection, CliIo } from './io.js';
+import type { CliAdminConnection, CliConnection, CliIo, CliServiceConnection } from './io.js';
 import { renderGeneric } from './render.js';
 import { withSpinner } from './spinner.js';
 
@@ -19,6 +19,8 @@ export interface RunContext {
   connect(): Promise<CliConnection>;
   /** Connects to the admin socket (closed for the command when it ends). */
   connectAdmin(): Promise<CliAdminConnection>;
+  /** Connects to the daemon serving the command's program (closed for the command when it ends). */
+  connectService(): Promise<CliServiceConnection>;
   /** Writes human output. */
   print(text: string): void;
   /** Writes one JSON document (or, for streaming commands, one line). */
@@ -28,8 +30,8 @@ export interface RunContext {
 /** One CLI command. */
 export interface CommandSpec {
   readonly name: string;
-  /** `virtq` commands run as `virtq NAME`, `admin` ones as `virtq admin NAME`. */
-  readonly program: 'virtq' | 'admin';
+  /** The program the command calls: `admin` commands run as `virtq admin NAME`, the others as `virtq NAME`. */
+  readonly program: string;
   /** The catalogue procedure the command is built on (its description is the command's). */
   readonly procedure: string;
   readonly description: string;
@@ -95,10 +97,10 @@ export function callCommand(program: Program, procName: string, adapter: CallAda
     ...adapter.arguments.flatMap((a) => (a.field === undefined ? [] : [a.field])),
   ];
   const derived = deriveFromSchema(schema, { ...adapter.hints, skip: [...(adapter.hints?.skip ?? []), ...replaced] });
-  const which = program.name === 'admin' ? 'admin' : 'virtq';
+  const which = program.name;
   const run = adapter.run ?? (async (ctx: RunContext, input: Input): Promise<void> => {
     const callArgs = adapter.toArgs === undefined ? derived.toArgs(input) : await adapter.toArgs(input, derived, ctx);
-    const conn = which === 'admin' ? await ctx.connectAdmin() : await ctx.connect();
+    const conn = which === 'admin' ? await ctx.connectAdmin() : which === 'virtq' ? await ctx.connect() : await ctx.connectService();
     const proc = adapter.procedureFor?.(callArgs) ?? procName;
     const raw = await withSpinner(ctx.io.stderr, ctx.io.clock, adapter.progress?.(callArgs), conn.call(proc, callArgs, callDeadline(callArgs)));
     const result = adapter.present === undefined ? raw : adapter.present(raw);

@@ -35,8 +35,8 @@ export function resolveDefinitionPaths(def: Json, base: string): Json {
   return out;
 }
 
-/** Reads, resolves and validates the definition in `file` (relative to `cwd`). */
-export async function readDefinitionFile(file: string, cwd: string): Promise<Definition> {
+/** Reads the JSON object in `file` (relative to `cwd`); errors name the file and say what it was for. */
+export async function readJsonObject(file: string, cwd: string, what: string): Promise<{ path: string; value: Json }> {
   const path = resolve(cwd, file);
   let text: string;
   try {
@@ -44,7 +44,7 @@ export async function readDefinitionFile(file: string, cwd: string): Promise<Def
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    throw new VirtqError('INVALID_ARG', `cannot read definition file ${file}: ${why}`, { details: { file: path } });
+    throw new VirtqError('INVALID_ARG', `cannot read ${what} file ${file}: ${why}`, { details: { file: path } });
   }
   let parsed: unknown;
   try {
@@ -52,8 +52,14 @@ export async function readDefinitionFile(file: string, cwd: string): Promise<Def
   } catch (err) {
     throw new VirtqError('INVALID_ARG', `${file} is not valid JSON: ${(err as Error).message}`, { details: { file: path } });
   }
-  if (!isObject(parsed)) throw new VirtqError('INVALID_ARG', `${file}: invalid definition: /: expected a JSON object`, { details: { file: path, path: '/' } });
-  const def = resolveDefinitionPaths(parsed, dirname(path));
+  if (!isObject(parsed)) throw new VirtqError('INVALID_ARG', `${file}: invalid ${what}: /: expected a JSON object`, { details: { file: path, path: '/' } });
+  return { path, value: parsed };
+}
+
+/** Reads, resolves and validates the definition in `file` (relative to `cwd`). */
+export async function readDefinitionFile(file: string, cwd: string): Promise<Definition> {
+  const { path, value } = await readJsonObject(file, cwd, 'definition');
+  const def = resolveDefinitionPaths(value, dirname(path));
   try {
     return definitionValidator.parse(def, 'definition');
   } catch (err) {

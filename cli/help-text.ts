@@ -9,6 +9,8 @@ export const URI_HELP: ReadonlyArray<readonly [string, string]> = [
   ['qemu:///embed?root=DIR', 'no daemon: VMs private to DIR, shims started by virtq itself'],
   ['qemu+shim:///PATH/NAME.sock', 'one VM\'s shim, by socket'],
   ['shim:///NAME?root=DIR', 'one VM\'s shim, by name (from its state file)'],
+  ['storage:///system[?root=DIR]', 'virtstoraged (pool-* and vol-* commands go there by default)'],
+  ['secret:///system[?root=DIR]', 'virtsecretd (secret-* commands go there by default)'],
   ['...?mode=ro', 'the read-only socket; ...?socket=PATH another socket'],
 ];
 
@@ -25,5 +27,5 @@ export function rootHelpText(): string {
     const width = Math.max(...rows.map(([k]) => k.length));
     return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n');
   };
-  return `\nConnection URIs:\n${pad(URI_HELP)}\n\nExit status:\n${pad(EXIT_HELP)}\n`;
+  return `\nConnection URIs:\n${pad(URI_HELP)}\n\nA pool-*, vol-* or secret-* command goes to its own daemon on the host -c names\n(qemu:///system?root=DIR reaches storage:///system?root=DIR).\n\nExit status:\n${pad(EXIT_HELP)}\n`;
 }

@@ -1,6 +1,6 @@
 // The CLI's outside world as one injected object: streams, environment, clock and how to connect.
 // cli/main.ts builds the real one from process.*; unit tests pass fakes, so no test needs a daemon.
-import type { CallOptions, Clock, LifecycleEvent } from '../protocol/index.js';
+import type { CallOptions, Clock, Disposable, LifecycleEvent } from '../protocol/index.js';
 
 /** A text or byte sink such as stdout. */
 export interface Sink {
@@ -37,6 +37,38 @@ export interface CliConnection {
   close(): void;
 }
 
+/** A byte stream of a daemon's program (volume upload and download). */
+export interface CliByteStream extends AsyncIterable<Uint8Array> {
+  /** The reply of the call that opened it. */
+  readonly opened: unknown;
+  write(data: Uint8Array): void;
+  drain(): Promise<void>;
+  endWrite(): void;
+  end(): void;
+  fail(err: { code: string; message: string }): void;
+  readonly ended: boolean;
+  readonly error: { code: string; message: string } | undefined;
+}
+
+/** What the CLI needs of a connection to a secondary daemon's program (storage, secret, ...). */
+export interface CliServiceConnection {
+  call(procedure: string, args: unknown, opts?: CallOptions): Promise<unknown>;
+  openStream(procedure: string, args: unknown, opts?: CallOptions): Promise<CliByteStream>;
+  /** Events pushed to this connection (progress of its long operations). */
+  events(): AsyncIterable<{ prog: string; name: string; body: unknown }>;
+  close(): void;
+}
+
+/** Local files, as vol-upload, vol-download and the definition readers use them. */
+export interface CliFiles {
+  /** Size in bytes of a regular file; INVALID_ARG naming it otherwise. */
+  size(path: string): Promise<number>;
+  /** The file's bytes in chunks. */
+  read(path: string): AsyncIterable<Uint8Array>;
+  /** Writes to `path` only once commit() is called (a temp file renamed into place); abort() removes it. */
+  create(path: string): Promise<{ write(chunk: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): Promise<void> }>;
+}
+
 /** What the CLI needs of a connection to an admin socket. */
 export interface CliAdminConnection {
   call(procedure: string, args: unknown, opts?: CallOptions): Promise<unknown>;
@@ -54,4 +86,9 @@ export interface CliIo {
   readonly clock: Clock;
   connect(uri: string): Promise<CliConnection>;
   connectAdmin(uri: string): Promise<CliAdminConnection>;
+  /** Connects to the daemon serving `program` at `uri` (already that daemon's URI). */
+  connectService(program: string, uri: string): Promise<CliServiceConnection>;
+  readonly files: CliFiles;
+  /** Runs `handler` on Ctrl-C (SIGINT) until disposed; the command then cancels what it started. */
+  onInterrupt(handler: () => void): Disposable;
 }

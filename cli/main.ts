@@ -1,7 +1,9 @@
 // virtq: the command-line client. The only file of the CLI that touches process.*: it wires the
 // real streams and the client library into runCli and exits with its status.
-import { connect, connectAdmin } from '../client/index.js';
+import { connect, connectAdmin, connectDaemon } from '../client/index.js';
 import { systemClock } from '../protocol/index.js';
+import { localFiles } from './local-files.js';
+import { programNamed } from './programs.js';
 import type { CliIo } from './io.js';
 import { runCli } from './run.js';
 
@@ -25,6 +27,15 @@ async function main(): Promise<void> {
     clock: systemClock(),
     connect: (uri) => connect(uri, { env }),
     connectAdmin: (uri) => connectAdmin(uri, { env }),
+    connectService: async (program, uri) => {
+      const conn = await connectDaemon(programNamed(program), uri, { env });
+      return { call: (p, a, o) => conn.call(p, a, o), openStream: (p, a, o) => conn.openStream(p, a, o), events: () => conn.events(), close: () => conn.close() };
+    },
+    files: localFiles(process.cwd()),
+    onInterrupt: (handler) => {
+      process.on('SIGINT', handler);
+      return { dispose: () => { process.off('SIGINT', handler); } };
+    },
   };
   const status = await runCli(process.argv.slice(2), io);
   process.exit(status);

@@ -9,6 +9,8 @@ import type { Input } from './derive.js';
 import { rootHelpText } from './help-text.js';
 import type { Sink } from './io.js';
 import { virtqCommands } from './vm-commands.js';
+import { storageCommands } from './storage-commands.js';
+import { secretCommands } from './secret-commands.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -32,7 +34,12 @@ export interface ProgramSetup {
 
 /** Every command, `virtq` ones first, then the admin ones. */
 export function allCommands(): CommandSpec[] {
-  return [...virtqCommands(), ...adminCommands()];
+  return [...topCommands(), ...adminCommands()];
+}
+
+/** The commands run as `virtq NAME`: VMs, then storage, then secrets. */
+function topCommands(): CommandSpec[] {
+  return [...virtqCommands(), ...storageCommands(), ...secretCommands()];
 }
 
 function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {
@@ -83,7 +90,7 @@ export function buildProgram(setup: ProgramSetup): Command {
     })
     .showSuggestionAfterError(true)
     .addHelpText('after', rootHelpText());
-  for (const spec of virtqCommands()) addCommand(program, spec, setup);
+  for (const spec of topCommands()) addCommand(program, spec, setup);
   const admin = program.command('admin').description(`${adminProgram.description} Connects to the admin socket of the daemon or shim that -c names.`);
   for (const spec of adminCommands()) addCommand(admin, spec, setup);
   return program;

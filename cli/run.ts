@@ -2,10 +2,10 @@
 // failed ("virtq: CODE: message", one line on stderr), 2 usage. Connections a command opened
 // are closed when it ends, whatever the outcome.
 import { CommanderError } from 'commander';
-import { VirtqError, defaultUri } from '../protocol/index.js';
+import { VirtqError, daemonServing, defaultUri, siblingUri, type DaemonName } from '../protocol/index.js';
 import type { CommandSpec, RunContext } from './command.js';
 import type { Input } from './derive.js';
-import type { CliAdminConnection, CliConnection, CliIo } from './io.js';
+import type { CliAdminConnection, CliConnection, CliIo, CliServiceConnection } from './io.js';
 import { buildProgram, type GlobalOptions } from './program.js';
 import { oneLine } from './render.js';
 
@@ -18,13 +18,22 @@ export function errorLine(err: unknown): string {
   return `virtq: ${e.code}: ${oneLine(e.message)}\n`;
 }
 
+function daemonOf(program: string): DaemonName {
+  const daemon = daemonServing(program);
+  if (daemon === undefined) throw new VirtqError('INTERNAL', `no daemon serves program "${program}"`);
+  return daemon;
+}
+
 /** Runs `argv` (without node and the script) and resolves with the exit status. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const closers: Array<() => void> = [];
   const execute = async (spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void> => {
-    const uri = globals.connect ?? defaultUri(io.env, io.uid);
+    const given = globals.connect ?? defaultUri(io.env, io.uid);
+    // A command of a secondary daemon's program goes to that daemon on the host the URI names.
+    const uri = spec.program === 'virtq' || spec.program === 'admin' ? given : siblingUri(given, daemonOf(spec.program), io.env);
     let conn: Promise<CliConnection> | undefined;
     let admin: Promise<CliAdminConnection> | undefined;
+    let service: Promise<CliServiceConnection> | undefined;
     const track = <C extends { close(): void }>(p: Promise<C>): Promise<C> => {
       void p.then((c) => closers.push(() => c.close()), () => undefined);
       return p;
@@ -33,6 +42,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io, uri, json: globals.json === true,
       connect: () => (conn ??= track(io.connect(uri))),
       connectAdmin: () => (admin ??= track(io.connectAdmin(uri))),
+      connectService: () => (service ??= track(io.connectService(spec.program, uri))),
       print: (text) => { if (text !== '') io.stdout.write(text); },
       printJson: (value, compact = false) => io.stdout.write(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`),
     };

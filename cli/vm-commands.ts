@@ -104,10 +104,23 @@ const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   resume: { render: said('resumed') },
   attachDisk: {
     schema: attachDiskSchema,
-    hints: { help: HELP },
+    arguments: [
+      { name: 'name', field: 'name', description: 'VM name', required: true },
+      { name: 'path', description: 'the disk image (relative paths resolve against the current directory); with --pool, a volume name', required: true },
+      { name: 'target', field: 'target', description: 'guest device name, e.g. vdb', required: true },
+    ],
+    hints: { help: HELP, skip: ['path', 'source', 'encryption'] },
+    options: [
+      { flags: '--pool <pool>', key: 'pool', description: 'the source is a volume of this storage pool (virtstoraged finds its path)' },
+      { flags: '--encrypt <secret-uuid>', key: 'encrypt', description: 'a LUKS-encrypted qcow2 disk: the secret (virtsecretd) holding its passphrase' },
+    ],
     toArgs: (input, derived, ctx) => {
-      const { name, path, ...disk } = derived.toArgs(input);
-      return { name, disk: { path: resolve(ctx.io.cwd, String(path)), ...disk } };
+      const disk = derived.toArgs(input);
+      const source = String(input.args['path']);
+      const pool = input.opts['pool'];
+      const where = typeof pool === 'string' ? { source: { pool, volume: source } } : { path: resolve(ctx.io.cwd, source) };
+      const encryption = typeof input.opts['encrypt'] === 'string' ? { encryption: { secret: input.opts['encrypt'] } } : {};
+      return { name: input.args['name'], disk: { ...where, target: input.args['target'], ...disk, ...encryption } };
     },
     render: (_r, a) => `Disk ${String((a['disk'] as Args)['target'])} attached to ${vm(a)}\n`,
   },

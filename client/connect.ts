@@ -1,13 +1,14 @@
 // Opening connections from URIs: the default URI, socket resolution per mode, NO_CONNECT errors
 // that name the socket tried, and the admin connection to a daemon's or a shim's admin socket.
 import {
-  RpcClient, VirtqError, adminProgram, defaultUri, parseUri, systemClock, typedClient,
+  RpcClient, VirtqError, adminProgram, parseUri, systemClock, typedClient,
   type AdminProgram, type CallOptions, type Clock, type TypedClient,
 } from '../protocol/index.js';
 import { Connection } from './connection.js';
 import { EmbedRouter, defaultShimCommand } from './embed.js';
 import { resolveSocket, type Endpoint, type ResolvedSocket } from './resolve.js';
 import { SocketRouter } from './router.js';
+import { resolveDefaultUri } from './default-uri.js';
 
 /** Options of `connect` and `connectAdmin`. */
 export interface ConnectOptions {
@@ -23,6 +24,18 @@ export interface ConnectOptions {
   shimCommand?: readonly string[];
   /** Embedded mode: how long a new VM's shim may take to report it running, in ms (default 120 000). */
   startTimeoutMs?: number;
+  /**
+   * Embedded mode: the virtstoraged and virtsecretd its VMs' volume and encrypted disks use
+   * (default: the host's, `storage:///system` and `secret:///system` for root, else session);
+   * `storage:///system?root=DIR` for daemons of the application's own under DIR.
+   */
+  storageUri?: string;
+  secretUri?: string;
+}
+
+// The host's own daemon of `daemon`'s kind, for embedded VMs: the system one for root, else the session one.
+function hostDaemonUri(scheme: 'storage' | 'secret', opts: ConnectOptions): string {
+  return `${scheme}:///${(opts.uid ?? process.getuid?.() ?? 0) === 0 ? 'system' : 'session'}`;
 }
 
 /** A connection to a daemon's or a shim's admin socket. */
@@ -41,10 +54,7 @@ export interface AdminConnection {
   close(): void;
 }
 
-/** The URI used when none is given: `VIRTQ_DEFAULT_URI`, else session (or system for root). */
-export function resolveDefaultUri(opts: Pick<ConnectOptions, 'env' | 'uid'> = {}): string {
-  return defaultUri(opts.env ?? process.env, opts.uid ?? process.getuid?.() ?? 0);
-}
+export { resolveDefaultUri } from './default-uri.js';
 
 async function dial(resolved: ResolvedSocket, clock: Clock, timeoutMs: number): Promise<RpcClient> {
   try {
@@ -73,6 +83,7 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
     const router = new EmbedRouter({
       root: target.root, layout: target.layout, clock, defaultTimeoutMs: timeoutMs,
       shimCommand: opts.shimCommand ?? defaultShimCommand(process.execPath), startTimeoutMs: opts.startTimeoutMs ?? 120_000,
+      storageUri: opts.storageUri ?? hostDaemonUri('storage', opts), secretUri: opts.secretUri ?? hostDaemonUri('secret', opts),
     });
     return new Connection(chosen, 'embed', false, router);
   }

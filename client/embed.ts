@@ -23,6 +23,9 @@ export interface EmbedOptions {
   shimCommand: readonly string[];
   /** How long a new shim may take to report its VM running. */
   startTimeoutMs: number;
+  /** virtstoraged and virtsecretd the VMs' shims use for volume and encrypted disks. */
+  storageUri: string;
+  secretUri: string;
 }
 
 type Procs = VirtqProgram['procs'];
@@ -250,7 +253,7 @@ export class EmbedRouter implements Router {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
     return spawnShim({
-      command, args: [...base, '--embed', '--root', this.opts.root, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
+      command, args: [...base, '--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
       stderr: 'ignore', clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}`,
     });
   }

@@ -1,7 +1,7 @@
 // The typed client of virtsecretd: every `secret` procedure as a method.
 import { secretProgram, type SecretProgram, type TypedClient } from '../protocol/index.js';
 import { connectDaemon, uriForProgram, type DaemonConnectOptions, type DaemonConnection } from './daemon-connection.js';
-import { resolveDefaultUri } from './connect.js';
+import { resolveDefaultUri } from './default-uri.js';
 
 /** A connection to virtsecretd. */
 export class SecretClient {

@@ -4,11 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import {
   JobProgress, VirtqError, lazyValidator, storageProgram,
-  type ArgsOf, type ByteStream, type RetOf, type StorageProgram, type TypedClient,
+  type ArgsOf, type RetOf, type StorageProgram, type TypedClient,
 } from '../protocol/index.js';
 import { connectDaemon, type DaemonConnectOptions, type DaemonConnection } from './daemon-connection.js';
-import { resolveDefaultUri } from './connect.js';
+import { resolveDefaultUri } from './default-uri.js';
 import { uriForProgram } from './daemon-connection.js';
+import { receiveDownload, sendUpload, type TransferControl } from './volume-transfer.js';
 
 type Procs = StorageProgram['procs'];
 
@@ -42,59 +43,15 @@ export class StorageClient {
    * Replaces a volume's bytes with `length` bytes from `source`; resolves once virtstoraged has
    * them all on disk under the volume's name (it renames only then). Aborting leaves the volume as it was.
    */
-  async upload(pool: string, name: string, source: AsyncIterable<Uint8Array>, length: number, ctl: JobControl = {}): Promise<void> {
+  async upload(pool: string, name: string, source: AsyncIterable<Uint8Array>, length: number, ctl: TransferControl = {}): Promise<void> {
     const stream = await this.conn.openStream('uploadVolume', { pool, name, length });
-    let sent = 0;
-    const report = throttle((done: number) => ctl.onProgress?.({ job: 'upload', operation: 'upload', pool, volume: name, doneBytes: done, totalBytes: length }));
-    const abort = (): void => stream.fail(new VirtqError('OPERATION_ABORTED', 'the upload was cancelled by its client'));
-    ctl.signal?.addEventListener('abort', abort, { once: true });
-    try {
-      for await (const chunk of source) {
-        if (stream.ended) break;
-        stream.write(chunk);
-        sent += chunk.length;
-        report(sent, false);
-        await stream.drain();
-      }
-      if (ctl.signal?.aborted === true) throw new VirtqError('OPERATION_ABORTED', `upload of ${pool}/${name} cancelled after ${sent} of ${length} bytes`);
-      stream.endWrite();
-      // The server ends its side once the volume is renamed into place, or fails it.
-      for await (const _ of stream) { /* nothing is sent back but the end */ }
-      if (stream.error !== undefined) throw stream.error;
-      report(sent, true);
-    } catch (err) {
-      if (!stream.ended) stream.fail(VirtqError.from(err));
-      throw err;
-    } finally {
-      ctl.signal?.removeEventListener('abort', abort);
-    }
+    await sendUpload(stream, source, length, `upload of ${pool}/${name}`, ctl);
   }
 
-  /** Streams a volume's bytes: `length` from the reply, then the chunks. */
-  async download(pool: string, name: string, ctl: JobControl = {}): Promise<{ length: number; chunks: AsyncIterable<Uint8Array>; stream: ByteStream }> {
+  /** Downloads a volume's bytes into `sink`, chunk by chunk; resolves with the byte count. */
+  async download(pool: string, name: string, sink: (chunk: Uint8Array) => Promise<void>, ctl: TransferControl = {}): Promise<number> {
     const stream = await this.conn.openStream('downloadVolume', { pool, name });
-    const length = (stream.opened as { length: number }).length;
-    const report = throttle((done: number) => ctl.onProgress?.({ job: 'download', operation: 'download', pool, volume: name, doneBytes: done, totalBytes: length }));
-    const abort = (): void => stream.end();
-    ctl.signal?.addEventListener('abort', abort, { once: true });
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      let received = 0;
-      try {
-        for await (const chunk of stream) {
-          received += chunk.length;
-          report(received, false);
-          yield chunk;
-        }
-        if (ctl.signal?.aborted === true) throw new VirtqError('OPERATION_ABORTED', `download of ${pool}/${name} cancelled after ${received} of ${length} bytes`);
-        if (stream.error !== undefined) throw stream.error;
-        if (received !== length) throw new VirtqError('OPERATION_FAILED', `download of ${pool}/${name} ended after ${received} of ${length} bytes`);
-        report(received, true);
-      } finally {
-        ctl.signal?.removeEventListener('abort', abort);
-        stream.end();
-      }
-    }
-    return { length, chunks: chunks(), stream };
+    return receiveDownload(stream, sink, `download of ${pool}/${name}`, ctl);
   }
 
   /** Closes the connection; operations in flight on the server are cancelled. */
@@ -129,17 +86,6 @@ export class StorageClient {
       }
     })();
   }
-}
-
-// Calls `fn` at most every 100 ms, and always for the last report.
-function throttle(fn: (done: number) => void): (done: number, last: boolean) => void {
-  let at = 0;
-  return (done, last) => {
-    const now = Date.now();
-    if (!last && now - at < 100) return;
-    at = now;
-    fn(done);
-  };
 }
 
 /** Connects to virtstoraged: `storage:///system`, `storage:///system?root=DIR`, or the host of any virtq URI. */

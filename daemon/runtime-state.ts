@@ -1,7 +1,7 @@
 // The shim's runtime state file (run/shims/NAME.json, 0600, written atomically): everything a
 // successor shim or a restarted virtqemud needs to find and re-attach to the running QEMU.
 import { readFile } from 'node:fs/promises';
-import type { DomainState, NormalizedDefinition } from '../protocol/index.js';
+import type { DomainState, ResolvedDefinition } from '../protocol/index.js';
 import { writeFileAtomic } from '../drivers/fs/atomic-file.js';
 
 /** Paths of one shim's sockets. */
@@ -25,7 +25,7 @@ export interface RuntimeState {
   accel: string;
   sockets: ShimSocketPaths;
   /** The live definition, including hot-plugged disks. */
-  definition: NormalizedDefinition;
+  definition: ResolvedDefinition;
   state: DomainState;
   reason: string;
   details?: Record<string, unknown>;

@@ -21,13 +21,27 @@ export const KernelBoot = Type.Object({
   cmdline: Type.Optional(Type.String({ maxLength: 4096 })),
 }, { additionalProperties: false });
 
+/** A volume of virtstoraged, instead of a path: the shim asks virtstoraged where it is at start. */
+export const DiskSource = Type.Object({
+  pool: Type.String({ pattern: NAME_PATTERN, description: 'storage pool name' }),
+  volume: Type.String({ pattern: '^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,254}$', description: 'volume name in the pool' }),
+}, { additionalProperties: false });
+
+/** A LUKS-encrypted qcow2 disk: its passphrase is the value of this virtsecretd secret. */
+export const DiskEncryption = Type.Object({
+  secret: Type.String({ pattern: UUID_PATTERN, description: 'secret UUID' }),
+}, { additionalProperties: false });
+
 export const DiskSpec = Type.Object({
-  path: ABS_PATH,
+  /** The image; or give `source` (exactly one of the two). */
+  path: Type.Optional(ABS_PATH),
+  source: Type.Optional(DiskSource),
   format: Type.Optional(Type.Union([Type.Literal('raw'), Type.Literal('qcow2')], { default: 'raw' })),
   bus: Type.Optional(Type.Union([Type.Literal('virtio'), Type.Literal('ide')], { default: 'virtio' })),
   target: Type.String({ pattern: '^(vd|hd|sd)[a-z]{1,2}$', description: 'guest device name, e.g. vda' }),
   readonly: Type.Optional(Type.Boolean()),
   shareable: Type.Optional(Type.Boolean()),
+  encryption: Type.Optional(DiskEncryption),
 }, { additionalProperties: false });
 
 export const InterfaceSpec = Type.Union([
@@ -61,14 +75,18 @@ export const Definition = Type.Object({
 
 export type Definition = Static<typeof Definition>;
 export type DiskSpec = Static<typeof DiskSpec>;
+export type DiskSource = Static<typeof DiskSource>;
 export type InterfaceSpec = Static<typeof InterfaceSpec>;
 export type LifecycleAction = Static<typeof LifecycleAction>;
 
 /** The definition check (compiled on first use). */
 export const definitionValidator = lazyValidator(Definition);
 
-/** A disk with its defaults filled in. */
+/** A disk with its defaults filled in (a volume disk has `source` and no path yet). */
 export type NormalizedDisk = DiskSpec & Required<Pick<DiskSpec, 'format' | 'bus' | 'readonly' | 'shareable'>>;
+
+/** A disk whose image is known: a path, found by virtstoraged for a volume disk (which keeps its `source`). */
+export type ResolvedDisk = NormalizedDisk & { path: string };
 
 /** A definition with its defaults filled in and a UUID: what shims and drivers work with. */
 export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' | 'machine' | 'disks' | 'interfaces' | 'onPoweroff' | 'onReboot' | 'onCrash'> {
@@ -82,9 +100,36 @@ export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' 
   onCrash: LifecycleAction;
 }
 
-/** Fills in a disk's defaults: the same for a disk in a definition and one hot-plugged later. */
-export function normalizeDisk(d: DiskSpec): NormalizedDisk {
+/** A definition whose every disk is resolved: what QEMU is started from. */
+export interface ResolvedDefinition extends Omit<NormalizedDefinition, 'disks'> {
+  disks: ResolvedDisk[];
+}
+
+/**
+ * Fills in a disk's defaults: the same for a disk in a definition and one hot-plugged later.
+ * Throws INVALID_ARG (at `field`) unless it names exactly one of a path and a volume.
+ */
+export function normalizeDisk(d: DiskSpec, field = '/disk'): NormalizedDisk {
+  if ((d.path === undefined) === (d.source === undefined)) {
+    throw new VirtqError('INVALID_ARG', `invalid definition: ${field}: give exactly one of "path" and "source" ({"pool","volume"})`, { details: { path: field } });
+  }
   return { ...d, format: d.format ?? 'raw', bus: d.bus ?? 'virtio', readonly: d.readonly ?? false, shareable: d.shareable ?? false };
+}
+
+/** A running VM's definition as its user wrote it: a volume disk names its volume, not the path found for it. */
+export function asDefined<D extends NormalizedDefinition | ResolvedDefinition>(def: D): NormalizedDefinition {
+  return { ...def, disks: def.disks.map((d) => (d.source === undefined ? d : (({ path: _found, ...rest }) => rest)(d))) };
+}
+
+/** `def` as a resolved definition when every disk names a path; INVALID_ARG naming the first volume disk otherwise. */
+export function pathsOnly(def: NormalizedDefinition): ResolvedDefinition {
+  return {
+    ...def,
+    disks: def.disks.map((d) => {
+      if (d.path === undefined) throw new VirtqError('INVALID_ARG', `disk ${d.target} names a volume; it needs virtstoraged to find its path`, { details: { target: d.target } });
+      return { ...d, path: d.path };
+    }),
+  };
 }
 
 /**
@@ -99,7 +144,7 @@ export function normalizeDefinition(value: unknown, newUuid: () => string): Norm
       throw new VirtqError('INVALID_ARG', `invalid definition: /disks/${i}/target: target ${d.target} is used twice`, { details: { path: `/disks/${i}/target` } });
     }
     targets.add(d.target);
-    return normalizeDisk(d);
+    return normalizeDisk(d, `/disks/${i}`);
   });
   return {
     ...def,

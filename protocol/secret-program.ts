@@ -55,10 +55,10 @@ export const secretProgram = defineProgram('secret', 'Secrets: passphrases and k
     description: 'Removes a secret and its value.' }),
   setValue: proc({ args: Type.Object({ uuid: SecretUuid, value: Value }, { additionalProperties: false }), ret: Empty, servers: secretd, readonly: false, since: '0.2', cli: 'secret-set-value',
     description: 'Sets a secret\'s value (1 byte to 64 KiB), encrypted at rest unless the secret is ephemeral.' }),
-  getValue: proc({ args: Ref, ret: Type.Object({ value: Type.Uint8Array() }), servers: secretd, readonly: false, since: '0.2', cli: 'secret-get-value',
+  getValue: proc({ args: Ref, ret: Type.Object({ value: Type.Uint8Array() }), servers: secretd, readonly: false, revealsSecret: true, since: '0.2', cli: 'secret-get-value',
     description: 'A secret\'s value; refused (PERMISSION_DENIED) for private secrets, and on the read-only socket.' }),
   useValue: proc({ args: Type.Object({ uuid: SecretUuid, consumer: Type.Object({ vm: Type.Optional(DomainName), purpose: Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000]+$' }) }, { additionalProperties: false }) }, { additionalProperties: false }),
-    ret: Type.Object({ value: Type.Uint8Array() }), servers: secretd, readonly: false, since: '0.2',
+    ret: Type.Object({ value: Type.Uint8Array() }), servers: secretd, readonly: false, revealsSecret: true, since: '0.2',
     description: 'A secret\'s value for a consumer that hands it on without showing it (a shim to QEMU, virtstoraged to qemu-img); allowed for private secrets, logged with the consumer (never the value).' }),
 }, {});
 export type SecretProgram = typeof secretProgram;

@@ -103,6 +103,7 @@ export function renderCliDoc(): string {
     '## Connection URIs', '',
     table(['URI', 'reaches'], URI_HELP.map(([u, d]) => [`\`${u}\``, d])), '',
     'Without `-c`, virtq uses `$VIRTQ_DEFAULT_URI`, else `qemu:///session` (or `qemu:///system` as root). `virtq admin` commands connect to the admin socket of the same daemon or shim. ' +
+    'Storage and secret commands go to virtstoraged and virtsecretd on the host the URI names: `-c qemu:///system?root=DIR pool-list` asks `storage:///system?root=DIR`. ' +
     'Relative paths in `define` and `create` files (kernel, initrd, disks) are resolved against the file\'s directory; the `attach-disk` path against the current directory.', '',
     '## Exit status and errors', '',
     table(['status', 'meaning'], EXIT_HELP.map(([c, d]) => [c, d])), '',
@@ -112,8 +113,11 @@ export function renderCliDoc(): string {
     '## Output', '',
     'Human output is virsh-like: aligned tables and `Label:  value` blocks. With `--json` every command prints one JSON document on stdout ' +
     '(`event` one line per event) whose type is given below; types link to their definition. ' +
-    'Progress (a spinner for `shutdown --timeout`, `create` and `start`) is drawn on stderr only when stderr is a terminal.',
+    'Progress (a spinner for `shutdown --timeout`, `create` and `start`; a bar for `vol-clone`, `vol-upload` and `vol-download`) is drawn on stderr only when stderr is a terminal; ' +
+    'with `--json` those three print one `{"event":"progress","doneBytes":N,"totalBytes":N}` line per report before their result line, and Ctrl-C cancels them (nothing is left half-made).',
     ...section('VM and host commands', specs.filter((s) => s.program === 'virtq')),
+    ...section('Storage commands (virtstoraged)', specs.filter((s) => s.program === 'storage')),
+    ...section('Secret commands (virtsecretd)', specs.filter((s) => s.program === 'secret')),
     ...section('Admin commands', specs.filter((s) => s.program === 'admin')),
     '## JSON output types', '',
     'Output types of the CLI itself; every other type is a procedure result defined in [protocol.md](protocol.md#types).', '',

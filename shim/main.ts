@@ -3,7 +3,7 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseUri } from '../protocol/index.js';
 import { composeShim, type ShimOptions } from './compose.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
@@ -27,7 +27,11 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --qemu PATH           the QEMU binary (default: $VIRTQ_QEMU or qemu-system-x86_64)
   --log-filters F       e.g. "debug:qemu.qmp warn:rpc" (default: $LOG_FILTERS or info)
   --log-stderr          also log to stderr
-  --metrics HOST:PORT   also serve this VM's GET /metrics over HTTP`;
+  --metrics HOST:PORT   also serve this VM's GET /metrics over HTTP
+  --storage-uri URI     virtstoraged, for disks that name a volume (default: storage:///system?root=DIR,
+                        or of the --mode layout)
+  --secret-uri URI      virtsecretd, for encrypted disks (default: likewise)
+  --daemon-wait S       how long a start waits for those daemons and a volume's pool (default 30)`;
 
 function parse(argv: string[]): ShimOptions | 'help' {
   const { values } = parseArgs({
@@ -35,7 +39,7 @@ function parse(argv: string[]): ShimOptions | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -64,10 +68,17 @@ function parse(argv: string[]): ShimOptions | 'help' {
   const timeout = Number(values['register-timeout'] ?? '10');
   if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');
   if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
+  const daemonWait = Number(values['daemon-wait'] ?? '30');
+  if (!Number.isFinite(daemonWait) || daemonWait < 0) throw new VirtqError('INVALID_ARG', '--daemon-wait must be a number of seconds');
+  for (const [flag, scheme] of [['storage-uri', 'storage'], ['secret-uri', 'secret']] as const) {
+    const uri = values[flag];
+    if (uri !== undefined && parseUri(uri).kind !== 'daemon') throw new VirtqError('INVALID_ARG', `--${flag} must be a ${scheme}:/// URI`);
+  }
   return {
     root: values.root, placement: values.mode as 'system' | 'session' | undefined, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
     embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
+    storageUri: values['storage-uri'], secretUri: values['secret-uri'], daemonWaitMs: daemonWait * 1000,
   };
 }
 

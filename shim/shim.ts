@@ -7,8 +7,9 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  VirtqError, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  VirtqError, delay, pathsOnly, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
+  type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
@@ -19,6 +20,7 @@ import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
+import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
@@ -54,6 +56,8 @@ export interface ShimConfig {
   metricsAddress?: string;
   /** Connects to virtqemud and claims the name there; undefined for --no-register. */
   connectRegistrar?: (log: Logger) => Promise<Registrar>;
+  /** How volume disks and encrypted disks are resolved (virtstoraged, virtsecretd); none: only path disks. */
+  daemons?: { volumes: VolumeLookup; secrets: SecretLookup; waitMs: number };
 }
 
 /** A running shim. */
@@ -111,7 +115,8 @@ export class Shim {
 
   // Everything the VM needs before it is claimed: directories, the lock manager, the QEMU binary
   // and its capabilities, and the read-write socket (whose bind is this root's claim on the name).
-  private static async assemble(cfg: ShimConfig, def: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
+  private static async assemble(cfg: ShimConfig, given: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
+    const def = given;
     const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
     await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
@@ -133,10 +138,19 @@ export class Shim {
       if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
       throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is in use: a shim already serves ${sockets.rw}`, { cause: err });
     }
+    const resolver = Shim.resolver(cfg, def.name);
+    let resolved: ResolvedDefinition;
+    try {
+      // A successor's definition was resolved by its predecessor; a new VM's volumes are found now.
+      resolved = saved?.definition ?? await Shim.resolve(def, resolver);
+    } catch (err) {
+      await service.close();
+      throw err;
+    }
     const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
     const monitors = new MonitorListener(sockets.monitor);
-    const vm = new Vm(def, {
-      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner,
+    const vm = new Vm(resolved, {
+      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, ...(resolver === undefined ? {} : { secrets: resolver }),
       driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
       qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
@@ -145,8 +159,26 @@ export class Shim {
     const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
     // Served from the moment the name is ours (bringUp), not before.
-    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({ vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable() }) });
+    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
+      vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
+      resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
+    }) });
     return shim;
+  }
+
+  private static resolver(cfg: ShimConfig, vm: string): DiskResolver | undefined {
+    const d = cfg.daemons;
+    if (d === undefined) return undefined;
+    return new DiskResolver({ vm, clock: cfg.clock, volumes: d.volumes, secrets: d.secrets, waitMs: d.waitMs, secretDir: join(shimDir(cfg.layout), `${vm}.secrets`) });
+  }
+
+  private static async resolve(def: NormalizedDefinition, resolver: DiskResolver | undefined): Promise<ResolvedDefinition> {
+    return resolver === undefined ? pathsOnly(def) : resolver.definition(def);
+  }
+
+  private static async pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
+    if (disk.path === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} names a volume, and this shim was started without virtstoraged`);
+    return { ...disk, path: disk.path };
   }
 
   // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the

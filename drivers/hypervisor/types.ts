@@ -3,7 +3,7 @@
 // the lifecycle and hot-plug run over that monitor. QEMU (drivers/hypervisor/qemu/driver.ts) is
 // the one real implementation; the shim's Vm sees only this interface.
 import type { Socket } from 'node:net';
-import type { NormalizedDefinition, NormalizedDisk } from '../../protocol/definition.js';
+import type { ResolvedDefinition, ResolvedDisk } from '../../protocol/definition.js';
 
 /** The hypervisor process to spawn. */
 export interface LaunchPlan {
@@ -55,11 +55,11 @@ export interface HypervisorMonitor {
    * Checks `disk` can be plugged, calls `beforePlug` (leases), then adds its backend and device,
    * undoing what was added when a step fails.
    */
-  plugDisk(def: NormalizedDefinition, disk: NormalizedDisk, beforePlug: () => Promise<void>): Promise<void>;
+  plugDisk(def: ResolvedDefinition, disk: ResolvedDisk, beforePlug: () => Promise<void>, passphrase?: Uint8Array): Promise<void>;
   /** Removes the device, waits for the guest to release it, then removes its backend. */
   unplugDisk(target: string, waitDeleted: WaitDeviceDeleted): Promise<void>;
   /** Counters of the definition's disks that the hypervisor knows of. */
-  diskStats(disks: readonly NormalizedDisk[]): Promise<DiskStats[]>;
+  diskStats(disks: readonly ResolvedDisk[]): Promise<DiskStats[]>;
   close(): void;
 }
 
@@ -73,10 +73,16 @@ export interface MonitorOptions {
   onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
 }
 
+/** What a launch needs besides the definition. */
+export interface LaunchOptions {
+  /** For each encrypted disk, by target: a 0600 file holding its passphrase, removed once the process is up. */
+  secretFiles?: ReadonlyMap<string, string>;
+}
+
 /** A hypervisor as the shim's Vm uses it. */
 export interface HypervisorDriver {
   /** Checks the host files the definition names and builds the process to spawn. */
-  prepareLaunch(def: NormalizedDefinition): Promise<LaunchPlan>;
+  prepareLaunch(def: ResolvedDefinition, options?: LaunchOptions): Promise<LaunchPlan>;
   /** Takes the monitor connection the launched process dialled in on. */
   connectMonitor(socket: Socket, options: MonitorOptions): Promise<HypervisorMonitor>;
 }

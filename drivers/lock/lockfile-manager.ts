@@ -112,6 +112,16 @@ export class LockfileManager implements LockManager {
     await this.releaseKeys(owner, keys);
   }
 
+  async holdExclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const [planned] = await this.plan([{ path, mode: 'exclusive' }]) as [Planned];
+    const [l] = await this.lockAll([planned]) as [Locked];
+    try {
+      return await fn();
+    } finally {
+      closeLocked(l);
+    }
+  }
+
   // --- internals -----------------------------------------------------------------------
 
   /** Canonicalises, merges requests for one resource (exclusive wins) and sorts by key. */

@@ -11,6 +11,7 @@ function nopManager(): LockManager {
     acquireForRunning: async () => undefined,
     release: async () => undefined,
     releaseAll: async () => undefined,
+    holdExclusive: (_path, fn) => fn(),
   };
 }
 

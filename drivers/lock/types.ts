@@ -75,6 +75,13 @@ export interface LockManager {
   release(owner: LeaseOwner, path: string): Promise<void>;
   /** QEMU has exited (or never started): resolves once every lease on `paths` is given back. */
   releaseAll(owner: LeaseOwner, paths: readonly string[]): Promise<void>;
+  /**
+   * Runs `fn` holding `path`'s resource exclusively, as a VM would, so that no VM can lease it
+   * meanwhile: virtstoraged deletes or shrinks a volume under it. Throws LOCK_CONFLICT naming
+   * the holders when a VM uses the disk. Optional: without it, virtstoraged refuses such changes.
+   * @since 0.2
+   */
+  holdExclusive?<T>(path: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** What the host gives a plugin when it creates its manager. */

@@ -1,7 +1,7 @@
 // The shim's handlers for the per-VM procedures of the `virtq` program: parse at the edge
 // (the server has validated the arguments), check the VM name, then call the VM with plain
 // arguments. Reads answer from cached state and never queue behind a job.
-import { normalizeDisk, VirtqError, type Handlers, type VirtqProgram } from '../../protocol/index.js';
+import { asDefined, normalizeDisk, VirtqError, type Handlers, type NormalizedDisk, type ResolvedDisk, type VirtqProgram } from '../../protocol/index.js';
 import type { Vm } from '../vm/vm.js';
 import { checkOperation } from '../vm/states.js';
 import type { ConsoleHub } from '../vm/console.js';
@@ -14,6 +14,8 @@ export interface VmHandlerDeps {
   accel: string;
   /** Settles once every state change so far is in the state file; rejects when it could not be written. */
   persisted(): Promise<void>;
+  /** A hot-plugged disk as QEMU needs it (a volume's path from virtstoraged). */
+  resolveDisk(disk: NormalizedDisk): Promise<ResolvedDisk>;
 }
 
 /** Builds the handlers. */
@@ -39,7 +41,7 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
         shimPid: d.shimPid, uptimeSec: s.uptimeSec, tainted: vm.tainted, accel: d.accel,
       };
     },
-    getDefinition: ({ name }) => { mine(name); return vm.def; },
+    getDefinition: ({ name }) => { mine(name); return asDefined(vm.def); },
     shutdown: async ({ name, timeoutSec }) => { mine(name); await vm.shutdown(timeoutSec); return stateResult(); },
     destroy: async ({ name, graceMs }) => { mine(name); await vm.destroy(graceMs); return stateResult(); },
     reboot: async ({ name }) => { mine(name); await vm.reboot(); return done(); },
@@ -49,7 +51,7 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
     attachDisk: async ({ name, disk }) => {
       mine(name);
       // Reuse the definition's defaults so hot-plugged and cold-plugged disks are the same.
-      await vm.disks.attach(normalizeDisk(disk));
+      await vm.disks.attach(await d.resolveDisk(normalizeDisk(disk)));
       return done();
     },
     detachDisk: async ({ name, target, timeoutSec }) => {

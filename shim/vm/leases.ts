@@ -1,19 +1,19 @@
 // Disk leases of one VM: turns its disks into lease requests for the configured lock manager,
 // takes them before QEMU starts or a disk is hot-plugged and gives them back once QEMU has
 // exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
-import { VirtqError, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import { VirtqError, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { LoadedLock } from '../../drivers/lock/loader.js';
 import type { LeaseOwner, LeaseRequest, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
 import type { DiskHooks } from './vm-disks.js';
 
 /** Writable disks are leased exclusively; read-only and shareable disks shared. */
-export function leaseRequest(disk: Pick<NormalizedDisk, 'path' | 'readonly' | 'shareable'>): LeaseRequest {
+export function leaseRequest(disk: Pick<ResolvedDisk, 'path' | 'readonly' | 'shareable'>): LeaseRequest {
   return { path: disk.path, mode: disk.readonly || disk.shareable ? 'shared' : 'exclusive' };
 }
 
 /** The VM as the hot-plug hooks see it. */
 export interface LeasedVm {
-  readonly def: NormalizedDefinition;
+  readonly def: ResolvedDefinition;
   readonly qemuPid: number | undefined;
 }
 
@@ -27,12 +27,12 @@ export class VmLeases {
   }
 
   /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
-  acquireForStart(def: NormalizedDefinition): Promise<StartLeases> {
+  acquireForStart(def: ResolvedDefinition): Promise<StartLeases> {
     return this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
   }
 
   /** QEMU has exited: resolves once no disk of `def` is leased to it any more. */
-  async releaseAll(def: NormalizedDefinition): Promise<void> {
+  async releaseAll(def: ResolvedDefinition): Promise<void> {
     // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
     await this.lock.manager?.releaseAll(this.owner, def.disks.map((d) => d.path));
   }
@@ -65,14 +65,14 @@ export class VmLeases {
     return manager;
   }
 
-  private async sameResource(manager: LockManager, disks: readonly NormalizedDisk[], disk: NormalizedDisk): Promise<NormalizedDisk | undefined> {
+  private async sameResource(manager: LockManager, disks: readonly ResolvedDisk[], disk: ResolvedDisk): Promise<ResolvedDisk | undefined> {
     const key = await manager.resourceKey(disk.path);
     for (const d of disks) if (await manager.resourceKey(d.path) === key) return d;
     return undefined;
   }
 
   // `disk` has left the definition (or never joined it); another disk may still use its resource.
-  private async releaseUnlessUsed(vm: LeasedVm, disk: NormalizedDisk): Promise<void> {
+  private async releaseUnlessUsed(vm: LeasedVm, disk: ResolvedDisk): Promise<void> {
     const manager = this.lock.manager;
     if (manager === undefined) {
       this.log.warn({ msgId: 'LEASE_NOT_RELEASED', path: disk.path }, 'lock manager unavailable: the lease is given back only when QEMU exits');

@@ -1,7 +1,7 @@
 // Disks of a running VM: hot-plug and unplug through the hypervisor's monitor, with the disk
 // leases around them, and per-disk I/O counters. The VM owns one of these, given its lease
 // hooks once; it knows the VM only through the narrow DiskHost below (no import of vm.ts).
-import { VirtqError, type Clock, type DomainState, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import { VirtqError, type Clock, type DomainState, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { DiskStats, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
 import type { JobLock } from './jobs.js';
@@ -11,27 +11,30 @@ export type { DiskStats } from '../../drivers/hypervisor/types.js';
 
 /** Hooks around hot-plug, e.g. disk leases from the lock manager. */
 export interface DiskHooks {
-  beforeAttach?(disk: NormalizedDisk): Promise<void>;
-  afterDetach?(disk: NormalizedDisk): Promise<void>;
+  beforeAttach?(disk: ResolvedDisk): Promise<void>;
+  afterDetach?(disk: ResolvedDisk): Promise<void>;
   /** Called when an attach failed after beforeAttach succeeded. */
-  attachFailed?(disk: NormalizedDisk): Promise<void>;
+  attachFailed?(disk: ResolvedDisk): Promise<void>;
 }
 
 /** What the disks see of their VM. */
 export interface DiskHost {
-  readonly def: NormalizedDefinition;
+  readonly def: ResolvedDefinition;
   readonly state: DomainState;
   readonly jobs: JobLock;
   monitor(): HypervisorMonitor;
   /** The definition's disk list changed (the VM keeps the definition and reports the change). */
-  setDisks(disks: NormalizedDisk[]): void;
+  setDisks(disks: ResolvedDisk[]): void;
 }
+
+/** Where an encrypted disk's passphrase comes from (virtsecretd, through the disk resolver). */
+export type PassphraseSource = (disk: ResolvedDisk) => Promise<Uint8Array>;
 
 /** One VM's hot-pluggable disks. */
 export class VmDisks {
   private readonly unplugs: DeviceWaiters;
 
-  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks, clock: Clock) {
+  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks, clock: Clock, private readonly passphrase?: PassphraseSource) {
     this.unplugs = new DeviceWaiters(clock);
   }
 
@@ -41,7 +44,7 @@ export class VmDisks {
   }
 
   /** Attaches `disk` to the running VM; the definition gains it. */
-  attach(disk: NormalizedDisk): Promise<void> {
+  attach(disk: ResolvedDisk): Promise<void> {
     const { vm, hooks } = this;
     return vm.jobs.run('attachDisk', async () => {
       checkOperation('attachDisk', vm.def.name, vm.state);
@@ -50,14 +53,20 @@ export class VmDisks {
       }
       const mon = vm.monitor();
       let leased = false;
+      const passphrase = disk.encryption === undefined ? undefined : await this.passphraseOf(disk);
       try {
-        await mon.plugDisk(vm.def, disk, async () => { await hooks.beforeAttach?.(disk); leased = true; });
+        await mon.plugDisk(vm.def, disk, async () => { await hooks.beforeAttach?.(disk); leased = true; }, passphrase);
       } catch (err) {
         if (leased) await hooks.attachFailed?.(disk);
         throw err;
       }
       vm.setDisks([...vm.def.disks, disk]);
     });
+  }
+
+  private passphraseOf(disk: ResolvedDisk): Promise<Uint8Array> {
+    if (this.passphrase === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} is encrypted and this shim has no secret daemon to ask`);
+    return this.passphrase(disk);
   }
 
   /** Unplugs the disk `target` and waits for the guest to release it. */

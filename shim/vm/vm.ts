@@ -1,7 +1,7 @@
 // One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs
 // the lifecycle state machine, turns monitor events and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
 // / onCrash policy. It never sees RPC: handlers call it with plain arguments.
-import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type NormalizedDefinition, type NormalizedDisk } from '../../protocol/index.js';
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
 import { canTransition, checkTransition } from './lifecycle.js';
@@ -12,6 +12,8 @@ import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 import { VmDisks } from './vm-disks.js';
+import type { DiskResolver, LaunchSecrets } from './disk-resolver.js';
+import { startFailure } from './start-failure.js';
 import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
 import { MonitorLink } from './monitor-link.js';
 import { repeatWhile, settlesWithin } from './timing.js';
@@ -35,6 +37,8 @@ export interface VmDeps {
   monitors: MonitorListener;
   /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
   leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
+  /** Encrypted disks' passphrases (virtsecretd's, through the disk resolver); absent: no encrypted disk can start. */
+  secrets?: Pick<DiskResolver, 'launchSecrets' | 'passphrase'>;
   /** Called after each answered QMP command (for the latency histogram). */
   onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
   /** Called after every state change, so the owner can persist and publish. */
@@ -69,8 +73,8 @@ export class Vm {
   private markFinished!: () => void;
   private readonly procStats: ProcessStatsCache;
 
-  constructor(private definition: NormalizedDefinition, private readonly deps: VmDeps) {
-    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock);
+  constructor(private definition: ResolvedDefinition, private readonly deps: VmDeps) {
+    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock, deps.secrets === undefined ? undefined : (disk) => (deps.secrets as DiskResolver).passphrase(disk));
     this.restarts = new RestartBudget(deps.clock);
     this.link = new MonitorLink({
       clock: deps.clock, log: deps.log, driver: deps.driver, monitors: deps.monitors, events: this.events(), process: () => this.proc,
@@ -81,12 +85,12 @@ export class Vm {
   }
 
   /** The definition as it stands (hot-plug changes its disks). */
-  get def(): NormalizedDefinition {
+  get def(): ResolvedDefinition {
     return this.definition;
   }
 
   /** The disks changed by hot-plug: the definition follows, and the owner persists it. */
-  setDisks(disks: NormalizedDisk[]): void {
+  setDisks(disks: ResolvedDisk[]): void {
     this.definition = { ...this.definition, disks };
     this.deps.onLifecycle(undefined);
   }
@@ -113,7 +117,23 @@ export class Vm {
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def);
+    const secrets = await this.launchSecrets();
+    try {
+      await this.launch(paused, secrets.files);
+    } finally {
+      // QEMU read its passphrases at start-up (before it dialled the monitor): the files go now.
+      await secrets.cleanup();
+    }
+  }
+
+  private async launchSecrets(): Promise<LaunchSecrets> {
+    if (this.def.disks.every((d) => d.encryption === undefined)) return { files: new Map(), cleanup: async () => undefined };
+    if (this.deps.secrets === undefined) throw new VirtqError('NOT_SUPPORTED', `VM "${this.def.name}" has encrypted disks and this shim has no secret daemon to ask`);
+    return this.deps.secrets.launchSecrets(this.def);
+  }
+
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>): Promise<void> {
+    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
     const leases = await this.deps.leases.acquireForStart(this.def);
@@ -140,8 +160,7 @@ export class Vm {
       this.intent ??= 'destroyed';
       proc.kill('SIGKILL');
       await this.gone;
-      const tail = await tailFile(this.deps.qemuLogFile, 2048);
-      throw new VirtqError('OPERATION_FAILED', `QEMU failed to start VM "${this.def.name}": ${VirtqError.from(err).message}${tail ? `\n${tail}` : ''}`, { cause: err });
+      throw startFailure(this.def, err, await tailFile(this.deps.qemuLogFile, 2048));
     }
     this.request(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
     this.deps.onLifecycle('started');

@@ -81,7 +81,7 @@ const SLOTS = 3;
 const UNCERTAIN = new Set(['CONNECTION_CLOSED', 'TIMEOUT']);
 
 /** The key a definition is compared by: what the test sent, and what the store must hold. */
-function defKey(d: { memoryMiB: number; vcpus?: number; kernel?: { path: string }; disks?: Array<{ path: string; readonly?: boolean }>; uuid?: string }, withUuid: boolean): string {
+function defKey(d: { memoryMiB: number; vcpus?: number; kernel?: { path: string }; disks?: Array<{ path?: string; readonly?: boolean }>; uuid?: string }, withUuid: boolean): string {
   return JSON.stringify({
     m: d.memoryMiB, v: d.vcpus ?? 1, k: d.kernel?.path, d: (d.disks ?? []).map((x) => [x.path, x.readonly === true]),
     ...(withUuid ? { u: (d.uuid ?? '').toLowerCase() } : {}),

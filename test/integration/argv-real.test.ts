@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { normalizeDefinition, type NormalizedDefinition } from '../../protocol/definition.js';
+import { normalizeDefinition, pathsOnly, type NormalizedDefinition } from '../../protocol/definition.js';
 import { buildQemuArgv, macFor, type ArgvOptions } from '../../drivers/hypervisor/qemu/argv.js';
 import { blockdevNodesFor, deviceFor } from '../../drivers/hypervisor/qemu/disk-devices.js';
 import { findHostDevices } from '../../drivers/hypervisor/qemu/host-devices.js';
@@ -101,8 +101,8 @@ function loadFixture(name: string, edit: (raw: Record<string, unknown>) => void 
     if (GUEST === undefined) delete def.kernel;
     else def.kernel = { ...def.kernel, path: join(GUEST, 'vmlinuz'), ...(def.kernel.initrd === undefined ? {} : { initrd: join(GUEST, 'initrd.cpio.gz') }) };
   }
-  def.disks = def.disks.map((d) => ({ ...d, path: at(d.path) }));
-  for (const d of def.disks) if (!existsSync(d.path)) execFileSync('qemu-img', ['create', '-q', '-f', d.format, d.path, '16M']);
+  def.disks = def.disks.map((d) => ({ ...d, path: at(d.path as string) }));
+  for (const d of pathsOnly(def).disks) if (!existsSync(d.path)) execFileSync('qemu-img', ['create', '-q', '-f', d.format, d.path, '16M']);
   const o = raw.options;
   const opts: ArgvOptions = { ...o, monitorSocket: at(o.monitorSocket), consoleSocket: at(o.consoleSocket), ...(o.pidfile === undefined ? {} : { pidfile: at(o.pidfile) }) };
   return { def, opts };
@@ -122,7 +122,8 @@ function listen(path: string): Promise<Socket> {
 }
 
 /** Starts QEMU like the shim does: listeners first, then QEMU dials both. */
-async function startQemu(def: NormalizedDefinition, opts: ArgvOptions): Promise<Started> {
+async function startQemu(given: NormalizedDefinition, opts: ArgvOptions): Promise<Started> {
+  const def = pathsOnly(given);
   const monitor = listen(opts.monitorSocket);
   const consoleConn = listen(opts.consoleSocket);
   const proc = spawn(QEMU, buildQemuArgv(def, opts), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -137,7 +138,8 @@ async function startQemu(def: NormalizedDefinition, opts: ArgvOptions): Promise<
 }
 
 /** Starts QEMU expecting it to fail; resolves with its stderr. */
-async function failingQemu(def: NormalizedDefinition, opts: ArgvOptions): Promise<string> {
+async function failingQemu(given: NormalizedDefinition, opts: ArgvOptions): Promise<string> {
+  const def = pathsOnly(given);
   void listen(opts.monitorSocket);
   void listen(opts.consoleSocket);
   const proc = spawn(QEMU, buildQemuArgv(def, opts), { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { checkHostFiles, hostFilesOf } from '../../drivers/hypervisor/qemu/host-devices.js';
-import { normalizeDefinition, type Definition } from '../../protocol/index.js';
+import { normalizeDefinition, pathsOnly, type Definition } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { ShimHarness } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
@@ -89,7 +89,7 @@ describe('host files named by a definition', () => {
   it('accepts a block device as a disk but not as a kernel', async () => {
     const block = ['/dev/loop0', '/dev/vda', '/dev/sda', '/dev/nvme0n1'].find((d) => existsSync(d) && statSync(d).isBlockDevice());
     if (block === undefined) return;
-    const d = normalizeDefinition(def('blk', { disks: [{ path: block, target: 'vda' }] }), () => '00000000-0000-4000-8000-000000000002');
+    const d = pathsOnly(normalizeDefinition(def('blk', { disks: [{ path: block, target: 'vda' }] }), () => '00000000-0000-4000-8000-000000000002'));
     await expect(checkHostFiles(hostFilesOf(d))).resolves.toBeUndefined();
     await expect(checkHostFiles(hostFilesOf({ ...d, kernel: { path: block } }))).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('/kernel/path: ') });
   });

@@ -2,8 +2,9 @@
 // command-line policy (always -S, -no-shutdown, client chardevs for monitor and console, JSON
 // -blockdev/-device, q35 root ports); see docs/decisions/0003-qemu-argv.md.
 import { createHash } from 'node:crypto';
-import type { InterfaceSpec, NormalizedDefinition } from '../../../protocol/definition.js';
-import { blockdevNodesFor, deviceFor, isQ35, rootPortFor } from './disk-devices.js';
+import type { InterfaceSpec, ResolvedDefinition } from '../../../protocol/definition.js';
+import { VirtqError } from '../../../protocol/errors.js';
+import { blockdevNodesFor, deviceFor, secretId, isQ35, rootPortFor } from './disk-devices.js';
 
 /** An accelerator QEMU is told to use. */
 export type Accel = 'kvm' | 'tcg';
@@ -24,6 +25,8 @@ export interface ArgvOptions {
   hostDevices?: readonly string[];
   /** Spare pcie-root-ports `rp1..rpN` for hot-plug on q35 (default 4). */
   hotplugPorts?: number;
+  /** For each encrypted disk, by target: the 0600 file holding its passphrase. */
+  secretFiles?: ReadonlyMap<string, string>;
 }
 
 /** The chardev id of the QMP monitor socket. */
@@ -48,7 +51,7 @@ export interface RootPort {
  * Builds QEMU's argv (without the binary) for `def`. QEMU always starts paused (-S): the shim
  * issues `cont` once it holds the monitor. Throws INVALID_ARG for disks QEMU cannot serve.
  */
-export function buildQemuArgv(def: NormalizedDefinition, opts: ArgvOptions): string[] {
+export function buildQemuArgv(def: ResolvedDefinition, opts: ArgvOptions): string[] {
   const argv: string[] = [
     '-name', `guest=${qemuOpt(def.name)},debug-threads=on`,
     '-uuid', def.uuid,
@@ -79,6 +82,12 @@ export function buildQemuArgv(def: NormalizedDefinition, opts: ArgvOptions): str
   }
   const hostDevices = new Set(opts.hostDevices ?? []);
   for (const disk of def.disks) {
+    if (disk.encryption !== undefined) {
+      // The passphrase is read from a 0600 file the shim removes once QEMU is up: never on the command line.
+      const file = opts.secretFiles?.get(disk.target);
+      if (file === undefined) throw new VirtqError('INVALID_ARG', `disk ${disk.target} is encrypted but no passphrase file was given for it`, { details: { target: disk.target } });
+      argv.push('-object', `secret,id=${secretId(disk.target)},file=${qemuOpt(file)},format=raw`);
+    }
     for (const node of blockdevNodesFor(disk, { hostDevice: hostDevices.has(disk.path) })) argv.push('-blockdev', json(node));
     argv.push('-device', json(deviceFor(disk, def.machine)));
   }
@@ -93,7 +102,7 @@ export function buildQemuArgv(def: NormalizedDefinition, opts: ArgvOptions): str
  * then `hotplugPorts` spares `rp1..rpN`. Eight functions per pcie.0 slot, so even a maximal
  * definition fits in the root complex.
  */
-export function rootPortsFor(def: NormalizedDefinition, hotplugPorts = DEFAULT_HOTPLUG_PORTS): RootPort[] {
+export function rootPortsFor(def: ResolvedDefinition, hotplugPorts = DEFAULT_HOTPLUG_PORTS): RootPort[] {
   const held = [
     ...def.disks.filter((d) => d.bus === 'virtio').map((d) => d.target),
     ...def.interfaces.map((_, i) => nicId(i)),
@@ -111,13 +120,13 @@ export function rootPortsFor(def: NormalizedDefinition, hotplugPorts = DEFAULT_H
 }
 
 /** The ids of the spare root ports a q35 VM has for hot-plug (empty on other machines). */
-export function hotplugPortIds(def: NormalizedDefinition, hotplugPorts = DEFAULT_HOTPLUG_PORTS): string[] {
+export function hotplugPortIds(def: ResolvedDefinition, hotplugPorts = DEFAULT_HOTPLUG_PORTS): string[] {
   if (!isQ35(def.machine)) return [];
   return rootPortsFor(def, hotplugPorts).filter((p) => p.holds === undefined).map((p) => p.id);
 }
 
 /** The guest MAC of interface `index`: the definition's, else derived from the UUID (stable across restarts). */
-export function macFor(def: Pick<NormalizedDefinition, 'uuid'>, iface: InterfaceSpec, index: number): string {
+export function macFor(def: Pick<ResolvedDefinition, 'uuid'>, iface: InterfaceSpec, index: number): string {
   if (iface.mac !== undefined) return iface.mac.toLowerCase();
   const digest = createHash('sha256').update(`${def.uuid}/${index}`).digest();
   const tail = [...digest.subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0'));
@@ -145,7 +154,7 @@ function netdevFor(iface: InterfaceSpec, index: number): string {
   return `tap,id=${id},ifname=${qemuOpt(iface.ifname)},script=no,downscript=no`;
 }
 
-function nicFor(def: NormalizedDefinition, iface: InterfaceSpec, index: number): Record<string, unknown> {
+function nicFor(def: ResolvedDefinition, iface: InterfaceSpec, index: number): Record<string, unknown> {
   const bus = isQ35(def.machine) ? { bus: rootPortFor(nicId(index)) } : {};
   return { driver: 'virtio-net-pci', netdev: `net${index}`, mac: macFor(def, iface, index), id: nicId(index), ...bus };
 }

@@ -1,7 +1,7 @@
 // One disk → its QEMU block graph (protocol node, format node) and guest device, as the JSON
 // objects that both the command line (-blockdev/-device) and QMP hot-plug (blockdev-add/device_add)
 // take. Cold-plug and hot-plug go through these functions only, so the two can never drift.
-import type { NormalizedDisk } from '../../../protocol/definition.js';
+import type { ResolvedDisk } from '../../../protocol/definition.js';
 import { VirtqError } from '../../../protocol/errors.js';
 
 /** The protocol (bottom) node: the file or block device itself. */
@@ -20,6 +20,8 @@ export interface FormatNode {
   file: string;
   'read-only': boolean;
   discard?: 'unmap';
+  /** A LUKS-encrypted qcow2 image: its passphrase is the QEMU `secret` object `key-secret`. */
+  encrypt?: { format: 'luks'; 'key-secret': string };
 }
 
 /** The guest-visible device (`device_add` arguments). */
@@ -61,6 +63,11 @@ export function diskIds(target: string): DiskIds {
   return { protocolNode: `proto-${target}`, formatNode: `fmt-${target}`, device: `disk-${target}` };
 }
 
+/** The id of the QEMU `secret` object holding an encrypted disk's passphrase. */
+export function secretId(target: string): string {
+  return `sec-${target}`;
+}
+
 /** The id of the root port a cold-plugged PCI device with id suffix `name` sits on (q35 only). */
 export function rootPortFor(name: string): string {
   return `rp-${name}`;
@@ -72,7 +79,7 @@ export function rootPortFor(name: string): string {
  * `share-rw` (see docs/decisions/0003-qemu-argv.md). Throws INVALID_ARG for combinations
  * QEMU cannot serve safely.
  */
-export function blockdevNodesFor(disk: NormalizedDisk, opts: BlockdevOptions = {}): readonly [ProtocolNode, FormatNode] {
+export function blockdevNodesFor(disk: ResolvedDisk, opts: BlockdevOptions = {}): readonly [ProtocolNode, FormatNode] {
   checkDisk(disk);
   const ids = diskIds(disk.target);
   const discard = disk.readonly ? {} : { discard: 'unmap' as const };
@@ -89,6 +96,7 @@ export function blockdevNodesFor(disk: NormalizedDisk, opts: BlockdevOptions = {
     file: ids.protocolNode,
     'read-only': disk.readonly,
     ...discard,
+    ...(disk.encryption === undefined ? {} : { encrypt: { format: 'luks' as const, 'key-secret': secretId(disk.target) } }),
   };
   return [protocol, format];
 }
@@ -98,7 +106,7 @@ export function blockdevNodesFor(disk: NormalizedDisk, opts: BlockdevOptions = {
  * fixed bus and unit from the target letter (`hda` = first) and cannot be hot-plugged.
  * For q35 hot-plug, pass a free spare root port as `placement.bus`.
  */
-export function deviceFor(disk: NormalizedDisk, machine: string, placement: DevicePlacement = {}): DiskDevice {
+export function deviceFor(disk: ResolvedDisk, machine: string, placement: DevicePlacement = {}): DiskDevice {
   checkDisk(disk);
   const ids = diskIds(disk.target);
   const share = disk.shareable ? { 'share-rw': true as const } : {};
@@ -132,10 +140,13 @@ function ideAddress(target: string, machine: string): { bus: string; unit: numbe
 }
 
 /** Refuses disks QEMU would refuse later or corrupt: checked up front with a clear message. */
-function checkDisk(disk: NormalizedDisk): void {
+function checkDisk(disk: ResolvedDisk): void {
   if (disk.bus === 'ide' && disk.readonly) {
     // QEMU: "ide-hd: Block node is read-only" (only CD-ROMs are read-only on IDE).
     throw new VirtqError('INVALID_ARG', `disk ${disk.target}: read-only IDE disks are not supported; use bus virtio`, { details: { target: disk.target } });
+  }
+  if (disk.encryption !== undefined && disk.format !== 'qcow2') {
+    throw new VirtqError('INVALID_ARG', `disk ${disk.target}: an encrypted disk must be a qcow2 image (LUKS inside qcow2), not ${disk.format}`, { details: { target: disk.target } });
   }
   if (disk.shareable && !disk.readonly && disk.format !== 'raw') {
     // A qcow2 node never shares write access to its file: two writers would corrupt its metadata.

@@ -20,11 +20,14 @@ export interface QemuDriverOptions {
 /** The QEMU driver for one VM. */
 export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
   return {
-    async prepareLaunch(def) {
+    async prepareLaunch(def, options = {}) {
       // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
       await checkHostFiles(hostFilesOf(def));
       const hostDevices = await findHostDevices(def.disks.map((d) => d.path));
-      const argv = buildQemuArgv(def, { monitorSocket: o.monitorSocket, consoleSocket: o.consoleSocket, accel: o.accel, sandbox: o.sandbox, hostDevices });
+      const argv = buildQemuArgv(def, {
+        monitorSocket: o.monitorSocket, consoleSocket: o.consoleSocket, accel: o.accel, sandbox: o.sandbox, hostDevices,
+        ...(options.secretFiles === undefined ? {} : { secretFiles: options.secretFiles }),
+      });
       return { binary: o.binary, argv };
     },
     async connectMonitor(socket, { events, log, onClose, onCommandDone }) {
@@ -55,7 +58,7 @@ function qemuMonitor(mon: QmpMonitor): HypervisorMonitor {
     systemReset: () => mon.systemReset(),
     quit: () => mon.quit(),
     raw: (command) => mon.raw(command),
-    plugDisk: (def, disk, beforePlug) => plugDisk(mon, def, disk, beforePlug),
+    plugDisk: (def, disk, beforePlug, passphrase) => plugDisk(mon, def, disk, beforePlug, passphrase),
     unplugDisk: (target, waitDeleted) => unplugDisk(mon, target, waitDeleted),
     diskStats: (disks) => diskStats(mon, disks),
     close: () => mon.close(),

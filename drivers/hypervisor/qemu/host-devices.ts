@@ -5,7 +5,7 @@
 // `host_device`; the result goes into ArgvOptions.hostDevices.
 import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import type { NormalizedDefinition } from '../../../protocol/definition.js';
+import type { ResolvedDefinition } from '../../../protocol/definition.js';
 import { VirtqError } from '../../../protocol/errors.js';
 
 /**
@@ -27,7 +27,7 @@ export interface HostFile {
 }
 
 /** The kernel, initrd and disk files of `def`. */
-export function hostFilesOf(def: Pick<NormalizedDefinition, 'kernel' | 'disks'>): HostFile[] {
+export function hostFilesOf(def: Pick<ResolvedDefinition, 'kernel' | 'disks'>): HostFile[] {
   const files: HostFile[] = [];
   if (def.kernel !== undefined) {
     files.push({ path: def.kernel.path, field: '/kernel/path', disk: false });

@@ -2,22 +2,26 @@
 // failure), unplug (device_del, wait for DEVICE_DELETED, then blockdev-del) and per-disk I/O
 // counters. The JSON objects come from the same functions the command line uses.
 import { VirtqError } from '../../../protocol/errors.js';
-import type { NormalizedDefinition, NormalizedDisk } from '../../../protocol/definition.js';
+import type { ResolvedDefinition, ResolvedDisk } from '../../../protocol/definition.js';
 import type { DiskStats, WaitDeviceDeleted } from '../types.js';
-import { blockdevNodesFor, deviceFor, diskIds, isQ35 } from './disk-devices.js';
+import { blockdevNodesFor, deviceFor, diskIds, isQ35, secretId } from './disk-devices.js';
 import { hotplugPortIds } from './argv.js';
 import { checkHostFiles, findHostDevices } from './host-devices.js';
 import type { QmpMonitor } from './qmp/monitor.js';
 
 /** Plugs `disk` into the running QEMU behind `mon`. */
-export async function plugDisk(mon: QmpMonitor, def: NormalizedDefinition, disk: NormalizedDisk, beforePlug: () => Promise<void>): Promise<void> {
+export async function plugDisk(mon: QmpMonitor, def: ResolvedDefinition, disk: ResolvedDisk, beforePlug: () => Promise<void>, passphrase?: Uint8Array): Promise<void> {
   if (disk.bus === 'ide') throw new VirtqError('NOT_SUPPORTED', 'IDE disks cannot be hot-plugged; use bus virtio');
   await checkHostFiles([{ path: disk.path, field: '/disk/path', disk: true }], 'arguments of attachDisk');
   const isHost = (await findHostDevices([disk.path])).length > 0;
   const [protocolNode, formatNode] = blockdevNodesFor(disk, { hostDevice: isHost });
+  if (disk.encryption !== undefined && passphrase === undefined) throw new VirtqError('INVALID_ARG', `disk ${disk.target} is encrypted but no passphrase was given for it`);
   await beforePlug();
   let added = 0;
+  const secret = disk.encryption === undefined ? undefined : secretId(disk.target);
   try {
+    // Over QMP the passphrase stays in QEMU's memory: never on a command line or in a file.
+    if (secret !== undefined && passphrase !== undefined) await mon.secretAdd(secret, passphrase);
     await mon.blockdevAdd({ ...protocolNode });
     added = 1;
     await mon.blockdevAdd({ ...formatNode });
@@ -26,12 +30,13 @@ export async function plugDisk(mon: QmpMonitor, def: NormalizedDefinition, disk:
   } catch (err) {
     if (added === 2) await mon.blockdevDel(formatNode['node-name']).catch(() => undefined);
     if (added >= 1) await mon.blockdevDel(protocolNode['node-name']).catch(() => undefined);
+    if (secret !== undefined) await mon.objectDel(secret).catch(() => undefined);
     throw err;
   }
 }
 
 // On q35 a hot-plugged PCI device needs a free spare root port: try each until one takes it.
-async function addDevice(mon: QmpMonitor, def: NormalizedDefinition, disk: NormalizedDisk): Promise<void> {
+async function addDevice(mon: QmpMonitor, def: ResolvedDefinition, disk: ResolvedDisk): Promise<void> {
   if (!isQ35(def.machine)) {
     await mon.deviceAdd({ ...deviceFor(disk, def.machine) });
     return;
@@ -61,10 +66,12 @@ export async function unplugDisk(mon: QmpMonitor, target: string, waitDeleted: W
   await deleted.promise;
   await mon.blockdevDel(ids.formatNode).catch(() => undefined);
   await mon.blockdevDel(ids.protocolNode).catch(() => undefined);
+  // An encrypted disk's secret object goes with it (absent for other disks: the error is expected).
+  await mon.objectDel(secretId(target)).catch(() => undefined);
 }
 
 /** Read and write counters per disk, by guest target. */
-export async function diskStats(mon: QmpMonitor, disks: readonly NormalizedDisk[]): Promise<DiskStats[]> {
+export async function diskStats(mon: QmpMonitor, disks: readonly ResolvedDisk[]): Promise<DiskStats[]> {
   const stats = await mon.queryBlockstats();
   const out: DiskStats[] = [];
   for (const disk of disks) {

@@ -44,7 +44,7 @@ describe('the command tree', () => {
     expect(usage('shutdown')).toBe('shutdown <name> [--timeout <seconds>]');
     expect(usage('destroy')).toBe('destroy <name> [--grace <ms>]');
     expect(usage('domstate')).toBe('domstate <name> [--reason]');
-    expect(usage('attach-disk')).toBe('attach-disk <name> <path> <target> [--format <format>] [--bus <bus>] [--readonly] [--shareable]');
+    expect(usage('attach-disk')).toBe('attach-disk <name> <path> <target> [--format <format>] [--bus <bus>] [--readonly] [--shareable] [--pool <pool>] [--encrypt <secret-uuid>]');
     expect(usage('detach-disk')).toBe('detach-disk <name> <target> [--timeout <seconds>]');
     expect(usage('autostart')).toBe('autostart <name> [--disable]');
     expect(usage('qemu-monitor-command')).toBe('qemu-monitor-command <name> <command>');

@@ -2,7 +2,7 @@
 // fake server whose procedures answer from a table, so runCli runs without any daemon.
 import { EventEmitter } from 'node:events';
 import { EventQueue, VirtqError, type LifecycleEvent } from '../../../protocol/index.js';
-import type { CliIo, ConsoleStream, Sink, Stdin } from '../../../cli/io.js';
+import type { CliByteStream, CliIo, ConsoleStream, Sink, Stdin } from '../../../cli/io.js';
 import { runCli } from '../../../cli/run.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
@@ -55,6 +55,14 @@ export interface FakeWorld {
   console?: FakeConsole;
   /** Makes connecting fail with this error. */
   connectError?: VirtqError;
+  /** Procedures of the secondary daemons' programs (storage, secret), by name. */
+  service?: Record<string, FakeProc>;
+  /** Stream procedures of those programs: each opens the stream the test built. */
+  streams?: Record<string, (args: Record<string, unknown>) => CliByteStream>;
+  /** Events the service connection pushes. */
+  serviceEvents?: EventQueue<{ prog: string; name: string; body: unknown }>;
+  /** Local files by path, as bytes. */
+  files?: Map<string, Buffer>;
 }
 
 /** The fake world and what happened in it. */
@@ -67,6 +75,10 @@ export interface Fake {
   calls: Array<{ proc: string; args: unknown; timeoutMs?: number | undefined }>;
   uris: string[];
   closed: number;
+  /** Local files after the run (written ones included). */
+  files: Map<string, Buffer>;
+  /** Sends Ctrl-C to the running command. */
+  interrupt(): void;
   /** Runs the CLI and returns its exit status. */
   run(...argv: string[]): Promise<number>;
 }
@@ -87,8 +99,11 @@ export function fake(world: FakeWorld = {}): Fake {
   const stderr = new FakeSink(world.stderrTTY ?? false);
   const stdin = new FakeStdin(world.stdinTTY ?? false);
   const clock = new FakeClock();
+  const files = world.files ?? new Map<string, Buffer>();
+  const interrupts = new Set<() => void>();
   const f: Fake = {
-    stdout, stderr, stdin, clock, calls: [], uris: [], closed: 0,
+    stdout, stderr, stdin, clock, calls: [], uris: [], closed: 0, files,
+    interrupt: () => { for (const h of [...interrupts]) h(); },
     io: {
       env: world.env ?? {}, cwd: world.cwd ?? '/home/u', uid: world.uid ?? 1000, stdout, stderr, stdin, clock,
       connect: async (uri) => {
@@ -109,6 +124,44 @@ export function fake(world: FakeWorld = {}): Fake {
           },
           close: () => { f.closed++; },
         };
+      },
+      connectService: async (program, uri) => {
+        f.uris.push(`${program}:${uri}`);
+        if (world.connectError !== undefined) throw world.connectError;
+        return {
+          call: (proc, args, opts) => { f.calls.push({ proc, args, timeoutMs: opts?.timeoutMs }); return answer(world.service ?? {}, proc, args); },
+          openStream: async (proc, args) => {
+            f.calls.push({ proc, args });
+            const open = world.streams?.[proc];
+            if (open === undefined) throw new VirtqError('NOT_SUPPORTED', `fake has no stream ${proc}`);
+            return open(args as Record<string, unknown>);
+          },
+          events: () => world.serviceEvents ?? new EventQueue(10),
+          close: () => { f.closed++; },
+        };
+      },
+      files: {
+        size: async (path) => {
+          const b = files.get(path);
+          if (b === undefined) throw new VirtqError('INVALID_ARG', `${path}: no such file`);
+          return b.length;
+        },
+        read: (path) => (async function* () {
+          const b = files.get(path) ?? Buffer.alloc(0);
+          for (let i = 0; i < b.length; i += 4) yield b.subarray(i, i + 4);
+        })(),
+        create: async (path) => {
+          const parts: Buffer[] = [];
+          return {
+            write: async (chunk) => { parts.push(Buffer.from(chunk)); },
+            commit: async () => { files.set(path, Buffer.concat(parts)); },
+            abort: async () => { parts.length = 0; },
+          };
+        },
+      },
+      onInterrupt: (handler) => {
+        interrupts.add(handler);
+        return { dispose: () => { interrupts.delete(handler); } };
       },
       connectAdmin: async (uri) => {
         f.uris.push(`admin:${uri}`);

@@ -2,7 +2,7 @@
 // table; a move the hypervisor reports is taken and logged as reconciled.
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { silentLogger, VirtqError, type Clock, type Logger, type NormalizedDefinition } from '../../../protocol/index.js';
+import { silentLogger, VirtqError, type Clock, type Logger, type ResolvedDefinition } from '../../../protocol/index.js';
 import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../../drivers/hypervisor/types.js';
 import type { MonitorListener } from '../../../shim/vm/monitor-listener.js';
 import type { ExitInfo, QemuProcess } from '../../../shim/vm/qemu-process.js';
@@ -10,7 +10,7 @@ import { Vm, type VmDeps } from '../../../shim/vm/vm.js';
 
 // Timers never fire: nothing here waits on time.
 const clock: Clock = { now: () => 0, monotonic: () => 0, setTimeout: () => ({ dispose: () => undefined }) };
-const def: NormalizedDefinition = {
+const def: ResolvedDefinition = {
   name: 'vm1', uuid: '00000000-0000-4000-8000-000000000001', memoryMiB: 64, vcpus: 1, machine: 'pc',
   disks: [], interfaces: [], onPoweroff: 'destroy', onReboot: 'restart', onCrash: 'preserve',
 };

@@ -153,6 +153,16 @@ export class QmpMonitor {
   }
 
   /** `blockdev-del`: removes a top-level block node that nothing uses any more. */
+  /** `object-add` of a `secret` object holding `data` (QEMU keeps it in memory only). */
+  async secretAdd(id: string, data: Uint8Array, options?: QmpExecuteOptions): Promise<void> {
+    await this.protocol.execute('object-add', { 'qom-type': 'secret', id, data: Buffer.from(data).toString('base64'), format: 'base64' }, options);
+  }
+
+  /** `object-del`. */
+  async objectDel(id: string, options?: QmpExecuteOptions): Promise<void> {
+    await this.protocol.execute('object-del', { id }, options);
+  }
+
   async blockdevDel(nodeName: string, options?: QmpExecuteOptions): Promise<void> {
     await this.protocol.execute('blockdev-del', { 'node-name': nodeName }, options);
   }

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { normalizeDefinition, type NormalizedDefinition, type NormalizedDisk } from '../../../../../protocol/definition.js';
+import { normalizeDefinition, pathsOnly, type ResolvedDefinition, type ResolvedDisk } from '../../../../../protocol/definition.js';
 import { VirtqError } from '../../../../../protocol/errors.js';
 import { buildQemuArgv, hotplugPortIds, macFor, rootPortsFor, type ArgvOptions } from '../../../../../drivers/hypervisor/qemu/argv.js';
 import { blockdevNodesFor, deviceFor, targetIndex } from '../../../../../drivers/hypervisor/qemu/disk-devices.js';
@@ -12,7 +12,7 @@ import { findHostDevices } from '../../../../../drivers/hypervisor/qemu/host-dev
 const FIXTURES = join(import.meta.dirname, '../../../../fixtures/argv');
 const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
 
-interface Fixture { def: NormalizedDefinition; options: ArgvOptions }
+interface Fixture { def: ResolvedDefinition; options: ArgvOptions }
 
 function noUuid(): string {
   throw new Error('fixtures carry their own uuid');
@@ -20,19 +20,19 @@ function noUuid(): string {
 
 function loadFixture(name: string): Fixture {
   const raw = JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')) as { definition: unknown; options: ArgvOptions };
-  return { def: normalizeDefinition(raw.definition, noUuid), options: raw.options };
+  return { def: pathsOnly(normalizeDefinition(raw.definition, noUuid)), options: raw.options };
 }
 
 function goldenText(argv: readonly string[]): string {
   return `${argv.join('\n')}\n`;
 }
 
-function disk(over: Partial<NormalizedDisk>): NormalizedDisk {
+function disk(over: Partial<ResolvedDisk>): ResolvedDisk {
   return { path: '/x/a.img', target: 'vda', format: 'raw', bus: 'virtio', readonly: false, shareable: false, ...over };
 }
 
-function minimalDef(over: Record<string, unknown> = {}): NormalizedDefinition {
-  return normalizeDefinition({ name: 'web1', uuid: '6f1c1f0e-3b0a-4d55-9d2e-0c4b8f6a7e21', memoryMiB: 128, ...over }, noUuid);
+function minimalDef(over: Record<string, unknown> = {}): ResolvedDefinition {
+  return pathsOnly(normalizeDefinition({ name: 'web1', uuid: '6f1c1f0e-3b0a-4d55-9d2e-0c4b8f6a7e21', memoryMiB: 128, ...over }, noUuid));
 }
 
 const OPTS: ArgvOptions = { monitorSocket: '/r/m.sock', consoleSocket: '/r/c.sock', accel: 'tcg', sandbox: false };

@@ -1,0 +1,25 @@
+// Byte sizes as people write them (virsh's units: `10G`, `512MiB`, `1.5GB`, `4096`) and as the
+// CLI prints them (`1.00 GiB`).
+import { InvalidArgumentError } from 'commander';
+
+const POWERS: Readonly<Record<string, number>> = { '': 0, k: 1, m: 2, g: 3, t: 4, p: 5, e: 6 };
+
+/** Parses a size: a bare number is bytes; K/M/G/T/P/E and KiB... are powers of 1024, KB/MB... of 1000. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgtpe]?)(ib|b)?|bytes?)\s*$/i.exec(text);
+  if (m === null) throw new InvalidArgumentError(`"${text}" is not a size (e.g. 10G, 512MiB, 1.5GB, 4096)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const base = m[3]?.toLowerCase() === 'b' && unit !== '' ? 1000 : 1024;
+  const bytes = Number(m[1]) * base ** (POWERS[unit] ?? 0);
+  if (!Number.isSafeInteger(Math.round(bytes)) || bytes < 1) throw new InvalidArgumentError(`"${text}" is out of range`);
+  return Math.round(bytes);
+}
+
+/** `1073741824` -> `1.00 GiB`. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return i === 0 ? `${v} B` : `${v.toFixed(2)} ${units[i] ?? ''}`;
+}

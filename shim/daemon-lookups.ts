@@ -1,0 +1,57 @@
+// The shim's view of virtstoraged and virtsecretd: volume and secret lookups over their public
+// clients, exactly as a management application would call them. A connection is opened per
+// lookup and closed after it (a shim must not hold one open for the VM's whole life), waiting up
+// to a deadline for a daemon that is still starting.
+import { connectStorage } from '../client/storage-client.js';
+import { connectSecret } from '../client/secret-client.js';
+import { VirtqError, type Clock } from '../protocol/index.js';
+import type { SecretLookup, VolumeLookup } from './vm/disk-resolver.js';
+
+/** Where the daemons are and how long to wait for each connection. */
+export interface DaemonUris {
+  storage: string;
+  secret: string;
+  clock: Clock;
+  /** How long one connection attempt waits for its daemon to come up. */
+  connectWaitMs: number;
+}
+
+/** Volume lookups through virtstoraged. */
+export function storageLookup(u: DaemonUris): VolumeLookup {
+  return {
+    async volume(pool, volume) {
+      const client = await connectStorage(u.storage, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
+      try {
+        const v = await client.api.getVolume({ pool, name: volume });
+        return { path: v.path, format: v.format, encrypted: v.encrypted };
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
+
+/** Secret lookups through virtsecretd. */
+export function secretLookup(u: DaemonUris): SecretLookup {
+  return {
+    async value(uuid, consumer) {
+      const client = await connectSecret(u.secret, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
+      try {
+        return (await client.api.useValue({ uuid, consumer })).value;
+      } finally {
+        client.close();
+      }
+    },
+    async forVolume(pool, volume) {
+      const client = await connectSecret(u.secret, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
+      try {
+        return (await client.api.lookupSecretByUsage({ usage: { type: 'volume', volume: `${pool}/${volume}` } })).uuid;
+      } catch (err) {
+        if (VirtqError.from(err).code === 'NO_SECRET') return undefined;
+        throw err;
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
