@@ -48,12 +48,14 @@ export async function createPort(ctx: DriverContext, cfg: NetworkConfig, ports: 
   while (tapsInUse.has(tapNameFor(id))) id = randomUUID();
   const port: NetworkPort = { id, network: cfg.name, vmUuid, mac, tap: tapNameFor(id), createdAt: ctx.clock.now() };
   if (owner !== undefined) port.owner = owner;
-  await makeTap(ctx, cfg, port);
-  try {
-    await ctx.store.savePort(port);
-  } catch (err) {
-    await deleteLink(ctx.runner, port.tap).catch(() => undefined);
-    throw err;
+  // Tap and record are made side by side (one process and one fsync'd write overlap). A crash
+  // between them leaves a record without tap (recovery re-creates the tap) or a marked tap
+  // without record (recovery deletes it): never a tap nobody will clean up.
+  const [tap, record] = await Promise.allSettled([makeTap(ctx, cfg, port), ctx.store.savePort(port)]);
+  if (tap.status === 'rejected' || record.status === 'rejected') {
+    if (tap.status === 'fulfilled') await deleteLink(ctx.runner, port.tap).catch(() => undefined);
+    if (record.status === 'fulfilled') await ctx.store.removePort(port).catch(() => undefined);
+    throw tap.status === 'rejected' ? tap.reason : (record as PromiseRejectedResult).reason;
   }
   ports.set(id, port);
   return port;
