@@ -51,6 +51,10 @@ export function dnsmasqConf(cfg: NetworkConfig, paths: DnsmasqPaths): string {
       `dhcp-leasefile=${paths.leases}`,
       'dhcp-authoritative',
       'dhcp-no-override',
+      // dnsmasq otherwise pings each new address before offering it and holds the offer up to 3 s;
+      // guests booting together then time out and lose leases. The lease file already knows every
+      // address of the pool; only a guest configured by hand inside the pool could clash.
+      'no-ping',
     );
     // An isolated network has no way out: hand out no router, so guests get no default route.
     if (cfg.type === 'isolated') lines.push('dhcp-option=option:router');

@@ -29,6 +29,7 @@ describe('dnsmasqConf', () => {
       'dhcp-leasefile=/s/n/dnsmasq.leases',
       'dhcp-authoritative',
       'dhcp-no-override',
+      'no-ping',
     ]);
   });
 
