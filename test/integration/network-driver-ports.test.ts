@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/clock.js';
 import { NetworkDriver } from '../../drivers/network/network-driver.js';
 import { processMatches } from '../../drivers/network/dnsmasq.js';
+import type { CommandRunner } from '../../drivers/network/runner.js';
 import type { NetworkConfig, NetworkEvent } from '../../drivers/network/types.js';
 import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
 import { createNetns, netnsExists, type TestNetns } from './network-driver-harness.js';
@@ -101,25 +102,31 @@ describe('NetworkDriver ports', () => {
     expect(await taps()).toHaveLength(3);
   });
 
-  // The daemon's budget is 20 ms p50 on an idle host. A port costs one `ip -batch` process (here
-  // wrapped in `ip netns exec`) beside one fsync'd write; on this 2-core machine shared with other
-  // suites one process spawn alone takes 6-10 ms, so the test allows twice the budget and fails
-  // when a change adds processes to the path.
-  it('creates a port within twice the 20 ms budget at the median', async () => {
-    const driver = await open();
+  // The daemon's budget is 20 ms p50. Its floor is process spawns (6-10 ms each on this shared
+  // 2-core machine), so what the test pins is the count: one `ip` process per port, beside one
+  // fsync'd write. The latency is printed for the record; it depends on the machine's load.
+  it('creates a port with one command, and reports its latency', async () => {
+    const commands: string[] = [];
+    const counting: CommandRunner = {
+      run: (cmd, args, opts) => { commands.push([cmd, ...args].join(' ')); return ns.runner.run(cmd, args, opts); },
+      spawn: (cmd, args, opts) => ns.runner.spawn(cmd, args, opts),
+      which: (cmd) => ns.runner.which(cmd),
+    };
+    const driver = await NetworkDriver.open({ stateDir: root.path('state'), runner: counting, clock: systemClock() });
+    drivers.push(driver);
     await driver.startNetwork(NAT);
     const times: number[] = [];
     for (let i = 0; i < 40; i++) {
+      commands.length = 0;
       const t0 = performance.now();
       await driver.createPort('default', { vmUuid: VM1 });
       times.push(performance.now() - t0);
+      expect(commands).toEqual(['ip -batch -']);
     }
     times.sort((a, b) => a - b);
-    const p50 = times[20] ?? 0;
-    const p90 = times[36] ?? 0;
-    console.log(`createPort latency in a netns: p50 ${p50.toFixed(1)} ms, p90 ${p90.toFixed(1)} ms, max ${(times[39] ?? 0).toFixed(1)} ms`);
-    expect(p50).toBeLessThan(40);
+    console.log(`createPort latency in a netns: p50 ${(times[20] ?? 0).toFixed(1)} ms, p90 ${(times[36] ?? 0).toFixed(1)} ms, max ${(times[39] ?? 0).toFixed(1)} ms`);
     await driver.stopNetwork(NAT, { force: true });
+    expect(await taps()).toEqual([]);
   });
 });
 
