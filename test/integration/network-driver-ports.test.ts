@@ -190,6 +190,39 @@ describe('NetworkDriver recovery', () => {
     expect(await ns.sh('ip', ['-4', '-o', 'addr', 'show', 'dev', 'vqbr0'])).toContain('10.77.0.1/24');
   });
 
+  it('rebuilds a recorded network after a host reboot took the bridge, taps, table and dnsmasq', async () => {
+    const first = await open();
+    const { dnsmasqPid } = await first.startNetwork(NAT);
+    const port = await first.createPort('default', { vmUuid: VM1 });
+    first.detach();
+    process.kill(dnsmasqPid ?? 0, 'SIGKILL');
+    await ns.sh('ip', ['link', 'del', 'dev', port.tap]);
+    await ns.sh('ip', ['link', 'del', 'dev', 'vqbr0']);
+    await ns.sh('nft', ['flush', 'ruleset']);
+
+    const second = await open();
+    expect(await second.recover()).toEqual([{ name: 'default' }]);
+    expect(second.networkStatus('default').dnsmasqPid).not.toBe(dnsmasqPid);
+    expect((await links()).find((l) => l.ifname === port.tap)).toMatchObject({ master: 'vqbr0' });
+    expect(await ns.sh('nft', ['list', 'tables'])).toContain('virtq_');
+    expect(second.listPorts('default')).toEqual([port]);
+  });
+
+  it('stops a network a dead driver left running, without recovering it first', async () => {
+    const first = await open();
+    const { dnsmasqPid } = await first.startNetwork(NAT);
+    await first.createPort('default', { vmUuid: VM1 });
+    first.detach();
+    const second = await open();
+    await expect(second.stopNetwork(NAT)).rejects.toMatchObject({ code: 'IN_USE' });
+    await second.stopNetwork(NAT, { force: true });
+    expect(await taps()).toEqual([]);
+    expect((await links()).some((l) => l.ifname === 'vqbr0')).toBe(false);
+    expect(await ns.sh('nft', ['list', 'tables'])).not.toContain('virtq_');
+    expect(processMatches(dnsmasqPid ?? 0, 'dnsmasq')).toBe(false);
+    expect(await second.recover()).toEqual([]);
+  });
+
   it('restarts a dnsmasq that was killed, and counts the restart', async () => {
     const driver = await open();
     const { dnsmasqPid } = await driver.startNetwork(NAT);

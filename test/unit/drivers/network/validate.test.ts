@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkConflicts, validateDomain, validateIfname, validateNetworkConfig } from '../../../../drivers/network/validate.js';
 import type { NetworkConfig } from '../../../../drivers/network/types.js';
+import { defaultNetwork } from '../../../../drivers/network/defaults.js';
 
 const NAT: NetworkConfig = {
   name: 'default', uuid: '8F6C2A7E-3B1D-4C5E-9A0F-1B2C3D4E5F60', type: 'nat', bridge: 'virbr0',
@@ -101,5 +102,13 @@ describe('checkConflicts', () => {
   it('refuses the same bridge or the same UUID', () => {
     expect(() => checkConflicts(NAT, [other({ bridge: 'virbr0' })])).toThrow(expect.objectContaining({ code: 'IN_USE', message: expect.stringContaining('bridge virbr0') }));
     expect(() => checkConflicts(NAT, [other({ uuid: NAT.uuid.toLowerCase() })])).toThrow(expect.objectContaining({ code: 'ALREADY_EXISTS' }));
+  });
+});
+
+describe('defaultNetwork', () => {
+  it('is valid and does not collide with libvirt\'s default network', () => {
+    const cfg = validateNetworkConfig(defaultNetwork('00000000-0000-4000-8000-000000000009'));
+    const libvirt: NetworkConfig = { name: 'libvirt', uuid: '00000000-0000-4000-8000-00000000000a', type: 'nat', bridge: 'virbr0', ipv4: { address: '192.168.122.1', prefix: 24 } };
+    expect(() => checkConflicts(cfg, [libvirt])).not.toThrow();
   });
 });
