@@ -2,7 +2,7 @@
 // tools exist, so a test can take one away). Long-lived processes are detached into their own
 // session with stdio to a log file, so they outlive the daemon that started them.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, openSync, closeSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { missingTool, type CommandResult, type CommandRunner, type ProcessExit, type ProcessHandle, type RunOptions, type SpawnOptions } from './runner.js';
@@ -32,7 +32,7 @@ export function hostRunner(options: HostRunnerOptions = {}): CommandRunner {
 function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
-    return true;
+    return statSync(path).isFile();
   } catch {
     return false;
   }
