@@ -223,6 +223,18 @@ describe('NetworkDriver recovery', () => {
     expect(await second.recover()).toEqual([]);
   });
 
+  it('replaces an adopted dnsmasq whose configuration changed, instead of adopting it', async () => {
+    const first = await open();
+    const { dnsmasqPid } = await first.startNetwork(NAT);
+    first.detach();
+    const second = await open();
+    const changed: NetworkConfig = { ...NAT, ipv4: { address: '10.77.0.1', prefix: 24, dhcp: { start: '10.77.0.100', end: '10.77.0.200' } } };
+    const { dnsmasqPid: now } = await second.startNetwork(changed);
+    expect(now).not.toBe(dnsmasqPid);
+    expect(processMatches(dnsmasqPid ?? 0, 'dnsmasq')).toBe(false);
+    expect(events.some((e) => e.kind === 'dnsmasq-adopted')).toBe(false);
+  });
+
   it('restarts a dnsmasq that was killed, and counts the restart', async () => {
     const driver = await open();
     const { dnsmasqPid } = await driver.startNetwork(NAT);
