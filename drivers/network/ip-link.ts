@@ -67,9 +67,14 @@ export async function getLink(runner: CommandRunner, name: string): Promise<Link
  * forwarding delay (a new port forwards at once), marked with `alias`, and up.
  */
 export async function createBridge(runner: CommandRunner, name: string, mac: string, alias: string): Promise<void> {
-  await runOk(runner, 'ip', ['-batch', '-'], `creating bridge ${name}`, {
+  const args = ['-batch', '-'];
+  const res = await runner.run('ip', args, {
     input: `link add name ${name} address ${mac} type bridge stp_state 0 forward_delay 0\nlink set dev ${name} alias ${alias} up\n`,
   });
+  if (res.code === 0) return;
+  // A bridge made without its mark would later look like someone else's: remove it.
+  if (!/^Command failed -:1\b/m.test(res.stderr)) await deleteLink(runner, name).catch(() => undefined);
+  throw commandError(`creating bridge ${name}`, 'ip', args, res);
 }
 
 /** Gives `dev` the address `cidr` (idempotent: `ip addr replace`) and brings it up. */
