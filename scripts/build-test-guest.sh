@@ -31,7 +31,7 @@ done
 OUT=${OUT:-${VIRTQ_TEST_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/virtq/test-guest}}
 KERNEL_META=${TG_KERNEL_META:-linux-image-cloud-amd64}
 # modprobe pulls in dependencies itself, so this order is for readability only.
-MODULES="button evdev virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+MODULES="button evdev virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net"
 MODULES=$(echo $MODULES ${TG_EXTRA_MODULES:-})
 REQUEST="$KERNEL_META: $MODULES"
 
@@ -135,7 +135,7 @@ cp "$WORK/pkg/$MODDIR/modules.builtin" "$ROOT/$MODDIR/"
 "$BB" depmod -b "$ROOT" "$KVER"
 
 # Rootfs: busybox with one symlink per applet, everything on PATH=/bin.
-mkdir -p "$ROOT"/{bin,dev,proc,sys,run,tmp,root,etc/acpi/PWRF,var/log}
+mkdir -p "$ROOT"/{bin,dev,proc,sys,run,tmp,root,etc/acpi/PWRF,etc/udhcpc,var/log}
 ln -s bin "$ROOT/sbin"
 mkdir -p "$ROOT/usr"
 ln -s ../bin "$ROOT/usr/bin"
@@ -188,7 +188,7 @@ exec 0<>/dev/console 1>&0 2>&0
 echo 0 >/proc/sys/kernel/ctrl-alt-del
 hostname tg
 
-TG_SHELL=1 TG_NOACPI=0 TG_AUTOREBOOT= TG_AUTOPOWEROFF=
+TG_SHELL=1 TG_NOACPI=0 TG_AUTOREBOOT= TG_AUTOPOWEROFF= TG_NET=0 TG_PING=
 set -f
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -196,6 +196,8 @@ for w in $(cat /proc/cmdline); do
 	tg_noacpi=*) TG_NOACPI=${w#*=} ;;
 	tg_autoreboot=*) TG_AUTOREBOOT=${w#*=} ;;
 	tg_autopoweroff=*) TG_AUTOPOWEROFF=${w#*=} ;;
+	tg_net=*) TG_NET=${w#*=} ;;
+	tg_ping=*) TG_PING=${w#*=} ;;
 	esac
 done
 set +f
@@ -214,6 +216,21 @@ retry() {
 for m in $(cat /etc/tg-modules); do
 	modprobe "$m" || echo "TG-WARN: modprobe $m failed"
 done
+
+# tg_net=1: DHCP on eth0 in the background (boot goes on). udhcpc stays to renew the lease; its
+# script prints TG-NET-UP eth0 <ip> when bound (and runs tg-ping <tg_ping> once, if given).
+net_up() {
+	if ! retry 250 test -e /sys/class/net/eth0; then
+		echo "TG-NET-FAIL no eth0 (is there a virtio-net device?)"
+		return
+	fi
+	ip link set lo up
+	ip link set eth0 up
+	[ -z "$TG_PING" ] || echo "$TG_PING" >/run/tg/ping
+	udhcpc -i eth0 -f -n -t 10 -T 1 -x hostname:"$(hostname)" -s /etc/udhcpc/default.script >/run/tg/udhcpc.log 2>&1 ||
+		echo "TG-NET-FAIL eth0: no DHCP lease after 10 tries ($(tail -n 1 /run/tg/udhcpc.log))"
+}
+[ "$TG_NET" != 1 ] || net_up &
 
 # Hotplugged disks are reported by a netlink listener; it must be bound before READY or an early
 # device_add would go unreported. Port id = pid for a process's first netlink socket; 15 = KOBJECT_UEVENT.
@@ -306,13 +323,55 @@ esac
 exit 0
 EOF
 
+cat >"$ROOT/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# busybox udhcpc's hook (at its default path): applies the lease from the environment ($ip, $mask in
+# bits, $router, $dns, $domain). The first bind prints TG-NET-UP and runs the ping tg_ping= asked for.
+case $1 in
+deconfig)
+	ip -4 addr flush dev "$interface"
+	ip link set "$interface" up
+	;;
+bound | renew)
+	[ "$1" = renew ] || ip -4 addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface" 2>/dev/null
+	[ -z "$router" ] || ip route replace default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	for s in $dns; do echo "nameserver $s" >>/etc/resolv.conf; done
+	[ -z "$domain" ] || echo "search $domain" >>/etc/resolv.conf
+	if [ "$1" = bound ] && mkdir "/run/tg/net-$interface" 2>/dev/null; then
+		echo "TG-NET-UP $interface $ip" >/dev/console
+		[ ! -s /run/tg/ping ] || tg-ping "$(cat /run/tg/ping)" >/dev/console 2>&1 &
+	fi
+	;;
+esac
+exit 0
+EOF
+
+cat >"$ROOT/bin/tg-ping" <<'EOF'
+#!/bin/sh
+# tg-ping ADDR [COUNT]: pings ADDR (3 times by default) and prints TG-PING-OK ADDR <received>/<sent>
+# when any reply came, else TG-PING-FAIL ADDR <received>/<sent>.
+addr=$1
+n=${2:-3}
+[ -n "$addr" ] || { echo "usage: tg-ping ADDR [COUNT]"; exit 2; }
+out=$(ping -c "$n" -W 2 "$addr" 2>&1)
+got=$(echo "$out" | sed -n 's/.* \([0-9][0-9]*\) packets received.*/\1/p')
+if [ "${got:-0}" -gt 0 ]; then
+	echo "TG-PING-OK $addr ${got}/$n"
+else
+	echo "TG-PING-FAIL $addr ${got:-0}/$n"
+fi
+EOF
+
 cat >"$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh
 # busybox acpid runs this on an ACPI power button press; PID 1's USR2 trap prints GUEST-POWEROFF.
 echo acpi-power-button >/run/tg/why
 kill -USR2 1
 EOF
-chmod 755 "$ROOT/init" "$ROOT/bin/tg-uevent" "$ROOT/bin/tg-block" "$ROOT/etc/acpi/PWRF/00000080"
+chmod 755 "$ROOT/init" "$ROOT/bin/tg-uevent" "$ROOT/bin/tg-block" "$ROOT/bin/tg-ping" "$ROOT/etc/udhcpc/default.script" \
+  "$ROOT/etc/acpi/PWRF/00000080"
 
 # Sorted entries and zero mtimes keep the file contents identical across builds (inode numbers still differ).
 find "$ROOT" -exec touch -h -d @0 {} +
