@@ -48,7 +48,7 @@ describe('DirPool faults (real qemu-img)', () => {
 
   beforeEach(() => { root = tmpRoot('vq-storf-'); mounted = undefined; });
   afterEach(() => {
-    if (mounted !== undefined) spawnSync('umount', [mounted]);
+    if (mounted !== undefined && spawnSync('umount', [mounted]).status !== 0) spawnSync('umount', ['-l', mounted]);
     root.remove();
   });
 
