@@ -1,0 +1,301 @@
+// One `dir` storage pool: a directory whose regular files are its volumes. Owns the pool's
+// checks, its listing (qemu-img answers cached per file version), the per-volume busy marks
+// that keep two changes of one volume apart, and recovery after a kill. Names starting with a
+// dot are the driver's own temp files and never volumes.
+import { createHash } from 'node:crypto';
+import { chmod, lstat, mkdir, readdir, realpath, statfs, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, normalize } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
+import { BusyMarks } from './busy-marks.js';
+import { inspectImage, type ImageInfo } from './image-info.js';
+import { fileVersion, InfoCache } from './info-cache.js';
+import { checkEncryptedArgs } from './qemu-img-args.js';
+import { QemuImg } from './qemu-img.js';
+import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
+import { openDownload } from './transfer.js';
+import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeInfo } from './types.js';
+import { describe, exists, fsError, fsyncPath, isTempName } from './volume-files.js';
+import { fileKind, resolveVolume, type ResolvedVolume } from './volume-lookup.js';
+import { checkCreateSpec, cloneVolumeFile, createVolumeFile, resizeVolumeFile, uploadVolumeFile, type OpsContext } from './volume-ops.js';
+import { checkVolumeName } from './volume-name.js';
+
+/** What a pool is given besides its configuration; every field has a production default. */
+export interface DirPoolDeps {
+  /** The qemu-img runner (default: `qemu-img` from PATH). */
+  qemuImg?: QemuImg;
+  /** Where passphrase files live for the moment qemu-img needs them: a tmpfs (default: the OS temp dir). */
+  secretDir?: string;
+  /** How many `qemu-img info` run at once while listing (default 4). */
+  inspectConcurrency?: number;
+}
+
+/** Mode of a pool directory `build()` creates: others may reach volumes they know, not list them. */
+export const POOL_DIR_MODE = 0o711;
+
+/** A `dir` pool. One instance per pool; instances share nothing. */
+export class DirPool implements StoragePool {
+  readonly config: Readonly<PoolConfig>;
+  private readonly qemuImg: QemuImg;
+  private readonly secretDir: string;
+  private readonly secretPrefix: string;
+  private readonly concurrency: number;
+  private readonly cache = new InfoCache();
+  private readonly busy: BusyMarks;
+  private readonly ops: OpsContext;
+
+  constructor(config: PoolConfig, deps: DirPoolDeps = {}) {
+    if (config.type !== 'dir') throw new VirtqError('INVALID_ARG', `pool ${JSON.stringify(config.name)}: type ${JSON.stringify(config.type)} is not "dir"`, { details: { field: 'type' } });
+    if (typeof config.path !== 'string' || !isAbsolute(config.path) || normalize(config.path) !== config.path || (config.path.endsWith('/') && config.path !== '/')) {
+      throw new VirtqError('INVALID_ARG', `pool ${JSON.stringify(config.name)}: path must be an absolute, normalised directory path, got ${JSON.stringify(config.path)}`, { details: { field: 'path' } });
+    }
+    this.config = { ...config };
+    this.qemuImg = deps.qemuImg ?? new QemuImg();
+    this.secretDir = deps.secretDir ?? tmpdir();
+    this.secretPrefix = `vq-secret-${createHash('sha256').update(config.path).digest('hex').slice(0, 12)}-`;
+    this.concurrency = Math.max(1, deps.inspectConcurrency ?? 4);
+    this.busy = new BusyMarks(config.name);
+    this.ops = {
+      pool: config.name,
+      dir: config.path,
+      qemuImg: this.qemuImg,
+      withSecret: (passphrase, fn) => withSecretFile(this.secretDir, this.secretPrefix, passphrase, fn),
+    };
+  }
+
+  private get label(): string {
+    return `pool ${JSON.stringify(this.config.name)}`;
+  }
+
+  /**
+   * Checks the pool's path is a directory (not a symlink, a file or a device). Throws
+   * NO_STORAGE_POOL when it does not exist, INVALID_ARG when it is something else.
+   */
+  async check(): Promise<void> {
+    const path = this.config.path;
+    let st;
+    try {
+      st = await lstat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VirtqError('NO_STORAGE_POOL', `${this.label}: its directory ${path} does not exist; build the pool`, { cause: err });
+      throw fsError(err, { pool: this.config.name, name: '' }, `checking ${this.label}`);
+    }
+    if (st.isSymbolicLink()) {
+      const target = await realpath(path).catch(() => 'a missing target');
+      throw new VirtqError('INVALID_ARG', `${this.label}: ${path} is a symlink (to ${target}); give the directory itself as the pool's path`, { details: { field: 'path' } });
+    }
+    if (!st.isDirectory()) throw new VirtqError('INVALID_ARG', `${this.label}: ${path} is ${fileKind(st)}, not a directory`, { details: { field: 'path' } });
+  }
+
+  /** Creates the pool's directory (and its parents) with mode 0711 when missing, then checks it. */
+  async build(): Promise<void> {
+    const created = !(await exists(this.config.path));
+    if (created) {
+      await mkdir(this.config.path, { recursive: true, mode: POOL_DIR_MODE });
+      await chmod(this.config.path, POOL_DIR_MODE); // whatever the umask
+    }
+    await this.check();
+  }
+
+  /** Capacity, allocation and available bytes of the pool's filesystem. */
+  async info(): Promise<PoolInfo> {
+    await this.check();
+    const s = await statfs(this.config.path);
+    return { capacity: s.blocks * s.bsize, allocation: (s.blocks - s.bfree) * s.bsize, available: s.bavail * s.bsize };
+  }
+
+  /** Every volume, sorted by name: the regular files (and in-pool symlinks to one) with a valid name. */
+  async list(): Promise<VolumeInfo[]> {
+    const realDir = await this.realDir();
+    const names = (await readdir(this.config.path)).filter((n) => !n.startsWith('.')).sort();
+    const found = await mapLimit(names, this.concurrency, async (name) => {
+      try {
+        const vol = await resolveVolume(this.config.name, this.config.path, realDir, name);
+        return this.describeVolume(vol, await this.imageInfo(vol));
+      } catch (err) {
+        // Not a volume (a directory, a bad name, a symlink out of the pool) or gone meanwhile.
+        if (err instanceof VirtqError && (err.code === 'INVALID_ARG' || err.code === 'NO_STORAGE_VOL')) return undefined;
+        throw err;
+      }
+    });
+    const volumes = found.filter((v): v is VolumeInfo => v !== undefined);
+    this.cache.retainOnly(new Set(volumes.map((v) => v.name)));
+    return volumes;
+  }
+
+  /** The absolute, resolved path a VM opens for volume `name`. */
+  async path(name: string): Promise<string> {
+    return (await this.resolve(name)).path;
+  }
+
+  /** What volume `name` is: format, sizes, backing chain, encryption. */
+  async volumeInfo(name: string): Promise<VolumeInfo> {
+    const vol = await this.resolve(name);
+    return this.describeVolume(vol, await this.imageInfo(vol));
+  }
+
+  /** Creates a volume; ALREADY_EXISTS when anything has the name. */
+  async create(spec: CreateVolumeSpec): Promise<VolumeInfo> {
+    checkCreateSpec(spec);
+    await this.realDir();
+    return this.exclusive(spec.name, 'create', async () => {
+      await this.refuseExisting(spec.name);
+      if (spec.backing !== undefined && !(await exists(spec.backing.path))) {
+        throw new VirtqError('NO_STORAGE_VOL', `creating ${describe({ pool: this.config.name, name: spec.name })}: its backing image ${spec.backing.path} does not exist`, { details: { field: 'backing.path' } });
+      }
+      return this.madeVolume(spec.name, await createVolumeFile(this.ops, spec));
+    });
+  }
+
+  /** Clones `source` as `name`: `full` an independent copy, `thin` a qcow2 overlay of it. */
+  async clone(source: string, name: string, options: { mode: CloneMode }, ctl: OpControl = {}): Promise<VolumeInfo> {
+    checkVolumeName(name);
+    const src = await this.resolve(source);
+    return this.exclusive(name, 'clone', async () => {
+      await this.refuseExisting(name);
+      return this.madeVolume(name, await cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl));
+    });
+  }
+
+  /** Sets the capacity of `name`; below the current one only with `shrink`. */
+  async resize(name: string, capacityBytes: number, options: ResizeOptions): Promise<VolumeInfo> {
+    return this.exclusive(name, 'resize', async () => {
+      const vol = await this.resolve(name);
+      await resizeVolumeFile(this.ops, vol, await this.imageInfo(vol), capacityBytes, options);
+      return this.volumeInfo(name);
+    });
+  }
+
+  /** Deletes `name`; IN_USE while another volume of the pool reads through it. */
+  async delete(name: string): Promise<void> {
+    await this.exclusive(name, 'delete', async () => {
+      const vol = await this.resolve(name);
+      await this.refuseBackingOf(vol, 'delete');
+      try {
+        await unlink(vol.entryPath);
+        await fsyncPath(this.config.path);
+      } catch (err) {
+        throw fsError(err, vol.ref, `deleting ${describe(vol.ref)}`);
+      }
+      this.cache.delete(name);
+    });
+  }
+
+  /** Replaces the bytes of `name` with `data` (never longer than the file); see UploadOptions. */
+  async upload(name: string, data: AsyncIterable<Uint8Array>, ctl: OpControl = {}, options: UploadOptions = {}): Promise<VolumeInfo> {
+    return this.exclusive(name, 'upload', async () => {
+      const vol = await this.resolve(name);
+      await this.refuseBackingOf(vol, 'upload to');
+      await uploadVolumeFile(this.ops, vol, data, ctl, options);
+      return this.volumeInfo(name);
+    });
+  }
+
+  /** The bytes of `name`'s file, as it is now, in chunks, with progress. */
+  async download(name: string, ctl: OpControl = {}): Promise<VolumeDownload> {
+    const vol = await this.resolve(name);
+    try {
+      return await openDownload(vol.path, `downloading ${describe(vol.ref)}`, ctl);
+    } catch (err) {
+      throw fsError(err, vol.ref, `downloading ${describe(vol.ref)}`);
+    }
+  }
+
+  /** Resolves when `passphrase` unlocks encrypted volume `name`; INVALID_ARG when it does not. */
+  async checkPassphrase(name: string, passphrase: Uint8Array): Promise<void> {
+    const vol = await this.resolve(name);
+    const info = await this.imageInfo(vol);
+    if (!info.encrypted) throw new VirtqError('OPERATION_INVALID', `${describe(vol.ref)} is not encrypted`);
+    const what = `unlocking ${describe(vol.ref)}`;
+    await withSecretFile(this.secretDir, this.secretPrefix, passphrase, (secret) => this.qemuImg.run(checkEncryptedArgs(vol.path, info.format, secret), { what }));
+  }
+
+  /**
+   * Removes what a killed process left: temp files in the pool's directory and this pool's
+   * passphrase dirs. Call it when the daemon starts, before any operation on the pool.
+   */
+  async recover(): Promise<RecoverReport> {
+    await this.check();
+    const temps = (await readdir(this.config.path)).filter(isTempName);
+    await Promise.all(temps.map((n) => unlink(join(this.config.path, n)).catch(() => undefined)));
+    if (temps.length > 0) await fsyncPath(this.config.path);
+    const secrets = await removeStaleSecretDirs(this.secretDir, this.secretPrefix);
+    return { removed: [...temps, ...secrets] };
+  }
+
+  private async realDir(): Promise<string> {
+    await this.check();
+    return realpath(this.config.path);
+  }
+
+  private async resolve(name: string): Promise<ResolvedVolume> {
+    checkVolumeName(name);
+    return resolveVolume(this.config.name, this.config.path, await this.realDir(), name);
+  }
+
+  /** The image info of `vol`, from the cache while its file is unchanged. */
+  private async imageInfo(vol: ResolvedVolume): Promise<ImageInfo> {
+    const version = fileVersion(vol.st);
+    const cached = this.cache.get(vol.ref.name, version);
+    if (cached !== undefined) return cached;
+    let info: ImageInfo;
+    try {
+      info = await inspectImage(this.qemuImg, vol.path, `inspecting ${describe(vol.ref)}`);
+    } catch (err) {
+      if (!(err instanceof VirtqError) || err.code !== 'OPERATION_FAILED') throw err;
+      info = { format: 'unknown', capacity: Number(vol.st.size), backingChain: [], encrypted: false, problem: err.message };
+    }
+    this.cache.set(vol.ref.name, version, info);
+    return info;
+  }
+
+  /** The info of a volume just made, seeding the cache with what the maker knows it is. */
+  private async madeVolume(name: string, known: ImageInfo | undefined): Promise<VolumeInfo> {
+    const vol = await this.resolve(name);
+    if (known !== undefined) this.cache.set(name, fileVersion(vol.st), known);
+    return this.describeVolume(vol, await this.imageInfo(vol));
+  }
+
+  private describeVolume(vol: ResolvedVolume, info: ImageInfo): VolumeInfo {
+    const out: VolumeInfo = {
+      name: vol.ref.name, path: vol.path, format: info.format, capacity: info.capacity,
+      allocation: Number(vol.st.blocks) * 512, backingChain: info.backingChain.map((b) => ({ ...b })), encrypted: info.encrypted,
+    };
+    if (info.problem !== undefined) out.problem = info.problem;
+    return out;
+  }
+
+  private async refuseExisting(name: string): Promise<void> {
+    if (await exists(join(this.config.path, name))) {
+      throw new VirtqError('ALREADY_EXISTS', `${describe({ pool: this.config.name, name })} already exists; delete it first or choose another name`);
+    }
+  }
+
+  /** IN_USE when another volume of the pool has `vol` in its backing chain. */
+  private async refuseBackingOf(vol: ResolvedVolume, action: string): Promise<void> {
+    const users = (await this.list()).filter((v) => v.name !== vol.ref.name && v.backingChain.some((b) => b.path === vol.path));
+    if (users.length === 0) return;
+    const names = users.map((u) => JSON.stringify(u.name)).join(', ');
+    throw new VirtqError('IN_USE', `cannot ${action} ${describe(vol.ref)}: it is the backing image of ${names}; delete or flatten those first`, { details: { users: users.map((u) => u.name) } });
+  }
+
+  private exclusive<T>(name: string, op: string, fn: () => Promise<T>): Promise<T> {
+    checkVolumeName(name);
+    return this.busy.run(name, op, fn);
+  }
+}
+
+/** Maps `items` through `fn` with at most `limit` calls in flight, keeping the order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next;
+      next += 1;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

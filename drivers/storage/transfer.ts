@@ -1,0 +1,227 @@
+// Moves a volume's bytes between a file and an async byte stream: upload writes a stream into
+// an open (temp) file, bounded, cancellable, all-zero chunks left as holes; download reads a
+// file as a stream of chunks. Neither knows of temp names or pools: dir-pool.ts does.
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { VirtqError } from '../../protocol/errors.js';
+import { abortedError } from './qemu-img.js';
+import type { OpControl, VolumeDownload } from './types.js';
+
+/** Bytes gathered before one writev: fewer syscalls than one write per 1 MiB chunk. */
+export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Written bytes after which a datasync starts in the background (never more than one at a
+ * time), so the disk writes while the stream still flows and the final fsync has little left.
+ */
+export const EARLY_SYNC_BYTES = 64 * 1024 * 1024;
+/** Size of the chunks a download yields. */
+export const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+
+const ZEROS = new Uint8Array(1024 * 1024);
+
+/** True when every byte of `chunk` is zero (stops at the first non-zero one). */
+export function isAllZero(chunk: Uint8Array): boolean {
+  for (let off = 0; off < chunk.length; off += ZEROS.length) {
+    const part = chunk.subarray(off, off + ZEROS.length);
+    if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}
+
+/** Limits of one upload. */
+export interface StreamLimits {
+  /** The most bytes the stream may carry (the volume's current size). */
+  maxBytes: number;
+  /** The bytes the caller announced, when it did. */
+  lengthBytes?: number;
+  /** For messages: `uploading to volume "v" in pool "p"`. */
+  what: string;
+}
+
+/**
+ * Settles as `promise` does, or rejects with OPERATION_ABORTED when `signal` aborts first. The
+ * listener is removed as soon as either happens: racing against one long-lived "aborted"
+ * promise instead would make it retain every settled value (every chunk) until the end.
+ */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortedError(what));
+    if (signal.aborted) {
+      promise.catch(() => undefined);
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
+}
+
+/** Writes batches of chunks at increasing offsets, one writev in flight while the next batch fills. */
+class BatchWriter {
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
+  private batchStart = 0;
+  private inFlight: Promise<void> = Promise.resolve();
+  private syncing: Promise<void> | undefined;
+  private unsynced = 0;
+  /** Offset just past the last byte accepted (written, queued or left as a hole). */
+  end = 0;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  async add(chunk: Uint8Array): Promise<void> {
+    if (isAllZero(chunk)) {
+      await this.flush();
+      this.end += chunk.length;
+      this.batchStart = this.end;
+      return;
+    }
+    this.batch.push(chunk);
+    this.batchBytes += chunk.length;
+    this.end += chunk.length;
+    if (this.batchBytes >= WRITE_BATCH_BYTES) await this.flush();
+  }
+
+  /** Starts writing the current batch once the previous write is done. */
+  async flush(): Promise<void> {
+    await this.inFlight;
+    if (this.batch.length === 0) return;
+    const buffers = this.batch;
+    const position = this.batchStart;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchStart = this.end;
+    this.inFlight = writeAll(this.fh, buffers, position).then((n) => this.wrote(n));
+  }
+
+  /** Counts written bytes and starts a background datasync every EARLY_SYNC_BYTES. */
+  private wrote(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.unsynced < EARLY_SYNC_BYTES || this.syncing !== undefined) return;
+    this.unsynced = 0;
+    this.syncing = this.fh.datasync().finally(() => { this.syncing = undefined; });
+    this.syncing.catch(() => undefined); // its error, if any, is met again by the final fsync
+  }
+
+  /** Waits for every byte to be written and sets the file's length (trailing holes included). */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.inFlight;
+    await this.syncing?.catch(() => undefined);
+    await this.fh.truncate(this.end);
+  }
+
+  /** Waits for a write or sync in flight, ignoring errors (the operation is failing anyway). */
+  async settle(): Promise<void> {
+    await this.inFlight.catch(() => undefined);
+    await this.syncing?.catch(() => undefined);
+  }
+}
+
+/** Writes `buffers` at `position`, finishing a short writev; resolves with the bytes written. */
+async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<number> {
+  const total = buffers.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten } = await fh.writev(buffers, position);
+  if (bytesWritten === total) return total;
+  const rest = Buffer.concat(buffers).subarray(bytesWritten);
+  let done = 0;
+  while (done < rest.length) {
+    const r = await fh.write(rest, done, rest.length - done, position + bytesWritten + done);
+    done += r.bytesWritten;
+  }
+  return total;
+}
+
+/**
+ * Writes `data` into `fh` from offset 0 and returns the number of bytes written. Throws
+ * INVALID_ARG when the stream carries more than `limits.maxBytes` (or than announced),
+ * OPERATION_ABORTED when `ctl.signal` aborts or the stream ends short of the announced length,
+ * and whatever the stream throws. The caller removes the file on any throw.
+ */
+export async function writeStream(fh: FileHandle, data: AsyncIterable<Uint8Array>, limits: StreamLimits, ctl: OpControl = {}): Promise<number> {
+  const total = limits.lengthBytes ?? limits.maxBytes;
+  const writer = new BatchWriter(fh);
+  const it = data[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await unlessAborted(it.next(), ctl.signal, limits.what);
+      if (r.done === true) { finished = true; break; }
+      const chunk = r.value;
+      if (writer.end + chunk.length > limits.maxBytes) {
+        throw new VirtqError('INVALID_ARG', `${limits.what}: the upload is longer than the volume (${limits.maxBytes} bytes); nothing was changed (resize the volume first)`, { details: { maxBytes: limits.maxBytes } });
+      }
+      if (limits.lengthBytes !== undefined && writer.end + chunk.length > limits.lengthBytes) {
+        throw new VirtqError('INVALID_ARG', `${limits.what}: the stream carries more than the ${limits.lengthBytes} bytes announced; nothing was changed`);
+      }
+      await writer.add(chunk);
+      ctl.onProgress?.(writer.end, total);
+    }
+    if (limits.lengthBytes !== undefined && writer.end < limits.lengthBytes) {
+      throw new VirtqError('OPERATION_ABORTED', `${limits.what}: the stream ended after ${writer.end} of ${limits.lengthBytes} bytes; nothing was changed`);
+    }
+    await unlessAborted(writer.finish(), ctl.signal, limits.what);
+    return writer.end;
+  } catch (err) {
+    // Tell the producer to stop; never wait for it: it may be stuck on a peer that went away.
+    if (!finished) void it.return?.()?.catch(() => undefined);
+    await writer.settle();
+    throw err;
+  }
+}
+
+/**
+ * Opens `path` for reading as a download: yields its bytes in `chunkBytes` chunks (each a fresh
+ * buffer the consumer owns), reporting progress, failing with OPERATION_ABORTED when
+ * `ctl.signal` aborts. The file is read through the descriptor opened here, so a volume
+ * replaced meanwhile is read as it was when the download began.
+ */
+export async function openDownload(path: string, what: string, ctl: OpControl = {}, chunkBytes = DOWNLOAD_CHUNK_BYTES): Promise<VolumeDownload> {
+  const fh = await open(path, 'r');
+  let totalBytes: number;
+  try {
+    totalBytes = (await fh.stat()).size;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await fh.close();
+  };
+  const read = async (position: number): Promise<Buffer> => {
+    const buf = Buffer.allocUnsafe(Math.min(chunkBytes, totalBytes - position));
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+      if (bytesRead === 0) throw new VirtqError('OPERATION_FAILED', `${what}: the file shrank while it was read (${position + got} of ${totalBytes} bytes)`);
+      got += bytesRead;
+    }
+    return buf;
+  };
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    try {
+      let position = 0;
+      // One read ahead: the next chunk is read while the consumer handles this one.
+      let pending: Promise<Buffer> | undefined = totalBytes > 0 ? read(0) : undefined;
+      while (pending !== undefined) {
+        const buf = await pending;
+        if (ctl.signal?.aborted === true) throw abortedError(what);
+        position += buf.length;
+        pending = position < totalBytes ? read(position) : undefined;
+        pending?.catch(() => undefined);
+        ctl.onProgress?.(position, totalBytes);
+        yield buf;
+      }
+    } finally {
+      await close();
+    }
+  }
+  return { totalBytes, close, [Symbol.asyncIterator]: () => chunks() };
+}

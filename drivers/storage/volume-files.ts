@@ -1,0 +1,121 @@
+// How a volume file comes to be under its final name: built under a temp name in the pool's
+// directory (`.vq-<random>.tmp`, never listed), fsynced, then linked (new volume: never over
+// an existing file) or renamed (upload: over the old bytes) into place, and the directory
+// fsynced. A crash at any point leaves the old state plus at most a temp file recover() removes.
+import { randomBytes } from 'node:crypto';
+import { link, open, rename, rm, unlink, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
+
+const TEMP_RE = /^\.vq-[0-9a-f]{16}\.tmp$/;
+
+/** A fresh temp file name for the pool directory. */
+export function tempName(): string {
+  return `.vq-${randomBytes(8).toString('hex')}.tmp`;
+}
+
+/** True for the names `tempName()` makes: the files `recover()` removes. */
+export function isTempName(name: string): boolean {
+  return TEMP_RE.test(name);
+}
+
+/** The volume an operation is about, for messages. */
+export interface VolumeRef {
+  pool: string;
+  name: string;
+}
+
+/** `volume "v" in pool "p"`. */
+export function describe(ref: VolumeRef): string {
+  return `volume ${JSON.stringify(ref.name)} in pool ${JSON.stringify(ref.pool)}`;
+}
+
+/** Maps a filesystem error met while working on `ref` to a typed error; VirtqErrors pass through. */
+export function fsError(err: unknown, ref: VolumeRef, what: string): VirtqError {
+  if (err instanceof VirtqError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const vol = describe(ref);
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new VirtqError('NO_SPACE', `${what}: no space left on the filesystem of pool ${JSON.stringify(ref.pool)}; free space or use another pool`, { cause: err });
+    case 'EEXIST':
+      return new VirtqError('ALREADY_EXISTS', `${vol} already exists; delete it first or choose another name`, { cause: err });
+    case 'ENOENT':
+      return new VirtqError('NO_STORAGE_VOL', `${vol} does not exist`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new VirtqError('PERMISSION_DENIED', `${what}: ${message}`, { cause: err });
+    default:
+      return new VirtqError('OPERATION_FAILED', `${what}: ${message}`, { cause: err });
+  }
+}
+
+/** fsyncs a file or a directory by path. */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** How a finished temp file takes its final name. */
+export type CommitMode = 'new' | 'replace';
+
+/**
+ * Puts the finished temp file `tmp` (in `dir`) under `name`: `new` links it, failing with
+ * ALREADY_EXISTS when anything holds the name (a race lost to another create), `replace`
+ * renames over the old file. The file and the directory are fsynced first and after.
+ */
+export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode): Promise<void> {
+  const tmpPath = join(dir, tmp);
+  const finalPath = join(dir, name);
+  await fsyncPath(tmpPath);
+  if (mode === 'replace') {
+    await rename(tmpPath, finalPath);
+  } else {
+    try {
+      await link(tmpPath, finalPath);
+      await unlink(tmpPath).catch(() => undefined); // a leftover is a temp: recover() removes it
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+      // A filesystem without hard links: check, then rename (a narrow race, as with any create).
+      if (await exists(finalPath)) throw Object.assign(new Error(`${finalPath} exists`), { code: 'EEXIST' });
+      await rename(tmpPath, finalPath);
+    }
+  }
+  await fsyncPath(dir);
+}
+
+/** True when anything (file, dir, dangling symlink) is at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Runs `build(tmpPath)` to make a file under a fresh temp name in `dir`, then commits it as
+ * `ref.name`. On any failure (abort, ENOSPC, a lost race) the temp file is removed and the
+ * error, mapped, is thrown: the final name never holds a partial file.
+ */
+export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitMode, what: string, build: (tmpPath: string) => Promise<void>): Promise<void> {
+  const tmp = tempName();
+  const tmpPath = join(dir, tmp);
+  try {
+    await build(tmpPath);
+    await commitTemp(dir, tmp, ref.name, mode);
+  } catch (err) {
+    await rm(tmpPath, { force: true }).catch(() => undefined);
+    throw fsError(err, ref, what);
+  }
+}

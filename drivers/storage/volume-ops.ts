@@ -1,0 +1,215 @@
+// The operations that make or change a volume's file: create, clone (thin overlay or full
+// copy), resize and upload. Each builds under a temp name and commits (volume-files.ts), so a
+// failure, an abort or a kill leaves the final name as it was.
+import { chmod, open, type FileHandle } from 'node:fs/promises';
+import { dirname, basename, isAbsolute } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
+import type { ImageInfo } from './image-info.js';
+import { convertArgs, createArgs, resizeArgs, type SecretArgs } from './qemu-img-args.js';
+import type { QemuImg } from './qemu-img.js';
+import { openDownload, writeStream } from './transfer.js';
+import type { CloneMode, CreateVolumeSpec, OpControl, ResizeOptions, UploadOptions, VolumeFormat } from './types.js';
+import { buildVolumeFile, describe, type VolumeRef } from './volume-files.js';
+import type { ResolvedVolume } from './volume-lookup.js';
+import { checkVolumeName } from './volume-name.js';
+
+/** Mode of the files this driver makes: the VM's QEMU runs as the daemon's user. */
+export const VOLUME_FILE_MODE = 0o600;
+
+/** What the operations need of their pool. */
+export interface OpsContext {
+  pool: string;
+  dir: string;
+  qemuImg: QemuImg;
+  /** Runs `fn` with a passphrase held in a private file (secret-file.ts). */
+  withSecret<T>(passphrase: Uint8Array, fn: (secret: SecretArgs) => Promise<T>): Promise<T>;
+}
+
+const isFormat = (f: unknown): f is VolumeFormat => f === 'raw' || f === 'qcow2';
+
+function checkCapacity(bytes: unknown, field: string): asserts bytes is number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new VirtqError('INVALID_ARG', `${field} must be a whole number of bytes ≥ 0, got ${String(bytes)}`, { details: { field } });
+  }
+}
+
+/** Throws INVALID_ARG naming the field when `spec` cannot be created. */
+export function checkCreateSpec(spec: CreateVolumeSpec): void {
+  checkVolumeName(spec.name);
+  if (!isFormat(spec.format)) throw new VirtqError('INVALID_ARG', `format must be "raw" or "qcow2", got ${JSON.stringify(spec.format)}`, { details: { field: 'format' } });
+  checkCapacity(spec.capacityBytes, 'capacityBytes');
+  if (spec.backing !== undefined) {
+    if (spec.format !== 'qcow2') throw new VirtqError('INVALID_ARG', `volume ${JSON.stringify(spec.name)}: only a qcow2 volume can have a backing image`, { details: { field: 'backing' } });
+    if (typeof spec.backing.path !== 'string' || !isAbsolute(spec.backing.path)) {
+      throw new VirtqError('INVALID_ARG', `backing.path must be an absolute path, got ${JSON.stringify(spec.backing.path)}`, { details: { field: 'backing.path' } });
+    }
+    if (typeof spec.backing.format !== 'string' || !/^[a-z0-9]+$/.test(spec.backing.format)) {
+      throw new VirtqError('INVALID_ARG', `backing.format must be a qemu format name, got ${JSON.stringify(spec.backing.format)}`, { details: { field: 'backing.format' } });
+    }
+  }
+  if (spec.encryption !== undefined) {
+    if (spec.format !== 'qcow2') throw new VirtqError('INVALID_ARG', `volume ${JSON.stringify(spec.name)}: only a qcow2 volume can be encrypted`, { details: { field: 'encryption' } });
+    if (!(spec.encryption.passphrase instanceof Uint8Array) || spec.encryption.passphrase.length === 0) {
+      throw new VirtqError('INVALID_ARG', 'encryption.passphrase must be a non-empty byte array', { details: { field: 'encryption.passphrase' } });
+    }
+    const iter = spec.encryption.iterTimeMs;
+    if (iter !== undefined && (!Number.isSafeInteger(iter) || iter < 1)) {
+      throw new VirtqError('INVALID_ARG', `encryption.iterTimeMs must be a whole number of milliseconds ≥ 1, got ${String(iter)}`, { details: { field: 'encryption.iterTimeMs' } });
+    }
+  }
+}
+
+/** qemu-img rounds every virtual size up to whole 512-byte sectors. */
+const sectors = (bytes: number): number => Math.ceil(bytes / 512) * 512;
+
+/**
+ * Runs qemu-img create into a temp file and commits it as `spec.name` (never over a file).
+ * Returns what the new image is when that is known without asking qemu-img (no backing image).
+ */
+export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec): Promise<ImageInfo | undefined> {
+  const ref = { pool: ctx.pool, name: spec.name };
+  const what = `creating ${describe(ref)}`;
+  await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
+    const base = { path: tmp, format: spec.format, capacityBytes: spec.capacityBytes, backing: spec.backing };
+    const enc = spec.encryption;
+    if (enc === undefined) await ctx.qemuImg.run(createArgs(base), { what });
+    else await ctx.withSecret(enc.passphrase, (secret) => runLuksCreate(ctx.qemuImg, createArgs({ ...base, secret, iterTimeMs: enc.iterTimeMs }), what));
+    await chmod(tmp, VOLUME_FILE_MODE);
+  });
+  if (spec.backing !== undefined) return undefined;
+  return { format: spec.format, capacity: sectors(spec.capacityBytes), backingChain: [], encrypted: spec.encryption !== undefined };
+}
+
+/** How often a LUKS create is tried when qemu's PBKDF benchmark measured no CPU time. */
+const LUKS_CREATE_TRIES = 3;
+
+/**
+ * Runs a LUKS `qemu-img create`. QEMU 7.2 times its PBKDF benchmark by the thread's CPU time and
+ * gives up ("Unable to get accurate CPU usage") when a round measured 0 ms, which tick-based
+ * accounting on a busy host sometimes reports: that failure is transient, so it is retried.
+ */
+async function runLuksCreate(qemuImg: QemuImg, args: string[], what: string): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await qemuImg.run(args, { what });
+      return;
+    } catch (err) {
+      if (attempt >= LUKS_CREATE_TRIES || !(err instanceof VirtqError) || !err.message.includes('Unable to get accurate CPU usage')) throw err;
+    }
+  }
+}
+
+/**
+ * Clones `src` as `name`. `thin`: a qcow2 overlay whose backing image is the source (refused for
+ * an encrypted source: the overlay's writes would be stored in clear). `full`: an independent
+ * copy in the source's format, its chain flattened by qemu-img convert; an encrypted source
+ * without backing image is copied byte for byte (it stays encrypted under the same passphrase).
+ */
+export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcInfo: ImageInfo, name: string, mode: CloneMode, ctl: OpControl): Promise<ImageInfo | undefined> {
+  const ref = { pool: ctx.pool, name };
+  const what = `cloning ${describe(src.ref)} to ${JSON.stringify(name)}`;
+  if (srcInfo.problem !== undefined) throw new VirtqError('OPERATION_INVALID', `${what}: the source cannot be read: ${srcInfo.problem}`);
+  if (mode === 'thin') {
+    if (srcInfo.encrypted) throw new VirtqError('OPERATION_INVALID', `${what}: the source is encrypted and a thin clone would store its writes in clear; make a full clone`);
+    const backing = { path: src.path, format: srcInfo.format };
+    await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
+      await ctx.qemuImg.run(createArgs({ path: tmp, format: 'qcow2', capacityBytes: srcInfo.capacity, backing }), { what, signal: ctl.signal });
+      await chmod(tmp, VOLUME_FILE_MODE);
+    });
+    // Known without asking qemu-img again: that spawn would be most of a thin clone's time.
+    return { format: 'qcow2', capacity: sectors(srcInfo.capacity), backingChain: [backing, ...srcInfo.backingChain], encrypted: false };
+  }
+  if (mode !== 'full') throw new VirtqError('INVALID_ARG', `clone mode must be "full" or "thin", got ${JSON.stringify(mode)}`, { details: { field: 'mode' } });
+  if (srcInfo.encrypted) {
+    if (srcInfo.backingChain.length > 0) throw new VirtqError('NOT_SUPPORTED', `${what}: a full clone of an encrypted volume with a backing image is not supported`);
+    await buildVolumeFile(ctx.dir, ref, 'new', what, (tmp) => copyFile(src.path, tmp, what, ctl));
+    return undefined;
+  }
+  const format: VolumeFormat = srcInfo.format === 'qcow2' ? 'qcow2' : 'raw';
+  const total = srcInfo.capacity;
+  await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
+    ctl.onProgress?.(0, total);
+    const onPercent = (p: number): void => ctl.onProgress?.(Math.min(total, Math.round((p / 100) * total)), total);
+    await ctx.qemuImg.run(convertArgs(src.path, srcInfo.format, tmp, format), { what, signal: ctl.signal, onPercent });
+    await chmod(tmp, VOLUME_FILE_MODE);
+  });
+  return undefined;
+}
+
+/** Copies the bytes of `from` into the new file `to` (holes kept for zero chunks), with progress. */
+async function copyFile(from: string, to: string, what: string, ctl: OpControl): Promise<void> {
+  const source = await openDownload(from, what, { signal: ctl.signal });
+  const fh = await open(to, 'wx', VOLUME_FILE_MODE);
+  try {
+    await writeStream(fh, source, { maxBytes: source.totalBytes, lengthBytes: source.totalBytes, what }, ctl);
+  } finally {
+    await fh.close();
+    await source.close();
+  }
+}
+
+/**
+ * Resizes `vol` in place (qemu-img resize changes metadata or the file's length, never data
+ * below the smaller size). Refuses a smaller capacity unless `opts.shrink`, with both sizes.
+ */
+export async function resizeVolumeFile(ctx: OpsContext, vol: ResolvedVolume, info: ImageInfo, capacityBytes: number, opts: ResizeOptions): Promise<void> {
+  checkCapacity(capacityBytes, 'capacityBytes');
+  const what = `resizing ${describe(vol.ref)}`;
+  if (capacityBytes < info.capacity && !opts.shrink) {
+    throw new VirtqError('INVALID_ARG', `${what}: ${capacityBytes} bytes is below its capacity of ${info.capacity} bytes; pass shrink to cut it (data past the new end is lost)`, { details: { capacityBytes, currentBytes: info.capacity } });
+  }
+  if (capacityBytes === info.capacity) return;
+  const base = { path: vol.path, format: info.format, capacityBytes, shrink: capacityBytes < info.capacity };
+  if (!info.encrypted) {
+    await ctx.qemuImg.run(resizeArgs(base), { what });
+    return;
+  }
+  if (opts.encryption === undefined) throw new VirtqError('INVALID_ARG', `${what}: the volume is encrypted; give its passphrase to resize it`, { details: { field: 'encryption' } });
+  await ctx.withSecret(opts.encryption.passphrase, (secret) => ctx.qemuImg.run(resizeArgs({ ...base, secret }), { what }));
+}
+
+/**
+ * Replaces the bytes of `vol` with `data`: written to a temp file beside it, fsynced, renamed
+ * over it (its mode and owner kept). More bytes than the file holds is INVALID_ARG; an abort,
+ * a stream error or a short stream leave the volume as it was.
+ */
+export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, data: AsyncIterable<Uint8Array>, ctl: OpControl, opts: UploadOptions): Promise<number> {
+  const what = `uploading to ${describe(vol.ref)}`;
+  const maxBytes = Number(vol.st.size);
+  if (opts.lengthBytes !== undefined) {
+    checkCapacity(opts.lengthBytes, 'lengthBytes');
+    if (opts.lengthBytes > maxBytes) {
+      throw new VirtqError('INVALID_ARG', `${what}: ${opts.lengthBytes} bytes is longer than the volume (${maxBytes} bytes); resize it first`, { details: { lengthBytes: opts.lengthBytes, maxBytes } });
+    }
+  }
+  // A symlinked volume is replaced where its file lives, so the link keeps pointing at it.
+  const fileRef: VolumeRef = { pool: ctx.pool, name: basename(vol.path) };
+  let written = 0;
+  // Held open so that the rename does not free the replaced file's blocks (~0.3 s for 1 GiB
+  // here): the last close does, after the caller has its answer.
+  const old = await open(vol.path, 'r');
+  try {
+    await buildVolumeFile(dirname(vol.path), fileRef, 'replace', what, async (tmp) => {
+      const fh = await open(tmp, 'wx', VOLUME_FILE_MODE);
+      try {
+        written = await writeStream(fh, data, { maxBytes, lengthBytes: opts.lengthBytes, what }, ctl);
+        await keepOwnership(fh, vol);
+      } finally {
+        await fh.close();
+      }
+    });
+  } finally {
+    void old.close().catch(() => undefined);
+  }
+  return written;
+}
+
+/** Gives the new file the old one's mode and, when it can, its owner (a non-root daemon cannot). */
+async function keepOwnership(fh: FileHandle, vol: ResolvedVolume): Promise<void> {
+  await fh.chmod(Number(vol.st.mode) & 0o7777);
+  const now = await fh.stat();
+  if (now.uid === Number(vol.st.uid) && now.gid === Number(vol.st.gid)) return;
+  await fh.chown(Number(vol.st.uid), Number(vol.st.gid)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPERM') throw err;
+  });
+}

@@ -1,0 +1,137 @@
+// DirPool's own logic with a scripted qemu-img: the info cache (a pool of 200 volumes is
+// inspected once, then again only for files that changed), busy volumes, and passphrases that
+// reach qemu-img only through a private file removed after the call.
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirPool } from '../../../../drivers/storage/dir-pool.js';
+import { QemuImg } from '../../../../drivers/storage/qemu-img.js';
+import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
+import { fakeQemuImg, type FakeAnswer } from './fake-qemu-img.js';
+
+/** A qemu-img that says every file is raw of its own size, and makes files it is asked to create. */
+function rawWorld(onCreate: (args: readonly string[]) => void = () => undefined) {
+  return fakeQemuImg((args): FakeAnswer => {
+    if (args[0] === 'info') {
+      const path = args[args.length - 1] as string;
+      if (path.endsWith('.bad')) return { stderr: 'qemu-img: Could not open: Unsupported qcow2 version 9', code: 1 };
+      return { stdout: JSON.stringify([{ format: 'raw', 'virtual-size': readFileSync(path).length, filename: path }]) };
+    }
+    if (args[0] === 'create') {
+      onCreate(args);
+      writeFileSync(args[args.length - 2] as string, '');
+      return {};
+    }
+    return { code: 1, stderr: 'unexpected' };
+  });
+}
+
+describe('DirPool', () => {
+  let root: TmpRoot;
+  beforeEach(() => { root = tmpRoot(); });
+  afterEach(() => { root.remove(); });
+
+  const poolWith = async (spawn: ReturnType<typeof rawWorld>['spawn']): Promise<DirPool> => {
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { qemuImg: new QemuImg({ spawn }), secretDir: root.path('secrets') });
+    await pool.build();
+    return pool;
+  };
+
+  it('inspects each of 200 volumes once, then only the files that changed', async () => {
+    const fake = rawWorld();
+    const pool = await poolWith(fake.spawn);
+    for (let i = 0; i < 200; i += 1) writeFileSync(root.path('pool', `v${String(i).padStart(3, '0')}.raw`), 'x'.repeat(i));
+    writeFileSync(root.path('pool', '.vq-0123456789abcdef.tmp'), 'half a volume');
+    const first = await pool.list();
+    expect(first).toHaveLength(200);
+    expect(first[5]).toMatchObject({ name: 'v005.raw', format: 'raw', capacity: 5 });
+    expect(fake.calls).toHaveLength(200);
+    await pool.list();
+    expect(fake.calls).toHaveLength(200);
+    appendFileSync(root.path('pool', 'v007.raw'), 'more');
+    rmSync(root.path('pool', 'v008.raw'));
+    const third = await pool.list();
+    expect(fake.calls).toHaveLength(201);
+    expect(third.find((v) => v.name === 'v007.raw')?.capacity).toBe(11);
+    expect(third).toHaveLength(199);
+  });
+
+  it('lists a file qemu-img cannot read, saying why, instead of failing the listing', async () => {
+    const pool = await poolWith(rawWorld().spawn);
+    writeFileSync(root.path('pool', 'broken.bad'), 'QFI');
+    writeFileSync(root.path('pool', 'good.raw'), 'x');
+    const list = await pool.list();
+    expect(list.map((v) => [v.name, v.format])).toEqual([['broken.bad', 'unknown'], ['good.raw', 'raw']]);
+    expect(list[0]?.problem).toContain('Unsupported qcow2 version 9');
+  });
+
+  it('refuses a second change of a volume while one is under way', async () => {
+    const pool = await poolWith(rawWorld().spawn);
+    writeFileSync(root.path('pool', 'v.raw'), Buffer.alloc(1024));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    async function* slow(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array([1]);
+      await gate;
+    }
+    const upload = pool.upload('v.raw', slow());
+    await new Promise((r) => setImmediate(r));
+    await expect(pool.delete('v.raw')).rejects.toMatchObject({ code: 'IN_USE', message: expect.stringContaining('upload') });
+    release();
+    await upload;
+    await pool.delete('v.raw');
+  });
+
+  it('gives qemu-img the passphrase only as a 0600 file that is gone after the call', async () => {
+    const seen: Array<{ args: string; key: string; mode: number }> = [];
+    const fake = rawWorld((args) => {
+      const object = args[args.indexOf('--object') + 1] as string;
+      const file = /file=([^,]+)/.exec(object)?.[1] as string;
+      seen.push({ args: args.join(' '), key: readFileSync(file, 'utf8'), mode: statSync(file).mode & 0o777 });
+    });
+    const pool = await poolWith(fake.spawn);
+    await pool.create({ name: 'e.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: { passphrase: new TextEncoder().encode('s3cret-pass') } });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ key: 's3cret-pass', mode: 0o600 });
+    expect(seen[0]?.args).not.toContain('s3cret-pass');
+    expect(readdirSync(root.path('secrets'))).toEqual([]);
+  });
+
+  it('retries a LUKS create that QEMU\'s PBKDF benchmark failed to time, up to three tries', async () => {
+    let failures = 1;
+    const flaky = fakeQemuImg((args): FakeAnswer => {
+      if (args[0] === 'create' && failures > 0) {
+        failures -= 1;
+        return { stderr: `qemu-img: ${args[args.length - 2] as string}: Unable to get accurate CPU usage\n`, code: 1 };
+      }
+      if (args[0] === 'create') writeFileSync(args[args.length - 2] as string, '');
+      return { stdout: JSON.stringify({ format: 'qcow2', 'virtual-size': 1024, encrypted: true }) };
+    });
+    const pool = await poolWith(flaky.spawn);
+    const enc = { passphrase: new Uint8Array([7]) };
+    expect(await pool.create({ name: 'a.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).toMatchObject({ encrypted: true });
+    expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(2);
+    failures = 3;
+    await expect(pool.create({ name: 'b.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(5);
+    expect(readdirSync(root.path('pool'))).toEqual(['a.qcow2']);
+  });
+
+  it('recover() removes temp files and stale secret dirs of this pool only', async () => {
+    let secretDirOfCall = '';
+    const pool = await poolWith(rawWorld((args) => {
+      secretDirOfCall = dirname(/file=([^,]+)/.exec(args[args.indexOf('--object') + 1] as string)?.[1] as string);
+    }).spawn);
+    await pool.create({ name: 'e.qcow2', format: 'qcow2', capacityBytes: 1, encryption: { passphrase: new Uint8Array([1]) } });
+    // What a kill -9 during that call would have left:
+    mkdirSync(secretDirOfCall);
+    writeFileSync(`${secretDirOfCall}/key`, 'x');
+    mkdirSync(root.path('secrets', 'someone-else'));
+    writeFileSync(root.path('pool', '.vq-0123456789abcdef.tmp'), 'half');
+    writeFileSync(root.path('pool', '.keep-me'), 'not ours');
+    const report = await pool.recover();
+    expect(report.removed.sort()).toEqual(['.vq-0123456789abcdef.tmp', basename(secretDirOfCall)].sort());
+    expect(readdirSync(root.path('pool')).sort()).toEqual(['.keep-me', 'e.qcow2']);
+    expect(readdirSync(root.path('secrets'))).toEqual(['someone-else']);
+  });
+});

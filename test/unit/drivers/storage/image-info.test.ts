@@ -1,0 +1,38 @@
+// Parsing `qemu-img info --output=json [--backing-chain]` as qemu-img 7.2 prints it.
+import { describe, expect, it } from 'vitest';
+import { parseImageInfo } from '../../../../drivers/storage/image-info.js';
+
+const overlay = {
+  'backing-filename-format': 'qcow2', 'virtual-size': 67108864, filename: '/p/ov.qcow2', 'cluster-size': 65536, format: 'qcow2',
+  'actual-size': 200704, 'full-backing-filename': '/p/base.qcow2', 'backing-filename': '/p/base.qcow2', 'dirty-flag': false,
+};
+const base = { 'virtual-size': 67108864, filename: '/p/base.qcow2', format: 'qcow2', 'actual-size': 200704, 'dirty-flag': false };
+const raw = { 'virtual-size': 10485760, filename: '/p/r.raw', format: 'raw', 'actual-size': 4096, 'dirty-flag': false };
+
+describe('parseImageInfo', () => {
+  it('reads a lone raw image', () => {
+    expect(parseImageInfo(JSON.stringify([raw]))).toEqual({ format: 'raw', capacity: 10485760, backingChain: [], encrypted: false });
+  });
+
+  it('reads a backing chain, nearest first, with paths as the overlay resolves them', () => {
+    const chain = [overlay, { ...base, 'backing-filename-format': 'raw', 'full-backing-filename': '/p/r.raw', 'backing-filename': 'r.raw' }, raw];
+    expect(parseImageInfo(JSON.stringify(chain)).backingChain).toEqual([
+      { path: '/p/base.qcow2', format: 'qcow2' },
+      { path: '/p/r.raw', format: 'raw' },
+    ]);
+  });
+
+  it('names the backing file of a single-image answer (no --backing-chain)', () => {
+    expect(parseImageInfo(JSON.stringify(overlay)).backingChain).toEqual([{ path: '/p/base.qcow2', format: 'qcow2' }]);
+  });
+
+  it('reports encryption', () => {
+    expect(parseImageInfo(JSON.stringify([{ ...base, encrypted: true }])).encrypted).toBe(true);
+  });
+
+  it('throws INTERNAL on text that is not its JSON', () => {
+    expect(() => parseImageInfo('not json')).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(() => parseImageInfo('[]')).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(() => parseImageInfo('[{"format":"raw"}]')).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+  });
+});
