@@ -96,7 +96,16 @@ export function callCommand(program: Program, procName: string, adapter: CallAda
     ...(((schema as { required?: unknown }).required ?? []) as string[]),
     ...adapter.arguments.flatMap((a) => (a.field === undefined ? [] : [a.field])),
   ];
-  const derived = deriveFromSchema(schema, { ...adapter.hints, skip: [...(adapter.hints?.skip ?? []), ...replaced] });
+  const options = deriveFromSchema(schema, { ...adapter.hints, skip: [...(adapter.hints?.skip ?? []), ...replaced] });
+  // Arguments the adapter gives fill their schema fields as derived ones do.
+  const derived: Derived = {
+    ...options,
+    toArgs: (input) => {
+      const out = options.toArgs(input);
+      for (const a of adapter.arguments ?? []) if (a.field !== undefined && input.args[a.name] !== undefined) out[a.field] = input.args[a.name];
+      return out;
+    },
+  };
   const which = program.name;
   const run = adapter.run ?? (async (ctx: RunContext, input: Input): Promise<void> => {
     const callArgs = adapter.toArgs === undefined ? derived.toArgs(input) : await adapter.toArgs(input, derived, ctx);

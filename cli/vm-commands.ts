@@ -120,7 +120,8 @@ const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
       const pool = input.opts['pool'];
       const where = typeof pool === 'string' ? { source: { pool, volume: source } } : { path: resolve(ctx.io.cwd, source) };
       const encryption = typeof input.opts['encrypt'] === 'string' ? { encryption: { secret: input.opts['encrypt'] } } : {};
-      return { name: input.args['name'], disk: { ...where, target: input.args['target'], ...disk, ...encryption } };
+      const { name, ...rest } = disk;
+      return { name, disk: { ...where, ...rest, ...encryption } };
     },
     render: (_r, a) => `Disk ${String((a['disk'] as Args)['target'])} attached to ${vm(a)}\n`,
   },

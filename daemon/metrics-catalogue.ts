@@ -37,6 +37,13 @@ export const metricCatalogue = {
   domains: spec({ name: 'virtq_daemon_domains', type: 'gauge', labels: ['state'], exportedBy: 'virtqemud', help: 'VMs known to virtqemud, by state.' }),
   shimUp: spec({ name: 'virtq_shim_up', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: '1 when the VM\'s shim answered this scrape in time, else 0.' }),
   shimScrape: spec({ name: 'virtq_shim_scrape_duration_seconds', type: 'gauge', labels: ['domain', 'uuid'], exportedBy: 'virtqemud', help: 'How long fetching the shim\'s metrics took in this scrape.' }),
+  poolCapacity: spec({ name: 'virtq_storage_pool_capacity_bytes', type: 'gauge', labels: ['pool'], exportedBy: 'virtstoraged', help: 'Size of the filesystem holding each active pool.' }),
+  poolAllocation: spec({ name: 'virtq_storage_pool_allocation_bytes', type: 'gauge', labels: ['pool'], exportedBy: 'virtstoraged', help: 'Bytes in use on the filesystem holding each active pool.' }),
+  poolAvailable: spec({ name: 'virtq_storage_pool_available_bytes', type: 'gauge', labels: ['pool'], exportedBy: 'virtstoraged', help: 'Bytes still available on the filesystem holding each active pool.' }),
+  poolVolumes: spec({ name: 'virtq_storage_pool_volumes', type: 'gauge', labels: ['pool'], exportedBy: 'virtstoraged', help: 'Volumes in each active pool.' }),
+  storageOps: spec({ name: 'virtq_storage_operations_total', type: 'counter', labels: ['operation', 'code'], exportedBy: 'virtstoraged', help: 'Volume operations finished, by operation (create, clone, resize, delete, upload, download) and result code.' }),
+  storageOpDuration: spec({ name: 'virtq_storage_operation_duration_seconds', type: 'histogram', labels: ['operation'], exportedBy: 'virtstoraged', help: 'How long each volume operation took.' }),
+  storageBytes: spec({ name: 'virtq_storage_transferred_bytes_total', type: 'counter', labels: ['direction'], exportedBy: 'virtstoraged', help: 'Volume bytes uploaded (in) and downloaded (out).' }),
   secrets: spec({ name: 'virtq_secret_secrets', type: 'gauge', labels: ['ephemeral'], exportedBy: 'virtsecretd', help: 'Secrets defined, ephemeral (memory only) or not.' }),
   secretValueReads: spec({ name: 'virtq_secret_value_reads_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'virtsecretd', help: 'Secret values read (getValue by clients, useValue by consumers such as shims), and refusals.' }),
 } as const;

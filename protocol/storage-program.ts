@@ -44,14 +44,19 @@ export const VolumeRow = Type.Object({
   pool: PoolName,
   name: VolumeName,
   path: Type.String(),
-  format: VolumeFormat,
+  /** raw or qcow2 for volumes virtstoraged made; what qemu-img detects for files put there otherwise. */
+  format: Type.String(),
   /** Virtual size in bytes. */
   capacity: Bytes,
   /** Bytes used on the host. */
   allocation: Bytes,
   encrypted: Type.Boolean(),
+  /** The secret holding an encrypted volume's passphrase, when virtstoraged created it with one. */
+  secret: Type.Optional(Type.String()),
   /** The backing files, nearest first (empty for a volume with no backing). */
   backingChain: Type.Array(Type.Object({ path: Type.String(), format: Type.String() })),
+  /** Set when qemu-img could not read the file: why. */
+  problem: Type.Optional(Type.String()),
 });
 
 const PoolRef = Type.Object({ name: PoolName }, { additionalProperties: false });
