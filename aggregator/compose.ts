@@ -11,6 +11,8 @@ export interface VirtqemudOptions {
   shimBinary: string;
   reconcileMs: number;
   metricsRefreshMs: number;
+  /** How long a shim's start waits for virtstoraged/virtsecretd and a volume's pool (passed on as --daemon-wait). */
+  daemonWaitSec: number | undefined;
 }
 
 /** virtqemud, defined for the framework; `shimBeside` is where the bundled virtq-shim is. */
@@ -20,20 +22,25 @@ export function virtqemudService(version: string, shimBeside: URL): ServiceDefin
     version,
     summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
 definitions, starts VMs in detached shims and answers the host listing.`,
-    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' } },
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' } },
     optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --reconcile-ms N    period of the reconciliation pass (default 5000)
-  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)`,
+  --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
+  --daemon-wait S     how long a VM's start waits for virtstoraged, virtsecretd and its volumes' pools (default 30)`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},
     parseExtra: (values, env) => ({
       shimBinary: stringOption(values, 'shim') ?? env['VIRTQ_SHIM'] ?? fileURLToPath(new URL('./virtq-shim.js', shimBeside)),
       reconcileMs: wholeNumber(stringOption(values, 'reconcile-ms'), 'reconcile-ms', 5000),
       metricsRefreshMs: wholeNumber(stringOption(values, 'metrics-refresh-ms'), 'metrics-refresh-ms', 5000, 50),
+      daemonWaitSec: stringOption(values, 'daemon-wait') === undefined ? undefined : wholeNumber(stringOption(values, 'daemon-wait'), 'daemon-wait', 30),
     }),
     build: async ({ layout, clock, logs, env, common, extra, service }) => {
       // Shims run under the same root or mode as their virtqemud.
-      const placement = common.root !== undefined ? ['--root', common.root] : ['--mode', common.mode];
+      const placement = [
+        ...(common.root !== undefined ? ['--root', common.root] : ['--mode', common.mode]),
+        ...(extra.daemonWaitSec === undefined ? [] : ['--daemon-wait', String(extra.daemonWaitSec)]),
+      ];
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock);
       const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined });
       return daemon.start();

@@ -23,6 +23,8 @@ export interface TransferControl {
 }
 
 const REPORT_MS = 100;
+/** The largest piece of an upload sent in one frame. */
+const CHUNK_BYTES = 1024 * 1024;
 
 function reporter(ctl: TransferControl, total: number): (done: number, last: boolean) => void {
   let at = -Infinity;
@@ -44,12 +46,16 @@ export async function sendUpload(stream: TransferStream, source: AsyncIterable<U
   const abort = (): void => stream.fail(aborted(what, sent, length));
   ctl.signal?.addEventListener('abort', abort, { once: true });
   try {
-    for await (const chunk of source) {
+    for await (const given of source) {
+      // One frame carries at most 16 MiB: big chunks go as 1 MiB pieces.
+      for (let off = 0; off < given.length && !stream.ended; off += CHUNK_BYTES) {
+        const chunk = given.subarray(off, off + CHUNK_BYTES);
+        stream.write(chunk);
+        sent += chunk.length;
+        report(sent, false);
+        await stream.drain();
+      }
       if (stream.ended) break;
-      stream.write(chunk);
-      sent += chunk.length;
-      report(sent, false);
-      await stream.drain();
     }
     if (ctl.signal?.aborted === true) throw aborted(what, sent, length);
     stream.endWrite();

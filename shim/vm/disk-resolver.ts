@@ -9,7 +9,8 @@ import { VirtqError, delay, type Clock, type NormalizedDefinition, type Normaliz
 
 /** What the resolver asks virtstoraged. */
 export interface VolumeLookup {
-  volume(pool: string, volume: string): Promise<{ path: string; format: string; encrypted: boolean }>;
+  /** Where the volume is, its format, and for a LUKS volume the secret virtstoraged created it with. */
+  volume(pool: string, volume: string): Promise<{ path: string; format: string; encrypted: boolean; secret?: string }>;
 }
 
 /** What the resolver asks virtsecretd. */
@@ -64,7 +65,7 @@ export class DiskResolver {
     const what = `disk ${disk.target} of VM "${this.d.vm}" (volume ${source.pool}/${source.volume})`;
     const vol = await this.waiting(what, () => this.d.volumes.volume(source.pool, source.volume));
     if (vol.format !== 'raw' && vol.format !== 'qcow2') throw new VirtqError('INVALID_ARG', `${what}: format ${vol.format} is not supported (raw or qcow2)`);
-    let encryption = disk.encryption;
+    let encryption = disk.encryption ?? (vol.secret === undefined ? undefined : { secret: vol.secret });
     if (vol.encrypted && encryption === undefined) {
       const secret = await this.d.secrets.forVolume(source.pool, source.volume).catch(() => undefined);
       if (secret === undefined) {
