@@ -66,7 +66,7 @@ export class Virtqemud {
     const { layout, clock, logs } = this.cfg;
     const store = new DefinitionStore(layout.config, logs.module('definitions'));
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
-    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout };
+    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
     return {
       served: [
         served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),

@@ -3,7 +3,7 @@
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, Layout, NormalizedDefinition } from '../protocol/index.js';
-import { spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
+import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 
 /** What a shim reported once it started its VM. */
 export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state'>;
@@ -11,6 +11,8 @@ export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'st
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {
   start(def: NormalizedDefinition, opts: { paused: boolean }): Promise<ShimStarted>;
+  /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
+  reap(name: string, uuid: string, pid: number): Promise<void>;
 }
 
 /** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
@@ -26,6 +28,9 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
       });
       closeSync(errFd);
       return started;
+    },
+    async reap(name, uuid, pid) {
+      await runShimTask({ command: shimBinary, args: [...placement, '--reap', name, '--qemu-pid', String(pid), '--uuid', uuid], what: `reaping QEMU pid ${pid} of VM "${name}"`, clock, timeoutMs: 15_000, env });
     },
   };
 }

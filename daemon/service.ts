@@ -11,6 +11,7 @@ import type { LogHub } from './logging.js';
 import { adminLogHandlers } from './admin-log-handlers.js';
 import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
 import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
+import { WorkerSlots } from './worker-slots.js';
 
 /** The paths of a daemon's three sockets. */
 export interface SocketPaths {
@@ -64,14 +65,17 @@ export function serviceMetrics(daemon: string, programs: readonly Program[], lab
 export class DaemonService {
   readonly server: RpcServer;
   readonly metrics: Registry;
+  /** Slots for long operations, as many as the admin limit `workerConcurrency` says. */
+  readonly workers: WorkerSlots;
 
   constructor(private readonly cfg: ServiceConfig) {
     const metrics = cfg.metrics ?? serviceMetrics(cfg.daemon, cfg.programs ?? []);
     this.metrics = metrics.registry;
+    this.workers = new WorkerSlots(() => this.server.limits.workerConcurrency);
     this.server = new RpcServer({
       daemon: cfg.daemon, version: cfg.version, role: cfg.role, clock: cfg.clock, log: cfg.logs.module('rpc.server'),
       onCallDone: metrics.onCallDone,
-      ...(cfg.info === undefined ? {} : { info: cfg.info }),
+      info: () => ({ ...cfg.info?.(), workers: this.workers.counts }),
       ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
     });
     this.server.register(adminLogHandlers(cfg.logs));

@@ -78,6 +78,35 @@ export function spawnShim(launch: ShimLaunch): Promise<ShimReady> {
   });
 }
 
+/** How to run a shim for a one-off task (`--reap`): it prints one line and exits. */
+export interface ShimTask {
+  command: string;
+  args: readonly string[];
+  what: string;
+  clock: Clock;
+  timeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a shim task and resolves with its `{ok: true, ...}` line; rejects with its error. */
+export function runShimTask(task: ShimTask): Promise<Record<string, unknown>> {
+  const child = spawn(task.command, [...task.args], { stdio: ['ignore', 'pipe', 'ignore'], ...(task.env === undefined ? {} : { env: task.env }) });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = task.clock.setTimeout(() => { child.kill('SIGKILL'); reject(new VirtqError('TIMEOUT', `${task.what}: the shim did not finish within ${task.timeoutMs / 1000} s`)); }, task.timeoutMs);
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.once('error', (err) => { timer.dispose(); reject(new VirtqError('OPERATION_FAILED', `${task.what}: cannot run ${task.command}: ${err.message}`, { cause: err })); });
+    child.once('close', () => {
+      timer.dispose();
+      let value: unknown;
+      try { value = JSON.parse(out.split('\n')[0] ?? ''); } catch { value = undefined; }
+      const v = value as { ok?: unknown; error?: unknown } | undefined;
+      if (v?.ok === true) resolve(v as Record<string, unknown>);
+      else reject(v?.ok === false ? VirtqError.fromWire(v.error) : new VirtqError('INTERNAL', `${task.what}: the shim printed ${JSON.stringify(out.slice(0, 200))}`));
+    });
+  });
+}
+
 /** The shim's ready line as a result, or its failure (or an unreadable line) as an error. */
 export function parseReadyLine(line: string, name: string): ShimReady | VirtqError {
   let value: unknown;

@@ -12,7 +12,7 @@ const aggregator = ['aggregator'] as const;
 export const Limits = Type.Object({
   maxClients: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   maxInflightPerClient: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
-  /** How many QMP-bound jobs run at once (per VM on a shim; fan-out width on virtqemud). */
+  /** How many long operations run at once: shim starts on virtqemud, volume jobs on virtstoraged (a shim's VM runs one job at a time regardless). */
   workerConcurrency: Type.Integer({ minimum: 1, maximum: 1024 }),
 });
 

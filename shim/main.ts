@@ -3,7 +3,8 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError, parseUri } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseUri, systemClock } from '../protocol/index.js';
+import { reapOrphan, type ReapRequest } from './reap.js';
 import { composeShim, type ShimOptions } from './compose.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
@@ -11,6 +12,7 @@ import { runMain, type Started } from '../daemon/main-shell.js';
 const VERSION = '0.1.0';
 const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
        virtq-shim [--root DIR] --attach NAME [--no-register]
+       virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
 
 Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin), and prints
 one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
@@ -20,6 +22,8 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --mode system|session without --root: the FHS or the per-user layout (default: system for root)
   --definition FILE     the VM definition (JSON); '-' reads it from stdin
   --attach NAME         re-attach to the running VM NAME from its runtime state file
+  --reap NAME           stop VM NAME's QEMU (--qemu-pid, --uuid) that no shim runs and no state file
+                        records (virtqemud asks this after a shim died while starting it)
   --paused              start with the vCPUs paused
   --no-register         do not register with virtqemud (no daemon needed)
   --embed               private VM of an embedding application (implies --no-register)
@@ -33,17 +37,21 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --secret-uri URI      virtsecretd, for encrypted disks (default: likewise)
   --daemon-wait S       how long a start waits for those daemons and a volume's pool (default 30)`;
 
-function parse(argv: string[]): ShimOptions | 'help' {
+/** What a command line asks for: run a VM, or reap an orphan QEMU. */
+type Parsed = ShimOptions | (ReapRequest & { kind: 'reap' });
+
+function parse(argv: string[]): Parsed | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help === true) return 'help';
+  if (values.reap !== undefined) return reapArgs(values.reap, values['qemu-pid'], values.uuid);
   if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
   // The name becomes file names (the log file is opened before the definition is validated):
   // anything that is not a valid VM name must never reach a path.
@@ -82,7 +90,20 @@ function parse(argv: string[]): ShimOptions | 'help' {
   };
 }
 
-async function start(opts: ShimOptions): Promise<Started> {
+function reapArgs(name: string, pid: string | undefined, uuid: string | undefined): ReapRequest & { kind: 'reap' } {
+  if (!new RegExp(NAME_PATTERN).test(name)) throw new VirtqError('INVALID_ARG', `--reap: "${name}" is not a valid VM name`);
+  const n = Number(pid);
+  if (!Number.isInteger(n) || n <= 1) throw new VirtqError('INVALID_ARG', '--reap needs --qemu-pid PID');
+  if (uuid === undefined || !/^[0-9a-fA-F-]{36}$/.test(uuid)) throw new VirtqError('INVALID_ARG', '--reap needs --uuid UUID');
+  return { kind: 'reap', name, pid: n, uuid, clock: systemClock() };
+}
+
+async function start(parsed: Parsed): Promise<Started> {
+  if ('kind' in parsed) {
+    const reaped = await reapOrphan(parsed);
+    return { readyLine: JSON.stringify({ ok: true, reaped: reaped ? parsed.pid : null }), stop: () => undefined, done: Promise.resolve(), flush: () => undefined };
+  }
+  const opts = parsed;
   const { shim, logs } = await composeShim(opts, process.env, VERSION);
   const s = shim.runtimeState();
   return {

@@ -3,6 +3,7 @@
 // that started it goes away. Progress goes to that client as `progress` events, at most every
 // 100 ms and always at the end.
 import { VirtqError, type Clock, type JobProgress, type ServerClient } from '../protocol/index.js';
+import type { WorkerSlots } from '../daemon/worker-slots.js';
 
 /** One job under way. */
 interface Job {
@@ -19,7 +20,8 @@ export class Jobs {
   private readonly jobs = new Map<string, Job>();
   private anon = 0;
 
-  constructor(private readonly clock: Clock) {}
+  /** `workers` bounds how many jobs run at once (the admin limit workerConcurrency); the rest wait in order. */
+  constructor(private readonly clock: Clock, private readonly workers: Pick<WorkerSlots, 'run'>) {}
 
   /**
    * Runs `work` as a job of `client` (id `job`, or a private one): its signal aborts on cancel or
@@ -41,7 +43,10 @@ export class Jobs {
       client.pushEvent('storage', 'progress', { ...entry.progress });
     };
     try {
-      const result = await work({ signal: entry.controller.signal, report });
+      const result = await this.workers.run(() => {
+        if (entry.controller.signal.aborted) throw new VirtqError('OPERATION_ABORTED', `job "${id}" was cancelled before it started`);
+        return work({ signal: entry.controller.signal, report });
+      });
       report(entry.progress.totalBytes, entry.progress.totalBytes, true);
       return result;
     } finally {

@@ -58,7 +58,7 @@ deleted or changed under it (the lock manager's leases say which).`,
       await volumeSecrets.load();
       await pools.load();
       const metrics = new StorageMetrics(service.metrics, pools, clock);
-      const jobs = new Jobs(clock);
+      const jobs = new Jobs(clock, service.workers);
       const secretValue = async (uuid: string, purpose: string): Promise<Uint8Array> => {
         const client = await connectSecret(secretUri, { clock, waitMs: 10_000, timeoutMs: 30_000 });
         try {

@@ -9,6 +9,7 @@ import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner } from '../spawner.js';
+import type { WorkerSlots } from '../../daemon/worker-slots.js';
 
 /** What the host handlers work with. */
 export interface HostDeps {
@@ -18,6 +19,8 @@ export interface HostDeps {
   events: Events;
   /** Where the shims' state files are. */
   layout: Layout;
+  /** Shim starts run in these slots (the admin limit workerConcurrency); the rest wait, listed as starting. */
+  workers: Pick<WorkerSlots, 'run'>;
 }
 
 /** Starts the shim of `record` from `def`; the record holds the name while it starts. */
@@ -26,8 +29,8 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
-    const started = await d.spawner.start(def, { paused });
-    if (record.qemuPid === undefined && started.qemuPid !== undefined) d.registry.qemuFound(record, started.qemuPid);
+    // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
+    await d.workers.run(() => d.spawner.start(def, { paused }));
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);
@@ -44,10 +47,11 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
         throw new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}) runs on: VM "${record.name}" is listed with its shim lost (re-attach with: virtq-shim --attach ${record.name})`, { cause: err });
       }
       // No state file names it: nothing could ever take it over or find it after a restart.
-      // Stopped, if this start spawned it (an older one is not this start's to stop).
+      // Stopped by a shim asked to reap it, if this start spawned it (an older one is not this
+      // start's to stop); virtqemud itself never signals a QEMU.
       if ((processStart(pid) ?? 0) >= begun) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, was killed`, { cause: err });
+        const how = await d.spawner.reap(record.name, record.uuid, pid).then(() => 'was stopped by a reaping shim', (reapErr: unknown) => `could not be stopped (${VirtqError.from(reapErr).message})`);
+        err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, ${how}`, { cause: err });
       }
     }
     d.registry.startFailed(record);

@@ -211,7 +211,7 @@ describe('virtqemud recovery', () => {
 
   // Found by the chaos suite (the disk was full): with no state file naming it, such a QEMU could
   // never be taken over, and the next restart would not even list it.
-  it('stops the QEMU of a failed start that no state file records', async () => {
+  it('has a shim stop the QEMU of a failed start that no state file records (virtqemud signals no QEMU)', async () => {
     await h.startDaemon();
     const { api } = await h.client();
     // A directory where the state file goes: the shim cannot record its QEMU.
@@ -224,7 +224,7 @@ describe('virtqemud recovery', () => {
     await killParent(qemuPid, 500);
     const err = await created;
     expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
-    expect(err?.message).toContain('which no state file records, was killed');
+    expect(err?.message).toContain('which no state file records, was stopped by a reaping shim');
     await until(async () => findLiveQemu(uuid) === undefined, 5000);
     expect((await api.listDomains({})).domains).toEqual([]);
   });
