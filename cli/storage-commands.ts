@@ -96,6 +96,18 @@ async function runDownload(ctx: RunContext, input: Input): Promise<void> {
   else ctx.print(`Vol ${name} downloaded to ${file} (${formatSize(bytes)})\n`);
 }
 
+/** `vol-upload` / `vol-download POOL NAME FILE`. */
+function transfer(volume: string, file: string, run: CallAdapter['run']): CallAdapter {
+  return {
+    arguments: [
+      { name: 'pool', field: 'pool', description: 'the pool', required: true },
+      { name: 'name', field: 'name', description: volume, required: true },
+      { name: 'file', description: file, required: true },
+    ],
+    notes: PROGRESS_NOTES, jsonLines: true, ...(run === undefined ? {} : { run }),
+  };
+}
+
 const PROGRESS_NOTES = 'Shows a progress bar on a terminal; with --json prints one {"event":"progress",...} line per report, then the result. Ctrl-C cancels: nothing is left half-made.';
 
 /** What differs from the derived default, by procedure (a misspelt procedure fails tsc). */
@@ -164,22 +176,8 @@ const adapters: Readonly<Partial<Record<StorageProc, CallAdapter>>> = {
     render: (r) => `Size of volume '${(r as VolumeRow).name}' successfully changed to ${formatSize((r as VolumeRow).capacity)}\n`,
   },
   deleteVolume: { render: said((a) => `${vol(a)} deleted`) },
-  uploadVolume: {
-    arguments: [
-      { name: 'pool', field: 'pool', description: 'the pool', required: true },
-      { name: 'name', field: 'name', description: 'the volume to fill', required: true },
-      { name: 'file', description: 'the local file whose bytes replace the volume\'s', required: true },
-    ],
-    notes: PROGRESS_NOTES, jsonLines: true, run: runUpload,
-  },
-  downloadVolume: {
-    arguments: [
-      { name: 'pool', field: 'pool', description: 'the pool', required: true },
-      { name: 'name', field: 'name', description: 'the volume', required: true },
-      { name: 'file', description: 'the local file to write (it appears only once complete)', required: true },
-    ],
-    notes: PROGRESS_NOTES, jsonLines: true, run: runDownload,
-  },
+  uploadVolume: transfer('the volume to fill', 'the local file whose bytes replace the volume\'s', runUpload),
+  downloadVolume: transfer('the volume', 'the local file to write (it appears only once complete)', runDownload),
   cancelJob: { render: said((a) => `Job ${String(a['job'])} cancelled`) },
 };
 

@@ -9,7 +9,7 @@ export function procState(pid: number): string | undefined {
 }
 
 /** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
-export function isLiveQemu(pid: number, marker: string): boolean {
+export function isLiveProcess(pid: number, marker: string): boolean {
   const state = procState(pid);
   if (state === undefined || state === 'Z' || state === 'X') return false;
   try {
@@ -18,6 +18,9 @@ export function isLiveQemu(pid: number, marker: string): boolean {
     return false;
   }
 }
+
+/** True when `pid` is a live QEMU whose command line contains `marker` (its `-uuid`, say). */
+export const isLiveQemu = isLiveProcess;
 
 /** The pid of a live QEMU started with `-uuid UUID`, if any: one scan of /proc. */
 export function findLiveQemu(uuid: string): number | undefined {

@@ -1,11 +1,10 @@
 // One network's dnsmasq process: started through the runner (so inside whatever namespace the
 // runner runs in), judged ready when its pid file names it, found again after a daemon restart
 // by its pid file and /proc cmdline, and stopped by pid (TERM, then KILL).
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { delay, type Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
-import { procState } from '../host/proc.js';
+import { isLiveProcess } from '../host/proc.js';
 import { dnsmasqArgs, dnsmasqCmdlineMarker, type DnsmasqPaths } from './dnsmasq-conf.js';
 import type { CommandRunner, ProcessHandle } from './runner.js';
 
@@ -14,15 +13,7 @@ const READY_TIMEOUT_MS = 5_000;
 const POLL_MS = 10;
 
 /** True when `pid` is a live (not zombie) process whose cmdline contains `marker`. */
-export function processMatches(pid: number, marker: string): boolean {
-  const state = procState(pid);
-  if (state === undefined || state === 'Z' || state === 'X') return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
-  } catch {
-    return false;
-  }
-}
+export const processMatches = isLiveProcess;
 
 /** The pid of the network's running dnsmasq, from its pid file, or undefined. */
 export async function findDnsmasq(paths: DnsmasqPaths): Promise<number | undefined> {

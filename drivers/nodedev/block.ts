@@ -1,7 +1,7 @@
 // Block devices from /sys/class/block: disks and their partitions (a partition's parent is its
 // disk), size in bytes, removable and read-only flags, model and serial where the device says.
 import type { CapReader, ReadContext } from './cap-reader.js';
-import { compact, isVirtual, parentName } from './cap-reader.js';
+import { capReader, compact, isVirtual, parentName } from './cap-reader.js';
 import { blockDeviceName } from './names.js';
 import type { BlockDevice, BlockDeviceRow } from './types.js';
 
@@ -10,20 +10,14 @@ const DIR = 'class/block';
 const SECTOR = 512;
 
 /** The block device reader. */
-export const blockReader: CapReader<BlockDeviceRow, BlockDevice> = {
+export const blockReader: CapReader<BlockDeviceRow, BlockDevice> = capReader({
   cap: 'block',
   dir: DIR,
   isDevice: () => true,
   nameOf: (_sysfs, entry) => blockDeviceName(entry),
-  row: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : blockRow(ctx, entry, real);
-  },
-  detail: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : blockDetail(ctx, entry, real);
-  },
-};
+  row: blockRow,
+  detail: blockDetail,
+});
 
 function blockRow(ctx: ReadContext, sysname: string, real: string): BlockDeviceRow {
   const { sysfs } = ctx;

@@ -29,6 +29,26 @@ export interface CapReader<R extends NodeDeviceRow = NodeDeviceRow, D extends No
   detail(ctx: ReadContext, entry: string): D | undefined;
 }
 
+/** How one kind reads a device that is still there (`real`: its canonical path under the sysfs root). */
+export interface KindSpec<R extends NodeDeviceRow, D extends NodeDevice> {
+  readonly cap: NodeDeviceCap;
+  readonly dir: string;
+  isDevice(entry: string): boolean;
+  nameOf(sysfs: Sysfs, entry: string): string;
+  row(ctx: ReadContext, entry: string, real: string): R;
+  detail(ctx: ReadContext, entry: string, real: string): D;
+}
+
+/** A reader from a kind's spec: a device whose sysfs entry vanished while being read yields undefined. */
+export function capReader<R extends NodeDeviceRow, D extends NodeDevice>(k: KindSpec<R, D>): CapReader<R, D> {
+  const real = (ctx: ReadContext, entry: string): string | undefined => ctx.sysfs.real(`${k.dir}/${entry}`);
+  return {
+    cap: k.cap, dir: k.dir, isDevice: k.isDevice, nameOf: k.nameOf,
+    row: (ctx, entry) => { const r = real(ctx, entry); return r === undefined ? undefined : k.row(ctx, entry, r); },
+    detail: (ctx, entry) => { const r = real(ctx, entry); return r === undefined ? undefined : k.detail(ctx, entry, r); },
+  };
+}
+
 /**
  * The parent device's name for a device at canonical path `real` (relative to the sysfs root,
  * `devices/pci0000:00/0000:00:03.0/virtio2/net/eth0` → `pci_0000_00_03_0`).

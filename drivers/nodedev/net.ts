@@ -1,7 +1,7 @@
 // Network interfaces from /sys/class/net: name, link-layer address, state, MTU, speed, and the
 // device behind the interface (a PCI function, a USB device) as its parent.
 import type { CapReader, ReadContext } from './cap-reader.js';
-import { compact, isVirtual, parentName } from './cap-reader.js';
+import { capReader, compact, isVirtual, parentName } from './cap-reader.js';
 import { netDeviceName } from './names.js';
 import type { Sysfs } from './sysfs.js';
 import type { NetDevice, NetDeviceRow } from './types.js';
@@ -11,21 +11,15 @@ const DIR = 'class/net';
 const UNKNOWN_SPEEDS = new Set([-1, 0xffffffff]);
 
 /** The network interface reader. */
-export const netReader: CapReader<NetDeviceRow, NetDevice> = {
+export const netReader: CapReader<NetDeviceRow, NetDevice> = capReader({
   cap: 'net',
   dir: DIR,
   // bonding_masters is a file beside the interfaces when the bonding module is loaded.
   isDevice: (entry) => entry !== 'bonding_masters',
   nameOf: (sysfs, entry) => netDeviceName(entry, linkAddress(sysfs, entry)),
-  row: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : netRow(ctx, entry, real);
-  },
-  detail: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : netDetail(ctx, entry, real);
-  },
-};
+  row: netRow,
+  detail: netDetail,
+});
 
 function linkAddress(sysfs: Sysfs, ifname: string): string | undefined {
   return sysfs.attr(`${DIR}/${ifname}/address`)?.toLowerCase();

@@ -1,27 +1,21 @@
 // PCI functions from /sys/bus/pci/devices: address, ids, class, bound driver, IOMMU group,
 // NUMA node, and names from pci.ids when it is installed.
 import type { CapReader, ReadContext } from './cap-reader.js';
-import { compact, parentName } from './cap-reader.js';
+import { capReader, compact, parentName } from './cap-reader.js';
 import { PCI_ADDRESS, pciDeviceName } from './names.js';
 import type { PciDevice, PciDeviceRow } from './types.js';
 
 const DIR = 'bus/pci/devices';
 
 /** The PCI reader. */
-export const pciReader: CapReader<PciDeviceRow, PciDevice> = {
+export const pciReader: CapReader<PciDeviceRow, PciDevice> = capReader({
   cap: 'pci',
   dir: DIR,
   isDevice: (entry) => PCI_ADDRESS.test(entry),
   nameOf: (_sysfs, entry) => pciDeviceName(entry),
-  row: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : pciRow(ctx, entry, real);
-  },
-  detail: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : pciDetail(ctx, entry, real);
-  },
-};
+  row: pciRow,
+  detail: pciDetail,
+});
 
 function pciRow(ctx: ReadContext, address: string, real: string): PciDeviceRow {
   const { sysfs } = ctx;

@@ -1,7 +1,7 @@
 // USB devices from /sys/bus/usb/devices: root hubs (`usb1`) and devices (`1-1.2`); interfaces
 // (`1-1:1.0`) are parts of a device, not devices, and are left out as libvirt's usb_device cap does.
 import type { CapReader, ReadContext } from './cap-reader.js';
-import { compact, parentName } from './cap-reader.js';
+import { capReader, compact, parentName } from './cap-reader.js';
 import { USB_DEVICE, usbDeviceName } from './names.js';
 import type { UsbDevice, UsbDeviceRow } from './types.js';
 
@@ -9,20 +9,14 @@ const DIR = 'bus/usb/devices';
 const HUB_CLASS = '09';
 
 /** The USB reader. */
-export const usbReader: CapReader<UsbDeviceRow, UsbDevice> = {
+export const usbReader: CapReader<UsbDeviceRow, UsbDevice> = capReader({
   cap: 'usb',
   dir: DIR,
   isDevice: (entry) => USB_DEVICE.test(entry),
   nameOf: (_sysfs, entry) => usbDeviceName(entry),
-  row: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : usbRow(ctx, entry, real);
-  },
-  detail: (ctx, entry) => {
-    const real = ctx.sysfs.real(`${DIR}/${entry}`);
-    return real === undefined ? undefined : usbDetail(ctx, entry, real);
-  },
-};
+  row: usbRow,
+  detail: usbDetail,
+});
 
 function usbRow(ctx: ReadContext, sysname: string, real: string): UsbDeviceRow {
   const { sysfs } = ctx;

@@ -16,7 +16,8 @@ import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
 import { openDownload } from './transfer.js';
 import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeInfo } from './types.js';
 import { describe, exists, fsError, fsyncPath, isTempName } from './volume-files.js';
-import { fileKind, resolveVolume, type ResolvedVolume } from './volume-lookup.js';
+import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
+import { fileKind } from '../fs/file-kind.js';
 import { checkCreateSpec, cloneVolumeFile, createVolumeFile, resizeVolumeFile, uploadVolumeFile, type OpsContext } from './volume-ops.js';
 import { checkVolumeName } from './volume-name.js';
 

@@ -4,6 +4,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
+import { fileKind } from '../fs/file-kind.js';
 import { checkVolumeName } from './volume-name.js';
 import { describe, fsError, type VolumeRef } from './volume-files.js';
 
@@ -51,14 +52,3 @@ export async function resolveVolume(pool: string, dir: string, realDir: string, 
   }
 }
 
-/** What kind of file `st` describes, in words. */
-export function fileKind(st: { isDirectory(): boolean; isSymbolicLink(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean; isFIFO(): boolean; isSocket(): boolean; isFile(): boolean }): string {
-  if (st.isFile()) return 'a regular file';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isSymbolicLink()) return 'a symlink';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}

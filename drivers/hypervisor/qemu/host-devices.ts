@@ -5,6 +5,7 @@
 // `host_device`; the result goes into ArgvOptions.hostDevices.
 import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { fileKind } from '../../fs/file-kind.js';
 import type { ResolvedDefinition } from '../../../protocol/definition.js';
 import { VirtqError } from '../../../protocol/errors.js';
 
@@ -54,19 +55,10 @@ export async function checkHostFiles(files: readonly HostFile[], what = 'definit
     }
     if (st.isFile() || (f.disk && st.isBlockDevice())) continue;
     const expected = f.disk ? 'a disk must be a regular file or a block device' : 'it must be a regular file';
-    throw invalid(what, f, `${f.path} is ${kindOf(st)}; ${expected}`);
+    throw invalid(what, f, `${f.path} is ${fileKind(st)}; ${expected}`);
   }
 }
 
 function invalid(what: string, f: HostFile, message: string): VirtqError {
   return new VirtqError('INVALID_ARG', `invalid ${what}: ${f.field}: ${message}`, { details: { path: f.field, file: f.path } });
-}
-
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
 }
