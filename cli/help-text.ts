@@ -11,6 +11,7 @@ export const URI_HELP: ReadonlyArray<readonly [string, string]> = [
   ['shim:///NAME?root=DIR', 'one VM\'s shim, by name (from its state file)'],
   ['storage:///system[?root=DIR]', 'virtstoraged (pool-* and vol-* commands go there by default)'],
   ['secret:///system[?root=DIR]', 'virtsecretd (secret-* commands go there by default)'],
+  ['nodedev:///system[?root=DIR]', 'virtnodedevd (nodedev-* commands go there by default)'],
   ['...?mode=ro', 'the read-only socket; ...?socket=PATH another socket'],
 ];
 

@@ -11,6 +11,7 @@ import type { Sink } from './io.js';
 import { virtqCommands } from './vm-commands.js';
 import { storageCommands } from './storage-commands.js';
 import { secretCommands } from './secret-commands.js';
+import { nodedevCommands } from './nodedev-commands.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -39,7 +40,7 @@ export function allCommands(): CommandSpec[] {
 
 /** The commands run as `virtq NAME`: VMs, then storage, then secrets. */
 function topCommands(): CommandSpec[] {
-  return [...virtqCommands(), ...storageCommands(), ...secretCommands()];
+  return [...virtqCommands(), ...storageCommands(), ...secretCommands(), ...nodedevCommands()];
 }
 
 function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {

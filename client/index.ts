@@ -11,6 +11,7 @@ export { connectDaemon, uriForProgram, type DaemonConnection, type DaemonConnect
 export { StorageClient, connectStorage, type JobControl } from './storage-client.js';
 export { sendUpload, receiveDownload, type TransferControl, type TransferStream } from './volume-transfer.js';
 export { SecretClient, connectSecret } from './secret-client.js';
+export { NodeDevClient, connectNodeDev } from './nodedev-client.js';
 export {
   VirtqError, errorCatalogue, isErrorCode, ByteStream, parseUri, defaultUri, virtqProgram, adminProgram,
   Definition, DiskSpec, DomainRow, DomainState, StateResult, LifecycleEvent, LifecycleEventKind, normalizeDefinition, definitionValidator,
@@ -21,3 +22,4 @@ export {
   storageProgram, secretProgram, PoolDefinition, PoolRow, VolumeRow, JobProgress, SecretDefinition, SecretRow, SecretUsage,
   type StorageProgram, type SecretProgram, type DaemonName,
 } from '../protocol/index.js';
+export { nodedevProgram, NodeDeviceCap, NodeDeviceRow, NodeDevice, NodeDeviceEvent, type NodedevProgram } from '../protocol/index.js';

@@ -46,6 +46,9 @@ export const metricCatalogue = {
   storageBytes: spec({ name: 'virtq_storage_transferred_bytes_total', type: 'counter', labels: ['direction'], exportedBy: 'virtstoraged', help: 'Volume bytes uploaded (in) and downloaded (out).' }),
   secrets: spec({ name: 'virtq_secret_secrets', type: 'gauge', labels: ['ephemeral'], exportedBy: 'virtsecretd', help: 'Secrets defined, ephemeral (memory only) or not.' }),
   secretValueReads: spec({ name: 'virtq_secret_value_reads_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'virtsecretd', help: 'Secret values read (getValue by clients, useValue by consumers such as shims), and refusals.' }),
+  nodedevDevices: spec({ name: 'virtq_nodedev_devices', type: 'gauge', labels: ['cap'], exportedBy: 'virtnodedevd', help: 'Host devices present, by kind (pci, usb, net, block), read from sysfs when scraped.' }),
+  nodedevEvents: spec({ name: 'virtq_nodedev_events_total', type: 'counter', labels: ['event'], exportedBy: 'virtnodedevd', help: 'Devices seen appearing (added) or going (removed) since virtnodedevd started.' }),
+  nodedevPollFailures: spec({ name: 'virtq_nodedev_poll_failures_total', type: 'counter', labels: [], exportedBy: 'virtnodedevd', help: 'Polls of sysfs that failed (retried at the next interval).' }),
 } as const;
 
 /** Prefix of virtqemud's Node process metrics (prom-client's default set). Shims export only the

@@ -28,3 +28,7 @@ export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';
 export { DAEMONS, DAEMON_NAMES, daemonServing, daemonForScheme, type DaemonName, type DaemonSpec } from './services.js';
 export { storageProgram, PoolName, VolumeName, VolumeFormat, JobId, PoolDefinition, PoolRow, VolumeRow, JobProgress, type StorageProgram } from './storage-program.js';
 export { secretProgram, SecretUuid, SecretUsage, SecretDefinition, SecretRow, type SecretProgram } from './secret-program.js';
+export {
+  nodedevProgram, NodeDeviceCap, NodeDeviceName, NodeDeviceRow, NodeDevice, NodeDeviceEvent,
+  PciDeviceRow, UsbDeviceRow, NetDeviceRow, BlockDeviceRow, PciDevice, UsbDevice, NetDevice, BlockDevice, type NodedevProgram,
+} from './nodedev-program.js';

@@ -118,6 +118,7 @@ export function renderCliDoc(): string {
     ...section('VM and host commands', specs.filter((s) => s.program === 'virtq')),
     ...section('Storage commands (virtstoraged)', specs.filter((s) => s.program === 'storage')),
     ...section('Secret commands (virtsecretd)', specs.filter((s) => s.program === 'secret')),
+    ...section('Node device commands (virtnodedevd)', specs.filter((s) => s.program === 'nodedev')),
     ...section('Admin commands', specs.filter((s) => s.program === 'admin')),
     '## JSON output types', '',
     'Output types of the CLI itself; every other type is a procedure result defined in [protocol.md](protocol.md#types).', '',
