@@ -28,5 +28,5 @@ export function rootHelpText(): string {
     const width = Math.max(...rows.map(([k]) => k.length));
     return rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n');
   };
-  return `\nConnection URIs:\n${pad(URI_HELP)}\n\nA pool-*, vol-* or secret-* command goes to its own daemon on the host -c names\n(qemu:///system?root=DIR reaches storage:///system?root=DIR).\n\nExit status:\n${pad(EXIT_HELP)}\n`;
+  return `\nConnection URIs:\n${pad(URI_HELP)}\n\nA pool-*, vol-*, secret-* or nodedev-* command goes to its own daemon on the host -c names\n(qemu:///system?root=DIR reaches storage:///system?root=DIR).\n\nExit status:\n${pad(EXIT_HELP)}\n`;
 }

@@ -1,6 +1,6 @@
 // The virtq client library, the package's main export: `connect(uri)` to virtqemud, to one VM's
 // shim or to embedded shims, typed methods derived from the procedure catalogue, events, the
-// console; typed clients of the storage and secret daemons. Also re-exports the schemas and types an application needs to use the results.
+// console; typed clients of the storage, secret and host-device daemons. Also re-exports the schemas and types an application needs to use the results.
 export { connect, connectAdmin, resolveDefaultUri, type ConnectOptions, type AdminConnection } from './connect.js';
 export {
   Connection,
