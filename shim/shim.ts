@@ -20,7 +20,7 @@ import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
-import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
+import { DiskResolver, noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
@@ -150,7 +150,7 @@ export class Shim {
     const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(resolved, {
-      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, ...(resolver === undefined ? {} : { secrets: resolver }),
+      clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, secrets: resolver ?? noSecretDaemon(def.name),
       driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
       qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),

@@ -21,6 +21,18 @@ export interface SecretLookup {
   forVolume(pool: string, volume: string): Promise<string | undefined>;
 }
 
+/** The passphrases of a VM's encrypted disks, as its Vm uses them. */
+export type DiskSecrets = Pick<DiskResolver, 'withLaunchSecrets' | 'passphrase'>;
+
+/** For a shim with no secret daemon: VMs start as long as none of their disks is encrypted. */
+export function noSecretDaemon(vm: string): DiskSecrets {
+  const refuse = (): never => { throw new VirtqError('NOT_SUPPORTED', `VM "${vm}" has encrypted disks and this shim has no secret daemon to ask`); };
+  return {
+    withLaunchSecrets: (def, launch) => (def.disks.some((d) => d.encryption !== undefined) ? refuse() : launch(new Map())),
+    passphrase: async () => refuse(),
+  };
+}
+
 /** Passphrase files for one launch. */
 export interface LaunchSecrets {
   /** By disk target. */
@@ -85,6 +97,19 @@ export class DiskResolver {
     } catch (err) {
       const e = VirtqError.from(err);
       throw new VirtqError(e.code, `disk ${disk.target} of VM "${this.d.vm}" needs secret ${uuid}: ${e.message}`, { cause: err, details: { target: disk.target, secret: uuid } });
+    }
+  }
+
+  /**
+   * Runs `launch` with the passphrase file of each encrypted disk of `def` (0600, in a 0700
+   * directory), removed once it settles: QEMU reads them at start-up, before it dials the monitor.
+   */
+  async withLaunchSecrets<T>(def: ResolvedDefinition, launch: (files: ReadonlyMap<string, string>) => Promise<T>): Promise<T> {
+    const secrets = await this.launchSecrets(def);
+    try {
+      return await launch(secrets.files);
+    } finally {
+      await secrets.cleanup();
     }
   }
 

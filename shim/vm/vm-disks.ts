@@ -34,7 +34,7 @@ export type PassphraseSource = (disk: ResolvedDisk) => Promise<Uint8Array>;
 export class VmDisks {
   private readonly unplugs: DeviceWaiters;
 
-  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks, clock: Clock, private readonly passphrase?: PassphraseSource) {
+  constructor(private readonly vm: DiskHost, private readonly hooks: DiskHooks, clock: Clock, private readonly passphrase: PassphraseSource) {
     this.unplugs = new DeviceWaiters(clock);
   }
 
@@ -53,7 +53,7 @@ export class VmDisks {
       }
       const mon = vm.monitor();
       let leased = false;
-      const passphrase = disk.encryption === undefined ? undefined : await this.passphraseOf(disk);
+      const passphrase = disk.encryption === undefined ? undefined : await this.passphrase(disk);
       try {
         await mon.plugDisk(vm.def, disk, async () => { await hooks.beforeAttach?.(disk); leased = true; }, passphrase);
       } catch (err) {
@@ -62,11 +62,6 @@ export class VmDisks {
       }
       vm.setDisks([...vm.def.disks, disk]);
     });
-  }
-
-  private passphraseOf(disk: ResolvedDisk): Promise<Uint8Array> {
-    if (this.passphrase === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} is encrypted and this shim has no secret daemon to ask`);
-    return this.passphrase(disk);
   }
 
   /** Unplugs the disk `target` and waits for the guest to release it. */

@@ -12,7 +12,7 @@ import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 import { VmDisks } from './vm-disks.js';
-import type { DiskResolver, LaunchSecrets } from './disk-resolver.js';
+import type { DiskSecrets } from './disk-resolver.js';
 import { startFailure } from './start-failure.js';
 import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
 import { MonitorLink } from './monitor-link.js';
@@ -37,8 +37,8 @@ export interface VmDeps {
   monitors: MonitorListener;
   /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
   leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
-  /** Encrypted disks' passphrases (virtsecretd's, through the disk resolver); absent: no encrypted disk can start. */
-  secrets?: Pick<DiskResolver, 'launchSecrets' | 'passphrase'>;
+  /** Encrypted disks' passphrases (virtsecretd's, through the disk resolver). */
+  secrets: DiskSecrets;
   /** Called after each answered QMP command (for the latency histogram). */
   onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
   /** Called after every state change, so the owner can persist and publish. */
@@ -74,7 +74,7 @@ export class Vm {
   private readonly procStats: ProcessStatsCache;
 
   constructor(private definition: ResolvedDefinition, private readonly deps: VmDeps) {
-    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock, deps.secrets === undefined ? undefined : (disk) => (deps.secrets as DiskResolver).passphrase(disk));
+    this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock, (disk) => deps.secrets.passphrase(disk));
     this.restarts = new RestartBudget(deps.clock);
     this.link = new MonitorLink({
       clock: deps.clock, log: deps.log, driver: deps.driver, monitors: deps.monitors, events: this.events(), process: () => this.proc,
@@ -117,19 +117,7 @@ export class Vm {
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
   async start(paused: boolean): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    const secrets = await this.launchSecrets();
-    try {
-      await this.launch(paused, secrets.files);
-    } finally {
-      // QEMU read its passphrases at start-up (before it dialled the monitor): the files go now.
-      await secrets.cleanup();
-    }
-  }
-
-  private async launchSecrets(): Promise<LaunchSecrets> {
-    if (this.def.disks.every((d) => d.encryption === undefined)) return { files: new Map(), cleanup: async () => undefined };
-    if (this.deps.secrets === undefined) throw new VirtqError('NOT_SUPPORTED', `VM "${this.def.name}" has encrypted disks and this shim has no secret daemon to ask`);
-    return this.deps.secrets.launchSecrets(this.def);
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files));
   }
 
   private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>): Promise<void> {
@@ -270,8 +258,6 @@ export class Vm {
     const uptimeSec = this.qemuStartedAt === undefined ? 0 : (this.deps.clock.now() - this.qemuStartedAt) / 1000;
     return { cpuTimeSec: s.cpuTimeSec, rssBytes: s.rssBytes, uptimeSec };
   }
-
-  // --- process and monitor -------------------------------------------------------------
 
   private adopt(proc: QemuProcess): void {
     this.proc = proc;

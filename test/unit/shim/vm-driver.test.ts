@@ -7,6 +7,7 @@ import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../.
 import type { MonitorListener } from '../../../shim/vm/monitor-listener.js';
 import type { ExitInfo, QemuProcess } from '../../../shim/vm/qemu-process.js';
 import { Vm, type VmDeps } from '../../../shim/vm/vm.js';
+import { noSecretDaemon } from '../../../shim/vm/disk-resolver.js';
 
 // Timers never fire: nothing here waits on time.
 const clock: Clock = { now: () => 0, monotonic: () => 0, setTimeout: () => ({ dispose: () => undefined }) };
@@ -33,7 +34,7 @@ function world(running = true) {
   const exited = new Promise<ExitInfo>(() => undefined);
   const proc: QemuProcess = { pid: 4242, exited, isChild: true, kill: () => undefined, poke: () => undefined };
   const deps: VmDeps = {
-    clock, log, driver, qemuLogFile: '/dev/null',
+    clock, log, driver, qemuLogFile: '/dev/null', secrets: noSecretDaemon('vm-driver-test'),
     spawner: { spawn: () => { spawns++; return proc; } },
     monitors: { next: async () => ({}) as Socket } as unknown as MonitorListener,
     leases: {
