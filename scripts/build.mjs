@@ -23,7 +23,9 @@ const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 const binaries = [
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
-  { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
+  // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
+  // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).
+  { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'secretd/main.ts', out: 'dist/bin/virtsecretd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'nodedevd/main.ts', out: 'dist/bin/virtnodedevd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [CBOR_EXTRACT] },
