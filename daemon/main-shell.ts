@@ -8,7 +8,7 @@ import { VirtqError } from '../protocol/index.js';
 export interface ProcessLike {
   readonly argv: readonly string[];
   readonly pid: number;
-  readonly stdout: { write(s: string): unknown; on(event: 'error', l: () => void): unknown };
+  readonly stdout: { write(s: string, done?: () => void): unknown; on(event: 'error', l: () => void): unknown };
   readonly stderr: { write(s: string): unknown };
   once(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown;
   on(signal: 'SIGPIPE', listener: () => void): unknown;
@@ -67,13 +67,26 @@ export async function runMain<O>(spec: MainSpec<O>, proc: ProcessLike): Promise<
     started = await spec.start(opts);
   } catch (err) {
     const e = VirtqError.from(err);
-    proc.stdout.write(`${failedLine(e)}\n`);
     proc.stderr.write(`${spec.binary}: ${e.code}: ${e.message}\n`);
+    // Writes to a pipe are asynchronous: exiting before this one is out would lose the line the starter waits for.
+    await line(proc, failedLine(e));
     proc.exit(1);
   }
-  proc.stdout.write(`${started.readyLine}\n`);
+  const printed = line(proc, started.readyLine);
   if (stopAsked) started.stop();
   await started.done;
+  await printed;
   started.flush();
   proc.exit(0);
+}
+
+// Writes one line on stdout; resolves once it is handed to the OS (or stdout is gone).
+function line(proc: ProcessLike, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      proc.stdout.write(`${text}\n`, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }

@@ -5,14 +5,19 @@ import { spawn, spawnSync } from 'node:child_process';
 import { ProcessStatsCache, processStats } from '../../../../drivers/host/proc.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
 
-const burn = () => spawn(process.execPath, ['-e', 'const end = Date.now() + 400; while (Date.now() < end);']);
+// Burns until it has used 0.2 s of CPU (not of wall time: under load it gets less of a core).
+const burn = () => spawn(process.execPath, ['-e', 'const start = process.cpuUsage(); while (process.cpuUsage(start).user < 200_000);']);
 const exited = (p: ReturnType<typeof spawn>) => new Promise((resolve) => p.once('exit', resolve));
 
 describe('processStats', () => {
   it('reads CPU time and RSS of a live process, and zeros for a gone one', async () => {
     const p = burn();
-    await new Promise((r) => setTimeout(r, 300));
-    const s = processStats(p.pid as number);
+    // Read while it runs, once it has burnt some CPU: a reading of a running process must show it.
+    let s = processStats(p.pid as number);
+    for (let i = 0; i < 200 && s.cpuTimeSec <= 0.05; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      s = processStats(p.pid as number);
+    }
     expect(s.cpuTimeSec).toBeGreaterThan(0.05);
     expect(s.rssBytes).toBeGreaterThan(1024 * 1024);
     await exited(p);
