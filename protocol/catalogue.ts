@@ -40,7 +40,7 @@ export interface ProcSpec<A extends TSchema = TSchema, R extends TSchema = TSche
   readonly hostCache?: readonly HostCache[];
   /** How embedded mode serves it; defaults to 'shim'. */
   readonly embed?: EmbedMode;
-  /** Its result holds a secret's value: never served on the read-only socket though it changes nothing. */
+  /** Its result holds what read-only clients may not read (a secret's value, a volume's bytes): never served on the read-only socket though it changes nothing. */
   readonly revealsSecret?: boolean;
   readonly since: string;
   /** One line, shown in `--help` and the protocol reference. */
@@ -133,7 +133,7 @@ export function allowedOn(spec: ProcSpec, readOnly: boolean): boolean {
  */
 export function refusal(program: Pick<Program, 'name' | 'sockets'>, proc: string, spec: ProcSpec, socket: SocketClass): string | undefined {
   const id = `${program.name}.${proc}`;
-  const changesState = `${id} ${spec.revealsSecret === true ? 'reveals a secret value' : 'changes state'} and is refused on the read-only socket; use the read-write socket`;
+  const changesState = `${id} ${spec.revealsSecret === true ? 'reveals data read-only clients may not read' : 'changes state'} and is refused on the read-only socket; use the read-write socket`;
   if (program.sockets.includes(socket)) return socket === 'ro' && !spec.readonly ? changesState : undefined;
   if (socket === 'admin') return `${id} is not served on the admin socket`;
   if (program.sockets.every((s) => s === 'admin')) return `${id} is served on the admin socket only`;

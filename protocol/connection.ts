@@ -14,6 +14,11 @@ import { errorReply, parseMessage, type Message } from './message.js';
 export interface FramedConnectionOptions {
   clock: Clock;
   maxFrameBytes?: number;
+  /**
+   * The largest frame this end sends (default maxFrameBytes). A server takes only small frames
+   * from read-only clients yet answers them in full (a listing, a volume download's chunks).
+   */
+  maxSendFrameBytes?: number;
   /** Close the connection when a started frame is not completed within this time (0: never). */
   partialFrameTimeoutMs?: number;
   /** Bounds on each incoming frame's CBOR, checked before decoding (servers; none by default). */
@@ -40,6 +45,7 @@ export class FramedConnection {
   private readonly decoder: FrameDecoder;
   private readonly codec: Codec;
   private readonly maxFrameBytes: number;
+  private readonly maxSendFrameBytes: number;
   private partialTimer: Disposable | undefined;
   private corked = false;
   /** Why reading is paused (unread replies, a stream's unread bytes); reads resume when none is left. */
@@ -50,6 +56,7 @@ export class FramedConnection {
 
   constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.maxSendFrameBytes = opts.maxSendFrameBytes ?? this.maxFrameBytes;
     this.decoder = new FrameDecoder(this.maxFrameBytes);
     this.codec = createCodec(opts.decodeLimits);
     socket.setNoDelay?.(true);
@@ -71,7 +78,7 @@ export class FramedConnection {
   /** Encodes and queues one message; throws FRAME_TOO_LARGE when it exceeds the limit. */
   send(msg: Message): void {
     if (this.closed || this.socket.destroyed) return;
-    const frame = encodeFrame(this.codec.encode(msg), this.maxFrameBytes);
+    const frame = encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes);
     if (!this.corked) {
       // Batch every frame written in this tick into one syscall.
       this.corked = true;
@@ -129,7 +136,7 @@ export class FramedConnection {
     if (this.closed) return;
     let frame: Buffer | undefined;
     try {
-      frame = encodeFrame(this.codec.encode(errorReply('', '', 0, err.toWire())), this.maxFrameBytes);
+      frame = encodeFrame(this.codec.encode(errorReply('', '', 0, err.toWire())), this.maxSendFrameBytes);
     } catch {
       // The connection is being dropped either way.
     }

@@ -61,14 +61,25 @@ export class ServerClient {
    */
   createStream(prog: string, proc: string, serial: number): ByteStream {
     let open = false;
+    let broken = false;
     const held: Array<Uint8Array | null | VirtqError> = [];
     const send = (data: Uint8Array | null | VirtqError): void => {
-      if (this.tooSlow(`${prog}.${proc} stream data`)) return;
+      if (broken || this.tooSlow(`${prog}.${proc} stream data`)) return;
       try {
         if (data instanceof VirtqError) this.conn.send({ prog, proc, type: 'stream', serial, status: 'error', body: data.toWire() });
         else this.conn.send({ prog, proc, type: 'stream', serial, status: 'ok', body: data });
-      } catch {
-        // Oversized chunk: dropped.
+      } catch (err) {
+        if (data instanceof VirtqError) return;
+        // A chunk that cannot be sent (over the frame limit) fails the stream, and nothing after
+        // it goes: dropping it alone would leave the peer a stream that ends "done" with bytes missing.
+        broken = true;
+        const e = VirtqError.from(err);
+        try {
+          this.conn.send({ prog, proc, type: 'stream', serial, status: 'error', body: e.toWire() });
+        } catch {
+          // Not even the error fits: the peer learns when the connection goes.
+        }
+        stream.fail(e);
       }
     };
     const hold = `stream:${serial}`;

@@ -53,7 +53,7 @@ const READ_PAUSE_BYTES = 1024 * 1024;
 /**
  * The largest frame a read-only client may send: its calls are read-only procedures with small
  * arguments (a name, a filter), so a frame of a MiB is generous; the full frame limit is for
- * read-write clients (definitions, console input).
+ * read-write clients (definitions, console input) and for what the server sends to anyone.
  */
 export const RO_MAX_FRAME_BYTES = 1024 * 1024;
 /**
@@ -138,6 +138,8 @@ export class RpcServer {
     const conn: FramedConnection = new FramedConnection(socket, {
       clock: this.opts.clock,
       maxFrameBytes: access === 'ro' ? Math.min(RO_MAX_FRAME_BYTES, maxFrameBytes) : maxFrameBytes,
+      // The read-only bound is on what the client sends: its answers (listings, download chunks) go out in full.
+      maxSendFrameBytes: maxFrameBytes,
       partialBudget: this.partialBudgets[access],
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
       decodeLimits: this.opts.decodeLimits ?? DEFAULT_CALL_LIMITS,

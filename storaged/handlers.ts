@@ -21,11 +21,20 @@ export interface StorageDeps {
   log: Logger;
 }
 
-async function poolRow(e: PoolEntry): Promise<PoolRow> {
+// A pool's row. An active pool whose directory went away (or became a file) under the daemon
+// fails getPool with the reason; in a listing (`listing`) it shows no space and no volumes
+// rather than failing the whole list, so one broken pool does not hide every other.
+async function poolRow(e: PoolEntry, listing = false): Promise<PoolRow> {
   const base = { name: e.definition.name, type: e.definition.type, path: e.definition.path, autostart: e.autostart };
-  if (e.pool === undefined) return { ...base, state: 'inactive', capacity: 0, allocation: 0, available: 0, volumes: 0 };
-  const [info, volumes] = await Promise.all([e.pool.info(), e.pool.list()]);
-  return { ...base, state: 'active', ...info, volumes: volumes.length };
+  const empty = { capacity: 0, allocation: 0, available: 0, volumes: 0 };
+  if (e.pool === undefined) return { ...base, state: 'inactive', ...empty };
+  try {
+    const [info, volumes] = await Promise.all([e.pool.info(), e.pool.list()]);
+    return { ...base, state: 'active', ...info, volumes: volumes.length };
+  } catch (err) {
+    if (!listing) throw err;
+    return { ...base, state: 'active', ...empty };
+  }
 }
 
 /** Builds the storage program's handlers. */
@@ -44,7 +53,7 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     return uuid === undefined ? undefined : { passphrase: await d.secretValue(uuid, purpose) };
   };
   return {
-    listPools: async () => ({ pools: await Promise.all(pools.all().map(poolRow)) }),
+    listPools: async () => ({ pools: await Promise.all(pools.all().map((e) => poolRow(e, true))) }),
     getPool: ({ name }) => poolRow(pools.get(name)),
     definePool: async ({ definition }) => {
       const e = await pools.define(definition);
@@ -55,7 +64,12 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     startPool: async ({ name, build }) => poolRow(await pools.start(name, build === true)),
     stopPool: async ({ name }) => {
       const pool = pools.active(name);
-      const users = await guard.users((await pool.list()).map((v) => v.path));
+      // A pool whose directory is gone or no longer a directory has no volumes a VM could open by name.
+      const volumes = await pool.list().catch(async (err: unknown) => {
+        if (await pool.check().then(() => true, () => false)) throw err;
+        return [];
+      });
+      const users = await guard.users(volumes.map((v) => v.path), `stop storage pool "${name}"`);
       if (users.length > 0) throw new VirtqError('IN_USE', `storage pool "${name}" has volumes in use by ${users.map((u) => (u === 'a VM' ? u : `VM "${u}"`)).join(', ')}: stop those VMs first`, { details: { vms: users } });
       return poolRow(await pools.stop(name));
     },
@@ -115,11 +129,22 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
   };
 }
 
+/**
+ * The bytes of an upload stream. A stream the client ends with an error frame ends its iteration
+ * like a clean end; without this check an error sent after the last byte committed the upload
+ * the client had just abandoned.
+ */
+async function* uploadBytes(stream: ByteStream, v: { pool: string; name: string }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of stream) yield chunk;
+  const e = stream.error;
+  if (e !== undefined) throw new VirtqError('OPERATION_ABORTED', `the upload into ${v.pool}/${v.name} was ended by its client with an error (${String(e.code)}: ${String(e.message).slice(0, 200)}); the volume was not changed`);
+}
+
 // The upload's bytes arrive after the reply: the stream ends (done) once the volume holds them, or fails.
 async function finishUpload(d: StorageDeps, ctx: CallContext, stream: ByteStream, p: StoragePool, v: { pool: string; name: string; path: string; length: number }): Promise<void> {
   try {
     await d.metrics.timed('upload', () => d.jobs.run(ctx.client, undefined, { operation: 'upload', pool: v.pool, volume: v.name }, ({ signal, report }) =>
-      d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, () => p.upload(v.name, stream, { signal, onProgress: report }, { lengthBytes: v.length }))));
+      d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, () => p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length }))));
     d.metrics.transferred('in', v.length);
     d.log.info({ pool: v.pool, volume: v.name, bytes: v.length, msgId: 'VOLUME_UPLOADED' }, 'volume uploaded');
     stream.end();

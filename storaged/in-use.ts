@@ -7,14 +7,26 @@ import type { LoadedLock } from '../drivers/lock/loader.js';
 
 /** The lease check of one virtstoraged. */
 export class InUseGuard {
+  /** Paths this daemon holds now, and for what: its own operations are not "a VM" holding them. */
+  private readonly held = new Map<string, string>();
+
   constructor(private readonly lock: LoadedLock, private readonly log: Logger) {}
 
-  /** Runs `fn` while no VM may use `path`; LOCK_CONFLICT naming the VM when one does. */
+  /**
+   * Runs `fn` while no VM may use `path`; LOCK_CONFLICT naming the VM when one does, IN_USE naming
+   * the operation when this daemon is already changing it (an upload under way, say).
+   */
   async exclusive<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+    const busy = this.held.get(path);
+    if (busy !== undefined) {
+      throw new VirtqError('IN_USE', `cannot ${what}: virtstoraged is still working on it (${busy}); wait for that to finish or cancel it`, { details: { path, operation: busy } });
+    }
     const manager = this.lock.manager;
     if (manager?.holdExclusive === undefined) {
       throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot ${what}: lock manager "${this.lock.status.plugin}" ${this.lock.status.ok ? 'cannot hold a disk for virtstoraged' : `is unavailable: ${this.lock.status.error ?? 'not loaded'}`}; virtstoraged will not change a volume a VM might be using`);
     }
+    // Marked before the lease is asked for, so a second change of the path meanwhile is told what is under way.
+    this.held.set(path, what);
     try {
       return await manager.holdExclusive(path, fn);
     } catch (err) {
@@ -24,15 +36,17 @@ export class InUseGuard {
       const vms = holders.map((h) => h.vm).filter((v): v is string => typeof v === 'string');
       this.log.info({ path, vms, msgId: 'VOLUME_IN_USE' }, `refused to ${what}`);
       throw new VirtqError('LOCK_CONFLICT', `cannot ${what}: ${vms.length === 0 ? 'a VM' : vms.map((v) => `VM "${v}"`).join(', ')} is using it (${e.message})`, { details: { ...e.details, vms }, cause: err });
+    } finally {
+      this.held.delete(path);
     }
   }
 
-  /** The VMs using any of `paths` (empty when none). */
-  async users(paths: readonly string[]): Promise<string[]> {
+  /** The VMs using any of `paths` (empty when none); IN_USE when this daemon is changing one, for `what`. */
+  async users(paths: readonly string[], what = 'check a volume'): Promise<string[]> {
     const vms = new Set<string>();
     for (const path of paths) {
       try {
-        await this.exclusive(path, 'check a volume', async () => undefined);
+        await this.exclusive(path, what, async () => undefined);
       } catch (err) {
         const e = VirtqError.from(err);
         if (e.code !== 'LOCK_CONFLICT') throw err;

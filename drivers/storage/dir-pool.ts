@@ -79,7 +79,7 @@ export class DirPool implements StoragePool {
       st = await lstat(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VirtqError('NO_STORAGE_POOL', `${this.label}: its directory ${path} does not exist; build the pool`, { cause: err });
-      throw fsError(err, { pool: this.config.name, name: '' }, `checking ${this.label}`);
+      throw this.pathError(err, 'checking');
     }
     if (st.isSymbolicLink()) {
       const target = await realpath(path).catch(() => 'a missing target');
@@ -90,12 +90,23 @@ export class DirPool implements StoragePool {
 
   /** Creates the pool's directory (and its parents) with mode 0711 when missing, then checks it. */
   async build(): Promise<void> {
-    const created = !(await exists(this.config.path));
-    if (created) {
-      await mkdir(this.config.path, { recursive: true, mode: POOL_DIR_MODE });
-      await chmod(this.config.path, POOL_DIR_MODE); // whatever the umask
+    try {
+      if (!(await exists(this.config.path))) {
+        await mkdir(this.config.path, { recursive: true, mode: POOL_DIR_MODE });
+        await chmod(this.config.path, POOL_DIR_MODE); // whatever the umask
+      }
+    } catch (err) {
+      throw this.pathError(err, 'building');
     }
     await this.check();
+  }
+
+  /** A filesystem error met on the pool's own path, typed: a path through a file is a bad path. */
+  private pathError(err: unknown, doing: string): VirtqError {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      return new VirtqError('INVALID_ARG', `${this.label}: ${this.config.path} goes through something that is not a directory; give a directory's path`, { details: { field: 'path' }, cause: err });
+    }
+    return fsError(err, { pool: this.config.name, name: '' }, `${doing} ${this.label}`);
   }
 
   /** Capacity, allocation and available bytes of the pool's filesystem. */

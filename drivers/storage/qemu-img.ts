@@ -65,6 +65,9 @@ export function qemuImgError(what: string, exit: QemuImgExit, stderr: string): V
   if (/is required for cipher|key-secret/i.test(text)) {
     return new VirtqError('INVALID_ARG', `${what}: the volume is encrypted; give its passphrase`, { details });
   }
+  if (/Data from secret .* is not valid UTF-8/i.test(text)) {
+    return new VirtqError('INVALID_ARG', `${what}: the passphrase is not valid UTF-8 text, and QEMU takes only UTF-8 as a LUKS passphrase; set the secret's value to text`, { details });
+  }
   const how = exit.signal !== null ? `killed by ${exit.signal}` : `exit ${String(exit.code)}`;
   return new VirtqError('OPERATION_FAILED', `${what}: qemu-img failed (${how}): ${firstLine(text) || 'no message'}`, { details });
 }

@@ -45,11 +45,12 @@ describe('QemuImg.run', () => {
 
 describe('qemuImgError', () => {
   const exit = { code: 1, signal: null };
-  it('maps ENOSPC, a held lock, a wrong or missing passphrase, and anything else', () => {
+  it('maps ENOSPC, a held lock, a wrong, missing or non-UTF-8 passphrase, and anything else', () => {
     expect(qemuImgError('w', exit, 'qemu-img: x: No space left on device').code).toBe('NO_SPACE');
     expect(qemuImgError('w', exit, 'qemu-img: Failed to get "write" lock\nIs another process using the image [/p/v]?').code).toBe('IN_USE');
     expect(qemuImgError('w', exit, "qemu-img: Could not open 'x': Invalid password, cannot unlock any keyslot").code).toBe('INVALID_ARG');
     expect(qemuImgError('w', exit, "qemu-img: Could not open 'x': Parameter 'encrypt.key-secret' is required for cipher").code).toBe('INVALID_ARG');
+    expect(qemuImgError('w', exit, 'qemu-img: /p/.vq-1.tmp: Data from secret sec1 is not valid UTF-8')).toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('not valid UTF-8 text') });
     const other = qemuImgError('creating v', exit, "qemu-img: Unsupported qcow2 version 7\n");
     expect(other).toMatchObject({ code: 'OPERATION_FAILED', details: { exitCode: 1, stderr: 'Unsupported qcow2 version 7' } });
     expect(other.message).toBe('creating v: qemu-img failed (exit 1): Unsupported qcow2 version 7');
