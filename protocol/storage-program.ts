@@ -46,6 +46,8 @@ export const VolumeRow = Type.Object({
   path: Type.String(),
   /** raw or qcow2 for volumes virtstoraged made; what qemu-img detects for files put there otherwise. */
   format: Type.String(),
+  /** True when virtstoraged did not make the volume and `format` is qemu-img's guess: a VM then uses its disk's own format (raw unless it says). */
+  formatProbed: Type.Optional(Type.Boolean()),
   /** Virtual size in bytes. */
   capacity: Bytes,
   /** Bytes used on the host. */

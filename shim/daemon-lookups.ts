@@ -23,7 +23,7 @@ export function storageLookup(u: DaemonUris): VolumeLookup {
       const client = await connectStorage(u.storage, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
       try {
         const v = await client.api.getVolume({ pool, name: volume });
-        return { path: v.path, format: v.format, encrypted: v.encrypted, ...(v.secret === undefined ? {} : { secret: v.secret }) };
+        return { path: v.path, format: v.format, formatProbed: v.formatProbed === true, encrypted: v.encrypted, ...(v.secret === undefined ? {} : { secret: v.secret }) };
       } finally {
         client.close();
       }

@@ -7,7 +7,7 @@ import type { Jobs } from './jobs.js';
 import type { InUseGuard } from './in-use.js';
 import type { PoolEntry, PoolStore } from './pool-store.js';
 import type { StorageMetrics } from './metrics.js';
-import type { VolumeSecrets } from './volume-secrets.js';
+import type { VolumeRecord, VolumeRecords } from './volume-records.js';
 
 /** What the handlers work with. */
 export interface StorageDeps {
@@ -15,7 +15,7 @@ export interface StorageDeps {
   jobs: Jobs;
   guard: InUseGuard;
   metrics: StorageMetrics;
-  volumeSecrets: VolumeSecrets;
+  records: VolumeRecords;
   /** A secret's value from virtsecretd, for `purpose` (creating or opening a LUKS volume). */
   secretValue(uuid: string, purpose: string): Promise<Uint8Array>;
   log: Logger;
@@ -41,15 +41,21 @@ async function poolRow(e: PoolEntry, listing = false): Promise<PoolRow> {
 export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
   const { pools, jobs, guard, metrics } = d;
   const row = (pool: string, v: VolumeInfo): VolumeRow => {
-    const secret = d.volumeSecrets.get(pool, v.name);
+    const { secret, format } = d.records.get(pool, v.name);
     return {
-      pool, name: v.name, path: v.path, format: v.format, capacity: v.capacity, allocation: v.allocation, encrypted: v.encrypted,
+      pool, name: v.name, path: v.path, format: format ?? v.format, capacity: v.capacity, allocation: v.allocation, encrypted: v.encrypted,
       backingChain: v.backingChain.map((b) => ({ path: b.path, format: b.format })),
+      ...(format === undefined ? { formatProbed: true } : {}),
       ...(secret === undefined ? {} : { secret }), ...(v.problem === undefined ? {} : { problem: v.problem }),
     };
   };
+  // What virtstoraged made it as: never a guess from the file's bytes.
+  const made = (v: VolumeInfo, secret?: string): VolumeRecord => {
+    const format = v.format === 'raw' ? 'raw' as const : v.format === 'qcow2' ? 'qcow2' as const : undefined;
+    return { ...(format === undefined ? {} : { format }), ...(secret === undefined ? {} : { secret }) };
+  };
   const passphraseOf = async (pool: string, name: string, purpose: string): Promise<{ passphrase: Uint8Array } | undefined> => {
-    const uuid = d.volumeSecrets.get(pool, name);
+    const uuid = d.records.get(pool, name).secret;
     return uuid === undefined ? undefined : { passphrase: await d.secretValue(uuid, purpose) };
   };
   return {
@@ -86,15 +92,24 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
         ...(passphrase === undefined ? {} : { encryption: { passphrase } }),
       });
-      if (encryption !== undefined) await d.volumeSecrets.set(pool, name, encryption.secret.toLowerCase());
+      await d.records.set(pool, name, made(v, encryption?.secret.toLowerCase()));
       d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');
       return row(pool, v);
     }),
     cloneVolume: ({ pool, source, name, thin, job }, ctx) => metrics.timed('clone', () => jobs.run(ctx.client, job, { operation: 'clone', pool, volume: name }, async ({ signal, report }) => {
-      const v = await pools.active(pool).clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report });
-      const secret = d.volumeSecrets.get(pool, source);
-      if (secret !== undefined) await d.volumeSecrets.set(pool, name, secret);
-      return row(pool, v);
+      const p = pools.active(pool);
+      const from = d.records.get(pool, source);
+      // The copy's format follows the source's record (a guess only for a file put there by hand),
+      // recorded before the driver looks at the new file: its bytes are the source's, guest-written.
+      const format = thin === true ? 'qcow2' : (from.format ?? (await p.volumeInfo(source)).format) === 'qcow2' ? 'qcow2' : 'raw';
+      const fresh = Object.keys(d.records.get(pool, name)).length === 0;
+      if (fresh) await d.records.set(pool, name, { format, ...(from.secret === undefined ? {} : { secret: from.secret }) });
+      try {
+        return row(pool, await p.clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report }));
+      } catch (err) {
+        if (fresh) await d.records.set(pool, name, undefined);
+        throw err;
+      }
     })),
     resizeVolume: ({ pool, name, capacity, shrink }) => metrics.timed('resize', async () => {
       const p = pools.active(pool);
@@ -105,7 +120,7 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
       await guard.exclusive(await p.path(name), `delete volume ${pool}/${name}`, () => p.delete(name));
-      await d.volumeSecrets.set(pool, name, undefined);
+      await d.records.set(pool, name, undefined);
       d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted');
       return {};
     }),

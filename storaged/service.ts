@@ -18,7 +18,7 @@ import { InUseGuard } from './in-use.js';
 import { Jobs } from './jobs.js';
 import { StorageMetrics } from './metrics.js';
 import { PoolStore } from './pool-store.js';
-import { VolumeSecrets } from './volume-secrets.js';
+import { VolumeRecords } from './volume-records.js';
 
 /** virtstoraged's own options. */
 export interface StoragedOptions {
@@ -53,9 +53,9 @@ deleted or changed under it (the lock manager's leases say which).`,
       const qemuImg = new QemuImg(extra.qemuImg === undefined ? {} : { binary: extra.qemuImg });
       const secretDir = join(layout.runtime, 'virtstoraged');
       await mkdir(secretDir, { recursive: true, mode: 0o700 });
-      const pools = new PoolStore(layout, (def) => new DirPool(def, { qemuImg, secretDir }), log);
-      const volumeSecrets = new VolumeSecrets(layout);
-      await volumeSecrets.load();
+      const records = new VolumeRecords(layout);
+      await records.load();
+      const pools = new PoolStore(layout, (def) => new DirPool(def, { qemuImg, secretDir, recordedFormat: (name) => records.get(def.name, name).format }), log);
       await pools.load();
       const metrics = new StorageMetrics(service.metrics, pools, clock);
       const jobs = new Jobs(clock, service.workers);
@@ -68,7 +68,7 @@ deleted or changed under it (the lock manager's leases say which).`,
         }
       };
       return {
-        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log), metrics, volumeSecrets, secretValue, log }))],
+        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log), metrics, records, secretValue, log }))],
         info: () => ({ pools: pools.all().length, active: pools.all().filter((e) => e.pool !== undefined).length, jobs: jobs.list().length, lockManager: lock.status }),
         close: async () => {
           for (const j of jobs.list()) { try { jobs.cancel(j.job); } catch { /* finished */ } }

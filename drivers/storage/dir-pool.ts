@@ -14,7 +14,7 @@ import { checkEncryptedArgs } from './qemu-img-args.js';
 import { QemuImg } from './qemu-img.js';
 import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
 import { openDownload } from './transfer.js';
-import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeInfo } from './types.js';
+import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
 import { describe, exists, fsError, fsyncPath, isTempName } from './volume-files.js';
 import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
 import { fileKind } from '../fs/file-kind.js';
@@ -27,6 +27,12 @@ export interface DirPoolDeps {
   qemuImg?: QemuImg;
   /** Where passphrase files live for the moment qemu-img needs them: a tmpfs (default: the OS temp dir). */
   secretDir?: string;
+  /**
+   * The format the daemon recorded for a volume when it made it, if any. A volume recorded raw is
+   * never probed: a guest owns every byte of a raw image and could write a qcow2 header naming a
+   * host file as its backing image; taking qemu-img's guess would then open that file.
+   */
+  recordedFormat?: (name: string) => VolumeFormat | undefined;
   /** How many `qemu-img info` run at once while listing (default 4). */
   inspectConcurrency?: number;
 }
@@ -41,6 +47,7 @@ export class DirPool implements StoragePool {
   private readonly secretDir: string;
   private readonly secretPrefix: string;
   private readonly concurrency: number;
+  private readonly recordedFormat: ((name: string) => VolumeFormat | undefined) | undefined;
   private readonly cache = new InfoCache();
   private readonly busy: BusyMarks;
   private readonly ops: OpsContext;
@@ -55,6 +62,7 @@ export class DirPool implements StoragePool {
     this.secretDir = deps.secretDir ?? tmpdir();
     this.secretPrefix = `vq-secret-${createHash('sha256').update(config.path).digest('hex').slice(0, 12)}-`;
     this.concurrency = Math.max(1, deps.inspectConcurrency ?? 4);
+    this.recordedFormat = deps.recordedFormat;
     this.busy = new BusyMarks(config.name);
     this.ops = {
       pool: config.name,
@@ -193,12 +201,12 @@ export class DirPool implements StoragePool {
     });
   }
 
-  /** Replaces the bytes of `name` with `data` (never longer than the file); see UploadOptions. */
+  /** Replaces the bytes of `name` with `data` (never longer than its capacity or its file); see UploadOptions. */
   async upload(name: string, data: AsyncIterable<Uint8Array>, ctl: OpControl = {}, options: UploadOptions = {}): Promise<VolumeInfo> {
     return this.exclusive(name, 'upload', async () => {
       const vol = await this.resolve(name);
       await this.refuseBackingOf(vol, 'upload to');
-      await uploadVolumeFile(this.ops, vol, data, ctl, options);
+      await uploadVolumeFile(this.ops, vol, data, ctl, options, (await this.imageInfo(vol)).capacity);
       return this.volumeInfo(name);
     });
   }
@@ -247,6 +255,7 @@ export class DirPool implements StoragePool {
 
   /** The image info of `vol`, from the cache while its file is unchanged. */
   private async imageInfo(vol: ResolvedVolume): Promise<ImageInfo> {
+    if (this.recordedFormat?.(vol.ref.name) === 'raw') return { format: 'raw', capacity: Number(vol.st.size), backingChain: [], encrypted: false };
     const version = fileVersion(vol.st);
     const cached = this.cache.get(vol.ref.name, version);
     if (cached !== undefined) return cached;

@@ -173,9 +173,10 @@ export async function resizeVolumeFile(ctx: OpsContext, vol: ResolvedVolume, inf
  * over it (its mode and owner kept). More bytes than the file holds is INVALID_ARG; an abort,
  * a stream error or a short stream leave the volume as it was.
  */
-export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, data: AsyncIterable<Uint8Array>, ctl: OpControl, opts: UploadOptions): Promise<number> {
+export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, data: AsyncIterable<Uint8Array>, ctl: OpControl, opts: UploadOptions, capacity = 0): Promise<number> {
   const what = `uploading to ${describe(vol.ref)}`;
-  const maxBytes = Number(vol.st.size);
+  // As libvirt: up to the volume's capacity (a fresh qcow2's file is far smaller), or its file if larger.
+  const maxBytes = Math.max(Number(vol.st.size), capacity);
   if (opts.lengthBytes !== undefined) {
     checkCapacity(opts.lengthBytes, 'lengthBytes');
     if (opts.lengthBytes > maxBytes) {

@@ -10,7 +10,7 @@ import { VirtqError, delay, type Clock, type NormalizedDefinition, type Normaliz
 /** What the resolver asks virtstoraged. */
 export interface VolumeLookup {
   /** Where the volume is, its format, and for a LUKS volume the secret virtstoraged created it with. */
-  volume(pool: string, volume: string): Promise<{ path: string; format: string; encrypted: boolean; secret?: string }>;
+  volume(pool: string, volume: string): Promise<{ path: string; format: string; formatProbed: boolean; encrypted: boolean; secret?: string }>;
 }
 
 /** What the resolver asks virtsecretd. */
@@ -76,7 +76,10 @@ export class DiskResolver {
     if (source === undefined) throw new VirtqError('INVALID_ARG', `disk ${disk.target}: give a path or a source`);
     const what = `disk ${disk.target} of VM "${this.d.vm}" (volume ${source.pool}/${source.volume})`;
     const vol = await this.waiting(what, () => this.d.volumes.volume(source.pool, source.volume));
-    if (vol.format !== 'raw' && vol.format !== 'qcow2') throw new VirtqError('INVALID_ARG', `${what}: format ${vol.format} is not supported (raw or qcow2)`);
+    // A format virtstoraged only guessed from the file's bytes is not believed (a guest can write a
+    // qcow2 header into a raw disk): the disk's own format counts, raw unless it says otherwise.
+    const format = vol.formatProbed ? disk.format : vol.format;
+    if (format !== 'raw' && format !== 'qcow2') throw new VirtqError('INVALID_ARG', `${what}: format ${format} is not supported (raw or qcow2)`);
     let encryption = disk.encryption ?? (vol.secret === undefined ? undefined : { secret: vol.secret });
     if (vol.encrypted && encryption === undefined) {
       const secret = await this.d.secrets.forVolume(source.pool, source.volume).catch(() => undefined);
@@ -85,7 +88,7 @@ export class DiskResolver {
       }
       encryption = { secret };
     }
-    return { ...disk, path: vol.path, format: vol.format, ...(encryption === undefined ? {} : { encryption }) };
+    return { ...disk, path: vol.path, format, ...(encryption === undefined ? {} : { encryption }) };
   }
 
   /** The passphrase of an encrypted disk, from virtsecretd. */

@@ -87,4 +87,25 @@ describe('virtstoraged', () => {
     expect(last.at(-1)).toMatchObject({ operation: 'clone', doneBytes: 256 * MiB, totalBytes: 256 * MiB });
     again.close();
   });
+
+  // Found by the hostile-input review: a guest owns every byte of a raw disk and can write a qcow2
+  // header naming a host file as its backing image; a format guessed from the bytes would open it.
+  it('never takes a guest-written qcow2 header for the format of a raw volume it made', async () => {
+    await h.start('virtstoraged');
+    const storage = await connectStorage(h.uri('storage'));
+    await storage.api.createVolume({ pool: 'default', name: 'guest.raw', capacity: MiB });
+    const evil = h.root.path('evil.qcow2');
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', '/etc/hostname', '-F', 'raw', evil, '1M']);
+    const bytes = (await import('node:fs')).readFileSync(evil);
+    await storage.upload('default', 'guest.raw', (async function* () { yield bytes; })(), bytes.length);
+    expect(await storage.api.getVolume({ pool: 'default', name: 'guest.raw' })).toMatchObject({ format: 'raw', backingChain: [] });
+    expect(await storage.api.getVolume({ pool: 'default', name: 'guest.raw' })).not.toHaveProperty('formatProbed');
+    const copy = await storage.cloneVolume({ pool: 'default', source: 'guest.raw', name: 'copy.raw' });
+    expect(copy).toMatchObject({ format: 'raw', backingChain: [] });
+    expect(Buffer.compare((await import('node:fs')).readFileSync(copy.path).subarray(0, bytes.length), bytes)).toBe(0);
+    // A file put in the pool by hand is listed with qemu-img's guess, marked as one.
+    (await import('node:fs')).copyFileSync(evil, h.root.path('lib', 'images', 'byhand.qcow2'));
+    expect(await storage.api.getVolume({ pool: 'default', name: 'byhand.qcow2' })).toMatchObject({ format: 'qcow2', formatProbed: true });
+    storage.close();
+  });
 });
