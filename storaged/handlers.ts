@@ -19,6 +19,8 @@ export interface StorageDeps {
   /** A secret's value from virtsecretd, for `purpose` (creating or opening a LUKS volume). */
   secretValue(uuid: string, purpose: string): Promise<Uint8Array>;
   log: Logger;
+  /** PBKDF time per key slot of new LUKS volumes (undefined: QEMU's default). */
+  luksIterTimeMs?: number | undefined;
 }
 
 // A pool's row. An active pool whose directory went away (or became a file) under the daemon
@@ -90,7 +92,7 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       const v = await p.create({
         name, format: format ?? (base !== undefined || passphrase !== undefined ? 'qcow2' : 'raw'), capacityBytes: capacity,
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
-        ...(passphrase === undefined ? {} : { encryption: { passphrase } }),
+        ...(passphrase === undefined ? {} : { encryption: { passphrase, ...(d.luksIterTimeMs === undefined ? {} : { iterTimeMs: d.luksIterTimeMs }) } }),
       });
       await d.records.set(pool, name, made(v, encryption?.secret.toLowerCase()));
       d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');

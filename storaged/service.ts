@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storageProgram } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
-import { stringOption } from '../daemon/options.js';
+import { stringOption, wholeNumber } from '../daemon/options.js';
 import { connectSecret } from '../client/secret-client.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
@@ -26,6 +26,8 @@ export interface StoragedOptions {
   secretUri: string | undefined;
   /** The qemu-img binary (default: qemu-img from PATH). */
   qemuImg: string | undefined;
+  /** PBKDF time per key slot of new LUKS volumes (QEMU's encrypt.iter-time); undefined: QEMU's 2000 ms. */
+  luksIterTimeMs: number | undefined;
 }
 
 function secretBeside(root: string | undefined, mode: 'system' | 'session'): string {
@@ -40,10 +42,14 @@ export function storagedService(version: string): ServiceDefinition<StoragedOpti
     summary: `Serves storage pools (directories) and their volumes: create, clone, resize, delete, upload and
 download, LUKS encryption with passphrases from virtsecretd. A volume a running VM uses is never
 deleted or changed under it (the lock manager's leases say which).`,
-    options: { 'secret-uri': { type: 'string' }, 'qemu-img': { type: 'string' } },
+    options: { 'secret-uri': { type: 'string' }, 'qemu-img': { type: 'string' }, 'luks-iter-time-ms': { type: 'string' } },
     optionsUsage: `  --secret-uri URI    virtsecretd, for LUKS volumes (default: secret:///system?root=DIR, or of the mode)
-  --qemu-img PATH     the qemu-img binary (default: qemu-img from PATH)`,
-    parseExtra: (values) => ({ secretUri: stringOption(values, 'secret-uri'), qemuImg: stringOption(values, 'qemu-img') }),
+  --qemu-img PATH     the qemu-img binary (default: qemu-img from PATH)
+  --luks-iter-time-ms N  PBKDF time per key slot of new LUKS volumes, paid again at every open (default QEMU's 2000)`,
+    parseExtra: (values) => {
+      const iter = stringOption(values, 'luks-iter-time-ms');
+      return { secretUri: stringOption(values, 'secret-uri'), qemuImg: stringOption(values, 'qemu-img'), luksIterTimeMs: iter === undefined ? undefined : wholeNumber(iter, 'luks-iter-time-ms', 2000, 1) };
+    },
     build: async ({ layout, clock, logs, common, extra, service }) => {
       const log = logs.module('storage');
       const lock = await loadLockManager(layout, builtinLockPlugins(), { host: hostname(), clock });
@@ -68,7 +74,7 @@ deleted or changed under it (the lock manager's leases say which).`,
         }
       };
       return {
-        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log), metrics, records, secretValue, log }))],
+        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log), metrics, records, secretValue, log, luksIterTimeMs: extra.luksIterTimeMs }))],
         info: () => ({ pools: pools.all().length, active: pools.all().filter((e) => e.pool !== undefined).length, jobs: jobs.list().length, lockManager: lock.status }),
         close: async () => {
           for (const j of jobs.list()) { try { jobs.cancel(j.job); } catch { /* finished */ } }
