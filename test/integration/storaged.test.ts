@@ -108,4 +108,25 @@ describe('virtstoraged', () => {
     expect(await storage.api.getVolume({ pool: 'default', name: 'byhand.qcow2' })).toMatchObject({ format: 'qcow2', formatProbed: true });
     storage.close();
   });
+
+  it('serves its metrics on its own --http and through virtqemud\'s host scrape', async () => {
+    // One sample with these labels (in any order) and a value matching `value`.
+    const sample = (name: string, labels: Record<string, string>, value: string): RegExp =>
+      new RegExp(`^${name}\\{${Object.entries(labels).map(([k, v]) => `(?=[^}]*${k}="${v}")`).join('')}[^}]*\\} ${value}$`, 'm');
+    const storaged = await h.start('virtstoraged', ['--http', '127.0.0.1:0']);
+    await h.start('virtsecretd');
+    const qemud = await h.start('virtqemud', ['--http', '127.0.0.1:0', '--metrics-refresh-ms', '100']);
+    const storage = await connectStorage(h.uri('storage'));
+    await storage.api.createVolume({ pool: 'default', name: 'm.raw', capacity: MiB });
+    storage.close();
+    const own = await (await fetch(`http://127.0.0.1:${storaged.reply.httpPort}/metrics`)).text();
+    expect(own).toMatch(sample('virtq_storage_pool_volumes', { daemon: 'virtstoraged', pool: 'default' }, '1'));
+    expect(own).toMatch(sample('virtq_storage_operations_total', { daemon: 'virtstoraged', operation: 'create', code: 'OK' }, '1'));
+    expect(own).toMatch(sample('virtq_storage_pool_capacity_bytes', { daemon: 'virtstoraged', pool: 'default' }, '[1-9][0-9]*'));
+    await expect.poll(async () => (await (await fetch(`http://127.0.0.1:${qemud.reply.httpPort}/metrics`)).text()), { timeout: 10_000 })
+      .toMatch(sample('virtq_secret_secrets', { daemon: 'virtsecretd', ephemeral: 'false' }, '0'));
+    const host = await (await fetch(`http://127.0.0.1:${qemud.reply.httpPort}/metrics`)).text();
+    expect(host).toMatch(sample('virtq_storage_pool_volumes', { daemon: 'virtstoraged', pool: 'default' }, '1'));
+    expect(host.match(/^# TYPE virtq_rpc_requests_total counter$/gm)).toHaveLength(1);
+  });
 });
