@@ -11,6 +11,7 @@ import type { Sink } from './io.js';
 import { virtqCommands } from './vm-commands.js';
 import { storageCommands } from './storage-commands.js';
 import { secretCommands } from './secret-commands.js';
+import { networkCommands } from './network-commands.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -37,9 +38,9 @@ export function allCommands(): CommandSpec[] {
   return [...topCommands(), ...adminCommands()];
 }
 
-/** The commands run as `virtq NAME`: VMs, then storage, then secrets. */
+/** The commands run as `virtq NAME`: VMs, then storage, then secrets, then networks. */
 function topCommands(): CommandSpec[] {
-  return [...virtqCommands(), ...storageCommands(), ...secretCommands()];
+  return [...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands()];
 }
 
 function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {

@@ -1,12 +1,13 @@
 // The programs the CLI has commands for, by name: the one place a program's name turns back
 // into its catalogue object.
-import { VirtqError, adminProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
+import { VirtqError, adminProgram, networkProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
 
 const PROGRAMS: Readonly<Record<string, Program>> = {
   [virtqProgram.name]: virtqProgram,
   [adminProgram.name]: adminProgram,
   [storageProgram.name]: storageProgram,
   [secretProgram.name]: secretProgram,
+  [networkProgram.name]: networkProgram,
 };
 
 /** The catalogue of program `name`. */

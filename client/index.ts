@@ -11,6 +11,7 @@ export { connectDaemon, uriForProgram, type DaemonConnection, type DaemonConnect
 export { StorageClient, connectStorage, type JobControl } from './storage-client.js';
 export { sendUpload, receiveDownload, type TransferControl, type TransferStream } from './volume-transfer.js';
 export { SecretClient, connectSecret } from './secret-client.js';
+export { NetworkClient, connectNetwork } from './network-client.js';
 export {
   VirtqError, errorCatalogue, isErrorCode, ByteStream, parseUri, defaultUri, virtqProgram, adminProgram,
   Definition, DiskSpec, DomainRow, DomainState, StateResult, LifecycleEvent, LifecycleEventKind, normalizeDefinition, definitionValidator,
@@ -20,4 +21,5 @@ export {
   DomainInfo, BlockStat, ListFilter, ServerInfo, ClientRow, Limits,
   storageProgram, secretProgram, PoolDefinition, PoolRow, VolumeRow, JobProgress, SecretDefinition, SecretRow, SecretUsage,
   type StorageProgram, type SecretProgram, type DaemonName,
+  networkProgram, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, InterfaceAddresses, type NetworkProgram,
 } from '../protocol/index.js';

@@ -46,6 +46,11 @@ export const metricCatalogue = {
   storageBytes: spec({ name: 'virtq_storage_transferred_bytes_total', type: 'counter', labels: ['direction'], exportedBy: 'virtstoraged', help: 'Volume bytes uploaded (in) and downloaded (out).' }),
   secrets: spec({ name: 'virtq_secret_secrets', type: 'gauge', labels: ['ephemeral'], exportedBy: 'virtsecretd', help: 'Secrets defined, ephemeral (memory only) or not.' }),
   secretValueReads: spec({ name: 'virtq_secret_value_reads_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'virtsecretd', help: 'Secret values read (getValue by clients, useValue by consumers such as shims), and refusals.' }),
+  networkPorts: spec({ name: 'virtq_network_ports', type: 'gauge', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Ports (taps) on each active network.' }),
+  networkLeases: spec({ name: 'virtq_network_dhcp_leases', type: 'gauge', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Unexpired DHCP leases on each active nat or isolated network.' }),
+  networkDnsmasqRestarts: spec({ name: 'virtq_network_dnsmasq_restarts_total', type: 'counter', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Times a network\'s dnsmasq died and was restarted.' }),
+  networkPortCreate: spec({ name: 'virtq_network_port_create_duration_seconds', type: 'histogram', labels: ['network'], exportedBy: 'virtnetworkd', help: 'How long creating a port (tap on the bridge, record on disk) took.' }),
+  networkPortsReleased: spec({ name: 'virtq_network_ports_released_total', type: 'counter', labels: ['network', 'reason'], exportedBy: 'virtnetworkd', help: 'Ports deleted, by reason: deleted (asked for), vm-gone (the liveness check), network-stopped (net-destroy --force).' }),
 } as const;
 
 /** Prefix of virtqemud's Node process metrics (prom-client's default set). Shims export only the

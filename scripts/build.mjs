@@ -25,6 +25,7 @@ const binaries = [
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'secretd/main.ts', out: 'dist/bin/virtsecretd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
+  { entry: 'networkd/main.ts', out: 'dist/bin/virtnetworkd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [CBOR_EXTRACT] },
 ];
 
