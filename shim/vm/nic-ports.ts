@@ -79,6 +79,7 @@ export class NicPorts {
 
   /** The addresses of each network interface of `def`, from its network's DHCP leases. */
   async addresses(def: ResolvedDefinition): Promise<InterfaceAddresses[]> {
+    if (def.interfaces.every((i) => i.type !== 'network')) return [];
     const lookup = this.need();
     const out: InterfaceAddresses[] = [];
     for (const iface of def.interfaces) {
