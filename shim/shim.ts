@@ -21,7 +21,7 @@ import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
-import { NicPorts, type PortLookup } from './vm/nic-ports.js';
+import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
 import { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
@@ -168,20 +168,7 @@ export class Shim {
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
-      network: {
-        attach: async (network, mac) => {
-          const { iface, reused } = await ports.create(network, mac);
-          try {
-            await vm.nics.attach(iface);
-          } catch (err) {
-            if (!reused) await ports.release([iface]);
-            throw err;
-          }
-          return iface.mac;
-        },
-        detach: async (mac, timeoutMs) => { await ports.release([await vm.nics.detach(mac, timeoutMs)]); },
-        addresses: () => ports.addresses(vm.def),
-      },
+      network: nicOperations(vm, ports),
     }) });
     return shim;
   }

@@ -4,7 +4,7 @@
 // id and tap are kept in the interface (so in the runtime state), so a successor shim keeps them.
 // A daemon or network not up yet is waited for until the deadline. The shim never runs ip or nft.
 import { VirtqError, delay, type Clock, type InterfaceAddresses, type Logger, type ResolvedDefinition, type ResolvedInterface } from '../../protocol/index.js';
-import type { PortedInterface } from './vm-nics.js';
+import type { PortedInterface, VmNics } from './vm-nics.js';
 
 /** What the shim asks virtnetworkd. */
 export interface PortLookup {
@@ -115,4 +115,27 @@ export class NicPorts {
       }
     }
   }
+}
+
+/** A VM's NIC operations: hot-plug on a new port (given back when the plug fails), unplug then give the port back, addresses. */
+export function nicOperations(vm: { readonly def: ResolvedDefinition; readonly nics: VmNics }, ports: NicPorts): {
+  attach(network: string, mac: string | undefined): Promise<string>;
+  detach(mac: string, timeoutMs: number): Promise<void>;
+  addresses(): Promise<InterfaceAddresses[]>;
+} {
+  return {
+    attach: async (network, mac) => {
+      const { iface, reused } = await ports.create(network, mac);
+      try {
+        await vm.nics.attach(iface);
+      } catch (err) {
+        // A port handed back (reused) belongs to a NIC the VM may still have: keep it.
+        if (!reused) await ports.release([iface]);
+        throw err;
+      }
+      return iface.mac;
+    },
+    detach: async (mac, timeoutMs) => { await ports.release([await vm.nics.detach(mac, timeoutMs)]); },
+    addresses: () => ports.addresses(vm.def),
+  };
 }
