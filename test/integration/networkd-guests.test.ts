@@ -10,6 +10,7 @@ import { guestDefinition, type RunningShim } from '../helpers/shim-harness.js';
 import { NetworkdWorld } from '../helpers/networkd-world.js';
 import type { SerialReader } from '../helpers/serial-reader.js';
 import { waitFor } from '../security/hostile-client.js';
+import { virtqOk } from '../e2e/virtq-cli.js';
 
 interface Guest { name: string; shim: RunningShim; serial: SerialReader; write(text: string): void; ip: string }
 
@@ -62,10 +63,12 @@ describe('VMs on virtnetworkd networks', () => {
     const [ab, ca, ac] = await Promise.all([ping(b, a.ip, 2), ping(iso, a.ip), ping(a, iso.ip)]);
     expect([ab, ca, ac]).toEqual(['OK', 'FAIL', 'FAIL']);
 
-    // A hot-plugged NIC gets a port of its own, given back when it is unplugged.
-    const { mac } = await a.shim.api.attachInterface({ name: 'ga', network: 'default' });
+    // A hot-plugged NIC gets a port of its own, given back when it is unplugged (here through the CLI).
+    const shimUri = `shim:///ga?root=${w.root.dir}`;
+    expect(await virtqOk(['-c', shimUri, 'domifaddr', 'ga'])).toMatch(new RegExp(`52:54:00(:[0-9a-f]{2}){3}\\s+ipv4\\s+${a.ip.replaceAll('.', '\\.')}/24`));
+    const mac = /Interface (\S+) attached to 'ga' on network default/.exec(await virtqOk(['-c', shimUri, 'attach-interface', 'ga', '--network', 'default']))?.[1] ?? '';
     expect((await portsOf(c, 'default')).map((p) => p.mac)).toContain(mac);
-    await a.shim.api.detachInterface({ name: 'ga', mac });
+    expect(await virtqOk(['-c', shimUri, 'detach-interface', 'ga', mac])).toBe(`Interface ${mac} detached from 'ga'\n`);
     expect((await portsOf(c, 'default')).map((p) => p.vmName).sort()).toEqual(['ga', 'gb']);
 
     // kill -9: the guests keep talking; the new daemon has the same ports and leases.

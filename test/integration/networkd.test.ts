@@ -9,7 +9,8 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { rootLayout, shimStateFile, type NetworkEvent } from '../../protocol/index.js';
+import { RpcClient, networkProgram, rootLayout, shimStateFile, systemClock, type NetworkEvent } from '../../protocol/index.js';
+import { expectFailure, virtq, virtqJson } from '../e2e/virtq-cli.js';
 import { NetworkdWorld } from '../helpers/networkd-world.js';
 import { waitFor } from '../security/hostile-client.js';
 
@@ -49,7 +50,19 @@ describe('virtnetworkd', () => {
       name: 'default', type: 'nat', state: 'inactive', autostart: false, bridge: 'virtqbr0', ports: 0,
       ipv4: { address: '192.168.122.1', prefix: 24, dhcp: { start: '192.168.122.2', end: '192.168.122.254' } },
     })]);
-    expect(await c.api.startNetwork({ name: 'default' })).toMatchObject({ state: 'active', dnsmasqPid: expect.any(Number) });
+    const started = await c.api.startNetwork({ name: 'default' });
+    expect(started).toMatchObject({ state: 'active', dnsmasqPid: expect.any(Number), dnsmasqRestarts: 0 });
+
+    // dnsmasq dying: restarted, counted, told.
+    process.kill(started.dnsmasqPid as number, 'SIGKILL');
+    expect(await waitFor(() => events.some((e) => e.kind === 'dnsmasq-restarted'), 10_000)).toBe(true);
+    const after = await c.api.getNetwork({ name: 'default' });
+    expect(after.dnsmasqRestarts).toBe(1);
+    expect(after.dnsmasqPid).not.toBe(started.dnsmasqPid);
+    const admin = await RpcClient.connect(w.services.sockets('virtnetworkd').admin, { clock: systemClock() });
+    const families = ((await admin.call('admin', 'getMetrics', {})) as { families: Array<{ name: string; values: Array<{ labels: object; value: number }> }> }).families;
+    admin.close();
+    expect(families.find((f) => f.name === 'virtq_network_dnsmasq_restarts_total')?.values).toEqual([{ labels: { network: 'default', daemon: 'virtnetworkd' }, value: 1 }]);
 
     const iso = (name: string, extra: object) => c.api.defineNetwork({ definition: { name, type: 'isolated', ipv4: { address: '10.9.0.1', prefix: 24 }, ...extra } });
     await expect(iso('lab', { ipv4: { address: '192.168.122.129', prefix: 25 } })).rejects.toMatchObject({ code: 'IN_USE', message: expect.stringContaining('overlaps subnet 192.168.122.0/24 of network "default"') });
@@ -74,10 +87,14 @@ describe('virtnetworkd', () => {
     expect(w.taps()).toEqual([p1.tap, p2.tap].sort());
 
     await expect(c.api.stopNetwork({ name: 'default' })).rejects.toMatchObject({ code: 'IN_USE', message: expect.stringMatching(/"vm1", "vm2"/) });
+    // The same through the CLI: net-port-list as JSON, net-destroy refused (exit 1, the code on stderr).
+    const ports = await virtqJson<{ ports: Array<{ vmName: string }> }>(['-c', w.uri(), 'net-port-list', 'default', '--json'], networkProgram.procs.listPorts.ret);
+    expect(ports.ports.map((p) => p.vmName)).toEqual(['vm1', 'vm2']);
+    expectFailure(await virtq(['-c', w.uri(), 'net-destroy', 'default']), 'IN_USE', /vm1/);
     await expect(c.api.stopNetwork({ name: 'default', force: true })).resolves.toMatchObject({ state: 'inactive', ports: 0 });
     expect(await waitFor(() => events.some((e) => e.kind === 'stopped'), 5000)).toBe(true);
     expect(events.map((e) => [e.kind, e.vmName, e.reason])).toEqual([
-      ['started', undefined, undefined], ['defined', undefined, undefined], ['undefined', undefined, undefined],
+      ['started', undefined, undefined], ['dnsmasq-restarted', undefined, undefined], ['defined', undefined, undefined], ['undefined', undefined, undefined],
       ['port-created', 'vm1', undefined], ['port-created', 'vm2', undefined],
       ['port-deleted', 'vm1', 'network-stopped'], ['port-deleted', 'vm2', 'network-stopped'], ['stopped', undefined, undefined],
     ]);
