@@ -1,7 +1,8 @@
 // VMs on virtnetworkd's networks with real QEMU (TCG), everything inside a network namespace of
 // the test's own: two test guests on the default nat network get DHCP leases that domifaddr
 // reports and ping each other; a guest on an isolated network reaches neither; a NIC is
-// hot-plugged and unplugged with its port; virtnetworkd killed with -9 leaves the guests talking
+// hot-plugged and unplugged with its port; a shim killed with -9 is replaced and its successor
+// keeps the port; virtnetworkd killed with -9 leaves the guests talking
 // and comes back with the same ports and leases; a VM destroyed while it is down has its port
 // released once it is back. Afterwards no bridge, tap, nft table or dnsmasq is left.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,16 @@ describe('VMs on virtnetworkd networks', () => {
     expect((await portsOf(c, 'default')).map((p) => p.mac)).toContain(mac);
     expect(await virtqOk(['-c', shimUri, 'detach-interface', 'ga', mac])).toBe(`Interface ${mac} detached from 'ga'\n`);
     expect((await portsOf(c, 'default')).map((p) => p.vmName).sort()).toEqual(['ga', 'gb']);
+
+    // A shim killed with -9 and replaced: the successor re-attaches to QEMU and keeps the port.
+    const portOfA = (await portsOf(c, 'default')).find((p) => p.vmName === 'ga');
+    a.shim.proc.kill('SIGKILL');
+    await a.shim.exited;
+    const successor = await w.shims.run(['--attach', 'ga', '--no-register'], 'ga');
+    expect(successor.reply).toMatchObject({ ok: true, qemuPid: a.shim.reply.qemuPid });
+    a.shim = { ...a.shim, ...successor, ...(await w.shims.connect(successor.reply.socket as string)) };
+    expect((await a.shim.api.interfaceAddresses({ name: 'ga' })).interfaces[0]?.name).toBe(portOfA?.tap);
+    expect((await portsOf(c, 'default')).find((p) => p.vmName === 'ga')).toEqual(portOfA);
 
     // kill -9: the guests keep talking; the new daemon has the same ports and leases.
     const [ports, leases] = [await portsOf(c, 'default'), await leasesOf(c)];
