@@ -3,7 +3,8 @@
 // interface names, bad, multicast and duplicate MACs, a stop while ports are in use, nft missing)
 // answered with typed errors while it keeps serving; ports of VMs that are gone released, also
 // after its own kill -9, which it survives adopting its networks and ports. No QEMU here: a "VM"
-// is a process with the VM's UUID in its command line and a runtime state file naming it.
+// is a process with the VM's UUID in its command line and a runtime state file naming it; a shim
+// whose start fails after it got its port gives it back.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,6 +77,21 @@ describe('virtnetworkd', () => {
     expect(await c.api.getNetwork({ name: 'taken' })).toMatchObject({ state: 'inactive' });
     await c.api.undefineNetwork({ name: 'taken' });
 
+    // A VM whose start fails after it got its port (no such kernel) leaves no port; an unknown network is refused at once.
+    const startShim = async (name: string, network: string) => {
+      writeFileSync(w.root.path(`${name}.json`), JSON.stringify({ name, memoryMiB: 32, kernel: { path: '/nonexistent/vmlinuz' }, interfaces: [{ type: 'network', network }] }));
+      return (await w.shims.run(['--definition', w.root.path(`${name}.json`), '--no-register'], name)).reply;
+    };
+    expect(await startShim('bad1', 'default')).toMatchObject({ ok: false, error: { code: 'INVALID_ARG', message: expect.stringContaining('/kernel/path') } });
+    expect(await startShim('bad2', 'nowhere')).toMatchObject({ ok: false, error: { code: 'NO_NETWORK', message: expect.stringContaining('network "nowhere"') } });
+    expect((await c.api.listPorts({ network: 'default' })).ports).toEqual([]);
+    expect(await waitFor(() => events.some((e) => e.kind === 'port-deleted'), 5000)).toBe(true);
+    expect(events.map((e) => [e.kind, e.network, e.vmName])).toEqual([
+      ['started', 'default', undefined], ['dnsmasq-restarted', 'default', undefined], ['defined', 'taken', undefined], ['undefined', 'taken', undefined],
+      ['port-created', 'default', 'bad1'], ['port-deleted', 'default', 'bad1'],
+    ]);
+    events.length = 0;
+
     const port = (vm: number, mac?: string) => c.api.createPort({ network: 'default', vmUuid: VM(vm), vmName: `vm${vm}`, ...(mac === undefined ? {} : { mac }) });
     await expect(port(1, '52:54:00:zz:00:01')).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('not a MAC address') });
     await expect(port(1, '01:00:5e:00:00:01')).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('multicast') });
@@ -94,7 +110,6 @@ describe('virtnetworkd', () => {
     await expect(c.api.stopNetwork({ name: 'default', force: true })).resolves.toMatchObject({ state: 'inactive', ports: 0 });
     expect(await waitFor(() => events.some((e) => e.kind === 'stopped'), 5000)).toBe(true);
     expect(events.map((e) => [e.kind, e.vmName, e.reason])).toEqual([
-      ['started', undefined, undefined], ['dnsmasq-restarted', undefined, undefined], ['defined', undefined, undefined], ['undefined', undefined, undefined],
       ['port-created', 'vm1', undefined], ['port-created', 'vm2', undefined],
       ['port-deleted', 'vm1', 'network-stopped'], ['port-deleted', 'vm2', 'network-stopped'], ['stopped', undefined, undefined],
     ]);
