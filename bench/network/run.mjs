@@ -11,7 +11,8 @@
 //      shim, so QEMU runs with the same flags), interleaved.
 // libvirt's network driver keeps its state in /etc/libvirt and /var/lib/libvirt (no --root), so
 // it is not run here. Plain ESM over dist/: run `npm run build` first; needs root.
-// Options: --ports N (100), --boots N (3), --mib N (32), --rounds N (3), --json FILE.
+// Options: --ports N (100), --boots N (3), --mib N (32), --rounds N (3), --json FILE,
+// --only creation|linkup|throughput.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -27,6 +28,8 @@ const PORTS = opt.num('ports', 100);
 const BOOTS = opt.num('boots', 3);
 const MIB = opt.num('mib', 32);
 const ROUNDS = opt.num('rounds', 3);
+const only = opt.get('only');
+const want = (part) => only === undefined || only === part;
 const GUEST = process.env.VIRTQ_TEST_GUEST_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'virtq', 'test-guest');
 const NS = `vqb-${process.pid}`;
 const root = mkdtempSync(join(tmpdir(), 'vq-bench-net-'));
@@ -198,6 +201,7 @@ try {
   const client = await connectNetwork(`network:///system?root=${root}`);
   await client.api.startNetwork({ name: 'default' });
 
+  if (want('creation')) {
   const creation = await portCreation(client);
   console.log(`\n## Port creation (${PORTS} each, ms)\n`);
   console.log(table(['what', 'p50', 'p90', 'p99', 'min', 'max'], creation.map(([label, s]) => [label, fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.min), fmt(s.max)])));
@@ -207,7 +211,9 @@ try {
   const val = (suffix) => fam?.values.find((v) => v.metricName === `virtq_network_port_create_duration_seconds_${suffix}`)?.value;
   if (val('count') !== undefined) console.log(`\nInside virtnetworkd (its histogram): mean ${fmt((val('sum') / val('count')) * 1000)} ms over ${val('count')} creations.`);
   report.creation = Object.fromEntries(creation);
+  }
 
+  if (want('linkup')) {
   const lu = await linkUp();
   console.log(`\n## Start → link up, ${BOOTS} boots each (ms, median; TCG guest)\n`);
   console.log(table(['what', 'QEMU has the tap (carrier up)', 'guest has its DHCP lease'], [
@@ -215,7 +221,9 @@ try {
     ['virtq-shim on a tap made by hand (ip tuntap + master) on the same bridge', fmt(median(lu.hand.carrier)), fmt(median(lu.hand.lease))],
   ]));
   report.linkUp = lu;
+  }
 
+  if (want('throughput')) {
   const tp = await throughput();
   const rate = (ms) => (MIB / (ms / 1000)).toFixed(1);
   console.log(`\n## Guest-to-guest throughput, ${MIB} MiB dd | nc, ${ROUNDS} rounds interleaved (TCG)\n`);
@@ -224,6 +232,7 @@ try {
     ['hand-made taps on a hand-made bridge (floor)', fmt(median(tp.hand)), rate(median(tp.hand)), '1.00×'],
   ]));
   report.throughput = tp;
+  }
   client.close();
 } finally {
   for (const p of procs) p.kill('SIGKILL');
