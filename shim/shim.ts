@@ -34,7 +34,7 @@ import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
-const PORT_RELEASE_WAIT_MS = 2000;
+const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */

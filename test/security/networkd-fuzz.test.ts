@@ -14,7 +14,7 @@ import { NetworkdWorld } from '../helpers/networkd-world.js';
 import { alive, call, errorCode, exchange, frame, isWellFormedReply, rawFrame, rssMiB, waitFor } from './hostile-client.js';
 
 const SEED = 0x7e7d;
-const RUNS = 200;
+const RUNS = 150;
 const VM = '11111111-2222-4333-8444-555555555555';
 /** Names for calls that would change something if they matched: far from "default", so no mutation reaches it. */
 const DECOY = 'zz-nothing-here';
