@@ -12,6 +12,7 @@ import { virtqCommands } from './vm-commands.js';
 import { storageCommands } from './storage-commands.js';
 import { secretCommands } from './secret-commands.js';
 import { nodedevCommands } from './nodedev-commands.js';
+import { networkCommands } from './network-commands.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -38,9 +39,9 @@ export function allCommands(): CommandSpec[] {
   return [...topCommands(), ...adminCommands()];
 }
 
-/** The commands run as `virtq NAME`: VMs, then storage, then secrets. */
+/** The commands run as `virtq NAME`: VMs, then storage, secrets, networks and host devices. */
 function topCommands(): CommandSpec[] {
-  return [...virtqCommands(), ...storageCommands(), ...secretCommands(), ...nodedevCommands()];
+  return [...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands(), ...nodedevCommands()];
 }
 
 function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {

@@ -1,6 +1,6 @@
 // The programs the CLI has commands for, by name: the one place a program's name turns back
 // into its catalogue object.
-import { VirtqError, adminProgram, nodedevProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
+import { VirtqError, adminProgram, networkProgram, nodedevProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
 
 const PROGRAMS: Readonly<Record<string, Program>> = {
   [virtqProgram.name]: virtqProgram,
@@ -8,6 +8,7 @@ const PROGRAMS: Readonly<Record<string, Program>> = {
   [storageProgram.name]: storageProgram,
   [secretProgram.name]: secretProgram,
   [nodedevProgram.name]: nodedevProgram,
+  [networkProgram.name]: networkProgram,
 };
 
 /** The catalogue of program `name`. */

@@ -3,12 +3,12 @@
 // nested disk arguments, virsh-like messages, list filters).
 import { resolve } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
-import { DiskSpec, DomainName, VirtqError, virtqProgram, type DomainRow, type StateResult } from '../protocol/index.js';
+import { DiskSpec, DomainName, VirtqError, virtqProgram, type DomainRow, type InterfaceAddresses, type StateResult } from '../protocol/index.js';
 import { callCommand, type CallAdapter, type CommandSpec } from './command.js';
 import { readDefinitionFile } from './definition-file.js';
 import type { Input } from './derive.js';
 import { ListOutput } from './json-output.js';
-import { objectTable } from './render.js';
+import { objectTable, table } from './render.js';
 import { consoleCommand, eventCommand } from './stream-commands.js';
 
 type Args = Record<string, unknown>;
@@ -160,6 +160,33 @@ const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   },
 };
 
+// `domifaddr`: virsh's table, one row per address (a NIC without a lease shows none).
+function ifaddrTable(r: unknown): string {
+  const rows = (r as { interfaces: InterfaceAddresses[] }).interfaces.flatMap((i) => (i.addresses.length === 0
+    ? [[i.name, i.mac, '-', '-']]
+    : i.addresses.map((a) => [i.name, i.mac, a.type, `${a.address}/${a.prefix}`])));
+  return table(['Name', 'MAC address', 'Protocol', 'Address'], rows);
+}
+
+const networkAdapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
+  attachInterface: {
+    arguments: [{ name: 'name', field: 'name', description: 'VM name', required: true }],
+    options: [{ flags: '--network <network>', key: 'network', description: 'the virtnetworkd network the NIC joins (required)' }],
+    hints: { help: { mac: 'the NIC\'s MAC (default: one virtnetworkd generates)' } },
+    toArgs: (input, derived) => {
+      const network = input.opts['network'];
+      if (typeof network !== 'string') throw new VirtqError('INVALID_ARG', 'give the network the NIC joins with --network NAME');
+      return { ...derived.toArgs(input), network };
+    },
+    render: (r, a) => `Interface ${(r as { mac: string }).mac} attached to ${vm(a)} on network ${String(a['network'])}\n`,
+  },
+  detachInterface: {
+    hints: { help: { mac: 'the MAC of the NIC to unplug', timeoutSec: 'how long to wait for the guest to release the NIC' } },
+    render: (_r, a) => `Interface ${String(a['mac'])} detached from ${vm(a)}\n`,
+  },
+  interfaceAddresses: { render: ifaddrTable },
+};
+
 /** Procedures whose command is not a call: the console stream and the event watcher. */
 const ownCommands: Readonly<Partial<Record<VirtqProc, () => CommandSpec>>> = {
   openConsole: consoleCommand,
@@ -172,7 +199,7 @@ export function virtqCommands(): CommandSpec[] {
   for (const [procName, spec] of Object.entries(virtqProgram.procs) as [VirtqProc, (typeof virtqProgram.procs)[VirtqProc]][]) {
     const own = ownCommands[procName];
     if (own !== undefined) commands.push(own());
-    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName]));
+    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName] ?? networkAdapters[procName]));
   }
   return commands;
 }

@@ -31,10 +31,12 @@ export interface ConnectOptions {
    */
   storageUri?: string;
   secretUri?: string;
+  /** Embedded mode: the virtnetworkd its VMs' network interfaces get ports from (default: the host's, as above). */
+  networkUri?: string;
 }
 
 // The host's own daemon of `daemon`'s kind, for embedded VMs: the system one for root, else the session one.
-function hostDaemonUri(scheme: 'storage' | 'secret', opts: ConnectOptions): string {
+function hostDaemonUri(scheme: 'storage' | 'secret' | 'network', opts: ConnectOptions): string {
   return `${scheme}:///${(opts.uid ?? process.getuid?.() ?? 0) === 0 ? 'system' : 'session'}`;
 }
 
@@ -84,6 +86,7 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
       root: target.root, layout: target.layout, clock, defaultTimeoutMs: timeoutMs,
       shimCommand: opts.shimCommand ?? defaultShimCommand(process.execPath), startTimeoutMs: opts.startTimeoutMs ?? 120_000,
       storageUri: opts.storageUri ?? hostDaemonUri('storage', opts), secretUri: opts.secretUri ?? hostDaemonUri('secret', opts),
+      networkUri: opts.networkUri ?? hostDaemonUri('network', opts),
     });
     return new Connection(chosen, 'embed', false, router);
   }

@@ -26,6 +26,8 @@ export interface EmbedOptions {
   /** virtstoraged and virtsecretd the VMs' shims use for volume and encrypted disks. */
   storageUri: string;
   secretUri: string;
+  /** virtnetworkd, for the VMs' network interfaces. */
+  networkUri: string;
 }
 
 type Procs = VirtqProgram['procs'];
@@ -253,7 +255,7 @@ export class EmbedRouter implements Router {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
     return spawnShim({
-      command, args: [...base, '--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
+      command, args: [...base, '--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--network-uri', this.opts.networkUri, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
       stderr: 'ignore', clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}`,
     });
   }

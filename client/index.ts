@@ -12,6 +12,7 @@ export { StorageClient, connectStorage, type JobControl } from './storage-client
 export { sendUpload, receiveDownload, type TransferControl, type TransferStream } from './volume-transfer.js';
 export { SecretClient, connectSecret } from './secret-client.js';
 export { NodeDevClient, connectNodeDev } from './nodedev-client.js';
+export { NetworkClient, connectNetwork } from './network-client.js';
 export {
   VirtqError, errorCatalogue, isErrorCode, ByteStream, parseUri, defaultUri, virtqProgram, adminProgram,
   Definition, DiskSpec, DomainRow, DomainState, StateResult, LifecycleEvent, LifecycleEventKind, normalizeDefinition, definitionValidator,
@@ -21,5 +22,6 @@ export {
   DomainInfo, BlockStat, ListFilter, ServerInfo, ClientRow, Limits,
   storageProgram, secretProgram, PoolDefinition, PoolRow, VolumeRow, JobProgress, SecretDefinition, SecretRow, SecretUsage,
   type StorageProgram, type SecretProgram, type DaemonName,
+  networkProgram, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, InterfaceAddresses, type NetworkProgram,
 } from '../protocol/index.js';
 export { nodedevProgram, NodeDeviceCap, NodeDeviceRow, NodeDevice, NodeDeviceEvent, type NodedevProgram } from '../protocol/index.js';

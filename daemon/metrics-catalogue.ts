@@ -49,6 +49,11 @@ export const metricCatalogue = {
   nodedevDevices: spec({ name: 'virtq_nodedev_devices', type: 'gauge', labels: ['cap'], exportedBy: 'virtnodedevd', help: 'Host devices present, by kind (pci, usb, net, block), read from sysfs when scraped.' }),
   nodedevEvents: spec({ name: 'virtq_nodedev_events_total', type: 'counter', labels: ['event'], exportedBy: 'virtnodedevd', help: 'Devices seen appearing (added) or going (removed) since virtnodedevd started.' }),
   nodedevPollFailures: spec({ name: 'virtq_nodedev_poll_failures_total', type: 'counter', labels: [], exportedBy: 'virtnodedevd', help: 'Polls of sysfs that failed (retried at the next interval).' }),
+  networkPorts: spec({ name: 'virtq_network_ports', type: 'gauge', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Ports (taps) on each active network.' }),
+  networkLeases: spec({ name: 'virtq_network_dhcp_leases', type: 'gauge', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Unexpired DHCP leases on each active nat or isolated network.' }),
+  networkDnsmasqRestarts: spec({ name: 'virtq_network_dnsmasq_restarts_total', type: 'counter', labels: ['network'], exportedBy: 'virtnetworkd', help: 'Times a network\'s dnsmasq died and was restarted.' }),
+  networkPortCreate: spec({ name: 'virtq_network_port_create_duration_seconds', type: 'histogram', labels: ['network'], exportedBy: 'virtnetworkd', help: 'How long creating a port (tap on the bridge, record on disk) took.' }),
+  networkPortsReleased: spec({ name: 'virtq_network_ports_released_total', type: 'counter', labels: ['network', 'reason'], exportedBy: 'virtnetworkd', help: 'Ports deleted, by reason: deleted (asked for), vm-gone (the liveness check), network-stopped (net-destroy --force).' }),
 } as const;
 
 /** Prefix of virtqemud's Node process metrics (prom-client's default set). Shims export only the

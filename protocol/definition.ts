@@ -1,6 +1,7 @@
 // The VM definition: the JSON document users write, validated against this schema everywhere
 // (shim, virtqemud, CLI). Field names are contract; docs/definition.schema.json is generated
 // from this file. Pure data: drivers may import it, as they import the error catalogue.
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { lazyValidator } from './schema.js';
 import { VirtqError } from './errors.js';
@@ -8,6 +9,8 @@ import { VirtqError } from './errors.js';
 /** VM names: 1–64 of letters, digits, `.`, `_`, `-`, `+`, not starting with `.` or `-`. */
 export const NAME_PATTERN = '^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$';
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+/** A MAC address: six hex octets separated by colons. */
+export const MAC_PATTERN = '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$';
 /** An absolute path with no NUL byte. */
 const ABS_PATH = Type.String({ pattern: '^/[^\\u0000]*$', maxLength: 4096, description: 'absolute path' });
 
@@ -54,6 +57,12 @@ export const InterfaceSpec = Type.Union([
     ifname: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,15}$' }),
     mac: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' })),
   }, { additionalProperties: false }),
+  /** A port on a virtnetworkd network: the shim asks for it at start; the MAC is generated at definition when absent, and kept. */
+  Type.Object({
+    type: Type.Literal('network'),
+    network: Type.String({ pattern: NAME_PATTERN, description: 'network name (virtnetworkd)' }),
+    mac: Type.Optional(Type.String({ pattern: MAC_PATTERN })),
+  }, { additionalProperties: false }),
 ]);
 
 export const Definition = Type.Object({
@@ -77,6 +86,8 @@ export type Definition = Static<typeof Definition>;
 export type DiskSpec = Static<typeof DiskSpec>;
 export type DiskSource = Static<typeof DiskSource>;
 export type InterfaceSpec = Static<typeof InterfaceSpec>;
+/** An interface on a virtnetworkd network. */
+export type NetworkInterface = Extract<InterfaceSpec, { type: 'network' }>;
 export type LifecycleAction = Static<typeof LifecycleAction>;
 
 /** The definition check (compiled on first use). */
@@ -87,6 +98,15 @@ export type NormalizedDisk = DiskSpec & Required<Pick<DiskSpec, 'format' | 'bus'
 
 /** A disk whose image is known: a path, found by virtstoraged for a volume disk (which keeps its `source`). */
 export type ResolvedDisk = NormalizedDisk & { path: string };
+
+/** The port virtnetworkd gave a network interface: its id and the tap QEMU opens. */
+export interface InterfacePort {
+  id: string;
+  tap: string;
+}
+
+/** An interface as QEMU is started with it: a network interface has, once virtnetworkd gave one, its port. */
+export type ResolvedInterface = Exclude<InterfaceSpec, NetworkInterface> | (NetworkInterface & { port?: InterfacePort });
 
 /** A definition with its defaults filled in and a UUID: what shims and drivers work with. */
 export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' | 'machine' | 'disks' | 'interfaces' | 'onPoweroff' | 'onReboot' | 'onCrash'> {
@@ -100,9 +120,10 @@ export interface NormalizedDefinition extends Omit<Definition, 'uuid' | 'vcpus' 
   onCrash: LifecycleAction;
 }
 
-/** A definition whose every disk is resolved: what QEMU is started from. */
-export interface ResolvedDefinition extends Omit<NormalizedDefinition, 'disks'> {
+/** A definition whose every disk is resolved: what QEMU is started from (network interfaces carry their ports). */
+export interface ResolvedDefinition extends Omit<NormalizedDefinition, 'disks' | 'interfaces'> {
   disks: ResolvedDisk[];
+  interfaces: ResolvedInterface[];
 }
 
 /**
@@ -116,9 +137,46 @@ export function normalizeDisk(d: DiskSpec, field = '/disk'): NormalizedDisk {
   return { ...d, format: d.format ?? 'raw', bus: d.bus ?? 'virtio', readonly: d.readonly ?? false, shareable: d.shareable ?? false };
 }
 
-/** A running VM's definition as its user wrote it: a volume disk names its volume, not the path found for it. */
+/** A running VM's definition as its user wrote it: a volume disk names its volume, not the path found for it; a network interface has no port. */
 export function asDefined<D extends NormalizedDefinition | ResolvedDefinition>(def: D): NormalizedDefinition {
-  return { ...def, disks: def.disks.map((d) => (d.source === undefined ? d : (({ path: _found, ...rest }) => rest)(d))) };
+  return {
+    ...def,
+    disks: def.disks.map((d) => (d.source === undefined ? d : (({ path: _found, ...rest }) => rest)(d))),
+    interfaces: def.interfaces.map((i) => (i.type === 'network' && 'port' in i ? (({ port: _port, ...rest }) => rest)(i) : i)),
+  };
+}
+
+/**
+ * The MAC QEMU's NIC `index` of VM `uuid` gets when none is given: 52:54:00 and three bytes of
+ * sha256(uuid/index), so the same definition always gives the same address.
+ */
+export function derivedMac(uuid: string, index: number): string {
+  const digest = createHash('sha256').update(`${uuid}/${index}`).digest();
+  const tail = [...digest.subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0'));
+  return ['52', '54', '00', ...tail].join(':');
+}
+
+/** Checks a NIC's MAC (colon form): unicast and not all zero; INVALID_ARG at `field` otherwise. Returns it lowercase. */
+export function checkNicMac(mac: string, field: string): string {
+  const lower = mac.toLowerCase();
+  if (!new RegExp(MAC_PATTERN).test(lower)) throw new VirtqError('INVALID_ARG', `invalid definition: ${field}: "${mac}" is not a MAC address (e.g. 52:54:00:12:34:56)`, { details: { path: field } });
+  if ((parseInt(lower.slice(0, 2), 16) & 1) === 1) throw new VirtqError('INVALID_ARG', `invalid definition: ${field}: ${lower} is a multicast address; a NIC needs a unicast one (even first octet)`, { details: { path: field } });
+  if (lower === '00:00:00:00:00:00') throw new VirtqError('INVALID_ARG', `invalid definition: ${field}: 00:00:00:00:00:00 is not a usable NIC address`, { details: { path: field } });
+  return lower;
+}
+
+// Network interfaces get their MAC now (kept in the definition, so it is the same at every start);
+// two NICs of one VM with the same MAC are refused.
+function normalizeInterfaces(list: InterfaceSpec[], uuid: string): InterfaceSpec[] {
+  const seen = new Set<string>();
+  return list.map((iface, i) => {
+    if (iface.type !== 'network' && iface.mac === undefined) return iface;
+    const field = `/interfaces/${i}/mac`;
+    const mac = checkNicMac(iface.mac ?? derivedMac(uuid, i), field);
+    if (seen.has(mac)) throw new VirtqError('INVALID_ARG', `invalid definition: ${field}: MAC ${mac} is used by another interface of this VM`, { details: { path: field } });
+    seen.add(mac);
+    return iface.type === 'network' ? { ...iface, mac } : iface;
+  });
 }
 
 /** `def` as a resolved definition when every disk names a path; INVALID_ARG naming the first volume disk otherwise. */
@@ -146,13 +204,14 @@ export function normalizeDefinition(value: unknown, newUuid: () => string): Norm
     targets.add(d.target);
     return normalizeDisk(d, `/disks/${i}`);
   });
+  const uuid = (def.uuid ?? newUuid()).toLowerCase();
   return {
     ...def,
-    uuid: (def.uuid ?? newUuid()).toLowerCase(),
+    uuid,
     vcpus: def.vcpus ?? 1,
     machine: def.machine ?? 'pc',
     disks,
-    interfaces: def.interfaces ?? [],
+    interfaces: normalizeInterfaces(def.interfaces ?? [], uuid),
     onPoweroff: def.onPoweroff ?? 'destroy',
     onReboot: def.onReboot ?? 'restart',
     onCrash: def.onCrash ?? 'preserve',

@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Definition, DomainName, DomainUuid } from './definition.js';
 import { defineProgram, event, proc } from './catalogue.js';
 import { DomainRef, DomainRow, DomainState, Empty, LifecycleEvent } from './types.js';
-import { vmProcs } from './vm-program.js';
+import { firstVmProcs, laterVmProcs } from './vm-program.js';
 
 const aggregator = ['aggregator'] as const;
 
@@ -38,7 +38,7 @@ const hostProcs = {
 };
 
 /** The `virtq` program: per-VM and host procedures. */
-export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...vmProcs, ...hostProcs }, {
+export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs }, {
   lifecycle: event({ body: LifecycleEvent, since: '0.1', description: 'A VM changed state; pushed to connections that called subscribeEvents.' }),
 });
 export type VirtqProgram = typeof virtqProgram;

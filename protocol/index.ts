@@ -7,7 +7,7 @@ export * from './definition.js';
 export * from './schema.js';
 export * from './types.js';
 export * from './catalogue.js';
-export { vmProcs, DomainInfo, BlockStat } from './vm-program.js';
+export { vmProcs, DomainInfo, BlockStat, InterfaceAddresses } from './vm-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
 export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
@@ -32,3 +32,4 @@ export {
   nodedevProgram, NodeDeviceCap, NodeDeviceName, NodeDeviceRow, NodeDevice, NodeDeviceEvent,
   PciDeviceRow, UsbDeviceRow, NetDeviceRow, BlockDeviceRow, PciDevice, UsbDevice, NetDevice, BlockDevice, type NodedevProgram,
 } from './nodedev-program.js';
+export { networkProgram, NetworkName, PortId, Mac, NetworkIpv4, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, type NetworkProgram } from './network-program.js';

@@ -1,7 +1,7 @@
 // The per-VM procedures: served by each VM's shim and, by VM name, forwarded by virtqemud.
 // Append only; a procedure's name and meaning never change once released.
 import { Type, type Static, type TProperties } from '@sinclair/typebox';
-import { Definition, DiskSpec, DomainName, DomainUuid } from './definition.js';
+import { Definition, DiskSpec, DomainName, DomainUuid, MAC_PATTERN, NAME_PATTERN } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
 
@@ -35,8 +35,17 @@ export const BlockStat = Type.Object({
   rdOps: Type.Number(), wrOps: Type.Number(), flushOps: Type.Number(),
 });
 
-/** Per-VM procedures, keyed by name. */
-export const vmProcs = {
+/** One NIC of a VM on a network, with the addresses its DHCP leases give it. */
+export const InterfaceAddresses = Type.Object({
+  /** The host-side tap. */
+  name: Type.String(),
+  mac: Type.String(),
+  network: Type.String(),
+  addresses: Type.Array(Type.Object({ type: Type.Literal('ipv4'), address: Type.String(), prefix: Type.Integer() })),
+});
+
+/** Per-VM procedures of 0.1, in wire order (before the host procedures in the `virtq` program). */
+export const firstVmProcs = {
   getState: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: true, perVm: true, hostCache: ['inactive', 'active'], since: '0.1', cli: 'domstate',
     description: 'The VM\'s state and the reason it is in it.' }),
   getInfo: proc({ args: DomainRef, ret: DomainInfo, servers: both, readonly: true, perVm: true, hostCache: ['active'], since: '0.1', cli: 'dominfo',
@@ -74,6 +83,22 @@ export const vmProcs = {
     description: 'Opens the serial console as a byte stream in both directions.' }),
 };
 
+/** Per-VM procedures added later: on the wire they follow the host procedures (append only). */
+export const laterVmProcs = {
+  attachInterface: proc({ args: ref({ network: Type.String({ pattern: NAME_PATTERN, description: 'network name' }), mac: Type.Optional(Type.String({ pattern: MAC_PATTERN })) }),
+    ret: Type.Object({ mac: Type.String() }), servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.2', cli: 'attach-interface',
+    description: 'Hot-plugs a virtio NIC on a port of a virtnetworkd network (MAC generated when absent).' }),
+  detachInterface: proc({ args: ref({ mac: Type.String({ pattern: MAC_PATTERN }), timeoutSec: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })) }),
+    ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.2', cli: 'detach-interface',
+    description: 'Hot-unplugs the NIC with this MAC, waits until the guest has released it, and gives its port back.' }),
+  interfaceAddresses: proc({ args: DomainRef, ret: Type.Object({ interfaces: Type.Array(InterfaceAddresses) }), servers: both, readonly: true, perVm: true, states: ['running', 'paused'], since: '0.2', cli: 'domifaddr',
+    description: 'The addresses of the VM\'s network interfaces, from the DHCP leases of their networks (virtnetworkd).' }),
+};
+
+/** Per-VM procedures, keyed by name. */
+export const vmProcs = { ...firstVmProcs, ...laterVmProcs };
+
 // Each schema above is also the name of the type it validates.
 export type DomainInfo = Static<typeof DomainInfo>;
 export type BlockStat = Static<typeof BlockStat>;
+export type InterfaceAddresses = Static<typeof InterfaceAddresses>;

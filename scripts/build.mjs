@@ -28,6 +28,7 @@ const binaries = [
   { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'secretd/main.ts', out: 'dist/bin/virtsecretd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'nodedevd/main.ts', out: 'dist/bin/virtnodedevd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
+  { entry: 'networkd/main.ts', out: 'dist/bin/virtnetworkd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [CBOR_EXTRACT] },
 ];
 

@@ -4,10 +4,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adminProgram, errorCatalogue, nodedevProgram, registryProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
+import { adminProgram, errorCatalogue, networkProgram, nodedevProgram, registryProgram, secretProgram, storageProgram, virtqProgram, type Program } from '../protocol/index.js';
 
 /** Every program virtq puts on the wire, in the order the lock and the docs list them. */
-export const wirePrograms: readonly Program[] = [virtqProgram, registryProgram, adminProgram, storageProgram, secretProgram, nodedevProgram];
+export const wirePrograms: readonly Program[] = [virtqProgram, registryProgram, adminProgram, storageProgram, secretProgram, nodedevProgram, networkProgram];
 
 /** Where the lock lives, relative to the repository root. */
 export const WIRE_LOCK_PATH = 'protocol/wire-lock.json';

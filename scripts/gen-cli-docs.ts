@@ -103,7 +103,7 @@ export function renderCliDoc(): string {
     '## Connection URIs', '',
     table(['URI', 'reaches'], URI_HELP.map(([u, d]) => [`\`${u}\``, d])), '',
     'Without `-c`, virtq uses `$VIRTQ_DEFAULT_URI`, else `qemu:///session` (or `qemu:///system` as root). `virtq admin` commands connect to the admin socket of the same daemon or shim. ' +
-    'Storage, secret and host-device commands go to virtstoraged, virtsecretd and virtnodedevd on the host the URI names: `-c qemu:///system?root=DIR pool-list` asks `storage:///system?root=DIR`. ' +
+    'Storage, secret, network and host-device commands go to virtstoraged, virtsecretd, virtnetworkd and virtnodedevd on the host the URI names: `-c qemu:///system?root=DIR pool-list` asks `storage:///system?root=DIR`. ' +
     'Relative paths in `define` and `create` files (kernel, initrd, disks) are resolved against the file\'s directory; the `attach-disk` path against the current directory.', '',
     '## Exit status and errors', '',
     table(['status', 'meaning'], EXIT_HELP.map(([c, d]) => [c, d])), '',
@@ -118,6 +118,7 @@ export function renderCliDoc(): string {
     ...section('VM and host commands', specs.filter((s) => s.program === 'virtq')),
     ...section('Storage commands (virtstoraged)', specs.filter((s) => s.program === 'storage')),
     ...section('Secret commands (virtsecretd)', specs.filter((s) => s.program === 'secret')),
+    ...section('Network commands (virtnetworkd)', specs.filter((s) => s.program === 'network')),
     ...section('Node device commands (virtnodedevd)', specs.filter((s) => s.program === 'nodedev')),
     ...section('Admin commands', specs.filter((s) => s.program === 'admin')),
     '## JSON output types', '',

@@ -7,7 +7,7 @@ import { LogHub } from '../daemon/logging.js';
 import { childSpawner } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
-import { secretLookup, storageLookup } from './daemon-lookups.js';
+import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
 
 /** Parsed command-line options of virtq-shim. */
 export interface ShimOptions {
@@ -27,12 +27,14 @@ export interface ShimOptions {
   /** virtstoraged and virtsecretd for volume and encrypted disks (default: those of the shim's own root or mode). */
   storageUri: string | undefined;
   secretUri: string | undefined;
+  /** virtnetworkd for network interfaces (default: the one of the shim's own root or mode). */
+  networkUri: string | undefined;
   /** How long a start waits for those daemons (and a volume's pool) to come up. */
   daemonWaitMs: number;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
-export function besideUri(scheme: 'storage' | 'secret', root: string | undefined, placement: 'system' | 'session' | undefined, uid: number): string {
+export function besideUri(scheme: 'storage' | 'secret' | 'network', root: string | undefined, placement: 'system' | 'session' | undefined, uid: number): string {
   if (root !== undefined) return `${scheme}:///system?root=${root}`;
   return `${scheme}:///${(placement ?? (uid === 0 ? 'system' : 'session'))}`;
 }
@@ -56,13 +58,14 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
   const uris = {
     storage: opts.storageUri ?? besideUri('storage', opts.root, opts.placement, uid),
     secret: opts.secretUri ?? besideUri('secret', opts.root, opts.placement, uid),
+    network: opts.networkUri ?? besideUri('network', opts.root, opts.placement, uid),
     clock, connectWaitMs: opts.daemonWaitMs,
   };
   const config: ShimConfig = {
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
     newUuid: randomUUID, version, private: opts.embed,
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
-    daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), waitMs: opts.daemonWaitMs },
+    daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };
   return { shim: await Shim.start(config), logs };

@@ -35,7 +35,8 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --storage-uri URI     virtstoraged, for disks that name a volume (default: storage:///system?root=DIR,
                         or of the --mode layout)
   --secret-uri URI      virtsecretd, for encrypted disks (default: likewise)
-  --daemon-wait S       how long a start waits for those daemons and a volume's pool (default 30)`;
+  --network-uri URI     virtnetworkd, for network interfaces (default: likewise)
+  --daemon-wait S       how long a start waits for those daemons, a volume's pool or a network (default 30)`;
 
 /** What a command line asks for: run a VM, or reap an orphan QEMU. */
 type Parsed = ShimOptions | (ReapRequest & { kind: 'reap' });
@@ -46,7 +47,7 @@ function parse(argv: string[]): Parsed | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -78,7 +79,7 @@ function parse(argv: string[]): Parsed | 'help' {
   if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
   const daemonWait = Number(values['daemon-wait'] ?? '30');
   if (!Number.isFinite(daemonWait) || daemonWait < 0) throw new VirtqError('INVALID_ARG', '--daemon-wait must be a number of seconds');
-  for (const [flag, scheme] of [['storage-uri', 'storage'], ['secret-uri', 'secret']] as const) {
+  for (const [flag, scheme] of [['storage-uri', 'storage'], ['secret-uri', 'secret'], ['network-uri', 'network']] as const) {
     const uri = values[flag];
     if (uri !== undefined && parseUri(uri).kind !== 'daemon') throw new VirtqError('INVALID_ARG', `--${flag} must be a ${scheme}:/// URI`);
   }
@@ -86,7 +87,7 @@ function parse(argv: string[]): Parsed | 'help' {
     root: values.root, placement: values.mode as 'system' | 'session' | undefined, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
     embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
-    storageUri: values['storage-uri'], secretUri: values['secret-uri'], daemonWaitMs: daemonWait * 1000,
+    storageUri: values['storage-uri'], secretUri: values['secret-uri'], networkUri: values['network-uri'], daemonWaitMs: daemonWait * 1000,
   };
 }
 

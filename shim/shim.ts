@@ -21,6 +21,7 @@ import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
 import { DiskResolver, noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
+import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
 import { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
@@ -32,6 +33,8 @@ import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 
 const PERSIST_RETRY_MS = 1000;
+/** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
+const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
@@ -56,8 +59,8 @@ export interface ShimConfig {
   metricsAddress?: string;
   /** Connects to virtqemud and claims the name there; undefined for --no-register. */
   connectRegistrar?: (log: Logger) => Promise<Registrar>;
-  /** How volume disks and encrypted disks are resolved (virtstoraged, virtsecretd); none: only path disks. */
-  daemons?: { volumes: VolumeLookup; secrets: SecretLookup; waitMs: number };
+  /** How volume disks, encrypted disks and network ports are resolved (virtstoraged, virtsecretd, virtnetworkd); none: only path disks. */
+  daemons?: { volumes: VolumeLookup; secrets: SecretLookup; ports?: PortLookup; waitMs: number };
 }
 
 /** A running shim. */
@@ -87,6 +90,7 @@ export class Shim {
     private readonly log: Logger,
     private registrar: Registrar | undefined,
     readonly metrics: ShimMetrics,
+    private readonly ports: NicPorts,
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
     this.registers = cfg.connectRegistrar !== undefined;
@@ -104,8 +108,9 @@ export class Shim {
     try {
       await shim.bringUp(saved);
     } catch (err) {
-      // A QEMU this shim spawned must not outlive a failed start: nothing would manage it.
+      // A QEMU this shim spawned must not outlive a failed start: nothing would manage it; nor its ports.
       if (cfg.mode.kind === 'start' && shim.vm.qemuPid !== undefined) await shim.vm.destroy(1000).catch(() => undefined);
+      if (cfg.mode.kind === 'start') await shim.ports.release(shim.vm.def.interfaces, PORT_RELEASE_WAIT_MS);
       await shim.shutdownServices();
       throw err;
     }
@@ -157,11 +162,13 @@ export class Shim {
       onQmpCommand: (command, seconds, ok) => metrics.onQmpCommand(command, seconds, ok),
     });
     const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
-    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics);
+    const ports = new NicPorts({ vm: def.name, uuid: def.uuid, clock: cfg.clock, log: cfg.logs.module('network'), lookup: cfg.daemons?.ports, waitMs: cfg.daemons?.waitMs ?? 0 });
+    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports);
     // Served from the moment the name is ours (bringUp), not before.
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
+      network: nicOperations(vm, ports),
     }) });
     return shim;
   }
@@ -198,6 +205,8 @@ export class Shim {
     if (saved !== undefined && saved.qemuPid !== undefined) {
       await vm.reattach(saved.qemuPid, saved);
     } else {
+      // Ports come before QEMU: its command line names their taps.
+      vm.setInterfaces(await this.ports.forStart(vm.def), false);
       await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;
@@ -328,6 +337,8 @@ export class Shim {
       await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, PERSIST_RETRY_MS));
       await this.persisting;
     }
+    // A port lives as long as its VM: given back now (virtnetworkd, if down, releases it later).
+    await this.ports.release(this.vm.def.interfaces, PORT_RELEASE_WAIT_MS);
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
     await Promise.race([this.service.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);

@@ -11,8 +11,14 @@ export function isTempName(name: string): boolean {
   return name.startsWith('.') && name.endsWith('.tmp');
 }
 
-/** Replaces `file` with `data` atomically and durably. Throws OPERATION_FAILED naming the file. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+/**
+ * Replaces `file` with `data` atomically and durably. Throws OPERATION_FAILED naming the file.
+ * With `durable: false` nothing is fsync'd: still atomic for readers and across a crash of the
+ * process, but a host crash may lose it (or leave it empty) — for records that describe only what
+ * a host crash removes anyway.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true;
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
   try {
@@ -20,11 +26,12 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     const fh = await open(tmp, 'wx', mode);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, file);
+    if (!durable) return;
     const dh = await open(dir, 'r');
     try {
       await dh.sync();

@@ -58,6 +58,10 @@ export interface HypervisorMonitor {
   plugDisk(def: ResolvedDefinition, disk: ResolvedDisk, beforePlug: () => Promise<void>, passphrase?: Uint8Array): Promise<void>;
   /** Removes the device, waits for the guest to release it, then removes its backend. */
   unplugDisk(target: string, waitDeleted: WaitDeviceDeleted): Promise<void>;
+  /** Adds a virtio NIC with `mac` on the (existing) tap `tap`, removing what it added when a step fails. */
+  plugNic(def: ResolvedDefinition, nic: { mac: string; tap: string }): Promise<void>;
+  /** Removes the NIC with `mac`, waits for the guest to release it, then removes its backend. */
+  unplugNic(mac: string, waitDeleted: WaitDeviceDeleted): Promise<void>;
   /** Counters of the definition's disks that the hypervisor knows of. */
   diskStats(disks: readonly ResolvedDisk[]): Promise<DiskStats[]>;
   close(): void;

@@ -7,7 +7,7 @@ import type { DriverContext } from './context.js';
 import { createBridge, deleteLink, ensureAddressUp, getLink, listRoutes } from './ip-link.js';
 import { formatSubnet, parseCidr, subnetsOverlap } from './ipv4.js';
 import { QEMU_MAC_PREFIX } from './mac.js';
-import { applyNat, enableIpForward, removeNat } from './nft.js';
+import { applyIsolation, applyNat, enableIpForward, removeNat } from './nft.js';
 import { bridgeAlias, parseOwnerMark } from './ownership.js';
 import { missingTool } from './runner.js';
 import type { NetworkConfig } from './types.js';
@@ -16,7 +16,7 @@ import { ipv4Subnet } from './validate.js';
 /** The tools a network of `cfg.type` needs. */
 export function toolsFor(cfg: NetworkConfig): string[] {
   if (cfg.type === 'nat') return ['ip', 'dnsmasq', 'nft', 'tee'];
-  if (cfg.type === 'isolated') return ['ip', 'dnsmasq'];
+  if (cfg.type === 'isolated') return ['ip', 'dnsmasq', 'nft'];
   return ['ip'];
 }
 
@@ -90,13 +90,13 @@ export async function removeBridge(ctx: DriverContext, cfg: NetworkConfig): Prom
   if (link !== undefined && isOurBridge(ctx, cfg, link.alias)) await deleteLink(ctx.runner, cfg.bridge);
 }
 
-/** NAT on for a `nat` network; for the others a table left by an earlier `nat` run is removed. */
+/** NAT on for a `nat` network, the isolation table for an `isolated` one (replacing a table of an earlier run). */
 export async function setupNat(ctx: DriverContext, cfg: NetworkConfig): Promise<void> {
   if (cfg.type === 'nat') {
     await enableIpForward(ctx.runner);
     await applyNat(ctx.runner, cfg);
-  } else if (cfg.type === 'isolated' && (await ctx.runner.which('nft')) !== undefined) {
-    await removeNat(ctx.runner, cfg);
+  } else if (cfg.type === 'isolated') {
+    await applyIsolation(ctx.runner, cfg);
   }
 }
 

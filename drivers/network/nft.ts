@@ -1,5 +1,5 @@
-// NAT for a `nat` network: one nftables table per network (`table ip virtq_<uuid hex>`), replaced
-// atomically in one `nft -f` transaction and removed on stop. Nothing outside that table is read or
+// NAT for a `nat` network, isolation for an `isolated` one: one nftables table per network
+// (`table ip virtq_<uuid hex>`), replaced atomically in one `nft -f` transaction and removed on stop. Nothing outside that table is read or
 // written. Base chains of different tables all see a packet: an accept here does not override a
 // drop in a host firewall's own forward chain, and a reject here wins over accepts elsewhere.
 import { formatSubnet } from './ipv4.js';
@@ -48,9 +48,39 @@ export function natRuleset(cfg: NetworkConfig): string {
   ].join('\n');
 }
 
+/**
+ * The nft script that (re)creates the table of `cfg`, an `isolated` network: nothing is forwarded
+ * into or out of its bridge. Without it a guest of a nat network reached an isolated guest: the
+ * host forwarded its packets and the nat table masqueraded them as the isolated bridge's own
+ * address, to which the guest replied on its link (libvirt's isolated networks reject the same).
+ */
+export function isolationRuleset(cfg: NetworkConfig): string {
+  const table = nftTableName(cfg);
+  const br = `"${cfg.bridge}"`;
+  return [
+    `table ip ${table} {}`,
+    `delete table ip ${table}`,
+    `table ip ${table} {`,
+    `  comment "virtq network ${cfg.name} on ${cfg.bridge} (isolated)"`,
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    `    iifname ${br} oifname ${br} accept`,
+    `    iifname ${br} reject`,
+    `    oifname ${br} reject`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
 /** Creates or replaces the NAT table of `cfg` in one transaction. */
 export async function applyNat(runner: CommandRunner, cfg: NetworkConfig): Promise<void> {
   await runOk(runner, 'nft', ['-f', '-'], `installing nftables table ${nftTableName(cfg)} for network ${cfg.name}`, { input: natRuleset(cfg) });
+}
+
+/** Creates or replaces the isolation table of `cfg` in one transaction. */
+export async function applyIsolation(runner: CommandRunner, cfg: NetworkConfig): Promise<void> {
+  await runOk(runner, 'nft', ['-f', '-'], `installing nftables table ${nftTableName(cfg)} for network ${cfg.name}`, { input: isolationRuleset(cfg) });
 }
 
 /** True when the table of `cfg` exists. */

@@ -48,7 +48,8 @@ export async function createPort(ctx: DriverContext, cfg: NetworkConfig, ports: 
   while (tapsInUse.has(tapNameFor(id))) id = randomUUID();
   const port: NetworkPort = { id, network: cfg.name, vmUuid, mac, tap: tapNameFor(id), createdAt: ctx.clock.now() };
   if (owner !== undefined) port.owner = owner;
-  // Tap and record are made side by side (one process and one fsync'd write overlap). A crash
+  if (req.vmName !== undefined) port.vmName = req.vmName;
+  // Tap and record are made side by side (one process and one write overlap). A crash
   // between them leaves a record without tap (recovery re-creates the tap) or a marked tap
   // without record (recovery deletes it): never a tap nobody will clean up.
   const [tap, record] = await Promise.allSettled([makeTap(ctx, cfg, port), ctx.store.savePort(port)]);

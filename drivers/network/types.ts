@@ -43,6 +43,8 @@ export interface TapOwner {
 export interface PortRequest {
   /** The VM the port belongs to (lives as long as it does; the daemon releases it). */
   vmUuid: string;
+  /** The VM's name, kept in the record: where the daemon looks for the VM's runtime state. */
+  vmName?: string;
   /** The guest's MAC; absent: one is generated in 52:54:00 and returned. */
   mac?: string;
   /** Owner of the tap, for a QEMU that does not run as root. */
@@ -59,6 +61,7 @@ export interface NetworkPort {
   /** The network's name. */
   network: string;
   vmUuid: string;
+  vmName?: string;
   /** The guest's MAC, lowercase with colons. */
   mac: string;
   /** The tap device QEMU opens (`-netdev tap,ifname=TAP,script=no,downscript=no`). */

@@ -1,9 +1,10 @@
 // The shim's handlers for the per-VM procedures of the `virtq` program: parse at the edge
 // (the server has validated the arguments), check the VM name, then call the VM with plain
 // arguments. Reads answer from cached state and never queue behind a job.
-import { asDefined, normalizeDisk, VirtqError, type Handlers, type NormalizedDisk, type ResolvedDisk, type VirtqProgram } from '../../protocol/index.js';
+import { asDefined, normalizeDisk, VirtqError, type Handlers, type InterfaceAddresses, type NormalizedDisk, type ResolvedDisk, type VirtqProgram } from '../../protocol/index.js';
 import type { Vm } from '../vm/vm.js';
 import { checkOperation } from '../vm/states.js';
+import { interfaceMacs } from '../vm/vm-nics.js';
 import type { ConsoleHub } from '../vm/console.js';
 
 /** What the handlers need besides the VM. */
@@ -16,6 +17,12 @@ export interface VmHandlerDeps {
   persisted(): Promise<void>;
   /** A hot-plugged disk as QEMU needs it (a volume's path from virtstoraged). */
   resolveDisk(disk: NormalizedDisk): Promise<ResolvedDisk>;
+  /** NICs on virtnetworkd's ports: hot-plug with a new port, unplug giving it back, addresses from the leases. */
+  network: {
+    attach(network: string, mac: string | undefined): Promise<string>;
+    detach(mac: string, timeoutMs: number): Promise<void>;
+    addresses(): Promise<InterfaceAddresses[]>;
+  };
 }
 
 /** Builds the handlers. */
@@ -66,6 +73,27 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
       const result = await vm.monitorCommand(command);
       await d.persisted();
       return { result };
+    },
+    attachInterface: async ({ name, network, mac }) => {
+      mine(name);
+      // Refused before a port is asked for: a MAC this VM has would be handed back, then deleted.
+      checkOperation('attachInterface', vm.def.name, vm.state);
+      if (mac !== undefined && interfaceMacs(vm.def).includes(mac.toLowerCase())) {
+        throw new VirtqError('ALREADY_EXISTS', `VM "${vm.def.name}" already has a NIC with MAC ${mac.toLowerCase()}`, { details: { mac: mac.toLowerCase() } });
+      }
+      const attached = await d.network.attach(network, mac?.toLowerCase());
+      await d.persisted();
+      return { mac: attached };
+    },
+    detachInterface: async ({ name, mac, timeoutSec }) => {
+      mine(name);
+      await d.network.detach(mac, (timeoutSec ?? 30) * 1000);
+      return done();
+    },
+    interfaceAddresses: async ({ name }) => {
+      mine(name);
+      checkOperation('interfaceAddresses', vm.def.name, vm.state);
+      return { interfaces: await d.network.addresses() };
     },
     subscribeEvents: ({ name }, ctx) => {
       if (name !== undefined) mine(name);

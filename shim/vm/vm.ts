@@ -1,7 +1,7 @@
 // One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs
 // the lifecycle state machine, turns monitor events and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
 // / onCrash policy. It never sees RPC: handlers call it with plain arguments.
-import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type ResolvedDefinition, type ResolvedDisk, type ResolvedInterface } from '../../protocol/index.js';
 import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { checkOperation } from './states.js';
 import { canTransition, checkTransition } from './lifecycle.js';
@@ -12,6 +12,7 @@ import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { tailFile } from './tail-file.js';
 import type { VmLeases } from './leases.js';
 import { VmDisks } from './vm-disks.js';
+import { VmNics } from './vm-nics.js';
 import type { DiskSecrets } from './disk-resolver.js';
 import { startFailure } from './start-failure.js';
 import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
@@ -59,6 +60,8 @@ export class Vm {
   readonly jobs = new JobLock();
   /** Hot-plug and disk counters; holds this VM's lease hooks. */
   readonly disks: VmDisks;
+  /** Hot-plug of NICs. */
+  readonly nics: VmNics;
   private proc: QemuProcess | undefined;
   private readonly link: MonitorLink;
   private intent: StopIntent | undefined;
@@ -75,6 +78,7 @@ export class Vm {
 
   constructor(private definition: ResolvedDefinition, private readonly deps: VmDeps) {
     this.disks = new VmDisks(this, deps.leases.diskHooks(this), deps.clock, (disk) => deps.secrets.passphrase(disk));
+    this.nics = new VmNics(this, deps.clock);
     this.restarts = new RestartBudget(deps.clock);
     this.link = new MonitorLink({
       clock: deps.clock, log: deps.log, driver: deps.driver, monitors: deps.monitors, events: this.events(), process: () => this.proc,
@@ -93,6 +97,12 @@ export class Vm {
   setDisks(disks: ResolvedDisk[]): void {
     this.definition = { ...this.definition, disks };
     this.deps.onLifecycle(undefined);
+  }
+
+  /** The interfaces changed (ports given before a start, hot-plug): the definition follows; `persist` tells the owner. */
+  setInterfaces(interfaces: ResolvedInterface[], persist = true): void {
+    this.definition = { ...this.definition, interfaces };
+    if (persist) this.deps.onLifecycle(undefined);
   }
 
   /** Settles when the VM has stopped for good (no restart policy left to apply). */
@@ -328,6 +338,7 @@ export class Vm {
       onDeviceDeleted: (e) => {
         if (e.device === undefined) return;
         this.disks.deviceDeleted(e.device);
+        this.nics.deviceDeleted(e.device);
         this.deps.onLifecycle('device-removed', { device: e.device });
       },
       onGuestPanicked: () => this.deps.log.warn({ msgId: 'GUEST_PANICKED' }, 'guest panicked'),

@@ -22,7 +22,8 @@ export interface RunningProcess {
 export class ServiceHarness {
   private readonly procs: ChildProcess[] = [];
 
-  constructor(readonly root: TmpRoot) {}
+  /** `prefix` runs each daemon under a wrapper, e.g. `['ip', 'netns', 'exec', NS]` (which execs it: same pid). */
+  constructor(readonly root: TmpRoot, private readonly prefix: readonly string[] = []) {}
 
   get layout() {
     return rootLayout(this.root.dir);
@@ -39,7 +40,9 @@ export class ServiceHarness {
 
   /** Starts `daemon` with `--root` and `extra` flags, and resolves with its ready line (ok or not). */
   async start(daemon: DaemonName, extra: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<RunningProcess> {
-    const proc = spawn(process.execPath, [daemonBin(daemon), '--root', this.root.dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const argv = [process.execPath, daemonBin(daemon), '--root', this.root.dir, ...extra];
+    const [cmd, ...args] = [...this.prefix, ...argv] as [string, ...string[]];
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.procs.push(proc);
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     let stderr = '';

@@ -55,7 +55,8 @@ export class ShimHarness {
   private readonly names = new Set<string>();
   readonly clock = systemClock();
 
-  constructor(readonly root: TmpRoot) {}
+  /** `prefix` runs each shim under a wrapper, e.g. `['ip', 'netns', 'exec', NS]` (which execs it: same pid). */
+  constructor(readonly root: TmpRoot, private readonly prefix: readonly string[] = []) {}
 
   get layout() {
     return rootLayout(this.root.dir);
@@ -64,7 +65,8 @@ export class ShimHarness {
   /** Runs `virtq-shim` with `args` and waits for its JSON line. */
   async run(args: string[], name: string): Promise<{ reply: ShimReply; proc: ChildProcess; exited: Promise<number | null> }> {
     this.names.add(name);
-    const proc = spawn(process.execPath, [SHIM_BIN, '--root', this.root.dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...rest] = [...this.prefix, process.execPath, SHIM_BIN, '--root', this.root.dir, ...args] as [string, ...string[]];
+    const proc = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.procs.push(proc);
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     let stderr = '';

@@ -120,18 +120,19 @@ describe('NetworkDriver (nat network in a namespace)', () => {
 });
 
 describe('NetworkDriver (isolated and bridge networks)', () => {
-  it('runs an isolated network with dnsmasq and no nft table', async () => {
+  it('runs an isolated network with dnsmasq and a table that forwards nothing in or out', async () => {
     const ns = netns();
     const driver = await open(ns);
     const status = await driver.startNetwork(ISOLATED);
     expect(status.dnsmasqPid).toBeGreaterThan(0);
-    expect(await tables(ns)).not.toContain('virtq_');
+    expect(await tables(ns)).toContain(nftTableName(ISOLATED));
     const conf = readFileSync(root.path('state', 'networks', 'iso', 'dnsmasq.conf'), 'utf8');
     expect(conf).toContain('no-resolv');
     expect(conf).toContain('dhcp-option=option:router');
     expect(await dhcpFrom(ns, 'vqbr1', '52:54:00:aa:bb:02')).toMatch(/^10\.78\.0\./);
     await driver.stopNetwork(ISOLATED);
     expect(await linkJson(ns, 'vqbr1')).toBeUndefined();
+    expect(await tables(ns)).not.toContain('virtq_');
   });
 
   it('attaches taps to an existing host bridge and leaves the bridge on stop', async () => {
@@ -192,9 +193,9 @@ describe('NetworkDriver (refusals at start)', () => {
     expect(err).toMatchObject({ code: 'NOT_SUPPORTED', details: { missing: [{ binary: 'nft', package: 'nftables' }] } });
     expect((err as Error).message).toMatch(/nft \(Debian package nftables\)/);
     expect(await linkJson(ns, 'vqbr0')).toBeUndefined();
-    // An isolated network needs no nft.
-    await driver.startNetwork(ISOLATED);
-    await driver.stopNetwork(ISOLATED);
+    // An isolated network is isolated by nft rules: it needs nft too.
+    await expect(driver.startNetwork(ISOLATED)).rejects.toMatchObject({ code: 'NOT_SUPPORTED', details: { missing: [{ binary: 'nft', package: 'nftables' }] } });
+    expect(await linkJson(ns, 'vqbr1')).toBeUndefined();
   });
 
   it('reports a dnsmasq that exits at start with its message, and rolls the fresh start back', async () => {

@@ -36,6 +36,8 @@ const EXTRA: Record<string, Record<string, unknown>> = {
   detachDisk: { target: 'vdb' },
   qemuMonitorCommand: { command: { execute: 'query-status' } },
   setAutostart: { autostart: true },
+  attachInterface: { network: 'default' },
+  detachInterface: { mac: '52:54:00:00:00:01' },
 };
 
 /** Procedures of `program` whose arguments have a `name`. */

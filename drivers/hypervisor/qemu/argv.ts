@@ -1,8 +1,7 @@
 // Definition → QEMU command line, as a pure function: same input, same argv, no I/O. Owns the
 // command-line policy (always -S, -no-shutdown, client chardevs for monitor and console, JSON
 // -blockdev/-device, q35 root ports); see docs/decisions/0003-qemu-argv.md.
-import { createHash } from 'node:crypto';
-import type { InterfaceSpec, ResolvedDefinition } from '../../../protocol/definition.js';
+import { derivedMac, type ResolvedDefinition, type ResolvedInterface } from '../../../protocol/definition.js';
 import { VirtqError } from '../../../protocol/errors.js';
 import { blockdevNodesFor, deviceFor, secretId, isQ35, rootPortFor } from './disk-devices.js';
 
@@ -126,11 +125,9 @@ export function hotplugPortIds(def: ResolvedDefinition, hotplugPorts = DEFAULT_H
 }
 
 /** The guest MAC of interface `index`: the definition's, else derived from the UUID (stable across restarts). */
-export function macFor(def: Pick<ResolvedDefinition, 'uuid'>, iface: InterfaceSpec, index: number): string {
+export function macFor(def: Pick<ResolvedDefinition, 'uuid'>, iface: ResolvedInterface, index: number): string {
   if (iface.mac !== undefined) return iface.mac.toLowerCase();
-  const digest = createHash('sha256').update(`${def.uuid}/${index}`).digest();
-  const tail = [...digest.subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0'));
-  return ['52', '54', '00', ...tail].join(':');
+  return derivedMac(def.uuid, index);
 }
 
 /** Escapes a value for QEMU's key=value option syntax (a comma is doubled). */
@@ -147,14 +144,19 @@ function rootPortDevice(port: RootPort): Record<string, unknown> {
   return { driver: 'pcie-root-port', id: port.id, chassis: port.chassis, bus: 'pcie.0', addr: port.addr, ...multifunction };
 }
 
-function netdevFor(iface: InterfaceSpec, index: number): string {
+function netdevFor(iface: ResolvedInterface, index: number): string {
   const id = `net${index}`;
   if (iface.type === 'user') return `user,id=${id}`;
+  // A network interface opens the tap of the port virtnetworkd made for it (persistent, on the bridge).
+  const ifname = iface.type === 'tap' ? iface.ifname : iface.port?.tap;
+  if (ifname === undefined) {
+    throw new VirtqError('INVALID_ARG', `interface ${index} (network "${iface.type === 'network' ? iface.network : '?'}") has no port: virtnetworkd gives one when the VM starts`, { details: { path: `/interfaces/${index}` } });
+  }
   // script=no: virtq never runs helper scripts (the sandbox denies spawning anyway).
-  return `tap,id=${id},ifname=${qemuOpt(iface.ifname)},script=no,downscript=no`;
+  return `tap,id=${id},ifname=${qemuOpt(ifname)},script=no,downscript=no`;
 }
 
-function nicFor(def: ResolvedDefinition, iface: InterfaceSpec, index: number): Record<string, unknown> {
+function nicFor(def: ResolvedDefinition, iface: ResolvedInterface, index: number): Record<string, unknown> {
   const bus = isQ35(def.machine) ? { bus: rootPortFor(nicId(index)) } : {};
   return { driver: 'virtio-net-pci', netdev: `net${index}`, mac: macFor(def, iface, index), id: nicId(index), ...bus };
 }

@@ -5,6 +5,7 @@ import type { HypervisorDriver, HypervisorMonitor } from '../types.js';
 import { buildQemuArgv, type Accel } from './argv.js';
 import { checkHostFiles, findHostDevices, hostFilesOf } from './host-devices.js';
 import { diskStats, plugDisk, unplugDisk } from './hotplug.js';
+import { plugNic, unplugNic } from './hotplug-nic.js';
 import { QmpMonitor } from './qmp/monitor.js';
 
 /** How this host runs QEMU for one VM. */
@@ -60,6 +61,8 @@ function qemuMonitor(mon: QmpMonitor): HypervisorMonitor {
     raw: (command) => mon.raw(command),
     plugDisk: (def, disk, beforePlug, passphrase) => plugDisk(mon, def, disk, beforePlug, passphrase),
     unplugDisk: (target, waitDeleted) => unplugDisk(mon, target, waitDeleted),
+    plugNic: (def, nic) => plugNic(mon, def, nic),
+    unplugNic: (mac, waitDeleted) => unplugNic(mon, mac, waitDeleted),
     diskStats: (disks) => diskStats(mon, disks),
     close: () => mon.close(),
   };

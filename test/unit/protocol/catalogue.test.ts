@@ -35,7 +35,7 @@ describe('the catalogue', () => {
   it('derives the ACL of virtq: everything on rw, the read-only procedures on ro, nothing on admin', () => {
     const t = acl(virtqProgram);
     expect(t.rw.allowed).toEqual(Object.keys(virtqProgram.procs));
-    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID']);
+    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'interfaceAddresses']);
     expect(t.ro.refused).toBe('virtq.shutdown changes state and is refused on the read-only socket; use the read-write socket');
     expect(t.admin).toEqual({ allowed: [], refused: 'virtq.getState is not served on the admin socket' });
   });

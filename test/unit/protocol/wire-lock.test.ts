@@ -34,7 +34,7 @@ describe('compareWireLock', () => {
     const lastError = locked.errors.pop()!;
     const diff = compareWireLock(locked, base);
     expect(diff.breaking).toEqual([]);
-    expect(diff.appended).toContain('procedure virtq.setAutostart');
+    expect(diff.appended).toContain(`procedure virtq.${virtq(base).procedures.at(-1)!.name}`);
     expect(diff.appended).toContain('event virtq.lifecycle');
     const lastProgram = base.programs[base.programs.length - 1]!;
     expect(diff.appended).toContain(`program ${lastProgram.name}`);

@@ -17,6 +17,9 @@ describe('VM operations', () => {
       blockStats: ['running', 'paused', 'shutting-down'],
       qemuMonitorCommand: ['starting', 'running', 'paused', 'shutting-down'],
       openConsole: ['starting', 'running', 'paused', 'shutting-down'],
+      attachInterface: ['running', 'paused'],
+      detachInterface: ['running', 'paused'],
+      interfaceAddresses: ['running', 'paused'],
     });
   });
 

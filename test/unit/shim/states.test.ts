@@ -16,6 +16,9 @@ const allowed: Record<Operation, readonly DomainState[]> = {
   blockStats: live,
   qemuMonitorCommand: ['starting', ...live],
   openConsole: ['starting', ...live],
+  attachInterface: ['running', 'paused'],
+  detachInterface: ['running', 'paused'],
+  interfaceAddresses: ['running', 'paused'],
 };
 
 const cases = (Object.keys(allowed) as Operation[]).flatMap((op) => DOMAIN_STATES.map((state) => ({ op, state, ok: allowed[op].includes(state) })));

@@ -24,7 +24,7 @@ function world(running = true) {
     isClosed: false, queryStatus: async () => ({ running, status: running ? 'running' : 'paused' }),
     cont: async () => undefined, stop: async () => undefined, systemPowerdown: async () => undefined, systemReset: async () => undefined,
     quit: async () => undefined, raw: async () => ({}), plugDisk: async () => undefined, unplugDisk: async () => undefined,
-    diskStats: async () => [], close: () => undefined,
+    plugNic: async () => undefined, unplugNic: async () => undefined, diskStats: async () => [], close: () => undefined,
   };
   const driver: HypervisorDriver = {
     prepareLaunch: async () => ({ binary: '/bin/qemu', argv: ['-S'] }),

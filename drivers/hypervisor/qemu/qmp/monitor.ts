@@ -180,6 +180,31 @@ export class QmpMonitor {
     await this.protocol.execute('device_del', { id }, options);
   }
 
+  /** `netdev_add`: adds a network backend (`type`, `id`, and its properties, e.g. a tap's `ifname`). */
+  async netdevAdd(args: { type: string; id: string; [property: string]: unknown }, options?: QmpExecuteOptions): Promise<void> {
+    await this.protocol.execute('netdev_add', { ...args }, options);
+  }
+
+  /** `netdev_del`: removes a network backend no device uses any more. */
+  async netdevDel(id: string, options?: QmpExecuteOptions): Promise<void> {
+    await this.protocol.execute('netdev_del', { id }, options);
+  }
+
+  /** `qom-list`: the properties (children included) of the object at `path`, with their types. */
+  async qomList(path: string, options?: QmpExecuteOptions): Promise<Array<{ name: string; type: string }>> {
+    const out = await this.protocol.execute('qom-list', { path }, options);
+    if (!Array.isArray(out)) return [];
+    return out.flatMap((e: unknown) => {
+      const o = e as { name?: unknown; type?: unknown };
+      return typeof o.name === 'string' && typeof o.type === 'string' ? [{ name: o.name, type: o.type }] : [];
+    });
+  }
+
+  /** `qom-get`: one property of the object at `path`. */
+  async qomGet(path: string, property: string, options?: QmpExecuteOptions): Promise<unknown> {
+    return this.protocol.execute('qom-get', { path, property }, options);
+  }
+
   /** `query-blockstats`: I/O counters per block device. */
   async queryBlockstats(options?: QmpExecuteOptions): Promise<QmpBlockStats[]> {
     return parseBlockstats(await this.protocol.execute('query-blockstats', undefined, options));

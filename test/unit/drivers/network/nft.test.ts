@@ -1,7 +1,7 @@
 // The NAT ruleset of a nat network: one table of its own, replaced atomically; masquerade out of
 // any interface but the bridge, replies only into the bridge.
 import { describe, expect, it } from 'vitest';
-import { natRuleset, nftTableName } from '../../../../drivers/network/nft.js';
+import { isolationRuleset, natRuleset, nftTableName } from '../../../../drivers/network/nft.js';
 import type { NetworkConfig } from '../../../../drivers/network/types.js';
 
 const NAT: NetworkConfig = {
@@ -32,5 +32,18 @@ describe('natRuleset', () => {
     expect(script).toContain('oifname "virbr0" ip daddr 192.168.122.0/24 ct state established,related accept');
     expect(script.indexOf('oifname "virbr0" reject')).toBeGreaterThan(script.indexOf('ct state established,related accept'));
     expect(script).toContain('comment "virtq network default on virbr0"');
+  });
+});
+
+describe('isolationRuleset', () => {
+  it('forwards nothing into or out of an isolated network\'s bridge, in a table of its own', () => {
+    const script = isolationRuleset({ ...NAT, type: 'isolated', bridge: 'vqiso0' }).split('\n');
+    expect(script.slice(0, 3)).toEqual([
+      'table ip virtq_8f6c2a7e3b1d4c5e9a0f1b2c3d4e5f60 {}',
+      'delete table ip virtq_8f6c2a7e3b1d4c5e9a0f1b2c3d4e5f60',
+      'table ip virtq_8f6c2a7e3b1d4c5e9a0f1b2c3d4e5f60 {',
+    ]);
+    expect(script.map((l) => l.trim()).filter((l) => /^(iif|oif)name/.test(l))).toEqual(['iifname "vqiso0" oifname "vqiso0" accept', 'iifname "vqiso0" reject', 'oifname "vqiso0" reject']);
+    expect(script.join('\n')).not.toContain('masquerade');
   });
 });

@@ -18,9 +18,12 @@ function noUuid(): string {
   throw new Error('fixtures carry their own uuid');
 }
 
+// `ports` (by interface index) are what virtnetworkd gave the network interfaces.
 function loadFixture(name: string): Fixture {
-  const raw = JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')) as { definition: unknown; options: ArgvOptions };
-  return { def: pathsOnly(normalizeDefinition(raw.definition, noUuid)), options: raw.options };
+  const raw = JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')) as { definition: unknown; options: ArgvOptions; ports?: Record<string, { id: string; tap: string }> };
+  const def = pathsOnly(normalizeDefinition(raw.definition, noUuid));
+  const interfaces = def.interfaces.map((i, k) => (i.type === 'network' && raw.ports?.[k] !== undefined ? { ...i, port: raw.ports[k] } : i));
+  return { def: { ...def, interfaces }, options: raw.options };
 }
 
 function goldenText(argv: readonly string[]): string {
@@ -188,5 +191,12 @@ describe('findHostDevices', () => {
   it('picks the block devices out of a list of disk paths', async () => {
     const paths = ['/dev/null', import.meta.filename, '/no/such/disk', ...(existsSync('/dev/loop0') ? ['/dev/loop0'] : [])];
     expect(await findHostDevices(paths)).toEqual(paths.filter((p) => p === '/dev/loop0'));
+  });
+});
+
+describe('buildQemuArgv with network interfaces', () => {
+  it('refuses a network interface virtnetworkd has not given a port yet', () => {
+    const def = minimalDef({ interfaces: [{ type: 'network', network: 'default' }] });
+    expect(() => buildQemuArgv(def, OPTS)).toThrow(expect.objectContaining({ code: 'INVALID_ARG', message: expect.stringContaining('network "default"') }));
   });
 });
