@@ -206,7 +206,7 @@ export class Shim {
       await vm.reattach(saved.qemuPid, saved);
     } else {
       // Ports come before QEMU: its command line names their taps.
-      vm.setInterfaces(await this.ports.forStart(vm.def), false);
+      vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
       await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;

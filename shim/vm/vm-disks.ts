@@ -24,7 +24,7 @@ export interface DiskHost {
   readonly jobs: JobLock;
   monitor(): HypervisorMonitor;
   /** The definition's disk list changed (the VM keeps the definition and reports the change). */
-  setDisks(disks: ResolvedDisk[]): void;
+  setDevices(change: { disks: ResolvedDisk[] }): void;
 }
 
 /** Where an encrypted disk's passphrase comes from (virtsecretd, through the disk resolver). */
@@ -60,7 +60,7 @@ export class VmDisks {
         if (leased) await hooks.attachFailed?.(disk);
         throw err;
       }
-      vm.setDisks([...vm.def.disks, disk]);
+      vm.setDevices({ disks: [...vm.def.disks, disk] });
     });
   }
 
@@ -72,7 +72,7 @@ export class VmDisks {
       const disk = vm.def.disks.find((d) => d.target === target);
       if (disk === undefined) throw new VirtqError('INVALID_ARG', `VM "${vm.def.name}" has no disk ${target}`);
       await vm.monitor().unplugDisk(target, (id) => this.unplugs.wait(id, timeoutMs));
-      vm.setDisks(vm.def.disks.filter((d) => d.target !== target));
+      vm.setDevices({ disks: vm.def.disks.filter((d) => d.target !== target) });
       await hooks.afterDetach?.(disk);
     });
   }

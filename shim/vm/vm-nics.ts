@@ -17,7 +17,7 @@ export interface NicHost {
   readonly jobs: JobLock;
   monitor(): HypervisorMonitor;
   /** The definition's interface list changed (the VM keeps the definition and reports the change). */
-  setInterfaces(interfaces: ResolvedInterface[]): void;
+  setDevices(change: { interfaces: ResolvedInterface[] }): void;
 }
 
 /** The MAC of each interface of `def`, in order (given, or derived as the command line derives it). */
@@ -47,7 +47,7 @@ export class VmNics {
         throw new VirtqError('ALREADY_EXISTS', `VM "${vm.def.name}" already has a NIC with MAC ${iface.mac}`, { details: { mac: iface.mac } });
       }
       await vm.monitor().plugNic(vm.def, { mac: iface.mac, tap: iface.port.tap });
-      vm.setInterfaces([...vm.def.interfaces, iface]);
+      vm.setDevices({ interfaces: [...vm.def.interfaces, iface] });
     });
   }
 
@@ -63,7 +63,7 @@ export class VmNics {
       if (iface === undefined) throw new VirtqError('INVALID_ARG', `VM "${vm.def.name}" has no NIC with MAC ${wanted}`, { details: { mac: wanted } });
       await vm.monitor().unplugNic(wanted, (id) => this.unplugs.wait(id, timeoutMs));
       // The others keep the MACs they have: a derived one would change with its index.
-      vm.setInterfaces(vm.def.interfaces.flatMap((f, i) => (i === index ? [] : [{ ...f, mac: macs[i] ?? '' }])));
+      vm.setDevices({ interfaces: vm.def.interfaces.flatMap((f, i) => (i === index ? [] : [{ ...f, mac: macs[i] ?? '' }])) });
       return iface;
     });
   }

@@ -1,9 +1,9 @@
-// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs
-// the lifecycle state machine, turns monitor events and process exit into states with reasons, and applies the definition's onPoweroff / onReboot
-// / onCrash policy. It never sees RPC: handlers call it with plain arguments.
-import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type ResolvedDefinition, type ResolvedDisk, type ResolvedInterface } from '../../protocol/index.js';
+// One VM: owns its hypervisor process (spawned from the driver's launch plan) and monitor, runs the
+// lifecycle state machine, turns monitor events and process exit into states with reasons, and
+// applies onPoweroff / onReboot / onCrash. It never sees RPC: handlers call it with plain arguments.
+import { VirtqError, type Clock, type DomainState, type LifecycleEventKind, type Logger, type ResolvedDefinition } from '../../protocol/index.js';
 import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
-import { checkOperation } from './states.js';
+import { checkOperation, type Operation } from './states.js';
 import { canTransition, checkTransition } from './lifecycle.js';
 import { JobLock } from './jobs.js';
 import type { MonitorListener } from './monitor-listener.js';
@@ -17,7 +17,7 @@ import type { DiskSecrets } from './disk-resolver.js';
 import { startFailure } from './start-failure.js';
 import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
 import { MonitorLink } from './monitor-link.js';
-import { repeatWhile, settlesWithin } from './timing.js';
+import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
 /** What a shim's state file says of the VM, for a successor. */
 export interface SavedVmState {
@@ -58,9 +58,8 @@ export class Vm {
   tainted = false;
   qemuStartedAt: number | undefined;
   readonly jobs = new JobLock();
-  /** Hot-plug and disk counters; holds this VM's lease hooks. */
+  /** Hot-plug: disks (with disk counters and this VM's lease hooks) and NICs. */
   readonly disks: VmDisks;
-  /** Hot-plug of NICs. */
   readonly nics: VmNics;
   private proc: QemuProcess | undefined;
   private readonly link: MonitorLink;
@@ -93,15 +92,12 @@ export class Vm {
     return this.definition;
   }
 
-  /** The disks changed by hot-plug: the definition follows, and the owner persists it. */
-  setDisks(disks: ResolvedDisk[]): void {
-    this.definition = { ...this.definition, disks };
-    this.deps.onLifecycle(undefined);
-  }
-
-  /** The interfaces changed (ports given before a start, hot-plug): the definition follows; `persist` tells the owner. */
-  setInterfaces(interfaces: ResolvedInterface[], persist = true): void {
-    this.definition = { ...this.definition, interfaces };
+  /**
+   * The definition's devices changed (hot-plug; ports given before a start): the definition
+   * follows, and unless `persist` is false the owner persists it.
+   */
+  setDevices(change: Partial<Pick<ResolvedDefinition, 'disks' | 'interfaces'>>, persist = true): void {
+    this.definition = { ...this.definition, ...change };
     if (persist) this.deps.onLifecycle(undefined);
   }
 
@@ -164,10 +160,7 @@ export class Vm {
     this.deps.onLifecycle('started');
   }
 
-  /**
-   * Takes the state a predecessor recorded, until QEMU's monitor confirms or corrects it: what a
-   * successor reports (to virtqemud, to clients) while QEMU redials.
-   */
+  /** A predecessor's recorded state, reported (to virtqemud, clients) until QEMU's monitor confirms or corrects it. */
   restore(saved: SavedVmState): void {
     this.state = saved.state;
     this.reason = saved.reason;
@@ -191,8 +184,7 @@ export class Vm {
 
   /** ACPI power button; with a timeout, waits and destroys when the guest has not stopped. */
   shutdown(timeoutSec: number | undefined): Promise<void> {
-    return this.jobs.run('shutdown', async () => {
-      checkOperation('shutdown', this.def.name, this.state);
+    return this.job('shutdown', async () => {
       this.request('shutting-down', 'user');
       this.deps.onLifecycle(undefined);
       await this.monitor().systemPowerdown();
@@ -214,8 +206,7 @@ export class Vm {
 
   /** Reboots the guest cleanly, as libvirt does: ACPI power-off, then reset and continue. */
   reboot(): Promise<void> {
-    return this.jobs.run('reboot', async () => {
-      checkOperation('reboot', this.def.name, this.state);
+    return this.job('reboot', async () => {
       this.rebootPending = true;
       await this.monitor().systemPowerdown();
     });
@@ -223,16 +214,14 @@ export class Vm {
 
   /** Hardware reset. */
   reset(): Promise<void> {
-    return this.jobs.run('reset', async () => {
-      checkOperation('reset', this.def.name, this.state);
+    return this.job('reset', async () => {
       await this.monitor().systemReset();
       if (this.state === 'shutting-down') this.request('running', 'reset');
     });
   }
 
   suspend(): Promise<void> {
-    return this.jobs.run('suspend', async () => {
-      checkOperation('suspend', this.def.name, this.state);
+    return this.job('suspend', async () => {
       this.expectedPause = 'user';
       await this.monitor().stop();
       this.enterPaused('user');
@@ -240,8 +229,7 @@ export class Vm {
   }
 
   resume(): Promise<void> {
-    return this.jobs.run('resume', async () => {
-      checkOperation('resume', this.def.name, this.state);
+    return this.job('resume', async () => {
       await this.monitor().cont();
       this.enterRunning('unpaused');
     });
@@ -249,8 +237,7 @@ export class Vm {
 
   /** Raw QMP passthrough; taints the VM. */
   monitorCommand(command: Record<string, unknown>): Promise<unknown> {
-    return this.jobs.run('qemuMonitorCommand', async () => {
-      checkOperation('qemuMonitorCommand', this.def.name, this.state);
+    return this.job('qemuMonitorCommand', async () => {
       if (!this.tainted) {
         this.tainted = true;
         this.deps.log.warn({ msgId: 'VM_TAINTED', command: command['execute'] }, 'raw monitor command used; VM tainted');
@@ -260,13 +247,14 @@ export class Vm {
     });
   }
 
+  // Runs `fn` as the VM's one job `op`, once the lifecycle allows `op` in the current state.
+  private job<T>(op: Operation, fn: () => Promise<T>): Promise<T> {
+    return this.jobs.run(op, async () => { checkOperation(op, this.def.name, this.state); return fn(); });
+  }
+
   /** CPU seconds, RSS and uptime of the QEMU process. */
   stats(): { cpuTimeSec: number; rssBytes: number; uptimeSec: number } {
-    const pid = this.proc?.pid;
-    if (pid === undefined) return { cpuTimeSec: 0, rssBytes: 0, uptimeSec: 0 };
-    const s = this.procStats.get(pid);
-    const uptimeSec = this.qemuStartedAt === undefined ? 0 : (this.deps.clock.now() - this.qemuStartedAt) / 1000;
-    return { cpuTimeSec: s.cpuTimeSec, rssBytes: s.rssBytes, uptimeSec };
+    return processFigures(this.procStats, this.proc?.pid, this.qemuStartedAt, this.deps.clock);
   }
 
   private adopt(proc: QemuProcess): void {
@@ -404,8 +392,7 @@ export class Vm {
   }
 
   private move(to: DomainState, reason: string): void {
-    this.state = to;
-    this.reason = reason;
+    [this.state, this.reason] = [to, reason];
     if (to !== 'shutoff' && to !== 'crashed') this.details = undefined;
   }
 }
