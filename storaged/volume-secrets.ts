@@ -30,9 +30,14 @@ export class VolumeSecrets {
     return Object.hasOwn(this.map, `${pool}/${volume}`) ? this.map[`${pool}/${volume}`] : undefined;
   }
 
-  /** Records (or, with undefined, forgets) the secret of `pool/volume`. */
+  /**
+   * Records (or, with undefined, forgets) the secret of `pool/volume`. Writes the file only when
+   * that changes the map: every deleted volume is forgotten, and almost none had a secret (the
+   * atomic write is two fsyncs). The returned promise still waits for a write under way.
+   */
   set(pool: string, volume: string, secret: string | undefined): Promise<void> {
     const key = `${pool}/${volume}`;
+    if (secret === this.get(pool, volume)) return this.writes.catch(() => undefined);
     if (secret === undefined) delete this.map[key];
     else this.map[key] = secret;
     const text = `${JSON.stringify(this.map)}\n`;

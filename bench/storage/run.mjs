@@ -12,10 +12,11 @@
 //             vol.delete (virsh vol-delete); each side deletes a volume it made itself
 //   upload    1 GiB into an existing 1 GiB volume: StorageClient.upload from a file read in 1 MiB
 //             chunks (as `virtq vol-upload` reads it) vs cp, vs the durable cp (temp, sync, mv,
-//             sync dir) vs `virsh vol-upload`; and the driver alone (DirPool.upload in this
-//             process: what the daemon and its socket add)
+//             sync dir) vs `virsh vol-upload`; also `virtq vol-upload` as a whole process (as
+//             virsh is), and the driver alone (DirPool.upload in this process: no daemon, no socket)
 //   download  1 GiB volume to a file: StorageClient.download (each chunk written to the file) vs
-//             cp, cat > /dev/null vs `virsh vol-download`; and DirPool.download in this process
+//             cp, cat > /dev/null vs `virsh vol-download`; also `virtq vol-download` (whole
+//             process: temp file, fsync, rename) and DirPool.download in this process
 //
 // Each side has its own directory on one filesystem under --dir (default /var/tmp); the sources
 // are hard links of one file, so every side reads the same blocks and page cache. Variants run
@@ -58,6 +59,8 @@ const facts = {
 const DIST = await snapshotDist('storage');
 const vqd = await startStoraged(DIST, join(work, 'vq'), cleanup);
 const sc = vqd.client;
+const CLI = join(DIST, 'bin', 'virtq.js');
+const VQ_URI = `storage:///system?root=${join(work, 'vq')}`;
 await sc.api.definePool({ definition: { name: 'bench', type: 'dir', path: dirs.vq } });
 await sc.api.startPool({ name: 'bench', build: true });
 facts.shebang = vqd.shebang;
@@ -170,6 +173,7 @@ if (ONLY.has('upload')) {
     { side: 'floor', label: 'cp to temp, sync, mv over, sync DIR', setup: () => sh(`rm -f ${out} && cp ${src.raw} ${out}`),
       run: () => sh(`cp ${src.raw} ${out}.t && sync ${out}.t && mv ${out}.t ${out} && sync ${dirs.floor}`), clean: rmF('out.raw') },
     { side: 'vq', label: 'StorageClient.upload, file read in 1 MiB chunks', run: () => sc.upload('bench', 'up.raw', createReadStream(src.raw, { highWaterMark: MiB }), SIZE) },
+    { side: 'vq', label: '`virtq vol-upload` (whole process, like virsh)', run: () => run(CLI, ['-c', VQ_URI, 'vol-upload', 'bench', 'up.raw', src.raw]) },
     { side: 'lv', label: 'virsh vol-upload', run: () => run('virsh', [...lvs.virsh, 'vol-upload', '--pool', 'bench', 'up.raw', src.raw]) },
     { side: 'drv', label: 'DirPool.upload in this process, same 1 MiB reads', run: () => drv.upload('up.raw', createReadStream(src.raw, { highWaterMark: MiB }), {}, { lengthBytes: SIZE }) },
   ], ROUNDS, SIZE);
@@ -183,6 +187,7 @@ if (ONLY.has('download')) {
       const fh = await open(out, 'w');
       try { await sc.download('bench', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); }
     } },
+    { side: 'vq', label: '`virtq vol-download` (whole process; temp file, fsync, rename)', clean: rmF('out.raw'), run: () => run(CLI, ['-c', VQ_URI, 'vol-download', 'bench', 'src.raw', out]) },
     { side: 'lv', label: 'virsh vol-download', clean: rmF('out.raw'), run: () => run('virsh', [...lvs.virsh, 'vol-download', '--pool', 'bench', 'src.raw', out]) },
     { side: 'drv', label: 'DirPool.download in this process, to a file', clean: rmF('out.raw'), run: async () => {
       const fh = await open(out, 'w');
