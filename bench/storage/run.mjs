@@ -53,6 +53,7 @@ const facts = {
   head: execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
   fs: execFileSync('df', ['--output=source,fstype', work], { encoding: 'utf8' }).split('\n')[1].replace(/\s+/g, ' '),
   loadBefore: loadavg(), libvirt: LV_STATE,
+  malloc: Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')).map(([k, v]) => `${k}=${v}`).join(' ') || 'glibc defaults',
 };
 
 // ---- the sides ------------------------------------------------------------------------------------

@@ -76,8 +76,12 @@ fi
 
 # Under a child subreaper: libvirtd --daemon double-forks, and PID 1 here reaps orphans only
 # every ~1.7 s (HOST-FACTS.md); run.mjs stops libvirtd and waits for it before it exits.
+# run.mjs (the StorageClient side and the driver alone) runs with the glibc malloc settings of
+# virtstoraged's shebang, so the driver alone is measured as the daemon runs it; the processes it
+# starts do not inherit them (sides.mjs). `virtq vol-upload` rows show the CLI as shipped.
 set +e
-"$PY" "$HERE/../compare-libvirt/subreaper.py" node "$HERE/run.mjs" "${args[@]}"
+"$PY" "$HERE/../compare-libvirt/subreaper.py" env MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 \
+  node "$HERE/run.mjs" "${args[@]}"
 rc=$?
 set -e
 exit "$rc"

@@ -10,11 +10,17 @@ import { fileURLToPath } from 'node:url';
 import { firstLine, sleep } from '../lib/common.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
+/**
+ * The environment of every process this benchmark starts: without the glibc malloc settings
+ * run.sh gives this process (as virtstoraged's shebang gives the daemon), so that the tools,
+ * virsh and libvirtd run as they would anywhere.
+ */
+export const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MALLOC_')));
 
 /** Runs a command to its end; rejects on a non-zero exit with its stderr. */
 export function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv, ...opts });
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
     child.once('error', reject);
@@ -29,7 +35,7 @@ export const sh = (script) => run('sh', ['-c', script]);
  */
 export async function startStoraged(dist, root, cleanup) {
   const bin = join(dist, 'bin', 'virtstoraged.js');
-  const child = cleanup.child(spawn(bin, ['--root', root], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = cleanup.child(spawn(bin, ['--root', root], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv }));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const { line } = await firstLine(child);
@@ -43,7 +49,7 @@ export async function startStoraged(dist, root, cleanup) {
 
 /** The python3-libvirt helper (lvs.py): one JSON command per line, one answer per line. */
 function startHelper(py, cleanup) {
-  const child = cleanup.child(spawn(py, [join(HERE, 'lvs.py')], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  const child = cleanup.child(spawn(py, [join(HERE, 'lvs.py')], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv }));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const lines = createInterface({ input: child.stdout });
@@ -74,7 +80,7 @@ const alive = (pid) => existsSync(`/proc/${pid}`);
 export async function startLibvirt(pool, path, cleanup) {
   const { VQSB_LVDIR: lvdir, VQSB_URI: uri, VQSB_PY: py, VQSB_LIBVIRTD_CMD: cmd } = process.env;
   const argv = cmd.split(' ');
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: 60_000, env: childEnv });
   if (r.status !== 0) throw new Error(`${cmd}: exit ${r.status}: ${r.stderr}`);
   const pid = Number(readFileSync(join(lvdir, 'libvirtd.pid'), 'utf8').trim());
   const stop = async () => {
