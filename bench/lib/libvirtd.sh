@@ -7,9 +7,10 @@
 #                       log file) and virtlogd.conf; the user libvirt-qemu when missing (libvirtd
 #                       looks it up before reading its config); /etc/libvirt/qemu.conf backed up
 #                       and replaced by the HOST-FACTS settings (libvirtd reads it only there)
-#   lv_restore          stops libvirtd and virtlogd started with LVDIR's pid files (TERM, then
-#                       KILL), restores qemu.conf, removes the user it created and the state dirs
-#                       libvirtd created on its first start, removes LVDIR
+#   lv_stop             stops libvirtd and virtlogd started with LVDIR's pid files (TERM, then
+#                       KILL)
+#   lv_restore          lv_stop, then restores qemu.conf, removes the user it created and the
+#                       state dirs libvirtd created on its first start, removes LVDIR
 #
 # After lv_prepare: LVDIR, LV_URI (qemu+unix:///system?socket=LVDIR/sock/libvirt-sock),
 # LIBVIRTD_CMD and VIRTLOGD_CMD (arrays: --daemon with LVDIR's config and pid file).
@@ -68,8 +69,8 @@ EOF
   VIRTLOGD_CMD=(/usr/sbin/virtlogd --daemon -f "$LVDIR/virtlogd.conf" -p "$LVDIR/virtlogd.pid")
 }
 
-lv_restore() {
-  local p pid d
+lv_stop() {
+  local p pid
   [ -n "$LVDIR" ] || return 0
   for p in libvirtd virtlogd; do
     if [ -f "$LVDIR/$p.pid" ]; then
@@ -81,6 +82,13 @@ lv_restore() {
       fi
     fi
   done
+  return 0
+}
+
+lv_restore() {
+  local d
+  [ -n "$LVDIR" ] || return 0
+  lv_stop
   if [ -n "$lv_qemu_conf_backup" ]; then
     if [ "$lv_qemu_conf_backup" = none ]; then rm -f "$lv_qemu_conf"; else cp -p "$lv_qemu_conf_backup" "$lv_qemu_conf"; fi
   fi
