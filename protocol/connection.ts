@@ -7,7 +7,7 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeBytesBodyFrame, encodeFrame } from './framing.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -40,6 +40,18 @@ export interface FramedConnectionOptions {
   onClose(err: VirtqError | undefined): void;
 }
 
+/** Stream chunks from this size on are framed by encodeBytesBodyFrame. */
+const BYTES_FAST_PATH = 4096;
+const EMPTY = new Uint8Array(0);
+/**
+ * Frames of stream chunks between these sizes go into buffers reused once the socket has written
+ * them (at most SPARE_FRAMES kept per connection): moving a volume then allocates no fresh memory
+ * per chunk, and each fresh MiB costs hundreds of page faults (glibc maps buffers this large anew).
+ */
+const REUSED_MIN_BYTES = 64 * 1024;
+const REUSED_MAX_BYTES = 4 * 1024 * 1024;
+const SPARE_FRAMES = 4;
+
 /** A socket speaking virtq frames. */
 export class FramedConnection {
   private readonly decoder: FrameDecoder;
@@ -53,6 +65,8 @@ export class FramedConnection {
   private closedWith: VirtqError | undefined | null = null;
   /** Bytes of our partial frame taken from opts.partialBudget. */
   private budgetHeld = 0;
+  /** Frame buffers of stream chunks the socket has written, for the next chunks. */
+  private readonly spareFrames: Buffer[] = [];
 
   constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -78,7 +92,7 @@ export class FramedConnection {
   /** Encodes and queues one message; throws FRAME_TOO_LARGE when it exceeds the limit. */
   send(msg: Message): void {
     if (this.closed || this.socket.destroyed) return;
-    const frame = encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes);
+    const { frame, reused } = this.frameOf(msg);
     if (!this.corked) {
       // Batch every frame written in this tick into one syscall.
       this.corked = true;
@@ -88,13 +102,32 @@ export class FramedConnection {
         this.socket.uncork();
       });
     }
-    this.socket.write(frame);
+    if (reused === undefined) this.socket.write(frame);
+    else this.socket.write(frame, () => { if (this.spareFrames.length < SPARE_FRAMES) this.spareFrames.push(reused); });
     const limit = this.opts.readPauseBytes;
     if (limit !== undefined && !this.holds.has('replies') && this.socket.writableLength > limit) {
       // write() returned false past its high-water mark, so 'drain' follows once the peer reads.
       this.pauseReading('replies');
       this.socket.once('drain', () => this.resumeReading('replies'));
     }
+  }
+
+  // Stream data (uploads, downloads, the console) skips the CBOR encoder's copies of its bytes;
+  // large chunks go into a spare frame buffer, given back (`reused`) once the socket has written it.
+  private frameOf(msg: Message): { frame: Buffer; reused?: Buffer } {
+    const body = msg.body;
+    if (msg.type === 'stream' && body instanceof Uint8Array && body.length >= BYTES_FAST_PATH) {
+      let reused: Buffer | undefined;
+      const alloc = (size: number): Buffer => {
+        if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES) return Buffer.allocUnsafe(size);
+        const i = this.spareFrames.findIndex((b) => b.length >= size && b.length <= 2 * size);
+        reused = i >= 0 ? (this.spareFrames.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(Math.ceil(size / REUSED_MIN_BYTES) * REUSED_MIN_BYTES);
+        return reused.subarray(0, size);
+      };
+      const frame = encodeBytesBodyFrame(this.codec.encode({ ...msg, body: EMPTY }), body, this.maxSendFrameBytes, alloc);
+      if (frame !== undefined) return reused === undefined ? { frame } : { frame, reused };
+    }
+    return { frame: encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes) };
   }
 
   /** Stops reading from the peer for `why` until resumeReading(why) (holds add up). */

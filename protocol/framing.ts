@@ -32,6 +32,40 @@ export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRA
   return frame;
 }
 
+/** How a message whose last field is an empty `body` byte string ends in CBOR: the key "body", then h''. */
+const EMPTY_BODY_TAIL = Buffer.from([0x64, 0x62, 0x6f, 0x64, 0x79, 0x40]);
+
+/**
+ * The frame of a message whose body is a byte string (stream data), built with the body's bytes
+ * copied once, straight into the frame: `head` is the CBOR of the same message with an empty
+ * body as its last field, whose empty byte string gets the body's real length and bytes. The
+ * result is byte for byte encodeFrame(encode(message)); the CBOR encoder would instead copy a
+ * large body into a scratch buffer 4 times its size, and encodeFrame copy it again. Returns
+ * undefined when `head` does not end with the empty body (the caller encodes as usual). `alloc`
+ * gives the frame's memory (a reused buffer, say).
+ */
+export function encodeBytesBodyFrame(head: Uint8Array, body: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | undefined {
+  const tail = head.length - EMPTY_BODY_TAIL.length;
+  if (tail < 0 || Buffer.compare(head.subarray(tail), EMPTY_BODY_TAIL) !== 0) return undefined;
+  const n = body.length;
+  // A CBOR byte string's head: major type 2 with the length inline, or in 1, 2 or 4 bytes.
+  const lengthBytes = n < 24 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 4;
+  const payload = head.length + lengthBytes + n;
+  if (payload > maxFrameBytes || n > 0xffff_ffff) {
+    throw new VirtqError('FRAME_TOO_LARGE', `message of ${payload} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
+  }
+  const frame = alloc(HEADER_BYTES + payload);
+  frame.writeUInt32BE(payload, 0);
+  frame.set(head.subarray(0, head.length - 1), HEADER_BYTES);
+  let at = HEADER_BYTES + head.length - 1;
+  if (lengthBytes === 0) frame[at++] = 0x40 + n;
+  else if (lengthBytes === 1) { frame[at++] = 0x58; frame[at++] = n; }
+  else if (lengthBytes === 2) { frame[at++] = 0x59; frame.writeUInt16BE(n, at); at += 2; }
+  else { frame[at++] = 0x5a; frame.writeUInt32BE(n, at); at += 4; }
+  frame.set(body, at);
+  return frame;
+}
+
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
  * whole frame is present, so a large frame arriving in many chunks is copied once.

@@ -46,9 +46,12 @@ export class VolumeRecords {
     return Object.hasOwn(this.map, `${pool}/${volume}`) ? this.map[`${pool}/${volume}`] as VolumeRecord : {};
   }
 
-  /** Records (or, with undefined, forgets) `pool/volume`. */
+  /** Records (or, with undefined, forgets) `pool/volume`; writes the file only when that changes it (each write is two fsyncs). */
   set(pool: string, volume: string, record: VolumeRecord | undefined): Promise<void> {
     const key = `${pool}/${volume}`;
+    const before = Object.hasOwn(this.map, key) ? JSON.stringify(this.map[key]) : undefined;
+    const after = record === undefined ? undefined : JSON.stringify(record);
+    if (before === after) return this.writes;
     if (record === undefined) delete this.map[key];
     else this.map[key] = { ...record };
     const text = `${JSON.stringify(this.map)}\n`;

@@ -34,6 +34,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 PY=/usr/bin/python3
 PKGS=(libvirt-daemon-driver-qemu libvirt-daemon libvirt-clients python3-libvirt)
+# shellcheck source=../lib/libvirtd.sh
+. "$HERE/../lib/libvirtd.sh"
 
 install=0
 install_only=0
@@ -52,11 +54,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 if [ "$install" = 1 ]; then
-  if ! apt-cache policy libvirt-daemon-driver-qemu | grep -q 'Candidate: [0-9]'; then
-    apt-get update
-  fi
-  apt-cache policy libvirt-daemon-driver-qemu | sed -n 1,3p
-  DEBIAN_FRONTEND=noninteractive apt-get install -y "${PKGS[@]}"
+  lv_install "${PKGS[@]}"
   [ "$install_only" = 1 ] && exit 0
 fi
 
@@ -77,91 +75,36 @@ for f in dist/bin/virtqemud.js dist/bin/virtq-shim.js dist/bin/virtq.js; do
   fi
 done
 
-# ---- a temporary libvirt configuration ------------------------------------------------------------
+# ---- a temporary libvirt configuration (bench/lib/libvirtd.sh) ------------------------------------
 RUNID="$(date +%H%M%S)$$"
-LVDIR="$(mktemp -d /tmp/vqlv-XXXXXX)"
 PREFIX="vqcmp${RUNID}-"
-created_user=0
-# Directories libvirtd creates on its first start (libvirt-daemon-system would own them; the
-# packages installed here do not): the ones missing now are removed again at the end.
-STATE_DIRS=(/etc/libvirt/qemu /etc/libvirt/nwfilter /etc/libvirt/secrets /etc/libvirt/storage /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt)
-created_dirs=()
-for d in "${STATE_DIRS[@]}"; do [ -e "$d" ] || created_dirs+=("$d"); done
-qemu_conf=/etc/libvirt/qemu.conf
-qemu_conf_backup=""
 
 cleanup() {
   local rc=$?
   set +e
   # Domains of this run that are still there (an interrupted run): destroy and undefine them.
-  if [ -S "$LVDIR/sock/libvirt-sock" ]; then
-    for d in $(virsh -q -c "qemu+unix:///system?socket=$LVDIR/sock/libvirt-sock" list --all --name 2>/dev/null | grep "^$PREFIX"); do
-      virsh -q -c "qemu+unix:///system?socket=$LVDIR/sock/libvirt-sock" destroy "$d" >/dev/null 2>&1
-      virsh -q -c "qemu+unix:///system?socket=$LVDIR/sock/libvirt-sock" undefine "$d" >/dev/null 2>&1
+  if [ -n "$LVDIR" ] && [ -S "$LVDIR/sock/libvirt-sock" ]; then
+    for d in $(virsh -q -c "$LV_URI" list --all --name 2>/dev/null | grep "^$PREFIX"); do
+      virsh -q -c "$LV_URI" destroy "$d" >/dev/null 2>&1
+      virsh -q -c "$LV_URI" undefine "$d" >/dev/null 2>&1
     done
   fi
-  for p in libvirtd virtlogd; do
-    if [ -f "$LVDIR/$p.pid" ]; then
-      pid="$(cat "$LVDIR/$p.pid")"
-      if [ -n "$pid" ] && grep -qa "$LVDIR" "/proc/$pid/cmdline" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-      fi
-    fi
-  done
+  lv_stop
   # QEMUs of this run's domains (their command lines carry the run's prefix), by pid.
   for pid in $(grep -las "guest=$PREFIX" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
     kill -KILL "$pid" 2>/dev/null
   done
   rm -f /etc/libvirt/qemu/"$PREFIX"*.xml /etc/libvirt/qemu/autostart/"$PREFIX"*.xml
   rm -rf /var/log/libvirt/qemu/"$PREFIX"*.log* /run/libvirt/qemu/"$PREFIX"* /var/lib/libvirt/qemu/domain-*-"$PREFIX"*
-  if [ -n "$qemu_conf_backup" ]; then
-    if [ "$qemu_conf_backup" = none ]; then rm -f "$qemu_conf"; else cp -p "$qemu_conf_backup" "$qemu_conf"; fi
-  fi
-  if [ "$created_user" = 1 ]; then userdel libvirt-qemu 2>/dev/null; fi
-  for d in "${created_dirs[@]}"; do rm -rf "$d"; done
-  rm -rf "$LVDIR"
+  lv_restore
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-
-if ! getent passwd libvirt-qemu >/dev/null; then
-  useradd --system --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
-  created_user=1
-fi
-
-mkdir -p /etc/libvirt "$LVDIR/sock"
-if [ -e "$qemu_conf" ]; then
-  qemu_conf_backup="$LVDIR/qemu.conf.orig"
-  cp -p "$qemu_conf" "$qemu_conf_backup"
-else
-  qemu_conf_backup=none
-fi
-cat >"$qemu_conf" <<'EOF'
-# Written by virtq's bench/compare-libvirt/run.sh for one benchmark run; the original is put back
-# when the run ends. Settings from ../shared/design/HOST-FACTS.md.
-cgroup_controllers = [ ]
-security_driver = "none"
-dynamic_ownership = 0
-user = "root"
-group = "root"
-namespaces = [ ]
-EOF
-
-cat >"$LVDIR/libvirtd.conf" <<EOF
-unix_sock_dir = "$LVDIR/sock"
-auth_unix_ro = "none"
-auth_unix_rw = "none"
-log_outputs = "3:file:$LVDIR/libvirtd.log"
-EOF
-cat >"$LVDIR/virtlogd.conf" <<EOF
-log_outputs = "3:file:$LVDIR/virtlogd.log"
-EOF
+lv_prepare
 
 export VQCMP_LVDIR="$LVDIR" VQCMP_PREFIX="$PREFIX" VQCMP_PY="$PY"
-export VQCMP_URI="qemu+unix:///system?socket=$LVDIR/sock/libvirt-sock"
+export VQCMP_URI="$LV_URI"
 set +e
 "$PY" "$HERE/subreaper.py" node "$HERE/run.mjs" "${args[@]}"
 rc=$?

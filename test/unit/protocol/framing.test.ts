@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FrameDecoder, encodeFrame } from '../../../protocol/framing.js';
+import { FrameDecoder, encodeBytesBodyFrame, encodeFrame } from '../../../protocol/framing.js';
 import { createCodec } from '../../../protocol/codec.js';
 import { VirtqError } from '../../../protocol/errors.js';
 import { parseMessage } from '../../../protocol/message.js';
@@ -114,5 +114,28 @@ describe('parseMessage', () => {
       expect((err as VirtqError).code).toBe('MALFORMED_MESSAGE');
       expect((err as VirtqError).details).toEqual({ serial: 5 });
     }
+  });
+});
+
+describe('encodeBytesBodyFrame', () => {
+  const msg = (body: Uint8Array) => ({ prog: 'storage', proc: 'uploadVolume', type: 'stream', serial: 70000, status: 'ok', body });
+  const head = (m: { body: Uint8Array }) => codec.encode({ ...m, body: new Uint8Array(0) });
+
+  it('makes the same bytes as the CBOR encoder, at every byte-string length class', () => {
+    for (const n of [0, 1, 23, 24, 255, 256, 65535, 65536, 1024 * 1024 + 3]) {
+      const body = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) body[i] = (i * 7 + 3) & 0xff;
+      const m = msg(body);
+      const fast = encodeBytesBodyFrame(head(m), body);
+      expect(fast, `length ${n}`).toBeDefined();
+      expect(Buffer.compare(fast as Buffer, encodeFrame(codec.encode(m))), `length ${n}`).toBe(0);
+    }
+  });
+
+  it('declines a message whose body is not its last field, and refuses an oversized frame', () => {
+    const body = Buffer.alloc(5000, 1);
+    const reordered = { body: new Uint8Array(0), prog: 'storage', proc: 'x', type: 'stream', serial: 1, status: 'ok' };
+    expect(encodeBytesBodyFrame(codec.encode(reordered), body)).toBeUndefined();
+    expect(() => encodeBytesBodyFrame(head(msg(body)), body, 4096)).toThrowError(VirtqError);
   });
 });
