@@ -91,7 +91,8 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
       await guard.exclusive(await p.path(name), `delete volume ${pool}/${name}`, () => p.delete(name));
-      await d.volumeSecrets.set(pool, name, undefined);
+      // Written only for a volume that had a secret: the volume is gone, and a full disk must not make its delete fail.
+      if (d.volumeSecrets.get(pool, name) !== undefined) await d.volumeSecrets.set(pool, name, undefined);
       d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted');
       return {};
     }),

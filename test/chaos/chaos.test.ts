@@ -25,7 +25,7 @@ const env = process.env;
 const minutes = Number(env['VIRTQ_CHAOS_MINUTES'] ?? '0');
 const base: Omit<ChaosOptions, 'steps'> = {
   names: Number(env['VIRTQ_CHAOS_NAMES'] ?? '8'),
-  tmpfsSize: env['VIRTQ_CHAOS_TMPFS'] ?? '2m',
+  tmpfsSize: env['VIRTQ_CHAOS_TMPFS'] ?? '64m',
   convergeMs: 10_000,
   ...(env['VIRTQ_CHAOS_VERBOSE'] === '1' ? { log: (line: string) => process.stdout.write(`${line}\n`) } : {}),
 };
