@@ -194,7 +194,7 @@ class Chaos {
       await this.quiesce();
       await this.checkConvergence('at the end');
       await this.checkSeenRunning('at the end');
-      await this.storage.checkAtEnd(this.opts.convergeMs);
+      await this.storage.checkAtEnd(this.opts.convergeMs, () => this.w.qemus());
       // Then every lost shim re-attached, and virtqemud restarted from scratch: it must rebuild
       // the same truth from the files and the shims re-registering.
       for (const name of [...this.lost].sort()) await this.reattach(name);

@@ -22,7 +22,8 @@ export class SecretOps {
 
   /** The secret `op` acts on, chosen once (a batch may set it to race another call). */
   target(op: StorageOp): string {
-    op.name ??= this.aim(op, op.kind === 'secretDefine' ? 'free' : 'defined');
+    // A define mostly makes a new secret, one in three redefines one (private, ephemeral or not).
+    op.name ??= this.aim(op, op.kind === 'secretDefine' && op.idx2 % 3 !== 0 ? 'free' : 'defined');
     return op.name;
   }
 

@@ -15,10 +15,10 @@ import { secretdRestart, KiB } from './storage-model.js';
 import { VolumeOps } from './storage-ops.js';
 import { sleep, type QemuProc } from './world.js';
 
-const STEP_WEIGHTS = { idle: 40, ops: 28, background: 8, killStoraged: 4, killSecretd: 3, hangUp: 5 };
+const STEP_WEIGHTS = { idle: 46, ops: 28, background: 8, killStoraged: 3, killSecretd: 2, hangUp: 5 };
 
 const OP_WEIGHTS: Record<StorageOpKind, number> = {
-  volCreate: 12, thinClone: 6, fullClone: 6, upload: 10, download: 5, resize: 5, volDelete: 8, refresh: 2, volList: 3,
+  volCreate: 14, thinClone: 6, fullClone: 6, upload: 10, download: 5, resize: 5, volDelete: 6, refresh: 2, volList: 3,
   vmCreate: 5, vmDestroy: 4,
   secretDefine: 9, secretSet: 8, secretGet: 6, secretUndefine: 3, secretList: 2, secretBad: 2,
 };
@@ -128,12 +128,14 @@ export class StorageChaos {
       if (o.kind === 'upload') o.slowMs = this.rng.int(2, 12);
     }
     const before = this.rng.int(0, 80);
-    const down = this.rng.int(0, 400);
+    const down = this.rng.int(0, 250);
     const running = new Set<StorageOp>(ops);
     for (const o of ops) this.hooks.track(this.run(o).finally(() => running.delete(o)));
     await sleep(before);
     if (!this.side.up(d)) await this.restart(d);
     this.hooks.count('faults', `kill -9 ${d}`);
+    const unanswered = new Set([...running].map((o) => (o.kind === 'upload' ? 'upload' : o.kind.endsWith('Clone') ? 'clone' : undefined)));
+    for (const what of ['upload', 'clone'] as const) if (unanswered.has(what)) this.hooks.count('faults', `(of which with a ${what} unanswered)`);
     const mid = [...running].map((o) => o.kind).join(', ');
     this.hooks.trace(`FAULT kill -9 ${d} ${before} ms after starting ${ops.length} calls (${mid === '' ? 'none still running' : `still running: ${mid}`}), restart in ${down} ms`);
     this.ctx.gen[d]++;
@@ -163,7 +165,7 @@ export class StorageChaos {
   }
 
   /** S2–S5 once quiet; then both daemons killed and restarted, and S2–S5 again. */
-  async checkAtEnd(convergeMs: number): Promise<void> {
+  async checkAtEnd(convergeMs: number, qemus: () => QemuProc[]): Promise<void> {
     await this.invariants.checkAll('at the end', convergeMs, false);
     this.hooks.count('faults', 'kill -9 virtstoraged');
     this.hooks.count('faults', 'kill -9 virtsecretd');
@@ -173,6 +175,7 @@ export class StorageChaos {
     this.ctx.secrets.everywhere(secretdRestart);
     await this.ensureUp();
     await this.invariants.checkAll('after a restart', convergeMs, true);
+    this.invariants.checkInUse('after a restart', qemus());
     for (const n of this.ctx.vols.notes.concat(this.ctx.secrets.notes)) this.hooks.note(`seed ${this.ctx.seed}: ${n}`);
   }
 

@@ -93,12 +93,17 @@ export class StorageContext {
     return c;
   }
 
-  /** Counts an outcome; an error outside the catalogue (or INTERNAL) breaks an invariant. */
-  outcome(what: string, out: Outcome<unknown>, usual: ReadonlySet<string>): void {
+  /**
+   * Counts an outcome; an error outside the catalogue (or INTERNAL) breaks an invariant. Others
+   * than `usual`, and (for the daemons' own writes, `ownWrites`) a full disk not said as NO_SPACE,
+   * are noted.
+   */
+  outcome(what: string, out: Outcome<unknown>, usual: ReadonlySet<string>, ownWrites = true): void {
     this.hooks.count('errors', out.ok ? 'ok' : out.code);
     if (out.ok) return;
     if (!isErrorCode(out.code) || out.code === 'INTERNAL') this.hooks.violation(`${what}: an error outside the catalogue's expected codes: ${out.code}: ${out.message}`);
     else if (!usual.has(out.code)) this.hooks.note(`seed ${this.seed}: ${what}: ${out.code}: ${out.message}`);
+    else if (ownWrites && out.code !== 'NO_SPACE' && /no space left/i.test(out.message)) this.hooks.note(`seed ${this.seed}: ${what}: a full disk reported as ${out.code}, not NO_SPACE: ${out.message}`);
   }
 
   /** `ok` or `CODE: first line of the message`, for the trace. */

@@ -60,9 +60,9 @@ export class VolumeOps {
       case 'volCreate': case 'thinClone': case 'fullClone':
         op.name = this.aim(op, op.idx, 'free');
         break;
-      case 'volDelete':
-        // Often a volume a VM runs on: LOCK_CONFLICT.
-        op.name = op.flag && inUse.length > 0 ? inUse[op.idx % inUse.length] as string : this.aim(op, op.idx, 'existing');
+      case 'volDelete': case 'upload': case 'resize':
+        // Often (a delete: most of the time) a volume a VM runs on: LOCK_CONFLICT.
+        op.name = (op.kind === 'volDelete' ? op.flag : op.idx2 % 4 === 0) && inUse.length > 0 ? inUse[op.idx % inUse.length] as string : this.aim(op, op.idx, 'existing');
         break;
       default:
         op.name = this.aim(op, op.idx, 'existing');
@@ -261,7 +261,7 @@ export class VolumeOps {
       }
     });
     if (out.ok) this.ctx.vms.set(name, volume);
-    this.ctx.outcome(`create ${name} on volume ${volume}`, out, VM_USUAL);
+    this.ctx.outcome(`create ${name} on volume ${volume}`, out, VM_USUAL, false);
     this.ctx.hooks.trace(`create ${name} on volume ${volume} → ${StorageContext.shown(out)}`);
   }
 
@@ -277,7 +277,7 @@ export class VolumeOps {
     });
     if (out.ok || (!out.ok && out.code === 'NO_DOMAIN')) this.ctx.vms.delete(name);
     if (out.ok && (out.value.state === 'shutoff' || out.value.state === 'crashed')) this.ctx.hooks.stopAck(name);
-    this.ctx.outcome(`destroy ${name}`, out, VM_USUAL);
+    this.ctx.outcome(`destroy ${name}`, out, VM_USUAL, false);
     this.ctx.hooks.trace(`destroy ${name} (on volume) → ${StorageContext.shown(out)}`);
   }
 }
