@@ -135,7 +135,9 @@ export class StorageChaos {
     if (!this.side.up(d)) await this.restart(d);
     this.hooks.count('faults', `kill -9 ${d}`);
     const unanswered = new Set([...running].map((o) => (o.kind === 'upload' ? 'upload' : o.kind.endsWith('Clone') ? 'clone' : undefined)));
-    for (const what of ['upload', 'clone'] as const) if (unanswered.has(what)) this.hooks.count('faults', `(of which with a ${what} unanswered)`);
+    // Counted apart too (a subset of the kills): the kills that met a transfer or a clone under way.
+    if (unanswered.has('upload')) this.hooks.count('faults', `kill -9 ${d}, an upload unanswered`);
+    if (unanswered.has('clone')) this.hooks.count('faults', `kill -9 ${d}, a clone unanswered`);
     const mid = [...running].map((o) => o.kind).join(', ');
     this.hooks.trace(`FAULT kill -9 ${d} ${before} ms after starting ${ops.length} calls (${mid === '' ? 'none still running' : `still running: ${mid}`}), restart in ${down} ms`);
     this.ctx.gen[d]++;
