@@ -56,6 +56,10 @@ export async function runMain<O>(spec: MainSpec<O>, proc: ProcessLike): Promise<
     proc.stdout.write(`${spec.usage}\n`);
     return;
   }
+  // The process lives until the shell exits it: clocks' timers do not hold the event loop open,
+  // and a task that only waits on them (a shim's --reap polling /proc) would otherwise end
+  // silently, exit 0, with no line printed.
+  const alive = setInterval(() => undefined, 1 << 30);
   let started: Started | undefined;
   let stopAsked = false;
   const onSignal = (): void => { stopAsked = true; started?.stop(); };
@@ -70,6 +74,7 @@ export async function runMain<O>(spec: MainSpec<O>, proc: ProcessLike): Promise<
     proc.stderr.write(`${spec.binary}: ${e.code}: ${e.message}\n`);
     // Writes to a pipe are asynchronous: exiting before this one is out would lose the line the starter waits for.
     await line(proc, failedLine(e));
+    clearInterval(alive);
     proc.exit(1);
   }
   const printed = line(proc, started.readyLine);
@@ -77,6 +82,7 @@ export async function runMain<O>(spec: MainSpec<O>, proc: ProcessLike): Promise<
   await started.done;
   await printed;
   started.flush();
+  clearInterval(alive);
   proc.exit(0);
 }
 

@@ -90,19 +90,23 @@ export interface ShimTask {
 
 /** Runs a shim task and resolves with its `{ok: true, ...}` line; rejects with its error. */
 export function runShimTask(task: ShimTask): Promise<Record<string, unknown>> {
-  const child = spawn(task.command, [...task.args], { stdio: ['ignore', 'pipe', 'ignore'], ...(task.env === undefined ? {} : { env: task.env }) });
+  const child = spawn(task.command, [...task.args], { stdio: ['ignore', 'pipe', 'pipe'], ...(task.env === undefined ? {} : { env: task.env }) });
   return new Promise((resolve, reject) => {
     let out = '';
+    // The tail of stderr: why a task that printed no line failed (a crash, a kill).
+    let err = '';
     const timer = task.clock.setTimeout(() => { child.kill('SIGKILL'); reject(new VirtqError('TIMEOUT', `${task.what}: the shim did not finish within ${task.timeoutMs / 1000} s`)); }, task.timeoutMs);
     child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-    child.once('error', (err) => { timer.dispose(); reject(new VirtqError('OPERATION_FAILED', `${task.what}: cannot run ${task.command}: ${err.message}`, { cause: err })); });
-    child.once('close', () => {
+    child.stderr?.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-1000); });
+    child.once('error', (e) => { timer.dispose(); reject(new VirtqError('OPERATION_FAILED', `${task.what}: cannot run ${task.command}: ${e.message}`, { cause: e })); });
+    child.once('close', (code, signal) => {
       timer.dispose();
       let value: unknown;
       try { value = JSON.parse(out.split('\n')[0] ?? ''); } catch { value = undefined; }
       const v = value as { ok?: unknown; error?: unknown } | undefined;
       if (v?.ok === true) resolve(v as Record<string, unknown>);
-      else reject(v?.ok === false ? VirtqError.fromWire(v.error) : new VirtqError('INTERNAL', `${task.what}: the shim printed ${JSON.stringify(out.slice(0, 200))}`));
+      else if (v?.ok === false) reject(VirtqError.fromWire(v.error));
+      else reject(new VirtqError('INTERNAL', `${task.what}: the shim ${signal === null ? `exited with ${String(code)}` : `was killed by ${signal}`} and printed ${JSON.stringify(out.slice(0, 200))}${err === '' ? '' : `; its stderr ends: ${err.trim()}`}`));
     });
   });
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The long chaos run (issue #8): builds, then runs new seeds of test/chaos for MINUTES (default
-# 30) and prints a summary: iterations, faults injected by kind, invariant violations.
+# The long chaos run (issues #8 and #13): builds, then runs new seeds of test/chaos for MINUTES
+# (default 30) and prints a summary: iterations, operations (VMs, volumes, secrets), faults
+# injected by kind, outcomes, invariant violations.
 #   scripts/chaos.sh [MINUTES] [FIRST_SEED]
 # Env: VIRTQ_CHAOS_STEPS (steps per seed, default 60), VIRTQ_CHAOS_NAMES (VM names, default 8),
-# VIRTQ_CHAOS_TMPFS (root tmpfs size, default 2m; "off" for a plain temp dir), VIRTQ_CHAOS_VERBOSE=1.
+# VIRTQ_CHAOS_TMPFS (root tmpfs size, default 64m: volumes live there too; "off" for a plain temp dir), VIRTQ_CHAOS_VERBOSE=1.
 # A failing seed is printed with the command that runs it again; its logs and trace are kept
 # under /tmp/vq-chaos-failed-SEED-*.
 set -euo pipefail

@@ -94,24 +94,20 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
         ...(passphrase === undefined ? {} : { encryption: { passphrase, ...(d.luksIterTimeMs === undefined ? {} : { iterTimeMs: d.luksIterTimeMs }) } }),
       });
-      await d.records.set(pool, name, made(v, encryption?.secret.toLowerCase()));
+      await recordOrUndo(d, p, pool, name, made(v, encryption?.secret.toLowerCase()));
       d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');
       return row(pool, v);
     }),
     cloneVolume: ({ pool, source, name, thin, job }, ctx) => metrics.timed('clone', () => jobs.run(ctx.client, job, { operation: 'clone', pool, volume: name }, async ({ signal, report }) => {
       const p = pools.active(pool);
       const from = d.records.get(pool, source);
-      // The copy's format follows the source's record (a guess only for a file put there by hand),
-      // recorded before the driver looks at the new file: its bytes are the source's, guest-written.
+      // The copy's format follows the source's record (a guess only for a file put there by hand).
       const format = thin === true ? 'qcow2' : (from.format ?? (await p.volumeInfo(source)).format) === 'qcow2' ? 'qcow2' : 'raw';
-      const fresh = Object.keys(d.records.get(pool, name)).length === 0;
-      if (fresh) await d.records.set(pool, name, { format, ...(from.secret === undefined ? {} : { secret: from.secret }) });
-      try {
-        return row(pool, await p.clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report }));
-      } catch (err) {
-        if (fresh) await d.records.set(pool, name, undefined);
-        throw err;
-      }
+      const v = await p.clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report });
+      // Recorded as what it was made from, never as what its bytes (the source's, guest-written)
+      // look like; then described again, now that a raw copy is never probed.
+      await recordOrUndo(d, p, pool, name, { format, ...(from.secret === undefined ? {} : { secret: from.secret }) });
+      return row(pool, format === v.format ? v : await p.volumeInfo(name));
     })),
     resizeVolume: ({ pool, name, capacity, shrink }) => metrics.timed('resize', async () => {
       const p = pools.active(pool);
@@ -122,7 +118,8 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
       await guard.exclusive(await p.path(name), `delete volume ${pool}/${name}`, () => p.delete(name));
-      await d.records.set(pool, name, undefined);
+      // The volume is gone: forgetting its record is best effort, so a full disk cannot fail a delete that happened.
+      await d.records.set(pool, name, undefined).catch((err: unknown) => d.log.warn({ pool, volume: name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot forget the deleted volume\'s record'));
       d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted');
       return {};
     }),
@@ -147,6 +144,21 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
 }
 
 /**
+ * Records what a create or clone just made; a volume whose record cannot be written is removed
+ * again, so the operation fails whole rather than leaving a volume that, after a restart, would
+ * be probed from bytes a guest wrote.
+ */
+async function recordOrUndo(d: StorageDeps, p: StoragePool, pool: string, name: string, record: VolumeRecord): Promise<void> {
+  try {
+    await d.records.set(pool, name, record);
+  } catch (err) {
+    await p.delete(name).catch((e: unknown) => d.log.warn({ pool, volume: name, err: e, msgId: 'VOLUME_UNDO_FAILED' }, 'cannot remove the volume whose record was not written'));
+    await d.records.set(pool, name, undefined).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
  * The bytes of an upload stream. A stream the client ends with an error frame ends its iteration
  * like a clean end; without this check an error sent after the last byte committed the upload
  * the client had just abandoned.
@@ -161,7 +173,18 @@ async function* uploadBytes(stream: ByteStream, v: { pool: string; name: string 
 async function finishUpload(d: StorageDeps, ctx: CallContext, stream: ByteStream, p: StoragePool, v: { pool: string; name: string; path: string; length: number }): Promise<void> {
   try {
     await d.metrics.timed('upload', () => d.jobs.run(ctx.client, undefined, { operation: 'upload', pool: v.pool, volume: v.name }, ({ signal, report }) =>
-      d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, () => p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length }))));
+      d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, async () => {
+        const info = await p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length });
+        // Uploaded bytes never make a volume qcow2 that was not made qcow2 (a raw volume stays raw
+        // whatever header it now holds), but a qcow2 volume given bytes that are not an image is raw.
+        // Should the record not reach the disk, the daemon answers from memory and the next record
+        // written carries it.
+        const before = d.records.get(v.pool, v.name);
+        if (before.format === 'qcow2' && info.format !== 'qcow2') {
+          await d.records.set(v.pool, v.name, { ...before, format: 'raw' })
+            .catch((err: unknown) => d.log.warn({ pool: v.pool, volume: v.name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot record the uploaded volume\'s format'));
+        }
+      })));
     d.metrics.transferred('in', v.length);
     d.log.info({ pool: v.pool, volume: v.name, bytes: v.length, msgId: 'VOLUME_UPLOADED' }, 'volume uploaded');
     stream.end();

@@ -41,6 +41,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
-    throw new VirtqError('OPERATION_FAILED', `cannot write ${file}: ${code === 'ENOSPC' ? 'no space left on device' : (err as Error).message}`, { cause: err });
+    if (code === 'ENOSPC') throw new VirtqError('NO_SPACE', `cannot write ${file}: no space left on device; free space on its filesystem and retry`, { cause: err });
+    throw new VirtqError('OPERATION_FAILED', `cannot write ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

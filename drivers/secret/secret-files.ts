@@ -124,11 +124,18 @@ export class SecretFiles {
     await this.syncDir();
   }
 
-  private async unlinkIfPresent(file: string): Promise<void> {
+  /** Removes a value file if there is one (a leftover no metadata claims). */
+  async removeValue(uuid: string): Promise<void> {
+    if (await this.unlinkIfPresent(this.valueFile(uuid))) await this.syncDir();
+  }
+
+  /** Unlinks `file`; false when there was none. */
+  private async unlinkIfPresent(file: string): Promise<boolean> {
     try {
       await unlink(file);
+      return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw new VirtqError('OPERATION_FAILED', `cannot remove ${file}: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -217,12 +217,20 @@ export class SecretStore implements SecretDriver {
       return;
     }
     const stored: StoredMeta = { uuid: next.uuid, usage: next.usage, description: next.description, private: next.private };
-    await this.files.writeMeta(stored);
-    if (existing?.ephemeral !== true || existing.value === undefined) return;
+    if (existing?.ephemeral !== true || existing.value === undefined) {
+      // A secret with no value must not pick up a value file an interrupted change left behind.
+      if (next.value === undefined && next.valueError === undefined) await this.files.removeValue(next.uuid);
+      await this.files.writeMeta(stored);
+      return;
+    }
+    // An ephemeral secret made persistent: its value first. A crash before the metadata is
+    // written leaves a value file no metadata claims (not loaded: the secret is gone, as an
+    // ephemeral one is after a restart), never a persistent secret without its value.
+    await this.files.writeValue(next.uuid, sealValue(this.key, next.uuid, existing.value));
     try {
-      await this.files.writeValue(next.uuid, sealValue(this.key, next.uuid, existing.value));
+      await this.files.writeMeta(stored);
     } catch (err) {
-      // Roll back: the secret stays ephemeral, so no metadata file may claim it.
+      // Roll back: the secret stays ephemeral, so no file may be left for it.
       await this.files.remove(next.uuid).catch(() => undefined);
       throw err;
     }

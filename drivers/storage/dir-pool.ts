@@ -171,10 +171,13 @@ export class DirPool implements StoragePool {
   async clone(source: string, name: string, options: { mode: CloneMode }, ctl: OpControl = {}): Promise<VolumeInfo> {
     checkVolumeName(name);
     const src = await this.resolve(source);
-    return this.exclusive(name, 'clone', async () => {
+    // A volume cloned onto its own name already exists (before the busy marks could call it busy).
+    if (source === name) await this.refuseExisting(name);
+    // The source is marked read for the whole clone: an upload, resize or delete of it is refused meanwhile.
+    return this.busy.reading(source, `clone of it to ${JSON.stringify(name)}`, () => this.exclusive(name, 'clone', async () => {
       await this.refuseExisting(name);
       return this.madeVolume(name, await cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl));
-    });
+    }));
   }
 
   /** Sets the capacity of `name`; below the current one only with `shrink`. */

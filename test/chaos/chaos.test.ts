@@ -1,5 +1,7 @@
 // The chaos suite (issue #8): seeded random schedules of operations and faults against a real
-// virtqemud, its shims and QEMU under a tmpfs root, each ending with the invariants of chaos.ts.
+// virtqemud, its shims and QEMU under a tmpfs root, each ending with the invariants of chaos.ts;
+// beside them (issue #13) virtstoraged and virtsecretd, their volumes and secrets, kill -9 of
+// either, with the invariants of storage-invariants.ts.
 //
 //   npx vitest run test/chaos                            bounded: the seeds below (part of npm test)
 //   VIRTQ_CHAOS_SEED=1234 npx vitest run test/chaos      one seed again (VIRTQ_CHAOS_STEPS to change its length)
@@ -13,7 +15,9 @@ import { openWorlds } from './world.js';
  * Seeds that run on every `npm test`, with what each one catches when its fix is taken out (the
  * schedule of a seed does not depend on its length, only on this generator: seeds that found bugs
  * under earlier versions of it, listed in the issue note, now draw other schedules). Bugs that
- * need a narrow race have a deterministic test of their own instead, named in each test.
+ * need a narrow race have a deterministic test of their own instead, named in each test (the
+ * races the storage schedule found: test/unit/drivers/storage/dir-pool.test.ts and
+ * test/integration/storaged-chaos-regressions.test.ts).
  */
 const SEEDS: Array<{ seed: number; steps: number; found?: string }> = [
   { seed: 1, steps: 60, found: 'a re-registered shim lost its QEMU pid; a second restart forgot how a VM ended' },
@@ -25,7 +29,7 @@ const env = process.env;
 const minutes = Number(env['VIRTQ_CHAOS_MINUTES'] ?? '0');
 const base: Omit<ChaosOptions, 'steps'> = {
   names: Number(env['VIRTQ_CHAOS_NAMES'] ?? '8'),
-  tmpfsSize: env['VIRTQ_CHAOS_TMPFS'] ?? '2m',
+  tmpfsSize: env['VIRTQ_CHAOS_TMPFS'] ?? '64m',
   convergeMs: 10_000,
   ...(env['VIRTQ_CHAOS_VERBOSE'] === '1' ? { log: (line: string) => process.stdout.write(`${line}\n`) } : {}),
 };

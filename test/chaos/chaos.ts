@@ -7,6 +7,8 @@
 //   3. the listing converges to the processes within a bound;
 //   4. no definition is lost or corrupt, and no temp file is read as one;
 //   5. once everything is destroyed and undefined, no QEMU, shim or lease holder is left.
+// Beside it runs the storage schedule of storage-chaos.ts (virtstoraged and virtsecretd, their
+// operations, kill -9 of either, hang-ups mid-transfer) with the invariants of storage-invariants.ts.
 import { readFileSync, readdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +18,7 @@ import {
 } from '../../protocol/index.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { Rng } from './rng.js';
+import { StorageChaos } from './storage-chaos.js';
 import { ChaosWorld, sleep, type QemuProc } from './world.js';
 
 /** How an iteration runs. */
@@ -155,6 +158,7 @@ class Chaos {
   private readonly kernel = idleGuest().kernel;
   private readonly shared: string;
   private probe = 0;
+  private readonly storage: StorageChaos;
 
   constructor(private readonly seed: number, private readonly opts: ChaosOptions) {
     this.rng = new Rng(seed);
@@ -163,11 +167,16 @@ class Chaos {
     for (const n of this.names) this.w.image(n);
     this.shared = this.w.image('shared');
     this.report = { seed, steps: 0, ops: {}, faults: {}, errors: {}, violations: [], notes: [], trace: [], ms: 0 };
+    this.storage = new StorageChaos(seed, this.w.root, {
+      trace: (l) => this.trace(l), violation: (v) => this.violation(v), note: (n) => this.report.notes.push(n),
+      count: (what, key) => count(this.report[what], key), stopAck: (n) => this.stopAck(n), track: (p) => this.track(p),
+      virtq: () => this.w.connect(), diskFull: () => this.w.diskFull,
+    });
   }
 
   async run(): Promise<IterationReport> {
     try {
-      await this.w.startDaemon();
+      await Promise.all([this.w.startDaemon(), this.storage.start()]);
       this.trace(`root ${this.w.root}${this.w.tmpfs ? ` (tmpfs ${this.opts.tmpfsSize})` : ''}`);
       // The disk-full fault needs a tmpfs root: as root, not getting one fails the run rather than
       // quietly leaving the fault out; otherwise it is said in the summary.
@@ -177,13 +186,15 @@ class Chaos {
         else this.report.notes.push(what);
       }
       for (this.step = 1; this.step <= this.opts.steps; this.step++) {
-        await this.runStep();
+        await Promise.all([this.runStep(), this.storage.step()]);
         this.checkUnique('after step');
+        this.storage.checkInUse('after step', this.w.qemus());
         this.report.steps++;
       }
       await this.quiesce();
       await this.checkConvergence('at the end');
       await this.checkSeenRunning('at the end');
+      await this.storage.checkAtEnd(this.opts.convergeMs, () => this.w.qemus());
       // Then every lost shim re-attached, and virtqemud restarted from scratch: it must rebuild
       // the same truth from the files and the shims re-registering.
       for (const name of [...this.lost].sort()) await this.reattach(name);
@@ -207,6 +218,7 @@ class Chaos {
           writeFileSync(join(kept, 'trace.txt'), `${this.report.trace.join('\n')}\n\nviolations:\n${this.report.violations.join('\n')}\n`);
         }
       }
+      await this.storage.dispose();
       await this.w.dispose();
     }
     return this.report;
@@ -398,7 +410,7 @@ class Chaos {
   /** A write refused for lack of space must say so. */
   private checkFullDiskError(what: string, name: string, out: Outcome & { ok: false }): void {
     if (['NAME_IN_USE', 'UUID_IN_USE', 'CONNECTION_CLOSED', 'NO_CONNECT', 'TIMEOUT'].includes(out.code)) return;
-    if (out.code === 'OPERATION_FAILED' && out.message.includes('no space left on device')) return;
+    if (out.code === 'NO_SPACE' && out.message.includes('no space left on device')) return;
     this.violation(`${what} ${name} on a full disk failed without a clear error: ${out.code}: ${out.message}`);
   }
 
@@ -667,6 +679,7 @@ class Chaos {
   private async settle(): Promise<void> {
     for (const pid of [...this.stopped.keys()]) this.cont(pid);
     if (!this.w.daemonUp) await this.restartDaemon();
+    await this.storage.ensureUp();
     const all = Promise.all([...this.pending]);
     const timeout = sleep(100_000).then(() => 'timeout' as const);
     if (await Promise.race([all.then(() => 'done' as const), timeout]) === 'timeout') this.violation(`${this.pending.size} calls still unanswered 100 s after quiescence`);

@@ -123,10 +123,11 @@ describe('virtstoraged', () => {
     expect(own).toMatch(sample('virtq_storage_pool_volumes', { daemon: 'virtstoraged', pool: 'default' }, '1'));
     expect(own).toMatch(sample('virtq_storage_operations_total', { daemon: 'virtstoraged', operation: 'create', code: 'OK' }, '1'));
     expect(own).toMatch(sample('virtq_storage_pool_capacity_bytes', { daemon: 'virtstoraged', pool: 'default' }, '[1-9][0-9]*'));
+    // virtqemud serves what it last fetched from the side daemons (every 100 ms here): poll until it has the volume.
     await expect.poll(async () => (await (await fetch(`http://127.0.0.1:${qemud.reply.httpPort}/metrics`)).text()), { timeout: 10_000 })
-      .toMatch(sample('virtq_secret_secrets', { daemon: 'virtsecretd', ephemeral: 'false' }, '0'));
+      .toMatch(sample('virtq_storage_pool_volumes', { daemon: 'virtstoraged', pool: 'default' }, '1'));
     const host = await (await fetch(`http://127.0.0.1:${qemud.reply.httpPort}/metrics`)).text();
-    expect(host).toMatch(sample('virtq_storage_pool_volumes', { daemon: 'virtstoraged', pool: 'default' }, '1'));
+    expect(host).toMatch(sample('virtq_secret_secrets', { daemon: 'virtsecretd', ephemeral: 'false' }, '0'));
     expect(host.match(/^# TYPE virtq_rpc_requests_total counter$/gm)).toHaveLength(1);
   });
 });

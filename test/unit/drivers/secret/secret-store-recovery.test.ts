@@ -2,7 +2,8 @@
 // (sealed, never plaintext), and how damaged, tampered, swapped, orphaned or half-written files
 // cost only themselves, reported by open() instead of thrown.
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SecretFiles } from '../../../../drivers/secret/secret-files.js';
 import { SecretStore } from '../../../../drivers/secret/secret-store.js';
 import { VirtqError } from '../../../../protocol/errors.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
@@ -188,5 +189,35 @@ describe('SecretStore across restarts', () => {
     store.close();
     const next = await reopen();
     expect(next.store.getValue(U1)).toEqual(PLAIN);
+  });
+
+  // Found by the chaos suite (seed 5014): virtsecretd killed while it made an ephemeral secret
+  // persistent had written the metadata but not the value: back up, the secret had lost its value.
+  it('never leaves a persistent secret without its value when a move from ephemeral to persistent is cut short', async () => {
+    const { store } = await reopen();
+    await store.define({ uuid: U1, ephemeral: true });
+    await store.setValue(U1, PLAIN);
+    // The process dies before the second file of the change is written: that write never happens.
+    const writes: string[] = [];
+    for (const m of ['writeMeta', 'writeValue'] as const) {
+      const real = SecretFiles.prototype[m] as (this: SecretFiles, ...args: unknown[]) => Promise<void>;
+      vi.spyOn(SecretFiles.prototype, m).mockImplementation(function (this: SecretFiles, ...args: unknown[]) {
+        writes.push(m);
+        return writes.length > 1 ? new Promise<void>(() => undefined) : real.apply(this, args);
+      });
+    }
+    void store.define({ uuid: U1, ephemeral: false });
+    await expect.poll(() => writes.length).toBe(2);
+    vi.restoreAllMocks();
+    // Back up: the secret is gone, as an ephemeral one is after a restart (or, had it all been
+    // written, persistent with its value) — never there without one.
+    const after = await reopen();
+    expect(thrown(() => after.store.get(U1)).code).toBe('NO_SECRET');
+    expect(after.report.problems).toEqual([expect.objectContaining({ reason: 'ORPHAN_VALUE', uuid: U1 })]);
+    // Defined again, it does not pick up the value file the cut left behind.
+    await after.store.define({ uuid: U1 });
+    const again = await reopen();
+    expect(thrown(() => again.store.getValue(U1)).code).toBe('OPERATION_INVALID');
+    expect(again.report.problems).toEqual([]);
   });
 });

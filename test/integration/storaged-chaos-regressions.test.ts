@@ -1,0 +1,123 @@
+// virtstoraged's behaviours the chaos suite (test/chaos, issue #13) found wrong, each pinned by a
+// deterministic test: two changes of one volume at once, a delete and a create on a full disk,
+// raw bytes uploaded into a qcow2 volume.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectStorage } from '../../client/index.js';
+import { ServiceHarness } from '../helpers/service-harness.js';
+import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
+
+const MiB = 1024 * 1024;
+
+/** A temp root on its own small tmpfs, so that its disk can be filled. */
+function tmpfsRoot(): TmpRoot {
+  const root = tmpRoot();
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', root.dir], { encoding: 'utf8' });
+  if (m.status !== 0) throw new Error(`mount -t tmpfs (needs root): ${m.stderr}`);
+  return {
+    ...root,
+    remove: () => {
+      if (spawnSync('umount', [root.dir]).status !== 0) spawnSync('umount', ['-l', root.dir]);
+      root.remove();
+    },
+  };
+}
+
+describe('virtstoraged (chaos regressions)', () => {
+  let h: ServiceHarness;
+  afterEach(() => h.cleanup());
+
+  // Chaos seed 208: two resizes of one volume at once; the second was told a VM used the volume.
+  it('refuses a second change of a volume under way with IN_USE naming it, not LOCK_CONFLICT blaming a VM', async () => {
+    h = new ServiceHarness(tmpRoot());
+    await h.start('virtstoraged');
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      await storage.api.createVolume({ pool: 'default', name: 'v.raw', capacity: 2 * MiB });
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => { release = resolve; });
+      let sent = false;
+      const upload = storage.upload('default', 'v.raw', (async function* () {
+        yield Buffer.alloc(MiB, 1);
+        sent = true;
+        await gate;
+        yield Buffer.alloc(MiB, 2);
+      })(), 2 * MiB);
+      await expect.poll(async () => sent && (await storage.api.listJobs({})).jobs.length === 1).toBe(true);
+      for (const call of [() => storage.api.deleteVolume({ pool: 'default', name: 'v.raw' }), () => storage.api.resizeVolume({ pool: 'default', name: 'v.raw', capacity: 4 * MiB })]) {
+        const err = await call().then(() => undefined, (e: unknown) => e);
+        expect(err).toMatchObject({ code: 'IN_USE', message: expect.stringContaining('upload into volume default/v.raw') });
+        expect((err as Error).message).not.toContain('VM');
+      }
+      release();
+      await upload;
+      await storage.api.deleteVolume({ pool: 'default', name: 'v.raw' });
+    } finally {
+      storage.close();
+    }
+  });
+
+  // Chaos seed 208: on a full disk a delete removed the volume, then failed writing the (unchanged)
+  // volume → secret map, and answered OPERATION_FAILED for a volume that was gone.
+  it('deletes a volume on a full disk and answers ok', async () => {
+    h = new ServiceHarness(tmpfsRoot());
+    await h.start('virtstoraged');
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      // A sparse file without a single block (qemu-img would allocate one): deleting it frees no
+      // space for what the delete writes next.
+      writeFileSync(h.root.path('lib', 'images', 'v.raw'), '');
+      truncateSync(h.root.path('lib', 'images', 'v.raw'), MiB);
+      expect((await storage.api.listVolumes({ pool: 'default' })).volumes.map((v) => v.name)).toEqual(['v.raw']);
+      spawnSync('sh', ['-c', `cat /dev/zero > ${h.root.path('filler')}`]);
+      await storage.api.deleteVolume({ pool: 'default', name: 'v.raw' });
+      expect(readdirSync(h.root.path('lib', 'images'))).toEqual([]);
+      expect((await storage.api.listVolumes({ pool: 'default' })).volumes).toEqual([]);
+    } finally {
+      storage.close();
+    }
+  });
+
+  // Chaos seed 7: on a full disk a create made the (sparse) volume, then could not write its
+  // record and failed; the volume stayed, unrecorded, so a restart would have probed its bytes.
+  it('fails a create whose record cannot be written with NO_SPACE, and leaves no volume', async () => {
+    h = new ServiceHarness(tmpfsRoot());
+    await h.start('virtstoraged');
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      spawnSync('sh', ['-c', `cat /dev/zero > ${h.root.path('filler')}`]);
+      const err = await storage.api.createVolume({ pool: 'default', name: 'v.raw', capacity: MiB }).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ code: 'NO_SPACE', message: expect.stringContaining('no space left on device') });
+      expect(readdirSync(h.root.path('lib', 'images'))).toEqual([]);
+      expect((await storage.api.listVolumes({ pool: 'default' })).volumes).toEqual([]);
+      unlinkSync(h.root.path('filler'));
+      expect(await storage.api.createVolume({ pool: 'default', name: 'v.raw', capacity: MiB })).toMatchObject({ name: 'v.raw', format: 'raw' });
+    } finally {
+      storage.close();
+    }
+  });
+
+  // Chaos seed 1: raw bytes uploaded into a qcow2 volume; virtstoraged went on listing it qcow2.
+  it('lists a qcow2 volume given raw bytes by an upload as raw, as qemu-img reads it', async () => {
+    h = new ServiceHarness(tmpRoot());
+    const daemon = await h.start('virtstoraged');
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      const v = await storage.api.createVolume({ pool: 'default', name: 'v.qcow2', format: 'qcow2', capacity: MiB });
+      expect(v.format).toBe('qcow2');
+      await storage.upload('default', 'v.qcow2', (async function* () { yield Buffer.alloc(64 * 1024, 7); })(), 64 * 1024);
+      expect(await storage.api.getVolume({ pool: 'default', name: 'v.qcow2' })).toMatchObject({ format: 'raw', capacity: 64 * 1024 });
+      const probe = spawnSync('qemu-img', ['info', '--output=json', v.path], { encoding: 'utf8' });
+      expect(JSON.parse(probe.stdout)).toMatchObject({ format: 'raw' });
+      // And it stays raw for good: what a guest writes into it now is never read as a header.
+      await h.kill(daemon);
+      await h.start('virtstoraged');
+      const again = await connectStorage(h.uri('storage'));
+      expect(await again.api.getVolume({ pool: 'default', name: 'v.qcow2' })).toMatchObject({ format: 'raw' });
+      again.close();
+    } finally {
+      storage.close();
+    }
+  });
+});
