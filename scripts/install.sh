@@ -15,10 +15,11 @@ usage: bash scripts/install.sh [options]
   --no-units       install the package only
   --units-only     install the units only (the binaries are already installed)
   --no-enable      write the units but do not enable or start them
+  --no-build       pack dist/ as it is (already built)
 TXT
 }
 
-prefix='' bin_dir='' unit_dir=/etc/systemd/system package=1 units=1 enable=1
+prefix='' bin_dir='' unit_dir=/etc/systemd/system package=1 units=1 enable=1 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="$2"; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --no-units) units=0; shift ;;
     --units-only) package=0; shift ;;
     --no-enable) enable=0; shift ;;
+    --no-build) build=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -45,14 +47,23 @@ npm_prefix=(); [ -n "$prefix" ] && npm_prefix=(--prefix "$prefix")
 
 if [ -f "$here/scripts/build.mjs" ]; then
   # A clone: build, pack and install the tarball (what `npm install -g virtq-*.tgz` does for anyone).
-  if [ "$package" = 1 ]; then
-    (cd "$here" && npm run --silent build)
-    tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-    tarball="$(cd "$here" && npm pack --ignore-scripts --silent --pack-destination "$tmp" | tail -1)"
-    for_dir "$(npm prefix -g "${npm_prefix[@]}")" npm install -g "${npm_prefix[@]}" --no-audit --no-fund --loglevel=error "$tmp/$tarball"
-  fi
   pkg="$(npm root -g "${npm_prefix[@]}")/virtq"
-  [ "$package" = 1 ] || pkg="$here"
+  if [ "$package" = 1 ]; then
+    [ "$build" = 0 ] || (cd "$here" && npm run --silent build)
+    same=1
+    for f in "$here"/dist/bin/*.js "$here/package.json"; do
+      cmp -s "$f" "$pkg/${f#"$here"/}" || { same=0; break; }
+    done
+    if [ "$same" = 1 ]; then
+      echo "install.sh: this build of virtq is installed already"
+    else
+      tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+      tarball="$(cd "$here" && npm pack --ignore-scripts --silent --pack-destination "$tmp" | tail -1)"
+      for_dir "$(npm prefix -g "${npm_prefix[@]}")" npm install -g "${npm_prefix[@]}" --no-audit --no-fund --loglevel=error "$tmp/$tarball"
+    fi
+  else
+    pkg="$here"
+  fi
 else
   # An installed package: its binaries are installed already.
   pkg="$here"; package=0
@@ -60,7 +71,7 @@ fi
 [ -n "$bin_dir" ] || bin_dir="$(npm prefix -g "${npm_prefix[@]}")/bin"
 
 if [ "$package" = 1 ]; then
-  echo "install.sh: installed virtq $(node -p "require('$pkg/package.json').version") in $bin_dir"
+  echo "install.sh: virtq $(node -p "require('$pkg/package.json').version") is installed in $bin_dir"
   case ":$PATH:" in *":$bin_dir:"*) ;; *) echo "install.sh: $bin_dir is not on PATH; add it: export PATH=\"$bin_dir:\$PATH\"" ;; esac
 fi
 [ "$units" = 1 ] || exit 0
