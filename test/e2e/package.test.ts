@@ -98,6 +98,12 @@ describe('the npm package', () => {
     const { shimPid } = JSON.parse((await sh('virtq', ['dominfo', 'idle1', '--json'], viaEnv)).stdout) as { shimPid: number };
     expect(readFileSync(`/proc/${shimPid}/cmdline`, 'latin1').split('\0')).toContain(join(prefix, 'lib', 'node_modules', 'virtq', 'dist', 'bin', 'virtq-shim.js'));
 
+    // With neither, root's virtq goes to the host's virtqemud at /run/virtq (another user's to the session one).
+    const bare = await sh('virtq', ['list'], { HOME: tmp.path('empty-home'), XDG_CONFIG_HOME: '' }).catch((e: { code: number; stderr: string }) => e);
+    const hostSocket = process.getuid?.() === 0 ? '/run/virtq/virtqemud.sock' : join(process.env['XDG_RUNTIME_DIR'] ?? `/tmp/virtq-${process.env['USER'] ?? 'user'}`, 'virtq', 'virtqemud.sock');
+    if (existsSync(hostSocket)) expect(bare).toMatchObject({ stderr: '' });
+    else expect(bare).toMatchObject({ code: 1, stderr: expect.stringContaining(`virtq: NO_CONNECT: cannot connect to ${hostSocket}`) });
+
     expect((await sh('virtq', ['destroy', 'idle1'], viaEnv)).stdout).toBe("Domain 'idle1' destroyed\n");
     const exited = new Promise((r) => daemon?.once('exit', r));
     daemon.kill('SIGTERM');
