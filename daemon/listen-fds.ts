@@ -53,9 +53,10 @@ export function takeListenFds(env: NodeJS.ProcessEnv, pid: number, pathOf: (fd: 
 
 /**
  * Which passed socket serves which of `daemon`'s sockets: the one named `rw`, `ro` or `admin`,
- * else the one bound to that socket's path. A socket that matches none, or two for one class,
- * is INVALID_ARG naming them (a unit that passes the wrong socket must not leave clients
- * queued on a socket nobody serves).
+ * else the one bound to that socket's path. A socket that matches none, two for one class, or a
+ * named one bound somewhere else than that class's path, is INVALID_ARG naming them: a unit
+ * that passes the wrong socket must not leave clients queued on a socket nobody serves, nor
+ * serve one where this daemon's clients do not look.
  */
 export function assignListenFds(passed: readonly PassedSocket[], sockets: Readonly<Record<SocketClass, string>>, daemon: string): InheritedSockets {
   const out: InheritedSockets = {};
@@ -66,6 +67,9 @@ export function assignListenFds(passed: readonly PassedSocket[], sockets: Readon
     if (which === undefined) {
       const expected = CLASSES.map((c) => `${c}: ${sockets[c]}`).join(', ');
       throw new VirtqError('INVALID_ARG', `socket activation: file descriptor ${p.fd}${describe(p)} is none of ${daemon}'s sockets (${expected}); name it rw, ro or admin (FileDescriptorName=) or bind it to one of those paths`);
+    }
+    if (named !== undefined && p.path !== undefined && resolve(p.path) !== resolve(sockets[named])) {
+      throw new VirtqError('INVALID_ARG', `socket activation: file descriptor ${p.fd} is named ${named} but bound to ${p.path}, not to ${daemon}'s ${named} socket ${sockets[named]}; clients of this layout (--root, --system, --session) would not find it: bind it there (ListenStream=)`);
     }
     const earlier = out[which];
     if (earlier !== undefined) throw new VirtqError('INVALID_ARG', `socket activation: file descriptors ${earlier} and ${p.fd} were both passed for ${daemon}'s ${which} socket`);

@@ -53,6 +53,13 @@ describe('assignListenFds', () => {
     expect(() => assignListenFds([p(3)], sockets, 'virtqemud')).toThrow(expect.objectContaining({ message: expect.stringContaining('file descriptor 3 (bound to no path) is none of') }));
   });
 
+  it('refuses a named socket bound where the daemon\'s clients do not look (a --root daemon on /run/virtq sockets)', () => {
+    expect(() => assignListenFds([p(3, 'rw', sockets.rw)], { rw: '/srv/vq/run/virtqemud.sock', ro: '/srv/vq/run/virtqemud-ro.sock', admin: '/srv/vq/run/virtqemud-admin.sock' }, 'virtqemud')).toThrow(expect.objectContaining({
+      code: 'INVALID_ARG',
+      message: "socket activation: file descriptor 3 is named rw but bound to /run/virtq/virtqemud.sock, not to virtqemud's rw socket /srv/vq/run/virtqemud.sock; clients of this layout (--root, --system, --session) would not find it: bind it there (ListenStream=)",
+    }));
+  });
+
   it('refuses two sockets for one class', () => {
     expect(() => assignListenFds([p(3, 'rw'), p(4, undefined, sockets.rw)], sockets, 'virtqemud')).toThrow(expect.objectContaining({ code: 'INVALID_ARG', message: "socket activation: file descriptors 3 and 4 were both passed for virtqemud's rw socket" }));
   });
