@@ -72,7 +72,7 @@ export function buildProgram(setup: ProgramSetup): Command {
   const program = new Command('virtq')
     .description('Manage QEMU virtual machines run by virtq: one shim per VM, one virtqemud per host.')
     .version(VERSION, '-V, --version', 'print the version')
-    .addOption(new Option('-c, --connect <uri>', 'connection URI (default: $VIRTQ_DEFAULT_URI, else qemu:///session, or qemu:///system as root)').argParser((v: string) => {
+    .addOption(new Option('-c, --connect <uri>', 'connection URI (default: $VIRTQ_DEFAULT_URI, else uri_default in ~/.config/virtq/client.json, else qemu:///session, or qemu:///system as root)').argParser((v: string) => {
       try {
         parseUri(v, setup.env);
         return v;

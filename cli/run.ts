@@ -2,7 +2,8 @@
 // failed ("virtq: CODE: message", one line on stderr), 2 usage. Connections a command opened
 // are closed when it ends, whatever the outcome.
 import { CommanderError } from 'commander';
-import { VirtqError, daemonServing, defaultUri, siblingUri, type DaemonName } from '../protocol/index.js';
+import { VirtqError, daemonServing, siblingUri, type DaemonName } from '../protocol/index.js';
+import { resolveDefaultUri } from '../client/default-uri.js';
 import type { CommandSpec, RunContext } from './command.js';
 import type { Input } from './derive.js';
 import type { CliAdminConnection, CliConnection, CliIo, CliServiceConnection } from './io.js';
@@ -28,7 +29,7 @@ function daemonOf(program: string): DaemonName {
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const closers: Array<() => void> = [];
   const execute = async (spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void> => {
-    const given = globals.connect ?? defaultUri(io.env, io.uid);
+    const given = globals.connect ?? resolveDefaultUri({ env: io.env, uid: io.uid });
     // A command of a secondary daemon's program goes to that daemon on the host the URI names.
     const uri = spec.program === 'virtq' || spec.program === 'admin' ? given : siblingUri(given, daemonOf(spec.program), io.env);
     let conn: Promise<CliConnection> | undefined;

@@ -15,6 +15,7 @@ import { DaemonService, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
 import { firstRoute, metricsRoute, serveHttp, type HttpRoute } from './http-server.js';
 import { runMain, type ProcessLike } from './main-shell.js';
+import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
 
 /** One program a daemon serves, with its handlers. */
 export interface Served<P extends Program = Program> {
@@ -81,6 +82,8 @@ export interface RunningService {
   readonly httpPort: number | undefined;
   readonly parts: ServiceParts;
   readonly logs: LogHub;
+  /** The sockets served on descriptors a service manager passed. */
+  readonly inherited: InheritedSockets;
   close(): Promise<void>;
 }
 
@@ -90,19 +93,25 @@ export function serviceUsage(def: ServiceDefinition<unknown>): string {
   return `usage: ${def.daemon} [--root DIR | --system | --session] [options]\n\n${def.summary}\n\n${COMMON_USAGE.replace('SCHEME', scheme)}${def.optionsUsage === undefined ? '' : `\n${def.optionsUsage}`}`;
 }
 
-/** Starts `def` under the layout `common` chooses (tests call this in-process, many at once). */
-export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock()): Promise<RunningService> {
+/**
+ * Starts `def` under the layout `common` chooses (tests call this in-process, many at once).
+ * `passed` are the sockets a service manager handed over (takeListenFds): each serves the socket
+ * it is for instead of one the daemon binds.
+ */
+export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock(), passed: readonly PassedSocket[] = []): Promise<RunningService> {
   const layout = layoutOf(common, env);
   await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
   await mkdir(layout.log, { recursive: true, mode: 0o755 });
   const logs = new LogHub({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
   const sockets = serviceSockets(layout, def.daemon);
+  const inherited = assignListenFds(passed, sockets, def.daemon);
+  if (passed.length > 0) logs.module('daemon').info({ inherited }, 'serving sockets passed by the service manager');
   const programs = DAEMONS[def.daemon].programs;
   let parts: ServiceParts | undefined;
   const labels = def.metricLabels ?? { daemon: def.daemon };
   const metrics = serviceMetrics(def.daemon, [], Object.keys(labels).length > 0);
   const service = new DaemonService({
-    daemon: def.daemon, role: DAEMONS[def.daemon].role, version: def.version, clock, logs, sockets,
+    daemon: def.daemon, role: DAEMONS[def.daemon].role, version: def.version, clock, logs, sockets, inherited,
     partialFrameTimeoutMs: common.partialFrameTimeoutMs, info: () => parts?.info?.() ?? {}, metrics,
   });
   // Claim the admin socket first: a second instance must not even read state another one owns.
@@ -125,7 +134,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     parts.serving?.();
     const built = parts;
     return {
-      layout, service, sockets, httpPort, parts: built, logs,
+      layout, service, sockets, httpPort, parts: built, logs, inherited,
       close: async () => {
         http?.close();
         await built.close();
@@ -150,16 +159,24 @@ export function serviceMain<X>(def: ServiceDefinition<X>, proc: ProcessLike & { 
       return help ? 'help' : { common, extra: def.parseExtra(values, proc.env) };
     },
     start: async ({ common, extra }) => {
-      const running = await startService(def, common, extra, proc.env);
+      // Taken (and removed from the environment) before anything is spawned.
+      const passed = takeListenFds(proc.env, proc.pid);
+      const running = await startService(def, common, extra, proc.env, systemClock(), passed);
       let stopping: Promise<void> | undefined;
       let markDone!: () => void;
       const done = new Promise<void>((resolve) => { markDone = resolve; });
       return {
-        readyLine: JSON.stringify({ ok: true, pid: proc.pid, socket: running.sockets.rw, httpPort: running.httpPort, ...running.parts.ready?.() }),
+        readyLine: JSON.stringify({ ok: true, pid: proc.pid, socket: running.sockets.rw, httpPort: running.httpPort, ...activated(running), ...running.parts.ready?.() }),
         stop: () => { stopping ??= running.close().finally(markDone); },
         done,
         flush: () => running.logs.flush(),
       };
     },
   }, proc);
+}
+
+/** The ready line's `activated` field: which sockets were passed in (absent when none were). */
+function activated(running: RunningService): { activated?: string[] } {
+  const classes = (['rw', 'ro', 'admin'] as const).filter((c) => running.inherited[c] !== undefined);
+  return classes.length === 0 ? {} : { activated: classes };
 }

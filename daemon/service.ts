@@ -12,6 +12,7 @@ import { adminLogHandlers } from './admin-log-handlers.js';
 import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
 import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
 import { WorkerSlots } from './worker-slots.js';
+import type { InheritedSockets } from './listen-fds.js';
 
 /** The paths of a daemon's three sockets. */
 export interface SocketPaths {
@@ -37,6 +38,8 @@ export interface ServiceConfig {
   clock: Clock;
   logs: LogHub;
   sockets: SocketPaths;
+  /** Sockets a service manager passed already listening (socket activation): served as they are, never unlinked. */
+  inherited?: InheritedSockets;
   /** Mode of the read-only socket (default 0666; the others are 0600). */
   roSocketMode?: number;
   /** A client that leaves a frame unfinished this long is dropped (default 30 s). */
@@ -87,10 +90,13 @@ export class DaemonService {
     this.server.register(entry);
   }
 
-  /** Opens one socket; SOCKET_IN_USE when a live process serves it (never unlinked). */
+  /**
+   * Opens one socket: the one passed for it, if any, else binds its path (SOCKET_IN_USE when a
+   * live process serves it, which is never unlinked).
+   */
   listen(which: SocketClass): Promise<void> {
     const mode = which === 'ro' ? this.cfg.roSocketMode ?? 0o666 : 0o600;
-    return this.server.listen(this.cfg.sockets[which], which, mode);
+    return this.server.listen(this.cfg.sockets[which], which, mode, this.cfg.inherited?.[which]);
   }
 
   /** Stops listening, removes its socket files and drops every client. */

@@ -21,7 +21,7 @@ export { typedClient, type Caller, type StreamProcs, type TypedClient, type Call
 export { ByteStream } from './byte-stream.js';
 export { EventQueue } from './event-queue.js';
 export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES, type Access, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';
-export { listenUnix, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
+export { listenUnix, listenInherited, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
 export * from './paths.js';
 export * from './uri.js';
 export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';

@@ -14,7 +14,7 @@ import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
 import { errorReply, type Message } from './message.js';
 import { ServerClient, type Access } from './server-client.js';
-import { listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
+import { listenInherited, listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
 import type { ByteStream } from './byte-stream.js';
 import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 import type { Limits } from './admin-program.js';
@@ -90,10 +90,13 @@ export class RpcServer {
     this.programs.set(entry.program.name, { program: entry.program, handlers, fallback: entry.fallback ?? existing?.fallback });
   }
 
-  /** Listens on a unix socket for one access level. */
-  async listen(path: string, access: Access, mode: number): Promise<void> {
+  /**
+   * Listens on a unix socket for one access level: binds `path` itself, or, given `inheritedFd`,
+   * serves the listening socket a service manager passed for it (then never unlinks `path`).
+   */
+  async listen(path: string, access: Access, mode: number, inheritedFd?: number): Promise<void> {
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket, access));
-    const bound = await listenUnix(server, path, mode);
+    const bound = inheritedFd === undefined ? await listenUnix(server, path, mode) : await listenInherited(server, inheritedFd, path);
     this.listeners.push({ server, bound });
   }
 

@@ -17,6 +17,8 @@ export interface BoundSocket {
   path: string;
   ino: number;
   dev: number;
+  /** Handed to this process already listening (socket activation): whoever bound it removes it, never this process. */
+  inherited?: boolean;
 }
 
 /** Binds `server` at `path` with `mode`; throws SOCKET_IN_USE when a live process serves it. */
@@ -40,8 +42,31 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
   return { path, ino: st.ino, dev: st.dev };
 }
 
-/** Removes the socket file only if it is still the one this process bound. */
+/**
+ * Serves `server` on the listening socket `fd` a service manager handed over (systemd socket
+ * activation) for `path`. Nothing is bound, chmod'ed or claimed: the socket unit did that, and it
+ * keeps the socket (and the clients queued on it) across this process's restarts.
+ */
+export function listenInherited(server: Server, fd: number, path: string): Promise<BoundSocket> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(new VirtqError('INVALID_ARG', `cannot serve ${path} on the inherited file descriptor ${fd}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    try {
+      server.listen({ fd }, () => {
+        server.off('error', onError);
+        resolve({ path, ino: 0, dev: 0, inherited: true });
+      });
+    } catch (err) {
+      onError(err as NodeJS.ErrnoException);
+    }
+  });
+}
+
+/** Removes the socket file only if it is still the one this process bound (never an inherited one). */
 export async function unlinkIfOurs(sock: BoundSocket): Promise<void> {
+  if (sock.inherited === true) return;
   try {
     const st = await lstat(sock.path);
     if (st.ino === sock.ino && st.dev === sock.dev) await unlink(sock.path);

@@ -85,7 +85,11 @@ export function siblingUri(uri: string, daemon: DaemonName, env: NodeJS.ProcessE
   return `${DAEMONS[daemon].scheme}://${decodeURIComponent(url.pathname)}${rest === '' ? '' : `?${rest.replace(/%2F/g, '/')}`}`;
 }
 
-/** The default URI: VIRTQ_DEFAULT_URI, else session for non-root and system for root. */
+/**
+ * The default URI from the environment and uid alone: VIRTQ_DEFAULT_URI, else session for non-root
+ * and system for root. Clients use `resolveDefaultUri` (client/default-uri.ts), which also reads the
+ * user's client.json.
+ */
 export function defaultUri(env: NodeJS.ProcessEnv, uid: number): string {
   return env['VIRTQ_DEFAULT_URI'] ?? (uid === 0 ? 'qemu:///system' : 'qemu:///session');
 }

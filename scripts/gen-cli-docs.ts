@@ -102,7 +102,7 @@ export function renderCliDoc(): string {
     '```text', program.helpInformation().trimEnd(), '```', '',
     '## Connection URIs', '',
     table(['URI', 'reaches'], URI_HELP.map(([u, d]) => [`\`${u}\``, d])), '',
-    'Without `-c`, virtq uses `$VIRTQ_DEFAULT_URI`, else `qemu:///session` (or `qemu:///system` as root). `virtq admin` commands connect to the admin socket of the same daemon or shim. ' +
+    'Without `-c`, virtq uses `$VIRTQ_DEFAULT_URI`, else `uri_default` in `$XDG_CONFIG_HOME/virtq/client.json` (`~/.config/virtq/client.json`), else `qemu:///session` (or `qemu:///system` as root; see [guide-install.md](guide-install.md#default-uris)). `virtq admin` commands connect to the admin socket of the same daemon or shim. ' +
     'Storage, secret, network and host-device commands go to virtstoraged, virtsecretd, virtnetworkd and virtnodedevd on the host the URI names: `-c qemu:///system?root=DIR pool-list` asks `storage:///system?root=DIR`. ' +
     'Relative paths in `define` and `create` files (kernel, initrd, disks) are resolved against the file\'s directory; the `attach-disk` path against the current directory.', '',
     '## Exit status and errors', '',

@@ -15,6 +15,8 @@ command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+# systemd-analyze checks the generated units offline (test/e2e/install-units.test.ts); nothing is started.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -1,8 +1,10 @@
 // The CLI against a fake server: argument parsing, what each command calls, human and JSON
 // output, and the exit statuses (0 success, 1 failed operation with one error line, 2 usage).
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../protocol/index.js';
 import { fake } from './fake-io.js';
+import { tmpRoot } from '../../helpers/tmp-root.js';
 
 const info = {
   name: 'web1', uuid: '6f1c0c3e-8a5e-4a53-9d8e-0b1b4c1d2e3f', state: 'running', reason: 'booted', vcpus: 1, memoryMiB: 128,
@@ -102,6 +104,33 @@ describe('virtq command line', () => {
     const c = fake({ uid: 0, procs: { getState: { state: 'running', reason: 'booted' } } });
     await c.run('domstate', 'web1');
     expect([...a.uris, ...b.uris, ...c.uris]).toEqual(['qemu:///system?root=/tmp/x', 'qemu:///session', 'qemu:///system']);
+  });
+
+  it('takes -c over VIRTQ_DEFAULT_URI over uri_default in client.json over the uid, for every daemon', async () => {
+    const home = tmpRoot('vq-home-');
+    try {
+      mkdirSync(home.path('.config', 'virtq'), { recursive: true });
+      writeFileSync(home.path('.config', 'virtq', 'client.json'), JSON.stringify({ uri_default: 'qemu:///system?root=/from-file' }));
+      const state = { getState: { state: 'running', reason: 'booted' } };
+      const withFile = fake({ uid: 0, env: { HOME: home.dir }, procs: state, service: { listPools: { pools: [] } } });
+      await withFile.run('domstate', 'web1');
+      await withFile.run('pool-list');
+      const withEnv = fake({ uid: 0, env: { HOME: home.dir, VIRTQ_DEFAULT_URI: 'qemu:///system?root=/from-env' }, procs: state });
+      await withEnv.run('domstate', 'web1');
+      const withC = fake({ uid: 0, env: { HOME: home.dir, VIRTQ_DEFAULT_URI: 'qemu:///system?root=/from-env' }, procs: state });
+      await withC.run('-c', 'qemu:///system?root=/from-c', 'domstate', 'web1');
+      expect([...withFile.uris, ...withEnv.uris, ...withC.uris]).toEqual([
+        'qemu:///system?root=/from-file', 'storage:storage:///system?root=/from-file', 'qemu:///system?root=/from-env', 'qemu:///system?root=/from-c',
+      ]);
+      // A broken file fails the command with one line naming it; -c does not read it.
+      writeFileSync(home.path('.config', 'virtq', 'client.json'), '{');
+      const broken = fake({ env: { HOME: home.dir }, procs: state });
+      expect(await broken.run('domstate', 'web1')).toBe(1);
+      expect(broken.stderr.text).toMatch(new RegExp(`^virtq: INVALID_ARG: ${home.path('.config', 'virtq', 'client.json')} is not valid JSON`));
+      expect(await broken.run('-c', 'qemu:///session', 'domstate', 'web1')).toBe(0);
+    } finally {
+      home.remove();
+    }
   });
 
   it('runs admin commands on the admin socket; limits with no option reads them', async () => {
