@@ -21,6 +21,8 @@ export interface RunContext {
   connectAdmin(): Promise<CliAdminConnection>;
   /** Connects to the daemon serving the command's program (closed for the command when it ends). */
   connectService(): Promise<CliServiceConnection>;
+  /** Connects to the daemon serving `program` (storage, secret, ...) on the host the URI names (closed when the command ends). */
+  connectProgram(program: string): Promise<CliServiceConnection>;
   /** Writes human output. */
   print(text: string): void;
   /** Writes one JSON document (or, for streaming commands, one line). */
@@ -32,8 +34,8 @@ export interface CommandSpec {
   readonly name: string;
   /** The program the command calls: `admin` commands run as `virtq admin NAME`, the others as `virtq NAME`. */
   readonly program: string;
-  /** The catalogue procedure the command is built on (its description is the command's). */
-  readonly procedure: string;
+  /** The catalogue procedure the command is built on (its description is the command's); absent for a command that calls no daemon. */
+  readonly procedure?: string;
   readonly description: string;
   readonly arguments: readonly ArgumentSpec[];
   readonly options: readonly OptionSpec[];
@@ -41,9 +43,19 @@ export interface CommandSpec {
   readonly output: TSchema | undefined;
   /** True when `--json` prints one line per item (events) rather than one document. */
   readonly jsonLines?: boolean;
+  /** What the command prints when it has no `--json` output (`output` undefined). */
+  readonly outputNote?: string;
   /** More help, shown after the options (and in docs/cli.md). */
   readonly notes?: string;
+  /** Command lines showing the command in use, each with what it does (`virtq help COMMAND`, docs/cli.md). */
+  readonly examples?: readonly Example[];
   run(ctx: RunContext, input: Input): Promise<void>;
+}
+
+/** One example of a command: the line, without the leading `virtq`, and what it does. */
+export interface Example {
+  readonly line: string;
+  readonly does: string;
 }
 
 /** What a command built on one procedure changes from the derived default. */

@@ -13,6 +13,10 @@ import { storageCommands } from './storage-commands.js';
 import { secretCommands } from './secret-commands.js';
 import { nodedevCommands } from './nodedev-commands.js';
 import { networkCommands } from './network-commands.js';
+import { completionCommand, convertCommand } from './local-commands.js';
+import { EXAMPLES } from './examples.js';
+import { helpAfterOptions } from './command-help.js';
+import { runComplete } from './completion/helper.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -36,12 +40,22 @@ export interface ProgramSetup {
 
 /** Every command, `virtq` ones first, then the admin ones. */
 export function allCommands(): CommandSpec[] {
-  return [...topCommands(), ...adminCommands()];
+  return [...topCommands(), ...withExamples(adminCommands(), 'admin ')];
 }
 
-/** The commands run as `virtq NAME`: VMs, then storage, secrets, networks and host devices. */
+/** The commands run as `virtq NAME`: VMs, then storage, secrets, networks and host devices, then those that call no daemon. */
 function topCommands(): CommandSpec[] {
-  return [...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands(), ...nodedevCommands()];
+  return withExamples([
+    ...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands(), ...nodedevCommands(),
+    convertCommand(), completionCommand(allCommands),
+  ], '');
+}
+
+function withExamples(specs: CommandSpec[], prefix: string): CommandSpec[] {
+  return specs.map((s) => {
+    const examples = EXAMPLES[`${prefix}${s.name}`];
+    return examples === undefined ? s : { ...s, examples };
+  });
 }
 
 function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Command {
@@ -57,7 +71,7 @@ function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Co
     if (o.parse !== undefined) opt.argParser(o.parse);
     cmd.addOption(opt);
   }
-  if (spec.notes !== undefined) cmd.addHelpText('after', `\n${spec.notes}`);
+  cmd.addHelpText('after', helpAfterOptions(spec));
   cmd.action(async (...params: unknown[]) => {
     const self = params[params.length - 1] as Command;
     const args: Record<string, unknown> = {};
@@ -65,6 +79,17 @@ function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Co
     await setup.execute(spec, { args, opts: self.opts() }, self.optsWithGlobals<GlobalOptions>());
   });
   return cmd;
+}
+
+// `virtq __complete KIND [CONTEXT]`: hidden, for the completion scripts (cli/completion/helper.ts).
+function addCompleteHelper(program: Command, setup: ProgramSetup): void {
+  const spec: CommandSpec = {
+    name: '__complete', program: 'virtq', description: 'names for shell completion', arguments: [], options: [], output: undefined,
+    run: async (ctx, input) => runComplete(ctx, String(input.args['kind']), input.args['context'] as string | undefined),
+  };
+  program.command('__complete', { hidden: true }).argument('<kind>').argument('[context]').action(async (kind: string, context: string | undefined, _o: unknown, self: Command) => {
+    await setup.execute(spec, { args: { kind, context }, opts: {} }, self.optsWithGlobals<GlobalOptions>());
+  });
 }
 
 /** Builds the whole command tree. */
@@ -94,6 +119,7 @@ export function buildProgram(setup: ProgramSetup): Command {
     .addHelpText('after', rootHelpText());
   for (const spec of topCommands()) addCommand(program, spec, setup);
   const admin = program.command('admin').description(`${adminProgram.description} Connects to the admin socket of the daemon or shim that -c names.`);
-  for (const spec of adminCommands()) addCommand(admin, spec, setup);
+  for (const spec of withExamples(adminCommands(), 'admin ')) addCommand(admin, spec, setup);
+  addCompleteHelper(program, setup);
   return program;
 }

@@ -35,6 +35,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     let conn: Promise<CliConnection> | undefined;
     let admin: Promise<CliAdminConnection> | undefined;
     let service: Promise<CliServiceConnection> | undefined;
+    const others = new Map<string, Promise<CliServiceConnection>>();
     const track = <C extends { close(): void }>(p: Promise<C>): Promise<C> => {
       void p.then((c) => closers.push(() => c.close()), () => undefined);
       return p;
@@ -44,6 +45,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       connect: () => (conn ??= track(io.connect(uri))),
       connectAdmin: () => (admin ??= track(io.connectAdmin(uri))),
       connectService: () => (service ??= track(io.connectService(spec.program, uri))),
+      connectProgram: (program) => {
+        const open = others.get(program) ?? track(io.connectService(program, siblingUri(given, daemonOf(program), io.env)));
+        others.set(program, open);
+        return open;
+      },
       print: (text) => { if (text !== '') io.stdout.write(text); },
       printJson: (value, compact = false) => io.stdout.write(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`),
     };

@@ -6,6 +6,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { DiskSpec, DomainName, VirtqError, virtqProgram, type DomainRow, type InterfaceAddresses, type StateResult } from '../protocol/index.js';
 import { callCommand, type CallAdapter, type CommandSpec } from './command.js';
 import { readDefinitionFile } from './definition-file.js';
+import { LIBVIRT_OPTIONS, readLibvirtDefinition } from './libvirt-file.js';
 import type { Input } from './derive.js';
 import { ListOutput } from './json-output.js';
 import { objectTable, table } from './render.js';
@@ -137,7 +138,17 @@ const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   },
   define: {
     arguments: [fileArgument],
-    toArgs: async (input, _d, ctx) => ({ definition: await readDefinitionFile(String(input.args['file']), ctx.io.cwd) }),
+    options: [
+      { flags: '--from-libvirt-xml', key: 'fromLibvirtXml', description: 'the file is a libvirt domain XML (virsh dumpxml), converted as virtq convert does' },
+      ...LIBVIRT_OPTIONS.map((o) => ({ ...o, description: `with --from-libvirt-xml: ${o.description}` })),
+    ],
+    toArgs: async (input, _d, ctx) => {
+      const file = String(input.args['file']);
+      if (input.opts['fromLibvirtXml'] === true) return { definition: await readLibvirtDefinition(file, ctx.io.cwd, input.opts, ctx.io.stderr) };
+      if (input.opts['lossy'] === true || input.opts['bridgeNetwork'] !== undefined) throw new VirtqError('INVALID_ARG', '--lossy and --bridge-network apply to a libvirt XML file: add --from-libvirt-xml');
+      return { definition: await readDefinitionFile(file, ctx.io.cwd) };
+    },
+    notes: 'With --from-libvirt-xml, FILE is a libvirt domain XML: what virtq supports is carried over (see virtq convert), and anything else makes the command fail listing each element path and why, unless --lossy is given.',
     render: (r, _a, input) => `Domain '${(r as DomainRow).name}' defined from ${String(input.args['file'])}\n`,
   },
   undefine: { render: said('has been undefined') },

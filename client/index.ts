@@ -25,3 +25,5 @@ export {
   networkProgram, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, InterfaceAddresses, type NetworkProgram,
 } from '../protocol/index.js';
 export { nodedevProgram, NodeDeviceCap, NodeDeviceRow, NodeDevice, NodeDeviceEvent, type NodedevProgram } from '../protocol/index.js';
+export { convertLibvirtXml, type LibvirtConvertOptions, type LibvirtConversion } from './libvirt/domain.js';
+export type { LeftOut } from './libvirt/xml-tree.js';

@@ -4,13 +4,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kind, type TSchema } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
 import type { Command } from 'commander';
-import * as protocol from '../protocol/index.js';
 import * as cliOutputs from '../cli/json-output.js';
 import { allCommands, buildProgram } from '../cli/program.js';
 import type { CommandSpec } from '../cli/command.js';
 import { EXIT_HELP, URI_HELP } from '../cli/help-text.js';
+import { helpAfterOptions } from '../cli/command-help.js';
+import { namedSchemas, typeText as renderType, type NamedSchemas } from '../cli/schema-text.js';
 import { repoRoot } from './check-wire.js';
 
 /** The generated file, relative to the repository root. */
@@ -19,60 +20,26 @@ export const CLI_DOC_PATH = 'docs/cli.md';
 type Schema = Readonly<Record<string, unknown>>;
 const HELP_WIDTH = 100;
 
-// Exported schemas by JSON text, so a result schema is shown by name: the CLI's own output types
-// first (documented here), then the protocol's (documented in protocol.md, picked as gen-docs.ts
-// picks them: the alphabetically first export wins an alias).
-type Named = Map<string, { name: string; local: boolean }>;
-function namedSchemas(withLocal: boolean): Named {
-  const named: Named = new Map();
-  const add = (source: Record<string, unknown>, local: boolean): void => {
-    for (const [name, value] of Object.entries(source).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (typeof value !== 'object' || value === null || !(Kind in value)) continue;
-      const s = value as Schema;
-      const worth = local || (s['properties'] !== undefined && Object.keys(s['properties'] as object).length > 0)
-        || s['anyOf'] !== undefined || s['pattern'] !== undefined || s['description'] !== undefined;
-      const key = JSON.stringify(s);
-      if (worth && !named.has(key)) named.set(key, { name, local });
-    }
-  };
-  if (withLocal) add(cliOutputs, true);
-  add(protocol, false);
-  return named;
-}
-
-/** Renders a schema as a one-line TypeScript-like type, naming known schemas. */
-function typeText(s: Schema, named: Named, expand = false): string {
-  const n = named.get(JSON.stringify(s));
-  if (n !== undefined && !expand) return n.local ? `[\`${n.name}\`](#${n.name.toLowerCase()})` : `[\`${n.name}\`](protocol.md#${n.name.toLowerCase()})`;
-  if (s['const'] !== undefined) return `\`${JSON.stringify(s['const'])}\``;
-  if (Array.isArray(s['anyOf'])) return (s['anyOf'] as Schema[]).map((m) => typeText(m, named)).join(' \\| ');
-  if (s['type'] === 'array') return `${typeText(s['items'] as Schema, named)}[]`;
-  if (s['type'] === 'object') {
-    const props = Object.entries((s['properties'] ?? {}) as Record<string, Schema>);
-    if (props.length === 0) return s['patternProperties'] === undefined ? '`{}`' : '`Record<string, unknown>`';
-    const required = new Set((s['required'] ?? []) as string[]);
-    return `{ ${props.map(([k, p]) => `\`${k}${required.has(k) ? '' : '?'}\`: ${typeText(p, named)}`).join('; ')} }`;
-  }
-  if (typeof s['type'] === 'string') return `\`${s['type']}\``;
-  return '`unknown`';
-}
+// Types are rendered by the same code as `virtq help COMMAND` (cli/schema-text.ts), as markdown.
+const typeText = (s: Schema, named: NamedSchemas, expand = false): string => renderType(s, named, 'markdown', expand);
 
 function helpOf(program: Command, spec: CommandSpec): string {
   const parent = spec.program === 'admin' ? program.commands.find((c) => c.name() === 'admin') : program;
   const cmd = parent?.commands.find((c) => c.name() === spec.name);
   if (cmd === undefined) throw new Error(`no commander command for ${spec.name}`);
-  // The global options are documented once, with the root help.
-  const help = cmd.helpInformation() + (spec.notes === undefined ? '' : `\n${spec.notes}\n`);
+  // The global options are documented once, with the root help; the output type and the procedure above it.
+  const help = cmd.helpInformation() + helpAfterOptions(spec, { output: false });
   return help.replace(/\nGlobal Options:\n(?: {2}.*\n)*/, '').trimEnd();
 }
 
-function renderCommand(program: Command, spec: CommandSpec, named: Named): string {
+function renderCommand(program: Command, spec: CommandSpec, named: NamedSchemas): string {
   const full = spec.program === 'admin' ? `virtq admin ${spec.name}` : `virtq ${spec.name}`;
   const json = spec.output === undefined
-    ? '`--json` has no effect: the console carries raw bytes.'
+    ? spec.outputNote ?? '`--json` has no effect: the console carries raw bytes.'
     : `\`--json\` prints ${spec.jsonLines === true ? 'one line per event, each' : 'one document'}: ${typeText(spec.output as Schema, named)}.`;
+  const proc = spec.procedure === undefined ? 'none: it calls no daemon.' : `[\`${spec.program}.${spec.procedure}\`](protocol.md#${spec.program}${spec.procedure.toLowerCase()}).`;
   return [`### \`${full}\``, '', spec.description, '',
-    `Procedure: [\`${spec.program}.${spec.procedure}\`](protocol.md#${spec.program}${spec.procedure.toLowerCase()}). ${json}`, '',
+    `Procedure: ${proc} ${json}`, '',
     '```text', helpOf(program, spec), '```'].join('\n');
 }
 
@@ -98,7 +65,9 @@ export function renderCliDoc(): string {
     '<!-- Generated by scripts/gen-cli-docs.ts from cli/ and protocol/: do not edit; run `npm run build && node dist/lib/scripts/gen-cli-docs.js`. -->',
     '# virtq command line', '',
     '`virtq [-c URI] COMMAND [ARGS] [--json]` manages the VMs of a virtqemud, of one VM\'s shim, or of an embedding root. ' +
-    'Its commands are derived from the procedure catalogue ([protocol.md](protocol.md)): each runs one procedure, and its description is the procedure\'s.', '',
+    'Its commands are derived from the procedure catalogue ([protocol.md](protocol.md)): each runs one procedure, and its description is the procedure\'s. ' +
+    '`virtq help COMMAND` (or `virtq COMMAND --help`) prints the text of the command\'s section below, with its `--json` output type spelled out field by field; ' +
+    '`virtq completion bash|zsh` prints a completion script made from the same command tree (see [guide.md](guide.md#shell-completion)).', '',
     '```text', program.helpInformation().trimEnd(), '```', '',
     '## Connection URIs', '',
     table(['URI', 'reaches'], URI_HELP.map(([u, d]) => [`\`${u}\``, d])), '',
@@ -115,12 +84,13 @@ export function renderCliDoc(): string {
     '(`event` one line per event) whose type is given below; types link to their definition. ' +
     'Progress (a spinner for `shutdown --timeout`, `create` and `start`; a bar for `vol-clone`, `vol-upload` and `vol-download`) is drawn on stderr only when stderr is a terminal; ' +
     'with `--json` those three print one `{"event":"progress","doneBytes":N,"totalBytes":N}` line per report before their result line, and Ctrl-C cancels them (nothing is left half-made).',
-    ...section('VM and host commands', specs.filter((s) => s.program === 'virtq')),
+    ...section('VM and host commands', specs.filter((s) => s.program === 'virtq' && s.procedure !== undefined)),
     ...section('Storage commands (virtstoraged)', specs.filter((s) => s.program === 'storage')),
     ...section('Secret commands (virtsecretd)', specs.filter((s) => s.program === 'secret')),
     ...section('Network commands (virtnetworkd)', specs.filter((s) => s.program === 'network')),
     ...section('Node device commands (virtnodedevd)', specs.filter((s) => s.program === 'nodedev')),
     ...section('Admin commands', specs.filter((s) => s.program === 'admin')),
+    ...section('Commands that call no daemon', specs.filter((s) => s.procedure === undefined)),
     '## JSON output types', '',
     'Output types of the CLI itself; every other type is a procedure result defined in [protocol.md](protocol.md#types).', '',
     ...outputs,

@@ -17,6 +17,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
 # systemd-analyze checks the generated units offline (test/e2e/install-units.test.ts); nothing is started.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The completion tests run the script `virtq completion zsh` prints in a real zsh.
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
