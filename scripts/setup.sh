@@ -15,6 +15,8 @@ command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+# The web view's browser test drives Debian's chromium with puppeteer-core (over CDP: no chromedriver, no download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
