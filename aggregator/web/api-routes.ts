@@ -67,7 +67,7 @@ export function apiRoutes(d: ApiDeps): (req: IncomingMessage, res: ServerRespons
 }
 
 async function login(d: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = await readJsonBody(req);
+  const body = await readJsonBody(req, res);
   if (d.token === undefined) return sendForbidden(res, 'writes are off: virtqemud was started without --http-write-token');
   if (typeof body['token'] !== 'string' || !d.token.matches(body['token'])) {
     d.log.warn({ remote: req.socket.remoteAddress, msgId: 'WEB_LOGIN_REFUSED' }, 'web view: wrong write token');

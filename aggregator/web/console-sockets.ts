@@ -53,24 +53,42 @@ export class ConsoleSockets {
   }
 
   private async attach(ws: WebSocket, name: string): Promise<void> {
-    let stream: ByteStream;
-    try {
-      stream = await (await this.writer()).rpc.openStream('virtq', 'openConsole', { name });
-    } catch (err) {
-      const e = VirtqError.from(err);
-      // Close reasons are at most 123 bytes.
-      ws.close(4000 + Math.min(httpStatus(e.code), 999), `${e.code}: ${e.message}`.slice(0, 120));
-      return;
-    }
-    this.log.info({ name, msgId: 'WEB_CONSOLE_OPENED' }, 'console opened from the web view');
-    ws.on('close', () => stream.end());
-    ws.on('error', () => stream.end());
+    // Listeners first: a browser may send (or send too much) before the VM's console is open, and
+    // an 'error' without a listener would take the daemon down.
+    let stream: ByteStream | undefined;
+    const early: Uint8Array[] = [];
+    ws.on('error', () => stream?.end());
+    ws.on('close', () => stream?.end());
     ws.on('message', (data: RawData) => {
+      if (stream === undefined) {
+        early.push(toBytes(data));
+        if (early.reduce((n, b) => n + b.length, 0) > MAX_INPUT_BYTES) ws.close(1009, 'too much input before the console opened');
+        return;
+      }
       stream.write(toBytes(data));
       // The browser types faster than the VM's connection takes it only when pasting: wait for it.
       ws.pause();
       void stream.drain().then(() => ws.resume());
     });
+    try {
+      stream = await (await this.writer()).rpc.openStream('virtq', 'openConsole', { name });
+    } catch (err) {
+      const e = VirtqError.from(err);
+      // Close codes 4000-4999 are the application's: 4000 + the HTTP status of the error. Reasons are at most 123 bytes.
+      ws.close(4000 + Math.min(httpStatus(e.code), 999), `${e.code}: ${e.message}`.slice(0, 120));
+      return;
+    }
+    if (ws.readyState !== ws.OPEN) {
+      stream.end();
+      return;
+    }
+    this.log.info({ name, msgId: 'WEB_CONSOLE_OPENED' }, 'console opened from the web view');
+    for (const bytes of early.splice(0)) stream.write(bytes);
+    await this.pump(ws, stream);
+  }
+
+  // The guest's output to the browser, holding back while the browser has not taken what was sent.
+  private async pump(ws: WebSocket, stream: ByteStream): Promise<void> {
     try {
       for await (const chunk of stream) {
         if (ws.readyState !== ws.OPEN) break;
@@ -78,6 +96,7 @@ export class ConsoleSockets {
         else await new Promise<void>((resolve) => ws.send(chunk, () => resolve()));
       }
     } finally {
+      stream.end();
       const why = stream.error === undefined ? 'the console closed' : `${stream.error.code}: ${stream.error.message}`;
       if (ws.readyState === ws.OPEN) ws.close(stream.error === undefined ? 1000 : 4500, why.slice(0, 120));
     }

@@ -38,22 +38,29 @@ export function sendForbidden(res: ServerResponse, why: string): void {
   sendError(res, new VirtqError('PERMISSION_DENIED', why), 403);
 }
 
-/** Reads a JSON object body of at most MAX_BODY_BYTES; INVALID_ARG otherwise. */
-export function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+/**
+ * Reads a JSON object body of at most MAX_BODY_BYTES; INVALID_ARG otherwise. Past the limit the
+ * rest is read and dropped, and the connection closes once the refusal is sent.
+ */
+export function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const collect = (c: Buffer): void => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
+        req.off('data', collect);
+        req.resume();
+        res.setHeader('connection', 'close');
         reject(new VirtqError('INVALID_ARG', `request body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', collect);
     req.on('error', (err) => reject(new VirtqError('INVALID_ARG', `request body: ${err.message}`)));
     req.on('end', () => {
+      if (size > MAX_BODY_BYTES) return;
       try {
         const v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown;
         if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
