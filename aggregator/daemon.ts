@@ -73,7 +73,7 @@ export class Virtqemud {
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
     if (this.cfg.http && this.cfg.web !== undefined) {
-      this.web = await WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
+      this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
     }
     return {
       served: [

@@ -45,9 +45,9 @@ export class WebView implements HttpHandler {
     cfg.metrics.onRefreshed((at, samples) => this.feed.samples(history.add(at, samples)));
   }
 
-  /** Loads the page's files and builds the view. */
-  static async create(cfg: WebViewConfig): Promise<WebView> {
-    const files = await StaticFiles.load(cfg.assetsDir);
+  /** Lists the page's files and builds the view. */
+  static create(cfg: WebViewConfig): WebView {
+    const files = StaticFiles.list(cfg.assetsDir);
     if (!files.present) cfg.log.warn({ dir: cfg.assetsDir, msgId: 'WEB_FILES_MISSING' }, 'the web view\'s files are missing: GET / will say so');
     return new WebView(cfg, files);
   }

@@ -20,13 +20,13 @@ describe('StaticFiles', () => {
   let root: TmpRoot;
   afterEach(() => root.remove());
 
-  it('serves the files found at start, the page at /, and a 304 for a known ETag', async () => {
+  it('serves the files listed at start, the page at /, and a 304 for a known ETag', async () => {
     root = tmpRoot('vqstatic-');
     mkdirSync(root.path('vendor'));
     writeFileSync(root.path('index.html'), '<!doctype html>');
     writeFileSync(root.path('vendor', 'xterm.mjs'), 'export {}');
     writeFileSync(root.path('notes.md'), 'not served');
-    const files = await StaticFiles.load(root.dir);
+    const files = StaticFiles.list(root.dir);
     expect(files.present).toBe(true);
 
     const page = fakeRes();
@@ -50,7 +50,7 @@ describe('StaticFiles', () => {
 
   it('serves nothing from a directory that does not exist', async () => {
     root = tmpRoot('vqstatic-');
-    const files = await StaticFiles.load(root.path('absent'));
+    const files = StaticFiles.list(root.path('absent'));
     expect(files.present).toBe(false);
     expect(files.serve(get(), fakeRes().res, '/')).toBe(false);
   });
