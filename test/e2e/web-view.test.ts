@@ -2,9 +2,9 @@
 // virtqemud's web host view in a real browser (Debian's chromium driven by puppeteer-core): a VM
 // started from the CLI shows up on the page within a second; the destroy button stops it (the page
 // and `virtq domstate` agree); keystrokes typed into the browser's console reach the guest's shell
-// and its answer shows in the page's terminal; and a page without the write token has no working
-// button (forced clicks and console sockets are refused with 403). Set UPDATE_WEB_SCREENSHOT=1 to
-// rewrite docs/web-view.png from this run.
+// and its answer shows in the page's terminal; suspend, resume and start work too; and a page
+// without the write token has no working button (forced clicks and console sockets are refused
+// with 403). Set UPDATE_WEB_SCREENSHOT=1 to rewrite docs/web-view.png from this run.
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,7 +66,7 @@ describe('the web host view in a browser', () => {
   const waitForTerminal = (page: Page, text: string, timeout = 30_000) =>
     page.waitForFunction((t) => (document.querySelector('#terminal .xterm-rows')?.textContent ?? '').includes(t), { timeout, polling: 50 }, text);
 
-  it('shows a VM started from the CLI within a second, types into its console, and destroys it with a button', async () => {
+  it('shows a VM started from the CLI within a second, types into its console, and destroys it (and more) with buttons', async () => {
     const page = await openPage(true);
     await run('define', 'vms/db1.json');
     await page.waitForSelector(row('db1', 'shutoff'), { timeout: 1000 });
@@ -114,6 +114,16 @@ describe('the web host view in a browser', () => {
     await page.waitForSelector(row('web1', 'shutoff'), { timeout: 5000 });
     expect(await page.$eval(`${row('web1')} td.state`, (el) => el.textContent)).toBe('shut off (destroyed)');
     expect(await run('domstate', 'web1', '--reason')).toBe('shutoff (destroyed)\n');
+
+    // The other buttons, on the idle guests.
+    await page.click(`${row('idle1')} button[data-action="suspend"]`);
+    await page.waitForSelector(row('idle1', 'paused'), { timeout: 5000 });
+    expect(await run('domstate', 'idle1', '--reason')).toBe('paused (user)\n');
+    await page.click(`${row('idle1')} button[data-action="resume"]`);
+    await page.waitForSelector(row('idle1', 'running'), { timeout: 5000 });
+    await page.click(`${row('db1')} button[data-action="start"]`);
+    await page.waitForSelector(row('db1', 'running'), { timeout: 10_000 });
+    expect(await run('domstate', 'db1')).toBe('running\n');
     await page.close();
   });
 
