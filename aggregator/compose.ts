@@ -1,10 +1,12 @@
 // virtqemud as a daemon of the framework: its options, and the one place its real parts (the
 // process spawner for shims) are chosen.
 import { fileURLToPath } from 'node:url';
+import { VirtqError } from '../protocol/index.js';
 import type { ServiceDefinition } from '../daemon/run-service.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
+import { readWriteToken } from './web/write-token.js';
 
 /** virtqemud's own options. */
 export interface VirtqemudOptions {
@@ -13,6 +15,8 @@ export interface VirtqemudOptions {
   metricsRefreshMs: number;
   /** How long a shim's start waits for virtstoraged/virtsecretd and a volume's pool (passed on as --daemon-wait). */
   daemonWaitSec: number | undefined;
+  /** The file holding the web view's write token (--http-write-token); undefined: the view is read-only. */
+  httpWriteToken: string | undefined;
 }
 
 /** virtqemud, defined for the framework; `shimBeside` is where the bundled virtq-shim is. */
@@ -22,11 +26,13 @@ export function virtqemudService(version: string, shimBeside: URL): ServiceDefin
     version,
     summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
 definitions, starts VMs in detached shims and answers the host listing.`,
-    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' } },
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' } },
     optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --reconcile-ms N    period of the reconciliation pass (default 5000)
   --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
-  --daemon-wait S     how long a VM's start waits for virtstoraged, virtsecretd and its volumes' pools (default 30)`,
+  --daemon-wait S     how long a VM's start waits for virtstoraged, virtsecretd and its volumes' pools (default 30)
+  --http-write-token FILE  let the web view at --http start, stop and reach the console of VMs for
+                      whoever shows the token in FILE (default: the web view is read-only)`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},
     parseExtra: (values, env) => ({
@@ -34,6 +40,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
       reconcileMs: wholeNumber(stringOption(values, 'reconcile-ms'), 'reconcile-ms', 5000),
       metricsRefreshMs: wholeNumber(stringOption(values, 'metrics-refresh-ms'), 'metrics-refresh-ms', 5000, 50),
       daemonWaitSec: stringOption(values, 'daemon-wait') === undefined ? undefined : wholeNumber(stringOption(values, 'daemon-wait'), 'daemon-wait', 30),
+      httpWriteToken: stringOption(values, 'http-write-token'),
     }),
     build: async ({ layout, clock, logs, env, common, extra, service }) => {
       // Shims run under the same root or mode as their virtqemud.
@@ -42,7 +49,9 @@ definitions, starts VMs in detached shims and answers the host listing.`,
         ...(extra.daemonWaitSec === undefined ? [] : ['--daemon-wait', String(extra.daemonWaitSec)]),
       ];
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock);
-      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined });
+      if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
+      const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };
+      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web });
       return daemon.start();
     },
   };

@@ -22,6 +22,8 @@ import { DaemonMetrics } from './metrics.js';
 import { hostRoutes } from './http.js';
 import { callShims } from './handlers/admin-fanout.js';
 import type { ShimSpawner } from './spawner.js';
+import { WebView } from './web/web-view.js';
+import type { WriteToken } from './web/write-token.js';
 
 /** What a virtqemud is built from (see compose.ts). */
 export interface DaemonConfig {
@@ -39,6 +41,8 @@ export interface DaemonConfig {
   scrapeDeadlineMs?: number;
   /** How often the shims' metrics are fetched in the background (default 5000 ms). */
   metricsRefreshMs?: number;
+  /** The web view on the --http address (only with `http`): its files and the operator's write token. */
+  web?: { assetsDir: string; token: WriteToken | undefined };
 }
 
 /** A running virtqemud. */
@@ -49,6 +53,7 @@ export class Virtqemud {
   private readonly pool: ShimPool;
   private readonly adminPool: ShimPool;
   private readonly events: Events;
+  private web: WebView | undefined;
   private timer: Disposable | undefined;
   private closed = false;
 
@@ -67,6 +72,9 @@ export class Virtqemud {
     const store = new DefinitionStore(layout.config, logs.module('definitions'));
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
+    if (this.cfg.http && this.cfg.web !== undefined) {
+      this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
+    }
     return {
       served: [
         served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),
@@ -76,6 +84,7 @@ export class Virtqemud {
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
       ready: () => ({ recovered: this.recovery }),
       http: hostRoutes(this.metrics, this.registry),
+      ...(this.web === undefined ? {} : { httpHandler: this.web }),
       serving: () => {
         if (this.cfg.http) this.metrics.start();
         this.scheduleReconcile();
@@ -89,6 +98,7 @@ export class Virtqemud {
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.dispose();
+    this.web?.close();
     this.pool.closeAll();
     this.adminPool.closeAll();
     this.metrics.stop();

@@ -12,7 +12,8 @@ import type { ShimPool } from './shim-pool.js';
 
 type Family = Static<typeof MetricFamily>;
 
-interface ShimSample { name: string; uuid: string; families: Family[] | undefined; seconds: number }
+/** What one refresh fetched of one VM's shim (`families` undefined: it did not answer in time). */
+export interface ShimSample { name: string; uuid: string; families: Family[] | undefined; seconds: number }
 
 /** A secondary daemon of this host whose metrics the host scrape includes, by its admin socket. */
 export interface PeerDaemon { daemon: string; adminSocket: string }
@@ -24,6 +25,7 @@ export class DaemonMetrics {
   private refreshedAt = -Infinity;
   private refreshing: Promise<void> | undefined;
   private timer: Disposable | undefined;
+  private readonly listeners: Array<(at: number, samples: readonly ShimSample[]) => void> = [];
 
   /** Adds virtqemud's gauges to `registry`, the framework's (process and RPC metrics are there already). */
   constructor(readonly registry: Registry, private readonly domains: DomainRegistry, private readonly adminPool: ShimPool, private readonly clock: Clock, private readonly shimDeadlineMs: number, private readonly refreshMs: number, private readonly peers: readonly PeerDaemon[] = []) {
@@ -52,6 +54,11 @@ export class DaemonMetrics {
     this.timer?.dispose();
   }
 
+  /** Calls `listener` after each refresh with what it fetched (the web view's sparklines). */
+  onRefreshed(listener: (at: number, samples: readonly ShimSample[]) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Fetches every running VM's metrics now (one refresh at a time). */
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
@@ -60,6 +67,7 @@ export class DaemonMetrics {
       this.samples = samples;
       this.peerFamilies = peers.filter((f): f is Family[] => f !== undefined);
       this.refreshedAt = this.clock.monotonic();
+      for (const l of this.listeners) l(this.clock.now(), samples);
     })().finally(() => { this.refreshing = undefined; });
     return this.refreshing;
   }

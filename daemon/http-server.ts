@@ -1,7 +1,9 @@
-// A daemon's read-only HTTP endpoint (`--http HOST:PORT`): GET only, answered by a route
-// function; the default route serves the daemon's own metrics at /metrics. virtqemud adds the
-// host-wide scrape and Prometheus service discovery as routes of its own.
-import { createServer, type Server } from 'node:http';
+// A daemon's HTTP endpoint (`--http HOST:PORT`): GETs answered by a route function; the default
+// route serves the daemon's own metrics at /metrics. virtqemud adds the host-wide scrape and
+// Prometheus service discovery as routes of its own, and its web view as a handler that sees
+// requests first (other methods, streamed answers) and takes WebSocket upgrades.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { VirtqError, type Logger } from '../protocol/index.js';
 import { parseHttpAddress } from './http-address.js';
@@ -15,6 +17,14 @@ export interface HttpAnswer {
 
 /** Answers a GET of `path`, or undefined for a path it does not know (404). */
 export type HttpRoute = (path: string, host: string) => Promise<HttpAnswer | undefined> | HttpAnswer | undefined;
+
+/** Sees every request before the routes, and the upgrade requests, which the routes never see. */
+export interface HttpHandler {
+  /** Answers `req` itself and returns true, or returns false to leave it to the routes. */
+  request(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
+  /** Takes an upgrade request: the socket is the handler's from here on. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void;
+}
 
 const TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -35,9 +45,10 @@ export function firstRoute(...routes: HttpRoute[]): HttpRoute {
 }
 
 /** Starts the HTTP server on `addr`; resolves with it and the port it listens on. */
-export async function serveHttp(addr: string, route: HttpRoute, log: Logger): Promise<{ server: Server; port: number }> {
+export async function serveHttp(addr: string, route: HttpRoute, log: Logger, handler?: HttpHandler): Promise<{ server: Server; port: number }> {
   const { host, port } = parseHttpAddress(addr);
   const server = createServer((req, res) => {
+    if (handler?.request(req, res, new URL(req.url ?? '/', 'http://virtq')) === true) return;
     const send = (a: HttpAnswer): void => {
       res.writeHead(a.status, { 'content-type': a.type, 'content-length': Buffer.byteLength(a.body) });
       res.end(a.body);
@@ -52,6 +63,8 @@ export async function serveHttp(addr: string, route: HttpRoute, log: Logger): Pr
       },
     );
   });
+  // Without a handler Node drops upgrade requests (it destroys the socket when nobody listens).
+  if (handler !== undefined) server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => handler.upgrade(req, socket, head, new URL(req.url ?? '/', 'http://virtq')));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

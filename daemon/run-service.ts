@@ -13,7 +13,7 @@ import {
 import { LogHub } from './logging.js';
 import { DaemonService, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
-import { firstRoute, metricsRoute, serveHttp, type HttpRoute } from './http-server.js';
+import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute } from './http-server.js';
 import { runMain, type ProcessLike } from './main-shell.js';
 import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
 
@@ -51,6 +51,8 @@ export interface ServiceParts {
   ready?(): Record<string, unknown>;
   /** HTTP routes before the default GET /metrics. */
   readonly http?: HttpRoute;
+  /** Sees HTTP requests before the routes, and takes upgrades (virtqemud's web view). */
+  readonly httpHandler?: HttpHandler;
   /** Runs once every socket is open (background work: autostart, reconciliation). */
   serving?(): void;
   /** Stops the daemon's own work; the framework then closes the sockets. */
@@ -127,7 +129,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     await service.listen('rw');
     await service.listen('ro');
     const httpPort = common.httpAddress === undefined ? undefined : await (async () => {
-      const h = await serveHttp(common.httpAddress as string, firstRoute(...(parts.http === undefined ? [] : [parts.http]), metricsRoute(service.metrics)), logs.module('http'));
+      const h = await serveHttp(common.httpAddress as string, firstRoute(...(parts.http === undefined ? [] : [parts.http]), metricsRoute(service.metrics)), logs.module('http'), parts.httpHandler);
       http = h.server;
       return h.port;
     })();
@@ -136,7 +138,9 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     return {
       layout, service, sockets, httpPort, parts: built, logs, inherited,
       close: async () => {
+        // Long-lived answers (a web view's event stream) would hold the server open.
         http?.close();
+        http?.closeAllConnections();
         await built.close();
         await service.close();
       },

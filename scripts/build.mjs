@@ -3,7 +3,7 @@
 // — that is what keeps a shim near 15 MiB PSS (docs/decisions/0002-shim-footprint.md).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 // Modules of dependencies a daemon never calls, left out of its bundle: each pulls in Node
@@ -63,11 +63,28 @@ await Promise.all(binaries.map(async (b) => {
     minifyWhitespace: false,
     sourcemap: false,
     legalComments: 'none',
-    // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it.
-    external: ['cbor-extract'],
+    // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it. So are
+    // ws's optional native helpers (bufferutil, utf-8-validate), tried in a try/catch.
+    external: ['cbor-extract', 'bufferutil', 'utf-8-validate'],
     banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` },
     logLevel: 'warning',
     plugins: b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : [],
   });
   chmodSync(b.out, 0o755);
 }));
+
+// virtqemud's web view: its page (aggregator/web/page) and xterm.js from npm, copied as they are
+// into dist/web, which virtqemud serves (aggregator/web/static-files.ts): nothing from a CDN.
+const WEB_VENDOR = [
+  ['node_modules/@xterm/xterm/lib/xterm.mjs', 'xterm.mjs'],
+  ['node_modules/@xterm/xterm/css/xterm.css', 'xterm.css'],
+  ['node_modules/@xterm/xterm/LICENSE', 'xterm.LICENSE.txt'],
+  ['node_modules/@xterm/addon-fit/lib/addon-fit.mjs', 'addon-fit.mjs'],
+  ['node_modules/@xterm/addon-fit/LICENSE', 'addon-fit.LICENSE.txt'],
+];
+cpSync('aggregator/web/page', 'dist/web', { recursive: true });
+mkdirSync('dist/web/vendor', { recursive: true });
+for (const [from, to] of WEB_VENDOR) {
+  // The source maps stay behind: a browser would ask for them (a 404) each time its tools open.
+  writeFileSync(`dist/web/vendor/${to}`, readFileSync(from, 'utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'));
+}

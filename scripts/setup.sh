@@ -19,6 +19,8 @@ command -v flock >/dev/null 2>&1 || need+=(util-linux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # The completion tests run the script `virtq completion zsh` prints in a real zsh.
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+# The web view's browser test drives Debian's chromium with puppeteer-core (over CDP: no chromedriver, no download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
