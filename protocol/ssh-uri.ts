@@ -31,9 +31,9 @@ export interface SshTarget {
 const SSH_KEYS = ['keyfile', 'known_hosts', 'no_verify', 'command', 'readonly'] as const;
 const REMOTE_KEYS = ['root', 'mode', 'socket'] as const;
 
-/** True for `qemu+ssh:` and the other daemons' `+ssh` schemes (protocol with its colon). */
+/** True for any `+ssh` scheme (protocol with its colon); parseSshUri refuses those of no daemon. */
 export function isSshProtocol(protocol: string): boolean {
-  return protocol.endsWith('+ssh:') && daemonForScheme(protocol.slice(0, -'+ssh:'.length)) !== undefined;
+  return protocol.endsWith('+ssh:');
 }
 
 function flag(q: URLSearchParams, key: string, uri: string): boolean {
