@@ -8,11 +8,13 @@
 //   state     getState of the running VM, one call after another (round trip)
 //   list      listDomains of all N+1 VMs, one after another
 //   connect   connect + one getState + close (ssh: a fresh ssh process, handshake and proxy each time)
+//   (baselines of the ssh connect: `ssh HOST true` with the same options, and `node virtq.js proxy`
+//   started locally until it exits on a missing socket: the far side's process start)
 //
 // Rounds interleave the transports, so drifting load hits both alike. Medians, p90 and p99 in ms.
 //
 //   node bench/remote-ssh/run.mjs [--vms 200] [--calls 2000] [--connects 20] [--rounds 3] [--json out.json]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -90,6 +92,7 @@ try {
   const sides = { unix: unixUri, ssh: sshUri };
   const raw = { state: { unix: [], ssh: [] }, list: { unix: [], ssh: [] }, connect: { unix: [], ssh: [] } };
   const rows = {};
+  const baselines = { sshTrue: [], proxyStart: [] };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [side, uri] of Object.entries(sides)) {
       const conn = await connect(uri);
@@ -105,6 +108,9 @@ try {
       }));
       process.stderr.write(`round ${r + 1} ${side} done\n`);
     }
+    const sshArgs = ['-T', '-o', 'BatchMode=yes', '-p', String(sshd.port), '-l', 'root', '-i', join(sshDir, 'user_key'), '-o', `UserKnownHostsFile=${join(sshDir, 'known_hosts')}`, '127.0.0.1', 'true'];
+    baselines.sshTrue.push(...await timed(CONNECTS, async () => { spawnSync('ssh', sshArgs); }));
+    baselines.proxyStart.push(...await timed(CONNECTS, async () => { spawnSync(process.execPath, [join(dist, 'bin', 'virtq.js'), 'proxy', `qemu:///system?root=${sshDir}/none`]); }));
   }
   results.rows = rows;
   results.loadAfter = loadavg();
@@ -117,6 +123,8 @@ try {
   }
   console.log(`\n${VMS + 1} VMs listed (unix ${rows.unix} rows, ssh ${rows.ssh} rows); load ${results.loadBefore} -> ${results.loadAfter}\n`);
   console.log(table(['ms', 'unix p50', 'unix p90', 'unix p99', 'ssh p50', 'ssh p90', 'ssh p99', 'ssh/unix p50'], out));
+  results.baselines = { sshTrue: summarize(baselines.sshTrue), proxyStart: summarize(baselines.proxyStart) };
+  console.log(`\nbaselines of the ssh connect (ms, p50 / p90): ssh HOST true ${fmt(results.baselines.sshTrue.p50)} / ${fmt(results.baselines.sshTrue.p90)}; virtq proxy process start ${fmt(results.baselines.proxyStart.p50)} / ${fmt(results.baselines.proxyStart.p90)}`);
   if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify(results, null, 2));
 } finally {
   sshd?.proc.kill('SIGKILL');

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connect, connectStorage, type Connection } from '../../client/index.js';
+import { connect, connectAdmin, connectStorage, type Connection } from '../../client/index.js';
 import type { LifecycleEvent } from '../../protocol/index.js';
 import { guestConsole } from '../helpers/guest-console.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
@@ -105,6 +105,14 @@ describe('qemu+ssh:// through a real sshd', () => {
     expect(JSON.parse(list.stdout)).toEqual([]);
     const pools = await run(process.execPath, [VIRTQ, '-c', sshUri('qemu'), 'pool-list', '--json']);
     expect(JSON.parse(pools.stdout)).toMatchObject({ pools: expect.arrayContaining([expect.objectContaining({ name: 'default' })]) });
+  }, 60_000);
+
+  it('reaches the far daemon\'s admin socket with virtq proxy --admin', async () => {
+    await h.start('virtqemud');
+    const adm = keep(await connectAdmin(sshUri('qemu')));
+    expect(await adm.admin.serverInfo({})).toMatchObject({ version: expect.any(String) });
+    // The proxy's own connection shows in the daemon's client list like any local client.
+    expect((await adm.admin.listClients({})).clients.length).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   it('is read-only with ?readonly=1: the listing works, a change is PERMISSION_DENIED', async () => {
