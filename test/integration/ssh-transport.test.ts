@@ -2,14 +2,16 @@
 // its own config): the host listing, lifecycle events, a per-VM call and the serial console of a
 // real VM through virtqemud's forwarding; a volume upload and download over storage+ssh; the
 // CLI; and the failures (wrong key, changed host key, no virtq on the far side, no daemon there,
-// nothing listening, no ssh binary) as typed errors. No process is left behind.
-import { execFile } from 'node:child_process';
+// nothing listening, no ssh binary) as typed errors; and the proxy run as an unprivileged user
+// against the real daemon (rw refused, ro served). No process is left behind.
+import { execFile, spawn, type SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connect, connectAdmin, connectStorage, type Connection } from '../../client/index.js';
-import type { LifecycleEvent } from '../../protocol/index.js';
+import { dialSsh } from '../../client/ssh-transport.js';
+import { parseUri, systemClock, type LifecycleEvent, type SshTarget } from '../../protocol/index.js';
 import { guestConsole } from '../helpers/guest-console.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
 import { startSshServer, type SshServer } from '../helpers/ssh-server.js';
@@ -154,5 +156,32 @@ describe('qemu+ssh:// through a real sshd', () => {
     const closed = sshUri('qemu').replace(`:${sshd.port}/`, ':1/');
     await expect(connect(closed)).rejects.toMatchObject({ code: 'NO_CONNECT', message: expect.stringContaining('Connection refused') });
     await expect(connect(sshUri('qemu'), { env: { PATH: '/nonexistent' } })).rejects.toMatchObject({ code: 'NO_CONNECT', message: expect.stringContaining('ssh is not installed') });
+  }, 60_000);
+});
+
+describe('virtq proxy as an unprivileged user (the far side\'s identity)', () => {
+  let h: ServiceHarness;
+  beforeEach(() => { h = new ServiceHarness(tmpRoot()); });
+  afterEach(async () => { await h.cleanup(); });
+
+  // The proxy runs as uid 65534 (nobody), as ssh would run it for that user; ssh itself is not
+  // needed to show what the socket permissions let that user do.
+  const asNobody = (proxyArgs: string[]) => (_cmd: string, _args: readonly string[], opts: SpawnOptions) =>
+    spawn(process.execPath, [VIRTQ, 'proxy', ...proxyArgs], { ...opts, uid: 65534, gid: 65534, env: { PATH: '/usr/bin:/bin', HOME: '/nonexistent' } });
+
+  it('gets PERMISSION_DENIED from the read-write socket and the listing from the read-only one', async () => {
+    await h.start('virtqemud');
+    chmodSync(h.root.dir, 0o755);
+    const uri = `qemu:///system?root=${h.root.dir}`;
+    const target = parseUri(`qemu+ssh://nobody@far/system?root=${h.root.dir}`) as SshTarget;
+    const opts = { clock: systemClock(), timeoutMs: 30_000, env: process.env };
+    await expect(dialSsh(target, { ...opts, spawn: asNobody([uri]) })).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('permission denied for uid 65534') });
+    const ro = await dialSsh(target, { ...opts, spawn: asNobody(['-r', uri]) });
+    try {
+      expect(await ro.call('virtq', 'listDomains', {})).toEqual({ domains: [] });
+      await expect(ro.call('virtq', 'define', { definition: { name: 'x', memoryMiB: 64, kernel: { path: '/k' } } })).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    } finally {
+      ro.close();
+    }
   }, 60_000);
 });
