@@ -44,6 +44,14 @@ function flag(q: URLSearchParams, key: string, uri: string): boolean {
   throw new VirtqError('INVALID_ARG', `${uri}: ${key} must be 0 or 1`);
 }
 
+function decoded(text: string, uri: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new VirtqError('INVALID_ARG', `${uri}: bad percent-encoding in "${text}"`);
+  }
+}
+
 function absolutePath(q: URLSearchParams, key: string, uri: string): string | undefined {
   const v = q.get(key);
   if (v === null) return undefined;
@@ -59,10 +67,11 @@ export function parseSshUri(url: URL, uri: string): SshTarget {
     const known = DAEMON_NAMES.map((d) => `${DAEMONS[d].scheme}+ssh:`).join(', ');
     throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${url.protocol} (expected one of ${known})`);
   }
-  const host = url.hostname;
+  // ssh takes an IPv6 address bare: `qemu+ssh://[::1]/system` → `::1`.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   // A host starting with '-' would reach ssh as an option.
   if (host === '' || host.startsWith('-')) throw new VirtqError('INVALID_ARG', `${uri}: expected ${scheme}+ssh://[USER@]HOST[:PORT]/system`);
-  const user = url.username === '' ? undefined : decodeURIComponent(url.username);
+  const user = url.username === '' ? undefined : decoded(url.username, uri);
   if (user !== undefined && (user.startsWith('-') || /[\s@:]/.test(user))) throw new VirtqError('INVALID_ARG', `${uri}: "${user}" is not a user name`);
   if (url.password !== '') throw new VirtqError('INVALID_ARG', `${uri}: passwords are not taken in URIs; use ssh keys (?keyfile=PATH)`);
   const path = decodeURIComponent(url.pathname);

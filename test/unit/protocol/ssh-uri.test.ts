@@ -25,6 +25,10 @@ describe('parseUri for +ssh schemes', () => {
     expect(parseUri('nodedev+ssh://h/system?socket=/x/n.sock')).toMatchObject({ daemon: 'virtnodedevd', remoteUri: 'nodedev:///system?socket=/x/n.sock' });
   });
 
+  it('hands ssh an IPv6 address without its brackets', () => {
+    expect(parseUri('qemu+ssh://root@[::1]:2222/system')).toMatchObject({ host: '::1', port: 2222, user: 'root' });
+  });
+
   it('names the same host\'s other daemons with the same ssh options', () => {
     expect(siblingUri('qemu+ssh://u@h:22/system?keyfile=/k&root=/r&socket=/r/run/virtqemud.sock', 'virtstoraged')).toBe('storage+ssh://u@h:22/system?keyfile=/k&root=/r');
     expect(parseUri(siblingUri('qemu+ssh://h/system?readonly=1', 'virtsecretd'))).toMatchObject({ daemon: 'virtsecretd', readOnly: true, host: 'h' });
@@ -45,6 +49,7 @@ describe('parseUri for +ssh schemes', () => {
     ['qemu+ssh://h/system?netcat=/bin/nc', 'unknown option "netcat"'],
     ['qemu+ssh://h:99999/system', 'not a URI'],
     ['shim+ssh://h/system', 'unknown scheme'],
+    ['qemu+ssh://a%zz@h/system', 'bad percent-encoding'],
   ])('refuses %s', (uri, why) => {
     expect(() => parseUri(uri)).toThrow(expect.objectContaining({ code: 'INVALID_ARG', message: expect.stringContaining(why) }));
   });
