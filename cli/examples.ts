@@ -45,6 +45,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ex('convert web1.xml --lossy > web1.json', 'writes what can be carried over; warnings on stderr'),
   ],
   completion: [ex('completion bash > /usr/share/bash-completion/completions/virtq', 'installs bash completion'), ex('completion zsh > ~/.zfunc/_virtq', 'installs zsh completion (~/.zfunc in $fpath)')],
+  proxy: [ex("proxy 'qemu:///system'", 'what ssh runs on the far side of qemu+ssh://HOST/system'), ex("proxy -r 'storage:///system'", 'the same for storage+ssh://HOST/system?readonly=1')],
   'pool-list': [ex('pool-list', 'every storage pool with state and sizes')],
   'pool-info': [ex('pool-info default', 'one pool\'s state, capacity and allocation')],
   'pool-define': [ex('pool-define pool.json', 'defines a pool from a JSON definition')],

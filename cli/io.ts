@@ -89,6 +89,8 @@ export interface CliIo {
   /** Connects to the daemon serving `program` at `uri` (already that daemon's URI). */
   connectService(program: string, uri: string): Promise<CliServiceConnection>;
   readonly files: CliFiles;
+  /** Joins this process's stdin and stdout to the unix socket `path` until either side ends (`virtq proxy`). */
+  readonly pipeStdio?: (path: string) => Promise<void>;
   /** Runs `handler` on Ctrl-C (SIGINT) until disposed; the command then cancels what it started. */
   onInterrupt(handler: () => void): Disposable;
 }

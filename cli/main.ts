@@ -6,6 +6,7 @@ import { localFiles } from './local-files.js';
 import { programNamed } from './programs.js';
 import type { CliIo } from './io.js';
 import { runCli } from './run.js';
+import { pipeStdioTo } from './stdio-pipe.js';
 
 async function main(): Promise<void> {
   process.on('SIGPIPE', () => undefined);
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
       return { call: (p, a, o) => conn.call(p, a, o), openStream: (p, a, o) => conn.openStream(p, a, o), events: () => conn.events(), close: () => conn.close() };
     },
     files: localFiles(process.cwd()),
+    pipeStdio: (path) => pipeStdioTo(path, process.stdin, process.stdout, process.getuid?.() ?? 0),
     onInterrupt: (handler) => {
       process.on('SIGINT', handler);
       return { dispose: () => { process.off('SIGINT', handler); } };

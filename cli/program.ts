@@ -17,6 +17,7 @@ import { completionCommand, convertCommand } from './local-commands.js';
 import { EXAMPLES } from './examples.js';
 import { helpAfterOptions } from './command-help.js';
 import { runComplete } from './completion/helper.js';
+import { proxyCommand } from './proxy-command.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -47,7 +48,7 @@ export function allCommands(): CommandSpec[] {
 function topCommands(): CommandSpec[] {
   return withExamples([
     ...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands(), ...nodedevCommands(),
-    convertCommand(), completionCommand(allCommands),
+    convertCommand(), completionCommand(allCommands), proxyCommand(),
   ], '');
 }
 

@@ -9,6 +9,7 @@ import { EmbedRouter, defaultShimCommand } from './embed.js';
 import { resolveSocket, type Endpoint, type ResolvedSocket } from './resolve.js';
 import { SocketRouter } from './router.js';
 import { resolveDefaultUri } from './default-uri.js';
+import { dialSsh } from './ssh-transport.js';
 
 /** Options of `connect` and `connectAdmin`. */
 export interface ConnectOptions {
@@ -72,7 +73,8 @@ async function dial(resolved: ResolvedSocket, clock: Clock, timeoutMs: number): 
  * Connects to virtq at `uri` (default: `resolveDefaultUri()`):
  * `qemu:///system`, `qemu:///session`, `qemu:///system?root=DIR` (virtqemud),
  * `qemu+shim:///PATH/TO/NAME.sock`, `shim:///NAME?root=DIR` (one VM's shim), or
- * `qemu:///embed?root=DIR` (no daemon: this process starts shims for its private VMs);
+ * `qemu:///embed?root=DIR` (no daemon: this process starts shims for its private VMs),
+ * `qemu+ssh://[USER@]HOST[:PORT]/system` (another host's virtqemud through ssh and `virtq proxy`);
  * `?mode=ro` picks the read-only socket. Fails with NO_CONNECT naming the socket tried.
  */
 export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<Connection> {
@@ -90,8 +92,12 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
     });
     return new Connection(chosen, 'embed', false, router);
   }
-  if (target.kind === 'daemon' && target.daemon !== 'virtqemud') {
+  if ((target.kind === 'daemon' || target.kind === 'ssh') && target.daemon !== 'virtqemud') {
     throw new VirtqError('INVALID_ARG', `${chosen} reaches ${target.daemon}, which does not serve VMs; use qemu:///system (or connectStorage/connectSecret for its own program)`);
+  }
+  if (target.kind === 'ssh') {
+    const rpc = await dialSsh(target, { clock, timeoutMs, env });
+    return new Connection(chosen, 'daemon', target.readOnly, new SocketRouter(rpc));
   }
   const resolved = await resolveSocket(target, 'api' satisfies Endpoint);
   const rpc = await dial(resolved, clock, timeoutMs);
@@ -108,10 +114,20 @@ export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Pro
   if (target.kind === 'embed') {
     throw new VirtqError('INVALID_ARG', `${chosen}: embedded mode has no daemon to administer; use shim:///NAME?root=DIR for one VM's shim`);
   }
-  const resolved = await resolveSocket(target, 'admin');
-  const rpc = await dial(resolved, opts.clock ?? systemClock(), opts.timeoutMs ?? 120_000);
+  const clock = opts.clock ?? systemClock();
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  let rpc: RpcClient;
+  let socket = chosen;
+  let peer: AdminConnection['peer'] = 'daemon';
+  if (target.kind === 'ssh') {
+    rpc = await dialSsh(target, { clock, timeoutMs, env: opts.env ?? process.env, admin: true });
+  } else {
+    const resolved = await resolveSocket(target, 'admin');
+    rpc = await dial(resolved, clock, timeoutMs);
+    ({ socket, peer } = resolved);
+  }
   return {
-    uri: chosen, socket: resolved.socket, peer: resolved.peer, admin: typedClient(adminProgram, rpc),
+    uri: chosen, socket, peer, admin: typedClient(adminProgram, rpc),
     call: (procedure, args, callOpts) => rpc.call(adminProgram.name, procedure, args, callOpts ?? {}),
     close: () => rpc.close(),
   };

@@ -6,6 +6,7 @@ import {
   DAEMONS, RpcClient, VirtqError, daemonServing, parseUri, siblingUri, systemClock, typedClient,
   type ByteStream, type CallOptions, type Clock, type DaemonName, type Program, type PushedEvent, type TypedClient,
 } from '../protocol/index.js';
+import { dialSsh } from './ssh-transport.js';
 
 /** Options of a daemon connection. */
 export interface DaemonConnectOptions {
@@ -47,13 +48,18 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
   const env = opts.env ?? process.env;
   const target = parseUri(uri, env);
   const wanted = daemonServing(program.name);
-  if (target.kind !== 'daemon' || wanted === undefined || target.daemon !== wanted) {
+  if ((target.kind !== 'daemon' && target.kind !== 'ssh') || wanted === undefined || target.daemon !== wanted) {
     const scheme = wanted === undefined ? '?' : DAEMONS[wanted].scheme;
     throw new VirtqError('INVALID_ARG', `${uri} does not reach ${wanted ?? 'a daemon'} (which serves ${program.name}); use ${scheme}:///system or ${scheme}:///system?root=DIR`);
   }
   const clock = opts.clock ?? systemClock();
   const rpcOpts = { clock, defaultTimeoutMs: opts.timeoutMs ?? 120_000 };
   let rpc: RpcClient;
+  if (target.kind === 'ssh') {
+    // Over ssh the far side's proxy dials once; waitMs (a daemon still starting) applies to local sockets.
+    rpc = await dialSsh(target, { clock, timeoutMs: rpcOpts.defaultTimeoutMs, env });
+    return daemonConnection(program, uri, target.daemon, uri, target.readOnly, rpc);
+  }
   try {
     rpc = (opts.waitMs ?? 0) > 0
       ? await RpcClient.connectWithRetry(target.socket, { ...rpcOpts, deadlineMs: opts.waitMs ?? 0 })
@@ -64,8 +70,12 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
     const waited = (opts.waitMs ?? 0) > 0 ? ` within ${Math.round((opts.waitMs ?? 0) / 1000)} s` : '';
     throw new VirtqError('NO_CONNECT', `${e.message}${waited} (is ${target.daemon} running for ${uri}?)`, { details: { socket: target.socket, daemon: target.daemon }, cause: err });
   }
+  return daemonConnection(program, uri, target.daemon, target.socket, target.readOnly, rpc);
+}
+
+function daemonConnection<P extends Program>(program: P, uri: string, daemon: DaemonName, socket: string, readOnly: boolean, rpc: RpcClient): DaemonConnection<P> {
   return {
-    uri, daemon: target.daemon, socket: target.socket, readOnly: target.readOnly,
+    uri, daemon, socket, readOnly,
     api: typedClient(program, rpc),
     call: (procedure, args, callOpts) => rpc.call(program.name, procedure, args, callOpts ?? {}),
     openStream: (procedure, args, callOpts) => rpc.openStream(program.name, procedure, args, callOpts ?? {}),

@@ -67,5 +67,7 @@ export async function resolveSocket(target: Exclude<Target, { kind: 'embed' }>, 
       if (endpoint === 'admin') return { peer: 'shim', socket: sockets.admin, readOnly: false, hint };
       return { peer: 'shim', socket: target.readOnly ? sockets.ro : sockets.rw, readOnly: target.readOnly, hint };
     }
+    case 'ssh':
+      throw new VirtqError('INVALID_ARG', `${target.uri} reaches another host through ssh and has no local socket`);
   }
 }

@@ -3,7 +3,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Clock, Disposable } from './clock.js';
 import { delay } from './clock.js';
-import { FramedConnection } from './connection.js';
+import { FramedConnection, type ByteChannel } from './connection.js';
 import { VirtqError } from './errors.js';
 import type { Message } from './message.js';
 import { EventQueue } from './event-queue.js';
@@ -50,7 +50,7 @@ export class RpcClient {
   /** Settles when the connection has closed, with the reason. */
   readonly closed: Promise<VirtqError>;
 
-  constructor(socket: Socket, private readonly opts: RpcClientOptions, readonly path = '') {
+  constructor(socket: ByteChannel, private readonly opts: RpcClientOptions, readonly path = '') {
     this.eventQueue = new EventQueue(opts.maxQueuedEvents ?? 10_000);
     let onClosed!: (err: VirtqError) => void;
     this.closed = new Promise((resolve) => { onClosed = resolve; });

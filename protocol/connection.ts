@@ -1,7 +1,7 @@
 // One framed connection over a stream socket: frames in and out, CBOR, message header checks,
 // write batching and backpressure, the partial-frame deadline. Client and server both build on
 // it; it knows nothing of serial matching or dispatch.
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ByteBudget } from './byte-budget.js';
 import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
@@ -40,6 +40,12 @@ export interface FramedConnectionOptions {
   onClose(err: VirtqError | undefined): void;
 }
 
+/**
+ * The byte stream a connection runs over: a unix or TCP socket, or any duplex (an `ssh` child's
+ * stdio, client/ssh-transport.ts); sockets also get Nagle turned off.
+ */
+export type ByteChannel = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
+
 /** Stream chunks from this size on are framed by encodeBytesBodyFrame. */
 const BYTES_FAST_PATH = 4096;
 const EMPTY = new Uint8Array(0);
@@ -68,7 +74,7 @@ export class FramedConnection {
   /** Frame buffers of stream chunks the socket has written, for the next chunks. */
   private readonly spareFrames: Buffer[] = [];
 
-  constructor(readonly socket: Socket, private readonly opts: FramedConnectionOptions) {
+  constructor(readonly socket: ByteChannel, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxSendFrameBytes = opts.maxSendFrameBytes ?? this.maxFrameBytes;
     this.decoder = new FrameDecoder(this.maxFrameBytes);

@@ -15,7 +15,7 @@ export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js
 export { createCodec, type Codec } from './codec.js';
 export { checkCborLimits, DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 export { parseMessage, type Message, type MessageType, type MessageStatus } from './message.js';
-export { FramedConnection } from './connection.js';
+export { FramedConnection, type ByteChannel } from './connection.js';
 export { RpcClient, type PushedEvent, type RpcClientOptions } from './client.js';
 export { typedClient, type Caller, type StreamProcs, type TypedClient, type CallOptions } from './typed-client.js';
 export { ByteStream } from './byte-stream.js';

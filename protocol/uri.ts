@@ -7,13 +7,17 @@ import { NAME_PATTERN } from './definition.js';
 import { VirtqError } from './errors.js';
 import { rootLayout, serviceSockets, sessionLayout, systemLayout, type Layout } from './paths.js';
 import { DAEMONS, DAEMON_NAMES, daemonForScheme, type DaemonName } from './services.js';
+import { isSshProtocol, parseSshUri, sshSiblingUri, type SshTarget } from './ssh-uri.js';
+
+export { type SshTarget } from './ssh-uri.js';
 
 /** Where a URI points. */
 export type Target =
   | { kind: 'daemon'; daemon: DaemonName; layout: Layout; socket: string; readOnly: boolean; admin: string; uri: string }
   | { kind: 'embed'; root: string; layout: Layout; uri: string }
   | { kind: 'shim'; socket: string; readOnly: boolean; uri: string }
-  | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string };
+  | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string }
+  | SshTarget;
 
 const SCHEMES = ['qemu+shim', 'shim', ...DAEMON_NAMES.map((d) => DAEMONS[d].scheme)].map((s) => `${s}:`).join(', ');
 
@@ -25,6 +29,8 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   } catch {
     throw new VirtqError('INVALID_ARG', `not a URI: "${uri}" (try qemu:///system or qemu:///session)`);
   }
+  // `qemu+ssh://HOST/system` and the other daemons' `+ssh` URIs: protocol/ssh-uri.ts.
+  if (isSshProtocol(url.protocol)) return parseSshUri(url, uri);
   const q = url.searchParams;
   const readOnly = q.get('mode') === 'ro';
   const mode = q.get('mode');
@@ -32,7 +38,7 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   const root = q.get('root');
   if (root !== null && !isAbsolute(root)) throw new VirtqError('INVALID_ARG', `${uri}: root must be an absolute path`);
   const socketOverride = q.get('socket');
-  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: remote hosts are not supported; use ${url.protocol}///...`);
+  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: no host in a local URI; use ${url.protocol}///... here or ${url.protocol.slice(0, -1)}+ssh://HOST/system for a remote one`);
   const path = decodeURIComponent(url.pathname);
 
   if (url.protocol === 'qemu+shim:') {
@@ -71,6 +77,7 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
  */
 export function siblingUri(uri: string, daemon: DaemonName, env: NodeJS.ProcessEnv = {}): string {
   const target = parseUri(uri, env);
+  if (target.kind === 'ssh') return sshSiblingUri(new URL(uri), daemon);
   if (target.kind !== 'daemon') {
     throw new VirtqError('INVALID_ARG', `${uri} names no host daemon; use ${DAEMONS[daemon].scheme}:///system (or ?root=DIR) for ${daemon}`);
   }

@@ -21,6 +21,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 # The web view's browser test drives Debian's chromium with puppeteer-core (over CDP: no chromedriver, no download).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# qemu+ssh:// is tested against a real OpenSSH server the tests start on a loopback port (and the ssh client).
+command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
