@@ -6,6 +6,7 @@ import {
   DAEMONS, RpcClient, VirtqError, daemonServing, parseUri, siblingUri, systemClock, typedClient,
   type ByteStream, type CallOptions, type Clock, type DaemonName, type Program, type PushedEvent, type TypedClient,
 } from '../protocol/index.js';
+import { dialTls } from './tls-transport.js';
 
 /** Options of a daemon connection. */
 export interface DaemonConnectOptions {
@@ -47,7 +48,7 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
   const env = opts.env ?? process.env;
   const target = parseUri(uri, env);
   const wanted = daemonServing(program.name);
-  if (target.kind !== 'daemon' || wanted === undefined || target.daemon !== wanted) {
+  if ((target.kind !== 'daemon' && target.kind !== 'remote') || wanted === undefined || target.daemon !== wanted) {
     const scheme = wanted === undefined ? '?' : DAEMONS[wanted].scheme;
     throw new VirtqError('INVALID_ARG', `${uri} does not reach ${wanted ?? 'a daemon'} (which serves ${program.name}); use ${scheme}:///system or ${scheme}:///system?root=DIR`);
   }
@@ -55,17 +56,18 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
   const rpcOpts = { clock, defaultTimeoutMs: opts.timeoutMs ?? 120_000 };
   let rpc: RpcClient;
   try {
-    rpc = (opts.waitMs ?? 0) > 0
+    rpc = target.kind === 'remote' ? await dialTls(target, rpcOpts) : (opts.waitMs ?? 0) > 0
       ? await RpcClient.connectWithRetry(target.socket, { ...rpcOpts, deadlineMs: opts.waitMs ?? 0 })
       : await RpcClient.connect(target.socket, rpcOpts);
   } catch (err) {
     const e = VirtqError.from(err);
     if (e.code !== 'NO_CONNECT') throw e;
     const waited = (opts.waitMs ?? 0) > 0 ? ` within ${Math.round((opts.waitMs ?? 0) / 1000)} s` : '';
+    if (target.kind === 'remote') throw e;
     throw new VirtqError('NO_CONNECT', `${e.message}${waited} (is ${target.daemon} running for ${uri}?)`, { details: { socket: target.socket, daemon: target.daemon }, cause: err });
   }
   return {
-    uri, daemon: target.daemon, socket: target.socket, readOnly: target.readOnly,
+    uri, daemon: target.daemon, socket: target.kind === 'remote' ? `${target.host}:${target.port}` : target.socket, readOnly: target.readOnly,
     api: typedClient(program, rpc),
     call: (procedure, args, callOpts) => rpc.call(program.name, procedure, args, callOpts ?? {}),
     openStream: (procedure, args, callOpts) => rpc.openStream(program.name, procedure, args, callOpts ?? {}),

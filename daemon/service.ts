@@ -4,8 +4,8 @@
 // and decides when each socket opens (the first one bound is its claim on the name).
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import {
-  RpcServer, adminProgram,
-  type Clock, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
+  RpcServer, TlsListener, adminProgram,
+  type Clock, type TlsFiles, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
 } from '../protocol/index.js';
 import type { LogHub } from './logging.js';
 import { adminLogHandlers } from './admin-log-handlers.js';
@@ -70,6 +70,8 @@ export class DaemonService {
   readonly metrics: Registry;
   /** Slots for long operations, as many as the admin limit `workerConcurrency` says. */
   readonly workers: WorkerSlots;
+  /** The TLS listener, once listenTls opened it. */
+  tls: TlsListener | undefined;
 
   constructor(private readonly cfg: ServiceConfig) {
     const metrics = cfg.metrics ?? serviceMetrics(cfg.daemon, cfg.programs ?? []);
@@ -99,8 +101,23 @@ export class DaemonService {
     return this.server.listen(this.cfg.sockets[which], which, mode, this.cfg.inherited?.[which]);
   }
 
+  /**
+   * Also serves the read-write API on `host:port` with mutual TLS: clients whose certificate
+   * verified are served as read-write clients of their own socket class (cap and frame budget),
+   * identified by their subject DN. Resolves with the port (the chosen one for port 0).
+   */
+  async listenTls(host: string, port: number, files: TlsFiles, handshakeTimeoutMs: number): Promise<number> {
+    this.tls = await TlsListener.open({
+      host, port, files, handshakeTimeoutMs, log: this.cfg.logs.module('rpc.tls'),
+      maxConnections: () => this.server.limits.maxClients,
+      onClient: (socket, dn) => this.server.accept(socket, 'rw', { transport: 'tls', dn, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
+    });
+    return this.tls.port;
+  }
+
   /** Stops listening, removes its socket files and drops every client. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.tls?.close();
     return this.server.close();
   }
 }

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
 import { errorReply, type Message } from './message.js';
-import { ServerClient, type Access } from './server-client.js';
+import { ServerClient, type Access, type Peer } from './server-client.js';
 import { listenInherited, listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
 import type { ByteStream } from './byte-stream.js';
 import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
@@ -21,7 +21,7 @@ import type { Limits } from './admin-program.js';
 import { serverAdminHandlers } from './server-admin.js';
 import { DAEMONS, daemonServing } from './services.js';
 
-export { ServerClient, type Access } from './server-client.js';
+export { ServerClient, type Access, type Peer } from './server-client.js';
 export type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 export type ServerLimits = Static<typeof Limits>;
 
@@ -73,11 +73,11 @@ export class RpcServer {
   private readonly startedAt: number;
   private inFlight = 0;
   private drainWaiters: Array<() => void> = [];
-  private readonly partialBudgets: Record<Access, ByteBudget>;
+  private readonly partialBudgets: Record<Access | 'tls', ByteBudget>;
 
   constructor(private readonly opts: RpcServerOptions) {
     const budget = opts.partialFrameBudgetBytes ?? PARTIAL_FRAME_BUDGET_BYTES;
-    this.partialBudgets = { rw: new ByteBudget(budget), ro: new ByteBudget(budget), admin: new ByteBudget(budget) };
+    this.partialBudgets = { rw: new ByteBudget(budget), ro: new ByteBudget(budget), admin: new ByteBudget(budget), tls: new ByteBudget(budget) };
     this.limits = { maxClients: 5000, maxInflightPerClient: 128, workerConcurrency: 8, ...opts.limits };
     this.startedAt = opts.clock.now();
     this.register(serverAdminHandlers(this, opts));
@@ -135,15 +135,20 @@ export class RpcServer {
     for (const c of this.clientsById.values()) c.conn.close();
   }
 
-  private accept(socket: Socket, access: Access): void {
+  /**
+   * Serves a connected socket at `access`: the unix listeners' connections, and those a TLS
+   * listener hands over once their certificate verified (`peer` says which).
+   */
+  accept(socket: Socket, access: Access, peer?: Peer): void {
     const id = this.nextClientId++;
+    const socketClass = peer?.transport === 'tls' ? 'tls' : access;
     const maxFrameBytes = this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const conn: FramedConnection = new FramedConnection(socket, {
       clock: this.opts.clock,
       maxFrameBytes: access === 'ro' ? Math.min(RO_MAX_FRAME_BYTES, maxFrameBytes) : maxFrameBytes,
       // The read-only bound is on what the client sends: its answers (listings, download chunks) go out in full.
       maxSendFrameBytes: maxFrameBytes,
-      partialBudget: this.partialBudgets[access],
+      partialBudget: this.partialBudgets[socketClass],
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
       decodeLimits: this.opts.decodeLimits ?? DEFAULT_CALL_LIMITS,
       readPauseBytes: READ_PAUSE_BYTES,
@@ -155,21 +160,22 @@ export class RpcServer {
         if (err !== undefined) this.opts.log.debug({ client: id, code: err.code }, 'client dropped');
       },
     });
-    const client = new ServerClient(id, access, this.opts.clock.now(), conn);
+    const client = new ServerClient(id, access, this.opts.clock.now(), conn, peer);
     // Each socket has its own cap: a flood of the world-writable read-only socket must not lock
     // root's read-write clients (the CLI, shims registering) out, as the admin socket is not.
-    const count = this.countAccess(access);
+    // The TLS port is a socket of its own.
+    const count = this.countClass(socketClass);
     const cap = access === 'admin' ? ADMIN_CLIENT_CAP : this.limits.maxClients;
     if (count >= cap) {
-      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${access} socket (limit ${cap}); try again later`));
+      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${socketClass} socket (limit ${cap}); try again later`));
       return;
     }
     this.clientsById.set(id, client);
   }
 
-  private countAccess(access: Access): number {
+  private countClass(socketClass: Access | 'tls'): number {
     let n = 0;
-    for (const c of this.clientsById.values()) if (c.access === access) n++;
+    for (const c of this.clientsById.values()) if ((c.peer.transport === 'tls' ? 'tls' : c.access) === socketClass) n++;
     return n;
   }
 

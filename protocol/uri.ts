@@ -7,13 +7,15 @@ import { NAME_PATTERN } from './definition.js';
 import { VirtqError } from './errors.js';
 import { rootLayout, serviceSockets, sessionLayout, systemLayout, type Layout } from './paths.js';
 import { DAEMONS, DAEMON_NAMES, daemonForScheme, type DaemonName } from './services.js';
+import { parseTlsUri, type RemoteTarget } from './uri-tls.js';
 
 /** Where a URI points. */
 export type Target =
   | { kind: 'daemon'; daemon: DaemonName; layout: Layout; socket: string; readOnly: boolean; admin: string; uri: string }
   | { kind: 'embed'; root: string; layout: Layout; uri: string }
   | { kind: 'shim'; socket: string; readOnly: boolean; uri: string }
-  | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string };
+  | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string }
+  | RemoteTarget;
 
 const SCHEMES = ['qemu+shim', 'shim', ...DAEMON_NAMES.map((d) => DAEMONS[d].scheme)].map((s) => `${s}:`).join(', ');
 
@@ -25,6 +27,8 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   } catch {
     throw new VirtqError('INVALID_ARG', `not a URI: "${uri}" (try qemu:///system or qemu:///session)`);
   }
+  const remote = parseTlsUri(url, uri, env);
+  if (remote !== undefined) return remote;
   const q = url.searchParams;
   const readOnly = q.get('mode') === 'ro';
   const mode = q.get('mode');
@@ -71,6 +75,11 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
  */
 export function siblingUri(uri: string, daemon: DaemonName, env: NodeJS.ProcessEnv = {}): string {
   const target = parseUri(uri, env);
+  if (target.kind === 'remote') {
+    if (target.daemon === daemon) return uri;
+    const pki = new URL(uri).searchParams.get('pkipath');
+    return `${DAEMONS[daemon].scheme}+tls://${target.host.includes(':') ? `[${target.host}]` : target.host}/system${pki === null ? '' : `?pkipath=${pki}`}`;
+  }
   if (target.kind !== 'daemon') {
     throw new VirtqError('INVALID_ARG', `${uri} names no host daemon; use ${DAEMONS[daemon].scheme}:///system (or ?root=DIR) for ${daemon}`);
   }
