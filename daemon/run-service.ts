@@ -15,7 +15,7 @@ import { DaemonService, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
 import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute } from './http-server.js';
 import { runMain, type ProcessLike } from './main-shell.js';
-import { openRemote } from './remote-access.js';
+import { loadAccess, openRemote } from './remote-access.js';
 import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
 
 /** One program a daemon serves, with its handlers. */
@@ -121,6 +121,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
   });
   // Claim the admin socket first: a second instance must not even read state another one owns.
   await service.listen('admin');
+  await loadAccess(service, common, layout, def.daemon).catch(async (err: unknown) => { await service.close(); throw err; });
   let http: Server | undefined;
   try {
     parts = await def.build({ layout, clock, logs, env, common, extra, service });
@@ -131,7 +132,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     }
     await service.listen('rw');
     await service.listen('ro');
-    const tlsPort = await openRemote(service, common, layout, def.daemon);
+    const tlsPort = await openRemote(service, common, layout);
     const httpPort = common.httpAddress === undefined ? undefined : await (async () => {
       const h = await serveHttp(common.httpAddress as string, firstRoute(...(parts.http === undefined ? [] : [parts.http]), metricsRoute(service.metrics)), logs.module('http'), parts.httpHandler);
       http = h.server;

@@ -35,3 +35,6 @@ export {
   PciDeviceRow, UsbDeviceRow, NetDeviceRow, BlockDeviceRow, PciDevice, UsbDevice, NetDevice, BlockDevice, type NodedevProgram,
 } from './nodedev-program.js';
 export { networkProgram, NetworkName, PortId, Mac, NetworkIpv4, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, type NetworkProgram } from './network-program.js';
+export { PROCEDURE_CLASSES, procedureClasses, type ProcedureClass } from './acl-classes.js';
+export { AclFile, AclMatch, AclRule, AclRules, describeIdentity, identityOf, isPerVmFiltered, vmOfCall, type AclCall, type AclDecision, type AclIdentity } from './acl-rules.js';
+export { AclPolicy, type AccessPolicy, type Denial } from './acl-policy.js';

@@ -20,6 +20,7 @@ import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 import type { Limits } from './admin-program.js';
 import { serverAdminHandlers } from './server-admin.js';
 import { DAEMONS, daemonServing } from './services.js';
+import type { AccessPolicy } from './acl-policy.js';
 
 export { ServerClient, type Access, type Peer } from './server-client.js';
 export type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
@@ -66,6 +67,8 @@ export const PARTIAL_FRAME_BUDGET_BYTES = 64 * 1024 * 1024;
 /** A virtq RPC server. */
 export class RpcServer {
   readonly limits: ServerLimits;
+  /** Access rules checked on every call after the socket's own check (none: the socket decides alone). */
+  accessPolicy: AccessPolicy | undefined;
   private readonly programs = new Map<string, Registered>();
   private readonly clientsById = new Map<number, ServerClient>();
   private readonly listeners: Array<{ server: Server; bound: BoundSocket }> = [];
@@ -123,7 +126,7 @@ export class RpcServer {
 
   /** Pushes an event to every client for which `wants` is true. */
   publish(prog: string, name: string, body: unknown, wants: (c: ServerClient) => boolean): void {
-    for (const c of this.clientsById.values()) if (wants(c)) c.pushEvent(prog, name, body);
+    for (const c of this.clientsById.values()) if (wants(c) && this.accessPolicy?.hidesEvent(c, prog, body) !== true) c.pushEvent(prog, name, body);
   }
 
   /** Stops listening, removes our socket files and drops every client. */
@@ -200,7 +203,8 @@ export class RpcServer {
     const done = (result: unknown): void => {
       client.inFlight--;
       this.callDone();
-      this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
+      const body = this.accessPolicy === undefined ? result : this.accessPolicy.filterReply(client, msg.prog, msg.proc, result);
+      this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: body ?? {} });
       if (stream !== undefined) client.streamOpened(msg.serial);
       onDone?.(msg.prog, msg.proc, 'OK', (this.opts.clock.monotonic() - started) / 1000);
     };
@@ -229,6 +233,7 @@ export class RpcServer {
       throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not served by ${this.opts.daemon}`);
     }
     const args = (reg.program.argValidators.get(msg.proc) as { parse(v: unknown, what: string): unknown }).parse(msg.body, `arguments of ${msg.proc}`);
+    this.accessPolicy?.check(client, reg.program, msg.proc, spec, args);
     const handler = reg.handlers[msg.proc];
     if (handler !== undefined) return handler(args as never, ctx);
     if (reg.fallback !== undefined) return reg.fallback(reg.program, msg.proc, args, ctx);

@@ -2,7 +2,8 @@
 // server and client certificates it signs, an expired client certificate, and a second CA
 // whose certificates the first must refuse. Nothing here is ever reused between tests.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { ServiceHarness, RunningProcess } from './service-harness.js';
 import { join } from 'node:path';
 
 /** A CA's files. */
@@ -56,4 +57,24 @@ export class TestPki {
     openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-extfile', ext, '-days', expired ? '-1' : '2'], this.dir);
     return { cert, key, subject };
   }
+}
+
+/** Starts `daemon` listening for TLS on a free loopback port; resolves with its port. */
+export async function startTls(h: ServiceHarness, daemon: 'virtqemud' | 'virtstoraged', pki: TestPki, ca: TestCa, extra: string[] = []): Promise<{ port: number; proc: RunningProcess }> {
+  const server = pki.issue(ca, `${daemon}-server`, `/O=virtq-test/CN=${daemon}.localhost`, 'server');
+  const proc = await h.start(daemon, ['--listen-tls', '127.0.0.1:0', '--tls-cert', server.cert, '--tls-key', server.key, '--tls-ca', ca.cert, ...extra]);
+  const port = (proc.reply as { tlsPort?: number }).tlsPort;
+  if (port === undefined) throw new Error(`${daemon} reported no tlsPort: ${JSON.stringify(proc.reply)}`);
+  return { port, proc };
+}
+
+/** A pkipath directory with `clientcert.pem`, `clientkey.pem` and `cacert.pem`. */
+export function clientPki(pki: TestPki, ca: TestCa, file: string, subject: string, opts: { expired?: boolean; trust?: TestCa } = {}): string {
+  const c = pki.issue(ca, file, subject, 'client', opts.expired ?? false);
+  const dir = `${pki.dir}/${file}-pki`;
+  new TestPki(dir);
+  copyFileSync(c.cert, `${dir}/clientcert.pem`);
+  copyFileSync(c.key, `${dir}/clientkey.pem`);
+  copyFileSync((opts.trust ?? ca).cert, `${dir}/cacert.pem`);
+  return dir;
 }

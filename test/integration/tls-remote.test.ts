@@ -4,38 +4,18 @@
 // expired certificate, one of another CA and none at all, each with a log line naming the
 // subject and the reason; `tls-reload` serving a new certificate without dropping a client.
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, connectAdmin, connectStorage } from '../../client/index.js';
 import type { LifecycleEvent } from '../../protocol/index.js';
-import { ServiceHarness, type RunningProcess } from '../helpers/service-harness.js';
+import { ServiceHarness } from '../helpers/service-harness.js';
 import { guestDefinition } from '../helpers/shim-harness.js';
 import { guestConsole } from '../helpers/guest-console.js';
-import { TestPki, type TestCa } from '../helpers/tls-certs.js';
+import { TestPki, clientPki, startTls, type TestCa } from '../helpers/tls-certs.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
 
 const MiB = 1024 * 1024;
-
-/** Starts `daemon` listening for TLS on a free loopback port; resolves with its port. */
-export async function startTls(h: ServiceHarness, daemon: 'virtqemud' | 'virtstoraged', pki: TestPki, ca: TestCa, extra: string[] = []): Promise<{ port: number; proc: RunningProcess }> {
-  const server = pki.issue(ca, `${daemon}-server`, `/O=virtq-test/CN=${daemon}.localhost`, 'server');
-  const proc = await h.start(daemon, ['--listen-tls', '127.0.0.1:0', '--tls-cert', server.cert, '--tls-key', server.key, '--tls-ca', ca.cert, ...extra]);
-  const port = (proc.reply as { tlsPort?: number }).tlsPort;
-  if (port === undefined) throw new Error(`${daemon} reported no tlsPort: ${JSON.stringify(proc.reply)}`);
-  return { port, proc };
-}
-
-/** A pkipath directory with `clientcert.pem`, `clientkey.pem` and `cacert.pem`. */
-export function clientPki(pki: TestPki, ca: TestCa, file: string, subject: string, opts: { expired?: boolean; trust?: TestCa } = {}): string {
-  const c = pki.issue(ca, file, subject, 'client', opts.expired ?? false);
-  const dir = `${pki.dir}/${file}-pki`;
-  new TestPki(dir);
-  copyFileSync(c.cert, `${dir}/clientcert.pem`);
-  copyFileSync(c.key, `${dir}/clientkey.pem`);
-  copyFileSync((opts.trust ?? ca).cert, `${dir}/cacert.pem`);
-  return dir;
-}
 
 describe('remote access over TLS', () => {
   let h: ServiceHarness;
