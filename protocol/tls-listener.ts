@@ -66,6 +66,8 @@ export function subjectDn(raw: Buffer | undefined): string {
 /** A listening TLS server of one daemon. */
 export class TlsListener {
   private open = 0;
+  /** Handshake timers by the peer's address and port (unique among live connections). */
+  private readonly handshaking = new Map<string, NodeJS.Timeout>();
 
   private constructor(private readonly server: Server, private readonly opts: TlsListenerOptions, private files: TlsFiles) {}
 
@@ -124,11 +126,27 @@ export class TlsListener {
         return;
       }
       this.open++;
-      socket.once('close', () => { this.open--; });
+      // Node's own handshakeTimeout starts only once TLS bytes arrive: a connection that sends
+      // nothing would stay forever. This timer covers the whole handshake from accept.
+      const key = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+      const timer = setTimeout(() => {
+        log.warn({ msgId: 'tls-handshake-timeout', remote: socket.remoteAddress }, 'tls handshake not finished in time; dropped');
+        socket.destroy();
+      }, this.opts.handshakeTimeoutMs);
+      timer.unref();
+      this.handshaking.set(key, timer);
+      socket.once('close', () => {
+        this.open--;
+        clearTimeout(timer);
+        if (this.handshaking.get(key) === timer) this.handshaking.delete(key);
+      });
     });
     // Node's own rejectUnauthorized drops a bad certificate silently (the error that follows is a
     // bare ECONNRESET): verifying here keeps the subject and the reason for the log line.
     this.server.on('secureConnection', (tls: TLSSocket) => {
+      const key = `${tls.remoteAddress ?? ''}:${tls.remotePort ?? 0}`;
+      clearTimeout(this.handshaking.get(key));
+      this.handshaking.delete(key);
       const cert = tls.getPeerX509Certificate();
       const subject = subjectDn(cert?.raw);
       if (cert === undefined || !tls.authorized) {
