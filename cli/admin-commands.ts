@@ -6,6 +6,7 @@ import { table } from './render.js';
 import { callCommand, type CallAdapter, type CommandSpec, type RunContext } from './command.js';
 import type { Input } from './derive.js';
 import { LogFiltersOutput, LogOutputsOutput } from './json-output.js';
+import { configAdapters } from './admin-config-commands.js';
 
 /** A `log-filters` / `log-outputs` style command: show the value, or replace it and show the new one. */
 function logSetting(setter: 'setLogFilters' | 'setLogOutputs', getter: 'getLogFilters' | 'getLogOutputs', field: 'filters' | 'outputs'): CallAdapter {
@@ -54,6 +55,7 @@ const adapters: Readonly<Partial<Record<keyof typeof adminProgram.procs, CallAda
   },
   setLogFilters: logSetting('setLogFilters', 'getLogFilters', 'filters'),
   setLogOutputs: logSetting('setLogOutputs', 'getLogOutputs', 'outputs'),
+  ...configAdapters,
 };
 
 /** Every `virtq admin` command: the admin procedures with a CLI name. */

@@ -90,4 +90,8 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'admin log-filters': [ex('admin log-filters', 'prints the log filters'), ex('admin log-filters "debug:qemu.qmp"', 'logs the QMP traffic at debug level')],
   'admin log-outputs': [ex('admin log-outputs', 'prints where logs go')],
   'admin all-shims': [ex('admin all-shims getLogFilters', 'asks every running shim\'s admin socket')],
+  'admin tls-reload': [ex('admin tls-reload', 're-reads the TLS certificates; connected clients stay')],
+  'admin config-reload': [ex('admin config-reload', 're-reads the access-rules file (a bad one keeps the old rules)')],
+  'admin config-get': [ex('admin config-get', 'every runtime setting'), ex('admin config-get acl.file', 'one setting')],
+  'admin config-set': [ex('admin config-set limits.maxClients 200', 'changes one setting at run time')],
 };

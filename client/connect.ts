@@ -10,6 +10,7 @@ import { resolveSocket, type Endpoint, type ResolvedSocket } from './resolve.js'
 import { SocketRouter } from './router.js';
 import { resolveDefaultUri } from './default-uri.js';
 import { dialSsh } from './ssh-transport.js';
+import { dialTls } from './tls-transport.js';
 
 /** Options of `connect` and `connectAdmin`. */
 export interface ConnectOptions {
@@ -92,13 +93,14 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
     });
     return new Connection(chosen, 'embed', false, router);
   }
-  if ((target.kind === 'daemon' || target.kind === 'ssh') && target.daemon !== 'virtqemud') {
+  if ((target.kind === 'daemon' || target.kind === 'ssh' || target.kind === 'remote') && target.daemon !== 'virtqemud') {
     throw new VirtqError('INVALID_ARG', `${chosen} reaches ${target.daemon}, which does not serve VMs; use qemu:///system (or connectStorage/connectSecret for its own program)`);
   }
   if (target.kind === 'ssh') {
     const rpc = await dialSsh(target, { clock, timeoutMs, env });
     return new Connection(chosen, 'daemon', target.readOnly, new SocketRouter(rpc));
   }
+  if (target.kind === 'remote') return new Connection(chosen, 'daemon', false, new SocketRouter(await dialTls(target, { clock, defaultTimeoutMs: timeoutMs })));
   const resolved = await resolveSocket(target, 'api' satisfies Endpoint);
   const rpc = await dial(resolved, clock, timeoutMs);
   return new Connection(chosen, resolved.peer, resolved.readOnly, new SocketRouter(rpc));
@@ -113,6 +115,9 @@ export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Pro
   const target = parseUri(chosen, opts.env ?? process.env);
   if (target.kind === 'embed') {
     throw new VirtqError('INVALID_ARG', `${chosen}: embedded mode has no daemon to administer; use shim:///NAME?root=DIR for one VM's shim`);
+  }
+  if (target.kind === 'remote') {
+    throw new VirtqError('INVALID_ARG', `${chosen}: the admin API is served on the daemon's local admin socket only; run virtq admin on ${target.host}`);
   }
   const clock = opts.clock ?? systemClock();
   const timeoutMs = opts.timeoutMs ?? 120_000;

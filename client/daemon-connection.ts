@@ -7,6 +7,7 @@ import {
   type ByteStream, type CallOptions, type Clock, type DaemonName, type Program, type PushedEvent, type TypedClient,
 } from '../protocol/index.js';
 import { dialSsh } from './ssh-transport.js';
+import { dialTls } from './tls-transport.js';
 
 /** Options of a daemon connection. */
 export interface DaemonConnectOptions {
@@ -48,7 +49,7 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
   const env = opts.env ?? process.env;
   const target = parseUri(uri, env);
   const wanted = daemonServing(program.name);
-  if ((target.kind !== 'daemon' && target.kind !== 'ssh') || wanted === undefined || target.daemon !== wanted) {
+  if ((target.kind !== 'daemon' && target.kind !== 'ssh' && target.kind !== 'remote') || wanted === undefined || target.daemon !== wanted) {
     const scheme = wanted === undefined ? '?' : DAEMONS[wanted].scheme;
     throw new VirtqError('INVALID_ARG', `${uri} does not reach ${wanted ?? 'a daemon'} (which serves ${program.name}); use ${scheme}:///system or ${scheme}:///system?root=DIR`);
   }
@@ -61,16 +62,17 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
     return daemonConnection(program, uri, target.daemon, uri, target.readOnly, rpc);
   }
   try {
-    rpc = (opts.waitMs ?? 0) > 0
+    rpc = target.kind === 'remote' ? await dialTls(target, rpcOpts) : (opts.waitMs ?? 0) > 0
       ? await RpcClient.connectWithRetry(target.socket, { ...rpcOpts, deadlineMs: opts.waitMs ?? 0 })
       : await RpcClient.connect(target.socket, rpcOpts);
   } catch (err) {
     const e = VirtqError.from(err);
     if (e.code !== 'NO_CONNECT') throw e;
     const waited = (opts.waitMs ?? 0) > 0 ? ` within ${Math.round((opts.waitMs ?? 0) / 1000)} s` : '';
+    if (target.kind === 'remote') throw e;
     throw new VirtqError('NO_CONNECT', `${e.message}${waited} (is ${target.daemon} running for ${uri}?)`, { details: { socket: target.socket, daemon: target.daemon }, cause: err });
   }
-  return daemonConnection(program, uri, target.daemon, target.socket, target.readOnly, rpc);
+  return daemonConnection(program, uri, target.daemon, target.kind === 'remote' ? `${target.host}:${target.port}` : target.socket, target.readOnly, rpc);
 }
 
 function daemonConnection<P extends Program>(program: P, uri: string, daemon: DaemonName, socket: string, readOnly: boolean, rpc: RpcClient): DaemonConnection<P> {

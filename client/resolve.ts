@@ -50,6 +50,8 @@ function sibling(path: string, suffix: '-ro' | '-admin', uri: string): string {
 /** Resolves the socket for `target` (any kind but embed). */
 export async function resolveSocket(target: Exclude<Target, { kind: 'embed' }>, endpoint: Endpoint): Promise<ResolvedSocket> {
   switch (target.kind) {
+    case 'remote':
+      throw new VirtqError('INVALID_ARG', `${target.uri} is reached over TLS, not a unix socket`);
     case 'daemon': {
       const hint = `is ${target.daemon} running for ${target.uri}?`;
       return endpoint === 'admin'

@@ -30,6 +30,7 @@ export const metricCatalogue = {
   qmpDuration: spec({ name: 'virtq_qmp_command_duration_seconds', type: 'histogram', labels: ['command', 'result'], exportedBy: 'shim', help: 'Time from sending a QMP command to its reply.' }),
   rpcRequests: spec({ name: 'virtq_rpc_requests_total', type: 'counter', labels: ['procedure', 'code'], exportedBy: 'both', help: 'RPC calls answered, by procedure and result code (OK or an error code).' }),
   rpcDuration: spec({ name: 'virtq_rpc_request_duration_seconds', type: 'histogram', labels: ['procedure'], exportedBy: 'both', help: 'Time from receiving an RPC call to sending its reply.' }),
+  rpcDenied: spec({ name: 'virtq_rpc_access_denied_total', type: 'counter', labels: ['procedure', 'rule'], exportedBy: 'virtqemud', help: 'Calls refused by access rules, by procedure and rule (every host daemon with rules loaded).' }),
   shimCpu: spec({ name: 'virtq_shim_process_cpu_seconds_total', type: 'counter', labels: [], exportedBy: 'shim', help: 'CPU time used by the shim process itself.' }),
   shimRss: spec({ name: 'virtq_shim_process_resident_memory_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'Resident set size of the shim process itself.' }),
   shimHeap: spec({ name: 'virtq_shim_heap_used_bytes', type: 'gauge', labels: [], exportedBy: 'shim', help: 'V8 heap in use by the shim.' }),

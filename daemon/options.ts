@@ -3,6 +3,7 @@
 // these; the usage lines shared by all of them are written once here.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { VirtqError, rootLayout, sessionLayout, systemLayout, type Layout } from '../protocol/index.js';
+import { REMOTE_OPTIONS, REMOTE_USAGE, parseRemoteOptions, type RemoteOptions } from './tls-options.js';
 
 /** parseArgs's option table. */
 export type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
@@ -24,12 +25,15 @@ export interface CommonOptions {
   /** HOST:PORT for GET /metrics; undefined for none. */
   httpAddress: string | undefined;
   partialFrameTimeoutMs: number;
+  /** TLS listener and access rules (daemon/tls-options.ts). */
+  remote?: RemoteOptions;
 }
 
 const COMMON = {
   root: { type: 'string' }, system: { type: 'boolean' }, session: { type: 'boolean' },
   'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, http: { type: 'string' },
   'partial-frame-timeout-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  ...REMOTE_OPTIONS,
 } as const satisfies OptionsConfig;
 
 /** The usage lines of the common options. */
@@ -39,7 +43,8 @@ export const COMMON_USAGE = `  --root DIR          keep config, state, sockets a
   --log-filters F     e.g. "debug:rpc warn:registry" (default: $LOG_FILTERS or info)
   --log-stderr        also log to stderr
   --http HOST:PORT    serve GET /metrics for Prometheus
-  --partial-frame-timeout-ms N  drop a client that leaves a frame unfinished this long (default 30000)`;
+  --partial-frame-timeout-ms N  drop a client that leaves a frame unfinished this long (default 30000)
+${REMOTE_USAGE}`;
 
 /** A whole number option, at least `min`; INVALID_ARG naming the flag otherwise. */
 export function wholeNumber(value: string | undefined, flag: string, fallback: number, min = 0): number {
@@ -67,6 +72,7 @@ export function parseDaemonArgs(argv: readonly string[], extra: OptionsConfig, u
     mode: v['system'] === true ? 'system' : v['session'] === true ? 'session' : uid === 0 ? 'system' : 'session',
     logFilters: str('log-filters'), logStderr: v['log-stderr'] === true, httpAddress: str('http'),
     partialFrameTimeoutMs: wholeNumber(str('partial-frame-timeout-ms'), 'partial-frame-timeout-ms', 30_000, 1),
+    remote: parseRemoteOptions(v),
   };
   return { common, values: v, help: v['help'] === true };
 }

@@ -15,6 +15,7 @@ import { DaemonService, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
 import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute } from './http-server.js';
 import { runMain, type ProcessLike } from './main-shell.js';
+import { loadAccess, openRemote } from './remote-access.js';
 import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
 
 /** One program a daemon serves, with its handlers. */
@@ -82,6 +83,8 @@ export interface RunningService {
   readonly service: DaemonService;
   readonly sockets: { rw: string; ro: string; admin: string };
   readonly httpPort: number | undefined;
+  /** The TLS port, when `--listen-tls` was given. */
+  readonly tlsPort: number | undefined;
   readonly parts: ServiceParts;
   readonly logs: LogHub;
   /** The sockets served on descriptors a service manager passed. */
@@ -118,6 +121,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
   });
   // Claim the admin socket first: a second instance must not even read state another one owns.
   await service.listen('admin');
+  await loadAccess(service, common, layout, def.daemon).catch(async (err: unknown) => { await service.close(); throw err; });
   let http: Server | undefined;
   try {
     parts = await def.build({ layout, clock, logs, env, common, extra, service });
@@ -128,6 +132,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     }
     await service.listen('rw');
     await service.listen('ro');
+    const tlsPort = await openRemote(service, common, layout);
     const httpPort = common.httpAddress === undefined ? undefined : await (async () => {
       const h = await serveHttp(common.httpAddress as string, firstRoute(...(parts.http === undefined ? [] : [parts.http]), metricsRoute(service.metrics)), logs.module('http'), parts.httpHandler);
       http = h.server;
@@ -136,7 +141,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
     parts.serving?.();
     const built = parts;
     return {
-      layout, service, sockets, httpPort, parts: built, logs, inherited,
+      layout, service, sockets, httpPort, tlsPort, parts: built, logs, inherited,
       close: async () => {
         // Long-lived answers (a web view's event stream) would hold the server open.
         http?.close();
@@ -170,7 +175,7 @@ export function serviceMain<X>(def: ServiceDefinition<X>, proc: ProcessLike & { 
       let markDone!: () => void;
       const done = new Promise<void>((resolve) => { markDone = resolve; });
       return {
-        readyLine: JSON.stringify({ ok: true, pid: proc.pid, socket: running.sockets.rw, httpPort: running.httpPort, ...activated(running), ...running.parts.ready?.() }),
+        readyLine: JSON.stringify({ ok: true, pid: proc.pid, socket: running.sockets.rw, httpPort: running.httpPort, ...(running.tlsPort === undefined ? {} : { tlsPort: running.tlsPort }), ...activated(running), ...running.parts.ready?.() }),
         stop: () => { stopping ??= running.close().finally(markDone); },
         done,
         flush: () => running.logs.flush(),

@@ -4,11 +4,13 @@
 // and decides when each socket opens (the first one bound is its claim on the name).
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import {
-  RpcServer, adminProgram,
-  type Clock, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
+  RpcServer, TlsListener, adminProgram,
+  type Clock, type TlsFiles, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
 } from '../protocol/index.js';
 import type { LogHub } from './logging.js';
 import { adminLogHandlers } from './admin-log-handlers.js';
+import { adminConfigHandlers } from './admin-config-handlers.js';
+import { AclGuard } from './acl/acl-guard.js';
 import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
 import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
 import { WorkerSlots } from './worker-slots.js';
@@ -70,6 +72,10 @@ export class DaemonService {
   readonly metrics: Registry;
   /** Slots for long operations, as many as the admin limit `workerConcurrency` says. */
   readonly workers: WorkerSlots;
+  /** The TLS listener, once listenTls opened it. */
+  tls: TlsListener | undefined;
+  /** The access rules, once loadAccessRules set them up. */
+  acl: AclGuard | undefined;
 
   constructor(private readonly cfg: ServiceConfig) {
     const metrics = cfg.metrics ?? serviceMetrics(cfg.daemon, cfg.programs ?? []);
@@ -82,6 +88,7 @@ export class DaemonService {
       ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
     });
     this.server.register(adminLogHandlers(cfg.logs));
+    this.server.register(adminConfigHandlers({ server: this.server, logs: cfg.logs, tls: () => this.tls, acl: () => this.acl }));
     this.server.register({ program: adminProgram, handlers: { getMetrics: async () => ({ families: (await this.metrics.getMetricsAsJSON()) as never }) } });
   }
 
@@ -99,8 +106,35 @@ export class DaemonService {
     return this.server.listen(this.cfg.sockets[which], which, mode, this.cfg.inherited?.[which]);
   }
 
+  /**
+   * Also serves the read-write API on `host:port` with mutual TLS: clients whose certificate
+   * verified are served as read-write clients of their own socket class (cap and frame budget),
+   * identified by their subject DN. Resolves with the port (the chosen one for port 0).
+   */
+  async listenTls(host: string, port: number, files: TlsFiles, handshakeTimeoutMs: number): Promise<number> {
+    this.tls = await TlsListener.open({
+      host, port, files, handshakeTimeoutMs, log: this.cfg.logs.module('rpc.tls'),
+      maxConnections: () => this.server.limits.maxClients,
+      onClient: (socket, dn) => this.server.accept(socket, 'rw', { transport: 'tls', dn, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` }),
+    });
+    return this.tls.port;
+  }
+
+  /**
+   * Puts the access rules of `file` in force (none when it does not exist); throws for a bad
+   * file. Local clients of the read-write and admin sockets are identified as the daemon's owner
+   * (decision 0022), those of the read-only socket as anonymous-ro.
+   */
+  async loadAccessRules(file: string): Promise<void> {
+    const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const guard = new AclGuard(this.server, file, owner, () => owner, this.metrics, this.cfg.logs.module('rpc.acl'));
+    await guard.load();
+    this.acl = guard;
+  }
+
   /** Stops listening, removes its socket files and drops every client. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.tls?.close();
     return this.server.close();
   }
 }

@@ -7,6 +7,7 @@ import { Empty } from './types.js';
 /** Every daemon serves the admin program (callShims excepted). */
 const both = ['shim', 'aggregator', 'storage', 'secret', 'network', 'nodedev'] as const;
 const aggregator = ['aggregator'] as const;
+const daemons = ['aggregator', 'storage', 'secret', 'network', 'nodedev'] as const;
 
 /** A daemon's limits on clients, calls in flight and workers. */
 export const Limits = Type.Object({
@@ -75,6 +76,16 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
     ret: Type.Object({ results: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), result: Type.Optional(Type.Unknown()), error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })) })) }),
     servers: aggregator, readonly: false, since: '0.1', cli: 'all-shims',
     description: 'Runs one admin procedure on every running VM\'s shim (e.g. setLogFilters host-wide); one result per shim.' }),
+  reloadTls: proc({ args: Empty, ret: Type.Object({ cert: Type.String(), key: Type.String(), ca: Type.String() }), servers: daemons, readonly: false, since: '0.3', cli: 'tls-reload',
+    description: 'Re-reads the TLS certificate, key and CA for new handshakes; connected clients stay. Bad files keep the old ones.' }),
+  reloadConfig: proc({ args: Empty, ret: Type.Object({ file: Type.String(), rules: Type.Integer() }), servers: daemons, readonly: false, since: '0.3', cli: 'config-reload',
+    description: 'Re-reads the access-rules file; a syntax error (with line and column), a bad rule or a lock-out of the admin keeps the old rules.' }),
+  getConfig: proc({ args: Type.Object({ key: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }), ret: Type.Object({ values: Type.Record(Type.String(), Type.Unknown()) }),
+    servers: daemons, readonly: true, since: '0.3', cli: 'config-get',
+    description: 'One runtime setting by key (log.filters, limits.maxClients, tls.cert, acl.file, ...), or all of them.' }),
+  setConfig: proc({ args: Type.Object({ key: Type.String({ maxLength: 128 }), value: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Type.Object({ key: Type.String(), value: Type.Unknown() }),
+    servers: daemons, readonly: false, since: '0.3', cli: 'config-set',
+    description: 'Changes one runtime setting; an unknown key is refused with the list of known ones.' }),
 }, {}, ['admin']);
 export type AdminProgram = typeof adminProgram;
 

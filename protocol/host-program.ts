@@ -19,7 +19,7 @@ export const ListFilter = Type.Object({
 export type ListFilter = Static<typeof ListFilter>;
 
 const hostProcs = {
-  listDomains: proc({ args: ListFilter, ret: Type.Object({ domains: Type.Array(DomainRow) }), servers: aggregator, readonly: true, embed: 'router', since: '0.1', cli: 'list',
+  listDomains: proc({ args: ListFilter, ret: Type.Object({ domains: Type.Array(DomainRow), hidden: Type.Optional(Type.Integer({ minimum: 0, description: 'VMs left out by access rules (a count, never names)' })) }), servers: aggregator, readonly: true, embed: 'router', since: '0.1', cli: 'list',
     description: 'Every VM on the host (or under the root), from virtqemud\'s live cache.' }),
   lookupByName: proc({ args: DomainRef, ret: DomainRow, servers: aggregator, readonly: true, embed: 'router', since: '0.1',
     description: 'One VM by name, with its shim\'s socket for direct connection.' }),

@@ -20,10 +20,12 @@ export { RpcClient, type PushedEvent, type RpcClientOptions } from './client.js'
 export { typedClient, type Caller, type StreamProcs, type TypedClient, type CallOptions } from './typed-client.js';
 export { ByteStream } from './byte-stream.js';
 export { EventQueue } from './event-queue.js';
-export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES, type Access, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';
+export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES, type Access, type Peer, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';
+export { TlsListener, loadTlsMaterial, subjectDn, type TlsFiles, type TlsListenerOptions } from './tls-listener.js';
 export { listenUnix, listenInherited, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
 export * from './paths.js';
 export * from './uri.js';
+export * from './uri-tls.js';
 export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';
 export { DAEMONS, DAEMON_NAMES, daemonServing, daemonForScheme, type DaemonName, type DaemonSpec } from './services.js';
 export { storageProgram, PoolName, VolumeName, VolumeFormat, JobId, PoolDefinition, PoolRow, VolumeRow, JobProgress, type StorageProgram } from './storage-program.js';
@@ -33,3 +35,6 @@ export {
   PciDeviceRow, UsbDeviceRow, NetDeviceRow, BlockDeviceRow, PciDevice, UsbDevice, NetDevice, BlockDevice, type NodedevProgram,
 } from './nodedev-program.js';
 export { networkProgram, NetworkName, PortId, Mac, NetworkIpv4, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, type NetworkProgram } from './network-program.js';
+export { PROCEDURE_CLASSES, procedureClasses, type ProcedureClass } from './acl-classes.js';
+export { AclFile, AclMatch, AclRule, AclRules, describeIdentity, identityOf, isPerVmFiltered, vmOfCall, type AclCall, type AclDecision, type AclIdentity } from './acl-rules.js';
+export { AclPolicy, type AccessPolicy, type Denial } from './acl-policy.js';

@@ -14,6 +14,11 @@ export const MAX_UNREAD_PUSH_BYTES = 8 * 1024 * 1024;
 /** The access level of the socket a client connected to. */
 export type Access = 'rw' | 'ro' | 'admin';
 
+/** How a client reached the server: a local unix socket, or TLS with a verified certificate (its subject DN). */
+export type Peer = { transport: 'unix' } | { transport: 'tls'; dn: string; remote: string };
+
+const UNIX_PEER: Peer = { transport: 'unix' };
+
 /** A connected client. */
 export class ServerClient {
   calls = 0;
@@ -24,7 +29,7 @@ export class ServerClient {
   private readonly opening = new Map<number, () => void>();
   private readonly closeListeners: Array<() => void> = [];
 
-  constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection) {}
+  constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection, readonly peer: Peer = UNIX_PEER) {}
 
   /** True for clients of the read-only socket. */
   get readOnly(): boolean {

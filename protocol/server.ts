@@ -13,15 +13,16 @@ import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
 import { errorReply, type Message } from './message.js';
-import { ServerClient, type Access } from './server-client.js';
+import { ServerClient, type Access, type Peer } from './server-client.js';
 import { listenInherited, listenUnix, unlinkIfOurs, type BoundSocket } from './unix-listener.js';
 import type { ByteStream } from './byte-stream.js';
 import type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 import type { Limits } from './admin-program.js';
 import { serverAdminHandlers } from './server-admin.js';
 import { DAEMONS, daemonServing } from './services.js';
+import type { AccessPolicy } from './acl-policy.js';
 
-export { ServerClient, type Access } from './server-client.js';
+export { ServerClient, type Access, type Peer } from './server-client.js';
 export type { CallContext, Fallback, Handler, Handlers } from './handlers.js';
 export type ServerLimits = Static<typeof Limits>;
 
@@ -66,6 +67,8 @@ export const PARTIAL_FRAME_BUDGET_BYTES = 64 * 1024 * 1024;
 /** A virtq RPC server. */
 export class RpcServer {
   readonly limits: ServerLimits;
+  /** Access rules checked on every call after the socket's own check (none: the socket decides alone). */
+  accessPolicy: AccessPolicy | undefined;
   private readonly programs = new Map<string, Registered>();
   private readonly clientsById = new Map<number, ServerClient>();
   private readonly listeners: Array<{ server: Server; bound: BoundSocket }> = [];
@@ -73,11 +76,11 @@ export class RpcServer {
   private readonly startedAt: number;
   private inFlight = 0;
   private drainWaiters: Array<() => void> = [];
-  private readonly partialBudgets: Record<Access, ByteBudget>;
+  private readonly partialBudgets: Record<Access | 'tls', ByteBudget>;
 
   constructor(private readonly opts: RpcServerOptions) {
     const budget = opts.partialFrameBudgetBytes ?? PARTIAL_FRAME_BUDGET_BYTES;
-    this.partialBudgets = { rw: new ByteBudget(budget), ro: new ByteBudget(budget), admin: new ByteBudget(budget) };
+    this.partialBudgets = { rw: new ByteBudget(budget), ro: new ByteBudget(budget), admin: new ByteBudget(budget), tls: new ByteBudget(budget) };
     this.limits = { maxClients: 5000, maxInflightPerClient: 128, workerConcurrency: 8, ...opts.limits };
     this.startedAt = opts.clock.now();
     this.register(serverAdminHandlers(this, opts));
@@ -123,7 +126,7 @@ export class RpcServer {
 
   /** Pushes an event to every client for which `wants` is true. */
   publish(prog: string, name: string, body: unknown, wants: (c: ServerClient) => boolean): void {
-    for (const c of this.clientsById.values()) if (wants(c)) c.pushEvent(prog, name, body);
+    for (const c of this.clientsById.values()) if (wants(c) && this.accessPolicy?.hidesEvent(c, prog, body) !== true) c.pushEvent(prog, name, body);
   }
 
   /** Stops listening, removes our socket files and drops every client. */
@@ -135,15 +138,20 @@ export class RpcServer {
     for (const c of this.clientsById.values()) c.conn.close();
   }
 
-  private accept(socket: Socket, access: Access): void {
+  /**
+   * Serves a connected socket at `access`: the unix listeners' connections, and those a TLS
+   * listener hands over once their certificate verified (`peer` says which).
+   */
+  accept(socket: Socket, access: Access, peer?: Peer): void {
     const id = this.nextClientId++;
+    const socketClass = peer?.transport === 'tls' ? 'tls' : access;
     const maxFrameBytes = this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const conn: FramedConnection = new FramedConnection(socket, {
       clock: this.opts.clock,
       maxFrameBytes: access === 'ro' ? Math.min(RO_MAX_FRAME_BYTES, maxFrameBytes) : maxFrameBytes,
       // The read-only bound is on what the client sends: its answers (listings, download chunks) go out in full.
       maxSendFrameBytes: maxFrameBytes,
-      partialBudget: this.partialBudgets[access],
+      partialBudget: this.partialBudgets[socketClass],
       partialFrameTimeoutMs: this.opts.partialFrameTimeoutMs ?? 30_000,
       decodeLimits: this.opts.decodeLimits ?? DEFAULT_CALL_LIMITS,
       readPauseBytes: READ_PAUSE_BYTES,
@@ -155,21 +163,22 @@ export class RpcServer {
         if (err !== undefined) this.opts.log.debug({ client: id, code: err.code }, 'client dropped');
       },
     });
-    const client = new ServerClient(id, access, this.opts.clock.now(), conn);
+    const client = new ServerClient(id, access, this.opts.clock.now(), conn, peer);
     // Each socket has its own cap: a flood of the world-writable read-only socket must not lock
     // root's read-write clients (the CLI, shims registering) out, as the admin socket is not.
-    const count = this.countAccess(access);
+    // The TLS port is a socket of its own.
+    const count = this.countClass(socketClass);
     const cap = access === 'admin' ? ADMIN_CLIENT_CAP : this.limits.maxClients;
     if (count >= cap) {
-      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${access} socket (limit ${cap}); try again later`));
+      conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${socketClass} socket (limit ${cap}); try again later`));
       return;
     }
     this.clientsById.set(id, client);
   }
 
-  private countAccess(access: Access): number {
+  private countClass(socketClass: Access | 'tls'): number {
     let n = 0;
-    for (const c of this.clientsById.values()) if (c.access === access) n++;
+    for (const c of this.clientsById.values()) if ((c.peer.transport === 'tls' ? 'tls' : c.access) === socketClass) n++;
     return n;
   }
 
@@ -194,7 +203,8 @@ export class RpcServer {
     const done = (result: unknown): void => {
       client.inFlight--;
       this.callDone();
-      this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: result ?? {} });
+      const body = this.accessPolicy === undefined ? result : this.accessPolicy.filterReply(client, msg.prog, msg.proc, result);
+      this.send(client, { prog: msg.prog, proc: msg.proc, type: 'reply', serial: msg.serial, status: 'ok', body: body ?? {} });
       if (stream !== undefined) client.streamOpened(msg.serial);
       onDone?.(msg.prog, msg.proc, 'OK', (this.opts.clock.monotonic() - started) / 1000);
     };
@@ -223,6 +233,7 @@ export class RpcServer {
       throw new VirtqError('NOT_SUPPORTED', `${msg.prog}.${msg.proc} is not served by ${this.opts.daemon}`);
     }
     const args = (reg.program.argValidators.get(msg.proc) as { parse(v: unknown, what: string): unknown }).parse(msg.body, `arguments of ${msg.proc}`);
+    this.accessPolicy?.check(client, reg.program, msg.proc, spec, args);
     const handler = reg.handlers[msg.proc];
     if (handler !== undefined) return handler(args as never, ctx);
     if (reg.fallback !== undefined) return reg.fallback(reg.program, msg.proc, args, ctx);

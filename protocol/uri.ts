@@ -10,6 +10,7 @@ import { DAEMONS, DAEMON_NAMES, daemonForScheme, type DaemonName } from './servi
 import { isSshProtocol, parseSshUri, sshSiblingUri, type SshTarget } from './ssh-uri.js';
 
 export { type SshTarget } from './ssh-uri.js';
+import { parseTlsUri, type RemoteTarget } from './uri-tls.js';
 
 /** Where a URI points. */
 export type Target =
@@ -17,7 +18,8 @@ export type Target =
   | { kind: 'embed'; root: string; layout: Layout; uri: string }
   | { kind: 'shim'; socket: string; readOnly: boolean; uri: string }
   | { kind: 'shim-name'; name: string; layout: Layout; readOnly: boolean; uri: string }
-  | SshTarget;
+  | SshTarget
+  | RemoteTarget;
 
 const SCHEMES = ['qemu+shim', 'shim', ...DAEMON_NAMES.map((d) => DAEMONS[d].scheme)].map((s) => `${s}:`).join(', ');
 
@@ -31,6 +33,8 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   }
   // `qemu+ssh://HOST/system` and the other daemons' `+ssh` URIs: protocol/ssh-uri.ts.
   if (isSshProtocol(url.protocol)) return parseSshUri(url, uri);
+  const remote = parseTlsUri(url, uri, env);
+  if (remote !== undefined) return remote;
   const q = url.searchParams;
   const readOnly = q.get('mode') === 'ro';
   const mode = q.get('mode');
@@ -38,7 +42,12 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   const root = q.get('root');
   if (root !== null && !isAbsolute(root)) throw new VirtqError('INVALID_ARG', `${uri}: root must be an absolute path`);
   const socketOverride = q.get('socket');
-  if (url.host !== '') throw new VirtqError('INVALID_ARG', `${uri}: no host in a local URI; use ${url.protocol}///... here or ${url.protocol.slice(0, -1)}+ssh://HOST/system for a remote one`);
+  if (url.host !== '') {
+    const scheme = url.protocol.slice(0, -1);
+    throw new VirtqError('INVALID_ARG', scheme.includes('+')
+      ? `${uri}: remote hosts are not supported over ${scheme}; use SCHEME+ssh://HOST/system or SCHEME+tls://HOST/system (e.g. qemu+ssh://, qemu+tls://)`
+      : `${uri}: no host in a local URI; use ${scheme}:///... here, or ${scheme}+ssh://HOST/system or ${scheme}+tls://HOST/system for a remote one`);
+  }
   const path = decodeURIComponent(url.pathname);
 
   if (url.protocol === 'qemu+shim:') {
@@ -78,6 +87,11 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
 export function siblingUri(uri: string, daemon: DaemonName, env: NodeJS.ProcessEnv = {}): string {
   const target = parseUri(uri, env);
   if (target.kind === 'ssh') return sshSiblingUri(new URL(uri), daemon);
+  if (target.kind === 'remote') {
+    if (target.daemon === daemon) return uri;
+    const pki = new URL(uri).searchParams.get('pkipath');
+    return `${DAEMONS[daemon].scheme}+tls://${target.host.includes(':') ? `[${target.host}]` : target.host}/system${pki === null ? '' : `?pkipath=${pki}`}`;
+  }
   if (target.kind !== 'daemon') {
     throw new VirtqError('INVALID_ARG', `${uri} names no host daemon; use ${DAEMONS[daemon].scheme}:///system (or ?root=DIR) for ${daemon}`);
   }

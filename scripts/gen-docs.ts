@@ -186,9 +186,17 @@ export function renderDefinitionSchema(): string {
   return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...protocol.Definition }, null, 2)}\n`;
 }
 
+/** Where the access-rules schema is published. */
+export const ACL_SCHEMA_PATH = 'docs/acl.schema.json';
+
+/** The text of docs/acl.schema.json: the access-rules file's JSON Schema (draft 7). */
+export function renderAclSchema(): string {
+  return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...protocol.AclFile }, null, 2)}\n`;
+}
+
 /** Writes the generated docs under `root`. */
 export function main(root = repoRoot()): void {
-  for (const [path, text] of [[PROTOCOL_DOC_PATH, renderProtocolDoc()], [DEFINITION_SCHEMA_PATH, renderDefinitionSchema()], [METRICS_DOC_PATH, renderMetricsDoc()]] as const) {
+  for (const [path, text] of [[PROTOCOL_DOC_PATH, renderProtocolDoc()], [DEFINITION_SCHEMA_PATH, renderDefinitionSchema()], [METRICS_DOC_PATH, renderMetricsDoc()], [ACL_SCHEMA_PATH, renderAclSchema()]] as const) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
     console.log(`wrote ${path}`);

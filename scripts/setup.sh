@@ -24,6 +24,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # qemu+ssh:// is tested against a real OpenSSH server the tests start on a loopback port (and the ssh client).
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+
+# TLS tests make their CA and certificates with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
