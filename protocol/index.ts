@@ -33,3 +33,4 @@ export {
   PciDeviceRow, UsbDeviceRow, NetDeviceRow, BlockDeviceRow, PciDevice, UsbDevice, NetDevice, BlockDevice, type NodedevProgram,
 } from './nodedev-program.js';
 export { networkProgram, NetworkName, PortId, Mac, NetworkIpv4, NetworkDefinition, NetworkRow, PortRow, LeaseRow, NetworkEvent, type NetworkProgram } from './network-program.js';
+export * from './journal-types.js';

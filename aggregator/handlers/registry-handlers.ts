@@ -47,7 +47,7 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
     update: (u, ctx) => {
       const r = recordOf(ctx.client);
       registry.shimReported(r, { state: u.state, reason: u.reason, qemuPid: u.qemuPid }, u.info);
-      if (u.event !== undefined) events.lifecycle(r, u.event, u.details);
+      if (u.event !== undefined) events.lifecycle(r, u.event, u.details, { seq: u.seq, timestamp: u.timestamp });
       return {};
     },
     unregister: (_a, ctx) => {
