@@ -48,7 +48,7 @@ export class EventFeed {
     if (since !== undefined && name === undefined) throw new VirtqError('INVALID_ARG', 'since needs a VM name; to resume every VM give sinceByVm (each VM\'s last sequence number) or sinceTime');
     if (sinceByVm !== undefined && name !== undefined) throw new VirtqError('INVALID_ARG', 'sinceByVm is for every VM: give since with a VM name');
     const resume = given === 1;
-    const names = name !== undefined ? [name] : resume ? this.hostNames(sinceByVm) : [];
+    const names = !resume ? [] : name !== undefined ? [name] : this.hostNames(sinceByVm);
     const replays = names.map((n) => {
       const after = since ?? sinceByVm?.[n] ?? 0;
       const got = journalEvents(this.deps.journalDir(n), { afterSeq: after, ...(sinceTime === undefined ? {} : { afterTime: sinceTime }) });
