@@ -61,8 +61,10 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     // Dead shim, dead QEMU: record how it ended. The state file stays the VM's record (a later
     // start replaces it, undefine removes it), so the next restart reports the same end.
     // A stop the shim journaled but could not put in its state file before it died is the real end.
+    // (A stop an earlier virtqemud found is journaled too, but the listing keeps saying it was lost while down.)
     const journaled = ACTIVE_STATES.has(s.state) ? events?.journal.recordedStop(s.name, s.uuid, s.qemuStartedAt ?? 0) : undefined;
-    registry.stopped(record, journaled?.state ?? (ACTIVE_STATES.has(s.state) ? 'crashed' : s.state), journaled?.reason ?? (ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason));
+    const byShim = journaled?.details?.['foundBy'] === undefined ? journaled : undefined;
+    registry.stopped(record, byShim?.state ?? (ACTIVE_STATES.has(s.state) ? 'crashed' : s.state), byShim?.reason ?? (ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason));
     if (!ACTIVE_STATES.has(s.state)) return;
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');

@@ -37,7 +37,8 @@ export class Events {
       ...(details === undefined ? {} : { details }),
       ...(journaled?.seq === undefined ? {} : { seq: journaled.seq }),
     };
-    if (event.seq === undefined && HOST_JOURNALED.has(kind)) event = this.journal.append(event);
+    // Marked as virtqemud's finding: recovery tells such a stop from one the shim recorded.
+    if (event.seq === undefined && HOST_JOURNALED.has(kind)) event = this.journal.append({ ...event, details: { ...details, foundBy: 'virtqemud' } });
     this.journal.seen(event);
     this.feed.publish(event);
   }
