@@ -11,7 +11,8 @@ export function parseSince(text: string): { since: number } | { sinceTime: numbe
     if (!Number.isSafeInteger(since)) throw new VirtqError('INVALID_ARG', `--since ${text} is too large for a sequence number`);
     return { since };
   }
-  const t = Date.parse(text);
+  // A signed or bare number is a bad sequence number, not a year Date.parse would guess.
+  const t = /^[-+]?\d+$/.test(text) ? NaN : Date.parse(text);
   if (Number.isNaN(t) || t < 0) throw new VirtqError('INVALID_ARG', `--since takes a sequence number (e.g. 42) or a time (e.g. 2026-12-04T01:00:00Z), not "${text}"`);
   return { sinceTime: t };
 }
