@@ -75,6 +75,7 @@ export class Virtqemud {
     this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'), undefined, {
       journal: this.events.journal,
       stopped: (r, journaled) => (journaled === undefined ? this.events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped') : this.events.replayed(journaled)),
+      live: (r) => this.events.journal.known(r.name),
     });
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
     if (this.cfg.http && this.cfg.web !== undefined) {

@@ -17,6 +17,8 @@ import type { HostJournal } from './host-journal.js';
 export interface RecoveryJournal {
   journal: Pick<HostJournal, 'recordedStop'>;
   stopped(r: DomainRecord, journaled: LifecycleEvent | undefined): void;
+  /** A VM found running: where its journal ends now, so what its shim journals before it re-registers is told then. */
+  live(r: DomainRecord): void;
 }
 
 const NAME_RE = new RegExp(NAME_PATTERN);
@@ -53,6 +55,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     }
     if (shimLive || qemuLive) {
       adoptLive(registry, record, s, shimLive, shimStateFile(layout, s.name));
+      events?.live(record);
       if (shimLive) report.liveShims++;
       else report.lostShims++;
       return;

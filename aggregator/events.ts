@@ -4,6 +4,7 @@
 // which replays from the journals and never sends an event twice or skips one.
 import { LIFECYCLE_EVENT_KINDS, VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type ServerClient, type SubscribeEventsArgs, type SubscribeEventsResult } from '../protocol/index.js';
 import { EventFeed } from '../daemon/event-feed.js';
+import { journalEvents } from '../daemon/journal-events.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 import { HOST_JOURNALED, type HostJournal } from './host-journal.js';
 
@@ -41,6 +42,17 @@ export class Events {
     if (event.seq === undefined && HOST_JOURNALED.has(kind)) event = this.journal.append({ ...event, details: { ...details, foundBy: 'virtqemud' } });
     this.journal.seen(event);
     this.feed.publish(event);
+  }
+
+  /**
+   * Publishes what VM `r`'s shim journaled after the last event virtqemud saw of it (while it
+   * could not report: virtqemud was restarting). Nothing when virtqemud never knew where its
+   * journal stood: a subscriber that resumes reads the journal itself.
+   */
+  catchUp(r: DomainRecord): void {
+    const after = this.journal.lastSeq(r.name);
+    if (after === undefined) return;
+    for (const ev of journalEvents(this.journal.dir(r.name), { afterSeq: after }).events) this.replayed(ev);
   }
 
   /** Publishes a stop the journal already holds (as it holds it). */

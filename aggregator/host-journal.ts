@@ -29,6 +29,11 @@ export class HostJournal {
     return this.lasts.get(name);
   }
 
+  /** Notes where VM `name`'s journal ends now, so events a shim journals from here on can be caught up (see Events.catchUp). */
+  known(name: string): void {
+    if (!this.lasts.has(name)) this.lasts.set(name, readJournal(this.dir(name), { afterSeq: Number.MAX_SAFE_INTEGER }).lastSeq);
+  }
+
   /** Notes an event that passed through (from a shim or appended here). */
   seen(ev: LifecycleEvent): void {
     if (ev.seq === undefined) return;

@@ -42,6 +42,8 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
         }
       });
       if (reg.reattach) events.lifecycle(record, 'shim-attached');
+      // What the shim journaled while it could not report here is told now, before its next update.
+      events.catchUp(record);
       return {};
     },
     update: (u, ctx) => {
