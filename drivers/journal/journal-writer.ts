@@ -158,9 +158,11 @@ export class JournalWriter {
   // Closes the full segment (synced, so no record lives only in a file about to be deleted)
   // and starts the next one at `first`; the oldest segments beyond the bound go.
   private rotate(first: number): void {
+    // The next segment is opened first: when that fails (a full disk) this one stays the writer's.
+    const next = openSync(join(this.opts.dir, segmentName(first)), 'a+', 0o600);
     fsyncSync(this.fd);
     closeSync(this.fd);
-    this.fd = openSync(join(this.opts.dir, segmentName(first)), 'a+', 0o600);
+    this.fd = next;
     this.size = 0;
     const segs = listSegments(this.opts.dir);
     for (let i = 0; i < segs.length - this.opts.maxSegments; i++) {
