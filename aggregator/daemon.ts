@@ -12,6 +12,7 @@ import { served, type ServiceParts } from '../daemon/run-service.js';
 import { DefinitionStore } from './definitions.js';
 import { recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
+import { HostJournal } from './host-journal.js';
 import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
@@ -63,21 +64,26 @@ export class Virtqemud {
     // The other daemons of this root: their metrics join the host scrape.
     const peers = DAEMON_NAMES.filter((d) => d !== 'virtqemud').map((daemon) => ({ daemon, adminSocket: serviceSockets(cfg.layout, daemon).admin }));
     this.metrics = new DaemonMetrics(cfg.service.metrics, this.registry, this.adminPool, cfg.clock, cfg.scrapeDeadlineMs ?? 500, cfg.metricsRefreshMs ?? 5000, peers);
-    this.events = new Events(() => cfg.service.server, cfg.clock);
+    this.events = new Events(this.registry, cfg.clock, new HostJournal(cfg.layout.state, cfg.clock, cfg.logs.module('journal'), process.pid));
   }
 
   /** Rebuilds the registry from disk and returns what the framework serves. */
   async start(): Promise<ServiceParts> {
     const { layout, clock, logs } = this.cfg;
     const store = new DefinitionStore(layout.config, logs.module('definitions'));
-    this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'));
+    // A VM found stopped while virtqemud was down gets its stop journaled (unless its shim did).
+    this.recovery = await recover(this.registry, store, layout, clock, logs.module('discovery'), undefined, {
+      journal: this.events.journal,
+      stopped: (r, journaled) => (journaled === undefined ? this.events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped') : this.events.replayed(journaled)),
+      live: (r) => this.events.journal.known(r.name),
+    });
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
     if (this.cfg.http && this.cfg.web !== undefined) {
       this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
     }
     return {
       served: [
-        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),
+        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, { callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}) }),
       ],

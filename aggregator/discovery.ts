@@ -10,6 +10,16 @@ import { isLiveQemu } from '../drivers/host/proc.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { DefinitionStore } from './definitions.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
+import type { LifecycleEvent } from '../protocol/index.js';
+import type { HostJournal } from './host-journal.js';
+
+/** What recovery tells the event journal: a VM found stopped, with the stop its journal already holds, if any. */
+export interface RecoveryJournal {
+  journal: Pick<HostJournal, 'recordedStop'>;
+  stopped(r: DomainRecord, journaled: LifecycleEvent | undefined): void;
+  /** A VM found running: where its journal ends now, so what its shim journals before it re-registers is told then. */
+  live(r: DomainRecord): void;
+}
 
 const NAME_RE = new RegExp(NAME_PATTERN);
 
@@ -23,7 +33,7 @@ export interface RecoveryReport {
 }
 
 /** Fills `registry`; the whole scan probes shims in parallel under one deadline. */
-export async function recover(registry: DomainRegistry, store: DefinitionStore, layout: Layout, clock: Clock, log: Logger, probeMs = 1000): Promise<RecoveryReport> {
+export async function recover(registry: DomainRegistry, store: DefinitionStore, layout: Layout, clock: Clock, log: Logger, probeMs = 1000, events?: RecoveryJournal): Promise<RecoveryReport> {
   const t0 = clock.monotonic();
   const defs = await store.loadAll();
   for (const { definition, autostart } of defs) {
@@ -45,6 +55,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     }
     if (shimLive || qemuLive) {
       adoptLive(registry, record, s, shimLive, shimStateFile(layout, s.name));
+      events?.live(record);
       if (shimLive) report.liveShims++;
       else report.lostShims++;
       return;
@@ -52,8 +63,13 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     report.stopped++;
     // Dead shim, dead QEMU: record how it ended. The state file stays the VM's record (a later
     // start replaces it, undefine removes it), so the next restart reports the same end.
-    registry.stopped(record, ACTIVE_STATES.has(s.state) ? 'crashed' : s.state, ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason);
+    // A stop the shim journaled but could not put in its state file before it died is the real end.
+    // (A stop an earlier virtqemud found is journaled too, but the listing keeps saying it was lost while down.)
+    const journaled = ACTIVE_STATES.has(s.state) ? events?.journal.recordedStop(s.name, s.uuid, s.qemuStartedAt ?? 0) : undefined;
+    const byShim = journaled?.details?.['foundBy'] === undefined ? journaled : undefined;
+    registry.stopped(record, byShim?.state ?? (ACTIVE_STATES.has(s.state) ? 'crashed' : s.state), byShim?.reason ?? (ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason));
     if (!ACTIVE_STATES.has(s.state)) return;
+    events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
     await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, updatedAt: clock.now() })
       .catch((err: unknown) => log.error({ err, name: s.name }, 'cannot record the end of a VM in its state file'));

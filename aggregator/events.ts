@@ -1,27 +1,63 @@
-// Host-wide lifecycle events: shims' events and virtqemud's own (defined, undefined, shim-lost)
-// pushed to every client that subscribed, for all VMs or one.
-import { LIFECYCLE_EVENT_KINDS, VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type RpcServer, type ServerClient } from '../protocol/index.js';
-import type { DomainRecord } from './registry.js';
+// Host-wide lifecycle events: shims' events (journaled by the shim, with its sequence number) and
+// virtqemud's own (defined, undefined; and, journaled here when the VM's shim is gone, a lost shim
+// or a stop found by reconciliation or recovery), pushed to subscribers through the event feed,
+// which replays from the journals and never sends an event twice or skips one.
+import { LIFECYCLE_EVENT_KINDS, VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type ServerClient, type SubscribeEventsArgs, type SubscribeEventsResult } from '../protocol/index.js';
+import { EventFeed } from '../daemon/event-feed.js';
+import { journalEvents } from '../daemon/journal-events.js';
+import type { DomainRecord, DomainRegistry } from './registry.js';
+import { HOST_JOURNALED, type HostJournal } from './host-journal.js';
 
 const KINDS: ReadonlySet<string> = new Set(LIFECYCLE_EVENT_KINDS);
 
 /** Publishes lifecycle events. */
 export class Events {
-  constructor(private readonly server: () => RpcServer | undefined, private readonly clock: Clock) {}
+  private readonly feed: EventFeed;
 
-  /** Subscribes `client` to every VM's events, or to `name`'s. */
-  subscribe(client: ServerClient, name: string | undefined): void {
-    client.subscriptions.add(name === undefined ? 'lifecycle' : `lifecycle:${name}`);
+  constructor(registry: DomainRegistry, private readonly clock: Clock, readonly journal: HostJournal) {
+    this.feed = new EventFeed({
+      journalDir: (name) => journal.dir(name),
+      names: () => [...registry.all()].map((r) => r.name),
+      lastSeq: (name) => journal.lastSeq(name),
+    });
   }
 
-  /** Publishes an event about `r` in its current state. */
-  lifecycle(r: DomainRecord, kind: string, details?: Record<string, unknown>): void {
+  /** Subscribes `client` to every VM's events, or to one VM's, replaying what it missed. */
+  subscribe(client: ServerClient, args: SubscribeEventsArgs): SubscribeEventsResult {
+    return this.feed.subscribe(client, args);
+  }
+
+  /**
+   * Publishes an event about `r` in its current state. `journaled` carries the sequence number and
+   * time the shim's journal gave it; events virtqemud found itself are journaled here first.
+   */
+  lifecycle(r: DomainRecord, kind: string, details?: Record<string, unknown>, journaled?: { seq?: number | undefined; timestamp?: number | undefined }): void {
     if (!KINDS.has(kind)) throw new VirtqError('INVALID_ARG', `unknown lifecycle event "${kind}"`);
-    const event: LifecycleEvent = {
-      name: r.name, uuid: r.uuid, event: kind as LifecycleEventKind, state: r.state, reason: r.reason, timestamp: this.clock.now(),
+    let event: LifecycleEvent = {
+      name: r.name, uuid: r.uuid, event: kind as LifecycleEventKind, state: r.state, reason: r.reason, timestamp: journaled?.timestamp ?? this.clock.now(),
       ...(details === undefined ? {} : { details }),
+      ...(journaled?.seq === undefined ? {} : { seq: journaled.seq }),
     };
-    const one = `lifecycle:${r.name}`;
-    this.server()?.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle') || c.subscriptions.has(one));
+    // Marked as virtqemud's finding: recovery tells such a stop from one the shim recorded.
+    if (event.seq === undefined && HOST_JOURNALED.has(kind)) event = this.journal.append({ ...event, details: { ...details, foundBy: 'virtqemud' } });
+    this.journal.seen(event);
+    this.feed.publish(event);
+  }
+
+  /**
+   * Publishes what VM `r`'s shim journaled after the last event virtqemud saw of it (while it
+   * could not report: virtqemud was restarting). Nothing when virtqemud never knew where its
+   * journal stood: a subscriber that resumes reads the journal itself.
+   */
+  catchUp(r: DomainRecord): void {
+    const after = this.journal.lastSeq(r.name);
+    if (after === undefined) return;
+    for (const ev of journalEvents(this.journal.dir(r.name), { afterSeq: after }).events) this.replayed(ev);
+  }
+
+  /** Publishes a stop the journal already holds (as it holds it). */
+  replayed(event: LifecycleEvent): void {
+    this.journal.seen(event);
+    this.feed.publish(event);
   }
 }

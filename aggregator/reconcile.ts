@@ -16,10 +16,13 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
     if (isActive(r) && !qemuLive) {
       // The state file has the final word when the shim lived to record the end; else it was lost.
       const recorded = saved !== undefined && !ACTIVE_STATES.has(saved.state) ? saved : undefined;
-      registry.stopped(r, recorded?.state ?? 'crashed', recorded?.reason ?? 'lost');
+      // A stop the shim journaled before it died is the VM's real end: told as journaled, not again.
+      const journaled = events.journal.recordedStop(r.name, r.uuid, r.shim.info?.qemuStartedAt ?? 0);
+      registry.stopped(r, journaled?.state ?? recorded?.state ?? 'crashed', journaled?.reason ?? recorded?.reason ?? 'lost');
       registry.shimReachable(r, false);
       log.warn({ name: r.name, state: r.state, reason: r.reason, msgId: 'RECONCILED' }, 'VM found stopped by reconciliation');
-      events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
+      if (journaled !== undefined) events.replayed(journaled);
+      else events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
       registry.released(r);
       // A transient VM goes, as when its shim lets go, if the state file records its end; if not,
       // the listing is the only record: it stays listed (as after a restart) until undefined.

@@ -25,7 +25,9 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   domblkstat: [ex('domblkstat web1', 'read and write counters of every disk')],
   dommemstat: [ex('dommemstat web1', 'the guest\'s memory as QEMU sees it')],
   'qemu-monitor-command': [ex('qemu-monitor-command web1 query-status', 'runs one QMP command and prints its "return"')],
-  event: [ex('event --loop', 'prints lifecycle events of every VM until Ctrl-C'), ex('event web1 --json --timeout 30', 'one JSON line per event of web1, for 30 s')],
+  event: [ex('event --loop', 'prints lifecycle events of every VM until Ctrl-C'), ex('event web1 --json --timeout 30', 'one JSON line per event of web1, for 30 s'),
+    ex('event web1 --since 41 --loop --json', 'replays web1\'s events after number 41 from its journal, then goes on live')],
+  domevents: [ex('domevents web1', 'web1\'s event history: sequence number, time, event, state, reason'), ex('domevents web1 --since 2026-12-04T00:00:00Z --json', 'the events written since that time, as JSON')],
   console: [ex('console web1', 'attaches to the serial console (Ctrl-] leaves)'), ex('console web1 < commands.txt', 'types a file into the console')],
   list: [ex('list', 'running, paused and starting VMs'), ex('list --all', 'every VM, shut off ones too'), ex('list --state crashed --json', 'crashed VMs as JSON')],
   define: [

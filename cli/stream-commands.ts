@@ -5,6 +5,7 @@ import { VirtqError, virtqProgram, type Disposable } from '../protocol/index.js'
 import { callCommand, type CommandSpec, type RunContext } from './command.js';
 import { numberParser, type Input } from './derive.js';
 import { EventLine } from './json-output.js';
+import { parseSince } from './event-history.js';
 
 /** Ctrl-]: leaves an interactive console. */
 const ESCAPE = 0x1d;
@@ -91,8 +92,11 @@ async function runEvent(ctx: RunContext, input: Input): Promise<void> {
   const name = input.args['name'] as string | undefined;
   const loop = input.opts['loop'] === true;
   const timeoutSec = input.opts['timeout'] as number | undefined;
+  const sinceText = input.opts['since'] as string | undefined;
+  const since = sinceText === undefined ? {} : parseSince(sinceText);
+  if ('since' in since && name === undefined) throw new VirtqError('INVALID_ARG', '--since with a sequence number needs a VM name (sequence numbers count per VM); for every VM give a time');
   const conn = await ctx.connect();
-  const events = await conn.events(name === undefined ? {} : { name });
+  const events = await conn.events({ ...(name === undefined ? {} : { name }), ...since });
   let timedOut = false;
   const timer = timeoutSec === undefined ? undefined : ctx.io.clock.setTimeout(() => {
     timedOut = true;
@@ -121,8 +125,10 @@ export function eventCommand(): CommandSpec {
   return callCommand(virtqProgram, 'subscribeEvents', {
     name: 'event',
     arguments: [{ name: 'name', field: 'name', description: 'only events of this VM (default: every VM the server knows)', required: false }],
+    hints: { skip: ['since', 'sinceTime', 'sinceByVm'] },
     options: [
       { flags: '--loop', key: 'loop', description: 'keep printing events (default: exit after the first)' },
+      { flags: '--since <seq|time>', key: 'since', description: 'first replay the journal\'s events after this sequence number (with NAME) or time, then go on live' },
       timeoutOption('stop waiting after this many seconds (exit status 0)'),
     ],
     output: EventLine,

@@ -3,7 +3,7 @@
 // router the URI chose (virtqemud, one shim, or embedded shims).
 import {
   lazyValidator, LifecycleEvent, typedClient, virtqProgram,
-  type ArgsOf, type ByteStream, type CallOptions, type RetOf, type StreamProcs, type TypedClient, type VirtqError, type VirtqProgram,
+  type ArgsOf, type ByteStream, type SubscribeEventsArgs, type CallOptions, type RetOf, type StreamProcs, type TypedClient, type VirtqError, type VirtqProgram,
 } from '../protocol/index.js';
 import type { Router } from './router.js';
 
@@ -99,9 +99,16 @@ export class Connection {
    * Subscribes to lifecycle events (of one VM, or of every VM the peer knows) and returns them as
    * an async iterator that ends when the connection closes. Events are queued from the moment the
    * subscription is in place. A connection has one event queue: iterate it from one place.
+   * With `since` (one VM), `sinceTime` or `sinceByVm` (every VM) the journal's events after that
+   * point come first, then the live ones, with no gap and no duplicate; each event's `seq` is
+   * where to resume after a reconnect.
    */
-  async events(filter: { name?: string } = {}): Promise<AsyncIterableIterator<LifecycleEvent>> {
-    await this.router.call(virtqProgram.name, 'subscribeEvents', filter.name === undefined ? {} : { name: filter.name }, {});
+  async events(filter: { name?: string } & Omit<SubscribeEventsArgs, 'name'> = {}): Promise<AsyncIterableIterator<LifecycleEvent>> {
+    const { name, since, sinceTime, sinceByVm } = filter;
+    await this.router.call(virtqProgram.name, 'subscribeEvents', {
+      ...(name === undefined ? {} : { name }), ...(since === undefined ? {} : { since }),
+      ...(sinceTime === undefined ? {} : { sinceTime }), ...(sinceByVm === undefined ? {} : { sinceByVm }),
+    }, {});
     const pushed = this.router.events()[Symbol.asyncIterator]();
     const isEvent = this.isEvent;
     const iterator: AsyncIterableIterator<LifecycleEvent> = {

@@ -135,7 +135,7 @@ export class EmbedRouter implements Router {
     lookupByName: (parsed) => this.lookup((r) => r.name === parsed['name'], `named "${String(parsed['name'])}"`),
     lookupByUUID: (parsed) => this.lookup((r) => r.uuid === String(parsed['uuid']).toLowerCase(), `with UUID ${String(parsed['uuid'])}`),
     create: (parsed) => this.create(parsed as ArgsOf<Procs['create']>),
-    subscribeEvents: (parsed) => this.subscribe(parsed['name'] as string | undefined),
+    subscribeEvents: (parsed) => this.subscribe(parsed['name'] as string | undefined, parsed),
   };
 
   private checkOpen(): void {
@@ -212,7 +212,12 @@ export class EmbedRouter implements Router {
     return new VirtqError('OPERATION_INVALID', `cannot ${proc} VM "${name}": it is ${row?.state ?? 'shutoff'}`, { details: { state: row?.state ?? 'shutoff' } });
   }
 
-  private async subscribe(name: string | undefined): Promise<Record<string, never>> {
+  // One VM's replay (since, sinceTime) is its shim's; without a name each shim replays after sinceTime.
+  private async subscribe(name: string | undefined, args: Record<string, unknown> = {}): Promise<Record<string, never>> {
+    if (name === undefined && (args['since'] !== undefined || args['sinceByVm'] !== undefined)) {
+      throw new VirtqError('INVALID_ARG', 'embedded mode resumes one VM at a time: give a VM name with since');
+    }
+    const resume = { ...(args['since'] === undefined ? {} : { since: args['since'] }), ...(args['sinceTime'] === undefined ? {} : { sinceTime: args['sinceTime'] }) };
     const names = name === undefined ? (await this.list({ active: true })).map((r) => r.name) : [name];
     if (name === undefined) this.subscribedAll = true;
     for (const n of names) {
@@ -221,7 +226,7 @@ export class EmbedRouter implements Router {
         if (name !== undefined) throw await this.notRunning(n, 'subscribeEvents');
         continue;
       }
-      await client.call(virtqProgram.name, 'subscribeEvents', { name: n });
+      await client.call(virtqProgram.name, 'subscribeEvents', { name: n, ...resume });
       this.pump(client);
     }
     return {};

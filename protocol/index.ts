@@ -38,3 +38,5 @@ export { networkProgram, NetworkName, PortId, Mac, NetworkIpv4, NetworkDefinitio
 export { PROCEDURE_CLASSES, procedureClasses, type ProcedureClass } from './acl-classes.js';
 export { AclFile, AclMatch, AclRule, AclRules, describeIdentity, identityOf, isPerVmFiltered, vmOfCall, type AclCall, type AclDecision, type AclIdentity } from './acl-rules.js';
 export { AclPolicy, type AccessPolicy, type Denial } from './acl-policy.js';
+
+export * from './journal-types.js';

@@ -38,7 +38,9 @@ export const Registration = Type.Object({
 export const registryProgram = defineProgram('registry', 'Shim registration with virtqemud (read-write socket only).', {
   register: proc({ args: Registration, ret: Empty, servers: aggregator, readonly: false, since: '0.1',
     description: 'Claims the VM\'s name and UUID for this connection; refused with NAME_IN_USE or UUID_IN_USE.' }),
-  update: proc({ args: Type.Object({ state: DomainState, reason: Type.String(), qemuPid: Type.Optional(Type.Integer()), event: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())), info: Type.Optional(ShimVmInfo) }, { additionalProperties: false }),
+  update: proc({ args: Type.Object({ state: DomainState, reason: Type.String(), qemuPid: Type.Optional(Type.Integer()), event: Type.Optional(Type.String()), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())), info: Type.Optional(ShimVmInfo),
+    /** The event's journal sequence number and time, so virtqemud pushes it as the journal holds it. */
+    seq: Type.Optional(Type.Integer({ minimum: 1 })), timestamp: Type.Optional(Type.Number()) }, { additionalProperties: false }),
     ret: Empty, servers: aggregator, readonly: false, since: '0.1',
     description: 'Reports a state change of the registered VM.' }),
   unregister: proc({ args: Empty, ret: Empty, servers: aggregator, readonly: false, since: '0.1',

@@ -52,7 +52,7 @@ export const LifecycleEventKind = Type.Union([
   Type.Literal('defined'), Type.Literal('undefined'), Type.Literal('started'), Type.Literal('suspended'),
   Type.Literal('resumed'), Type.Literal('shutdown'), Type.Literal('stopped'), Type.Literal('crashed'),
   Type.Literal('reset'), Type.Literal('device-added'), Type.Literal('device-removed'), Type.Literal('shim-lost'),
-  Type.Literal('shim-attached'),
+  Type.Literal('shim-attached'), Type.Literal('tainted'),
 ]);
 export type LifecycleEventKind = Static<typeof LifecycleEventKind>;
 
@@ -69,5 +69,7 @@ export const LifecycleEvent = Type.Object({
   /** Milliseconds since the epoch. */
   timestamp: Type.Number(),
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** The event's number in the VM's journal (from 1, per VM name); absent for events no journal holds (defined, undefined). */
+  seq: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 export type LifecycleEvent = Static<typeof LifecycleEvent>;

@@ -4,6 +4,7 @@ import { Type, type Static, type TProperties } from '@sinclair/typebox';
 import { Definition, DiskSpec, DomainName, DomainUuid, MAC_PATTERN, NAME_PATTERN } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
+import { EventHistory, GetEventsArgs, LastStop, SubscribeEventsArgs, SubscribeEventsResult } from './journal-types.js';
 
 const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
@@ -26,6 +27,8 @@ export const DomainInfo = Type.Object({
   /** True once raw QMP passthrough has been used on this VM. */
   tainted: Type.Boolean(),
   accel: Type.String(),
+  /** How the VM last stopped (state, reason, exit details), from its event journal. */
+  lastStop: Type.Optional(LastStop),
 });
 
 /** Read and write counters of one disk. */
@@ -48,7 +51,7 @@ export const InterfaceAddresses = Type.Object({
 export const firstVmProcs = {
   getState: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: true, perVm: true, hostCache: ['inactive', 'active'], since: '0.1', cli: 'domstate',
     description: 'The VM\'s state and the reason it is in it.' }),
-  getInfo: proc({ args: DomainRef, ret: DomainInfo, servers: both, readonly: true, perVm: true, hostCache: ['active'], since: '0.1', cli: 'dominfo',
+  getInfo: proc({ args: DomainRef, ret: DomainInfo, servers: both, readonly: true, perVm: true, hostCache: ['inactive', 'active'], since: '0.1', cli: 'dominfo',
     description: 'State, vCPUs, memory, CPU time, QEMU pid, uptime and taint of the VM.' }),
   getDefinition: proc({ args: DomainRef, ret: Definition, servers: both, readonly: true, perVm: true, hostCache: ['inactive'], since: '0.1', cli: 'dumpdef',
     description: 'The VM\'s definition, defaults filled in.' }),
@@ -77,8 +80,8 @@ export const firstVmProcs = {
     description: 'Configured memory and the QEMU process\'s resident set.' }),
   qemuMonitorCommand: proc({ args: ref({ command: AnyObject }), ret: Type.Object({ result: Type.Unknown() }), servers: both, readonly: false, perVm: true, states: ['starting', 'running', 'paused', 'shutting-down'], since: '0.1', cli: 'qemu-monitor-command',
     description: 'Sends a raw QMP command (troubleshooting only: marks the VM tainted).' }),
-  subscribeEvents: proc({ args: Type.Object({ name: Type.Optional(DomainName) }, { additionalProperties: false }), ret: Empty, servers: both, readonly: true, embed: 'router', since: '0.1',
-    description: 'Pushes lifecycle events to this connection (one VM, or every VM on virtqemud).' }),
+  subscribeEvents: proc({ args: SubscribeEventsArgs, ret: SubscribeEventsResult, servers: both, readonly: true, embed: 'router', since: '0.1',
+    description: 'Pushes lifecycle events to this connection (one VM, or every VM on virtqemud); with since, sinceTime or sinceByVm it first replays what the journal holds after that point, with no gap and no duplicate.' }),
   openConsole: proc({ args: DomainRef, ret: Empty, servers: both, readonly: false, perVm: true, stream: true, states: ['starting', 'running', 'paused', 'shutting-down'], since: '0.1', cli: 'console',
     description: 'Opens the serial console as a byte stream in both directions.' }),
 };
@@ -93,6 +96,8 @@ export const laterVmProcs = {
     description: 'Hot-unplugs the NIC with this MAC, waits until the guest has released it, and gives its port back.' }),
   interfaceAddresses: proc({ args: DomainRef, ret: Type.Object({ interfaces: Type.Array(InterfaceAddresses) }), servers: both, readonly: true, perVm: true, states: ['running', 'paused'], since: '0.2', cli: 'domifaddr',
     description: 'The addresses of the VM\'s network interfaces, from the DHCP leases of their networks (virtnetworkd).' }),
+  getEvents: proc({ args: GetEventsArgs, ret: EventHistory, servers: both, readonly: true, perVm: true, since: '0.3', cli: 'domevents',
+    description: 'The VM\'s event history from its journal (kept across shim and virtqemud restarts), oldest first.' }),
 };
 
 /** Per-VM procedures, keyed by name. */

@@ -31,6 +31,7 @@ import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
 import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
+import { VmEvents } from './journal/vm-events.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -91,6 +92,7 @@ export class Shim {
     private registrar: Registrar | undefined,
     readonly metrics: ShimMetrics,
     private readonly ports: NicPorts,
+    private readonly events: VmEvents,
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
     this.registers = cfg.connectRegistrar !== undefined;
@@ -163,12 +165,15 @@ export class Shim {
     });
     const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
     const ports = new NicPorts({ vm: def.name, uuid: def.uuid, clock: cfg.clock, log: cfg.logs.module('network'), lookup: cfg.daemons?.ports, waitMs: cfg.daemons?.waitMs ?? 0 });
-    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports);
+    // Opened once the name is ours (the socket above): this shim is then the journal's one writer.
+    const events = VmEvents.open({ stateDir: cfg.layout.state, name: def.name, clock: cfg.clock, log: cfg.logs.module('journal'), pid: process.pid,
+      vm: { tainted: saved?.tainted ?? false, state: saved?.state ?? 'shutoff', def: resolved } });
+    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports, events);
     // Served from the moment the name is ours (bringUp), not before.
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
-      network: nicOperations(vm, ports),
+      network: nicOperations(vm, ports), events,
     }) });
     return shim;
   }
@@ -276,6 +281,7 @@ export class Shim {
   // by a second at most: the VM's own API never depends on it.
   private async durable(): Promise<void> {
     await this.persisting;
+    await this.events.flushed();
     if (this.registrar !== undefined) await Promise.race([this.registrar.flush(), delay(this.cfg.clock, 1000)]);
     const err = this.persistError;
     if (err === undefined) return;
@@ -301,16 +307,21 @@ export class Shim {
     };
   }
 
+  // Each event is journaled (one write) before virtqemud or any subscriber hears of it.
   private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
     const state = this.runtimeState();
     this.persist();
-    this.registrar?.update({ state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), ...(kind === undefined ? {} : { event: kind }), ...(details === undefined ? {} : { details }), info: this.info() });
-    if (kind === undefined) return;
-    const event: LifecycleEvent = {
-      name: state.name, uuid: state.uuid, event: kind, state: state.state, reason: state.reason, timestamp: state.updatedAt,
-      ...(details === undefined ? {} : { details }),
-    };
-    this.service.server.publish('virtq', 'lifecycle', event, (c) => c.subscriptions.has('lifecycle'));
+    const report = { state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), info: this.info() };
+    const all = [...(kind === undefined ? [] : [{ kind, details }]), ...this.events.changes(this.vm)];
+    if (all.length === 0) this.registrar?.update(report);
+    for (const e of all) {
+      const event = this.events.record({
+        name: state.name, uuid: state.uuid, event: e.kind, state: state.state, reason: state.reason, timestamp: state.updatedAt,
+        ...(e.details === undefined ? {} : { details: e.details }),
+      });
+      this.registrar?.update({ ...report, event: e.kind, ...(e.details === undefined ? {} : { details: e.details }), ...(event.seq === undefined ? {} : { seq: event.seq, timestamp: event.timestamp }) });
+      this.events.feed.publish(event);
+    }
   }
 
   // Writes the current state; after a failure (a full disk) it tries again every second until a
@@ -355,5 +366,6 @@ export class Shim {
     await this.service.close();
     await this.monitors.close();
     await this.consoleHub.close();
+    this.events.close();
   }
 }

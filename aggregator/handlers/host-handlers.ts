@@ -7,6 +7,7 @@ import { findLiveQemu, isLiveQemu, processStart, ticksSinceBoot } from '../../dr
 import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
+import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
@@ -142,10 +143,16 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       registry.autostartSet(r, autostart);
       return {};
     }),
-    subscribeEvents: ({ name }, ctx) => {
-      if (name !== undefined) registry.require(name);
-      events.subscribe(ctx.client, name);
-      return {};
+    subscribeEvents: (args, ctx) => {
+      // A VM's journal outlives its record (undefined, forgotten): resuming one by name needs only the journal.
+      if (args.name !== undefined && args.since === undefined) registry.require(args.name);
+      return events.subscribe(ctx.client, args);
+    },
+    // Answered from the journal on disk: a VM whose shim is gone (stopped, or lost) still has its history.
+    getEvents: ({ name, ...since }) => {
+      const history = eventHistory(events.journal.dir(name), name, since);
+      if (history.last === 0 && registry.get(name) === undefined) throw new VirtqError('NO_DOMAIN', `no VM named "${name}" and no event journal for that name`);
+      return history;
     },
   };
 }

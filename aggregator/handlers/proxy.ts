@@ -3,7 +3,7 @@
 // `hostCache` (getState, getInfo; getDefinition of an inactive VM) is answered here from the
 // registry, every other call on an inactive VM is refused; the console stream is piped both ways.
 import type { Static } from '@sinclair/typebox';
-import { VirtqError, vmProcs, type CallContext, type ProcsWith, type Clock, type DomainInfo, type Fallback, type Program } from '../../protocol/index.js';
+import { VirtqError, vmProcs, type CallContext, type ProcsWith, type Clock, type DomainInfo, type Fallback, type LastStop, type Program } from '../../protocol/index.js';
 import { ProcessStatsCache } from '../../drivers/host/proc.js';
 import { isActive, type DomainRecord, type DomainRegistry, type ShimRef } from '../registry.js';
 import type { ShimPool } from '../shim-pool.js';
@@ -12,7 +12,7 @@ import type { ShimPool } from '../shim-pool.js';
 type HostCached = ProcsWith<typeof vmProcs, 'hostCache'>;
 
 /** The fallback that forwards per-VM calls. */
-export function proxyFallback(registry: DomainRegistry, pool: ShimPool, clock: Clock): Fallback {
+export function proxyFallback(registry: DomainRegistry, pool: ShimPool, clock: Clock, lastStop: (name: string) => LastStop | undefined = () => undefined): Fallback {
   const procStats = new ProcessStatsCache(() => clock.monotonic());
   // One answer per procedure the catalogue marks `hostCache`; undefined when the registry lacks
   // what it needs, and the call goes on to the shim. A missing or misnamed entry fails tsc.
@@ -21,7 +21,13 @@ export function proxyFallback(registry: DomainRegistry, pool: ShimPool, clock: C
     getDefinition: (r) => r.definition,
     // With CPU time read from /proc as the shim would (and as libvirt does); a lost shim's VM is
     // not answered for (SHIM_UNAVAILABLE), as its info may be stale.
-    getInfo: (r) => (r.shim?.info === undefined || !r.shimUp ? undefined : infoFromRegistry(r, r.shim, r.shim.info, clock.now(), procStats)),
+    // A stopped VM's info says how it last stopped (from its journal), whether or not a shim ever reported here.
+    getInfo: (r) => {
+      const stop = lastStop(r.name);
+      if (!isActive(r)) return inactiveInfo(r, stop);
+      const info = r.shim?.info === undefined || !r.shimUp ? undefined : infoFromRegistry(r, r.shim, r.shim.info, clock.now(), procStats);
+      return info === undefined || stop === undefined ? info : { ...info, lastStop: stop };
+    },
   };
   return async (program: Program, proc: string, args: unknown, ctx: CallContext) => {
     const spec = program.procs[proc];
@@ -67,5 +73,16 @@ function infoFromRegistry(r: DomainRecord, shim: ShimRef, info: NonNullable<Shim
     ...(pid === undefined ? {} : { qemuPid: pid }),
     shimPid: shim.pid, uptimeSec: info.qemuStartedAt === undefined ? 0 : (now - info.qemuStartedAt) / 1000,
     tainted: info.tainted, accel: info.accel,
+  };
+}
+
+// What is known of a VM with no QEMU: its definition's size, and its journal's last stop. No shim: pid 0.
+function inactiveInfo(r: DomainRecord, stop: LastStop | undefined): Static<typeof DomainInfo> {
+  const info = r.shim?.info;
+  return {
+    name: r.name, uuid: r.uuid, state: r.state, reason: r.reason,
+    vcpus: r.definition?.vcpus ?? info?.vcpus ?? 0, memoryMiB: r.definition?.memoryMiB ?? info?.memoryMiB ?? 0,
+    cpuTimeSec: 0, shimPid: 0, uptimeSec: 0, tainted: info?.tainted ?? false, accel: info?.accel ?? '',
+    ...(stop === undefined ? {} : { lastStop: stop }),
   };
 }

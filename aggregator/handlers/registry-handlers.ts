@@ -42,12 +42,14 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
         }
       });
       if (reg.reattach) events.lifecycle(record, 'shim-attached');
+      // What the shim journaled while it could not report here is told now, before its next update.
+      events.catchUp(record);
       return {};
     },
     update: (u, ctx) => {
       const r = recordOf(ctx.client);
       registry.shimReported(r, { state: u.state, reason: u.reason, qemuPid: u.qemuPid }, u.info);
-      if (u.event !== undefined) events.lifecycle(r, u.event, u.details);
+      if (u.event !== undefined) events.lifecycle(r, u.event, u.details, { seq: u.seq, timestamp: u.timestamp });
       return {};
     },
     unregister: (_a, ctx) => {

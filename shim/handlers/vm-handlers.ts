@@ -6,6 +6,7 @@ import type { Vm } from '../vm/vm.js';
 import { checkOperation } from '../vm/states.js';
 import { interfaceMacs } from '../vm/vm-nics.js';
 import type { ConsoleHub } from '../vm/console.js';
+import type { VmEvents } from '../journal/vm-events.js';
 
 /** What the handlers need besides the VM. */
 export interface VmHandlerDeps {
@@ -23,6 +24,8 @@ export interface VmHandlerDeps {
     detach(mac: string, timeoutMs: number): Promise<void>;
     addresses(): Promise<InterfaceAddresses[]>;
   };
+  /** The VM's event journal: subscriptions with replay, history, last stop. */
+  events: Pick<VmEvents, 'subscribe' | 'history' | 'lastStop'>;
 }
 
 /** Builds the handlers. */
@@ -46,6 +49,7 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
         vcpus: vm.def.vcpus, memoryMiB: vm.def.memoryMiB, cpuTimeSec: s.cpuTimeSec,
         ...(pid === undefined ? {} : { qemuPid: pid }),
         shimPid: d.shimPid, uptimeSec: s.uptimeSec, tainted: vm.tainted, accel: d.accel,
+        ...(d.events.lastStop === undefined ? {} : { lastStop: d.events.lastStop }),
       };
     },
     getDefinition: ({ name }) => { mine(name); return asDefined(vm.def); },
@@ -95,11 +99,11 @@ export function vmHandlers(d: VmHandlerDeps): Handlers<VirtqProgram> {
       checkOperation('interfaceAddresses', vm.def.name, vm.state);
       return { interfaces: await d.network.addresses() };
     },
-    subscribeEvents: ({ name }, ctx) => {
-      if (name !== undefined) mine(name);
-      ctx.client.subscriptions.add('lifecycle');
-      return {};
+    subscribeEvents: (args, ctx) => {
+      if (args.name !== undefined) mine(args.name);
+      return d.events.subscribe(ctx.client, args);
     },
+    getEvents: ({ name, ...since }) => { mine(name); return d.events.history(since); },
     openConsole: ({ name }, ctx) => {
       mine(name);
       checkOperation('openConsole', vm.def.name, vm.state);

@@ -6,9 +6,12 @@
 //   2. no two live QEMUs share a name or a UUID (checked after every step too);
 //   3. the listing converges to the processes within a bound;
 //   4. no definition is lost or corrupt, and no temp file is read as one;
-//   5. once everything is destroyed and undefined, no QEMU, shim or lease holder is left.
+//   5. once everything is destroyed and undefined, no QEMU, shim or lease holder is left;
+//   6. every event told to a subscriber that resumes with its sequence numbers is in the VM's
+//      journal, in order, once, and it is told every journaled event (event-watch.ts).
 // Beside it runs the storage schedule of storage-chaos.ts (virtstoraged and virtsecretd, their
 // operations, kill -9 of either, hang-ups mid-transfer) with the invariants of storage-invariants.ts.
+import { EventWatch } from './event-watch.js';
 import { readFileSync, readdirSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -159,6 +162,8 @@ class Chaos {
   private readonly shared: string;
   private probe = 0;
   private readonly storage: StorageChaos;
+  /** Invariant (issue #17): every event told to a resuming subscriber is in the journal, in order, once. */
+  private readonly events: EventWatch;
 
   constructor(private readonly seed: number, private readonly opts: ChaosOptions) {
     this.rng = new Rng(seed);
@@ -167,6 +172,7 @@ class Chaos {
     for (const n of this.names) this.w.image(n);
     this.shared = this.w.image('shared');
     this.report = { seed, steps: 0, ops: {}, faults: {}, errors: {}, violations: [], notes: [], trace: [], ms: 0 };
+    this.events = new EventWatch(() => this.w.connect(), (l) => this.trace(l));
     this.storage = new StorageChaos(seed, this.w.root, {
       trace: (l) => this.trace(l), violation: (v) => this.violation(v), note: (n) => this.report.notes.push(n),
       count: (what, key) => count(this.report[what], key), stopAck: (n) => this.stopAck(n), track: (p) => this.track(p),
@@ -177,6 +183,7 @@ class Chaos {
   async run(): Promise<IterationReport> {
     try {
       await Promise.all([this.w.startDaemon(), this.storage.start()]);
+      this.events.start();
       this.trace(`root ${this.w.root}${this.w.tmpfs ? ` (tmpfs ${this.opts.tmpfsSize})` : ''}`);
       // The disk-full fault needs a tmpfs root: as root, not getting one fails the run rather than
       // quietly leaving the fault out; otherwise it is said in the summary.
@@ -205,6 +212,9 @@ class Chaos {
       await this.checkConvergence('after a last restart');
       await this.checkSeenRunning('after a last restart');
       await this.checkDefinitions();
+      for (const v of await this.events.check(this.w.layout.state, this.opts.convergeMs)) this.violation(v);
+      this.trace(`event journal: told ${this.events.count.events} events of ${this.events.count.vms} VMs, each in its journal once, in order`);
+      await this.events.stop();
       await this.teardown();
     } catch (err) {
       this.violation(`the iteration itself failed: ${(err as Error).stack ?? String(err)}`);
@@ -218,6 +228,7 @@ class Chaos {
           writeFileSync(join(kept, 'trace.txt'), `${this.report.trace.join('\n')}\n\nviolations:\n${this.report.violations.join('\n')}\n`);
         }
       }
+      await this.events.stop();
       await this.storage.dispose();
       await this.w.dispose();
     }

@@ -50,7 +50,7 @@ describe('the command tree', () => {
     expect(usage('detach-disk')).toBe('detach-disk <name> <target> [--timeout <seconds>]');
     expect(usage('autostart')).toBe('autostart <name> [--disable]');
     expect(usage('qemu-monitor-command')).toBe('qemu-monitor-command <name> <command>');
-    expect(usage('event')).toBe('event [name] [--loop] [--timeout <seconds>]');
+    expect(usage('event')).toBe('event [name] [--loop] [--since <seq|time>] [--timeout <seconds>]');
     expect(usage('console')).toBe('console <name> [--timeout <seconds>]');
     expect(usage('limits', 'admin')).toBe('limits [--max-clients <n>] [--max-inflight <n>] [--workers <n>]');
     expect(usage('client-disconnect', 'admin')).toBe('client-disconnect <id>');

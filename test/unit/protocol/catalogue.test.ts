@@ -35,7 +35,7 @@ describe('the catalogue', () => {
   it('derives the ACL of virtq: everything on rw, the read-only procedures on ro, nothing on admin', () => {
     const t = acl(virtqProgram);
     expect(t.rw.allowed).toEqual(Object.keys(virtqProgram.procs));
-    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'interfaceAddresses']);
+    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'interfaceAddresses', 'getEvents']);
     expect(t.ro.refused).toBe('virtq.shutdown changes state and is refused on the read-only socket; use the read-write socket');
     expect(t.admin).toEqual({ allowed: [], refused: 'virtq.getState is not served on the admin socket' });
   });
@@ -64,7 +64,7 @@ describe('the catalogue', () => {
 
   it('says which per-VM calls virtqemud answers from its registry', () => {
     const cached = Object.entries(virtqProgram.procs).flatMap(([n, s]) => (s.hostCache === undefined ? [] : [[n, s.hostCache]]));
-    expect(cached).toEqual([['getState', ['inactive', 'active']], ['getInfo', ['active']], ['getDefinition', ['inactive']]]);
+    expect(cached).toEqual([['getState', ['inactive', 'active']], ['getInfo', ['inactive', 'active']], ['getDefinition', ['inactive']]]);
     for (const [n] of cached) expect(virtqProgram.procs[n as keyof VirtqProgram['procs']].perVm).toBe(true);
   });
 
