@@ -21,6 +21,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 # The web view's browser test drives Debian's chromium with puppeteer-core (over CDP: no chromedriver, no download).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The shared QMP socket's tests speak raw QMP to it through socat, as an independent client.
+command -v socat >/dev/null 2>&1 || need+=(socat)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
