@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { shimSockets, shimStateFile } from '../../protocol/index.js';
 import { guestDefinition, ShimHarness } from '../helpers/shim-harness.js';
 import { SocatQmp } from '../helpers/socat-qmp.js';
@@ -73,6 +74,14 @@ describe('shared QMP socket, hostile clients', () => {
     big.socket.write(`{"execute":"qmp_capabilities"}{"execute":"query-status","arguments":{"x":"${'a'.repeat(2 * 1024 * 1024)}"}}\n`);
     await big.closed;
     expect(JSON.parse(big.lines.at(-1) ?? '{}')).toEqual({ error: { class: 'GenericError', desc: expect.stringContaining('longer than') } });
+
+    // Random bytes on many connections, in batches under the client bound: errors or closes, nothing else.
+    for (let batch = 0; batch < 10; batch++) {
+      const conns = Array.from({ length: 20 }, () => raw(path));
+      for (const c of conns) c.socket.end(randomBytes(1 + Math.floor(Math.random() * 8192)));
+      await Promise.all(conns.map((c) => c.closed));
+    }
+    expect(await good.call({ execute: 'query-status' }, 'after-fuzz')).toMatchObject({ return: { running: true } });
 
     // A thousand connections at once: a bounded number are served, the others told why and closed.
     const flood = Array.from({ length: 1000 }, () => raw(path));

@@ -59,6 +59,25 @@ describe('QMP input splitter', () => {
     expect(split(['hello\n', 'x{"a":1}'])).toEqual([{ kind: 'garbage', text: 'hello' }, { kind: 'garbage', text: 'x' }, { kind: 'json', text: '{"a":1}' }]);
   });
 
+  it('survives random bytes: only ever pieces, or its own size error', () => {
+    const alphabet = Buffer.from('{}[]"\\ \n\rax:,1\u00ff');
+    let seed = 7;
+    const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    for (let round = 0; round < 300; round++) {
+      const s = new JsonStreamSplitter({ maxBytes: 4096, maxDepth: 16 });
+      try {
+        for (let c = 0; c < 8; c++) {
+          const chunk = Buffer.from(Array.from({ length: rand(700) }, () => alphabet[rand(alphabet.length)] as number));
+          for (const piece of s.push(chunk)) {
+            if (piece.kind === 'json') expect(piece.text[0] === '{' || piece.text[0] === '[').toBe(true);
+          }
+        }
+      } catch (err) {
+        expect(err).toBeInstanceOf(PieceTooLarge);
+      }
+    }
+  });
+
   it('refuses input past its size or nesting bound', () => {
     expect(() => split([`{"a":"${'x'.repeat(600)}`, `${'x'.repeat(600)}"}`])).toThrow(PieceTooLarge);
     expect(() => split(['['.repeat(9)])).toThrow(/nesting/);
