@@ -15,8 +15,8 @@ const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--
        virtq-shim [--root DIR] --attach NAME [--no-register]
        virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
 
-Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin), and prints
-one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
+Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin) and QMP for
+other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
 'virtq-shim --attach NAME' starts a successor that takes it over.
 
   --root DIR            keep config, state, sockets and logs under DIR

@@ -113,4 +113,26 @@ describe('shared QMP socket', () => {
     expect((await vm.api.getInfo({ name: 'qp1' })).state).toBe('running');
     con.close();
   });
+
+  it('is served again by a successor after the shim is killed: its clients see the close, reconnect and get events again', async () => {
+    const vm = await h.start(guestDefinition('qpkill'));
+    const path = shimSockets(h.layout, 'qpkill').qmpProxy;
+    const before = new SocatQmp(path);
+    await before.next((m) => 'QMP' in m);
+    await before.call({ execute: 'qmp_capabilities' }, 'neg');
+    vm.proc.kill('SIGKILL');
+    await expect(before.exited).resolves.toBe(0);
+
+    const successor = await h.run(['--no-register', '--attach', 'qpkill'], 'qpkill');
+    expect(successor.reply).toMatchObject({ ok: true, state: 'running' });
+    const after = new SocatQmp(path);
+    clients.push(after);
+    await after.next((m) => 'QMP' in m);
+    await after.call({ execute: 'qmp_capabilities' }, 'neg');
+    const api = (await h.connect(successor.reply.socket as string)).api;
+    await api.suspend({ name: 'qpkill' });
+    await after.next((m) => m['event'] === 'STOP');
+    expect(await after.call({ execute: 'query-status' }, 's')).toMatchObject({ return: { running: false, status: 'paused' }, id: 's' });
+    expect((await api.getInfo({ name: 'qpkill' })).tainted).toBe(false);
+  });
 });
