@@ -7,6 +7,7 @@ import { stringOption, wholeNumber } from '../daemon/options.js';
 import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
+import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 
 /** virtqemud's own options. */
 export interface VirtqemudOptions {
@@ -17,6 +18,8 @@ export interface VirtqemudOptions {
   daemonWaitSec: number | undefined;
   /** The file holding the web view's write token (--http-write-token); undefined: the view is read-only. */
   httpWriteToken: string | undefined;
+  /** Passed on to every shim: --no-qmp-proxy, --qmp-proxy-allow. */
+  qmpProxyArgs: string[];
 }
 
 /** virtqemud, defined for the framework; `shimBeside` is where the bundled virtq-shim is. */
@@ -26,13 +29,16 @@ export function virtqemudService(version: string, shimBeside: URL): ServiceDefin
     version,
     summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
 definitions, starts VMs in detached shims and answers the host listing.`,
-    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' } },
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' } },
     optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --reconcile-ms N    period of the reconciliation pass (default 5000)
   --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
   --daemon-wait S     how long a VM's start waits for virtstoraged, virtsecretd and its volumes' pools (default 30)
   --http-write-token FILE  let the web view at --http start, stop and reach the console of VMs for
-                      whoever shows the token in FILE (default: the web view is read-only)`,
+                      whoever shows the token in FILE (default: the web view is read-only)
+  --no-qmp-proxy      no VM gets a shared QMP socket (run/shims/NAME-qmp-proxy.sock)
+  --qmp-proxy-allow L comma-separated QMP commands that change a VM which tools on every VM's shared
+                      QMP socket may send (query-* always pass; the shim's own commands never do)`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},
     parseExtra: (values, env) => ({
@@ -41,12 +47,17 @@ definitions, starts VMs in detached shims and answers the host listing.`,
       metricsRefreshMs: wholeNumber(stringOption(values, 'metrics-refresh-ms'), 'metrics-refresh-ms', 5000, 50),
       daemonWaitSec: stringOption(values, 'daemon-wait') === undefined ? undefined : wholeNumber(stringOption(values, 'daemon-wait'), 'daemon-wait', 30),
       httpWriteToken: stringOption(values, 'http-write-token'),
+      qmpProxyArgs: [
+        ...(values['no-qmp-proxy'] === true ? ['--no-qmp-proxy'] : []),
+        ...(stringOption(values, 'qmp-proxy-allow') === undefined ? [] : ['--qmp-proxy-allow', parseAllowList(stringOption(values, 'qmp-proxy-allow')).join(',')]),
+      ],
     }),
     build: async ({ layout, clock, logs, env, common, extra, service }) => {
       // Shims run under the same root or mode as their virtqemud.
       const placement = [
         ...(common.root !== undefined ? ['--root', common.root] : ['--mode', common.mode]),
         ...(extra.daemonWaitSec === undefined ? [] : ['--daemon-wait', String(extra.daemonWaitSec)]),
+        ...extra.qmpProxyArgs,
       ];
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock);
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');

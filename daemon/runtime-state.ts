@@ -11,6 +11,8 @@ export interface ShimSocketPaths {
   admin: string;
   monitor: string;
   console: string;
+  /** The shared QMP socket, when the shim serves one (absent in older files and when it is turned off). */
+  qmpProxy?: string;
 }
 
 /** The runtime state file's content. */

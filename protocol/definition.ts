@@ -65,6 +65,17 @@ export const InterfaceSpec = Type.Union([
   }, { additionalProperties: false }),
 ]);
 
+/** A QMP command name, as an allow-list names it. */
+export const QMP_COMMAND_PATTERN = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
+
+/** The VM's shared QMP socket (run/shims/NAME-qmp-proxy.sock): whether it is served, and which state-changing commands other tools may send. */
+export const QmpProxySpec = Type.Object({
+  enabled: Type.Optional(Type.Boolean({ description: 'serve the shared QMP socket (default true; a host-wide virtq-shim/virtqemud --no-qmp-proxy turns it off for every VM)' })),
+  allow: Type.Optional(Type.Array(Type.String({ pattern: QMP_COMMAND_PATTERN }), {
+    maxItems: 256, description: 'QMP commands that may change the VM which tools may send (query-* always pass; the shim\'s own commands never do)',
+  })),
+}, { additionalProperties: false });
+
 export const Definition = Type.Object({
   name: DomainName,
   uuid: Type.Optional(DomainUuid),
@@ -80,6 +91,7 @@ export const Definition = Type.Object({
   onPoweroff: Type.Optional(LifecycleAction),
   onReboot: Type.Optional(LifecycleAction),
   onCrash: Type.Optional(LifecycleAction),
+  qmpProxy: Type.Optional(QmpProxySpec),
 }, { additionalProperties: false, $id: 'https://virtq.dev/schema/definition.json', title: 'virtq VM definition' });
 
 export type Definition = Static<typeof Definition>;
@@ -89,6 +101,7 @@ export type InterfaceSpec = Static<typeof InterfaceSpec>;
 /** An interface on a virtnetworkd network. */
 export type NetworkInterface = Extract<InterfaceSpec, { type: 'network' }>;
 export type LifecycleAction = Static<typeof LifecycleAction>;
+export type QmpProxySpec = Static<typeof QmpProxySpec>;
 
 /** The definition check (compiled on first use). */
 export const definitionValidator = lazyValidator(Definition);

@@ -62,7 +62,7 @@ export function shimStateFile(layout: Layout, name: string): string {
  * The shim's sockets. Where `run/shims/NAME-admin.sock` would pass the unix socket limit, all
  * three get a short name from a hash of the VM name; the state file records the real paths.
  */
-export function shimSockets(layout: Layout, name: string): { rw: string; ro: string; admin: string; monitor: string; console: string } {
+export function shimSockets(layout: Layout, name: string): { rw: string; ro: string; admin: string; monitor: string; console: string; qmpProxy: string } {
   const dir = shimDir(layout);
   const longest = join(dir, `${name}-console.sock`);
   const base = Buffer.byteLength(longest) <= MAX_SOCKET_PATH
@@ -74,8 +74,13 @@ export function shimSockets(layout: Layout, name: string): { rw: string; ro: str
     admin: join(dir, `${base}-admin.sock`),
     monitor: join(dir, `${base}-qmp.sock`),
     console: join(dir, `${base}-console.sock`),
+    // The shared QMP socket (contract); its longer suffix takes the short name alone when only it would not fit.
+    qmpProxy: join(dir, `${base}-qmp-proxy.sock`),
   };
-  if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH) {
+  if (Buffer.byteLength(paths.qmpProxy) > MAX_SOCKET_PATH) {
+    paths.qmpProxy = join(dir, `h-${createHash('sha256').update(name).digest('hex').slice(0, 16)}-qmp-proxy.sock`);
+  }
+  if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH || Buffer.byteLength(paths.qmpProxy) > MAX_SOCKET_PATH) {
     throw new VirtqError('INVALID_ARG', `runtime directory ${dir} is too long for unix sockets even with hashed names`);
   }
   return paths;

@@ -27,6 +27,9 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 
 # TLS tests make their CA and certificates with the openssl CLI.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+# The shared QMP socket's tests speak raw QMP to it through socat, as an independent client.
+command -v socat >/dev/null 2>&1 || need+=(socat)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -8,6 +8,7 @@ import { childSpawner } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
+import type { HostQmpProxyOptions } from './qmp-proxy/config.js';
 
 /** Parsed command-line options of virtq-shim. */
 export interface ShimOptions {
@@ -31,6 +32,8 @@ export interface ShimOptions {
   networkUri: string | undefined;
   /** How long a start waits for those daemons (and a volume's pool) to come up. */
   daemonWaitMs: number;
+  /** The shared QMP socket's host-wide options (--no-qmp-proxy, --qmp-proxy-allow). */
+  qmpProxy?: HostQmpProxyOptions;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -65,6 +68,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
     newUuid: randomUUID, version, private: opts.embed,
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
+    ...(opts.qmpProxy === undefined ? {} : { qmpProxy: opts.qmpProxy }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };

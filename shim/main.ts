@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError, parseUri, systemClock } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
 import { composeShim, type ShimOptions } from './compose.js';
+import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
 
@@ -14,8 +15,8 @@ const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--
        virtq-shim [--root DIR] --attach NAME [--no-register]
        virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
 
-Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin), and prints
-one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
+Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin) and QMP for
+other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
 'virtq-shim --attach NAME' starts a successor that takes it over.
 
   --root DIR            keep config, state, sockets and logs under DIR
@@ -36,7 +37,10 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
                         or of the --mode layout)
   --secret-uri URI      virtsecretd, for encrypted disks (default: likewise)
   --network-uri URI     virtnetworkd, for network interfaces (default: likewise)
-  --daemon-wait S       how long a start waits for those daemons, a volume's pool or a network (default 30)`;
+  --daemon-wait S       how long a start waits for those daemons, a volume's pool or a network (default 30)
+  --no-qmp-proxy        do not serve the shared QMP socket run/shims/NAME-qmp-proxy.sock
+  --qmp-proxy-allow L   comma-separated QMP commands that change the VM which tools on that socket may
+                        send, besides the definition's qmpProxy.allow (query-* always pass)`;
 
 /** What a command line asks for: run a VM, or reap an orphan QEMU. */
 type Parsed = ShimOptions | (ReapRequest & { kind: 'reap' });
@@ -47,7 +51,7 @@ function parse(argv: string[]): Parsed | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -88,6 +92,7 @@ function parse(argv: string[]): Parsed | 'help' {
     embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
     storageUri: values['storage-uri'], secretUri: values['secret-uri'], networkUri: values['network-uri'], daemonWaitMs: daemonWait * 1000,
+    qmpProxy: { enabled: values['no-qmp-proxy'] !== true, allow: parseAllowList(values['qmp-proxy-allow']) },
   };
 }
 

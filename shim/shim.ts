@@ -32,6 +32,8 @@ import type { Registrar } from './registration.js';
 import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 import { VmEvents } from './journal/vm-events.js';
+import { qmpProxyFor, withEventTap, type HostQmpProxyOptions } from './qmp-proxy/config.js';
+import type { QmpProxyServer } from './qmp-proxy/server.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -62,6 +64,8 @@ export interface ShimConfig {
   connectRegistrar?: (log: Logger) => Promise<Registrar>;
   /** How volume disks, encrypted disks and network ports are resolved (virtstoraged, virtsecretd, virtnetworkd); none: only path disks. */
   daemons?: { volumes: VolumeLookup; secrets: SecretLookup; ports?: PortLookup; waitMs: number };
+  /** The shared QMP socket's host-wide options (default: served, read-only commands only). */
+  qmpProxy?: HostQmpProxyOptions;
 }
 
 /** A running shim. */
@@ -78,6 +82,8 @@ export class Shim {
   private serveApi: () => void = () => undefined;
   /** Registers with virtqemud: asked for, and (for a successor) done by its predecessor too. */
   private registers: boolean;
+  /** The shared QMP socket (shim/qmp-proxy/), unless turned off. */
+  private qmpProxy: QmpProxyServer | undefined;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -158,7 +164,7 @@ export class Shim {
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(resolved, {
       clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, secrets: resolver ?? noSecretDaemon(def.name),
-      driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
+      driver: withEventTap(qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }), (e) => shim.qmpProxy?.publish(e)),
       qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
       onQmpCommand: (command, seconds, ok) => metrics.onQmpCommand(command, seconds, ok),
@@ -168,7 +174,9 @@ export class Shim {
     // Opened once the name is ours (the socket above): this shim is then the journal's one writer.
     const events = VmEvents.open({ stateDir: cfg.layout.state, name: def.name, clock: cfg.clock, log: cfg.logs.module('journal'), pid: process.pid,
       vm: { tainted: saved?.tainted ?? false, state: saved?.state ?? 'shutoff', def: resolved } });
-    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports, events);
+    const qmpProxy = qmpProxyFor(cfg.qmpProxy, vm, { path: sockets.qmpProxy, log: cfg.logs.module('qmp-proxy'), onChanged: () => shim.taint() });
+    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
+    shim.qmpProxy = qmpProxy;
     // Served from the moment the name is ours (bringUp), not before.
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
@@ -217,6 +225,7 @@ export class Shim {
       await this.persisting;
       if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
     }
+    await this.qmpProxy?.listen();
     // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
     await this.registrar?.flush();
     this.metrics.start();
@@ -307,6 +316,14 @@ export class Shim {
     };
   }
 
+  // A tool on the shared QMP socket changed the VM: tainted, saved and reported like any change.
+  private taint(): void {
+    if (this.vm.tainted) return;
+    this.vm.tainted = true;
+    this.log.warn({ msgId: 'VM_TAINTED', via: 'qmp-proxy' }, 'a state-changing command ran on the shared QMP socket; VM tainted');
+    this.onLifecycle(undefined);
+  }
+
   // Each event is journaled (one write) before virtqemud or any subscriber hears of it.
   private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
     const state = this.runtimeState();
@@ -364,6 +381,7 @@ export class Shim {
     this.metricsHttp?.close();
     this.registrar?.close();
     await this.service.close();
+    await this.qmpProxy?.close();
     await this.monitors.close();
     await this.consoleHub.close();
     this.events.close();

@@ -75,6 +75,8 @@ export interface MonitorOptions {
   onClose(): void;
   /** After each answered command (for the latency histogram). */
   onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
+  /** Every event as the hypervisor sent it (QMP's JSON object), after `events` saw it: the shared QMP socket fans them out. */
+  onRawEvent?: (event: Record<string, unknown>) => void;
 }
 
 /** What a launch needs besides the definition. */

@@ -72,6 +72,10 @@ describe('read-only sockets and file modes', () => {
         expect(statSync(p).uid).toBe(uid);
       }
     }
+    // The shared QMP socket can pass state-changing commands (when allowed): as private as rw.
+    const qmpProxy = shimSockets(h.layout, 'ro1').qmpProxy;
+    expect(statSync(qmpProxy).isSocket()).toBe(true);
+    expect(mode(qmpProxy), qmpProxy).toBe(0o600);
   });
 
   it('keeps directories not world-writable and state and definitions private', () => {

@@ -31,9 +31,9 @@ export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
       });
       return { binary: o.binary, argv };
     },
-    async connectMonitor(socket, { events, log, onClose, onCommandDone }) {
+    async connectMonitor(socket, { events, log, onClose, onCommandDone, onRawEvent }) {
       const mon = await QmpMonitor.attach(socket, {
-        clock: o.clock, log, onClose,
+        clock: o.clock, log, onClose, onRawEvent,
         callbacks: {
           onShutdown: (e) => events.onShutdown(e),
           onStop: () => events.onStop(),

@@ -35,6 +35,8 @@ export interface QmpMonitorOptions {
   maxLineBytes?: number;
   /** Called once per answered command with its duration in seconds. */
   onCommandDone?: (command: string, seconds: number, ok: boolean) => void;
+  /** Called with every event message as QEMU sent it, after `callbacks` had it. */
+  onRawEvent?: (message: Record<string, unknown>) => void;
 }
 
 /** Arguments of `device_add`: the driver, an id, and driver properties. */
@@ -86,7 +88,10 @@ export class QmpMonitor {
     const protocol = new QmpProtocol(transport, {
       clock: options.clock,
       defaultTimeoutMs: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      onEvent: (m) => events.dispatch(m),
+      onEvent: (m) => {
+        events.dispatch(m);
+        options.onRawEvent?.(m);
+      },
       log,
       ...(options.onCommandDone === undefined ? {} : { onCommandDone: options.onCommandDone }),
     });
