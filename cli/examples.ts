@@ -89,4 +89,5 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'admin log-filters': [ex('admin log-filters', 'prints the log filters'), ex('admin log-filters "debug:qemu.qmp"', 'logs the QMP traffic at debug level')],
   'admin log-outputs': [ex('admin log-outputs', 'prints where logs go')],
   'admin all-shims': [ex('admin all-shims getLogFilters', 'asks every running shim\'s admin socket')],
+  'admin upgrade': [ex('admin upgrade web1', 'replaces web1\'s shim with the binary on disk; the VM never stops'), ex('admin upgrade --all --parallel 4', 'every running VM\'s shim, four at a time, one line each')],
 };

@@ -8,6 +8,8 @@ import { childSpawner } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
+import type { HandoverFds } from './upgrade/handover-wire.js';
+import type { HandedOver, RelaunchCommand } from './upgrade/parts.js';
 
 /** Parsed command-line options of virtq-shim. */
 export interface ShimOptions {
@@ -31,6 +33,10 @@ export interface ShimOptions {
   networkUri: string | undefined;
   /** How long a start waits for those daemons (and a volume's pool) to come up. */
   daemonWaitMs: number;
+  /** The successor of an upgrading shim: its sockets' fds (see shim/upgrade/). */
+  handover?: HandoverFds;
+  /** How an upgrade starts this shim's successor. */
+  relaunch?: RelaunchCommand;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -46,7 +52,7 @@ export function layoutFor(root: string | undefined, placement: 'system' | 'sessi
 }
 
 /** Starts a shim with real dependencies. */
-export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string): Promise<{ shim: Shim; logs: LogHub }> {
+export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string, handedOver?: HandedOver): Promise<{ shim: Shim; logs: LogHub }> {
   const layout = layoutFor(opts.root, opts.placement, env, process.getuid?.() ?? 0);
   const clock = systemClock();
   const logs = new LogHub({
@@ -64,6 +70,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
   const config: ShimConfig = {
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
     newUuid: randomUUID, version, private: opts.embed,
+    ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
