@@ -80,8 +80,10 @@ async function handOver(p: HandoverParts, qmpSocket: import('node:net').Socket, 
   const child = spawn(relaunch.execPath, args, { env: relaunch.env, detached: true, stdio: ['ignore', 'ignore', 'pipe', 'ipc', ...ours.map(([, fd]) => fd)] });
   const successor = watch(child);
   let cut: { qmp: MonitorHandover; at: number } | undefined;
+  let frozen = false;
   try {
     await successor.expect('ready', t.readyMs, p);
+    frozen = true;
     await p.freeze();
     cut = await cutOver(p, keep, t.quietMs);
     await p.freeze(); // events read up to the cut are in the state file before the successor reads it
@@ -101,7 +103,7 @@ async function handOver(p: HandoverParts, qmpSocket: import('node:net').Socket, 
     const e = VirtqError.from(err);
     await successor.kill();
     if (cut !== undefined) await rollBack(p, cut.qmp);
-    else await p.thaw().catch(() => undefined);
+    else if (frozen) await p.thaw().catch((thawErr: unknown) => log.error({ err: thawErr }, 'cannot register again after a failed upgrade'));
     log.error({ msgId: 'SHIM_UPGRADE_ROLLED_BACK', err: e }, 'shim upgrade failed; this shim keeps serving the VM');
     throw new VirtqError('OPERATION_FAILED', `upgrade of the shim of VM "${name}" failed, and the old shim (pid ${process.pid}) keeps serving it: ${e.message}${successor.stderrTail()}`, { cause: e, details: { rolledBack: true } });
   }

@@ -57,4 +57,33 @@ describe('virtqemud admin upgradeShims', { timeout: 180_000 }, () => {
     await expect(err({ name: 'off1' })).resolves.toMatchObject({ code: 'OPERATION_INVALID' });
     await expect(rpc.call('admin', 'upgradeShims', { all: true })).resolves.toEqual({ results: [] });
   });
+
+  it('reports a shim whose successor died once handed the VM as not upgraded, and that shim serves and is registered again', async () => {
+    await h.cleanup();
+    h = new DaemonHarness(tmpRoot());
+    process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] = new URL('../fixtures/upgrade/successor-dies-after-take.mjs', import.meta.url).pathname;
+    try {
+      await h.startDaemon();
+    } finally {
+      delete process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'];
+    }
+    const { api } = await h.client();
+    await api.create({ definition: idleDef('rbd') });
+    const before = await api.getInfo({ name: 'rbd' });
+    const rpc = await admin();
+    const { results } = await rpc.call('admin', 'upgradeShims', { name: 'rbd' }) as { results: Outcome[] };
+    expect(results).toEqual([expect.objectContaining({ name: 'rbd', ok: false, error: expect.objectContaining({ code: 'OPERATION_FAILED', message: expect.stringContaining('keeps serving') }) })]);
+    // Registered again with virtqemud (the rollback re-registers), same shim, same QEMU; calls are forwarded.
+    let row: DomainRow | undefined;
+    for (let i = 0; i < 100; i++) {
+      row = (await api.listDomains({})).domains.find((d: DomainRow) => d.name === 'rbd');
+      if (row?.shimUp === true) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(row).toMatchObject({ shimUp: true, qemuPid: before.qemuPid });
+    const fresh = await h.client();
+    expect(await fresh.api.getInfo({ name: 'rbd' })).toMatchObject({ shimPid: before.shimPid, qemuPid: before.qemuPid, state: 'running' });
+    await fresh.api.suspend({ name: 'rbd' });
+    expect(await fresh.api.getState({ name: 'rbd' })).toMatchObject({ state: 'paused' });
+  });
 });
