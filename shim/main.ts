@@ -67,6 +67,7 @@ function parse(argv: string[]): Parsed | 'help' {
   if (values.help === true) return 'help';
   if (values.reap !== undefined) return reapArgs(values.reap, values['qemu-pid'], values.uuid);
   if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
+  if (values.handover !== undefined && values.attach === undefined) throw new VirtqError('INVALID_ARG', '--handover goes with --attach');
   // The name becomes file names (the log file is opened before the definition is validated):
   // anything that is not a valid VM name must never reach a path.
   const validName = new RegExp(NAME_PATTERN);
@@ -87,7 +88,6 @@ function parse(argv: string[]): Parsed | 'help' {
   } else {
     mode = { kind: 'attach', name };
   }
-  if (values.handover !== undefined && values.attach === undefined) throw new VirtqError('INVALID_ARG', '--handover goes with --attach');
   const handover = values.handover === undefined ? undefined : parseHandoverFds(values.handover);
   const timeout = Number(values['register-timeout'] ?? '10');
   if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');

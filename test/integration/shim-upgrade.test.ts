@@ -3,11 +3,11 @@
 // VM is refused the disk while it runs, clients reconnect to the successor, and a successor that
 // cannot start, or dies once handed the VM, leaves the old shim serving.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { RpcClient, delay, shimSockets, shimStateFile, VirtqError, type Definition } from '../../protocol/index.js';
 import { procState } from '../../shim/vm/qemu-process.js';
-import { guestDefinition, ShimHarness, type RunningShim } from '../helpers/shim-harness.js';
+import { guestDefinition, SHIM_BIN, ShimHarness, type RunningShim } from '../helpers/shim-harness.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
 import { analyse, beatsInFile, HEARTBEAT_LOOP } from '../helpers/heartbeat.js';
 import { readFileSync } from 'node:fs';
@@ -140,5 +140,26 @@ describe('shim upgrade', { timeout: 120_000 }, () => {
     await api.resume({ name: 'rb2' });
     await beatReached('rb2', lastSeq('rb2') + 50);
     expect(analyse(beatsInFile(consoleLog('rb2'))).lost).toBe(0);
+  });
+
+  it('refuses a bad or out-of-place --handover before touching any fd', async () => {
+    const run = (args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [SHIM_BIN, '--root', h.root.dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      p.once('exit', (code) => resolve({ code, out, err }));
+    });
+    const bad = await run(['--no-register', '--attach', 'x1', '--handover', 'rw=3,evil=4']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--handover: fd 3 for rw is outside 4..1023');
+    const noAttach = await run(['--no-register', '--definition', '-', '--handover', 'rw=4']);
+    expect(noAttach.code).toBe(2);
+    expect(noAttach.err).toContain('--handover goes with --attach');
+    // Well-formed, but not started by an upgrading shim (no IPC channel): refused, exit 1.
+    const noIpc = await run(['--no-register', '--attach', 'x1', '--handover', 'rw=4,ro=5,admin=6,monitorListener=7,consoleListener=8,qmp=9']);
+    expect(noIpc.code).toBe(1);
+    expect(JSON.parse(noIpc.out)).toMatchObject({ ok: false, error: { code: 'INVALID_ARG', message: expect.stringContaining('no IPC channel') } });
   });
 });
