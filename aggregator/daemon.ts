@@ -22,6 +22,7 @@ import { ShimPool } from './shim-pool.js';
 import { DaemonMetrics } from './metrics.js';
 import { hostRoutes } from './http.js';
 import { callShims } from './handlers/admin-fanout.js';
+import { upgradeShims } from './handlers/admin-upgrade.js';
 import type { ShimSpawner } from './spawner.js';
 import { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
@@ -85,7 +86,10 @@ export class Virtqemud {
       served: [
         served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
-        served(adminProgram, { callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}) }),
+        served(adminProgram, {
+          callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
+          upgradeShims: (args) => upgradeShims(this.registry, this.adminPool, args),
+        }),
       ],
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
       ready: () => ({ recovered: this.recovery }),

@@ -42,8 +42,21 @@ const allShims: CallAdapter = {
   },
 };
 
+// `virtq admin upgrade NAME | --all`: virtqemud upgrades the shims and reports each.
+const upgrade: CallAdapter = {
+  arguments: [{ name: 'name', field: 'name', description: 'the VM whose shim to upgrade (or --all)', required: false }],
+  hints: { help: { all: 'upgrade every running VM\'s shim', parallel: 'how many shims upgrade at once (default 2)', timeoutSec: 'how long each may take (default 120)' } },
+  render: (result) => {
+    const rows = (result as { results: Array<{ name: string; ok: boolean; result?: { oldPid: number; newPid: number; cutoverMs: number }; error?: { code: string; message: string } }> }).results;
+    return table(['Name', 'Result'], rows.map((r) => [r.name, r.ok && r.result !== undefined
+      ? `upgraded: shim pid ${r.result.oldPid} -> ${r.result.newPid}, cut-over ${r.result.cutoverMs.toFixed(1)} ms`
+      : `not upgraded, old shim still serves: ${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? ''}`]));
+  },
+};
+
 const adapters: Readonly<Partial<Record<keyof typeof adminProgram.procs, CallAdapter>>> = {
   callShims: allShims,
+  upgradeShims: upgrade,
   disconnectClient: { render: (_r, a) => `Client ${String(a['id'])} disconnected\n` },
   setLimits: {
     hints: {

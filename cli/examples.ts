@@ -96,4 +96,5 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'admin config-reload': [ex('admin config-reload', 're-reads the access-rules file (a bad one keeps the old rules)')],
   'admin config-get': [ex('admin config-get', 'every runtime setting'), ex('admin config-get acl.file', 'one setting')],
   'admin config-set': [ex('admin config-set limits.maxClients 200', 'changes one setting at run time')],
+  'admin upgrade': [ex('admin upgrade web1', 'replaces web1\'s shim with the binary on disk; the VM never stops'), ex('admin upgrade --all --parallel 4', 'every running VM\'s shim, four at a time, one line each')],
 };

@@ -42,6 +42,8 @@ export interface ServiceConfig {
   sockets: SocketPaths;
   /** Sockets a service manager passed already listening (socket activation): served as they are, never unlinked. */
   inherited?: InheritedSockets;
+  /** The inherited sockets were handed over by the shim this one replaces: this one removes them in the end. */
+  inheritedOwned?: boolean;
   /** Mode of the read-only socket (default 0666; the others are 0600). */
   roSocketMode?: number;
   /** A client that leaves a frame unfinished this long is dropped (default 30 s). */
@@ -103,7 +105,7 @@ export class DaemonService {
    */
   listen(which: SocketClass): Promise<void> {
     const mode = which === 'ro' ? this.cfg.roSocketMode ?? 0o666 : 0o600;
-    return this.server.listen(this.cfg.sockets[which], which, mode, this.cfg.inherited?.[which]);
+    return this.server.listen(this.cfg.sockets[which], which, mode, this.cfg.inherited?.[which], this.cfg.inheritedOwned === true);
   }
 
   /**

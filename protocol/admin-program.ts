@@ -50,6 +50,15 @@ export const MetricFamily = Type.Object({
   })),
 });
 
+/** What one shim upgrade did (decision 0021). */
+export const ShimUpgrade = Type.Object({
+  name: Type.String(),
+  oldPid: Type.Integer(),
+  newPid: Type.Integer(),
+  /** Milliseconds during which nobody read QEMU's monitor and console (its output waited in the kernel). */
+  cutoverMs: Type.Number(),
+});
+
 export const adminProgram = defineProgram('admin', 'Runtime administration of any virtq daemon (admin socket only).', {
   serverInfo: proc({ args: Empty, ret: ServerInfo, servers: both, readonly: true, since: '0.1', cli: 'server-info',
     description: 'Version, uptime, client and in-flight counts, limits.' }),
@@ -86,6 +95,20 @@ export const adminProgram = defineProgram('admin', 'Runtime administration of an
   setConfig: proc({ args: Type.Object({ key: Type.String({ maxLength: 128 }), value: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }), ret: Type.Object({ key: Type.String(), value: Type.Unknown() }),
     servers: daemons, readonly: false, since: '0.3', cli: 'config-set',
     description: 'Changes one runtime setting; an unknown key is refused with the list of known ones.' }),
+  upgrade: proc({ args: Empty, ret: ShimUpgrade, servers: ['shim'], readonly: false, since: '0.2',
+    description: 'Re-executes this shim from the binary on disk, handing its sockets and QEMU connections to the successor (the VM never stops; leases stay with QEMU); clients see a clean close and reconnect. A successor that fails leaves this shim serving (OPERATION_FAILED, details.rolledBack). Also SIGUSR2.' }),
+  upgradeShims: proc({
+    args: Type.Object({
+      name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$' })),
+      all: Type.Optional(Type.Boolean()),
+      parallel: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+      timeoutSec: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+    }, { additionalProperties: false }),
+    ret: Type.Object({ results: Type.Array(Type.Object({
+      name: Type.String(), ok: Type.Boolean(), result: Type.Optional(ShimUpgrade), error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    })) }),
+    servers: aggregator, readonly: false, since: '0.2', cli: 'upgrade',
+    description: 'Upgrades one VM\'s shim (name) or every running VM\'s (all), a few at a time (parallel, default 2), each within timeoutSec (default 120); one result per shim, a failed one still serving.' }),
 }, {}, ['admin']);
 export type AdminProgram = typeof adminProgram;
 

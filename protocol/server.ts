@@ -71,7 +71,7 @@ export class RpcServer {
   accessPolicy: AccessPolicy | undefined;
   private readonly programs = new Map<string, Registered>();
   private readonly clientsById = new Map<number, ServerClient>();
-  private readonly listeners: Array<{ server: Server; bound: BoundSocket }> = [];
+  private readonly listeners: Array<{ server: Server; bound: BoundSocket; access: Access }> = [];
   private nextClientId = 1;
   private readonly startedAt: number;
   private inFlight = 0;
@@ -97,10 +97,29 @@ export class RpcServer {
    * Listens on a unix socket for one access level: binds `path` itself, or, given `inheritedFd`,
    * serves the listening socket a service manager passed for it (then never unlinks `path`).
    */
-  async listen(path: string, access: Access, mode: number, inheritedFd?: number): Promise<void> {
+  async listen(path: string, access: Access, mode: number, inheritedFd?: number, owned = false): Promise<void> {
     const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket, access));
-    const bound = inheritedFd === undefined ? await listenUnix(server, path, mode) : await listenInherited(server, inheritedFd, path);
-    this.listeners.push({ server, bound });
+    const bound = inheritedFd === undefined ? await listenUnix(server, path, mode) : await listenInherited(server, inheritedFd, path, owned);
+    this.listeners.push({ server, bound, access });
+  }
+
+  /** The listening servers by access level (a shim upgrade hands their fds to its successor). */
+  listening(): Array<{ access: Access; server: Server }> {
+    return this.listeners.map(({ access, server }) => ({ access, server }));
+  }
+
+  /** Calls in flight on every connection. */
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Stops listening WITHOUT removing the socket files (a successor serves them now) and drops
+   * every client but those `keep` names (the one waiting for the upgrade's reply).
+   */
+  release(keep: (c: ServerClient) => boolean = () => false): void {
+    for (const { server } of this.listeners.splice(0)) server.close();
+    for (const c of this.clientsById.values()) if (!keep(c)) c.conn.close();
   }
 
   /** The connected clients. */

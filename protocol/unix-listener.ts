@@ -47,7 +47,7 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
  * activation) for `path`. Nothing is bound, chmod'ed or claimed: the socket unit did that, and it
  * keeps the socket (and the clients queued on it) across this process's restarts.
  */
-export function listenInherited(server: Server, fd: number, path: string): Promise<BoundSocket> {
+export function listenInherited(server: Server, fd: number, path: string, owned = false): Promise<BoundSocket> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(new VirtqError('INVALID_ARG', `cannot serve ${path} on the inherited file descriptor ${fd}: ${err.message}`, { cause: err }));
@@ -56,7 +56,9 @@ export function listenInherited(server: Server, fd: number, path: string): Promi
     try {
       server.listen({ fd }, () => {
         server.off('error', onError);
-        resolve({ path, ino: 0, dev: 0, inherited: true });
+        // `owned`: handed over by the shim this one replaces, which bound it; this one removes it in the end.
+        if (!owned) resolve({ path, ino: 0, dev: 0, inherited: true });
+        else stat(path).then((st) => resolve({ path, ino: st.ino, dev: st.dev }), () => resolve({ path, ino: 0, dev: 0, inherited: true }));
       });
     } catch (err) {
       onError(err as NodeJS.ErrnoException);

@@ -9,6 +9,8 @@ import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
 import type { HostQmpProxyOptions } from './qmp-proxy/config.js';
+import type { HandoverFds } from './upgrade/handover-wire.js';
+import type { HandedOver, RelaunchCommand } from './upgrade/parts.js';
 
 /** Parsed command-line options of virtq-shim. */
 export interface ShimOptions {
@@ -34,6 +36,10 @@ export interface ShimOptions {
   daemonWaitMs: number;
   /** The shared QMP socket's host-wide options (--no-qmp-proxy, --qmp-proxy-allow). */
   qmpProxy?: HostQmpProxyOptions;
+  /** The successor of an upgrading shim: its sockets' fds (see shim/upgrade/). */
+  handover?: HandoverFds;
+  /** How an upgrade starts this shim's successor. */
+  relaunch?: RelaunchCommand;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -49,7 +55,7 @@ export function layoutFor(root: string | undefined, placement: 'system' | 'sessi
 }
 
 /** Starts a shim with real dependencies. */
-export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string): Promise<{ shim: Shim; logs: LogHub }> {
+export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string, handedOver?: HandedOver): Promise<{ shim: Shim; logs: LogHub }> {
   const layout = layoutFor(opts.root, opts.placement, env, process.getuid?.() ?? 0);
   const clock = systemClock();
   const logs = new LogHub({
@@ -67,6 +73,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
   const config: ShimConfig = {
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
     newUuid: randomUUID, version, private: opts.embed,
+    ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     ...(opts.qmpProxy === undefined ? {} : { qmpProxy: opts.qmpProxy }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },

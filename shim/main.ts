@@ -9,11 +9,23 @@ import { composeShim, type ShimOptions } from './compose.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
+import type { LogHub } from '../daemon/logging.js';
+import type { Shim } from './shim.js';
+import { parseHandoverFds } from './upgrade/handover-wire.js';
+import { awaitTake, reportOutcome } from './upgrade/successor.js';
+import { upgradeShim } from './upgrade/predecessor.js';
+import type { HandedOver } from './upgrade/parts.js';
+
+/** How long a successor waits for its predecessor's `take` (the predecessor waits for a quiet moment first). */
+const HANDOVER_WAIT_MS = 60_000;
 
 const VERSION = '0.1.0';
 const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
        virtq-shim [--root DIR] --attach NAME [--no-register]
        virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
+
+SIGUSR2 (or 'virtq admin upgrade NAME') upgrades a running shim: it starts the shim binary as it is
+on disk now, hands it its sockets and QEMU connections, and exits; the VM never stops.
 
 Runs one VM: spawns QEMU, serves the VM's API on run/shims/NAME.sock (-ro, -admin) and QMP for
 other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the VM is running. SIGTERM stops the shim and leaves the VM running;
@@ -23,6 +35,7 @@ other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the 
   --mode system|session without --root: the FHS or the per-user layout (default: system for root)
   --definition FILE     the VM definition (JSON); '-' reads it from stdin
   --attach NAME         re-attach to the running VM NAME from its runtime state file
+  --handover FDS        (internal) the successor of an upgrading shim: its sockets are these fds
   --reap NAME           stop VM NAME's QEMU (--qemu-pid, --uuid) that no shim runs and no state file
                         records (virtqemud asks this after a shim died while starting it)
   --paused              start with the vCPUs paused
@@ -51,13 +64,14 @@ function parse(argv: string[]): Parsed | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, handover: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help === true) return 'help';
   if (values.reap !== undefined) return reapArgs(values.reap, values['qemu-pid'], values.uuid);
   if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
+  if (values.handover !== undefined && values.attach === undefined) throw new VirtqError('INVALID_ARG', '--handover goes with --attach');
   // The name becomes file names (the log file is opened before the definition is validated):
   // anything that is not a valid VM name must never reach a path.
   const validName = new RegExp(NAME_PATTERN);
@@ -78,6 +92,7 @@ function parse(argv: string[]): Parsed | 'help' {
   } else {
     mode = { kind: 'attach', name };
   }
+  const handover = values.handover === undefined ? undefined : parseHandoverFds(values.handover);
   const timeout = Number(values['register-timeout'] ?? '10');
   if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');
   if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
@@ -93,6 +108,9 @@ function parse(argv: string[]): Parsed | 'help' {
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
     storageUri: values['storage-uri'], secretUri: values['secret-uri'], networkUri: values['network-uri'], daemonWaitMs: daemonWait * 1000,
     qmpProxy: { enabled: values['no-qmp-proxy'] !== true, allow: parseAllowList(values['qmp-proxy-allow']) },
+    ...(handover === undefined ? {} : { handover }),
+    // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
+    relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };
 }
 
@@ -110,7 +128,23 @@ async function start(parsed: Parsed): Promise<Started> {
     return { readyLine: JSON.stringify({ ok: true, reaped: reaped ? parsed.pid : null }), stop: () => undefined, done: Promise.resolve(), flush: () => undefined };
   }
   const opts = parsed;
-  const { shim, logs } = await composeShim(opts, process.env, VERSION);
+  const clock = systemClock();
+  let handedOver: HandedOver | undefined;
+  if (opts.handover !== undefined) {
+    // Stray writes to a pipe whose reader (the old shim) has exited must not kill this process.
+    process.stderr.on('error', () => undefined);
+    handedOver = await awaitTake(process, opts.handover, clock, HANDOVER_WAIT_MS);
+  }
+  let shim: Shim;
+  let logs: LogHub;
+  try {
+    ({ shim, logs } = await composeShim(opts, process.env, VERSION, handedOver));
+  } catch (err) {
+    if (handedOver !== undefined) reportOutcome(process, { ok: false, error: err });
+    throw err;
+  }
+  if (handedOver !== undefined) reportOutcome(process, { ok: true, pid: process.pid });
+  process.on('SIGUSR2', () => void upgradeShim(shim.handoverParts()).catch(() => undefined)); // logged by the upgrade
   const s = shim.runtimeState();
   return {
     readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }) }),

@@ -36,6 +36,7 @@ export class ShimMetrics {
   private readonly qmp: Histogram;
   private disks: DiskStats[] = [];
   private timer: Disposable | undefined;
+  private running = false;
 
   constructor(readonly registry: Registry, private readonly vm: Vm, private readonly clock: Clock, private readonly log: Logger) {
     const r = registry;
@@ -66,8 +67,11 @@ export class ShimMetrics {
 
   /** Starts refreshing the block counters in the background. */
   start(): void {
+    if (this.running) return;
+    this.running = true;
+    // A refresh in flight when stop() comes must not schedule the next one (an upgrade stops, then may start again).
     const tick = (): void => {
-      void this.refreshDisks().finally(() => { this.timer = this.clock.setTimeout(tick, BLOCK_REFRESH_MS); });
+      void this.refreshDisks().finally(() => { if (this.running) this.timer = this.clock.setTimeout(tick, BLOCK_REFRESH_MS); });
     };
     tick();
   }
@@ -83,6 +87,7 @@ export class ShimMetrics {
   }
 
   stop(): void {
+    this.running = false;
     this.timer?.dispose();
   }
 }

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  VirtqError, delay, pathsOnly, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  VirtqError, adminProgram, delay, pathsOnly, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
   type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
 } from '../protocol/index.js';
@@ -34,6 +34,8 @@ import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 import { VmEvents } from './journal/vm-events.js';
 import { qmpProxyFor, withEventTap, type HostQmpProxyOptions } from './qmp-proxy/config.js';
 import type { QmpProxyServer } from './qmp-proxy/server.js';
+import { upgradeShim } from './upgrade/predecessor.js';
+import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -66,6 +68,10 @@ export interface ShimConfig {
   daemons?: { volumes: VolumeLookup; secrets: SecretLookup; ports?: PortLookup; waitMs: number };
   /** The shared QMP socket's host-wide options (default: served, read-only commands only). */
   qmpProxy?: HostQmpProxyOptions;
+  /** A successor in a shim upgrade: the predecessor's sockets to serve instead of binding new ones. */
+  handedOver?: HandedOver;
+  /** How this shim starts its successor in an upgrade (undefined: it cannot be upgraded). */
+  relaunch?: RelaunchCommand;
 }
 
 /** A running shim. */
@@ -140,8 +146,10 @@ export class Shim {
     const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
     const registry = shimRegistry(def);
+    const h = cfg.handedOver?.fds;
     const service = new DaemonService({
       daemon: 'virtq-shim', role: 'shim', version: cfg.version, clock: cfg.clock, logs: cfg.logs, sockets,
+      ...(h === undefined ? {} : { inherited: { rw: h.rw, ro: h.ro, admin: h.admin }, inheritedOwned: true }),
       info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }),
       metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
     });
@@ -178,6 +186,7 @@ export class Shim {
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
     shim.qmpProxy = qmpProxy;
     // Served from the moment the name is ours (bringUp), not before.
+    service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
@@ -213,8 +222,9 @@ export class Shim {
     this.serveApi();
     if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
     await this.registrar?.register(this.registration(saved));
-    await this.consoleHub.listen();
-    await this.monitors.listen();
+    await this.consoleHub.listen(cfg.handedOver?.fds.consoleListener);
+    await this.monitors.listen(cfg.handedOver?.fds.monitorListener);
+    if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
     if (saved !== undefined && saved.qemuPid !== undefined) {
       await vm.reattach(saved.qemuPid, saved);
     } else {
@@ -244,6 +254,35 @@ export class Shim {
       log.error({ msgId: 'LOCK_MANAGER_UNAVAILABLE', ...lock.status }, 'lock manager unavailable: hot-plug and restarts are refused');
     }
     return new VmLeases(lock, { vm: def.name, uuid: def.uuid, shimPid: process.pid }, cfg.logs.module('lock'));
+  }
+
+  /** What a shim upgrade hands over, and how this shim pauses and resumes around it (shim/upgrade/). */
+  handoverParts(): HandoverParts {
+    return {
+      vm: this.vm, service: this.service, sockets: this.sockets, console: this.consoleHub, monitors: this.monitors, log: this.log, clock: this.cfg.clock,
+      relaunch: this.cfg.relaunch, stopping: () => this.stopping,
+      freeze: async () => {
+        this.metrics.stop();
+        this.metricsHttp?.close();
+        this.registrar?.close();
+        this.registrar = undefined;
+        // The shared QMP socket is not handed over: its clients see a clean close, and the successor binds it anew.
+        await this.qmpProxy?.close();
+        await this.persisting;
+      },
+      thaw: async () => {
+        this.metrics.start();
+        await this.qmpProxy?.listen();
+        const { cfg } = this;
+        if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
+        if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
+        await this.registrar?.register(this.registration(this.runtimeState()));
+      },
+      handedOver: () => {
+        this.stopping = true;
+        this.cfg.clock.setTimeout(() => this.markDone(), 200); // the upgrade's reply goes out first
+      },
+    };
   }
 
   /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */

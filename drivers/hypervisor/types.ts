@@ -65,10 +65,23 @@ export interface HypervisorMonitor {
   /** Counters of the definition's disks that the hypervisor knows of. */
   diskStats(disks: readonly ResolvedDisk[]): Promise<DiskStats[]>;
   close(): void;
+  /** Stops reading and gives the connection up, open, to another shim (an upgrade); no command may be in flight. */
+  handOver(stopReading: (socket: Socket) => void): MonitorHandover;
+}
+
+/** A monitor connection handed from one shim to its successor. */
+export interface MonitorHandover {
+  socket: Socket;
+  /** Bytes read but not yet parsed: the successor parses them first. */
+  leftover: Buffer;
+  /** What the driver needs to continue the session without a new handshake (JSON-serialisable). */
+  session: unknown;
 }
 
 /** How a monitor reports back to its VM. */
 export interface MonitorOptions {
+  /** The socket is a handed-over, already negotiated connection: continue it (see MonitorHandover). */
+  resume?: { leftover: Buffer; session: unknown };
   events: HypervisorEvents;
   log: { debug(obj: Record<string, unknown>, msg: string): void; warn(obj: Record<string, unknown>, msg: string): void };
   /** The connection closed (the process exited, or it will redial). */

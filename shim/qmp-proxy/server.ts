@@ -74,10 +74,14 @@ export class QmpProxyServer {
     }
   }
 
+  /** Stops serving (idempotent); `listen` may serve again (a shim upgrade that rolled back). */
   async close(): Promise<void> {
-    this.server?.close();
+    const { server, bound } = this;
+    this.server = undefined;
+    this.bound = undefined;
+    server?.close();
     for (const s of [...this.sessions]) s.close();
-    if (this.bound !== undefined) await unlinkIfOurs(this.bound);
+    if (bound !== undefined) await unlinkIfOurs(bound);
   }
 
   private accept(socket: Socket): void {

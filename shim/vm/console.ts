@@ -3,7 +3,9 @@
 // that attach late, and fanned out to every open console stream; input goes to the guest.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { listenUnix, unlinkIfOurs, type BoundSocket } from '../../protocol/index.js';
+import { listenUnix, unlinkIfOurs, VirtqError, type BoundSocket } from '../../protocol/index.js';
+import { listenInherited } from '../../protocol/unix-listener.js';
+import { fdOf, resumeReading, socketFromFd, stopReading } from '../../drivers/host/fd-handover.js';
 
 const HISTORY_BYTES = 64 * 1024;
 
@@ -25,10 +27,38 @@ export class ConsoleHub {
     this.log.on('error', () => undefined);
   }
 
-  /** Starts listening for QEMU's connection. */
-  async listen(): Promise<void> {
+  /** Starts listening for QEMU's connection; on `fd` when a predecessor handed its listener over. */
+  async listen(fd?: number): Promise<void> {
     this.server = createServer((socket) => this.accept(socket));
-    this.bound = await listenUnix(this.server, this.socketPath, 0o600);
+    this.bound = fd === undefined ? await listenUnix(this.server, this.socketPath, 0o600) : await listenInherited(this.server, fd, this.socketPath, true);
+  }
+
+  /** A shim upgrade: QEMU's console connection, handed over as `fd`, is read here from now on. */
+  adoptQemu(fd: number): void {
+    this.accept(socketFromFd(fd));
+  }
+
+  /** A shim upgrade: the fds to hand over (the listener, and QEMU's connection if it is connected). */
+  fds(): { listener: number; qemu: number | undefined } {
+    if (this.server === undefined) throw new VirtqError('INTERNAL', 'console hub is not listening');
+    return { listener: fdOf(this.server, 'the console listener'), qemu: this.qemu === undefined ? undefined : fdOf(this.qemu, 'the console connection') };
+  }
+
+  /** A shim upgrade: stops reading QEMU's output; what it writes next waits in the kernel for the successor. */
+  stopReading(): void {
+    if (this.qemu !== undefined) stopReading(this.qemu);
+  }
+
+  /** The upgrade was rolled back: reading QEMU's output again. */
+  resumeAfterHandover(): void {
+    if (this.qemu !== undefined) resumeReading(this.qemu);
+  }
+
+  /** The successor took over: closes this process's copies, removing nothing. */
+  async release(): Promise<void> {
+    this.qemu?.destroy();
+    this.server?.close();
+    await new Promise<void>((resolve) => this.log.end(resolve));
   }
 
   /** True while QEMU is connected. */

@@ -2,7 +2,8 @@
 // monitor drops while the process still runs (QEMU redials within a second, reconnect=1).
 import type { Socket } from 'node:net';
 import type { Clock, Logger } from '../../protocol/index.js';
-import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+import type { HypervisorDriver, HypervisorEvents, HypervisorMonitor, MonitorHandover } from '../../drivers/hypervisor/types.js';
+import { VirtqError } from '../../protocol/index.js';
 import type { MonitorListener } from './monitor-listener.js';
 import type { QemuProcess } from './qemu-process.js';
 
@@ -21,6 +22,8 @@ export interface MonitorLinkDeps {
 /** One VM's current monitor, if connected. */
 export class MonitorLink {
   private mon: HypervisorMonitor | undefined;
+  private handedOver = false;
+  private socket: Socket | undefined;
 
   constructor(private readonly d: MonitorLinkDeps) {}
 
@@ -31,11 +34,16 @@ export class MonitorLink {
   /** Takes `socket` as the monitor, closing any previous one. */
   async attach(socket: Socket): Promise<void> {
     this.mon?.close();
+    this.handedOver = false;
+    const resume = this.d.monitors.resumeOf(socket);
+    this.socket = socket;
     const monitor = await this.d.driver.connectMonitor(socket, {
+      ...(resume === undefined ? {} : { resume }),
       events: this.d.events,
       log: this.d.log.child({ module: 'qemu.qmp' }),
       ...(this.d.onCommandDone === undefined ? {} : { onCommandDone: this.d.onCommandDone }),
       onClose: () => {
+        if (this.handedOver) return; // the connection lives on in the successor
         if (this.mon === monitor) this.mon = undefined;
         const proc = this.d.process();
         proc?.poke();
@@ -43,6 +51,26 @@ export class MonitorLink {
       },
     });
     this.mon = monitor;
+  }
+
+  /** The connected monitor's socket (a shim upgrade passes its fd to the successor). */
+  get currentSocket(): Socket | undefined {
+    return this.mon === undefined || this.mon.isClosed ? undefined : this.socket;
+  }
+
+  /** A shim upgrade: gives the open connection up (no redial); OPERATION_INVALID when there is none. */
+  handOver(stopReading: (socket: Socket) => void): MonitorHandover {
+    const mon = this.mon;
+    if (mon === undefined || mon.isClosed) throw new VirtqError('OPERATION_INVALID', 'the VM has no monitor connection to hand over');
+    this.handedOver = true;
+    try {
+      const out = mon.handOver(stopReading);
+      this.mon = undefined;
+      return out;
+    } catch (err) {
+      this.handedOver = false;
+      throw err;
+    }
   }
 
   close(): void {

@@ -2,6 +2,8 @@
 // this socket at start and redials whoever listens on the path after a shim is replaced.
 import { createServer, type Server, type Socket } from 'node:net';
 import { listenUnix, unlinkIfOurs, VirtqError, type BoundSocket, type Clock } from '../../protocol/index.js';
+import { listenInherited } from '../../protocol/unix-listener.js';
+import { fdOf } from '../../drivers/host/fd-handover.js';
 
 /** Accepts QEMU's monitor connections. */
 export class MonitorListener {
@@ -9,16 +11,43 @@ export class MonitorListener {
   private bound: BoundSocket | undefined;
   private waiters: Array<(s: Socket) => void> = [];
   private backlog: Socket[] = [];
+  private readonly resumes = new WeakMap<Socket, { leftover: Buffer; session: unknown }>();
 
   constructor(private readonly path: string) {}
 
-  async listen(): Promise<void> {
-    this.server = createServer((socket) => {
-      const waiter = this.waiters.shift();
-      if (waiter !== undefined) waiter(socket);
-      else this.backlog.push(socket);
-    });
-    this.bound = await listenUnix(this.server, this.path, 0o600);
+  /** Listens; on `fd` when a predecessor handed its listener over. */
+  async listen(fd?: number): Promise<void> {
+    this.server = createServer((socket) => this.offer(socket));
+    this.bound = fd === undefined ? await listenUnix(this.server, this.path, 0o600) : await listenInherited(this.server, fd, this.path, true);
+  }
+
+  /** A connection from QEMU that did not come through accept: handed over by a predecessor, already negotiated. */
+  offer(socket: Socket, resume?: { leftover: Buffer; session: unknown }): void {
+    if (resume !== undefined) this.resumes.set(socket, resume);
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) waiter(socket);
+    else this.backlog.push(socket);
+  }
+
+  /** `socket` (this process's own, after a rolled-back upgrade) continues without a handshake. */
+  markResumed(socket: Socket, resume: { leftover: Buffer; session: unknown }): void {
+    this.resumes.set(socket, resume);
+  }
+
+  /** How to continue `socket` when it was handed over (undefined: a fresh connection, with a handshake). */
+  resumeOf(socket: Socket): { leftover: Buffer; session: unknown } | undefined {
+    return this.resumes.get(socket);
+  }
+
+  /** The listener's fd, for a shim upgrade. */
+  listenerFd(): number {
+    if (this.server === undefined) throw new VirtqError('INTERNAL', 'monitor listener is not listening');
+    return fdOf(this.server, 'the monitor listener');
+  }
+
+  /** The successor took over: closes this process's copy, removing nothing. */
+  release(): void {
+    this.server?.close();
   }
 
   /** The next connection from QEMU; rejects with TIMEOUT or when `abort` settles first. */

@@ -62,7 +62,7 @@ export class Vm {
   readonly disks: VmDisks;
   readonly nics: VmNics;
   private proc: QemuProcess | undefined;
-  private readonly link: MonitorLink;
+  readonly link: MonitorLink;
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;

@@ -6,7 +6,7 @@ import { buildQemuArgv, type Accel } from './argv.js';
 import { checkHostFiles, findHostDevices, hostFilesOf } from './host-devices.js';
 import { diskStats, plugDisk, unplugDisk } from './hotplug.js';
 import { plugNic, unplugNic } from './hotplug-nic.js';
-import { QmpMonitor } from './qmp/monitor.js';
+import { QmpMonitor, type QmpGreeting, type QmpMonitorOptions } from './qmp/monitor.js';
 
 /** How this host runs QEMU for one VM. */
 export interface QemuDriverOptions {
@@ -31,8 +31,8 @@ export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
       });
       return { binary: o.binary, argv };
     },
-    async connectMonitor(socket, { events, log, onClose, onCommandDone, onRawEvent }) {
-      const mon = await QmpMonitor.attach(socket, {
+    async connectMonitor(socket, { events, log, onClose, onCommandDone, onRawEvent, resume }) {
+      const options: QmpMonitorOptions = {
         clock: o.clock, log, onClose, onRawEvent,
         callbacks: {
           onShutdown: (e) => events.onShutdown(e),
@@ -43,7 +43,8 @@ export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
           onGuestPanicked: () => events.onGuestPanicked(),
         },
         ...(onCommandDone === undefined ? {} : { onCommandDone }),
-      });
+      };
+      const mon = resume === undefined ? await QmpMonitor.attach(socket, options) : QmpMonitor.resume(socket, resume.session as QmpGreeting, resume.leftover, options);
       return qemuMonitor(mon);
     },
   };
@@ -65,5 +66,9 @@ function qemuMonitor(mon: QmpMonitor): HypervisorMonitor {
     unplugNic: (mac, waitDeleted) => unplugNic(mon, mac, waitDeleted),
     diskStats: (disks) => diskStats(mon, disks),
     close: () => mon.close(),
+    handOver: (stopReading) => {
+      const { socket, leftover, greeting } = mon.handOver(stopReading);
+      return { socket, leftover, session: greeting };
+    },
   };
 }

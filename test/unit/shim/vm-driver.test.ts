@@ -25,6 +25,7 @@ function world(running = true) {
     cont: async () => undefined, stop: async () => undefined, systemPowerdown: async () => undefined, systemReset: async () => undefined,
     quit: async () => undefined, raw: async () => ({}), plugDisk: async () => undefined, unplugDisk: async () => undefined,
     plugNic: async () => undefined, unplugNic: async () => undefined, diskStats: async () => [], close: () => undefined,
+    handOver: () => { throw new Error('not handed over in these tests'); },
   };
   const driver: HypervisorDriver = {
     prepareLaunch: async () => ({ binary: '/bin/qemu', argv: ['-S'] }),
@@ -36,7 +37,7 @@ function world(running = true) {
   const deps: VmDeps = {
     clock, log, driver, qemuLogFile: '/dev/null', secrets: noSecretDaemon('vm-driver-test'),
     spawner: { spawn: () => { spawns++; return proc; } },
-    monitors: { next: async () => ({}) as Socket } as unknown as MonitorListener,
+    monitors: { next: async () => ({}) as Socket, resumeOf: () => undefined } as unknown as MonitorListener,
     leases: {
       acquireForStart: async () => ({ inheritFds: [], spawned: async () => undefined, abort: async () => undefined }),
       releaseAll: async () => undefined, diskHooks: () => ({}),

@@ -11,7 +11,7 @@ import type { QmpExecuteOptions, QmpLogger } from './qmp-protocol.js';
 import { parseBlock, parseBlockstats, parseCommands, parseKvm, parseMachines, parseStatus } from './replies.js';
 import type { QmpBlockInfo, QmpBlockStats, QmpKvmInfo, QmpMachine, QmpStatus } from './replies.js';
 import { QmpTransport, connectQmp } from './transport.js';
-import type { QmpGreeting } from './transport.js';
+import type { QmpGreeting, QmpHandover } from './transport.js';
 
 export type { QmpBlockIoErrorEvent, QmpDeviceDeletedEvent, QmpEventCallbacks, QmpEventMeta, QmpGuestPanickedEvent, QmpResetEvent, QmpShutdownEvent } from './events.js';
 export type { QmpExecuteOptions, QmpLogger } from './qmp-protocol.js';
@@ -80,9 +80,27 @@ export class QmpMonitor {
    * CONNECTION_CLOSED.
    */
   static async attach(socket: Socket, options: QmpMonitorOptions): Promise<QmpMonitor> {
-    const log = options.log ?? silentQmpLogger;
     const transport = new QmpTransport(socket, options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes });
     const greeting = await transport.handshake(options.clock, options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    return QmpMonitor.over(transport, greeting, options);
+  }
+
+  /**
+   * Continues a connection another shim negotiated and handed over (a shim upgrade): no greeting
+   * comes again, and `leftover` (bytes it had read, not yet a whole line) is parsed first.
+   */
+  static resume(socket: Socket, greeting: QmpGreeting, leftover: Buffer, options: QmpMonitorOptions): QmpMonitor {
+    const transport = new QmpTransport(socket, { leftover, ...(options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes }) });
+    return QmpMonitor.over(transport, greeting, options);
+  }
+
+  /** Stops reading and gives up the socket to another owner; only with no command in flight. */
+  handOver(stopReading: (socket: Socket) => void): QmpHandover & { greeting: QmpGreeting } {
+    return { ...this.protocol.handOver(stopReading), greeting: this.greeting };
+  }
+
+  private static over(transport: QmpTransport, greeting: QmpGreeting, options: QmpMonitorOptions): QmpMonitor {
+    const log = options.log ?? silentQmpLogger;
     log.debug({ qemu: greeting.version.qemu, capabilities: greeting.capabilities }, 'qmp monitor attached');
     const events = new QmpEventDispatcher(options.callbacks, log);
     const protocol = new QmpProtocol(transport, {

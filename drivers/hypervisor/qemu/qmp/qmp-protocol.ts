@@ -70,6 +70,12 @@ export class QmpProtocol {
     return this.transport.isClosed;
   }
 
+  /** Lets go of the connection for another shim (see QmpTransport.handOver); only with no command in flight. */
+  handOver(stopReading: (socket: import('node:net').Socket) => void): import('./transport.js').QmpHandover {
+    if (this.pending.size > 0) throw new VirtqError('OPERATION_INVALID', `qmp has ${this.pending.size} command(s) in flight; cannot hand the connection over`);
+    return this.transport.handOver(stopReading);
+  }
+
   /** Number of commands sent and not yet answered. */
   get inFlight(): number {
     return this.pending.size;

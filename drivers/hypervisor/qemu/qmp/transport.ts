@@ -19,6 +19,15 @@ export interface QmpGreeting {
 export interface QmpTransportOptions {
   /** Longest accepted line in bytes, newline excluded; a longer one closes the connection. Default 64 MiB. */
   maxLineBytes?: number;
+  /** A connection handed over by another shim mid-stream: the bytes it had read but not yet parsed come first. */
+  leftover?: Buffer;
+}
+
+/** What a transport gives up when its socket is handed to another process (see {@link QmpTransport.handOver}). */
+export interface QmpHandover {
+  socket: Socket;
+  /** Read from the socket but not yet a whole line: the next owner parses them first. */
+  leftover: Buffer;
 }
 
 /** Default cap on one QMP line: generous for query-qmp-schema, small enough that a broken peer cannot exhaust memory. */
@@ -47,12 +56,33 @@ export class QmpTransport {
   constructor(private readonly socket: Socket, options: QmpTransportOptions = {}) {
     this.maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => { this.socketError ??= err; });
-    socket.on('close', () => this.finish(this.socketError === undefined
-      ? new VirtqError('CONNECTION_CLOSED', 'qmp connection closed by peer')
-      : new VirtqError('CONNECTION_CLOSED', `qmp connection failed: ${this.socketError.message}`, { cause: this.socketError })));
+    if (options.leftover !== undefined && options.leftover.length > 0) this.onData(options.leftover);
+    socket.on('data', this.onDataBound);
+    socket.on('error', this.onErrorBound);
+    socket.on('close', this.onCloseBound);
     if (socket.destroyed) this.finish(new VirtqError('CONNECTION_CLOSED', 'qmp socket already closed'));
+  }
+
+  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onErrorBound = (err: Error): void => { this.socketError ??= err; };
+  private readonly onCloseBound = (): void => this.finish(this.socketError === undefined
+    ? new VirtqError('CONNECTION_CLOSED', 'qmp connection closed by peer')
+    : new VirtqError('CONNECTION_CLOSED', `qmp connection failed: ${this.socketError.message}`, { cause: this.socketError }));
+
+  /**
+   * Stops reading and lets go of the socket without closing it, for a shim upgrade: nothing more
+   * is read here, so every byte QEMU sends after this stays in the kernel for the next owner.
+   * The transport then counts as closed (reason CONNECTION_CLOSED "handed over").
+   */
+  handOver(stopReading: (socket: Socket) => void): QmpHandover {
+    stopReading(this.socket);
+    this.socket.off('data', this.onDataBound);
+    this.socket.off('close', this.onCloseBound);
+    const leftover = Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.finish(new VirtqError('CONNECTION_CLOSED', 'qmp connection handed over to another shim'));
+    return { socket: this.socket, leftover };
   }
 
   /** True once the connection has ended for any reason. */
