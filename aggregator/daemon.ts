@@ -13,6 +13,7 @@ import { DefinitionStore } from './definitions.js';
 import { recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
 import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
+import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -77,7 +78,7 @@ export class Virtqemud {
     }
     return {
       served: [
-        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),
+        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)) }, proxyFallback(this.registry, this.pool, clock)),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, { callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}) }),
       ],

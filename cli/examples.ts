@@ -40,6 +40,10 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'attach-interface': [ex('attach-interface web1 --network default', 'hot-plugs a NIC on network default')],
   'detach-interface': [ex('detach-interface web1 52:54:00:12:34:56', 'unplugs the NIC with that MAC')],
   domifaddr: [ex('domifaddr web1', 'the addresses the network\'s DHCP gave web1\'s NICs')],
+  save: [ex('save web1 web1.save', 'writes web1\'s memory state and definition to web1.save and stops it (reason saved)')],
+  restore: [ex('restore web1.save', 'starts the VM in web1.save where it was saved'), ex('restore web1.save --paused', 'the same, its vCPUs paused')],
+  managedsave: [ex('managedsave web1', 'saves web1 under virtqemud\'s root and stops it; start web1 resumes it')],
+  'managedsave-remove': [ex('managedsave-remove web1', 'drops web1\'s managed save image: the next start boots afresh')],
   convert: [
     ex('convert web1.xml', 'prints the virtq definition of a libvirt domain, or lists what cannot be carried over'),
     ex('convert web1.xml --lossy > web1.json', 'writes what can be carried over; warnings on stderr'),

@@ -31,6 +31,7 @@ import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
 import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
+import { restoreStep, saveHandlers } from './handlers/save-handlers.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -38,7 +39,7 @@ const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
-export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; restoreFrom?: string } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
 export interface ShimConfig {
@@ -165,11 +166,11 @@ export class Shim {
     const ports = new NicPorts({ vm: def.name, uuid: def.uuid, clock: cfg.clock, log: cfg.logs.module('network'), lookup: cfg.daemons?.ports, waitMs: cfg.daemons?.waitMs ?? 0 });
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports);
     // Served from the moment the name is ours (bringUp), not before.
-    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
+    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
       network: nicOperations(vm, ports),
-    }) });
+    }), ...saveHandlers({ vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable() }) } });
     return shim;
   }
 
@@ -207,7 +208,7 @@ export class Shim {
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, cfg.mode.kind === 'start' ? await restoreStep(cfg.mode.restoreFrom, vm, cfg.clock, this.sockets.monitor) : undefined);
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;
       if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });

@@ -20,6 +20,8 @@ describe('VM operations', () => {
       attachInterface: ['running', 'paused'],
       detachInterface: ['running', 'paused'],
       interfaceAddresses: ['running', 'paused'],
+      save: ['running', 'paused'],
+      managedSave: ['running', 'paused'],
     });
   });
 

@@ -1,0 +1,33 @@
+// The save, restore and snapshot commands' differences from the derived defaults (virsh's
+// names and messages; file arguments resolved against the current directory).
+import { resolve } from 'node:path';
+import type { DomainRow, virtqProgram } from '../protocol/index.js';
+import type { CallAdapter } from './command.js';
+
+type Args = Record<string, unknown>;
+type VirtqProc = keyof typeof virtqProgram.procs & string;
+const vm = (a: Args): string => `'${String(a['name'])}'`;
+
+const fileArg = (description: string) => ({ name: 'file', description, required: true });
+
+/** Adapters of the save and snapshot procedures, by procedure. */
+export const saveAdapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
+  save: {
+    arguments: [{ name: 'name', field: 'name', description: 'VM name', required: true }, fileArg('the image to write (relative paths resolve against the current directory)')],
+    toArgs: (input, _d, ctx) => ({ name: input.args['name'], file: resolve(ctx.io.cwd, String(input.args['file'])) }),
+    progress: (a) => `Saving ${vm(a)}`,
+    render: (_r, a) => `Domain ${vm(a)} saved to ${String(a['file'])}\n`,
+  },
+  managedSave: {
+    progress: (a) => `Saving ${vm(a)}`,
+    render: (_r, a) => `Domain ${vm(a)} state saved by virtqemud; the next start resumes it\n`,
+  },
+  restore: {
+    arguments: [fileArg('a save image written by virtq save (relative paths resolve against the current directory)')],
+    hints: { help: { paused: 'leave the vCPUs paused once the state is loaded' } },
+    toArgs: (input, _d, ctx) => ({ file: resolve(ctx.io.cwd, String(input.args['file'])), ...(input.opts['paused'] === true ? { paused: true } : {}) }),
+    progress: (a) => `Restoring from ${String(a['file'])}`,
+    render: (r, a) => `Domain '${(r as DomainRow).name}' restored from ${String(a['file'])}\n`,
+  },
+  managedSaveRemove: { render: (_r, a) => `Removed managedsave image for domain ${vm(a)}\n` },
+};
