@@ -43,6 +43,11 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   save: [ex('save web1 web1.save', 'writes web1\'s memory state and definition to web1.save and stops it (reason saved)')],
   restore: [ex('restore web1.save', 'starts the VM in web1.save where it was saved'), ex('restore web1.save --paused', 'the same, its vCPUs paused')],
   managedsave: [ex('managedsave web1', 'saves web1 under virtqemud\'s root and stops it; start web1 resumes it')],
+  'snapshot-create-as': [ex('snapshot-create-as web1 before-upgrade', 'disks and memory, inside web1\'s qcow2 disks'), ex('snapshot-create-as web1 disks-only --no-memory', 'the disks only')],
+  'snapshot-list': [ex('snapshot-list web1', 'web1\'s snapshots, oldest first'), ex('snapshot-list web1 --tree', 'each under its parent')],
+  'snapshot-info': [ex('snapshot-info web1 before-upgrade', 'when it was taken, its state, parent and disks')],
+  'snapshot-revert': [ex('snapshot-revert web1 before-upgrade', 'web1 back to the snapshot, running or paused as it was taken')],
+  'snapshot-delete': [ex('snapshot-delete web1 before-upgrade', 'removes it from the disks; its children take its parent')],
   'managedsave-remove': [ex('managedsave-remove web1', 'drops web1\'s managed save image: the next start boots afresh')],
   convert: [
     ex('convert web1.xml', 'prints the virtq definition of a libvirt domain, or lists what cannot be carried over'),

@@ -4,7 +4,7 @@ import { Type, type Static, type TProperties } from '@sinclair/typebox';
 import { Definition, DiskSpec, DomainName, DomainUuid, MAC_PATTERN, NAME_PATTERN } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
-import { saveVmProcs } from './save-program.js';
+import { saveVmProcs, snapshotVmProcs } from './save-program.js';
 
 const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
@@ -97,7 +97,7 @@ export const laterVmProcs = {
 };
 
 /** Per-VM procedures, keyed by name. */
-export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...saveVmProcs };
+export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...saveVmProcs, ...snapshotVmProcs };
 
 // Each schema above is also the name of the type it validates.
 export type DomainInfo = Static<typeof DomainInfo>;

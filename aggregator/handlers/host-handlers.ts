@@ -10,7 +10,7 @@ import type { Events } from '../events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
-import { removeManagedSave, startFromManagedSave } from './save-handlers.js';
+import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 
 /** What the host handlers work with. */
 export interface HostDeps {
@@ -110,8 +110,9 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
         return toRow(record);
       });
     },
-    undefine: ({ name }) => inTurn(name, async () => {
+    undefine: ({ name, snapshotsMetadata }) => inTurn(name, async () => {
       const r = registry.require(name);
+      if (r.persistent) await checkSnapshotsOnUndefine(d, name, snapshotsMetadata === true);
       if (!r.persistent && isActive(r)) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient and ${r.starting ? 'starting' : r.state}: nothing to undefine (destroy it instead)`);
       if (r.persistent) await store.remove(name);
       if (r.persistent) await removeManagedSave(d, name);

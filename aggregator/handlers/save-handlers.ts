@@ -7,6 +7,7 @@ import { access, rm } from 'node:fs/promises';
 import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { managedSaveFile, readSaveImage, type SaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import type { DomainRecord } from '../registry.js';
+import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
 import type { Layout } from '../../protocol/index.js';
 import type { DomainRegistry } from '../registry.js';
 
@@ -70,6 +71,8 @@ export function saveHostHandlers(d: SaveHostDeps, startShim: StartShim): Handler
       r ??= registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'restoring' });
       return startShim(r, def, paused === true || !image.running, file);
     },
+    snapshotList: async ({ name }) => ({ snapshots: await new SnapshotStore(d.layout.state, registry.require(name).name).list() }),
+    snapshotInfo: async ({ name, snapshot }) => new SnapshotStore(d.layout.state, registry.require(name).name).get(snapshot),
     managedSaveRemove: async ({ name }) => {
       registry.require(name);
       const file = managedSaveFile(d.layout.state, name);
@@ -83,4 +86,18 @@ export function saveHostHandlers(d: SaveHostDeps, startShim: StartShim): Handler
 /** For `undefine`: a VM's managed save image goes with its definition. */
 export async function removeManagedSave(d: Pick<SaveHostDeps, 'layout'>, name: string): Promise<void> {
   await rm(managedSaveFile(d.layout.state, name), { force: true });
+}
+
+/**
+ * For `undefine`: a VM with snapshots keeps its definition unless `forget` (as virsh's
+ * --snapshots-metadata), which removes their metadata; the snapshots stay inside the disks.
+ */
+export async function checkSnapshotsOnUndefine(d: Pick<SaveHostDeps, 'layout'>, name: string, forget: boolean): Promise<void> {
+  const store = new SnapshotStore(d.layout.state, name);
+  const snaps = await store.list();
+  if (snaps.length === 0) return;
+  if (!forget) {
+    throw new VirtqError('OPERATION_INVALID', `VM "${name}" has ${snaps.length} snapshot(s) (${snaps.map((s) => s.name).join(', ')}): delete them, or undefine with --snapshots-metadata to forget their metadata (the snapshots stay inside the disks)`, { details: { snapshots: snaps.map((s) => s.name) } });
+  }
+  await store.removeAll();
 }

@@ -7,6 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Vm } from '../vm/vm.js';
 import { loadFromFile, saveSocketPath, saveToFile } from '../vm/save-image.js';
+import { VmSnapshots } from '../vm/snapshots.js';
+import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
 
 /** What the save handlers need. */
 export interface SaveHandlerDeps {
@@ -18,7 +20,7 @@ export interface SaveHandlerDeps {
   persisted(): Promise<void>;
 }
 
-/** The handlers for save and managedSave. */
+/** The handlers for save, managedSave and the snapshot procedures. */
 export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
   const { vm } = d;
   const mine = (name: string): void => {
@@ -31,7 +33,16 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
     await d.persisted();
     return { state: vm.state, reason: vm.reason };
   };
+  const snapshots = new VmSnapshots(vm, new SnapshotStore(d.layout.state, vm.def.name), d.clock);
   return {
+    snapshotCreate: async ({ name, snapshot, noMemory, diskOnly }) => {
+      mine(name);
+      const info = await snapshots.create(snapshot, { noMemory: noMemory === true, diskOnly: diskOnly === true });
+      await d.persisted();
+      return info;
+    },
+    snapshotRevert: async ({ name, snapshot }) => { mine(name); await snapshots.revert(snapshot); await d.persisted(); return { state: vm.state, reason: vm.reason }; },
+    snapshotDelete: async ({ name, snapshot }) => { mine(name); await snapshots.delete(snapshot); return {}; },
     save: async ({ name, file }) => { mine(name); return saveTo('save', file); },
     managedSave: async ({ name }) => {
       mine(name);

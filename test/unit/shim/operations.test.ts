@@ -22,6 +22,9 @@ describe('VM operations', () => {
       interfaceAddresses: ['running', 'paused'],
       save: ['running', 'paused'],
       managedSave: ['running', 'paused'],
+      snapshotCreate: ['running', 'paused'],
+      snapshotRevert: ['running', 'paused'],
+      snapshotDelete: ['running', 'paused'],
     });
   });
 
