@@ -136,5 +136,5 @@ try {
 } finally {
   daemon?.kill('SIGKILL');
   killUnder(root);
-  rmSync(root, { recursive: true, force: true });
+  if (process.env.KEEP_ROOT === undefined) rmSync(root, { recursive: true, force: true }); else console.error('kept', root);
 }
