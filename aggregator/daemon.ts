@@ -14,6 +14,7 @@ import { recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
 import { HostJournal } from './host-journal.js';
 import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
+import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -84,7 +85,7 @@ export class Virtqemud {
     }
     return {
       served: [
-        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
+        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)) }, proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),

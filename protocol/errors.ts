@@ -49,6 +49,8 @@ export const errorCatalogue = {
   IN_USE: { description: 'The object is in use by something that depends on it (a running VM, a network port, a volume); the message names the user.', since: '0.2' },
   NO_SPACE: { description: 'The filesystem ran out of space; nothing was left half-written under the final name.', since: '0.2' },
   OPERATION_ABORTED: { description: 'The operation was cancelled (by its client, or because its client went away) and rolled back.', since: '0.2' },
+  INVALID_SAVE_IMAGE: { description: 'The file is not a usable virtq save image (truncated, unfinished, corrupt, foreign or of another format version); details.reason says which. Nothing was started.', since: '0.3' },
+  NO_DOMAIN_SNAPSHOT: { description: 'The VM has no snapshot with that name.', since: '0.3' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

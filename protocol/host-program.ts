@@ -5,6 +5,7 @@ import { Definition, DomainName, DomainUuid } from './definition.js';
 import { defineProgram, event, proc } from './catalogue.js';
 import { DomainRef, DomainRow, DomainState, Empty, LifecycleEvent } from './types.js';
 import { firstVmProcs, laterVmProcs } from './vm-program.js';
+import { saveHostProcs, saveVmProcs, snapshotHostProcs, snapshotVmProcs } from './save-program.js';
 
 const aggregator = ['aggregator'] as const;
 
@@ -27,7 +28,7 @@ const hostProcs = {
     description: 'One VM by UUID, with its shim\'s socket for direct connection.' }),
   define: proc({ args: Type.Object({ definition: Definition }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, embed: 'unavailable', since: '0.1', cli: 'define',
     description: 'Stores a persistent definition (new, or replacing one with the same name and UUID).' }),
-  undefine: proc({ args: DomainRef, ret: Empty, servers: aggregator, readonly: false, embed: 'unavailable', since: '0.1', cli: 'undefine',
+  undefine: proc({ args: Type.Object({ name: DomainName, snapshotsMetadata: Type.Optional(Type.Boolean({ description: 'also forget the VM\'s snapshot metadata (required when it has snapshots)' })) }, { additionalProperties: false }), ret: Empty, servers: aggregator, readonly: false, embed: 'unavailable', since: '0.1', cli: 'undefine',
     description: 'Removes a persistent definition (a running VM becomes transient); forgets a stopped transient VM and the record of how it ended.' }),
   create: proc({ args: Type.Object({ definition: Definition, paused: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), ret: DomainRow, servers: aggregator, readonly: false, embed: 'router', since: '0.1', cli: 'create',
     description: 'Starts a transient VM from a definition.' }),
@@ -38,7 +39,7 @@ const hostProcs = {
 };
 
 /** The `virtq` program: per-VM and host procedures. */
-export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs }, {
+export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs, ...saveVmProcs, ...saveHostProcs, ...snapshotVmProcs, ...snapshotHostProcs }, {
   lifecycle: event({ body: LifecycleEvent, since: '0.1', description: 'A VM changed state; pushed to connections that called subscribeEvents.' }),
 });
 export type VirtqProgram = typeof virtqProgram;

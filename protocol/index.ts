@@ -8,6 +8,7 @@ export * from './schema.js';
 export * from './types.js';
 export * from './catalogue.js';
 export { vmProcs, DomainInfo, BlockStat, InterfaceAddresses } from './vm-program.js';
+export { SnapshotInfo, saveVmProcs, saveHostProcs } from './save-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
 export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';

@@ -5,6 +5,7 @@ import { Definition, DiskSpec, DomainName, DomainUuid, MAC_PATTERN, NAME_PATTERN
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
 import { EventHistory, GetEventsArgs, LastStop, SubscribeEventsArgs, SubscribeEventsResult } from './journal-types.js';
+import { saveVmProcs, snapshotVmProcs } from './save-program.js';
 
 const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
@@ -101,7 +102,7 @@ export const laterVmProcs = {
 };
 
 /** Per-VM procedures, keyed by name. */
-export const vmProcs = { ...firstVmProcs, ...laterVmProcs };
+export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...saveVmProcs, ...snapshotVmProcs };
 
 // Each schema above is also the name of the type it validates.
 export type DomainInfo = Static<typeof DomainInfo>;

@@ -20,7 +20,7 @@ import type { HandedOver } from './upgrade/parts.js';
 const HANDOVER_WAIT_MS = 60_000;
 
 const VERSION = '0.1.0';
-const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--no-register] [--embed]
+const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--restore IMAGE] [--no-register] [--embed]
        virtq-shim [--root DIR] --attach NAME [--no-register]
        virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
 
@@ -39,6 +39,7 @@ other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the 
   --reap NAME           stop VM NAME's QEMU (--qemu-pid, --uuid) that no shim runs and no state file
                         records (virtqemud asks this after a shim died while starting it)
   --paused              start with the vCPUs paused
+  --restore IMAGE       start from a save image (virtq save) instead of booting; it must hold this definition's VM
   --no-register         do not register with virtqemud (no daemon needed)
   --embed               private VM of an embedding application (implies --no-register)
   --register-timeout S  how long to wait for virtqemud (default 10)
@@ -62,7 +63,7 @@ function parse(argv: string[]): Parsed | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
-      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
+      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' }, restore: { type: 'string' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
       qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, handover: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
@@ -88,7 +89,8 @@ function parse(argv: string[]): Parsed | 'help' {
     }
     const given = (definition as { name?: unknown } | null)?.name;
     name = typeof given === 'string' && validName.test(given) ? given : 'unnamed';
-    mode = { kind: 'start', definition, paused: values.paused === true };
+    if (values.restore !== undefined && !values.restore.startsWith('/')) throw new VirtqError('INVALID_ARG', '--restore needs an absolute path');
+    mode = { kind: 'start', definition, paused: values.paused === true, ...(values.restore === undefined ? {} : { restoreFrom: values.restore }) };
   } else {
     mode = { kind: 'attach', name };
   }

@@ -4,25 +4,22 @@
 // shim itself is stopped, the VM keeps running for a successor to re-attach.
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  VirtqError, adminProgram, delay, pathsOnly, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
-  type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
+  type ResolvedDefinition,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { LogHub } from '../daemon/logging.js';
 import { DaemonService } from '../daemon/service.js';
 import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
-import { builtinLockPlugins } from '../drivers/lock/builtin.js';
-import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
-import { DiskResolver, noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
+import { noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
-import { VmLeases } from './vm/leases.js';
+import type { VmLeases } from './vm/leases.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
 import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
@@ -36,6 +33,8 @@ import { qmpProxyFor, withEventTap, type HostQmpProxyOptions } from './qmp-proxy
 import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
+import { restoreStep, saveHandlers } from './handlers/save-handlers.js';
+import { diskResolver, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -43,7 +42,7 @@ const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
-export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; restoreFrom?: string } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
 export interface ShimConfig {
@@ -140,7 +139,7 @@ export class Shim {
     const sockets = shimSockets(cfg.layout, def.name);
     await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
     await mkdir(cfg.layout.log, { recursive: true, mode: 0o755 });
-    const leases = await Shim.leases(cfg, def, log);
+    const leases = await shimLeases(cfg, def, log);
 
     const binary = await resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
     const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
@@ -159,11 +158,11 @@ export class Shim {
       if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
       throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is in use: a shim already serves ${sockets.rw}`, { cause: err });
     }
-    const resolver = Shim.resolver(cfg, def.name);
+    const resolver = diskResolver(cfg, def.name);
     let resolved: ResolvedDefinition;
     try {
       // A successor's definition was resolved by its predecessor; a new VM's volumes are found now.
-      resolved = saved?.definition ?? await Shim.resolve(def, resolver);
+      resolved = saved?.definition ?? await resolveDefinition(def, resolver);
     } catch (err) {
       await service.close();
       throw err;
@@ -187,27 +186,12 @@ export class Shim {
     shim.qmpProxy = qmpProxy;
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
-    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
+    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
-      resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
+      resolveDisk: (disk) => (resolver === undefined ? pathOnly(disk) : resolver.disk(disk)),
       network: nicOperations(vm, ports), events,
-    }) });
+    }), ...saveHandlers({ vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable() }) } });
     return shim;
-  }
-
-  private static resolver(cfg: ShimConfig, vm: string): DiskResolver | undefined {
-    const d = cfg.daemons;
-    if (d === undefined) return undefined;
-    return new DiskResolver({ vm, clock: cfg.clock, volumes: d.volumes, secrets: d.secrets, waitMs: d.waitMs, secretDir: join(shimDir(cfg.layout), `${vm}.secrets`) });
-  }
-
-  private static async resolve(def: NormalizedDefinition, resolver: DiskResolver | undefined): Promise<ResolvedDefinition> {
-    return resolver === undefined ? pathsOnly(def) : resolver.definition(def);
-  }
-
-  private static async pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
-    if (disk.path === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} names a volume, and this shim was started without virtstoraged`);
-    return { ...disk, path: disk.path };
   }
 
   // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the
@@ -230,7 +214,7 @@ export class Shim {
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, cfg.mode.kind === 'start' ? await restoreStep(cfg.mode.restoreFrom, vm, cfg.clock, this.sockets.monitor) : undefined);
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;
       if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
@@ -240,20 +224,6 @@ export class Shim {
     await this.registrar?.flush();
     this.metrics.start();
     if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
-  }
-
-  // The lock manager is loaded before anything else is set up. Fail closed: without it no VM
-  // starts; a successor attaching to a running QEMU still attaches (refusing would orphan the
-  // VM), but hot-plug and restarts then refuse, and server info says why.
-  private static async leases(cfg: ShimConfig, def: { name: string; uuid: string }, log: Logger): Promise<VmLeases> {
-    const lock = await loadLockManager(cfg.layout, cfg.lockPlugins ?? builtinLockPlugins(), { host: hostname(), clock: cfg.clock });
-    if (!lock.status.ok) {
-      if (cfg.mode.kind === 'start') {
-        throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start VM "${def.name}": lock manager "${lock.status.plugin}" is unavailable: ${lock.status.error ?? 'unknown error'}`, { details: { ...lock.status } });
-      }
-      log.error({ msgId: 'LOCK_MANAGER_UNAVAILABLE', ...lock.status }, 'lock manager unavailable: hot-plug and restarts are refused');
-    }
-    return new VmLeases(lock, { vm: def.name, uuid: def.uuid, shimPid: process.pid }, cfg.logs.module('lock'));
   }
 
   /** What a shim upgrade hands over, and how this shim pauses and resumes around it (shim/upgrade/). */

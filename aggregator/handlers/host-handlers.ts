@@ -11,6 +11,7 @@ import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
+import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 
 /** What the host handlers work with. */
 export interface HostDeps {
@@ -24,14 +25,14 @@ export interface HostDeps {
   workers: Pick<WorkerSlots, 'run'>;
 }
 
-/** Starts the shim of `record` from `def`; the record holds the name while it starts. */
-export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean): Promise<DomainRow> {
+/** Starts the shim of `record` from `def` (or from the save image `restoreFrom`); the record holds the name while it starts. */
+export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, restoreFrom?: string): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
     // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
-    await d.workers.run(() => d.spawner.start(def, { paused }));
+    await d.workers.run(() => d.spawner.start(def, { paused, ...(restoreFrom === undefined ? {} : { restoreFrom }) }));
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);
@@ -110,10 +111,12 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
         return toRow(record);
       });
     },
-    undefine: ({ name }) => inTurn(name, async () => {
+    undefine: ({ name, snapshotsMetadata }) => inTurn(name, async () => {
       const r = registry.require(name);
+      if (r.persistent) await checkSnapshotsOnUndefine(d, name, snapshotsMetadata === true);
       if (!r.persistent && isActive(r)) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient and ${r.starting ? 'starting' : r.state}: nothing to undefine (destroy it instead)`);
       if (r.persistent) await store.remove(name);
+      if (r.persistent) await removeManagedSave(d, name);
       // A stopped VM's state file is the record of its end: undefining forgets it, or a restart
       // would list the VM again. (The name is still claimed, so no new shim writes it meanwhile.)
       if (!isActive(r)) {
@@ -134,7 +137,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
     start: async ({ name, paused }) => {
       const r = registry.require(name);
       if (r.definition === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no persistent definition to start`);
-      return startShim(d, r, r.definition, paused === true);
+      return await startFromManagedSave(d, (rec, def, p, f) => startShim(d, rec, def, p, f), r, paused === true) ?? startShim(d, r, r.definition, paused === true);
     },
     setAutostart: ({ name, autostart }) => inTurn(name, async () => {
       const r = registry.require(name);

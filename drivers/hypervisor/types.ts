@@ -96,6 +96,8 @@ export interface MonitorOptions {
 export interface LaunchOptions {
   /** For each encrypted disk, by target: a 0600 file holding its passphrase, removed once the process is up. */
   secretFiles?: ReadonlyMap<string, string>;
+  /** Start waiting for a saved or migrated state (`-incoming defer`) instead of booting. */
+  incoming?: boolean;
 }
 
 /** A hypervisor as the shim's Vm uses it. */

@@ -19,32 +19,8 @@ import { classifyExit, RestartBudget, type StopIntent } from './exit-policy.js';
 import { MonitorLink } from './monitor-link.js';
 import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
-/** What a shim's state file says of the VM, for a successor. */
-export interface SavedVmState {
-  state: DomainState;
-  reason: string;
-  tainted: boolean;
-  qemuStartedAt: number | undefined;
-}
-
-/** What a VM needs from the outside world. */
-export interface VmDeps {
-  clock: Clock;
-  log: Logger;
-  spawner: Spawner;
-  /** Builds the process to spawn and speaks to its monitor (QEMU's: drivers/hypervisor/qemu/driver.ts). */
-  driver: HypervisorDriver;
-  qemuLogFile: string;
-  monitors: MonitorListener;
-  /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
-  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
-  /** Encrypted disks' passphrases (virtsecretd's, through the disk resolver). */
-  secrets: DiskSecrets;
-  /** Called after each answered QMP command (for the latency histogram). */
-  onQmpCommand?: (command: string, seconds: number, ok: boolean) => void;
-  /** Called after every state change, so the owner can persist and publish. */
-  onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
-}
+export type { SavedVmState, VmDeps } from './vm-deps.js';
+import type { SavedVmState, VmDeps } from './vm-deps.js';
 
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
@@ -120,14 +96,14 @@ export class Vm {
     return mon;
   }
 
-  /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
-  async start(paused: boolean): Promise<void> {
+  /** Spawns QEMU, takes its monitor, loads a saved state with `incoming` if given (shim/vm/save-image.ts), then `cont` unless `paused`. */
+  async start(paused: boolean, incoming?: (mon: HypervisorMonitor) => Promise<void>): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files));
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming));
   }
 
-  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>): Promise<void> {
-    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles });
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: (mon: HypervisorMonitor) => Promise<void>): Promise<void> {
+    const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
     const leases = await this.deps.leases.acquireForStart(this.def);
@@ -149,6 +125,7 @@ export class Vm {
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
       await this.link.attach(socket);
+      await incoming?.(this.monitor());
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';
@@ -156,7 +133,7 @@ export class Vm {
       await this.gone;
       throw startFailure(this.def, err, await tailFile(this.deps.qemuLogFile, 2048));
     }
-    this.request(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
+    this.request(paused ? 'paused' : 'running', incoming !== undefined ? 'restored' : paused ? 'start-paused' : 'booted');
     this.deps.onLifecycle('started');
   }
 
@@ -245,6 +222,26 @@ export class Vm {
       }
       return this.monitor().raw(command);
     });
+  }
+
+  /** Job `op`: pauses the vCPUs, runs `save` (save-image.ts), then stops QEMU with reason `saved`; a failed save resumes them. */
+  saveAndStop(op: Operation, save: (mon: HypervisorMonitor, wasRunning: boolean) => Promise<void>): Promise<void> {
+    return this.job(op, async () => {
+      const wasRunning = this.state === 'running';
+      if (wasRunning) { this.expectedPause = 'saving'; await this.monitor().stop(); this.enterPaused('saving'); }
+      try {
+        await save(this.monitor(), wasRunning);
+      } catch (err) {
+        if (wasRunning) await this.monitor().cont().then(() => this.enterRunning('save-failed'), () => undefined);
+        throw err;
+      }
+      await this.kill('saved', 5000);
+    });
+  }
+
+  /** Runs `fn` with the monitor as the VM's one job `op` (snapshots: shim/vm/snapshots.ts). */
+  withMonitor<T>(op: Operation, fn: (mon: HypervisorMonitor) => Promise<T>): Promise<T> {
+    return this.job(op, () => fn(this.monitor()));
   }
 
   // Runs `fn` as the VM's one job `op`, once the lifecycle allows `op` in the current state.

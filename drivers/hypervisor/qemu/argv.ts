@@ -26,6 +26,8 @@ export interface ArgvOptions {
   hotplugPorts?: number;
   /** For each encrypted disk, by target: the 0600 file holding its passphrase. */
   secretFiles?: ReadonlyMap<string, string>;
+  /** Wait for an incoming state (`-incoming defer`; the shim sends `migrate-incoming`): restore and migration. */
+  incoming?: boolean;
 }
 
 /** The chardev id of the QMP monitor socket. */
@@ -65,6 +67,7 @@ export function buildQemuArgv(def: ResolvedDefinition, opts: ArgvOptions): strin
   argv.push('-msg', 'timestamp=on');
   if (opts.sandbox) argv.push('-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
   if (opts.pidfile !== undefined) argv.push('-pidfile', opts.pidfile);
+  if (opts.incoming === true) argv.push('-incoming', 'defer');
   argv.push(
     '-chardev', `socket,id=${MONITOR_CHARDEV},path=${qemuOpt(opts.monitorSocket)},reconnect=1`,
     '-mon', `chardev=${MONITOR_CHARDEV},mode=control`,

@@ -28,6 +28,7 @@ export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
       const argv = buildQemuArgv(def, {
         monitorSocket: o.monitorSocket, consoleSocket: o.consoleSocket, accel: o.accel, sandbox: o.sandbox, hostDevices,
         ...(options.secretFiles === undefined ? {} : { secretFiles: options.secretFiles }),
+        ...(options.incoming === true ? { incoming: true } : {}),
       });
       return { binary: o.binary, argv };
     },

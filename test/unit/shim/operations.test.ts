@@ -20,6 +20,11 @@ describe('VM operations', () => {
       attachInterface: ['running', 'paused'],
       detachInterface: ['running', 'paused'],
       interfaceAddresses: ['running', 'paused'],
+      save: ['running', 'paused'],
+      managedSave: ['running', 'paused'],
+      snapshotCreate: ['running', 'paused'],
+      snapshotRevert: ['running', 'paused'],
+      snapshotDelete: ['running', 'paused'],
     });
   });
 

@@ -19,6 +19,11 @@ const allowed: Record<Operation, readonly DomainState[]> = {
   attachInterface: ['running', 'paused'],
   detachInterface: ['running', 'paused'],
   interfaceAddresses: ['running', 'paused'],
+  save: ['running', 'paused'],
+  managedSave: ['running', 'paused'],
+  snapshotCreate: ['running', 'paused'],
+  snapshotRevert: ['running', 'paused'],
+  snapshotDelete: ['running', 'paused'],
 };
 
 const cases = (Object.keys(allowed) as Operation[]).flatMap((op) => DOMAIN_STATES.map((state) => ({ op, state, ok: allowed[op].includes(state) })));

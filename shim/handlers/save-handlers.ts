@@ -1,0 +1,69 @@
+// The shim's save procedures (save, managedSave) and the restore step of a start from an image:
+// the VM's job pauses it, save-image.ts writes the image, and the VM stops with reason `saved`.
+import { asDefined, VirtqError, type Clock, type Handlers, type Layout, type VirtqProgram } from '../../protocol/index.js';
+import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+import { managedSaveFile, readSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Vm } from '../vm/vm.js';
+import { loadFromFile, saveSocketPath, saveToFile } from '../vm/save-image.js';
+import { VmSnapshots } from '../vm/snapshots.js';
+import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
+
+/** What the save handlers need. */
+export interface SaveHandlerDeps {
+  vm: Vm;
+  clock: Clock;
+  layout: Layout;
+  monitorSocket: string;
+  /** Settles once every state change so far is in the state file. */
+  persisted(): Promise<void>;
+}
+
+/** The handlers for save, managedSave and the snapshot procedures. */
+export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
+  const { vm } = d;
+  const mine = (name: string): void => {
+    if (name !== vm.def.name) throw new VirtqError('NO_DOMAIN', `this shim runs VM "${vm.def.name}", not "${name}"`);
+  };
+  const saveTo = async (op: 'save' | 'managedSave', file: string) => {
+    await vm.saveAndStop(op, async (mon, wasRunning) => {
+      await saveToFile({ mon, clock: d.clock, file, socket: saveSocketPath(d.monitorSocket), meta: { definition: asDefined(vm.def), running: wasRunning, savedAt: d.clock.now() } });
+    });
+    await d.persisted();
+    return { state: vm.state, reason: vm.reason };
+  };
+  const snapshots = new VmSnapshots(vm, new SnapshotStore(d.layout.state, vm.def.name), d.clock);
+  return {
+    snapshotCreate: async ({ name, snapshot, noMemory, diskOnly }) => {
+      mine(name);
+      const info = await snapshots.create(snapshot, { noMemory: noMemory === true, diskOnly: diskOnly === true });
+      await d.persisted();
+      return info;
+    },
+    snapshotRevert: async ({ name, snapshot }) => { mine(name); await snapshots.revert(snapshot); await d.persisted(); return { state: vm.state, reason: vm.reason }; },
+    snapshotDelete: async ({ name, snapshot }) => { mine(name); await snapshots.delete(snapshot); return {}; },
+    save: async ({ name, file }) => { mine(name); return saveTo('save', file); },
+    managedSave: async ({ name }) => {
+      mine(name);
+      const file = managedSaveFile(d.layout.state, name);
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      return saveTo('managedSave', file);
+    },
+  };
+}
+
+/**
+ * For a start from a save image: the step that loads it into the QEMU waiting with
+ * `-incoming defer`. The image is checked again here (virtqemud checked it too): the shim never
+ * feeds QEMU a file it has not read the header of, and a definition it was not started with.
+ */
+export async function restoreStep(file: string | undefined, vm: Vm, clock: Clock, monitorSocket: string): Promise<((mon: HypervisorMonitor) => Promise<void>) | undefined> {
+  if (file === undefined) return undefined;
+  const image = await readSaveImage(file);
+  const saved = image.definition as { uuid?: unknown; name?: unknown };
+  if (saved.uuid !== vm.def.uuid || saved.name !== vm.def.name) {
+    throw new VirtqError('INVALID_SAVE_IMAGE', `${file} holds VM "${String(saved.name)}" (${String(saved.uuid)}), not "${vm.def.name}" (${vm.def.uuid})`, { details: { file, reason: 'other-vm' } });
+  }
+  return (mon) => loadFromFile(mon, clock, image, saveSocketPath(monitorSocket));
+}

@@ -1,0 +1,54 @@
+// The parts a shim is assembled from that need nothing of the running shim: how its disks are
+// resolved (virtstoraged/virtsecretd, or paths only) and its leases (the lock manager).
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  VirtqError, pathsOnly, shimDir,
+  type Clock, type Layout, type Logger, type NormalizedDefinition, type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
+} from '../protocol/index.js';
+import { builtinLockPlugins } from '../drivers/lock/builtin.js';
+import { loadLockManager } from '../drivers/lock/loader.js';
+import type { LockPluginMap } from '../drivers/lock/types.js';
+import type { LogHub } from '../daemon/logging.js';
+import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
+import { VmLeases } from './vm/leases.js';
+
+/** What of the shim's configuration these parts read (a ShimConfig is one). */
+export interface PartsConfig {
+  layout: Layout;
+  clock: Clock;
+  logs: LogHub;
+  mode: { kind: string };
+  lockPlugins?: LockPluginMap | undefined;
+  daemons?: { volumes: VolumeLookup; secrets: SecretLookup; waitMs: number } | undefined;
+}
+
+export function diskResolver(cfg: PartsConfig, vm: string): DiskResolver | undefined {
+  const d = cfg.daemons;
+  if (d === undefined) return undefined;
+  return new DiskResolver({ vm, clock: cfg.clock, volumes: d.volumes, secrets: d.secrets, waitMs: d.waitMs, secretDir: join(shimDir(cfg.layout), `${vm}.secrets`) });
+}
+
+export async function resolveDefinition(def: NormalizedDefinition, resolver: DiskResolver | undefined): Promise<ResolvedDefinition> {
+  return resolver === undefined ? pathsOnly(def) : resolver.definition(def);
+}
+
+export async function pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
+  if (disk.path === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} names a volume, and this shim was started without virtstoraged`);
+  return { ...disk, path: disk.path };
+}
+
+// The lock manager is loaded before anything else is set up. Fail closed: without it no VM
+// starts; a successor attaching to a running QEMU still attaches (refusing would orphan the
+// VM), but hot-plug and restarts then refuse, and server info says why.
+export async function shimLeases(cfg: PartsConfig, def: { name: string; uuid: string }, log: Logger): Promise<VmLeases> {
+  const lock = await loadLockManager(cfg.layout, cfg.lockPlugins ?? builtinLockPlugins(), { host: hostname(), clock: cfg.clock });
+  if (!lock.status.ok) {
+    if (cfg.mode.kind === 'start') {
+      throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start VM "${def.name}": lock manager "${lock.status.plugin}" is unavailable: ${lock.status.error ?? 'unknown error'}`, { details: { ...lock.status } });
+    }
+    log.error({ msgId: 'LOCK_MANAGER_UNAVAILABLE', ...lock.status }, 'lock manager unavailable: hot-plug and restarts are refused');
+  }
+  return new VmLeases(lock, { vm: def.name, uuid: def.uuid, shimPid: process.pid }, cfg.logs.module('lock'));
+}
+
