@@ -38,6 +38,11 @@ const EXTRA: Record<string, Record<string, unknown>> = {
   setAutostart: { autostart: true },
   attachInterface: { network: 'default' },
   detachInterface: { mac: '52:54:00:00:00:01' },
+  save: { file: '/nonexistent/ghost.save' },
+  snapshotCreate: { snapshot: 's1' },
+  snapshotRevert: { snapshot: 's1' },
+  snapshotDelete: { snapshot: 's1' },
+  snapshotInfo: { snapshot: 's1' },
 };
 
 /** Procedures of `program` whose arguments have a `name`. */
