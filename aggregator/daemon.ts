@@ -15,6 +15,7 @@ import { Events } from './events.js';
 import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
+import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
 import { DomainRegistry, isActive, type DomainRecord } from './registry.js';
 import { ShimPool } from './shim-pool.js';
@@ -77,7 +78,7 @@ export class Virtqemud {
     }
     return {
       served: [
-        served(virtqProgram, hostHandlers(deps), proxyFallback(this.registry, this.pool, clock)),
+        served(virtqProgram, { ...hostHandlers(deps), ...migrationHostHandlers(deps) }, proxyFallback(this.registry, this.pool, clock)),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, { callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}) }),
       ],

@@ -10,7 +10,8 @@ export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'st
 
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {
-  start(def: NormalizedDefinition, opts: { paused: boolean }): Promise<ShimStarted>;
+  /** `incoming`: QEMU waits for a migration (virtq-shim --incoming). */
+  start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: boolean }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
 }
@@ -18,12 +19,12 @@ export interface ShimSpawner {
 /** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000): ShimSpawner {
   return {
-    start(def, { paused }) {
+    start(def, { paused, incoming }) {
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);
       // The shim is spawned (and has its own copy of the descriptor) before spawnShim returns.
       const started = spawnShim({
-        command: shimBinary, args: [...placement, '--definition', '-', ...(paused ? ['--paused'] : [])], definition: JSON.stringify(def), name: def.name,
+        command: shimBinary, args: [...placement, '--definition', '-', ...(paused ? ['--paused'] : []), ...(incoming === true ? ['--incoming'] : [])], definition: JSON.stringify(def), name: def.name,
         stderr: errFd, env, clock, timeoutMs, logHint: `see ${errLog}`,
       });
       closeSync(errFd);

@@ -40,6 +40,13 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'attach-interface': [ex('attach-interface web1 --network default', 'hot-plugs a NIC on network default')],
   'detach-interface': [ex('detach-interface web1 52:54:00:12:34:56', 'unplugs the NIC with that MAC')],
   domifaddr: [ex('domifaddr web1', 'the addresses the network\'s DHCP gave web1\'s NICs')],
+  migrate: [
+    ex('migrate web1 qemu:///system?root=/srv/host2 --live', 'moves the running web1 to the virtqemud of another root, guest running all along'),
+    ex('migrate web1 qemu:///system?socket=/run/host2/virtqemud.sock --live --persistent --undefine-source', 'moves it and its stored definition'),
+    ex('migrate web1 qemu:///system?root=/srv/host2 --live --bandwidth 100 --max-downtime 50 --auto-converge', 'at most 100 MiB/s, at most 50 ms paused'),
+  ],
+  domjobinfo: [ex('domjobinfo web1', 'how far web1\'s migration has got: bytes remaining, rate, expected downtime')],
+  domjobabort: [ex('domjobabort web1', 'cancels web1\'s migration; it goes on running here')],
   convert: [
     ex('convert web1.xml', 'prints the virtq definition of a libvirt domain, or lists what cannot be carried over'),
     ex('convert web1.xml --lossy > web1.json', 'writes what can be carried over; warnings on stderr'),

@@ -5,6 +5,7 @@ import { Definition, DomainName, DomainUuid } from './definition.js';
 import { defineProgram, event, proc } from './catalogue.js';
 import { DomainRef, DomainRow, DomainState, Empty, LifecycleEvent } from './types.js';
 import { firstVmProcs, laterVmProcs } from './vm-program.js';
+import { migrationHostProcs, migrationVmProcs } from './migration-procs.js';
 
 const aggregator = ['aggregator'] as const;
 
@@ -38,7 +39,7 @@ const hostProcs = {
 };
 
 /** The `virtq` program: per-VM and host procedures. */
-export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs }, {
+export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs, ...migrationVmProcs, ...migrationHostProcs }, {
   lifecycle: event({ body: LifecycleEvent, since: '0.1', description: 'A VM changed state; pushed to connections that called subscribeEvents.' }),
 });
 export type VirtqProgram = typeof virtqProgram;

@@ -9,6 +9,7 @@ export * from './types.js';
 export * from './catalogue.js';
 export { vmProcs, DomainInfo, BlockStat, InterfaceAddresses } from './vm-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
+export { migrationSocket, JobInfo, type MigrateArgs, type MigrateResult, type PrepareResult } from './migration-procs.js';
 export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';

@@ -4,6 +4,7 @@ import { Type, type Static, type TProperties } from '@sinclair/typebox';
 import { Definition, DiskSpec, DomainName, DomainUuid, MAC_PATTERN, NAME_PATTERN } from './definition.js';
 import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
+import { migrationVmProcs } from './migration-procs.js';
 
 const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
@@ -96,7 +97,7 @@ export const laterVmProcs = {
 };
 
 /** Per-VM procedures, keyed by name. */
-export const vmProcs = { ...firstVmProcs, ...laterVmProcs };
+export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...migrationVmProcs };
 
 // Each schema above is also the name of the type it validates.
 export type DomainInfo = Static<typeof DomainInfo>;

@@ -25,6 +25,7 @@ one JSON line on stdout once the VM is running. SIGTERM stops the shim and leave
   --reap NAME           stop VM NAME's QEMU (--qemu-pid, --uuid) that no shim runs and no state file
                         records (virtqemud asks this after a shim died while starting it)
   --paused              start with the vCPUs paused
+  --incoming            start QEMU waiting for an incoming migration (virtqemud's migratePrepare asks this)
   --no-register         do not register with virtqemud (no daemon needed)
   --embed               private VM of an embedding application (implies --no-register)
   --register-timeout S  how long to wait for virtqemud (default 10)
@@ -45,7 +46,7 @@ function parse(argv: string[]): Parsed | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
-      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' },
+      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' }, incoming: { type: 'boolean' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
       qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -70,7 +71,7 @@ function parse(argv: string[]): Parsed | 'help' {
     }
     const given = (definition as { name?: unknown } | null)?.name;
     name = typeof given === 'string' && validName.test(given) ? given : 'unnamed';
-    mode = { kind: 'start', definition, paused: values.paused === true };
+    mode = { kind: 'start', definition, paused: values.paused === true, incoming: values.incoming === true };
   } else {
     mode = { kind: 'attach', name };
   }

@@ -31,6 +31,7 @@ import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
 import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
+import { incomingLaunch, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -38,7 +39,7 @@ const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
-export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean } | { kind: 'attach'; name: string };
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: boolean } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
 export interface ShimConfig {
@@ -77,6 +78,8 @@ export class Shim {
   private serveApi: () => void = () => undefined;
   /** Registers with virtqemud: asked for, and (for a successor) done by its predecessor too. */
   private registers: boolean;
+  /** Live migration: the source side, and the destination side of a shim started with --incoming. */
+  private migration: ShimMigration | undefined;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -154,22 +157,26 @@ export class Shim {
     }
     const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
     const monitors = new MonitorListener(sockets.monitor);
+    const incoming = cfg.mode.kind === 'start' && cfg.mode.incoming === true;
+    const driver = qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console });
+    const launch = incoming ? incomingLaunch(driver, leases) : { driver, leases };
     const vm = new Vm(resolved, {
       clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, secrets: resolver ?? noSecretDaemon(def.name),
-      driver: qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }),
-      qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
+      driver: launch.driver, qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases: launch.leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
       onQmpCommand: (command, seconds, ok) => metrics.onQmpCommand(command, seconds, ok),
     });
     const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
     const ports = new NicPorts({ vm: def.name, uuid: def.uuid, clock: cfg.clock, log: cfg.logs.module('network'), lookup: cfg.daemons?.ports, waitMs: cfg.daemons?.waitMs ?? 0 });
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), sockets, accel, log, undefined, metrics, ports);
+    const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming });
+    shim.migration = migration;
     // Served from the moment the name is ours (bringUp), not before.
-    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: vmHandlers({
+    shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...migration.handlers(() => shim.durable()), ...vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? Shim.pathOnly(disk) : resolver.disk(disk)),
       network: nicOperations(vm, ports),
-    }) });
+    }) } });
     return shim;
   }
 
@@ -207,7 +214,8 @@ export class Shim {
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused);
+      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, this.migration?.pausedReason);
+      await this.migration?.incoming?.listen();
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;
       if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });

@@ -24,13 +24,13 @@ export interface HostDeps {
 }
 
 /** Starts the shim of `record` from `def`; the record holds the name while it starts. */
-export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean): Promise<DomainRow> {
+export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming = false): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
     // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
-    await d.workers.run(() => d.spawner.start(def, { paused }));
+    await d.workers.run(() => d.spawner.start(def, incoming ? { paused, incoming } : { paused }));
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);

@@ -66,7 +66,9 @@ export class Vm {
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;
-  private expectedPause: string | undefined;
+  /** The reasons the next STOP / RESUME event of QEMU is reported with (a migration sets them). */
+  expectedPause: string | undefined;
+  expectedResume: string | undefined;
   private lastReset = 0;
   private readonly restarts: RestartBudget;
   private gone: Promise<void> = Promise.resolve();
@@ -121,12 +123,12 @@ export class Vm {
   }
 
   /** Spawns QEMU, takes its monitor, then `cont` unless `paused`. */
-  async start(paused: boolean): Promise<void> {
+  async start(paused: boolean, pausedReason = 'start-paused'): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files));
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, pausedReason));
   }
 
-  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>): Promise<void> {
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, pausedReason: string): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
@@ -156,7 +158,7 @@ export class Vm {
       await this.gone;
       throw startFailure(this.def, err, await tailFile(this.deps.qemuLogFile, 2048));
     }
-    this.request(paused ? 'paused' : 'running', paused ? 'start-paused' : 'booted');
+    this.request(paused ? 'paused' : 'running', paused ? pausedReason : 'booted');
     this.deps.onLifecycle('started');
   }
 
@@ -263,7 +265,7 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  private async kill(intent: StopIntent, graceMs: number): Promise<void> {
+  async kill(intent: StopIntent, graceMs: number): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
     this.intent = intent;
@@ -283,7 +285,7 @@ export class Vm {
   // else sees the exit (a restart re-acquires them).
   private onExit(proc: QemuProcess, info: ExitInfo): void {
     if (this.proc !== proc) return;
-    void this.deps.leases.releaseAll(this.def)
+    void this.deps.leases.releaseAll(this.def, proc.pid)
       .catch((err: unknown) => this.deps.log.error({ err, msgId: 'LEASE_RELEASE_FAILED' }, 'cannot give back disk leases'))
       .then(() => this.afterExit(proc, info));
   }
@@ -316,7 +318,7 @@ export class Vm {
     return {
       onShutdown: (e) => this.onShutdown(e),
       onStop: () => this.enterPaused(this.expectedPause ?? 'unknown'),
-      onResume: () => this.enterRunning('unpaused'),
+      onResume: () => this.enterRunning(this.expectedResume ?? 'unpaused'),
       onReset: (e) => {
         // One guest reboot can raise several RESET events within milliseconds.
         const now = this.deps.clock.monotonic();

@@ -20,6 +20,9 @@ describe('VM operations', () => {
       attachInterface: ['running', 'paused'],
       detachInterface: ['running', 'paused'],
       interfaceAddresses: ['running', 'paused'],
+      migrate: ['running', 'paused'],
+      migrateIncomingClaim: ['paused'],
+      migrateIncomingFinish: ['paused'],
     });
   });
 

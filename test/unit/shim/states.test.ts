@@ -19,6 +19,9 @@ const allowed: Record<Operation, readonly DomainState[]> = {
   attachInterface: ['running', 'paused'],
   detachInterface: ['running', 'paused'],
   interfaceAddresses: ['running', 'paused'],
+  migrate: ['running', 'paused'],
+  migrateIncomingClaim: ['paused'],
+  migrateIncomingFinish: ['paused'],
 };
 
 const cases = (Object.keys(allowed) as Operation[]).flatMap((op) => DOMAIN_STATES.map((state) => ({ op, state, ok: allowed[op].includes(state) })));
