@@ -71,10 +71,17 @@ export function jobInfoOf(s: MigrationStatus | undefined, elapsedMs: number): Jo
   }
   return {
     type: 'migration', status: s.status, elapsedMs, totalBytes: s.totalBytes, transferredBytes: s.transferredBytes,
-    remainingBytes: s.remainingBytes, rateBytesPerSec: Math.round((s.mbps * 1e6) / 8), dirtySyncCount: s.dirtySyncCount,
+    remainingBytes: s.remainingBytes, rateBytesPerSec: rateOf(s), dirtySyncCount: s.dirtySyncCount,
     ...(s.expectedDowntimeMs === undefined ? {} : { expectedDowntimeMs: s.expectedDowntimeMs }),
     ...(s.downtimeMs === undefined ? {} : { downtimeMs: s.downtimeMs }),
   };
+}
+
+// QEMU measures the rate once per pass over memory; during the first pass it reads 0, and the
+// average so far is the better figure.
+function rateOf(s: MigrationStatus): number {
+  if (s.mbps > 0) return Math.round((s.mbps * 1e6) / 8);
+  return s.totalTimeMs > 0 ? Math.round((s.transferredBytes * 1000) / s.totalTimeMs) : 0;
 }
 
 /** The error for a migration QEMU reports as failed. */

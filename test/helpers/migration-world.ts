@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LifecycleEvent } from '../../protocol/index.js';
+import type { LifecycleEvent, RpcClient, TypedClient, VirtqProgram } from '../../protocol/index.js';
 import { connect, type Connection } from '../../client/index.js';
 import { isLiveProcess } from '../../drivers/host/proc.js';
 import { DaemonHarness } from './daemon-harness.js';
@@ -26,6 +26,7 @@ export class MigrationWorld {
   readonly dst = new DaemonHarness(tmpRoot('vqd-'));
   readonly shared: TmpRoot = tmpRoot('vql-');
   private readonly conns: Connection[] = [];
+  private readonly apis = new Map<DaemonHarness, { rpc: RpcClient; api: TypedClient<VirtqProgram> }>();
 
   constructor(private readonly extraLock: Record<string, string> = {}) {
     for (const h of [this.src, this.dst]) {
@@ -70,6 +71,16 @@ export class MigrationWorld {
     };
   }
 
+  /** One cached client of `h`'s virqemud (reconnected after a restart). */
+  async api(h: DaemonHarness): Promise<TypedClient<VirtqProgram>> {
+    const cached = this.apis.get(h);
+    if (cached !== undefined) return cached.api;
+    const c = await h.client();
+    this.apis.set(h, c);
+    c.rpc.onClose(() => { if (this.apis.get(h) === c) this.apis.delete(h); });
+    return c.api;
+  }
+
   /** A client-library connection (for the console). */
   async connection(uri: string): Promise<Connection> {
     const c = await connect(uri);
@@ -103,4 +114,35 @@ export function collectEvents(events: AsyncIterable<{ body: unknown }>): Lifecyc
     for await (const e of events) got.push(e.body as LifecycleEvent);
   })();
   return got;
+}
+
+/** The chaos suite's bound for the listings to agree with the processes after a fault. */
+export const CONVERGE_MS = 10_000;
+
+/** Which host a VM is expected to run on, and whether the check held. */
+export async function runsOnlyOn(w: MigrationWorld, name: string, uuid: string, side: 'src' | 'dst'): Promise<string | undefined> {
+  const [here, there] = side === 'src' ? [w.src, w.dst] : [w.dst, w.src];
+  const hereApi = await w.api(here);
+  const thereApi = await w.api(there);
+  const row = (await hereApi.listDomains({})).domains.find((d) => d.name === name);
+  if (row?.state !== 'running' || row.qemuPid === undefined) return `${side}: ${name} is ${row === undefined ? 'not listed' : `${row.state} (qemu ${row.qemuPid})`}`;
+  const qemus = w.liveQemus(uuid);
+  if (qemus.length !== 1 || qemus[0] !== row.qemuPid) return `live QEMUs ${JSON.stringify(qemus)}, listed ${row.qemuPid}`;
+  const leases = w.leases().filter((l) => l.uuid === uuid);
+  if (leases.length !== 1 || leases[0]?.qemuPid !== row.qemuPid) return `leases ${JSON.stringify(leases)}`;
+  const other = (await thereApi.listDomains({})).domains.filter((d) => d.name === name || d.uuid === uuid);
+  if (other.length > 0) return `the other side lists ${JSON.stringify(other)}`;
+  return undefined;
+}
+
+/** Waits (within CONVERGE_MS) until the VM runs only on `side`; throws with the last discrepancy. */
+export async function expectOnlyOn(w: MigrationWorld, name: string, uuid: string, side: 'src' | 'dst', ms = CONVERGE_MS): Promise<void> {
+  const end = Date.now() + ms;
+  let why: string | undefined = 'not checked';
+  while (Date.now() < end) {
+    why = await runsOnlyOn(w, name, uuid, side);
+    if (why === undefined) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`VM ${name} does not run only on ${side} within ${ms} ms: ${why}`);
 }
