@@ -1,7 +1,7 @@
 // The source shim's connection to the destination virtqemud of a migration: prepare (claim the
 // name, start the incoming shim), then the destination shim's steps, forwarded by name. Each call
 // has its own deadline so a hung destination never holds the source's VM paused for long.
-import { RpcClient, VirtqError, parseUri, typedClient, virtqProgram, type Clock, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
+import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, virtqProgram, type Clock, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
 
 /** How long the destination gets to start its shim and QEMU. */
 const PREPARE_TIMEOUT_MS = 60_000;
@@ -18,6 +18,11 @@ export interface DestinationLink {
   finish(name: string): Promise<void>;
   /** The destination stops its QEMU and lets the name go; resolves once its leases are free. */
   abort(name: string): Promise<void>;
+  /**
+   * After an abort the destination could not do itself (its shim was gone): waits until its
+   * virtqemud sees that VM `uuid` stopped, then forgets it there, so the name is free again.
+   */
+  forget(name: string, uuid: string, waitMs: number): Promise<void>;
   /** Stores the definition there (--persistent). */
   define(def: NormalizedDefinition): Promise<void>;
   close(): void;
@@ -38,6 +43,22 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
     claim: async (name) => { await api.migrateIncomingClaim({ name }); },
     finish: async (name) => { await api.migrateIncomingFinish({ name }); },
     abort: async (name) => { await api.migrateIncomingAbort({ name }); },
+    forget: async (name, uuid, waitMs) => {
+      const end = clock.monotonic() + waitMs;
+      for (;;) {
+        const row = await api.lookupByName({ name }).catch((err: unknown) => {
+          if (VirtqError.from(err).code === 'NO_DOMAIN') return undefined;
+          throw err;
+        });
+        if (row === undefined || row.uuid !== uuid.toLowerCase()) return;
+        if (!ACTIVE_STATES.has(row.state)) {
+          if (!row.persistent) await api.undefine({ name });
+          return;
+        }
+        if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `the destination still lists VM "${name}" as ${row.state} after ${waitMs} ms`);
+        await delay(clock, 100);
+      }
+    },
     define: async (definition) => { await api.define({ definition }); },
     close: () => rpc.close(),
   };

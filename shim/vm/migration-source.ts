@@ -16,6 +16,8 @@ import { FINISHED, jobInfoOf, migrationFailed, queryMigrate, setUpSource, type M
 const BULK_POLL_MS = 20;
 const SWITCHOVER_POLL_MS = 2;
 const CANCEL_WAIT_MS = 30_000;
+/** How long the rollback waits for a destination without a shim to see its QEMU gone (its reconcile pass). */
+const FORGET_WAIT_MS = 15_000;
 
 /** What the source side works with. */
 export interface MigrationSourceDeps {
@@ -160,8 +162,12 @@ export class MigrationSource {
   private async rollBack(mon: HypervisorMonitor, dest: DestinationLink, job: Job, steps: { prepared: boolean; released: boolean; claimed: boolean }, wasRunning: boolean, pid: number, cause: unknown): Promise<void> {
     const { vm, log, clock } = this.d;
     log.warn({ msgId: 'MIGRATION_ROLLBACK', err: cause, ...steps }, 'migration failed; rolling back to the source');
+    let destLeft = false;
     if (steps.prepared) {
-      await dest.abort(vm.def.name).catch((err: unknown) => log.error({ err, msgId: 'MIGRATION_DEST_ABORT_FAILED' }, 'cannot stop the destination\'s incoming QEMU'));
+      await dest.abort(vm.def.name).catch((err: unknown) => {
+        destLeft = true;
+        log.error({ err, msgId: 'MIGRATION_DEST_ABORT_FAILED' }, 'cannot stop the destination\'s incoming QEMU; it ends when the stream is cancelled');
+      });
     }
     if (steps.released) {
       try {
@@ -190,6 +196,10 @@ export class MigrationSource {
     } finally {
       vm.expectedResume = undefined;
       vm.expectedPause = undefined;
+    }
+    // Its QEMU exits once the stream is gone; its virtqemud then lets the name go when told.
+    if (destLeft) {
+      await dest.forget(vm.def.name, vm.def.uuid, FORGET_WAIT_MS).catch((err: unknown) => log.error({ err, msgId: 'MIGRATION_DEST_LEFT' }, 'the destination still lists the VM'));
     }
   }
 }

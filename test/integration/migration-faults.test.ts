@@ -86,4 +86,14 @@ describe('virtq migrate: faults', () => {
     await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
     await expectOnlyOn(w, 'dq1', def.uuid, 'src');
   });
+
+  it('kill -9 of the destination shim during the transfer: the source takes its lease back, resumes, and the destination forgets the VM', async () => {
+    const { src, dst, def } = await bootOnSource(w, 'ds1');
+    const migrating = src.api.migrate({ name: 'ds1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'ds1');
+    const row = await dst.api.lookupByName({ name: 'ds1' });
+    process.kill(row.shimPid as number, 'SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE' });
+    await expectOnlyOn(w, 'ds1', def.uuid, 'src');
+  });
 });
