@@ -36,6 +36,8 @@ export interface ShimMigration {
   /** The pause reason the VM starts with (incoming) or undefined. */
   pausedReason: string | undefined;
   handlers(persisted: () => Promise<void>): Handlers<VirtqProgram>;
+  /** After re-attaching: cancels a migration the predecessor left running in QEMU. */
+  recover(): Promise<void>;
 }
 
 /** Builds the migration parts of the shim of `vm`. */
@@ -58,5 +60,6 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
     incoming,
     pausedReason: o.incoming ? INCOMING_REASON : undefined,
     handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),
+    recover: () => source.recover(),
   };
 }

@@ -211,6 +211,7 @@ export class Shim {
     await this.monitors.listen();
     if (saved !== undefined && saved.qemuPid !== undefined) {
       await vm.reattach(saved.qemuPid, saved);
+      await this.migration?.recover();
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);

@@ -8,6 +8,7 @@ import { VirtqError, asDefined, delay, type Clock, type JobInfo, type Logger, ty
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import type { Vm } from './vm.js';
 import { checkOperation } from './states.js';
+import { INCOMING_REASON } from './migration-incoming.js';
 import type { VmLeases } from './leases.js';
 import type { DestinationLink } from '../migration-link.js';
 import { FINISHED, jobInfoOf, migrationFailed, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
@@ -16,6 +17,8 @@ import { FINISHED, jobInfoOf, migrationFailed, queryMigrate, setUpSource, type M
 const BULK_POLL_MS = 20;
 const SWITCHOVER_POLL_MS = 2;
 const CANCEL_WAIT_MS = 30_000;
+/** QEMU statuses of a migration still under way on the source (before it completed). */
+const UNFINISHED = new Set(['setup', 'active', 'pre-switchover', 'cancelling']);
 /** How long the rollback waits for a destination without a shim to see its QEMU gone (its reconcile pass). */
 const FORGET_WAIT_MS = 15_000;
 
@@ -70,6 +73,40 @@ export class MigrationSource {
     if (job === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${this.d.vm.def.name}" has no job running`);
     job.aborted = true;
     if (job.qemuStarted) await this.d.vm.monitor().raw({ execute: 'migrate_cancel' }).catch(() => undefined);
+  }
+
+  /**
+   * A successor shim found QEMU still migrating (its predecessor died mid-transfer, before the
+   * switchover it alone could drive): the migration is cancelled so the guest runs on here. The
+   * leases are made sure of first; if another QEMU holds them, nothing is cancelled.
+   */
+  async recover(): Promise<void> {
+    const { vm, log, clock } = this.d;
+    const pid = vm.qemuPid;
+    // A destination's successor: its QEMU's incoming migration is the source's to drive or cancel.
+    if (pid === undefined || vm.reason === INCOMING_REASON) return;
+    const mon = vm.monitor();
+    const s = await queryMigrate(mon);
+    if (!UNFINISHED.has(s.status)) return;
+    log.warn({ msgId: 'MIGRATION_ORPHANED', status: s.status }, 'QEMU is still migrating for a shim that is gone: cancelling');
+    try {
+      await this.d.leases.acquireAllForRunning(vm.def, pid);
+    } catch (err) {
+      const holders = VirtqError.from(err).details?.['holders'];
+      const ours = Array.isArray(holders) && holders.every((h: { qemuPid?: number }) => h.qemuPid === pid);
+      if (!ours) {
+        log.error({ err, msgId: 'MIGRATION_LEASES_LOST' }, 'the disk leases are held elsewhere: the migration is left as it is');
+        return;
+      }
+    }
+    vm.expectedResume = 'migration-cancelled';
+    try {
+      await mon.raw({ execute: 'migrate_cancel' });
+      const end = clock.monotonic() + CANCEL_WAIT_MS;
+      while (clock.monotonic() < end && UNFINISHED.has((await queryMigrate(mon)).status)) await delay(clock, SWITCHOVER_POLL_MS);
+    } finally {
+      vm.expectedResume = undefined;
+    }
   }
 
   private async run(a: MigrateArgs): Promise<MigrateResult> {

@@ -2,11 +2,13 @@
 // the VM runs on exactly one side with its disk lease, and the other side has no QEMU, no lease
 // and no name claim, within the chaos bound (CONVERGE_MS).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
 import { idleGuest } from '../helpers/test-guest.js';
+import { SHIM_BIN } from '../helpers/shim-harness.js';
 
 const clock = systemClock();
 
@@ -95,5 +97,19 @@ describe('virtq migrate: faults', () => {
     process.kill(row.shimPid as number, 'SIGKILL');
     await expect(migrating).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE' });
     await expectOnlyOn(w, 'ds1', def.uuid, 'src');
+  });
+
+  it('kill -9 of the source shim during the transfer: its successor cancels the migration, the guest runs on at the source', async () => {
+    const { src, def } = await bootOnSource(w, 'ss1');
+    const migrating = src.api.migrate({ name: 'ss1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'ss1');
+    const shimPid = (await src.api.lookupByName({ name: 'ss1' })).shimPid as number;
+    process.kill(shimPid, 'SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: expect.stringMatching(/^(CONNECTION_CLOSED|SHIM_UNAVAILABLE)$/) });
+    // As after any shim crash, a successor takes the VM over (virtq-shim --attach).
+    const successor = spawn(process.execPath, [SHIM_BIN, '--root', w.src.root.dir, '--attach', 'ss1'], { stdio: 'ignore', detached: true });
+    successor.unref();
+    await expectOnlyOn(w, 'ss1', def.uuid, 'src');
+    expect((await src.api.getJobInfo({ name: 'ss1' })).type).toBe('none');
   });
 });
