@@ -5,6 +5,7 @@ import {
   ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
+import { existsSync } from 'node:fs';
 import { readRuntimeState } from '../daemon/runtime-state.js';
 import type { LogHub } from '../daemon/logging.js';
 import type { DaemonService } from '../daemon/service.js';
@@ -116,7 +117,9 @@ export class Virtqemud {
     if (r.persistent || isActive(r) || stateFile === undefined) return;
     if (r.reason !== 'failed') {
       const saved = await readRuntimeState(stateFile);
-      if (saved === undefined || saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
+      // No state file at all: the shim removed it as it ended (its VM migrated away, or an
+      // incoming migration never ran it here), so there is no end to keep listed.
+      if (saved === undefined ? existsSync(stateFile) : saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
     }
     if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
   }

@@ -11,6 +11,7 @@ import type { Input } from './derive.js';
 import { ListOutput } from './json-output.js';
 import { objectTable, table } from './render.js';
 import { consoleCommand, eventCommand } from './stream-commands.js';
+import { migrationAdapters } from './migrate-commands.js';
 
 type Args = Record<string, unknown>;
 
@@ -210,7 +211,7 @@ export function virtqCommands(): CommandSpec[] {
   for (const [procName, spec] of Object.entries(virtqProgram.procs) as [VirtqProc, (typeof virtqProgram.procs)[VirtqProc]][]) {
     const own = ownCommands[procName];
     if (own !== undefined) commands.push(own());
-    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName] ?? networkAdapters[procName]));
+    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName] ?? networkAdapters[procName] ?? migrationAdapters[procName]));
   }
   return commands;
 }

@@ -36,6 +36,8 @@ export interface ShimMigration {
   /** The pause reason the VM starts with (incoming) or undefined. */
   pausedReason: string | undefined;
   handlers(persisted: () => Promise<void>): Handlers<VirtqProgram>;
+  /** The VM ended by moving away, or its incoming migration never ran it: no end to record here. */
+  leavesNoRecord(): boolean;
   /** After re-attaching: cancels a migration the predecessor left running in QEMU. */
   recover(): Promise<void>;
 }
@@ -61,5 +63,6 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
     pausedReason: o.incoming ? INCOMING_REASON : undefined,
     handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),
     recover: () => source.recover(),
+    leavesNoRecord: () => (vm.state === 'shutoff' && vm.reason === 'migrated') || (incoming !== undefined && !incoming.ran),
   };
 }

@@ -2,7 +2,7 @@
 // one), serves the per-VM API, runs the VM, keeps the runtime state file current and reports
 // to virtqemud. When the VM stops for good it publishes the final state and finishes; when the
 // shim itself is stopped, the VM keeps running for a successor to re-attach.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -351,6 +351,9 @@ export class Shim {
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
     await Promise.race([this.service.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);
+    // A VM that lives on elsewhere (migrated away), or never ran here (a failed incoming migration),
+    // leaves no record of an end here: a restarted virtqemud must not list it.
+    if (this.migration?.leavesNoRecord() === true) await rm(this.stateFile, { force: true }).catch(() => undefined);
     // Let the final replies and events reach clients before the sockets go.
     await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 50));
     await this.shutdownServices();

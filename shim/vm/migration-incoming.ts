@@ -28,6 +28,8 @@ export const INCOMING_REASON = 'incoming-migration';
 /** One incoming migration. */
 export class MigrationIncoming {
   private claimed = false;
+  /** Set once the guest has run here: from then on this is the VM's home like any other. */
+  ran = false;
 
   constructor(private readonly d: MigrationIncomingDeps) {}
 
@@ -78,6 +80,7 @@ export class MigrationIncoming {
       } finally {
         vm.expectedResume = undefined;
       }
+      this.ran = true;
       this.d.log.info({ msgId: 'MIGRATION_RUNNING' }, 'the migrated guest runs here');
     });
   }

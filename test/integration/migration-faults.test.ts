@@ -112,4 +112,26 @@ describe('virtq migrate: faults', () => {
     await expectOnlyOn(w, 'ss1', def.uuid, 'src');
     expect((await src.api.getJobInfo({ name: 'ss1' })).type).toBe('none');
   });
+
+  it('kill -9 of the destination virtqemud during the transfer: the source resumes; restarted, the destination lists nothing', async () => {
+    const { src, def } = await bootOnSource(w, 'dv1');
+    const migrating = src.api.migrate({ name: 'dv1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'dv1');
+    const [dstDaemon] = w.dst.daemons;
+    dstDaemon?.kill('SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await w.dst.startDaemon();
+    await expectOnlyOn(w, 'dv1', def.uuid, 'src');
+  });
+
+  it('kill -9 of the source virtqemud during the transfer: the shim completes the migration; restarted, the source lists nothing', async () => {
+    const { src, def } = await bootOnSource(w, 'sv1');
+    const migrating = src.api.migrate({ name: 'sv1', destUri: w.dstUri, live: true, bandwidth: 16 });
+    await transferring(src.api, 'sv1');
+    const [srcDaemon] = w.src.daemons;
+    srcDaemon?.kill('SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await w.src.startDaemon();
+    await expectOnlyOn(w, 'sv1', def.uuid, 'dst', 30_000);
+  });
 });
