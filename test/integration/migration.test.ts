@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MigrationWorld, collectEvents } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
+import { idleGuest } from '../helpers/test-guest.js';
 
 describe('virtq migrate', () => {
   let w: MigrationWorld;
@@ -48,5 +49,31 @@ describe('virtq migrate', () => {
 
     await expect.poll(() => srcEvents.map((e) => `${e.event}:${e.reason}`), { timeout: 5000 }).toEqual(expect.arrayContaining(['suspended:migration', 'stopped:migrated']));
     await expect.poll(() => dstEvents.map((e) => `${e.event}:${e.reason}`), { timeout: 5000 }).toEqual(expect.arrayContaining(['resumed:migrated']));
+  });
+
+  it('refuses bad migration requests with typed errors and loses nothing', async () => {
+    await w.src.startDaemon();
+    await w.dst.startDaemon();
+    const src = await w.src.client();
+    const dst = await w.dst.client();
+    const def = { name: 'idle1', uuid: crypto.randomUUID(), memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } };
+    await src.api.create({ definition: def });
+    // Not a virtqemud read-write URI, an unreachable one, a read-only one.
+    await expect(src.api.migrate({ name: 'idle1', destUri: `storage:///system?root=${w.dst.root.dir}` })).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await expect(src.api.migrate({ name: 'idle1', destUri: 'qemu:///system?root=/nonexistent-root' })).rejects.toMatchObject({ code: 'NO_CONNECT' });
+    await expect(src.api.migrate({ name: 'idle1', destUri: `${w.dstUri}&mode=ro` })).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await expect(src.api.migrate({ name: 'idle1', destUri: w.dstUri, bandwidth: 0 })).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    // Migrating to itself: the name is taken there (by this very VM).
+    await expect(src.api.migrate({ name: 'idle1', destUri: w.srcUri })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    // The destination's steps on a VM that is not an incoming migration; prepare without a UUID.
+    await expect(src.api.migrateIncomingClaim({ name: 'idle1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    await expect(src.api.migrateIncomingAbort({ name: 'idle1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    await expect(dst.api.migratePrepare({ definition: { ...def, uuid: undefined } })).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await expect(src.api.abortJob({ name: 'idle1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    expect(await src.api.getJobInfo({ name: 'idle1' })).toMatchObject({ type: 'none' });
+    // Nothing was lost: the VM runs on, the destination has nothing.
+    expect(await src.api.getState({ name: 'idle1' })).toEqual({ state: 'running', reason: 'booted' });
+    expect(w.liveQemus(def.uuid)).toHaveLength(1);
+    expect((await dst.api.listDomains({})).domains).toEqual([]);
   });
 });
