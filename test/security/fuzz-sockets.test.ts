@@ -16,6 +16,7 @@ import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
 import { alive, call, errorCode, exchange, frame, isWellFormedReply, open, rawFrame, rssMiB, waitFor } from './hostile-client.js';
+import { LivenessProbe } from '../helpers/liveness-probe.js';
 
 const SEED = 0xf022ed;
 const RUNS = 600;
@@ -39,7 +40,7 @@ describe('hostile frames on every daemon socket', () => {
   let shimApi: TypedClient<VirtqProgram>;
   let admin: { daemon: RpcClient; shim: RpcClient };
   let baseline: { daemon: number; shim: number };
-  const probe = { stop: false, rounds: 0, failures: [] as string[], loop: Promise.resolve() };
+  const probe = new LivenessProbe();
 
   const shimPaths = () => shimSockets(h.layout, RUN);
   const targets: Target[] = [
@@ -81,22 +82,11 @@ describe('hostile frames on every daemon socket', () => {
     await daemonApi.blockStats({ name: RUN });
     const count = async (c: RpcClient) => ((await c.call('admin', 'listClients', {})) as { clients: unknown[] }).clients.length;
     baseline = { daemon: await count(admin.daemon), shim: await count(admin.shim) };
-    probe.loop = (async () => {
-      while (!probe.stop) {
-        try {
-          await check();
-          probe.rounds++;
-        } catch (err) {
-          probe.failures.push(String(err));
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    probe.start(check);
   });
 
   afterAll(async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     await h.cleanup();
   });
 
@@ -221,8 +211,7 @@ describe('hostile frames on every daemon socket', () => {
   });
 
   it('keeps every VM, definition and client slot once the fuzzing is over', async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     expect(probe.failures).toEqual([]);
     expect(probe.rounds).toBeGreaterThan(20);
     await check();

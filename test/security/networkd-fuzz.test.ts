@@ -12,6 +12,7 @@ import { RpcClient, networkProgram, systemClock, type PortRow } from '../../prot
 import type { NetworkClient } from '../../client/network-client.js';
 import { NetworkdWorld } from '../helpers/networkd-world.js';
 import { alive, call, errorCode, exchange, frame, isWellFormedReply, rawFrame, rssMiB, waitFor } from './hostile-client.js';
+import { LivenessProbe } from '../helpers/liveness-probe.js';
 
 const SEED = 0x7e7d;
 const RUNS = 150;
@@ -33,7 +34,7 @@ describe('hostile frames on virtnetworkd\'s sockets', () => {
   let defFile: string;
   let defBytes: string;
   let baseline: number;
-  const probe = { stop: false, rounds: 0, failures: [] as string[], loop: Promise.resolve() };
+  const probe = new LivenessProbe();
   const sockets = () => w.services.sockets('virtnetworkd');
   const targets: Target[] = [
     { label: 'rw', path: () => sockets().rw, access: 'rw' },
@@ -60,22 +61,11 @@ describe('hostile frames on virtnetworkd\'s sockets', () => {
     admin = await RpcClient.connect(sockets().admin, { clock: systemClock() });
     baseline = ((await admin.call('admin', 'listClients', {})) as { clients: unknown[] }).clients.length;
     await check();
-    probe.loop = (async () => {
-      while (!probe.stop) {
-        try {
-          await check();
-          probe.rounds++;
-        } catch (err) {
-          probe.failures.push(String(err));
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    probe.start(check);
   });
 
   afterAll(async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     admin?.close();
     await w?.cleanup();
   });
@@ -155,8 +145,7 @@ describe('hostile frames on virtnetworkd\'s sockets', () => {
   });
 
   it('keeps its network, port, definition and client slots once the fuzzing is over', async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     expect(probe.failures).toEqual([]);
     expect(probe.rounds).toBeGreaterThan(20);
     await check();

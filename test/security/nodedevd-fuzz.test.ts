@@ -11,6 +11,7 @@ import { ServiceHarness } from '../helpers/service-harness.js';
 import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
 import { buildHost, SysfsFixture } from '../unit/drivers/nodedev/sysfs-fixture.js';
 import { alive, call, exchange, frame, isWellFormedReply, rawFrame, rssMiB, waitFor } from './hostile-client.js';
+import { LivenessProbe } from '../helpers/liveness-probe.js';
 
 const SEED = 0x0de7ce;
 const RUNS = 400;
@@ -28,7 +29,7 @@ describe('hostile frames on virtnodedevd\'s sockets', () => {
   let admin: AdminConnection;
   let baseline: { listing: string; vda: string; clients: number };
   let subscribed: AsyncIterableIterator<NodeDeviceEvent>;
-  const probe = { stop: false, rounds: 0, failures: [] as string[], loop: Promise.resolve() };
+  const probe = new LivenessProbe();
   const sockets = () => h.sockets('virtnodedevd');
   const targets: Target[] = [
     { label: 'rw', path: () => sockets().rw, access: 'rw' },
@@ -60,22 +61,11 @@ describe('hostile frames on virtnodedevd\'s sockets', () => {
       vda: JSON.stringify(await ro.api.getDevice({ name: 'block_vda' })),
       clients: (await admin.admin.listClients({})).clients.length,
     };
-    probe.loop = (async () => {
-      while (!probe.stop) {
-        try {
-          await check();
-          probe.rounds++;
-        } catch (err) {
-          probe.failures.push(String(err));
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
+    probe.start(check);
   });
 
   afterAll(async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     await h.cleanup();
     sys.remove();
   });
@@ -165,8 +155,7 @@ describe('hostile frames on virtnodedevd\'s sockets', () => {
   }
 
   it('keeps every answer, client slot and subscription once the fuzzing is over', async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     expect(probe.failures).toEqual([]);
     expect(probe.rounds).toBeGreaterThan(20);
     await check();

@@ -14,6 +14,7 @@ import { KEEP, MiB, SECRET_VALUE, StorageWorld, alive, sha256, until } from '../
 import { call, exchange, frame, isWellFormedReply, open, splitFrames } from './hostile-client.js';
 import { createCodec } from '../../protocol/codec.js';
 import { anything, hostileFrames } from './hostile-frames.js';
+import { LivenessProbe } from '../helpers/liveness-probe.js';
 
 const SEED = 0x5707ed;
 const RUNS = 200;
@@ -32,7 +33,7 @@ describe('hostile frames on every socket of virtstoraged and virtsecretd', () =>
   let admin: Record<Daemon, RpcClient>;
   let baseline: Record<Daemon, number>;
   let keepMeta: unknown;
-  const probe = { stop: false, rounds: 0, failures: [] as string[], loop: Promise.resolve() };
+  const probe = new LivenessProbe();
   const targets: Target[] = (['virtstoraged', 'virtsecretd'] as const).flatMap((daemon) => (['rw', 'ro', 'admin'] as const).map((access) => ({ label: `${daemon} ${access}`, daemon, access })));
   const path = (t: Target) => w.h.sockets(t.daemon)[t.access];
   const count = async (d: Daemon) => ((await admin[d].call('admin', 'listClients', {})) as { clients: unknown[] }).clients.length;
@@ -57,22 +58,11 @@ describe('hostile frames on every socket of virtstoraged and virtsecretd', () =>
     admin = { virtstoraged: await w.raw('virtstoraged', 'admin'), virtsecretd: await w.raw('virtsecretd', 'admin') };
     await check();
     baseline = { virtstoraged: await count('virtstoraged'), virtsecretd: await count('virtsecretd') };
-    probe.loop = (async () => {
-      while (!probe.stop) {
-        try {
-          await check();
-          probe.rounds++;
-        } catch (err) {
-          probe.failures.push(String(err));
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    })();
+    probe.start(check, 25);
   });
 
   afterAll(async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     for (const c of Object.values(admin ?? {})) c.close();
     await w.stop();
   });
@@ -177,8 +167,7 @@ describe('hostile frames on every socket of virtstoraged and virtsecretd', () =>
   });
 
   it('keeps every definition, volume, secret and client slot once the fuzzing is over, and logs no secret value', async () => {
-    probe.stop = true;
-    await probe.loop;
+    await probe.stop();
     expect(probe.failures).toEqual([]);
     expect(probe.rounds).toBeGreaterThan(20);
     await check();
