@@ -8,11 +8,13 @@ import type { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store
 import type { Vm } from './vm.js';
 
 const POLL_MS = 20;
-let jobSeq = 0;
 
-/** Runs a QEMU job command and waits for it to conclude; OPERATION_FAILED with QEMU's error. */
-async function runJob(mon: HypervisorMonitor, clock: Clock, execute: string, args: Record<string, unknown>): Promise<void> {
-  const id = `virtq-${execute}-${++jobSeq}`;
+/**
+ * Runs a QEMU job command and waits for it to conclude; OPERATION_FAILED with QEMU's error.
+ * `seq` makes the job id unique within the VM (one snapshot job runs at a time).
+ */
+async function runJob(mon: HypervisorMonitor, clock: Clock, seq: number, execute: string, args: Record<string, unknown>): Promise<void> {
+  const id = `virtq-${execute}-${seq}`;
   await mon.raw({ execute, arguments: { 'job-id': id, ...args } });
   for (;;) {
     const jobs = (await mon.raw({ execute: 'query-jobs' })) as Array<{ id: string; status: string; error?: string }>;
@@ -39,6 +41,8 @@ function snapshotDisks(def: ResolvedDefinition): Array<{ target: string; path: s
 
 /** Snapshot operations of one VM. */
 export class VmSnapshots {
+  private jobSeq = 0;
+
   constructor(private readonly vm: Vm, private readonly store: SnapshotStore, private readonly clock: Clock) {}
 
   async create(name: string, opts: { noMemory: boolean; diskOnly: boolean }): Promise<SnapshotInfo> {
@@ -52,7 +56,7 @@ export class VmSnapshots {
       if (opts.noMemory) {
         await mon.raw({ execute: 'transaction', arguments: { actions: disks.map((d) => ({ type: 'blockdev-snapshot-internal-sync', data: { device: d.node, name } })) } });
       } else {
-        await runJob(mon, this.clock, 'snapshot-save', { tag: name, vmstate: first.node, devices: disks.map((d) => d.node) });
+        await runJob(mon, this.clock, ++this.jobSeq, 'snapshot-save', { tag: name, vmstate: first.node, devices: disks.map((d) => d.node) });
       }
       const parent = await this.store.current();
       const meta = {
@@ -74,7 +78,7 @@ export class VmSnapshots {
       const nodes = this.nodesOf(snap);
       const [vmstate] = nodes;
       if (vmstate === undefined) throw new VirtqError('OPERATION_INVALID', `snapshot "${name}" names no disk VM "${this.vm.def.name}" still has`);
-      await runJob(mon, this.clock, 'snapshot-load', { tag: name, vmstate, devices: nodes });
+      await runJob(mon, this.clock, ++this.jobSeq, 'snapshot-load', { tag: name, vmstate, devices: nodes });
       // QEMU keeps the run state it had; the snapshot's is the one to resume in.
       const status = await mon.queryStatus();
       if (snap.state === 'running' && !status.running) await mon.cont();
@@ -87,7 +91,7 @@ export class VmSnapshots {
     const snap = await this.store.get(name);
     await this.vm.withMonitor('snapshotDelete', async (mon) => {
       const nodes = this.nodesOf(snap);
-      if (nodes.length > 0) await runJob(mon, this.clock, 'snapshot-delete', { tag: name, devices: nodes });
+      if (nodes.length > 0) await runJob(mon, this.clock, ++this.jobSeq, 'snapshot-delete', { tag: name, devices: nodes });
       await this.store.remove(name);
     });
   }
