@@ -6,7 +6,7 @@ import { incomingShimArgs, type Clock, type IncomingState, type Layout, type Nor
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 
 /** What a shim reported once it started its VM. */
-export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state'>;
+export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri'>;
 
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {

@@ -12,6 +12,10 @@ const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
   Type.Object({ name: DomainName, ...extra }, { additionalProperties: false });
 
+/** How the memory stream travels: a unix socket beside the destination shim's, or a loopback TCP port the destination's QEMU chooses. */
+export const MigrationTransport = Type.Union([Type.Literal('unix'), Type.Literal('tcp')], { description: 'the memory stream: unix (a socket beside the destination shim; the default) or tcp (a loopback port the destination chooses)' });
+export type MigrationTransport = Static<typeof MigrationTransport>;
+
 /** What `migrate` is asked to do. */
 export const MigrateArgs = ref({
   destUri: Type.String({ minLength: 1, maxLength: 4096, description: 'the destination virtqemud (qemu:///system, qemu:///system?root=DIR, ...?socket=PATH)' }),
@@ -22,6 +26,7 @@ export const MigrateArgs = ref({
   bandwidth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'cap the transfer at this many MiB/s (default: unlimited)' })),
   maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_000_000, description: 'the longest pause QEMU may plan for at switchover (default 300 ms)' })),
   autoConverge: Type.Optional(Type.Boolean({ description: 'slow the vCPUs down when the guest dirties memory faster than it is sent' })),
+  transport: Type.Optional(MigrationTransport),
 });
 export type MigrateArgs = Static<typeof MigrateArgs>;
 
@@ -80,7 +85,7 @@ export const migrationVmProcs = {
 
 /** Host procedures of migration (virtqemud only). */
 export const migrationHostProcs = {
-  migratePrepare: proc({ args: Type.Object({ definition: Definition }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
+  migratePrepare: proc({ args: Type.Object({ definition: Definition, transport: Type.Optional(MigrationTransport) }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
     description: 'Destination side of a migration: claims the name and UUID, starts a shim whose QEMU waits for the incoming stream, and answers where it listens.' }),
 };
 

@@ -1,7 +1,7 @@
 // The source shim's connection to the destination virtqemud of a migration: prepare (claim the
 // name, start the incoming shim), then the destination shim's steps, forwarded by name. Each call
 // has its own deadline so a hung destination never holds the source's VM paused for long.
-import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, virtqProgram, type Clock, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
+import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, virtqProgram, type Clock, type MigrationTransport, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
 
 /** How long the destination gets to start its shim and QEMU. */
 const PREPARE_TIMEOUT_MS = 60_000;
@@ -11,7 +11,7 @@ const STEP_TIMEOUT_MS = 30_000;
 /** What the source needs of the destination. */
 export interface DestinationLink {
   /** Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI. */
-  prepare(def: NormalizedDefinition): Promise<string>;
+  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<string>;
   /** The destination leases the disks (the source has released them). */
   claim(name: string): Promise<void>;
   /** The destination waits for the last state and runs the guest. */
@@ -39,7 +39,7 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
   });
   const api: TypedClient<VirtqProgram> = typedClient(virtqProgram, rpc);
   return {
-    prepare: async (definition) => (await api.migratePrepare({ definition }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
+    prepare: async (definition, transport) => (await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
     claim: async (name) => { await api.migrateIncomingClaim({ name }); },
     finish: async (name) => { await api.migrateIncomingFinish({ name }); },
     abort: async (name) => { await api.migrateIncomingAbort({ name }); },

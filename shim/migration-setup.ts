@@ -27,7 +27,7 @@ export interface ShimMigration {
 }
 
 /** Builds the migration parts of the shim of `vm`. */
-export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: Logger; layout: Layout; incoming: boolean }): ShimMigration {
+export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: Logger; layout: Layout; incoming: 'unix' | 'tcp' | undefined }): ShimMigration {
   const { vm, leases, clock, log, layout } = o;
   const source = new MigrationSource({
     vm, leases, clock, log,
@@ -41,7 +41,7 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
       }
     },
   });
-  const incoming = o.incoming ? new MigrationIncoming({ vm, leases, clock, log, socketPath: migrationSocket(layout, vm.def.name) }) : undefined;
+  const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
   return {
     incoming,
     handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),

@@ -188,7 +188,7 @@ export class Shim {
     const qmpProxy = qmpProxyFor(cfg.qmpProxy, vm, { path: sockets.qmpProxy, log: cfg.logs.module('qmp-proxy'), onChanged: () => shim.taint() });
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
     shim.qmpProxy = qmpProxy;
-    const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' });
+    const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' ? cfg.mode.incoming.transport : undefined });
     shim.migration = migration;
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
@@ -260,6 +260,12 @@ export class Shim {
         this.cfg.clock.setTimeout(() => this.markDone(), 200); // the upgrade's reply goes out first
       },
     };
+  }
+
+  /** For the ready line: where an incoming migration's QEMU listens. */
+  incomingUri(): { incomingUri?: string } {
+    const uri = this.migration?.incoming?.uri;
+    return uri === undefined ? {} : { incomingUri: uri };
   }
 
   /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */

@@ -9,7 +9,7 @@ import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
 import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
-import type { ShimSpawner } from '../spawner.js';
+import type { ShimSpawner, ShimStarted } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 
@@ -26,13 +26,14 @@ export interface HostDeps {
 }
 
 /** Starts the shim of `record` from `def` (or from `incoming`: a save image, a migration); the record holds the name while it starts. */
-export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState): Promise<DomainRow> {
+export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState, started?: (s: ShimStarted) => void): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
     // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
-    await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
+    const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
+    started?.(up);
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);

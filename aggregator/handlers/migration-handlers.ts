@@ -10,7 +10,7 @@ import { startShim, type HostDeps } from './host-handlers.js';
 /** Builds the host handlers of migration. */
 export function migrationHostHandlers(d: HostDeps): Handlers<VirtqProgram> {
   return {
-    migratePrepare: async ({ definition }) => {
+    migratePrepare: async ({ definition, transport }) => {
       if (definition.uuid === undefined) throw new VirtqError('INVALID_ARG', 'invalid definition: /uuid: a migrating VM keeps its UUID, so the definition must carry it');
       const def = normalizeDefinition(definition, randomUUID);
       const existing = d.registry.get(def.name);
@@ -26,8 +26,9 @@ export function migrationHostHandlers(d: HostDeps): Handlers<VirtqProgram> {
         // Its stored definition (a VM that once lived here) comes back to life by migration.
         record = existing;
       }
-      const domain = await startShim(d, record, def, true, { kind: 'migration' });
-      return { uri: `unix:${migrationSocket(d.layout, def.name)}`, domain };
+      let uri: string | undefined;
+      const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
+      return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain };
     },
   };
 }

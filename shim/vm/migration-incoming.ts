@@ -18,9 +18,13 @@ export interface MigrationIncomingDeps {
   leases: Pick<VmLeases, 'acquireAllForRunning'>;
   clock: Clock;
   log: Logger;
-  /** Where QEMU listens for the stream. */
+  /** Where QEMU listens for the stream: this unix socket, or a loopback TCP port it chooses. */
   socketPath: string;
+  transport: 'unix' | 'tcp';
 }
+
+/** QEMU's answer to query-migrate on an incoming side listening on TCP. */
+interface IncomingAddress { 'socket-address'?: Array<{ type?: string; host?: string; port?: string }> }
 
 /** The pause reason of a VM waiting for its incoming migration. */
 export const INCOMING_REASON = 'incoming-migration';
@@ -28,6 +32,8 @@ export const INCOMING_REASON = 'incoming-migration';
 /** One incoming migration. */
 export class MigrationIncoming {
   private claimed = false;
+  /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
+  uri: string | undefined;
   /** Set once the guest has run here: from then on this is the VM's home like any other. */
   ran = false;
 
@@ -40,11 +46,20 @@ export class MigrationIncoming {
 
   /** QEMU starts listening; the source's `migrate` may connect once this resolves. */
   async listen(): Promise<void> {
-    await rm(this.d.socketPath, { force: true });
     const mon = this.d.vm.monitor();
     await mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } });
-    await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `unix:${this.d.socketPath}` } });
-    this.d.log.info({ msgId: 'MIGRATION_INCOMING', socket: this.d.socketPath }, 'waiting for the incoming migration');
+    if (this.d.transport === 'tcp') {
+      // Port 0: QEMU binds a free port itself, so no other process can take it in between.
+      await mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } });
+      const bound = ((await mon.raw({ execute: 'query-migrate' })) as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined);
+      if (bound?.port === undefined) throw new VirtqError('OPERATION_FAILED', `QEMU of VM "${this.d.vm.def.name}" did not say which TCP port it listens on for the migration`);
+      this.uri = `tcp:127.0.0.1:${bound.port}`;
+    } else {
+      await rm(this.d.socketPath, { force: true });
+      await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `unix:${this.d.socketPath}` } });
+      this.uri = `unix:${this.d.socketPath}`;
+    }
+    this.d.log.info({ msgId: 'MIGRATION_INCOMING', uri: this.uri }, 'waiting for the incoming migration');
   }
 
   /** Leases every disk for this QEMU; LOCK_CONFLICT (nothing kept) when one is held elsewhere. */

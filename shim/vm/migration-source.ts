@@ -122,7 +122,7 @@ export class MigrationSource {
     const dest = await this.d.connect(a.destUri);
     const steps = { prepared: false, released: false, claimed: false };
     try {
-      const uri = await dest.prepare(asDefined(vm.def));
+      const uri = await dest.prepare(asDefined(vm.def), a.transport ?? 'unix');
       steps.prepared = true;
       this.checkAborted(job);
       await setUpSource(mon, a);

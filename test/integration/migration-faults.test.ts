@@ -2,7 +2,7 @@
 // the VM runs on exactly one side with its disk lease, and the other side has no QEMU, no lease
 // and no name claim, within the chaos bound (CONVERGE_MS).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
@@ -35,6 +35,20 @@ async function transferring(api: { getJobInfo(a: { name: string }): Promise<JobI
     if (clock.monotonic() > end) throw new Error(`migration of ${name} never got under way: ${JSON.stringify(info)}`);
     await delay(clock, 50);
   }
+}
+
+/** The local port of `pid`'s one established loopback TCP connection (the destination QEMU's end of the stream). */
+function streamPort(pid: number): number {
+  const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes(`pid=${pid},`));
+  const port = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(line ?? '')?.[1];
+  if (port === undefined) throw new Error(`no TCP connection of pid ${pid} in:\n${out}`);
+  return Number(port);
+}
+
+/** Cuts every loopback TCP connection to or from `port`, both ends reset at once (as a network cut would, seen from either side). */
+function cutTcp(port: number): void {
+  execFileSync('ss', ['-K', '-tn', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
 }
 
 describe('virtq migrate: faults', () => {
@@ -87,6 +101,22 @@ describe('virtq migrate: faults', () => {
     process.kill(dstQemu, 'SIGKILL');
     await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
     await expectOnlyOn(w, 'dq1', def.uuid, 'src');
+  });
+
+  it('the migration stream cut mid-transfer (TCP, both ends reset): the VM runs on at the source with its lease, the destination has nothing', async () => {
+    const { src, dst, def, srcQemu } = await bootOnSource(w, 'cut1');
+    const migrating = src.api.migrate({ name: 'cut1', destUri: w.dstUri, live: true, bandwidth: 1, transport: 'tcp' });
+    await transferring(src.api, 'cut1');
+    const dstQemu = (await dst.api.lookupByName({ name: 'cut1' })).qemuPid as number;
+    cutTcp(streamPort(dstQemu));
+    await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    await expectOnlyOn(w, 'cut1', def.uuid, 'src');
+    expect((await src.api.lookupByName({ name: 'cut1' })).qemuPid).toBe(srcQemu);
+    expect((await src.api.getJobInfo({ name: 'cut1' })).type).toBe('none');
+    // The guest was never stopped for good: its shell answers.
+    const con = await guestConsole(await w.connection(w.srcUri), 'cut1');
+    await con.run('echo alive-$((2*3))', 'alive-6');
+    con.close();
   });
 
   it('kill -9 of the destination shim during the transfer: the source takes its lease back, resumes, and the destination forgets the VM', async () => {

@@ -49,6 +49,18 @@ describe('virtq migrate', () => {
 
     await expect.poll(() => srcEvents.map((e) => `${e.event}:${e.reason}`), { timeout: 5000 }).toEqual(expect.arrayContaining(['suspended:migration', 'stopped:migrated']));
     await expect.poll(() => dstEvents.map((e) => `${e.event}:${e.reason}`), { timeout: 5000 }).toEqual(expect.arrayContaining(['resumed:migrated']));
+
+    // And back, over a loopback TCP port the source (now the destination) chose.
+    const back = await dst.api.migrate({ name: 'mig1', destUri: w.srcUri, live: true, transport: 'tcp' });
+    expect(back).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+    const home = await src.api.lookupByName({ name: 'mig1' });
+    expect(home).toMatchObject({ state: 'running', reason: 'migrated' });
+    expect(w.liveQemus(def.uuid)).toEqual([home.qemuPid]);
+    expect(w.leases()).toEqual([expect.objectContaining({ uuid: def.uuid, qemuPid: home.qemuPid, mode: 'exclusive' })]);
+    await expect.poll(async () => (await dst.api.listDomains({})).domains.map((d) => d.name), { timeout: 10_000 }).toEqual([]);
+    const again = await guestConsole(await w.connection(w.srcUri), 'mig1');
+    await again.run('cat /tmp/m; echo READ', 'carried-42');
+    again.close();
   });
 
   it('refuses bad migration requests with typed errors and loses nothing', async () => {
@@ -63,6 +75,8 @@ describe('virtq migrate', () => {
     await expect(src.api.migrate({ name: 'idle1', destUri: 'qemu:///system?root=/nonexistent-root' })).rejects.toMatchObject({ code: 'NO_CONNECT' });
     await expect(src.api.migrate({ name: 'idle1', destUri: `${w.dstUri}&mode=ro` })).rejects.toMatchObject({ code: 'INVALID_ARG' });
     await expect(src.api.migrate({ name: 'idle1', destUri: w.dstUri, bandwidth: 0 })).rejects.toMatchObject({ code: 'INVALID_ARG' });
+    await expect(src.rpc.call('virtq', 'migrate', { name: 'idle1', destUri: w.dstUri, transport: 'rdma' })).rejects.toMatchObject({ code: 'INVALID_ARG', details: { path: '/transport' } });
+    await expect(dst.rpc.call('virtq', 'migratePrepare', { definition: def, transport: 'tcp:0.0.0.0:1' })).rejects.toMatchObject({ code: 'INVALID_ARG' });
     // Migrating to itself: the name is taken there (by this very VM).
     await expect(src.api.migrate({ name: 'idle1', destUri: w.srcUri })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
     // The destination's steps on a VM that is not an incoming migration; prepare without a UUID.
