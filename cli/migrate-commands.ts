@@ -1,6 +1,7 @@
 // `virtq migrate`, `domjobinfo` and `domjobabort`: what differs from the derived commands. migrate
 // waits for as long as the migration takes (no client deadline unless --timeout) and, on a
-// terminal, draws a progress bar from domjobinfo polled on the same connection.
+// terminal, draws a progress bar from domjobinfo polled on the same connection; with --json it
+// writes each progress reading as one JSON line on stderr instead, keeping stdout one document.
 import { delay, virtqProgram, type JobInfo, type MigrateResult } from '../protocol/index.js';
 import type { CallAdapter } from './command.js';
 import { deriveFromSchema } from './derive.js';
@@ -19,11 +20,13 @@ const migrate: CallAdapter = {
     let stop: () => void = () => undefined;
     const stopped = new Promise<void>((resolve) => { stop = resolve; });
     const poller = (async () => {
-      while (bar !== undefined && !finished) {
+      while ((bar !== undefined || ctx.json) && !finished) {
         await Promise.race([delay(ctx.io.clock, POLL_MS), stopped]);
         if (finished) break;
         const job = await conn.call('getJobInfo', { name }).catch(() => undefined) as JobInfo | undefined;
-        if (job?.type === 'migration' && !finished) bar.report({ doneBytes: job.transferredBytes, totalBytes: job.transferredBytes + job.remainingBytes });
+        if (job?.type !== 'migration' || finished) continue;
+        if (ctx.json) ctx.io.stderr.write(`${JSON.stringify({ event: 'progress', name, ...job })}\n`);
+        else bar?.report({ doneBytes: job.transferredBytes, totalBytes: job.transferredBytes + job.remainingBytes });
       }
     })();
     let result: MigrateResult;

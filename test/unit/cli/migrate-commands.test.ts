@@ -15,7 +15,7 @@ describe('virtq migrate', () => {
   it('passes every option, waits without a deadline, and draws the bar from domjobinfo on a terminal', async () => {
     let finish: (r: MigrateResult) => void = () => undefined;
     const f = fake({ stderrTTY: true, procs: { migrate: () => new Promise<MigrateResult>((resolve) => { finish = resolve; }), getJobInfo: job } });
-    const done = f.run('migrate', 'web1', 'qemu:///system?root=/h2', '--live', '--persistent', '--undefine-source', '--timeout', '60', '--bandwidth', '100', '--max-downtime', '50', '--auto-converge');
+    const done = f.run('migrate', 'web1', 'qemu:///system?root=/h2', '--live', '--persistent', '--undefine-source', '--timeout', '60', '--bandwidth', '100', '--max-downtime', '50', '--auto-converge', '--transport', 'tcp');
     await settle();
     await f.clock.advance(500);
     await settle();
@@ -25,15 +25,32 @@ describe('virtq migrate', () => {
     expect(await done).toBe(0);
     const call = f.calls.find((c) => c.proc === 'migrate');
     expect(call).toEqual({ proc: 'migrate', timeoutMs: 0, args: {
-      name: 'web1', destUri: 'qemu:///system?root=/h2', live: true, persistent: true, undefineSource: true, timeoutSec: 60, bandwidth: 100, maxDowntimeMs: 50, autoConverge: true,
+      name: 'web1', destUri: 'qemu:///system?root=/h2', live: true, persistent: true, undefineSource: true, timeoutSec: 60, bandwidth: 100, maxDowntimeMs: 50, autoConverge: true, transport: 'tcp',
     } });
     expect(f.stdout.text).toBe("Domain 'web1' migrated to qemu:///system?root=/h2 in 2.4 s (100.00 MiB sent, paused 12 ms)\n");
   });
 
-  it('polls nothing and prints one JSON document with --json', async () => {
-    const f = fake({ stderrTTY: true, procs: { migrate: result, getJobInfo: job } });
-    expect(await f.run('migrate', 'web1', 'qemu:///system?root=/h2', '--json')).toBe(0);
+  it('with --json writes progress events as JSON lines on stderr and the result as one JSON document on stdout', async () => {
+    let finish: (r: MigrateResult) => void = () => undefined;
+    const f = fake({ stderrTTY: true, procs: { migrate: () => new Promise<MigrateResult>((resolve) => { finish = resolve; }), getJobInfo: job } });
+    const done = f.run('migrate', 'web1', 'qemu:///system?root=/h2', '--json');
+    await settle();
+    await f.clock.advance(500);
+    await settle();
+    await f.clock.advance(500);
+    await settle();
+    finish(result);
+    expect(await done).toBe(0);
     expect(JSON.parse(f.stdout.text)).toEqual(result);
+    const events = f.stderr.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.length).toBeGreaterThanOrEqual(2);
+    expect(events[0]).toEqual({ event: 'progress', name: 'web1', ...job });
+    expect(f.stderr.text).not.toContain('[');
+  });
+
+  it('polls nothing when neither a terminal nor --json asks for progress', async () => {
+    const f = fake({ stderrTTY: false, procs: { migrate: result, getJobInfo: job } });
+    expect(await f.run('migrate', 'web1', 'qemu:///system?root=/h2')).toBe(0);
     expect(f.calls.map((c) => c.proc)).toEqual(['migrate']);
   });
 
