@@ -5,6 +5,7 @@ import {
   ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
+import { existsSync } from 'node:fs';
 import { readRuntimeState } from '../daemon/runtime-state.js';
 import type { LogHub } from '../daemon/logging.js';
 import type { DaemonService } from '../daemon/service.js';
@@ -17,6 +18,7 @@ import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers
 import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
+import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
 import { DomainRegistry, isActive, type DomainRecord } from './registry.js';
 import { ShimPool } from './shim-pool.js';
@@ -85,7 +87,7 @@ export class Virtqemud {
     }
     return {
       served: [
-        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)) }, proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
+        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps) }, proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
@@ -126,7 +128,9 @@ export class Virtqemud {
     if (r.persistent || isActive(r) || stateFile === undefined) return;
     if (r.reason !== 'failed') {
       const saved = await readRuntimeState(stateFile);
-      if (saved === undefined || saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
+      // No state file at all: the shim removed it as it ended (its VM migrated away, or an
+      // incoming migration never ran it here), so there is no end to keep listed.
+      if (saved === undefined ? existsSync(stateFile) : saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
     }
     if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
   }

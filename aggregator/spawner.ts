@@ -2,16 +2,16 @@
 // their VMs outlive it, through the one shim bootstrap contract (daemon/shim-bootstrap.ts).
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock, Layout, NormalizedDefinition } from '../protocol/index.js';
+import { incomingShimArgs, type Clock, type IncomingState, type Layout, type NormalizedDefinition } from '../protocol/index.js';
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 
 /** What a shim reported once it started its VM. */
-export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state'>;
+export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri'>;
 
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {
-  /** `restoreFrom`: a save image (checked) the shim loads instead of booting. */
-  start(def: NormalizedDefinition, opts: { paused: boolean; restoreFrom?: string }): Promise<ShimStarted>;
+  /** `incoming`: the shim loads a save image or waits for a migration instead of booting. */
+  start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
 }
@@ -19,12 +19,12 @@ export interface ShimSpawner {
 /** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000): ShimSpawner {
   return {
-    start(def, { paused, restoreFrom }) {
+    start(def, { paused, incoming }) {
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);
       // The shim is spawned (and has its own copy of the descriptor) before spawnShim returns.
       const started = spawnShim({
-        command: shimBinary, args: [...placement, '--definition', '-', ...(paused ? ['--paused'] : []), ...(restoreFrom === undefined ? [] : ['--restore', restoreFrom])], definition: JSON.stringify(def), name: def.name,
+        command: shimBinary, args: [...placement, '--definition', '-', ...(paused ? ['--paused'] : []), ...incomingShimArgs(incoming)], definition: JSON.stringify(def), name: def.name,
         stderr: errFd, env, clock, timeoutMs, logHint: `see ${errLog}`,
       });
       closeSync(errFd);

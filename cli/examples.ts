@@ -51,6 +51,13 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   'snapshot-revert': [ex('snapshot-revert web1 before-upgrade', 'web1 back to the snapshot, running or paused as it was taken')],
   'snapshot-delete': [ex('snapshot-delete web1 before-upgrade', 'removes it from the disks; its children take its parent')],
   'managedsave-remove': [ex('managedsave-remove web1', 'drops web1\'s managed save image: the next start boots afresh')],
+  migrate: [
+    ex('migrate web1 qemu:///system?root=/srv/host2 --live', 'moves the running web1 to the virtqemud of another root, guest running all along'),
+    ex('migrate web1 qemu:///system?socket=/run/host2/virtqemud.sock --live --persistent --undefine-source', 'moves it and its stored definition'),
+    ex('migrate web1 qemu:///system?root=/srv/host2 --live --bandwidth 100 --max-downtime 50 --auto-converge', 'at most 100 MiB/s, at most 50 ms paused'),
+  ],
+  domjobinfo: [ex('domjobinfo web1', 'how far web1\'s migration has got: bytes remaining, rate, expected downtime')],
+  domjobabort: [ex('domjobabort web1', 'cancels web1\'s migration; it goes on running here')],
   convert: [
     ex('convert web1.xml', 'prints the virtq definition of a libvirt domain, or lists what cannot be carried over'),
     ex('convert web1.xml --lossy > web1.json', 'writes what can be carried over; warnings on stderr'),

@@ -13,6 +13,7 @@ import { objectTable, table } from './render.js';
 import { consoleCommand, eventCommand } from './stream-commands.js';
 import { domeventsAdapter } from './event-history.js';
 import { saveAdapters } from './save-commands.js';
+import { migrationAdapters } from './migrate-commands.js';
 
 type Args = Record<string, unknown>;
 
@@ -212,7 +213,7 @@ export function virtqCommands(): CommandSpec[] {
   for (const [procName, spec] of Object.entries(virtqProgram.procs) as [VirtqProc, (typeof virtqProgram.procs)[VirtqProc]][]) {
     const own = ownCommands[procName];
     if (own !== undefined) commands.push(own());
-    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName] ?? networkAdapters[procName] ?? saveAdapters[procName] ?? (procName === 'getEvents' ? domeventsAdapter : undefined)));
+    else if (spec.cli !== undefined) commands.push(callCommand(virtqProgram, procName, adapters[procName] ?? networkAdapters[procName] ?? saveAdapters[procName] ?? migrationAdapters[procName] ?? (procName === 'getEvents' ? domeventsAdapter : undefined)));
   }
   return commands;
 }

@@ -17,6 +17,8 @@ export const ShimReady = Type.Object({
   socket: Type.String(),
   shimPid: Type.Integer(),
   qemuPid: Type.Optional(Type.Integer()),
+  /** A shim started for an incoming migration: where its QEMU listens for the stream. */
+  incomingUri: Type.Optional(Type.String()),
 });
 export type ShimReady = Static<typeof ShimReady>;
 

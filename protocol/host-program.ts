@@ -6,6 +6,7 @@ import { defineProgram, event, proc } from './catalogue.js';
 import { DomainRef, DomainRow, DomainState, Empty, LifecycleEvent } from './types.js';
 import { firstVmProcs, laterVmProcs } from './vm-program.js';
 import { saveHostProcs, saveVmProcs, snapshotHostProcs, snapshotVmProcs } from './save-program.js';
+import { migrationHostProcs, migrationVmProcs } from './migration-procs.js';
 
 const aggregator = ['aggregator'] as const;
 
@@ -39,7 +40,7 @@ const hostProcs = {
 };
 
 /** The `virtq` program: per-VM and host procedures. */
-export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs, ...saveVmProcs, ...saveHostProcs, ...snapshotVmProcs, ...snapshotHostProcs }, {
+export const virtqProgram = defineProgram('virtq', 'Per-VM lifecycle, devices and stats, and the host listing and definitions.', { ...firstVmProcs, ...hostProcs, ...laterVmProcs, ...saveVmProcs, ...saveHostProcs, ...snapshotVmProcs, ...snapshotHostProcs, ...migrationVmProcs, ...migrationHostProcs }, {
   lifecycle: event({ body: LifecycleEvent, since: '0.1', description: 'A VM changed state; pushed to connections that called subscribeEvents.' }),
 });
 export type VirtqProgram = typeof virtqProgram;

@@ -10,6 +10,7 @@ export * from './catalogue.js';
 export { vmProcs, DomainInfo, BlockStat, InterfaceAddresses } from './vm-program.js';
 export { SnapshotInfo, saveVmProcs, saveHostProcs } from './save-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
+export { migrationSocket, JobInfo, MigrationTransport, type MigrateArgs, type MigrateResult, type PrepareResult } from './migration-procs.js';
 export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';
@@ -41,3 +42,4 @@ export { AclFile, AclMatch, AclRule, AclRules, describeIdentity, identityOf, isP
 export { AclPolicy, type AccessPolicy, type Denial } from './acl-policy.js';
 
 export * from './journal-types.js';
+export { incomingShimArgs, type IncomingState } from './incoming.js';

@@ -6,6 +6,7 @@ import { proc } from './catalogue.js';
 import { AnyObject, DomainRef, DomainState, Empty, StateResult } from './types.js';
 import { EventHistory, GetEventsArgs, LastStop, SubscribeEventsArgs, SubscribeEventsResult } from './journal-types.js';
 import { saveVmProcs, snapshotVmProcs } from './save-program.js';
+import { migrationVmProcs } from './migration-procs.js';
 
 const both = ['shim', 'aggregator'] as const;
 const ref = <P extends TProperties>(extra: P) =>
@@ -102,7 +103,7 @@ export const laterVmProcs = {
 };
 
 /** Per-VM procedures, keyed by name. */
-export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...saveVmProcs, ...snapshotVmProcs };
+export const vmProcs = { ...firstVmProcs, ...laterVmProcs, ...saveVmProcs, ...snapshotVmProcs, ...migrationVmProcs };
 
 // Each schema above is also the name of the type it validates.
 export type DomainInfo = Static<typeof DomainInfo>;

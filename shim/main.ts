@@ -3,7 +3,7 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError, parseUri, systemClock } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
 import { composeShim, type ShimOptions } from './compose.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
@@ -40,6 +40,7 @@ other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the 
                         records (virtqemud asks this after a shim died while starting it)
   --paused              start with the vCPUs paused
   --restore IMAGE       start from a save image (virtq save) instead of booting; it must hold this definition's VM
+  --incoming unix|tcp   start QEMU waiting for an incoming migration on a unix socket or a loopback TCP port (virtqemud's migratePrepare asks this)
   --no-register         do not register with virtqemud (no daemon needed)
   --embed               private VM of an embedding application (implies --no-register)
   --register-timeout S  how long to wait for virtqemud (default 10)
@@ -63,7 +64,7 @@ function parse(argv: string[]): Parsed | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
-      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' }, restore: { type: 'string' },
+      root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' }, restore: { type: 'string' }, incoming: { type: 'string' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
       qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, handover: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
@@ -90,7 +91,10 @@ function parse(argv: string[]): Parsed | 'help' {
     const given = (definition as { name?: unknown } | null)?.name;
     name = typeof given === 'string' && validName.test(given) ? given : 'unnamed';
     if (values.restore !== undefined && !values.restore.startsWith('/')) throw new VirtqError('INVALID_ARG', '--restore needs an absolute path');
-    mode = { kind: 'start', definition, paused: values.paused === true, ...(values.restore === undefined ? {} : { restoreFrom: values.restore }) };
+    if (values.incoming !== undefined && values.incoming !== 'unix' && values.incoming !== 'tcp') throw new VirtqError('INVALID_ARG', `--incoming takes unix or tcp, not ${JSON.stringify(values.incoming)}`);
+    if (values.restore !== undefined && values.incoming !== undefined) throw new VirtqError('INVALID_ARG', '--restore and --incoming exclude each other: a VM gets its state from one place');
+    const incoming: IncomingState | undefined = values.restore !== undefined ? { kind: 'image', file: values.restore } : values.incoming !== undefined ? { kind: 'migration', transport: values.incoming } : undefined;
+    mode = { kind: 'start', definition, paused: values.paused === true, ...(incoming === undefined ? {} : { incoming }) };
   } else {
     mode = { kind: 'attach', name };
   }
@@ -149,7 +153,7 @@ async function start(parsed: Parsed): Promise<Started> {
   process.on('SIGUSR2', () => void upgradeShim(shim.handoverParts()).catch(() => undefined)); // logged by the upgrade
   const s = shim.runtimeState();
   return {
-    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }) }),
+    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.incomingUri() }),
     // The shim stops and leaves QEMU running; `done` also settles when the VM stops for good.
     stop: () => void shim.stop(),
     done: shim.done,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import {
   VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
-  type ResolvedDefinition,
+  type IncomingState, type ResolvedDefinition,
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
@@ -26,6 +26,7 @@ import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
+import { registrationInfo, registrationOf } from './registration-row.js';
 import { ShimMetrics, shimRegistry } from './metrics.js';
 import { metricsRoute, serveHttp } from '../daemon/http-server.js';
 import { VmEvents } from './journal/vm-events.js';
@@ -33,8 +34,9 @@ import { qmpProxyFor, withEventTap, type HostQmpProxyOptions } from './qmp-proxy
 import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
-import { restoreStep, saveHandlers } from './handlers/save-handlers.js';
+import { saveHandlers } from './handlers/save-handlers.js';
 import { diskResolver, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
+import { incomingStart, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
@@ -42,7 +44,7 @@ const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
-export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; restoreFrom?: string } | { kind: 'attach'; name: string };
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: IncomingState } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
 export interface ShimConfig {
@@ -89,6 +91,8 @@ export class Shim {
   private registers: boolean;
   /** The shared QMP socket (shim/qmp-proxy/), unless turned off. */
   private qmpProxy: QmpProxyServer | undefined;
+  /** Live migration: the source side, and the destination side of a shim started with --incoming. */
+  private migration: ShimMigration | undefined;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -184,13 +188,15 @@ export class Shim {
     const qmpProxy = qmpProxyFor(cfg.qmpProxy, vm, { path: sockets.qmpProxy, log: cfg.logs.module('qmp-proxy'), onChanged: () => shim.taint() });
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
     shim.qmpProxy = qmpProxy;
+    const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' ? cfg.mode.incoming.transport : undefined });
+    shim.migration = migration;
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? pathOnly(disk) : resolver.disk(disk)),
       network: nicOperations(vm, ports), events,
-    }), ...saveHandlers({ vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable() }) } });
+    }), ...saveHandlers({ vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable() }), ...migration.handlers(() => shim.durable()) } });
     return shim;
   }
 
@@ -205,16 +211,17 @@ export class Shim {
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();
     if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
-    await this.registrar?.register(this.registration(saved));
+    await this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved));
     await this.consoleHub.listen(cfg.handedOver?.fds.consoleListener);
     await this.monitors.listen(cfg.handedOver?.fds.monitorListener);
     if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
     if (saved !== undefined && saved.qemuPid !== undefined) {
       await vm.reattach(saved.qemuPid, saved);
+      await this.migration?.recover();
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, cfg.mode.kind === 'start' ? await restoreStep(cfg.mode.restoreFrom, vm, cfg.clock, this.sockets.monitor) : undefined);
+      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, await incomingStart(cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration }));
       // Without its state file nobody could find or take over the VM after this shim: no start.
       await this.persisting;
       if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
@@ -246,13 +253,19 @@ export class Shim {
         const { cfg } = this;
         if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
         if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
-        await this.registrar?.register(this.registration(this.runtimeState()));
+        await this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, this.runtimeState()));
       },
       handedOver: () => {
         this.stopping = true;
         this.cfg.clock.setTimeout(() => this.markDone(), 200); // the upgrade's reply goes out first
       },
     };
+  }
+
+  /** For the ready line: where an incoming migration's QEMU listens. */
+  incomingUri(): { incomingUri?: string } {
+    const uri = this.migration?.incoming?.uri;
+    return uri === undefined ? {} : { incomingUri: uri };
   }
 
   /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */
@@ -306,25 +319,6 @@ export class Shim {
     throw new VirtqError('OPERATION_FAILED', `VM "${this.vm.def.name}" is ${this.vm.state}, but its state could not be saved: ${err.message}`, { cause: err });
   }
 
-  private registration(saved: RuntimeState | undefined): Parameters<Registrar['register']>[0] {
-    const reattach = saved !== undefined;
-    const pid = this.vm.qemuPid ?? saved?.qemuPid;
-    return {
-      name: this.vm.def.name, uuid: this.vm.def.uuid, shimPid: process.pid, ...(pid === undefined ? {} : { qemuPid: pid }),
-      socket: this.sockets.rw, roSocket: this.sockets.ro, adminSocket: this.sockets.admin, stateFile: this.stateFile,
-      state: reattach ? this.vm.state : 'starting', reason: reattach ? this.vm.reason : 'booting', reattach, info: this.info(),
-    };
-  }
-
-  // Lets virtqemud answer getInfo without a hop to this shim.
-  private info(): NonNullable<Parameters<Registrar['register']>[0]['info']> {
-    const { vm } = this;
-    return {
-      vcpus: vm.def.vcpus, memoryMiB: vm.def.memoryMiB, accel: this.accel, tainted: vm.tainted,
-      ...(vm.qemuStartedAt === undefined ? {} : { qemuStartedAt: vm.qemuStartedAt }),
-    };
-  }
-
   // A tool on the shared QMP socket changed the VM: tainted, saved and reported like any change.
   private taint(): void {
     if (this.vm.tainted) return;
@@ -337,7 +331,7 @@ export class Shim {
   private onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void {
     const state = this.runtimeState();
     this.persist();
-    const report = { state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), info: this.info() };
+    const report = { state: state.state, reason: state.reason, ...(state.qemuPid === undefined ? {} : { qemuPid: state.qemuPid }), info: registrationInfo(this.vm, this.accel) };
     const all = [...(kind === undefined ? [] : [{ kind, details }]), ...this.events.changes(this.vm)];
     if (all.length === 0) this.registrar?.update(report);
     for (const e of all) {
@@ -379,6 +373,7 @@ export class Shim {
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
     await Promise.race([this.service.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);
+    await this.migration?.forgetIfGone(this.stateFile);
     // Let the final replies and events reach clients before the sockets go.
     await new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 50));
     await this.shutdownServices();

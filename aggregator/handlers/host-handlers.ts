@@ -2,14 +2,14 @@
 // starting VMs (each in its own detached shim) and autostart.
 import { randomUUID } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
-import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type IncomingState, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { findLiveQemu, isLiveQemu, processStart, ticksSinceBoot } from '../../drivers/host/proc.js';
 import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { Events } from '../events.js';
 import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
-import type { ShimSpawner } from '../spawner.js';
+import type { ShimSpawner, ShimStarted } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 
@@ -25,14 +25,15 @@ export interface HostDeps {
   workers: Pick<WorkerSlots, 'run'>;
 }
 
-/** Starts the shim of `record` from `def` (or from the save image `restoreFrom`); the record holds the name while it starts. */
-export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, restoreFrom?: string): Promise<DomainRow> {
+/** Starts the shim of `record` from `def` (or from `incoming`: a save image, a migration); the record holds the name while it starts. */
+export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState, started?: (s: ShimStarted) => void): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
     // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
-    await d.workers.run(() => d.spawner.start(def, { paused, ...(restoreFrom === undefined ? {} : { restoreFrom }) }));
+    const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
+    started?.(up);
     return toRow(record);
   } catch (err) {
     const e = VirtqError.from(err);

@@ -4,7 +4,7 @@
 // managed save image resumes from it and then removes it; managedSaveRemove forgets one.
 import { randomUUID } from 'node:crypto';
 import { access, rm } from 'node:fs/promises';
-import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type IncomingState, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { managedSaveFile, readSaveImage, type SaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import type { DomainRecord } from '../registry.js';
 import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
@@ -17,8 +17,9 @@ export interface SaveHostDeps {
   layout: Layout;
 }
 
-/** Starts `record`'s shim from `def`, loading the image `restoreFrom` when given (host-handlers.ts's startShim). */
-export type StartShim = (record: DomainRecord, def: NormalizedDefinition, paused: boolean, restoreFrom?: string) => Promise<DomainRow>;
+/** Starts `record`'s shim from `def`, loading `incoming` when given (host-handlers.ts's startShim). */
+export type StartShim = (record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState) => Promise<DomainRow>;
+
 
 // The definition inside a checked image, validated as any definition is.
 function imageDefinition(image: SaveImage): NormalizedDefinition {
@@ -51,7 +52,7 @@ export async function startFromManagedSave(d: SaveHostDeps, startShim: StartShim
     const e = VirtqError.from(err);
     throw new VirtqError(e.code, `cannot resume VM "${r.name}" from its managed save image: ${e.message}; remove it with: virtq managedsave-remove ${r.name}`, { details: { ...e.details }, cause: err });
   }
-  const row = await startShim(r, def, paused || !image.running, file);
+  const row = await startShim(r, def, paused || !image.running, { kind: 'image', file });
   await rm(file, { force: true });
   return row;
 }
@@ -69,7 +70,7 @@ export function saveHostHandlers(d: SaveHostDeps, startShim: StartShim): Handler
       }
       // A defined VM of the same UUID is restored into; otherwise the VM comes back transient.
       r ??= registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'restoring' });
-      return startShim(r, def, paused === true || !image.running, file);
+      return startShim(r, def, paused === true || !image.running, { kind: 'image', file });
     },
     snapshotList: async ({ name }) => ({ snapshots: await new SnapshotStore(d.layout.state, registry.require(name).name).list() }),
     snapshotInfo: async ({ name, snapshot }) => new SnapshotStore(d.layout.state, registry.require(name).name).get(snapshot),

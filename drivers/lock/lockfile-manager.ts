@@ -107,9 +107,9 @@ export class LockfileManager implements LockManager {
     await this.releaseKeys(owner, [await this.resourceKey(path)]);
   }
 
-  async releaseAll(owner: LeaseOwner, paths: readonly string[]): Promise<void> {
+  async releaseAll(owner: LeaseOwner, paths: readonly string[], qemuPid?: number): Promise<void> {
     const keys = await Promise.all(paths.map((p) => this.resourceKey(p)));
-    await this.releaseKeys(owner, keys);
+    await this.releaseKeys(owner, keys, qemuPid);
   }
 
   async holdExclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
@@ -195,11 +195,13 @@ export class LockfileManager implements LockManager {
   }
 
   /** Stops `owner`'s holders on `keys` (their QEMU is gone or the disk detached) and drops the records. */
-  private async releaseKeys(owner: LeaseOwner, keys: readonly string[]): Promise<void> {
+  private async releaseKeys(owner: LeaseOwner, keys: readonly string[], qemuPid?: number): Promise<void> {
     await this.writes;
     await Promise.all([...new Set(keys)].map(async (key) => {
       const rec = await this.o.space.readRecord(key, owner.uuid);
       if (rec === undefined) return;
+      // The same VM's other QEMU (a migration's destination) holds it now: not ours to give back.
+      if (qemuPid !== undefined && rec.qemuPid !== undefined && rec.qemuPid !== qemuPid) return;
       if (rec.host === this.o.host) {
         const gone = await stopHolder({ pid: rec.holderPid, start: rec.holderStart }, this.o.clock);
         if (!gone) throw new VirtqError('OPERATION_FAILED', `lease holder ${rec.holderPid} for ${rec.resource} did not exit`);

@@ -73,8 +73,12 @@ export interface LockManager {
   acquireForRunning(owner: LeaseOwner, qemuPid: number, request: LeaseRequest): Promise<void>;
   /** Gives back the lease on `path` (detach, or a failed hot-plug). */
   release(owner: LeaseOwner, path: string): Promise<void>;
-  /** QEMU has exited (or never started): resolves once every lease on `paths` is given back. */
-  releaseAll(owner: LeaseOwner, paths: readonly string[]): Promise<void>;
+  /**
+   * QEMU has exited (or never started, or handed its disks over in a migration): resolves once
+   * every lease on `paths` is given back. With `qemuPid`, a lease recorded for another QEMU of the
+   * same VM (the destination of a migration on this host) is left alone.
+   */
+  releaseAll(owner: LeaseOwner, paths: readonly string[], qemuPid?: number): Promise<void>;
   /**
    * Runs `fn` holding `path`'s resource exclusively, as a VM would, so that no VM can lease it
    * meanwhile: virtstoraged deletes or shrinks a volume under it. Throws LOCK_CONFLICT naming

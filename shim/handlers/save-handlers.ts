@@ -1,7 +1,7 @@
 // The shim's save procedures (save, managedSave) and the restore step of a start from an image:
 // the VM's job pauses it, save-image.ts writes the image, and the VM stops with reason `saved`.
 import { asDefined, VirtqError, type Clock, type Handlers, type Layout, type VirtqProgram } from '../../protocol/index.js';
-import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+import type { IncomingStart } from '../vm/incoming.js';
 import { managedSaveFile, readSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -58,12 +58,11 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
  * `-incoming defer`. The image is checked again here (virtqemud checked it too): the shim never
  * feeds QEMU a file it has not read the header of, and a definition it was not started with.
  */
-export async function restoreStep(file: string | undefined, vm: Vm, clock: Clock, monitorSocket: string): Promise<((mon: HypervisorMonitor) => Promise<void>) | undefined> {
-  if (file === undefined) return undefined;
+export async function restoreStep(file: string, vm: Vm, clock: Clock, monitorSocket: string): Promise<IncomingStart> {
   const image = await readSaveImage(file);
   const saved = image.definition as { uuid?: unknown; name?: unknown };
   if (saved.uuid !== vm.def.uuid || saved.name !== vm.def.name) {
     throw new VirtqError('INVALID_SAVE_IMAGE', `${file} holds VM "${String(saved.name)}" (${String(saved.uuid)}), not "${vm.def.name}" (${vm.def.uuid})`, { details: { file, reason: 'other-vm' } });
   }
-  return (mon) => loadFromFile(mon, clock, image, saveSocketPath(monitorSocket));
+  return { leasesDisks: true, reason: 'restored', load: (mon) => loadFromFile(mon, clock, image, saveSocketPath(monitorSocket)) };
 }

@@ -4,7 +4,7 @@ import type { Clock, DomainState } from '../../protocol/index.js';
 import type { ExitInfo } from './qemu-process.js';
 
 /** Why the shim itself is stopping the hypervisor. */
-export type StopIntent = 'destroyed' | 'shutdown-timeout' | 'shutdown' | 'saved';
+export type StopIntent = 'destroyed' | 'shutdown-timeout' | 'shutdown' | 'saved' | 'migrated';
 
 /** What the VM knew when its process exited. */
 export interface ExitContext {

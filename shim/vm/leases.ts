@@ -31,10 +31,40 @@ export class VmLeases {
     return this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
   }
 
-  /** QEMU has exited: resolves once no disk of `def` is leased to it any more. */
-  async releaseAll(def: ResolvedDefinition): Promise<void> {
+  /**
+   * QEMU has exited (or hands its disks over in a migration): resolves once no disk of `def` is
+   * leased to it any more. With `qemuPid`, leases another QEMU of this VM holds stay.
+   */
+  async releaseAll(def: ResolvedDefinition, qemuPid?: number): Promise<void> {
     // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
-    await this.lock.manager?.releaseAll(this.owner, def.disks.map((d) => d.path));
+    await this.lock.manager?.releaseAll(this.owner, def.disks.map((d) => d.path), qemuPid);
+  }
+
+  /**
+   * Leases every disk of `def` for the running QEMU `qemuPid` (a migration's switchover: the
+   * destination taking them, or the source taking them back). All or nothing: LOCK_CONFLICT
+   * naming the holder, with nothing kept.
+   */
+  async acquireAllForRunning(def: ResolvedDefinition, qemuPid: number): Promise<void> {
+    const manager = this.manager();
+    // One lease per resource, exclusive when any disk on it is writable.
+    const byKey = new Map<string, { path: string; mode: 'exclusive' | 'shared' }>();
+    for (const d of def.disks) {
+      const key = await manager.resourceKey(d.path);
+      const req = leaseRequest(d);
+      const seen = byKey.get(key);
+      byKey.set(key, { path: seen?.path ?? req.path, mode: seen?.mode === 'exclusive' ? 'exclusive' : req.mode });
+    }
+    const taken: string[] = [];
+    try {
+      for (const req of byKey.values()) {
+        await manager.acquireForRunning(this.owner, qemuPid, req);
+        taken.push(req.path);
+      }
+    } catch (err) {
+      await manager.releaseAll(this.owner, taken, qemuPid).catch((e: unknown) => this.log.error({ err: e, msgId: 'LEASE_RELEASE_FAILED' }, 'cannot give back disk leases'));
+      throw err;
+    }
   }
 
   /** The hooks around hot-plug: lease before attach, give back after detach or a failed attach. */

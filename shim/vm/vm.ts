@@ -21,6 +21,7 @@ import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
 export type { SavedVmState, VmDeps } from './vm-deps.js';
 import type { SavedVmState, VmDeps } from './vm-deps.js';
+import type { IncomingStart } from './incoming.js';
 
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
@@ -42,7 +43,9 @@ export class Vm {
   private intent: StopIntent | undefined;
   private guestShutdown = false;
   private rebootPending = false;
-  private expectedPause: string | undefined;
+  /** The reasons the next STOP / RESUME event of QEMU is reported with (a migration sets them). */
+  expectedPause: string | undefined;
+  expectedResume: string | undefined;
   private lastReset = 0;
   private readonly restarts: RestartBudget;
   private gone: Promise<void> = Promise.resolve();
@@ -96,17 +99,17 @@ export class Vm {
     return mon;
   }
 
-  /** Spawns QEMU, takes its monitor, loads a saved state with `incoming` if given (shim/vm/save-image.ts), then `cont` unless `paused`. */
-  async start(paused: boolean, incoming?: (mon: HypervisorMonitor) => Promise<void>): Promise<void> {
+  /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`. */
+  async start(paused: boolean, incoming?: IncomingStart): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
     await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming));
   }
 
-  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: (mon: HypervisorMonitor) => Promise<void>): Promise<void> {
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
-    const leases = await this.deps.leases.acquireForStart(this.def);
+    const leases = await this.deps.leases.acquireForStart(incoming?.leasesDisks === false ? { ...this.def, disks: [] } : this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;
@@ -125,7 +128,7 @@ export class Vm {
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
       await this.link.attach(socket);
-      await incoming?.(this.monitor());
+      await incoming?.load(this.monitor());
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';
@@ -133,7 +136,7 @@ export class Vm {
       await this.gone;
       throw startFailure(this.def, err, await tailFile(this.deps.qemuLogFile, 2048));
     }
-    this.request(paused ? 'paused' : 'running', incoming !== undefined ? 'restored' : paused ? 'start-paused' : 'booted');
+    this.request(paused ? 'paused' : 'running', incoming?.reason ?? (paused ? 'start-paused' : 'booted'));
     this.deps.onLifecycle('started');
   }
 
@@ -260,7 +263,7 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  private async kill(intent: StopIntent, graceMs: number): Promise<void> {
+  async kill(intent: StopIntent, graceMs: number): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
     this.intent = intent;
@@ -280,7 +283,7 @@ export class Vm {
   // else sees the exit (a restart re-acquires them).
   private onExit(proc: QemuProcess, info: ExitInfo): void {
     if (this.proc !== proc) return;
-    void this.deps.leases.releaseAll(this.def)
+    void this.deps.leases.releaseAll(this.def, proc.pid)
       .catch((err: unknown) => this.deps.log.error({ err, msgId: 'LEASE_RELEASE_FAILED' }, 'cannot give back disk leases'))
       .then(() => this.afterExit(proc, info));
   }
@@ -313,7 +316,7 @@ export class Vm {
     return {
       onShutdown: (e) => this.onShutdown(e),
       onStop: () => this.enterPaused(this.expectedPause ?? 'unknown'),
-      onResume: () => this.enterRunning('unpaused'),
+      onResume: () => this.enterRunning(this.expectedResume ?? 'unpaused'),
       onReset: (e) => {
         // One guest reboot can raise several RESET events within milliseconds.
         const now = this.deps.clock.monotonic();

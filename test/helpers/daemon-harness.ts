@@ -72,6 +72,11 @@ export class DaemonHarness {
     return readStateFiles(this.layout);
   }
 
+  /** The daemon processes started so far, oldest first. */
+  get daemons(): readonly ChildProcess[] {
+    return this.procs;
+  }
+
   /** Kills daemons, shims and QEMUs under the root, then removes it. */
   async cleanup(): Promise<void> {
     for (const c of this.clients) c.close();

@@ -43,6 +43,7 @@ const EXTRA: Record<string, Record<string, unknown>> = {
   snapshotRevert: { snapshot: 's1' },
   snapshotDelete: { snapshot: 's1' },
   snapshotInfo: { snapshot: 's1' },
+  migrate: { destUri: 'qemu:///system?root=/nonexistent/dest' },
 };
 
 /** Procedures of `program` whose arguments have a `name`. */

@@ -35,7 +35,7 @@ describe('the catalogue', () => {
   it('derives the ACL of virtq: everything on rw, the read-only procedures on ro, nothing on admin', () => {
     const t = acl(virtqProgram);
     expect(t.rw.allowed).toEqual(Object.keys(virtqProgram.procs));
-    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'interfaceAddresses', 'getEvents', 'snapshotList', 'snapshotInfo']);
+    expect(t.ro.allowed).toEqual(['getState', 'getInfo', 'getDefinition', 'blockStats', 'memoryStats', 'subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'interfaceAddresses', 'getEvents', 'snapshotList', 'snapshotInfo', 'getJobInfo']);
     expect(t.ro.refused).toBe('virtq.shutdown changes state and is refused on the read-only socket; use the read-write socket');
     expect(t.admin).toEqual({ allowed: [], refused: 'virtq.getState is not served on the admin socket' });
   });
@@ -71,7 +71,7 @@ describe('the catalogue', () => {
   it('says how embedded mode serves each procedure', () => {
     const mode = (m: string) => procNames(virtqProgram.procs, (s) => (s.embed ?? 'shim') === m);
     expect(mode('router')).toEqual(['subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'create']);
-    expect(mode('unavailable')).toEqual(['define', 'undefine', 'start', 'setAutostart', 'restore', 'managedSaveRemove', 'snapshotList', 'snapshotInfo']);
+    expect(mode('unavailable')).toEqual(['define', 'undefine', 'start', 'setAutostart', 'restore', 'managedSaveRemove', 'snapshotList', 'snapshotInfo', 'migratePrepare']);
     expect(mode('shim')).toEqual(procNames(virtqProgram.procs, (s) => s.perVm));
   });
 });

@@ -25,6 +25,9 @@ describe('VM operations', () => {
       snapshotCreate: ['running', 'paused'],
       snapshotRevert: ['running', 'paused'],
       snapshotDelete: ['running', 'paused'],
+      migrate: ['running', 'paused'],
+      migrateIncomingClaim: ['paused'],
+      migrateIncomingFinish: ['paused'],
     });
   });
 

@@ -24,6 +24,9 @@ const allowed: Record<Operation, readonly DomainState[]> = {
   snapshotCreate: ['running', 'paused'],
   snapshotRevert: ['running', 'paused'],
   snapshotDelete: ['running', 'paused'],
+  migrate: ['running', 'paused'],
+  migrateIncomingClaim: ['paused'],
+  migrateIncomingFinish: ['paused'],
 };
 
 const cases = (Object.keys(allowed) as Operation[]).flatMap((op) => DOMAIN_STATES.map((state) => ({ op, state, ok: allowed[op].includes(state) })));

@@ -111,6 +111,23 @@ describe('LockfileManager', () => {
     expect(await new Lockspace(join(dir, 'space')).readRecord(resourceKey(disk), A.uuid)).toBeUndefined();
   });
 
+  it('hands a lease from one QEMU of a VM to another (migration): the old one\'s releaseAll leaves the new one\'s lease alone', async () => {
+    const m = manager();
+    const source = await fakeQemu(await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]));
+    const dest = await fakeQemu(await m.acquireForStart({ ...A, shimPid: 12 }, []));
+    // The destination cannot take it while the source holds it.
+    await expect(m.acquireForRunning({ ...A, shimPid: 12 }, dest.pid as number, { path: disk, mode: 'exclusive' })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await m.releaseAll(A, [disk]);
+    await m.acquireForRunning({ ...A, shimPid: 12 }, dest.pid as number, { path: disk, mode: 'exclusive' });
+    // The source QEMU then exits and its shim gives back what is its own: nothing any more.
+    await killed(source);
+    await m.releaseAll(A, [disk], source.pid as number);
+    expect(await new Lockspace(join(dir, 'space')).readRecord(resourceKey(disk), A.uuid)).toMatchObject({ qemuPid: dest.pid });
+    await expect(m.acquireForStart(B, [{ path: disk, mode: 'shared' }])).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await m.releaseAll(A, [disk], dest.pid as number);
+    await fakeQemu(await m.acquireForStart(B, [{ path: disk, mode: 'shared' }]));
+  });
+
   it('binds a hot-plug lease to a running process and gives it back on release', async () => {
     const m = manager();
     const qemu = await fakeQemu(await m.acquireForStart(A, []));

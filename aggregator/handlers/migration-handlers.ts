@@ -1,0 +1,34 @@
+// The destination side of a live migration on virtqemud: `migratePrepare` claims the VM's name and
+// UUID here first (NAME_IN_USE when another VM has the name), then starts a shim whose QEMU waits
+// for the incoming stream, and answers where it listens. From then on the source shim speaks to
+// that shim through the per-VM procedures this daemon forwards by name.
+import { randomUUID } from 'node:crypto';
+import { VirtqError, migrationSocket, normalizeDefinition, type Handlers, type VirtqProgram } from '../../protocol/index.js';
+import { isActive } from '../registry.js';
+import { startShim, type HostDeps } from './host-handlers.js';
+
+/** Builds the host handlers of migration. */
+export function migrationHostHandlers(d: HostDeps): Handlers<VirtqProgram> {
+  return {
+    migratePrepare: async ({ definition, transport }) => {
+      if (definition.uuid === undefined) throw new VirtqError('INVALID_ARG', 'invalid definition: /uuid: a migrating VM keeps its UUID, so the definition must carry it');
+      const def = normalizeDefinition(definition, randomUUID);
+      const existing = d.registry.get(def.name);
+      let record;
+      if (existing === undefined) {
+        // Claimed before anything starts: the name is this migration's, or the call fails here.
+        record = d.registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'migrating' });
+      } else if (existing.uuid !== def.uuid.toLowerCase()) {
+        throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is already taken here by another VM (uuid ${existing.uuid})`, { details: { uuid: existing.uuid } });
+      } else if (isActive(existing) || existing.starting) {
+        throw new VirtqError('OPERATION_INVALID', `VM "${def.name}" is already ${existing.starting ? 'starting' : existing.state} here`);
+      } else {
+        // Its stored definition (a VM that once lived here) comes back to life by migration.
+        record = existing;
+      }
+      let uri: string | undefined;
+      const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
+      return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain };
+    },
+  };
+}

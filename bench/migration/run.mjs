@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// Live migration benchmark (issue 16): the test guest (128 MiB, TCG, one raw disk) moved between
+// two virtqemud roots on this machine with `migrate --live`, interleaved round by round with the
+// floor: two raw QEMUs driven by a plain QMP script (the destination spawned with -incoming on a
+// unix socket, `migrate`, poll query-migrate, `cont` on the destination).
+//   total     virtq: the client's `migrate` call, from the call to its reply (destination claimed
+//             and started, memory sent, leases handed over, guest running there, source stopped);
+//             raw: from spawning the destination QEMU to its `cont` returning.
+//   downtime  QEMU's own figure (query-migrate `downtime`) on the source.
+//
+//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dist DIR] [--json out.json]
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { homedir } from 'node:os';
+import {
+  connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, median, now, options, qmpSession, sleep, snapshotDist, summarize, table, tmpRoot,
+} from '../lib/common.mjs';
+
+const o = options();
+const ROUNDS = o.num('rounds', 5);
+const MEMORY = o.num('memory', 128);
+const QEMU = process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64';
+const GUEST = process.env.VIRTQ_TEST_GUEST_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'virtq', 'test-guest');
+const KERNEL = join(GUEST, 'vmlinuz');
+const INITRD = join(GUEST, 'initrd.cpio.gz');
+const CMDLINE = 'console=ttyS0 quiet panic=-1';
+if (!existsSync(KERNEL)) throw new Error(`the test guest is not built under ${GUEST}: bash scripts/build-test-guest.sh`);
+
+const dist = o.get('dist') ?? await snapshotDist('migration');
+const { RpcClient, systemClock, typedClient, virtqProgram } = await import(join(dist, 'lib', 'protocol', 'index.js'));
+const clock = systemClock();
+
+async function waitFor(file, marker, ms = 120_000) {
+  const end = now() + ms;
+  while (now() < end) {
+    if (existsSync(file) && readFileSync(file, 'latin1').includes(marker)) return;
+    await sleep(20);
+  }
+  throw new Error(`${marker} not seen in ${file}`);
+}
+
+async function daemon(root) {
+  const p = spawn(process.execPath, [join(dist, 'bin', 'virtqemud.js'), '--root', root], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await firstLine(p);
+  const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud.sock'), { clock, defaultTimeoutMs: 300_000 });
+  return { p, rpc, api: typedClient(virtqProgram, rpc) };
+}
+
+async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
+  const name = `bm${i}`;
+  await src.api.create({ definition: {
+    name, memoryMiB: MEMORY, vcpus: 1, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: CMDLINE },
+    disks: [{ path: disk, format: 'raw', target: 'vda' }],
+  } });
+  await waitFor(join(srcRoot, 'log', `${name}.console.log`), 'GUEST-READY');
+  const t0 = now();
+  const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true });
+  const total = now() - t0;
+  await dst.api.destroy({ name });
+  return { total, downtime: r.downtimeMs ?? NaN, qemuTotal: r.totalMs };
+}
+
+function rawQemu(dir, tag, disk, extra) {
+  const qmp = join(dir, `${tag}-qmp.sock`);
+  const serial = join(dir, `${tag}.serial`);
+  const p = spawn(QEMU, [
+    '-accel', 'tcg', '-machine', 'pc', '-m', String(MEMORY), '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none',
+    '-kernel', KERNEL, '-initrd', INITRD, '-append', CMDLINE, '-serial', `file:${serial}`,
+    '-drive', `file=${disk},if=virtio,format=raw`, '-qmp', `unix:${qmp},server=on,wait=off`, ...extra,
+  ], { stdio: 'ignore' });
+  return { p, qmp, serial };
+}
+
+async function rawRound(dir, disk, i) {
+  const src = rawQemu(dir, `s${i}`, disk, []);
+  const sq = qmpSession(await connectRetry(src.qmp, now() + 30_000));
+  await sq.greeting;
+  await sq.execute('qmp_capabilities');
+  await waitFor(src.serial, 'GUEST-READY');
+  const sock = join(dir, `m${i}.sock`);
+  const t0 = now();
+  const dst = rawQemu(dir, `d${i}`, disk, ['-incoming', `unix:${sock}`]);
+  const dq = qmpSession(await connectRetry(dst.qmp, now() + 30_000));
+  await dq.greeting;
+  await dq.execute('qmp_capabilities');
+  await sq.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 53 - 1, 'downtime-limit': 300 });
+  await sq.execute('migrate', { uri: `unix:${sock}` });
+  let s;
+  for (;;) {
+    s = await sq.execute('query-migrate');
+    if (s.status === 'completed' || s.status === 'failed') break;
+    await sleep(20);
+  }
+  if (s.status !== 'completed') throw new Error('raw migration failed');
+  while ((await dq.execute('query-status')).status === 'inmigrate') await sleep(2);
+  await dq.execute('cont');
+  const total = now() - t0;
+  src.p.kill('SIGKILL');
+  dst.p.kill('SIGKILL');
+  sq.close();
+  dq.close();
+  return { total, downtime: s.downtime, qemuTotal: s['total-time'] };
+}
+
+const shared = tmpRoot('vqbm-');
+const [r1, r2] = [tmpRoot('vqb1-'), tmpRoot('vqb2-')];
+const disk = join(shared, 'disk.img');
+execFileSync('qemu-img', ['create', '-q', '-f', 'raw', disk, '8M']);
+for (const r of [r1, r2]) {
+  mkdirSync(join(r, 'etc'), { recursive: true });
+  writeFileSync(join(r, 'etc', 'lock.json'), JSON.stringify({ plugin: 'lockfile', lockspace: join(shared, 'lockspace') }));
+}
+const results = { virtq: [], raw: [] };
+const [a, b] = [await daemon(r1), await daemon(r2)];
+try {
+  for (let i = 0; i < ROUNDS; i++) {
+    results.raw.push(await rawRound(shared, disk, i));
+    results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
+    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime}), raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})\n`);
+  }
+} finally {
+  a.rpc.close();
+  b.rpc.close();
+  a.p.kill('SIGKILL');
+  b.p.kill('SIGKILL');
+  for (const r of [r1, r2, shared]) killUnder(r);
+}
+const row = (label, rs, key) => { const s = summarize(rs.map((r) => r[key])); return [label, key, fmt(s.p50), fmt(s.p90), fmt(s.min), fmt(s.max)]; };
+const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
+  row('raw QEMU + QMP script', results.raw, 'total'), row('virtq migrate --live', results.virtq, 'total'),
+  row('raw QEMU + QMP script', results.raw, 'qemuTotal'), row('virtq migrate --live', results.virtq, 'qemuTotal'),
+  row('raw QEMU + QMP script', results.raw, 'downtime'), row('virtq migrate --live', results.virtq, 'downtime'),
+]);
+const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
+process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}; rounds ${ROUNDS}, ${MEMORY} MiB; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
+if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));

@@ -1,0 +1,95 @@
+// Live migration between two virtqemud hosts (or roots): the per-VM procedures the source shim
+// and the destination shim serve, and the one host procedure the destination virtqemud serves.
+// The protocol and the lease handover are described in docs/decisions/0018-live-migration.md.
+// Append only.
+import { Type, type Static, type TProperties } from '@sinclair/typebox';
+import { Definition, DomainName } from './definition.js';
+import { proc } from './catalogue.js';
+import { shimSockets, type Layout } from './paths.js';
+import { DomainRef, DomainRow, StateResult } from './types.js';
+
+const both = ['shim', 'aggregator'] as const;
+const ref = <P extends TProperties>(extra: P) =>
+  Type.Object({ name: DomainName, ...extra }, { additionalProperties: false });
+
+/** How the memory stream travels: a unix socket beside the destination shim's, or a loopback TCP port the destination's QEMU chooses. */
+export const MigrationTransport = Type.Union([Type.Literal('unix'), Type.Literal('tcp')], { description: 'the memory stream: unix (a socket beside the destination shim; the default) or tcp (a loopback port the destination chooses)' });
+export type MigrationTransport = Static<typeof MigrationTransport>;
+
+/** What `migrate` is asked to do. */
+export const MigrateArgs = ref({
+  destUri: Type.String({ minLength: 1, maxLength: 4096, description: 'the destination virtqemud (qemu:///system, qemu:///system?root=DIR, ...?socket=PATH)' }),
+  live: Type.Optional(Type.Boolean({ description: 'keep the guest running during the transfer (otherwise it is paused first)' })),
+  persistent: Type.Optional(Type.Boolean({ description: 'also store the definition on the destination' })),
+  undefineSource: Type.Optional(Type.Boolean({ description: 'remove the stored definition from the source once the VM runs on the destination' })),
+  timeoutSec: Type.Optional(Type.Number({ minimum: 1, maximum: 86_400, description: 'pause the guest after this long so the migration converges' })),
+  bandwidth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'cap the transfer at this many MiB/s (default: unlimited)' })),
+  maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_000_000, description: 'the longest pause QEMU may plan for at switchover (default 300 ms)' })),
+  autoConverge: Type.Optional(Type.Boolean({ description: 'slow the vCPUs down when the guest dirties memory faster than it is sent' })),
+  transport: Type.Optional(MigrationTransport),
+});
+export type MigrateArgs = Static<typeof MigrateArgs>;
+
+/** How a migration ended on the source. */
+export const MigrateResult = Type.Object({
+  state: StateResult.properties.state,
+  reason: Type.String(),
+  /** From `migrate` to the guest running on the destination. */
+  totalMs: Type.Number(),
+  /** How long the guest was paused at switchover, as QEMU measured it. */
+  downtimeMs: Type.Optional(Type.Number()),
+  /** Bytes of guest memory sent. */
+  transferredBytes: Type.Number(),
+});
+export type MigrateResult = Static<typeof MigrateResult>;
+
+/** A VM's current job (a migration), for `domjobinfo`. */
+export const JobInfo = Type.Object({
+  /** `none` when no job runs; otherwise `migration`. */
+  type: Type.Union([Type.Literal('none'), Type.Literal('migration')]),
+  /** QEMU's migration status (`setup`, `active`, `pre-switchover`, `device`, `completed`, `failed`, `cancelled`) or `none`. */
+  status: Type.String(),
+  elapsedMs: Type.Number(),
+  totalBytes: Type.Number(),
+  transferredBytes: Type.Number(),
+  remainingBytes: Type.Number(),
+  rateBytesPerSec: Type.Number(),
+  /** QEMU's estimate of the pause at switchover. */
+  expectedDowntimeMs: Type.Optional(Type.Number()),
+  /** The pause at switchover, once it is over. */
+  downtimeMs: Type.Optional(Type.Number()),
+  /** How often dirty memory has been sent again. */
+  dirtySyncCount: Type.Number(),
+});
+export type JobInfo = Static<typeof JobInfo>;
+
+/** What the destination's prepare answers: where its QEMU listens for the stream. */
+export const PrepareResult = Type.Object({ uri: Type.String(), domain: DomainRow });
+export type PrepareResult = Static<typeof PrepareResult>;
+
+/** Per-VM procedures of migration (served by shims, forwarded by virtqemud by name). */
+export const migrationVmProcs = {
+  migrate: proc({ args: MigrateArgs, ret: MigrateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'migrate',
+    description: 'Moves the running VM to another virtqemud: memory over a stream the destination listens on, disk leases handed over at switchover.' }),
+  getJobInfo: proc({ args: DomainRef, ret: JobInfo, servers: both, readonly: true, perVm: true, since: '0.3', cli: 'domjobinfo',
+    description: 'Progress of the VM\'s running job (a migration): bytes remaining, transfer rate, expected downtime.' }),
+  abortJob: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.3', cli: 'domjobabort',
+    description: 'Cancels the VM\'s running migration; the VM goes on running where it was.' }),
+  migrateIncomingClaim: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
+    description: 'Destination side of a migration: leases every disk for the incoming QEMU (the source has given its leases up); LOCK_CONFLICT when one is held.' }),
+  migrateIncomingFinish: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
+    description: 'Destination side of a migration: waits for the incoming state to be complete, then runs the guest (resumed: migrated).' }),
+  migrateIncomingAbort: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.3',
+    description: 'Destination side of a migration: stops the incoming QEMU, gives its leases back and frees the name.' }),
+};
+
+/** Host procedures of migration (virtqemud only). */
+export const migrationHostProcs = {
+  migratePrepare: proc({ args: Type.Object({ definition: Definition, transport: Type.Optional(MigrationTransport) }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
+    description: 'Destination side of a migration: claims the name and UUID, starts a shim whose QEMU waits for the incoming stream, and answers where it listens.' }),
+};
+
+/** The unix socket the destination QEMU listens on for the migration stream (beside the shim's sockets). */
+export function migrationSocket(layout: Layout, name: string): string {
+  return shimSockets(layout, name).console.replace(/-console\.sock$/, '-migrate.sock');
+}

@@ -1,0 +1,65 @@
+// The source shim's connection to the destination virtqemud of a migration: prepare (claim the
+// name, start the incoming shim), then the destination shim's steps, forwarded by name. Each call
+// has its own deadline so a hung destination never holds the source's VM paused for long.
+import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, virtqProgram, type Clock, type MigrationTransport, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
+
+/** How long the destination gets to start its shim and QEMU. */
+const PREPARE_TIMEOUT_MS = 60_000;
+/** How long a switchover step on the destination may take (the source is paused meanwhile). */
+const STEP_TIMEOUT_MS = 30_000;
+
+/** What the source needs of the destination. */
+export interface DestinationLink {
+  /** Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI. */
+  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<string>;
+  /** The destination leases the disks (the source has released them). */
+  claim(name: string): Promise<void>;
+  /** The destination waits for the last state and runs the guest. */
+  finish(name: string): Promise<void>;
+  /** The destination stops its QEMU and lets the name go; resolves once its leases are free. */
+  abort(name: string): Promise<void>;
+  /**
+   * After an abort the destination could not do itself (its shim was gone): waits until its
+   * virtqemud sees that VM `uuid` stopped, then forgets it there, so the name is free again.
+   */
+  forget(name: string, uuid: string, waitMs: number): Promise<void>;
+  /** Stores the definition there (--persistent). */
+  define(def: NormalizedDefinition): Promise<void>;
+  close(): void;
+}
+
+/** Connects to the virtqemud that `destUri` names. */
+export async function connectDestination(destUri: string, clock: Clock): Promise<DestinationLink> {
+  const target = parseUri(destUri);
+  if (target.kind !== 'daemon' || target.daemon !== 'virtqemud' || target.readOnly) {
+    throw new VirtqError('INVALID_ARG', `the destination must be a virtqemud read-write URI (qemu:///system, qemu:///system?root=DIR), not ${destUri}`);
+  }
+  const rpc = await RpcClient.connect(target.socket, { clock, defaultTimeoutMs: STEP_TIMEOUT_MS }).catch((err: unknown) => {
+    throw new VirtqError('NO_CONNECT', `cannot reach the destination virtqemud at ${target.socket}: ${VirtqError.from(err).message}`, { cause: err });
+  });
+  const api: TypedClient<VirtqProgram> = typedClient(virtqProgram, rpc);
+  return {
+    prepare: async (definition, transport) => (await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
+    claim: async (name) => { await api.migrateIncomingClaim({ name }); },
+    finish: async (name) => { await api.migrateIncomingFinish({ name }); },
+    abort: async (name) => { await api.migrateIncomingAbort({ name }); },
+    forget: async (name, uuid, waitMs) => {
+      const end = clock.monotonic() + waitMs;
+      for (;;) {
+        const row = await api.lookupByName({ name }).catch((err: unknown) => {
+          if (VirtqError.from(err).code === 'NO_DOMAIN') return undefined;
+          throw err;
+        });
+        if (row === undefined || row.uuid !== uuid.toLowerCase()) return;
+        if (!ACTIVE_STATES.has(row.state)) {
+          if (!row.persistent) await api.undefine({ name });
+          return;
+        }
+        if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `the destination still lists VM "${name}" as ${row.state} after ${waitMs} ms`);
+        await delay(clock, 100);
+      }
+    },
+    define: async (definition) => { await api.define({ definition }); },
+    close: () => rpc.close(),
+  };
+}

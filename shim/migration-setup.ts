@@ -1,0 +1,69 @@
+// How a shim takes part in migrations, kept out of shim.ts: the source side every shim has, and
+// for a shim started with --incoming, a QEMU launched with `-incoming defer` and no disk lease
+// (only the lifeline the leases taken at switchover will be bound to).
+import { RpcClient, VirtqError, daemonSockets, migrationSocket, typedClient, virtqProgram, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
+import { rm } from 'node:fs/promises';
+import type { Vm } from './vm/vm.js';
+import type { IncomingStart } from './vm/incoming.js';
+import { restoreStep } from './handlers/save-handlers.js';
+import type { VmLeases } from './vm/leases.js';
+import { MigrationSource } from './vm/migration-source.js';
+import { INCOMING_REASON, MigrationIncoming } from './vm/migration-incoming.js';
+import { migrationHandlers } from './handlers/migration-handlers.js';
+import { connectDestination } from './migration-link.js';
+
+/** A shim's migration parts. */
+export interface ShimMigration {
+  /** Present when the shim was started for an incoming migration. */
+  incoming: MigrationIncoming | undefined;
+  handlers(persisted: () => Promise<void>): Handlers<VirtqProgram>;
+  /**
+   * Once the VM has ended: removes its state file when it lives on elsewhere (migrated away) or
+   * never ran here (a failed incoming migration), so a restarted virtqemud does not list it here.
+   */
+  forgetIfGone(stateFile: string): Promise<void>;
+  /** After re-attaching: cancels a migration the predecessor left running in QEMU. */
+  recover(): Promise<void>;
+}
+
+/** Builds the migration parts of the shim of `vm`. */
+export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: Logger; layout: Layout; incoming: 'unix' | 'tcp' | undefined }): ShimMigration {
+  const { vm, leases, clock, log, layout } = o;
+  const source = new MigrationSource({
+    vm, leases, clock, log,
+    connect: (uri) => connectDestination(uri, clock),
+    undefineSource: async (name) => {
+      const rpc = await RpcClient.connect(daemonSockets(layout).rw, { clock, defaultTimeoutMs: 30_000 });
+      try {
+        await typedClient(virtqProgram, rpc).undefine({ name });
+      } finally {
+        rpc.close();
+      }
+    },
+  });
+  const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
+  return {
+    incoming,
+    handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),
+    recover: () => source.recover(),
+    forgetIfGone: async (stateFile) => {
+      const gone = (vm.state === 'shutoff' && vm.reason === 'migrated') || (incoming !== undefined && !incoming.ran);
+      if (gone) await rm(stateFile, { force: true }).catch(() => undefined);
+    },
+  };
+}
+
+/** What `incoming` needs to become a start step. */
+export interface IncomingStartDeps { vm: Vm; clock: Clock; monitorSocket: string; migration: ShimMigration | undefined }
+
+/**
+ * The start step of a VM that gets its state from `incoming` (none: it boots): a checked save
+ * image, or the listener of an incoming migration, which leases no disk until switchover.
+ */
+export async function incomingStart(incoming: IncomingState | undefined, d: IncomingStartDeps): Promise<IncomingStart | undefined> {
+  if (incoming === undefined) return undefined;
+  if (incoming.kind === 'image') return restoreStep(incoming.file, d.vm, d.clock, d.monitorSocket);
+  const listener = d.migration?.incoming;
+  if (listener === undefined) throw new VirtqError('INTERNAL', `VM "${d.vm.def.name}" was started for a migration without its incoming side`);
+  return { leasesDisks: false, reason: INCOMING_REASON, load: () => listener.listen() };
+}

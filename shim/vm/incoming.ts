@@ -1,0 +1,17 @@
+// The one way a VM starts without booting: its QEMU is spawned with `-incoming defer` and, once
+// its monitor is up, is fed its state by `load` — a save image (restore, managed save) or a live
+// migration's stream from another host (shim/vm/migration-incoming.ts). Vm.start takes one.
+import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+
+/** How a QEMU waiting with `-incoming defer` gets its state, and how the VM is reported meanwhile. */
+export interface IncomingStart {
+  /**
+   * Whether the disks are leased when QEMU spawns. A restore leases them as a boot would; an
+   * incoming migration may not (the source runs on them until switchover): only the lifeline.
+   */
+  leasesDisks: boolean;
+  /** Feeds QEMU its state; resolves when the VM may be reported started (loaded, or listening). */
+  load(mon: HypervisorMonitor): Promise<void>;
+  /** The reason the started VM is reported with. */
+  reason: string;
+}

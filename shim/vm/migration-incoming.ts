@@ -1,0 +1,114 @@
+// The destination side of a live migration, in the shim started for it (`virtq-shim --incoming`):
+// its QEMU was spawned with `-incoming defer` and only a lease lifeline, no lease; it listens on a
+// unix socket beside the shim's. At switchover the source has released the disk leases and asks
+// this side to take them (claim); once QEMU has the last state the guest is run here (finish).
+// abort stops this QEMU: the shim then ends and the name is free again on this host.
+import { rm } from 'node:fs/promises';
+import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
+import type { Vm } from './vm.js';
+import type { VmLeases } from './leases.js';
+
+/** How long finish waits for QEMU to have loaded the last state after the source completed. */
+const LOAD_WAIT_MS = 30_000;
+const POLL_MS = 2;
+
+/** What the destination side works with. */
+export interface MigrationIncomingDeps {
+  vm: Vm;
+  leases: Pick<VmLeases, 'acquireAllForRunning'>;
+  clock: Clock;
+  log: Logger;
+  /** Where QEMU listens for the stream: this unix socket, or a loopback TCP port it chooses. */
+  socketPath: string;
+  transport: 'unix' | 'tcp';
+}
+
+/** QEMU's answer to query-migrate on an incoming side listening on TCP. */
+interface IncomingAddress { 'socket-address'?: Array<{ type?: string; host?: string; port?: string }> }
+
+/** The pause reason of a VM waiting for its incoming migration. */
+export const INCOMING_REASON = 'incoming-migration';
+
+/** One incoming migration. */
+export class MigrationIncoming {
+  private claimed = false;
+  /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
+  uri: string | undefined;
+  /** Set once the guest has run here: from then on this is the VM's home like any other. */
+  ran = false;
+
+  constructor(private readonly d: MigrationIncomingDeps) {}
+
+  /** Whether this VM still waits for its migration (before finish ran the guest). */
+  get waiting(): boolean {
+    return this.d.vm.state === 'paused' && this.d.vm.reason === INCOMING_REASON;
+  }
+
+  /** QEMU starts listening; the source's `migrate` may connect once this resolves. */
+  async listen(): Promise<void> {
+    const mon = this.d.vm.monitor();
+    await mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } });
+    if (this.d.transport === 'tcp') {
+      // Port 0: QEMU binds a free port itself, so no other process can take it in between.
+      await mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } });
+      const bound = ((await mon.raw({ execute: 'query-migrate' })) as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined);
+      if (bound?.port === undefined) throw new VirtqError('OPERATION_FAILED', `QEMU of VM "${this.d.vm.def.name}" did not say which TCP port it listens on for the migration`);
+      this.uri = `tcp:127.0.0.1:${bound.port}`;
+    } else {
+      await rm(this.d.socketPath, { force: true });
+      await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `unix:${this.d.socketPath}` } });
+      this.uri = `unix:${this.d.socketPath}`;
+    }
+    this.d.log.info({ msgId: 'MIGRATION_INCOMING', uri: this.uri }, 'waiting for the incoming migration');
+  }
+
+  /** Leases every disk for this QEMU; LOCK_CONFLICT (nothing kept) when one is held elsewhere. */
+  claim(): Promise<void> {
+    const { vm } = this.d;
+    return vm.jobs.run('migrateIncomingClaim', async () => {
+      this.checkWaiting();
+      const pid = vm.qemuPid;
+      if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU to lease disks for`);
+      if (this.claimed) return;
+      await this.d.leases.acquireAllForRunning(vm.def, pid);
+      this.claimed = true;
+    });
+  }
+
+  /** Waits for QEMU to have loaded the last state, then runs the guest (resumed: migrated). */
+  finish(): Promise<void> {
+    const { vm, clock } = this.d;
+    return vm.jobs.run('migrateIncomingFinish', async () => {
+      this.checkWaiting();
+      if (!this.claimed) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" holds no disk leases yet: claim them before the guest runs`);
+      const mon = vm.monitor();
+      const end = clock.monotonic() + LOAD_WAIT_MS;
+      for (;;) {
+        const s = await mon.queryStatus();
+        if (s.status !== 'inmigrate') break;
+        if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `VM "${vm.def.name}" did not receive its last state within ${LOAD_WAIT_MS} ms`);
+        await delay(clock, POLL_MS);
+      }
+      vm.expectedResume = 'migrated';
+      try {
+        await mon.cont();
+      } finally {
+        vm.expectedResume = undefined;
+      }
+      this.ran = true;
+      this.d.log.info({ msgId: 'MIGRATION_RUNNING' }, 'the migrated guest runs here');
+    });
+  }
+
+  /** Stops this QEMU (its leases go with it); the shim then ends and frees the name. */
+  async abort(): Promise<void> {
+    const { vm } = this.d;
+    if (vm.qemuPid === undefined) return;
+    if (!this.waiting) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" runs here already (${vm.state}: ${vm.reason}); it is not an incoming migration any more`);
+    await vm.destroy(1000);
+  }
+
+  private checkWaiting(): void {
+    if (!this.waiting) throw new VirtqError('OPERATION_INVALID', `VM "${this.d.vm.def.name}" is not waiting for an incoming migration (it is ${this.d.vm.state}: ${this.d.vm.reason})`);
+  }
+}

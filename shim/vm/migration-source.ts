@@ -1,0 +1,242 @@
+// The source side of a live migration, driven by the VM's shim: the destination is prepared
+// (name claimed, QEMU listening), QEMU sends memory until it pauses before switchover, the disk
+// leases are handed over (released here, taken there), QEMU finishes, the destination runs the
+// guest and this QEMU is stopped (stopped: migrated). Any failure before the guest runs there
+// rolls back so it runs here: the destination is stopped first (its leases then free), the leases
+// are taken back, the guest resumed. See docs/decisions/0018-live-migration.md.
+import { VirtqError, asDefined, delay, type Clock, type JobInfo, type Logger, type MigrateArgs, type MigrateResult } from '../../protocol/index.js';
+import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
+import type { Vm } from './vm.js';
+import { checkOperation } from './states.js';
+import { INCOMING_REASON } from './migration-incoming.js';
+import type { VmLeases } from './leases.js';
+import type { DestinationLink } from '../migration-link.js';
+import { FINISHED, jobInfoOf, migrationFailed, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
+
+/** How often query-migrate is read while memory is sent, and while the guest is paused at switchover. */
+const BULK_POLL_MS = 20;
+const SWITCHOVER_POLL_MS = 2;
+const CANCEL_WAIT_MS = 30_000;
+/** QEMU statuses of a migration still under way on the source (before it completed). */
+const UNFINISHED = new Set(['setup', 'active', 'pre-switchover', 'cancelling']);
+/** How long the rollback waits for a destination without a shim to see its QEMU gone (its reconcile pass). */
+const FORGET_WAIT_MS = 15_000;
+
+/** What the source side works with. */
+export interface MigrationSourceDeps {
+  vm: Vm;
+  leases: Pick<VmLeases, 'releaseAll' | 'acquireAllForRunning'>;
+  clock: Clock;
+  log: Logger;
+  connect(destUri: string): Promise<DestinationLink>;
+  /** Removes this VM's stored definition from the source virtqemud (--undefine-source). */
+  undefineSource(name: string): Promise<void>;
+}
+
+/** The migration in progress, as domjobinfo and domjobabort see it. */
+interface Job {
+  startedAt: number;
+  last: MigrationStatus | undefined;
+  aborted: boolean;
+  /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
+  qemuStarted: boolean;
+}
+
+/** One VM's outgoing migrations. */
+export class MigrationSource {
+  private job: Job | undefined;
+
+  constructor(private readonly d: MigrationSourceDeps) {}
+
+  /** Runs the migration as the VM's job; resolves once the guest runs on the destination. */
+  migrate(a: MigrateArgs): Promise<MigrateResult> {
+    return this.d.vm.jobs.run('migrate', () => this.run(a));
+  }
+
+  /** Progress of the running migration (type `none` when there is none). */
+  async jobInfo(): Promise<JobInfo> {
+    const job = this.job;
+    if (job === undefined) return jobInfoOf(undefined, 0);
+    const elapsed = this.d.clock.monotonic() - job.startedAt;
+    if (!job.qemuStarted) return { ...jobInfoOf(job.last, elapsed), status: job.last?.status ?? 'setup' };
+    try {
+      job.last = await queryMigrate(this.d.vm.monitor());
+    } catch {
+      // the last figures read stay good enough for a progress report
+    }
+    return jobInfoOf(job.last, elapsed);
+  }
+
+  /** Cancels the running migration; the migration's own call then rolls back and fails. */
+  async abort(): Promise<void> {
+    const job = this.job;
+    if (job === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${this.d.vm.def.name}" has no job running`);
+    job.aborted = true;
+    if (job.qemuStarted) await this.d.vm.monitor().raw({ execute: 'migrate_cancel' }).catch(() => undefined);
+  }
+
+  /**
+   * A successor shim found QEMU still migrating (its predecessor died mid-transfer, before the
+   * switchover it alone could drive): the migration is cancelled so the guest runs on here. The
+   * leases are made sure of first; if another QEMU holds them, nothing is cancelled.
+   */
+  async recover(): Promise<void> {
+    const { vm, log, clock } = this.d;
+    const pid = vm.qemuPid;
+    // A destination's successor: its QEMU's incoming migration is the source's to drive or cancel.
+    if (pid === undefined || vm.reason === INCOMING_REASON) return;
+    const mon = vm.monitor();
+    const s = await queryMigrate(mon);
+    if (!UNFINISHED.has(s.status)) return;
+    log.warn({ msgId: 'MIGRATION_ORPHANED', status: s.status }, 'QEMU is still migrating for a shim that is gone: cancelling');
+    try {
+      await this.d.leases.acquireAllForRunning(vm.def, pid);
+    } catch (err) {
+      const holders = VirtqError.from(err).details?.['holders'];
+      const ours = Array.isArray(holders) && holders.every((h: { qemuPid?: number }) => h.qemuPid === pid);
+      if (!ours) {
+        log.error({ err, msgId: 'MIGRATION_LEASES_LOST' }, 'the disk leases are held elsewhere: the migration is left as it is');
+        return;
+      }
+    }
+    vm.expectedResume = 'migration-cancelled';
+    try {
+      await mon.raw({ execute: 'migrate_cancel' });
+      const end = clock.monotonic() + CANCEL_WAIT_MS;
+      while (clock.monotonic() < end && UNFINISHED.has((await queryMigrate(mon)).status)) await delay(clock, SWITCHOVER_POLL_MS);
+    } finally {
+      vm.expectedResume = undefined;
+    }
+  }
+
+  private async run(a: MigrateArgs): Promise<MigrateResult> {
+    const { vm, clock, log } = this.d;
+    const name = vm.def.name;
+    const pid = vm.qemuPid;
+    checkOperation('migrate', name, vm.state);
+    if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `cannot migrate VM "${name}": it has no QEMU process`);
+    const mon = vm.monitor();
+    const wasRunning = vm.state === 'running';
+    const job: Job = { startedAt: clock.monotonic(), last: undefined, aborted: false, qemuStarted: false };
+    this.job = job;
+    const dest = await this.d.connect(a.destUri);
+    const steps = { prepared: false, released: false, claimed: false };
+    try {
+      const uri = await dest.prepare(asDefined(vm.def), a.transport ?? 'unix');
+      steps.prepared = true;
+      this.checkAborted(job);
+      await setUpSource(mon, a);
+      vm.expectedPause = 'migration';
+      if (a.live !== true && wasRunning) await mon.stop();
+      await mon.raw({ execute: 'migrate', arguments: { uri } });
+      job.qemuStarted = true;
+      log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
+      await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
+      // The guest is paused here: the leases move while no QEMU runs it.
+      await this.d.leases.releaseAll(vm.def);
+      steps.released = true;
+      await dest.claim(name);
+      steps.claimed = true;
+      await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
+      const done = await this.waitFor(mon, job, 'completed', undefined);
+      await dest.finish(name);
+      log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs }, 'migration completed; the guest runs on the destination');
+      // It runs there now: nothing below may bring it back here.
+      this.job = undefined;
+      await vm.kill('migrated', 5000);
+      await this.afterwards(dest, a, name);
+      return {
+        state: vm.state, reason: vm.reason, totalMs: clock.monotonic() - job.startedAt, transferredBytes: done.transferredBytes,
+        ...(done.downtimeMs === undefined ? {} : { downtimeMs: done.downtimeMs }),
+      };
+    } catch (err) {
+      if (this.job === job) await this.rollBack(mon, dest, job, steps, wasRunning, pid, err);
+      throw err;
+    } finally {
+      if (this.job === job) this.job = undefined;
+      dest.close();
+    }
+  }
+
+  // --persistent and --undefine-source, once the guest runs on the destination: a failure here
+  // leaves the VM running there and is logged, since the migration itself has happened.
+  private async afterwards(dest: DestinationLink, a: MigrateArgs, name: string): Promise<void> {
+    if (a.persistent === true) {
+      await dest.define(asDefined(this.d.vm.def)).catch((err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_DEFINE_FAILED' }, 'the VM runs on the destination, but its definition could not be stored there'));
+    }
+    if (a.undefineSource === true) {
+      await this.d.undefineSource(name).catch((err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'the VM runs on the destination, but its definition here could not be removed'));
+    }
+  }
+
+  // Waits until QEMU reports `target`; pauses the guest after `timeoutSec` so memory converges.
+  private async waitFor(mon: HypervisorMonitor, job: Job, target: string, timeoutSec: number | undefined): Promise<MigrationStatus> {
+    const { vm, clock } = this.d;
+    let forced = false;
+    for (;;) {
+      const s = await queryMigrate(mon);
+      job.last = s;
+      if (s.status === target) return s;
+      if (s.status === 'cancelled' || job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
+      if (FINISHED.has(s.status)) throw migrationFailed(s);
+      if (!forced && timeoutSec !== undefined && clock.monotonic() - job.startedAt > timeoutSec * 1000 && vm.state === 'running') {
+        forced = true;
+        this.d.log.warn({ msgId: 'MIGRATION_TIMEOUT', timeoutSec }, 'migration did not converge in time: pausing the guest');
+        await mon.stop();
+      }
+      await delay(clock, s.status === 'pre-switchover' || s.status === 'device' ? SWITCHOVER_POLL_MS : BULK_POLL_MS);
+    }
+  }
+
+  private checkAborted(job: Job): void {
+    if (job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${this.d.vm.def.name}" was cancelled`);
+  }
+
+  // The guest must run here again, and never without its leases. QEMU resumes a source that was
+  // running by itself once its migration is cancelled, so the order is: the destination's QEMU
+  // stopped (any lease it took is then free), the leases taken back, only then migrate_cancel.
+  // A guest whose leases cannot be taken back stays paused before switchover and is reported.
+  private async rollBack(mon: HypervisorMonitor, dest: DestinationLink, job: Job, steps: { prepared: boolean; released: boolean; claimed: boolean }, wasRunning: boolean, pid: number, cause: unknown): Promise<void> {
+    const { vm, log, clock } = this.d;
+    log.warn({ msgId: 'MIGRATION_ROLLBACK', err: cause, ...steps }, 'migration failed; rolling back to the source');
+    let destLeft = false;
+    if (steps.prepared) {
+      await dest.abort(vm.def.name).catch((err: unknown) => {
+        destLeft = true;
+        log.error({ err, msgId: 'MIGRATION_DEST_ABORT_FAILED' }, 'cannot stop the destination\'s incoming QEMU; it ends when the stream is cancelled');
+      });
+    }
+    if (steps.released) {
+      try {
+        await this.d.leases.acquireAllForRunning(vm.def, pid);
+      } catch (err) {
+        log.error({ err, msgId: 'MIGRATION_LEASES_LOST' }, 'cannot take the disk leases back: the guest stays paused before switchover');
+        return;
+      }
+    }
+    vm.expectedResume = 'migration-cancelled';
+    try {
+      if (job.qemuStarted) {
+        await mon.raw({ execute: 'migrate_cancel' }).catch(() => undefined);
+        const end = clock.monotonic() + CANCEL_WAIT_MS;
+        while (clock.monotonic() < end) {
+          const s = await queryMigrate(mon).catch(() => undefined);
+          if (s === undefined || FINISHED.has(s.status)) break;
+          await delay(clock, SWITCHOVER_POLL_MS);
+        }
+      }
+      // A guest paused for the migration (not live, or forced by --timeout) is continued here.
+      const status = await mon.queryStatus().catch(() => undefined);
+      if (wasRunning && status !== undefined && !status.running) await mon.cont();
+    } catch (err) {
+      log.error({ err }, 'cannot resume the guest after a failed migration');
+    } finally {
+      vm.expectedResume = undefined;
+      vm.expectedPause = undefined;
+    }
+    // Its QEMU exits once the stream is gone; its virtqemud then lets the name go when told.
+    if (destLeft) {
+      await dest.forget(vm.def.name, vm.def.uuid, FORGET_WAIT_MS).catch((err: unknown) => log.error({ err, msgId: 'MIGRATION_DEST_LEFT' }, 'the destination still lists the VM'));
+    }
+  }
+}

@@ -1,0 +1,167 @@
+// Migrations that must not happen, or that break half-way, with the real test guest: after each
+// the VM runs on exactly one side with its disk lease, and the other side has no QEMU, no lease
+// and no name claim, within the chaos bound (CONVERGE_MS).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
+import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
+import { guestConsole } from '../helpers/guest-console.js';
+import { idleGuest } from '../helpers/test-guest.js';
+import { SHIM_BIN } from '../helpers/shim-harness.js';
+
+const clock = systemClock();
+
+/** Starts the test guest on the source and waits until it has booted. */
+async function bootOnSource(w: MigrationWorld, name: string) {
+  await w.src.startDaemon();
+  await w.dst.startDaemon();
+  const src = await w.src.client();
+  const dst = await w.dst.client();
+  const def = w.guest(name, w.disk());
+  await src.api.create({ definition: def });
+  const con = await guestConsole(await w.connection(w.srcUri), name);
+  await con.serial.waitFor('GUEST-READY', 60_000);
+  con.close();
+  return { src, dst, def, srcQemu: (await src.api.lookupByName({ name })).qemuPid as number };
+}
+
+/** Polls domjobinfo until the transfer is under way (memory has started to move). */
+async function transferring(api: { getJobInfo(a: { name: string }): Promise<JobInfo> }, name: string): Promise<JobInfo> {
+  const end = clock.monotonic() + 60_000;
+  for (;;) {
+    const info = await api.getJobInfo({ name });
+    if (info.status === 'active' && info.transferredBytes > 0) return info;
+    if (clock.monotonic() > end) throw new Error(`migration of ${name} never got under way: ${JSON.stringify(info)}`);
+    await delay(clock, 50);
+  }
+}
+
+/** The local port of `pid`'s one established loopback TCP connection (the destination QEMU's end of the stream). */
+function streamPort(pid: number): number {
+  const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes(`pid=${pid},`));
+  const port = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(line ?? '')?.[1];
+  if (port === undefined) throw new Error(`no TCP connection of pid ${pid} in:\n${out}`);
+  return Number(port);
+}
+
+/** Cuts every loopback TCP connection to or from `port`, both ends reset at once (as a network cut would, seen from either side). */
+function cutTcp(port: number): void {
+  execFileSync('ss', ['-K', '-tn', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
+}
+
+describe('virtq migrate: faults', () => {
+  let w: MigrationWorld;
+  beforeEach(() => { w = new MigrationWorld(); });
+  afterEach(async () => { await w.cleanup(); });
+
+  it('refuses with NAME_IN_USE when the destination has another VM of that name, and the guest runs on', async () => {
+    const { src, dst, def } = await bootOnSource(w, 'clash1');
+    await dst.api.define({ definition: { name: 'clash1', memoryMiB: 32, vcpus: 1, accel: 'tcg', kernel: { path: idleGuest().kernel } } });
+    await expect(src.api.migrate({ name: 'clash1', destUri: w.dstUri, live: true })).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    expect((await src.api.getState({ name: 'clash1' })).state).toBe('running');
+    // The destination's own VM of that name is untouched, and nothing of the migrating one is there.
+    expect((await dst.api.lookupByName({ name: 'clash1' })).uuid).not.toBe(def.uuid);
+    expect(w.liveQemus(def.uuid)).toHaveLength(1);
+  });
+
+  it('rolls back when the destination cannot lease the disk: the source takes its lease back and resumes', async () => {
+    // The destination's flock refuses every disk lock (a holder it cannot see), but not its lifelines.
+    const wrapper = w.shared.path('refusing-flock');
+    writeFileSync(wrapper, '#!/bin/sh\ncase "$(readlink /proc/$$/fd/3 2>/dev/null)" in *.lock) exit 75;; esac\nexec flock "$@"\n');
+    chmodSync(wrapper, 0o755);
+    w.configureDstLock({ flock: wrapper });
+    const { src, def } = await bootOnSource(w, 'nolease1');
+    await expect(src.api.migrate({ name: 'nolease1', destUri: w.dstUri, live: true })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await expectOnlyOn(w, 'nolease1', def.uuid, 'src');
+    expect(await src.api.getState({ name: 'nolease1' })).toEqual({ state: 'running', reason: 'migration-cancelled' });
+  });
+
+  it('domjobabort during the transfer: the VM runs on at the source, the destination is cleaned', async () => {
+    const { src, def } = await bootOnSource(w, 'abort1');
+    const migrating = src.api.migrate({ name: 'abort1', destUri: w.dstUri, live: true, bandwidth: 1 });
+    const info = await transferring(src.api, 'abort1');
+    expect(info).toMatchObject({ type: 'migration', status: 'active' });
+    expect(info.remainingBytes).toBeGreaterThan(0);
+    expect(info.rateBytesPerSec).toBeGreaterThan(0);
+    await src.api.abortJob({ name: 'abort1' });
+    await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_ABORTED' });
+    await expectOnlyOn(w, 'abort1', def.uuid, 'src');
+    expect((await src.api.getJobInfo({ name: 'abort1' })).type).toBe('none');
+    await expect(src.api.abortJob({ name: 'abort1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+  });
+
+  it('kill -9 of the destination QEMU during the transfer: the stream breaks, the source runs on', async () => {
+    const { src, dst, def, srcQemu } = await bootOnSource(w, 'dq1');
+    const migrating = src.api.migrate({ name: 'dq1', destUri: w.dstUri, live: true, bandwidth: 1 });
+    await transferring(src.api, 'dq1');
+    const dstQemu = (await dst.api.lookupByName({ name: 'dq1' })).qemuPid as number;
+    expect(dstQemu).not.toBe(srcQemu);
+    process.kill(dstQemu, 'SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    await expectOnlyOn(w, 'dq1', def.uuid, 'src');
+  });
+
+  it('the migration stream cut mid-transfer (TCP, both ends reset): the VM runs on at the source with its lease, the destination has nothing', async () => {
+    const { src, dst, def, srcQemu } = await bootOnSource(w, 'cut1');
+    const migrating = src.api.migrate({ name: 'cut1', destUri: w.dstUri, live: true, bandwidth: 1, transport: 'tcp' });
+    await transferring(src.api, 'cut1');
+    const dstQemu = (await dst.api.lookupByName({ name: 'cut1' })).qemuPid as number;
+    cutTcp(streamPort(dstQemu));
+    await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    await expectOnlyOn(w, 'cut1', def.uuid, 'src');
+    expect((await src.api.lookupByName({ name: 'cut1' })).qemuPid).toBe(srcQemu);
+    expect((await src.api.getJobInfo({ name: 'cut1' })).type).toBe('none');
+    // The guest was never stopped for good: its shell answers.
+    const con = await guestConsole(await w.connection(w.srcUri), 'cut1');
+    await con.run('echo alive-$((2*3))', 'alive-6');
+    con.close();
+  });
+
+  it('kill -9 of the destination shim during the transfer: the source takes its lease back, resumes, and the destination forgets the VM', async () => {
+    const { src, dst, def } = await bootOnSource(w, 'ds1');
+    const migrating = src.api.migrate({ name: 'ds1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'ds1');
+    const row = await dst.api.lookupByName({ name: 'ds1' });
+    process.kill(row.shimPid as number, 'SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE' });
+    await expectOnlyOn(w, 'ds1', def.uuid, 'src');
+  });
+
+  it('kill -9 of the source shim during the transfer: its successor cancels the migration, the guest runs on at the source', async () => {
+    const { src, def } = await bootOnSource(w, 'ss1');
+    const migrating = src.api.migrate({ name: 'ss1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'ss1');
+    const shimPid = (await src.api.lookupByName({ name: 'ss1' })).shimPid as number;
+    process.kill(shimPid, 'SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: expect.stringMatching(/^(CONNECTION_CLOSED|SHIM_UNAVAILABLE)$/) });
+    // As after any shim crash, a successor takes the VM over (virtq-shim --attach).
+    const successor = spawn(process.execPath, [SHIM_BIN, '--root', w.src.root.dir, '--attach', 'ss1'], { stdio: 'ignore', detached: true });
+    successor.unref();
+    await expectOnlyOn(w, 'ss1', def.uuid, 'src');
+    expect((await src.api.getJobInfo({ name: 'ss1' })).type).toBe('none');
+  });
+
+  it('kill -9 of the destination virtqemud during the transfer: the source resumes; restarted, the destination lists nothing', async () => {
+    const { src, def } = await bootOnSource(w, 'dv1');
+    const migrating = src.api.migrate({ name: 'dv1', destUri: w.dstUri, live: true, bandwidth: 4 });
+    await transferring(src.api, 'dv1');
+    const [dstDaemon] = w.dst.daemons;
+    dstDaemon?.kill('SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await w.dst.startDaemon();
+    await expectOnlyOn(w, 'dv1', def.uuid, 'src');
+  });
+
+  it('kill -9 of the source virtqemud during the transfer: the shim completes the migration; restarted, the source lists nothing', async () => {
+    const { src, def } = await bootOnSource(w, 'sv1');
+    const migrating = src.api.migrate({ name: 'sv1', destUri: w.dstUri, live: true, bandwidth: 16 });
+    await transferring(src.api, 'sv1');
+    const [srcDaemon] = w.src.daemons;
+    srcDaemon?.kill('SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    await w.src.startDaemon();
+    await expectOnlyOn(w, 'sv1', def.uuid, 'dst', 30_000);
+  });
+});
