@@ -480,11 +480,14 @@ async function variantsSection() {
     { name: 'no-heap-flags', why: `without ${heapFlags.join(' ')} (V8 flags: they change V8's flag hash)`, v: { name: 'no-heap-flags', cmd: node, pre: [...nodeOnlyFlags, SHIM_BIN], env: envFlags } },
     { name: '+optimize-for-size', why: 'shipped flags + --optimize-for-size', v: { name: '+optimize-for-size', cmd: node, pre: [...nodeFlags, '--optimize-for-size', SHIM_BIN], env: envFlags } },
     { name: '+MALLOC_ARENA_MAX=1', why: 'shipped flags, one glibc malloc arena (would be inherited by QEMU)', v: { name: '+MALLOC_ARENA_MAX=1', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '1' } } },
+    // Issue #15's lean-memory list, one flag each on top of what ships (on request: --variant-list).
+    { name: '+MALLOC_ARENA_MAX=2', why: 'shipped flags, two glibc malloc arenas', v: { name: '+MALLOC_ARENA_MAX=2', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '2' } } },
+    ...['--max-lazy', '--single-threaded-gc', '--lite-mode'].map((f) => ({ name: `+${f.slice(2)}`, why: `shipped flags + ${f}`, v: { name: `+${f.slice(2)}`, cmd: node, pre: [...nodeFlags, f, SHIM_BIN], env: envFlags } })),
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
   ];
   {
     // Tried once (two runs, before the leave-outs): neither saved memory. Only on request.
-    const keep = new Set((VARIANT_LIST ?? variants.map((v) => v.name).filter((n) => !['+optimize-for-size', '+MALLOC_ARENA_MAX=1'].includes(n)).join(',')).split(','));
+    const keep = new Set((VARIANT_LIST ?? variants.map((v) => v.name).filter((n) => !n.startsWith('+')).join(',')).split(','));
     for (let i = variants.length - 1; i >= 0; i--) if (!keep.has(variants[i].name)) variants.splice(i, 1);
   }
   const reps = [];
