@@ -34,14 +34,18 @@ function idleShimPids(root) {
   return pids;
 }
 
-/** Waits until `pid` has stopped using CPU (loaded, blocked reading stdin). */
-async function settled(pid, deadline = now() + 20_000) {
-  let last = cpuMs(pid);
+/**
+ * Waits until `pid` is blocked reading its stdin (fd 0): its code is loaded and it waits for its
+ * definition. /proc/PID/syscall reads "0 0x0 ..." then (read(2) is syscall 0 on x86_64). A CPU
+ * reading that stands still is not enough under load: a runnable process the scheduler has not
+ * run yet uses no CPU either.
+ */
+async function settled(pid, deadline = now() + 30_000) {
   for (;;) {
-    await sleep(50);
-    const c = cpuMs(pid);
-    if (c === last || now() > deadline) return;
-    last = c;
+    let sc = '';
+    try { sc = readFileSync(`/proc/${pid}/syscall`, 'latin1'); } catch { return; }
+    if (sc.startsWith('0 0x0 ') || now() > deadline) return;
+    await sleep(10);
   }
 }
 
