@@ -20,6 +20,17 @@ export interface VirtqemudOptions {
   httpWriteToken: string | undefined;
   /** Passed on to every shim: --no-qmp-proxy, --qmp-proxy-allow. */
   qmpProxyArgs: string[];
+  /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 1, 0: none). */
+  shimPool: number;
+}
+
+/** Idle shims cost a shim's memory each: more than this many is never what anyone wants. */
+const MAX_SHIM_POOL = 16;
+
+function poolSize(value: string | undefined): number {
+  const n = wholeNumber(value, 'shim-pool', 1);
+  if (n > MAX_SHIM_POOL) throw new VirtqError('INVALID_ARG', `--shim-pool must be at most ${MAX_SHIM_POOL} (each idle shim holds a shim's memory)`);
+  return n;
 }
 
 /** virtqemud, defined for the framework; `shimBeside` is where the bundled virtq-shim is. */
@@ -29,7 +40,7 @@ export function virtqemudService(version: string, shimBeside: URL): ServiceDefin
     version,
     summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
 definitions, starts VMs in detached shims and answers the host listing.`,
-    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' } },
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'shim-pool': { type: 'string' } },
     optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --reconcile-ms N    period of the reconciliation pass (default 5000)
   --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
@@ -38,7 +49,9 @@ definitions, starts VMs in detached shims and answers the host listing.`,
                       whoever shows the token in FILE (default: the web view is read-only)
   --no-qmp-proxy      no VM gets a shared QMP socket (run/shims/NAME-qmp-proxy.sock)
   --qmp-proxy-allow L comma-separated QMP commands that change a VM which tools on every VM's shared
-                      QMP socket may send (query-* always pass; the shim's own commands never do)`,
+                      QMP socket may send (query-* always pass; the shim's own commands never do)
+  --shim-pool N       keep N shims started ahead, waiting for a VM to start (default: $VIRTQ_SHIM_POOL
+                      or 1; 0: none); each idle one costs a shim's memory and saves Node's start`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},
     parseExtra: (values, env) => ({
@@ -47,6 +60,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
       metricsRefreshMs: wholeNumber(stringOption(values, 'metrics-refresh-ms'), 'metrics-refresh-ms', 5000, 50),
       daemonWaitSec: stringOption(values, 'daemon-wait') === undefined ? undefined : wholeNumber(stringOption(values, 'daemon-wait'), 'daemon-wait', 30),
       httpWriteToken: stringOption(values, 'http-write-token'),
+      shimPool: poolSize(stringOption(values, 'shim-pool') ?? env['VIRTQ_SHIM_POOL']),
       qmpProxyArgs: [
         ...(values['no-qmp-proxy'] === true ? ['--no-qmp-proxy'] : []),
         ...(stringOption(values, 'qmp-proxy-allow') === undefined ? [] : ['--qmp-proxy-allow', parseAllowList(stringOption(values, 'qmp-proxy-allow')).join(',')]),
@@ -59,7 +73,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
         ...(extra.daemonWaitSec === undefined ? [] : ['--daemon-wait', String(extra.daemonWaitSec)]),
         ...extra.qmpProxyArgs,
       ];
-      const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock);
+      const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock, undefined, extra.shimPool);
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
       const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };
       const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web });

@@ -101,6 +101,7 @@ export class Virtqemud {
       serving: () => {
         if (this.cfg.http) this.metrics.start();
         this.scheduleReconcile();
+        this.cfg.spawner.warm?.();
         void this.autostart(deps);
       },
       close: () => this.close(),
@@ -112,6 +113,7 @@ export class Virtqemud {
     this.closed = true;
     this.timer?.dispose();
     this.web?.close();
+    this.cfg.spawner.close?.();
     this.pool.closeAll();
     this.adminPool.closeAll();
     this.metrics.stop();

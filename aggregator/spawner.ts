@@ -4,6 +4,7 @@ import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { incomingShimArgs, type Clock, type IncomingState, type Layout, type NormalizedDefinition } from '../protocol/index.js';
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
+import { ShimPool } from '../daemon/shim-pool.js';
 
 /** What a shim reported once it started its VM. */
 export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri'>;
@@ -14,12 +15,28 @@ export interface ShimSpawner {
   start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
+  /** Starts keeping warm shims (docs/decisions/0026-warm-shim-pool.md), if it has a pool. */
+  warm?(): void;
+  /** Kills the idle warm shims; started VMs and their shims are not touched. */
+  close?(): void;
 }
 
 /** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
-export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000): ShimSpawner {
+export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000, poolSize = 0): ShimSpawner {
+  // A plain start (not paused, not a restore) may take a warm shim: it was started with exactly these arguments.
+  const plain = [...placement, '--definition', '-'];
+  const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args: plain, env, logDir: layout.log, clock }) : undefined;
   return {
+    warm: () => pool?.fill(),
+    close: () => pool?.close(),
     start(def, { paused, incoming }) {
+      const warm = paused || incoming !== undefined ? undefined : pool?.take(def.name);
+      if (warm !== undefined) {
+        const started = warm.hand(JSON.stringify(def), { name: def.name, clock, timeoutMs, logHint: `see ${join(layout.log, `${def.name}.shim-stderr.log`)}` });
+        // Refilled once this start is over, so the new shim's load does not compete with it.
+        void started.finally(() => pool?.fill()).catch(() => undefined);
+        return started;
+      }
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);
       // The shim is spawned (and has its own copy of the descriptor) before spawnShim returns.

@@ -48,36 +48,85 @@ export interface ShimLaunch {
   logHint: string;
 }
 
+/** How to run a shim process before its definition is known (a warm shim waits for it on stdin). */
+export type ShimProcess = Pick<ShimLaunch, 'command' | 'args' | 'stderr' | 'env'>;
+
+/** What the caller waits with once it hands a shim its definition. */
+export type ShimWait = Pick<ShimLaunch, 'name' | 'clock' | 'timeoutMs' | 'logHint'>;
+
+/** A started shim process that has not been given its definition yet. */
+export interface WaitingShim {
+  readonly pid: number | undefined;
+  /** False once it was handed a definition, discarded, or exited on its own. */
+  readonly idle: boolean;
+  /** Writes `definition` to its stdin and resolves with its ready line (as spawnShim). */
+  hand(definition: string, wait: ShimWait): Promise<ShimReady>;
+  /** Kills an idle shim (it holds nothing yet: no VM, no socket, no log file of a VM). */
+  discard(): void;
+}
+
 /**
  * Starts a shim detached (its own session, no pipes kept once it has reported, so it and its VM
  * outlive the caller) and resolves with its ready line. A shim that reports a failure rejects
  * with its error; one that exits first rejects with OPERATION_FAILED and `details.shimExited`.
  */
 export function spawnShim(launch: ShimLaunch): Promise<ShimReady> {
-  const child = spawn(launch.command, [...launch.args], { detached: true, stdio: ['pipe', 'pipe', launch.stderr], ...(launch.env === undefined ? {} : { env: launch.env }) });
+  return startWaitingShim(launch).hand(launch.definition, launch);
+}
+
+/**
+ * Starts a shim that loads its code and then blocks reading its definition from stdin: the one
+ * bootstrap spawnShim uses, split so a warm pool can start it ahead (docs/decisions/0026). What
+ * it prints or how it exits before `hand` is kept and reported by `hand`.
+ */
+export function startWaitingShim(p: ShimProcess): WaitingShim {
+  const child = spawn(p.command, [...p.args], { detached: true, stdio: ['pipe', 'pipe', p.stderr], ...(p.env === undefined ? {} : { env: p.env }) });
   const { stdin, stdout } = child;
-  if (stdin === null || stdout === null) return Promise.reject(new VirtqError('INTERNAL', 'shim spawned without pipes'));
-  return new Promise<ShimReady>((resolve, reject) => {
-    const lines = createInterface({ input: stdout });
-    let settled = false;
-    const finish = (result: VirtqError | ShimReady): void => {
-      if (settled) return;
-      settled = true;
-      timer.dispose();
-      lines.close();
-      stdout.destroy();
+  let state: 'idle' | 'handed' | 'gone' = 'idle';
+  type Outcome = { line: string } | { error: Error } | { exit: string };
+  let early: Outcome | undefined;
+  let deliver: (o: Outcome) => void = (o) => { early ??= o; if (state === 'idle') state = 'gone'; };
+  const lines = stdout === null ? undefined : createInterface({ input: stdout });
+  lines?.once('line', (line) => deliver({ line }));
+  child.once('error', (error) => deliver({ error }));
+  // 'close', not 'exit': the ready line may still be in the pipe when the process has exited.
+  child.once('close', (code, signal) => deliver({ exit: signal === null ? `status ${String(code)}` : signal }));
+  stdin?.on('error', () => undefined);
+  return {
+    pid: child.pid,
+    get idle() { return state === 'idle'; },
+    discard() {
+      if (state !== 'idle') return;
+      state = 'gone';
+      child.kill('SIGKILL');
+      lines?.close();
       child.unref();
-      if (result instanceof VirtqError) reject(result); else resolve(result);
-    };
-    const timer = launch.clock.setTimeout(() => finish(new VirtqError('TIMEOUT', `the shim for "${launch.name}" did not report within ${launch.timeoutMs / 1000} s; ${launch.logHint}`)), launch.timeoutMs);
-    lines.once('line', (line) => finish(parseReadyLine(line, launch.name)));
-    child.once('error', (err) => finish(new VirtqError('OPERATION_FAILED', `cannot run ${launch.command}: ${err.message}`, { cause: err })));
-    // 'close', not 'exit': the ready line may still be in the pipe when the process has exited.
-    child.once('close', (code, signal) => finish(new VirtqError('OPERATION_FAILED',
-      `the shim for "${launch.name}" exited with ${signal === null ? `status ${String(code)}` : signal} before reporting; ${launch.logHint}`, { details: { shimExited: true } })));
-    stdin.on('error', () => undefined);
-    stdin.end(launch.definition);
-  });
+    },
+    hand(definition, wait) {
+      if (stdin === null || stdout === null || lines === undefined) return Promise.reject(new VirtqError('INTERNAL', 'shim spawned without pipes'));
+      state = 'handed';
+      return new Promise<ShimReady>((resolve, reject) => {
+        let settled = false;
+        const finish = (o: Outcome): void => {
+          if (settled) return;
+          settled = true;
+          timer.dispose();
+          lines.close();
+          stdout.destroy();
+          child.unref();
+          let result: VirtqError | ShimReady;
+          if ('line' in o) result = parseReadyLine(o.line, wait.name);
+          else if ('error' in o) result = o.error instanceof VirtqError ? o.error : new VirtqError('OPERATION_FAILED', `cannot run ${p.command}: ${o.error.message}`, { cause: o.error });
+          else result = new VirtqError('OPERATION_FAILED', `the shim for "${wait.name}" exited with ${o.exit} before reporting; ${wait.logHint}`, { details: { shimExited: true } });
+          if (result instanceof VirtqError) reject(result); else resolve(result);
+        };
+        const timer = wait.clock.setTimeout(() => finish({ error: new VirtqError('TIMEOUT', `the shim for "${wait.name}" did not report within ${wait.timeoutMs / 1000} s; ${wait.logHint}`) }), wait.timeoutMs);
+        deliver = finish;
+        if (early !== undefined) finish(early);
+        else stdin.end(definition);
+      });
+    },
+  };
 }
 
 /** How to run a shim for a one-off task (`--reap`): it prints one line and exits. */

@@ -480,11 +480,14 @@ async function variantsSection() {
     { name: 'no-heap-flags', why: `without ${heapFlags.join(' ')} (V8 flags: they change V8's flag hash)`, v: { name: 'no-heap-flags', cmd: node, pre: [...nodeOnlyFlags, SHIM_BIN], env: envFlags } },
     { name: '+optimize-for-size', why: 'shipped flags + --optimize-for-size', v: { name: '+optimize-for-size', cmd: node, pre: [...nodeFlags, '--optimize-for-size', SHIM_BIN], env: envFlags } },
     { name: '+MALLOC_ARENA_MAX=1', why: 'shipped flags, one glibc malloc arena (would be inherited by QEMU)', v: { name: '+MALLOC_ARENA_MAX=1', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '1' } } },
+    // Issue #15's lean-memory list, one flag each on top of what ships (on request: --variant-list).
+    { name: '+MALLOC_ARENA_MAX=2', why: 'shipped flags, two glibc malloc arenas', v: { name: '+MALLOC_ARENA_MAX=2', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '2' } } },
+    ...['--max-lazy', '--single-threaded-gc', '--lite-mode'].map((f) => ({ name: `+${f.slice(2)}`, why: `shipped flags + ${f}`, v: { name: `+${f.slice(2)}`, cmd: node, pre: [...nodeFlags, f, SHIM_BIN], env: envFlags } })),
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
   ];
   {
     // Tried once (two runs, before the leave-outs): neither saved memory. Only on request.
-    const keep = new Set((VARIANT_LIST ?? variants.map((v) => v.name).filter((n) => !['+optimize-for-size', '+MALLOC_ARENA_MAX=1'].includes(n)).join(',')).split(','));
+    const keep = new Set((VARIANT_LIST ?? variants.map((v) => v.name).filter((n) => !n.startsWith('+')).join(',')).split(','));
     for (let i = variants.length - 1; i >= 0; i--) if (!keep.has(variants[i].name)) variants.splice(i, 1);
   }
   const reps = [];
@@ -540,6 +543,10 @@ try {
   if (ONLY.has('rtt')) await section('rtt', rttSection);
   if (ONLY.has('memory')) await section('memory', memorySection);
   if (ONLY.has('variants')) await section('variants', variantsSection);
+  if (ONLY.has('paths')) {
+    const { startPathsSection } = await import('./start-paths.mjs');
+    await section('paths', () => startPathsSection({ R, SHIM_BIN, DIST, SHEBANG, cleanup, rawS, viaShim, shimArgv, RpcClient, clock, log, rounds: ROUNDS, startShim, killShim, smapsRollup }));
+  }
 } finally {
   cleanup.run();
 }
@@ -585,6 +592,13 @@ if (results.memory !== undefined) {
   ]));
   lines.push('', `PSS per shim ${m.late.afterMs / 1000} s after the last start: median ${fmt(m.late.pss.p50)} (${fmt(m.late.pss.min)}–${fmt(m.late.pss.max)}), Pss_Anon ${fmt(m.late.pssAnon.p50)}; one shim after ${m.load.calls} getState calls: ${fmt(m.load.pssBefore)} → ${fmt(m.load.pssAfter)} MiB; another after 3 s with 64 calls in flight (${m.load.pipelined.calls} calls): ${fmt(m.load.pipelined.pssBefore)} → ${fmt(m.load.pipelined.pssAfter)} MiB.`);
   lines.push(`node processes on the host while measuring (they share node's text): ${m.one.nodeProcs} with 1 VM, ${m.nodeProcs} with ${m.n}; idle CPU per shim over 10 s (30 s after start): median ${fmt(m.idleCpuPct.p50, 3)} % (max ${fmt(m.idleCpuPct.max, 3)} %); shim CPU to ready: median ${fmt(m.cpuAtReady.p50)} ms.`);
+}
+if (results.paths !== undefined) {
+  const p = results.paths;
+  const what = { rawS: 'raw QEMU, shim argv (-S), QMP cont by this process', shim: 'virtq-shim --no-register (cold, shebang flags)', warm: 'pre-started shim (--definition -) handed its definition', vqdCold: 'create through virtqemud --shim-pool 0', vqdPool: 'create through virtqemud --shim-pool 1', nodeE0: '`node FLAGS -e 0` (the shim\'s shebang flags)', nodeE0NoFlags: '`node -e 0`', shimHelp: '`virtq-shim --help`: bootstrap + bundle evaluation + exit' };
+  lines.push('', `### Start paths, idle guest, TCG, ${p.rounds} rounds interleaved (ms: median (p90, max))`, '');
+  lines.push(table(['', 'to running', 'added vs raw-S (paired)', 'what'], Object.keys(p.run).map((k) => [k, ms(p.run[k]), p.addedVsRawS[k] === undefined ? '' : ms(p.addedVsRawS[k]), what[k] ?? ''])));
+  lines.push('', `cold shim CPU to ready ${ms(p.shimCpu)}; warm shim CPU while loading ${ms(p.warmCpuLoad)}, after the hand-off ${ms(p.warmCpuStart)}; idle pool shim ${p.idlePoolShim.map((m) => `PSS ${fmt(m.pssMiB, 2)} MiB, RSS ${fmt(m.rssMiB, 1)} MiB`).join('; ')}`);
 }
 if (results.variants !== undefined) {
   lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, PSS ${VARIANT_SETTLE_MS / 1000} s after the last start; median per shim, then the median over ${results.variants[0].reps} interleaved runs`, '');

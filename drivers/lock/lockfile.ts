@@ -5,6 +5,7 @@ import { access, constants, mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { checkFlock } from './flock.js';
+import { checkOncePerIdentity, flockCheckKey } from './flock-check-cache.js';
 import { LockfileManager } from './lockfile-manager.js';
 import { Lockspace } from './lockspace.js';
 import { LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES, type LockEnv, type LockManager, type LockPlugin } from './types.js';
@@ -31,8 +32,10 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   } catch (err) {
     throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `lockspace ${dir} is not a writable directory: ${(err as Error).message}`, { cause: err });
   }
-  await checkFlock(flock, dir);
-  return new LockfileManager({ space: new Lockspace(dir), lifelineDir: join(env.runtimeDir, 'leases'), host: env.host, clock: env.clock, flock });
+  const lifelineDir = join(env.runtimeDir, 'leases');
+  await mkdir(lifelineDir, { recursive: true, mode: 0o700 });
+  await checkOncePerIdentity(await flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
+  return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock });
 }
 
 /** The lockfile plugin. @since 0.1 */

@@ -1,0 +1,125 @@
+// The warm shim pool (docs/decisions/0026-warm-shim-pool.md): virtqemud keeps idle shims that
+// have loaded their code; a start hands one its definition. A VM started that way must be the
+// same as a cold one in everything a person or virtqemud can see, and the pool must leave no
+// process behind when virtqemud stops.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RpcClient, delay, shimSockets, shimStateFile } from '../../protocol/index.js';
+import { DaemonHarness } from '../helpers/daemon-harness.js';
+import { idleGuest } from '../helpers/test-guest.js';
+import { tmpRoot } from '../helpers/tmp-root.js';
+import { procState } from '../../drivers/host/proc.js';
+
+const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
+
+/** Shim processes under `root` that have no VM yet: `virtq-shim ... --definition -` with no state file naming them. */
+function idleShims(h: DaemonHarness): number[] {
+  const owned = new Set(h.states().map((s) => s.shimPid));
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    let cmd: string[];
+    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0'); } catch { continue; }
+    if (!cmd.some((a) => a.endsWith('virtq-shim.js')) || !cmd.includes(h.root.dir) || !cmd.includes('--definition')) continue;
+    if (!owned.has(pid) && procState(pid) !== 'Z') pids.push(pid);
+  }
+  return pids;
+}
+
+async function until<T>(h: DaemonHarness, what: string, get: () => T | undefined, ms = 30_000): Promise<T> {
+  const end = h.clock.monotonic() + ms;
+  for (;;) {
+    const v = get();
+    if (v !== undefined) return v;
+    if (h.clock.monotonic() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(h.clock, 20);
+  }
+}
+
+/** The state file's keys and the values that do not name a process, a time or an identity. */
+function shape(h: DaemonHarness, name: string): unknown {
+  const s = JSON.parse(readFileSync(shimStateFile(h.layout, name), 'utf8')) as Record<string, unknown>;
+  const varying = new Set(['shimPid', 'qemuPid', 'qemuStart', 'shimStart', 'startedAt', 'updatedAt', 'uuid', 'definition', 'name', 'sockets', 'since', 'seq']);
+  return Object.fromEntries(Object.keys(s).sort().map((k) => [k, varying.has(k) || /(At|Pid)$/.test(k) ? typeof s[k] : s[k]]));
+}
+
+describe('warm shim pool', () => {
+  let h: DaemonHarness;
+  beforeEach(() => { h = new DaemonHarness(tmpRoot()); });
+  afterEach(async () => { await h.cleanup(); });
+
+  it('starts a VM in a pre-started shim that is the same as a cold one, re-attaches after a restart, upgrades, and leaves nothing behind', async () => {
+    // A cold VM first, as the reference: no pool.
+    const cold = await h.startDaemon(['--shim-pool', '0']);
+    let { api } = await h.client();
+    await api.create({ definition: idleDef('cold1') });
+    expect(idleShims(h)).toEqual([]);
+    cold.proc.kill('SIGTERM');
+    await cold.exited;
+
+    const daemon = await h.startDaemon(['--shim-pool', '1']);
+    ({ api } = await h.client());
+    const [warmPid] = await until(h, 'an idle shim', () => { const p = idleShims(h); return p.length === 1 ? p : undefined; });
+    // It waits for its definition: no VM, no socket, no state file, no log of a VM.
+    await delay(h.clock, 300);
+    expect(idleShims(h)).toEqual([warmPid]);
+    expect(h.states().map((s) => s.name)).toEqual(['cold1']);
+
+    await api.create({ definition: idleDef('warm1') });
+    const info = await api.getInfo({ name: 'warm1' });
+    expect(info).toMatchObject({ state: 'running', shimPid: warmPid });
+    // Same sockets, state file and logs as a cold shim's.
+    for (const s of Object.values(shimSockets(h.layout, 'warm1'))) expect(existsSync(s)).toBe(true);
+    expect(shape(h, 'warm1')).toEqual(shape(h, 'cold1'));
+    expect(existsSync(join(h.layout.log, 'warm1.shim-stderr.log'))).toBe(true);
+    expect(existsSync(join(h.layout.log, 'warm1.log'))).toBe(existsSync(join(h.layout.log, 'cold1.log')));
+    const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter((a) => a !== h.root.dir);
+    expect(cmdline(warmPid as number)).toEqual(cmdline(info.shimPid as number));
+    expect(cmdline(warmPid as number)).toEqual(cmdline((await api.getInfo({ name: 'cold1' })).shimPid as number));
+
+    // The pool refills in the background, bounded at its size.
+    const [refill] = await until(h, 'a refill', () => { const p = idleShims(h); return p.length === 1 ? p : undefined; });
+    expect(refill).not.toBe(warmPid);
+
+    // virtqemud's stop kills the idle shim and nothing else; the next one relists the warm VM.
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
+    await until(h, 'the idle shim to go', () => (procState(refill as number) === undefined ? true : undefined), 10_000);
+    expect(procState(warmPid as number)).toMatch(/[RS]/);
+    expect(readdirSync(h.layout.log).filter((f) => f.startsWith('shim-pool-'))).toEqual([]);
+    await h.startDaemon(['--shim-pool', '0']);
+    ({ api } = await h.client());
+    const listed = await (async () => {
+      for (let i = 0; i < 200; i++) {
+        const d = (await api.listDomains({})).domains.find((r) => r.name === 'warm1');
+        if (d?.state === 'running' && d.shimPid === warmPid) return d;
+        await delay(h.clock, 50);
+      }
+      return undefined;
+    })();
+    expect(listed).toMatchObject({ name: 'warm1', state: 'running', shimPid: warmPid });
+
+    // A warm shim upgrades like any other: its successor runs the same QEMU.
+    const admin = await RpcClient.connect(shimSockets(h.layout, 'warm1').admin, { clock: h.clock, defaultTimeoutMs: 120_000 });
+    const result = await admin.call('admin', 'upgrade', {}) as { newPid: number };
+    admin.close();
+    expect(result.newPid).not.toBe(warmPid);
+    expect(await api.getInfo({ name: 'warm1' })).toMatchObject({ state: 'running', qemuPid: info.qemuPid });
+    await api.destroy({ name: 'warm1' });
+    await api.destroy({ name: 'cold1' });
+    expect(idleShims(h)).toEqual([]);
+  }, 180_000);
+
+  it('an idle shim exits on its own when virtqemud is killed (its stdin closes), and a broken pool size is refused', async () => {
+    const daemon = await h.startDaemon(['--shim-pool', '2']);
+    const idle = await until(h, 'two idle shims', () => { const p = idleShims(h); return p.length === 2 ? p : undefined; });
+    daemon.proc.kill('SIGKILL');
+    await daemon.exited;
+    for (const pid of idle) await until(h, `idle shim ${pid} to exit`, () => (procState(pid) === undefined || procState(pid) === 'Z' ? true : undefined), 10_000);
+    expect(h.states()).toEqual([]);
+    await expect(h.startDaemon(['--shim-pool', '17'])).rejects.toThrow(/at most 16/);
+    await expect(h.startDaemon(['--shim-pool', 'many'])).rejects.toThrow(/whole number/);
+  }, 60_000);
+});
