@@ -30,6 +30,9 @@ import type { ShimSpawner } from './spawner.js';
 import { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
 
+/** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (backoff 100–400 ms). */
+const FIRST_RECONCILE_MS = 1000;
+
 /** What a virtqemud is built from (see compose.ts). */
 export interface DaemonConfig {
   layout: Layout;
@@ -100,7 +103,9 @@ export class Virtqemud {
       ...(this.web === undefined ? {} : { httpHandler: this.web }),
       serving: () => {
         if (this.cfg.http) this.metrics.start();
-        this.scheduleReconcile();
+        // The first pass comes early: recovery listed shims up by their processes alone, and this
+        // pass probes the sockets of those that have not re-registered by then (discovery.ts).
+        this.scheduleReconcile(Math.min(this.cfg.reconcileMs, FIRST_RECONCILE_MS));
         this.cfg.spawner.warm?.();
         void this.autostart(deps);
       },
@@ -147,12 +152,12 @@ export class Virtqemud {
     }
   }
 
-  private scheduleReconcile(): void {
+  private scheduleReconcile(delayMs = this.cfg.reconcileMs): void {
     if (this.cfg.reconcileMs <= 0 || this.closed) return;
     this.timer = this.cfg.clock.setTimeout(() => {
       reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'))
         .catch((err: unknown) => this.cfg.logs.module('reconcile').error({ err }, 'reconciliation failed'))
         .finally(() => this.scheduleReconcile());
-    }, this.cfg.reconcileMs);
+    }, delayMs);
   }
 }

@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACTIVE_STATES, NAME_PATTERN, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
 import { isTempName } from '../drivers/fs/atomic-file.js';
-import { isLiveQemu } from '../drivers/host/proc.js';
+import { isLiveQemu, procState } from '../drivers/host/proc.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { DefinitionStore } from './definitions.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
@@ -32,15 +32,20 @@ export interface RecoveryReport {
   ms: number;
 }
 
-/** Fills `registry`; the whole scan probes shims in parallel under one deadline. */
-export async function recover(registry: DomainRegistry, store: DefinitionStore, layout: Layout, clock: Clock, log: Logger, probeMs = 1000, events?: RecoveryJournal): Promise<RecoveryReport> {
+/** Fills `registry`; with `probeMs` > 0 the scan first probes every shim's socket in parallel under that deadline. */
+export async function recover(registry: DomainRegistry, store: DefinitionStore, layout: Layout, clock: Clock, log: Logger, probeMs = 0, events?: RecoveryJournal): Promise<RecoveryReport> {
   const t0 = clock.monotonic();
   const defs = await store.loadAll();
   for (const { definition, autostart } of defs) {
     registry.claim({ name: definition.name, uuid: definition.uuid, persistent: true, autostart, definition, state: 'shutoff', reason: 'defined' });
   }
   const states = await readStates(layout);
-  const probes = await Promise.all(states.map((s) => isLive(s.sockets.rw, probeMs)));
+  // By default a shim whose process stands is listed up at once, without waiting on 200 socket
+  // probes that each wake a shim: its socket is checked once virtqemud serves (the first
+  // reconciliation pass runs at once), and a live shim re-registers on its own within a few
+  // hundred ms. QEMU is always checked here, so a VM that died while virtqemud was down is never
+  // listed as running. probeMs > 0 probes every socket first, as before.
+  const probes = probeMs > 0 ? await Promise.all(states.map((s) => isLive(s.sockets.rw, probeMs))) : states.map((s) => processStands(s.shimPid));
   const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0 };
   await Promise.all(states.map(async (s, i) => {
     const shimLive = probes[i] === true;
@@ -77,6 +82,11 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   report.ms = clock.monotonic() - t0;
   log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
   return report;
+}
+
+function processStands(pid: number): boolean {
+  const state = procState(pid);
+  return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
 function adoptLive(registry: DomainRegistry, record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {

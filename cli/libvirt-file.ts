@@ -4,7 +4,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { convertLibvirtXml } from '../client/index.js';
 import { VirtqError, type Definition } from '../protocol/index.js';
 import type { OptionSpec } from './derive.js';
 import type { Sink } from './io.js';
@@ -36,6 +35,8 @@ export async function readLibvirtDefinition(file: string, cwd: string, opts: Rea
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
     throw new VirtqError('INVALID_ARG', `cannot read libvirt domain XML file ${file}: ${why}`, { details: { file: path } });
   }
+  // Loaded on use: the XML parser is a fifth of the CLI's start for every other command.
+  const { convertLibvirtXml } = await import('../client/libvirt/domain.js');
   const { definition, leftOut } = convertLibvirtXml(xml, {
     source: file,
     lossy: opts['lossy'] === true,

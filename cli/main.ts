@@ -1,15 +1,19 @@
-// virtq: the command-line client. The only file of the CLI that touches process.*: it wires the
-// real streams and the client library into runCli and exits with its status.
-import { connect, connectAdmin, connectDaemon } from '../client/index.js';
+// virtq: the command-line client. With cli/snapshot-main.ts, the only files of the CLI that touch
+// process.*: it wires the real streams and the client library into runCli and exits with its status.
+import { connect, connectAdmin } from '../client/connect.js';
+import { connectDaemon } from '../client/daemon-connection.js';
 import { systemClock } from '../protocol/index.js';
 import { localFiles } from './local-files.js';
 import { programNamed } from './programs.js';
 import type { CliIo } from './io.js';
 import { runCli } from './run.js';
 import { pipeStdioTo } from './stdio-pipe.js';
+import type { CommandTree } from './command-pick.js';
 
-async function main(): Promise<void> {
-  process.on('SIGPIPE', () => undefined);
+/** Runs the command line `argv` (without node and the script) as the process, then exits. */
+export async function main(argv: readonly string[], commands?: CommandTree): Promise<void> {
+  // SIGPIPE needs no listener: Node ignores it from the start, and a listener costs the signal
+  // binding's load. A closed stdout shows up as this error instead.
   process.stdout.on('error', () => process.exit(0));
   const env = process.env;
   const io: CliIo = {
@@ -17,9 +21,10 @@ async function main(): Promise<void> {
     cwd: process.cwd(),
     uid: process.getuid?.() ?? 0,
     stdout: { write: (d) => process.stdout.write(d), isTTY: process.stdout.isTTY === true, columns: process.stdout.columns },
-    stderr: { write: (d) => process.stderr.write(d), isTTY: process.stderr.isTTY === true },
+    // stderr and stdin are opened on first use: most commands never touch them.
+    stderr: { write: (d) => process.stderr.write(d), get isTTY() { return process.stderr.isTTY === true; } },
     stdin: {
-      isTTY: process.stdin.isTTY === true,
+      get isTTY() { return process.stdin.isTTY === true; },
       on: (event: 'data' | 'end', listener: ((chunk: Buffer | string) => void) | (() => void)) => process.stdin.on(event, listener),
       setRawMode: (raw: boolean) => process.stdin.setRawMode?.(raw),
       pause: () => process.stdin.pause(),
@@ -39,8 +44,6 @@ async function main(): Promise<void> {
       return { dispose: () => { process.off('SIGINT', handler); } };
     },
   };
-  const status = await runCli(process.argv.slice(2), io);
+  const status = await runCli(argv, io, commands);
   process.exit(status);
 }
-
-void main();

@@ -18,6 +18,7 @@ import { EXAMPLES } from './examples.js';
 import { helpAfterOptions } from './command-help.js';
 import { runComplete } from './completion/helper.js';
 import { proxyCommand } from './proxy-command.js';
+import { pickCommand, picked, type CommandTree } from './command-pick.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -37,6 +38,15 @@ export interface ProgramSetup {
   readonly width: number;
   /** Runs a parsed command. */
   execute(spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void>;
+  /** The command specs (default: commandTree()); a startup snapshot passes the ones it holds. */
+  readonly commands?: CommandTree;
+  /** The command line about to be parsed: only the command it names is registered (default: all). */
+  readonly argv?: readonly string[];
+}
+
+/** The command specs the program is built from. */
+export function commandTree(): CommandTree {
+  return { top: topCommands(), admin: withExamples(adminCommands(), 'admin ') };
 }
 
 /** Every command, `virtq` ones first, then the admin ones. */
@@ -72,7 +82,8 @@ function addCommand(parent: Command, spec: CommandSpec, setup: ProgramSetup): Co
     if (o.parse !== undefined) opt.argParser(o.parse);
     cmd.addOption(opt);
   }
-  cmd.addHelpText('after', helpAfterOptions(spec));
+  // Built when help is shown: the output types' text costs tens of ms for all commands at once.
+  cmd.addHelpText('after', () => helpAfterOptions(spec));
   cmd.action(async (...params: unknown[]) => {
     const self = params[params.length - 1] as Command;
     const args: Record<string, unknown> = {};
@@ -118,9 +129,13 @@ export function buildProgram(setup: ProgramSetup): Command {
     })
     .showSuggestionAfterError(true)
     .addHelpText('after', rootHelpText());
-  for (const spec of topCommands()) addCommand(program, spec, setup);
-  const admin = program.command('admin').description(`${adminProgram.description} Connects to the admin socket of the daemon or shim that -c names.`);
-  for (const spec of withExamples(adminCommands(), 'admin ')) addCommand(admin, spec, setup);
-  addCompleteHelper(program, setup);
+  const tree = setup.commands ?? commandTree();
+  const pick = setup.argv === undefined ? { kind: 'all' as const } : pickCommand(setup.argv, tree);
+  for (const spec of tree.top) if (picked(pick, spec.name)) addCommand(program, spec, setup);
+  if (picked(pick, 'admin')) {
+    const admin = program.command('admin').description(`${adminProgram.description} Connects to the admin socket of the daemon or shim that -c names.`);
+    for (const spec of tree.admin) addCommand(admin, spec, setup);
+  }
+  if (picked(pick, '__complete')) addCompleteHelper(program, setup);
   return program;
 }

@@ -8,6 +8,7 @@ import type { CommandSpec, RunContext } from './command.js';
 import type { Input } from './derive.js';
 import type { CliAdminConnection, CliConnection, CliIo, CliServiceConnection } from './io.js';
 import { buildProgram, type GlobalOptions } from './program.js';
+import type { CommandTree } from './command-pick.js';
 import { oneLine } from './render.js';
 
 /** Exit statuses of the CLI. */
@@ -25,8 +26,8 @@ function daemonOf(program: string): DaemonName {
   return daemon;
 }
 
-/** Runs `argv` (without node and the script) and resolves with the exit status. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+/** Runs `argv` (without node and the script) and resolves with the exit status; `commands` as a startup snapshot holds them. */
+export async function runCli(argv: readonly string[], io: CliIo, commands?: CommandTree): Promise<number> {
   const closers: Array<() => void> = [];
   const execute = async (spec: CommandSpec, input: Input, globals: GlobalOptions): Promise<void> => {
     const given = globals.connect ?? resolveDefaultUri({ env: io.env, uid: io.uid });
@@ -56,7 +57,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await spec.run(ctx, input);
   };
   try {
-    const program = buildProgram({ env: io.env, stdout: io.stdout, stderr: io.stderr, width: Math.max(60, Math.min(io.stdout.columns ?? 100, 120)), execute });
+    const program = buildProgram({ env: io.env, stdout: io.stdout, stderr: io.stderr, width: Math.max(60, Math.min(io.stdout.columns ?? 100, 120)), execute, commands, argv });
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
   } catch (err) {

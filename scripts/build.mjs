@@ -3,7 +3,8 @@
 // — that is what keeps a shim near 15 MiB PSS (docs/decisions/0002-shim-footprint.md).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 // Modules of dependencies a daemon never calls, left out of its bundle: each pulls in Node
@@ -20,6 +21,12 @@ const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
 // ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
 // cbor-x catches and then decodes in pure JS.
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
+// The CLI's head is a shell launcher that is also valid JavaScript (`':'` is a string, `//` a
+// comment): run as a program, sh execs node on the CLI's startup snapshot when one built by this
+// node binary sits beside it (its name carries the binary's size, mtime and inode), else node on
+// this same file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
+const CLI_LAUNCHER = `#!/bin/sh
+':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
@@ -29,7 +36,7 @@ const binaries = [
   { entry: 'secretd/main.ts', out: 'dist/bin/virtsecretd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'nodedevd/main.ts', out: 'dist/bin/virtnodedevd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   { entry: 'networkd/main.ts', out: 'dist/bin/virtnetworkd.js', shebang: '#!/usr/bin/env node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
-  { entry: 'cli/main.ts', out: 'dist/bin/virtq.js', shebang: '#!/usr/bin/env node', leaveOut: [CBOR_EXTRACT] },
+  { entry: 'cli/bin.ts', out: 'dist/bin/virtq.js', shebang: CLI_LAUNCHER, leaveOut: [CBOR_EXTRACT] },
 ];
 
 /** An esbuild plugin replacing each `{ pkg, path }` (a require of `path` from inside package `pkg`) with a stub. */
@@ -73,6 +80,53 @@ await Promise.all(binaries.map(async (b) => {
   chmodSync(b.out, 0o755);
 }));
 
+// Built-ins Node 20's snapshot builder cannot hold (they fail it with "Unknown external
+// reference"): in the snapshot's bundle each is a module of getters that loads it on first use.
+const SNAPSHOT_LAZY_BUILTINS = ['module', 'tls', 'child_process', 'readline', 'http', 'https'];
+
+/** An esbuild plugin making each of the built-ins `names` load on first use of one of its exports. */
+function lazyBuiltins(names) {
+  const req = createRequire(import.meta.url);
+  return {
+    name: 'virtq-lazy-builtins',
+    setup(b) {
+      const filter = new RegExp(`^(node:)?(${names.join('|')})$`);
+      b.onResolve({ filter }, (args) => (args.namespace === 'virtq-lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'virtq-lazy-builtin' }));
+      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-builtin' }, (args) => {
+        const getters = Object.keys(req(`node:${args.path}`)).map((k) => `get ${JSON.stringify(k)}() { return load()[${JSON.stringify(k)}]; }`);
+        return { contents: `let m; const load = () => (m ??= require(${JSON.stringify(`node:${args.path}`)}));\nmodule.exports = { ${getters.join(', ')} };`, loader: 'js', resolveDir: '.' };
+      });
+    },
+  };
+}
+
+/**
+ * The CLI's V8 startup snapshot (docs/decisions/0028-cli-startup-snapshot.md): cli/snapshot-main.ts
+ * bundled as CommonJS (what `--build-snapshot` runs), snapshotted by this node binary into
+ * dist/bin/virtq-SIZE-MTIME-INODE.blob, the name the launcher in dist/bin/virtq.js looks for. Never
+ * committed; when it cannot be built the CLI runs without it, so a failure only warns.
+ */
+async function buildCliSnapshot() {
+  const entry = '.cache/snapshot/virtq-snapshot.cjs';
+  const st = statSync(process.execPath);
+  const blob = `dist/bin/virtq-${st.size}-${Math.floor(st.mtimeMs / 1000)}-${st.ino}.blob`;
+  try {
+    await build({
+      entryPoints: ['cli/snapshot-main.ts'], outfile: entry, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+      sourcemap: false, legalComments: 'none', external: ['cbor-extract', 'bufferutil', 'utf-8-validate'], logLevel: 'error',
+      // The bundle's source text is part of the snapshot's heap: less text, less to deserialize.
+      minifyWhitespace: true, minifySyntax: true,
+      // The snapshot is built in one place and run from another: the launcher tells it where it is.
+      define: { 'import.meta.url': 'globalThis.__virtqBinUrl' },
+      plugins: [leaveOut([CBOR_EXTRACT]), lazyBuiltins(SNAPSHOT_LAZY_BUILTINS)],
+    });
+    for (const old of readdirSync('dist/bin').filter((f) => /^virtq-.*\.blob$/.test(f))) rmSync(`dist/bin/${old}`);
+    execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', entry], { stdio: ['ignore', 'inherit', 'inherit'] });
+  } catch (err) {
+    console.warn(`build: no startup snapshot for the CLI (it runs without one): ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 // virtqemud's web view: its page (aggregator/web/page) and xterm.js from npm, copied as they are
 // into dist/web, which virtqemud serves (aggregator/web/static-files.ts): nothing from a CDN.
 const WEB_VENDOR = [
@@ -88,3 +142,5 @@ for (const [from, to] of WEB_VENDOR) {
   // The source maps stay behind: a browser would ask for them (a 404) each time its tools open.
   writeFileSync(`dist/web/vendor/${to}`, readFileSync(from, 'utf8').replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'));
 }
+
+await buildCliSnapshot();

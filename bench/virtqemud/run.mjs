@@ -18,7 +18,7 @@
 //
 //   node bench/virtqemud/run.mjs [--sizes 0,1,50,200] [--list-calls 5000] [--list-rounds 3]
 //                                [--cli-runs 20] [--restart-rounds 20] [--restart-sizes 50,200]
-//                                [--restart-variants shipped,no-flags]
+//                                [--restart-variants shipped,no-flags,base] [--base DIR]
 //                                [--concurrent 50] [--concurrent-rounds 5] [--only scale,concurrent]
 //                                [--dist DIR] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
@@ -83,7 +83,9 @@ const memAvailableGiB = () => Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('
 /** How virtqemud is run: the shipped binary through its shebang, or `node bundle` without its flags. */
 const SHIPPED = { name: 'shipped', cmd: DAEMON_BIN, pre: [] };
 const NO_FLAGS = { name: 'no-flags', cmd: process.execPath, pre: [DAEMON_BIN] };
-const RESTART_VARIANTS = RESTART_VARIANT_NAMES.map((n) => ({ shipped: SHIPPED, 'no-flags': NO_FLAGS })[n]);
+// --base DIR: another build's virtqemud (e.g. main's dist), restarted over the same shims.
+const BASE = o.get('base') === undefined ? undefined : { name: 'base', cmd: join(o.get('base'), 'bin', 'virtqemud.js'), pre: [] };
+const RESTART_VARIANTS = RESTART_VARIANT_NAMES.map((n) => ({ shipped: SHIPPED, 'no-flags': NO_FLAGS, base: BASE })[n]);
 const DAEMON_SHEBANG = readFileSync(DAEMON_BIN, 'utf8').split('\n')[0];
 
 /** Starts virtqemud under `root`; resolves at its ready line. */

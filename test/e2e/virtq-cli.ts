@@ -1,7 +1,8 @@
-// Runs the built CLI (dist/bin/virtq.js) as a user would: a node process with arguments, stdin,
+// Runs the built CLI (dist/bin/virtq.js) as a user would: a program with arguments, stdin,
 // a working directory and an environment, capturing stdout, stderr and the exit status. Also
 // checks --json output against its documented schema.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
 import { expect } from 'vitest';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -39,7 +40,10 @@ export interface RunningVirtq {
 export function startVirtq(args: string[], opts: VirtqRunOptions = {}): RunningVirtq {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (opts.env?.['VIRTQ_DEFAULT_URI'] === undefined) delete env['VIRTQ_DEFAULT_URI'];
-  const proc = spawn(process.execPath, [VIRTQ_BIN, ...args], { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  // Run as a program, as a user does: its launcher starts the CLI's snapshot (decision 0028);
+  // the node running the tests first on PATH, the binary the snapshot was built by.
+  env['PATH'] = `${dirname(process.execPath)}:${env['PATH'] ?? ''}`;
+  const proc = spawn(VIRTQ_BIN, args, { cwd: opts.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const waiters: Array<() => void> = [];

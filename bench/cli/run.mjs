@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// The CLI as whole processes (issue #15, target 3): `virtq --version`, `virtq list --all` with N
+// VMs defined and `virtq dominfo NAME`, spawn → exit, against `node -e 0` (the floor) and virsh,
+// all interleaved round by round so drifting load hits every variant alike.
+//
+//   variants  floor      node -e 0
+//             snapshot   dist/bin/virtq.js run as a program: its launcher execs node on the CLI's
+//                        startup snapshot (docs/decisions/0028-cli-startup-snapshot.md)
+//             bundle     the same file with VIRTQ_NO_SNAPSHOT=1: node on the ESM bundle (the fallback)
+//             base       --base DIR: another build's dist/bin/virtq.js (e.g. main's), through its shebang
+//             virsh      virsh --version; list/dominfo on libvirt's test driver (test:///FILE, N
+//                        domains, in-process: no daemon, so a lower bound for virsh)
+//
+//   node bench/cli/run.mjs [--vms 200] [--runs 30] [--base DIR] [--dist DIR] [--json out.json]
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cleanupRegistry, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, options, snapshotDist, summarize, table, tmpRoot,
+} from '../lib/common.mjs';
+
+const o = options();
+const VMS = o.num('vms', 200);
+const RUNS = o.num('runs', 30);
+const BASE = o.get('base');
+const JSON_OUT = o.get('json');
+const cleanup = cleanupRegistry();
+const facts = { ...machineFacts(), loadBefore: loadavg() };
+const DIST = await snapshotDist('cli', o.get('dist'));
+const CLI = join(DIST, 'bin', 'virtq.js');
+const { RpcClient, systemClock, daemonSockets, rootLayout } = await import(join(DIST, 'lib', 'protocol', 'index.js'));
+
+// virtqemud with VMS defined (shut off) VMs: a listing of VMS rows, no shims needed.
+const root = cleanup.root(tmpRoot('vqcli-'));
+const daemon = cleanup.child(spawn(join(DIST, 'bin', 'virtqemud.js'), ['--root', root], { stdio: ['ignore', 'pipe', 'pipe'] }));
+daemon.stderr.resume();
+await firstLine(daemon);
+daemon.stdout.resume();
+const rpc = await RpcClient.connect(daemonSockets(rootLayout(root)).rw, { clock: systemClock(), defaultTimeoutMs: 60_000 });
+const names = Array.from({ length: VMS }, (_, i) => `vm${String(i).padStart(3, '0')}`);
+for (const name of names) await rpc.call('virtq', 'define', { definition: idleDefinition(name) });
+rpc.close();
+const uri = `qemu:///system?root=${root}`;
+
+// libvirt's test driver with the same number of domains.
+const virshOk = spawnSync('virsh', ['--version'], { encoding: 'utf8' }).status === 0;
+const testXml = join(root, 'libvirt-test.xml');
+writeFileSync(testXml, `<node>\n${names.map((n) => `<domain type='test'><name>${n}</name><memory>32768</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>`).join('\n')}\n</node>\n`);
+const testUri = `test://${testXml}`;
+
+const commands = {
+  version: { virtq: ['--version'], virsh: ['--version'] },
+  list: { virtq: ['-c', uri, 'list', '--all'], virsh: ['-c', testUri, 'list', '--all'] },
+  dominfo: { virtq: ['-c', uri, 'dominfo', names[0]], virsh: ['-c', testUri, 'dominfo', names[0]] },
+};
+const variants = [
+  { name: 'floor', run: () => [process.execPath, ['-e', '0'], {}] },
+  { name: 'snapshot', run: (c) => [CLI, commands[c].virtq, {}] },
+  { name: 'bundle', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_SNAPSHOT: '1' }] },
+  ...(BASE === undefined ? [] : [{ name: 'base', run: (c) => [join(BASE, 'bin', 'virtq.js'), commands[c].virtq, {}] }]),
+  ...(virshOk ? [{ name: 'virsh', run: (c) => ['virsh', commands[c].virsh, {}] }] : []),
+];
+
+/** One spawn → exit, in ms; throws on a failed run. Returns the lines printed too. */
+async function once(cmd, args, env) {
+  const t0 = now();
+  const child = cleanup.child(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise((r) => child.once('close', (c) => r(c)));
+  const ms = now() - t0;
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err.slice(0, 300)}`);
+  return { ms, lines: out.split('\n').filter((l) => l.trim() !== '').length };
+}
+
+const times = {};
+const lines = {};
+for (let r = -2; r < RUNS; r++) {
+  for (const c of Object.keys(commands)) {
+    // Rotate the order every round so no variant always runs first.
+    const order = variants.map((_, i) => variants[(i + r + 2) % variants.length]);
+    for (const v of order) {
+      const [cmd, args, env] = v.run(c);
+      const res = await once(cmd, args, env);
+      if (r < 0) continue;
+      (times[`${c}/${v.name}`] ??= []).push(res.ms);
+      lines[`${c}/${v.name}`] = res.lines;
+    }
+  }
+}
+daemon.kill('SIGKILL');
+cleanup.run();
+facts.loadAfter = loadavg();
+
+const results = { facts, vms: VMS, runs: RUNS, base: BASE, summary: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { ...summarize(v), lines: lines[k] }])) };
+const cell = (k) => {
+  const s = results.summary[k];
+  return s === undefined ? '–' : `${fmt(s.p50)} (p90 ${fmt(s.p90)})`;
+};
+const floor = (c) => results.summary[`${c}/floor`].p50;
+const out = [];
+out.push(`machine: ${facts.cpu}, ${facts.nproc} vCPU, ${facts.memGiB} GiB, kernel ${facts.kernel}, node ${facts.node}`);
+out.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${RUNS} runs of each, interleaved; ${VMS} VMs defined`, '');
+out.push(table(['command', '`node -e 0` (floor)', 'virtq, snapshot', '− floor', 'virtq, bundle (no snapshot)', ...(BASE === undefined ? [] : ['virtq, base build']), ...(virshOk ? ['virsh'] : [])],
+  Object.keys(commands).map((c) => [
+    `${c}${c === 'list' ? ` (${lines[`${c}/snapshot`]} lines)` : ''}`, cell(`${c}/floor`), cell(`${c}/snapshot`), `+${fmt(results.summary[`${c}/snapshot`].p50 - floor(c))}`,
+    cell(`${c}/bundle`), ...(BASE === undefined ? [] : [cell(`${c}/base`)]), ...(virshOk ? [cell(`${c}/virsh`)] : []),
+  ])));
+console.log(out.join('\n'));
+if (JSON_OUT !== undefined) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
+process.exit(0);

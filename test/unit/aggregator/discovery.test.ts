@@ -1,0 +1,85 @@
+// recover(): a shim whose process stands is listed up at once, without a socket probe (the first
+// reconciliation pass probes it later); a VM whose QEMU is gone is listed as lost while
+// virtqemud was down whatever its shim; with probeMs > 0 every socket is probed first, as before.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rootLayout, shimDir, shimStateFile, silentLogger, systemClock, type Layout } from '../../../protocol/index.js';
+import { recover } from '../../../aggregator/discovery.js';
+import { DefinitionStore } from '../../../aggregator/definitions.js';
+import { DomainRegistry } from '../../../aggregator/registry.js';
+import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
+
+const children: ChildProcess[] = [];
+let tmp: TmpRoot | undefined;
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  tmp?.remove();
+  tmp = undefined;
+});
+
+/** A process standing in for a shim or QEMU; `marker` shows up in its command line. */
+function standing(marker: string): number {
+  const c = spawn('sh', ['-c', 'sleep 60', marker], { stdio: 'ignore' });
+  children.push(c);
+  return c.pid as number;
+}
+
+async function exitedPid(): Promise<number> {
+  const c = spawn('true', [], { stdio: 'ignore' });
+  await new Promise((r) => c.once('exit', r));
+  return c.pid as number;
+}
+
+function writeState(layout: Layout, name: string, uuid: string, shimPid: number, qemuPid: number | undefined): void {
+  const sock = (k: string): string => `${shimDir(layout)}/${name}-${k}.sock`;
+  writeFileSync(shimStateFile(layout, name), JSON.stringify({
+    format: 1, name, uuid, shimPid, qemuPid, qemuStartedAt: 1, accel: 'tcg', definition: { name, uuid },
+    sockets: { rw: sock('rw'), ro: sock('ro'), admin: sock('admin'), monitor: sock('mon'), console: sock('con') },
+    state: 'running', reason: 'booted', tainted: false, private: false, updatedAt: 1,
+  }));
+}
+
+async function setUp(): Promise<{ layout: Layout; live: string; dead: string }> {
+  tmp = tmpRoot('vq-disc-');
+  const layout = rootLayout(tmp.dir);
+  mkdirSync(shimDir(layout), { recursive: true });
+  mkdirSync(layout.config, { recursive: true });
+  const live = randomUUID();
+  const dead = randomUUID();
+  // live1: shim and QEMU processes stand, but nothing listens on its socket.
+  writeState(layout, 'live1', live, standing('shim'), standing(live));
+  // dead1: shim and QEMU are gone: the VM died while virtqemud was down.
+  writeState(layout, 'dead1', dead, await exitedPid(), await exitedPid());
+  return { layout, live, dead };
+}
+
+describe('recover', () => {
+  it('lists a shim whose process stands as up, without probing its socket', async () => {
+    const { layout } = await setUp();
+    const registry = new DomainRegistry();
+    const report = await recover(registry, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
+    expect(registry.get('live1')).toMatchObject({ state: 'running', shimUp: true });
+    expect(registry.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
+    expect(report).toMatchObject({ liveShims: 1, stopped: 1 });
+  });
+
+  it('lists a shim whose process is gone as lost while its QEMU runs', async () => {
+    const { layout, live } = await setUp();
+    writeState(layout, 'live1', live, await exitedPid(), standing(live));
+    const registry = new DomainRegistry();
+    const report = await recover(registry, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
+    expect(registry.get('live1')).toMatchObject({ state: 'running', shimUp: false });
+    expect(report).toMatchObject({ liveShims: 0, lostShims: 1 });
+  });
+
+  it('probes every socket first when asked to (probeMs > 0)', async () => {
+    const { layout } = await setUp();
+    const registry = new DomainRegistry();
+    await recover(registry, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger(), 200);
+    expect(registry.get('live1')).toMatchObject({ state: 'running', shimUp: false });
+    expect(registry.get('dead1')).toMatchObject({ state: 'crashed' });
+  });
+});
