@@ -14,7 +14,7 @@ export const STREAM_LOW_WATER = 1024 * 1024;
  * Unsent bytes below which `drain()` lets a writer go on: well under the 8 MiB of unread pushed
  * bytes past which a server drops a client (MAX_UNREAD_PUSH_BYTES).
  */
-export const STREAM_WRITABLE_BYTES = 1024 * 1024;
+export const STREAM_WRITABLE_BYTES = 4 * 1024 * 1024;
 
 /** How a stream reaches its connection. */
 export interface StreamTransport {

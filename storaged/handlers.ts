@@ -8,6 +8,7 @@ import type { InUseGuard } from './in-use.js';
 import type { PoolEntry, PoolStore } from './pool-store.js';
 import type { StorageMetrics } from './metrics.js';
 import type { VolumeRecord, VolumeRecords } from './volume-records.js';
+import { recordWhileMaking } from './record-while-making.js';
 
 /** What the handlers work with. */
 export interface StorageDeps {
@@ -51,11 +52,6 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       ...(secret === undefined ? {} : { secret }), ...(v.problem === undefined ? {} : { problem: v.problem }),
     };
   };
-  // What virtstoraged made it as: never a guess from the file's bytes.
-  const made = (v: VolumeInfo, secret?: string): VolumeRecord => {
-    const format = v.format === 'raw' ? 'raw' as const : v.format === 'qcow2' ? 'qcow2' as const : undefined;
-    return { ...(format === undefined ? {} : { format }), ...(secret === undefined ? {} : { secret }) };
-  };
   const passphraseOf = async (pool: string, name: string, purpose: string): Promise<{ passphrase: Uint8Array } | undefined> => {
     const uuid = d.records.get(pool, name).secret;
     return uuid === undefined ? undefined : { passphrase: await d.secretValue(uuid, purpose) };
@@ -89,12 +85,14 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       const p = pools.active(pool);
       const base = backing === undefined ? undefined : await pools.active(backing.pool).volumeInfo(backing.name);
       const passphrase = encryption === undefined ? undefined : await d.secretValue(encryption.secret, `create volume ${pool}/${name}`);
-      const v = await p.create({
-        name, format: format ?? (base !== undefined || passphrase !== undefined ? 'qcow2' : 'raw'), capacityBytes: capacity,
+      const f = format ?? (base !== undefined || passphrase !== undefined ? 'qcow2' : 'raw');
+      const secret = encryption?.secret.toLowerCase();
+      // What virtstoraged makes it as (the format asked for), recorded while the file is made.
+      const v = await recordWhileMaking({ records: d.records, pool: p, poolName: pool, name, log: d.log }, { format: f, ...(secret === undefined ? {} : { secret }) }, (onClaimed) => p.create({
+        name, format: f, capacityBytes: capacity,
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
         ...(passphrase === undefined ? {} : { encryption: { passphrase, ...(d.luksIterTimeMs === undefined ? {} : { iterTimeMs: d.luksIterTimeMs }) } }),
-      });
-      await recordOrUndo(d, p, pool, name, made(v, encryption?.secret.toLowerCase()));
+      }, { onClaimed }));
       d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');
       return row(pool, v);
     }),
@@ -103,10 +101,10 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       const from = d.records.get(pool, source);
       // The copy's format follows the source's record (a guess only for a file put there by hand).
       const format = thin === true ? 'qcow2' : (from.format ?? (await p.volumeInfo(source)).format) === 'qcow2' ? 'qcow2' : 'raw';
-      const v = await p.clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report });
       // Recorded as what it was made from, never as what its bytes (the source's, guest-written)
       // look like; then described again, now that a raw copy is never probed.
-      await recordOrUndo(d, p, pool, name, { format, ...(from.secret === undefined ? {} : { secret: from.secret }) });
+      const v = await recordWhileMaking({ records: d.records, pool: p, poolName: pool, name, log: d.log }, { format, ...(from.secret === undefined ? {} : { secret: from.secret }) },
+        (onClaimed) => p.clone(source, name, { mode: thin === true ? 'thin' : 'full' }, { signal, onProgress: report, onClaimed }));
       return row(pool, format === v.format ? v : await p.volumeInfo(name));
     })),
     resizeVolume: ({ pool, name, capacity, shrink }) => metrics.timed('resize', async () => {
@@ -117,9 +115,12 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     }),
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
-      await guard.exclusive(await p.path(name), `delete volume ${pool}/${name}`, () => p.delete(name));
-      // The volume is gone: forgetting its record is best effort, so a full disk cannot fail a delete that happened.
-      await d.records.set(pool, name, undefined).catch((err: unknown) => d.log.warn({ pool, volume: name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot forget the deleted volume\'s record'));
+      await guard.removing(await p.path(name), `delete volume ${pool}/${name}`, (confirm) => p.delete(name, confirm));
+      // The volume is gone: forgetting its record is best effort, so a full disk cannot fail a
+      // delete that happened, and is not waited for (two fsyncs, most of a small delete's time).
+      // Writes are serialised, so a create of the name afterwards records after it; a record left
+      // by a kill names no file, and one of a raw volume only ever keeps a file from being probed.
+      void d.records.set(pool, name, undefined).catch((err: unknown) => d.log.warn({ pool, volume: name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot forget the deleted volume\'s record'));
       d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted');
       return {};
     }),
@@ -127,7 +128,7 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       const p = pools.active(pool);
       const path = await p.path(name);
       // Refused up front with a plain error while a VM uses it; held exclusively for the whole upload.
-      await guard.exclusive(path, `upload into volume ${pool}/${name}`, async () => undefined);
+      await guard.check(path, `upload into volume ${pool}/${name}`);
       const stream = ctx.openStream();
       void finishUpload(d, ctx, stream, p, { pool, name, path, length });
       return {};
@@ -141,21 +142,6 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     listJobs: () => ({ jobs: jobs.list() }),
     cancelJob: ({ job }) => { jobs.cancel(job); return {}; },
   };
-}
-
-/**
- * Records what a create or clone just made; a volume whose record cannot be written is removed
- * again, so the operation fails whole rather than leaving a volume that, after a restart, would
- * be probed from bytes a guest wrote.
- */
-async function recordOrUndo(d: StorageDeps, p: StoragePool, pool: string, name: string, record: VolumeRecord): Promise<void> {
-  try {
-    await d.records.set(pool, name, record);
-  } catch (err) {
-    await p.delete(name).catch((e: unknown) => d.log.warn({ pool, volume: name, err: e, msgId: 'VOLUME_UNDO_FAILED' }, 'cannot remove the volume whose record was not written'));
-    await d.records.set(pool, name, undefined).catch(() => undefined);
-    throw err;
-  }
 }
 
 /**

@@ -14,6 +14,7 @@ import { loadLockManager } from '../drivers/lock/loader.js';
 import { DirPool } from '../drivers/storage/dir-pool.js';
 import { QemuImg } from '../drivers/storage/qemu-img.js';
 import { storageHandlers } from './handlers.js';
+import { procLocksProbeFor } from '../drivers/lock/proc-locks.js';
 import { InUseGuard } from './in-use.js';
 import { Jobs } from './jobs.js';
 import { StorageMetrics } from './metrics.js';
@@ -74,7 +75,7 @@ deleted or changed under it (the lock manager's leases say which).`,
         }
       };
       return {
-        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log), metrics, records, secretValue, log, luksIterTimeMs: extra.luksIterTimeMs }))],
+        served: [served(storageProgram, storageHandlers({ pools, jobs, guard: new InUseGuard(lock, log, await procLocksProbeFor(lock, layout)), metrics, records, secretValue, log, luksIterTimeMs: extra.luksIterTimeMs }))],
         info: () => ({ pools: pools.all().length, active: pools.all().filter((e) => e.pool !== undefined).length, jobs: jobs.list().length, lockManager: lock.status }),
         close: async () => {
           for (const j of jobs.list()) { try { jobs.cancel(j.job); } catch { /* finished */ } }

@@ -3,7 +3,7 @@
 // that keep two changes of one volume apart, and recovery after a kill. Names starting with a
 // dot are the driver's own temp files and never volumes.
 import { createHash } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, realpath, statfs, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, readdir, realpath, rename, statfs, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, normalize } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
@@ -15,7 +15,7 @@ import { QemuImg } from './qemu-img.js';
 import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
 import { openDownload } from './transfer.js';
 import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
-import { describe, exists, fsError, fsyncPath, isTempName } from './volume-files.js';
+import { describe, exists, fsError, fsyncPath, isTempName, tempName } from './volume-files.js';
 import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
 import { fileKind } from '../fs/file-kind.js';
 import { checkCreateSpec, cloneVolumeFile, createVolumeFile, resizeVolumeFile, uploadVolumeFile, type OpsContext } from './volume-ops.js';
@@ -155,7 +155,7 @@ export class DirPool implements StoragePool {
   }
 
   /** Creates a volume; ALREADY_EXISTS when anything has the name. */
-  async create(spec: CreateVolumeSpec): Promise<VolumeInfo> {
+  async create(spec: CreateVolumeSpec, ctl: Pick<OpControl, 'onClaimed'> = {}): Promise<VolumeInfo> {
     checkCreateSpec(spec);
     await this.realDir();
     return this.exclusive(spec.name, 'create', async () => {
@@ -163,6 +163,7 @@ export class DirPool implements StoragePool {
       if (spec.backing !== undefined && !(await exists(spec.backing.path))) {
         throw new VirtqError('NO_STORAGE_VOL', `creating ${describe({ pool: this.config.name, name: spec.name })}: its backing image ${spec.backing.path} does not exist`, { details: { field: 'backing.path' } });
       }
+      ctl.onClaimed?.();
       return this.madeVolume(spec.name, await createVolumeFile(this.ops, spec));
     });
   }
@@ -176,6 +177,7 @@ export class DirPool implements StoragePool {
     // The source is marked read for the whole clone: an upload, resize or delete of it is refused meanwhile.
     return this.busy.reading(source, `clone of it to ${JSON.stringify(name)}`, () => this.exclusive(name, 'clone', async () => {
       await this.refuseExisting(name);
+      ctl.onClaimed?.();
       return this.madeVolume(name, await cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl));
     }));
   }
@@ -190,12 +192,15 @@ export class DirPool implements StoragePool {
   }
 
   /** Deletes `name`; IN_USE while another volume of the pool reads through it. */
-  async delete(name: string): Promise<void> {
+  async delete(name: string, confirm?: () => Promise<void>): Promise<void> {
     await this.exclusive(name, 'delete', async () => {
       const vol = await this.resolve(name);
       await this.refuseBackingOf(vol, 'delete');
       try {
-        await unlink(vol.entryPath);
+        // A symlinked volume's target is not moved by moving the link: confirm gets no chance to
+        // keep a VM off it, so such a volume is only deleted under the caller's lease.
+        if (confirm !== undefined && !vol.symlink) await removeConfirmed(this.config.path, vol.entryPath, confirm);
+        else await unlink(vol.entryPath);
         await fsyncPath(this.config.path);
       } catch (err) {
         throw fsError(err, vol.ref, `deleting ${describe(vol.ref)}`);
@@ -307,6 +312,24 @@ export class DirPool implements StoragePool {
     checkVolumeName(name);
     return this.busy.run(name, op, fn);
   }
+}
+
+/**
+ * Moves `path` to a temp name in `dir` (a kill now leaves a temp file recover() removes: the
+ * delete completes), runs `confirm`, then unlinks it; when `confirm` throws, links it back
+ * (never over a file that took the name meanwhile) and rethrows.
+ */
+async function removeConfirmed(dir: string, path: string, confirm: () => Promise<void>): Promise<void> {
+  const aside = join(dir, tempName());
+  await rename(path, aside);
+  try {
+    await confirm();
+  } catch (err) {
+    await link(aside, path);
+    await unlink(aside);
+    throw err;
+  }
+  await unlink(aside);
 }
 
 /** Maps `items` through `fn` with at most `limit` calls in flight, keeping the order. */

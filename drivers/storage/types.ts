@@ -63,6 +63,11 @@ export interface OpControl {
    * (over the wire, to a terminal) throttles it itself.
    */
   onProgress?(doneBytes: number, totalBytes: number): void;
+  /**
+   * A create or clone calls it once it has checked that the new name is free, before it builds
+   * the file: the caller may write what it keeps about the volume meanwhile.
+   */
+  onClaimed?(): void;
 }
 
 /** A passphrase for a LUKS-encrypted qcow2. Never logged, never put on a command line. */
@@ -138,10 +143,14 @@ export interface StoragePool {
   /** The absolute path a VM opens for the volume. */
   path(name: string): Promise<string>;
   volumeInfo(name: string): Promise<VolumeInfo>;
-  create(spec: CreateVolumeSpec): Promise<VolumeInfo>;
+  create(spec: CreateVolumeSpec, ctl?: Pick<OpControl, 'onClaimed'>): Promise<VolumeInfo>;
   clone(source: string, name: string, options: { mode: CloneMode }, ctl?: OpControl): Promise<VolumeInfo>;
   resize(name: string, capacityBytes: number, options: ResizeOptions): Promise<VolumeInfo>;
-  delete(name: string): Promise<void>;
+  /**
+   * With `confirm`, the file is first moved to a temp name, then `confirm` runs; when it throws,
+   * the file is put back under its name and the error passes through (see storaged/in-use.ts).
+   */
+  delete(name: string, confirm?: () => Promise<void>): Promise<void>;
   upload(name: string, data: AsyncIterable<Uint8Array>, ctl?: OpControl, options?: UploadOptions): Promise<VolumeInfo>;
   download(name: string, ctl?: OpControl): Promise<VolumeDownload>;
   /** Resolves when the passphrase unlocks the encrypted volume; INVALID_ARG when it does not. */

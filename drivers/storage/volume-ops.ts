@@ -4,6 +4,7 @@
 import { chmod, open, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, isAbsolute } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
+import { supportsDirectIo } from './direct-io.js';
 import type { ImageInfo } from './image-info.js';
 import { convertArgs, createArgs, resizeArgs, type SecretArgs } from './qemu-img-args.js';
 import type { QemuImg } from './qemu-img.js';
@@ -143,7 +144,7 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
   await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
     ctl.onProgress?.(0, total);
     const onPercent = (p: number): void => ctl.onProgress?.(Math.min(total, Math.round((p / 100) * total)), total);
-    await ctx.qemuImg.run(convertArgs(src.path, srcInfo.format, tmp, format), { what, signal: ctl.signal, onPercent });
+    await ctx.qemuImg.run(convertArgs(src.path, srcInfo.format, tmp, format, await supportsDirectIo(ctx.dir)), { what, signal: ctl.signal, onPercent });
     await chmod(tmp, VOLUME_FILE_MODE);
   });
   return undefined;

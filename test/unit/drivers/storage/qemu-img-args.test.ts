@@ -19,6 +19,7 @@ describe('qemu-img arguments', () => {
 
   it('converts with progress from the source format to the target format', () => {
     expect(convertArgs('/p/a', 'qcow2', '/p/.t', 'qcow2')).toEqual(['convert', '-p', '-f', 'qcow2', '-O', 'qcow2', '/p/a', '/p/.t']);
+    expect(convertArgs('/p/a', 'raw', '/p/.t', 'raw', true)).toEqual(['convert', '-p', '-t', 'none', '-W', '-m', '16', '-f', 'raw', '-O', 'raw', '/p/a', '/p/.t']);
   });
 
   it('resizes by format, or through --image-opts for an encrypted image, escaping commas', () => {
