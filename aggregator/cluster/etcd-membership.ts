@@ -108,7 +108,9 @@ export class EtcdMembership implements ClusterGate {
   private async tick(): Promise<void> {
     if (this.closed) return;
     try {
-      if (this.lease === undefined || this.aliveUntil === 0) await this.join();
+      // Past the time the lease was certainly alive it may have expired on the server (a paused
+      // process, a partition): a new lease, rather than hoping the old one still counts.
+      if (this.lease === undefined || !this.available) await this.join();
       else await this.renew();
       if (this.resync) await this.sync();
     } catch (err) {
@@ -224,7 +226,7 @@ export class EtcdMembership implements ClusterGate {
     try {
       return await call();
     } catch (err) {
-      throw new VirtqError('CLUSTER_UNAVAILABLE', `etcd at ${this.cfg.uri.endpoints.join(',')} did not answer: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new VirtqError('CLUSTER_UNAVAILABLE', `this host (${this.cfg.hostId}) cannot reach its etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${err instanceof Error ? err.message : String(err)}); running VMs keep running, retry when etcd is reachable`, { cause: err });
     }
   }
 
