@@ -7,6 +7,7 @@ import {
   RpcClient, VirtqError, typedClient, virtqProgram,
   type Clock, type DomainRow,
 } from '../protocol/index.js';
+import { rangeAll } from './etcd-range.js';
 import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
 
 /** One host of the fleet as the view shows it. */
@@ -58,17 +59,17 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs
   const callMs = 5000;
   const etcd = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`), dialTimeout: callMs, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }) });
   const keys = clusterKeys(cluster.prefix);
-  let hostValues: Record<string, string>;
-  let claims: Record<string, string>;
+  let hostValues: Array<[string, string]>;
+  let claims: Array<[string, string]>;
   try {
-    [hostValues, claims] = await Promise.all([etcd.getAll().prefix(keys.hostsDir).strings(), etcd.getAll().prefix(keys.namesDir).strings()]);
+    [hostValues, claims] = await Promise.all([rangeAll(etcd, keys.hostsDir), rangeAll(etcd, keys.namesDir)]);
   } catch (err) {
     throw new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): the fleet cannot be listed now`, { cause: err });
   } finally {
     etcd.close();
   }
   const entries = new Map<string, HostEntry>();
-  for (const v of Object.values(hostValues)) {
+  for (const [, v] of hostValues) {
     const e = parseHostEntry(v);
     if (e !== undefined) entries.set(e.host, e);
   }
@@ -79,7 +80,7 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs
   }));
   const domains: FleetDomain[] = [];
   const held = new Map<string, number>();
-  for (const [key, value] of Object.entries(claims)) {
+  for (const [key, value] of claims) {
     const claim = parseClaim(value);
     if (claim === undefined) continue;
     const name = key.slice(keys.namesDir.length);

@@ -10,6 +10,7 @@ import {
   clusterKeys, nameClaimValue, parseClaim, uuidClaimValue,
   type ClusterUri, type HostEntry, type NameClaim,
 } from '../../protocol/cluster.js';
+import { rangeAll } from '../../client/etcd-range.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -164,7 +165,7 @@ export class EtcdMembership implements ClusterGate {
   // a local VM whose name another host holds is reported in the host entry, never taken over.
   private async sync(): Promise<void> {
     this.resync = false;
-    const held = await this.client.getAll().prefix(this.keys.namesDir).strings();
+    const held = await rangeAll(this.client, this.keys.namesDir);
     const conflicts: HostEntry['conflicts'] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
     for (const [name, uuid] of local) {
@@ -175,7 +176,7 @@ export class EtcdMembership implements ClusterGate {
         this.cfg.log.error({ name, err: e.message, msgId: 'CLUSTER_CLAIM_CONFLICT' }, 'a local VM\'s name or UUID is held by another host; left as it is');
       });
     }
-    for (const [key, value] of Object.entries(held)) {
+    for (const [key, value] of held) {
       const claim = parseClaim(value);
       const name = key.slice(this.keys.namesDir.length);
       if (claim?.host !== this.cfg.hostId || local.get(name) === claim.uuid) continue;

@@ -6,6 +6,7 @@ import { Etcd3 } from 'etcd3';
 import type { VirtqError } from '../../../protocol/index.js';
 import { idleGuest } from '../../helpers/test-guest.js';
 import { eventually, startFleet, type Fleet } from '../../helpers/fleet.js';
+import { rangeAll } from '../../../client/etcd-range.js';
 
 const idleDef = (name: string, uuid?: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel }, ...(uuid === undefined ? {} : { uuid }) });
 // 1,000 races were run once (VQ_CLUSTER_RACES=1000, recorded in bench/RESULTS.md); the suite runs a bounded number.
@@ -66,6 +67,13 @@ describe('cluster-wide claims', () => {
     await eventually(async () => (await etcd.get(`${fleet.prefix}/names/temp1`).string()) === null, 30_000, 'the transient claim to go');
     await expect(b?.api.define({ definition: idleDef('temp1') })).resolves.toMatchObject({ name: 'temp1' });
   }, 120_000);
+
+  it('reads a prefix in pages that add up to the whole range', async () => {
+    const whole = await etcd.getAll().prefix(`${fleet.prefix}/names/`).strings();
+    expect(Object.keys(whole).length).toBeGreaterThan(RACES);
+    for (const page of [1, 7, 1000]) expect(Object.fromEntries(await rangeAll(etcd, `${fleet.prefix}/names/`, page))).toEqual(whole);
+    expect(await rangeAll(etcd, `${fleet.prefix}/nothing-here/`, 7)).toEqual([]);
+  });
 
   it('hosts publish themselves under their lease', async () => {
     const hosts = await etcd.getAll().prefix(`${fleet.prefix}/hosts/`).strings();
