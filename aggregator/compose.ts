@@ -8,6 +8,7 @@ import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
+import { CLUSTER_OPTIONS, CLUSTER_USAGE, etcdClusterMember, parseClusterOptions, type ClusterOptions } from './cluster/cluster-member.js';
 
 /** virtqemud's own options. */
 export interface VirtqemudOptions {
@@ -22,6 +23,8 @@ export interface VirtqemudOptions {
   qmpProxyArgs: string[];
   /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 1, 0: none). */
   shimPool: number;
+  /** --cluster and its companions; undefined: not in a fleet. */
+  cluster: ClusterOptions | undefined;
 }
 
 /** Idle shims cost a shim's memory each: more than this many is never what anyone wants. */
@@ -40,7 +43,7 @@ export function virtqemudService(version: string, shimBeside: URL): ServiceDefin
     version,
     summary: `Serves the host's VMs: registers their shims, keeps names and UUIDs unique, stores persistent
 definitions, starts VMs in detached shims and answers the host listing.`,
-    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'shim-pool': { type: 'string' } },
+    options: { shim: { type: 'string' }, 'reconcile-ms': { type: 'string' }, 'metrics-refresh-ms': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'http-write-token': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'shim-pool': { type: 'string' }, ...CLUSTER_OPTIONS },
     optionsUsage: `  --shim PATH         the virtq-shim binary (default: next to this one, or $VIRTQ_SHIM)
   --reconcile-ms N    period of the reconciliation pass (default 5000)
   --metrics-refresh-ms N  how often shims' metrics are fetched in the background (default 5000)
@@ -51,7 +54,8 @@ definitions, starts VMs in detached shims and answers the host listing.`,
   --qmp-proxy-allow L comma-separated QMP commands that change a VM which tools on every VM's shared
                       QMP socket may send (query-* always pass; the shim's own commands never do)
   --shim-pool N       keep N shims started ahead, waiting for a VM to start (default: $VIRTQ_SHIM_POOL
-                      or 1; 0: none); each idle one costs a shim's memory and saves Node's start`,
+                      or 1; 0: none); each idle one costs a shim's memory and saves Node's start
+${CLUSTER_USAGE}`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},
     parseExtra: (values, env) => ({
@@ -65,6 +69,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
         ...(values['no-qmp-proxy'] === true ? ['--no-qmp-proxy'] : []),
         ...(stringOption(values, 'qmp-proxy-allow') === undefined ? [] : ['--qmp-proxy-allow', parseAllowList(stringOption(values, 'qmp-proxy-allow')).join(',')]),
       ],
+      cluster: parseClusterOptions(values),
     }),
     build: async ({ layout, clock, logs, env, common, extra, service }) => {
       // Shims run under the same root or mode as their virtqemud.
@@ -76,7 +81,8 @@ definitions, starts VMs in detached shims and answers the host listing.`,
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock, undefined, extra.shimPool);
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
       const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };
-      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web });
+      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web,
+        ...(extra.cluster === undefined ? {} : { cluster: etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid) }) });
       return daemon.start();
     },
   };

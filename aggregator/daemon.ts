@@ -29,6 +29,7 @@ import { upgradeShims } from './handlers/admin-upgrade.js';
 import type { ShimSpawner } from './spawner.js';
 import { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
+import type { ClusterMember } from './cluster/cluster-member.js';
 
 /** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (backoff 100–400 ms). */
 const FIRST_RECONCILE_MS = 1000;
@@ -51,11 +52,14 @@ export interface DaemonConfig {
   metricsRefreshMs?: number;
   /** The web view on the --http address (only with `http`): its files and the operator's write token. */
   web?: { assetsDir: string; token: WriteToken | undefined };
+  /** Membership of an etcd fleet (--cluster); undefined: a host on its own, as before. */
+  cluster?: ClusterMember;
 }
 
 /** A running virtqemud. */
 export class Virtqemud {
-  readonly registry = new DomainRegistry();
+  // A forgotten VM's fleet-wide claims go with it (read lazily: the field is set before cfg is).
+  readonly registry = new DomainRegistry((r) => this.cfg.cluster?.release(r.name, r.uuid));
   recovery: RecoveryReport | undefined;
   readonly metrics: DaemonMetrics;
   private readonly pool: ShimPool;
@@ -84,7 +88,9 @@ export class Virtqemud {
       stopped: (r, journaled) => (journaled === undefined ? this.events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped') : this.events.replayed(journaled)),
       live: (r) => this.events.journal.known(r.name),
     });
-    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers };
+    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
+    // The fleet is joined once the local VMs are known: they are what it claims.
+    await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {
       this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
     }
@@ -122,6 +128,7 @@ export class Virtqemud {
     this.pool.closeAll();
     this.adminPool.closeAll();
     this.metrics.stop();
+    await this.cfg.cluster?.close();
   }
 
   // The pooled connection is left to close with the shim's socket: a reply may still be on its way.

@@ -70,6 +70,9 @@ export class DomainRegistry {
   private readonly byName = new Map<string, DomainRecord>();
   private readonly byUuid = new Map<string, DomainRecord>();
 
+  /** `onRemove` hears of every record forgotten (an etcd fleet releases its claims then). */
+  constructor(private readonly onRemove?: (r: DomainRecord) => void) {}
+
   get size(): number {
     return this.byName.size;
   }
@@ -205,8 +208,10 @@ export class DomainRegistry {
 
   /** Forgets a record. */
   remove(record: DomainRecord): void {
-    if (this.byName.get(record.name) === record) this.byName.delete(record.name);
+    const known = this.byName.get(record.name) === record;
+    if (known) this.byName.delete(record.name);
     if (this.byUuid.get(record.uuid) === record) this.byUuid.delete(record.uuid);
+    if (known) this.onRemove?.(record);
   }
 
   /** Rows matching `filter`, sorted active first then by name, as `virsh list --all` does. */

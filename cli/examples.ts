@@ -63,6 +63,8 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ex('convert web1.xml --lossy > web1.json', 'writes what can be carried over; warnings on stderr'),
   ],
   completion: [ex('completion bash > /usr/share/bash-completion/completions/virtq', 'installs bash completion'), ex('completion zsh > ~/.zfunc/_virtq', 'installs zsh completion (~/.zfunc in $fpath)')],
+  fleet: [ex('fleet --cluster etcd://10.0.0.1:2379,10.0.0.2:2379/virtq', 'every VM of every host of the etcd fleet, with its host (or -c with a cluster:///?etcd=...&prefix=... URI)'), ex('fleet --cluster etcd://10.0.0.1:2379/virtq --json', 'the same as JSON')],
+  hosts: [ex('hosts --cluster etcd://10.0.0.1:2379/virtq', 'the fleet\'s hosts: up, unreachable or no-lease, VMs held, conflicts')],
   proxy: [ex("proxy 'qemu:///system'", 'what ssh runs on the far side of qemu+ssh://HOST/system'), ex("proxy -r 'storage:///system'", 'the same for storage+ssh://HOST/system?readonly=1')],
   'pool-list': [ex('pool-list', 'every storage pool with state and sizes')],
   'pool-info': [ex('pool-info default', 'one pool\'s state, capacity and allocation')],

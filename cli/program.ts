@@ -19,6 +19,7 @@ import { helpAfterOptions } from './command-help.js';
 import { runComplete } from './completion/helper.js';
 import { proxyCommand } from './proxy-command.js';
 import { pickCommand, picked, type CommandTree } from './command-pick.js';
+import { fleetCommands } from './fleet-commands.js';
 
 /** The CLI's version. */
 export const VERSION = '0.1.0';
@@ -58,7 +59,7 @@ export function allCommands(): CommandSpec[] {
 function topCommands(): CommandSpec[] {
   return withExamples([
     ...virtqCommands(), ...storageCommands(), ...secretCommands(), ...networkCommands(), ...nodedevCommands(),
-    convertCommand(), completionCommand(allCommands), proxyCommand(),
+    convertCommand(), completionCommand(allCommands), proxyCommand(), ...fleetCommands(),
   ], '');
 }
 
@@ -111,6 +112,8 @@ export function buildProgram(setup: ProgramSetup): Command {
     .version(VERSION, '-V, --version', 'print the version')
     .addOption(new Option('-c, --connect <uri>', 'connection URI (default: $VIRTQ_DEFAULT_URI, else uri_default in ~/.config/virtq/client.json, else qemu:///session, or qemu:///system as root)').argParser((v: string) => {
       try {
+        // A fleet (`virtq -c cluster:///?etcd=...&prefix=P fleet`) is read by the fleet commands themselves.
+        if (v.startsWith('cluster:')) return v;
         parseUri(v, setup.env);
         return v;
       } catch (err) {

@@ -51,6 +51,7 @@ export const errorCatalogue = {
   OPERATION_ABORTED: { description: 'The operation was cancelled (by its client, or because its client went away) and rolled back.', since: '0.2' },
   INVALID_SAVE_IMAGE: { description: 'The file is not a usable virtq save image (truncated, unfinished, corrupt, foreign or of another format version); details.reason says which. Nothing was started.', since: '0.3' },
   NO_DOMAIN_SNAPSHOT: { description: 'The VM has no snapshot with that name.', since: '0.3' },
+  CLUSTER_UNAVAILABLE: { description: 'This host of an etcd fleet has lost etcd or its host lease: running VMs keep running, but VMs are not defined, created or started until the lease is back (the message says since when).', since: '0.3' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

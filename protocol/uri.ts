@@ -33,6 +33,7 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
   }
   // `qemu+ssh://HOST/system` and the other daemons' `+ssh` URIs: protocol/ssh-uri.ts.
   if (isSshProtocol(url.protocol)) return parseSshUri(url, uri);
+  if (url.protocol === 'cluster:') throw new VirtqError('INVALID_ARG', `${uri}: a cluster: URI names an etcd fleet, read by \`virtq fleet\` and \`virtq hosts\`; reach one host with qemu:///system on it`);
   const remote = parseTlsUri(url, uri, env);
   if (remote !== undefined) return remote;
   const q = url.searchParams;

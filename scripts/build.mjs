@@ -72,7 +72,9 @@ await Promise.all(binaries.map(async (b) => {
     legalComments: 'none',
     // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it. So are
     // ws's optional native helpers (bufferutil, utf-8-validate), tried in a try/catch.
-    external: ['cbor-extract', 'bufferutil', 'utf-8-validate'],
+    // etcd3 (an etcd fleet's client, imported only with --cluster) reads its .proto files beside
+    // its own modules at run time: it stays a package in node_modules, not part of a bundle.
+    external: ['cbor-extract', 'bufferutil', 'utf-8-validate', 'etcd3'],
     banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` },
     logLevel: 'warning',
     plugins: b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : [],

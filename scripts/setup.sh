@@ -30,10 +30,17 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 # The shared QMP socket's tests speak raw QMP to it through socat, as an independent client.
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# The etcd fleet's tests start a real three-member etcd cluster of their own on loopback ports.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's etcd-server enables and starts its own etcd on 2379/2380; tests start their own, so
+# the packaged service is stopped and disabled (nothing to do where systemd is not running).
+if [ -d /run/systemd/system ] && systemctl is-enabled etcd >/dev/null 2>&1; then
+  as_root systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -12,6 +12,7 @@ import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../regi
 import type { ShimSpawner, ShimStarted } from '../spawner.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
+import type { ClusterGate } from '../cluster/etcd-membership.js';
 
 /** What the host handlers work with. */
 export interface HostDeps {
@@ -23,6 +24,8 @@ export interface HostDeps {
   layout: Layout;
   /** Shim starts run in these slots (the admin limit workerConcurrency); the rest wait, listed as starting. */
   workers: Pick<WorkerSlots, 'run'>;
+  /** The etcd fleet this host belongs to (--cluster): names and UUIDs are claimed there too. */
+  cluster?: ClusterGate;
 }
 
 /** Starts the shim of `record` from `def` (or from `incoming`: a save image, a migration); the record holds the name while it starts. */
@@ -31,6 +34,9 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   d.registry.startBegun(record);
   const begun = ticksSinceBoot();
   try {
+    d.cluster?.requireAvailable(`start VM "${record.name}"`);
+    // In a fleet the name is (re)confirmed as this host's right before its QEMU may run.
+    await d.cluster?.claim(record.name, record.uuid);
     // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
     const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
     started?.(up);
@@ -90,10 +96,14 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
     define: async ({ definition }) => {
       const def = normalizeDefinition(definition, randomUUID);
       return inTurn(def.name, async () => {
+        d.cluster?.requireAvailable(`define VM "${def.name}"`);
         let r = registry.get(def.name);
         const fresh = r === undefined;
         if (r === undefined) {
-          r = registry.claim({ name: def.name, uuid: def.uuid, persistent: true, autostart: false, definition: def, state: 'shutoff', reason: 'defined' });
+          const claimed = registry.claim({ name: def.name, uuid: def.uuid, persistent: true, autostart: false, definition: def, state: 'shutoff', reason: 'defined' });
+          // The fleet-wide claim completes the local one; losing it undoes the local one.
+          await d.cluster?.claim(def.name, def.uuid).catch((err: unknown) => { registry.remove(claimed); throw err; });
+          r = claimed;
         } else if (definition.uuid === undefined || r.uuid !== def.uuid) {
           throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is already taken (uuid ${r.uuid}); give that uuid to replace its definition`);
         }
@@ -132,6 +142,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
     }),
     create: async ({ definition, paused }) => {
       const def = normalizeDefinition(definition, randomUUID);
+      d.cluster?.requireAvailable(`create VM "${def.name}"`);
       const record = registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'created' });
       return startShim(d, record, def, paused === true);
     },

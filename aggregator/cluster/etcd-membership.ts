@@ -1,0 +1,242 @@
+// One virtqemud's membership of an etcd fleet (docs/decisions/0024): its host entry under a lease
+// it renews itself, and the cluster-wide claims of its VMs' names and UUIDs. Claims are created
+// in one etcd transaction comparing both keys' create revision to 0, so of any number of hosts
+// racing for a name exactly one wins. The host is "available" only while its lease is certainly
+// alive (the last renewal that etcd confirmed, counted from when it was SENT, plus the TTL);
+// otherwise new defines and starts are refused with CLUSTER_UNAVAILABLE and running VMs go on.
+import type { Etcd3, Lease } from 'etcd3';
+import { VirtqError, type Clock, type Disposable, type Logger } from '../../protocol/index.js';
+import {
+  clusterKeys, nameClaimValue, parseClaim, uuidClaimValue,
+  type ClusterUri, type HostEntry, type NameClaim,
+} from '../../protocol/cluster.js';
+import { rangeAll } from '../../client/etcd-range.js';
+
+/** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
+export interface ClusterGate {
+  /** Throws CLUSTER_UNAVAILABLE unless this host's lease is certainly alive. */
+  requireAvailable(action: string): void;
+  /** Claims `name` and `uuid` for this host; NAME_IN_USE / UUID_IN_USE name the host holding them. */
+  claim(name: string, uuid: string): Promise<void>;
+  /** Releases the claims if this host holds them (queued; a failed release is retried at the next sync). */
+  release(name: string, uuid: string): void;
+}
+
+/** How a membership is set up. */
+export interface MembershipConfig {
+  uri: ClusterUri;
+  hostId: string;
+  ttlSec: number;
+  self: Pick<HostEntry, 'socket' | 'roSocket' | 'pid'>;
+  clock: Clock;
+  log: Logger;
+  /** The VMs this host holds now (its registry): re-asserted after every join, the rest released. */
+  local: () => Iterable<{ name: string; uuid: string }>;
+}
+
+/** A host of the fleet. */
+export class EtcdMembership implements ClusterGate {
+  private readonly keys: ReturnType<typeof clusterKeys>;
+  private lease: Lease | undefined;
+  /** Monotonic time before which the lease is certainly alive (0: not joined). */
+  private aliveUntil = 0;
+  private joining: Promise<void> | undefined;
+  private resync = false;
+  private timer: Disposable | undefined;
+  private closed = false;
+  private since: number | undefined;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  conflicts: HostEntry['conflicts'] = [];
+
+  /** A membership (not yet joined); etcd3 and gRPC are loaded only by a virtqemud given --cluster. */
+  static async create(cfg: MembershipConfig): Promise<EtcdMembership> {
+    const { Etcd3: Client } = await import('etcd3');
+    const callMs = Math.min(3000, Math.max(500, (cfg.ttlSec * 1000) / 3));
+    const client = new Client({
+      hosts: cfg.uri.endpoints.map((e) => `http://${e}`),
+      dialTimeout: callMs,
+      // Every unary call has a deadline: a minority member answers nothing until quorum is back.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
+    });
+    return new EtcdMembership(cfg, client, callMs);
+  }
+
+  private constructor(private readonly cfg: MembershipConfig, private readonly client: Etcd3, private readonly callMs: number) {
+    this.keys = clusterKeys(cfg.uri.prefix);
+  }
+
+  /** Joins (waiting at most `waitMs` for the first join), then keeps the lease alive in the background. */
+  async start(waitMs: number): Promise<void> {
+    const first = this.tick();
+    await Promise.race([first, new Promise((r) => this.cfg.clock.setTimeout(() => r(undefined), waitMs))]);
+  }
+
+  get available(): boolean {
+    return !this.closed && this.cfg.clock.monotonic() < this.aliveUntil;
+  }
+
+  requireAvailable(action: string): void {
+    if (this.available) return;
+    const since = this.since === undefined ? 'it has not joined yet' : `its lease was last confirmed ${new Date(this.since).toISOString()}`;
+    throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host (${this.cfg.hostId}) has no live lease in the etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${since}); running VMs keep running, retry when etcd is reachable`);
+  }
+
+  async claim(name: string, uuid: string): Promise<void> {
+    this.requireAvailable(`claim "${name}"`);
+    await this.inTurn(name, () => this.claimNow(name, uuid));
+  }
+
+  release(name: string, uuid: string): void {
+    void this.inTurn(name, async () => {
+      // Re-taken locally meanwhile (a define right after an undefine): the claim is still needed.
+      if (this.holdsLocally(name, uuid)) return;
+      await this.releaseNow(name, uuid);
+    }).catch((err: unknown) => {
+      this.resync = true;
+      this.cfg.log.warn({ name, err: VirtqError.from(err).message, msgId: 'CLUSTER_RELEASE_FAILED' }, 'release of a cluster claim failed; retried at the next sync');
+    });
+  }
+
+  /** Leaves the fleet: the host entry goes with its lease; claims stay (the VMs keep running). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.timer?.dispose();
+    await this.lease?.revoke().catch(() => undefined);
+    this.client.close();
+  }
+
+  // One heartbeat: join when there is no lease, else renew it; then schedule the next.
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    try {
+      // Past the time the lease was certainly alive it may have expired on the server (a paused
+      // process, a partition): a new lease, rather than hoping the old one still counts.
+      if (this.lease === undefined || !this.available) await this.join();
+      else await this.renew();
+      if (this.resync) await this.sync();
+    } catch (err) {
+      this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'etcd heartbeat failed');
+    } finally {
+      if (!this.closed) this.timer = this.cfg.clock.setTimeout(() => void this.tick(), Math.max(200, (this.cfg.ttlSec * 1000) / 3));
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const sent = this.cfg.clock.monotonic();
+    const res = await (this.lease as Lease).keepaliveOnce({ deadline: Date.now() + this.callMs });
+    if (Number(res.TTL) <= 0) {
+      // Expired on the server: the host entry is gone; join again with a new lease.
+      this.cfg.log.error({ msgId: 'CLUSTER_LEASE_EXPIRED' }, 'the host lease expired; joining the fleet again');
+      this.aliveUntil = 0;
+      await this.join();
+      return;
+    }
+    this.aliveUntil = sent + Number(res.TTL) * 1000;
+    this.since = this.cfg.clock.now();
+  }
+
+  // A new lease, the host entry under it, then every local claim re-asserted before the host is available.
+  private async join(): Promise<void> {
+    this.joining ??= (async () => {
+      const old = this.lease;
+      this.lease = undefined;
+      old?.release();
+      void old?.revoke().catch(() => undefined);
+      const sent = this.cfg.clock.monotonic();
+      const lease = this.client.lease(this.cfg.ttlSec, { autoKeepAlive: false });
+      lease.on('lost', () => undefined);
+      await lease.grant();
+      this.lease = lease;
+      await this.sync();
+      await this.publish();
+      this.aliveUntil = sent + this.cfg.ttlSec * 1000;
+      this.since = this.cfg.clock.now();
+      this.cfg.log.info({ host: this.cfg.hostId, msgId: 'CLUSTER_JOINED' }, 'joined the etcd fleet');
+    })().finally(() => { this.joining = undefined; });
+    return this.joining;
+  }
+
+  private async publish(): Promise<void> {
+    const entry: HostEntry = { host: this.cfg.hostId, ...this.cfg.self, since: this.cfg.clock.now(), conflicts: this.conflicts };
+    await (this.lease as Lease).put(this.keys.host(this.cfg.hostId)).value(JSON.stringify(entry));
+  }
+
+  // Local VMs are claimed (or found already ours); claims of ours no local VM holds are released;
+  // a local VM whose name another host holds is reported in the host entry, never taken over.
+  private async sync(): Promise<void> {
+    this.resync = false;
+    const held = await rangeAll(this.client, this.keys.namesDir);
+    const conflicts: HostEntry['conflicts'] = [];
+    const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
+    for (const [name, uuid] of local) {
+      await this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
+        const e = VirtqError.from(err);
+        if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
+        conflicts.push({ name, uuid, heldBy: String(e.details?.['host'] ?? 'another host') });
+        this.cfg.log.error({ name, err: e.message, msgId: 'CLUSTER_CLAIM_CONFLICT' }, 'a local VM\'s name or UUID is held by another host; left as it is');
+      });
+    }
+    for (const [key, value] of held) {
+      const claim = parseClaim(value);
+      const name = key.slice(this.keys.namesDir.length);
+      if (claim?.host !== this.cfg.hostId || local.get(name) === claim.uuid) continue;
+      await this.inTurn(name, async () => { if (!this.holdsLocally(name, claim.uuid)) await this.releaseNow(name, claim.uuid); });
+    }
+    this.conflicts = conflicts;
+    if (this.lease !== undefined && this.aliveUntil > 0) await this.publish();
+  }
+
+  private async claimNow(name: string, uuid: string): Promise<void> {
+    const nameKey = this.keys.name(name);
+    const uuidKey = this.keys.uuid(uuid);
+    const res = await this.etcd(() => this.client
+      .if(nameKey, 'Create', '==', 0).and(uuidKey, 'Create', '==', 0)
+      .then(this.client.put(nameKey).value(nameClaimValue(this.cfg.hostId, uuid)), this.client.put(uuidKey).value(uuidClaimValue(this.cfg.hostId, name)))
+      .else(this.client.get(nameKey), this.client.get(uuidKey))
+      .commit());
+    if (res.succeeded) return;
+    const [byName, byUuid] = res.responses.map((r) => r.response_range?.kvs[0]?.value.toString());
+    const nameClaim: NameClaim | undefined = byName === undefined ? undefined : parseClaim(byName);
+    const uuidClaim = byUuid === undefined ? undefined : (JSON.parse(byUuid) as { host?: unknown; name?: unknown });
+    const ours = nameClaim?.host === this.cfg.hostId && nameClaim.uuid === uuid.toLowerCase() && uuidClaim?.host === this.cfg.hostId && uuidClaim.name === name;
+    if (ours) return;
+    if (byName !== undefined) {
+      const holder = nameClaim?.host ?? 'an unreadable claim';
+      throw new VirtqError('NAME_IN_USE', `VM name "${name}" is claimed in the etcd fleet by host ${holder}${nameClaim === undefined ? '' : ` (uuid ${nameClaim.uuid})`}; a name is unique across the fleet`, { details: { host: holder, ...(nameClaim === undefined ? {} : { uuid: nameClaim.uuid }) } });
+    }
+    const holder = typeof uuidClaim?.host === 'string' ? uuidClaim.host : 'an unreadable claim';
+    throw new VirtqError('UUID_IN_USE', `UUID ${uuid} is claimed in the etcd fleet by host ${holder}${typeof uuidClaim?.name === 'string' ? ` for VM "${uuidClaim.name}"` : ''}`, { details: { host: holder } });
+  }
+
+  private async releaseNow(name: string, uuid: string): Promise<void> {
+    const nameKey = this.keys.name(name);
+    const uuidKey = this.keys.uuid(uuid);
+    await this.etcd(() => this.client
+      .if(nameKey, 'Value', '==', nameClaimValue(this.cfg.hostId, uuid)).and(uuidKey, 'Value', '==', uuidClaimValue(this.cfg.hostId, name))
+      .then(this.client.delete().key(nameKey), this.client.delete().key(uuidKey))
+      .commit());
+  }
+
+  private holdsLocally(name: string, uuid: string): boolean {
+    for (const r of this.cfg.local()) if (r.name === name && r.uuid.toLowerCase() === uuid.toLowerCase()) return true;
+    return false;
+  }
+
+  // etcd's own errors (unreachable, no leader, deadline) become CLUSTER_UNAVAILABLE.
+  private async etcd<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw new VirtqError('CLUSTER_UNAVAILABLE', `this host (${this.cfg.hostId}) cannot reach its etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${err instanceof Error ? err.message : String(err)}); running VMs keep running, retry when etcd is reachable`, { cause: err });
+    }
+  }
+
+  // Claims and releases of one name run one at a time, in the order they were asked for.
+  private inTurn<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(name) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => { if (this.queues.get(name) === tail) this.queues.delete(name); });
+    return run;
+  }
+}

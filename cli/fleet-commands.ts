@@ -1,0 +1,49 @@
+// `virtq fleet` and `virtq hosts`: the fleet view of an etcd fleet of virtqemuds
+// (docs/guide-cluster.md). The fleet is named by --cluster, else by -c cluster:///?etcd=...&prefix=P,
+// else by $VIRTQ_CLUSTER; it is read from etcd and from each live host's virtqemud.
+import { VirtqError } from '../protocol/index.js';
+import { FleetDomain, FleetHost, parseFleetUri, readFleet } from '../client/fleet-view.js';
+import { Type } from '@sinclair/typebox';
+import type { CommandSpec, RunContext } from './command.js';
+import type { Input } from './derive.js';
+import { table } from './render.js';
+
+const CLUSTER_OPTION = {
+  flags: '--cluster <uri>', key: 'cluster',
+  description: 'the fleet: etcd://HOST:PORT[,HOST:PORT...]/PREFIX or cluster:///?etcd=HOST:PORT,...&prefix=PREFIX (default: -c when it is a cluster: URI, else $VIRTQ_CLUSTER)',
+} as const;
+
+function fleetOf(ctx: RunContext, input: Input): string {
+  const given = input.opts['cluster'];
+  if (typeof given === 'string') return given;
+  if (ctx.uri.startsWith('cluster:')) return ctx.uri;
+  const env = ctx.io.env['VIRTQ_CLUSTER'];
+  if (env !== undefined && env !== '') return env;
+  throw new VirtqError('INVALID_ARG', 'no fleet named: give --cluster etcd://HOST:PORT/PREFIX, -c cluster:///?etcd=HOST:PORT&prefix=PREFIX or $VIRTQ_CLUSTER');
+}
+
+/** `virtq fleet` and `virtq hosts`. */
+export function fleetCommands(): CommandSpec[] {
+  return [{
+    name: 'fleet', program: 'virtq',
+    description: 'List every VM of every host of an etcd fleet (virtqemud --cluster), with the host holding its name.',
+    arguments: [], options: [CLUSTER_OPTION],
+    output: Type.Array(FleetDomain),
+    notes: 'A VM whose host does not answer (or whose host lease expired) is listed from its claim in etcd with state "unknown": its name stays held.',
+    run: async (ctx, input) => {
+      const view = await readFleet(parseFleetUri(fleetOf(ctx, input)), ctx.io.clock);
+      if (ctx.json) ctx.printJson(view.domains);
+      else ctx.print(table(['Host', 'Name', 'UUID', 'State'], view.domains.map((d) => [d.host, d.name, d.uuid, d.state])));
+    },
+  }, {
+    name: 'hosts', program: 'virtq',
+    description: 'List the hosts of an etcd fleet with their state: up, unreachable (lease live, virtqemud silent) or no-lease (names held, lease expired).',
+    arguments: [], options: [CLUSTER_OPTION],
+    output: Type.Array(FleetHost),
+    run: async (ctx, input) => {
+      const view = await readFleet(parseFleetUri(fleetOf(ctx, input)), ctx.io.clock);
+      if (ctx.json) ctx.printJson(view.hosts);
+      else ctx.print(table(['Host', 'State', 'VMs', 'Pid', 'Since', 'Conflicts'], view.hosts.map((h) => [h.host, h.state, String(h.vms), h.pid === undefined ? '-' : String(h.pid), h.since ?? '-', String(h.conflicts)])));
+    },
+  }];
+}

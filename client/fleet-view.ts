@@ -1,0 +1,111 @@
+// The fleet view of an etcd fleet (docs/guide-cluster.md): every host and every VM, read from
+// etcd (host entries under their leases, name claims) and from each live host's virtqemud over
+// the read-only socket its entry records. A host that does not answer is shown as such; its
+// VMs are still listed from their claims, with the state unknown.
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  RpcClient, VirtqError, typedClient, virtqProgram,
+  type Clock, type DomainRow,
+} from '../protocol/index.js';
+import { rangeAll } from './etcd-range.js';
+import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
+
+/** One host of the fleet as the view shows it. */
+export const FleetHost = Type.Object({
+  host: Type.String({ description: 'the host id (virtqemud --cluster-host)' }),
+  state: Type.Union([Type.Literal('up'), Type.Literal('unreachable'), Type.Literal('no-lease')], {
+    description: 'up: its lease is live and its virtqemud answered; unreachable: its lease is live but its virtqemud did not answer; no-lease: it holds claims but its lease expired (stopped, partitioned or gone: its names stay held)',
+  }),
+  vms: Type.Integer({ description: 'names it holds in etcd' }),
+  pid: Type.Optional(Type.Integer({ description: 'its virtqemud\'s pid' })),
+  socket: Type.Optional(Type.String({ description: 'its virtqemud\'s socket' })),
+  since: Type.Optional(Type.String({ description: 'when it (re)joined, ISO 8601' })),
+  conflicts: Type.Integer({ description: 'local VMs whose name another host holds (reported, never overwritten)' }),
+});
+export type FleetHost = Static<typeof FleetHost>;
+
+/** One VM of the fleet. */
+export const FleetDomain = Type.Object({
+  host: Type.String({ description: 'the host holding its name' }),
+  name: Type.String(),
+  uuid: Type.String(),
+  state: Type.String({ description: 'as its host reports it; "unknown" when the host does not answer' }),
+  persistent: Type.Optional(Type.Boolean()),
+});
+export type FleetDomain = Static<typeof FleetDomain>;
+
+/** The whole view. */
+export const FleetView = Type.Object({ hosts: Type.Array(FleetHost), domains: Type.Array(FleetDomain) });
+export type FleetView = Static<typeof FleetView>;
+
+/** Reads `etcd://HOST:PORT,.../PREFIX` or `cluster:///?etcd=HOST:PORT,...&prefix=PREFIX`. */
+export function parseFleetUri(uri: string): ClusterUri {
+  if (!uri.startsWith('cluster:')) return parseClusterUri(uri);
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new VirtqError('INVALID_ARG', `not a URI: "${uri.slice(0, 200)}" (expected cluster:///?etcd=HOST:PORT,...&prefix=PREFIX)`);
+  }
+  const etcd = url.searchParams.get('etcd');
+  const prefix = url.searchParams.get('prefix');
+  if (url.host !== '' || etcd === null || prefix === null) throw new VirtqError('INVALID_ARG', `${uri.slice(0, 200)}: expected cluster:///?etcd=HOST:PORT,...&prefix=PREFIX`);
+  return parseClusterEndpoints(etcd, prefix, uri.slice(0, 200));
+}
+
+/** Reads the fleet: etcd, then every live host's listing (in parallel, each within `hostTimeoutMs`). */
+export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs = 3000): Promise<FleetView> {
+  const { Etcd3 } = await import('etcd3');
+  const callMs = 5000;
+  const etcd = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`), dialTimeout: callMs, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }) });
+  const keys = clusterKeys(cluster.prefix);
+  let hostValues: Array<[string, string]>;
+  let claims: Array<[string, string]>;
+  try {
+    [hostValues, claims] = await Promise.all([rangeAll(etcd, keys.hostsDir), rangeAll(etcd, keys.namesDir)]);
+  } catch (err) {
+    throw new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): the fleet cannot be listed now`, { cause: err });
+  } finally {
+    etcd.close();
+  }
+  const entries = new Map<string, HostEntry>();
+  for (const [, v] of hostValues) {
+    const e = parseHostEntry(v);
+    if (e !== undefined) entries.set(e.host, e);
+  }
+  const listings = new Map<string, DomainRow[]>();
+  await Promise.all([...entries.values()].map(async (e) => {
+    const rows = await listHost(e.roSocket, clock, hostTimeoutMs);
+    if (rows !== undefined) listings.set(e.host, rows);
+  }));
+  const domains: FleetDomain[] = [];
+  const held = new Map<string, number>();
+  for (const [key, value] of claims) {
+    const claim = parseClaim(value);
+    if (claim === undefined) continue;
+    const name = key.slice(keys.namesDir.length);
+    held.set(claim.host, (held.get(claim.host) ?? 0) + 1);
+    const row = listings.get(claim.host)?.find((r) => r.name === name);
+    domains.push({ host: claim.host, name, uuid: claim.uuid, state: row?.state ?? 'unknown', ...(row === undefined ? {} : { persistent: row.persistent }) });
+  }
+  const hosts: FleetHost[] = [...new Set([...entries.keys(), ...held.keys()])].map((host) => {
+    const e = entries.get(host);
+    const vms = held.get(host) ?? 0;
+    if (e === undefined) return { host, state: 'no-lease', vms, conflicts: 0 };
+    return { host, state: listings.has(host) ? 'up' : 'unreachable', vms, pid: e.pid, socket: e.socket, since: new Date(e.since).toISOString(), conflicts: e.conflicts.length };
+  });
+  const byHostName = (a: { host: string; name?: string }, b: { host: string; name?: string }): number => a.host.localeCompare(b.host) || (a.name ?? '').localeCompare(b.name ?? '');
+  return { hosts: hosts.sort(byHostName), domains: domains.sort(byHostName) };
+}
+
+async function listHost(socket: string, clock: Clock, timeoutMs: number): Promise<DomainRow[] | undefined> {
+  let rpc: RpcClient | undefined;
+  try {
+    rpc = await RpcClient.connect(socket, { clock, defaultTimeoutMs: timeoutMs });
+    return (await typedClient(virtqProgram, rpc).listDomains({})).domains;
+  } catch {
+    return undefined;
+  } finally {
+    rpc?.close();
+  }
+}

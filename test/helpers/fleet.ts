@@ -1,0 +1,67 @@
+// Three "hosts" on one machine for the etcd fleet's tests: a real three-member etcd cluster and
+// one real virtqemud per host, each under its own temporary root, all joined with --cluster.
+// cleanup() kills the daemons and every shim and QEMU of every root, then the etcd cluster.
+import { randomUUID } from 'node:crypto';
+import { delay, systemClock, type TypedClient, type VirtqProgram } from '../../protocol/index.js';
+import { DaemonHarness, type RunningDaemon } from './daemon-harness.js';
+import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
+import { tmpRoot } from './tmp-root.js';
+
+/** One host of the test fleet. */
+export interface FleetHost {
+  id: string;
+  harness: DaemonHarness;
+  daemon: RunningDaemon;
+  api: TypedClient<VirtqProgram>;
+}
+
+/** A running test fleet. */
+export interface Fleet {
+  etcd: EtcdCluster;
+  prefix: string;
+  hosts: FleetHost[];
+  cleanup(): Promise<void>;
+}
+
+/** Starts etcd and `count` virtqemuds joined to it (lease TTL `ttlSec`). */
+export async function startFleet(count = 3, ttlSec = 3, extra: string[] = []): Promise<Fleet> {
+  const etcd = await startEtcdCluster();
+  const prefix = `vq-${randomUUID().slice(0, 8)}`;
+  const hosts: FleetHost[] = [];
+  const fleet: Fleet = {
+    etcd, prefix, hosts,
+    cleanup: async () => {
+      for (const h of hosts) await h.harness.cleanup();
+      await etcd.stop();
+    },
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const harness = new DaemonHarness(tmpRoot());
+      const id = `host${i}`;
+      const daemon = await harness.startDaemon(['--cluster', etcd.uri(prefix), '--cluster-host', id, '--cluster-ttl', String(ttlSec), '--reconcile-ms', '0', ...extra]);
+      hosts.push({ id, harness, daemon, api: (await harness.client()).api });
+    }
+  } catch (err) {
+    await fleet.cleanup();
+    throw err;
+  }
+  return fleet;
+}
+
+/** Polls `fn` until it resolves truthy (or throws after `ms`). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, ms = 30_000, what = 'condition'): Promise<T> {
+  const clock = systemClock();
+  const end = clock.monotonic() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (clock.monotonic() > end) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`);
+    await delay(clock, 100);
+  }
+}

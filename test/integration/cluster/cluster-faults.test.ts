@@ -1,0 +1,101 @@
+// Faults of an etcd fleet with real parts: quorum lost (two of three etcd members SIGSTOPped) and
+// a host's virtqemud SIGSTOPped past its lease TTL. Running VMs keep running; new defines and
+// starts are refused with CLUSTER_UNAVAILABLE until the lease is back; a silent host's names are
+// never handed to another host while its QEMUs may run.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { idleGuest } from '../../helpers/test-guest.js';
+import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import type { VirtqError } from '../../../protocol/index.js';
+
+const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
+const TTL = 2;
+
+async function running(h: FleetHost, name: string): Promise<number> {
+  const row = (await h.api.listDomains({})).domains.find((d) => d.name === name);
+  if (row?.state !== 'running' || row.qemuPid === undefined) throw new Error(`${name} is ${row?.state ?? 'not listed'}`);
+  process.kill(row.qemuPid, 0);
+  return row.qemuPid;
+}
+
+const refusal = async (p: Promise<unknown> | undefined): Promise<string | undefined> => p?.then(() => 'accepted', (e: VirtqError) => e.code);
+
+describe('etcd fleet faults', () => {
+  let fleet: Fleet | undefined;
+  let etcd: Etcd3 | undefined;
+  afterEach(async () => {
+    etcd?.close();
+    await fleet?.cleanup();
+    fleet = undefined;
+  }, 120_000);
+
+  it('quorum lost: defines and starts are refused with CLUSTER_UNAVAILABLE, a running VM runs on, and all comes back', async () => {
+    fleet = await startFleet(2, TTL);
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    await a.api.define({ definition: idleDef('keeper') });
+    await a.api.start({ name: 'keeper' });
+    const pid = await running(a, 'keeper');
+    await a.api.define({ definition: idleDef('later') });
+
+    fleet.etcd.pause(1);
+    fleet.etcd.pause(2);
+    // Within a lease TTL (plus one heartbeat) every host knows it may no longer claim.
+    const err = await eventually(async () => a.api.define({ definition: idleDef('new1') }).then(() => undefined, (e: VirtqError) => (e.code === 'CLUSTER_UNAVAILABLE' ? e : undefined)), 30_000, 'CLUSTER_UNAVAILABLE');
+    expect(err.message).toMatch(/host0\b.*running VMs keep running/);
+    expect(await refusal(a.api.start({ name: 'later' }))).toBe('CLUSTER_UNAVAILABLE');
+    expect(await refusal(b.api.create({ definition: idleDef('new2') }))).toBe('CLUSTER_UNAVAILABLE');
+    expect(await running(a, 'keeper')).toBe(pid);
+    // Nothing of the refused calls was kept.
+    expect((await a.api.listDomains({})).domains.map((d) => d.name).sort()).toEqual(['keeper', 'later']);
+
+    fleet.etcd.resume(1);
+    fleet.etcd.resume(2);
+    await eventually(async () => a.api.define({ definition: idleDef('new1') }).then(() => true, () => false), 60_000, 'defines to work again');
+    await a.api.start({ name: 'later' });
+    expect(await running(a, 'keeper')).toBe(pid);
+    // The claims were re-asserted, not lost: the other host still cannot take the names.
+    expect(await refusal(b.api.define({ definition: idleDef('keeper') }))).toBe('NAME_IN_USE');
+    expect(await refusal(b.api.define({ definition: idleDef('new1') }))).toBe('NAME_IN_USE');
+  }, 180_000);
+
+  it("a virtqemud SIGSTOPped past its lease TTL: its host entry goes, its names stay its own while its QEMUs run", async () => {
+    fleet = await startFleet(2, TTL);
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    await a.api.define({ definition: idleDef('held') });
+    await a.api.start({ name: 'held' });
+    const pid = await running(a, 'held');
+
+    a.daemon.proc.kill('SIGSTOP');
+    try {
+      const hostKey = `${fleet.prefix}/hosts/host0`;
+      await eventually(async () => (await (etcd as Etcd3).get(hostKey).string()) === null, 30_000, 'the lease of host0 to expire');
+      const taken = await b.api.define({ definition: idleDef('held') }).then(() => undefined, (e: VirtqError) => e);
+      expect(taken).toMatchObject({ code: 'NAME_IN_USE', message: expect.stringContaining('host0') });
+      expect(await refusal(b.api.create({ definition: idleDef('held') }))).toBe('NAME_IN_USE');
+      process.kill(pid, 0);
+    } finally {
+      a.daemon.proc.kill('SIGCONT');
+    }
+    // Back: it joins again with a new lease, re-asserts its claims and works as before.
+    await eventually(async () => a.api.define({ definition: idleDef('after') }).then(() => true, () => false), 60_000, 'host0 to join again');
+    expect(await running(a, 'held')).toBe(pid);
+    expect(await refusal(b.api.define({ definition: idleDef('held') }))).toBe('NAME_IN_USE');
+  }, 180_000);
+
+  it('refuses bad --cluster options at start', async () => {
+    fleet = await startFleet(0);
+    const { DaemonHarness } = await import('../../helpers/daemon-harness.js');
+    const { tmpRoot } = await import('../../helpers/tmp-root.js');
+    for (const args of [['--cluster', 'http://x:1/p'], ['--cluster', fleet.etcd.uri('p'), '--cluster-host', 'a/b'], ['--cluster-host', 'h1'], ['--cluster', fleet.etcd.uri('p'), '--cluster-ttl', '0']]) {
+      const h = new DaemonHarness(tmpRoot());
+      try {
+        const run = await h.startDaemon(args).then((d) => d.reply, (e: Error) => ({ ok: false, error: { code: 'EXITED', message: e.message } }));
+        expect(run, args.join(' ')).toMatchObject({ ok: false });
+        expect(JSON.stringify(run)).toMatch(/--cluster/);
+      } finally {
+        await h.cleanup();
+      }
+    }
+  }, 60_000);
+});
