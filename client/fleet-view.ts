@@ -2,6 +2,7 @@
 // etcd (host entries under their leases, name claims) and from each live host's virtqemud over
 // the read-only socket its entry records. A host that does not answer is shown as such; its
 // VMs are still listed from their claims, with the state unknown.
+import { createRequire } from 'node:module';
 import { Type, type Static } from '@sinclair/typebox';
 import {
   RpcClient, VirtqError, typedClient, virtqProgram,
@@ -55,7 +56,9 @@ export function parseFleetUri(uri: string): ClusterUri {
 
 /** Reads the fleet: etcd, then every live host's listing (in parallel, each within `hostTimeoutMs`). */
 export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs = 3000): Promise<FleetView> {
-  const { Etcd3 } = await import('etcd3');
+  // etcd3 stays outside every bundle (it reads its .proto files beside itself at run time), and
+  // is required from where the CLI runs: the CLI's startup snapshot can run no import() of its own.
+  const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
   const callMs = 5000;
   const etcd = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`), dialTimeout: callMs, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }) });
   const keys = clusterKeys(cluster.prefix);

@@ -115,7 +115,7 @@ async function buildCliSnapshot() {
   try {
     await build({
       entryPoints: ['cli/snapshot-main.ts'], outfile: entry, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
-      sourcemap: false, legalComments: 'none', external: ['cbor-extract', 'bufferutil', 'utf-8-validate'], logLevel: 'error',
+      sourcemap: false, legalComments: 'none', external: ['cbor-extract', 'bufferutil', 'utf-8-validate', 'etcd3'], logLevel: 'error',
       // The bundle's source text is part of the snapshot's heap: less text, less to deserialize.
       minifyWhitespace: true, minifySyntax: true,
       // The snapshot is built in one place and run from another: the launcher tells it where it is.
