@@ -8,7 +8,10 @@
 //             raw: from spawning the destination QEMU to its `cont` returning.
 //   downtime  QEMU's own figure (query-migrate `downtime`) on the source.
 //
-//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dist DIR] [--json out.json]
+//   --transport tcp: both sides over a loopback TCP port the destination QEMU picks (raw: -incoming
+//             defer, migrate-incoming tcp:127.0.0.1:0, the port read back from query-migrate).
+//
+//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--transport unix|tcp] [--dist DIR] [--json out.json]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +24,8 @@ import {
 const o = options();
 const ROUNDS = o.num('rounds', 5);
 const MEMORY = o.num('memory', 128);
+const TRANSPORT = o.get('transport') ?? 'unix';
+if (TRANSPORT !== 'unix' && TRANSPORT !== 'tcp') throw new Error(`--transport unix|tcp, not ${TRANSPORT}`);
 const QEMU = process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64';
 const GUEST = process.env.VIRTQ_TEST_GUEST_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'virtq', 'test-guest');
 const KERNEL = join(GUEST, 'vmlinuz');
@@ -56,7 +61,7 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
   } });
   await waitFor(join(srcRoot, 'log', `${name}.console.log`), 'GUEST-READY');
   const t0 = now();
-  const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true });
+  const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true, transport: TRANSPORT });
   const total = now() - t0;
   await dst.api.destroy({ name });
   return { total, downtime: r.downtimeMs ?? NaN, qemuTotal: r.totalMs };
@@ -81,12 +86,17 @@ async function rawRound(dir, disk, i) {
   await waitFor(src.serial, 'GUEST-READY');
   const sock = join(dir, `m${i}.sock`);
   const t0 = now();
-  const dst = rawQemu(dir, `d${i}`, disk, ['-incoming', `unix:${sock}`]);
+  const dst = rawQemu(dir, `d${i}`, disk, ['-incoming', TRANSPORT === 'tcp' ? 'defer' : `unix:${sock}`]);
   const dq = qmpSession(await connectRetry(dst.qmp, now() + 30_000));
   await dq.greeting;
   await dq.execute('qmp_capabilities');
+  let uri = `unix:${sock}`;
+  if (TRANSPORT === 'tcp') {
+    await dq.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
+    uri = `tcp:127.0.0.1:${(await dq.execute('query-migrate'))['socket-address'][0].port}`;
+  }
   await sq.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 53 - 1, 'downtime-limit': 300 });
-  await sq.execute('migrate', { uri: `unix:${sock}` });
+  await sq.execute('migrate', { uri });
   let s;
   for (;;) {
     s = await sq.execute('query-migrate');
@@ -134,5 +144,5 @@ const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
   row('raw QEMU + QMP script', results.raw, 'downtime'), row('virtq migrate --live', results.virtq, 'downtime'),
 ]);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
-process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}; rounds ${ROUNDS}, ${MEMORY} MiB; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
+process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}; rounds ${ROUNDS}, ${MEMORY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));
