@@ -28,6 +28,11 @@ export class ServerClient {
   private readonly streams = new Map<number, ByteStream>();
   private readonly opening = new Map<number, () => void>();
   private readonly closeListeners: Array<() => void> = [];
+  /**
+   * True when an event must not reach this client (about a VM its access rules hide). Set by the
+   * server; every push (live, replayed, gap-filled) goes through it, so no feed can forget it.
+   */
+  hides: (prog: string, body: unknown) => boolean = () => false;
 
   constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection, readonly peer: Peer = UNIX_PEER) {}
 
@@ -38,6 +43,7 @@ export class ServerClient {
 
   /** Pushes an event to this client. */
   pushEvent(prog: string, name: string, body: unknown): void {
+    if (this.hides(prog, body)) return;
     if (this.tooSlow(`${prog}.${name} events`)) return;
     try {
       this.conn.send({ prog, proc: name, type: 'event', serial: 0, status: 'ok', body });

@@ -145,7 +145,7 @@ export class RpcServer {
 
   /** Pushes an event to every client for which `wants` is true. */
   publish(prog: string, name: string, body: unknown, wants: (c: ServerClient) => boolean): void {
-    for (const c of this.clientsById.values()) if (wants(c) && this.accessPolicy?.hidesEvent(c, prog, body) !== true) c.pushEvent(prog, name, body);
+    for (const c of this.clientsById.values()) if (wants(c)) c.pushEvent(prog, name, body);
   }
 
   /** Stops listening, removes our socket files and drops every client. */
@@ -183,6 +183,7 @@ export class RpcServer {
       },
     });
     const client = new ServerClient(id, access, this.opts.clock.now(), conn, peer);
+    client.hides = (prog, body) => this.accessPolicy?.hidesEvent(client, prog, body) === true;
     // Each socket has its own cap: a flood of the world-writable read-only socket must not lock
     // root's read-write clients (the CLI, shims registering) out, as the admin socket is not.
     // The TLS port is a socket of its own.
