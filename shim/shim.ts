@@ -184,6 +184,7 @@ export class Shim {
     const qmpProxy = qmpProxyFor(cfg.qmpProxy, vm, { path: sockets.qmpProxy, log: cfg.logs.module('qmp-proxy'), onChanged: () => shim.taint() });
     const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
     shim.qmpProxy = qmpProxy;
+    leases.onChange = (c) => shim.onLifecycle(c.kind, c.details);
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({
