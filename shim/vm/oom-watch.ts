@@ -7,7 +7,7 @@
 // (no memory controller, no permission, cgroup v2 with the controller not delegated), the nearest
 // cgroup above QEMU that has the counter is watched instead: less precise (another process of it
 // killed meanwhile counts too), and said so in the evidence.
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../protocol/index.js';
 
@@ -71,6 +71,7 @@ export function cgroupOomWatch(log: Logger, roots: CgroupRoots = HOST_CGROUPS, s
   return (qemuPid) => {
     const parent = memoryCgroupOf(self, roots);
     if (parent === undefined) return undefined;
+    sweepStale(parent.dir);
     const own = join(parent.dir, `virtq-qemu-${qemuPid}`);
     let dir = own;
     try {
@@ -98,4 +99,17 @@ export function cgroupOomWatch(log: Logger, roots: CgroupRoots = HOST_CGROUPS, s
       dispose: () => { try { rmdirSync(own); } catch { /* not made, or still busy */ } },
     };
   };
+}
+
+// A shim killed before its QEMU leaves QEMU's cgroup behind once QEMU exits. The kernel refuses
+// to remove a cgroup that still has tasks (EBUSY), so trying every `virtq-qemu-*` removes exactly
+// the empty ones, whoever made them.
+function sweepStale(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith('virtq-qemu-'));
+  } catch {
+    return;
+  }
+  for (const n of names) try { rmdirSync(join(dir, n)); } catch { /* in use */ }
 }
