@@ -48,7 +48,8 @@ export class EventFeed {
     if (since !== undefined && name === undefined) throw new VirtqError('INVALID_ARG', 'since needs a VM name; to resume every VM give sinceByVm (each VM\'s last sequence number) or sinceTime');
     if (sinceByVm !== undefined && name !== undefined) throw new VirtqError('INVALID_ARG', 'sinceByVm is for every VM: give since with a VM name');
     const resume = given === 1;
-    const names = !resume ? [] : name !== undefined ? [name] : this.hostNames(sinceByVm);
+    // VMs the client's access rules hide are neither replayed nor named in `last`.
+    const names = (!resume ? [] : name !== undefined ? [name] : this.hostNames(sinceByVm)).filter((n) => !hidden(client, n));
     const replays = names.map((n) => {
       const after = since ?? sinceByVm?.[n] ?? 0;
       const got = journalEvents(this.deps.journalDir(n), { afterSeq: after, ...(sinceTime === undefined ? {} : { afterTime: sinceTime }) });
@@ -75,6 +76,7 @@ export class EventFeed {
   publish(ev: LifecycleEvent): void {
     for (const [client, sub] of this.subs) {
       if (sub.name !== undefined && sub.name !== ev.name) continue;
+      if (hidden(client, ev.name)) continue;
       if (ev.seq === undefined) { push(client, ev); continue; }
       const prev = sub.sent.get(ev.name) ?? (sub.resume ? 0 : undefined);
       if (prev !== undefined) {
@@ -100,6 +102,10 @@ export class EventFeed {
   private lastSeq(name: string): number {
     return this.deps.lastSeq?.(name) ?? readJournal(this.deps.journalDir(name), { afterSeq: Number.MAX_SAFE_INTEGER }).lastSeq;
   }
+}
+
+function hidden(client: ServerClient, name: string): boolean {
+  return client.hides('virtq', { name });
 }
 
 function push(client: ServerClient, ev: LifecycleEvent): void {

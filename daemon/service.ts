@@ -10,6 +10,7 @@ import {
 import type { LogHub } from './logging.js';
 import { adminLogHandlers } from './admin-log-handlers.js';
 import { adminConfigHandlers } from './admin-config-handlers.js';
+import { unixPeerCreds } from './acl/peer-creds.js';
 import { AclGuard } from './acl/acl-guard.js';
 import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
 import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
@@ -85,7 +86,7 @@ export class DaemonService {
     this.workers = new WorkerSlots(() => this.server.limits.workerConcurrency);
     this.server = new RpcServer({
       daemon: cfg.daemon, version: cfg.version, role: cfg.role, clock: cfg.clock, log: cfg.logs.module('rpc.server'),
-      onCallDone: metrics.onCallDone,
+      onCallDone: metrics.onCallDone, peerCreds: unixPeerCreds,
       info: () => ({ ...cfg.info?.(), workers: this.workers.counts }),
       ...(cfg.partialFrameTimeoutMs === undefined ? {} : { partialFrameTimeoutMs: cfg.partialFrameTimeoutMs }),
     });
@@ -129,7 +130,8 @@ export class DaemonService {
    */
   async loadAccessRules(file: string): Promise<void> {
     const owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-    const guard = new AclGuard(this.server, file, owner, () => owner, this.metrics, this.cfg.logs.module('rpc.acl'));
+    // A client's own credentials once looked up (rules on uid/gid, decision 0029), else the owner's.
+    const guard = new AclGuard(this.server, file, owner, (c) => c.unixCreds ?? owner, this.metrics, this.cfg.logs.module('rpc.acl'));
     await guard.load();
     this.acl = guard;
   }

@@ -15,6 +15,8 @@ export interface AccessPolicy {
   filterReply(client: ServerClient, prog: string, proc: string, result: unknown): unknown;
   /** True when an event must not reach the client (about a VM it may not read). */
   hidesEvent(client: ServerClient, prog: string, body: unknown): boolean;
+  /** True when some rule matches on uid or gid: unix clients' credentials must then be looked up. */
+  readonly needsUnixCreds?: boolean;
 }
 
 /** A refused call, for the daemon's metric and log. */
@@ -48,11 +50,19 @@ export class AclPolicy implements AccessPolicy {
     this.rulesNow = rules;
   }
 
+  get needsUnixCreds(): boolean {
+    return this.rulesNow.rules.some((r) => r.match.uid !== undefined || r.match.gid !== undefined);
+  }
+
   private identity(client: ServerClient): AclIdentity {
     return identityOf(client.access, client.peer, client.peer.transport === 'unix' ? this.unixCreds(client) : { uid: -1, gid: -1 });
   }
 
   check(client: ServerClient, program: Program, proc: string, spec: ProcSpec, args: unknown): void {
+    // Fail closed: rules on uid/gid cannot be applied to a peer whose credentials are unknown.
+    if (client.unixCreds === null && client.access !== 'ro' && client.peer.transport === 'unix' && this.needsUnixCreds) {
+      throw new VirtqError('PERMISSION_DENIED', `${program.name}.${proc} is denied: the access rules match on uid/gid and this connection's peer credentials cannot be learned (its process is gone, in another pid namespace, or shares the socket with another user)`, { details: { procedure: `${program.name}.${proc}`, rule: 'peer-unknown' } });
+    }
     const identity = this.identity(client);
     const vm = vmOfCall(program.name, args);
     const d = this.rulesNow.decide(identity, { program, proc, spec, vm, perVmFiltered: isPerVmFiltered(program.name, proc) });

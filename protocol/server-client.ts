@@ -28,8 +28,27 @@ export class ServerClient {
   private readonly streams = new Map<number, ByteStream>();
   private readonly opening = new Map<number, () => void>();
   private readonly closeListeners: Array<() => void> = [];
+  /**
+   * True when an event must not reach this client (about a VM its access rules hide). Set by the
+   * server; every push (live, replayed, gap-filled) goes through it, so no feed can forget it.
+   */
+  hides: (prog: string, body: unknown) => boolean = () => false;
+  /**
+   * The unix peer's credentials, looked up on the first call once access rules match on uid or
+   * gid (undefined: not looked up; null: looked up and unknown). See daemon/acl/peer-creds.ts.
+   */
+  unixCreds: { uid: number; gid: number; pid: number } | null | undefined;
+  /** Looks the peer's credentials up (set by the server for unix clients). */
+  lookupCreds: (() => Promise<{ uid: number; gid: number; pid: number } | undefined>) | undefined;
+  private credsLooked: Promise<void> | undefined;
 
   constructor(readonly id: number, readonly access: Access, readonly connectedAt: number, readonly conn: FramedConnection, readonly peer: Peer = UNIX_PEER) {}
+
+  /** Settles once `unixCreds` is known (looked up once per connection). */
+  credentials(): Promise<void> {
+    this.credsLooked ??= (this.lookupCreds?.() ?? Promise.resolve(undefined)).then((c) => { this.unixCreds = c ?? null; }, () => { this.unixCreds = null; });
+    return this.credsLooked;
+  }
 
   /** True for clients of the read-only socket. */
   get readOnly(): boolean {
@@ -38,6 +57,7 @@ export class ServerClient {
 
   /** Pushes an event to this client. */
   pushEvent(prog: string, name: string, body: unknown): void {
+    if (this.hides(prog, body)) return;
     if (this.tooSlow(`${prog}.${name} events`)) return;
     try {
       this.conn.send({ prog, proc: name, type: 'event', serial: 0, status: 'ok', body });

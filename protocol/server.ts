@@ -42,6 +42,8 @@ export interface RpcServerOptions {
   decodeLimits?: CborLimits;
   /** Extra facts for admin serverInfo. */
   info?: () => Record<string, unknown>;
+  /** Learns a unix client's peer credentials (daemon/acl/peer-creds.ts); asked only when access rules need them. */
+  peerCreds?: (socket: Socket) => Promise<{ uid: number; gid: number; pid: number } | undefined>;
   /** Called once per answered call: for RPC metrics. `code` is 'OK' or the error code. */
   onCallDone?: (prog: string, proc: string, code: string, seconds: number) => void;
 }
@@ -145,7 +147,7 @@ export class RpcServer {
 
   /** Pushes an event to every client for which `wants` is true. */
   publish(prog: string, name: string, body: unknown, wants: (c: ServerClient) => boolean): void {
-    for (const c of this.clientsById.values()) if (wants(c) && this.accessPolicy?.hidesEvent(c, prog, body) !== true) c.pushEvent(prog, name, body);
+    for (const c of this.clientsById.values()) if (wants(c)) c.pushEvent(prog, name, body);
   }
 
   /** Stops listening, removes our socket files and drops every client. */
@@ -183,6 +185,9 @@ export class RpcServer {
       },
     });
     const client = new ServerClient(id, access, this.opts.clock.now(), conn, peer);
+    client.hides = (prog, body) => this.accessPolicy?.hidesEvent(client, prog, body) === true;
+    const peerCreds = this.opts.peerCreds;
+    if (peer === undefined && access !== 'ro' && peerCreds !== undefined) client.lookupCreds = () => peerCreds(socket);
     // Each socket has its own cap: a flood of the world-writable read-only socket must not lock
     // root's read-write clients (the CLI, shims registering) out, as the admin socket is not.
     // The TLS port is a socket of its own.
@@ -238,7 +243,10 @@ export class RpcServer {
     };
     // Every call settles through one promise: a synchronous fast path for handlers that return
     // plain values measured slower under load (bench/RESULTS.md, issue #2 notes).
-    new Promise<unknown>((resolve) => resolve(this.dispatch(client, msg, ctx))).then(done, failed);
+    // Rules matching on uid/gid need the peer's credentials: looked up once, before its first call.
+    const run = (): unknown => this.dispatch(client, msg, ctx);
+    const wait = this.accessPolicy?.needsUnixCreds === true && client.unixCreds === undefined && client.lookupCreds !== undefined;
+    (wait ? client.credentials().then(run) : new Promise<unknown>((resolve) => resolve(run()))).then(done, failed);
   }
 
   /** Checks and runs one call; throws the checks' errors, returns the handler's value or promise. */

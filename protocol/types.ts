@@ -53,6 +53,9 @@ export const LifecycleEventKind = Type.Union([
   Type.Literal('resumed'), Type.Literal('shutdown'), Type.Literal('stopped'), Type.Literal('crashed'),
   Type.Literal('reset'), Type.Literal('device-added'), Type.Literal('device-removed'), Type.Literal('shim-lost'),
   Type.Literal('shim-attached'), Type.Literal('tainted'),
+  // A disk lease taken (start, hot-plug) or given back (exit, detach): details name the disk,
+  // its path, the lock manager's resource and the mode.
+  Type.Literal('lease-acquired'), Type.Literal('lease-released'),
 ]);
 export type LifecycleEventKind = Static<typeof LifecycleEventKind>;
 

@@ -8,6 +8,7 @@ import { childSpawner } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
+import { cgroupOomWatch } from './vm/oom-watch.js';
 import type { HostQmpProxyOptions } from './qmp-proxy/config.js';
 import type { HandoverFds } from './upgrade/handover-wire.js';
 import type { HandedOver, RelaunchCommand } from './upgrade/parts.js';
@@ -71,7 +72,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     clock, connectWaitMs: opts.daemonWaitMs,
   };
   const config: ShimConfig = {
-    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(), env,
+    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(cgroupOomWatch(logs.module('oom'))), env,
     newUuid: randomUUID, version, private: opts.embed,
     ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),

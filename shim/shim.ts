@@ -190,6 +190,7 @@ export class Shim {
     shim.qmpProxy = qmpProxy;
     const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' ? cfg.mode.incoming.transport : undefined });
     shim.migration = migration;
+    leases.onChange = (c) => shim.onLifecycle(c.kind, c.details);
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({

@@ -15,9 +15,11 @@ export interface ExitContext {
 
 /** The state, reason and details of an exit. */
 export function classifyExit(ctx: ExitContext, info: ExitInfo): { state: DomainState; reason: string; details: Record<string, unknown> } {
-  const details: Record<string, unknown> = { exitCode: info.code, signal: info.signal };
+  const details: Record<string, unknown> = { exitCode: info.code, signal: info.signal, ...(info.oom === undefined ? {} : { oomKilled: true, oomEvidence: info.oom }) };
   if (ctx.intent !== undefined) return { state: 'shutoff', reason: ctx.intent, details };
   if (ctx.state === 'starting') return { state: 'shutoff', reason: 'failed', details };
+  // Before the guest's own shutdown: a guest powering off can still be OOM-killed on the way.
+  if (info.oom !== undefined) return { state: 'crashed', reason: 'oom-killed', details };
   if (ctx.guestShutdown) return { state: 'shutoff', reason: 'shutdown', details };
   if (!info.known) return { state: 'crashed', reason: 'unknown', details };
   if (info.signal !== null) return { state: 'crashed', reason: `signal-${info.signal}`, details };

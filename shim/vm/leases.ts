@@ -3,13 +3,11 @@
 // exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
 import { VirtqError, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { LoadedLock } from '../../drivers/lock/loader.js';
-import type { LeaseOwner, LeaseRequest, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
+import type { LeaseOwner, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
 import type { DiskHooks } from './vm-disks.js';
+import { leaseRequest, tellLeases, type LeaseChange, type LeaseListener } from './lease-events.js';
 
-/** Writable disks are leased exclusively; read-only and shareable disks shared. */
-export function leaseRequest(disk: Pick<ResolvedDisk, 'path' | 'readonly' | 'shareable'>): LeaseRequest {
-  return { path: disk.path, mode: disk.readonly || disk.shareable ? 'shared' : 'exclusive' };
-}
+export { leaseRequest } from './lease-events.js';
 
 /** The VM as the hot-plug hooks see it. */
 export interface LeasedVm {
@@ -19,6 +17,9 @@ export interface LeasedVm {
 
 /** One VM's leases. */
 export class VmLeases {
+  /** Told of every lease taken or given back (the shim journals them). */
+  onChange: LeaseListener | undefined;
+
   constructor(private readonly lock: LoadedLock, private readonly owner: LeaseOwner, private readonly log: Logger) {}
 
   /** The lock manager's status, for server info. */
@@ -27,8 +28,10 @@ export class VmLeases {
   }
 
   /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
-  acquireForStart(def: ResolvedDefinition): Promise<StartLeases> {
-    return this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
+  async acquireForStart(def: ResolvedDefinition): Promise<StartLeases> {
+    const taken = await this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
+    await this.tell('lease-acquired', def.disks);
+    return { inheritFds: taken.inheritFds, spawned: (pid) => taken.spawned(pid), abort: async () => { await taken.abort(); await this.tell('lease-released', def.disks); } };
   }
 
   /**
@@ -37,7 +40,9 @@ export class VmLeases {
    */
   async releaseAll(def: ResolvedDefinition, qemuPid?: number): Promise<void> {
     // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
-    await this.lock.manager?.releaseAll(this.owner, def.disks.map((d) => d.path), qemuPid);
+    if (this.lock.manager === undefined) return;
+    await this.lock.manager.releaseAll(this.owner, def.disks.map((d) => d.path), qemuPid);
+    await this.tell('lease-released', def.disks);
   }
 
   /**
@@ -65,6 +70,11 @@ export class VmLeases {
       await manager.releaseAll(this.owner, taken, qemuPid).catch((e: unknown) => this.log.error({ err: e, msgId: 'LEASE_RELEASE_FAILED' }, 'cannot give back disk leases'));
       throw err;
     }
+    await this.tell('lease-acquired', def.disks);
+  }
+
+  private tell(kind: LeaseChange['kind'], disks: readonly ResolvedDisk[]): Promise<void> {
+    return tellLeases(this.onChange, this.lock.manager, this.lock.status.plugin, kind, disks);
   }
 
   /** The hooks around hot-plug: lease before attach, give back after detach or a failed attach. */
@@ -75,7 +85,10 @@ export class VmLeases {
         const pid = vm.qemuPid;
         if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU process`);
         const same = await this.sameResource(manager, vm.def.disks, disk);
-        if (same === undefined) return manager.acquireForRunning(this.owner, pid, leaseRequest(disk));
+        if (same === undefined) {
+          await manager.acquireForRunning(this.owner, pid, leaseRequest(disk));
+          return this.tell('lease-acquired', [disk]);
+        }
         // One QEMU holds one lease per resource: a second shared use rides on the first.
         if (leaseRequest(same).mode === 'shared' && leaseRequest(disk).mode === 'shared') return;
         throw new VirtqError('LOCK_CONFLICT', `disk ${disk.path} is already used by VM "${vm.def.name}" as ${same.target}`, {
@@ -111,6 +124,7 @@ export class VmLeases {
     try {
       if (await this.sameResource(manager, vm.def.disks, disk) !== undefined) return;
       await manager.release(this.owner, disk.path);
+      await this.tell('lease-released', [disk]);
     } catch (err) {
       this.log.error({ err, msgId: 'LEASE_RELEASE_FAILED', path: disk.path }, 'cannot give back a disk lease');
     }

@@ -5,6 +5,7 @@ import { spawn as spawnChild } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { procState } from '../../drivers/host/proc.js';
 import type { Clock } from '../../protocol/clock.js';
+import type { OomWatch } from './oom-watch.js';
 
 export { procState, isLiveQemu } from '../../drivers/host/proc.js';
 
@@ -14,6 +15,8 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
   /** False when the process was not our child, so its status is unknown. */
   known: boolean;
+  /** Set for a SIGKILL the kernel's OOM killer sent (shim/vm/oom-watch.ts says how it knows). */
+  oom?: { counter: string; own: boolean };
 }
 
 /** A running QEMU process. */
@@ -32,16 +35,24 @@ export interface Spawner {
   spawn(file: string, args: readonly string[], opts: { logFile: string; inheritFds?: readonly number[] }): QemuProcess;
 }
 
-/** The real spawner: QEMU in its own process group, stdout and stderr appended to the log file. */
-export function childSpawner(): Spawner {
+/**
+ * The real spawner: QEMU in its own process group, stdout and stderr appended to the log file;
+ * with `oom`, in a memory cgroup of its own so an OOM kill is told apart from another SIGKILL.
+ */
+export function childSpawner(oom?: OomWatch): Spawner {
   return {
     spawn(file, args, { logFile, inheritFds = [] }) {
       const fd = openSync(logFile, 'a', 0o600);
       try {
         const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds] });
         let done = false;
+        const armed = child.pid === undefined ? undefined : oom?.(child.pid);
         const exited = new Promise<ExitInfo>((resolve) => {
-          child.once('exit', (code, signal) => resolve({ code, signal, known: true }));
+          child.once('exit', (code, signal) => {
+            const oomKilled = signal === 'SIGKILL' && armed?.killed() === true;
+            armed?.dispose();
+            resolve({ code, signal, known: true, ...(oomKilled && armed !== undefined ? { oom: armed.evidence } : {}) });
+          });
           child.once('error', () => resolve({ code: 127, signal: null, known: true }));
         });
         void exited.then(() => { done = true; });

@@ -7,10 +7,14 @@ import { FakeClock } from '../../helpers/fake-clock.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
 // A connection as the feed sees it: what was pushed to it, and its close.
-function client(): { c: ServerClient; pushed: LifecycleEvent[]; close(): void } {
+function client(hidden: readonly string[] = []): { c: ServerClient; pushed: LifecycleEvent[]; close(): void } {
   const pushed: LifecycleEvent[] = [];
   const listeners: Array<() => void> = [];
-  const c = { pushEvent: (_p: string, _n: string, body: unknown) => pushed.push(body as LifecycleEvent), onClose: (l: () => void) => listeners.push(l) } as unknown as ServerClient;
+  const c = {
+    pushEvent: (_p: string, _n: string, body: unknown) => pushed.push(body as LifecycleEvent),
+    onClose: (l: () => void) => listeners.push(l),
+    hides: (_p: string, body: unknown) => hidden.includes((body as { name: string }).name),
+  } as unknown as ServerClient;
   return { c, pushed, close: () => { for (const l of listeners) l(); } };
 }
 
@@ -35,6 +39,16 @@ describe('EventFeed', () => {
     const e = ev(name, kind);
     return { ...e, seq: w.append(eventBody(e)).seq };
   };
+
+  it('leaves VMs the client\'s rules hide out of replays, `last` and the live feed', () => {
+    journal('a', 'started');
+    journal('b', 'started');
+    const x = client(['b']);
+    expect(feed.subscribe(x.c, { sinceByVm: { b: 0 } })).toEqual({ last: { a: 1 } });
+    feed.publish(journal('b', 'stopped'));
+    feed.publish(journal('a', 'stopped'));
+    expect(x.pushed.map((e) => `${e.name}:${e.seq}`)).toEqual(['a:1', 'a:2']);
+  });
 
   it('replays after since, then goes live without sending an event twice', () => {
     const a = journal('a', 'started');
