@@ -30,6 +30,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 # The shared QMP socket's tests speak raw QMP to it through socat, as an independent client.
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# ...and with QEMU's own Python QMP library, fetched from Debian's QEMU source (scripts/fetch-qemu-qmp.sh).
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 # The etcd fleet's tests start a real three-member etcd cluster of their own on loopback ports.
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -49,4 +53,5 @@ fi
 npm run --silent build
 bash scripts/build-test-guest.sh >/dev/null
 bash -c 'node scripts/build-idle-guest.mjs' >/dev/null
+bash scripts/fetch-qemu-qmp.sh
 echo "setup: ready (qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), node $(node --version))"
