@@ -21,7 +21,7 @@ export interface VirtqemudOptions {
   httpWriteToken: string | undefined;
   /** Passed on to every shim: --no-qmp-proxy, --qmp-proxy-allow. */
   qmpProxyArgs: string[];
-  /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 1, 0: none). */
+  /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 0: none). */
   shimPool: number;
   /** --cluster and its companions; undefined: not in a fleet. */
   cluster: ClusterOptions | undefined;
@@ -31,7 +31,7 @@ export interface VirtqemudOptions {
 const MAX_SHIM_POOL = 16;
 
 function poolSize(value: string | undefined): number {
-  const n = wholeNumber(value, 'shim-pool', 1);
+  const n = wholeNumber(value, 'shim-pool', 0);
   if (n > MAX_SHIM_POOL) throw new VirtqError('INVALID_ARG', `--shim-pool must be at most ${MAX_SHIM_POOL} (each idle shim holds a shim's memory)`);
   return n;
 }
@@ -54,7 +54,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
   --qmp-proxy-allow L comma-separated QMP commands that change a VM which tools on every VM's shared
                       QMP socket may send (query-* always pass; the shim's own commands never do)
   --shim-pool N       keep N shims started ahead, waiting for a VM to start (default: $VIRTQ_SHIM_POOL
-                      or 1; 0: none); each idle one costs a shim's memory and saves Node's start
+                      or 0: none); each idle one costs a shim's memory and saves Node's start
 ${CLUSTER_USAGE}`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},

@@ -10,6 +10,7 @@ import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap } from '../drivers/lock/types.js';
 import type { LogHub } from '../daemon/logging.js';
+import type { DaemonService } from '../daemon/service.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
 
@@ -52,3 +53,22 @@ export async function shimLeases(cfg: PartsConfig, def: { name: string; uuid: st
   return new VmLeases(lock, { vm: def.name, uuid: def.uuid, shimPid: process.pid }, cfg.logs.module('lock'));
 }
 
+
+/**
+ * Binds the VM's read-write socket. A shim of this VM whose VM stopped a moment ago may still
+ * hold it while it exits (a warm shim can be handed the next start at once), so a socket in use
+ * is tried again for up to `graceMs`; still in use after that, another shim serves the VM: NAME_IN_USE.
+ */
+export async function listenOwnSocket(service: Pick<DaemonService, 'listen'>, name: string, path: string, clock: Clock, graceMs = 2000): Promise<void> {
+  const begun = clock.monotonic();
+  for (;;) {
+    try {
+      await service.listen('rw');
+      return;
+    } catch (err) {
+      if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
+      if (clock.monotonic() - begun >= graceMs) throw new VirtqError('NAME_IN_USE', `VM name "${name}" is in use: a shim already serves ${path}`, { cause: err });
+    }
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, 25));
+  }
+}

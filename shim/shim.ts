@@ -35,7 +35,7 @@ import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
 import { saveHandlers } from './handlers/save-handlers.js';
-import { diskResolver, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
+import { diskResolver, listenOwnSocket, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
 import { incomingStart, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
@@ -156,12 +156,7 @@ export class Shim {
       info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }),
       metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
     });
-    try {
-      await service.listen('rw');
-    } catch (err) {
-      if (VirtqError.from(err).code !== 'SOCKET_IN_USE') throw err;
-      throw new VirtqError('NAME_IN_USE', `VM name "${def.name}" is in use: a shim already serves ${sockets.rw}`, { cause: err });
-    }
+    await listenOwnSocket(service, def.name, sockets.rw, cfg.clock);
     const resolver = diskResolver(cfg, def.name);
     let resolved: ResolvedDefinition;
     try {

@@ -84,9 +84,14 @@ export class MigrationSource {
     const { vm, log, clock } = this.d;
     const pid = vm.qemuPid;
     // A destination's successor: its QEMU's incoming migration is the source's to drive or cancel.
-    if (pid === undefined || vm.reason === INCOMING_REASON) return;
+    if (pid === undefined || vm.reason === INCOMING_REASON || vm.state === 'shutoff' || vm.state === 'crashed') return;
     const mon = vm.monitor();
-    const s = await queryMigrate(mon);
+    // A QEMU the re-attach found shut down is being let go: its monitor closing means no migration.
+    const s = await queryMigrate(mon).catch((err: unknown) => {
+      if (VirtqError.from(err).code === 'CONNECTION_CLOSED' || vm.qemuPid === undefined) return undefined;
+      throw err;
+    });
+    if (s === undefined) return;
     if (!UNFINISHED.has(s.status)) return;
     log.warn({ msgId: 'MIGRATION_ORPHANED', status: s.status }, 'QEMU is still migrating for a shim that is gone: cancelling');
     try {

@@ -161,6 +161,8 @@ async function inject(w: MigrationWorld, g: Guest, fault: Fault, from: DaemonHar
 async function repair(w: MigrationWorld, g: Guest, fault: Fault, from: DaemonHarness): Promise<void> {
   for (const h of [w.src, w.dst]) {
     const last = h.daemons.at(-1);
+    // A daemon this step killed may not have been reaped yet: wait for its exit, then restart it.
+    if (last !== undefined && last.killed && last.exitCode === null && last.signalCode === null) await new Promise((resolve) => last.once('exit', resolve));
     if (last !== undefined && (last.exitCode !== null || last.signalCode !== null)) await h.startDaemon();
   }
   if (fault === 'kill-src-shim') {

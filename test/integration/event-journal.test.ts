@@ -72,7 +72,8 @@ describe('the event journal', () => {
     await delay(h.clock, 6000);
     expect(procState(row.qemuPid as number)).toMatch(/[RS]/);
     // The successor finds QEMU shut down, journals it, and lets it go.
-    expect(await attachShim(h, 'off1')).toMatchObject({ ok: true });
+    const attached = await attachShim(h, 'off1');
+    expect(attached, JSON.stringify(attached)).toMatchObject({ ok: true });
     const again = await h.client();
     await until(async () => (await again.api.getEvents({ name: 'off1' })).events.at(-1)?.event === 'stopped', 20_000, 'the stop');
 
