@@ -69,7 +69,7 @@ cleanup() {
   lv_stop
   for pid in $(grep -las "guest=$PREFIX" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do kill -KILL "$pid" 2>/dev/null; done
   [ -n "$SSHD_PID" ] && kill -KILL "$SSHD_PID" 2>/dev/null
-  if [ "$KH_BACKUP" = none ]; then rm -f "$KH"; elif [ -n "$KH_BACKUP" ]; then cp -p "$KH_BACKUP" "$KH"; fi
+  if [ "$KH_BACKUP" = none ]; then rm -f "$KH"; [ "${SSH_DIR_CREATED:-0}" = 1 ] && rmdir "$HOME/.ssh"; elif [ -n "$KH_BACKUP" ]; then cp -p "$KH_BACKUP" "$KH"; fi
   rm -f /etc/libvirt/qemu/"$PREFIX"*.xml
   rm -rf /var/log/libvirt/qemu/"$PREFIX"*.log* /run/libvirt/qemu/"$PREFIX"* /var/lib/libvirt/qemu/domain-*-"$PREFIX"*
   [ -n "$OUT" ] && rm -rf "$OUT"
@@ -135,7 +135,7 @@ EOF2
 /usr/sbin/sshd -D -e -f "$SSHDIR/sshd_config" -p "$SSH_PORT" 2>"$SSHDIR/sshd.log" &
 SSHD_PID=$!
 for _ in $(seq 100); do grep -q 'Server listening' "$SSHDIR/sshd.log" && break; sleep 0.1; done
-mkdir -p "$HOME/.ssh"
+[ -d "$HOME/.ssh" ] || { mkdir -m 700 "$HOME/.ssh"; SSH_DIR_CREATED=1; }
 if [ -e "$KH" ]; then KH_BACKUP="$OUT/known_hosts.orig"; cp -p "$KH" "$KH_BACKUP"; else KH_BACKUP=none; fi
 
 SOCK="$LVDIR/sock/libvirt-sock"
