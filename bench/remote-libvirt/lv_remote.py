@@ -76,7 +76,7 @@ def bench(rounds, calls, list_calls, name, uris):
                 into.append((pc() - t) * 1e3)
             raw[label]['rows'] = len(rows)
             c.close()
-            print(f'libvirt round {r + 1} {label} done', file=sys.stderr, flush=True)
+            print(f'libvirt {label} done', file=sys.stderr, flush=True)
     out = {label: {'stateUs': summarize(v['state']), 'listMs': summarize(v['list']), 'rows': v['rows']}
            for label, v in raw.items()}
     print(json.dumps(out))

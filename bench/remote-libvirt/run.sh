@@ -68,7 +68,7 @@ cleanup() {
   fi
   lv_stop
   for pid in $(grep -las "guest=$PREFIX" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do kill -KILL "$pid" 2>/dev/null; done
-  [ -n "$SSHD_PID" ] && kill -KILL "$SSHD_PID" 2>/dev/null
+  [ -n "$SSHD_PID" ] && { kill -KILL "$SSHD_PID"; wait "$SSHD_PID"; } 2>/dev/null
   if [ "$KH_BACKUP" = none ]; then rm -f "$KH"; [ "${SSH_DIR_CREATED:-0}" = 1 ] && rmdir "$HOME/.ssh"; elif [ -n "$KH_BACKUP" ]; then cp -p "$KH_BACKUP" "$KH"; fi
   rm -f /etc/libvirt/qemu/"$PREFIX"*.xml
   rm -rf /var/log/libvirt/qemu/"$PREFIX"*.log* /run/libvirt/qemu/"$PREFIX"* /var/lib/libvirt/qemu/domain-*-"$PREFIX"*
@@ -145,6 +145,7 @@ U_SSH="qemu+ssh://root@127.0.0.1:$SSH_PORT/system?socket=$SOCK&keyfile=$SSHDIR/u
 
 "$PY" "$HERE/lv_remote.py" setup "$U_UNIX" "$PREFIX" "$vms" "$IDLE" "$QEMU"
 for r in $(seq "$rounds"); do
+  echo "round $r" >&2
   "$PY" "$HERE/lv_remote.py" bench 1 "$calls" "$list_calls" "${PREFIX}run" unix="$U_UNIX" tls="$U_TLS" ssh="$U_SSH" >"$OUT/lv-$r.json"
   if [ "$libvirt_only" = 1 ]; then cat "$OUT/lv-$r.json"; continue; fi
   node "$REPO/bench/remote/run.mjs" --vms "$vms" --state-calls "$calls" --list-calls "$list_calls" --rounds 1 --json "$OUT/vq-tls-$r.json" >/dev/null
