@@ -3,8 +3,8 @@
 // paused (SIGSTOP), resumed (SIGCONT) or killed for fault tests; stop() kills all of them and
 // removes the root.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { tmpRoot, type TmpRoot } from './tmp-root.js';
+import { freePort } from './free-port.js';
 
 /** Debian's etcd binary (package etcd-server). */
 export const ETCD = '/usr/bin/etcd';
@@ -29,17 +29,6 @@ export interface EtcdCluster {
   resume(i: number): void;
   kill(i: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
-    });
-  });
 }
 
 /** Starts `size` members (default 3) and resolves once the cluster has a leader. */

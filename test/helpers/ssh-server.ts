@@ -3,8 +3,8 @@
 // under a temporary directory. stop() kills it and every session it forked, then removes the dir.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpRoot, type TmpRoot } from './tmp-root.js';
+import { freePort } from './free-port.js';
 
 /** The sshd binary (openssh-server). */
 export const SSHD = '/usr/sbin/sshd';
@@ -22,17 +22,6 @@ export interface SshServer {
   readonly strangerKey: string;
   readonly dir: TmpRoot;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
-    });
-  });
 }
 
 function keygen(path: string): string {
