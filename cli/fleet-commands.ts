@@ -38,7 +38,7 @@ export function fleetCommands(): CommandSpec[] {
     },
   }, {
     name: 'hosts', program: 'virtq',
-    description: 'List the hosts of an etcd fleet with their state: up, unreachable (lease live, virtqemud silent) or no-lease (names held, lease expired).',
+    description: 'List the hosts of an etcd fleet with their state: up, unreachable (lease live, virtqemud silent), no-lease (names held, lease expired) or gone (names freed after --cluster-reclaim-after).',
     arguments: [], options: [CLUSTER_OPTION],
     output: Type.Array(FleetHost),
     run: async (ctx, input) => {

@@ -44,8 +44,8 @@ async function target(ctx: RunContext, input: Input, callArgs: Record<string, un
 
 const migrate: CallAdapter = {
   arguments: [
-    { name: 'name', field: 'name', required: true, description: 'the VM' },
-    { name: 'destUri', field: 'destUri', required: false, description: 'the destination virtqemud (qemu:///system, qemu:///system?root=DIR, ...?socket=PATH); not with --to-host' },
+    { name: 'name', field: 'name', required: true, description: 'VM name' },
+    { name: 'dest-uri', field: 'destUri', required: false, description: 'the destination virtqemud (qemu:///system, qemu:///system?root=DIR, ...?socket=PATH); not with --to-host' },
   ],
   options: [
     { flags: '--to-host <host>', key: 'toHost', description: 'in an etcd fleet (--cluster, -c cluster:///..., $VIRTQ_CLUSTER): migrate to this host, found with the VM\'s own host in the fleet registry; the cluster-wide claim moves at switchover' },
@@ -54,7 +54,7 @@ const migrate: CallAdapter = {
   run: async (ctx, input) => {
     const callArgs = deriveFromSchema(virtqProgram.procs.migrate.args, { skip: ['name', 'destUri'] }).toArgs(input);
     callArgs['name'] = input.args['name'];
-    if (input.args['destUri'] !== undefined) callArgs['destUri'] = input.args['destUri'];
+    if (input.args['dest-uri'] !== undefined) callArgs['destUri'] = input.args['dest-uri'];
     const name = String(callArgs['name']);
     const { conn, own, dest } = await target(ctx, input, callArgs);
     try {
