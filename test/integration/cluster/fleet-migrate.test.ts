@@ -150,6 +150,30 @@ describe('virtq migrate --to-host in an etcd fleet', () => {
     await a.api.destroy({ name: 'mig2' });
   }, 300_000);
 
+  it('the claim changed in etcd during the transfer: the switchover Txn fails, the guest resumes on host0 and its claim stays there', async () => {
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    const { uuid, qemuPid } = await bootOn(a, 'mig4');
+    const key = `${fleet.prefix}/names/mig4`;
+    const value = await etcd.get(key).string() as string;
+    const run = startVirtq(['migrate', 'mig4', '--to-host', 'host1', '--cluster', cluster(), '--live', '--bandwidth', '8'], { timeoutMs: 240_000 });
+    await transferring(a.api, 'mig4');
+    // The same value written again: a new mod revision, as any change in between would make.
+    await etcd.put(key).value(value);
+    const failed = await run.result;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^virtq: CLUSTER_UNAVAILABLE: .*claim of VM "mig4" changed/);
+    expect(await holder('mig4')).toBe('host0');
+    expect(await uuidHolder(uuid)).toBe('host0');
+    await eventually(async () => {
+      const row = await a.api.lookupByName({ name: 'mig4' });
+      return row.state === 'running' && row.qemuPid === qemuPid;
+    }, 30_000, 'mig4 to run on at host0');
+    await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'mig4'), 30_000, 'host1 to forget mig4');
+    expect(await holder('mig4')).toBe('host0');
+    expect(await refusedOn(b, 'mig4')).toBe('NAME_IN_USE');
+    await a.api.destroy({ name: 'mig4' });
+  }, 300_000);
+
   it('refuses --to-host for a host the fleet does not have, and DEST_URI together with --to-host', async () => {
     await fleet.hosts[0]?.api.define({ definition: idleDef('mig3') });
     const unknown = await virtq(['migrate', 'mig3', '--to-host', 'nohost', '--cluster', cluster()]);
