@@ -43,7 +43,13 @@ export class ShimPool {
       this.refillTimer = undefined;
       this.prune();
       if (this.closed || this.idle.length >= this.o.size) return;
-      this.idle.push(this.spawnOne());
+      try {
+        this.idle.push(this.spawnOne());
+      } catch {
+        // No stderr file or no process (a full disk, no descriptors left): starts are cold until
+        // the next fill, after the next take; never a retry loop.
+        return;
+      }
       this.refillTimer = this.o.clock.setTimeout(next, 0);
     };
     this.refillTimer = this.o.clock.setTimeout(next, 0);
