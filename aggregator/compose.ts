@@ -21,7 +21,7 @@ export interface VirtqemudOptions {
   httpWriteToken: string | undefined;
   /** Passed on to every shim: --no-qmp-proxy, --qmp-proxy-allow. */
   qmpProxyArgs: string[];
-  /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 0: none). */
+  /** Warm shims kept ready (--shim-pool, $VIRTQ_SHIM_POOL; default 1, 0: none). */
   shimPool: number;
   /** --cluster and its companions; undefined: not in a fleet. */
   cluster: ClusterOptions | undefined;
@@ -29,9 +29,11 @@ export interface VirtqemudOptions {
 
 /** Idle shims cost a shim's memory each: more than this many is never what anyone wants. */
 const MAX_SHIM_POOL = 16;
+/** One idle shim: the start it saves is most of a start; its memory is one shim's (decision 0026). */
+const DEFAULT_SHIM_POOL = 1;
 
 function poolSize(value: string | undefined): number {
-  const n = wholeNumber(value, 'shim-pool', 0);
+  const n = wholeNumber(value, 'shim-pool', DEFAULT_SHIM_POOL);
   if (n > MAX_SHIM_POOL) throw new VirtqError('INVALID_ARG', `--shim-pool must be at most ${MAX_SHIM_POOL} (each idle shim holds a shim's memory)`);
   return n;
 }
@@ -54,7 +56,7 @@ definitions, starts VMs in detached shims and answers the host listing.`,
   --qmp-proxy-allow L comma-separated QMP commands that change a VM which tools on every VM's shared
                       QMP socket may send (query-* always pass; the shim's own commands never do)
   --shim-pool N       keep N shims started ahead, waiting for a VM to start (default: $VIRTQ_SHIM_POOL
-                      or 0: none); each idle one costs a shim's memory and saves Node's start
+                      or 1; 0: none); each idle one costs a shim's memory and saves Node's start
 ${CLUSTER_USAGE}`,
     // virtqemud's own series stay unlabelled: it is the host scrape that merges the others.
     metricLabels: {},

@@ -104,7 +104,10 @@ export class Virtqemud {
           upgradeShims: (args) => upgradeShims(this.registry, this.adminPool, args),
         }),
       ],
-      info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
+      info: () => ({
+        domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length,
+        ...(this.cfg.spawner.pool === undefined ? {} : { shimPool: this.cfg.spawner.pool() }),
+      }),
       ready: () => ({ recovered: this.recovery }),
       http: hostRoutes(this.metrics, this.registry),
       ...(this.web === undefined ? {} : { httpHandler: this.web }),

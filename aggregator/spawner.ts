@@ -19,6 +19,15 @@ export interface ShimSpawner {
   warm?(): void;
   /** Kills the idle warm shims; started VMs and their shims are not touched. */
   close?(): void;
+  /** The warm pool's size and its idle members now (virtqemud's serverInfo details list them). */
+  pool?(): ShimPoolInfo;
+}
+
+/** What serverInfo says of the warm pool: idle shims are alive by design, not orphans. */
+export interface ShimPoolInfo {
+  size: number;
+  /** Pids of the idle shims, none of them a VM's yet. */
+  idle: number[];
 }
 
 /** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
@@ -29,6 +38,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
   return {
     warm: () => pool?.fill(),
     close: () => pool?.close(),
+    pool: () => ({ size: poolSize, idle: pool?.pids() ?? [] }),
     start(def, { paused, incoming }) {
       const warm = paused || incoming !== undefined ? undefined : pool?.take(def.name);
       if (warm !== undefined) {

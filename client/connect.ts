@@ -35,6 +35,19 @@ export interface ConnectOptions {
   secretUri?: string;
   /** Embedded mode: the virtnetworkd its VMs' network interfaces get ports from (default: the host's, as above). */
   networkUri?: string;
+  /**
+   * Embedded mode: keep this many shims started ahead (default 0: none; at most 16), so a plain
+   * create skips Node's start (docs/decisions/0026-warm-shim-pool.md). Each idle one costs a
+   * shim's memory; closing the connection kills them, and they exit if this process dies.
+   */
+  shimPool?: number;
+}
+
+/** The embed pool's size: a whole number up to 16 (as virtqemud's --shim-pool). */
+function embedPoolSize(n: number | undefined): number {
+  if (n === undefined) return 0;
+  if (!Number.isInteger(n) || n < 0 || n > 16) throw new VirtqError('INVALID_ARG', `shimPool must be a whole number from 0 to 16, not ${String(n)} (each idle shim holds a shim's memory)`);
+  return n;
 }
 
 // The host's own daemon of `daemon`'s kind, for embedded VMs: the system one for root, else the session one.
@@ -90,6 +103,7 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
       shimCommand: opts.shimCommand ?? defaultShimCommand(process.execPath), startTimeoutMs: opts.startTimeoutMs ?? 120_000,
       storageUri: opts.storageUri ?? hostDaemonUri('storage', opts), secretUri: opts.secretUri ?? hostDaemonUri('secret', opts),
       networkUri: opts.networkUri ?? hostDaemonUri('network', opts),
+      shimPool: embedPoolSize(opts.shimPool),
     });
     return new Connection(chosen, 'embed', false, router);
   }

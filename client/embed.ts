@@ -10,6 +10,7 @@ import {
   type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type ProcSpec, type ProcsWith, type PushedEvent, type VirtqProgram,
 } from '../protocol/index.js';
 import { spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
+import { ShimPool } from '../daemon/shim-pool.js';
 import type { Router } from './router.js';
 import { readShimState, type ShimStateFile } from './resolve.js';
 
@@ -28,6 +29,8 @@ export interface EmbedOptions {
   secretUri: string;
   /** virtnetworkd, for the VMs' network interfaces. */
   networkUri: string;
+  /** Warm shims kept ready for plain starts (docs/decisions/0026-warm-shim-pool.md; 0: none). */
+  shimPool: number;
 }
 
 type Procs = VirtqProgram['procs'];
@@ -87,9 +90,17 @@ export class EmbedRouter implements Router {
   private subscribedAll = false;
   private isClosed = false;
 
+  private readonly pool: ShimPool | undefined;
+
   constructor(private readonly opts: EmbedOptions) {
     this.closed = new Promise((resolve) => { this.markClosed = resolve; });
+    const [command, ...base] = opts.shimCommand;
+    if (opts.shimPool > 0 && command !== undefined) {
+      this.pool = new ShimPool({ size: opts.shimPool, command, args: [...base, ...this.shimArgs()], clock: opts.clock });
+      this.pool.fill();
+    }
   }
+
 
   async call(prog: string, proc: string, args: unknown, opts: CallOptions): Promise<unknown> {
     this.checkOpen();
@@ -123,6 +134,8 @@ export class EmbedRouter implements Router {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    // The idle warm shims go (they hold nothing); started VMs and their shims stay.
+    this.pool?.close();
     for (const c of this.shims.values()) c.close();
     this.shims.clear();
     this.queue.end();
@@ -255,13 +268,23 @@ export class EmbedRouter implements Router {
     };
   }
 
-  // Runs `virtq-shim --embed` detached (the VM outlives this process) and waits for its ready line.
+  /** A plain start's shim arguments (a warm shim is started with exactly these). */
+  private shimArgs(): string[] {
+    return ['--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--network-uri', this.opts.networkUri, '--definition', '-'];
+  }
+
+  // Runs `virtq-shim --embed` detached (the VM outlives this process) and waits for its ready line;
+  // a plain start takes a warm shim when the pool has one, and the pool refills once it is over.
   private launchShim(definition: string, paused: boolean, name: string): Promise<ShimReady> {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
-    return spawnShim({
-      command, args: [...base, '--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--network-uri', this.opts.networkUri, '--definition', '-', ...(paused ? ['--paused'] : [])], definition, name,
-      stderr: 'ignore', clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}`,
-    });
+    const wait = { name, clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}` };
+    const warm = paused ? undefined : this.pool?.take(name);
+    if (warm !== undefined) {
+      const started = warm.hand(definition, wait);
+      void started.finally(() => this.pool?.fill()).catch(() => undefined);
+      return started;
+    }
+    return spawnShim({ command, args: [...base, ...this.shimArgs(), ...(paused ? ['--paused'] : [])], definition, stderr: 'ignore', ...wait });
   }
 }

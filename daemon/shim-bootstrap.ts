@@ -3,6 +3,7 @@
 // stdout once its VM runs, or why it does not (main-shell.ts's failedLine, as every daemon). virtqemud
 // and embed mode both start shims through `spawnShim`; the shim builds its line with `readyLine`.
 import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Type, type Static } from '@sinclair/typebox';
 import { DomainState, VirtqError, lazyValidator, type Clock } from '../protocol/index.js';
@@ -82,6 +83,14 @@ export function spawnShim(launch: ShimLaunch): Promise<ShimReady> {
 export function startWaitingShim(p: ShimProcess): WaitingShim {
   const child = spawn(p.command, [...p.args], { detached: true, stdio: ['pipe', 'pipe', p.stderr], ...(p.env === undefined ? {} : { env: p.env }) });
   const { stdin, stdout } = child;
+  // An idle shim does not keep its starter's process alive (an embedding application that exits
+  // leaves it to read EOF and exit); a hand-off does, until the shim has answered.
+  const pipes = [stdin, stdout] as unknown as Array<Socket | null>;
+  const hold = (on: boolean): void => {
+    if (on) child.ref(); else child.unref();
+    for (const s of pipes) if (on) s?.ref(); else s?.unref();
+  };
+  hold(false);
   let state: 'idle' | 'handed' | 'gone' = 'idle';
   type Outcome = { line: string } | { error: Error } | { exit: string };
   let early: Outcome | undefined;
@@ -105,6 +114,7 @@ export function startWaitingShim(p: ShimProcess): WaitingShim {
     hand(definition, wait) {
       if (stdin === null || stdout === null || lines === undefined) return Promise.reject(new VirtqError('INTERNAL', 'shim spawned without pipes'));
       state = 'handed';
+      hold(true);
       return new Promise<ShimReady>((resolve, reject) => {
         let settled = false;
         const finish = (o: Outcome): void => {

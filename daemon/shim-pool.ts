@@ -16,8 +16,8 @@ export interface ShimPoolOptions {
   /** The arguments of a plain start (`--definition -` and the placement). */
   args: readonly string[];
   env?: NodeJS.ProcessEnv;
-  /** Where shims' stderr files live (the layout's log dir). */
-  logDir: string;
+  /** Where shims' stderr files live (the layout's log dir); undefined: their stderr is ignored, as embed mode's cold shims' is. */
+  logDir?: string;
   clock: Clock;
   /** Starts a shim process; injected so tests can count them. */
   start?: (p: ShimProcess) => WaitingShim;
@@ -25,7 +25,7 @@ export interface ShimPoolOptions {
 
 interface Pooled {
   shim: WaitingShim;
-  stderrFile: string;
+  stderrFile: string | undefined;
 }
 
 /** The pool. Bounded by `size`; refilled in the background after each take; emptied by close(). */
@@ -43,7 +43,13 @@ export class ShimPool {
       this.refillTimer = undefined;
       this.prune();
       if (this.closed || this.idle.length >= this.o.size) return;
-      this.idle.push(this.spawnOne());
+      try {
+        this.idle.push(this.spawnOne());
+      } catch {
+        // No stderr file or no process (a full disk, no descriptors left): starts are cold until
+        // the next fill, after the next take; never a retry loop.
+        return;
+      }
       this.refillTimer = this.o.clock.setTimeout(next, 0);
     };
     this.refillTimer = this.o.clock.setTimeout(next, 0);
@@ -64,6 +70,7 @@ export class ShimPool {
     this.prune();
     const p = this.idle.shift();
     if (p === undefined) return undefined;
+    if (p.stderrFile === undefined || this.o.logDir === undefined) return p.shim;
     const target = join(this.o.logDir, `${name}.shim-stderr.log`);
     try {
       if (existsSync(target)) appendFileSync(p.stderrFile, readFileSync(target));
@@ -83,11 +90,13 @@ export class ShimPool {
   }
 
   private spawnOne(): Pooled {
+    const start = this.o.start ?? startWaitingShim;
+    const env = this.o.env === undefined ? {} : { env: this.o.env };
+    if (this.o.logDir === undefined) return { shim: start({ command: this.o.command, args: this.o.args, stderr: 'ignore', ...env }), stderrFile: undefined };
     const stderrFile = join(this.o.logDir, `shim-pool-${randomBytes(4).toString('hex')}.stderr.log`);
     const fd = openSync(stderrFile, 'a', 0o600);
     try {
-      const start = this.o.start ?? startWaitingShim;
-      return { shim: start({ command: this.o.command, args: this.o.args, stderr: fd, ...(this.o.env === undefined ? {} : { env: this.o.env }) }), stderrFile };
+      return { shim: start({ command: this.o.command, args: this.o.args, stderr: fd, ...env }), stderrFile };
     } finally {
       closeSync(fd);
     }
@@ -103,6 +112,7 @@ export class ShimPool {
 
   private drop(p: Pooled): void {
     p.shim.discard();
+    if (p.stderrFile === undefined) return;
     try {
       if (statSync(p.stderrFile).size === 0) unlinkSync(p.stderrFile);
     } catch {

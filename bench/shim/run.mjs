@@ -595,7 +595,7 @@ if (results.memory !== undefined) {
 }
 if (results.paths !== undefined) {
   const p = results.paths;
-  const what = { rawS: 'raw QEMU, shim argv (-S), QMP cont by this process', shim: 'virtq-shim --no-register (cold, shebang flags)', warm: 'pre-started shim (--definition -) handed its definition', vqdCold: 'create through virtqemud --shim-pool 0', vqdPool: 'create through virtqemud --shim-pool 1', nodeE0: '`node FLAGS -e 0` (the shim\'s shebang flags)', nodeE0NoFlags: '`node -e 0`', shimHelp: '`virtq-shim --help`: bootstrap + bundle evaluation + exit' };
+  const what = { rawS: 'raw QEMU, shim argv (-S), QMP cont by this process', shim: 'virtq-shim --no-register (cold, shebang flags)', warm: 'pre-started shim (--definition -) handed its definition', vqdCold: 'create through virtqemud --shim-pool 0', vqdPool: 'create through virtqemud --shim-pool 1', embedCold: 'create in embed mode (client library), no pool', embedPool: 'create in embed mode, shimPool: 1', nodeE0: '`node FLAGS -e 0` (the shim\'s shebang flags)', nodeE0NoFlags: '`node -e 0`', shimHelp: '`virtq-shim --help`: bootstrap + bundle evaluation + exit' };
   lines.push('', `### Start paths, idle guest, TCG, ${p.rounds} rounds interleaved (ms: median (p90, max))`, '');
   lines.push(table(['', 'to running', 'added vs raw-S (paired)', 'what'], Object.keys(p.run).map((k) => [k, ms(p.run[k]), p.addedVsRawS[k] === undefined ? '' : ms(p.addedVsRawS[k]), what[k] ?? ''])));
   lines.push('', `cold shim CPU to ready ${ms(p.shimCpu)}; warm shim CPU while loading ${ms(p.warmCpuLoad)}, after the hand-off ${ms(p.warmCpuStart)}; idle pool shim ${p.idlePoolShim.map((m) => `PSS ${fmt(m.pssMiB, 2)} MiB, RSS ${fmt(m.rssMiB, 1)} MiB`).join('; ')}`);

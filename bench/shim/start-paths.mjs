@@ -6,6 +6,8 @@
 //             written → ready line (what virtqemud's pool does)
 //   vqdCold   `create` through virtqemud --shim-pool 0: call → reply (the VM is running)
 //   vqdPool   `create` through virtqemud --shim-pool 1: call → reply
+//   embedCold `create` through the client library in embed mode (qemu:///embed), no pool: call → reply
+//   embedPool the same with `shimPool: 1` (the library keeps a warm shim): call → reply
 //   nodeE0    `node -e 0` with the shim's flags, and `virtq-shim --help` (bootstrap + bundle
 //             evaluation + exit): the phases before the shim's own code runs
 // Each VM is destroyed before the next round; a pooled virtqemud refills before its next turn.
@@ -70,6 +72,27 @@ export async function startPathsSection(ctx) {
     const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud.sock'), { clock, defaultTimeoutMs: 60_000 });
     daemons[kind] = { root, d, rpc };
   }
+  // Embed mode: this process is the application; shims run through their shebang as virtqemud's do.
+  const { connect } = await import(join(DIST, 'lib', 'client', 'index.js'));
+  const embeds = {};
+  for (const [kind, shimPool] of [['embedCold', 0], ['embedPool', 1]]) {
+    const root = cleanup.root(join(R, kind));
+    embeds[kind] = { root, conn: await connect(`qemu:///embed?root=${root}`, { shimCommand: [SHIM_BIN], timeoutMs: 60_000, shimPool }) };
+  }
+  const viaEmbed = async (kind, name) => {
+    const { root, conn } = embeds[kind];
+    if (kind === 'embedPool') {
+      let pids = idleShimPids(root);
+      for (const until = now() + 20_000; pids.length === 0 && now() < until; pids = idleShimPids(root)) await sleep(20);
+      for (const p of pids) await settled(p);
+    }
+    const t0 = now();
+    const r = await conn.virtq.create({ definition: idleDefinition(name) });
+    const runMs = now() - t0;
+    if (r.state !== 'running') throw new Error(`${kind} ${name}: ${JSON.stringify(r)}`);
+    await conn.virtq.destroy({ name });
+    return { runMs };
+  };
   const viaDaemon = async (kind, name) => {
     const { root, rpc } = daemons[kind];
     if (kind === 'vqdPool') {
@@ -115,6 +138,8 @@ export async function startPathsSection(ctx) {
     warm,
     vqdCold: (n) => viaDaemon('vqdCold', n),
     vqdPool: (n) => viaDaemon('vqdPool', n),
+    embedCold: (n) => viaEmbed('embedCold', n),
+    embedPool: (n) => viaEmbed('embedPool', n),
     nodeE0: () => whole(process.execPath, [...nodeFlags, '-e', '0'], env),
     nodeE0NoFlags: () => whole(process.execPath, ['-e', '0'], process.env),
     shimHelp: () => whole(SHIM_BIN, ['--help'], process.env),
@@ -135,12 +160,13 @@ export async function startPathsSection(ctx) {
   await sleep(3000);
   const poolPss = idle.map((p) => ctx.smapsRollup(p));
   for (const { rpc, d } of Object.values(daemons)) { rpc.close(); d.kill('SIGTERM'); await exitOf(d); }
+  for (const { conn } of Object.values(embeds)) conn.close();
   const col = (kind, key = 'runMs') => summarize(rows[kind].map((x) => x[key]).filter((v) => v !== undefined));
   const paired = (kind) => summarize(rows[kind].map((x, i) => x.runMs - rows.rawS[i].runMs));
   return {
     rounds,
     run: Object.fromEntries(names.map((k) => [k, col(k)])),
-    addedVsRawS: Object.fromEntries(['shim', 'warm', 'vqdCold', 'vqdPool'].map((k) => [k, paired(k)])),
+    addedVsRawS: Object.fromEntries(['shim', 'warm', 'vqdCold', 'vqdPool', 'embedCold', 'embedPool'].map((k) => [k, paired(k)])),
     shimCpu: col('shim', 'cpu'), warmCpuLoad: col('warm', 'cpuLoad'), warmCpuStart: col('warm', 'cpuStart'),
     idlePoolShim: poolPss.map((m) => ({ pssMiB: m.pss / 1024, rssMiB: m.rss / 1024 })),
   };

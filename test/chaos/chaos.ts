@@ -595,7 +595,9 @@ class Chaos {
   }
 
   private async killStartingShim(op: Op, delay: number, reattachNow: boolean, reattachAfter: number): Promise<void> {
-    const before = new Set(this.w.shims().map((p) => p.pid));
+    // An idle warm shim is the one a start takes: it counts as the starting shim, not as one before.
+    const pool = new Set((await this.w.livePool())?.idle);
+    const before = new Set(this.w.shims().map((p) => p.pid).filter((p) => !pool.has(p)));
     const start: Op = { ...op, kind: op.variant % 2 === 0 ? 'create' : 'start', via: 'daemon' };
     start.name = this.aim(start.kind, op.closeAfterMs);
     // Half the time right after its QEMU appears (spawned, reply not out yet), else at a random
@@ -877,9 +879,15 @@ class Chaos {
         const out = await this.call({ kind: 'undefine', name: r.name, via: 'daemon', slot: 1, variant: 0, flag: false, closeAfterMs: 0 }, 'undefine', { name: r.name });
         if (!out.ok && out.code !== 'NO_DOMAIN') this.trace(`teardown undefine ${r.name} → ${out.code}: ${out.message}`);
       }
-      const left = this.w.leftovers();
+      // The live virtqemud's idle warm shims are alive by design; every other shim is left over.
+      const pool = await this.w.livePool();
+      const left = this.w.leftovers(new Set(pool?.idle));
       rows = (await this.listing()) ?? [];
-      if (rows.length === 0 && left.qemus.length + left.shims.length + left.holders.length === 0) break;
+      if (rows.length === 0 && left.qemus.length + left.shims.length + left.holders.length === 0) {
+        this.trace(`teardown: ${pool === undefined ? 'no pool listed' : `warm pool ${pool.idle.join(',') || 'empty'} (size ${pool.size})`}`);
+        if (pool !== undefined && pool.idle.length > pool.size) this.violation(`virtqemud lists ${pool.idle.length} idle pool shims, more than its pool size ${pool.size}`);
+        break;
+      }
       if (Date.now() > deadline) {
         for (const q of left.qemus) this.violation(`orphaned QEMU ${q.name} pid ${q.pid} after destroying everything`);
         for (const s of left.shims) this.violation(`orphaned shim pid ${s.pid} (${s.args.slice(1).join(' ')}) after destroying everything`);
@@ -889,6 +897,11 @@ class Chaos {
       }
       await sleep(300);
     }
+    // virtqemud's orderly stop takes its idle pool shims with it: then no shim at all is left.
+    if (!await this.w.stopDaemon()) this.violation('virtqemud did not stop within 15 s of SIGTERM');
+    const end = Date.now() + 10_000;
+    while (this.w.shims().length > 0 && Date.now() < end) await sleep(100);
+    for (const s of this.w.shims()) this.violation(`shim pid ${s.pid} (${s.args.slice(1).join(' ')}) still runs after virtqemud stopped`);
     this.trace('teardown done');
   }
 }

@@ -68,6 +68,16 @@ function allProcs(): Proc[] {
   return out;
 }
 
+/** The parent of `pid` (/proc/PID/stat's 4th field), if it runs. */
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The value following `flag` in `args`. */
 function argAfter(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -150,6 +160,20 @@ export class ChaosWorld {
     const reply = JSON.parse(line) as { ok: boolean; error?: { code: string; message: string } };
     if (!reply.ok) throw new Error(`virtqemud failed to start: ${reply.error?.code}: ${reply.error?.message}`);
     this.daemon = { proc, exited };
+  }
+
+  /** SIGTERM to virtqemud (its orderly stop); false when it had to be killed after `ms`. */
+  async stopDaemon(ms = 15_000): Promise<boolean> {
+    const d = this.daemon;
+    this.daemon = undefined;
+    if (d === undefined) return true;
+    d.proc.kill('SIGTERM');
+    const inTime = await Promise.race([d.exited.then(() => true), sleep(ms).then(() => false)]);
+    if (!inTime) {
+      d.proc.kill('SIGKILL');
+      await d.exited;
+    }
+    return inTime;
   }
 
   /** kill -9 of virtqemud; resolves once it is gone. */
@@ -243,9 +267,34 @@ export class ChaosWorld {
     });
   }
 
-  /** Every process under the root but the daemon: QEMUs, shims, holders. */
-  leftovers(): { qemus: QemuProc[]; shims: Proc[]; holders: Proc[] } {
-    return { qemus: this.qemus(), shims: this.shims(), holders: this.holders() };
+  /**
+   * Every process under the root but the daemon: QEMUs, shims, holders; `pool` are the live warm
+   * pool's idle shims (see livePool), alive by design and so not left over.
+   */
+  leftovers(pool: ReadonlySet<number> = new Set()): { qemus: QemuProc[]; shims: Proc[]; holders: Proc[] } {
+    return { qemus: this.qemus(), shims: this.shims().filter((p) => !pool.has(p.pid)), holders: this.holders() };
+  }
+
+  /**
+   * The live virtqemud's idle warm shims (its serverInfo details.shimPool, decision 0026), each
+   * checked against /proc: a live shim of this root, a child of that virtqemud, and no VM's (no
+   * state file names it). Anything it lists that fails a check is not a pool member here, so it
+   * still counts as left over; undefined when virtqemud does not answer.
+   */
+  async livePool(): Promise<{ size: number; idle: number[] } | undefined> {
+    const daemonPid = this.daemon?.proc.pid;
+    if (daemonPid === undefined || !this.daemonUp) return undefined;
+    let info: { details?: { shimPool?: { size: number; idle: number[] } } };
+    try {
+      const admin = await this.connect(this.sockets.admin);
+      try { info = await admin.call('admin', 'serverInfo', {}) as typeof info; } finally { admin.close(); }
+    } catch {
+      return undefined;
+    }
+    const pool = info.details?.shimPool;
+    if (pool === undefined) return undefined;
+    const owned = new Set(this.states().map((s) => s.shimPid));
+    return { size: pool.size, idle: pool.idle.filter((pid) => this.isShim(pid) && parentPid(pid) === daemonPid && !owned.has(pid)) };
   }
 
   /** The runtime state files (unreadable ones skipped: they are written atomically). */

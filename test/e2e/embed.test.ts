@@ -1,7 +1,11 @@
 // Embedded mode (qemu:///embed?root=DIR) with no daemon: the client library starts shims itself.
 // Two applications with different roots each see only their own VMs (even under the same name),
-// per-VM calls reach the right shim, and the CLI works on the same roots.
+// per-VM calls reach the right shim, the CLI works on the same roots, and an application may keep
+// warm shims (shimPool, decision 0026).
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { procState } from '../../drivers/host/proc.js';
+import { readStateFiles } from '../helpers/state-files.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../client/index.js';
 import { ListOutput } from '../../cli/json-output.js';
@@ -28,6 +32,31 @@ function killAll(root: TmpRoot): void {
   }
   killProcessesUnder(root.dir);
 }
+
+/** Shims under `root` waiting for a definition: `virtq-shim ... --definition -` that no state file names. */
+function idleShims(root: TmpRoot): number[] {
+  const owned = new Set(readStateFiles<{ shimPid: number }>(rootLayout(root.dir)).map((s) => s.shimPid));
+  return readdirSync('/proc').map(Number).filter((pid) => {
+    if (!Number.isInteger(pid) || owned.has(pid) || ['Z', 'X', undefined].includes(procState(pid))) return false;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+      return cmd.some((a) => a.endsWith('virtq-shim.js')) && cmd.includes(root.dir) && cmd.includes('--definition');
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function until<T>(what: string, get: () => T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (let v = get(); ; v = get()) {
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
 
 describe('embedded mode', () => {
   let rootA: TmpRoot;
@@ -77,6 +106,45 @@ describe('embedded mode', () => {
     await expect(a.virtq.getState({ name: 'app-a' })).resolves.toEqual({ state: 'shutoff', reason: 'destroyed' });
     await expect(a.domain('app-a').suspend()).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
     expect(await names(b)).toEqual(['app-b', 'same']);
+  });
+
+  it('keeps warm shims when asked (shimPool): a plain create runs in one, the pool refills, and closing the connection kills only the idle one', async () => {
+    const uri = `qemu:///embed?root=${rootA.dir}`;
+    await expect(connect(uri, { shimCommand: [process.execPath, SHIM_BIN], shimPool: 17 })).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringMatching(/0 to 16/) });
+    const cold = await open(rootA);
+    await cold.virtq.create({ definition: idleDef('cold-e') });
+    expect(idleShims(rootA)).toEqual([]);
+    const a = await connect(uri, { shimCommand: [process.execPath, SHIM_BIN], timeoutMs: 60_000, shimPool: 1 });
+    conns.push(a);
+    const [warm] = await until('an idle shim', () => { const p = idleShims(rootA); return p.length === 1 ? p : undefined; });
+    await expect(a.virtq.create({ definition: idleDef('warm-e') })).resolves.toMatchObject({ name: 'warm-e', state: 'running', shimPid: warm });
+    // The same command line as a cold embed shim's, and the same VM.
+    const coldPid = (await cold.virtq.lookupByName({ name: 'cold-e' })).shimPid as number;
+    expect(cmdline(warm as number)).toEqual(cmdline(coldPid));
+    await expect(cold.domain('warm-e').getState()).resolves.toEqual({ state: 'running', reason: 'booted' });
+    // Paused starts take a cold shim; the pool refills with a new one after the warm start.
+    await expect(a.virtq.create({ definition: idleDef('paused-e'), paused: true })).resolves.toMatchObject({ state: 'paused' });
+    const [refill] = await until('a refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== warm ? p : undefined; });
+    a.close();
+    await until('the idle shim to go', () => (['Z', 'X', undefined].includes(procState(refill as number)) ? true : undefined), 10_000);
+    expect(procState(warm as number)).toMatch(/[RS]/);
+    expect(await names(cold)).toEqual(['cold-e', 'paused-e', 'warm-e']);
+    expect(idleShims(rootA)).toEqual([]);
+  });
+
+  it('an application that exits without closing is not held up by its idle shim, which then exits too', async () => {
+    const lib = new URL('../../dist/lib/client/index.js', import.meta.url).pathname;
+    const script = `const { connect } = await import(${JSON.stringify(lib)});
+await connect(${JSON.stringify(`qemu:///embed?root=${rootA.dir}`)}, { shimCommand: [process.execPath, ${JSON.stringify(SHIM_BIN)}], shimPool: 1 });
+setTimeout(() => undefined, 4000);`;
+    const app = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => app.once('exit', (code) => resolve(code)));
+    const [idle] = await until('the application\'s idle shim', () => { const p = idleShims(rootA); return p.length === 1 ? p : undefined; });
+    // The application's last timer ends: it exits with the idle shim still running...
+    expect(await exited).toBe(0);
+    // ...whose stdin then reads EOF: it exits, having started nothing.
+    await until('the idle shim to exit', () => (['Z', 'X', undefined].includes(procState(idle as number)) ? true : undefined), 10_000);
+    expect(readStateFiles(rootLayout(rootA.dir))).toEqual([]);
   });
 
   it('serves the CLI on an embed root: create, list, per-VM commands, destroy', async () => {

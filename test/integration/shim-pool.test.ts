@@ -28,6 +28,17 @@ function idleShims(h: DaemonHarness): number[] {
   return pids;
 }
 
+/** The idle shims virtqemud itself lists (admin serverInfo, details.shimPool), sorted. */
+async function listedPool(h: DaemonHarness): Promise<{ size: number; idle: number[] }> {
+  const admin = await RpcClient.connect(h.sockets.admin, { clock: h.clock, defaultTimeoutMs: 30_000 });
+  try {
+    const info = await admin.call('admin', 'serverInfo', {}) as { details: { shimPool: { size: number; idle: number[] } } };
+    return { size: info.details.shimPool.size, idle: [...info.details.shimPool.idle].sort((a, b) => a - b) };
+  } finally {
+    admin.close();
+  }
+}
+
 async function until<T>(h: DaemonHarness, what: string, get: () => T | undefined, ms = 30_000): Promise<T> {
   const end = h.clock.monotonic() + ms;
   for (;;) {
@@ -59,12 +70,14 @@ describe('warm shim pool', () => {
     cold.proc.kill('SIGTERM');
     await cold.exited;
 
-    const daemon = await h.startDaemon(['--shim-pool', '1']);
+    // The default pool is one shim, and virtqemud lists it (what tests and operators tell from an orphan).
+    const daemon = await h.startDaemon();
     ({ api } = await h.client());
     const [warmPid] = await until(h, 'an idle shim', () => { const p = idleShims(h); return p.length === 1 ? p : undefined; });
     // It waits for its definition: no VM, no socket, no state file, no log of a VM.
     await delay(h.clock, 300);
     expect(idleShims(h)).toEqual([warmPid]);
+    expect(await listedPool(h)).toEqual({ size: 1, idle: [warmPid] });
     expect(h.states().map((s) => s.name)).toEqual(['cold1']);
 
     await api.create({ definition: idleDef('warm1') });
@@ -82,6 +95,8 @@ describe('warm shim pool', () => {
     // The pool refills in the background, bounded at its size.
     const [refill] = await until(h, 'a refill', () => { const p = idleShims(h); return p.length === 1 ? p : undefined; });
     expect(refill).not.toBe(warmPid);
+    // The taken shim is a VM's now, listed no more; the new one is.
+    expect((await listedPool(h)).idle).toEqual([refill]);
 
     // virtqemud's stop kills the idle shim and nothing else; the next one relists the warm VM.
     daemon.proc.kill('SIGTERM');
@@ -113,13 +128,28 @@ describe('warm shim pool', () => {
     await until(h, 'no shim left', () => (idleShims(h).length === 0 ? true : undefined), 10_000);
   }, 180_000);
 
-  it('an idle shim exits on its own when virtqemud is killed (its stdin closes), and a broken pool size is refused', async () => {
+  it('an idle shim exits on its own when virtqemud is killed (its stdin closes), the next virtqemud lists only its own, and a broken pool size is refused', async () => {
     const daemon = await h.startDaemon(['--shim-pool', '2']);
-    const idle = await until(h, 'two idle shims', () => { const p = idleShims(h); return p.length === 2 ? p : undefined; });
+    const idle = await until(h, 'two idle shims', () => { const p = idleShims(h); return p.length === 2 ? p.sort((a, b) => a - b) : undefined; });
+    expect(await listedPool(h)).toEqual({ size: 2, idle });
     daemon.proc.kill('SIGKILL');
     await daemon.exited;
     for (const pid of idle) await until(h, `idle shim ${pid} to exit`, () => (procState(pid) === undefined || procState(pid) === 'Z' ? true : undefined), 10_000);
     expect(h.states()).toEqual([]);
+    // A restarted virtqemud (default pool: one) starts its own idle shim and lists that one only.
+    const again = await h.startDaemon();
+    const [fresh] = await until(h, 'a new idle shim', () => { const p = idleShims(h); return p.length === 1 ? p : undefined; });
+    expect(idle).not.toContain(fresh);
+    expect(await listedPool(h)).toEqual({ size: 1, idle: [fresh] });
+    again.proc.kill('SIGKILL');
+    await again.exited;
+    await until(h, 'the new idle shim to exit', () => (idleShims(h).length === 0 ? true : undefined), 10_000);
+    // $VIRTQ_SHIM_POOL=0 (or --shim-pool 0) turns the pool off: none started, none listed.
+    process.env['VIRTQ_SHIM_POOL'] = '0';
+    try { await h.startDaemon(); } finally { delete process.env['VIRTQ_SHIM_POOL']; }
+    await delay(h.clock, 500);
+    expect(idleShims(h)).toEqual([]);
+    expect(await listedPool(h)).toEqual({ size: 0, idle: [] });
     await expect(h.startDaemon(['--shim-pool', '17'])).rejects.toThrow(/at most 16/);
     await expect(h.startDaemon(['--shim-pool', 'many'])).rejects.toThrow(/whole number/);
   }, 60_000);

@@ -83,6 +83,24 @@ describe('ShimPool', () => {
     expect(readdirSync(root.dir)).toEqual([]);
   });
 
+  it('a shim that cannot be started (its stderr file, no process) leaves the pool short, not the caller broken, and the next fill tries again', async () => {
+    let fail = true;
+    const p = new ShimPool({ size: 2, command: '/bin/virtq-shim', args: [], logDir: root.dir, clock, start: (sp) => { if (fail) throw new Error('EMFILE'); return new FakeShim(sp); } });
+    p.fill();
+    await delay(clock, 30);
+    expect(p.pids()).toEqual([]);
+    expect(p.take('web1')).toBeUndefined();
+    fail = false;
+    p.fill();
+    await until(() => p.pids().length === 2);
+    const gone = new ShimPool({ size: 1, command: '/bin/virtq-shim', args: [], logDir: root.path('no-such-dir'), clock, start: (sp) => new FakeShim(sp) });
+    gone.fill();
+    await delay(clock, 30);
+    expect(gone.pids()).toEqual([]);
+    p.close();
+    gone.close();
+  });
+
   it('with size 0 starts nothing', async () => {
     const p = pool(0);
     p.fill();
