@@ -69,9 +69,9 @@ export const snapshotVmProcs = {
     servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-create-as',
     description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory; with diskOnly an external one: each writable disk (raw or qcow2) goes on a new qcow2 overlay (a volume disk on a new volume of its pool) and the VM\'s definition follows.' }),
   snapshotRevert: proc({ args: ref({ snapshot: SnapshotName }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-revert',
-    description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory (internal or external) of a running VM is refused.' }),
+    description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused; a disk-only external one in any state (the message says how to go back by hand).' }),
   snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()) }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
-    description: 'Deletes a snapshot from the disks and its metadata (with metadata, only its metadata); its children take its parent. An external snapshot\'s images are not merged: only metadata is deleted.' }),
+    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state); an external snapshot is refused without it (its overlays are not merged back).' }),
 };
 
 /** Host snapshot procedures: the metadata, readable whether the VM runs or not. */

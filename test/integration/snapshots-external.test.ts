@@ -2,7 +2,7 @@
 // overlay per writable disk (chain overlay → base, checked with qemu-img), the guest's writes after
 // the snapshot land in the overlay and the base does not change (checksum), a second snapshot
 // stacks on the first, a restart boots from the newest overlay (the persistent definition
-// followed); the same for a raw volume disk through virtstoraged (the overlay is a new volume,
+// followed), a hot-plugged disk is covered and unplugs cleanly; the same for a raw volume disk through virtstoraged (the overlay is a new volume,
 // listed by listVolumes; a read-only disk is skipped); refusals: revert (running and shut off),
 // delete without --metadata, an existing overlay file, a duplicate name.
 import { createHash } from 'node:crypto';
@@ -122,12 +122,22 @@ describe('external disk-only snapshots', () => {
     expect(sha(base)).toBe(baseSum);
     expect(headOf(ov3)).toBe('DDDD');
 
+    // A hot-plugged disk gets its overlay too; unplugged, its overlay nodes go, so the target can be plugged again.
+    const extra = h.root.path('extra.raw');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', extra, '4M']);
+    await vq.virtq.attachDisk({ name: 'ex1', disk: { path: extra, target: 'vdb', format: 'raw' } });
+    const s4 = await vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's4', diskOnly: true });
+    expect(s4.disks.map((d) => [d.target, d.overlay])).toEqual([['vda', h.root.path('ex1.s4')], ['vdb', h.root.path('extra.s4')]]);
+    await vq.virtq.detachDisk({ name: 'ex1', target: 'vdb' });
+    await vq.virtq.attachDisk({ name: 'ex1', disk: { path: h.root.path('extra.s4'), target: 'vdb', format: 'qcow2' } });
+    await vq.virtq.detachDisk({ name: 'ex1', target: 'vdb' });
+
     // --metadata forgets a snapshot (its child takes its parent); the images stay.
     await vq.virtq.snapshotDelete({ name: 'ex1', snapshot: 's1', metadata: true });
-    expect((await vq.virtq.snapshotList({ name: 'ex1' })).snapshots.map((s) => [s.name, s.parent])).toEqual([['s3', undefined]]);
+    expect((await vq.virtq.snapshotList({ name: 'ex1' })).snapshots.map((s) => [s.name, s.parent])).toEqual([['s3', undefined], ['s4', 's3']]);
     expect(info(ov1).format).toBe('qcow2');
     await vq.virtq.destroy({ name: 'ex1' });
-    await vq.virtq.snapshotDelete({ name: 'ex1', snapshot: 's3', metadata: true });
+    for (const s of ['s3', 's4']) await vq.virtq.snapshotDelete({ name: 'ex1', snapshot: s, metadata: true });
     expect((await vq.virtq.snapshotList({ name: 'ex1' })).snapshots).toEqual([]);
   }, 300_000);
 
