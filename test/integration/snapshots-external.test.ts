@@ -3,7 +3,8 @@
 // the snapshot land in the overlay and the base does not change (checksum), a second snapshot
 // stacks on the first, a restart boots from the newest overlay (the persistent definition
 // followed), a hot-plugged disk is covered and unplugs cleanly; the same for a raw volume disk through virtstoraged (the overlay is a new volume,
-// listed by listVolumes; a read-only disk is skipped); refusals: revert (running and shut off),
+// listed by listVolumes; a read-only disk is skipped); leases (the overlay exclusive, the base
+// shared); refusals: revert (running and shut off),
 // delete without --metadata, an existing overlay file, a duplicate name.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -94,6 +95,11 @@ describe('external disk-only snapshots', () => {
     await expect(vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's2', diskOnly: true })).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('ex1.s2') });
     expect(readFileSync(h.root.path('ex1.s2'), 'utf8')).toBe('in the way');
     expect(await vq.virtq.getState({ name: 'ex1' })).toMatchObject({ state: 'running' });
+
+    // Leases: the overlay is held exclusively, the base (read-only in the chain now) shared.
+    await expect(vq.virtq.create({ definition: guestDef('other1', [{ path: ov1, format: 'qcow2', target: 'vda' }]) })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await vq.virtq.create({ definition: guestDef('reader1', [{ path: base, format: 'qcow2', target: 'vda', readonly: true }]) });
+    await vq.virtq.destroy({ name: 'reader1' });
 
     // A second snapshot stacks on the first: ov3 → ov1 → base; its parent is s1.
     const s3 = await vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's3', diskOnly: true });
