@@ -18,6 +18,7 @@ import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers
 import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { snapshotHostHandlers } from './handlers/snapshot-handlers.js';
+import { qemuImgOverlays } from './handlers/offline-snapshot.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -99,7 +100,7 @@ export class Virtqemud {
     return {
       served: [
         served(virtqProgram, {
-          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps), ...snapshotHostHandlers({ ...deps, forward: proxy }),
+          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), now: () => clock.now() }),
         }, proxy),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, {

@@ -1,12 +1,14 @@
 // virtqemud's side of the per-VM snapshot procedures: they go on to the VM's shim (the proxy), and
 // around that virtqemud keeps what only it has. An external (disk-only) snapshot moves the disks
-// onto overlays: the persistent definition follows, so a restart boots from the overlays.
+// onto overlays: the persistent definition follows, so a restart boots from the overlays; of a
+// shut-off VM it is taken here (offline-snapshot.ts).
 // Forgetting a snapshot's metadata (--metadata) needs no QEMU, so it works on a VM that is shut off,
 // and reverting a shut-off VM to a disk-only snapshot is refused saying what to do instead.
 import { VirtqError, normalizeDefinition, virtqProgram, type CallContext, type Fallback, type Handlers, type Layout, type NormalizedDefinition, type SnapshotInfo, type VirtqProgram } from '../../protocol/index.js';
 import { SnapshotStore, externalRevertRefused } from '../../drivers/hypervisor/qemu/snapshot-store.js';
 import { isActive, type DomainRegistry } from '../registry.js';
 import type { DefinitionStore } from '../definitions.js';
+import { offlineExternal, type OverlayMaker } from './offline-snapshot.js';
 
 /** What these handlers need of virtqemud. */
 export interface SnapshotHostDeps {
@@ -15,6 +17,9 @@ export interface SnapshotHostDeps {
   layout: Layout;
   /** The proxy to the VM's shim (proxy.ts). */
   forward: Fallback;
+  /** Makes a shut-off VM's overlays. */
+  makeOverlay: OverlayMaker;
+  now(): number;
 }
 
 /** `def` with the disks of external snapshot `snap` on their overlays (a volume disk on its new volume). */
@@ -36,6 +41,10 @@ export function snapshotHostHandlers(d: SnapshotHostDeps): Handlers<VirtqProgram
   const forward = <T>(proc: string, args: unknown, ctx: CallContext): Promise<T> => d.forward(virtqProgram, proc, args, ctx) as Promise<T>;
   return {
     snapshotCreate: async (args, ctx) => {
+      const off = d.registry.require(args.name);
+      if (args.diskOnly === true && !isActive(off) && off.starting !== true && off.definition !== undefined) {
+        return offlineExternal({ ...d, state: d.layout.state, onOverlays: definitionOnOverlays }, off, off.definition, args.snapshot);
+      }
       const info = await forward<SnapshotInfo>('snapshotCreate', args, ctx);
       const r = d.registry.get(args.name);
       if (info.kind !== 'external' || r?.persistent !== true || r.definition === undefined) return info;

@@ -5,8 +5,10 @@
 // are leased like the disks, opened with blockdev-add (backing: null, the image under them is
 // already open) and switched in together by one transaction of blockdev-snapshot; the image under
 // each becomes read-only in the chain, so its lease becomes shared.
-import { access, rm } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { overlayName } from '../../drivers/hypervisor/qemu/overlay-plan.js';
+export { externalDisks, overlayName } from '../../drivers/hypervisor/qemu/overlay-plan.js';
 import { VirtqError, type ResolvedDisk } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import type { DiskHooks } from './vm-disks.js';
@@ -43,14 +45,6 @@ export interface ExternalDeps {
   volumes: OverlayVolumes | undefined;
 }
 
-/** The name libvirt gives an overlay: the image's name with its extension replaced by the snapshot's. */
-export function overlayName(image: string, snapshot: string): string {
-  const ext = extname(image);
-  return `${basename(image, ext)}.${snapshot}`;
-}
-
-const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
-
 interface BlockInfo { qdev?: string; device?: string; inserted?: { 'node-name'?: string; image?: { 'virtual-size'?: number } } }
 
 /** The node each disk's guest device reads now (the top of its chain) and its size. */
@@ -63,22 +57,6 @@ export async function diskRoots(mon: HypervisorMonitor): Promise<Map<string, { n
     if (m?.[1] !== undefined && node !== undefined) out.set(m[1], { node, size: b.inserted?.image?.['virtual-size'] ?? 0 });
   }
   return out;
-}
-
-/** The writable disks an external snapshot covers; refusals before anything is made. */
-export async function externalDisks(vmName: string, snapshot: string, disks: readonly ResolvedDisk[], volumes: OverlayVolumes | undefined): Promise<ResolvedDisk[]> {
-  const writable = disks.filter((d) => !d.readonly);
-  if (writable.length === 0) throw new VirtqError('OPERATION_INVALID', `cannot snapshot VM "${vmName}": it has no writable disk to put an overlay on`);
-  for (const d of writable) {
-    if (d.encryption !== undefined) throw new VirtqError('OPERATION_INVALID', `cannot take external snapshot "${snapshot}" of VM "${vmName}": disk ${d.target} is encrypted, and an overlay on an encrypted image is not supported; use an internal snapshot`, { details: { target: d.target } });
-    if (d.shareable) throw new VirtqError('OPERATION_INVALID', `cannot take external snapshot "${snapshot}" of VM "${vmName}": disk ${d.target} is shareable (other VMs write it too)`, { details: { target: d.target } });
-    if (d.source !== undefined && volumes === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${d.target} names a volume, and this shim was started without virtstoraged`);
-    if (d.source === undefined) {
-      const file = join(dirname(d.path), overlayName(d.path, snapshot));
-      if (await exists(file)) throw new VirtqError('ALREADY_EXISTS', `cannot take external snapshot "${snapshot}" of VM "${vmName}": overlay file ${file} of disk ${d.target} already exists`, { details: { target: d.target, file } });
-    }
-  }
-  return writable;
 }
 
 /**

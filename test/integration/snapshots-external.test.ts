@@ -2,7 +2,7 @@
 // overlay per writable disk (chain overlay → base, checked with qemu-img), the guest's writes after
 // the snapshot land in the overlay and the base does not change (checksum), a second snapshot
 // stacks on the first, a restart boots from the newest overlay (the persistent definition
-// followed), a hot-plugged disk is covered and unplugs cleanly; the same for a raw volume disk through virtstoraged (the overlay is a new volume,
+// followed), a hot-plugged disk is covered and unplugs cleanly, a shut-off VM gets overlays too; the same for a raw volume disk through virtstoraged (the overlay is a new volume,
 // listed by listVolumes; a read-only disk is skipped); leases (the overlay exclusive, the base
 // shared); refusals: revert (running and shut off),
 // delete without --metadata, an existing overlay file, a duplicate name.
@@ -145,6 +145,26 @@ describe('external disk-only snapshots', () => {
     await vq.virtq.destroy({ name: 'ex1' });
     for (const s of ['s3', 's4']) await vq.virtq.snapshotDelete({ name: 'ex1', snapshot: s, metadata: true });
     expect((await vq.virtq.snapshotList({ name: 'ex1' })).snapshots).toEqual([]);
+
+    // Shut off: only files and the definition change; the next start boots from the new overlay.
+    const ov4 = h.root.path('ex1.s4');
+    const s5 = await vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's5', diskOnly: true });
+    const ov5 = h.root.path('ex1.s5');
+    expect(s5).toMatchObject({ kind: 'external', state: 'shutoff', current: true, disks: [{ target: 'vda', path: ov4, overlay: ov5 }] });
+    expect(info(ov5)).toMatchObject({ format: 'qcow2', 'backing-filename': ov4, 'backing-filename-format': 'qcow2' });
+    expect((await vq.virtq.getDefinition({ name: 'ex1' })).disks).toEqual([expect.objectContaining({ path: ov5, format: 'qcow2' })]);
+    await expect(vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's5', diskOnly: true })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await expect(vq.virtq.snapshotCreate({ name: 'ex1', snapshot: 's6' })).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    const ov4Sum = sha(ov4);
+    con.close();
+    con = await boot('ex1');
+    const pid2 = (await vq.virtq.getInfo({ name: 'ex1' })).qemuPid ?? 0;
+    expect(readFileSync(`/proc/${pid2}/cmdline`, 'latin1')).toContain(ov5);
+    expect(await diskHead(con)).toBe('DDDD');
+    await write(con, 'EEEE');
+    await vq.virtq.destroy({ name: 'ex1' });
+    expect(sha(ov4)).toBe(ov4Sum);
+    expect(headOf(ov5)).toBe('EEEE');
   }, 300_000);
 
   it('puts a raw volume disk on a new qcow2 volume through virtstoraged, skips a read-only disk, and restarts from it', async () => {
