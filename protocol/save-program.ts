@@ -67,7 +67,7 @@ export const saveHostProcs = {
 export const snapshotVmProcs = {
   snapshotCreate: proc({ args: ref({ snapshot: SnapshotName, noMemory: Type.Optional(Type.Boolean()), diskOnly: Type.Optional(Type.Boolean()) }), ret: SnapshotInfo,
     servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-create-as',
-    description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory; with diskOnly an external one: each writable disk (raw or qcow2) goes on a new qcow2 overlay (a volume disk on a new volume of its pool) and the VM\'s definition follows.' }),
+    description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory; with diskOnly an external one: each writable disk (raw or qcow2) goes on a new qcow2 overlay (a volume disk on a new volume of its pool) and the VM\'s definition follows; of a shut-off defined VM (disks on files only) virtqemud makes the overlays and changes the definition.' }),
   snapshotRevert: proc({ args: ref({ snapshot: SnapshotName }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-revert',
     description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused; a disk-only external one in any state (the message says how to go back by hand).' }),
   snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()) }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
