@@ -47,7 +47,7 @@ export async function offlineExternal(d: OfflineDeps, r: DomainRecord, current: 
   if (volume !== undefined) {
     throw new VirtqError('OPERATION_INVALID', `cannot take disk-only snapshot "${name}" of shut-off VM "${r.name}": disk ${volume.target} is a volume, whose overlay virtstoraged makes for a running VM; start the VM (it may stay paused) and take the snapshot then`, { details: { target: volume.target } });
   }
-  const disks = await externalDisks(r.name, name, current.disks.map((x) => ({ ...x, path: x.path ?? '' })), undefined);
+  const disks = await externalDisks(r.name, name, current.disks.map((x) => ({ ...x, path: x.path ?? '' })), false);
   const made: string[] = [];
   const entries: SnapshotInfo['disks'] = [];
   try {

@@ -92,7 +92,7 @@ export class VmSnapshots {
   private createExternal(name: string): Promise<SnapshotInfo> {
     return this.vm.withMonitor('snapshotCreate', async (mon) => {
       await this.refuseTaken(name);
-      const disks = await externalDisks(this.vm.def.name, name, this.vm.def.disks, this.external.volumes);
+      const disks = await externalDisks(this.vm.def.name, name, this.vm.def.disks, this.external.volumes !== undefined);
       const pid = this.vm.qemuPid;
       if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${this.vm.def.name}" has no QEMU process`);
       const overlays = await takeExternal(mon, {

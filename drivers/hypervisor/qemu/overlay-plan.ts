@@ -19,16 +19,16 @@ export function overlayFile(image: string, snapshot: string): string {
 const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
 
 /**
- * The writable disks an external snapshot covers; refusals before anything is made. `volumes`
- * is virtstoraged's client, undefined without one (a volume disk is then refused).
+ * The writable disks an external snapshot covers; refusals before anything is made. Without
+ * `storage` (no virtstoraged to make a volume's overlay) a volume disk is refused.
  */
-export async function externalDisks(vmName: string, snapshot: string, disks: readonly ResolvedDisk[], volumes: unknown): Promise<ResolvedDisk[]> {
+export async function externalDisks(vmName: string, snapshot: string, disks: readonly ResolvedDisk[], storage: boolean): Promise<ResolvedDisk[]> {
   const writable = disks.filter((d) => !d.readonly);
   if (writable.length === 0) throw new VirtqError('OPERATION_INVALID', `cannot snapshot VM "${vmName}": it has no writable disk to put an overlay on`);
   for (const d of writable) {
     if (d.encryption !== undefined) throw new VirtqError('OPERATION_INVALID', `cannot take external snapshot "${snapshot}" of VM "${vmName}": disk ${d.target} is encrypted, and an overlay on an encrypted image is not supported; use an internal snapshot`, { details: { target: d.target } });
     if (d.shareable) throw new VirtqError('OPERATION_INVALID', `cannot take external snapshot "${snapshot}" of VM "${vmName}": disk ${d.target} is shareable (other VMs write it too)`, { details: { target: d.target } });
-    if (d.source !== undefined && volumes === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${d.target} names a volume, and this shim was started without virtstoraged`);
+    if (d.source !== undefined && !storage) throw new VirtqError('NOT_SUPPORTED', `disk ${d.target} names a volume, and this shim was started without virtstoraged`);
     if (d.source === undefined) {
       const file = overlayFile(d.path, snapshot);
       if (await exists(file)) throw new VirtqError('ALREADY_EXISTS', `cannot take external snapshot "${snapshot}" of VM "${vmName}": overlay file ${file} of disk ${d.target} already exists`, { details: { target: d.target, file } });

@@ -3,12 +3,11 @@
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { normalizeDefinition, type ResolvedDisk } from '../../../protocol/index.js';
-import { externalDisks, overlayName, type OverlayVolumes } from '../../../shim/vm/external-snapshot.js';
+import { externalDisks, overlayName } from '../../../shim/vm/external-snapshot.js';
 import { definitionOnOverlays } from '../../../aggregator/handlers/snapshot-handlers.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
 const disk = (over: Partial<ResolvedDisk> & { target: string; path: string }): ResolvedDisk => ({ format: 'qcow2', bus: 'virtio', readonly: false, shareable: false, ...over });
-const volumes: OverlayVolumes = { createOverlay: async () => ({ path: '/x' }), deleteVolume: async () => undefined };
 
 describe('external snapshots', () => {
   let root: TmpRoot | undefined;
@@ -25,15 +24,15 @@ describe('external snapshots', () => {
     const a = disk({ target: 'vda', path: root.path('a.qcow2') });
     const ro = disk({ target: 'hdc', path: root.path('cd.iso'), format: 'raw', readonly: true });
     const raw = disk({ target: 'vdb', path: root.path('b.raw'), format: 'raw' });
-    expect((await externalDisks('vm', 's1', [a, ro, raw], undefined)).map((d) => d.target)).toEqual(['vda', 'vdb']);
-    await expect(externalDisks('vm', 's1', [ro], undefined)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('no writable disk') });
-    await expect(externalDisks('vm', 's1', [{ ...a, encryption: { secret: '00000000-0000-4000-8000-000000000000' } }], undefined)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('encrypted') });
-    await expect(externalDisks('vm', 's1', [{ ...a, shareable: true }], undefined)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('shareable') });
+    expect((await externalDisks('vm', 's1', [a, ro, raw], false)).map((d) => d.target)).toEqual(['vda', 'vdb']);
+    await expect(externalDisks('vm', 's1', [ro], false)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('no writable disk') });
+    await expect(externalDisks('vm', 's1', [{ ...a, encryption: { secret: '00000000-0000-4000-8000-000000000000' } }], false)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('encrypted') });
+    await expect(externalDisks('vm', 's1', [{ ...a, shareable: true }], false)).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('shareable') });
     const vol = disk({ target: 'vdc', path: root.path('v.qcow2'), source: { pool: 'default', volume: 'v.qcow2' } });
-    await expect(externalDisks('vm', 's1', [vol], undefined)).rejects.toMatchObject({ code: 'NOT_SUPPORTED', message: expect.stringContaining('virtstoraged') });
-    expect(await externalDisks('vm', 's1', [vol], volumes)).toHaveLength(1);
+    await expect(externalDisks('vm', 's1', [vol], false)).rejects.toMatchObject({ code: 'NOT_SUPPORTED', message: expect.stringContaining('virtstoraged') });
+    expect(await externalDisks('vm', 's1', [vol], true)).toHaveLength(1);
     writeFileSync(root.path('a.s1'), 'x');
-    await expect(externalDisks('vm', 's1', [a], undefined)).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('a.s1') });
+    await expect(externalDisks('vm', 's1', [a], false)).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('a.s1') });
   });
 
   it('moves the persistent definition onto the overlays by target, a volume disk onto its new volume', () => {
