@@ -17,6 +17,8 @@ import { HostJournal } from './host-journal.js';
 import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
 import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
+import { snapshotHostHandlers } from './handlers/snapshot-handlers.js';
+import { qemuImgOverlays } from './handlers/offline-snapshot.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -97,7 +99,9 @@ export class Virtqemud {
     const proxy = proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name));
     return {
       served: [
-        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy) }, proxy),
+        served(virtqProgram, {
+          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), now: () => clock.now() }),
+        }, proxy),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),

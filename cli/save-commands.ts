@@ -48,7 +48,7 @@ export const saveAdapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   },
   managedSaveRemove: { render: (_r, a) => `Removed managedsave image for domain ${vm(a)}\n` },
   snapshotCreate: {
-    hints: { help: { noMemory: 'leave the memory state out (disks only, internal)', diskOnly: 'an external overlay per disk (not implemented in this version)' } },
+    hints: { help: { noMemory: 'leave the memory state out (disks only, internal)', diskOnly: 'external: a new qcow2 overlay per writable disk, the VM writes there from now on' } },
     progress: (a) => `Snapshotting ${vm(a)}`,
     render: (_r, a) => `Domain snapshot ${String(a['snapshot'])} created\n`,
   },
@@ -58,5 +58,7 @@ export const saveAdapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
     render: (rows, _a, input) => (input.opts['tree'] === true ? snapshotTree(rows as SnapshotInfo[]) : snapshotRows(rows as SnapshotInfo[])),
   },
   snapshotRevert: { progress: (a) => `Reverting ${vm(a)}`, render: (_r, a) => `Domain ${vm(a)} reverted to snapshot ${String(a['snapshot'])}\n` },
-  snapshotDelete: { render: (_r, a) => `Domain snapshot ${String(a['snapshot'])} deleted\n` },
+  snapshotDelete: {
+    hints: { help: { metadata: 'forget the snapshot\'s metadata only; its images stay as they are' } },
+    render: (_r, a) => `Domain snapshot ${String(a['snapshot'])} deleted\n` },
 };

@@ -29,9 +29,18 @@ export const SnapshotInfo = Type.Object({
   state: Type.String(),
   /** True when the memory state is in it (revert resumes the VM there). */
   memory: Type.Boolean(),
-  /** internal: inside each qcow2 disk. */
-  kind: Type.Literal('internal'),
-  disks: Type.Array(Type.Object({ target: Type.String(), path: Type.String() })),
+  /** internal: inside each qcow2 disk; external: the disks' images as they were, each under a new qcow2 overlay. */
+  kind: Type.Union([Type.Literal('internal'), Type.Literal('external')]),
+  /**
+   * The disks in it: `path` is the image the snapshot holds (an external snapshot's backing file);
+   * `overlay` (external only) the qcow2 file the disk writes to since, `overlaySource` when that is
+   * a volume of virtstoraged.
+   */
+  disks: Type.Array(Type.Object({
+    target: Type.String(), path: Type.String(),
+    overlay: Type.Optional(Type.String()),
+    overlaySource: Type.Optional(Type.Object({ pool: Type.String(), volume: Type.String() })),
+  })),
   /** True for the snapshot the VM was last taken at or reverted to. */
   current: Type.Boolean(),
 });
@@ -58,11 +67,11 @@ export const saveHostProcs = {
 export const snapshotVmProcs = {
   snapshotCreate: proc({ args: ref({ snapshot: SnapshotName, noMemory: Type.Optional(Type.Boolean()), diskOnly: Type.Optional(Type.Boolean()) }), ret: SnapshotInfo,
     servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-create-as',
-    description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory.' }),
+    description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory; with diskOnly an external one: each writable disk (raw or qcow2) goes on a new qcow2 overlay (a volume disk on a new volume of its pool) and the VM\'s definition follows; of a shut-off defined VM (disks on files only) virtqemud makes the overlays and changes the definition.' }),
   snapshotRevert: proc({ args: ref({ snapshot: SnapshotName }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-revert',
-    description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused.' }),
-  snapshotDelete: proc({ args: ref({ snapshot: SnapshotName }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
-    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent.' }),
+    description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused; a disk-only external one in any state (the message says how to go back by hand).' }),
+  snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()) }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
+    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state); an external snapshot is refused without it (its overlays are not merged back).' }),
 };
 
 /** Host snapshot procedures: the metadata, readable whether the VM runs or not. */

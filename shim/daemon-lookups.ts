@@ -22,9 +22,27 @@ export interface DaemonUris {
 
 /** Volume lookups through virtstoraged. */
 export function storageLookup(u: DaemonUris): VolumeLookup {
+  const connect = () => connectStorage(u.storage, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
   return {
+    async createOverlay(pool, backing, name) {
+      const client = await connect();
+      try {
+        const base = await client.api.getVolume({ pool, name: backing });
+        return { path: (await client.api.createVolume({ pool, name, format: 'qcow2', capacity: base.capacity, backing: { pool, name: backing } })).path };
+      } finally {
+        client.close();
+      }
+    },
+    async deleteVolume(pool, name) {
+      const client = await connect();
+      try {
+        await client.api.deleteVolume({ pool, name });
+      } finally {
+        client.close();
+      }
+    },
     async volume(pool, volume) {
-      const client = await connectStorage(u.storage, { clock: u.clock, waitMs: u.connectWaitMs, timeoutMs: 30_000 });
+      const client = await connect();
       try {
         const v = await client.api.getVolume({ pool, name: volume });
         return { path: v.path, format: v.format, formatProbed: v.formatProbed === true, encrypted: v.encrypted, ...(v.secret === undefined ? {} : { secret: v.secret }) };

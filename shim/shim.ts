@@ -192,7 +192,9 @@ export class Shim {
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? pathOnly(disk) : resolver.disk(disk)),
       network: nicOperations(vm, ports), events,
-    }), ...saveHandlers({ vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable() }), ...migration.handlers(() => shim.durable()) } });
+    }), ...saveHandlers({
+      vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable(), leases, volumes: cfg.daemons?.volumes, log: cfg.logs.module('snapshot'),
+    }), ...migration.handlers(() => shim.durable()) } });
     return shim;
   }
 

@@ -1,6 +1,6 @@
 // The shim's save procedures (save, managedSave) and the restore step of a start from an image:
 // the VM's job pauses it, save-image.ts writes the image, and the VM stops with reason `saved`.
-import { asDefined, VirtqError, type Clock, type Handlers, type Layout, type VirtqProgram } from '../../protocol/index.js';
+import { asDefined, VirtqError, type Clock, type Handlers, type Layout, type Logger, type VirtqProgram } from '../../protocol/index.js';
 import type { IncomingStart } from '../vm/incoming.js';
 import { managedSaveFile, readSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import { mkdir } from 'node:fs/promises';
@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import type { Vm } from '../vm/vm.js';
 import { loadFromFile, saveSocketPath, saveToFile } from '../vm/save-image.js';
 import { VmSnapshots } from '../vm/snapshots.js';
+import type { OverlayVolumes } from '../vm/external-snapshot.js';
+import type { VmLeases } from '../vm/leases.js';
 import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
 
 /** What the save handlers need. */
@@ -18,6 +20,11 @@ export interface SaveHandlerDeps {
   monitorSocket: string;
   /** Settles once every state change so far is in the state file. */
   persisted(): Promise<void>;
+  /** The VM's leases (external snapshots lease their overlays). */
+  leases: Pick<VmLeases, 'diskHooks' | 'downgrade'>;
+  /** virtstoraged, for a volume disk's overlay; undefined without it. */
+  volumes: OverlayVolumes | undefined;
+  log: Logger;
 }
 
 /** The handlers for save, managedSave and the snapshot procedures. */
@@ -33,7 +40,11 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
     await d.persisted();
     return { state: vm.state, reason: vm.reason };
   };
-  const snapshots = new VmSnapshots(vm, new SnapshotStore(d.layout.state, vm.def.name), d.clock);
+  const snapshots = new VmSnapshots(vm, new SnapshotStore(d.layout.state, vm.def.name), d.clock, {
+    hooks: d.leases.diskHooks(vm), volumes: d.volumes,
+    // The snapshot is taken by then: a lease that stays exclusive until QEMU exits is only logged.
+    downgrade: (disk, pid) => d.leases.downgrade(disk, pid).catch((err: unknown) => d.log.warn({ err, msgId: 'LEASE_DOWNGRADE_FAILED', path: disk.path }, 'the image under a new overlay keeps an exclusive lease')),
+  });
   return {
     snapshotCreate: async ({ name, snapshot, noMemory, diskOnly }) => {
       mine(name);
@@ -42,7 +53,7 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
       return info;
     },
     snapshotRevert: async ({ name, snapshot }) => { mine(name); await snapshots.revert(snapshot); await d.persisted(); return { state: vm.state, reason: vm.reason }; },
-    snapshotDelete: async ({ name, snapshot }) => { mine(name); await snapshots.delete(snapshot); return {}; },
+    snapshotDelete: async ({ name, snapshot, metadata }) => { mine(name); await snapshots.delete(snapshot, metadata === true); return {}; },
     save: async ({ name, file }) => { mine(name); return saveTo('save', file); },
     managedSave: async ({ name }) => {
       mine(name);

@@ -5,10 +5,11 @@
 // for until the deadline, then the error names what is missing.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { OverlayVolumes } from './external-snapshot.js';
 import { VirtqError, delay, type Clock, type NormalizedDefinition, type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 
-/** What the resolver asks virtstoraged. */
-export interface VolumeLookup {
+/** What the resolver (and an external snapshot, for a volume disk's overlay) asks virtstoraged. */
+export interface VolumeLookup extends OverlayVolumes {
   /** Where the volume is, its format, and for a LUKS volume the secret virtstoraged created it with. */
   volume(pool: string, volume: string): Promise<{ path: string; format: string; formatProbed: boolean; encrypted: boolean; secret?: string }>;
 }

@@ -73,6 +73,19 @@ export class VmLeases {
     await this.tell('lease-acquired', def.disks);
   }
 
+  /**
+   * The image under a new overlay is read-only in the chain now: its lease becomes shared, as a
+   * read-only disk's is (another VM may then use it read-only, as a base).
+   */
+  async downgrade(disk: ResolvedDisk, qemuPid: number): Promise<void> {
+    const manager = this.manager();
+    await manager.release(this.owner, disk.path);
+    await this.tell('lease-released', [disk]);
+    const ro = { ...disk, readonly: true };
+    await manager.acquireForRunning(this.owner, qemuPid, leaseRequest(ro));
+    await this.tell('lease-acquired', [ro]);
+  }
+
   private tell(kind: LeaseChange['kind'], disks: readonly ResolvedDisk[]): Promise<void> {
     return tellLeases(this.onChange, this.lock.manager, this.lock.status.plugin, kind, disks);
   }

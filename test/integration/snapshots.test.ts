@@ -1,8 +1,8 @@
 // Internal snapshots with real QEMU and virtqemud: with and without memory, the tree with its
 // parents, revert of a running and of a paused VM to a memory snapshot (the disk and the guest's
 // clock go back), refusals (no-memory revert of a running VM, a raw disk, no disk, a duplicate
-// name, --disk-only, an unknown snapshot), delete re-parenting, and undefine guarded by
-// --snapshots-metadata.
+// name, an unknown snapshot), delete re-parenting, and undefine guarded by --snapshots-metadata.
+// External --disk-only snapshots: snapshots-external.test.ts.
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../client/index.js';
@@ -64,7 +64,6 @@ describe('snapshots', () => {
 
     // Refusals, each leaving the VM running.
     await expect(vq.virtq.snapshotCreate({ name: 'sn1', snapshot: 's1' })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
-    await expect(vq.virtq.snapshotCreate({ name: 'sn1', snapshot: 'x', diskOnly: true })).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
     await expect(vq.virtq.snapshotRevert({ name: 'sn1', snapshot: 's2' })).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('no memory state') });
     await expect(vq.virtq.snapshotRevert({ name: 'sn1', snapshot: 'nope' })).rejects.toMatchObject({ code: 'NO_DOMAIN_SNAPSHOT' });
     await expect(vq.virtq.snapshotInfo({ name: 'sn1', snapshot: 'nope' })).rejects.toMatchObject({ code: 'NO_DOMAIN_SNAPSHOT' });

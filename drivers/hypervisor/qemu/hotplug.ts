@@ -64,6 +64,13 @@ export async function unplugDisk(mon: QmpMonitor, target: string, waitDeleted: W
     throw err;
   }
   await deleted.promise;
+  // External snapshots put overlays (ov-TARGET-N on ovf-TARGET-N) on top: closed newest first.
+  const nodes = (await mon.raw({ execute: 'query-named-block-nodes', arguments: { flat: true } }).catch(() => []) as Array<{ 'node-name': string }>)
+    .map((n) => /^ov-(.+)-(\d+)$/.exec(n['node-name'])).filter((m): m is RegExpExecArray => m?.[1] === target).map((m) => Number(m[2])).sort((a, b) => b - a);
+  for (const n of nodes) {
+    await mon.blockdevDel(`ov-${target}-${n}`).catch(() => undefined);
+    await mon.blockdevDel(`ovf-${target}-${n}`).catch(() => undefined);
+  }
   await mon.blockdevDel(ids.formatNode).catch(() => undefined);
   await mon.blockdevDel(ids.protocolNode).catch(() => undefined);
   // An encrypted disk's secret object goes with it (absent for other disks: the error is expected).

@@ -15,8 +15,9 @@ export interface SnapshotMeta {
   createdAt: number;
   state: string;
   memory: boolean;
-  kind: 'internal';
-  disks: Array<{ target: string; path: string }>;
+  kind: 'internal' | 'external';
+  /** `overlay`/`overlaySource`: an external snapshot's new top image per disk. */
+  disks: Array<{ target: string; path: string; overlay?: string; overlaySource?: { pool: string; volume: string } }>;
 }
 
 /** A snapshot as listed. */
@@ -86,4 +87,10 @@ export class SnapshotStore {
   async removeAll(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Reverting to an external snapshot is refused (as libvirt does for a running VM); the message says how to go back by hand. */
+export function externalRevertRefused(vm: string, snap: Pick<SnapshotMeta, 'name' | 'disks'>, state: string): VirtqError {
+  const images = snap.disks.map((d) => `${d.target} on ${d.path}`).join(', ');
+  return new VirtqError('OPERATION_INVALID', `cannot revert ${state} VM "${vm}" to disk-only snapshot "${snap.name}": reverting an external snapshot is not supported; to go back to it, shut the VM off and define it with its disks on the snapshot's images (${images}), then delete the snapshot with --metadata (the overlays keep what was written since)`, { details: { state, snapshot: snap.name } });
 }
