@@ -44,12 +44,15 @@ const CMDLINE = `console=ttyS0 quiet panic=-1${DIRTY > 0 ? ` tg_dirty=${DIRTY}` 
 // The guest is ready to migrate once it dirties memory (or, idle, once it booted).
 const READY = DIRTY > 0 ? 'TG-DIRTY-RUNNING' : 'GUEST-READY';
 if (!existsSync(KERNEL)) throw new Error(`the test guest is not built under ${GUEST}: bash scripts/build-test-guest.sh`);
+if (DIRTY > 0 && !/rootfs=([2-9]|\d\d)/.test(readFileSync(join(GUEST, 'manifest.json'), 'utf8'))) {
+  throw new Error(`the test guest under ${GUEST} predates tg-dirty: bash scripts/build-test-guest.sh --force (or --dirty 0 for an idle guest)`);
+}
 
 const dist = o.get('dist') ?? await snapshotDist('migration');
 const { RpcClient, systemClock, typedClient, virtqProgram } = await import(join(dist, 'lib', 'protocol', 'index.js'));
 const clock = systemClock();
 
-async function waitFor(file, marker, ms = 120_000) {
+async function waitFor(file, marker, ms = 300_000) {
   const end = now() + ms;
   while (now() < end) {
     if (existsSync(file) && readFileSync(file, 'latin1').includes(marker)) return;

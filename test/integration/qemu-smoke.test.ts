@@ -261,4 +261,48 @@ describe('the Linux test guest', () => {
       await scratch.dispose();
     }
   });
+
+  // The migration bench's busy guest (scripts/build-test-guest.sh: tg-dirty): started from the
+  // console it keeps rewriting memory, which QEMU's own dirty-rate measurement must see.
+  it('tg-dirty, typed on the console, keeps dirtying guest memory (QEMU calc-dirty-rate)', { timeout: 150_000 }, async () => {
+    const guest = testGuest();
+    const scratch = await Scratch.create();
+    try {
+      const serialEnd = await scratch.listen('ser.sock');
+      const qmpEnd = await scratch.listen('qmp.sock');
+      const qemu = scratch.spawnQemu([
+        '-accel', testAccel(), '-machine', 'pc', '-m', '128', '-smp', '1',
+        '-nodefaults', '-no-user-config', '-display', 'none',
+        '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', 'console=ttyS0 quiet panic=-1',
+        '-chardev', `socket,id=ser0,path=${serialEnd.path}`, '-serial', 'chardev:ser0',
+        '-chardev', `socket,id=qmp0,path=${qmpEnd.path}`, '-mon', 'chardev=qmp0,mode=control',
+      ]);
+      const serialSocket = await unlessExited(qemu, serialEnd.accepted);
+      const serial = new SerialReader(serialSocket);
+      const qmp = new TinyQmp(await unlessExited(qemu, qmpEnd.accepted));
+      await unlessExited(qemu, qmp.greeting);
+      await qmp.execute('qmp_capabilities');
+      await unlessExited(qemu, serial.waitFor('GUEST-READY', 90_000));
+      const rate = async (): Promise<number> => {
+        await qmp.execute('calc-dirty-rate', { 'calc-time': 1 });
+        for (;;) {
+          const r = (await qmp.execute('query-dirty-rate')).return as { status: string; 'dirty-rate'?: number };
+          if (r.status === 'measured') return r['dirty-rate'] ?? 0;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      };
+      const idle = await rate();
+      // A bare line starts the console shell (TEST-GUEST.md); then the command, in the background.
+      serialSocket.write('\n');
+      await serial.waitFor('tg# ', 20_000);
+      serialSocket.write('tg-dirty 16 &\n');
+      await unlessExited(qemu, serial.waitFor('TG-DIRTY-RUNNING 16', 60_000));
+      const busy = await rate();
+      expect(busy).toBeGreaterThan(Math.max(1, idle * 2));
+      await qmp.execute('quit').catch(() => undefined);
+      await qemu.exited;
+    } finally {
+      await scratch.dispose();
+    }
+  });
 });
