@@ -102,11 +102,7 @@ export class Vm {
   /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`. */
   async start(paused: boolean, incoming?: IncomingStart): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    try {
-      await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming));
-    } finally {
-      await incoming?.release?.();
-    }
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming)).finally(() => incoming?.release?.());
   }
 
   private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart): Promise<void> {
