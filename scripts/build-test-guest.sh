@@ -34,7 +34,7 @@ KERNEL_META=${TG_KERNEL_META:-linux-image-cloud-amd64}
 MODULES="button evdev virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net"
 MODULES=$(echo $MODULES ${TG_EXTRA_MODULES:-})
 # Bump ROOTFS when /init or the helpers change, so a cached guest without them is rebuilt.
-ROOTFS=2
+ROOTFS=3
 REQUEST="$KERNEL_META: $MODULES rootfs=$ROOTFS"
 
 # A manifest is written last, so its presence means the other two files are whole.
@@ -380,7 +380,9 @@ f=/run/tg/dirty
 pass=0
 while :; do
 	# 1<> opens the file for writing without truncating it: the same pages are written every pass.
-	tr '\000' x </dev/zero | head -c $((n * 1048576)) 1<>"$f" || { echo "TG-DIRTY-FAIL $n"; exit 1; }
+	# A different byte each pass, so a page's content changes too (QEMU's page-sampling dirty rate hashes pages).
+	c=$(echo abcdefghij | cut -c$((pass % 10 + 1)))
+	tr '\000' "$c" </dev/zero | head -c $((n * 1048576)) 1<>"$f" || { echo "TG-DIRTY-FAIL $n"; exit 1; }
 	pass=$((pass + 1))
 	[ "$pass" != 1 ] || echo "TG-DIRTY-RUNNING $n"
 done

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { SerialReader } from '../helpers/serial-reader.js';
-import { testAccel, testGuest } from '../helpers/test-guest.js';
+import { testAccel, testGuest, testGuestDir } from '../helpers/test-guest.js';
 
 interface QmpMessage {
   QMP?: unknown;
@@ -266,6 +266,8 @@ describe('the Linux test guest', () => {
   // console it keeps rewriting memory, which QEMU's own dirty-rate measurement must see.
   it('tg-dirty, typed on the console, keeps dirtying guest memory (QEMU calc-dirty-rate)', { timeout: 150_000 }, async () => {
     const guest = testGuest();
+    const request = (JSON.parse(readFileSync(join(testGuestDir(), 'manifest.json'), 'utf8')) as { request: string }).request;
+    expect(request, 'the test guest predates tg-dirty: bash scripts/build-test-guest.sh --force').toMatch(/rootfs=\d+/);
     const scratch = await Scratch.create();
     try {
       const serialEnd = await scratch.listen('ser.sock');
@@ -284,6 +286,7 @@ describe('the Linux test guest', () => {
       await qmp.execute('qmp_capabilities');
       await unlessExited(qemu, serial.waitFor('GUEST-READY', 90_000));
       const rate = async (): Promise<number> => {
+        // Page sampling (the default) compares page hashes: tg-dirty writes another byte each pass.
         await qmp.execute('calc-dirty-rate', { 'calc-time': 1 });
         for (;;) {
           const r = (await qmp.execute('query-dirty-rate')).return as { status: string; 'dirty-rate'?: number };
