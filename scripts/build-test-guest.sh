@@ -33,7 +33,9 @@ KERNEL_META=${TG_KERNEL_META:-linux-image-cloud-amd64}
 # modprobe pulls in dependencies itself, so this order is for readability only.
 MODULES="button evdev virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_net"
 MODULES=$(echo $MODULES ${TG_EXTRA_MODULES:-})
-REQUEST="$KERNEL_META: $MODULES"
+# Bump ROOTFS when /init or the helpers change, so a cached guest without them is rebuilt.
+ROOTFS=3
+REQUEST="$KERNEL_META: $MODULES rootfs=$ROOTFS"
 
 # A manifest is written last, so its presence means the other two files are whole.
 is_complete() {
@@ -188,7 +190,7 @@ exec 0<>/dev/console 1>&0 2>&0
 echo 0 >/proc/sys/kernel/ctrl-alt-del
 hostname tg
 
-TG_SHELL=1 TG_NOACPI=0 TG_AUTOREBOOT= TG_AUTOPOWEROFF= TG_NET=0 TG_PING=
+TG_SHELL=1 TG_NOACPI=0 TG_AUTOREBOOT= TG_AUTOPOWEROFF= TG_NET=0 TG_PING= TG_DIRTY=
 set -f
 for w in $(cat /proc/cmdline); do
 	case $w in
@@ -198,6 +200,7 @@ for w in $(cat /proc/cmdline); do
 	tg_autopoweroff=*) TG_AUTOPOWEROFF=${w#*=} ;;
 	tg_net=*) TG_NET=${w#*=} ;;
 	tg_ping=*) TG_PING=${w#*=} ;;
+	tg_dirty=*) TG_DIRTY=${w#*=} ;;
 	esac
 done
 set +f
@@ -274,6 +277,7 @@ fi
 echo "TG-INFO: kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)"
 echo "GUEST-READY"
 
+[ -z "$TG_DIRTY" ] || tg-dirty "$TG_DIRTY" &
 if [ -n "$TG_AUTOREBOOT" ]; then
 	(sleep "$TG_AUTOREBOOT"; echo autoreboot >/run/tg/why; kill -TERM 1) &
 fi
@@ -364,13 +368,33 @@ else
 fi
 EOF
 
+cat >"$ROOT/bin/tg-dirty" <<'EOF'
+#!/bin/sh
+# tg-dirty MIB: rewrites MIB MiB of guest memory (a file on the /run tmpfs) over and over until
+# killed, so a live migration has pages dirtied while it copies them. The bytes are not zero:
+# QEMU would send zero pages as a flag. Prints TG-DIRTY-RUNNING MIB after the first pass.
+# From the console: `tg-dirty 32 &`; at boot: tg_dirty=32 on the kernel command line.
+n=$1
+case $n in '' | *[!0-9]*) echo "usage: tg-dirty MIB"; exit 2 ;; esac
+f=/run/tg/dirty
+pass=0
+while :; do
+	# 1<> opens the file for writing without truncating it: the same pages are written every pass.
+	# A different byte each pass, so a page's content changes too (QEMU's page-sampling dirty rate hashes pages).
+	c=$(echo abcdefghij | cut -c$((pass % 10 + 1)))
+	tr '\000' "$c" </dev/zero | head -c $((n * 1048576)) 1<>"$f" || { echo "TG-DIRTY-FAIL $n"; exit 1; }
+	pass=$((pass + 1))
+	[ "$pass" != 1 ] || echo "TG-DIRTY-RUNNING $n"
+done
+EOF
+
 cat >"$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh
 # busybox acpid runs this on an ACPI power button press; PID 1's USR2 trap prints GUEST-POWEROFF.
 echo acpi-power-button >/run/tg/why
 kill -USR2 1
 EOF
-chmod 755 "$ROOT/init" "$ROOT/bin/tg-uevent" "$ROOT/bin/tg-block" "$ROOT/bin/tg-ping" "$ROOT/etc/udhcpc/default.script" \
+chmod 755 "$ROOT/init" "$ROOT/bin/tg-uevent" "$ROOT/bin/tg-block" "$ROOT/bin/tg-ping" "$ROOT/bin/tg-dirty" "$ROOT/etc/udhcpc/default.script" \
   "$ROOT/etc/acpi/PWRF/00000080"
 
 # Sorted entries and zero mtimes keep the file contents identical across builds (inode numbers still differ).

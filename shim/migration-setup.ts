@@ -62,7 +62,7 @@ export interface IncomingStartDeps { vm: Vm; clock: Clock; monitorSocket: string
  */
 export async function incomingStart(incoming: IncomingState | undefined, d: IncomingStartDeps): Promise<IncomingStart | undefined> {
   if (incoming === undefined) return undefined;
-  if (incoming.kind === 'image') return restoreStep(incoming.file, d.vm, d.clock, d.monitorSocket);
+  if (incoming.kind === 'image') return restoreStep(incoming.file, d.vm, d.clock);
   const listener = d.migration?.incoming;
   if (listener === undefined) throw new VirtqError('INTERNAL', `VM "${d.vm.def.name}" was started for a migration without its incoming side`);
   return { leasesDisks: false, reason: INCOMING_REASON, load: () => listener.listen() };

@@ -10,11 +10,19 @@
 //
 //   --transport tcp: both sides over a loopback TCP port the destination QEMU picks (raw: -incoming
 //             defer, migrate-incoming tcp:127.0.0.1:0, the port read back from query-migrate).
+//   --dirty MIB: the guest boots with tg_dirty=MIB (scripts/build-test-guest.sh: `tg-dirty` rewrites
+//             MIB MiB of its memory in a loop) and each side migrates once TG-DIRTY-RUNNING is on the
+//             console; default a quarter of --memory, 0 for an idle guest.
+//   --max-downtime MS: QEMU's downtime-limit on both sides (default 300, virtq's default).
+//   --libvirt: also libvirt's `virsh migrate --live` between two private libvirtds
+//             (bench/migration/libvirt-side.sh, run under flock /tmp/virtq-libvirt-bench.lock), one
+//             round after each virtq/raw pair.
 //
-//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--transport unix|tcp] [--dist DIR] [--json out.json]
+//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--libvirt] [--dist DIR] [--json out.json]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { homedir } from 'node:os';
 import {
@@ -30,14 +38,21 @@ const QEMU = process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64';
 const GUEST = process.env.VIRTQ_TEST_GUEST_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'virtq', 'test-guest');
 const KERNEL = join(GUEST, 'vmlinuz');
 const INITRD = join(GUEST, 'initrd.cpio.gz');
-const CMDLINE = 'console=ttyS0 quiet panic=-1';
+const DIRTY = o.num('dirty', Math.floor(MEMORY / 4));
+const MAX_DOWNTIME = o.num('max-downtime', 300);
+const CMDLINE = `console=ttyS0 quiet panic=-1${DIRTY > 0 ? ` tg_dirty=${DIRTY}` : ''}`;
+// The guest is ready to migrate once it dirties memory (or, idle, once it booted).
+const READY = DIRTY > 0 ? 'TG-DIRTY-RUNNING' : 'GUEST-READY';
 if (!existsSync(KERNEL)) throw new Error(`the test guest is not built under ${GUEST}: bash scripts/build-test-guest.sh`);
+if (DIRTY > 0 && !/rootfs=([2-9]|\d\d)/.test(readFileSync(join(GUEST, 'manifest.json'), 'utf8'))) {
+  throw new Error(`the test guest under ${GUEST} predates tg-dirty: bash scripts/build-test-guest.sh --force (or --dirty 0 for an idle guest)`);
+}
 
 const dist = o.get('dist') ?? await snapshotDist('migration');
 const { RpcClient, systemClock, typedClient, virtqProgram } = await import(join(dist, 'lib', 'protocol', 'index.js'));
 const clock = systemClock();
 
-async function waitFor(file, marker, ms = 120_000) {
+async function waitFor(file, marker, ms = 300_000) {
   const end = now() + ms;
   while (now() < end) {
     if (existsSync(file) && readFileSync(file, 'latin1').includes(marker)) return;
@@ -59,9 +74,9 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     name, memoryMiB: MEMORY, vcpus: 1, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: CMDLINE },
     disks: [{ path: disk, format: 'raw', target: 'vda' }],
   } });
-  await waitFor(join(srcRoot, 'log', `${name}.console.log`), 'GUEST-READY');
+  await waitFor(join(srcRoot, 'log', `${name}.console.log`), READY);
   const t0 = now();
-  const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true, transport: TRANSPORT });
+  const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true, transport: TRANSPORT, maxDowntimeMs: MAX_DOWNTIME });
   const total = now() - t0;
   await dst.api.destroy({ name });
   return { total, downtime: r.downtimeMs ?? NaN, qemuTotal: r.totalMs };
@@ -83,7 +98,7 @@ async function rawRound(dir, disk, i) {
   const sq = qmpSession(await connectRetry(src.qmp, now() + 30_000));
   await sq.greeting;
   await sq.execute('qmp_capabilities');
-  await waitFor(src.serial, 'GUEST-READY');
+  await waitFor(src.serial, READY);
   const sock = join(dir, `m${i}.sock`);
   const t0 = now();
   const dst = rawQemu(dir, `d${i}`, disk, ['-incoming', TRANSPORT === 'tcp' ? 'defer' : `unix:${sock}`]);
@@ -95,7 +110,7 @@ async function rawRound(dir, disk, i) {
     await dq.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
     uri = `tcp:127.0.0.1:${(await dq.execute('query-migrate'))['socket-address'][0].port}`;
   }
-  await sq.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 53 - 1, 'downtime-limit': 300 });
+  await sq.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 53 - 1, 'downtime-limit': MAX_DOWNTIME });
   await sq.execute('migrate', { uri });
   let s;
   for (;;) {
@@ -114,6 +129,16 @@ async function rawRound(dir, disk, i) {
   return { total, downtime: s.downtime, qemuTotal: s['total-time'] };
 }
 
+// libvirt: two private libvirtds started once for the run (libvirt-side.sh), one migration a round.
+const LIBVIRT = o.has('libvirt');
+const LV = join(dirname(fileURLToPath(import.meta.url)), 'libvirt-side.sh');
+let lvState;
+function libvirtRound(i) {
+  const out = execFileSync('bash', [LV, 'round', lvState, `vqlvm${process.pid}-${i}`, String(MEMORY), KERNEL, INITRD, CMDLINE, READY, String(MAX_DOWNTIME)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = JSON.parse(out.trim().split('\n').at(-1));
+  return { total: r.total, downtime: r.downtime ?? NaN, qemuTotal: NaN };
+}
+
 const shared = tmpRoot('vqbm-');
 const [r1, r2] = [tmpRoot('vqb1-'), tmpRoot('vqb2-')];
 const disk = join(shared, 'disk.img');
@@ -122,15 +147,19 @@ for (const r of [r1, r2]) {
   mkdirSync(join(r, 'etc'), { recursive: true });
   writeFileSync(join(r, 'etc', 'lock.json'), JSON.stringify({ plugin: 'lockfile', lockspace: join(shared, 'lockspace') }));
 }
-const results = { virtq: [], raw: [] };
+const results = { virtq: [], raw: [], libvirt: [] };
 const [a, b] = [await daemon(r1), await daemon(r2)];
 try {
+  if (LIBVIRT) lvState = execFileSync('bash', [LV, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   for (let i = 0; i < ROUNDS; i++) {
     results.raw.push(await rawRound(shared, disk, i));
     results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
-    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime}), raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})\n`);
+    if (LIBVIRT) results.libvirt.push(libvirtRound(i));
+    const lv = LIBVIRT ? `, libvirt ${fmt(results.libvirt[i].total)} ms (downtime ${results.libvirt[i].downtime})` : '';
+    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime}), raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})${lv}\n`);
   }
 } finally {
+  if (lvState !== undefined) execFileSync('bash', [LV, 'stop', lvState], { stdio: 'inherit' });
   a.rpc.close();
   b.rpc.close();
   a.p.kill('SIGKILL');
@@ -142,7 +171,11 @@ const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
   row('raw QEMU + QMP script', results.raw, 'total'), row('virtq migrate --live', results.virtq, 'total'),
   row('raw QEMU + QMP script', results.raw, 'qemuTotal'), row('virtq migrate --live', results.virtq, 'qemuTotal'),
   row('raw QEMU + QMP script', results.raw, 'downtime'), row('virtq migrate --live', results.virtq, 'downtime'),
+  ...(LIBVIRT ? [row('libvirt virsh migrate --live', results.libvirt, 'total'), row('libvirt virsh migrate --live', results.libvirt, 'downtime')] : []),
 ]);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
-process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}; rounds ${ROUNDS}, ${MEMORY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
+const lvRatio = LIBVIRT ? `, virtq / libvirt ${(median(results.virtq.map((r) => r.total)) / median(results.libvirt.map((r) => r.total))).toFixed(2)}` : '';
+const over = (rs) => rs.filter((r) => r.downtime > MAX_DOWNTIME).length;
+const overs = `downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
+process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));

@@ -3,9 +3,9 @@
 // with raw QEMU driven by a plain QMP script (the floor), rounds interleaved (issue 16).
 //
 //   virtq  save:    client.save(NAME, FILE) until its reply (VM paused, state streamed into the
-//                   image through the shim's socket, QEMU stopped)
+//                   image through the shim's socket by a cat child, fsynced, QEMU stopped)
 //          restore: client.restore(FILE) until its reply (virtqemud checks the header, a shim
-//                   starts QEMU -incoming defer, feeds the stream, cont: running)
+//                   starts QEMU -incoming defer with the image's fd, migrate-incoming fd:N, cont)
 //   raw    save:    stop, migrate-set-parameters max-bandwidth, migrate "exec:cat > FILE", poll
 //                   query-migrate every 10 ms until completed, quit, wait for QEMU's exit
 //          restore: spawn QEMU -incoming "exec:cat FILE" -S, connect QMP, poll query-migrate

@@ -2,7 +2,7 @@
 // the VM's job pauses it, save-image.ts writes the image, and the VM stops with reason `saved`.
 import { asDefined, VirtqError, type Clock, type Handlers, type Layout, type Logger, type VirtqProgram } from '../../protocol/index.js';
 import type { IncomingStart } from '../vm/incoming.js';
-import { managedSaveFile, readSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
+import { managedSaveFile, openSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Vm } from '../vm/vm.js';
@@ -68,12 +68,21 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
  * For a start from a save image: the step that loads it into the QEMU waiting with
  * `-incoming defer`. The image is checked again here (virtqemud checked it too): the shim never
  * feeds QEMU a file it has not read the header of, and a definition it was not started with.
+ * QEMU inherits the descriptor the header was read from and reads the stream itself.
  */
-export async function restoreStep(file: string, vm: Vm, clock: Clock, monitorSocket: string): Promise<IncomingStart> {
-  const image = await readSaveImage(file);
+export async function restoreStep(file: string, vm: Vm, clock: Clock): Promise<IncomingStart> {
+  const { image, handle } = await openSaveImage(file);
   const saved = image.definition as { uuid?: unknown; name?: unknown };
   if (saved.uuid !== vm.def.uuid || saved.name !== vm.def.name) {
+    await handle.close();
     throw new VirtqError('INVALID_SAVE_IMAGE', `${file} holds VM "${String(saved.name)}" (${String(saved.uuid)}), not "${vm.def.name}" (${vm.def.uuid})`, { details: { file, reason: 'other-vm' } });
   }
-  return { leasesDisks: true, reason: 'restored', load: (mon) => loadFromFile(mon, clock, image, saveSocketPath(monitorSocket)) };
+  return {
+    leasesDisks: true, reason: 'restored', fds: [handle.fd],
+    load: async (mon, [qemuFd]) => {
+      if (qemuFd === undefined) throw new VirtqError('INTERNAL', `QEMU of VM "${vm.def.name}" was not given the save image`);
+      await loadFromFile(mon, clock, file, qemuFd);
+    },
+    release: () => handle.close(),
+  };
 }

@@ -10,8 +10,15 @@ export interface IncomingStart {
    * incoming migration may not (the source runs on them until switchover): only the lifeline.
    */
   leasesDisks: boolean;
-  /** Feeds QEMU its state; resolves when the VM may be reported started (loaded, or listening). */
-  load(mon: HypervisorMonitor): Promise<void>;
+  /**
+   * The shim's descriptors QEMU inherits for its state (a restore: the checked image, so QEMU
+   * reads the file itself and no byte passes through the shim); after the lease lifelines.
+   */
+  fds?: readonly number[];
+  /** Feeds QEMU its state; `qemuFds` are `fds` as numbered in QEMU. Resolves when the VM may be reported started (loaded, or listening). */
+  load(mon: HypervisorMonitor, qemuFds: readonly number[]): Promise<void>;
+  /** Closes the shim's copies of `fds`; called once QEMU has them, or the start failed. */
+  release?(): Promise<void>;
   /** The reason the started VM is reported with. */
   reason: string;
 }

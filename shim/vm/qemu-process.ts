@@ -31,7 +31,7 @@ export interface QemuProcess {
 
 /** Starts processes; injected so tests and benchmarks can count or replace spawns. */
 export interface Spawner {
-  /** `inheritFds` become the child's fds 3, 4, ... in order (disk lease lifelines, see drivers/lock). */
+  /** `inheritFds` become the child's fds 3, 4, ... in order (disk lease lifelines, see drivers/lock, then a restore's image). */
   spawn(file: string, args: readonly string[], opts: { logFile: string; inheritFds?: readonly number[] }): QemuProcess;
 }
 

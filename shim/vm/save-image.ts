@@ -1,20 +1,22 @@
-// QEMU's memory state to and from a virtq save image (drivers/hypervisor/qemu/save-image-header.ts):
-// QEMU migrates over a unix socket the shim listens on (save) or dials (restore), and the shim
-// moves the bytes between that socket and the file, so the file's header, its length and the
-// temp-then-rename write are virtq's, and no shell or path ever goes into a QEMU URI but the
-// shim's own socket. Kept apart from vm.ts so live migration can share the QMP helpers below.
-import { createReadStream, createWriteStream } from 'node:fs';
+// QEMU's memory state to and from a virtq save image (drivers/hypervisor/qemu/save-image-header.ts).
+// Save: QEMU migrates over a unix socket the shim listens on and a `cat` child copies the stream
+// into the file after virtq's header (stream-copy.ts), so the header, the length and the
+// temp-then-rename write are virtq's and no shell or path goes into a QEMU URI. Restore: QEMU
+// inherits the checked image's descriptor, positioned at the stream, and reads it itself
+// (`migrate-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
 import { open, rename, rm } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, basename, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { catCopier, type StreamCopier } from './stream-copy.js';
 import { VirtqError, type Clock } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
-import { encodeSaveHeader, payloadLengthBytes, type SaveImage, type SaveImageMeta } from '../../drivers/hypervisor/qemu/save-image-header.js';
+import { encodeSaveHeader, payloadLengthBytes, type SaveImageMeta } from '../../drivers/hypervisor/qemu/save-image-header.js';
 
 /** No bandwidth cap for a save to a local file (QEMU's default is 32 MiB/s, made for networks). */
 const UNLIMITED_BANDWIDTH = 2 ** 40;
 const POLL_MS = 10;
+/** A save starts writing back what the copier wrote each time this much more has been sent. */
+const WRITE_BEHIND_BYTES = 16 * 2 ** 20;
 
 /** A migration's progress, from `query-migrate`. */
 export interface MigrationProgress {
@@ -46,7 +48,8 @@ export async function waitMigration(mon: HypervisorMonitor, clock: Clock, what: 
 
 function listenOnce(path: string): Promise<{ server: Server; accepted: Promise<Socket> }> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
+    // Paused: the copier's child reads the connection, the shim never does.
+    const server = createServer({ pauseOnConnect: true });
     const accepted = new Promise<Socket>((ok) => server.once('connection', (s) => { server.close(); ok(s); }));
     server.once('error', reject);
     server.listen(path, () => resolve({ server, accepted }));
@@ -63,6 +66,8 @@ export interface SaveToFile {
   /** A unix socket path the shim may use for QEMU's stream. */
   socket: string;
   onProgress?: (p: MigrationProgress) => void;
+  /** Moves the stream into the file; `cat` by default. */
+  copy?: StreamCopier;
 }
 
 /**
@@ -74,34 +79,39 @@ export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
   const header = encodeSaveHeader(s.meta);
   await rm(s.socket, { force: true });
   const { server, accepted } = await listenOnce(s.socket);
+  const copy = s.copy ?? catCopier();
   try {
     const fh = await open(temp, 'wx', 0o600);
     try {
-      await fh.write(header, 0, header.length, 0);
+      // Position null: the descriptor's offset ends after the header, where the copier writes.
+      await fh.write(header, 0, header.length, null);
+      await s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } });
+      await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
+      // The copy ends when QEMU closes the stream; a migration that fails before it connects is
+      // seen by waitMigration, so nothing waits on a connection that never comes.
+      const copied = accepted.then((sock) => copy(sock, fh.fd));
+      copied.catch(() => undefined);
+      // Write-behind: the image must be on disk before the VM counts as saved, and flushing while
+      // QEMU still streams leaves the final fsync little to do (it was a third of a save).
+      let flushing: Promise<void> | undefined;
+      let flushedTo = 0;
+      await waitMigration(s.mon, s.clock, 'saving the memory state', (p) => {
+        s.onProgress?.(p);
+        if (flushing !== undefined || p.transferredBytes - flushedTo < WRITE_BEHIND_BYTES) return;
+        flushedTo = p.transferredBytes;
+        flushing = fh.datasync().catch(() => undefined).then(() => { flushing = undefined; });
+      });
+      await copied;
+      await flushing;
+      const payload = (await fh.stat()).size - header.length;
+      const len = payloadLengthBytes(payload);
+      await fh.write(len.bytes, 0, len.bytes.length, len.position);
+      await fh.sync();
+      await rename(temp, s.file);
+      return { bytes: header.length + payload };
     } finally {
       await fh.close();
     }
-    await s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } });
-    await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
-    // A stream of its own (a FileHandle's stream would keep the handle from closing).
-    const out = createWriteStream(temp, { flags: 'r+', start: header.length });
-    // The copy ends when QEMU closes the stream; a migration that fails before it connects is
-    // seen by waitMigration, so nothing waits on a connection that never comes.
-    const copied = accepted.then((sock) => pipeline(sock, out));
-    copied.catch(() => undefined);
-    await waitMigration(s.mon, s.clock, 'saving the memory state', s.onProgress);
-    await copied;
-    const payload = out.bytesWritten;
-    const len = payloadLengthBytes(payload);
-    const done = await open(temp, 'r+');
-    try {
-      await done.write(len.bytes, 0, len.bytes.length, len.position);
-      await done.sync();
-    } finally {
-      await done.close();
-    }
-    await rename(temp, s.file);
-    return { bytes: header.length + payload };
   } catch (err) {
     await rm(temp, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VirtqError('OPERATION_INVALID', `another save to ${s.file} is in progress`);
@@ -113,21 +123,13 @@ export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
 }
 
 /**
- * Feeds a checked image's stream to a QEMU started with `-incoming defer`, and waits until QEMU
- * has loaded it (the vCPUs stay paused; the caller continues them).
+ * Has a QEMU started with `-incoming defer` load a checked image's stream from `qemuFd` (its
+ * inherited copy of the image's descriptor, positioned at the stream), and waits until it has
+ * (the vCPUs stay paused; the caller continues them).
  */
-export async function loadFromFile(mon: HypervisorMonitor, clock: Clock, image: SaveImage, socket: string): Promise<void> {
-  await rm(socket, { force: true });
-  await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `unix:${socket}` } });
-  try {
-    const sock = connect(socket);
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
-    const fed = pipeline(createReadStream(image.file, { start: image.payloadOffset, end: image.payloadOffset + image.payloadBytes - 1 }), sock);
-    await waitMigration(mon, clock, `restoring from ${image.file}`);
-    await fed;
-  } finally {
-    await rm(socket, { force: true });
-  }
+export async function loadFromFile(mon: HypervisorMonitor, clock: Clock, file: string, qemuFd: number): Promise<void> {
+  await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `fd:${qemuFd}` } });
+  await waitMigration(mon, clock, `restoring from ${file}`);
 }
 
 /** The shim's socket for a VM's save or restore stream, beside its monitor socket. */

@@ -102,7 +102,7 @@ export class Vm {
   /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`. */
   async start(paused: boolean, incoming?: IncomingStart): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming));
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming)).finally(() => incoming?.release?.());
   }
 
   private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart): Promise<void> {
@@ -116,7 +116,7 @@ export class Vm {
     this.deps.log.info({ argv }, 'spawning qemu');
     let proc: QemuProcess;
     try {
-      proc = this.deps.spawner.spawn(binary, argv, { logFile: this.deps.qemuLogFile, inheritFds: leases.inheritFds });
+      proc = this.deps.spawner.spawn(binary, argv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
     } catch (err) {
       await leases.abort();
       throw err;
@@ -128,7 +128,8 @@ export class Vm {
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
       await this.link.attach(socket);
-      await incoming?.load(this.monitor());
+      // Inherited fds are numbered from 3 in QEMU, the lease lifelines first.
+      await incoming?.load(this.monitor(), (incoming.fds ?? []).map((_, i) => 3 + leases.inheritFds.length + i));
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';

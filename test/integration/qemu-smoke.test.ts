@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { SerialReader } from '../helpers/serial-reader.js';
-import { testAccel, testGuest } from '../helpers/test-guest.js';
+import { testAccel, testGuest, testGuestDir } from '../helpers/test-guest.js';
 
 interface QmpMessage {
   QMP?: unknown;
@@ -258,6 +258,53 @@ describe('the Linux test guest', () => {
       await serial.waitFor('GUEST-POWEROFF acpi-power-button', 5_000);
     } finally {
       clearInterval(resend);
+      await scratch.dispose();
+    }
+  });
+
+  // The migration bench's busy guest (scripts/build-test-guest.sh: tg-dirty): started from the
+  // console it keeps rewriting memory, which QEMU's own dirty-rate measurement must see.
+  it('tg-dirty, typed on the console, keeps dirtying guest memory (QEMU calc-dirty-rate)', { timeout: 150_000 }, async () => {
+    const guest = testGuest();
+    const request = (JSON.parse(readFileSync(join(testGuestDir(), 'manifest.json'), 'utf8')) as { request: string }).request;
+    expect(request, 'the test guest predates tg-dirty: bash scripts/build-test-guest.sh --force').toMatch(/rootfs=\d+/);
+    const scratch = await Scratch.create();
+    try {
+      const serialEnd = await scratch.listen('ser.sock');
+      const qmpEnd = await scratch.listen('qmp.sock');
+      const qemu = scratch.spawnQemu([
+        '-accel', testAccel(), '-machine', 'pc', '-m', '128', '-smp', '1',
+        '-nodefaults', '-no-user-config', '-display', 'none',
+        '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', 'console=ttyS0 quiet panic=-1',
+        '-chardev', `socket,id=ser0,path=${serialEnd.path}`, '-serial', 'chardev:ser0',
+        '-chardev', `socket,id=qmp0,path=${qmpEnd.path}`, '-mon', 'chardev=qmp0,mode=control',
+      ]);
+      const serialSocket = await unlessExited(qemu, serialEnd.accepted);
+      const serial = new SerialReader(serialSocket);
+      const qmp = new TinyQmp(await unlessExited(qemu, qmpEnd.accepted));
+      await unlessExited(qemu, qmp.greeting);
+      await qmp.execute('qmp_capabilities');
+      await unlessExited(qemu, serial.waitFor('GUEST-READY', 90_000));
+      const rate = async (): Promise<number> => {
+        // Page sampling (the default) compares page hashes: tg-dirty writes another byte each pass.
+        await qmp.execute('calc-dirty-rate', { 'calc-time': 1 });
+        for (;;) {
+          const r = (await qmp.execute('query-dirty-rate')).return as { status: string; 'dirty-rate'?: number };
+          if (r.status === 'measured') return r['dirty-rate'] ?? 0;
+          await new Promise((res) => setTimeout(res, 100));
+        }
+      };
+      const idle = await rate();
+      // A bare line starts the console shell (TEST-GUEST.md); then the command, in the background.
+      serialSocket.write('\n');
+      await serial.waitFor('tg# ', 20_000);
+      serialSocket.write('tg-dirty 16 &\n');
+      await unlessExited(qemu, serial.waitFor('TG-DIRTY-RUNNING 16', 60_000));
+      const busy = await rate();
+      expect(busy).toBeGreaterThan(Math.max(1, idle * 2));
+      await qmp.execute('quit').catch(() => undefined);
+      await qemu.exited;
+    } finally {
       await scratch.dispose();
     }
   });

@@ -1,10 +1,10 @@
 // The save image header: what is written is read back, and every way a file can be wrong is
 // refused with INVALID_SAVE_IMAGE and a reason, before anything looks at QEMU's stream.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeSaveHeader, payloadLengthBytes, readSaveImage } from '../../../../../drivers/hypervisor/qemu/save-image-header.js';
+import { encodeSaveHeader, openSaveImage, payloadLengthBytes, readSaveImage } from '../../../../../drivers/hypervisor/qemu/save-image-header.js';
 
 describe('save image header', () => {
   let dir: string;
@@ -23,6 +23,19 @@ describe('save image header', () => {
     const r = await readSaveImage(write('ok', bytes));
     expect(r).toMatchObject({ definition: { name: 'a', uuid: 'u' }, running: true, savedAt: 5, payloadBytes: 11 });
     expect(bytes.subarray(r.payloadOffset).toString()).toBe('QEVM-stream');
+  });
+
+  it('leaves an opened image\'s descriptor at the stream, which is what QEMU reads from it (migrate-incoming fd:N)', async () => {
+    const { image: r, handle } = await openSaveImage(write('ok', image(Buffer.from('QEVM-stream'))));
+    try {
+      const buf = Buffer.alloc(64);
+      // position null: the descriptor's own offset, as a process inheriting it reads.
+      const n = readSync(handle.fd, buf, 0, buf.length, null);
+      expect(buf.subarray(0, n).toString()).toBe('QEVM-stream');
+      expect(r.payloadBytes).toBe(11);
+    } finally {
+      await handle.close();
+    }
   });
 
   it.each([
