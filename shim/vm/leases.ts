@@ -3,7 +3,7 @@
 // exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
 import { VirtqError, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { LoadedLock } from '../../drivers/lock/loader.js';
-import type { LeaseOwner, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
+import type { LeaseOwner, LeaseWatch, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
 import type { DiskHooks } from './vm-disks.js';
 import { leaseRequest, tellLeases, type LeaseChange, type LeaseListener } from './lease-events.js';
 
@@ -25,6 +25,11 @@ export class VmLeases {
   /** The lock manager's status, for server info. */
   get status(): LockStatus {
     return this.lock.status;
+  }
+
+  /** Subscribes to lease loss when the plugin can lose leases behind QEMU's back (fencing). */
+  watch(watch: LeaseWatch): { dispose(): void } | undefined {
+    return this.lock.manager?.watchLeases?.(this.owner, watch);
   }
 
   /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
