@@ -19,17 +19,20 @@ export function fenceOnLeaseLoss(vm: Vm, leases: VmLeases, log: Logger): { dispo
         return;
       }
       log.error({ msgId: 'LEASE_LOST' }, 'the host lease is ending: pausing the VM so it stops writing to leased disks');
+      leases.fenced = 'it is fenced: this host has no live etcd lease, so its disk leases may be lost; it resumes by itself once they are held again';
       vm.expectedPause = FENCED_REASON;
       try {
         await vm.monitor().stop();
         pausedByFence = true;
       } catch (err) {
         vm.expectedPause = undefined;
+        leases.fenced = undefined;
         log.error({ err, msgId: 'FENCE_FAILED' }, 'cannot pause the VM after losing its disk leases');
       }
     },
     regained: async () => {
       log.info({ msgId: 'LEASE_REGAINED' }, 'disk leases held again');
+      leases.fenced = undefined;
       if (!pausedByFence) return;
       pausedByFence = false;
       // Paused by someone else since (or stopped): left as it is.
@@ -39,6 +42,7 @@ export function fenceOnLeaseLoss(vm: Vm, leases: VmLeases, log: Logger): { dispo
     },
     takenOver: (message) => {
       pausedByFence = false;
+      leases.fenced = `it is fenced for good: ${message}; another host took the disk while this host had no lease — destroy this VM`;
       log.error({ msgId: 'LEASE_TAKEN_OVER', message }, 'a disk lease was taken by another host while this host was away: the VM stays paused; destroy it (or check the other host) before using the disk here');
     },
   });

@@ -9,10 +9,13 @@ import { Etcd3 } from 'etcd3';
 import { idleGuest } from '../../helpers/test-guest.js';
 import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
-import type { VirtqError } from '../../../protocol/index.js';
+import { randomUUID } from 'node:crypto';
+import { shimSockets, systemClock, type VirtqError } from '../../../protocol/index.js';
+import { builtinLockPlugins } from '../../../drivers/lock/builtin.js';
+import { loadLockManager } from '../../../drivers/lock/loader.js';
 
-const TTL = 3;
-/** Long enough that host1 starts a shim (seconds on a loaded machine) before host0 is fenced. */
+/** Room for the checks made between SIGSTOP and the fence (at about TTL × 3/4), and no fence from a
+ * renewal merely delayed on a loaded machine. */
 const FENCE_TTL = 6;
 const refusal = async (p: Promise<unknown>): Promise<VirtqError | 'accepted'> => p.then(() => 'accepted' as const, (e: VirtqError) => e);
 
@@ -44,7 +47,7 @@ describe('etcd fleet disk leases', () => {
   }, 120_000);
 
   it('refuses a disk leased on another host with LOCK_CONFLICT naming host and VM, and grants it once that VM is gone', async () => {
-    fleet = await startFleet(2, TTL);
+    fleet = await startFleet(2, FENCE_TTL);
     dir = tmpRoot('vq-shared-');
     const [a, b] = fleet.hosts as [FleetHost, FleetHost];
     const disk = sharedDisk(dir);
@@ -78,8 +81,16 @@ describe('etcd fleet disk leases', () => {
 
     a.daemon.proc.kill('SIGSTOP');
     try {
-      // While host0's QEMU may still write, host1 can take neither its disk nor its name.
-      expect(await refusal(b.api.create({ definition: diskDef('other', disk) }))).toMatchObject({ code: 'LOCK_CONFLICT' });
+      // While host0's QEMU may still write, host1 can take neither its disk nor its name. The disk
+      // is asked for as host1's shims ask, through the etcd plugin on host1's root and lease (a
+      // whole shim start can take longer than the fence on a loaded machine: the first test
+      // covers that path).
+      const hostB = await loadLockManager(b.harness.layout, builtinLockPlugins(), { host: 'host1', clock: systemClock() });
+      expect(hostB.status).toEqual({ plugin: 'etcd', ok: true });
+      const probe = { vm: 'other', uuid: randomUUID(), shimPid: process.pid };
+      const taken = await hostB.manager?.acquireForStart(probe, [{ path: disk, mode: 'exclusive' }]).catch((e: VirtqError) => e);
+      if (!(taken instanceof Error)) await taken?.abort();
+      expect(taken).toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringMatching(/VM "fenced".*on host host0/) });
       expect(await refusal(b.api.define({ definition: diskDef('fenced', disk) }))).toMatchObject({ code: 'NAME_IN_USE' });
       // host0's shim pauses its VM by itself, before the host lease can expire in etcd.
       // The invariant: host0's disk key is gone (its lease expired) only once its VM is paused.
@@ -90,6 +101,10 @@ describe('etcd fleet disk leases', () => {
       }, 30_000, 'the VM to be fenced');
       expect(stateOf(a, 'fenced')).toMatchObject({ state: 'paused', reason: 'lease-lost', qemuPid: pid });
       process.kill(pid as number, 0);
+      // A user cannot resume it behind the fence (asked of its shim: its virtqemud is stopped).
+      const shim = await a.harness.connect(shimSockets(a.harness.layout, 'fenced').rw);
+      expect(await refusal(shim.api.resume({ name: 'fenced' }))).toMatchObject({ code: 'CLUSTER_UNAVAILABLE', message: expect.stringContaining('fenced') });
+      expect(stateOf(a, 'fenced')?.state).toBe('paused');
       expect(await refusal(b.api.define({ definition: diskDef('fenced', disk) }))).toMatchObject({ code: 'NAME_IN_USE' });
     } finally {
       a.daemon.proc.kill('SIGCONT');
