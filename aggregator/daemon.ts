@@ -94,9 +94,10 @@ export class Virtqemud {
     if (this.cfg.http && this.cfg.web !== undefined) {
       this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
     }
+    const proxy = proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name));
     return {
       served: [
-        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps) }, proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
+        served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy) }, proxy),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),

@@ -55,6 +55,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ex('migrate web1 qemu:///system?root=/srv/host2 --live', 'moves the running web1 to the virtqemud of another root, guest running all along'),
     ex('migrate web1 qemu:///system?socket=/run/host2/virtqemud.sock --live --persistent --undefine-source', 'moves it and its stored definition'),
     ex('migrate web1 qemu:///system?root=/srv/host2 --live --bandwidth 100 --max-downtime 50 --auto-converge', 'at most 100 MiB/s, at most 50 ms paused'),
+    ex('migrate web1 --to-host kvm02 --cluster etcd://10.0.0.1:2379/virtq --live', 'in an etcd fleet: from whichever host holds web1 to host kvm02, its fleet-wide name moving at switchover'),
   ],
   domjobinfo: [ex('domjobinfo web1', 'how far web1\'s migration has got: bytes remaining, rate, expected downtime')],
   domjobabort: [ex('domjobabort web1', 'cancels web1\'s migration; it goes on running here')],

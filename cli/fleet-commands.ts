@@ -8,12 +8,13 @@ import type { CommandSpec, RunContext } from './command.js';
 import type { Input } from './derive.js';
 import { table } from './render.js';
 
-const CLUSTER_OPTION = {
+export const CLUSTER_OPTION = {
   flags: '--cluster <uri>', key: 'cluster',
   description: 'the fleet: etcd://HOST:PORT[,HOST:PORT...]/PREFIX or cluster:///?etcd=HOST:PORT,...&prefix=PREFIX (default: -c when it is a cluster: URI, else $VIRTQ_CLUSTER)',
 } as const;
 
-function fleetOf(ctx: RunContext, input: Input): string {
+/** The fleet a command names: --cluster, else -c cluster:..., else $VIRTQ_CLUSTER. */
+export function fleetOf(ctx: RunContext, input: Input): string {
   const given = input.opts['cluster'];
   if (typeof given === 'string') return given;
   if (ctx.uri.startsWith('cluster:')) return ctx.uri;
@@ -37,7 +38,7 @@ export function fleetCommands(): CommandSpec[] {
     },
   }, {
     name: 'hosts', program: 'virtq',
-    description: 'List the hosts of an etcd fleet with their state: up, unreachable (lease live, virtqemud silent) or no-lease (names held, lease expired).',
+    description: 'List the hosts of an etcd fleet with their state: up, unreachable (lease live, virtqemud silent), no-lease (names held, lease expired) or gone (names freed after --cluster-reclaim-after).',
     arguments: [], options: [CLUSTER_OPTION],
     output: Type.Array(FleetHost),
     run: async (ctx, input) => {

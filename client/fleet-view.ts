@@ -9,18 +9,18 @@ import {
   type Clock, type DomainRow,
 } from '../protocol/index.js';
 import { rangeAll } from './etcd-range.js';
-import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
+import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseGoneEntry, parseHostEntry, type ClusterUri, type GoneEntry, type HostEntry } from '../protocol/cluster.js';
 
 /** One host of the fleet as the view shows it. */
 export const FleetHost = Type.Object({
   host: Type.String({ description: 'the host id (virtqemud --cluster-host)' }),
-  state: Type.Union([Type.Literal('up'), Type.Literal('unreachable'), Type.Literal('no-lease')], {
-    description: 'up: its lease is live and its virtqemud answered; unreachable: its lease is live but its virtqemud did not answer; no-lease: it holds claims but its lease expired (stopped, partitioned or gone: its names stay held)',
+  state: Type.Union([Type.Literal('up'), Type.Literal('unreachable'), Type.Literal('no-lease'), Type.Literal('gone')], {
+    description: 'up: its lease is live and its virtqemud answered; unreachable: its lease is live but its virtqemud did not answer; no-lease: it holds claims but its lease expired (stopped, partitioned or gone: its names stay held); gone: it stayed without its lease past --cluster-reclaim-after and its names were freed',
   }),
   vms: Type.Integer({ description: 'names it holds in etcd' }),
   pid: Type.Optional(Type.Integer({ description: 'its virtqemud\'s pid' })),
   socket: Type.Optional(Type.String({ description: 'its virtqemud\'s socket' })),
-  since: Type.Optional(Type.String({ description: 'when it (re)joined, ISO 8601' })),
+  since: Type.Optional(Type.String({ description: 'when it (re)joined, ISO 8601; for a gone host, when its names were freed' })),
   conflicts: Type.Integer({ description: 'local VMs whose name another host holds (reported, never overwritten)' }),
 });
 export type FleetHost = Static<typeof FleetHost>;
@@ -64,8 +64,9 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs
   const keys = clusterKeys(cluster.prefix);
   let hostValues: Array<[string, string]>;
   let claims: Array<[string, string]>;
+  let goneValues: Array<[string, string]>;
   try {
-    [hostValues, claims] = await Promise.all([rangeAll(etcd, keys.hostsDir), rangeAll(etcd, keys.namesDir)]);
+    [hostValues, claims, goneValues] = await Promise.all([rangeAll(etcd, keys.hostsDir), rangeAll(etcd, keys.namesDir), rangeAll(etcd, keys.goneDir)]);
   } catch (err) {
     throw new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): the fleet cannot be listed now`, { cause: err });
   } finally {
@@ -91,9 +92,17 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs
     const row = listings.get(claim.host)?.find((r) => r.name === name);
     domains.push({ host: claim.host, name, uuid: claim.uuid, state: row?.state ?? 'unknown', ...(row === undefined ? {} : { persistent: row.persistent }) });
   }
-  const hosts: FleetHost[] = [...new Set([...entries.keys(), ...held.keys()])].map((host) => {
+  const gone = new Map<string, GoneEntry>();
+  for (const [, v] of goneValues) {
+    const g = parseGoneEntry(v);
+    if (g !== undefined) gone.set(g.host, g);
+  }
+  const hosts: FleetHost[] = [...new Set([...entries.keys(), ...held.keys(), ...gone.keys()])].map((host) => {
     const e = entries.get(host);
     const vms = held.get(host) ?? 0;
+    const g = gone.get(host);
+    // A gone host that rejoined (an entry) or claims again is what it is now, not gone.
+    if (e === undefined && vms === 0 && g !== undefined) return { host, state: 'gone', vms, since: new Date(g.at).toISOString(), conflicts: 0 };
     if (e === undefined) return { host, state: 'no-lease', vms, conflicts: 0 };
     return { host, state: listings.has(host) ? 'up' : 'unreachable', vms, pid: e.pid, socket: e.socket, since: new Date(e.since).toISOString(), conflicts: e.conflicts.length };
   });

@@ -3,6 +3,7 @@
 //   PREFIX/hosts/HOST  -> HostEntry, bound to the host's lease (gone when the host stops heartbeating)
 //   PREFIX/names/NAME  -> NameClaim, no lease: held until the host that claimed it releases it
 //   PREFIX/uuids/UUID  -> UuidClaim, no lease, written and deleted with the name claim
+//   PREFIX/gone/HOST   -> GoneEntry, written when a host gone past --cluster-reclaim-after had its names freed
 // Claims outlive the lease on purpose: a host that stops heartbeating may still run its QEMUs, so
 // its names are never handed to another host until it (or an operator) releases them.
 import { NAME_PATTERN } from './definition.js';
@@ -54,6 +55,25 @@ export interface HostEntry {
   conflicts: Array<{ name: string; uuid: string; heldBy: string }>;
 }
 
+/** What is left of a host whose names were freed after it stayed without its lease (aggregator/cluster/host-reaper.ts). */
+export interface GoneEntry {
+  host: string;
+  /** When its names were freed (ms since the epoch), how many, and by which host. */
+  at: number;
+  released: number;
+  by: string;
+}
+
+/** Reads a gone-host record; undefined when it is not one. */
+export function parseGoneEntry(text: string): GoneEntry | undefined {
+  try {
+    const v = JSON.parse(text) as Partial<GoneEntry>;
+    return typeof v.host === 'string' && typeof v.at === 'number' ? { host: v.host, at: v.at, released: typeof v.released === 'number' ? v.released : 0, by: typeof v.by === 'string' ? v.by : '?' } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The value of a name claim. */
 export interface NameClaim {
   host: string;
@@ -68,11 +88,13 @@ export interface UuidClaim {
 
 /** The keys of one fleet. */
 export function clusterKeys(prefix: string): {
-  hostsDir: string; namesDir: string; uuidsDir: string;
-  host(id: string): string; name(name: string): string; uuid(uuid: string): string;
+  hostsDir: string; namesDir: string; uuidsDir: string; goneDir: string;
+  host(id: string): string; name(name: string): string; uuid(uuid: string): string; gone(id: string): string;
 } {
   return {
     hostsDir: `${prefix}/hosts/`,
+    goneDir: `${prefix}/gone/`,
+    gone: (id) => `${prefix}/gone/${id}`,
     namesDir: `${prefix}/names/`,
     uuidsDir: `${prefix}/uuids/`,
     host: (id) => `${prefix}/hosts/${id}`,

@@ -87,6 +87,8 @@ export const migrationVmProcs = {
 export const migrationHostProcs = {
   migratePrepare: proc({ args: Type.Object({ definition: Definition, transport: Type.Optional(MigrationTransport) }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
     description: 'Destination side of a migration: claims the name and UUID, starts a shim whose QEMU waits for the incoming stream, and answers where it listens.' }),
+  migrateSwitchover: proc({ args: DomainRef, ret: StateResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.4',
+    description: 'Destination side of a migration, once the source completed: in an etcd fleet moves the VM\'s cluster-wide claim here (one Txn), then runs the guest (migrateIncomingFinish); a failure leaves the claim with the source.' }),
 };
 
 /** The unix socket the destination QEMU listens on for the migration stream (beside the shim's sockets). */

@@ -41,7 +41,8 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
   return {
     prepare: async (definition, transport) => (await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
     claim: async (name) => { await api.migrateIncomingClaim({ name }); },
-    finish: async (name) => { await api.migrateIncomingFinish({ name }); },
+    // Through the destination virtqemud: in a fleet it moves the VM's claim before the guest runs there.
+    finish: async (name) => { await api.migrateSwitchover({ name }); },
     abort: async (name) => { await api.migrateIncomingAbort({ name }); },
     forget: async (name, uuid, waitMs) => {
       const end = clock.monotonic() + waitMs;

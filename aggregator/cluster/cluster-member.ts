@@ -13,30 +13,36 @@ export interface ClusterOptions {
   uri: string;
   hostId: string;
   ttlSec: number;
+  /** --cluster-reclaim-after: free the names of hosts gone this long past their lease (undefined: never). */
+  reclaimAfterSec?: number;
 }
 
 /** virtqemud's --cluster options. */
-export const CLUSTER_OPTIONS = { cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' } } as const;
+export const CLUSTER_OPTIONS = { cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' }, 'cluster-reclaim-after': { type: 'string' } } as const;
 
 /** Their usage lines. */
 export const CLUSTER_USAGE = `  --cluster etcd://HOST:PORT[,HOST:PORT...]/PREFIX
                       join an etcd fleet: VM names and UUIDs become unique across its hosts
   --cluster-host ID   this host's id in the fleet (default: the machine's host name)
-  --cluster-ttl S     the host lease's TTL in seconds (default 10; heartbeats every TTL/3)`;
+  --cluster-ttl S     the host lease's TTL in seconds (default 10; heartbeats every TTL/3)
+  --cluster-reclaim-after S
+                      free the VM names of a host whose lease expired and that stayed away S
+                      more seconds (default: never; only with fencing or hosts known dead)`;
 
 /** Parses the --cluster options; undefined without --cluster (the other two are refused alone). */
 export function parseClusterOptions(values: OptionValues): ClusterOptions | undefined {
   const uri = stringOption(values, 'cluster');
   const host = stringOption(values, 'cluster-host');
   const ttl = stringOption(values, 'cluster-ttl');
+  const reclaim = stringOption(values, 'cluster-reclaim-after');
   if (uri === undefined) {
-    if (host !== undefined || ttl !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host and --cluster-ttl need --cluster etcd://HOST:PORT/PREFIX');
+    if (host !== undefined || ttl !== undefined || reclaim !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl and --cluster-reclaim-after need --cluster etcd://HOST:PORT/PREFIX');
     return undefined;
   }
   parseClusterUri(uri);
   const hostId = host ?? hostname().split('.')[0] ?? 'localhost';
   if (!HOST_ID.test(hostId)) throw new VirtqError('INVALID_ARG', `--cluster-host "${hostId.slice(0, 80)}": a host id is 1-63 letters, digits, . _ - (no slash)`);
-  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1) };
+  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), ...(reclaim === undefined ? {} : { reclaimAfterSec: wholeNumber(reclaim, 'cluster-reclaim-after', 0, 1) }) };
 }
 
 /** The fleet membership virtqemud holds. */
@@ -71,6 +77,7 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
       membership = await EtcdMembership.create({
         onLease: publish,
         uri, hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
+        ...(opts.reclaimAfterSec === undefined ? {} : { reclaimAfterSec: opts.reclaimAfterSec }),
         self: { socket: sockets.rw, roSocket: sockets.ro, pid },
         local: () => [...registry.all()].map((r) => ({ name: r.name, uuid: r.uuid })),
       });
@@ -85,6 +92,16 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
       await membership.claim(name, uuid);
     },
     release: (name, uuid) => membership?.release(name, uuid),
+    expectIncoming: async (name, uuid) => {
+      if (membership === undefined) throw notJoined(`take in VM "${name}" by migration`);
+      return membership.expectIncoming(name, uuid);
+    },
+    takeIncoming: async (name) => {
+      if (membership === undefined) throw notJoined(`take over the claim of VM "${name}"`);
+      await membership.takeIncoming(name);
+    },
+    settleIncoming: (name) => membership?.settleIncoming(name),
+    returnIncoming: async (name) => membership?.returnIncoming(name),
     close: async () => membership?.close(),
   };
 }

@@ -11,6 +11,8 @@ import {
   type ClusterUri, type HostEntry, type NameClaim,
 } from '../../protocol/cluster.js';
 import { rangeAll } from '../../client/etcd-range.js';
+import { IncomingClaims } from './claim-transfer.js';
+import { HostReaper } from './host-reaper.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -20,6 +22,14 @@ export interface ClusterGate {
   claim(name: string, uuid: string): Promise<void>;
   /** Releases the claims if this host holds them (queued; a failed release is retried at the next sync). */
   release(name: string, uuid: string): void;
+  /** A migration in (prepare): true when the claim stays its source host's until switchover (see claim-transfer.ts). */
+  expectIncoming(name: string, uuid: string): Promise<boolean>;
+  /** Switchover: moves the claim of an incoming VM here (no-op when it was claimed here at prepare). */
+  takeIncoming(name: string): Promise<void>;
+  /** The incoming guest runs here: its claim is this host's from now on. */
+  settleIncoming(name: string): void;
+  /** The incoming guest will not run here: a claim moved here goes back to its source host. */
+  returnIncoming(name: string): Promise<void>;
 }
 
 /** How a membership is set up. */
@@ -30,6 +40,8 @@ export interface MembershipConfig {
   self: Pick<HostEntry, 'socket' | 'roSocket' | 'pid'>;
   clock: Clock;
   log: Logger;
+  /** Free the names of hosts gone (lease expired, not back) this long; undefined: never (names outlive hosts). */
+  reclaimAfterSec?: number;
   /** The VMs this host holds now (its registry): re-asserted after every join, the rest released. */
   local: () => Iterable<{ name: string; uuid: string }>;
   /** Told the lease id and until when (clock.monotonic()) it is certainly alive, after every join and renewal. */
@@ -49,6 +61,8 @@ export class EtcdMembership implements ClusterGate {
   private closed = false;
   private since: number | undefined;
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly incoming: IncomingClaims;
+  private readonly reaper: HostReaper | undefined;
   conflicts: HostEntry['conflicts'] = [];
 
   /** A membership (not yet joined); etcd3 and gRPC are loaded only by a virtqemud given --cluster. */
@@ -66,6 +80,8 @@ export class EtcdMembership implements ClusterGate {
 
   private constructor(private readonly cfg: MembershipConfig, private readonly client: Etcd3, private readonly callMs: number) {
     this.keys = clusterKeys(cfg.uri.prefix);
+    this.incoming = new IncomingClaims({ client, keys: this.keys, hostId: cfg.hostId, log: cfg.log, etcd: (call) => this.etcd(call) });
+    this.reaper = cfg.reclaimAfterSec === undefined ? undefined : new HostReaper({ client, keys: this.keys, hostId: cfg.hostId, clock: cfg.clock, log: cfg.log, afterMs: cfg.reclaimAfterSec * 1000 });
   }
 
   /** Joins (waiting at most `waitMs` for the first join), then keeps the lease alive in the background. */
@@ -86,14 +102,39 @@ export class EtcdMembership implements ClusterGate {
 
   async claim(name: string, uuid: string): Promise<void> {
     this.requireAvailable(`claim "${name}"`);
+    // A VM migrating in: its claim is its source host's until the switchover moves it here.
+    if (this.incoming.covers(name, uuid)) return;
     await this.inTurn(name, () => this.claimNow(name, uuid));
+  }
+
+  async expectIncoming(name: string, uuid: string): Promise<boolean> {
+    this.requireAvailable(`take in VM "${name}" by migration`);
+    return this.inTurn(name, () => this.incoming.expect(name, uuid));
+  }
+
+  async takeIncoming(name: string): Promise<void> {
+    this.requireAvailable(`take over the claim of VM "${name}" at switchover`);
+    await this.inTurn(name, () => this.incoming.take(name));
+  }
+
+  settleIncoming(name: string): void {
+    this.incoming.settle(name);
+  }
+
+  async returnIncoming(name: string): Promise<void> {
+    await this.inTurn(name, () => this.incoming.handBack(name)).catch((err: unknown) => {
+      this.resync = true;
+      throw err;
+    });
   }
 
   release(name: string, uuid: string): void {
     void this.inTurn(name, async () => {
       // Re-taken locally meanwhile (a define right after an undefine): the claim is still needed.
       if (this.holdsLocally(name, uuid)) return;
-      await this.releaseNow(name, uuid);
+      // An incoming VM that never ran here: a claim moved here goes back, never away.
+      if (this.incoming.has(name)) await this.incoming.handBack(name);
+      else await this.releaseNow(name, uuid);
     }).catch((err: unknown) => {
       this.resync = true;
       this.cfg.log.warn({ name, err: VirtqError.from(err).message, msgId: 'CLUSTER_RELEASE_FAILED' }, 'release of a cluster claim failed; retried at the next sync');
@@ -121,6 +162,10 @@ export class EtcdMembership implements ClusterGate {
       if (this.lease === undefined || !this.available) await this.join();
       else await this.renew();
       if (this.resync) await this.sync();
+      // Only a host that is itself in the fleet judges others gone; never holding up the heartbeat.
+      if (this.available) {
+        void this.reaper?.pass().catch((err: unknown) => this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_REAPER_FAILED' }, 'looking for gone hosts failed; tried again at a later heartbeat'));
+      }
     } catch (err) {
       this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'etcd heartbeat failed');
     } finally {
@@ -178,6 +223,7 @@ export class EtcdMembership implements ClusterGate {
     const conflicts: HostEntry['conflicts'] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
     for (const [name, uuid] of local) {
+      if (this.incoming.covers(name, uuid)) continue;
       await this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
         const e = VirtqError.from(err);
         if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
@@ -185,9 +231,11 @@ export class EtcdMembership implements ClusterGate {
         this.cfg.log.error({ name, err: e.message, msgId: 'CLUSTER_CLAIM_CONFLICT' }, 'a local VM\'s name or UUID is held by another host; left as it is');
       });
     }
+    for (const name of this.incoming.pending((n) => local.has(n))) await this.inTurn(name, () => this.incoming.handBack(name)).catch(() => { this.resync = true; });
     for (const [key, value] of held) {
       const claim = parseClaim(value);
       const name = key.slice(this.keys.namesDir.length);
+      if (this.incoming.has(name)) continue;
       if (claim?.host !== this.cfg.hostId || local.get(name) === claim.uuid) continue;
       await this.inTurn(name, async () => { if (!this.holdsLocally(name, claim.uuid)) await this.releaseNow(name, claim.uuid); });
     }

@@ -1,14 +1,16 @@
 // The destination side of a live migration on virtqemud: `migratePrepare` claims the VM's name and
 // UUID here first (NAME_IN_USE when another VM has the name), then starts a shim whose QEMU waits
 // for the incoming stream, and answers where it listens. From then on the source shim speaks to
-// that shim through the per-VM procedures this daemon forwards by name.
+// that shim through the per-VM procedures this daemon forwards by name. In an etcd fleet the
+// VM's cluster-wide claim stays its source host's until `migrateSwitchover` moves it here, just
+// before the guest runs here (aggregator/cluster/claim-transfer.ts).
 import { randomUUID } from 'node:crypto';
-import { VirtqError, migrationSocket, normalizeDefinition, type Handlers, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, migrationSocket, normalizeDefinition, virtqProgram, type Fallback, type Handlers, type StateResult, type VirtqProgram } from '../../protocol/index.js';
 import { isActive } from '../registry.js';
 import { startShim, type HostDeps } from './host-handlers.js';
 
 /** Builds the host handlers of migration. */
-export function migrationHostHandlers(d: HostDeps): Handlers<VirtqProgram> {
+export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<VirtqProgram> {
   return {
     migratePrepare: async ({ definition, transport }) => {
       if (definition.uuid === undefined) throw new VirtqError('INVALID_ARG', 'invalid definition: /uuid: a migrating VM keeps its UUID, so the definition must carry it');
@@ -27,8 +29,29 @@ export function migrationHostHandlers(d: HostDeps): Handlers<VirtqProgram> {
         record = existing;
       }
       let uri: string | undefined;
-      const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
-      return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain };
+      try {
+        // In a fleet: the claim held by the source host for this very VM stays there for now.
+        await d.cluster?.expectIncoming(def.name, def.uuid);
+        const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
+        return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain };
+      } catch (err) {
+        if (existing === undefined && d.registry.get(def.name) === record && !record.starting && record.shim === undefined) d.registry.remove(record);
+        throw err;
+      }
+    },
+    migrateSwitchover: async ({ name }, ctx) => {
+      d.registry.require(name);
+      // The guest is paused on both sides: the claim moves now or the migration fails with it at the source.
+      await d.cluster?.takeIncoming(name);
+      try {
+        const res = await forward(virtqProgram, 'migrateIncomingFinish', { name }, ctx) as StateResult;
+        d.cluster?.settleIncoming(name);
+        return res;
+      } catch (err) {
+        // Back to the source before the source rolls back (and before this record can go).
+        await d.cluster?.returnIncoming(name).catch(() => undefined);
+        throw err;
+      }
     },
   };
 }

@@ -78,7 +78,7 @@ describe('chaos', () => {
       let seed = Number(env['VIRTQ_CHAOS_SEED'] ?? String(Date.now() % 1_000_000));
       const reports: IterationReport[] = [];
       while (Date.now() - start < minutes * 60_000) {
-        const r = await runIteration(seed, { ...base, steps });
+        const r = await runIteration(seed, { ...base, steps, deadlineMs: 300_000 });
         reports.push(r);
         process.stdout.write(`chaos seed ${seed}: ${r.steps} steps in ${(r.ms / 1000).toFixed(1)} s, ${r.violations.length} violations\n`);
         if (r.violations.length > 0) process.stdout.write(`${failure(r)}\n`);
@@ -93,7 +93,8 @@ describe('chaos', () => {
   const seeds = only === undefined ? SEEDS : [{ seed: Number(only), steps: Number(env['VIRTQ_CHAOS_STEPS'] ?? '40') }];
   for (const { seed, steps, found } of seeds) {
     it(`seed ${seed} (${steps} steps)${found === undefined ? '' : `: ${found}`}`, async () => {
-      const r = await runIteration(seed, { ...base, steps });
+      // Under the test's own timeout, so a hang is reported with its trace rather than cut short.
+      const r = await runIteration(seed, { ...base, steps, deadlineMs: 200_000 });
       process.stdout.write(`${summary([r], r.ms)}\n`);
       if (r.violations.length > 0) expect.fail(failure(r));
     }, 240_000);

@@ -36,6 +36,11 @@ export interface ChaosOptions {
   convergeMs: number;
   /** Progress lines (the trace is also kept in the report). */
   log?: (line: string) => void;
+  /**
+   * Past this, the iteration stops waiting and reports where it hung (the phase and every call
+   * still in flight) instead of leaving the test runner's timeout to cut it short without a trace.
+   */
+  deadlineMs?: number;
 }
 
 /** What an iteration did and found. */
@@ -149,6 +154,10 @@ class Chaos {
   private readonly names: string[];
   private readonly slots: Array<RpcClient | undefined> = Array.from({ length: SLOTS }, () => undefined);
   private readonly pending = new Set<Promise<void>>();
+  /** Calls not yet answered, for the report of an iteration that hangs. */
+  private readonly inFlight = new Map<number, string>();
+  private callSeq = 0;
+  private phase = 'starting';
   private readonly lost = new Set<string>();
   private readonly stopped = new Map<number, NodeJS.Timeout>();
   /** VMs seen running or paused: uuid → name and when. */
@@ -181,44 +190,16 @@ class Chaos {
   }
 
   async run(): Promise<IterationReport> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = this.opts.deadlineMs;
+    const hung = new Promise<'hung'>((resolve) => { if (deadline !== undefined) timer = setTimeout(() => resolve('hung'), deadline); });
     try {
-      await Promise.all([this.w.startDaemon(), this.storage.start()]);
-      this.events.start();
-      this.trace(`root ${this.w.root}${this.w.tmpfs ? ` (tmpfs ${this.opts.tmpfsSize})` : ''}`);
-      // The disk-full fault needs a tmpfs root: as root, not getting one fails the run rather than
-      // quietly leaving the fault out; otherwise it is said in the summary.
-      if (this.w.tmpfsError !== undefined) {
-        const what = `no disk-full faults: ${this.w.tmpfsError} (VIRTQ_CHAOS_TMPFS=off runs without them on purpose)`;
-        if (process.getuid?.() === 0) this.violation(what);
-        else this.report.notes.push(what);
+      if (await Promise.race([this.body().then(() => 'done' as const), hung]) === 'hung') {
+        const calls = [...this.inFlight.values()];
+        this.violation(`the iteration did not finish within ${Math.round((deadline ?? 0) / 1000)} s: stuck in ${this.phase}; ${calls.length} call(s) unanswered${calls.length === 0 ? '' : `: ${calls.join('; ')}`}`);
       }
-      for (this.step = 1; this.step <= this.opts.steps; this.step++) {
-        await Promise.all([this.runStep(), this.storage.step()]);
-        this.checkUnique('after step');
-        this.storage.checkInUse('after step', this.w.qemus());
-        this.report.steps++;
-      }
-      await this.quiesce();
-      await this.checkConvergence('at the end');
-      await this.checkSeenRunning('at the end');
-      await this.storage.checkAtEnd(this.opts.convergeMs, () => this.w.qemus());
-      // Then every lost shim re-attached, and virtqemud restarted from scratch: it must rebuild
-      // the same truth from the files and the shims re-registering.
-      for (const name of [...this.lost].sort()) await this.reattach(name);
-      this.fault('kill -9 virtqemud');
-      this.trace('FAULT kill -9 virtqemud (quiet), restart');
-      await this.w.killDaemon();
-      await this.restartDaemon();
-      await this.checkConvergence('after a last restart');
-      await this.checkSeenRunning('after a last restart');
-      await this.checkDefinitions();
-      for (const v of await this.events.check(this.w.layout.state, this.opts.convergeMs)) this.violation(v);
-      this.trace(`event journal: told ${this.events.count.events} events of ${this.events.count.vms} VMs, each in its journal once, in order`);
-      await this.events.stop();
-      await this.teardown();
-    } catch (err) {
-      this.violation(`the iteration itself failed: ${(err as Error).stack ?? String(err)}`);
     } finally {
+      if (timer !== undefined) clearTimeout(timer);
       for (const t of this.stopped.values()) clearTimeout(t);
       this.report.ms = Date.now() - this.t0;
       if (this.report.violations.length > 0) {
@@ -233,6 +214,51 @@ class Chaos {
       await this.w.dispose();
     }
     return this.report;
+  }
+
+  private async body(): Promise<void> {
+    try {
+      await Promise.all([this.w.startDaemon(), this.storage.start()]);
+      this.events.start();
+      this.trace(`root ${this.w.root}${this.w.tmpfs ? ` (tmpfs ${this.opts.tmpfsSize})` : ''}`);
+      // The disk-full fault needs a tmpfs root: as root, not getting one fails the run rather than
+      // quietly leaving the fault out; otherwise it is said in the summary.
+      if (this.w.tmpfsError !== undefined) {
+        const what = `no disk-full faults: ${this.w.tmpfsError} (VIRTQ_CHAOS_TMPFS=off runs without them on purpose)`;
+        if (process.getuid?.() === 0) this.violation(what);
+        else this.report.notes.push(what);
+      }
+      for (this.step = 1; this.step <= this.opts.steps; this.step++) {
+        this.phase = `step ${this.step}`;
+        await Promise.all([this.runStep(), this.storage.step()]);
+        this.checkUnique('after step');
+        this.storage.checkInUse('after step', this.w.qemus());
+        this.report.steps++;
+      }
+      this.phase = 'the final quiesce and checks';
+      await this.quiesce();
+      await this.checkConvergence('at the end');
+      await this.checkSeenRunning('at the end');
+      await this.storage.checkAtEnd(this.opts.convergeMs, () => this.w.qemus());
+      // Then every lost shim re-attached, and virtqemud restarted from scratch: it must rebuild
+      // the same truth from the files and the shims re-registering.
+      this.phase = 'the final re-attach and restart';
+      for (const name of [...this.lost].sort()) await this.reattach(name);
+      this.fault('kill -9 virtqemud');
+      this.trace('FAULT kill -9 virtqemud (quiet), restart');
+      await this.w.killDaemon();
+      await this.restartDaemon();
+      await this.checkConvergence('after a last restart');
+      await this.checkSeenRunning('after a last restart');
+      await this.checkDefinitions();
+      this.phase = 'the event journal check and teardown';
+      for (const v of await this.events.check(this.w.layout.state, this.opts.convergeMs)) this.violation(v);
+      this.trace(`event journal: told ${this.events.count.events} events of ${this.events.count.vms} VMs, each in its journal once, in order`);
+      await this.events.stop();
+      await this.teardown();
+    } catch (err) {
+      this.violation(`the iteration itself failed: ${(err as Error).stack ?? String(err)}`);
+    }
   }
 
   // --- bookkeeping ---------------------------------------------------------------------
@@ -279,6 +305,8 @@ class Chaos {
   private async call(op: Op, proc: string, args: unknown): Promise<Outcome> {
     let client: RpcClient | undefined;
     let timer: NodeJS.Timeout | undefined;
+    const id = ++this.callSeq;
+    this.inFlight.set(id, `${proc} ${op.name} via ${op.via} (from ${((Date.now() - this.t0) / 1000).toFixed(1)}s, step ${this.step})`);
     try {
       if (op.via === 'direct' && PER_VM.has(op.kind)) {
         const s = this.w.state(op.name);
@@ -296,6 +324,7 @@ class Chaos {
       const e = VirtqError.from(err);
       return { ok: false, code: e.code, message: e.message, uncertain: UNCERTAIN.has(e.code) };
     } finally {
+      this.inFlight.delete(id);
       if (timer !== undefined) clearTimeout(timer);
       // Only the pooled clients of the slots outlive a call.
       if (client !== undefined && !this.slots.includes(client)) client.close();

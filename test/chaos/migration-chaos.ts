@@ -12,7 +12,7 @@
 // that is not a second claim on a running VM, so M2 during flight asks only "never running twice".
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { ACTIVE_STATES, VirtqError, delay, systemClock, type JobInfo } from '../../protocol/index.js';
+import { ACTIVE_STATES, VirtqError, delay, systemClock, type DomainRow, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, runsOnlyOn } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
@@ -135,18 +135,18 @@ async function migrationStep(w: MigrationWorld, g: Guest, fault: Fault, transpor
 async function jobOver(w: MigrationWorld, g: Guest, from: DaemonHarness): Promise<void> {
   const end = clock.monotonic() + JOB_WAIT_MS;
   while (clock.monotonic() < end) {
-    const info = await (await w.api(from)).getJobInfo({ name: g.name }).catch(() => undefined);
+    const info = await w.api(from).then((a) => a.getJobInfo({ name: g.name })).catch(() => undefined);
     if (info === undefined || info.type === 'none') return;
     await delay(clock, 200);
   }
 }
 
 async function inject(w: MigrationWorld, g: Guest, fault: Fault, from: DaemonHarness, to: DaemonHarness): Promise<void> {
-  const toApi = await w.api(to);
-  const there = await toApi.lookupByName({ name: g.name }).catch(() => undefined);
+  // Either virtqemud may be down (an earlier fault of this step): then there is nothing to aim at.
+  const there = await w.api(to).then((a) => a.lookupByName({ name: g.name })).catch(() => undefined);
   const here = from.states().find((s) => s.name === g.name);
   switch (fault) {
-    case 'abort': await (await w.api(from)).abortJob({ name: g.name }).catch(() => undefined); break;
+    case 'abort': await w.api(from).then((a) => a.abortJob({ name: g.name })).catch(() => undefined); break;
     case 'kill-dst-qemu': kill(there?.qemuPid); break;
     case 'kill-dst-shim': kill(there?.shimPid); break;
     case 'kill-src-shim': kill(here?.shimPid); break;
@@ -202,9 +202,21 @@ function sampleLeases(w: MigrationWorld, g: Guest, violation: (v: string) => voi
   if (held.length > 1) violation(`${g.name}'s disk is leased ${held.length} times: ${JSON.stringify(held)}`);
 }
 
+/**
+ * A root's listing, or nothing while its virtqemud is down: a fault of the step may have killed
+ * it, and connecting then fails before any call could.
+ */
+async function listOn(w: MigrationWorld, h: DaemonHarness): Promise<DomainRow[]> {
+  try {
+    return (await (await w.api(h)).listDomains({})).domains;
+  } catch {
+    return [];
+  }
+}
+
 /** M2 during flight: never running on both roots. */
 async function runningTwice(w: MigrationWorld, g: Guest, violation: (v: string) => void): Promise<void> {
-  const rows = await Promise.all([w.src, w.dst].map(async (h) => (await (await w.api(h)).listDomains({}).catch(() => ({ domains: [] }))).domains.find((d) => d.name === g.name)));
+  const rows = await Promise.all([w.src, w.dst].map(async (h) => (await listOn(w, h)).find((d) => d.name === g.name)));
   if (rows.every((d) => d?.state === 'running')) violation(`${g.name} is listed running on both roots at once`);
 }
 
@@ -218,6 +230,6 @@ async function settledSide(w: MigrationWorld, g: Guest, ms: number): Promise<'sr
 }
 
 async function why(w: MigrationWorld, g: Guest): Promise<string> {
-  const rows = await Promise.all([w.src, w.dst].map(async (h) => (await (await w.api(h)).listDomains({}).catch(() => ({ domains: [] }))).domains.filter((d) => d.name === g.name).map((d) => `${d.state}/${d.reason}${ACTIVE_STATES.has(d.state) ? ` qemu ${d.qemuPid}` : ''}`)));
+  const rows = await Promise.all([w.src, w.dst].map(async (h) => (await listOn(w, h)).filter((d) => d.name === g.name).map((d) => `${d.state}/${d.reason}${ACTIVE_STATES.has(d.state) ? ` qemu ${d.qemuPid}` : ''}`)));
   return `src ${JSON.stringify(rows[0])}, dst ${JSON.stringify(rows[1])}, live QEMUs ${JSON.stringify(w.liveQemus(g.uuid))}, leases ${JSON.stringify(w.leases().filter((l) => l.uuid === g.uuid))}`;
 }

@@ -23,8 +23,8 @@ export interface Fleet {
   cleanup(): Promise<void>;
 }
 
-/** Starts etcd and `count` virtqemuds joined to it (lease TTL `ttlSec`). */
-export async function startFleet(count = 3, ttlSec = 3, extra: string[] = []): Promise<Fleet> {
+/** Starts etcd and `count` virtqemuds joined to it (lease TTL `ttlSec`); `setup` prepares each root before its daemon starts. */
+export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], setup?: (h: DaemonHarness) => void): Promise<Fleet> {
   const etcd = await startEtcdCluster();
   const prefix = `vq-${randomUUID().slice(0, 8)}`;
   const hosts: FleetHost[] = [];
@@ -39,6 +39,7 @@ export async function startFleet(count = 3, ttlSec = 3, extra: string[] = []): P
     for (let i = 0; i < count; i++) {
       const harness = new DaemonHarness(tmpRoot());
       const id = `host${i}`;
+      setup?.(harness);
       const daemon = await harness.startDaemon(['--cluster', etcd.uri(prefix), '--cluster-host', id, '--cluster-ttl', String(ttlSec), '--reconcile-ms', '0', ...extra]);
       hosts.push({ id, harness, daemon, api: (await harness.client()).api });
     }

@@ -92,7 +92,7 @@ describe('etcd fleet faults', () => {
     fleet = await startFleet(0);
     const { DaemonHarness } = await import('../../helpers/daemon-harness.js');
     const { tmpRoot } = await import('../../helpers/tmp-root.js');
-    for (const args of [['--cluster', 'http://x:1/p'], ['--cluster', fleet.etcd.uri('p'), '--cluster-host', 'a/b'], ['--cluster-host', 'h1'], ['--cluster', fleet.etcd.uri('p'), '--cluster-ttl', '0']]) {
+    for (const args of [['--cluster', 'http://x:1/p'], ['--cluster', fleet.etcd.uri('p'), '--cluster-host', 'a/b'], ['--cluster-host', 'h1'], ['--cluster', fleet.etcd.uri('p'), '--cluster-ttl', '0'], ['--cluster-reclaim-after', '5'], ['--cluster', fleet.etcd.uri('p'), '--cluster-reclaim-after', '0']]) {
       const h = new DaemonHarness(tmpRoot());
       try {
         const run = await h.startDaemon(args).then((d) => d.reply, (e: Error) => ({ ok: false, error: { code: 'EXITED', message: e.message } }));

@@ -71,7 +71,7 @@ describe('the catalogue', () => {
   it('says how embedded mode serves each procedure', () => {
     const mode = (m: string) => procNames(virtqProgram.procs, (s) => (s.embed ?? 'shim') === m);
     expect(mode('router')).toEqual(['subscribeEvents', 'listDomains', 'lookupByName', 'lookupByUUID', 'create']);
-    expect(mode('unavailable')).toEqual(['define', 'undefine', 'start', 'setAutostart', 'restore', 'managedSaveRemove', 'snapshotList', 'snapshotInfo', 'migratePrepare']);
+    expect(mode('unavailable')).toEqual(['define', 'undefine', 'start', 'setAutostart', 'restore', 'managedSaveRemove', 'snapshotList', 'snapshotInfo', 'migratePrepare', 'migrateSwitchover']);
     expect(mode('shim')).toEqual(procNames(virtqProgram.procs, (s) => s.perVm));
   });
 });
