@@ -8,6 +8,7 @@ import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
+import { removeHostLease } from '../drivers/lock/etcd-host-lease.js';
 import { CLUSTER_OPTIONS, CLUSTER_USAGE, etcdClusterMember, parseClusterOptions, type ClusterOptions } from './cluster/cluster-member.js';
 
 /** virtqemud's own options. */
@@ -80,6 +81,8 @@ ${CLUSTER_USAGE}`,
         ...(extra.daemonWaitSec === undefined ? [] : ['--daemon-wait', String(extra.daemonWaitSec)]),
         ...extra.qmpProxyArgs,
       ];
+      // Not in a fleet (any more): shims must not take an old host lease for a live one.
+      if (extra.cluster === undefined) removeHostLease(layout.runtime);
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock, undefined, extra.shimPool);
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
       const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };

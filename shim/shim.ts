@@ -20,6 +20,7 @@ import { Vm } from './vm/vm.js';
 import { noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
 import type { VmLeases } from './vm/leases.js';
+import { fenceOnLeaseLoss } from './vm/fencing.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
 import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
@@ -186,6 +187,7 @@ export class Shim {
     const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' ? cfg.mode.incoming.transport : undefined });
     shim.migration = migration;
     leases.onChange = (c) => shim.onLifecycle(c.kind, c.details);
+    fenceOnLeaseLoss(vm, leases, cfg.logs.module('lock'));
     // Served from the moment the name is ours (bringUp), not before.
     service.serve({ program: adminProgram, handlers: { upgrade: (_a, ctx) => upgradeShim(shim.handoverParts(), ctx.client) } });
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({

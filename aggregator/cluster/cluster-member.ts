@@ -6,6 +6,7 @@ import { HOST_ID, parseClusterUri } from '../../protocol/cluster.js';
 import { wholeNumber, stringOption, type OptionValues } from '../../daemon/options.js';
 import { EtcdMembership, type ClusterGate } from './etcd-membership.js';
 import type { DomainRegistry } from '../registry.js';
+import { hostMonotonicMs, writeHostLease, type HostLeaseFile } from '../../drivers/lock/etcd-host-lease.js';
 
 /** The --cluster options as parsed. */
 export interface ClusterOptions {
@@ -56,10 +57,26 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
   let membership: EtcdMembership | undefined;
   const notJoined = (action: string): VirtqError => new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host has not joined its etcd fleet yet`);
   const sockets = daemonSockets(layout);
+  const uri = parseClusterUri(opts.uri);
+  // The host lease as the shims' etcd lock plugin reads it (docs/decisions/0030): they bind their
+  // disk keys to it and fence when it ends, whether this daemon is alive to tell them or not.
+  const publish = (lease: string | undefined, aliveUntil: number): void => {
+    const file: HostLeaseFile = {
+      format: 1, endpoints: uri.endpoints, prefix: uri.prefix, host: opts.hostId, ttlSec: opts.ttlSec, pid,
+      ...(lease === undefined ? {} : { lease }), aliveUntil: hostMonotonicMs() + Math.max(0, aliveUntil - clock.monotonic()),
+    };
+    try {
+      writeHostLease(layout.runtime, file);
+    } catch (err) {
+      log.error({ err: VirtqError.from(err).message, msgId: 'CLUSTER_LEASE_FILE_FAILED' }, 'cannot publish the host lease to the shims (they will fence)');
+    }
+  };
   return {
     join: async (registry) => {
+      publish(undefined, 0);
       membership = await EtcdMembership.create({
-        uri: parseClusterUri(opts.uri), hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
+        onLease: publish,
+        uri, hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
         ...(opts.reclaimAfterSec === undefined ? {} : { reclaimAfterSec: opts.reclaimAfterSec }),
         self: { socket: sockets.rw, roSocket: sockets.ro, pid },
         local: () => [...registry.all()].map((r) => ({ name: r.name, uuid: r.uuid })),

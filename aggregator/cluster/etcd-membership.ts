@@ -44,12 +44,15 @@ export interface MembershipConfig {
   reclaimAfterSec?: number;
   /** The VMs this host holds now (its registry): re-asserted after every join, the rest released. */
   local: () => Iterable<{ name: string; uuid: string }>;
+  /** Told the lease id and until when (clock.monotonic()) it is certainly alive, after every join and renewal. */
+  onLease?: (lease: string, aliveUntil: number) => void;
 }
 
 /** A host of the fleet. */
 export class EtcdMembership implements ClusterGate {
   private readonly keys: ReturnType<typeof clusterKeys>;
   private lease: Lease | undefined;
+  private leaseId = '';
   /** Monotonic time before which the lease is certainly alive (0: not joined). */
   private aliveUntil = 0;
   private joining: Promise<void> | undefined;
@@ -138,11 +141,15 @@ export class EtcdMembership implements ClusterGate {
     });
   }
 
-  /** Leaves the fleet: the host entry goes with its lease; claims stay (the VMs keep running). */
+  /**
+   * Leaves the fleet. The lease is not revoked: the disk keys of running VMs are bound to it, and
+   * a virtqemud restarted within the TTL hands its shims a new lease before it ends (they fence
+   * if none comes). The host entry goes when it expires; claims stay (the VMs keep running).
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.dispose();
-    await this.lease?.revoke().catch(() => undefined);
+    this.lease?.release();
     this.client.close();
   }
 
@@ -178,6 +185,7 @@ export class EtcdMembership implements ClusterGate {
     }
     this.aliveUntil = sent + Number(res.TTL) * 1000;
     this.since = this.cfg.clock.now();
+    this.cfg.onLease?.(this.leaseId, this.aliveUntil);
   }
 
   // A new lease, the host entry under it, then every local claim re-asserted before the host is available.
@@ -190,12 +198,13 @@ export class EtcdMembership implements ClusterGate {
       const sent = this.cfg.clock.monotonic();
       const lease = this.client.lease(this.cfg.ttlSec, { autoKeepAlive: false });
       lease.on('lost', () => undefined);
-      await lease.grant();
+      this.leaseId = await lease.grant();
       this.lease = lease;
       await this.sync();
       await this.publish();
       this.aliveUntil = sent + this.cfg.ttlSec * 1000;
       this.since = this.cfg.clock.now();
+      this.cfg.onLease?.(this.leaseId, this.aliveUntil);
       this.cfg.log.info({ host: this.cfg.hostId, msgId: 'CLUSTER_JOINED' }, 'joined the etcd fleet');
     })().finally(() => { this.joining = undefined; });
     return this.joining;

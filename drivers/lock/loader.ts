@@ -1,13 +1,15 @@
 // Loads the lock plugin a root configures in `etc/lock.json` (default: lockfile), checks its ABI
 // version and feature lists, and builds its manager. Never throws: a failure is a status with
 // the reason, and the caller must then refuse to start any VM (fail closed).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { systemClock, type Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
-import { builtinLockPlugins, DEFAULT_LOCK_PLUGIN } from './builtin.js';
+import { builtinLockPlugins, DEFAULT_LOCK_PLUGIN, FLEET_LOCK_PLUGIN } from './builtin.js';
+import { hostLeaseFile } from './etcd-host-lease.js';
 import {
   HOST_LOCK_CAPABILITIES, LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES,
   type LockManager, type LockPlugin, type LockPluginMap, type LockStatus,
@@ -92,7 +94,10 @@ async function resolvePlugin(name: string, plugins: LockPluginMap): Promise<unkn
 export async function loadLockManager(dirs: LockDirs, plugins: LockPluginMap, env: { host: string; clock: Clock }): Promise<LoadedLock> {
   let name = DEFAULT_LOCK_PLUGIN;
   try {
-    const { plugin, ...config } = await readLockConfig(dirs);
+    const { plugin: configured, ...config } = await readLockConfig(dirs);
+    // Under a virtqemud run with --cluster the default is fleet-wide; an explicit choice stands.
+    const fleet = !existsSync(lockConfigFile(dirs)) && existsSync(hostLeaseFile(dirs.runtime));
+    const plugin = fleet ? FLEET_LOCK_PLUGIN : configured;
     name = plugin;
     const checked = checkLockPlugin(await resolvePlugin(plugin, plugins), plugin);
     const manager = await checked.create({ plugin, ...config }, { stateDir: dirs.state, runtimeDir: dirs.runtime, host: env.host, clock: env.clock });

@@ -23,10 +23,12 @@ export const REQUIRED_LOCK_FEATURES = ['exclusive', 'shared', 'hotplug', 'outliv
 
 /**
  * What virtq offers a plugin. `inherit-fds`: the fds of `StartLeases.inheritFds` are inherited
- * by QEMU as fds 3, 4, ... in order, and stay open for its whole life.
- * @since 0.1
+ * by QEMU as fds 3, 4, ... in order, and stay open for its whole life. `pause-on-lease-loss`: the
+ * shim subscribes to `LockManager.watchLeases` and pauses its VM's vCPUs when told its leases may
+ * be lost, resuming them only when told they are held again (fencing, docs/decisions/0030).
+ * @since 0.1 (`pause-on-lease-loss` since 0.3)
  */
-export const HOST_LOCK_CAPABILITIES = ['inherit-fds'] as const;
+export const HOST_LOCK_CAPABILITIES = ['inherit-fds', 'pause-on-lease-loss'] as const;
 
 /** How a disk is leased: writable disks exclusively, read-only and shareable ones shared. */
 export type LeaseMode = 'exclusive' | 'shared';
@@ -86,6 +88,24 @@ export interface LockManager {
    * @since 0.2
    */
   holdExclusive?<T>(path: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Fencing, for plugins whose leases can be lost while QEMU runs (the etcd plugin's keys die with
+   * the host's etcd lease): `watch` is told, while `owner` holds leases, when they may be lost (the
+   * shim pauses the VM at once) and when they are held again (it resumes what it paused). Optional:
+   * a plugin without it never loses a lease behind QEMU's back.
+   * @since 0.3
+   */
+  watchLeases?(owner: LeaseOwner, watch: LeaseWatch): { dispose(): void };
+}
+
+/** What a plugin tells the shim about leases it may lose (LockManager.watchLeases). */
+export interface LeaseWatch {
+  /** The leases may be lost (or will be before anything else could be done): stop writing now. */
+  lost(reason: string): Promise<void>;
+  /** Every lease is held again. */
+  regained(): Promise<void>;
+  /** Another holder took a lease while it was lost: the VM must stay paused; `message` says who. */
+  takenOver(message: string): void;
 }
 
 /** What the host gives a plugin when it creates its manager. */

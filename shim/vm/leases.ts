@@ -3,7 +3,7 @@
 // exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
 import { VirtqError, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { LoadedLock } from '../../drivers/lock/loader.js';
-import type { LeaseOwner, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
+import type { LeaseOwner, LeaseWatch, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
 import type { DiskHooks } from './vm-disks.js';
 import { leaseRequest, tellLeases, type LeaseChange, type LeaseListener } from './lease-events.js';
 
@@ -19,12 +19,24 @@ export interface LeasedVm {
 export class VmLeases {
   /** Told of every lease taken or given back (the shim journals them). */
   onChange: LeaseListener | undefined;
+  /** Why fencing holds the VM paused (its disk leases may be lost); undefined when it does not. */
+  fenced: string | undefined;
 
   constructor(private readonly lock: LoadedLock, private readonly owner: LeaseOwner, private readonly log: Logger) {}
 
   /** The lock manager's status, for server info. */
   get status(): LockStatus {
     return this.lock.status;
+  }
+
+  /** A user's resume of a fenced VM would write without its leases: refused with CLUSTER_UNAVAILABLE. */
+  refuseWhileFenced(vm: string): void {
+    if (this.fenced !== undefined) throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot resume VM "${vm}": ${this.fenced}`);
+  }
+
+  /** Subscribes to lease loss when the plugin can lose leases behind QEMU's back (fencing). */
+  watch(watch: LeaseWatch): { dispose(): void } | undefined {
+    return this.lock.manager?.watchLeases?.(this.owner, watch);
   }
 
   /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
@@ -42,6 +54,7 @@ export class VmLeases {
     // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
     if (this.lock.manager === undefined) return;
     await this.lock.manager.releaseAll(this.owner, def.disks.map((d) => d.path), qemuPid);
+    this.fenced = undefined;
     await this.tell('lease-released', def.disks);
   }
 

@@ -24,7 +24,7 @@ export interface VmDeps {
   qemuLogFile: string;
   monitors: MonitorListener;
   /** Disk leases: taken before QEMU is spawned, given back once it has exited. */
-  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks'>;
+  leases: Pick<VmLeases, 'acquireForStart' | 'releaseAll' | 'diskHooks' | 'refuseWhileFenced'>;
   /** Encrypted disks' passphrases (virtsecretd's, through the disk resolver). */
   secrets: DiskSecrets;
   /** Called after each answered QMP command (for the latency histogram). */

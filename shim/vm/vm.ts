@@ -211,6 +211,7 @@ export class Vm {
 
   resume(): Promise<void> {
     return this.job('resume', async () => {
+      this.deps.leases.refuseWhileFenced(this.def.name);
       await this.monitor().cont();
       this.enterRunning('unpaused');
     });

@@ -40,7 +40,7 @@ function world(running = true) {
     monitors: { next: async () => ({}) as Socket, resumeOf: () => undefined } as unknown as MonitorListener,
     leases: {
       acquireForStart: async () => ({ inheritFds: [], spawned: async () => undefined, abort: async () => undefined }),
-      releaseAll: async () => undefined, diskHooks: () => ({}),
+      releaseAll: async () => undefined, diskHooks: () => ({}), refuseWhileFenced: () => undefined,
     },
     onLifecycle: () => undefined,
   };

@@ -100,7 +100,7 @@ describe('loadLockManager', () => {
   });
 
   it.each([
-    ['an unknown plugin name', { plugin: 'bogus' }, 'unknown lock plugin "bogus" (built in: lockfile, nop'],
+    ['an unknown plugin name', { plugin: 'bogus' }, 'unknown lock plugin "bogus" (built in: lockfile, etcd, nop'],
     ['a relative lockspace', { plugin: 'lockfile', lockspace: 'rel/dir' }, '"lockspace" must be an absolute path'],
     ['an unknown lockfile option', { plugin: 'lockfile', lockspce: '/x' }, 'unknown lockfile option(s): lockspce'],
     ['a flock(1) that does not exist', { plugin: 'lockfile', flock: '/nonexistent/flock' }, 'cannot run /nonexistent/flock'],
