@@ -97,7 +97,7 @@ export class Virtqemud {
     return {
       served: [
         served(virtqProgram, { ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps) }, proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name))),
-        served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r))),
+        served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r), (r) => this.cfg.cluster?.adopted(r.name, r.uuid))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
           upgradeShims: (args) => upgradeShims(this.registry, this.adminPool, args),

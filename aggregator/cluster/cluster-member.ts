@@ -68,6 +68,8 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
       await membership.claim(name, uuid);
     },
     release: (name, uuid) => membership?.release(name, uuid),
+    // Before the join, the join's sync claims it with the rest of the registry.
+    adopted: (name, uuid) => membership?.adopted(name, uuid),
     close: async () => membership?.close(),
   };
 }
