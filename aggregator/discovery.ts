@@ -56,6 +56,9 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
       return;
     }
     if (record === undefined) {
+      // A transient VM whose shim recorded its end (destroyed, shut down) is gone, as the running
+      // virtqemud had already forgotten it: listing it again would also re-claim its name in a fleet.
+      if (!shimLive && !qemuLive && !ACTIVE_STATES.has(s.state)) return;
       record = registry.claim({ name: s.name, uuid: s.uuid, persistent: false, autostart: false, definition: undefined, state: s.state, reason: s.reason });
     }
     if (shimLive || qemuLive) {
