@@ -89,6 +89,11 @@ describe('recover', () => {
     expect(registry.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
     expect(registry.get('live1')).toMatchObject({ state: 'running' });
     expect(report).toMatchObject({ liveShims: 1, stopped: 1 });
+    // The end recovery found (and wrote down) keeps it listed across the next restart too.
+    const again = new DomainRegistry();
+    await recover(again, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
+    expect(again.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
+    expect(again.get('gone1')).toBeUndefined();
   });
 
   it('probes every socket first when asked to (probeMs > 0)', async () => {
