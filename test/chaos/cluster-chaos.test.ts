@@ -48,8 +48,8 @@ describe('cluster chaos', () => {
     }, minutes * 60_000 + 600_000);
     return;
   }
-  const seed = Number(env['VIRTQ_CHAOS_SEED'] ?? '200001');
-  const steps = Number(env['VIRTQ_CHAOS_STEPS'] ?? '12');
+  const seed = Number(env['VIRTQ_CHAOS_SEED'] ?? '211001');
+  const steps = Number(env['VIRTQ_CHAOS_STEPS'] ?? '13');
   it(`seed ${seed}, ${steps} steps: no name or disk on two hosts, etcd's claims match the listings`, async () => {
     const r = await runClusterChaos(seed, opts(steps));
     if (r.violations.length > 0) throw new Error(failure(r));
