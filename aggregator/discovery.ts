@@ -13,6 +13,9 @@ import type { DomainRecord, DomainRegistry } from './registry.js';
 import type { LifecycleEvent } from '../protocol/index.js';
 import type { HostJournal } from './host-journal.js';
 
+/** Marks, in a state file's details, an end virtqemud found rather than the shim recorded. */
+const FOUND_BY = 'foundBy';
+
 /** What recovery tells the event journal: a VM found stopped, with the stop its journal already holds, if any. */
 export interface RecoveryJournal {
   journal: Pick<HostJournal, 'recordedStop'>;
@@ -56,6 +59,10 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
       return;
     }
     if (record === undefined) {
+      // A transient VM whose shim recorded its end (destroyed, shut down) is gone, as the running
+      // virtqemud had already forgotten it: listing it again would also re-claim its name in a
+      // fleet. An end virtqemud found (marked below) stays listed until undefined, as before.
+      if (!shimLive && !qemuLive && !ACTIVE_STATES.has(s.state) && s.details?.[FOUND_BY] === undefined) return;
       record = registry.claim({ name: s.name, uuid: s.uuid, persistent: false, autostart: false, definition: undefined, state: s.state, reason: s.reason });
     }
     if (shimLive || qemuLive) {
@@ -76,7 +83,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     if (!ACTIVE_STATES.has(s.state)) return;
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
-    await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, updatedAt: clock.now() })
+    await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, details: { ...s.details, [FOUND_BY]: 'virtqemud' }, updatedAt: clock.now() })
       .catch((err: unknown) => log.error({ err, name: s.name }, 'cannot record the end of a VM in its state file'));
   }));
   report.ms = clock.monotonic() - t0;

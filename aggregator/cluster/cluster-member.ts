@@ -102,6 +102,8 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
     },
     settleIncoming: (name) => membership?.settleIncoming(name),
     returnIncoming: async (name) => membership?.returnIncoming(name),
+    // Before the join, the join's sync claims it with the rest of the registry.
+    adopted: (name, uuid) => membership?.adopted(name, uuid),
     close: async () => membership?.close(),
   };
 }

@@ -30,6 +30,11 @@ export interface ClusterGate {
   settleIncoming(name: string): void;
   /** The incoming guest will not run here: a claim moved here goes back to its source host. */
   returnIncoming(name: string): Promise<void>;
+  /**
+   * A VM the registry did not know registered (a shim started before a virtqemud crash, whose
+   * claim the restart's join released): claimed now, a conflict reported as at a join.
+   */
+  adopted(name: string, uuid: string): void;
 }
 
 /** How a membership is set up. */
@@ -138,6 +143,15 @@ export class EtcdMembership implements ClusterGate {
     }).catch((err: unknown) => {
       this.resync = true;
       this.cfg.log.warn({ name, err: VirtqError.from(err).message, msgId: 'CLUSTER_RELEASE_FAILED' }, 'release of a cluster claim failed; retried at the next sync');
+    });
+  }
+
+  adopted(name: string, uuid: string): void {
+    void this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
+      // Unreachable: retried at the next sync; held by another host: the sync reports the conflict.
+      this.resync = true;
+      const e = VirtqError.from(err);
+      if (e.code !== 'CLUSTER_UNAVAILABLE') this.cfg.log.error({ name, err: e.message, msgId: 'CLUSTER_CLAIM_CONFLICT' }, 'an adopted VM\'s name or UUID is held by another host; left as it is');
     });
   }
 

@@ -6,7 +6,7 @@ import { isActive, type DomainRecord, type DomainRegistry } from '../registry.js
 import type { Events } from '../events.js';
 
 /** Handlers of the registry program. */
-export function registryHandlers(registry: DomainRegistry, events: Events, onShimGone: (r: DomainRecord) => void): Handlers<typeof registryProgram> {
+export function registryHandlers(registry: DomainRegistry, events: Events, onShimGone: (r: DomainRecord) => void, onAdopted?: (r: DomainRecord) => void): Handlers<typeof registryProgram> {
   const bound = new Map<ServerClient, DomainRecord>();
   const recordOf = (client: ServerClient): DomainRecord => {
     const r = bound.get(client);
@@ -19,6 +19,7 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
       let r = registry.get(reg.name);
       if (r === undefined) {
         r = registry.claim({ name: reg.name, uuid: reg.uuid, persistent: false, autostart: false, definition: undefined, state: reg.state, reason: reg.reason });
+        onAdopted?.(r);
       } else if (r.uuid !== reg.uuid.toLowerCase()) {
         throw new VirtqError('NAME_IN_USE', `VM name "${reg.name}" is already taken by VM uuid ${r.uuid}`);
       } else if (r.shim?.conn !== undefined && !r.shim.conn.conn.closed) {

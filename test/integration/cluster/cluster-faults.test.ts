@@ -3,10 +3,13 @@
 // starts are refused with CLUSTER_UNAVAILABLE until the lease is back; a silent host's names are
 // never handed to another host while its QEMUs may run.
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { idleGuest } from '../../helpers/test-guest.js';
 import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import type { VirtqError } from '../../../protocol/index.js';
+import { SHIM_BIN } from '../../helpers/shim-harness.js';
 
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
 const TTL = 2;
@@ -87,6 +90,31 @@ describe('etcd fleet faults', () => {
     expect(await running(a, 'held')).toBe(pid);
     expect(await refusal(b.api.define({ definition: idleDef('held') }))).toBe('NAME_IN_USE');
   }, 180_000);
+
+  // Found by the cluster chaos suite (seed 200003): virtqemud killed while it created a VM, the
+  // restart's join released the claim (the new shim had not written its state file yet), then the
+  // shim registered and the VM ran with no claim in etcd — its name free for another host.
+  it('a shim registering a VM virtqemud did not know: its name and UUID are claimed fleet-wide', async () => {
+    fleet = await startFleet(2, TTL);
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    // A shim started by no handler of this virtqemud (as one started by its killed predecessor).
+    const def = { ...idleDef('stray'), uuid: randomUUID() };
+    const shim = spawn(process.execPath, [SHIM_BIN, '--root', a.harness.root.dir, '--definition', '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    shim.stdin?.end(JSON.stringify(def));
+    const ready = await new Promise<string>((resolve) => { let out = ''; shim.stdout?.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve(out); }); });
+    shim.stdout?.destroy();
+    shim.unref();
+    expect(JSON.parse(ready)).toMatchObject({ ok: true, name: 'stray' });
+    await eventually(async () => (await a.api.listDomains({})).domains.some((d) => d.name === 'stray' && d.state === 'running'), 30_000, 'the shim to register');
+    const claim = await eventually(async () => (await (etcd as Etcd3).get(`${(fleet as Fleet).prefix}/names/stray`).string()) ?? undefined, 10_000, 'the claim');
+    expect(JSON.parse(claim)).toEqual({ host: 'host0', uuid: def.uuid });
+    expect(JSON.parse(await etcd.get(`${fleet.prefix}/uuids/${def.uuid}`).string() ?? '{}')).toEqual({ host: 'host0', name: 'stray' });
+    expect(await refusal(b.api.define({ definition: idleDef('stray') }))).toBe('NAME_IN_USE');
+    // And it goes with the VM.
+    await a.api.destroy({ name: 'stray' });
+    await eventually(async () => (await (etcd as Etcd3).get(`${(fleet as Fleet).prefix}/names/stray`).string()) === null, 30_000, 'the claim to go');
+  }, 120_000);
 
   it('refuses bad --cluster options at start', async () => {
     fleet = await startFleet(0);

@@ -33,12 +33,12 @@ async function exitedPid(): Promise<number> {
   return c.pid as number;
 }
 
-function writeState(layout: Layout, name: string, uuid: string, shimPid: number, qemuPid: number | undefined): void {
+function writeState(layout: Layout, name: string, uuid: string, shimPid: number, qemuPid: number | undefined, state = 'running', reason = 'booted'): void {
   const sock = (k: string): string => `${shimDir(layout)}/${name}-${k}.sock`;
   writeFileSync(shimStateFile(layout, name), JSON.stringify({
     format: 1, name, uuid, shimPid, qemuPid, qemuStartedAt: 1, accel: 'tcg', definition: { name, uuid },
     sockets: { rw: sock('rw'), ro: sock('ro'), admin: sock('admin'), monitor: sock('mon'), console: sock('con') },
-    state: 'running', reason: 'booted', tainted: false, private: false, updatedAt: 1,
+    state, reason, tainted: false, private: false, updatedAt: 1,
   }));
 }
 
@@ -73,6 +73,27 @@ describe('recover', () => {
     const report = await recover(registry, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
     expect(registry.get('live1')).toMatchObject({ state: 'running', shimUp: false });
     expect(report).toMatchObject({ liveShims: 0, lostShims: 1 });
+  });
+
+  // Found by the cluster chaos suite (seed 210002): a transient VM destroyed on one host came back
+  // after that host's virtqemud restarted, listed shutoff, and took its name back from the fleet.
+  it('does not bring back a transient VM that ended before virtqemud went down', async () => {
+    const { layout } = await setUp();
+    writeState(layout, 'gone1', randomUUID(), await exitedPid(), undefined, 'shutoff', 'destroyed');
+    writeState(layout, 'crash1', randomUUID(), await exitedPid(), undefined, 'crashed', 'crashed');
+    const registry = new DomainRegistry();
+    const report = await recover(registry, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
+    expect(registry.get('gone1')).toBeUndefined();
+    expect(registry.get('crash1')).toBeUndefined();
+    // Still listed: the VM that died while virtqemud was down (its end is news), and the live one.
+    expect(registry.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
+    expect(registry.get('live1')).toMatchObject({ state: 'running' });
+    expect(report).toMatchObject({ liveShims: 1, stopped: 1 });
+    // The end recovery found (and wrote down) keeps it listed across the next restart too.
+    const again = new DomainRegistry();
+    await recover(again, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
+    expect(again.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
+    expect(again.get('gone1')).toBeUndefined();
   });
 
   it('probes every socket first when asked to (probeMs > 0)', async () => {

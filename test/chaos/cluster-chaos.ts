@@ -1,0 +1,393 @@
+// Cluster chaos (issue 20): three virtqemud "hosts" joined with --cluster to a real three-member
+// etcd, driven by a seeded schedule of define/start/destroy/undefine/create of a few names on
+// random hosts, defines of one name racing on several hosts, and starts of VMs sharing a disk
+// (the names share disk images pairwise, one shared lockspace), mixed with faults: kill -9 of a
+// virtqemud (restarted), kill -9 of a shim (re-attached), SIGSTOP/SIGCONT of one etcd member,
+// quorum lost (two members SIGSTOPped for a while), SIGSTOP of a virtqemud shorter than its TTL.
+//
+// Invariants. Sampled every 100 ms all along (from /proc and the lockspace, no daemon asked):
+//   S1. no VM name has a live QEMU on two hosts (nor two QEMUs at all);
+//   S2. no shared disk is open read-write by two live QEMUs (their fdinfo flags);
+//   S3. no disk has two live exclusive lease holders in the lockspace.
+// After each step, within the converge bound (and after quorum returns):
+//   C1. no name and no UUID is listed by two hosts;
+//   C2. each host's listing matches its QEMUs: every active row has its live QEMU, every live
+//       QEMU under a host's root is listed active there (no orphans), no shim is lost;
+//   C3. etcd's claims (names/ and uuids/) are exactly the hosts' listings, host by host, and every
+//       host holds a live lease (its hosts/ entry).
+// During a quorum loss:
+//   Q1. each host refuses a define with CLUSTER_UNAVAILABLE within 30 s, and from then on no
+//       define/create/start succeeds on it until quorum is back;
+//   Q2. VMs running when quorum went keep running (same QEMU pid) unless the schedule destroyed them;
+//   Q3. every host still answers its listing.
+// Races: of a define raced on several hosts, at most one succeeds.
+//
+// Extending it: a migration between hosts is one more entry of OPS and a case in `op()` (a
+// `migrate` of a running name to another host's URI; S1 then allows the paused destination, as
+// migration-chaos.ts does). When the etcd lock-manager plugin (disk leases as etcd keys) lands,
+// give ClusterWorld an `etcdLeases()` reader beside `liveLeases()` and add S4 (one exclusive
+// etcd lease per disk, held by the host whose QEMU has it open read-write) and a C4 (etcd disk
+// leases = the running VMs' disks); a fault `lease-expiry` (SIGSTOP a virtqemud past its TTL)
+// then checks the fencing (its VMs paused before another host may take the disk).
+import { spawn } from 'node:child_process';
+import { VirtqError, delay, systemClock, type DomainRow } from '../../protocol/index.js';
+import { SHIM_BIN } from '../helpers/shim-harness.js';
+import { ClusterWorld, converge, within, type ClusterHost } from './cluster-world.js';
+import { Rng } from './rng.js';
+
+const clock = systemClock();
+const ACTIVE = new Set(['starting', 'running', 'paused', 'shutting-down']);
+const CLAIMING = new Set(['define', 'create', 'start', 'race-define', 'race-disk']);
+
+const OPS = { define: 3, start: 4, destroy: 2, undefine: 2, create: 1, 'race-define': 2, 'race-disk': 2 } as const;
+type OpKind = keyof typeof OPS;
+const FAULTS = { none: 5, 'kill-daemon': 1, 'kill-shim': 1, 'pause-etcd-member': 1, 'lose-quorum': 1, 'pause-daemon': 1 } as const;
+type Fault = keyof typeof FAULTS;
+
+/** What a cluster chaos iteration did and found. */
+export interface ClusterChaosReport {
+  seed: number;
+  steps: number;
+  ops: Record<string, number>;
+  outcomes: Record<string, number>;
+  faults: Record<string, number>;
+  violations: string[];
+  trace: string[];
+  /** The longest a converge took. */
+  maxConvergeMs: number;
+}
+
+/** How one iteration runs. */
+export interface ClusterChaosOptions {
+  steps: number;
+  /** How many VM names the schedule plays with (they share disks pairwise). */
+  names: number;
+  convergeMs: number;
+  ttlSec: number;
+  log?: (line: string) => void;
+}
+
+const count = (m: Record<string, number>, k: string): void => { m[k] = (m[k] ?? 0) + 1; };
+
+/** Runs one seeded iteration in a fresh fleet; never throws for a broken invariant (it reports it). */
+export async function runClusterChaos(seed: number, o: ClusterChaosOptions): Promise<ClusterChaosReport> {
+  const run = new ClusterChaos(seed, o);
+  await run.run();
+  return run.r;
+}
+
+class ClusterChaos {
+  readonly r: ClusterChaosReport;
+  private readonly rng: Rng;
+  private readonly w: ClusterWorld;
+  private readonly names: string[];
+  private readonly disks: string[] = [];
+  private step = 0;
+  /** Hosts that have refused with CLUSTER_UNAVAILABLE during the current quorum loss. */
+  private readonly refusing = new Set<string>();
+  /** Names destroyed during the current quorum loss. */
+  private readonly destroyed = new Set<string>();
+
+  constructor(readonly seed: number, private readonly o: ClusterChaosOptions) {
+    this.rng = new Rng(seed);
+    this.w = new ClusterWorld(o.ttlSec);
+    this.names = Array.from({ length: o.names }, (_, i) => `cc${seed}-${i}`);
+    this.r = { seed, steps: o.steps, ops: {}, outcomes: {}, faults: {}, violations: [], trace: [], maxConvergeMs: 0 };
+  }
+
+  private note(line: string): void {
+    this.r.trace.push(line);
+    this.o.log?.(line);
+  }
+
+  private violation(v: string): void {
+    if (!this.r.violations.includes(`step ${this.step}: ${v}`)) this.r.violations.push(`step ${this.step}: ${v}`);
+  }
+
+  async run(): Promise<void> {
+    let sampling = true;
+    let sampler: Promise<void> = Promise.resolve();
+    try {
+      await this.w.start(3);
+      for (let i = 0; i < Math.ceil(this.o.names / 2); i++) this.disks.push(this.w.disk(`d${i}`));
+      sampler = (async () => { while (sampling) { this.sample(); await delay(clock, 100); } })();
+      for (this.step = 0; this.step < this.o.steps && this.r.violations.length === 0; this.step++) {
+        const fault = this.rng.weighted(FAULTS);
+        count(this.r.faults, fault);
+        await this.faultStep(fault);
+        await this.converged(`after step ${this.step}`);
+      }
+    } catch (err) {
+      this.r.violations.push(`the iteration itself failed at step ${this.step}: ${(err as Error).stack ?? String(err)}`);
+    } finally {
+      sampling = false;
+      await sampler;
+      await this.w.cleanup();
+    }
+  }
+
+  private host(): ClusterHost {
+    return this.rng.pick(this.w.hosts);
+  }
+
+  // --- faults ----------------------------------------------------------------------------
+
+  private async faultStep(fault: Fault): Promise<void> {
+    switch (fault) {
+      case 'none':
+        await this.op();
+        return;
+      case 'kill-daemon': {
+        const h = this.host();
+        const lag = this.rng.int(0, 400);
+        this.note(`step ${this.step}: FAULT kill -9 virtqemud of ${h.id} ${lag} ms into the op`);
+        await Promise.all([this.op(), delay(clock, lag).then(() => h.kill())]);
+        await h.start();
+        this.note(`  ${h.id} restarted`);
+        return;
+      }
+      case 'kill-shim': {
+        const shims = this.w.hosts.flatMap((h) => h.harness.states().filter((s) => s.shimPid > 0).map((s) => ({ h, s })));
+        const victim = shims.length === 0 ? undefined : this.rng.pick(shims);
+        this.note(`step ${this.step}: FAULT kill -9 shim ${victim === undefined ? '(none running)' : `of ${victim.s.name} on ${victim.h.id} (pid ${victim.s.shimPid})`}`);
+        if (victim !== undefined) try { process.kill(victim.s.shimPid, 'SIGKILL'); } catch { /* gone */ }
+        await this.op();
+        // As an operator (or systemd) would: a successor shim takes the VM over if its QEMU runs.
+        if (victim !== undefined) this.note(`  re-attach ${victim.s.name} on ${victim.h.id}: ${await attach(victim.h.root, victim.s.name)}`);
+        return;
+      }
+      case 'pause-etcd-member': {
+        const m = this.rng.int(0, 2);
+        this.note(`step ${this.step}: FAULT SIGSTOP etcd member m${m}`);
+        this.w.etcd.pause(m);
+        try {
+          await this.op();
+          await this.op();
+        } finally {
+          this.w.etcd.resume(m);
+        }
+        return;
+      }
+      case 'pause-daemon': {
+        const h = this.host();
+        const ms = this.rng.int(200, Math.floor(this.o.ttlSec * 1000 / 2));
+        this.note(`step ${this.step}: FAULT SIGSTOP virtqemud of ${h.id} for ${ms} ms (TTL ${this.o.ttlSec} s)`);
+        h.signal('SIGSTOP');
+        await Promise.all([this.op(), delay(clock, ms).then(() => h.signal('SIGCONT'))]);
+        return;
+      }
+      case 'lose-quorum':
+        await this.quorumLoss();
+        return;
+    }
+  }
+
+  private async quorumLoss(): Promise<void> {
+    const keep = this.rng.int(0, 2);
+    const paused = [0, 1, 2].filter((i) => i !== keep);
+    const before = this.w.qemus();
+    this.note(`step ${this.step}: FAULT quorum lost: SIGSTOP etcd members ${paused.map((i) => `m${i}`).join(', ')}; running: ${before.map((q) => `${q.name}@${q.host}`).join(' ') || 'none'}`);
+    for (const i of paused) this.w.etcd.pause(i);
+    this.refusing.clear();
+    this.destroyed.clear();
+    try {
+      // Q1: every host comes to refuse a define (a define that succeeds now claimed without quorum).
+      await Promise.all(this.w.hosts.map(async (h) => {
+        const end = clock.monotonic() + 30_000;
+        while (clock.monotonic() < end) {
+          const name = `q${this.seed}-${this.step}`;
+          const code = await (await h.api()).define({ definition: this.w.definition(name, this.disks[0] as string) }).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
+          if (code === 'ok') {
+            this.violation(`${h.id} accepted a define of ${name} with etcd's quorum lost`);
+            await (await h.api()).undefine({ name }).catch(() => undefined);
+            return;
+          }
+          if (code === 'CLUSTER_UNAVAILABLE') { this.refusing.add(h.id); return; }
+          await delay(clock, 250);
+        }
+        this.violation(`${h.id} did not refuse with CLUSTER_UNAVAILABLE within 30 s of quorum lost`);
+      }));
+      this.note(`  refusing: ${[...this.refusing].sort().join(', ')}`);
+      for (let i = this.rng.int(1, 3); i > 0; i--) await this.op();
+      // Q2 and Q3.
+      for (const q of before) {
+        if (this.destroyed.has(q.name)) continue;
+        if (!this.w.qemus().some((n) => n.pid === q.pid)) this.violation(`${q.name}'s QEMU (pid ${q.pid} on ${q.host}) stopped while quorum was lost`);
+      }
+      for (const h of this.w.hosts) if (await h.list() === undefined) this.violation(`${h.id} does not answer its listing while quorum is lost`);
+      await delay(clock, this.rng.int(0, 2000));
+    } finally {
+      for (const i of paused) this.w.etcd.resume(i);
+      this.refusing.clear();
+      this.note('  quorum back: SIGCONT');
+    }
+  }
+
+  // --- operations ------------------------------------------------------------------------
+
+  private diskOf(name: string): string {
+    return this.disks[this.names.indexOf(name) % this.disks.length] as string;
+  }
+
+  /** The host listing `name` (the first that does), else a random one. */
+  private async holder(name: string): Promise<ClusterHost> {
+    for (const h of this.w.hosts) if ((await h.list(5000))?.some((d) => d.name === name) === true) return h;
+    return this.host();
+  }
+
+  /** The schedule's names some host lists now. */
+  private async listedNames(): Promise<string[]> {
+    const rows = await Promise.all(this.w.hosts.map((h) => h.list(5000)));
+    return this.names.filter((n) => rows.some((r) => r?.some((d) => d.name === n) === true));
+  }
+
+  private async call(h: ClusterHost, kind: string, name: string, f: (api: Awaited<ReturnType<ClusterHost['api']>>) => Promise<unknown>): Promise<string> {
+    const code = await h.api().then(f).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
+    count(this.r.outcomes, `${kind}:${code}`);
+    if (code === 'ok' && CLAIMING.has(kind) && this.refusing.has(h.id)) this.violation(`${kind} ${name} succeeded on ${h.id} after it had refused with CLUSTER_UNAVAILABLE, quorum still lost`);
+    if (code === 'ok' && kind === 'destroy') this.destroyed.add(name);
+    if (code === 'INTERNAL') this.violation(`${kind} ${name} on ${h.id} failed with INTERNAL`);
+    return code;
+  }
+
+  private async op(): Promise<void> {
+    const kind: OpKind = this.rng.weighted(OPS);
+    count(this.r.ops, kind);
+    // Calls on a VM mostly pick one some host lists (else most would only be refused NO_DOMAIN).
+    const listed = kind === 'start' || kind === 'destroy' || kind === 'undefine' ? await this.listedNames() : [];
+    const name = this.rng.chance(0.8) && listed.length > 0 ? this.rng.pick(listed) : this.rng.pick(this.names);
+    // Mostly aim at the host that has the VM; sometimes at any host (which must refuse).
+    const aim = async (): Promise<ClusterHost> => (this.rng.chance(0.8) ? this.holder(name) : this.host());
+    let line: string;
+    switch (kind) {
+      case 'define': case 'create': {
+        const h = this.host();
+        line = `${kind} ${name} on ${h.id} → ${await this.call(h, kind, name, (api) => api[kind]({ definition: this.w.definition(name, this.diskOf(name)) }))}`;
+        break;
+      }
+      case 'start': case 'destroy': case 'undefine': {
+        const h = await aim();
+        line = `${kind} ${name} on ${h.id} → ${await this.call(h, kind, name, (api) => api[kind]({ name }))}`;
+        break;
+      }
+      case 'race-define': {
+        const hosts = [...this.w.hosts].sort(() => this.rng.next() - 0.5).slice(0, this.rng.int(2, 3));
+        const codes = await Promise.all(hosts.map((h) => this.call(h, kind, name, (api) => api.define({ definition: this.w.definition(name, this.diskOf(name)) }))));
+        if (codes.filter((c) => c === 'ok').length > 1) this.violation(`defines of ${name} raced on ${hosts.map((h) => h.id).join(', ')}: more than one won (${codes.join(', ')})`);
+        line = `race-define ${name} on ${hosts.map((h, i) => `${h.id}→${codes[i]}`).join(' ')}`;
+        break;
+      }
+      case 'race-disk': {
+        // Every name of one disk started at once on its host (or created on a random host).
+        const disk = this.diskOf(name);
+        const sharing = this.names.filter((n) => this.diskOf(n) === disk);
+        const parts = await Promise.all(sharing.map(async (n) => {
+          const owner = await this.holder(n);
+          const listed = (await owner.list(5000))?.some((d) => d.name === n) === true;
+          const code = listed
+            ? await this.call(owner, kind, n, (api) => api.start({ name: n }))
+            : await this.call(owner, kind, n, (api) => api.create({ definition: this.w.definition(n, disk) }));
+          return `${listed ? 'start' : 'create'} ${n}@${owner.id}→${code}`;
+        }));
+        line = `race-disk ${parts.join(' ')}`;
+        break;
+      }
+    }
+    this.note(`step ${this.step}: ${line}`);
+  }
+
+  // --- invariants ------------------------------------------------------------------------
+
+  /** S1–S3 at one instant. */
+  private sample(): void {
+    const qemus = this.w.qemus();
+    const byName = new Map<string, string[]>();
+    for (const q of qemus) byName.set(q.name, [...(byName.get(q.name) ?? []), `${q.host}:${q.pid}`]);
+    for (const [name, where] of byName) if (where.length > 1) this.violation(`S1: ${name} has ${where.length} live QEMUs: ${where.join(' ')}`);
+    const byDisk = new Map<string, string[]>();
+    for (const q of qemus) for (const d of q.rwDisks) byDisk.set(d, [...(byDisk.get(d) ?? []), `${q.name}@${q.host}:${q.pid}`]);
+    for (const [disk, who] of byDisk) if (who.length > 1) this.violation(`S2: ${disk} is open read-write by ${who.length} QEMUs: ${who.join(' ')}`);
+    const byLease = new Map<string, string[]>();
+    for (const l of this.w.liveLeases()) if (l.mode === 'exclusive') byLease.set(l.resource, [...(byLease.get(l.resource) ?? []), `${l.vm}@${l.host}:holder ${l.holderPid}`]);
+    for (const [res, who] of byLease) if (who.length > 1) this.violation(`S3: ${res} has ${who.length} live exclusive leases: ${who.join(' ')}`);
+  }
+
+  /** C1–C3 within the bound. */
+  private async converged(when: string): Promise<void> {
+    const { problems, tookMs } = await converge(() => this.clusterProblems(), this.o.convergeMs);
+    this.r.maxConvergeMs = Math.max(this.r.maxConvergeMs, tookMs);
+    if (problems.length > 0) {
+      for (const p of problems) this.violation(`${when}: not converged within ${this.o.convergeMs} ms: ${p}`);
+      return;
+    }
+    this.sample();
+    this.note(`  converged in ${Math.round(tookMs)} ms`);
+  }
+
+  private async clusterProblems(): Promise<string[]> {
+    const problems: string[] = [];
+    const listings = new Map<string, DomainRow[]>();
+    for (const h of this.w.hosts) {
+      const rows = await h.list();
+      if (rows === undefined) problems.push(`${h.id}'s virtqemud does not answer its listing`);
+      else listings.set(h.id, rows);
+    }
+    const claims = await this.w.claims();
+    if (claims === undefined) return [...problems, 'etcd does not answer'];
+    if (problems.length > 0) return problems;
+    // C1.
+    const seenName = new Map<string, string>();
+    const seenUuid = new Map<string, string>();
+    for (const [host, rows] of listings) {
+      for (const d of rows) {
+        const n = seenName.get(d.name);
+        if (n !== undefined) problems.push(`C1: ${d.name} is listed by ${n} and ${host}`);
+        seenName.set(d.name, host);
+        const u = seenUuid.get(d.uuid);
+        if (u !== undefined) problems.push(`C1: uuid ${d.uuid} is listed by ${u} and ${host}`);
+        seenUuid.set(d.uuid, host);
+      }
+    }
+    // C2.
+    const qemus = this.w.qemus();
+    for (const [host, rows] of listings) {
+      for (const d of rows) {
+        if (ACTIVE.has(d.state) && !d.shimUp) problems.push(`C2: ${host} lists ${d.name} with its shim lost`);
+        if (ACTIVE.has(d.state) && !qemus.some((q) => q.host === host && q.pid === d.qemuPid && q.name === d.name)) problems.push(`C2: ${host} lists ${d.name} ${d.state} with QEMU ${d.qemuPid}, which does not run there`);
+      }
+      for (const q of qemus.filter((x) => x.host === host)) {
+        if (!rows.some((d) => ACTIVE.has(d.state) && d.qemuPid === q.pid)) problems.push(`C2: orphan QEMU ${q.name} pid ${q.pid} on ${host}: not listed active there (${JSON.stringify(rows.find((d) => d.name === q.name) ?? 'no row')})`);
+      }
+    }
+    // C3.
+    for (const h of this.w.hosts) if (!claims.hosts.includes(h.id)) problems.push(`C3: ${h.id} has no live lease (no hosts/ entry)`);
+    for (const [host, rows] of listings) {
+      for (const d of rows) {
+        const c = claims.names.get(d.name);
+        if (c?.host !== host || c.uuid !== d.uuid) problems.push(`C3: ${host} lists ${d.name} (${d.uuid}) but etcd's claim is ${JSON.stringify(c ?? 'absent')}`);
+        const u = claims.uuids.get(d.uuid);
+        if (u?.host !== host || u.name !== d.name) problems.push(`C3: ${host} lists uuid ${d.uuid} (${d.name}) but etcd's claim is ${JSON.stringify(u ?? 'absent')}`);
+      }
+    }
+    for (const [name, c] of claims.names) if (seenName.get(name) !== c.host) problems.push(`C3: etcd says ${c.host} holds ${name}, listed by ${seenName.get(name) ?? 'no host'}`);
+    for (const [uuid, c] of claims.uuids) if (seenUuid.get(uuid) !== c.host) problems.push(`C3: etcd says ${c.host} holds uuid ${uuid} (${c.name}), listed by ${seenUuid.get(uuid) ?? 'no host'}`);
+    return problems;
+  }
+}
+
+/** Runs `virtq-shim --attach NAME` under `root`; resolves with its reply (the shim stays, detached). */
+async function attach(root: string, name: string): Promise<string> {
+  const proc = spawn(process.execPath, [SHIM_BIN, '--root', root, '--attach', name], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  const reply = await within(new Promise<string>((resolve) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    proc.once('exit', (code) => resolve(`exited ${code} without a reply`));
+  }), 30_000);
+  proc.stdout?.destroy();
+  proc.unref();
+  return reply ?? 'no reply within 30 s';
+}
