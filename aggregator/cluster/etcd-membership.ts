@@ -233,6 +233,17 @@ export class EtcdMembership implements ClusterGate {
   // a local VM whose name another host holds is reported in the host entry, never taken over.
   private async sync(): Promise<void> {
     this.resync = false;
+    try {
+      await this.syncOnce();
+    } catch (err) {
+      // Not done: a claim left by a failed call (its release failed too) must not wait for the
+      // next join to be released, so the next heartbeat tries again (found by cluster chaos).
+      this.resync = true;
+      throw err;
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
     const held = await rangeAll(this.client, this.keys.namesDir);
     const conflicts: HostEntry['conflicts'] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
