@@ -105,10 +105,11 @@ export class Virtqemud {
       ],
       info: () => ({ domains: this.registry.size, shims: [...this.registry.all()].filter((r) => r.shimUp).length }),
       ready: () => ({ recovered: this.recovery }),
-      http: hostRoutes(this.metrics, this.registry),
+      http: hostRoutes(this.metrics, this.registry, this.cfg.cluster === undefined ? undefined : () => (this.cfg.cluster as ClusterMember).sdGroups()),
       ...(this.web === undefined ? {} : { httpHandler: this.web }),
-      serving: () => {
+      serving: ({ httpPort }) => {
         if (this.cfg.http) this.metrics.start();
+        if (httpPort !== undefined) this.cfg.cluster?.advertiseHttp(httpPort);
         // The first pass comes early: recovery listed shims up by their processes alone, and this
         // pass probes the sockets of those that have not re-registered by then (discovery.ts).
         this.scheduleReconcile(Math.min(this.cfg.reconcileMs, FIRST_RECONCILE_MS));

@@ -6,6 +6,7 @@ import { HOST_ID, parseClusterUri } from '../../protocol/cluster.js';
 import { wholeNumber, stringOption, type OptionValues } from '../../daemon/options.js';
 import { EtcdMembership, type ClusterGate } from './etcd-membership.js';
 import type { DomainRegistry } from '../registry.js';
+import { advertisedHttp, fleetSdGroups, type SdGroup } from './fleet-sd.js';
 
 /** The --cluster options as parsed. */
 export interface ClusterOptions {
@@ -42,11 +43,15 @@ export function parseClusterOptions(values: OptionValues): ClusterOptions | unde
 export interface ClusterMember extends ClusterGate {
   /** Joins the fleet with the registry's VMs as this host's claims (waits a bounded time for etcd). */
   join(registry: DomainRegistry): Promise<void>;
+  /** Advertises this host's --http (bound to `port`) in its host entry, for GET /sd/fleet. */
+  advertiseHttp(port: number): void;
+  /** GET /sd/fleet: a target group per live host advertising its --http; CLUSTER_UNAVAILABLE when etcd does not answer. */
+  sdGroups(): Promise<SdGroup[]>;
   close(): Promise<void>;
 }
 
-/** A member of the fleet `opts` names. */
-export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: Clock, log: Logger, pid: number): ClusterMember {
+/** A member of the fleet `opts` names; `httpHost` is the host of virtqemud's --http address, if any. */
+export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: Clock, log: Logger, pid: number, httpHost?: string): ClusterMember {
   let membership: EtcdMembership | undefined;
   const notJoined = (action: string): VirtqError => new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host has not joined its etcd fleet yet`);
   const sockets = daemonSockets(layout);
@@ -68,6 +73,13 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
       await membership.claim(name, uuid);
     },
     release: (name, uuid) => membership?.release(name, uuid),
+    advertiseHttp: (port) => {
+      if (httpHost !== undefined) membership?.advertise(advertisedHttp(httpHost, port));
+    },
+    sdGroups: async () => {
+      if (membership === undefined) throw notJoined('list the fleet\'s hosts');
+      return fleetSdGroups(await membership.hosts(), parseClusterUri(opts.uri).prefix);
+    },
     close: async () => membership?.close(),
   };
 }

@@ -7,7 +7,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import { VirtqError, type Clock, type Disposable, type Logger } from '../../protocol/index.js';
 import {
-  clusterKeys, nameClaimValue, parseClaim, uuidClaimValue,
+  clusterKeys, nameClaimValue, parseClaim, parseHostEntry, uuidClaimValue,
   type ClusterUri, type HostEntry, type NameClaim,
 } from '../../protocol/cluster.js';
 import { rangeAll } from '../../client/etcd-range.js';
@@ -46,6 +46,7 @@ export class EtcdMembership implements ClusterGate {
   private closed = false;
   private since: number | undefined;
   private readonly queues = new Map<string, Promise<unknown>>();
+  private metrics: string | undefined;
   conflicts: HostEntry['conflicts'] = [];
 
   /** A membership (not yet joined); etcd3 and gRPC are loaded only by a virtqemud given --cluster. */
@@ -95,6 +96,21 @@ export class EtcdMembership implements ClusterGate {
       this.resync = true;
       this.cfg.log.warn({ name, err: VirtqError.from(err).message, msgId: 'CLUSTER_RELEASE_FAILED' }, 'release of a cluster claim failed; retried at the next sync');
     });
+  }
+
+  /** Publishes this host's metrics address (its --http) in its host entry, now and at every join. */
+  advertise(metrics: string): void {
+    this.metrics = metrics;
+    if (this.lease === undefined || !this.available) return;
+    this.publish().catch((err: unknown) => {
+      this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'publishing the metrics address failed; it is published at the next join');
+    });
+  }
+
+  /** The host entries of the fleet (hosts whose lease lives). */
+  async hosts(): Promise<HostEntry[]> {
+    const values = await this.etcd(() => rangeAll(this.client, this.keys.hostsDir));
+    return values.map(([, v]) => parseHostEntry(v)).filter((e): e is HostEntry => e !== undefined);
   }
 
   /** Leaves the fleet: the host entry goes with its lease; claims stay (the VMs keep running). */
@@ -157,7 +173,7 @@ export class EtcdMembership implements ClusterGate {
   }
 
   private async publish(): Promise<void> {
-    const entry: HostEntry = { host: this.cfg.hostId, ...this.cfg.self, since: this.cfg.clock.now(), conflicts: this.conflicts };
+    const entry: HostEntry = { host: this.cfg.hostId, ...this.cfg.self, since: this.cfg.clock.now(), conflicts: this.conflicts, ...(this.metrics === undefined ? {} : { metrics: this.metrics }) };
     await (this.lease as Lease).put(this.keys.host(this.cfg.hostId)).value(JSON.stringify(entry));
   }
 
