@@ -9,6 +9,7 @@ import {
   type Clock, type DomainRow,
 } from '../protocol/index.js';
 import { rangeAll } from './etcd-range.js';
+import { etcdClientOptions, type ClusterTls } from './etcd-client.js';
 import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
 
 /** One host of the fleet as the view shows it. */
@@ -68,12 +69,13 @@ export function parseFleetUri(uri: string): ClusterUri {
  * parallel (each within `hostTimeoutMs`) while the name claims are read from etcd beside them;
  * no call per VM.
  */
-export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs = 3000): Promise<FleetView> {
+export async function readFleet(cluster: ClusterUri, clock: Clock, opts: { tls?: ClusterTls; hostTimeoutMs?: number } = {}): Promise<FleetView> {
+  const hostTimeoutMs = opts.hostTimeoutMs ?? 3000;
   // etcd3 stays outside every bundle (it reads its .proto files beside itself at run time), and
   // is required from where the CLI runs: the CLI's startup snapshot can run no import() of its own.
   const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
   const callMs = 5000;
-  const etcd = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`), dialTimeout: callMs, grpcOptions: { 'grpc.max_receive_message_length': MAX_REPLY_BYTES }, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }) });
+  const etcd = new Etcd3(etcdClientOptions(cluster.endpoints, callMs, opts.tls, { grpcOptions: { 'grpc.max_receive_message_length': MAX_REPLY_BYTES } }));
   const keys = clusterKeys(cluster.prefix);
   const unavailable = (err: unknown): VirtqError => new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): the fleet cannot be listed now`, { cause: err });
   const entries = new Map<string, HostEntry>();
@@ -92,6 +94,8 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, hostTimeoutMs
         if (rows !== undefined) listings.set(e.host, new Map(rows.map((r) => [r.name, r])));
       }));
     }, (err: unknown) => { throw unavailable(err); });
+    // Whichever fails first is reported; the other must not be left unhandled (it would end the process).
+    fanOut.catch(() => undefined);
     claims = await claimsRead.catch((err: unknown) => { throw unavailable(err); });
     await fanOut;
   } finally {

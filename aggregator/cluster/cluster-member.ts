@@ -5,6 +5,7 @@ import { VirtqError, daemonSockets, type Clock, type Layout, type Logger } from 
 import { HOST_ID, parseClusterUri } from '../../protocol/cluster.js';
 import { wholeNumber, stringOption, type OptionValues } from '../../daemon/options.js';
 import { EtcdMembership, type ClusterGate } from './etcd-membership.js';
+import { clusterTls, type ClusterTls } from '../../client/etcd-client.js';
 import type { DomainRegistry } from '../registry.js';
 import { advertisedHttp, fleetSdGroups, type SdGroup } from './fleet-sd.js';
 
@@ -13,30 +14,38 @@ export interface ClusterOptions {
   uri: string;
   hostId: string;
   ttlSec: number;
+  tls: ClusterTls | undefined;
 }
 
 /** virtqemud's --cluster options. */
-export const CLUSTER_OPTIONS = { cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' } } as const;
+export const CLUSTER_OPTIONS = {
+  cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' },
+  'cluster-cacert': { type: 'string' }, 'cluster-cert': { type: 'string' }, 'cluster-key': { type: 'string' },
+} as const;
 
 /** Their usage lines. */
 export const CLUSTER_USAGE = `  --cluster etcd://HOST:PORT[,HOST:PORT...]/PREFIX
                       join an etcd fleet: VM names and UUIDs become unique across its hosts
   --cluster-host ID   this host's id in the fleet (default: the machine's host name)
-  --cluster-ttl S     the host lease's TTL in seconds (default 10; heartbeats every TTL/3)`;
+  --cluster-ttl S     the host lease's TTL in seconds (default 10; heartbeats every TTL/3)
+  --cluster-cacert FILE  talk TLS to etcd, checking its certificates against this CA (PEM)
+  --cluster-cert FILE, --cluster-key FILE
+                      this host's client certificate and key for etcd (--client-cert-auth)`;
 
 /** Parses the --cluster options; undefined without --cluster (the other two are refused alone). */
 export function parseClusterOptions(values: OptionValues): ClusterOptions | undefined {
   const uri = stringOption(values, 'cluster');
   const host = stringOption(values, 'cluster-host');
   const ttl = stringOption(values, 'cluster-ttl');
+  const tls = clusterTls(stringOption(values, 'cluster-cacert'), stringOption(values, 'cluster-cert'), stringOption(values, 'cluster-key'));
   if (uri === undefined) {
-    if (host !== undefined || ttl !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host and --cluster-ttl need --cluster etcd://HOST:PORT/PREFIX');
+    if (host !== undefined || ttl !== undefined || tls !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl and --cluster-cacert/-cert/-key need --cluster etcd://HOST:PORT/PREFIX');
     return undefined;
   }
   parseClusterUri(uri);
   const hostId = host ?? hostname().split('.')[0] ?? 'localhost';
   if (!HOST_ID.test(hostId)) throw new VirtqError('INVALID_ARG', `--cluster-host "${hostId.slice(0, 80)}": a host id is 1-63 letters, digits, . _ - (no slash)`);
-  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1) };
+  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), tls };
 }
 
 /** The fleet membership virtqemud holds. */
@@ -58,7 +67,7 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
   return {
     join: async (registry) => {
       membership = await EtcdMembership.create({
-        uri: parseClusterUri(opts.uri), hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
+        uri: parseClusterUri(opts.uri), ...(opts.tls === undefined ? {} : { tls: opts.tls }), hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
         self: { socket: sockets.rw, roSocket: sockets.ro, pid },
         local: () => [...registry.all()].map((r) => ({ name: r.name, uuid: r.uuid })),
       });

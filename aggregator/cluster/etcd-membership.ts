@@ -11,6 +11,7 @@ import {
   type ClusterUri, type HostEntry, type NameClaim,
 } from '../../protocol/cluster.js';
 import { rangeAll } from '../../client/etcd-range.js';
+import { etcdClientOptions, type ClusterTls } from '../../client/etcd-client.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -25,6 +26,8 @@ export interface ClusterGate {
 /** How a membership is set up. */
 export interface MembershipConfig {
   uri: ClusterUri;
+  /** TLS to etcd (--cluster-cacert...); undefined: plain gRPC. */
+  tls?: ClusterTls;
   hostId: string;
   ttlSec: number;
   self: Pick<HostEntry, 'socket' | 'roSocket' | 'pid'>;
@@ -47,18 +50,15 @@ export class EtcdMembership implements ClusterGate {
   private since: number | undefined;
   private readonly queues = new Map<string, Promise<unknown>>();
   private metrics: string | undefined;
+  /** Why the last heartbeat failed (a refused certificate, no leader...): told with CLUSTER_UNAVAILABLE. */
+  private lastError: string | undefined;
   conflicts: HostEntry['conflicts'] = [];
 
   /** A membership (not yet joined); etcd3 and gRPC are loaded only by a virtqemud given --cluster. */
   static async create(cfg: MembershipConfig): Promise<EtcdMembership> {
     const { Etcd3: Client } = await import('etcd3');
     const callMs = Math.min(3000, Math.max(500, (cfg.ttlSec * 1000) / 3));
-    const client = new Client({
-      hosts: cfg.uri.endpoints.map((e) => `http://${e}`),
-      dialTimeout: callMs,
-      // Every unary call has a deadline: a minority member answers nothing until quorum is back.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
-    });
+    const client = new Client(etcdClientOptions(cfg.uri.endpoints, callMs, cfg.tls));
     return new EtcdMembership(cfg, client, callMs);
   }
 
@@ -79,7 +79,8 @@ export class EtcdMembership implements ClusterGate {
   requireAvailable(action: string): void {
     if (this.available) return;
     const since = this.since === undefined ? 'it has not joined yet' : `its lease was last confirmed ${new Date(this.since).toISOString()}`;
-    throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host (${this.cfg.hostId}) has no live lease in the etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${since}); running VMs keep running, retry when etcd is reachable`);
+    const why = this.lastError === undefined ? '' : `; last etcd error: ${this.lastError}`;
+    throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host (${this.cfg.hostId}) has no live lease in the etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${since}${why}); running VMs keep running, retry when etcd is reachable`);
   }
 
   async claim(name: string, uuid: string): Promise<void> {
@@ -130,7 +131,9 @@ export class EtcdMembership implements ClusterGate {
       if (this.lease === undefined || !this.available) await this.join();
       else await this.renew();
       if (this.resync) await this.sync();
+      this.lastError = undefined;
     } catch (err) {
+      this.lastError = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'etcd heartbeat failed');
     } finally {
       if (!this.closed) this.timer = this.cfg.clock.setTimeout(() => void this.tick(), Math.max(200, (this.cfg.ttlSec * 1000) / 3));
