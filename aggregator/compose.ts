@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { VirtqError } from '../protocol/index.js';
 import type { ServiceDefinition } from '../daemon/run-service.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
+import { parseHttpAddress } from '../daemon/http-address.js';
 import { Virtqemud } from './daemon.js';
 import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
@@ -87,7 +88,7 @@ ${CLUSTER_USAGE}`,
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
       const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };
       const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web,
-        ...(extra.cluster === undefined ? {} : { cluster: etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid) }) });
+        ...(extra.cluster === undefined ? {} : { cluster: etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid, common.httpAddress === undefined ? undefined : parseHttpAddress(common.httpAddress).host) }) });
       return daemon.start();
     },
   };

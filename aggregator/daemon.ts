@@ -113,10 +113,11 @@ export class Virtqemud {
         ...(this.cfg.spawner.pool === undefined ? {} : { shimPool: this.cfg.spawner.pool() }),
       }),
       ready: () => ({ recovered: this.recovery }),
-      http: hostRoutes(this.metrics, this.registry),
+      http: hostRoutes(this.metrics, this.registry, this.cfg.cluster === undefined ? undefined : () => (this.cfg.cluster as ClusterMember).sdGroups()),
       ...(this.web === undefined ? {} : { httpHandler: this.web }),
-      serving: () => {
+      serving: ({ httpPort }) => {
         if (this.cfg.http) this.metrics.start();
+        if (httpPort !== undefined) this.cfg.cluster?.advertiseHttp(httpPort);
         // The first pass comes early: recovery listed shims up by their processes alone, and this
         // pass probes the sockets of those that have not re-registered by then (discovery.ts).
         this.scheduleReconcile(Math.min(this.cfg.reconcileMs, FIRST_RECONCILE_MS));

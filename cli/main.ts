@@ -45,5 +45,8 @@ export async function main(argv: readonly string[], commands?: CommandTree): Pro
     },
   };
   const status = await runCli(argv, io, commands);
+  // Writes to a pipe are asynchronous: exiting before they drain would cut a long output (the
+  // JSON of a 10,000-VM fleet) short. A write callback runs once everything before it is out.
+  await Promise.all([process.stdout, process.stderr].map((s) => (s.writableLength === 0 ? undefined : new Promise((r) => s.write('', () => r(undefined))))));
   process.exit(status);
 }

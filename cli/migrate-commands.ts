@@ -6,7 +6,7 @@ import { VirtqError, delay, virtqProgram, type DomainRow, type JobInfo, type Mig
 import type { CallAdapter, RunContext } from './command.js';
 import type { CliConnection } from './io.js';
 import { deriveFromSchema, type Input } from './derive.js';
-import { CLUSTER_OPTION, fleetOf } from './fleet-commands.js';
+import { CLUSTER_OPTION, TLS_OPTIONS, fleetOf, tlsOf } from './fleet-commands.js';
 import { parseFleetUri } from '../client/fleet-view.js';
 import { routeMigration } from '../client/fleet-route.js';
 import { progressReporter } from './progress.js';
@@ -26,7 +26,7 @@ async function target(ctx: RunContext, input: Input, callArgs: Record<string, un
     return { conn: await ctx.connect(), own: false, dest: String(callArgs['destUri']) };
   }
   if (callArgs['destUri'] !== undefined) throw new VirtqError('INVALID_ARG', 'give DEST_URI or --to-host HOST, not both');
-  const route = await routeMigration(parseFleetUri(fleetOf(ctx, input)), String(callArgs['name']), toHost);
+  const route = await routeMigration(parseFleetUri(fleetOf(ctx, input)), String(callArgs['name']), toHost, tlsOf(input));
   const conn = await ctx.io.connect(route.fromUri);
   try {
     const row = await conn.call('lookupByName', { name: callArgs['name'] }) as DomainRow;
@@ -49,7 +49,7 @@ const migrate: CallAdapter = {
   ],
   options: [
     { flags: '--to-host <host>', key: 'toHost', description: 'in an etcd fleet (--cluster, -c cluster:///..., $VIRTQ_CLUSTER): migrate to this host, found with the VM\'s own host in the fleet registry; the cluster-wide claim moves at switchover' },
-    CLUSTER_OPTION,
+    CLUSTER_OPTION, ...TLS_OPTIONS,
   ],
   run: async (ctx, input) => {
     const callArgs = deriveFromSchema(virtqProgram.procs.migrate.args, { skip: ['name', 'destUri'] }).toArgs(input);

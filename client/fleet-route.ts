@@ -1,6 +1,7 @@
 // Where a fleet-mode command goes (docs/guide-cluster.md): the host holding a VM's name and the
 // virtqemud a host advertises in its entry, both read from etcd. `virtq migrate NAME --to-host H`
 // uses it to call the source host's virtqemud with the destination host's virtqemud as target.
+import { etcdClientOptions, type ClusterTls } from './etcd-client.js';
 import { createRequire } from 'node:module';
 import { VirtqError } from '../protocol/index.js';
 import { clusterKeys, parseClaim, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
@@ -21,11 +22,11 @@ export function hostUri(e: HostEntry): string {
 }
 
 /** Resolves `name`'s host and `toHost`'s virtqemud; typed errors for a name or host the fleet does not have live. */
-export async function routeMigration(cluster: ClusterUri, name: string, toHost: string): Promise<FleetMigrationRoute> {
+export async function routeMigration(cluster: ClusterUri, name: string, toHost: string, tls?: ClusterTls): Promise<FleetMigrationRoute> {
   // As in fleet-view.ts: etcd3 stays outside the bundles and is required from where the CLI runs.
   const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
   const callMs = 5000;
-  const etcd = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`), dialTimeout: callMs, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }) });
+  const etcd = new Etcd3(etcdClientOptions(cluster.endpoints, callMs, tls));
   const keys = clusterKeys(cluster.prefix);
   let claimText: string | null;
   let toText: string | null;

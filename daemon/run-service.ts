@@ -54,8 +54,8 @@ export interface ServiceParts {
   readonly http?: HttpRoute;
   /** Sees HTTP requests before the routes, and takes upgrades (virtqemud's web view). */
   readonly httpHandler?: HttpHandler;
-  /** Runs once every socket is open (background work: autostart, reconciliation). */
-  serving?(): void;
+  /** Runs once every socket is open (background work: autostart, reconciliation); `httpPort` is --http's bound port. */
+  serving?(opened: { httpPort: number | undefined }): void;
   /** Stops the daemon's own work; the framework then closes the sockets. */
   close(): Promise<void>;
 }
@@ -138,7 +138,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
       http = h.server;
       return h.port;
     })();
-    parts.serving?.();
+    parts.serving?.({ httpPort });
     const built = parts;
     return {
       layout, service, sockets, httpPort, tlsPort, parts: built, logs, inherited,

@@ -51,6 +51,8 @@ export interface HostEntry {
   roSocket: string;
   /** When it (re)joined, ms since the epoch. */
   since: number;
+  /** HOST:PORT of its virtqemud's --http (Prometheus scrapes /metrics there); absent without --http. */
+  metrics?: string;
   /** Local VMs whose name or UUID another host claimed while this one was away: reported, never overwritten. */
   conflicts: Array<{ name: string; uuid: string; heldBy: string }>;
 }
@@ -128,7 +130,10 @@ export function parseHostEntry(text: string): HostEntry | undefined {
   try {
     const v = JSON.parse(text) as Partial<HostEntry>;
     if (typeof v.host !== 'string' || typeof v.socket !== 'string' || typeof v.roSocket !== 'string' || typeof v.pid !== 'number') return undefined;
-    return { host: v.host, pid: v.pid, socket: v.socket, roSocket: v.roSocket, since: typeof v.since === 'number' ? v.since : 0, conflicts: Array.isArray(v.conflicts) ? v.conflicts : [] };
+    return {
+      host: v.host, pid: v.pid, socket: v.socket, roSocket: v.roSocket, since: typeof v.since === 'number' ? v.since : 0, conflicts: Array.isArray(v.conflicts) ? v.conflicts : [],
+      ...(typeof v.metrics === 'string' ? { metrics: v.metrics } : {}),
+    };
   } catch {
     return undefined;
   }

@@ -5,8 +5,10 @@ import { VirtqError, daemonSockets, type Clock, type Layout, type Logger } from 
 import { HOST_ID, parseClusterUri } from '../../protocol/cluster.js';
 import { wholeNumber, stringOption, type OptionValues } from '../../daemon/options.js';
 import { EtcdMembership, type ClusterGate } from './etcd-membership.js';
+import { clusterTls, type ClusterTls } from '../../client/etcd-client.js';
 import type { DomainRegistry } from '../registry.js';
 import { hostMonotonicMs, writeHostLease, type HostLeaseFile } from '../../drivers/lock/etcd-host-lease.js';
+import { advertisedHttp, fleetSdGroups, type SdGroup } from './fleet-sd.js';
 
 /** The --cluster options as parsed. */
 export interface ClusterOptions {
@@ -15,10 +17,14 @@ export interface ClusterOptions {
   ttlSec: number;
   /** --cluster-reclaim-after: free the names of hosts gone this long past their lease (undefined: never). */
   reclaimAfterSec?: number;
+  tls: ClusterTls | undefined;
 }
 
 /** virtqemud's --cluster options. */
-export const CLUSTER_OPTIONS = { cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' }, 'cluster-reclaim-after': { type: 'string' } } as const;
+export const CLUSTER_OPTIONS = {
+  cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' }, 'cluster-reclaim-after': { type: 'string' },
+  'cluster-cacert': { type: 'string' }, 'cluster-cert': { type: 'string' }, 'cluster-key': { type: 'string' },
+} as const;
 
 /** Their usage lines. */
 export const CLUSTER_USAGE = `  --cluster etcd://HOST:PORT[,HOST:PORT...]/PREFIX
@@ -27,7 +33,10 @@ export const CLUSTER_USAGE = `  --cluster etcd://HOST:PORT[,HOST:PORT...]/PREFIX
   --cluster-ttl S     the host lease's TTL in seconds (default 10; heartbeats every TTL/3)
   --cluster-reclaim-after S
                       free the VM names of a host whose lease expired and that stayed away S
-                      more seconds (default: never; only with fencing or hosts known dead)`;
+                      more seconds (default: never; only with fencing or hosts known dead)
+  --cluster-cacert FILE  talk TLS to etcd, checking its certificates against this CA (PEM)
+  --cluster-cert FILE, --cluster-key FILE
+                      this host's client certificate and key for etcd (--client-cert-auth)`;
 
 /** Parses the --cluster options; undefined without --cluster (the other two are refused alone). */
 export function parseClusterOptions(values: OptionValues): ClusterOptions | undefined {
@@ -35,25 +44,30 @@ export function parseClusterOptions(values: OptionValues): ClusterOptions | unde
   const host = stringOption(values, 'cluster-host');
   const ttl = stringOption(values, 'cluster-ttl');
   const reclaim = stringOption(values, 'cluster-reclaim-after');
+  const tls = clusterTls(stringOption(values, 'cluster-cacert'), stringOption(values, 'cluster-cert'), stringOption(values, 'cluster-key'));
   if (uri === undefined) {
-    if (host !== undefined || ttl !== undefined || reclaim !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl and --cluster-reclaim-after need --cluster etcd://HOST:PORT/PREFIX');
+    if (host !== undefined || ttl !== undefined || reclaim !== undefined || tls !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl, --cluster-reclaim-after and --cluster-cacert/-cert/-key need --cluster etcd://HOST:PORT/PREFIX');
     return undefined;
   }
   parseClusterUri(uri);
   const hostId = host ?? hostname().split('.')[0] ?? 'localhost';
   if (!HOST_ID.test(hostId)) throw new VirtqError('INVALID_ARG', `--cluster-host "${hostId.slice(0, 80)}": a host id is 1-63 letters, digits, . _ - (no slash)`);
-  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), ...(reclaim === undefined ? {} : { reclaimAfterSec: wholeNumber(reclaim, 'cluster-reclaim-after', 0, 1) }) };
+  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), tls, ...(reclaim === undefined ? {} : { reclaimAfterSec: wholeNumber(reclaim, 'cluster-reclaim-after', 0, 1) }) };
 }
 
 /** The fleet membership virtqemud holds. */
 export interface ClusterMember extends ClusterGate {
   /** Joins the fleet with the registry's VMs as this host's claims (waits a bounded time for etcd). */
   join(registry: DomainRegistry): Promise<void>;
+  /** Advertises this host's --http (bound to `port`) in its host entry, for GET /sd/fleet. */
+  advertiseHttp(port: number): void;
+  /** GET /sd/fleet: a target group per live host advertising its --http; CLUSTER_UNAVAILABLE when etcd does not answer. */
+  sdGroups(): Promise<SdGroup[]>;
   close(): Promise<void>;
 }
 
-/** A member of the fleet `opts` names. */
-export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: Clock, log: Logger, pid: number): ClusterMember {
+/** A member of the fleet `opts` names; `httpHost` is the host of virtqemud's --http address, if any. */
+export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: Clock, log: Logger, pid: number, httpHost?: string): ClusterMember {
   let membership: EtcdMembership | undefined;
   const notJoined = (action: string): VirtqError => new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host has not joined its etcd fleet yet`);
   const sockets = daemonSockets(layout);
@@ -63,6 +77,7 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
   const publish = (lease: string | undefined, aliveUntil: number): void => {
     const file: HostLeaseFile = {
       format: 1, endpoints: uri.endpoints, prefix: uri.prefix, host: opts.hostId, ttlSec: opts.ttlSec, pid,
+      ...(opts.tls === undefined ? {} : { tls: opts.tls }),
       ...(lease === undefined ? {} : { lease }), aliveUntil: hostMonotonicMs() + Math.max(0, aliveUntil - clock.monotonic()),
     };
     try {
@@ -76,7 +91,7 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
       publish(undefined, 0);
       membership = await EtcdMembership.create({
         onLease: publish,
-        uri, hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
+        uri, ...(opts.tls === undefined ? {} : { tls: opts.tls }), hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
         ...(opts.reclaimAfterSec === undefined ? {} : { reclaimAfterSec: opts.reclaimAfterSec }),
         self: { socket: sockets.rw, roSocket: sockets.ro, pid },
         local: () => [...registry.all()].map((r) => ({ name: r.name, uuid: r.uuid })),
@@ -104,6 +119,13 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
     returnIncoming: async (name) => membership?.returnIncoming(name),
     // Before the join, the join's sync claims it with the rest of the registry.
     adopted: (name, uuid) => membership?.adopted(name, uuid),
+    advertiseHttp: (port) => {
+      if (httpHost !== undefined) membership?.advertise(advertisedHttp(httpHost, port));
+    },
+    sdGroups: async () => {
+      if (membership === undefined) throw notJoined('list the fleet\'s hosts');
+      return fleetSdGroups(await membership.hosts(), parseClusterUri(opts.uri).prefix);
+    },
     close: async () => membership?.close(),
   };
 }

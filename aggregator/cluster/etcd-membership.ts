@@ -7,12 +7,13 @@
 import type { Etcd3, Lease } from 'etcd3';
 import { VirtqError, type Clock, type Disposable, type Logger } from '../../protocol/index.js';
 import {
-  clusterKeys, nameClaimValue, parseClaim, uuidClaimValue,
+  clusterKeys, nameClaimValue, parseClaim, parseHostEntry, uuidClaimValue,
   type ClusterUri, type HostEntry, type NameClaim,
 } from '../../protocol/cluster.js';
 import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
+import { etcdClientOptions, type ClusterTls } from '../../client/etcd-client.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -40,6 +41,8 @@ export interface ClusterGate {
 /** How a membership is set up. */
 export interface MembershipConfig {
   uri: ClusterUri;
+  /** TLS to etcd (--cluster-cacert...); undefined: plain gRPC. */
+  tls?: ClusterTls;
   hostId: string;
   ttlSec: number;
   self: Pick<HostEntry, 'socket' | 'roSocket' | 'pid'>;
@@ -68,18 +71,16 @@ export class EtcdMembership implements ClusterGate {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly incoming: IncomingClaims;
   private readonly reaper: HostReaper | undefined;
+  private metrics: string | undefined;
+  /** Why the last heartbeat failed (a refused certificate, no leader...): told with CLUSTER_UNAVAILABLE. */
+  private lastError: string | undefined;
   conflicts: HostEntry['conflicts'] = [];
 
   /** A membership (not yet joined); etcd3 and gRPC are loaded only by a virtqemud given --cluster. */
   static async create(cfg: MembershipConfig): Promise<EtcdMembership> {
     const { Etcd3: Client } = await import('etcd3');
     const callMs = Math.min(3000, Math.max(500, (cfg.ttlSec * 1000) / 3));
-    const client = new Client({
-      hosts: cfg.uri.endpoints.map((e) => `http://${e}`),
-      dialTimeout: callMs,
-      // Every unary call has a deadline: a minority member answers nothing until quorum is back.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
-    });
+    const client = new Client(etcdClientOptions(cfg.uri.endpoints, callMs, cfg.tls));
     return new EtcdMembership(cfg, client, callMs);
   }
 
@@ -102,7 +103,8 @@ export class EtcdMembership implements ClusterGate {
   requireAvailable(action: string): void {
     if (this.available) return;
     const since = this.since === undefined ? 'it has not joined yet' : `its lease was last confirmed ${new Date(this.since).toISOString()}`;
-    throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host (${this.cfg.hostId}) has no live lease in the etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${since}); running VMs keep running, retry when etcd is reachable`);
+    const why = this.lastError === undefined ? '' : `; last etcd error: ${this.lastError}`;
+    throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot ${action}: this host (${this.cfg.hostId}) has no live lease in the etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${since}${why}); running VMs keep running, retry when etcd is reachable`);
   }
 
   async claim(name: string, uuid: string): Promise<void> {
@@ -155,6 +157,21 @@ export class EtcdMembership implements ClusterGate {
     });
   }
 
+  /** Publishes this host's metrics address (its --http) in its host entry, now and at every join. */
+  advertise(metrics: string): void {
+    this.metrics = metrics;
+    if (this.lease === undefined || !this.available) return;
+    this.publish().catch((err: unknown) => {
+      this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'publishing the metrics address failed; it is published at the next join');
+    });
+  }
+
+  /** The host entries of the fleet (hosts whose lease lives). */
+  async hosts(): Promise<HostEntry[]> {
+    const values = await this.etcd(() => rangeAll(this.client, this.keys.hostsDir));
+    return values.map(([, v]) => parseHostEntry(v)).filter((e): e is HostEntry => e !== undefined);
+  }
+
   /**
    * Leaves the fleet. The lease is not revoked: the disk keys of running VMs are bound to it, and
    * a virtqemud restarted within the TTL hands its shims a new lease before it ends (they fence
@@ -176,11 +193,13 @@ export class EtcdMembership implements ClusterGate {
       if (this.lease === undefined || !this.available) await this.join();
       else await this.renew();
       if (this.resync) await this.sync();
+      this.lastError = undefined;
       // Only a host that is itself in the fleet judges others gone; never holding up the heartbeat.
       if (this.available) {
         void this.reaper?.pass().catch((err: unknown) => this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_REAPER_FAILED' }, 'looking for gone hosts failed; tried again at a later heartbeat'));
       }
     } catch (err) {
+      this.lastError = (err instanceof Error ? err.message : String(err)).slice(0, 500);
       this.cfg.log.warn({ err: VirtqError.from(err).message, msgId: 'CLUSTER_HEARTBEAT_FAILED' }, 'etcd heartbeat failed');
     } finally {
       if (!this.closed) this.timer = this.cfg.clock.setTimeout(() => void this.tick(), Math.max(200, (this.cfg.ttlSec * 1000) / 3));
@@ -225,7 +244,7 @@ export class EtcdMembership implements ClusterGate {
   }
 
   private async publish(): Promise<void> {
-    const entry: HostEntry = { host: this.cfg.hostId, ...this.cfg.self, since: this.cfg.clock.now(), conflicts: this.conflicts };
+    const entry: HostEntry = { host: this.cfg.hostId, ...this.cfg.self, since: this.cfg.clock.now(), conflicts: this.conflicts, ...(this.metrics === undefined ? {} : { metrics: this.metrics }) };
     await (this.lease as Lease).put(this.keys.host(this.cfg.hostId)).value(JSON.stringify(entry));
   }
 

@@ -21,6 +21,8 @@ export interface HostLeaseFile {
   aliveUntil: number;
   /** virtqemud's pid. */
   pid: number;
+  /** TLS to etcd (virtqemud's --cluster-cacert/-cert/-key, file paths): the shims' plugin talks to etcd as virtqemud does. */
+  tls?: { cacert: string; cert?: string; key?: string };
 }
 
 /** The file under a runtime dir. */

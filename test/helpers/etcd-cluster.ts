@@ -1,8 +1,11 @@
 // A real three-member etcd cluster for tests: Debian's etcd-server (3.4) run as three processes
 // on free loopback ports, each with its data directory under one temporary root. Members can be
 // paused (SIGSTOP), resumed (SIGCONT) or killed for fault tests; stop() kills all of them and
-// removes the root.
+// removes the root. With `tls`, clients must speak TLS (server certificate from tls-certs.ts) and,
+// with clientCertAuth, present a certificate the CA signed; peers stay plain on loopback.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpRoot, type TmpRoot } from './tmp-root.js';
 import { freePort } from './free-port.js';
 
@@ -15,6 +18,17 @@ export interface EtcdMember {
   /** host:port of its client endpoint. */
   readonly client: string;
   readonly proc: ChildProcess;
+}
+
+/** TLS for the members' client endpoints. */
+export interface EtcdTls {
+  /** The CA (PEM file) that signed the server certificate, and client certificates when clientCertAuth. */
+  ca: string;
+  cert: string;
+  key: string;
+  clientCertAuth: boolean;
+  /** A client certificate and key for the helper's own health checks (needed with clientCertAuth). */
+  client?: { cert: string; key: string };
 }
 
 /** A running etcd cluster. */
@@ -32,7 +46,7 @@ export interface EtcdCluster {
 }
 
 /** Starts `size` members (default 3) and resolves once the cluster has a leader. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+export async function startEtcdCluster(size = 3, tls?: EtcdTls): Promise<EtcdCluster> {
   const dir = tmpRoot('vq-etcd-');
   const ports = await Promise.all(Array.from({ length: size * 2 }, freePort));
   const names = Array.from({ length: size }, (_, i) => `m${i}`);
@@ -44,7 +58,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     const client = `127.0.0.1:${ports[2 * i]}`;
     const proc = spawn(ETCD, [
       '--name', name, '--data-dir', dir.path(name),
-      '--listen-client-urls', `http://${client}`, '--advertise-client-urls', `http://${client}`,
+      '--listen-client-urls', `${tls === undefined ? 'http' : 'https'}://${client}`, '--advertise-client-urls', `${tls === undefined ? 'http' : 'https'}://${client}`,
+      ...(tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, ...(tls.clientCertAuth ? ['--client-cert-auth'] : [])]),
       '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
       '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `vq-${process.pid}`,
       // Loopback and a busy test machine: short elections keep fault tests quick, without flapping.
@@ -69,7 +84,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     },
   };
   try {
-    await waitHealthy(members, logs);
+    await waitHealthy(members, logs, tls);
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -78,15 +93,31 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
 }
 
 // Ready when every member answers /health with a leader elected (etcd 3.4's health endpoint).
-async function waitHealthy(members: EtcdMember[], logs: string[]): Promise<void> {
+async function waitHealthy(members: EtcdMember[], logs: string[], tls: EtcdTls | undefined): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (const [i, m] of members.entries()) {
     for (;;) {
       if (m.proc.exitCode !== null) throw new Error(`etcd member ${m.name} exited (${m.proc.exitCode}): ${logs[i]}`);
-      const ok = await fetch(`http://${m.client}/health`).then(async (r) => ((await r.json()) as { health?: string }).health === 'true', () => false);
+      const ok = await (tls === undefined ? fetch(`http://${m.client}/health`).then(async (r) => await r.text()) : httpsGet(`https://${m.client}/health`, tls))
+        .then((body) => (JSON.parse(body) as { health?: string }).health === 'true', () => false);
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy after 30 s: ${logs[i]}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+function httpsGet(url: string, tls: EtcdTls): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca: readFileSync(tls.ca), ...(tls.client === undefined ? {} : { cert: readFileSync(tls.client.cert), key: readFileSync(tls.client.key) }) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(2000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
 }
