@@ -21,6 +21,7 @@ virtqemud serves Prometheus text exposition when started with \`--http HOST:PORT
 | \`GET /metrics\` | virtqemud's own metrics and every running VM's. virtqemud fetches the shims' metrics in parallel in the background (every 5 s, \`--metrics-refresh-ms\`), each under a deadline (500 ms); a scrape renders the last refresh, so it never waits on a VM. A shim that did not answer in time is reported as \`virtq_shim_up{domain,uuid} 0\`, with everything else present. |
 | \`GET /metrics/domain/NAME\` | one VM's metrics (404 when it does not run) |
 | \`GET /sd\` | Prometheus HTTP service discovery: one target per VM, each pointing at \`/metrics/domain/NAME\` on virtqemud, labelled \`domain\` and \`uuid\` |
+| \`GET /sd/fleet\` | in a fleet (\`--cluster\`): one target group per live host of the fleet, its \`--http\` address as published in etcd, labelled \`host\` and \`cluster\` ([guide-cluster.md](guide-cluster.md)); 503 when etcd does not answer |
 | \`GET /\` | the web host view, for people: the listing live, buttons and consoles behind \`--http-write-token\` ([guide-web.md](guide-web.md)) |
 
 Every series a shim exports carries its VM's \`domain\` and \`uuid\` labels (one series set per
