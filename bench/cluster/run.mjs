@@ -11,37 +11,15 @@
 //   node bench/cluster/run.mjs [--rounds 300] [--json FILE]      (after npm run build)
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startEtcd } from './etcd.mjs';
 import { firstLine, fmt, idleDefinition, killUnder, loadavg, machineFacts, now, options, REPO, sleep, summarize, table, tmpRoot } from '../lib/common.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 300);
 const { Etcd3 } = await import('etcd3');
 const { RpcClient, typedClient, virtqProgram, systemClock, rootLayout, daemonSockets } = await import(join(REPO, 'dist/lib/protocol/index.js'));
-
-const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
-
-async function startEtcd(dir) {
-  const ports = await Promise.all(Array.from({ length: 6 }, freePort));
-  const peer = (i) => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const initial = [0, 1, 2].map((i) => `m${i}=${peer(i)}`).join(',');
-  const procs = [0, 1, 2].map((i) => spawn('/usr/bin/etcd', ['--name', `m${i}`, '--data-dir', join(dir, `m${i}`),
-    '--listen-client-urls', `http://127.0.0.1:${ports[2 * i]}`, '--advertise-client-urls', `http://127.0.0.1:${ports[2 * i]}`,
-    '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i), '--initial-cluster', initial,
-    '--initial-cluster-state', 'new', '--log-outputs', 'stderr', '--logger', 'zap'], { stdio: 'ignore' }));
-  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`);
-  for (const e of endpoints) {
-    for (let t = 0; ; t++) {
-      const ok = await fetch(`http://${e}/health`).then(async (r) => (await r.json()).health === 'true', () => false);
-      if (ok) break;
-      if (t > 300) throw new Error(`etcd ${e} not healthy`);
-      await sleep(100);
-    }
-  }
-  return { endpoints, stop: () => procs.forEach((p) => p.kill('SIGKILL')) };
-}
 
 async function startDaemon(root, extra) {
   const proc = spawn(process.execPath, [join(REPO, 'dist/bin/virtqemud.js'), '--root', root, '--reconcile-ms', '0', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -84,7 +62,7 @@ try {
 } finally {
   client.close();
   for (const d of [plain, fleet]) { d?.rpc.close(); d?.proc.kill('SIGKILL'); }
-  etcd.stop();
+  await etcd.stop();
   killUnder(dir);
   await sleep(200);
   rmSync(dir, { recursive: true, force: true });
