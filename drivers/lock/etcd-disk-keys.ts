@@ -3,7 +3,9 @@
 //   PREFIX/disks/<sha256 of the canonical path>/s/<vm uuid>   a shared holder
 // each bound to its host's etcd lease. A lease is one Txn whose compare is a create-revision
 // range compare (`Create == 0` over the whole dir for exclusive, over `x/` for shared), so etcd,
-// which serialises transactions, lets exactly one of racing hosts win.
+// which serialises transactions, lets exactly one of racing hosts win. A migration's source hands a
+// key over instead of deleting it (`handover: true`, still bound to its own lease), and the VM's QEMU
+// on the destination re-puts it under its host's lease in one Txn: the key never disappears.
 import type { Etcd3 } from 'etcd3';
 import { VirtqError } from '../../protocol/errors.js';
 import type { LeaseHolder, LeaseMode, LeaseOwner } from './types.js';
@@ -16,6 +18,12 @@ export interface DiskKeyValue {
   mode: LeaseMode;
   resource: string;
   qemuPid?: number;
+  /**
+   * Set by a migration's source at switchover (guest paused, docs/decisions/0030): it no longer
+   * uses the disk, and the same VM (uuid) may take the key over from any host, atomically. The key
+   * stays bound to the source host's lease until then, so the disk is never unleased.
+   */
+  handover?: true;
 }
 
 /** One disk lease to take: `hash` is the lockspace's resource key, `resource` the canonical path. */
@@ -42,9 +50,10 @@ export class EtcdDiskKeys {
   /**
    * Takes (or re-binds to `lease`) the key of `owner` on `req`. Keys of other VMs of this host are
    * stale when the caller holds the local lock (their QEMU is gone) and are removed; a holder on
-   * another host is a LOCK_CONFLICT naming it. Never overwrites another holder.
+   * another host is a LOCK_CONFLICT naming it. Never overwrites another holder, except, with
+   * `takeOver`, a key of this very VM another host has handed over (a migration's switchover).
    */
-  async acquire(owner: LeaseOwner, req: DiskKeyRequest, lease: string, qemuPid?: number): Promise<void> {
+  async acquire(owner: LeaseOwner, req: DiskKeyRequest, lease: string, qemuPid?: number, takeOver = false): Promise<void> {
     const dir = `${this.prefix}/disks/${req.hash}/`;
     const own = `${dir}${req.mode === 'exclusive' ? 'x' : 's'}/${owner.uuid}`;
     const guard = req.mode === 'exclusive' ? dir : `${dir}x/`;
@@ -64,22 +73,48 @@ export class EtcdDiskKeys {
         if (v?.uuid === owner.uuid && v.host === this.host) continue; // ours: re-bound below
         others.push({ key: kv.key, v });
       }
-      const foreign = others.filter((o) => o.v?.host !== this.host);
+      const handed = (v: DiskKeyValue | undefined): boolean => takeOver && v?.handover === true && v.uuid === owner.uuid;
+      const foreign = others.filter((o) => o.v?.host !== this.host && !handed(o.v));
       if (foreign.length > 0) throw this.conflict(req, foreign.map((o) => o.v));
-      // Only ours and stale keys of this host: drop the stale ones and put ours, in one Txn that
-      // holds only if no key of the dir changed or appeared since it was read.
+      // Only ours, keys handed over to this VM and stale keys of this host: drop the others and put
+      // ours, in one Txn that holds only if no key of the dir changed or appeared since it was read
+      // (so a handed-over key moves from its source's lease to ours with no instant between).
       const seenAt = String(Number(res.header.revision) + 1);
+      const drop = others.filter((o) => o.key.toString() !== own);
       const done = await this.etcd(() => this.client.kv.txn({
         compare: [
           ...kvs.map((kv) => ({ key: kv.key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: String(kv.mod_revision) })),
           { key: enc(guard), range_end: rangeEnd(guard), target: 'Create', result: 'Less', create_revision: seenAt },
         ],
-        success: [...others.map((o) => ({ request_delete_range: { key: o.key } })), put],
+        success: [...drop.map((o) => ({ request_delete_range: { key: o.key } })), put],
         failure: [],
       }, { deadline: Date.now() + this.callMs }));
       if (done.succeeded) return;
     }
     throw new VirtqError('CLUSTER_UNAVAILABLE', `cannot lease disk ${req.resource} in the etcd fleet: it kept changing under this host (${this.host}); retry`);
+  }
+
+  /**
+   * A migration's switchover: marks `owner`'s key on `hash` as handed over (`handover: true`),
+   * keeping it bound to this host's lease, so the VM's QEMU on the destination can take it over in
+   * one Txn. Compared on the key's mod revision: a key changed since it was read is not marked
+   * (CLUSTER_UNAVAILABLE). A key that is not this host's is left alone (LOCK_CONFLICT).
+   */
+  async handOver(owner: LeaseOwner, hash: string): Promise<void> {
+    for (const m of ['x', 's']) {
+      const key = `${this.prefix}/disks/${hash}/${m}/${owner.uuid}`;
+      const res = await this.etcd(() => this.client.kv.range({ key: enc(key) }, { deadline: Date.now() + this.callMs }));
+      const kv = res.kvs[0];
+      if (kv === undefined) continue;
+      const v = parseValue(kv.value.toString());
+      if (v === undefined || v.host !== this.host) throw this.conflict({ hash, resource: v?.resource ?? key, mode: m === 'x' ? 'exclusive' : 'shared' }, [v]);
+      const marked: DiskKeyValue = { ...v, handover: true };
+      const done = await this.etcd(() => this.client.kv.txn({
+        compare: [{ key: enc(key), target: 'Mod', result: 'Equal', mod_revision: String(kv.mod_revision) }],
+        success: [{ request_put: { key: enc(key), value: enc(JSON.stringify(marked)), lease: kv.lease } }], failure: [],
+      }, { deadline: Date.now() + this.callMs }));
+      if (!done.succeeded) throw new VirtqError('CLUSTER_UNAVAILABLE', `the etcd key of disk ${v.resource} changed while this host (${this.host}) handed it over; the migration is rolled back`);
+    }
   }
 
   /** Deletes `owner`'s key on `hash` (either mode) unless it records another QEMU than `qemuPid`. */
@@ -101,7 +136,10 @@ export class EtcdDiskKeys {
 
   private conflict(req: DiskKeyRequest, values: ReadonlyArray<DiskKeyValue | undefined>): VirtqError {
     const holders: LeaseHolder[] = values.map((v) => ({ vm: v?.vm ?? '?', uuid: v?.uuid ?? '?', host: v?.host ?? 'an unreadable holder', mode: v?.mode ?? 'exclusive', ...(v?.qemuPid === undefined ? {} : { qemuPid: v.qemuPid }) }));
-    const who = holders.map((h) => `VM "${h.vm}" (uuid ${h.uuid}, on host ${h.host}, ${h.mode} lease)`).join('; ');
+    const who = values.map((v, i) => {
+      const h = holders[i] as LeaseHolder;
+      return `VM "${h.vm}" (uuid ${h.uuid}, on host ${h.host}, ${h.mode} lease${v?.handover === true ? ', being handed over in a migration' : ''})`;
+    }).join('; ');
     return new VirtqError('LOCK_CONFLICT', `cannot lease disk ${req.resource} (${req.mode}) in the etcd fleet: it is in use by ${who}`, {
       details: { resource: req.resource, mode: req.mode, holders, host: holders[0]?.host ?? '' },
     });

@@ -82,7 +82,8 @@ export class EtcdLockManager implements LockManager {
     const lease = this.liveLease(`lease disk ${request.path} for VM "${owner.vm}"`);
     await this.o.local.acquireForRunning(owner, qemuPid, request);
     try {
-      await this.takeKeys(owner, plan, lease, qemuPid);
+      // A running QEMU of this VM may take over a key its migration's source handed over.
+      await this.takeKeys(owner, plan, lease, qemuPid, true);
     } catch (err) {
       await this.o.local.release(owner, request.path).catch(() => undefined);
       throw err;
@@ -99,6 +100,35 @@ export class EtcdLockManager implements LockManager {
     await this.o.local.releaseAll(owner, paths, qemuPid);
     const plan = await this.plan(paths.map((path) => ({ path, mode: 'shared' as const })));
     await this.dropKeys(owner, plan.map((r) => r.hash), qemuPid);
+  }
+
+  /**
+   * A migration's switchover (docs/decisions/0030): the keys stay bound to this host's lease,
+   * marked for the VM's QEMU on the destination to take over in one Txn; the local half is given
+   * back. All or nothing: on a failure the keys marked so far are re-asserted as this VM's.
+   */
+  async handOver(owner: LeaseOwner, paths: readonly string[]): Promise<void> {
+    // Every key of the VM on these disks, held in this process or not (a re-attached shim's).
+    const plan = await this.plan(paths.map((path) => ({ path, mode: 'shared' as const })));
+    const marked: DiskKeyRequest[] = [];
+    try {
+      for (const r of plan) {
+        marked.push(r);
+        await this.o.keys.handOver(owner, r.hash);
+      }
+      await this.o.local.releaseAll(owner, paths);
+    } catch (err) {
+      // Marked (or perhaps marked: a lost answer) keys become this VM's again.
+      for (const r of marked) {
+        const h = this.held.get(slot(owner, r.hash));
+        if (h !== undefined) await this.o.keys.acquire(owner, h.req, h.lease, h.qemuPid).catch(() => undefined);
+      }
+      throw err;
+    }
+    // Not ours to re-assert or fence for any more: the destination takes them, or the source's
+    // rollback takes them back (acquireForRunning, which finds them still this host's).
+    for (const r of plan) this.held.delete(slot(owner, r.hash));
+    if (this.held.size === 0 && this.fence !== 'ok') this.fence = 'ok';
   }
 
   async holdExclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
@@ -196,11 +226,11 @@ export class EtcdLockManager implements LockManager {
   }
 
   // All or nothing: on a conflict (or etcd failing) the keys taken so far are dropped.
-  private async takeKeys(owner: LeaseOwner, plan: readonly DiskKeyRequest[], lease: string, qemuPid: number | undefined): Promise<void> {
+  private async takeKeys(owner: LeaseOwner, plan: readonly DiskKeyRequest[], lease: string, qemuPid: number | undefined, takeOver = false): Promise<void> {
     const taken: string[] = [];
     try {
       for (const r of plan) {
-        await this.o.keys.acquire(owner, r, lease, qemuPid);
+        await this.o.keys.acquire(owner, r, lease, qemuPid, takeOver);
         this.held.set(slot(owner, r.hash), { owner, req: r, lease, ...(qemuPid === undefined ? {} : { qemuPid }) });
         taken.push(r.hash);
       }

@@ -82,6 +82,15 @@ export interface LockManager {
    */
   releaseAll(owner: LeaseOwner, paths: readonly string[], qemuPid?: number): Promise<void>;
   /**
+   * A migration's switchover, the guest paused (docs/decisions/0018, 0030): like `releaseAll`
+   * for this host, but a lease that also lives beyond it (the etcd plugin's keys) is not given
+   * back: it stays held, marked for the same VM's QEMU on the destination to take over atomically
+   * (`acquireForRunning`), so no instant leaves the disk leased by neither host. All or nothing:
+   * nothing is handed over when it throws. Optional: without it the shim calls `releaseAll`.
+   * @since 0.4
+   */
+  handOver?(owner: LeaseOwner, paths: readonly string[]): Promise<void>;
+  /**
    * Runs `fn` holding `path`'s resource exclusively, as a VM would, so that no VM can lease it
    * meanwhile: virtstoraged deletes or shrinks a volume under it. Throws LOCK_CONFLICT naming
    * the holders when a VM uses the disk. Optional: without it, virtstoraged refuses such changes.

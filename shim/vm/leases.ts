@@ -59,6 +59,20 @@ export class VmLeases {
   }
 
   /**
+   * A migration's switchover, the guest paused: gives this QEMU's leases up for the destination
+   * to take (a plugin with `handOver` keeps its fleet-wide leases held and marked for it, so the
+   * disk is never unleased). Nothing is given up when it throws.
+   */
+  async handOver(def: ResolvedDefinition): Promise<void> {
+    const manager = this.lock.manager;
+    if (manager === undefined) return;
+    const paths = def.disks.map((d) => d.path);
+    await (manager.handOver !== undefined ? manager.handOver(this.owner, paths) : manager.releaseAll(this.owner, paths));
+    this.fenced = undefined;
+    await this.tell('lease-released', def.disks);
+  }
+
+  /**
    * Leases every disk of `def` for the running QEMU `qemuPid` (a migration's switchover: the
    * destination taking them, or the source taking them back). All or nothing: LOCK_CONFLICT
    * naming the holder, with nothing kept.

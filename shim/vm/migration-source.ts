@@ -25,7 +25,7 @@ const FORGET_WAIT_MS = 15_000;
 /** What the source side works with. */
 export interface MigrationSourceDeps {
   vm: Vm;
-  leases: Pick<VmLeases, 'releaseAll' | 'acquireAllForRunning'>;
+  leases: Pick<VmLeases, 'handOver' | 'acquireAllForRunning'>;
   clock: Clock;
   log: Logger;
   connect(destUri: string): Promise<DestinationLink>;
@@ -137,8 +137,9 @@ export class MigrationSource {
       job.qemuStarted = true;
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
       await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
-      // The guest is paused here: the leases move while no QEMU runs it.
-      await this.d.leases.releaseAll(vm.def);
+      // The guest is paused here: the leases move while no QEMU runs it (fleet-wide ones handed
+      // over, never given up, so no other VM can take a disk in between).
+      await this.d.leases.handOver(vm.def);
       steps.released = true;
       await dest.claim(name);
       steps.claimed = true;

@@ -1,0 +1,191 @@
+// `virtq migrate NAME --to-host HOST` of a VM with a disk under the `etcd` lock plugin (the default
+// under --cluster; each host its own local lockspace), with real parts: a three-member etcd, three
+// virtqemud roots, the Linux test guest. At switchover the disk's etcd key is handed from the source
+// host to the destination in one Txn (docs/decisions/0030): afterwards it names the destination and
+// the VM, the source has no QEMU, claim or key, and a third VM is refused the disk on every other
+// host. A migration that breaks at switchover leaves the VM running on the source with its key.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
+import { delay, systemClock, type JobInfo, type TypedClient, type VirtqProgram } from '../../../protocol/index.js';
+import { connect } from '../../../client/index.js';
+import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { guestConsole } from '../../helpers/guest-console.js';
+import { idleGuest, testAccel, testGuest } from '../../helpers/test-guest.js';
+import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
+import { startVirtq } from '../../e2e/virtq-cli.js';
+
+const clock = systemClock();
+/** Room for a renewal delayed on a loaded machine without a fence (fencing starts at about TTL × 3/4). */
+const TTL = 6;
+
+interface DiskKey { key: string; host: string; vm: string; uuid: string; mode: string; handover?: boolean }
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin', () => {
+  let fleet: Fleet;
+  let shared: TmpRoot;
+  let etcd: Etcd3;
+  beforeAll(async () => {
+    shared = tmpRoot('vqfd-');
+    // No lock.json: every root uses the etcd plugin with its own local lockspace (lib/lockspace).
+    fleet = await startFleet(3, TTL, ['--reconcile-ms', '1000']);
+    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+  }, 120_000);
+  afterAll(async () => {
+    etcd?.close();
+    await fleet?.cleanup();
+    shared?.remove();
+  }, 120_000);
+
+  const cluster = (): string => fleet.etcd.uri(fleet.prefix);
+  const claimHolder = async (name: string): Promise<string | undefined> => {
+    const v = await etcd.get(`${fleet.prefix}/names/${name}`).string();
+    return v === null ? undefined : (JSON.parse(v) as { host: string }).host;
+  };
+  /** Every disk key of VM `vm` in etcd, with its value. */
+  const diskKeys = async (vm: string): Promise<DiskKey[]> =>
+    Object.entries(await etcd.getAll().prefix(`${fleet.prefix}/disks/`).strings()).map(([key, v]) => ({ key, ...(JSON.parse(v) as Omit<DiskKey, 'key'>) })).filter((k) => k.vm === vm);
+  const thiefDef = (name: string, disk: string) => ({
+    name, uuid: randomUUID(), memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel },
+    disks: [{ path: disk, format: 'raw' as const, target: 'vda' }],
+  });
+  const refusal = (h: FleetHost, name: string, disk: string): Promise<{ code: string; message: string } | 'accepted'> =>
+    h.api.create({ definition: thiefDef(name, disk) }).then(() => 'accepted' as const, (e: { code: string; message: string }) => ({ code: e.code, message: e.message }));
+
+  /** Defines the test guest with a disk in the shared directory on `h`, starts it and waits until it has booted. */
+  async function bootOn(h: FleetHost, name: string): Promise<{ uuid: string; qemuPid: number; disk: string }> {
+    const disk = shared.path(`${name}.img`);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', disk, '8M']);
+    const g = testGuest();
+    const uuid = randomUUID();
+    await h.api.define({ definition: { name, uuid, memoryMiB: 128, vcpus: 1, accel: testAccel(), kernel: { path: g.kernel, initrd: g.initrd, cmdline: 'console=ttyS0 quiet panic=-1' }, disks: [{ path: disk, format: 'raw', target: 'vda' }] } });
+    await h.api.start({ name });
+    const conn = await connect(`qemu:///system?root=${h.harness.root.dir}`);
+    try {
+      const con = await guestConsole(conn, name);
+      await con.serial.waitFor('GUEST-READY', 90_000);
+      con.close();
+    } finally {
+      conn.close();
+    }
+    return { uuid, disk, qemuPid: (await h.api.lookupByName({ name })).qemuPid as number };
+  }
+
+  async function consoleAnswers(h: FleetHost, name: string): Promise<void> {
+    const conn = await connect(`qemu:///system?root=${h.harness.root.dir}`);
+    try {
+      const con = await guestConsole(conn, name);
+      await con.run('echo ALIVE-$((6*7))', 'ALIVE-42');
+      con.close();
+    } finally {
+      conn.close();
+    }
+  }
+
+  async function transferring(api: TypedClient<VirtqProgram>, name: string): Promise<JobInfo> {
+    const end = clock.monotonic() + 60_000;
+    for (;;) {
+      const info = await api.getJobInfo({ name }).catch(() => undefined);
+      if (info?.status === 'active' && info.transferredBytes > 0) return info;
+      if (clock.monotonic() > end) throw new Error(`migration of ${name} never got under way: ${JSON.stringify(info)}`);
+      await delay(clock, 50);
+    }
+  }
+
+  /**
+   * Migrates `name` to host `to` while watching every write to the disk keys: the history of the
+   * switchover (`put` of the source's key marked for hand-over, `put` of the destination's, never a
+   * `delete` — the disk is leased by one host at every instant).
+   */
+  async function migrate(name: string, to: string, sourceQemuPid: number): Promise<Array<{ op: string; host?: string; handover?: boolean }>> {
+    const history: Array<{ op: string; host?: string; handover?: boolean }> = [];
+    const watcher = await etcd.watch().prefix(`${fleet.prefix}/disks/`).create();
+    watcher.on('put', (kv) => {
+      const v = JSON.parse(kv.value.toString()) as DiskKey;
+      if (v.vm !== name) return;
+      history.push({ op: 'put', host: v.host, ...(v.handover === true ? { handover: true } : {}) });
+    });
+    watcher.on('delete', () => { history.push({ op: 'delete' }); });
+    try {
+      const done = await startVirtq(['migrate', name, '--to-host', to, '--cluster', cluster(), '--live'], { timeoutMs: 240_000 }).result;
+      expect(done.stderr).toBe('');
+      expect(done.code).toBe(0);
+      // The source QEMU's exit (after the migration) must not touch the key the destination holds.
+      await eventually(async () => !alive(sourceQemuPid), 15_000, 'the source QEMU to exit');
+      await delay(clock, 500);
+    } finally {
+      await watcher.cancel();
+    }
+    return history;
+  }
+
+  it('hands the disk key from host0 to host1 and back; the disk is refused to a third VM on every other host', async () => {
+    const [a, b, c] = fleet.hosts as [FleetHost, FleetHost, FleetHost];
+    const { uuid, qemuPid, disk } = await bootOn(a, 'dm1');
+    expect(await diskKeys('dm1')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm1', uuid, mode: 'exclusive' })]);
+
+    expect(await migrate('dm1', 'host1', qemuPid)).toEqual([{ op: 'put', host: 'host0', handover: true }, { op: 'put', host: 'host1' }]);
+    // The key now names host1 and the same VM, with no hand-over pending; it is bound to host1's lease.
+    const [key] = await diskKeys('dm1');
+    expect(await diskKeys('dm1')).toHaveLength(1);
+    expect(key).toMatchObject({ host: 'host1', vm: 'dm1', uuid, mode: 'exclusive' });
+    expect(key?.handover).toBeUndefined();
+    expect(await claimHolder('dm1')).toBe('host1');
+    const onB = await b.api.lookupByName({ name: 'dm1' });
+    expect(onB).toMatchObject({ state: 'running', uuid });
+    // Nothing is left on host0: no QEMU (gone, above), no listing; its claim and key moved away.
+    expect(alive(qemuPid)).toBe(false);
+    await eventually(async () => !(await a.api.listDomains({})).domains.some((d) => d.name === 'dm1'), 15_000, 'host0 to forget dm1');
+    await consoleAnswers(b, 'dm1');
+    for (const h of [a, c]) {
+      expect(await refusal(h, `thief-${h.id}`, disk)).toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringMatching(/VM "dm1".*on host host1/) });
+    }
+
+    // And back again, B → A.
+    expect(await migrate('dm1', 'host0', onB.qemuPid as number)).toEqual([{ op: 'put', host: 'host1', handover: true }, { op: 'put', host: 'host0' }]);
+    expect(await diskKeys('dm1')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm1', uuid, mode: 'exclusive' })]);
+    expect((await diskKeys('dm1'))[0]?.handover).toBeUndefined();
+    expect(await claimHolder('dm1')).toBe('host0');
+    await consoleAnswers(a, 'dm1');
+    for (const h of [b, c]) {
+      expect(await refusal(h, `thief-${h.id}`, disk)).toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringMatching(/VM "dm1".*on host host0/) });
+    }
+    await a.api.destroy({ name: 'dm1' });
+    await eventually(async () => (await diskKeys('dm1')).length === 0, 15_000, 'the key to be given back');
+  }, 400_000);
+
+  it('kill -9 of the destination shim before switchover: the guest runs on at host0 with its key, nothing on host1', async () => {
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    const { uuid, qemuPid } = await bootOn(a, 'dm2');
+    const run = startVirtq(['migrate', 'dm2', '--to-host', 'host1', '--cluster', cluster(), '--live', '--bandwidth', '8'], { timeoutMs: 240_000 });
+    await transferring(a.api, 'dm2');
+    const dst = await b.api.lookupByName({ name: 'dm2' });
+    process.kill(dst.shimPid as number, 'SIGKILL');
+    const failed = await run.result;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^virtq: SHIM_UNAVAILABLE: /);
+    // The key was handed over to host1 at pre-switchover; host1 could not take it; host0 took it back.
+    expect(await diskKeys('dm2')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm2', uuid })]);
+    expect((await diskKeys('dm2'))[0]?.handover).toBeUndefined();
+    expect(await claimHolder('dm2')).toBe('host0');
+    await eventually(async () => {
+      const row = await a.api.lookupByName({ name: 'dm2' });
+      return row.state === 'running' && row.qemuPid === qemuPid;
+    }, 30_000, 'dm2 to run on at host0');
+    await consoleAnswers(a, 'dm2');
+    await eventually(async () => !alive(dst.qemuPid as number), 30_000, 'host1\'s incoming QEMU to exit');
+    await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'dm2'), 30_000, 'host1 to forget dm2');
+    expect(await diskKeys('dm2')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm2' })]);
+    await a.api.destroy({ name: 'dm2' });
+  }, 400_000);
+});
