@@ -102,20 +102,26 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
     }
   }
 
-  /**
-   * Migrates `name` to host `to` while watching every write to the disk keys: the history of the
-   * switchover (`put` of the source's key marked for hand-over, `put` of the destination's, never a
-   * `delete` — the disk is leased by one host at every instant).
-   */
-  async function migrate(name: string, to: string, sourceQemuPid: number): Promise<Array<{ op: string; host?: string; handover?: boolean }>> {
-    const history: Array<{ op: string; host?: string; handover?: boolean }> = [];
+  type History = Array<{ op: string; host?: string; handover?: boolean }>;
+  /** Records every write to VM `name`'s disk keys until `stop`. */
+  async function watchKeys(name: string): Promise<{ history: History; stop(): Promise<void> }> {
+    const history: History = [];
     const watcher = await etcd.watch().prefix(`${fleet.prefix}/disks/`).create();
     watcher.on('put', (kv) => {
       const v = JSON.parse(kv.value.toString()) as DiskKey;
-      if (v.vm !== name) return;
-      history.push({ op: 'put', host: v.host, ...(v.handover === true ? { handover: true } : {}) });
+      if (v.vm === name) history.push({ op: 'put', host: v.host, ...(v.handover === true ? { handover: true } : {}) });
     });
     watcher.on('delete', () => { history.push({ op: 'delete' }); });
+    return { history, stop: () => watcher.cancel() };
+  }
+
+  /**
+   * Migrates `name` to host `to` while watching every write to its disk keys: the history of the
+   * switchover (`put` of the source's key marked for hand-over, `put` of the destination's, never a
+   * `delete` — the disk is leased by one host at every instant).
+   */
+  async function migrate(name: string, to: string, sourceQemuPid: number): Promise<History> {
+    const watch = await watchKeys(name);
     try {
       const done = await startVirtq(['migrate', name, '--to-host', to, '--cluster', cluster(), '--live'], { timeoutMs: 240_000 }).result;
       expect(done.stderr).toBe('');
@@ -124,9 +130,9 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
       await eventually(async () => !alive(sourceQemuPid), 15_000, 'the source QEMU to exit');
       await delay(clock, 500);
     } finally {
-      await watcher.cancel();
+      await watch.stop();
     }
-    return history;
+    return watch.history;
   }
 
   it('hands the disk key from host0 to host1 and back; the disk is refused to a third VM on every other host', async () => {
@@ -187,5 +193,40 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
     await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'dm2'), 30_000, 'host1 to forget dm2');
     expect(await diskKeys('dm2')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm2' })]);
     await a.api.destroy({ name: 'dm2' });
+  }, 400_000);
+
+  it('the claim changed in etcd during the transfer: the switchover Txn fails after host1 took the key, and host0 takes it back and runs on', async () => {
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    const { uuid, qemuPid } = await bootOn(a, 'dm3');
+    const claimKey = `${fleet.prefix}/names/dm3`;
+    const claim = await etcd.get(claimKey).string() as string;
+    const watch = await watchKeys('dm3');
+    let history: History;
+    try {
+      const run = startVirtq(['migrate', 'dm3', '--to-host', 'host1', '--cluster', cluster(), '--live', '--bandwidth', '8'], { timeoutMs: 240_000 });
+      await transferring(a.api, 'dm3');
+      const dst = await b.api.lookupByName({ name: 'dm3' });
+      // The same value written again: a new mod revision, so the claim's switchover Txn fails its compare.
+      await etcd.put(claimKey).value(claim);
+      const failed = await run.result;
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(/^virtq: CLUSTER_UNAVAILABLE: .*claim of VM "dm3" changed/);
+      await eventually(async () => {
+        const row = await a.api.lookupByName({ name: 'dm3' });
+        return row.state === 'running' && row.qemuPid === qemuPid;
+      }, 30_000, 'dm3 to run on at host0');
+      await eventually(async () => !alive(dst.qemuPid as number), 30_000, 'host1\'s incoming QEMU to exit');
+    } finally {
+      await watch.stop();
+      history = watch.history;
+    }
+    // Handed over, taken by host1, given back by host1's aborted QEMU (both sides paused: no
+    // writer), taken back by host0 before its guest resumed.
+    expect(history).toEqual([{ op: 'put', host: 'host0', handover: true }, { op: 'put', host: 'host1' }, { op: 'delete' }, { op: 'put', host: 'host0' }]);
+    expect(await diskKeys('dm3')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm3', uuid, qemuPid })]);
+    expect(await claimHolder('dm3')).toBe('host0');
+    await consoleAnswers(a, 'dm3');
+    await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'dm3'), 30_000, 'host1 to forget dm3');
+    await a.api.destroy({ name: 'dm3' });
   }, 400_000);
 });

@@ -23,12 +23,17 @@ async function world() {
   const lease: { file: HostLeaseFile } = { file: { format: 1, endpoints: ['x:1'], prefix: 'p', host: 'h0', ttlSec: TTL, lease: 'L1', aliveUntil: clock.monotonic() + 10_000, pid: 1 } };
   const calls: string[] = [];
   let refuse: string | undefined;
+  let failHandOver = false;
   const keys = {
-    acquire: async (_o: unknown, _r: unknown, l: string) => {
-      calls.push(`acquire ${l}`);
+    acquire: async (_o: unknown, _r: unknown, l: string, _pid?: number, takeOver?: boolean) => {
+      calls.push(`acquire ${l}${takeOver === true ? ' take-over' : ''}`);
       if (refuse !== undefined) throw new VirtqError('LOCK_CONFLICT', refuse);
     },
     release: async () => { calls.push('release'); },
+    handOver: async () => {
+      calls.push('hand-over');
+      if (failHandOver) throw new VirtqError('CLUSTER_UNAVAILABLE', 'etcd unreachable');
+    },
   } as unknown as EtcdDiskKeys;
   const mgr = new EtcdLockManager({
     local: await nopLockPlugin.create({}, { stateDir: '', runtimeDir: '', host: 'h0', clock }),
@@ -42,7 +47,7 @@ async function world() {
   });
   const start = await mgr.acquireForStart(owner, [{ path: disk, mode: 'exclusive' }]);
   await start.spawned(42);
-  return { clock, lease, calls, told, mgr, disk, root, refuse: (m: string | undefined) => { refuse = m; } };
+  return { clock, lease, calls, told, mgr, disk, root, refuse: (m: string | undefined) => { refuse = m; }, failHandOver: () => { failHandOver = true; } };
 }
 
 describe('EtcdLockManager fencing', () => {
@@ -90,6 +95,36 @@ describe('EtcdLockManager fencing', () => {
     expect(w.calls.at(-1)).toBe('release');
     await w.clock.advance(20_000);
     expect(w.told).toEqual([]);
+    w.root.remove();
+  });
+});
+
+describe('EtcdLockManager migration hand-over', () => {
+  it('marks the keys for the destination instead of giving them back, and no longer fences for them', async () => {
+    const w = await world();
+    await w.mgr.handOver(owner, [w.disk]);
+    expect(w.calls.slice(-1)).toEqual(['hand-over']);
+    // The source's QEMU is paused and hands its keys on: a lease ending now pauses nothing more.
+    await w.clock.advance(20_000);
+    expect(w.told).toEqual([]);
+    w.root.remove();
+  });
+
+  it('re-asserts the keys as this VM\'s and fails when a key cannot be handed over', async () => {
+    const w = await world();
+    w.failHandOver();
+    await expect(w.mgr.handOver(owner, [w.disk])).rejects.toMatchObject({ code: 'CLUSTER_UNAVAILABLE' });
+    expect(w.calls.slice(-2)).toEqual(['hand-over', 'acquire L1']);
+    // Still held here, so still fenced for when the host lease ends.
+    await w.clock.advance(10_000);
+    expect(w.told).toEqual(['lost lease-lost']);
+    w.root.remove();
+  });
+
+  it('lets a running QEMU of the VM take over a handed-over key (switchover, or the source taking it back)', async () => {
+    const w = await world();
+    await w.mgr.acquireForRunning(owner, 43, { path: w.disk, mode: 'exclusive' });
+    expect(w.calls.at(-1)).toBe('acquire L1 take-over');
     w.root.remove();
   });
 });
