@@ -23,8 +23,11 @@ export interface Fleet {
   cleanup(): Promise<void>;
 }
 
-/** Starts etcd and `count` virtqemuds joined to it (lease TTL `ttlSec`); `setup` prepares each root before its daemon starts. */
-export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], setup?: (h: DaemonHarness) => void): Promise<Fleet> {
+/**
+ * Starts etcd and `count` virtqemuds joined to it (lease TTL `ttlSec`); `setup` prepares each root
+ * before its daemon starts; `clusterUri` may give host `i` another --cluster URI (e.g. through a proxy).
+ */
+export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], setup?: (h: DaemonHarness) => void, clusterUri?: (i: number, etcd: EtcdCluster, prefix: string) => Promise<string>): Promise<Fleet> {
   const etcd = await startEtcdCluster();
   const prefix = `vq-${randomUUID().slice(0, 8)}`;
   const hosts: FleetHost[] = [];
@@ -40,7 +43,8 @@ export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], se
       const harness = new DaemonHarness(tmpRoot());
       const id = `host${i}`;
       setup?.(harness);
-      const daemon = await harness.startDaemon(['--cluster', etcd.uri(prefix), '--cluster-host', id, '--cluster-ttl', String(ttlSec), '--reconcile-ms', '0', ...extra]);
+      const uri = clusterUri === undefined ? etcd.uri(prefix) : await clusterUri(i, etcd, prefix);
+      const daemon = await harness.startDaemon(['--cluster', uri, '--cluster-host', id, '--cluster-ttl', String(ttlSec), '--reconcile-ms', '0', ...extra]);
       hosts.push({ id, harness, daemon, api: (await harness.client()).api });
     }
   } catch (err) {

@@ -15,6 +15,7 @@ import { guestConsole } from '../../helpers/guest-console.js';
 import { idleGuest, testAccel, testGuest } from '../../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 import { startVirtq } from '../../e2e/virtq-cli.js';
+import { startCutProxy, type CutProxy } from '../../helpers/cut-proxy.js';
 
 const clock = systemClock();
 /** Room for a renewal delayed on a loaded machine without a fence (fencing starts at about TTL × 3/4). */
@@ -35,15 +36,22 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
   let fleet: Fleet;
   let shared: TmpRoot;
   let etcd: Etcd3;
+  // host1 reaches etcd through proxies a test can cut (its virtqemud and its shims' lock plugin alike).
+  const proxies: CutProxy[] = [];
   beforeAll(async () => {
     shared = tmpRoot('vqfd-');
     // No lock.json: every root uses the etcd plugin with its own local lockspace (lib/lockspace).
-    fleet = await startFleet(3, TTL, ['--reconcile-ms', '1000']);
+    fleet = await startFleet(3, TTL, ['--reconcile-ms', '1000'], undefined, async (i, cluster, prefix) => {
+      if (i !== 1) return cluster.uri(prefix);
+      for (const m of cluster.members) proxies.push(await startCutProxy(m.client));
+      return `etcd://${proxies.map((p) => p.address).join(',')}/${prefix}`;
+    });
     etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
   }, 120_000);
   afterAll(async () => {
     etcd?.close();
     await fleet?.cleanup();
+    for (const p of proxies) await p.close();
     shared?.remove();
   }, 120_000);
 
@@ -112,7 +120,8 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
       if (v.vm === name) history.push({ op: 'put', host: v.host, ...(v.handover === true ? { handover: true } : {}) });
     });
     watcher.on('delete', () => { history.push({ op: 'delete' }); });
-    return { history, stop: () => watcher.cancel() };
+    let stopped: Promise<void> | undefined;
+    return { history, stop: () => (stopped ??= watcher.cancel()) };
   }
 
   /**
@@ -228,5 +237,44 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
     await consoleAnswers(a, 'dm3');
     await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'dm3'), 30_000, 'host1 to forget dm3');
     await a.api.destroy({ name: 'dm3' });
+  }, 400_000);
+
+  it('etcd unreachable from host1 at switchover: host1 cannot take the key, the guest runs on at host0 with it, host1 has nothing', async () => {
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    const { uuid, qemuPid } = await bootOn(a, 'dm4');
+    const watch = await watchKeys('dm4');
+    const run = startVirtq(['migrate', 'dm4', '--to-host', 'host1', '--cluster', cluster(), '--live', '--bandwidth', '8'], { timeoutMs: 240_000 });
+    await transferring(a.api, 'dm4');
+    const dst = await b.api.lookupByName({ name: 'dm4' });
+    try {
+      for (const p of proxies) p.cut();
+      const failed = await run.result;
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toMatch(/^virtq: CLUSTER_UNAVAILABLE: /);
+      await watch.stop();
+      // Handed over by host0, never taken by host1, taken back by host0: never deleted.
+      expect(watch.history).toEqual([{ op: 'put', host: 'host0', handover: true }, { op: 'put', host: 'host0' }]);
+      await eventually(async () => {
+        const row = await a.api.lookupByName({ name: 'dm4' });
+        return row.state === 'running' && row.qemuPid === qemuPid;
+      }, 30_000, 'dm4 to run on at host0');
+      expect(await diskKeys('dm4')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm4', uuid, qemuPid })]);
+      expect((await diskKeys('dm4'))[0]?.handover).toBeUndefined();
+      expect(await claimHolder('dm4')).toBe('host0');
+      await consoleAnswers(a, 'dm4');
+      await eventually(async () => !alive(dst.qemuPid as number), 30_000, 'host1\'s incoming QEMU to exit');
+      await eventually(async () => !(await b.api.listDomains({})).domains.some((d) => d.name === 'dm4'), 30_000, 'host1 to forget dm4');
+    } finally {
+      await watch.stop();
+      for (const p of proxies) p.restore();
+    }
+    // host1 back in the fleet: the disk is still refused to it, naming host0.
+    const again = await eventually(async () => {
+      const e = await refusal(b, 'thief-dm4', shared.path('dm4.img'));
+      return e !== 'accepted' && e.code === 'CLUSTER_UNAVAILABLE' ? undefined : e;
+    }, 60_000, 'host1 to have its lease back');
+    expect(again).toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringMatching(/VM "dm4".*on host host0/) });
+    expect(await diskKeys('dm4')).toEqual([expect.objectContaining({ host: 'host0' })]);
+    await a.api.destroy({ name: 'dm4' });
   }, 400_000);
 });
