@@ -74,7 +74,9 @@ export class EtcdDiskKeys {
         others.push({ key: kv.key, v });
       }
       const handed = (v: DiskKeyValue | undefined): boolean => takeOver && v?.handover === true && v.uuid === owner.uuid;
-      const foreign = others.filter((o) => o.v?.host !== this.host && !handed(o.v));
+      // A key in hand-over is a lease in transit even on this host (its local half is already
+      // given back, so holding the local lock proves nothing about it): never stale.
+      const foreign = others.filter((o) => (o.v?.host !== this.host || o.v.handover === true) && !handed(o.v));
       if (foreign.length > 0) throw this.conflict(req, foreign.map((o) => o.v));
       // Only ours, keys handed over to this VM and stale keys of this host: drop the others and put
       // ours, in one Txn that holds only if no key of the dir changed or appeared since it was read

@@ -16,6 +16,8 @@ import { idleGuest, testAccel, testGuest } from '../../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 import { startVirtq } from '../../e2e/virtq-cli.js';
 import { startCutProxy, type CutProxy } from '../../helpers/cut-proxy.js';
+import { builtinLockPlugins } from '../../../drivers/lock/builtin.js';
+import { loadLockManager } from '../../../drivers/lock/loader.js';
 
 const clock = systemClock();
 /** Room for a renewal delayed on a loaded machine without a fence (fencing starts at about TTL × 3/4). */
@@ -277,4 +279,32 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
     expect(await diskKeys('dm4')).toEqual([expect.objectContaining({ host: 'host0' })]);
     await a.api.destroy({ name: 'dm4' });
   }, 400_000);
+
+  it('a key in hand-over is a lease in transit: another VM on the source host (its local lease free) is refused, and only the same VM takes it over', async () => {
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    const disk = shared.path('transit.img');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', disk, '1M']);
+    // host0's plugin, as its shims load it; the key as a migration's source leaves it at switchover.
+    const hostA = await loadLockManager(a.harness.layout, builtinLockPlugins(), { host: 'host0', clock });
+    const hostB = await loadLockManager(b.harness.layout, builtinLockPlugins(), { host: 'host1', clock });
+    const manager = hostA.manager;
+    expect(hostA.status).toEqual({ plugin: 'etcd', ok: true });
+    const moving = randomUUID();
+    const key = `${fleet.prefix}/disks/${await manager?.resourceKey(disk)}/x/${moving}`;
+    await etcd.put(key).value(JSON.stringify({ host: 'host0', vm: 'moving', uuid: moving, mode: 'exclusive', resource: disk, handover: true }));
+    try {
+      const probe = { vm: 'other', uuid: randomUUID(), shimPid: process.pid };
+      const taken = await manager?.acquireForStart(probe, [{ path: disk, mode: 'exclusive' }]).catch((e: Error) => e);
+      if (!(taken instanceof Error)) await taken?.abort();
+      expect(taken).toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringMatching(/VM "moving".*on host host0.*being handed over/) });
+      expect(await diskKeys('moving')).toEqual([expect.objectContaining({ host: 'host0', handover: true })]);
+      // Not even a start of that very VM (on host1) takes it: only a running QEMU's acquireForRunning
+      // does, a migration's destination (the tests above).
+      const start = await hostB.manager?.acquireForStart({ vm: 'moving', uuid: moving, shimPid: process.pid }, [{ path: disk, mode: 'exclusive' }]).catch((e: Error) => e);
+      if (!(start instanceof Error)) await start?.abort();
+      expect(start).toMatchObject({ code: 'LOCK_CONFLICT' });
+    } finally {
+      await etcd.delete().key(key);
+    }
+  }, 60_000);
 });
