@@ -3,7 +3,7 @@
 // else by $VIRTQ_CLUSTER; it is read from etcd and from each live host's virtqemud.
 import { VirtqError } from '../protocol/index.js';
 import { FleetDomain, FleetHost, parseFleetUri, readFleet } from '../client/fleet-view.js';
-import { clusterTls, type ClusterTls } from '../client/etcd-client.js';
+import { clusterTls, type ClusterTls } from '../protocol/etcd-options.js';
 import { Type } from '@sinclair/typebox';
 import type { CommandSpec, RunContext } from './command.js';
 import type { Input } from './derive.js';

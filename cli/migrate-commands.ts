@@ -26,7 +26,7 @@ async function target(ctx: RunContext, input: Input, callArgs: Record<string, un
     return { conn: await ctx.connect(), own: false, dest: String(callArgs['destUri']) };
   }
   if (callArgs['destUri'] !== undefined) throw new VirtqError('INVALID_ARG', 'give DEST_URI or --to-host HOST, not both');
-  const route = await routeMigration(parseFleetUri(fleetOf(ctx, input)), String(callArgs['name']), toHost, tlsOf(input));
+  const route = await routeMigration(parseFleetUri(fleetOf(ctx, input)), String(callArgs['name']), toHost, ctx.io.clock, tlsOf(input));
   const conn = await ctx.io.connect(route.fromUri);
   try {
     const row = await conn.call('lookupByName', { name: callArgs['name'] }) as DomainRow;

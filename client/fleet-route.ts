@@ -1,9 +1,9 @@
 // Where a fleet-mode command goes (docs/guide-cluster.md): the host holding a VM's name and the
 // virtqemud a host advertises in its entry, both read from etcd. `virtq migrate NAME --to-host H`
 // uses it to call the source host's virtqemud with the destination host's virtqemud as target.
-import { etcdClientOptions, type ClusterTls } from './etcd-client.js';
-import { createRequire } from 'node:module';
-import { VirtqError } from '../protocol/index.js';
+import { EtcdReader } from './etcd-reader.js';
+import { VirtqError, type Clock } from '../protocol/index.js';
+import type { ClusterTls } from '../protocol/etcd-options.js';
 import { clusterKeys, parseClaim, parseHostEntry, type ClusterUri, type HostEntry } from '../protocol/cluster.js';
 
 /** The two ends of a migration between hosts of a fleet. */
@@ -22,19 +22,17 @@ export function hostUri(e: HostEntry): string {
 }
 
 /** Resolves `name`'s host and `toHost`'s virtqemud; typed errors for a name or host the fleet does not have live. */
-export async function routeMigration(cluster: ClusterUri, name: string, toHost: string, tls?: ClusterTls): Promise<FleetMigrationRoute> {
-  // As in fleet-view.ts: etcd3 stays outside the bundles and is required from where the CLI runs.
-  const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
-  const callMs = 5000;
-  const etcd = new Etcd3(etcdClientOptions(cluster.endpoints, callMs, tls));
+export async function routeMigration(cluster: ClusterUri, name: string, toHost: string, clock: Clock, tls?: ClusterTls): Promise<FleetMigrationRoute> {
+  // Read-only, as the fleet view: etcd-reader.ts, without loading etcd3 and gRPC.
+  const etcd = new EtcdReader({ endpoints: cluster.endpoints, callMs: 5000, ...(tls === undefined ? {} : { tls }) }, clock);
   const keys = clusterKeys(cluster.prefix);
   let claimText: string | null;
   let toText: string | null;
   let fromText: string | null = null;
   try {
-    [claimText, toText] = await Promise.all([etcd.get(keys.name(name)).string(), etcd.get(keys.host(toHost)).string()]);
+    [claimText, toText] = await Promise.all([etcd.get(keys.name(name)), etcd.get(keys.host(toHost))]);
     const claim = claimText === null ? undefined : parseClaim(claimText);
-    if (claim !== undefined) fromText = await etcd.get(keys.host(claim.host)).string();
+    if (claim !== undefined) fromText = await etcd.get(keys.host(claim.host));
   } catch (err) {
     throw new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): cannot find the hosts of the migration`, { cause: err });
   } finally {

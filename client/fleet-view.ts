@@ -2,14 +2,13 @@
 // etcd (host entries under their leases, name claims) and from each live host's virtqemud over
 // the read-only socket its entry records. A host that does not answer is shown as such; its
 // VMs are still listed from their claims, with the state unknown.
-import { createRequire } from 'node:module';
 import { Type, type Static } from '@sinclair/typebox';
 import {
   RpcClient, VirtqError, typedClient, virtqProgram,
   type Clock, type DomainRow,
 } from '../protocol/index.js';
-import { rangeAll } from './etcd-range.js';
-import { etcdClientOptions, type ClusterTls } from './etcd-client.js';
+import { EtcdReader } from './etcd-reader.js';
+import type { ClusterTls } from '../protocol/etcd-options.js';
 import { clusterKeys, parseClaim, parseClusterEndpoints, parseClusterUri, parseGoneEntry, parseHostEntry, type ClusterUri, type GoneEntry, type HostEntry } from '../protocol/cluster.js';
 
 /** One host of the fleet as the view shows it. */
@@ -41,13 +40,11 @@ export const FleetView = Type.Object({ hosts: Type.Array(FleetHost), domains: Ty
 export type FleetView = Static<typeof FleetView>;
 
 /**
- * Name claims per etcd request, and the reply size the view's client accepts: a claim is at most
- * ~700 bytes (an 8-segment prefix, a 64-character name, a 63-character host), so 50,000 fit in
- * 64 MiB and a fleet of up to 50,000 VMs is read in one range (gRPC's default limit, 4 MiB, would
- * take ~6,000).
+ * Name claims per etcd request: a claim is at most ~700 bytes (an 8-segment prefix, a
+ * 64-character name, a 63-character host), so a page stays under ~35 MiB and a fleet of up to
+ * 50,000 VMs is read in one request (etcd-reader.ts sets no receive limit; etcd's send limit is 2 GiB).
  */
 const CLAIMS_PAGE = 50_000;
-const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 
 /** Reads `etcd://HOST:PORT,.../PREFIX` or `cluster:///?etcd=HOST:PORT,...&prefix=PREFIX`. */
 export function parseFleetUri(uri: string): ClusterUri {
@@ -71,11 +68,8 @@ export function parseFleetUri(uri: string): ClusterUri {
  */
 export async function readFleet(cluster: ClusterUri, clock: Clock, opts: { tls?: ClusterTls; hostTimeoutMs?: number } = {}): Promise<FleetView> {
   const hostTimeoutMs = opts.hostTimeoutMs ?? 3000;
-  // etcd3 stays outside every bundle (it reads its .proto files beside itself at run time), and
-  // is required from where the CLI runs: the CLI's startup snapshot can run no import() of its own.
-  const { Etcd3 } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
-  const callMs = 5000;
-  const etcd = new Etcd3(etcdClientOptions(cluster.endpoints, callMs, opts.tls, { grpcOptions: { 'grpc.max_receive_message_length': MAX_REPLY_BYTES } }));
+  // Read with the small reader of etcd-reader.ts, not etcd3: see there why.
+  const etcd = new EtcdReader({ endpoints: cluster.endpoints, callMs: 5000, ...(opts.tls === undefined ? {} : { tls: opts.tls }) }, clock);
   const keys = clusterKeys(cluster.prefix);
   const unavailable = (err: unknown): VirtqError => new VirtqError('CLUSTER_UNAVAILABLE', `the etcd fleet at ${cluster.endpoints.join(',')} did not answer (${err instanceof Error ? err.message : String(err)}): the fleet cannot be listed now`, { cause: err });
   const entries = new Map<string, HostEntry>();
@@ -83,11 +77,11 @@ export async function readFleet(cluster: ClusterUri, clock: Clock, opts: { tls?:
   let claims: Array<[string, string]>;
   let goneValues: Array<[string, string]>;
   try {
-    const claimsRead = rangeAll(etcd, keys.namesDir, CLAIMS_PAGE);
+    const claimsRead = etcd.rangePrefix(keys.namesDir, CLAIMS_PAGE);
     claimsRead.catch(() => undefined);
-    const goneRead = rangeAll(etcd, keys.goneDir);
+    const goneRead = etcd.rangePrefix(keys.goneDir);
     goneRead.catch(() => undefined);
-    const fanOut = rangeAll(etcd, keys.hostsDir).then((hostValues) => {
+    const fanOut = etcd.rangePrefix(keys.hostsDir).then((hostValues) => {
       for (const [, v] of hostValues) {
         const e = parseHostEntry(v);
         if (e !== undefined) entries.set(e.host, e);

@@ -84,7 +84,7 @@ await Promise.all(binaries.map(async (b) => {
 
 // Built-ins Node 20's snapshot builder cannot hold (they fail it with "Unknown external
 // reference"): in the snapshot's bundle each is a module of getters that loads it on first use.
-const SNAPSHOT_LAZY_BUILTINS = ['module', 'tls', 'child_process', 'readline', 'http', 'https'];
+const SNAPSHOT_LAZY_BUILTINS = ['module', 'tls', 'child_process', 'readline', 'http', 'https', 'http2'];
 
 /** An esbuild plugin making each of the built-ins `names` load on first use of one of its exports. */
 function lazyBuiltins(names) {

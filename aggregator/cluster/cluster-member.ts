@@ -5,7 +5,7 @@ import { VirtqError, daemonSockets, type Clock, type Layout, type Logger } from 
 import { HOST_ID, parseClusterUri } from '../../protocol/cluster.js';
 import { wholeNumber, stringOption, type OptionValues } from '../../daemon/options.js';
 import { EtcdMembership, type ClusterGate } from './etcd-membership.js';
-import { clusterTls, type ClusterTls } from '../../client/etcd-client.js';
+import { clusterTls, type ClusterTls } from '../../protocol/etcd-options.js';
 import type { DomainRegistry } from '../registry.js';
 import { hostMonotonicMs, writeHostLease, type HostLeaseFile } from '../../drivers/lock/etcd-host-lease.js';
 import { advertisedHttp, fleetSdGroups, type SdGroup } from './fleet-sd.js';

@@ -13,7 +13,7 @@ import {
 import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
-import { etcdClientOptions, type ClusterTls } from '../../client/etcd-client.js';
+import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -80,7 +80,7 @@ export class EtcdMembership implements ClusterGate {
   static async create(cfg: MembershipConfig): Promise<EtcdMembership> {
     const { Etcd3: Client } = await import('etcd3');
     const callMs = Math.min(3000, Math.max(500, (cfg.ttlSec * 1000) / 3));
-    const client = new Client(etcdClientOptions(cfg.uri.endpoints, callMs, cfg.tls));
+    const client = new Client(etcdClientOptions({ endpoints: cfg.uri.endpoints, callMs, ...(cfg.tls === undefined ? {} : { tls: cfg.tls }) }));
     return new EtcdMembership(cfg, client, callMs);
   }
 

@@ -5,12 +5,13 @@
 // listDomains over read-only unix sockets, two processes of 25). Measured: readFleet of
 // client/fleet-view.ts (what `virtq fleet` runs, in process) — this build's, and with
 // `--baseline DIST` another build's, interleaved call by call — and `virtq fleet --json` end to
-// end (a CLI process each time). The CPU column is this process's CPU time per readFleet (the
+// end (a CLI process each time, run as a user runs it: dist/bin/virtq.js as a program, so with its
+// startup snapshot; with --baseline, the baseline's CLI interleaved with it). The CPU column is this process's CPU time per readFleet (the
 // client's own work), which the machine's load inflates less than the wall time.
 //   node bench/cluster/listing.mjs [--hosts 50] [--vms 10000] [--calls 30] [--cli 10] [--baseline DIST] [--json FILE]
 import { spawn, execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -36,7 +37,8 @@ const etcd = await startEtcd(process.env.VQ_BENCH_DISK ?? tmpdir());
 const prefix = `fleet-${randomUUID().slice(0, 8)}`;
 const farms = [];
 const cpu = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
-const samples = Object.fromEntries([...Object.keys(impls), 'cli'].map((k) => [k, []]));
+const clis = { cli: join(REPO, 'dist/bin/virtq.js'), ...(BASELINE === undefined ? {} : { cliBaseline: join(BASELINE, 'bin/virtq.js') }) };
+const samples = Object.fromEntries([...Object.keys(impls), ...Object.keys(clis)].map((k) => [k, []]));
 try {
   const client = new Etcd3({ hosts: etcd.endpoints.map((e) => `http://${e}`) });
   const lease = client.lease(600);
@@ -78,10 +80,16 @@ try {
     }
   }
   for (let i = 0; i < CLI; i++) {
-    const t0 = now();
-    const { stdout } = await promisify(execFile)(process.execPath, [join(REPO, 'dist/bin/virtq.js'), 'fleet', '--cluster', `etcd://${etcd.endpoints.join(',')}/${prefix}`, '--json'], { maxBuffer: 64 << 20 });
-    samples.cli.push(now() - t0);
-    if (JSON.parse(stdout).length !== VMS) throw new Error('virtq fleet listed the wrong count');
+    const order = Object.entries(clis);
+    for (const [k, bin] of i % 2 === 0 ? order : order.reverse()) {
+      const t0 = now();
+      // GNU time reports the CLI process's own CPU time (user + system), which load inflates less than its wall time.
+      const rusage = join(dir, 'cli-time.txt');
+      const { stdout } = await promisify(execFile)('/usr/bin/time', ['-f', '%U %S', '-o', rusage, bin, 'fleet', '--cluster', `etcd://${etcd.endpoints.join(',')}/${prefix}`, '--json'], { maxBuffer: 64 << 20 });
+      samples[k].push(now() - t0);
+      (cpu[k] ??= []).push(readFileSync(rusage, 'utf8').trim().split(/\s+/).reduce((sum, x) => sum + Number(x) * 1000, 0));
+      if (JSON.parse(stdout).length !== VMS) throw new Error('virtq fleet listed the wrong count');
+    }
   }
   lease.release();
   client.close();
@@ -90,9 +98,9 @@ try {
   await etcd.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-const label = { current: 'readFleet (this build)', baseline: `readFleet (baseline ${BASELINE})`, cli: 'virtq fleet --json (CLI process, end to end)' };
+const label = { current: 'readFleet (this build)', baseline: `readFleet (baseline ${BASELINE})`, cli: 'virtq fleet --json (CLI process, end to end)', cliBaseline: `virtq fleet --json (baseline CLI process)` };
 console.log(`${VMS} VMs on ${HOSTS} fake hosts, ${CALLS} calls, load ${loadavg()}, ${JSON.stringify(machineFacts())}`);
-console.log(table(['ms', 'n', 'p50', 'p90', 'p99', 'max', 'CPU ms p50 (this process)'], Object.entries(samples).filter(([, v]) => v.length > 0).map(([k, v]) => {
+console.log(table(['ms', 'n', 'p50', 'p90', 'p99', 'max', 'CPU ms p50 (this process; CLI rows: the CLI process)'], Object.entries(samples).filter(([, v]) => v.length > 0).map(([k, v]) => {
   const s = summarize(v);
   return [label[k], String(s.n), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.max), cpu[k] === undefined ? '–' : fmt(summarize(cpu[k]).p50)];
 })));

@@ -2,12 +2,12 @@
 // disk leases held in the local lockspace AND as etcd keys bound to the host's etcd lease, so a
 // disk on shared storage is leased fleet-wide. It reads the host lease virtqemud publishes in
 // `run/cluster-lease.json`; options are the lockfile plugin's (for the local half).
-import { readFileSync } from 'node:fs';
 import { hostMonotonicMs, readHostLease } from './etcd-host-lease.js';
 import { EtcdDiskKeys } from './etcd-disk-keys.js';
 import { EtcdLockManager } from './etcd-manager.js';
 import { lockfileLockPlugin } from './lockfile.js';
 import { VirtqError } from '../../protocol/errors.js';
+import { etcdClientOptions } from '../../protocol/etcd-options.js';
 import { LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES, type LockEnv, type LockManager, type LockPlugin } from './types.js';
 
 async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): Promise<LockManager> {
@@ -24,26 +24,10 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   }
   // Every unary call has a deadline: a minority member answers nothing until quorum is back.
   const callMs = Math.min(3000, Math.max(500, (first.ttlSec * 1000) / 3));
-  // As virtqemud's client (client/etcd-client.ts, which drivers may not import): TLS when it has a CA.
-  const tls = first.tls;
-  const pem = (file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `the etcd lock plugin cannot read ${file} (virtqemud's --cluster-cacert/-cert/-key): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
-  };
-  const client = new Client({
-    hosts: first.endpoints.map((e) => `${tls === undefined ? 'http' : 'https'}://${e}`),
-    dialTimeout: callMs,
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
-    ...(tls === undefined ? {} : {
-      credentials: {
-        rootCertificate: pem(tls.cacert),
-        ...(tls.cert === undefined || tls.key === undefined ? {} : { certChain: pem(tls.cert), privateKey: pem(tls.key) }),
-      },
-    }),
-  });
+  // As virtqemud's client: TLS with the files virtqemud was given, when it has a CA.
+  const client = new Client(etcdClientOptions({
+    endpoints: first.endpoints, callMs, pemErrorCode: 'LOCK_MANAGER_UNAVAILABLE', ...(first.tls === undefined ? {} : { tls: first.tls }),
+  }));
   return new EtcdLockManager({
     local, host: first.host, clock: env.clock,
     keys: new EtcdDiskKeys(client, first.prefix, first.host, callMs, first.endpoints),

@@ -2,6 +2,7 @@
 // one real virtqemud per host, each under its own temporary root, all joined with --cluster.
 // cleanup() kills the daemons and every shim and QEMU of every root, then the etcd cluster.
 import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { delay, systemClock, type TypedClient, type VirtqProgram } from '../../protocol/index.js';
 import { DaemonHarness, type RunningDaemon } from './daemon-harness.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
@@ -52,6 +53,11 @@ export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], se
     throw err;
   }
   return fleet;
+}
+
+/** A plain etcd3 client of the fleet's etcd (every member, no TLS), for tests to look at and change keys; close() it after. */
+export function etcdClient(fleet: Fleet): Etcd3 {
+  return new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
 }
 
 /** Polls `fn` until it resolves truthy (or throws after `ms`). */

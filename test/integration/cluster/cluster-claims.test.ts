@@ -2,11 +2,12 @@
 // "hosts") on a real three-member etcd race to define one name, and exactly one wins every time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
-import type { VirtqError } from '../../../protocol/index.js';
+import type { Etcd3 } from 'etcd3';
+import { systemClock, type VirtqError } from '../../../protocol/index.js';
 import { idleGuest } from '../../helpers/test-guest.js';
-import { eventually, startFleet, type Fleet } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet } from '../../helpers/fleet.js';
 import { rangeAll } from '../../../client/etcd-range.js';
+import { EtcdReader } from '../../../client/etcd-reader.js';
 
 const idleDef = (name: string, uuid?: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel }, ...(uuid === undefined ? {} : { uuid }) });
 // 1,000 races were run once (VQ_CLUSTER_RACES=1000, recorded in bench/RESULTS.md); the suite runs a bounded number.
@@ -17,7 +18,7 @@ describe('cluster-wide claims', () => {
   let etcd: Etcd3;
   beforeAll(async () => {
     fleet = await startFleet();
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
   }, 120_000);
   afterAll(async () => {
     etcd?.close();
@@ -73,6 +74,24 @@ describe('cluster-wide claims', () => {
     expect(Object.keys(whole).length).toBeGreaterThan(RACES);
     for (const page of [1, 7, 1000]) expect(Object.fromEntries(await rangeAll(etcd, `${fleet.prefix}/names/`, page))).toEqual(whole);
     expect(await rangeAll(etcd, `${fleet.prefix}/nothing-here/`, 7)).toEqual([]);
+  });
+
+  it('reads the same pages with the fleet view\'s own reader (gRPC over HTTP/2, no etcd3), past a dead member', async () => {
+    const whole = await etcd.getAll().prefix(`${fleet.prefix}/names/`).strings();
+    // The first endpoint refuses connections: each call moves on to a live member.
+    const reader = new EtcdReader({ endpoints: ['127.0.0.1:1', ...fleet.etcd.members.map((m) => m.client)], callMs: 5000 }, systemClock());
+    try {
+      for (const page of [1, 7, 1000]) expect(Object.fromEntries(await reader.rangePrefix(`${fleet.prefix}/names/`, page))).toEqual(whole);
+      expect(await reader.rangePrefix(`${fleet.prefix}/nothing-here/`, 7)).toEqual([]);
+      const [name, value] = Object.entries(whole)[0] ?? [];
+      expect(await reader.get(name as string)).toBe(value);
+      expect(await reader.get(`${fleet.prefix}/names/no-such-vm`)).toBeNull();
+    } finally {
+      reader.close();
+    }
+    const dead = new EtcdReader({ endpoints: ['127.0.0.1:1'], callMs: 2000 }, systemClock());
+    await expect(dead.get('x')).rejects.toMatchObject({ code: 'CLUSTER_UNAVAILABLE', message: expect.stringContaining('ECONNREFUSED') });
+    dead.close();
   });
 
   it('hosts publish themselves under their lease', async () => {

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { delay, systemClock, type JobInfo, type TypedClient, type VirtqProgram } from '../../../protocol/index.js';
 import { connect } from '../../../client/index.js';
-import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import { guestConsole } from '../../helpers/guest-console.js';
 import { idleGuest, testAccel, testGuest } from '../../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
@@ -32,7 +32,7 @@ describe('virtq migrate --to-host in an etcd fleet', () => {
       mkdirSync(h.layout.config, { recursive: true });
       writeFileSync(join(h.layout.config, 'lock.json'), JSON.stringify({ plugin: 'lockfile', lockspace: shared.path('lockspace') }));
     });
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
   }, 120_000);
   afterAll(async () => {
     etcd?.close();

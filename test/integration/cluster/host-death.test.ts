@@ -3,10 +3,10 @@
 // with --cluster-reclaim-after the other hosts free its names once it has stayed away that long
 // more, and may then define and start them; the fleet view shows the host gone. Not before.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { systemClock } from '../../../protocol/index.js';
 import { idleGuest } from '../../helpers/test-guest.js';
-import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import { killProcessesUnder } from '../../helpers/kill-under.js';
 import { virtq } from '../../e2e/virtq-cli.js';
 import type { FleetDomain, FleetHost as ViewHost } from '../../../client/fleet-view.js';
@@ -22,7 +22,7 @@ describe('a whole host killed', () => {
   let etcd: Etcd3;
   beforeAll(async () => {
     fleet = await startFleet(3, TTL, ['--cluster-reclaim-after', String(RECLAIM)]);
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
   }, 120_000);
   afterAll(async () => {
     etcd?.close();
