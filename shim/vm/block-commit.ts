@@ -61,6 +61,7 @@ export class ActiveCommit implements JobProgress {
    */
   async run(): Promise<string[]> {
     try {
+      await this.cancelOrphans();
       for (const [i, d] of this.disks.entries()) {
         await this.mon.raw({ execute: 'block-commit', arguments: { 'job-id': this.ids[i], device: d.top, 'base-node': d.base, 'auto-dismiss': false } });
       }
@@ -104,16 +105,28 @@ export class ActiveCommit implements JobProgress {
     return this.last;
   }
 
-  // Waits for job `id` to conclude and dismisses it; its error, if any.
-  private async concluded(id: string): Promise<string | undefined> {
+  // Waits for job `id` to conclude and dismisses it; its error, if any. `ours`: one of this
+  // commit's jobs (their figures are kept for domjobinfo).
+  private async concluded(id: string, ours = true): Promise<string | undefined> {
     for (;;) {
-      const job = (await this.poll()).find((j) => j.id === id);
+      const jobs = ours ? await this.poll() : (await this.mon.raw({ execute: 'query-jobs' })) as QemuJob[];
+      const job = jobs.find((j) => j.id === id);
       if (job === undefined) return undefined;
       if (job.status === 'concluded' || job.status === 'null') {
         await this.mon.raw({ execute: 'job-dismiss', arguments: { id } }).catch(() => undefined);
         return job.error;
       }
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  // A commit job of a shim that died mid-merge stays in QEMU (READY, never pivoted) and holds its
+  // nodes: with one job per VM at a time, any such job now is an orphan, cancelled before this one.
+  private async cancelOrphans(): Promise<void> {
+    const all = (await this.mon.raw({ execute: 'query-jobs' })) as QemuJob[];
+    for (const j of all.filter((x) => x.id.startsWith('virtq-commit-'))) {
+      await this.mon.raw({ execute: 'job-cancel', arguments: { id: j.id } }).catch(() => undefined);
+      await this.concluded(j.id, false).catch(() => undefined);
     }
   }
 

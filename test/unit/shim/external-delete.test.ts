@@ -60,9 +60,10 @@ describe('definitionOnBase', () => {
 });
 
 /** A monitor whose block jobs advance one step per query-jobs, as `script` says. */
-function jobMonitor(script: { failAt?: number }) {
+function jobMonitor(script: { failAt?: number; orphan?: string }) {
   const sent: Array<{ execute: string; arguments?: Record<string, unknown> }> = [];
   const jobs = new Map<string, { status: string; polls: number; error?: string; done: number }>();
+  if (script.orphan !== undefined) jobs.set(script.orphan, { status: 'ready', polls: 2, done: 100 });
   const raw = async (c: { execute: string; arguments?: Record<string, unknown> }): Promise<unknown> => {
     sent.push(c);
     const id = String(c.arguments?.['job-id'] ?? c.arguments?.['id'] ?? '');
@@ -99,12 +100,26 @@ describe('ActiveCommit', () => {
     const commit = new ActiveCommit(mon, clock, 7, disks);
     expect(commit.info()).toMatchObject({ type: 'block-commit', status: 'created', totalBytes: 0 });
     const run = commit.run();
+    await clock.advance(0);
+    // One poll: each job has merged half of its 100 bytes.
+    expect(commit.info()).toMatchObject({ type: 'block-commit', status: 'running', totalBytes: 200, transferredBytes: 100, remainingBytes: 100 });
     await until(clock, run);
     await expect(run).resolves.toEqual(['vda', 'vdb']);
-    const order = sent.map((c) => c.execute).filter((e) => e !== 'query-jobs');
-    expect(order).toEqual(['block-commit', 'block-commit', 'job-complete', 'job-dismiss', 'job-complete', 'job-dismiss']);
-    expect(sent[0]).toEqual({ execute: 'block-commit', arguments: { 'job-id': 'virtq-commit-vda-7', device: 'ov-vda-1', 'base-node': 'fmt-vda', 'auto-dismiss': false } });
-    expect(sent[1]?.arguments).toMatchObject({ device: 'ov-vdb-1', 'base-node': '#block123' });
+    const cmds = sent.filter((c) => c.execute !== 'query-jobs');
+    expect(cmds.map((c) => c.execute)).toEqual(['block-commit', 'block-commit', 'job-complete', 'job-dismiss', 'job-complete', 'job-dismiss']);
+    expect(cmds[0]).toEqual({ execute: 'block-commit', arguments: { 'job-id': 'virtq-commit-vda-7', device: 'ov-vda-1', 'base-node': 'fmt-vda', 'auto-dismiss': false } });
+    expect(cmds[1]?.arguments).toMatchObject({ device: 'ov-vdb-1', 'base-node': '#block123' });
+    expect(commit.info()).toMatchObject({ type: 'block-commit' });
+  });
+
+  it('cancels a commit job a dead predecessor left in QEMU before starting its own', async () => {
+    const clock = new FakeClock();
+    const { mon, sent } = jobMonitor({ orphan: 'virtq-commit-vda-1' });
+    const run = new ActiveCommit(mon, clock, 1, disks.slice(0, 1)).run();
+    await until(clock, run);
+    await expect(run).resolves.toEqual(['vda']);
+    const cmds = sent.filter((c) => c.execute !== 'query-jobs').map((c) => `${c.execute} ${String(c.arguments?.['id'] ?? c.arguments?.['job-id'])}`);
+    expect(cmds.slice(0, 3)).toEqual(['job-cancel virtq-commit-vda-1', 'job-dismiss virtq-commit-vda-1', 'block-commit virtq-commit-vda-1']);
   });
 
   it('cancels every job and pivots none when aborted before READY', async () => {
