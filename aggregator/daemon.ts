@@ -19,6 +19,7 @@ import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { snapshotHostHandlers } from './handlers/snapshot-handlers.js';
 import { qemuImgOverlays } from './handlers/offline-snapshot.js';
+import { qemuImgCommit } from './handlers/offline-delete.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -100,7 +101,7 @@ export class Virtqemud {
     return {
       served: [
         served(virtqProgram, {
-          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), now: () => clock.now() }),
+          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), commitOverlay: qemuImgCommit('qemu-img'), now: () => clock.now() }),
         }, proxy),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r), (r) => this.cfg.cluster?.adopted(r.name, r.uuid))),
         served(adminProgram, {

@@ -57,7 +57,7 @@ export const EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ex('migrate web1 qemu:///system?root=/srv/host2 --live --bandwidth 100 --max-downtime 50 --auto-converge', 'at most 100 MiB/s, at most 50 ms paused'),
     ex('migrate web1 --to-host kvm02 --cluster etcd://10.0.0.1:2379/virtq --live', 'in an etcd fleet: from whichever host holds web1 to host kvm02, its fleet-wide name moving at switchover'),
   ],
-  domjobinfo: [ex('domjobinfo web1', 'how far web1\'s migration has got: bytes remaining, rate, expected downtime')],
+  domjobinfo: [ex('domjobinfo web1', 'how far web1\'s migration or snapshot-delete merge has got: bytes remaining, rate')],
   domjobabort: [ex('domjobabort web1', 'cancels web1\'s migration; it goes on running here')],
   convert: [
     ex('convert web1.xml', 'prints the virtq definition of a libvirt domain, or lists what cannot be carried over'),

@@ -99,11 +99,14 @@ const domjobinfo: CallAdapter = {
   render: (r) => {
     const j = r as JobInfo;
     if (j.type === 'none') return 'Job type:         None\n';
+    const migration = j.type === 'migration';
     const rows: [string, string][] = Object.entries({
-      'Job type': 'Unbounded', Operation: 'Outgoing migration', Status: j.status, 'Time elapsed': `${j.elapsedMs} ms`,
+      'Job type': 'Unbounded', Operation: migration ? 'Outgoing migration' : 'Snapshot delete (block commit)', Status: j.status, 'Time elapsed': `${j.elapsedMs} ms`,
       'Data processed': formatSize(j.transferredBytes), 'Data remaining': formatSize(j.remainingBytes), 'Data total': formatSize(j.totalBytes),
-      'Transfer rate': `${formatSize(j.rateBytesPerSec)}/s`, 'Expected downtime': j.expectedDowntimeMs === undefined ? '-' : `${j.expectedDowntimeMs} ms`,
-      ...(j.downtimeMs === undefined ? {} : { 'Total downtime': `${j.downtimeMs} ms` }), 'Dirty syncs': String(j.dirtySyncCount),
+      'Transfer rate': `${formatSize(j.rateBytesPerSec)}/s`,
+      // A merge has no switchover pause and no memory passes.
+      ...(migration ? { 'Expected downtime': j.expectedDowntimeMs === undefined ? '-' : `${j.expectedDowntimeMs} ms` } : {}),
+      ...(j.downtimeMs === undefined ? {} : { 'Total downtime': `${j.downtimeMs} ms` }), ...(migration ? { 'Dirty syncs': String(j.dirtySyncCount) } : {}),
     });
     // virsh's layout: one "Label:  value" line each.
     return rows.map(([k, v]) => `${`${k}:`.padEnd(19)}${v}\n`).join('');

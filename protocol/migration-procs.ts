@@ -43,11 +43,14 @@ export const MigrateResult = Type.Object({
 });
 export type MigrateResult = Static<typeof MigrateResult>;
 
-/** A VM's current job (a migration), for `domjobinfo`. */
+/** A VM's current job (a migration, or the merge of an external snapshot), for `domjobinfo`. */
 export const JobInfo = Type.Object({
-  /** `none` when no job runs; otherwise `migration`. */
-  type: Type.Union([Type.Literal('none'), Type.Literal('migration')]),
-  /** QEMU's migration status (`setup`, `active`, `pre-switchover`, `device`, `completed`, `failed`, `cancelled`) or `none`. */
+  /** `none` when no job runs; `migration`; `block-commit` (since 0.4) while deleting an external snapshot merges its overlays. */
+  type: Type.Union([Type.Literal('none'), Type.Literal('migration'), Type.Literal('block-commit')]),
+  /**
+   * QEMU's migration status (`setup`, `active`, `pre-switchover`, `device`, `completed`, `failed`, `cancelled`),
+   * a block-commit's job status (`running`, `ready`, `waiting`, `pending`, `concluded`), or `none`.
+   */
   status: Type.String(),
   elapsedMs: Type.Number(),
   totalBytes: Type.Number(),
@@ -72,9 +75,9 @@ export const migrationVmProcs = {
   migrate: proc({ args: MigrateArgs, ret: MigrateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'migrate',
     description: 'Moves the running VM to another virtqemud: memory over a stream the destination listens on, disk leases handed over at switchover.' }),
   getJobInfo: proc({ args: DomainRef, ret: JobInfo, servers: both, readonly: true, perVm: true, since: '0.3', cli: 'domjobinfo',
-    description: 'Progress of the VM\'s running job (a migration): bytes remaining, transfer rate, expected downtime.' }),
+    description: 'Progress of the VM\'s running job (a migration: bytes remaining, transfer rate, expected downtime; or the block-commit of a snapshot delete: bytes merged and remaining).' }),
   abortJob: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.3', cli: 'domjobabort',
-    description: 'Cancels the VM\'s running migration; the VM goes on running where it was.' }),
+    description: 'Cancels the VM\'s running migration or snapshot-delete merge; the VM goes on running where it was (on its overlays, for a merge).' }),
   migrateIncomingClaim: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
     description: 'Destination side of a migration: leases every disk for the incoming QEMU (the source has given its leases up); LOCK_CONFLICT when one is held.' }),
   migrateIncomingFinish: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',

@@ -34,12 +34,15 @@ export const SnapshotInfo = Type.Object({
   /**
    * The disks in it: `path` is the image the snapshot holds (an external snapshot's backing file);
    * `overlay` (external only) the qcow2 file the disk writes to since, `overlaySource` when that is
-   * a volume of virtstoraged.
+   * a volume of virtstoraged. `format` and `source` (external, since 0.4) are the image's format and
+   * volume, which deleting the snapshot moves the disk back onto.
    */
   disks: Type.Array(Type.Object({
     target: Type.String(), path: Type.String(),
     overlay: Type.Optional(Type.String()),
     overlaySource: Type.Optional(Type.Object({ pool: Type.String(), volume: Type.String() })),
+    format: Type.Optional(Type.String()),
+    source: Type.Optional(Type.Object({ pool: Type.String(), volume: Type.String() })),
   })),
   /** True for the snapshot the VM was last taken at or reverted to. */
   current: Type.Boolean(),
@@ -71,7 +74,7 @@ export const snapshotVmProcs = {
   snapshotRevert: proc({ args: ref({ snapshot: SnapshotName }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-revert',
     description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused; a disk-only external one in any state (the message says how to go back by hand).' }),
   snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()) }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
-    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state); an external snapshot is refused without it (its overlays are not merged back).' }),
+    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state). An external snapshot must be the top of its chain (no snapshot taken after it): its overlays are merged into the images under them (block-commit of a running or paused VM, shown by domjobinfo and stopped by domjobabort; qemu-img commit of a shut-off one), the VM and its definition go back onto those images and the overlays are removed.' }),
 };
 
 /** Host snapshot procedures: the metadata, readable whether the VM runs or not. */

@@ -55,7 +55,7 @@ export async function offlineExternal(d: OfflineDeps, r: DomainRecord, current: 
       const overlay = overlayFile(disk.path, name);
       await d.makeOverlay(disk.path, disk.format, overlay);
       made.push(overlay);
-      entries.push({ target: disk.target, path: disk.path, overlay });
+      entries.push({ target: disk.target, path: disk.path, overlay, format: disk.format });
     }
   } catch (err) {
     for (const f of made) await rm(f, { force: true });

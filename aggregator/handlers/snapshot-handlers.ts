@@ -1,7 +1,8 @@
 // virtqemud's side of the per-VM snapshot procedures: they go on to the VM's shim (the proxy), and
 // around that virtqemud keeps what only it has. An external (disk-only) snapshot moves the disks
 // onto overlays: the persistent definition follows, so a restart boots from the overlays; of a
-// shut-off VM it is taken here (offline-snapshot.ts).
+// shut-off VM it is taken here (offline-snapshot.ts). Deleting one merges the overlays back and
+// the persistent definition returns to the images under them; of a shut-off VM here (offline-delete.ts).
 // Forgetting a snapshot's metadata (--metadata) needs no QEMU, so it works on a VM that is shut off,
 // and reverting a shut-off VM to a disk-only snapshot is refused saying what to do instead.
 import { VirtqError, normalizeDefinition, virtqProgram, type CallContext, type Fallback, type Handlers, type Layout, type NormalizedDefinition, type SnapshotInfo, type VirtqProgram } from '../../protocol/index.js';
@@ -9,6 +10,8 @@ import { SnapshotStore, externalRevertRefused } from '../../drivers/hypervisor/q
 import { isActive, type DomainRegistry } from '../registry.js';
 import type { DefinitionStore } from '../definitions.js';
 import { offlineExternal, type OverlayMaker } from './offline-snapshot.js';
+import { offlineMerge, type OverlayCommitter } from './offline-delete.js';
+import { onOverlay, type CommitDisk } from '../../drivers/hypervisor/qemu/commit-plan.js';
 
 /** What these handlers need of virtqemud. */
 export interface SnapshotHostDeps {
@@ -19,6 +22,8 @@ export interface SnapshotHostDeps {
   forward: Fallback;
   /** Makes a shut-off VM's overlays. */
   makeOverlay: OverlayMaker;
+  /** Merges a shut-off VM's overlay into its backing file. */
+  commitOverlay: OverlayCommitter;
   now(): number;
 }
 
@@ -32,6 +37,23 @@ export function definitionOnOverlays(def: NormalizedDefinition, snap: Pick<Snaps
       if (s?.overlay === undefined) return disk;
       const { path: _p, source: _s, ...rest } = disk;
       return { ...rest, format: 'qcow2', ...(s.overlaySource === undefined ? { path: s.overlay } : { source: s.overlaySource }) };
+    }),
+  };
+}
+
+/**
+ * `def` with each disk still on an overlay of `plan` back on the image under it (a volume disk on
+ * its volume), in the format recorded with the snapshot (`format` absent: the disk's own).
+ */
+export function definitionOnBase(def: NormalizedDefinition, plan: readonly CommitDisk[], formats: ReadonlyMap<string, string> = new Map()): NormalizedDefinition {
+  return {
+    ...def,
+    disks: def.disks.map((disk) => {
+      const s = plan.find((p) => p.target === disk.target);
+      if (s === undefined || !onOverlay(disk, s)) return disk;
+      const { path: _p, source: _s, ...rest } = disk;
+      const format = s.format ?? formats.get(s.target) ?? rest.format;
+      return { ...rest, format: format === 'qcow2' ? 'qcow2' : 'raw', ...(s.source === undefined ? { path: s.path } : { source: s.source }) };
     }),
   };
 }
@@ -58,11 +80,20 @@ export function snapshotHostHandlers(d: SnapshotHostDeps): Handlers<VirtqProgram
       return info;
     },
     snapshotDelete: async (args, ctx) => {
-      if (args.metadata !== true) return forward('snapshotDelete', args, ctx);
       const r = d.registry.require(args.name);
       const store = new SnapshotStore(d.layout.state, r.name);
-      await store.get(args.snapshot);
-      await store.remove(args.snapshot);
+      const snap = await store.get(args.snapshot);
+      if (args.metadata === true) {
+        await store.remove(args.snapshot);
+        return {};
+      }
+      if (snap.kind !== 'external') return forward('snapshotDelete', args, ctx);
+      if (!isActive(r) && r.starting !== true && r.definition !== undefined) {
+        await offlineMerge({ ...d, state: d.layout.state, onBase: definitionOnBase }, r, r.definition, snap);
+        return {};
+      }
+      await forward('snapshotDelete', args, ctx);
+      await baseAgain(d, args.name, snap, (name) => forward<{ disks?: Array<{ target: string; format?: string }> }>('getDefinition', { name }, ctx));
       return {};
     },
     snapshotRevert: async (args, ctx) => {
@@ -74,4 +105,21 @@ export function snapshotHostHandlers(d: SnapshotHostDeps): Handlers<VirtqProgram
       return forward('snapshotRevert', args, ctx);
     },
   };
+}
+
+// After a running VM's snapshot was merged, its persistent definition follows it back onto the
+// images; a format the snapshot did not record (taken before 0.4) is the running VM's.
+async function baseAgain(d: SnapshotHostDeps, name: string, snap: SnapshotInfo, live: (name: string) => Promise<{ disks?: Array<{ target: string; format?: string }> }>): Promise<void> {
+  const r = d.registry.get(name);
+  if (r?.persistent !== true || r.definition === undefined) return;
+  const plan = snap.disks.filter((s): s is CommitDisk => s.overlay !== undefined);
+  const formats = plan.some((s) => s.format === undefined)
+    ? new Map((await live(name)).disks?.map((x) => [x.target, x.format ?? 'raw']) ?? []) : new Map<string, string>();
+  const def = normalizeDefinition(definitionOnBase(r.definition, plan, formats), () => r.uuid);
+  try {
+    await d.store.save(def);
+  } catch (err) {
+    throw new VirtqError('OPERATION_FAILED', `snapshot "${snap.name}" was merged and VM "${name}" runs on the images under its overlays, but its persistent definition could not be saved (${VirtqError.from(err).message}); define it again with its disks on ${plan.map((s) => s.path).join(', ')}`, { cause: err });
+  }
+  d.registry.defined(r, def);
 }

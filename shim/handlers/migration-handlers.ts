@@ -1,5 +1,5 @@
 // The shim's handlers for the migration procedures: `migrate`, `getJobInfo` and `abortJob` on the
-// source, the `migrateIncoming*` steps on a destination shim (started with --incoming).
+// source (the last two also for another job that reports progress), the `migrateIncoming*` steps on a destination shim (started with --incoming).
 import { VirtqError, type Handlers, type VirtqProgram } from '../../protocol/index.js';
 import type { Vm } from '../vm/vm.js';
 import type { MigrationSource } from '../vm/migration-source.js';
@@ -33,8 +33,14 @@ export function migrationHandlers(d: MigrationHandlerDeps): Handlers<VirtqProgra
       await d.persisted();
       return result;
     },
-    getJobInfo: ({ name }) => { mine(name); return d.source.jobInfo(); },
-    abortJob: async ({ name }) => { mine(name); await d.source.abort(); return stateResult(); },
+    // A job that reports progress itself (a snapshot delete's block-commit) answers first.
+    getJobInfo: async ({ name }) => { mine(name); return vm.jobs.progress?.info() ?? d.source.jobInfo(); },
+    abortJob: async ({ name }) => {
+      mine(name);
+      const job = vm.jobs.progress;
+      await (job === undefined ? d.source.abort() : job.abort());
+      return stateResult();
+    },
     migrateIncomingClaim: async ({ name }) => { mine(name); await incoming().claim(); return stateResult(); },
     migrateIncomingFinish: async ({ name }) => { mine(name); await incoming().finish(); return stateResult(); },
     migrateIncomingAbort: async ({ name }) => { mine(name); await incoming().abort(); return stateResult(); },

@@ -21,7 +21,7 @@ export interface SaveHandlerDeps {
   /** Settles once every state change so far is in the state file. */
   persisted(): Promise<void>;
   /** The VM's leases (external snapshots lease their overlays). */
-  leases: Pick<VmLeases, 'diskHooks' | 'downgrade'>;
+  leases: Pick<VmLeases, 'diskHooks' | 'downgrade' | 'upgrade'>;
   /** virtstoraged, for a volume disk's overlay; undefined without it. */
   volumes: OverlayVolumes | undefined;
   log: Logger;
@@ -40,8 +40,12 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
     await d.persisted();
     return { state: vm.state, reason: vm.reason };
   };
+  const hooks = d.leases.diskHooks(vm);
   const snapshots = new VmSnapshots(vm, new SnapshotStore(d.layout.state, vm.def.name), d.clock, {
-    hooks: d.leases.diskHooks(vm), volumes: d.volumes,
+    hooks, volumes: d.volumes, log: d.log,
+    upgrade: (disk, pid) => d.leases.upgrade(disk, pid),
+    // An overlay merged away is given back like a detached disk (unless another disk uses it).
+    release: async (disk) => { await hooks.afterDetach?.(disk); },
     // The snapshot is taken by then: a lease that stays exclusive until QEMU exits is only logged.
     downgrade: (disk, pid) => d.leases.downgrade(disk, pid).catch((err: unknown) => d.log.warn({ err, msgId: 'LEASE_DOWNGRADE_FAILED', path: disk.path }, 'the image under a new overlay keeps an exclusive lease')),
   });
@@ -53,7 +57,7 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
       return info;
     },
     snapshotRevert: async ({ name, snapshot }) => { mine(name); await snapshots.revert(snapshot); await d.persisted(); return { state: vm.state, reason: vm.reason }; },
-    snapshotDelete: async ({ name, snapshot, metadata }) => { mine(name); await snapshots.delete(snapshot, metadata === true); return {}; },
+    snapshotDelete: async ({ name, snapshot, metadata }) => { mine(name); await snapshots.delete(snapshot, metadata === true); await d.persisted(); return {}; },
     save: async ({ name, file }) => { mine(name); return saveTo('save', file); },
     managedSave: async ({ name }) => {
       mine(name);

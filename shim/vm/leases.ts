@@ -113,6 +113,30 @@ export class VmLeases {
     await this.tell('lease-acquired', [ro]);
   }
 
+  /**
+   * Deleting an external snapshot merges the overlay into the image under it: that image is
+   * written again and its lease becomes exclusive, before the overlay's is given back. A shared
+   * lease cannot turn exclusive in place (flock), so it is released first: the image is read-only
+   * in QEMU's chain meanwhile. When the exclusive lease cannot be had (LOCK_CONFLICT: another VM
+   * reads the image), the shared one is taken back before the error is thrown.
+   */
+  async upgrade(disk: ResolvedDisk, qemuPid: number): Promise<void> {
+    const manager = this.manager();
+    const ro = { ...disk, readonly: true };
+    await manager.release(this.owner, disk.path);
+    await this.tell('lease-released', [ro]);
+    const rw = { ...disk, readonly: false };
+    try {
+      await manager.acquireForRunning(this.owner, qemuPid, leaseRequest(rw));
+    } catch (err) {
+      await manager.acquireForRunning(this.owner, qemuPid, leaseRequest(ro)).then(() => this.tell('lease-acquired', [ro]), (e: unknown) => {
+        this.log.error({ err: e, msgId: 'LEASE_REACQUIRE_FAILED', path: disk.path }, 'cannot take back the shared lease of an image under an overlay');
+      });
+      throw err;
+    }
+    await this.tell('lease-acquired', [rw]);
+  }
+
   private tell(kind: LeaseChange['kind'], disks: readonly ResolvedDisk[]): Promise<void> {
     return tellLeases(this.onChange, this.lock.manager, this.lock.status.plugin, kind, disks);
   }

@@ -1,11 +1,14 @@
 // Snapshots of a running or paused VM, each run as the VM's one job, with the metadata in
 // SnapshotStore: internal ones through QEMU's snapshot jobs (snapshot-save, snapshot-load,
 // snapshot-delete; a transaction of blockdev-snapshot-internal-sync without the memory state),
-// external disk-only ones as new overlays (external-snapshot.ts).
+// external disk-only ones as new overlays (external-snapshot.ts), deleted by merging them back
+// (external-delete.ts).
 import { VirtqError, type Clock, type ResolvedDefinition, type ResolvedDisk, type SnapshotInfo } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import { externalRevertRefused, type SnapshotMeta, type SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
+import { commitPlan } from '../../drivers/hypervisor/qemu/commit-plan.js';
 import { diskRoots, externalDisks, takeExternal, type ExternalDeps, type Overlay } from './external-snapshot.js';
+import { mergeExternal, type MergeDeps } from './external-delete.js';
 import type { Vm } from './vm.js';
 
 const POLL_MS = 20;
@@ -51,7 +54,7 @@ async function topNodes(mon: HypervisorMonitor, targets: readonly string[]): Pro
 }
 
 /** What external snapshots need of the shim (leases, virtstoraged). */
-export type ExternalParts = Pick<ExternalDeps, 'hooks' | 'volumes'> & { downgrade(disk: ResolvedDisk, qemuPid: number): Promise<void> };
+export type ExternalParts = Pick<ExternalDeps, 'hooks' | 'volumes'> & Pick<MergeDeps, 'upgrade' | 'downgrade' | 'release' | 'log'>;
 
 /** A disk of the definition moved onto its overlay. */
 function onOverlay(d: ResolvedDisk, o: Overlay | undefined): ResolvedDisk {
@@ -103,7 +106,10 @@ export class VmSnapshots {
       const parent = await this.store.current();
       return this.record({
         name, vm: this.vm.def.name, ...(parent === undefined ? {} : { parent }), createdAt: this.clock.now(), state: 'disk-snapshot', memory: false, kind: 'external',
-        disks: overlays.map((o) => ({ target: o.disk.target, path: o.disk.path, overlay: o.path, ...(o.source === undefined ? {} : { overlaySource: o.source }) })),
+        disks: overlays.map((o) => ({
+          target: o.disk.target, path: o.disk.path, overlay: o.path, ...(o.source === undefined ? {} : { overlaySource: o.source }),
+          format: o.disk.format, ...(o.disk.source === undefined ? {} : { source: o.disk.source }),
+        })),
       });
     });
   }
@@ -140,10 +146,20 @@ export class VmSnapshots {
   async delete(name: string, metadataOnly: boolean): Promise<void> {
     const snap = await this.store.get(name);
     if (metadataOnly) return this.store.remove(name);
-    if (snap.kind === 'external') throw externalDeleteRefused(this.vm.def.name, name);
+    if (snap.kind === 'external') return this.deleteExternal(name);
     await this.vm.withMonitor('snapshotDelete', async (mon) => {
       const nodes = await this.nodesOf(mon, snap);
       if (nodes.length > 0) await runJob(mon, this.clock, ++this.jobSeq, 'snapshot-delete', { tag: name, devices: nodes });
+      await this.store.remove(name);
+    });
+  }
+
+  /** Merges an external snapshot's overlays into the images under them (it must be the top); the definition follows. */
+  private deleteExternal(name: string): Promise<void> {
+    return this.vm.withMonitor('snapshotDelete', async (mon) => {
+      const snap = await this.store.get(name);
+      const plan = commitPlan(this.vm.def.name, snap, await this.store.list(), this.vm.def.disks);
+      await mergeExternal(mon, this.vm, { ...this.external, clock: this.clock, seq: ++this.jobSeq }, name, plan);
       await this.store.remove(name);
     });
   }
@@ -153,9 +169,4 @@ export class VmSnapshots {
     const have = new Set(this.vm.def.disks.map((d) => d.target));
     return topNodes(mon, snap.disks.filter((d) => have.has(d.target)).map((d) => d.target));
   }
-}
-
-/** Deleting an external snapshot's images would need a block-commit, which is not supported. */
-export function externalDeleteRefused(vm: string, name: string): VirtqError {
-  return new VirtqError('OPERATION_INVALID', `cannot delete disk-only snapshot "${name}" of VM "${vm}" from its disks: merging its overlays (block-commit) is not supported; delete it with --metadata to forget it (the VM keeps running on its overlays, the images stay)`, { details: { snapshot: name } });
 }

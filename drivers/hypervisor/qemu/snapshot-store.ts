@@ -7,6 +7,19 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../fs/atomic-file.js';
 import { VirtqError } from '../../../protocol/errors.js';
 
+/** One disk of a snapshot (see SnapshotMeta.disks). */
+export interface SnapshotDisk {
+  target: string;
+  path: string;
+  overlay?: string;
+  overlaySource?: VolumeRef;
+  format?: string;
+  source?: VolumeRef;
+}
+
+/** A volume of virtstoraged. */
+export interface VolumeRef { pool: string; volume: string }
+
 /** What is stored per snapshot (protocol/save-program.ts's SnapshotInfo without `current`, which is derived). */
 export interface SnapshotMeta {
   name: string;
@@ -16,8 +29,11 @@ export interface SnapshotMeta {
   state: string;
   memory: boolean;
   kind: 'internal' | 'external';
-  /** `overlay`/`overlaySource`: an external snapshot's new top image per disk. */
-  disks: Array<{ target: string; path: string; overlay?: string; overlaySource?: { pool: string; volume: string } }>;
+  /**
+   * `overlay`/`overlaySource`: an external snapshot's new top image per disk; `format`/`source`:
+   * the format and volume of the image under it (`path`), which a delete moves the disk back onto.
+   */
+  disks: SnapshotDisk[];
 }
 
 /** A snapshot as listed. */

@@ -68,5 +68,10 @@ describe('virtq migrate', () => {
     const none = fake({ procs: { getJobInfo: { ...job, type: 'none', status: 'none' } } });
     expect(await none.run('domjobinfo', 'web1')).toBe(0);
     expect(none.stdout.text).toBe('Job type:         None\n');
+    const merge = fake({ procs: { getJobInfo: { ...job, type: 'block-commit', status: 'running' } } });
+    expect(await merge.run('domjobinfo', 'web1')).toBe(0);
+    expect(merge.stdout.text).toContain('Operation:         Snapshot delete (block commit)\n');
+    expect(merge.stdout.text).toContain('Data remaining:    50.00 MiB\n');
+    expect(merge.stdout.text).not.toContain('Expected downtime');
   });
 });

@@ -45,4 +45,17 @@ describe('JobLock', () => {
     // Once the queue drained, new jobs are taken again.
     await expect(lock.run('d', async () => 'd', 2)).resolves.toBe('d');
   });
+
+  it('shows a job\'s reported progress while it runs, and none once it has ended', async () => {
+    const lock = new JobLock();
+    const gate = deferred();
+    const progress = { info: () => ({ type: 'block-commit' as const, status: 'running', elapsedMs: 1, totalBytes: 2, transferredBytes: 1, remainingBytes: 1, rateBytesPerSec: 1, dirtySyncCount: 0 }), abort: async () => undefined };
+    const job = lock.run('snapshotDelete', async () => { lock.report(progress); await gate.promise; });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(lock.progress?.info()).toMatchObject({ type: 'block-commit', transferredBytes: 1 });
+    gate.resolve();
+    await job;
+    expect(lock.progress).toBeUndefined();
+  });
 });

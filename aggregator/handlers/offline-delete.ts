@@ -1,0 +1,75 @@
+// Deleting a disk-only external snapshot of a shut-off defined VM: no QEMU runs, so each overlay
+// is merged into the image under it with qemu-img commit (the function virtqemud is given), then
+// the persistent definition moves back onto those images, the overlays go and so does the
+// metadata. Until the definition is saved the VM stays on its overlays, which still read the same
+// (a commit copies, it does not move), so a crash part-way loses nothing.
+import { execFile } from 'node:child_process';
+import { access, rm } from 'node:fs/promises';
+import { VirtqError, normalizeDefinition, type NormalizedDefinition } from '../../protocol/index.js';
+import { SnapshotStore, type SnapshotMeta } from '../../drivers/hypervisor/qemu/snapshot-store.js';
+import { commitPlan, type CommitDisk } from '../../drivers/hypervisor/qemu/commit-plan.js';
+import { managedSaveFile } from '../../drivers/hypervisor/qemu/save-image-header.js';
+import type { DomainRecord, DomainRegistry } from '../registry.js';
+import type { DefinitionStore } from '../definitions.js';
+
+/** Merges the qcow2 `overlay` into its backing file; answers that file's format. */
+export type OverlayCommitter = (overlay: string) => Promise<{ backingFormat: string }>;
+
+const run = (file: string, args: readonly string[]): Promise<string> => new Promise((resolve, reject) => {
+  execFile(file, args, (err, out, stderr) => {
+    if (err === null) resolve(String(out));
+    else reject(new Error(String(stderr).trim() || err.message));
+  });
+});
+
+/** An OverlayCommitter running `qemuImg info` and `qemuImg commit -d` (the overlay is removed after). */
+export function qemuImgCommit(qemuImg: string): OverlayCommitter {
+  return async (overlay) => {
+    try {
+      const info = JSON.parse(await run(qemuImg, ['info', '--output=json', overlay])) as { 'backing-filename-format'?: string };
+      await run(qemuImg, ['commit', '-q', '-d', '-f', 'qcow2', overlay]);
+      return { backingFormat: info['backing-filename-format'] ?? 'raw' };
+    } catch (err) {
+      throw new VirtqError('OPERATION_FAILED', `cannot merge overlay ${overlay} into its backing file: ${(err as Error).message}`, { cause: err });
+    }
+  };
+}
+
+/** What an offline delete needs of virtqemud. */
+export interface OfflineDeleteDeps {
+  registry: DomainRegistry;
+  store: DefinitionStore;
+  state: string;
+  commitOverlay: OverlayCommitter;
+  /** `def` with the merged disks back on their images (snapshot-handlers.ts). */
+  onBase(def: NormalizedDefinition, plan: readonly CommitDisk[]): NormalizedDefinition;
+}
+
+/** Deletes external snapshot `snap` of the shut-off persistent VM `r`, whose definition is `current`. */
+export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, current: NormalizedDefinition, snap: SnapshotMeta): Promise<void> {
+  const snaps = new SnapshotStore(d.state, r.name);
+  const plan = commitPlan(r.name, snap, await snaps.list(), current.disks);
+  if (await access(managedSaveFile(d.state, r.name)).then(() => true, () => false)) {
+    throw new VirtqError('OPERATION_INVALID', `cannot delete disk-only snapshot "${snap.name}" of VM "${r.name}": it has a managed save image, whose memory expects its disks as they are; start it first, or remove the image (virtq managedsave-remove ${r.name})`);
+  }
+  const volume = plan.find((s) => s.overlaySource !== undefined);
+  if (volume !== undefined) {
+    throw new VirtqError('OPERATION_INVALID', `cannot delete disk-only snapshot "${snap.name}" of shut-off VM "${r.name}": disk ${volume.target} is on a volume, which virtstoraged removes for a running VM; start the VM (it may stay paused) and delete the snapshot then`, { details: { target: volume.target } });
+  }
+  const merged: CommitDisk[] = [];
+  for (const s of plan) {
+    try {
+      const { backingFormat } = await d.commitOverlay(s.overlay);
+      merged.push({ ...s, format: s.format ?? backingFormat });
+    } catch (err) {
+      const e = VirtqError.from(err);
+      const done = merged.length === 0 ? '' : `; already merged (the guest sees no difference): ${merged.map((m) => m.overlay).join(', ')}`;
+      throw new VirtqError(e.code, `cannot delete snapshot "${snap.name}" of VM "${r.name}": ${e.message}; the VM stays defined on its overlays and keeps the snapshot${done}`, { cause: err, details: { snapshot: snap.name } });
+    }
+  }
+  const def = normalizeDefinition(d.onBase(current, merged), () => r.uuid);
+  await d.store.save(def);
+  d.registry.defined(r, def);
+  for (const s of merged) await rm(s.overlay, { force: true });
+  await snaps.remove(snap.name);
+}

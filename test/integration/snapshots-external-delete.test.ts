@@ -1,0 +1,178 @@
+// Deleting external disk-only snapshots by merging their overlays, with real QEMU and virtqemud:
+// a running VM's top overlay is block-committed into the image under it and the VM (and its
+// persistent definition) go back onto that image, which then holds what the guest wrote; the
+// overlay file is gone and so is the snapshot. Also: a snapshot under another is refused naming
+// the one to delete first; a base another VM reads cannot be leased exclusively, so the delete is
+// refused and changes nothing; a shut-off VM's overlay is merged with qemu-img commit; a VM
+// started on an overlay (its base opened from the header) merges too; a volume overlay is
+// deleted through virtstoraged and the disk goes back onto its volume.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, connectStorage, type Connection } from '../../client/index.js';
+import type { Definition, DiskSpec } from '../../protocol/index.js';
+import { ServiceHarness } from '../helpers/service-harness.js';
+import { guestConsole, type GuestConsole } from '../helpers/guest-console.js';
+import { testAccel, testGuest } from '../helpers/test-guest.js';
+import { tmpRoot } from '../helpers/tmp-root.js';
+
+const MiB = 1024 * 1024;
+
+function guestDef(name: string, disks: DiskSpec[]): Definition {
+  const g = testGuest();
+  return { name, memoryMiB: 128, accel: testAccel(), kernel: { path: g.kernel, initrd: g.initrd, cmdline: 'console=ttyS0 quiet panic=-1' }, disks };
+}
+
+async function diskHead(con: GuestConsole): Promise<string> {
+  const from = con.serial.mark();
+  await con.run('echo HEAD=$(head -c 4 /dev/vda)=E\'\'ND', '=END');
+  return /HEAD=([A-Z]*)=END/.exec(con.serial.output.slice(from))?.[1] ?? '?';
+}
+
+const write = (con: GuestConsole, text: string): Promise<void> => con.run(`printf ${text} > /dev/vda; sync; echo W-O''K`, 'W-OK');
+
+describe('deleting external disk-only snapshots (block-commit)', () => {
+  let h: ServiceHarness;
+  let vq: Connection;
+  let cons: GuestConsole[];
+  beforeEach(() => { h = new ServiceHarness(tmpRoot()); cons = []; });
+  afterEach(async () => {
+    for (const c of cons) c.close();
+    vq.close();
+    await h.cleanup();
+  });
+  const boot = async (name: string): Promise<GuestConsole> => {
+    await vq.virtq.start({ name });
+    const con = await guestConsole(vq, name);
+    cons.push(con);
+    await con.serial.waitFor('GUEST-READY', 60_000);
+    return con;
+  };
+  /** The guest-visible first bytes of an image (a qcow2 chain read through; -U: QEMU may hold it). */
+  const headOf = (file: string): string => {
+    const out = h.root.path(`head-${Date.now()}.raw`);
+    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', file, out]);
+    return readFileSync(out).subarray(0, 4).toString('latin1');
+  };
+  const names = async (vm: string) => (await vq.virtq.snapshotList({ name: vm })).snapshots.map((s) => [s.name, s.parent, s.current]);
+  const diskOf = async (vm: string) => (await vq.virtq.getDefinition({ name: vm })).disks?.[0];
+
+  it('merges a running VM\'s top overlay into its base: the VM, its definition and the guest\'s writes go back onto the base', async () => {
+    await h.start('virtqemud');
+    vq = await connect(h.uri('qemu'));
+    const base = h.root.path('dl1.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '16M']);
+    await vq.virtq.define({ definition: guestDef('dl1', [{ path: base, format: 'qcow2', target: 'vda' }]) });
+    const con = await boot('dl1');
+    await write(con, 'AAAA');
+    await vq.virtq.snapshotCreate({ name: 'dl1', snapshot: 's1', diskOnly: true });
+    const ov1 = h.root.path('dl1.s1');
+    await write(con, 'BBBB');
+    await vq.virtq.snapshotCreate({ name: 'dl1', snapshot: 's2', diskOnly: true });
+    const ov2 = h.root.path('dl1.s2');
+    await write(con, 'CCCC');
+
+    // s1 is under s2: refused, naming s2; nothing changes.
+    await expect(vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('delete "s2" first') });
+    expect(await diskOf('dl1')).toMatchObject({ path: ov2 });
+
+    // s2 is the top: its overlay merges into s1's; the VM runs on ov1, s1 is current again.
+    await vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's2' });
+    expect(existsSync(ov2)).toBe(false);
+    expect(await names('dl1')).toEqual([['s1', undefined, true]]);
+    expect(await diskOf('dl1')).toMatchObject({ path: ov1, format: 'qcow2' });
+    expect(await vq.virtq.getJobInfo({ name: 'dl1' })).toMatchObject({ type: 'none' });
+    expect(await diskHead(con)).toBe('CCCC');
+
+    // Another VM reads the base (a shared lease): it cannot become exclusive, so the delete is
+    // refused and changes nothing; the VM keeps writing its overlay.
+    await vq.virtq.create({ definition: guestDef('reader1', [{ path: base, format: 'qcow2', target: 'vda', readonly: true }]) });
+    await expect(vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's1' })).rejects.toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringContaining('nothing changed') });
+    await vq.virtq.destroy({ name: 'reader1' });
+    expect(await names('dl1')).toEqual([['s1', undefined, true]]);
+    expect(await diskOf('dl1')).toMatchObject({ path: ov1 });
+    await write(con, 'DDDD');
+
+    // Now it merges: the VM runs on the base, which the guest keeps writing.
+    await vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's1' });
+    expect(existsSync(ov1)).toBe(false);
+    expect(await names('dl1')).toEqual([]);
+    expect(await diskOf('dl1')).toMatchObject({ path: base, format: 'qcow2' });
+    expect(await diskHead(con)).toBe('DDDD');
+    // The base is written again, so it is leased exclusively: a reader is refused.
+    await expect(vq.virtq.create({ definition: guestDef('reader2', [{ path: base, format: 'qcow2', target: 'vda', readonly: true }]) })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await write(con, 'EEEE');
+    expect(await vq.virtq.getState({ name: 'dl1' })).toMatchObject({ state: 'running' });
+    await vq.virtq.destroy({ name: 'dl1' });
+    con.close();
+    expect(headOf(base)).toBe('EEEE');
+    expect(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', base]).toString())).not.toHaveProperty('backing-filename');
+    // The persistent definition names the base again.
+    expect(await diskOf('dl1')).toMatchObject({ path: base, format: 'qcow2' });
+  }, 300_000);
+
+  it('merges a shut-off VM\'s overlay with qemu-img commit, and a VM started on an overlay merges into the base opened from its header', async () => {
+    await h.start('virtqemud');
+    vq = await connect(h.uri('qemu'));
+    const base = h.root.path('dl2.raw');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', base, '16M']);
+    await vq.virtq.define({ definition: guestDef('dl2', [{ path: base, format: 'raw', target: 'vda' }]) });
+    await vq.virtq.snapshotCreate({ name: 'dl2', snapshot: 's1', diskOnly: true });
+    const ov1 = h.root.path('dl2.s1');
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x47 0 4', ov1]); // GGGG, into the overlay
+    await vq.virtq.snapshotCreate({ name: 'dl2', snapshot: 's2', diskOnly: true });
+    const ov2 = h.root.path('dl2.s2');
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x48 0 4', ov2]); // HHHH
+    expect(headOf(base)).toBe('\0\0\0\0');
+
+    await expect(vq.virtq.snapshotDelete({ name: 'dl2', snapshot: 's1' })).rejects.toMatchObject({ code: 'OPERATION_INVALID', message: expect.stringContaining('delete "s2" first') });
+    await vq.virtq.snapshotDelete({ name: 'dl2', snapshot: 's2' });
+    expect(existsSync(ov2)).toBe(false);
+    expect(headOf(ov1)).toBe('HHHH');
+    expect(headOf(base)).toBe('\0\0\0\0');
+    expect(await diskOf('dl2')).toMatchObject({ path: ov1, format: 'qcow2' });
+    expect(await names('dl2')).toEqual([['s1', undefined, true]]);
+
+    // Started on ov1, QEMU opens the raw base from ov1's header (no node name of virtq's).
+    const con = await boot('dl2');
+    expect(await diskHead(con)).toBe('HHHH');
+    await write(con, 'IIII');
+    await vq.virtq.snapshotDelete({ name: 'dl2', snapshot: 's1' });
+    expect(existsSync(ov1)).toBe(false);
+    expect(await diskOf('dl2')).toMatchObject({ path: base, format: 'raw' });
+    expect(await diskHead(con)).toBe('IIII');
+    await write(con, 'JJJJ');
+    await vq.virtq.destroy({ name: 'dl2' });
+    con.close();
+    expect(headOf(base)).toBe('JJJJ');
+    expect(await names('dl2')).toEqual([]);
+  }, 300_000);
+
+  it('merges a volume disk\'s overlay volume and deletes it through virtstoraged; the disk goes back onto its volume', async () => {
+    await h.start('virtstoraged');
+    await h.start('virtsecretd');
+    await h.start('virtqemud');
+    vq = await connect(h.uri('qemu'));
+    const storage = await connectStorage(h.uri('qemu'));
+    try {
+      const base = await storage.api.createVolume({ pool: 'default', name: 'vol1.raw', format: 'raw', capacity: 16 * MiB });
+      await vq.virtq.define({ definition: guestDef('dl3', [{ source: { pool: 'default', volume: 'vol1.raw' }, format: 'raw', target: 'vda' }]) });
+      const con = await boot('dl3');
+      await vq.virtq.snapshotCreate({ name: 'dl3', snapshot: 's1', diskOnly: true });
+      expect(await diskOf('dl3')).toMatchObject({ source: { pool: 'default', volume: 'vol1.s1' } });
+      await write(con, 'KKKK');
+      await vq.virtq.snapshotDelete({ name: 'dl3', snapshot: 's1' });
+      expect((await storage.api.listVolumes({ pool: 'default' })).volumes.map((v) => v.name)).not.toContain('vol1.s1');
+      expect(await names('dl3')).toEqual([]);
+      expect(await diskHead(con)).toBe('KKKK');
+      await vq.virtq.destroy({ name: 'dl3' });
+      con.close();
+      expect(headOf(base.path)).toBe('KKKK');
+      const disk = await diskOf('dl3');
+      expect(disk).toMatchObject({ source: { pool: 'default', volume: 'vol1.raw' }, format: 'raw' });
+      expect(disk).not.toHaveProperty('path');
+    } finally {
+      storage.close();
+    }
+  }, 300_000);
+});
