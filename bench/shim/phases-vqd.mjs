@@ -9,9 +9,8 @@
 //   to locks       → openat(lockspace marker)                    definition read and checked, dirs, logs
 //   lock manager   → openat(QEMU capability cache)               plugin load (self-check cached)
 //   caps + rw bind → the first bind (the VM's socket: its name)  capabilities, services
-//   to register    → connect(virtqemud.sock)                     ro/admin binds, API served
-//   registration   → the next bind (console)                     register round trip
-//   binds → lease  → execve(flock)                               console + monitor binds, ports, argv
+//   rw bind → lease → execve(flock)                              ro/admin binds, the register round
+//                                                                trip, console + monitor binds, argv
 //   lease → QEMU   → execve(qemu)                                the lifeline's flock(1) child
 //   QEMU to QMP    → accept4 (monitor)                           QEMU's exec and start
 //   greeting       → write(qmp_capabilities)
@@ -19,6 +18,7 @@
 //   cont → state   → openat(the state file's temp)               cont's reply, lifecycle
 //   state → ready  → write(1, ready line)                        state file, journal, qmp proxy, update flush
 //   ready → reply  → the bench has create's reply                virtqemud relays the outcome
+// Beside them: when the shim connected to virtqemud's socket (its registrar), from the hand-off.
 //
 //   node bench/shim/phases-vqd.mjs [--runs 7] [--dist DIR[,DIR2]]    (needs strace; build first)
 import { spawn } from 'node:child_process';
@@ -38,8 +38,8 @@ const wall = () => performance.timeOrigin + now();
 const { RpcClient, systemClock } = await import(join(DISTS[0], 'lib', 'protocol', 'index.js'));
 const clock = systemClock();
 
-const MARKS = ['call', 'handed', 'locks', 'caps', 'bindRw', 'regConnect', 'bindConsole', 'flock', 'qemu', 'monitor', 'greeting', 'cont', 'state', 'ready', 'reply'];
-const NAMES = ['to hand-off', 'to locks', 'lock manager', 'caps + rw bind', 'to register', 'registration', 'binds → lease', 'lease → QEMU', 'QEMU to QMP', 'greeting', 'caps → cont', 'cont → state', 'state → ready', 'ready → reply'];
+const MARKS = ['call', 'handed', 'locks', 'caps', 'bindRw', 'flock', 'qemu', 'monitor', 'greeting', 'cont', 'state', 'ready', 'reply'];
+const NAMES = ['to hand-off', 'to locks', 'lock manager', 'caps + rw bind', 'rw bind → lease', 'lease → QEMU', 'QEMU to QMP', 'greeting', 'caps → cont', 'cont → state', 'state → ready', 'ready → reply'];
 
 function parse(file, name, from, to) {
   const t = { call: from, reply: to };
@@ -55,7 +55,6 @@ function parse(file, name, from, to) {
     else if (call.includes('qemu-caps-')) mark('caps', ts);
     else if (call.startsWith('bind(') && t.bindRw === undefined) t.bindRw = ts;
     else if (call.startsWith('connect(') && call.includes('virtqemud.sock')) mark('regConnect', ts);
-    else if (call.startsWith('bind(') && t.regConnect !== undefined) mark('bindConsole', ts);
     else if (/^execve\("[^"]*flock"/.test(call)) mark('flock', ts);
     else if (/^execve\("[^"]*qemu-system/.test(call)) mark('qemu', ts);
     else if (call.startsWith('accept4(') && t.qemu !== undefined) mark('monitor', ts);
@@ -182,6 +181,8 @@ for (const [j, dist] of DISTS.entries()) {
     const s = summarize(rows.traced[j].map((r) => r.marks[MARKS[i + 1]] - r.marks[MARKS[i]]).filter((v) => Number.isFinite(v)));
     return [n, fmt(s.p50), fmt(s.p90)];
   });
+  const conn = summarize(rows.traced[j].map((r) => r.marks.regConnect - r.marks.handed).filter((v) => Number.isFinite(v)));
+  rowsOut.push(['(virtqemud connect, after hand-off)', fmt(conn.p50), fmt(conn.p90)]);
   rowsOut.push(['create → reply (traced)', fmt(summarize(rows.traced[j].map((r) => r.ms)).p50), fmt(summarize(rows.traced[j].map((r) => r.ms)).p90)]);
   rowsOut.push(['create → reply, untraced', fmt(summarize(ms).p50), fmt(summarize(ms).p90)]);
   rowsOut.push(['untraced − raw QEMU, paired', fmt(summarize(paired).p50), fmt(summarize(paired).p90)]);
