@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
+import { warmUp } from './warm-up.js';
 import { composeShim, type ShimOptions } from './compose.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
@@ -81,6 +82,9 @@ function parse(argv: string[]): Parsed | 'help' {
   let name = values.attach ?? '';
   let mode: ShimOptions['mode'];
   if (values.definition !== undefined) {
+    // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
+    // VM-independent first-use work before, not after, the definition arrives.
+    if (values.definition === '-') warmUp();
     const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');
     let definition: unknown;
     try {

@@ -1,5 +1,6 @@
 // The parts a shim is assembled from that need nothing of the running shim: how its disks are
-// resolved (virtstoraged/virtsecretd, or paths only) and its leases (the lock manager).
+// resolved (virtstoraged/virtsecretd, or paths only), its leases (the lock manager), the name
+// check once its socket is bound, and a wait for overlapped start steps.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +14,8 @@ import type { LogHub } from '../daemon/logging.js';
 import type { DaemonService } from '../daemon/service.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
+import { isLiveQemu } from './vm/qemu-process.js';
+import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 
 /** What of the shim's configuration these parts read (a ShimConfig is one). */
 export interface PartsConfig {
@@ -70,5 +73,28 @@ export async function listenOwnSocket(service: Pick<DaemonService, 'listen'>, na
       if (clock.monotonic() - begun >= graceMs) throw new VirtqError('NAME_IN_USE', `VM name "${name}" is in use: a shim already serves ${path}`, { cause: err });
     }
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 25));
+  }
+}
+
+/** Waits for every one of `steps` (so none is still running when a failure is handled), then rethrows the first failure. */
+export async function allDone(steps: ReadonlyArray<Promise<unknown> | undefined>): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
+/**
+ * The name check of a shim that has bound the VM's socket: a live QEMU recorded in the state file
+ * holds the name even with no shim serving it (NAME_IN_USE); a successor needs that QEMU (NO_DOMAIN).
+ */
+export async function claimName(mode: string, name: string, stateFile: string, saved: RuntimeState | undefined): Promise<void> {
+  if (mode === 'attach') {
+    if (saved?.qemuPid === undefined || !isLiveQemu(saved.qemuPid, saved.uuid)) {
+      throw new VirtqError('NO_DOMAIN', `VM "${name}" is not running (no live QEMU in ${stateFile}); nothing to attach to`);
+    }
+    return;
+  }
+  const existing = await readRuntimeState(stateFile);
+  if (existing?.qemuPid !== undefined && isLiveQemu(existing.qemuPid, existing.uuid)) {
+    throw new VirtqError('NAME_IN_USE', `VM "${name}" is still running (QEMU pid ${existing.qemuPid}) without a shim; re-attach with: virtq-shim --attach ${name}`);
   }
 }

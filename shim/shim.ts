@@ -23,7 +23,7 @@ import type { VmLeases } from './vm/leases.js';
 import { fenceOnLeaseLoss } from './vm/fencing.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
-import { isLiveQemu, type Spawner } from './vm/qemu-process.js';
+import type { Spawner } from './vm/qemu-process.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
@@ -36,7 +36,7 @@ import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
 import { saveHandlers } from './handlers/save-handlers.js';
-import { diskResolver, listenOwnSocket, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
+import { allDone, claimName, diskResolver, listenOwnSocket, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
 import { incomingStart, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
@@ -119,17 +119,30 @@ export class Shim {
     const saved = cfg.mode.kind === 'attach' ? await readRuntimeState(shimStateFile(cfg.layout, cfg.mode.name)) : undefined;
     const def = cfg.mode.kind === 'start' ? normalizeDefinition(cfg.mode.definition, cfg.newUuid) : saved?.definition;
     if (def === undefined) throw new VirtqError('NO_DOMAIN', `no state file for VM "${cfg.mode.kind === 'attach' ? cfg.mode.name : '?'}" under ${cfg.layout.runtime}: nothing to attach to`);
-    const shim = await Shim.assemble(cfg, def, saved);
     // A successor of a shim that ran without virtqemud runs without it too, whatever its flags
     // say: registering would wait for a daemon that never knew the VM, then give up and exit.
-    shim.registers &&= saved?.registered !== false;
+    const registers = cfg.connectRegistrar !== undefined && saved?.registered !== false;
+    // Connecting claims nothing (registering does, once the name's socket is ours): begun now, it
+    // overlaps the lock manager, the capabilities and the binds instead of following them.
+    const connecting = registers ? cfg.connectRegistrar?.(cfg.logs.module('registry')) : undefined;
+    connecting?.catch(() => undefined); // awaited in bringUp; a failed start closes it below
+    const closeUnused = (): Promise<void> => connecting?.then((r) => r.close(), () => undefined) ?? Promise.resolve();
+    let shim: Shim;
     try {
-      await shim.bringUp(saved);
+      shim = await Shim.assemble(cfg, def, saved);
+    } catch (err) {
+      await closeUnused();
+      throw err;
+    }
+    shim.registers &&= registers;
+    try {
+      await shim.bringUp(saved, connecting);
     } catch (err) {
       // A QEMU this shim spawned must not outlive a failed start: nothing would manage it; nor its ports.
       if (cfg.mode.kind === 'start' && shim.vm.qemuPid !== undefined) await shim.vm.destroy(1000).catch(() => undefined);
       if (cfg.mode.kind === 'start') await shim.ports.release(shim.vm.def.interfaces, PORT_RELEASE_WAIT_MS);
       await shim.shutdownServices();
+      await closeUnused(); // after the VM is gone, as a registration's end tells virtqemud it is
       throw err;
     }
     void shim.vm.finished.then(() => shim.finish());
@@ -202,19 +215,25 @@ export class Shim {
 
   // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the
   // running one; returns once virtqemud has the outcome.
-  private async bringUp(saved: RuntimeState | undefined): Promise<void> {
+  private async bringUp(saved: RuntimeState | undefined, connecting: Promise<Registrar> | undefined): Promise<void> {
     const { cfg, vm, service } = this;
-    await this.claim(saved);
+    await claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved);
     await service.listen('ro');
     await service.listen('admin');
     // A successor reports the VM as its state file left it until QEMU has redialled.
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();
-    if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
-    await this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved));
-    await this.consoleHub.listen(cfg.handedOver?.fds.consoleListener);
-    await this.monitors.listen(cfg.handedOver?.fds.monitorListener);
+    if (this.registers) this.registrar = await connecting;
+    // The read-write socket bound above is this root's claim on the name, so the console and
+    // monitor sockets beside it are bound while virtqemud checks the registration: nothing
+    // starts before both are done, and a refused registration closes them with the rest.
+    await allDone([
+      this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved)),
+      this.consoleHub.listen(cfg.handedOver?.fds.consoleListener),
+      this.monitors.listen(cfg.handedOver?.fds.monitorListener),
+    ]);
     if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
+    const reattach = saved?.qemuPid !== undefined;
     if (saved !== undefined && saved.qemuPid !== undefined) {
       await vm.reattach(saved.qemuPid, saved);
       await this.migration?.recover();
@@ -222,13 +241,12 @@ export class Shim {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
       await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, await incomingStart(cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration }));
-      // Without its state file nobody could find or take over the VM after this shim: no start.
-      await this.persisting;
-      if (this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
     }
-    await this.qmpProxy?.listen();
-    // Whoever waits for the ready line (virtqemud's create) then finds the listing current.
-    await this.registrar?.flush();
+    // Three independent waits, overlapped: the state file (a started VM: without it nobody could
+    // find or take over the VM after this shim, so no start), the shared QMP socket, and
+    // virtqemud's listing (whoever waits for the ready line, virtqemud's create, finds it current).
+    await allDone([reattach ? undefined : this.persisting, this.qmpProxy?.listen(), this.registrar?.flush()]);
+    if (!reattach && this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
     this.metrics.start();
     if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
   }
@@ -286,21 +304,6 @@ export class Shim {
       ...(vm.details === undefined ? {} : { details: vm.details }),
       tainted: vm.tainted, private: this.cfg.private, registered: this.registers, updatedAt: this.cfg.clock.now(),
     };
-  }
-
-  // A live QEMU recorded in the state file holds the name even with no shim serving it.
-  private async claim(saved: RuntimeState | undefined): Promise<void> {
-    const name = this.vm.def.name;
-    if (this.cfg.mode.kind === 'attach') {
-      if (saved?.qemuPid === undefined || !isLiveQemu(saved.qemuPid, saved.uuid)) {
-        throw new VirtqError('NO_DOMAIN', `VM "${name}" is not running (no live QEMU in ${this.stateFile}); nothing to attach to`);
-      }
-      return;
-    }
-    const existing = await readRuntimeState(this.stateFile);
-    if (existing?.qemuPid !== undefined && isLiveQemu(existing.qemuPid, existing.uuid)) {
-      throw new VirtqError('NAME_IN_USE', `VM "${name}" is still running (QEMU pid ${existing.qemuPid}) without a shim; re-attach with: virtq-shim --attach ${name}`);
-    }
   }
 
   /**

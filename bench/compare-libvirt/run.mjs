@@ -31,6 +31,7 @@ import {
   cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, idleGuestPath, loadavg, machineFacts, median, now,
   nodeProcessCount, options, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
+import { idlePoolShims } from './pool-memory.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const o = options();
@@ -387,10 +388,13 @@ async function scaleSection() {
     // Memory before any restart at this size.
     const lvQemus = libvirtQemuPids(lvNames);
     const shims = vqShimStates();
+    // virtqemud's idle warm shims (its default pool) are virtq's memory too, counted beside the VMs' shims.
+    const pool = await idlePoolShims({ RpcClient, clock, adminSocket: sockets().admin, statePids: new Set(shims.map((x) => x.shimPid)), pssOf });
     row.memory = {
       libvirtd: pssOf(libvirtdPid()), virtlogd: pssOf(virtlogdPid()), virtqemud: pssOf(vqd.child.pid),
       libvirtdThreads: threadsOf(libvirtdPid()), virtqemudThreads: threadsOf(vqd.child.pid),
       shims: shims.reduce((a, s) => a + pssOf(s.shimPid), 0), shimCount: shims.length,
+      poolShims: pool.pss, poolShimCount: pool.pids.length,
       lvQemus: lvQemus.reduce((a, p) => a + pssOf(p), 0), lvQemuCount: lvQemus.length,
       vqQemus: shims.reduce((a, s) => a + pssOf(s.qemuPid), 0),
       nodeProcs: nodeProcessCount(),
@@ -398,7 +402,7 @@ async function scaleSection() {
     // Idle CPU of each side's whole stack over 10 s (nobody calls either daemon meanwhile).
     {
       const lvPids = [libvirtdPid(), virtlogdPid(), ...lvQemus];
-      const vqPids = [vqd.child.pid, ...shims.map((x) => x.shimPid)];
+      const vqPids = [vqd.child.pid, ...shims.map((x) => x.shimPid), ...pool.pids];
       const vqQemuPids = shims.map((x) => x.qemuPid);
       const sum = (pids) => pids.reduce((a, p) => { const v = cpuMs(p); return Number.isNaN(v) ? a : a + v; }, 0);
       const before = [sum(lvPids), sum(vqPids), sum(vqQemuPids), sum(lvQemus)];
@@ -616,11 +620,11 @@ if (results.scale !== undefined) {
   }
   const b = sc.base;
   lines.push('', `### Memory (PSS, MiB; baseline with no VMs: libvirtd ${fmt(MiB(b.libvirtd))} + virtlogd ${fmt(MiB(b.virtlogd))}, virtqemud ${fmt(MiB(b.virtqemud))}; fresh: libvirtd ${fmt(MiB(results.fresh.libvirtd))}, virtlogd ${fmt(MiB(results.fresh.virtlogd))}, virtqemud ${fmt(MiB(results.fresh.virtqemud))})`, '');
-  lines.push(table(['VMs', 'libvirtd', 'virtlogd', 'libvirt per VM (daemons Δ / N)', 'virtqemud', 'shims (sum)', 'virtq per VM (virtqemud Δ + shims) / N', 'per VM virtq / libvirt', 'QEMU per VM: libvirt / virtq'], sc.sizes.map((r) => {
+  lines.push(table(['VMs', 'libvirtd', 'virtlogd', 'libvirt per VM (daemons Δ / N)', 'virtqemud', 'shims (sum)', 'idle pool shims (count)', 'virtq per VM (virtqemud Δ + shims + idle pool) / N', 'per VM virtq / libvirt', 'QEMU per VM: libvirt / virtq'], sc.sizes.map((r) => {
     const m = r.memory;
     const lvPer = (m.libvirtd - b.libvirtd + m.virtlogd - b.virtlogd) / r.n;
-    const vqPer = (m.virtqemud - b.virtqemud + m.shims) / r.n;
-    return [String(r.n), fmt(MiB(m.libvirtd)), fmt(MiB(m.virtlogd)), fmt(MiB(lvPer), 2), fmt(MiB(m.virtqemud)), fmt(MiB(m.shims)), fmt(MiB(vqPer), 2), ratio(vqPer, lvPer), `${fmt(MiB(m.lvQemus / m.lvQemuCount))} / ${fmt(MiB(m.vqQemus / m.shimCount))}`];
+    const vqPer = (m.virtqemud - b.virtqemud + m.shims + (m.poolShims ?? 0)) / r.n;
+    return [String(r.n), fmt(MiB(m.libvirtd)), fmt(MiB(m.virtlogd)), fmt(MiB(lvPer), 2), fmt(MiB(m.virtqemud)), fmt(MiB(m.shims)), `${fmt(MiB(m.poolShims ?? 0))} (${m.poolShimCount ?? 0})`, fmt(MiB(vqPer), 2), ratio(vqPer, lvPer), `${fmt(MiB(m.lvQemus / m.lvQemuCount))} / ${fmt(MiB(m.vqQemus / m.shimCount))}`];
   })));
   lines.push('', 'Idle CPU of each stack over 10 s with the VMs running and no client calls (% of one CPU):', '');
   lines.push(table(['VMs', 'libvirtd + virtlogd', 'libvirt\'s QEMUs', 'virtqemud + shims', 'virtq\'s QEMUs'], sc.sizes.map((r) => [

@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// Phase-by-phase breakdown of a warm start through virtqemud (issue #15): `create` to a virtqemud
+// with its default pool of one warm shim. virtqemud runs under `strace -f --seccomp-bpf`, so its
+// pool shims and their children are traced too, tracing only the calls that mark a phase;
+// untraced starts and raw QEMU (the shim's argv, -S + QMP cont) run interleaved beside them.
+// Each mark is the first such call after the bench sent `create` (strace's -ttt clock is the
+// same wall clock as performance.timeOrigin + now()):
+//   to hand-off    create sent → virtqemud writes the definition to the idle shim's stdin
+//   to locks       → openat(lockspace marker)                    definition read and checked, dirs, logs
+//   lock manager   → openat(QEMU capability cache)               plugin load (self-check cached)
+//   caps + rw bind → the first bind (the VM's socket: its name)  capabilities, services
+//   rw bind → lease → execve(flock)                              ro/admin binds, the register round
+//                                                                trip, console + monitor binds, argv
+//   lease → QEMU   → execve(qemu)                                the lifeline's flock(1) child
+//   QEMU to QMP    → accept4 (monitor)                           QEMU's exec and start
+//   greeting       → write(qmp_capabilities)
+//   caps → cont    → write(cont)
+//   cont → state   → openat(the state file's temp)               cont's reply, lifecycle
+//   state → ready  → write(1, ready line)                        state file, journal, qmp proxy, update flush
+//   ready → reply  → the bench has create's reply                virtqemud relays the outcome
+// Beside them: when the shim connected to virtqemud's socket (its registrar), from the hand-off.
+//
+//   node bench/shim/phases-vqd.mjs [--runs 7] [--dist DIR[,DIR2]]    (needs strace; build first)
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import {
+  REPO, cleanupRegistry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, options, qmpSession,
+  rewriteArgv, shimArgv, sleep, summarize, table, tmpRoot,
+} from '../lib/common.mjs';
+
+const o = options();
+const RUNS = o.num('runs', 7);
+const DISTS = o.get('dist', join(REPO, 'dist')).split(',');
+const cleanup = cleanupRegistry();
+const wall = () => performance.timeOrigin + now();
+const { RpcClient, systemClock } = await import(join(DISTS[0], 'lib', 'protocol', 'index.js'));
+const clock = systemClock();
+
+const MARKS = ['call', 'handed', 'locks', 'caps', 'bindRw', 'flock', 'qemu', 'monitor', 'greeting', 'cont', 'state', 'ready', 'reply'];
+const NAMES = ['to hand-off', 'to locks', 'lock manager', 'caps + rw bind', 'rw bind → lease', 'lease → QEMU', 'QEMU to QMP', 'greeting', 'caps → cont', 'cont → state', 'state → ready', 'ready → reply'];
+
+function parse(file, name, from, to) {
+  const t = { call: from, reply: to };
+  const mark = (k, v) => { if (t[k] === undefined) t[k] = v; };
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\d+)\s+([\d.]+)\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const ts = Number(m[2]) * 1000;
+    const call = m[3];
+    if (ts < from || ts > to || /= -1 [A-Z]/.test(call)) continue;
+    if (call.startsWith('write(') && call.includes(`{\\"name\\":\\"${name}\\"`)) mark('handed', ts);
+    else if (call.includes('flock-checked.json')) mark('locks', ts);
+    else if (call.includes('qemu-caps-')) mark('caps', ts);
+    else if (call.startsWith('bind(') && t.bindRw === undefined) t.bindRw = ts;
+    else if (call.startsWith('connect(') && call.includes('virtqemud.sock')) mark('regConnect', ts);
+    else if (/^execve\("[^"]*flock"/.test(call)) mark('flock', ts);
+    else if (/^execve\("[^"]*qemu-system/.test(call)) mark('qemu', ts);
+    else if (call.startsWith('accept4(') && t.qemu !== undefined) mark('monitor', ts);
+    else if (call.includes('qmp_capabilities')) mark('greeting', ts);
+    else if (call.includes('\\"execute\\":\\"cont\\"')) mark('cont', ts);
+    else if (call.startsWith('openat(') && call.includes(`.${name}.json.`) && t.cont !== undefined) mark('state', ts);
+    else if (call.startsWith('write(1, "{\\"ok\\"')) mark('ready', ts);
+  }
+  return t;
+}
+
+/** Idle shims of `root`: a shim with `--definition -` no state file names yet. */
+function idleShims(root) {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    let cmd;
+    try { cmd = readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0'); } catch { continue; }
+    if (cmd.some((a) => a.endsWith('virtq-shim.js')) && cmd.includes(root) && cmd.includes('-')) out.push(Number(e));
+  }
+  return out;
+}
+
+/** Waits for the pool's shim to be loaded and blocked reading its stdin (read(2) is syscall 0). */
+async function poolReady(root) {
+  for (const until = now() + 60_000; now() < until; await sleep(10)) {
+    for (const pid of idleShims(root)) {
+      let sc = '';
+      try { sc = readFileSync(`/proc/${pid}/syscall`, 'latin1'); } catch { continue; }
+      // Under strace the shim sits in read(2) too; a traced process shows it the same way.
+      if (sc.startsWith('0 ')) return;
+    }
+  }
+  throw new Error(`no idle shim under ${root} within 60 s`);
+}
+
+async function daemon(dist, traced) {
+  const root = cleanup.root(tmpRoot('vqpv-'));
+  const bin = join(dist, 'bin', 'virtqemud.js');
+  const trace = join(root, 'strace.out');
+  const args = ['--root', root, '--shim-pool', '1'];
+  const child = cleanup.child(traced
+    ? spawn('strace', ['-f', '--seccomp-bpf', '-ttt', '-s', '80', '-e', 'trace=execve,openat,bind,connect,accept4,write', '-o', trace, process.execPath, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const { pid } = JSON.parse((await firstLine(child)).line);
+  child.stdout.resume();
+  const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud.sock'), { clock, defaultTimeoutMs: 60_000 });
+  return { root, child, pid, rpc, trace, traced };
+}
+
+async function create(d, name) {
+  await poolReady(d.root);
+  await sleep(20);
+  const from = wall();
+  const t0 = now();
+  const r = await d.rpc.call('virtq', 'create', { definition: idleDefinition(name) });
+  const ms = now() - t0;
+  const to = wall();
+  if (r.state !== 'running') throw new Error(`${name}: ${JSON.stringify(r)}`);
+  const marks = d.traced ? parse(d.trace, name, from, to) : undefined;
+  await d.rpc.call('virtq', 'destroy', { name });
+  return { ms, marks };
+}
+
+async function listener(path) {
+  let take;
+  const first = new Promise((r) => { take = r; });
+  const server = createServer((s) => { s.on('error', () => undefined); if (take !== undefined) { take(s); take = undefined; } else s.resume(); });
+  await new Promise((res, rej) => { server.once('error', rej); server.listen(path, res); });
+  return { first, close: () => server.close() };
+}
+
+/** Raw QEMU with the shim's argv: spawn → greeting → qmp_capabilities → cont returned. */
+async function rawS(tmpl, dir, name) {
+  const mon = join(dir, `${name}-m.sock`);
+  const con = join(dir, `${name}-c.sock`);
+  const [ml, cl] = await Promise.all([listener(mon), listener(con)]);
+  cl.first.then((s) => s.resume());
+  const fd = openSync(join(dir, `${name}.log`), 'a');
+  const t0 = now();
+  const child = cleanup.child(spawn(tmpl.argv[0], rewriteArgv(tmpl.argv.slice(1), tmpl.from, { name, monitor: mon, console: con }), { stdio: ['ignore', fd, fd], detached: true }));
+  closeSync(fd);
+  const q = qmpSession(await ml.first);
+  await q.greeting;
+  await q.execute('qmp_capabilities');
+  await q.execute('cont');
+  const ms = now() - t0;
+  child.kill('SIGKILL');
+  await exitOf(child);
+  q.close(); ml.close(); cl.close();
+  return { ms };
+}
+
+const facts = { ...machineFacts(), loadBefore: loadavg() };
+const plain = [];
+const traced = [];
+for (const dist of DISTS) {
+  plain.push(await daemon(dist, false));
+  traced.push(await daemon(dist, true));
+}
+// A template for raw QEMU: the argv the first daemon's shim logged (binary, then arguments).
+await create(plain[0], 'tmpl');
+const t = shimArgv(plain[0].root, 'tmpl');
+const tmpl = { argv: [process.env.VIRTQ_QEMU ?? 'qemu-system-x86_64', ...t.argv], from: t.from };
+const rawDir = cleanup.root(tmpRoot('vqpr-'));
+for (const d of [...plain, ...traced]) await create(d, 'warmup');
+const rows = { raw: [], plain: DISTS.map(() => []), traced: DISTS.map(() => []) };
+const kinds = [['raw'], ...DISTS.flatMap((_, j) => [['plain', j], ['traced', j]])];
+for (let i = 0; i < RUNS; i++) {
+  for (let k = 0; k < kinds.length; k++) {
+    const [kind, j] = kinds[(k + i) % kinds.length];
+    if (kind === 'raw') rows.raw.push(await rawS(tmpl, rawDir, `r${i}`));
+    else rows[kind][j].push(await create(kind === 'plain' ? plain[j] : traced[j], `${kind[0]}${i}-${j}`));
+  }
+}
+for (const d of [...plain, ...traced]) { d.rpc.close(); process.kill(d.pid, 'SIGTERM'); await exitOf(d.child); }
+console.log(`machine: ${facts.cpu}, ${facts.nproc} vCPU, node ${facts.node}, ${facts.qemu}; load before ${facts.loadBefore}, after ${loadavg()}; ${RUNS} runs each, interleaved`);
+const raw = summarize(rows.raw.map((r) => r.ms));
+console.log(`\nraw QEMU (shim argv, -S + cont): p50 ${fmt(raw.p50)} p90 ${fmt(raw.p90)} ms`);
+for (const [j, dist] of DISTS.entries()) {
+  const ms = rows.plain[j].map((r) => r.ms);
+  const paired = ms.map((v, i) => v - rows.raw[i].ms);
+  const rowsOut = NAMES.map((n, i) => {
+    const s = summarize(rows.traced[j].map((r) => r.marks[MARKS[i + 1]] - r.marks[MARKS[i]]).filter((v) => Number.isFinite(v)));
+    return [n, fmt(s.p50), fmt(s.p90)];
+  });
+  const conn = summarize(rows.traced[j].map((r) => r.marks.regConnect - r.marks.handed).filter((v) => Number.isFinite(v)));
+  rowsOut.push(['(virtqemud connect, after hand-off)', fmt(conn.p50), fmt(conn.p90)]);
+  rowsOut.push(['create → reply (traced)', fmt(summarize(rows.traced[j].map((r) => r.ms)).p50), fmt(summarize(rows.traced[j].map((r) => r.ms)).p90)]);
+  rowsOut.push(['create → reply, untraced', fmt(summarize(ms).p50), fmt(summarize(ms).p90)]);
+  rowsOut.push(['untraced − raw QEMU, paired', fmt(summarize(paired).p50), fmt(summarize(paired).p90)]);
+  console.log(`\n${dist}:\n`);
+  console.log(table(['phase', 'p50 ms', 'p90 ms'], rowsOut));
+}

@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
+import { VirtqError } from '../../../protocol/index.js';
+import { allDone } from '../../../shim/shim-parts.js';
+import { warmUp } from '../../../shim/warm-up.js';
+
+const deferred = () => {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => { resolve = r; });
+  return { promise, resolve };
+};
+
+describe('allDone', () => {
+  it('settles only after every step, then rethrows the first failure', async () => {
+    const bind = deferred();
+    let bound = false;
+    const refused = Promise.reject(new VirtqError('NAME_IN_USE', 'taken'));
+    const waiting = allDone([refused, bind.promise.then(() => { bound = true; }), undefined]);
+    let settled = false;
+    void waiting.catch(() => undefined).finally(() => { settled = true; });
+    await new Promise((r) => setImmediate(r));
+    // The refusal came first, but a bind still running must finish before the failure is handled.
+    expect(settled).toBe(false);
+    bind.resolve();
+    await expect(waiting).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    expect(bound).toBe(true);
+  });
+
+  it('resolves when every step succeeds or is absent', async () => {
+    await expect(allDone([Promise.resolve(1), undefined])).resolves.toBeUndefined();
+  });
+});
+
+describe('warmUp', () => {
+  it('writes nothing to stdout or stderr (a warm shim holds and says nothing before its definition)', () => {
+    const out = vi.spyOn(process.stdout, 'write');
+    const err = vi.spyOn(process.stderr, 'write');
+    // pino's destinations write with fs.writeSync, not through process.stderr.
+    const sync = vi.spyOn(fs, 'writeSync');
+    try {
+      warmUp();
+      expect(out).not.toHaveBeenCalled();
+      expect(err).not.toHaveBeenCalled();
+      expect(sync).not.toHaveBeenCalled();
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+      sync.mockRestore();
+    }
+  });
+});
