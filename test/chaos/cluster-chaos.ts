@@ -123,7 +123,8 @@ class ClusterChaos {
 
   private note(line: string): void {
     if (line.includes(' FAULT ')) this.fault = line.slice(line.indexOf('FAULT ') + 6);
-    this.r.trace.push(line);
+    // Wall-clock time on each line: the hosts' virtqemud.log (kept with a failing seed's report) is matched by it.
+    this.r.trace.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
     this.o.log?.(line);
   }
 
