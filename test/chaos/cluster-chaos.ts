@@ -22,24 +22,34 @@
 //   Q3. every host still answers its listing.
 // Races: of a define raced on several hosts, at most one succeeds.
 //
-// Extending it: a migration between hosts is one more entry of OPS and a case in `op()` (a
-// `migrate` of a running name to another host's URI; S1 then allows the paused destination, as
-// migration-chaos.ts does). When the etcd lock-manager plugin (disk leases as etcd keys) lands,
+// Migration between hosts, as `virtq migrate NAME --to-host HOST` does it (client/fleet-route.ts
+// finds both ends in etcd; the source's virtqemud migrates to the destination's, the definition
+// moving with a persistent VM), with the faults of any other operation. While one is in flight
+// (until the step has converged) S1 and S2 allow its two ends a QEMU each with the disk open;
+// S3 (one lease holder) stays strict. After the step:
+//   M1. a VM that ran before its migration (successful or failed) runs on exactly one host
+//       (one live QEMU), that host lists it active, and etcd names that host as its holder.
+//
+// Every violation goes, with the world at that moment, to a report file (cluster-report.ts).
+//
+// Extending it: when the etcd lock-manager plugin (disk leases as etcd keys) lands,
 // give ClusterWorld an `etcdLeases()` reader beside `liveLeases()` and add S4 (one exclusive
 // etcd lease per disk, held by the host whose QEMU has it open read-write) and a C4 (etcd disk
 // leases = the running VMs' disks); a fault `lease-expiry` (SIGSTOP a virtqemud past its TTL)
 // then checks the fencing (its VMs paused before another host may take the disk).
-import { spawn } from 'node:child_process';
 import { VirtqError, delay, systemClock, type DomainRow } from '../../protocol/index.js';
-import { SHIM_BIN } from '../helpers/shim-harness.js';
-import { ClusterWorld, converge, within, type ClusterHost } from './cluster-world.js';
+import { parseClusterUri } from '../../protocol/cluster.js';
+import { routeMigration } from '../../client/fleet-route.js';
+import { ClusterWorld, converge, type ClusterHost } from './cluster-world.js';
+import { attach, jobOver } from './cluster-waits.js';
+import { clusterProblems, instantProblems, migratedProblems, worldText, type InFlight, type Problem } from './cluster-invariants.js';
+import { SeedReport } from './cluster-report.js';
 import { Rng } from './rng.js';
 
 const clock = systemClock();
-const ACTIVE = new Set(['starting', 'running', 'paused', 'shutting-down']);
-const CLAIMING = new Set(['define', 'create', 'start', 'race-define', 'race-disk']);
+const CLAIMING = new Set(['define', 'create', 'start', 'race-define', 'race-disk', 'migrate']);
 
-const OPS = { define: 3, start: 4, destroy: 2, undefine: 2, create: 1, 'race-define': 2, 'race-disk': 2 } as const;
+const OPS = { define: 3, start: 4, destroy: 2, undefine: 2, create: 1, 'race-define': 2, 'race-disk': 2, migrate: 3 } as const;
 type OpKind = keyof typeof OPS;
 const FAULTS = { none: 5, 'kill-daemon': 1, 'kill-shim': 1, 'pause-etcd-member': 1, 'lose-quorum': 1, 'pause-daemon': 1 } as const;
 type Fault = keyof typeof FAULTS;
@@ -55,6 +65,10 @@ export interface ClusterChaosReport {
   trace: string[];
   /** The longest a converge took. */
   maxConvergeMs: number;
+  /** Migrations attempted, by how the call ended (also in `outcomes` as migrate:CODE). */
+  migrations: number;
+  /** The report file with every violation's full text (written only when there is one). */
+  reportFile: string;
 }
 
 /** How one iteration runs. */
@@ -64,6 +78,8 @@ export interface ClusterChaosOptions {
   names: number;
   convergeMs: number;
   ttlSec: number;
+  /** Where the seed's report file goes (cluster-report.ts). */
+  reportDir: string;
   log?: (line: string) => void;
 }
 
@@ -87,21 +103,37 @@ class ClusterChaos {
   private readonly refusing = new Set<string>();
   /** Names destroyed during the current quorum loss. */
   private readonly destroyed = new Set<string>();
+  /** Migrations of this step (their ends may both hold a QEMU until the step has converged). */
+  private inFlight: InFlight[] = [];
+  /** Names that ran when this step migrated them: M1 applies to them. */
+  private readonly migratedRunning = new Set<string>();
+  private fault: string = 'none';
+  private lastOp = '(none yet)';
+  private readonly report: SeedReport;
+  /** Reports being written (each waits for its world dump). */
+  private readonly writing: Array<Promise<void>> = [];
 
   constructor(readonly seed: number, private readonly o: ClusterChaosOptions) {
     this.rng = new Rng(seed);
     this.w = new ClusterWorld(o.ttlSec);
     this.names = Array.from({ length: o.names }, (_, i) => `cc${seed}-${i}`);
-    this.r = { seed, steps: o.steps, ops: {}, outcomes: {}, faults: {}, violations: [], trace: [], maxConvergeMs: 0 };
+    this.report = new SeedReport(o.reportDir, seed, new Date());
+    this.r = { seed, steps: o.steps, ops: {}, outcomes: {}, faults: {}, violations: [], trace: [], maxConvergeMs: 0, migrations: 0, reportFile: this.report.file };
   }
 
   private note(line: string): void {
-    this.r.trace.push(line);
+    if (line.includes(' FAULT ')) this.fault = line.slice(line.indexOf('FAULT ') + 6);
+    // Wall-clock time on each line: the hosts' virtqemud.log (kept with a failing seed's report) is matched by it.
+    this.r.trace.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
     this.o.log?.(line);
   }
 
-  private violation(v: string): void {
-    if (!this.r.violations.includes(`step ${this.step}: ${v}`)) this.r.violations.push(`step ${this.step}: ${v}`);
+  private violation(invariant: string, seen: string): void {
+    const text = `step ${this.step}: ${invariant}: ${seen}`;
+    if (this.r.violations.includes(text)) return;
+    this.r.violations.push(text);
+    const ctx = { seed: this.seed, step: this.step, operation: this.lastOp, fault: this.fault, invariant, seen, at: new Date().toISOString() };
+    this.writing.push(worldText(this.w).catch((e: unknown) => `(the world could not be read: ${String(e)})`).then((world) => this.report.add({ ...ctx, world })));
   }
 
   async run(): Promise<void> {
@@ -114,14 +146,18 @@ class ClusterChaos {
       for (this.step = 0; this.step < this.o.steps && this.r.violations.length === 0; this.step++) {
         const fault = this.rng.weighted(FAULTS);
         count(this.r.faults, fault);
+        this.fault = fault;
+        this.lastOp = '(none yet)';
         await this.faultStep(fault);
         await this.converged(`after step ${this.step}`);
       }
     } catch (err) {
-      this.r.violations.push(`the iteration itself failed at step ${this.step}: ${(err as Error).stack ?? String(err)}`);
+      this.violation('E1', `the iteration itself failed at step ${this.step}: ${(err as Error).stack ?? String(err)}`);
     } finally {
       sampling = false;
       await sampler;
+      await Promise.all(this.writing);
+      this.report.finish(this.r.trace, this.w.hosts.map((h) => ({ host: h.id, dir: h.harness.layout.log })));
       await this.w.cleanup();
     }
   }
@@ -198,23 +234,23 @@ class ClusterChaos {
           const name = `q${this.seed}-${this.step}`;
           const code = await (await h.api()).define({ definition: this.w.definition(name, this.disks[0] as string) }).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
           if (code === 'ok') {
-            this.violation(`${h.id} accepted a define of ${name} with etcd's quorum lost`);
+            this.violation('Q1', `${h.id} accepted a define of ${name} with etcd's quorum lost`);
             await (await h.api()).undefine({ name }).catch(() => undefined);
             return;
           }
           if (code === 'CLUSTER_UNAVAILABLE') { this.refusing.add(h.id); return; }
           await delay(clock, 250);
         }
-        this.violation(`${h.id} did not refuse with CLUSTER_UNAVAILABLE within 30 s of quorum lost`);
+        this.violation('Q1', `${h.id} did not refuse with CLUSTER_UNAVAILABLE within 30 s of quorum lost`);
       }));
       this.note(`  refusing: ${[...this.refusing].sort().join(', ')}`);
       for (let i = this.rng.int(1, 3); i > 0; i--) await this.op();
       // Q2 and Q3.
       for (const q of before) {
         if (this.destroyed.has(q.name)) continue;
-        if (!this.w.qemus().some((n) => n.pid === q.pid)) this.violation(`${q.name}'s QEMU (pid ${q.pid} on ${q.host}) stopped while quorum was lost`);
+        if (!this.w.qemus().some((n) => n.pid === q.pid)) this.violation('Q2', `${q.name}'s QEMU (pid ${q.pid} on ${q.host}) stopped while quorum was lost`);
       }
-      for (const h of this.w.hosts) if (await h.list() === undefined) this.violation(`${h.id} does not answer its listing while quorum is lost`);
+      for (const h of this.w.hosts) if (await h.list() === undefined) this.violation('Q3', `${h.id} does not answer its listing while quorum is lost`);
       await delay(clock, this.rng.int(0, 2000));
     } finally {
       for (const i of paused) this.w.etcd.resume(i);
@@ -244,9 +280,9 @@ class ClusterChaos {
   private async call(h: ClusterHost, kind: string, name: string, f: (api: Awaited<ReturnType<ClusterHost['api']>>) => Promise<unknown>): Promise<string> {
     const code = await h.api().then(f).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
     count(this.r.outcomes, `${kind}:${code}`);
-    if (code === 'ok' && CLAIMING.has(kind) && this.refusing.has(h.id)) this.violation(`${kind} ${name} succeeded on ${h.id} after it had refused with CLUSTER_UNAVAILABLE, quorum still lost`);
+    if (code === 'ok' && CLAIMING.has(kind) && this.refusing.has(h.id)) this.violation('Q1', `${kind} ${name} succeeded on ${h.id} after it had refused with CLUSTER_UNAVAILABLE, quorum still lost`);
     if (code === 'ok' && kind === 'destroy') this.destroyed.add(name);
-    if (code === 'INTERNAL') this.violation(`${kind} ${name} on ${h.id} failed with INTERNAL`);
+    if (code === 'INTERNAL') this.violation('E1', `${kind} ${name} on ${h.id} failed with INTERNAL`);
     return code;
   }
 
@@ -254,10 +290,12 @@ class ClusterChaos {
     const kind: OpKind = this.rng.weighted(OPS);
     count(this.r.ops, kind);
     // Calls on a VM mostly pick one some host lists (else most would only be refused NO_DOMAIN).
-    const listed = kind === 'start' || kind === 'destroy' || kind === 'undefine' ? await this.listedNames() : [];
+    const listed = kind === 'migrate' ? [...new Set(this.w.qemus().map((q) => q.name))].filter((n) => this.names.includes(n))
+      : kind === 'start' || kind === 'destroy' || kind === 'undefine' ? await this.listedNames() : [];
     const name = this.rng.chance(0.8) && listed.length > 0 ? this.rng.pick(listed) : this.rng.pick(this.names);
     // Mostly aim at the host that has the VM; sometimes at any host (which must refuse).
     const aim = async (): Promise<ClusterHost> => (this.rng.chance(0.8) ? this.holder(name) : this.host());
+    this.lastOp = `${kind} ${name} (under way)`;
     let line: string;
     switch (kind) {
       case 'define': case 'create': {
@@ -273,10 +311,13 @@ class ClusterChaos {
       case 'race-define': {
         const hosts = [...this.w.hosts].sort(() => this.rng.next() - 0.5).slice(0, this.rng.int(2, 3));
         const codes = await Promise.all(hosts.map((h) => this.call(h, kind, name, (api) => api.define({ definition: this.w.definition(name, this.diskOf(name)) }))));
-        if (codes.filter((c) => c === 'ok').length > 1) this.violation(`defines of ${name} raced on ${hosts.map((h) => h.id).join(', ')}: more than one won (${codes.join(', ')})`);
+        if (codes.filter((c) => c === 'ok').length > 1) this.violation('R1', `defines of ${name} raced on ${hosts.map((h) => h.id).join(', ')}: more than one won (${codes.join(', ')})`);
         line = `race-define ${name} on ${hosts.map((h, i) => `${h.id}→${codes[i]}`).join(' ')}`;
         break;
       }
+      case 'migrate':
+        line = await this.migrate(name);
+        break;
       case 'race-disk': {
         // Every name of one disk started at once on its host (or created on a random host).
         const disk = this.diskOf(name);
@@ -293,101 +334,64 @@ class ClusterChaos {
         break;
       }
     }
+    this.lastOp = line;
     this.note(`step ${this.step}: ${line}`);
+  }
+
+  /**
+   * `virtq migrate NAME --to-host HOST` as the CLI does it: both ends found in etcd, the source's
+   * virtqemud migrating to the destination's, a persistent VM's definition moving with it.
+   * Returns once the source has no job left (a killed client does not stop the migration).
+   */
+  private async migrate(name: string): Promise<string> {
+    const ran = this.w.qemus().find((q) => q.name === name);
+    const from = ran?.host ?? (await this.holder(name)).id;
+    const others = this.w.hosts.filter((h) => h.id !== from);
+    // Mostly to another host; sometimes to its own (which must be refused).
+    const to = this.rng.chance(0.9) ? this.rng.pick(others) : this.host();
+    this.r.migrations++;
+    let route: Awaited<ReturnType<typeof routeMigration>>;
+    try {
+      route = await routeMigration(parseClusterUri(this.w.etcd.uri(this.w.prefix)), name, to.id);
+    } catch (err) {
+      const code = VirtqError.from(err).code;
+      count(this.r.outcomes, `migrate:${code}`);
+      return `migrate ${name} ${from}→${to.id} → ${code} (route)`;
+    }
+    const src = this.w.hosts.find((h) => h.id === route.from.host) ?? this.host();
+    if (ran !== undefined) this.migratedRunning.add(name);
+    this.inFlight.push({ name, from: route.from.host, to: route.to.host });
+    const persistent = await src.api().then((api) => api.lookupByName({ name })).then((r) => r.persistent, () => false);
+    const code = await this.call(src, 'migrate', name, (api) => api.migrate({ name, destUri: route.toUri, live: true, ...(persistent ? { persistent: true, undefineSource: true } : {}) }));
+    await jobOver(src, name);
+    return `migrate ${name} ${route.from.host}→${route.to.host}${persistent ? ' (persistent)' : ''} → ${code}`;
   }
 
   // --- invariants ------------------------------------------------------------------------
 
   /** S1–S3 at one instant. */
   private sample(): void {
-    const qemus = this.w.qemus();
-    const byName = new Map<string, string[]>();
-    for (const q of qemus) byName.set(q.name, [...(byName.get(q.name) ?? []), `${q.host}:${q.pid}`]);
-    for (const [name, where] of byName) if (where.length > 1) this.violation(`S1: ${name} has ${where.length} live QEMUs: ${where.join(' ')}`);
-    const byDisk = new Map<string, string[]>();
-    for (const q of qemus) for (const d of q.rwDisks) byDisk.set(d, [...(byDisk.get(d) ?? []), `${q.name}@${q.host}:${q.pid}`]);
-    for (const [disk, who] of byDisk) if (who.length > 1) this.violation(`S2: ${disk} is open read-write by ${who.length} QEMUs: ${who.join(' ')}`);
-    const byLease = new Map<string, string[]>();
-    for (const l of this.w.liveLeases()) if (l.mode === 'exclusive') byLease.set(l.resource, [...(byLease.get(l.resource) ?? []), `${l.vm}@${l.host}:holder ${l.holderPid}`]);
-    for (const [res, who] of byLease) if (who.length > 1) this.violation(`S3: ${res} has ${who.length} live exclusive leases: ${who.join(' ')}`);
+    for (const p of instantProblems(this.w.qemus(), this.w.liveLeases(), this.inFlight)) this.violation(p.invariant, p.seen);
   }
 
-  /** C1–C3 within the bound. */
+  /** C1–C3 within the bound, then M1 for the VMs this step migrated; the step's migrations are then over. */
   private async converged(when: string): Promise<void> {
-    const { problems, tookMs } = await converge(() => this.clusterProblems(), this.o.convergeMs);
-    this.r.maxConvergeMs = Math.max(this.r.maxConvergeMs, tookMs);
-    if (problems.length > 0) {
-      for (const p of problems) this.violation(`${when}: not converged within ${this.o.convergeMs} ms: ${p}`);
-      return;
+    const settle = async (check: () => Promise<Problem[]>): Promise<boolean> => {
+      const { problems, tookMs } = await converge(async () => (await check()).map((p) => `${p.invariant}\u0000${p.seen}`), this.o.convergeMs);
+      this.r.maxConvergeMs = Math.max(this.r.maxConvergeMs, tookMs);
+      for (const p of problems) {
+        const [invariant, seen] = p.split('\u0000') as [string, string];
+        this.violation(invariant, `${when}: not converged within ${this.o.convergeMs} ms: ${seen}`);
+      }
+      if (problems.length === 0) this.note(`  converged in ${Math.round(tookMs)} ms`);
+      return problems.length === 0;
+    };
+    if (await settle(() => clusterProblems(this.w))) {
+      const migrated = [...this.migratedRunning];
+      if (migrated.length > 0) await settle(async () => (await Promise.all(migrated.map((n) => migratedProblems(this.w, n)))).flat());
     }
+    this.inFlight = [];
+    this.migratedRunning.clear();
     this.sample();
-    this.note(`  converged in ${Math.round(tookMs)} ms`);
   }
-
-  private async clusterProblems(): Promise<string[]> {
-    const problems: string[] = [];
-    const listings = new Map<string, DomainRow[]>();
-    for (const h of this.w.hosts) {
-      const rows = await h.list();
-      if (rows === undefined) problems.push(`${h.id}'s virtqemud does not answer its listing`);
-      else listings.set(h.id, rows);
-    }
-    const claims = await this.w.claims();
-    if (claims === undefined) return [...problems, 'etcd does not answer'];
-    if (problems.length > 0) return problems;
-    // C1.
-    const seenName = new Map<string, string>();
-    const seenUuid = new Map<string, string>();
-    for (const [host, rows] of listings) {
-      for (const d of rows) {
-        const n = seenName.get(d.name);
-        if (n !== undefined) problems.push(`C1: ${d.name} is listed by ${n} and ${host}`);
-        seenName.set(d.name, host);
-        const u = seenUuid.get(d.uuid);
-        if (u !== undefined) problems.push(`C1: uuid ${d.uuid} is listed by ${u} and ${host}`);
-        seenUuid.set(d.uuid, host);
-      }
-    }
-    // C2.
-    const qemus = this.w.qemus();
-    for (const [host, rows] of listings) {
-      for (const d of rows) {
-        if (ACTIVE.has(d.state) && !d.shimUp) problems.push(`C2: ${host} lists ${d.name} with its shim lost`);
-        if (ACTIVE.has(d.state) && !qemus.some((q) => q.host === host && q.pid === d.qemuPid && q.name === d.name)) problems.push(`C2: ${host} lists ${d.name} ${d.state} with QEMU ${d.qemuPid}, which does not run there`);
-      }
-      for (const q of qemus.filter((x) => x.host === host)) {
-        if (!rows.some((d) => ACTIVE.has(d.state) && d.qemuPid === q.pid)) problems.push(`C2: orphan QEMU ${q.name} pid ${q.pid} on ${host}: not listed active there (${JSON.stringify(rows.find((d) => d.name === q.name) ?? 'no row')})`);
-      }
-    }
-    // C3.
-    for (const h of this.w.hosts) if (!claims.hosts.includes(h.id)) problems.push(`C3: ${h.id} has no live lease (no hosts/ entry)`);
-    for (const [host, rows] of listings) {
-      for (const d of rows) {
-        const c = claims.names.get(d.name);
-        if (c?.host !== host || c.uuid !== d.uuid) problems.push(`C3: ${host} lists ${d.name} (${d.uuid}) but etcd's claim is ${JSON.stringify(c ?? 'absent')}`);
-        const u = claims.uuids.get(d.uuid);
-        if (u?.host !== host || u.name !== d.name) problems.push(`C3: ${host} lists uuid ${d.uuid} (${d.name}) but etcd's claim is ${JSON.stringify(u ?? 'absent')}`);
-      }
-    }
-    for (const [name, c] of claims.names) if (seenName.get(name) !== c.host) problems.push(`C3: etcd says ${c.host} holds ${name}, listed by ${seenName.get(name) ?? 'no host'}`);
-    for (const [uuid, c] of claims.uuids) if (seenUuid.get(uuid) !== c.host) problems.push(`C3: etcd says ${c.host} holds uuid ${uuid} (${c.name}), listed by ${seenUuid.get(uuid) ?? 'no host'}`);
-    return problems;
-  }
-}
-
-/** Runs `virtq-shim --attach NAME` under `root`; resolves with its reply (the shim stays, detached). */
-async function attach(root: string, name: string): Promise<string> {
-  const proc = spawn(process.execPath, [SHIM_BIN, '--root', root, '--attach', name], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
-  const reply = await within(new Promise<string>((resolve) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    proc.once('exit', (code) => resolve(`exited ${code} without a reply`));
-  }), 30_000);
-  proc.stdout?.destroy();
-  proc.unref();
-  return reply ?? 'no reply within 30 s';
 }
