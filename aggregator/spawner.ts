@@ -2,7 +2,7 @@
 // their VMs outlive it, through the one shim bootstrap contract (daemon/shim-bootstrap.ts).
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { incomingShimArgs, type Clock, type IncomingState, type Layout, type NormalizedDefinition } from '../protocol/index.js';
+import { startRequestText, type Clock, type IncomingState, type Layout, type NormalizedDefinition } from '../protocol/index.js';
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 import { ShimPool } from '../daemon/shim-pool.js';
 
@@ -30,19 +30,26 @@ export interface ShimPoolInfo {
   idle: number[];
 }
 
-/** The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`). */
+/**
+ * The real spawner: runs the virtq-shim binary with `placement` (`--root DIR` or `--mode M`).
+ * Every start, warm or cold, runs the same command line and hands the shim the whole start on
+ * stdin (`--start-request`: definition, paused, incoming), so a warm shim started before anyone
+ * knew which start it would serve can take any of them: a plain or paused start, a restore, a
+ * migration's destination (docs/decisions/0026-warm-shim-pool.md).
+ */
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000, poolSize = 0): ShimSpawner {
-  // A plain start (not paused, not a restore) may take a warm shim: it was started with exactly these arguments.
-  const plain = [...placement, '--definition', '-'];
-  const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args: plain, env, logDir: layout.log, clock }) : undefined;
+  const args = [...placement, '--definition', '-', '--start-request'];
+  const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock }) : undefined;
   return {
     warm: () => pool?.fill(),
     close: () => pool?.close(),
     pool: () => ({ size: poolSize, idle: pool?.pids() ?? [] }),
     start(def, { paused, incoming }) {
-      const warm = paused || incoming !== undefined ? undefined : pool?.take(def.name);
+      const request = startRequestText(def, paused, incoming);
+      const logHint = `see ${join(layout.log, `${def.name}.shim-stderr.log`)}`;
+      const warm = pool?.take(def.name);
       if (warm !== undefined) {
-        const started = warm.hand(JSON.stringify(def), { name: def.name, clock, timeoutMs, logHint: `see ${join(layout.log, `${def.name}.shim-stderr.log`)}` });
+        const started = warm.hand(request, { name: def.name, clock, timeoutMs, logHint });
         // Refilled once this start is over, so the new shim's load does not compete with it.
         void started.finally(() => pool?.fill()).catch(() => undefined);
         return started;
@@ -50,10 +57,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);
       // The shim is spawned (and has its own copy of the descriptor) before spawnShim returns.
-      const started = spawnShim({
-        command: shimBinary, args: [...placement, '--definition', '-', ...(paused ? ['--paused'] : []), ...incomingShimArgs(incoming)], definition: JSON.stringify(def), name: def.name,
-        stderr: errFd, env, clock, timeoutMs, logHint: `see ${errLog}`,
-      });
+      const started = spawnShim({ command: shimBinary, args, definition: request, name: def.name, stderr: errFd, env, clock, timeoutMs, logHint });
       closeSync(errFd);
       return started;
     },

@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, virtqProgram,
+  ACTIVE_STATES, EventQueue, RpcClient, VirtqError, definitionValidator, shimDir, shimStateFile, startRequestText, virtqProgram,
   type ArgsOf, type ByteStream, type CallOptions, type Clock, type DomainRow, type DomainState, type Layout, type ProcSpec, type ProcsWith, type PushedEvent, type VirtqProgram,
 } from '../protocol/index.js';
 import { spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
@@ -255,7 +255,7 @@ export class EmbedRouter implements Router {
 
   private async create(args: ArgsOf<Procs['create']>): Promise<DomainRow> {
     const def = definitionValidator.parse(args.definition, 'definition');
-    const reply = await this.launchShim(JSON.stringify(def), args.paused === true, def.name);
+    const reply = await this.launchShim(startRequestText(def, args.paused === true, undefined), def.name);
     if (this.subscribedAll) await this.subscribe(def.name).catch(() => undefined);
     // The state file may lag the shim's reply: ask the shim itself.
     const client = await this.shim(def.name);
@@ -268,23 +268,23 @@ export class EmbedRouter implements Router {
     };
   }
 
-  /** A plain start's shim arguments (a warm shim is started with exactly these). */
+  /** Every start's shim arguments, warm or cold: the start itself (paused or not) comes on stdin. */
   private shimArgs(): string[] {
-    return ['--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--network-uri', this.opts.networkUri, '--definition', '-'];
+    return ['--embed', '--root', this.opts.root, '--storage-uri', this.opts.storageUri, '--secret-uri', this.opts.secretUri, '--network-uri', this.opts.networkUri, '--definition', '-', '--start-request'];
   }
 
   // Runs `virtq-shim --embed` detached (the VM outlives this process) and waits for its ready line;
-  // a plain start takes a warm shim when the pool has one, and the pool refills once it is over.
-  private launchShim(definition: string, paused: boolean, name: string): Promise<ShimReady> {
+  // a start takes a warm shim when the pool has one, and the pool refills once it is over.
+  private launchShim(request: string, name: string): Promise<ShimReady> {
     const [command, ...base] = this.opts.shimCommand;
     if (command === undefined) return Promise.reject(new VirtqError('INVALID_ARG', 'shimCommand is empty'));
     const wait = { name, clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}` };
-    const warm = paused ? undefined : this.pool?.take(name);
+    const warm = this.pool?.take(name);
     if (warm !== undefined) {
-      const started = warm.hand(definition, wait);
+      const started = warm.hand(request, wait);
       void started.finally(() => this.pool?.fill()).catch(() => undefined);
       return started;
     }
-    return spawnShim({ command, args: [...base, ...this.shimArgs(), ...(paused ? ['--paused'] : [])], definition, stderr: 'ignore', ...wait });
+    return spawnShim({ command, args: [...base, ...this.shimArgs()], definition: request, stderr: 'ignore', ...wait });
   }
 }

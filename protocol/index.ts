@@ -42,4 +42,4 @@ export { AclFile, AclMatch, AclRule, AclRules, describeIdentity, identityOf, isP
 export { AclPolicy, type AccessPolicy, type Denial } from './acl-policy.js';
 
 export * from './journal-types.js';
-export { incomingShimArgs, type IncomingState } from './incoming.js';
+export { IncomingState, StartRequest, parseStartRequest, startRequestText } from './incoming.js';

@@ -3,7 +3,7 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
 import { warmUp } from './warm-up.js';
 import { composeShim, type ShimOptions } from './compose.js';
@@ -21,7 +21,8 @@ import type { HandedOver } from './upgrade/parts.js';
 const HANDOVER_WAIT_MS = 60_000;
 
 const VERSION = '0.1.0';
-const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--restore IMAGE] [--no-register] [--embed]
+const USAGE = `usage: virtq-shim [--root DIR] --definition FILE|- [--paused] [--restore IMAGE | --incoming unix|tcp] [--no-register] [--embed]
+       virtq-shim [--root DIR] --definition - --start-request [--no-register] [--embed]
        virtq-shim [--root DIR] --attach NAME [--no-register]
        virtq-shim [--root DIR] --reap NAME --qemu-pid PID --uuid UUID
 
@@ -42,6 +43,8 @@ other tools on NAME-qmp-proxy.sock, and prints one JSON line on stdout once the 
   --paused              start with the vCPUs paused
   --restore IMAGE       start from a save image (virtq save) instead of booting; it must hold this definition's VM
   --incoming unix|tcp   start QEMU waiting for an incoming migration on a unix socket or a loopback TCP port (virtqemud's migratePrepare asks this)
+  --start-request       (internal, with --definition -) stdin holds the whole start, {definition, paused, incoming},
+                        instead of the flags above: how virtqemud and embed mode start shims, warm or cold
   --no-register         do not register with virtqemud (no daemon needed)
   --embed               private VM of an embedding application (implies --no-register)
   --register-timeout S  how long to wait for virtqemud (default 10)
@@ -67,7 +70,7 @@ function parse(argv: string[]): Parsed | 'help' {
     options: {
       root: { type: 'string' }, mode: { type: 'string' }, definition: { type: 'string' }, attach: { type: 'string' }, paused: { type: 'boolean' }, restore: { type: 'string' }, incoming: { type: 'string' },
       'no-register': { type: 'boolean' }, embed: { type: 'boolean' }, 'register-timeout': { type: 'string' },
-      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, handover: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      qemu: { type: 'string' }, metrics: { type: 'string' }, reap: { type: 'string' }, 'qemu-pid': { type: 'string' }, uuid: { type: 'string' }, 'storage-uri': { type: 'string' }, 'secret-uri': { type: 'string' }, 'network-uri': { type: 'string' }, 'daemon-wait': { type: 'string' }, 'no-qmp-proxy': { type: 'boolean' }, 'qmp-proxy-allow': { type: 'string' }, 'start-request': { type: 'boolean' }, 'log-filters': { type: 'string' }, 'log-stderr': { type: 'boolean' }, handover: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -75,6 +78,7 @@ function parse(argv: string[]): Parsed | 'help' {
   if (values.reap !== undefined) return reapArgs(values.reap, values['qemu-pid'], values.uuid);
   if ((values.definition === undefined) === (values.attach === undefined)) throw new VirtqError('INVALID_ARG', 'give exactly one of --definition or --attach');
   if (values.handover !== undefined && values.attach === undefined) throw new VirtqError('INVALID_ARG', '--handover goes with --attach');
+  if (values['start-request'] === true && values.definition !== '-') throw new VirtqError('INVALID_ARG', '--start-request goes with --definition -');
   // The name becomes file names (the log file is opened before the definition is validated):
   // anything that is not a valid VM name must never reach a path.
   const validName = new RegExp(NAME_PATTERN);
@@ -86,19 +90,10 @@ function parse(argv: string[]): Parsed | 'help' {
     // VM-independent first-use work before, not after, the definition arrives.
     if (values.definition === '-') warmUp();
     const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');
-    let definition: unknown;
-    try {
-      definition = JSON.parse(text);
-    } catch (err) {
-      throw new VirtqError('INVALID_ARG', `definition is not valid JSON: ${(err as Error).message}`);
-    }
-    const given = (definition as { name?: unknown } | null)?.name;
+    const start = values['start-request'] === true ? fromStartRequest(values, text) : fromFlags(values, text);
+    const given = (start.definition as { name?: unknown } | null)?.name;
     name = typeof given === 'string' && validName.test(given) ? given : 'unnamed';
-    if (values.restore !== undefined && !values.restore.startsWith('/')) throw new VirtqError('INVALID_ARG', '--restore needs an absolute path');
-    if (values.incoming !== undefined && values.incoming !== 'unix' && values.incoming !== 'tcp') throw new VirtqError('INVALID_ARG', `--incoming takes unix or tcp, not ${JSON.stringify(values.incoming)}`);
-    if (values.restore !== undefined && values.incoming !== undefined) throw new VirtqError('INVALID_ARG', '--restore and --incoming exclude each other: a VM gets its state from one place');
-    const incoming: IncomingState | undefined = values.restore !== undefined ? { kind: 'image', file: values.restore } : values.incoming !== undefined ? { kind: 'migration', transport: values.incoming } : undefined;
-    mode = { kind: 'start', definition, paused: values.paused === true, ...(incoming === undefined ? {} : { incoming }) };
+    mode = { kind: 'start', ...start };
   } else {
     mode = { kind: 'attach', name };
   }
@@ -122,6 +117,32 @@ function parse(argv: string[]): Parsed | 'help' {
     // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
     relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };
+}
+
+/** The start a command line asks for: how a shim is run by hand (the definition in `text`). */
+type StartFlags = { paused?: boolean; restore?: string; incoming?: string };
+type Start = Omit<Extract<ShimOptions['mode'], { kind: 'start' }>, 'kind'>;
+
+function fromFlags(values: StartFlags, text: string): Start {
+  let definition: unknown;
+  try {
+    definition = JSON.parse(text);
+  } catch (err) {
+    throw new VirtqError('INVALID_ARG', `definition is not valid JSON: ${(err as Error).message}`);
+  }
+  if (values.restore !== undefined && !values.restore.startsWith('/')) throw new VirtqError('INVALID_ARG', '--restore needs an absolute path');
+  if (values.incoming !== undefined && values.incoming !== 'unix' && values.incoming !== 'tcp') throw new VirtqError('INVALID_ARG', `--incoming takes unix or tcp, not ${JSON.stringify(values.incoming)}`);
+  if (values.restore !== undefined && values.incoming !== undefined) throw new VirtqError('INVALID_ARG', '--restore and --incoming exclude each other: a VM gets its state from one place');
+  const incoming: IncomingState | undefined = values.restore !== undefined ? { kind: 'image', file: values.restore } : values.incoming !== undefined ? { kind: 'migration', transport: values.incoming } : undefined;
+  return { definition, paused: values.paused === true, ...(incoming === undefined ? {} : { incoming }) };
+}
+
+// virtqemud's and embed mode's way (a warm shim is started before its start is known): the whole
+// start on stdin. The flags would say it twice, so they are refused beside it.
+function fromStartRequest(values: StartFlags, text: string): Start {
+  if (values.paused !== undefined || values.restore !== undefined || values.incoming !== undefined) throw new VirtqError('INVALID_ARG', '--start-request carries paused, restore and incoming itself: give none of --paused, --restore, --incoming with it');
+  const req = parseStartRequest(text);
+  return { definition: req.definition, paused: req.paused, ...(req.incoming === undefined ? {} : { incoming: req.incoming }) };
 }
 
 function reapArgs(name: string, pid: string | undefined, uuid: string | undefined): ReapRequest & { kind: 'reap' } {

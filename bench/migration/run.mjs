@@ -18,7 +18,11 @@
 //             (bench/migration/libvirt-side.sh, run under flock /tmp/virtq-libvirt-bench.lock), one
 //             round after each virtq/raw pair.
 //
-//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--libvirt] [--dist DIR] [--json out.json]
+//   --baseline DIST: also a second pair of virtqemuds run from another build's dist/ (e.g. main's),
+//             one migration a round beside this build's, the order alternating: "virtq-base".
+//   Every virtqemud runs with its default warm shim pool (one idle shim), as users get it.
+//
+//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--libvirt] [--dist DIR] [--baseline DIST] [--json out.json]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -61,8 +65,11 @@ async function waitFor(file, marker, ms = 300_000) {
   throw new Error(`${marker} not seen in ${file}`);
 }
 
-async function daemon(root) {
-  const p = spawn(process.execPath, [join(dist, 'bin', 'virtqemud.js'), '--root', root], { stdio: ['ignore', 'pipe', 'ignore'] });
+const BASELINE = o.get('baseline');
+const baseDist = BASELINE === undefined ? undefined : await snapshotDist('migration-base', BASELINE);
+
+async function daemon(root, from = dist) {
+  const p = spawn(process.execPath, [join(from, 'bin', 'virtqemud.js'), '--root', root], { stdio: ['ignore', 'pipe', 'ignore'] });
   await firstLine(p);
   const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud.sock'), { clock, defaultTimeoutMs: 300_000 });
   return { p, rpc, api: typedClient(virtqProgram, rpc) };
@@ -141,41 +148,49 @@ function libvirtRound(i) {
 
 const shared = tmpRoot('vqbm-');
 const [r1, r2] = [tmpRoot('vqb1-'), tmpRoot('vqb2-')];
+const [r3, r4] = baseDist === undefined ? [] : [tmpRoot('vqb3-'), tmpRoot('vqb4-')];
 const disk = join(shared, 'disk.img');
 execFileSync('qemu-img', ['create', '-q', '-f', 'raw', disk, '8M']);
-for (const r of [r1, r2]) {
+for (const r of [r1, r2, r3, r4].filter((x) => x !== undefined)) {
   mkdirSync(join(r, 'etc'), { recursive: true });
   writeFileSync(join(r, 'etc', 'lock.json'), JSON.stringify({ plugin: 'lockfile', lockspace: join(shared, 'lockspace') }));
 }
-const results = { virtq: [], raw: [], libvirt: [] };
+const results = { virtq: [], 'virtq-base': [], raw: [], libvirt: [] };
 const [a, b] = [await daemon(r1), await daemon(r2)];
+const [c, d] = baseDist === undefined ? [] : [await daemon(r3, baseDist), await daemon(r4, baseDist)];
 try {
   if (LIBVIRT) lvState = execFileSync('bash', [LV, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   for (let i = 0; i < ROUNDS; i++) {
     results.raw.push(await rawRound(shared, disk, i));
-    results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
+    const ours = async () => results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
+    const theirs = async () => results['virtq-base'].push(await virtqRound(c, d, r4, r3, disk, i));
+    if (c === undefined) await ours();
+    else if (i % 2 === 0) { await ours(); await theirs(); } else { await theirs(); await ours(); }
     if (LIBVIRT) results.libvirt.push(libvirtRound(i));
     const lv = LIBVIRT ? `, libvirt ${fmt(results.libvirt[i].total)} ms (downtime ${results.libvirt[i].downtime})` : '';
-    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime}), raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})${lv}\n`);
+    const bs = c === undefined ? '' : `, virtq-base ${fmt(results['virtq-base'][i].total)} ms (downtime ${results['virtq-base'][i].downtime})`;
+    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime})${bs}, raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})${lv}\n`);
   }
 } finally {
   if (lvState !== undefined) execFileSync('bash', [LV, 'stop', lvState], { stdio: 'inherit' });
-  a.rpc.close();
-  b.rpc.close();
-  a.p.kill('SIGKILL');
-  b.p.kill('SIGKILL');
-  for (const r of [r1, r2, shared]) killUnder(r);
+  for (const x of [a, b, c, d].filter((y) => y !== undefined)) {
+    x.rpc.close();
+    x.p.kill('SIGKILL');
+  }
+  for (const r of [r1, r2, r3, r4, shared].filter((y) => y !== undefined)) killUnder(r);
 }
 const row = (label, rs, key) => { const s = summarize(rs.map((r) => r[key])); return [label, key, fmt(s.p50), fmt(s.p90), fmt(s.min), fmt(s.max)]; };
 const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
-  row('raw QEMU + QMP script', results.raw, 'total'), row('virtq migrate --live', results.virtq, 'total'),
-  row('raw QEMU + QMP script', results.raw, 'qemuTotal'), row('virtq migrate --live', results.virtq, 'qemuTotal'),
-  row('raw QEMU + QMP script', results.raw, 'downtime'), row('virtq migrate --live', results.virtq, 'downtime'),
+  ...['total', 'qemuTotal', 'downtime'].flatMap((k) => [
+    row('raw QEMU + QMP script', results.raw, k), row('virtq migrate --live', results.virtq, k),
+    ...(c === undefined ? [] : [row('virtq-base migrate --live', results['virtq-base'], k)]),
+  ]),
   ...(LIBVIRT ? [row('libvirt virsh migrate --live', results.libvirt, 'total'), row('libvirt virsh migrate --live', results.libvirt, 'downtime')] : []),
 ]);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
+const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['virtq-base'].map((r) => r.total)) / median(results.raw.map((r) => r.total))).toFixed(2)}, virtq / virtq-base ${(median(results.virtq.map((r) => r.total)) / median(results['virtq-base'].map((r) => r.total))).toFixed(2)} (baseline ${BASELINE})`;
 const lvRatio = LIBVIRT ? `, virtq / libvirt ${(median(results.virtq.map((r) => r.total)) / median(results.libvirt.map((r) => r.total))).toFixed(2)}` : '';
 const over = (rs) => rs.filter((r) => r.downtime > MAX_DOWNTIME).length;
-const overs = `downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
-process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
+const overs = `downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${c === undefined ? '' : `, virtq-base ${over(results['virtq-base'])}/${ROUNDS}`}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
+process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${baseRatio}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));

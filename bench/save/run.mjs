@@ -13,13 +13,17 @@
 //
 //   raw+fsync: the raw save, then fsync of the image (virtq's image is fsynced before its rename)
 //
-//   node bench/save/run.mjs [--rounds 7] [--json FILE]      (after npm run build)
+//   --baseline DIST: also a second virtqemud run from another build's dist/ (e.g. main's), its own
+//             root and VM, interleaved round by round: the "virtq-base" rows, and virtq / base.
+//   Both virtqemuds run with their default warm shim pool (one idle shim, as users get it).
+//
+//   node bench/save/run.mjs [--rounds 7] [--baseline DIST] [--json FILE]      (after npm run build)
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, now, options, qmpSession, REPO, sleep, summarize, table, tmpRoot } from '../lib/common.mjs';
+import { connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, now, options, qmpSession, REPO, sleep, snapshotDist, summarize, table, tmpRoot } from '../lib/common.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 7);
@@ -62,20 +66,40 @@ async function untilMigrated(s) {
 }
 
 // ---- main ---------------------------------------------------------------------------------------
-const root = tmpRoot('vq-bench-save-');
-const rawDir = join(root, 'raw');
-const results = { virtq: { save: [], restore: [] }, raw: { save: [], restore: [] }, rawSync: { save: [] } };
-let daemon;
-try {
-  mkdirSync(rawDir, { recursive: true });
-  daemon = spawn(process.execPath, [join(REPO, 'dist/bin/virtqemud.js'), '--root', root], { stdio: ['ignore', 'pipe', 'inherit'] });
+// One virtq side: a virtqemud of `dist` under its own root, with one running guest to save and restore.
+async function virtqSide(dist, prefix) {
+  const root = tmpRoot(prefix);
+  const daemon = spawn(process.execPath, [join(dist, 'bin/virtqemud.js'), '--root', root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const side = { root, daemon, vq: undefined, file: join(root, 'b1.save') };
+  sides.push(side);
   await firstLine(daemon);
   daemon.stdout.resume();
-  const { connect } = await import(join(REPO, 'dist/lib/client/index.js'));
-  const vq = await connect(`qemu:///system?root=${root}`);
-  await vq.virtq.create({ definition: { name: 'b1', memoryMiB: 128, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: APPEND } } });
+  const { connect } = await import(join(dist, 'lib/client/index.js'));
+  side.vq = await connect(`qemu:///system?root=${root}`);
+  await side.vq.virtq.create({ definition: { name: 'b1', memoryMiB: 128, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: APPEND } } });
   await waitFile(join(root, 'log', 'b1.console.log'), 'GUEST-READY');
-  const vqFile = join(root, 'b1.save');
+  return side;
+}
+
+async function virtqRound(side, into) {
+  let t = now();
+  await side.vq.virtq.save({ name: 'b1', file: side.file });
+  into.save.push(now() - t);
+  t = now();
+  await side.vq.virtq.restore({ file: side.file });
+  into.restore.push(now() - t);
+}
+
+const BASELINE = o.get('baseline');
+const root = tmpRoot('vq-bench-save-');
+const rawDir = join(root, 'raw');
+const results = { virtq: { save: [], restore: [] }, 'virtq-base': { save: [], restore: [] }, raw: { save: [], restore: [] }, rawSync: { save: [] } };
+const sides = [];
+try {
+  mkdirSync(rawDir, { recursive: true });
+  const main = await virtqSide(join(REPO, 'dist'), 'vq-bench-sv-');
+  const base = BASELINE === undefined ? undefined : await virtqSide(await snapshotDist('save-base', BASELINE), 'vq-bench-svb-');
+  const vqFile = main.file;
 
   let raw = rawQemu(rawDir, []);
   let rs = await qmpOf(raw.qmp);
@@ -84,15 +108,11 @@ try {
   await sleep(2000);
 
   for (let round = 0; round < ROUNDS; round++) {
-    // virtq
-    let t = now();
-    await vq.virtq.save({ name: 'b1', file: vqFile });
-    results.virtq.save.push(now() - t);
-    t = now();
-    await vq.virtq.restore({ file: vqFile });
-    results.virtq.restore.push(now() - t);
+    // virtq (this build, then the baseline build when given: the order alternates by round)
+    const order = base === undefined ? [[main, results.virtq]] : round % 2 === 0 ? [[main, results.virtq], [base, results['virtq-base']]] : [[base, results['virtq-base']], [main, results.virtq]];
+    for (const [side, into] of order) await virtqRound(side, into);
     // raw
-    t = now();
+    let t = now();
     await rs.execute('stop');
     await rs.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
     await rs.execute('migrate', { uri: `exec:cat > ${rawFile}` });
@@ -112,11 +132,14 @@ try {
     await untilMigrated(rs);
     await rs.execute('cont');
     results.raw.restore.push(now() - t);
-    process.stderr.write(`round ${round + 1}/${ROUNDS}: virtq ${fmt(results.virtq.save.at(-1))}/${fmt(results.virtq.restore.at(-1))} ms, raw ${fmt(results.raw.save.at(-1))}/${fmt(results.raw.restore.at(-1))} ms\n`);
+    const baseText = base === undefined ? '' : `, virtq-base ${fmt(results['virtq-base'].save.at(-1))}/${fmt(results['virtq-base'].restore.at(-1))} ms`;
+    process.stderr.write(`round ${round + 1}/${ROUNDS}: virtq ${fmt(results.virtq.save.at(-1))}/${fmt(results.virtq.restore.at(-1))} ms${baseText}, raw ${fmt(results.raw.save.at(-1))}/${fmt(results.raw.restore.at(-1))} ms\n`);
   }
   const sizes = { virtq: statSync(vqFile).size, raw: statSync(rawFile).size };
-  await vq.virtq.destroy({ name: 'b1' });
-  vq.close();
+  for (const side of sides) {
+    await side.vq.virtq.destroy({ name: 'b1' });
+    side.vq.close();
+  }
   raw.proc.kill('SIGKILL');
   const row = (side, op) => {
     const s = summarize(results[side][op]);
@@ -124,8 +147,12 @@ try {
   };
   const ratio = (op) => summarize(results.virtq[op]).p50 / summarize(results.raw[op]).p50;
   const out = [
-    table(['side', 'op', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], [row('virtq', 'save'), row('raw', 'save'), row('rawSync', 'save'), row('virtq', 'restore'), row('raw', 'restore')]),
+    table(['side', 'op', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], [
+      row('virtq', 'save'), ...(base === undefined ? [] : [row('virtq-base', 'save')]), row('raw', 'save'), row('rawSync', 'save'),
+      row('virtq', 'restore'), ...(base === undefined ? [] : [row('virtq-base', 'restore')]), row('raw', 'restore'),
+    ]),
     '',
+    ...(base === undefined ? [] : [`virtq-base / raw (medians): save ${(summarize(results['virtq-base'].save).p50 / summarize(results.raw.save).p50).toFixed(2)}×, restore ${(summarize(results['virtq-base'].restore).p50 / summarize(results.raw.restore).p50).toFixed(2)}×; virtq / virtq-base: save ${(summarize(results.virtq.save).p50 / summarize(results['virtq-base'].save).p50).toFixed(2)}×, restore ${(summarize(results.virtq.restore).p50 / summarize(results['virtq-base'].restore).p50).toFixed(2)}× (baseline ${BASELINE})`]),
     `virtq / raw (medians): save ${ratio('save').toFixed(2)}× (${(summarize(results.virtq.save).p50 / summarize(results.rawSync.save).p50).toFixed(2)}× raw + fsync), restore ${ratio('restore').toFixed(2)}× (target ≤ 1.2×)`,
     `image sizes: virtq ${(sizes.virtq / 2 ** 20).toFixed(1)} MiB (header + stream), raw ${(sizes.raw / 2 ** 20).toFixed(1)} MiB`,
     `machine: ${JSON.stringify(machineFacts())}; loadavg after: ${loadavg()}`,
@@ -134,7 +161,11 @@ try {
   const json = o.get('json');
   if (json !== undefined) writeFileSync(json, JSON.stringify({ results, sizes }, null, 2));
 } finally {
-  daemon?.kill('SIGKILL');
+  for (const side of sides) {
+    side.daemon.kill('SIGKILL');
+    killUnder(side.root);
+    rmSync(side.root, { recursive: true, force: true });
+  }
   killUnder(root);
   if (process.env.KEEP_ROOT === undefined) rmSync(root, { recursive: true, force: true }); else console.error('kept', root);
 }

@@ -88,13 +88,14 @@ export function parseSuccessorMessage(msg: unknown): SuccessorMessage | undefine
 /**
  * The successor's command line from the old shim's: the same options (root, layout, QEMU,
  * daemons, log filters, metrics), but `--attach NAME --handover FDS` instead of a definition,
- * and no `--paused` (the VM's state comes from QEMU) nor `--log-stderr` (its stderr is a pipe
- * to the old shim, which exits).
+ * and none of the start's own flags (`--paused`, `--restore`, `--incoming`, `--start-request`:
+ * the VM's state comes from QEMU now) nor `--log-stderr` (its stderr is a pipe to the old shim,
+ * which exits).
  */
 export function successorArgs(argv: readonly string[], name: string, fds: HandoverFds): string[] {
   const out: string[] = [];
-  const withValue = new Set(['--definition', '--attach', '--handover']);
-  const dropped = new Set(['--paused', '--log-stderr']);
+  const withValue = new Set(['--definition', '--attach', '--handover', '--restore', '--incoming']);
+  const dropped = new Set(['--paused', '--log-stderr', '--start-request']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const flag = a.split('=')[0] as string;

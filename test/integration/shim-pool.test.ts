@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RpcClient, delay, shimSockets, shimStateFile } from '../../protocol/index.js';
+import { RpcClient, delay, shimSockets } from '../../protocol/index.js';
+import { listedPool, stateShape as shape, until } from '../helpers/shim-pool-probe.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
@@ -26,34 +27,6 @@ function idleShims(h: DaemonHarness): number[] {
     if (!owned.has(pid) && procState(pid) !== 'Z') pids.push(pid);
   }
   return pids;
-}
-
-/** The idle shims virtqemud itself lists (admin serverInfo, details.shimPool), sorted. */
-async function listedPool(h: DaemonHarness): Promise<{ size: number; idle: number[] }> {
-  const admin = await RpcClient.connect(h.sockets.admin, { clock: h.clock, defaultTimeoutMs: 30_000 });
-  try {
-    const info = await admin.call('admin', 'serverInfo', {}) as { details: { shimPool: { size: number; idle: number[] } } };
-    return { size: info.details.shimPool.size, idle: [...info.details.shimPool.idle].sort((a, b) => a - b) };
-  } finally {
-    admin.close();
-  }
-}
-
-async function until<T>(h: DaemonHarness, what: string, get: () => T | undefined, ms = 30_000): Promise<T> {
-  const end = h.clock.monotonic() + ms;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (h.clock.monotonic() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(h.clock, 20);
-  }
-}
-
-/** The state file's keys and the values that do not name a process, a time or an identity. */
-function shape(h: DaemonHarness, name: string): unknown {
-  const s = JSON.parse(readFileSync(shimStateFile(h.layout, name), 'utf8')) as Record<string, unknown>;
-  const varying = new Set(['shimPid', 'qemuPid', 'qemuStart', 'shimStart', 'startedAt', 'updatedAt', 'uuid', 'definition', 'name', 'sockets', 'since', 'seq']);
-  return Object.fromEntries(Object.keys(s).sort().map((k) => [k, varying.has(k) || /(At|Pid)$/.test(k) ? typeof s[k] : s[k]]));
 }
 
 describe('warm shim pool', () => {

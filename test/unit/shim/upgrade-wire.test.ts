@@ -44,5 +44,9 @@ describe('shim upgrade wire', () => {
     const argv = ['--root', '/r', '--definition', '-', '--paused', '--log-stderr', '--qemu=/q', '--metrics', '127.0.0.1:9'];
     expect(successorArgs(argv, 'vm1', fds)).toEqual(['--root', '/r', '--qemu=/q', '--metrics', '127.0.0.1:9', '--attach', 'vm1', '--handover', formatHandoverFds(fds)]);
     expect(successorArgs(['--attach', 'vm1', '--handover', 'rw=4', '--definition=/d.json'], 'vm1', fds)).toEqual(['--attach', 'vm1', '--handover', formatHandoverFds(fds)]);
+    // A restored, migrated-in or warm-started VM's successor attaches like any other: no start flag survives.
+    for (const start of [['--restore', '/img'], ['--restore=/img'], ['--incoming', 'tcp'], ['--start-request']]) {
+      expect(successorArgs(['--root', '/r', '--definition', '-', ...start, '--no-register'], 'vm1', fds)).toEqual(['--root', '/r', '--no-register', '--attach', 'vm1', '--handover', formatHandoverFds(fds)]);
+    }
   });
 });
