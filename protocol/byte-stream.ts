@@ -16,6 +16,13 @@ export const STREAM_LOW_WATER = 1024 * 1024;
  */
 export const STREAM_WRITABLE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Stream frames from this size on, when they arrive over several socket reads, reach a client's
+ * streams as those reads' buffers (FramedConnection's bytePiecesFrom): a 1 MiB chunk is then not
+ * copied into a fresh buffer, which costs a page fault per 4 KiB where glibc maps it anew.
+ */
+export const STREAM_PIECES_FROM = 64 * 1024;
+
 /** How a stream reaches its connection. */
 export interface StreamTransport {
   /** Sends a chunk; null ends the stream from this side. */

@@ -7,7 +7,8 @@ import { FramedConnection, type ByteChannel } from './connection.js';
 import { VirtqError } from './errors.js';
 import type { Message } from './message.js';
 import { EventQueue } from './event-queue.js';
-import { ByteStream, STREAM_WRITABLE_BYTES } from './byte-stream.js';
+import { ByteStream, STREAM_PIECES_FROM, STREAM_WRITABLE_BYTES } from './byte-stream.js';
+import { BytePieces } from './framing.js';
 
 /** An event pushed by the server. */
 export interface PushedEvent {
@@ -57,6 +58,7 @@ export class RpcClient {
     this.conn = new FramedConnection(socket, {
       clock: opts.clock,
       ...(opts.maxFrameBytes === undefined ? {} : { maxFrameBytes: opts.maxFrameBytes }),
+      bytePiecesFrom: STREAM_PIECES_FROM,
       onMessage: (msg) => this.onMessage(msg),
       onClose: (err) => {
         const reason = this.closeError ?? err ?? new VirtqError('CONNECTION_CLOSED', `connection to ${path || 'server'} closed`);
@@ -188,6 +190,7 @@ export class RpcClient {
       if (msg.status === 'error') s.remoteEnded(VirtqError.fromWire(msg.body));
       else if (msg.body === null || msg.body === undefined) s.remoteEnded(undefined);
       else if (msg.body instanceof Uint8Array) s.remoteData(msg.body);
+      else if (msg.body instanceof BytePieces) for (const piece of msg.body.pieces) s.remoteData(piece);
     }
   }
 

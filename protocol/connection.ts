@@ -7,7 +7,7 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from './framing.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -33,6 +33,12 @@ export interface FramedConnectionOptions {
    * they may hold together. A connection whose partial frame would pass it is dropped (servers).
    */
   partialBudget?: ByteBudget;
+  /**
+   * Stream frames of at least this many bytes that arrive over several socket reads are handed
+   * on with their byte body as BytePieces (the reads' own buffers) instead of joined into one
+   * fresh buffer (default: never). For receivers of large streams: a volume download's client.
+   */
+  bytePiecesFrom?: number;
   onMessage(msg: Message): void;
   /** A decodable frame that is not a valid message: the connection stays open. */
   onBadMessage?(err: VirtqError, serial: number | undefined): void;
@@ -57,6 +63,10 @@ const EMPTY = new Uint8Array(0);
 const REUSED_MIN_BYTES = 64 * 1024;
 const REUSED_MAX_BYTES = 4 * 1024 * 1024;
 const SPARE_FRAMES = 4;
+/** Bytes of a frame in pieces read to find where its byte body starts (a stream head is ~50). */
+const HEAD_PEEK_BYTES = 256;
+/** CBOR's empty byte string, standing for a byte body in pieces while the head is decoded. */
+const EMPTY_BYTES_ITEM = Buffer.from([0x40]);
 
 /** A socket speaking virtq frames. */
 export class FramedConnection {
@@ -77,7 +87,7 @@ export class FramedConnection {
   constructor(readonly socket: ByteChannel, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxSendFrameBytes = opts.maxSendFrameBytes ?? this.maxFrameBytes;
-    this.decoder = new FrameDecoder(this.maxFrameBytes);
+    this.decoder = new FrameDecoder(this.maxFrameBytes, opts.bytePiecesFrom);
     this.codec = createCodec(opts.decodeLimits);
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -195,9 +205,9 @@ export class FramedConnection {
   private onData(chunk: Buffer): void {
     // Dropped: what the peer still sends before the socket goes is not kept.
     if (this.closed) return;
-    let frames: Buffer[];
+    let frames: Array<Buffer | BytePieces>;
     try {
-      frames = this.decoder.push(chunk);
+      frames = this.decoder.pushPieces(chunk);
     } catch (err) {
       this.fail(VirtqError.from(err));
       return;
@@ -206,7 +216,7 @@ export class FramedConnection {
       if (this.closed) return;
       let item: unknown;
       try {
-        item = this.codec.decode(frame);
+        item = frame instanceof BytePieces ? this.decodePieces(frame) : this.codec.decode(frame);
       } catch (err) {
         this.fail(VirtqError.from(err));
         return;
@@ -224,6 +234,20 @@ export class FramedConnection {
     }
     if (!this.accountPartial()) return;
     this.armPartialTimer();
+  }
+
+  // A frame left in pieces: a stream message's head is decoded alone (its byte body as an empty
+  // byte string) and the body stays in pieces; any other message is joined and decoded whole.
+  private decodePieces(frame: BytePieces): unknown {
+    const head = frame.head(HEAD_PEEK_BYTES);
+    const body = bytesBodyAt(head, frame.length);
+    if (body !== undefined) {
+      const item = this.codec.decode(Buffer.concat([head.subarray(0, body.at), EMPTY_BYTES_ITEM]));
+      if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'stream') {
+        return { ...item, body: frame.from(body.data) };
+      }
+    }
+    return this.codec.decode(frame.join());
   }
 
   // Holds what the decoder buffers against the socket's shared budget; false once dropped for it.

@@ -3,6 +3,7 @@
 import { ByteStream, STREAM_WRITABLE_BYTES } from './byte-stream.js';
 import type { FramedConnection } from './connection.js';
 import { VirtqError } from './errors.js';
+import { BytePieces } from './framing.js';
 
 /**
  * Unread bytes past which pushing an event or stream chunk drops the client. Replies are bounded
@@ -109,7 +110,8 @@ export class ServerClient {
     };
     const hold = `stream:${serial}`;
     const stream = new ByteStream({
-      send: (data) => (open ? send(data) : held.push(data)),
+      // Held back data is copied: a writer may reuse its buffer once write() returns.
+      send: (data) => (open ? send(data) : held.push(data === null ? null : Uint8Array.prototype.slice.call(data))),
       sendError: (err) => (open ? send(err) : held.push(err)),
       onEnd: () => this.streams.delete(serial),
       pause: () => this.conn.pauseReading(hold),
@@ -136,6 +138,7 @@ export class ServerClient {
     if (s === undefined) return;
     if (status === 'error') s.remoteEnded(VirtqError.fromWire(body));
     else if (body instanceof Uint8Array) s.remoteData(body);
+    else if (body instanceof BytePieces) for (const piece of body.pieces) s.remoteData(piece);
     else s.remoteEnded(undefined);
   }
 

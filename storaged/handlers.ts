@@ -134,7 +134,9 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       return {};
     },
     downloadVolume: async ({ pool, name }, ctx) => {
-      const dl = await pools.active(pool).download(name);
+      // Each chunk is framed (copied) as soon as it is written to the stream, so its buffer is
+      // free again by the next one (ServerClient copies what it holds back before the reply).
+      const dl = await pools.active(pool).download(name, {}, { reuseBuffers: true });
       const stream = ctx.openStream();
       void sendDownload(d, ctx, stream, dl, { pool, name });
       return { length: dl.totalBytes };

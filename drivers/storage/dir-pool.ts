@@ -14,7 +14,7 @@ import { checkEncryptedArgs } from './qemu-img-args.js';
 import { QemuImg } from './qemu-img.js';
 import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
 import { openDownload } from './transfer.js';
-import type { CloneMode, CreateVolumeSpec, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
+import type { CloneMode, CreateVolumeSpec, DownloadOptions, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
 import { describe, exists, fsError, fsyncPath, isTempName, tempName } from './volume-files.js';
 import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
 import { fileKind } from '../fs/file-kind.js';
@@ -220,10 +220,10 @@ export class DirPool implements StoragePool {
   }
 
   /** The bytes of `name`'s file, as it is now, in chunks, with progress. */
-  async download(name: string, ctl: OpControl = {}): Promise<VolumeDownload> {
+  async download(name: string, ctl: OpControl = {}, options: DownloadOptions = {}): Promise<VolumeDownload> {
     const vol = await this.resolve(name);
     try {
-      return await openDownload(vol.path, `downloading ${describe(vol.ref)}`, ctl);
+      return await openDownload(vol.path, `downloading ${describe(vol.ref)}`, ctl, options);
     } catch (err) {
       throw fsError(err, vol.ref, `downloading ${describe(vol.ref)}`);
     }

@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { VirtqError } from '../../protocol/errors.js';
 import { abortedError } from './qemu-img.js';
-import type { OpControl, VolumeDownload } from './types.js';
+import type { DownloadOptions, OpControl, VolumeDownload } from './types.js';
 
 /** Bytes gathered before one writev: fewer syscalls than one write per 1 MiB chunk. */
 export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
@@ -176,11 +176,11 @@ export async function writeStream(fh: FileHandle, data: AsyncIterable<Uint8Array
 
 /**
  * Opens `path` for reading as a download: yields its bytes in `chunkBytes` chunks (each a fresh
- * buffer the consumer owns), reporting progress, failing with OPERATION_ABORTED when
- * `ctl.signal` aborts. The file is read through the descriptor opened here, so a volume
- * replaced meanwhile is read as it was when the download began.
+ * buffer the consumer owns, or with `reuseBuffers` one of two used in turn), reporting progress,
+ * failing with OPERATION_ABORTED when `ctl.signal` aborts. The file is read through the
+ * descriptor opened here, so a volume replaced meanwhile is read as it was when the download began.
  */
-export async function openDownload(path: string, what: string, ctl: OpControl = {}, chunkBytes = DOWNLOAD_CHUNK_BYTES): Promise<VolumeDownload> {
+export async function openDownload(path: string, what: string, ctl: OpControl = {}, options: DownloadOptions = {}, chunkBytes = DOWNLOAD_CHUNK_BYTES): Promise<VolumeDownload> {
   const fh = await open(path, 'r');
   let totalBytes: number;
   try {
@@ -195,8 +195,13 @@ export async function openDownload(path: string, what: string, ctl: OpControl = 
     closed = true;
     await fh.close();
   };
+  // With reuseBuffers, chunk k is read into buffer k % 2: the read ahead (k + 1) never lands in
+  // the chunk the consumer holds (k), and chunk k's buffer is read into again only once the
+  // consumer has asked for k + 1, which it does only after it has copied chunk k.
+  const ring = options.reuseBuffers === true ? [Buffer.allocUnsafe(Math.min(chunkBytes, totalBytes)), Buffer.allocUnsafe(Math.min(chunkBytes, totalBytes))] : undefined;
   const read = async (position: number): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafe(Math.min(chunkBytes, totalBytes - position));
+    const size = Math.min(chunkBytes, totalBytes - position);
+    const buf = ring === undefined ? Buffer.allocUnsafe(size) : (ring[Math.floor(position / chunkBytes) % 2] as Buffer).subarray(0, size);
     let got = 0;
     while (got < buf.length) {
       const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);

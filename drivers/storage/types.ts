@@ -112,6 +112,17 @@ export interface UploadOptions {
   lengthBytes?: number;
 }
 
+/** Options of `download()`. */
+export interface DownloadOptions {
+  /**
+   * Yield chunks from two buffers used in turn, each valid only until the iteration after the
+   * next: for a consumer that copies each chunk before asking for more (virtstoraged frames it
+   * at once). Reading a volume then allocates nothing per chunk (no garbage to collect, no
+   * fresh pages to fault in). Default: a fresh buffer per chunk, the consumer's to keep.
+   */
+  reuseBuffers?: boolean;
+}
+
 /** A volume's bytes being read: iterate it once; `close()` when not iterating to the end. */
 export interface VolumeDownload extends AsyncIterable<Uint8Array> {
   /** The file's size when the download was opened: the number of bytes it yields. */
@@ -152,7 +163,7 @@ export interface StoragePool {
    */
   delete(name: string, confirm?: () => Promise<void>): Promise<void>;
   upload(name: string, data: AsyncIterable<Uint8Array>, ctl?: OpControl, options?: UploadOptions): Promise<VolumeInfo>;
-  download(name: string, ctl?: OpControl): Promise<VolumeDownload>;
+  download(name: string, ctl?: OpControl, options?: DownloadOptions): Promise<VolumeDownload>;
   /** Resolves when the passphrase unlocks the encrypted volume; INVALID_ARG when it does not. */
   checkPassphrase(name: string, passphrase: Uint8Array): Promise<void>;
   /** Removes what a killed daemon left (temp files); call before any other operation. */

@@ -88,7 +88,7 @@ describe('openDownload', () => {
     const data = randomBytes(2 * MiB + 7);
     writeFileSync(root.path('f'), data);
     const progress: Array<[number, number]> = [];
-    const dl = await openDownload(root.path('f'), 'downloading', { onProgress: (d, t) => progress.push([d, t]) }, MiB);
+    const dl = await openDownload(root.path('f'), 'downloading', { onProgress: (d, t) => progress.push([d, t]) }, {}, MiB);
     writeFileSync(root.path('f.new'), 'other');
     renameSync(root.path('f.new'), root.path('f'));
     const chunks: Uint8Array[] = [];
@@ -99,10 +99,25 @@ describe('openDownload', () => {
     expect(progress.at(-1)).toEqual([data.length, data.length]);
   });
 
+  it('yields every byte from two buffers in turn with reuseBuffers, to a consumer that copies each chunk', async () => {
+    const data = randomBytes(5 * MiB + 3);
+    writeFileSync(root.path('f'), data);
+    const dl = await openDownload(root.path('f'), 'downloading', {}, { reuseBuffers: true }, MiB);
+    const copies: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    for await (const c of dl) {
+      copies.push(Buffer.from(c));
+      buffers.add(c.buffer);
+    }
+    expect(copies.map((c) => c.length)).toEqual([MiB, MiB, MiB, MiB, MiB, 3]);
+    expect(buffers.size).toBeLessThanOrEqual(2);
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+  });
+
   it('stops with OPERATION_ABORTED when its signal aborts', async () => {
     writeFileSync(root.path('f'), randomBytes(3 * MiB));
     const ac = new AbortController();
-    const dl = await openDownload(root.path('f'), 'downloading', { signal: ac.signal }, MiB);
+    const dl = await openDownload(root.path('f'), 'downloading', { signal: ac.signal }, {}, MiB);
     const read = async (): Promise<number> => {
       let n = 0;
       for await (const c of dl) {
