@@ -20,9 +20,9 @@ import { runComplete } from './completion/helper.js';
 import { proxyCommand } from './proxy-command.js';
 import { pickCommand, picked, type CommandTree } from './command-pick.js';
 import { fleetCommands } from './fleet-commands.js';
+import { VERSION } from './version.js';
 
-/** The CLI's version. */
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 
 /** The global options as commander stores them. */
 export interface GlobalOptions {

@@ -9,16 +9,9 @@ import type { Input } from './derive.js';
 import type { CliAdminConnection, CliConnection, CliIo, CliServiceConnection } from './io.js';
 import { buildProgram, type GlobalOptions } from './program.js';
 import type { CommandTree } from './command-pick.js';
-import { oneLine } from './render.js';
+import { EXIT, errorLine, jsonDocument } from './outcome.js';
 
-/** Exit statuses of the CLI. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** The one line printed for a failed operation. */
-export function errorLine(err: unknown): string {
-  const e = VirtqError.from(err);
-  return `virtq: ${e.code}: ${oneLine(e.message)}\n`;
-}
+export { EXIT, errorLine } from './outcome.js';
 
 function daemonOf(program: string): DaemonName {
   const daemon = daemonServing(program);
@@ -52,7 +45,7 @@ export async function runCli(argv: readonly string[], io: CliIo, commands?: Comm
         return open;
       },
       print: (text) => { if (text !== '') io.stdout.write(text); },
-      printJson: (value, compact = false) => io.stdout.write(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`),
+      printJson: (value, compact = false) => io.stdout.write(jsonDocument(value, compact)),
     };
     await spec.run(ctx, input);
   };

@@ -10,6 +10,7 @@ import { LIBVIRT_OPTIONS, readLibvirtDefinition } from './libvirt-file.js';
 import type { Input } from './derive.js';
 import { ListOutput } from './json-output.js';
 import { objectTable, table } from './render.js';
+import { listFilter, listRows, renderList } from './list-view.js';
 import { consoleCommand, eventCommand } from './stream-commands.js';
 import { domeventsAdapter } from './event-history.js';
 import { saveAdapters } from './save-commands.js';
@@ -46,19 +47,6 @@ const attachDiskSchema = {
   required: ['name', ...(DiskSpec.required ?? [])],
 } as unknown as TSchema;
 
-function listArgs(input: Input): Args {
-  const { all, active, inactive, persistent, transient, state } = input.opts;
-  const filter: Args = {};
-  if (active === true) filter['active'] = true;
-  if (inactive === true) filter['inactive'] = true;
-  if (persistent === true) filter['persistent'] = true;
-  if (transient === true) filter['transient'] = true;
-  if (state !== undefined) filter['state'] = state;
-  // Like virsh: active VMs unless --all or another filter says otherwise.
-  if (all !== true && Object.keys(filter).length === 0) filter['active'] = true;
-  return filter;
-}
-
 function parseMonitorCommand(text: string): Args {
   const trimmed = text.trim();
   if (/^[a-z][a-z0-9_-]*$/i.test(trimmed)) return { execute: trimmed };
@@ -79,9 +67,9 @@ const adapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   listDomains: {
     hints: { help: HELP },
     options: [{ flags: '--all', key: 'all', description: 'list inactive VMs too (default: active ones only)' }],
-    toArgs: listArgs,
-    present: (r) => (r as { domains: DomainRow[] }).domains,
-    render: (rows) => objectTable(rows as DomainRow[], ['name', 'state', 'reason', 'persistent', 'autostart']),
+    toArgs: (input) => listFilter(input.opts),
+    present: listRows,
+    render: renderList,
     output: ListOutput,
     notes: 'Without a filter, lists the active VMs (starting, running, paused, shutting down), as virsh does.',
   },

@@ -9,6 +9,7 @@ import { EmbedRouter, defaultShimCommand } from './embed.js';
 import { resolveSocket, type Endpoint, type ResolvedSocket } from './resolve.js';
 import { SocketRouter } from './router.js';
 import { resolveDefaultUri } from './default-uri.js';
+import { DEFAULT_CALL_TIMEOUT_MS, dialResolved } from './dial.js';
 import { dialSsh } from './ssh-transport.js';
 import { dialTls } from './tls-transport.js';
 
@@ -73,16 +74,6 @@ export interface AdminConnection {
 
 export { resolveDefaultUri } from './default-uri.js';
 
-async function dial(resolved: ResolvedSocket, clock: Clock, timeoutMs: number): Promise<RpcClient> {
-  try {
-    return await RpcClient.connect(resolved.socket, { clock, defaultTimeoutMs: timeoutMs });
-  } catch (err) {
-    const e = VirtqError.from(err);
-    if (e.code !== 'NO_CONNECT') throw e;
-    throw new VirtqError('NO_CONNECT', `${e.message} (${resolved.hint})`, { details: { socket: resolved.socket }, cause: err });
-  }
-}
-
 /**
  * Connects to virtq at `uri` (default: `resolveDefaultUri()`):
  * `qemu:///system`, `qemu:///session`, `qemu:///system?root=DIR` (virtqemud),
@@ -96,7 +87,7 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
   const chosen = uri ?? resolveDefaultUri(opts);
   const target = parseUri(chosen, env);
   const clock = opts.clock ?? systemClock();
-  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   if (target.kind === 'embed') {
     const router = new EmbedRouter({
       root: target.root, layout: target.layout, clock, defaultTimeoutMs: timeoutMs,
@@ -116,7 +107,7 @@ export async function connect(uri?: string, opts: ConnectOptions = {}): Promise<
   }
   if (target.kind === 'remote') return new Connection(chosen, 'daemon', false, new SocketRouter(await dialTls(target, { clock, defaultTimeoutMs: timeoutMs })));
   const resolved = await resolveSocket(target, 'api' satisfies Endpoint);
-  const rpc = await dial(resolved, clock, timeoutMs);
+  const rpc = await dialResolved(resolved, clock, timeoutMs);
   return new Connection(chosen, resolved.peer, resolved.readOnly, new SocketRouter(rpc));
 }
 
@@ -134,7 +125,7 @@ export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Pro
     throw new VirtqError('INVALID_ARG', `${chosen}: the admin API is served on the daemon's local admin socket only; run virtq admin on ${target.host}`);
   }
   const clock = opts.clock ?? systemClock();
-  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   let rpc: RpcClient;
   let socket = chosen;
   let peer: AdminConnection['peer'] = 'daemon';
@@ -142,7 +133,7 @@ export async function connectAdmin(uri?: string, opts: ConnectOptions = {}): Pro
     rpc = await dialSsh(target, { clock, timeoutMs, env: opts.env ?? process.env, admin: true });
   } else {
     const resolved = await resolveSocket(target, 'admin');
-    rpc = await dial(resolved, clock, timeoutMs);
+    rpc = await dialResolved(resolved, clock, timeoutMs);
     ({ socket, peer } = resolved);
   }
   return {

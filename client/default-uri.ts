@@ -4,7 +4,10 @@
 // Its own module, so the clients of the secondary daemons need not load the rest of the library.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VirtqError, defaultUri, parseUri } from '../protocol/index.js';
+// Straight from its modules, not the index: the CLI's fast path bundles this file and must not
+// evaluate the whole catalogue (docs/decisions/0028-cli-startup-snapshot.md).
+import { VirtqError } from '../protocol/errors.js';
+import { defaultUri, parseUri } from '../protocol/uri.js';
 
 /** Where the default URI came from (`virtq uri`-style diagnostics and tests). */
 export type DefaultUriSource = 'env' | 'config' | 'uid';

@@ -2,7 +2,10 @@
 // given as a path, or a shim's socket read from its runtime state file (never guessed, except
 // from the contract names when the state file exists but may not be read).
 import { loadRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
-import { VirtqError, shimSockets, shimStateFile, type Layout, type Target } from '../protocol/index.js';
+// Value imports straight from their modules: the CLI's fast path bundles this file (client/dial.ts).
+import { VirtqError } from '../protocol/errors.js';
+import { shimSockets, shimStateFile } from '../protocol/paths.js';
+import type { Layout, Target } from '../protocol/index.js';
 
 /** Which of a server's sockets to dial: the API (read-write or read-only per the URI) or admin. */
 export type Endpoint = 'api' | 'admin';

@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { lazyValidator } from './schema.js';
 import { VirtqError } from './errors.js';
+import { NAME_PATTERN } from './names.js';
 
-/** VM names: 1–64 of letters, digits, `.`, `_`, `-`, `+`, not starting with `.` or `-`. */
-export const NAME_PATTERN = '^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$';
+export { NAME_PATTERN } from './names.js';
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 /** A MAC address: six hex octets separated by colons. */
 export const MAC_PATTERN = '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$';

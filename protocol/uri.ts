@@ -3,7 +3,7 @@
 // `storage:`, `secret:`, `network:` and `nodedev:` their daemons under the same layouts.
 // Parsing is pure; the client library turns a target into a socket.
 import { isAbsolute } from 'node:path';
-import { NAME_PATTERN } from './definition.js';
+import { NAME_PATTERN } from './names.js';
 import { VirtqError } from './errors.js';
 import { rootLayout, serviceSockets, sessionLayout, systemLayout, type Layout } from './paths.js';
 import { DAEMONS, DAEMON_NAMES, daemonForScheme, type DaemonName } from './services.js';

@@ -1,7 +1,9 @@
 // dist/bin/virtq.js run as a program: its shell head execs node on the CLI's startup snapshot
 // when one built by this node binary sits beside it, else node on the file itself
-// (docs/decisions/0028-cli-startup-snapshot.md). Both paths must behave the same, through a
-// symlink (how npm installs the bin) and with the snapshot missing or turned off.
+// (docs/decisions/0028-cli-startup-snapshot.md). Before either, it runs the fast path for hot
+// read commands (virtq-fast.cjs; test/e2e/cli-fast.test.ts compares it with the full CLI), which
+// hands `help` over. All paths must behave the same, through a symlink (how npm installs the
+// bin) and with the snapshot or the fast path missing or turned off.
 import { execFile } from 'node:child_process';
 import { copyFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -31,9 +33,9 @@ describe('the virtq launcher', () => {
 
   it('has a snapshot beside it after the build, and runs on it', async () => {
     expect(readdirSync(dirname(BIN)).filter((f) => /^virtq-.*\.blob$/.test(f))).toHaveLength(1);
-    const traced = await run('sh', ['-x', BIN, '--version']);
+    const traced = await run('sh', ['-x', BIN, 'help', 'list']);
     expect(traced.code).toBe(0);
-    expect(traced.stdout).toBe('0.1.0\n');
+    expect(traced.stdout).toContain('Usage: virtq list');
     expect(traced.stderr).toMatch(/exec \S+ --snapshot-blob \S+\.blob -- /);
   });
 
@@ -54,9 +56,23 @@ describe('the virtq launcher', () => {
   it('runs through a symlink (as npm installs it) on the snapshot', async () => {
     tmp = tmpRoot('vq-launch-');
     symlinkSync(BIN, tmp.path('virtq'));
-    const traced = await run('sh', ['-x', tmp.path('virtq'), '--version']);
-    expect(traced.stdout).toBe('0.1.0\n');
+    const traced = await run('sh', ['-x', tmp.path('virtq'), 'help', 'list']);
+    expect(traced.stdout).toContain('Usage: virtq list');
+    expect(traced.stderr).toContain(`node ${dirname(BIN)}/virtq-fast.cjs help list`);
     expect(traced.stderr).toContain(`--snapshot-blob ${dirname(BIN)}/`);
+  });
+
+  it('answers --version on the fast path, through a symlink too, and skips it with VIRTQ_NO_FAST=1', async () => {
+    tmp = tmpRoot('vq-launch-');
+    symlinkSync(BIN, tmp.path('virtq'));
+    const fast = await run('sh', ['-x', tmp.path('virtq'), '--version']);
+    expect(fast.stdout).toBe('0.1.0\n');
+    expect(fast.stderr).toContain(`node ${dirname(BIN)}/virtq-fast.cjs --version`);
+    expect(fast.stderr).not.toContain('--snapshot-blob');
+    const full = await run('sh', ['-x', tmp.path('virtq'), '--version'], { VIRTQ_NO_FAST: '1' });
+    expect(full.stdout).toBe('0.1.0\n');
+    expect(full.stderr).not.toContain('virtq-fast.cjs --version');
+    expect(full.stderr).toContain('--snapshot-blob');
   });
 
   it('falls back to the bundle when no snapshot is beside it', async () => {
@@ -66,6 +82,7 @@ describe('the virtq launcher', () => {
     expect(traced.code).toBe(0);
     expect(traced.stdout).toContain('Usage: virtq list');
     expect(traced.stderr).not.toContain('--snapshot-blob');
+    expect(traced.stderr).not.toContain('virtq-fast.cjs help');
     expect(traced.stderr).toContain(`exec node ${join(tmp.dir, 'virtq.js')} help list`);
   });
 });
