@@ -3,11 +3,12 @@
 // persistent definition) go back onto that image, which then holds what the guest wrote; the
 // overlay file is gone and so is the snapshot. Also: a snapshot under another is refused naming
 // the one to delete first; a base another VM reads cannot be leased exclusively, so the delete is
-// refused and changes nothing; a shut-off VM's overlay is merged with qemu-img commit; a VM
+// refused and changes nothing; a commit job that fails leaves the VM on its overlay with the
+// snapshot; a shut-off VM's overlay is merged with qemu-img commit; a VM
 // started on an overlay (its base opened from the header) merges too; a volume overlay is
 // deleted through virtstoraged and the disk goes back onto its volume.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, connectStorage, type Connection } from '../../client/index.js';
 import type { Definition, DiskSpec } from '../../protocol/index.js';
@@ -27,6 +28,23 @@ async function diskHead(con: GuestConsole): Promise<string> {
   const from = con.serial.mark();
   await con.run('echo HEAD=$(head -c 4 /dev/vda)=E\'\'ND', '=END');
   return /HEAD=([A-Z]*)=END/.exec(con.serial.output.slice(from))?.[1] ?? '?';
+}
+
+/** True once process `pid` has `file` open (qemu-io takes its image locks as it opens it). */
+const hasOpen = (pid: number, file: string): boolean => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === file; } catch { return false; } });
+  } catch {
+    return false;
+  }
+};
+
+async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 const write = (con: GuestConsole, text: string): Promise<void> => con.run(`printf ${text} > /dev/vda; sync; echo W-O''K`, 'W-OK');
@@ -92,6 +110,25 @@ describe('deleting external disk-only snapshots (block-commit)', () => {
     expect(await names('dl1')).toEqual([['s1', undefined, true]]);
     expect(await diskOf('dl1')).toMatchObject({ path: ov1 });
     await write(con, 'DDDD');
+
+    // The commit job fails (a qemu-io reading the base forbids QEMU the write lock): the VM keeps
+    // running on its overlay, the snapshot stays, the base's lease is shared again.
+    const io = spawn('qemu-io', ['-r', '-f', 'qcow2', base], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await waitFor(() => Promise.resolve(hasOpen(io.pid ?? 0, base)));
+      await expect(vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's1' })).rejects.toMatchObject({
+        code: 'QMP_ERROR', message: expect.stringMatching(/write" lock.*the VM runs on its overlays \(vda on .*dl1\.s1\) and keeps the snapshot/),
+      });
+    } finally {
+      io.kill('SIGKILL');
+      await new Promise((resolve) => io.once('exit', resolve));
+    }
+    expect(await names('dl1')).toEqual([['s1', undefined, true]]);
+    expect(await diskOf('dl1')).toMatchObject({ path: ov1 });
+    expect(await vq.virtq.getJobInfo({ name: 'dl1' })).toMatchObject({ type: 'none' });
+    await vq.virtq.create({ definition: guestDef('reader3', [{ path: base, format: 'qcow2', target: 'vda', readonly: true }]) });
+    await vq.virtq.destroy({ name: 'reader3' });
+    expect(await diskHead(con)).toBe('DDDD');
 
     // Now it merges: the VM runs on the base, which the guest keeps writing.
     await vq.virtq.snapshotDelete({ name: 'dl1', snapshot: 's1' });
