@@ -352,7 +352,7 @@ class ClusterChaos {
     this.r.migrations++;
     let route: Awaited<ReturnType<typeof routeMigration>>;
     try {
-      route = await routeMigration(parseClusterUri(this.w.etcd.uri(this.w.prefix)), name, to.id);
+      route = await routeMigration(parseClusterUri(this.w.etcd.uri(this.w.prefix)), name, to.id, clock);
     } catch (err) {
       const code = VirtqError.from(err).code;
       count(this.r.outcomes, `migrate:${code}`);
