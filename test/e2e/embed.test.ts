@@ -108,7 +108,7 @@ describe('embedded mode', () => {
     expect(await names(b)).toEqual(['app-b', 'same']);
   });
 
-  it('keeps warm shims when asked (shimPool): a plain create runs in one, the pool refills, and closing the connection kills only the idle one', async () => {
+  it('keeps warm shims when asked (shimPool): a plain and a paused create each run in one, the pool refills, and closing the connection kills only the idle one', async () => {
     const uri = `qemu:///embed?root=${rootA.dir}`;
     await expect(connect(uri, { shimCommand: [process.execPath, SHIM_BIN], shimPool: 17 })).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringMatching(/0 to 16/) });
     const cold = await open(rootA);
@@ -122,9 +122,10 @@ describe('embedded mode', () => {
     const coldPid = (await cold.virtq.lookupByName({ name: 'cold-e' })).shimPid as number;
     expect(cmdline(warm as number)).toEqual(cmdline(coldPid));
     await expect(cold.domain('warm-e').getState()).resolves.toEqual({ state: 'running', reason: 'booted' });
-    // Paused starts take a cold shim; the pool refills with a new one after the warm start.
-    await expect(a.virtq.create({ definition: idleDef('paused-e'), paused: true })).resolves.toMatchObject({ state: 'paused' });
-    const [refill] = await until('a refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== warm ? p : undefined; });
+    // The pool refills after the warm start, and a paused start takes the new idle shim too.
+    const [idle2] = await until('a refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== warm ? p : undefined; });
+    await expect(a.virtq.create({ definition: idleDef('paused-e'), paused: true })).resolves.toMatchObject({ state: 'paused', shimPid: idle2 });
+    const [refill] = await until('a second refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== idle2 ? p : undefined; });
     a.close();
     await until('the idle shim to go', () => (['Z', 'X', undefined].includes(procState(refill as number)) ? true : undefined), 10_000);
     expect(procState(warm as number)).toMatch(/[RS]/);
