@@ -23,12 +23,13 @@ const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // The CLI's head is a shell launcher that is also valid JavaScript (`':'` is a string, `//` a
 // comment): run as a program, sh first runs the fast path for hot read commands (virtq-fast.cjs,
-// unless VIRTQ_NO_FAST is set), which exits 75 having printed nothing for a command line it does
-// not take; then it execs node on the CLI's startup snapshot when one built by this node binary
+// unless VIRTQ_NO_FAST is set; only when a word of the command line is list, dominfo, --version
+// or -V, so other commands do not pay its start), which exits 75 having printed nothing for a
+// command line it does not take; then it execs node on the CLI's startup snapshot when one built by this node binary
 // sits beside it (its name carries the binary's size, mtime and inode), else node on this same
 // file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
 const CLI_LAUNCHER = `#!/bin/sh
-':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
+':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },

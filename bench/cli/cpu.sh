@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# CPU time (user + sys, from /usr/bin/time) of `virtq --version` as a whole process: the
-# snapshot, the bundle (VIRTQ_NO_SNAPSHOT=1), another build (BASE, optional) and `node -e 0`,
-# interleaved. CPU time moves less than wall time on a loaded machine.
-#   bash bench/cli/cpu.sh [RUNS] [BASE_DIST]
+# CPU time (user + sys, from /usr/bin/time) of `virtq --version` as a whole process: the fast
+# path (the launcher's default), the snapshot (VIRTQ_NO_FAST=1), the bundle (also
+# VIRTQ_NO_SNAPSHOT=1), another build (BASE, optional) and `node -e 0`, interleaved. CPU time
+# moves less than wall time on a loaded machine. With URI and NAME, `list --all` and `dominfo
+# NAME` against that virtqemud are timed the same way.
+#   bash bench/cli/cpu.sh [RUNS] [BASE_DIST] [URI NAME]
 set -euo pipefail
 runs=${1:-20}
 base=${2:-}
+uri=${3:-}
+name=${4:-}
 bin="$(cd "$(dirname "$0")/../.." && pwd)/dist/bin/virtq.js"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for _ in $(seq 1 "$runs"); do
   /usr/bin/time -a -o "$out" -f "floor %U %S" node -e 0
-  /usr/bin/time -a -o "$out" -f "snapshot %U %S" "$bin" --version >/dev/null
-  VIRTQ_NO_SNAPSHOT=1 /usr/bin/time -a -o "$out" -f "bundle %U %S" "$bin" --version >/dev/null
+  /usr/bin/time -a -o "$out" -f "fast %U %S" "$bin" --version >/dev/null
+  VIRTQ_NO_FAST=1 /usr/bin/time -a -o "$out" -f "snapshot %U %S" "$bin" --version >/dev/null
+  VIRTQ_NO_FAST=1 VIRTQ_NO_SNAPSHOT=1 /usr/bin/time -a -o "$out" -f "bundle %U %S" "$bin" --version >/dev/null
+  if [ -n "$uri" ]; then
+    /usr/bin/time -a -o "$out" -f "list/fast %U %S" "$bin" -c "$uri" list --all >/dev/null
+    VIRTQ_NO_FAST=1 /usr/bin/time -a -o "$out" -f "list/snapshot %U %S" "$bin" -c "$uri" list --all >/dev/null
+    /usr/bin/time -a -o "$out" -f "dominfo/fast %U %S" "$bin" -c "$uri" dominfo "$name" >/dev/null
+    VIRTQ_NO_FAST=1 /usr/bin/time -a -o "$out" -f "dominfo/snapshot %U %S" "$bin" -c "$uri" dominfo "$name" >/dev/null
+  fi
   [ -z "$base" ] || /usr/bin/time -a -o "$out" -f "base %U %S" "$base/bin/virtq.js" --version >/dev/null
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

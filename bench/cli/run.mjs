@@ -4,9 +4,11 @@
 // all interleaved round by round so drifting load hits every variant alike.
 //
 //   variants  floor      node -e 0
-//             snapshot   dist/bin/virtq.js run as a program: its launcher execs node on the CLI's
-//                        startup snapshot (docs/decisions/0028-cli-startup-snapshot.md)
-//             bundle     the same file with VIRTQ_NO_SNAPSHOT=1: node on the ESM bundle (the fallback)
+//             fast       dist/bin/virtq.js run as a program: its launcher runs the fast path for
+//                        hot read commands, virtq-fast.cjs (docs/decisions/0028-cli-startup-snapshot.md)
+//             snapshot   the same with VIRTQ_NO_FAST=1: the launcher execs node on the CLI's
+//                        startup snapshot
+//             bundle     the same with VIRTQ_NO_FAST=1 VIRTQ_NO_SNAPSHOT=1: node on the ESM bundle
 //             base       --base DIR: another build's dist/bin/virtq.js (e.g. main's), through its shebang
 //             virsh      virsh --version; list/dominfo on libvirt's test driver (test:///FILE, N
 //                        domains, in-process: no daemon, so a lower bound for virsh)
@@ -55,8 +57,9 @@ const commands = {
 };
 const variants = [
   { name: 'floor', run: () => [process.execPath, ['-e', '0'], {}] },
-  { name: 'snapshot', run: (c) => [CLI, commands[c].virtq, {}] },
-  { name: 'bundle', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_SNAPSHOT: '1' }] },
+  { name: 'fast', run: (c) => [CLI, commands[c].virtq, {}] },
+  { name: 'snapshot', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_FAST: '1' }] },
+  { name: 'bundle', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_FAST: '1', VIRTQ_NO_SNAPSHOT: '1' }] },
   ...(BASE === undefined ? [] : [{ name: 'base', run: (c) => [join(BASE, 'bin', 'virtq.js'), commands[c].virtq, {}] }]),
   ...(virshOk ? [{ name: 'virsh', run: (c) => ['virsh', commands[c].virsh, {}] }] : []),
 ];
@@ -103,9 +106,10 @@ const floor = (c) => results.summary[`${c}/floor`].p50;
 const out = [];
 out.push(`machine: ${facts.cpu}, ${facts.nproc} vCPU, ${facts.memGiB} GiB, kernel ${facts.kernel}, node ${facts.node}`);
 out.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${RUNS} runs of each, interleaved; ${VMS} VMs defined`, '');
-out.push(table(['command', '`node -e 0` (floor)', 'virtq, snapshot', '− floor', 'virtq, bundle (no snapshot)', ...(BASE === undefined ? [] : ['virtq, base build']), ...(virshOk ? ['virsh'] : [])],
+out.push(table(['command', '`node -e 0` (floor)', 'virtq, fast path', '− floor', 'virtq, snapshot', '− floor', 'virtq, bundle (no snapshot)', ...(BASE === undefined ? [] : ['virtq, base build']), ...(virshOk ? ['virsh'] : [])],
   Object.keys(commands).map((c) => [
-    `${c}${c === 'list' ? ` (${lines[`${c}/snapshot`]} lines)` : ''}`, cell(`${c}/floor`), cell(`${c}/snapshot`), `+${fmt(results.summary[`${c}/snapshot`].p50 - floor(c))}`,
+    `${c}${c === 'list' ? ` (${lines[`${c}/fast`]} lines)` : ''}`, cell(`${c}/floor`),
+    cell(`${c}/fast`), `+${fmt(results.summary[`${c}/fast`].p50 - floor(c))}`, cell(`${c}/snapshot`), `+${fmt(results.summary[`${c}/snapshot`].p50 - floor(c))}`,
     cell(`${c}/bundle`), ...(BASE === undefined ? [] : [cell(`${c}/base`)]), ...(virshOk ? [cell(`${c}/virsh`)] : []),
   ])));
 console.log(out.join('\n'));
