@@ -3,7 +3,8 @@
 // bytes received are read as an async iterator; a null chunk ends the stream, an error frame
 // ends it with an error. Flow control both ways, so a 1 GiB volume never sits in memory: a
 // receiver that holds more than HIGH_WATER unread bytes stops reading its socket until the
-// reader has caught up (LOW_WATER), and a sender awaits `drain()` before writing more.
+// reader has caught up (LOW_WATER), and a sender awaits `drain()` before writing more. Bytes
+// arrive in order but not in the sender's chunks: a client hands large ones on as its socket reads.
 import type { VirtqError } from './errors.js';
 
 /** Unread received bytes past which the connection stops reading its socket. */

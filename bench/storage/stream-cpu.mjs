@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// CPU of a 1 GiB volume download or upload through virtstoraged, per side (this process as the
+// StorageClient, the daemon from /proc): under heavy load, CPU time separates two builds where
+// wall time cannot. One build per run; run two builds alternately (A, B, A, B) to compare.
+//
+//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up] [rounds] SRC
+//     DIST  a built dist/ inside a checkout (its node_modules resolve); SRC a 1 GiB file on the
+//           filesystem to test (hard-linked into the pool, so it must be on the same one)
+// Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round.
+import { spawn } from 'node:child_process';
+import { createReadStream, mkdirSync, linkSync, rmSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+const [dist, what = 'dl-fn,up', roundsS = '3', src] = process.argv.slice(2);
+if (src === undefined) throw new Error('usage: stream-cpu.mjs DIST VARIANTS ROUNDS SRC');
+const rounds = Number(roundsS);
+const work = join(dirname(src), `stream-cpu-${process.pid}`); mkdirSync(join(work, 'pool'), { recursive: true });
+linkSync(src, join(work, 'pool', 'src.raw'));
+let child;
+process.on('exit', () => { try { child?.kill('SIGKILL'); } catch {} });
+child = spawn('node', [join(dist, 'bin', 'virtstoraged.js'), '--root', join(work, 'root')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
+const rl = createInterface({ input: child.stdout }); await new Promise((r) => rl.once('line', r)); child.stdout.resume();
+const dcpu = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
+const { connectStorage } = await import(join(dist, 'lib', 'client', 'index.js'));
+const sc = await connectStorage(`storage:///system?root=${join(work, 'root')}`, { waitMs: 10000 });
+await sc.api.definePool({ definition: { name: 'b', type: 'dir', path: join(work, 'pool') } });
+await sc.api.startPool({ name: 'b' });
+const SIZE = 1024 ** 3;
+await sc.api.createVolume({ pool: 'b', name: 'up.raw', format: 'raw', capacity: SIZE });
+const out = join(work, 'out.raw');
+const V = {
+  'dl-fn': async () => { const fh = await open(out, 'w'); try { await sc.download('b', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); } },
+  'dl-null': async () => { await sc.download('b', 'src.raw', async () => {}); },
+  up: () => sc.upload('b', 'up.raw', createReadStream(src, { highWaterMark: 1 << 20 }), SIZE),
+};
+const res = {};
+for (let r = 0; r < rounds; r++) for (const k of what.split(',')) {
+  rmSync(out, { force: true });
+  const c0 = process.cpuUsage(), d0 = dcpu(), t0 = performance.now();
+  await V[k]();
+  const c = process.cpuUsage(c0);
+  (res[k] ??= []).push([Math.round(performance.now() - t0), Math.round((c.user + c.system) / 1000), dcpu() - d0]);
+}
+for (const [k, v] of Object.entries(res)) {
+  const med = (i) => { const a = v.map((x) => x[i]).sort((a, b) => a - b); return a[Math.floor(a.length / 2)]; };
+  console.log(`${dist.split('/').pop()} ${k}: wall ${med(0)} clientCPU ${med(1)} daemonCPU ${med(2)}  all ${JSON.stringify(v)}`);
+}
+sc.close(); child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r));
+rmSync(work, { recursive: true, force: true });
