@@ -37,6 +37,12 @@ export class EventWatch {
       try {
         const c = await this.connect();
         this.client = c;
+        // stop() may have come while this connect was pending: it closed the old client, not this
+        // one, and a subscription on this one would never end (the chaos seed 7 hang of CI).
+        if (this.stopped) {
+          c.close();
+          break;
+        }
         const pushed = c.events();
         await c.call('virtq', 'subscribeEvents', { sinceByVm: this.last() });
         for await (const p of pushed) {
