@@ -3,7 +3,7 @@
 import type { Etcd3 } from 'etcd3';
 
 /** The key just past every key starting with `prefix` (etcd's range end for a prefix). */
-function prefixEnd(prefix: string): Buffer {
+export function prefixEnd(prefix: Buffer | string): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if ((end[i] as number) < 0xff) {

@@ -7,22 +7,11 @@
 import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { VirtqError, type Clock } from '../protocol/index.js';
 import { readClusterTls, type ClusterTlsPem, type EtcdConnectOptions } from '../protocol/etcd-options.js';
+import { prefixEnd } from './etcd-range.js';
 import { decodeRangeReply, encodeRangeRequest, type RangeReply, type RangeRequest } from './etcd-range-wire.js';
 
 /** One key and its value, as UTF-8. */
 export type EtcdPair = [key: string, value: string];
-
-/** The key just past every key starting with `prefix` (etcd's range end for a prefix). */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 /**
  * A read-only client of one fleet's etcd. Each call goes to one member and, when that member

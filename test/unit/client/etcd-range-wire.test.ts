@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import protobuf from 'protobufjs';
 import { decodeRangeReply, encodeRangeRequest } from '../../../client/etcd-range-wire.js';
-import { prefixEnd } from '../../../client/etcd-reader.js';
+import { prefixEnd } from '../../../client/etcd-range.js';
 
 const protoDir = join(dirname(createRequire(import.meta.url).resolve('etcd3/package.json')), 'proto');
 // keepCase: the field names as etcd's .proto spells them (range_end, create_revision...).
