@@ -6,6 +6,7 @@ import type { ServiceDefinition } from '../daemon/run-service.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { parseHttpAddress } from '../daemon/http-address.js';
 import { Virtqemud } from './daemon.js';
+import { storageVolumes } from './storage-volumes.js';
 import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
@@ -87,7 +88,10 @@ ${CLUSTER_USAGE}`,
       const spawner = processShimSpawner(extra.shimBinary, placement, layout, env, clock, undefined, extra.shimPool);
       if (extra.httpWriteToken !== undefined && common.httpAddress === undefined) throw new VirtqError('INVALID_ARG', '--http-write-token needs --http HOST:PORT (the web view it unlocks)');
       const web = { assetsDir: fileURLToPath(new URL('../web/', shimBeside)), token: extra.httpWriteToken === undefined ? undefined : await readWriteToken(extra.httpWriteToken) };
-      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web,
+      // The virtstoraged a shim of this root would use (shim/compose.ts's besideUri).
+      const storageUri = common.root !== undefined ? `storage:///system?root=${common.root}` : `storage:///${common.mode}`;
+      const volumes = storageVolumes(storageUri, clock, (extra.daemonWaitSec ?? 30) * 1000);
+      const daemon = new Virtqemud({ layout, clock, logs, spawner, service, volumes, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web,
         ...(extra.cluster === undefined ? {} : { cluster: etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid, common.httpAddress === undefined ? undefined : parseHttpAddress(common.httpAddress).host) }) });
       return daemon.start();
     },

@@ -20,6 +20,7 @@ import { proxyFallback } from './handlers/proxy.js';
 import { snapshotHostHandlers } from './handlers/snapshot-handlers.js';
 import { qemuImgOverlays } from './handlers/offline-snapshot.js';
 import { qemuImgCommit } from './handlers/offline-delete.js';
+import type { SnapshotVolumes } from './storage-volumes.js';
 import { registryHandlers } from './handlers/registry-handlers.js';
 import { migrationHostHandlers } from './handlers/migration-handlers.js';
 import { reconcile } from './reconcile.js';
@@ -57,6 +58,8 @@ export interface DaemonConfig {
   web?: { assetsDir: string; token: WriteToken | undefined };
   /** Membership of an etcd fleet (--cluster); undefined: a host on its own, as before. */
   cluster?: ClusterMember;
+  /** virtstoraged of this root or mode, for a shut-off VM's snapshot of a volume disk. */
+  volumes: SnapshotVolumes;
 }
 
 /** A running virtqemud. */
@@ -101,7 +104,7 @@ export class Virtqemud {
     return {
       served: [
         served(virtqProgram, {
-          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), commitOverlay: qemuImgCommit('qemu-img'), now: () => clock.now() }),
+          ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), commitOverlay: qemuImgCommit('qemu-img'), volumes: this.cfg.volumes, now: () => clock.now() }),
         }, proxy),
         served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r), (r) => this.cfg.cluster?.adopted(r.name, r.uuid))),
         served(adminProgram, {

@@ -1,7 +1,7 @@
 // Deleting a disk-only external snapshot of a shut-off defined VM: no QEMU runs, so each overlay
 // is merged into the image under it with qemu-img commit (the function virtqemud is given), then
-// the persistent definition moves back onto those images, the overlays go and so does the
-// metadata. Until the definition is saved the VM stays on its overlays, which still read the same
+// the persistent definition moves back onto those images, the metadata goes and so do the
+// overlays (a volume's through virtstoraged). Until the definition is saved the VM stays on its overlays, which still read the same
 // (a commit copies, it does not move), so a crash part-way loses nothing.
 import { execFile } from 'node:child_process';
 import { access, rm } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { commitPlan, type CommitDisk } from '../../drivers/hypervisor/qemu/commi
 import { managedSaveFile } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import type { DomainRecord, DomainRegistry } from '../registry.js';
 import type { DefinitionStore } from '../definitions.js';
+import type { SnapshotVolumes } from '../storage-volumes.js';
 
 /** Merges the qcow2 `overlay` into its backing file; answers that file's format. */
 export type OverlayCommitter = (overlay: string) => Promise<{ backingFormat: string }>;
@@ -41,6 +42,8 @@ export interface OfflineDeleteDeps {
   store: DefinitionStore;
   state: string;
   commitOverlay: OverlayCommitter;
+  /** virtstoraged, which deletes a volume disk's overlay. */
+  volumes: Pick<SnapshotVolumes, 'deleteVolume'>;
   /** `def` with the merged disks back on their images (snapshot-handlers.ts). */
   onBase(def: NormalizedDefinition, plan: readonly CommitDisk[]): NormalizedDefinition;
 }
@@ -51,10 +54,6 @@ export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, curren
   const plan = commitPlan(r.name, snap, await snaps.list(), current.disks);
   if (await access(managedSaveFile(d.state, r.name)).then(() => true, () => false)) {
     throw new VirtqError('OPERATION_INVALID', `cannot delete disk-only snapshot "${snap.name}" of VM "${r.name}": it has a managed save image, whose memory expects its disks as they are; start it first, or remove the image (virtq managedsave-remove ${r.name})`);
-  }
-  const volume = plan.find((s) => s.overlaySource !== undefined);
-  if (volume !== undefined) {
-    throw new VirtqError('OPERATION_INVALID', `cannot delete disk-only snapshot "${snap.name}" of shut-off VM "${r.name}": disk ${volume.target} is on a volume, which virtstoraged removes for a running VM; start the VM (it may stay paused) and delete the snapshot then`, { details: { target: volume.target } });
   }
   const merged: CommitDisk[] = [];
   for (const s of plan) {
@@ -70,6 +69,13 @@ export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, curren
   const def = normalizeDefinition(d.onBase(current, merged), () => r.uuid);
   await d.store.save(def);
   d.registry.defined(r, def);
-  for (const s of merged) await rm(s.overlay, { force: true });
   await snaps.remove(snap.name);
+  const left: string[] = [];
+  for (const s of merged) {
+    if (s.overlaySource === undefined) await rm(s.overlay, { force: true });
+    else await d.volumes.deleteVolume(s.overlaySource.pool, s.overlaySource.volume).catch(() => left.push(`${s.overlaySource?.pool ?? ''}/${s.overlaySource?.volume ?? ''}`));
+  }
+  if (left.length > 0) {
+    throw new VirtqError('OPERATION_FAILED', `snapshot "${snap.name}" of VM "${r.name}" was merged and deleted and the VM is defined on its images again, but virtstoraged did not delete the overlay volume${left.length > 1 ? 's' : ''} ${left.join(', ')}, which no disk uses: delete ${left.length > 1 ? 'them' : 'it'} with virtq vol-delete`, { details: { snapshot: snap.name, left } });
+  }
 }

@@ -1,7 +1,7 @@
 // virtqemud's side of the per-VM snapshot procedures: they go on to the VM's shim (the proxy), and
 // around that virtqemud keeps what only it has. An external (disk-only) snapshot moves the disks
 // onto overlays: the persistent definition follows, so a restart boots from the overlays; of a
-// shut-off VM it is taken here (offline-snapshot.ts). Deleting one merges the overlays back and
+// shut-off VM it is taken here (offline-snapshot.ts; a volume's overlay through virtstoraged). Deleting one merges the overlays back and
 // the persistent definition returns to the images under them; of a shut-off VM here (offline-delete.ts).
 // Forgetting a snapshot's metadata (--metadata) needs no QEMU, so it works on a VM that is shut off,
 // and reverting a shut-off VM to a disk-only snapshot is refused saying what to do instead.
@@ -11,6 +11,7 @@ import { isActive, type DomainRegistry } from '../registry.js';
 import type { DefinitionStore } from '../definitions.js';
 import { offlineExternal, type OverlayMaker } from './offline-snapshot.js';
 import { offlineMerge, type OverlayCommitter } from './offline-delete.js';
+import type { SnapshotVolumes } from '../storage-volumes.js';
 import { onOverlay, type CommitDisk } from '../../drivers/hypervisor/qemu/commit-plan.js';
 
 /** What these handlers need of virtqemud. */
@@ -24,6 +25,8 @@ export interface SnapshotHostDeps {
   makeOverlay: OverlayMaker;
   /** Merges a shut-off VM's overlay into its backing file. */
   commitOverlay: OverlayCommitter;
+  /** virtstoraged, for a shut-off VM's volume overlays. */
+  volumes: SnapshotVolumes;
   now(): number;
 }
 
