@@ -7,6 +7,16 @@
 //             and started, memory sent, leases handed over, guest running there, source stopped);
 //             raw: from spawning the destination QEMU to its `cont` returning.
 //   downtime  QEMU's own figure (query-migrate `downtime`) on the source.
+//   qemuTotal QEMU's own `total-time` on the source (virtq: read from the source shim's
+//             MIGRATION_DONE log line, which also has the phases of virtq's job; see below).
+//
+//   raw       raw QEMU with the argv virtq's shim built for the same VM (q35 or whatever the shim
+//             picks, -sandbox, -blockdev, ...): taken from a template VM's "spawning qemu" log line,
+//             as bench/shim's start-paths does; monitor and console turned into a QMP socket and a
+//             file. raw-pc: the older floor, `-machine pc` with -drive if=virtio (an extra row).
+//   Every round prints, per side, QEMU's query-migrate figures (total, setup, downtime, rounds =
+//   dirty-sync-count, transferred, remaining, dirty pages/s, throttle %), and the run prints once
+//   the capabilities/parameters in effect and each side's destination argv.
 //
 //   --transport tcp: both sides over a loopback TCP port the destination QEMU picks (raw: -incoming
 //             defer, migrate-incoming tcp:127.0.0.1:0, the port read back from query-migrate).
@@ -30,7 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { homedir } from 'node:os';
 import {
-  connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, median, now, options, qmpSession, sleep, snapshotDist, summarize, table, tmpRoot,
+  connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, median, now, options, qmpSession, shimArgv, sleep, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
 const o = options();
@@ -86,29 +96,72 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
   const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true, transport: TRANSPORT, maxDowntimeMs: MAX_DOWNTIME });
   const total = now() - t0;
   await dst.api.destroy({ name });
-  return { total, downtime: r.downtimeMs ?? NaN, qemuTotal: r.totalMs };
+  const done = logLine(join(srcRoot, 'log', `${name}.log`), (j) => j.msgId === 'MIGRATION_DONE');
+  const q = done?.qemu ?? {};
+  if (i === 0) {
+    process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
+    process.stderr.write(`virtq destination argv: ${JSON.stringify(logLine(join(dstRoot, 'log', `${name}.log`), (j) => j.msg === 'spawning qemu')?.argv)}\n`);
+  }
+  return {
+    total, downtime: r.downtimeMs ?? NaN, qemuTotal: q.totalTimeMs ?? NaN, phases: done?.phases ?? {},
+    qemu: { total: q.totalTimeMs, setup: q.setupTimeMs, downtime: q.downtimeMs, rounds: q.dirtySyncCount, transferredMiB: mib(q.transferredBytes), remainingMiB: mib(q.remainingBytes), dirtyPagesRate: q.dirtyPagesRate, throttle: q.throttlePercent },
+  };
 }
 
-function rawQemu(dir, tag, disk, extra) {
+const mib = (b) => (typeof b === 'number' ? Math.round(b / 2 ** 20) : undefined);
+/** The last JSON log line of `file` that `pred` accepts. */
+function logLine(file, pred) {
+  let hit;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try { const j = JSON.parse(line); if (pred(j)) hit = j; } catch { /* a torn line */ }
+  }
+  return hit;
+}
+/** query-migrate's answer as the figures printed for a round. */
+function rawFigures(s) {
+  const ram = s.ram ?? {};
+  return { total: s['total-time'], setup: s['setup-time'], downtime: s.downtime, rounds: ram['dirty-sync-count'], transferredMiB: mib(ram.transferred), remainingMiB: mib(ram.remaining), dirtyPagesRate: ram['dirty-pages-rate'], throttle: s['cpu-throttle-percentage'] ?? 0 };
+}
+
+// The shim's argv for the template VM, with its monitor and console (sockets the shim listens on)
+// as a QMP server and a file, and without -S: raw QEMU with the same VM.
+let shimTemplate;
+function sameArgv(tag, qmp, serial) {
+  const { argv, from } = shimTemplate;
+  const out = [];
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    if (a === '-S') continue;
+    if (a === '-chardev' && argv[k + 1].includes(from.monitor)) { out.push('-qmp', `unix:${qmp},server=on,wait=off`); k += 3; continue; }
+    if (a === '-chardev' && argv[k + 1].includes(from.console)) { out.push('-chardev', `file,id=ser0,path=${serial}`); k += 1; continue; }
+    out.push(a.replace(`guest=${from.name},`, `guest=${tag},`).replace(from.uuid, randomUUID()));
+  }
+  return out;
+}
+
+function rawQemu(dir, tag, disk, extra, kind) {
   const qmp = join(dir, `${tag}-qmp.sock`);
   const serial = join(dir, `${tag}.serial`);
-  const p = spawn(QEMU, [
+  const argv = kind === 'same' ? sameArgv(tag, qmp, serial) : [
     '-accel', 'tcg', '-machine', 'pc', '-m', String(MEMORY), '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none',
     '-kernel', KERNEL, '-initrd', INITRD, '-append', CMDLINE, '-serial', `file:${serial}`,
-    '-drive', `file=${disk},if=virtio,format=raw`, '-qmp', `unix:${qmp},server=on,wait=off`, ...extra,
-  ], { stdio: 'ignore' });
-  return { p, qmp, serial };
+    '-drive', `file=${disk},if=virtio,format=raw`, '-qmp', `unix:${qmp},server=on,wait=off`,
+  ];
+  const p = spawn(QEMU, [...argv, ...extra], { stdio: 'ignore' });
+  return { p, qmp, serial, argv: [...argv, ...extra] };
 }
 
-async function rawRound(dir, disk, i) {
-  const src = rawQemu(dir, `s${i}`, disk, []);
+async function rawRound(dir, disk, i, kind) {
+  const src = rawQemu(dir, `${kind}s${i}`, disk, [], kind);
   const sq = qmpSession(await connectRetry(src.qmp, now() + 30_000));
   await sq.greeting;
   await sq.execute('qmp_capabilities');
   await waitFor(src.serial, READY);
-  const sock = join(dir, `m${i}.sock`);
+  const sock = join(dir, `${kind}m${i}.sock`);
   const t0 = now();
-  const dst = rawQemu(dir, `d${i}`, disk, ['-incoming', TRANSPORT === 'tcp' ? 'defer' : `unix:${sock}`]);
+  const dst = rawQemu(dir, `${kind}d${i}`, disk, ['-incoming', TRANSPORT === 'tcp' ? 'defer' : `unix:${sock}`], kind);
+  if (i === 0) process.stderr.write(`raw-${kind} destination argv: ${JSON.stringify(dst.argv)}\n`);
   const dq = qmpSession(await connectRetry(dst.qmp, now() + 30_000));
   await dq.greeting;
   await dq.execute('qmp_capabilities');
@@ -129,11 +182,18 @@ async function rawRound(dir, disk, i) {
   while ((await dq.execute('query-status')).status === 'inmigrate') await sleep(2);
   await dq.execute('cont');
   const total = now() - t0;
+  // QEMU stores total-time and downtime just after it reports `completed` (see shim/vm/migration-qmp.ts finalStatus).
+  for (let k = 0; k < 50 && !(s['total-time'] > 0); k++) { await sleep(2); s = await sq.execute('query-migrate'); }
+  if (i === 0) {
+    const caps = (await sq.execute('query-migrate-capabilities')).filter((c) => c.state).map((c) => c.capability);
+    const p = await sq.execute('query-migrate-parameters');
+    process.stderr.write(`raw-${kind} settings: ${JSON.stringify({ capabilities: caps, parameters: { 'max-bandwidth': p['max-bandwidth'], 'downtime-limit': p['downtime-limit'] } })}\n`);
+  }
   src.p.kill('SIGKILL');
   dst.p.kill('SIGKILL');
   sq.close();
   dq.close();
-  return { total, downtime: s.downtime, qemuTotal: s['total-time'] };
+  return { total, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s) };
 }
 
 // libvirt: two private libvirtds started once for the run (libvirt-side.sh), one migration a round.
@@ -155,13 +215,22 @@ for (const r of [r1, r2, r3, r4].filter((x) => x !== undefined)) {
   mkdirSync(join(r, 'etc'), { recursive: true });
   writeFileSync(join(r, 'etc', 'lock.json'), JSON.stringify({ plugin: 'lockfile', lockspace: join(shared, 'lockspace') }));
 }
-const results = { virtq: [], 'virtq-base': [], raw: [], libvirt: [] };
+const results = { virtq: [], 'virtq-base': [], raw: [], 'raw-pc': [], libvirt: [] };
 const [a, b] = [await daemon(r1), await daemon(r2)];
 const [c, d] = baseDist === undefined ? [] : [await daemon(r3, baseDist), await daemon(r4, baseDist)];
+const fig = (r) => `${fmt(r.total)} ms [qemu ${JSON.stringify(r.qemu)}${r.phases === undefined ? '' : ` phases ${JSON.stringify(r.phases)}`}]`;
 try {
   if (LIBVIRT) lvState = execFileSync('bash', [LV, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  // The template: the argv virtq's shim builds for this VM (created once, read from its log, destroyed).
+  await a.api.create({ definition: {
+    name: 'tmpl', memoryMiB: MEMORY, vcpus: 1, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: CMDLINE },
+    disks: [{ path: disk, format: 'raw', target: 'vda' }],
+  } });
+  shimTemplate = shimArgv(r1, 'tmpl');
+  await a.api.destroy({ name: 'tmpl' });
   for (let i = 0; i < ROUNDS; i++) {
-    results.raw.push(await rawRound(shared, disk, i));
+    results.raw.push(await rawRound(shared, disk, i, 'same'));
+    results['raw-pc'].push(await rawRound(shared, disk, i, 'pc'));
     const ours = async () => results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
     const theirs = async () => results['virtq-base'].push(await virtqRound(c, d, r4, r3, disk, i));
     if (c === undefined) await ours();
@@ -169,7 +238,7 @@ try {
     if (LIBVIRT) results.libvirt.push(libvirtRound(i));
     const lv = LIBVIRT ? `, libvirt ${fmt(results.libvirt[i].total)} ms (downtime ${results.libvirt[i].downtime})` : '';
     const bs = c === undefined ? '' : `, virtq-base ${fmt(results['virtq-base'][i].total)} ms (downtime ${results['virtq-base'][i].downtime})`;
-    process.stderr.write(`round ${i}: virtq ${fmt(results.virtq[i].total)} ms (downtime ${results.virtq[i].downtime})${bs}, raw ${fmt(results.raw[i].total)} ms (downtime ${results.raw[i].downtime})${lv}\n`);
+    process.stderr.write(`round ${i}: virtq ${fig(results.virtq[i])}${bs}\n  raw ${fig(results.raw[i])}\n  raw-pc ${fig(results['raw-pc'][i])}${lv}\n`);
   }
 } finally {
   if (lvState !== undefined) execFileSync('bash', [LV, 'stop', lvState], { stdio: 'inherit' });
@@ -182,15 +251,22 @@ try {
 const row = (label, rs, key) => { const s = summarize(rs.map((r) => r[key])); return [label, key, fmt(s.p50), fmt(s.p90), fmt(s.min), fmt(s.max)]; };
 const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
   ...['total', 'qemuTotal', 'downtime'].flatMap((k) => [
-    row('raw QEMU + QMP script', results.raw, k), row('virtq migrate --live', results.virtq, k),
+    row('raw QEMU, virtq\'s argv', results.raw, k), row('raw QEMU, -machine pc', results['raw-pc'], k), row('virtq migrate --live', results.virtq, k),
     ...(c === undefined ? [] : [row('virtq-base migrate --live', results['virtq-base'], k)]),
   ]),
   ...(LIBVIRT ? [row('libvirt virsh migrate --live', results.libvirt, 'total'), row('libvirt virsh migrate --live', results.libvirt, 'downtime')] : []),
 ]);
+// Medians of QEMU's figures per side, and of the steps of virtq's job (ms since the call reached the shim).
+const medOf = (rs, get) => { const v = rs.map(get).filter((x) => typeof x === 'number' && Number.isFinite(x)); return v.length === 0 ? '-' : fmt(median(v)); };
+const qkeys = ['total', 'setup', 'downtime', 'rounds', 'transferredMiB', 'remainingMiB', 'dirtyPagesRate', 'throttle'];
+const qtable = table(['side', ...qkeys.map((k) => `${k} (p50)`)], [['raw', results.raw], ['raw-pc', results['raw-pc']], ['virtq', results.virtq]].map(([n, rs]) => [n, ...qkeys.map((k) => medOf(rs, (r) => r.qemu?.[k]))]));
+const pkeys = Object.keys(results.virtq[0]?.phases ?? {});
+const ptable = table(['virtq step', 'ms since the job began (p50)'], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k])]));
+process.stdout.write(`${qtable}\n\n${ptable}\n\n`);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
 const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['virtq-base'].map((r) => r.total)) / median(results.raw.map((r) => r.total))).toFixed(2)}, virtq / virtq-base ${(median(results.virtq.map((r) => r.total)) / median(results['virtq-base'].map((r) => r.total))).toFixed(2)} (baseline ${BASELINE})`;
 const lvRatio = LIBVIRT ? `, virtq / libvirt ${(median(results.virtq.map((r) => r.total)) / median(results.libvirt.map((r) => r.total))).toFixed(2)}` : '';
 const over = (rs) => rs.filter((r) => r.downtime > MAX_DOWNTIME).length;
-const overs = `downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${c === undefined ? '' : `, virtq-base ${over(results['virtq-base'])}/${ROUNDS}`}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
+const overs = `virtq / raw-pc ${(median(results.virtq.map((r) => r.total)) / median(results['raw-pc'].map((r) => r.total))).toFixed(2)}; downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, raw-pc ${over(results['raw-pc'])}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${c === undefined ? '' : `, virtq-base ${over(results['virtq-base'])}/${ROUNDS}`}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
 process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${baseRatio}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));

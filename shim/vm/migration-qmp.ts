@@ -20,6 +20,11 @@ export interface MigrationStatus {
   remainingBytes: number;
   mbps: number;
   dirtySyncCount: number;
+  /** Setup phase (connect, capabilities) and the guest's dirtying rate (pages/s) as QEMU measured them. */
+  setupTimeMs: number;
+  dirtyPagesRate: number;
+  /** auto-converge's current vCPU throttle, 0 when it never throttled. */
+  throttlePercent: number;
   error: string | undefined;
 }
 
@@ -60,8 +65,35 @@ export function parseMigrationStatus(raw: unknown): MigrationStatus {
     remainingBytes: num(ram['remaining']),
     mbps: num(ram['mbps']),
     dirtySyncCount: num(ram['dirty-sync-count']),
+    setupTimeMs: num(o['setup-time']),
+    dirtyPagesRate: num(ram['dirty-pages-rate']),
+    throttlePercent: num(o['cpu-throttle-percentage']),
     error: typeof o['error-desc'] === 'string' ? o['error-desc'] : undefined,
   };
+}
+
+/**
+ * QEMU 7.x reports `completed` from its migration thread before its main loop has stored the
+ * migration's times: a poll that sees the status first reads total-time and downtime as 0. The
+ * figures are final once total-time is set; this reads until then (at most `tries` times).
+ */
+export async function finalStatus(mon: HypervisorMonitor, first: MigrationStatus, wait: () => Promise<void>, tries = 50): Promise<MigrationStatus> {
+  let s = first;
+  for (let i = 0; i < tries && s.status === 'completed' && s.totalTimeMs === 0; i++) {
+    await wait();
+    s = await queryMigrate(mon);
+  }
+  return s;
+}
+
+/** The capabilities switched on and the parameters in effect, for the log of a finished migration. */
+export async function migrationSettings(mon: HypervisorMonitor): Promise<{ capabilities: string[]; parameters: Record<string, unknown> }> {
+  const caps = await mon.raw({ execute: 'query-migrate-capabilities' });
+  const params = await mon.raw({ execute: 'query-migrate-parameters' });
+  const on = Array.isArray(caps) ? caps.filter((c): c is { capability: string; state: true } => isObject(c) && c['state'] === true && typeof c['capability'] === 'string').map((c) => c.capability) : [];
+  const keep = ['max-bandwidth', 'downtime-limit', 'multifd-channels', 'cpu-throttle-initial', 'cpu-throttle-increment', 'x-checkpoint-delay', 'announce-initial'];
+  const parameters = isObject(params) ? Object.fromEntries(keep.filter((k) => k in params).map((k) => [k, params[k]])) : {};
+  return { capabilities: on, parameters };
 }
 
 /** The figures of `domjobinfo` from QEMU's status and the job's own clock. */

@@ -11,7 +11,7 @@ import { checkOperation } from './states.js';
 import { INCOMING_REASON } from './migration-incoming.js';
 import type { VmLeases } from './leases.js';
 import type { DestinationLink } from '../migration-link.js';
-import { FINISHED, jobInfoOf, migrationFailed, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
+import { FINISHED, finalStatus, jobInfoOf, migrationFailed, migrationSettings, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
 
 /** How often query-migrate is read while memory is sent, and while the guest is paused at switchover. */
 const BULK_POLL_MS = 20;
@@ -124,32 +124,49 @@ export class MigrationSource {
     const wasRunning = vm.state === 'running';
     const job: Job = { startedAt: clock.monotonic(), last: undefined, aborted: false, qemuStarted: false };
     this.job = job;
+    // Milliseconds since the job began at each step, logged with the result: where a migration's time goes.
+    const phases: Record<string, number> = {};
+    const mark = (step: string): void => { phases[step] = Math.round(clock.monotonic() - job.startedAt); };
     const dest = await this.d.connect(a.destUri);
+    mark('connected');
     const steps = { prepared: false, released: false, claimed: false };
     try {
-      const uri = await dest.prepare(asDefined(vm.def), a.transport ?? 'unix');
-      steps.prepared = true;
+      // The source's capabilities and limits are set while the destination starts its QEMU (they
+      // act only once `migrate` runs); both are settled before any failure is handled.
+      const [prep, setup] = await Promise.allSettled([dest.prepare(asDefined(vm.def), a.transport ?? 'unix'), setUpSource(mon, a)]);
+      if (prep.status === 'fulfilled') steps.prepared = true;
+      if (prep.status === 'rejected') throw prep.reason;
+      if (setup.status === 'rejected') throw setup.reason;
+      const uri = prep.value;
+      mark('prepared');
       this.checkAborted(job);
-      await setUpSource(mon, a);
       vm.expectedPause = 'migration';
       if (a.live !== true && wasRunning) await mon.stop();
       await mon.raw({ execute: 'migrate', arguments: { uri } });
       job.qemuStarted = true;
+      mark('started');
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
       await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
+      mark('preSwitchover');
       // The guest is paused here: the leases move while no QEMU runs it (fleet-wide ones handed
       // over, never given up, so no other VM can take a disk in between).
       await this.d.leases.handOver(vm.def);
       steps.released = true;
+      mark('released');
       await dest.claim(name);
       steps.claimed = true;
+      mark('claimed');
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
-      const done = await this.waitFor(mon, job, 'completed', undefined);
+      const completed = await this.waitFor(mon, job, 'completed', undefined);
+      mark('completed');
       await dest.finish(name);
-      log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs }, 'migration completed; the guest runs on the destination');
+      mark('running');
       // It runs there now: nothing below may bring it back here.
       this.job = undefined;
+      const done = await this.figures(mon, completed);
       await vm.kill('migrated', 5000);
+      mark('sourceStopped');
+      log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs, phases, qemu: done.qemu }, 'migration completed; the guest runs on the destination');
       await this.afterwards(dest, a, name);
       return {
         state: vm.state, reason: vm.reason, totalMs: clock.monotonic() - job.startedAt, transferredBytes: done.transferredBytes,
@@ -161,6 +178,20 @@ export class MigrationSource {
     } finally {
       if (this.job === job) this.job = undefined;
       dest.close();
+    }
+  }
+
+  // QEMU's own figures of the finished migration (read once it has stored them) and the settings
+  // it ran with, for the log; reading them must not fail a migration that has happened.
+  private async figures(mon: HypervisorMonitor, completed: MigrationStatus): Promise<MigrationStatus & { qemu: Record<string, unknown> }> {
+    try {
+      const s = await finalStatus(mon, completed, () => delay(this.d.clock, SWITCHOVER_POLL_MS));
+      const settings = await migrationSettings(mon);
+      const { status: _status, error: _error, ...numbers } = s;
+      return { ...s, qemu: { ...numbers, ...settings } };
+    } catch (err) {
+      this.d.log.warn({ err }, 'cannot read the finished migration\'s figures');
+      return { ...completed, qemu: {} };
     }
   }
 

@@ -33,6 +33,8 @@ describe('virtq migrate', () => {
     const result = await src.api.migrate({ name: 'mig1', destUri: w.dstUri, live: true });
     expect(result).toMatchObject({ state: 'shutoff', reason: 'migrated' });
     expect(result.transferredBytes).toBeGreaterThan(0);
+    // QEMU's own downtime, read once QEMU has stored it (a poll that sees `completed` first reads 0).
+    expect(result.downtimeMs).toBeGreaterThan(0);
 
     // The destination runs it; its QEMU is the only one and holds the lease.
     const row = await dst.api.lookupByName({ name: 'mig1' });
@@ -53,6 +55,7 @@ describe('virtq migrate', () => {
     // And back, over a loopback TCP port the source (now the destination) chose.
     const back = await dst.api.migrate({ name: 'mig1', destUri: w.srcUri, live: true, transport: 'tcp' });
     expect(back).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+    expect(back.downtimeMs).toBeGreaterThan(0);
     const home = await src.api.lookupByName({ name: 'mig1' });
     expect(home).toMatchObject({ state: 'running', reason: 'migrated' });
     expect(w.liveQemus(def.uuid)).toEqual([home.qemuPid]);
