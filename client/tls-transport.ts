@@ -3,8 +3,7 @@
 // the secured socket to an RpcClient. Errors name what to fix: a missing file, the address
 // nobody answers at, or the server refusing the certificate.
 import { readFile } from 'node:fs/promises';
-import { connect as tlsConnect } from 'node:tls';
-import { RpcClient, VirtqError, type RemoteTarget, type RpcClientOptions } from '../protocol/index.js';
+import { RpcClient, VirtqError, nodeTls, type RemoteTarget, type RpcClientOptions } from '../protocol/index.js';
 
 /** How long the TCP connect and TLS handshake may take together (default 20 s). */
 export const TLS_CONNECT_TIMEOUT_MS = 20_000;
@@ -24,7 +23,7 @@ export async function dialTls(target: RemoteTarget, opts: RpcClientOptions, conn
   ]);
   const where = `${target.host}:${target.port}`;
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: target.host, port: target.port, cert, key, ca, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', servername: isIp(target.host) ? '' : target.host });
+    const socket = nodeTls().connect({ host: target.host, port: target.port, cert, key, ca, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', servername: isIp(target.host) ? '' : target.host });
     const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${connectTimeoutMs} ms`)), connectTimeoutMs);
     function fail(err: NodeJS.ErrnoException): void {
       clearTimeout(timer);

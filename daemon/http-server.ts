@@ -2,7 +2,7 @@
 // route serves the daemon's own metrics at /metrics. virtqemud adds the host-wide scrape and
 // Prometheus service discovery as routes of its own, and its web view as a handler that sees
 // requests first (other methods, streamed answers) and takes WebSocket upgrades.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { VirtqError, type Logger } from '../protocol/index.js';
@@ -47,7 +47,9 @@ export function firstRoute(...routes: HttpRoute[]): HttpRoute {
 /** Starts the HTTP server on `addr`; resolves with it and the port it listens on. */
 export async function serveHttp(addr: string, route: HttpRoute, log: Logger, handler?: HttpHandler): Promise<{ server: Server; port: number }> {
   const { host, port } = parseHttpAddress(addr);
-  const server = createServer((req, res) => {
+  // node:http is loaded here, not at import: a shim bundles this file but serves HTTP only with
+  // --metrics, and the module costs every shim ~0.3 MiB of PSS (bench/RESULTS.md, issue 15 target 2).
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     if (handler?.request(req, res, new URL(req.url ?? '/', 'http://virtq')) === true) return;
     const send = (a: HttpAnswer): void => {
       res.writeHead(a.status, { 'content-type': a.type, 'content-length': Buffer.byteLength(a.body) });

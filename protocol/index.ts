@@ -23,7 +23,7 @@ export { typedClient, type Caller, type StreamProcs, type TypedClient, type Call
 export { ByteStream } from './byte-stream.js';
 export { EventQueue } from './event-queue.js';
 export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES, type Access, type Peer, type CallContext, type Handler, type Handlers, type Fallback, type RpcServerOptions, type ServerLimits } from './server.js';
-export { TlsListener, loadTlsMaterial, subjectDn, type TlsFiles, type TlsListenerOptions } from './tls-listener.js';
+export { TlsListener, loadTlsMaterial, nodeTls, subjectDn, type TlsFiles, type TlsListenerOptions } from './tls-listener.js';
 export { listenUnix, listenInherited, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
 export * from './paths.js';
 export * from './uri.js';

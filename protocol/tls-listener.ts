@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { createSecureContext, createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
+import type { SecureContextOptions, Server, TLSSocket } from 'node:tls';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -34,6 +34,15 @@ export interface TlsListenerOptions {
 
 const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
 
+/**
+ * node:tls, loaded on first use: a process that imports it pays ~1.5 MiB of PSS (OpenSSL's TLS
+ * state) whether or not it ever listens, and most processes that bundle this file (every shim)
+ * never do (bench/RESULTS.md, issue 15 target 2). Synchronous, so callers keep their shape.
+ */
+export function nodeTls(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls');
+}
+
 /** Reads `files` into a secure context's options; INVALID_ARG naming the file that is unreadable or bad. */
 export async function loadTlsMaterial(files: TlsFiles): Promise<SecureContextOptions> {
   const read = async (what: string, path: string): Promise<Buffer> => {
@@ -46,7 +55,7 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<SecureContextOpt
   const material = { cert: await read('certificate', files.cert), key: await read('key', files.key), ca: await read('CA certificate', files.ca), ...TLS13 };
   try {
     // Builds a context once to check the key matches the certificate and every PEM parses.
-    createSecureContext(material);
+    nodeTls().createSecureContext(material);
   } catch (err) {
     throw new VirtqError('INVALID_ARG', `bad TLS material (${files.cert}, ${files.key}, ${files.ca}): ${(err as Error).message}`, { cause: err });
   }
@@ -74,7 +83,7 @@ export class TlsListener {
   /** Reads the certificates and listens; INVALID_ARG for bad material, SOCKET_IN_USE for a taken port. */
   static async open(opts: TlsListenerOptions): Promise<TlsListener> {
     const material = await loadTlsMaterial(opts.files);
-    const server = createServer({ ...material, requestCert: true, rejectUnauthorized: false, handshakeTimeout: opts.handshakeTimeoutMs, allowHalfOpen: false });
+    const server = nodeTls().createServer({ ...material, requestCert: true, rejectUnauthorized: false, handshakeTimeout: opts.handshakeTimeoutMs, allowHalfOpen: false });
     const listener = new TlsListener(server, opts, opts.files);
     listener.wire();
     await new Promise<void>((resolve, reject) => {

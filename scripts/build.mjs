@@ -31,7 +31,7 @@ const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 const CLI_LAUNCHER = `#!/bin/sh
 ':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
   // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).

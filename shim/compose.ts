@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { daemonSockets, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
 import { LogHub } from '../daemon/logging.js';
-import { childSpawner } from './vm/qemu-process.js';
+import { childSpawner, qemuEnv } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
@@ -72,7 +72,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     clock, connectWaitMs: opts.daemonWaitMs,
   };
   const config: ShimConfig = {
-    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(cgroupOomWatch(logs.module('oom'))), env,
+    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(cgroupOomWatch(logs.module('oom')), qemuEnv(env)), env,
     newUuid: randomUUID, version, private: opts.embed,
     ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),

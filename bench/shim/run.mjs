@@ -484,6 +484,16 @@ async function variantsSection() {
     { name: '+MALLOC_ARENA_MAX=2', why: 'shipped flags, two glibc malloc arenas', v: { name: '+MALLOC_ARENA_MAX=2', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '2' } } },
     ...['--max-lazy', '--single-threaded-gc', '--lite-mode'].map((f) => ({ name: `+${f.slice(2)}`, why: `shipped flags + ${f}`, v: { name: `+${f.slice(2)}`, cmd: node, pre: [...nodeFlags, f, SHIM_BIN], env: envFlags } })),
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
+    // --variant-bundle NAME=FILE (repeatable): another build of the shim (e.g. main's), run with
+    // the flags and environment of its own shebang, so before and after sit in one run.
+    ...process.argv.slice(2).flatMap((a, i, all) => (a === '--variant-bundle' ? [all[i + 1]] : [])).map((spec) => {
+      const [name, file] = spec.split('=');
+      const own = readFileSync(file, 'utf8').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ');
+      const ownEnv = Object.fromEntries(own.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => f.split('=')));
+      return { name, why: `${file} with its own shebang (${own.join(' ')})`, v: { name, cmd: node, pre: [...own.filter((f) => f.startsWith('--')), file], env: ownEnv } };
+    }),
+    // What ships, but without the shebang's malloc arena limit: the code changes alone.
+    { name: 'no-arena-limit', why: 'shipped flags without MALLOC_ARENA_MAX', v: { name: 'no-arena-limit', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: Object.fromEntries(Object.entries(envFlags).filter(([k]) => k !== 'MALLOC_ARENA_MAX')) } },
   ];
   {
     // Tried once (two runs, before the leave-outs): neither saved memory. Only on request.
@@ -510,6 +520,16 @@ async function variantsSection() {
     await sleep(VARIANT_SETTLE_MS);
     const mem = procs.map((c) => smapsRollup(c.pid));
     for (const c of procs) c.kill('SIGKILL');
+    // An idle pool shim (decision 0026: its memory is counted): loaded, warmed up, waiting on
+    // stdin for its start request, for each variant that runs a shim bundle.
+    const pool = variants.map((x) => cleanup.child(spawn(x.v.cmd, [...x.v.pre, '--root', R, '--definition', '-', '--start-request', '--no-register'], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...process.env, ...x.v.env } })));
+    await sleep(VARIANT_SETTLE_MS);
+    for (const [k, c] of pool.entries()) {
+      const m = smapsRollup(c.pid);
+      c.kill('SIGKILL');
+      await exitOf(c);
+      rows.find((r) => r.variant === variants[k].name).pool = { pss: MiB(m.pss), rss: MiB(m.rss) };
+    }
     rows.push({ n: VMS, variant: 'floor', why: 'bare node:net unix server, same flags, no libraries', pss: summarize(mem.map((m) => MiB(m.pss))), rss: summarize(mem.map((m) => MiB(m.rss))), pssAnon: summarize(mem.map((m) => MiB(m.pssAnon))) });
     reps.push(rows);
   }
@@ -522,7 +542,7 @@ async function variantsSection() {
       variant: name, why: runs[0].why, reps: runs.length,
       pss: m((r) => r.pss.p50), pssRuns: runs.map((r) => r.pss.p50), pssAnon: m((r) => r.pssAnon.p50), rss: m((r) => r.rss.p50),
       threads: runs[0].threads, ready: m((r) => r.ready?.p50), cpuAtReady: m((r) => r.cpuAtReady?.p50), idleCpuPct: m((r) => r.idleCpuPct?.p50),
-      rttP50: m((r) => r.load?.rttP50), pssAfterLoad: m((r) => r.load?.pssAfter), pssBeforeLoad: m((r) => r.load?.pssBefore),
+      rttP50: m((r) => r.load?.rttP50), rttP99: m((r) => r.load?.rttP99), poolPss: m((r) => r.pool?.pss), poolRss: m((r) => r.pool?.rss), pssAfterLoad: m((r) => r.load?.pssAfter), pssBeforeLoad: m((r) => r.load?.pssBefore),
       pssBeforePipe: m((r) => r.load?.pipelined?.pssBefore), pssAfterPipe: m((r) => r.load?.pipelined?.pssAfter),
     };
   });
@@ -602,10 +622,11 @@ if (results.paths !== undefined) {
 }
 if (results.variants !== undefined) {
   lines.push('', `### What the footprint is made of: ${VMS} shims at once per variant, PSS ${VARIANT_SETTLE_MS / 1000} s after the last start; median per shim, then the median over ${results.variants[0].reps} interleaved runs`, '');
-  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', `PSS of one shim before → after ${CALLS} getState`, 'another, before → after 3 s with 64 in flight', 'getState p50 µs pinned', 'what'], results.variants.map((v) => [
+  lines.push(table(['variant', 'PSS MiB (runs)', 'Pss_Anon', 'RSS', 'threads', 'CPU to ready ms', 'spawn → ready ms', `PSS of one shim before → after ${CALLS} getState`, 'another, before → after 3 s with 64 in flight', 'getState p50 / p99 µs pinned', 'idle pool shim PSS / RSS', 'what'], results.variants.map((v) => [
     v.variant, `${fmt(v.pss, 2)} (${v.pssRuns.map((x) => fmt(x, 2)).join(', ')})`, fmt(v.pssAnon, 2), fmt(v.rss), v.threads === undefined ? '' : String(v.threads),
     fmt(v.cpuAtReady), fmt(v.ready), Number.isNaN(v.pssAfterLoad) ? '' : `${fmt(v.pssBeforeLoad)} → ${fmt(v.pssAfterLoad)}`,
-    Number.isNaN(v.pssAfterPipe) ? '' : `${fmt(v.pssBeforePipe)} → ${fmt(v.pssAfterPipe)}`, fmt(v.rttP50), v.why,
+    Number.isNaN(v.pssAfterPipe) ? '' : `${fmt(v.pssBeforePipe)} → ${fmt(v.pssAfterPipe)}`, Number.isNaN(v.rttP50) ? '–' : `${fmt(v.rttP50)} / ${fmt(v.rttP99)}`,
+    Number.isNaN(v.poolPss) || v.poolPss === undefined ? '' : `${fmt(v.poolPss, 2)} / ${fmt(v.poolRss)}`, v.why,
   ])));
 }
 if (results.errors !== undefined) lines.push('', `FAILED sections: ${JSON.stringify(results.errors)}`);

@@ -29,6 +29,20 @@ export interface QemuProcess {
   poke(): void;
 }
 
+/**
+ * Variables the shim's shebang sets for the shim's own Node process (scripts/build.mjs), which
+ * QEMU must not inherit: `MALLOC_ARENA_MAX=2` trims the shim's glibc heap (~0.8 MiB PSS per
+ * shim) but would also cap QEMU's I/O threads, whose malloc behaviour was never measured with it.
+ */
+const SHIM_ONLY_ENV = ['MALLOC_ARENA_MAX'] as const;
+
+/** The environment QEMU runs with: the shim's, less what only the shim's Node process is tuned by. */
+export function qemuEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of SHIM_ONLY_ENV) delete out[k];
+  return out;
+}
+
 /** Starts processes; injected so tests and benchmarks can count or replace spawns. */
 export interface Spawner {
   /** `inheritFds` become the child's fds 3, 4, ... in order (disk lease lifelines, see drivers/lock, then a restore's image). */
@@ -39,12 +53,12 @@ export interface Spawner {
  * The real spawner: QEMU in its own process group, stdout and stderr appended to the log file;
  * with `oom`, in a memory cgroup of its own so an OOM kill is told apart from another SIGKILL.
  */
-export function childSpawner(oom?: OomWatch): Spawner {
+export function childSpawner(oom?: OomWatch, env?: NodeJS.ProcessEnv): Spawner {
   return {
     spawn(file, args, { logFile, inheritFds = [] }) {
       const fd = openSync(logFile, 'a', 0o600);
       try {
-        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds] });
+        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds], ...(env === undefined ? {} : { env }) });
         let done = false;
         const armed = child.pid === undefined ? undefined : oom?.(child.pid);
         const exited = new Promise<ExitInfo>((resolve) => {
