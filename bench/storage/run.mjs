@@ -18,9 +18,13 @@
 //             cp, cat > /dev/null vs `virsh vol-download`; also `virtq vol-download` (whole
 //             process: temp file, fsync, rename) and DirPool.download in this process
 //
+// Every group also has durable-floor rows (durable.mjs: temp, fsync, rename, fsync of the
+// directory, in-process): virtstoraged is durable, libvirt is not.
+//
 // Each side has its own directory on one filesystem under --dir (default /var/tmp); the sources
 // are hard links of one file, so every side reads the same blocks and page cache. Variants run
-// interleaved, round after round; each after an untimed cleanup/setup and a `sync`. libvirt's
+// interleaved, round after round, each round starting at the next variant; each after an untimed
+// cleanup/setup and a `sync` (plus drop_caches for the 1 GiB groups: --drop-caches all|data|no). libvirt's
 // latencies are timed inside python3-libvirt (persistent connection, lookup included), its
 // streams as whole `virsh` processes; virtstoraged's from this process around the client call.
 //
@@ -46,12 +50,16 @@ const LV_STATE = process.env.VQSB_LIBVIRT ?? 'not installed';
 const started = now();
 const log = (...a) => console.error(`[${((now() - started) / 1000).toFixed(0)}s load ${loadavg()}]`, ...a);
 
-// Before every timed run: sync, and drop the page cache when this process may (root), so no
-// side pays for another's writeback or reads from a cache another side warmed.
-const DROP = o.get('drop-caches', 'yes') === 'yes' && await writeFile('/proc/sys/vm/drop_caches', '3').then(() => true, () => false);
-const settle = async () => {
+// Before every timed run: sync, and for the groups that move 1 GiB (full clone, delete with
+// data, upload, download) also drop the page cache when this process may (root), so no side
+// reads from a cache another side warmed. Not for the millisecond groups: dropping evicts
+// qemu-img's, node's and libvirt's own code too, and every side then pays its page-ins (seen in
+// the first run: qemu-img create 1 s instead of 0.1 s). --drop-caches all|data|no (data).
+const DROP_MODE = o.get('drop-caches', 'data');
+const DROP = DROP_MODE !== 'no' && await writeFile('/proc/sys/vm/drop_caches', '3').then(() => true, () => false);
+const settle = async (data) => {
   await run('sync', []);
-  if (DROP) await writeFile('/proc/sys/vm/drop_caches', '3');
+  if (DROP && (data || DROP_MODE === 'all')) await writeFile('/proc/sys/vm/drop_caches', '3');
 };
 
 const cleanup = cleanupRegistry();
@@ -62,7 +70,7 @@ const facts = {
   ...machineFacts(), qemuImg: execFileSync('qemu-img', ['--version'], { encoding: 'utf8' }).split('\n')[0],
   head: execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
   fs: execFileSync('df', ['--output=source,fstype', work], { encoding: 'utf8' }).split('\n')[1].replace(/\s+/g, ' '),
-  loadBefore: loadavg(), libvirt: LV_STATE, dropCaches: DROP ? 'sync + drop_caches=3 before every timed run' : 'sync only (drop_caches not writable)',
+  loadBefore: loadavg(), libvirt: LV_STATE, dropCaches: !DROP ? `sync only (drop_caches ${DROP_MODE === 'no' ? 'off' : 'not writable'})` : `sync + drop_caches=3 before every timed run of ${DROP_MODE === 'all' ? 'every group' : 'the 1 GiB data groups'}`,
   malloc: Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')).map(([k, v]) => `${k}=${v}`).join(' ') || 'glibc defaults',
 };
 
@@ -111,7 +119,7 @@ const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
  * setup, sync, then timed run (its own figure when it returns a number). libvirt variants are
  * left out (kept as rows) when libvirt is not running.
  */
-async function compare(group, variants, rounds, bytes) {
+async function compare(group, variants, rounds, bytes, data = bytes !== undefined) {
   const active = variants.filter((v) => v.side !== 'lv' || lv !== undefined);
   const times = new Map(variants.map((v) => [v, []]));
   for (let r = 0; r < WARM + rounds; r += 1) {
@@ -119,7 +127,7 @@ async function compare(group, variants, rounds, bytes) {
     for (const v of [...active.slice(r % active.length), ...active.slice(0, r % active.length)]) {
       await v.clean?.();
       await v.setup?.();
-      await settle();
+      await settle(data);
       const t0 = now();
       const own = await v.run();
       if (r >= WARM) times.get(v).push(typeof own === 'number' ? own : now() - t0);
@@ -173,7 +181,7 @@ if (ONLY.has('delete')) {
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'del.raw' }) },
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('del.raw'), setup: () => lv.call('clone', { source: 'src.raw', name: 'del.raw' }),
       run: () => ms(lv.call('delete', { name: 'del.raw' })) },
-  ], ROUNDS);
+  ], ROUNDS, undefined, true);
   await compare('delete thin overlay', [
     { side: 'floor', label: 'rm', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => run('rm', [F('dthin.qcow2')]) },
     { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => dur.remove(F('dthin.qcow2')) },
