@@ -1,12 +1,76 @@
 // The CLI's local files, for the commands that move volume bytes: sizes, chunked reads, and
 // writes that appear under their final name only once complete (a temp file renamed into place).
 import { createReadStream } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VirtqError } from '../protocol/index.js';
 import type { CliFiles } from './io.js';
 
 const CHUNK = 1024 * 1024;
+/** Bytes gathered before one writev: a download arrives in chunks of at most 1 MiB. */
+const WRITE_BATCH = 8 * CHUNK;
+
+/**
+ * Appends chunks to a file in batches of WRITE_BATCH bytes, one writev in flight while the next
+ * batch fills, so the stream is not held up by a write per chunk. Chunks must not be reused by
+ * their producer (a socket's are not).
+ */
+class BatchedFile {
+  private batch: Uint8Array[] = [];
+  private bytes = 0;
+  private position = 0;
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(private readonly fh: FileHandle) {}
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.batch.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes >= WRITE_BATCH) await this.start();
+  }
+
+  /** Writes what is gathered and waits for every write. */
+  async flush(): Promise<void> {
+    await this.start();
+    await this.inFlight;
+  }
+
+  /** Waits for a write in flight, ignoring its error (the download is failing anyway). */
+  async settle(): Promise<void> {
+    await this.inFlight.catch(() => undefined);
+  }
+
+  private async start(): Promise<void> {
+    await this.inFlight;
+    if (this.batch.length === 0) return;
+    const buffers = this.batch;
+    const position = this.position;
+    this.position += this.bytes;
+    this.batch = [];
+    this.bytes = 0;
+    this.inFlight = writeAll(this.fh, buffers, position);
+    this.inFlight.catch(() => undefined); // met again by the next write, flush or settle
+  }
+}
+
+/** Writes `buffers` at `position`, finishing a short writev. */
+async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  const total = buffers.reduce((n, b) => n + b.length, 0);
+  let done = (await fh.writev(buffers, position)).bytesWritten;
+  if (done === total) return;
+  const rest = Buffer.concat(buffers);
+  while (done < total) done += (await fh.write(rest, done, total - done, position + done)).bytesWritten;
+}
+
+/** fsyncs a directory, so a rename in it is durable. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
 
 function fsError(err: unknown, path: string): VirtqError {
   const e = err as NodeJS.ErrnoException;
@@ -30,16 +94,25 @@ export function localFiles(cwd: string): CliFiles {
       const final = abs(path);
       const temp = join(dirname(final), `.${basename(final)}.part-${process.pid}`);
       const fh = await open(temp, 'wx', 0o644).catch((err: unknown) => { throw fsError(err, path); });
+      const out = new BatchedFile(fh);
       let closed = false;
       const close = async (): Promise<void> => { if (!closed) { closed = true; await fh.close(); } };
       return {
-        write: async (chunk) => { await fh.write(chunk).catch((err: unknown) => { throw fsError(err, path); }); },
+        write: (chunk) => out.write(chunk).catch((err: unknown) => { throw fsError(err, path); }),
+        // One fsync of the file at the end, the rename, then the directory's: durable, once.
         commit: async () => {
-          await fh.sync();
-          await close();
-          await rename(temp, final).catch((err: unknown) => { throw fsError(err, path); });
+          try {
+            await out.flush();
+            await fh.sync();
+            await close();
+            await rename(temp, final);
+            await syncDir(dirname(final));
+          } catch (err) {
+            throw fsError(err, path);
+          }
         },
         abort: async () => {
+          await out.settle();
           await close().catch(() => undefined);
           await unlink(temp).catch(() => undefined);
         },

@@ -18,9 +18,13 @@
 //             cp, cat > /dev/null vs `virsh vol-download`; also `virtq vol-download` (whole
 //             process: temp file, fsync, rename) and DirPool.download in this process
 //
+// Every group also has durable-floor rows (durable.mjs: temp, fsync, rename, fsync of the
+// directory, in-process): virtstoraged is durable, libvirt is not.
+//
 // Each side has its own directory on one filesystem under --dir (default /var/tmp); the sources
 // are hard links of one file, so every side reads the same blocks and page cache. Variants run
-// interleaved, round after round; each after an untimed cleanup/setup and a `sync`. libvirt's
+// interleaved, round after round, each round starting at the next variant; each after an untimed
+// cleanup/setup and a `sync` (plus drop_caches for the 1 GiB groups: --drop-caches all|data|no). libvirt's
 // latencies are timed inside python3-libvirt (persistent connection, lookup included), its
 // streams as whole `virsh` processes; virtstoraged's from this process around the client call.
 //
@@ -28,9 +32,11 @@
 //       [--only create,thin,full,delete,upload,download] [--dir DIR] [--json FILE]
 import { execFileSync } from 'node:child_process';
 import { createReadStream, linkSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupRegistry, fmt, loadavg, machineFacts, median, now, options, pct, REPO, snapshotDist, table } from '../lib/common.mjs';
+import * as dur from './durable.mjs';
 import { run, sh, startLibvirt, startStoraged } from './sides.mjs';
 
 const o = options();
@@ -44,6 +50,18 @@ const LV_STATE = process.env.VQSB_LIBVIRT ?? 'not installed';
 const started = now();
 const log = (...a) => console.error(`[${((now() - started) / 1000).toFixed(0)}s load ${loadavg()}]`, ...a);
 
+// Before every timed run: sync, and for the groups that move 1 GiB (full clone, delete with
+// data, upload, download) also drop the page cache when this process may (root), so no side
+// reads from a cache another side warmed. Not for the millisecond groups: dropping evicts
+// qemu-img's, node's and libvirt's own code too, and every side then pays its page-ins (seen in
+// the first run: qemu-img create 1 s instead of 0.1 s). --drop-caches all|data|no (data).
+const DROP_MODE = o.get('drop-caches', 'data');
+const DROP = DROP_MODE !== 'no' && await writeFile('/proc/sys/vm/drop_caches', '3').then(() => true, () => false);
+const settle = async (data) => {
+  await run('sync', []);
+  if (DROP && (data || DROP_MODE === 'all')) await writeFile('/proc/sys/vm/drop_caches', '3');
+};
+
 const cleanup = cleanupRegistry();
 const work = cleanup.root(mkdtempSync(join(o.get('dir', '/var/tmp'), 'vqsb-')));
 const dirs = { floor: join(work, 'floor'), vq: join(work, 'vq-pool'), lv: join(work, 'lv-pool'), drv: join(work, 'drv-pool') };
@@ -52,7 +70,7 @@ const facts = {
   ...machineFacts(), qemuImg: execFileSync('qemu-img', ['--version'], { encoding: 'utf8' }).split('\n')[0],
   head: execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(),
   fs: execFileSync('df', ['--output=source,fstype', work], { encoding: 'utf8' }).split('\n')[1].replace(/\s+/g, ' '),
-  loadBefore: loadavg(), libvirt: LV_STATE,
+  loadBefore: loadavg(), libvirt: LV_STATE, dropCaches: !DROP ? `sync only (drop_caches ${DROP_MODE === 'no' ? 'off' : 'not writable'})` : `sync + drop_caches=3 before every timed run of ${DROP_MODE === 'all' ? 'every group' : 'the 1 GiB data groups'}`,
   malloc: Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')).map(([k, v]) => `${k}=${v}`).join(' ') || 'glibc defaults',
 };
 
@@ -101,14 +119,15 @@ const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
  * setup, sync, then timed run (its own figure when it returns a number). libvirt variants are
  * left out (kept as rows) when libvirt is not running.
  */
-async function compare(group, variants, rounds, bytes) {
+async function compare(group, variants, rounds, bytes, data = bytes !== undefined) {
   const active = variants.filter((v) => v.side !== 'lv' || lv !== undefined);
   const times = new Map(variants.map((v) => [v, []]));
   for (let r = 0; r < WARM + rounds; r += 1) {
-    for (const v of active) {
+    // Each round starts at the next variant, so no side always follows the same one.
+    for (const v of [...active.slice(r % active.length), ...active.slice(0, r % active.length)]) {
       await v.clean?.();
       await v.setup?.();
-      await run('sync', []);
+      await settle(data);
       const t0 = now();
       const own = await v.run();
       if (r >= WARM) times.get(v).push(typeof own === 'number' ? own : now() - t0);
@@ -117,12 +136,18 @@ async function compare(group, variants, rounds, bytes) {
   }
   for (const v of active) await v.clean?.();
   results[group] = { bytes, load: loadavg(), variants: variants.map((v) => ({ label: v.label, side: v.side, ms: times.get(v) })) };
+  // Kept as the run goes: a run stopped part-way still leaves the groups it finished.
+  if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ facts, results }, null, 1));
 }
 
 if (ONLY.has('create')) {
   for (const f of ['raw', 'qcow2']) {
     await compare(`create ${f}`, [
       { side: 'floor', label: `qemu-img create -f ${f}`, clean: rmF(`new.${f}`), run: () => run('qemu-img', ['create', '-q', '-f', f, F(`new.${f}`), String(SIZE)]) },
+      ...(f === 'raw' ? [
+        { side: 'dur', label: 'open temp, ftruncate, fsync, rename, fsync DIR', clean: rmF('new.raw'), run: () => dur.createRaw(F('new.raw'), SIZE) },
+        { side: 'dur', label: 'open temp, ftruncate, rename, fsync DIR (no data: dir fsync alone)', clean: rmF('new.raw'), run: () => dur.createRawMeta(F('new.raw'), SIZE) },
+      ] : [{ side: 'dur', label: 'qemu-img create to temp, fsync, rename, fsync DIR', clean: rmF('new.qcow2'), run: () => dur.qemuImgCreate(F('new.qcow2'), (t) => ['-f', 'qcow2', t, String(SIZE)]) }]),
       { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => sc.api.createVolume({ pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
       { side: 'lv', label: 'libvirt createXML (vol-create-as)', clean: lvDrop(`new.${f}`), run: () => ms(lv.call('create', { name: `new.${f}`, format: f, bytes: SIZE })) },
     ], FAST);
@@ -131,6 +156,7 @@ if (ONLY.has('create')) {
 if (ONLY.has('thin')) {
   await compare('thin clone', [
     { side: 'floor', label: 'qemu-img create -f qcow2 -b -F qcow2', clean: rmF('thin.qcow2'), run: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('thin.qcow2')]) },
+    { side: 'dur', label: 'qemu-img create -b to temp, fsync, rename, fsync DIR', clean: rmF('thin.qcow2'), run: () => dur.qemuImgCreate(F('thin.qcow2'), (t) => ['-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', t]) },
     { side: 'vq', label: 'virtstoraged cloneVolume thin', clean: vqDrop('thin.qcow2'), run: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'thin.qcow2', thin: true }) },
     { side: 'lv', label: 'libvirt createXML + backingStore (vol-create-as --backing-vol)', clean: lvDrop('thin.qcow2'),
       run: () => ms(lv.call('create', { name: 'thin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' })) },
@@ -141,7 +167,7 @@ if (ONLY.has('full')) {
     const n = `full.${f}`;
     await compare(`full clone ${f}`, [
       { side: 'floor', label: 'cp', clean: rmF(n), run: () => run('cp', [F(`src.${f}`), F(n)]) },
-      { side: 'floor', label: 'cp + sync FILE', clean: rmF(n), run: () => sh(`cp ${F(`src.${f}`)} ${F(n)} && sync ${F(n)}`) },
+      { side: 'dur', label: 'cp to temp, fsync, rename, fsync DIR', clean: rmF(n), run: () => dur.cp(F(`src.${f}`), F(n)) },
       { side: 'vq', label: 'virtstoraged cloneVolume full', clean: vqDrop(n), run: () => sc.cloneVolume({ pool: 'bench', source: `src.${f}`, name: n }) },
       { side: 'lv', label: 'libvirt createXMLFrom (vol-clone)', clean: lvDrop(n), run: () => ms(lv.call('clone', { source: `src.${f}`, name: n })) },
     ], ROUNDS, SIZE);
@@ -150,15 +176,15 @@ if (ONLY.has('full')) {
 if (ONLY.has('delete')) {
   await compare('delete 1 GiB with data', [
     { side: 'floor', label: 'rm', clean: rmF('del.raw'), setup: () => run('cp', [F('src.raw'), F('del.raw')]), run: () => run('rm', [F('del.raw')]) },
-    { side: 'floor', label: 'rm + sync DIR', clean: rmF('del.raw'), setup: () => run('cp', [F('src.raw'), F('del.raw')]), run: () => sh(`rm ${F('del.raw')} && sync ${dirs.floor}`) },
+    { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('del.raw'), setup: () => run('cp', [F('src.raw'), F('del.raw')]), run: () => dur.remove(F('del.raw')) },
     { side: 'vq', label: 'virtstoraged deleteVolume', clean: vqDrop('del.raw'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.raw', name: 'del.raw' }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'del.raw' }) },
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('del.raw'), setup: () => lv.call('clone', { source: 'src.raw', name: 'del.raw' }),
       run: () => ms(lv.call('delete', { name: 'del.raw' })) },
-  ], ROUNDS);
+  ], ROUNDS, undefined, true);
   await compare('delete thin overlay', [
     { side: 'floor', label: 'rm', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => run('rm', [F('dthin.qcow2')]) },
-    { side: 'floor', label: 'rm + sync DIR', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => sh(`rm ${F('dthin.qcow2')} && sync ${dirs.floor}`) },
+    { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => dur.remove(F('dthin.qcow2')) },
     { side: 'vq', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'dthin.qcow2' }) },
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('dthin.qcow2'),
@@ -171,7 +197,7 @@ if (ONLY.has('upload')) {
   await compare('upload', [
     { side: 'floor', label: 'cp', clean: rmF('out.raw'), run: () => run('cp', [src.raw, out]) },
     // The same work as virtstoraged's, with coreutils: a temp copy made durable, renamed over a 1 GiB file.
-    { side: 'floor', label: 'cp to temp, sync, mv over, sync DIR', setup: () => sh(`rm -f ${out} && cp ${src.raw} ${out}`),
+    { side: 'dur', label: 'cp to temp, sync, mv over, sync DIR', setup: () => sh(`rm -f ${out} && cp ${src.raw} ${out}`),
       run: () => sh(`cp ${src.raw} ${out}.t && sync ${out}.t && mv ${out}.t ${out} && sync ${dirs.floor}`), clean: rmF('out.raw') },
     { side: 'vq', label: 'StorageClient.upload, file read in 1 MiB chunks', run: () => sc.upload('bench', 'up.raw', createReadStream(src.raw, { highWaterMark: MiB }), SIZE) },
     { side: 'vq', label: '`virtq vol-upload` (whole process, like virsh)', run: () => run(CLI, ['-c', VQ_URI, 'vol-upload', 'bench', 'up.raw', src.raw]) },
@@ -184,15 +210,16 @@ if (ONLY.has('download')) {
   await compare('download', [
     { side: 'floor', label: 'cp', clean: rmF('out.raw'), run: () => run('cp', [src.raw, out]) },
     { side: 'floor', label: 'cat > /dev/null', run: () => sh(`cat ${src.raw} > /dev/null`) },
+    { side: 'dur', label: 'cp to temp, fsync, rename, fsync DIR', clean: rmF('out.raw'), run: () => dur.cp(src.raw, out) },
     { side: 'vq', label: 'StorageClient.download to a file', clean: rmF('out.raw'), run: async () => {
       const fh = await open(out, 'w');
       try { await sc.download('bench', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); }
     } },
     { side: 'vq', label: '`virtq vol-download` (whole process; temp file, fsync, rename)', clean: rmF('out.raw'), run: () => run(CLI, ['-c', VQ_URI, 'vol-download', 'bench', 'src.raw', out]) },
     { side: 'lv', label: 'virsh vol-download', clean: rmF('out.raw'), run: () => run('virsh', [...lvs.virsh, 'vol-download', '--pool', 'bench', 'src.raw', out]) },
-    { side: 'drv', label: 'DirPool.download in this process, to a file', clean: rmF('out.raw'), run: async () => {
+    { side: 'drv', label: 'DirPool.download in this process (two buffers, as the daemon), to a file', clean: rmF('out.raw'), run: async () => {
       const fh = await open(out, 'w');
-      try { for await (const c of await drv.download('src.raw')) await fh.write(c); } finally { await fh.close(); }
+      try { for await (const c of await drv.download('src.raw', {}, { reuseBuffers: true })) await fh.write(c); } finally { await fh.close(); }
     } },
   ], ROUNDS, SIZE);
 }
@@ -212,15 +239,21 @@ for (const [group, g] of Object.entries(results)) {
   const floor = g.variants.find((v) => v.side === 'floor');
   const vq = g.variants.find((v) => v.side === 'vq');
   const lvv = g.variants.find((v) => v.side === 'lv');
+  const durv = g.variants.find((v) => v.side === 'dur');
   const lvOk = lvv !== undefined && lvv.ms.length > 0;
   for (const v of g.variants) {
     const none = v.ms.length === 0;
-    const who = { floor: 'floor', vq: 'virtstoraged', lv: 'libvirt', drv: 'driver alone' }[v.side];
+    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', lv: 'libvirt', drv: 'driver alone' }[v.side];
     rows.push([group, `${who}: ${v.label}`, none ? LV_STATE : fmt(p50(v)), none ? '' : fmt(p90(v)), none ? '' : `${fmt(Math.min(...v.ms))}–${fmt(Math.max(...v.ms))}`,
       none || g.bytes === undefined ? '' : fmt(mibs(p50(v), g.bytes), 0),
-      none || v === floor ? '' : x(p50(v), p50(floor)), v.side !== 'vq' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
+      none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
+      v.side !== 'vq' && v.side !== 'dur' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
   }
-  if (lvOk) verdicts.push([`${group}: virtstoraged ≤ libvirt (p50)`, `${fmt(p50(vq))} vs ${fmt(p50(lvv))} ms (${x(p50(vq), p50(lvv))})`, p50(vq) <= p50(lvv) ? 'PASS' : 'MISS']);
+  // libvirt fsyncs nothing: when even the durable floor is slower than libvirt, say so.
+  const lvBelowFloor = lvOk && durv !== undefined && p50(lvv) < p50(durv);
+  const durNote = durv === undefined ? '' : `; durable floor ${fmt(p50(durv))} ms, virtstoraged at ${x(p50(vq), p50(durv))} of it`;
+  if (lvOk) verdicts.push([`${group}: virtstoraged ≤ libvirt (p50)`, `${fmt(p50(vq))} vs ${fmt(p50(lvv))} ms (${x(p50(vq), p50(lvv))})${durNote}`,
+    p50(vq) <= p50(lvv) ? 'PASS' : lvBelowFloor ? 'MISS: libvirt is below the durable floor (it does not fsync)' : 'MISS']);
   else verdicts.push([`${group}: virtstoraged ≤ libvirt (p50)`, `libvirt ${LV_STATE}`, '–']);
   if (group === 'thin clone') verdicts.unshift(['thin clone ≤ 1.5× qemu-img create -b (p50)', `${fmt(p50(vq))} vs ${fmt(p50(floor))} ms (${x(p50(vq), p50(floor))})`, p50(vq) <= 1.5 * p50(floor) ? 'PASS' : 'MISS']);
   if (group === 'upload') {
@@ -230,7 +263,7 @@ for (const [group, g] of Object.entries(results)) {
 }
 console.log(`# storage bench — ${SIZE / 1024 ** 3} GiB volumes, ${ROUNDS} rounds (create, thin, delete thin: ${FAST}), ${WARM} warm-up, ${facts.seconds} s`);
 console.log(JSON.stringify(facts));
-console.log(table(['operation', 'variant', 'p50 ms', 'p90 ms', 'range ms', 'MiB/s (p50)', 'vs floor', 'virtstoraged / libvirt'], rows));
+console.log(table(['operation', 'variant', 'p50 ms', 'p90 ms', 'range ms', 'MiB/s (p50)', 'vs floor', 'vs durable floor', '/ libvirt'], rows));
 console.log(`\n${table(['target', 'measured', 'verdict'], verdicts)}`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ facts, results }, null, 1));
 // The helper and the daemon would keep this process alive: the exit handler kills them and

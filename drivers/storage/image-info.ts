@@ -12,6 +12,12 @@ export interface ImageInfo {
   encrypted: boolean;
   /** Set when part of the chain could not be read (a missing backing file). */
   problem?: string;
+  /**
+   * True when the file alone is the whole image and holds nothing `qemu-img convert` would drop:
+   * no backing file, no external data file, no internal snapshot, no bitmap, not marked corrupt.
+   * A byte copy of such a file is then the image a convert would make (a full clone's fast path).
+   */
+  selfContained?: boolean;
 }
 
 interface RawImage {
@@ -22,6 +28,8 @@ interface RawImage {
   'full-backing-filename'?: unknown;
   'backing-filename'?: unknown;
   'backing-filename-format'?: unknown;
+  snapshots?: unknown;
+  'format-specific'?: { data?: Record<string, unknown> };
 }
 
 function asImage(value: unknown, where: string): RawImage {
@@ -65,7 +73,16 @@ export function parseImageInfo(json: string): ImageInfo {
   const last = images[images.length - 1] as RawImage;
   const dangling = images.length === 1 ? backingOf(last) : undefined;
   if (dangling !== undefined) backingChain.push({ path: dangling, format: str(last['backing-filename-format']) ?? 'unknown' });
-  return { format: top.format, capacity, backingChain, encrypted: top.encrypted === true };
+  return { format: top.format, capacity, backingChain, encrypted: top.encrypted === true, selfContained: selfContained(top, backingChain.length) };
+}
+
+/** See ImageInfo.selfContained: only raw and qcow2 are judged; any other format is not. */
+function selfContained(top: RawImage, backing: number): boolean {
+  if (backing > 0 || (Array.isArray(top.snapshots) && top.snapshots.length > 0)) return false;
+  if (top.format === 'raw') return true;
+  if (top.format !== 'qcow2') return false;
+  const data = top['format-specific']?.data ?? {};
+  return data['data-file'] === undefined && data.corrupt !== true && !(Array.isArray(data.bitmaps) && data.bitmaps.length > 0);
 }
 
 /**

@@ -70,11 +70,18 @@ export type CommitMode = 'new' | 'replace';
  * Puts the finished temp file `tmp` (in `dir`) under `name`: `new` links it, failing with
  * ALREADY_EXISTS when anything holds the name (a race lost to another create), `replace`
  * renames over the old file. The file and the directory are fsynced first and after.
+ *
+ * `metadataOnly`: the file has no data blocks (made by ftruncate alone), so its fsync is left
+ * out and the directory's fsync makes all of it durable. On ext4 and xfs that holds because
+ * both journal metadata in order: fsync of the directory commits the journal (ext4) or forces
+ * the log (xfs) up to the link, and the file's earlier create and length change are in the same
+ * or an earlier transaction; with no data there is nothing for data=ordered or delayed
+ * allocation to leave behind. It saves one journal commit, about half a raw create's time.
  */
-export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode): Promise<void> {
+export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode, metadataOnly = false): Promise<void> {
   const tmpPath = join(dir, tmp);
   const finalPath = join(dir, name);
-  await fsyncPath(tmpPath);
+  if (!metadataOnly) await fsyncPath(tmpPath);
   if (mode === 'replace') {
     await rename(tmpPath, finalPath);
   } else {
@@ -105,15 +112,15 @@ export async function exists(path: string): Promise<boolean> {
 
 /**
  * Runs `build(tmpPath)` to make a file under a fresh temp name in `dir`, then commits it as
- * `ref.name`. On any failure (abort, ENOSPC, a lost race) the temp file is removed and the
+ * `ref.name` (`metadataOnly`: see commitTemp). On any failure (abort, ENOSPC, a lost race) the temp file is removed and the
  * error, mapped, is thrown: the final name never holds a partial file.
  */
-export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitMode, what: string, build: (tmpPath: string) => Promise<void>): Promise<void> {
+export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitMode, what: string, build: (tmpPath: string) => Promise<void>, metadataOnly = false): Promise<void> {
   const tmp = tempName();
   const tmpPath = join(dir, tmp);
   try {
     await build(tmpPath);
-    await commitTemp(dir, tmp, ref.name, mode);
+    await commitTemp(dir, tmp, ref.name, mode, metadataOnly);
   } catch (err) {
     await rm(tmpPath, { force: true }).catch(() => undefined);
     throw fsError(err, ref, what);

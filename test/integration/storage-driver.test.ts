@@ -120,6 +120,31 @@ describe('DirPool (real qemu-img)', () => {
     expect((await failure(pool.clone('nope.raw', 'n2.raw', { mode: 'full' }))).code).toBe('NO_STORAGE_VOL');
   });
 
+  it('full-clones a self-contained qcow2 byte for byte (a valid independent image) and flattens anything else', async () => {
+    const data = randomBytes(3 * MiB);
+    const src = await pool.create({ name: 'd.raw', format: 'raw', capacityBytes: 4 * MiB });
+    writeFileSync(src.path, data, { flag: 'r+' });
+    const q = await pool.clone('d.raw', 'q.qcow2', { mode: 'thin' });
+    const base = await pool.clone('q.qcow2', 'base.qcow2', { mode: 'full' }); // a chain: flattened by convert
+    expect(base).toMatchObject({ format: 'qcow2', backingChain: [] });
+    const copy = await pool.clone('base.qcow2', 'copy.qcow2', { mode: 'full' });
+    expect(copy).toMatchObject({ format: 'qcow2', capacity: 4 * MiB, backingChain: [], encrypted: false });
+    expect(readFileSync(copy.path).equals(readFileSync(base.path))).toBe(true);
+    expect(spawnSync('qemu-img', ['check', '-q', copy.path]).status).toBe(0);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', copy.path], { encoding: 'utf8' })) as Record<string, unknown>;
+    expect(info['backing-filename']).toBeUndefined();
+    expect(await cold('copy.qcow2')).toEqual(copy);
+    // Independent: the source's data is gone and the copy still holds it.
+    await pool.delete('base.qcow2');
+    expect(sameContent(src.path, copy.path)).toBe(true);
+    // An internal snapshot is something convert drops: such a source is converted, not copied.
+    execFileSync('qemu-img', ['snapshot', '-c', 's1', copy.path]);
+    const again = await pool.clone('copy.qcow2', 'again.qcow2', { mode: 'full' });
+    expect(readFileSync(again.path).equals(readFileSync(copy.path))).toBe(false);
+    expect(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', again.path], { encoding: 'utf8' })).snapshots).toBeUndefined();
+    expect(sameContent(src.path, again.path)).toBe(true);
+  });
+
   it('grows, refuses to shrink without shrink (naming both sizes), and shrinks when allowed', async () => {
     await pool.create({ name: 'v.qcow2', format: 'qcow2', capacityBytes: 8 * MiB });
     expect((await pool.resize('v.qcow2', 16 * MiB, { shrink: false })).capacity).toBe(16 * MiB);

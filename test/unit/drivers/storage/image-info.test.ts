@@ -11,7 +11,7 @@ const raw = { 'virtual-size': 10485760, filename: '/p/r.raw', format: 'raw', 'ac
 
 describe('parseImageInfo', () => {
   it('reads a lone raw image', () => {
-    expect(parseImageInfo(JSON.stringify([raw]))).toEqual({ format: 'raw', capacity: 10485760, backingChain: [], encrypted: false });
+    expect(parseImageInfo(JSON.stringify([raw]))).toEqual({ format: 'raw', capacity: 10485760, backingChain: [], encrypted: false, selfContained: true });
   });
 
   it('reads a backing chain, nearest first, with paths as the overlay resolves them', () => {
@@ -28,6 +28,20 @@ describe('parseImageInfo', () => {
 
   it('reports encryption', () => {
     expect(parseImageInfo(JSON.stringify([{ ...base, encrypted: true }])).encrypted).toBe(true);
+  });
+
+  it('calls a qcow2 self-contained only with no backing file, data file, snapshot, bitmap or corruption', () => {
+    const q = (extra: object, data: object = {}): boolean | undefined =>
+      parseImageInfo(JSON.stringify([{ ...base, ...extra, 'format-specific': { type: 'qcow2', data: { compat: '1.1', corrupt: false, ...data } } }])).selfContained;
+    expect(q({})).toBe(true);
+    expect(parseImageInfo(JSON.stringify([base])).selfContained).toBe(true);
+    expect(parseImageInfo(JSON.stringify([overlay, base])).selfContained).toBe(false);
+    expect(parseImageInfo(JSON.stringify(overlay)).selfContained).toBe(false);
+    expect(q({ snapshots: [{ id: '1', name: 's1' }] })).toBe(false);
+    expect(q({}, { 'data-file': '/p/data.raw' })).toBe(false);
+    expect(q({}, { bitmaps: [{ name: 'b0', granularity: 65536, flags: [] }] })).toBe(false);
+    expect(q({}, { corrupt: true })).toBe(false);
+    expect(parseImageInfo(JSON.stringify([{ ...raw, format: 'vmdk' }])).selfContained).toBe(false);
   });
 
   it('throws INTERNAL on text that is not its JSON', () => {

@@ -1,0 +1,37 @@
+// The CLI's local files: a download's writer gathers chunks into batched writes, shows nothing
+// under the final name until commit (one fsync, rename, directory fsync), and abort leaves nothing.
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { localFiles } from '../../../cli/local-files.js';
+import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
+
+const MiB = 1024 * 1024;
+
+describe('localFiles().create', () => {
+  let root: TmpRoot;
+  beforeEach(() => { root = tmpRoot('vq-lf-'); });
+  afterEach(() => root.remove());
+
+  it('writes every chunk in order across batches and names the file only at commit', async () => {
+    const data = randomBytes(19 * MiB + 12345);
+    const out = await localFiles(root.dir).create('out.img');
+    // Uneven chunks, each a fresh buffer as a socket gives them.
+    for (let off = 0, n = 1; off < data.length; off += n, n = (n * 7919) % MiB + 1) await out.write(Buffer.from(data.subarray(off, off + n)));
+    expect(readdirSync(root.dir)).not.toContain('out.img');
+    await out.commit();
+    expect(readdirSync(root.dir)).toEqual(['out.img']);
+    expect(readFileSync(root.path('out.img')).equals(data)).toBe(true);
+  });
+
+  it('leaves nothing behind on abort, even with a batch in flight', async () => {
+    const out = await localFiles(root.dir).create('gone.img');
+    for (let i = 0; i < 9; i += 1) await out.write(randomBytes(MiB));
+    await out.abort();
+    expect(readdirSync(root.dir)).toEqual([]);
+  });
+
+  it('refuses to write into a directory that does not exist, with an error naming the path', async () => {
+    await expect(localFiles(root.dir).create('no/such/dir.img')).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('no/such/dir.img') });
+  });
+});
