@@ -155,12 +155,16 @@ export class Shim {
     const def = given;
     const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
-    await mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 });
-    await mkdir(cfg.layout.log, { recursive: true, mode: 0o755 });
-    const leases = await shimLeases(cfg, def, log);
-
-    const binary = await resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
-    const caps = await probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock });
+    // Two independent chains of file-system round trips, overlapped: the directories and lock manager,
+    // the QEMU binary and its capabilities. Both settle before a failure (the lock manager's first) is thrown.
+    const leasesReady = Promise.all([
+      mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 }),
+      mkdir(cfg.layout.log, { recursive: true, mode: 0o755 }),
+    ]).then(() => shimLeases(cfg, def, log));
+    const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
+      .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock }));
+    await allDone([leasesReady, capsReady]);
+    const [leases, caps] = [await leasesReady, await capsReady];
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
     const registry = shimRegistry(def);
     const h = cfg.handedOver?.fds;
@@ -217,9 +221,8 @@ export class Shim {
   // running one; returns once virtqemud has the outcome.
   private async bringUp(saved: RuntimeState | undefined, connecting: Promise<Registrar> | undefined): Promise<void> {
     const { cfg, vm, service } = this;
-    await claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved);
-    await service.listen('ro');
-    await service.listen('admin');
+    // The name's check and the two binds beside the (already ours) read-write socket, overlapped.
+    await allDone([claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved), service.listen('ro'), service.listen('admin')]);
     // A successor reports the VM as its state file left it until QEMU has redialled.
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();

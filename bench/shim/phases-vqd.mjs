@@ -181,6 +181,10 @@ for (const [j, dist] of DISTS.entries()) {
     const s = summarize(rows.traced[j].map((r) => r.marks[MARKS[i + 1]] - r.marks[MARKS[i]]).filter((v) => Number.isFinite(v)));
     return [n, fmt(s.p50), fmt(s.p90)];
   });
+  // The lock manager and the capabilities run side by side since f-start-floor (so "lock manager"
+  // can come out negative): the hand-off → the first bind spans both, whichever order they ran in.
+  const toBind = summarize(rows.traced[j].map((r) => r.marks.bindRw - r.marks.handed).filter((v) => Number.isFinite(v)));
+  rowsOut.push(['(hand-off → rw bind: to locks + lock manager + caps)', fmt(toBind.p50), fmt(toBind.p90)]);
   const conn = summarize(rows.traced[j].map((r) => r.marks.regConnect - r.marks.handed).filter((v) => Number.isFinite(v)));
   rowsOut.push(['(virtqemud connect, after hand-off)', fmt(conn.p50), fmt(conn.p90)]);
   rowsOut.push(['create → reply (traced)', fmt(summarize(rows.traced[j].map((r) => r.ms)).p50), fmt(summarize(rows.traced[j].map((r) => r.ms)).p90)]);

@@ -1,6 +1,6 @@
 // Capability probing against the real QEMU binary (fast: no guest), the on-disk cache (a hit
 // never spawns), the probe's failure paths with a scripted fake process, and the accel choice.
-import { chmodSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -183,5 +183,15 @@ describe('accelEnvironment, kvmUsable, resolveBinary', () => {
   it('finds a binary on a search path', async () => {
     expect(await resolveBinary('qemu-system-x86_64', `${dir}:/usr/bin`)).toBe(QEMU);
     await expect(resolveBinary('qemu-system-nope', '/usr/bin')).rejects.toThrow(/not found on the search path/);
+  });
+
+  it('takes the first executable in search-path order, though all directories are checked at once', async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((d) => join(dir, `path-${d}`)) as [string, string, string];
+    for (const d of [a, b, c]) mkdirSync(d);
+    writeFileSync(join(a, 'qemu-fake'), '', { mode: 0o644 }); // not executable: skipped
+    for (const d of [b, c]) writeFileSync(join(d, 'qemu-fake'), '', { mode: 0o755 });
+    expect(await resolveBinary('qemu-fake', `${a}:${b}:${c}`)).toBe(join(b, 'qemu-fake'));
+    expect(await resolveBinary('qemu-fake', `${c}::${a}:${b}`)).toBe(join(c, 'qemu-fake'));
+    expect(await resolveBinary('qemu-fake', `${join(dir, 'missing')}:${a}`).catch((e: Error) => e.message)).toMatch(/not found on the search path/);
   });
 });
