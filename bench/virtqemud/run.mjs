@@ -22,7 +22,7 @@
 //                                [--concurrent 50] [--concurrent-rounds 5] [--only scale,concurrent]
 //                                [--dist DIR] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -311,13 +311,14 @@ async function restartOnce(root, d, n, variant) {
   const rpc = new RpcClient(await connectRetry(sockets(root).rw, t0 + 30_000, 1), { clock, defaultTimeoutMs: 30_000 });
   const accepted = now() - t0;
   let complete;
+  let cpu;
   let allUp;
   let rows = 0;
   for (;;) {
     const { domains } = await rpc.call('virtq', 'listDomains', {});
     rows = domains.length;
     const t = now() - t0;
-    if (rows === n && complete === undefined) complete = t;
+    if (rows === n && complete === undefined) { complete = t; cpu = cpuMs(next.child.pid); }
     if (rows === n && domains.every((x) => x.shimUp && x.state === 'paused')) { allUp = t; break; }
     if (t > 30_000) throw new Error(`restart: after 30 s, ${rows} rows`);
     await new Promise((r) => setImmediate(r));
@@ -336,7 +337,30 @@ async function restartOnce(root, d, n, variant) {
   const { lineMs, reply } = await next.ready;
   rpc.close();
   adm.close();
-  return { d: next, r: { accepted, line: lineMs, recoveryMs: reply.recovered?.ms, complete, allUp, registered } };
+  return { d: next, r: { accepted, line: lineMs, recoveryMs: reply.recovered?.ms, complete, cpu, allUp, registered } };
+}
+
+// The floors of a restart, timed in the same rounds: `node -e 0` (spawn → exit) and a bare Node
+// unix-socket server (spawn → a client's framed request answered), with their CPU time.
+const BARE_SERVER = `const s = require('node:net').createServer((c) => c.once('data', (d) => c.end(d))); s.listen(process.argv[1]);`;
+async function floorOnce(root) {
+  let t0 = now();
+  const e = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await exitOf(e);
+  const nodeE0 = now() - t0;
+  const path = join(root, 'floor.sock');
+  rmSync(path, { force: true });
+  t0 = now();
+  const srv = cleanup.child(spawn(process.execPath, ['-e', BARE_SERVER, path], { stdio: 'ignore' }));
+  const sock = await connectRetry(path, t0 + 30_000, 1);
+  const frame = Buffer.alloc(8); frame.writeUInt32BE(4, 0);
+  await new Promise((resolve) => { sock.once('data', resolve); sock.write(frame); });
+  const bare = now() - t0;
+  const bareCpu = cpuMs(srv.pid);
+  sock.destroy();
+  srv.kill('SIGKILL');
+  await exitOf(srv);
+  return { nodeE0, bare, bareCpu };
 }
 
 async function scaleSection() {
@@ -366,12 +390,14 @@ async function scaleSection() {
     if (RESTART_SIZES.has(n)) {
       log(`scale: N=${n}: ${RESTART_ROUNDS} kill -9 + restart rounds per variant (${RESTART_VARIANTS.map((v) => v.name).join(', ')}), interleaved`);
       const rounds = Object.fromEntries(RESTART_VARIANTS.map((v) => [v.name, []]));
+      const floors = [];
       await sleep(2500);
       for (let r = 0; r < RESTART_ROUNDS * RESTART_VARIANTS.length; r++) {
         const variant = RESTART_VARIANTS[r % RESTART_VARIANTS.length];
         const res = await restartOnce(root, d, n, variant);
         d = res.d;
         rounds[variant.name].push(res.r);
+        if (r % RESTART_VARIANTS.length === RESTART_VARIANTS.length - 1) floors.push(await floorOnce(root));
         if (r < RESTART_VARIANTS.length) log(`  ${variant.name}: all listed ${fmt(res.r.complete)} ms, shimUp ${fmt(res.r.allUp)} ms, re-registered ${fmt(res.r.registered)} ms`);
         // Every shim has registered with this instance (counted above); let the last settle.
         await sleep(300);
@@ -379,8 +405,10 @@ async function scaleSection() {
       for (const v of RESTART_VARIANTS) {
         const list = rounds[v.name];
         const col = (k) => summarize(list.map((x) => x[k]).filter((x) => x !== undefined && !Number.isNaN(x)));
-        out.restarts.push({ n, variant: v.name, rounds: list.length, accepted: col('accepted'), line: col('line'), recoveryMs: col('recoveryMs'), complete: col('complete'), allUp: col('allUp'), registered: col('registered') });
+        out.restarts.push({ n, variant: v.name, rounds: list.length, accepted: col('accepted'), line: col('line'), recoveryMs: col('recoveryMs'), complete: col('complete'), cpu: col('cpu'), allUp: col('allUp'), registered: col('registered') });
       }
+      const fcol = (k) => summarize(floors.map((x) => x[k]));
+      out.restarts.push({ n, variant: 'floor', rounds: floors.length, nodeE0: fcol('nodeE0'), bare: fcol('bare'), bareCpu: fcol('bareCpu'), load: loadavg() });
       // Leave the shipped daemon running for what follows.
       if (RESTART_VARIANTS.at(-1) !== SHIPPED) d = (await restartOnce(root, d, n, SHIPPED)).d;
     }
@@ -440,9 +468,12 @@ if (results.scale !== undefined) {
   ])));
   lines.push('', `### kill -9 virtqemud + restart (ms from spawning the new virtqemud; median (p90, max) over the rounds)`, '');
   lines.push(`virtqemud as shipped: ${DAEMON_SHEBANG}; no-flags: \`node dist/bin/virtqemud.js\`.`, '');
-  lines.push(table(['VMs', 'virtqemud', 'rounds', 'socket accepts', 'ready line', 'recovery (its own report)', 'first listing with all N', 'all N shimUp + paused', 'all N shims registered again'], s.restarts.map((r) => [
-    String(r.n), r.variant, String(r.rounds), ms(r.accepted), ms(r.line), ms(r.recoveryMs), ms(r.complete), ms(r.allUp), ms(r.registered),
+  lines.push(table(['VMs', 'virtqemud', 'rounds', 'socket accepts', 'ready line', 'recovery (its own report)', 'first listing with all N', 'its CPU by then', 'all N shimUp + paused', 'all N shims registered again'], s.restarts.filter((r) => r.variant !== 'floor').map((r) => [
+    String(r.n), r.variant, String(r.rounds), ms(r.accepted), ms(r.line), ms(r.recoveryMs), ms(r.complete), ms(r.cpu), ms(r.allUp), ms(r.registered),
   ])));
+  for (const f of s.restarts.filter((r) => r.variant === 'floor')) {
+    lines.push('', `Floors at ${f.n} VMs, same rounds (load ${f.load}): \`node -e 0\` ${ms(f.nodeE0)}; bare Node unix-socket server, spawn → one framed request answered ${ms(f.bare)}, its CPU ${ms(f.bareCpu)}.`);
+  }
   const m = s.memory;
   lines.push('', `virtqemud PSS: ${fmt(m.freshPss)} MiB fresh, ${fmt(m.daemonPss)} MiB (RSS ${fmt(m.daemonRss)}, ${m.daemonThreads} threads) with ${m.vms} VMs; all ${m.vms} shims together ${fmt(m.shimsPss)} MiB PSS (${fmt(m.shimsPss / m.vms)} each), their QEMUs ${fmt(m.qemusPss)} MiB (${fmt(m.qemusPss / m.vms)} each, paused).`);
 }
