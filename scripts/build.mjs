@@ -4,6 +4,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
@@ -28,8 +29,13 @@ const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // command line it does not take; then it execs node on the CLI's startup snapshot when one built by this node binary
 // sits beside it (its name carries the binary's size, mtime and inode), else node on this same
 // file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
+// The version alone (`--version` or `-V`, nothing else) sh prints itself, from cli/version.ts read
+// here at build: that line costs no node start at all; SIGPIPE ignored and the status 0 whatever
+// the write did, as the CLI does when stdout is closed.
+const VERSION = /VERSION = '([^'\\]+)'/.exec(readFileSync('cli/version.ts', 'utf8'))?.[1];
+if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
-':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
+':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
@@ -149,6 +155,21 @@ for (const [from, to] of WEB_VENDOR) {
 }
 
 /**
+ * protocol/codec.ts's `cbor-x` as its pure-JS encoder module alone (Encoder extends Decoder): the
+ * package's node entry loads `module` to probe for cbor-extract, which the CLI leaves out anyway
+ * (CBOR_EXTRACT), so the same code runs without the probe's cost.
+ */
+function cborWithoutProbe() {
+  const req = createRequire(import.meta.url);
+  return {
+    name: 'virtq-cbor-without-probe',
+    setup(b) {
+      b.onResolve({ filter: /^cbor-x$/ }, () => ({ path: join(dirname(req.resolve('cbor-x/package.json')), 'encode.js') }));
+    },
+  };
+}
+
+/**
  * The CLI's fast path (cli/fast-main.ts, decision 0028): `--version`, `list` and `dominfo` on a
  * local virtqemud, bundled alone as CommonJS (Node starts a CJS file a few ms sooner than ESM).
  * The build fails when a module that would make it slow gets in: the point of the bundle is
@@ -160,7 +181,8 @@ async function buildCliFastPath() {
     entryPoints: ['cli/fast-main.ts'], outfile: out, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
     sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'warning', metafile: true, write: false,
     minifyWhitespace: true, minifySyntax: true,
-    plugins: [leaveOut([CBOR_EXTRACT])],
+    // crypto only hashes a socket name too long for its directory: loaded on that first use.
+    plugins: [leaveOut([CBOR_EXTRACT]), lazyBuiltins(['crypto']), cborWithoutProbe()],
   });
   const heavy = Object.keys(result.metafile.inputs).filter((f) => /node_modules\/(commander|@sinclair|pino|etcd3|ws|prom-client|@xmldom)\/|protocol\/(index|catalogue|schema|definition|host-program|vm-program)\.ts$/.test(f));
   if (heavy.length > 0) throw new Error(`${out} must stay small, but bundles ${heavy.join(', ')} (decision 0028)`);

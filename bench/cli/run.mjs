@@ -4,6 +4,10 @@
 // all interleaved round by round so drifting load hits every variant alike.
 //
 //   variants  floor      node -e 0
+//             tiny       node on a file that prints a constant (floor-tiny.cjs): "node running any file"
+//             tiny-sh    the same behind sh, waited for (floor-tiny.sh): the shape of the virtq launcher
+//             call       list/dominfo only: node connecting to virtqemud's ro socket, writing one
+//                        ready-made request frame and printing the reply's bytes (floor-call.cjs)
 //             fast       dist/bin/virtq.js run as a program: its launcher runs the fast path for
 //                        hot read commands, virtq-fast.cjs (docs/decisions/0028-cli-startup-snapshot.md)
 //             snapshot   the same with VIRTQ_NO_FAST=1: the launcher execs node on the CLI's
@@ -13,10 +17,14 @@
 //             virsh      virsh --version; list/dominfo on libvirt's test driver (test:///FILE, N
 //                        domains, in-process: no daemon, so a lower bound for virsh)
 //
+// Each variant runs twice a round: once as it is (wall time) and once under bash, whose `times`
+// gives the child's CPU time (user + sys), steadier than wall time on a loaded machine.
+//
 //   node bench/cli/run.mjs [--vms 200] [--runs 30] [--base DIR] [--dist DIR] [--json out.json]
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   cleanupRegistry, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, options, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
@@ -55,8 +63,17 @@ const commands = {
   list: { virtq: ['-c', uri, 'list', '--all'], virsh: ['-c', testUri, 'list', '--all'] },
   dominfo: { virtq: ['-c', uri, 'dominfo', names[0]], virsh: ['-c', testUri, 'dominfo', names[0]] },
 };
+const HERE = dirname(fileURLToPath(import.meta.url));
+const { createCodec } = await import(join(DIST, 'lib', 'protocol', 'codec.js'));
+const { encodeFrame } = await import(join(DIST, 'lib', 'protocol', 'framing.js'));
+const roSocket = daemonSockets(rootLayout(root)).ro;
+const frame = (proc, body) => Buffer.from(encodeFrame(createCodec().encode({ prog: 'virtq', proc, type: 'call', serial: 1, status: 'ok', body }))).toString('hex');
+const calls = { list: frame('listDomains', {}), dominfo: frame('getInfo', { name: names[0] }) };
 const variants = [
   { name: 'floor', run: () => [process.execPath, ['-e', '0'], {}] },
+  { name: 'tiny', run: () => [process.execPath, [join(HERE, 'floor-tiny.cjs')], {}] },
+  { name: 'tiny-sh', run: () => [join(HERE, 'floor-tiny.sh'), [], {}] },
+  { name: 'call', run: (c) => (calls[c] === undefined ? undefined : [process.execPath, [join(HERE, 'floor-call.cjs'), roSocket, calls[c]], {}]) },
   { name: 'fast', run: (c) => [CLI, commands[c].virtq, {}] },
   { name: 'snapshot', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_FAST: '1' }] },
   { name: 'bundle', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_FAST: '1', VIRTQ_NO_SNAPSHOT: '1' }] },
@@ -75,20 +92,33 @@ async function once(cmd, args, env) {
   const code = await new Promise((r) => child.once('close', (c) => r(c)));
   const ms = now() - t0;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err.slice(0, 300)}`);
-  return { ms, lines: out.split('\n').filter((l) => l.trim() !== '').length };
+  return { ms, lines: out.split('\n').filter((l) => l.trim() !== '').length, err };
+}
+
+/** The same run under bash: the CPU time (user + sys, ms) of the command and its children, from bash's `times`. */
+async function cpuOnce(cmd, args, env) {
+  const { err } = await once('bash', ['-c', '"$@" >/dev/null; s=$?; times >&2; exit $s', 'bash', cmd, ...args], env);
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(err);
+  if (m === null) throw new Error(`no times from bash: ${err.slice(-200)}`);
+  return (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000;
 }
 
 const times = {};
+const cpu = {};
 const lines = {};
 for (let r = -2; r < RUNS; r++) {
   for (const c of Object.keys(commands)) {
     // Rotate the order every round so no variant always runs first.
     const order = variants.map((_, i) => variants[(i + r + 2) % variants.length]);
     for (const v of order) {
-      const [cmd, args, env] = v.run(c);
+      const run = v.run(c);
+      if (run === undefined) continue;
+      const [cmd, args, env] = run;
       const res = await once(cmd, args, env);
+      const cpuMs = await cpuOnce(cmd, args, env);
       if (r < 0) continue;
       (times[`${c}/${v.name}`] ??= []).push(res.ms);
+      (cpu[`${c}/${v.name}`] ??= []).push(cpuMs);
       lines[`${c}/${v.name}`] = res.lines;
     }
   }
@@ -97,21 +127,21 @@ daemon.kill('SIGKILL');
 cleanup.run();
 facts.loadAfter = loadavg();
 
-const results = { facts, vms: VMS, runs: RUNS, base: BASE, summary: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { ...summarize(v), lines: lines[k] }])) };
-const cell = (k) => {
-  const s = results.summary[k];
-  return s === undefined ? '–' : `${fmt(s.p50)} (p90 ${fmt(s.p90)})`;
-};
-const floor = (c) => results.summary[`${c}/floor`].p50;
+const summary = (t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...summarize(v), lines: lines[k] }]));
+const results = { facts, vms: VMS, runs: RUNS, base: BASE, summary: summary(times), cpu: summary(cpu) };
 const out = [];
 out.push(`machine: ${facts.cpu}, ${facts.nproc} vCPU, ${facts.memGiB} GiB, kernel ${facts.kernel}, node ${facts.node}`);
-out.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${RUNS} runs of each, interleaved; ${VMS} VMs defined`, '');
-out.push(table(['command', '`node -e 0` (floor)', 'virtq, fast path', '− floor', 'virtq, snapshot', '− floor', 'virtq, bundle (no snapshot)', ...(BASE === undefined ? [] : ['virtq, base build']), ...(virshOk ? ['virsh'] : [])],
-  Object.keys(commands).map((c) => [
-    `${c}${c === 'list' ? ` (${lines[`${c}/fast`]} lines)` : ''}`, cell(`${c}/floor`),
-    cell(`${c}/fast`), `+${fmt(results.summary[`${c}/fast`].p50 - floor(c))}`, cell(`${c}/snapshot`), `+${fmt(results.summary[`${c}/snapshot`].p50 - floor(c))}`,
-    cell(`${c}/bundle`), ...(BASE === undefined ? [] : [cell(`${c}/base`)]), ...(virshOk ? [cell(`${c}/virsh`)] : []),
-  ])));
+out.push(`load average before ${facts.loadBefore}, after ${facts.loadAfter}; ${RUNS} runs of each, interleaved; ${VMS} VMs defined`);
+for (const [title, s] of [['wall time, ms', results.summary], ['CPU time (user + sys), ms', results.cpu]]) {
+  const floor = (c) => s[`${c}/floor`].p50;
+  const cell = (c, v) => {
+    const x = s[`${c}/${v}`];
+    return x === undefined ? '–' : `${fmt(x.p50)} (p90 ${fmt(x.p90)})${v === 'floor' ? '' : `, ${x.p50 >= floor(c) ? '+' : '−'}${fmt(Math.abs(x.p50 - floor(c)))}`}`;
+  };
+  out.push('', `${title}: p50 (p90), then p50 − \`node -e 0\`'s`, '');
+  out.push(table(['variant', ...Object.keys(commands).map((c) => `${c}${c === 'list' ? ` (${lines[`${c}/fast`]} lines)` : ''}`)],
+    variants.map((v) => [v.name, ...Object.keys(commands).map((c) => cell(c, v.name))])));
+}
 console.log(out.join('\n'));
 if (JSON_OUT !== undefined) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
 process.exit(0);

@@ -2,7 +2,8 @@
 // virtqemud under a temporary root: every command line runs through the launcher twice, with
 // the fast path and with VIRTQ_NO_FAST=1 (the full CLI), and stdout, stderr and the exit status
 // must be the same byte for byte. A shell trace of a third run tells whether the fast path took
-// the command line or handed it over, so a fast path that silently hands everything over fails.
+// the command line or handed it over, so a fast path that silently hands everything over fails;
+// `--version` or `-V` alone the launcher answers itself (sh's `echo`, no node at all).
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -40,7 +41,7 @@ describe('the fast path of virtq list, dominfo and --version', () => {
   };
 
   /** Runs `args` both ways and through a trace; expects equal outcomes and says whether the fast path took it. */
-  async function both(args: readonly string[], extra: NodeJS.ProcessEnv = {}): Promise<{ outcome: Outcome; fast: boolean }> {
+  async function both(args: readonly string[], extra: NodeJS.ProcessEnv = {}): Promise<{ outcome: Outcome; fast: boolean; bySh: boolean }> {
     // At once: the machine is shared and loaded, and the three runs are independent.
     const [fast, full, traced] = await Promise.all([
       run(VIRTQ_BIN, args, baseEnv(extra)), run(VIRTQ_BIN, args, baseEnv({ ...extra, VIRTQ_NO_FAST: '1' })), run('sh', ['-x', VIRTQ_BIN, ...args], baseEnv(extra)),
@@ -49,8 +50,9 @@ describe('the fast path of virtq list, dominfo and --version', () => {
     const trace = traced.stderr.split('\n').filter((l) => l.startsWith('+ '));
     // The launcher runs the fast path only when a word of the command line could make it a hot command.
     const eligible = args.some((a) => ['list', 'dominfo', '--version', '-V'].includes(a));
-    expect(trace.some((l) => l.includes('virtq-fast.cjs')), 'the launcher ran the fast path').toBe(eligible);
-    return { outcome: fast, fast: eligible && !trace.some((l) => /\[ 75 -eq 75 \]/.test(l)) };
+    const bySh = trace.some((l) => l.startsWith('+ echo '));
+    expect(trace.some((l) => l.includes('virtq-fast.cjs')), 'the launcher ran the fast path').toBe(eligible && !bySh);
+    return { outcome: fast, fast: bySh || (eligible && !trace.some((l) => /\[ 75 -eq 75 \]/.test(l))), bySh };
   }
 
   beforeAll(async () => {
@@ -67,7 +69,19 @@ describe('the fast path of virtq list, dominfo and --version', () => {
   it('runs --version and -V itself', async () => {
     for (const flag of ['--version', '-V']) {
       const r = await both([flag]);
-      expect(r).toEqual({ outcome: { code: 0, stdout: '0.1.0\n', stderr: '' }, fast: true });
+      expect(r).toEqual({ outcome: { code: 0, stdout: '0.1.0\n', stderr: '' }, fast: true, bySh: true });
+    }
+    // The launcher's answer is the full CLI's version, not a copy that could drift from it.
+    const full = await run(process.execPath, [VIRTQ_BIN, '--version'], baseEnv());
+    expect(full).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '' });
+    // Anything beside the flag is not the launcher's: `-V list` goes on (to the full CLI).
+    expect((await both(['-V', 'list'])).bySh).toBe(false);
+  });
+
+  it('exits 0 from --version when stdout is closed, as the full CLI does', async () => {
+    for (const extra of [{}, { VIRTQ_NO_FAST: '1' }]) {
+      const r = await run('sh', ['-c', `"$0" --version >&-; echo "status $?"`, VIRTQ_BIN], baseEnv(extra));
+      expect(r.stdout, JSON.stringify(extra)).toBe('status 0\n');
     }
   });
 
