@@ -8,27 +8,11 @@
 // started on an overlay (its base opened from the header) merges too; a volume overlay is
 // deleted through virtstoraged and the disk goes back onto its volume.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, connectStorage, type Connection } from '../../client/index.js';
-import type { Definition, DiskSpec } from '../../protocol/index.js';
-import { ServiceHarness } from '../helpers/service-harness.js';
-import { guestConsole, type GuestConsole } from '../helpers/guest-console.js';
-import { testAccel, testGuest } from '../helpers/test-guest.js';
-import { tmpRoot } from '../helpers/tmp-root.js';
-
-const MiB = 1024 * 1024;
-
-function guestDef(name: string, disks: DiskSpec[]): Definition {
-  const g = testGuest();
-  return { name, memoryMiB: 128, accel: testAccel(), kernel: { path: g.kernel, initrd: g.initrd, cmdline: 'console=ttyS0 quiet panic=-1' }, disks };
-}
-
-async function diskHead(con: GuestConsole): Promise<string> {
-  const from = con.serial.mark();
-  await con.run('echo HEAD=$(head -c 4 /dev/vda)=E\'\'ND', '=END');
-  return /HEAD=([A-Z]*)=END/.exec(con.serial.output.slice(from))?.[1] ?? '?';
-}
+import type { Connection } from '../../client/index.js';
+import type { ServiceHarness } from '../helpers/service-harness.js';
+import { MiB, SnapshotWorld, diskHead, guestDef, writeHead as write } from '../helpers/snapshot-world.js';
 
 /** True once process `pid` has `file` open (qemu-io takes its image locks as it opens it). */
 const hasOpen = (pid: number, file: string): boolean => {
@@ -47,37 +31,19 @@ async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void>
   }
 }
 
-const write = (con: GuestConsole, text: string): Promise<void> => con.run(`printf ${text} > /dev/vda; sync; echo W-O''K`, 'W-OK');
-
 describe('deleting external disk-only snapshots (block-commit)', () => {
+  let w: SnapshotWorld;
   let h: ServiceHarness;
   let vq: Connection;
-  let cons: GuestConsole[];
-  beforeEach(() => { h = new ServiceHarness(tmpRoot()); cons = []; });
-  afterEach(async () => {
-    for (const c of cons) c.close();
-    vq.close();
-    await h.cleanup();
-  });
-  const boot = async (name: string): Promise<GuestConsole> => {
-    await vq.virtq.start({ name });
-    const con = await guestConsole(vq, name);
-    cons.push(con);
-    await con.serial.waitFor('GUEST-READY', 60_000);
-    return con;
-  };
-  /** The guest-visible first bytes of an image (a qcow2 chain read through; -U: QEMU may hold it). */
-  const headOf = (file: string): string => {
-    const out = h.root.path(`head-${Date.now()}.raw`);
-    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', file, out]);
-    return readFileSync(out).subarray(0, 4).toString('latin1');
-  };
+  beforeEach(() => { w = new SnapshotWorld(); h = w.h; });
+  afterEach(() => w.close());
+  const boot = (name: string) => w.boot(name);
+  const headOf = (file: string) => w.headOf(file);
   const names = async (vm: string) => (await vq.virtq.snapshotList({ name: vm })).snapshots.map((s) => [s.name, s.parent, s.current]);
   const diskOf = async (vm: string) => (await vq.virtq.getDefinition({ name: vm })).disks?.[0];
 
   it('merges a running VM\'s top overlay into its base: the VM, its definition and the guest\'s writes go back onto the base', async () => {
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
+    vq = await w.up();
     const base = h.root.path('dl1.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '16M']);
     await vq.virtq.define({ definition: guestDef('dl1', [{ path: base, format: 'qcow2', target: 'vda' }]) });
@@ -149,8 +115,7 @@ describe('deleting external disk-only snapshots (block-commit)', () => {
   }, 300_000);
 
   it('merges a shut-off VM\'s overlay with qemu-img commit, and a VM started on an overlay merges into the base opened from its header', async () => {
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
+    vq = await w.up();
     const base = h.root.path('dl2.raw');
     execFileSync('qemu-img', ['create', '-q', '-f', 'raw', base, '16M']);
     await vq.virtq.define({ definition: guestDef('dl2', [{ path: base, format: 'raw', target: 'vda' }]) });
@@ -186,11 +151,8 @@ describe('deleting external disk-only snapshots (block-commit)', () => {
   }, 300_000);
 
   it('merges a volume disk\'s overlay volume and deletes it through virtstoraged; the disk goes back onto its volume', async () => {
-    await h.start('virtstoraged');
-    await h.start('virtsecretd');
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
-    const storage = await connectStorage(h.uri('qemu'));
+    vq = await w.up({ storage: true });
+    const storage = await w.storage();
     try {
       const base = await storage.api.createVolume({ pool: 'default', name: 'vol1.raw', format: 'raw', capacity: 16 * MiB });
       await vq.virtq.define({ definition: guestDef('dl3', [{ source: { pool: 'default', volume: 'vol1.raw' }, format: 'raw', target: 'vda' }]) });

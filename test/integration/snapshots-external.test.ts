@@ -11,63 +11,28 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, connectStorage, type Connection } from '../../client/index.js';
-import type { Definition, DiskSpec } from '../../protocol/index.js';
-import { ServiceHarness } from '../helpers/service-harness.js';
-import { guestConsole, type GuestConsole } from '../helpers/guest-console.js';
-import { testAccel, testGuest } from '../helpers/test-guest.js';
-import { tmpRoot } from '../helpers/tmp-root.js';
+import type { Connection } from '../../client/index.js';
+import type { ServiceHarness } from '../helpers/service-harness.js';
+import { MiB, SnapshotWorld, diskHead, guestDef, imageInfo as info, writeHead as write } from '../helpers/snapshot-world.js';
 
-const MiB = 1024 * 1024;
-
-function guestDef(name: string, disks: DiskSpec[]): Definition {
-  const g = testGuest();
-  return { name, memoryMiB: 128, accel: testAccel(), kernel: { path: g.kernel, initrd: g.initrd, cmdline: 'console=ttyS0 quiet panic=-1' }, disks };
-}
-
-async function diskHead(con: GuestConsole): Promise<string> {
-  const from = con.serial.mark();
-  await con.run('echo HEAD=$(head -c 4 /dev/vda)=E\'\'ND', '=END');
-  return /HEAD=([A-Z]*)=END/.exec(con.serial.output.slice(from))?.[1] ?? '?';
-}
-
-const write = (con: GuestConsole, text: string): Promise<void> => con.run(`printf ${text} > /dev/vda; sync; echo W-O''K`, 'W-OK');
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
-/** qemu-img's view of an image QEMU may hold open (-U: no lock taken). */
-const info = (file: string): { format: string; 'backing-filename'?: string; 'backing-filename-format'?: string } => JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', file]).toString()) as never;
 
 describe('external disk-only snapshots', () => {
+  let w: SnapshotWorld;
   let h: ServiceHarness;
   let vq: Connection;
-  let cons: GuestConsole[];
-  beforeEach(() => { h = new ServiceHarness(tmpRoot()); cons = []; });
-  afterEach(async () => {
-    for (const c of cons) c.close();
-    vq.close();
-    await h.cleanup();
-  });
-  const boot = async (name: string): Promise<GuestConsole> => {
-    await vq.virtq.start({ name });
-    const con = await guestConsole(vq, name);
-    cons.push(con);
-    await con.serial.waitFor('GUEST-READY', 60_000);
-    return con;
-  };
+  beforeEach(() => { w = new SnapshotWorld(); h = w.h; });
+  afterEach(() => w.close());
+  const boot = (name: string) => w.boot(name);
   /** Pausing makes QEMU flush its qcow2 metadata, so qemu-img sees what the guest wrote. */
   const flushed = async (name: string): Promise<void> => {
     await vq.virtq.suspend({ name });
     await vq.virtq.resume({ name });
   };
-  /** The guest-visible first bytes of an image (a qcow2 chain read through). */
-  const headOf = (file: string): string => {
-    const out = h.root.path(`head-${Date.now()}.raw`);
-    execFileSync('qemu-img', ['convert', '-U', '-O', 'raw', file, out]);
-    return readFileSync(out).subarray(0, 4).toString('latin1');
-  };
+  const headOf = (file: string) => w.headOf(file);
 
   it('moves a running VM onto overlays, keeps the base unchanged, stacks snapshots and restarts from the newest overlay', async () => {
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
+    vq = await w.up();
     const base = h.root.path('ex1.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '16M']);
     await vq.virtq.define({ definition: guestDef('ex1', [{ path: base, format: 'qcow2', target: 'vda' }]) });
@@ -170,11 +135,8 @@ describe('external disk-only snapshots', () => {
   }, 300_000);
 
   it('puts a raw volume disk on a new qcow2 volume through virtstoraged, skips a read-only disk, and restarts from it', async () => {
-    await h.start('virtstoraged');
-    await h.start('virtsecretd');
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
-    const storage = await connectStorage(h.uri('qemu'));
+    vq = await w.up({ storage: true });
+    const storage = await w.storage();
     try {
       const base = await storage.api.createVolume({ pool: 'default', name: 'vol1.raw', format: 'raw', capacity: 16 * MiB });
       const cd = h.root.path('ro.raw');

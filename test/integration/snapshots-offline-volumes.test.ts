@@ -8,52 +8,18 @@
 // Reverting a shut-off VM to such a snapshot is refused, as libvirt 9.0 refuses it.
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, connectStorage, type Connection } from '../../client/index.js';
-import type { Definition, DiskSpec } from '../../protocol/index.js';
-import { ServiceHarness } from '../helpers/service-harness.js';
-import { guestConsole, type GuestConsole } from '../helpers/guest-console.js';
-import { testAccel, testGuest } from '../helpers/test-guest.js';
-import { tmpRoot } from '../helpers/tmp-root.js';
-
-const MiB = 1024 * 1024;
-
-function guestDef(name: string, disks: DiskSpec[]): Definition {
-  const g = testGuest();
-  return { name, memoryMiB: 128, accel: testAccel(), kernel: { path: g.kernel, initrd: g.initrd, cmdline: 'console=ttyS0 quiet panic=-1' }, disks };
-}
-
-async function diskHead(con: GuestConsole): Promise<string> {
-  const from = con.serial.mark();
-  await con.run('echo HEAD=$(head -c 4 /dev/vda)=E\'\'ND', '=END');
-  return /HEAD=([A-Z]*)=END/.exec(con.serial.output.slice(from))?.[1] ?? '?';
-}
-
-const write = (con: GuestConsole, text: string): Promise<void> => con.run(`printf ${text} > /dev/vda; sync; echo W-O''K`, 'W-OK');
-const info = (file: string): { format: string; 'backing-filename'?: string; 'backing-filename-format'?: string } => JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', file]).toString()) as never;
+import type { Connection } from '../../client/index.js';
+import { MiB, SnapshotWorld, diskHead, guestDef, imageInfo as info, writeHead as write } from '../helpers/snapshot-world.js';
 
 describe('disk-only snapshots of a shut-off VM on volumes', () => {
-  let h: ServiceHarness;
+  let w: SnapshotWorld;
   let vq: Connection;
-  let cons: GuestConsole[];
-  beforeEach(() => { h = new ServiceHarness(tmpRoot()); cons = []; });
-  afterEach(async () => {
-    for (const c of cons) c.close();
-    vq.close();
-    await h.cleanup();
-  });
-  const boot = async (name: string): Promise<GuestConsole> => {
-    await vq.virtq.start({ name });
-    const con = await guestConsole(vq, name);
-    cons.push(con);
-    await con.serial.waitFor('GUEST-READY', 60_000);
-    return con;
-  };
+  beforeEach(() => { w = new SnapshotWorld(); });
+  afterEach(() => w.close());
+  const boot = (name: string) => w.boot(name);
   const up = async () => {
-    await h.start('virtstoraged');
-    await h.start('virtsecretd');
-    await h.start('virtqemud');
-    vq = await connect(h.uri('qemu'));
-    return connectStorage(h.uri('qemu'));
+    vq = await w.up({ storage: true });
+    return w.storage();
   };
 
   it('makes the overlay volume through virtstoraged, boots on it, merges it back on delete and the next boot sees the write', async () => {
