@@ -6,6 +6,9 @@ import { startRequestText, type Clock, type IncomingState, type Layout, type Nor
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 import { ShimPool } from '../daemon/shim-pool.js';
 
+/** At the latest, the pool refills this long after a migration's destination took its shim. */
+const REFILL_AFTER_INCOMING_MS = 60_000;
+
 /** What a shim reported once it started its VM. */
 export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri'>;
 
@@ -15,7 +18,7 @@ export interface ShimSpawner {
   start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
-  /** Starts keeping warm shims (docs/decisions/0026-warm-shim-pool.md), if it has a pool. */
+  /** Starts keeping warm shims (docs/decisions/0026-warm-shim-pool.md), if it has a pool; refills it when short. */
   warm?(): void;
   /** Kills the idle warm shims; started VMs and their shims are not touched. */
   close?(): void;
@@ -50,8 +53,16 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
       const warm = pool?.take(def.name);
       if (warm !== undefined) {
         const started = warm.hand(request, { name: def.name, clock, timeoutMs, logHint });
-        // Refilled once this start is over, so the new shim's load does not compete with it.
-        void started.finally(() => pool?.fill()).catch(() => undefined);
+        // Refilled once this start is over, so the new shim's load does not compete with it. A
+        // migration's destination is "started" when its QEMU listens, which is when the transfer
+        // begins: a new Node process loading then took a third of a core from QEMU's loading of
+        // the guest's memory (bench/RESULTS.md), so it waits for the switchover (warm(), called by
+        // migrateSwitchover) or, when the migration ends otherwise, for REFILL_AFTER_INCOMING_MS.
+        if (incoming?.kind === 'migration') {
+          void started.finally(() => clock.setTimeout(() => pool?.fill(), REFILL_AFTER_INCOMING_MS)).catch(() => undefined);
+        } else {
+          void started.finally(() => pool?.fill()).catch(() => undefined);
+        }
         return started;
       }
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);

@@ -51,6 +51,9 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<
         // Back to the source before the source rolls back (and before this record can go).
         await d.cluster?.returnIncoming(name).catch(() => undefined);
         throw err;
+      } finally {
+        // The transfer is over: the warm pool, left short while it ran (aggregator/spawner.ts), refills.
+        d.spawner.warm?.();
       }
     },
   };

@@ -107,6 +107,9 @@ describe('warm shim pool: paused starts, restores and migrations', () => {
     expect(there).toMatchObject({ state: 'running', reason: 'migrated', shimPid: dstIdle });
     expect(w.liveQemus(def.uuid)).toEqual([there.qemuPid]);
     expect(w.leases()).toEqual([expect.objectContaining({ uuid: def.uuid, qemuPid: there.qemuPid, mode: 'exclusive' })]);
+    // Left short while the memory moved, the destination's pool refills at the switchover, well
+    // before the spawner's 60 s fallback.
+    expect(await idleShim(w.dst, 20_000)).not.toBe(dstIdle);
     const after = await guestConsole(await w.connection(w.dstUri), 'mg1');
     await after.run('cat /tmp/m; echo READ', 'warm-42');
     after.close();
