@@ -13,6 +13,7 @@ import {
 import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
+import { SyncSchedule } from './sync-schedule.js';
 import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
@@ -71,6 +72,7 @@ export class EtcdMembership implements ClusterGate {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly incoming: IncomingClaims;
   private readonly reaper: HostReaper | undefined;
+  private readonly schedule: SyncSchedule;
   private metrics: string | undefined;
   /** Why the last heartbeat failed (a refused certificate, no leader...): told with CLUSTER_UNAVAILABLE. */
   private lastError: string | undefined;
@@ -87,6 +89,7 @@ export class EtcdMembership implements ClusterGate {
   private constructor(private readonly cfg: MembershipConfig, private readonly client: Etcd3, private readonly callMs: number) {
     this.keys = clusterKeys(cfg.uri.prefix);
     this.incoming = new IncomingClaims({ client, keys: this.keys, hostId: cfg.hostId, log: cfg.log, etcd: (call) => this.etcd(call) });
+    this.schedule = new SyncSchedule(cfg.clock);
     this.reaper = cfg.reclaimAfterSec === undefined ? undefined : new HostReaper({ client, keys: this.keys, hostId: cfg.hostId, clock: cfg.clock, log: cfg.log, afterMs: cfg.reclaimAfterSec * 1000 });
   }
 
@@ -192,7 +195,7 @@ export class EtcdMembership implements ClusterGate {
       // process, a partition): a new lease, rather than hoping the old one still counts.
       if (this.lease === undefined || !this.available) await this.join();
       else await this.renew();
-      if (this.resync) await this.sync();
+      if (this.resync || this.schedule.due()) await this.sync();
       this.lastError = undefined;
       // Only a host that is itself in the fleet judges others gone; never holding up the heartbeat.
       if (this.available) {
@@ -254,6 +257,7 @@ export class EtcdMembership implements ClusterGate {
     this.resync = false;
     try {
       await this.syncOnce();
+      this.schedule.synced();
     } catch (err) {
       // Not done: a claim left by a failed call (its release failed too) must not wait for the
       // next join to be released, so the next heartbeat tries again (found by cluster chaos).
@@ -263,11 +267,15 @@ export class EtcdMembership implements ClusterGate {
   }
 
   private async syncOnce(): Promise<void> {
-    const held = await rangeAll(this.client, this.keys.namesDir);
+    const [held, heldUuids] = await this.etcd(() => Promise.all([rangeAll(this.client, this.keys.namesDir), rangeAll(this.client, this.keys.uuidsDir)]));
     const conflicts: HostEntry['conflicts'] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
+    // Claims already exactly this host's need no Txn: a periodic sync costs two reads, not one Txn per VM.
+    const names = new Map(held);
+    const uuids = new Map(heldUuids);
     for (const [name, uuid] of local) {
       if (this.incoming.covers(name, uuid)) continue;
+      if (names.get(this.keys.name(name)) === nameClaimValue(this.cfg.hostId, uuid) && uuids.get(this.keys.uuid(uuid)) === uuidClaimValue(this.cfg.hostId, name)) continue;
       await this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
         const e = VirtqError.from(err);
         if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
@@ -283,8 +291,9 @@ export class EtcdMembership implements ClusterGate {
       if (claim?.host !== this.cfg.hostId || local.get(name) === claim.uuid) continue;
       await this.inTurn(name, async () => { if (!this.holdsLocally(name, claim.uuid)) await this.releaseNow(name, claim.uuid); });
     }
+    const changed = JSON.stringify(conflicts) !== JSON.stringify(this.conflicts);
     this.conflicts = conflicts;
-    if (this.lease !== undefined && this.aliveUntil > 0) await this.publish();
+    if (changed && this.lease !== undefined && this.aliveUntil > 0) await this.publish();
   }
 
   private async claimNow(name: string, uuid: string): Promise<void> {
@@ -295,7 +304,11 @@ export class EtcdMembership implements ClusterGate {
       .then(this.client.put(nameKey).value(nameClaimValue(this.cfg.hostId, uuid)), this.client.put(uuidKey).value(uuidClaimValue(this.cfg.hostId, name)))
       .else(this.client.get(nameKey), this.client.get(uuidKey))
       .commit());
-    if (res.succeeded) return;
+    if (res.succeeded) {
+      // The revision it committed at: what a chaos report or an operator checks a claim against.
+      this.cfg.log.info({ name, uuid, revision: res.header.revision, msgId: 'CLUSTER_CLAIMED' }, 'claimed the VM\'s name and UUID in the etcd fleet');
+      return;
+    }
     const [byName, byUuid] = res.responses.map((r) => r.response_range?.kvs[0]?.value.toString());
     const nameClaim: NameClaim | undefined = byName === undefined ? undefined : parseClaim(byName);
     const uuidClaim = byUuid === undefined ? undefined : (JSON.parse(byUuid) as { host?: unknown; name?: unknown });
@@ -328,6 +341,8 @@ export class EtcdMembership implements ClusterGate {
     try {
       return await call();
     } catch (err) {
+      // It may still land (retried on another member, or proposed by a member that resumes).
+      this.schedule.uncertain();
       throw new VirtqError('CLUSTER_UNAVAILABLE', `this host (${this.cfg.hostId}) cannot reach its etcd fleet at ${this.cfg.uri.endpoints.join(',')} (${err instanceof Error ? err.message : String(err)}); running VMs keep running, retry when etcd is reachable`, { cause: err });
     }
   }

@@ -45,6 +45,8 @@ import { attach, jobOver } from './cluster-waits.js';
 import { clusterProblems, instantProblems, migratedProblems, worldText, type InFlight, type Problem } from './cluster-invariants.js';
 import { SeedReport } from './cluster-report.js';
 import { Rng } from './rng.js';
+import { waitStopped } from './stopped.js';
+import { acceptedClaim, probeDefines } from './quorum-probe.js';
 
 const clock = systemClock();
 const CLAIMING = new Set(['define', 'create', 'start', 'race-define', 'race-disk', 'migrate']);
@@ -223,26 +225,20 @@ class ClusterChaos {
     const paused = [0, 1, 2].filter((i) => i !== keep);
     const before = this.w.qemus();
     this.note(`step ${this.step}: FAULT quorum lost: SIGSTOP etcd members ${paused.map((i) => `m${i}`).join(', ')}; running: ${before.map((q) => `${q.name}@${q.host}`).join(' ') || 'none'}`);
+    const revision = await this.w.revision();
     for (const i of paused) this.w.etcd.pause(i);
     this.refusing.clear();
     this.destroyed.clear();
+    let accepted: ClusterHost[] = [];
+    const name = `q${this.seed}-${this.step}`;
     try {
+      const running = await waitStopped(paused.map((i) => this.w.etcd.members[i]?.proc.pid ?? 0));
+      if (running.length > 0) this.note(`  threads not stopped after 10 s: ${running.join(' ')}`);
       // Q1: every host comes to refuse a define (a define that succeeds now claimed without quorum).
-      await Promise.all(this.w.hosts.map(async (h) => {
-        const end = clock.monotonic() + 30_000;
-        while (clock.monotonic() < end) {
-          const name = `q${this.seed}-${this.step}`;
-          const code = await (await h.api()).define({ definition: this.w.definition(name, this.disks[0] as string) }).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
-          if (code === 'ok') {
-            this.violation('Q1', `${h.id} accepted a define of ${name} with etcd's quorum lost`);
-            await (await h.api()).undefine({ name }).catch(() => undefined);
-            return;
-          }
-          if (code === 'CLUSTER_UNAVAILABLE') { this.refusing.add(h.id); return; }
-          await delay(clock, 250);
-        }
-        this.violation('Q1', `${h.id} did not refuse with CLUSTER_UNAVAILABLE within 30 s of quorum lost`);
-      }));
+      const probe = await probeDefines(this.w, name, this.disks[0] as string);
+      for (const id of probe.refusing) this.refusing.add(id);
+      for (const id of probe.silent) this.violation('Q1', `${id} did not refuse with CLUSTER_UNAVAILABLE within 30 s of quorum lost`);
+      accepted = probe.accepted;
       this.note(`  refusing: ${[...this.refusing].sort().join(', ')}`);
       for (let i = this.rng.int(1, 3); i > 0; i--) await this.op();
       // Q2 and Q3.
@@ -256,6 +252,10 @@ class ClusterChaos {
       for (const i of paused) this.w.etcd.resume(i);
       this.refusing.clear();
       this.note('  quorum back: SIGCONT');
+    }
+    for (const h of accepted) {
+      this.violation('Q1', `${h.id} accepted a define of ${name} with etcd's quorum lost (every thread of both members stopped before it was sent); ${await acceptedClaim(this.w, name, revision)}`);
+      await (await h.api()).undefine({ name }).catch(() => undefined);
     }
   }
 

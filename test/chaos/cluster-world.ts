@@ -191,6 +191,23 @@ export class ClusterWorld {
     return out;
   }
 
+  /** etcd's current revision, or undefined when etcd does not answer within `ms`. */
+  async revision(ms = 5000): Promise<string | undefined> {
+    const r = this.reader;
+    if (r === undefined) return undefined;
+    return within(r.kv.range({ key: Buffer.from(`${this.prefix}/`) }).then((res) => res.header.revision, () => undefined), ms);
+  }
+
+  /** The name claim's key as etcd holds it (value, create revision), null when absent, undefined when etcd does not answer. */
+  async nameKey(name: string, ms = 5000): Promise<{ value: string; created: string } | null | undefined> {
+    const r = this.reader;
+    if (r === undefined) return undefined;
+    return within(r.get(`${this.prefix}/names/${name}`).exec().then((res) => {
+      const kv = res.kvs[0];
+      return kv === undefined ? null : { value: kv.value.toString(), created: kv.create_revision };
+    }, () => undefined), ms);
+  }
+
   async cleanup(): Promise<void> {
     this.reader?.close();
     for (const h of this.hosts) {

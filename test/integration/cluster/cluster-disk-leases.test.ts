@@ -5,9 +5,9 @@
 // resumes them once its virtqemud has a lease again and their disk keys are re-asserted.
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { idleGuest } from '../../helpers/test-guest.js';
-import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 import { randomUUID } from 'node:crypto';
 import { shimSockets, systemClock, type VirtqError } from '../../../protocol/index.js';
@@ -75,7 +75,7 @@ describe('etcd fleet disk leases', () => {
     const pid = stateOf(a, 'fenced')?.qemuPid;
     expect(pid).toBeTypeOf('number');
 
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
     const diskKeys = async (): Promise<string[]> => Object.values(await (etcd as Etcd3).getAll().prefix(`${fleet?.prefix}/disks/`).strings());
     expect(await diskKeys()).toEqual([expect.stringContaining('"host":"host0"')]);
 

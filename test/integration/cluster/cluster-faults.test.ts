@@ -5,9 +5,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { idleGuest } from '../../helpers/test-guest.js';
-import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import type { VirtqError } from '../../../protocol/index.js';
 import { SHIM_BIN } from '../../helpers/shim-harness.js';
 
@@ -69,7 +69,7 @@ describe('etcd fleet faults', () => {
   it("a virtqemud SIGSTOPped past its lease TTL: its host entry goes, its names stay its own while its QEMUs run", async () => {
     fleet = await startFleet(2, TTL);
     const [a, b] = fleet.hosts as [FleetHost, FleetHost];
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
     await a.api.define({ definition: idleDef('held') });
     await a.api.start({ name: 'held' });
     const pid = await running(a, 'held');
@@ -97,7 +97,7 @@ describe('etcd fleet faults', () => {
   it('a shim registering a VM virtqemud did not know: its name and UUID are claimed fleet-wide', async () => {
     fleet = await startFleet(2, TTL);
     const [a, b] = fleet.hosts as [FleetHost, FleetHost];
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
     // A shim started by no handler of this virtqemud (as one started by its killed predecessor).
     const def = { ...idleDef('stray'), uuid: randomUUID() };
     const shim = spawn(process.execPath, [SHIM_BIN, '--root', a.harness.root.dir, '--definition', '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });

@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { delay, systemClock, type JobInfo, type TypedClient, type VirtqProgram } from '../../../protocol/index.js';
 import { connect } from '../../../client/index.js';
-import { eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
+import { etcdClient, eventually, startFleet, type Fleet, type FleetHost } from '../../helpers/fleet.js';
 import { guestConsole } from '../../helpers/guest-console.js';
 import { idleGuest, testAccel, testGuest } from '../../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
@@ -48,7 +48,7 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
       for (const m of cluster.members) proxies.push(await startCutProxy(m.client));
       return `etcd://${proxies.map((p) => p.address).join(',')}/${prefix}`;
     });
-    etcd = new Etcd3({ hosts: fleet.etcd.members.map((m) => `http://${m.client}`) });
+    etcd = etcdClient(fleet);
   }, 120_000);
   afterAll(async () => {
     etcd?.close();
