@@ -28,7 +28,8 @@
 // (until the step has converged) S1 and S2 allow its two ends a QEMU each with the disk open;
 // S3 (one lease holder) stays strict. After the step:
 //   M1. a VM that ran before its migration (successful or failed) runs on exactly one host
-//       (one live QEMU), that host lists it active, and etcd names that host as its holder.
+//       (one live QEMU), that host lists it active, and etcd names that host as its holder
+//       (unless a later operation of the same step destroyed it).
 //
 // Every violation goes, with the world at that moment, to a report file (cluster-report.ts).
 //
@@ -281,7 +282,11 @@ class ClusterChaos {
     const code = await h.api().then(f).then(() => 'ok', (e: unknown) => VirtqError.from(e).code);
     count(this.r.outcomes, `${kind}:${code}`);
     if (code === 'ok' && CLAIMING.has(kind) && this.refusing.has(h.id)) this.violation('Q1', `${kind} ${name} succeeded on ${h.id} after it had refused with CLUSTER_UNAVAILABLE, quorum still lost`);
-    if (code === 'ok' && kind === 'destroy') this.destroyed.add(name);
+    if (code === 'ok' && kind === 'destroy') {
+      this.destroyed.add(name);
+      // Stopped on purpose after its migration in this same step: M1 (runs on exactly one host) no longer applies.
+      this.migratedRunning.delete(name);
+    }
     if (code === 'INTERNAL') this.violation('E1', `${kind} ${name} on ${h.id} failed with INTERNAL`);
     return code;
   }
