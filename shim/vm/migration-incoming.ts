@@ -11,6 +11,15 @@ import type { VmLeases } from './leases.js';
 /** How long finish waits for QEMU to have loaded the last state after the source completed. */
 const LOAD_WAIT_MS = 30_000;
 const POLL_MS = 2;
+/**
+ * How long a listening QEMU waits for its source to connect before this side gives up. The source
+ * sends `migrate` as soon as prepare answers (milliseconds); no connection by then means no source
+ * will come (the destination virtqemud died during prepare, so its answer never reached the
+ * source), and nothing else would ever stop this QEMU. Once the stream has begun, QEMU exits by
+ * itself if the source goes away mid-stream.
+ */
+const CONNECT_WAIT_MS = 10_000;
+const CONNECT_POLL_MS = 500;
 
 /** What the destination side works with. */
 export interface MigrationIncomingDeps {
@@ -60,6 +69,24 @@ export class MigrationIncoming {
       this.uri = `unix:${this.d.socketPath}`;
     }
     this.d.log.info({ msgId: 'MIGRATION_INCOMING', uri: this.uri }, 'waiting for the incoming migration');
+    this.watchConnect(this.d.clock.monotonic() + CONNECT_WAIT_MS);
+  }
+
+  // Until the source connects (query-migrate names a status other than setup), then never again.
+  private watchConnect(deadline: number): void {
+    const { clock, log, vm } = this.d;
+    const check = async (): Promise<void> => {
+      if (!this.waiting || this.claimed) return;
+      const status = ((await vm.monitor().raw({ execute: 'query-migrate' })) as { status?: string }).status;
+      if (status !== undefined && status !== 'setup') return;
+      if (clock.monotonic() < deadline) {
+        clock.setTimeout(() => void check().catch(() => undefined), CONNECT_POLL_MS);
+        return;
+      }
+      log.warn({ msgId: 'MIGRATION_INCOMING_ABANDONED', waitedMs: CONNECT_WAIT_MS }, 'no source connected to this incoming migration in time; stopping its QEMU (the VM never ran here)');
+      await this.abort();
+    };
+    clock.setTimeout(() => void check().catch(() => undefined), CONNECT_POLL_MS);
   }
 
   /** Leases every disk for this QEMU; LOCK_CONFLICT (nothing kept) when one is held elsewhere. */

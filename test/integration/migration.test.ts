@@ -93,4 +93,19 @@ describe('virtq migrate', () => {
     expect(w.liveQemus(def.uuid)).toHaveLength(1);
     expect((await dst.api.listDomains({})).domains).toEqual([]);
   });
+
+  it('stops a destination QEMU no source connects to (its prepare answer lost), and frees the name', async () => {
+    await w.dst.startDaemon();
+    const dst = await w.dst.client();
+    const def = { name: 'orphan1', uuid: crypto.randomUUID(), memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } };
+    // What a source would call first; then it never sends the stream (as when the destination
+    // virtqemud dies before its answer reaches the source).
+    const { uri } = await dst.api.migratePrepare({ definition: def, transport: 'tcp' });
+    expect(uri).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
+    expect((await dst.api.listDomains({})).domains).toEqual([expect.objectContaining({ name: 'orphan1', state: 'paused' })]);
+    expect(w.liveQemus(def.uuid)).toHaveLength(1);
+    await expect.poll(() => w.liveQemus(def.uuid), { timeout: 40_000, interval: 250 }).toEqual([]);
+    await expect.poll(async () => (await dst.api.listDomains({})).domains, { timeout: 20_000 }).toEqual([]);
+    expect(w.leases()).toEqual([]);
+  }, 120_000);
 });
