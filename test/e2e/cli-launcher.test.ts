@@ -62,16 +62,21 @@ describe('the virtq launcher', () => {
     expect(traced.stderr).toContain(`--snapshot-blob ${dirname(BIN)}/`);
   });
 
-  it('answers --version on the fast path, through a symlink too, and skips it with VIRTQ_NO_FAST=1', async () => {
+  it('answers --version alone itself (no node), through a symlink too, and skips that with VIRTQ_NO_FAST=1', async () => {
     tmp = tmpRoot('vq-launch-');
     symlinkSync(BIN, tmp.path('virtq'));
-    const fast = await run('sh', ['-x', tmp.path('virtq'), '--version']);
+    const own = await run('sh', ['-x', tmp.path('virtq'), '--version']);
+    expect(own.stdout).toBe('0.1.0\n');
+    expect(own.stderr).toContain('echo 0.1.0');
+    expect(own.stderr).not.toContain('node ');
+    // -V with a command after it is not "alone": the fast path (node) sees it.
+    const fast = await run('sh', ['-x', tmp.path('virtq'), '-V', 'list']);
     expect(fast.stdout).toBe('0.1.0\n');
-    expect(fast.stderr).toContain(`node ${dirname(BIN)}/virtq-fast.cjs --version`);
-    expect(fast.stderr).not.toContain('--snapshot-blob');
+    expect(fast.stderr).toContain(`node ${dirname(BIN)}/virtq-fast.cjs -V list`);
     const full = await run('sh', ['-x', tmp.path('virtq'), '--version'], { VIRTQ_NO_FAST: '1' });
     expect(full.stdout).toBe('0.1.0\n');
-    expect(full.stderr).not.toContain('virtq-fast.cjs --version');
+    expect(full.stderr).not.toContain('echo 0.1.0');
+    expect(full.stderr).not.toContain('virtq-fast.cjs');
     expect(full.stderr).toContain('--snapshot-blob');
   });
 
