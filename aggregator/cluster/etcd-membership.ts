@@ -14,6 +14,15 @@ import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
 import { SyncSchedule } from './sync-schedule.js';
+
+/**
+ * How long a virtqemud keeps the claims it found in etcd at its first join that no VM of its own
+ * registry holds: a shim its killed predecessor was starting may still register (its state file
+ * is written only once QEMU runs), and releasing its claim first would let another host take the
+ * name (cluster chaos seed 214015). Short enough that a claim with no shim behind it is released
+ * within the fleet's 20 s settling bound.
+ */
+const INHERITED_GRACE_MS = 10_000;
 import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
@@ -73,6 +82,9 @@ export class EtcdMembership implements ClusterGate {
   private readonly incoming: IncomingClaims;
   private readonly reaper: HostReaper | undefined;
   private readonly schedule: SyncSchedule;
+  /** Claims of this host no local VM held at the first completed sync ("name\0uuid"), kept until inheritedUntil. */
+  private inherited: Set<string> | undefined;
+  private readonly inheritedUntil: number;
   private metrics: string | undefined;
   /** Why the last heartbeat failed (a refused certificate, no leader...): told with CLUSTER_UNAVAILABLE. */
   private lastError: string | undefined;
@@ -90,6 +102,7 @@ export class EtcdMembership implements ClusterGate {
     this.keys = clusterKeys(cfg.uri.prefix);
     this.incoming = new IncomingClaims({ client, keys: this.keys, hostId: cfg.hostId, log: cfg.log, etcd: (call) => this.etcd(call) });
     this.schedule = new SyncSchedule(cfg.clock);
+    this.inheritedUntil = cfg.clock.monotonic() + INHERITED_GRACE_MS;
     this.reaper = cfg.reclaimAfterSec === undefined ? undefined : new HostReaper({ client, keys: this.keys, hostId: cfg.hostId, clock: cfg.clock, log: cfg.log, afterMs: cfg.reclaimAfterSec * 1000 });
   }
 
@@ -267,6 +280,7 @@ export class EtcdMembership implements ClusterGate {
   }
 
   private async syncOnce(): Promise<void> {
+    const found = new Set<string>();
     const [held, heldUuids] = await this.etcd(() => Promise.all([rangeAll(this.client, this.keys.namesDir), rangeAll(this.client, this.keys.uuidsDir)]));
     const conflicts: HostEntry['conflicts'] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
@@ -289,8 +303,10 @@ export class EtcdMembership implements ClusterGate {
       const name = key.slice(this.keys.namesDir.length);
       if (this.incoming.has(name)) continue;
       if (claim?.host !== this.cfg.hostId || local.get(name) === claim.uuid) continue;
+      if (this.keepInherited(name, claim.uuid, found)) continue;
       await this.inTurn(name, async () => { if (!this.holdsLocally(name, claim.uuid)) await this.releaseNow(name, claim.uuid); });
     }
+    this.inherited ??= found;
     const changed = JSON.stringify(conflicts) !== JSON.stringify(this.conflicts);
     this.conflicts = conflicts;
     if (changed && this.lease !== undefined && this.aliveUntil > 0) await this.publish();
@@ -329,6 +345,17 @@ export class EtcdMembership implements ClusterGate {
       .if(nameKey, 'Value', '==', nameClaimValue(this.cfg.hostId, uuid)).and(uuidKey, 'Value', '==', uuidClaimValue(this.cfg.hostId, name))
       .then(this.client.delete().key(nameKey), this.client.delete().key(uuidKey))
       .commit());
+  }
+
+  // A claim found by the first completed sync stays until INHERITED_GRACE_MS after this member was
+  // made; the heartbeats sync until then, so it goes at the first one after.
+  private keepInherited(name: string, uuid: string, found: Set<string>): boolean {
+    if (this.cfg.clock.monotonic() >= this.inheritedUntil) return false;
+    const key = `${name}\u0000${uuid}`;
+    if (this.inherited === undefined) found.add(key);
+    else if (!this.inherited.has(key)) return false;
+    this.resync = true;
+    return true;
   }
 
   private holdsLocally(name: string, uuid: string): boolean {

@@ -116,6 +116,37 @@ describe('etcd fleet faults', () => {
     await eventually(async () => (await (etcd as Etcd3).get(`${(fleet as Fleet).prefix}/names/stray`).string()) === null, 30_000, 'the claim to go');
   }, 120_000);
 
+  // Found by the cluster chaos run of session 8 (seed 214015): virtqemud killed 171 ms into a
+  // create, the restarted one's first join released the create's claim before the shim (still
+  // starting, no state file yet) registered, and another host took the name meanwhile.
+  it('keeps the claims a killed virtqemud left while their shims may still register, then releases those no shim took up', async () => {
+    fleet = await startFleet(2, TTL);
+    const [a, b] = fleet.hosts as [FleetHost, FleetHost];
+    etcd = etcdClient(fleet);
+    a.daemon.proc.kill('SIGKILL');
+    await a.daemon.exited;
+    // What the killed instance had claimed: one for a shim it was starting, one whose shim died.
+    const late = { ...idleDef('late'), uuid: randomUUID() };
+    const gone = randomUUID();
+    for (const [name, uuid] of [['late', late.uuid], ['gone', gone]] as const) {
+      await etcd.put(`${fleet.prefix}/names/${name}`).value(JSON.stringify({ host: 'host0', uuid }));
+      await etcd.put(`${fleet.prefix}/uuids/${uuid}`).value(JSON.stringify({ host: 'host0', name }));
+    }
+    a.daemon = await a.harness.startDaemon(['--cluster', fleet.etcd.uri(fleet.prefix), '--cluster-host', 'host0', '--cluster-ttl', String(TTL), '--reconcile-ms', '0']);
+    a.api = (await a.harness.client()).api;
+    expect(await refusal(b.api.define({ definition: idleDef('late') }))).toBe('NAME_IN_USE');
+    const shim = spawn(process.execPath, [SHIM_BIN, '--root', a.harness.root.dir, '--definition', '-'], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    shim.stdin?.end(JSON.stringify(late));
+    shim.stdout?.resume();
+    shim.unref();
+    await eventually(async () => (await a.api.listDomains({})).domains.some((d) => d.name === 'late' && d.state === 'running'), 30_000, 'the late shim to register');
+    await eventually(async () => (await (etcd as Etcd3).get(`${(fleet as Fleet).prefix}/names/gone`).string()) === null, 30_000, 'the claim no shim took up to go');
+    expect(JSON.parse(await etcd.get(`${fleet.prefix}/names/late`).string() ?? '{}')).toEqual({ host: 'host0', uuid: late.uuid });
+    expect(await etcd.get(`${fleet.prefix}/uuids/${gone}`).string()).toBeNull();
+    expect(await refusal(b.api.define({ definition: idleDef('late') }))).toBe('NAME_IN_USE');
+    await a.api.destroy({ name: 'late' });
+  }, 120_000);
+
   it('refuses bad --cluster options at start', async () => {
     fleet = await startFleet(0);
     const { DaemonHarness } = await import('../../helpers/daemon-harness.js');
