@@ -56,15 +56,24 @@ export class MigrationIncoming {
   /** QEMU starts listening; the source's `migrate` may connect once this resolves. */
   async listen(): Promise<void> {
     const mon = this.d.vm.monitor();
-    await mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } });
+    const events = { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } };
     if (this.d.transport === 'tcp') {
-      // Port 0: QEMU binds a free port itself, so no other process can take it in between.
-      await mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } });
-      const bound = ((await mon.raw({ execute: 'query-migrate' })) as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined);
+      // Port 0: QEMU binds a free port itself, so no other process can take it in between. The
+      // three commands are sent at once: QEMU runs a monitor's commands one by one in order, so
+      // query-migrate sees the listener, and each round trip saved is a wake-up of this shim and
+      // of QEMU while the prepare holds up the migration (bench/RESULTS.md, session 9).
+      const [caps, incoming, query] = await Promise.allSettled([
+        mon.raw(events),
+        mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } }),
+        mon.raw({ execute: 'query-migrate' }),
+      ]);
+      for (const r of [caps, incoming, query]) if (r.status === 'rejected') throw r.reason;
+      const bound = query.status === 'fulfilled' ? (query.value as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined) : undefined;
       if (bound?.port === undefined) throw new VirtqError('OPERATION_FAILED', `QEMU of VM "${this.d.vm.def.name}" did not say which TCP port it listens on for the migration`);
       this.uri = `tcp:127.0.0.1:${bound.port}`;
     } else {
-      await rm(this.d.socketPath, { force: true });
+      // The stale socket goes while QEMU takes the capability; migrate-incoming binds it afresh.
+      for (const r of await Promise.allSettled([mon.raw(events), rm(this.d.socketPath, { force: true })])) if (r.status === 'rejected') throw r.reason;
       await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `unix:${this.d.socketPath}` } });
       this.uri = `unix:${this.d.socketPath}`;
     }

@@ -159,11 +159,20 @@ export class MigrationSource {
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
       const completed = await this.waitFor(mon, job, 'completed', undefined);
       mark('completed');
-      await dest.finish(name);
+      // QEMU's figures are read from this QEMU (which no longer runs the guest) while the
+      // destination runs it: read-only queries, off the path the caller waits on. figures() never
+      // fails, and is settled before a failed finish rolls back on this monitor.
+      const figures = this.figures(mon, completed);
+      try {
+        await dest.finish(name);
+      } catch (err) {
+        await figures;
+        throw err;
+      }
       mark('running');
       // It runs there now: nothing below may bring it back here.
       this.job = undefined;
-      const done = await this.figures(mon, completed);
+      const done = await figures;
       await vm.kill('migrated', 5000);
       mark('sourceStopped');
       log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs, phases, qemu: done.qemu }, 'migration completed; the guest runs on the destination');
@@ -185,8 +194,7 @@ export class MigrationSource {
   // it ran with, for the log; reading them must not fail a migration that has happened.
   private async figures(mon: HypervisorMonitor, completed: MigrationStatus): Promise<MigrationStatus & { qemu: Record<string, unknown> }> {
     try {
-      const s = await finalStatus(mon, completed, () => delay(this.d.clock, SWITCHOVER_POLL_MS));
-      const settings = await migrationSettings(mon);
+      const [s, settings] = await Promise.all([finalStatus(mon, completed, () => delay(this.d.clock, SWITCHOVER_POLL_MS)), migrationSettings(mon)]);
       const { status: _status, error: _error, ...numbers } = s;
       return { ...s, qemu: { ...numbers, ...settings } };
     } catch (err) {
