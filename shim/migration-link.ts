@@ -38,21 +38,9 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
     throw new VirtqError('NO_CONNECT', `cannot reach the destination virtqemud at ${target.socket}: ${VirtqError.from(err).message}`, { cause: err });
   });
   const api: TypedClient<VirtqProgram> = typedClient(virtqProgram, rpc);
-  // The destination shim's own socket, connected while memory is sent: the lease claim runs inside
-  // the switchover pause, and through it the claim skips the destination virtqemud's forward (one
-  // Node hop fewer while the guest runs nowhere). Any failure to connect falls back to that forward.
-  let direct: Promise<RpcClient | undefined> = Promise.resolve(undefined);
   return {
-    prepare: async (definition, transport) => {
-      const prepared = await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS });
-      const socket = prepared.domain.shimSocket;
-      if (socket !== undefined) direct = RpcClient.connect(socket, { clock, defaultTimeoutMs: STEP_TIMEOUT_MS }).catch(() => undefined);
-      return prepared.uri;
-    },
-    claim: async (name) => {
-      const shim = await direct;
-      await (shim === undefined || shim.isClosed ? api : typedClient(virtqProgram, shim)).migrateIncomingClaim({ name });
-    },
+    prepare: async (definition, transport) => (await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
+    claim: async (name) => { await api.migrateIncomingClaim({ name }); },
     // Through the destination virtqemud: in a fleet it moves the VM's claim before the guest runs there.
     finish: async (name) => { await api.migrateSwitchover({ name }); },
     abort: async (name) => { await api.migrateIncomingAbort({ name }); },
@@ -73,9 +61,6 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
       }
     },
     define: async (definition) => { await api.define({ definition }); },
-    close: () => {
-      rpc.close();
-      void direct.then((shim) => shim?.close());
-    },
+    close: () => rpc.close(),
   };
 }
