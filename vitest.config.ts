@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/helpers/longest-first-sequencer.js';
 
 // Integration tests boot real QEMU guests under TCG; two cores cannot run many at once.
 export default defineConfig({
@@ -9,5 +10,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // Longest files first so neither worker is left running a slow file alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });

@@ -17,13 +17,15 @@ export interface ClusterOptions {
   ttlSec: number;
   /** --cluster-reclaim-after: free the names of hosts gone this long past their lease (undefined: never). */
   reclaimAfterSec?: number;
+  /** --cluster-sync-period: how often the claims are synced without cause (undefined: every 10 s). */
+  syncPeriodSec?: number;
   tls: ClusterTls | undefined;
 }
 
 /** virtqemud's --cluster options. */
 export const CLUSTER_OPTIONS = {
   cluster: { type: 'string' }, 'cluster-host': { type: 'string' }, 'cluster-ttl': { type: 'string' }, 'cluster-reclaim-after': { type: 'string' },
-  'cluster-cacert': { type: 'string' }, 'cluster-cert': { type: 'string' }, 'cluster-key': { type: 'string' },
+  'cluster-sync-period': { type: 'string' }, 'cluster-cacert': { type: 'string' }, 'cluster-cert': { type: 'string' }, 'cluster-key': { type: 'string' },
 } as const;
 
 /** Their usage lines. */
@@ -34,6 +36,9 @@ export const CLUSTER_USAGE = `  --cluster etcd://HOST:PORT[,HOST:PORT...]/PREFIX
   --cluster-reclaim-after S
                       free the VM names of a host whose lease expired and that stayed away S
                       more seconds (default: never; only with fencing or hosts known dead)
+  --cluster-sync-period S
+                      re-assert this host's claims and release its stale ones every S seconds
+                      (default 10; also at each heartbeat for 10 s after a failed etcd call)
   --cluster-cacert FILE  talk TLS to etcd, checking its certificates against this CA (PEM)
   --cluster-cert FILE, --cluster-key FILE
                       this host's client certificate and key for etcd (--client-cert-auth)`;
@@ -44,15 +49,17 @@ export function parseClusterOptions(values: OptionValues): ClusterOptions | unde
   const host = stringOption(values, 'cluster-host');
   const ttl = stringOption(values, 'cluster-ttl');
   const reclaim = stringOption(values, 'cluster-reclaim-after');
+  const sync = stringOption(values, 'cluster-sync-period');
   const tls = clusterTls(stringOption(values, 'cluster-cacert'), stringOption(values, 'cluster-cert'), stringOption(values, 'cluster-key'));
   if (uri === undefined) {
-    if (host !== undefined || ttl !== undefined || reclaim !== undefined || tls !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl, --cluster-reclaim-after and --cluster-cacert/-cert/-key need --cluster etcd://HOST:PORT/PREFIX');
+    if (host !== undefined || ttl !== undefined || reclaim !== undefined || sync !== undefined || tls !== undefined) throw new VirtqError('INVALID_ARG', '--cluster-host, --cluster-ttl, --cluster-reclaim-after, --cluster-sync-period and --cluster-cacert/-cert/-key need --cluster etcd://HOST:PORT/PREFIX');
     return undefined;
   }
   parseClusterUri(uri);
   const hostId = host ?? hostname().split('.')[0] ?? 'localhost';
   if (!HOST_ID.test(hostId)) throw new VirtqError('INVALID_ARG', `--cluster-host "${hostId.slice(0, 80)}": a host id is 1-63 letters, digits, . _ - (no slash)`);
-  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), tls, ...(reclaim === undefined ? {} : { reclaimAfterSec: wholeNumber(reclaim, 'cluster-reclaim-after', 0, 1) }) };
+  return { uri, hostId, ttlSec: wholeNumber(ttl, 'cluster-ttl', 10, 1), tls, ...(reclaim === undefined ? {} : { reclaimAfterSec: wholeNumber(reclaim, 'cluster-reclaim-after', 0, 1) }),
+    ...(sync === undefined ? {} : { syncPeriodSec: wholeNumber(sync, 'cluster-sync-period', 10, 1) }) };
 }
 
 /** The fleet membership virtqemud holds. */
@@ -93,6 +100,7 @@ export function etcdClusterMember(opts: ClusterOptions, layout: Layout, clock: C
         onLease: publish,
         uri, ...(opts.tls === undefined ? {} : { tls: opts.tls }), hostId: opts.hostId, ttlSec: opts.ttlSec, clock, log,
         ...(opts.reclaimAfterSec === undefined ? {} : { reclaimAfterSec: opts.reclaimAfterSec }),
+        ...(opts.syncPeriodSec === undefined ? {} : { syncPeriodMs: opts.syncPeriodSec * 1000 }),
         self: { socket: sockets.rw, roSocket: sockets.ro, pid },
         local: () => [...registry.all()].map((r) => ({ name: r.name, uuid: r.uuid })),
       });

@@ -13,7 +13,7 @@ import {
 import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
-import { SyncSchedule } from './sync-schedule.js';
+import { SYNC_TIMING, SyncSchedule } from './sync-schedule.js';
 
 /**
  * How long a virtqemud keeps the claims it found in etcd at its first join that no VM of its own
@@ -55,6 +55,8 @@ export interface MembershipConfig {
   tls?: ClusterTls;
   hostId: string;
   ttlSec: number;
+  /** How often the sync runs without cause (--cluster-sync-period); undefined: SYNC_TIMING's. */
+  syncPeriodMs?: number;
   self: Pick<HostEntry, 'socket' | 'roSocket' | 'pid'>;
   clock: Clock;
   log: Logger;
@@ -101,7 +103,7 @@ export class EtcdMembership implements ClusterGate {
   private constructor(private readonly cfg: MembershipConfig, private readonly client: Etcd3, private readonly callMs: number) {
     this.keys = clusterKeys(cfg.uri.prefix);
     this.incoming = new IncomingClaims({ client, keys: this.keys, hostId: cfg.hostId, log: cfg.log, etcd: (call) => this.etcd(call) });
-    this.schedule = new SyncSchedule(cfg.clock);
+    this.schedule = new SyncSchedule(cfg.clock, { ...SYNC_TIMING, ...(cfg.syncPeriodMs === undefined ? {} : { periodMs: cfg.syncPeriodMs }) });
     this.inheritedUntil = cfg.clock.monotonic() + INHERITED_GRACE_MS;
     this.reaper = cfg.reclaimAfterSec === undefined ? undefined : new HostReaper({ client, keys: this.keys, hostId: cfg.hostId, clock: cfg.clock, log: cfg.log, afterMs: cfg.reclaimAfterSec * 1000 });
   }
