@@ -59,6 +59,6 @@ export const saveAdapters: Readonly<Partial<Record<VirtqProc, CallAdapter>>> = {
   },
   snapshotRevert: { progress: (a) => `Reverting ${vm(a)}`, render: (_r, a) => `Domain ${vm(a)} reverted to snapshot ${String(a['snapshot'])}\n` },
   snapshotDelete: {
-    hints: { help: { metadata: 'forget the snapshot\'s metadata only; its images stay as they are' } },
+    hints: { help: { metadata: 'forget the snapshot\'s metadata only; its images stay as they are', bandwidth: 'cap the merge of an external snapshot at this many MiB/s (as virsh blockcommit --bandwidth); domjobabort cancels it' } },
     render: (_r, a) => `Domain snapshot ${String(a['snapshot'])} deleted\n` },
 };

@@ -49,6 +49,9 @@ export const SnapshotInfo = Type.Object({
 });
 export type SnapshotInfo = Static<typeof SnapshotInfo>;
 
+/** An external snapshot's merge, capped (optional; since 0.4): MiB/s, as migrate's bandwidth. */
+const MergeBandwidth = Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: 'cap the merge of an external snapshot\'s overlays at this many MiB/s (default: unlimited)' }));
+
 /** Per-VM save procedures. */
 export const saveVmProcs = {
   save: proc({ args: ref({ file: HostPath }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'save',
@@ -73,8 +76,8 @@ export const snapshotVmProcs = {
     description: 'Takes an internal snapshot of every writable disk (all must be qcow2), with the memory state unless noMemory; with diskOnly an external one: each writable disk (raw or qcow2) goes on a new qcow2 overlay (a volume disk on a new volume of its pool) and the VM\'s definition follows; of a shut-off defined VM virtqemud makes the overlays (a volume disk\'s through virtstoraged) and changes the definition, all or nothing.' }),
   snapshotRevert: proc({ args: ref({ snapshot: SnapshotName }), ret: StateResult, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-revert',
     description: 'Reverts the VM to a snapshot with memory: its disks and memory, running or paused as it was taken. A snapshot without memory of a running VM is refused; a disk-only external one in any state (the message says how to go back by hand).' }),
-  snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()) }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
-    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state). An external snapshot must be the top of its chain (no snapshot taken after it): its overlays are merged into the images under them (block-commit of a running or paused VM, shown by domjobinfo and stopped by domjobabort; qemu-img commit of a shut-off one), the VM and its definition go back onto those images and the overlays are removed.' }),
+  snapshotDelete: proc({ args: ref({ snapshot: SnapshotName, metadata: Type.Optional(Type.Boolean()), bandwidth: MergeBandwidth }), ret: Empty, servers: both, readonly: false, perVm: true, states: ['running', 'paused'], since: '0.3', cli: 'snapshot-delete',
+    description: 'Deletes a snapshot from the disks and its metadata; its children take its parent. With metadata only its metadata goes (any VM state). An external snapshot must be the top of its chain (no snapshot taken after it): its overlays are merged into the images under them (block-commit of a running or paused VM, shown by domjobinfo and stopped by domjobabort; qemu-img commit of a shut-off one), the VM and its definition go back onto those images and the overlays are removed. bandwidth (since 0.4, as virsh blockcommit --bandwidth) caps that merge\'s copy in MiB/s (block-commit\'s speed, qemu-img commit -r); an internal snapshot\'s delete has no copy to cap and ignores it.' }),
 };
 
 /** Host snapshot procedures: the metadata, readable whether the VM runs or not. */

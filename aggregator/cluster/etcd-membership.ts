@@ -14,6 +14,7 @@ import { rangeAll } from '../../client/etcd-range.js';
 import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
 import { SYNC_TIMING, SyncSchedule } from './sync-schedule.js';
+import { ConflictLog, type FoundConflict } from './conflict-log.js';
 
 /**
  * How long a virtqemud keeps the claims it found in etcd at its first join that no VM of its own
@@ -84,6 +85,7 @@ export class EtcdMembership implements ClusterGate {
   private readonly incoming: IncomingClaims;
   private readonly reaper: HostReaper | undefined;
   private readonly schedule: SyncSchedule;
+  private readonly conflictLog: ConflictLog;
   /** Claims of this host no local VM held at the first completed sync ("name\0uuid"), kept until inheritedUntil. */
   private inherited: Set<string> | undefined;
   private readonly inheritedUntil: number;
@@ -104,6 +106,7 @@ export class EtcdMembership implements ClusterGate {
     this.keys = clusterKeys(cfg.uri.prefix);
     this.incoming = new IncomingClaims({ client, keys: this.keys, hostId: cfg.hostId, log: cfg.log, etcd: (call) => this.etcd(call) });
     this.schedule = new SyncSchedule(cfg.clock, { ...SYNC_TIMING, ...(cfg.syncPeriodMs === undefined ? {} : { periodMs: cfg.syncPeriodMs }) });
+    this.conflictLog = new ConflictLog(cfg.clock, cfg.log);
     this.inheritedUntil = cfg.clock.monotonic() + INHERITED_GRACE_MS;
     this.reaper = cfg.reclaimAfterSec === undefined ? undefined : new HostReaper({ client, keys: this.keys, hostId: cfg.hostId, clock: cfg.clock, log: cfg.log, afterMs: cfg.reclaimAfterSec * 1000 });
   }
@@ -284,7 +287,7 @@ export class EtcdMembership implements ClusterGate {
   private async syncOnce(): Promise<void> {
     const found = new Set<string>();
     const [held, heldUuids] = await this.etcd(() => Promise.all([rangeAll(this.client, this.keys.namesDir), rangeAll(this.client, this.keys.uuidsDir)]));
-    const conflicts: HostEntry['conflicts'] = [];
+    const conflicts: FoundConflict[] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
     // Claims already exactly this host's need no Txn: a periodic sync costs two reads, not one Txn per VM.
     const names = new Map(held);
@@ -295,8 +298,7 @@ export class EtcdMembership implements ClusterGate {
       await this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
         const e = VirtqError.from(err);
         if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
-        conflicts.push({ name, uuid, heldBy: String(e.details?.['host'] ?? 'another host') });
-        this.cfg.log.error({ name, err: e.message, msgId: 'CLUSTER_CLAIM_CONFLICT' }, 'a local VM\'s name or UUID is held by another host; left as it is');
+        conflicts.push({ name, uuid, heldBy: String(e.details?.['host'] ?? 'another host'), message: e.message });
       });
     }
     for (const name of this.incoming.pending((n) => local.has(n))) await this.inTurn(name, () => this.incoming.handBack(name)).catch(() => { this.resync = true; });
@@ -309,8 +311,11 @@ export class EtcdMembership implements ClusterGate {
       await this.inTurn(name, async () => { if (!this.holdsLocally(name, claim.uuid)) await this.releaseNow(name, claim.uuid); });
     }
     this.inherited ??= found;
-    const changed = JSON.stringify(conflicts) !== JSON.stringify(this.conflicts);
-    this.conflicts = conflicts;
+    // Logged as they start and end (conflict-log.ts), not at every sync.
+    this.conflictLog.found(conflicts);
+    const entry = conflicts.map(({ name, uuid, heldBy }) => ({ name, uuid, heldBy }));
+    const changed = JSON.stringify(entry) !== JSON.stringify(this.conflicts);
+    this.conflicts = entry;
     if (changed && this.lease !== undefined && this.aliveUntil > 0) await this.publish();
   }
 

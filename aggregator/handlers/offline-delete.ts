@@ -13,8 +13,8 @@ import type { DomainRecord, DomainRegistry } from '../registry.js';
 import type { DefinitionStore } from '../definitions.js';
 import type { SnapshotVolumes } from '../storage-volumes.js';
 
-/** Merges the qcow2 `overlay` into its backing file; answers that file's format. */
-export type OverlayCommitter = (overlay: string) => Promise<{ backingFormat: string }>;
+/** Merges the qcow2 `overlay` into its backing file (at most `bytesPerSec` when given); answers that file's format. */
+export type OverlayCommitter = (overlay: string, bytesPerSec?: number) => Promise<{ backingFormat: string }>;
 
 const run = (file: string, args: readonly string[]): Promise<string> => new Promise((resolve, reject) => {
   execFile(file, args, (err, out, stderr) => {
@@ -25,10 +25,10 @@ const run = (file: string, args: readonly string[]): Promise<string> => new Prom
 
 /** An OverlayCommitter running `qemuImg info` and `qemuImg commit -d` (the overlay is removed after). */
 export function qemuImgCommit(qemuImg: string): OverlayCommitter {
-  return async (overlay) => {
+  return async (overlay, bytesPerSec) => {
     try {
       const info = JSON.parse(await run(qemuImg, ['info', '--output=json', overlay])) as { 'backing-filename-format'?: string };
-      await run(qemuImg, ['commit', '-q', '-d', '-f', 'qcow2', overlay]);
+      await run(qemuImg, ['commit', '-q', '-d', '-f', 'qcow2', ...(bytesPerSec === undefined ? [] : ['-r', String(bytesPerSec)]), overlay]);
       return { backingFormat: info['backing-filename-format'] ?? 'raw' };
     } catch (err) {
       throw new VirtqError('OPERATION_FAILED', `cannot merge overlay ${overlay} into its backing file: ${(err as Error).message}`, { cause: err });
@@ -48,8 +48,8 @@ export interface OfflineDeleteDeps {
   onBase(def: NormalizedDefinition, plan: readonly CommitDisk[]): NormalizedDefinition;
 }
 
-/** Deletes external snapshot `snap` of the shut-off persistent VM `r`, whose definition is `current`. */
-export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, current: NormalizedDefinition, snap: SnapshotMeta): Promise<void> {
+/** Deletes external snapshot `snap` of the shut-off persistent VM `r`, whose definition is `current`; `bandwidthMiB` caps each commit. */
+export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, current: NormalizedDefinition, snap: SnapshotMeta, bandwidthMiB?: number): Promise<void> {
   const snaps = new SnapshotStore(d.state, r.name);
   const plan = commitPlan(r.name, snap, await snaps.list(), current.disks);
   if (await access(managedSaveFile(d.state, r.name)).then(() => true, () => false)) {
@@ -58,7 +58,7 @@ export async function offlineMerge(d: OfflineDeleteDeps, r: DomainRecord, curren
   const merged: CommitDisk[] = [];
   for (const s of plan) {
     try {
-      const { backingFormat } = await d.commitOverlay(s.overlay);
+      const { backingFormat } = await d.commitOverlay(s.overlay, bandwidthMiB === undefined ? undefined : bandwidthMiB * 1024 * 1024);
       merged.push({ ...s, format: s.format ?? backingFormat });
     } catch (err) {
       const e = VirtqError.from(err);

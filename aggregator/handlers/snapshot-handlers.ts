@@ -92,7 +92,7 @@ export function snapshotHostHandlers(d: SnapshotHostDeps): Handlers<VirtqProgram
       }
       if (snap.kind !== 'external') return forward('snapshotDelete', args, ctx);
       if (!isActive(r) && r.starting !== true && r.definition !== undefined) {
-        await offlineMerge({ ...d, state: d.layout.state, onBase: definitionOnBase }, r, r.definition, snap);
+        await offlineMerge({ ...d, state: d.layout.state, onBase: definitionOnBase }, r, r.definition, snap, args.bandwidth);
         return {};
       }
       await forward('snapshotDelete', args, ctx);

@@ -57,7 +57,7 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
       return info;
     },
     snapshotRevert: async ({ name, snapshot }) => { mine(name); await snapshots.revert(snapshot); await d.persisted(); return { state: vm.state, reason: vm.reason }; },
-    snapshotDelete: async ({ name, snapshot, metadata }) => { mine(name); await snapshots.delete(snapshot, metadata === true); await d.persisted(); return {}; },
+    snapshotDelete: async ({ name, snapshot, metadata, bandwidth }) => { mine(name); await snapshots.delete(snapshot, metadata === true, bandwidth); await d.persisted(); return {}; },
     save: async ({ name, file }) => { mine(name); return saveTo('save', file); },
     managedSave: async ({ name }) => {
       mine(name);

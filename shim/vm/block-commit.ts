@@ -33,7 +33,8 @@ export class ActiveCommit implements JobProgress {
   private aborted = false;
   private pivoting = false;
 
-  constructor(private readonly mon: HypervisorMonitor, private readonly clock: Clock, seq: number, private readonly disks: readonly CommitNodes[]) {
+  /** `speed`: each job's copy capped at this many bytes/s (virsh blockcommit --bandwidth); undefined: unlimited. */
+  constructor(private readonly mon: HypervisorMonitor, private readonly clock: Clock, seq: number, private readonly disks: readonly CommitNodes[], private readonly speed?: number) {
     this.ids = disks.map((d) => `virtq-commit-${d.target}-${seq}`);
     this.startedAt = clock.monotonic();
   }
@@ -63,7 +64,7 @@ export class ActiveCommit implements JobProgress {
     try {
       await this.cancelOrphans();
       for (const [i, d] of this.disks.entries()) {
-        await this.mon.raw({ execute: 'block-commit', arguments: { 'job-id': this.ids[i], device: d.top, 'base-node': d.base, 'auto-dismiss': false } });
+        await this.mon.raw({ execute: 'block-commit', arguments: { 'job-id': this.ids[i], device: d.top, 'base-node': d.base, 'auto-dismiss': false, ...(this.speed === undefined ? {} : { speed: this.speed }) } });
       }
       await this.untilReady();
     } catch (err) {

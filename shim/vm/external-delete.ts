@@ -33,6 +33,8 @@ export interface MergeDeps {
   release(disk: ResolvedDisk): Promise<void>;
   volumes: OverlayVolumes | undefined;
   log: Logger;
+  /** The merge's copy cap in bytes/s per disk; undefined: unlimited. */
+  speed?: number;
 }
 
 interface NodeInfo { 'node-name': string; drv: string; file: string }
@@ -56,7 +58,7 @@ export async function mergeExternal(mon: HypervisorMonitor, vm: MergingVm, d: Me
     const e = VirtqError.from(err);
     throw new VirtqError(e.code, `cannot delete snapshot "${snapshot}" of VM "${vm.def.name}": the image under an overlay must be leased exclusively to be merged into: ${e.message}; nothing changed, the VM runs on its overlays`, { cause: err, details: e.details });
   }
-  const commit = new ActiveCommit(mon, d.clock, d.seq, steps.map((st) => st.nodes));
+  const commit = new ActiveCommit(mon, d.clock, d.seq, steps.map((st) => st.nodes), d.speed);
   vm.jobs.report(commit);
   let pivoted: string[];
   try {

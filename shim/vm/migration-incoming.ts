@@ -82,20 +82,35 @@ export class MigrationIncoming {
   }
 
   // Until the source connects (query-migrate names a status other than setup), then never again.
+  // A query that fails says nothing about the source (a monitor reconnecting, a QEMU busy past the
+  // call's timeout): the watchdog asks again rather than stopping, else this QEMU would wait forever
+  // (QEMU's exit ends the VM's `waiting` by itself). Only a status read at the deadline stops it.
   private watchConnect(deadline: number): void {
     const { clock, log, vm } = this.d;
+    let failures = 0;
+    const again = (): void => { clock.setTimeout(() => void check(), CONNECT_POLL_MS); };
     const check = async (): Promise<void> => {
       if (!this.waiting || this.claimed) return;
-      const status = ((await vm.monitor().raw({ execute: 'query-migrate' })) as { status?: string }).status;
+      let status: string | undefined;
+      try {
+        status = ((await vm.monitor().raw({ execute: 'query-migrate' })) as { status?: string }).status;
+      } catch (err) {
+        if (failures++ === 0) log.warn({ err, msgId: 'MIGRATION_INCOMING_QUERY_FAILED' }, 'cannot ask QEMU whether the migration source connected; asking again');
+        again();
+        return;
+      }
       if (status !== undefined && status !== 'setup') return;
       if (clock.monotonic() < deadline) {
-        clock.setTimeout(() => void check().catch(() => undefined), CONNECT_POLL_MS);
+        again();
         return;
       }
       log.warn({ msgId: 'MIGRATION_INCOMING_ABANDONED', waitedMs: CONNECT_WAIT_MS }, 'no source connected to this incoming migration in time; stopping its QEMU (the VM never ran here)');
-      await this.abort();
+      await this.abort().catch((err: unknown) => {
+        log.error({ err, msgId: 'MIGRATION_INCOMING_ABANDON_FAILED' }, 'cannot stop the QEMU of an abandoned incoming migration; trying again');
+        again();
+      });
     };
-    clock.setTimeout(() => void check().catch(() => undefined), CONNECT_POLL_MS);
+    again();
   }
 
   /** Leases every disk for this QEMU; LOCK_CONFLICT (nothing kept) when one is held elsewhere. */

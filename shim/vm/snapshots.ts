@@ -143,10 +143,11 @@ export class VmSnapshots {
     });
   }
 
-  async delete(name: string, metadataOnly: boolean): Promise<void> {
+  /** `bandwidthMiB` caps an external snapshot's merge (an internal one has no copy to cap). */
+  async delete(name: string, metadataOnly: boolean, bandwidthMiB?: number): Promise<void> {
     const snap = await this.store.get(name);
     if (metadataOnly) return this.store.remove(name);
-    if (snap.kind === 'external') return this.deleteExternal(name);
+    if (snap.kind === 'external') return this.deleteExternal(name, bandwidthMiB === undefined ? undefined : bandwidthMiB * 1024 * 1024);
     await this.vm.withMonitor('snapshotDelete', async (mon) => {
       const nodes = await this.nodesOf(mon, snap);
       if (nodes.length > 0) await runJob(mon, this.clock, ++this.jobSeq, 'snapshot-delete', { tag: name, devices: nodes });
@@ -155,11 +156,11 @@ export class VmSnapshots {
   }
 
   /** Merges an external snapshot's overlays into the images under them (it must be the top); the definition follows. */
-  private deleteExternal(name: string): Promise<void> {
+  private deleteExternal(name: string, speed: number | undefined): Promise<void> {
     return this.vm.withMonitor('snapshotDelete', async (mon) => {
       const snap = await this.store.get(name);
       const plan = commitPlan(this.vm.def.name, snap, await this.store.list(), this.vm.def.disks);
-      await mergeExternal(mon, this.vm, { ...this.external, clock: this.clock, seq: ++this.jobSeq }, name, plan);
+      await mergeExternal(mon, this.vm, { ...this.external, clock: this.clock, seq: ++this.jobSeq, ...(speed === undefined ? {} : { speed }) }, name, plan);
       await this.store.remove(name);
     });
   }

@@ -112,6 +112,15 @@ describe('ActiveCommit', () => {
     expect(commit.info()).toMatchObject({ type: 'block-commit' });
   });
 
+  it('passes a bandwidth cap to every job as block-commit\'s speed', async () => {
+    const clock = new FakeClock();
+    const { mon, sent } = jobMonitor({});
+    const run = new ActiveCommit(mon, clock, 3, disks, 2 * 1024 * 1024).run();
+    await until(clock, run);
+    await expect(run).resolves.toEqual(['vda', 'vdb']);
+    expect(sent.filter((c) => c.execute === 'block-commit').map((c) => c.arguments?.['speed'])).toEqual([2 * 1024 * 1024, 2 * 1024 * 1024]);
+  });
+
   it('cancels a commit job a dead predecessor left in QEMU before starting its own', async () => {
     const clock = new FakeClock();
     const { mon, sent } = jobMonitor({ orphan: 'virtq-commit-vda-1' });
