@@ -10,6 +10,7 @@ import { Shim, type ShimConfig, type ShimMode } from './shim.js';
 import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js';
 import { cgroupOomWatch } from './vm/oom-watch.js';
 import type { HostQmpProxyOptions } from './qmp-proxy/config.js';
+import type { SpareLifeline } from '../drivers/lock/types.js';
 import type { HandoverFds } from './upgrade/handover-wire.js';
 import type { HandedOver, RelaunchCommand } from './upgrade/parts.js';
 
@@ -41,6 +42,8 @@ export interface ShimOptions {
   handover?: HandoverFds;
   /** How an upgrade starts this shim's successor. */
   relaunch?: RelaunchCommand;
+  /** A lease lifeline locked while a warm pool shim waited for its definition (shim/warm-up.ts). */
+  spareLifeline?: SpareLifeline;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -77,6 +80,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     ...(opts.qmpProxy === undefined ? {} : { qmpProxy: opts.qmpProxy }),
+    ...(opts.spareLifeline === undefined ? {} : { spareLifeline: opts.spareLifeline }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };

@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
-import { warmUp } from './warm-up.js';
-import { composeShim, type ShimOptions } from './compose.js';
+import { warmLifeline, warmUp } from './warm-up.js';
+import { composeShim, layoutFor, type ShimOptions } from './compose.js';
+import type { SpareLifeline } from '../drivers/lock/types.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
@@ -83,12 +84,17 @@ function parse(argv: string[]): Parsed | 'help' {
   // anything that is not a valid VM name must never reach a path.
   const validName = new RegExp(NAME_PATTERN);
   if (values.attach !== undefined && !validName.test(values.attach)) throw new VirtqError('INVALID_ARG', `--attach: "${values.attach}" is not a valid VM name`);
+  if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
   let name = values.attach ?? '';
   let mode: ShimOptions['mode'];
+  let spareLifeline: SpareLifeline | undefined;
   if (values.definition !== undefined) {
     // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
-    // VM-independent first-use work before, not after, the definition arrives.
-    if (values.definition === '-') warmUp();
+    // VM-independent first-use work, and lock its QEMU's lease lifeline, before, not after, the definition arrives.
+    if (values.definition === '-') {
+      warmUp();
+      spareLifeline = warmLifeline(layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0));
+    }
     const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');
     const start = values['start-request'] === true ? fromStartRequest(values, text) : fromFlags(values, text);
     const given = (start.definition as { name?: unknown } | null)?.name;
@@ -100,7 +106,6 @@ function parse(argv: string[]): Parsed | 'help' {
   const handover = values.handover === undefined ? undefined : parseHandoverFds(values.handover);
   const timeout = Number(values['register-timeout'] ?? '10');
   if (!Number.isFinite(timeout) || timeout < 0) throw new VirtqError('INVALID_ARG', '--register-timeout must be a number of seconds');
-  if (values.mode !== undefined && values.mode !== 'system' && values.mode !== 'session') throw new VirtqError('INVALID_ARG', '--mode must be system or session');
   const daemonWait = Number(values['daemon-wait'] ?? '30');
   if (!Number.isFinite(daemonWait) || daemonWait < 0) throw new VirtqError('INVALID_ARG', '--daemon-wait must be a number of seconds');
   for (const [flag, scheme] of [['storage-uri', 'storage'], ['secret-uri', 'secret'], ['network-uri', 'network']] as const) {
@@ -114,6 +119,7 @@ function parse(argv: string[]): Parsed | 'help' {
     storageUri: values['storage-uri'], secretUri: values['secret-uri'], networkUri: values['network-uri'], daemonWaitMs: daemonWait * 1000,
     qmpProxy: { enabled: values['no-qmp-proxy'] !== true, allow: parseAllowList(values['qmp-proxy-allow']) },
     ...(handover === undefined ? {} : { handover }),
+    ...(spareLifeline === undefined ? {} : { spareLifeline }),
     // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
     relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };

@@ -9,7 +9,7 @@ import {
 } from '../protocol/index.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
-import type { LockPluginMap } from '../drivers/lock/types.js';
+import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
 import type { LogHub } from '../daemon/logging.js';
 import type { DaemonService } from '../daemon/service.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
@@ -24,6 +24,8 @@ export interface PartsConfig {
   logs: LogHub;
   mode: { kind: string };
   lockPlugins?: LockPluginMap | undefined;
+  /** A warm pool shim's lifeline, locked while it waited (drivers/lock/spare-lifeline.ts). */
+  spareLifeline?: SpareLifeline | undefined;
   daemons?: { volumes: VolumeLookup; secrets: SecretLookup; waitMs: number } | undefined;
 }
 
@@ -46,7 +48,7 @@ export async function pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
 // starts; a successor attaching to a running QEMU still attaches (refusing would orphan the
 // VM), but hot-plug and restarts then refuse, and server info says why.
 export async function shimLeases(cfg: PartsConfig, def: { name: string; uuid: string }, log: Logger): Promise<VmLeases> {
-  const lock = await loadLockManager(cfg.layout, cfg.lockPlugins ?? builtinLockPlugins(), { host: hostname(), clock: cfg.clock });
+  const lock = await loadLockManager(cfg.layout, cfg.lockPlugins ?? builtinLockPlugins(), { host: hostname(), clock: cfg.clock, ...(cfg.spareLifeline === undefined ? {} : { spareLifeline: cfg.spareLifeline }) });
   if (!lock.status.ok) {
     if (cfg.mode.kind === 'start') {
       throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start VM "${def.name}": lock manager "${lock.status.plugin}" is unavailable: ${lock.status.error ?? 'unknown error'}`, { details: { ...lock.status } });

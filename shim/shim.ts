@@ -15,7 +15,7 @@ import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { LogHub } from '../daemon/logging.js';
 import { DaemonService } from '../daemon/service.js';
 import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
-import type { LockPluginMap } from '../drivers/lock/types.js';
+import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
 import { noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
@@ -62,6 +62,7 @@ export interface ShimConfig {
   private: boolean;
   /** Lock plugins by name (default: the built-in ones); `etc/lock.json` picks one. */
   lockPlugins?: LockPluginMap;
+  /** A lease lifeline a warm pool shim locked while it waited; the start uses it or closes it. */ spareLifeline?: SpareLifeline;
   /** HOST:PORT to serve this VM's own GET /metrics on, for direct scraping. */
   metricsAddress?: string;
   /** Connects to virtqemud and claims the name there; undefined for --no-register. */
@@ -145,14 +146,14 @@ export class Shim {
       await closeUnused(); // after the VM is gone, as a registration's end tells virtqemud it is
       throw err;
     }
+    cfg.spareLifeline?.discard(); // taken by the VM's leases, or not needed (another lock plugin); a failed start's shim exits
     void shim.vm.finished.then(() => shim.finish());
     return shim;
   }
 
   // Everything the VM needs before it is claimed: directories, the lock manager, the QEMU binary
   // and its capabilities, and the read-write socket (whose bind is this root's claim on the name).
-  private static async assemble(cfg: ShimConfig, given: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
-    const def = given;
+  private static async assemble(cfg: ShimConfig, def: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
     const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
     // Two independent chains of file-system round trips, overlapped: the directories and lock manager,

@@ -12,7 +12,7 @@ import { builtinLockPlugins, DEFAULT_LOCK_PLUGIN, FLEET_LOCK_PLUGIN } from './bu
 import { hostLeaseFile } from './etcd-host-lease.js';
 import {
   HOST_LOCK_CAPABILITIES, LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES,
-  type LockManager, type LockPlugin, type LockPluginMap, type LockStatus,
+  type LockEnv, type LockManager, type LockPlugin, type LockPluginMap, type LockStatus,
 } from './types.js';
 
 /** The directories of a root the loader needs (a protocol Layout fits). */
@@ -91,7 +91,7 @@ async function resolvePlugin(name: string, plugins: LockPluginMap): Promise<unkn
 }
 
 /** Loads, checks and creates the configured lock manager of a root. */
-export async function loadLockManager(dirs: LockDirs, plugins: LockPluginMap, env: { host: string; clock: Clock }): Promise<LoadedLock> {
+export async function loadLockManager(dirs: LockDirs, plugins: LockPluginMap, env: Pick<LockEnv, 'host' | 'clock' | 'spareLifeline'>): Promise<LoadedLock> {
   let name = DEFAULT_LOCK_PLUGIN;
   try {
     const { plugin: configured, ...config } = await readLockConfig(dirs);
@@ -100,7 +100,7 @@ export async function loadLockManager(dirs: LockDirs, plugins: LockPluginMap, en
     const plugin = fleet ? FLEET_LOCK_PLUGIN : configured;
     name = plugin;
     const checked = checkLockPlugin(await resolvePlugin(plugin, plugins), plugin);
-    const manager = await checked.create({ plugin, ...config }, { stateDir: dirs.state, runtimeDir: dirs.runtime, host: env.host, clock: env.clock });
+    const manager = await checked.create({ plugin, ...config }, { stateDir: dirs.state, runtimeDir: dirs.runtime, host: env.host, clock: env.clock, ...(env.spareLifeline === undefined ? {} : { spareLifeline: env.spareLifeline }) });
     return { status: { plugin: name, ok: true }, manager };
   } catch (err) {
     const e = VirtqError.from(err);

@@ -1,14 +1,13 @@
 // The lockfile lock manager: a lease is a flock on the resource's lock file, held by a small
 // holder process that exits when QEMU does. QEMU inherits only a lifeline (an exclusively locked
 // private file); holders wait for it, so the kernel, not the shim, ties leases to QEMU's life.
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { isAlive, spawnHolder, stopHolder, tryLock, type ProcessId } from './flock.js';
 import { canonicalPath, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
-import type { LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, StartLeases } from './types.js';
+import { lifelineFile } from './spare-lifeline.js';
+import type { LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
 
 /** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
 const QEMU_LIFELINE_FD = 3;
@@ -22,6 +21,8 @@ export interface LockfileManagerOptions {
   host: string;
   clock: Clock;
   flock: string;
+  /** A lifeline locked ahead (a warm pool shim's), used by the first start instead of a new one. */
+  spare?: SpareLifeline | undefined;
 }
 
 /** One resource to lease, canonicalised. */
@@ -50,22 +51,18 @@ export class LockfileManager implements LockManager {
   async acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases> {
     const plan = await this.plan(requests);
     const locked = await this.lockAll(plan);
-    let lifeline: { path: string; fd: number } | undefined;
+    let fd: number | undefined;
     try {
-      lifeline = await this.newLifeline(owner);
-      for (const l of locked) await this.hold(owner, l, lifeline.path, undefined);
+      fd = await this.newLifeline(owner);
+      // The lifeline has no name left (unlinked when made): each holder opens a description of
+      // its own through this process's fd, as a hot-plug does through QEMU's.
+      for (const l of locked) await this.hold(owner, l, `/proc/self/fd/${fd}`, undefined);
     } catch (err) {
       for (const l of locked) closeLocked(l);
-      if (lifeline !== undefined) {
-        closeQuietly(lifeline.fd);
-        unlinkQuietly(lifeline.path);
-      }
+      if (fd !== undefined) closeQuietly(fd);
       await this.releaseKeys(owner, plan.map((p) => p.key));
       throw err;
     }
-    // Every holder has its own description of the lifeline now; the name is no longer needed.
-    unlinkQuietly(lifeline.path);
-    const fd = lifeline.fd;
     let open = true;
     const drop = (): void => { if (open) closeQuietly(fd); open = false; };
     return {
@@ -157,16 +154,26 @@ export class LockfileManager implements LockManager {
     }
   }
 
-  /** A fresh, exclusively locked lifeline file; QEMU inherits its fd. */
-  private async newLifeline(owner: LeaseOwner): Promise<{ path: string; fd: number }> {
+  /**
+   * A fresh, exclusively locked lifeline (QEMU inherits its fd): the spare a warm pool shim locked
+   * while it waited (spare-lifeline.ts), else one made now the same way: created and unlinked at
+   * once, so no lifeline file is ever left behind, then locked.
+   */
+  private async newLifeline(owner: LeaseOwner): Promise<number> {
+    const spare = this.o.spare?.take();
+    if (spare !== undefined) return spare;
     mkdirSync(this.o.lifelineDir, { recursive: true, mode: 0o700 });
-    const path = join(this.o.lifelineDir, `${owner.uuid}.${randomBytes(6).toString('hex')}.lifeline`);
+    const path = lifelineFile(this.o.lifelineDir, owner.shimPid);
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
-    if (await tryLock(this.o.flock, fd, 'exclusive') !== 'locked') {
+    unlinkQuietly(path);
+    try {
+      if (await tryLock(this.o.flock, fd, 'exclusive') === 'locked') return fd;
+    } catch (err) {
       closeQuietly(fd);
-      throw new VirtqError('OPERATION_FAILED', `cannot lock the new lifeline ${path}`);
+      throw err;
     }
-    return { path, fd };
+    closeQuietly(fd);
+    throw new VirtqError('OPERATION_FAILED', `cannot lock the new lifeline ${path}`);
   }
 
   /** Hands `l` to a holder bound to the lifeline at `lifelinePath`, and records the lease. */

@@ -35,7 +35,7 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   const lifelineDir = join(env.runtimeDir, 'leases');
   await mkdir(lifelineDir, { recursive: true, mode: 0o700 });
   await checkOncePerIdentity(await flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
-  return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock });
+  return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock, spare: env.spareLifeline });
 }
 
 /** The lockfile plugin. @since 0.1 */

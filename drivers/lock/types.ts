@@ -126,6 +126,19 @@ export interface LockEnv {
   /** This host's name, recorded with each lease. */
   host: string;
   clock: Clock;
+  /**
+   * A lease lifeline already locked by the host (a warm pool shim locks one while it waits for
+   * its definition), for a plugin that binds leases to one; others ignore it.
+   * @since 0.4
+   */
+  spareLifeline?: SpareLifeline;
+}
+
+/** An exclusively locked lifeline, taken at most once: its fd (the shim's own description), or undefined once taken or discarded. */
+export interface SpareLifeline {
+  take(): number | undefined;
+  /** Closes it unless taken (a start that did not need it). */
+  discard(): void;
 }
 
 /**

@@ -1,0 +1,58 @@
+// A lease lifeline locked ahead of its VM (issue 15, docs/decisions/0026-warm-shim-pool.md): a
+// warm pool shim locks one while it waits for its definition, so the start after the hand-off
+// spawns QEMU without waiting for a flock(1) child for the lifeline (the one child a disk-less
+// VM's start had, about a tenth of virtq's side of a warm start).
+//
+// What it is, and why this is safe: a file created in the lifeline directory and unlinked at
+// once (the two calls back to back, so nothing is left behind even by a SIGKILL of an idle pool
+// shim), then locked exclusively on the shim's own description, exactly as a start's own
+// lifeline is (lockfile-manager.ts makes its lifelines the same way). Nobody else can name or
+// lock it; it leases nothing; a pool shim that is killed takes the lock with it. QEMU inherits it
+// as fd 3 and `readlink /proc/QEMU/fd/3` ends in `.lifeline (deleted)` either way, so a VM of a
+// warm shim and one of a cold shim are indistinguishable.
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { FLOCK_CONFLICT_EXIT } from './flock.js';
+import type { SpareLifeline } from './types.js';
+
+/**
+ * Creates, unlinks and locks a lifeline file in `dir`, synchronously (a pool shim does it before it
+ * blocks reading its definition). Undefined when any step fails: the start then makes its own.
+ */
+export function lockSpareLifeline(flock: string, dir: string): SpareLifeline | undefined {
+  let fd: number | undefined;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = lifelineFile(dir, process.pid);
+    fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    unlinkSync(file);
+    const r = spawnSync(flock, ['-n', '-E', String(FLOCK_CONFLICT_EXIT), '-x', '3'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+    if (r.status !== 0) throw new Error(`flock exited with ${String(r.status)}`);
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    return undefined;
+  }
+  return spare(fd);
+}
+
+/** A fresh lifeline's name: unique, and ending in `.lifeline` (what a hot-plug checks QEMU's fd 3 for). */
+export function lifelineFile(dir: string, shimPid: number): string {
+  return join(dir, `${shimPid}.${randomBytes(6).toString('hex')}.lifeline`);
+}
+
+function spare(fd: number): SpareLifeline {
+  let held: number | undefined = fd;
+  return {
+    take() {
+      const f = held;
+      held = undefined;
+      return f;
+    },
+    discard() {
+      if (held !== undefined) closeSync(held);
+      held = undefined;
+    },
+  };
+}

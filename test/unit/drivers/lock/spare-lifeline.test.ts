@@ -1,0 +1,88 @@
+// A warm pool shim's spare lifeline (drivers/lock/spare-lifeline.ts): it leaves no file behind,
+// is locked exclusively before any VM exists, and a start that takes it binds its disks' leases
+// to it exactly as to a lifeline of its own (the lease lives as long as the QEMU holding it).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../../../protocol/clock.js';
+import { LockfileManager } from '../../../../drivers/lock/lockfile-manager.js';
+import { Lockspace } from '../../../../drivers/lock/lockspace.js';
+import { lockSpareLifeline } from '../../../../drivers/lock/spare-lifeline.js';
+import type { LeaseOwner } from '../../../../drivers/lock/types.js';
+
+let dir = '';
+let procs: ChildProcess[] = [];
+const A: LeaseOwner = { vm: 'vm-a', uuid: 'aaaaaaaa-0000-4000-8000-000000000001', shimPid: 11 };
+const B: LeaseOwner = { vm: 'vm-b', uuid: 'bbbbbbbb-0000-4000-8000-000000000002', shimPid: 22 };
+
+beforeEach(() => {
+  dir = realpathSync(mkdtempSync(join(tmpdir(), 'virtq-spare-')));
+  writeFileSync(join(dir, 'disk.raw'), '');
+  procs = [];
+});
+afterEach(() => {
+  for (const p of procs) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Exit status of a non-blocking shared flock(1) on a new description of this process's `fd` (75: held exclusively). */
+const tryShared = (fd: number): number | null => spawnSync('flock', ['-n', '-E', '75', '-s', `/proc/${process.pid}/fd/${fd}`, 'true']).status;
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
+}
+
+describe('lockSpareLifeline', () => {
+  it('locks an anonymous lifeline exclusively and leaves no file in the directory', () => {
+    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const fd = spare?.take();
+    expect(fd).toBeTypeOf('number');
+    expect(readdirSync(join(dir, 'run'))).toEqual([]);
+    expect(readlinkSync(`/proc/self/fd/${fd}`)).toMatch(/\.lifeline \(deleted\)$/);
+    expect(tryShared(fd as number)).toBe(75);
+    expect(spare?.take()).toBeUndefined(); // taken once
+  });
+
+  it('is undefined when flock(1) cannot run, so the start makes its own', () => {
+    expect(lockSpareLifeline(join(dir, 'no-such-flock'), join(dir, 'run'))).toBeUndefined();
+    expect(readdirSync(join(dir, 'run'))).toEqual([]);
+  });
+
+  it('discard closes an untaken spare (its lock goes with it)', () => {
+    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const fd = spare?.take() as number;
+    const other = lockSpareLifeline('flock', join(dir, 'run'));
+    other?.discard();
+    expect(other?.take()).toBeUndefined();
+    expect(tryShared(fd)).toBe(75);
+  });
+
+  it('is the lifeline of the first start: its disk lease lives exactly as long as the QEMU holding it', async () => {
+    const disk = join(dir, 'disk.raw');
+    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', spare });
+    const leases = await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]);
+    const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+    procs.push(qemu);
+    await leases.spawned(qemu.pid as number);
+    expect(readlinkSync(`/proc/${qemu.pid}/fd/3`)).toMatch(/\.lifeline \(deleted\)$/);
+    expect(spare?.take()).toBeUndefined(); // the manager took it
+    await expect(m.acquireForStart(B, [{ path: disk, mode: 'exclusive' }])).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    // A hot-plug binds to the same lifeline through QEMU's fd 3.
+    const other = join(dir, 'other.raw');
+    writeFileSync(other, '');
+    await m.acquireForRunning(A, qemu.pid as number, { path: other, mode: 'exclusive' });
+    await exited(qemu);
+    // The kernel drops the lifeline with QEMU, the holders follow, and both disks are free again.
+    const until = Date.now() + 5000;
+    for (;;) {
+      const taken = await m.acquireForStart(B, [{ path: disk, mode: 'exclusive' }, { path: other, mode: 'exclusive' }]).then((l) => l, () => undefined);
+      if (taken !== undefined) { await taken.abort(); break; }
+      if (Date.now() > until) throw new Error('leases not freed after QEMU exited');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(readdirSync(join(dir, 'run'))).toEqual([]);
+  });
+});
