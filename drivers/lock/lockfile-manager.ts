@@ -1,7 +1,6 @@
 // The lockfile lock manager: a lease is a flock on the resource's lock file, held by a small
 // holder process that exits when QEMU does. QEMU inherits only a lifeline (an exclusively locked
 // private file); holders wait for it, so the kernel, not the shim, ties leases to QEMU's life.
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../protocol/clock.js';
@@ -9,6 +8,7 @@ import { VirtqError } from '../../protocol/errors.js';
 import { isAlive, spawnHolder, stopHolder, tryLock, type ProcessId } from './flock.js';
 import { canonicalPath, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
 import type { LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, StartLeases } from './types.js';
+import { tempSuffix } from '../../protocol/node-crypto.js';
 
 /** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
 const QEMU_LIFELINE_FD = 3;
@@ -160,7 +160,7 @@ export class LockfileManager implements LockManager {
   /** A fresh, exclusively locked lifeline file; QEMU inherits its fd. */
   private async newLifeline(owner: LeaseOwner): Promise<{ path: string; fd: number }> {
     mkdirSync(this.o.lifelineDir, { recursive: true, mode: 0o700 });
-    const path = join(this.o.lifelineDir, `${owner.uuid}.${randomBytes(6).toString('hex')}.lifeline`);
+    const path = join(this.o.lifelineDir, `${owner.uuid}.${tempSuffix()}.lifeline`);
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
     if (await tryLock(this.o.flock, fd, 'exclusive') !== 'locked') {
       closeQuietly(fd);
