@@ -1,7 +1,6 @@
 // The typed client of virtstoraged: every `storage` procedure as a method, plus what takes more
 // than one call — uploads and downloads over byte streams with flow control, and long
 // operations (clone) that report progress and can be cancelled.
-import { randomBytes } from 'node:crypto';
 import {
   JobProgress, VirtqError, lazyValidator, storageProgram,
   type ArgsOf, type RetOf, type StorageProgram, type TypedClient,
@@ -10,6 +9,7 @@ import { connectDaemon, type DaemonConnectOptions, type DaemonConnection } from 
 import { resolveDefaultUri } from './default-uri.js';
 import { uriForProgram } from './daemon-connection.js';
 import { receiveDownload, sendUpload, type TransferControl } from './volume-transfer.js';
+import { tempSuffix } from '../protocol/node-crypto.js';
 
 type Procs = StorageProgram['procs'];
 
@@ -60,7 +60,7 @@ export class StorageClient {
   }
 
   private async withJob<T>(ctl: JobControl, run: (job: string) => Promise<T>): Promise<T> {
-    const job = `j-${randomBytes(6).toString('hex')}`;
+    const job = `j-${tempSuffix()}`;
     if (ctl.onProgress !== undefined) {
       this.jobs.set(job, ctl.onProgress);
       this.pump();

@@ -1,11 +1,11 @@
 // The VM definition: the JSON document users write, validated against this schema everywhere
 // (shim, virtqemud, CLI). Field names are contract; docs/definition.schema.json is generated
 // from this file. Pure data: drivers may import it, as they import the error catalogue.
-import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { lazyValidator } from './schema.js';
 import { VirtqError } from './errors.js';
 import { NAME_PATTERN } from './names.js';
+import { sha256 } from './node-crypto.js';
 
 export { NAME_PATTERN } from './names.js';
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
@@ -164,7 +164,7 @@ export function asDefined<D extends NormalizedDefinition | ResolvedDefinition>(d
  * sha256(uuid/index), so the same definition always gives the same address.
  */
 export function derivedMac(uuid: string, index: number): string {
-  const digest = createHash('sha256').update(`${uuid}/${index}`).digest();
+  const digest = sha256(`${uuid}/${index}`);
   const tail = [...digest.subarray(0, 3)].map((b) => b.toString(16).padStart(2, '0'));
   return ['52', '54', '00', ...tail].join(':');
 }

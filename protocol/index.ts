@@ -26,6 +26,7 @@ export { RpcServer, ServerClient, RO_MAX_FRAME_BYTES, PARTIAL_FRAME_BUDGET_BYTES
 export { TlsListener, loadTlsMaterial, nodeTls, subjectDn, type TlsFiles, type TlsListenerOptions } from './tls-listener.js';
 export { listenUnix, listenInherited, unlinkIfOurs, isLive, MAX_SOCKET_PATH, type BoundSocket } from './unix-listener.js';
 export * from './paths.js';
+export { nodeCrypto, randomUuid, sha256, sha256Hex, tempSuffix } from './node-crypto.js';
 export * from './uri.js';
 export * from './uri-tls.js';
 export { MAX_UNREAD_PUSH_BYTES } from './server-client.js';

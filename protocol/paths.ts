@@ -1,11 +1,11 @@
 // Where a daemon keeps its files. `--root DIR` puts everything under DIR; otherwise the mode
 // decides (system: FHS paths, session: XDG paths). Socket names under the runtime dir are
 // contract (ARCHITECTURE.md, "Sockets").
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VirtqError } from './errors.js';
 import { MAX_SOCKET_PATH } from './unix-listener.js';
 import type { DaemonName } from './services.js';
+import { sha256Hex } from './node-crypto.js';
 
 /** The directories of one virtq instance. */
 export interface Layout {
@@ -67,7 +67,7 @@ export function shimSockets(layout: Layout, name: string): { rw: string; ro: str
   const longest = join(dir, `${name}-console.sock`);
   const base = Buffer.byteLength(longest) <= MAX_SOCKET_PATH
     ? name
-    : `h-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+    : `h-${sha256Hex(name).slice(0, 16)}`;
   const paths = {
     rw: join(dir, `${base}.sock`),
     ro: join(dir, `${base}-ro.sock`),
@@ -78,7 +78,7 @@ export function shimSockets(layout: Layout, name: string): { rw: string; ro: str
     qmpProxy: join(dir, `${base}-qmp-proxy.sock`),
   };
   if (Buffer.byteLength(paths.qmpProxy) > MAX_SOCKET_PATH) {
-    paths.qmpProxy = join(dir, `h-${createHash('sha256').update(name).digest('hex').slice(0, 16)}-qmp-proxy.sock`);
+    paths.qmpProxy = join(dir, `h-${sha256Hex(name).slice(0, 16)}-qmp-proxy.sock`);
   }
   if (Buffer.byteLength(paths.console) > MAX_SOCKET_PATH || Buffer.byteLength(paths.qmpProxy) > MAX_SOCKET_PATH) {
     throw new VirtqError('INVALID_ARG', `runtime directory ${dir} is too long for unix sockets even with hashed names`);

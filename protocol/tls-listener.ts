@@ -3,11 +3,11 @@
 // naming the subject and the reason), handshakes bounded in time and in number, and certificates
 // re-read on demand without touching connected clients. The verified subject DN is the identity.
 import { readFile } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContextOptions, Server, TLSSocket } from 'node:tls';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
+import { nodeCrypto } from './node-crypto.js';
 
 /** The PEM files of a TLS listener. */
 export interface TlsFiles {
@@ -66,7 +66,7 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<SecureContextOpt
 export function subjectDn(raw: Buffer | undefined): string {
   if (raw === undefined || raw.length === 0) return '';
   try {
-    return new X509Certificate(raw).subject.split('\n').join(',');
+    return new (nodeCrypto().X509Certificate)(raw).subject.split('\n').join(',');
   } catch {
     return '';
   }

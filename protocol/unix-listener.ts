@@ -3,11 +3,11 @@
 // path exists, so two daemons racing for one path cannot both win, and a stale socket file
 // (nobody accepting) is removed only after a connect attempt proves it dead. Regular files
 // and other non-sockets at the path are never removed.
-import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, unlink, stat } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { VirtqError } from './errors.js';
+import { tempSuffix } from './node-crypto.js';
 
 /** The longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
 export const MAX_SOCKET_PATH = 107;
@@ -26,7 +26,7 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
     throw new VirtqError('INVALID_ARG', `socket path is longer than ${MAX_SOCKET_PATH} bytes: ${path}`);
   }
-  const tmp = join(dirname(path), `.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(dirname(path), `.${tempSuffix()}.tmp`);
   await bind(server, Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path);
   const bound = Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path;
   try {

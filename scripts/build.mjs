@@ -12,12 +12,16 @@ const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 // built-ins at load (prom-client's Pushgateway: http, https, tls, zlib; its default metrics:
 // perf_hooks, v8, @opentelemetry/api; pino's thread-stream: worker_threads). Left out of the
 // shim, they cost 3–10 ms of CPU and ~1 MiB of early PSS at every start
-// (docs/decisions/0002-shim-footprint.md). A left-out module throws when called, naming this file.
+// (docs/decisions/0002-shim-footprint.md). A left-out module throws when called, naming this file (or is the small stub its `contents` give).
 // The heap flags in LEAN cost ~20 ms of CPU per start (a V8 flag makes Node recompile its
 // built-ins) and are kept for what they save under load; see the same record.
 const PUSHGATEWAY = { pkg: 'prom-client', path: './lib/pushgateway' };
 const DEFAULT_METRICS = { pkg: 'prom-client', path: './lib/defaultMetrics' };
 const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
+// pino's tools.js loads worker_threads (+0.15 MiB PSS, bench/RESULTS.md session 8) only to read
+// isMainThread, which it checks only for asynchronous destinations. The shim logs synchronously
+// and runs no worker threads, so there it is the constant it would read anyway.
+const PINO_WORKER_THREADS = { pkg: 'pino', path: 'worker_threads', contents: 'module.exports = { isMainThread: true };' };
 // cbor-x's optional native string extractor: loading it (and its libc probe) costs a process
 // ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
 // cbor-x catches and then decodes in pure JS.
@@ -37,7 +41,10 @@ if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
 ':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM] },
+  // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
+  // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
+  // session 9). Names are kept, so stack traces still name functions, but not source lines.
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS], minifyWhitespace: true },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
   // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).
@@ -60,6 +67,8 @@ function leaveOut(modules) {
       b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => {
         const why = JSON.stringify(`${args.path} is left out of this bundle (scripts/build.mjs)`);
         const atLoad = modules.some((m) => m.throwOnLoad === true && `${m.pkg}:${m.path}` === args.path);
+        const given = modules.find((m) => m.contents !== undefined && `${m.pkg}:${m.path}` === args.path)?.contents;
+        if (given !== undefined) return { contents: given, loader: 'js' };
         return { contents: atLoad ? `throw new Error(${why});` : `module.exports = function leftOut() { throw new Error(${why}); };`, loader: 'js' };
       });
     },
@@ -76,7 +85,7 @@ await Promise.all(binaries.map(async (b) => {
     platform: 'node',
     target: 'node20',
     format: 'esm',
-    minifyWhitespace: false,
+    minifyWhitespace: b.minifyWhitespace === true,
     sourcemap: false,
     legalComments: 'none',
     // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it. So are

@@ -1,8 +1,7 @@
 // Builds a shim's object graph from its options: layout, clock, logs, spawner, registrar. The
 // only place where real implementations are chosen; tests build Shim with their own.
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { daemonSockets, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
+import { daemonSockets, randomUuid, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
 import { LogHub } from '../daemon/logging.js';
 import { childSpawner, qemuEnv } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
@@ -76,7 +75,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
   };
   const config: ShimConfig = {
     layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(cgroupOomWatch(logs.module('oom')), qemuEnv(env)), env,
-    newUuid: randomUUID, version, private: opts.embed,
+    newUuid: randomUuid, version, private: opts.embed,
     ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     ...(opts.qmpProxy === undefined ? {} : { qmpProxy: opts.qmpProxy }),

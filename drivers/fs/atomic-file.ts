@@ -1,10 +1,10 @@
 // Atomic replacement of small persistent files (definitions, state files, caches): write a
 // temp file in the same directory, fsync it, rename it over the target, fsync the directory.
 // A crash at any point leaves either the old file or the new one, never a mix.
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
+import { tempSuffix } from '../../protocol/node-crypto.js';
 
 /** Temp files are named `.NAME.RANDOM.tmp`; readers skip names starting with a dot. */
 export function isTempName(name: string): boolean {
@@ -20,7 +20,7 @@ export function isTempName(name: string): boolean {
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, opts: { durable?: boolean } = {}): Promise<void> {
   const durable = opts.durable ?? true;
   const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${basename(file)}.${tempSuffix()}.tmp`);
   try {
     await mkdir(dir, { recursive: true, mode: 0o755 });
     const fh = await open(tmp, 'wx', mode);

@@ -3,13 +3,13 @@
 // an etcd key bound to the host's lease, so no other host of the fleet can take the disk. While a
 // VM holds keys it watches the host lease virtqemud publishes: past its end it tells the shim to
 // pause (fencing), and once a live lease is back it re-asserts the keys and tells it to resume.
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import type { DiskKeyRequest, EtcdDiskKeys } from './etcd-disk-keys.js';
 import type { HostLeaseFile } from './etcd-host-lease.js';
 import { canonicalPath } from './lockspace.js';
 import type { LeaseMode, LeaseOwner, LeaseRequest, LeaseWatch, LockManager, StartLeases } from './types.js';
+import { randomUuid } from '../../protocol/node-crypto.js';
 
 /** What the manager is built from. */
 export interface EtcdManagerOptions {
@@ -133,7 +133,7 @@ export class EtcdLockManager implements LockManager {
 
   async holdExclusive<T>(path: string, fn: () => Promise<T>): Promise<T> {
     if (this.o.local.holdExclusive === undefined) throw new VirtqError('NOT_SUPPORTED', 'the local lock manager cannot hold a resource');
-    const owner: LeaseOwner = { vm: '(volume change)', uuid: randomUUID(), shimPid: process.pid };
+    const owner: LeaseOwner = { vm: '(volume change)', uuid: randomUuid(), shimPid: process.pid };
     const plan = await this.plan([{ path, mode: 'exclusive' }]);
     return this.o.local.holdExclusive(path, async () => {
       await this.takeKeys(owner, plan, this.liveLease(`change volume ${path}`), undefined);

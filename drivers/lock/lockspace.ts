@@ -1,11 +1,11 @@
 // The lockspace directory: one lock file per resource, `<sha256 of the canonical path>.lock`,
 // and beside it one holder record per VM, `<same hash>.<vm uuid>.holder`. Records are separate
 // files because a shared lease has many holders and because SMB makes a locked file unreadable.
-import { createHash } from 'node:crypto';
 import { readdir, readFile, realpath, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic-file.js';
 import type { LeaseMode } from './types.js';
+import { sha256Hex } from '../../protocol/node-crypto.js';
 
 /** What a holder record says (JSON, one file per holder). */
 export interface HolderRecord {
@@ -40,7 +40,7 @@ export async function canonicalPath(path: string): Promise<string> {
 
 /** The key of a canonical path: the hex SHA-256 of its bytes. */
 export function resourceKey(canonical: string): string {
-  return createHash('sha256').update(canonical).digest('hex');
+  return sha256Hex(canonical);
 }
 
 /** The name of the lock file of a canonical path. */

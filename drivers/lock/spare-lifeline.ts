@@ -12,8 +12,8 @@
 // warm shim and one of a cold shim are indistinguishable.
 import { spawnSync } from 'node:child_process';
 import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { tempSuffix } from '../../protocol/node-crypto.js';
 import { FLOCK_CONFLICT_EXIT } from './flock.js';
 import type { SpareLifeline } from './types.js';
 
@@ -39,7 +39,7 @@ export function lockSpareLifeline(flock: string, dir: string): SpareLifeline | u
 
 /** A fresh lifeline's name: unique, and ending in `.lifeline` (what a hot-plug checks QEMU's fd 3 for). */
 export function lifelineFile(dir: string, shimPid: number): string {
-  return join(dir, `${shimPid}.${randomBytes(6).toString('hex')}.lifeline`);
+  return join(dir, `${shimPid}.${tempSuffix()}.lifeline`);
 }
 
 function spare(fd: number): SpareLifeline {

@@ -1,9 +1,12 @@
 // Issue 15 target 2: what a shim no longer loads or keeps at start still works on first use.
 // node:http (the --metrics endpoint) and node:tls (remote daemons, TLS listeners) are loaded when
-// first used, and the shebang's MALLOC_ARENA_MAX tunes the shim's own heap, not QEMU's.
+// first used, and the shebang's MALLOC_ARENA_MAX tunes the shim's own heap, not QEMU's. A running
+// shim has not loaded node:crypto (its SHA-256 and UUIDs need no OpenSSL) nor worker_threads.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { guestDefinition, SHIM_BIN, ShimHarness } from '../helpers/shim-harness.js';
@@ -76,5 +79,32 @@ describe('virtq-shim lazy loading', () => {
     expect(environ(shimPid).get('MALLOC_ARENA_MAX')).toBe('2');
     expect(environ(qemuPid).has('MALLOC_ARENA_MAX')).toBe(false);
     await expect(vm.api.destroy({ name: 'lazy1' })).resolves.toMatchObject({ state: 'shutoff' });
+  }, 180_000);
+
+  it('runs a VM, serves its API and console, and leaves node:crypto and worker_threads unloaded', async () => {
+    // A preload (through NODE_OPTIONS) writes the built-ins the shim has loaded, on request.
+    const root = tmpRoot();
+    const preload = join(root.dir, 'builtins.mjs');
+    const out = join(root.dir, 'builtins.json');
+    writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nprocess.on('SIGWINCH', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)))));\n`);
+    const hh = new ShimHarness(root, ['env', `NODE_OPTIONS=--import=${preload}`]);
+    try {
+      // The definition has no UUID: the shim makes one (randomUuid, not node:crypto's).
+      const vm = await hh.start(guestDefinition('lazy2'), ['--no-register']);
+      expect(vm.reply).toMatchObject({ ok: true, state: 'running' });
+      expect(vm.reply.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      await expect(vm.api.getState({ name: 'lazy2' })).resolves.toMatchObject({ state: 'running' });
+      const con = await hh.console(vm.rpc, 'lazy2');
+      await con.reader.waitFor('GUEST-READY', 60_000);
+      con.close();
+      process.kill(vm.proc.pid as number, 'SIGWINCH');
+      for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(100);
+      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+      expect(loaded).toContain('net');
+      expect(loaded.filter((m) => ['crypto', 'worker_threads', 'tls', 'http'].includes(m))).toEqual([]);
+      await expect(vm.api.destroy({ name: 'lazy2' })).resolves.toMatchObject({ state: 'shutoff' });
+    } finally {
+      await hh.cleanup();
+    }
   }, 180_000);
 });

@@ -1,7 +1,6 @@
 // What a QEMU binary can do, probed once and cached on disk keyed by the binary's identity
 // (realpath, size, mtime) and whether /dev/kvm is usable; plus the accelerator choice for a VM.
 // Cache files are written atomically (temp, fsync, rename), so readers never see a partial one.
-import { createHash } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
 import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
@@ -11,6 +10,7 @@ import { writeFileAtomic } from '../../fs/atomic-file.js';
 import { VirtqError } from '../../../protocol/errors.js';
 import type { Accel } from './argv.js';
 import { runProbe, spawnProbe, type ProbeCommand, type ProbeSpawn } from './capabilities-probe.js';
+import { sha256Hex } from '../../../protocol/node-crypto.js';
 
 /** Bumped whenever QemuCapabilities changes shape; part of the cache key. */
 export const CAPABILITIES_FORMAT = 1;
@@ -68,9 +68,7 @@ export async function probeCapabilities(binary: string, opts: ProbeOptions): Pro
     throw new VirtqError('OPERATION_FAILED', `QEMU binary ${binary} not found`, { details: { binary }, cause: err });
   });
   const st = await stat(real);
-  const key = createHash('sha256')
-    .update(JSON.stringify({ format: CAPABILITIES_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, kvm: kvmNow }))
-    .digest('hex');
+  const key = sha256Hex(JSON.stringify({ format: CAPABILITIES_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, kvm: kvmNow }));
   const file = join(opts.cacheDir, `qemu-caps-${key}.json`);
   const cached = await readCache(file, key);
   if (cached !== undefined) return cached;

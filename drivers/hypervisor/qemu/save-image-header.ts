@@ -9,10 +9,10 @@
 //  32  32 B  SHA-256 of the header JSON
 //  64   L B  header JSON: { definition, running, savedAt }
 //  64+L P B  QEMU's migration stream, exactly P bytes, nothing after it
-import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VirtqError } from '../../../protocol/errors.js';
+import { nodeCrypto } from '../../../protocol/node-crypto.js';
 
 export const SAVE_MAGIC = Buffer.from('VIRTQ-SAVEIMAGE\n', 'latin1');
 export const SAVE_FORMAT_VERSION = 1;
@@ -45,7 +45,7 @@ export function encodeSaveHeader(meta: SaveImageMeta): Buffer {
   SAVE_MAGIC.copy(fixed, 0);
   fixed.writeUInt32BE(SAVE_FORMAT_VERSION, 16);
   fixed.writeUInt32BE(json.length, 20);
-  createHash('sha256').update(json).digest().copy(fixed, 32);
+  nodeCrypto().createHash('sha256').update(json).digest().copy(fixed, 32);
   return Buffer.concat([fixed, json]);
 }
 
@@ -113,7 +113,7 @@ async function checkHeader(file: string, fh: FileHandle, size: number): Promise<
   if (size < FIXED + jsonLength) throw bad(file, 'its header is cut short (truncated)', { reason: 'truncated' });
   const json = Buffer.alloc(jsonLength);
   await readFully(fh, json);
-  if (!createHash('sha256').update(json).digest().equals(fixed.subarray(32, 64))) throw bad(file, 'its header checksum does not match (corrupt)', { reason: 'corrupt' });
+  if (!nodeCrypto().createHash('sha256').update(json).digest().equals(fixed.subarray(32, 64))) throw bad(file, 'its header checksum does not match (corrupt)', { reason: 'corrupt' });
   if (payloadBytes === 0) throw bad(file, 'the save that wrote it never finished (no memory state recorded)', { reason: 'incomplete' });
   const expected = FIXED + jsonLength + payloadBytes;
   if (size !== expected) {
