@@ -119,7 +119,6 @@ async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number)
     const r = await fh.write(rest, done, rest.length - done, position + bytesWritten + done);
     done += r.bytesWritten;
   }
-  return total;
 }
 
 /**
