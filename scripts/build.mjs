@@ -27,10 +27,11 @@ const PINO_WORKER_THREADS = { pkg: 'pino', path: 'worker_threads', contents: 'mo
 // cbor-x catches and then decodes in pure JS.
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // The CLI's head is a shell launcher that is also valid JavaScript (`':'` is a string, `//` a
-// comment): run as a program, sh first runs the fast path for hot read commands (virtq-fast.cjs,
+// comment): run as a program, sh execs node on the fast path for hot read commands (virtq-fast.cjs,
 // unless VIRTQ_NO_FAST is set; only when a word of the command line is list, dominfo, --version
-// or -V, so other commands do not pay its start), which exits 75 having printed nothing for a
-// command line it does not take; then it execs node on the CLI's startup snapshot when one built by this node binary
+// or -V, so other commands do not pay its start) — exec, not a waited child: sh waiting cost ~14 ms
+// of CPU a run — and the fast path runs a command line it does not take on the full CLI's bundle
+// in its own process. Otherwise sh execs node on the CLI's startup snapshot when one built by this node binary
 // sits beside it (its name carries the binary's size, mtime and inode), else node on this same
 // file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
 // The version alone (`--version` or `-V`, nothing else) sh prints itself, from cli/version.ts read
@@ -39,7 +40,7 @@ const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 const VERSION = /VERSION = '([^'\\]+)'/.exec(readFileSync('cli/version.ts', 'utf8'))?.[1];
 if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
-':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then node "$d/virtq-fast.cjs" "$@"; s=$?; [ $s -eq 75 ] || exit $s; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
+':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
 const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,

@@ -5,11 +5,12 @@
 //
 //   variants  floor      node -e 0
 //             tiny       node on a file that prints a constant (floor-tiny.cjs): "node running any file"
-//             tiny-sh    the same behind sh, waited for (floor-tiny.sh): the shape of the virtq launcher
+//             tiny-sh    the same behind sh, waited for (floor-tiny.sh): the launcher's shape until session 9
+//             tiny-exec  the same exec'd by sh (floor-tiny-exec.sh): the launcher's shape for hot words now
 //             call       list/dominfo only: node connecting to virtqemud's ro socket, writing one
 //                        ready-made request frame and printing the reply's bytes (floor-call.cjs)
-//             fast       dist/bin/virtq.js run as a program: its launcher runs the fast path for
-//                        hot read commands, virtq-fast.cjs (docs/decisions/0028-cli-startup-snapshot.md)
+//             fast       dist/bin/virtq.js run as a program: its launcher execs node on the fast path
+//                        for hot read commands, virtq-fast.cjs (docs/decisions/0028-cli-startup-snapshot.md)
 //             snapshot   the same with VIRTQ_NO_FAST=1: the launcher execs node on the CLI's
 //                        startup snapshot
 //             bundle     the same with VIRTQ_NO_FAST=1 VIRTQ_NO_SNAPSHOT=1: node on the ESM bundle
@@ -73,6 +74,7 @@ const variants = [
   { name: 'floor', run: () => [process.execPath, ['-e', '0'], {}] },
   { name: 'tiny', run: () => [process.execPath, [join(HERE, 'floor-tiny.cjs')], {}] },
   { name: 'tiny-sh', run: () => [join(HERE, 'floor-tiny.sh'), [], {}] },
+  { name: 'tiny-exec', run: () => [join(HERE, 'floor-tiny-exec.sh'), [], {}] },
   { name: 'call', run: (c) => (calls[c] === undefined ? undefined : [process.execPath, [join(HERE, 'floor-call.cjs'), roSocket, calls[c]], {}]) },
   { name: 'fast', run: (c) => [CLI, commands[c].virtq, {}] },
   { name: 'snapshot', run: (c) => [CLI, commands[c].virtq, { VIRTQ_NO_FAST: '1' }] },

@@ -1,9 +1,11 @@
 // The CLI's fast path for hot read commands (cli/fast-main.ts, decision 0028) against a real
 // virtqemud under a temporary root: every command line runs through the launcher twice, with
 // the fast path and with VIRTQ_NO_FAST=1 (the full CLI), and stdout, stderr and the exit status
-// must be the same byte for byte. A shell trace of a third run tells whether the fast path took
-// the command line or handed it over, so a fast path that silently hands everything over fails;
-// `--version` or `-V` alone the launcher answers itself (sh's `echo`, no node at all).
+// must be the same byte for byte. A shell trace of a third run shows the launcher exec'd the fast
+// path, and a fourth run of virtq-fast.cjs with VIRTQ_FAST_PROBE=1 (exit 75 instead of loading the
+// full CLI in-process) tells whether it took the command line or handed it over, so a fast path
+// that silently hands everything over fails; `--version` or `-V` alone the launcher answers itself
+// (sh's `echo`, no node at all).
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,6 +17,7 @@ import { tmpRoot } from '../helpers/tmp-root.js';
 import { VIRTQ_BIN } from './virtq-cli.js';
 
 const exec = promisify(execFile);
+const FAST_BIN = join(dirname(VIRTQ_BIN), 'virtq-fast.cjs');
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
 
 interface Outcome { code: number; stdout: string; stderr: string }
@@ -43,8 +46,9 @@ describe('the fast path of virtq list, dominfo and --version', () => {
   /** Runs `args` both ways and through a trace; expects equal outcomes and says whether the fast path took it. */
   async function both(args: readonly string[], extra: NodeJS.ProcessEnv = {}): Promise<{ outcome: Outcome; fast: boolean; bySh: boolean }> {
     // At once: the machine is shared and loaded, and the three runs are independent.
-    const [fast, full, traced] = await Promise.all([
+    const [fast, full, traced, probe] = await Promise.all([
       run(VIRTQ_BIN, args, baseEnv(extra)), run(VIRTQ_BIN, args, baseEnv({ ...extra, VIRTQ_NO_FAST: '1' })), run('sh', ['-x', VIRTQ_BIN, ...args], baseEnv(extra)),
+      run(process.execPath, [FAST_BIN, ...args], baseEnv({ ...extra, VIRTQ_FAST_PROBE: '1' })),
     ]);
     expect(fast, `virtq ${args.join(' ')}`).toEqual(full);
     const trace = traced.stderr.split('\n').filter((l) => l.startsWith('+ '));
@@ -52,7 +56,12 @@ describe('the fast path of virtq list, dominfo and --version', () => {
     const eligible = args.some((a) => ['list', 'dominfo', '--version', '-V'].includes(a));
     const bySh = trace.some((l) => l.startsWith('+ echo '));
     expect(trace.some((l) => l.includes('virtq-fast.cjs')), 'the launcher ran the fast path').toBe(eligible && !bySh);
-    return { outcome: fast, fast: bySh || (eligible && !trace.some((l) => /\[ 75 -eq 75 \]/.test(l))), bySh };
+    // exec'd, not waited for: sh is gone once node runs, whatever node then does.
+    if (eligible && !bySh) expect(trace.some((l) => l.startsWith(`+ exec node ${FAST_BIN} `) || l === `+ exec node ${FAST_BIN}`)).toBe(true);
+    const tookIt = probe.code !== 75;
+    // A probe that took it printed what the launcher's run printed; one that handed over printed nothing.
+    expect(probe, `virtq-fast.cjs ${args.join(' ')}`).toEqual(tookIt ? fast : { code: 75, stdout: '', stderr: '' });
+    return { outcome: fast, fast: bySh || (eligible && tookIt), bySh };
   }
 
   beforeAll(async () => {
