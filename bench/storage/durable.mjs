@@ -2,7 +2,8 @@
 // the disk under its final name (temp file, fsync, rename, fsync of the directory), made here
 // with synchronous calls (no thread-pool hop, no daemon, no RPC) or with the one tool that must
 // make the bytes (qemu-img create, cp). Every virtstoraged figure has one of these beside it;
-// libvirt's figures are below them because libvirt fsyncs nothing.
+// libvirt syncs the data (fsync of a raw volume it makes or copies; qemu-img flushes on close) but
+// writes under the final name and never fsyncs the directory, so it may beat these floors.
 import { closeSync, fsyncSync, ftruncateSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run } from './sides.mjs';

@@ -19,7 +19,8 @@
 //             process: temp file, fsync, rename) and DirPool.download in this process
 //
 // Every group also has durable-floor rows (durable.mjs: temp, fsync, rename, fsync of the
-// directory, in-process): virtstoraged is durable, libvirt is not.
+// directory, in-process). libvirt syncs the data as well (raw: fsync; qcow2: qemu-img flushes on
+// close) but has no temp file + rename and no directory fsync.
 //
 // Each side has its own directory on one filesystem under --dir (default /var/tmp); the sources
 // are hard links of one file, so every side reads the same blocks and page cache. Variants run
@@ -249,11 +250,11 @@ for (const [group, g] of Object.entries(results)) {
       none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
       v.side !== 'vq' && v.side !== 'dur' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
   }
-  // libvirt fsyncs nothing: when even the durable floor is slower than libvirt, say so.
+  // libvirt skips the temp file, rename and directory fsync: when even the durable floor is slower than libvirt, say so.
   const lvBelowFloor = lvOk && durv !== undefined && p50(lvv) < p50(durv);
   const durNote = durv === undefined ? '' : `; durable floor ${fmt(p50(durv))} ms, virtstoraged at ${x(p50(vq), p50(durv))} of it`;
   if (lvOk) verdicts.push([`${group}: virtstoraged ≤ libvirt (p50)`, `${fmt(p50(vq))} vs ${fmt(p50(lvv))} ms (${x(p50(vq), p50(lvv))})${durNote}`,
-    p50(vq) <= p50(lvv) ? 'PASS' : lvBelowFloor ? 'MISS: libvirt is below the durable floor (it does not fsync)' : 'MISS']);
+    p50(vq) <= p50(lvv) ? 'PASS' : lvBelowFloor ? 'MISS: libvirt is below the durable floor (no temp file, rename or directory fsync)' : 'MISS']);
   else verdicts.push([`${group}: virtstoraged ≤ libvirt (p50)`, `libvirt ${LV_STATE}`, '–']);
   if (group === 'thin clone') verdicts.unshift(['thin clone ≤ 1.5× qemu-img create -b (p50)', `${fmt(p50(vq))} vs ${fmt(p50(floor))} ms (${x(p50(vq), p50(floor))})`, p50(vq) <= 1.5 * p50(floor) ? 'PASS' : 'MISS']);
   if (group === 'upload') {
