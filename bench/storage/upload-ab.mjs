@@ -8,7 +8,7 @@
 //   MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 \
 //     node bench/storage/upload-ab.mjs [--rounds 5] [--mib 1024] [--dir DIR] DIST_A [DIST_B ...]
 //
-// DIST is a build's dist directory (e.g. main's /work/main/dist and this checkout's dist).
+// DIST is a build's dist directory (e.g. a main checkout's dist and this checkout's dist).
 import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, fsyncSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
