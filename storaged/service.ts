@@ -79,6 +79,7 @@ deleted or changed under it (the lock manager's leases say which).`,
         info: () => ({ pools: pools.all().length, active: pools.all().filter((e) => e.pool !== undefined).length, jobs: jobs.list().length, lockManager: lock.status }),
         close: async () => {
           for (const j of jobs.list()) { try { jobs.cancel(j.job); } catch { /* finished */ } }
+          await records.close();
         },
       };
     },
