@@ -1,7 +1,7 @@
 // DirPool's own logic with a scripted qemu-img: the info cache (a pool of 200 volumes is
 // inspected once, then again only for files that changed), busy volumes, and passphrases that
 // reach qemu-img only through a private file removed after the call.
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirPool } from '../../../../drivers/storage/dir-pool.js';
@@ -152,6 +152,20 @@ describe('DirPool', () => {
     await expect(pool.create({ name: 'b.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
     expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(5);
     expect(readdirSync(root.path('pool'))).toEqual(['a.qcow2']);
+  });
+
+  it('a delete is durable before it returns and frees the file after it; info() waits for the free', async () => {
+    const pool = await poolWith(rawWorld().spawn);
+    writeFileSync(root.path('pool', 'data.raw'), Buffer.alloc(4 << 20, 7));
+    // Files this process has open that are deleted: the held volume, until its close.
+    const heldDeleted = (): string[] => readdirSync('/proc/self/fd').flatMap((fd) => {
+      try { return [readlinkSync(`/proc/self/fd/${fd}`)]; } catch { return []; }
+    }).filter((t) => t.endsWith('(deleted)') && t.includes(root.path('pool')));
+    await pool.delete('data.raw');
+    expect(readdirSync(root.path('pool'))).not.toContain('data.raw');
+    await pool.info();
+    expect(heldDeleted()).toEqual([]);
+    await expect(pool.volumeInfo('data.raw')).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
   });
 
   it('recover() removes temp files and stale secret dirs of this pool only', async () => {
