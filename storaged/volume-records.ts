@@ -11,7 +11,7 @@
 // crash, so nothing is ever appended after one).
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Layout } from '../protocol/index.js';
+import { VirtqError, type Layout } from '../protocol/index.js';
 import { writeFileAtomic } from '../drivers/fs/atomic-file.js';
 import type { VolumeFormat } from '../drivers/storage/types.js';
 
@@ -109,8 +109,8 @@ export class VolumeRecords {
   }
 
   private async append(line: string): Promise<void> {
-    if (this.logLines >= COMPACT_LINES) await this.compact();
     try {
+      if (this.logLines >= COMPACT_LINES) await this.compact();
       const log = this.log ?? (await this.openLog());
       await log.write(line);
       await log.datasync();
@@ -119,7 +119,10 @@ export class VolumeRecords {
       // Part of the line may be in the file: the next change folds everything into the
       // snapshot, which holds this one too (the map has it), and starts an empty log.
       this.logLines = COMPACT_LINES;
-      throw err;
+      if (err instanceof VirtqError) throw err;
+      // Typed as writeFileAtomic types the snapshot's errors (a full disk is NO_SPACE).
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new VirtqError('NO_SPACE', `cannot write ${this.logFile}: no space left on device; free space on its filesystem and retry`, { cause: err });
+      throw new VirtqError('OPERATION_FAILED', `cannot write ${this.logFile}: ${(err as Error).message}`, { cause: err });
     }
   }
 

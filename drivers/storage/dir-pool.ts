@@ -40,6 +40,9 @@ export interface DirPoolDeps {
 /** Mode of a pool directory `build()` creates: others may reach volumes they know, not list them. */
 export const POOL_DIR_MODE = 0o711;
 
+/** Allocated bytes from which a deleted volume's file is freed after the reply rather than in the unlink. */
+const HOLD_FREE_BYTES = 16n << 20n;
+
 /** A `dir` pool. One instance per pool; instances share nothing. */
 export class DirPool implements StoragePool {
   readonly config: Readonly<PoolConfig>;
@@ -213,8 +216,9 @@ export class DirPool implements StoragePool {
       // Held open across the unlink, so the unlink only drops the name: freeing a 1 GiB file's
       // blocks (~0.3 s here, most of such a delete) happens at the last close, after the reply.
       // The inode is on the filesystem's orphan list meanwhile, so a crash still frees it. A
-      // symlink's target keeps its blocks anyway; a file this daemon cannot open is freed inline.
-      const held = vol.symlink ? undefined : await open(vol.entryPath, 'r').catch(() => undefined);
+      // symlink's target keeps its blocks anyway; a file this daemon cannot open is freed inline,
+      // and so is a small one (a thin overlay): there the open and close would cost more than they save.
+      const held = vol.symlink || vol.st.blocks * 512n < HOLD_FREE_BYTES ? undefined : await open(vol.entryPath, 'r').catch(() => undefined);
       try {
         // A symlinked volume's target is not moved by moving the link: confirm gets no chance to
         // keep a VM off it, so such a volume is only deleted under the caller's lease.

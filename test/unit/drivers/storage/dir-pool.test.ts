@@ -156,7 +156,7 @@ describe('DirPool', () => {
 
   it('a delete is durable before it returns and frees the file after it; info() waits for the free', async () => {
     const pool = await poolWith(rawWorld().spawn);
-    writeFileSync(root.path('pool', 'data.raw'), Buffer.alloc(4 << 20, 7));
+    writeFileSync(root.path('pool', 'data.raw'), Buffer.alloc(20 << 20, 7));
     // Files this process has open that are deleted: the held volume, until its close.
     const heldDeleted = (): string[] => readdirSync('/proc/self/fd').flatMap((fd) => {
       try { return [readlinkSync(`/proc/self/fd/${fd}`)]; } catch { return []; }
