@@ -18,8 +18,11 @@ export interface ShimSpawner {
   start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
-  /** Starts keeping warm shims (docs/decisions/0026-warm-shim-pool.md), if it has a pool; refills it when short. */
-  warm?(): void;
+  /**
+   * Starts keeping warm shims (docs/decisions/0026-warm-shim-pool.md), if it has a pool; refills it
+   * when short — `afterMs` later when given.
+   */
+  warm?(afterMs?: number): void;
   /** Kills the idle warm shims; started VMs and their shims are not touched. */
   close?(): void;
   /** The warm pool's size and its idle members now (virtqemud's serverInfo details list them). */
@@ -44,7 +47,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
   const args = [...placement, '--definition', '-', '--start-request'];
   const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock }) : undefined;
   return {
-    warm: () => pool?.fill(),
+    warm: (afterMs) => { if (afterMs === undefined) pool?.fill(); else clock.setTimeout(() => pool?.fill(), afterMs); },
     close: () => pool?.close(),
     pool: () => ({ size: poolSize, idle: pool?.pids() ?? [] }),
     start(def, { paused, incoming }) {

@@ -10,6 +10,7 @@ import type { VmLeases } from './vm/leases.js';
 import { MigrationSource } from './vm/migration-source.js';
 import { INCOMING_REASON, MigrationIncoming } from './vm/migration-incoming.js';
 import { migrationHandlers } from './handlers/migration-handlers.js';
+import { MigrationWakeups } from './vm/migration-wakeups.js';
 import { connectDestination } from './migration-link.js';
 
 /** A shim's migration parts. */
@@ -24,13 +25,16 @@ export interface ShimMigration {
   forgetIfGone(stateFile: string): Promise<void>;
   /** After re-attaching: cancels a migration the predecessor left running in QEMU. */
   recover(): Promise<void>;
+  /** Every monitor event of the VM's QEMU (the shim's event tap): MIGRATION wakes the polls. */
+  onEvent(event: Record<string, unknown>): void;
 }
 
 /** Builds the migration parts of the shim of `vm`. */
 export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: Logger; layout: Layout; incoming: 'unix' | 'tcp' | undefined }): ShimMigration {
   const { vm, leases, clock, log, layout } = o;
+  const wakeups = new MigrationWakeups();
   const source = new MigrationSource({
-    vm, leases, clock, log,
+    vm, leases, clock, log, wakeups,
     connect: (uri) => connectDestination(uri, clock),
     undefineSource: async (name) => {
       const rpc = await RpcClient.connect(daemonSockets(layout).rw, { clock, defaultTimeoutMs: 30_000 });
@@ -41,11 +45,12 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
       }
     },
   });
-  const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
+  const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, wakeups, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
   return {
     incoming,
     handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),
     recover: () => source.recover(),
+    onEvent: (event) => wakeups.onEvent(event),
     forgetIfGone: async (stateFile) => {
       const gone = (vm.state === 'shutoff' && vm.reason === 'migrated') || (incoming !== undefined && !incoming.ran);
       if (gone) await rm(stateFile, { force: true }).catch(() => undefined);

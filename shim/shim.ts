@@ -189,7 +189,7 @@ export class Shim {
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(resolved, {
       clock: cfg.clock, log: cfg.logs.module('vm'), spawner: cfg.spawner, secrets: resolver ?? noSecretDaemon(def.name),
-      driver: withEventTap(qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }), (e) => shim.qmpProxy?.publish(e)),
+      driver: withEventTap(qemuDriver({ clock: cfg.clock, binary: caps.binary, accel, sandbox: caps.sandbox, monitorSocket: sockets.monitor, consoleSocket: sockets.console }), (e) => { shim.qmpProxy?.publish(e); shim.migration?.onEvent(e); }),
       qemuLogFile: join(cfg.layout.log, `${def.name}.qemu.log`), monitors, leases,
       onLifecycle: (kind, details) => shim.onLifecycle(kind, details),
       onQmpCommand: (command, seconds, ok) => metrics.onQmpCommand(command, seconds, ok),

@@ -9,6 +9,13 @@ import { VirtqError, migrationSocket, normalizeDefinition, virtqProgram, type Fa
 import { isActive } from '../registry.js';
 import { startShim, type HostDeps } from './host-handlers.js';
 
+/**
+ * How long after the switchover the destination's warm pool refills. In that time the source stops
+ * its QEMU and answers its caller while the guest already runs here: a new Node process loading
+ * then (a core's worth of CPU for a few hundred ms) competed with both on a two-core host.
+ */
+const REFILL_AFTER_SWITCHOVER_MS = 500;
+
 /** Builds the host handlers of migration. */
 export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<VirtqProgram> {
   return {
@@ -52,8 +59,9 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<
         await d.cluster?.returnIncoming(name).catch(() => undefined);
         throw err;
       } finally {
-        // The transfer is over: the warm pool, left short while it ran (aggregator/spawner.ts), refills.
-        d.spawner.warm?.();
+        // The transfer is over: the warm pool, left short while it ran (aggregator/spawner.ts), refills
+        // once the source has had the time to finish too.
+        d.spawner.warm?.(REFILL_AFTER_SWITCHOVER_MS);
       }
     },
   };

@@ -5,7 +5,9 @@
 // unix socket, `migrate`, poll query-migrate, `cont` on the destination).
 //   total     virtq: the client's `migrate` call, from the call to its reply (destination claimed
 //             and started, memory sent, leases handed over, guest running there, source stopped);
-//             raw: from spawning the destination QEMU to its `cont` returning.
+//             raw: from spawning the destination QEMU to its `cont` returning, plus the source
+//             QEMU's exit on SIGTERM as virtq's shim stops it (session 10: virtq's total always
+//             included the source's stop, raw's did not; `toCont`, raw's old total, is still printed).
 //   downtime  QEMU's own figure (query-migrate `downtime`) on the source.
 //   qemuTotal QEMU's own `total-time` on the source (virtq: read from the source shim's
 //             MIGRATION_DONE log line, which also has the phases of virtq's job; see below).
@@ -181,7 +183,7 @@ async function rawRound(dir, disk, i, kind) {
   if (s.status !== 'completed') throw new Error('raw migration failed');
   while ((await dq.execute('query-status')).status === 'inmigrate') await sleep(2);
   await dq.execute('cont');
-  const total = now() - t0;
+  const toCont = now() - t0;
   // QEMU stores total-time and downtime just after it reports `completed` (see shim/vm/migration-qmp.ts finalStatus).
   for (let k = 0; k < 50 && !(s['total-time'] > 0); k++) { await sleep(2); s = await sq.execute('query-migrate'); }
   if (i === 0) {
@@ -189,11 +191,20 @@ async function rawRound(dir, disk, i, kind) {
     const p = await sq.execute('query-migrate-parameters');
     process.stderr.write(`raw-${kind} settings: ${JSON.stringify({ capabilities: caps, parameters: { 'max-bandwidth': p['max-bandwidth'], 'downtime-limit': p['downtime-limit'] } })}\n`);
   }
+  // virtq's call returns once the source QEMU has exited (its result says `stopped: migrated`; it
+  // stops it with SIGTERM, and libvirt's `virsh migrate` also ends the source before returning):
+  // the floor does the same, or the two totals would not time the same steps. The figures above
+  // are read off the clock (virtq reads them while the destination runs the guest).
+  const t1 = now();
+  const srcExit = new Promise((resolve) => { if (src.p.exitCode !== null || src.p.signalCode !== null) resolve(); else src.p.once('exit', resolve); });
+  src.p.kill('SIGTERM');
+  await srcExit;
+  const total = toCont + (now() - t1);
   src.p.kill('SIGKILL');
   dst.p.kill('SIGKILL');
   sq.close();
   dq.close();
-  return { total, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s) };
+  return { total, toCont, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s) };
 }
 
 // libvirt: two private libvirtds started once for the run (libvirt-side.sh), one migration a round.
@@ -237,7 +248,7 @@ try {
     else if (i % 2 === 0) { await ours(); await theirs(); } else { await theirs(); await ours(); }
     if (LIBVIRT) results.libvirt.push(libvirtRound(i));
     const lv = LIBVIRT ? `, libvirt ${fmt(results.libvirt[i].total)} ms (downtime ${results.libvirt[i].downtime})` : '';
-    const bs = c === undefined ? '' : `, virtq-base ${fmt(results['virtq-base'][i].total)} ms (downtime ${results['virtq-base'][i].downtime})`;
+    const bs = c === undefined ? '' : `\n  virtq-base ${fig(results['virtq-base'][i])} (downtime ${results['virtq-base'][i].downtime})`;
     process.stderr.write(`round ${i}: virtq ${fig(results.virtq[i])}${bs}\n  raw ${fig(results.raw[i])}\n  raw-pc ${fig(results['raw-pc'][i])}${lv}\n`);
   }
 } finally {
@@ -250,6 +261,7 @@ try {
 }
 const row = (label, rs, key) => { const s = summarize(rs.map((r) => r[key])); return [label, key, fmt(s.p50), fmt(s.p90), fmt(s.min), fmt(s.max)]; };
 const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
+  row('raw QEMU, virtq\'s argv', results.raw, 'toCont'), row('raw QEMU, -machine pc', results['raw-pc'], 'toCont'),
   ...['total', 'qemuTotal', 'downtime'].flatMap((k) => [
     row('raw QEMU, virtq\'s argv', results.raw, k), row('raw QEMU, -machine pc', results['raw-pc'], k), row('virtq migrate --live', results.virtq, k),
     ...(c === undefined ? [] : [row('virtq-base migrate --live', results['virtq-base'], k)]),
@@ -261,7 +273,7 @@ const medOf = (rs, get) => { const v = rs.map(get).filter((x) => typeof x === 'n
 const qkeys = ['total', 'setup', 'downtime', 'rounds', 'transferredMiB', 'remainingMiB', 'dirtyPagesRate', 'throttle'];
 const qtable = table(['side', ...qkeys.map((k) => `${k} (p50)`)], [['raw', results.raw], ['raw-pc', results['raw-pc']], ['virtq', results.virtq]].map(([n, rs]) => [n, ...qkeys.map((k) => medOf(rs, (r) => r.qemu?.[k]))]));
 const pkeys = Object.keys(results.virtq[0]?.phases ?? {});
-const ptable = table(['virtq step', 'ms since the job began (p50)'], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k])]));
+const ptable = table(['virtq step', 'ms since the job began (p50)', ...(c === undefined ? [] : ['virtq-base (p50)'])], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k]), ...(c === undefined ? [] : [medOf(results['virtq-base'], (r) => r.phases[k])])]));
 process.stdout.write(`${qtable}\n\n${ptable}\n\n`);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
 const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['virtq-base'].map((r) => r.total)) / median(results.raw.map((r) => r.total))).toFixed(2)}, virtq / virtq-base ${(median(results.virtq.map((r) => r.total)) / median(results['virtq-base'].map((r) => r.total))).toFixed(2)} (baseline ${BASELINE})`;

@@ -7,10 +7,13 @@ import { rm } from 'node:fs/promises';
 import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
 import type { Vm } from './vm.js';
 import type { VmLeases } from './leases.js';
+import type { MigrationWakeups } from './migration-wakeups.js';
 
 /** How long finish waits for QEMU to have loaded the last state after the source completed. */
 const LOAD_WAIT_MS = 30_000;
 const POLL_MS = 2;
+/** The same once QEMU's MIGRATION events are seen to arrive (its `completed` wakes the poll at once). */
+const FALLBACK_POLL_MS = 10;
 /**
  * How long a listening QEMU waits for its source to connect before this side gives up. The source
  * sends `migrate` as soon as prepare answers (milliseconds); no connection by then means no source
@@ -30,6 +33,8 @@ export interface MigrationIncomingDeps {
   /** Where QEMU listens for the stream: this unix socket, or a loopback TCP port it chooses. */
   socketPath: string;
   transport: 'unix' | 'tcp';
+  /** QEMU's MIGRATION events, when the shim taps them. */
+  wakeups?: MigrationWakeups;
 }
 
 /** QEMU's answer to query-migrate on an incoming side listening on TCP. */
@@ -41,6 +46,8 @@ export const INCOMING_REASON = 'incoming-migration';
 /** One incoming migration. */
 export class MigrationIncoming {
   private claimed = false;
+  /** The wake-ups' mark when QEMU began to listen: events seen since mean they flow. */
+  private eventsFrom = 0;
   /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
   uri: string | undefined;
   /** Set once the guest has run here: from then on this is the VM's home like any other. */
@@ -56,6 +63,7 @@ export class MigrationIncoming {
   /** QEMU starts listening; the source's `migrate` may connect once this resolves. */
   async listen(): Promise<void> {
     const mon = this.d.vm.monitor();
+    this.eventsFrom = this.d.wakeups?.mark() ?? 0;
     const events = { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } };
     if (this.d.transport === 'tcp') {
       // Port 0: QEMU binds a free port itself, so no other process can take it in between. The
@@ -134,11 +142,14 @@ export class MigrationIncoming {
       if (!this.claimed) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" holds no disk leases yet: claim them before the guest runs`);
       const mon = vm.monitor();
       const end = clock.monotonic() + LOAD_WAIT_MS;
+      const wakeups = this.d.wakeups;
       for (;;) {
+        const since = wakeups?.mark() ?? 0;
         const s = await mon.queryStatus();
         if (s.status !== 'inmigrate') break;
         if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `VM "${vm.def.name}" did not receive its last state within ${LOAD_WAIT_MS} ms`);
-        await delay(clock, POLL_MS);
+        // QEMU leaves `inmigrate` before it sends its MIGRATION `completed`: that event ends the wait.
+        await (wakeups !== undefined && wakeups.seenSince(this.eventsFrom) ? wakeups.nap(clock, FALLBACK_POLL_MS, since) : delay(clock, POLL_MS));
       }
       vm.expectedResume = 'migrated';
       try {

@@ -11,11 +11,18 @@ import { checkOperation } from './states.js';
 import { INCOMING_REASON } from './migration-incoming.js';
 import type { VmLeases } from './leases.js';
 import type { DestinationLink } from '../migration-link.js';
+import type { MigrationWakeups } from './migration-wakeups.js';
 import { FINISHED, finalStatus, jobInfoOf, migrationFailed, migrationSettings, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
 
 /** How often query-migrate is read while memory is sent, and while the guest is paused at switchover. */
 const BULK_POLL_MS = 20;
 const SWITCHOVER_POLL_MS = 2;
+/**
+ * The same once QEMU's MIGRATION events are seen to arrive: each status change then wakes the poll
+ * at once (migration-wakeups.ts), and fewer polls leave the cores to the two QEMUs.
+ */
+const BULK_FALLBACK_MS = 100;
+const SWITCHOVER_FALLBACK_MS = 10;
 const CANCEL_WAIT_MS = 30_000;
 /** QEMU statuses of a migration still under way on the source (before it completed). */
 const UNFINISHED = new Set(['setup', 'active', 'pre-switchover', 'cancelling']);
@@ -31,11 +38,15 @@ export interface MigrationSourceDeps {
   connect(destUri: string): Promise<DestinationLink>;
   /** Removes this VM's stored definition from the source virtqemud (--undefine-source). */
   undefineSource(name: string): Promise<void>;
+  /** QEMU's MIGRATION events, when the shim taps them: the polls then wake on each status change. */
+  wakeups?: MigrationWakeups;
 }
 
 /** The migration in progress, as domjobinfo and domjobabort see it. */
 interface Job {
   startedAt: number;
+  /** The wake-ups' mark when the job began: events seen since mean they flow. */
+  eventsFrom: number;
   last: MigrationStatus | undefined;
   aborted: boolean;
   /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
@@ -122,7 +133,7 @@ export class MigrationSource {
     if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `cannot migrate VM "${name}": it has no QEMU process`);
     const mon = vm.monitor();
     const wasRunning = vm.state === 'running';
-    const job: Job = { startedAt: clock.monotonic(), last: undefined, aborted: false, qemuStarted: false };
+    const job: Job = { startedAt: clock.monotonic(), eventsFrom: this.d.wakeups?.mark() ?? 0, last: undefined, aborted: false, qemuStarted: false };
     this.job = job;
     // Milliseconds since the job began at each step, logged with the result: where a migration's time goes.
     const phases: Record<string, number> = {};
@@ -219,6 +230,7 @@ export class MigrationSource {
     const { vm, clock } = this.d;
     let forced = false;
     for (;;) {
+      const since = this.d.wakeups?.mark() ?? 0;
       const s = await queryMigrate(mon);
       job.last = s;
       if (s.status === target) return s;
@@ -229,8 +241,16 @@ export class MigrationSource {
         this.d.log.warn({ msgId: 'MIGRATION_TIMEOUT', timeoutSec }, 'migration did not converge in time: pausing the guest');
         await mon.stop();
       }
-      await delay(clock, s.status === 'pre-switchover' || s.status === 'device' ? SWITCHOVER_POLL_MS : BULK_POLL_MS);
+      await this.nap(job, s.status === 'pre-switchover' || s.status === 'device', since);
     }
+  }
+
+  // The wait between two polls: QEMU's next MIGRATION event ends it early; without events (none
+  // seen in this job yet) the short intervals stay as they were.
+  private nap(job: Job, switchover: boolean, since: number): Promise<void> {
+    const { wakeups, clock } = this.d;
+    if (wakeups === undefined || !wakeups.seenSince(job.eventsFrom)) return delay(clock, switchover ? SWITCHOVER_POLL_MS : BULK_POLL_MS);
+    return wakeups.nap(clock, switchover ? SWITCHOVER_FALLBACK_MS : BULK_FALLBACK_MS, since);
   }
 
   private checkAborted(job: Job): void {

@@ -85,7 +85,13 @@ export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
     try {
       // Position null: the descriptor's offset ends after the header, where the copier writes.
       await fh.write(header, 0, header.length, null);
-      await s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } });
+      // A live migration leaves pause-before-switchover on in this QEMU when it failed or was
+      // rolled back (shim/vm/migration-qmp.ts sets it for the lease handover): a save must not stop
+      // there, nobody would continue it. Sent with the parameters: one wake-up of QEMU.
+      await Promise.all([
+        s.mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'pause-before-switchover', state: false }] } }),
+        s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } }),
+      ]);
       await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
       // The copy ends when QEMU closes the stream; a migration that fails before it connects is
       // seen by waitMigration, so nothing waits on a connection that never comes.

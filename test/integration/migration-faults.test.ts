@@ -64,6 +64,9 @@ describe('virtq migrate: faults', () => {
     // The destination's own VM of that name is untouched, and nothing of the migrating one is there.
     expect((await dst.api.lookupByName({ name: 'clash1' })).uuid).not.toBe(def.uuid);
     expect(w.liveQemus(def.uuid)).toHaveLength(1);
+    // The failed migration had set this QEMU's pause-before-switchover: a save must not pause there
+    // (it waited for `completed` forever before session 10).
+    expect(await src.api.save({ name: 'clash1', file: w.shared.path('clash1.save') })).toEqual({ state: 'shutoff', reason: 'saved' });
   });
 
   it('rolls back when the destination cannot lease the disk: the source takes its lease back and resumes', async () => {
