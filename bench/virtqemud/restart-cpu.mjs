@@ -63,7 +63,8 @@ for (let i = 0; i < Number(roundsStr); i++) {
   if (prof) { n.child.kill('SIGTERM'); await exitOf(n.child); d = start([]); await d.ready; } else d = n;
 }
 const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-for (const k of ['accepted', 'complete', 'cpu', 'recovery']) console.log(k, q(rows.map((r) => r[k]), 50).toFixed(1), q(rows.map((r) => r[k]), 90).toFixed(1));
+// No rounds (CLEAN=1 … 0 0: only the clean-up): nothing to summarize.
+if (rows.length > 0) for (const k of ['accepted', 'complete', 'cpu', 'recovery']) console.log(k, q(rows.map((r) => r[k]), 50).toFixed(1), q(rows.map((r) => r[k]), 90).toFixed(1));
 console.log('load', readFileSync('/proc/loadavg', 'utf8').trim());
 if (process.env.CLEAN === '1') {
   const rpc = await connect(performance.now() + 30000);
