@@ -31,12 +31,14 @@ import { hostRoutes } from './http.js';
 import { callShims } from './handlers/admin-fanout.js';
 import { upgradeShims } from './handlers/admin-upgrade.js';
 import type { ShimSpawner } from './spawner.js';
-import { WebView } from './web/web-view.js';
+import type { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
 import type { ClusterMember } from './cluster/cluster-member.js';
 
 /** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (backoff 100–400 ms). */
 const FIRST_RECONCILE_MS = 1000;
+/** When the warm shim pool first fills after a restart that found live shims (ms): once they re-registered. */
+const WARM_AFTER_RESTART_MS = 1000;
 
 /** What a virtqemud is built from (see compose.ts). */
 export interface DaemonConfig {
@@ -73,6 +75,7 @@ export class Virtqemud {
   private readonly events: Events;
   private web: WebView | undefined;
   private timer: Disposable | undefined;
+  private warmTimer: Disposable | undefined;
   private closed = false;
 
   constructor(private readonly cfg: DaemonConfig) {
@@ -98,6 +101,9 @@ export class Virtqemud {
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {
+      // Imported only with --http: the view pulls in ws and with it node:http, https, tls, zlib and
+      // crypto, which cost a virtqemud without it ~20-50 ms of CPU at every start (issue 15 target 4).
+      const { WebView } = await import('./web/web-view.js');
       this.web = WebView.create({ ...this.cfg.web, sockets: serviceSockets(layout, 'virtqemud'), metrics: this.metrics, clock, log: logs.module('web') });
     }
     const proxy = proxyFallback(this.registry, this.pool, clock, (name) => this.events.journal.lastStop(name));
@@ -125,7 +131,11 @@ export class Virtqemud {
         // The first pass comes early: recovery listed shims up by their processes alone, and this
         // pass probes the sockets of those that have not re-registered by then (discovery.ts).
         this.scheduleReconcile(Math.min(this.cfg.reconcileMs, FIRST_RECONCILE_MS));
-        this.cfg.spawner.warm?.();
+        // After a restart with live VMs their shims re-register within the first second, and a
+        // warm shim's start (a Node start, ~150 ms of CPU) would compete with them and with the
+        // first listings on a small host: the pool fills once that is over.
+        if ((this.recovery?.liveShims ?? 0) > 0) this.warmTimer = clock.setTimeout(() => this.cfg.spawner.warm?.(), WARM_AFTER_RESTART_MS);
+        else this.cfg.spawner.warm?.();
         void this.autostart(deps);
       },
       close: () => this.close(),
@@ -136,6 +146,7 @@ export class Virtqemud {
   async close(): Promise<void> {
     this.closed = true;
     this.timer?.dispose();
+    this.warmTimer?.dispose();
     this.web?.close();
     this.cfg.spawner.close?.();
     this.pool.closeAll();

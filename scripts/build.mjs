@@ -26,6 +26,17 @@ const PINO_WORKER_THREADS = { pkg: 'pino', path: 'worker_threads', contents: 'mo
 // ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
 // cbor-x catches and then decodes in pure JS.
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
+// prom-client's AggregatorRegistry (for node:cluster workers, which no daemon runs): its module
+// loads node:cluster and with it cluster's internals at every start.
+const PROM_CLUSTER = { pkg: 'prom-client', path: './lib/cluster' };
+// sonic-boom calls assert only when a destination closes: node:assert (and its helpers) is loaded
+// then, not at every start.
+const SONIC_ASSERT = { pkg: 'sonic-boom', path: 'assert', contents: 'module.exports = (...a) => require("node:assert")(...a);' };
+// virtqemud's start (issue 15 target 4: a restart's first listing): built-ins none of recovery,
+// the sockets or a listing touch, loaded on first use of one of their exports (lazyBuiltins below).
+// Its shebang's heap flag makes Node compile each built-in it loads from source (V8 rejects Node's
+// built-in code cache under a changed flag), so every one left out saves a compile at start.
+const VIRTQEMUD_LAZY_BUILTINS = ['crypto', 'child_process', 'readline', 'tls', 'http', 'https', 'zlib'];
 // The CLI's head is a shell launcher that is also valid JavaScript (`':'` is a string, `//` a
 // comment): run as a program, sh execs node on the fast path for hot read commands (virtq-fast.cjs,
 // unless VIRTQ_NO_FAST is set; only when a word of the command line is list, dominfo, --version
@@ -46,7 +57,11 @@ const binaries = [
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
   // session 9). Names are kept, so stack traces still name functions, but not source lines.
   { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS], minifyWhitespace: true },
-  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
+  // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
+  // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
+  // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's
+  // package.json reads, a dlopen). Its lazy built-ins: VIRTQEMUD_LAZY_BUILTINS.
+  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM, PINO_WORKER_THREADS, PROM_CLUSTER, SONIC_ASSERT, CBOR_EXTRACT], lazyBuiltins: VIRTQEMUD_LAZY_BUILTINS, cborWithoutProbe: true },
   // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
   // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).
   { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
@@ -96,7 +111,11 @@ await Promise.all(binaries.map(async (b) => {
     external: ['cbor-extract', 'bufferutil', 'utf-8-validate', 'etcd3'],
     banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` },
     logLevel: 'warning',
-    plugins: b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : [],
+    plugins: [
+      ...(b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : []),
+      ...(b.lazyBuiltins === undefined ? [] : [lazyBuiltins(b.lazyBuiltins)]),
+      ...(b.cborWithoutProbe === true ? [cborWithoutProbe()] : []),
+    ],
   });
   chmodSync(b.out, 0o755);
 }));
