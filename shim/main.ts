@@ -92,7 +92,12 @@ function parse(argv: string[]): Parsed | 'help' {
     // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
     // VM-independent first-use work, and lock its QEMU's lease lifeline, before, not after, the definition arrives.
     if (values.definition === '-') {
-      warmUp();
+      // Built-ins every start loads on first use, loaded now: stdout (the ready line; runMain
+      // touches it first) and node:cluster (net's listen requires it at the first bind; the
+      // loader is Node 20.16+, and package.json allows 20.10: older ones just load it later).
+      void process.stdout;
+      (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:cluster');
+      warmUp(systemClock());
       spareLifeline = warmLifeline(layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0));
     }
     const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');

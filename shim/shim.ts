@@ -24,7 +24,7 @@ import { fenceOnLeaseLoss } from './vm/fencing.js';
 import { ConsoleHub } from './vm/console.js';
 import { MonitorListener } from './vm/monitor-listener.js';
 import type { Spawner } from './vm/qemu-process.js';
-import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, writeRuntimeStateSync, type RuntimeState } from '../daemon/runtime-state.js';
 import { vmHandlers } from './handlers/vm-handlers.js';
 import type { Registrar } from './registration.js';
 import { registrationInfo, registrationOf } from './registration-row.js';
@@ -354,7 +354,7 @@ export class Shim {
   // Writes the current state; after a failure (a full disk) it tries again every second until a
   // write succeeds, so the state file catches up with the VM once space is back.
   private persist(): void {
-    this.persisting = this.persisting.then(() => writeRuntimeState(this.stateFile, this.runtimeState())).then(() => {
+    this.persisting = this.persisting.then(() => writeRuntimeStateSync(this.stateFile, this.runtimeState())).then(() => {
       this.persistError = undefined;
     }, (err: unknown) => {
       if (this.persistError === undefined) this.log.error({ err, msgId: 'STATE_WRITE_FAILED' }, 'cannot write runtime state; retrying');

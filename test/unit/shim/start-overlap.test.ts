@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
-import { VirtqError } from '../../../protocol/index.js';
+import { VirtqError, systemClock } from '../../../protocol/index.js';
 import { allDone } from '../../../shim/shim-parts.js';
-import { warmUp } from '../../../shim/warm-up.js';
+import { rehearse, warmUp } from '../../../shim/warm-up.js';
 
 const deferred = () => {
   let resolve!: () => void;
@@ -37,15 +37,24 @@ describe('warmUp', () => {
     const err = vi.spyOn(process.stderr, 'write');
     // pino's destinations write with fs.writeSync, not through process.stderr.
     const sync = vi.spyOn(fs, 'writeSync');
+    // The rehearsal's made-up VM names paths: none of them, nor anything else, is opened or made.
+    const opened = vi.spyOn(fs, 'openSync');
+    const made = vi.spyOn(fs, 'mkdirSync');
+    const stat = vi.spyOn(fs, 'statSync');
     try {
-      warmUp();
+      warmUp(systemClock());
       expect(out).not.toHaveBeenCalled();
       expect(err).not.toHaveBeenCalled();
       expect(sync).not.toHaveBeenCalled();
+      expect(opened).not.toHaveBeenCalled();
+      expect(made).not.toHaveBeenCalled();
+      expect(stat).not.toHaveBeenCalled();
     } finally {
-      out.mockRestore();
-      err.mockRestore();
-      sync.mockRestore();
+      for (const spy of [out, err, sync, opened, made, stat]) spy.mockRestore();
     }
+  });
+
+  it('runs its rehearsal through: a start request, definition and argv the current schemas accept', () => {
+    expect(() => rehearse(systemClock())).not.toThrow();
   });
 });
