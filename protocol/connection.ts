@@ -353,7 +353,7 @@ export class FramedConnection {
  * small one that no byte can reach before then.
  */
 export function readInto(target: () => FramedConnection | undefined): { onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } } {
-  const early = Buffer.allocUnsafe(64 * 1024);
+  const early = Buffer.allocUnsafe(16 * 1024);
   return {
     onread: {
       buffer: () => target()?.readBuffer() ?? early,
