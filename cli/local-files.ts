@@ -10,10 +10,14 @@ const CHUNK = 1024 * 1024;
 /** Bytes gathered before one writev: a download arrives in chunks of at most 1 MiB. */
 const WRITE_BATCH = 8 * CHUNK;
 
+/** Chunks from this size on are written as they come (a unix socket's download chunks, 1 MiB). */
+const DIRECT_BYTES = 256 * 1024;
+
 /**
- * Appends chunks to a file in batches of WRITE_BATCH bytes, one writev in flight while the next
- * batch fills, so the stream is not held up by a write per chunk. Chunks must not be reused by
- * their producer (a socket's are not).
+ * Appends chunks to a file. A chunk is reused by its producer once write() settles (the
+ * download's frame memory, recycled): large ones are written before it settles, while the
+ * socket goes on reading into the next; small ones (pieces of a TLS or ssh stream) are copied
+ * and gathered into writev batches of WRITE_BATCH bytes, one in flight while the next fills.
  */
 class BatchedFile {
   private batch: Uint8Array[] = [];
@@ -24,7 +28,15 @@ class BatchedFile {
   constructor(private readonly fh: FileHandle) {}
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.batch.push(chunk);
+    if (chunk.length >= DIRECT_BYTES) {
+      await this.start();
+      await this.inFlight;
+      const position = this.position;
+      this.position += chunk.length;
+      await writeAll(this.fh, [chunk], position);
+      return;
+    }
+    this.batch.push(Buffer.from(chunk));
     this.bytes += chunk.length;
     if (this.bytes >= WRITE_BATCH) await this.start();
   }

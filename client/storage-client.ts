@@ -48,7 +48,11 @@ export class StorageClient {
     await sendUpload(stream, source, length, `upload of ${pool}/${name}`, ctl);
   }
 
-  /** Downloads a volume's bytes into `sink`, chunk by chunk; resolves with the byte count. */
+  /**
+   * Downloads a volume's bytes into `sink`, chunk by chunk; resolves with the byte count. Each
+   * chunk is the sink's until the promise it returns settles, and is then reused for later bytes:
+   * write it (or copy it) before settling.
+   */
   async download(pool: string, name: string, sink: (chunk: Uint8Array) => Promise<void>, ctl: TransferControl = {}): Promise<number> {
     const stream = await this.conn.openStream('downloadVolume', { pool, name });
     return receiveDownload(stream, sink, `download of ${pool}/${name}`, ctl);

@@ -37,6 +37,8 @@ export interface StreamTransport {
   resume?(): void;
   /** Resolves when the connection can take more bytes (send-side flow control). */
   writable?(): Promise<void>;
+  /** Takes back the memory of a received chunk its reader is done with (FramedConnection.recycle). */
+  recycle?(chunk: Uint8Array): void;
 }
 
 /** A bidirectional byte stream over an RPC connection. */
@@ -89,6 +91,15 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
       else this.transport.sendError(err);
     }
     this.stopReading();
+  }
+
+  /**
+   * Tells the stream that the reader is done with `chunk` (a chunk this stream yielded, fully
+   * written out and never to be read again): its memory may be read into for a later chunk.
+   * Optional; a reader that keeps chunks simply never calls it.
+   */
+  recycle(chunk: Uint8Array): void {
+    this.transport.recycle?.(chunk);
   }
 
   /** True once this side has ended. */

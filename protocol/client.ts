@@ -3,7 +3,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Clock, Disposable } from './clock.js';
 import { delay } from './clock.js';
-import { FramedConnection, type ByteChannel } from './connection.js';
+import { FramedConnection, readInto, type ByteChannel } from './connection.js';
 import { VirtqError } from './errors.js';
 import type { Message } from './message.js';
 import { EventQueue } from './event-queue.js';
@@ -78,7 +78,10 @@ export class RpcClient {
   /** Connects to a unix socket; NO_CONNECT names the socket when nobody serves it. */
   static connect(path: string, opts: RpcClientOptions): Promise<RpcClient> {
     return new Promise((resolve, reject) => {
-      const socket = netConnect(path);
+      // Reads land in the connection's own buffers: a volume download's 1 MiB chunks arrive
+      // whole, read by the kernel straight into them.
+      let client: RpcClient | undefined;
+      const socket = netConnect({ path, ...readInto(() => client?.conn) });
       const onError = (err: NodeJS.ErrnoException) => {
         socket.destroy();
         const why = err.code === 'ENOENT' ? 'no such socket' : err.code === 'ECONNREFUSED' ? 'nothing is listening' : err.code === 'EACCES' ? 'permission denied' : err.message;
@@ -87,7 +90,8 @@ export class RpcClient {
       socket.once('error', onError);
       socket.once('connect', () => {
         socket.off('error', onError);
-        resolve(new RpcClient(socket, opts, path));
+        client = new RpcClient(socket, opts, path);
+        resolve(client);
       });
     });
   }
@@ -132,6 +136,7 @@ export class RpcClient {
       pause: () => this.conn.pauseReading(hold),
       resume: () => this.conn.resumeReading(hold),
       writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
+      recycle: (chunk) => this.conn.recycle(chunk),
     });
     stream.opened = await this.start(prog, proc, args, callOpts, stream);
     return stream;

@@ -63,6 +63,8 @@ const EMPTY = new Uint8Array(0);
 const REUSED_MIN_BYTES = 64 * 1024;
 const REUSED_MAX_BYTES = 4 * 1024 * 1024;
 const SPARE_FRAMES = 4;
+/** Received frame buffers kept for reuse: a stream holds up to STREAM_HIGH_WATER (4 MiB) unread, plus one or two in hand. */
+const SPARE_READS = 8;
 /** Bytes of a frame in pieces read to find where its byte body starts (a stream head is ~50). */
 const HEAD_PEEK_BYTES = 256;
 /** CBOR's empty byte string, standing for a byte body in pieces while the head is decoded. */
@@ -83,11 +85,16 @@ export class FramedConnection {
   private budgetHeld = 0;
   /** Frame buffers of stream chunks the socket has written, for the next chunks. */
   private readonly spareFrames: Buffer[] = [];
+  /** Memory of large frames read into our own buffers, lent out until recycle() gives it back. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
+  /** Memory given back by recycle(), for the next large frames read. */
+  private readonly spareReads: ArrayBuffer[] = [];
 
   constructor(readonly socket: ByteChannel, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxSendFrameBytes = opts.maxSendFrameBytes ?? this.maxFrameBytes;
     this.decoder = new FrameDecoder(this.maxFrameBytes, opts.bytePiecesFrom);
+    this.decoder.allocFrame = (size) => this.allocReadFrame(size);
     this.codec = createCodec(opts.decodeLimits);
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -202,6 +209,50 @@ export class FramedConnection {
     this.finish(undefined);
   }
 
+  /**
+   * For a socket made with `onread` (readInto below): the buffer its next read fills. Large
+   * frames are read straight into their own buffer: a unix socket's 'data' path costs a fresh
+   * 64 KiB buffer and a JS call per read, ~5x the CPU of reads into our own (bench/RESULTS.md, issue #13 session 10).
+   */
+  readBuffer(): Buffer {
+    return this.decoder.readBuffer();
+  }
+
+  /**
+   * Gives back a chunk of a received stream frame once its reader is done with it (a download's
+   * sink has written it): the frame's memory is read into again. Fresh 1 MiB buffers per frame
+   * cost a page fault per 4 KiB and V8 a full GC per ~64 MiB of them. Anything not lent by this
+   * connection (or given back already) is ignored.
+   */
+  recycle(chunk: Uint8Array): void {
+    const mem = chunk.buffer;
+    if (!this.lent.has(mem)) return;
+    this.lent.delete(mem);
+    if (this.spareReads.length < SPARE_READS && mem instanceof ArrayBuffer) this.spareReads.push(mem);
+  }
+
+  private allocReadFrame(size: number): Buffer {
+    if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES + HEAD_PEEK_BYTES) return Buffer.allocUnsafe(size);
+    const i = this.spareReads.findIndex((b) => b.byteLength >= size && b.byteLength <= 2 * size);
+    // A buffer this large has memory of its own (Node pools only small ones).
+    const frame = i >= 0 ? Buffer.from(this.spareReads.splice(i, 1)[0] as ArrayBuffer, 0, size) : Buffer.allocUnsafe(size);
+    this.lent.add(frame.buffer);
+    return frame;
+  }
+
+  /** For a socket made with `onread`: `n` bytes were read into `buf` (readBuffer()'s, or the socket's first). */
+  onRead(n: number, buf: Uint8Array): void {
+    if (this.closed) return;
+    let frames: Array<Buffer | BytePieces>;
+    try {
+      frames = this.decoder.pushRead(n, buf);
+    } catch (err) {
+      this.fail(VirtqError.from(err));
+      return;
+    }
+    this.deliver(frames);
+  }
+
   private onData(chunk: Buffer): void {
     // Dropped: what the peer still sends before the socket goes is not kept.
     if (this.closed) return;
@@ -212,6 +263,10 @@ export class FramedConnection {
       this.fail(VirtqError.from(err));
       return;
     }
+    this.deliver(frames);
+  }
+
+  private deliver(frames: Array<Buffer | BytePieces>): void {
     for (const frame of frames) {
       if (this.closed) return;
       let item: unknown;
@@ -289,4 +344,21 @@ export class FramedConnection {
     this.budgetHeld = 0;
     this.opts.onClose(err);
   }
+}
+
+/**
+ * Options for `net.connect` that make the socket read into the buffers of the connection
+ * `target()` returns once it exists (FramedConnection.readBuffer/onRead): no 'data' events.
+ * Node asks for the first buffer while connecting, before the connection is built: it gets a
+ * small one that no byte can reach before then.
+ */
+export function readInto(target: () => FramedConnection | undefined): { onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } } {
+  const early = Buffer.allocUnsafe(16 * 1024);
+  return {
+    onread: {
+      buffer: () => target()?.readBuffer() ?? early,
+      // true: go on reading (pausing is the connection's, through socket.pause()).
+      callback: (n, buf) => { target()?.onRead(n, buf); return true; },
+    },
+  };
 }

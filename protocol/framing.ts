@@ -152,6 +152,9 @@ export function bytesBodyAt(head: Uint8Array, frameLength: number): { at: number
   return undefined;
 }
 
+/** The buffer a socket read in our own buffers fills between large frames (Node's own reads are 64 KiB too). */
+const READ_SCRATCH_BYTES = 64 * 1024;
+
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
  * whole frame is present, so a large frame arriving in many chunks is copied once; from
@@ -161,6 +164,15 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private expected = -1;
+  /** The large frame being read straight into (readBuffer/pushRead), and how much of it is filled. */
+  private into: Buffer | undefined;
+  private filled = 0;
+  /** Where readBuffer() pointed the last read: `into`, or the reused scratch buffer. */
+  private readingInto = false;
+  private scratch: Buffer | undefined;
+
+  /** Gives the buffer a large frame is read into (readBuffer/pushRead): a fresh one, or a recycled one. */
+  allocFrame: (size: number) => Buffer = Buffer.allocUnsafe;
 
   constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, private readonly piecesFrom = Infinity) {}
 
@@ -186,6 +198,49 @@ export class FrameDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     this.drain(frames);
+    return frames;
+  }
+
+  /**
+   * For a socket that reads into buffers we give (net's `onread`): the buffer its next read
+   * should fill. Inside a frame of `piecesFrom` bytes or more, the rest of that frame's own
+   * buffer, so the kernel copies its bytes straight to where they stay (no fresh 64 KiB buffer
+   * per read, no join); between frames, a reused scratch buffer. Call pushRead() after the read.
+   */
+  readBuffer(): Buffer {
+    this.readingInto = this.into !== undefined;
+    if (this.into !== undefined) return this.into.subarray(this.filled);
+    this.scratch ??= Buffer.allocUnsafe(READ_SCRATCH_BYTES);
+    return this.scratch;
+  }
+
+  /**
+   * As pushPieces() for the `n` bytes just read into `buf`: readBuffer()'s buffer (or, for the
+   * socket's first read, the one it was made with). A large frame comes whole, as BytePieces of one buffer.
+   */
+  pushRead(n: number, buf: Uint8Array): Array<Buffer | BytePieces> {
+    const into = this.into;
+    if (this.readingInto && into !== undefined) {
+      this.filled += n;
+      this.buffered += n;
+      if (this.filled < into.length) return [];
+      this.into = undefined;
+      this.expected = -1;
+      this.buffered = 0;
+      return [new BytePieces([into])];
+    }
+    // The scratch buffer is read into again: what stays of it is copied (frames here are small,
+    // or the head of a large one).
+    const frames = this.pushPieces(Buffer.from(buf.subarray(0, n)));
+    if (this.expected >= this.piecesFrom && this.buffered < this.expected) {
+      // A large frame has begun: its buffer takes what arrived of it and the reads that follow.
+      const frame = this.allocFrame(this.expected);
+      let at = 0;
+      for (const c of this.chunks) { frame.set(c, at); at += c.length; }
+      this.chunks = [];
+      this.into = frame;
+      this.filled = at;
+    }
     return frames;
   }
 

@@ -6,6 +6,8 @@
 //   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up] [rounds] SRC
 //     DIST  a built dist/ inside a checkout (its node_modules resolve); SRC a 1 GiB file on the
 //           filesystem to test (hard-linked into the pool, so it must be on the same one)
+//   PROF_DIR=DIR also writes the daemon's --cpu-prof there (run this script itself with
+//           `node --cpu-prof --cpu-prof-dir=DIR` for the client's)
 // Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round.
 import { spawn } from 'node:child_process';
 import { createReadStream, mkdirSync, linkSync, rmSync, readFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ const work = join(dirname(src), `stream-cpu-${process.pid}`); mkdirSync(join(wor
 linkSync(src, join(work, 'pool', 'src.raw'));
 let child;
 process.on('exit', () => { try { child?.kill('SIGKILL'); } catch {} });
-child = spawn('node', [join(dist, 'bin', 'virtstoraged.js'), '--root', join(work, 'root')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
+child = spawn('node', [...(process.env.PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR}`] : []), join(dist, 'bin', 'virtstoraged.js'), '--root', join(work, 'root')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
 const rl = createInterface({ input: child.stdout }); await new Promise((r) => rl.once('line', r)); child.stdout.resume();
 const dcpu = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 const { connectStorage } = await import(join(dist, 'lib', 'client', 'index.js'));

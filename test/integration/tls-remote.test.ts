@@ -63,7 +63,7 @@ describe('remote access over TLS', () => {
     const payload = randomBytes(3 * MiB);
     await storage.upload('default', 'up.raw', (async function* () { yield payload.subarray(0, MiB); yield payload.subarray(MiB); })(), payload.length);
     const parts: Uint8Array[] = [];
-    await storage.download('default', 'up.raw', async (c) => { parts.push(c); });
+    await storage.download('default', 'up.raw', async (c) => { parts.push(Buffer.from(c)); });
     expect(Buffer.compare(Buffer.concat(parts).subarray(0, payload.length), payload)).toBe(0);
     storage.close();
   }, 60_000);

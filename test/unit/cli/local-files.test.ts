@@ -24,6 +24,23 @@ describe('localFiles().create', () => {
     expect(readFileSync(root.path('out.img')).equals(data)).toBe(true);
   });
 
+  it('is done with each chunk once write() settles: the producer may reuse it (a download recycles its frames)', async () => {
+    const data = randomBytes(5 * MiB + 4321);
+    const out = await localFiles(root.dir).create('reused.img');
+    const big = Buffer.allocUnsafe(MiB);
+    const small = Buffer.allocUnsafe(1000);
+    for (let off = 0, i = 0; off < data.length; i++) {
+      const into = i % 3 === 2 ? small : big;
+      const n = Math.min(into.length, data.length - off);
+      data.copy(into, 0, off, off + n);
+      await out.write(into.subarray(0, n));
+      into.fill(0xee);
+      off += n;
+    }
+    await out.commit();
+    expect(readFileSync(root.path('reused.img')).equals(data)).toBe(true);
+  });
+
   it('leaves nothing behind on abort, even with a batch in flight', async () => {
     const out = await localFiles(root.dir).create('gone.img');
     for (let i = 0; i < 9; i += 1) await out.write(randomBytes(MiB));
