@@ -24,7 +24,9 @@ const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
 const PINO_WORKER_THREADS = { pkg: 'pino', path: 'worker_threads', contents: 'module.exports = { isMainThread: true };' };
 // cbor-x's optional native string extractor: loading it (and its libc probe) costs a process
 // ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
-// cbor-x catches and then decodes in pure JS.
+// cbor-x catches and then decodes in pure JS. The shim leaves it out too: it decodes only small
+// requests, as fast in JS (bench/RESULTS.md, issue 15, session 10), and loading the addon (Node's
+// CommonJS loader, node-gyp-build, detect-libc, the .node file) cost a settled shim ~0.8 MiB Pss_Anon.
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // The CLI's head is a shell launcher that is also valid JavaScript (`':'` is a string, `//` a
 // comment): run as a program, sh execs node on the fast path for hot read commands (virtq-fast.cjs,
@@ -45,7 +47,7 @@ const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
   // session 9). Names are kept, so stack traces still name functions, but not source lines.
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS], minifyWhitespace: true },
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true },
   { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
   // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
   // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).
