@@ -5,7 +5,7 @@
 // definition. The one thing it makes is an anonymous lease lifeline (warmLifeline).
 import { join } from 'node:path';
 import { definitionValidator, type Layout } from '../protocol/index.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { lockSpareLifeline } from '../drivers/lock/spare-lifeline.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
 
@@ -13,7 +13,7 @@ import type { SpareLifeline } from '../drivers/lock/types.js';
 export function warmUp(): void {
   definitionValidator.check({});
   // Level silent: this hub writes nothing anywhere; the VM's own hub is built once its name is known.
-  new LogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' }).module('shim');
+  new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' }).module('shim');
 }
 
 /**
