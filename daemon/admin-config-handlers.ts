@@ -2,13 +2,13 @@
 // the reloads (`tls-reload`, `config-reload`): one table of keys, each with how to read it and
 // how to change it. A change that fails (bad files, bad rules) leaves the old setting in force.
 import { VirtqError, adminProgram, type Handlers, type RpcServer, type TlsListener } from '../protocol/index.js';
-import type { LogHub } from './logging.js';
+import type { Logs } from './log-filters.js';
 import type { AclGuard } from './acl/acl-guard.js';
 
 /** What the configuration handlers reach. */
 export interface ConfigSurface {
   server: RpcServer;
-  logs: LogHub;
+  logs: Logs;
   tls(): TlsListener | undefined;
   acl(): AclGuard | undefined;
 }

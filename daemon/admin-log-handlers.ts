@@ -1,10 +1,10 @@
 // The admin procedures about logging, the same on every daemon: read and replace the per-module
 // filters and the outputs at run time.
 import { adminProgram, type Handlers } from '../protocol/index.js';
-import type { LogHub } from './logging.js';
+import type { Logs } from './log-filters.js';
 
 /** Log-filter and log-output handlers backed by `logs`. */
-export function adminLogHandlers(logs: LogHub): { program: typeof adminProgram; handlers: Handlers<typeof adminProgram> } {
+export function adminLogHandlers(logs: Logs): { program: typeof adminProgram; handlers: Handlers<typeof adminProgram> } {
   return {
     program: adminProgram,
     handlers: {

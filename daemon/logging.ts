@@ -1,40 +1,12 @@
-// Logging for both daemons: pino JSON lines with dotted module names, per-module levels from
+// Logging for the daemons: pino JSON lines with dotted module names, per-module levels from
 // filters like "debug:qemu.qmp warn:rpc" (longest matching prefix wins), changeable at run time
-// through the admin API, and secrets redacted.
-import { isAbsolute } from 'node:path';
-import { pino, type DestinationStream, type Logger as PinoLogger, type Level } from 'pino';
-import { VirtqError, type Logger } from '../protocol/index.js';
+// through the admin API, and secrets redacted. The shim writes the same lines without pino
+// (daemon/line-log.ts); the filter syntax and the redact paths are daemon/log-filters.ts's.
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import type { Logger } from '../protocol/index.js';
+import { CENSOR, REDACT_PATHS, initialOutputs, levelFor, outputsText, parseLogFilters, parseLogOutputs, type LogFilter, type LogLevel, type LogOutput, type Logs } from './log-filters.js';
 
-const LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
-
-/** One parsed filter: modules starting with `prefix` log at `level` and above. */
-export interface LogFilter {
-  level: Level | 'silent';
-  prefix: string;
-}
-
-/** Parses "debug:qemu.qmp warn:rpc"; a bare level sets the default. Throws INVALID_ARG. */
-export function parseLogFilters(text: string): LogFilter[] {
-  return text.split(/[\s,]+/).filter((t) => t !== '').map((token) => {
-    const [level, prefix = ''] = token.split(':', 2) as [string, string | undefined];
-    if (!LEVELS.has(level)) throw new VirtqError('INVALID_ARG', `unknown log level "${level}" in "${token}" (use trace, debug, info, warn, error, fatal or silent)`);
-    return { level: level as Level, prefix };
-  });
-}
-
-/** One log output: `stderr` or `file:/absolute/path`. */
-export type LogOutput = { kind: 'stderr' } | { kind: 'file'; path: string };
-
-/** Parses "stderr file:/var/log/virtq/x.log"; throws INVALID_ARG. */
-export function parseLogOutputs(text: string): LogOutput[] {
-  const outputs = text.split(/\s+/).filter((t) => t !== '').map((token): LogOutput => {
-    if (token === 'stderr') return { kind: 'stderr' };
-    if (token.startsWith('file:') && isAbsolute(token.slice(5))) return { kind: 'file', path: token.slice(5) };
-    throw new VirtqError('INVALID_ARG', `unknown log output "${token}" (use stderr or file:/absolute/path)`);
-  });
-  if (outputs.length === 0) throw new VirtqError('INVALID_ARG', 'give at least one log output');
-  return outputs;
-}
+export { parseLogFilters, parseLogOutputs, type LogFilter, type LogLevel, type LogOutput, type Logs } from './log-filters.js';
 
 // pino writes to this one stream; what it forwards to can be replaced while the daemon runs.
 // Writes are synchronous: log lines are few, and the last ones before a crash are the ones wanted.
@@ -84,7 +56,7 @@ function flushQuietly(d: Destination): void {
 }
 
 /** Owns a daemon's root logger and the levels of its module loggers. */
-export class LogHub {
+export class LogHub implements Logs {
   readonly root: PinoLogger;
   private filters: LogFilter[];
   private filterText: string;
@@ -95,17 +67,14 @@ export class LogHub {
   constructor(opts: { name: string; bindings: Record<string, unknown>; filters?: string; file?: string; stderr?: boolean }) {
     this.filterText = opts.filters ?? 'info';
     this.filters = parseLogFilters(this.filterText);
-    const outputs: LogOutput[] = [];
-    if (opts.file !== undefined) outputs.push({ kind: 'file', path: opts.file });
-    if (opts.stderr === true || opts.file === undefined) outputs.push({ kind: 'stderr' });
-    this.outputs = outputs.map((o) => (o.kind === 'stderr' ? 'stderr' : `file:${o.path}`)).join(' ');
+    const outputs = initialOutputs(opts.file, opts.stderr);
+    this.outputs = outputsText(outputs);
     this.sink.set(outputs);
     this.root = pino({
       name: opts.name,
       base: { pid: process.pid, ...opts.bindings },
       level: 'trace',
-      // Secret values travel only in fields named `value` (drivers/secret/types.ts): never logged.
-      redact: { paths: ['*.password', '*.secret', '*.token', 'secret', 'password', 'value', '*.value', '*.*.value', '*.*.*.value', 'passphrase', '*.passphrase'], censor: '[redacted]' },
+      redact: { paths: [...REDACT_PATHS], censor: CENSOR },
       onChild: (child) => this.track(child),
     }, this.sink);
     this.root.level = this.levelFor('');
@@ -153,11 +122,7 @@ export class LogHub {
     set.add(child);
   }
 
-  private levelFor(module: string): Level | 'silent' {
-    let best: LogFilter | undefined;
-    for (const f of this.filters) {
-      if ((f.prefix === '' || module === f.prefix || module.startsWith(`${f.prefix}.`) || module.startsWith(f.prefix)) && (best === undefined || f.prefix.length >= best.prefix.length)) best = f;
-    }
-    return best?.level ?? 'info';
+  private levelFor(module: string): LogLevel {
+    return levelFor(this.filters, module);
   }
 }

@@ -7,7 +7,7 @@ import {
   RpcServer, TlsListener, adminProgram,
   type Clock, type TlsFiles, type Fallback, type Handlers, type Program, type ServerRole, type SocketClass,
 } from '../protocol/index.js';
-import type { LogHub } from './logging.js';
+import type { Logs } from './log-filters.js';
 import { adminLogHandlers } from './admin-log-handlers.js';
 import { adminConfigHandlers } from './admin-config-handlers.js';
 import { unixPeerCreds } from './acl/peer-creds.js';
@@ -39,7 +39,7 @@ export interface ServiceConfig {
   role: ServerRole;
   version: string;
   clock: Clock;
-  logs: LogHub;
+  logs: Logs;
   sockets: SocketPaths;
   /** Sockets a service manager passed already listening (socket activation): served as they are, never unlinked. */
   inherited?: InheritedSockets;

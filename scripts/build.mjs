@@ -24,7 +24,9 @@ const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
 const PINO_WORKER_THREADS = { pkg: 'pino', path: 'worker_threads', contents: 'module.exports = { isMainThread: true };' };
 // cbor-x's optional native string extractor: loading it (and its libc probe) costs a process
 // ~4 ms at start, which a short-lived CLI never wins back. Left out, it throws at load, which
-// cbor-x catches and then decodes in pure JS.
+// cbor-x catches and then decodes in pure JS. The shim leaves it out too: it decodes only small
+// requests, as fast in JS (bench/RESULTS.md, issue 15, session 10), and loading the addon (Node's
+// CommonJS loader, node-gyp-build, detect-libc, the .node file) cost a settled shim ~0.8 MiB Pss_Anon.
 const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // prom-client's AggregatorRegistry (for node:cluster workers, which no daemon runs): its module
 // loads node:cluster and with it cluster's internals at every start.
@@ -56,7 +58,7 @@ const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
   // session 9). Names are kept, so stack traces still name functions, but not source lines.
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS], minifyWhitespace: true },
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's

@@ -2,7 +2,8 @@
 // only place where real implementations are chosen; tests build Shim with their own.
 import { join } from 'node:path';
 import { daemonSockets, randomUuid, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
+import type { Logs } from '../daemon/log-filters.js';
 import { childSpawner, qemuEnv } from './vm/qemu-process.js';
 import { connectRegistrar } from './registration.js';
 import { Shim, type ShimConfig, type ShimMode } from './shim.js';
@@ -58,10 +59,10 @@ export function layoutFor(root: string | undefined, placement: 'system' | 'sessi
 }
 
 /** Starts a shim with real dependencies. */
-export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string, handedOver?: HandedOver): Promise<{ shim: Shim; logs: LogHub }> {
+export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, version: string, handedOver?: HandedOver): Promise<{ shim: Shim; logs: Logs }> {
   const layout = layoutFor(opts.root, opts.placement, env, process.getuid?.() ?? 0);
   const clock = systemClock();
-  const logs = new LogHub({
+  const logs = new LineLogHub({
     name: 'virtq-shim', bindings: { vm: opts.name }, filters: opts.logFilters ?? env['LOG_FILTERS'],
     file: join(layout.log, `${opts.name}.log`), stderr: opts.logStderr,
   });

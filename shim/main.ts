@@ -11,7 +11,7 @@ import type { SpareLifeline } from '../drivers/lock/types.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
-import type { LogHub } from '../daemon/logging.js';
+import type { Logs } from '../daemon/log-filters.js';
 import type { Shim } from './shim.js';
 import { parseHandoverFds } from './upgrade/handover-wire.js';
 import { awaitTake, reportOutcome } from './upgrade/successor.js';
@@ -178,7 +178,7 @@ async function start(parsed: Parsed): Promise<Started> {
     handedOver = await awaitTake(process, opts.handover, clock, HANDOVER_WAIT_MS);
   }
   let shim: Shim;
-  let logs: LogHub;
+  let logs: Logs;
   try {
     ({ shim, logs } = await composeShim(opts, process.env, VERSION, handedOver));
   } catch (err) {

@@ -10,7 +10,7 @@ import {
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
-import type { LogHub } from '../daemon/logging.js';
+import type { Logs } from '../daemon/log-filters.js';
 import type { DaemonService } from '../daemon/service.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
@@ -21,7 +21,7 @@ import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js'
 export interface PartsConfig {
   layout: Layout;
   clock: Clock;
-  logs: LogHub;
+  logs: Logs;
   mode: { kind: string };
   lockPlugins?: LockPluginMap | undefined;
   /** A warm pool shim's lifeline, locked while it waited (drivers/lock/spare-lifeline.ts). */

@@ -12,7 +12,7 @@ import {
 } from '../protocol/index.js';
 import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
-import type { LogHub } from '../daemon/logging.js';
+import type { Logs } from '../daemon/log-filters.js';
 import { DaemonService } from '../daemon/service.js';
 import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
 import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
@@ -53,7 +53,7 @@ export interface ShimConfig {
   mode: ShimMode;
   qemuBinary: string;
   clock: Clock;
-  logs: LogHub;
+  logs: Logs;
   spawner: Spawner;
   env: Readonly<Record<string, string | undefined>>;
   newUuid: () => string;

@@ -13,7 +13,7 @@ import {
   createCodec, definitionValidator, encodeFrame, normalizeDefinition, parseMessage, parseStartRequest, pathsOnly, startRequestText,
   type Clock, type Layout,
 } from '../protocol/index.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { buildQemuArgv } from '../drivers/hypervisor/qemu/argv.js';
 import { encodeRecord } from '../drivers/journal/record-format.js';
@@ -40,7 +40,7 @@ export function warmUp(clock: Clock): void {
     // Only a warm-up: a rehearsal that fails (a test keeps it passing) leaves the start as a cold shim's.
   }
   // Level silent: this hub writes nothing anywhere; the VM's own hub is built once its name is known.
-  new LogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' }).module('shim');
+  new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' }).module('shim');
 }
 
 /** The rehearsal itself (exported for its test: it must run through, or the warm-up is lost silently). */

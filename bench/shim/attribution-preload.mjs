@@ -10,6 +10,10 @@ if (out !== undefined) {
   setTimeout(() => {
     const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { used: s.space_used_size, size: s.space_size, physical: s.physical_space_size }]));
     const code = v8.getHeapCodeStatistics();
-    writeFileSync(out, JSON.stringify({ spaces, code, usage: process.memoryUsage(), heap: v8.getHeapStatistics(), smaps: readFileSync(`/proc/${process.pid}/smaps_rollup`, 'utf8') }));
+    // VQ_ATTR_HEAPSNAP=DIR: also a heap snapshot (bench/shim/heap-groups.mjs groups it), written after the figures are read.
+    const snapDir = process.env.VQ_ATTR_HEAPSNAP;
+    const figures = JSON.stringify({ spaces, code, usage: process.memoryUsage(), heap: v8.getHeapStatistics(), smaps: readFileSync(`/proc/${process.pid}/smaps_rollup`, 'utf8') });
+    if (snapDir !== undefined) v8.writeHeapSnapshot(`${snapDir}/${process.pid}.heapsnapshot`);
+    writeFileSync(out, figures);
   }, Number(process.env.VQ_ATTR_MS ?? 15000)).unref();
 }

@@ -1,7 +1,8 @@
 // Issue 15 target 2: what a shim no longer loads or keeps at start still works on first use.
 // node:http (the --metrics endpoint) and node:tls (remote daemons, TLS listeners) are loaded when
 // first used, and the shebang's MALLOC_ARENA_MAX tunes the shim's own heap, not QEMU's. A running
-// shim has not loaded node:crypto (its SHA-256 and UUIDs need no OpenSSL) nor worker_threads.
+// shim has not loaded node:crypto (its SHA-256 and UUIDs need no OpenSSL) nor worker_threads, nor
+// cbor-x's native addon; its log lines, written without pino, are still pino's.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -102,6 +103,12 @@ describe('virtq-shim lazy loading', () => {
       const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
       expect(loaded).toContain('net');
       expect(loaded.filter((m) => ['crypto', 'worker_threads', 'tls', 'http'].includes(m))).toEqual([]);
+      // No native addon either (cbor-x decodes in JS in the shim), and its log lines (written
+      // without pino) are pino's JSON lines with the VM and module bound.
+      expect(readFileSync(`/proc/${vm.proc.pid as number}/maps`, 'latin1')).not.toContain('cbor-extract');
+      const lines = readFileSync(join(root.dir, 'log', 'lazy2.log'), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.length).toBeGreaterThan(0);
+      expect(lines[0]).toMatchObject({ level: expect.any(Number), time: expect.any(Number), pid: vm.proc.pid, vm: 'lazy2', name: 'virtq-shim', module: expect.any(String) });
       await expect(vm.api.destroy({ name: 'lazy2' })).resolves.toMatchObject({ state: 'shutoff' });
     } finally {
       await hh.cleanup();
