@@ -5,6 +5,7 @@
 // plain CBOR virtqemud's encoder writes for these replies and gives the values protocol/codec.ts
 // (cbor-x with maps as objects) would give; on anything else it throws FastCborUnsupported, and the
 // fast path hands the command line, with nothing printed, to the full CLI.
+import { isAscii } from 'node:buffer';
 
 /** The reply holds CBOR this decoder does not take as cbor-x would: the full CLI runs the command. */
 export class FastCborUnsupported extends Error {}
@@ -55,7 +56,14 @@ export function encodeFastCbor(value: FastCborValue): Buffer {
 /** A decoder over one item's bytes. */
 class Reader {
   at = 0;
-  constructor(private readonly src: Buffer) {}
+  // An all-ASCII item (the usual reply: names, states, UUIDs) decoded to text once, in C++; each
+  // text string is then a slice of it, with no call into Node per string (a listing of 200 rows
+  // has some 3,000). ASCII is the same in Latin-1 as in UTF-8.
+  private readonly ascii: string | undefined;
+
+  constructor(private readonly src: Buffer) {
+    this.ascii = isAscii(src) ? src.toString('latin1') : undefined;
+  }
 
   // The head's argument: inline, or in 1, 2 or 4 bytes. Eight-byte ones (cbor-x gives BigInts or
   // checks lengths there) and indefinite lengths are not taken.
@@ -74,11 +82,16 @@ class Reader {
     const { src } = this;
     const end = this.at + length;
     if (end > src.length) return unsupported('truncated');
-    let ascii = true;
-    for (let i = this.at; i < end; i++) if ((src[i] as number) > 0x7f) { ascii = false; break; }
-    const s = src.toString(ascii ? 'latin1' : 'utf8', this.at, end);
+    if (this.ascii !== undefined) {
+      const s = this.ascii.slice(this.at, end);
+      this.at = end;
+      return s;
+    }
+    // Node's decoder in C++, no byte loop in JS: one such loop was hot enough for V8 to spend a
+    // TurboFan compile on it in every `list` of 200 rows (bench/RESULTS.md, issue 15, session 10).
+    const s = src.toString('utf8', this.at, end);
     // Invalid UTF-8 (a lone surrogate, say) cbor-x decodes its own way: not ours to guess.
-    if (!ascii && s.includes('\ufffd')) unsupported('text that is not plain UTF-8');
+    if (s.includes('\ufffd')) unsupported('text that is not plain UTF-8');
     this.at = end;
     return s;
   }
