@@ -1,14 +1,15 @@
 // The fast path's work for one command line (decision 0028): resolve the URI and the socket,
-// make the one call and print, with the full CLI's own functions for each step (URI rules,
-// socket resolution and NO_CONNECT text, RPC framing, list and block rendering, the error line),
-// so its output is the full CLI's byte for byte. It writes only once it has the whole outcome:
+// make the one call (cli/fast-call.ts: one frame each way, no RpcClient, no cbor-x) and print, with
+// the full CLI's own functions for each step (URI rules, socket resolution, list and block
+// rendering, the error line), so its output is the full CLI's byte for byte. It writes only once it has the whole outcome:
 // undefined means "not mine", with nothing printed, and the full CLI runs the command line.
 import { resolveDefaultUri } from '../client/default-uri.js';
-import { DEFAULT_CALL_TIMEOUT_MS, dialResolved } from '../client/dial.js';
-import { resolveSocket } from '../client/resolve.js';
-import type { Clock } from '../protocol/clock.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from '../client/call-timeout.js';
+import { daemonSocket } from '../client/resolve.js';
 import { parseUri } from '../protocol/uri.js';
 import { parseFastArgv } from './fast-argv.js';
+import type { FastCborValue } from './fast-cbor.js';
+import { fastCall } from './fast-call.js';
 import { listFilter, listRows, renderList } from './list-view.js';
 import { EXIT, errorLine, jsonDocument } from './outcome.js';
 import { renderGeneric } from './render.js';
@@ -18,7 +19,6 @@ import { VERSION } from './version.js';
 export interface FastIo {
   readonly env: NodeJS.ProcessEnv;
   readonly uid: number;
-  readonly clock: Clock;
   /** Writes stdout's and stderr's text, once, at the end. */
   write(stdout: string, stderr: string): void;
 }
@@ -46,20 +46,15 @@ export async function runFast(argv: readonly string[], io: FastIo): Promise<numb
   }
   if (target.kind !== 'daemon' || target.daemon !== 'virtqemud') return undefined;
   const proc = cmd.kind === 'list' ? 'listDomains' : 'getInfo';
-  const args = cmd.kind === 'list' ? listFilter(cmd.opts) : { name: cmd.name };
-  let result: unknown;
-  try {
-    const rpc = await dialResolved(await resolveSocket(target, 'api'), io.clock, DEFAULT_CALL_TIMEOUT_MS);
-    try {
-      result = await rpc.call(VIRTQ_PROGRAM, proc, args, {});
-    } finally {
-      rpc.close();
-    }
-  } catch (err) {
-    io.write('', errorLine(err));
+  const args = (cmd.kind === 'list' ? listFilter(cmd.opts) : { name: cmd.name }) as Record<string, FastCborValue>;
+  const { socket, hint } = daemonSocket(target, 'api');
+  const outcome = await fastCall(socket, hint, VIRTQ_PROGRAM, proc, args, DEFAULT_CALL_TIMEOUT_MS);
+  if (outcome === undefined) return undefined;
+  if (!outcome.ok) {
+    io.write('', errorLine(outcome.error));
     return EXIT.failed;
   }
-  const shown = cmd.kind === 'list' ? listRows(result) : result;
+  const shown = cmd.kind === 'list' ? listRows(outcome.body) : outcome.body;
   io.write(cmd.json ? jsonDocument(shown) : cmd.kind === 'list' ? renderList(shown) : renderGeneric(shown), '');
   return EXIT.ok;
 }

@@ -1,13 +1,12 @@
 // Dialling a resolved unix socket: NO_CONNECT names the socket and says what is probably not
-// running. Shared by connect() and the CLI's fast path (cli/fast-main.ts), which must print the
-// very same error, and kept free of the library's heavier modules for the latter.
+// running. The CLI's fast path gives the very same error without this module (cli/fast-call.ts's
+// connectError, held equal to it by test/unit/cli/fast-call.test.ts).
 import { RpcClient } from '../protocol/client.js';
 import type { Clock } from '../protocol/clock.js';
 import { VirtqError } from '../protocol/errors.js';
 import type { ResolvedSocket } from './resolve.js';
 
-/** The deadline of a call that sets none, in ms (ConnectOptions.timeoutMs). */
-export const DEFAULT_CALL_TIMEOUT_MS = 120_000;
+export { DEFAULT_CALL_TIMEOUT_MS } from './call-timeout.js';
 
 /** Connects to `resolved`'s socket; a NO_CONNECT error gets the resolution's hint appended. */
 export async function dialResolved(resolved: ResolvedSocket, clock: Clock, timeoutMs: number): Promise<RpcClient> {

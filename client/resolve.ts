@@ -50,17 +50,21 @@ function sibling(path: string, suffix: '-ro' | '-admin', uri: string): string {
   return `${path.slice(0, -'.sock'.length).replace(/-(ro|admin)$/, '')}${suffix}.sock`;
 }
 
+/** The socket of a host daemon's URI (no file read: the CLI's fast path resolves with this alone). */
+export function daemonSocket(target: Extract<Target, { kind: 'daemon' }>, endpoint: Endpoint): ResolvedSocket {
+  const hint = `is ${target.daemon} running for ${target.uri}?`;
+  return endpoint === 'admin'
+    ? { peer: 'daemon', socket: target.admin, readOnly: false, hint }
+    : { peer: 'daemon', socket: target.socket, readOnly: target.readOnly, hint };
+}
+
 /** Resolves the socket for `target` (any kind but embed). */
 export async function resolveSocket(target: Exclude<Target, { kind: 'embed' }>, endpoint: Endpoint): Promise<ResolvedSocket> {
   switch (target.kind) {
     case 'remote':
       throw new VirtqError('INVALID_ARG', `${target.uri} is reached over TLS, not a unix socket`);
-    case 'daemon': {
-      const hint = `is ${target.daemon} running for ${target.uri}?`;
-      return endpoint === 'admin'
-        ? { peer: 'daemon', socket: target.admin, readOnly: false, hint }
-        : { peer: 'daemon', socket: target.socket, readOnly: target.readOnly, hint };
-    }
+    case 'daemon':
+      return daemonSocket(target, endpoint);
     case 'shim': {
       const hint = 'is the VM running?';
       if (endpoint === 'admin') return { peer: 'shim', socket: sibling(target.socket, '-admin', target.uri), readOnly: false, hint };

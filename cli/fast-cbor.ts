@@ -1,0 +1,150 @@
+// The CBOR the CLI's fast path speaks (cli/fast-call.ts, decision 0028): it encodes one call and
+// decodes one reply, without cbor-x. cbor-x is half of the fast bundle's text, and its large
+// `read` decoded a 200-row listing in V8's interpreter: together most of what `virtq list` paid
+// above a bare Node client (bench/RESULTS.md, issue 15, session 10). The decoder takes only the
+// plain CBOR virtqemud's encoder writes for these replies and gives the values protocol/codec.ts
+// (cbor-x with maps as objects) would give; on anything else it throws FastCborUnsupported, and the
+// fast path hands the command line, with nothing printed, to the full CLI.
+import { isAscii } from 'node:buffer';
+
+/** The reply holds CBOR this decoder does not take as cbor-x would: the full CLI runs the command. */
+export class FastCborUnsupported extends Error {}
+
+const unsupported = (why: string): never => {
+  throw new FastCborUnsupported(why);
+};
+
+/** A value the fast path sends: the message header and the call's arguments. */
+export type FastCborValue = string | boolean | number | { readonly [key: string]: FastCborValue };
+
+// Major type `major` with argument `n` (an unsigned integer below 2^32), as cbor-x writes it: the shortest form.
+function head(out: number[], major: number, n: number): void {
+  const m = major << 5;
+  if (n < 24) out.push(m | n);
+  else if (n < 0x100) out.push(m | 24, n);
+  else if (n < 0x10000) out.push(m | 25, n >> 8, n & 0xff);
+  else out.push(m | 26, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+}
+
+function encodeInto(out: number[], value: FastCborValue): void {
+  if (typeof value === 'string') {
+    const bytes = Buffer.from(value, 'utf8');
+    head(out, 3, bytes.length);
+    for (const b of bytes) out.push(b);
+  } else if (typeof value === 'boolean') {
+    out.push(value ? 0xf5 : 0xf4);
+  } else if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff_ffff) unsupported(`cannot encode ${value}`);
+    head(out, 0, value);
+  } else {
+    const keys = Object.keys(value);
+    head(out, 5, keys.length);
+    for (const k of keys) {
+      encodeInto(out, k);
+      encodeInto(out, value[k] as FastCborValue);
+    }
+  }
+}
+
+/** `value` as one CBOR item (definite lengths, shortest heads, text keys). */
+export function encodeFastCbor(value: FastCborValue): Buffer {
+  const out: number[] = [];
+  encodeInto(out, value);
+  return Buffer.from(out);
+}
+
+/** A decoder over one item's bytes. */
+class Reader {
+  at = 0;
+  // An all-ASCII item (the usual reply: names, states, UUIDs) decoded to text once, in C++; each
+  // text string is then a slice of it, with no call into Node per string (a listing of 200 rows
+  // has some 3,000). ASCII is the same in Latin-1 as in UTF-8.
+  private readonly ascii: string | undefined;
+
+  constructor(private readonly src: Buffer) {
+    this.ascii = isAscii(src) ? src.toString('latin1') : undefined;
+  }
+
+  // The head's argument: inline, or in 1, 2 or 4 bytes. Eight-byte ones (cbor-x gives BigInts or
+  // checks lengths there) and indefinite lengths are not taken.
+  private arg(info: number): number {
+    const { src } = this;
+    if (info < 24) return info;
+    const n = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : 0;
+    if (n === 0) return unsupported(`additional information ${info}`);
+    if (this.at + n > src.length) return unsupported('truncated');
+    const v = n === 1 ? src[this.at] as number : n === 2 ? src.readUInt16BE(this.at) : src.readUInt32BE(this.at);
+    this.at += n;
+    return v;
+  }
+
+  private text(length: number): string {
+    const { src } = this;
+    const end = this.at + length;
+    if (end > src.length) return unsupported('truncated');
+    if (this.ascii !== undefined) {
+      const s = this.ascii.slice(this.at, end);
+      this.at = end;
+      return s;
+    }
+    // Node's decoder in C++, no byte loop in JS: one such loop was hot enough for V8 to spend a
+    // TurboFan compile on it in every `list` of 200 rows (bench/RESULTS.md, issue 15, session 10).
+    const s = src.toString('utf8', this.at, end);
+    // Invalid UTF-8 (a lone surrogate, say) cbor-x decodes its own way: not ours to guess.
+    if (s.includes('\ufffd')) unsupported('text that is not plain UTF-8');
+    this.at = end;
+    return s;
+  }
+
+  read(): unknown {
+    const { src } = this;
+    if (this.at >= src.length) return unsupported('truncated');
+    const token = src[this.at++] as number;
+    const major = token >> 5;
+    const info = token & 0x1f;
+    if (major === 7) {
+      switch (info) {
+        case 20: return false;
+        case 21: return true;
+        case 22: return null;
+        case 23: return undefined;
+        case 26: { if (this.at + 4 > src.length) unsupported('truncated'); const v = src.readFloatBE(this.at); this.at += 4; return v; }
+        case 27: { if (this.at + 8 > src.length) unsupported('truncated'); const v = src.readDoubleBE(this.at); this.at += 8; return v; }
+        default: return unsupported(`simple value ${info}`);
+      }
+    }
+    const n = this.arg(info);
+    switch (major) {
+      case 0: return n;
+      case 1: return -1 - n;
+      case 3: return this.text(n);
+      case 4: {
+        if (n > src.length - this.at) unsupported('truncated');
+        const array = new Array<unknown>(n);
+        for (let i = 0; i < n; i++) array[i] = this.read();
+        return array;
+      }
+      case 5: {
+        if (n > (src.length - this.at) / 2) unsupported('truncated');
+        const object: Record<string, unknown> = {};
+        for (let i = 0; i < n; i++) {
+          const key = this.read();
+          if (typeof key !== 'string') unsupported('a key that is not text');
+          // As cbor-x's safeKey: no prototype pollution through the wire.
+          object[key === '__proto__' ? '__proto_' : key as string] = this.read();
+        }
+        return object;
+      }
+      // Byte strings (cbor-x's Buffer subclass) and tags (dates, typed arrays, records).
+      default: return unsupported(`major type ${major}`);
+    }
+  }
+}
+
+/** Decodes `bytes`, exactly one CBOR item, as protocol/codec.ts would; throws FastCborUnsupported otherwise. */
+export function decodeFastCbor(bytes: Buffer): unknown {
+  const r = new Reader(bytes);
+  const value = r.read();
+  if (r.at !== bytes.length) unsupported('bytes after the item');
+  return value;
+}
