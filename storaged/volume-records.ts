@@ -80,7 +80,15 @@ export class VolumeRecords {
       if (r === undefined) delete this.map[entry.k];
       else this.map[entry.k] = r;
     }
-    if (logged !== '') await this.compact();
+    if (logged === '') return;
+    try {
+      await this.compact();
+    } catch {
+      // A full disk (say) must not keep the daemon from starting: the map holds every change, and
+      // the next change folds first — failing as NO_SPACE while the disk stays full — so nothing is
+      // ever appended after a line a crash tore (chaos seed 6: a kill -9 on a full disk).
+      this.logLines = COMPACT_LINES;
+    }
   }
 
   /** The record of `pool/volume` (empty when virtstoraged did not make it). */

@@ -1,6 +1,6 @@
 // virtstoraged's volume records: logged only when they change, loaded back (and folded into the
 // snapshot) by a new instance, a torn last line dropped.
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -84,5 +84,28 @@ describe('VolumeRecords', () => {
     expect(again.get('p', `v${COMPACT_LINES}.raw`)).toEqual({ format: 'raw' });
     expect(again.get('p', 'v0.raw')).toEqual({ format: 'raw' });
     await again.close();
+  });
+  it('loads when the fold at load cannot write (a full disk), and folds before the next change instead of appending after a torn line', async () => {
+    const { vr, dir, file, log } = records();
+    await vr.set('default', 'a.raw', { format: 'raw' });
+    await vr.close();
+    appendFileSync(log, '{"k":"default/b.raw","r":{"form');
+    // The snapshot's place taken by a directory: writing it fails as it would on a full disk.
+    mkdirSync(file);
+    const again = new VolumeRecords(rootLayout(dir));
+    await again.load();
+    expect(again.get('default', 'a.raw')).toEqual({ format: 'raw' });
+    await expect(again.set('default', 'c.raw', { format: 'raw' })).rejects.toThrow();
+    expect(readFileSync(log, 'utf8')).not.toContain('c.raw');
+    rmSync(file, { recursive: true });
+    await again.set('default', 'd.raw', { format: 'raw' });
+    await again.close();
+    expect(readFileSync(log, 'utf8')).not.toContain('"form\n');
+    const third = new VolumeRecords(rootLayout(dir));
+    await third.load();
+    expect(third.get('default', 'a.raw')).toEqual({ format: 'raw' });
+    expect(third.get('default', 'c.raw')).toEqual({ format: 'raw' });
+    expect(third.get('default', 'd.raw')).toEqual({ format: 'raw' });
+    await third.close();
   });
 });
