@@ -116,7 +116,18 @@ export class EmbedRouter implements Router {
     const name = String(parsed['name']);
     const client = await this.shim(name);
     if (client === undefined) return this.fromStateFile(name, proc);
-    return client.call(prog, proc, parsed, opts);
+    try {
+      return await client.call(prog, proc, parsed, opts);
+    } catch (err) {
+      // The shim of a VM that has just stopped exits: a call on the cached connection can meet
+      // that close before the connection has noticed it. Once the state file records a final
+      // state, the VM is simply not running: answer as for any stopped VM.
+      if (!(err instanceof VirtqError) || err.code !== 'CONNECTION_CLOSED') throw err;
+      const state = await readShimState(shimStateFile(this.opts.layout, name));
+      if (state === undefined || ACTIVE_STATES.has(state.state as DomainState)) throw err;
+      this.shims.delete(name);
+      return this.fromStateFile(name, proc);
+    }
   }
 
   async openStream(prog: string, proc: string, args: unknown, opts: CallOptions): Promise<ByteStream> {
