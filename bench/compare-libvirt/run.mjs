@@ -16,7 +16,10 @@
 //             listed and running (at 50 and at the largest size); memory: PSS of libvirtd +
 //             virtlogd vs virtqemud + the shims, against a baseline with no VMs; QEMU's own PSS
 //   concurrent  50 defined VMs per side started at once (one connection each), rounds
-//             interleaved; then 50 concurrent destroys
+//             interleaved; then 50 concurrent destroys. Beside the wall, each side's CPU for the
+//             burst (schedstat, all threads, read when all 50 run): libvirtd + virtlogd + its
+//             QEMUs against virtqemud + the shims (the idle pool's included) + their QEMUs; the
+//             stable figure on a loaded machine (bench/compare-libvirt/burst.mjs splits virtq's)
 //
 //   bench/compare-libvirt/run.sh [--install] [--rounds 15] [--query-calls 5000] [--query-rounds 3]
 //       [--sizes 1,50,200] [--list-calls 2000] [--cli-runs 10] [--restart-rounds 5]
@@ -467,6 +470,24 @@ async function scaleSection() {
 
 // ---- 50 concurrent starts ---------------------------------------------------------------------------
 
+/** Pids of virtq's processes under ROOT: shims (VMs' and the idle pool's) and QEMUs. */
+function vqProcesses() {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+      if (cmd.includes(ROOT) && (cmd.includes('virtq-shim') || cmd.includes('qemu-system'))) out.push(pid);
+    } catch { /* gone */ }
+  }
+  return out;
+}
+/** CPU ms of `pids` now, by pid (a pid gone reads 0). */
+const cpuOf = (pids) => new Map(pids.map((p) => [p, cpuMs(p) || 0]));
+/** CPU a burst cost: `after` − `before` per pid (pids new since `before` count whole). */
+const cpuSpent = (before, after) => [...after].reduce((a, [p, ms]) => a + ms - (before.get(p) ?? 0), 0);
+
 async function concurrentSection() {
   const names = Array.from({ length: CONC }, (_, i) => `c${String(i).padStart(2, '0')}`);
   await lv.call('define', { names: names.map(lvName) });
@@ -477,14 +498,18 @@ async function concurrentSection() {
     for (const side of r % 2 === 0 ? ['lv', 'vq'] : ['vq', 'lv']) {
       await sleep(1500);
       if (side === 'lv') {
+        const daemons = [libvirtdPid(), virtlogdPid()];
+        const before = cpuOf(daemons);
         const c = await lv.call('concurrent', { names: names.map(lvName) });
+        c.cpu = cpuSpent(before, cpuOf([...daemons, ...libvirtQemuPids(names.map(lvName))]));
         if (c.running !== CONC) throw new Error(`libvirt: ${c.running} of ${CONC} running`);
         await sleep(500);
         const d = await lv.call('concurrentDestroy', { names: names.map(lvName) });
         if (r >= 0) { rows.lv.push(c); rows.lvDestroy.push(d.wall); }
-        log(`  round ${r} libvirt: ${fmt(c.wall)} ms; destroy ${fmt(d.wall)} ms`);
+        log(`  round ${r} libvirt: ${fmt(c.wall)} ms, CPU ${fmt(c.cpu)} ms; destroy ${fmt(d.wall)} ms`);
       } else {
         const clients = await Promise.all(names.map(() => vqClient()));
+        const before = cpuOf([vqd.child.pid, ...vqProcesses()]);
         const t0 = now();
         const each = await Promise.all(clients.map(async (c, i) => {
           const row = await c.call('start', { name: vqName(names[i]) });
@@ -492,6 +517,7 @@ async function concurrentSection() {
           return now() - t0;
         }));
         const wall = now() - t0;
+        const cpu = cpuSpent(before, cpuOf([vqd.child.pid, ...vqProcesses()]));
         const { domains } = await admin.call('listDomains', {});
         const running = domains.filter((d) => d.state === 'running' && d.shimUp).length;
         if (running !== CONC) throw new Error(`virtq: ${running} of ${CONC} running`);
@@ -505,8 +531,8 @@ async function concurrentSection() {
           if (ds.every((d) => d.state === 'shutoff' && d.shimPid === undefined)) break;
           await sleep(25);
         }
-        if (r >= 0) { rows.vq.push({ wall, each }); rows.vqDestroy.push(dWall); }
-        log(`  round ${r} virtq: ${fmt(wall)} ms; destroy ${fmt(dWall)} ms`);
+        if (r >= 0) { rows.vq.push({ wall, each, cpu }); rows.vqDestroy.push(dWall); }
+        log(`  round ${r} virtq: ${fmt(wall)} ms, CPU ${fmt(cpu)} ms; destroy ${fmt(dWall)} ms`);
       }
     }
   }
@@ -514,8 +540,8 @@ async function concurrentSection() {
   await vqDestroyUndefine(names.map(vqName));
   return {
     n: CONC, rounds: CONC_ROUNDS,
-    libvirt: { wall: summarize(rows.lv.map((x) => x.wall)), each: summarize(rows.lv.flatMap((x) => x.each)), destroy: summarize(rows.lvDestroy) },
-    virtq: { wall: summarize(rows.vq.map((x) => x.wall)), each: summarize(rows.vq.flatMap((x) => x.each)), destroy: summarize(rows.vqDestroy) },
+    libvirt: { wall: summarize(rows.lv.map((x) => x.wall)), each: summarize(rows.lv.flatMap((x) => x.each)), destroy: summarize(rows.lvDestroy), cpu: summarize(rows.lv.map((x) => x.cpu)) },
+    virtq: { wall: summarize(rows.vq.map((x) => x.wall)), each: summarize(rows.vq.flatMap((x) => x.each)), destroy: summarize(rows.vqDestroy), cpu: summarize(rows.vq.map((x) => x.cpu)) },
   };
 }
 
@@ -636,9 +662,10 @@ if (results.scale !== undefined) {
 if (results.concurrent !== undefined) {
   const c = results.concurrent;
   lines.push('', `### ${c.n} concurrent starts (ms; ${c.rounds} rounds interleaved)`, '');
-  lines.push(table(['side', 'wall until all running: median (max)', 'one start p50 / max', `${c.n} concurrent destroys, wall`], ['libvirt', 'virtq'].map((s) => [
-    s, `${fmt(c[s].wall.p50)} (${fmt(c[s].wall.max)})`, `${fmt(c[s].each.p50)} / ${fmt(c[s].each.max)}`, fmt(c[s].destroy.p50),
+  lines.push(table(['side', 'wall until all running: median (max)', 'one start p50 / max', 'CPU of the burst: median (max)', `${c.n} concurrent destroys, wall`], ['libvirt', 'virtq'].map((s) => [
+    s, `${fmt(c[s].wall.p50)} (${fmt(c[s].wall.max)})`, `${fmt(c[s].each.p50)} / ${fmt(c[s].each.max)}`, c[s].cpu === undefined ? '–' : `${fmt(c[s].cpu.p50)} (${fmt(c[s].cpu.max)})`, fmt(c[s].destroy.p50),
   ])));
+  lines.push('', 'CPU: libvirtd + virtlogd + its QEMUs against virtqemud + shims + QEMUs, all threads, read when all ran.');
 }
 const missed = verdicts.filter((v) => !v.met);
 lines.push('', `Targets (virtq at or below libvirt on every latency): ${verdicts.length - missed.length} of ${verdicts.length} met${missed.length > 0 ? `; missed: ${missed.map((v) => `${v.what} (${ratio(v.v, v.l)})`).join('; ')}` : ''}.`);
