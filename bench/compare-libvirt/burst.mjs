@@ -14,7 +14,7 @@
 // i.e. Node's bootstrap + the bundle's evaluation; a VM counts when both are done): what N
 // starts cost with no shim work at all, and with one Node process per VM that does nothing else.
 //
-//   node bench/compare-libvirt/burst.mjs [--n 50] [--rounds 3]
+//   node bench/compare-libvirt/burst.mjs [--n 50] [--rounds 3] [--pause-ms 1500]
 //       [--variant NAME=DIST[,pool=N][,workers=N][,env=K:V]]... [--variant NAME=raw[,node]]...
 //       (default: base=dist; a raw variant takes its argv from the first virtq variant's VM)
 import { spawn } from 'node:child_process';
@@ -30,6 +30,8 @@ const argv = process.argv.slice(2);
 const num = (name, d) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : d; };
 const N = num('n', 50);
 const ROUNDS = num('rounds', 3);
+// Between bursts: long enough for a warm pool of N to refill (one shim's load each) before the next.
+const PAUSE_MS = num('pause-ms', 1500);
 const specs = argv.flatMap((a, i) => (a === '--variant' ? [argv[i + 1]] : []));
 if (specs.length === 0) specs.push('base=dist');
 
@@ -241,7 +243,7 @@ try {
   for (let r = -1; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? variants : [...variants].reverse();
     for (const s of order) {
-      await sleep(1500);
+      await sleep(PAUSE_MS);
       const load = loadavg();
       const b = await burst(s, r);
       if (r >= 0) rows[s.name].push({ ...b, load });
