@@ -45,7 +45,23 @@ export interface ShimPoolInfo {
  */
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000, poolSize = 0): ShimSpawner {
   const args = [...placement, '--definition', '-', '--start-request'];
-  const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock }) : undefined;
+  // Starts in flight here (a queued start waits in virtqemud's worker slots before it comes in).
+  let inflight = 0;
+  const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock, busy: () => inflight > 0 }) : undefined;
+  /**
+   * Counts `started` in flight; once it settles the pool refills (`afterMs` later when given), which
+   * it does only when no other start is in flight: the last start of a burst refills, so pool
+   * shims never load while the burst's own shims and QEMUs need the CPU.
+   */
+  const track = (started: Promise<ShimStarted>, afterMs?: number): Promise<ShimStarted> => {
+    inflight++;
+    void started.finally(() => {
+      inflight--;
+      if (afterMs === undefined) pool?.fill();
+      else clock.setTimeout(() => pool?.fill(), afterMs);
+    }).catch(() => undefined);
+    return started;
+  };
   return {
     warm: (afterMs) => { if (afterMs === undefined) pool?.fill(); else clock.setTimeout(() => pool?.fill(), afterMs); },
     close: () => pool?.close(),
@@ -55,25 +71,20 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
       const logHint = `see ${join(layout.log, `${def.name}.shim-stderr.log`)}`;
       const warm = pool?.take(def.name);
       if (warm !== undefined) {
-        const started = warm.hand(request, { name: def.name, clock, timeoutMs, logHint });
         // Refilled once this start is over, so the new shim's load does not compete with it. A
         // migration's destination is "started" when its QEMU listens, which is when the transfer
         // begins: a new Node process loading then took a third of a core from QEMU's loading of
         // the guest's memory (bench/RESULTS.md), so it waits for the switchover (warm(), called by
         // migrateSwitchover) or, when the migration ends otherwise, for REFILL_AFTER_INCOMING_MS.
-        if (incoming?.kind === 'migration') {
-          void started.finally(() => clock.setTimeout(() => pool?.fill(), REFILL_AFTER_INCOMING_MS)).catch(() => undefined);
-        } else {
-          void started.finally(() => pool?.fill()).catch(() => undefined);
-        }
-        return started;
+        return track(warm.hand(request, { name: def.name, clock, timeoutMs, logHint }), incoming?.kind === 'migration' ? REFILL_AFTER_INCOMING_MS : undefined);
       }
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);
       // The shim is spawned (and has its own copy of the descriptor) before spawnShim returns.
       const started = spawnShim({ command: shimBinary, args, definition: request, name: def.name, stderr: errFd, env, clock, timeoutMs, logHint });
       closeSync(errFd);
-      return started;
+      // A cold start also ends a burst: a refill skipped while it ran happens after it.
+      return track(started);
     },
     async reap(name, uuid, pid) {
       await runShimTask({ command: shimBinary, args: [...placement, '--reap', name, '--qemu-pid', String(pid), '--uuid', uuid], what: `reaping QEMU pid ${pid} of VM "${name}"`, clock, timeoutMs: 15_000, env });

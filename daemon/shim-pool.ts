@@ -21,6 +21,12 @@ export interface ShimPoolOptions {
   clock: Clock;
   /** Starts a shim process; injected so tests can count them. */
   start?: (p: ShimProcess) => WaitingShim;
+  /**
+   * True while starts are in flight: a refill then spawns nothing, and whoever ends the last start
+   * calls fill() again. A burst of starts is CPU-bound, and a pool shim loading then competes with
+   * them and is only taken by the next start as a cold one would be (bench/RESULTS.md, session 11).
+   */
+  busy?: () => boolean;
 }
 
 interface Pooled {
@@ -42,7 +48,7 @@ export class ShimPool {
     const next = (): void => {
       this.refillTimer = undefined;
       this.prune();
-      if (this.closed || this.idle.length >= this.o.size) return;
+      if (this.closed || this.idle.length >= this.o.size || this.o.busy?.() === true) return;
       try {
         this.idle.push(this.spawnOne());
       } catch {

@@ -101,6 +101,30 @@ describe('ShimPool', () => {
     gone.close();
   });
 
+  it('spawns nothing while starts are in flight, stops a refill under way when one begins, and fills when asked once none is', async () => {
+    let busy = true;
+    const p = new ShimPool({ size: 3, command: '/bin/virtq-shim', args: ['--definition', '-'], logDir: root.dir, clock, busy: () => busy, start: (s) => new FakeShim(s) });
+    p.fill();
+    await delay(clock, 30);
+    expect(FakeShim.made).toHaveLength(0);
+    busy = false;
+    p.fill();
+    await until(() => p.pids().length === 3);
+    // Two taken; a start comes in while the refill runs: the refill stops at its next shim.
+    p.take('a');
+    p.take('b');
+    p.fill();
+    busy = true;
+    await delay(clock, 30);
+    const during = FakeShim.made.length;
+    expect(during).toBeLessThanOrEqual(4);
+    busy = false;
+    p.fill();
+    await until(() => p.pids().length === 3);
+    expect(FakeShim.made).toHaveLength(5);
+    p.close();
+  });
+
   it('with size 0 starts nothing', async () => {
     const p = pool(0);
     p.fill();
