@@ -15,12 +15,6 @@ const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
 // (docs/decisions/0002-shim-footprint.md). A left-out module throws when called, naming this file (or is the small stub its `contents` give).
 // The heap flags in LEAN cost ~20 ms of CPU per start (a V8 flag makes Node recompile its
 // built-ins) and are kept for what they save under load; see the same record.
-// V8 keeps a function's bytecode until five full GCs have passed without it running, and its
-// baseline (Sparkplug) code for good: a settled shim still held ~0.33 MiB of bytecode and ~0.44 MiB
-// of baseline code compiled for its start and warm-up (bench/RESULTS.md, issue 15, session 11).
-// A flushed function is compiled again from the bundle's source if it ever runs again (lazily, as
-// on its first call). The shim's shebang already changes V8's flags, so these cost no extra start.
-const SHIM_FLUSH = '--bytecode-old-age=1 --flush-baseline-code';
 const PUSHGATEWAY = { pkg: 'prom-client', path: './lib/pushgateway' };
 const DEFAULT_METRICS = { pkg: 'prom-client', path: './lib/defaultMetrics' };
 const THREAD_STREAM = { pkg: 'pino', path: 'thread-stream' };
@@ -63,13 +57,8 @@ const CLI_LAUNCHER = `#!/bin/sh
 const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
-  // session 9), with short local names and compacted syntax another 0.17 MB of source (session 11).
-  // keepNames keeps every function's and class's own name, so stack frames and the log's error
-  // `type` read as before; a linked source map beside it (never loaded unless node runs with
-  // --enable-source-maps, e.g. NODE_OPTIONS) turns stack frames back into TypeScript files and lines.
-  // SHIM_FLUSH: what the shim compiled for its start and warm-up and never runs again is dropped at
-  // the first full GCs that find it unused, rather than after five of them (an idle shim rarely gets five).
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN} ${SHIM_FLUSH}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minify: true },
+  // session 9). Names are kept, so stack traces still name functions, but not source lines.
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's
@@ -114,8 +103,8 @@ await Promise.all(binaries.map(async (b) => {
     platform: 'node',
     target: 'node20',
     format: 'esm',
-    minifyWhitespace: b.minify === true,
-    ...(b.minify === true ? { minifyIdentifiers: true, minifySyntax: true, keepNames: true, sourcemap: 'linked', sourcesContent: false } : { sourcemap: false }),
+    minifyWhitespace: b.minifyWhitespace === true,
+    sourcemap: false,
     legalComments: 'none',
     // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it. So are
     // ws's optional native helpers (bufferutil, utf-8-validate), tried in a try/catch.
