@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { serviceMain } from '../daemon/run-service.js';
 import { virtqemudService } from './compose.js';
+import { warmVirtqemud } from './snapshot-warm.js';
 
 /** Where the bundle's `import.meta.url` points in the snapshot (esbuild's `define`): the launcher's directory, known only at run time. */
 interface BinUrlHolder { __virtqBinUrl?: string }
@@ -21,4 +22,9 @@ startupSnapshot.setDeserializeMainFunction(() => {
   (globalThis as BinUrlHolder).__virtqBinUrl = binUrl.href;
   // runMain reads the options from argv[2] on, as for `node virtqemud.js ARGS`.
   void serviceMain(virtqemudService('0.1.0', binUrl), process);
+});
+// A failed warm-up fails the build's snapshot (the builder exits non-zero): virtqemud then runs its bundle.
+warmVirtqemud(virtqemudService('0.1.0', pathToFileURL(join(__dirname, 'virtqemud.js')))).catch((err: unknown) => {
+  process.stderr.write(`virtqemud snapshot warm-up failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
 });
