@@ -11,7 +11,7 @@ import {
   type Clock, type DaemonName, type Fallback, type Handlers, type Layout, type Program,
 } from '../protocol/index.js';
 import { LogHub } from './logging.js';
-import { DaemonService, serviceMetrics } from './service.js';
+import { DaemonService, collectProcessMetrics, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
 import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute } from './http-server.js';
 import { runMain, type ProcessLike } from './main-shell.js';
@@ -77,6 +77,12 @@ export interface ServiceDefinition<X> {
   build(ctx: ServiceContext<X>): Promise<ServiceParts>;
 }
 
+/** How startService runs a daemon beyond its options. */
+export interface StartOptions {
+  /** Node's process metrics in its registry (default true; virtqemud's snapshot builder runs without). */
+  processMetrics?: boolean;
+}
+
 /** A running daemon. */
 export interface RunningService {
   readonly layout: Layout;
@@ -103,7 +109,7 @@ export function serviceUsage(def: ServiceDefinition<unknown>): string {
  * `passed` are the sockets a service manager handed over (takeListenFds): each serves the socket
  * it is for instead of one the daemon binds.
  */
-export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock(), passed: readonly PassedSocket[] = []): Promise<RunningService> {
+export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock(), passed: readonly PassedSocket[] = [], opts: StartOptions = {}): Promise<RunningService> {
   const layout = layoutOf(common, env);
   await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
   await mkdir(layout.log, { recursive: true, mode: 0o755 });
@@ -114,7 +120,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
   const programs = DAEMONS[def.daemon].programs;
   let parts: ServiceParts | undefined;
   const labels = def.metricLabels ?? { daemon: def.daemon };
-  const metrics = serviceMetrics(def.daemon, [], Object.keys(labels).length > 0);
+  const metrics = serviceMetrics(def.daemon, [], Object.keys(labels).length > 0, false);
   const service = new DaemonService({
     daemon: def.daemon, role: DAEMONS[def.daemon].role, version: def.version, clock, logs, sockets, inherited,
     partialFrameTimeoutMs: common.partialFrameTimeoutMs, info: () => parts?.info?.() ?? {}, metrics,
@@ -138,6 +144,8 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
       http = h.server;
       return h.port;
     })();
+    // Added once every socket is open, before any request is read: no scrape sees them missing.
+    if (opts.processMetrics !== false) collectProcessMetrics(metrics.registry);
     parts.serving?.({ httpPort });
     const built = parts;
     return {

@@ -62,11 +62,21 @@ export interface ServiceConfig {
  * metrics, every series labelled with the daemon's name so that virtqemud's host scrape can
  * merge several daemons' registries.
  */
-export function serviceMetrics(daemon: string, programs: readonly Program[], labelled = true): ServiceMetrics {
+export function serviceMetrics(daemon: string, programs: readonly Program[], labelled = true, processMetrics = true): ServiceMetrics {
   const registry = new Registry();
   if (labelled) registry.setDefaultLabels({ daemon });
-  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
+  if (processMetrics) collectProcessMetrics(registry);
   return { registry, ...rpcMetricsFor(registry, programs) };
+}
+
+/**
+ * Adds Node's process metrics to `registry`. The framework adds them once its sockets are open
+ * (run-service.ts): they cost a daemon's start ~5-10 ms of CPU (perf_hooks, an event-loop delay
+ * histogram) that a restart's first listing does not need, and virtqemud's snapshot builder runs
+ * a daemon without them (the histogram is a native handle a snapshot cannot hold).
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
 }
 
 /** A daemon's RPC service. */

@@ -54,6 +54,19 @@ const VERSION = /VERSION = '([^'\\]+)'/.exec(readFileSync('cli/version.ts', 'utf
 if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
 ':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
+// virtqemud's head is a launcher like the CLI's (sh and JavaScript at once): run as a program, sh
+// execs node on virtqemud's startup snapshot (aggregator/snapshot-main.ts) when one built by the
+// `node` on PATH sits beside it (virtqemud-SIZE-MTIME-INODE.blob, as the CLI's), else node on this
+// same file (the ESM bundle), which is also what `node dist/bin/virtqemud.js` runs. `exec` keeps
+// the pid (socket activation's LISTEN_PID). A fleet member (--cluster) loads etcd3 from
+// node_modules by import(), which a snapshot's code cannot do: it runs the bundle. Both ways run
+// under the same heap flag (the snapshot is built with it: V8 refuses a snapshot made under other
+// flags). VIRTQ_NO_SNAPSHOT=1 runs the bundle (docs/decisions/0032-virtqemud-startup-snapshot.md).
+const VIRTQEMUD_FLAGS = '--max-semi-space-size=4';
+const VIRTQEMUD_LAUNCHER = `#!/bin/sh
+':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" --cluster"*) ;; *) [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtqemud-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" ${VIRTQEMUD_FLAGS} --snapshot-blob "$b" -- "$d" "$@" ;; esac; exec node ${VIRTQEMUD_FLAGS} "$0" "$@"`;
+// What virtqemud's bundle and its snapshot's leave out (see each above).
+const VIRTQEMUD_LEAVE_OUT = [PUSHGATEWAY, THREAD_STREAM, PINO_WORKER_THREADS, PROM_CLUSTER, SONIC_ASSERT, CBOR_EXTRACT];
 const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
@@ -63,7 +76,7 @@ const binaries = [
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's
   // package.json reads, a dlopen). Its lazy built-ins: VIRTQEMUD_LAZY_BUILTINS.
-  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: '#!/usr/bin/env -S node --max-semi-space-size=4', leaveOut: [PUSHGATEWAY, THREAD_STREAM, PINO_WORKER_THREADS, PROM_CLUSTER, SONIC_ASSERT, CBOR_EXTRACT], lazyBuiltins: VIRTQEMUD_LAZY_BUILTINS, cborWithoutProbe: true },
+  { entry: 'aggregator/main.ts', out: 'dist/bin/virtqemud.js', shebang: VIRTQEMUD_LAUNCHER, leaveOut: VIRTQEMUD_LEAVE_OUT, lazyBuiltins: VIRTQEMUD_LAZY_BUILTINS, cborWithoutProbe: true },
   // Uploads allocate a 1 MiB buffer per chunk: with glibc's default thresholds each costs page
   // faults (~260k per GiB); these keep such buffers mapped (docs/decisions/0012-storage-dir-driver.md).
   { entry: 'storaged/main.ts', out: 'dist/bin/virtstoraged.js', shebang: '#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=67108864 node', leaveOut: [PUSHGATEWAY, THREAD_STREAM] },
@@ -169,6 +182,58 @@ async function buildCliSnapshot() {
   }
 }
 
+/**
+ * virtqemud's V8 startup snapshot (docs/decisions/0032-virtqemud-startup-snapshot.md):
+ * aggregator/snapshot-main.ts bundled as CommonJS with what virtqemud's bundle leaves out and
+ * loads lazily, snapshotted by this node binary under virtqemud's heap flag into
+ * dist/bin/virtqemud-SIZE-MTIME-INODE.blob, the name its launcher looks for. Never committed; when
+ * it cannot be built virtqemud runs its bundle, so a failure only warns.
+ */
+async function buildVirtqemudSnapshot() {
+  const entry = '.cache/snapshot/virtqemud-snapshot.cjs';
+  const st = statSync(process.execPath);
+  const blob = `dist/bin/virtqemud-${st.size}-${Math.floor(st.mtimeMs / 1000)}-${st.ino}.blob`;
+  try {
+    await build({
+      entryPoints: ['aggregator/snapshot-main.ts'], outfile: entry, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+      sourcemap: false, legalComments: 'none', external: ['cbor-extract', 'bufferutil', 'utf-8-validate', 'etcd3'], logLevel: 'error',
+      // The bundle's source text is part of the snapshot's heap: less text, less to deserialize.
+      minifyWhitespace: true, minifySyntax: true,
+      define: { 'import.meta.url': 'globalThis.__virtqBinUrl' },
+      plugins: [leaveOut(VIRTQEMUD_LEAVE_OUT), lazyBuiltins([...new Set([...SNAPSHOT_LAZY_BUILTINS, ...VIRTQEMUD_LAZY_BUILTINS])]), cborWithoutProbe(), startTimeAtRun()],
+    });
+    for (const old of readdirSync('dist/bin').filter((f) => /^virtqemud-.*\.blob$/.test(f))) rmSync(`dist/bin/${old}`);
+    execFileSync(process.execPath, [VIRTQEMUD_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { stdio: ['ignore', 'inherit', 'pipe'] });
+  } catch (err) {
+    console.warn(`build: no startup snapshot for virtqemud (it runs its bundle): ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * prom-client's process_start_time_seconds computes the start time when its module is evaluated:
+ * in a snapshot that is the build's time. This one computes it at the first scrape, from
+ * process.uptime(), which counts from the deserialized process's own start.
+ */
+function startTimeAtRun() {
+  const req = createRequire(import.meta.url);
+  const metricsDir = join(dirname(req.resolve('prom-client/package.json')), 'lib', 'metrics');
+  const contents = `const Gauge = require('../gauge');
+module.exports = (registry, config = {}) => {
+  const labels = config.labels ?? {};
+  let start;
+  new Gauge({ name: (config.prefix ?? '') + 'process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.', registers: registry ? [registry] : undefined, labelNames: Object.keys(labels), aggregator: 'omit',
+    collect() { start ??= Math.round(Date.now() / 1000 - process.uptime()); this.set(labels, start); } });
+};
+module.exports.metricNames = ['process_start_time_seconds'];`;
+  return {
+    name: 'virtq-start-time-at-run',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/metrics\/processStartTime$/ }, (args) => (args.importer.includes('/node_modules/prom-client/') ? { path: 'processStartTime', namespace: 'virtq-start-time' } : undefined));
+      b.onLoad({ filter: /.*/, namespace: 'virtq-start-time' }, () => ({ contents, loader: 'js', resolveDir: metricsDir }));
+    },
+  };
+}
+
 // virtqemud's web view: its page (aggregator/web/page) and xterm.js from npm, copied as they are
 // into dist/web, which virtqemud serves (aggregator/web/static-files.ts): nothing from a CDN.
 const WEB_VENDOR = [
@@ -223,3 +288,4 @@ async function buildCliFastPath() {
 
 await buildCliFastPath();
 await buildCliSnapshot();
+await buildVirtqemudSnapshot();

@@ -88,6 +88,8 @@ describe('the npm package', () => {
     expect(JSON.parse(ready)).toMatchObject({ ok: true, socket: join(root, 'run', 'virtqemud.sock') });
     // virtqemud decodes with cbor-x's pure JS (no native probe at its start: scripts/build.mjs).
     expect(readFileSync(`/proc/${daemon.pid}/maps`, 'latin1')).not.toContain('@cbor-extract');
+    // The installed launcher found the installed startup snapshot of this node binary (decision 0032).
+    expect(readFileSync(`/proc/${daemon.pid}/cmdline`, 'latin1').split('\0')).toContain('--snapshot-blob');
 
     writeFileSync(tmp.path('elsewhere', 'idle.json'), JSON.stringify({ name: 'idle1', memoryMiB: 32, vcpus: 1, accel: 'tcg', kernel: { path: idleGuest().kernel } }));
     const viaEnv = { VIRTQ_DEFAULT_URI: uri };

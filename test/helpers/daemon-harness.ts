@@ -36,9 +36,15 @@ export class DaemonHarness {
     return daemonSockets(this.layout);
   }
 
-  /** Starts virtqemud and waits until it serves. */
-  async startDaemon(extra: string[] = []): Promise<RunningDaemon> {
-    const proc = spawn(process.execPath, [DAEMON_BIN, '--root', this.root.dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * Starts virtqemud and waits until it serves: `node virtqemud.js` (its bundle), or with
+   * `asProgram` the file run as a program, as systemd and a shell do (its launcher, which starts it
+   * from its startup snapshot when the build made one), with `env` added to the environment.
+   */
+  async startDaemon(extra: string[] = [], opts: { asProgram?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<RunningDaemon> {
+    const args = ['--root', this.root.dir, ...extra];
+    const spawnOpts = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } };
+    const proc = opts.asProgram === true ? spawn(DAEMON_BIN, args, spawnOpts) : spawn(process.execPath, [DAEMON_BIN, ...args], spawnOpts);
     this.procs.push(proc);
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     let stderr = '';
