@@ -100,12 +100,18 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
   await dst.api.destroy({ name });
   const done = logLine(join(srcRoot, 'log', `${name}.log`), (j) => j.msgId === 'MIGRATION_DONE');
   const q = done?.qemu ?? {};
+  // The destination shim's own split (this build's log lines; '-' for a build without them): the
+  // lease work inside released → claimed, and finish's wait for the last state and its `cont`.
+  const dstLog = join(dstRoot, 'log', `${name}.log`);
+  const claimed = logLine(dstLog, (j) => j.msgId === 'MIGRATION_CLAIMED');
+  const ran = logLine(dstLog, (j) => j.msgId === 'MIGRATION_RUNNING');
+  const dstSplit = { dstLeaseMs: claimed?.leaseMs, dstLoadWaitMs: ran?.loadWaitMs, dstContMs: ran?.contMs };
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
     process.stderr.write(`virtq destination argv: ${JSON.stringify(logLine(join(dstRoot, 'log', `${name}.log`), (j) => j.msg === 'spawning qemu')?.argv)}\n`);
   }
   return {
-    total, downtime: r.downtimeMs ?? NaN, qemuTotal: q.totalTimeMs ?? NaN, phases: done?.phases ?? {},
+    total, downtime: r.downtimeMs ?? NaN, qemuTotal: q.totalTimeMs ?? NaN, phases: { ...(done?.phases ?? {}), ...dstSplit },
     qemu: { total: q.totalTimeMs, setup: q.setupTimeMs, downtime: q.downtimeMs, rounds: q.dirtySyncCount, transferredMiB: mib(q.transferredBytes), remainingMiB: mib(q.remainingBytes), dirtyPagesRate: q.dirtyPagesRate, throttle: q.throttlePercent },
   };
 }
@@ -162,10 +168,16 @@ async function rawRound(dir, disk, i, kind) {
   await waitFor(src.serial, READY);
   const sock = join(dir, `${kind}m${i}.sock`);
   const t0 = now();
+  // The floor's own steps, ms since its clock started, named as virtq's phases where they match
+  // (prepared: the destination QEMU listens; running: its `cont` returned).
+  const steps = {};
+  const mark = (k) => { steps[k] = Math.round(now() - t0); };
   const dst = rawQemu(dir, `${kind}d${i}`, disk, ['-incoming', TRANSPORT === 'tcp' ? 'defer' : `unix:${sock}`], kind);
   if (i === 0) process.stderr.write(`raw-${kind} destination argv: ${JSON.stringify(dst.argv)}\n`);
   const dq = qmpSession(await connectRetry(dst.qmp, now() + 30_000));
+  mark('qmpConnected');
   await dq.greeting;
+  mark('greeting');
   await dq.execute('qmp_capabilities');
   let uri = `unix:${sock}`;
   if (TRANSPORT === 'tcp') {
@@ -173,7 +185,9 @@ async function rawRound(dir, disk, i, kind) {
     uri = `tcp:127.0.0.1:${(await dq.execute('query-migrate'))['socket-address'][0].port}`;
   }
   await sq.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 53 - 1, 'downtime-limit': MAX_DOWNTIME });
+  mark('prepared');
   await sq.execute('migrate', { uri });
+  mark('started');
   let s;
   for (;;) {
     s = await sq.execute('query-migrate');
@@ -181,9 +195,12 @@ async function rawRound(dir, disk, i, kind) {
     await sleep(20);
   }
   if (s.status !== 'completed') throw new Error('raw migration failed');
+  mark('completed');
   while ((await dq.execute('query-status')).status === 'inmigrate') await sleep(2);
+  mark('loaded');
   await dq.execute('cont');
   const toCont = now() - t0;
+  mark('running');
   // QEMU stores total-time and downtime just after it reports `completed` (see shim/vm/migration-qmp.ts finalStatus).
   for (let k = 0; k < 50 && !(s['total-time'] > 0); k++) { await sleep(2); s = await sq.execute('query-migrate'); }
   if (i === 0) {
@@ -200,11 +217,12 @@ async function rawRound(dir, disk, i, kind) {
   src.p.kill('SIGTERM');
   await srcExit;
   const total = toCont + (now() - t1);
+  steps.sourceStopped = Math.round(total);
   src.p.kill('SIGKILL');
   dst.p.kill('SIGKILL');
   sq.close();
   dq.close();
-  return { total, toCont, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s) };
+  return { total, toCont, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s), phases: steps };
 }
 
 // libvirt: two private libvirtds started once for the run (libvirt-side.sh), one migration a round.
@@ -272,8 +290,10 @@ const out = table(['who', 'figure (ms)', 'median', 'p90', 'min', 'max'], [
 const medOf = (rs, get) => { const v = rs.map(get).filter((x) => typeof x === 'number' && Number.isFinite(x)); return v.length === 0 ? '-' : fmt(median(v)); };
 const qkeys = ['total', 'setup', 'downtime', 'rounds', 'transferredMiB', 'remainingMiB', 'dirtyPagesRate', 'throttle'];
 const qtable = table(['side', ...qkeys.map((k) => `${k} (p50)`)], [['raw', results.raw], ['raw-pc', results['raw-pc']], ['virtq', results.virtq]].map(([n, rs]) => [n, ...qkeys.map((k) => medOf(rs, (r) => r.qemu?.[k]))]));
-const pkeys = Object.keys(results.virtq[0]?.phases ?? {});
-const ptable = table(['virtq step', 'ms since the job began (p50)', ...(c === undefined ? [] : ['virtq-base (p50)'])], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k]), ...(c === undefined ? [] : [medOf(results['virtq-base'], (r) => r.phases[k])])]));
+// raw's steps beside them (raw's clock starts at the destination QEMU's spawn; virtq's at the call
+// reaching the source shim, a few ms earlier): prepared, started, completed, running, sourceStopped match.
+const pkeys = [...new Set([...Object.keys(results.virtq[0]?.phases ?? {}), ...Object.keys(results.raw[0]?.phases ?? {})])];
+const ptable = table(['step', 'virtq: ms since the job began (p50)', ...(c === undefined ? [] : ['virtq-base (p50)']), 'raw (p50)', 'raw-pc (p50)'], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k]), ...(c === undefined ? [] : [medOf(results['virtq-base'], (r) => r.phases[k])]), medOf(results.raw, (r) => r.phases?.[k]), medOf(results['raw-pc'], (r) => r.phases?.[k])]));
 process.stdout.write(`${qtable}\n\n${ptable}\n\n`);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
 const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['virtq-base'].map((r) => r.total)) / median(results.raw.map((r) => r.total))).toFixed(2)}, virtq / virtq-base ${(median(results.virtq.map((r) => r.total)) / median(results['virtq-base'].map((r) => r.total))).toFixed(2)} (baseline ${BASELINE})`;

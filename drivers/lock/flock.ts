@@ -70,6 +70,9 @@ export function isAlive(id: ProcessId): boolean {
   return start !== undefined && start === id.start;
 }
 
+/** How long stopHolder polls a killed holder every millisecond before it polls every 5. */
+const FAST_POLL_FOR_MS = 20;
+
 /** Kills the holder `id` if it still runs and resolves once it is gone (its fds closed). */
 export async function stopHolder(id: ProcessId, clock: Clock, timeoutMs = 5000): Promise<boolean> {
   if (!isAlive(id)) return true;
@@ -78,10 +81,14 @@ export async function stopHolder(id: ProcessId, clock: Clock, timeoutMs = 5000):
   } catch {
     return true;
   }
-  const until = clock.monotonic() + timeoutMs;
+  const start = clock.monotonic();
+  const until = start + timeoutMs;
   while (isAlive(id)) {
-    if (clock.monotonic() > until) return false;
-    await new Promise<void>((resolve) => clock.setTimeout(resolve, 5));
+    const now = clock.monotonic();
+    if (now > until) return false;
+    // A killed holder is normally gone within a millisecond, and a migration's switchover waits
+    // for this with the guest paused: 1 ms polls at first, 5 ms after that.
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, now - start < FAST_POLL_FOR_MS ? 1 : 5));
   }
   return true;
 }

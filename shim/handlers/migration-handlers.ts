@@ -41,7 +41,11 @@ export function migrationHandlers(d: MigrationHandlerDeps): Handlers<VirtqProgra
       await (job === undefined ? d.source.abort() : job.abort());
       return stateResult();
     },
-    migrateIncomingClaim: async ({ name }) => { mine(name); await incoming().claim(); return stateResult(); },
+    // Answered without waiting for the journal's fsync and virtqemud's ack of the lease event: the
+    // source's guest is paused until this answer, and the claim changes no state (paused,
+    // incoming-migration) a successor must find; the lease itself is the lock manager's, recorded
+    // before claim() resolves. The event is durable before the guest runs here: finish waits for it.
+    migrateIncomingClaim: async ({ name }) => { mine(name); await incoming().claim(); return { state: vm.state, reason: vm.reason }; },
     migrateIncomingFinish: async ({ name }) => { mine(name); await incoming().finish(); return stateResult(); },
     migrateIncomingAbort: async ({ name }) => { mine(name); await incoming().abort(); return stateResult(); },
   };
