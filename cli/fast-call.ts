@@ -35,7 +35,10 @@ function replyOutcome(payload: Buffer): FastCallOutcome | undefined {
   return undefined;
 }
 
-/** Calls `prog`.`proc` with `args` on the server at `path`; `hint` is added to NO_CONNECT as dialResolved does. */
+/**
+ * Calls `prog`.`proc` with `args` on the server at `path`; `hint` is added to NO_CONNECT as dialResolved does.
+ * Once a reply is read the socket is ended (the server's end then closes it), not destroyed.
+ */
 export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number): Promise<FastCallOutcome | undefined> {
   const payload = encodeFastCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
   const frame = Buffer.allocUnsafe(4 + payload.length);
@@ -46,9 +49,18 @@ export function fastCall(path: string, hint: string, prog: string, proc: string,
     let connected = false;
     let got: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => done({ ok: false, error: new VirtqError('TIMEOUT', `${prog}.${proc} did not answer within ${timeoutMs} ms`) }), timeoutMs);
-    function done(outcome: FastCallOutcome | undefined): void {
+    let settled = false;
+    function done(outcome: FastCallOutcome | undefined, replied = false): void {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      // A whole reply read: ended, not destroyed. net.Socket's _destroy reads process.stderr, and
+      // that getter makes stderr's stream (for a pipe a Pipe handle and a net.Socket, for a tty
+      // node:tty) in every `virtq list` that printed nothing to it (bench/RESULTS.md, issue 15,
+      // session 11). The socket destroys itself once the server ends its side too, by which time
+      // cli/fast-main.ts has printed and exited.
+      if (replied) socket.end();
+      else socket.destroy();
       resolve(outcome);
     }
     socket.on('error', (err: NodeJS.ErrnoException) => done(connected ? undefined : { ok: false, error: connectError(err, path, hint) }));
@@ -64,7 +76,8 @@ export function fastCall(path: string, hint: string, prog: string, proc: string,
       if (length > DEFAULT_MAX_FRAME_BYTES) return done(undefined);
       if (got.length < 4 + length) return;
       try {
-        done(replyOutcome(got.subarray(4, 4 + length)));
+        const outcome = replyOutcome(got.subarray(4, 4 + length));
+        done(outcome, outcome !== undefined);
       } catch {
         // CBOR outside the subset, or not CBOR at all: the full CLI's to decode and report.
         done(undefined);

@@ -53,53 +53,72 @@ export function encodeFastCbor(value: FastCborValue): Buffer {
   return Buffer.from(out);
 }
 
-/** A decoder over one item's bytes. */
-class Reader {
-  at = 0;
+/**
+ * Decodes `bytes`, exactly one CBOR item, as protocol/codec.ts would; throws FastCborUnsupported otherwise.
+ * The position, the bytes and their text live in closure variables, not in an object's fields: the
+ * decoder runs in V8's interpreter and baseline tiers, where each `this.at` is a property load through
+ * an inline cache, and those loads were the largest share of decoding a 200-row listing (callgrind's
+ * Builtins_LoadIC; bench/RESULTS.md, issue 15, session 11).
+ */
+export function decodeFastCbor(bytes: Buffer): unknown {
+  const src = bytes;
+  const end = src.length;
+  let at = 0;
   // An all-ASCII item (the usual reply: names, states, UUIDs) decoded to text once, in C++; each
   // text string is then a slice of it, with no call into Node per string (a listing of 200 rows
   // has some 3,000). ASCII is the same in Latin-1 as in UTF-8.
-  private readonly ascii: string | undefined;
-
-  constructor(private readonly src: Buffer) {
-    this.ascii = isAscii(src) ? src.toString('latin1') : undefined;
-  }
+  const ascii = isAscii(src) ? src.toString('latin1') : undefined;
+  // The keys of the last map read with each number of keys: a listing's rows repeat one set of keys
+  // in one order, so a key that matches its cached one is that string (already internalized by its
+  // first use as a property name), with no new string made or looked up.
+  const keysBySize = new Map<number, string[]>();
 
   // The head's argument: inline, or in 1, 2 or 4 bytes. Eight-byte ones (cbor-x gives BigInts or
   // checks lengths there) and indefinite lengths are not taken.
-  private arg(info: number): number {
-    const { src } = this;
+  function arg(info: number): number {
     if (info < 24) return info;
     const n = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : 0;
     if (n === 0) return unsupported(`additional information ${info}`);
-    if (this.at + n > src.length) return unsupported('truncated');
-    const v = n === 1 ? src[this.at] as number : n === 2 ? src.readUInt16BE(this.at) : src.readUInt32BE(this.at);
-    this.at += n;
+    if (at + n > end) return unsupported('truncated');
+    const v = n === 1 ? src[at] as number : n === 2 ? src.readUInt16BE(at) : src.readUInt32BE(at);
+    at += n;
     return v;
   }
 
-  private text(length: number): string {
-    const { src } = this;
-    const end = this.at + length;
-    if (end > src.length) return unsupported('truncated');
-    if (this.ascii !== undefined) {
-      const s = this.ascii.slice(this.at, end);
-      this.at = end;
+  function text(length: number): string {
+    const stop = at + length;
+    if (stop > end) return unsupported('truncated');
+    if (ascii !== undefined) {
+      const s = ascii.slice(at, stop);
+      at = stop;
       return s;
     }
     // Node's decoder in C++, no byte loop in JS: one such loop was hot enough for V8 to spend a
     // TurboFan compile on it in every `list` of 200 rows (bench/RESULTS.md, issue 15, session 10).
-    const s = src.toString('utf8', this.at, end);
+    const s = src.toString('utf8', at, stop);
     // Invalid UTF-8 (a lone surrogate, say) cbor-x decodes its own way: not ours to guess.
     if (s.includes('\ufffd')) unsupported('text that is not plain UTF-8');
-    this.at = end;
+    at = stop;
     return s;
   }
 
-  read(): unknown {
-    const { src } = this;
-    if (this.at >= src.length) return unsupported('truncated');
-    const token = src[this.at++] as number;
+  // A map's key: the cached one when the bytes are the same text, else read as any item.
+  function key(cached: string | undefined): unknown {
+    if (cached !== undefined && ascii !== undefined && at < end) {
+      const token = src[at] as number;
+      const length = cached.length;
+      // A short text head (major type 3, length inline) of the cached key's length, then its bytes.
+      if (length < 24 && token === (0x60 | length) && ascii.startsWith(cached, at + 1)) {
+        at += 1 + length;
+        return cached;
+      }
+    }
+    return read();
+  }
+
+  function read(): unknown {
+    if (at >= end) return unsupported('truncated');
+    const token = src[at++] as number;
     const major = token >> 5;
     const info = token & 0x1f;
     if (major === 7) {
@@ -108,30 +127,33 @@ class Reader {
         case 21: return true;
         case 22: return null;
         case 23: return undefined;
-        case 26: { if (this.at + 4 > src.length) unsupported('truncated'); const v = src.readFloatBE(this.at); this.at += 4; return v; }
-        case 27: { if (this.at + 8 > src.length) unsupported('truncated'); const v = src.readDoubleBE(this.at); this.at += 8; return v; }
+        case 26: { if (at + 4 > end) unsupported('truncated'); const v = src.readFloatBE(at); at += 4; return v; }
+        case 27: { if (at + 8 > end) unsupported('truncated'); const v = src.readDoubleBE(at); at += 8; return v; }
         default: return unsupported(`simple value ${info}`);
       }
     }
-    const n = this.arg(info);
+    const n = arg(info);
     switch (major) {
       case 0: return n;
       case 1: return -1 - n;
-      case 3: return this.text(n);
+      case 3: return text(n);
       case 4: {
-        if (n > src.length - this.at) unsupported('truncated');
+        if (n > end - at) unsupported('truncated');
         const array = new Array<unknown>(n);
-        for (let i = 0; i < n; i++) array[i] = this.read();
+        for (let i = 0; i < n; i++) array[i] = read();
         return array;
       }
       case 5: {
-        if (n > (src.length - this.at) / 2) unsupported('truncated');
+        if (n > (end - at) / 2) unsupported('truncated');
         const object: Record<string, unknown> = {};
+        let keys = keysBySize.get(n);
+        if (keys === undefined) keysBySize.set(n, keys = []);
         for (let i = 0; i < n; i++) {
-          const key = this.read();
-          if (typeof key !== 'string') unsupported('a key that is not text');
+          const k = key(keys[i]);
+          if (typeof k !== 'string') return unsupported('a key that is not text');
+          keys[i] = k;
           // As cbor-x's safeKey: no prototype pollution through the wire.
-          object[key === '__proto__' ? '__proto_' : key as string] = this.read();
+          object[k === '__proto__' ? '__proto_' : k] = read();
         }
         return object;
       }
@@ -139,12 +161,8 @@ class Reader {
       default: return unsupported(`major type ${major}`);
     }
   }
-}
 
-/** Decodes `bytes`, exactly one CBOR item, as protocol/codec.ts would; throws FastCborUnsupported otherwise. */
-export function decodeFastCbor(bytes: Buffer): unknown {
-  const r = new Reader(bytes);
-  const value = r.read();
-  if (r.at !== bytes.length) unsupported('bytes after the item');
+  const value = read();
+  if (at !== end) unsupported('bytes after the item');
   return value;
 }
