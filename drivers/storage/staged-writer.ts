@@ -40,7 +40,7 @@ export interface StagedTarget {
  * moves while it is not grown, so views at multiples of DIRECT_ALIGN into it are aligned.
  */
 function alignedBuffers(count: number, size: number): Buffer[] {
-  const mem = new WebAssembly.Memory({ initial: Math.ceil((count * size) / WASM_PAGE) });
+  const mem = new (wasmMemory())({ initial: Math.ceil((count * size) / WASM_PAGE) });
   return Array.from({ length: count }, (_, i) => Buffer.from(mem.buffer, i * size, size));
 }
 
@@ -158,6 +158,11 @@ export class StagedWriter {
     this.reopened = undefined;
     await (await fh)?.close();
   }
+}
+
+/** The WebAssembly.Memory constructor: Node has it, but the build's libs (no DOM) do not declare it. */
+function wasmMemory(): new (d: { initial: number }) => { buffer: ArrayBuffer } {
+  return (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly.Memory;
 }
 
 /** True when buf[from, to) is all zero bytes (memcmp stops at the first non-zero one). */
