@@ -63,8 +63,12 @@ export interface CliServiceConnection {
 export interface CliFiles {
   /** Size in bytes of a regular file; INVALID_ARG naming it otherwise. */
   size(path: string): Promise<number>;
-  /** The file's bytes in chunks. */
-  read(path: string): AsyncIterable<Uint8Array>;
+  /**
+   * The file's bytes in chunks. With `lent`, a chunk is the consumer's only until it asks for
+   * the next (its memory is read into again): for a consumer that copies each chunk at once,
+   * as an upload's stream does into its frame.
+   */
+  read(path: string, opts?: { lent?: boolean }): AsyncIterable<Uint8Array>;
   /** Writes to `path` only once commit() is called (a temp file renamed into place); abort() removes it. */
   create(path: string): Promise<{ write(chunk: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): Promise<void> }>;
 }

@@ -64,7 +64,7 @@ async function runUpload(ctx: RunContext, input: Input): Promise<void> {
   const controller = new AbortController();
   const interrupt = ctx.io.onInterrupt(() => controller.abort());
   try {
-    await sendUpload(stream as never, ctx.io.files.read(file), length, `upload of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
+    await sendUpload(stream as never, ctx.io.files.read(file, { lent: true }), length, `upload of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
   } finally {
     interrupt.dispose();
     bar.done();

@@ -7,6 +7,10 @@ import { VirtqError } from '../protocol/index.js';
 /** What a transfer needs of a byte stream (the protocol's ByteStream, or the CLI's view of it). */
 export interface TransferStream extends AsyncIterable<Uint8Array> {
   readonly opened: unknown;
+  /**
+   * Sends `data`, copied into its frame before this returns (FramedConnection.send): an upload's
+   * source may read into a chunk's memory again once asked for the next (the CLI's lent reads).
+   */
   write(data: Uint8Array): void;
   /** Gives a received chunk's memory back once the sink is done with it (ByteStream.recycle). */
   recycle?(chunk: Uint8Array): void;

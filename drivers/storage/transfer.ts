@@ -1,31 +1,19 @@
 // Moves a volume's bytes between a file and an async byte stream: upload writes a stream into
-// an open (temp) file, bounded, cancellable, all-zero chunks left as holes; download reads a
+// an open (temp) file, bounded, cancellable, all-zero runs left as holes (staged-writer.ts); download reads a
 // file as a stream of chunks. Neither knows of temp names or pools: dir-pool.ts does.
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { VirtqError } from '../../protocol/errors.js';
 import { abortedError } from './qemu-img.js';
+import { StagedWriter, type StagedTarget } from './staged-writer.js';
 import type { DownloadOptions, OpControl, VolumeDownload } from './types.js';
 
-/** Bytes gathered before one writev: fewer syscalls than one write per 1 MiB chunk. */
-export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
-// No datasync while the stream flows: one every 64 MiB (to let the disk write meanwhile) made a
-// 1 GiB upload ~1.7x slower in wall time and ~2x in CPU than a single fsync at the end (16 journal
-// commits and device flushes, writeback run in the thread pool; bench/RESULTS.md, issue #13
-// session 9). The kernel's own writeback starts on its thresholds; the caller's fsync does the rest.
+// The upload's writes (staged, aligned, O_DIRECT where the pool allows, zero runs as holes):
+// staged-writer.ts. A datasync every 64 MiB while the stream flowed made a 1 GiB upload ~1.7x
+// slower than one fsync at the end (16 journal commits and device flushes; bench/RESULTS.md,
+// issue #13 session 9): direct writes reach the device without either.
 /** Size of the chunks a download yields. */
 export const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
-
-const ZEROS = new Uint8Array(1024 * 1024);
-
-/** True when every byte of `chunk` is zero (stops at the first non-zero one). */
-export function isAllZero(chunk: Uint8Array): boolean {
-  for (let off = 0; off < chunk.length; off += ZEROS.length) {
-    const part = chunk.subarray(off, off + ZEROS.length);
-    if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false;
-  }
-  return true;
-}
 
 /** Limits of one upload. */
 export interface StreamLimits {
@@ -59,77 +47,20 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, 
   });
 }
 
-/** Writes batches of chunks at increasing offsets, one writev in flight while the next batch fills. */
-class BatchWriter {
-  private batch: Uint8Array[] = [];
-  private batchBytes = 0;
-  private batchStart = 0;
-  private inFlight: Promise<void> = Promise.resolve();
-  /** Offset just past the last byte accepted (written, queued or left as a hole). */
-  end = 0;
-
-  constructor(private readonly fh: FileHandle) {}
-
-  async add(chunk: Uint8Array): Promise<void> {
-    if (isAllZero(chunk)) {
-      await this.flush();
-      this.end += chunk.length;
-      this.batchStart = this.end;
-      return;
-    }
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    this.end += chunk.length;
-    if (this.batchBytes >= WRITE_BATCH_BYTES) await this.flush();
-  }
-
-  /** Starts writing the current batch once the previous write is done. */
-  async flush(): Promise<void> {
-    await this.inFlight;
-    if (this.batch.length === 0) return;
-    const buffers = this.batch;
-    const position = this.batchStart;
-    this.batch = [];
-    this.batchBytes = 0;
-    this.batchStart = this.end;
-    this.inFlight = writeAll(this.fh, buffers, position);
-  }
-
-  /** Waits for every byte to be written and sets the file's length (trailing holes included). */
-  async finish(): Promise<void> {
-    await this.flush();
-    await this.inFlight;
-    await this.fh.truncate(this.end);
-  }
-
-  /** Waits for a write in flight, ignoring its error (the operation is failing anyway). */
-  async settle(): Promise<void> {
-    await this.inFlight.catch(() => undefined);
-  }
-}
-
-/** Writes `buffers` at `position`, finishing a short writev. */
-async function writeAll(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
-  const total = buffers.reduce((n, b) => n + b.length, 0);
-  const { bytesWritten } = await fh.writev(buffers, position);
-  if (bytesWritten === total) return;
-  const rest = Buffer.concat(buffers).subarray(bytesWritten);
-  let done = 0;
-  while (done < rest.length) {
-    const r = await fh.write(rest, done, rest.length - done, position + bytesWritten + done);
-    done += r.bytesWritten;
-  }
-}
-
 /**
- * Writes `data` into `fh` from offset 0 and returns the number of bytes written. Throws
+ * Writes `data` into the file (`into`: a handle, or a StagedTarget for O_DIRECT) from offset 0
+ * and returns the number of bytes written. Throws
  * INVALID_ARG when the stream carries more than `limits.maxBytes` (or than announced),
  * OPERATION_ABORTED when `ctl.signal` aborts or the stream ends short of the announced length,
  * and whatever the stream throws. The caller removes the file on any throw.
  */
-export async function writeStream(fh: FileHandle, data: AsyncIterable<Uint8Array>, limits: StreamLimits, ctl: OpControl = {}): Promise<number> {
+export async function writeStream(into: FileHandle | StagedTarget, data: AsyncIterable<Uint8Array>, limits: StreamLimits, ctl: OpControl = {}): Promise<number> {
   const total = limits.lengthBytes ?? limits.maxBytes;
-  const writer = new BatchWriter(fh);
+  const target: StagedTarget = 'fh' in into ? into : { fh: into, direct: false };
+  // Direct writes inside the file's length are not extending ones, which ext4 makes wait for
+  // the inode lock and an i_size update each; finish() sets the real length.
+  if (target.direct) await target.fh.truncate(total);
+  const writer = new StagedWriter(target);
   const it = data[Symbol.asyncIterator]();
   let finished = false;
   try {

@@ -1,7 +1,7 @@
 // The CLI's local files: a download's writer gathers chunks into batched writes, shows nothing
 // under the final name until commit (one fsync, rename, directory fsync), and abort leaves nothing.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { localFiles } from '../../../cli/local-files.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
@@ -50,5 +50,32 @@ describe('localFiles().create', () => {
 
   it('refuses to write into a directory that does not exist, with an error naming the path', async () => {
     await expect(localFiles(root.dir).create('no/such/dir.img')).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('no/such/dir.img') });
+  });
+});
+
+describe('localFiles().read', () => {
+  let root: TmpRoot;
+  beforeEach(() => { root = tmpRoot('vq-lf-'); });
+  afterEach(() => root.remove());
+
+  it('lent: yields the file in 1 MiB chunks from two buffers in turn, each whole until the next is asked for', async () => {
+    const data = randomBytes(5 * MiB + 77);
+    writeFileSync(root.path('in.img'), data);
+    const copies: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    for await (const c of localFiles(root.dir).read('in.img', { lent: true })) {
+      // The read ahead runs meanwhile: it must not land in the chunk in hand.
+      await new Promise((r) => setTimeout(r, 5));
+      copies.push(Buffer.from(c));
+      memory.add(c.buffer);
+    }
+    expect(copies.map((c) => c.length)).toEqual([MiB, MiB, MiB, MiB, MiB, 77]);
+    expect(memory.size).toBe(2);
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+  });
+
+  it('lent: a missing file is INVALID_ARG naming it', async () => {
+    const read = async (): Promise<void> => { for await (const _ of localFiles(root.dir).read('nope.img', { lent: true })) { /* nothing */ } };
+    await expect(read()).rejects.toMatchObject({ code: 'INVALID_ARG', message: expect.stringContaining('nope.img') });
   });
 });
