@@ -67,19 +67,28 @@ export interface Qcow2Layout {
 const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 
 /**
- * The image of `capacityBytes` (rounded up to 512-byte sectors) with `backing`. INVALID_ARG when
- * the capacity needs an L1 table above qemu's limit or a backing name the header cannot hold.
+ * The number of L1 entries an image of `capacityBytes` needs; INVALID_ARG (naming the largest
+ * capacity) when that is past qemu's L1 limit, as `qemu-img create` would refuse it.
  */
-export function qcow2Layout(capacityBytes: number, backing?: Qcow2Backing): Qcow2Layout {
+export function checkQcow2Capacity(capacityBytes: number): number {
   if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) {
     throw new VirtqError('INVALID_ARG', `capacityBytes must be a whole number of bytes ≥ 0, got ${String(capacityBytes)}`, { details: { field: 'capacityBytes' } });
   }
-  const virtualSize = roundUp(capacityBytes, 512);
-  const l1Entries = Math.ceil(Math.ceil(virtualSize / CLUSTER) / L2_ENTRIES);
+  const l1Entries = Math.ceil(Math.ceil(roundUp(capacityBytes, 512) / CLUSTER) / L2_ENTRIES);
   if (l1Entries > MAX_L1_ENTRIES) {
     const max = MAX_L1_ENTRIES * L2_ENTRIES * CLUSTER;
     throw new VirtqError('INVALID_ARG', `capacityBytes ${capacityBytes} is too large for a qcow2 image with 64 KiB clusters (at most ${max} bytes)`, { details: { field: 'capacityBytes', maxBytes: max } });
   }
+  return l1Entries;
+}
+
+/**
+ * The image of `capacityBytes` (rounded up to 512-byte sectors) with `backing`. INVALID_ARG when
+ * the capacity needs an L1 table above qemu's limit or a backing name the header cannot hold.
+ */
+export function qcow2Layout(capacityBytes: number, backing?: Qcow2Backing): Qcow2Layout {
+  const l1Entries = checkQcow2Capacity(capacityBytes);
+  const virtualSize = roundUp(capacityBytes, 512);
   const l1Clusters = Math.ceil((l1Entries * 8) / CLUSTER);
   // Header, refcount table, refcount block, L1: at most 3 + 512 clusters under qemu's L1 limit,
   // so one refcount block (32768 clusters) and a one-cluster refcount table always count them all.
