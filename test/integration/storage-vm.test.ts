@@ -83,7 +83,7 @@ describe('VMs on volumes', () => {
     await expect(storage.api.deleteVolume({ pool: 'default', name: 'web1.qcow2' })).rejects.toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringContaining('VM "web1"') });
     await expect(storage.api.stopPool({ name: 'default' })).rejects.toMatchObject({ code: 'IN_USE', message: expect.stringContaining('VM "web1"') });
     // The definition keeps the volume, not the path virtstoraged found for it.
-    expect((await vq.virtq.getDefinition({ name: 'web1' })).disks).toEqual([expect.objectContaining({ source: { pool: 'default', volume: 'web1.qcow2' } })]);
+    expect((await vq.virtq.getDefinition({ name: 'web1' })).disks).toEqual([expect.objectContaining({ source: { pool: 'default', volume: 'web1.qcow2' } }), expect.objectContaining({ source: { pool: 'default', volume: 'data.qcow2' } })]);
     expect((await vq.virtq.getDefinition({ name: 'web1' })).disks?.[0]).not.toHaveProperty('path');
 
     await vq.virtq.destroy({ name: 'web1' });
