@@ -177,8 +177,13 @@ export async function writeQcow2(path: string, mode: number, capacityBytes: numb
   const fh = await open(path, 'wx', mode);
   try {
     const want = layout.chunks.reduce((n, c) => n + c.length, 0);
-    const { bytesWritten } = await fh.writev(layout.chunks, 0);
-    if (bytesWritten !== want) throw new Error(`short write of a qcow2 header to ${path}: ${bytesWritten} of ${want} bytes`);
+    // One writev as a rule; a short one (a nearly full filesystem) is continued, and the call
+    // that cannot write anything more fails with the filesystem's error (ENOSPC: NO_SPACE).
+    let done = (await fh.writev(layout.chunks, 0)).bytesWritten;
+    if (done < want) {
+      const data = Buffer.concat(layout.chunks);
+      while (done < want) done += (await fh.write(data, done, want - done, done)).bytesWritten;
+    }
     if (layout.length > want) await fh.truncate(layout.length);
   } finally {
     await fh.close();
