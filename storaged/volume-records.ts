@@ -4,11 +4,12 @@
 // resize or a clone finds it from the volume alone.
 //
 // On disk (lib/storage/): `volumes.json`, a snapshot written atomically, and `volumes.log`, one
-// JSON line per change since it, appended and fdatasync'd. A change is then one write and one
+// JSON line per change since it, appended through O_DSYNC (durable when the write returns). A change is then one write and one
 // journal commit, where rewriting the snapshot was two (file, then directory): that was most of
 // a small create's time beside the volume's own directory fsync. The log is folded into the
 // snapshot when it grows past COMPACT_LINES, and at load (which also drops a line torn by a
 // crash, so nothing is ever appended after one).
+import { constants } from 'node:fs';
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VirtqError, type Layout } from '../protocol/index.js';
@@ -120,8 +121,10 @@ export class VolumeRecords {
     try {
       if (this.logLines >= COMPACT_LINES) await this.compact();
       const log = this.log ?? (await this.openLog());
-      await log.write(line);
-      await log.datasync();
+      // The log is opened O_DSYNC: the write returns once the line is as durable as after an
+      // fdatasync, in one thread-pool round trip instead of two.
+      const { bytesWritten } = await log.write(line);
+      if (bytesWritten !== Buffer.byteLength(line)) throw new Error(`short write: ${bytesWritten} of ${Buffer.byteLength(line)} bytes`);
       this.logLines += 1;
     } catch (err) {
       // Part of the line may be in the file: the next change folds everything into the
@@ -138,7 +141,7 @@ export class VolumeRecords {
   private async openLog(): Promise<FileHandle> {
     const dir = dirname(this.logFile);
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const fh = await open(this.logFile, 'a', 0o600);
+    const fh = await open(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
     try {
       if ((await fh.stat()).size === 0) {
         const dh = await open(dir, 'r');

@@ -53,13 +53,17 @@ export function fsError(err: unknown, ref: VolumeRef, what: string): VirtqError 
   }
 }
 
-/** fsyncs a file or a directory by path. */
+/**
+ * fsyncs a file or a directory by path. Resolves once the fsync has: the close that follows is
+ * not waited for (it makes nothing more durable, and is one thread-pool round trip of every
+ * create and delete).
+ */
 export async function fsyncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
-    await fh.close();
+    void fh.close().catch(() => undefined);
   }
 }
 
@@ -87,14 +91,19 @@ export async function commitTemp(dir: string, tmp: string, name: string, mode: C
   } else {
     try {
       await link(tmpPath, finalPath);
-      await unlink(tmpPath).catch(() => undefined); // a leftover is a temp: recover() removes it
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
       // A filesystem without hard links: check, then rename (a narrow race, as with any create).
       if (await exists(finalPath)) throw Object.assign(new Error(`${finalPath} exists`), { code: 'EEXIST' });
       await rename(tmpPath, finalPath);
+      await fsyncPath(dir);
+      return;
     }
+    // The temp name goes while the directory is fsynced: the new name is durable either way, and
+    // a temp name a crash kept is removed by recover(). One round trip fewer than in turn.
+    await Promise.all([unlink(tmpPath).catch(() => undefined), fsyncPath(dir)]);
+    return;
   }
   await fsyncPath(dir);
 }
