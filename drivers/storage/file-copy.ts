@@ -45,8 +45,11 @@ export interface CopyCall {
 /** How a copy ended: `copied`, or `locked` (someone locks the source: nothing left behind, copy it otherwise). */
 export type CopyOutcome = 'copied' | 'locked';
 
-/** How often the temp file's size and the lock table are read while cp runs. */
-const POLL_MS = 100;
+/**
+ * How often the temp file's size and the lock table are read while cp runs: often enough for a
+ * progress bar, rarely enough to cost little (each poll is a few thread-pool calls).
+ */
+const POLL_MS = 250;
 const STDERR_KEEP = 4000;
 
 /**
