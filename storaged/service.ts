@@ -12,6 +12,7 @@ import { connectSecret } from '../client/secret-client.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import { DirPool } from '../drivers/storage/dir-pool.js';
+import { FileCopier } from '../drivers/storage/file-copy.js';
 import { QemuImg } from '../drivers/storage/qemu-img.js';
 import { storageHandlers } from './handlers.js';
 import { procLocksProbeFor } from '../drivers/lock/proc-locks.js';
@@ -27,6 +28,8 @@ export interface StoragedOptions {
   secretUri: string | undefined;
   /** The qemu-img binary (default: qemu-img from PATH). */
   qemuImg: string | undefined;
+  /** The cp binary full clones copy with (default: cp from PATH). */
+  cp: string | undefined;
   /** PBKDF time per key slot of new LUKS volumes (QEMU's encrypt.iter-time); undefined: QEMU's 2000 ms. */
   luksIterTimeMs: number | undefined;
 }
@@ -43,13 +46,14 @@ export function storagedService(version: string): ServiceDefinition<StoragedOpti
     summary: `Serves storage pools (directories) and their volumes: create, clone, resize, delete, upload and
 download, LUKS encryption with passphrases from virtsecretd. A volume a running VM uses is never
 deleted or changed under it (the lock manager's leases say which).`,
-    options: { 'secret-uri': { type: 'string' }, 'qemu-img': { type: 'string' }, 'luks-iter-time-ms': { type: 'string' } },
+    options: { 'secret-uri': { type: 'string' }, 'qemu-img': { type: 'string' }, cp: { type: 'string' }, 'luks-iter-time-ms': { type: 'string' } },
     optionsUsage: `  --secret-uri URI    virtsecretd, for LUKS volumes (default: secret:///system?root=DIR, or of the mode)
   --qemu-img PATH     the qemu-img binary (default: qemu-img from PATH)
+  --cp PATH           the GNU cp (≥ 9.0) full clones copy with (default: cp from PATH)
   --luks-iter-time-ms N  PBKDF time per key slot of new LUKS volumes, paid again at every open (default QEMU's 2000)`,
     parseExtra: (values) => {
       const iter = stringOption(values, 'luks-iter-time-ms');
-      return { secretUri: stringOption(values, 'secret-uri'), qemuImg: stringOption(values, 'qemu-img'), luksIterTimeMs: iter === undefined ? undefined : wholeNumber(iter, 'luks-iter-time-ms', 2000, 1) };
+      return { secretUri: stringOption(values, 'secret-uri'), qemuImg: stringOption(values, 'qemu-img'), cp: stringOption(values, 'cp'), luksIterTimeMs: iter === undefined ? undefined : wholeNumber(iter, 'luks-iter-time-ms', 2000, 1) };
     },
     build: async ({ layout, clock, logs, common, extra, service }) => {
       const log = logs.module('storage');
@@ -58,11 +62,12 @@ deleted or changed under it (the lock manager's leases say which).`,
       const secretUri = extra.secretUri ?? secretBeside(common.root, common.mode);
       // Passphrase files live a moment in the runtime dir (a tmpfs on a real host), never on a command line.
       const qemuImg = new QemuImg(extra.qemuImg === undefined ? {} : { binary: extra.qemuImg });
+      const copier = new FileCopier(extra.cp === undefined ? {} : { binary: extra.cp });
       const secretDir = join(layout.runtime, 'virtstoraged');
       await mkdir(secretDir, { recursive: true, mode: 0o700 });
       const records = new VolumeRecords(layout);
       await records.load();
-      const pools = new PoolStore(layout, (def) => new DirPool(def, { qemuImg, secretDir, recordedFormat: (name) => records.get(def.name, name).format }), log);
+      const pools = new PoolStore(layout, (def) => new DirPool(def, { qemuImg, copier, secretDir, recordedFormat: (name) => records.get(def.name, name).format }), log);
       await pools.load();
       const metrics = new StorageMetrics(service.metrics, pools, clock);
       const jobs = new Jobs(clock, service.workers);

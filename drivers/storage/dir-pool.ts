@@ -10,6 +10,7 @@ import { VirtqError } from '../../protocol/errors.js';
 import { BusyMarks } from './busy-marks.js';
 import { inspectImage, type ImageInfo } from './image-info.js';
 import { fileVersion, InfoCache } from './info-cache.js';
+import { FileCopier } from './file-copy.js';
 import { checkEncryptedArgs } from './qemu-img-args.js';
 import { QemuImg } from './qemu-img.js';
 import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
@@ -25,6 +26,8 @@ import { checkVolumeName } from './volume-name.js';
 export interface DirPoolDeps {
   /** The qemu-img runner (default: `qemu-img` from PATH). */
   qemuImg?: QemuImg;
+  /** What makes a full clone's byte copies (default: `cp` from PATH). */
+  copier?: FileCopier;
   /** Where passphrase files live for the moment qemu-img needs them: a tmpfs (default: the OS temp dir). */
   secretDir?: string;
   /**
@@ -73,6 +76,7 @@ export class DirPool implements StoragePool {
       pool: config.name,
       dir: config.path,
       qemuImg: this.qemuImg,
+      copier: deps.copier ?? new FileCopier(),
       withSecret: (passphrase, fn) => withSecretFile(this.secretDir, this.secretPrefix, passphrase, fn),
     };
   }

@@ -2,10 +2,11 @@
 // copy), resize and upload. Each builds under a temp name and commits (volume-files.ts), so a
 // failure, an abort or a kill leaves the final name as it was.
 import { constants } from 'node:fs';
-import { chmod, open, type FileHandle } from 'node:fs/promises';
+import { chmod, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, isAbsolute } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { supportsDirectIo } from './direct-io.js';
+import type { FileCopier } from './file-copy.js';
 import type { ImageInfo } from './image-info.js';
 import { convertArgs, createArgs, resizeArgs, type SecretArgs } from './qemu-img-args.js';
 import { checkQcow2Capacity, writeQcow2 } from './qcow2-create.js';
@@ -27,6 +28,8 @@ export interface OpsContext {
   pool: string;
   dir: string;
   qemuImg: QemuImg;
+  /** Makes a full clone's byte-for-byte copies (cp). */
+  copier: FileCopier;
   /** Runs `fn` with a passphrase held in a private file (secret-file.ts). */
   withSecret<T>(passphrase: Uint8Array, fn: (secret: SecretArgs) => Promise<T>): Promise<T>;
 }
@@ -152,21 +155,29 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
   }
   if (mode !== 'full') throw new VirtqError('INVALID_ARG', `clone mode must be "full" or "thin", got ${JSON.stringify(mode)}`, { details: { field: 'mode' } });
   if (srcInfo.encrypted && srcInfo.backingChain.length > 0) throw new VirtqError('NOT_SUPPORTED', `${what}: a full clone of an encrypted volume with a backing image is not supported`);
-  // A self-contained qcow2 (or an encrypted image, which stays encrypted under the same
-  // passphrase) is copied byte for byte, as a raw file: the raw clone's path, 2–4× faster than
-  // re-encoding every cluster, and the same image. A chain is flattened by a real convert.
+  // A raw source, a self-contained qcow2 or an encrypted image (which stays encrypted under the
+  // same passphrase) is copied byte for byte, in the kernel (file-copy.ts): the same image as a
+  // convert would make, at the disk's speed. A chain is flattened by a real convert.
   const bytes = srcInfo.encrypted || (srcInfo.format === 'qcow2' && srcInfo.selfContained === true);
+  const asIs = bytes || srcInfo.format === 'raw';
   const srcFormat = bytes ? 'raw' : srcInfo.format;
   const format: VolumeFormat = bytes ? 'raw' : srcInfo.format === 'qcow2' ? 'qcow2' : 'raw';
   const total = srcInfo.capacity;
   await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
     ctl.onProgress?.(0, total);
-    const onPercent = (p: number): void => ctl.onProgress?.(Math.min(total, Math.round((p / 100) * total)), total);
-    await ctx.qemuImg.run(convertArgs(src.path, srcFormat, tmp, format, await supportsDirectIo(ctx.dir)), { what, signal: ctl.signal, onPercent });
+    // The progress of a byte copy is in file bytes (a qcow2's file is not its capacity), scaled.
+    const onCopied = (done: number, of: number): void => ctl.onProgress?.(of === 0 ? total : Math.min(total, Math.round((done / of) * total)), total);
+    const copied = asIs && (await ctx.copier.copy(src.path, tmp, { what, signal: ctl.signal, totalBytes: Number(src.st.size), onProgress: onCopied })) === 'copied';
+    if (!copied) {
+      // A source a VM may be writing (or a chain): qemu-img convert, which takes QEMU's locks.
+      if (asIs) await rm(tmp, { force: true });
+      const onPercent = (p: number): void => ctl.onProgress?.(Math.min(total, Math.round((p / 100) * total)), total);
+      await ctx.qemuImg.run(convertArgs(src.path, srcFormat, tmp, format, await supportsDirectIo(ctx.dir)), { what, signal: ctl.signal, onPercent });
+    }
     await chmod(tmp, VOLUME_FILE_MODE);
   });
-  if (!bytes) return undefined;
-  // Known without asking qemu-img: the copy is the source's image, minus nothing.
+  if (!asIs) return undefined;
+  // Known without asking qemu-img: the copy is the source's image (a raw one's too), minus nothing.
   return { ...srcInfo, backingChain: [] };
 }
 

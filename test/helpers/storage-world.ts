@@ -1,8 +1,8 @@
 // virtstoraged and virtsecretd as built binaries under one temporary root, with what the
 // hostile-input tests must never lose: a volume of known bytes, the pool's definition file, a
 // secret's metadata file and value. `intact()` asserts all of it and that both daemons serve.
-// virtstoraged runs qemu-img through a wrapper that, while `slowMarker` exists, finishes a
-// `convert` (a full clone) and then hangs: a clone that stays under way until it is cancelled.
+// virtstoraged runs qemu-img and cp through wrappers that, while `slowMarker` exists, finish a
+// `convert` or a copy (a full clone) and then hang: a clone that stays under way until it is cancelled.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -93,8 +93,14 @@ if [ "$1" = convert ] && [ -e ${w.slowMarker} ]; then qemu-img "$@" || exit $?; 
 exec qemu-img "$@"
 `);
     chmodSync(wrapper, 0o755);
+    const cpWrapper = w.h.root.path('cp-wrapper');
+    writeFileSync(cpWrapper, `#!/bin/sh
+if [ -e ${w.slowMarker} ]; then cp "$@" || exit $?; : > ${w.copiedMarker}; exec sleep 120; fi
+exec cp "$@"
+`);
+    chmodSync(cpWrapper, 0o755);
     w.secretd = await w.h.start('virtsecretd', ['--log-filters', 'debug']);
-    w.storaged = await w.h.start('virtstoraged', ['--log-filters', 'debug', '--qemu-img', wrapper]);
+    w.storaged = await w.h.start('virtstoraged', ['--log-filters', 'debug', '--qemu-img', wrapper, '--cp', cpWrapper]);
     w.storage = await connectStorage(w.h.uri('storage'));
     w.storageRo = await connectStorage(w.h.uri('storage', true));
     w.secret = await connectSecret(w.h.uri('secret'));

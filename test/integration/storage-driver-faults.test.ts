@@ -1,13 +1,15 @@
-// The dir pool driver when things go wrong, with real qemu-img: a process killed mid-clone
+// The dir pool driver when things go wrong, with real qemu-img and cp: a process killed mid-clone
 // leaves only a temp file that list() never shows and recover() removes; an aborted clone
-// kills its qemu-img; a full filesystem is NO_SPACE with nothing left behind.
+// kills its cp or qemu-img; a source a writer locks (a running VM) is refused IN_USE as qemu-img
+// refuses it; a full filesystem is NO_SPACE with nothing left behind.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtqError } from '../../protocol/errors.js';
 import { DirPool } from '../../drivers/storage/dir-pool.js';
+import { FileCopier } from '../../drivers/storage/file-copy.js';
 import { QemuImg, spawnQemuImg, type QemuImgSpawn } from '../../drivers/storage/qemu-img.js';
 import { isTempName } from '../../drivers/storage/volume-files.js';
 import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
@@ -25,12 +27,26 @@ async function failure(p: Promise<unknown>): Promise<VirtqError> {
   throw new Error('expected a rejection');
 }
 
+/** A stand-in for cp: runs `body` (sh), with the target as $last. */
+function cpWrapper(root: TmpRoot, name: string, body: string): string {
+  const path = root.path(name);
+  writeFileSync(path, `#!/bin/sh\nfor last; do :; done\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
 /** A stand-in for qemu-img: `convert` runs `convertBody` (sh), anything else runs the real one. */
 function wrapper(root: TmpRoot, name: string, convertBody: string): string {
   const path = root.path(name);
   writeFileSync(path, `#!/bin/sh\nif [ "$1" != convert ]; then exec qemu-img "$@"; fi\n${convertBody}\n`);
   chmodSync(path, 0o755);
   return path;
+}
+
+/** Polls `check` every 20 ms for up to 10 s; its last answer. */
+async function waitFor(check: () => boolean): Promise<boolean> {
+  for (let end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (check()) return true;
+  return check();
 }
 
 const alive = (pid: number): boolean => {
@@ -61,13 +77,13 @@ describe('DirPool faults (real qemu-img)', () => {
     // The daemon stand-in: the driver bundled as plain JS, cloning through a qemu-img that
     // finishes the copy and then hangs, so the kill lands between the copy and the commit.
     await build({
-      stdin: { contents: "export { DirPool } from './drivers/storage/dir-pool.ts'; export { QemuImg } from './drivers/storage/qemu-img.ts';", resolveDir: REPO, loader: 'ts' },
+      stdin: { contents: "export { DirPool } from './drivers/storage/dir-pool.ts'; export { FileCopier } from './drivers/storage/file-copy.ts';", resolveDir: REPO, loader: 'ts' },
       bundle: true, platform: 'node', format: 'esm', outfile: root.path('driver.mjs'), logLevel: 'silent',
     });
-    const slow = wrapper(root, 'qemu-img-slow', 'qemu-img "$@" || exit $?\nexec sleep 60');
+    const slow = cpWrapper(root, 'cp-slow', 'cp "$@" || exit $?\nexec sleep 60');
     writeFileSync(root.path('daemon.mjs'), `
-      import { DirPool, QemuImg } from './driver.mjs';
-      const pool = new DirPool({ name: 'p', type: 'dir', path: ${JSON.stringify(poolDir)} }, { qemuImg: new QemuImg({ binary: ${JSON.stringify(slow)} }) });
+      import { DirPool, FileCopier } from './driver.mjs';
+      const pool = new DirPool({ name: 'p', type: 'dir', path: ${JSON.stringify(poolDir)} }, { copier: new FileCopier({ binary: ${JSON.stringify(slow)} }) });
       await pool.clone('src.raw', 'copy.raw', { mode: 'full' }, { onProgress: (d, t) => { if (d === t && t > 0) process.stdout.write('copied\\n'); } });
       process.stdout.write('committed\\n');
     `);
@@ -78,7 +94,7 @@ describe('DirPool faults (real qemu-img)', () => {
       daemon.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; if (out.includes('copied')) resolve(); });
       daemon.once('close', () => reject(new Error(`daemon ended early: ${out}`)));
     });
-    process.kill(-(daemon.pid as number), 'SIGKILL'); // the daemon, its sh and qemu-img's stand-in
+    process.kill(-(daemon.pid as number), 'SIGKILL'); // the daemon and cp's stand-in
     await exited;
     expect(out).not.toContain('committed');
     const left = readdirSync(poolDir);
@@ -90,7 +106,27 @@ describe('DirPool faults (real qemu-img)', () => {
     expect(readdirSync(poolDir)).toEqual(['src.raw']);
   });
 
-  it('kills qemu-img and removes the temp file when a clone is aborted', async () => {
+  it('kills cp and removes the temp file when a byte-copy clone is aborted; a later clone is fine', async () => {
+    const pids: number[] = [];
+    const hang = cpWrapper(root, 'cp-hang', `head -c ${MiB} /dev/zero > "$last"\nexec sleep 60`);
+    const copier = new FileCopier({ binary: hang, spawn: (binary, args) => { const p = spawnQemuImg(binary, args); if (p.pid !== undefined) pids.push(p.pid); return p; } });
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { copier });
+    await pool.build();
+    await pool.create({ name: 'src.raw', format: 'raw', capacityBytes: 4 * MiB });
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const clone = pool.clone('src.raw', 'copy.raw', { mode: 'full' }, { signal: ac.signal, onProgress: (d) => { seen.push(d); if (d > 0) ac.abort(); } });
+    const err = await failure(clone);
+    expect(err.code).toBe('OPERATION_ABORTED');
+    expect(seen).toEqual([0, MiB]); // the temp file's size, polled
+    expect(pids).toHaveLength(1);
+    expect(alive(pids[0] as number)).toBe(false);
+    expect(readdirSync(root.path('pool'))).toEqual(['src.raw']);
+    expect((await failure(pool.clone('src.raw', 'copy.raw', { mode: 'full' }, { signal: AbortSignal.abort() }))).code).toBe('OPERATION_ABORTED');
+    expect(pids).toHaveLength(1);
+  });
+
+  it('kills qemu-img and removes the temp file when a converting clone (a chain) is aborted', async () => {
     const pids: number[] = [];
     const recording: QemuImgSpawn = (binary, args) => {
       const proc = spawnQemuImg(binary, args);
@@ -101,17 +137,70 @@ describe('DirPool faults (real qemu-img)', () => {
     const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { qemuImg: new QemuImg({ binary: hang, spawn: recording }) });
     await pool.build();
     await pool.create({ name: 'src.raw', format: 'raw', capacityBytes: 4 * MiB });
+    await pool.clone('src.raw', 'over.qcow2', { mode: 'thin' });
     const ac = new AbortController();
     const seen: number[] = [];
-    const clone = pool.clone('src.raw', 'copy.raw', { mode: 'full' }, { signal: ac.signal, onProgress: (d) => { seen.push(d); if (d > 0) ac.abort(); } });
+    const clone = pool.clone('over.qcow2', 'copy.qcow2', { mode: 'full' }, { signal: ac.signal, onProgress: (d) => { seen.push(d); if (d > 0) ac.abort(); } });
     const err = await failure(clone);
     expect(err.code).toBe('OPERATION_ABORTED');
     expect(seen).toEqual([0, Math.round(0.1 * 4 * MiB)]);
     expect(pids).toHaveLength(1);
     expect(alive(pids[0] as number)).toBe(false);
+    expect(readdirSync(root.path('pool')).sort()).toEqual(['over.qcow2', 'src.raw']);
+  });
+
+  it('refuses IN_USE, as qemu-img does, a full clone of a volume a writer holds (qemu-io as the VM); a reader (a backing user) keeps the byte copy', async () => {
+    const cps: string[][] = [];
+    const copier = new FileCopier({ spawn: (binary, args) => { cps.push([...args]); return spawnQemuImg(binary, args); } });
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { copier });
+    await pool.build();
+    const src = await pool.create({ name: 'src.raw', format: 'raw', capacityBytes: 4 * MiB });
+    writeFileSync(src.path, randomBytes(4 * MiB));
+    /** qemu-io holding `path` open (QEMU's image locks taken) until killed. */
+    const holder = async (args: string[]): Promise<() => Promise<void>> => {
+      const p = spawn('qemu-io', [...args], { stdio: ['pipe', 'ignore', 'inherit'] });
+      const ino = String(statSync(src.path).ino);
+      expect(await waitFor(() => readFileSync('/proc/locks', 'utf8').includes(`:${ino} `))).toBe(true);
+      return async () => { p.kill('SIGKILL'); await new Promise((r) => p.once('close', r)); };
+    };
+    const writer = await holder(['-f', 'raw', src.path]);
+    try {
+      const err = await failure(pool.clone('src.raw', 'copy.raw', { mode: 'full' }));
+      expect(err.code).toBe('IN_USE');
+      expect(err.message).toContain('in use by another process');
+      expect(cps).toHaveLength(0); // the lock was seen before any copy
+    } finally {
+      await writer();
+    }
     expect(readdirSync(root.path('pool'))).toEqual(['src.raw']);
-    expect((await failure(pool.clone('src.raw', 'copy.raw', { mode: 'full' }, { signal: AbortSignal.abort() }))).code).toBe('OPERATION_ABORTED');
-    expect(pids).toHaveLength(1);
+    // Read-only, as a VM reads a backing image: it forbids writers, so the byte copy is safe.
+    const reader = await holder(['-r', '-f', 'raw', src.path]);
+    try {
+      const copy = await pool.clone('src.raw', 'copy.raw', { mode: 'full' });
+      expect(readFileSync(copy.path).equals(readFileSync(src.path))).toBe(true);
+      expect(cps).toHaveLength(1);
+    } finally {
+      await reader();
+    }
+  });
+
+  it('falls back to qemu-img convert when a writer locks the source during the copy, which then refuses IN_USE', async () => {
+    const started = root.path('cp-started');
+    const slow = cpWrapper(root, 'cp-slow', `: > ${started}\nexec sleep 30`);
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { copier: new FileCopier({ binary: slow }) });
+    await pool.build();
+    const src = await pool.create({ name: 'src.raw', format: 'raw', capacityBytes: 4 * MiB });
+    const clone = failure(pool.clone('src.raw', 'copy.raw', { mode: 'full' }));
+    expect(await waitFor(() => existsSync(started))).toBe(true);
+    const vm = spawn('qemu-io', ['-f', 'raw', src.path], { stdio: ['pipe', 'ignore', 'inherit'] });
+    try {
+      const err = await clone;
+      expect(err.code).toBe('IN_USE');
+    } finally {
+      vm.kill('SIGKILL');
+      await new Promise((r) => vm.once('close', r));
+    }
+    expect(readdirSync(root.path('pool'))).toEqual(['src.raw']);
   });
 
   it('answers NO_SPACE on a full filesystem (clone, upload, create) and leaves no temp file', async () => {
