@@ -291,10 +291,7 @@ export class DirPool implements StoragePool {
     return { removed: [...temps, ...secrets] };
   }
 
-  /**
-   * Checks the pool's directory and resolves its real path, both at once (one thread-pool round
-   * trip of latency instead of two on every operation); the check's error wins.
-   */
+  /** Checks the pool's directory and resolves its real path at once (one thread-pool round trip); the check's error wins. */
   private async realDir(): Promise<string> {
     const real = realpath(this.config.path);
     real.catch(() => undefined); // awaited below unless the check fails first
