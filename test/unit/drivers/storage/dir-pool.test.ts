@@ -5,6 +5,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmS
 import { basename, dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirPool } from '../../../../drivers/storage/dir-pool.js';
+import { FileCopier } from '../../../../drivers/storage/file-copy.js';
 import { QemuImg } from '../../../../drivers/storage/qemu-img.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
 import { fakeQemuImg, type FakeAnswer } from './fake-qemu-img.js';
@@ -85,21 +86,23 @@ describe('DirPool', () => {
   // Found by the chaos suite (seed 202): an upload that had passed its "is it a backing file?"
   // check renamed a new file over a volume a thin clone, made meanwhile, read through.
   it('refuses to upload into, resize or delete a volume while a clone reads it, and to clone one while an upload replaces it', async () => {
-    // A full clone holds the source for as long as its qemu-img convert runs (hung here); a
+    // A full clone holds the source for as long as its byte copy (cp) runs (hung here); a
     // thin clone is written without qemu-img (qcow2-create.ts), too quick to catch midway.
     const fake = fakeQemuImg((args): FakeAnswer => {
       if (args[0] === 'info') {
         const path = args[args.length - 1] as string;
         return { stdout: JSON.stringify([{ format: 'raw', 'virtual-size': readFileSync(path).length, filename: path }]) };
       }
-      if (args[0] === 'convert') return { hang: true };
+      if (args[0] === '--reflink=auto') return { hang: true };
       return {};
     });
-    const pool = await poolWith(fake.spawn);
+    const copier = new FileCopier({ spawn: fake.spawn, lockTable: async () => '' });
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { qemuImg: new QemuImg({ spawn: fake.spawn }), copier, secretDir: root.path('secrets') });
+    await pool.build();
     writeFileSync(root.path('pool', 'base.raw'), Buffer.alloc(1024));
     const abort = new AbortController();
     const clone = pool.clone('base.raw', 'full.raw', { mode: 'full' }, { signal: abort.signal }).then(() => undefined, (e: unknown) => e);
-    await expect.poll(() => fake.calls.some((c) => c.args[0] === 'convert')).toBe(true);
+    await expect.poll(() => fake.calls.some((c) => c.args[0] === '--reflink=auto')).toBe(true);
     const busy = { code: 'IN_USE', message: expect.stringContaining('a clone of it to "full.raw" is under way') };
     await expect(pool.upload('base.raw', (async function* () { yield new Uint8Array(1024); })())).rejects.toMatchObject(busy);
     await expect(pool.delete('base.raw')).rejects.toMatchObject(busy);
