@@ -1,8 +1,7 @@
 // The host procedures only virtqemud serves: the listing, lookups, persistent definitions,
 // starting VMs (each in its own detached shim) and autostart.
-import { randomUUID } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
-import { VirtqError, normalizeDefinition, shimStateFile, type DomainRow, type Handlers, type IncomingState, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, normalizeDefinition, randomUuid, shimStateFile, type DomainRow, type Handlers, type IncomingState, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { findLiveQemu, isLiveQemu, processStart, ticksSinceBoot } from '../../drivers/host/proc.js';
 import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
@@ -94,7 +93,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       return toRow(r);
     },
     define: async ({ definition }) => {
-      const def = normalizeDefinition(definition, randomUUID);
+      const def = normalizeDefinition(definition, randomUuid);
       return inTurn(def.name, async () => {
         d.cluster?.requireAvailable(`define VM "${def.name}"`);
         let r = registry.get(def.name);
@@ -141,7 +140,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       return {};
     }),
     create: async ({ definition, paused }) => {
-      const def = normalizeDefinition(definition, randomUUID);
+      const def = normalizeDefinition(definition, randomUuid);
       d.cluster?.requireAvailable(`create VM "${def.name}"`);
       const record = registry.claim({ name: def.name, uuid: def.uuid, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'created' });
       return startShim(d, record, def, paused === true);

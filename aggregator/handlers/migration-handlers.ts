@@ -4,8 +4,7 @@
 // that shim through the per-VM procedures this daemon forwards by name. In an etcd fleet the
 // VM's cluster-wide claim stays its source host's until `migrateSwitchover` moves it here, just
 // before the guest runs here (aggregator/cluster/claim-transfer.ts).
-import { randomUUID } from 'node:crypto';
-import { VirtqError, migrationSocket, normalizeDefinition, virtqProgram, type Fallback, type Handlers, type StateResult, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, migrationSocket, normalizeDefinition, randomUuid, virtqProgram, type Fallback, type Handlers, type StateResult, type VirtqProgram } from '../../protocol/index.js';
 import { isActive } from '../registry.js';
 import { startShim, type HostDeps } from './host-handlers.js';
 
@@ -21,7 +20,7 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<
   return {
     migratePrepare: async ({ definition, transport }) => {
       if (definition.uuid === undefined) throw new VirtqError('INVALID_ARG', 'invalid definition: /uuid: a migrating VM keeps its UUID, so the definition must carry it');
-      const def = normalizeDefinition(definition, randomUUID);
+      const def = normalizeDefinition(definition, randomUuid);
       const existing = d.registry.get(def.name);
       let record;
       if (existing === undefined) {

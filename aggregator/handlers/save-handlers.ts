@@ -2,9 +2,8 @@
 // the definition in it) before any shim or QEMU runs, claims the VM's name (or finds the
 // defined VM it belongs to) and starts a shim that loads the image; `start` of a VM with a
 // managed save image resumes from it and then removes it; managedSaveRemove forgets one.
-import { randomUUID } from 'node:crypto';
 import { access, rm } from 'node:fs/promises';
-import { VirtqError, normalizeDefinition, type DomainRow, type Handlers, type IncomingState, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, normalizeDefinition, randomUuid, type DomainRow, type Handlers, type IncomingState, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { managedSaveFile, readSaveImage, type SaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import type { DomainRecord } from '../registry.js';
 import { SnapshotStore } from '../../drivers/hypervisor/qemu/snapshot-store.js';
@@ -24,7 +23,7 @@ export type StartShim = (record: DomainRecord, def: NormalizedDefinition, paused
 // The definition inside a checked image, validated as any definition is.
 function imageDefinition(image: SaveImage): NormalizedDefinition {
   try {
-    const def = normalizeDefinition(image.definition, randomUUID);
+    const def = normalizeDefinition(image.definition, randomUuid);
     if ((image.definition as { uuid?: unknown }).uuid !== def.uuid) throw new VirtqError('INVALID_ARG', 'the definition has no uuid');
     return def;
   } catch (err) {

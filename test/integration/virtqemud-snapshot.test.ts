@@ -66,6 +66,28 @@ describe('virtqemud from its startup snapshot', () => {
     expect(Math.abs(started - t0 / 1000)).toBeLessThan(5);
   });
 
+  it('makes fresh UUIDs in every process started from the snapshot, and after a restart (no entropy kept in the blob)', async () => {
+    // The snapshot's warm-up defines a VM: node:crypto's randomUUID caches 128 UUIDs' worth of
+    // random bytes, and a cache filled there would be in every process's heap (same UUIDs).
+    const other = new DaemonHarness(tmpRoot());
+    try {
+      const uuids: string[] = [];
+      const first = await h.startDaemon(['--shim-pool', '0'], { asProgram: true });
+      uuids.push((await (await h.client()).api.define({ definition: idleDef('u1') })).uuid);
+      await other.startDaemon(['--shim-pool', '0'], { asProgram: true });
+      uuids.push((await (await other.client()).api.define({ definition: idleDef('u1') })).uuid);
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      const again = await h.startDaemon(['--shim-pool', '0'], { asProgram: true });
+      expect(cmdline(again.proc.pid as number)).toContain('--snapshot-blob');
+      const { api } = await h.client();
+      uuids.push((await api.define({ definition: idleDef('u2') })).uuid);
+      expect(new Set(uuids).size).toBe(3);
+    } finally {
+      await other.cleanup();
+    }
+  });
+
   it('runs its bundle with VIRTQ_NO_SNAPSHOT=1, and with --cluster', async () => {
     const plain = await h.startDaemon(['--shim-pool', '0'], { asProgram: true, env: { VIRTQ_NO_SNAPSHOT: '1' } });
     expect(cmdline(plain.proc.pid as number)).not.toContain('--snapshot-blob');
