@@ -37,13 +37,21 @@ async function transferring(api: { getJobInfo(a: { name: string }): Promise<JobI
   }
 }
 
-/** The local port of `pid`'s one established loopback TCP connection (the destination QEMU's end of the stream). */
-function streamPort(pid: number): number {
-  const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
-  const line = out.split('\n').find((l) => l.includes(`pid=${pid},`));
-  const port = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(line ?? '')?.[1];
-  if (port === undefined) throw new Error(`no TCP connection of pid ${pid} in:\n${out}`);
-  return Number(port);
+/**
+ * The local port of `pid`'s one established loopback TCP connection (the destination QEMU's end of
+ * the stream). The source may be sending before the destination QEMU has accept()ed (the
+ * connection then waits in its listen backlog, owned by no process): polled until it has.
+ */
+async function streamPort(pid: number): Promise<number> {
+  const end = clock.monotonic() + 20_000;
+  for (;;) {
+    const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+    const line = out.split('\n').find((l) => l.includes(`pid=${pid},`));
+    const port = /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(line ?? '')?.[1];
+    if (port !== undefined) return Number(port);
+    if (clock.monotonic() > end) throw new Error(`no TCP connection of pid ${pid} in:\n${out}`);
+    await delay(clock, 20);
+  }
 }
 
 /** Cuts every loopback TCP connection to or from `port`, both ends reset at once (as a network cut would, seen from either side). */
@@ -111,7 +119,7 @@ describe('virtq migrate: faults', () => {
     const migrating = src.api.migrate({ name: 'cut1', destUri: w.dstUri, live: true, bandwidth: 1, transport: 'tcp' });
     await transferring(src.api, 'cut1');
     const dstQemu = (await dst.api.lookupByName({ name: 'cut1' })).qemuPid as number;
-    cutTcp(streamPort(dstQemu));
+    cutTcp(await streamPort(dstQemu));
     await expect(migrating).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
     await expectOnlyOn(w, 'cut1', def.uuid, 'src');
     expect((await src.api.lookupByName({ name: 'cut1' })).qemuPid).toBe(srcQemu);
