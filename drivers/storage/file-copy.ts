@@ -13,24 +13,14 @@
 // convert, which decides as before. VMs reading the source as a backing image lock other bytes
 // and forbid writers meanwhile (QEMU's byte 201), so a golden image keeps the fast path.
 import { readFile, stat } from 'node:fs/promises';
-import { spawn as nodeSpawn } from 'node:child_process';
 import { VirtqError } from '../../protocol/errors.js';
-import { abortedError, type QemuImgProcess } from './qemu-img.js';
+import { abortedError, spawnQemuImg, type QemuImgSpawn } from './qemu-img.js';
 
-/** Starts `binary` with `args` (stdin closed, stdout and stderr piped); the same shape as qemu-img's. */
-export type CopySpawn = (binary: string, args: readonly string[]) => QemuImgProcess;
+/** Starts `binary` with `args` (stdin closed, stdout and stderr piped, LC_ALL=C): qemu-img's spawn serves cp too. */
+export type CopySpawn = QemuImgSpawn;
 
 /** Reads the kernel's lock table (the text of /proc/locks). */
 export type LockTable = () => Promise<string>;
-
-const spawnCp: CopySpawn = (binary, args) => {
-  const child = nodeSpawn(binary, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-  const exited = new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  return { pid: child.pid, stdout: child.stdout, stderr: child.stderr, exited, kill: () => { child.kill('SIGKILL'); } };
-};
 
 /** One copy. */
 export interface CopyCall {
@@ -99,7 +89,7 @@ export class FileCopier {
 
   constructor(options: { binary?: string; spawn?: CopySpawn; lockTable?: LockTable } = {}) {
     this.binary = options.binary ?? 'cp';
-    this.spawn = options.spawn ?? spawnCp;
+    this.spawn = options.spawn ?? spawnQemuImg;
     this.lockTable = options.lockTable ?? (() => readFile('/proc/locks', 'utf8'));
   }
 
