@@ -117,7 +117,9 @@ await Promise.all(binaries.map(async (b) => {
     target: 'node20',
     format: 'esm',
     minifyWhitespace: b.minifyWhitespace === true,
-    sourcemap: false,
+    // VIRTQ_BUILD_SOURCEMAP=1 (measurement only: bench/shim/heap-modules.mjs): an external map beside each
+    // bundle, with no comment in it, so the bundle's code is the same byte for byte.
+    sourcemap: process.env['VIRTQ_BUILD_SOURCEMAP'] === '1' ? 'external' : false,
     legalComments: 'none',
     // cbor-extract is cbor-x's optional native accelerator; pure JS is used without it. So are
     // ws's optional native helpers (bufferutil, utf-8-validate), tried in a try/catch.

@@ -4,8 +4,12 @@
 // array buffers) and smaps_rollup (PSS, anon, file), for each bundle given, one process at a time,
 // interleaved over --reps rounds. Issue 15, target 2.
 //
-//   node bench/shim/attribution.mjs [--reps 3] [--settle-ms 15000] [--bundle name=FILE ...] [--json out.json]
+//   node bench/shim/attribution.mjs [--reps 3] [--settle-ms 15000] [--bundle name=FILE[,ENV=V...] ...] [--json out.json]
 //
+// ENV=V after a bundle's file: extra environment for that variant (e.g. MALLOC_ARENA_MAX=1, or
+// VQ_ATTR_GC_MS=3000: attribution-preload.mjs's memory-reducing GC at 3 s). The smaps rows split
+// Pss_Anon by mapping: V8's heap and other mmaps, glibc's brk heap, its other arenas (64 MiB
+// reservations), thread stacks (8 MiB).
 // Without --bundle it measures dist/bin/virtq-shim.js. Each shim runs one idle VM (--no-register).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,7 @@ const preload = join(REPO, 'bench', 'shim', 'attribution-preload.mjs');
 const floor = join(R, 'floor.mjs');
 writeFileSync(floor, "import { createServer } from 'node:net';\nconst a = process.argv;\nconst root = a[a.indexOf('--root') + 1];\nconst s = createServer(() => {});\ns.listen(`${root}/floor-${process.pid}.sock`, () => process.stdout.write(JSON.stringify({ ok: true, shimPid: process.pid, socket: '' }) + '\\n'));\n");
 const bundles = [...process.argv.slice(2).flatMap((a, i, all) => (a === '--bundle' ? [all[i + 1]] : []))];
-const list = [...new Set(bundles)].map((b) => { const [name, file] = b.split('='); return { name, file }; });
+const list = [...new Set(bundles)].map((b) => { const [name, ...rest] = b.split('='); const [file, ...envs] = rest.join('=').split(','); return { name, file, env: Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) }; });
 if (list.length === 0) list.push({ name: 'shipped', file: shipped });
 list.push({ name: 'floor', file: floor });
 mkdirSync(join(R, 'defs'));
@@ -35,7 +39,7 @@ async function one(v, tag) {
   const def = join(R, 'defs', `${tag}.json`);
   writeFileSync(def, JSON.stringify(idleDefinition(tag)));
   const args = v.name.startsWith('floor') ? [v.file, '--root', R] : [v.file, '--root', R, '--no-register', '--definition', def];
-  const child = cleanup.child(spawn(process.execPath, [...nodeFlags, '--import', preload, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env, VQ_ATTR_OUT: out, VQ_ATTR_MS: String(SETTLE) } }));
+  const child = cleanup.child(spawn(process.execPath, [...nodeFlags, '--import', preload, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env, ...(v.env ?? {}), VQ_ATTR_OUT: out, VQ_ATTR_MS: String(SETTLE) } }));
   const { line } = await firstLine(child);
   child.stdout.resume();
   const deadline = Date.now() + SETTLE + 30_000;
@@ -52,7 +56,26 @@ async function one(v, tag) {
   if (data === undefined) throw new Error(`${v.name}: no figures (${line})`);
   const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(data.smaps)?.[1] ?? NaN) / 1024;
   const sp = (n, k) => (data.spaces[n]?.[k] ?? 0) / 1048576;
+  // Pss_Anon by kind of mapping (sizes in kB as smaps gives them).
+  const kinds = { v8AndMmap: 0, brkHeap: 0, arenas: 0, stacks: 0, otherAnon: 0, fileBacked: 0 };
+  for (const block of data.smapsFull.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const head = block.split('\n')[0];
+    const [range, , , , , path = ''] = head.trim().split(/\s+/);
+    const [a, b] = range.split('-').map((x) => parseInt(x, 16));
+    const size = (b - a) / 1024;
+    // smaps has no Pss_Anon per mapping: a process that did not fork shares no anonymous page, so Anonymous is its share.
+    const anon = Number(/^Anonymous:\s+(\d+)/m.exec(block)?.[1] ?? 0) / 1024;
+    const file = Number(/^Pss:\s+(\d+)/m.exec(block)?.[1] ?? 0) / 1024 - anon;
+    kinds.fileBacked += file;
+    if (path === '[heap]') kinds.brkHeap += anon;
+    else if (path.startsWith('[stack')) kinds.stacks += anon;
+    else if (path !== '' && !path.startsWith('[')) kinds.otherAnon += anon;
+    else if (size === 8192 || size === 8188 || size === 8180) kinds.stacks += anon;
+    else if (size <= 65536 && a % (65536 * 1024) === 0) kinds.arenas += anon;
+    else kinds.v8AndMmap += anon;
+  }
   return {
+    anonV8AndMmap: kinds.v8AndMmap, anonBrkHeap: kinds.brkHeap, anonArenas: kinds.arenas, anonStacks: kinds.stacks, anonInFileMaps: kinds.otherAnon,
     pss: kb('Pss'), rss: kb('Rss'), pssAnon: kb('Pss_Anon'), pssFile: kb('Pss_File'),
     heapUsed: data.usage.heapUsed / 1048576, heapTotal: data.usage.heapTotal / 1048576, external: data.usage.external / 1048576, arrayBuffers: data.usage.arrayBuffers / 1048576,
     oldUsed: sp('old_space', 'used'), oldPhys: sp('old_space', 'physical'), codeUsed: sp('code_space', 'used'), codePhys: sp('code_space', 'physical'),
