@@ -3,6 +3,7 @@
 // migration's stream from another host (shim/vm/migration-incoming.ts) — or, when the source is
 // known before QEMU runs (a restore's image), spawned with `-incoming URI` so QEMU loads from its
 // start while the shim is still connecting its monitor. Vm.start takes one.
+import { VirtqError } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 
 /** How a QEMU waiting with `-incoming defer` gets its state, and how the VM is reported meanwhile. */
@@ -33,6 +34,6 @@ export interface IncomingStart {
 /** `argv` (built with `-incoming defer`) with the deferred source replaced by `uri`. */
 export function withIncomingUri(argv: readonly string[], uri: string): string[] {
   const at = argv.indexOf('-incoming');
-  if (at < 0 || argv[at + 1] !== 'defer') throw new Error('the QEMU argv has no -incoming defer to replace');
+  if (at < 0 || argv[at + 1] !== 'defer') throw new VirtqError('INTERNAL', 'the QEMU argv has no -incoming defer to replace');
   return [...argv.slice(0, at + 1), uri, ...argv.slice(at + 2)];
 }
