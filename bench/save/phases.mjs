@@ -13,8 +13,9 @@
 //   cont → state  → openat(the state file's temp)
 //   state → ready → write(1, ready line)
 //   ready → reply → the bench has restore's reply
-// Beside them, untraced rounds of the same daemon build give the restore's wall time, and the
-// CPU time (schedstat, all threads) of the shim that served it from the hand-off to the reply.
+// Beside them, untraced rounds of the same daemon build give the restore's wall time, the CPU time
+// (schedstat, all threads) of the shim that served it from the hand-off to the reply, and QEMU's
+// CPU time from its exec to the reply (schedstat of its live threads): load-independent figures.
 //
 //   node bench/save/phases.mjs [--rounds 5] [--dist DIR[,DIR2]]    (needs strace; build first)
 import { spawn } from 'node:child_process';
@@ -126,7 +127,10 @@ async function round(d) {
   const ms = now() - t0;
   const to = wall();
   const cpu = cpu0 === undefined ? undefined : cpuMs(shim) - cpu0;
-  return { ms, cpu, marks: d.traced ? parse(d.trace, d.file, from, to) : undefined };
+  // QEMU's CPU from its exec to the reply (init, the load, cont): the restored VM's state file names it.
+  const qemuPid = JSON.parse(readFileSync(join(d.root, 'run', 'shims', 'b1.json'), 'utf8')).qemuPid;
+  const qemuCpu = d.traced ? undefined : cpuMs(qemuPid);
+  return { ms, cpu, qemuCpu, marks: d.traced ? parse(d.trace, d.file, from, to) : undefined };
 }
 
 const facts = { ...machineFacts(), loadBefore: loadavg() };
@@ -155,7 +159,8 @@ console.log(`machine: ${facts.cpu}, ${facts.nproc} vCPU, node ${facts.node}, ${f
 for (const [j, dist] of DISTS.entries()) {
   const ms = summarize(rows.plain[j].map((r) => r.ms));
   const cpu = summarize(rows.plain[j].map((r) => r.cpu));
-  console.log(`\n${dist}: restore p50 ${fmt(ms.p50)} p90 ${fmt(ms.p90)} ms (untraced); serving shim CPU p50 ${fmt(cpu.p50)} p90 ${fmt(cpu.p90)} ms`);
+  const qcpu = summarize(rows.plain[j].map((r) => r.qemuCpu));
+  console.log(`\n${dist}: restore p50 ${fmt(ms.p50)} p90 ${fmt(ms.p90)} ms (untraced); serving shim CPU p50 ${fmt(cpu.p50)} p90 ${fmt(cpu.p90)} ms; QEMU CPU to the reply p50 ${fmt(qcpu.p50)} p90 ${fmt(qcpu.p90)} ms`);
   console.log(table(['step (traced)', 'p50 ms', 'p90 ms'], NAMES.map((n, i) => {
     const s = summarize(rows.traced[j].map((r) => r.marks[MARKS[i + 1]] - r.marks[MARKS[i]]).filter((v) => Number.isFinite(v)));
     return [n, fmt(s.p50), fmt(s.p90)];
