@@ -1,6 +1,9 @@
 // The one way a VM starts without booting: its QEMU is spawned with `-incoming defer` and, once
 // its monitor is up, is fed its state by `load` — a save image (restore, managed save) or a live
-// migration's stream from another host (shim/vm/migration-incoming.ts). Vm.start takes one.
+// migration's stream from another host (shim/vm/migration-incoming.ts) — or, when the source is
+// known before QEMU runs (a restore's image), spawned with `-incoming URI` so QEMU loads from its
+// start while the shim is still connecting its monitor. Vm.start takes one.
+import { VirtqError } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 
 /** How a QEMU waiting with `-incoming defer` gets its state, and how the VM is reported meanwhile. */
@@ -15,10 +18,22 @@ export interface IncomingStart {
    * reads the file itself and no byte passes through the shim); after the lease lifelines.
    */
   fds?: readonly number[];
+  /**
+   * The URI QEMU loads from at its start (`-incoming URI` instead of `defer`), given `fds` as
+   * numbered in QEMU; `load` then only waits. Absent: QEMU waits and `load` sends `migrate-incoming`.
+   */
+  uri?(qemuFds: readonly number[]): string;
   /** Feeds QEMU its state; `qemuFds` are `fds` as numbered in QEMU. Resolves when the VM may be reported started (loaded, or listening). */
   load(mon: HypervisorMonitor, qemuFds: readonly number[]): Promise<void>;
   /** Closes the shim's copies of `fds`; called once QEMU has them, or the start failed. */
   release?(): Promise<void>;
   /** The reason the started VM is reported with. */
   reason: string;
+}
+
+/** `argv` (built with `-incoming defer`) with the deferred source replaced by `uri`. */
+export function withIncomingUri(argv: readonly string[], uri: string): string[] {
+  const at = argv.indexOf('-incoming');
+  if (at < 0 || argv[at + 1] !== 'defer') throw new VirtqError('INTERNAL', 'the QEMU argv has no -incoming defer to replace');
+  return [...argv.slice(0, at + 1), uri, ...argv.slice(at + 2)];
 }

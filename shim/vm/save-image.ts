@@ -3,7 +3,7 @@
 // into the file after virtq's header (stream-copy.ts), so the header, the length and the
 // temp-then-rename write are virtq's and no shell or path goes into a QEMU URI. Restore: QEMU
 // inherits the checked image's descriptor, positioned at the stream, and reads it itself
-// (`migrate-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
+// (`-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
 import { open, rename, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, basename, join } from 'node:path';
@@ -129,12 +129,11 @@ export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
 }
 
 /**
- * Has a QEMU started with `-incoming defer` load a checked image's stream from `qemuFd` (its
- * inherited copy of the image's descriptor, positioned at the stream), and waits until it has
- * (the vCPUs stay paused; the caller continues them).
+ * Waits until a QEMU started with `-incoming fd:N` on a checked image (its inherited copy of the
+ * image's descriptor, positioned at the stream) has loaded it (the vCPUs stay paused; the caller
+ * continues them). QEMU reads the file itself: no byte passes through the shim.
  */
-export async function loadFromFile(mon: HypervisorMonitor, clock: Clock, file: string, qemuFd: number): Promise<void> {
-  await mon.raw({ execute: 'migrate-incoming', arguments: { uri: `fd:${qemuFd}` } });
+export async function waitLoaded(mon: HypervisorMonitor, clock: Clock, file: string): Promise<void> {
   await waitMigration(mon, clock, `restoring from ${file}`);
 }
 

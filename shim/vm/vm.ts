@@ -21,7 +21,7 @@ import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
 export type { SavedVmState, VmDeps } from './vm-deps.js';
 import type { SavedVmState, VmDeps } from './vm-deps.js';
-import type { IncomingStart } from './incoming.js';
+import { withIncomingUri, type IncomingStart } from './incoming.js';
 
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
@@ -113,10 +113,14 @@ export class Vm {
     this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;
-    this.deps.log.info({ argv }, 'spawning qemu');
+    // Inherited fds are numbered from 3 in QEMU, the lease lifelines first.
+    const qemuFds = (incoming?.fds ?? []).map((_, i) => 3 + leases.inheritFds.length + i);
     let proc: QemuProcess;
     try {
-      proc = this.deps.spawner.spawn(binary, argv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
+      const uri = incoming?.uri?.(qemuFds);
+      const spawnArgv = uri === undefined ? argv : withIncomingUri(argv, uri);
+      this.deps.log.info({ argv: spawnArgv }, 'spawning qemu');
+      proc = this.deps.spawner.spawn(binary, spawnArgv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
     } catch (err) {
       await leases.abort();
       throw err;
@@ -128,8 +132,7 @@ export class Vm {
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
       await this.link.attach(socket);
-      // Inherited fds are numbered from 3 in QEMU, the lease lifelines first.
-      await incoming?.load(this.monitor(), (incoming.fds ?? []).map((_, i) => 3 + leases.inheritFds.length + i));
+      await incoming?.load(this.monitor(), qemuFds);
       if (!paused) await this.monitor().cont();
     } catch (err) {
       this.intent ??= 'destroyed';

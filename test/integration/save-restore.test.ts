@@ -55,6 +55,9 @@ describe('save and restore', () => {
     await sleep(4000);
     const row = await vq.virtq.restore({ file });
     expect(row).toMatchObject({ name: 'sv1', state: 'running', reason: 'restored' });
+    // QEMU was spawned reading the image from an inherited descriptor (loading from its start),
+    // not waiting for a migrate-incoming after the monitor's greeting.
+    expect(qemus().join('\n')).toMatch(/ -incoming fd:\d+ /);
     const con2 = await consoleOf('sv1');
     const after = await guestUptime(con2);
     expect(after).toBeGreaterThan(before);

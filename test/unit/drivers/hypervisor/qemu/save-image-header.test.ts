@@ -25,7 +25,7 @@ describe('save image header', () => {
     expect(bytes.subarray(r.payloadOffset).toString()).toBe('QEVM-stream');
   });
 
-  it('leaves an opened image\'s descriptor at the stream, which is what QEMU reads from it (migrate-incoming fd:N)', async () => {
+  it('leaves an opened image\'s descriptor at the stream, which is what QEMU reads from it (-incoming fd:N)', async () => {
     const { image: r, handle } = await openSaveImage(write('ok', image(Buffer.from('QEVM-stream'))));
     try {
       const buf = Buffer.alloc(64);
