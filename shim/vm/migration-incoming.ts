@@ -53,9 +53,11 @@ export const INCOMING_REASON = 'incoming-migration';
 /** One incoming migration. */
 export class MigrationIncoming {
   private claimed = false;
-  /** The leases readied for the switchover (armForRunning), for the QEMU `armedPid`. */
-  private armed: Promise<ArmedLeases | undefined> | undefined;
+  /** The leases readied for the switchover (armForRunning), for the QEMU `armedPid`, once ready. */
+  private armed: ArmedLeases | undefined;
   private armedPid: number | undefined;
+  /** Set by the claim or an abort: leases armed from then on are let go at once. */
+  private armStopped = false;
   /** The wake-ups' mark when QEMU began to listen: events seen since mean they flow. */
   private eventsFrom = 0;
   /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
@@ -109,17 +111,23 @@ export class MigrationIncoming {
     const armFor = leases.armForRunning?.bind(leases);
     if (pid === undefined || armFor === undefined) return;
     this.armedPid = pid;
-    this.armed = delay(clock, ARM_AFTER_MS).then(() => armFor(vm.def, pid)).catch((err: unknown) => {
+    void delay(clock, ARM_AFTER_MS).then(async () => {
+      if (this.armStopped) return;
+      const armed = await armFor(vm.def, pid);
+      if (this.armStopped) armed?.disarm();
+      else this.armed = armed;
+    }).catch((err: unknown) => {
       log.warn({ err, msgId: 'MIGRATION_LEASES_NOT_ARMED' }, 'cannot ready the disk leases ahead; the switchover takes them the usual way');
-      return undefined;
     });
   }
 
-  // Armed leases not taken are let go (a rollback, an abandoned or failed incoming migration).
+  // Armed leases not taken are let go (a rollback, an abandoned or failed incoming migration);
+  // an arming still under way lets go of its own when it ends.
   private disarm(): void {
+    this.armStopped = true;
     const armed = this.armed;
     this.armed = undefined;
-    void armed?.then((a) => a?.disarm());
+    armed?.disarm();
   }
 
   // Until the source connects (query-migrate names a status other than setup), then never again.
@@ -163,10 +171,11 @@ export class MigrationIncoming {
       if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU to lease disks for`);
       if (this.claimed) return;
       const t0 = this.d.clock.monotonic();
-      // Taken over by this claim: acquire() lets go of them itself when it fails.
-      const armed = this.armedPid === pid ? await this.armed : undefined;
-      if (armed === undefined) this.disarm();
-      else this.armed = undefined;
+      // Taken over by this claim (acquire() lets go of them itself when it fails); a claim that
+      // comes before the arming is done does not wait for it.
+      const armed = this.armedPid === pid ? this.armed : undefined;
+      this.armed = undefined;
+      this.disarm();
       await this.d.leases.acquireAllForRunning(vm.def, pid, armed);
       this.claimed = true;
       // The lease work alone, inside the source's pause: the rest of the source's released → claimed is hops.
