@@ -105,7 +105,8 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
   const dstLog = join(dstRoot, 'log', `${name}.log`);
   const claimed = logLine(dstLog, (j) => j.msgId === 'MIGRATION_CLAIMED');
   const ran = logLine(dstLog, (j) => j.msgId === 'MIGRATION_RUNNING');
-  const dstSplit = { dstLeaseMs: claimed?.leaseMs, dstLoadWaitMs: ran?.loadWaitMs, dstContMs: ran?.contMs };
+  // dstArmed (session 12): 1 when the claim found its lease holders armed during the transfer.
+  const dstSplit = { dstLeaseMs: claimed?.leaseMs, dstArmed: claimed?.armed === undefined ? undefined : Number(claimed.armed), dstLoadWaitMs: ran?.loadWaitMs, dstContMs: ran?.contMs };
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
     process.stderr.write(`virtq destination argv: ${JSON.stringify(logLine(join(dstRoot, 'log', `${name}.log`), (j) => j.msg === 'spawning qemu')?.argv)}\n`);

@@ -92,3 +92,80 @@ export async function stopHolder(id: ProcessId, clock: Clock, timeoutMs = 5000):
   }
   return true;
 }
+
+/**
+ * A holder spawned ahead of its lock (a migration's destination, armed during the transfer): a
+ * shell that waits for a line `go` on its stdin, then runs `flock -n` on the lease description
+ * (fd 3) and, once locked, says `locked` and becomes the usual holder (`exec flock -s 4`, same
+ * pid and start time). Two process spawns from a Node process (tens of ms under load, inside the
+ * guest's pause) become one fork of a small shell. Before `go` it holds no lock; its stdin
+ * closing (the shim gone, or disarmed) ends it.
+ */
+export interface ArmedHolder {
+  readonly id: ProcessId;
+  /** Tries the lock now: `locked` (the holder now holds it), `conflict`, or `failed` (it died: use the usual path). */
+  go(): Promise<'locked' | 'conflict' | 'failed'>;
+  /** Ends a holder that was never told `go` (it holds nothing); a no-op after `go`. */
+  disarm(): void;
+}
+
+// $0 is flock's path, $1 its mode flag. `exit $?` passes flock's conflict status (-E) through.
+const ARMED_SCRIPT = 'read -r go && [ "$go" = go ] || exit 1; "$0" -n -E 75 "$1" 3 || exit $?; echo locked; exec "$0" -s 4 </dev/null >/dev/null';
+
+/** Spawns an armed holder for the (unlocked) lease description `leaseFd`, bound to `lifelineFd`. */
+export function armHolder(flock: string, leaseFd: number, lifelineFd: number, mode: LeaseMode): ArmedHolder {
+  const child = spawn('/bin/sh', ['-c', ARMED_SCRIPT, flock, mode === 'exclusive' ? '-x' : '-s'], {
+    stdio: ['pipe', 'pipe', 'ignore', leaseFd, lifelineFd], detached: true,
+  });
+  child.once('error', () => undefined);
+  const { stdin, stdout } = child;
+  stdin?.on('error', () => undefined);
+  const pid = child.pid;
+  const start = pid === undefined ? undefined : processStart(pid);
+  if (pid === undefined || start === undefined || stdin === null || stdout === null) {
+    child.kill('SIGKILL');
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start an armed lease holder (/bin/sh, ${flock})`);
+  }
+  let told = false;
+  // Nothing of it keeps the shim alive: a holder outlives its shim, an armed one ends with it.
+  const letGo = (): void => {
+    stdin.destroy();
+    stdout.destroy();
+    child.unref();
+  };
+  let out = '';
+  stdout.setEncoding('utf8');
+  const said = new Promise<'locked' | 'conflict' | 'failed'>((resolve) => {
+    stdout.on('data', (s: string) => {
+      out += s;
+      if (out.includes('locked\n')) resolve('locked');
+    });
+    child.once('exit', (code) => resolve(code === FLOCK_CONFLICT_EXIT ? 'conflict' : 'failed'));
+  });
+  // Nor does an armed one waiting: a shim whose VM ended before any `go` exits, which ends it.
+  child.unref();
+  unrefStream(stdin);
+  unrefStream(stdout);
+  return {
+    id: { pid, start },
+    go: async () => {
+      if (told) return 'failed';
+      told = true;
+      stdin.write('go\n');
+      const r = await said;
+      letGo();
+      return r;
+    },
+    disarm: () => {
+      if (told) return;
+      told = true;
+      child.kill('SIGKILL');
+      letGo();
+    },
+  };
+}
+
+/** A child's stdio pipe is a net.Socket, whose handle can be unref'd; the stream types do not say so. */
+function unrefStream(s: object): void {
+  if ('unref' in s && typeof s.unref === 'function') (s.unref as () => void).call(s);
+}

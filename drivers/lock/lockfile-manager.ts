@@ -4,10 +4,10 @@
 import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
-import { isAlive, spawnHolder, stopHolder, tryLock, type ProcessId } from './flock.js';
+import { armHolder, isAlive, spawnHolder, stopHolder, tryLock, type ArmedHolder, type ProcessId } from './flock.js';
 import { canonicalPath, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
 import { lifelineFile } from './spare-lifeline.js';
-import type { LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
+import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
 
 /** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
 const QEMU_LIFELINE_FD = 3;
@@ -85,19 +85,73 @@ export class LockfileManager implements LockManager {
   }
 
   async acquireForRunning(owner: LeaseOwner, qemuPid: number, request: LeaseRequest): Promise<void> {
-    const lifeline = `/proc/${qemuPid}/fd/${QEMU_LIFELINE_FD}`;
-    let target = '';
-    try {
-      target = readlinkSync(lifeline);
-    } catch {
-      // handled below
-    }
-    if (!LIFELINE_SUFFIX.test(target)) {
-      throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `QEMU pid ${qemuPid} holds no lease lifeline (it was started without the lockfile plugin?); restart the VM to hot-plug disks with leases`);
-    }
+    const lifeline = runningLifeline(qemuPid);
     const [planned] = await this.plan([request]) as [Planned];
     const [l] = await this.lockAll([planned]) as [Locked];
     await this.hold(owner, l, lifeline, qemuPid);
+  }
+
+  /**
+   * One armed holder per resource (flock.ts `armHolder`), spawned now, during the transfer; at
+   * switchover each is told to lock and becomes the lease's holder, so the guest's pause pays a
+   * pipe write and a small shell's fork of flock(1) instead of two spawns from this process. The
+   * lock itself is tried at the same moment as before (`acquire`), so nothing is leased earlier.
+   */
+  async armForRunning(owner: LeaseOwner, qemuPid: number, requests: readonly LeaseRequest[]): Promise<ArmedLeases> {
+    const lifeline = runningLifeline(qemuPid);
+    const plan = await this.plan(requests);
+    mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
+    const armed: Array<{ p: Planned; holder: ArmedHolder }> = [];
+    try {
+      for (const p of plan) {
+        const leaseFd = openSync(this.o.space.lockFile(p.key), constants.O_RDWR | constants.O_CREAT, 0o644);
+        try {
+          const lifeFd = openSync(lifeline, constants.O_RDONLY);
+          try {
+            armed.push({ p, holder: armHolder(this.o.flock, leaseFd, lifeFd, p.mode) });
+          } finally {
+            closeQuietly(lifeFd);
+          }
+        } finally {
+          closeQuietly(leaseFd);
+        }
+      }
+    } catch (err) {
+      for (const a of armed) a.holder.disarm();
+      throw VirtqError.from(err);
+    }
+    let used = false;
+    return {
+      acquire: async () => {
+        if (used) throw new VirtqError('OPERATION_INVALID', 'these armed leases were used already');
+        used = true;
+        const taken: string[] = [];
+        const locked: ProcessId[] = [];
+        try {
+          for (const { p, holder } of armed) {
+            const r = await holder.go();
+            if (r === 'conflict') throw await this.conflict(p);
+            if (r === 'locked') {
+              taken.push(p.resource);
+              locked.push(holder.id);
+              await this.sweep(p);
+              await this.record(owner, p, holder.id, qemuPid);
+              continue;
+            }
+            // The armed holder died before it locked (killed by hand?): the usual path.
+            await this.acquireForRunning(owner, qemuPid, { path: p.resource, mode: p.mode });
+            taken.push(p.resource);
+          }
+        } catch (err) {
+          for (const a of armed) a.holder.disarm();
+          await this.releaseAll(owner, taken, qemuPid).catch(() => undefined);
+          // A holder that locked before a sweep or record failed has no record: stopped by its pid.
+          for (const id of locked) await stopHolder(id, this.o.clock);
+          throw err;
+        }
+      },
+      disarm: () => { for (const a of armed) a.holder.disarm(); },
+    };
   }
 
   async release(owner: LeaseOwner, path: string): Promise<void> {
@@ -189,12 +243,17 @@ export class LockfileManager implements LockManager {
     } finally {
       closeLocked(l);
     }
+    await this.record(owner, l, holder, qemuPid);
+  }
+
+  /** Records `holder`'s lease on `p`; a record that cannot be written stops the holder (no lease without one). */
+  private async record(owner: LeaseOwner, p: Planned, holder: ProcessId, qemuPid: number | undefined): Promise<void> {
     const record: HolderRecord = {
-      format: 1, resource: l.resource, mode: l.mode, host: this.o.host, vm: owner.vm, uuid: owner.uuid, shimPid: owner.shimPid,
+      format: 1, resource: p.resource, mode: p.mode, host: this.o.host, vm: owner.vm, uuid: owner.uuid, shimPid: owner.shimPid,
       ...(qemuPid === undefined ? {} : { qemuPid }), holderPid: holder.pid, holderStart: holder.start, since: this.o.clock.now(),
     };
     try {
-      await this.serialise(() => this.o.space.writeRecord(l.key, record));
+      await this.serialise(() => this.o.space.writeRecord(p.key, record));
     } catch (err) {
       await stopHolder(holder, this.o.clock);
       throw err;
@@ -252,6 +311,21 @@ export class LockfileManager implements LockManager {
     this.writes = run.catch(() => undefined);
     return run;
   }
+}
+
+/** QEMU's lifeline as a holder opens it; LOCK_MANAGER_UNAVAILABLE when QEMU has none. */
+function runningLifeline(qemuPid: number): string {
+  const lifeline = `/proc/${qemuPid}/fd/${QEMU_LIFELINE_FD}`;
+  let target = '';
+  try {
+    target = readlinkSync(lifeline);
+  } catch {
+    // handled below
+  }
+  if (!LIFELINE_SUFFIX.test(target)) {
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `QEMU pid ${qemuPid} holds no lease lifeline (it was started without the lockfile plugin?); restart the VM to hot-plug disks with leases`);
+  }
+  return lifeline;
 }
 
 function describeHolder(h: LeaseHolder): string {

@@ -62,9 +62,15 @@ export class Lockspace {
     return join(this.dir, `${key}.${uuid}.holder`);
   }
 
-  /** Writes (atomically replaces) a holder record. */
+  /**
+   * Writes (atomically replaces) a holder record, not durably: a record only describes a flock and
+   * its holder process, and a host crash ends both, so a record from before a crash describes
+   * nothing (its removal was never fsync'd either, and every reader checks records against the
+   * lock: a sweep drops them, a conflict skips dead holders). Its two fsyncs were in every start
+   * and in a migration's switchover, with the guest paused.
+   */
   async writeRecord(key: string, record: HolderRecord): Promise<void> {
-    await writeFileAtomic(this.recordFile(key, record.uuid), `${JSON.stringify(record)}\n`, 0o644);
+    await writeFileAtomic(this.recordFile(key, record.uuid), `${JSON.stringify(record)}\n`, 0o644, { durable: false });
   }
 
   /** The record of `uuid` on `key`, or undefined. */

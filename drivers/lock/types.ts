@@ -65,6 +65,14 @@ export interface StartLeases {
   abort(): Promise<void>;
 }
 
+/** Leases readied by `armForRunning`: taken at most once, or let go. */
+export interface ArmedLeases {
+  /** Takes every lease, all or nothing: LOCK_CONFLICT naming the holder, with nothing kept. */
+  acquire(): Promise<void>;
+  /** Lets go of what was readied and not taken (nothing taken is given back). */
+  disarm(): void;
+}
+
 /** A loaded, checked lock manager. Every acquire throws LOCK_CONFLICT naming the holder. */
 export interface LockManager {
   /** The identity of the resource behind `path`: the same for every path that names it. */
@@ -90,6 +98,14 @@ export interface LockManager {
    * @since 0.4
    */
   handOver?(owner: LeaseOwner, paths: readonly string[]): Promise<void>;
+  /**
+   * A migration's destination, during the transfer: readies what `acquireForRunning` of each of
+   * `requests` would do for `qemuPid` (the lockfile plugin spawns its holders, waiting for a go),
+   * so that taking the leases at switchover, the guest paused, costs less. Nothing is held until
+   * `acquire`. Optional: without it the shim calls `acquireForRunning` at switchover.
+   * @since 0.5
+   */
+  armForRunning?(owner: LeaseOwner, qemuPid: number, requests: readonly LeaseRequest[]): Promise<ArmedLeases>;
   /**
    * Runs `fn` holding `path`'s resource exclusively, as a VM would, so that no VM can lease it
    * meanwhile: virtstoraged deletes or shrinks a volume under it. Throws LOCK_CONFLICT naming

@@ -3,11 +3,23 @@
 // exited or a disk is detached. With a lock manager that failed its checks, every acquire refuses.
 import { VirtqError, type Logger, type ResolvedDefinition, type ResolvedDisk } from '../../protocol/index.js';
 import type { LoadedLock } from '../../drivers/lock/loader.js';
-import type { LeaseOwner, LeaseWatch, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
+import type { ArmedLeases, LeaseOwner, LeaseRequest, LeaseWatch, LockManager, LockStatus, StartLeases } from '../../drivers/lock/types.js';
 import type { DiskHooks } from './vm-disks.js';
 import { leaseRequest, tellLeases, type LeaseChange, type LeaseListener } from './lease-events.js';
 
 export { leaseRequest } from './lease-events.js';
+
+/** One lease request per resource of `def`, exclusive when any disk on it is writable. */
+async function runningRequests(manager: LockManager, def: ResolvedDefinition): Promise<LeaseRequest[]> {
+  const byKey = new Map<string, LeaseRequest>();
+  for (const d of def.disks) {
+    const key = await manager.resourceKey(d.path);
+    const req = leaseRequest(d);
+    const seen = byKey.get(key);
+    byKey.set(key, { path: seen?.path ?? req.path, mode: seen?.mode === 'exclusive' ? 'exclusive' : req.mode });
+  }
+  return [...byKey.values()];
+}
 
 /** The VM as the hot-plug hooks see it. */
 export interface LeasedVm {
@@ -77,19 +89,17 @@ export class VmLeases {
    * destination taking them, or the source taking them back). All or nothing: LOCK_CONFLICT
    * naming the holder, with nothing kept.
    */
-  async acquireAllForRunning(def: ResolvedDefinition, qemuPid: number): Promise<void> {
+  async acquireAllForRunning(def: ResolvedDefinition, qemuPid: number, armed?: ArmedLeases): Promise<void> {
     const manager = this.manager();
-    // One lease per resource, exclusive when any disk on it is writable.
-    const byKey = new Map<string, { path: string; mode: 'exclusive' | 'shared' }>();
-    for (const d of def.disks) {
-      const key = await manager.resourceKey(d.path);
-      const req = leaseRequest(d);
-      const seen = byKey.get(key);
-      byKey.set(key, { path: seen?.path ?? req.path, mode: seen?.mode === 'exclusive' ? 'exclusive' : req.mode });
+    if (armed !== undefined) {
+      // Readied by armForRunning for the same disks: all or nothing by itself.
+      await armed.acquire();
+      await this.tell('lease-acquired', def.disks);
+      return;
     }
     const taken: string[] = [];
     try {
-      for (const req of byKey.values()) {
+      for (const req of await runningRequests(manager, def)) {
         await manager.acquireForRunning(this.owner, qemuPid, req);
         taken.push(req.path);
       }
@@ -98,6 +108,17 @@ export class VmLeases {
       throw err;
     }
     await this.tell('lease-acquired', def.disks);
+  }
+
+  /**
+   * A migration's destination, during the transfer: readies the leases `acquireAllForRunning`
+   * will take at switchover (when the plugin can), so the guest's pause is shorter. Undefined
+   * when the plugin cannot; nothing is held until they are taken.
+   */
+  async armForRunning(def: ResolvedDefinition, qemuPid: number): Promise<ArmedLeases | undefined> {
+    const manager = this.lock.manager;
+    if (manager?.armForRunning === undefined) return undefined;
+    return manager.armForRunning(this.owner, qemuPid, await runningRequests(manager, def));
   }
 
   /**

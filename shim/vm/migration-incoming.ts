@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
 import type { Vm } from './vm.js';
 import type { VmLeases } from './leases.js';
+import type { ArmedLeases } from '../../drivers/lock/types.js';
 import type { MigrationWakeups } from './migration-wakeups.js';
 
 /** How long finish waits for QEMU to have loaded the last state after the source completed. */
@@ -23,11 +24,17 @@ const FALLBACK_POLL_MS = 10;
  */
 const CONNECT_WAIT_MS = 10_000;
 const CONNECT_POLL_MS = 500;
+/**
+ * How long after QEMU listens the leases are armed (their holders spawned): after the prepare's
+ * answer has left, so the spawn does not hold up the source's `migrate`; long before any 128 MiB
+ * transfer reaches its switchover. A claim that comes sooner waits for the arming.
+ */
+const ARM_AFTER_MS = 50;
 
 /** What the destination side works with. */
 export interface MigrationIncomingDeps {
   vm: Vm;
-  leases: Pick<VmLeases, 'acquireAllForRunning'>;
+  leases: Pick<VmLeases, 'acquireAllForRunning'> & Partial<Pick<VmLeases, 'armForRunning'>>;
   clock: Clock;
   log: Logger;
   /** Where QEMU listens for the stream: this unix socket, or a loopback TCP port it chooses. */
@@ -46,6 +53,11 @@ export const INCOMING_REASON = 'incoming-migration';
 /** One incoming migration. */
 export class MigrationIncoming {
   private claimed = false;
+  /** The leases readied for the switchover (armForRunning), for the QEMU `armedPid`, once ready. */
+  private armed: ArmedLeases | undefined;
+  private armedPid: number | undefined;
+  /** Set by the claim or an abort: leases armed from then on are let go at once. */
+  private armStopped = false;
   /** The wake-ups' mark when QEMU began to listen: events seen since mean they flow. */
   private eventsFrom = 0;
   /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
@@ -87,6 +99,35 @@ export class MigrationIncoming {
     }
     this.d.log.info({ msgId: 'MIGRATION_INCOMING', uri: this.uri }, 'waiting for the incoming migration');
     this.watchConnect(this.d.clock.monotonic() + CONNECT_WAIT_MS);
+    this.arm();
+  }
+
+  // The lease work of the claim, readied while memory moves: the claim runs in the source's
+  // pause (bench/RESULTS.md, session 12: two process spawns were most of it). A failure here
+  // only means the claim does it all, as before.
+  private arm(): void {
+    const { vm, leases, log, clock } = this.d;
+    const pid = vm.qemuPid;
+    const armFor = leases.armForRunning?.bind(leases);
+    if (pid === undefined || armFor === undefined) return;
+    this.armedPid = pid;
+    void delay(clock, ARM_AFTER_MS).then(async () => {
+      if (this.armStopped) return;
+      const armed = await armFor(vm.def, pid);
+      if (this.armStopped) armed?.disarm();
+      else this.armed = armed;
+    }).catch((err: unknown) => {
+      log.warn({ err, msgId: 'MIGRATION_LEASES_NOT_ARMED' }, 'cannot ready the disk leases ahead; the switchover takes them the usual way');
+    });
+  }
+
+  // Armed leases not taken are let go (a rollback, an abandoned or failed incoming migration);
+  // an arming still under way lets go of its own when it ends.
+  private disarm(): void {
+    this.armStopped = true;
+    const armed = this.armed;
+    this.armed = undefined;
+    armed?.disarm();
   }
 
   // Until the source connects (query-migrate names a status other than setup), then never again.
@@ -130,10 +171,15 @@ export class MigrationIncoming {
       if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU to lease disks for`);
       if (this.claimed) return;
       const t0 = this.d.clock.monotonic();
-      await this.d.leases.acquireAllForRunning(vm.def, pid);
+      // Taken over by this claim (acquire() lets go of them itself when it fails); a claim that
+      // comes before the arming is done does not wait for it.
+      const armed = this.armedPid === pid ? this.armed : undefined;
+      this.armed = undefined;
+      this.disarm();
+      await this.d.leases.acquireAllForRunning(vm.def, pid, armed);
       this.claimed = true;
       // The lease work alone, inside the source's pause: the rest of the source's released → claimed is hops.
-      this.d.log.info({ msgId: 'MIGRATION_CLAIMED', leaseMs: Math.round(this.d.clock.monotonic() - t0) }, 'the disk leases are this QEMU\'s');
+      this.d.log.info({ msgId: 'MIGRATION_CLAIMED', leaseMs: Math.round(this.d.clock.monotonic() - t0), armed: armed !== undefined }, 'the disk leases are this QEMU\'s');
     });
   }
 
@@ -170,6 +216,7 @@ export class MigrationIncoming {
   /** Stops this QEMU (its leases go with it); the shim then ends and frees the name. */
   async abort(): Promise<void> {
     const { vm } = this.d;
+    this.disarm();
     if (vm.qemuPid === undefined) return;
     if (!this.waiting) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" runs here already (${vm.state}: ${vm.reason}); it is not an incoming migration any more`);
     await vm.destroy(1000);
