@@ -10,8 +10,13 @@ import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes of one staging buffer: one write. */
 export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
-/** Staging buffers written at once; one more fills meanwhile. */
-const WRITES_IN_FLIGHT = 2;
+/**
+ * Staging buffers written at once; one more fills meanwhile. Four kept the device busier than
+ * two (1623 against 1965 ms CPU, 7.9 against 9.3 s wall at p50, load ~15: direction only), and
+ * libuv's pool has four threads. Buffered writes with a background fdatasync every 64-256 MiB
+ * lost to O_DIRECT in two A/B runs of three, on CPU and wall (bench/RESULTS.md, issue #13 session 12).
+ */
+const WRITES_IN_FLIGHT = 4;
 /** Unit of hole detection: an aligned run of this many zero bytes is left as a hole. */
 export const HOLE_GRAIN = 64 * 1024;
 /** O_DIRECT alignment of offsets, lengths and memory (the largest logical block size in use). */
@@ -32,11 +37,6 @@ export interface StagedTarget {
    * through that handle, and closes it when done.
    */
   reopenBuffered?: () => Promise<FileHandle>;
-  /**
-   * Buffered writes only: starts an fdatasync in the background each time this many more bytes
-   * were handed to the kernel (one outstanding at a time), so writeback runs while the stream flows.
-   */
-  syncEveryBytes?: number;
 }
 
 /**
@@ -64,16 +64,11 @@ export class StagedWriter {
   private reopened: Promise<FileHandle> | undefined;
   /** Offset just past the last byte accepted (written, staged or left as a hole). */
   end = 0;
-  /** The background fdatasync running (syncEveryBytes), and the offset submitted when it was started. */
-  private syncing: Promise<void> | undefined;
-  private syncedAt = 0;
-  /** What a background fdatasync threw: reported once, by finish() (the kernel reports it once per descriptor). */
-  private syncError: unknown;
 
   constructor(private readonly target: StagedTarget) {
     this.fh = target.fh;
     this.direct = target.direct;
-    const buffers = alignedBuffers(Number(process.env['VIRTQ_UPLOAD_INFLIGHT'] ?? WRITES_IN_FLIGHT) + 1, WRITE_BATCH_BYTES);
+    const buffers = alignedBuffers(WRITES_IN_FLIGHT + 1, WRITE_BATCH_BYTES);
     this.current = buffers.pop() as Buffer;
     this.free = buffers;
   }
@@ -95,8 +90,6 @@ export class StagedWriter {
   async finish(): Promise<void> {
     if (this.filled > 0) await this.submit();
     while (this.inFlight.length > 0) await (this.inFlight.shift() as { done: Promise<void> }).done;
-    await this.syncing;
-    if (this.syncError !== undefined) throw this.syncError;
     await this.fh.truncate(this.end);
     await this.closeReopened();
   }
@@ -104,7 +97,6 @@ export class StagedWriter {
   /** Waits for the writes in flight, ignoring their errors (the operation is failing anyway). */
   async settle(): Promise<void> {
     await Promise.allSettled(this.inFlight.splice(0).map((w) => w.done));
-    await this.syncing;
     await this.closeReopened().catch(() => undefined);
   }
 
@@ -116,7 +108,6 @@ export class StagedWriter {
     this.inFlight.push({ done, buf });
     this.start += this.filled;
     this.filled = 0;
-    this.kickSync();
     let next = this.free.pop();
     while (next === undefined) {
       const oldest = this.inFlight.shift() as { done: Promise<void>; buf: Buffer };
@@ -124,20 +115,6 @@ export class StagedWriter {
       next = oldest.buf;
     }
     this.current = next;
-  }
-
-  // Starts a background fdatasync once syncEveryBytes more were submitted and none is running:
-  // the kernel writes those pages back while the next ones arrive, so the fsync before commit
-  // finds only the tail dirty. Its errors are kept for finish(); nothing waits for it here.
-  private kickSync(): void {
-    const every = this.target.syncEveryBytes;
-    if (every === undefined || this.direct || this.syncing !== undefined || this.start - this.syncedAt < every) return;
-    this.syncedAt = this.start;
-    const fh = this.fh;
-    this.syncing = fh.datasync().then(
-      () => { this.syncing = undefined; },
-      (err: unknown) => { this.syncError ??= err; this.syncing = undefined; },
-    );
   }
 
   // Writes the non-zero runs of buf[0, filled) at `position` + their offset, one at a time.

@@ -219,9 +219,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
   // A symlinked volume is replaced where its file lives, so the link keeps pointing at it.
   const fileRef: VolumeRef = { pool: ctx.pool, name: basename(vol.path) };
   let written = 0;
-  const io = process.env['VIRTQ_UPLOAD_IO'] ?? 'direct';
-  const syncMiB = Number(process.env['VIRTQ_UPLOAD_SYNC_MIB'] ?? '0');
-  const direct = io === 'direct' && await supportsDirectIo(dirname(vol.path));
+  const direct = await supportsDirectIo(dirname(vol.path));
   // Held open so that the rename does not free the replaced file's blocks (~0.3 s for 1 GiB
   // here): the last close does, after the caller has its answer.
   const old = await open(vol.path, 'r');
@@ -229,7 +227,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
     await buildVolumeFile(dirname(vol.path), fileRef, 'replace', what, async (tmp) => {
       const fh = await open(tmp, direct ? O_CREATE_DIRECT : 'wx', VOLUME_FILE_MODE);
       try {
-        const target = { fh, direct, reopenBuffered: () => open(tmp, 'r+'), ...(syncMiB > 0 ? { syncEveryBytes: syncMiB * 1024 * 1024 } : {}) };
+        const target = { fh, direct, reopenBuffered: () => open(tmp, 'r+') };
         written = await writeStream(target, data, { maxBytes, lengthBytes: opts.lengthBytes, what, recycle: opts.recycle }, ctl);
         await keepOwnership(fh, vol);
       } finally {
