@@ -181,9 +181,14 @@ export class FrameDecoder {
     return this.buffered > 0;
   }
 
-  /** Bytes of unfinished frames held (a frame's header is counted once its body is awaited). */
+  /**
+   * Bytes of unfinished frames held (a frame's header is counted once its body is awaited). A
+   * frame read straight into its own buffer counts whole from its first byte: that much memory
+   * is held, and a socket's shared budget must refuse it before a hostile peer's headers alone
+   * make every connection allocate the frame limit.
+   */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.into !== undefined ? Math.max(this.buffered, this.into.length) : this.buffered;
   }
 
   /** Feeds bytes; returns every frame body completed by them, joined. Throws FRAME_TOO_LARGE. */

@@ -117,6 +117,8 @@ export class ServerClient {
       pause: () => this.conn.pauseReading(hold),
       resume: () => this.conn.resumeReading(hold),
       writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
+      // An upload's frames are read into the connection's buffers: given back once written out.
+      recycle: (chunk) => this.conn.recycle(chunk),
     });
     this.streams.set(serial, stream);
     this.opening.set(serial, () => {

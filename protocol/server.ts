@@ -8,7 +8,8 @@ import { refusal, type ArgsOf, type Program, type ProcSpec, type RetOf, type Ser
 import { ByteBudget } from './byte-budget.js';
 import { DEFAULT_CALL_LIMITS, type CborLimits } from './cbor-limits.js';
 import type { Clock } from './clock.js';
-import { FramedConnection } from './connection.js';
+import { FramedConnection, readInto } from './connection.js';
+import { adoptReadingInto } from './adopt-socket.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './framing.js';
 import { VirtqError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -100,7 +101,11 @@ export class RpcServer {
    * serves the listening socket a service manager passed for it (then never unlinks `path`).
    */
   async listen(path: string, access: Access, mode: number, inheritedFd?: number, owned = false): Promise<void> {
-    const server = createServer({ allowHalfOpen: false }, (socket) => this.accept(socket, access));
+    // Paused until adoptReadingInto has moved the connection to a socket reading into our buffers.
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: true }, (accepted) => {
+      let conn: FramedConnection | undefined;
+      conn = this.accept(adoptReadingInto(accepted, readInto(() => conn).onread), access);
+    });
     const bound = inheritedFd === undefined ? await listenUnix(server, path, mode) : await listenInherited(server, inheritedFd, path, owned);
     this.listeners.push({ server, bound, access });
   }
@@ -161,9 +166,10 @@ export class RpcServer {
 
   /**
    * Serves a connected socket at `access`: the unix listeners' connections, and those a TLS
-   * listener hands over once their certificate verified (`peer` says which).
+   * listener hands over once their certificate verified (`peer` says which). Returns the
+   * connection: a socket made with readInto() reads into its buffers.
    */
-  accept(socket: Socket, access: Access, peer?: Peer): void {
+  accept(socket: Socket, access: Access, peer?: Peer): FramedConnection {
     const id = this.nextClientId++;
     const socketClass = peer?.transport === 'tls' ? 'tls' : access;
     const maxFrameBytes = this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -198,9 +204,10 @@ export class RpcServer {
     const cap = access === 'admin' ? ADMIN_CLIENT_CAP : this.limits.maxClients;
     if (count >= cap) {
       conn.fail(new VirtqError('TOO_MANY_CLIENTS', `the server already has ${count} clients on its ${socketClass} socket (limit ${cap}); try again later`));
-      return;
+      return conn;
     }
     this.clientsById.set(id, client);
+    return conn;
   }
 
   private countClass(socketClass: Access | 'tls'): number {

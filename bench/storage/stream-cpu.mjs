@@ -8,7 +8,8 @@
 //           filesystem to test (hard-linked into the pool, so it must be on the same one)
 //   PROF_DIR=DIR also writes the daemon's --cpu-prof there (run this script itself with
 //           `node --cpu-prof --cpu-prof-dir=DIR` for the client's)
-// Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round.
+// Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round;
+// then the daemon's peak RSS.
 import { spawn } from 'node:child_process';
 import { createReadStream, mkdirSync, linkSync, rmSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -48,5 +49,7 @@ for (const [k, v] of Object.entries(res)) {
   const med = (i) => { const a = v.map((x) => x[i]).sort((a, b) => a - b); return a[Math.floor(a.length / 2)]; };
   console.log(`${dist.split('/').pop()} ${k}: wall ${med(0)} clientCPU ${med(1)} daemonCPU ${med(2)}  all ${JSON.stringify(v)}`);
 }
+// Peak RSS of the daemon over the run: flow control must keep a 1 GiB transfer to a few MiB of buffers.
+console.log(`daemon peak RSS (VmHWM): ${Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024)} MiB`);
 sc.close(); child.kill('SIGTERM'); await new Promise((r) => child.once('exit', r));
 rmSync(work, { recursive: true, force: true });

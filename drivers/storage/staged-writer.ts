@@ -10,8 +10,13 @@ import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes of one staging buffer: one write. */
 export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
-/** Staging buffers written at once; one more fills meanwhile. */
-const WRITES_IN_FLIGHT = 2;
+/**
+ * Staging buffers written at once; one more fills meanwhile. Four kept the device busier than
+ * two (1623 against 1965 ms CPU, 7.9 against 9.3 s wall at p50, load ~15: direction only), and
+ * libuv's pool has four threads. Buffered writes with a background fdatasync every 64-256 MiB
+ * lost to O_DIRECT in two A/B runs of three, on CPU and wall (bench/RESULTS.md, issue #13 session 12).
+ */
+const WRITES_IN_FLIGHT = 4;
 /** Unit of hole detection: an aligned run of this many zero bytes is left as a hole. */
 export const HOLE_GRAIN = 64 * 1024;
 /** O_DIRECT alignment of offsets, lengths and memory (the largest logical block size in use). */

@@ -23,6 +23,8 @@ export interface StreamLimits {
   lengthBytes?: number;
   /** For messages: `uploading to volume "v" in pool "p"`. */
   what: string;
+  /** Gives a chunk's memory back once its bytes are staged (UploadOptions.recycle). */
+  recycle?(chunk: Uint8Array): void;
 }
 
 /**
@@ -75,6 +77,7 @@ export async function writeStream(into: FileHandle | StagedTarget, data: AsyncIt
         throw new VirtqError('INVALID_ARG', `${limits.what}: the stream carries more than the ${limits.lengthBytes} bytes announced; nothing was changed`);
       }
       await writer.add(chunk);
+      limits.recycle?.(chunk);
       ctl.onProgress?.(writer.end, total);
     }
     if (limits.lengthBytes !== undefined && writer.end < limits.lengthBytes) {

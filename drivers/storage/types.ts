@@ -110,6 +110,11 @@ export interface UploadOptions {
    * it is an aborted upload (the volume is left unchanged).
    */
   lengthBytes?: number;
+  /**
+   * Called with each chunk of `data` once its bytes are copied out: its memory may be read into
+   * again (ByteStream.recycle, so a socket's reads reuse a few buffers instead of fresh ones).
+   */
+  recycle?(chunk: Uint8Array): void;
 }
 
 /** Options of `download()`. */
