@@ -7,7 +7,7 @@ import {
 } from '../protocol/index.js';
 import { existsSync } from 'node:fs';
 import { readRuntimeState } from '../daemon/runtime-state.js';
-import type { LogHub } from '../daemon/logging.js';
+import type { Logs } from '../daemon/log-filters.js';
 import type { DaemonService } from '../daemon/service.js';
 import { served, type ServiceParts } from '../daemon/run-service.js';
 import { DefinitionStore } from './definitions.js';
@@ -44,7 +44,7 @@ const WARM_AFTER_RESTART_MS = 1000;
 export interface DaemonConfig {
   layout: Layout;
   clock: Clock;
-  logs: LogHub;
+  logs: Logs;
   spawner: ShimSpawner;
   /** The framework's RPC service: its sockets, admin program and metrics registry. */
   service: DaemonService;

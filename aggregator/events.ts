@@ -4,7 +4,6 @@
 // which replays from the journals and never sends an event twice or skips one.
 import { LIFECYCLE_EVENT_KINDS, VirtqError, type LifecycleEvent, type LifecycleEventKind, type Clock, type ServerClient, type SubscribeEventsArgs, type SubscribeEventsResult } from '../protocol/index.js';
 import { EventFeed } from '../daemon/event-feed.js';
-import { journalEvents } from '../daemon/journal-events.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
 import { HOST_JOURNALED, type HostJournal } from './host-journal.js';
 
@@ -50,9 +49,7 @@ export class Events {
    * journal stood: a subscriber that resumes reads the journal itself.
    */
   catchUp(r: DomainRecord): void {
-    const after = this.journal.lastSeq(r.name);
-    if (after === undefined) return;
-    for (const ev of journalEvents(this.journal.dir(r.name), { afterSeq: after }).events) this.replayed(ev);
+    for (const ev of this.journal.untold(r.name) ?? []) this.replayed(ev);
   }
 
   /** Publishes a stop the journal already holds (as it holds it). */

@@ -4,10 +4,10 @@
 // writer (the VM's shim) runs, so sequence numbers have one source at a time.
 import type { LastStop, LifecycleEvent, Logger, Clock } from '../protocol/index.js';
 import { JournalWriter } from '../drivers/journal/journal-writer.js';
-import { readJournal } from '../drivers/journal/segments.js';
+import { readJournal, recordsAfterTime } from '../drivers/journal/segments.js';
 import { claimWriter, otherWriterAlive, selfWriter } from '../drivers/journal/writer-lock.js';
 import { journalDir } from '../drivers/journal/segments.js';
-import { eventBody, lastStopIn, lastStopOf, recordEvent, STOP_EVENTS } from '../daemon/journal-events.js';
+import { eventBody, journalEvents, lastStopIn, lastStopOf, recordEvent, STOP_EVENTS } from '../daemon/journal-events.js';
 
 /** Event kinds virtqemud journals itself when the VM's shim is gone. */
 export const HOST_JOURNALED: ReadonlySet<string> = new Set(['stopped', 'crashed', 'shim-lost']);
@@ -16,6 +16,8 @@ export const HOST_JOURNALED: ReadonlySet<string> = new Set(['stopped', 'crashed'
 export class HostJournal {
   private readonly stops = new Map<string, LastStop | null>();
   private readonly lasts = new Map<string, number>();
+  // VMs found live at recovery whose journal virtqemud has not read yet: when they were found (ms since the epoch).
+  private readonly liveSince = new Map<string, number>();
 
   constructor(private readonly stateDir: string, private readonly clock: Clock, private readonly log: Logger, private readonly pid: number) {}
 
@@ -29,15 +31,42 @@ export class HostJournal {
     return this.lasts.get(name);
   }
 
-  /** Notes where VM `name`'s journal ends now, so events a shim journals from here on can be caught up (see Events.catchUp). */
+  /**
+   * Notes that VM `name`'s shim lives, so what it journals from now on is caught up when it
+   * re-registers (Events.catchUp). Only the time is noted, not where its journal ends: reading
+   * every live VM's journal tail here cost a restarted virtqemud one directory listing and one
+   * file read per VM before its first listing (issue 15 target 4, session 12); the catch-up
+   * reads the records written since, newest segments first.
+   */
   known(name: string): void {
-    if (!this.lasts.has(name)) this.lasts.set(name, readJournal(this.dir(name), { afterSeq: Number.MAX_SAFE_INTEGER }).lastSeq);
+    if (!this.lasts.has(name) && !this.liveSince.has(name)) this.liveSince.set(name, this.clock.now());
+  }
+
+  /**
+   * What VM `name`'s shim journaled that virtqemud has not told: after the last sequence number
+   * it saw, or, for a VM found live at recovery and not heard from since, written from the moment
+   * it was found on (the same wall clock the shim stamps its records with). Undefined when
+   * virtqemud never knew where its journal stood (a subscriber that resumes reads the journal itself).
+   */
+  untold(name: string): LifecycleEvent[] | undefined {
+    const after = this.lasts.get(name);
+    if (after !== undefined) return journalEvents(this.dir(name), { afterSeq: after }).events;
+    const since = this.liveSince.get(name);
+    if (since === undefined) return undefined;
+    this.liveSince.delete(name);
+    const events: LifecycleEvent[] = [];
+    for (const rec of recordsAfterTime(this.dir(name), since - 1)) {
+      const ev = recordEvent(rec);
+      if (ev !== undefined) events.push(ev);
+    }
+    return events;
   }
 
   /** Notes an event that passed through (from a shim or appended here). */
   seen(ev: LifecycleEvent): void {
     if (ev.seq === undefined) return;
     this.lasts.set(ev.name, Math.max(this.lasts.get(ev.name) ?? 0, ev.seq));
+    this.liveSince.delete(ev.name);
     const stop = lastStopOf(ev);
     if (stop !== undefined) this.stops.set(ev.name, stop);
   }

@@ -10,7 +10,11 @@ import {
   DAEMONS, serviceSockets, systemClock,
   type Clock, type DaemonName, type Fallback, type Handlers, type Layout, type Program,
 } from '../protocol/index.js';
-import { LogHub } from './logging.js';
+// The daemons log through the shim's pino-free hub: the same lines (test/unit/daemon/line-log.test.ts),
+// without pino's logger, child loggers and fast-redact's compiled redaction at every start
+// (~10% of a restarted virtqemud's CPU before its first listing; issue 15 target 4, session 12).
+import { LineLogHub } from './line-log.js';
+import type { Logs } from './log-filters.js';
 import { DaemonService, collectProcessMetrics, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
 import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute } from './http-server.js';
@@ -34,7 +38,7 @@ export function served<P extends Program>(program: P, handlers: Handlers<P>, fal
 export interface ServiceContext<X> {
   readonly layout: Layout;
   readonly clock: Clock;
-  readonly logs: LogHub;
+  readonly logs: Logs;
   readonly env: NodeJS.ProcessEnv;
   readonly common: CommonOptions;
   /** The daemon's own options, as its `parseExtra` returned them. */
@@ -92,7 +96,7 @@ export interface RunningService {
   /** The TLS port, when `--listen-tls` was given. */
   readonly tlsPort: number | undefined;
   readonly parts: ServiceParts;
-  readonly logs: LogHub;
+  readonly logs: Logs;
   /** The sockets served on descriptors a service manager passed. */
   readonly inherited: InheritedSockets;
   close(): Promise<void>;
@@ -113,7 +117,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
   const layout = layoutOf(common, env);
   await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
   await mkdir(layout.log, { recursive: true, mode: 0o755 });
-  const logs = new LogHub({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
+  const logs = new LineLogHub({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
   const sockets = serviceSockets(layout, def.daemon);
   const inherited = assignListenFds(passed, sockets, def.daemon);
   if (passed.length > 0) logs.module('daemon').info({ inherited }, 'serving sockets passed by the service manager');

@@ -12,10 +12,32 @@ export function procState(pid: number): string | undefined {
 export function isLiveProcess(pid: number, marker: string): boolean {
   const state = procState(pid);
   if (state === undefined || state === 'Z' || state === 'X') return false;
+  return procText(`/proc/${pid}/cmdline`)?.includes(marker) ?? false;
+}
+
+/** Read size for /proc text files: under Buffer's pool threshold, so a read takes no allocation of its own. */
+const PROC_CHUNK = 4000;
+
+// A /proc file (reported as size 0) read to its end in PROC_CHUNK pieces. readFileSync would
+// allocate a fresh 64 KiB buffer per call for such a file and copy it out again: a restarted
+// virtqemud checks every VM's QEMU this way before its first listing (~0.12 ms of CPU per VM
+// saved; issue 15 target 4, session 12).
+function procText(path: string): string | undefined {
+  let fd: number;
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
+    fd = openSync(path, 'r');
   } catch {
-    return false;
+    return undefined;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(PROC_CHUNK);
+    let text = '';
+    for (let n = readSync(fd, buf, 0, PROC_CHUNK, null); n > 0; n = readSync(fd, buf, 0, PROC_CHUNK, null)) text += buf.toString('latin1', 0, n);
+    return text;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -29,10 +29,15 @@ const CRC_TABLE = ((): Uint32Array => {
   return t;
 })();
 
-/** CRC-32 (IEEE) of `data`. */
+/**
+ * CRC-32 (IEEE) of `data`. An indexed loop, not `for...of`: a restarted virtqemud checks every
+ * VM's journal tail before its first listing, in code not yet optimized, where the iterator
+ * protocol costs ~1 µs a byte (12-17 ms of CPU for 50 VMs; issue 15 target 4, session 12).
+ */
 export function crc32(data: Uint8Array): number {
   let c = 0xffffffff;
-  for (const byte of data) c = (CRC_TABLE[(c ^ byte) & 0xff] ?? 0) ^ (c >>> 8);
+  const table = CRC_TABLE;
+  for (let i = 0, n = data.length; i < n; i++) c = (table[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 

@@ -108,3 +108,22 @@ export function newestRecord(dir: string, pick: (r: JournalRecord) => boolean): 
   }
   return undefined;
 }
+
+/**
+ * The valid records written after `afterTime` (ms since the epoch), in sequence order, reading
+ * segments newest first and stopping at the first that begins at or before it: what a VM's
+ * shim journaled since a moment, without reading its older history.
+ */
+export function recordsAfterTime(dir: string, afterTime: number): JournalRecord[] {
+  const segs = listSegments(dir);
+  const out: JournalRecord[][] = [];
+  for (let i = segs.length - 1; i >= 0; i--) {
+    const seg = segs[i];
+    if (seg === undefined) continue;
+    const { records } = parseSegment(readSegment(seg.path));
+    out.push(records.filter((r) => r.ts > afterTime));
+    if (records.length > 0 && (records[0] as JournalRecord).ts <= afterTime) break;
+  }
+  return out.reverse().flat();
+}
+
