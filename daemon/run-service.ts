@@ -10,10 +10,6 @@ import {
   DAEMONS, serviceSockets, systemClock,
   type Clock, type DaemonName, type Fallback, type Handlers, type Layout, type Program,
 } from '../protocol/index.js';
-// The daemons log through the shim's pino-free hub: the same lines (test/unit/daemon/line-log.test.ts),
-// without pino's logger, child loggers and fast-redact's compiled redaction at every start
-// (~10% of a restarted virtqemud's CPU before its first listing; issue 15 target 4, session 12).
-import { LineLogHub } from './line-log.js';
 import type { Logs } from './log-filters.js';
 import { DaemonService, collectProcessMetrics, serviceMetrics } from './service.js';
 import { COMMON_USAGE, layoutOf, parseDaemonArgs, type CommonOptions, type OptionValues, type OptionsConfig } from './options.js';
@@ -77,8 +73,23 @@ export interface ServiceDefinition<X> {
   parseExtra(values: OptionValues, env: NodeJS.ProcessEnv): X;
   /** Labels on every series of the daemon's own metrics (default `{ daemon: NAME }`). */
   readonly metricLabels?: Readonly<Record<string, string>>;
+  /**
+   * Makes the daemon's log hub. Passed in rather than imported here so that a daemon's bundle holds
+   * only the logger it uses: virtqemud and the shims write pino's lines without pino
+   * (daemon/line-log.ts, decision 0002), the secondary daemons log through pino (daemon/logging.ts).
+   */
+  makeLogs(opts: LogHubOptions): Logs;
   /** Builds the daemon once its admin socket is claimed. */
   build(ctx: ServiceContext<X>): Promise<ServiceParts>;
+}
+
+/** What a log hub is made from: the daemon's name, its filters and where its lines go. */
+export interface LogHubOptions {
+  name: string;
+  bindings: Record<string, unknown>;
+  filters?: string;
+  file?: string;
+  stderr?: boolean;
 }
 
 /** How startService runs a daemon beyond its options. */
@@ -117,7 +128,7 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
   const layout = layoutOf(common, env);
   await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
   await mkdir(layout.log, { recursive: true, mode: 0o755 });
-  const logs = new LineLogHub({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
+  const logs = def.makeLogs({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
   const sockets = serviceSockets(layout, def.daemon);
   const inherited = assignListenFds(passed, sockets, def.daemon);
   if (passed.length > 0) logs.module('daemon').info({ inherited }, 'serving sockets passed by the service manager');

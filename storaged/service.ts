@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storageProgram } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
+import { LogHub } from '../daemon/logging.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { connectSecret } from '../client/secret-client.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
@@ -43,6 +44,7 @@ export function storagedService(version: string): ServiceDefinition<StoragedOpti
   return {
     daemon: 'virtstoraged',
     version,
+    makeLogs: (opts) => new LogHub(opts),
     summary: `Serves storage pools (directories) and their volumes: create, clone, resize, delete, upload and
 download, LUKS encryption with passphrases from virtsecretd. A volume a running VM uses is never
 deleted or changed under it (the lock manager's leases say which).`,
