@@ -130,11 +130,11 @@ export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitM
 }
 
 /**
- * Moves `path` to a temp name in `dir` (a kill now leaves a temp file recover() removes: the
- * delete completes), runs `confirm`, then unlinks it; when `confirm` throws, links it back
- * (never over a file that took the name meanwhile) and rethrows.
+ * Moves `path` to a temp name in `dir` (a kill from now on leaves a temp file recover() removes:
+ * the delete completes) and runs `confirm`; when `confirm` throws, links it back (never over a
+ * file that took the name meanwhile) and rethrows. Returns the temp path: the caller unlinks it.
  */
-export async function removeConfirmed(dir: string, path: string, confirm: () => Promise<void>, fs: PoolFs = threadPoolFs): Promise<void> {
+export async function moveAsideConfirmed(dir: string, path: string, confirm: () => Promise<void>, fs: PoolFs = threadPoolFs): Promise<string> {
   const aside = join(dir, tempName());
   await fs.rename(path, aside);
   try {
@@ -144,5 +144,5 @@ export async function removeConfirmed(dir: string, path: string, confirm: () => 
     await fs.unlink(aside);
     throw err;
   }
-  await fs.unlink(aside);
+  return aside;
 }
