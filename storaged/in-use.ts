@@ -15,7 +15,7 @@ class LeaseAppeared extends Error {}
  */
 export type ConfirmFree = () => Promise<void>;
 
-/** The lease check of one virtstoraged. */
+/** The lease check of one virtstoraged. Paths are volumes' resolved paths, as the pool gives them. */
 export class InUseGuard {
   /** Paths this daemon holds now, and for what: its own operations are not "a VM" holding them. */
   private readonly held = new Map<string, string>();
@@ -36,7 +36,9 @@ export class InUseGuard {
 
   /** True when the probe says no lease can be held on `path` now (false: ask the lock manager). */
   private async surelyFree(path: string): Promise<boolean> {
-    return this.probe !== undefined && this.lock.manager?.holdExclusive !== undefined && !(await this.probe.mayBeHeld(path));
+    // Every path given to the guard is a pool's resolved path (DirPool.path(), a listing's
+    // `path`): already canonical, so the probe does not take its realpath again.
+    return this.probe !== undefined && this.lock.manager?.holdExclusive !== undefined && !(await this.probe.mayBeHeld(path, { canonical: true }));
   }
 
   /**

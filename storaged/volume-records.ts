@@ -4,12 +4,16 @@
 // resize or a clone finds it from the volume alone.
 //
 // On disk (lib/storage/): `volumes.json`, a snapshot written atomically, and `volumes.log`, one
-// JSON line per change since it, appended through O_DSYNC (durable when the write returns). A change is then one write and one
-// journal commit, where rewriting the snapshot was two (file, then directory): that was most of
-// a small create's time beside the volume's own directory fsync. The log is folded into the
-// snapshot when it grows past COMPACT_LINES, and at load (which also drops a line torn by a
-// crash, so nothing is ever appended after one).
-import { constants } from 'node:fs';
+// JSON line per change since it. A change is one journal commit, where rewriting the snapshot was
+// two (file, then directory). The line is written at once, on the loop's thread (a page-cache
+// write of a few dozen bytes), so it is in the file before anything the caller does next — a
+// volume's link, say — and survives a kill -9 of the daemon from then on; it is made durable by
+// an fdatasync started on the next turn of the loop, shared by every line written meanwhile, and
+// so issued alongside the caller's own fsync (a create's directory fsync): both wait on the
+// same journal commit instead of two in turn. The log is folded into the snapshot when it grows
+// past COMPACT_LINES, and at load (which also drops a line torn by a crash, so nothing is ever
+// appended after one).
+import { constants, writeSync } from 'node:fs';
 import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VirtqError, type Layout } from '../protocol/index.js';
@@ -43,6 +47,10 @@ export class VolumeRecords {
   private log: FileHandle | undefined;
   private logLines = 0;
   private writes: Promise<void> = Promise.resolve();
+  /** Appends queued behind a fold or an open (written in order, after it). */
+  private queued = 0;
+  /** The fdatasync that will cover every line written so far, while it has not started. */
+  private flushing: Promise<void> | undefined;
 
   constructor(layout: Layout) {
     this.file = join(layout.state, 'storage', 'volumes.json');
@@ -81,7 +89,12 @@ export class VolumeRecords {
       if (r === undefined) delete this.map[entry.k];
       else this.map[entry.k] = r;
     }
-    if (logged === '') return;
+    if (logged === '') {
+      // Opened now, so the first change is written at once (a failure here is met again, and
+      // reported, by the first change).
+      await this.openLog().catch(() => undefined);
+      return;
+    }
     try {
       await this.compact();
     } catch {
@@ -97,7 +110,11 @@ export class VolumeRecords {
     return Object.hasOwn(this.map, `${pool}/${volume}`) ? this.map[`${pool}/${volume}`] as VolumeRecord : {};
   }
 
-  /** Records (or, with undefined, forgets) `pool/volume`; writes only when that changes it (one appended line, one fdatasync). */
+  /**
+   * Records (or, with undefined, forgets) `pool/volume`; writes only when that changes it (one
+   * appended line). Resolves once the line is durable. The line is in the file when set()
+   * returns, unless a fold or the log's first open is under way (then it follows those, in order).
+   */
   set(pool: string, volume: string, record: VolumeRecord | undefined): Promise<void> {
     const key = `${pool}/${volume}`;
     const before = Object.hasOwn(this.map, key) ? JSON.stringify(this.map[key]) : undefined;
@@ -106,34 +123,76 @@ export class VolumeRecords {
     if (record === undefined) delete this.map[key];
     else this.map[key] = { ...record };
     const line = `${JSON.stringify({ k: key, r: record === undefined ? null : record })}\n`;
-    this.writes = this.writes.catch(() => undefined).then(() => this.append(line));
+    const log = this.log;
+    if (log !== undefined && this.queued === 0 && this.logLines < COMPACT_LINES) {
+      try {
+        this.writeLine(log, line);
+      } catch (err) {
+        this.writes = Promise.reject(this.failed(err));
+        this.writes.catch(() => undefined);
+        return this.writes;
+      }
+      this.writes = this.flushSoon(log);
+      return this.writes;
+    }
+    this.queued += 1;
+    this.writes = this.writes.catch(() => undefined).then(() => this.append(line)).finally(() => { this.queued -= 1; });
     return this.writes;
+  }
+
+  /** Appends `line` now; a short or failed write makes the next change fold first. */
+  private writeLine(log: FileHandle, line: string): void {
+    const bytes = Buffer.from(line);
+    const n = writeSync(log.fd, bytes);
+    if (n !== bytes.length) throw new Error(`short write: ${n} of ${bytes.length} bytes`);
+    this.logLines += 1;
+  }
+
+  /**
+   * The fdatasync covering every line written before it starts: on the next turn of the loop,
+   * after whatever the caller went on to start in this one (its own fsync), so both wait on one
+   * journal commit.
+   */
+  private flushSoon(log: FileHandle): Promise<void> {
+    this.flushing ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.flushing = undefined;
+        log.datasync().then(resolve, (err: unknown) => reject(this.failed(err)));
+      });
+    });
+    return this.flushing;
+  }
+
+  /** A failed append, typed; the next change folds everything into the snapshot (the map has it) and starts an empty log. */
+  private failed(err: unknown): VirtqError {
+    // Part of the line may be in the file: the fold drops it.
+    this.logLines = COMPACT_LINES;
+    if (err instanceof VirtqError) return err;
+    // Typed as writeFileAtomic types the snapshot's errors (a full disk is NO_SPACE).
+    if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return new VirtqError('NO_SPACE', `cannot write ${this.logFile}: no space left on device; free space on its filesystem and retry`, { cause: err });
+    return new VirtqError('OPERATION_FAILED', `cannot write ${this.logFile}: ${(err as Error).message}`, { cause: err });
   }
 
   /** Closes the log (a later set() opens it again). */
   async close(): Promise<void> {
     await this.writes.catch(() => undefined);
+    await this.flushing?.catch(() => undefined);
     await this.log?.close().catch(() => undefined);
     this.log = undefined;
   }
 
+  /** An append queued behind a fold or the log's open: folds first when due, then writes and syncs. */
   private async append(line: string): Promise<void> {
     try {
+      // A line written at once (set()) may be waiting for its fdatasync: the fold's truncate
+      // comes after it, and the snapshot holds the line's change anyway (the map has it).
+      await this.flushing?.catch(() => undefined);
       if (this.logLines >= COMPACT_LINES) await this.compact();
       const log = this.log ?? (await this.openLog());
-      // The log is opened O_DSYNC: the write returns once the line is as durable as after an
-      // fdatasync, in one thread-pool round trip instead of two.
-      const { bytesWritten } = await log.write(line);
-      if (bytesWritten !== Buffer.byteLength(line)) throw new Error(`short write: ${bytesWritten} of ${Buffer.byteLength(line)} bytes`);
-      this.logLines += 1;
+      this.writeLine(log, line);
+      await log.datasync();
     } catch (err) {
-      // Part of the line may be in the file: the next change folds everything into the
-      // snapshot, which holds this one too (the map has it), and starts an empty log.
-      this.logLines = COMPACT_LINES;
-      if (err instanceof VirtqError) throw err;
-      // Typed as writeFileAtomic types the snapshot's errors (a full disk is NO_SPACE).
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new VirtqError('NO_SPACE', `cannot write ${this.logFile}: no space left on device; free space on its filesystem and retry`, { cause: err });
-      throw new VirtqError('OPERATION_FAILED', `cannot write ${this.logFile}: ${(err as Error).message}`, { cause: err });
+      throw this.failed(err);
     }
   }
 
@@ -141,7 +200,7 @@ export class VolumeRecords {
   private async openLog(): Promise<FileHandle> {
     const dir = dirname(this.logFile);
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const fh = await open(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+    const fh = await open(this.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
     try {
       if ((await fh.stat()).size === 0) {
         const dh = await open(dir, 'r');

@@ -5,7 +5,8 @@
 // e.g. on btrfs subvolumes) can only over-report. Callers treat "maybe held" as "ask the lock
 // manager", so a false match costs a spawn, never a missed lease. /proc/locks lists only the locks
 // of this host's kernel, so a lockspace on a network filesystem never gets a probe (remoteFs).
-import { readFile, stat, statfs } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { canonicalPath, lockFileName } from './lockspace.js';
 import { lockspaceDir } from './lockfile.js';
 import { readLockConfig, type LockDirs, type LoadedLock } from './loader.js';
@@ -14,7 +15,9 @@ import { join } from 'node:path';
 /** Reads the kernel's lock table (the text of /proc/locks). */
 export type ReadLockTable = () => Promise<string>;
 
-const readProcLocks: ReadLockTable = () => readFile('/proc/locks', 'utf8');
+// Read on the loop's thread: procfs answers from memory, and a thread-pool hop costs more than
+// the read (a delete probes twice).
+const readProcLocks: ReadLockTable = async () => readFileSync('/proc/locks', 'utf8');
 
 /** `MAJ:MIN:INODE` as /proc/locks prints it (hex device numbers, decimal inode). */
 const FILE_ID = /\s[0-9a-f]+:[0-9a-f]+:(\d+)\s/;
@@ -53,14 +56,24 @@ export class ProcLocksProbe {
     return join(this.lockspace, lockFileName(await canonicalPath(diskPath)));
   }
 
+  /** lockFileOf() of a path already canonical (resolved by its pool): no realpath. */
+  private lockFileOfCanonical(diskPath: string): string {
+    return join(this.lockspace, lockFileName(diskPath));
+  }
+
   /**
    * False only when no process on this host holds or waits for a lock on `diskPath`'s lock file
    * at this moment (a missing lock file cannot be locked). True means "ask the lock manager".
+   * `canonical`: `diskPath` is already what canonicalPath() would make of it (a pool's resolved
+   * path), so its realpath is not taken again.
    */
-  async mayBeHeld(diskPath: string): Promise<boolean> {
+  async mayBeHeld(diskPath: string, opts: { canonical?: boolean } = {}): Promise<boolean> {
     let inode: bigint;
     try {
-      inode = (await stat(await this.lockFileOf(diskPath), { bigint: true })).ino;
+      const file = opts.canonical === true ? this.lockFileOfCanonical(diskPath) : await this.lockFileOf(diskPath);
+      // A plain stat: the lockspace is on a local filesystem (procLocksProbeFor), so the call
+      // takes microseconds, less than a thread-pool hop.
+      inode = statSync(file, { bigint: true }).ino;
     } catch (err) {
       return (err as NodeJS.ErrnoException).code !== 'ENOENT';
     }

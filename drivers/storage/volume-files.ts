@@ -3,9 +3,10 @@
 // an existing file) or renamed (upload: over the old bytes) into place, and the directory
 // fsynced. A crash at any point leaves the old state plus at most a temp file recover() removes.
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, rm, unlink, lstat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
+import { threadPoolFs, type PoolFs } from './pool-fs.js';
 
 const TEMP_RE = /^\.vq-[0-9a-f]{16}\.tmp$/;
 
@@ -53,18 +54,9 @@ export function fsError(err: unknown, ref: VolumeRef, what: string): VirtqError 
   }
 }
 
-/**
- * fsyncs a file or a directory by path. Resolves once the fsync has: the close that follows is
- * not waited for (it makes nothing more durable, and is one thread-pool round trip of every
- * create and delete).
- */
-export async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    void fh.close().catch(() => undefined);
-  }
+/** fsyncs a file or a directory by path (pool-fs.ts: the close that follows is not waited for). */
+export function fsyncPath(path: string, fs: PoolFs = threadPoolFs): Promise<void> {
+  return fs.fsyncPath(path);
 }
 
 /** How a finished temp file takes its final name. */
@@ -82,36 +74,37 @@ export type CommitMode = 'new' | 'replace';
  * or an earlier transaction; with no data there is nothing for data=ordered or delayed
  * allocation to leave behind. It saves one journal commit, about half a raw create's time.
  */
-export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode, metadataOnly = false): Promise<void> {
+export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode, metadataOnly = false, fs: PoolFs = threadPoolFs): Promise<void> {
   const tmpPath = join(dir, tmp);
   const finalPath = join(dir, name);
-  if (!metadataOnly) await fsyncPath(tmpPath);
+  if (!metadataOnly) await fs.fsyncPath(tmpPath);
   if (mode === 'replace') {
-    await rename(tmpPath, finalPath);
+    await fs.rename(tmpPath, finalPath);
   } else {
     try {
-      await link(tmpPath, finalPath);
+      await fs.link(tmpPath, finalPath);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
       // A filesystem without hard links: check, then rename (a narrow race, as with any create).
-      if (await exists(finalPath)) throw Object.assign(new Error(`${finalPath} exists`), { code: 'EEXIST' });
-      await rename(tmpPath, finalPath);
-      await fsyncPath(dir);
+      if (await exists(finalPath, fs)) throw Object.assign(new Error(`${finalPath} exists`), { code: 'EEXIST' });
+      await fs.rename(tmpPath, finalPath);
+      await fs.fsyncPath(dir);
       return;
     }
     // The temp name goes while the directory is fsynced: the new name is durable either way, and
-    // a temp name a crash kept is removed by recover(). One round trip fewer than in turn.
-    await Promise.all([unlink(tmpPath).catch(() => undefined), fsyncPath(dir)]);
+    // a temp name a crash kept is removed by recover(). One round trip fewer than in turn (with
+    // direct calls the unlink is done before the fsync starts, and is in the same commit).
+    await Promise.all([fs.unlink(tmpPath).catch(() => undefined), fs.fsyncPath(dir)]);
     return;
   }
-  await fsyncPath(dir);
+  await fs.fsyncPath(dir);
 }
 
 /** True when anything (file, dir, dangling symlink) is at `path`. */
-export async function exists(path: string): Promise<boolean> {
+export async function exists(path: string, fs: PoolFs = threadPoolFs): Promise<boolean> {
   try {
-    await lstat(path);
+    await fs.lstat(path);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -124,14 +117,32 @@ export async function exists(path: string): Promise<boolean> {
  * `ref.name` (`metadataOnly`: see commitTemp). On any failure (abort, ENOSPC, a lost race) the temp file is removed and the
  * error, mapped, is thrown: the final name never holds a partial file.
  */
-export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitMode, what: string, build: (tmpPath: string) => Promise<void>, metadataOnly = false): Promise<void> {
+export async function buildVolumeFile(dir: string, ref: VolumeRef, mode: CommitMode, what: string, build: (tmpPath: string) => Promise<void>, metadataOnly = false, fs: PoolFs = threadPoolFs): Promise<void> {
   const tmp = tempName();
   const tmpPath = join(dir, tmp);
   try {
     await build(tmpPath);
-    await commitTemp(dir, tmp, ref.name, mode, metadataOnly);
+    await commitTemp(dir, tmp, ref.name, mode, metadataOnly, fs);
   } catch (err) {
     await rm(tmpPath, { force: true }).catch(() => undefined);
     throw fsError(err, ref, what);
   }
+}
+
+/**
+ * Moves `path` to a temp name in `dir` (a kill from now on leaves a temp file recover() removes:
+ * the delete completes) and runs `confirm`; when `confirm` throws, links it back (never over a
+ * file that took the name meanwhile) and rethrows. Returns the temp path: the caller unlinks it.
+ */
+export async function moveAsideConfirmed(dir: string, path: string, confirm: () => Promise<void>, fs: PoolFs = threadPoolFs): Promise<string> {
+  const aside = join(dir, tempName());
+  await fs.rename(path, aside);
+  try {
+    await confirm();
+  } catch (err) {
+    await fs.link(aside, path);
+    await fs.unlink(aside);
+    throw err;
+  }
+  return aside;
 }

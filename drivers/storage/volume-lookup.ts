@@ -1,11 +1,11 @@
 // From a volume name to the file a VM may use: the name is checked, a symlink is followed only
 // when it lands inside the pool's directory, and only a regular file is a volume.
 import type { BigIntStats } from 'node:fs';
-import { lstat, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { fileKind } from '../fs/file-kind.js';
 import { checkVolumeName } from './volume-name.js';
+import { threadPoolFs, type PoolFs } from './pool-fs.js';
 import { describe, fsError, type VolumeRef } from './volume-files.js';
 
 /** A volume found on disk. */
@@ -30,21 +30,21 @@ export function isInside(dir: string, path: string): boolean {
  * a bad name, a symlink out of the pool or something not a regular file, NO_STORAGE_VOL when
  * nothing (or a dangling symlink) has the name.
  */
-export async function resolveVolume(pool: string, dir: string, realDir: string, name: string): Promise<ResolvedVolume> {
+export async function resolveVolume(pool: string, dir: string, realDir: string, name: string, fs: PoolFs = threadPoolFs): Promise<ResolvedVolume> {
   checkVolumeName(name);
   const ref = { pool, name };
   const entryPath = join(dir, name);
   try {
-    const entry = await lstat(entryPath, { bigint: true });
+    const entry = await fs.lstat(entryPath);
     if (entry.isFile()) return { ref, entryPath, path: join(realDir, name), st: entry, symlink: false };
     if (!entry.isSymbolicLink()) {
       throw new VirtqError('INVALID_ARG', `${describe(ref)} is not a regular file (${fileKind(entry)}); a dir pool's volumes are files`);
     }
-    const target = await realpath(entryPath);
+    const target = await fs.realpath(entryPath);
     if (!isInside(realDir, target) || target === realDir) {
       throw new VirtqError('INVALID_ARG', `${describe(ref)} is a symlink to ${target}, outside the pool's directory ${realDir}; a volume must live in its pool`, { details: { target } });
     }
-    const st = await stat(target, { bigint: true });
+    const st = await fs.stat(target);
     if (!st.isFile()) throw new VirtqError('INVALID_ARG', `${describe(ref)} is a symlink to ${target}, which is not a regular file (${fileKind(st)})`);
     return { ref, entryPath, path: target, st, symlink: true };
   } catch (err) {

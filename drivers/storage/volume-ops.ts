@@ -15,6 +15,7 @@ import { writeStream } from './transfer.js';
 import type { CloneMode, CreateVolumeSpec, OpControl, ResizeOptions, UploadOptions, VolumeFormat } from './types.js';
 import { buildVolumeFile, describe, type VolumeRef } from './volume-files.js';
 import type { ResolvedVolume } from './volume-lookup.js';
+import type { PoolFs } from './pool-fs.js';
 import { checkVolumeName } from './volume-name.js';
 
 /** open(2) flags of an upload's temp file where the pool takes O_DIRECT ('wx' plus O_DIRECT; see staged-writer.ts). */
@@ -30,6 +31,8 @@ export interface OpsContext {
   qemuImg: QemuImg;
   /** Makes a full clone's byte-for-byte copies (cp). */
   copier: FileCopier;
+  /** The pool's metadata calls (pool-fs.ts). */
+  fs: PoolFs;
   /** Runs `fn` with a passphrase held in a private file (secret-file.ts). */
   withSecret<T>(passphrase: Uint8Array, fn: (secret: SecretArgs) => Promise<T>): Promise<T>;
 }
@@ -85,7 +88,7 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
   const sparse = spec.format === 'raw' && enc === undefined && spec.backing === undefined;
   await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
     if (sparse) {
-      await sparseFile(tmp, sectors(spec.capacityBytes)); // opened with the volume's mode
+      await ctx.fs.sparseFile(tmp, sectors(spec.capacityBytes), VOLUME_FILE_MODE);
       return;
     }
     // A plain qcow2 (with or without backing) is written here too (qcow2-create.ts): the same
@@ -97,19 +100,9 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
     const base = { path: tmp, format: spec.format, capacityBytes: spec.capacityBytes, backing: spec.backing };
     await ctx.withSecret(enc.passphrase, (secret) => runLuksCreate(ctx.qemuImg, createArgs({ ...base, secret, iterTimeMs: enc.iterTimeMs }), what));
     await chmod(tmp, VOLUME_FILE_MODE);
-  }, sparse);
+  }, sparse, ctx.fs);
   if (spec.backing !== undefined) return undefined;
   return { format: spec.format, capacity: sectors(spec.capacityBytes), backingChain: [], encrypted: spec.encryption !== undefined, selfContained: true };
-}
-
-/** Creates `path` (it must not exist) as a sparse file of `bytes`. */
-async function sparseFile(path: string, bytes: number): Promise<void> {
-  const fh = await open(path, 'wx', VOLUME_FILE_MODE);
-  try {
-    await fh.truncate(bytes);
-  } finally {
-    await fh.close();
-  }
 }
 
 /** How often a LUKS create is tried when qemu's PBKDF benchmark measured no CPU time. */
@@ -149,7 +142,7 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
       // honoured when it came before (the commit is as quick as the build).
       if (ctl.signal?.aborted === true) throw abortedError(what);
       await writeQcow2(tmp, VOLUME_FILE_MODE, srcInfo.capacity, { name: backing.path, format: backing.format });
-    });
+    }, false, ctx.fs);
     // Known without asking qemu-img again: that spawn would be most of a thin clone's time.
     return { format: 'qcow2', capacity: sectors(srcInfo.capacity), backingChain: [backing, ...srcInfo.backingChain], encrypted: false };
   }
@@ -175,7 +168,7 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
       await ctx.qemuImg.run(convertArgs(src.path, srcFormat, tmp, format, await supportsDirectIo(ctx.dir)), { what, signal: ctl.signal, onPercent });
     }
     await chmod(tmp, VOLUME_FILE_MODE);
-  });
+  }, false, ctx.fs);
   if (!asIs) return undefined;
   // Known without asking qemu-img: the copy is the source's image (a raw one's too), minus nothing.
   return { ...srcInfo, backingChain: [] };

@@ -54,6 +54,23 @@ describe('VolumeRecords', () => {
     await third.close();
   });
 
+  it('has a loaded log\'s line in the file when set() returns (a kill -9 from then on keeps it), durable when it resolves', async () => {
+    const { vr, dir, log } = records();
+    await vr.load();
+    const a = vr.set('default', 'a.raw', { format: 'raw' });
+    const b = vr.set('default', 'b.qcow2', { format: 'qcow2' });
+    // Not awaited yet: both lines are already written (what a volume's link, made next, relies on).
+    expect(readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+      { k: 'default/a.raw', r: { format: 'raw' } }, { k: 'default/b.qcow2', r: { format: 'qcow2' } },
+    ]);
+    await Promise.all([a, b]);
+    await vr.close();
+    const again = new VolumeRecords(rootLayout(dir));
+    await again.load();
+    expect(again.get('default', 'b.qcow2')).toEqual({ format: 'qcow2' });
+    await again.close();
+  });
+
   it('stops replaying at a line torn by a crash and never appends after it', async () => {
     const { vr, dir, log } = records();
     await vr.set('default', 'a.raw', { format: 'raw' });
