@@ -5,7 +5,6 @@
 // plain CBOR virtqemud's encoder writes for these replies and gives the values protocol/codec.ts
 // (cbor-x with maps as objects) would give; on anything else it throws FastCborUnsupported, and the
 // fast path hands the command line, with nothing printed, to the full CLI.
-import { isAscii } from 'node:buffer';
 
 /** The reply holds CBOR this decoder does not take as cbor-x would: the full CLI runs the command. */
 export class FastCborUnsupported extends Error {}
@@ -53,6 +52,9 @@ export function encodeFastCbor(value: FastCborValue): Buffer {
   return Buffer.from(out);
 }
 
+/** A character outside ASCII (in a Latin-1 slice: a byte above 0x7f). */
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /**
  * Decodes `bytes`, exactly one CBOR item, as protocol/codec.ts would; throws FastCborUnsupported otherwise.
  * The position, the bytes and their text live in closure variables, not in an object's fields: the
@@ -64,10 +66,14 @@ export function decodeFastCbor(bytes: Buffer): unknown {
   const src = bytes;
   const end = src.length;
   let at = 0;
-  // An all-ASCII item (the usual reply: names, states, UUIDs) decoded to text once, in C++; each
-  // text string is then a slice of it, with no call into Node per string (a listing of 200 rows
-  // has some 3,000). ASCII is the same in Latin-1 as in UTF-8.
-  const ascii = isAscii(src) ? src.toString('latin1') : undefined;
+  // The item's bytes as Latin-1 text, made once in C++: a text string whose bytes are all ASCII
+  // is then a slice of it (ASCII is the same in Latin-1 as in UTF-8), with no call into Node per
+  // string (a listing of 200 rows has some 3,000). Only strings are checked, never the whole item:
+  // every reply has bytes above 0x7f (heads of maps and arrays, true and false), so a check of
+  // the whole item never let the slices be used (bench/RESULTS.md, issue 15, session 12).
+  const latin1 = src.toString('latin1');
+  // Whether the last text read was all ASCII: only those keys are kept for key() to match.
+  let lastAscii = false;
   // The keys of the last map read with each number of keys: a listing's rows repeat one set of keys
   // in one order, so a key that matches its cached one is that string (already internalized by its
   // first use as a property name), with no new string made or looked up.
@@ -88,10 +94,11 @@ export function decodeFastCbor(bytes: Buffer): unknown {
   function text(length: number): string {
     const stop = at + length;
     if (stop > end) return unsupported('truncated');
-    if (ascii !== undefined) {
-      const s = ascii.slice(at, stop);
+    const slice = latin1.slice(at, stop);
+    if (!NON_ASCII.test(slice)) {
       at = stop;
-      return s;
+      lastAscii = true;
+      return slice;
     }
     // Node's decoder in C++, no byte loop in JS: one such loop was hot enough for V8 to spend a
     // TurboFan compile on it in every `list` of 200 rows (bench/RESULTS.md, issue 15, session 10).
@@ -99,20 +106,24 @@ export function decodeFastCbor(bytes: Buffer): unknown {
     // Invalid UTF-8 (a lone surrogate, say) cbor-x decodes its own way: not ours to guess.
     if (s.includes('\ufffd')) unsupported('text that is not plain UTF-8');
     at = stop;
+    lastAscii = false;
     return s;
   }
 
   // A map's key: the cached one when the bytes are the same text, else read as any item.
   function key(cached: string | undefined): unknown {
-    if (cached !== undefined && ascii !== undefined && at < end) {
+    if (cached !== undefined && at < end) {
       const token = src[at] as number;
       const length = cached.length;
-      // A short text head (major type 3, length inline) of the cached key's length, then its bytes.
-      if (length < 24 && token === (0x60 | length) && ascii.startsWith(cached, at + 1)) {
+      // A short text head (major type 3, length inline) of the cached key's length, then its
+      // bytes (the cached key is all ASCII: one byte a character).
+      if (length < 24 && token === (0x60 | length) && latin1.startsWith(cached, at + 1)) {
         at += 1 + length;
+        lastAscii = true;
         return cached;
       }
     }
+    lastAscii = false;
     return read();
   }
 
@@ -151,7 +162,7 @@ export function decodeFastCbor(bytes: Buffer): unknown {
         for (let i = 0; i < n; i++) {
           const k = key(keys[i]);
           if (typeof k !== 'string') return unsupported('a key that is not text');
-          keys[i] = k;
+          if (lastAscii) keys[i] = k;
           // As cbor-x's safeKey: no prototype pollution through the wire.
           object[k === '__proto__' ? '__proto_' : k] = read();
         }

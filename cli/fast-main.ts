@@ -1,27 +1,35 @@
-// The entry of the CLI's fast path (dist/bin/virtq-fast.cjs, decision 0028): the launcher at
-// the head of dist/bin/virtq.js execs node on it (sh does not wait: a waiting sh cost ~14 ms of
-// CPU a run). It runs the command when it can; when it cannot, having printed nothing, it hands
-// the command line over by loading the full CLI's bundle (virtq.js, beside it) in this same
-// process — cheaper than a second node, even one on the startup snapshot, since Node's own start
-// is already paid. With VIRTQ_FAST_PROBE=1 it exits HAND_OVER instead (the tests tell from it
-// which path took a command line).
+// The fast path's body (dist/bin/virtq-fast-body.js, decision 0028): cli/fast-entry.ts, the
+// file the launcher at the head of dist/bin/virtq.js execs node on (sh does not wait: a waiting sh
+// cost ~14 ms of CPU a run), compiles it with the V8 code cache the build made from a warm run
+// and calls fastMain. It runs the command when it can; when it cannot, having printed nothing, it
+// hands the command line over to the full CLI's bundle (virtq.js, beside it) in this same process
+// — cheaper than a second node, even one on the startup snapshot, since Node's own start is
+// already paid. With VIRTQ_FAST_PROBE=1 it exits HAND_OVER instead (the tests tell from it which
+// path took a command line).
 // A small bundle of its own: no commander, no catalogue, no validators, so a whole `virtq list`
 // costs little more than Node's own start.
 import { writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { runFast } from './fast-run.js';
+
+export { runFast } from './fast-run.js';
 
 /** The exit status that says "not mine, nothing printed" under VIRTQ_FAST_PROBE=1. */
 export const HAND_OVER = 75;
 
+/**
+ * Loads the ES module at `path` (the full CLI's bundle) with import(). The entry passes it in: code
+ * compiled by vm.Script, as this body is, has no dynamic import of its own in Node 20.
+ */
+export type LoadModule = (path: string) => Promise<unknown>;
+
 /** Runs the full CLI on the same argv in this process, as `node virtq.js ARGS` would. */
-async function handOver(): Promise<void> {
+async function handOver(load: LoadModule): Promise<void> {
   if (process.env['VIRTQ_FAST_PROBE'] === '1') process.exit(HAND_OVER);
   // The full CLI reads only argv.slice(2); argv[1] names the file it runs from, as with `node virtq.js`.
   const bin = join(dirname(process.argv[1] ?? '.'), 'virtq.js');
   process.argv[1] = bin;
-  await import(pathToFileURL(bin).href);
+  await load(bin);
 }
 
 /**
@@ -48,7 +56,8 @@ function writeAll(fd: 1 | 2, text: string): Promise<boolean> {
   return Promise.resolve(true);
 }
 
-async function main(): Promise<void> {
+/** Runs process.argv's command line and exits with its status, or hands it over with `load`. */
+export async function fastMain(load: LoadModule): Promise<void> {
   let out = '';
   let err = '';
   let status: number | undefined;
@@ -61,11 +70,9 @@ async function main(): Promise<void> {
     // A failure of the fast path's own (it prints nothing before its outcome): the full CLI decides.
     status = undefined;
   }
-  if (status === undefined) return handOver();
+  if (status === undefined) return handOver(load);
   // As cli/main.ts: a closed stdout ends the process with status 0; stderr's failures change nothing.
   if (out !== '' && !(await writeAll(1, out))) process.exit(0);
   if (err !== '') await writeAll(2, err);
   process.exit(status);
 }
-
-void main();

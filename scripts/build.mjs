@@ -268,15 +268,18 @@ function cborWithoutProbe() {
 }
 
 /**
- * The CLI's fast path (cli/fast-main.ts, decision 0028): `--version`, `list` and `dominfo` on a
- * local virtqemud, bundled alone as CommonJS (Node starts a CJS file a few ms sooner than ESM).
- * The build fails when a module that would make it slow gets in: the point of the bundle is
- * what it leaves out.
+ * The CLI's fast path (decision 0028): `--version`, `list` and `dominfo` on a local virtqemud.
+ * Its body (cli/fast-main.ts) is bundled alone as CommonJS, wrapped in a function as Node's own
+ * loader wraps a module, into dist/bin/virtq-fast-body.js; its entry (cli/fast-entry.ts, the file
+ * the launcher runs, dist/bin/virtq-fast.cjs) compiles the body with the V8 code cache that
+ * scripts/fast-cache.mjs makes here from runs of the body's code paths (dist/bin/virtq-fast.cache;
+ * without it the body compiles from source). The build fails when a module that would make the
+ * body slow gets in: the point of the bundle is what it leaves out.
  */
 async function buildCliFastPath() {
-  const out = 'dist/bin/virtq-fast.cjs';
+  const body = 'dist/bin/virtq-fast-body.js';
   const result = await build({
-    entryPoints: ['cli/fast-main.ts'], outfile: out, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+    entryPoints: ['cli/fast-main.ts'], outfile: body, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
     sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'warning', metafile: true, write: false,
     minifyWhitespace: true, minifySyntax: true,
     // crypto only hashes a socket name too long for its directory: loaded on that first use.
@@ -284,8 +287,21 @@ async function buildCliFastPath() {
   });
   // cbor-x, RpcClient and its connection: cli/fast-call.ts and fast-cbor.ts do the one call without them.
   const heavy = Object.keys(result.metafile.inputs).filter((f) => /node_modules\/(commander|@sinclair|pino|etcd3|ws|prom-client|@xmldom|cbor-x)\/|protocol\/(index|catalogue|schema|definition|host-program|vm-program|client|connection|codec)\.ts$/.test(f));
-  if (heavy.length > 0) throw new Error(`${out} must stay small, but bundles ${heavy.join(', ')} (decision 0028)`);
-  writeFileSync(out, result.outputFiles[0].text);
+  if (heavy.length > 0) throw new Error(`${body} must stay small, but bundles ${heavy.join(', ')} (decision 0028)`);
+  // One line of wrapper before the module's own first line: its line numbers stay the bundle's.
+  writeFileSync(body, `(function (exports, require, module, __filename, __dirname) {${result.outputFiles[0].text}\n})`);
+  const entry = await build({
+    entryPoints: ['cli/fast-entry.ts'], outfile: 'dist/bin/virtq-fast.cjs', bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+    sourcemap: false, legalComments: 'none', logLevel: 'warning', metafile: true, minifyWhitespace: true, minifySyntax: true,
+  });
+  const bundled = Object.keys(entry.metafile.inputs).filter((f) => f !== 'cli/fast-entry.ts');
+  if (bundled.length > 0) throw new Error(`dist/bin/virtq-fast.cjs must hold the entry alone, but bundles ${bundled.join(', ')}`);
+  rmSync('dist/bin/virtq-fast.cache', { force: true });
+  try {
+    execFileSync(process.execPath, ['scripts/fast-cache.mjs'], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+  } catch (err) {
+    console.warn(`build: no code cache for the CLI's fast path (it compiles from source): ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 await buildCliFastPath();
