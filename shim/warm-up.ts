@@ -16,6 +16,7 @@ import {
   type Clock, type Layout,
 } from '../protocol/index.js';
 import { LineLogHub } from '../daemon/line-log.js';
+import type { Logs } from '../daemon/log-filters.js';
 import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
 import { DaemonService } from '../daemon/service.js';
 import { shimRegistry } from './metrics.js';
@@ -48,16 +49,23 @@ export function warmUp(clock: Clock): void {
   const logs = new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' });
   logs.module('shim');
   try {
-    // The VM's RPC service and metrics registry, built and dropped (pure: nothing listens): their
-    // constructors ran ~20 ms of first-time code in a profiled hand-off (issue 15, session 12).
-    const registry = shimRegistry(REHEARSAL);
-    new DaemonService({
-      daemon: 'virtq-shim', role: 'shim', version: '0', clock, logs, sockets: { rw: '/nonexistent/rw', ro: '/nonexistent/ro', admin: '/nonexistent/admin' },
-      metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
-    });
+    rehearseService(clock, logs);
   } catch {
     // as the rehearsal above
   }
+}
+
+/**
+ * The VM's RPC service and metrics registry, built and dropped (pure: nothing listens, no timer):
+ * their constructors were first-time code after the hand-off in a profiled start (issue 15, session 12).
+ * Returns the service for its test.
+ */
+export function rehearseService(clock: Clock, logs: Logs): DaemonService {
+  const registry = shimRegistry(REHEARSAL);
+  return new DaemonService({
+    daemon: 'virtq-shim', role: 'shim', version: '0', clock, logs, sockets: { rw: '/nonexistent/rw', ro: '/nonexistent/ro', admin: '/nonexistent/admin' },
+    metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
+  });
 }
 
 /**
