@@ -3,7 +3,8 @@
 // path exists, so two daemons racing for one path cannot both win, and a stale socket file
 // (nobody accepting) is removed only after a connect attempt proves it dead. Regular files
 // and other non-sockets at the path are never removed.
-import { chmod, link, lstat, unlink, stat } from 'node:fs/promises';
+import { chmodSync, linkSync, statSync, unlinkSync } from 'node:fs';
+import { lstat, unlink, stat } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { VirtqError } from './errors.js';
@@ -29,16 +30,19 @@ export async function listenUnix(server: Server, path: string, mode: number): Pr
   const tmp = join(dirname(path), `.${tempSuffix()}.tmp`);
   await bind(server, Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path);
   const bound = Buffer.byteLength(tmp) <= MAX_SOCKET_PATH ? tmp : path;
+  // chmod, link, unlink and stat are synchronous: microseconds each in a local directory, where four
+  // thread-pool round trips awaited in turn cost a VM start (a shim binds five sockets before QEMU)
+  // a scheduling wait each on a loaded host (issue 15). A path already taken goes the slow way below.
   try {
-    await chmod(bound, mode);
+    chmodSync(bound, mode);
     if (bound === tmp) await linkClaim(tmp, path);
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
   } finally {
-    if (bound === tmp) await unlink(tmp).catch(() => undefined);
+    if (bound === tmp) try { unlinkSync(tmp); } catch { /* already gone */ }
   }
-  const st = await stat(path);
+  const st = statSync(path);
   return { path, ino: st.ino, dev: st.dev };
 }
 
@@ -110,7 +114,7 @@ function bind(server: Server, path: string): Promise<void> {
 async function linkClaim(tmp: string, path: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await link(tmp, path);
+      linkSync(tmp, path);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

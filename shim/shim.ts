@@ -2,7 +2,7 @@
 // one), serves the per-VM API, runs the VM, keeps the runtime state file current and reports
 // to virtqemud. When the VM stops for good it publishes the final state and finishes; when the
 // shim itself is stopped, the VM keeps running for a successor to re-attach.
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -156,12 +156,9 @@ export class Shim {
   private static async assemble(cfg: ShimConfig, def: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
     const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
-    // Two independent chains of file-system round trips, overlapped: the directories and lock manager,
-    // the QEMU binary and its capabilities. Both settle before a failure (the lock manager's first) is thrown.
-    const leasesReady = Promise.all([
-      mkdir(shimDir(cfg.layout), { recursive: true, mode: 0o755 }),
-      mkdir(cfg.layout.log, { recursive: true, mode: 0o755 }),
-    ]).then(() => shimLeases(cfg, def, log));
+    // The directories, the lock manager and the QEMU binary's capabilities: mostly synchronous calls on
+    // local files now (issue 15). Both settle before a failure (the lock manager's first) is thrown.
+    const leasesReady = Promise.resolve().then(() => { mkdirSync(shimDir(cfg.layout), { recursive: true, mode: 0o755 }); mkdirSync(cfg.layout.log, { recursive: true, mode: 0o755 }); }).then(() => shimLeases(cfg, def, log));
     const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
       .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock }));
     await allDone([leasesReady, capsReady]);

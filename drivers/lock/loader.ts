@@ -1,8 +1,7 @@
 // Loads the lock plugin a root configures in `etc/lock.json` (default: lockfile), checks its ABI
 // version and feature lists, and builds its manager. Never throws: a failure is a status with
 // the reason, and the caller must then refuse to start any VM (fail closed).
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -38,7 +37,7 @@ export async function readLockConfig(dirs: Pick<LockDirs, 'config'>): Promise<Re
   const file = lockConfigFile(dirs);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8'); // tiny and local, and a start waits for it (issue 15)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { plugin: DEFAULT_LOCK_PLUGIN };
     throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });

@@ -1,7 +1,7 @@
 // The `lockfile` plugin (the default): leases are flocks on lock files in a lockspace directory,
 // by default `lib/lockspace` under the root, or any directory given as `lockspace` (which may be
 // on shared storage, see docs/locking.md). Config: `{"plugin":"lockfile","lockspace":"/abs"}`.
-import { access, constants, mkdir } from 'node:fs/promises';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { checkFlock } from './flock.js';
@@ -26,15 +26,17 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   const flock = config['flock'] ?? 'flock';
   if (typeof flock !== 'string') throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', '"flock" must be the path of util-linux flock(1)');
   const dir = lockspaceDir(config, env);
+  // Synchronous, as the self-check cache's reads below: a starting shim waits for each of these, and
+  // as thread-pool round trips awaited in turn each cost a scheduling wait on a loaded host (issue 15).
   try {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await access(dir, constants.W_OK);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    accessSync(dir, constants.W_OK);
   } catch (err) {
     throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `lockspace ${dir} is not a writable directory: ${(err as Error).message}`, { cause: err });
   }
   const lifelineDir = join(env.runtimeDir, 'leases');
-  await mkdir(lifelineDir, { recursive: true, mode: 0o700 });
-  await checkOncePerIdentity(await flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
+  mkdirSync(lifelineDir, { recursive: true, mode: 0o700 });
+  await checkOncePerIdentity(flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
   return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock, spare: env.spareLifeline });
 }
 

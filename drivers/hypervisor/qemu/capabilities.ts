@@ -1,8 +1,8 @@
 // What a QEMU binary can do, probed once and cached on disk keyed by the binary's identity
 // (realpath, size, mtime) and whether /dev/kvm is usable; plus the accelerator choice for a VM.
 // Cache files are written atomically (temp, fsync, rename), so readers never see a partial one.
-import { closeSync, constants, openSync } from 'node:fs';
-import { access, mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { accessSync, closeSync, constants, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { systemClock, type Clock } from '../../../protocol/clock.js';
 import type { NormalizedDefinition } from '../../../protocol/definition.js';
@@ -64,13 +64,20 @@ export interface ProbeOptions {
 export async function probeCapabilities(binary: string, opts: ProbeOptions): Promise<QemuCapabilities> {
   const clock = opts.clock ?? systemClock();
   const kvmNow = (opts.kvmCheck ?? (() => kvmUsable()))();
-  const real = await realpath(binary).catch((err: unknown) => {
+  // The cache hit (every start but the first after QEMU changes) is three synchronous calls on
+  // local files, microseconds each: as thread-pool round trips, awaited in turn by a starting shim
+  // whose one pool thread also serves its other chains, they cost a scheduling wait each on a
+  // loaded host, plus fs/promises' FileHandle set-up on first use (issue 15, session 12).
+  let real: string;
+  try {
+    real = realpathSync(binary);
+  } catch (err) {
     throw new VirtqError('OPERATION_FAILED', `QEMU binary ${binary} not found`, { details: { binary }, cause: err });
-  });
-  const st = await stat(real);
+  }
+  const st = statSync(real);
   const key = sha256Hex(JSON.stringify({ format: CAPABILITIES_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, kvm: kvmNow }));
   const file = join(opts.cacheDir, `qemu-caps-${key}.json`);
-  const cached = await readCache(file, key);
+  const cached = readCache(file, key);
   if (cached !== undefined) return cached;
   const replies = await runProbe(real, opts.spawn ?? spawnProbe, clock, kvmNow, opts.timeoutMs ?? 15_000);
   let caps: QemuCapabilities;
@@ -133,12 +140,18 @@ export function resolveMachine(caps: Pick<QemuCapabilities, 'machines'>, name: s
 /** Finds `name` on a PATH-style `searchPath` (absolute names are returned as they are). */
 export async function resolveBinary(name: string, searchPath: string): Promise<string> {
   if (isAbsolute(name)) return name;
-  // Every directory is checked at once (a start waits for this: one thread-pool round trip each,
-  // in turn, cost ~1 ms apiece on a loaded host); the first in search-path order still wins.
-  const candidates = searchPath.split(delimiter).filter((d) => d !== '').map((dir) => join(dir, name));
-  const usable = await Promise.all(candidates.map((c) => access(c, constants.X_OK).then(() => true, () => false)));
-  const found = candidates[usable.indexOf(true)];
-  if (found !== undefined) return found;
+  // access(2) in search-path order, synchronously (microseconds each; a start waits for this, and
+  // as thread-pool round trips they cost ~1 ms apiece on a loaded host): the first found wins.
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here, or not executable: the next directory
+    }
+  }
   throw new VirtqError('OPERATION_FAILED', `QEMU binary ${name} not found on the search path`, { details: { binary: name } });
 }
 
@@ -163,10 +176,10 @@ function fromReplies(replies: Map<ProbeCommand, unknown>, meta: { key: string; b
   };
 }
 
-async function readCache(file: string, key: string): Promise<QemuCapabilities | undefined> {
+function readCache(file: string, key: string): QemuCapabilities | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(file, 'utf8'));
+    value = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     return undefined; // missing or unreadable: probe again and overwrite
   }

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it, vi } from 'vitest';
 import { VirtqError, systemClock } from '../../../protocol/index.js';
 import { allDone } from '../../../shim/shim-parts.js';
-import { rehearse, warmUp } from '../../../shim/warm-up.js';
+import { LineLogHub } from '../../../daemon/line-log.js';
+import { collectBeforeIdle, rehearse, rehearseService, warmUp } from '../../../shim/warm-up.js';
 
 const deferred = () => {
   let resolve!: () => void;
@@ -57,4 +59,24 @@ describe('warmUp', () => {
   it('runs its rehearsal through: a start request, definition and argv the current schemas accept', () => {
     expect(() => rehearse(systemClock())).not.toThrow();
   });
+
+  it('builds the VM\'s service and metrics through (their first-time code runs before the hand-off)', () => {
+    const logs = new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' });
+    const service = rehearseService(systemClock(), logs);
+    expect(service.server.limits.workerConcurrency).toBeGreaterThan(0);
+  });
 });
+
+describe('collectBeforeIdle', () => {
+  it('collects the garbage loading left, and leaves no gc() in the shim\'s own context', () => {
+    let junk: { i: number }[] | undefined = [];
+    for (let i = 0; i < 200_000; i++) junk.push({ i });
+    junk = undefined;
+    const before = getHeapStatistics().used_heap_size;
+    collectBeforeIdle();
+    // Synchronously, with no GC of its own, the used heap would not shrink by the garbage's ~6 MiB.
+    expect(before - getHeapStatistics().used_heap_size).toBeGreaterThan(4 * 1024 * 1024);
+    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  });
+});
+
