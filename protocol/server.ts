@@ -157,7 +157,9 @@ export class RpcServer {
 
   /** Stops listening, removes our socket files and drops every client. */
   async close(): Promise<void> {
-    for (const { server, bound } of this.listeners.splice(0)) {
+    // Last bound, first released: the first socket a process binds is its claim on the name (a
+    // daemon's admin socket, a shim's read-write one), so a successor that wins it finds the rest free.
+    for (const { server, bound } of this.listeners.splice(0).reverse()) {
       await unlinkIfOurs(bound);
       server.close();
     }

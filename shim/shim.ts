@@ -388,10 +388,12 @@ export class Shim {
     this.metrics.stop();
     this.metricsHttp?.close();
     this.registrar?.close();
-    await this.service.close();
     await this.qmpProxy?.close();
     await this.monitors.close();
     await this.consoleHub.close();
     this.events.close();
+    // The read-write socket is the VM's name (listenOwnSocket): released last, so the next shim of
+    // this name (a restore right after a save, a start right after a destroy) finds the others free.
+    await this.service.close();
   }
 }

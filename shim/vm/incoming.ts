@@ -31,6 +31,16 @@ export interface IncomingStart {
   reason: string;
 }
 
+/**
+ * QEMU's argv and the numbers its inherited incoming fds get (from 3, after `leaseFds` lease
+ * lifelines): with a start that names its source up front, `-incoming defer` is replaced by it.
+ */
+export function incomingSpawn(argv: readonly string[], incoming: IncomingStart | undefined, leaseFds: number): { argv: readonly string[]; fds: number[] } {
+  const fds = (incoming?.fds ?? []).map((_, i) => 3 + leaseFds + i);
+  const uri = incoming?.uri?.(fds);
+  return { argv: uri === undefined ? argv : withIncomingUri(argv, uri), fds };
+}
+
 /** `argv` (built with `-incoming defer`) with the deferred source replaced by `uri`. */
 export function withIncomingUri(argv: readonly string[], uri: string): string[] {
   const at = argv.indexOf('-incoming');

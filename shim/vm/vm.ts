@@ -21,7 +21,7 @@ import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
 export type { SavedVmState, VmDeps } from './vm-deps.js';
 import type { SavedVmState, VmDeps } from './vm-deps.js';
-import { withIncomingUri, type IncomingStart } from './incoming.js';
+import { incomingSpawn, type IncomingStart } from './incoming.js';
 
 const MONITOR_CONNECT_MS = 30_000;
 const POWERDOWN_RESEND_MS = 3_000;
@@ -113,14 +113,11 @@ export class Vm {
     this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;
-    // Inherited fds are numbered from 3 in QEMU, the lease lifelines first.
-    const qemuFds = (incoming?.fds ?? []).map((_, i) => 3 + leases.inheritFds.length + i);
+    const { argv: qemuArgv, fds: qemuFds } = incomingSpawn(argv, incoming, leases.inheritFds.length);
     let proc: QemuProcess;
     try {
-      const uri = incoming?.uri?.(qemuFds);
-      const spawnArgv = uri === undefined ? argv : withIncomingUri(argv, uri);
-      this.deps.log.info({ argv: spawnArgv }, 'spawning qemu');
-      proc = this.deps.spawner.spawn(binary, spawnArgv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
+      this.deps.log.info({ argv: qemuArgv }, 'spawning qemu');
+      proc = this.deps.spawner.spawn(binary, qemuArgv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
     } catch (err) {
       await leases.abort();
       throw err;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, statSync, existsSync } from 'node:fs';
+import { writeFileSync, statSync, existsSync, watch } from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import { defineProgram, proc } from '../../../protocol/catalogue.js';
 import { RpcClient } from '../../../protocol/client.js';
@@ -62,6 +62,21 @@ describe('RpcServer', () => {
     for (const c of clients) c.close();
     await server.close();
     root.remove();
+  });
+
+  it('releases its sockets in the reverse order it bound them: the first one, its claim on the name, last', async () => {
+    const gone: string[] = [];
+    const watcher = watch(root.path('.'), (event, file) => {
+      if (event === 'rename' && typeof file === 'string' && file.endsWith('.sock') && !existsSync(root.path(file))) gone.push(file);
+    });
+    try {
+      await server.close();
+      const deadline = Date.now() + 2000;
+      while (gone.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    } finally {
+      watcher.close();
+    }
+    expect(gone).toEqual(['admin.sock', 'ro.sock', 'rw.sock']);
   });
 
   it('creates each socket with its mode', () => {
