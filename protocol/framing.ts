@@ -154,6 +154,8 @@ export function bytesBodyAt(head: Uint8Array, frameLength: number): { at: number
 
 /** The buffer a socket read in our own buffers fills between large frames (Node's own reads are 64 KiB too). */
 const READ_SCRATCH_BYTES = 64 * 1024;
+/** Bytes of a large frame that must have arrived before its own buffer is allocated (half a scratch read). */
+const READ_INTO_AFTER = READ_SCRATCH_BYTES / 2;
 
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
@@ -237,8 +239,10 @@ export class FrameDecoder {
     // The scratch buffer is read into again: what stays of it is copied (frames here are small,
     // or the head of a large one).
     const frames = this.pushPieces(Buffer.from(buf.subarray(0, n)));
-    if (this.expected >= this.piecesFrom && this.buffered < this.expected) {
-      // A large frame has begun: its buffer takes what arrived of it and the reads that follow.
+    if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
+      // A large frame is arriving: its buffer takes what arrived of it and the reads that follow.
+      // Not on its header alone: a peer that announces 16 MiB and stalls holds what it sent, not
+      // 16 MiB of ours (and of the socket's shared partial-frame budget) until its timeout.
       const frame = this.allocFrame(this.expected);
       let at = 0;
       for (const c of this.chunks) { frame.set(c, at); at += c.length; }
