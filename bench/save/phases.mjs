@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { REPO, cleanupRegistry, exitOf, firstLine, fmt, loadavg, machineFacts, now, options, sleep, summarize, table, tmpRoot } from '../lib/common.mjs';
+import { REPO, cleanupRegistry, cpuMs, exitOf, firstLine, fmt, loadavg, machineFacts, now, options, sleep, summarize, table, tmpRoot } from '../lib/common.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 5);
@@ -90,12 +90,6 @@ async function poolReady(root, busy) {
     }
   }
   throw new Error(`no idle shim under ${root} within 60 s`);
-}
-
-function cpuMs(pid) {
-  let ns = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]);
-  return ns / 1e6;
 }
 
 async function daemon(dist, traced) {

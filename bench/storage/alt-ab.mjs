@@ -3,11 +3,11 @@
 // 1 GiB and delete of a thin overlay; wall p50/p90 and the daemon's CPU (schedstat) per call.
 //   env -u NODE_EXTRA_CA_CERTS nice -n 5 node bench/storage/alt-ab.mjs DIST_A DIST_B [rounds]   (absolute dist paths)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpuMs } from '../lib/common.mjs';
 const dists = process.argv.slice(2, 4); const N = Number(process.argv[4] ?? 40);
 const work = mkdtempSync('/var/tmp/voalt-');
-const cpuMs = (pid) => { let ns = 0; for (const t of readdirSync(`/proc/${pid}/task`)) { try { ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch {} } return ns / 1e6; };
 const sides = [];
 for (const [i, dist] of dists.entries()) {
   const root = join(work, `r${i}`), pool = join(work, `p${i}`);

@@ -3,7 +3,7 @@
 // then keeps nothing, a taken lease lives exactly as long as the QEMU it is bound to, a disarmed
 // holder ends, and a holder that died before the go falls back to the usual path. Real flock(1),
 // a `sleep` holding the lifeline standing in for QEMU.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { isAlive } from '../../../../drivers/lock/flock.js';
 import { LockfileManager } from '../../../../drivers/lock/lockfile-manager.js';
 import { Lockspace, resourceKey } from '../../../../drivers/lock/lockspace.js';
 import type { LeaseOwner, StartLeases } from '../../../../drivers/lock/types.js';
+import { eventually, fakeQemu as spawnFakeQemu, killed } from '../../../helpers/lease-processes.js';
 
 let dir = '';
 let disk = '';
@@ -36,24 +37,8 @@ afterEach(() => {
 const space = (): Lockspace => new Lockspace(join(dir, 'space'));
 const manager = (): LockfileManager => new LockfileManager({ space: space(), lifelineDir: join(dir, 'run'), host: 'h1', clock, flock: 'flock' });
 
-async function fakeQemu(leases: StartLeases): Promise<ChildProcess> {
-  const child = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
-  procs.push(child);
-  await leases.spawned(child.pid as number);
-  return child;
-}
+const fakeQemu = (leases: StartLeases): Promise<ChildProcess> => spawnFakeQemu(leases, procs);
 
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
-}
-
-async function eventually(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** The pids of processes whose parent is this test (the armed holders among them). */
 function armedShells(): number[] {

@@ -11,6 +11,7 @@ import { isAlive } from '../../../../drivers/lock/flock.js';
 import { LockfileManager } from '../../../../drivers/lock/lockfile-manager.js';
 import { Lockspace, resourceKey } from '../../../../drivers/lock/lockspace.js';
 import type { LeaseOwner, StartLeases } from '../../../../drivers/lock/types.js';
+import { eventually, fakeQemu as spawnFakeQemu, killed } from '../../../helpers/lease-processes.js';
 
 let dir = '';
 let disk = '';
@@ -33,26 +34,8 @@ afterEach(() => {
 
 const manager = (host = 'h1') => new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host, clock, flock: 'flock' });
 
-/** Spawns the stand-in QEMU holding the leases' lifeline, as the shim's spawner does. */
-async function fakeQemu(leases: StartLeases): Promise<ChildProcess> {
-  const child = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
-  procs.push(child);
-  await leases.spawned(child.pid as number);
-  return child;
-}
+const fakeQemu = (leases: StartLeases): Promise<ChildProcess> => spawnFakeQemu(leases, procs);
 
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
-}
-
-/** Polls a condition that a process exit makes true; bounded, so a broken lease fails the test. */
-async function eventually(cond: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 describe('LockfileManager', () => {
   it('refuses a second exclusive lease with LOCK_CONFLICT naming the holder and its QEMU pid', async () => {
