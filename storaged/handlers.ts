@@ -80,19 +80,26 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     setPoolAutostart: async ({ name, autostart }) => { await pools.setAutostart(name, autostart); return {}; },
     refreshPool: ({ name }) => { pools.active(name); return poolRow(pools.get(name)); },
     listVolumes: async ({ pool }) => ({ volumes: (await pools.active(pool).list()).map((v) => row(pool, v)) }),
-    getVolume: async ({ pool, name }) => row(pool, await pools.active(pool).volumeInfo(name)),
+    getVolume: async ({ pool, name }) => {
+      const v = await pools.active(pool).volumeInfo(name);
+      // How a VM finds a volume's path: a just-created volume's record is on the disk before a
+      // guest can write into it (record-while-making.ts, durability 'use').
+      await d.records.settled(pool, name);
+      return row(pool, v);
+    },
     createVolume: ({ pool, name, format, capacity, backing, encryption }) => metrics.timed('create', async () => {
       const p = pools.active(pool);
       const base = backing === undefined ? undefined : await pools.active(backing.pool).volumeInfo(backing.name);
       const passphrase = encryption === undefined ? undefined : await d.secretValue(encryption.secret, `create volume ${pool}/${name}`);
       const f = format ?? (base !== undefined || passphrase !== undefined ? 'qcow2' : 'raw');
       const secret = encryption?.secret.toLowerCase();
-      // What virtstoraged makes it as (the format asked for), recorded while the file is made.
+      // What virtstoraged makes it as (the format asked for), recorded while the file is made; the
+      // reply waits for the record's sync only when it names a secret (see RecordDurability).
       const v = await recordWhileMaking({ records: d.records, pool: p, poolName: pool, name, log: d.log }, { format: f, ...(secret === undefined ? {} : { secret }) }, (onClaimed) => p.create({
         name, format: f, capacityBytes: capacity,
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
         ...(passphrase === undefined ? {} : { encryption: { passphrase, ...(d.luksIterTimeMs === undefined ? {} : { iterTimeMs: d.luksIterTimeMs }) } }),
-      }, { onClaimed }));
+      }, { onClaimed }), secret === undefined ? 'use' : 'reply');
       d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');
       return row(pool, v);
     }),
@@ -129,6 +136,8 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
       const path = await p.path(name);
       // Refused up front with a plain error while a VM uses it; held exclusively for the whole upload.
       await guard.check(path, `upload into volume ${pool}/${name}`);
+      // Uploaded bytes may look like an image header: the record saying what the volume is must be on the disk first.
+      await d.records.settled(pool, name);
       const stream = ctx.openStream();
       void finishUpload(d, ctx, stream, p, { pool, name, path, length });
       return {};

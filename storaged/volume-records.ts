@@ -51,6 +51,8 @@ export class VolumeRecords {
   private queued = 0;
   /** The fdatasync that will cover every line written so far, while it has not started. */
   private flushing: Promise<void> | undefined;
+  /** Changes whose line is written but not yet synced, by key (settled()). */
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(layout: Layout) {
     this.file = join(layout.state, 'storage', 'volumes.json');
@@ -116,10 +118,33 @@ export class VolumeRecords {
    * returns, unless a fold or the log's first open is under way (then it follows those, in order).
    */
   set(pool: string, volume: string, record: VolumeRecord | undefined): Promise<void> {
+    return this.change(pool, volume, record).durable;
+  }
+
+  /**
+   * set(), answering in two steps: resolves once the line is in the log's file (at once, unless
+   * a fold or the log's first open is under way), with `durable`, which resolves once the line is
+   * on the disk. A kill -9 of the daemon after the first step keeps the record; a power loss
+   * before the second may lose it. settled() waits for the second. `syncAfter`: the sync starts
+   * once it resolves (not alongside it: on a disk without a journal every fsync is its own cache
+   * flush, and two issued together are flushed one after the other, so the caller's waited for both).
+   */
+  async setWritten(pool: string, volume: string, record: VolumeRecord | undefined, syncAfter?: Promise<void>): Promise<{ durable: Promise<void> }> {
+    const c = this.change(pool, volume, record, syncAfter);
+    await c.written;
+    return { durable: c.durable };
+  }
+
+  /** Resolves once the last change of `pool/volume` is on the disk (or failed to get there: then logged, and folded by the next change). */
+  settled(pool: string, volume: string): Promise<void> {
+    return this.pending.get(`${pool}/${volume}`) ?? Promise.resolve();
+  }
+
+  private change(pool: string, volume: string, record: VolumeRecord | undefined, syncAfter?: Promise<void>): { written: Promise<void>; durable: Promise<void> } {
     const key = `${pool}/${volume}`;
     const before = Object.hasOwn(this.map, key) ? JSON.stringify(this.map[key]) : undefined;
     const after = record === undefined ? undefined : JSON.stringify(record);
-    if (before === after) return this.writes;
+    if (before === after) return { written: this.writes, durable: this.writes };
     if (record === undefined) delete this.map[key];
     else this.map[key] = { ...record };
     const line = `${JSON.stringify({ k: key, r: record === undefined ? null : record })}\n`;
@@ -130,14 +155,24 @@ export class VolumeRecords {
       } catch (err) {
         this.writes = Promise.reject(this.failed(err));
         this.writes.catch(() => undefined);
-        return this.writes;
+        return { written: this.writes, durable: this.writes };
       }
-      this.writes = this.flushSoon(log);
-      return this.writes;
+      this.writes = this.flushSoon(log, syncAfter);
+      return { written: Promise.resolve(), durable: this.track(key, this.writes) };
     }
     this.queued += 1;
     this.writes = this.writes.catch(() => undefined).then(() => this.append(line)).finally(() => { this.queued -= 1; });
-    return this.writes;
+    // A queued line is written and synced in one step (append).
+    return { written: this.writes, durable: this.track(key, this.writes) };
+  }
+
+  /** Remembers `durable` as the pending sync of `key` until it settles (for settled()). */
+  private track(key: string, durable: Promise<void>): Promise<void> {
+    const settled: Promise<void> = durable.catch(() => undefined).finally(() => {
+      if (this.pending.get(key) === settled) this.pending.delete(key);
+    });
+    this.pending.set(key, settled);
+    return durable;
   }
 
   /** Appends `line` now; a short or failed write makes the next change fold first. */
@@ -150,15 +185,17 @@ export class VolumeRecords {
 
   /**
    * The fdatasync covering every line written before it starts: on the next turn of the loop,
-   * after whatever the caller went on to start in this one (its own fsync), so both wait on one
-   * journal commit.
+   * after whatever the caller went on to start in this one (its own fsync), so on a journaled
+   * filesystem both wait on one commit; or, given `after`, once that resolves (see setWritten).
    */
-  private flushSoon(log: FileHandle): Promise<void> {
+  private flushSoon(log: FileHandle, after?: Promise<void>): Promise<void> {
     this.flushing ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
+      const start = (): void => {
         this.flushing = undefined;
         log.datasync().then(resolve, (err: unknown) => reject(this.failed(err)));
-      });
+      };
+      if (after === undefined) setImmediate(start);
+      else void after.catch(() => undefined).then(() => setImmediate(start));
     });
     return this.flushing;
   }

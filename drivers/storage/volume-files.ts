@@ -67,12 +67,16 @@ export type CommitMode = 'new' | 'replace';
  * ALREADY_EXISTS when anything holds the name (a race lost to another create), `replace`
  * renames over the old file. The file and the directory are fsynced first and after.
  *
- * `metadataOnly`: the file has no data blocks (made by ftruncate alone), so its fsync is left
- * out and the directory's fsync makes all of it durable. On ext4 and xfs that holds because
- * both journal metadata in order: fsync of the directory commits the journal (ext4) or forces
- * the log (xfs) up to the link, and the file's earlier create and length change are in the same
- * or an earlier transaction; with no data there is nothing for data=ordered or delayed
- * allocation to leave behind. It saves one journal commit, about half a raw create's time.
+ * `metadataOnly`: the file has no data blocks (made by ftruncate alone), so nothing is fsynced
+ * before the link, and after it the *file* is fsynced by its new name instead of the directory
+ * (on a local filesystem, `fs.direct`). One fsync either way, but only the file's carries both
+ * halves of the new volume on every local filesystem: on ext4 without a journal (this project's
+ * hosts: `/sys/fs/ext4/DEV/journal_task` is `<none>`) fsync of a directory writes the directory's
+ * blocks and inode, never the new file's inode, while fsync of a file that was just given a name
+ * writes its inode and then its parent's blocks and inode (ext4_sync_parent, for an inode marked
+ * as a new entry by the link); with a journal (ext4, xfs) it commits the transaction of the
+ * file's last change, the temp name's unlink, which holds or follows the link's. Elsewhere (NFS,
+ * FUSE...) the directory is fsynced as before.
  */
 export async function commitTemp(dir: string, tmp: string, name: string, mode: CommitMode, metadataOnly = false, fs: PoolFs = threadPoolFs): Promise<void> {
   const tmpPath = join(dir, tmp);
@@ -92,10 +96,11 @@ export async function commitTemp(dir: string, tmp: string, name: string, mode: C
       await fs.fsyncPath(dir);
       return;
     }
-    // The temp name goes while the directory is fsynced: the new name is durable either way, and
-    // a temp name a crash kept is removed by recover(). One round trip fewer than in turn (with
-    // direct calls the unlink is done before the fsync starts, and is in the same commit).
-    await Promise.all([fs.unlink(tmpPath).catch(() => undefined), fs.fsyncPath(dir)]);
+    // The temp name goes while the directory (or the file) is fsynced: the new name is durable
+    // either way, and a temp name a crash kept is removed by recover(). One round trip fewer than
+    // in turn (with direct calls the unlink is done before the fsync starts, and is in the same
+    // commit, or the same write of the directory's block).
+    await Promise.all([fs.unlink(tmpPath).catch(() => undefined), fs.fsyncPath(metadataOnly && fs.direct ? finalPath : dir)]);
     return;
   }
   await fs.fsyncPath(dir);

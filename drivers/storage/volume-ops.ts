@@ -84,7 +84,8 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
   const what = `creating ${describe(ref)}`;
   const enc = spec.encryption;
   // A plain raw volume is a sparse file of the right length: made here, no qemu-img spawn (most
-  // of a create's time), with no data blocks, so one fsync of the directory makes it durable.
+  // of a create's time), with no data blocks, so one fsync after the link makes it durable
+  // (commitTemp's metadataOnly: the file's, which carries its new directory entry).
   const sparse = spec.format === 'raw' && enc === undefined && spec.backing === undefined;
   await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
     if (sparse) {
