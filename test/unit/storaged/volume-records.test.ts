@@ -71,6 +71,30 @@ describe('VolumeRecords', () => {
     await again.close();
   });
 
+  it('setWritten answers once the line is in the file; with syncAfter the sync (durable, settled) waits for it', async () => {
+    const { vr, dir, log } = records();
+    await vr.load();
+    let release = (): void => undefined;
+    const after = new Promise<void>((resolve) => { release = resolve; });
+    const { durable } = await vr.setWritten('default', 'a.raw', { format: 'raw' }, after);
+    expect(readFileSync(log, 'utf8')).toContain('"default/a.raw"');
+    const state = { durable: false, settled: false, other: false };
+    void durable.then(() => { state.durable = true; });
+    void vr.settled('default', 'a.raw').then(() => { state.settled = true; });
+    await vr.settled('default', 'other.raw').then(() => { state.other = true; }); // nothing pending for it
+    await new Promise((r) => setTimeout(r, 50));
+    expect(state).toEqual({ durable: false, settled: false, other: true });
+    release();
+    await durable;
+    await vr.settled('default', 'a.raw');
+    expect(state.settled).toBe(true);
+    await vr.close();
+    const again = new VolumeRecords(rootLayout(dir));
+    await again.load();
+    expect(again.get('default', 'a.raw')).toEqual({ format: 'raw' });
+    await again.close();
+  });
+
   it('stops replaying at a line torn by a crash and never appends after it', async () => {
     const { vr, dir, log } = records();
     await vr.set('default', 'a.raw', { format: 'raw' });

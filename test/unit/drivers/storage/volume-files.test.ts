@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../../protocol/errors.js';
 import { buildVolumeFile, commitTemp, fsError, tempName } from '../../../../drivers/storage/volume-files.js';
+import { directFs, threadPoolFs, type PoolFs } from '../../../../drivers/storage/pool-fs.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
 
 const ref = (name: string) => ({ pool: 'p', name });
@@ -29,6 +30,19 @@ describe('commitTemp', () => {
     writeFileSync(root.path('vol'), 'old');
     await expect(commitTemp(root.dir, tmp, 'vol', 'new')).rejects.toMatchObject({ code: 'EEXIST' });
     expect(readFileSync(root.path('vol'), 'utf8')).toBe('old');
+  });
+
+  it('a file without data (metadataOnly) on a local filesystem: nothing fsynced before the link, then the file by its new name, not the directory', async () => {
+    for (const [base, expected] of [[directFs, ['vol']], [threadPoolFs, ['.']]] as const) {
+      const synced: string[] = [];
+      const fs: PoolFs = { ...base, fsyncPath: async (p) => { synced.push(p === root.dir ? '.' : p.slice(root.dir.length + 1)); await base.fsyncPath(p); } };
+      const tmp = tempName();
+      await fs.sparseFile(root.path(tmp), 1 << 20, 0o600);
+      await commitTemp(root.dir, tmp, 'vol', 'new', true, fs);
+      expect(synced).toEqual(expected);
+      expect(readdirSync(root.dir)).toEqual(['vol']);
+      await fs.unlink(root.path('vol'));
+    }
   });
 
   it('replaces the old file in one rename', async () => {
