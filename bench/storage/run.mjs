@@ -124,6 +124,8 @@ const rmF = (name) => () => sh(`rm -f ${F(name)}`);
 // A pool's info waits until the files of deleted volumes are freed (dir-pool.ts freeAfter).
 const vqFreed = () => sc.api.getPool({ name: 'bench' });
 const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
+// The bare RPC on the same connection (a call that touches no file), beside the small operations.
+const rpcFloor = { side: 'rpc', label: 'virtstoraged listJobs (no file touched)', run: () => sc.api.listJobs({}) };
 
 /**
  * Runs every variant {label, side, run, clean?, setup?, after?} WARM + rounds times, interleaved:
@@ -163,6 +165,7 @@ if (ONLY.has('create')) {
         { side: 'dur', label: 'open temp, ftruncate, rename, fsync DIR (no data: dir fsync alone)', clean: rmF('new.raw'), run: () => dur.createRawMeta(F('new.raw'), SIZE) },
       ] : [{ side: 'dur', label: 'qemu-img create to temp, fsync, rename, fsync DIR', clean: rmF('new.qcow2'), run: () => dur.qemuImgCreate(F('new.qcow2'), (t) => ['-f', 'qcow2', t, String(SIZE)]) }]),
       { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => sc.api.createVolume({ pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
+      ...(f === 'raw' ? [rpcFloor] : []),
       { side: 'lv', label: 'libvirt createXML (vol-create-as)', clean: lvDrop(`new.${f}`), run: () => ms(lv.call('create', { name: `new.${f}`, format: f, bytes: SIZE })) },
     ], FAST);
   }
@@ -208,6 +211,7 @@ if (ONLY.has('delete')) {
     { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => dur.remove(F('dthin.qcow2')) },
     { side: 'vq', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'dthin.qcow2' }) },
+    rpcFloor,
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('dthin.qcow2'),
       setup: () => lv.call('create', { name: 'dthin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' }),
       run: () => ms(lv.call('delete', { name: 'dthin.qcow2' })) },
@@ -264,7 +268,7 @@ for (const [group, g] of Object.entries(results)) {
   const lvOk = lvv !== undefined && lvv.ms.length > 0;
   for (const v of g.variants) {
     const none = v.ms.length === 0;
-    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
+    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', rpc: 'RPC floor', lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
     rows.push([group, `${who}: ${v.label}`, none ? LV_STATE : fmt(p50(v)), none ? '' : fmt(p90(v)), none ? '' : `${fmt(Math.min(...v.ms))}–${fmt(Math.max(...v.ms))}`,
       none || g.bytes === undefined ? '' : fmt(mibs(p50(v), g.bytes), 0),
       none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
