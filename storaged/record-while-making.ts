@@ -1,9 +1,10 @@
 // A new volume's record (volume-records.ts) written while its file is built rather than after:
 // once the pool has checked the name is free (under its busy mark, so no other create of the
-// name runs here), the record's line is written, before the volume's link, and synced alongside
-// the file. A create or clone that fails forgets the record again; a record whose line cannot be
-// written removes the volume (the operation fails whole). A kill meanwhile can leave a record
-// naming no file: it only ever keeps a file put there later from being probed.
+// name runs here), the record's line is written, before the volume's link, and synced beside
+// (or, RecordDurability 'use', just after) the file. A create or clone that fails forgets the
+// record again; a record whose line cannot be written removes the volume (the operation fails
+// whole). A kill meanwhile can leave a record naming no file: it only ever keeps a file put
+// there later from being probed.
 import type { Logger } from '../protocol/index.js';
 import type { StoragePool, VolumeInfo } from '../drivers/storage/types.js';
 import type { VolumeRecord, VolumeRecords } from './volume-records.js';
