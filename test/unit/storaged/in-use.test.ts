@@ -68,6 +68,8 @@ describe('InUseGuard.removing', () => {
     await guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm));
     expect(state.calls).toBe(0);
     expect(t.reads()).toBe(2);
+    // The moved-aside file is unlinked once the directory's fsync is done, not waited for; info() waits for it.
+    await pool.info();
     expect(readdirSync(poolDir)).toEqual([]);
   });
 
