@@ -36,7 +36,7 @@ function roleOf(cmd, dirs) {
  * answers CPU ms per role since the start (processes born meanwhile count from zero).
  */
 export function cpuSampler(dirs, everyMs = 50) {
-  const known = new Map(); // pid → { role, base, last } (role null: not ours)
+  const known = new Map(); // pid → { role, looks, base, last } (role null: not ours)
   const scan = (first) => {
     let pids = [];
     try {
@@ -46,7 +46,10 @@ export function cpuSampler(dirs, everyMs = 50) {
     }
     for (const pid of pids) {
       let k = known.get(pid);
-      if (k === undefined) {
+      // A child caught between fork and exec still shows its parent's command line (a shim's QEMU
+      // looks like the shim, the bench's raw QEMU like the bench): a process is classified again
+      // on the next scan after it was first seen, and ours on every scan, until the role holds.
+      if (k === undefined || k.looks < 2 || k.role !== null) {
         let cmd = '';
         try {
           cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
@@ -54,10 +57,13 @@ export function cpuSampler(dirs, everyMs = 50) {
           continue;
         }
         const role = roleOf(cmd, dirs);
-        const t = role === null ? undefined : ticks(pid);
-        k = { role, base: first ? t ?? 0 : 0, last: t ?? 0 };
-        known.set(pid, k);
-        continue;
+        if (k === undefined) {
+          const t = role === null ? undefined : ticks(pid);
+          known.set(pid, { role, looks: 1, base: first ? t ?? 0 : 0, last: t ?? 0 });
+          continue;
+        }
+        k.looks++;
+        k.role = role;
       }
       if (k.role === null) continue;
       const t = ticks(pid);
