@@ -44,6 +44,7 @@ import { homedir } from 'node:os';
 import {
   connectRetry, firstLine, fmt, killUnder, loadavg, machineFacts, median, now, options, qmpSession, shimArgv, sleep, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
+import { cpuSampler } from './cpu-sampler.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 5);
@@ -94,9 +95,12 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     disks: [{ path: disk, format: 'raw', target: 'vda' }],
   } });
   await waitFor(join(srcRoot, 'log', `${name}.console.log`), READY);
+  // CPU per process between the call and its answer (session 13): src/dst virtqemud, shim, QEMU.
+  const cpu = cpuSampler({ src: srcRoot, dst: dstRoot });
   const t0 = now();
   const r = await src.api.migrate({ name, destUri: `qemu:///system?root=${dstRoot}`, live: true, transport: TRANSPORT, maxDowntimeMs: MAX_DOWNTIME });
   const total = now() - t0;
+  const cpuMs = cpu.stop();
   await dst.api.destroy({ name });
   const done = logLine(join(srcRoot, 'log', `${name}.log`), (j) => j.msgId === 'MIGRATION_DONE');
   const q = done?.qemu ?? {};
@@ -112,7 +116,7 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     process.stderr.write(`virtq destination argv: ${JSON.stringify(logLine(join(dstRoot, 'log', `${name}.log`), (j) => j.msg === 'spawning qemu')?.argv)}\n`);
   }
   return {
-    total, downtime: r.downtimeMs ?? NaN, qemuTotal: q.totalTimeMs ?? NaN, phases: { ...(done?.phases ?? {}), ...dstSplit },
+    total, downtime: r.downtimeMs ?? NaN, qemuTotal: q.totalTimeMs ?? NaN, phases: { ...(done?.phases ?? {}), ...dstSplit }, cpuMs,
     qemu: { total: q.totalTimeMs, setup: q.setupTimeMs, downtime: q.downtimeMs, rounds: q.dirtySyncCount, transferredMiB: mib(q.transferredBytes), remainingMiB: mib(q.remainingBytes), dirtyPagesRate: q.dirtyPagesRate, throttle: q.throttlePercent },
   };
 }
@@ -168,6 +172,8 @@ async function rawRound(dir, disk, i, kind) {
   await sq.execute('qmp_capabilities');
   await waitFor(src.serial, READY);
   const sock = join(dir, `${kind}m${i}.sock`);
+  // The same CPU figures as virtq's rounds: the two QEMUs are told apart by their QMP socket's name.
+  const cpu = cpuSampler({ src: `${kind}s${i}-qmp`, dst: `${kind}d${i}-qmp` });
   const t0 = now();
   // The floor's own steps, ms since its clock started, named as virtq's phases where they match
   // (prepared: the destination QEMU listens; running: its `cont` returned).
@@ -218,12 +224,13 @@ async function rawRound(dir, disk, i, kind) {
   src.p.kill('SIGTERM');
   await srcExit;
   const total = toCont + (now() - t1);
+  const cpuMs = cpu.stop();
   steps.sourceStopped = Math.round(total);
   src.p.kill('SIGKILL');
   dst.p.kill('SIGKILL');
   sq.close();
   dq.close();
-  return { total, toCont, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s), phases: steps };
+  return { total, toCont, downtime: s.downtime, qemuTotal: s['total-time'], qemu: rawFigures(s), phases: steps, cpuMs };
 }
 
 // libvirt: two private libvirtds started once for the run (libvirt-side.sh), one migration a round.
@@ -248,16 +255,24 @@ for (const r of [r1, r2, r3, r4].filter((x) => x !== undefined)) {
 const results = { virtq: [], 'virtq-base': [], raw: [], 'raw-pc': [], libvirt: [] };
 const [a, b] = [await daemon(r1), await daemon(r2)];
 const [c, d] = baseDist === undefined ? [] : [await daemon(r3, baseDist), await daemon(r4, baseDist)];
-const fig = (r) => `${fmt(r.total)} ms [qemu ${JSON.stringify(r.qemu)}${r.phases === undefined ? '' : ` phases ${JSON.stringify(r.phases)}`}]`;
+const fig = (r) => `${fmt(r.total)} ms [qemu ${JSON.stringify(r.qemu)}${r.phases === undefined ? '' : ` phases ${JSON.stringify(r.phases)}`}${r.cpuMs === undefined ? '' : ` cpuMs ${JSON.stringify(r.cpuMs)}`}]`;
 try {
   if (LIBVIRT) lvState = execFileSync('bash', [LV, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
   // The template: the argv virtq's shim builds for this VM (created once, read from its log, destroyed).
-  await a.api.create({ definition: {
-    name: 'tmpl', memoryMiB: MEMORY, vcpus: 1, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: CMDLINE },
-    disks: [{ path: disk, format: 'raw', target: 'vda' }],
-  } });
-  shimTemplate = shimArgv(r1, 'tmpl');
-  await a.api.destroy({ name: 'tmpl' });
+  // Every daemon of the run starts and destroys it once (session 13), not only the first source: a
+  // root's first start probes the QEMU binary's capabilities (lib/cache/qemu-caps-*.json, kept across
+  // restarts) and checks flock(1) (run/leases/flock-checked.json), ~300 ms that the first round's
+  // destination alone paid (quiet session 12: round 1 522 ms to "prepared", the others 238 and 212).
+  // A host's roots have both after their first VM; raw QEMU has no such step. Both sides now start warm.
+  for (const [x, r] of [[a, r1], [b, r2], [c, r3], [d, r4]]) {
+    if (x === undefined) continue;
+    await x.api.create({ definition: {
+      name: 'tmpl', memoryMiB: MEMORY, vcpus: 1, accel: 'tcg', kernel: { path: KERNEL, initrd: INITRD, cmdline: CMDLINE },
+      disks: [{ path: disk, format: 'raw', target: 'vda' }],
+    } });
+    if (r === r1) shimTemplate = shimArgv(r1, 'tmpl');
+    await x.api.destroy({ name: 'tmpl' });
+  }
   for (let i = 0; i < ROUNDS; i++) {
     results.raw.push(await rawRound(shared, disk, i, 'same'));
     results['raw-pc'].push(await rawRound(shared, disk, i, 'pc'));
@@ -295,7 +310,10 @@ const qtable = table(['side', ...qkeys.map((k) => `${k} (p50)`)], [['raw', resul
 // reaching the source shim, a few ms earlier): prepared, started, completed, running, sourceStopped match.
 const pkeys = [...new Set([...Object.keys(results.virtq[0]?.phases ?? {}), ...Object.keys(results.raw[0]?.phases ?? {})])];
 const ptable = table(['step', 'virtq: ms since the job began (p50)', ...(c === undefined ? [] : ['virtq-base (p50)']), 'raw (p50)', 'raw-pc (p50)'], pkeys.map((k) => [k, medOf(results.virtq, (r) => r.phases[k]), ...(c === undefined ? [] : [medOf(results['virtq-base'], (r) => r.phases[k])]), medOf(results.raw, (r) => r.phases?.[k]), medOf(results['raw-pc'], (r) => r.phases?.[k])]));
-process.stdout.write(`${qtable}\n\n${ptable}\n\n`);
+// CPU ms per process between the call and its answer (p50), per role: what competed with the QEMUs.
+const roles = [...new Set([results.virtq, results['virtq-base'], results.raw].flatMap((rs) => rs.flatMap((r) => Object.keys(r.cpuMs ?? {}))))].sort();
+const ctable = table(['process', 'virtq CPU ms (p50)', ...(c === undefined ? [] : ['virtq-base (p50)']), 'raw (p50)'], roles.map((k) => [k, medOf(results.virtq, (r) => r.cpuMs?.[k] ?? 0), ...(c === undefined ? [] : [medOf(results['virtq-base'], (r) => r.cpuMs?.[k] ?? 0)]), medOf(results.raw, (r) => r.cpuMs?.[k] ?? 0)]));
+process.stdout.write(`${qtable}\n\n${ptable}\n\n${ctable}\n\n`);
 const ratio = median(results.virtq.map((r) => r.total)) / median(results.raw.map((r) => r.total));
 const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['virtq-base'].map((r) => r.total)) / median(results.raw.map((r) => r.total))).toFixed(2)}, virtq / virtq-base ${(median(results.virtq.map((r) => r.total)) / median(results['virtq-base'].map((r) => r.total))).toFixed(2)} (baseline ${BASELINE})`;
 const lvRatio = LIBVIRT ? `, virtq / libvirt ${(median(results.virtq.map((r) => r.total)) / median(results.libvirt.map((r) => r.total))).toFixed(2)}` : '';

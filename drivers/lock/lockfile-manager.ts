@@ -5,7 +5,7 @@ import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } f
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { armHolder, isAlive, spawnHolder, stopHolder, tryLock, type ArmedHolder, type ProcessId } from './flock.js';
-import { canonicalPath, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
+import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
 import { lifelineFile } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
 
@@ -44,8 +44,10 @@ export class LockfileManager implements LockManager {
 
   constructor(private readonly o: LockfileManagerOptions) {}
 
+  // Synchronous inside: a migration's release and the lease events of its claim ask for it in the
+  // source's pause, where an awaited realpath is a thread-pool round trip (Lockspace.writeRecordSync).
   async resourceKey(path: string): Promise<string> {
-    return resourceKey(await canonicalPath(path));
+    return resourceKey(canonicalPathSync(path));
   }
 
   async acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases> {
@@ -134,8 +136,9 @@ export class LockfileManager implements LockManager {
             if (r === 'locked') {
               taken.push(p.resource);
               locked.push(holder.id);
-              await this.sweep(p);
-              await this.record(owner, p, holder.id, qemuPid);
+              // In the source's pause: the lockspace's files read and written synchronously (Lockspace.writeRecordSync says why).
+              await this.sweep(p, true);
+              await this.record(owner, p, holder.id, qemuPid, true);
               continue;
             }
             // The armed holder died before it locked (killed by hand?): the usual path.
@@ -247,13 +250,14 @@ export class LockfileManager implements LockManager {
   }
 
   /** Records `holder`'s lease on `p`; a record that cannot be written stops the holder (no lease without one). */
-  private async record(owner: LeaseOwner, p: Planned, holder: ProcessId, qemuPid: number | undefined): Promise<void> {
+  private async record(owner: LeaseOwner, p: Planned, holder: ProcessId, qemuPid: number | undefined, now = false): Promise<void> {
     const record: HolderRecord = {
       format: 1, resource: p.resource, mode: p.mode, host: this.o.host, vm: owner.vm, uuid: owner.uuid, shimPid: owner.shimPid,
       ...(qemuPid === undefined ? {} : { qemuPid }), holderPid: holder.pid, holderStart: holder.start, since: this.o.clock.now(),
     };
     try {
-      await this.serialise(() => this.o.space.writeRecord(p.key, record));
+      // `now`: written synchronously, still after any write in flight (a microtask when none is).
+      await this.serialise(now ? async () => this.o.space.writeRecordSync(p.key, record) : () => this.o.space.writeRecord(p.key, record));
     } catch (err) {
       await stopHolder(holder, this.o.clock);
       throw err;
@@ -263,8 +267,10 @@ export class LockfileManager implements LockManager {
   /** Stops `owner`'s holders on `keys` (their QEMU is gone or the disk detached) and drops the records. */
   private async releaseKeys(owner: LeaseOwner, keys: readonly string[], qemuPid?: number): Promise<void> {
     await this.writes;
+    // The records are read and removed synchronously (Lockspace.writeRecordSync says why): a
+    // migration's source releases here in its guest's pause, and every other release is a VM's stop.
     await Promise.all([...new Set(keys)].map(async (key) => {
-      const rec = await this.o.space.readRecord(key, owner.uuid);
+      const rec = this.o.space.readRecordSync(key, owner.uuid);
       if (rec === undefined) return;
       // The same VM's other QEMU (a migration's destination) holds it now: not ours to give back.
       if (qemuPid !== undefined && rec.qemuPid !== undefined && rec.qemuPid !== qemuPid) return;
@@ -272,7 +278,7 @@ export class LockfileManager implements LockManager {
         const gone = await stopHolder({ pid: rec.holderPid, start: rec.holderStart }, this.o.clock);
         if (!gone) throw new VirtqError('OPERATION_FAILED', `lease holder ${rec.holderPid} for ${rec.resource} did not exit`);
       }
-      await this.o.space.removeRecord(key, owner.uuid);
+      this.o.space.removeRecordSync(key, owner.uuid);
     }));
   }
 
@@ -281,10 +287,13 @@ export class LockfileManager implements LockManager {
    * a shared one every exclusive record and local ones whose holder is gone (a VM whose shim died
    * before its QEMU leaves its record behind).
    */
-  private async sweep(p: Planned): Promise<void> {
-    for (const r of await this.o.space.records(p.key)) {
+  private async sweep(p: Planned, now = false): Promise<void> {
+    const space = this.o.space;
+    for (const r of now ? space.recordsSync(p.key) : await space.records(p.key)) {
       const stale = p.mode === 'exclusive' || r.mode === 'exclusive' || (r.host === this.o.host && !isAlive({ pid: r.holderPid, start: r.holderStart }));
-      if (stale) await this.o.space.removeRecord(p.key, r.uuid);
+      if (!stale) continue;
+      if (now) space.removeRecordSync(p.key, r.uuid);
+      else await space.removeRecord(p.key, r.uuid);
     }
   }
 

@@ -1,9 +1,10 @@
 // The lockspace directory: one lock file per resource, `<sha256 of the canonical path>.lock`,
 // and beside it one holder record per VM, `<same hash>.<vm uuid>.holder`. Records are separate
 // files because a shared lease has many holders and because SMB makes a locked file unreadable.
+import { readdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
 import { readdir, readFile, realpath, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../fs/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../fs/atomic-file.js';
 import type { LeaseMode } from './types.js';
 import { sha256Hex } from '../../protocol/node-crypto.js';
 
@@ -33,6 +34,15 @@ export interface HolderRecord {
 export async function canonicalPath(path: string): Promise<string> {
   try {
     return await realpath(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** canonicalPath as one synchronous call (a realpath(3) on local files takes microseconds). */
+export function canonicalPathSync(path: string): string {
+  try {
+    return realpathSync(path);
   } catch {
     return resolve(path);
   }
@@ -71,6 +81,55 @@ export class Lockspace {
    */
   async writeRecord(key: string, record: HolderRecord): Promise<void> {
     await writeFileAtomic(this.recordFile(key, record.uuid), `${JSON.stringify(record)}\n`, 0o644, { durable: false });
+  }
+
+  /**
+   * writeRecord, records, readRecord and removeRecord as synchronous calls, for a migration's
+   * claim and release: the source's guest is paused until they are done, and each shim has nothing else to do meanwhile, while
+   * each awaited file call is a round trip through libuv's thread pool, a scheduling wait each on a
+   * loaded host (bench/RESULTS.md, session 13). Microseconds each on a local lockspace; on a network
+   * one they block the shim's loop for as long as the awaited calls would have held up the claim.
+   */
+  writeRecordSync(key: string, record: HolderRecord): void {
+    writeFileAtomicSync(this.recordFile(key, record.uuid), `${JSON.stringify(record)}\n`, 0o644);
+  }
+
+  recordsSync(key: string): HolderRecord[] {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: HolderRecord[] = [];
+    for (const n of names) {
+      if (!n.startsWith(`${key}.`) || !n.endsWith('.holder')) continue;
+      let text: string | undefined;
+      try {
+        text = readFileSync(join(this.dir, n), 'utf8');
+      } catch {
+        continue; // removed meanwhile
+      }
+      const r = parseRecord(text);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  readRecordSync(key: string, uuid: string): HolderRecord | undefined {
+    try {
+      return parseRecord(readFileSync(this.recordFile(key, uuid), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  removeRecordSync(key: string, uuid: string): void {
+    try {
+      unlinkSync(this.recordFile(key, uuid));
+    } catch {
+      // absent is fine
+    }
   }
 
   /** The record of `uuid` on `key`, or undefined. */

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalPath, lockFileName, Lockspace, resourceKey, type HolderRecord } from '../../../../drivers/lock/lockspace.js';
+import { canonicalPath, canonicalPathSync, lockFileName, Lockspace, resourceKey, type HolderRecord } from '../../../../drivers/lock/lockspace.js';
 
 let dir = '';
 beforeEach(() => { dir = realpathSync(mkdtempSync(join(tmpdir(), 'virtq-lockspace-'))); });
@@ -34,6 +34,16 @@ describe('lock file naming', () => {
 
   it('normalises a path that does not exist instead of failing', async () => {
     await expect(canonicalPath('/nonexistent/x/../y.img')).resolves.toBe('/nonexistent/y.img');
+    expect(canonicalPathSync('/nonexistent/x/../y.img')).toBe('/nonexistent/y.img');
+  });
+
+  it('canonicalises synchronously as it does asynchronously', async () => {
+    const img = join(dir, 'images', 'disk.raw');
+    mkdirSync(join(dir, 'images'), { recursive: true });
+    writeFileSync(img, '');
+    symlinkSync(img, join(dir, 'link.raw'));
+    expect(canonicalPathSync(join(dir, 'link.raw'))).toBe(img);
+    expect(canonicalPathSync(join(dir, 'link.raw'))).toBe(await canonicalPath(join(dir, 'link.raw')));
   });
 });
 
@@ -55,6 +65,24 @@ describe('Lockspace', () => {
     await space.removeRecord(k1, 'u1');
     await space.removeRecord(k1, 'u1');
     expect((await space.records(k1)).map((r) => r.uuid)).toEqual(['u2']);
+  });
+
+  it('reads, lists and removes records with synchronous calls as it does with awaited ones', async () => {
+    const space = new Lockspace(dir);
+    const [k1, k2] = [resourceKey('/img/1'), resourceKey('/img/2')];
+    space.writeRecordSync(k1, record('u1', k1));
+    await space.writeRecord(k1, record('u2', k1));
+    space.writeRecordSync(k2, record('u3', k2));
+    writeFileSync(space.recordFile(k1, 'bad'), '{not json');
+    expect(space.recordsSync(k1).map((r) => r.uuid).sort()).toEqual(['u1', 'u2']);
+    expect((await space.records(k1)).map((r) => r.uuid).sort()).toEqual(['u1', 'u2']);
+    expect(space.readRecordSync(k2, 'u3')).toEqual(record('u3', k2));
+    expect(space.readRecordSync(k1, 'bad')).toBeUndefined();
+    expect(space.readRecordSync(k1, 'absent')).toBeUndefined();
+    space.removeRecordSync(k1, 'u1');
+    space.removeRecordSync(k1, 'u1');
+    expect(space.recordsSync(k1).map((r) => r.uuid)).toEqual(['u2']);
+    expect(new Lockspace(join(dir, 'none')).recordsSync(k1)).toEqual([]);
   });
 
   it('skips unreadable records', async () => {
