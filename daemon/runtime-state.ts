@@ -1,5 +1,6 @@
 // The shim's runtime state file (run/shims/NAME.json, 0600, written atomically): everything a
 // successor shim or a restarted virtqemud needs to find and re-attach to the running QEMU.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { DomainState, ResolvedDefinition } from '../protocol/index.js';
 import { writeFileAtomic, writeFileAtomicSync } from '../drivers/fs/atomic-file.js';
@@ -77,6 +78,21 @@ export async function loadRuntimeState(file: string): Promise<RuntimeState | und
 /** Reads a state file; undefined when it is missing or unreadable for any reason. */
 export function readRuntimeState(file: string): Promise<RuntimeState | undefined> {
   return loadRuntimeState(file).catch(() => undefined);
+}
+
+/**
+ * The same read, done at once on the calling thread (the shim's name check at start, which
+ * QEMU's spawn waits for): missing or unreadable gives undefined, as readRuntimeState. A file
+ * under the root's run directory; on the shim's one thread-pool thread the asynchronous read was
+ * one round trip for a missing file and five (open, stat, two reads, close) for an existing one,
+ * each ~1 ms on a loaded host (issue 15, session 13).
+ */
+export function readRuntimeStateSync(file: string): RuntimeState | undefined {
+  try {
+    return parseRuntimeState(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** A state file's content, or undefined when it is not one this format knows. */

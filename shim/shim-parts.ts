@@ -15,7 +15,7 @@ import type { DaemonService } from '../daemon/service.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
 import { isLiveQemu } from './vm/qemu-process.js';
-import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeStateSync, type RuntimeState } from '../daemon/runtime-state.js';
 
 /** What of the shim's configuration these parts read (a ShimConfig is one). */
 export interface PartsConfig {
@@ -95,7 +95,8 @@ export async function claimName(mode: string, name: string, stateFile: string, s
     }
     return;
   }
-  const existing = await readRuntimeState(stateFile);
+  // Read synchronously: QEMU's spawn waits for this check (see readRuntimeStateSync).
+  const existing = readRuntimeStateSync(stateFile);
   if (existing?.qemuPid !== undefined && isLiveQemu(existing.qemuPid, existing.uuid)) {
     throw new VirtqError('NAME_IN_USE', `VM "${name}" is still running (QEMU pid ${existing.qemuPid}) without a shim; re-attach with: virtq-shim --attach ${name}`);
   }

@@ -3,7 +3,7 @@
 import type { Clock } from '../../../protocol/clock.js';
 import type { HypervisorDriver, HypervisorMonitor } from '../types.js';
 import { buildQemuArgv, type Accel } from './argv.js';
-import { checkHostFiles, findHostDevices, hostFilesOf } from './host-devices.js';
+import { checkStartFilesSync, hostFilesOf } from './host-devices.js';
 import { diskStats, plugDisk, unplugDisk } from './hotplug.js';
 import { plugNic, unplugNic } from './hotplug-nic.js';
 import { QmpMonitor, type QmpGreeting, type QmpMonitorOptions } from './qmp/monitor.js';
@@ -23,8 +23,8 @@ export function qemuDriver(o: QemuDriverOptions): HypervisorDriver {
   return {
     async prepareLaunch(def, options = {}) {
       // Refused here, naming the field, rather than by QEMU after it has started (or hung on a FIFO).
-      await checkHostFiles(hostFilesOf(def));
-      const hostDevices = await findHostDevices(def.disks.map((d) => d.path));
+      // Synchronous stat(2) calls: QEMU's spawn waits for them (host-devices.ts says why).
+      const hostDevices = checkStartFilesSync(hostFilesOf(def));
       const argv = buildQemuArgv(def, {
         monitorSocket: o.monitorSocket, consoleSocket: o.consoleSocket, accel: o.accel, sandbox: o.sandbox, hostDevices,
         ...(options.secretFiles === undefined ? {} : { secretFiles: options.secretFiles }),
