@@ -1,5 +1,6 @@
 // The shim's runtime state file (run/shims/NAME.json, 0600, written atomically): everything a
 // successor shim or a restarted virtqemud needs to find and re-attach to the running QEMU.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { DomainState, ResolvedDefinition } from '../protocol/index.js';
 import { writeFileAtomic, writeFileAtomicSync } from '../drivers/fs/atomic-file.js';
@@ -77,6 +78,21 @@ export async function loadRuntimeState(file: string): Promise<RuntimeState | und
 /** Reads a state file; undefined when it is missing or unreadable for any reason. */
 export function readRuntimeState(file: string): Promise<RuntimeState | undefined> {
   return loadRuntimeState(file).catch(() => undefined);
+}
+
+/**
+ * readRuntimeState in one synchronous read. For a restarted virtqemud's recovery, which reads
+ * every VM's state file before it serves anything: fs/promises' readFile is four thread-pool
+ * round trips (open, fstat, read, close) and a FileHandle per file, which on a loaded two-core
+ * host waits milliseconds each; readFileSync is the same system calls in the main thread
+ * (issue 15 target 4, session 13).
+ */
+export function readRuntimeStateSync(file: string): RuntimeState | undefined {
+  try {
+    return parseRuntimeState(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 /** A state file's content, or undefined when it is not one this format knows. */
