@@ -70,10 +70,11 @@ export function serviceMetrics(daemon: string, programs: readonly Program[], lab
 }
 
 /**
- * Adds Node's process metrics to `registry`. The framework adds them once its sockets are open
- * (run-service.ts): they cost a daemon's start ~5-10 ms of CPU (perf_hooks, an event-loop delay
- * histogram) that a restart's first listing does not need, and virtqemud's snapshot builder runs
- * a daemon without them (the histogram is a native handle a snapshot cannot hold).
+ * Adds Node's process metrics to `registry`. The framework adds them after its sockets are open, at
+ * the first scrape or a second later (run-service.ts, DeferringRegistry): they cost a daemon's start
+ * ~5-10 ms of CPU (perf_hooks, an event-loop delay histogram) that a restart's first listing does not
+ * need, and virtqemud's snapshot builder runs a daemon without them (the histogram is a native
+ * handle a snapshot cannot hold).
  */
 export function collectProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
