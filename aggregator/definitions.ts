@@ -1,7 +1,8 @@
 // Persistent definitions under etc/domains/ (NAME.json, 0600) and autostart markers under
 // etc/autostart/ (NAME). Every write replaces the file atomically; a crash between the temp
 // write and the rename leaves the old definition, and the stray temp file is ignored.
-import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeDefinition, VirtqError, type Logger, type NormalizedDefinition } from '../protocol/index.js';
 import { isTempName, writeFileAtomic } from '../drivers/fs/atomic-file.js';
@@ -23,15 +24,17 @@ export class DefinitionStore {
   }
 
   /** Every valid definition on disk; invalid files are logged and left alone, never deleted. */
+  // Synchronous: it runs once, in recovery, before virtqemud serves anything; one file after the
+  // other through fs/promises was four thread-pool round trips per VM, each a wait on a loaded host.
   async loadAll(): Promise<StoredDefinition[]> {
-    await mkdir(this.domains, { recursive: true, mode: 0o700 });
-    await mkdir(this.autostartDir, { recursive: true, mode: 0o700 });
-    const autostart = new Set(await readdir(this.autostartDir));
+    mkdirSync(this.domains, { recursive: true, mode: 0o700 });
+    mkdirSync(this.autostartDir, { recursive: true, mode: 0o700 });
+    const autostart = new Set(readdirSync(this.autostartDir));
     const out: StoredDefinition[] = [];
-    for (const file of await readdir(this.domains)) {
+    for (const file of readdirSync(this.domains)) {
       if (isTempName(file) || !file.endsWith('.json')) continue;
       try {
-        const definition = normalizeDefinition(JSON.parse(await readFile(join(this.domains, file), 'utf8')), () => {
+        const definition = normalizeDefinition(JSON.parse(readFileSync(join(this.domains, file), 'utf8')), () => {
           throw new VirtqError('INVALID_ARG', 'stored definition has no uuid');
         });
         if (`${definition.name}.json` !== file) throw new VirtqError('INVALID_ARG', `file name does not match the VM name "${definition.name}"`);

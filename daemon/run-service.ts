@@ -3,12 +3,12 @@
 // socket claimed first (a second instance under one root stops there), the read-write and
 // read-only sockets, metrics over HTTP, the ready line, signals. virtqemud and each secondary
 // daemon are one `ServiceDefinition` each; a new daemon is a catalogue plus handlers.
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import {
   DAEMONS, serviceSockets, systemClock,
-  type Clock, type DaemonName, type Fallback, type Handlers, type Layout, type Program,
+  type Clock, type DaemonName, type Disposable, type Fallback, type Handlers, type Layout, type Program,
 } from '../protocol/index.js';
 import type { Logs } from './log-filters.js';
 import { DaemonService, collectProcessMetrics, serviceMetrics } from './service.js';
@@ -17,6 +17,9 @@ import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute }
 import { runMain, type ProcessLike } from './main-shell.js';
 import { loadAccess, openRemote } from './remote-access.js';
 import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
+
+/** When Node's process metrics join a daemon's registry unless a scrape came first (ms after its sockets opened). */
+const PROCESS_METRICS_AFTER_MS = 1000;
 
 /** One program a daemon serves, with its handlers. */
 export interface Served<P extends Program = Program> {
@@ -126,8 +129,10 @@ export function serviceUsage(def: ServiceDefinition<unknown>): string {
  */
 export async function startService<X>(def: ServiceDefinition<X>, common: CommonOptions, extra: X, env: NodeJS.ProcessEnv, clock: Clock = systemClock(), passed: readonly PassedSocket[] = [], opts: StartOptions = {}): Promise<RunningService> {
   const layout = layoutOf(common, env);
-  await mkdir(layout.runtime, { recursive: true, mode: 0o755 });
-  await mkdir(layout.log, { recursive: true, mode: 0o755 });
+  // Synchronous: two thread-pool round trips each (mkdir, then a stat as it exists) that a restart
+  // waited on before anything else, on a loaded host milliseconds each (issue 15 target 4).
+  mkdirSync(layout.runtime, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.log, { recursive: true, mode: 0o755 });
   const logs = def.makeLogs({ name: def.daemon, bindings: {}, filters: common.logFilters ?? env['LOG_FILTERS'], file: join(layout.log, `${def.daemon}.log`), stderr: common.logStderr });
   const sockets = serviceSockets(layout, def.daemon);
   const inherited = assignListenFds(passed, sockets, def.daemon);
@@ -159,13 +164,20 @@ export async function startService<X>(def: ServiceDefinition<X>, common: CommonO
       http = h.server;
       return h.port;
     })();
-    // Added once every socket is open, before any request is read: no scrape sees them missing.
-    if (opts.processMetrics !== false) collectProcessMetrics(metrics.registry);
+    // Added at the first scrape, or PROCESS_METRICS_AFTER_MS after the sockets opened: not before
+    // a restarted daemon's first answers (DeferringRegistry); no scrape sees them missing.
+    let processTimer: Disposable | undefined;
+    if (opts.processMetrics !== false) {
+      const registry = metrics.registry;
+      registry.defer(() => collectProcessMetrics(registry));
+      processTimer = clock.setTimeout(() => registry.settle(), PROCESS_METRICS_AFTER_MS);
+    }
     parts.serving?.({ httpPort });
     const built = parts;
     return {
       layout, service, sockets, httpPort, tlsPort, parts: built, logs, inherited,
       close: async () => {
+        processTimer?.dispose();
         // Long-lived answers (a web view's event stream) would hold the server open.
         http?.close();
         http?.closeAllConnections();

@@ -81,11 +81,11 @@ export function readRuntimeState(file: string): Promise<RuntimeState | undefined
 }
 
 /**
- * The same read, done at once on the calling thread (the shim's name check at start, which
- * QEMU's spawn waits for): missing or unreadable gives undefined, as readRuntimeState. A file
- * under the root's run directory; on the shim's one thread-pool thread the asynchronous read was
- * one round trip for a missing file and five (open, stat, two reads, close) for an existing one,
- * each ~1 ms on a loaded host (issue 15, session 13).
+ * readRuntimeState in one synchronous read, on the calling thread: missing or unreadable gives
+ * undefined, as readRuntimeState. For the shim's name check at start (QEMU's spawn waits for it)
+ * and a restarted virtqemud's recovery (it reads every VM's state file before it serves anything):
+ * fs/promises' readFile is one thread-pool round trip for a missing file and several (open, fstat,
+ * read, close) for an existing one, each ~1 ms on a loaded two-core host (issue 15, session 13).
  */
 export function readRuntimeStateSync(file: string): RuntimeState | undefined {
   try {

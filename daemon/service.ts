@@ -62,21 +62,55 @@ export interface ServiceConfig {
  * metrics, every series labelled with the daemon's name so that virtqemud's host scrape can
  * merge several daemons' registries.
  */
-export function serviceMetrics(daemon: string, programs: readonly Program[], labelled = true, processMetrics = true): ServiceMetrics {
-  const registry = new Registry();
+export function serviceMetrics(daemon: string, programs: readonly Program[], labelled = true, processMetrics = true): ServiceMetrics & { registry: DeferringRegistry } {
+  const registry = new DeferringRegistry();
   if (labelled) registry.setDefaultLabels({ daemon });
   if (processMetrics) collectProcessMetrics(registry);
   return { registry, ...rpcMetricsFor(registry, programs) };
 }
 
 /**
- * Adds Node's process metrics to `registry`. The framework adds them once its sockets are open
- * (run-service.ts): they cost a daemon's start ~5-10 ms of CPU (perf_hooks, an event-loop delay
- * histogram) that a restart's first listing does not need, and virtqemud's snapshot builder runs
- * a daemon without them (the histogram is a native handle a snapshot cannot hold).
+ * Adds Node's process metrics to `registry`. The framework adds them after its sockets are open, at
+ * the first scrape or a second later (run-service.ts, DeferringRegistry): they cost a daemon's start
+ * ~5-10 ms of CPU (perf_hooks, an event-loop delay histogram) that a restart's first listing does not
+ * need, and virtqemud's snapshot builder runs a daemon without them (the histogram is a native
+ * handle a snapshot cannot hold).
  */
 export function collectProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
+}
+
+/**
+ * A registry that can be given metrics to add later: they are added at its first scrape (every
+ * reader of a daemon's own metrics goes through `metrics()` or `getMetricsAsJSON()`) or when
+ * `settle()` is called, whichever comes first. The framework defers Node's process metrics this
+ * way past a restarted virtqemud's first listing (~5 ms of CPU; issue 15 target 4, session 13):
+ * no scrape can see them missing.
+ */
+export class DeferringRegistry extends Registry {
+  private pending: (() => void) | undefined;
+
+  /** Runs `add` before the first scrape or at `settle()`, once. */
+  defer(add: () => void): void {
+    this.pending = add;
+  }
+
+  /** Adds what was deferred, if it was not yet. */
+  settle(): void {
+    const add = this.pending;
+    this.pending = undefined;
+    add?.();
+  }
+
+  override metrics(): Promise<string> {
+    this.settle();
+    return super.metrics();
+  }
+
+  override getMetricsAsJSON(): ReturnType<Registry['getMetricsAsJSON']> {
+    this.settle();
+    return super.getMetricsAsJSON();
+  }
 }
 
 /** A daemon's RPC service. */

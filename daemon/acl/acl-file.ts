@@ -1,6 +1,7 @@
 // Reading a daemon's access-rules file: JSON validated against the published schema
 // (docs/acl.schema.json, from protocol's AclFile). A syntax error names the line and column, a
 // schema error the path of the field; either way the caller keeps the rules it had.
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { AclFile, AclRules, VirtqError, compile } from '../../protocol/index.js';
 
@@ -31,8 +32,11 @@ export function parseAclText(text: string, file: string): AclRules {
 
 /** Reads the rules file at `file`; undefined when there is none (the default: no rules). */
 export async function readAclFile(file: string): Promise<AclRules | undefined> {
+  // The usual case, no rules file, answered without building an ENOENT error (its stack and
+  // message) on every daemon's start; EACCES and the like still throw below.
   let text: string;
   try {
+    if (statSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

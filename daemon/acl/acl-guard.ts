@@ -42,7 +42,8 @@ export class AclGuard {
    */
   async load(file: string = this.path): Promise<{ file: string; rules: number }> {
     const rules = (await readAclFile(file)) ?? new AclRules([]);
-    this.refuseLockout(rules, file);
+    // No rules deny nothing: the check only matters for a file that has some.
+    if (rules.rules.length > 0) this.refuseLockout(rules, file);
     this.policy.replace(rules);
     this.path = file;
     this.server.accessPolicy = rules.rules.length === 0 ? undefined : this.policy;

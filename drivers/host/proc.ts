@@ -8,10 +8,18 @@ export function procState(pid: number): string | undefined {
   return statFields(pid)?.[0];
 }
 
-/** True when `pid` is a live (not zombie) process whose command line contains `marker`. */
+/**
+ * True when `pid` is a live (not zombie) process whose command line contains `marker`.
+ * A zombie's (or a dying process's) cmdline reads empty: the kernel has released its memory, which
+ * is where the command line is read from. So the command line alone answers, without reading
+ * /proc/PID/stat first (a restarted virtqemud asks this for every VM's QEMU before its first
+ * listing; issue 15 target 4, session 13).
+ */
 export function isLiveProcess(pid: number, marker: string): boolean {
-  const state = procState(pid);
-  if (state === undefined || state === 'Z' || state === 'X') return false;
+  if (marker === '') {
+    const state = procState(pid);
+    if (state === undefined || state === 'Z' || state === 'X') return false;
+  }
   return procText(`/proc/${pid}/cmdline`)?.includes(marker) ?? false;
 }
 

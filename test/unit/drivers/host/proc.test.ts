@@ -2,7 +2,7 @@
 // that is gone.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { ProcessStatsCache, processStats } from '../../../../drivers/host/proc.js';
+import { ProcessStatsCache, isLiveProcess, procState, processStats } from '../../../../drivers/host/proc.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
 
 // Burns until it has used 0.2 s of CPU (not of wall time: under load it gets less of a core).
@@ -50,5 +50,27 @@ describe('ProcessStatsCache', () => {
     cache.get(1);
     // Our own entry was the oldest and went: asking again reads anew.
     expect(cache.get(process.pid)).not.toBe(self);
+  });
+});
+
+describe('isLiveProcess', () => {
+  it('is true for a live process whose command line holds the marker, false once it is a zombie', async () => {
+    // sh starts `sleep 29` and becomes `sleep 30`, which never reaps it: killed, the first sleep stays a zombie.
+    const holder = spawn('sh', ['-c', 'sleep 29 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    try {
+      // $! is the forked shell until it has exec'd sleep: wait for sleep's command line.
+      for (let i = 0; i < 200 && !isLiveProcess(pid, '\0' + '29'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(isLiveProcess(pid, '\0' + '29')).toBe(true);
+      expect(isLiveProcess(pid, 'not-in-it')).toBe(false);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 400 && procState(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(procState(pid)).toBe('Z');
+      expect(isLiveProcess(pid, '\0' + '29')).toBe(false);
+      expect(isLiveProcess(pid, '')).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+      await exited(holder);
+    }
   });
 });
