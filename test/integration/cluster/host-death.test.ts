@@ -71,16 +71,21 @@ describe('a whole host killed', () => {
     // after the previous heartbeat ended, plus that heartbeat's own etcd calls), more than the
     // 500 ms a bound of TTL − 500 ms allowed (CI, session 12: 1441 ms after the kill, TTL 2 s).
     expect(expiredAt, `expired ${expiredAt - killedAt} ms after the kill, the last renewal sent ${killedAt - (aliveUntil - TTL * 1000)} ms before it`).toBeGreaterThanOrEqual(aliveUntil);
-    console.log(`F-RACES expired ${expiredAt - killedAt} ms after the kill; last renewal sent ${killedAt - (aliveUntil - TTL * 1000)} ms before it; expiry observed ${expiredAt - aliveUntil} ms after aliveUntil`);
     expect(await code(b.api.define({ definition: idleDef('dead2') }))).toBe('NAME_IN_USE');
-    expect((await hosts()).find((h) => h.host === 'host2')).toMatchObject({ state: 'no-lease', vms: 3 });
+    // The earliest its names can be freed (see freedAt below). A view read by then shows it
+    // no-lease with its VMs; a later one may already show it gone: at load ~50 this test saw the
+    // expiry 3.5 s late and `virtq hosts` took seconds more (fleet-view.test checks no-lease alone).
+    const reclaimFrom = aliveUntil + RECLAIM * 1000 - Math.max(500, (TTL * 1000) / 3);
+    const seen = (await hosts()).find((h) => h.host === 'host2');
+    if (hostMonotonicMs() < reclaimFrom) expect(seen).toMatchObject({ state: 'no-lease', vms: 3 });
+    else expect(seen?.state).toMatch(/^(no-lease|gone)$/);
 
     // Gone for --cluster-reclaim-after more: its names are free.
     const freedAt = await eventually(async () => ((await etcd.getAll().prefix(`${fleet.prefix}/names/dead`).keys()).length === 0 ? hostMonotonicMs() : undefined), 60_000, 'host2\'s names to be freed');
     // A reaper counts a host missing from the start of the pass whose read (deadline TTL/3, at least
     // 500 ms) found its entry gone, so from at most that deadline before the expiry, itself no
     // earlier than aliveUntil; measured from aliveUntil, not from this test's own (later) sighting.
-    expect(freedAt - aliveUntil).toBeGreaterThan(RECLAIM * 1000 - Math.max(500, (TTL * 1000) / 3));
+    expect(freedAt).toBeGreaterThan(reclaimFrom);
     expect(await etcd.getAll().prefix(`${fleet.prefix}/uuids/`).strings().then((kv) => Object.values(kv).filter((v) => v.includes('host2')))).toEqual([]);
     await a.api.define({ definition: idleDef('dead1') });
     await a.api.start({ name: 'dead1' });
