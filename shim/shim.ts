@@ -89,6 +89,8 @@ export class Shim {
   private metricsHttp: Server | undefined;
   private stopping = false;
   private serveApi: () => void = () => undefined;
+  private broughtUp!: () => void;
+  private readonly up = new Promise<void>((resolve) => { this.broughtUp = resolve; });
   /** Registers with virtqemud: asked for, and (for a successor) done by its predecessor too. */
   private registers: boolean;
   /** The shared QMP socket (shim/qmp-proxy/), unless turned off. */
@@ -138,6 +140,7 @@ export class Shim {
     shim.registers &&= registers;
     try {
       await shim.bringUp(saved, connecting);
+      shim.broughtUp(); // an upgrade asked meanwhile (the admin socket serves already) may go on
     } catch (err) {
       // A QEMU this shim spawned must not outlive a failed start: nothing would manage it; nor its ports.
       if (cfg.mode.kind === 'start' && shim.vm.qemuPid !== undefined) await shim.vm.destroy(1000).catch(() => undefined);
@@ -256,7 +259,7 @@ export class Shim {
   handoverParts(): HandoverParts {
     return {
       vm: this.vm, service: this.service, sockets: this.sockets, console: this.consoleHub, monitors: this.monitors, log: this.log, clock: this.cfg.clock,
-      relaunch: this.cfg.relaunch, stopping: () => this.stopping,
+      relaunch: this.cfg.relaunch, stopping: () => this.stopping, up: this.up,
       freeze: async () => {
         this.metrics.stop();
         this.metricsHttp?.close();
@@ -274,10 +277,7 @@ export class Shim {
         if (this.registers) this.registrar = await cfg.connectRegistrar?.(cfg.logs.module('registry'));
         await this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, this.runtimeState()));
       },
-      handedOver: () => {
-        this.stopping = true;
-        this.cfg.clock.setTimeout(() => this.markDone(), 200); // the upgrade's reply goes out first
-      },
+      handedOver: () => { this.stopping = true; this.cfg.clock.setTimeout(() => this.markDone(), 200); }, // the upgrade's reply goes out first
     };
   }
 

@@ -38,8 +38,12 @@ export async function upgradeShims(
   const worker = async (): Promise<void> => {
     for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
       try {
-        const client = await pool.get(r.shim?.adminSocket as string, r.name);
+        const socket = r.shim?.adminSocket as string;
+        const client = await pool.get(socket, r.name);
         const result = await client.call('admin', 'upgrade', {}, { timeoutMs }) as Static<typeof ShimUpgrade>;
+        // This connection is the one the old shim kept open for its reply, and that shim now exits:
+        // the next call (an upgrade of the successor, a metrics scrape) must connect afresh to reach the successor.
+        pool.drop(socket);
         results.push({ name: r.name, ok: true, result });
       } catch (err) {
         const e = VirtqError.from(err);

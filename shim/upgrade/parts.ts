@@ -40,8 +40,10 @@ export interface HandoverParts {
   log: Logger;
   clock: Clock;
   relaunch: RelaunchCommand | undefined;
-  /** True once the shim is stopping (SIGTERM) or its VM has ended. */
+  /** True once the shim is stopping (SIGTERM), its VM has ended, or it handed the VM over. */
   stopping(): boolean;
+  /** Settles once the shim has brought its VM up (started QEMU, or re-attached to it): before, it has nothing to hand over. */
+  up: Promise<void>;
   /** Stops what must not run twice (metrics polling and HTTP, the registration) and waits for the state file. */
   freeze(): Promise<void>;
   /** The upgrade was rolled back: metrics and registration again. */

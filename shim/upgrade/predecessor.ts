@@ -12,15 +12,21 @@ import type { MonitorHandover } from '../../drivers/hypervisor/types.js';
 import { fdOf, resumeReading, stopReading } from '../../drivers/host/fd-handover.js';
 import { FIRST_HANDOVER_FD, parseSuccessorMessage, successorArgs, type HandoverFds, type SuccessorMessage } from './handover-wire.js';
 import type { HandoverParts } from './parts.js';
+import { awaitUpgradable, upgradableNow } from './readiness.js';
 
-/** How long the successor may take to load (a busy host), to take over, and how long we wait for a quiet moment. */
+/**
+ * How long this shim may still be bringing its VM up when asked (a successor re-attaching: QEMU
+ * redials its monitor within 30 s), how long the successor may take to load (a busy host), to
+ * take over, and how long we wait for a quiet moment.
+ */
 export interface UpgradeTimeouts {
+  upMs: number;
   readyMs: number;
   takeMs: number;
   quietMs: number;
 }
 
-const DEFAULT_TIMEOUTS: UpgradeTimeouts = { readyMs: 30_000, takeMs: 30_000, quietMs: 10_000 };
+const DEFAULT_TIMEOUTS: UpgradeTimeouts = { upMs: 30_000, readyMs: 30_000, takeMs: 30_000, quietMs: 10_000 };
 const STDERR_TAIL = 2048;
 
 /** What an upgrade did. */
@@ -41,6 +47,8 @@ export async function upgradeShim(p: HandoverParts, keep?: ServerClient, timeout
   const { vm } = p;
   const name = vm.def.name;
   if (p.relaunch === undefined) throw new VirtqError('NOT_SUPPORTED', `the shim of VM "${name}" was started without a way to relaunch itself (embedded use)`);
+  // Before the VM's job lock is taken: waiting for the bring-up holds up no lifecycle call.
+  await awaitUpgradable(p, timeouts.upMs);
   // As the VM's one job: no lifecycle operation or hot-plug runs meanwhile, and a second upgrade waits, then finds this shim gone.
   return vm.jobs.run(UPGRADE_JOB, async () => {
     const result = await checkedHandOver(p, keep, timeouts);
@@ -54,9 +62,7 @@ const UPGRADE_JOB = 'upgrade';
 async function checkedHandOver(p: HandoverParts, keep: ServerClient | undefined, timeouts: UpgradeTimeouts): Promise<UpgradeResult> {
   const { vm } = p;
   const name = vm.def.name;
-  if (p.stopping() || (vm.state !== 'running' && vm.state !== 'paused') || vm.qemuPid === undefined) {
-    throw new VirtqError('OPERATION_INVALID', `the shim of VM "${name}" can be upgraded only while the VM is running or paused (it is ${vm.state})`);
-  }
+  upgradableNow(p);
   const qmpSocket = vm.link.currentSocket;
   if (qmpSocket === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no monitor connection right now (QEMU is redialling); try again in a second`);
   return handOver(p, qmpSocket, keep, timeouts);

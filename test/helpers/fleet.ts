@@ -7,6 +7,7 @@ import { delay, systemClock, type TypedClient, type VirtqProgram } from '../../p
 import { DaemonHarness, type RunningDaemon } from './daemon-harness.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 import { tmpRoot } from './tmp-root.js';
+import { readHostLease } from '../../drivers/lock/etcd-host-lease.js';
 
 /** One host of the test fleet. */
 export interface FleetHost {
@@ -48,6 +49,10 @@ export async function startFleet(count = 3, ttlSec = 3, extra: string[] = [], se
       const daemon = await harness.startDaemon(['--cluster', uri, '--cluster-host', id, '--cluster-ttl', String(ttlSec), '--reconcile-ms', '0', ...extra]);
       hosts.push({ id, harness, daemon, api: (await harness.client()).api });
     }
+    // A virtqemud waits at most its TTL for its first join, then serves anyway (refusing defines
+    // with CLUSTER_UNAVAILABLE until it has joined): at load ~45 a test's first define met a host
+    // that had not joined yet. The fleet is up once every host has published its lease.
+    await eventually(async () => hosts.every((h) => readHostLease(h.harness.layout.runtime)?.lease !== undefined), 60_000, 'every host to join the etcd fleet');
   } catch (err) {
     await fleet.cleanup();
     throw err;

@@ -46,6 +46,24 @@ describe('virtqemud admin upgradeShims', { timeout: 180_000 }, () => {
     expect(['shutoff', 'NO_DOMAIN']).toContain(state);
   });
 
+  it('upgrades a VM again right after an upgrade: the call reaches the successor, not the exiting predecessor', async () => {
+    // virtqemud's connection to the shim's admin socket is the one the predecessor kept open for
+    // its reply; reused, the next upgrade reached a shim that had handed its VM over (CI, session 12).
+    const { api } = await h.client();
+    await api.create({ definition: idleDef('ur') });
+    const rpc = await admin();
+    const pids: number[] = [(await api.getInfo({ name: 'ur' })).shimPid as number];
+    for (let i = 0; i < 3; i++) {
+      const { results } = await rpc.call('admin', 'upgradeShims', { name: 'ur' }) as { results: Outcome[] };
+      expect(results).toEqual([expect.objectContaining({ name: 'ur', ok: true })]);
+      expect(results[0]?.result?.oldPid).toBe(pids[pids.length - 1]);
+      pids.push(results[0]?.result?.newPid as number);
+    }
+    expect(new Set(pids).size).toBe(4);
+    const after = await h.client();
+    expect(await after.api.getInfo({ name: 'ur' })).toMatchObject({ shimPid: pids[3], state: 'running' });
+  });
+
   it('refuses requests that name nothing to upgrade, with typed errors', async () => {
     const rpc = await admin();
     const err = (args: Record<string, unknown>) => rpc.call('admin', 'upgradeShims', args).catch((e: unknown) => VirtqError.from(e));

@@ -30,16 +30,24 @@ describe('ProcessStatsCache', () => {
   it('reads a process at most once per clock tick, then again', async () => {
     const clock = new FakeClock();
     const cache = new ProcessStatsCache(() => clock.monotonic());
-    const p = burn();
-    await new Promise((r) => setTimeout(r, 100));
-    const first = cache.get(p.pid as number);
-    await new Promise((r) => setTimeout(r, 150));
-    // Within the tick: the same reading, although the child has burnt more CPU since.
-    await clock.advance(9);
-    expect(cache.get(p.pid as number)).toBe(first);
-    await clock.advance(1);
-    expect(cache.get(p.pid as number).cpuTimeSec).toBeGreaterThan(first.cpuTimeSec);
-    await exited(p);
+    // Burns until killed: the child must still be running when it is read again.
+    const p = spawn(process.execPath, ['-e', 'for (;;);']);
+    const pid = p.pid as number;
+    try {
+      const first = cache.get(pid);
+      // Until /proc shows it has burnt more CPU since, read directly (the cache is not asked): at
+      // load ~30 on two cores a fixed 150 ms wait let it run less than one 10 ms tick (unit run, session 13).
+      for (let i = 0; i < 400 && processStats(pid).cpuTimeSec <= first.cpuTimeSec; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(processStats(pid).cpuTimeSec).toBeGreaterThan(first.cpuTimeSec);
+      // Within the tick: the same reading, although the child has burnt more CPU since.
+      await clock.advance(9);
+      expect(cache.get(pid)).toBe(first);
+      await clock.advance(1);
+      expect(cache.get(pid).cpuTimeSec).toBeGreaterThan(first.cpuTimeSec);
+    } finally {
+      p.kill('SIGKILL');
+      await exited(p);
+    }
   });
 
   it('holds only the processes asked about last', () => {
