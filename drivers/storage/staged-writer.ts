@@ -9,16 +9,14 @@
 import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes of one staging buffer: one write. */
-export const WRITE_BATCH_BYTES = Number(process.env['VQ_UP_BATCH_MIB'] ?? 8) * 1024 * 1024;
+export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * Staging buffers written at once; one more fills meanwhile. Four kept the device busier than
  * two (1623 against 1965 ms CPU, 7.9 against 9.3 s wall at p50, load ~15: direction only), and
  * libuv's pool has four threads. Buffered writes with a background fdatasync every 64-256 MiB
  * lost to O_DIRECT in two A/B runs of three, on CPU and wall (bench/RESULTS.md, issue #13 session 12).
  */
-const WRITES_IN_FLIGHT = Number(process.env['VQ_UP_INFLIGHT'] ?? 4);
-/** EXPERIMENT: buffered only: start one fdatasync each this many MiB (0: none until the end). */
-const SYNC_EVERY = Number(process.env['VQ_UP_SYNC_MIB'] ?? 0) * 1024 * 1024;
+const WRITES_IN_FLIGHT = 4;
 /** Unit of hole detection: an aligned run of this many zero bytes is left as a hole. */
 export const HOLE_GRAIN = 64 * 1024;
 /** O_DIRECT alignment of offsets, lengths and memory (the largest logical block size in use). */
@@ -66,8 +64,6 @@ export class StagedWriter {
   private reopened: Promise<FileHandle> | undefined;
   /** Offset just past the last byte accepted (written, staged or left as a hole). */
   end = 0;
-  private syncing: Promise<void> | undefined;
-  private synced = 0;
 
   constructor(private readonly target: StagedTarget) {
     this.fh = target.fh;
@@ -94,7 +90,6 @@ export class StagedWriter {
   async finish(): Promise<void> {
     if (this.filled > 0) await this.submit();
     while (this.inFlight.length > 0) await (this.inFlight.shift() as { done: Promise<void> }).done;
-    await this.syncing;
     await this.fh.truncate(this.end);
     await this.closeReopened();
   }
@@ -134,14 +129,6 @@ export class StagedWriter {
       }
     }
     if (run >= 0) await this.write(buf, run, filled, position);
-    this.maybeSync(position + filled);
-  }
-
-  private maybeSync(upTo: number): void {
-    if (this.direct || SYNC_EVERY === 0 || this.syncing !== undefined || upTo - this.synced < SYNC_EVERY) return;
-    this.synced = upTo;
-    this.syncing = this.fh.datasync().finally(() => { this.syncing = undefined; });
-    this.syncing.catch(() => undefined);
   }
 
   // Writes buf[from, to) at position + from. A direct write's length is rounded up to the

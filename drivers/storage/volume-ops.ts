@@ -212,7 +212,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
   // A symlinked volume is replaced where its file lives, so the link keeps pointing at it.
   const fileRef: VolumeRef = { pool: ctx.pool, name: basename(vol.path) };
   let written = 0;
-  const direct = process.env['VQ_UP_BUFFERED'] === '1' ? false : await supportsDirectIo(dirname(vol.path));
+  const direct = await supportsDirectIo(dirname(vol.path));
   // Held open so that the rename does not free the replaced file's blocks (~0.3 s for 1 GiB
   // here): the last close does, after the caller has its answer.
   const old = await open(vol.path, 'r');
