@@ -154,6 +154,11 @@ export function bytesBodyAt(head: Uint8Array, frameLength: number): { at: number
 
 /** The buffer a socket read in our own buffers fills between large frames (Node's own reads are 64 KiB too). */
 const READ_SCRATCH_BYTES = 64 * 1024;
+/** `b` itself, or a copy when its memory is `mem` (a read buffer that is read into again). */
+function ownedCopy(b: Buffer, mem: ArrayBufferLike): Buffer {
+  return b.buffer === mem ? Buffer.from(b) : b;
+}
+
 /** Bytes of a large frame that must have arrived before its own buffer is allocated (half a scratch read). */
 const READ_INTO_AFTER = READ_SCRATCH_BYTES / 2;
 
@@ -236,9 +241,12 @@ export class FrameDecoder {
       this.buffered = 0;
       return [new BytePieces([into])];
     }
-    // The scratch buffer is read into again: what stays of it is copied (frames here are small,
-    // or the head of a large one).
-    const frames = this.pushPieces(Buffer.from(buf.subarray(0, n)));
+    // The scratch buffer is read into again: what stays of it is copied, once. Decoded in place
+    // first, so the head of a large frame goes straight into that frame's buffer instead of into
+    // a fresh copy of the whole read and then the frame's buffer (two copies and a 64 KiB
+    // allocation per 1 MiB stream frame, ~6% of virtstoraged's CPU in an upload).
+    const mem = buf.buffer;
+    const frames = this.pushPieces(Buffer.from(mem, buf.byteOffset, n));
     if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
       // A large frame is arriving: its buffer takes what arrived of it and the reads that follow.
       // Not on its header alone: a peer that announces 16 MiB and stalls holds what it sent, not
@@ -249,8 +257,10 @@ export class FrameDecoder {
       this.chunks = [];
       this.into = frame;
       this.filled = at;
+    } else {
+      this.chunks = this.chunks.map((c) => ownedCopy(c, mem));
     }
-    return frames;
+    return frames.map((f) => (f instanceof BytePieces ? (f.pieces.some((p) => p.buffer === mem) ? new BytePieces(f.pieces.map((p) => ownedCopy(p, mem))) : f) : ownedCopy(f, mem)));
   }
 
   // The common case: a chunk holding whole frames, nothing buffered before it.

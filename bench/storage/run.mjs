@@ -11,8 +11,9 @@
 //   delete    a 1 GiB volume with data, and a thin overlay: deleteVolume vs rm, rm + sync DIR vs
 //             vol.delete (virsh vol-delete); each side deletes a volume it made itself
 //   upload    1 GiB into an existing 1 GiB volume: StorageClient.upload from a file read in 1 MiB
-//             chunks (as `virtq vol-upload` reads it) vs cp, vs the durable cp (temp, sync, mv,
-//             sync dir) vs `virsh vol-upload`; also `virtq vol-upload` as a whole process (as
+//             chunks (createReadStream's fresh buffers) vs cp, vs the durable cp (temp, sync, mv,
+//             sync dir) vs `virsh vol-upload`; also StorageClient.upload from two reused buffers
+//             (the CLI's reads), `virtq vol-upload` as a whole process (as
 //             virsh is), and the driver alone (DirPool.upload in this process: no daemon, no socket)
 //   download  1 GiB volume to a file: StorageClient.download (each chunk written to the file) vs
 //             cp, cat > /dev/null vs `virsh vol-download`; also `virtq vol-download` (whole
@@ -217,6 +218,22 @@ if (ONLY.has('delete')) {
       run: () => ms(lv.call('delete', { name: 'dthin.qcow2' })) },
   ], FAST);
 }
+/** A file's bytes read into two 1 MiB buffers in turn, each lent until the next is asked for (cli/local-files.ts's readLent). */
+async function* reusedReads(file) {
+  const fh = await open(file, 'r');
+  try {
+    const ring = [Buffer.allocUnsafeSlow(MiB), Buffer.allocUnsafeSlow(MiB)];
+    let next = fh.read(ring[0], 0, MiB, null);
+    for (let k = 1; ; k++) {
+      const { bytesRead, buffer } = await next;
+      if (bytesRead === 0) return;
+      next = fh.read(ring[k % 2], 0, MiB, null);
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
 if (ONLY.has('upload')) {
   const out = F('out.raw');
   await compare('upload', [
@@ -225,6 +242,9 @@ if (ONLY.has('upload')) {
     { side: 'dur', label: 'cp to temp, sync, mv over, sync DIR', setup: () => sh(`rm -f ${out} && cp ${src.raw} ${out}`),
       run: () => sh(`cp ${src.raw} ${out}.t && sync ${out}.t && mv ${out}.t ${out} && sync ${dirs.floor}`), clean: rmF('out.raw') },
     { side: 'vq', label: 'StorageClient.upload, file read in 1 MiB chunks', run: () => sc.upload('bench', 'up.raw', createReadStream(src.raw, { highWaterMark: MiB }), SIZE) },
+    // The caller's source counts: createReadStream's fresh 1 MiB buffers cost ~1.6 s of CPU per cold GiB
+    // here, two reused ones ~0.3 s (bench/RESULTS.md, issue #13 session 13).
+    { side: 'vq', label: 'StorageClient.upload, file read into two reused 1 MiB buffers (as vol-upload reads)', run: () => sc.upload('bench', 'up.raw', reusedReads(src.raw), SIZE) },
     { side: 'vq', label: '`virtq vol-upload` (whole process, like virsh)', run: () => run(CLI, ['-c', VQ_URI, 'vol-upload', 'bench', 'up.raw', src.raw]) },
     { side: 'lv', label: 'virsh vol-upload', run: () => run('virsh', [...lvs.virsh, 'vol-upload', '--pool', 'bench', 'up.raw', src.raw]) },
     { side: 'drv', label: 'DirPool.upload in this process, same 1 MiB reads', run: () => drv.upload('up.raw', createReadStream(src.raw, { highWaterMark: MiB }), {}, { lengthBytes: SIZE }) },

@@ -3,7 +3,7 @@
 // StorageClient, the daemon from /proc): under heavy load, CPU time separates two builds where
 // wall time cannot. One build per run; run two builds alternately (A, B, A, B) to compare.
 //
-//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up] [rounds] SRC
+//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up,up-lent] [rounds] SRC
 //     DIST  a built dist/ inside a checkout (its node_modules resolve); SRC a 1 GiB file on the
 //           filesystem to test (hard-linked into the pool, so it must be on the same one)
 //   PROF_DIR=DIR also writes the daemon's --cpu-prof there (run this script itself with
@@ -23,6 +23,7 @@ linkSync(src, join(work, 'pool', 'src.raw'));
 let child;
 process.on('exit', () => { try { child?.kill('SIGKILL'); } catch {} });
 child = spawn('node', [...(process.env.PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR}`] : []), join(dist, 'bin', 'virtstoraged.js'), '--root', join(work, 'root')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
+if (process.env.PRINT_PID) console.error(`daemon pid ${child.pid}`);
 const rl = createInterface({ input: child.stdout }); await new Promise((r) => rl.once('line', r)); child.stdout.resume();
 const dcpu = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 const { connectStorage } = await import(join(dist, 'lib', 'client', 'index.js'));
@@ -36,7 +37,20 @@ const V = {
   'dl-fn': async () => { const fh = await open(out, 'w'); try { await sc.download('b', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); } },
   'dl-null': async () => { await sc.download('b', 'src.raw', async () => {}); },
   up: () => sc.upload('b', 'up.raw', createReadStream(src, { highWaterMark: 1 << 20 }), SIZE),
+  // As `virtq vol-upload` reads (cli/local-files.ts): two 1 MiB buffers in turn, each lent until the next is asked for.
+  'up-lent': () => sc.upload('b', 'up.raw', lentReads(src), SIZE),
 };
+async function* lentReads(file) {
+  const fh = await open(file, 'r');
+  try {
+    const ring = [Buffer.allocUnsafeSlow(1 << 20), Buffer.allocUnsafeSlow(1 << 20)];
+    for (let k = 0; ; k++) {
+      const { bytesRead } = await fh.read(ring[k % 2], 0, 1 << 20, null);
+      if (bytesRead === 0) return;
+      yield ring[k % 2].subarray(0, bytesRead);
+    }
+  } finally { await fh.close(); }
+}
 const res = {};
 for (let r = 0; r < rounds; r++) for (const k of what.split(',')) {
   rmSync(out, { force: true });

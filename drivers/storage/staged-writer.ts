@@ -15,6 +15,9 @@ export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
  * two (1623 against 1965 ms CPU, 7.9 against 9.3 s wall at p50, load ~15: direction only), and
  * libuv's pool has four threads. Buffered writes with a background fdatasync every 64-256 MiB
  * lost to O_DIRECT in two A/B runs of three, on CPU and wall (bench/RESULTS.md, issue #13 session 12).
+ * Session 13 tried 16 MiB x 4, 8 x 8 and 4 x 16 (no better: the device, not the pipeline, sets the
+ * pace of direct writes here) and buffered + fdatasync again (1.7x the CPU: write() copying user
+ * memory into fresh page-cache pages is this VM's most expensive path).
  */
 const WRITES_IN_FLIGHT = 4;
 /** Unit of hole detection: an aligned run of this many zero bytes is left as a hole. */
