@@ -13,6 +13,15 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SHIM_TYPEBOX = 'virtq-shim-typebox.cjs';
 
 /**
+ * Named validators (not a program's arguments) by id, as expressions on protocol/index's exports:
+ * the shim runs the first group (their checks are generated), the second only in clients it may
+ * hold (TypeBox compiles them from dist/bin/virtq-shim-typebox.cjs if ever called).
+ */
+const NAMED_CHECKED = { definition: 'definitionValidator.schema', 'start-request': 'StartRequest', 'lifecycle-event': 'LifecycleEvent', 'acl-file': 'AclFile' };
+const NAMED_OTHER = { 'network-event': 'NetworkEvent', 'job-progress': 'JobProgress', 'nodedev-event': 'NodeDeviceEvent' };
+const exprs = (named) => Object.entries(named).map(([id, expr]) => `[${JSON.stringify(id)}, p.${expr}]`).join(', ');
+
+/**
  * The checks by validator id (the id each lazyValidator is given): every argument check of the
  * programs a shim serves (its procedures in the virtq program, and the admin program) and the
  * named checks a shim runs. Anything else a shim's bundle holds (the client programs) falls back
@@ -26,10 +35,7 @@ async function shimSchemas() {
       if (program.name === 'admin' || program.procs[name].servers.includes('shim')) out.set(v.id, v.schema);
     }
   }
-  out.set('definition', p.definitionValidator.schema);
-  out.set('start-request', p.StartRequest);
-  out.set('lifecycle-event', p.LifecycleEvent);
-  out.set('acl-file', p.AclFile);
+  for (const [id, expr] of Object.entries(NAMED_CHECKED)) out.set(id, expr.split('.').reduce((o, k) => o?.[k], p));
   for (const [id, schema] of out) if (typeof id !== 'string' || schema === undefined) throw new Error(`shim checks: no schema for ${String(id)}`);
   return out;
 }
@@ -48,7 +54,7 @@ async function checksModule() {
 import { precompiledSchema } from './precompiled-schema.ts';
 const checks = new Map([\n${entries.join(',\n')}\n]);
 let compiler;
-const s = precompiledSchema(checks, () => (compiler ??= createRequire(import.meta.url)(${JSON.stringify(`./${SHIM_TYPEBOX}`)}).TypeCompiler));
+const s = precompiledSchema(checks, () => (compiler ??= createRequire(import.meta.url)(${JSON.stringify(`./${SHIM_TYPEBOX}`)})));
 export const compile = s.compile;
 export const lazyValidator = s.lazyValidator;
 `;
@@ -63,14 +69,23 @@ export async function shimChecksPlugin() {
     setup(b) {
       b.onResolve({ filter: /^\.\/schema\.js$/ }, (args) => (resolve(args.resolveDir) === protocolDir ? { path: 'schema', namespace: 'virtq-shim-checks' } : undefined));
       b.onLoad({ filter: /.*/, namespace: 'virtq-shim-checks' }, () => ({ contents, loader: 'js', resolveDir: protocolDir }));
+      if (process.env.VQ_LEAN_TYPE === '1') b.onResolve({ filter: /^@sinclair\/typebox$/ }, () => ({ path: join(protocolDir, 'lean-type.ts') }));
     },
   };
 }
 
-/** Writes TypeBox's compiler as one CommonJS file beside the shim's bundle `outfile`. */
+/**
+ * Writes, as one CommonJS file beside the shim's bundle `outfile`, TypeBox's compiler and every
+ * schema a shim's validators have, by id, built by TypeBox (every program's arguments and the named ones).
+ */
 export async function buildShimTypebox(outfile) {
+  const contents = `import { TypeCompiler } from '@sinclair/typebox/compiler';
+import * as p from './protocol/index.ts';
+const schemas = new Map([${exprs(NAMED_CHECKED)}, ${exprs(NAMED_OTHER)}]);
+for (const x of Object.values(p)) if (x !== null && typeof x === 'object' && x.argValidators instanceof Map) for (const v of x.argValidators.values()) schemas.set(v.id, v.schema);
+export { TypeCompiler, schemas };`;
   await build({
-    stdin: { contents: "module.exports = require('@sinclair/typebox/compiler');", resolveDir: REPO, loader: 'js' },
+    stdin: { contents, resolveDir: REPO, loader: 'ts', sourcefile: 'virtq-shim-typebox.ts' },
     outfile: join(dirname(outfile), SHIM_TYPEBOX), bundle: true, platform: 'node', target: 'node20', format: 'cjs',
     minifyWhitespace: true, sourcemap: false, legalComments: 'none', logLevel: 'warning',
   });

@@ -50,7 +50,7 @@ describe('precompiled schema checks', () => {
 
   it('accept and refuse what schema.ts does, with the same INVALID_ARG', () => {
     let loads = 0;
-    const pre = precompiledSchema(checks, () => { loads++; return TypeCompiler; });
+    const pre = precompiledSchema(checks, () => { loads++; return { TypeCompiler }; });
     for (const [id, schema] of schemas) {
       const a = compile(schema, id);
       const b = pre.compile(schema, id);
@@ -64,7 +64,7 @@ describe('precompiled schema checks', () => {
 
   it('loads TypeBox only for a failed value or a schema with no generated check', () => {
     let loads = 0;
-    const pre = precompiledSchema(checks, () => { loads++; return TypeCompiler; });
+    const pre = precompiledSchema(checks, () => { loads++; return { TypeCompiler }; });
     const v = pre.lazyValidator(virtqProgram.procs.getState.args, 'virtq.getState');
     expect(v.parse({ name: 'vm-1' })).toEqual({ name: 'vm-1' });
     expect(v.check({ name: 1 })).toBe(false);
