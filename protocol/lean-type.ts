@@ -1,5 +1,5 @@
 // `@sinclair/typebox` for the shim's bundle (scripts/shim-checks.mjs aliases the package to this
-// file; no module imports it by name): a shim checks values with checks generated at build time
+// file; no module imports it by name; test/unit/protocol/lean-type.test.ts holds it to TypeBox's output): a shim checks values with checks generated at build time
 // (protocol/precompiled-schema.ts), so the schemas its modules build at load are read only for the
 // few fields code reads at run time — an object's `properties` and `required`, a union's `anyOf`, a
 // literal's `const`, a schema's own options. This builds those plain objects, without TypeBox's type

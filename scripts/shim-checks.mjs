@@ -1,9 +1,11 @@
 // The shim's schema checks generated at build time (issue 15 target 2; protocol/precompiled-schema.ts):
 // an esbuild plugin that gives the shim's bundle, in place of protocol/schema.ts, a module holding
-// TypeCompiler.Code's text for every check a shim runs, and the file beside the bundle
-// (dist/bin/virtq-shim-typebox.cjs) that TypeBox's compiler is loaded from when a value fails (to
-// word its error as schema.ts does) or a schema has no generated check. Runs after tsc: the
-// schemas are read from dist/lib, the same objects every other daemon compiles at run time.
+// TypeCompiler.Code's text for every check a shim runs and, in place of TypeBox, plain schema
+// objects (protocol/lean-type.ts), so no TypeBox code runs in a shim that is not refusing a value;
+// and the file beside the bundle (dist/bin/virtq-shim-typebox.cjs) with TypeBox's compiler and every
+// real schema by validator id, loaded when a value fails (to word its error as schema.ts does) or a
+// schema has no generated check. Runs after tsc: the schemas are read from dist/lib, the same
+// objects every other daemon compiles at run time.
 import { build } from 'esbuild';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -60,7 +62,7 @@ export const lazyValidator = s.lazyValidator;
 `;
 }
 
-/** The esbuild plugin: protocol's `./schema.js` becomes the generated module. */
+/** The esbuild plugin: protocol's `./schema.js` becomes the generated module, `@sinclair/typebox` protocol/lean-type.ts. */
 export async function shimChecksPlugin() {
   const contents = await checksModule();
   const protocolDir = join(REPO, 'protocol');
@@ -69,7 +71,8 @@ export async function shimChecksPlugin() {
     setup(b) {
       b.onResolve({ filter: /^\.\/schema\.js$/ }, (args) => (resolve(args.resolveDir) === protocolDir ? { path: 'schema', namespace: 'virtq-shim-checks' } : undefined));
       b.onLoad({ filter: /.*/, namespace: 'virtq-shim-checks' }, () => ({ contents, loader: 'js', resolveDir: protocolDir }));
-      if (process.env.VQ_LEAN_TYPE === '1') b.onResolve({ filter: /^@sinclair\/typebox$/ }, () => ({ path: join(protocolDir, 'lean-type.ts') }));
+      // TypeBox's Type: plain objects (protocol/lean-type.ts); the real schemas are in SHIM_TYPEBOX.
+      b.onResolve({ filter: /^@sinclair\/typebox$/ }, () => ({ path: join(protocolDir, 'lean-type.ts') }));
     },
   };
 }
