@@ -53,7 +53,7 @@ function namesOneVm(procName: string): boolean {
 export class Connection {
   /** The `virtq` program's procedures as typed methods: `conn.virtq.getInfo({ name })`. */
   readonly virtq: VirtqMethods;
-  private readonly isEvent = lazyValidator(LifecycleEvent);
+  private readonly isEvent = lazyValidator(LifecycleEvent, 'lifecycle-event');
 
   /** @internal Built by `connect()`. */
   constructor(

@@ -4,7 +4,7 @@ import { NetworkEvent, lazyValidator, networkProgram, type NetworkProgram, type 
 import { connectDaemon, uriForProgram, type DaemonConnectOptions, type DaemonConnection } from './daemon-connection.js';
 import { resolveDefaultUri } from './default-uri.js';
 
-const isNetworkEvent = lazyValidator(NetworkEvent);
+const isNetworkEvent = lazyValidator(NetworkEvent, 'network-event');
 
 /** A connection to virtnetworkd. */
 export class NetworkClient {

@@ -7,7 +7,7 @@ import {
 import { connectDaemon, uriForProgram, type DaemonConnectOptions, type DaemonConnection } from './daemon-connection.js';
 import { resolveDefaultUri } from './default-uri.js';
 
-const isDeviceEvent = lazyValidator(NodeDeviceEvent);
+const isDeviceEvent = lazyValidator(NodeDeviceEvent, 'nodedev-event');
 
 /** A connection to virtnodedevd. */
 export class NodeDevClient {

@@ -21,7 +21,7 @@ export interface JobControl {
   signal?: AbortSignal;
 }
 
-const isProgress = lazyValidator(JobProgress);
+const isProgress = lazyValidator(JobProgress, 'job-progress');
 
 /** A connection to virtstoraged. */
 export class StorageClient {

@@ -5,7 +5,8 @@ import { lazyValidator, LifecycleEvent, VirtqError, type EventHistory, type Last
 import { readJournal, newestRecord, type ReadFilter } from '../drivers/journal/segments.js';
 import type { JournalRecord } from '../drivers/journal/record-format.js';
 
-const isEvent = lazyValidator(LifecycleEvent);
+// Its id names the check generated for the shim's bundle (scripts/shim-checks.mjs).
+const isEvent = lazyValidator(LifecycleEvent, 'lifecycle-event');
 
 /** The kinds that end a VM's run: the last of them is the VM's last stop. */
 export const STOP_EVENTS: ReadonlySet<string> = new Set(['stopped', 'crashed']);

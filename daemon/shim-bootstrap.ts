@@ -24,7 +24,7 @@ export const ShimReady = Type.Object({
 export type ShimReady = Static<typeof ShimReady>;
 
 const ShimFailed = Type.Object({ ok: Type.Literal(false), error: Type.Unknown() });
-const readyValidator = lazyValidator(Type.Union([ShimReady, ShimFailed]));
+const readyValidator = lazyValidator(Type.Union([ShimReady, ShimFailed]), 'shim-ready');
 
 /** The line a shim prints once its VM is up. */
 export function readyLine(ready: Omit<ShimReady, 'ok'>): string {

@@ -100,7 +100,7 @@ export function defineProgram<P extends Record<string, ProcSpec>, E extends Reco
   sockets: readonly SocketClass[] = ['rw', 'ro'],
 ): Program<P, E> {
   const argValidators = new Map<string, Validator<TSchema>>();
-  for (const [procName, spec] of Object.entries(procs)) argValidators.set(procName, lazyValidator(spec.args));
+  for (const [procName, spec] of Object.entries(procs)) argValidators.set(procName, lazyValidator(spec.args, `${name}.${procName}`));
   return { name, description, procs, events, sockets, argValidators };
 }
 

@@ -104,7 +104,7 @@ export type LifecycleAction = Static<typeof LifecycleAction>;
 export type QmpProxySpec = Static<typeof QmpProxySpec>;
 
 /** The definition check (compiled on first use). */
-export const definitionValidator = lazyValidator(Definition);
+export const definitionValidator = lazyValidator(Definition, 'definition');
 
 /** A disk with its defaults filled in (a volume disk has `source` and no path yet). */
 export type NormalizedDisk = DiskSpec & Required<Pick<DiskSpec, 'format' | 'bus' | 'readonly' | 'shareable'>>;

@@ -26,7 +26,8 @@ export const StartRequest = Type.Object({
 }, { additionalProperties: false });
 export type StartRequest = Static<typeof StartRequest>;
 
-const startRequestValidator = lazyValidator(StartRequest);
+// Its id names the check generated for the shim's bundle (scripts/shim-checks.mjs).
+const startRequestValidator = lazyValidator(StartRequest, 'start-request');
 
 /** The text a starter writes to the stdin of a shim run with --start-request. */
 export function startRequestText(definition: unknown, paused: boolean, incoming: IncomingState | undefined): string {

@@ -2,6 +2,7 @@
 // bundles each daemon and the CLI into one file (dist/bin) so a process loads one module graph
 // — that is what keeps a shim near 15 MiB PSS (docs/decisions/0002-shim-footprint.md).
 import { build } from 'esbuild';
+import { buildShimTypebox, shimChecksPlugin } from './shim-checks.mjs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -71,7 +72,13 @@ const binaries = [
   // The shim's source text stays in its heap for as long as it runs (V8 compiles functions lazily
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
   // session 9). Names are kept, so stack traces still name functions, but not source lines.
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true },
+  // Its schema checks are generated here (scripts/shim-checks.mjs): no TypeBox code in a shim.
+  // MALLOC_MMAP_THRESHOLD_=32768: glibc serves allocations of 32 KiB and more (V8's compiler zones
+  // at start, large buffers) with their own mappings, returned to the kernel when freed, instead of
+  // from the brk heap, whose freed middle stays resident (2.8 or 4.2 MiB, bimodal by run); a fixed
+  // threshold also stops glibc raising it after the first such free. 8 VMs: −3.2 MiB PSS per shim
+  // (bench/RESULTS.md, issue 15 target 2, session 13). QEMU does not inherit it (qemuEnv).
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true, precompiledChecks: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's
@@ -108,6 +115,7 @@ function leaveOut(modules) {
 
 // dist/ is overwritten in place, never removed first: tests running meanwhile keep their binaries.
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+const shimChecks = await shimChecksPlugin();
 await Promise.all(binaries.map(async (b) => {
   await build({
     entryPoints: [b.entry],
@@ -132,8 +140,10 @@ await Promise.all(binaries.map(async (b) => {
       ...(b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : []),
       ...(b.lazyBuiltins === undefined ? [] : [lazyBuiltins(b.lazyBuiltins)]),
       ...(b.cborWithoutProbe === true ? [cborWithoutProbe()] : []),
+      ...(b.precompiledChecks === true ? [shimChecks] : []),
     ],
   });
+  if (b.precompiledChecks === true) await buildShimTypebox(b.out);
   chmodSync(b.out, 0o755);
 }));
 

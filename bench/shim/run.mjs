@@ -435,8 +435,8 @@ async function buildVariants() {
   });
   const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'pino', path: 'thread-stream' }]);
   const catalogue = readFileSync(join(REPO, 'protocol', 'catalogue.ts'), 'utf8');
-  const LAZY = 'argValidators.set(procName, lazyValidator(spec.args))';
-  const EAGER = 'argValidators.set(procName, compile(spec.args))';
+  const LAZY = 'argValidators.set(procName, lazyValidator(spec.args, `${name}.${procName}`))';
+  const EAGER = 'argValidators.set(procName, compile(spec.args, `${name}.${procName}`))';
   if (!catalogue.includes(LAZY)) throw new Error('protocol/catalogue.ts no longer compiles validators lazily as this benchmark expects');
   const eager = transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER));
   const specs = [
@@ -484,13 +484,15 @@ async function variantsSection() {
     { name: '+MALLOC_ARENA_MAX=2', why: 'shipped flags, two glibc malloc arenas', v: { name: '+MALLOC_ARENA_MAX=2', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: { ...envFlags, MALLOC_ARENA_MAX: '2' } } },
     ...['--max-lazy', '--single-threaded-gc', '--lite-mode'].map((f) => ({ name: `+${f.slice(2)}`, why: `shipped flags + ${f}`, v: { name: `+${f.slice(2)}`, cmd: node, pre: [...nodeFlags, f, SHIM_BIN], env: envFlags } })),
     ...bundles.map((b) => ({ name: b.name, why: b.why, v: { name: b.name, cmd: node, pre: [...nodeFlags, b.file], env: envFlags } })),
-    // --variant-bundle NAME=FILE (repeatable): another build of the shim (e.g. main's), run with
-    // the flags and environment of its own shebang, so before and after sit in one run.
+    // --variant-bundle NAME=FILE[,VAR=VALUE...] (repeatable): another build of the shim (e.g. main's), run with
+    // the flags and environment of its own shebang (plus the variables given), so before and after sit in one run.
     ...process.argv.slice(2).flatMap((a, i, all) => (a === '--variant-bundle' ? [all[i + 1]] : [])).map((spec) => {
-      const [name, file] = spec.split('=');
+      const name = spec.slice(0, spec.indexOf('='));
+      const [file, ...extra] = spec.slice(name.length + 1).split(',');
       const own = readFileSync(file, 'utf8').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ');
-      const ownEnv = Object.fromEntries(own.filter((f) => /^[A-Z_]+=/.test(f)).map((f) => f.split('=')));
-      return { name, why: `${file} with its own shebang (${own.join(' ')})`, v: { name, cmd: node, pre: [...own.filter((f) => f.startsWith('--')), file], env: ownEnv } };
+      const pair = (f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
+      const ownEnv = { ...Object.fromEntries(own.filter((f) => /^[A-Z_]+=/.test(f)).map(pair)), ...Object.fromEntries(extra.map(pair)) };
+      return { name, why: `${file} with its own shebang (${own.join(' ')})${extra.length > 0 ? ` and ${extra.join(' ')}` : ''}`, v: { name, cmd: node, pre: [...own.filter((f) => f.startsWith('--')), file], env: ownEnv } };
     }),
     // What ships, but without the shebang's malloc arena limit: the code changes alone.
     { name: 'no-arena-limit', why: 'shipped flags without MALLOC_ARENA_MAX', v: { name: 'no-arena-limit', cmd: node, pre: [...nodeFlags, SHIM_BIN], env: Object.fromEntries(Object.entries(envFlags).filter(([k]) => k !== 'MALLOC_ARENA_MAX')) } },

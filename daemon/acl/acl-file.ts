@@ -3,9 +3,11 @@
 // schema error the path of the field; either way the caller keeps the rules it had.
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { AclFile, AclRules, VirtqError, compile } from '../../protocol/index.js';
+import { AclFile, AclRules, VirtqError, lazyValidator } from '../../protocol/index.js';
 
-const validator = compile(AclFile);
+// Compiled on first use (a daemon with no rules file never needs it); its id names the check
+// generated for the shim's bundle (scripts/shim-checks.mjs).
+const validator = lazyValidator(AclFile, 'acl-file');
 
 /** Line and column (1-based) of character `offset` in `text`. */
 export function lineColumn(text: string, offset: number): { line: number; column: number } {

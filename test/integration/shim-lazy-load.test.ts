@@ -5,7 +5,7 @@
 // cbor-x's native addon; its log lines, written without pino, are still pino's.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { get } from 'node:http';
@@ -38,7 +38,7 @@ function environ(pid: number): Map<string, string> {
 
 describe('virtq-shim lazy loading', () => {
   let h: ShimHarness;
-  beforeEach(() => { h = new ShimHarness(tmpRoot(), ['env', 'MALLOC_ARENA_MAX=2']); });
+  beforeEach(() => { h = new ShimHarness(tmpRoot(), ['env', 'MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=32768']); });
   afterEach(async () => { await h.cleanup(); });
 
   it('loads node:http and node:tls only on first use, and both work then', () => {
@@ -62,7 +62,7 @@ describe('virtq-shim lazy loading', () => {
   }, 90_000);
 
   it('serves --metrics on its first scrape, and QEMU runs without the shim-only MALLOC_ARENA_MAX', async () => {
-    expect(readFileSync(SHIM_BIN, 'utf8').split('\n')[0]).toContain('MALLOC_ARENA_MAX=2');
+    expect(readFileSync(SHIM_BIN, 'utf8').split('\n')[0]).toContain('MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768');
     const port = await freePort();
     const vm = await h.start(guestDefinition('lazy1'), ['--no-register', '--metrics', `127.0.0.1:${port}`]);
     expect(vm.reply).toMatchObject({ ok: true, state: 'running' });
@@ -79,6 +79,8 @@ describe('virtq-shim lazy loading', () => {
     const qemuPid = vm.reply.qemuPid as number;
     expect(environ(shimPid).get('MALLOC_ARENA_MAX')).toBe('2');
     expect(environ(qemuPid).has('MALLOC_ARENA_MAX')).toBe(false);
+    expect(environ(shimPid).get('MALLOC_MMAP_THRESHOLD_')).toBe('32768');
+    expect(environ(qemuPid).has('MALLOC_MMAP_THRESHOLD_')).toBe(false);
     await expect(vm.api.destroy({ name: 'lazy1' })).resolves.toMatchObject({ state: 'shutoff' });
   }, 180_000);
 
@@ -87,7 +89,14 @@ describe('virtq-shim lazy loading', () => {
     const root = tmpRoot();
     const preload = join(root.dir, 'builtins.mjs');
     const out = join(root.dir, 'builtins.json');
-    writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nprocess.on('SIGWINCH', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)))));\n`);
+    // It also lists the CommonJS files loaded: TypeBox's compiler (dist/bin/virtq-shim-typebox.cjs) only once a check fails.
+    writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nimport { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('SIGWINCH', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify({ builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)), cjs: Object.keys(cache) })));\n`);
+    const dump = async (pid: number): Promise<{ builtins: string[]; cjs: string[] }> => {
+      rmSync(out, { force: true });
+      process.kill(pid, 'SIGWINCH');
+      for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(100);
+      return JSON.parse(readFileSync(out, 'utf8')) as { builtins: string[]; cjs: string[] };
+    };
     const hh = new ShimHarness(root, ['env', `NODE_OPTIONS=--import=${preload}`]);
     try {
       // The definition has no UUID: the shim makes one (randomUuid, not node:crypto's).
@@ -98,11 +107,13 @@ describe('virtq-shim lazy loading', () => {
       const con = await hh.console(vm.rpc, 'lazy2');
       await con.reader.waitFor('GUEST-READY', 60_000);
       con.close();
-      process.kill(vm.proc.pid as number, 'SIGWINCH');
-      for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(100);
-      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+      const { builtins: loaded, cjs } = await dump(vm.proc.pid as number);
       expect(loaded).toContain('net');
-      expect(loaded.filter((m) => ['crypto', 'worker_threads', 'tls', 'http'].includes(m))).toEqual([]);
+      expect(loaded.filter((m) => ['crypto', 'worker_threads', 'tls', 'http', 'v8'].includes(m))).toEqual([]);
+      // Its checks were generated at build time: TypeBox's compiler is loaded for a failed one, to word its error.
+      expect(cjs.filter((f) => f.endsWith('virtq-shim-typebox.cjs'))).toEqual([]);
+      await expect(vm.rpc.call('virtq', 'getState', { name: 7 })).rejects.toMatchObject({ code: 'INVALID_ARG', message: 'invalid arguments of getState: /name: Expected string' });
+      expect((await dump(vm.proc.pid as number)).cjs.filter((f) => f.endsWith('virtq-shim-typebox.cjs'))).toHaveLength(1);
       // No native addon either (cbor-x decodes in JS in the shim), and its log lines (written
       // without pino) are pino's JSON lines with the VM and module bound.
       expect(readFileSync(`/proc/${vm.proc.pid as number}/maps`, 'latin1')).not.toContain('cbor-extract');
