@@ -8,7 +8,7 @@
 import { connect } from 'node:net';
 import { VirtqError } from '../protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing.js';
-import { decodeFastCbor, encodeFastCbor, FastCborUnsupported, type FastCborValue, type FastTableSpec } from './fast-cbor.js';
+import { decodeFastCbor, encodeFastCbor, type FastCborValue } from './fast-cbor.js';
 
 /** The call's outcome; undefined from fastCall means the full CLI must run the command. */
 export type FastCallOutcome = { readonly ok: true; readonly body: unknown } | { readonly ok: false; readonly error: VirtqError };
@@ -25,8 +25,8 @@ export function connectError(err: NodeJS.ErrnoException, path: string, hint: str
 }
 
 /** The outcome of a reply frame's payload, or undefined when it is not a plain reply to our call. */
-function replyOutcome(payload: Buffer, table: FastTableSpec | undefined): FastCallOutcome | undefined {
-  const m = decodeAs(payload, table) as Record<string, unknown> | null;
+function replyOutcome(payload: Buffer): FastCallOutcome | undefined {
+  const m = decodeFastCbor(payload) as Record<string, unknown> | null;
   if (typeof m !== 'object' || m === null || Array.isArray(m) || m['type'] !== 'reply' || typeof m['prog'] !== 'string' || typeof m['proc'] !== 'string') return undefined;
   const status = m['status'] ?? 'ok';
   // Serial 0 with an error is a connection-level error (a client cap, say): RpcClient fails the call with it.
@@ -35,23 +35,11 @@ function replyOutcome(payload: Buffer, table: FastTableSpec | undefined): FastCa
   return undefined;
 }
 
-/** The payload decoded with `table`'s cells; one it cannot take as a table (a row not a map, say) is decoded whole, as without it. */
-function decodeAs(payload: Buffer, table: FastTableSpec | undefined): unknown {
-  if (table === undefined) return decodeFastCbor(payload);
-  try {
-    return decodeFastCbor(payload, table);
-  } catch (err) {
-    if (!(err instanceof FastCborUnsupported)) throw err;
-    return decodeFastCbor(payload);
-  }
-}
-
 /**
  * Calls `prog`.`proc` with `args` on the server at `path`; `hint` is added to NO_CONNECT as dialResolved does.
- * With `table`, the reply's body holds that array as a FastTable (cells, not rows). Once a reply
- * is read the socket is ended (the server's end then closes it), not destroyed.
+ * Once a reply is read the socket is ended (the server's end then closes it), not destroyed.
  */
-export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number, table?: FastTableSpec): Promise<FastCallOutcome | undefined> {
+export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number): Promise<FastCallOutcome | undefined> {
   const payload = encodeFastCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
   const frame = Buffer.allocUnsafe(4 + payload.length);
   frame.writeUInt32BE(payload.length, 0);
@@ -88,7 +76,7 @@ export function fastCall(path: string, hint: string, prog: string, proc: string,
       if (length > DEFAULT_MAX_FRAME_BYTES) return done(undefined);
       if (got.length < 4 + length) return;
       try {
-        const outcome = replyOutcome(got.subarray(4, 4 + length), table);
+        const outcome = replyOutcome(got.subarray(4, 4 + length));
         done(outcome, outcome !== undefined);
       } catch {
         // CBOR outside the subset, or not CBOR at all: the full CLI's to decode and report.

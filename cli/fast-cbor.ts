@@ -52,64 +52,6 @@ export function encodeFastCbor(value: FastCborValue): Buffer {
   return Buffer.from(out);
 }
 
-/**
- * Asks decodeFastCbor to read one array of maps as a table's cells, not as objects: the array
- * under `key` in a map at depth 2 (a reply's body: listDomains' `domains`). Each map's values for
- * `columns` become `cell(value, column)`, its other values are skipped without making a string, and
- * no object is made for a row: at 200 rows the objects, their keys' stores and the strings nobody
- * prints were most of decoding a listing (bench/RESULTS.md, issue 15, session 13).
- */
-export interface FastTableSpec {
-  readonly key: string;
-  readonly columns: readonly string[];
-  /** A value's cell text, as the full CLI's renderer formats it (cli/render.ts's formatValue). */
-  cell(value: unknown, column: string): string;
-}
-
-/** A table read by a FastTableSpec: `cells` row after row, `columns.length` cells a row, a missing value as `cell(undefined)`. */
-export class FastTable {
-  constructor(readonly rows: number, readonly cells: readonly string[]) {}
-}
-
-/**
- * A row's shape as a sticky RegExp over the reply's Latin-1 text (one character a byte): the map's
- * head and each key's bytes exactly, each value as the class of items of its kind (rowPiece), the
- * shown columns' values captured (`caps`: their column for each capture). A match is the row read
- * exactly as the item-by-item reader reads it: every piece's head fixes its length, and a text
- * matched is all ASCII, the same string in Latin-1 as in UTF-8.
- */
-interface RowTemplate {
-  readonly re: RegExp;
-  readonly caps: readonly number[];
-}
-
-/** Templates made at most for one table (a listing's rows come in a few shapes: running VMs add pids). */
-const MAX_ROW_TEMPLATES = 4;
-
-/** `text` (Latin-1, one character a byte) as a RegExp source matching exactly it. */
-function bytesSource(text: string): string {
-  let out = '';
-  for (let i = 0; i < text.length; i++) out += `\\x${text.charCodeAt(i).toString(16).padStart(2, '0')}`;
-  return out;
-}
-
-// Any short text (a head of 0x60–0x77, then that many ASCII bytes): the head picks the one branch.
-const SHORT_TEXT = Array.from({ length: 24 }, (_, n) => `\\x${(0x60 + n).toString(16)}[\\x00-\\x7f]{${n}}`).join('|');
-// An unsigned integer below 2^32 (a pid).
-const UINT = '[\\x00-\\x17]|\\x18[\\x00-\\xff]|\\x19[\\x00-\\xff]{2}|\\x1a[\\x00-\\xff]{4}';
-
-/** The RegExp piece for items of the kind at `at` (true/false, a short text, a pid unless `shown`), or undefined for others. */
-function valuePiece(src: Buffer, at: number, shown: boolean): string | undefined {
-  const head = src[at] ?? 0xff;
-  if (head === 0xf4 || head === 0xf5) return '[\\xf4\\xf5]';
-  if (head >= 0x60 && head < 0x78) return `(?:${SHORT_TEXT})`;
-  if (head <= 0x1a && !shown) return `(?:${UINT})`;
-  // A longer text not shown (a UUID): its head and length exactly, as this row has it.
-  const length = src[at + 1] ?? 0;
-  if (head === 0x78 && !shown && length >= 24) return `\\x78\\x${length.toString(16)}[\\x00-\\x7f]{${length}}`;
-  return undefined;
-}
-
 /** A character outside ASCII (in a Latin-1 slice: a byte above 0x7f). */
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -120,7 +62,7 @@ const NON_ASCII = /[^\x00-\x7f]/;
  * an inline cache, and those loads were the largest share of decoding a 200-row listing (callgrind's
  * Builtins_LoadIC; bench/RESULTS.md, issue 15, session 11).
  */
-export function decodeFastCbor(bytes: Buffer, table?: FastTableSpec): unknown {
+export function decodeFastCbor(bytes: Buffer): unknown {
   const src = bytes;
   const end = src.length;
   let at = 0;
@@ -136,8 +78,6 @@ export function decodeFastCbor(bytes: Buffer, table?: FastTableSpec): unknown {
   // in one order, so a key that matches its cached one is that string (already internalized by its
   // first use as a property name), with no new string made or looked up.
   const keysBySize = new Map<number, string[]>();
-  // How many maps enclose the item being read: a reply's body is read at depth 2.
-  let depth = 0;
 
   // The head's argument: inline, or in 1, 2 or 4 bytes. Eight-byte ones (cbor-x gives BigInts or
   // checks lengths there) and indefinite lengths are not taken.
@@ -217,112 +157,20 @@ export function decodeFastCbor(bytes: Buffer, table?: FastTableSpec): unknown {
       case 5: {
         if (n > (end - at) / 2) unsupported('truncated');
         const object: Record<string, unknown> = {};
-        const keys = keysOf(n);
-        depth += 1;
+        let keys = keysBySize.get(n);
+        if (keys === undefined) keysBySize.set(n, keys = []);
         for (let i = 0; i < n; i++) {
           const k = key(keys[i]);
           if (typeof k !== 'string') return unsupported('a key that is not text');
           if (lastAscii) keys[i] = k;
           // As cbor-x's safeKey: no prototype pollution through the wire.
-          object[k === '__proto__' ? '__proto_' : k] = depth === 2 && k === table?.key && ((src[at] ?? 0) >> 5) === 4 ? cells(table) : read();
+          object[k === '__proto__' ? '__proto_' : k] = read();
         }
-        depth -= 1;
         return object;
       }
       // Byte strings (cbor-x's Buffer subclass) and tags (dates, typed arrays, records).
       default: return unsupported(`major type ${major}`);
     }
-  }
-
-  // The key cache for maps of `n` keys.
-  function keysOf(n: number): string[] {
-    let keys = keysBySize.get(n);
-    if (keys === undefined) keysBySize.set(n, keys = []);
-    return keys;
-  }
-
-  // Passes over one item: text unread (its bytes are not checked as UTF-8: a cell never shows
-  // it), anything else read as usual, so what read() refuses is refused here too.
-  function skip(): void {
-    const token = src[at];
-    if (token === undefined || token >> 5 !== 3) {
-      read();
-      return;
-    }
-    at += 1;
-    const n = arg(token & 0x1f);
-    if (n > end - at) unsupported('truncated');
-    at += n;
-  }
-
-  // The array at `at` (its head not read yet) read as `spec`'s table; an item that is not a map refuses.
-  // A row is first tried against the row templates made from earlier rows (rowTemplate): one
-  // sticky RegExp match in V8's regexp code takes the whole row, where reading it item by item in
-  // the interpreter cost ~20,000 instructions a row (bench/RESULTS.md, issue 15, session 13). A
-  // row no template matches is read item by item, and its shape becomes a template.
-  function cells(spec: FastTableSpec): FastTable {
-    const columns = spec.columns;
-    const width = columns.length;
-    const missing = columns.map((c) => spec.cell(undefined, c));
-    const yes = columns.map((c) => spec.cell(true, c));
-    const no = columns.map((c) => spec.cell(false, c));
-    const templates: RowTemplate[] = [];
-    const made = new Set<string>();
-    const rows = arg((src[at++] as number) & 0x1f);
-    if (rows > end - at) unsupported('truncated');
-    const out = new Array<string>(rows * width);
-    depth += 1;
-    rows: for (let r = 0; r < rows; r++) {
-      const base = r * width;
-      for (let c = 0; c < width; c++) out[base + c] = missing[c] as string;
-      for (const t of templates) {
-        t.re.lastIndex = at;
-        const m = t.re.exec(latin1);
-        if (m === null) continue;
-        for (let j = 0; j < t.caps.length; j++) {
-          const c = t.caps[j] as number;
-          const g = m[j + 1] as string;
-          const h = g.charCodeAt(0);
-          out[base + c] = (h === 0xf5 ? yes[c] : h === 0xf4 ? no[c] : spec.cell(g.slice(1), columns[c] as string)) as string;
-        }
-        at = t.re.lastIndex;
-        continue rows;
-      }
-      const rowStart = at;
-      const token = src[at++];
-      if (token === undefined || token >> 5 !== 5) return unsupported('a row that is not a map');
-      const n = arg(token & 0x1f);
-      if (n > (end - at) / 2) unsupported('truncated');
-      // The row's shape as a template's pieces: undefined once a value has no piece (rowPiece).
-      let pieces: string[] | undefined = [bytesSource(latin1.slice(rowStart, at))];
-      const caps: number[] = [];
-      const keys = keysOf(n);
-      for (let i = 0; i < n; i++) {
-        const keyStart = at;
-        const k = key(keys[i]);
-        if (typeof k !== 'string') return unsupported('a key that is not text');
-        if (lastAscii) keys[i] = k;
-        const c = columns.indexOf(k);
-        // A shown column's capture is a head and its text, or true/false: never a pid's bytes.
-        const piece = valuePiece(src, at, c >= 0);
-        if (pieces !== undefined && piece !== undefined) {
-          pieces.push(bytesSource(latin1.slice(keyStart, at)), c < 0 ? piece : `(${piece})`);
-          if (c >= 0) caps.push(c);
-        } else {
-          pieces = undefined;
-        }
-        // A repeated key: the last value, as an object's property would hold.
-        if (c < 0) skip();
-        else out[base + c] = spec.cell(read(), k);
-      }
-      const source = pieces?.join('');
-      if (source !== undefined && !made.has(source) && templates.length < MAX_ROW_TEMPLATES) {
-        made.add(source);
-        templates.push({ re: new RegExp(source, 'y'), caps });
-      }
-    }
-    depth -= 1;
-    return new FastTable(rows, out);
   }
 
   const value = read();

@@ -8,9 +8,9 @@ import { DEFAULT_CALL_TIMEOUT_MS } from '../client/call-timeout.js';
 import { daemonSocket } from '../client/resolve.js';
 import { parseUri } from '../protocol/uri.js';
 import { parseFastArgv } from './fast-argv.js';
-import { FastTable, type FastCborValue } from './fast-cbor.js';
+import type { FastCborValue } from './fast-cbor.js';
 import { fastCall } from './fast-call.js';
-import { LIST_CELLS, listFilter, listRows, renderList, renderListCells } from './list-view.js';
+import { listFilter, listRows, renderList } from './list-view.js';
 import { EXIT, errorLine, jsonDocument } from './outcome.js';
 import { renderGeneric } from './render.js';
 import { VERSION } from './version.js';
@@ -48,16 +48,13 @@ export async function runFast(argv: readonly string[], io: FastIo): Promise<numb
   const proc = cmd.kind === 'list' ? 'listDomains' : 'getInfo';
   const args = (cmd.kind === 'list' ? listFilter(cmd.opts) : { name: cmd.name }) as Record<string, FastCborValue>;
   const { socket, hint } = daemonSocket(target, 'api');
-  // The table of `list` needs five cells a row, not the rows: read as cells (--json prints the rows whole).
-  const cells = cmd.kind === 'list' && !cmd.json ? LIST_CELLS : undefined;
-  const outcome = await fastCall(socket, hint, VIRTQ_PROGRAM, proc, args, DEFAULT_CALL_TIMEOUT_MS, cells);
+  const outcome = await fastCall(socket, hint, VIRTQ_PROGRAM, proc, args, DEFAULT_CALL_TIMEOUT_MS);
   if (outcome === undefined) return undefined;
   if (!outcome.ok) {
     io.write('', errorLine(outcome.error));
     return EXIT.failed;
   }
   const shown = cmd.kind === 'list' ? listRows(outcome.body) : outcome.body;
-  if (shown instanceof FastTable) io.write(renderListCells(shown.cells), '');
-  else io.write(cmd.json ? jsonDocument(shown) : cmd.kind === 'list' ? renderList(shown) : renderGeneric(shown), '');
+  io.write(cmd.json ? jsonDocument(shown) : cmd.kind === 'list' ? renderList(shown) : renderGeneric(shown), '');
   return EXIT.ok;
 }

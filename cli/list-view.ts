@@ -2,7 +2,7 @@
 // command (cli/vm-commands.ts) and the fast path for hot read commands (cli/fast-main.ts,
 // docs/decisions/0028-cli-startup-snapshot.md). Depends on nothing heavier than the renderer.
 import type { DomainRow } from '../protocol/index.js';
-import { cellTable, columnHeading, formatValue, objectTable } from './render.js';
+import { objectTable } from './render.js';
 
 /** The listing's table columns, in order. */
 export const LIST_COLUMNS = ['name', 'state', 'reason', 'persistent', 'autostart'] as const;
@@ -29,15 +29,4 @@ export function listRows(result: unknown): DomainRow[] {
 /** The listing as a virsh-like table. */
 export function renderList(rows: unknown): string {
   return objectTable(rows as DomainRow[], LIST_COLUMNS);
-}
-
-/**
- * How the fast path reads listDomains' reply for the table (cli/fast-cbor.ts's FastTableSpec):
- * the `domains` rows' LIST_COLUMNS cells formatted as objectTable formats them, nothing else.
- */
-export const LIST_CELLS = { key: 'domains', columns: LIST_COLUMNS, cell: formatValue } as const;
-
-/** renderList's text from LIST_CELLS' cells, row after row. */
-export function renderListCells(cells: readonly string[]): string {
-  return cellTable(LIST_COLUMNS.map(columnHeading), cells);
 }

@@ -34,46 +34,12 @@ export function formatValue(value: unknown, key = ''): string {
   return JSON.stringify(value);
 }
 
-/** An aligned table with a rule under the headings, as virsh prints `list` (a row's cells beyond the headings are not shown). */
+/** An aligned table with a rule under the headings, as virsh prints `list`. */
 export function table(headings: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  return cellTable(headings, rows.flatMap((r) => headings.map((_, i) => r[i] ?? '')));
-}
-
-// Whether a line ending in `c` (a UTF-16 unit) may end in white space trimEnd() would remove:
-// anything but printable ASCII, checked by trimEnd itself.
-const mayTrim = (c: number): boolean => !(c > 0x20 && c < 0x7f);
-
-/**
- * table()'s text from its cells row after row (`headings.length` a row): one string built by
- * concatenation, the padding of each width made once, no array per row or per cell. The CLI's
- * fast path hands in cells read straight from a listing's bytes (cli/fast-cbor.ts's FastTable).
- */
-export function cellTable(headings: readonly string[], cells: readonly string[]): string {
-  const columns = headings.length;
-  if (columns === 0) return '\n--\n';
-  const widths = headings.map((h) => h.length);
-  for (let i = 0; i < cells.length; i++) {
-    const w = (cells[i] as string).length;
-    if (w > (widths[i % columns] as number)) widths[i % columns] = w;
-  }
-  // pads[n]: n spaces, the column separator included (a cell is followed by its padding and three spaces).
-  const pads: string[] = [''];
-  const padFor = (n: number): string => pads[n] ?? (pads[n] = ' '.repeat(n));
-  const line = (row: readonly string[], base: number): string => {
-    let text = ' ';
-    for (let c = 0; c < columns - 1; c++) {
-      const cell = row[base + c] as string;
-      text += cell + padFor((widths[c] as number) - cell.length + 3);
-    }
-    // The last cell unpadded: trimEnd would take its padding off again. Checked on the cell, a
-    // flat string: the line's last character would flatten the line.
-    const last = row[base + columns - 1] as string;
-    text += last;
-    return last === '' || mayTrim(last.charCodeAt(last.length - 1)) ? text.trimEnd() : text;
-  };
-  let out = `${line(headings, 0)}\n${'-'.repeat(widths.reduce((a, w) => a + w, 0) + 3 * Math.max(0, columns - 1) + 2)}\n`;
-  for (let base = 0; base < cells.length; base += columns) out += `${line(cells, base)}\n`;
-  return out;
+  const widths = headings.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => ` ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('   ')}`.trimEnd();
+  const rule = '-'.repeat(widths.reduce((a, w) => a + w, 0) + 3 * Math.max(0, widths.length - 1) + 2);
+  return [line(headings), rule, ...rows.map(line)].join('\n') + '\n';
 }
 
 /** `Label:   value` lines with the values aligned, as virsh prints `dominfo`. */
