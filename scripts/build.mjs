@@ -73,12 +73,10 @@ const binaries = [
   // from it): without whitespace it is ~0.3 MiB smaller per shim (bench/RESULTS.md, issue 15,
   // session 9). Names are kept, so stack traces still name functions, but not source lines.
   // Its schema checks are generated here (scripts/shim-checks.mjs): no TypeBox code in a shim.
-  // MALLOC_MMAP_THRESHOLD_=32768: glibc serves allocations of 32 KiB and more (V8's compiler zones
-  // at start, large buffers) with their own mappings, returned to the kernel when freed, instead of
-  // from the brk heap, whose freed middle stays resident (2.8 or 4.2 MiB, bimodal by run); a fixed
-  // threshold also stops glibc raising it after the first such free. 8 VMs: −3.2 MiB PSS per shim
-  // (bench/RESULTS.md, issue 15 target 2, session 13). QEMU does not inherit it (qemuEnv).
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true, precompiledChecks: true },
+  // A fixed MALLOC_MMAP_THRESHOLD_=32768 was tried (session 13): −3.2 MiB per shim at load 26–48, but
+  // no change on a quiet machine (8 VMs: 11.98 vs 12.06 MiB PSS) and +15 ms of CPU to the ready line
+  // (bench/RESULTS.md, issue 15 target 2, quiet verdicts of session 13), so it is not set.
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true, precompiledChecks: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's

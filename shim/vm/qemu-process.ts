@@ -32,10 +32,9 @@ export interface QemuProcess {
 /**
  * Variables the shim's shebang sets for the shim's own Node process (scripts/build.mjs), which
  * QEMU must not inherit: `MALLOC_ARENA_MAX=2` trims the shim's glibc heap (~0.8 MiB PSS per
- * shim) but would also cap QEMU's I/O threads, whose malloc behaviour was never measured with it;
- * `MALLOC_MMAP_THRESHOLD_` (~3 MiB per shim) would give QEMU's larger buffers a mapping each.
+ * shim) but would also cap QEMU's I/O threads, whose malloc behaviour was never measured with it.
  */
-const SHIM_ONLY_ENV = ['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_'] as const;
+const SHIM_ONLY_ENV = ['MALLOC_ARENA_MAX'] as const;
 
 /** The environment QEMU runs with: the shim's, less what only the shim's Node process is tuned by. */
 export function qemuEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
