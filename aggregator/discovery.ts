@@ -104,13 +104,13 @@ function adoptLive(registry: DomainRegistry, record: DomainRecord, s: RuntimeSta
 // Synchronous: nothing is served before recovery ends, and 50-200 small files read in the main
 // thread cost less CPU and far less waiting than as many thread-pool round trips (runtime-state.ts).
 function readStates(layout: Layout): RuntimeState[] {
+  const dir = shimDir(layout);
   let files: string[];
   try {
-    files = readdirSync(shimDir(layout));
+    files = readdirSync(dir);
   } catch {
     return [];
   }
-  const dir = shimDir(layout);
   const names = files.filter((f) => f.endsWith('.json') && !isTempName(f));
   const states = names.map((f) => readRuntimeStateSync(join(dir, f)));
   // A state file is NAME.json: one naming another VM (or a path, "../x") is not trusted with paths.

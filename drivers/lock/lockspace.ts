@@ -102,8 +102,7 @@ export class Lockspace {
       return [];
     }
     const out: HolderRecord[] = [];
-    for (const n of names) {
-      if (!n.startsWith(`${key}.`) || !n.endsWith('.holder')) continue;
+    for (const n of names.filter((name) => isRecordOf(key, name))) {
       let text: string | undefined;
       try {
         text = readFileSync(join(this.dir, n), 'utf8');
@@ -140,7 +139,7 @@ export class Lockspace {
   /** Every readable record on `key`. */
   async records(key: string): Promise<HolderRecord[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    const mine = names.filter((n) => n.startsWith(`${key}.`) && n.endsWith('.holder'));
+    const mine = names.filter((name) => isRecordOf(key, name));
     const texts = await Promise.all(mine.map((n) => readFile(join(this.dir, n), 'utf8').catch(() => undefined)));
     return texts.map(parseRecord).filter((r): r is HolderRecord => r !== undefined);
   }
@@ -149,6 +148,11 @@ export class Lockspace {
   async removeRecord(key: string, uuid: string): Promise<void> {
     await unlink(this.recordFile(key, uuid)).catch(() => undefined);
   }
+}
+
+/** Whether the lockspace entry `name` is a holder record of resource `key`. */
+function isRecordOf(key: string, name: string): boolean {
+  return name.startsWith(`${key}.`) && name.endsWith('.holder');
 }
 
 function parseRecord(text: string | undefined): HolderRecord | undefined {
