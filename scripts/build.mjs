@@ -3,6 +3,7 @@
 // — that is what keeps a shim near 15 MiB PSS (docs/decisions/0002-shim-footprint.md).
 import { build } from 'esbuild';
 import { buildShimTypebox, shimChecksPlugin } from './shim-checks.mjs';
+import { snapshotExec, writeBlobMarkers } from './launcher-head.mjs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -46,18 +47,19 @@ const VIRTQEMUD_LAZY_BUILTINS = ['crypto', 'child_process', 'readline', 'tls', '
 // or -V, so other commands do not pay its start) — exec, not a waited child: sh waiting cost ~14 ms
 // of CPU a run — and the fast path runs a command line it does not take on the full CLI's bundle
 // in its own process. Otherwise sh execs node on the CLI's startup snapshot when one built by this node binary
-// sits beside it (its name carries the binary's size, mtime and inode), else node on this same
-// file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
+// sits beside it (its name carries the binary's size, mtime and inode; sh checks it without a fork
+// where the build's markers are: scripts/launcher-head.mjs), else node on this same file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
 // The version alone (`--version` or `-V`, nothing else) sh prints itself, from cli/version.ts read
 // here at build: that line costs no node start at all; SIGPIPE ignored and the status 0 whatever
 // the write did, as the CLI does when stdout is closed.
 const VERSION = /VERSION = '([^'\\]+)'/.exec(readFileSync('cli/version.ts', 'utf8'))?.[1];
 if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
-':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; esac; [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtq-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" --snapshot-blob "$b" -- "$d" "$@"; exec node "$0" "$@"`;
+':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; esac; if [ -z "$VIRTQ_NO_SNAPSHOT" ]; then ${snapshotExec('virtq', '')}; fi; exec node "$0" "$@"`;
 // virtqemud's head is a launcher like the CLI's (sh and JavaScript at once): run as a program, sh
 // execs node on virtqemud's startup snapshot (aggregator/snapshot-main.ts) when one built by the
-// `node` on PATH sits beside it (virtqemud-SIZE-MTIME-INODE.blob, as the CLI's), else node on this
+// `node` on PATH sits beside it (virtqemud-SIZE-MTIME-INODE.blob, as the CLI's; found without a
+// fork where the build's markers are: scripts/launcher-head.mjs), else node on this
 // same file (the ESM bundle), which is also what `node dist/bin/virtqemud.js` runs. `exec` keeps
 // the pid (socket activation's LISTEN_PID). A fleet member (--cluster) loads etcd3 from
 // node_modules by import(), which a snapshot's code cannot do: it runs the bundle. Both ways run
@@ -65,7 +67,7 @@ const CLI_LAUNCHER = `#!/bin/sh
 // flags). VIRTQ_NO_SNAPSHOT=1 runs the bundle (docs/decisions/0032-virtqemud-startup-snapshot.md).
 const VIRTQEMUD_FLAGS = '--max-semi-space-size=4';
 const VIRTQEMUD_LAUNCHER = `#!/bin/sh
-':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" --cluster"*) ;; *) [ -z "$VIRTQ_NO_SNAPSHOT" ] && n=$(command -v node) && b=$d/virtqemud-$(stat -L -c %s-%Y-%i -- "$n" 2>/dev/null).blob && [ -f "$b" ] && exec "$n" ${VIRTQEMUD_FLAGS} --snapshot-blob "$b" -- "$d" "$@" ;; esac; exec node ${VIRTQEMUD_FLAGS} "$0" "$@"`;
+':' //; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" --cluster"*) ;; *) if [ -z "$VIRTQ_NO_SNAPSHOT" ]; then ${snapshotExec('virtqemud', VIRTQEMUD_FLAGS)}; fi ;; esac; exec node ${VIRTQEMUD_FLAGS} "$0" "$@"`;
 // What virtqemud's bundle and its snapshot's leave out (see each above).
 const VIRTQEMUD_LEAVE_OUT = [PUSHGATEWAY, THREAD_STREAM, PINO_WORKER_THREADS, PROM_CLUSTER, SONIC_ASSERT, CBOR_EXTRACT];
 const binaries = [
@@ -185,8 +187,9 @@ async function buildCliSnapshot() {
       define: { 'import.meta.url': 'globalThis.__virtqBinUrl' },
       plugins: [leaveOut([CBOR_EXTRACT]), lazyBuiltins(SNAPSHOT_LAZY_BUILTINS)],
     });
-    for (const old of readdirSync('dist/bin').filter((f) => /^virtq-.*\.blob$/.test(f))) rmSync(`dist/bin/${old}`);
+    for (const old of readdirSync('dist/bin').filter((f) => /^virtq-.*\.blob(\.node|\.mtime)?$/.test(f))) rmSync(`dist/bin/${old}`);
     execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', entry], { stdio: ['ignore', 'inherit', 'inherit'] });
+    writeBlobMarkers(blob, process.execPath);
   } catch (err) {
     console.warn(`build: no startup snapshot for the CLI (it runs without one): ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -212,8 +215,9 @@ async function buildVirtqemudSnapshot() {
       define: { 'import.meta.url': 'globalThis.__virtqBinUrl' },
       plugins: [leaveOut(VIRTQEMUD_LEAVE_OUT), lazyBuiltins([...new Set([...SNAPSHOT_LAZY_BUILTINS, ...VIRTQEMUD_LAZY_BUILTINS])]), cborWithoutProbe(), startTimeAtRun()],
     });
-    for (const old of readdirSync('dist/bin').filter((f) => /^virtqemud-.*\.blob$/.test(f))) rmSync(`dist/bin/${old}`);
+    for (const old of readdirSync('dist/bin').filter((f) => /^virtqemud-.*\.blob(\.node|\.mtime)?$/.test(f))) rmSync(`dist/bin/${old}`);
     execFileSync(process.execPath, [VIRTQEMUD_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { stdio: ['ignore', 'inherit', 'pipe'] });
+    writeBlobMarkers(blob, process.execPath);
   } catch (err) {
     console.warn(`build: no startup snapshot for virtqemud (it runs its bundle): ${err instanceof Error ? err.message : String(err)}`);
   }
