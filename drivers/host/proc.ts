@@ -20,7 +20,7 @@ export function isLiveProcess(pid: number, marker: string): boolean {
     const state = procState(pid);
     if (state === undefined || state === 'Z' || state === 'X') return false;
   }
-  return procText(`/proc/${pid}/cmdline`)?.includes(marker) ?? false;
+  return procText(`/proc/${pid}/cmdline`, marker)?.includes(marker) ?? false;
 }
 
 /** Read size for /proc text files: under Buffer's pool threshold, so a read takes no allocation of its own. */
@@ -30,7 +30,9 @@ const PROC_CHUNK = 4000;
 // allocate a fresh 64 KiB buffer per call for such a file and copy it out again: a restarted
 // virtqemud checks every VM's QEMU this way before its first listing (~0.12 ms of CPU per VM
 // saved; issue 15 target 4, session 12).
-function procText(path: string): string | undefined {
+// With `until`, the read stops once the text holds it: a QEMU's command line fits one chunk, and the
+// read that would only find its end is saved (one syscall per VM before a restart's first listing).
+function procText(path: string, until?: string): string | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -40,7 +42,10 @@ function procText(path: string): string | undefined {
   try {
     const buf = Buffer.allocUnsafe(PROC_CHUNK);
     let text = '';
-    for (let n = readSync(fd, buf, 0, PROC_CHUNK, null); n > 0; n = readSync(fd, buf, 0, PROC_CHUNK, null)) text += buf.toString('latin1', 0, n);
+    for (let n = readSync(fd, buf, 0, PROC_CHUNK, null); n > 0; n = readSync(fd, buf, 0, PROC_CHUNK, null)) {
+      text += buf.toString('latin1', 0, n);
+      if (until !== undefined && text.includes(until)) break;
+    }
     return text;
   } catch {
     return undefined;
