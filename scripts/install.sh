@@ -74,6 +74,15 @@ if [ "$package" = 1 ]; then
   echo "install.sh: virtq $(node -p "require('$pkg/package.json').version") is installed in $bin_dir"
   case ":$PATH:" in *":$bin_dir:"*) ;; *) echo "install.sh: $bin_dir is not on PATH; add it: export PATH=\"$bin_dir:\$PATH\"" ;; esac
 fi
+# The launchers check their startup snapshot against markers beside it without forking `stat`
+# (scripts/launcher-head.mjs; npm pack drops them): made here for the node that runs the units, and
+# only for the blob named after that very binary (size-mtime-inode), so none points it at a stale blob.
+key="$(stat -L -c %s-%Y-%i -- "$node_bin")"
+for b in "$pkg"/dist/bin/virtq-"$key".blob "$pkg"/dist/bin/virtqemud-"$key".blob; do
+  [ -f "$b" ] || continue
+  for_dir "$pkg/dist/bin" ln -sfn "$(readlink -f -- "$node_bin")" "$b.node"
+  for_dir "$pkg/dist/bin" touch -r "$node_bin" "$b.mtime"
+done
 [ "$units" = 1 ] || exit 0
 
 for d in "$bin_dir"/virtqemud "$bin_dir"/virtq-shim; do
