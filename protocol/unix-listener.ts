@@ -3,7 +3,7 @@
 // path exists, so two daemons racing for one path cannot both win, and a stale socket file
 // (nobody accepting) is removed only after a connect attempt proves it dead. Regular files
 // and other non-sockets at the path are never removed.
-import { chmodSync, linkSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { lstat, unlink, stat } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
@@ -111,6 +111,9 @@ function bind(server: Server, path: string): Promise<void> {
   });
 }
 
+// A daemon restarted after kill -9 finds each of its sockets stale: the lstat and unlink here are
+// synchronous too (the connect that proves the socket dead is not), as above: each thread-pool
+// round trip was a scheduling wait before a restarted virtqemud's first listing (issue 15 target 4).
 async function linkClaim(tmp: string, path: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -119,7 +122,12 @@ async function linkClaim(tmp: string, path: string): Promise<void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const st = await lstat(path).catch(() => undefined);
+    let st;
+    try {
+      st = lstatSync(path, { throwIfNoEntry: false });
+    } catch {
+      st = undefined;
+    }
     if (st === undefined) continue;
     if (!st.isSocket()) {
       throw new VirtqError('SOCKET_IN_USE', `${path} exists and is not a socket; refusing to replace it`);
@@ -127,7 +135,7 @@ async function linkClaim(tmp: string, path: string): Promise<void> {
     if (await isLive(path)) {
       throw new VirtqError('SOCKET_IN_USE', `another process is serving ${path} (is ${basename(path, '.sock').replace(/-(ro|admin)$/, '')} already running?)`);
     }
-    await unlink(path).catch(() => undefined);
+    try { unlinkSync(path); } catch { /* gone already */ }
   }
   throw new VirtqError('SOCKET_IN_USE', `could not claim ${path}: it keeps being recreated`);
 }
