@@ -31,7 +31,8 @@ passthrough of anything unusual), disk targets, states.
 
 Values are read from cached state when scraped: VM state and counters from the shim's memory
 and \`/proc\`, block counters from a \`query-blockstats\` refreshed every 5 s in the background, so a
-scrape never waits on a VM's job.
+scrape never waits on a VM's job (not while a VM waits for its incoming migration: its QEMU has moved
+no block yet and answers only between its reads of the stream).
 
 | metric | type | labels | exported by | meaning |
 | --- | --- | --- | --- | --- |

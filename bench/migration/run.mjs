@@ -111,6 +111,17 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
   const ran = logLine(dstLog, (j) => j.msgId === 'MIGRATION_RUNNING');
   // dstArmed (session 12): 1 when the claim found its lease holders armed during the transfer.
   const dstSplit = { dstLeaseMs: claimed?.leaseMs, dstArmed: claimed?.armed === undefined ? undefined : Number(claimed.armed), dstLoadWaitMs: ran?.loadWaitMs, dstContMs: ran?.contMs };
+  // The prepare's split (session 14), ms since the job began on the source (both logs' wall clocks,
+  // 1 ms; the job's start is MIGRATION_DONE's time less its sourceStopped): the destination shim
+  // spawned QEMU (dstSpawned: the prepare's hops, virtqemud and the pool shim before the spawn),
+  // QEMU's monitor attached (dstQmp: QEMU's own start-up), QEMU listens (dstListening).
+  const jobT0 = done === undefined || done.phases?.sourceStopped === undefined ? undefined : done.time - done.phases.sourceStopped;
+  const since = (j) => (j === undefined || jobT0 === undefined ? undefined : j.time - jobT0);
+  Object.assign(dstSplit, {
+    dstSpawned: since(logLine(dstLog, (j) => j.msg === 'spawning qemu')),
+    dstQmp: since(logLine(dstLog, (j) => j.msg === 'qmp monitor attached')),
+    dstListening: since(logLine(dstLog, (j) => j.msgId === 'MIGRATION_INCOMING')),
+  });
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
     process.stderr.write(`virtq destination argv: ${JSON.stringify(logLine(join(dstRoot, 'log', `${name}.log`), (j) => j.msg === 'spawning qemu')?.argv)}\n`);

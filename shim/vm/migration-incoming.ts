@@ -134,12 +134,34 @@ export class MigrationIncoming {
   // A query that fails says nothing about the source (a monitor reconnecting, a QEMU busy past the
   // call's timeout): the watchdog asks again rather than stopping, else this QEMU would wait forever
   // (QEMU's exit ends the VM's `waiting` by itself). Only a status read at the deadline stops it.
+  // Once QEMU's MIGRATION events are seen (migrate-incoming's own `setup` arrives in listen()), the
+  // watchdog sends nothing before its deadline: an event that leaves `setup` says the source
+  // connected. A query sent to a QEMU that loads the stream is answered only between its reads
+  // (300+ ms late, bench/RESULTS.md session 13) and takes its main loop from the load; without
+  // events the watchdog asks every CONNECT_POLL_MS as before.
   private watchConnect(deadline: number): void {
-    const { clock, log, vm } = this.d;
+    const { clock, log, vm, wakeups } = this.d;
     let failures = 0;
-    const again = (): void => { clock.setTimeout(() => void check(), CONNECT_POLL_MS); };
+    const eventsFlow = (): boolean => wakeups !== undefined && wakeups.seenSince(this.eventsFrom);
+    const again = (): void => {
+      if (wakeups === undefined || !eventsFlow()) {
+        clock.setTimeout(() => void check(), CONNECT_POLL_MS);
+        return;
+      }
+      // Woken by the next MIGRATION event, else at the deadline (past it: every CONNECT_POLL_MS, as a failed query is asked again).
+      const left = deadline - clock.monotonic();
+      void wakeups.nap(clock, left > 0 ? left : CONNECT_POLL_MS, wakeups.mark()).then(check);
+    };
     const check = async (): Promise<void> => {
       if (!this.waiting || this.claimed) return;
+      if (eventsFlow()) {
+        const status = wakeups?.lastStatus();
+        if (status !== undefined && status !== 'setup') return;
+        if (clock.monotonic() < deadline) {
+          again();
+          return;
+        }
+      }
       let status: string | undefined;
       try {
         status = ((await vm.monitor().raw({ execute: 'query-migrate' })) as { status?: string }).status;

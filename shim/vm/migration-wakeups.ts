@@ -11,11 +11,16 @@ export class MigrationWakeups {
   private waiters = new Set<() => void>();
   /** Counts MIGRATION events: a poll remembers it before its query, so an event that arrived while the answer was in flight still wakes it. */
   private seq = 0;
+  /** The `status` of the last MIGRATION event (undefined before the first). */
+  private status: string | undefined;
 
   /** Every monitor event of the VM's QEMU (the shim's event tap); only MIGRATION counts. */
   onEvent(event: Record<string, unknown>): void {
     if (event['event'] !== 'MIGRATION') return;
     this.seq++;
+    const data = event['data'];
+    const status = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['status'] : undefined;
+    this.status = typeof status === 'string' ? status : undefined;
     const woken = [...this.waiters];
     this.waiters.clear();
     for (const wake of woken) wake();
@@ -29,6 +34,11 @@ export class MigrationWakeups {
   /** Whether QEMU has sent any MIGRATION event since `since` (the tap is wired and events flow). */
   seenSince(since: number): boolean {
     return this.seq > since;
+  }
+
+  /** The status the last MIGRATION event named (a hint, as every event: query-migrate decides). */
+  lastStatus(): string | undefined {
+    return this.status;
   }
 
   /** Resolves after `ms`, or at once when an event came after `since`, or at the next event. */

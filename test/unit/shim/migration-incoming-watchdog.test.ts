@@ -6,12 +6,16 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger, VirtqError } from '../../../protocol/index.js';
 import { INCOMING_REASON, MigrationIncoming } from '../../../shim/vm/migration-incoming.js';
 import type { Vm } from '../../../shim/vm/vm.js';
+import { MigrationWakeups } from '../../../shim/vm/migration-wakeups.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A VM waiting for its migration; query-migrate answers from `answers` in turn (an Error throws). */
-function waitingVm(answers: Array<string | Error>) {
+/**
+ * A VM waiting for its migration; query-migrate answers from `answers` in turn (an Error throws).
+ * With `wakeups`, migrate-incoming sends QEMU's MIGRATION `setup` event, as QEMU does.
+ */
+function waitingVm(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
   const seen = { queries: 0, destroyed: 0 };
   const vm = {
     def: { name: 'in1' },
@@ -20,6 +24,7 @@ function waitingVm(answers: Array<string | Error>) {
     qemuPid: 4242,
     monitor: () => ({
       raw: (cmd: { execute: string }): Promise<unknown> => {
+        if (cmd.execute === 'migrate-incoming') wakeups?.onEvent({ event: 'MIGRATION', data: { status: 'setup' } });
         if (cmd.execute !== 'query-migrate') return Promise.resolve({});
         const a = answers[Math.min(seen.queries++, answers.length - 1)];
         return a instanceof Error ? Promise.reject(a) : Promise.resolve({ status: a });
@@ -30,13 +35,13 @@ function waitingVm(answers: Array<string | Error>) {
   return { vm, seen };
 }
 
-async function listening(answers: Array<string | Error>) {
+async function listening(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
   const clock = new FakeClock();
-  const { vm, seen } = waitingVm(answers);
+  const { vm, seen } = waitingVm(answers, wakeups);
   const inc = new MigrationIncoming({
     // The watchdog reads only state, reason, def, qemuPid, monitor() and destroy() of the VM.
     vm: vm as unknown as Vm, leases: { acquireAllForRunning: () => Promise.resolve() }, clock, log: silentLogger(),
-    socketPath: join(tmpdir(), `virtq-incoming-watchdog-${process.pid}.sock`), transport: 'unix',
+    socketPath: join(tmpdir(), `virtq-incoming-watchdog-${process.pid}.sock`), transport: 'unix', ...(wakeups === undefined ? {} : { wakeups }),
   });
   await inc.listen();
   return { clock, seen };
@@ -76,5 +81,40 @@ describe('incoming migration watchdog', () => {
     expect(seen.destroyed).toBe(0);
     expect(seen.queries).toBe(2);
     expect(clock.pending()).toBe(0);
+  });
+
+  describe('with QEMU\'s MIGRATION events (session 14)', () => {
+    it('asks QEMU nothing before the deadline, then stops a QEMU no source connected to', async () => {
+      const wakeups = new MigrationWakeups();
+      const { clock, seen } = await listening(['setup'], wakeups);
+      await clock.advance(9_900);
+      expect(seen.queries).toBe(0);
+      expect(seen.destroyed).toBe(0);
+      await clock.advance(1_000);
+      expect(seen.queries).toBe(1);
+      expect(seen.destroyed).toBe(1);
+      expect(clock.pending()).toBe(0);
+    });
+
+    it('ends the watch at the event that leaves setup, without a query', async () => {
+      const wakeups = new MigrationWakeups();
+      const { clock, seen } = await listening(['setup'], wakeups);
+      await clock.advance(700);
+      wakeups.onEvent({ event: 'MIGRATION', data: { status: 'active' } });
+      await clock.advance(30_000);
+      expect(seen.queries).toBe(0);
+      expect(seen.destroyed).toBe(0);
+      expect(clock.pending()).toBe(0);
+    });
+
+    it('still asks QEMU at the deadline when the last event said setup, and asks again after a failed query', async () => {
+      const wakeups = new MigrationWakeups();
+      const { clock, seen } = await listening([gone, 'active'], wakeups);
+      wakeups.onEvent({ event: 'MIGRATION', data: { status: 'setup' } });
+      await clock.advance(12_000);
+      expect(seen.queries).toBe(2);
+      expect(seen.destroyed).toBe(0);
+      expect(clock.pending()).toBe(0);
+    });
   });
 });
