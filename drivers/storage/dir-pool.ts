@@ -227,16 +227,26 @@ export class DirPool implements StoragePool {
    * resolved once for the lease check and the removal.
    */
   async delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard): Promise<void> {
-    await this.exclusive(name, 'delete', async () => {
-      const realDir = await this.realDir();
-      const vol = await this.resolveIn(realDir, name);
-      const remove = async (c: (() => Promise<void>) | undefined): Promise<void> => {
-        await this.refuseBackingOf(vol, 'delete', realDir);
-        await removeVolumeFile({ dir: this.config.path, fs: this.fs, tempName: this.ops.tempName, freeAfter: (f) => this.freeAfter(f) }, vol, c);
-      };
-      await (guard === undefined ? remove(confirm) : guard(vol.path, remove));
-      this.cache.delete(name);
-    });
+    if (guard === undefined) {
+      await this.exclusive(name, 'delete', async () => {
+        const realDir = await this.realDir();
+        await this.removeIn(realDir, await this.resolveIn(realDir, name), confirm);
+      });
+      return;
+    }
+    // Resolved before the busy mark, as a caller's path() was: the guard first refuses a change
+    // of the volume under way naming it (an upload's), then the removal takes the mark.
+    checkVolumeName(name);
+    const realDir = await this.realDir();
+    const vol = await this.resolveIn(realDir, name);
+    await guard(vol.path, (c) => this.exclusive(name, 'delete', () => this.removeIn(realDir, vol, c)));
+  }
+
+  /** The removal of resolved `vol`, under its busy mark. */
+  private async removeIn(realDir: string, vol: ResolvedVolume, confirm: (() => Promise<void>) | undefined): Promise<void> {
+    await this.refuseBackingOf(vol, 'delete', realDir);
+    await removeVolumeFile({ dir: this.config.path, fs: this.fs, tempName: this.ops.tempName, freeAfter: (f) => this.freeAfter(f) }, vol, confirm);
+    this.cache.delete(vol.ref.name);
   }
 
   /** Resolves once the files of deleted volumes are freed. */
