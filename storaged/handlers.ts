@@ -122,7 +122,8 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     }),
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
-      await guard.removing(await p.path(name), `delete volume ${pool}/${name}`, (confirm) => p.delete(name, confirm));
+      // The pool resolves the volume once, for the lease check and the removal both.
+      await p.delete(name, undefined, (path, remove) => guard.removing(path, `delete volume ${pool}/${name}`, remove));
       // The volume is gone: forgetting its record is best effort, so a full disk cannot fail a
       // delete that happened, and is not waited for (two fsyncs, most of a small delete's time).
       // Writes are serialised, so a create of the name afterwards records after it; a record left

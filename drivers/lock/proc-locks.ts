@@ -49,6 +49,9 @@ export async function isLocalLockFs(dir: string): Promise<boolean> {
 
 /** Answers whether a disk's lease may be held, without a process. */
 export class ProcLocksProbe {
+  /** The last canonical path's lock file: a removal probes one path twice (before and in its confirm), and the name is a JS sha256. */
+  private last: { path: string; file: string } | undefined;
+
   constructor(private readonly lockspace: string, private readonly readTable: ReadLockTable = readProcLocks) {}
 
   /** The lock file a lease on `diskPath` is a flock on (lockfile-manager.ts's naming). */
@@ -58,7 +61,8 @@ export class ProcLocksProbe {
 
   /** lockFileOf() of a path already canonical (resolved by its pool): no realpath. */
   private lockFileOfCanonical(diskPath: string): string {
-    return join(this.lockspace, lockFileName(diskPath));
+    if (this.last?.path !== diskPath) this.last = { path: diskPath, file: join(this.lockspace, lockFileName(diskPath)) };
+    return this.last.file;
   }
 
   /**
@@ -72,8 +76,11 @@ export class ProcLocksProbe {
     try {
       const file = opts.canonical === true ? this.lockFileOfCanonical(diskPath) : await this.lockFileOf(diskPath);
       // A plain stat: the lockspace is on a local filesystem (procLocksProbeFor), so the call
-      // takes microseconds, less than a thread-pool hop.
-      inode = statSync(file, { bigint: true }).ino;
+      // takes microseconds, less than a thread-pool hop. A missing lock file (the usual answer)
+      // builds no Error: its stack was most of the call's time.
+      const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) return false;
+      inode = st.ino;
     } catch (err) {
       return (err as NodeJS.ErrnoException).code !== 'ENOENT';
     }

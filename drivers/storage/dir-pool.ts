@@ -3,7 +3,7 @@
 // that keep two changes of one volume apart, and recovery after a kill. Names starting with a
 // dot are the driver's own temp files and never volumes.
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, open, readdir, realpath, statfs, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readdir, realpath, statfs, unlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, normalize } from 'node:path';
@@ -16,8 +16,9 @@ import { checkEncryptedArgs } from './qemu-img-args.js';
 import { QemuImg } from './qemu-img.js';
 import { removeStaleSecretDirs, withSecretFile } from './secret-file.js';
 import { openDownload } from './transfer.js';
-import type { CloneMode, CreateVolumeSpec, DownloadOptions, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
-import { describe, exists, fsError, fsyncPath, isTempName, moveAsideConfirmed } from './volume-files.js';
+import type { CloneMode, CreateVolumeSpec, RemovalGuard, DownloadOptions, OpControl, PoolConfig, PoolInfo, RecoverReport, ResizeOptions, StoragePool, UploadOptions, VolumeDownload, VolumeFormat, VolumeInfo } from './types.js';
+import { describe, exists, fsError, fsyncPath, isTempName, TempNames } from './volume-files.js';
+import { removeVolumeFile } from './volume-remove.js';
 import { poolFsFor, threadPoolFs, type PoolFs } from './pool-fs.js';
 import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
 import { fileKind } from '../fs/file-kind.js';
@@ -45,9 +46,6 @@ export interface DirPoolDeps {
 
 /** Mode of a pool directory `build()` creates: others may reach volumes they know, not list them. */
 export const POOL_DIR_MODE = 0o711;
-
-/** Allocated bytes from which a deleted volume's file is freed after the reply rather than in the unlink. */
-const HOLD_FREE_BYTES = 16n << 20n;
 
 /** A `dir` pool. One instance per pool; instances share nothing. */
 export class DirPool implements StoragePool {
@@ -84,6 +82,7 @@ export class DirPool implements StoragePool {
       qemuImg: this.qemuImg,
       copier: deps.copier ?? new FileCopier(),
       fs: this.fs,
+      tempName: new TempNames().next,
       withSecret: (passphrase, fn) => withSecretFile(this.secretDir, this.secretPrefix, passphrase, fn),
     };
   }
@@ -223,41 +222,31 @@ export class DirPool implements StoragePool {
   /**
    * Deletes `name`; IN_USE while another volume of the pool reads through it. Durable when it
    * resolves (the directory fsynced without the name); the file's blocks are freed just after
-   * (see `freeAfter`), and info() waits for that.
+   * (see `freeAfter`), and info() waits for that. `guard` (when given, instead of `confirm`) is
+   * handed the volume's resolved path and runs the removal, giving it its confirm: the volume is
+   * resolved once for the lease check and the removal.
    */
-  async delete(name: string, confirm?: () => Promise<void>): Promise<void> {
-    await this.exclusive(name, 'delete', async () => {
-      const realDir = await this.realDir();
-      const vol = await this.resolveIn(realDir, name);
-      await this.refuseBackingOf(vol, 'delete', realDir);
-      // Held open across the unlink, so the unlink only drops the name: freeing a 1 GiB file's
-      // blocks (~0.3 s here, most of such a delete) happens at the last close, after the reply.
-      // The inode is on the filesystem's orphan list meanwhile, so a crash still frees it. A
-      // symlink's target keeps its blocks anyway; a file this daemon cannot open is freed inline,
-      // and so is a small one (a thin overlay): there the open and close would cost more than they save.
-      const held = vol.symlink || vol.st.blocks * 512n < HOLD_FREE_BYTES ? undefined : await open(vol.entryPath, 'r').catch(() => undefined);
-      try {
-        // A symlinked volume's target is not moved by moving the link: confirm gets no chance to
-        // keep a VM off it, so such a volume is only deleted under the caller's lease.
-        if (confirm !== undefined && !vol.symlink) {
-          // The name is gone once the rename is durable (the directory's fsync). Unlinking the
-          // temp name frees the file's blocks (~1–2 ms of a thin overlay's delete at load 20,
-          // measured on the loop's thread), so it runs in the thread pool meanwhile and is not
-          // waited for: info() and clone() wait for it (freeing); a kill first leaves a temp file
-          // recover() removes.
-          const aside = await moveAsideConfirmed(this.config.path, vol.entryPath, confirm, this.fs);
-          this.freeAfter(threadPoolFs.unlink(aside));
-        } else {
-          await this.fs.unlink(vol.entryPath);
-        }
-        await fsyncPath(this.config.path, this.fs);
-      } catch (err) {
-        throw fsError(err, vol.ref, `deleting ${describe(vol.ref)}`);
-      } finally {
-        if (held !== undefined) this.freeAfter(held.close());
-      }
-      this.cache.delete(name);
-    });
+  async delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard): Promise<void> {
+    if (guard === undefined) {
+      await this.exclusive(name, 'delete', async () => {
+        const realDir = await this.realDir();
+        await this.removeIn(realDir, await this.resolveIn(realDir, name), confirm);
+      });
+      return;
+    }
+    // Resolved before the busy mark, as a caller's path() was: the guard first refuses a change
+    // of the volume under way naming it (an upload's), then the removal takes the mark.
+    checkVolumeName(name);
+    const realDir = await this.realDir();
+    const vol = await this.resolveIn(realDir, name);
+    await guard(vol.path, (c) => this.exclusive(name, 'delete', () => this.removeIn(realDir, vol, c)));
+  }
+
+  /** The removal of resolved `vol`, under its busy mark. */
+  private async removeIn(realDir: string, vol: ResolvedVolume, confirm: (() => Promise<void>) | undefined): Promise<void> {
+    await this.refuseBackingOf(vol, 'delete', realDir);
+    await removeVolumeFile({ dir: this.config.path, fs: this.fs, tempName: this.ops.tempName, freeAfter: (f) => this.freeAfter(f) }, vol, confirm);
+    this.cache.delete(vol.ref.name);
   }
 
   /** Resolves once the files of deleted volumes are freed. */

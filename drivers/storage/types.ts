@@ -148,6 +148,12 @@ export interface RecoverReport {
  * (another change of the volume under way, or a volume reading through it), NO_SPACE,
  * OPERATION_ABORTED (signal), OPERATION_FAILED (qemu-img or the filesystem failed).
  */
+/**
+ * Runs a removal of the volume at `path` (resolved by its pool) while no VM may use it, handing
+ * it the confirm to call once the file is moved aside (storaged/in-use.ts's InUseGuard.removing).
+ */
+export type RemovalGuard = (path: string, remove: (confirm: (() => Promise<void>) | undefined) => Promise<void>) => Promise<void>;
+
 export interface StoragePool {
   readonly config: Readonly<PoolConfig>;
   /** Checks the pool's storage is usable (its directory exists and is a directory). */
@@ -165,8 +171,10 @@ export interface StoragePool {
   /**
    * With `confirm`, the file is first moved to a temp name, then `confirm` runs; when it throws,
    * the file is put back under its name and the error passes through (see storaged/in-use.ts).
+   * With `guard`, the pool resolves the volume once and the guard runs the removal (and gives it
+   * its confirm) for that resolved path.
    */
-  delete(name: string, confirm?: () => Promise<void>): Promise<void>;
+  delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard): Promise<void>;
   upload(name: string, data: AsyncIterable<Uint8Array>, ctl?: OpControl, options?: UploadOptions): Promise<VolumeInfo>;
   download(name: string, ctl?: OpControl, options?: DownloadOptions): Promise<VolumeDownload>;
   /** Resolves when the passphrase unlocks the encrypted volume; INVALID_ARG when it does not. */

@@ -33,6 +33,8 @@ export interface OpsContext {
   copier: FileCopier;
   /** The pool's metadata calls (pool-fs.ts). */
   fs: PoolFs;
+  /** Fresh temp names for the pool's directory (volume-files.ts's TempNames). */
+  tempName: () => string;
   /** Runs `fn` with a passphrase held in a private file (secret-file.ts). */
   withSecret<T>(passphrase: Uint8Array, fn: (secret: SecretArgs) => Promise<T>): Promise<T>;
 }
@@ -101,7 +103,7 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
     const base = { path: tmp, format: spec.format, capacityBytes: spec.capacityBytes, backing: spec.backing };
     await ctx.withSecret(enc.passphrase, (secret) => runLuksCreate(ctx.qemuImg, createArgs({ ...base, secret, iterTimeMs: enc.iterTimeMs }), what));
     await chmod(tmp, VOLUME_FILE_MODE);
-  }, sparse, ctx.fs);
+  }, sparse, ctx.fs, ctx.tempName);
   if (spec.backing !== undefined) return undefined;
   return { format: spec.format, capacity: sectors(spec.capacityBytes), backingChain: [], encrypted: spec.encryption !== undefined, selfContained: true };
 }
@@ -143,7 +145,7 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
       // honoured when it came before (the commit is as quick as the build).
       if (ctl.signal?.aborted === true) throw abortedError(what);
       await writeQcow2(tmp, VOLUME_FILE_MODE, srcInfo.capacity, { name: backing.path, format: backing.format });
-    }, false, ctx.fs);
+    }, false, ctx.fs, ctx.tempName);
     // Known without asking qemu-img again: that spawn would be most of a thin clone's time.
     return { format: 'qcow2', capacity: sectors(srcInfo.capacity), backingChain: [backing, ...srcInfo.backingChain], encrypted: false };
   }
@@ -169,7 +171,7 @@ export async function cloneVolumeFile(ctx: OpsContext, src: ResolvedVolume, srcI
       await ctx.qemuImg.run(convertArgs(src.path, srcFormat, tmp, format, await supportsDirectIo(ctx.dir)), { what, signal: ctl.signal, onPercent });
     }
     await chmod(tmp, VOLUME_FILE_MODE);
-  }, false, ctx.fs);
+  }, false, ctx.fs, ctx.tempName);
   if (!asIs) return undefined;
   // Known without asking qemu-img: the copy is the source's image (a raw one's too), minus nothing.
   return { ...srcInfo, backingChain: [] };
@@ -227,7 +229,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
       } finally {
         await fh.close();
       }
-    });
+    }, false, undefined, ctx.tempName);
   } finally {
     void old.close().catch(() => undefined);
   }

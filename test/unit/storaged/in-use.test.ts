@@ -62,10 +62,21 @@ async function setup(heldFrom: number, vm?: string) {
   return { pool, path, t, state, guard };
 }
 
-describe('InUseGuard.removing', () => {
+/**
+ * The two ways a removal reaches the guard: the guard around the pool's delete with the path
+ * resolved first (`outside`), or the pool resolving once and handing the guard its path (`inside`,
+ * what virtstoraged's deleteVolume does).
+ */
+type Form = 'outside' | 'inside';
+function removeVolume(form: Form, guard: InUseGuard, pool: DirPool, path: string): Promise<void> {
+  if (form === 'outside') return guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm));
+  return pool.delete('v.raw', undefined, (p, remove) => guard.removing(p, 'delete it', remove));
+}
+
+describe.each<Form>(['outside', 'inside'])('InUseGuard.removing, guard %s the pool\'s delete', (form) => {
   it('deletes without a lease when nobody leases the volume, before and after it is moved aside', async () => {
     const { pool, path, t, state, guard } = await setup(0);
-    await guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm));
+    await removeVolume(form, guard, pool, path);
     expect(state.calls).toBe(0);
     expect(t.reads()).toBe(2);
     // The moved-aside file is unlinked once the directory's fsync is done, not waited for; info() waits for it.
@@ -75,7 +86,7 @@ describe('InUseGuard.removing', () => {
 
   it('puts the volume back when a lease appears meanwhile, and the lock manager refuses naming the VM', async () => {
     const { pool, path, state, guard } = await setup(2, 'web1');
-    const err = await guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm)).catch((e: unknown) => e);
+    const err = await removeVolume(form, guard, pool, path).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'LOCK_CONFLICT', details: { vms: ['web1'] } });
     expect(err).toBeInstanceOf(VirtqError);
     expect(state.calls).toBe(1);
@@ -84,14 +95,14 @@ describe('InUseGuard.removing', () => {
 
   it('deletes under the lease when the lease that appeared is gone by then', async () => {
     const { pool, path, state, guard } = await setup(2);
-    await guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm));
+    await removeVolume(form, guard, pool, path);
     expect(state.calls).toBe(1);
     expect(existsSync(path)).toBe(false);
   });
 
   it('asks the lock manager at once when the probe sees a lock', async () => {
     const { pool, path, t, state, guard } = await setup(1, 'db');
-    await expect(guard.removing(path, 'delete it', (confirm) => pool.delete('v.raw', confirm))).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await expect(removeVolume(form, guard, pool, path)).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
     expect(t.reads()).toBe(1);
     expect(state.calls).toBe(1);
     expect(readdirSync(poolDir)).toEqual(['v.raw']);

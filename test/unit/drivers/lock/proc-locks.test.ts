@@ -74,6 +74,24 @@ describe('ProcLocksProbe', () => {
     expect(await probe.mayBeHeld(disk)).toBe(false);
   });
 
+  it('answers for the path asked, canonical ones included, when two paths alternate (its last-name memo)', async () => {
+    const m = manager();
+    const other = join(dir, 'other.raw');
+    writeFileSync(other, '');
+    const leases = await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]);
+    const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+    procs.push(qemu);
+    await leases.spawned(qemu.pid as number);
+    const probe = new ProcLocksProbe(space());
+    for (let i = 0; i < 2; i += 1) {
+      expect(await probe.mayBeHeld(disk, { canonical: true })).toBe(true);
+      expect(await probe.mayBeHeld(other, { canonical: true })).toBe(false);
+      expect(await probe.mayBeHeld(disk, { canonical: true })).toBe(true);
+    }
+    qemu.kill('SIGKILL');
+    await m.releaseAll(A, [disk]);
+  });
+
   it('says maybe held when the lock table cannot be read', async () => {
     await manager().holdExclusive(disk, async () => undefined); // makes the lock file
     const probe = new ProcLocksProbe(space(), () => Promise.reject(new Error('EACCES')));

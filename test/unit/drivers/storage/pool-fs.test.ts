@@ -37,6 +37,10 @@ describe('pool-fs', () => {
       await fs.unlink(join(dir, 'c'));
       await expect(fs.lstat(join(dir, 'c'))).rejects.toMatchObject({ code: 'ENOENT' });
       await expect(fs.unlink(join(dir, 'c'))).rejects.toMatchObject({ code: 'ENOENT' });
+      // lstatIfAny: undefined for a missing name, the stat otherwise, other errors still reject.
+      expect(await fs.lstatIfAny(join(dir, 'c'))).toBeUndefined();
+      expect((await fs.lstatIfAny(a))?.ino).toBe(BigInt(statSync(a).ino));
+      await expect(fs.lstatIfAny(join(a, 'below-a-file'))).rejects.toMatchObject({ code: 'ENOTDIR' });
       writeFileSync(join(dir, 'f'), 'x');
       await expect(fs.stat(join(dir, 'f', 'g'))).rejects.toMatchObject({ code: 'ENOTDIR' });
     });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../../protocol/errors.js';
 import { checkVolumeName, MAX_VOLUME_NAME_BYTES, volumeNameProblem } from '../../../../drivers/storage/volume-name.js';
-import { isTempName, tempName } from '../../../../drivers/storage/volume-files.js';
+import { isTempName, tempName, TempNames } from '../../../../drivers/storage/volume-files.js';
 
 describe('volumeNameProblem', () => {
   it('accepts names of letters, digits, dot, underscore, plus and dash', () => {
@@ -44,6 +44,16 @@ describe('checkVolumeName', () => {
       expect(isTempName(t)).toBe(true);
       expect(volumeNameProblem(t)).toBeDefined();
     }
+    // A pool's pooled names: valid temp names, all different across several refills of its buffer.
+    const names = new TempNames();
+    const seen = new Set<string>();
+    for (let i = 0; i < 300; i += 1) {
+      const t = names.next();
+      expect(isTempName(t)).toBe(true);
+      expect(volumeNameProblem(t)).toBeDefined();
+      seen.add(t);
+    }
+    expect(seen.size).toBe(300);
     expect(isTempName('.vq-0123.tmp')).toBe(false);
     expect(isTempName('vq-0123456789abcdef.tmp')).toBe(false);
   });
