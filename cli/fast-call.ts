@@ -1,14 +1,15 @@
 // One call over a unix socket for the CLI's fast path (decision 0028): connect, write one frame,
-// read one reply. It replaces protocol/client.ts's RpcClient there (pipelining, events, streams,
+// read one reply, on Node's own stream handle (cli/fast-pipe.ts: no node:net). It replaces protocol/client.ts's RpcClient there (pipelining, events, streams,
 // deadlines per call: code a single call never runs but the bundle compiled at every start).
 // Its outcomes are the ones RpcClient and client/dial.ts give a single call — the same NO_CONNECT
 // and PERMISSION_DENIED messages, the server's error, TIMEOUT — and for anything else (the peer
 // closing or resetting mid-call, a malformed or oversized frame, CBOR outside fast-cbor.ts's
 // subset) it says "not mine", having printed nothing, and the full CLI runs the command line.
-import { connect } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { VirtqError } from '../protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing.js';
 import { decodeFastCbor, encodeFastCbor, type FastCborValue } from './fast-cbor.js';
+import { dialPipe } from './fast-pipe.js';
 
 /** The call's outcome; undefined from fastCall means the full CLI must run the command. */
 export type FastCallOutcome = { readonly ok: true; readonly body: unknown } | { readonly ok: false; readonly error: VirtqError };
@@ -35,9 +36,15 @@ function replyOutcome(payload: Buffer): FastCallOutcome | undefined {
   return undefined;
 }
 
+/** The error net.Socket gives for a failed connect to `path` (lib/net.js's ExceptionWithHostPort). */
+function connectErrno(status: number, path: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(status);
+  return Object.assign(new Error(`connect ${code} ${path}`), { errno: status, code, syscall: 'connect', address: path });
+}
+
 /**
  * Calls `prog`.`proc` with `args` on the server at `path`; `hint` is added to NO_CONNECT as dialResolved does.
- * Once a reply is read the socket is ended (the server's end then closes it), not destroyed.
+ * Once a reply is read the connection is closed and the outcome given; the process then exits.
  */
 export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number): Promise<FastCallOutcome | undefined> {
   const payload = encodeFastCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
@@ -45,43 +52,35 @@ export function fastCall(path: string, hint: string, prog: string, proc: string,
   frame.writeUInt32BE(payload.length, 0);
   payload.copy(frame, 4);
   return new Promise((resolve) => {
-    const socket = connect(path);
-    let connected = false;
     let got: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => done({ ok: false, error: new VirtqError('TIMEOUT', `${prog}.${proc} did not answer within ${timeoutMs} ms`) }), timeoutMs);
     let settled = false;
-    function done(outcome: FastCallOutcome | undefined, replied = false): void {
+    let timer: NodeJS.Timeout | undefined;
+    function done(outcome: FastCallOutcome | undefined): void {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
-      // A whole reply read: ended, not destroyed. net.Socket's _destroy reads process.stderr, and
-      // that getter makes stderr's stream (for a pipe a Pipe handle and a net.Socket, for a tty
-      // node:tty) in every `virtq list` that printed nothing to it (bench/RESULTS.md, issue 15,
-      // session 11). The socket destroys itself once the server ends its side too, by which time
-      // cli/fast-main.ts has printed and exited.
-      if (replied) socket.end();
-      else socket.destroy();
+      if (timer !== undefined) clearTimeout(timer);
+      pipe?.close();
       resolve(outcome);
     }
-    socket.on('error', (err: NodeJS.ErrnoException) => done(connected ? undefined : { ok: false, error: connectError(err, path, hint) }));
-    socket.on('close', () => done(undefined));
-    socket.on('connect', () => {
-      connected = true;
-      socket.write(frame);
+    const pipe = dialPipe(path, frame, {
+      refused: (status) => done({ ok: false, error: connectError(connectErrno(status, path), path, hint) }),
+      lost: () => done(undefined),
+      data: (chunk) => {
+        got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+        if (got.length < 4) return;
+        const length = got.readUInt32BE(0);
+        if (length > DEFAULT_MAX_FRAME_BYTES) return done(undefined);
+        if (got.length < 4 + length) return;
+        try {
+          done(replyOutcome(got.subarray(4, 4 + length)));
+        } catch {
+          // CBOR outside the subset, or not CBOR at all: the full CLI's to decode and report.
+          done(undefined);
+        }
+      },
     });
-    socket.on('data', (chunk: Buffer) => {
-      got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
-      if (got.length < 4) return;
-      const length = got.readUInt32BE(0);
-      if (length > DEFAULT_MAX_FRAME_BYTES) return done(undefined);
-      if (got.length < 4 + length) return;
-      try {
-        const outcome = replyOutcome(got.subarray(4, 4 + length));
-        done(outcome, outcome !== undefined);
-      } catch {
-        // CBOR outside the subset, or not CBOR at all: the full CLI's to decode and report.
-        done(undefined);
-      }
-    });
+    // No usable stream handle in this Node: the full CLI dials with node:net.
+    if (pipe === undefined) return done(undefined);
+    if (!settled) timer = setTimeout(() => done({ ok: false, error: new VirtqError('TIMEOUT', `${prog}.${proc} did not answer within ${timeoutMs} ms`) }), timeoutMs);
   });
 }

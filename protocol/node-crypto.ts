@@ -45,14 +45,22 @@ export function tempSuffix(): string {
 }
 
 // FIPS 180-4 round constants: the first 32 bits of the fractional parts of the cube roots of the
-// first 64 primes; computed rather than listed.
-const K = new Uint32Array(64);
-const H0 = new Uint32Array(8);
-{
+// first 64 primes (K) and of the square roots of the first 8 (H0); computed rather than listed, on
+// the first hash, not at load: the loop is ~10,000 interpreted calls, and most processes that load
+// this module (the CLI's fast path among them) never hash (bench/RESULTS.md, issue 15, session 14).
+interface Sha256Constants { readonly K: Uint32Array; readonly H0: Uint32Array }
+let constants: Sha256Constants | undefined;
+
+function sha256Constants(): Sha256Constants {
+  if (constants !== undefined) return constants;
+  const K = new Uint32Array(64);
+  const H0 = new Uint32Array(8);
   const primes: number[] = [];
   for (let n = 2; primes.length < 64; n++) if (primes.every((p) => n % p !== 0)) primes.push(n);
   const frac = (x: number): number => Math.floor((x - Math.floor(x)) * 0x100000000) >>> 0;
   primes.forEach((p, i) => { K[i] = frac(Math.cbrt(p)); if (i < 8) H0[i] = frac(Math.sqrt(p)); });
+  constants = { K, H0 };
+  return constants;
 }
 
 /**
@@ -60,6 +68,7 @@ const H0 = new Uint32Array(8);
  * run at start (a few per start); anything bulk (image checksums) uses nodeCrypto().
  */
 export function sha256(data: string | Uint8Array): Buffer {
+  const { K, H0 } = sha256Constants();
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const bitLength = bytes.length * 8;
   const padded = new Uint8Array((((bytes.length + 9) + 63) >> 6) << 6);

@@ -23,39 +23,81 @@ export type Target =
 
 const SCHEMES = ['qemu+shim', 'shim', ...DAEMON_NAMES.map((d) => DAEMONS[d].scheme)].map((s) => `${s}:`).join(', ');
 
+/** What parseUri reads of a local URI: its scheme with the colon, host, decoded path and query. */
+export interface LocalParts {
+  readonly protocol: string;
+  readonly host: string;
+  readonly path: string;
+  readonly query: { get(key: string): string | null };
+}
+
+/**
+ * A plain local URI: `SCHEME:///WORD`, then at most `root`, `socket` and `mode` in characters that
+ * neither the URL parser nor form decoding change (no `%`, `+`, dot segments, spaces or case).
+ */
+const PLAIN_URI = /^([a-z]+:)\/\/\/([a-z]+)(?:\?((?:root|socket|mode)=[\w/.~,:@-]*(?:&(?:root|socket|mode)=[\w/.~,:@-]*)*))?$/;
+
+/**
+ * The parts of a plain local URI (qemu:///system, qemu:///session?root=/r, ...) split without
+ * `new URL`, exactly as the URL parser and URLSearchParams give them (a repeated key: its first
+ * value); undefined for any other URI, which the URL parser then reads. The URL parser and its
+ * searchParams were ~2 M instructions of a `virtq list`'s ~123 M (bench/RESULTS.md, issue 15,
+ * session 13), and every CLI command parses its URI.
+ */
+export function plainParts(uri: string): LocalParts | undefined {
+  const m = PLAIN_URI.exec(uri);
+  if (m === null) return undefined;
+  const values = new Map<string, string>();
+  for (const pair of m[3]?.split('&') ?? []) {
+    const eq = pair.indexOf('=');
+    const key = pair.slice(0, eq);
+    if (!values.has(key)) values.set(key, pair.slice(eq + 1));
+  }
+  return { protocol: m[1] ?? '', host: '', path: `/${m[2] ?? ''}`, query: { get: (key) => values.get(key) ?? null } };
+}
+
 /** Parses a virtq URI; throws INVALID_ARG saying what is wrong. */
 export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    throw new VirtqError('INVALID_ARG', `not a URI: "${uri}" (try qemu:///system or qemu:///session)`);
+  let parts = plainParts(uri);
+  if (parts === undefined) {
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      throw new VirtqError('INVALID_ARG', `not a URI: "${uri}" (try qemu:///system or qemu:///session)`);
+    }
+    // `qemu+ssh://HOST/system` and the other daemons' `+ssh` URIs: protocol/ssh-uri.ts.
+    if (isSshProtocol(url.protocol)) return parseSshUri(url, uri);
+    const remote = url.protocol === 'cluster:' ? undefined : parseTlsUri(url, uri, env);
+    if (remote !== undefined) return remote;
+    parts = { protocol: url.protocol, host: url.host, path: decodeURIComponent(url.pathname), query: url.searchParams };
   }
-  // `qemu+ssh://HOST/system` and the other daemons' `+ssh` URIs: protocol/ssh-uri.ts.
-  if (isSshProtocol(url.protocol)) return parseSshUri(url, uri);
-  if (url.protocol === 'cluster:') throw new VirtqError('INVALID_ARG', `${uri}: a cluster: URI names an etcd fleet, read by \`virtq fleet\` and \`virtq hosts\`; reach one host with qemu:///system on it`);
-  const remote = parseTlsUri(url, uri, env);
-  if (remote !== undefined) return remote;
-  const q = url.searchParams;
+  return localTarget(parts, uri, env);
+}
+
+/** The target of a URI that is neither ssh nor TLS. */
+function localTarget(parts: LocalParts, uri: string, env: NodeJS.ProcessEnv): Target {
+  if (parts.protocol === 'cluster:') throw new VirtqError('INVALID_ARG', `${uri}: a cluster: URI names an etcd fleet, read by \`virtq fleet\` and \`virtq hosts\`; reach one host with qemu:///system on it`);
+  const q = parts.query;
   const readOnly = q.get('mode') === 'ro';
   const mode = q.get('mode');
   if (mode !== null && mode !== 'ro' && mode !== 'rw') throw new VirtqError('INVALID_ARG', `${uri}: mode must be ro or rw`);
   const root = q.get('root');
   if (root !== null && !isAbsolute(root)) throw new VirtqError('INVALID_ARG', `${uri}: root must be an absolute path`);
   const socketOverride = q.get('socket');
-  if (url.host !== '') {
-    const scheme = url.protocol.slice(0, -1);
+  if (parts.host !== '') {
+    const scheme = parts.protocol.slice(0, -1);
     throw new VirtqError('INVALID_ARG', scheme.includes('+')
       ? `${uri}: remote hosts are not supported over ${scheme}; use SCHEME+ssh://HOST/system or SCHEME+tls://HOST/system (e.g. qemu+ssh://, qemu+tls://)`
       : `${uri}: no host in a local URI; use ${scheme}:///... here, or ${scheme}+ssh://HOST/system or ${scheme}+tls://HOST/system for a remote one`);
   }
-  const path = decodeURIComponent(url.pathname);
+  const path = parts.path;
 
-  if (url.protocol === 'qemu+shim:') {
+  if (parts.protocol === 'qemu+shim:') {
     if (!isAbsolute(path) || path === '/') throw new VirtqError('INVALID_ARG', `${uri}: expected qemu+shim:///PATH/TO/NAME.sock`);
     return { kind: 'shim', socket: socketOverride ?? path, readOnly, uri };
   }
-  if (url.protocol === 'shim:') {
+  if (parts.protocol === 'shim:') {
     const name = path.replace(/^\//, '');
     if (name === '' || name.includes('/')) throw new VirtqError('INVALID_ARG', `${uri}: expected shim:///NAME?root=DIR`);
     // The name becomes the state file's path: only a valid VM name may.
@@ -64,8 +106,8 @@ export function parseUri(uri: string, env: NodeJS.ProcessEnv = {}): Target {
     if (socketOverride !== null) return { kind: 'shim', socket: socketOverride, readOnly, uri };
     return { kind: 'shim-name', name, layout, readOnly, uri };
   }
-  const daemon = daemonForScheme(url.protocol.slice(0, -1));
-  if (daemon === undefined) throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${url.protocol} (expected one of ${SCHEMES})`);
+  const daemon = daemonForScheme(parts.protocol.slice(0, -1));
+  if (daemon === undefined) throw new VirtqError('INVALID_ARG', `${uri}: unknown scheme ${parts.protocol} (expected one of ${SCHEMES})`);
 
   if (path === '/embed' && daemon === 'virtqemud') {
     if (root === null) throw new VirtqError('INVALID_ARG', `${uri}: embed mode needs ?root=DIR`);

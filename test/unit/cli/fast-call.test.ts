@@ -1,7 +1,7 @@
 // The fast path's one call (cli/fast-call.ts) held against RpcClient and dialResolved, which the
 // full CLI uses: the same value for a reply, the same errors (NO_CONNECT with its hint, the
 // server's error, a connection-level error on serial 0), and "not mine" (undefined, so the full
-// CLI runs the command) for whatever else a peer may do.
+// CLI runs the command) for whatever else a peer may do, or when Node's stream handle is not there.
 import { createServer, type Server, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -89,6 +89,21 @@ describe('fastCall', () => {
     server = await serve(root.path('slow.sock'), () => undefined);
     const fast = await fastCall(root.path('slow.sock'), HINT, 'virtq', 'getInfo', { name: 'vm0' }, 50);
     expect(summary(fast)).toMatchObject({ ok: false, code: 'TIMEOUT', message: 'virtq.getInfo did not answer within 50 ms' });
+  });
+
+  it('leaves the call to the full CLI when Node offers no stream handle as expected (--pending-deprecation wraps process.binding)', async () => {
+    server = await serve(root.path('s.sock'), (s) => reply(s, { body: 1 }));
+    const proc = process as unknown as { binding: (name: string) => unknown };
+    const real = proc.binding;
+    try {
+      proc.binding = function deprecated(name: string) { return real(name); };
+      expect(await fastCall(root.path('s.sock'), HINT, 'virtq', 'getInfo', { name: 'vm0' }, 5000)).toBeUndefined();
+      proc.binding = function binding() { return {}; };
+      expect(await fastCall(root.path('s.sock'), HINT, 'virtq', 'getInfo', { name: 'vm0' }, 5000)).toBeUndefined();
+    } finally {
+      proc.binding = real;
+    }
+    expect(await fastCall(root.path('s.sock'), HINT, 'virtq', 'getInfo', { name: 'vm0' }, 5000)).toEqual({ ok: true, body: 1 });
   });
 
   it('leaves to the full CLI a peer that closes, a bad frame, CBOR outside its subset or another serial', async () => {
