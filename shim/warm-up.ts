@@ -23,6 +23,8 @@ import { readyLine } from '../daemon/shim-bootstrap.js';
 import { buildQemuArgv } from '../drivers/hypervisor/qemu/argv.js';
 import { encodeRecord } from '../drivers/journal/record-format.js';
 import { lockSpareLifeline } from '../drivers/lock/spare-lifeline.js';
+import { rehearseVm } from './warm-up-vm.js';
+import { rehearseIo } from './warm-up-io.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
 
 /**
@@ -49,6 +51,12 @@ export function warmUp(clock: Clock): void {
   logs.module('shim');
   try {
     rehearseService(clock, logs);
+  } catch {
+    // as the rehearsal above
+  }
+  try {
+    rehearseVm(clock, logs, pathsOnly(normalizeDefinition(REHEARSAL, () => REHEARSAL.uuid)));
+    rehearseIo();
   } catch {
     // as the rehearsal above
   }
