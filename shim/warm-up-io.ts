@@ -13,7 +13,7 @@ import { tempSuffix } from '../protocol/node-crypto.js';
 /** Runs the rehearsal; throws nothing a caller must handle beyond what warmUp already catches. */
 export function rehearseIo(): void {
   const path = `\0virtq-shim-warm-up-${process.pid}-${tempSuffix()}`;
-  const server = createServer(() => undefined);
+  const server = createServer((socket) => socket.destroy()); // nobody is meant to connect: anyone who did is let go
   server.on('error', () => undefined);
   server.listen(path);
   const client = connect(path);

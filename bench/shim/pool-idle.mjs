@@ -22,7 +22,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const d = cleanup.child(spawn(process.execPath, [join(dist, 'bin', 'virtqemud.js'), '--root', root, '--shim-pool', '1'], { stdio: ['ignore', 'pipe', 'inherit'] }));
     await firstLine(d);
     d.stdout.resume();
-    const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud.sock'), { clock: systemClock(), defaultTimeoutMs: 60_000 });
+    const rpc = await RpcClient.connect(join(root, 'run', 'virtqemud-admin.sock'), { clock: systemClock(), defaultTimeoutMs: 60_000 });
     let pid;
     for (let i = 0; i < 300 && pid === undefined; i++) {
       const info = await rpc.call('admin', 'serverInfo', {}).catch(() => undefined);
