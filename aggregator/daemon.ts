@@ -97,7 +97,7 @@ export class Virtqemud {
       stopped: (r, journaled) => (journaled === undefined ? this.events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped') : this.events.replayed(journaled)),
       live: (r) => this.events.journal.known(r.name),
     });
-    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
+    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {

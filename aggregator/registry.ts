@@ -18,6 +18,8 @@ export interface ShimRef {
   conn: ServerClient | undefined;
   /** What the shim reported for answering getInfo here; undefined until it does. */
   info?: Static<typeof ShimVmInfo>;
+  /** Updates received on this registration since its register (a start's ready line counts those sent). */
+  reports?: number;
 }
 
 /** One VM as virtqemud knows it: read-only outside the registry, which changes it only through its named transitions. */
@@ -69,6 +71,8 @@ export function toRow(r: DomainRecord): DomainRow {
 export class DomainRegistry {
   private readonly byName = new Map<string, DomainRecord>();
   private readonly byUuid = new Map<string, DomainRecord>();
+  /** Who waits for a record's shim to report, register, or go (aggregator/listed-wait.ts). */
+  private readonly shimWatchers = new Map<DomainRecord, Set<() => void>>();
 
   /** `onRemove` hears of every record forgotten (an etcd fleet releases its claims then). */
   constructor(private readonly onRemove?: (r: DomainRecord) => void) {}
@@ -144,7 +148,8 @@ export class DomainRegistry {
 
   /** A shim registered (or re-registered) as the VM's shim, reporting its state. */
   shimRegistered(r: DomainRecord, shim: ShimRef, report: ShimReport): void {
-    Object.assign(own(r), { shim: { ...shim }, shimUp: true, state: report.state, reason: report.reason, qemuPid: report.qemuPid });
+    Object.assign(own(r), { shim: { ...shim, reports: 0 }, shimUp: true, state: report.state, reason: report.reason, qemuPid: report.qemuPid });
+    this.shimChanged(r);
   }
 
   /** A shim found at recovery, live or not, whose VM still runs as its state file says. */
@@ -157,6 +162,8 @@ export class DomainRegistry {
     Object.assign(own(r), { state: report.state, reason: report.reason, qemuPid: report.qemuPid });
     const shim = own(r).shim;
     if (info !== undefined && shim !== undefined) shim.info = info;
+    if (shim !== undefined) shim.reports = (shim.reports ?? 0) + 1;
+    this.shimChanged(r);
   }
 
   /** The shim's registration went while the VM runs: it is listed with its shim lost. */
@@ -164,6 +171,7 @@ export class DomainRegistry {
     const m = own(r);
     m.shimUp = false;
     if (m.shim !== undefined) m.shim.conn = undefined;
+    this.shimChanged(r);
   }
 
   /** Whether a shim found at recovery that has not re-registered still answers. */
@@ -174,6 +182,7 @@ export class DomainRegistry {
   /** The shim is gone for good (it let go, or its VM ended). */
   shimGone(r: DomainRecord): void {
     Object.assign(own(r), { shim: undefined, shimUp: false });
+    this.shimChanged(r);
   }
 
   /** The VM was found stopped (by reconciliation or at recovery) with this state and reason. */
@@ -184,6 +193,7 @@ export class DomainRegistry {
   /** After a stop was found and told: no QEMU, no shim. */
   released(r: DomainRecord): void {
     Object.assign(own(r), { qemuPid: undefined, shim: undefined, shimUp: false });
+    this.shimChanged(r);
   }
 
   /** The VM got (or replaced) its persistent definition. */
@@ -212,6 +222,24 @@ export class DomainRegistry {
     if (known) this.byName.delete(record.name);
     if (this.byUuid.get(record.uuid) === record) this.byUuid.delete(record.uuid);
     if (known) this.onRemove?.(record);
+    this.shimChanged(record);
+  }
+
+  /** Calls `fn` after each change of `r`'s shim (a report, a registration, its loss) until the returned stop is called. */
+  watchShim(r: DomainRecord, fn: () => void): () => void {
+    let set = this.shimWatchers.get(r);
+    if (set === undefined) this.shimWatchers.set(r, set = new Set());
+    const watchers = set;
+    watchers.add(fn);
+    return () => {
+      watchers.delete(fn);
+      if (watchers.size === 0 && this.shimWatchers.get(r) === watchers) this.shimWatchers.delete(r);
+    };
+  }
+
+  private shimChanged(r: DomainRecord): void {
+    const watchers = this.shimWatchers.get(r);
+    if (watchers !== undefined) for (const fn of [...watchers]) fn();
   }
 
   /** Rows matching `filter`, sorted active first then by name, as `virsh list --all` does. */

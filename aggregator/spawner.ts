@@ -10,7 +10,7 @@ import { ShimPool } from '../daemon/shim-pool.js';
 const REFILL_AFTER_INCOMING_MS = 60_000;
 
 /** What a shim reported once it started its VM. */
-export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri'>;
+export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri' | 'reports'>;
 
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {

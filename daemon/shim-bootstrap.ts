@@ -20,6 +20,12 @@ export const ShimReady = Type.Object({
   qemuPid: Type.Optional(Type.Integer()),
   /** A shim started for an incoming migration: where its QEMU listens for the stream. */
   incomingUri: Type.Optional(Type.String()),
+  /**
+   * A start on stdin (--start-request) of a registered shim: the state updates it sent virtqemud
+   * before this line, without waiting for their replies. virtqemud replies to the start once its
+   * listing has that many from this shim (aggregator/listed-wait.ts). Absent: the shim waited.
+   */
+  reports: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type ShimReady = Static<typeof ShimReady>;
 

@@ -160,7 +160,7 @@ function fromFlags(values: StartFlags, text: string): Start {
 function fromStartRequest(values: StartFlags, text: string): Start {
   if (values.paused !== undefined || values.restore !== undefined || values.incoming !== undefined) throw new VirtqError('INVALID_ARG', '--start-request carries paused, restore and incoming itself: give none of --paused, --restore, --incoming with it');
   const req = parseStartRequest(text);
-  return { definition: req.definition, paused: req.paused, ...(req.incoming === undefined ? {} : { incoming: req.incoming }) };
+  return { definition: req.definition, paused: req.paused, ...(req.incoming === undefined ? {} : { incoming: req.incoming }), requested: true };
 }
 
 function reapArgs(name: string, pid: string | undefined, uuid: string | undefined): ReapRequest & { kind: 'reap' } {
@@ -196,7 +196,7 @@ async function start(parsed: Parsed): Promise<Started> {
   process.on('SIGUSR2', () => void upgradeShim(shim.handoverParts()).catch(() => undefined)); // logged by the upgrade
   const s = shim.runtimeState();
   return {
-    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.incomingUri() }),
+    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.incomingUri(), ...shim.reportsSent() }),
     // The shim stops and leaves QEMU running; `done` also settles when the VM stops for good.
     stop: () => void shim.stop(),
     done: shim.done,

@@ -17,6 +17,13 @@ export interface Registrar {
   unregister(): Promise<void>;
   /** Settles once every queued update has been delivered (or failed). */
   flush(): Promise<void>;
+  /**
+   * Updates sent on this registration so far. A start's ready line carries it, so that
+   * virtqemud can wait for its own listing to show them instead of this shim waiting for the replies.
+   */
+  readonly sent: number;
+  /** Settles once every update sent so far has been written to the connection (not answered). */
+  posted(): Promise<void>;
   close(): void;
 }
 
@@ -37,6 +44,7 @@ class VirtqemudRegistrar implements Registrar {
   private last: Update | undefined;
   private closed = false;
   private queue: Promise<void> = Promise.resolve();
+  sent = 0;
 
   constructor(private readonly socket: string, private client: RpcClient, private readonly clock: Clock, private readonly log: Logger) {
     this.api = typedClient(registryProgram, client);
@@ -48,16 +56,27 @@ class VirtqemudRegistrar implements Registrar {
     this.current = reg;
   }
 
+  // Sent at once, not after the previous update's reply: virtqemud runs a connection's calls in the
+  // order they arrive (its update handler is synchronous), so the order holds, and the last update
+  // of a start is in the socket before the ready line that counts it (issue 15).
   update(u: Update): void {
     this.last = u;
     if (this.current === undefined) return;
-    this.queue = this.queue.then(() => this.api.update(u).then(() => undefined)).catch((err: unknown) => {
+    this.sent++;
+    const delivered = this.api.update(u).then(() => undefined, (err: unknown) => {
       this.log.debug({ err }, 'state update not delivered; it is sent again on re-registration');
     });
+    this.queue = this.queue.then(() => delivered);
   }
 
   flush(): Promise<void> {
     return this.queue;
+  }
+
+  // The connection batches the frames of one tick and writes them on the next (protocol/connection.ts):
+  // after one turn of the event loop they are in the kernel.
+  posted(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   async unregister(): Promise<void> {
@@ -88,6 +107,7 @@ class VirtqemudRegistrar implements Registrar {
         this.api = typedClient(registryProgram, this.client);
         const reg = { ...latest(this.current, this.last), reattach: true };
         await this.api.register(reg);
+        this.sent = 0; // virtqemud counts a registration's updates from its register
         this.log.info({ msgId: 'REREGISTERED' }, 'registered again with virtqemud');
         this.watch();
         return;

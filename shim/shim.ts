@@ -45,7 +45,8 @@ const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
 /** What to run. */
-export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: IncomingState } | { kind: 'attach'; name: string };
+/** `requested`: the start came on stdin (--start-request, virtqemud's and embed mode's way), whose ready line counts the updates sent. */
+export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: IncomingState; requested?: boolean } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
 export interface ShimConfig {
@@ -249,7 +250,10 @@ export class Shim {
     // Three independent waits, overlapped: the state file (a started VM: without it nobody could
     // find or take over the VM after this shim, so no start), the shared QMP socket, and
     // virtqemud's listing (whoever waits for the ready line, virtqemud's create, finds it current).
-    await allDone([reattach ? undefined : this.persisting, this.qmpProxy?.listen(), this.registrar?.flush()]);
+    // For a start virtqemud asked for, the updates only need to be written: the ready line counts
+    // them and virtqemud replies once its own listing has them (one round trip less, issue 15).
+    const listing = this.readyCounts() ? this.registrar?.posted() : this.registrar?.flush();
+    await allDone([reattach ? undefined : this.persisting, this.qmpProxy?.listen(), listing]);
     if (!reattach && this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
     this.metrics.start();
     if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
@@ -279,6 +283,15 @@ export class Shim {
       },
       handedOver: () => { this.stopping = true; this.cfg.clock.setTimeout(() => this.markDone(), 200); }, // the upgrade's reply goes out first
     };
+  }
+
+  /** For the ready line of a requested start: how many updates virtqemud's listing must show before it replies. */
+  reportsSent(): { reports?: number } {
+    return this.readyCounts() && this.registrar !== undefined ? { reports: this.registrar.sent } : {};
+  }
+
+  private readyCounts(): boolean {
+    return this.cfg.mode.kind === 'start' && this.cfg.mode.requested === true;
   }
 
   /** For the ready line: where an incoming migration's QEMU listens. */

@@ -11,7 +11,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
-  createCodec, virtqProgram, definitionValidator, encodeFrame, normalizeDefinition, parseMessage, parseStartRequest, pathsOnly, startRequestText,
+  DEFAULT_CALL_LIMITS, createCodec, virtqProgram, definitionValidator, encodeFrame, normalizeDefinition, parseMessage, parseStartRequest, pathsOnly, startRequestText,
   type Clock, type Layout,
 } from '../protocol/index.js';
 import { LineLogHub } from '../daemon/line-log.js';
@@ -23,6 +23,8 @@ import { readyLine } from '../daemon/shim-bootstrap.js';
 import { buildQemuArgv } from '../drivers/hypervisor/qemu/argv.js';
 import { encodeRecord } from '../drivers/journal/record-format.js';
 import { lockSpareLifeline } from '../drivers/lock/spare-lifeline.js';
+import { rehearseVm } from './warm-up-vm.js';
+import { rehearseIo } from './warm-up-io.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
 
 /**
@@ -49,6 +51,12 @@ export function warmUp(clock: Clock): void {
   logs.module('shim');
   try {
     rehearseService(clock, logs);
+  } catch {
+    // as the rehearsal above
+  }
+  try {
+    rehearseVm(clock, logs, pathsOnly(normalizeDefinition(REHEARSAL, () => REHEARSAL.uuid)));
+    rehearseIo();
   } catch {
     // as the rehearsal above
   }
@@ -98,7 +106,8 @@ export function rehearse(clock: Clock): void {
   buildQemuArgv(resolved, { monitorSocket: '/nonexistent/m.sock', consoleSocket: '/nonexistent/c.sock', accel: 'tcg', sandbox: true, hostDevices: [] });
   // What a start encodes: its registration and updates (CBOR frames to virtqemud), its journal
   // records, its state file and its ready line.
-  const codec = createCodec();
+  // With the limits every frame a server connection decodes is checked against (its checker's first call).
+  const codec = createCodec(DEFAULT_CALL_LIMITS);
   const update = { name: def.name, uuid: def.uuid, state: 'running', reason: 'booted', qemuPid: 1, info: { accel: 'tcg', vcpus: def.vcpus, memoryMiB: def.memoryMiB } };
   parseMessage(codec.decode(encodeFrame(codec.encode({ prog: 'registry', proc: 'update', type: 'call', serial: 1, status: 'ok', body: update })).subarray(4)));
   encodeRecord({ seq: 1, ts: clock.now(), body: { event: 'started', ...update } });

@@ -1,7 +1,7 @@
 // The host procedures only virtqemud serves: the listing, lookups, persistent definitions,
 // starting VMs (each in its own detached shim) and autostart.
 import { unlink } from 'node:fs/promises';
-import { VirtqError, normalizeDefinition, randomUuid, shimStateFile, type DomainRow, type Handlers, type IncomingState, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
+import { VirtqError, normalizeDefinition, randomUuid, shimStateFile, type Clock, type DomainRow, type Handlers, type IncomingState, type Layout, type NormalizedDefinition, type VirtqProgram } from '../../protocol/index.js';
 import { findLiveQemu, isLiveQemu, processStart, ticksSinceBoot } from '../../drivers/host/proc.js';
 import { readRuntimeState } from '../../daemon/runtime-state.js';
 import type { DefinitionStore } from '../definitions.js';
@@ -9,6 +9,7 @@ import type { Events } from '../events.js';
 import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner, ShimStarted } from '../spawner.js';
+import { untilListed } from '../listed-wait.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 import type { ClusterGate } from '../cluster/etcd-membership.js';
@@ -23,6 +24,8 @@ export interface HostDeps {
   layout: Layout;
   /** Shim starts run in these slots (the admin limit workerConcurrency); the rest wait, listed as starting. */
   workers: Pick<WorkerSlots, 'run'>;
+  /** Bounds the wait for a started shim's last updates (aggregator/listed-wait.ts). */
+  clock: Clock;
   /** The etcd fleet this host belongs to (--cluster): names and UUIDs are claimed there too. */
   cluster?: ClusterGate;
 }
@@ -36,8 +39,10 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
     d.cluster?.requireAvailable(`start VM "${record.name}"`);
     // In a fleet the name is (re)confirmed as this host's right before its QEMU may run.
     await d.cluster?.claim(record.name, record.uuid);
-    // The shim reports QEMU's pid (registration and updates, flushed before its ready line): its record, not this one.
+    // The shim reports QEMU's pid (registration and updates, sent before its ready line): its record, not this one.
     const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
+    // The ready line may come before the updates it counts are handled here: the reply waits for them.
+    await untilListed(d.registry, record, up, d.clock);
     started?.(up);
     return toRow(record);
   } catch (err) {

@@ -38,7 +38,7 @@ describe('warm shim pool', () => {
     // A cold VM first, as the reference: no pool.
     const cold = await h.startDaemon(['--shim-pool', '0']);
     let { api } = await h.client();
-    await api.create({ definition: idleDef('cold1') });
+    expect(await api.create({ definition: idleDef('cold1') })).toMatchObject({ state: 'running', qemuPid: expect.any(Number) });
     expect(idleShims(h)).toEqual([]);
     cold.proc.kill('SIGTERM');
     await cold.exited;
@@ -53,7 +53,10 @@ describe('warm shim pool', () => {
     expect(await listedPool(h)).toEqual({ size: 1, idle: [warmPid] });
     expect(h.states().map((s) => s.name)).toEqual(['cold1']);
 
-    await api.create({ definition: idleDef('warm1') });
+    // The shim's ready line no longer waits for its last update's reply; the create's reply still
+    // comes only once virtqemud's listing says running (aggregator/listed-wait.ts).
+    const row = await api.create({ definition: idleDef('warm1') });
+    expect(row).toMatchObject({ state: 'running', shimPid: warmPid, qemuPid: expect.any(Number) });
     const info = await api.getInfo({ name: 'warm1' });
     expect(info).toMatchObject({ state: 'running', shimPid: warmPid });
     // Same sockets, state file and logs as a cold shim's.

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it, vi } from 'vitest';
-import { VirtqError, systemClock } from '../../../protocol/index.js';
+import { VirtqError, normalizeDefinition, pathsOnly, systemClock } from '../../../protocol/index.js';
 import { allDone } from '../../../shim/shim-parts.js';
 import { LineLogHub } from '../../../daemon/line-log.js';
 import { collectBeforeIdle, rehearse, rehearseService, warmUp } from '../../../shim/warm-up.js';
+import { rehearseVm } from '../../../shim/warm-up-vm.js';
 
 const deferred = () => {
   let resolve!: () => void;
@@ -64,6 +65,15 @@ describe('warmUp', () => {
     const logs = new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' });
     const service = rehearseService(systemClock(), logs);
     expect(service.server.limits.workerConcurrency).toBeGreaterThan(0);
+  });
+});
+
+describe('rehearseVm', () => {
+  it('builds the VM\'s objects and handler tables through (the rehearsal VM\'s)', () => {
+    const logs = new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' });
+    const def = pathsOnly(normalizeDefinition({ name: 'r1', memoryMiB: 64, vcpus: 1, kernel: { path: '/nonexistent/k' } }, () => '00000000-0000-4000-8000-000000000000'));
+    const names = rehearseVm(systemClock(), logs, def);
+    expect(names).toEqual(expect.arrayContaining(['getState', 'getInfo', 'save', 'migrate']));
   });
 });
 
