@@ -433,7 +433,7 @@ async function buildVariants() {
       b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => ({ contents: `module.exports = function leftOut() { throw new Error('${args.path} left out'); };`, loader: 'js' }));
     },
   });
-  const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'pino', path: 'thread-stream' }]);
+  const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'prom-client', path: './lib/cluster' }, { pkg: 'prom-client', path: './lib/summary' }, { pkg: 'pino', path: 'thread-stream' }]);
   const catalogue = readFileSync(join(REPO, 'protocol', 'catalogue.ts'), 'utf8');
   const LAZY = 'argValidators.set(procName, lazyValidator(spec.args, `${name}.${procName}`))';
   const EAGER = 'argValidators.set(procName, compile(spec.args, `${name}.${procName}`))';
