@@ -10,6 +10,14 @@ import { dirname, join } from 'node:path';
 import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 const LEAN = '--max-semi-space-size=1 --max-old-space-size=64 --v8-pool-size=1';
+// The shim's code flushing: bytecode (and Sparkplug code) a function has not run since the last full
+// GC is dropped at the next one (V8's default waits 5 full GCs, which an idle shim never reaches), so
+// the start's and the warm-up's code goes once the memory reducer has run (~8 s after start); every
+// full GC also compacts, so the holes that leaves in old-space pages are given back, not kept. A
+// function that runs again is compiled again from the source V8 keeps anyway. 8 VMs, two interleaved
+// runs at load ~20: −0.61 MiB PSS per settled shim (flushing alone −0.41), getState p50/p99 and CPU
+// to the ready line not worse (bench/RESULTS.md, issue 15 target 2, session 14).
+const SHIM_FLUSH = '--bytecode-old-age=1 --flush-baseline-code --compact-on-every-full-gc';
 // Modules of dependencies a daemon never calls, left out of its bundle: each pulls in Node
 // built-ins at load (prom-client's Pushgateway: http, https, tls, zlib; its default metrics:
 // perf_hooks, v8, @opentelemetry/api; pino's thread-stream: worker_threads). Left out of the
@@ -33,6 +41,9 @@ const CBOR_EXTRACT = { pkg: 'cbor-x', path: 'cbor-extract', throwOnLoad: true };
 // prom-client's AggregatorRegistry (for node:cluster workers, which no daemon runs): its module
 // loads node:cluster and with it cluster's internals at every start.
 const PROM_CLUSTER = { pkg: 'prom-client', path: './lib/cluster' };
+// prom-client's Summary (and with it tdigest, bintrees and its time windows): no shim metric is a
+// summary (daemon/metrics-catalogue.ts). ~21 KB of source a shim's heap would keep for good.
+const PROM_SUMMARY = { pkg: 'prom-client', path: './lib/summary' };
 // sonic-boom calls assert only when a destination closes: node:assert (and its helpers) is loaded
 // then, not at every start.
 const SONIC_ASSERT = { pkg: 'sonic-boom', path: 'assert', contents: 'module.exports = (...a) => require("node:assert")(...a);' };
@@ -78,7 +89,7 @@ const binaries = [
   // A fixed MALLOC_MMAP_THRESHOLD_=32768 was tried (session 13): −3.2 MiB per shim at load 26–48, but
   // no change on a quiet machine (8 VMs: 11.98 vs 12.06 MiB PSS) and +15 ms of CPU to the ready line
   // (bench/RESULTS.md, issue 15 target 2, quiet verdicts of session 13), so it is not set.
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT], minifyWhitespace: true, precompiledChecks: true },
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN} ${SHIM_FLUSH}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT, PROM_CLUSTER, PROM_SUMMARY], minifyWhitespace: true, precompiledChecks: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's

@@ -29,9 +29,9 @@
 //
 // It runs from a private copy of dist/ (.cache/bench/shim/dist): build first (npm run build).
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   REPO, cleanupRegistry, connectRetry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, nodeProcessCount,
@@ -433,7 +433,7 @@ async function buildVariants() {
       b.onLoad({ filter: /.*/, namespace: 'virtq-left-out' }, (args) => ({ contents: `module.exports = function leftOut() { throw new Error('${args.path} left out'); };`, loader: 'js' }));
     },
   });
-  const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'pino', path: 'thread-stream' }]);
+  const SHIM_LEAVE_OUT = leaveOut([{ pkg: 'prom-client', path: './lib/pushgateway' }, { pkg: 'prom-client', path: './lib/defaultMetrics' }, { pkg: 'prom-client', path: './lib/cluster' }, { pkg: 'prom-client', path: './lib/summary' }, { pkg: 'pino', path: 'thread-stream' }]);
   const catalogue = readFileSync(join(REPO, 'protocol', 'catalogue.ts'), 'utf8');
   const LAZY = 'argValidators.set(procName, lazyValidator(spec.args, `${name}.${procName}`))';
   const EAGER = 'argValidators.set(procName, compile(spec.args, `${name}.${procName}`))';
@@ -465,6 +465,23 @@ async function buildVariants() {
   return { bundles: out, floor };
 }
 
+/**
+ * A copy of bundle `file` (and the shim's lazily loaded TypeBox file beside it) under the checkout's
+ * .cache, where package.json's "type": "module" applies. Run from a directory without it (/tmp), Node 20
+ * first compiles the bundle as CommonJS, fails, and loads it again as an ES module: such a shim settled
+ * ~3.1 MiB PSS above the same bytes run from dist/bin (session 14, issue 15), which skewed any
+ * --variant-bundle row kept outside a package.
+ */
+function asModule(file, name) {
+  const dir = join(REPO, '.cache', 'bench', 'shim', 'variant-bundles', name);
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, basename(file));
+  copyFileSync(file, out);
+  const typebox = join(dirname(file), 'virtq-shim-typebox.cjs');
+  if (existsSync(typebox)) copyFileSync(typebox, join(dir, 'virtq-shim-typebox.cjs'));
+  return out;
+}
+
 async function variantsSection() {
   log(`variants: ${VMS} shims each`);
   const { bundles, floor } = await buildVariants();
@@ -488,7 +505,8 @@ async function variantsSection() {
     // the flags and environment of its own shebang (plus the variables given), so before and after sit in one run.
     ...process.argv.slice(2).flatMap((a, i, all) => (a === '--variant-bundle' ? [all[i + 1]] : [])).map((spec) => {
       const name = spec.slice(0, spec.indexOf('='));
-      const [file, ...extra] = spec.slice(name.length + 1).split(',');
+      const [given, ...extra] = spec.slice(name.length + 1).split(',');
+      const file = asModule(given, name);
       const own = readFileSync(file, 'utf8').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ');
       const pair = (f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
       const ownEnv = { ...Object.fromEntries(own.filter((f) => /^[A-Z_]+=/.test(f)).map(pair)), ...Object.fromEntries(extra.map(pair)) };
