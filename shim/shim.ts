@@ -17,6 +17,7 @@ import { DaemonService } from '../daemon/service.js';
 import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
 import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
+import { runtimeStateOf } from './state-of.js';
 import { noSecretDaemon, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { NicPorts, nicOperations, type PortLookup } from './vm/nic-ports.js';
 import type { VmLeases } from './vm/leases.js';
@@ -44,8 +45,7 @@ const PERSIST_RETRY_MS = 1000;
 const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
 
-/** What to run. */
-/** `requested`: the start came on stdin (--start-request, virtqemud's and embed mode's way), whose ready line counts the updates sent. */
+/** What to run. `requested`: the start came on stdin (--start-request, virtqemud's and embed mode's way), whose ready line counts the updates sent. */
 export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: IncomingState; requested?: boolean } | { kind: 'attach'; name: string };
 
 /** Everything a shim is built from (see compose.ts). */
@@ -98,6 +98,8 @@ export class Shim {
   private qmpProxy: QmpProxyServer | undefined;
   /** Live migration: the source side, and the destination side of a shim started with --incoming. */
   private migration: ShimMigration | undefined;
+  /** A start virtqemud asked for: its ready line counts the updates sent (readyFields). */
+  private readonly readyCounts: boolean;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -116,6 +118,7 @@ export class Shim {
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
     this.registers = cfg.connectRegistrar !== undefined;
+    this.readyCounts = cfg.mode.kind === 'start' && cfg.mode.requested === true;
   }
 
   /** Starts (or re-attaches to) the VM; resolves once it is running or paused. */
@@ -131,13 +134,10 @@ export class Shim {
     const connecting = registers ? cfg.connectRegistrar?.(cfg.logs.module('registry')) : undefined;
     connecting?.catch(() => undefined); // awaited in bringUp; a failed start closes it below
     const closeUnused = (): Promise<void> => connecting?.then((r) => r.close(), () => undefined) ?? Promise.resolve();
-    let shim: Shim;
-    try {
-      shim = await Shim.assemble(cfg, def, saved);
-    } catch (err) {
+    const shim = await Shim.assemble(cfg, def, saved).catch(async (err: unknown) => {
       await closeUnused();
       throw err;
-    }
+    });
     shim.registers &&= registers;
     try {
       await shim.bringUp(saved, connecting);
@@ -252,7 +252,7 @@ export class Shim {
     // virtqemud's listing (whoever waits for the ready line, virtqemud's create, finds it current).
     // For a start virtqemud asked for, the updates only need to be written: the ready line counts
     // them and virtqemud replies once its own listing has them (one round trip less, issue 15).
-    const listing = this.readyCounts() ? this.registrar?.posted() : this.registrar?.flush();
+    const listing = this.readyCounts ? this.registrar?.posted() : this.registrar?.flush();
     await allDone([reattach ? undefined : this.persisting, this.qmpProxy?.listen(), listing]);
     if (!reattach && this.persistError !== undefined) throw new VirtqError('OPERATION_FAILED', `cannot start VM "${vm.def.name}": ${this.persistError.message}`, { cause: this.persistError });
     this.metrics.start();
@@ -285,19 +285,14 @@ export class Shim {
     };
   }
 
-  /** For the ready line of a requested start: how many updates virtqemud's listing must show before it replies. */
-  reportsSent(): { reports?: number } {
-    return this.readyCounts() && this.registrar !== undefined ? { reports: this.registrar.sent } : {};
-  }
-
-  private readyCounts(): boolean {
-    return this.cfg.mode.kind === 'start' && this.cfg.mode.requested === true;
-  }
-
-  /** For the ready line: where an incoming migration's QEMU listens. */
-  incomingUri(): { incomingUri?: string } {
+  /**
+   * The ready line's own fields: where an incoming migration's QEMU listens, and for a requested
+   * start how many updates virtqemud's listing must show before it replies.
+   */
+  readyFields(): { incomingUri?: string; reports?: number } {
     const uri = this.migration?.incoming?.uri;
-    return uri === undefined ? {} : { incomingUri: uri };
+    const reports = this.readyCounts ? this.registrar?.sent : undefined;
+    return { ...(uri === undefined ? {} : { incomingUri: uri }), ...(reports === undefined ? {} : { reports }) };
   }
 
   /** Stops the shim and leaves QEMU running (SIGTERM): a successor re-attaches with --attach. */
@@ -311,22 +306,15 @@ export class Shim {
 
   /** The runtime state as written to the state file. */
   runtimeState(): RuntimeState {
-    const vm = this.vm;
-    return {
-      format: 1, name: vm.def.name, uuid: vm.def.uuid, shimPid: process.pid, qemuPid: vm.qemuPid, qemuStartedAt: vm.qemuStartedAt,
-      accel: this.accel, sockets: this.sockets, definition: vm.def, state: vm.state, reason: vm.reason,
-      ...(vm.details === undefined ? {} : { details: vm.details }),
-      tainted: vm.tainted, private: this.cfg.private, registered: this.registers, updatedAt: this.cfg.clock.now(),
-    };
+    return runtimeStateOf(this.vm, { accel: this.accel, sockets: this.sockets, private: this.cfg.private, registered: this.registers }, this.cfg.clock.now());
   }
 
   /**
    * Settles once every state change so far is in the state file; OPERATION_FAILED when the last
-   * write failed, so a client is never told of a change a successor would not find.
+   * write failed, so a client is never told of a change a successor would not find. Durable means
+   * in the state file and, normally, known to virtqemud, which answers getState from its registry
+   * without asking the shim; a virtqemud that is slow or frozen delays a reply by a second at most.
    */
-  // Durable means in the state file and, normally, known to virtqemud, which answers getState
-  // from its registry without asking the shim. A virtqemud that is slow or frozen delays a reply
-  // by a second at most: the VM's own API never depends on it.
   private async durable(): Promise<void> {
     await this.persisting;
     await this.events.flushed();
