@@ -88,7 +88,8 @@ describe('virtq-shim lazy loading', () => {
     const preload = join(root.dir, 'builtins.mjs');
     const out = join(root.dir, 'builtins.json');
     // It also lists the CommonJS files loaded: TypeBox's compiler (dist/bin/virtq-shim-typebox.cjs) only once a check fails.
-    writeFileSync(preload, `import { writeFileSync } from 'node:fs';\nimport { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('SIGWINCH', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify({ builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)), cjs: Object.keys(cache) })));\n`);
+    // It writes a temp file and renames it, so the poll below never reads a half-written file.
+    writeFileSync(preload, `import { renameSync, writeFileSync } from 'node:fs';\nimport { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('SIGWINCH', () => { writeFileSync(${JSON.stringify(out + '.tmp')}, JSON.stringify({ builtins: process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)), cjs: Object.keys(cache) })); renameSync(${JSON.stringify(out + '.tmp')}, ${JSON.stringify(out)}); });\n`);
     const dump = async (pid: number): Promise<{ builtins: string[]; cjs: string[] }> => {
       rmSync(out, { force: true });
       process.kill(pid, 'SIGWINCH');
