@@ -6,7 +6,7 @@ import { managedSaveFile, openSaveImage } from '../../drivers/hypervisor/qemu/sa
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Vm } from '../vm/vm.js';
-import { saveSocketPath, saveToFile, waitLoaded } from '../vm/save-image.js';
+import { removeSuperseded, saveSocketPath, saveToFile, waitLoaded } from '../vm/save-image.js';
 import { VmSnapshots } from '../vm/snapshots.js';
 import type { OverlayVolumes } from '../vm/external-snapshot.js';
 import type { VmLeases } from '../vm/leases.js';
@@ -34,10 +34,16 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
     if (name !== vm.def.name) throw new VirtqError('NO_DOMAIN', `this shim runs VM "${vm.def.name}", not "${name}"`);
   };
   const saveTo = async (op: 'save' | 'managedSave', file: string) => {
+    let superseded: string | undefined;
     await vm.saveAndStop(op, async (mon, wasRunning) => {
-      await saveToFile({ mon, clock: d.clock, file, socket: saveSocketPath(d.monitorSocket), meta: { definition: asDefined(vm.def), running: wasRunning, savedAt: d.clock.now() } });
+      ({ superseded } = await saveToFile({ mon, clock: d.clock, file, socket: saveSocketPath(d.monitorSocket), meta: { definition: asDefined(vm.def), running: wasRunning, savedAt: d.clock.now() } }));
     });
-    await d.persisted();
+    try {
+      await d.persisted();
+    } finally {
+      // The image this save replaced is freed once the reply is out, not before (save-image.ts).
+      removeSuperseded(superseded, (err) => d.log.warn({ err, msgId: 'SAVE_OLD_IMAGE_LEFT', file: superseded }, 'cannot remove the image a save replaced'));
+    }
     return { state: vm.state, reason: vm.reason };
   };
   const hooks = d.leases.diskHooks(vm);

@@ -4,7 +4,7 @@
 // temp-then-rename write are virtq's and no shell or path goes into a QEMU URI. Restore: QEMU
 // inherits the checked image's descriptor, positioned at the stream, and reads it itself
 // (`-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, basename, join } from 'node:path';
 import { catCopier, type StreamCopier } from './stream-copy.js';
@@ -70,19 +70,37 @@ export interface SaveToFile {
   copy?: StreamCopier;
 }
 
+/** A save's result: the image's length and, when it replaced one, the old image's last name. */
+export interface SavedFile {
+  bytes: number;
+  /**
+   * The image that was at `file` before, still linked here (a hidden name beside it): the caller
+   * removes it once the save is answered (removeSuperseded). Freeing a large file's blocks takes
+   * ext4 40+ ms (bench/RESULTS.md, session 15), which a rename over it would spend before the VM
+   * counts as saved; raw QEMU's `exec:cat > FILE` spends it too, in its O_TRUNC.
+   */
+  superseded?: string;
+}
+
 /**
  * Writes the header, then QEMU's stream (the vCPUs should be paused), then the payload length,
- * fsyncs and renames into place. On any failure the temp file is removed and nothing is at `file`.
+ * fsyncs and renames into place. On any failure the temp file is removed and `file` is as it was.
  */
-export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
+export async function saveToFile(s: SaveToFile): Promise<SavedFile> {
   const temp = join(dirname(s.file), `.${basename(s.file)}.${process.pid}.partial`);
+  const old = join(dirname(s.file), `.${basename(s.file)}.${process.pid}.old`);
   const header = encodeSaveHeader(s.meta);
   await rm(s.socket, { force: true });
   const { server, accepted } = await listenOnce(s.socket);
   const copy = s.copy ?? catCopier();
+  let superseded: string | undefined;
   try {
     const fh = await open(temp, 'wx', 0o600);
     try {
+      // An image already at `file` keeps a second name until the new one is renamed over it, so
+      // the rename only drops a link and the old blocks are freed after the reply. Where links are
+      // refused (another filesystem kind) or nothing is there, the rename frees them as before.
+      superseded = await link(s.file, old).then(() => old, () => undefined);
       // Position null: the descriptor's offset ends after the header, where the copier writes.
       await fh.write(header, 0, header.length, null);
       // A live migration leaves pause-before-switchover on in this QEMU when it failed or was
@@ -114,18 +132,30 @@ export async function saveToFile(s: SaveToFile): Promise<{ bytes: number }> {
       await fh.write(len.bytes, 0, len.bytes.length, len.position);
       await fh.sync();
       await rename(temp, s.file);
-      return { bytes: header.length + payload };
+      return { bytes: header.length + payload, ...(superseded === undefined ? {} : { superseded }) };
     } finally {
       await fh.close();
     }
   } catch (err) {
     await rm(temp, { force: true });
+    // The old image is still at `file`: dropping its second name frees nothing.
+    if (superseded !== undefined) await rm(superseded, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VirtqError('OPERATION_INVALID', `another save to ${s.file} is in progress`);
     throw err instanceof VirtqError ? err : new VirtqError('OPERATION_FAILED', `cannot save to ${s.file}: ${(err as Error).message}`, { cause: err });
   } finally {
     server.close();
     await rm(s.socket, { force: true });
   }
+}
+
+/**
+ * Removes an image a save replaced (SavedFile.superseded) without holding up anything: the unlink
+ * runs on the thread pool, started after the current turn of the event loop (the save's reply is
+ * written by then). A failure is only logged: it leaves a hidden file, not a wrong image.
+ */
+export function removeSuperseded(file: string | undefined, onError: (err: unknown) => void): void {
+  if (file === undefined) return;
+  setImmediate(() => { rm(file, { force: true }).catch(onError); });
 }
 
 /**

@@ -13,7 +13,8 @@ export type StreamCopier = (from: Socket, toFd: number) => Promise<void>;
 /** The copier that runs `cat` (found on PATH, or `binary`). `from` must not have been read from (a server with pauseOnConnect). */
 export function catCopier(binary = 'cat', spawn: typeof nodeSpawn = nodeSpawn): StreamCopier {
   return (from, toFd) => new Promise<void>((resolve, reject) => {
-    const child = spawn(binary, [], { stdio: [from, toFd, 'pipe'] });
+    // The C locale: cat reads no locale files at start (a dozen opens under a UTF-8 LANG).
+    const child = spawn(binary, [], { stdio: [from, toFd, 'pipe'], env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C' } });
     // The child holds its own copy of the socket now; ours would keep QEMU's peer open.
     from.destroy();
     let stderr = '';
