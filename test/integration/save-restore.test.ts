@@ -3,11 +3,12 @@
 // resumed by start and removed, and bad images (truncated, foreign, unfinished, another VM's
 // name) are refused with INVALID_SAVE_IMAGE or NAME_IN_USE before any QEMU runs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../client/index.js';
 import type { Definition } from '../../protocol/index.js';
-import { managedSaveFile } from '../../drivers/hypervisor/qemu/save-image-header.js';
+import { managedSaveFile, readSaveImage } from '../../drivers/hypervisor/qemu/save-image-header.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
 import { guestConsole, type GuestConsole } from '../helpers/guest-console.js';
 import { guestUptime } from '../helpers/guest-uptime.js';
@@ -70,7 +71,16 @@ describe('save and restore', () => {
     await vq.virtq.resume({ name: 'sv1' });
     const con3 = await consoleOf('sv1');
     expect(await guestUptime(con3)).toBeGreaterThan(before);
-    await vq.virtq.destroy({ name: 'sv1' });
+
+    // Saved again over the same file: the old image is replaced and, once the save is answered,
+    // its hidden second name is gone too (session 15: freed after the reply, not in the rename).
+    const first = statSync(file);
+    expect(await vq.virtq.save({ name: 'sv1', file })).toEqual({ state: 'shutoff', reason: 'saved' });
+    expect(statSync(file).ino).not.toBe(first.ino);
+    expect((await readSaveImage(file)).definition).toMatchObject({ name: 'sv1' });
+    const strays = () => readdirSync(dirname(file)).filter((f) => f.startsWith('.sv1.save'));
+    for (let i = 0; i < 100 && strays().length > 0; i++) await sleep(20);
+    expect(strays()).toEqual([]);
   }, 180_000);
 
   it('refuses truncated, foreign, unfinished and corrupt images and another VM\'s name before any QEMU runs', async () => {
