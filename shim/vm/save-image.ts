@@ -4,7 +4,9 @@
 // temp-then-rename write are virtq's and no shell or path goes into a QEMU URI. Restore: QEMU
 // inherits the checked image's descriptor, positioned at the stream, and reads it itself
 // (`-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
-import { link, open, rename, rm } from 'node:fs/promises';
+import { closeSync, fdatasync, fstatSync, fsync, linkSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, basename, join } from 'node:path';
 import { catCopier, type StreamCopier } from './stream-copy.js';
@@ -17,6 +19,8 @@ const UNLIMITED_BANDWIDTH = 2 ** 40;
 const POLL_MS = 10;
 /** A save starts writing back what the copier wrote each time this much more has been sent. */
 const WRITE_BEHIND_BYTES = 16 * 2 ** 20;
+const fsyncP = promisify(fsync);
+const fdatasyncP = promisify(fdatasync);
 
 /** A migration's progress, from `query-migrate`. */
 export interface MigrationProgress {
@@ -85,66 +89,84 @@ export interface SavedFile {
 /**
  * Writes the header, then QEMU's stream (the vCPUs should be paused), then the payload length,
  * fsyncs and renames into place. On any failure the temp file is removed and `file` is as it was.
+ * The quick file calls (open, link, the header, stat, the length, rename, close) are made on the
+ * event loop's thread: each costs less than a thread-pool round trip and its wake-up, and the
+ * shim's one pool thread may be busy with the event journal's fsync. Only the fsyncs go there.
  */
 export async function saveToFile(s: SaveToFile): Promise<SavedFile> {
   const temp = join(dirname(s.file), `.${basename(s.file)}.${process.pid}.partial`);
   const old = join(dirname(s.file), `.${basename(s.file)}.${process.pid}.old`);
   const header = encodeSaveHeader(s.meta);
-  await rm(s.socket, { force: true });
-  const { server, accepted } = await listenOnce(s.socket);
   const copy = s.copy ?? catCopier();
+  // A live migration leaves pause-before-switchover on in this QEMU when it failed or was rolled
+  // back (shim/vm/migration-qmp.ts sets it for the lease handover): a save must not stop there,
+  // nobody would continue it. Sent with the parameters, while the shim sets up its socket and file.
+  const qemuReady = Promise.all([
+    s.mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'pause-before-switchover', state: false }] } }),
+    s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } }),
+  ]);
+  qemuReady.catch(() => undefined);
+  rmSync(s.socket, { force: true });
+  const listening = listenOnce(s.socket);
+  listening.catch(() => undefined);
+  let fd: number | undefined;
   let superseded: string | undefined;
+  let flushing: Promise<void> | undefined;
   try {
-    const fh = await open(temp, 'wx', 0o600);
-    try {
-      // An image already at `file` keeps a second name until the new one is renamed over it, so
-      // the rename only drops a link and the old blocks are freed after the reply. Where links are
-      // refused (another filesystem kind) or nothing is there, the rename frees them as before.
-      superseded = await link(s.file, old).then(() => old, () => undefined);
-      // Position null: the descriptor's offset ends after the header, where the copier writes.
-      await fh.write(header, 0, header.length, null);
-      // A live migration leaves pause-before-switchover on in this QEMU when it failed or was
-      // rolled back (shim/vm/migration-qmp.ts sets it for the lease handover): a save must not stop
-      // there, nobody would continue it. Sent with the parameters: one wake-up of QEMU.
-      await Promise.all([
-        s.mon.raw({ execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'pause-before-switchover', state: false }] } }),
-        s.mon.raw({ execute: 'migrate-set-parameters', arguments: { 'max-bandwidth': UNLIMITED_BANDWIDTH } }),
-      ]);
-      await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
-      // The copy ends when QEMU closes the stream; a migration that fails before it connects is
-      // seen by waitMigration, so nothing waits on a connection that never comes.
-      const copied = accepted.then((sock) => copy(sock, fh.fd));
-      copied.catch(() => undefined);
-      // Write-behind: the image must be on disk before the VM counts as saved, and flushing while
-      // QEMU still streams leaves the final fsync little to do (it was a third of a save).
-      let flushing: Promise<void> | undefined;
-      let flushedTo = 0;
-      await waitMigration(s.mon, s.clock, 'saving the memory state', (p) => {
-        s.onProgress?.(p);
-        if (flushing !== undefined || p.transferredBytes - flushedTo < WRITE_BEHIND_BYTES) return;
-        flushedTo = p.transferredBytes;
-        flushing = fh.datasync().catch(() => undefined).then(() => { flushing = undefined; });
-      });
-      await copied;
-      await flushing;
-      const payload = (await fh.stat()).size - header.length;
-      const len = payloadLengthBytes(payload);
-      await fh.write(len.bytes, 0, len.bytes.length, len.position);
-      await fh.sync();
-      await rename(temp, s.file);
-      return { bytes: header.length + payload, ...(superseded === undefined ? {} : { superseded }) };
-    } finally {
-      await fh.close();
-    }
+    fd = openSync(temp, 'wx', 0o600);
+    const out = fd;
+    // An image already at `file` keeps a second name until the new one is renamed over it, so
+    // the rename only drops a link and the old blocks are freed after the reply. Where links are
+    // refused (another filesystem kind) or nothing is there, the rename frees them as before.
+    superseded = linkIfAny(s.file, old);
+    // Position null: the descriptor's offset ends after the header, where the copier writes.
+    writeSync(out, header, 0, header.length, null);
+    const [{ accepted }] = await Promise.all([listening, qemuReady]);
+    await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
+    // The copy ends when QEMU closes the stream; a migration that fails before it connects is
+    // seen by waitMigration, so nothing waits on a connection that never comes.
+    const copied = accepted.then((sock) => copy(sock, out));
+    copied.catch(() => undefined);
+    // Write-behind: the image must be on disk before the VM counts as saved, and flushing while
+    // QEMU still streams leaves the final fsync little to do (it was a third of a save).
+    let flushedTo = 0;
+    await waitMigration(s.mon, s.clock, 'saving the memory state', (p) => {
+      s.onProgress?.(p);
+      if (flushing !== undefined || p.transferredBytes - flushedTo < WRITE_BEHIND_BYTES) return;
+      flushedTo = p.transferredBytes;
+      flushing = fdatasyncP(out).catch(() => undefined).then(() => { flushing = undefined; });
+    });
+    await copied;
+    const payload = fstatSync(out).size - header.length;
+    const len = payloadLengthBytes(payload);
+    writeSync(out, len.bytes, 0, len.bytes.length, len.position);
+    await flushing;
+    await fsyncP(out);
+    renameSync(temp, s.file);
+    return { bytes: header.length + payload, ...(superseded === undefined ? {} : { superseded }) };
   } catch (err) {
-    await rm(temp, { force: true });
+    rmSync(temp, { force: true });
     // The old image is still at `file`: dropping its second name frees nothing.
-    if (superseded !== undefined) await rm(superseded, { force: true });
+    if (superseded !== undefined) rmSync(superseded, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VirtqError('OPERATION_INVALID', `another save to ${s.file} is in progress`);
     throw err instanceof VirtqError ? err : new VirtqError('OPERATION_FAILED', `cannot save to ${s.file}: ${(err as Error).message}`, { cause: err });
   } finally {
-    server.close();
-    await rm(s.socket, { force: true });
+    // A write-behind still running uses the descriptor: it is closed after it.
+    await flushing;
+    if (fd !== undefined) closeSync(fd);
+    await listening.then(({ server }) => { server.close(); }, () => undefined);
+    rmSync(s.socket, { force: true });
+  }
+}
+
+// `from`'s inode under the name `to` as well; undefined when there is nothing at `from` or the
+// filesystem refuses a link (the save then simply renames over it).
+function linkIfAny(from: string, to: string): string | undefined {
+  try {
+    linkSync(from, to);
+    return to;
+  } catch {
+    return undefined;
   }
 }
 
