@@ -35,10 +35,10 @@ export function saveHandlers(d: SaveHandlerDeps): Handlers<VirtqProgram> {
   };
   const saveTo = async (op: 'save' | 'managedSave', file: string) => {
     let superseded: string | undefined;
-    await vm.saveAndStop(op, async (mon, wasRunning) => {
-      ({ superseded } = await saveToFile({ mon, clock: d.clock, file, socket: saveSocketPath(d.monitorSocket), meta: { definition: asDefined(vm.def), running: wasRunning, savedAt: d.clock.now() } }));
-    });
     try {
+      await vm.saveAndStop(op, async (mon, wasRunning) => {
+        ({ superseded } = await saveToFile({ mon, clock: d.clock, file, socket: saveSocketPath(d.monitorSocket), meta: { definition: asDefined(vm.def), running: wasRunning, savedAt: d.clock.now() } }));
+      });
       await d.persisted();
     } finally {
       // The image this save replaced is freed once the reply is out, not before (save-image.ts).
