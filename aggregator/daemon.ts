@@ -35,7 +35,7 @@ import type { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
 import type { ClusterMember } from './cluster/cluster-member.js';
 
-/** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (backoff 100–400 ms). */
+/** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (their first try lands 400–1000 ms after the loss, shim/rejoin-pace.ts). */
 const FIRST_RECONCILE_MS = 1000;
 /** When the warm shim pool first fills after a restart that found live shims (ms): once they re-registered. */
 const WARM_AFTER_RESTART_MS = 1000;

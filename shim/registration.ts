@@ -5,6 +5,7 @@ import {
   RpcClient, VirtqError, registryProgram, typedClient, delay,
   type ArgsOf, type Clock, type Logger, type TypedClient,
 } from '../protocol/index.js';
+import { DEFAULT_REJOIN_PACE, rejoinWaits, type RejoinPace } from './rejoin-pace.js';
 
 type Registration = ArgsOf<typeof registryProgram.procs.register>;
 type Update = ArgsOf<typeof registryProgram.procs.update>;
@@ -28,14 +29,14 @@ export interface Registrar {
 }
 
 /** Connects to virtqemud's read-write socket, waiting up to `timeoutMs` for it to come up. */
-export async function connectRegistrar(socket: string, clock: Clock, log: Logger, timeoutMs: number): Promise<Registrar> {
+export async function connectRegistrar(socket: string, clock: Clock, log: Logger, timeoutMs: number, pace: RejoinPace = DEFAULT_REJOIN_PACE): Promise<Registrar> {
   let client: RpcClient;
   try {
     client = await RpcClient.connectWithRetry(socket, { clock, deadlineMs: timeoutMs, defaultTimeoutMs: 30_000 });
   } catch (err) {
     throw new VirtqError('NO_CONNECT', `virtqemud is not running: nothing answered at ${socket} within ${Math.round(timeoutMs / 1000)} s (start virtqemud, or run the shim with --no-register)`, { cause: err });
   }
-  return new VirtqemudRegistrar(socket, client, clock, log);
+  return new VirtqemudRegistrar(socket, client, clock, log, pace);
 }
 
 class VirtqemudRegistrar implements Registrar {
@@ -46,7 +47,10 @@ class VirtqemudRegistrar implements Registrar {
   private queue: Promise<void> = Promise.resolve();
   sent = 0;
 
-  constructor(private readonly socket: string, private client: RpcClient, private readonly clock: Clock, private readonly log: Logger) {
+  constructor(
+    private readonly socket: string, private client: RpcClient, private readonly clock: Clock, private readonly log: Logger,
+    private readonly pace: RejoinPace,
+  ) {
     this.api = typedClient(registryProgram, client);
     this.watch();
   }
@@ -91,7 +95,8 @@ class VirtqemudRegistrar implements Registrar {
     this.client.close();
   }
 
-  // virtqemud restarted: reconnect with backoff and register again as a re-attach, with the latest state.
+  // virtqemud restarted: register again as a re-attach, with the latest state, paced (shim/rejoin-pace.ts):
+  // never at once, when the daemon has only just died, and never in step with the other shims.
   private watch(): void {
     this.client.onClose(() => {
       if (this.closed || this.current === undefined) return;
@@ -101,7 +106,10 @@ class VirtqemudRegistrar implements Registrar {
   }
 
   private async reconnect(): Promise<void> {
-    for (let wait = 100; !this.closed && this.current !== undefined; wait = Math.min(wait * 2, 2000)) {
+    const nextWait = rejoinWaits(this.pace);
+    for (;;) {
+      await delay(this.clock, nextWait());
+      if (this.closed || this.current === undefined) return;
       try {
         this.client = await RpcClient.connect(this.socket, { clock: this.clock, defaultTimeoutMs: 30_000 });
         this.api = typedClient(registryProgram, this.client);
@@ -118,7 +126,6 @@ class VirtqemudRegistrar implements Registrar {
           this.log.error({ err, msgId: 'REREGISTER_REFUSED' }, 'virtqemud refused the re-registration');
           return;
         }
-        await delay(this.clock, wait);
       }
     }
   }

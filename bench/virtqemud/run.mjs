@@ -30,6 +30,7 @@ import {
   REPO, cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, options,
   qmpSession, rewriteArgv, sectionRunner, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
+import { connectWhenBound, socketIdentity } from '../lib/socket-wait.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const o = options();
@@ -304,11 +305,14 @@ async function cliSection(root, n) {
 
 /** kill -9 virtqemud, start a new one, time the recovery. Returns the new daemon. */
 async function restartOnce(root, d, n, variant) {
+  // Awaited by lstat, not by a refused connect each millisecond, which cost this process most of a
+  // core while the daemon started (bench/lib/socket-wait.mjs, session 15).
+  const stale = socketIdentity(sockets(root).rw);
   d.child.kill('SIGKILL');
   await exitOf(d.child);
   const next = await startDaemon(root, variant);
   const t0 = next.t0;
-  const rpc = new RpcClient(await connectRetry(sockets(root).rw, t0 + 30_000, 1), { clock, defaultTimeoutMs: 30_000 });
+  const rpc = new RpcClient(await connectWhenBound(sockets(root).rw, (p) => connectRetry(p, 0, 1), t0 + 30_000, stale), { clock, defaultTimeoutMs: 30_000 });
   const accepted = now() - t0;
   let complete;
   let cpu;
@@ -352,7 +356,7 @@ async function floorOnce(root) {
   rmSync(path, { force: true });
   t0 = now();
   const srv = cleanup.child(spawn(process.execPath, ['-e', BARE_SERVER, path], { stdio: 'ignore' }));
-  const sock = await connectRetry(path, t0 + 30_000, 1);
+  const sock = await connectWhenBound(path, (p) => connectRetry(p, 0, 1), t0 + 30_000, undefined);
   const frame = Buffer.alloc(8); frame.writeUInt32BE(4, 0);
   await new Promise((resolve) => { sock.once('data', resolve); sock.write(frame); });
   const bare = now() - t0;

@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RpcServer, registryProgram, silentLogger, systemClock } from '../../../protocol/index.js';
 import { connectRegistrar, type Registrar } from '../../../shim/registration.js';
+import { rejoinWaits } from '../../../shim/rejoin-pace.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
 const clock = systemClock();
@@ -15,27 +16,65 @@ describe('VirtqemudRegistrar', () => {
   const seen: string[] = [];
   const release: Array<() => void> = [];
 
-  beforeEach(async () => {
-    root = tmpRoot();
-    seen.length = 0;
-    release.length = 0;
-    server = new RpcServer({ daemon: 'virtqemud', version: '0.1', role: 'aggregator', clock, log: silentLogger() });
-    server.register({
+  const registered: Array<{ at: number; reattach: boolean }> = [];
+  const serve = async (): Promise<RpcServer> => {
+    const s = new RpcServer({ daemon: 'virtqemud', version: '0.1', role: 'aggregator', clock, log: silentLogger() });
+    s.register({
       program: registryProgram,
       handlers: {
-        register: () => ({}),
+        register: (r) => { registered.push({ at: performance.now(), reattach: r.reattach }); return {}; },
         // Replies only when the test releases it: a later update must not wait for it.
         update: (u) => { seen.push(u.state); return new Promise((resolve) => release.push(() => resolve({}))); },
         unregister: () => ({}),
       },
     });
-    await server.listen(root.path('rw.sock'), 'rw', 0o600);
+    await s.listen(root.path('rw.sock'), 'rw', 0o600);
+    return s;
+  };
+
+  beforeEach(async () => {
+    root = tmpRoot();
+    seen.length = 0;
+    release.length = 0;
+    registered.length = 0;
+    server = await serve();
   });
 
   afterEach(async () => {
     registrar?.close();
     await server.close();
     root.remove();
+  });
+
+  const reg = {
+    name: 'r1', uuid: '00000000-0000-4000-8000-000000000001', shimPid: process.pid, socket: '/r/r1.sock', roSocket: '/r/r1-ro.sock',
+    adminSocket: '/r/r1-admin.sock', stateFile: '/r/r1.json', state: 'starting', reason: 'booting', reattach: false,
+  } as const;
+
+  // Issue 15 target 4, session 15: a restarted virtqemud serves its first listing without the shims, so
+  // they do not rush it: no try before the pace's first wait, even with the socket back at once.
+  it('registers again as a re-attach after virtqemud returns, not before the first paced wait', async () => {
+    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, { firstMs: 150, spreadMs: 50, maxMs: 400, random: () => 0.5 });
+    await registrar.register(reg);
+    const lost = performance.now();
+    await server.close();
+    server = await serve();
+    for (let i = 0; i < 200 && registered.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(registered.map((r) => r.reattach)).toEqual([false, true]);
+    // 150 + 0.5 × 50 ms after the loss (timers fire no earlier than asked; a little slack for the clocks).
+    expect((registered[1] as { at: number }).at - lost).toBeGreaterThanOrEqual(170);
+  });
+
+  it('paces its tries: the first in [first, first + spread), then doubling to the cap, each ±25 %', () => {
+    const rs = [0, 0.999, 0, 0.999, 0, 0.5];
+    const next = rejoinWaits({ firstMs: 300, spreadMs: 500, maxMs: 2000, random: () => rs.shift() ?? 0.5 });
+    expect(next()).toBe(300);
+    expect(next()).toBeCloseTo(300 * 1.2495, 5);
+    expect(next()).toBe(600 * 0.75);
+    expect(next()).toBeCloseTo(1200 * 1.2495, 5);
+    expect(next()).toBe(2000 * 0.75);
+    expect(next()).toBe(2000);
+    expect(next()).toBe(2000);
   });
 
   it('sends each update without waiting for the previous reply, counts them, and flush waits for every reply', async () => {
