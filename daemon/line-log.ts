@@ -29,11 +29,28 @@ class Destination {
   }
 
   write(line: string): void {
-    const buf = Buffer.from(line);
+    if (this.pending.length === 0) {
+      // The usual case: nothing held back, the line written as it is (no Buffer made for it).
+      try {
+        const n = writeSync(this.fd, line);
+        this.failing = false;
+        if (n === Buffer.byteLength(line)) return;
+        // A short write: the rest is held back as bytes.
+        this.hold(Buffer.from(line).subarray(n));
+      } catch {
+        this.failing = true;
+        this.hold(Buffer.from(line));
+      }
+      return;
+    }
+    this.hold(Buffer.from(line));
+    this.drain();
+  }
+
+  private hold(buf: Buffer): void {
     if (this.pendingBytes + buf.length > MAX_UNWRITTEN) return;
     this.pending.push(buf);
     this.pendingBytes += buf.length;
-    this.drain();
   }
 
   // One chunk at a time, never concatenated: on a full disk every line retries only the oldest.
