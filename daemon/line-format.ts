@@ -101,7 +101,10 @@ function matches(v: unknown, parts: Path, at: string[] = []): string[][] {
 /** A stringifier that censors `paths` inside the value, then writes it as JSON. */
 function redactor(paths: readonly Path[], censor: string): Stringifier {
   return (value) => {
-    let v = value;
+    // No path reaches inside a string or a number: most fields (a pool, a volume name, a size)
+    // skip the walk (matches() finds nothing in a non-object whatever the path).
+    if (!isObject(value)) return stringify(value);
+    let v: unknown = value;
     for (const p of paths) for (const m of matches(v, p)) v = assoc(v, m, censor);
     return stringify(v);
   };

@@ -1,6 +1,7 @@
-// The shim's log hub: the lines, levels, filters and outputs of daemon/logging.ts's LogHub,
-// written by daemon/line-format.ts instead of pino (a settled shim without pino, its serializers,
-// redaction and sonic-boom holds ~0.3 MiB less; bench/RESULTS.md, issue 15, session 10).
+// Every daemon's and shim's log hub: the lines, levels, filters and outputs of daemon/logging.ts's
+// LogHub, written by daemon/line-format.ts instead of pino (a settled shim without pino, its
+// serializers, redaction and sonic-boom holds ~0.3 MiB less; bench/RESULTS.md, issue 15, session 10;
+// a volume create's info line costs virtstoraged less CPU without it, issue 13, session 15).
 // Writes are synchronous, as the daemons' are: the last lines before a crash are the ones wanted.
 // A write that fails (a full disk, a pipe that would block) never throws into the code that
 // logged: the destination keeps what it could not write (up to MAX_UNWRITTEN bytes, then drops
@@ -29,11 +30,28 @@ class Destination {
   }
 
   write(line: string): void {
-    const buf = Buffer.from(line);
+    if (this.pending.length === 0) {
+      // The usual case: nothing held back, the line written as it is (no Buffer made for it).
+      try {
+        const n = writeSync(this.fd, line);
+        this.failing = false;
+        if (n === Buffer.byteLength(line)) return;
+        // A short write: the rest is held back as bytes.
+        this.hold(Buffer.from(line).subarray(n));
+      } catch {
+        this.failing = true;
+        this.hold(Buffer.from(line));
+      }
+      return;
+    }
+    this.hold(Buffer.from(line));
+    this.drain();
+  }
+
+  private hold(buf: Buffer): void {
     if (this.pendingBytes + buf.length > MAX_UNWRITTEN) return;
     this.pending.push(buf);
     this.pendingBytes += buf.length;
-    this.drain();
   }
 
   // One chunk at a time, never concatenated: on a full disk every line retries only the oldest.
@@ -108,7 +126,7 @@ class LineLogger implements Logger {
 
 const thresholdOf = (level: LogLevel): number => (level === 'silent' ? Infinity : LEVEL_NUMBERS[level]);
 
-/** Owns the shim's root logger and the levels of its module loggers (the surface of LogHub). */
+/** Owns a daemon's or shim's root logger and the levels of its module loggers (the surface of LogHub). */
 export class LineLogHub implements Logs {
   private filters: LogFilter[];
   private filterText: string;

@@ -1,7 +1,8 @@
 // What every log hub shares, with no logging library behind it: the filter and output syntax of
 // the admin API ("debug:qemu.qmp warn:rpc", "stderr file:/path"), the longest-prefix level rule,
-// and the surface the admin handlers and the shim program against. daemon/logging.ts (pino, the
-// daemons) and daemon/line-log.ts (the shim) implement it; the shim's bundle then holds no pino.
+// and the surface the admin handlers and the shim program against. daemon/line-log.ts (every
+// daemon and the shim) and daemon/logging.ts (pino, the reference its lines are tested against)
+// implement it; no daemon's bundle holds pino.
 import { isAbsolute } from 'node:path';
 import { VirtqError, type Logger } from '../protocol/index.js';
 

@@ -1,7 +1,8 @@
 // Logging for the daemons: pino JSON lines with dotted module names, per-module levels from
 // filters like "debug:qemu.qmp warn:rpc" (longest matching prefix wins), changeable at run time
-// through the admin API, and secrets redacted. The shim writes the same lines without pino
-// (daemon/line-log.ts); the filter syntax and the redact paths are daemon/log-filters.ts's.
+// through the admin API, and secrets redacted. Every daemon and the shim now write the same lines
+// without pino (daemon/line-log.ts); this hub stays as the reference that line-log.test.ts compares
+// those lines with. The filter syntax and the redact paths are daemon/log-filters.ts's.
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import type { Logger } from '../protocol/index.js';
 import { CENSOR, REDACT_PATHS, initialOutputs, levelFor, outputsText, parseLogFilters, parseLogOutputs, type LogFilter, type LogLevel, type LogOutput, type Logs } from './log-filters.js';

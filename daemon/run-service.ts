@@ -78,8 +78,8 @@ export interface ServiceDefinition<X> {
   readonly metricLabels?: Readonly<Record<string, string>>;
   /**
    * Makes the daemon's log hub. Passed in rather than imported here so that a daemon's bundle holds
-   * only the logger it uses: virtqemud and the shims write pino's lines without pino
-   * (daemon/line-log.ts, decision 0002), the secondary daemons log through pino (daemon/logging.ts).
+   * only the logger it uses: every daemon and the shims now write pino's lines without pino
+   * (daemon/line-log.ts, decision 0002; the secondary daemons since issue 13, session 15).
    */
   makeLogs(opts: LogHubOptions): Logs;
   /** Builds the daemon once its admin socket is claimed. */

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { networkProgram, type Disposable, type NetworkEvent } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { hostRunner } from '../drivers/network/host-runner.js';
 import { NetworkDriver } from '../drivers/network/network-driver.js';
@@ -30,7 +30,7 @@ export function networkdService(version: string): ServiceDefinition<NetworkdOpti
   return {
     daemon: 'virtnetworkd',
     version,
-    makeLogs: (opts) => new LogHub(opts),
+    makeLogs: (opts) => new LineLogHub(opts),
     summary: `Serves networks (nat: a bridge with DHCP, DNS and masquerading; isolated: the same without NAT;
 bridge: an existing host bridge) and the ports VMs use on them (one tap each), with DHCP leases.
 Runs ip, nft and dnsmasq, so it needs CAP_NET_ADMIN (root); a port lives as long as its VM.`,

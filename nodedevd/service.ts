@@ -5,7 +5,7 @@
 import { isAbsolute } from 'node:path';
 import { VirtqError, nodedevProgram, type NodeDeviceEvent } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { NodeDevices } from '../drivers/nodedev/node-devices.js';
 import { DEFAULT_WATCH_INTERVAL_MS } from '../drivers/nodedev/watch.js';
@@ -37,7 +37,7 @@ export function nodedevdService(version: string): ServiceDefinition<NodedevdOpti
   return {
     daemon: 'virtnodedevd',
     version,
-    makeLogs: (opts) => new LogHub(opts),
+    makeLogs: (opts) => new LineLogHub(opts),
     summary: `Shows the host's devices as sysfs does: PCI functions (ids, driver, IOMMU group), USB devices,
 network interfaces and block devices, read-only; pushes an event when one appears or goes
 (sysfs is polled). It changes nothing on the host.`,

@@ -116,15 +116,9 @@ export class FramedConnection {
   send(msg: Message): void {
     if (this.closed || this.socket.destroyed) return;
     const { frame, reused } = this.frameOf(msg);
-    if (!this.corked) {
-      // Batch every frame written in this tick into one syscall.
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    // A reply outside a batch goes out at once: a lone call's answer skips the cork, the tick
+    // and the uncork's buffered write (the per-call path; deliver() corks a read of several calls).
+    if (!this.corked && msg.type !== 'reply') this.corkForTick();
     if (reused === undefined) this.socket.write(frame);
     else this.socket.write(frame, () => { if (this.spareFrames.length < SPARE_FRAMES) this.spareFrames.push(reused); });
     const limit = this.opts.readPauseBytes;
@@ -133,6 +127,16 @@ export class FramedConnection {
       this.pauseReading('replies');
       this.socket.once('drain', () => this.resumeReading('replies'));
     }
+  }
+
+  // Batches every frame written in this tick into one syscall.
+  private corkForTick(): void {
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   // Stream data (uploads, downloads, the console) skips the CBOR encoder's copies of its bytes;
@@ -267,6 +271,9 @@ export class FramedConnection {
   }
 
   private deliver(frames: Array<Buffer | BytePieces>): void {
+    // Several calls in one read (a pipelining client): their replies, sent in this tick's
+    // microtasks, leave in one write.
+    if (frames.length > 1 && !this.corked && !this.closed) this.corkForTick();
     for (const frame of frames) {
       if (this.closed) return;
       let item: unknown;

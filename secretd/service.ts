@@ -2,7 +2,7 @@
 // in lib/secrets, the host key in etc/secrets.key) and the `secret` program's handlers.
 import { secretProgram } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { SecretStore, secretStorePaths } from '../drivers/secret/secret-store.js';
 import { secretHandlers } from './handlers.js';
 import { SecretMetrics } from './metrics.js';
@@ -12,7 +12,7 @@ export function secretdService(version: string): ServiceDefinition<Record<string
   return {
     daemon: 'virtsecretd',
     version,
-    makeLogs: (opts) => new LogHub(opts),
+    makeLogs: (opts) => new LineLogHub(opts),
     summary: `Keeps secrets (disk passphrases, keys): values encrypted at rest with a host key, never sent to
 read-only clients, never logged; ephemeral secrets live in memory only.`,
     parseExtra: () => ({}),

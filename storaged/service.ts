@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storageProgram } from '../protocol/index.js';
 import { served, type ServiceDefinition } from '../daemon/run-service.js';
-import { LogHub } from '../daemon/logging.js';
+import { LineLogHub } from '../daemon/line-log.js';
 import { stringOption, wholeNumber } from '../daemon/options.js';
 import { connectSecret } from '../client/secret-client.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
@@ -44,7 +44,7 @@ export function storagedService(version: string): ServiceDefinition<StoragedOpti
   return {
     daemon: 'virtstoraged',
     version,
-    makeLogs: (opts) => new LogHub(opts),
+    makeLogs: (opts) => new LineLogHub(opts),
     summary: `Serves storage pools (directories) and their volumes: create, clone, resize, delete, upload and
 download, LUKS encryption with passphrases from virtsecretd. A volume a running VM uses is never
 deleted or changed under it (the lock manager's leases say which).`,
