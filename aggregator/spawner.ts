@@ -15,7 +15,7 @@ export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'st
 /** Starts shims; injected so tests can count or replace them. */
 export interface ShimSpawner {
   /** `incoming`: the shim loads a save image or waits for a migration instead of booting. */
-  start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState }): Promise<ShimStarted>;
+  start(def: NormalizedDefinition, opts: { paused: boolean; incoming?: IncomingState; spawnedSince?: (ticks: number) => void }): Promise<ShimStarted>;
   /** Asks a shim to stop VM `name`'s QEMU `pid` that no shim runs and no state file records (only shims kill QEMU). */
   reap(name: string, uuid: string, pid: number): Promise<void>;
   /**
@@ -66,7 +66,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
     warm: (afterMs) => { if (afterMs === undefined) pool?.fill(); else clock.setTimeout(() => pool?.fill(), afterMs); },
     close: () => pool?.close(),
     pool: () => ({ size: poolSize, idle: pool?.pids() ?? [] }),
-    start(def, { paused, incoming }) {
+    start(def, { paused, incoming, spawnedSince }) {
       const request = startRequestText(def, paused, incoming);
       const logHint = `see ${join(layout.log, `${def.name}.shim-stderr.log`)}`;
       const warm = pool?.take(def.name);
@@ -76,7 +76,10 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
         // begins: a new Node process loading then took a third of a core from QEMU's loading of
         // the guest's memory (bench/RESULTS.md), so it waits for the switchover (warm(), called by
         // migrateSwitchover) or, when the migration ends otherwise, for REFILL_AFTER_INCOMING_MS.
-        return track(warm.hand(request, { name: def.name, clock, timeoutMs, logHint }), incoming?.kind === 'migration' ? REFILL_AFTER_INCOMING_MS : undefined);
+        // A warm shim's QEMU may be as old as the shim (its launcher, shim/vm/qemu-launcher.ts): a
+        // failed start's check of which QEMU it spawned goes back to the shim's own spawn.
+        if (warm.since !== undefined) spawnedSince?.(warm.since);
+        return track(warm.shim.hand(request, { name: def.name, clock, timeoutMs, logHint }), incoming?.kind === 'migration' ? REFILL_AFTER_INCOMING_MS : undefined);
       }
       const errLog = join(layout.log, `${def.name}.shim-stderr.log`);
       const errFd = openSync(errLog, 'a', 0o600);

@@ -292,7 +292,7 @@ export class EmbedRouter implements Router {
     const wait = { name, clock: this.opts.clock, timeoutMs: this.opts.startTimeoutMs, logHint: `see ${join(this.opts.layout.log, `${name}.log`)}` };
     const warm = this.pool?.take(name);
     if (warm !== undefined) {
-      const started = warm.hand(request, wait);
+      const started = warm.shim.hand(request, wait);
       void started.finally(() => this.pool?.fill()).catch(() => undefined);
       return started;
     }

@@ -6,6 +6,7 @@ import { appendFileSync, closeSync, existsSync, openSync, readFileSync, renameSy
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../protocol/index.js';
+import { ticksSinceBoot } from '../drivers/host/proc.js';
 import { startWaitingShim, type ShimProcess, type WaitingShim } from './shim-bootstrap.js';
 
 /** How a pool starts its shims. */
@@ -32,6 +33,18 @@ export interface ShimPoolOptions {
 interface Pooled {
   shim: WaitingShim;
   stderrFile: string | undefined;
+  /** Clock ticks since boot just before it was spawned: no process it starts is older. */
+  since: number | undefined;
+}
+
+/** A pool shim as a start takes it. */
+export interface TakenShim {
+  shim: WaitingShim;
+  /**
+   * Clock ticks since boot just before it was spawned (undefined: unknown). A process it starts
+   * may be older than the start itself (its QEMU launcher, shim/vm/qemu-launcher.ts), never older than this.
+   */
+  since: number | undefined;
 }
 
 /** The pool. Bounded by `size`; refilled in the background after each take; emptied by close(). */
@@ -72,11 +85,12 @@ export class ShimPool {
    * `NAME.shim-stderr.log` (renamed over it after the earlier content is appended), as a cold
    * shim's would be.
    */
-  take(name: string): WaitingShim | undefined {
+  take(name: string): TakenShim | undefined {
     this.prune();
     const p = this.idle.shift();
     if (p === undefined) return undefined;
-    if (p.stderrFile === undefined || this.o.logDir === undefined) return p.shim;
+    const taken = { shim: p.shim, since: p.since };
+    if (p.stderrFile === undefined || this.o.logDir === undefined) return taken;
     const target = join(this.o.logDir, `${name}.shim-stderr.log`);
     try {
       if (existsSync(target)) appendFileSync(p.stderrFile, readFileSync(target));
@@ -84,7 +98,7 @@ export class ShimPool {
     } catch {
       // The VM's stderr then stays in the pool's file; the start itself does not depend on it.
     }
-    return p.shim;
+    return taken;
   }
 
   /** Kills every idle shim and starts no more (virtqemud's stop: the pool leaves nothing behind). */
@@ -98,11 +112,13 @@ export class ShimPool {
   private spawnOne(): Pooled {
     const start = this.o.start ?? startWaitingShim;
     const env = this.o.env === undefined ? {} : { env: this.o.env };
-    if (this.o.logDir === undefined) return { shim: start({ command: this.o.command, args: this.o.args, stderr: 'ignore', ...env }), stderrFile: undefined };
+    let since: number | undefined;
+    try { since = ticksSinceBoot(); } catch { since = undefined; }
+    if (this.o.logDir === undefined) return { shim: start({ command: this.o.command, args: this.o.args, stderr: 'ignore', ...env }), stderrFile: undefined, since };
     const stderrFile = join(this.o.logDir, `shim-pool-${randomBytes(4).toString('hex')}.stderr.log`);
     const fd = openSync(stderrFile, 'a', 0o600);
     try {
-      return { shim: start({ command: this.o.command, args: this.o.args, stderr: fd, ...env }), stderrFile };
+      return { shim: start({ command: this.o.command, args: this.o.args, stderr: fd, ...env }), stderrFile, since };
     } finally {
       closeSync(fd);
     }

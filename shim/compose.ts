@@ -11,6 +11,7 @@ import { networkLookup, secretLookup, storageLookup } from './daemon-lookups.js'
 import { cgroupOomWatch } from './vm/oom-watch.js';
 import type { HostQmpProxyOptions } from './qmp-proxy/config.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
+import type { QemuLauncher } from './vm/qemu-launcher.js';
 import type { HandoverFds } from './upgrade/handover-wire.js';
 import type { HandedOver, RelaunchCommand } from './upgrade/parts.js';
 
@@ -44,6 +45,8 @@ export interface ShimOptions {
   relaunch?: RelaunchCommand;
   /** A lease lifeline locked while a warm pool shim waited for its definition (shim/warm-up.ts). */
   spareLifeline?: SpareLifeline;
+  /** QEMU's launcher, started by a warm pool shim beside its spare lifeline (shim/vm/qemu-launcher.ts). */
+  qemuLauncher?: QemuLauncher;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -74,8 +77,10 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     network: opts.networkUri ?? besideUri('network', opts.root, opts.placement, uid),
     clock, connectWaitMs: opts.daemonWaitMs,
   };
+  const oom = cgroupOomWatch(logs.module('oom'));
+  const plain = childSpawner(oom, qemuEnv(env));
   const config: ShimConfig = {
-    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: childSpawner(cgroupOomWatch(logs.module('oom')), qemuEnv(env)), env,
+    layout, mode: opts.mode, qemuBinary: opts.qemuBinary, clock, logs, spawner: opts.qemuLauncher?.spawner(plain, oom) ?? plain, env,
     newUuid: randomUuid, version, private: opts.embed,
     ...(handedOver === undefined ? {} : { handedOver }), ...(opts.relaunch === undefined ? {} : { relaunch: opts.relaunch }),
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
@@ -84,5 +89,9 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };
-  return { shim: await Shim.start(config), logs };
+  try {
+    return { shim: await Shim.start(config), logs };
+  } finally {
+    opts.qemuLauncher?.discard(); // a no-op once it runs QEMU; killed when the start did not use it
+  }
 }

@@ -8,6 +8,8 @@ import { reapOrphan, type ReapRequest } from './reap.js';
 import { collectBeforeIdle, warmLifeline, warmUp } from './warm-up.js';
 import { composeShim, layoutFor, type ShimOptions } from './compose.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
+import { startQemuLauncher, type QemuLauncher } from './vm/qemu-launcher.js';
+import { qemuEnv } from './vm/qemu-process.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { readyLine } from '../daemon/shim-bootstrap.js';
 import { runMain, type Started } from '../daemon/main-shell.js';
@@ -88,6 +90,7 @@ function parse(argv: string[]): Parsed | 'help' {
   let name = values.attach ?? '';
   let mode: ShimOptions['mode'];
   let spareLifeline: SpareLifeline | undefined;
+  let qemuLauncher: QemuLauncher | undefined;
   if (values.definition !== undefined) {
     // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
     // VM-independent first-use work, and lock its QEMU's lease lifeline, before, not after, the definition arrives.
@@ -105,6 +108,9 @@ function parse(argv: string[]): Parsed | 'help' {
       process.once('SIGPIPE', noop).removeListener('SIGPIPE', noop);
       warmUp(systemClock());
       spareLifeline = warmLifeline(layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0));
+      // QEMU's launcher, forked now from a small process instead of from this one after the hand-off (shim/vm/qemu-launcher.ts).
+      const lifeline = spareLifeline?.held();
+      qemuLauncher = lifeline === undefined ? undefined : startQemuLauncher(lifeline, qemuEnv(process.env));
       collectBeforeIdle();
     }
     const text = readFileSync(values.definition === '-' ? 0 : values.definition, 'utf8');
@@ -132,6 +138,7 @@ function parse(argv: string[]): Parsed | 'help' {
     qmpProxy: { enabled: values['no-qmp-proxy'] !== true, allow: parseAllowList(values['qmp-proxy-allow']) },
     ...(handover === undefined ? {} : { handover }),
     ...(spareLifeline === undefined ? {} : { spareLifeline }),
+    ...(qemuLauncher === undefined ? {} : { qemuLauncher }),
     // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
     relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };

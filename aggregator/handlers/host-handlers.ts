@@ -34,13 +34,14 @@ export interface HostDeps {
 export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState, started?: (s: ShimStarted) => void): Promise<DomainRow> {
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
-  const begun = ticksSinceBoot();
+  // No process this start's shim spawns is older than this: the call, or a warm shim's own spawn (its QEMU launcher is forked while it idles).
+  let begun = ticksSinceBoot();
   try {
     d.cluster?.requireAvailable(`start VM "${record.name}"`);
     // In a fleet the name is (re)confirmed as this host's right before its QEMU may run.
     await d.cluster?.claim(record.name, record.uuid);
     // The shim reports QEMU's pid (registration and updates, sent before its ready line): its record, not this one.
-    const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }) }));
+    const up = await d.workers.run(() => d.spawner.start(def, { paused, ...(incoming === undefined ? {} : { incoming }), spawnedSince: (ticks) => { begun = Math.min(begun, ticks); } }));
     // The ready line may come before the updates it counts are handled here: the reply waits for them.
     await untilListed(d.registry, record, up, d.clock);
     started?.(up);

@@ -50,6 +50,7 @@ function spare(fd: number): SpareLifeline {
       held = undefined;
       return f;
     },
+    held: () => held,
     discard() {
       if (held !== undefined) closeSync(held);
       held = undefined;

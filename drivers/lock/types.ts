@@ -153,6 +153,8 @@ export interface LockEnv {
 /** An exclusively locked lifeline, taken at most once: its fd (the shim's own description), or undefined once taken or discarded. */
 export interface SpareLifeline {
   take(): number | undefined;
+  /** Its fd while neither taken nor discarded (a warm shim's QEMU launcher inherits it as its fd 3), without taking it. */
+  held(): number | undefined;
   /** Closes it unless taken (a start that did not need it). */
   discard(): void;
 }

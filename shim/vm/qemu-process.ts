@@ -1,7 +1,7 @@
 // The QEMU process as the shim sees it: a child it spawned (exit status known) or a process it
 // re-attached to (not its child: exit is detected from /proc, where a reaped or zombie process
 // shows, never from kill(pid, 0), which a not-yet-reaped orphan still answers).
-import { spawn as spawnChild } from 'node:child_process';
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { procState } from '../../drivers/host/proc.js';
 import type { Clock } from '../../protocol/clock.js';
@@ -58,29 +58,33 @@ export function childSpawner(oom?: OomWatch, env?: NodeJS.ProcessEnv): Spawner {
     spawn(file, args, { logFile, inheritFds = [] }) {
       const fd = openSync(logFile, 'a', 0o600);
       try {
-        const child = spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds], ...(env === undefined ? {} : { env }) });
-        let done = false;
-        const armed = child.pid === undefined ? undefined : oom?.(child.pid);
-        const exited = new Promise<ExitInfo>((resolve) => {
-          child.once('exit', (code, signal) => {
-            const oomKilled = signal === 'SIGKILL' && armed?.killed() === true;
-            armed?.dispose();
-            resolve({ code, signal, known: true, ...(oomKilled && armed !== undefined ? { oom: armed.evidence } : {}) });
-          });
-          child.once('error', () => resolve({ code: 127, signal: null, known: true }));
-        });
-        void exited.then(() => { done = true; });
-        if (child.pid === undefined) {
-          return { pid: 0, exited, isChild: true, kill: () => undefined, poke: () => undefined };
-        }
-        const pid = child.pid;
-        // Once reaped, the pid may be reused: never signal it again.
-        return { pid, exited, isChild: true, kill: (sig) => { if (!done) try { process.kill(pid, sig); } catch { /* gone */ } }, poke: () => undefined };
+        return qemuChild(spawnChild(file, args, { detached: true, stdio: ['ignore', fd, fd, ...inheritFds], ...(env === undefined ? {} : { env }) }), oom);
       } finally {
         closeSync(fd);
       }
     },
   };
+}
+
+/** QEMU as the shim's child process `child` (spawned directly, or a launcher that has been told to exec it: same pid). */
+export function qemuChild(child: ChildProcess, oom?: OomWatch): QemuProcess {
+  let done = false;
+  const armed = child.pid === undefined ? undefined : oom?.(child.pid);
+  const exited = new Promise<ExitInfo>((resolve) => {
+    child.once('exit', (code, signal) => {
+      const oomKilled = signal === 'SIGKILL' && armed?.killed() === true;
+      armed?.dispose();
+      resolve({ code, signal, known: true, ...(oomKilled && armed !== undefined ? { oom: armed.evidence } : {}) });
+    });
+    child.once('error', () => resolve({ code: 127, signal: null, known: true }));
+  });
+  void exited.then(() => { done = true; });
+  if (child.pid === undefined) {
+    return { pid: 0, exited, isChild: true, kill: () => undefined, poke: () => undefined };
+  }
+  const pid = child.pid;
+  // Once reaped, the pid may be reused: never signal it again.
+  return { pid, exited, isChild: true, kill: (sig) => { if (!done) try { process.kill(pid, sig); } catch { /* gone */ } }, poke: () => undefined };
 }
 
 /** Watches a QEMU process that is not our child. */

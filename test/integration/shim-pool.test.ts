@@ -3,7 +3,7 @@
 // same as a cold one in everything a person or virtqemud can see, and the pool must leave no
 // process behind when virtqemud stops.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { RpcClient, delay, shimSockets } from '../../protocol/index.js';
 import { listedPool, stateShape as shape, until } from '../helpers/shim-pool-probe.js';
@@ -55,10 +55,28 @@ describe('warm shim pool', () => {
 
     // The shim's ready line no longer waits for its last update's reply; the create's reply still
     // comes only once virtqemud's listing says running (aggregator/listed-wait.ts).
+    // Loaded and waiting (blocked reading its stdin), it has started QEMU's launcher (shim/vm/qemu-launcher.ts): its one child.
+    const children = (): number[] => readFileSync(`/proc/${String(warmPid)}/task/${String(warmPid)}/children`, 'latin1').trim().split(' ').filter((c) => c !== '').map(Number);
+    const [launcher] = await until(h, 'the idle shim to wait with its launcher', () => (readFileSync(`/proc/${String(warmPid)}/syscall`, 'latin1').startsWith('0 0x0 ') && children().length === 1 ? children() : undefined));
+    expect(readlinkSync(`/proc/${String(launcher)}/exe`)).toBe(realpathSync('/bin/sh'));
     const row = await api.create({ definition: idleDef('warm1') });
     expect(row).toMatchObject({ state: 'running', shimPid: warmPid, qemuPid: expect.any(Number) });
     const info = await api.getInfo({ name: 'warm1' });
     expect(info).toMatchObject({ state: 'running', shimPid: warmPid });
+    // Its QEMU is the launcher the pool shim started while idle (older than the call: shim/vm/qemu-launcher.ts),
+    // and looks exactly like a cold shim's directly spawned one: parent, session, stdio, fd 3, environment.
+    expect(info.qemuPid).toBe(launcher);
+    const qemuShape = (name: string, pid: number, shimPid: number) => {
+      const st = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]?.split(' ') ?? [];
+      const fd = (n: number) => readlinkSync(`/proc/${pid}/fd/${n}`).replace(name, 'NAME').replace(/\/[^/]*\.lifeline \(deleted\)$/, '/L.lifeline (deleted)');
+      return {
+        parentIsShim: Number(st[1]) === shimPid, sessionLeader: Number(st[3]) === pid, fds: [0, 1, 2, 3].map(fd),
+        env: readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').sort(), exe: readlinkSync(`/proc/${pid}/exe`),
+      };
+    };
+    const coldInfo = await api.getInfo({ name: 'cold1' });
+    expect(qemuShape('warm1', info.qemuPid as number, warmPid as number)).toEqual(qemuShape('cold1', coldInfo.qemuPid as number, coldInfo.shimPid as number));
+    expect(qemuShape('warm1', info.qemuPid as number, warmPid as number)).toMatchObject({ parentIsShim: true, sessionLeader: true });
     // Same sockets, state file and logs as a cold shim's.
     for (const s of Object.values(shimSockets(h.layout, 'warm1'))) expect(existsSync(s)).toBe(true);
     expect(shape(h, 'warm1')).toEqual(shape(h, 'cold1'));

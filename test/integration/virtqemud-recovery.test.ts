@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { delay, systemClock, type VirtqError } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
@@ -50,7 +50,14 @@ async function killParent(qemuPid: number, settleMs = 0): Promise<void> {
   const stat = readFileSync(`/proc/${qemuPid}/stat`, 'latin1');
   const shimPid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   process.kill(shimPid, 'SIGSTOP');
-  if (settleMs > 0) await delay(systemClock(), settleMs);
+  if (settleMs > 0) {
+    // Under load QEMU may not have reached its chardevs within settleMs (the frozen shim's sockets
+    // still accept into their backlog): wait for its console and monitor connections first, bounded.
+    const clock = systemClock();
+    const sockets = (): number => { try { return readdirSync(`/proc/${qemuPid}/fd`).filter((f) => { try { return readlinkSync(`/proc/${qemuPid}/fd/${f}`).startsWith('socket:'); } catch { return false; } }).length; } catch { return 0; } };
+    for (const end = clock.monotonic() + 10_000; sockets() < 2 && clock.monotonic() < end;) await delay(clock, 20);
+    await delay(clock, settleMs);
+  }
   process.kill(shimPid, 'SIGKILL');
 }
 

@@ -51,7 +51,9 @@ describe('ShimPool', () => {
     await until(() => p.pids().length === 1);
     writeFileSync(join(root.dir, 'web1.shim-stderr.log'), 'from an earlier run\n');
     const taken = p.take('web1');
-    expect(taken).toBe(FakeShim.made[0]);
+    expect(taken?.shim).toBe(FakeShim.made[0]);
+    // When it was spawned, for virtqemud's check of a failed start's QEMU (its launcher is older than the start).
+    expect(taken?.since).toBeGreaterThan(0);
     expect(p.take('web2')).toBeUndefined();
     expect(readFileSync(join(root.dir, 'web1.shim-stderr.log'), 'utf8')).toBe('from an earlier run\n');
     expect(readdirSync(root.dir).filter((f) => f.startsWith('shim-pool-'))).toEqual([]);
