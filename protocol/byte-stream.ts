@@ -39,13 +39,20 @@ export interface StreamTransport {
   writable?(): Promise<void>;
   /** Takes back the memory of a received chunk its reader is done with (FramedConnection.recycle). */
   recycle?(chunk: Uint8Array): void;
+  /** Reads large incoming chunks into the memory `sink` gives for their size (FramedConnection.setPayloadSink). */
+  payloadSink?(sink: ((n: number) => Uint8Array | undefined) | undefined): void;
 }
+
+/** Memory for `n` received bytes starting at stream offset `offset`, or undefined (ByteStream.readInto). */
+export type ChunkSink = (offset: number, n: number) => Uint8Array | undefined;
 
 /** A bidirectional byte stream over an RPC connection. */
 export class ByteStream implements AsyncIterable<Uint8Array> {
   private readonly chunks: Uint8Array[] = [];
   private waiter: ((r: IteratorResult<Uint8Array>) => void) | undefined;
   private buffered = 0;
+  /** Bytes received so far: the stream offset of the next chunk to arrive. */
+  private received = 0;
   private paused = false;
   private localEnded = false;
   private remoteDone = false;
@@ -102,6 +109,17 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
     this.transport.recycle?.(chunk);
   }
 
+  /**
+   * Lets the connection read large incoming chunks straight into memory `sink` gives for the
+   * stream offset they start at (an upload's staging buffers; undefined: no more). Such a chunk
+   * is yielded as a view of that memory, in order with every other chunk; a sink may decline (the
+   * chunk then arrives in the connection's memory), and must keep what it gave untouched until
+   * the chunk has been yielded and handled. Does nothing on a transport that cannot.
+   */
+  readInto(sink: ChunkSink | undefined): void {
+    this.transport.payloadSink?.(sink === undefined ? undefined : (n) => (this.remoteDone ? undefined : sink(this.received, n)));
+  }
+
   /** True once this side has ended. */
   get ended(): boolean {
     return this.localEnded;
@@ -115,6 +133,7 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
   /** Called by the connection when bytes arrive. */
   remoteData(data: Uint8Array): void {
     if (this.remoteDone) return;
+    this.received += data.length;
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;

@@ -7,7 +7,7 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from './framing.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -65,10 +65,16 @@ const REUSED_MAX_BYTES = 4 * 1024 * 1024;
 const SPARE_FRAMES = 4;
 /** Received frame buffers kept for reuse: a stream holds up to STREAM_HIGH_WATER (4 MiB) unread, plus one or two in hand. */
 const SPARE_READS = 8;
-/** Bytes of a frame in pieces read to find where its byte body starts (a stream head is ~50). */
-const HEAD_PEEK_BYTES = 256;
 /** CBOR's empty byte string, standing for a byte body in pieces while the head is decoded. */
 const EMPTY_BYTES_ITEM = Buffer.from([0x40]);
+
+/**
+ * Memory for the next `n` bytes of a stream, at the stream offset they start at, or undefined
+ * (the frame is read into the connection's own memory and reaches the stream as usual). The
+ * bytes then reach the stream as a chunk that is a view of the memory given: an upload's staging
+ * buffer, which then copies nothing (ByteStream.readInto).
+ */
+export type PayloadSink = (n: number) => Uint8Array | undefined;
 
 /** A socket speaking virtq frames. */
 export class FramedConnection {
@@ -89,6 +95,8 @@ export class FramedConnection {
   private readonly lent = new WeakSet<ArrayBufferLike>();
   /** Memory given back by recycle(), for the next large frames read. */
   private readonly spareReads: ArrayBuffer[] = [];
+  /** Where the byte bodies of streams' large frames are read to, by stream serial (setPayloadSink). */
+  private readonly sinks = new Map<number, PayloadSink>();
 
   constructor(readonly socket: ByteChannel, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -229,6 +237,35 @@ export class FramedConnection {
     if (!this.lent.has(mem)) return;
     this.lent.delete(mem);
     if (this.spareReads.length < SPARE_READS && mem instanceof ArrayBuffer) this.spareReads.push(mem);
+  }
+
+  /**
+   * Reads the byte bodies of stream `serial`'s large frames into the memory `sink` gives (for a
+   * socket made with `onread`; undefined: no more). Only frames with a byte body: every other
+   * frame on the connection, and any the sink declines, is read and checked as before.
+   */
+  setPayloadSink(serial: number, sink: PayloadSink | undefined): void {
+    if (sink === undefined) this.sinks.delete(serial);
+    else this.sinks.set(serial, sink);
+    this.decoder.claimPayload = this.sinks.size === 0 ? undefined : (head, frameLength) => this.claimPayload(head, frameLength);
+  }
+
+  // A large frame's head arrived: when it is an ok stream frame with a byte body, of a stream
+  // with a sink, its body goes where the sink says. Its head is decoded again, whole, on arrival.
+  private claimPayload(head: Buffer, frameLength: number): { data: number; payload: Buffer } | undefined {
+    const body = bytesBodyAt(head, frameLength);
+    if (body === undefined) return undefined;
+    let item: unknown;
+    try {
+      item = this.codec.decode(Buffer.concat([head.subarray(0, body.at), EMPTY_BYTES_ITEM]));
+    } catch {
+      return undefined; // decoded again when whole, and refused then
+    }
+    const m = item as { type?: unknown; status?: unknown; serial?: unknown };
+    if (m.type !== 'stream' || m.status !== 'ok' || typeof m.serial !== 'number') return undefined;
+    const mem = this.sinks.get(m.serial)?.(frameLength - body.data);
+    if (mem === undefined) return undefined;
+    return { data: body.data, payload: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength) };
   }
 
   private allocReadFrame(size: number): Buffer {

@@ -161,6 +161,21 @@ function ownedCopy(b: Buffer, mem: ArrayBufferLike): Buffer {
 
 /** Bytes of a large frame that must have arrived before its own buffer is allocated (half a scratch read). */
 const READ_INTO_AFTER = READ_SCRATCH_BYTES / 2;
+/** Bytes of a frame read to find where its byte body starts (a stream frame's head is ~50). */
+export const HEAD_PEEK_BYTES = 256;
+/**
+ * The read that follows a frame whose body went to a payload sink: small, so that little of the
+ * next frame's body (likely the same stream's) lands in the scratch buffer and is copied from it.
+ */
+const AFTER_SUNK_READ_BYTES = 4 * 1024;
+
+/**
+ * Memory for the byte body of a large frame that is arriving: given `head` (its first bytes, at
+ * most HEAD_PEEK_BYTES) and its length, `data` is where its byte body starts and `payload` the
+ * memory the body's frameLength - data bytes are read into (an upload's staging buffer), or
+ * undefined: the frame is read as usual.
+ */
+export type PayloadClaim = (head: Buffer, frameLength: number) => { data: number; payload: Buffer } | undefined;
 
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
@@ -177,6 +192,16 @@ export class FrameDecoder {
   /** Where readBuffer() pointed the last read: `into`, or the reused scratch buffer. */
   private readingInto = false;
   private scratch: Buffer | undefined;
+  /** With `into` a claimed payload: the frame's head before it (owned), handed on with it. */
+  private intoHead: Buffer | undefined;
+  /** True after a frame whose body went to a payload sink, until the next read. */
+  private afterSunk = false;
+
+  /**
+   * Asked, once a large frame's head has arrived and no frame completed in the same read, for
+   * memory its byte body is read into (FramedConnection's payload sinks). Unset: never asked.
+   */
+  claimPayload: PayloadClaim | undefined;
 
   /** Gives the buffer a large frame is read into (readBuffer/pushRead): a fresh one, or a recycled one. */
   allocFrame: (size: number) => Buffer = Buffer.allocUnsafe;
@@ -223,6 +248,10 @@ export class FrameDecoder {
     this.readingInto = this.into !== undefined;
     if (this.into !== undefined) return this.into.subarray(this.filled);
     this.scratch ??= Buffer.allocUnsafe(READ_SCRATCH_BYTES);
+    if (this.afterSunk) {
+      this.afterSunk = false;
+      return this.scratch.subarray(0, AFTER_SUNK_READ_BYTES);
+    }
     return this.scratch;
   }
 
@@ -236,10 +265,13 @@ export class FrameDecoder {
       this.filled += n;
       this.buffered += n;
       if (this.filled < into.length) return [];
+      const head = this.intoHead;
       this.into = undefined;
+      this.intoHead = undefined;
       this.expected = -1;
       this.buffered = 0;
-      return [new BytePieces([into])];
+      this.afterSunk = head !== undefined;
+      return [new BytePieces(head === undefined ? [into] : [head, into])];
     }
     // The scratch buffer is read into again: what stays of it is copied, once. Decoded in place
     // first, so the head of a large frame goes straight into that frame's buffer instead of into
@@ -247,7 +279,11 @@ export class FrameDecoder {
     // allocation per 1 MiB stream frame, ~6% of virtstoraged's CPU in an upload).
     const mem = buf.buffer;
     const frames = this.pushPieces(Buffer.from(mem, buf.byteOffset, n));
-    if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
+    // Not when this read completed frames: they are delivered after this returns, and a sink's
+    // memory for the next bytes of a stream depends on every earlier chunk of it having reached it.
+    if (frames.length === 0 && this.claimInto()) {
+      // The arrived bytes are in the claimed memory and the frame's own head.
+    } else if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
       // A large frame is arriving: its buffer takes what arrived of it and the reads that follow.
       // Not on its header alone: a peer that announces 16 MiB and stalls holds what it sent, not
       // 16 MiB of ours (and of the socket's shared partial-frame budget) until its timeout.
@@ -261,6 +297,34 @@ export class FrameDecoder {
       this.chunks = this.chunks.map((c) => ownedCopy(c, mem));
     }
     return frames.map((f) => (f instanceof BytePieces ? (f.pieces.some((p) => p.buffer === mem) ? new BytePieces(f.pieces.map((p) => ownedCopy(p, mem))) : f) : ownedCopy(f, mem)));
+  }
+
+  // Asks claimPayload for the byte body of the large frame arriving; on a claim, moves what
+  // arrived of it into its head and the claimed memory, and reads the rest straight there.
+  private claimInto(): boolean {
+    const claim = this.claimPayload;
+    const length = this.expected;
+    if (claim === undefined || length < this.piecesFrom || this.buffered >= length || this.buffered < Math.min(HEAD_PEEK_BYTES, length)) return false;
+    const first = this.chunks[0] as Buffer;
+    const head = first.length >= HEAD_PEEK_BYTES ? first.subarray(0, HEAD_PEEK_BYTES) : Buffer.concat(this.chunks).subarray(0, HEAD_PEEK_BYTES);
+    const got = claim(head, length);
+    if (got === undefined) return false;
+    if (got.data > this.buffered || got.payload.length !== length - got.data) {
+      throw new VirtqError('INTERNAL', `a payload claim of ${got.payload.length} bytes at ${got.data} does not fit a frame of ${length} bytes`);
+    }
+    const own = Buffer.allocUnsafe(got.data);
+    let at = 0;
+    for (const c of this.chunks) {
+      const toHead = Math.max(0, Math.min(c.length, got.data - at));
+      if (toHead > 0) c.copy(own, at, 0, toHead);
+      if (toHead < c.length) got.payload.set(c.subarray(toHead), at + toHead - got.data);
+      at += c.length;
+    }
+    this.chunks = [];
+    this.into = got.payload;
+    this.intoHead = own;
+    this.filled = at - got.data;
+    return true;
   }
 
   // The common case: a chunk holding whole frames, nothing buffered before it.
