@@ -102,8 +102,8 @@ export function localFiles(cwd: string): CliFiles {
       if (!st.isFile()) throw new VirtqError('INVALID_ARG', `${path} is not a regular file`);
       return st.size;
     },
-    // Lent chunks: two 1 MiB buffers in turn, one read ahead (client/file-source.ts).
-    read: (path, opts) => (opts?.lent === true ? fileChunks(abs(path), {}, (err) => fsError(err, path)) : createReadStream(abs(path), { highWaterMark: CHUNK })),
+    // Lent chunks: read into the frames that send them, or two 1 MiB buffers in turn; one read ahead (client/file-source.ts).
+    read: (path, opts) => (opts?.lent === true ? fileChunks(abs(path), {}, (err) => fsError(err, path), opts.bufferFor) : createReadStream(abs(path), { highWaterMark: CHUNK })),
     async create(path) {
       const final = abs(path);
       const temp = join(dirname(final), `.${basename(final)}.part-${process.pid}`);

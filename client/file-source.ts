@@ -16,22 +16,26 @@ export interface FileRange {
   end?: number;
 }
 
+/** Memory for a chunk of `n` bytes inside the frame that will send it (TransferStream.chunkBuffer), or undefined. */
+export type ChunkMemory = (n: number) => Uint8Array | undefined;
+
 /**
  * The bytes of `path` (from `range.start`, through `range.end`) in chunks of at most
- * FILE_CHUNK_BYTES. Lent chunks: chunk k is in buffer k % 2 and is read into again for chunk
- * k + 2, which is read once the consumer has asked for chunk k + 1, so a consumer must be done
- * with a chunk (sendUpload copies it into its frame at once) before asking for the next.
- * `onError` maps a failed open or read (the CLI names the file in its own words).
+ * FILE_CHUNK_BYTES, one read ahead. Each chunk is read into the memory `bufferFor` gives (the
+ * frame that sends it: no copy), or else lent: chunk k is in buffer k % 2 and is read into again
+ * for chunk k + 2, which is read once the consumer has asked for chunk k + 1, so a consumer must
+ * be done with a chunk (sendUpload frames it at once) before asking for the next. `onError`
+ * maps a failed open or read (the CLI names the file in its own words).
  */
-export async function* fileChunks(path: string, range: FileRange = {}, onError: (err: unknown) => unknown = (e) => e): AsyncGenerator<Uint8Array> {
+export async function* fileChunks(path: string, range: FileRange = {}, onError: (err: unknown) => unknown = (e) => e, bufferFor?: ChunkMemory): AsyncGenerator<Uint8Array> {
   const fh = await open(path, 'r').catch((err: unknown) => { throw onError(err); });
   try {
     const ring = [Buffer.allocUnsafeSlow(FILE_CHUNK_BYTES), Buffer.allocUnsafeSlow(FILE_CHUNK_BYTES)];
     const last = range.end ?? Infinity;
     let position = range.start ?? 0;
-    const read = async (k: number): Promise<Buffer> => {
+    const read = async (k: number): Promise<Uint8Array> => {
       const want = Math.min(FILE_CHUNK_BYTES, last + 1 - position);
-      const buf = (ring[k % 2] as Buffer).subarray(0, Math.max(0, want));
+      const buf: Uint8Array = (want > 0 ? bufferFor?.(want) : undefined) ?? (ring[k % 2] as Buffer).subarray(0, Math.max(0, want));
       let got = 0;
       while (got < buf.length) {
         const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
@@ -69,11 +73,11 @@ interface PlainReadStream {
 
 /**
  * When `source` is an untouched `fs.ReadStream` of a path (no encoding, nothing read from it yet),
- * the same bytes read by fileChunks(), and the stream is destroyed (its descriptor closed);
+ * the same bytes read by fileChunks() (an UploadSource), and the stream is destroyed (its descriptor closed);
  * otherwise undefined. A stream made from a descriptor, with a custom `fs`, or already read from
  * is left alone: its bytes may not be the file's from `start` on.
  */
-export function fileChunksOfReadStream(source: unknown): AsyncIterable<Uint8Array> | undefined {
+export function fileChunksOfReadStream(source: unknown): ((bufferFor: ChunkMemory) => AsyncIterable<Uint8Array>) | undefined {
   if (!(source instanceof ReadStream)) return undefined;
   const s = source as unknown as PlainReadStream & { flags?: unknown };
   const plain = typeof s.path === 'string' && s.bytesRead === 0 && s.readableDidRead !== true && !s.destroyed && s.readableEncoding === null;
@@ -83,7 +87,7 @@ export function fileChunksOfReadStream(source: unknown): AsyncIterable<Uint8Arra
   if (typeof s.end === 'number' && Number.isFinite(s.end)) range.end = s.end;
   const path = s.path as string;
   source.destroy();
-  return fileChunks(path, range);
+  return (bufferFor) => fileChunks(path, range, undefined, bufferFor);
 }
 
 /** False when the stream was given its own `fs` (createReadStream's `fs` option: its bytes may be anything). */

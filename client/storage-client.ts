@@ -53,11 +53,11 @@ export class StorageClient {
     await sendUpload(stream, fileChunksOfReadStream(source) ?? source, length, `upload of ${pool}/${name}`, ctl);
   }
 
-  /** Replaces a volume's bytes with the whole of the local file `path` (its size now), read in two reused 1 MiB buffers. */
+  /** Replaces a volume's bytes with the whole of the local file `path` (its size now), read straight into the frames that send it. */
   async uploadFile(pool: string, name: string, path: string, ctl: TransferControl = {}): Promise<void> {
     const { size } = await stat(path);
     const stream = await this.conn.openStream('uploadVolume', { pool, name, length: size });
-    await sendUpload(stream, fileChunks(path, { end: size - 1 }), size, `upload of ${pool}/${name}`, ctl);
+    await sendUpload(stream, (bufferFor) => fileChunks(path, { end: size - 1 }, undefined, bufferFor), size, `upload of ${pool}/${name}`, ctl);
   }
 
   /**

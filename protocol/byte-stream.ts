@@ -39,6 +39,8 @@ export interface StreamTransport {
   writable?(): Promise<void>;
   /** Takes back the memory of a received chunk its reader is done with (FramedConnection.recycle). */
   recycle?(chunk: Uint8Array): void;
+  /** Memory for an outgoing chunk of `n` bytes inside its frame (FramedConnection.streamChunkBuffer). */
+  chunkBuffer?(n: number): Uint8Array | undefined;
   /** Reads large incoming chunks into the memory `sink` gives for their size (FramedConnection.setPayloadSink). */
   payloadSink?(sink: ((n: number) => Uint8Array | undefined) | undefined): void;
 }
@@ -67,6 +69,16 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
   write(data: Uint8Array | string): void {
     if (this.localEnded) return;
     this.transport.send(typeof data === 'string' ? Buffer.from(data) : data);
+  }
+
+  /**
+   * Memory for the next chunk of `n` bytes this side writes, inside the frame that will carry it:
+   * fill it and write() that very view, whole, and its bytes are not copied (a file read straight
+   * there). Undefined when the transport cannot (then use memory of your own); a view never
+   * written is simply dropped.
+   */
+  chunkBuffer(n: number): Uint8Array | undefined {
+    return this.localEnded ? undefined : this.transport.chunkBuffer?.(n);
   }
 
   /** Resolves once the connection can take more bytes: await it between large writes. */

@@ -7,7 +7,7 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyAt, bytesBodyFrameFor, encodeBytesBodyFrame, encodeFrame } from './framing.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -95,6 +95,8 @@ export class FramedConnection {
   private readonly lent = new WeakSet<ArrayBufferLike>();
   /** Memory given back by recycle(), for the next large frames read. */
   private readonly spareReads: ArrayBuffer[] = [];
+  /** Frames handed out by streamChunkBuffer() and not sent yet, by their memory. */
+  private readonly filling = new WeakMap<ArrayBufferLike, { frame: Buffer; reused: Buffer | undefined; at: number; n: number; head: Uint8Array }>();
   /** Where the byte bodies of streams' large frames are read to, by stream serial (setPayloadSink). */
   private readonly sinks = new Map<number, PayloadSink>();
 
@@ -144,21 +146,53 @@ export class FramedConnection {
   }
 
   // Stream data (uploads, downloads, the console) skips the CBOR encoder's copies of its bytes;
-  // large chunks go into a spare frame buffer, given back (`reused`) once the socket has written it.
+  // large chunks go into a spare frame buffer, given back (`reused`) once the socket has written
+  // it, or were written into their frame already (streamChunkBuffer).
   private frameOf(msg: Message): { frame: Buffer; reused?: Buffer } {
     const body = msg.body;
     if (msg.type === 'stream' && body instanceof Uint8Array && body.length >= BYTES_FAST_PATH) {
-      let reused: Buffer | undefined;
-      const alloc = (size: number): Buffer => {
-        if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES) return Buffer.allocUnsafe(size);
-        const i = this.spareFrames.findIndex((b) => b.length >= size && b.length <= 2 * size);
-        reused = i >= 0 ? (this.spareFrames.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(Math.ceil(size / REUSED_MIN_BYTES) * REUSED_MIN_BYTES);
-        return reused.subarray(0, size);
-      };
-      const frame = encodeBytesBodyFrame(this.codec.encode({ ...msg, body: EMPTY }), body, this.maxSendFrameBytes, alloc);
-      if (frame !== undefined) return reused === undefined ? { frame } : { frame, reused };
+      const head = this.codec.encode({ ...msg, body: EMPTY });
+      const lent = this.filling.get(body.buffer);
+      if (lent !== undefined) {
+        this.filling.delete(body.buffer);
+        // The very view handed out, for the very message: its frame is whole. Anything else is copied.
+        if (body.byteOffset === lent.at && body.length === lent.n && Buffer.compare(head, lent.head) === 0) {
+          return lent.reused === undefined ? { frame: lent.frame } : { frame: lent.frame, reused: lent.reused };
+        }
+      }
+      const { alloc, reused } = this.frameAlloc();
+      const frame = encodeBytesBodyFrame(head, body, this.maxSendFrameBytes, alloc);
+      if (frame !== undefined) return reused() === undefined ? { frame } : { frame, reused: reused() as Buffer };
     }
     return { frame: encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes) };
+  }
+
+  // Memory for one stream frame: a spare frame buffer (or a fresh one to keep) for the sizes reused.
+  private frameAlloc(): { alloc: (size: number) => Buffer; reused: () => Buffer | undefined } {
+    let reused: Buffer | undefined;
+    const alloc = (size: number): Buffer => {
+      if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES) return Buffer.allocUnsafe(size);
+      const i = this.spareFrames.findIndex((b) => b.length >= size && b.length <= 2 * size);
+      reused = i >= 0 ? (this.spareFrames.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(Math.ceil(size / REUSED_MIN_BYTES) * REUSED_MIN_BYTES);
+      return reused.subarray(0, size);
+    };
+    return { alloc, reused: () => reused };
+  }
+
+  /**
+   * Memory for the `n` bytes of the next chunk of stream `serial` (prog, proc: its call's), inside
+   * the frame that will carry it: a chunk read there and sent as that very view (ByteStream.write)
+   * goes out without a copy. Undefined for sizes not worth it; a view not sent is simply dropped.
+   */
+  streamChunkBuffer(prog: string, proc: string, serial: number, n: number): Uint8Array | undefined {
+    if (n < REUSED_MIN_BYTES || n > REUSED_MAX_BYTES || this.closed) return undefined;
+    const head = this.codec.encode({ prog, proc, type: 'stream', serial, status: 'ok', body: EMPTY });
+    const { alloc, reused } = this.frameAlloc();
+    const made = bytesBodyFrameFor(head, n, this.maxSendFrameBytes, alloc);
+    if (made === undefined) return undefined;
+    const body = made.frame.subarray(made.at, made.at + n);
+    this.filling.set(body.buffer, { frame: made.frame, reused: reused(), at: body.byteOffset, n, head });
+    return body;
   }
 
   /** Stops reading from the peer for `why` until resumeReading(why) (holds add up). */

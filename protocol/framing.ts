@@ -45,9 +45,18 @@ const EMPTY_BODY_TAIL = Buffer.from([0x64, 0x62, 0x6f, 0x64, 0x79, 0x40]);
  * gives the frame's memory (a reused buffer, say).
  */
 export function encodeBytesBodyFrame(head: Uint8Array, body: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | undefined {
+  const made = bytesBodyFrameFor(head, body.length, maxFrameBytes, alloc);
+  made?.frame.set(body, made.at);
+  return made?.frame;
+}
+
+/**
+ * As encodeBytesBodyFrame for a body of `n` bytes not yet there: the frame with everything but
+ * the body's bytes, which go at `at` (a sender that reads them straight there copies nothing).
+ */
+export function bytesBodyFrameFor(head: Uint8Array, n: number, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, alloc: (size: number) => Buffer = Buffer.allocUnsafe): { frame: Buffer; at: number } | undefined {
   const tail = head.length - EMPTY_BODY_TAIL.length;
   if (tail < 0 || Buffer.compare(head.subarray(tail), EMPTY_BODY_TAIL) !== 0) return undefined;
-  const n = body.length;
   // A CBOR byte string's head: major type 2 with the length inline, or in 1, 2 or 4 bytes.
   const lengthBytes = n < 24 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 4;
   const payload = head.length + lengthBytes + n;
@@ -62,8 +71,7 @@ export function encodeBytesBodyFrame(head: Uint8Array, body: Uint8Array, maxFram
   else if (lengthBytes === 1) { frame[at++] = 0x58; frame[at++] = n; }
   else if (lengthBytes === 2) { frame[at++] = 0x59; frame.writeUInt16BE(n, at); at += 2; }
   else { frame[at++] = 0x5a; frame.writeUInt32BE(n, at); at += 4; }
-  frame.set(body, at);
-  return frame;
+  return { frame, at };
 }
 
 /**
