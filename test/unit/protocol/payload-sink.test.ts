@@ -1,8 +1,12 @@
 // Large stream frames whose byte body is read straight into memory a payload sink gives (an
 // upload's staging buffers; framing.ts claimPayload, connection.ts setPayloadSink): the body lands
 // at the stream offset it belongs to, other frames stay intact, and a declined claim reads as before.
+import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../../protocol/clock.js';
 import { createCodec } from '../../../protocol/codec.js';
+import { FramedConnection } from '../../../protocol/connection.js';
+import type { Message } from '../../../protocol/message.js';
 import { BytePieces, FrameDecoder, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from '../../../protocol/framing.js';
 
 const codec = createCodec();
@@ -64,5 +68,35 @@ describe('FrameDecoder with a payload sink', () => {
       expect(placed).toBeGreaterThan(0);
       expect(d.partial).toBe(false);
     }
+  });
+});
+
+describe('FramedConnection.streamChunkBuffer', () => {
+  it('sends a chunk read into the frame it gave as that frame, byte for byte the copied one, and copies anything else', async () => {
+    const written: Buffer[] = [];
+    const raw: Buffer[] = [];
+    const wire = new Duplex({ read() { /* nothing comes in */ }, write(chunk: Buffer, _enc, cb) { raw.push(chunk); written.push(Buffer.from(chunk)); cb(); } });
+    const conn = new FramedConnection(wire, { clock: systemClock(), onMessage: () => undefined, onClose: () => undefined });
+    const msg = (body: Uint8Array, serial = 7): Message => streamMsg(body, serial) as Message;
+    const a = pattern(MiB, 1);
+    const given = conn.streamChunkBuffer('storage', 'uploadVolume', 7, MiB) as Uint8Array;
+    given.set(a);
+    conn.send(msg(given));
+    // A part of a given view, a view sent for another stream, and a small size: copied, still right.
+    const part = conn.streamChunkBuffer('storage', 'uploadVolume', 7, MiB) as Uint8Array;
+    part.set(pattern(MiB, 2));
+    conn.send(msg(part.subarray(0, 300_000)));
+    const other = conn.streamChunkBuffer('storage', 'uploadVolume', 7, MiB) as Uint8Array;
+    other.set(pattern(MiB, 3));
+    conn.send(msg(other, 9));
+    expect(conn.streamChunkBuffer('storage', 'uploadVolume', 7, 1000)).toBeUndefined();
+    await new Promise((resolve) => setImmediate(resolve));
+    const sent = Buffer.concat(written);
+    const want = Buffer.concat([bigFrame(a), bigFrame(pattern(MiB, 2).subarray(0, 300_000)), bigFrame(pattern(MiB, 3), 9)]);
+    expect(sent.equals(want)).toBe(true);
+    // The first frame went out as the very memory handed out (no copy).
+    expect(raw[0]?.buffer).toBe(given.buffer);
+    expect(raw[2]?.buffer).not.toBe(other.buffer);
+    conn.close();
   });
 });
