@@ -7,7 +7,8 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyAt, bytesBodyFrameFor, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyFrameFor, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { streamHeadOf, type PayloadSink } from './stream-frames.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -65,16 +66,6 @@ const REUSED_MAX_BYTES = 4 * 1024 * 1024;
 const SPARE_FRAMES = 4;
 /** Received frame buffers kept for reuse: a stream holds up to STREAM_HIGH_WATER (4 MiB) unread, plus one or two in hand. */
 const SPARE_READS = 8;
-/** CBOR's empty byte string, standing for a byte body in pieces while the head is decoded. */
-const EMPTY_BYTES_ITEM = Buffer.from([0x40]);
-
-/**
- * Memory for the next `n` bytes of a stream, at the stream offset they start at, or undefined
- * (the frame is read into the connection's own memory and reaches the stream as usual). The
- * bytes then reach the stream as a chunk that is a view of the memory given: an upload's staging
- * buffer, which then copies nothing (ByteStream.readInto).
- */
-export type PayloadSink = (n: number) => Uint8Array | undefined;
 
 /** A socket speaking virtq frames. */
 export class FramedConnection {
@@ -179,11 +170,7 @@ export class FramedConnection {
     return { alloc, reused: () => reused };
   }
 
-  /**
-   * Memory for the `n` bytes of the next chunk of stream `serial` (prog, proc: its call's), inside
-   * the frame that will carry it: a chunk read there and sent as that very view (ByteStream.write)
-   * goes out without a copy. Undefined for sizes not worth it; a view not sent is simply dropped.
-   */
+  /** Memory for the next `n`-byte chunk of stream `serial` inside its frame: sent as that very view, not copied (ByteStream.chunkBuffer). */
   streamChunkBuffer(prog: string, proc: string, serial: number, n: number): Uint8Array | undefined {
     if (n < REUSED_MIN_BYTES || n > REUSED_MAX_BYTES || this.closed) return undefined;
     const head = this.codec.encode({ prog, proc, type: 'stream', serial, status: 'ok', body: EMPTY });
@@ -273,11 +260,7 @@ export class FramedConnection {
     if (this.spareReads.length < SPARE_READS && mem instanceof ArrayBuffer) this.spareReads.push(mem);
   }
 
-  /**
-   * Reads the byte bodies of stream `serial`'s large frames into the memory `sink` gives (for a
-   * socket made with `onread`; undefined: no more). Only frames with a byte body: every other
-   * frame on the connection, and any the sink declines, is read and checked as before.
-   */
+  /** Reads stream `serial`'s large byte bodies into what `sink` gives (onread sockets; undefined: no more); all else as before. */
   setPayloadSink(serial: number, sink: PayloadSink | undefined): void {
     if (sink === undefined) this.sinks.delete(serial);
     else this.sinks.set(serial, sink);
@@ -287,19 +270,17 @@ export class FramedConnection {
   // A large frame's head arrived: when it is an ok stream frame with a byte body, of a stream
   // with a sink, its body goes where the sink says. Its head is decoded again, whole, on arrival.
   private claimPayload(head: Buffer, frameLength: number): { data: number; payload: Buffer } | undefined {
-    const body = bytesBodyAt(head, frameLength);
-    if (body === undefined) return undefined;
-    let item: unknown;
+    let found: ReturnType<typeof streamHeadOf>;
     try {
-      item = this.codec.decode(Buffer.concat([head.subarray(0, body.at), EMPTY_BYTES_ITEM]));
+      found = streamHeadOf(this.codec, head, frameLength);
     } catch {
       return undefined; // decoded again when whole, and refused then
     }
-    const m = item as { type?: unknown; status?: unknown; serial?: unknown };
-    if (m.type !== 'stream' || m.status !== 'ok' || typeof m.serial !== 'number') return undefined;
-    const mem = this.sinks.get(m.serial)?.(frameLength - body.data);
+    const m = found?.item as { type?: unknown; status?: unknown; serial?: unknown } | undefined;
+    if (found === undefined || m?.status !== 'ok' || typeof m.serial !== 'number') return undefined;
+    const mem = this.sinks.get(m.serial)?.(frameLength - found.data);
     if (mem === undefined) return undefined;
-    return { data: body.data, payload: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength) };
+    return { data: found.data, payload: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength) };
   }
 
   private allocReadFrame(size: number): Buffer {
@@ -365,14 +346,8 @@ export class FramedConnection {
   // A frame left in pieces: a stream message's head is decoded alone (its byte body as an empty
   // byte string) and the body stays in pieces; any other message is joined and decoded whole.
   private decodePieces(frame: BytePieces): unknown {
-    const head = frame.head(HEAD_PEEK_BYTES);
-    const body = bytesBodyAt(head, frame.length);
-    if (body !== undefined) {
-      const item = this.codec.decode(Buffer.concat([head.subarray(0, body.at), EMPTY_BYTES_ITEM]));
-      if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'stream') {
-        return { ...item, body: frame.from(body.data) };
-      }
-    }
+    const found = streamHeadOf(this.codec, frame.head(HEAD_PEEK_BYTES), frame.length);
+    if (found !== undefined) return { ...found.item, body: frame.from(found.data) };
     return this.codec.decode(frame.join());
   }
 
@@ -417,19 +392,5 @@ export class FramedConnection {
   }
 }
 
-/**
- * Options for `net.connect` that make the socket read into the buffers of the connection
- * `target()` returns once it exists (FramedConnection.readBuffer/onRead): no 'data' events.
- * Node asks for the first buffer while connecting, before the connection is built: it gets a
- * small one that no byte can reach before then.
- */
-export function readInto(target: () => FramedConnection | undefined): { onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } } {
-  const early = Buffer.allocUnsafe(16 * 1024);
-  return {
-    onread: {
-      buffer: () => target()?.readBuffer() ?? early,
-      // true: go on reading (pausing is the connection's, through socket.pause()).
-      callback: (n, buf) => { target()?.onRead(n, buf); return true; },
-    },
-  };
-}
+// Sockets made to read into a connection's buffers, and the payload sink type: stream-frames.ts.
+export { readInto, type PayloadSink } from './stream-frames.js';
