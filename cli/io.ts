@@ -42,6 +42,8 @@ export interface CliByteStream extends AsyncIterable<Uint8Array> {
   /** The reply of the call that opened it. */
   readonly opened: unknown;
   write(data: Uint8Array): void;
+  /** Memory for an outgoing chunk inside its frame (ByteStream.chunkBuffer). */
+  chunkBuffer?(n: number): Uint8Array | undefined;
   drain(): Promise<void>;
   endWrite(): void;
   end(): void;
@@ -66,9 +68,10 @@ export interface CliFiles {
   /**
    * The file's bytes in chunks. With `lent`, a chunk is the consumer's only until it asks for
    * the next (its memory is read into again): for a consumer that copies each chunk at once,
-   * as an upload's stream does into its frame.
+   * as an upload's stream does into its frame. With `bufferFor` too, each chunk is read into the
+   * memory it gives when it gives any (the frame that sends it: ByteStream.chunkBuffer).
    */
-  read(path: string, opts?: { lent?: boolean }): AsyncIterable<Uint8Array>;
+  read(path: string, opts?: { lent?: boolean; bufferFor?: (n: number) => Uint8Array | undefined }): AsyncIterable<Uint8Array>;
   /** Writes to `path` only once commit() is called (a temp file renamed into place); abort() removes it. */
   create(path: string): Promise<{ write(chunk: Uint8Array): Promise<void>; commit(): Promise<void>; abort(): Promise<void> }>;
 }

@@ -3,6 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fileChunks } from '../client/file-source.js';
 import { VirtqError } from '../protocol/index.js';
 import type { CliFiles } from './io.js';
 
@@ -92,40 +93,6 @@ function fsError(err: unknown, path: string): VirtqError {
   return new VirtqError('OPERATION_FAILED', `${path}: ${e.message}`, { cause: err });
 }
 
-/**
- * A file's bytes in CHUNK pieces read into two buffers in turn, one read ahead: chunk k is in
- * buffer k % 2, read into again only for chunk k + 2, which is read once the consumer has asked
- * for chunk k + 1. A fresh 1 MiB buffer per chunk (createReadStream) costs a page fault per
- * 4 KiB and GC work: ~0.5 s of CPU per GiB here (bench/RESULTS.md, issue #13 sessions 10-11).
- */
-async function* readLent(file: string, shown: string): AsyncGenerator<Uint8Array> {
-  const fh = await open(file, 'r').catch((err: unknown) => { throw fsError(err, shown); });
-  try {
-    const ring = [Buffer.allocUnsafeSlow(CHUNK), Buffer.allocUnsafeSlow(CHUNK)];
-    const read = async (k: number): Promise<Buffer> => {
-      const buf = ring[k % 2] as Buffer;
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      return buf.subarray(0, got);
-    };
-    let k = 0;
-    let next = read(k);
-    for (;;) {
-      const chunk = await next.catch((err: unknown) => { throw fsError(err, shown); });
-      if (chunk.length === 0) return;
-      next = read(++k);
-      next.catch(() => undefined); // awaited on the next turn; the consumer may stop first
-      yield chunk;
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 /** The real local files. */
 export function localFiles(cwd: string): CliFiles {
   const abs = (p: string): string => (p.startsWith('/') ? p : join(cwd, p));
@@ -135,7 +102,8 @@ export function localFiles(cwd: string): CliFiles {
       if (!st.isFile()) throw new VirtqError('INVALID_ARG', `${path} is not a regular file`);
       return st.size;
     },
-    read: (path, opts) => (opts?.lent === true ? readLent(abs(path), path) : createReadStream(abs(path), { highWaterMark: CHUNK })),
+    // Lent chunks: read into the frames that send them, or two 1 MiB buffers in turn; one read ahead (client/file-source.ts).
+    read: (path, opts) => (opts?.lent === true ? fileChunks(abs(path), {}, (err) => fsError(err, path), opts.bufferFor) : createReadStream(abs(path), { highWaterMark: CHUNK })),
     async create(path) {
       const final = abs(path);
       const temp = join(dirname(final), `.${basename(final)}.part-${process.pid}`);

@@ -64,7 +64,8 @@ async function runUpload(ctx: RunContext, input: Input): Promise<void> {
   const controller = new AbortController();
   const interrupt = ctx.io.onInterrupt(() => controller.abort());
   try {
-    await sendUpload(stream as never, ctx.io.files.read(file, { lent: true }), length, `upload of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
+    // The file is read straight into the frames that send it (no copy in this process).
+    await sendUpload(stream as never, (bufferFor) => ctx.io.files.read(file, { lent: true, bufferFor }), length, `upload of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
   } finally {
     interrupt.dispose();
     bar.done();

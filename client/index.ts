@@ -9,7 +9,7 @@ export {
 export { defaultShimCommand } from './embed.js';
 export { connectDaemon, uriForProgram, type DaemonConnection, type DaemonConnectOptions } from './daemon-connection.js';
 export { StorageClient, connectStorage, type JobControl } from './storage-client.js';
-export { sendUpload, receiveDownload, type TransferControl, type TransferStream } from './volume-transfer.js';
+export { sendUpload, receiveDownload, type TransferControl, type TransferStream, type UploadSource } from './volume-transfer.js';
 export { SecretClient, connectSecret } from './secret-client.js';
 export { NodeDevClient, connectNodeDev } from './nodedev-client.js';
 export { NetworkClient, connectNetwork } from './network-client.js';

@@ -12,6 +12,8 @@ export interface TransferStream extends AsyncIterable<Uint8Array> {
    * source may read into a chunk's memory again once asked for the next (the CLI's lent reads).
    */
   write(data: Uint8Array): void;
+  /** Memory for an outgoing chunk of `n` bytes inside its frame (ByteStream.chunkBuffer). */
+  chunkBuffer?(n: number): Uint8Array | undefined;
   /** Gives a received chunk's memory back once the sink is done with it (ByteStream.recycle). */
   recycle?(chunk: Uint8Array): void;
   drain(): Promise<void>;
@@ -45,8 +47,16 @@ function reporter(ctl: TransferControl, total: number): (done: number, last: boo
 const aborted = (what: string, done: number, total: number): VirtqError =>
   new VirtqError('OPERATION_ABORTED', `${what} cancelled after ${done} of ${total} bytes`);
 
+/**
+ * An upload's bytes: an iterable, or a function making one given where each chunk of `n` bytes
+ * should be read to (the frame that sends it, when the stream can say: no copy of it; a file's
+ * reads, client/file-source.ts).
+ */
+export type UploadSource = AsyncIterable<Uint8Array> | ((bufferFor: (n: number) => Uint8Array | undefined) => AsyncIterable<Uint8Array>);
+
 /** Sends `length` bytes of `source` on `stream` (opened by uploadVolume); resolves once the server has them all in place. */
-export async function sendUpload(stream: TransferStream, source: AsyncIterable<Uint8Array>, length: number, what: string, ctl: TransferControl = {}): Promise<void> {
+export async function sendUpload(stream: TransferStream, from: UploadSource, length: number, what: string, ctl: TransferControl = {}): Promise<void> {
+  const source = typeof from === 'function' ? from((n) => stream.chunkBuffer?.(n)) : from;
   let sent = 0;
   const report = reporter(ctl, length);
   const abort = (): void => stream.fail(aborted(what, sent, length));

@@ -39,13 +39,22 @@ export interface StreamTransport {
   writable?(): Promise<void>;
   /** Takes back the memory of a received chunk its reader is done with (FramedConnection.recycle). */
   recycle?(chunk: Uint8Array): void;
+  /** Memory for an outgoing chunk of `n` bytes inside its frame (FramedConnection.streamChunkBuffer). */
+  chunkBuffer?(n: number): Uint8Array | undefined;
+  /** Reads large incoming chunks into the memory `sink` gives for their size (FramedConnection.setPayloadSink). */
+  payloadSink?(sink: ((n: number) => Uint8Array | undefined) | undefined): void;
 }
+
+/** Memory for `n` received bytes starting at stream offset `offset`, or undefined (ByteStream.readInto). */
+export type ChunkSink = (offset: number, n: number) => Uint8Array | undefined;
 
 /** A bidirectional byte stream over an RPC connection. */
 export class ByteStream implements AsyncIterable<Uint8Array> {
   private readonly chunks: Uint8Array[] = [];
   private waiter: ((r: IteratorResult<Uint8Array>) => void) | undefined;
   private buffered = 0;
+  /** Bytes received so far: the stream offset of the next chunk to arrive. */
+  private received = 0;
   private paused = false;
   private localEnded = false;
   private remoteDone = false;
@@ -60,6 +69,16 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
   write(data: Uint8Array | string): void {
     if (this.localEnded) return;
     this.transport.send(typeof data === 'string' ? Buffer.from(data) : data);
+  }
+
+  /**
+   * Memory for the next chunk of `n` bytes this side writes, inside the frame that will carry it:
+   * fill it and write() that very view, whole, and its bytes are not copied (a file read straight
+   * there). Undefined when the transport cannot (then use memory of your own); a view never
+   * written is simply dropped.
+   */
+  chunkBuffer(n: number): Uint8Array | undefined {
+    return this.localEnded ? undefined : this.transport.chunkBuffer?.(n);
   }
 
   /** Resolves once the connection can take more bytes: await it between large writes. */
@@ -102,6 +121,17 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
     this.transport.recycle?.(chunk);
   }
 
+  /**
+   * Lets the connection read large incoming chunks straight into memory `sink` gives for the
+   * stream offset they start at (an upload's staging buffers; undefined: no more). Such a chunk
+   * is yielded as a view of that memory, in order with every other chunk; a sink may decline (the
+   * chunk then arrives in the connection's memory), and must keep what it gave untouched until
+   * the chunk has been yielded and handled. Does nothing on a transport that cannot.
+   */
+  readInto(sink: ChunkSink | undefined): void {
+    this.transport.payloadSink?.(sink === undefined ? undefined : (n) => (this.remoteDone ? undefined : sink(this.received, n)));
+  }
+
   /** True once this side has ended. */
   get ended(): boolean {
     return this.localEnded;
@@ -115,6 +145,7 @@ export class ByteStream implements AsyncIterable<Uint8Array> {
   /** Called by the connection when bytes arrive. */
   remoteData(data: Uint8Array): void {
     if (this.remoteDone) return;
+    this.received += data.length;
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;

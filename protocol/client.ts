@@ -137,6 +137,8 @@ export class RpcClient {
       resume: () => this.conn.resumeReading(hold),
       writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
       recycle: (chunk) => this.conn.recycle(chunk),
+      // An upload's file read straight into its frames (client/file-source.ts).
+      chunkBuffer: (n) => this.conn.streamChunkBuffer(prog, proc, serial, n),
     });
     stream.opened = await this.start(prog, proc, args, callOpts, stream);
     return stream;

@@ -7,7 +7,8 @@ import type { CborLimits } from './cbor-limits.js';
 import type { Clock, Disposable } from './clock.js';
 import { createCodec, type Codec } from './codec.js';
 import { VirtqError } from './errors.js';
-import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, bytesBodyAt, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { BytePieces, DEFAULT_MAX_FRAME_BYTES, FrameDecoder, HEAD_PEEK_BYTES, bytesBodyFrameFor, encodeBytesBodyFrame, encodeFrame } from './framing.js';
+import { streamHeadOf, type PayloadSink } from './stream-frames.js';
 import { errorReply, parseMessage, type Message } from './message.js';
 
 /** Options of a framed connection. */
@@ -65,10 +66,6 @@ const REUSED_MAX_BYTES = 4 * 1024 * 1024;
 const SPARE_FRAMES = 4;
 /** Received frame buffers kept for reuse: a stream holds up to STREAM_HIGH_WATER (4 MiB) unread, plus one or two in hand. */
 const SPARE_READS = 8;
-/** Bytes of a frame in pieces read to find where its byte body starts (a stream head is ~50). */
-const HEAD_PEEK_BYTES = 256;
-/** CBOR's empty byte string, standing for a byte body in pieces while the head is decoded. */
-const EMPTY_BYTES_ITEM = Buffer.from([0x40]);
 
 /** A socket speaking virtq frames. */
 export class FramedConnection {
@@ -89,6 +86,10 @@ export class FramedConnection {
   private readonly lent = new WeakSet<ArrayBufferLike>();
   /** Memory given back by recycle(), for the next large frames read. */
   private readonly spareReads: ArrayBuffer[] = [];
+  /** Frames handed out by streamChunkBuffer() and not sent yet, by their memory. */
+  private readonly filling = new WeakMap<ArrayBufferLike, { frame: Buffer; reused: Buffer | undefined; at: number; n: number; head: Uint8Array }>();
+  /** Where the byte bodies of streams' large frames are read to, by stream serial (setPayloadSink). */
+  private readonly sinks = new Map<number, PayloadSink>();
 
   constructor(readonly socket: ByteChannel, private readonly opts: FramedConnectionOptions) {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -140,21 +141,49 @@ export class FramedConnection {
   }
 
   // Stream data (uploads, downloads, the console) skips the CBOR encoder's copies of its bytes;
-  // large chunks go into a spare frame buffer, given back (`reused`) once the socket has written it.
+  // large chunks go into a spare frame buffer, given back (`reused`) once the socket has written
+  // it, or were written into their frame already (streamChunkBuffer).
   private frameOf(msg: Message): { frame: Buffer; reused?: Buffer } {
     const body = msg.body;
     if (msg.type === 'stream' && body instanceof Uint8Array && body.length >= BYTES_FAST_PATH) {
-      let reused: Buffer | undefined;
-      const alloc = (size: number): Buffer => {
-        if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES) return Buffer.allocUnsafe(size);
-        const i = this.spareFrames.findIndex((b) => b.length >= size && b.length <= 2 * size);
-        reused = i >= 0 ? (this.spareFrames.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(Math.ceil(size / REUSED_MIN_BYTES) * REUSED_MIN_BYTES);
-        return reused.subarray(0, size);
-      };
-      const frame = encodeBytesBodyFrame(this.codec.encode({ ...msg, body: EMPTY }), body, this.maxSendFrameBytes, alloc);
-      if (frame !== undefined) return reused === undefined ? { frame } : { frame, reused };
+      const head = this.codec.encode({ ...msg, body: EMPTY });
+      const lent = this.filling.get(body.buffer);
+      if (lent !== undefined) {
+        this.filling.delete(body.buffer);
+        // The very view handed out, for the very message: its frame is whole. Anything else is copied.
+        if (body.byteOffset === lent.at && body.length === lent.n && Buffer.compare(head, lent.head) === 0) {
+          return lent.reused === undefined ? { frame: lent.frame } : { frame: lent.frame, reused: lent.reused };
+        }
+      }
+      const { alloc, reused } = this.frameAlloc();
+      const frame = encodeBytesBodyFrame(head, body, this.maxSendFrameBytes, alloc);
+      if (frame !== undefined) return reused() === undefined ? { frame } : { frame, reused: reused() as Buffer };
     }
     return { frame: encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes) };
+  }
+
+  // Memory for one stream frame: a spare frame buffer (or a fresh one to keep) for the sizes reused.
+  private frameAlloc(): { alloc: (size: number) => Buffer; reused: () => Buffer | undefined } {
+    let reused: Buffer | undefined;
+    const alloc = (size: number): Buffer => {
+      if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES) return Buffer.allocUnsafe(size);
+      const i = this.spareFrames.findIndex((b) => b.length >= size && b.length <= 2 * size);
+      reused = i >= 0 ? (this.spareFrames.splice(i, 1)[0] as Buffer) : Buffer.allocUnsafe(Math.ceil(size / REUSED_MIN_BYTES) * REUSED_MIN_BYTES);
+      return reused.subarray(0, size);
+    };
+    return { alloc, reused: () => reused };
+  }
+
+  /** Memory for the next `n`-byte chunk of stream `serial` inside its frame: sent as that very view, not copied (ByteStream.chunkBuffer). */
+  streamChunkBuffer(prog: string, proc: string, serial: number, n: number): Uint8Array | undefined {
+    if (n < REUSED_MIN_BYTES || n > REUSED_MAX_BYTES || this.closed) return undefined;
+    const head = this.codec.encode({ prog, proc, type: 'stream', serial, status: 'ok', body: EMPTY });
+    const { alloc, reused } = this.frameAlloc();
+    const made = bytesBodyFrameFor(head, n, this.maxSendFrameBytes, alloc);
+    if (made === undefined) return undefined;
+    const body = made.frame.subarray(made.at, made.at + n);
+    this.filling.set(body.buffer, { frame: made.frame, reused: reused(), at: body.byteOffset, n, head });
+    return body;
   }
 
   /** Stops reading from the peer for `why` until resumeReading(why) (holds add up). */
@@ -235,6 +264,29 @@ export class FramedConnection {
     if (this.spareReads.length < SPARE_READS && mem instanceof ArrayBuffer) this.spareReads.push(mem);
   }
 
+  /** Reads stream `serial`'s large byte bodies into what `sink` gives (onread sockets; undefined: no more); all else as before. */
+  setPayloadSink(serial: number, sink: PayloadSink | undefined): void {
+    if (sink === undefined) this.sinks.delete(serial);
+    else this.sinks.set(serial, sink);
+    this.decoder.claimPayload = this.sinks.size === 0 ? undefined : (head, frameLength) => this.claimPayload(head, frameLength);
+  }
+
+  // A large frame's head arrived: when it is an ok stream frame with a byte body, of a stream
+  // with a sink, its body goes where the sink says. Its head is decoded again, whole, on arrival.
+  private claimPayload(head: Buffer, frameLength: number): { data: number; payload: Buffer } | undefined {
+    let found: ReturnType<typeof streamHeadOf>;
+    try {
+      found = streamHeadOf(this.codec, head, frameLength);
+    } catch {
+      return undefined; // decoded again when whole, and refused then
+    }
+    const m = found?.item as { type?: unknown; status?: unknown; serial?: unknown } | undefined;
+    if (found === undefined || m?.status !== 'ok' || typeof m.serial !== 'number') return undefined;
+    const mem = this.sinks.get(m.serial)?.(frameLength - found.data);
+    if (mem === undefined) return undefined;
+    return { data: found.data, payload: Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength) };
+  }
+
   private allocReadFrame(size: number): Buffer {
     if (size < REUSED_MIN_BYTES || size > REUSED_MAX_BYTES + HEAD_PEEK_BYTES) return Buffer.allocUnsafe(size);
     const i = this.spareReads.findIndex((b) => b.byteLength >= size && b.byteLength <= 2 * size);
@@ -301,14 +353,8 @@ export class FramedConnection {
   // A frame left in pieces: a stream message's head is decoded alone (its byte body as an empty
   // byte string) and the body stays in pieces; any other message is joined and decoded whole.
   private decodePieces(frame: BytePieces): unknown {
-    const head = frame.head(HEAD_PEEK_BYTES);
-    const body = bytesBodyAt(head, frame.length);
-    if (body !== undefined) {
-      const item = this.codec.decode(Buffer.concat([head.subarray(0, body.at), EMPTY_BYTES_ITEM]));
-      if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'stream') {
-        return { ...item, body: frame.from(body.data) };
-      }
-    }
+    const found = streamHeadOf(this.codec, frame.head(HEAD_PEEK_BYTES), frame.length);
+    if (found !== undefined) return { ...found.item, body: frame.from(found.data) };
     return this.codec.decode(frame.join());
   }
 
@@ -353,19 +399,5 @@ export class FramedConnection {
   }
 }
 
-/**
- * Options for `net.connect` that make the socket read into the buffers of the connection
- * `target()` returns once it exists (FramedConnection.readBuffer/onRead): no 'data' events.
- * Node asks for the first buffer while connecting, before the connection is built: it gets a
- * small one that no byte can reach before then.
- */
-export function readInto(target: () => FramedConnection | undefined): { onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean } } {
-  const early = Buffer.allocUnsafe(16 * 1024);
-  return {
-    onread: {
-      buffer: () => target()?.readBuffer() ?? early,
-      // true: go on reading (pausing is the connection's, through socket.pause()).
-      callback: (n, buf) => { target()?.onRead(n, buf); return true; },
-    },
-  };
-}
+// Sockets made to read into a connection's buffers, and the payload sink type: stream-frames.ts.
+export { readInto, type PayloadSink } from './stream-frames.js';

@@ -1,6 +1,7 @@
 // Length-prefixed frames. The size limit is checked on the 4-byte header, before a byte of the
 // body is buffered, so a hostile peer cannot make the decoder allocate more than the maximum.
 // The wire table is FRAME_LAYOUT below; docs/protocol.md renders it verbatim.
+import { BytePieces } from './byte-pieces.js';
 import { VirtqError } from './errors.js';
 
 /** The frame and message header, field by field: the wire table of the protocol. */
@@ -45,9 +46,18 @@ const EMPTY_BODY_TAIL = Buffer.from([0x64, 0x62, 0x6f, 0x64, 0x79, 0x40]);
  * gives the frame's memory (a reused buffer, say).
  */
 export function encodeBytesBodyFrame(head: Uint8Array, body: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | undefined {
+  const made = bytesBodyFrameFor(head, body.length, maxFrameBytes, alloc);
+  made?.frame.set(body, made.at);
+  return made?.frame;
+}
+
+/**
+ * As encodeBytesBodyFrame for a body of `n` bytes not yet there: the frame with everything but
+ * the body's bytes, which go at `at` (a sender that reads them straight there copies nothing).
+ */
+export function bytesBodyFrameFor(head: Uint8Array, n: number, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES, alloc: (size: number) => Buffer = Buffer.allocUnsafe): { frame: Buffer; at: number } | undefined {
   const tail = head.length - EMPTY_BODY_TAIL.length;
   if (tail < 0 || Buffer.compare(head.subarray(tail), EMPTY_BODY_TAIL) !== 0) return undefined;
-  const n = body.length;
   // A CBOR byte string's head: major type 2 with the length inline, or in 1, 2 or 4 bytes.
   const lengthBytes = n < 24 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : 4;
   const payload = head.length + lengthBytes + n;
@@ -62,95 +72,11 @@ export function encodeBytesBodyFrame(head: Uint8Array, body: Uint8Array, maxFram
   else if (lengthBytes === 1) { frame[at++] = 0x58; frame[at++] = n; }
   else if (lengthBytes === 2) { frame[at++] = 0x59; frame.writeUInt16BE(n, at); at += 2; }
   else { frame[at++] = 0x5a; frame.writeUInt32BE(n, at); at += 4; }
-  frame.set(body, at);
-  return frame;
+  return { frame, at };
 }
 
-/**
- * A frame body, or a stream frame's byte body, left in the pieces it arrived in (subarrays of the
- * socket's reads) rather than joined into one fresh buffer: a receiver of large stream chunks
- * then copies nothing. The pieces are the receiver's to keep.
- */
-export class BytePieces {
-  /** Bytes in all pieces. */
-  readonly length: number;
-
-  constructor(readonly pieces: Buffer[]) {
-    this.length = pieces.reduce((n, p) => n + p.length, 0);
-  }
-
-  /** The pieces joined (one copy). */
-  join(): Buffer {
-    return this.pieces.length === 1 ? (this.pieces[0] as Buffer) : Buffer.concat(this.pieces, this.length);
-  }
-
-  /** The pieces from byte `offset` on. */
-  from(offset: number): BytePieces {
-    const out: Buffer[] = [];
-    let skip = offset;
-    for (const p of this.pieces) {
-      if (skip >= p.length) { skip -= p.length; continue; }
-      out.push(skip === 0 ? p : p.subarray(skip));
-      skip = 0;
-    }
-    return new BytePieces(out);
-  }
-
-  /** The first `n` bytes (or fewer, when there are fewer), copied into one buffer. */
-  head(n: number): Buffer {
-    const first = this.pieces[0];
-    if (first !== undefined && first.length >= n) return first.subarray(0, n);
-    const some: Buffer[] = [];
-    let got = 0;
-    for (const p of this.pieces) {
-      if (got >= n) break;
-      some.push(p);
-      got += p.length;
-    }
-    return Buffer.concat(some, Math.min(n, got));
-  }
-}
-
-/**
- * Where the byte string ending a message starts, when `head` (the first bytes of a frame body of
- * `frameLength` bytes) holds a CBOR map of text keys and plain values (text, integers, simple
- * values) whose last entry is `body`, a definite-length byte string running to the frame's end:
- * the shape encodeBytesBodyFrame makes. `at` is its head byte, `data` its first byte of content.
- * Undefined for anything else (the caller decodes the joined frame as usual).
- */
-export function bytesBodyAt(head: Uint8Array, frameLength: number): { at: number; data: number } | undefined {
-  let pos = 0;
-  // Reads an item's head: its major type and argument; undefined past `head` or when indefinite.
-  const item = (): { major: number; arg: number } | undefined => {
-    const initial = head[pos++];
-    if (initial === undefined) return undefined;
-    const info = initial & 0x1f;
-    const size = info < 24 ? 0 : info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : -1;
-    if (size < 0 || pos + size > head.length) return undefined;
-    let arg = info < 24 ? info : 0;
-    for (let i = 0; i < size; i++) arg = arg * 256 + (head[pos++] as number);
-    return { major: initial >> 5, arg };
-  };
-  const map = item();
-  if (map === undefined || map.major !== 5 || map.arg < 1 || map.arg > 16) return undefined;
-  for (let entry = 0; entry < map.arg; entry++) {
-    const key = item();
-    if (key === undefined || key.major !== 3 || pos + key.arg > head.length) return undefined;
-    const isBody = key.arg === 4 && Buffer.from(head.buffer, head.byteOffset + pos, 4).toString('latin1') === 'body';
-    pos += key.arg;
-    const at = pos;
-    const value = item();
-    if (value === undefined) return undefined;
-    if (entry === map.arg - 1) {
-      return isBody && value.major === 2 && pos + value.arg === frameLength ? { at, data: pos } : undefined;
-    }
-    // Integers and simple values are whole already; text is skipped; anything else is not this shape.
-    if (value.major === 3) pos += value.arg;
-    else if (value.major !== 0 && value.major !== 1 && value.major !== 7) return undefined;
-    if (pos > head.length) return undefined;
-  }
-  return undefined;
-}
+// Frame bodies left in pieces, and where a stream frame's byte body starts: byte-pieces.ts.
+export { BytePieces, bytesBodyAt } from './byte-pieces.js';
 
 /** The buffer a socket read in our own buffers fills between large frames (Node's own reads are 64 KiB too). */
 const READ_SCRATCH_BYTES = 64 * 1024;
@@ -161,6 +87,21 @@ function ownedCopy(b: Buffer, mem: ArrayBufferLike): Buffer {
 
 /** Bytes of a large frame that must have arrived before its own buffer is allocated (half a scratch read). */
 const READ_INTO_AFTER = READ_SCRATCH_BYTES / 2;
+/** Bytes of a frame read to find where its byte body starts (a stream frame's head is ~50). */
+export const HEAD_PEEK_BYTES = 256;
+/**
+ * The read that follows a frame whose body went to a payload sink: small, so that little of the
+ * next frame's body (likely the same stream's) lands in the scratch buffer and is copied from it.
+ */
+const AFTER_SUNK_READ_BYTES = 4 * 1024;
+
+/**
+ * Memory for the byte body of a large frame that is arriving: given `head` (its first bytes, at
+ * most HEAD_PEEK_BYTES) and its length, `data` is where its byte body starts and `payload` the
+ * memory the body's frameLength - data bytes are read into (an upload's staging buffer), or
+ * undefined: the frame is read as usual.
+ */
+export type PayloadClaim = (head: Buffer, frameLength: number) => { data: number; payload: Buffer } | undefined;
 
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they arrive and joined only once a
@@ -177,6 +118,16 @@ export class FrameDecoder {
   /** Where readBuffer() pointed the last read: `into`, or the reused scratch buffer. */
   private readingInto = false;
   private scratch: Buffer | undefined;
+  /** With `into` a claimed payload: the frame's head before it (owned), handed on with it. */
+  private intoHead: Buffer | undefined;
+  /** True after a frame whose body went to a payload sink, until the next read. */
+  private afterSunk = false;
+
+  /**
+   * Asked, once a large frame's head has arrived and no frame completed in the same read, for
+   * memory its byte body is read into (FramedConnection's payload sinks). Unset: never asked.
+   */
+  claimPayload: PayloadClaim | undefined;
 
   /** Gives the buffer a large frame is read into (readBuffer/pushRead): a fresh one, or a recycled one. */
   allocFrame: (size: number) => Buffer = Buffer.allocUnsafe;
@@ -223,6 +174,10 @@ export class FrameDecoder {
     this.readingInto = this.into !== undefined;
     if (this.into !== undefined) return this.into.subarray(this.filled);
     this.scratch ??= Buffer.allocUnsafe(READ_SCRATCH_BYTES);
+    if (this.afterSunk) {
+      this.afterSunk = false;
+      return this.scratch.subarray(0, AFTER_SUNK_READ_BYTES);
+    }
     return this.scratch;
   }
 
@@ -236,10 +191,13 @@ export class FrameDecoder {
       this.filled += n;
       this.buffered += n;
       if (this.filled < into.length) return [];
+      const head = this.intoHead;
       this.into = undefined;
+      this.intoHead = undefined;
       this.expected = -1;
       this.buffered = 0;
-      return [new BytePieces([into])];
+      this.afterSunk = head !== undefined;
+      return [new BytePieces(head === undefined ? [into] : [head, into])];
     }
     // The scratch buffer is read into again: what stays of it is copied, once. Decoded in place
     // first, so the head of a large frame goes straight into that frame's buffer instead of into
@@ -247,7 +205,11 @@ export class FrameDecoder {
     // allocation per 1 MiB stream frame, ~6% of virtstoraged's CPU in an upload).
     const mem = buf.buffer;
     const frames = this.pushPieces(Buffer.from(mem, buf.byteOffset, n));
-    if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
+    // Not when this read completed frames: they are delivered after this returns, and a sink's
+    // memory for the next bytes of a stream depends on every earlier chunk of it having reached it.
+    if (frames.length === 0 && this.claimInto()) {
+      // The arrived bytes are in the claimed memory and the frame's own head.
+    } else if (this.expected >= this.piecesFrom && this.buffered < this.expected && this.buffered >= READ_INTO_AFTER) {
       // A large frame is arriving: its buffer takes what arrived of it and the reads that follow.
       // Not on its header alone: a peer that announces 16 MiB and stalls holds what it sent, not
       // 16 MiB of ours (and of the socket's shared partial-frame budget) until its timeout.
@@ -261,6 +223,34 @@ export class FrameDecoder {
       this.chunks = this.chunks.map((c) => ownedCopy(c, mem));
     }
     return frames.map((f) => (f instanceof BytePieces ? (f.pieces.some((p) => p.buffer === mem) ? new BytePieces(f.pieces.map((p) => ownedCopy(p, mem))) : f) : ownedCopy(f, mem)));
+  }
+
+  // Asks claimPayload for the byte body of the large frame arriving; on a claim, moves what
+  // arrived of it into its head and the claimed memory, and reads the rest straight there.
+  private claimInto(): boolean {
+    const claim = this.claimPayload;
+    const length = this.expected;
+    if (claim === undefined || length < this.piecesFrom || this.buffered >= length || this.buffered < Math.min(HEAD_PEEK_BYTES, length)) return false;
+    const first = this.chunks[0] as Buffer;
+    const head = first.length >= HEAD_PEEK_BYTES ? first.subarray(0, HEAD_PEEK_BYTES) : Buffer.concat(this.chunks).subarray(0, HEAD_PEEK_BYTES);
+    const got = claim(head, length);
+    if (got === undefined) return false;
+    if (got.data > this.buffered || got.payload.length !== length - got.data) {
+      throw new VirtqError('INTERNAL', `a payload claim of ${got.payload.length} bytes at ${got.data} does not fit a frame of ${length} bytes`);
+    }
+    const own = Buffer.allocUnsafe(got.data);
+    let at = 0;
+    for (const c of this.chunks) {
+      const toHead = Math.max(0, Math.min(c.length, got.data - at));
+      if (toHead > 0) c.copy(own, at, 0, toHead);
+      if (toHead < c.length) got.payload.set(c.subarray(toHead), at + toHead - got.data);
+      at += c.length;
+    }
+    this.chunks = [];
+    this.into = got.payload;
+    this.intoHead = own;
+    this.filled = at - got.data;
+    return true;
   }
 
   // The common case: a chunk holding whole frames, nothing buffered before it.

@@ -113,12 +113,17 @@ export class ServerClient {
       // Held back data is copied: a writer may reuse its buffer once write() returns.
       send: (data) => (open ? send(data) : held.push(data === null ? null : Uint8Array.prototype.slice.call(data))),
       sendError: (err) => (open ? send(err) : held.push(err)),
-      onEnd: () => this.streams.delete(serial),
+      onEnd: () => {
+        this.streams.delete(serial);
+        this.conn.setPayloadSink(serial, undefined);
+      },
       pause: () => this.conn.pauseReading(hold),
       resume: () => this.conn.resumeReading(hold),
       writable: () => this.conn.whenWritable(STREAM_WRITABLE_BYTES),
       // An upload's frames are read into the connection's buffers: given back once written out.
       recycle: (chunk) => this.conn.recycle(chunk),
+      // An upload's chunks read straight into its staging buffers (drivers/storage/staged-writer.ts).
+      payloadSink: (sink) => this.conn.setPayloadSink(serial, sink),
     });
     this.streams.set(serial, stream);
     this.opening.set(serial, () => {

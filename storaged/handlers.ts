@@ -172,7 +172,7 @@ async function finishUpload(d: StorageDeps, ctx: CallContext, stream: ByteStream
   try {
     await d.metrics.timed('upload', () => d.jobs.run(ctx.client, undefined, { operation: 'upload', pool: v.pool, volume: v.name }, ({ signal, report }) =>
       d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, async () => {
-        const info = await p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length, recycle: (chunk) => stream.recycle(chunk) });
+        const info = await p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length, recycle: (chunk) => stream.recycle(chunk), readInto: (sink) => stream.readInto(sink) });
         // Uploaded bytes never make a volume qcow2 that was not made qcow2 (a raw volume stays raw
         // whatever header it now holds), but a qcow2 volume given bytes that are not an image is raw.
         // Should the record not reach the disk, the daemon answers from memory and the next record

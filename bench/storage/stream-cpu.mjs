@@ -3,14 +3,16 @@
 // StorageClient, the daemon from /proc): under heavy load, CPU time separates two builds where
 // wall time cannot. One build per run; run two builds alternately (A, B, A, B) to compare.
 //
-//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up,up-lent] [rounds] SRC
+//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up,up-lent,up-cli] [rounds] SRC
 //     DIST  a built dist/ inside a checkout (its node_modules resolve); SRC a 1 GiB file on the
 //           filesystem to test (hard-linked into the pool, so it must be on the same one)
+//   VERIFY=1 compares each uploaded volume with SRC (cmp) after its round
 //   PROF_DIR=DIR also writes the daemon's --cpu-prof there (run this script itself with
 //           `node --cpu-prof --cpu-prof-dir=DIR` for the client's)
-// Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round;
+// Prints, per variant, the medians of wall ms, client CPU ms and daemon CPU ms, and every round
+// ([wall, client CPU, daemon CPU, daemon system CPU, client system CPU]);
 // then the daemon's peak RSS.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, mkdirSync, linkSync, rmSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -25,7 +27,9 @@ process.on('exit', () => { try { child?.kill('SIGKILL'); } catch {} });
 child = spawn('node', [...(process.env.PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF_DIR}`] : []), join(dist, 'bin', 'virtstoraged.js'), '--root', join(work, 'root')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
 if (process.env.PRINT_PID) console.error(`daemon pid ${child.pid}`);
 const rl = createInterface({ input: child.stdout }); await new Promise((r) => rl.once('line', r)); child.stdout.resume();
-const dcpu = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
+const dstat = () => readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+const dcpu = () => { const f = dstat(); return (Number(f[11]) + Number(f[12])) * 10; };
+const dsys = () => Number(dstat()[12]) * 10;
 const { connectStorage } = await import(join(dist, 'lib', 'client', 'index.js'));
 const sc = await connectStorage(`storage:///system?root=${join(work, 'root')}`, { waitMs: 10000 });
 await sc.api.definePool({ definition: { name: 'b', type: 'dir', path: join(work, 'pool') } });
@@ -37,6 +41,14 @@ const V = {
   'dl-fn': async () => { const fh = await open(out, 'w'); try { await sc.download('b', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); } },
   'dl-null': async () => { await sc.download('b', 'src.raw', async () => {}); },
   up: () => sc.upload('b', 'up.raw', createReadStream(src, { highWaterMark: 1 << 20 }), SIZE),
+  // `virtq vol-upload` as a whole process: its CPU (user + system, from /usr/bin/time) is the client's.
+  'up-cli': async () => {
+    const out = join(work, 'time.txt');
+    await new Promise((resolve, reject) => spawn('/usr/bin/time', ['-o', out, '-f', '%U %S', 'node', join(dist, 'bin', 'virtq.js'), '-c', `storage:///system?root=${join(work, 'root')}`, 'vol-upload', 'b', 'up.raw', src], { stdio: 'ignore' })
+      .once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`virtq vol-upload exited with ${code}`)))));
+    const [u, s] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+    return { cpu: Math.round((u + s) * 1000), sys: Math.round(s * 1000) };
+  },
   // As `virtq vol-upload` reads (cli/local-files.ts): two 1 MiB buffers in turn, each lent until the next is asked for.
   'up-lent': () => sc.upload('b', 'up.raw', lentReads(src), SIZE),
 };
@@ -54,10 +66,14 @@ async function* lentReads(file) {
 const res = {};
 for (let r = 0; r < rounds; r++) for (const k of what.split(',')) {
   rmSync(out, { force: true });
-  const c0 = process.cpuUsage(), d0 = dcpu(), t0 = performance.now();
-  await V[k]();
+  const c0 = process.cpuUsage(), d0 = dcpu(), s0 = dsys(), t0 = performance.now();
+  const got = await V[k]();
   const c = process.cpuUsage(c0);
-  (res[k] ??= []).push([Math.round(performance.now() - t0), Math.round((c.user + c.system) / 1000), dcpu() - d0]);
+  // [wall, client CPU, daemon CPU, daemon system CPU, client system CPU] in ms (a CLI row: the CLI process's)
+  const [cc, cs] = got?.cpu !== undefined ? [got.cpu, got.sys] : [Math.round((c.user + c.system) / 1000), Math.round(c.system / 1000)];
+  (res[k] ??= []).push([Math.round(performance.now() - t0), cc, dcpu() - d0, dsys() - s0, cs]);
+  // VERIFY=1: the uploaded volume must equal the source byte for byte (outside the timed part).
+  if (process.env.VERIFY && k.startsWith('up')) execFileSync('cmp', [src, join(work, 'pool', 'up.raw')]);
 }
 for (const [k, v] of Object.entries(res)) {
   const med = (i) => { const a = v.map((x) => x[i]).sort((a, b) => a - b); return a[Math.floor(a.length / 2)]; };

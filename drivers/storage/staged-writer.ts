@@ -67,6 +67,10 @@ export class StagedWriter {
   private reopened: Promise<FileHandle> | undefined;
   /** Offset just past the last byte accepted (written, staged or left as a hole). */
   end = 0;
+  /** Bytes add() copied into the staging buffers (those claim() placed are not). */
+  copied = 0;
+  /** True while claim() may give memory: not while submit() waits, nor once finishing or failed. */
+  private claimable = true;
 
   constructor(private readonly target: StagedTarget) {
     this.fh = target.fh;
@@ -76,12 +80,38 @@ export class StagedWriter {
     this.free = buffers;
   }
 
-  /** Copies `chunk` into the staging buffers, writing each one that fills. */
+  /**
+   * Staging memory for the `n` stream bytes from file offset `offset` (at or past `end`), for a
+   * socket to read them straight into (ByteStream.readInto): in the buffer being filled, or in
+   * the free one that fills next; undefined when they do not fit there (the chunk is then copied
+   * in as usual). Bytes placed so reach add() as a view of that memory, which add() does not copy.
+   * Whatever chunks come between are copied to their own offsets, before it.
+   */
+  claim(offset: number, n: number): Buffer | undefined {
+    if (!this.claimable || n === 0) return undefined;
+    let rel = offset - this.start;
+    let buf = this.current;
+    if (rel < this.filled) return undefined;
+    if (rel >= buf.length) {
+      // submit() takes the last free buffer next.
+      rel -= buf.length;
+      buf = this.free[this.free.length - 1] as Buffer;
+      if (buf === undefined) return undefined;
+    }
+    return rel + n <= buf.length ? buf.subarray(rel, rel + n) : undefined;
+  }
+
+  /** Copies `chunk` into the staging buffers (unless claim() placed it there), writing each one that fills. */
   async add(chunk: Uint8Array): Promise<void> {
     let at = 0;
     while (at < chunk.length) {
       const n = Math.min(chunk.length - at, this.current.length - this.filled);
-      this.current.set(n === chunk.length ? chunk : chunk.subarray(at, at + n), this.filled);
+      // A chunk read into the memory claim() gave is where it belongs already.
+      const placed = at === 0 && chunk.buffer === this.current.buffer && chunk.byteOffset === this.current.byteOffset + this.filled;
+      if (!placed) {
+        this.current.set(n === chunk.length ? chunk : chunk.subarray(at, at + n), this.filled);
+        this.copied += n;
+      }
       this.filled += n;
       at += n;
       this.end += n;
@@ -91,6 +121,7 @@ export class StagedWriter {
 
   /** Writes what is staged, waits for every write and sets the file's length (trailing holes included). */
   async finish(): Promise<void> {
+    this.claimable = false;
     if (this.filled > 0) await this.submit();
     while (this.inFlight.length > 0) await (this.inFlight.shift() as { done: Promise<void> }).done;
     await this.fh.truncate(this.end);
@@ -99,6 +130,7 @@ export class StagedWriter {
 
   /** Waits for the writes in flight, ignoring their errors (the operation is failing anyway). */
   async settle(): Promise<void> {
+    this.claimable = false;
     await Promise.allSettled(this.inFlight.splice(0).map((w) => w.done));
     await this.closeReopened().catch(() => undefined);
   }
@@ -112,12 +144,19 @@ export class StagedWriter {
     this.start += this.filled;
     this.filled = 0;
     let next = this.free.pop();
-    while (next === undefined) {
-      const oldest = this.inFlight.shift() as { done: Promise<void>; buf: Buffer };
-      await oldest.done;
-      next = oldest.buf;
+    // `current` is being written meanwhile: no claim may point into it.
+    const was = this.claimable;
+    this.claimable = false;
+    try {
+      while (next === undefined) {
+        const oldest = this.inFlight.shift() as { done: Promise<void>; buf: Buffer };
+        await oldest.done;
+        next = oldest.buf;
+      }
+    } finally {
+      this.current = next ?? this.current;
+      this.claimable = was && next !== undefined;
     }
-    this.current = next;
   }
 
   // Writes the non-zero runs of buf[0, filled) at `position` + their offset, one at a time.

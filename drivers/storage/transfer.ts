@@ -25,6 +25,11 @@ export interface StreamLimits {
   what: string;
   /** Gives a chunk's memory back once its bytes are staged (UploadOptions.recycle). */
   recycle?(chunk: Uint8Array): void;
+  /**
+   * Lets the stream's source read large chunks straight into the staging buffers (memory for `n`
+   * bytes at stream offset `offset`; ByteStream.readInto): no copy of them here. Undefined: no more.
+   */
+  readInto?(sink: ((offset: number, n: number) => Uint8Array | undefined) | undefined): void;
 }
 
 /**
@@ -65,6 +70,8 @@ export async function writeStream(into: FileHandle | StagedTarget, data: AsyncIt
   const writer = new StagedWriter(target);
   const it = data[Symbol.asyncIterator]();
   let finished = false;
+  // Past the volume's size nothing is placed: such a chunk arrives as usual and is refused below.
+  limits.readInto?.((offset, n) => (offset + n <= limits.maxBytes ? writer.claim(offset, n) : undefined));
   try {
     for (;;) {
       const r = await unlessAborted(it.next(), ctl.signal, limits.what);
@@ -90,6 +97,8 @@ export async function writeStream(into: FileHandle | StagedTarget, data: AsyncIt
     if (!finished) void it.return?.()?.catch(() => undefined);
     await writer.settle();
     throw err;
+  } finally {
+    limits.readInto?.(undefined);
   }
 }
 

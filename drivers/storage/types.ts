@@ -115,6 +115,12 @@ export interface UploadOptions {
    * again (ByteStream.recycle, so a socket's reads reuse a few buffers instead of fresh ones).
    */
   recycle?(chunk: Uint8Array): void;
+  /**
+   * Lets `data`'s source read large chunks straight into the upload's staging buffers: memory for
+   * `n` bytes at stream offset `offset`, or undefined (ByteStream.readInto; undefined: no more).
+   * A chunk so placed must come out of `data` as a view of that memory, in stream order.
+   */
+  readInto?(sink: ((offset: number, n: number) => Uint8Array | undefined) | undefined): void;
 }
 
 /** Options of `download()`. */

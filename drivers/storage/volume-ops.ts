@@ -224,7 +224,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
       const fh = await open(tmp, direct ? O_CREATE_DIRECT : 'wx', VOLUME_FILE_MODE);
       try {
         const target = { fh, direct, reopenBuffered: () => open(tmp, 'r+') };
-        written = await writeStream(target, data, { maxBytes, lengthBytes: opts.lengthBytes, what, recycle: opts.recycle }, ctl);
+        written = await writeStream(target, data, { maxBytes, lengthBytes: opts.lengthBytes, what, recycle: opts.recycle, readInto: opts.readInto }, ctl);
         await keepOwnership(fh, vol);
       } finally {
         await fh.close();

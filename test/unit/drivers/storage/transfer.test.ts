@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HOLE_GRAIN, WRITE_BATCH_BYTES } from '../../../../drivers/storage/staged-writer.js';
+import { HOLE_GRAIN, StagedWriter, WRITE_BATCH_BYTES } from '../../../../drivers/storage/staged-writer.js';
 import { openDownload, writeStream } from '../../../../drivers/storage/transfer.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
 
@@ -37,6 +37,56 @@ describe('writeStream', () => {
     expect(readFileSync(root.path('f')).equals(all)).toBe(true);
     expect(statSync(root.path('f')).blocks * 512).toBeLessThan(2 * MiB);
     expect(progress).toEqual([MiB, 9 * MiB, 9 * MiB + 100, all.length]);
+  });
+
+  it('takes chunks read straight into its staging buffers (claim) without copying them, in order with copied ones, the socket running ahead', async () => {
+    // Plays a connection that reads up to `ahead` chunks before the consumer asks for them: each
+    // large one into the memory the writer gives for its stream offset, when it gives any.
+    const data = randomBytes(WRITE_BATCH_BYTES * 3 + 54_321);
+    const sizes = [MiB, MiB, 70_000, MiB, 100, 3 * MiB + 5, MiB, 65_536];
+    const parts: Buffer[] = [];
+    for (let at = 0, i = 0; at < data.length; i++) { const n = sizes[i % sizes.length] as number; parts.push(data.subarray(at, at + n)); at += n; }
+    for (const ahead of [1, 3, 12]) {
+      const fh = await open(root.path('p'), 'w');
+      const writer = new StagedWriter({ fh, direct: false });
+      let offset = 0;
+      let copiedBySocket = 0;
+      try {
+        for (let i = 0; i < parts.length; i += ahead) {
+          const read = parts.slice(i, i + ahead).map((p) => {
+            const mem = p.length >= 64 * 1024 ? writer.claim(offset, p.length) : undefined;
+            offset += p.length;
+            if (mem === undefined) { copiedBySocket += p.length; return Buffer.from(p); }
+            mem.set(p);
+            return mem;
+          });
+          for (const c of read) await writer.add(c);
+        }
+        await writer.finish();
+      } finally {
+        await fh.close();
+      }
+      expect(readFileSync(root.path('p')).equals(data)).toBe(true);
+      // What the socket placed was not copied again; most large chunks were placed (not one
+      // straddling two buffers, nor one past the buffer after the one filling).
+      expect(writer.copied).toBe(copiedBySocket);
+      expect(copiedBySocket).toBeLessThan(data.length / 2);
+    }
+  });
+
+  it('hands its readInto sink to the stream source while writing, and takes it back after', async () => {
+    const seen: Array<'set' | 'unset'> = [];
+    let given: ((offset: number, n: number) => Uint8Array | undefined) | undefined;
+    const fh = await open(root.path('q'), 'w');
+    try {
+      const n = await writeStream(fh, from([randomBytes(MiB)]), { maxBytes: 2 * MiB, what: 'uploading', readInto: (s) => { seen.push(s === undefined ? 'unset' : 'set'); given ??= s; } });
+      expect(n).toBe(MiB);
+    } finally {
+      await fh.close();
+    }
+    expect(seen).toEqual(['set', 'unset']);
+    // Nothing past the volume's size is placed.
+    expect(given?.(MiB + 1, MiB)).toBeUndefined();
   });
 
   it('writes through O_DIRECT in odd-sized chunks across its staging buffers, ending unaligned', async () => {
