@@ -121,6 +121,9 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     dstSpawned: since(logLine(dstLog, (j) => j.msg === 'spawning qemu')),
     dstQmp: since(logLine(dstLog, (j) => j.msg === 'qmp monitor attached')),
     dstListening: since(logLine(dstLog, (j) => j.msgId === 'MIGRATION_INCOMING')),
+    // session 15: the destination's `cont` answered (the guest runs there), beside the source's
+    // `completed` and `running` (the switchover's answer back at the source).
+    dstRunning: since(ran),
   });
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
