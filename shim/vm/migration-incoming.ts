@@ -226,9 +226,14 @@ export class MigrationIncoming {
       // slow fallback in case an event is missed. query-status stays what decides.
       const loading = (): boolean => wakeups !== undefined && wakeups.seenSince(this.eventsFrom) && !LOAD_ENDED.has(wakeups.lastStatus() ?? '');
       let ask = !loading();
+      // For the log: the status queries sent, and the last MIGRATION event seen before the wait ended.
+      let queries = 0;
       for (;;) {
         const since = wakeups?.mark() ?? 0;
-        if (ask && (await mon.queryStatus()).status !== 'inmigrate') break;
+        if (ask) {
+          queries++;
+          if ((await mon.queryStatus()).status !== 'inmigrate') break;
+        }
         if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `VM "${vm.def.name}" did not receive its last state within ${LOAD_WAIT_MS} ms`);
         if (wakeups === undefined || !wakeups.seenSince(this.eventsFrom)) {
           await delay(clock, POLL_MS);
@@ -246,7 +251,7 @@ export class MigrationIncoming {
         vm.expectedResume = undefined;
       }
       this.ran = true;
-      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loaded - t0), contMs: Math.round(clock.monotonic() - loaded) }, 'the migrated guest runs here');
+      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loaded - t0), contMs: Math.round(clock.monotonic() - loaded), queries, lastEvent: wakeups?.lastStatus() }, 'the migrated guest runs here');
     });
   }
 
