@@ -36,7 +36,7 @@ function setUp(script: Script) {
         if (cmd.execute === 'migrate_cancel') order.push('migrate_cancel');
         if (cmd.execute !== 'query-migrate') return Promise.resolve(cmd.execute === 'query-migrate-capabilities' ? [] : {});
         if (!continued) return Promise.resolve(answer('pre-switchover'));
-        const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)];
+        const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)] ?? 'completed';
         if (a instanceof Error) return Promise.reject(a);
         order.push(`qemu:${a}`);
         return Promise.resolve(answer(a));
