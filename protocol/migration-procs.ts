@@ -67,7 +67,17 @@ export const JobInfo = Type.Object({
 export type JobInfo = Static<typeof JobInfo>;
 
 /** What the destination's prepare answers: where its QEMU listens for the stream. */
-export const PrepareResult = Type.Object({ uri: Type.String(), domain: DomainRow });
+export const PrepareResult = Type.Object({
+  uri: Type.String(),
+  domain: DomainRow,
+  /**
+   * Since 0.4: the destination takes `migrateSwitchover` as soon as the source's QEMU goes on past
+   * `pre-switchover` (its shim then runs the guest the moment the last state is loaded); absent or
+   * false (an etcd fleet, whose cluster-wide claim moves only once the source completed, or an older
+   * destination): only after the source reports `completed`.
+   */
+  switchoverEarly: Type.Optional(Type.Boolean()),
+});
 export type PrepareResult = Static<typeof PrepareResult>;
 
 /** Per-VM procedures of migration (served by shims, forwarded by virtqemud by name). */
@@ -91,7 +101,7 @@ export const migrationHostProcs = {
   migratePrepare: proc({ args: Type.Object({ definition: Definition, transport: Type.Optional(MigrationTransport) }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
     description: 'Destination side of a migration: claims the name and UUID, starts a shim whose QEMU waits for the incoming stream, and answers where it listens.' }),
   migrateSwitchover: proc({ args: DomainRef, ret: StateResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.4',
-    description: 'Destination side of a migration, once the source completed: in an etcd fleet moves the VM\'s cluster-wide claim here (one Txn), then runs the guest (migrateIncomingFinish); a failure leaves the claim with the source.' }),
+    description: 'Destination side of a migration, once the source completed (or, when prepare answered switchoverEarly, once the source\'s QEMU went on past pre-switchover): in an etcd fleet moves the VM\'s cluster-wide claim here (one Txn), then runs the guest (migrateIncomingFinish: as soon as the last state is loaded); a failure leaves the claim with the source.' }),
 };
 
 /** The unix socket the destination QEMU listens on for the migration stream (beside the shim's sockets). */

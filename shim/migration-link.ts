@@ -10,11 +10,14 @@ const STEP_TIMEOUT_MS = 30_000;
 
 /** What the source needs of the destination. */
 export interface DestinationLink {
-  /** Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI. */
-  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<string>;
+  /**
+   * Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI and
+   * whether `finish` may be asked before the source completed (PrepareResult.switchoverEarly).
+   */
+  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<{ uri: string; early: boolean }>;
   /** The destination leases the disks (the source has released them). */
   claim(name: string): Promise<void>;
-  /** The destination waits for the last state and runs the guest. */
+  /** The destination waits for the last state and runs the guest (as soon as it is loaded). */
   finish(name: string): Promise<void>;
   /** The destination stops its QEMU and lets the name go; resolves once its leases are free. */
   abort(name: string): Promise<void>;
@@ -39,7 +42,10 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
   });
   const api: TypedClient<VirtqProgram> = typedClient(virtqProgram, rpc);
   return {
-    prepare: async (definition, transport) => (await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS })).uri,
+    prepare: async (definition, transport) => {
+      const r = await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS });
+      return { uri: r.uri, early: r.switchoverEarly === true };
+    },
     claim: async (name) => { await api.migrateIncomingClaim({ name }); },
     // Through the destination virtqemud: in a fleet it moves the VM's claim before the guest runs there.
     finish: async (name) => { await api.migrateSwitchover({ name }); },

@@ -39,7 +39,9 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<
         // In a fleet: the claim held by the source host for this very VM stays there for now.
         await d.cluster?.expectIncoming(def.name, def.uuid);
         const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
-        return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain };
+        // Without a fleet nothing here must wait for the source's `completed`: the source may ask
+        // for the switchover as soon as its QEMU sends the last state (decision 0018, session 15).
+        return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain, switchoverEarly: d.cluster === undefined };
       } catch (err) {
         if (existing === undefined && d.registry.get(def.name) === record && !record.starting && record.shim === undefined) d.registry.remove(record);
         throw err;

@@ -34,6 +34,7 @@
 //             one migration a round beside this build's, the order alternating: "virtq-base".
 //   Every virtqemud runs with its default warm shim pool (one idle shim), as users get it.
 //
+//   --virtq-only: no raw rounds (an A/B of this build against --baseline only; raw ratios read NaN).
 //   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--libvirt] [--dist DIR] [--baseline DIST] [--json out.json]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -79,6 +80,8 @@ async function waitFor(file, marker, ms = 300_000) {
 }
 
 const BASELINE = o.get('baseline');
+// --virtq-only (session 15): no raw rounds, for an A/B of two builds with --baseline (the ratios to raw then read NaN).
+const VIRTQ_ONLY = o.has('virtq-only');
 const baseDist = BASELINE === undefined ? undefined : await snapshotDist('migration-base', BASELINE);
 
 async function daemon(root, from = dist) {
@@ -121,6 +124,9 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     dstSpawned: since(logLine(dstLog, (j) => j.msg === 'spawning qemu')),
     dstQmp: since(logLine(dstLog, (j) => j.msg === 'qmp monitor attached')),
     dstListening: since(logLine(dstLog, (j) => j.msgId === 'MIGRATION_INCOMING')),
+    // session 15: the destination's `cont` answered (the guest runs there), beside the source's
+    // `completed` and `running` (the switchover's answer back at the source).
+    dstRunning: since(ran),
   });
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
@@ -285,8 +291,10 @@ try {
     await x.api.destroy({ name: 'tmpl' });
   }
   for (let i = 0; i < ROUNDS; i++) {
-    results.raw.push(await rawRound(shared, disk, i, 'same'));
-    results['raw-pc'].push(await rawRound(shared, disk, i, 'pc'));
+    if (!VIRTQ_ONLY) {
+      results.raw.push(await rawRound(shared, disk, i, 'same'));
+      results['raw-pc'].push(await rawRound(shared, disk, i, 'pc'));
+    }
     const ours = async () => results.virtq.push(await virtqRound(a, b, r2, r1, disk, i));
     const theirs = async () => results['virtq-base'].push(await virtqRound(c, d, r4, r3, disk, i));
     if (c === undefined) await ours();
@@ -294,7 +302,8 @@ try {
     if (LIBVIRT) results.libvirt.push(libvirtRound(i));
     const lv = LIBVIRT ? `, libvirt ${fmt(results.libvirt[i].total)} ms (downtime ${results.libvirt[i].downtime})` : '';
     const bs = c === undefined ? '' : `\n  virtq-base ${fig(results['virtq-base'][i])} (downtime ${results['virtq-base'][i].downtime})`;
-    process.stderr.write(`round ${i}: virtq ${fig(results.virtq[i])}${bs}\n  raw ${fig(results.raw[i])}\n  raw-pc ${fig(results['raw-pc'][i])}${lv}\n`);
+    const raws = VIRTQ_ONLY ? '' : `\n  raw ${fig(results.raw[i])}\n  raw-pc ${fig(results['raw-pc'][i])}`;
+    process.stderr.write(`round ${i}: virtq ${fig(results.virtq[i])}${bs}${raws}${lv}\n`);
   }
 } finally {
   if (lvState !== undefined) execFileSync('bash', [LV, 'stop', lvState], { stdio: 'inherit' });

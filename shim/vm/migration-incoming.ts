@@ -15,6 +15,10 @@ const LOAD_WAIT_MS = 30_000;
 const POLL_MS = 2;
 /** The same once QEMU's MIGRATION events are seen to arrive (its `completed` wakes the poll at once). */
 const FALLBACK_POLL_MS = 10;
+/** The same while the last event says QEMU still loads: nothing is asked of it until `completed` or this long. */
+const LOADING_FALLBACK_MS = 250;
+/** MIGRATION statuses after which the incoming QEMU loads nothing more (it exits on a failed load). */
+const LOAD_ENDED = new Set(['completed', 'failed', 'cancelled']);
 /**
  * How long a listening QEMU waits for its source to connect before this side gives up. The source
  * sends `migrate` as soon as prepare answers (milliseconds); no connection by then means no source
@@ -215,13 +219,29 @@ export class MigrationIncoming {
       const t0 = clock.monotonic();
       const end = t0 + LOAD_WAIT_MS;
       const wakeups = this.d.wakeups;
+      // A source that asks early (PrepareResult.switchoverEarly) does so while this QEMU still loads
+      // the last state: a query would be answered only between its reads and take its main loop
+      // from the load (session 14), so while its last MIGRATION event is not `completed` this side
+      // asks nothing and waits for that event (QEMU leaves `inmigrate` before it sends it), with a
+      // slow fallback in case an event is missed. query-status stays what decides.
+      const loading = (): boolean => wakeups !== undefined && wakeups.seenSince(this.eventsFrom) && !LOAD_ENDED.has(wakeups.lastStatus() ?? '');
+      let ask = !loading();
+      // For the log: the status queries sent, and the last MIGRATION event seen before the wait ended.
+      let queries = 0;
       for (;;) {
         const since = wakeups?.mark() ?? 0;
-        const s = await mon.queryStatus();
-        if (s.status !== 'inmigrate') break;
+        if (ask) {
+          queries++;
+          if ((await mon.queryStatus()).status !== 'inmigrate') break;
+        }
         if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `VM "${vm.def.name}" did not receive its last state within ${LOAD_WAIT_MS} ms`);
-        // QEMU leaves `inmigrate` before it sends its MIGRATION `completed`: that event ends the wait.
-        await (wakeups !== undefined && wakeups.seenSince(this.eventsFrom) ? wakeups.nap(clock, FALLBACK_POLL_MS, since) : delay(clock, POLL_MS));
+        if (wakeups === undefined || !wakeups.seenSince(this.eventsFrom)) {
+          await delay(clock, POLL_MS);
+          ask = true;
+          continue;
+        }
+        await wakeups.nap(clock, loading() ? LOADING_FALLBACK_MS : FALLBACK_POLL_MS, since);
+        ask = !loading() || !wakeups.seenSince(since);
       }
       const loaded = clock.monotonic();
       vm.expectedResume = 'migrated';
@@ -231,7 +251,7 @@ export class MigrationIncoming {
         vm.expectedResume = undefined;
       }
       this.ran = true;
-      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loaded - t0), contMs: Math.round(clock.monotonic() - loaded) }, 'the migrated guest runs here');
+      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loaded - t0), contMs: Math.round(clock.monotonic() - loaded), queries, lastEvent: wakeups?.lastStatus() }, 'the migrated guest runs here');
     });
   }
 

@@ -12,7 +12,7 @@ import { INCOMING_REASON } from './migration-incoming.js';
 import type { VmLeases } from './leases.js';
 import type { DestinationLink } from '../migration-link.js';
 import type { MigrationWakeups } from './migration-wakeups.js';
-import { FINISHED, finalStatus, jobInfoOf, migrationFailed, migrationSettings, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
+import { FINISHED, finalStatus, jobInfoOf, migrationFailed, migrationSettings, parseMigrationStatus, queryMigrate, setUpSource, type MigrationStatus } from './migration-qmp.js';
 
 /** How often query-migrate is read while memory is sent, and while the guest is paused at switchover. */
 const BULK_POLL_MS = 20;
@@ -148,7 +148,7 @@ export class MigrationSource {
       if (prep.status === 'fulfilled') steps.prepared = true;
       if (prep.status === 'rejected') throw prep.reason;
       if (setup.status === 'rejected') throw setup.reason;
-      const uri = prep.value;
+      const { uri, early } = prep.value;
       mark('prepared');
       this.checkAborted(job);
       vm.expectedPause = 'migration';
@@ -168,17 +168,28 @@ export class MigrationSource {
       steps.claimed = true;
       mark('claimed');
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
-      const completed = await this.waitFor(mon, job, 'completed', undefined);
+      // Asked at once when the destination allows it (no fleet claim to move there): the call's
+      // hops (this shim → that virtqemud → its shim) then overlap the device state's transfer, and
+      // that shim runs the guest as soon as its QEMU has loaded the last state, not one round trip
+      // after this QEMU said `completed` (decision 0018, session 15).
+      const finishing = early ? settled(dest.finish(name)) : undefined;
+      const completed = await this.waitFor(mon, job, 'completed', undefined).catch(async (err: unknown) => {
+        // The destination loads the whole state only once this QEMU has sent all of it (its EOF
+        // comes after the images here are inactivated): a guest that runs there has migrated,
+        // whatever this side saw (its monitor gone, an abort too late), and must not come back here.
+        if (finishing === undefined || (await finishing) !== undefined) throw err;
+        log.warn({ err, msgId: 'MIGRATION_RAN_THERE' }, 'the source\'s QEMU did not report the migration completed, but the guest runs on the destination');
+        return { ...(job.last ?? parseMigrationStatus({})), status: 'completed' };
+      });
       mark('completed');
       // QEMU's figures are read from this QEMU (which no longer runs the guest) while the
       // destination runs it: read-only queries, off the path the caller waits on. figures() never
       // fails, and is settled before a failed finish rolls back on this monitor.
       const figures = this.figures(mon, completed);
-      try {
-        await dest.finish(name);
-      } catch (err) {
+      const failed = await (finishing ?? settled(dest.finish(name)));
+      if (failed !== undefined) {
         await figures;
-        throw err;
+        throw failed.err;
       }
       mark('running');
       // It runs there now: nothing below may bring it back here.
@@ -304,4 +315,9 @@ export class MigrationSource {
       await dest.forget(vm.def.name, vm.def.uuid, FORGET_WAIT_MS).catch((err: unknown) => log.error({ err, msgId: 'MIGRATION_DEST_LEFT' }, 'the destination still lists the VM'));
     }
   }
+}
+
+/** A call's failure as a value (undefined when it succeeded): awaited later without an unhandled rejection meanwhile. */
+function settled(p: Promise<unknown>): Promise<{ err: unknown } | undefined> {
+  return p.then(() => undefined, (err: unknown) => ({ err }));
 }

@@ -1,0 +1,113 @@
+// The source's switchover with a scripted QEMU and a fake destination (session 15): a destination
+// whose prepare answered `switchoverEarly` is asked to finish right after `migrate-continue`,
+// while this QEMU still sends the last state; one that did not (an etcd fleet, an older build)
+// only once this QEMU reports `completed`. A guest that runs on the destination has migrated even
+// if this side's wait failed; a failed early finish rolls back as before, after it settled.
+import { describe, expect, it } from 'vitest';
+import { silentLogger, systemClock, VirtqError } from '../../../protocol/index.js';
+import { MigrationSource } from '../../../shim/vm/migration-source.js';
+import type { Vm } from '../../../shim/vm/vm.js';
+import type { DestinationLink } from '../../../shim/migration-link.js';
+
+interface Script {
+  early: boolean;
+  /** query-migrate's answers after migrate-continue, in turn (the last repeats; an Error throws). */
+  afterContinue: Array<string | Error>;
+  finish: () => Promise<void>;
+}
+
+function setUp(script: Script) {
+  const order: string[] = [];
+  let continued = false;
+  let n = 0;
+  const answer = (status: string) => ({ status, 'total-time': 900, downtime: 40, ram: { total: 1, transferred: 1, remaining: 0 } });
+  const vm = {
+    def: { name: 'm1', uuid: '11111111-2222-3333-4444-555555555555', disks: [], interfaces: [] },
+    state: 'running',
+    reason: 'booted',
+    qemuPid: 4242,
+    expectedPause: undefined as string | undefined,
+    expectedResume: undefined as string | undefined,
+    jobs: { run: <T>(_name: string, f: () => Promise<T>): Promise<T> => f() },
+    kill: (intent: string): Promise<void> => { order.push(`kill:${intent}`); vm.state = 'shutoff'; vm.reason = intent; return Promise.resolve(); },
+    monitor: () => ({
+      raw: (cmd: { execute: string }): Promise<unknown> => {
+        if (cmd.execute === 'migrate-continue') { continued = true; order.push('migrate-continue'); }
+        if (cmd.execute === 'migrate_cancel') order.push('migrate_cancel');
+        if (cmd.execute !== 'query-migrate') return Promise.resolve(cmd.execute === 'query-migrate-capabilities' ? [] : {});
+        if (!continued) return Promise.resolve(answer('pre-switchover'));
+        const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)] ?? 'completed';
+        if (a instanceof Error) return Promise.reject(a);
+        order.push(`qemu:${a}`);
+        return Promise.resolve(answer(a));
+      },
+      queryStatus: () => Promise.resolve({ status: 'paused', running: false }),
+      cont: (): Promise<void> => { order.push('cont'); return Promise.resolve(); },
+      stop: () => Promise.resolve(),
+    }),
+  };
+  const link: DestinationLink = {
+    prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: script.early }),
+    claim: () => { order.push('claim'); return Promise.resolve(); },
+    finish: () => { order.push('finish'); return script.finish().then(() => { order.push('finished'); }, (err: unknown) => { order.push('finish failed'); throw err; }); },
+    abort: () => { order.push('abort'); return Promise.resolve(); },
+    forget: () => Promise.resolve(),
+    define: () => Promise.resolve(),
+    close: () => undefined,
+  };
+  const source = new MigrationSource({
+    vm: vm as unknown as Vm,
+    leases: {
+      handOver: () => { order.push('released'); return Promise.resolve(); },
+      acquireAllForRunning: () => { order.push('leases back'); return Promise.resolve(); },
+    },
+    clock: systemClock(), log: silentLogger(), connect: () => Promise.resolve(link), undefineSource: () => Promise.resolve(),
+  });
+  return { source, order, vm };
+}
+
+const migrate = (s: MigrationSource) => s.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true });
+
+describe('the source\'s switchover', () => {
+  it('asks an early destination to finish right after migrate-continue, before its QEMU completed', async () => {
+    const { source, order } = setUp({ early: true, afterContinue: ['device', 'device', 'completed'], finish: () => Promise.resolve() });
+    const r = await migrate(source);
+    expect(r.reason).toBe('migrated');
+    expect(order.indexOf('finish')).toBe(order.indexOf('migrate-continue') + 1);
+    expect(order.indexOf('finish')).toBeLessThan(order.indexOf('qemu:completed'));
+    expect(order.at(-1)).toBe('kill:migrated');
+    expect(order).not.toContain('abort');
+  });
+
+  it('asks any other destination only once its QEMU completed', async () => {
+    const { source, order } = setUp({ early: false, afterContinue: ['device', 'completed'], finish: () => Promise.resolve() });
+    await migrate(source);
+    expect(order.indexOf('finish')).toBeGreaterThan(order.indexOf('qemu:completed'));
+    expect(order.at(-1)).toBe('kill:migrated');
+  });
+
+  it('reports the migration done when the guest runs on the destination though this monitor failed', async () => {
+    const gone = new VirtqError('CONNECTION_CLOSED', 'the monitor closed');
+    const { source, order } = setUp({ early: true, afterContinue: [gone], finish: () => Promise.resolve() });
+    const r = await migrate(source);
+    expect(r.reason).toBe('migrated');
+    expect(order).not.toContain('abort');
+    expect(order).not.toContain('leases back');
+    expect(order).not.toContain('cont');
+    expect(order.at(-1)).toBe('kill:migrated');
+  });
+
+  it('rolls back once a failed early finish settled: destination stopped, leases back, no kill', async () => {
+    let fail: (err: Error) => void = () => undefined;
+    const finish = () => new Promise<void>((_resolve, reject) => { fail = reject; });
+    const { source, order } = setUp({ early: true, afterContinue: ['device', 'failed'], finish });
+    const call = migrate(source);
+    // The destination's QEMU exits on its failed load a little later than the source says `failed`.
+    setTimeout(() => fail(new VirtqError('SHIM_UNAVAILABLE', 'its QEMU exited')), 30);
+    await expect(call).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(order).toContain('finish failed');
+    expect(order.indexOf('finish failed')).toBeLessThan(order.indexOf('abort'));
+    expect(order.indexOf('abort')).toBeLessThan(order.indexOf('leases back'));
+    expect(order.some((s) => s.startsWith('kill:'))).toBe(false);
+  });
+});
