@@ -151,9 +151,8 @@ export class FramedConnection {
       if (lent !== undefined) {
         this.filling.delete(body.buffer);
         // The very view handed out, for the very message: its frame is whole. Anything else is copied.
-        if (body.byteOffset === lent.at && body.length === lent.n && Buffer.compare(head, lent.head) === 0) {
-          return lent.reused === undefined ? { frame: lent.frame } : { frame: lent.frame, reused: lent.reused };
-        }
+        const same = body.byteOffset === lent.at && body.length === lent.n && Buffer.compare(head, lent.head) === 0;
+        if (same) return lent.reused === undefined ? { frame: lent.frame } : { frame: lent.frame, reused: lent.reused };
       }
       const { alloc, reused } = this.frameAlloc();
       const frame = encodeBytesBodyFrame(head, body, this.maxSendFrameBytes, alloc);
@@ -215,8 +214,7 @@ export class FramedConnection {
           resolve();
         }
       };
-      this.socket.on('drain', check);
-      this.socket.on('close', check);
+      this.socket.on('drain', check).on('close', check);
     });
   }
 
@@ -298,23 +296,18 @@ export class FramedConnection {
 
   /** For a socket made with `onread`: `n` bytes were read into `buf` (readBuffer()'s, or the socket's first). */
   onRead(n: number, buf: Uint8Array): void {
-    if (this.closed) return;
-    let frames: Array<Buffer | BytePieces>;
-    try {
-      frames = this.decoder.pushRead(n, buf);
-    } catch (err) {
-      this.fail(VirtqError.from(err));
-      return;
-    }
-    this.deliver(frames);
+    if (!this.closed) this.decodeAndDeliver(() => this.decoder.pushRead(n, buf));
   }
 
   private onData(chunk: Buffer): void {
     // Dropped: what the peer still sends before the socket goes is not kept.
-    if (this.closed) return;
+    if (!this.closed) this.decodeAndDeliver(() => this.decoder.pushPieces(chunk));
+  }
+
+  private decodeAndDeliver(decode: () => Array<Buffer | BytePieces>): void {
     let frames: Array<Buffer | BytePieces>;
     try {
-      frames = this.decoder.pushPieces(chunk);
+      frames = decode();
     } catch (err) {
       this.fail(VirtqError.from(err));
       return;
