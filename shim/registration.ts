@@ -55,9 +55,16 @@ class VirtqemudRegistrar implements Registrar {
     this.watch();
   }
 
+  // Current from the call on: updates sent before its reply (a start whose QEMU spawns beside it, shim.ts)
+  // follow it on this connection, which virtqemud runs in order. A refusal leaves nothing current.
   async register(reg: Registration): Promise<void> {
-    await this.api.register(reg);
     this.current = reg;
+    try {
+      await this.api.register(reg);
+    } catch (err) {
+      if (this.current === reg) this.current = undefined;
+      throw err;
+    }
   }
 
   // Sent at once, not after the previous update's reply: virtqemud runs a connection's calls in the

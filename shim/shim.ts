@@ -229,14 +229,13 @@ export class Shim {
     if (saved !== undefined) vm.restore(saved);
     this.serveApi();
     if (this.registers) this.registrar = await connecting;
-    // The read-write socket bound above is this root's claim on the name, so the console and
-    // monitor sockets beside it are bound while virtqemud checks the registration: nothing
-    // starts before both are done, and a refused registration closes them with the rest.
-    await allDone([
-      this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved)),
-      this.consoleHub.listen(cfg.handedOver?.fds.consoleListener),
-      this.monitors.listen(cfg.handedOver?.fds.monitorListener),
-    ]);
+    // The console and monitor sockets beside the read-write one (the name's claim) are bound while virtqemud checks
+    // the registration; a refusal closes them with the rest. A new VM's start virtqemud asked for (it holds the name)
+    // spawns QEMU stopped (-S) meanwhile too; its guest runs once accepted (Vm.start's `claimed`, decision 0026).
+    const registering = this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved));
+    registering?.catch(() => undefined); // awaited below, or by the start
+    const claimed = this.readyCounts && saved === undefined && cfg.handedOver === undefined ? registering : undefined;
+    await allDone([claimed === undefined ? registering : undefined, this.consoleHub.listen(cfg.handedOver?.fds.consoleListener), this.monitors.listen(cfg.handedOver?.fds.monitorListener)]);
     if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
     const reattach = saved?.qemuPid !== undefined;
     if (saved !== undefined && saved.qemuPid !== undefined) {
@@ -245,7 +244,8 @@ export class Shim {
     } else {
       // Ports come before QEMU: its command line names their taps.
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      await vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, await incomingStart(cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration }));
+      const incoming = await incomingStart(cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration });
+      await allDone([claimed, vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, incoming, claimed)]); // a refusal's error first
     }
     // Three independent waits, overlapped: the state file (a started VM: without it nobody could
     // find or take over the VM after this shim, so no start), the shared QMP socket, and

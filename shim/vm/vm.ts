@@ -99,13 +99,13 @@ export class Vm {
     return mon;
   }
 
-  /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`. */
-  async start(paused: boolean, incoming?: IncomingStart): Promise<void> {
+  /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`; neither before `claimed` (its rejection kills QEMU). */
+  async start(paused: boolean, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
-    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming)).finally(() => incoming?.release?.());
+    await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming, claimed)).finally(() => incoming?.release?.());
   }
 
-  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart): Promise<void> {
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
@@ -128,7 +128,7 @@ export class Vm {
     this.deps.onLifecycle(undefined);
     try {
       const socket = await this.deps.monitors.next(this.deps.clock, MONITOR_CONNECT_MS, proc.exited);
-      await this.link.attach(socket);
+      await this.link.attach(socket).then(() => claimed);
       await incoming?.load(this.monitor(), qemuFds);
       if (!paused) await this.monitor().cont();
     } catch (err) {

@@ -2,7 +2,7 @@
 // the previous reply, and the registrar counts them for the ready line (issue 15, session 14):
 // virtqemud's start reply then waits for its own listing instead of the shim waiting for replies.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RpcServer, registryProgram, silentLogger, systemClock } from '../../../protocol/index.js';
+import { RpcServer, VirtqError, registryProgram, silentLogger, systemClock } from '../../../protocol/index.js';
 import { connectRegistrar, type Registrar } from '../../../shim/registration.js';
 import { rejoinWaits } from '../../../shim/rejoin-pace.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
@@ -17,14 +17,21 @@ describe('VirtqemudRegistrar', () => {
   const release: Array<() => void> = [];
 
   const registered: Array<{ at: number; reattach: boolean }> = [];
+  const calls: string[] = [];
+  let refuse = false;
   const serve = async (): Promise<RpcServer> => {
     const s = new RpcServer({ daemon: 'virtqemud', version: '0.1', role: 'aggregator', clock, log: silentLogger() });
     s.register({
       program: registryProgram,
       handlers: {
-        register: (r) => { registered.push({ at: performance.now(), reattach: r.reattach }); return {}; },
+        register: (r) => {
+          calls.push('register');
+          if (refuse) throw new VirtqError('NAME_IN_USE', 'taken');
+          registered.push({ at: performance.now(), reattach: r.reattach });
+          return {};
+        },
         // Replies only when the test releases it: a later update must not wait for it.
-        update: (u) => { seen.push(u.state); return new Promise((resolve) => release.push(() => resolve({}))); },
+        update: (u) => { seen.push(u.state); calls.push(`update ${u.state}`); return new Promise((resolve) => release.push(() => resolve({}))); },
         unregister: () => ({}),
       },
     });
@@ -37,6 +44,8 @@ describe('VirtqemudRegistrar', () => {
     seen.length = 0;
     release.length = 0;
     registered.length = 0;
+    calls.length = 0;
+    refuse = false;
     server = await serve();
   });
 
@@ -99,5 +108,29 @@ describe('VirtqemudRegistrar', () => {
     for (const r of release) r();
     await registrar.flush();
     expect(flushed).toBe(true);
+  });
+
+  // Issue 15 target 1, session 16: a start's QEMU spawns while `register` is in flight, and its
+  // `starting` update (QEMU's pid) must reach virtqemud after the register, not be dropped.
+  it('sends and counts updates made while register awaits its reply, after the register frame', async () => {
+    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000);
+    const registering = registrar.register(reg);
+    registrar.update({ state: 'starting', reason: 'booting', qemuPid: 42 });
+    expect(registrar.sent).toBe(1);
+    await registering;
+    for (let i = 0; i < 100 && seen.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toEqual(['register', 'update starting']);
+    for (const r of release) r();
+    await registrar.flush();
+  });
+
+  it('after a refused register, later updates are not sent', async () => {
+    refuse = true;
+    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000);
+    await expect(registrar.register(reg)).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    registrar.update({ state: 'running', reason: 'booted', qemuPid: 42 });
+    expect(registrar.sent).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toEqual(['register']);
   });
 });

@@ -17,12 +17,13 @@ const def: ResolvedDefinition = {
 };
 
 function world(running = true) {
+  const conts: number[] = [];
   const warnings: string[] = [];
   const log: Logger = { ...silentLogger(), warn: (_o: object, msg?: string) => { warnings.push(msg ?? ''); }, child: () => log };
   let events: HypervisorEvents | undefined;
   const monitor: HypervisorMonitor = {
     isClosed: false, queryStatus: async () => ({ running, status: running ? 'running' : 'paused' }),
-    cont: async () => undefined, stop: async () => undefined, systemPowerdown: async () => undefined, systemReset: async () => undefined,
+    cont: async () => { conts.push(spawns); }, stop: async () => undefined, systemPowerdown: async () => undefined, systemReset: async () => undefined,
     quit: async () => undefined, raw: async () => ({}), plugDisk: async () => undefined, unplugDisk: async () => undefined,
     plugNic: async () => undefined, unplugNic: async () => undefined, diskStats: async () => [], close: () => undefined,
     handOver: () => { throw new Error('not handed over in these tests'); },
@@ -32,8 +33,10 @@ function world(running = true) {
     connectMonitor: async (_s, o) => { events = o.events; return monitor; },
   };
   let spawns = 0;
-  const exited = new Promise<ExitInfo>(() => undefined);
-  const proc: QemuProcess = { pid: 4242, exited, isChild: true, kill: () => undefined, poke: () => undefined };
+  let exit!: (e: ExitInfo) => void;
+  const exited = new Promise<ExitInfo>((resolve) => { exit = resolve; });
+  const kills: string[] = [];
+  const proc: QemuProcess = { pid: 4242, exited, isChild: true, kill: (sig) => { kills.push(String(sig)); exit({ code: null, signal: 'SIGKILL' } as unknown as ExitInfo); }, poke: () => undefined };
   const deps: VmDeps = {
     clock, log, driver, qemuLogFile: '/dev/null', secrets: noSecretDaemon('vm-driver-test'),
     spawner: { spawn: () => { spawns++; return proc; } },
@@ -44,7 +47,7 @@ function world(running = true) {
     },
     onLifecycle: () => undefined,
   };
-  return { vm: new Vm(def, deps), warnings, events: () => events!, spawns: () => spawns };
+  return { vm: new Vm(def, deps), warnings, events: () => events!, spawns: () => spawns, conts, kills };
 }
 
 describe('Vm over a HypervisorDriver', () => {
@@ -75,5 +78,34 @@ describe('Vm over a HypervisorDriver', () => {
     await w.vm.reattach(process.pid, { state: 'shutoff', reason: 'shutdown', tainted: false, qemuStartedAt: undefined });
     expect(w.vm.state).toBe('running');
     expect(w.warnings.some((m) => m.includes('lifecycle table does not allow'))).toBe(true);
+  });
+
+  // Issue 15 target 1, session 16: a start virtqemud asked for spawns QEMU (stopped, -S) while its
+  // registration is in flight; the guest must not run before the registration is accepted.
+  it('spawns QEMU before `claimed` settles, but continues it only after', async () => {
+    const w = world();
+    let accept!: () => void;
+    const claimed = new Promise<void>((resolve) => { accept = resolve; });
+    const starting = w.vm.start(false, undefined, claimed);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(w.spawns()).toBe(1);
+    expect(w.conts).toEqual([]);
+    expect(w.vm.state).toBe('starting');
+    accept();
+    await starting;
+    expect(w.conts).toEqual([1]);
+    expect(w.vm.state).toBe('running');
+  });
+
+  it('kills the stopped QEMU and never continues it when `claimed` rejects', async () => {
+    const w = world();
+    const claimed = Promise.reject(new VirtqError('NAME_IN_USE', 'taken'));
+    claimed.catch(() => undefined);
+    const err = await w.vm.start(false, undefined, claimed).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VirtqError);
+    expect(w.spawns()).toBe(1);
+    expect(w.kills).toEqual(['SIGKILL']);
+    expect(w.conts).toEqual([]);
+    expect(w.vm.state).not.toBe('running');
   });
 });
