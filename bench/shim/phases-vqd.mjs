@@ -20,7 +20,8 @@
 //   ready → reply  → the bench has create's reply                virtqemud relays the outcome
 // (A disk-less VM of a pool shim with a spare lifeline has no flock(1) child: no lease mark, see "rw bind → QEMU".)
 // Beside them, untraced: the pool shim's CPU time (all threads, schedstat) from the hand-off to the reply.
-// Beside them: when the shim connected to virtqemud's socket (its registrar), from the hand-off.
+// Beside them: when the shim connected to virtqemud's socket (its registrar), from the hand-off, and
+// its `register` round trip (written → reply read) against QEMU's exec.
 //
 //   node bench/shim/phases-vqd.mjs [--runs 7] [--dist DIR[,DIR2]]    (needs strace; build first)
 import { spawn } from 'node:child_process';
@@ -57,6 +58,8 @@ function parse(file, name, from, to) {
     else if (call.includes('qemu-caps-')) mark('caps', ts);
     else if (call.startsWith('bind(') && t.bindRw === undefined) t.bindRw = ts;
     else if (call.startsWith('connect(') && call.includes('virtqemud.sock')) mark('regConnect', ts);
+    else if (call.startsWith('write(') && call.includes('registerdtypedcall')) mark('regSent', ts);
+    else if (call.startsWith('read(') && call.includes('registerdtypeereply')) mark('regReply', ts);
     else if (/^execve\("[^"]*flock"/.test(call)) mark('flock', ts);
     else if (/^execve\("[^"]*qemu-system/.test(call)) mark('qemu', ts);
     else if (call.startsWith('accept4(') && t.qemu !== undefined) mark('monitor', ts);
@@ -99,7 +102,7 @@ async function daemon(dist, traced) {
   const trace = join(root, 'strace.out');
   const args = ['--root', root, '--shim-pool', '1'];
   const child = cleanup.child(traced
-    ? spawn('strace', ['-f', '--seccomp-bpf', '-ttt', '-s', '80', '-e', 'trace=execve,openat,bind,connect,accept4,write', '-o', trace, process.execPath, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    ? spawn('strace', ['-f', '--seccomp-bpf', '-ttt', '-s', '80', '-e', 'trace=execve,openat,bind,connect,accept4,write,read', '-o', trace, process.execPath, bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const { pid } = JSON.parse((await firstLine(child)).line);
   child.stdout.resume();
@@ -208,6 +211,11 @@ for (const [j, dist] of DISTS.entries()) {
   rowsOut.push(['shim CPU ms, hand-off → reply (untraced)', fmt(cpu.p50), fmt(cpu.p90)]);
   const conn = summarize(rows.traced[j].map((r) => r.marks.regConnect - r.marks.handed).filter((v) => Number.isFinite(v)));
   rowsOut.push(['(virtqemud connect, after hand-off)', fmt(conn.p50), fmt(conn.p90)]);
+  // The registration's round trip, and where QEMU's exec falls against it (session 16: beside it for a start on stdin).
+  for (const [what, a, b] of [['register written → its reply read', 'regSent', 'regReply'], ['register written → QEMU exec', 'regSent', 'qemu'], ['register reply read → QEMU exec', 'regReply', 'qemu']]) {
+    const x = summarize(rows.traced[j].map((r) => r.marks[b] - r.marks[a]).filter((v) => Number.isFinite(v)));
+    rowsOut.push([`(${what}, traced)`, fmt(x.p50), fmt(x.p90)]);
+  }
   rowsOut.push(['create → reply (traced)', fmt(summarize(rows.traced[j].map((r) => r.ms)).p50), fmt(summarize(rows.traced[j].map((r) => r.ms)).p90)]);
   rowsOut.push(['create → reply, untraced', fmt(summarize(ms).p50), fmt(summarize(ms).p90)]);
   rowsOut.push(['untraced − raw QEMU, paired', fmt(summarize(paired).p50), fmt(summarize(paired).p90)]);
