@@ -27,6 +27,15 @@ export class ShimPool {
     return p;
   }
 
+  /**
+   * Opens the connection to `socket` now, for a call that will come at a moment that must not
+   * wait for a connect (a migration's lease claim, made while the source's guest is paused). A
+   * failure is forgotten here: the call that needs the connection reports it (SHIM_UNAVAILABLE).
+   */
+  warm(socket: string, vm: string): void {
+    this.get(socket, vm).catch(() => undefined);
+  }
+
   /** Closes the connection to `socket`, if any. */
   drop(socket: string): void {
     const p = this.clients.get(socket);

@@ -7,6 +7,7 @@
 import { VirtqError, migrationSocket, normalizeDefinition, randomUuid, virtqProgram, type Fallback, type Handlers, type StateResult, type VirtqProgram } from '../../protocol/index.js';
 import { isActive } from '../registry.js';
 import { startShim, type HostDeps } from './host-handlers.js';
+import type { ShimPool } from '../shim-pool.js';
 
 /**
  * How long after the switchover the destination's warm pool refills. In that time the source stops
@@ -15,8 +16,12 @@ import { startShim, type HostDeps } from './host-handlers.js';
  */
 const REFILL_AFTER_SWITCHOVER_MS = 500;
 
-/** Builds the host handlers of migration. */
-export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<VirtqProgram> {
+/**
+ * Builds the host handlers of migration. `shims` are the connections `forward` uses: the incoming
+ * shim's is opened once it is ready, during the transfer, not by the first call forwarded to it
+ * (the lease claim, inside the source's pause).
+ */
+export function migrationHostHandlers(d: HostDeps, forward: Fallback, shims?: Pick<ShimPool, 'warm'>): Handlers<VirtqProgram> {
   return {
     migratePrepare: async ({ definition, transport }) => {
       if (definition.uuid === undefined) throw new VirtqError('INVALID_ARG', 'invalid definition: /uuid: a migrating VM keeps its UUID, so the definition must carry it');
@@ -39,6 +44,9 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback): Handlers<
         // In a fleet: the claim held by the source host for this very VM stays there for now.
         await d.cluster?.expectIncoming(def.name, def.uuid);
         const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
+        // The claim is the first call forwarded to that shim: its connect (a wake-up of both
+        // processes and of this one) happens now, while memory moves, not in the guest's pause.
+        if (domain.shimSocket !== undefined) shims?.warm(domain.shimSocket, def.name);
         // Without a fleet nothing here must wait for the source's `completed`: the source may ask
         // for the switchover as soon as its QEMU sends the last state (decision 0018, session 15).
         return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain, switchoverEarly: d.cluster === undefined };

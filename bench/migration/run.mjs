@@ -127,6 +127,10 @@ async function virtqRound(src, dst, dstRoot, srcRoot, disk, i) {
     // session 15: the destination's `cont` answered (the guest runs there), beside the source's
     // `completed` and `running` (the switchover's answer back at the source).
     dstRunning: since(ran),
+    // session 16: the claim reached the destination shim (its MIGRATION_CLAIMED less its leaseMs):
+    // released → dstClaimAt is the way there (source shim → destination virtqemud → its shim),
+    // claimed − (dstClaimAt + dstLeaseMs) the way back, both inside the guest's pause.
+    dstClaimAt: claimed?.leaseMs === undefined ? undefined : since(claimed) - claimed.leaseMs,
   });
   if (i === 0) {
     process.stderr.write(`virtq settings: ${JSON.stringify({ capabilities: q.capabilities, parameters: q.parameters })}\n`);
