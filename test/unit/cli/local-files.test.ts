@@ -1,8 +1,10 @@
 // The CLI's local files: a download's writer gathers chunks into batched writes, shows nothing
 // under the final name until commit (one fsync, rename, directory fsync), and abort leaves nothing.
+// Long downloads fdatasync in the background as they go, so the commit's fsync is short.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { open } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { localFiles } from '../../../cli/local-files.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
@@ -46,6 +48,46 @@ describe('localFiles().create', () => {
     for (let i = 0; i < 9; i += 1) await out.write(randomBytes(MiB));
     await out.abort();
     expect(readdirSync(root.dir)).toEqual([]);
+  });
+
+  it('fdatasyncs behind a long download while it goes on, and still writes every byte', async () => {
+    const probe = await open(root.path('probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const synced: number[] = [];
+    let written = 0;
+    const real = proto.datasync;
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(function (this: unknown) { synced.push(written); return real.call(this); });
+    try {
+      const chunk = randomBytes(MiB);
+      const out = await localFiles(root.dir).create('long.img');
+      for (let i = 0; i < 140; i += 1) { await out.write(chunk); written += MiB; }
+      expect(synced.length).toBe(2); // after 64 and 128 MiB: during the download, not at its end
+      expect(synced[0]).toBeLessThan(70 * MiB);
+      await out.commit();
+      const got = readFileSync(root.path('long.img'));
+      expect(got.length).toBe(140 * MiB);
+      expect(got.subarray(139 * MiB).equals(chunk)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('fails the download when a background fdatasync fails, and leaves nothing on abort', async () => {
+    const probe = await open(root.path('probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const spy = vi.spyOn(proto, 'datasync').mockRejectedValue(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    try {
+      const out = await localFiles(root.dir).create('bad.img');
+      const chunk = randomBytes(MiB);
+      const run = async (): Promise<void> => { for (let i = 0; i < 80; i += 1) await out.write(chunk); await out.commit(); };
+      await expect(run()).rejects.toMatchObject({ code: 'OPERATION_FAILED', message: expect.stringContaining('bad.img') });
+      await out.abort();
+      expect(readdirSync(root.dir)).toEqual(['probe']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses to write into a directory that does not exist, with an error naming the path', async () => {
