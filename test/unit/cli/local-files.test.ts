@@ -10,6 +10,13 @@ import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
 const MiB = 1024 * 1024;
 
+/** FileHandle's prototype (Node does not export the class), to watch the writer's background fdatasyncs; leaves a file `probe`. */
+async function fileHandleProto(root: TmpRoot): Promise<{ datasync: () => Promise<void> }> {
+  const probe = await open(root.path('probe'), 'w');
+  await probe.close();
+  return Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+}
+
 describe('localFiles().create', () => {
   let root: TmpRoot;
   beforeEach(() => { root = tmpRoot('vq-lf-'); });
@@ -51,11 +58,9 @@ describe('localFiles().create', () => {
   });
 
   it('fdatasyncs behind a long download while it goes on, and still writes every byte', async () => {
-    const probe = await open(root.path('probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
     const synced: number[] = [];
     let written = 0;
+    const proto = await fileHandleProto(root);
     const real = proto.datasync;
     const spy = vi.spyOn(proto, 'datasync').mockImplementation(function (this: unknown) { synced.push(written); return real.call(this); });
     try {
@@ -77,11 +82,8 @@ describe('localFiles().create', () => {
   });
 
   it('leaves nothing behind on abort with a background fdatasync in flight', async () => {
-    const probe = await open(root.path('probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
     let release = (): void => undefined;
-    const spy = vi.spyOn(proto, 'datasync').mockImplementation(() => new Promise<void>((r) => { release = r; }));
+    const spy = vi.spyOn(await fileHandleProto(root), 'datasync').mockImplementation(() => new Promise<void>((r) => { release = r; }));
     try {
       const out = await localFiles(root.dir).create('cut.img');
       const chunk = randomBytes(MiB);
@@ -97,10 +99,7 @@ describe('localFiles().create', () => {
   });
 
   it('fails the download when a background fdatasync fails, and leaves nothing on abort', async () => {
-    const probe = await open(root.path('probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const spy = vi.spyOn(proto, 'datasync').mockRejectedValue(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    const spy = vi.spyOn(await fileHandleProto(root), 'datasync').mockRejectedValue(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
     try {
       const out = await localFiles(root.dir).create('bad.img');
       const chunk = randomBytes(MiB);
