@@ -17,7 +17,7 @@ const DIRECT_BYTES = 256 * 1024;
 /**
  * Bytes written between two background fdatasyncs. The page cache holds a whole volume's worth
  * of dirty pages (the kernel's background writeback starts at 10% of memory), so without them
- * the commit's fsync wrote it all after the last byte arrived (0.6-0.7 s for 1 GiB); with them
+ * the commit's fsync wrote it all after the last byte arrived (0.6-0.8 s for 1 GiB); with them
  * the disk writes while the socket reads, and the commit's fsync waits for the tail only.
  */
 const SYNC_EVERY = 64 * CHUNK;
