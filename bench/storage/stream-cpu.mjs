@@ -3,7 +3,7 @@
 // StorageClient, the daemon from /proc): under heavy load, CPU time separates two builds where
 // wall time cannot. One build per run; run two builds alternately (A, B, A, B) to compare.
 //
-//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,up,up-lent,up-cli] [rounds] SRC
+//   node bench/storage/stream-cpu.mjs DIST [dl-fn,dl-null,dl-cli,up,up-lent,up-cli] [rounds] SRC
 //     DIST  a built dist/ inside a checkout (its node_modules resolve); SRC a 1 GiB file on the
 //           filesystem to test (hard-linked into the pool, so it must be on the same one)
 //   VERIFY=1 compares each uploaded volume with SRC (cmp) after its round
@@ -41,17 +41,21 @@ const V = {
   'dl-fn': async () => { const fh = await open(out, 'w'); try { await sc.download('b', 'src.raw', async (c) => { await fh.write(c); }); } finally { await fh.close(); } },
   'dl-null': async () => { await sc.download('b', 'src.raw', async () => {}); },
   up: () => sc.upload('b', 'up.raw', createReadStream(src, { highWaterMark: 1 << 20 }), SIZE),
-  // `virtq vol-upload` as a whole process: its CPU (user + system, from /usr/bin/time) is the client's.
-  'up-cli': async () => {
-    const out = join(work, 'time.txt');
-    await new Promise((resolve, reject) => spawn('/usr/bin/time', ['-o', out, '-f', '%U %S', 'node', join(dist, 'bin', 'virtq.js'), '-c', `storage:///system?root=${join(work, 'root')}`, 'vol-upload', 'b', 'up.raw', src], { stdio: 'ignore' })
-      .once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`virtq vol-upload exited with ${code}`)))));
-    const [u, s] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-    return { cpu: Math.round((u + s) * 1000), sys: Math.round(s * 1000) };
-  },
+  // `virtq vol-upload` as a whole process, run as installed (its launcher, so the startup snapshot):
+  // its CPU (user + system, from /usr/bin/time) is the client's.
+  'up-cli': () => cliRun(['vol-upload', 'b', 'up.raw', src]),
+  // `virtq vol-download` as a whole process (temp file, fsync, rename): its CPU as for up-cli.
+  'dl-cli': () => cliRun(['vol-download', 'b', 'src.raw', out]),
   // As `virtq vol-upload` reads (cli/local-files.ts): two 1 MiB buffers in turn, each lent until the next is asked for.
   'up-lent': () => sc.upload('b', 'up.raw', lentReads(src), SIZE),
 };
+async function cliRun(args) {
+  const out = join(work, 'time.txt');
+  await new Promise((resolve, reject) => spawn('/usr/bin/time', ['-o', out, '-f', '%U %S', join(dist, 'bin', 'virtq.js'), '-c', `storage:///system?root=${join(work, 'root')}`, ...args], { stdio: 'ignore' })
+    .once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`virtq ${args[0]} exited with ${code}`)))));
+  const [u, s] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { cpu: Math.round((u + s) * 1000), sys: Math.round(s * 1000) };
+}
 async function* lentReads(file) {
   const fh = await open(file, 'r');
   try {

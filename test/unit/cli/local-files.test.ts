@@ -1,12 +1,21 @@
 // The CLI's local files: a download's writer gathers chunks into batched writes, shows nothing
 // under the final name until commit (one fsync, rename, directory fsync), and abort leaves nothing.
+// Long downloads fdatasync in the background as they go, so the commit's fsync is short.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { open } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { localFiles } from '../../../cli/local-files.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
 const MiB = 1024 * 1024;
+
+/** FileHandle's prototype (Node does not export the class), to watch the writer's background fdatasyncs; leaves a file `probe`. */
+async function fileHandleProto(root: TmpRoot): Promise<{ datasync: () => Promise<void> }> {
+  const probe = await open(root.path('probe'), 'w');
+  await probe.close();
+  return Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+}
 
 describe('localFiles().create', () => {
   let root: TmpRoot;
@@ -46,6 +55,61 @@ describe('localFiles().create', () => {
     for (let i = 0; i < 9; i += 1) await out.write(randomBytes(MiB));
     await out.abort();
     expect(readdirSync(root.dir)).toEqual([]);
+  });
+
+  it('fdatasyncs behind a long download while it goes on, and still writes every byte', async () => {
+    const synced: number[] = [];
+    let written = 0;
+    const proto = await fileHandleProto(root);
+    const real = proto.datasync;
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(function (this: unknown) { synced.push(written); return real.call(this); });
+    try {
+      const chunk = randomBytes(MiB);
+      const out = await localFiles(root.dir).create('long.img');
+      for (let i = 0; i < 140; i += 1) { await out.write(chunk); written += MiB; }
+      // One after 64 MiB, a second after 128 MiB unless the first still runs: during the download, not at its end.
+      expect(synced.length).toBeGreaterThanOrEqual(1);
+      expect(synced.length).toBeLessThanOrEqual(2);
+      expect(synced[0]).toBeGreaterThanOrEqual(63 * MiB);
+      expect(synced[0]).toBeLessThan(70 * MiB);
+      await out.commit();
+      const got = readFileSync(root.path('long.img'));
+      expect(got.length).toBe(140 * MiB);
+      expect(got.subarray(139 * MiB).equals(chunk)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('leaves nothing behind on abort with a background fdatasync in flight', async () => {
+    let release = (): void => undefined;
+    const spy = vi.spyOn(await fileHandleProto(root), 'datasync').mockImplementation(() => new Promise<void>((r) => { release = r; }));
+    try {
+      const out = await localFiles(root.dir).create('cut.img');
+      const chunk = randomBytes(MiB);
+      for (let i = 0; i < 65; i += 1) await out.write(chunk);
+      expect(spy).toHaveBeenCalledTimes(1);
+      const aborted = out.abort();
+      setTimeout(() => release(), 20);
+      await aborted;
+      expect(readdirSync(root.dir)).toEqual(['probe']);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('fails the download when a background fdatasync fails, and leaves nothing on abort', async () => {
+    const spy = vi.spyOn(await fileHandleProto(root), 'datasync').mockRejectedValue(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    try {
+      const out = await localFiles(root.dir).create('bad.img');
+      const chunk = randomBytes(MiB);
+      const run = async (): Promise<void> => { for (let i = 0; i < 80; i += 1) await out.write(chunk); await out.commit(); };
+      await expect(run()).rejects.toMatchObject({ code: 'OPERATION_FAILED', message: expect.stringContaining('bad.img') });
+      await out.abort();
+      expect(readdirSync(root.dir)).toEqual(['probe']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses to write into a directory that does not exist, with an error naming the path', async () => {
