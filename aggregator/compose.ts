@@ -12,7 +12,8 @@ import { processShimSpawner } from './spawner.js';
 import { readWriteToken } from './web/write-token.js';
 import { parseAllowList } from '../daemon/qmp-proxy-options.js';
 import { removeHostLease } from '../drivers/lock/etcd-host-lease.js';
-import { CLUSTER_OPTIONS, CLUSTER_USAGE, etcdClusterMember, parseClusterOptions, type ClusterOptions } from './cluster/cluster-member.js';
+import { CLUSTER_OPTIONS, CLUSTER_USAGE, parseClusterOptions, type ClusterOptions } from './cluster/cluster-options.js';
+import type { ClusterMember } from './cluster/cluster-member.js';
 
 /** virtqemud's own options. */
 export interface VirtqemudOptions {
@@ -94,8 +95,15 @@ ${CLUSTER_USAGE}`,
       // The virtstoraged a shim of this root would use (shim/compose.ts's besideUri).
       const storageUri = common.root !== undefined ? `storage:///system?root=${common.root}` : `storage:///${common.mode}`;
       const volumes = storageVolumes(storageUri, clock, (extra.daemonWaitSec ?? 30) * 1000);
+      // The fleet's membership (etcd, claims, reaping) is imported only with --cluster: a virtqemud on
+      // its own, and its startup snapshot, never evaluate those modules (issue 15 target 4).
+      let cluster: ClusterMember | undefined;
+      if (extra.cluster !== undefined) {
+        const { etcdClusterMember } = await import('./cluster/cluster-member.js');
+        cluster = etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid, common.httpAddress === undefined ? undefined : parseHttpAddress(common.httpAddress).host);
+      }
       const daemon = new Virtqemud({ layout, clock, logs, spawner, service, volumes, reconcileMs: extra.reconcileMs, metricsRefreshMs: extra.metricsRefreshMs, http: common.httpAddress !== undefined, web,
-        ...(extra.cluster === undefined ? {} : { cluster: etcdClusterMember(extra.cluster, layout, clock, logs.module('cluster'), process.pid, common.httpAddress === undefined ? undefined : parseHttpAddress(common.httpAddress).host) }) });
+        ...(cluster === undefined ? {} : { cluster }) });
       return daemon.start();
     },
   };

@@ -224,7 +224,7 @@ async function buildVirtqemudSnapshot() {
       // The bundle's source text is part of the snapshot's heap: less text, less to deserialize.
       minifyWhitespace: true, minifySyntax: true,
       define: { 'import.meta.url': 'globalThis.__virtqBinUrl' },
-      plugins: [leaveOut(VIRTQEMUD_LEAVE_OUT), lazyBuiltins([...new Set([...SNAPSHOT_LAZY_BUILTINS, ...VIRTQEMUD_LAZY_BUILTINS])]), cborWithoutProbe(), startTimeAtRun()],
+      plugins: [leaveOut(VIRTQEMUD_LEAVE_OUT), lazyBuiltins([...new Set([...SNAPSHOT_LAZY_BUILTINS, ...VIRTQEMUD_LAZY_BUILTINS])]), cborWithoutProbe(), startTimeAtRun(), lazyPackage(SNAPSHOT_LAZY_PACKAGE)],
     });
     for (const old of readdirSync('dist/bin').filter((f) => /^virtqemud-.*\.blob(\.node|\.mtime)?$/.test(f))) rmSync(`dist/bin/${old}`);
     execFileSync(process.execPath, [VIRTQEMUD_FLAGS, '--snapshot-blob', blob, '--build-snapshot', entry], { stdio: ['ignore', 'inherit', 'pipe'] });
@@ -232,6 +232,28 @@ async function buildVirtqemudSnapshot() {
   } catch (err) {
     console.warn(`build: no startup snapshot for virtqemud (it runs its bundle): ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+// prom-client's CPU counter requires @opentelemetry/api when it is loaded, for exemplars virtqemud
+// never enables: evaluated in the snapshot it was ~5 M instructions (~3%) of every start's
+// deserialization (bench/RESULTS.md, issue 15 target 4, session 16). It is evaluated at first use.
+const SNAPSHOT_LAZY_PACKAGE = '@opentelemetry/api';
+
+/** An esbuild plugin making the bundled package `pkg` evaluate on first use of one of its exports. */
+function lazyPackage(pkg) {
+  const req = createRequire(import.meta.url);
+  const filter = new RegExp(`^${pkg.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`);
+  return {
+    name: 'virtq-lazy-package',
+    setup(b) {
+      // The getters' own require of `pkg` resolves to the package itself (bundled, evaluated when called).
+      b.onResolve({ filter }, (args) => (args.namespace === 'virtq-lazy-package' ? { path: req.resolve(pkg) } : { path: pkg, namespace: 'virtq-lazy-package' }));
+      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-package' }, () => {
+        const getters = Object.keys(req(pkg)).map((k) => `get ${JSON.stringify(k)}() { return load()[${JSON.stringify(k)}]; }`);
+        return { contents: `let m; const load = () => (m ??= require(${JSON.stringify(pkg)}));\nmodule.exports = { ${getters.join(', ')} };`, loader: 'js', resolveDir: '.' };
+      });
+    },
+  };
 }
 
 /**

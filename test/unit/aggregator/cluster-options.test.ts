@@ -1,6 +1,6 @@
-// virtqemud's --cluster options as parsed (aggregator/cluster/cluster-member.ts): --cluster-sync-period.
+// virtqemud's --cluster options as parsed (aggregator/cluster/cluster-options.ts): --cluster-sync-period.
 import { describe, expect, it } from 'vitest';
-import { parseClusterOptions } from '../../../aggregator/cluster/cluster-member.js';
+import { parseClusterOptions } from '../../../aggregator/cluster/cluster-options.js';
 
 const uri = 'etcd://127.0.0.1:2379/virtq';
 
