@@ -70,14 +70,6 @@ export function serviceMetrics(daemon: string, programs: readonly Program[], lab
 }
 
 /**
- * How often the event-loop delay histogram samples. prom-client's default, 10 ms, wakes an idle
- * daemon 100 times a second: ~1 % of a vCPU per daemon here (107 ms of CPU per 10 s measured in
- * session 16), ~1.5 ms of it inside a VM's start. At 100 ms a stall of 100 ms or more is always
- * seen, a shorter one in proportion to its length; the lag gauges keep their meaning.
- */
-const EVENT_LOOP_SAMPLE_MS = 100;
-
-/**
  * Adds Node's process metrics to `registry`. The framework adds them after its sockets are open, at
  * the first scrape or a second later (run-service.ts, DeferringRegistry): they cost a daemon's start
  * ~5-10 ms of CPU (perf_hooks, an event-loop delay histogram) that a restart's first listing does not
@@ -85,7 +77,7 @@ const EVENT_LOOP_SAMPLE_MS = 100;
  * handle a snapshot cannot hold).
  */
 export function collectProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
 }
 
 /**

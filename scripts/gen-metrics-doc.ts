@@ -45,8 +45,7 @@ of the daemons running under the same root, so one scrape sees the whole host.
 
 virtqemud also exports Node's process metrics from prom-client's default set, prefixed
 \`${PROCESS_METRIC_PREFIX.virtqemud}\` (\`…process_cpu_seconds_total\`, \`…process_resident_memory_bytes\`,
-\`…nodejs_eventloop_lag_seconds\`, …; the event-loop delay histogram behind the \`…eventloop_lag_p50_seconds\`
-family samples every 100 ms, not prom-client's 10 ms, so an idle daemon is not woken 100 times a second). Shims export only the three \`virtq_shim_*\` process figures
+\`…nodejs_eventloop_lag_seconds\`, …). Shims export only the three \`virtq_shim_*\` process figures
 above: the default set would add ~15 KiB of text per VM to every scrape.
 
 A Grafana dashboard for these metrics is in [grafana-dashboard.json](grafana-dashboard.json).
