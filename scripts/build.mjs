@@ -162,6 +162,12 @@ await Promise.all(binaries.map(async (b) => {
 // reference"): in the snapshot's bundle each is a module of getters that loads it on first use.
 const SNAPSHOT_LAZY_BUILTINS = ['module', 'tls', 'child_process', 'readline', 'http', 'https', 'http2'];
 
+/** esbuild's onLoad result for a stand-in of module `id`: each export a getter that evaluates `id` at its first use. */
+function lazyExports(req, id) {
+  const getters = Object.keys(req(id)).map((k) => `get ${JSON.stringify(k)}() { return load()[${JSON.stringify(k)}]; }`);
+  return { contents: `let m; const load = () => (m ??= require(${JSON.stringify(id)}));\nmodule.exports = { ${getters.join(', ')} };`, loader: 'js', resolveDir: '.' };
+}
+
 /** An esbuild plugin making each of the built-ins `names` load on first use of one of its exports. */
 function lazyBuiltins(names) {
   const req = createRequire(import.meta.url);
@@ -170,10 +176,7 @@ function lazyBuiltins(names) {
     setup(b) {
       const filter = new RegExp(`^(node:)?(${names.join('|')})$`);
       b.onResolve({ filter }, (args) => (args.namespace === 'virtq-lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'virtq-lazy-builtin' }));
-      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-builtin' }, (args) => {
-        const getters = Object.keys(req(`node:${args.path}`)).map((k) => `get ${JSON.stringify(k)}() { return load()[${JSON.stringify(k)}]; }`);
-        return { contents: `let m; const load = () => (m ??= require(${JSON.stringify(`node:${args.path}`)}));\nmodule.exports = { ${getters.join(', ')} };`, loader: 'js', resolveDir: '.' };
-      });
+      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-builtin' }, (args) => lazyExports(req, `node:${args.path}`));
     },
   };
 }
@@ -248,10 +251,7 @@ function lazyPackage(pkg) {
     setup(b) {
       // The getters' own require of `pkg` resolves to the package itself (bundled, evaluated when called).
       b.onResolve({ filter }, (args) => (args.namespace === 'virtq-lazy-package' ? { path: req.resolve(pkg) } : { path: pkg, namespace: 'virtq-lazy-package' }));
-      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-package' }, () => {
-        const getters = Object.keys(req(pkg)).map((k) => `get ${JSON.stringify(k)}() { return load()[${JSON.stringify(k)}]; }`);
-        return { contents: `let m; const load = () => (m ??= require(${JSON.stringify(pkg)}));\nmodule.exports = { ${getters.join(', ')} };`, loader: 'js', resolveDir: '.' };
-      });
+      b.onLoad({ filter: /.*/, namespace: 'virtq-lazy-package' }, () => lazyExports(req, pkg));
     },
   };
 }

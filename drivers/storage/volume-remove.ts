@@ -42,7 +42,8 @@ export async function removeVolumeFile(ctx: RemoveContext, vol: ResolvedVolume, 
   // The inode is on the filesystem's orphan list meanwhile, so a crash still frees it. A
   // symlink's target keeps its blocks anyway; a file this daemon cannot open is freed inline,
   // and so is a small one (a thin overlay): there the open and close would cost more than they save.
-  const held = vol.symlink || vol.st.blocks * 512n < HOLD_FREE_BYTES ? undefined : await open(vol.entryPath, 'r').catch(() => undefined);
+  const small = vol.st.blocks * 512n < HOLD_FREE_BYTES;
+  const held = vol.symlink || small ? undefined : await open(vol.entryPath, 'r').catch(() => undefined);
   try {
     // A symlinked volume's target is not moved by moving the link: confirm gets no chance to
     // keep a VM off it, so such a volume is only deleted under the caller's lease.
@@ -53,7 +54,7 @@ export async function removeVolumeFile(ctx: RemoveContext, vol: ResolvedVolume, 
       const aside = await moveAsideConfirmed(ctx.dir, vol.entryPath, confirm, ctx.fs, ctx.tempName);
       const synced = fsyncPath(ctx.dir, ctx.fs);
       synced.catch(() => undefined); // awaited below
-      ctx.freeAfter(unlinkAside(ctx.fs, aside, held !== undefined || vol.st.blocks * 512n < HOLD_FREE_BYTES));
+      ctx.freeAfter(unlinkAside(ctx.fs, aside, held !== undefined || small));
       await synced;
       return;
     }
