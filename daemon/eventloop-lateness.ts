@@ -5,7 +5,7 @@
 // interval between two ticks, not the lateness, so a coarser resolution alone would make every gauge
 // read ~the resolution on an idle daemon. Here one histogram ticks every EVENT_LOOP_SAMPLE_MS and
 // the resolution is taken off each statistic (docs/decisions/0033-eventloop-lag-sampling.md).
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { IntervalHistogram } from 'node:perf_hooks';
 import { Gauge, type Registry } from 'prom-client';
 
 /**
@@ -59,8 +59,10 @@ export class EventLoopLateness {
   private readonly histogram: IntervalHistogram;
 
   constructor(readonly resolutionMs: number = EVENT_LOOP_SAMPLE_MS) {
-    // Node's timer is unreferenced: it never keeps a daemon (or a test) alive.
-    this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+    // Loaded here, not imported: shims bundle this module (through service.ts) but never sample, and
+    // perf_hooks at their start costs CPU and memory (decision 0002). Node's timer is unreferenced:
+    // it never keeps a daemon (or a test) alive.
+    this.histogram = process.getBuiltinModule('node:perf_hooks').monitorEventLoopDelay({ resolution: resolutionMs });
     this.histogram.enable();
   }
 
