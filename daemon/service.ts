@@ -14,6 +14,7 @@ import { unixPeerCreds } from './acl/peer-creds.js';
 import { AclGuard } from './acl/acl-guard.js';
 import { rpcMetricsFor, type OnCallDone } from './rpc-metrics.js';
 import { PROCESS_METRIC_PREFIX } from './metrics-catalogue.js';
+import { EventLoopLateness, PROM_CLIENT_IDLE_RESOLUTION_MS, registerLagGauges } from './eventloop-lateness.js';
 import { WorkerSlots } from './worker-slots.js';
 import type { InheritedSockets } from './listen-fds.js';
 
@@ -77,7 +78,11 @@ export function serviceMetrics(daemon: string, programs: readonly Program[], lab
  * handle a snapshot cannot hold).
  */
 export function collectProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX.virtqemud });
+  const prefix = PROCESS_METRIC_PREFIX.virtqemud;
+  // prom-client's event-loop histogram would tick every 10 ms and record whole intervals: given a
+  // resolution it never reaches, and its gauges replaced by lateness ones sampled every 100 ms.
+  collectDefaultMetrics({ register: registry, prefix, eventLoopMonitoringPrecision: PROM_CLIENT_IDLE_RESOLUTION_MS });
+  registerLagGauges(registry, prefix, new EventLoopLateness());
 }
 
 /**

@@ -46,7 +46,12 @@ of the daemons running under the same root, so one scrape sees the whole host.
 virtqemud also exports Node's process metrics from prom-client's default set, prefixed
 \`${PROCESS_METRIC_PREFIX.virtqemud}\` (\`…process_cpu_seconds_total\`, \`…process_resident_memory_bytes\`,
 \`…nodejs_eventloop_lag_seconds\`, …). Shims export only the three \`virtq_shim_*\` process figures
-above: the default set would add ~15 KiB of text per VM to every scrape.
+above: the default set would add ~15 KiB of text per VM to every scrape. The event-loop delay gauges
+(\`…nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds\`) keep prom-client's names and
+help texts and read how late the loop ran a timer that was due, sampled every 100 ms and reset at
+each scrape (an idle daemon reads ~0). A stall over a sample's due time reads as its part after
+that time, so one of 100 ms or more always shows (at least its length less 100 ms); a shorter one
+between two samples is not seen ([decision 0033](decisions/0033-eventloop-lag-sampling.md)).
 
 A Grafana dashboard for these metrics is in [grafana-dashboard.json](grafana-dashboard.json).
 `;
