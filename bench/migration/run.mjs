@@ -34,8 +34,10 @@
 //             one migration a round beside this build's, the order alternating: "virtq-base".
 //   Every virtqemud runs with its default warm shim pool (one idle shim), as users get it.
 //
+//   --raw-stop term|kill: how the floor stops its source QEMU once the destination runs (default term,
+//             SIGTERM; virtq's shim SIGKILLs it since session 17, so `kill` times the same method).
 //   --virtq-only: no raw rounds (an A/B of this build against --baseline only; raw ratios read NaN).
-//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--libvirt] [--dist DIR] [--baseline DIST] [--json out.json]
+//   node bench/migration/run.mjs [--rounds 5] [--memory 128] [--dirty MIB] [--max-downtime 300] [--transport unix|tcp] [--raw-stop term|kill] [--libvirt] [--dist DIR] [--baseline DIST] [--json out.json]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -58,6 +60,8 @@ const KERNEL = join(GUEST, 'vmlinuz');
 const INITRD = join(GUEST, 'initrd.cpio.gz');
 const DIRTY = o.num('dirty', Math.floor(MEMORY / 4));
 const MAX_DOWNTIME = o.num('max-downtime', 300);
+const RAW_STOP = { term: 'SIGTERM', kill: 'SIGKILL' }[o.get('raw-stop') ?? 'term'];
+if (RAW_STOP === undefined) throw new Error(`--raw-stop term|kill, not ${o.get('raw-stop')}`);
 const CMDLINE = `console=ttyS0 quiet panic=-1${DIRTY > 0 ? ` tg_dirty=${DIRTY}` : ''}`;
 // The guest is ready to migrate once it dirties memory (or, idle, once it booted).
 const READY = DIRTY > 0 ? 'TG-DIRTY-RUNNING' : 'GUEST-READY';
@@ -236,13 +240,14 @@ async function rawRound(dir, disk, i, kind) {
     const p = await sq.execute('query-migrate-parameters');
     process.stderr.write(`raw-${kind} settings: ${JSON.stringify({ capabilities: caps, parameters: { 'max-bandwidth': p['max-bandwidth'], 'downtime-limit': p['downtime-limit'] } })}\n`);
   }
-  // virtq's call returns once the source QEMU has exited (its result says `stopped: migrated`; it
-  // stops it with SIGTERM, and libvirt's `virsh migrate` also ends the source before returning):
-  // the floor does the same, or the two totals would not time the same steps. The figures above
-  // are read off the clock (virtq reads them while the destination runs the guest).
+  // virtq's call returns once the source QEMU has exited (its result says `stopped: migrated`, and
+  // libvirt's `virsh migrate` also ends the source before returning): the floor does the same, or
+  // the two totals would not time the same steps. The figures above are read off the clock (virtq
+  // reads them while the destination runs the guest). --raw-stop: SIGTERM (up to session 16 the
+  // shim's way, the default) or SIGKILL (the shim's way since session 17).
   const t1 = now();
   const srcExit = new Promise((resolve) => { if (src.p.exitCode !== null || src.p.signalCode !== null) resolve(); else src.p.once('exit', resolve); });
-  src.p.kill('SIGTERM');
+  src.p.kill(RAW_STOP);
   await srcExit;
   const total = toCont + (now() - t1);
   const cpuMs = cpu.stop();
@@ -343,5 +348,5 @@ const baseRatio = c === undefined ? '' : `, virtq-base / raw ${(median(results['
 const lvRatio = LIBVIRT ? `, virtq / libvirt ${(median(results.virtq.map((r) => r.total)) / median(results.libvirt.map((r) => r.total))).toFixed(2)}` : '';
 const over = (rs) => rs.filter((r) => r.downtime > MAX_DOWNTIME).length;
 const overs = `virtq / raw-pc ${(median(results.virtq.map((r) => r.total)) / median(results['raw-pc'].map((r) => r.total))).toFixed(2)}; downtime over the ${MAX_DOWNTIME} ms limit: raw ${over(results.raw)}/${ROUNDS}, raw-pc ${over(results['raw-pc'])}/${ROUNDS}, virtq ${over(results.virtq)}/${ROUNDS}${c === undefined ? '' : `, virtq-base ${over(results['virtq-base'])}/${ROUNDS}`}${LIBVIRT ? `, libvirt ${over(results.libvirt)}/${ROUNDS}` : ''}`;
-process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${baseRatio}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
+process.stdout.write(`${out}\n\ntotal ratio virtq / raw (medians): ${ratio.toFixed(2)}${baseRatio}${lvRatio}; ${overs}\nrounds ${ROUNDS}, ${MEMORY} MiB, dirtying ${DIRTY} MiB, ${TRANSPORT}, raw stops its source with ${RAW_STOP}; load ${loadavg()}\n${JSON.stringify(machineFacts(QEMU))}\n`);
 if (o.get('json') !== undefined) writeFileSync(o.get('json'), JSON.stringify({ results, ratio }, null, 2));

@@ -33,6 +33,8 @@ export class VmLeases {
   onChange: LeaseListener | undefined;
   /** Why fencing holds the VM paused (its disk leases may be lost); undefined when it does not. */
   fenced: string | undefined;
+  /** Set by a migration's handover until a lease is taken again: every lease is then the destination's. */
+  private handedOver = false;
 
   constructor(private readonly lock: LoadedLock, private readonly owner: LeaseOwner, private readonly log: Logger) {}
 
@@ -63,8 +65,11 @@ export class VmLeases {
    * leased to it any more. With `qemuPid`, leases another QEMU of this VM holds stay.
    */
   async releaseAll(def: ResolvedDefinition, qemuPid?: number): Promise<void> {
-    // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU.
-    if (this.lock.manager === undefined) return;
+    // Without a usable manager this shim took no lease; its QEMU's holders exit with QEMU. After a
+    // handover (a migrated source's QEMU exiting) none is left here: handOver gave them all up and
+    // told so, and the manager would only find the destination's and leave them (issue 16: this
+    // no-op's path lookups and second `lease-released` events sat between the exit and the reply).
+    if (this.lock.manager === undefined || this.handedOver) return;
     await this.lock.manager.releaseAll(this.owner, def.disks.map((d) => d.path), qemuPid);
     this.fenced = undefined;
     await this.tell('lease-released', def.disks);
@@ -81,6 +86,7 @@ export class VmLeases {
     const paths = def.disks.map((d) => d.path);
     await (manager.handOver !== undefined ? manager.handOver(this.owner, paths) : manager.releaseAll(this.owner, paths));
     this.fenced = undefined;
+    this.handedOver = true;
     await this.tell('lease-released', def.disks);
   }
 
@@ -185,7 +191,9 @@ export class VmLeases {
     };
   }
 
+  // Every path that takes a lease comes here first: from then on releaseAll has work again.
   private manager(): LockManager {
+    this.handedOver = false;
     const { manager, status } = this.lock;
     if (manager === undefined) {
       throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `lock manager "${status.plugin}" is unavailable: ${status.error ?? 'not loaded'}; no VM may start and no disk may be hot-plugged until it is fixed`);

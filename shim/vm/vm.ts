@@ -269,10 +269,10 @@ export class Vm {
     const proc = this.proc;
     if (proc === undefined) return;
     this.intent = intent;
-    proc.kill('SIGTERM');
-    const timer = this.deps.clock.setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    proc.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+    const timer = graceMs > 0 ? this.deps.clock.setTimeout(() => proc.kill('SIGKILL'), graceMs) : undefined;
     await this.gone;
-    timer.dispose();
+    timer?.dispose();
   }
 
   // Presses the power button again every few seconds while the VM is shutting down.

@@ -18,6 +18,7 @@ interface Script {
 
 function setUp(script: Script) {
   const order: string[] = [];
+  const graces: number[] = [];
   let continued = false;
   let n = 0;
   const answer = (status: string) => ({ status, 'total-time': 900, downtime: 40, ram: { total: 1, transferred: 1, remaining: 0 } });
@@ -29,7 +30,8 @@ function setUp(script: Script) {
     expectedPause: undefined as string | undefined,
     expectedResume: undefined as string | undefined,
     jobs: { run: <T>(_name: string, f: () => Promise<T>): Promise<T> => f() },
-    kill: (intent: string): Promise<void> => { order.push(`kill:${intent}`); vm.state = 'shutoff'; vm.reason = intent; return Promise.resolve(); },
+    // The grace is recorded too: a migrated source is SIGKILLed at once (0, session 17).
+    kill: (intent: string, graceMs: number): Promise<void> => { order.push(`kill:${intent}`); graces.push(graceMs); vm.state = 'shutoff'; vm.reason = intent; return Promise.resolve(); },
     monitor: () => ({
       raw: (cmd: { execute: string }): Promise<unknown> => {
         if (cmd.execute === 'migrate-continue') { continued = true; order.push('migrate-continue'); }
@@ -63,19 +65,20 @@ function setUp(script: Script) {
     },
     clock: systemClock(), log: silentLogger(), connect: () => Promise.resolve(link), undefineSource: () => Promise.resolve(),
   });
-  return { source, order, vm };
+  return { source, order, vm, graces };
 }
 
 const migrate = (s: MigrationSource) => s.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true });
 
 describe('the source\'s switchover', () => {
   it('asks an early destination to finish right after migrate-continue, before its QEMU completed', async () => {
-    const { source, order } = setUp({ early: true, afterContinue: ['device', 'device', 'completed'], finish: () => Promise.resolve() });
+    const { source, order, graces } = setUp({ early: true, afterContinue: ['device', 'device', 'completed'], finish: () => Promise.resolve() });
     const r = await migrate(source);
     expect(r.reason).toBe('migrated');
     expect(order.indexOf('finish')).toBe(order.indexOf('migrate-continue') + 1);
     expect(order.indexOf('finish')).toBeLessThan(order.indexOf('qemu:completed'));
     expect(order.at(-1)).toBe('kill:migrated');
+    expect(graces).toEqual([0]);
     expect(order).not.toContain('abort');
   });
 

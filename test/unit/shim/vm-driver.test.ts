@@ -108,4 +108,16 @@ describe('Vm over a HypervisorDriver', () => {
     expect(w.conts).toEqual([]);
     expect(w.vm.state).not.toBe('running');
   });
+
+  // Issue 16, session 17: a migrated source's QEMU is SIGKILLed at once (grace 0); any other stop
+  // with a grace period still asks QEMU to exit with SIGTERM first. Both end shutoff with the intent.
+  it('stops QEMU with SIGKILL at once for grace 0, with SIGTERM otherwise', async () => {
+    for (const [grace, signal, intent] of [[0, 'SIGKILL', 'migrated'], [5000, 'SIGTERM', 'destroyed']] as const) {
+      const w = world();
+      await w.vm.start(false);
+      await w.vm.kill(intent, grace);
+      expect(w.kills).toEqual([signal]);
+      expect([w.vm.state, w.vm.reason]).toEqual(['shutoff', intent]);
+    }
+  });
 });
