@@ -18,8 +18,8 @@ export type FastCommand =
   | { readonly kind: 'list'; readonly connect: string | undefined; readonly json: boolean; readonly opts: Readonly<Record<string, unknown>> }
   | { readonly kind: 'dominfo'; readonly connect: string | undefined; readonly json: boolean; readonly name: string };
 
-// `--name=value` or `--name value`: the value, or undefined when there is none commander would take as is.
-function valueOf(argv: readonly string[], i: number, name: string): { value: string; next: number } | undefined {
+/** `--name=value` or `--name value`: the value, or undefined when there is none commander would take as is. */
+export function valueOf(argv: readonly string[], i: number, name: string): { value: string; next: number } | undefined {
   const t = argv[i] ?? '';
   if (t.startsWith(`${name}=`)) return { value: t.slice(name.length + 1), next: i + 1 };
   const v = argv[i + 1];
