@@ -3,7 +3,7 @@
 // `-c/--connect URI` and `--json` before or after, each at most once. Anything else — help, an
 // option spelt another way, an argument commander would read as an option — is undefined here,
 // and the full CLI runs the command line unchanged.
-import { valueOf } from './fast-argv.js';
+import { scanArgv, type GlobalsSeen } from './fast-argv.js';
 
 /** The two commands the lean entry runs. */
 export const TRANSFER_COMMANDS = ['vol-upload', 'vol-download'] as const;
@@ -23,23 +23,10 @@ const isCommand = (t: string): t is TransferCommand['command'] => (TRANSFER_COMM
 /** The command line as a transfer, or undefined when the full CLI must run it. */
 export function parseTransferArgv(argv: readonly string[]): TransferCommand | undefined {
   let command: TransferCommand['command'] | undefined;
-  let connect: string | undefined;
-  let json = false;
+  const seen: GlobalsSeen = { connect: undefined, json: false };
   const positional: string[] = [];
-  for (let i = 0; i < argv.length;) {
-    const t = argv[i] ?? '';
-    if (t === '-c' || t === '--connect' || t.startsWith('--connect=')) {
-      const v = valueOf(argv, i, '--connect');
-      if (v === undefined || connect !== undefined) return undefined;
-      connect = v.value;
-      i = v.next;
-      continue;
-    }
-    i += 1;
-    if (t === '--json') {
-      if (json) return undefined;
-      json = true;
-    } else if (command === undefined) {
+  const ok = scanArgv(argv, seen, (t, i) => {
+    if (command === undefined) {
       if (!isCommand(t)) return undefined;
       command = t;
     } else if (t !== '' && !t.startsWith('-')) {
@@ -47,8 +34,10 @@ export function parseTransferArgv(argv: readonly string[]): TransferCommand | un
     } else {
       return undefined;
     }
-  }
+    return i + 1;
+  });
+  if (!ok) return undefined;
   const [pool, name, file] = positional;
   if (command === undefined || positional.length !== 3 || pool === undefined || name === undefined || file === undefined) return undefined;
-  return { command, connect, json, pool, name, file };
+  return { command, connect: seen.connect, json: seen.json, pool, name, file };
 }

@@ -5,31 +5,18 @@
 // loading the full CLI) tells whether the lean entry took the command line or handed it over,
 // so a lean entry that silently hands everything over fails, and so does one that takes what it
 // should leave. Ctrl-C cancels an upload on the lean entry as on the full CLI.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceHarness } from '../helpers/service-harness.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
+import { runOutcome, type Outcome } from '../helpers/run-outcome.js';
 
-const exec = promisify(execFile);
 const CLI = new URL('../../dist/bin/virtq.js', import.meta.url).pathname;
 const LEAN = join(dirname(CLI), 'virtq-transfer.cjs');
 const MiB = 1024 * 1024;
-
-interface Outcome { code: number; stdout: string; stderr: string }
-
-async function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Outcome> {
-  try {
-    const { stdout, stderr } = await exec(cmd, [...args], { env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('the lean entry of virtq vol-upload and vol-download', () => {
   let h: ServiceHarness;
@@ -48,13 +35,13 @@ describe('the lean entry of virtq vol-upload and vol-download', () => {
     for (const [k, more] of [['lean', {}], ['full', { VIRTQ_NO_FAST: '1' }]] as const) {
       const out = h.root.path(`out-${k}.bin`);
       rmSync(out, { force: true });
-      const r = await run(CLI, args.map((a) => (a === '{out}' ? out : a)), env({ ...extra, ...more }));
+      const r = await runOutcome(CLI, args.map((a) => (a === '{out}' ? out : a)), env({ ...extra, ...more }));
       results.push({ ...r, stdout: r.stdout.replaceAll(out, '{out}'), stderr: r.stderr.replaceAll(out, '{out}') });
       outs.push(existsSync(out) ? readFileSync(out) : undefined);
     }
     expect(results[0], `virtq ${args.join(' ')}`).toEqual(results[1]);
     expect(outs[0]?.equals(outs[1] ?? Buffer.alloc(0)) ?? outs[1] === undefined).toBe(true);
-    const probe = await run(process.execPath, [LEAN, ...args.map((a) => (a === '{out}' ? h.root.path('out-probe.bin') : a))], env({ ...extra, VIRTQ_FAST_PROBE: '1' }));
+    const probe = await runOutcome(process.execPath, [LEAN, ...args.map((a) => (a === '{out}' ? h.root.path('out-probe.bin') : a))], env({ ...extra, VIRTQ_FAST_PROBE: '1' }));
     rmSync(h.root.path('out-probe.bin'), { force: true });
     const lean = probe.code !== 75;
     if (!lean) expect(probe).toEqual({ code: 75, stdout: '', stderr: '' });
@@ -66,7 +53,7 @@ describe('the lean entry of virtq vol-upload and vol-download', () => {
     expect((await h.start('virtstoraged')).reply.ok).toBe(true);
     uri = h.uri('storage');
     writeFileSync(h.root.path('in.bin'), payload);
-    const made = await run(CLI, ['-c', uri, 'vol-create-as', 'default', 'v.raw', '4M'], env());
+    const made = await runOutcome(CLI, ['-c', uri, 'vol-create-as', 'default', 'v.raw', '4M'], env());
     expect(made.code).toBe(0);
   });
   afterAll(async () => { await h.cleanup(); });
@@ -114,7 +101,7 @@ describe('the lean entry of virtq vol-upload and vol-download', () => {
     const big = h.root.path('big.bin');
     writeFileSync(big, '');
     truncateSync(big, 768 * MiB);
-    expect((await run(CLI, ['-c', uri, 'vol-create-as', 'default', 'big.raw', '768M'], env())).code).toBe(0);
+    expect((await runOutcome(CLI, ['-c', uri, 'vol-create-as', 'default', 'big.raw', '768M'], env())).code).toBe(0);
     for (const more of [{}, { VIRTQ_NO_FAST: '1' }]) {
       const child = spawn(CLI, ['-c', uri, '--json', 'vol-upload', 'default', 'v.raw', big], { env: env(more), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
