@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileChunks } from '../client/file-source.js';
-import { VirtqError } from '../protocol/index.js';
+import { VirtqError } from '../protocol/errors.js';
 import type { CliFiles } from './io.js';
 
 const CHUNK = 1024 * 1024;

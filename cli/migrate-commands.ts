@@ -10,7 +10,7 @@ import { CLUSTER_OPTION, TLS_OPTIONS, fleetOf, tlsOf } from './fleet-commands.js
 import { parseFleetUri } from '../client/fleet-view.js';
 import { routeMigration } from '../client/fleet-route.js';
 import { progressReporter } from './progress.js';
-import { formatSize } from './sizes.js';
+import { formatSize } from './size-format.js';
 
 const POLL_MS = 500;
 

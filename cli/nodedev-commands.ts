@@ -5,7 +5,7 @@ import { NodeDeviceEvent, VirtqError, lazyValidator, nodedevProgram, type NodeDe
 import { callCommand, type CallAdapter, type CommandSpec, type RunContext } from './command.js';
 import { numberParser, type Input } from './derive.js';
 import { objectTable } from './render.js';
-import { formatSize } from './sizes.js';
+import { formatSize } from './size-format.js';
 
 type NodedevProc = keyof typeof nodedevProgram.procs & string;
 

@@ -1,7 +1,7 @@
 // Progress of a long operation (clone, upload, download): a bar on stderr when it is a terminal,
 // one JSON line per report on stdout with --json (then the result line), nothing otherwise.
 import type { RunContext } from './command.js';
-import { formatSize } from './sizes.js';
+import { formatSize } from './size-format.js';
 
 /** One report. */
 export interface Progress {

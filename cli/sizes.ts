@@ -15,11 +15,4 @@ export function parseSize(text: string): number {
   return Math.round(bytes);
 }
 
-/** `1073741824` -> `1.00 GiB`. */
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return i === 0 ? `${v} B` : `${v.toFixed(2)} ${units[i] ?? ''}`;
-}
+export { formatSize } from './size-format.js';

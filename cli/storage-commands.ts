@@ -7,13 +7,13 @@ import {
   JobProgress, PoolDefinition, lazyValidator, storageProgram,
   type PoolRow, type VolumeRow,
 } from '../protocol/index.js';
-import { receiveDownload, sendUpload } from '../client/volume-transfer.js';
 import { callCommand, type CallAdapter, type CommandSpec, type RunContext } from './command.js';
 import { readJsonObject } from './definition-file.js';
 import type { Input } from './derive.js';
 import { keyValues, objectTable } from './render.js';
 import { progressReporter } from './progress.js';
 import { formatSize, parseSize } from './sizes.js';
+import { runDownload, runUpload } from './volume-commands.js';
 
 type Args = Record<string, unknown>;
 type StorageProc = keyof typeof storageProgram.procs & string;
@@ -53,48 +53,6 @@ async function runClone(ctx: RunContext, input: Input): Promise<void> {
   const row = await asJob(ctx, `Cloning ${source}`, job, () => conn.call('cloneVolume', { pool, source, name, job, ...(input.opts['thin'] === true ? { thin: true } : {}) }, { timeoutMs: 0 })) as VolumeRow;
   if (ctx.json) ctx.printJson(row, true);
   else ctx.print(`Vol ${name} cloned from ${source}\n`);
-}
-
-async function runUpload(ctx: RunContext, input: Input): Promise<void> {
-  const [pool, name, file] = ['pool', 'name', 'file'].map((k) => String(input.args[k])) as [string, string, string];
-  const length = await ctx.io.files.size(file);
-  const conn = await ctx.connectService();
-  const stream = await conn.openStream('uploadVolume', { pool, name, length });
-  const bar = progressReporter(ctx, `Uploading ${file}`);
-  const controller = new AbortController();
-  const interrupt = ctx.io.onInterrupt(() => controller.abort());
-  try {
-    // The file is read straight into the frames that send it (no copy in this process).
-    await sendUpload(stream as never, (bufferFor) => ctx.io.files.read(file, { lent: true, bufferFor }), length, `upload of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
-  } finally {
-    interrupt.dispose();
-    bar.done();
-  }
-  if (ctx.json) ctx.printJson({ pool, name, bytes: length }, true);
-  else ctx.print(`Vol ${name} uploaded from ${file} (${formatSize(length)})\n`);
-}
-
-async function runDownload(ctx: RunContext, input: Input): Promise<void> {
-  const [pool, name, file] = ['pool', 'name', 'file'].map((k) => String(input.args[k])) as [string, string, string];
-  const conn = await ctx.connectService();
-  const stream = await conn.openStream('downloadVolume', { pool, name });
-  const out = await ctx.io.files.create(file);
-  const bar = progressReporter(ctx, `Downloading ${name}`);
-  const controller = new AbortController();
-  const interrupt = ctx.io.onInterrupt(() => controller.abort());
-  let bytes: number;
-  try {
-    bytes = await receiveDownload(stream as never, (chunk) => out.write(chunk), `download of ${pool}/${name}`, { signal: controller.signal, onProgress: (doneBytes, totalBytes) => bar.report({ doneBytes, totalBytes }) });
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  } finally {
-    interrupt.dispose();
-    bar.done();
-  }
-  if (ctx.json) ctx.printJson({ pool, name, bytes }, true);
-  else ctx.print(`Vol ${name} downloaded to ${file} (${formatSize(bytes)})\n`);
 }
 
 /** `vol-upload` / `vol-download POOL NAME FILE`. */

@@ -8,6 +8,7 @@ import {
 } from '../protocol/index.js';
 import { dialSsh } from './ssh-transport.js';
 import { dialTls } from './tls-transport.js';
+import { dialDaemonSocket } from './daemon-dial.js';
 
 /** Options of a daemon connection. */
 export interface DaemonConnectOptions {
@@ -61,17 +62,8 @@ export async function connectDaemon<P extends Program>(program: P, uri: string, 
     rpc = await dialSsh(target, { clock, timeoutMs: rpcOpts.defaultTimeoutMs, env });
     return daemonConnection(program, uri, target.daemon, uri, target.readOnly, rpc);
   }
-  try {
-    rpc = target.kind === 'remote' ? await dialTls(target, rpcOpts) : (opts.waitMs ?? 0) > 0
-      ? await RpcClient.connectWithRetry(target.socket, { ...rpcOpts, deadlineMs: opts.waitMs ?? 0 })
-      : await RpcClient.connect(target.socket, rpcOpts);
-  } catch (err) {
-    const e = VirtqError.from(err);
-    if (e.code !== 'NO_CONNECT') throw e;
-    const waited = (opts.waitMs ?? 0) > 0 ? ` within ${Math.round((opts.waitMs ?? 0) / 1000)} s` : '';
-    if (target.kind === 'remote') throw e;
-    throw new VirtqError('NO_CONNECT', `${e.message}${waited} (is ${target.daemon} running for ${uri}?)`, { details: { socket: target.socket, daemon: target.daemon }, cause: err });
-  }
+  if (target.kind === 'remote') rpc = await dialTls(target, rpcOpts);
+  else rpc = await dialDaemonSocket(target.socket, target.daemon, uri, { ...rpcOpts, ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }) });
   return daemonConnection(program, uri, target.daemon, target.kind === 'remote' ? `${target.host}:${target.port}` : target.socket, target.readOnly, rpc);
 }
 

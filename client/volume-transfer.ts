@@ -2,7 +2,7 @@
 // the uploader writes with flow control, half-closes, and waits for virtstoraged to end the
 // stream (the volume renamed into place) or fail it; the downloader counts what arrives against
 // the announced length. Either can be cancelled.
-import { VirtqError } from '../protocol/index.js';
+import { VirtqError } from '../protocol/errors.js';
 
 /** What a transfer needs of a byte stream (the protocol's ByteStream, or the CLI's view of it). */
 export interface TransferStream extends AsyncIterable<Uint8Array> {

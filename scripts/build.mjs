@@ -57,7 +57,8 @@ const VIRTQEMUD_LAZY_BUILTINS = ['crypto', 'child_process', 'readline', 'tls', '
 // unless VIRTQ_NO_FAST is set; only when a word of the command line is list, dominfo, --version
 // or -V, so other commands do not pay its start) — exec, not a waited child: sh waiting cost ~14 ms
 // of CPU a run — and the fast path runs a command line it does not take on the full CLI's bundle
-// in its own process. Otherwise sh execs node on the CLI's startup snapshot when one built by this node binary
+// in its own process. A command line with the word vol-upload or vol-download goes the same way to
+// the lean entry for those two (virtq-transfer.cjs, decision 0012). Otherwise sh execs node on the CLI's startup snapshot when one built by this node binary
 // sits beside it (its name carries the binary's size, mtime and inode; sh checks it without a fork
 // where the build's markers are: scripts/launcher-head.mjs), else node on this same file, as `node dist/bin/virtq.js` always runs it (docs/decisions/0028-cli-startup-snapshot.md).
 // The version alone (`--version` or `-V`, nothing else) sh prints itself, from cli/version.ts read
@@ -66,7 +67,7 @@ const VIRTQEMUD_LAZY_BUILTINS = ['crypto', 'child_process', 'readline', 'tls', '
 const VERSION = /VERSION = '([^'\\]+)'/.exec(readFileSync('cli/version.ts', 'utf8'))?.[1];
 if (VERSION === undefined) throw new Error('cli/version.ts: no VERSION found');
 const CLI_LAUNCHER = `#!/bin/sh
-':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; esac; if [ -z "$VIRTQ_NO_SNAPSHOT" ]; then ${snapshotExec('virtq', '')}; fi; exec node "$0" "$@"`;
+':' //; case $#-$1-$VIRTQ_NO_FAST in 1---version-|1--V-) trap '' PIPE; echo ${VERSION} 2>/dev/null; exit 0 ;; esac; d=$0; [ -L "$d" ] && d=$(readlink -f -- "$d"); case $d in */*) d=\${d%/*} ;; *) d=. ;; esac; case " $* " in *" list "*|*" dominfo "*|*" --version "*|*" -V "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-fast.cjs" ]; then exec node "$d/virtq-fast.cjs" "$@"; fi ;; *" vol-upload "*|*" vol-download "*) if [ -z "$VIRTQ_NO_FAST" ] && [ -f "$d/virtq-transfer.cjs" ]; then exec node "$d/virtq-transfer.cjs" "$@"; fi ;; esac; if [ -z "$VIRTQ_NO_SNAPSHOT" ]; then ${snapshotExec('virtq', '')}; fi; exec node "$0" "$@"`;
 // virtqemud's head is a launcher like the CLI's (sh and JavaScript at once): run as a program, sh
 // execs node on virtqemud's startup snapshot (aggregator/snapshot-main.ts) when one built by the
 // `node` on PATH sits beside it (virtqemud-SIZE-MTIME-INODE.blob, as the CLI's; found without a
@@ -349,6 +350,25 @@ async function buildCliFastPath() {
   }
 }
 
+/**
+ * The lean entry for `vol-upload` and `vol-download` (cli/transfer-main.ts, decision 0012): the
+ * two commands' own code, the RPC client with its streams and cbor-x, as one CommonJS file
+ * (dist/bin/virtq-transfer.cjs) the launcher execs node on. The build fails when commander, the
+ * catalogue or its validators get in: the point of the file is their start left out.
+ */
+async function buildCliTransfer() {
+  const out = 'dist/bin/virtq-transfer.cjs';
+  const result = await build({
+    entryPoints: ['cli/transfer-main.ts'], outfile: out, bundle: true, platform: 'node', target: 'node20', format: 'cjs',
+    sourcemap: false, legalComments: 'none', external: ['cbor-extract'], logLevel: 'warning', metafile: true,
+    minifyWhitespace: true, minifySyntax: true,
+    plugins: [leaveOut([CBOR_EXTRACT]), lazyBuiltins(['crypto']), cborWithoutProbe()],
+  });
+  const heavy = Object.keys(result.metafile.inputs).filter((f) => /node_modules\/(commander|@sinclair|pino|etcd3|ws|prom-client|@xmldom)\/|protocol\/(index|catalogue|schema|definition|host-program|vm-program|storage-program)\.ts$/.test(f));
+  if (heavy.length > 0) throw new Error(`${out} must stay lean, but bundles ${heavy.join(', ')} (decision 0012)`);
+}
+
 await buildCliFastPath();
+await buildCliTransfer();
 await buildCliSnapshot();
 await buildVirtqemudSnapshot();

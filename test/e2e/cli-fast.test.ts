@@ -6,31 +6,17 @@
 // full CLI in-process) tells whether it took the command line or handed it over, so a fast path
 // that silently hands everything over fails; `--version` or `-V` alone the launcher answers itself
 // (sh's `echo`, no node at all).
-import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
+import { runOutcome, type Outcome } from '../helpers/run-outcome.js';
 import { VIRTQ_BIN } from './virtq-cli.js';
 
-const exec = promisify(execFile);
 const FAST_BIN = join(dirname(VIRTQ_BIN), 'virtq-fast.cjs');
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
-
-interface Outcome { code: number; stdout: string; stderr: string }
-
-async function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Outcome> {
-  try {
-    const { stdout, stderr } = await exec(cmd, [...args], { env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('the fast path of virtq list, dominfo and --version', () => {
   let h: DaemonHarness;
@@ -47,8 +33,8 @@ describe('the fast path of virtq list, dominfo and --version', () => {
   async function both(args: readonly string[], extra: NodeJS.ProcessEnv = {}): Promise<{ outcome: Outcome; fast: boolean; bySh: boolean }> {
     // At once: the machine is shared and loaded, and the three runs are independent.
     const [fast, full, traced, probe] = await Promise.all([
-      run(VIRTQ_BIN, args, baseEnv(extra)), run(VIRTQ_BIN, args, baseEnv({ ...extra, VIRTQ_NO_FAST: '1' })), run('sh', ['-x', VIRTQ_BIN, ...args], baseEnv(extra)),
-      run(process.execPath, [FAST_BIN, ...args], baseEnv({ ...extra, VIRTQ_FAST_PROBE: '1' })),
+      runOutcome(VIRTQ_BIN, args, baseEnv(extra)), runOutcome(VIRTQ_BIN, args, baseEnv({ ...extra, VIRTQ_NO_FAST: '1' })), runOutcome('sh', ['-x', VIRTQ_BIN, ...args], baseEnv(extra)),
+      runOutcome(process.execPath, [FAST_BIN, ...args], baseEnv({ ...extra, VIRTQ_FAST_PROBE: '1' })),
     ]);
     expect(fast, `virtq ${args.join(' ')}`).toEqual(full);
     const trace = traced.stderr.split('\n').filter((l) => l.startsWith('+ '));
@@ -81,7 +67,7 @@ describe('the fast path of virtq list, dominfo and --version', () => {
       expect(r).toEqual({ outcome: { code: 0, stdout: '0.1.0\n', stderr: '' }, fast: true, bySh: true });
     }
     // The launcher's answer is the full CLI's version, not a copy that could drift from it.
-    const full = await run(process.execPath, [VIRTQ_BIN, '--version'], baseEnv());
+    const full = await runOutcome(process.execPath, [VIRTQ_BIN, '--version'], baseEnv());
     expect(full).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '' });
     // Anything beside the flag is not the launcher's: `-V list` goes on (to the full CLI).
     expect((await both(['-V', 'list'])).bySh).toBe(false);
@@ -89,7 +75,7 @@ describe('the fast path of virtq list, dominfo and --version', () => {
 
   it('exits 0 from --version when stdout is closed, as the full CLI does', async () => {
     for (const extra of [{}, { VIRTQ_NO_FAST: '1' }]) {
-      const r = await run('sh', ['-c', `"$0" --version >&-; echo "status $?"`, VIRTQ_BIN], baseEnv(extra));
+      const r = await runOutcome('sh', ['-c', `"$0" --version >&-; echo "status $?"`, VIRTQ_BIN], baseEnv(extra));
       expect(r.stdout, JSON.stringify(extra)).toBe('status 0\n');
     }
   });
