@@ -1,7 +1,7 @@
 // Builds a shim's object graph from its options: layout, clock, logs, spawner, registrar. The
 // only place where real implementations are chosen; tests build Shim with their own.
 import { join } from 'node:path';
-import { daemonSockets, randomUuid, rootLayout, sessionLayout, systemClock, systemLayout, type Layout, type RpcClient } from '../protocol/index.js';
+import { daemonSockets, randomUuid, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
 import type { QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { LineLogHub } from '../daemon/line-log.js';
 import type { Logs } from '../daemon/log-filters.js';
@@ -50,8 +50,6 @@ export interface ShimOptions {
   qemuLauncher?: QemuLauncher;
   /** The QEMU capabilities a warm pool shim read from the cache while it waited (rechecked against the binary at the start). */
   knownCaps?: QemuCapabilities;
-  /** A warm pool shim's connection to virtqemud, opened while it waited (shim/registration.ts connectEarly). */
-  earlyRegistrar?: Promise<RpcClient | undefined>;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -93,7 +91,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     ...(opts.spareLifeline === undefined ? {} : { spareLifeline: opts.spareLifeline }),
     ...(opts.knownCaps === undefined ? {} : { knownCaps: opts.knownCaps }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
-    ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs, undefined, opts.earlyRegistrar) } : {}),
+    ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };
   try {
     return { shim: await Shim.start(config), logs };

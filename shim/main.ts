@@ -3,10 +3,9 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError, daemonSockets, parseStartRequest, parseUri, systemClock, type IncomingState, type RpcClient } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
 import { collectBeforeIdle, warmCapabilities, warmLifeline, warmUp } from './warm-up.js';
-import { connectEarly } from './registration.js';
 import type { QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { composeShim, layoutFor, type ShimOptions } from './compose.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
@@ -94,7 +93,6 @@ function parse(argv: string[]): Parsed | 'help' {
   let spareLifeline: SpareLifeline | undefined;
   let qemuLauncher: QemuLauncher | undefined;
   let knownCaps: QemuCapabilities | undefined;
-  let earlyRegistrar: Promise<RpcClient | undefined> | undefined;
   const qemuBinary = values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64';
   if (values.definition !== undefined) {
     // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
@@ -114,9 +112,8 @@ function parse(argv: string[]): Parsed | 'help' {
       warmUp(systemClock());
       const layout = layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0);
       spareLifeline = warmLifeline(layout);
-      // The capability cache's check and the connection for `register` depend on no VM: done while waiting.
+      // The capability cache's check depends on no VM: done while waiting, rechecked at the start.
       knownCaps = warmCapabilities(layout, qemuBinary, process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
-      if (values['no-register'] !== true && values.embed !== true) earlyRegistrar = connectEarly(daemonSockets(layout).rw, systemClock());
       // QEMU's launcher, forked now from a small process instead of from this one after the hand-off (shim/vm/qemu-launcher.ts).
       const lifeline = spareLifeline?.held();
       qemuLauncher = lifeline === undefined ? undefined : startQemuLauncher(lifeline, qemuEnv(process.env));
@@ -149,7 +146,6 @@ function parse(argv: string[]): Parsed | 'help' {
     ...(spareLifeline === undefined ? {} : { spareLifeline }),
     ...(qemuLauncher === undefined ? {} : { qemuLauncher }),
     ...(knownCaps === undefined ? {} : { knownCaps }),
-    ...(earlyRegistrar === undefined ? {} : { earlyRegistrar }),
     // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
     relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };

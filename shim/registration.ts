@@ -28,24 +28,8 @@ export interface Registrar {
   close(): void;
 }
 
-/**
- * A connection to virtqemud's read-write socket opened ahead, by a warm pool shim before it blocks
- * for its definition: connect(2) on a unix socket completes in the call, so the kernel holds the
- * connection while the shim waits, and virtqemud has accepted it before the start. Undefined when
- * nothing answered (connectRegistrar then connects as a cold shim does). It claims nothing.
- */
-export function connectEarly(socket: string, clock: Clock): Promise<RpcClient | undefined> {
-  return RpcClient.connect(socket, { clock, defaultTimeoutMs: 30_000 }).catch(() => undefined);
-}
-
-/**
- * Connects to virtqemud's read-write socket, waiting up to `timeoutMs` for it to come up; or takes
- * the connection opened `early` while it is still open (closed meanwhile, virtqemud went away: a new one).
- */
-export async function connectRegistrar(socket: string, clock: Clock, log: Logger, timeoutMs: number, pace: RejoinPace = DEFAULT_REJOIN_PACE, early?: Promise<RpcClient | undefined>): Promise<Registrar> {
-  const opened = await early;
-  if (opened !== undefined && !opened.isClosed) return new VirtqemudRegistrar(socket, opened, clock, log, pace);
-  opened?.close();
+/** Connects to virtqemud's read-write socket, waiting up to `timeoutMs` for it to come up. */
+export async function connectRegistrar(socket: string, clock: Clock, log: Logger, timeoutMs: number, pace: RejoinPace = DEFAULT_REJOIN_PACE): Promise<Registrar> {
   let client: RpcClient;
   try {
     client = await RpcClient.connectWithRetry(socket, { clock, deadlineMs: timeoutMs, defaultTimeoutMs: 30_000 });

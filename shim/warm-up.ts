@@ -8,7 +8,7 @@
 // frame, a journal record, the state file's JSON, the ready line), read the clock.
 // It touches no file, socket or lock of any VM and writes to no descriptor: a warm shim still holds
 // nothing until it has a definition. The one thing it makes is an anonymous lease lifeline (warmLifeline);
-// it also reads the QEMU capability cache (warmCapabilities) and may connect to virtqemud (claiming nothing).
+// it also reads the QEMU capability cache (warmCapabilities).
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {

@@ -3,7 +3,7 @@
 // virtqemud's start reply then waits for its own listing instead of the shim waiting for replies.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RpcServer, VirtqError, registryProgram, silentLogger, systemClock } from '../../../protocol/index.js';
-import { connectEarly, connectRegistrar, type Registrar } from '../../../shim/registration.js';
+import { connectRegistrar, type Registrar } from '../../../shim/registration.js';
 import { rejoinWaits } from '../../../shim/rejoin-pace.js';
 import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
 
@@ -122,39 +122,6 @@ describe('VirtqemudRegistrar', () => {
     expect(calls).toEqual(['register', 'update starting']);
     for (const r of release) r();
     await registrar.flush();
-  });
-
-  // Issue 15 target 1, session 17: a warm pool shim connects while it waits for its definition.
-  it('takes the connection opened early, while it is still open: no second connection', async () => {
-    const early = connectEarly(root.path('rw.sock'), clock);
-    const opened = await early;
-    expect(opened).toBeDefined();
-    for (let i = 0; i < 100 && server.clients().length < 1; i++) await new Promise((r) => setTimeout(r, 5));
-    expect(server.clients()).toHaveLength(1);
-    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, undefined, early);
-    await registrar.register(reg);
-    expect(calls).toEqual(['register']);
-    expect(server.clients()).toHaveLength(1);
-    expect(opened?.isClosed).toBe(false);
-  });
-
-  it('connects anew when the early connection went stale (virtqemud restarted while the shim waited) or never opened', async () => {
-    const early = connectEarly(root.path('rw.sock'), clock);
-    const opened = await early;
-    await server.close(); // the early connection is closed with it
-    for (let i = 0; i < 100 && opened?.isClosed !== true; i++) await new Promise((r) => setTimeout(r, 5));
-    expect(opened?.isClosed).toBe(true);
-    server = await serve();
-    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, undefined, early);
-    await registrar.register(reg);
-    expect(registered.map((r) => r.reattach)).toEqual([false]);
-    registrar.close();
-    // Nothing listening when the shim connected early: undefined, and the registrar connects itself.
-    const none = connectEarly(root.path('nobody.sock'), clock);
-    expect(await none).toBeUndefined();
-    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, undefined, none);
-    await registrar.register(reg);
-    expect(registered).toHaveLength(2);
   });
 
   it('after a refused register, later updates are not sent', async () => {
