@@ -2,6 +2,7 @@
 // only place where real implementations are chosen; tests build Shim with their own.
 import { join } from 'node:path';
 import { daemonSockets, randomUuid, rootLayout, sessionLayout, systemClock, systemLayout, type Layout } from '../protocol/index.js';
+import type { QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { LineLogHub } from '../daemon/line-log.js';
 import type { Logs } from '../daemon/log-filters.js';
 import { childSpawner, qemuEnv } from './vm/qemu-process.js';
@@ -47,6 +48,8 @@ export interface ShimOptions {
   spareLifeline?: SpareLifeline;
   /** QEMU's launcher, started by a warm pool shim beside its spare lifeline (shim/vm/qemu-launcher.ts). */
   qemuLauncher?: QemuLauncher;
+  /** The QEMU capabilities a warm pool shim read from the cache while it waited (rechecked against the binary at the start). */
+  knownCaps?: QemuCapabilities;
 }
 
 /** The URI of `scheme`'s daemon beside a shim placed under `root`, or in the system or session layout. */
@@ -86,6 +89,7 @@ export async function composeShim(opts: ShimOptions, env: NodeJS.ProcessEnv, ver
     ...(opts.metricsAddress === undefined ? {} : { metricsAddress: opts.metricsAddress }),
     ...(opts.qmpProxy === undefined ? {} : { qmpProxy: opts.qmpProxy }),
     ...(opts.spareLifeline === undefined ? {} : { spareLifeline: opts.spareLifeline }),
+    ...(opts.knownCaps === undefined ? {} : { knownCaps: opts.knownCaps }),
     daemons: { volumes: storageLookup(uris), secrets: secretLookup(uris), ports: networkLookup(uris), waitMs: opts.daemonWaitMs },
     ...(register ? { connectRegistrar: (log) => connectRegistrar(daemonSockets(layout).rw, clock, log, opts.registerTimeoutMs) } : {}),
   };

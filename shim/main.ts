@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
-import { collectBeforeIdle, warmLifeline, warmUp } from './warm-up.js';
+import { collectBeforeIdle, warmCapabilities, warmLifeline, warmUp } from './warm-up.js';
+import type { QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { composeShim, layoutFor, type ShimOptions } from './compose.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
 import { startQemuLauncher, type QemuLauncher } from './vm/qemu-launcher.js';
@@ -91,6 +92,8 @@ function parse(argv: string[]): Parsed | 'help' {
   let mode: ShimOptions['mode'];
   let spareLifeline: SpareLifeline | undefined;
   let qemuLauncher: QemuLauncher | undefined;
+  let knownCaps: QemuCapabilities | undefined;
+  const qemuBinary = values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64';
   if (values.definition !== undefined) {
     // A shim that reads its definition from stdin may wait there (a warm shim of the pool): do the
     // VM-independent first-use work, and lock its QEMU's lease lifeline, before, not after, the definition arrives.
@@ -107,7 +110,10 @@ function parse(argv: string[]): Parsed | 'help' {
       const noop = (): void => undefined;
       process.once('SIGPIPE', noop).removeListener('SIGPIPE', noop);
       warmUp(systemClock());
-      spareLifeline = warmLifeline(layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0));
+      const layout = layoutFor(values.root, values.mode, process.env, process.getuid?.() ?? 0);
+      spareLifeline = warmLifeline(layout);
+      // The capability cache's check depends on no VM: done while waiting, rechecked at the start.
+      knownCaps = warmCapabilities(layout, qemuBinary, process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin');
       // QEMU's launcher, forked now from a small process instead of from this one after the hand-off (shim/vm/qemu-launcher.ts).
       const lifeline = spareLifeline?.held();
       qemuLauncher = lifeline === undefined ? undefined : startQemuLauncher(lifeline, qemuEnv(process.env));
@@ -132,13 +138,14 @@ function parse(argv: string[]): Parsed | 'help' {
   }
   return {
     root: values.root, placement: values.mode as 'system' | 'session' | undefined, mode, name, register: values['no-register'] !== true, registerTimeoutMs: timeout * 1000,
-    embed: values.embed === true, qemuBinary: values.qemu ?? process.env['VIRTQ_QEMU'] ?? 'qemu-system-x86_64',
+    embed: values.embed === true, qemuBinary,
     logFilters: values['log-filters'], logStderr: values['log-stderr'] === true, metricsAddress: values.metrics,
     storageUri: values['storage-uri'], secretUri: values['secret-uri'], networkUri: values['network-uri'], daemonWaitMs: daemonWait * 1000,
     qmpProxy: { enabled: values['no-qmp-proxy'] !== true, allow: parseAllowList(values['qmp-proxy-allow']) },
     ...(handover === undefined ? {} : { handover }),
     ...(spareLifeline === undefined ? {} : { spareLifeline }),
     ...(qemuLauncher === undefined ? {} : { qemuLauncher }),
+    ...(knownCaps === undefined ? {} : { knownCaps }),
     // An upgrade starts the script on disk now (VIRTQ_SHIM_UPGRADE_SCRIPT: another one, e.g. to test a broken binary).
     relaunch: { execPath: process.execPath, execArgv: [...process.execArgv], script: process.env['VIRTQ_SHIM_UPGRADE_SCRIPT'] ?? process.argv[1] ?? '', argv: [...argv], env: process.env },
   };

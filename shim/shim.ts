@@ -10,7 +10,7 @@ import {
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
   type IncomingState, type ResolvedDefinition,
 } from '../protocol/index.js';
-import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary } from '../drivers/hypervisor/qemu/capabilities.js';
+import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary, type QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { Logs } from '../daemon/log-filters.js';
 import { DaemonService } from '../daemon/service.js';
@@ -64,6 +64,7 @@ export interface ShimConfig {
   /** Lock plugins by name (default: the built-in ones); `etc/lock.json` picks one. */
   lockPlugins?: LockPluginMap;
   /** A lease lifeline a warm pool shim locked while it waited; the start uses it or closes it. */ spareLifeline?: SpareLifeline;
+  /** The QEMU capabilities a warm pool shim read while it waited: used only while the binary's identity is unchanged. */ knownCaps?: QemuCapabilities;
   /** HOST:PORT to serve this VM's own GET /metrics on, for direct scraping. */
   metricsAddress?: string;
   /** Connects to virtqemud and claims the name there; undefined for --no-register. */
@@ -77,7 +78,6 @@ export interface ShimConfig {
   /** How this shim starts its successor in an upgrade (undefined: it cannot be upgraded). */
   relaunch?: RelaunchCommand;
 }
-
 /** A running shim. */
 export class Shim {
   /** Settles when the shim should exit (the VM stopped for good, or stop() was called). */
@@ -164,7 +164,7 @@ export class Shim {
     // local files now (issue 15). Both settle before a failure (the lock manager's first) is thrown.
     const leasesReady = Promise.resolve().then(() => { mkdirSync(shimDir(cfg.layout), { recursive: true, mode: 0o755 }); mkdirSync(cfg.layout.log, { recursive: true, mode: 0o755 }); }).then(() => shimLeases(cfg, def, log));
     const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
-      .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock }));
+      .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock, ...(cfg.knownCaps === undefined ? {} : { known: cfg.knownCaps }) }));
     await allDone([leasesReady, capsReady]);
     const [leases, caps] = [await leasesReady, await capsReady];
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));

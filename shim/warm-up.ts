@@ -7,7 +7,8 @@
 // normalize the definition, build QEMU's command line, encode what a start sends (a registration
 // frame, a journal record, the state file's JSON, the ready line), read the clock.
 // It touches no file, socket or lock of any VM and writes to no descriptor: a warm shim still holds
-// nothing until it has a definition. The one thing it makes is an anonymous lease lifeline (warmLifeline).
+// nothing until it has a definition. The one thing it makes is an anonymous lease lifeline (warmLifeline);
+// it also reads the QEMU capability cache (warmCapabilities).
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
@@ -25,7 +26,9 @@ import { encodeRecord } from '../drivers/journal/record-format.js';
 import { lockSpareLifeline } from '../drivers/lock/spare-lifeline.js';
 import { rehearseVm } from './warm-up-vm.js';
 import { rehearseIo } from './warm-up-io.js';
+import { rehearseHost } from './warm-up-host.js';
 import type { SpareLifeline } from '../drivers/lock/types.js';
+import { cachedCapabilities, resolveBinarySync, type QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 
 /**
  * The rehearsal's VM: the fields a common start has (a disk, a kernel, a user NIC), so the
@@ -57,6 +60,11 @@ export function warmUp(clock: Clock): void {
   try {
     rehearseVm(clock, logs, pathsOnly(normalizeDefinition(REHEARSAL, () => REHEARSAL.uuid)));
     rehearseIo();
+  } catch {
+    // as the rehearsal above
+  }
+  try {
+    rehearseHost();
   } catch {
     // as the rehearsal above
   }
@@ -123,4 +131,18 @@ export function rehearse(clock: Clock): void {
  */
 export function warmLifeline(layout: Pick<Layout, 'runtime'>): SpareLifeline | undefined {
   return lockSpareLifeline('flock', join(layout.runtime, 'leases'));
+}
+
+/**
+ * The QEMU binary's capabilities from the root's cache, read before stdin is (synchronously: the
+ * shim blocks next). The start uses them only if the binary's identity is unchanged by then
+ * (probeCapabilities' `known`). Undefined when the cache has none yet or the binary is missing:
+ * the start then looks as a cold shim does.
+ */
+export function warmCapabilities(layout: Pick<Layout, 'state'>, binary: string, searchPath: string): QemuCapabilities | undefined {
+  try {
+    return cachedCapabilities(resolveBinarySync(binary, searchPath), join(layout.state, 'cache'));
+  } catch {
+    return undefined;
+  }
 }

@@ -438,7 +438,10 @@ async function buildVariants() {
   const LAZY = 'argValidators.set(procName, lazyValidator(spec.args, `${name}.${procName}`))';
   const EAGER = 'argValidators.set(procName, compile(spec.args, `${name}.${procName}`))';
   if (!catalogue.includes(LAZY)) throw new Error('protocol/catalogue.ts no longer compiles validators lazily as this benchmark expects');
-  const eager = transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER));
+  // The catalogue imports lazyValidator only: the eager form needs compile imported beside it.
+  const LAZY_IMPORT = "import { lazyValidator, type Validator } from './schema.js';";
+  if (!catalogue.includes(LAZY_IMPORT)) throw new Error('protocol/catalogue.ts no longer imports lazyValidator as this benchmark expects');
+  const eager = transform('protocol/catalogue.ts', (s) => s.replace(LAZY, EAGER).replace(LAZY_IMPORT, "import { compile, lazyValidator, type Validator } from './schema.js';"));
   const specs = [
     { name: 'before', why: 'as before this work: every dependency module bundled, validators compiled at load', plugins: [eager] },
     { name: 'all-deps', why: 'every dependency module bundled (no leave-outs)', plugins: [] },

@@ -54,6 +54,11 @@ export interface ProbeOptions {
   kvmCheck?: () => boolean;
   /** Probe deadline (default 15 s). */
   timeoutMs?: number;
+  /**
+   * Capabilities read earlier (a warm pool shim's, before its definition came): returned only while
+   * their key is still the binary's (same path, size, mtime and KVM usability), as the cache would be.
+   */
+  known?: QemuCapabilities;
 }
 
 /**
@@ -68,14 +73,8 @@ export async function probeCapabilities(binary: string, opts: ProbeOptions): Pro
   // local files, microseconds each: as thread-pool round trips, awaited in turn by a starting shim
   // whose one pool thread also serves its other chains, they cost a scheduling wait each on a
   // loaded host, plus fs/promises' FileHandle set-up on first use (issue 15, session 12).
-  let real: string;
-  try {
-    real = realpathSync(binary);
-  } catch (err) {
-    throw new VirtqError('OPERATION_FAILED', `QEMU binary ${binary} not found`, { details: { binary }, cause: err });
-  }
-  const st = statSync(real);
-  const key = sha256Hex(JSON.stringify({ format: CAPABILITIES_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, kvm: kvmNow }));
+  const { real, key } = binaryIdentity(binary, kvmNow);
+  if (opts.known?.key === key) return opts.known;
   const file = join(opts.cacheDir, `qemu-caps-${key}.json`);
   const cached = readCache(file, key);
   if (cached !== undefined) return cached;
@@ -88,6 +87,27 @@ export async function probeCapabilities(binary: string, opts: ProbeOptions): Pro
   }
   await writeCacheFile(opts.cacheDir, file, `${JSON.stringify(caps, null, 2)}\n`);
   return caps;
+}
+
+/**
+ * The cached capabilities of `binary` without waiting for anything (a warm pool shim reads them
+ * before it blocks for its definition); undefined when the cache has none for the binary as it is now.
+ */
+export function cachedCapabilities(binary: string, cacheDir: string, kvmNow: boolean = kvmUsable()): QemuCapabilities | undefined {
+  const { key } = binaryIdentity(binary, kvmNow);
+  return readCache(join(cacheDir, `qemu-caps-${key}.json`), key);
+}
+
+// The binary's resolved path and its cache key (the binary's identity and whether KVM is usable).
+function binaryIdentity(binary: string, kvmNow: boolean): { real: string; key: string } {
+  let real: string;
+  try {
+    real = realpathSync(binary);
+  } catch (err) {
+    throw new VirtqError('OPERATION_FAILED', `QEMU binary ${binary} not found`, { details: { binary }, cause: err });
+  }
+  const st = statSync(real);
+  return { real, key: sha256Hex(JSON.stringify({ format: CAPABILITIES_FORMAT, path: real, size: st.size, mtimeMs: st.mtimeMs, kvm: kvmNow })) };
 }
 
 /** True when `device` (default /dev/kvm) can be opened read-write by this process. */
@@ -139,6 +159,11 @@ export function resolveMachine(caps: Pick<QemuCapabilities, 'machines'>, name: s
 
 /** Finds `name` on a PATH-style `searchPath` (absolute names are returned as they are). */
 export async function resolveBinary(name: string, searchPath: string): Promise<string> {
+  return resolveBinarySync(name, searchPath);
+}
+
+/** resolveBinary, synchronously (a warm pool shim's, before it blocks for its definition). */
+export function resolveBinarySync(name: string, searchPath: string): string {
   if (isAbsolute(name)) return name;
   // access(2) in search-path order, synchronously (microseconds each; a start waits for this, and
   // as thread-pool round trips they cost ~1 ms apiece on a loaded host): the first found wins.

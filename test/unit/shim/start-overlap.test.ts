@@ -4,8 +4,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { VirtqError, normalizeDefinition, pathsOnly, systemClock } from '../../../protocol/index.js';
 import { allDone } from '../../../shim/shim-parts.js';
 import { LineLogHub } from '../../../daemon/line-log.js';
-import { collectBeforeIdle, rehearse, rehearseService, warmUp } from '../../../shim/warm-up.js';
+import { collectBeforeIdle, rehearse, rehearseService, warmCapabilities, warmUp } from '../../../shim/warm-up.js';
 import { rehearseVm } from '../../../shim/warm-up-vm.js';
+import { rehearseHost } from '../../../shim/warm-up-host.js';
+import { probeCapabilities } from '../../../drivers/hypervisor/qemu/capabilities.js';
+import { tmpRoot } from '../../helpers/tmp-root.js';
 
 const deferred = () => {
   let resolve!: () => void;
@@ -65,6 +68,36 @@ describe('warmUp', () => {
     const logs = new LineLogHub({ name: 'virtq-shim', bindings: {}, filters: 'silent' });
     const service = rehearseService(systemClock(), logs);
     expect(service.server.limits.workerConcurrency).toBeGreaterThan(0);
+  });
+});
+
+describe('rehearseHost', () => {
+  it('runs through on this host: the built-in lock plugin passes its check, the cgroup and /proc reads answer', () => {
+    const writes = vi.spyOn(fs, 'writeFileSync');
+    const made = vi.spyOn(fs, 'mkdirSync');
+    try {
+      expect(() => rehearseHost()).not.toThrow();
+      expect(writes).not.toHaveBeenCalled();
+      expect(made).not.toHaveBeenCalled();
+    } finally {
+      writes.mockRestore();
+      made.mockRestore();
+    }
+  });
+});
+
+describe('warmCapabilities', () => {
+  it('reads the root\'s capability cache before the definition: nothing before the first probe, the cached record after', async () => {
+    const root = tmpRoot();
+    try {
+      const layout = { state: root.path('lib') };
+      expect(warmCapabilities(layout, 'qemu-system-x86_64', '/usr/bin')).toBeUndefined();
+      expect(warmCapabilities(layout, 'qemu-system-nope', '/usr/bin')).toBeUndefined(); // no binary: the start says why
+      const caps = await probeCapabilities('/usr/bin/qemu-system-x86_64', { cacheDir: root.path('lib/cache') });
+      expect(warmCapabilities(layout, 'qemu-system-x86_64', '/usr/bin')).toEqual(caps);
+    } finally {
+      root.remove();
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../../../protocol/errors.js';
 import {
-  accelEnvironment, chooseAccel, kvmUsable, probeCapabilities, resolveBinary, resolveMachine, type AccelEnvironment,
+  accelEnvironment, cachedCapabilities, chooseAccel, kvmUsable, probeCapabilities, resolveBinary, resolveBinarySync, resolveMachine, type AccelEnvironment,
 } from '../../../../../drivers/hypervisor/qemu/capabilities.js';
 import { spawnProbe, type ProbeExit, type ProbeProcess, type ProbeSpawn } from '../../../../../drivers/hypervisor/qemu/capabilities-probe.js';
 import { FakeClock } from '../../../../helpers/fake-clock.js';
@@ -105,6 +105,37 @@ describe('probeCapabilities', () => {
     }
   });
 
+  it('cachedCapabilities: the cache hit without waiting, nothing before the first probe or after the binary changed', async () => {
+    const binary = wrapperBinary();
+    const cacheDir = join(dir, 'cache');
+    expect(cachedCapabilities(binary, cacheDir, false)).toBeUndefined();
+    const caps = await probeCapabilities(binary, { cacheDir, kvmCheck: () => false });
+    expect(cachedCapabilities(binary, cacheDir, false)).toEqual(caps);
+    expect(cachedCapabilities(binary, cacheDir, true)).toBeUndefined(); // KVM usability is part of the key
+    utimesSync(binary, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+    expect(cachedCapabilities(binary, cacheDir, false)).toBeUndefined();
+    expect(() => cachedCapabilities(join(dir, 'missing'), cacheDir, false)).toThrow(/not found/);
+  });
+
+  it('returns `known` capabilities (a warm pool shim\'s) only while the binary is the one they were read for', async () => {
+    const binary = wrapperBinary();
+    const cacheDir = join(dir, 'cache');
+    const probed = await probeCapabilities(binary, { cacheDir, kvmCheck: () => false });
+    const known = { ...probed, probedAt: -1 }; // told apart from the cache file's copy
+    const counter = countingSpawn();
+    const opts = { cacheDir, spawn: counter.spawn, kvmCheck: () => false };
+    expect(await probeCapabilities(binary, { ...opts, known })).toBe(known);
+    rmSync(cacheDir, { recursive: true }); // no cache file needed while the key holds
+    expect(await probeCapabilities(binary, { ...opts, known })).toBe(known);
+    expect(counter.calls).toHaveLength(0);
+    // The binary replaced while the shim waited: its identity changed, so the binary is probed again.
+    utimesSync(binary, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+    const fresh = await probeCapabilities(binary, { ...opts, known });
+    expect(counter.calls).toHaveLength(1);
+    expect(fresh.key).not.toBe(known.key);
+    expect(fresh.probedAt).not.toBe(-1);
+  });
+
   it('probes again over a corrupt cache file', async () => {
     const caps = await probeCapabilities(QEMU, { cacheDir: dir });
     writeFileSync(join(dir, `qemu-caps-${caps.key}.json`), '{"format": 1, "key"');
@@ -182,6 +213,8 @@ describe('accelEnvironment, kvmUsable, resolveBinary', () => {
 
   it('finds a binary on a search path', async () => {
     expect(await resolveBinary('qemu-system-x86_64', `${dir}:/usr/bin`)).toBe(QEMU);
+    expect(resolveBinarySync('qemu-system-x86_64', `${dir}:/usr/bin`)).toBe(QEMU);
+    expect(() => resolveBinarySync('qemu-system-nope', '/usr/bin')).toThrow(/not found on the search path/);
     await expect(resolveBinary('qemu-system-nope', '/usr/bin')).rejects.toThrow(/not found on the search path/);
   });
 
