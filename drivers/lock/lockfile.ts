@@ -5,6 +5,7 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { checkFlock } from './flock.js';
+import { DEFAULT_PERL } from './perl-holder.js';
 import { checkOncePerIdentity, flockCheckKey } from './flock-check-cache.js';
 import { LockfileManager } from './lockfile-manager.js';
 import { Lockspace } from './lockspace.js';
@@ -37,7 +38,22 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   const lifelineDir = join(env.runtimeDir, 'leases');
   mkdirSync(lifelineDir, { recursive: true, mode: 0o700 });
   await checkOncePerIdentity(flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
-  return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock, spare: env.spareLifeline });
+  const perl = perlOrWarn(DEFAULT_PERL);
+  return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock, perl, spare: env.spareLifeline });
+}
+
+/**
+ * `perl` when it can be run (in-process lease holders, perl-holder.ts), else undefined after a
+ * warning: leases are then taken by flock(1) children, as safe and slower (docs/decisions/0004).
+ */
+export function perlOrWarn(perl: string): string | undefined {
+  try {
+    accessSync(perl, constants.X_OK);
+    return perl;
+  } catch {
+    process.emitWarning(`${perl} not found: disk leases are taken through flock(1) children (slower starts and migrations); install perl-base`, { code: 'VIRTQ_LOCK_NO_PERL' });
+    return undefined;
+  }
 }
 
 /** The lockfile plugin. @since 0.1 */

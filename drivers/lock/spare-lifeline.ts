@@ -11,8 +11,9 @@
 // as fd 3 and `readlink /proc/QEMU/fd/3` ends in `.lifeline (deleted)` either way, so a VM of a
 // warm shim and one of a cold shim are indistinguishable.
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
 import { tempSuffix } from '../../protocol/node-crypto.js';
 import { FLOCK_CONFLICT_EXIT } from './flock.js';
 import type { SpareLifeline } from './types.js';
@@ -40,6 +41,25 @@ export function lockSpareLifeline(flock: string, dir: string): SpareLifeline | u
 /** A fresh lifeline's name: unique, and ending in `.lifeline` (what a hot-plug checks QEMU's fd 3 for). */
 export function lifelineFile(dir: string, shimPid: number): string {
   return join(dir, `${shimPid}.${tempSuffix()}.lifeline`);
+}
+
+/** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
+const QEMU_LIFELINE_FD = 3;
+const LIFELINE_SUFFIX = /\.lifeline( \(deleted\))?$/;
+
+/** QEMU's lifeline as a holder opens it; LOCK_MANAGER_UNAVAILABLE when QEMU has none. */
+export function runningLifeline(qemuPid: number): string {
+  const lifeline = `/proc/${qemuPid}/fd/${QEMU_LIFELINE_FD}`;
+  let target = '';
+  try {
+    target = readlinkSync(lifeline);
+  } catch {
+    // handled below
+  }
+  if (!LIFELINE_SUFFIX.test(target)) {
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `QEMU pid ${qemuPid} holds no lease lifeline (it was started without the lockfile plugin?); restart the VM to hot-plug disks with leases`);
+  }
+  return lifeline;
 }
 
 function spare(fd: number): SpareLifeline {

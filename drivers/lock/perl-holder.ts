@@ -1,0 +1,140 @@
+// A lease holder that takes and gives back its lock in-process (issues 15 and 16): a perl
+// one-liner (perl-base is Essential in Debian) started before it is needed, with its own
+// description of QEMU's lifeline as fd 3. Told `go MODE LOCKFILE` on its stdin it opens the lock
+// file, flock(2)s it without waiting and answers `locked` or `conflict` on its stdout; then, like
+// flock.ts's holder, it blocks on a shared lock of the lifeline, which it gets only once QEMU (the
+// lifeline's exclusive holder) has exited, and exits, closing the lease. SIGUSR1 gives the lease
+// back at once: flock(LOCK_UN), then `released` on stdout (a signal, because the holder is blocked
+// in flock(2) on the lifeline; perl's handler runs when that call returns EINTR). So a start or a
+// migration's switchover pays a pipe write and an answer instead of forking flock(1), and a
+// release pays a signal and an answer instead of SIGKILL and polling /proc.
+//
+// Lifetimes, as flock.ts's: detached, so it outlives the shim once locked; its stdin reaching EOF
+// before `go` (the shim gone, or disarmed) ends it holding nothing; a write to a gone shim is
+// ignored (SIGPIPE ignored), so a shim's death never ends a holder that holds a lease.
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { VirtqError } from '../../protocol/errors.js';
+import { processStart } from '../host/proc.js';
+import { isAlive, type GoResult, type PreparedHolder } from './flock.js';
+import type { LeaseMode } from './types.js';
+
+/** Where perl is looked for (Debian's perl-base installs it here). */
+export const DEFAULT_PERL = '/usr/bin/perl';
+
+// Numeric constants (Linux): `use Fcntl` would cost a module load per holder. flock: SH 1, EX 2,
+// NB 4, UN 8; sysopen O_RDWR|O_CREAT = 66 (read-write: over NFS an exclusive flock needs it);
+// 11 is EWOULDBLOCK. Exit 75 on conflict, as flock(1) is told to use (-E 75).
+export const HOLDER_SCRIPT = [
+  "$SIG{PIPE}='IGNORE';$|=1;open(my $f,'<&=3')or exit 2;",
+  'my $g=<STDIN>;exit 1 unless defined $g&&$g=~/^go ([xs]) (.+)\\n$/;',
+  'sysopen(my $l,$2,66,0644)or do{print "error $!\\n";exit 3};',
+  'unless(flock($l,($1 eq "x"?2:1)|4)){print $!==11?"conflict\\n":"error $!\\n";exit 75}',
+  '$SIG{USR1}=sub{flock($l,8);print "released\\n";exit 0};print "locked\\n";',
+  "open(STDIN,'<','/dev/null');1 until flock($f,1);exit 0",
+].join('');
+
+/** How long a `go` waits for its answer (a lock file on a hung NFS server) before giving up on the holder. */
+const GO_TIMEOUT_MS = 10_000;
+
+/** Starts an idle holder bound to `lifelineFd` (its own description of QEMU's lifeline). */
+export function startHolder(perl: string, lifelineFd: number): PreparedHolder {
+  const child = spawn(perl, ['-e', HOLDER_SCRIPT], { stdio: ['pipe', 'pipe', 'ignore', lifelineFd], detached: true });
+  child.once('error', () => undefined);
+  const { stdin, stdout } = child;
+  const pid = child.pid;
+  const start = pid === undefined ? undefined : processStart(pid);
+  if (pid === undefined || start === undefined || stdin === null || stdout === null) {
+    child.kill('SIGKILL');
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot start an in-process lease holder (${perl})`);
+  }
+  stdin.on('error', () => undefined);
+  const id = { pid, start };
+  const lines = new LineReader(stdout);
+  // Nothing of it keeps the shim alive: a locked holder outlives its shim, an idle one ends with it.
+  child.unref();
+  unrefStream(stdin);
+  unrefStream(stdout);
+  let told = false;
+  let locked = false;
+  return {
+    id,
+    go: async (mode: LeaseMode, lockFile: string): Promise<GoResult> => {
+      if (told) return 'failed';
+      told = true;
+      if (lockFile.includes('\n')) { child.kill('SIGKILL'); return 'failed'; }
+      stdin.end(`go ${mode === 'exclusive' ? 'x' : 's'} ${lockFile}\n`);
+      const said = await lines.next(GO_TIMEOUT_MS);
+      if (said === 'locked') { locked = true; return 'locked'; }
+      // No answer in time: killed, so a lock it might take later dies with it.
+      if (said === undefined) child.kill('SIGKILL');
+      lines.close();
+      return said === 'conflict' ? 'conflict' : 'failed';
+    },
+    release: async (timeoutMs = 5000) => {
+      if (!locked || !isAlive(id)) { lines.close(); return !isAlive(id); }
+      const answer = lines.next(timeoutMs);
+      try {
+        process.kill(pid, 'SIGUSR1');
+      } catch {
+        lines.close();
+        return true; // gone already
+      }
+      const said = await answer;
+      lines.close();
+      // EOF without an answer: it died, and its stdout may close before its lease fd does.
+      return said === 'released';
+    },
+    disarm: () => {
+      if (told) return;
+      told = true;
+      child.kill('SIGKILL');
+      stdin.destroy();
+      lines.close();
+    },
+  };
+}
+
+/** Lines from a holder's stdout, one awaited at a time; undefined at EOF or after a timeout. */
+class LineReader {
+  private buf = '';
+  private ended = false;
+  private waiter: ((line: string | undefined) => void) | undefined;
+
+  constructor(private readonly s: Readable) {
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { this.buf += d; this.wake(); });
+    s.on('close', () => { this.ended = true; this.wake(); });
+    s.on('error', () => { this.ended = true; this.wake(); });
+  }
+
+  next(timeoutMs?: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => { this.waiter = undefined; resolve(undefined); }, timeoutMs);
+      timer?.unref();
+      this.waiter = (line) => { if (timer !== undefined) clearTimeout(timer); resolve(line); };
+      this.wake();
+    });
+  }
+
+  close(): void {
+    this.s.destroy();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    if (w === undefined) return;
+    const nl = this.buf.indexOf('\n');
+    if (nl < 0 && !this.ended) return;
+    this.waiter = undefined;
+    if (nl < 0) { w(undefined); return; }
+    const line = this.buf.slice(0, nl);
+    this.buf = this.buf.slice(nl + 1);
+    w(line);
+  }
+}
+
+/** A child's stdio pipe is a net.Socket, whose handle can be unref'd; the stream types do not say so. */
+function unrefStream(s: Readable | Writable): void {
+  if ('unref' in s && typeof s.unref === 'function') (s.unref as () => void).call(s);
+}
