@@ -7,7 +7,7 @@ import { VirtqError } from '../../protocol/errors.js';
 import { armFlockHolder, isAlive, spawnHolder, stopHolder, tryLock, type PreparedHolder, type ProcessId } from './flock.js';
 import { startHolder } from './perl-holder.js';
 import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
-import { lifelineFile, runningLifeline } from './spare-lifeline.js';
+import { lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
 
 /** What the manager is built from. */
@@ -45,6 +45,7 @@ export class LockfileManager implements LockManager {
   private writes: Promise<void> = Promise.resolve();
   // The in-process holders this manager started, by pid: released on command, not killed.
   private readonly live = new Map<number, PreparedHolder>();
+  private spareFd: number | undefined;
 
   constructor(private readonly o: LockfileManagerOptions) {}
 
@@ -64,7 +65,10 @@ export class LockfileManager implements LockManager {
       // The lifeline has no name left (unlinked when made): each holder opens a description of
       // its own through this process's fd, as a hot-plug does through QEMU's.
       const lifeline = `/proc/self/fd/${fd}`;
-      if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline), lifeline, undefined, false);
+      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's.
+      const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare) : undefined;
+      if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
+      else ready?.disarm();
       for (const l of locked) await this.hold(owner, l, lifeline, undefined);
     } catch (err) {
       for (const l of locked) closeLocked(l);
@@ -189,6 +193,7 @@ export class LockfileManager implements LockManager {
    */
   private async newLifeline(owner: LeaseOwner): Promise<number> {
     const spare = this.o.spare?.take();
+    this.spareFd = spare;
     if (spare !== undefined) return spare;
     mkdirSync(this.o.lifelineDir, { recursive: true, mode: 0o700 });
     const path = lifelineFile(this.o.lifelineDir, owner.shimPid);
@@ -208,11 +213,13 @@ export class LockfileManager implements LockManager {
    * One holder per planned resource, started now and holding nothing until told `go`, each with
    * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
    */
-  private startHolders(plan: readonly Planned[], lifelinePath: string): Array<{ p: Planned; h: PreparedHolder }> {
+  private startHolders(plan: readonly Planned[], lifelinePath: string, ready?: PreparedHolder): Array<{ p: Planned; h: PreparedHolder }> {
     mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
-    const started: Array<{ p: Planned; h: PreparedHolder }> = [];
+    const [first] = plan;
+    if (first === undefined) ready?.disarm();
+    const started: Array<{ p: Planned; h: PreparedHolder }> = first === undefined || ready === undefined ? [] : [{ p: first, h: ready }];
     try {
-      for (const p of plan) {
+      for (const p of plan.slice(started.length)) {
         const lifeFd = openSync(lifelinePath, constants.O_RDONLY);
         try {
           const perl = this.o.perl;

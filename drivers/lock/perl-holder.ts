@@ -53,8 +53,8 @@ export function startHolder(perl: string, lifelineFd: number): PreparedHolder {
   const lines = new LineReader(stdout);
   // Nothing of it keeps the shim alive: a locked holder outlives its shim, an idle one ends with it.
   child.unref();
-  unrefStream(stdin);
-  unrefStream(stdout);
+  setRef(stdin, false);
+  setRef(stdout, false);
   let told = false;
   let locked = false;
   return {
@@ -108,11 +108,13 @@ class LineReader {
     s.on('error', () => { this.ended = true; this.wake(); });
   }
 
-  next(timeoutMs?: number): Promise<string | undefined> {
+  /** The next line; the pipe keeps the process alive only while a line is awaited. */
+  next(timeoutMs: number): Promise<string | undefined> {
     return new Promise((resolve) => {
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => { this.waiter = undefined; resolve(undefined); }, timeoutMs);
-      timer?.unref();
-      this.waiter = (line) => { if (timer !== undefined) clearTimeout(timer); resolve(line); };
+      setRef(this.s, true);
+      const done = (line: string | undefined): void => { clearTimeout(timer); setRef(this.s, false); resolve(line); };
+      const timer = setTimeout(() => { this.waiter = undefined; done(undefined); }, timeoutMs);
+      this.waiter = done;
       this.wake();
     });
   }
@@ -134,7 +136,8 @@ class LineReader {
   }
 }
 
-/** A child's stdio pipe is a net.Socket, whose handle can be unref'd; the stream types do not say so. */
-function unrefStream(s: Readable | Writable): void {
-  if ('unref' in s && typeof s.unref === 'function') (s.unref as () => void).call(s);
+/** A child's stdio pipe is a net.Socket, whose handle can be (un)ref'd; the stream types do not say so. */
+function setRef(s: Readable | Writable, on: boolean): void {
+  const handle = s as Partial<Record<'ref' | 'unref', () => void>>;
+  (on ? handle.ref : handle.unref)?.call(s);
 }
