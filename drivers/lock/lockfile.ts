@@ -1,6 +1,7 @@
 // The `lockfile` plugin (the default): leases are flocks on lock files in a lockspace directory,
 // by default `lib/lockspace` under the root, or any directory given as `lockspace` (which may be
-// on shared storage, see docs/locking.md). Config: `{"plugin":"lockfile","lockspace":"/abs"}`.
+// on shared storage, see docs/locking.md). Config: `{"plugin":"lockfile","lockspace":"/abs"}`;
+// `perl` (default /usr/bin/perl, false: none) runs the in-process lease holders (perl-holder.ts).
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
@@ -11,7 +12,7 @@ import { LockfileManager } from './lockfile-manager.js';
 import { Lockspace } from './lockspace.js';
 import { LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES, type LockEnv, type LockManager, type LockPlugin } from './types.js';
 
-const OPTIONS = new Set(['plugin', 'lockspace', 'flock']);
+const OPTIONS = new Set(['plugin', 'lockspace', 'flock', 'perl']);
 
 /** The lockspace a config names, or the default under the state dir. */
 export function lockspaceDir(config: Readonly<Record<string, unknown>>, env: Pick<LockEnv, 'stateDir'>): string {
@@ -38,7 +39,9 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   const lifelineDir = join(env.runtimeDir, 'leases');
   mkdirSync(lifelineDir, { recursive: true, mode: 0o700 });
   await checkOncePerIdentity(flockCheckKey(flock, dir), lifelineDir, () => checkFlock(flock, dir));
-  const perl = perlOrWarn(DEFAULT_PERL);
+  const perlPath = config['perl'] ?? DEFAULT_PERL;
+  if (perlPath !== false && (typeof perlPath !== 'string' || !isAbsolute(perlPath))) throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', '"perl" must be the absolute path of perl, or false for flock(1) holders');
+  const perl = perlPath === false ? undefined : perlOrWarn(perlPath);
   return new LockfileManager({ space: new Lockspace(dir), lifelineDir, host: env.host, clock: env.clock, flock, perl, spare: env.spareLifeline });
 }
 
