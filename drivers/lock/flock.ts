@@ -171,27 +171,25 @@ export type GoResult = 'locked' | 'conflict' | 'failed';
 
 /**
  * A holder started ahead of its lock, told at most once to take it: an in-process one
- * (perl-holder.ts) or an armed flock(1) one (`armFlockHolder`). `release` only after `locked`.
+ * (perl-holder.ts) or an armed flock(1) one (`armFlockHolder`). Once locked, either is a
+ * flock(1) holder like `spawnHolder`'s: released by `stopHolder`.
  */
 export interface PreparedHolder {
   readonly id: ProcessId;
   go(mode: LeaseMode, lockFile: string): Promise<GoResult>;
-  /** Gives the lease back; true once the lock is known dropped, false when the caller must stop it by pid (`stopHolder`). */
-  release(timeoutMs?: number): Promise<boolean>;
   /** Ends a holder never told `go` (it holds nothing); a no-op after `go`. */
   disarm(): void;
 }
 
 /**
  * An armed flock(1) holder as a PreparedHolder, for hosts without perl: it opens `lockFile`
- * now (its lock and mode are fixed here, `go`'s arguments are the same ones) and cannot be
- * released on command.
+ * now (its lock and mode are fixed here, `go`'s arguments are the same ones).
  */
 export function armFlockHolder(flock: string, lockFile: string, lifelineFd: number, mode: LeaseMode): PreparedHolder {
   const leaseFd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
   try {
     const armed = armHolder(flock, leaseFd, lifelineFd, mode);
-    return { id: armed.id, go: () => armed.go(), release: async () => false, disarm: () => armed.disarm() };
+    return { id: armed.id, go: () => armed.go(), disarm: () => armed.disarm() };
   } finally {
     closeSync(leaseFd);
   }

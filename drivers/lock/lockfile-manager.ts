@@ -43,8 +43,6 @@ interface Locked extends Planned {
 export class LockfileManager implements LockManager {
   // Record writes are serialised so a release never races the write it should undo.
   private writes: Promise<void> = Promise.resolve();
-  // The in-process holders this manager started, by pid: released on command, not killed.
-  private readonly live = new Map<number, PreparedHolder>();
   private spareFd: number | undefined;
 
   constructor(private readonly o: LockfileManagerOptions) {}
@@ -223,7 +221,7 @@ export class LockfileManager implements LockManager {
         const lifeFd = openSync(lifelinePath, constants.O_RDONLY);
         try {
           const perl = this.o.perl;
-          started.push({ p, h: perl !== undefined ? startHolder(perl, lifeFd) : armFlockHolder(this.o.flock, this.o.space.lockFile(p.key), lifeFd, p.mode) });
+          started.push({ p, h: perl !== undefined ? startHolder(perl, this.o.flock, lifeFd) : armFlockHolder(this.o.flock, this.o.space.lockFile(p.key), lifeFd, p.mode) });
         } finally {
           closeQuietly(lifeFd);
         }
@@ -247,7 +245,6 @@ export class LockfileManager implements LockManager {
         const r = await h.go(p.mode, this.o.space.lockFile(p.key));
         if (r === 'conflict') throw await this.conflict(p);
         if (r === 'locked') {
-          this.live.set(h.id.pid, h);
           try {
             await this.sweep(p, now);
           } catch (err) {
@@ -268,13 +265,8 @@ export class LockfileManager implements LockManager {
     }
   }
 
-  /** Stops the holder `id`: released on command when this manager started it in-process, else killed (flock.ts). */
-  private async stop(id: ProcessId): Promise<boolean> {
-    const h = this.live.get(id.pid);
-    if (h !== undefined && h.id.start === id.start) {
-      this.live.delete(id.pid);
-      if (await h.release()) return true;
-    }
+  /** Stops the holder `id` (flock.ts): its lease is dropped once it is gone. */
+  private stop(id: ProcessId): Promise<boolean> {
     return stopHolder(id, this.o.clock);
   }
 

@@ -38,7 +38,7 @@ export function lockSpareLifeline(flock: string, dir: string, perl: string | und
     if (fd !== undefined) closeSync(fd);
     return undefined;
   }
-  return spare(fd, perl === undefined ? undefined : idleHolder(perl, fd));
+  return spare(fd, perl === undefined ? undefined : idleHolder(perl, flock, fd));
 }
 
 /**
@@ -46,12 +46,12 @@ export function lockSpareLifeline(flock: string, dir: string, perl: string | und
  * lifeline, so that the start's first disk spawns nothing either. It holds nothing until told
  * `go`; the pool shim's death (its stdin's EOF) or `discard` ends it. Undefined without perl.
  */
-function idleHolder(perl: string, lifelineFd: number): PreparedHolder | undefined {
+function idleHolder(perl: string, flock: string, lifelineFd: number): PreparedHolder | undefined {
   try {
     accessSync(perl, constants.X_OK);
     const own = openSync(`/proc/self/fd/${lifelineFd}`, constants.O_RDONLY);
     try {
-      return startHolder(perl, own);
+      return startHolder(perl, flock, own);
     } finally {
       closeSync(own);
     }

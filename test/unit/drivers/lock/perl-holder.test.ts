@@ -1,18 +1,21 @@
 // The in-process lease holder (perl-holder.ts) on its own, with real perl and flock(2): it locks
-// and answers, refuses a held lock, gives a lease back on command, ends with the QEMU whose
-// lifeline it waits on, outlives a killed shim, and ends holding nothing when it is never told go.
+// and answers, refuses a held lock, becomes flock(1) holding its lease (a SIGKILL drops it), ends
+// with the QEMU whose lifeline it waits on, outlives a killed shim, and ends holding nothing when it is never told go.
 // A shell holding the lifeline's exclusive lock stands in for QEMU; flock(1) probes the lock.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isAlive } from '../../../../drivers/lock/flock.js';
+import { isAlive, stopHolder } from '../../../../drivers/lock/flock.js';
+import { systemClock } from '../../../../protocol/clock.js';
 import { DEFAULT_PERL, HOLDER_SCRIPT, startHolder } from '../../../../drivers/lock/perl-holder.js';
 import { eventually, killed } from '../../../helpers/lease-processes.js';
 
+const FLOCK = '/usr/bin/flock';
 let dir = '';
 let procs: ChildProcess[] = [];
+const clock = systemClock();
 
 beforeEach(() => {
   dir = realpathSync(mkdtempSync(join(tmpdir(), 'virtq-perl-holder-')));
@@ -42,7 +45,7 @@ function probe(file: string): 'free' | 'held' {
 function holderOn(lifeline: string): ReturnType<typeof startHolder> {
   const fd = openSync(lifeline, 'r');
   try {
-    return startHolder(DEFAULT_PERL, fd);
+    return startHolder(DEFAULT_PERL, FLOCK, fd);
   } finally {
     closeSync(fd);
   }
@@ -60,27 +63,34 @@ describe('in-process lease holder', () => {
     const b = holderOn(life);
     expect(await b.go('shared', lock)).toBe('conflict');
     await eventually(() => !isAlive(b.id));
-    expect(await a.release()).toBe(true);
+    expect(await stopHolder(a.id, clock)).toBe(true);
+    expect(probe(lock)).toBe('free');
     const s1 = holderOn(life);
     const s2 = holderOn(life);
     expect(await s1.go('shared', lock)).toBe('locked');
     expect(await s2.go('shared', lock)).toBe('locked');
     expect(await holderOn(life).go('exclusive', lock)).toBe('conflict');
-    await s1.release();
-    await s2.release();
+    await stopHolder(s1.id, clock);
+    expect(probe(lock)).toBe('held'); // s2's shared lease
+    await stopHolder(s2.id, clock);
     expect(probe(lock)).toBe('free');
   });
 
-  it('gives the lease back on release, answered once the lock is dropped, and then exits', async () => {
+  it('becomes flock(1) once locked (same pid and start time), keeping the lease and nothing of perl', async () => {
     const life = join(dir, 'q.lifeline');
     await fakeQemu(life);
     const lock = join(dir, 'disk.lock');
     const h = holderOn(life);
     expect(await h.go('exclusive', lock)).toBe('locked');
-    expect(await h.release()).toBe(true);
-    // No wait: the answer comes after flock(LOCK_UN).
+    await eventually(() => readlinkSync(`/proc/${h.id.pid}/exe`) === realpathSync(FLOCK));
+    expect(isAlive(h.id)).toBe(true);
+    expect(probe(lock)).toBe('held');
+    // The lease's description crossed the exec; stdin and stdout are no longer the shim's pipes.
+    const fd = (n: string): string => readlinkSync(`/proc/${h.id.pid}/fd/${n}`);
+    expect(readdirSync(`/proc/${h.id.pid}/fd`).map(fd)).toContain(lock);
+    expect([fd('0'), fd('1')]).toEqual(['/dev/null', '/dev/null']);
+    expect(await stopHolder(h.id, clock)).toBe(true);
     expect(probe(lock)).toBe('free');
-    await eventually(() => !isAlive(h.id));
   });
 
   it('drops the lease when its QEMU exits, and ends', async () => {
@@ -101,7 +111,7 @@ describe('in-process lease holder', () => {
     const lock = join(dir, 'disk.lock');
     // A stand-in shim (another process): starts the holder as startHolder does, prints its pid once locked.
     const shimScript = `const {spawn}=require('node:child_process');const fs=require('node:fs');const fd=fs.openSync(process.argv[1],'r');
-const h=spawn(process.argv[2],['-e',process.argv[3]],{stdio:['pipe','pipe','ignore',fd],detached:true});
+const h=spawn(process.argv[2],['-e',process.argv[3],'/usr/bin/flock'],{stdio:['pipe','pipe','ignore',fd],detached:true});
 h.stdout.on('data',(d)=>{if(String(d).startsWith('locked'))process.stdout.write(h.pid+'\\n')});h.stdin.end('go x '+process.argv[4]+'\\n');setInterval(()=>{},1e6);`;
     const shim = spawn(process.execPath, ['-e', shimScript, life, DEFAULT_PERL, HOLDER_SCRIPT, lock], { stdio: ['ignore', 'pipe', 'ignore'] });
     procs.push(shim);
