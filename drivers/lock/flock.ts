@@ -3,6 +3,7 @@
 // that description, not to the helper), and a holder process keeps a lease's description open
 // until it can take a shared lock on a lifeline that only QEMU holds, that is until QEMU exits.
 import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { processStart } from '../host/proc.js';
 import { VirtqError } from '../../protocol/errors.js';
@@ -163,6 +164,35 @@ export function armHolder(flock: string, leaseFd: number, lifelineFd: number, mo
       letGo();
     },
   };
+}
+
+/** What a holder's `go` came to: `failed` means it died or could not lock for another reason (use flock(1)'s way). */
+export type GoResult = 'locked' | 'conflict' | 'failed';
+
+/**
+ * A holder started ahead of its lock, told at most once to take it: an in-process one
+ * (perl-holder.ts) or an armed flock(1) one (`armFlockHolder`). Once locked, either is a
+ * flock(1) holder like `spawnHolder`'s: released by `stopHolder`.
+ */
+export interface PreparedHolder {
+  readonly id: ProcessId;
+  go(mode: LeaseMode, lockFile: string): Promise<GoResult>;
+  /** Ends a holder never told `go` (it holds nothing); a no-op after `go`. */
+  disarm(): void;
+}
+
+/**
+ * An armed flock(1) holder as a PreparedHolder, for hosts without perl: it opens `lockFile`
+ * now (its lock and mode are fixed here, `go`'s arguments are the same ones).
+ */
+export function armFlockHolder(flock: string, lockFile: string, lifelineFd: number, mode: LeaseMode): PreparedHolder {
+  const leaseFd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
+  try {
+    const armed = armHolder(flock, leaseFd, lifelineFd, mode);
+    return { id: armed.id, go: () => armed.go(), disarm: () => armed.disarm() };
+  } finally {
+    closeSync(leaseFd);
+  }
 }
 
 /** A child's stdio pipe is a net.Socket, whose handle can be unref'd; the stream types do not say so. */

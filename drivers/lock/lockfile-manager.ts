@@ -1,17 +1,14 @@
 // The lockfile lock manager: a lease is a flock on the resource's lock file, held by a small
 // holder process that exits when QEMU does. QEMU inherits only a lifeline (an exclusively locked
 // private file); holders wait for it, so the kernel, not the shim, ties leases to QEMU's life.
-import { closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
-import { armHolder, isAlive, spawnHolder, stopHolder, tryLock, type ArmedHolder, type ProcessId } from './flock.js';
+import { armFlockHolder, isAlive, spawnHolder, stopHolder, tryLock, type PreparedHolder, type ProcessId } from './flock.js';
+import { startHolder } from './perl-holder.js';
 import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
-import { lifelineFile } from './spare-lifeline.js';
+import { lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
-
-/** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
-const QEMU_LIFELINE_FD = 3;
-const LIFELINE_SUFFIX = /\.lifeline( \(deleted\))?$/;
 
 /** What the manager is built from. */
 export interface LockfileManagerOptions {
@@ -21,6 +18,11 @@ export interface LockfileManagerOptions {
   host: string;
   clock: Clock;
   flock: string;
+  /**
+   * perl, for holders that lock in-process (perl-holder.ts): none spawns flock(1) for a lease.
+   * Undefined: flock(1) takes each lock and becomes its holder (flock.ts).
+   */
+  perl?: string | undefined;
   /** A lifeline locked ahead (a warm pool shim's), used by the first start instead of a new one. */
   spare?: SpareLifeline | undefined;
 }
@@ -41,6 +43,7 @@ interface Locked extends Planned {
 export class LockfileManager implements LockManager {
   // Record writes are serialised so a release never races the write it should undo.
   private writes: Promise<void> = Promise.resolve();
+  private spareFd: number | undefined;
 
   constructor(private readonly o: LockfileManagerOptions) {}
 
@@ -52,13 +55,19 @@ export class LockfileManager implements LockManager {
 
   async acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases> {
     const plan = await this.plan(requests);
-    const locked = await this.lockAll(plan);
+    const perl = this.o.perl;
+    const locked = perl === undefined ? await this.lockAll(plan) : [];
     let fd: number | undefined;
     try {
       fd = await this.newLifeline(owner);
       // The lifeline has no name left (unlinked when made): each holder opens a description of
       // its own through this process's fd, as a hot-plug does through QEMU's.
-      for (const l of locked) await this.hold(owner, l, `/proc/self/fd/${fd}`, undefined);
+      const lifeline = `/proc/self/fd/${fd}`;
+      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's.
+      const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare) : undefined;
+      if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
+      else ready?.disarm();
+      for (const l of locked) await this.hold(owner, l, lifeline, undefined);
     } catch (err) {
       for (const l of locked) closeLocked(l);
       if (fd !== undefined) closeQuietly(fd);
@@ -89,71 +98,35 @@ export class LockfileManager implements LockManager {
   async acquireForRunning(owner: LeaseOwner, qemuPid: number, request: LeaseRequest): Promise<void> {
     const lifeline = runningLifeline(qemuPid);
     const [planned] = await this.plan([request]) as [Planned];
+    if (this.o.perl !== undefined) {
+      await this.takeAll(owner, this.startHolders([planned], lifeline), lifeline, qemuPid, false);
+      return;
+    }
     const [l] = await this.lockAll([planned]) as [Locked];
     await this.hold(owner, l, lifeline, qemuPid);
   }
 
   /**
-   * One armed holder per resource (flock.ts `armHolder`), spawned now, during the transfer; at
-   * switchover each is told to lock and becomes the lease's holder, so the guest's pause pays a
-   * pipe write and a small shell's fork of flock(1) instead of two spawns from this process. The
-   * lock itself is tried at the same moment as before (`acquire`), so nothing is leased earlier.
+   * One holder per resource (`startHolders`), started now, during the transfer; at switchover
+   * each is told to lock and becomes the lease's holder, so the guest's pause pays a pipe write
+   * and an flock(2) in the holder instead of process spawns. The lock itself is tried at the same
+   * moment as before (`acquire`), so nothing is leased earlier.
    */
   async armForRunning(owner: LeaseOwner, qemuPid: number, requests: readonly LeaseRequest[]): Promise<ArmedLeases> {
     const lifeline = runningLifeline(qemuPid);
     const plan = await this.plan(requests);
     mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
-    const armed: Array<{ p: Planned; holder: ArmedHolder }> = [];
-    try {
-      for (const p of plan) {
-        const leaseFd = openSync(this.o.space.lockFile(p.key), constants.O_RDWR | constants.O_CREAT, 0o644);
-        try {
-          const lifeFd = openSync(lifeline, constants.O_RDONLY);
-          try {
-            armed.push({ p, holder: armHolder(this.o.flock, leaseFd, lifeFd, p.mode) });
-          } finally {
-            closeQuietly(lifeFd);
-          }
-        } finally {
-          closeQuietly(leaseFd);
-        }
-      }
-    } catch (err) {
-      for (const a of armed) a.holder.disarm();
-      throw VirtqError.from(err);
-    }
+    // The pause pays a pipe write and, with perl, an flock(2) per disk (else a small shell's flock(1) fork).
+    const started = this.startHolders(plan, lifeline);
     let used = false;
     return {
       acquire: async () => {
         if (used) throw new VirtqError('OPERATION_INVALID', 'these armed leases were used already');
         used = true;
-        const taken: string[] = [];
-        const locked: ProcessId[] = [];
-        try {
-          for (const { p, holder } of armed) {
-            const r = await holder.go();
-            if (r === 'conflict') throw await this.conflict(p);
-            if (r === 'locked') {
-              taken.push(p.resource);
-              locked.push(holder.id);
-              // In the source's pause: the lockspace's files read and written synchronously (Lockspace.writeRecordSync says why).
-              await this.sweep(p, true);
-              await this.record(owner, p, holder.id, qemuPid, true);
-              continue;
-            }
-            // The armed holder died before it locked (killed by hand?): the usual path.
-            await this.acquireForRunning(owner, qemuPid, { path: p.resource, mode: p.mode });
-            taken.push(p.resource);
-          }
-        } catch (err) {
-          for (const a of armed) a.holder.disarm();
-          await this.releaseAll(owner, taken, qemuPid).catch(() => undefined);
-          // A holder that locked before a sweep or record failed has no record: stopped by its pid.
-          for (const id of locked) await stopHolder(id, this.o.clock);
-          throw err;
-        }
+        // In the source's pause: the lockspace's files read and written synchronously (Lockspace.writeRecordSync says why).
+        await this.takeAll(owner, started, lifeline, qemuPid, true);
       },
-      disarm: () => { for (const a of armed) a.holder.disarm(); },
+      disarm: () => { for (const s of started) s.h.disarm(); },
     };
   }
 
@@ -218,6 +191,7 @@ export class LockfileManager implements LockManager {
    */
   private async newLifeline(owner: LeaseOwner): Promise<number> {
     const spare = this.o.spare?.take();
+    this.spareFd = spare;
     if (spare !== undefined) return spare;
     mkdirSync(this.o.lifelineDir, { recursive: true, mode: 0o700 });
     const path = lifelineFile(this.o.lifelineDir, owner.shimPid);
@@ -231,6 +205,69 @@ export class LockfileManager implements LockManager {
     }
     closeQuietly(fd);
     throw new VirtqError('OPERATION_FAILED', `cannot lock the new lifeline ${path}`);
+  }
+
+  /**
+   * One holder per planned resource, started now and holding nothing until told `go`, each with
+   * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
+   */
+  private startHolders(plan: readonly Planned[], lifelinePath: string, ready?: PreparedHolder): Array<{ p: Planned; h: PreparedHolder }> {
+    mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
+    const [first] = plan;
+    if (first === undefined) ready?.disarm();
+    const started: Array<{ p: Planned; h: PreparedHolder }> = first === undefined || ready === undefined ? [] : [{ p: first, h: ready }];
+    try {
+      for (const p of plan.slice(started.length)) {
+        const lifeFd = openSync(lifelinePath, constants.O_RDONLY);
+        try {
+          const perl = this.o.perl;
+          started.push({ p, h: perl !== undefined ? startHolder(perl, this.o.flock, lifeFd) : armFlockHolder(this.o.flock, this.o.space.lockFile(p.key), lifeFd, p.mode) });
+        } finally {
+          closeQuietly(lifeFd);
+        }
+      }
+    } catch (err) {
+      for (const s of started) s.h.disarm();
+      throw VirtqError.from(err);
+    }
+    return started;
+  }
+
+  /**
+   * Tells each started holder to lock, in plan order, and records its lease: all or nothing
+   * (LOCK_CONFLICT naming the holder, nothing kept). A holder that died before it answered
+   * (killed by hand?) is replaced by flock(1)'s way for its resource.
+   */
+  private async takeAll(owner: LeaseOwner, started: ReadonlyArray<{ p: Planned; h: PreparedHolder }>, lifelinePath: string, qemuPid: number | undefined, now: boolean): Promise<void> {
+    const taken: string[] = [];
+    try {
+      for (const { p, h } of started) {
+        const r = await h.go(p.mode, this.o.space.lockFile(p.key));
+        if (r === 'conflict') throw await this.conflict(p);
+        if (r === 'locked') {
+          try {
+            await this.sweep(p, now);
+          } catch (err) {
+            await this.stop(h.id); // locked, no record yet
+            throw err;
+          }
+          await this.record(owner, p, h.id, qemuPid, now);
+        } else {
+          const [l] = await this.lockAll([p]) as [Locked];
+          await this.hold(owner, l, lifelinePath, qemuPid);
+        }
+        taken.push(p.key);
+      }
+    } catch (err) {
+      for (const s of started) s.h.disarm();
+      await this.releaseKeys(owner, taken, qemuPid).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stops the holder `id` (flock.ts): its lease is dropped once it is gone. */
+  private stop(id: ProcessId): Promise<boolean> {
+    return stopHolder(id, this.o.clock);
   }
 
   /** Hands `l` to a holder bound to the lifeline at `lifelinePath`, and records the lease. */
@@ -259,7 +296,7 @@ export class LockfileManager implements LockManager {
       // `now`: written synchronously, still after any write in flight (a microtask when none is).
       await this.serialise(now ? async () => this.o.space.writeRecordSync(p.key, record) : () => this.o.space.writeRecord(p.key, record));
     } catch (err) {
-      await stopHolder(holder, this.o.clock);
+      await this.stop(holder);
       throw err;
     }
   }
@@ -275,7 +312,7 @@ export class LockfileManager implements LockManager {
       // The same VM's other QEMU (a migration's destination) holds it now: not ours to give back.
       if (qemuPid !== undefined && rec.qemuPid !== undefined && rec.qemuPid !== qemuPid) return;
       if (rec.host === this.o.host) {
-        const gone = await stopHolder({ pid: rec.holderPid, start: rec.holderStart }, this.o.clock);
+        const gone = await this.stop({ pid: rec.holderPid, start: rec.holderStart });
         if (!gone) throw new VirtqError('OPERATION_FAILED', `lease holder ${rec.holderPid} for ${rec.resource} did not exit`);
       }
       this.o.space.removeRecordSync(key, owner.uuid);
@@ -320,21 +357,6 @@ export class LockfileManager implements LockManager {
     this.writes = run.catch(() => undefined);
     return run;
   }
-}
-
-/** QEMU's lifeline as a holder opens it; LOCK_MANAGER_UNAVAILABLE when QEMU has none. */
-function runningLifeline(qemuPid: number): string {
-  const lifeline = `/proc/${qemuPid}/fd/${QEMU_LIFELINE_FD}`;
-  let target = '';
-  try {
-    target = readlinkSync(lifeline);
-  } catch {
-    // handled below
-  }
-  if (!LIFELINE_SUFFIX.test(target)) {
-    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `QEMU pid ${qemuPid} holds no lease lifeline (it was started without the lockfile plugin?); restart the VM to hot-plug disks with leases`);
-  }
-  return lifeline;
 }
 
 function describeHolder(h: LeaseHolder): string {

@@ -9,19 +9,23 @@
 // lifeline is (lockfile-manager.ts makes its lifelines the same way). Nobody else can name or
 // lock it; it leases nothing; a pool shim that is killed takes the lock with it. QEMU inherits it
 // as fd 3 and `readlink /proc/QEMU/fd/3` ends in `.lifeline (deleted)` either way, so a VM of a
-// warm shim and one of a cold shim are indistinguishable.
+// warm shim and one of a cold shim are indistinguishable. With perl, an idle in-process lease
+// holder comes with it (issue 15: a warm start then forks no flock(1) at all, nor anything else,
+// for its first disk); the holder holds nothing before the start tells it `go`.
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { VirtqError } from '../../protocol/errors.js';
 import { tempSuffix } from '../../protocol/node-crypto.js';
-import { FLOCK_CONFLICT_EXIT } from './flock.js';
+import { FLOCK_CONFLICT_EXIT, type PreparedHolder } from './flock.js';
+import { DEFAULT_PERL, startHolder } from './perl-holder.js';
 import type { SpareLifeline } from './types.js';
 
 /**
  * Creates, unlinks and locks a lifeline file in `dir`, synchronously (a pool shim does it before it
  * blocks reading its definition). Undefined when any step fails: the start then makes its own.
  */
-export function lockSpareLifeline(flock: string, dir: string): SpareLifeline | undefined {
+export function lockSpareLifeline(flock: string, dir: string, perl: string | undefined = DEFAULT_PERL): SpareLifeline | undefined {
   let fd: number | undefined;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -34,7 +38,31 @@ export function lockSpareLifeline(flock: string, dir: string): SpareLifeline | u
     if (fd !== undefined) closeSync(fd);
     return undefined;
   }
-  return spare(fd);
+  return spare(fd, perl === undefined ? undefined : idleHolder(perl, flock, fd));
+}
+
+/**
+ * An in-process lease holder (perl-holder.ts) started idle on its own description of the spare
+ * lifeline, so that the start's first disk spawns nothing either. It holds nothing until told
+ * `go`; the pool shim's death (its stdin's EOF) or `discard` ends it. Undefined without perl.
+ */
+function idleHolder(perl: string, flock: string, lifelineFd: number): PreparedHolder | undefined {
+  try {
+    accessSync(perl, constants.X_OK);
+    const own = openSync(`/proc/self/fd/${lifelineFd}`, constants.O_RDONLY);
+    try {
+      return startHolder(perl, flock, own);
+    } finally {
+      closeSync(own);
+    }
+  } catch {
+    return undefined; // the start spawns its holders itself
+  }
+}
+
+/** The idle holder a spare lifeline came with (lockSpareLifeline), taken at most once: for the lockfile manager. */
+export function takeSpareHolder(s: SpareLifeline | undefined): PreparedHolder | undefined {
+  return s !== undefined && 'takeHolder' in s && typeof s.takeHolder === 'function' ? (s.takeHolder as () => PreparedHolder | undefined)() : undefined;
 }
 
 /** A fresh lifeline's name: unique, and ending in `.lifeline` (what a hot-plug checks QEMU's fd 3 for). */
@@ -42,9 +70,34 @@ export function lifelineFile(dir: string, shimPid: number): string {
   return join(dir, `${shimPid}.${tempSuffix()}.lifeline`);
 }
 
-function spare(fd: number): SpareLifeline {
+/** The fd QEMU inherits the lifeline as (the first of StartLeases.inheritFds). */
+const QEMU_LIFELINE_FD = 3;
+const LIFELINE_SUFFIX = /\.lifeline( \(deleted\))?$/;
+
+/** QEMU's lifeline as a holder opens it; LOCK_MANAGER_UNAVAILABLE when QEMU has none. */
+export function runningLifeline(qemuPid: number): string {
+  const lifeline = `/proc/${qemuPid}/fd/${QEMU_LIFELINE_FD}`;
+  let target = '';
+  try {
+    target = readlinkSync(lifeline);
+  } catch {
+    // handled below
+  }
+  if (!LIFELINE_SUFFIX.test(target)) {
+    throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `QEMU pid ${qemuPid} holds no lease lifeline (it was started without the lockfile plugin?); restart the VM to hot-plug disks with leases`);
+  }
+  return lifeline;
+}
+
+function spare(fd: number, idle: PreparedHolder | undefined): SpareLifeline & { takeHolder(): PreparedHolder | undefined } {
   let held: number | undefined = fd;
+  let holder = idle;
   return {
+    takeHolder() {
+      const h = holder;
+      holder = undefined;
+      return h;
+    },
     take() {
       const f = held;
       held = undefined;
@@ -54,6 +107,8 @@ function spare(fd: number): SpareLifeline {
     discard() {
       if (held !== undefined) closeSync(held);
       held = undefined;
+      holder?.disarm();
+      holder = undefined;
     },
   };
 }

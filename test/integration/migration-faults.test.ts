@@ -82,7 +82,11 @@ describe('virtq migrate: faults', () => {
     const wrapper = w.shared.path('refusing-flock');
     writeFileSync(wrapper, '#!/bin/sh\ncase "$(readlink /proc/$$/fd/3 2>/dev/null)" in *.lock) exit 75;; esac\nexec flock "$@"\n');
     chmodSync(wrapper, 0o755);
-    w.configureDstLock({ flock: wrapper });
+    // Its in-process holders likewise: each answers its `go` with a conflict.
+    const refusingPerl = w.shared.path('refusing-perl');
+    writeFileSync(refusingPerl, '#!/bin/sh\nread -r go\necho conflict\nexit 75\n');
+    chmodSync(refusingPerl, 0o755);
+    w.configureDstLock({ flock: wrapper, perl: refusingPerl });
     const { src, def } = await bootOnSource(w, 'nolease1');
     await expect(src.api.migrate({ name: 'nolease1', destUri: w.dstUri, live: true })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
     await expectOnlyOn(w, 'nolease1', def.uuid, 'src');

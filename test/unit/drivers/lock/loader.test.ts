@@ -92,6 +92,22 @@ describe('loadLockManager', () => {
     expect(existsSync(space)).toBe(true);
   });
 
+  it('loads the lockfile plugin with perl: false (flock(1) holders) and with a missing perl (the same, with a warning)', async () => {
+    configure({ plugin: 'lockfile', perl: false });
+    expect((await load()).status.ok).toBe(true);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => { warnings.push(w.message); };
+    process.on('warning', onWarning);
+    try {
+      configure({ plugin: 'lockfile', perl: '/nonexistent/perl' });
+      expect((await load()).status.ok).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.join('\n')).toContain('/nonexistent/perl not found: disk leases are taken through flock(1) children');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('loads nop as an explicit opt-out', async () => {
     configure({ plugin: 'nop' });
     const loaded = await load();
@@ -104,6 +120,7 @@ describe('loadLockManager', () => {
     ['a relative lockspace', { plugin: 'lockfile', lockspace: 'rel/dir' }, '"lockspace" must be an absolute path'],
     ['an unknown lockfile option', { plugin: 'lockfile', lockspce: '/x' }, 'unknown lockfile option(s): lockspce'],
     ['a flock(1) that does not exist', { plugin: 'lockfile', flock: '/nonexistent/flock' }, 'cannot run /nonexistent/flock'],
+    ['a relative perl', { plugin: 'lockfile', perl: 'perl' }, '"perl" must be the absolute path of perl, or false'],
     ['malformed JSON', '{"plugin": ', 'is not valid JSON'],
     ['a JSON array', '[]', 'must hold a JSON object'],
     ['a non-string plugin', { plugin: 3 }, '"plugin" must be a plugin name'],

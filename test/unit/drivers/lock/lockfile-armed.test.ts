@@ -16,6 +16,7 @@ import type { LeaseOwner, StartLeases } from '../../../../drivers/lock/types.js'
 import { eventually, fakeQemu as spawnFakeQemu, killed } from '../../../helpers/lease-processes.js';
 
 let dir = '';
+let holderPerl: string | undefined;
 let disk = '';
 let procs: ChildProcess[] = [];
 const clock = systemClock();
@@ -35,7 +36,7 @@ afterEach(() => {
 });
 
 const space = (): Lockspace => new Lockspace(join(dir, 'space'));
-const manager = (): LockfileManager => new LockfileManager({ space: space(), lifelineDir: join(dir, 'run'), host: 'h1', clock, flock: 'flock' });
+const manager = (): LockfileManager => new LockfileManager({ space: space(), lifelineDir: join(dir, 'run'), host: 'h1', clock, flock: 'flock', perl: holderPerl });
 
 const fakeQemu = (leases: StartLeases): Promise<ChildProcess> => spawnFakeQemu(leases, procs);
 
@@ -43,14 +44,17 @@ const fakeQemu = (leases: StartLeases): Promise<ChildProcess> => spawnFakeQemu(l
 /** The pids of processes whose parent is this test (the armed holders among them). */
 function armedShells(): number[] {
   const out = spawnSyncText('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)]);
-  return out.split('\n').filter((l) => l.includes('read -r go')).map((l) => Number.parseInt(l.trim(), 10));
+  return out.split('\n').filter((l) => l.includes('read -r go') || l.includes('/^go (')).map((l) => Number.parseInt(l.trim(), 10));
 }
 
 function spawnSyncText(cmd: string, args: string[]): string {
   return spawnSync(cmd, args, { encoding: 'utf8' }).stdout;
 }
 
-describe('LockfileManager armed leases', () => {
+// Both kinds of holder: in-process (perl, the default where perl-base is installed) and flock(1) children (the fallback).
+describe.each([['perl', '/usr/bin/perl'], ['flock(1)', undefined]])('LockfileManager armed leases (holders: %s)', (_kind, perl) => {
+  beforeEach(() => { holderPerl = perl; });
+
   it('hands a lease over at acquire, not before, bound to the destination QEMU\'s life', async () => {
     const m = manager();
     const source = await fakeQemu(await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]));
@@ -75,12 +79,15 @@ describe('LockfileManager armed leases', () => {
     const m = manager();
     const dest = await fakeQemu(await m.acquireForStart(A2, []));
     const armed = await m.armForRunning(A2, dest.pid as number, [{ path: disk, mode: 'exclusive' }, { path: join(dir, 'free.raw'), mode: 'exclusive' }]);
+    const armedPids = armedShells();
+    expect(armedPids).toHaveLength(2);
     // Armed holders hold no lock: another VM can lease the disk.
     const other = await fakeQemu(await m.acquireForStart(B, [{ path: disk, mode: 'shared' }]));
     await expect(armed.acquire()).rejects.toMatchObject({ code: 'LOCK_CONFLICT', message: expect.stringContaining('VM "vm-b"') });
     expect(await space().readRecord(resourceKey(disk), A.uuid)).toBeUndefined();
     expect(await space().readRecord(resourceKey(join(dir, 'free.raw')), A.uuid)).toBeUndefined();
-    await eventually(() => armedShells().length === 0);
+    // (B's own perl holder has the same command line: only the armed ones must be gone.)
+    await eventually(() => armedShells().every((pid) => !armedPids.includes(pid)));
     await killed(other);
     await m.releaseAll(B, [disk]);
     await fakeQemu(await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }, { path: join(dir, 'free.raw'), mode: 'exclusive' }]));

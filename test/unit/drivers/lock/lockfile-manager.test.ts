@@ -14,6 +14,7 @@ import type { LeaseOwner, StartLeases } from '../../../../drivers/lock/types.js'
 import { eventually, fakeQemu as spawnFakeQemu, killed } from '../../../helpers/lease-processes.js';
 
 let dir = '';
+let holderPerl: string | undefined;
 let disk = '';
 let procs: ChildProcess[] = [];
 const clock = systemClock();
@@ -32,12 +33,15 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const manager = (host = 'h1') => new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host, clock, flock: 'flock' });
+const manager = (host = 'h1') => new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host, clock, flock: 'flock', perl: holderPerl });
 
 const fakeQemu = (leases: StartLeases): Promise<ChildProcess> => spawnFakeQemu(leases, procs);
 
 
-describe('LockfileManager', () => {
+// Both kinds of holder: in-process (perl, the default where perl-base is installed) and flock(1) children (the fallback).
+describe.each([['perl', '/usr/bin/perl'], ['flock(1)', undefined]])('LockfileManager (holders: %s)', (_kind, perl) => {
+  beforeEach(() => { holderPerl = perl; });
+
   it('refuses a second exclusive lease with LOCK_CONFLICT naming the holder and its QEMU pid', async () => {
     const m = manager();
     const qemu = await fakeQemu(await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]));

@@ -10,10 +10,17 @@ import { systemClock } from '../../../../protocol/clock.js';
 import { LockfileManager } from '../../../../drivers/lock/lockfile-manager.js';
 import { Lockspace } from '../../../../drivers/lock/lockspace.js';
 import { lockSpareLifeline } from '../../../../drivers/lock/spare-lifeline.js';
-import type { LeaseOwner } from '../../../../drivers/lock/types.js';
+import type { LeaseOwner, SpareLifeline } from '../../../../drivers/lock/types.js';
 
 let dir = '';
 let procs: ChildProcess[] = [];
+let spares: Array<SpareLifeline | undefined> = [];
+/** A spare made for the test, discarded after it (which also ends its idle holder). */
+const made = (flock = 'flock', perl?: string): SpareLifeline | undefined => {
+  const s = perl === undefined ? lockSpareLifeline(flock, join(dir, 'run')) : lockSpareLifeline(flock, join(dir, 'run'), perl);
+  spares.push(s);
+  return s;
+};
 const A: LeaseOwner = { vm: 'vm-a', uuid: 'aaaaaaaa-0000-4000-8000-000000000001', shimPid: 11 };
 const B: LeaseOwner = { vm: 'vm-b', uuid: 'bbbbbbbb-0000-4000-8000-000000000002', shimPid: 22 };
 
@@ -21,8 +28,10 @@ beforeEach(() => {
   dir = realpathSync(mkdtempSync(join(tmpdir(), 'virtq-spare-')));
   writeFileSync(join(dir, 'disk.raw'), '');
   procs = [];
+  spares = [];
 });
 afterEach(() => {
+  for (const s of spares) s?.discard();
   for (const p of procs) p.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
@@ -36,7 +45,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 describe('lockSpareLifeline', () => {
   it('locks an anonymous lifeline exclusively and leaves no file in the directory', () => {
-    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const spare = made();
     const fd = spare?.take();
     expect(fd).toBeTypeOf('number');
     expect(readdirSync(join(dir, 'run'))).toEqual([]);
@@ -46,14 +55,14 @@ describe('lockSpareLifeline', () => {
   });
 
   it('is undefined when flock(1) cannot run, so the start makes its own', () => {
-    expect(lockSpareLifeline(join(dir, 'no-such-flock'), join(dir, 'run'))).toBeUndefined();
+    expect(made(join(dir, 'no-such-flock'))).toBeUndefined();
     expect(readdirSync(join(dir, 'run'))).toEqual([]);
   });
 
   it('discard closes an untaken spare (its lock goes with it)', () => {
-    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const spare = made();
     const fd = spare?.take() as number;
-    const other = lockSpareLifeline('flock', join(dir, 'run'));
+    const other = made();
     other?.discard();
     expect(other?.take()).toBeUndefined();
     expect(tryShared(fd)).toBe(75);
@@ -61,7 +70,7 @@ describe('lockSpareLifeline', () => {
 
   it('is the lifeline of the first start: its disk lease lives exactly as long as the QEMU holding it', async () => {
     const disk = join(dir, 'disk.raw');
-    const spare = lockSpareLifeline('flock', join(dir, 'run'));
+    const spare = made();
     const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', spare });
     const leases = await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]);
     const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
@@ -84,5 +93,38 @@ describe('lockSpareLifeline', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(readdirSync(join(dir, 'run'))).toEqual([]);
+  });
+
+  it('comes with an idle in-process holder that becomes the first disk\'s holder (no spawn at the start), and ends unused on discard', async () => {
+    const idle = (): number[] => spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
+      .split('\n').filter((l) => l.includes('/^go (')).map((l) => Number.parseInt(l.trim(), 10));
+    const unused = made();
+    expect(idle()).toHaveLength(1);
+    unused?.discard();
+    const until = Date.now() + 5000;
+    while (idle().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(idle()).toEqual([]);
+    const spare = made();
+    const [pid] = idle();
+    const disk = join(dir, 'disk.raw');
+    const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', perl: '/usr/bin/perl', spare });
+    const leases = await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]);
+    const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+    procs.push(qemu);
+    await leases.spawned(qemu.pid as number);
+    expect(await new Lockspace(join(dir, 'space')).readRecord(await m.resourceKey(disk), A.uuid)).toMatchObject({ holderPid: pid });
+    spare?.discard(); // as the shim does after its start: the holder in use is not disarmed
+    await expect(m.acquireForStart(B, [{ path: disk, mode: 'shared' }])).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+    await m.releaseAll(A, [disk]);
+    const free = await m.acquireForStart(B, [{ path: disk, mode: 'exclusive' }]);
+    await free.abort();
+  });
+
+  it('comes without a holder when perl is missing; the start then spawns its own', async () => {
+    const spare = made('flock', join(dir, 'no-such-perl'));
+    expect(spare?.held()).toBeTypeOf('number');
+    const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', spare });
+    const leases = await m.acquireForStart(A, [{ path: join(dir, 'disk.raw'), mode: 'exclusive' }]);
+    await leases.abort();
   });
 });
