@@ -55,10 +55,13 @@ describe('warm shim pool', () => {
 
     // The shim's ready line no longer waits for its last update's reply; the create's reply still
     // comes only once virtqemud's listing says running (aggregator/listed-wait.ts).
-    // Loaded and waiting (blocked reading its stdin), it has started QEMU's launcher (shim/vm/qemu-launcher.ts): its one child.
+    // Loaded and waiting (blocked reading its stdin), it has started QEMU's launcher (shim/vm/qemu-launcher.ts) and,
+    // with perl, an idle lease holder (drivers/lock/spare-lifeline.ts): its two children, holding nothing yet.
     const children = (): number[] => readFileSync(`/proc/${String(warmPid)}/task/${String(warmPid)}/children`, 'latin1').trim().split(' ').filter((c) => c !== '').map(Number);
-    const [launcher] = await until(h, 'the idle shim to wait with its launcher', () => (readFileSync(`/proc/${String(warmPid)}/syscall`, 'latin1').startsWith('0 0x0 ') && children().length === 1 ? children() : undefined));
-    expect(readlinkSync(`/proc/${String(launcher)}/exe`)).toBe(realpathSync('/bin/sh'));
+    const exe = (pid: number): string => readlinkSync(`/proc/${String(pid)}/exe`);
+    const idleKids = await until(h, 'the idle shim to wait with its launcher and idle holder', () => (readFileSync(`/proc/${String(warmPid)}/syscall`, 'latin1').startsWith('0 0x0 ') && children().length === 2 ? children() : undefined));
+    expect(idleKids.map(exe).sort()).toEqual([realpathSync('/bin/sh'), realpathSync('/usr/bin/perl')].sort());
+    const launcher = idleKids.find((pid) => exe(pid) === realpathSync('/bin/sh'));
     const row = await api.create({ definition: idleDef('warm1') });
     expect(row).toMatchObject({ state: 'running', shimPid: warmPid, qemuPid: expect.any(Number) });
     const info = await api.getInfo({ name: 'warm1' });
