@@ -100,7 +100,7 @@ function parse(argv: string[]): Parsed | 'help' {
     if (values.definition === '-') {
       // Built-ins every start loads on first use, loaded now: stdout (the ready line; runMain
       // touches it first) and node:cluster (net's listen requires it at the first bind; the
-      // loader is Node 20.16+, and package.json allows 20.10: older ones just load it later).
+      // loader is Node 20.16+, which package.json now requires; the guard stays harmless).
       void process.stdout;
       (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:cluster');
       // runMain's first timer and signal listeners after the hand-off compiled Node's timer list and
