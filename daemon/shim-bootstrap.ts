@@ -14,6 +14,8 @@ export const ShimReady = Type.Object({
   name: Type.String(),
   uuid: Type.String(),
   state: DomainState,
+  /** Why the VM is in that state, as getState says (embed mode's create answers with it, no second call). */
+  reason: Type.Optional(Type.String()),
   /** The shim's read-write socket. */
   socket: Type.String(),
   shimPid: Type.Integer(),

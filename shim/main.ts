@@ -210,7 +210,7 @@ async function start(parsed: Parsed): Promise<Started> {
   process.on('SIGUSR2', () => void upgradeShim(shim.handoverParts()).catch(() => undefined)); // logged by the upgrade
   const s = shim.runtimeState();
   return {
-    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.readyFields() }),
+    readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, reason: s.reason, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.readyFields() }),
     // The shim stops and leaves QEMU running; `done` also settles when the VM stops for good.
     stop: () => void shim.stop(),
     done: shim.done,

@@ -120,7 +120,7 @@ export function rehearse(clock: Clock): void {
   parseMessage(codec.decode(encodeFrame(codec.encode({ prog: 'registry', proc: 'update', type: 'call', serial: 1, status: 'ok', body: update })).subarray(4)));
   encodeRecord({ seq: 1, ts: clock.now(), body: { event: 'started', ...update } });
   JSON.stringify({ format: 1, definition: resolved, ...update });
-  readyLine({ name: def.name, uuid: def.uuid, state: 'running', socket: '/nonexistent/vm.sock', shimPid: 1, qemuPid: 1 });
+  readyLine({ name: def.name, uuid: def.uuid, state: 'running', reason: 'booted', socket: '/nonexistent/vm.sock', shimPid: 1, qemuPid: 1 });
 }
 
 /**

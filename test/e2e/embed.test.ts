@@ -77,7 +77,7 @@ describe('embedded mode', () => {
     const a = await open(rootA);
     const b = await open(rootB);
     expect(a.peer).toBe('embed');
-    await expect(a.virtq.create({ definition: idleDef('app-a') })).resolves.toMatchObject({ name: 'app-a', state: 'running', persistent: false, shimUp: true });
+    await expect(a.virtq.create({ definition: idleDef('app-a') })).resolves.toMatchObject({ name: 'app-a', state: 'running', reason: 'booted', persistent: false, shimUp: true });
     await b.virtq.create({ definition: idleDef('app-b') });
     await Promise.all([a.virtq.create({ definition: idleDef('same') }), b.virtq.create({ definition: idleDef('same') })]);
 
@@ -117,14 +117,17 @@ describe('embedded mode', () => {
     const a = await connect(uri, { shimCommand: [process.execPath, SHIM_BIN], timeoutMs: 60_000, shimPool: 1 });
     conns.push(a);
     const [warm] = await until('an idle shim', () => { const p = idleShims(rootA); return p.length === 1 ? p : undefined; });
-    await expect(a.virtq.create({ definition: idleDef('warm-e') })).resolves.toMatchObject({ name: 'warm-e', state: 'running', shimPid: warm });
+    await expect(a.virtq.create({ definition: idleDef('warm-e') })).resolves.toMatchObject({ name: 'warm-e', state: 'running', reason: 'booted', shimPid: warm });
     // The same command line as a cold embed shim's, and the same VM.
     const coldPid = (await cold.virtq.lookupByName({ name: 'cold-e' })).shimPid as number;
     expect(cmdline(warm as number)).toEqual(cmdline(coldPid));
     await expect(cold.domain('warm-e').getState()).resolves.toEqual({ state: 'running', reason: 'booted' });
     // The pool refills after the warm start, and a paused start takes the new idle shim too.
     const [idle2] = await until('a refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== warm ? p : undefined; });
-    await expect(a.virtq.create({ definition: idleDef('paused-e'), paused: true })).resolves.toMatchObject({ state: 'paused', shimPid: idle2 });
+    // Its reply's state and reason come from the shim's ready line, and say what getState says.
+    const paused = await a.virtq.create({ definition: idleDef('paused-e'), paused: true });
+    expect(paused).toMatchObject({ state: 'paused', shimPid: idle2 });
+    expect(await cold.domain('paused-e').getState()).toEqual({ state: paused.state, reason: paused.reason });
     const [refill] = await until('a second refill', () => { const p = idleShims(rootA); return p.length === 1 && p[0] !== idle2 ? p : undefined; });
     a.close();
     await until('the idle shim to go', () => (['Z', 'X', undefined].includes(procState(refill as number)) ? true : undefined), 10_000);
