@@ -29,15 +29,6 @@ const WASM_PAGE = 64 * 1024;
 
 const ZERO_GRAIN = new Uint8Array(HOLE_GRAIN);
 
-/**
- * Bytes written between two background fdatasyncs (at most one in flight). A direct write
- * reaches the virtual disk, not its medium: the commit's fsync flushed the whole 1 GiB from the
- * device's cache after the last byte (0.58 s in a strace of the daemon, issue #13 session 18);
- * with these the device writes while the stream flows and the commit flushes the tail. Not a
- * durability step: the commit's fsync still is.
- */
-export const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
-
 /** Where the staged bytes go: the file, and what to do when it refuses O_DIRECT's alignment. */
 export interface StagedTarget {
   fh: FileHandle;
@@ -80,14 +71,8 @@ export class StagedWriter {
   copied = 0;
   /** True while claim() may give memory: not while submit() waits, nor once finishing or failed. */
   private claimable = true;
-  /** Bytes whose writes have completed, and how many of them the last background sync covered. */
-  private written = 0;
-  private syncedUpTo = 0;
-  /** The background fdatasync, at most one; its failure fails the next submit or finish. */
-  private syncing: Promise<void> | undefined;
-  private syncError: unknown;
 
-  constructor(private readonly target: StagedTarget, private readonly syncEvery = SYNC_EVERY_BYTES) {
+  constructor(private readonly target: StagedTarget) {
     this.fh = target.fh;
     this.direct = target.direct;
     const buffers = alignedBuffers(WRITES_IN_FLIGHT + 1, WRITE_BATCH_BYTES);
@@ -139,8 +124,6 @@ export class StagedWriter {
     this.claimable = false;
     if (this.filled > 0) await this.submit();
     while (this.inFlight.length > 0) await (this.inFlight.shift() as { done: Promise<void> }).done;
-    await this.syncing;
-    this.throwSyncError();
     await this.fh.truncate(this.end);
     await this.closeReopened();
   }
@@ -149,16 +132,13 @@ export class StagedWriter {
   async settle(): Promise<void> {
     this.claimable = false;
     await Promise.allSettled(this.inFlight.splice(0).map((w) => w.done));
-    await this.syncing;
     await this.closeReopened().catch(() => undefined);
   }
 
   // Starts writing `current` and takes a free buffer to fill next, waiting for the oldest write when none is.
   private async submit(): Promise<void> {
-    this.throwSyncError();
     const buf = this.current;
-    const filled = this.filled;
-    const done = this.writeRuns(buf, filled, this.start).then(() => this.syncBehind(filled));
+    const done = this.writeRuns(buf, this.filled, this.start);
     done.catch(() => undefined); // awaited below or in finish(); settle() when the upload fails first
     this.inFlight.push({ done, buf });
     this.start += this.filled;
@@ -218,25 +198,6 @@ export class StagedWriter {
       if (n === 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
       done += n;
     }
-  }
-
-  /**
-   * Counts `n` more bytes written and starts an fdatasync once syncEvery more are, unless one
-   * still runs. Writes complete out of order (four in flight): the sync covers whatever is
-   * written by then; `written` only paces it.
-   */
-  private syncBehind(n: number): void {
-    this.written += n;
-    if (this.syncing !== undefined || this.syncError !== undefined || this.written - this.syncedUpTo < this.syncEvery) return;
-    this.syncedUpTo = this.written;
-    this.syncing = this.fh.datasync().then(
-      () => { this.syncing = undefined; },
-      (err: unknown) => { this.syncError = err; this.syncing = undefined; },
-    );
-  }
-
-  private throwSyncError(): void {
-    if (this.syncError !== undefined) throw this.syncError;
   }
 
   private async closeReopened(): Promise<void> {

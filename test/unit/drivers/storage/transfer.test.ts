@@ -141,53 +141,6 @@ describe('writeStream', () => {
     expect(readFileSync(path).equals(data)).toBe(true);
   });
 
-  // A handle whose fdatasync is watched (or made to fail): the background syncs of StagedWriter.
-  const watchedSyncs = (real: Awaited<ReturnType<typeof open>>, fail?: Error): { fh: typeof real; syncs: number[] } => {
-    let written = 0;
-    const syncs: number[] = [];
-    const fh = new Proxy(real, {
-      get: (t, k) => {
-        if (k === 'write') return async (b: Buffer, o: number, n: number, p: number) => { const r = await t.write(b, o, n, p); written += r.bytesWritten; return r; };
-        if (k === 'datasync') return () => { syncs.push(written); return fail === undefined ? t.datasync() : Promise.reject(fail); };
-        return Reflect.get(t, k, t) as unknown;
-      },
-    });
-    return { fh, syncs };
-  };
-
-  it('starts an fdatasync behind the writes every syncEvery bytes, one at a time, while the stream flows', async () => {
-    const real = await open(root.path('s'), 'w');
-    const w = watchedSyncs(real);
-    const data = randomBytes(WRITE_BATCH_BYTES * 8);
-    const writer = new StagedWriter({ fh: w.fh, direct: false }, WRITE_BATCH_BYTES * 2);
-    let beforeFinish = 0;
-    try {
-      for (let at = 0; at < data.length; at += MiB) await writer.add(data.subarray(at, at + MiB));
-      beforeFinish = w.syncs.length;
-      await writer.finish();
-    } finally {
-      await real.close();
-    }
-    expect(readFileSync(root.path('s')).equals(data)).toBe(true);
-    // 64 MiB in 16 MiB steps: at least one sync started before the last byte was handed over,
-    // none before 16 MiB were written, never more than one per 16 MiB.
-    expect(beforeFinish).toBeGreaterThanOrEqual(1);
-    expect(w.syncs[0]).toBeGreaterThanOrEqual(WRITE_BATCH_BYTES * 2);
-    expect(w.syncs.length).toBeLessThanOrEqual(4);
-  });
-
-  it('fails the upload when a background fdatasync fails, and settles with nothing in flight', async () => {
-    const real = await open(root.path('t'), 'w');
-    const w = watchedSyncs(real, Object.assign(new Error('EIO'), { code: 'EIO' }));
-    const data = randomBytes(WRITE_BATCH_BYTES * 8);
-    try {
-      await expect(writeStream({ fh: w.fh, direct: false }, from([data]), { maxBytes: data.length, what: 'uploading' })).rejects.toMatchObject({ code: 'EIO' });
-    } finally {
-      await real.close();
-    }
-    expect(w.syncs.length).toBe(1);
-  });
-
   it('refuses a stream longer than the bound or than announced with INVALID_ARG', async () => {
     await expect(into(from([randomBytes(MiB), randomBytes(1)]), MiB)).rejects.toMatchObject({ code: 'INVALID_ARG', details: { maxBytes: MiB } });
     await expect(into(from([randomBytes(10)]), MiB, { lengthBytes: 5 })).rejects.toMatchObject({ code: 'INVALID_ARG' });
