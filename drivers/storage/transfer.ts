@@ -11,7 +11,10 @@ import type { DownloadOptions, OpControl, VolumeDownload } from './types.js';
 // The upload's writes (staged, aligned, O_DIRECT where the pool allows, zero runs as holes):
 // staged-writer.ts. A datasync every 64 MiB while the stream flowed made a 1 GiB upload ~1.7x
 // slower than one fsync at the end (16 journal commits and device flushes; bench/RESULTS.md,
-// issue #13 session 9): direct writes reach the device without either.
+// issue #13 session 9): direct writes reach the device without either. Their commit fsync still
+// waits 0.1-0.6 s for the virtual disk to flush its cache; a background fdatasync every 64 MiB
+// took that to <1 ms but the stream slowed by as much (the flush seems to hold up the writes
+// behind it): no gain, not kept (bench/RESULTS.md, issue #13 session 18).
 /** Size of the chunks a download yields. */
 export const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 
