@@ -5,7 +5,7 @@ import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { armFlockHolder, isAlive, spawnHolder, stopHolder, tryLock, type PreparedHolder, type ProcessId } from './flock.js';
-import { startHolder } from './perl-holder.js';
+import { DEFAULT_PERL, startHolder } from './perl-holder.js';
 import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
 import { KeptHolder, lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
@@ -66,8 +66,9 @@ export class LockfileManager implements LockManager {
       const lifeline = `/proc/self/fd/${fd}`;
       // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's.
       const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare) : undefined;
-      // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns nothing.
-      if (ready !== undefined && plan.length === 0 && opts?.armLater === true) this.kept.keep(ready, fd);
+      // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns
+      // nothing — if it is the holder this configuration would spawn (the spare's is the default perl execing PATH's flock).
+      if (ready !== undefined && plan.length === 0 && opts?.armLater === true && perl === DEFAULT_PERL && this.o.flock === 'flock') this.kept.keep(ready, fd);
       else if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
       else ready?.disarm();
       for (const l of locked) await this.hold(owner, l, lifeline, undefined);

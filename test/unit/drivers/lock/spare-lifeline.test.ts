@@ -2,7 +2,7 @@
 // is locked exclusively before any VM exists, and a start that takes it binds its disks' leases
 // to it exactly as to a lifeline of its own (the lease lives as long as the QEMU holding it).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -137,10 +137,10 @@ describe('lockSpareLifeline', () => {
       while (idle().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(idle()).toEqual([]);
     };
-    const destination = async (armLater: boolean): Promise<{ m: LockfileManager; qemu: ChildProcess; pid: number | undefined }> => {
+    const destination = async (armLater: boolean, perl = '/usr/bin/perl'): Promise<{ m: LockfileManager; qemu: ChildProcess; pid: number | undefined }> => {
       const spare = made('flock', '/usr/bin/perl');
       const [pid] = idle();
-      const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', perl: '/usr/bin/perl', spare });
+      const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', perl, spare });
       const leases = await m.acquireForStart(A, [], armLater ? { armLater } : undefined);
       const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
       procs.push(qemu);
@@ -168,13 +168,18 @@ describe('lockSpareLifeline', () => {
       }
     });
 
-    it('ends when QEMU exits before the arming, and is not kept without armLater', async () => {
+    it('ends when QEMU exits before the arming, and is not kept without armLater nor for another configured perl', async () => {
       const first = await destination(true);
       expect(idle()).toHaveLength(1);
       await exited(first.qemu);
       await first.m.releaseAll(A, [join(dir, 'disk.raw')], first.qemu.pid as number);
       await gone();
       await destination(false);
+      await gone();
+      // A root configured with its own perl (a test's refusing one, say) arms with that perl, not the spare's default one.
+      const ownPerl = join(dir, 'perl');
+      symlinkSync('/usr/bin/perl', ownPerl);
+      await destination(true, ownPerl);
       await gone();
     });
 
