@@ -5,9 +5,9 @@ import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { armFlockHolder, isAlive, spawnHolder, stopHolder, tryLock, type PreparedHolder, type ProcessId } from './flock.js';
-import { startHolder } from './perl-holder.js';
+import { DEFAULT_PERL, startHolder } from './perl-holder.js';
 import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
-import { lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
+import { KeptHolder, lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
 
 /** What the manager is built from. */
@@ -44,6 +44,7 @@ export class LockfileManager implements LockManager {
   // Record writes are serialised so a release never races the write it should undo.
   private writes: Promise<void> = Promise.resolve();
   private spareFd: number | undefined;
+  private readonly kept = new KeptHolder();
 
   constructor(private readonly o: LockfileManagerOptions) {}
 
@@ -53,7 +54,7 @@ export class LockfileManager implements LockManager {
     return resourceKey(canonicalPathSync(path));
   }
 
-  async acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases> {
+  async acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[], opts?: { armLater?: boolean }): Promise<StartLeases> {
     const plan = await this.plan(requests);
     const perl = this.o.perl;
     const locked = perl === undefined ? await this.lockAll(plan) : [];
@@ -65,7 +66,10 @@ export class LockfileManager implements LockManager {
       const lifeline = `/proc/self/fd/${fd}`;
       // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's.
       const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare) : undefined;
-      if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
+      // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns
+      // nothing — if it is the holder this configuration would spawn (the spare's is the default perl execing PATH's flock).
+      if (ready !== undefined && plan.length === 0 && opts?.armLater === true && perl === DEFAULT_PERL && this.o.flock === 'flock') this.kept.keep(ready, fd);
+      else if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
       else ready?.disarm();
       for (const l of locked) await this.hold(owner, l, lifeline, undefined);
     } catch (err) {
@@ -90,6 +94,7 @@ export class LockfileManager implements LockManager {
       },
       abort: async () => {
         drop();
+        this.kept.drop();
         await this.releaseKeys(owner, plan.map((p) => p.key));
       },
     };
@@ -117,7 +122,7 @@ export class LockfileManager implements LockManager {
     const plan = await this.plan(requests);
     mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
     // The pause pays a pipe write and, with perl, an flock(2) per disk (else a small shell's flock(1) fork).
-    const started = this.startHolders(plan, lifeline);
+    const started = this.startHolders(plan, lifeline, this.kept.take(lifeline));
     let used = false;
     return {
       acquire: async () => {
@@ -135,6 +140,7 @@ export class LockfileManager implements LockManager {
   }
 
   async releaseAll(owner: LeaseOwner, paths: readonly string[], qemuPid?: number): Promise<void> {
+    this.kept.drop(); // QEMU exited before its disks were armed
     const keys = await Promise.all(paths.map((p) => this.resourceKey(p)));
     await this.releaseKeys(owner, keys, qemuPid);
   }

@@ -13,7 +13,7 @@
 // holder comes with it (issue 15: a warm start then forks no flock(1) at all, nor anything else,
 // for its first disk); the holder holds nothing before the start tells it `go`.
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readlinkSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { tempSuffix } from '../../protocol/node-crypto.js';
@@ -111,4 +111,40 @@ function spare(fd: number, idle: PreparedHolder | undefined): SpareLifeline & { 
       holder = undefined;
     },
   };
+}
+
+/**
+ * A warm shim's idle holder kept past a start that leased nothing, for the arming of the same
+ * QEMU's disks (a migration's destination, issue 16): the arming then spawns no process while
+ * memory moves. Handed only to an arming whose lifeline is the same file (QEMU's fd 3 is the
+ * spare lifeline it inherited); let go otherwise, or once QEMU exited. It holds nothing until `go`.
+ */
+export class KeptHolder {
+  private holder: { h: PreparedHolder; dev: number; ino: number } | undefined;
+
+  keep(h: PreparedHolder, lifelineFd: number): void {
+    this.drop();
+    const st = fstatSync(lifelineFd);
+    this.holder = { h, dev: st.dev, ino: st.ino };
+  }
+
+  /** The kept holder if it waits on the lifeline at `lifelinePath` (e.g. /proc/PID/fd/3); undefined otherwise (and let go). */
+  take(lifelinePath: string): PreparedHolder | undefined {
+    const k = this.holder;
+    this.holder = undefined;
+    if (k === undefined) return undefined;
+    try {
+      const st = statSync(lifelinePath);
+      if (st.dev === k.dev && st.ino === k.ino) return k.h;
+    } catch {
+      // no such lifeline: not this holder's
+    }
+    k.h.disarm();
+    return undefined;
+  }
+
+  drop(): void {
+    this.holder?.h.disarm();
+    this.holder = undefined;
+  }
 }

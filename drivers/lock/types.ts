@@ -77,8 +77,12 @@ export interface ArmedLeases {
 export interface LockManager {
   /** The identity of the resource behind `path`: the same for every path that names it. */
   resourceKey(path: string): Promise<string>;
-  /** Leases `requests` for a QEMU about to start; nothing is held when it throws. */
-  acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[]): Promise<StartLeases>;
+  /**
+   * Leases `requests` for a QEMU about to start; nothing is held when it throws. `armLater`: the
+   * QEMU's disks will be leased through `armForRunning` (a migration's destination), which may
+   * keep what it readied for them meanwhile (the lockfile plugin: a warm shim's idle holder).
+   */
+  acquireForStart(owner: LeaseOwner, requests: readonly LeaseRequest[], opts?: { armLater?: boolean }): Promise<StartLeases>;
   /** Leases one more disk for the running QEMU `qemuPid` (hot-plug). */
   acquireForRunning(owner: LeaseOwner, qemuPid: number, request: LeaseRequest): Promise<void>;
   /** Gives back the lease on `path` (detach, or a failed hot-plug). */

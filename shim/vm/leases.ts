@@ -53,9 +53,12 @@ export class VmLeases {
     return this.lock.manager?.watchLeases?.(this.owner, watch);
   }
 
-  /** Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the holder. */
-  async acquireForStart(def: ResolvedDefinition): Promise<StartLeases> {
-    const taken = await this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest));
+  /**
+   * Leases every disk of `def` for a QEMU about to be spawned; throws LOCK_CONFLICT naming the
+   * holder. `armLater`: its disks are leased by `armForRunning` later (a migration's destination).
+   */
+  async acquireForStart(def: ResolvedDefinition, opts?: { armLater?: boolean }): Promise<StartLeases> {
+    const taken = await this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest), ...(opts === undefined ? [] : [opts]));
     await this.tell('lease-acquired', def.disks);
     return { inheritFds: taken.inheritFds, spawned: (pid) => taken.spawned(pid), abort: async () => { await taken.abort(); await this.tell('lease-released', def.disks); } };
   }

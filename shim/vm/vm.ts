@@ -109,7 +109,7 @@ export class Vm {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
     // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
     // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
-    const leases = await this.deps.leases.acquireForStart(incoming?.leasesDisks === false ? { ...this.def, disks: [] } : this.def);
+    const leases = incoming?.leasesDisks === false ? await this.deps.leases.acquireForStart({ ...this.def, disks: [] }, { armLater: true }) : await this.deps.leases.acquireForStart(this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
     this.guestShutdown = false;

@@ -2,7 +2,7 @@
 // is locked exclusively before any VM exists, and a start that takes it binds its disks' leases
 // to it exactly as to a lifeline of its own (the lease lives as long as the QEMU holding it).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -126,5 +126,74 @@ describe('lockSpareLifeline', () => {
     const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', spare });
     const leases = await m.acquireForStart(A, [{ path: join(dir, 'disk.raw'), mode: 'exclusive' }]);
     await leases.abort();
+  });
+
+  // Issue 16: a migration's destination starts leasing nothing and arms its disks during the transfer.
+  describe('kept for a migration destination\'s arming (armLater)', () => {
+    const idle = (): number[] => spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
+      .split('\n').filter((l) => l.includes('/^go (')).map((l) => Number.parseInt(l.trim(), 10));
+    const gone = async (): Promise<void> => {
+      const until = Date.now() + 5000;
+      while (idle().length > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(idle()).toEqual([]);
+    };
+    const destination = async (armLater: boolean, perl = '/usr/bin/perl'): Promise<{ m: LockfileManager; qemu: ChildProcess; pid: number | undefined }> => {
+      const spare = made('flock', '/usr/bin/perl');
+      const [pid] = idle();
+      const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', perl, spare });
+      const leases = await m.acquireForStart(A, [], armLater ? { armLater } : undefined);
+      const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+      procs.push(qemu);
+      await leases.spawned(qemu.pid as number);
+      spare?.discard(); // as the shim does after its start
+      return { m, qemu, pid };
+    };
+
+    it('becomes the armed disk\'s holder: the arming spawns nothing, the lease is the QEMU\'s', async () => {
+      const disk = join(dir, 'disk.raw');
+      const { m, qemu, pid } = await destination(true);
+      expect(idle()).toEqual([pid]); // kept past the start
+      const armed = await m.armForRunning(A, qemu.pid as number, [{ path: disk, mode: 'exclusive' }]);
+      expect(idle()).toEqual([pid]); // no new holder
+      await armed.acquire();
+      expect(await new Lockspace(join(dir, 'space')).readRecord(await m.resourceKey(disk), A.uuid)).toMatchObject({ holderPid: pid, qemuPid: qemu.pid });
+      await expect(m.acquireForStart(B, [{ path: disk, mode: 'shared' }])).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
+      await exited(qemu);
+      const until = Date.now() + 5000;
+      for (;;) {
+        const taken = await m.acquireForStart(B, [{ path: disk, mode: 'exclusive' }]).then((l) => l, () => undefined);
+        if (taken !== undefined) { await taken.abort(); break; }
+        if (Date.now() > until) throw new Error('lease not freed after QEMU exited');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+
+    it('ends when QEMU exits before the arming, and is not kept without armLater nor for another configured perl', async () => {
+      const first = await destination(true);
+      expect(idle()).toHaveLength(1);
+      await exited(first.qemu);
+      await first.m.releaseAll(A, [join(dir, 'disk.raw')], first.qemu.pid as number);
+      await gone();
+      await destination(false);
+      await gone();
+      // A root configured with its own perl (a test's refusing one, say) arms with that perl, not the spare's default one.
+      const ownPerl = join(dir, 'perl');
+      symlinkSync('/usr/bin/perl', ownPerl);
+      await destination(true, ownPerl);
+      await gone();
+    });
+
+    it('is not handed to an arming for another lifeline', async () => {
+      const { m, pid } = await destination(true);
+      const leases = await m.acquireForStart(B, []);
+      const other = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+      procs.push(other);
+      await leases.spawned(other.pid as number);
+      const armed = await m.armForRunning(B, other.pid as number, [{ path: join(dir, 'disk.raw'), mode: 'exclusive' }]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(idle()).not.toContain(pid);
+      armed.disarm();
+      await gone();
+    });
   });
 });
