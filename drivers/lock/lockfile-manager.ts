@@ -64,11 +64,11 @@ export class LockfileManager implements LockManager {
       // The lifeline has no name left (unlinked when made): each holder opens a description of
       // its own through this process's fd, as a hot-plug does through QEMU's.
       const lifeline = `/proc/self/fd/${fd}`;
-      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's.
-      const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare) : undefined;
-      // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns
-      // nothing — if it is the holder this configuration would spawn (the spare's is the default perl execing PATH's flock).
-      if (ready !== undefined && plan.length === 0 && opts?.armLater === true && perl === DEFAULT_PERL && this.o.flock === 'flock') this.kept.keep(ready, fd);
+      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's,
+      // if it is the holder this configuration would spawn (the default perl execing PATH's flock).
+      const ready = fd === this.spareFd ? this.fitting(takeSpareHolder(this.o.spare)) : undefined;
+      // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns nothing.
+      if (ready !== undefined && plan.length === 0 && opts?.armLater === true) this.kept.keep(ready, fd);
       else if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
       else ready?.disarm();
       for (const l of locked) await this.hold(owner, l, lifeline, undefined);
@@ -217,6 +217,14 @@ export class LockfileManager implements LockManager {
    * One holder per planned resource, started now and holding nothing until told `go`, each with
    * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
    */
+  // The spare's idle holder runs the default perl and PATH's flock (shim/warm-up.ts); a root configured with other
+  // ones (a refusing perl in a test, a flock elsewhere) gets holders of its own, as a cold shim does.
+  private fitting(idle: PreparedHolder | undefined): PreparedHolder | undefined {
+    if (idle === undefined || (this.o.perl === DEFAULT_PERL && this.o.flock === 'flock')) return idle;
+    idle.disarm();
+    return undefined;
+  }
+
   private startHolders(plan: readonly Planned[], lifelinePath: string, ready?: PreparedHolder): Array<{ p: Planned; h: PreparedHolder }> {
     mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
     const [first] = plan;

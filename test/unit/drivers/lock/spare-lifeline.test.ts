@@ -120,6 +120,29 @@ describe('lockSpareLifeline', () => {
     await free.abort();
   });
 
+  it('gives its idle holder to no start of a root configured with another perl: that start spawns the configured one', async () => {
+    const ownPerl = join(dir, 'perl');
+    symlinkSync('/usr/bin/perl', ownPerl);
+    const idle = (): number[] => spawnSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).stdout
+      .split('\n').filter((l) => l.includes('/^go (')).map((l) => Number.parseInt(l.trim(), 10));
+    const spare = made();
+    const [idlePid] = idle();
+    expect(idlePid).toBeTypeOf('number');
+    const disk = join(dir, 'disk.raw');
+    const m = new LockfileManager({ space: new Lockspace(join(dir, 'space')), lifelineDir: join(dir, 'run'), host: 'h1', clock: systemClock(), flock: 'flock', perl: ownPerl, spare });
+    const leases = await m.acquireForStart(A, [{ path: disk, mode: 'exclusive' }]);
+    const qemu = spawn('sleep', ['600'], { stdio: ['ignore', 'ignore', 'ignore', ...leases.inheritFds], detached: true });
+    procs.push(qemu);
+    await leases.spawned(qemu.pid as number);
+    const rec = await new Lockspace(join(dir, 'space')).readRecord(await m.resourceKey(disk), A.uuid);
+    expect(rec?.holderPid).toBeTypeOf('number');
+    expect(rec?.holderPid).not.toBe(idlePid);
+    const until = Date.now() + 5000;
+    while (idle().includes(idlePid as number) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(idle()).not.toContain(idlePid);
+    await m.releaseAll(A, [disk]);
+  });
+
   it('comes without a holder when perl is missing; the start then spawns its own', async () => {
     const spare = made('flock', join(dir, 'no-such-perl'));
     expect(spare?.held()).toBeTypeOf('number');
