@@ -116,12 +116,15 @@ export class Vm {
     const { argv: qemuArgv, fds: qemuFds } = incomingSpawn(argv, incoming, leases.inheritFds.length);
     let proc: QemuProcess;
     try {
-      this.deps.log.info({ argv: qemuArgv }, 'spawning qemu');
       proc = this.deps.spawner.spawn(binary, qemuArgv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
     } catch (err) {
+      this.deps.log.info({ argv: qemuArgv }, 'spawning qemu');
       await leases.abort();
       throw err;
     }
+    // Logged once QEMU is on its way, not before: serializing and writing the argv then overlaps
+    // QEMU's own start instead of delaying it (issue 15). Same line, now with its pid.
+    this.deps.log.info({ argv: qemuArgv, pid: proc.pid }, 'spawning qemu');
     this.adopt(proc);
     await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();
