@@ -107,8 +107,7 @@ export class Vm {
 
   private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
-    // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
-    // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
+    // Leases first: a refused VM leaves nothing behind, and the error is virtq's LOCK_CONFLICT naming the holder, not QEMU's.
     const leases = await this.deps.leases.acquireForStart(incoming?.leasesDisks === false ? { ...this.def, disks: [] } : this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
@@ -122,9 +121,7 @@ export class Vm {
       await leases.abort();
       throw err;
     }
-    // Logged once QEMU is on its way, not before: serializing and writing the argv then overlaps
-    // QEMU's own start instead of delaying it (issue 15). Same line, now with its pid.
-    this.deps.log.info({ argv: qemuArgv, pid: proc.pid }, 'spawning qemu');
+    this.deps.log.info({ argv: qemuArgv, pid: proc.pid }, 'spawning qemu'); // after the spawn: it overlaps QEMU's start (issue 15)
     this.adopt(proc);
     await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();
