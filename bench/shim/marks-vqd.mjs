@@ -128,9 +128,15 @@ async function daemon(dist) {
   return { root, child, pid, rpc, marks };
 }
 
-async function create(d, name) {
-  const shim = await idleShim(d.root);
+/** Every daemon's pool shim loaded and idle: a refill still loading would share the CPUs with whatever runs next (another build's start, raw QEMU). */
+async function allIdle() {
+  for (const d of daemons) await idleShim(d.root);
   await sleep(300);
+}
+
+async function create(d, name) {
+  await allIdle();
+  const shim = await idleShim(d.root);
   const [c0, v0, seen] = [cpuMs(shim), cpuMs(d.pid), d.marks.length];
   const from = wall();
   const t0 = now();
@@ -164,7 +170,7 @@ const kinds = [-1, ...DISTS.map((_, j) => j)];
 for (let i = 0; i < RUNS; i++) {
   for (let k = 0; k < kinds.length; k++) {
     const j = kinds[(k + i) % kinds.length];
-    if (j < 0) raw.push(await rawQemuStart(tmpl, rawDir, `r${i}`, cleanup));
+    if (j < 0) { await allIdle(); raw.push(await rawQemuStart(tmpl, rawDir, `r${i}`, cleanup)); }
     else rows[j].push(await create(daemons[j], `v${i}`));
   }
 }
