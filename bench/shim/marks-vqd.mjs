@@ -26,7 +26,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  REPO, distBench, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, rawQemuStart, shimArgv, sleep,
+  REPO, cpuMs, distBench, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, rawQemuStart, shimArgv, sleep,
   summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
@@ -86,12 +86,6 @@ function markedCopy(dist, j, missing) {
   const vqd = join(out, 'bin', 'virtqemud.js');
   writeFileSync(vqd, insert(readFileSync(vqd, 'utf8'), VQD_MARKS, missing[j]));
   return out;
-}
-
-function cpuMs(pid) {
-  let ns = 0;
-  try { for (const t of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]); } catch { return NaN; }
-  return ns / 1e6;
 }
 
 /** The pool shim of `root` once it is loaded and blocked reading its start (read(2) is syscall 0). */
