@@ -9,6 +9,16 @@ import { ShimPool } from '../daemon/shim-pool.js';
 /** At the latest, the pool refills this long after a migration's destination took its shim. */
 const REFILL_AFTER_INCOMING_MS = 60_000;
 
+/**
+ * The pool refills this long after a start settled, not at once. Spawning the refill blocks
+ * virtqemud's event loop until the new process has exec'd (fork, then libuv's wait for the exec):
+ * 9 ms traced on a quiet host, 30–45 under load. At once, that landed just after the start's
+ * reply, so the caller's next call (a create, then a list: 32 ms p50 against 1.2 ms later,
+ * bench/RESULTS.md session 18) waited for it. A start right behind another finds the pool empty
+ * either way (its shim would still be loading) and spawns its own, as it does now.
+ */
+export const REFILL_AFTER_START_MS = 50;
+
 /** What a shim reported once it started its VM. */
 export type ShimStarted = Pick<ShimReady, 'shimPid' | 'qemuPid' | 'socket' | 'state' | 'incomingUri' | 'reports'>;
 
@@ -49,16 +59,15 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
   let inflight = 0;
   const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock, busy: () => inflight > 0 }) : undefined;
   /**
-   * Counts `started` in flight; once it settles the pool refills (`afterMs` later when given), which
-   * it does only when no other start is in flight: the last start of a burst refills, so pool
+   * Counts `started` in flight; once it settles the pool refills `afterMs` later (REFILL_AFTER_START_MS,
+   * or REFILL_AFTER_INCOMING_MS for a migration's destination), which it does only when no other start is in flight: the last start of a burst refills, so pool
    * shims never load while the burst's own shims and QEMUs need the CPU.
    */
-  const track = (started: Promise<ShimStarted>, afterMs?: number): Promise<ShimStarted> => {
+  const track = (started: Promise<ShimStarted>, afterMs = REFILL_AFTER_START_MS): Promise<ShimStarted> => {
     inflight++;
     void started.finally(() => {
       inflight--;
-      if (afterMs === undefined) pool?.fill();
-      else clock.setTimeout(() => pool?.fill(), afterMs);
+      if (pool !== undefined) clock.setTimeout(() => pool.fill(), afterMs);
     }).catch(() => undefined);
     return started;
   };
@@ -71,7 +80,7 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
       const logHint = `see ${join(layout.log, `${def.name}.shim-stderr.log`)}`;
       const warm = pool?.take(def.name);
       if (warm !== undefined) {
-        // Refilled once this start is over, so the new shim's load does not compete with it. A
+        // Refilled once this start is over (REFILL_AFTER_START_MS), so the new shim's load does not compete with it. A
         // migration's destination is "started" when its QEMU listens, which is when the transfer
         // begins: a new Node process loading then took a third of a core from QEMU's loading of
         // the guest's memory (bench/RESULTS.md), so it waits for the switchover (warm(), called by

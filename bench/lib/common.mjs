@@ -3,9 +3,9 @@
 // and a minimal QMP client for the raw-QEMU side of the side-by-side figures.
 //
 // The benchmarks never run TypeScript: they drive the built binaries and dist/lib.
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -386,4 +386,43 @@ export function sectionRunner(results, log) {
       results.errors = { ...results.errors, [name]: String(err.message ?? err) };
     }
   };
+}
+
+/** A unix listener whose first connection `first` resolves with (later ones are drained). */
+async function firstConnection(path) {
+  let take;
+  const first = new Promise((r) => { take = r; });
+  const server = createServer((s) => { s.on('error', () => undefined); if (take !== undefined) { take(s); take = undefined; } else s.resume(); });
+  await new Promise((res, rej) => { server.once('error', rej); server.listen(path, res); });
+  return { first, close: () => server.close() };
+}
+
+/**
+ * Raw QEMU with a shim's argv (`tmpl` from shimArgv, -S), this process as its monitor's and
+ * console's listener: ms from the spawn to `cont` returned (greeting, qmp_capabilities, cont); then killed.
+ */
+export async function rawQemuStart(tmpl, dir, name, cleanup) {
+  const mon = join(dir, `${name}-m.sock`);
+  const con = join(dir, `${name}-c.sock`);
+  const [ml, cl] = await Promise.all([firstConnection(mon), firstConnection(con)]);
+  cl.first.then((s) => s.resume());
+  const fd = openSync(join(dir, `${name}.log`), 'a');
+  const t0 = now();
+  const child = cleanup.child(spawn(tmpl.argv[0], rewriteArgv(tmpl.argv.slice(1), tmpl.from, { name, monitor: mon, console: con }), { stdio: ['ignore', fd, fd], detached: true }));
+  closeSync(fd);
+  const q = qmpSession(await ml.first);
+  await q.greeting;
+  await q.execute('qmp_capabilities');
+  await q.execute('cont');
+  const ms = now() - t0;
+  child.kill('SIGKILL');
+  await exitOf(child);
+  q.close(); ml.close(); cl.close();
+  return ms;
+}
+
+/** What an A/B bench over `--dist A[,B]` starts with: `--runs` (default `runs`), the dists, a cleanup registry, the wall clock (ms). */
+export function distBench(runs) {
+  const o = options();
+  return { RUNS: o.num('runs', runs), DISTS: o.get('dist', join(REPO, 'dist')).split(','), cleanup: cleanupRegistry(), wall: () => performance.timeOrigin + now() };
 }

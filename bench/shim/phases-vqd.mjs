@@ -25,19 +25,14 @@
 //
 //   node bench/shim/phases-vqd.mjs [--runs 7] [--dist DIR[,DIR2]]    (needs strace; build first)
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  REPO, cleanupRegistry, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, options, qmpSession,
-  rewriteArgv, shimArgv, sleep, summarize, table, tmpRoot,
+  distBench, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, now, rawQemuStart, shimArgv, sleep,
+  summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 
-const o = options();
-const RUNS = o.num('runs', 7);
-const DISTS = o.get('dist', join(REPO, 'dist')).split(',');
-const cleanup = cleanupRegistry();
-const wall = () => performance.timeOrigin + now();
+const { RUNS, DISTS, cleanup, wall } = distBench(7);
 const { RpcClient, systemClock } = await import(join(DISTS[0], 'lib', 'protocol', 'index.js'));
 const clock = systemClock();
 
@@ -136,35 +131,6 @@ async function create(d, name) {
   return { ms, marks, cpu };
 }
 
-async function listener(path) {
-  let take;
-  const first = new Promise((r) => { take = r; });
-  const server = createServer((s) => { s.on('error', () => undefined); if (take !== undefined) { take(s); take = undefined; } else s.resume(); });
-  await new Promise((res, rej) => { server.once('error', rej); server.listen(path, res); });
-  return { first, close: () => server.close() };
-}
-
-/** Raw QEMU with the shim's argv: spawn → greeting → qmp_capabilities → cont returned. */
-async function rawS(tmpl, dir, name) {
-  const mon = join(dir, `${name}-m.sock`);
-  const con = join(dir, `${name}-c.sock`);
-  const [ml, cl] = await Promise.all([listener(mon), listener(con)]);
-  cl.first.then((s) => s.resume());
-  const fd = openSync(join(dir, `${name}.log`), 'a');
-  const t0 = now();
-  const child = cleanup.child(spawn(tmpl.argv[0], rewriteArgv(tmpl.argv.slice(1), tmpl.from, { name, monitor: mon, console: con }), { stdio: ['ignore', fd, fd], detached: true }));
-  closeSync(fd);
-  const q = qmpSession(await ml.first);
-  await q.greeting;
-  await q.execute('qmp_capabilities');
-  await q.execute('cont');
-  const ms = now() - t0;
-  child.kill('SIGKILL');
-  await exitOf(child);
-  q.close(); ml.close(); cl.close();
-  return { ms };
-}
-
 const facts = { ...machineFacts(), loadBefore: loadavg() };
 const plain = [];
 const traced = [];
@@ -183,7 +149,7 @@ const kinds = [['raw'], ...DISTS.flatMap((_, j) => [['plain', j], ['traced', j]]
 for (let i = 0; i < RUNS; i++) {
   for (let k = 0; k < kinds.length; k++) {
     const [kind, j] = kinds[(k + i) % kinds.length];
-    if (kind === 'raw') rows.raw.push(await rawS(tmpl, rawDir, `r${i}`));
+    if (kind === 'raw') rows.raw.push({ ms: await rawQemuStart(tmpl, rawDir, `r${i}`, cleanup) });
     else rows[kind][j].push(await create(kind === 'plain' ? plain[j] : traced[j], `${kind[0]}${i}-${j}`));
   }
 }

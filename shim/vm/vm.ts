@@ -107,8 +107,7 @@ export class Vm {
 
   private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
-    // Leases come first: a refused VM leaves nothing behind, and the error is virtq's
-    // LOCK_CONFLICT naming the holder, not QEMU's own "Failed to get write lock".
+    // Leases first: a refused VM leaves nothing behind, and the error is virtq's LOCK_CONFLICT naming the holder, not QEMU's.
     const leases = incoming?.leasesDisks === false ? await this.deps.leases.acquireForStart({ ...this.def, disks: [] }, { armLater: true }) : await this.deps.leases.acquireForStart(this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
@@ -116,12 +115,13 @@ export class Vm {
     const { argv: qemuArgv, fds: qemuFds } = incomingSpawn(argv, incoming, leases.inheritFds.length);
     let proc: QemuProcess;
     try {
-      this.deps.log.info({ argv: qemuArgv }, 'spawning qemu');
       proc = this.deps.spawner.spawn(binary, qemuArgv, { logFile: this.deps.qemuLogFile, inheritFds: [...leases.inheritFds, ...(incoming?.fds ?? [])] });
     } catch (err) {
+      this.deps.log.info({ argv: qemuArgv }, 'spawning qemu');
       await leases.abort();
       throw err;
     }
+    this.deps.log.info({ argv: qemuArgv, pid: proc.pid }, 'spawning qemu'); // after the spawn: it overlaps QEMU's start (issue 15)
     this.adopt(proc);
     await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();

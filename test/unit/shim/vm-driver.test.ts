@@ -47,7 +47,7 @@ function world(running = true) {
     },
     onLifecycle: () => undefined,
   };
-  return { vm: new Vm(def, deps), warnings, events: () => events!, spawns: () => spawns, conts, kills };
+  return { vm: new Vm(def, deps), deps, warnings, events: () => events!, spawns: () => spawns, conts, kills };
 }
 
 describe('Vm over a HypervisorDriver', () => {
@@ -95,6 +95,31 @@ describe('Vm over a HypervisorDriver', () => {
     await starting;
     expect(w.conts).toEqual([1]);
     expect(w.vm.state).toBe('running');
+  });
+
+  // Issue 15 target 1, session 18: the argv line is written once QEMU is on its way, so its
+  // serialization and write overlap QEMU's start instead of preceding it; a failed spawn still logs it.
+  it('logs the QEMU argv after the spawn, with its pid, and before rethrowing a failed spawn', async () => {
+    const order: string[] = [];
+    const lines: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+    const logged = (deps: VmDeps): void => {
+      deps.log.info = (obj: object, msg?: string) => { order.push(`log:${msg ?? ''}`); lines.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }); };
+    };
+    const w = world();
+    logged(w.deps);
+    const spawn = w.deps.spawner.spawn.bind(w.deps.spawner);
+    w.deps.spawner = { spawn: (file, args, opts) => { order.push('spawn'); return spawn(file, args, opts); } };
+    await w.vm.start(false);
+    expect(order.indexOf('spawn')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('log:spawning qemu')).toBeGreaterThan(order.indexOf('spawn'));
+    expect(lines.find((l) => l.msg === 'spawning qemu')?.obj).toMatchObject({ argv: ['-S'], pid: 4242 });
+
+    const f = world();
+    logged(f.deps);
+    f.deps.spawner = { spawn: () => { throw new VirtqError('OPERATION_FAILED', 'no such binary'); } };
+    lines.length = 0;
+    await expect(f.vm.start(false)).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(lines.find((l) => l.msg === 'spawning qemu')?.obj).toMatchObject({ argv: ['-S'] });
   });
 
   it('kills the stopped QEMU and never continues it when `claimed` rejects', async () => {
