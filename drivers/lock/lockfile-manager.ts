@@ -64,8 +64,7 @@ export class LockfileManager implements LockManager {
       // The lifeline has no name left (unlinked when made): each holder opens a description of
       // its own through this process's fd, as a hot-plug does through QEMU's.
       const lifeline = `/proc/self/fd/${fd}`;
-      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's,
-      // if it is the holder this configuration would spawn (the default perl execing PATH's flock).
+      // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's, if this configuration's.
       const ready = fd === this.spareFd ? this.fitting(takeSpareHolder(this.o.spare)) : undefined;
       // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns nothing.
       if (ready !== undefined && plan.length === 0 && opts?.armLater === true) this.kept.keep(ready, fd);
@@ -217,8 +216,7 @@ export class LockfileManager implements LockManager {
    * One holder per planned resource, started now and holding nothing until told `go`, each with
    * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
    */
-  // The spare's idle holder runs the default perl and PATH's flock (shim/warm-up.ts); a root configured with other
-  // ones (a refusing perl in a test, a flock elsewhere) gets holders of its own, as a cold shim does.
+  // The spare's idle holder runs the default perl and PATH's flock (shim/warm-up.ts): other configurations spawn their own.
   private fitting(idle: PreparedHolder | undefined): PreparedHolder | undefined {
     if (idle === undefined || (this.o.perl === DEFAULT_PERL && this.o.flock === 'flock')) return idle;
     idle.disarm();
