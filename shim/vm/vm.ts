@@ -121,7 +121,7 @@ export class Vm {
       await leases.abort();
       throw err;
     }
-    this.deps.log.info({ argv: qemuArgv, pid: proc.pid }, 'spawning qemu'); // after the spawn: it overlaps QEMU's start (issue 15)
+    this.deps.log.info({ argv: qemuArgv, qemuPid: proc.pid }, 'spawning qemu'); // after the spawn: it overlaps QEMU's start (issue 15)
     this.adopt(proc);
     await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();

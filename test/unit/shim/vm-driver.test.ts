@@ -112,7 +112,7 @@ describe('Vm over a HypervisorDriver', () => {
     await w.vm.start(false);
     expect(order.indexOf('spawn')).toBeGreaterThanOrEqual(0);
     expect(order.indexOf('log:spawning qemu')).toBeGreaterThan(order.indexOf('spawn'));
-    expect(lines.find((l) => l.msg === 'spawning qemu')?.obj).toMatchObject({ argv: ['-S'], pid: 4242 });
+    expect(lines.find((l) => l.msg === 'spawning qemu')?.obj).toMatchObject({ argv: ['-S'], qemuPid: 4242 });
 
     const f = world();
     logged(f.deps);
