@@ -60,8 +60,9 @@ export function processShimSpawner(shimBinary: string, placement: readonly strin
   const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock, busy: () => inflight > 0 }) : undefined;
   /**
    * Counts `started` in flight; once it settles the pool refills `afterMs` later (REFILL_AFTER_START_MS,
-   * or REFILL_AFTER_INCOMING_MS for a migration's destination), which it does only when no other start is in flight: the last start of a burst refills, so pool
-   * shims never load while the burst's own shims and QEMUs need the CPU.
+   * or REFILL_AFTER_INCOMING_MS for a migration's destination), which it does only when no other start
+   * is in flight: the last start of a burst refills, so pool shims never load while the burst's own
+   * shims and QEMUs need the CPU.
    */
   const track = (started: Promise<ShimStarted>, afterMs = REFILL_AFTER_START_MS): Promise<ShimStarted> => {
     inflight++;

@@ -212,10 +212,6 @@ export class LockfileManager implements LockManager {
     throw new VirtqError('OPERATION_FAILED', `cannot lock the new lifeline ${path}`);
   }
 
-  /**
-   * One holder per planned resource, started now and holding nothing until told `go`, each with
-   * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
-   */
   // The spare's idle holder runs the default perl and PATH's flock (shim/warm-up.ts): other configurations spawn their own.
   private fitting(idle: PreparedHolder | undefined): PreparedHolder | undefined {
     if (idle === undefined || (this.o.perl === DEFAULT_PERL && this.o.flock === 'flock')) return idle;
@@ -223,6 +219,10 @@ export class LockfileManager implements LockManager {
     return undefined;
   }
 
+  /**
+   * One holder per planned resource, started now and holding nothing until told `go`, each with
+   * its own description of the lifeline at `lifelinePath`: in-process with perl, else armed flock(1).
+   */
   private startHolders(plan: readonly Planned[], lifelinePath: string, ready?: PreparedHolder): Array<{ p: Planned; h: PreparedHolder }> {
     mkdirSync(this.o.space.dir, { recursive: true, mode: 0o755 });
     const [first] = plan;
