@@ -13,7 +13,7 @@ import type { DownloadOptions, OpControl, VolumeDownload } from './types.js';
 // slower than one fsync at the end (16 journal commits and device flushes; bench/RESULTS.md,
 // issue #13 session 9): direct writes reach the device without either. Their commit fsync still
 // waits 0.1-0.6 s for the virtual disk to flush its cache; a background fdatasync every 64 MiB
-// took that to <1 ms but the stream slowed by as much (the flush seems to hold up the writes
+// took that to 0.5-46 ms but the stream slowed by as much (the flush seems to hold up the writes
 // behind it): no gain, not kept (bench/RESULTS.md, issue #13 session 18).
 /** Size of the chunks a download yields. */
 export const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
