@@ -99,10 +99,9 @@ function parse(argv: string[]): Parsed | 'help' {
     // VM-independent first-use work, and lock its QEMU's lease lifeline, before, not after, the definition arrives.
     if (values.definition === '-') {
       // Built-ins every start loads on first use, loaded now: stdout (the ready line; runMain
-      // touches it first) and node:cluster (net's listen requires it at the first bind; the
-      // loader is Node 20.16+, which package.json now requires; the guard stays harmless).
+      // touches it first) and node:cluster (net's listen requires it at the first bind).
       void process.stdout;
-      (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:cluster');
+      process.getBuiltinModule('node:cluster');
       // runMain's first timer and signal listeners after the hand-off compiled Node's timer list and
       // signal wrap code there (~5 ms of a profiled hand-off, issue 15): done here, leaving neither
       // behind (SIGPIPE is ignored by Node anyway, so the listener changes nothing meanwhile).

@@ -5,7 +5,7 @@ import { closeSync, constants, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import type { Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { armFlockHolder, isAlive, spawnHolder, stopHolder, tryLock, type PreparedHolder, type ProcessId } from './flock.js';
-import { DEFAULT_PERL, startHolder } from './perl-holder.js';
+import { startHolder } from './perl-holder.js';
 import { canonicalPath, canonicalPathSync, resourceKey, type HolderRecord, type Lockspace } from './lockspace.js';
 import { KeptHolder, lifelineFile, runningLifeline, takeSpareHolder } from './spare-lifeline.js';
 import type { ArmedLeases, LeaseHolder, LeaseMode, LeaseOwner, LeaseRequest, LockManager, SpareLifeline, StartLeases } from './types.js';
@@ -65,7 +65,7 @@ export class LockfileManager implements LockManager {
       // its own through this process's fd, as a hot-plug does through QEMU's.
       const lifeline = `/proc/self/fd/${fd}`;
       // A warm pool shim's spare lifeline comes with an idle holder bound to it: the first disk's, if this configuration's.
-      const ready = fd === this.spareFd ? this.fitting(takeSpareHolder(this.o.spare)) : undefined;
+      const ready = fd === this.spareFd ? takeSpareHolder(this.o.spare, perl, this.o.flock) : undefined;
       // Nothing to lease now and the disks armed later (a migration's destination): kept for the arming, which then spawns nothing.
       if (ready !== undefined && plan.length === 0 && opts?.armLater === true) this.kept.keep(ready, fd);
       else if (perl !== undefined) await this.takeAll(owner, this.startHolders(plan, lifeline, ready), lifeline, undefined, false);
@@ -210,13 +210,6 @@ export class LockfileManager implements LockManager {
     }
     closeQuietly(fd);
     throw new VirtqError('OPERATION_FAILED', `cannot lock the new lifeline ${path}`);
-  }
-
-  // The spare's idle holder runs the default perl and PATH's flock (shim/warm-up.ts): other configurations spawn their own.
-  private fitting(idle: PreparedHolder | undefined): PreparedHolder | undefined {
-    if (idle === undefined || (this.o.perl === DEFAULT_PERL && this.o.flock === 'flock')) return idle;
-    idle.disarm();
-    return undefined;
   }
 
   /**

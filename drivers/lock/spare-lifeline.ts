@@ -38,7 +38,8 @@ export function lockSpareLifeline(flock: string, dir: string, perl: string | und
     if (fd !== undefined) closeSync(fd);
     return undefined;
   }
-  return spare(fd, perl === undefined ? undefined : idleHolder(perl, flock, fd));
+  const idle = perl === undefined ? undefined : idleHolder(perl, flock, fd);
+  return spare(fd, idle === undefined ? undefined : { h: idle, perl, flock });
 }
 
 /**
@@ -60,9 +61,14 @@ function idleHolder(perl: string, flock: string, lifelineFd: number): PreparedHo
   }
 }
 
-/** The idle holder a spare lifeline came with (lockSpareLifeline), taken at most once: for the lockfile manager. */
-export function takeSpareHolder(s: SpareLifeline | undefined): PreparedHolder | undefined {
-  return s !== undefined && 'takeHolder' in s && typeof s.takeHolder === 'function' ? (s.takeHolder as () => PreparedHolder | undefined)() : undefined;
+/**
+ * The idle holder a spare lifeline came with (lockSpareLifeline), taken at most once: for the lockfile
+ * manager, and only if it runs the `perl` and `flock` that manager is configured with; otherwise it
+ * is ended, and the start spawns the configured ones as a cold shim does.
+ */
+export function takeSpareHolder(s: SpareLifeline | undefined, perl: string | undefined, flock: string): PreparedHolder | undefined {
+  type Taker = (perl: string | undefined, flock: string) => PreparedHolder | undefined;
+  return s !== undefined && 'takeHolder' in s && typeof s.takeHolder === 'function' ? (s.takeHolder as Taker)(perl, flock) : undefined;
 }
 
 /** A fresh lifeline's name: unique, and ending in `.lifeline` (what a hot-plug checks QEMU's fd 3 for). */
@@ -89,14 +95,18 @@ export function runningLifeline(qemuPid: number): string {
   return lifeline;
 }
 
-function spare(fd: number, idle: PreparedHolder | undefined): SpareLifeline & { takeHolder(): PreparedHolder | undefined } {
+type IdleHolder = { h: PreparedHolder; perl: string; flock: string };
+
+function spare(fd: number, idle: IdleHolder | undefined): SpareLifeline & { takeHolder(perl: string | undefined, flock: string): PreparedHolder | undefined } {
   let held: number | undefined = fd;
   let holder = idle;
   return {
-    takeHolder() {
-      const h = holder;
+    takeHolder(perl, flock) {
+      const k = holder;
       holder = undefined;
-      return h;
+      if (k === undefined || (k.perl === perl && k.flock === flock)) return k?.h;
+      k.h.disarm();
+      return undefined;
     },
     take() {
       const f = held;
@@ -107,7 +117,7 @@ function spare(fd: number, idle: PreparedHolder | undefined): SpareLifeline & { 
     discard() {
       if (held !== undefined) closeSync(held);
       held = undefined;
-      holder?.disarm();
+      holder?.h.disarm();
       holder = undefined;
     },
   };

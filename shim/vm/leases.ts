@@ -58,7 +58,7 @@ export class VmLeases {
    * holder. `armLater`: its disks are leased by `armForRunning` later (a migration's destination).
    */
   async acquireForStart(def: ResolvedDefinition, opts?: { armLater?: boolean }): Promise<StartLeases> {
-    const taken = await this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest), ...(opts === undefined ? [] : [opts]));
+    const taken = await this.manager().acquireForStart(this.owner, def.disks.map(leaseRequest), opts);
     await this.tell('lease-acquired', def.disks);
     return { inheritFds: taken.inheritFds, spawned: (pid) => taken.spawned(pid), abort: async () => { await taken.abort(); await this.tell('lease-released', def.disks); } };
   }
