@@ -1,9 +1,8 @@
-// One virtqemud's membership of an etcd fleet (docs/decisions/0024): its host entry under a lease
-// it renews itself, and the cluster-wide claims of its VMs' names and UUIDs. Claims are created
-// in one etcd transaction comparing both keys' create revision to 0, so of any number of hosts
-// racing for a name exactly one wins. The host is "available" only while its lease is certainly
-// alive (the last renewal that etcd confirmed, counted from when it was SENT, plus the TTL);
-// otherwise new defines and starts are refused with CLUSTER_UNAVAILABLE and running VMs go on.
+// One virtqemud's membership of an etcd fleet (docs/decisions/0024): its host entry under a lease it renews itself, and
+// the cluster-wide claims of its VMs' names and UUIDs. Claims are created in one etcd transaction comparing both keys'
+// create revision to 0, so of any number of hosts racing for a name exactly one wins. The host is "available" only
+// while its lease is certainly alive (the last renewal that etcd confirmed, counted from when it was SENT, plus the
+// TTL); otherwise new defines and starts are refused with CLUSTER_UNAVAILABLE and running VMs go on.
 import type { Etcd3, Lease } from 'etcd3';
 import { VirtqError, type Clock, type Disposable, type Logger } from '../../protocol/index.js';
 import {
@@ -15,16 +14,15 @@ import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
 import { SYNC_TIMING, SyncSchedule } from './sync-schedule.js';
 import { ConflictLog, type FoundConflict } from './conflict-log.js';
+import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /**
- * How long a virtqemud keeps the claims it found in etcd at its first join that no VM of its own
- * registry holds: a shim its killed predecessor was starting may still register (its state file
- * is written only once QEMU runs), and releasing its claim first would let another host take the
- * name (cluster chaos seed 214015). Short enough that a claim with no shim behind it is released
- * within the fleet's 20 s settling bound.
+ * How long a virtqemud keeps the claims it found in etcd at its first join that no VM of its own registry holds: a
+ * shim its killed predecessor was starting may still register (its state file is written only once QEMU runs), and
+ * releasing its claim first would let another host take the name (cluster chaos seed 214015). Short enough that a
+ * claim with no shim behind it is released within the fleet's 20 s settling bound.
  */
 const INHERITED_GRACE_MS = 10_000;
-import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /** What virtqemud's handlers ask of the fleet (undefined when virtqemud runs without --cluster). */
 export interface ClusterGate {
@@ -295,7 +293,7 @@ export class EtcdMembership implements ClusterGate {
     for (const [name, uuid] of local) {
       if (this.incoming.covers(name, uuid)) continue;
       if (names.get(this.keys.name(name)) === nameClaimValue(this.cfg.hostId, uuid) && uuids.get(this.keys.uuid(uuid)) === uuidClaimValue(this.cfg.hostId, name)) continue;
-      await this.inTurn(name, () => this.claimNow(name, uuid)).catch((err: unknown) => {
+      await this.inTurn(name, () => this.claimIfLocal(name, uuid)).catch((err: unknown) => {
         const e = VirtqError.from(err);
         if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
         conflicts.push({ name, uuid, heldBy: String(e.details?.['host'] ?? 'another host'), message: e.message });
@@ -343,6 +341,16 @@ export class EtcdMembership implements ClusterGate {
     }
     const holder = typeof uuidClaim?.host === 'string' ? uuidClaim.host : 'an unreadable claim';
     throw new VirtqError('UUID_IN_USE', `UUID ${uuid} is claimed in the etcd fleet by host ${holder}${typeof uuidClaim?.name === 'string' ? ` for VM "${uuidClaim.name}"` : ''}`, { details: { host: holder } });
+  }
+
+  // The sync's claim of a VM its snapshot found local: a define or undefine since then decides instead (a failed
+  // define removed its VM, an undefine released it); claiming anyway would refuse the name fleet-wide until the next sync.
+  private async claimIfLocal(name: string, uuid: string): Promise<void> {
+    if (!this.holdsLocally(name, uuid)) return;
+    const failed = await this.claimNow(name, uuid).then(() => undefined, (err: unknown) => VirtqError.from(err));
+    const local = this.holdsLocally(name, uuid);
+    if (failed !== undefined && (local || failed.code === 'CLUSTER_UNAVAILABLE')) throw failed;
+    if (failed === undefined && !local) await this.releaseNow(name, uuid);
   }
 
   private async releaseNow(name: string, uuid: string): Promise<void> {
