@@ -81,8 +81,9 @@ export class MigrationIncoming {
   /**
    * Over unix, where QEMU will listen is known before it spawns: the argv then names it
    * (`-incoming unix:PATH`, as raw QEMU's destination is started) and turns QEMU's MIGRATION events
-   * on (`-global migration.x-events=on`, the `events` capability's property), so QEMU listens before
-   * its monitor attaches and `listen` sends nothing: the prepare's answer waits for no round trip to
+   * on (`-global migration.x-events=on`, the `events` capability's property). QEMU listens from its
+   * initialisation, before its main loop answers the monitor's `qmp_capabilities` (the attach), so
+   * `listen` sends nothing: the prepare's answer waits for no round trip to
    * a QEMU that has just started (bench/RESULTS.md, session 19). The stale socket is removed first
    * (QEMU's bind would fail on it). A QEMU without that property refuses to start, loudly: the
    * prepare fails, no guest is touched. Over TCP: undefined (QEMU picks the port; `-incoming defer`).
