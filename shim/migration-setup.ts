@@ -1,5 +1,5 @@
 // How a shim takes part in migrations, kept out of shim.ts: the source side every shim has, and
-// for a shim started with --incoming, a QEMU launched with `-incoming defer` and no disk lease
+// for a shim started with --incoming, a QEMU launched listening (or with `-incoming defer`) and no disk lease
 // (only the lifeline the leases taken at switchover will be bound to).
 import { RpcClient, VirtqError, daemonSockets, migrationSocket, typedClient, virtqProgram, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
 import { rm } from 'node:fs/promises';
@@ -70,5 +70,7 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
   if (incoming.kind === 'image') return restoreStep(incoming.file, d.vm, d.clock);
   const listener = d.migration?.incoming;
   if (listener === undefined) throw new VirtqError('INTERNAL', `VM "${d.vm.def.name}" was started for a migration without its incoming side`);
-  return { leasesDisks: false, reason: INCOMING_REASON, load: () => listener.listen() };
+  const atSpawn = listener.spawnListening();
+  if (atSpawn === undefined) return { leasesDisks: false, reason: INCOMING_REASON, load: () => listener.listen() };
+  return { leasesDisks: false, reason: INCOMING_REASON, uri: () => atSpawn.uri, qemuArgs: atSpawn.qemuArgs, load: () => listener.listen() };
 }

@@ -23,6 +23,8 @@ export interface IncomingStart {
    * numbered in QEMU; `load` then only waits. Absent: QEMU waits and `load` sends `migrate-incoming`.
    */
   uri?(qemuFds: readonly number[]): string;
+  /** More arguments QEMU starts with, beside `uri` (an incoming migration's `-global migration.x-events=on`). */
+  qemuArgs?: readonly string[];
   /** Feeds QEMU its state; `qemuFds` are `fds` as numbered in QEMU. Resolves when the VM may be reported started (loaded, or listening). */
   load(mon: HypervisorMonitor, qemuFds: readonly number[]): Promise<void>;
   /** Closes the shim's copies of `fds`; called once QEMU has them, or the start failed. */
@@ -38,7 +40,8 @@ export interface IncomingStart {
 export function incomingSpawn(argv: readonly string[], incoming: IncomingStart | undefined, leaseFds: number): { argv: readonly string[]; fds: number[] } {
   const fds = (incoming?.fds ?? []).map((_, i) => 3 + leaseFds + i);
   const uri = incoming?.uri?.(fds);
-  return { argv: uri === undefined ? argv : withIncomingUri(argv, uri), fds };
+  const extra = incoming?.qemuArgs ?? [];
+  return { argv: uri === undefined ? [...argv, ...extra] : [...withIncomingUri(argv, uri), ...extra], fds };
 }
 
 /** `argv` (built with `-incoming defer`) with the deferred source replaced by `uri`. */

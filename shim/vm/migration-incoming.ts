@@ -1,6 +1,6 @@
 // The destination side of a live migration, in the shim started for it (`virtq-shim --incoming`):
-// its QEMU was spawned with `-incoming defer` and only a lease lifeline, no lease; it listens on a
-// unix socket beside the shim's. At switchover the source has released the disk leases and asks
+// its QEMU was spawned with only a lease lifeline, no lease, listening from its start on a unix
+// socket beside the shim's (`-incoming unix:PATH`), or over TCP with `-incoming defer`. At switchover the source has released the disk leases and asks
 // this side to take them (claim); once QEMU has the last state the guest is run here (finish).
 // abort stops this QEMU: the shim then ends and the name is free again on this host.
 import { rmSync } from 'node:fs';
@@ -64,6 +64,8 @@ export class MigrationIncoming {
   private armStopped = false;
   /** The wake-ups' mark when QEMU began to listen: events seen since mean they flow. */
   private eventsFrom = 0;
+  /** Set when QEMU was spawned listening with its events on (spawnListening): listen asks it nothing. */
+  private listensFromStart = false;
   /** Where QEMU listens, once it does (`unix:PATH` or `tcp:127.0.0.1:PORT`): the source's `migrate` URI. */
   uri: string | undefined;
   /** Set once the guest has run here: from then on this is the VM's home like any other. */
@@ -76,34 +78,56 @@ export class MigrationIncoming {
     return this.d.vm.state === 'paused' && this.d.vm.reason === INCOMING_REASON;
   }
 
+  /**
+   * Over unix, where QEMU will listen is known before it spawns: the argv then names it
+   * (`-incoming unix:PATH`, as raw QEMU's destination is started) and turns QEMU's MIGRATION events
+   * on (`-global migration.x-events=on`, the `events` capability's property). QEMU listens from its
+   * initialisation, before its main loop answers the monitor's `qmp_capabilities` (the attach), so
+   * `listen` sends nothing: the prepare's answer waits for no round trip to
+   * a QEMU that has just started (bench/RESULTS.md, session 19). The stale socket is removed first
+   * (QEMU's bind would fail on it). A QEMU without that property refuses to start, loudly: the
+   * prepare fails, no guest is touched. Over TCP: undefined (QEMU picks the port; `-incoming defer`).
+   */
+  spawnListening(): { uri: string; qemuArgs: string[] } | undefined {
+    if (this.d.transport !== 'unix') return undefined;
+    rmSync(this.d.socketPath, { force: true });
+    this.listensFromStart = true;
+    return { uri: `unix:${this.d.socketPath}`, qemuArgs: ['-global', 'migration.x-events=on'] };
+  }
+
+  /** Whether QEMU's MIGRATION events are known to flow: seen since listen, or on from QEMU's start (whose `setup` came before the monitor). */
+  private eventsOn(): boolean {
+    return this.d.wakeups !== undefined && (this.listensFromStart || this.d.wakeups.seenSince(this.eventsFrom));
+  }
+
   /** QEMU starts listening; the source's `migrate` may connect once this resolves. */
   async listen(): Promise<void> {
-    const mon = this.d.vm.monitor();
     this.eventsFrom = this.d.wakeups?.mark() ?? 0;
-    const events = { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } };
-    if (this.d.transport === 'tcp') {
-      // Port 0: QEMU binds a free port itself, so no other process can take it in between. The
-      // three commands are sent at once: QEMU runs a monitor's commands one by one in order, so
-      // query-migrate sees the listener, and each round trip saved is a wake-up of this shim and
-      // of QEMU while the prepare holds up the migration (bench/RESULTS.md, session 9).
-      const [caps, incoming, query] = await Promise.allSettled([
-        mon.raw(events),
-        mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } }),
-        mon.raw({ execute: 'query-migrate' }),
-      ]);
-      for (const r of [caps, incoming, query]) if (r.status === 'rejected') throw r.reason;
-      const bound = query.status === 'fulfilled' ? (query.value as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined) : undefined;
-      if (bound?.port === undefined) throw new VirtqError('OPERATION_FAILED', `QEMU of VM "${this.d.vm.def.name}" did not say which TCP port it listens on for the migration`);
-      this.uri = `tcp:127.0.0.1:${bound.port}`;
-    } else {
-      // The stale socket goes first (an unlink: synchronous, no thread-pool trip); migrate-incoming
-      // binds it afresh. Both commands are sent at once, as over TCP: QEMU runs them in order, and
-      // this freshly started QEMU's answers were 15-60 ms apart at load (session 18).
-      rmSync(this.d.socketPath, { force: true });
-      const uri = `unix:${this.d.socketPath}`;
-      for (const r of await Promise.allSettled([mon.raw(events), mon.raw({ execute: 'migrate-incoming', arguments: { uri } })])) if (r.status === 'rejected') throw r.reason;
-      this.uri = uri;
+    if (this.listensFromStart) {
+      this.uri = `unix:${this.d.socketPath}`;
+      this.listening();
+      return;
     }
+    if (this.d.transport !== 'tcp') throw new VirtqError('INTERNAL', `VM "${this.d.vm.def.name}": a unix incoming migration's QEMU must be spawned listening (spawnListening)`);
+    const mon = this.d.vm.monitor();
+    const events = { execute: 'migrate-set-capabilities', arguments: { capabilities: [{ capability: 'events', state: true }] } };
+    // Port 0: QEMU binds a free port itself, so no other process can take it in between. The
+    // three commands are sent at once: QEMU runs a monitor's commands one by one in order, so
+    // query-migrate sees the listener, and each round trip saved is a wake-up of this shim and
+    // of QEMU while the prepare holds up the migration (bench/RESULTS.md, session 9).
+    const [caps, incoming, query] = await Promise.allSettled([
+      mon.raw(events),
+      mon.raw({ execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:0' } }),
+      mon.raw({ execute: 'query-migrate' }),
+    ]);
+    for (const r of [caps, incoming, query]) if (r.status === 'rejected') throw r.reason;
+    const bound = query.status === 'fulfilled' ? (query.value as IncomingAddress)['socket-address']?.find((a) => a.type === 'inet' && a.port !== undefined) : undefined;
+    if (bound?.port === undefined) throw new VirtqError('OPERATION_FAILED', `QEMU of VM "${this.d.vm.def.name}" did not say which TCP port it listens on for the migration`);
+    this.uri = `tcp:127.0.0.1:${bound.port}`;
+    this.listening();
+  }
+
+  private listening(): void {
     this.d.log.info({ msgId: 'MIGRATION_INCOMING', uri: this.uri }, 'waiting for the incoming migration');
     this.watchConnect(this.d.clock.monotonic() + CONNECT_WAIT_MS);
     this.arm();
@@ -141,15 +165,15 @@ export class MigrationIncoming {
   // A query that fails says nothing about the source (a monitor reconnecting, a QEMU busy past the
   // call's timeout): the watchdog asks again rather than stopping, else this QEMU would wait forever
   // (QEMU's exit ends the VM's `waiting` by itself). Only a status read at the deadline stops it.
-  // Once QEMU's MIGRATION events are seen (migrate-incoming's own `setup` arrives in listen()), the
-  // watchdog sends nothing before its deadline: an event that leaves `setup` says the source
+  // Once QEMU's MIGRATION events are known to flow (on from QEMU's start, or migrate-incoming's own
+  // `setup` arrives in listen()), the watchdog sends nothing before its deadline: an event that leaves `setup` says the source
   // connected. A query sent to a QEMU that loads the stream is answered only between its reads
   // (300+ ms late, bench/RESULTS.md session 13) and takes its main loop from the load; without
   // events the watchdog asks every CONNECT_POLL_MS as before.
   private watchConnect(deadline: number): void {
     const { clock, log, vm, wakeups } = this.d;
     let failures = 0;
-    const eventsFlow = (): boolean => wakeups !== undefined && wakeups.seenSince(this.eventsFrom);
+    const eventsFlow = (): boolean => this.eventsOn();
     const again = (): void => {
       if (wakeups === undefined || !eventsFlow()) {
         clock.setTimeout(() => void check(), CONNECT_POLL_MS);
@@ -227,7 +251,7 @@ export class MigrationIncoming {
       // from the load (session 14), so while its last MIGRATION event is not `completed` this side
       // asks nothing and waits for that event (QEMU leaves `inmigrate` before it sends it), with a
       // slow fallback in case an event is missed. query-status stays what decides.
-      const loading = (): boolean => wakeups !== undefined && wakeups.seenSince(this.eventsFrom) && !LOAD_ENDED.has(wakeups.lastStatus() ?? '');
+      const loading = (): boolean => wakeups !== undefined && this.eventsOn() && !LOAD_ENDED.has(wakeups.lastStatus() ?? '');
       let ask = !loading();
       // For the log: the status queries sent, and the last MIGRATION event seen before the wait ended.
       let queries = 0;
@@ -238,7 +262,7 @@ export class MigrationIncoming {
           if ((await mon.queryStatus()).status !== 'inmigrate') break;
         }
         if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `VM "${vm.def.name}" did not receive its last state within ${LOAD_WAIT_MS} ms`);
-        if (wakeups === undefined || !wakeups.seenSince(this.eventsFrom)) {
+        if (wakeups === undefined || !this.eventsOn()) {
           await delay(clock, POLL_MS);
           ask = true;
           continue;

@@ -39,6 +39,7 @@ async function claimedVm(wakeups: MigrationWakeups | undefined, status: () => st
     vm: vm as unknown as Vm, leases: { acquireAllForRunning: () => Promise.resolve() }, clock, log: silentLogger(),
     socketPath: join(tmpdir(), `virtq-incoming-finish-${process.pid}.sock`), transport: 'unix', ...(wakeups === undefined ? {} : { wakeups }),
   });
+  inc.spawnListening(); // as the shim starts it over unix: QEMU listens with its events on from the start
   await inc.listen();
   await inc.claim();
   sent.length = 0;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
  * With `wakeups`, migrate-incoming sends QEMU's MIGRATION `setup` event, as QEMU does.
  */
 function waitingVm(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
-  const seen = { queries: 0, destroyed: 0 };
+  const seen = { queries: 0, destroyed: 0, listening: false };
   const vm = {
     def: { name: 'in1' },
     state: 'paused',
@@ -26,6 +26,8 @@ function waitingVm(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
       raw: (cmd: { execute: string }): Promise<unknown> => {
         if (cmd.execute === 'migrate-incoming') wakeups?.onEvent({ event: 'MIGRATION', data: { status: 'setup' } });
         if (cmd.execute !== 'query-migrate') return Promise.resolve({});
+        // listen's own query over TCP (which port QEMU bound): not the watchdog's.
+        if (!seen.listening) return Promise.resolve({ status: 'setup', 'socket-address': [{ type: 'inet', host: '127.0.0.1', port: '4444' }] });
         const a = answers[Math.min(seen.queries++, answers.length - 1)];
         return a instanceof Error ? Promise.reject(a) : Promise.resolve({ status: a });
       },
@@ -35,15 +37,21 @@ function waitingVm(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
   return { vm, seen };
 }
 
-async function listening(answers: Array<string | Error>, wakeups?: MigrationWakeups) {
+/**
+ * An incoming VM listening over `transport`: unix as the shim starts it (QEMU spawned listening
+ * with its events on, so their `setup` came before the monitor), tcp through `migrate-incoming`.
+ */
+async function listening(answers: Array<string | Error>, wakeups?: MigrationWakeups, transport: 'unix' | 'tcp' = 'unix') {
   const clock = new FakeClock();
   const { vm, seen } = waitingVm(answers, wakeups);
   const inc = new MigrationIncoming({
     // The watchdog reads only state, reason, def, qemuPid, monitor() and destroy() of the VM.
     vm: vm as unknown as Vm, leases: { acquireAllForRunning: () => Promise.resolve() }, clock, log: silentLogger(),
-    socketPath: join(tmpdir(), `virtq-incoming-watchdog-${process.pid}.sock`), transport: 'unix', ...(wakeups === undefined ? {} : { wakeups }),
+    socketPath: join(tmpdir(), `virtq-incoming-watchdog-${process.pid}.sock`), transport, ...(wakeups === undefined ? {} : { wakeups }),
   });
+  inc.spawnListening();
   await inc.listen();
+  seen.listening = true;
   return { clock, seen };
 }
 
@@ -83,10 +91,10 @@ describe('incoming migration watchdog', () => {
     expect(clock.pending()).toBe(0);
   });
 
-  describe('with QEMU\'s MIGRATION events (session 14)', () => {
+  describe.each(['unix', 'tcp'] as const)('with QEMU\'s MIGRATION events (session 14), over %s', (transport) => {
     it('asks QEMU nothing before the deadline, then stops a QEMU no source connected to', async () => {
       const wakeups = new MigrationWakeups();
-      const { clock, seen } = await listening(['setup'], wakeups);
+      const { clock, seen } = await listening(['setup'], wakeups, transport);
       await clock.advance(9_900);
       expect(seen.queries).toBe(0);
       expect(seen.destroyed).toBe(0);
@@ -98,7 +106,7 @@ describe('incoming migration watchdog', () => {
 
     it('ends the watch at the event that leaves setup, without a query', async () => {
       const wakeups = new MigrationWakeups();
-      const { clock, seen } = await listening(['setup'], wakeups);
+      const { clock, seen } = await listening(['setup'], wakeups, transport);
       await clock.advance(700);
       wakeups.onEvent({ event: 'MIGRATION', data: { status: 'active' } });
       await clock.advance(30_000);
@@ -109,7 +117,7 @@ describe('incoming migration watchdog', () => {
 
     it('still asks QEMU at the deadline when the last event said setup, and asks again after a failed query', async () => {
       const wakeups = new MigrationWakeups();
-      const { clock, seen } = await listening([gone, 'active'], wakeups);
+      const { clock, seen } = await listening([gone, 'active'], wakeups, transport);
       wakeups.onEvent({ event: 'MIGRATION', data: { status: 'setup' } });
       await clock.advance(12_000);
       expect(seen.queries).toBe(2);
