@@ -30,7 +30,11 @@ export interface RpcClientOptions {
 interface Pending {
   resolve(value: unknown): void;
   reject(err: VirtqError): void;
-  timer: Disposable | undefined;
+  /** When the call times out (clock.monotonic()); Infinity: never. */
+  deadline: number;
+  timeoutMs: number;
+  prog: string;
+  proc: string;
   stream: ByteStream | undefined;
 }
 
@@ -48,6 +52,10 @@ export class RpcClient {
   private nextSerial = 1;
   private closeError: VirtqError | undefined;
   private readonly closeListeners: Array<(err: VirtqError) => void> = [];
+  // One timer for every call's deadline, armed for the earliest and left armed when calls are
+  // answered: a timer set and cleared per call cost ~5 µs of client CPU back to back, ~15 µs
+  // after an idle gap (bench/RESULTS.md, issue #13 session 19). Unref'd, as every clock timer.
+  private sweep: { at: number; timer: Disposable } | undefined;
   /** Settles when the connection has closed, with the reason. */
   readonly closed: Promise<VirtqError>;
 
@@ -65,7 +73,9 @@ export class RpcClient {
         this.closeError = reason;
         const pending = Object.values(this.pending);
         this.pending = Object.create(null) as Record<number, Pending>;
-        for (const p of pending) { p.timer?.dispose(); p.reject(reason); }
+        this.sweep?.timer.dispose();
+        this.sweep = undefined;
+        for (const p of pending) p.reject(reason);
         for (const [, s] of this.streams) s.remoteEnded(reason);
         this.streams.clear();
         this.eventQueue.end();
@@ -167,22 +177,39 @@ export class RpcClient {
     this.nextSerial = this.nextSerial >= 0xffff_fffe ? 1 : this.nextSerial + 1;
     return new Promise((resolve, reject) => {
       const timeoutMs = callOpts.timeoutMs ?? this.opts.defaultTimeoutMs ?? 120_000;
-      const p: Pending = { resolve, reject, timer: undefined, stream };
-      if (timeoutMs > 0) {
-        p.timer = this.opts.clock.setTimeout(() => {
-          delete this.pending[serial];
-          reject(new VirtqError('TIMEOUT', `${prog}.${proc} did not answer within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-      this.pending[serial] = p;
+      const deadline = timeoutMs > 0 ? this.opts.clock.monotonic() + timeoutMs : Infinity;
+      this.pending[serial] = { resolve, reject, deadline, timeoutMs, prog, proc, stream };
+      if (deadline < (this.sweep?.at ?? Infinity)) this.armSweep(deadline);
       try {
         this.conn.send({ prog, proc, type: 'call', serial, status: 'ok', body: args ?? {} });
       } catch (err) {
         delete this.pending[serial];
-        p.timer?.dispose();
         reject(VirtqError.from(err));
       }
     });
+  }
+
+  private armSweep(at: number): void {
+    this.sweep?.timer.dispose();
+    this.sweep = { at, timer: this.opts.clock.setTimeout(() => this.expire(), Math.max(0, at - this.opts.clock.monotonic())) };
+  }
+
+  // Fails the calls whose deadline has come, then arms the timer for the earliest one left.
+  private expire(): void {
+    this.sweep = undefined;
+    const now = this.opts.clock.monotonic();
+    let next = Infinity;
+    for (const key of Object.keys(this.pending)) {
+      const serial = Number(key);
+      const p = this.pending[serial] as Pending;
+      if (p.deadline <= now) {
+        delete this.pending[serial];
+        p.reject(new VirtqError('TIMEOUT', `${p.prog}.${p.proc} did not answer within ${p.timeoutMs} ms`));
+      } else if (p.deadline < next) {
+        next = p.deadline;
+      }
+    }
+    if (next < Infinity) this.armSweep(next);
   }
 
   private onMessage(msg: Message): void {
@@ -211,7 +238,6 @@ export class RpcClient {
     const p = this.pending[msg.serial];
     if (p === undefined) return;
     delete this.pending[msg.serial];
-    p.timer?.dispose();
     if (msg.status === 'error') {
       p.reject(VirtqError.fromWire(msg.body));
       return;
