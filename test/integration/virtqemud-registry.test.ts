@@ -63,8 +63,8 @@ describe('virtqemud registry and listing', () => {
     expect(row(rows, 'live1')).toMatchObject({ state: 'running' });
   });
 
-  // Issue 15 target 1, session 19: a start on stdin (virtqemud's way) execs QEMU (-S) before its ro/admin binds and
-  // `register`; a refusal still fails the start with NAME_IN_USE and leaves no QEMU, and the guest never ran.
+  // Issue 15 target 1 (decision 0026, session 16): a start on stdin (virtqemud's way) execs QEMU (-S) before the reply
+  // to its `register`; a refusal must still fail the start with NAME_IN_USE and leave no QEMU (any order of the start).
   it('fails a --start-request shim whose register is refused, and kills the QEMU it spawned first', async () => {
     const { api } = await h.client();
     await api.define({ definition: { ...idleDef('held2'), uuid: '11111111-2222-3333-4444-666666666666' } });
