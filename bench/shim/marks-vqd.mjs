@@ -19,7 +19,9 @@
 //   settled   state file, shared QMP socket, updates posted   ready  the ready line is written
 //   up        virtqemud has the ready line              listed   its listing shows what the line counts
 //   reply     the bench has create's reply
+//   jfirst    the journal's first use (session 19's order: after QEMU's exec)
 // A mark a build does not have (its code differs at the insertion point) is reported missing, not guessed.
+// Each build's marks are also listed by their offset from the call, in the order they came (the order differs by build).
 //
 //   node bench/shim/marks-vqd.mjs [--runs 12] [--dist DIR[,DIR2]]    (build first)
 import { spawn } from 'node:child_process';
@@ -41,6 +43,13 @@ const SHIM_MARKS = [
   ['const events=VmEvents.open(', 'prejournal', 'before'],
   ['const qmpProxy=qmpProxyFor(', 'journal', 'before'],
   ['await shim.bringUp(saved,connecting);', 'assembled', 'before'],
+  // Session 19's order (a new VM's requested start execs QEMU first): name check + console/monitor, ports, Vm.start,
+  // then beside QEMU the journal's first use and `register` written (after the ro/admin binds and the API).
+  ['this.consoleHub.listen(),this.monitors.listen()]);', 'consoles', 'after'],
+  ['let rest;const started=vm.start(', 'ports', 'before'],
+  ['const started=vm.start(', 'prestart', 'before'],
+  ['get events(){', 'jfirst', 'after'],
+  ['return{registering}', 'registered', 'before'],
   ['if(this.registers)this.registrar=await connecting;', 'names', 'before'],
   ['const registering=this.registrar?.register(', 'connected', 'before'],
   ['await allDone([claimed===void 0?registering:void 0,', 'registered', 'before'],
@@ -62,8 +71,12 @@ const CONSOLES = 'this.monitors.listen(cfg.handedOver?.fds.monitorListener)]);';
 
 function insert(text, marks, missing) {
   let s = text;
+  const found = new Set();
+  // A name with two insertion points (session 19's order beside the older one) is missing only when neither is there.
+  for (const [at, name] of marks) if (s.split(at).length === 2) found.add(name);
+  for (const [, name] of marks) if (!found.has(name)) missing.add(name);
   for (const [at, name, where] of marks) {
-    if (s.split(at).length !== 2) { missing.add(name); continue; }
+    if (s.split(at).length !== 2) continue;
     if (where === 'before') s = s.replace(at, MARK(name) + at);
     else if (where === 'after') s = s.replace(at, at + MARK(name));
     else s = s.replace(at, `else {${at.replace(/^else /, '')}${MARK(name)}}`);
@@ -81,7 +94,7 @@ function markedCopy(dist, j, missing) {
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   const shim = join(out, 'bin', 'virtq-shim.js');
   let s = insert(readFileSync(shim, 'utf8'), SHIM_MARKS, missing[j]);
-  if (s.split(CONSOLES).length === 2) s = s.replace(CONSOLES, CONSOLES + MARK('consoles')); else missing[j].add('consoles');
+  if (s.split(CONSOLES).length === 2) { s = s.replace(CONSOLES, CONSOLES + MARK('consoles')); missing[j].delete('consoles'); }
   writeFileSync(shim, s);
   const vqd = join(out, 'bin', 'virtqemud.js');
   writeFileSync(vqd, insert(readFileSync(vqd, 'utf8'), VQD_MARKS, missing[j]));
@@ -183,4 +196,11 @@ out.push(['create → reply − raw QEMU, paired', ...rows.map((rs) => cell(rs.m
 out.push(['pool shim CPU, call → reply', ...rows.map((rs) => cell(rs.map((x) => x.cpu.shim)))]);
 out.push(['virtqemud CPU, call → reply', ...rows.map((rs) => cell(rs.map((x) => x.cpu.vqd)))]);
 console.log(table(['phase (ms, p50 (p90))', ...DISTS], out));
+// The same marks as offsets from the call, per build, in the order they came (a build may reorder the steps).
+for (const [j, rs] of rows.entries()) {
+  const names = [...new Set(rs.flatMap((x) => Object.keys(x.t)))].filter((k) => k !== 'call');
+  const offsets = names.map((k) => [k, summarize(rs.map((x) => x.t[k] - x.t.call).filter(Number.isFinite))]).sort((a, b) => a[1].p50 - b[1].p50);
+  console.log(`\n${DISTS[j]}: marks as offsets from the call`);
+  console.log(table(['mark', 'p50 (p90) ms'], offsets.map(([k, o]) => [k, `${fmt(o.p50)} (${fmt(o.p90)})`])));
+}
 for (const [j, m] of missing.entries()) if (m.size > 0) console.log(`\n${DISTS[j]}: no insertion point for ${[...m].join(', ')} (n/a above)`);

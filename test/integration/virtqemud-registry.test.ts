@@ -2,9 +2,9 @@
 // life, forwarding per-VM calls, and refusing registrations that would steal a name.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RpcClient, VirtqError, type DomainRow, type LifecycleEvent } from '../../protocol/index.js';
+import { RpcClient, VirtqError, startRequestText, type DomainRow, type LifecycleEvent } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { guestDefinition, SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
@@ -61,6 +61,23 @@ describe('virtqemud registry and listing', () => {
     const rows = (await api.listDomains({})).domains;
     expect(row(rows, 'held1')).toMatchObject({ state: 'shutoff', persistent: true });
     expect(row(rows, 'live1')).toMatchObject({ state: 'running' });
+  });
+
+  // Issue 15 target 1 (decision 0026, session 16): a start on stdin (virtqemud's way) execs QEMU (-S) before the reply
+  // to its `register`; a refusal must still fail the start with NAME_IN_USE and leave no QEMU (any order of the start).
+  it('fails a --start-request shim whose register is refused, and kills the QEMU it spawned first', async () => {
+    const { api } = await h.client();
+    await api.define({ definition: { ...idleDef('held2'), uuid: '11111111-2222-3333-4444-666666666666' } });
+    const shim = spawn(process.execPath, [SHIM_BIN, '--root', h.root.dir, '--definition', '-', '--start-request'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    shim.stdin.end(startRequestText(idleDef('held2'), false, undefined));
+    const out = await new Promise<string>((resolve) => { let s = ''; shim.stdout.on('data', (d: Buffer) => { s += d.toString(); }); shim.once('exit', () => resolve(s)); });
+    expect(JSON.parse(out)).toMatchObject({ ok: false, error: { code: 'NAME_IN_USE' } });
+    expect(existsSync(h.root.path('log', 'held2.qemu.log'))).toBe(true); // QEMU was spawned before the refusal came
+    const qemus = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((e) => {
+      try { const cmd = readFileSync(`/proc/${e}/cmdline`, 'latin1'); return cmd.includes(h.root.dir) && cmd.includes('held2') && !cmd.includes('node'); } catch { return false; }
+    });
+    expect(qemus).toEqual([]);
+    expect(row((await api.listDomains({})).domains, 'held2')).toMatchObject({ state: 'shutoff', persistent: true });
   });
 
   it('keeps the listing right through start, suspend, shutdown, crash and undefine, with events', async () => {
