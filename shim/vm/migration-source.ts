@@ -51,6 +51,8 @@ interface Job {
   aborted: boolean;
   /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
   qemuStarted: boolean;
+  /** When the last wait between two polls ended (an event or the fallback): the phases' `woke` marks. */
+  wokeAt: number;
 }
 
 /** One VM's outgoing migrations. */
@@ -133,7 +135,7 @@ export class MigrationSource {
     if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `cannot migrate VM "${name}": it has no QEMU process`);
     const mon = vm.monitor();
     const wasRunning = vm.state === 'running';
-    const job: Job = { startedAt: clock.monotonic(), eventsFrom: this.d.wakeups?.mark() ?? 0, last: undefined, aborted: false, qemuStarted: false };
+    const job: Job = { startedAt: clock.monotonic(), eventsFrom: this.d.wakeups?.mark() ?? 0, last: undefined, aborted: false, qemuStarted: false, wokeAt: 0 };
     this.job = job;
     // Milliseconds since the job began at each step, logged with the result: where a migration's time goes.
     const phases: Record<string, number> = {};
@@ -159,15 +161,29 @@ export class MigrationSource {
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
       await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
       mark('preSwitchover');
+      // The wake-up that led to it (QEMU's event, or the fallback poll's timer): what seeing the pause cost.
+      phases['preSwitchoverWoke'] = Math.round(job.wokeAt - job.startedAt);
       // The guest is paused here: the leases move while no QEMU runs it (fleet-wide ones handed
-      // over, never given up, so no other VM can take a disk in between).
-      await this.d.leases.handOver(vm.def);
-      steps.released = true;
-      mark('released');
-      await dest.claim(name);
+      // over, never given up, so no other VM can take a disk in between). The claim is sent the
+      // moment they are given up (the source's release before the destination's acquire, as
+      // before); this side journals the release while the claim travels.
+      const claim: { sent?: Promise<{ err: unknown } | undefined> } = {};
+      await this.d.leases.handOver(vm.def, () => {
+        steps.released = true;
+        mark('released');
+        claim.sent = settled(dest.claim(name));
+      });
+      // (handOver resolves only after `given`; a leases object that never calls it claims here.)
+      if (claim.sent === undefined) {
+        steps.released = true;
+        mark('released');
+      }
+      const refused = await (claim.sent ?? settled(dest.claim(name)));
+      if (refused !== undefined) throw refused.err;
       steps.claimed = true;
       mark('claimed');
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
+      mark('continued');
       // Asked at once when the destination allows it (no fleet claim to move there): the call's
       // hops (this shim → that virtqemud → its shim) then overlap the device state's transfer, and
       // that shim runs the guest as soon as its QEMU has loaded the last state, not one round trip
@@ -256,6 +272,14 @@ export class MigrationSource {
         await mon.stop();
       }
       await this.nap(job, s.status === 'pre-switchover' || s.status === 'device', since);
+      job.wokeAt = clock.monotonic();
+      // QEMU's own event says it paused before switchover, where it waits for migrate-continue: a
+      // query would only say it again, one more round trip inside the guest's pause.
+      if (target === 'pre-switchover' && this.d.wakeups?.seenSince(since) === true && this.d.wakeups.lastStatus() === target) {
+        if (job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
+        job.last = { ...s, status: target };
+        return job.last;
+      }
     }
   }
 
