@@ -59,6 +59,8 @@ function setUp(o: { refuseClaim?: boolean } = {}) {
     prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: true }),
     claim: () => {
       order.push('claim');
+      // As the RPC connection writes a call's frame: at the next tick (its cork).
+      process.nextTick(() => order.push('claim written'));
       return o.refuseClaim === true ? Promise.reject(new VirtqError('LOCK_CONFLICT', 'held elsewhere')) : Promise.resolve();
     },
     finish: () => { order.push('finish'); return Promise.resolve(); },
@@ -91,7 +93,8 @@ describe('the source in the guest\'s pause before switchover', () => {
     const { source, order } = setUp();
     await migrate(source);
     expect(order.indexOf('released')).toBeLessThan(order.indexOf('claim'));
-    expect(order.indexOf('claim')).toBeLessThan(order.indexOf('journal:lease-released'));
+    expect(order.indexOf('claim')).toBeLessThan(order.indexOf('claim written'));
+    expect(order.indexOf('claim written')).toBeLessThan(order.indexOf('journal:lease-released'));
     expect(order.indexOf('journal:lease-released')).toBeLessThan(order.indexOf('migrate-continue'));
   });
 
