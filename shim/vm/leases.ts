@@ -81,22 +81,15 @@ export class VmLeases {
   /**
    * A migration's switchover, the guest paused: gives this QEMU's leases up for the destination
    * to take (a plugin with `handOver` keeps its fleet-wide leases held and marked for it, so the
-   * disk is never unleased). Nothing is given up when the manager throws. `given` runs once they
-   * are given up, and the change is journaled once what it returns settles: the migration sends its
-   * claim from there, so the journal's writes overlap the claim's trip instead of preceding it
-   * inside the guest's pause.
+   * disk is never unleased). Nothing is given up when it throws.
    */
-  async handOver(def: ResolvedDefinition, given?: () => Promise<void> | void): Promise<void> {
+  async handOver(def: ResolvedDefinition): Promise<void> {
     const manager = this.lock.manager;
-    if (manager === undefined) {
-      await given?.();
-      return;
-    }
+    if (manager === undefined) return;
     const paths = def.disks.map((d) => d.path);
     await (manager.handOver !== undefined ? manager.handOver(this.owner, paths) : manager.releaseAll(this.owner, paths));
     this.fenced = undefined;
     this.handedOver = true;
-    await given?.();
     await this.tell('lease-released', def.disks);
   }
 

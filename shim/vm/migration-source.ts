@@ -51,7 +51,7 @@ interface Job {
   aborted: boolean;
   /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
   qemuStarted: boolean;
-  /** When the last wait between two polls ended (an event or the fallback): the phases' `woke` marks. */
+  /** When waitFor's last wait between two polls ended (an event or the fallback), else when it began: preSwitchoverWoke. */
   wokeAt: number;
 }
 
@@ -161,29 +161,15 @@ export class MigrationSource {
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
       await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
       mark('preSwitchover');
-      // The wake-up that led to it (QEMU's event, or the fallback poll's timer): what seeing the pause cost.
+      // The wake-up before the query that saw it (QEMU's event, or the fallback's timer): the query's
+      // round trip inside the pause is preSwitchover − preSwitchoverWoke (bench/RESULTS.md, f-mig13).
       phases['preSwitchoverWoke'] = Math.round(job.wokeAt - job.startedAt);
       // The guest is paused here: the leases move while no QEMU runs it (fleet-wide ones handed
-      // over, never given up, so no other VM can take a disk in between). The claim is sent the
-      // moment they are given up (the source's release before the destination's acquire, as
-      // before); this side journals the release while the claim travels.
-      const claim: { sent?: Promise<{ err: unknown } | undefined> } = {};
-      await this.d.leases.handOver(vm.def, () => {
-        steps.released = true;
-        mark('released');
-        claim.sent = settled(dest.claim(name));
-        // The RPC connection corks a call's frame until the next tick (protocol/connection.ts),
-        // which comes only after every promise continuation: the journal's synchronous writes
-        // would run first and delay the claim (3 ms more on its way there, bench/RESULTS.md).
-        return new Promise<void>((resolve) => process.nextTick(resolve));
-      });
-      // (handOver resolves only after `given`; a leases object that never calls it claims here.)
-      if (claim.sent === undefined) {
-        steps.released = true;
-        mark('released');
-      }
-      const refused = await (claim.sent ?? settled(dest.claim(name)));
-      if (refused !== undefined) throw refused.err;
+      // over, never given up, so no other VM can take a disk in between).
+      await this.d.leases.handOver(vm.def);
+      steps.released = true;
+      mark('released');
+      await dest.claim(name);
       steps.claimed = true;
       mark('claimed');
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
@@ -263,6 +249,7 @@ export class MigrationSource {
   private async waitFor(mon: HypervisorMonitor, job: Job, target: string, timeoutSec: number | undefined): Promise<MigrationStatus> {
     const { vm, clock } = this.d;
     let forced = false;
+    job.wokeAt = clock.monotonic();
     for (;;) {
       const since = this.d.wakeups?.mark() ?? 0;
       const s = await queryMigrate(mon);
@@ -277,13 +264,6 @@ export class MigrationSource {
       }
       await this.nap(job, s.status === 'pre-switchover' || s.status === 'device', since);
       job.wokeAt = clock.monotonic();
-      // QEMU's own event says it paused before switchover, where it waits for migrate-continue: a
-      // query would only say it again, one more round trip inside the guest's pause.
-      if (target === 'pre-switchover' && this.d.wakeups?.seenSince(since) === true && this.d.wakeups.lastStatus() === target) {
-        if (job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
-        job.last = { ...s, status: target };
-        return job.last;
-      }
     }
   }
 
