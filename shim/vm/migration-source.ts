@@ -51,6 +51,8 @@ interface Job {
   aborted: boolean;
   /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
   qemuStarted: boolean;
+  /** When waitFor's last wait between two polls ended (an event or the fallback), else when it began: preSwitchoverWoke. */
+  wokeAt: number;
 }
 
 /** One VM's outgoing migrations. */
@@ -133,7 +135,7 @@ export class MigrationSource {
     if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `cannot migrate VM "${name}": it has no QEMU process`);
     const mon = vm.monitor();
     const wasRunning = vm.state === 'running';
-    const job: Job = { startedAt: clock.monotonic(), eventsFrom: this.d.wakeups?.mark() ?? 0, last: undefined, aborted: false, qemuStarted: false };
+    const job: Job = { startedAt: clock.monotonic(), eventsFrom: this.d.wakeups?.mark() ?? 0, last: undefined, aborted: false, qemuStarted: false, wokeAt: 0 };
     this.job = job;
     // Milliseconds since the job began at each step, logged with the result: where a migration's time goes.
     const phases: Record<string, number> = {};
@@ -159,6 +161,9 @@ export class MigrationSource {
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
       await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
       mark('preSwitchover');
+      // The wake-up before the query that saw it (QEMU's event, or the fallback's timer): the query's
+      // round trip inside the pause is preSwitchover − preSwitchoverWoke (bench/RESULTS.md, f-mig13).
+      phases['preSwitchoverWoke'] = Math.round(job.wokeAt - job.startedAt);
       // The guest is paused here: the leases move while no QEMU runs it (fleet-wide ones handed
       // over, never given up, so no other VM can take a disk in between).
       await this.d.leases.handOver(vm.def);
@@ -168,6 +173,7 @@ export class MigrationSource {
       steps.claimed = true;
       mark('claimed');
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
+      mark('continued');
       // Asked at once when the destination allows it (no fleet claim to move there): the call's
       // hops (this shim → that virtqemud → its shim) then overlap the device state's transfer, and
       // that shim runs the guest as soon as its QEMU has loaded the last state, not one round trip
@@ -243,6 +249,7 @@ export class MigrationSource {
   private async waitFor(mon: HypervisorMonitor, job: Job, target: string, timeoutSec: number | undefined): Promise<MigrationStatus> {
     const { vm, clock } = this.d;
     let forced = false;
+    job.wokeAt = clock.monotonic();
     for (;;) {
       const since = this.d.wakeups?.mark() ?? 0;
       const s = await queryMigrate(mon);
@@ -256,6 +263,7 @@ export class MigrationSource {
         await mon.stop();
       }
       await this.nap(job, s.status === 'pre-switchover' || s.status === 'device', since);
+      job.wokeAt = clock.monotonic();
     }
   }
 
