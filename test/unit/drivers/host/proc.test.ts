@@ -5,8 +5,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { ProcessStatsCache, isLiveProcess, procState, processStats } from '../../../../drivers/host/proc.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
 
-// Burns until it has used 0.2 s of CPU (not of wall time: under load it gets less of a core).
-const burn = () => spawn(process.execPath, ['-e', 'const start = process.cpuUsage(); while (process.cpuUsage(start).user < 200_000);']);
+// Burns until killed: a child that ended by itself could be read as a zombie (its RSS gone) when
+// this process's timers ran late under load (a unit run at load 11, session 19).
+const burn = () => spawn(process.execPath, ['-e', 'for (;;);']);
 const exited = (p: ReturnType<typeof spawn>) => new Promise((resolve) => p.once('exit', resolve));
 
 describe('processStats', () => {
@@ -18,9 +19,10 @@ describe('processStats', () => {
       await new Promise((r) => setTimeout(r, 25));
       s = processStats(p.pid as number);
     }
+    p.kill('SIGKILL');
+    await exited(p);
     expect(s.cpuTimeSec).toBeGreaterThan(0.05);
     expect(s.rssBytes).toBeGreaterThan(1024 * 1024);
-    await exited(p);
     const gone = spawnSync('true').pid;
     expect(processStats(gone)).toEqual({ cpuTimeSec: 0, rssBytes: 0 });
   });
@@ -30,8 +32,8 @@ describe('ProcessStatsCache', () => {
   it('reads a process at most once per clock tick, then again', async () => {
     const clock = new FakeClock();
     const cache = new ProcessStatsCache(() => clock.monotonic());
-    // Burns until killed: the child must still be running when it is read again.
-    const p = spawn(process.execPath, ['-e', 'for (;;);']);
+    // The child must still be running when it is read again.
+    const p = burn();
     const pid = p.pid as number;
     try {
       const first = cache.get(pid);
