@@ -71,6 +71,6 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
   const listener = d.migration?.incoming;
   if (listener === undefined) throw new VirtqError('INTERNAL', `VM "${d.vm.def.name}" was started for a migration without its incoming side`);
   const atSpawn = listener.spawnListening();
-  if (atSpawn === undefined) return { leasesDisks: false, reason: INCOMING_REASON, load: () => listener.listen() };
-  return { leasesDisks: false, reason: INCOMING_REASON, uri: () => atSpawn.uri, qemuArgs: atSpawn.qemuArgs, load: () => listener.listen() };
+  const spawned = atSpawn === undefined ? {} : { uri: () => atSpawn.uri, qemuArgs: atSpawn.qemuArgs };
+  return { leasesDisks: false, reason: INCOMING_REASON, ...spawned, load: () => listener.listen() };
 }

@@ -1,7 +1,8 @@
 // The destination side of a live migration, in the shim started for it (`virtq-shim --incoming`):
 // its QEMU was spawned with only a lease lifeline, no lease, listening from its start on a unix
-// socket beside the shim's (`-incoming unix:PATH`), or over TCP with `-incoming defer`. At switchover the source has released the disk leases and asks
-// this side to take them (claim); once QEMU has the last state the guest is run here (finish).
+// socket beside the shim's (`-incoming unix:PATH`), or over TCP with `-incoming defer`. At
+// switchover the source has released the disk leases and asks this side to take them (claim);
+// once QEMU has the last state the guest is run here (finish).
 // abort stops this QEMU: the shim then ends and the name is free again on this host.
 import { rmSync } from 'node:fs';
 import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
@@ -164,18 +165,17 @@ export class MigrationIncoming {
   // Until the source connects (query-migrate names a status other than setup), then never again.
   // A query that fails says nothing about the source (a monitor reconnecting, a QEMU busy past the
   // call's timeout): the watchdog asks again rather than stopping, else this QEMU would wait forever
-  // (QEMU's exit ends the VM's `waiting` by itself). Only a status read at the deadline stops it.
-  // Once QEMU's MIGRATION events are known to flow (on from QEMU's start, or migrate-incoming's own
-  // `setup` arrives in listen()), the watchdog sends nothing before its deadline: an event that leaves `setup` says the source
-  // connected. A query sent to a QEMU that loads the stream is answered only between its reads
-  // (300+ ms late, bench/RESULTS.md session 13) and takes its main loop from the load; without
+  // (QEMU's exit ends the VM's `waiting` by itself). Only a status read at the deadline stops it. Once
+  // QEMU's MIGRATION events are known to flow (on from QEMU's start, or migrate-incoming's own `setup`
+  // arrives in listen()), the watchdog sends nothing before its deadline: an event that leaves `setup`
+  // says the source connected. A query sent to a QEMU that loads the stream is answered only between its
+  // reads (300+ ms late, bench/RESULTS.md session 13) and takes its main loop from the load; without
   // events the watchdog asks every CONNECT_POLL_MS as before.
   private watchConnect(deadline: number): void {
     const { clock, log, vm, wakeups } = this.d;
     let failures = 0;
-    const eventsFlow = (): boolean => this.eventsOn();
     const again = (): void => {
-      if (wakeups === undefined || !eventsFlow()) {
+      if (wakeups === undefined || !this.eventsOn()) {
         clock.setTimeout(() => void check(), CONNECT_POLL_MS);
         return;
       }
@@ -185,7 +185,7 @@ export class MigrationIncoming {
     };
     const check = async (): Promise<void> => {
       if (!this.waiting || this.claimed) return;
-      if (eventsFlow()) {
+      if (this.eventsOn()) {
         const status = wakeups?.lastStatus();
         if (status !== undefined && status !== 'setup') return;
         if (clock.monotonic() < deadline) {
