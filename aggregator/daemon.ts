@@ -112,7 +112,7 @@ export class Virtqemud {
         served(virtqProgram, {
           ...hostHandlers(deps), ...saveHostHandlers(deps, (rec, def, p, f) => startShim(deps, rec, def, p, f)), ...migrationHostHandlers(deps, proxy, this.pool), ...snapshotHostHandlers({ ...deps, forward: proxy, makeOverlay: qemuImgOverlays('qemu-img'), commitOverlay: qemuImgCommit('qemu-img'), volumes: this.cfg.volumes, now: () => clock.now() }),
         }, proxy),
-        served(registryProgram, registryHandlers(this.registry, this.events, (r) => void this.shimGone(r), (r) => this.cfg.cluster?.adopted(r.name, r.uuid))),
+        served(registryProgram, registryHandlers(this.registry, this.events, clock, (r) => void this.shimGone(r), (r) => this.cfg.cluster?.adopted(r.name, r.uuid))),
         served(adminProgram, {
           callShims: ({ procedure, args }) => callShims(this.registry, this.adminPool, procedure, args ?? {}),
           upgradeShims: (args) => upgradeShims(this.registry, this.adminPool, args),

@@ -1,12 +1,19 @@
 // The registry program: shims claim their VM's name and UUID, report state changes, and let go.
 // A registration is bound to the connection that made it; when that connection drops while the
 // VM runs, the VM is listed with its shim lost (the VM itself keeps running).
-import { VirtqError, registryProgram, type Handlers, type ServerClient } from '../../protocol/index.js';
+import { VirtqError, registryProgram, type Clock, type Handlers, type ServerClient } from '../../protocol/index.js';
 import { isActive, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { Events } from '../events.js';
 
+/**
+ * How long a re-attaching shim's registration waits for the connection of the shim it replaces to
+ * be seen closed. An upgrading shim closes its connection before its successor registers, but
+ * the two sockets' events may reach this loop in either order (CI saw the successor first).
+ */
+export const REPLACED_CLOSE_GRACE_MS = 2000;
+
 /** Handlers of the registry program. */
-export function registryHandlers(registry: DomainRegistry, events: Events, onShimGone: (r: DomainRecord) => void, onAdopted?: (r: DomainRecord) => void): Handlers<typeof registryProgram> {
+export function registryHandlers(registry: DomainRegistry, events: Events, clock: Clock, onShimGone: (r: DomainRecord) => void, onAdopted?: (r: DomainRecord) => void): Handlers<typeof registryProgram> {
   const bound = new Map<ServerClient, DomainRecord>();
   const recordOf = (client: ServerClient): DomainRecord => {
     const r = bound.get(client);
@@ -14,7 +21,8 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
     return r;
   };
   return {
-    register: (reg, ctx) => {
+    register: async (reg, ctx) => {
+      if (reg.reattach) await replacedShimClosed(registry.get(reg.name), reg.uuid, clock);
       if (bound.has(ctx.client)) throw new VirtqError('OPERATION_INVALID', 'this connection already registered a VM');
       let r = registry.get(reg.name);
       if (r === undefined) {
@@ -60,4 +68,15 @@ export function registryHandlers(registry: DomainRegistry, events: Events, onShi
       return {};
     },
   };
+}
+
+// Resolves once the shim connection bound to `r` (same UUID) has closed, or after the grace: a
+// shim that really still serves the VM is then refused as before.
+function replacedShimClosed(r: DomainRecord | undefined, uuid: string, clock: Clock): Promise<void> {
+  const old = r?.shim?.conn;
+  if (r === undefined || r.uuid !== uuid.toLowerCase() || old === undefined || old.conn.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(resolve, REPLACED_CLOSE_GRACE_MS);
+    old.onClose(() => { timer.dispose(); resolve(); });
+  });
 }

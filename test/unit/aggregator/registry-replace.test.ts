@@ -1,0 +1,75 @@
+// virtqemud's registry program when a shim replaces another (an upgrade's successor): the old
+// shim closes its connection before the successor registers, but virtqemud may read the
+// successor's register before it sees that close (CI, stop 37: the upgrade was refused with
+// NAME_IN_USE "already served by shim pid N"). A re-attaching registration now waits a short
+// grace for the old connection's close; a shim that really still serves the VM is refused as before.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RpcClient, RpcServer, registryProgram, silentLogger, systemClock } from '../../../protocol/index.js';
+import { REPLACED_CLOSE_GRACE_MS, registryHandlers } from '../../../aggregator/handlers/registry-handlers.js';
+import { DomainRegistry } from '../../../aggregator/registry.js';
+import { Events } from '../../../aggregator/events.js';
+import { HostJournal } from '../../../aggregator/host-journal.js';
+import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
+
+const clock = systemClock();
+const reg = (shimPid: number, reattach: boolean) => ({
+  name: 'up1', uuid: '00000000-0000-4000-8000-0000000000a1', shimPid, qemuPid: 4242, socket: '/r/up1.sock', roSocket: '/r/up1-ro.sock',
+  adminSocket: '/r/up1-admin.sock', stateFile: '/r/up1.json', state: 'running' as const, reason: 'booted', reattach,
+});
+
+describe('registry: a shim replacing another', () => {
+  let root: TmpRoot;
+  let server: RpcServer;
+  let registry: DomainRegistry;
+  const clients: RpcClient[] = [];
+  const connect = async (): Promise<RpcClient> => {
+    const c = await RpcClient.connect(root.path('rw.sock'), { clock, defaultTimeoutMs: 10_000 });
+    clients.push(c);
+    return c;
+  };
+
+  beforeEach(async () => {
+    root = tmpRoot();
+    registry = new DomainRegistry();
+    const events = new Events(registry, clock, new HostJournal(root.path('state'), clock, silentLogger(), process.pid));
+    server = new RpcServer({ daemon: 'virtqemud', version: '0.1', role: 'aggregator', clock, log: silentLogger() });
+    server.register({ program: registryProgram, handlers: registryHandlers(registry, events, clock, () => undefined) });
+    await server.listen(root.path('rw.sock'), 'rw', 0o600);
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await server.close();
+    root.remove();
+  });
+
+  it('takes the successor whose register arrives before the old connection is seen closed', async () => {
+    const old = await connect();
+    await old.call('registry', 'register', reg(1001, false));
+    const successor = await connect();
+    // The register is in virtqemud's hands while the old connection is still open; it closes after.
+    const registering = successor.call('registry', 'register', reg(1002, true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(registry.get('up1')?.shim?.pid).toBe(1001);
+    old.close();
+    await expect(registering).resolves.toEqual({});
+    expect(registry.get('up1')?.shim?.pid).toBe(1002);
+    // The successor's connection is the binding now: its updates land, and the old close changed nothing.
+    await successor.call('registry', 'update', { state: 'paused', reason: 'user' });
+    expect(registry.get('up1')?.state).toBe('paused');
+  });
+
+  it('still refuses a second shim while the first keeps its connection, after the grace', async () => {
+    const first = await connect();
+    await first.call('registry', 'register', reg(1001, false));
+    const second = await connect();
+    const t0 = performance.now();
+    await expect(second.call('registry', 'register', reg(1003, true))).rejects.toMatchObject({ code: 'NAME_IN_USE', message: expect.stringContaining('already served by shim pid 1001') });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(REPLACED_CLOSE_GRACE_MS - 50);
+    // A fresh start (not a re-attach) is refused at once.
+    const t1 = performance.now();
+    await expect(second.call('registry', 'register', reg(1004, false))).rejects.toMatchObject({ code: 'NAME_IN_USE' });
+    expect(performance.now() - t1).toBeLessThan(REPLACED_CLOSE_GRACE_MS / 2);
+    expect(registry.get('up1')?.shim?.pid).toBe(1001);
+  });
+});
