@@ -51,6 +51,21 @@ async function settled(pid, deadline = now() + 30_000) {
   }
 }
 
+/** Waits until `pid` has exited (gone, or a zombie nobody reaped yet: it uses no CPU any more). */
+async function exited(pid, deadline = now() + 15_000) {
+  while (now() < deadline) {
+    let stat;
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return; }
+    if (/\) [ZX] /.test(stat)) return;
+    await sleep(5);
+  }
+}
+
+/** The shim pid the state file of VM `name` under `root` names (undefined once it is gone). */
+function vmShimPid(root, name) {
+  try { return JSON.parse(readFileSync(join(root, 'run', 'shims', `${name}.json`), 'utf8')).shimPid; } catch { return undefined; }
+}
+
 /** `ctx`: { R, SHIM_BIN, DIST, SHEBANG, cleanup, rawS, viaShim, shimArgv, RpcClient, clock, log, rounds, writeDef } */
 export async function startPathsSection(ctx) {
   const { R, SHIM_BIN, DIST, cleanup, rawS, viaShim, shimArgv, RpcClient, clock, log, rounds } = ctx;
@@ -90,7 +105,10 @@ export async function startPathsSection(ctx) {
     const r = await conn.virtq.create({ definition: idleDefinition(name) });
     const runMs = now() - t0;
     if (r.state !== 'running') throw new Error(`${kind} ${name}: ${JSON.stringify(r)}`);
+    const shimPid = vmShimPid(root, name);
     await conn.virtq.destroy({ name });
+    // Its shim exits a moment after the reply: not the next kind's start to share the CPUs with.
+    if (shimPid !== undefined) await exited(shimPid);
     return { runMs };
   };
   const viaDaemon = async (kind, name) => {
@@ -105,7 +123,9 @@ export async function startPathsSection(ctx) {
     const r = await rpc.call('virtq', 'create', { definition: idleDefinition(name) });
     const runMs = now() - t0;
     if (r.state !== 'running') throw new Error(`${kind} ${name}: ${JSON.stringify(r)}`);
+    const shimPid = vmShimPid(root, name);
     await rpc.call('virtq', 'destroy', { name });
+    if (shimPid !== undefined) await exited(shimPid);
     return { runMs };
   };
   const warm = async (name) => {
@@ -150,6 +170,9 @@ export async function startPathsSection(ctx) {
   for (let r = -1; r < rounds; r++) {
     for (let k = 0; k < names.length; k++) {
       const kind = names[(k + r + names.length) % names.length];
+      // Every pool's refill loaded first (session 20): a pool shim loading (~270 ms of CPU) beside any kind's start,
+      // and the last kind's shim exiting (waited for above), had made the kinds after them slower than the rest.
+      for (const root of [daemons.vqdPool.root, embeds.embedPool.root]) for (const p of idleShimPids(root)) await settled(p);
       const res = await kinds[kind](`p${r + 1}-${kind}`);
       if (r >= 0) rows[kind].push(res);
       await sleep(30);
