@@ -1,21 +1,26 @@
 // The parts a shim is assembled from that need nothing of the running shim: how its disks are
 // resolved (virtstoraged/virtsecretd, or paths only), its leases (the lock manager), the name
 // check once its socket is bound, and a wait for overlapped start steps.
+import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  VirtqError, pathsOnly, shimDir,
+  VirtqError, pathsOnly, shimDir, virtqProgram,
   type Clock, type Layout, type Logger, type NormalizedDefinition, type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
 } from '../protocol/index.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
 import { loadLockManager } from '../drivers/lock/loader.js';
 import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
 import type { Logs } from '../daemon/log-filters.js';
-import type { DaemonService } from '../daemon/service.js';
+import type { Registry } from 'prom-client';
+import { DaemonService, type SocketPaths } from '../daemon/service.js';
+import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
+import type { HandoverFds } from './upgrade/handover-wire.js';
 import { DiskResolver, type SecretLookup, type VolumeLookup } from './vm/disk-resolver.js';
 import { VmLeases } from './vm/leases.js';
 import { isLiveQemu } from './vm/qemu-process.js';
 import { readRuntimeStateSync, type RuntimeState } from '../daemon/runtime-state.js';
+import { probeCapabilities, resolveBinary, type QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 
 /** What of the shim's configuration these parts read (a ShimConfig is one). */
 export interface PartsConfig {
@@ -27,6 +32,21 @@ export interface PartsConfig {
   /** A warm pool shim's lifeline, locked while it waited (drivers/lock/spare-lifeline.ts). */
   spareLifeline?: SpareLifeline | undefined;
   daemons?: { volumes: VolumeLookup; secrets: SecretLookup; waitMs: number } | undefined;
+}
+
+/** What of the configuration the service reads. */
+interface ServiceParts {
+  version: string;
+  clock: Clock;
+  logs: Logs;
+  handedOver?: { fds: Pick<HandoverFds, 'rw' | 'ro' | 'admin'> } | undefined;
+}
+
+/** What of the configuration the QEMU binary's lookup and capabilities read. */
+interface CapsConfig {
+  qemuBinary: string;
+  env: Readonly<Record<string, string | undefined>>;
+  knownCaps?: QemuCapabilities | undefined;
 }
 
 export function diskResolver(cfg: PartsConfig, vm: string): DiskResolver | undefined {
@@ -42,6 +62,38 @@ export async function resolveDefinition(def: NormalizedDefinition, resolver: Dis
 export async function pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
   if (disk.path === undefined) throw new VirtqError('NOT_SUPPORTED', `disk ${disk.target} names a volume, and this shim was started without virtstoraged`);
   return { ...disk, path: disk.path };
+}
+
+/**
+ * The directories, the lock manager and the QEMU binary's capabilities: mostly synchronous calls on local files
+ * (issue 15). Both settle before a failure (the lock manager's first) is thrown.
+ */
+export async function leasesAndCapabilities(cfg: PartsConfig & CapsConfig, def: { name: string; uuid: string }, log: Logger): Promise<[VmLeases, QemuCapabilities]> {
+  const leasesReady = Promise.resolve().then(() => { mkdirSync(shimDir(cfg.layout), { recursive: true, mode: 0o755 }); mkdirSync(cfg.layout.log, { recursive: true, mode: 0o755 }); }).then(() => shimLeases(cfg, def, log));
+  const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
+    .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock, ...(cfg.knownCaps === undefined ? {} : { known: cfg.knownCaps }) }));
+  await allDone([leasesReady, capsReady]);
+  return [await leasesReady, await capsReady];
+}
+
+/** The definition with its volumes found (a successor's was resolved by its predecessor); a failure closes `service`. */
+export async function resolvedOrClosed(def: NormalizedDefinition, saved: RuntimeState | undefined, resolver: DiskResolver | undefined, service: Pick<DaemonService, 'close'>): Promise<ResolvedDefinition> {
+  try {
+    return saved?.definition ?? await resolveDefinition(def, resolver);
+  } catch (err) {
+    await service.close();
+    throw err;
+  }
+}
+
+/** The VM's service: its sockets (a successor's inherited, then its own to remove), server info, RPC metrics in the VM's registry. */
+export function shimService(cfg: ServiceParts, sockets: SocketPaths, registry: Registry, info: () => Record<string, unknown>): DaemonService {
+  const h = cfg.handedOver?.fds;
+  return new DaemonService({
+    daemon: 'virtq-shim', role: 'shim', version: cfg.version, clock: cfg.clock, logs: cfg.logs, sockets,
+    ...(h === undefined ? {} : { inherited: { rw: h.rw, ro: h.ro, admin: h.admin }, inheritedOwned: true }),
+    info, metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
+  });
 }
 
 // The lock manager is loaded before anything else is set up. Fail closed: without it no VM

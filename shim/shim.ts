@@ -2,19 +2,17 @@
 // one), serves the per-VM API, runs the VM, keeps the runtime state file current and reports
 // to virtqemud. When the VM stops for good it publishes the final state and finishes; when the
 // shim itself is stopped, the VM keeps running for a successor to re-attach.
-import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import {
-  VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, shimDir, virtqProgram,
+  VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
-  type IncomingState, type ResolvedDefinition,
+  type IncomingState,
 } from '../protocol/index.js';
-import { probeCapabilities, chooseAccel, accelEnvironment, resolveBinary, type QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
+import { chooseAccel, accelEnvironment, type QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
 import { qemuDriver } from '../drivers/hypervisor/qemu/driver.js';
 import type { Logs } from '../daemon/log-filters.js';
-import { DaemonService } from '../daemon/service.js';
-import { rpcMetricsFor } from '../daemon/rpc-metrics.js';
+import type { DaemonService } from '../daemon/service.js';
 import type { LockPluginMap, SpareLifeline } from '../drivers/lock/types.js';
 import { Vm } from './vm/vm.js';
 import { runtimeStateOf } from './state-of.js';
@@ -37,7 +35,7 @@ import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
 import { saveHandlers } from './handlers/save-handlers.js';
-import { allDone, claimName, diskResolver, listenOwnSocket, pathOnly, resolveDefinition, shimLeases } from './shim-parts.js';
+import { allDone, claimName, diskResolver, leasesAndCapabilities, listenOwnSocket, pathOnly, resolvedOrClosed, shimService } from './shim-parts.js';
 import { incomingStart, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
@@ -100,6 +98,7 @@ export class Shim {
   private migration: ShimMigration | undefined;
   /** A start virtqemud asked for: its ready line counts the updates sent (readyFields). */
   private readonly readyCounts: boolean;
+  private journal: VmEvents | undefined;
 
   private constructor(
     private readonly cfg: ShimConfig,
@@ -114,7 +113,7 @@ export class Shim {
     private registrar: Registrar | undefined,
     readonly metrics: ShimMetrics,
     private readonly ports: NicPorts,
-    private readonly events: VmEvents,
+    private readonly openJournal: () => VmEvents,
   ) {
     this.done = new Promise((resolve) => { this.markDone = resolve; });
     this.registers = cfg.connectRegistrar !== undefined;
@@ -160,32 +159,13 @@ export class Shim {
   private static async assemble(cfg: ShimConfig, def: NormalizedDefinition, saved: RuntimeState | undefined): Promise<Shim> {
     const log = cfg.logs.module('shim');
     const sockets = shimSockets(cfg.layout, def.name);
-    // The directories, the lock manager and the QEMU binary's capabilities: mostly synchronous calls on
-    // local files now (issue 15). Both settle before a failure (the lock manager's first) is thrown.
-    const leasesReady = Promise.resolve().then(() => { mkdirSync(shimDir(cfg.layout), { recursive: true, mode: 0o755 }); mkdirSync(cfg.layout.log, { recursive: true, mode: 0o755 }); }).then(() => shimLeases(cfg, def, log));
-    const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
-      .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock, ...(cfg.knownCaps === undefined ? {} : { known: cfg.knownCaps }) }));
-    await allDone([leasesReady, capsReady]);
-    const [leases, caps] = [await leasesReady, await capsReady];
+    const [leases, caps] = await leasesAndCapabilities(cfg, def, log);
     const accel = saved?.accel === 'kvm' || saved?.accel === 'tcg' ? saved.accel : chooseAccel(def, caps, accelEnvironment(cfg.env));
     const registry = shimRegistry(def);
-    const h = cfg.handedOver?.fds;
-    const service = new DaemonService({
-      daemon: 'virtq-shim', role: 'shim', version: cfg.version, clock: cfg.clock, logs: cfg.logs, sockets,
-      ...(h === undefined ? {} : { inherited: { rw: h.rw, ro: h.ro, admin: h.admin }, inheritedOwned: true }),
-      info: () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }),
-      metrics: { registry, ...rpcMetricsFor(registry, [virtqProgram]) },
-    });
+    const service = shimService(cfg, sockets, registry, () => ({ vm: def.name, state: vm.state, qemuPid: vm.qemuPid, lockManager: leases.status }));
     await listenOwnSocket(service, def.name, sockets.rw, cfg.clock);
     const resolver = diskResolver(cfg, def.name);
-    let resolved: ResolvedDefinition;
-    try {
-      // A successor's definition was resolved by its predecessor; a new VM's volumes are found now.
-      resolved = saved?.definition ?? await resolveDefinition(def, resolver);
-    } catch (err) {
-      await service.close();
-      throw err;
-    }
+    const resolved = await resolvedOrClosed(def, saved, resolver, service);
     const consoleHub = new ConsoleHub(sockets.console, join(cfg.layout.log, `${def.name}.console.log`));
     const monitors = new MonitorListener(sockets.monitor);
     const vm = new Vm(resolved, {
@@ -197,11 +177,11 @@ export class Shim {
     });
     const metrics = new ShimMetrics(registry, vm, cfg.clock, cfg.logs.module('metrics'));
     const ports = new NicPorts({ vm: def.name, uuid: def.uuid, clock: cfg.clock, log: cfg.logs.module('network'), lookup: cfg.daemons?.ports, waitMs: cfg.daemons?.waitMs ?? 0 });
-    // Opened once the name is ours (the socket above): this shim is then the journal's one writer.
-    const events = VmEvents.open({ stateDir: cfg.layout.state, name: def.name, clock: cfg.clock, log: cfg.logs.module('journal'), pid: process.pid,
+    // Opened at its first use, after the name is ours (the socket above): this shim is then the journal's one writer.
+    const openJournal = (): VmEvents => VmEvents.open({ stateDir: cfg.layout.state, name: def.name, clock: cfg.clock, log: cfg.logs.module('journal'), pid: process.pid,
       vm: { tainted: saved?.tainted ?? false, state: saved?.state ?? 'shutoff', def: resolved } });
     const qmpProxy = qmpProxyFor(cfg.qmpProxy, vm, { path: sockets.qmpProxy, log: cfg.logs.module('qmp-proxy'), onChanged: () => shim.taint() });
-    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, events);
+    const shim: Shim = new Shim(cfg, vm, service, consoleHub, monitors, shimStateFile(cfg.layout, def.name), { ...sockets, qmpProxy: qmpProxy === undefined ? undefined : sockets.qmpProxy }, accel, log, undefined, metrics, ports, openJournal);
     shim.qmpProxy = qmpProxy;
     const migration = shimMigration({ vm, leases, clock: cfg.clock, log: cfg.logs.module('migration'), layout: cfg.layout, incoming: cfg.mode.kind === 'start' && cfg.mode.incoming?.kind === 'migration' ? cfg.mode.incoming.transport : undefined });
     shim.migration = migration;
@@ -212,7 +192,7 @@ export class Shim {
     shim.serveApi = () => service.serve({ program: virtqProgram, handlers: { ...vmHandlers({
       vm, console: consoleHub, shimPid: process.pid, accel, persisted: () => shim.durable(),
       resolveDisk: (disk) => (resolver === undefined ? pathOnly(disk) : resolver.disk(disk)),
-      network: nicOperations(vm, ports), events,
+      network: nicOperations(vm, ports), events: shim.events,
     }), ...saveHandlers({
       vm, clock: cfg.clock, layout: cfg.layout, monitorSocket: sockets.monitor, persisted: () => shim.durable(), leases, volumes: cfg.daemons?.volumes, log: cfg.logs.module('snapshot'),
     }), ...migration.handlers(() => shim.durable()) } });
@@ -222,30 +202,35 @@ export class Shim {
   // Claims the name, opens the other sockets, registers, then starts QEMU or takes over the
   // running one; returns once virtqemud has the outcome.
   private async bringUp(saved: RuntimeState | undefined, connecting: Promise<Registrar> | undefined): Promise<void> {
-    const { cfg, vm, service } = this;
-    // The name's check and the two binds beside the (already ours) read-write socket, overlapped.
-    await allDone([claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved), service.listen('ro'), service.listen('admin')]);
-    // A successor reports the VM as its state file left it until QEMU has redialled.
-    if (saved !== undefined) vm.restore(saved);
-    this.serveApi();
-    if (this.registers) this.registrar = await connecting;
-    // The console and monitor sockets beside the read-write one (the name's claim) are bound while virtqemud checks
-    // the registration; a refusal closes them with the rest. A new VM's start virtqemud asked for (it holds the name)
-    // spawns QEMU stopped (-S) meanwhile too; its guest runs once accepted (Vm.start's `claimed`, decision 0026).
-    const registering = this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved));
-    registering?.catch(() => undefined); // awaited below, or by the start
-    const claimed = this.readyCounts && saved === undefined && cfg.handedOver === undefined ? registering : undefined;
-    await allDone([claimed === undefined ? registering : undefined, this.consoleHub.listen(cfg.handedOver?.fds.consoleListener), this.monitors.listen(cfg.handedOver?.fds.monitorListener)]);
-    if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
+    const { cfg, vm } = this;
+    const incomingReq = cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined;
+    const paused = cfg.mode.kind === 'start' && cfg.mode.paused;
     const reattach = saved?.qemuPid !== undefined;
-    if (saved !== undefined && saved.qemuPid !== undefined) {
-      await vm.reattach(saved.qemuPid, saved);
-      await this.migration?.recover();
-    } else {
-      // Ports come before QEMU: its command line names their taps.
+    // A new VM's start virtqemud asked for (it holds the name) execs QEMU (-S) once what the exec needs is there: the name
+    // (socket and check), console and monitor sockets, ports, leases, argv. The ro/admin binds, the API and `register` run
+    // beside QEMU's start; the guest runs once they are done and virtqemud accepted (`claimed`, decision 0026).
+    if (this.readyCounts && saved === undefined && cfg.handedOver === undefined && incomingReq === undefined) {
+      await allDone([claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved), this.consoleHub.listen(), this.monitors.listen()]);
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
-      const incoming = await incomingStart(cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration });
-      await allDone([claimed, vm.start(cfg.mode.kind === 'start' && cfg.mode.paused, incoming, claimed)]); // a refusal's error first
+      let rest: Promise<unknown> | undefined;
+      const started = vm.start(paused, undefined, () => (rest = this.announce(saved, connecting, false).then((a) => a.registering)));
+      await Promise.allSettled([started]);
+      await allDone([rest, started]); // a refusal's error first; both settled before a failure is handled
+    } else {
+      const { registering } = await this.announce(saved, connecting, true);
+      // Console and monitor bound while virtqemud checks `register`; a requested incoming start spawns QEMU meanwhile too.
+      const claimed = this.readyCounts && saved === undefined && cfg.handedOver === undefined ? registering : undefined;
+      await allDone([claimed === undefined ? registering : undefined, this.consoleHub.listen(cfg.handedOver?.fds.consoleListener), this.monitors.listen(cfg.handedOver?.fds.monitorListener)]);
+      if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
+      if (saved !== undefined && saved.qemuPid !== undefined) {
+        await vm.reattach(saved.qemuPid, saved);
+        await this.migration?.recover();
+      } else {
+        // Ports come before QEMU: its command line names their taps.
+        vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
+        const incoming = await incomingStart(incomingReq, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration });
+        await allDone([claimed, vm.start(paused, incoming, claimed)]); // a refusal's error first
+      }
     }
     // Three independent waits, overlapped: the state file (a started VM: without it nobody could
     // find or take over the VM after this shim, so no start), the shared QMP socket, and
@@ -258,6 +243,21 @@ export class Shim {
     this.metrics.start();
     if (cfg.metricsAddress !== undefined) this.metricsHttp = (await serveHttp(cfg.metricsAddress, metricsRoute(this.metrics.registry), cfg.logs.module('http'))).server;
   }
+
+  // The name's check (unless done), the sockets beside the read-write one, the API, `register` sent (its reply the caller's).
+  private async announce(saved: RuntimeState | undefined, connecting: Promise<Registrar> | undefined, check: boolean): Promise<{ registering: Promise<unknown> | undefined }> {
+    await allDone([check ? claimName(this.cfg.mode.kind, this.vm.def.name, this.stateFile, saved) : undefined, this.service.listen('ro'), this.service.listen('admin')]);
+    // A successor reports the VM as its state file left it until QEMU has redialled.
+    if (saved !== undefined) this.vm.restore(saved);
+    this.serveApi();
+    if (this.registers) this.registrar = await connecting;
+    const registering = this.registrar?.register(registrationOf(this.vm, { sockets: this.sockets, stateFile: this.stateFile, accel: this.accel }, saved));
+    registering?.catch(() => undefined); // awaited by the caller, or by the start
+    return { registering };
+  }
+
+  // The event journal, opened at its first use: for a new VM, its first event, after QEMU's exec (beside QEMU's start).
+  private get events(): VmEvents { return (this.journal ??= this.openJournal()); }
 
   /** What a shim upgrade hands over, and how this shim pauses and resumes around it (shim/upgrade/). */
   handoverParts(): HandoverParts {
@@ -392,7 +392,7 @@ export class Shim {
     await this.qmpProxy?.close();
     await this.monitors.close();
     await this.consoleHub.close();
-    this.events.close();
+    this.journal?.close();
     // The read-write socket is the VM's name (listenOwnSocket): released last, so the next shim of
     // this name (a restore right after a save, a start right after a destroy) finds the others free.
     await this.service.close();

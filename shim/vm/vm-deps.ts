@@ -32,3 +32,16 @@ export interface VmDeps {
   /** Called after every state change, so the owner can persist and publish. */
   onLifecycle(kind: LifecycleEventKind | undefined, details?: Record<string, unknown>): void;
 }
+
+/**
+ * What a start waits for before its guest runs (a rejection kills QEMU): a promise, or work to begin once QEMU
+ * is spawned (it runs beside QEMU's own start).
+ */
+export type Claim = Promise<unknown> | (() => Promise<unknown>);
+
+/** Begins `claim` (called right after QEMU's spawn); its failure is the start's to handle, never unhandled. */
+export function beginClaim(claim: Claim | undefined): Promise<unknown> | undefined {
+  const claimed = typeof claim === 'function' ? claim() : claim;
+  claimed?.catch(() => undefined);
+  return claimed;
+}

@@ -20,7 +20,7 @@ import { MonitorLink } from './monitor-link.js';
 import { processFigures, repeatWhile, settlesWithin } from './timing.js';
 
 export type { SavedVmState, VmDeps } from './vm-deps.js';
-import type { SavedVmState, VmDeps } from './vm-deps.js';
+import { beginClaim, type Claim, type SavedVmState, type VmDeps } from './vm-deps.js';
 import { incomingSpawn, type IncomingStart } from './incoming.js';
 
 const MONITOR_CONNECT_MS = 30_000;
@@ -99,13 +99,13 @@ export class Vm {
     return mon;
   }
 
-  /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`; neither before `claimed` (its rejection kills QEMU). */
-  async start(paused: boolean, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
+  /** Spawns QEMU, takes its monitor, feeds it its state if `incoming` (shim/vm/incoming.ts), then `cont` unless `paused`; neither before `claimed` (vm-deps.ts). */
+  async start(paused: boolean, incoming?: IncomingStart, claimed?: Claim): Promise<void> {
     checkTransition(this.def.name, this.state, 'starting'); // before anything is leased or spawned
     await this.deps.secrets.withLaunchSecrets(this.def, (files) => this.launch(paused, files, incoming, claimed)).finally(() => incoming?.release?.());
   }
 
-  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart, claimed?: Promise<unknown>): Promise<void> {
+  private async launch(paused: boolean, secretFiles: ReadonlyMap<string, string>, incoming?: IncomingStart, claim?: Claim): Promise<void> {
     const { binary, argv } = await this.deps.driver.prepareLaunch(this.def, { secretFiles, incoming: incoming !== undefined });
     // Leases first: a refused VM leaves nothing behind, and the error is virtq's LOCK_CONFLICT naming the holder, not QEMU's.
     const leases = incoming?.leasesDisks === false ? await this.deps.leases.acquireForStart({ ...this.def, disks: [] }, { armLater: true }) : await this.deps.leases.acquireForStart(this.def);
@@ -123,6 +123,7 @@ export class Vm {
     }
     this.deps.log.info({ argv: qemuArgv, qemuPid: proc.pid }, 'spawning qemu'); // after the spawn: it overlaps QEMU's start (issue 15)
     this.adopt(proc);
+    const claimed = beginClaim(claim); // awaited below, before the guest runs
     await leases.spawned(proc.pid);
     this.qemuStartedAt = this.deps.clock.now();
     this.deps.onLifecycle(undefined);
@@ -313,7 +314,6 @@ export class Vm {
   }
 
   // --- QMP events ----------------------------------------------------------------------
-
   private events(): HypervisorEvents {
     return {
       onShutdown: (e) => this.onShutdown(e),

@@ -122,6 +122,31 @@ describe('Vm over a HypervisorDriver', () => {
     expect(lines.find((l) => l.msg === 'spawning qemu')?.obj).toMatchObject({ argv: ['-S'] });
   });
 
+  // Issue 15 target 1, session 19: a new VM's start does the rest of its claim (ro/admin binds, the API,
+  // `register`) beside QEMU's start: given as a function, it begins only once QEMU is spawned.
+  it('begins a `claimed` function only after the spawn, and continues QEMU only once it settles', async () => {
+    const w = world();
+    let accept!: () => void;
+    const spawnsAtCall: number[] = [];
+    const starting = w.vm.start(false, undefined, () => {
+      spawnsAtCall.push(w.spawns());
+      return new Promise<void>((resolve) => { accept = resolve; });
+    });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(spawnsAtCall).toEqual([1]);
+    expect(w.conts).toEqual([]);
+    accept();
+    await starting;
+    expect(w.conts).toEqual([1]);
+
+    const f = world();
+    const err = await f.vm.start(false, undefined, () => Promise.reject(new VirtqError('NAME_IN_USE', 'taken'))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VirtqError);
+    expect(f.kills).toEqual(['SIGKILL']);
+    expect(f.conts).toEqual([]);
+    expect(f.vm.state).not.toBe('running');
+  });
+
   it('kills the stopped QEMU and never continues it when `claimed` rejects', async () => {
     const w = world();
     const claimed = Promise.reject(new VirtqError('NAME_IN_USE', 'taken'));
