@@ -96,7 +96,8 @@ function processStands(pid: number): boolean {
   return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
-function adoptLive(registry: DomainRegistry, record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {
+/** Lists `record` as its state file `s` says, with that file's shim (live or not): at recovery, and for a start whose shim died before it registered. */
+export function adoptLive(registry: DomainRegistry, record: DomainRecord, s: RuntimeState, shimLive: boolean, stateFile: string): void {
   registry.shimAdopted(record, { pid: s.shimPid, socket: s.sockets.rw, roSocket: s.sockets.ro, adminSocket: s.sockets.admin, stateFile, conn: undefined },
     { state: s.state, reason: s.reason, qemuPid: s.qemuPid }, shimLive);
 }

@@ -10,6 +10,7 @@ import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner, ShimStarted } from '../spawner.js';
 import { untilListed } from '../listed-wait.js';
+import { adoptLive } from '../discovery.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 import type { ClusterGate } from '../cluster/etcd-membership.js';
@@ -49,13 +50,17 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   } catch (err) {
     const e = VirtqError.from(err);
     const pid = record.qemuPid !== undefined && isLiveQemu(record.qemuPid, record.uuid) ? record.qemuPid : findLiveQemu(record.uuid);
-    if (pid !== undefined && record.shim !== undefined) {
-      // Its registration may not have seen the connection close yet when the spawner saw it exit.
-      const shimGone = record.shim.conn === undefined || record.shim.conn.conn.closed || e.details?.['shimExited'] === true;
+    if (pid !== undefined) {
+      // A shim that never registered is gone to this start: a requested start execs QEMU before it
+      // registers (decision 0026, session 20). A registered one's close may not have been seen yet
+      // when the spawner saw it exit.
+      const shim = record.shim;
+      const shimGone = shim === undefined || shim.conn === undefined || shim.conn.conn.closed || e.details?.['shimExited'] === true;
       const saved = shimGone ? await readRuntimeState(shimStateFile(d.layout, record.name)) : undefined;
       // A shim that died after spawning QEMU leaves a running VM: when its state file names it,
       // it stays listed with its shim lost (as any VM whose shim died), holding its name.
       if (!shimGone || (saved?.uuid === record.uuid && saved.qemuPid === pid)) {
+        if (shim === undefined && saved !== undefined) adoptLive(d.registry, record, saved, false, shimStateFile(d.layout, record.name));
         d.registry.qemuFound(record, pid);
         if (shimGone) d.registry.shimReachable(record, false);
         throw new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}) runs on: VM "${record.name}" is listed with its shim lost (re-attach with: virtq-shim --attach ${record.name})`, { cause: err });
