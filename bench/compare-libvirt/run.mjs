@@ -16,14 +16,16 @@
 //             listed and running (at 50 and at the largest size); memory: PSS of libvirtd +
 //             virtlogd vs virtqemud + the shims, against a baseline with no VMs; QEMU's own PSS
 //   concurrent  50 defined VMs per side started at once (one connection each), rounds
-//             interleaved; then 50 concurrent destroys. Beside the wall, each side's CPU for the
+//             interleaved, each round also timing the floor with one Node process per VM (50 raw QEMUs,
+//             each beside a cold Node loading the shim's bundle; --no-concurrent-floor leaves it out);
+//             then 50 concurrent destroys. Beside the wall, each side's CPU for the
 //             burst (schedstat, all threads, read when all 50 run): libvirtd + virtlogd + its
 //             QEMUs against virtqemud + the shims (the idle pool's included) + their QEMUs; the
 //             stable figure on a loaded machine (bench/compare-libvirt/burst.mjs splits virtq's)
 //
 //   bench/compare-libvirt/run.sh [--install] [--rounds 15] [--query-calls 5000] [--query-rounds 3]
 //       [--sizes 1,50,200] [--list-calls 2000] [--cli-runs 10] [--restart-rounds 5]
-//       [--restart-sizes 50,max] [--concurrent 50] [--concurrent-rounds 3]
+//       [--restart-sizes 50,max] [--concurrent 50] [--concurrent-rounds 3] [--no-concurrent-floor]
 //       [--only start,query,scale,concurrent] [--json FILE] [--dist DIR]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -32,8 +34,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, idleGuestPath, loadavg, machineFacts, median, now,
-  nodeProcessCount, options, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  nodeProcessCount, options, qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
+import { createServer } from 'node:net';
 import { idlePoolShims } from './pool-memory.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -58,6 +61,8 @@ const RESTART_ROUNDS = o.num('restart-rounds', 5);
 const RESTART_SIZES = o.get('restart-sizes', '50,max').split(',');
 const CONC = o.num('concurrent', 50);
 const CONC_ROUNDS = o.num('concurrent-rounds', 3);
+// --no-concurrent-floor: without the floor side (raw QEMUs, each with a cold Node) in the concurrent rounds.
+const CONC_FLOOR = !o.has('no-concurrent-floor');
 const ONLY = new Set(o.get('only', 'start,query,scale,concurrent').split(','));
 const JSON_OUT = o.get('json');
 
@@ -488,11 +493,46 @@ const cpuOf = (pids) => new Map(pids.map((p) => [p, cpuMs(p) || 0]));
 /** CPU a burst cost: `after` − `before` per pid (pids new since `before` count whole). */
 const cpuSpent = (before, after) => [...after].reduce((a, [p, ms]) => a + ms - (before.get(p) ?? 0), 0);
 
+/**
+ * The floor of N concurrent starts with one Node process per VM (session 20; burst.mjs's `raw,node`, here in the
+ * same rounds as libvirt): N raw QEMUs with the shim's argv (-S, this process their QMP peer: spawn → `cont`
+ * returned), each with a cold Node beside it loading the shim's bundle (`virtq-shim --help` under its shebang's
+ * flags: Node's bootstrap and the bundle's evaluation); a VM counts once both are done.
+ */
+async function floorBurst(tmpl, round) {
+  const dir = cleanup.root(tmpRoot('vqcmp-floor-'));
+  const con = join(dir, 'con.sock');
+  const conServer = createServer((sock) => { sock.on('error', () => undefined); sock.resume(); });
+  await new Promise((r) => conServer.listen(con, r));
+  const shimBin = join(DIST, 'bin', 'virtq-shim.js');
+  const shebang = readFileSync(shimBin, 'utf8').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ');
+  const t0 = now();
+  const vms = await Promise.all(Array.from({ length: CONC }, async (_, i) => {
+    const name = `floor${round + 1}-${i}`;
+    const qmp = join(dir, `${i}.qmp`);
+    const node = spawn('/usr/bin/env', [...shebang, shimBin, '--help'], { stdio: 'ignore', env: process.env });
+    const nodeDone = exitOf(node);
+    const child = cleanup.child(spawn('qemu-system-x86_64', rewriteArgv(tmpl.argv, tmpl.from, { name, console: con }, { qmpServer: qmp }), { stdio: 'ignore', detached: true }));
+    const q = qmpSession(await connectRetry(qmp, t0 + 600_000, 20));
+    await q.greeting;
+    await q.execute('qmp_capabilities');
+    await q.execute('cont');
+    await nodeDone;
+    return { child, q };
+  }));
+  const wall = now() - t0;
+  for (const v of vms) { v.q.close(); v.child.kill('SIGKILL'); }
+  await Promise.all(vms.map((v) => exitOf(v.child)));
+  conServer.close();
+  return wall;
+}
+
 async function concurrentSection() {
   const names = Array.from({ length: CONC }, (_, i) => `c${String(i).padStart(2, '0')}`);
   await lv.call('define', { names: names.map(lvName) });
   await vqDefine(names.map(vqName));
-  const rows = { lv: [], vq: [], lvDestroy: [], vqDestroy: [] };
+  const rows = { lv: [], vq: [], lvDestroy: [], vqDestroy: [], floor: [] };
+  let tmpl;
   log(`concurrent: ${CONC_ROUNDS} rounds of ${CONC} starts per side (+1 warm-up)`);
   for (let r = -1; r < CONC_ROUNDS; r++) {
     for (const side of r % 2 === 0 ? ['lv', 'vq'] : ['vq', 'lv']) {
@@ -533,7 +573,14 @@ async function concurrentSection() {
         }
         if (r >= 0) { rows.vq.push({ wall, each, cpu }); rows.vqDestroy.push(dWall); }
         log(`  round ${r} virtq: ${fmt(wall)} ms, CPU ${fmt(cpu)} ms; destroy ${fmt(dWall)} ms`);
+        tmpl ??= shimArgv(ROOT, vqName(names[0]));
       }
+    }
+    if (CONC_FLOOR) {
+      await sleep(1500);
+      const wall = await floorBurst(tmpl, r);
+      if (r >= 0) rows.floor.push(wall);
+      log(`  round ${r} floor (raw QEMU + a cold Node per VM): ${fmt(wall)} ms`);
     }
   }
   await lv.call('undefine', { names: names.map(lvName) });
@@ -542,6 +589,7 @@ async function concurrentSection() {
     n: CONC, rounds: CONC_ROUNDS,
     libvirt: { wall: summarize(rows.lv.map((x) => x.wall)), each: summarize(rows.lv.flatMap((x) => x.each)), destroy: summarize(rows.lvDestroy), cpu: summarize(rows.lv.map((x) => x.cpu)) },
     virtq: { wall: summarize(rows.vq.map((x) => x.wall)), each: summarize(rows.vq.flatMap((x) => x.each)), destroy: summarize(rows.vqDestroy), cpu: summarize(rows.vq.map((x) => x.cpu)) },
+    ...(CONC_FLOOR ? { floor: { wall: summarize(rows.floor) } } : {}),
   };
 }
 
@@ -666,6 +714,9 @@ if (results.concurrent !== undefined) {
     s, `${fmt(c[s].wall.p50)} (${fmt(c[s].wall.max)})`, `${fmt(c[s].each.p50)} / ${fmt(c[s].each.max)}`, c[s].cpu === undefined ? '–' : `${fmt(c[s].cpu.p50)} (${fmt(c[s].cpu.max)})`, fmt(c[s].destroy.p50),
   ])));
   lines.push('', 'CPU: libvirtd + virtlogd + its QEMUs against virtqemud + shims + QEMUs, all threads, read when all ran.');
+  if (c.floor !== undefined) {
+    lines.push('', `Floor in the same rounds, ${c.n} raw QEMUs (the shim's argv, -S + cont) each with a cold Node loading the shim's bundle: ${fmt(c.floor.wall.p50)} ms (max ${fmt(c.floor.wall.max)}), ${ratio(c.floor.wall.p50, c.libvirt.wall.p50)} libvirt; virtq ${ratio(c.virtq.wall.p50, c.libvirt.wall.p50)}.`);
+  }
 }
 const missed = verdicts.filter((v) => !v.met);
 lines.push('', `Targets (virtq at or below libvirt on every latency): ${verdicts.length - missed.length} of ${verdicts.length} met${missed.length > 0 ? `; missed: ${missed.map((v) => `${v.what} (${ratio(v.v, v.l)})`).join('; ')}` : ''}.`);
