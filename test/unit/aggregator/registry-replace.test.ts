@@ -49,14 +49,18 @@ describe('registry: a shim replacing another', () => {
     const successor = await connect();
     // The register is in virtqemud's hands while the old connection is still open; it closes after.
     const registering = successor.call('registry', 'register', reg(1002, true));
+    // Sent before the register is answered, as a shim's registrar does: it runs after the register, in order.
+    const updating = successor.call('registry', 'update', { state: 'paused', reason: 'user' });
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(registry.get('up1')?.shim?.pid).toBe(1001);
     old.close();
     await expect(registering).resolves.toEqual({});
+    await expect(updating).resolves.toEqual({});
+    // The successor's connection is the binding now, and the old close changed nothing.
     expect(registry.get('up1')?.shim?.pid).toBe(1002);
-    // The successor's connection is the binding now: its updates land, and the old close changed nothing.
-    await successor.call('registry', 'update', { state: 'paused', reason: 'user' });
     expect(registry.get('up1')?.state).toBe('paused');
+    await successor.call('registry', 'update', { state: 'running', reason: 'unpaused' });
+    expect(registry.get('up1')?.state).toBe('running');
   });
 
   it('still refuses a second shim while the first keeps its connection, after the grace', async () => {
