@@ -1,6 +1,7 @@
 // The parts a shim is assembled from that need nothing of the running shim: how its disks are
-// resolved (virtstoraged/virtsecretd, or paths only), its leases (the lock manager), the name
-// check once its socket is bound, and a wait for overlapped start steps.
+// resolved (virtstoraged/virtsecretd, or paths only), its leases (the lock manager) beside the QEMU
+// binary's capabilities, its service (sockets, RPC metrics), the name check once its socket is
+// bound, and a wait for overlapped start steps.
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
