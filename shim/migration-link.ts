@@ -7,6 +7,8 @@ import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, vir
 const PREPARE_TIMEOUT_MS = 60_000;
 /** How long a switchover step on the destination may take (the source is paused meanwhile). */
 const STEP_TIMEOUT_MS = 30_000;
+/** How long a check that the destination still serves the VM may take before it counts as not answered. */
+const CHECK_TIMEOUT_MS = 5_000;
 
 /** What the source needs of the destination. */
 export interface DestinationLink {
@@ -26,6 +28,12 @@ export interface DestinationLink {
    * virtqemud sees that VM `uuid` stopped, then forgets it there, so the name is free again.
    */
   forget(name: string, uuid: string, waitMs: number): Promise<void>;
+  /**
+   * Why the destination can no longer take the VM `uuid` (its shim gone, the VM gone there, its
+   * virtqemud unreachable), or undefined while it can. A slow or failed answer of another kind is
+   * no loss: the next check asks again.
+   */
+  lost(name: string, uuid: string): Promise<VirtqError | undefined>;
   /** Stores the definition there (--persistent). */
   define(def: NormalizedDefinition): Promise<void>;
   close(): void;
@@ -64,6 +72,19 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
         }
         if (clock.monotonic() > end) throw new VirtqError('TIMEOUT', `the destination still lists VM "${name}" as ${row.state} after ${waitMs} ms`);
         await delay(clock, 100);
+      }
+    },
+    lost: async (name, uuid) => {
+      try {
+        const row = await api.lookupByName({ name }, { timeoutMs: CHECK_TIMEOUT_MS });
+        if (row.uuid !== uuid.toLowerCase()) return new VirtqError('NO_DOMAIN', `the destination no longer has the incoming VM "${name}" (it lists another VM of that name)`);
+        if (!row.shimUp) return new VirtqError('SHIM_UNAVAILABLE', `the destination's shim for VM "${name}" is gone: nothing there can take the guest over`);
+        return undefined;
+      } catch (err) {
+        const e = VirtqError.from(err);
+        if (e.code === 'NO_DOMAIN') return new VirtqError('NO_DOMAIN', `the destination no longer has the incoming VM "${name}"`, { cause: err });
+        if (e.code === 'CONNECTION_CLOSED') return new VirtqError('CONNECTION_CLOSED', `lost the destination virtqemud at ${target.socket}: ${e.message}`, { cause: err });
+        return undefined;
       }
     },
     define: async (definition) => { await api.define({ definition }); },

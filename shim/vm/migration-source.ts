@@ -4,7 +4,7 @@
 // guest and this QEMU is stopped (stopped: migrated). Any failure before the guest runs there
 // rolls back so it runs here: the destination is stopped first (its leases then free), the leases
 // are taken back, the guest resumed. See docs/decisions/0018-live-migration.md.
-import { VirtqError, asDefined, delay, type Clock, type JobInfo, type Logger, type MigrateArgs, type MigrateResult } from '../../protocol/index.js';
+import { VirtqError, asDefined, delay, type Clock, type Disposable, type JobInfo, type Logger, type MigrateArgs, type MigrateResult } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import type { Vm } from './vm.js';
 import { checkOperation } from './states.js';
@@ -28,6 +28,8 @@ const CANCEL_WAIT_MS = 30_000;
 const UNFINISHED = new Set(['setup', 'active', 'pre-switchover', 'cancelling']);
 /** How long the rollback waits for a destination without a shim to see its QEMU gone (its reconcile pass). */
 const FORGET_WAIT_MS = 15_000;
+/** How often, while memory moves, the destination is asked whether it can still take the guest. */
+const DEST_CHECK_MS = 1000;
 
 /** What the source side works with. */
 export interface MigrationSourceDeps {
@@ -40,6 +42,8 @@ export interface MigrationSourceDeps {
   undefineSource(name: string): Promise<void>;
   /** QEMU's MIGRATION events, when the shim taps them: the polls then wake on each status change. */
   wakeups?: MigrationWakeups;
+  /** The destination check's interval (DEST_CHECK_MS); tests shorten it. */
+  destCheckMs?: number;
 }
 
 /** The migration in progress, as domjobinfo and domjobabort see it. */
@@ -49,6 +53,8 @@ interface Job {
   eventsFrom: number;
   last: MigrationStatus | undefined;
   aborted: boolean;
+  /** Why it was cancelled when not by domjobabort (the destination lost): the migration's error. */
+  failure?: VirtqError;
   /** Set once QEMU's migration has begun: cancelling then means migrate_cancel. */
   qemuStarted: boolean;
   /** When waitFor's last wait between two polls ended (an event or the fallback), else when it began: preSwitchoverWoke. */
@@ -159,8 +165,15 @@ export class MigrationSource {
       job.qemuStarted = true;
       mark('started');
       log.info({ msgId: 'MIGRATION_STARTED', uri, dest: a.destUri }, 'migration started');
-      await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
+      const watch = this.watchDestination(dest, job);
+      try {
+        await this.waitFor(mon, job, 'pre-switchover', a.timeoutSec);
+      } finally {
+        watch.dispose();
+      }
       mark('preSwitchover');
+      // A check that found the destination lost (or a domjobabort) just as QEMU paused: nothing is handed over.
+      this.checkAborted(job);
       // The wake-up before the query that saw it (QEMU's event, or the fallback's timer): the query's
       // round trip inside the pause is preSwitchover − preSwitchoverWoke (bench/RESULTS.md, f-mig13).
       phases['preSwitchoverWoke'] = Math.round(job.wokeAt - job.startedAt);
@@ -255,7 +268,7 @@ export class MigrationSource {
       const s = await queryMigrate(mon);
       job.last = s;
       if (s.status === target) return s;
-      if (s.status === 'cancelled' || job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
+      if (s.status === 'cancelled' || job.aborted) throw job.failure ?? new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
       if (FINISHED.has(s.status)) throw migrationFailed(s);
       if (!forced && timeoutSec !== undefined && clock.monotonic() - job.startedAt > timeoutSec * 1000 && vm.state === 'running') {
         forced = true;
@@ -276,7 +289,34 @@ export class MigrationSource {
   }
 
   private checkAborted(job: Job): void {
-    if (job.aborted) throw new VirtqError('OPERATION_ABORTED', `migration of VM "${this.d.vm.def.name}" was cancelled`);
+    if (job.aborted) throw job.failure ?? new VirtqError('OPERATION_ABORTED', `migration of VM "${this.d.vm.def.name}" was cancelled`);
+  }
+
+  /**
+   * While memory moves, asks the destination every DEST_CHECK_MS whether it can still take the
+   * guest. Its shim or its virtqemud gone, nothing there could claim the leases or run the guest,
+   * and the migration would fail only at the switchover — minutes later for a large guest on a
+   * capped link: it is cancelled at once instead (the rollback then runs as for any failure).
+   */
+  private watchDestination(dest: DestinationLink, job: Job): Disposable {
+    const { vm, clock, log } = this.d;
+    const every = this.d.destCheckMs ?? DEST_CHECK_MS;
+    let watching = true;
+    let timer: Disposable | undefined;
+    const check = async (): Promise<void> => {
+      const lost = await dest.lost(vm.def.name, vm.def.uuid);
+      if (!watching) return;
+      if (lost === undefined) {
+        timer = clock.setTimeout(() => void check(), every);
+        return;
+      }
+      log.warn({ err: lost, msgId: 'MIGRATION_DEST_LOST' }, 'the destination cannot take the guest any more: cancelling the migration');
+      job.failure = lost;
+      job.aborted = true;
+      await vm.monitor().raw({ execute: 'migrate_cancel' }).catch(() => undefined);
+    };
+    timer = clock.setTimeout(() => void check(), every);
+    return { dispose: () => { watching = false; timer?.dispose(); } };
   }
 
   // The guest must run here again, and never without its leases. QEMU resumes a source that was

@@ -191,7 +191,8 @@ describe('virtq migrate --to-host of a VM with a disk under the etcd lock plugin
     const failed = await run.result;
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^virtq: SHIM_UNAVAILABLE: /);
-    // The key was handed over to host1 at pre-switchover; host1 could not take it; host0 took it back.
+    // The source saw host1's shim gone while memory moved and cancelled before the switchover (had the
+    // switchover come first: the key handed over, host1 unable to take it, host0 taking it back).
     expect(await diskKeys('dm2')).toEqual([expect.objectContaining({ host: 'host0', vm: 'dm2', uuid })]);
     expect((await diskKeys('dm2'))[0]?.handover).toBeUndefined();
     expect(await claimHolder('dm2')).toBe('host0');

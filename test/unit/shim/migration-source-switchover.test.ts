@@ -54,6 +54,7 @@ function setUp(script: Script) {
     finish: () => { order.push('finish'); return script.finish().then(() => { order.push('finished'); }, (err: unknown) => { order.push('finish failed'); throw err; }); },
     abort: () => { order.push('abort'); return Promise.resolve(); },
     forget: () => Promise.resolve(),
+    lost: () => Promise.resolve(undefined),
     define: () => Promise.resolve(),
     close: () => undefined,
   };
