@@ -22,7 +22,7 @@ import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, pct, qmpSession, rewriteArgv,
+  burstVm, cleanupRegistry, cpuMs, exitOf, firstLine, fmt, idleDefinition, loadavg, machineFacts, median, now, pct, rewriteArgv,
   shimArgv, sleep, snapshotDist, tmpRoot,
 } from '../lib/common.mjs';
 
@@ -148,17 +148,9 @@ async function rawBurst(s, round) {
     const name = `raw${round + 1}-${i}`;
     const qmp = join(s.root, `${name}.qmp`);
     const argv = rewriteArgv(s.tmpl.argv, s.tmpl.from, { name, console: s.con }, { qmpServer: qmp });
-    const node = s.node ? spawnIn(s.cg, ['/usr/bin/env', ...s.nodeCmd], { stdio: 'ignore', env: process.env }) : undefined;
-    const nodeDone = node === undefined ? Promise.resolve() : exitOf(node);
-    const child = cleanup.child(spawnIn(s.cg, ['qemu-system-x86_64', ...argv], { stdio: 'ignore', detached: true }));
-    // Every 20 ms: 50 sockets polled faster would take this process a core from what it measures.
-    const q = qmpSession(await connectRetry(qmp, t0 + 600_000, 20));
-    await q.greeting;
-    await q.execute('qmp_capabilities');
-    await q.execute('cont');
-    await nodeDone;
+    const vm = await burstVm({ argv, qmp, nodeCmd: s.node ? s.nodeCmd : undefined, t0, cleanup, spawnArgv: (a, o) => spawnIn(s.cg, a, o) });
     done[i] = now() - t0;
-    return { child, q };
+    return vm;
   }));
   const wall = now() - t0;
   const cgroupCpu = (s.cg?.usageMs() ?? NaN) - cg0;

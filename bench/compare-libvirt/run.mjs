@@ -33,8 +33,8 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, idleGuestPath, loadavg, machineFacts, median, now,
-  nodeProcessCount, options, qmpSession, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
+  burstVm, cleanupRegistry, connectRetry, cpuMs, exitOf, firstLine, fmt, idleDefinition, idleGuestPath, loadavg, machineFacts, median, now,
+  nodeProcessCount, options, rewriteArgv, shimArgv, sleep, smapsRollup, snapshotDist, summarize, table, tmpRoot,
 } from '../lib/common.mjs';
 import { createServer } from 'node:net';
 import { idlePoolShims } from './pool-memory.mjs';
@@ -510,15 +510,8 @@ async function floorBurst(tmpl, round) {
   const vms = await Promise.all(Array.from({ length: CONC }, async (_, i) => {
     const name = `floor${round + 1}-${i}`;
     const qmp = join(dir, `${i}.qmp`);
-    const node = spawn('/usr/bin/env', [...shebang, shimBin, '--help'], { stdio: 'ignore', env: process.env });
-    const nodeDone = exitOf(node);
-    const child = cleanup.child(spawn('qemu-system-x86_64', rewriteArgv(tmpl.argv, tmpl.from, { name, console: con }, { qmpServer: qmp }), { stdio: 'ignore', detached: true }));
-    const q = qmpSession(await connectRetry(qmp, t0 + 600_000, 20));
-    await q.greeting;
-    await q.execute('qmp_capabilities');
-    await q.execute('cont');
-    await nodeDone;
-    return { child, q };
+    const argv = rewriteArgv(tmpl.argv, tmpl.from, { name, console: con }, { qmpServer: qmp });
+    return burstVm({ argv, qmp, nodeCmd: [...shebang, shimBin, '--help'], t0, cleanup });
   }));
   const wall = now() - t0;
   for (const v of vms) { v.q.close(); v.child.kill('SIGKILL'); }

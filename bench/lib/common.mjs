@@ -421,6 +421,26 @@ export async function rawQemuStart(tmpl, dir, name, cleanup) {
   return ms;
 }
 
+/**
+ * One VM of a concurrent burst's floor: raw QEMU with a shim's argv (`argv`, already rewritten to
+ * name its QMP server socket `qmp`), this process its monitor's client, polled every 20 ms from
+ * `t0` (50 sockets polled faster would take this process a core from what it measures): greeting,
+ * qmp_capabilities, `cont`. With `nodeCmd`, a cold Node (env + that command) spawned beside it, whose
+ * exit is waited for too: the floor with one Node process per VM. `spawnArgv` spawns an argv (a
+ * cgroup's spawner, or a plain spawn). Returns QEMU's child and its QMP session, for the caller to close.
+ */
+export async function burstVm({ argv, qmp, nodeCmd, t0, cleanup, spawnArgv = (a, o) => spawn(a[0], a.slice(1), o) }) {
+  const node = nodeCmd === undefined ? undefined : spawnArgv(['/usr/bin/env', ...nodeCmd], { stdio: 'ignore', env: process.env });
+  const nodeDone = node === undefined ? Promise.resolve() : exitOf(node);
+  const child = cleanup.child(spawnArgv(['qemu-system-x86_64', ...argv], { stdio: 'ignore', detached: true }));
+  const q = qmpSession(await connectRetry(qmp, t0 + 600_000, 20));
+  await q.greeting;
+  await q.execute('qmp_capabilities');
+  await q.execute('cont');
+  await nodeDone;
+  return { child, q };
+}
+
 /** What an A/B bench over `--dist A[,B]` starts with: `--runs` (default `runs`), the dists, a cleanup registry, the wall clock (ms). */
 export function distBench(runs) {
   const o = options();
