@@ -24,9 +24,11 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       if (journaled !== undefined) events.replayed(journaled);
       else events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped');
       registry.released(r);
-      // A transient VM goes, as when its shim lets go, if the state file records its end; if not,
-      // the listing is the only record: it stays listed (as after a restart) until undefined.
-      if (!r.persistent && recorded !== undefined) registry.remove(r);
+      // A transient VM goes, as when its shim lets go, if its end is known: recorded in the state
+      // file, or journaled (a shim whose VM migrated away removes its state file, and may end before
+      // it re-registered with a restarted virtqemud). If not, the listing is the only record: it
+      // stays listed (as after a restart) until undefined.
+      if (!r.persistent && (recorded !== undefined || journaled !== undefined)) registry.remove(r);
       continue;
     }
     // A shim found at recovery that has not re-registered: is it still there?

@@ -16,7 +16,7 @@ describe('VirtqemudRegistrar', () => {
   const seen: string[] = [];
   const release: Array<() => void> = [];
 
-  const registered: Array<{ at: number; reattach: boolean }> = [];
+  const registered: Array<{ at: number; reattach: boolean; state: string }> = [];
   const calls: string[] = [];
   let refuse = false;
   const serve = async (): Promise<RpcServer> => {
@@ -27,7 +27,7 @@ describe('VirtqemudRegistrar', () => {
         register: (r) => {
           calls.push('register');
           if (refuse) throw new VirtqError('NAME_IN_USE', 'taken');
-          registered.push({ at: performance.now(), reattach: r.reattach });
+          registered.push({ at: performance.now(), reattach: r.reattach, state: r.state });
           return {};
         },
         // Replies only when the test releases it: a later update must not wait for it.
@@ -72,6 +72,23 @@ describe('VirtqemudRegistrar', () => {
     expect(registered.map((r) => r.reattach)).toEqual([false, true]);
     // 150 + 0.5 × 50 ms after the loss (timers fire no earlier than asked; a little slack for the clocks).
     expect((registered[1] as { at: number }).at - lost).toBeGreaterThanOrEqual(170);
+  });
+
+  // Session 21 (the migration chaos): a state change while virtqemud is lost is tried at once, so a
+  // restarted virtqemud lists it now, not after the pace's wait (a VM that migrated away within that
+  // wait was listed running there, then shutoff/migrated for good).
+  it('re-registers at once, with the new state, when the state changes while it waits to rejoin', async () => {
+    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, { firstMs: 60_000, spreadMs: 0, maxMs: 60_000, random: () => 0 });
+    await registrar.register({ ...reg, state: 'running', reason: 'booted' });
+    await server.close();
+    server = await serve();
+    // The loss is noticed on the connection's close event, a turn or two after the server closed it.
+    await new Promise((r) => setTimeout(r, 100));
+    const before = registered.length;
+    registrar.update({ state: 'paused', reason: 'migration' });
+    for (let i = 0; i < 200 && registered.length === before; i++) await new Promise((r) => setTimeout(r, 5));
+    // Registered again (a re-attach) long before the minute the pace would have waited, with the new state.
+    expect(registered.slice(before)).toEqual([expect.objectContaining({ reattach: true, state: 'paused' })]);
   });
 
   it('paces its tries: the first in [first, first + spread), then doubling to the cap, each ±25 %', () => {

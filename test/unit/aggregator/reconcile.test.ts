@@ -1,0 +1,69 @@
+// virtqemud's reconciliation of a VM whose shim is not connected and whose QEMU is gone (session 21,
+// found by the migration chaos): a shim whose VM migrated away removes its state file and may end
+// before it re-registered with a restarted virtqemud. Its end is in its journal, so the transient
+// VM goes, as when a shim lets go; before, it stayed listed as shutoff/migrated until undefined.
+// A transient VM whose end is known nowhere stays listed (crashed: lost), and a persistent one stays.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { reconcile } from '../../../aggregator/reconcile.js';
+import { DomainRegistry } from '../../../aggregator/registry.js';
+import { Events } from '../../../aggregator/events.js';
+import { HostJournal } from '../../../aggregator/host-journal.js';
+import { JournalWriter } from '../../../drivers/journal/journal-writer.js';
+import { eventBody } from '../../../daemon/journal-events.js';
+import { LineLogHub } from '../../../daemon/line-log.js';
+import { silentLogger, type LifecycleEvent } from '../../../protocol/index.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+import { tmpRoot, type TmpRoot } from '../../helpers/tmp-root.js';
+
+const UUID = '0b6b1a3c-6d3e-4c1e-9a55-3f1f7e2b9d11';
+/** A pid no process has (above the kernel's pid_max default): its QEMU is gone. */
+const GONE_PID = 4_194_304 + 7;
+
+describe('reconcile: a VM found stopped whose shim is not connected', () => {
+  let root: TmpRoot;
+  let clock: FakeClock;
+  let registry: DomainRegistry;
+  let events: Events;
+  beforeEach(() => {
+    root = tmpRoot();
+    clock = new FakeClock();
+    registry = new DomainRegistry();
+    const journal = new HostJournal(root.path('state'), clock, new LineLogHub({ name: 't', bindings: {}, filters: 'silent' }).module('journal'), process.pid);
+    events = new Events(registry, clock, journal);
+  });
+  afterEach(() => { root.remove(); });
+
+  // As recovery leaves it: adopted from its (then) state file, running, its shim not re-registered.
+  const recovered = (name: string, persistent: boolean) => {
+    const r = registry.claim({ name, uuid: UUID, persistent, autostart: false, definition: undefined, state: 'running', reason: 'booted' });
+    registry.shimAdopted(r, { pid: GONE_PID, socket: root.path(`${name}.sock`), roSocket: root.path(`${name}-ro.sock`), adminSocket: root.path(`${name}-admin.sock`), stateFile: root.path(`${name}.json`), conn: undefined },
+      { state: 'running', reason: 'booted', qemuPid: GONE_PID }, true);
+    return r;
+  };
+  // What the shim journaled last before it went (its state file is gone: removed, as a migrated-away shim does).
+  const journaled = (name: string, ev: Pick<LifecycleEvent, 'event' | 'state' | 'reason'>) => {
+    const w = JournalWriter.open({ dir: events.journal.dir(name), clock });
+    w.append(eventBody({ name, uuid: UUID, ...ev, timestamp: clock.now() }), clock.now());
+    w.close();
+  };
+
+  it('removes a transient VM whose journal records its end (migrated away)', async () => {
+    recovered('mig1', false);
+    journaled('mig1', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
+    await reconcile(registry, events, silentLogger());
+    expect(registry.get('mig1')).toBeUndefined();
+  });
+
+  it('keeps a persistent one, stopped as journaled', async () => {
+    recovered('mig2', true);
+    journaled('mig2', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
+    await reconcile(registry, events, silentLogger());
+    expect(registry.get('mig2')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+  });
+
+  it('keeps a transient one whose end is known nowhere, listed as lost', async () => {
+    recovered('lost1', false);
+    await reconcile(registry, events, silentLogger());
+    expect(registry.get('lost1')).toMatchObject({ state: 'crashed', reason: 'lost' });
+  });
+});
