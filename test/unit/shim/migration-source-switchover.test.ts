@@ -3,6 +3,8 @@
 // while this QEMU still sends the last state; one that did not (an etcd fleet, an older build)
 // only once this QEMU reports `completed`. A guest that runs on the destination has migrated even
 // if this side's wait failed; a failed early finish rolls back as before, after it settled.
+// Session 21: a destination lost while memory moves (its shim or virtqemud gone) is seen by the
+// source's check and the migration cancelled at once, with nothing handed over.
 import { describe, expect, it } from 'vitest';
 import { silentLogger, systemClock, VirtqError } from '../../../protocol/index.js';
 import { MigrationSource } from '../../../shim/vm/migration-source.js';
@@ -14,13 +16,22 @@ interface Script {
   /** query-migrate's answers after migrate-continue, in turn (the last repeats; an Error throws). */
   afterContinue: Array<string | Error>;
   finish: () => Promise<void>;
+  /** query-migrate answers `active` for this many polls before `pre-switchover` (Infinity: until cancelled). */
+  activePolls?: number;
+  /** The destination check's answers, in turn (the last repeats); none: the destination is fine. */
+  lost?: Array<VirtqError | undefined>;
+  /** The destination's abort fails (its shim is gone): the source then has it forget the VM. */
+  abortFails?: boolean;
 }
 
 function setUp(script: Script) {
   const order: string[] = [];
   const graces: number[] = [];
   let continued = false;
+  let cancelled = false;
   let n = 0;
+  let polls = 0;
+  let checks = 0;
   const answer = (status: string) => ({ status, 'total-time': 900, downtime: 40, ram: { total: 1, transferred: 1, remaining: 0 } });
   const vm = {
     def: { name: 'm1', uuid: '11111111-2222-3333-4444-555555555555', disks: [], interfaces: [] },
@@ -35,9 +46,10 @@ function setUp(script: Script) {
     monitor: () => ({
       raw: (cmd: { execute: string }): Promise<unknown> => {
         if (cmd.execute === 'migrate-continue') { continued = true; order.push('migrate-continue'); }
-        if (cmd.execute === 'migrate_cancel') order.push('migrate_cancel');
+        if (cmd.execute === 'migrate_cancel') { cancelled = true; order.push('migrate_cancel'); }
         if (cmd.execute !== 'query-migrate') return Promise.resolve(cmd.execute === 'query-migrate-capabilities' ? [] : {});
-        if (!continued) return Promise.resolve(answer('pre-switchover'));
+        if (cancelled && !continued) return Promise.resolve(answer('cancelled'));
+        if (!continued) return Promise.resolve(answer(polls++ < (script.activePolls ?? 0) ? 'active' : 'pre-switchover'));
         const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)] ?? 'completed';
         if (a instanceof Error) return Promise.reject(a);
         order.push(`qemu:${a}`);
@@ -52,9 +64,12 @@ function setUp(script: Script) {
     prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: script.early }),
     claim: () => { order.push('claim'); return Promise.resolve(); },
     finish: () => { order.push('finish'); return script.finish().then(() => { order.push('finished'); }, (err: unknown) => { order.push('finish failed'); throw err; }); },
-    abort: () => { order.push('abort'); return Promise.resolve(); },
-    forget: () => Promise.resolve(),
-    lost: () => Promise.resolve(undefined),
+    abort: () => { order.push('abort'); return script.abortFails === true ? Promise.reject(new VirtqError('SHIM_UNAVAILABLE', 'its shim is gone')) : Promise.resolve(); },
+    forget: () => { order.push('forget'); return Promise.resolve(); },
+    lost: () => {
+      const k = checks++;
+      return Promise.resolve(script.lost === undefined ? undefined : script.lost[Math.min(k, script.lost.length - 1)]);
+    },
     define: () => Promise.resolve(),
     close: () => undefined,
   };
@@ -65,8 +80,9 @@ function setUp(script: Script) {
       acquireAllForRunning: () => { order.push('leases back'); return Promise.resolve(); },
     },
     clock: systemClock(), log: silentLogger(), connect: () => Promise.resolve(link), undefineSource: () => Promise.resolve(),
+    destCheckMs: 15,
   });
-  return { source, order, vm, graces };
+  return { source, order, vm, graces, checks: () => checks };
 }
 
 const migrate = (s: MigrationSource) => s.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true });
@@ -113,5 +129,29 @@ describe('the source\'s switchover', () => {
     expect(order.indexOf('finish failed')).toBeLessThan(order.indexOf('abort'));
     expect(order.indexOf('abort')).toBeLessThan(order.indexOf('leases back'));
     expect(order.some((s) => s.startsWith('kill:'))).toBe(false);
+  });
+});
+
+describe('the destination lost while memory moves', () => {
+  const gone = new VirtqError('SHIM_UNAVAILABLE', 'the destination\'s shim for VM "m1" is gone');
+
+  it('cancels the migration at once with the destination\'s reason; nothing was handed over, the destination is forgotten', async () => {
+    const { source, order } = setUp({ early: true, afterContinue: ['completed'], finish: () => Promise.resolve(), activePolls: Infinity, lost: [undefined, undefined, gone], abortFails: true });
+    await expect(migrate(source)).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE', message: expect.stringContaining('shim for VM "m1" is gone') });
+    expect(order).toEqual(expect.arrayContaining(['migrate_cancel', 'abort', 'forget']));
+    for (const step of ['released', 'claim', 'leases back', 'finish', 'migrate-continue']) expect(order).not.toContain(step);
+    expect(order.some((s) => s.startsWith('kill:'))).toBe(false);
+    expect(await source.jobInfo()).toMatchObject({ type: 'none' });
+  });
+
+  it('keeps asking while the destination can take the guest, and stops once the switchover is reached', async () => {
+    const { source, order, checks } = setUp({ early: true, afterContinue: ['completed'], finish: () => Promise.resolve(), activePolls: 12 });
+    const r = await migrate(source);
+    expect(r.reason).toBe('migrated');
+    const seen = checks();
+    expect(seen).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(checks()).toBe(seen);
+    expect(order).toContain('claim');
   });
 });
