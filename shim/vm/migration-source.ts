@@ -307,15 +307,17 @@ export class MigrationSource {
       const lost = await dest.lost(vm.def.name, vm.def.uuid);
       if (!watching) return;
       if (lost === undefined) {
-        timer = clock.setTimeout(() => void check(), every);
+        timer = clock.setTimeout(later, every);
         return;
       }
       log.warn({ err: lost, msgId: 'MIGRATION_DEST_LOST' }, 'the destination cannot take the guest any more: cancelling the migration');
       job.failure = lost;
       job.aborted = true;
-      await vm.monitor().raw({ execute: 'migrate_cancel' }).catch(() => undefined);
+      await vm.monitor().raw({ execute: 'migrate_cancel' });
     };
-    timer = clock.setTimeout(() => void check(), every);
+    // A check that cannot run (QEMU's monitor gone: the migration fails by itself) only ends the watch.
+    const later = (): void => { check().catch(() => undefined); };
+    timer = clock.setTimeout(later, every);
     return { dispose: () => { watching = false; timer?.dispose(); } };
   }
 
