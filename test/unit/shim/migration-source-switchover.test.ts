@@ -22,6 +22,8 @@ interface Script {
   lost?: Array<VirtqError | undefined>;
   /** The destination's abort fails (its shim is gone): the source then has it forget the VM. */
   abortFails?: boolean;
+  /** vm.monitor() throws after its first call (QEMU's monitor gone; the migration holds the first). */
+  monitorGoneLater?: boolean;
 }
 
 function setUp(script: Script) {
@@ -32,6 +34,7 @@ function setUp(script: Script) {
   let n = 0;
   let polls = 0;
   let checks = 0;
+  let monitors = 0;
   const answer = (status: string) => ({ status, 'total-time': 900, downtime: 40, ram: { total: 1, transferred: 1, remaining: 0 } });
   const vm = {
     def: { name: 'm1', uuid: '11111111-2222-3333-4444-555555555555', disks: [], interfaces: [] },
@@ -43,22 +46,26 @@ function setUp(script: Script) {
     jobs: { run: <T>(_name: string, f: () => Promise<T>): Promise<T> => f() },
     // The grace is recorded too: a migrated source is SIGKILLed at once (0, session 17).
     kill: (intent: string, graceMs: number): Promise<void> => { order.push(`kill:${intent}`); graces.push(graceMs); vm.state = 'shutoff'; vm.reason = intent; return Promise.resolve(); },
-    monitor: () => ({
-      raw: (cmd: { execute: string }): Promise<unknown> => {
-        if (cmd.execute === 'migrate-continue') { continued = true; order.push('migrate-continue'); }
-        if (cmd.execute === 'migrate_cancel') { cancelled = true; order.push('migrate_cancel'); }
-        if (cmd.execute !== 'query-migrate') return Promise.resolve(cmd.execute === 'query-migrate-capabilities' ? [] : {});
-        if (cancelled && !continued) return Promise.resolve(answer('cancelled'));
-        if (!continued) return Promise.resolve(answer(polls++ < (script.activePolls ?? 0) ? 'active' : 'pre-switchover'));
-        const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)] ?? 'completed';
-        if (a instanceof Error) return Promise.reject(a);
-        order.push(`qemu:${a}`);
-        return Promise.resolve(answer(a));
-      },
-      queryStatus: () => Promise.resolve({ status: 'paused', running: false }),
-      cont: (): Promise<void> => { order.push('cont'); return Promise.resolve(); },
-      stop: () => Promise.resolve(),
-    }),
+    monitor: () => {
+      if (script.monitorGoneLater === true && monitors++ > 0) throw new VirtqError('CONNECTION_CLOSED', 'QEMU\'s monitor is gone');
+      return monitor;
+    },
+  };
+  const monitor = {
+    raw: (cmd: { execute: string }): Promise<unknown> => {
+      if (cmd.execute === 'migrate-continue') { continued = true; order.push('migrate-continue'); }
+      if (cmd.execute === 'migrate_cancel') { cancelled = true; order.push('migrate_cancel'); }
+      if (cmd.execute !== 'query-migrate') return Promise.resolve(cmd.execute === 'query-migrate-capabilities' ? [] : {});
+      if (cancelled && !continued) return Promise.resolve(answer('cancelled'));
+      if (!continued) return Promise.resolve(answer(polls++ < (script.activePolls ?? 0) ? 'active' : 'pre-switchover'));
+      const a = script.afterContinue[Math.min(n++, script.afterContinue.length - 1)] ?? 'completed';
+      if (a instanceof Error) return Promise.reject(a);
+      order.push(`qemu:${a}`);
+      return Promise.resolve(answer(a));
+    },
+    queryStatus: () => Promise.resolve({ status: 'paused', running: false }),
+    cont: (): Promise<void> => { order.push('cont'); return Promise.resolve(); },
+    stop: () => Promise.resolve(),
   };
   const link: DestinationLink = {
     prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: script.early }),
@@ -142,6 +149,14 @@ describe('the destination lost while memory moves', () => {
     for (const step of ['released', 'claim', 'leases back', 'finish', 'migrate-continue']) expect(order).not.toContain(step);
     expect(order.some((s) => s.startsWith('kill:'))).toBe(false);
     expect(await source.jobInfo()).toMatchObject({ type: 'none' });
+  });
+
+  // Session 21's review: the check's cancel asks vm.monitor() afresh; with QEMU's monitor gone that
+  // throws, which ended the shim (an unhandled rejection) before the check caught it.
+  it('fails with the destination\'s reason, and nothing unhandled, when its cancel cannot reach QEMU', async () => {
+    const { source, order } = setUp({ early: true, afterContinue: ['completed'], finish: () => Promise.resolve(), activePolls: Infinity, lost: [gone], abortFails: true, monitorGoneLater: true });
+    await expect(migrate(source)).rejects.toMatchObject({ code: 'SHIM_UNAVAILABLE' });
+    for (const step of ['released', 'claim', 'finish']) expect(order).not.toContain(step);
   });
 
   it('keeps asking while the destination can take the guest, and stops once the switchover is reached', async () => {
