@@ -78,12 +78,15 @@ describe('VirtqemudRegistrar', () => {
   // restarted virtqemud lists it now, not after the pace's wait (a VM that migrated away within that
   // wait was listed running there, then shutoff/migrated for good).
   it('re-registers at once, with the new state, when the state changes while it waits to rejoin', async () => {
-    registrar = await connectRegistrar(root.path('rw.sock'), clock, silentLogger(), 5000, { firstMs: 60_000, spreadMs: 0, maxMs: 60_000, random: () => 0 });
+    // Its log says when it noticed the loss (the connection's close event): from then on it waits to rejoin.
+    const said: string[] = [];
+    const log = { ...silentLogger(), warn: (o: object) => { said.push(String((o as { msgId?: string }).msgId)); } };
+    registrar = await connectRegistrar(root.path('rw.sock'), clock, log, 5000, { firstMs: 60_000, spreadMs: 0, maxMs: 60_000, random: () => 0 });
     await registrar.register({ ...reg, state: 'running', reason: 'booted' });
     await server.close();
     server = await serve();
-    // The loss is noticed on the connection's close event, a turn or two after the server closed it.
-    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 10_000 && !said.includes('VIRTQEMUD_LOST'); i++) await new Promise((r) => setImmediate(r));
+    expect(said).toContain('VIRTQEMUD_LOST');
     const before = registered.length;
     registrar.update({ state: 'paused', reason: 'migration' });
     for (let i = 0; i < 200 && registered.length === before; i++) await new Promise((r) => setTimeout(r, 5));
