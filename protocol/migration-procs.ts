@@ -77,8 +77,23 @@ export const PrepareResult = Type.Object({
    * destination): only after the source reports `completed`.
    */
   switchoverEarly: Type.Optional(Type.Boolean()),
+  /**
+   * Since 0.5: `migrateSwitchover` takes `claim: true` (the destination leases the disks itself, as
+   * the switchover's first step), so a source whose prepare answered switchoverEarly may go on past
+   * `pre-switchover` as soon as it has released its leases, and the claim overlaps the last state's
+   * transfer instead of holding the guest paused (decision 0018, session 22). Absent: the source claims
+   * (`migrateIncomingClaim`) before it goes on.
+   */
+  switchoverClaims: Type.Optional(Type.Boolean()),
 });
 export type PrepareResult = Static<typeof PrepareResult>;
+
+/** A switchover step's arguments: the VM, and whether the destination takes the disk leases first. */
+export const SwitchoverArgs = ref({
+  /** Since 0.5: lease every disk before running the guest (as migrateIncomingClaim; LOCK_CONFLICT when one is held, and the guest does not run). */
+  claim: Type.Optional(Type.Boolean()),
+});
+export type SwitchoverArgs = Static<typeof SwitchoverArgs>;
 
 /** Per-VM procedures of migration (served by shims, forwarded by virtqemud by name). */
 export const migrationVmProcs = {
@@ -90,8 +105,8 @@ export const migrationVmProcs = {
     description: 'Cancels the VM\'s running migration or snapshot-delete merge; the VM goes on running where it was (on its overlays, for a merge).' }),
   migrateIncomingClaim: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
     description: 'Destination side of a migration: leases every disk for the incoming QEMU (the source has given its leases up); LOCK_CONFLICT when one is held.' }),
-  migrateIncomingFinish: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
-    description: 'Destination side of a migration: waits for the incoming state to be complete, then runs the guest (resumed: migrated).' }),
+  migrateIncomingFinish: proc({ args: SwitchoverArgs, ret: StateResult, servers: both, readonly: false, perVm: true, states: ['paused'], since: '0.3',
+    description: 'Destination side of a migration: with `claim`, first leases every disk (as migrateIncomingClaim); waits for the incoming state to be complete, then runs the guest (resumed: migrated).' }),
   migrateIncomingAbort: proc({ args: DomainRef, ret: StateResult, servers: both, readonly: false, perVm: true, since: '0.3',
     description: 'Destination side of a migration: stops the incoming QEMU, gives its leases back and frees the name.' }),
 };
@@ -100,8 +115,8 @@ export const migrationVmProcs = {
 export const migrationHostProcs = {
   migratePrepare: proc({ args: Type.Object({ definition: Definition, transport: Type.Optional(MigrationTransport) }, { additionalProperties: false }), ret: PrepareResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.3',
     description: 'Destination side of a migration: claims the name and UUID, starts a shim whose QEMU waits for the incoming stream, and answers where it listens.' }),
-  migrateSwitchover: proc({ args: DomainRef, ret: StateResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.4',
-    description: 'Destination side of a migration, once the source completed (or, when prepare answered switchoverEarly, once the source\'s QEMU went on past pre-switchover): in an etcd fleet moves the VM\'s cluster-wide claim here (one Txn), then runs the guest (migrateIncomingFinish: as soon as the last state is loaded); a failure leaves the claim with the source.' }),
+  migrateSwitchover: proc({ args: SwitchoverArgs, ret: StateResult, servers: ['aggregator'], readonly: false, embed: 'unavailable', since: '0.4',
+    description: 'Destination side of a migration, once the source completed (or, when prepare answered switchoverEarly, once the source\'s QEMU went on past pre-switchover): in an etcd fleet moves the VM\'s cluster-wide claim here (one Txn), then runs the guest (migrateIncomingFinish, with `claim` passed on: as soon as the last state is loaded); a failure leaves the claim with the source.' }),
 };
 
 /** The unix socket the destination QEMU listens on for the migration stream (beside the shim's sockets). */

@@ -13,14 +13,15 @@ const CHECK_TIMEOUT_MS = 5_000;
 /** What the source needs of the destination. */
 export interface DestinationLink {
   /**
-   * Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI and
-   * whether `finish` may be asked before the source completed (PrepareResult.switchoverEarly).
+   * Claims the name and UUID there and starts the incoming QEMU; answers the stream's URI, whether
+   * `finish` may be asked before the source completed (PrepareResult.switchoverEarly), and whether
+   * `finish` can take the leases itself (PrepareResult.switchoverClaims).
    */
-  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<{ uri: string; early: boolean }>;
+  prepare(def: NormalizedDefinition, transport: MigrationTransport): Promise<{ uri: string; early: boolean; claimsInFinish: boolean }>;
   /** The destination leases the disks (the source has released them). */
   claim(name: string): Promise<void>;
-  /** The destination waits for the last state and runs the guest (as soon as it is loaded). */
-  finish(name: string): Promise<void>;
+  /** The destination (with `claim`: leases the disks, then) waits for the last state and runs the guest (as soon as it is loaded). */
+  finish(name: string, claim?: boolean): Promise<void>;
   /** The destination stops its QEMU and lets the name go; resolves once its leases are free. */
   abort(name: string): Promise<void>;
   /**
@@ -52,11 +53,11 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
   return {
     prepare: async (definition, transport) => {
       const r = await api.migratePrepare({ definition, transport }, { timeoutMs: PREPARE_TIMEOUT_MS });
-      return { uri: r.uri, early: r.switchoverEarly === true };
+      return { uri: r.uri, early: r.switchoverEarly === true, claimsInFinish: r.switchoverClaims === true };
     },
     claim: async (name) => { await api.migrateIncomingClaim({ name }); },
     // Through the destination virtqemud: in a fleet it moves the VM's claim before the guest runs there.
-    finish: async (name) => { await api.migrateSwitchover({ name }); },
+    finish: async (name, claim) => { await api.migrateSwitchover(claim === true ? { name, claim } : { name }); },
     abort: async (name) => { await api.migrateIncomingAbort({ name }); },
     forget: async (name, uuid, waitMs) => {
       const end = clock.monotonic() + waitMs;

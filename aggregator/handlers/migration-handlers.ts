@@ -44,23 +44,23 @@ export function migrationHostHandlers(d: HostDeps, forward: Fallback, shims?: Pi
         // In a fleet: the claim held by the source host for this very VM stays there for now.
         await d.cluster?.expectIncoming(def.name, def.uuid);
         const domain = await startShim(d, record, def, true, { kind: 'migration', transport: transport ?? 'unix' }, (s) => { uri = s.incomingUri; });
-        // The claim is the first call forwarded to that shim: its connect (a wake-up of both
+        // The switchover's calls are the first forwarded to that shim: its connect (a wake-up of both
         // processes and of this one) happens now, while memory moves, not in the guest's pause.
         if (domain.shimSocket !== undefined) shims?.warm(domain.shimSocket, def.name);
         // Without a fleet nothing here must wait for the source's `completed`: the source may ask
         // for the switchover as soon as its QEMU sends the last state (decision 0018, session 15).
-        return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain, switchoverEarly: d.cluster === undefined };
+        return { uri: uri ?? `unix:${migrationSocket(d.layout, def.name)}`, domain, switchoverEarly: d.cluster === undefined, switchoverClaims: true };
       } catch (err) {
         if (existing === undefined && d.registry.get(def.name) === record && !record.starting && record.shim === undefined) d.registry.remove(record);
         throw err;
       }
     },
-    migrateSwitchover: async ({ name }, ctx) => {
+    migrateSwitchover: async ({ name, claim }, ctx) => {
       d.registry.require(name);
       // The guest is paused on both sides: the claim moves now or the migration fails with it at the source.
       await d.cluster?.takeIncoming(name);
       try {
-        const res = await forward(virtqProgram, 'migrateIncomingFinish', { name }, ctx) as StateResult;
+        const res = await forward(virtqProgram, 'migrateIncomingFinish', claim === true ? { name, claim } : { name }, ctx) as StateResult;
         d.cluster?.settleIncoming(name);
         return res;
       } catch (err) {

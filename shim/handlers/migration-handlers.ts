@@ -46,7 +46,7 @@ export function migrationHandlers(d: MigrationHandlerDeps): Handlers<VirtqProgra
     // incoming-migration) a successor must find; the lease itself is the lock manager's, recorded
     // before claim() resolves. The event is durable before the guest runs here: finish waits for it.
     migrateIncomingClaim: async ({ name }) => { mine(name); await incoming().claim(); return { state: vm.state, reason: vm.reason }; },
-    migrateIncomingFinish: async ({ name }) => { mine(name); await incoming().finish(); return stateResult(); },
+    migrateIncomingFinish: async ({ name, claim }) => { mine(name); await incoming().finish(claim === true ? { claim } : {}); return stateResult(); },
     migrateIncomingAbort: async ({ name }) => { mine(name); await incoming().abort(); return stateResult(); },
   };
 }

@@ -217,30 +217,40 @@ export class MigrationIncoming {
 
   /** Leases every disk for this QEMU; LOCK_CONFLICT (nothing kept) when one is held elsewhere. */
   claim(): Promise<void> {
-    const { vm } = this.d;
-    return vm.jobs.run('migrateIncomingClaim', async () => {
+    return this.d.vm.jobs.run('migrateIncomingClaim', async () => {
       this.checkWaiting();
-      const pid = vm.qemuPid;
-      if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU to lease disks for`);
-      if (this.claimed) return;
-      const t0 = this.d.clock.monotonic();
-      // Taken over by this claim (acquire() lets go of them itself when it fails); a claim that
-      // comes before the arming is done does not wait for it.
-      const armed = this.armedPid === pid ? this.armed : undefined;
-      this.armed = undefined;
-      this.disarm();
-      await this.d.leases.acquireAllForRunning(vm.def, pid, armed);
-      this.claimed = true;
-      // The lease work alone, inside the source's pause: the rest of the source's released → claimed is hops.
-      this.d.log.info({ msgId: 'MIGRATION_CLAIMED', leaseMs: Math.round(this.d.clock.monotonic() - t0), armed: armed !== undefined }, 'the disk leases are this QEMU\'s');
+      await this.takeLeases();
     });
   }
 
-  /** Waits for QEMU to have loaded the last state, then runs the guest (resumed: migrated). */
-  finish(): Promise<void> {
+  private async takeLeases(): Promise<void> {
+    const { vm } = this.d;
+    const pid = vm.qemuPid;
+    if (pid === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" has no QEMU to lease disks for`);
+    if (this.claimed) return;
+    const t0 = this.d.clock.monotonic();
+    // Taken over by this claim (acquire() lets go of them itself when it fails); a claim that
+    // comes before the arming is done does not wait for it.
+    const armed = this.armedPid === pid ? this.armed : undefined;
+    this.armed = undefined;
+    this.disarm();
+    await this.d.leases.acquireAllForRunning(vm.def, pid, armed);
+    this.claimed = true;
+    // The lease work alone: the rest of the source's released → claimed (or → running) is hops.
+    this.d.log.info({ msgId: 'MIGRATION_CLAIMED', leaseMs: Math.round(this.d.clock.monotonic() - t0), armed: armed !== undefined }, 'the disk leases are this QEMU\'s');
+  }
+
+  /**
+   * Waits for QEMU to have loaded the last state, then runs the guest (resumed: migrated). With
+   * `claim`, the disks are leased first (the source released them and went on past pre-switchover):
+   * the lease work then overlaps the last state's transfer instead of the source's pause, and the
+   * guest still runs here only once the leases are this QEMU's (decision 0018, session 22).
+   */
+  finish(opts: { claim?: boolean } = {}): Promise<void> {
     const { vm, clock } = this.d;
     return vm.jobs.run('migrateIncomingFinish', async () => {
       this.checkWaiting();
+      if (opts.claim === true) await this.takeLeases();
       if (!this.claimed) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" holds no disk leases yet: claim them before the guest runs`);
       const mon = vm.monitor();
       const t0 = clock.monotonic();

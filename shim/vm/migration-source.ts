@@ -156,7 +156,7 @@ export class MigrationSource {
       if (prep.status === 'fulfilled') steps.prepared = true;
       if (prep.status === 'rejected') throw prep.reason;
       if (setup.status === 'rejected') throw setup.reason;
-      const { uri, early } = prep.value;
+      const { uri, early, claimsInFinish } = prep.value;
       mark('prepared');
       this.checkAborted(job);
       vm.expectedPause = 'migration';
@@ -182,16 +182,24 @@ export class MigrationSource {
       await this.d.leases.handOver(vm.def);
       steps.released = true;
       mark('released');
-      await dest.claim(name);
-      steps.claimed = true;
-      mark('claimed');
+      // A destination asked early that leases the disks in its switchover call: this QEMU goes on
+      // at once and the claim overlaps the last state's transfer, not the guest's pause. The guest
+      // runs there only once the leases are that QEMU's; when they cannot be taken the rollback
+      // brings it back here, this QEMU continued (completed or not) only once the leases are back
+      // (decision 0018, session 22). Otherwise the claim comes first, inside the pause.
+      const claimInFinish = early && claimsInFinish;
+      if (!claimInFinish) {
+        await dest.claim(name);
+        steps.claimed = true;
+        mark('claimed');
+      }
       await mon.raw({ execute: 'migrate-continue', arguments: { state: 'pre-switchover' } });
       mark('continued');
       // Asked at once when the destination allows it (no fleet claim to move there): the call's
       // hops (this shim → that virtqemud → its shim) then overlap the device state's transfer, and
       // that shim runs the guest as soon as its QEMU has loaded the last state, not one round trip
       // after this QEMU said `completed` (decision 0018, session 15).
-      const finishing = early ? settled(dest.finish(name)) : undefined;
+      const finishing = early ? settled(dest.finish(name, claimInFinish)) : undefined;
       const completed = await this.waitFor(mon, job, 'completed', undefined).catch(async (err: unknown) => {
         // The destination loads the whole state only once this QEMU has sent all of it (its EOF
         // comes after the images here are inactivated): a guest that runs there has migrated,
@@ -324,10 +332,12 @@ export class MigrationSource {
   // The guest must run here again, and never without its leases. QEMU resumes a source that was
   // running by itself once its migration is cancelled, so the order is: the destination's QEMU
   // stopped (any lease it took is then free), the leases taken back, only then migrate_cancel.
-  // A guest whose leases cannot be taken back stays paused before switchover and is reported.
+  // A QEMU that completed (the destination then failed to lease or to run the guest) waits paused
+  // with its images inactive; `cont` takes them back, as after a cancel. A guest whose leases
+  // cannot be taken back stays paused (before switchover, or completed) and is reported.
   private async rollBack(mon: HypervisorMonitor, dest: DestinationLink, job: Job, steps: { prepared: boolean; released: boolean; claimed: boolean }, wasRunning: boolean, pid: number, cause: unknown): Promise<void> {
     const { vm, log, clock } = this.d;
-    log.warn({ msgId: 'MIGRATION_ROLLBACK', err: cause, ...steps }, 'migration failed; rolling back to the source');
+    log.warn({ msgId: 'MIGRATION_ROLLBACK', err: cause, ...steps, qemuStatus: job.last?.status }, 'migration failed; rolling back to the source');
     let destLeft = false;
     if (steps.prepared) {
       await dest.abort(vm.def.name).catch((err: unknown) => {
@@ -339,7 +349,7 @@ export class MigrationSource {
       try {
         await this.d.leases.acquireAllForRunning(vm.def, pid);
       } catch (err) {
-        log.error({ err, msgId: 'MIGRATION_LEASES_LOST' }, 'cannot take the disk leases back: the guest stays paused before switchover');
+        log.error({ err, msgId: 'MIGRATION_LEASES_LOST' }, 'cannot take the disk leases back: the guest stays paused');
         return;
       }
     }

@@ -3,7 +3,8 @@
 // and no name claim, within the chaos bound (CONVERGE_MS).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
@@ -88,18 +89,27 @@ describe('virtq migrate: faults', () => {
 
   it('rolls back when the destination cannot lease the disk: the source takes its lease back and resumes', async () => {
     // The destination's flock refuses every disk lock (a holder it cannot see), but not its lifelines.
+    // Both refuse a second late: the source's QEMU has completed by then (the destination claims
+    // after the source went on, session 22), so the rollback continues a QEMU whose images are inactive.
     const wrapper = w.shared.path('refusing-flock');
-    writeFileSync(wrapper, '#!/bin/sh\ncase "$(readlink /proc/$$/fd/3 2>/dev/null)" in *.lock) exit 75;; esac\nexec flock "$@"\n');
+    writeFileSync(wrapper, '#!/bin/sh\ncase "$(readlink /proc/$$/fd/3 2>/dev/null)" in *.lock) sleep 1; exit 75;; esac\nexec flock "$@"\n');
     chmodSync(wrapper, 0o755);
     // Its in-process holders likewise: each answers its `go` with a conflict.
     const refusingPerl = w.shared.path('refusing-perl');
-    writeFileSync(refusingPerl, '#!/bin/sh\nread -r go\necho conflict\nexit 75\n');
+    writeFileSync(refusingPerl, '#!/bin/sh\nread -r go\nsleep 1\necho conflict\nexit 75\n');
     chmodSync(refusingPerl, 0o755);
     w.configureDstLock({ flock: wrapper, perl: refusingPerl });
     const { src, def } = await bootOnSource(w, 'nolease1');
     await expect(src.api.migrate({ name: 'nolease1', destUri: w.dstUri, live: true })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
     await expectOnlyOn(w, 'nolease1', def.uuid, 'src');
     expect(await src.api.getState({ name: 'nolease1' })).toEqual({ state: 'running', reason: 'migration-cancelled' });
+    const rollback = readFileSync(join(w.src.root.dir, 'log', 'nolease1.log'), 'utf8').split('\n').find((l) => l.includes('MIGRATION_ROLLBACK'));
+    expect(JSON.parse(rollback ?? '{}')).toMatchObject({ qemuStatus: 'completed', released: true, claimed: false });
+    // Its images are active again: the guest writes to its disk.
+    const con = await guestConsole(await w.connection(w.srcUri), 'nolease1');
+    await con.run('echo back-$((6*7)) | dd of=/dev/vda bs=512 seek=4096 conv=fsync 2>/dev/null && echo W-OK', 'W-OK');
+    con.close();
+    expect(readFileSync(def.disks[0]!.path).subarray(4096 * 512, 4096 * 512 + 7).toString()).toBe('back-42');
   });
 
   it('domjobabort during the transfer: the VM runs on at the source, the destination is cleaned', async () => {

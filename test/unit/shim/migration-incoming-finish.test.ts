@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A claimed incoming VM whose QEMU says `status()` to query-status; every command is recorded. */
-async function claimedVm(wakeups: MigrationWakeups | undefined, status: () => string) {
+async function claimedVm(wakeups: MigrationWakeups | undefined, status: () => string, lease: { claim: boolean; acquire?: () => Promise<void> } = { claim: true }) {
   const clock = new FakeClock();
   const sent: string[] = [];
   const vm = {
@@ -36,17 +36,38 @@ async function claimedVm(wakeups: MigrationWakeups | undefined, status: () => st
   };
   const inc = new MigrationIncoming({
     // finish reads only state, reason, def, qemuPid, jobs, expectedResume and monitor() of the VM.
-    vm: vm as unknown as Vm, leases: { acquireAllForRunning: () => Promise.resolve() }, clock, log: silentLogger(),
+    vm: vm as unknown as Vm, leases: { acquireAllForRunning: () => { sent.push('leases'); return lease.acquire?.() ?? Promise.resolve(); } }, clock, log: silentLogger(),
     socketPath: join(tmpdir(), `virtq-incoming-finish-${process.pid}.sock`), transport: 'unix', ...(wakeups === undefined ? {} : { wakeups }),
   });
   inc.spawnListening(); // as the shim starts it over unix: QEMU listens with its events on from the start
   await inc.listen();
-  await inc.claim();
+  if (lease.claim) await inc.claim();
   sent.length = 0;
   return { clock, sent, inc };
 }
 
 describe('incoming migration finish', () => {
+  it('with claim: leases the disks first, then waits for the last state and runs the guest (session 22)', async () => {
+    const { sent, inc } = await claimedVm(undefined, () => 'paused', { claim: false });
+    await inc.finish({ claim: true });
+    expect(sent).toEqual(['leases', 'query-status', 'cont']);
+    expect(inc.ran).toBe(true);
+  });
+
+  it('with claim refused: LOCK_CONFLICT, and QEMU is asked nothing (the guest never runs here)', async () => {
+    const refused = Object.assign(new Error('held elsewhere'), { code: 'LOCK_CONFLICT' });
+    const { sent, inc } = await claimedVm(undefined, () => 'paused', { claim: false, acquire: () => Promise.reject(refused) });
+    await expect(inc.finish({ claim: true })).rejects.toBe(refused);
+    expect(sent).toEqual(['leases']);
+    expect(inc.ran).toBe(false);
+  });
+
+  it('without claim, refuses to run a guest whose disks it has not leased', async () => {
+    const { sent, inc } = await claimedVm(undefined, () => 'paused', { claim: false });
+    await expect(inc.finish()).rejects.toMatchObject({ code: 'OPERATION_INVALID' });
+    expect(sent).toEqual([]);
+  });
+
   it('asks a loading QEMU nothing until its completed event, then query-status and cont', async () => {
     const wakeups = new MigrationWakeups();
     let status = 'inmigrate';

@@ -5,6 +5,9 @@
 // if this side's wait failed; a failed early finish rolls back as before, after it settled.
 // Session 21: a destination lost while memory moves (its shim or virtqemud gone) is seen by the
 // source's check and the migration cancelled at once, with nothing handed over.
+// Session 22: a destination that leases the disks in its finish is asked for both right after
+// `migrate-continue`, which follows the release at once; a claim that fails there rolls back
+// once this QEMU completed, its guest continued only after the leases are back.
 import { describe, expect, it } from 'vitest';
 import { silentLogger, systemClock, VirtqError } from '../../../protocol/index.js';
 import { MigrationSource } from '../../../shim/vm/migration-source.js';
@@ -13,6 +16,8 @@ import type { DestinationLink } from '../../../shim/migration-link.js';
 
 interface Script {
   early: boolean;
+  /** The destination's prepare says its finish takes the leases itself (PrepareResult.switchoverClaims). */
+  claimsInFinish?: boolean;
   /** query-migrate's answers after migrate-continue, in turn (the last repeats; an Error throws). */
   afterContinue: Array<string | Error>;
   finish: () => Promise<void>;
@@ -68,9 +73,9 @@ function setUp(script: Script) {
     stop: () => Promise.resolve(),
   };
   const link: DestinationLink = {
-    prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: script.early }),
+    prepare: () => Promise.resolve({ uri: 'unix:/nonexistent/m.sock', early: script.early, claimsInFinish: script.claimsInFinish === true }),
     claim: () => { order.push('claim'); return Promise.resolve(); },
-    finish: () => { order.push('finish'); return script.finish().then(() => { order.push('finished'); }, (err: unknown) => { order.push('finish failed'); throw err; }); },
+    finish: (_name, claim) => { order.push(claim === true ? 'finish+claim' : 'finish'); return script.finish().then(() => { order.push('finished'); }, (err: unknown) => { order.push('finish failed'); throw err; }); },
     abort: () => { order.push('abort'); return script.abortFails === true ? Promise.reject(new VirtqError('SHIM_UNAVAILABLE', 'its shim is gone')) : Promise.resolve(); },
     forget: () => { order.push('forget'); return Promise.resolve(); },
     lost: () => {
@@ -104,6 +109,41 @@ describe('the source\'s switchover', () => {
     expect(order.at(-1)).toBe('kill:migrated');
     expect(graces).toEqual([0]);
     expect(order).not.toContain('abort');
+  });
+
+  it('goes on right after the release when the destination claims in its finish, and asks for both at once', async () => {
+    const { source, order } = setUp({ early: true, claimsInFinish: true, afterContinue: ['device', 'device', 'completed'], finish: () => Promise.resolve() });
+    const r = await migrate(source);
+    expect(r.reason).toBe('migrated');
+    expect(order).not.toContain('claim');
+    expect(order.indexOf('migrate-continue')).toBe(order.indexOf('released') + 1);
+    expect(order.indexOf('finish+claim')).toBe(order.indexOf('migrate-continue') + 1);
+    expect(order.indexOf('finish+claim')).toBeLessThan(order.indexOf('qemu:completed'));
+    expect(order.at(-1)).toBe('kill:migrated');
+  });
+
+  it('claims inside the pause when the destination does not claim in its finish, or is not asked early', async () => {
+    for (const script of [{ early: true, claimsInFinish: false }, { early: false, claimsInFinish: true }]) {
+      const { source, order } = setUp({ ...script, afterContinue: ['device', 'completed'], finish: () => Promise.resolve() });
+      await migrate(source);
+      expect(order.indexOf('claim')).toBe(order.indexOf('released') + 1);
+      expect(order.indexOf('migrate-continue')).toBe(order.indexOf('claim') + 1);
+      expect(order).toContain('finish');
+      expect(order).not.toContain('finish+claim');
+    }
+  });
+
+  it('rolls back a claim refused in the finish after this QEMU completed: destination stopped, leases back, then cont', async () => {
+    const refused = new VirtqError('LOCK_CONFLICT', 'the disk is leased by another QEMU');
+    const { source, order } = setUp({ early: true, claimsInFinish: true, afterContinue: ['device', 'completed'], finish: () => Promise.reject(refused) });
+    await expect(migrate(source)).rejects.toBe(refused);
+    expect(order).not.toContain('claim');
+    expect(order.indexOf('finish failed')).toBeLessThan(order.indexOf('abort'));
+    expect(order.indexOf('qemu:completed')).toBeLessThan(order.indexOf('abort'));
+    expect(order.indexOf('abort')).toBeLessThan(order.indexOf('leases back'));
+    // A completed QEMU waits paused with its images inactive: only `cont`, after the leases, brings the guest back.
+    expect(order.indexOf('leases back')).toBeLessThan(order.indexOf('cont'));
+    expect(order.some((s) => s.startsWith('kill:'))).toBe(false);
   });
 
   it('asks any other destination only once its QEMU completed', async () => {
