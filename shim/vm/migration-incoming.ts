@@ -1,8 +1,9 @@
 // The destination side of a live migration, in the shim started for it (`virtq-shim --incoming`):
 // its QEMU was spawned with only a lease lifeline, no lease, listening from its start on a unix
 // socket beside the shim's (`-incoming unix:PATH`), or over TCP with `-incoming defer`. At
-// switchover the source has released the disk leases and asks this side to take them (claim);
-// once QEMU has the last state the guest is run here (finish).
+// switchover the source has released the disk leases and asks this side to take them (claim; since
+// session 22 outside a fleet as the first act of finish, while the last state arrives); once QEMU
+// has the last state and the leases are its own, the guest is run here (finish).
 // abort stops this QEMU: the shim then ends and the name is free again on this host.
 import { rmSync } from 'node:fs';
 import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
