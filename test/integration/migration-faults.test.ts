@@ -4,7 +4,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
@@ -103,7 +102,7 @@ describe('virtq migrate: faults', () => {
     await expect(src.api.migrate({ name: 'nolease1', destUri: w.dstUri, live: true })).rejects.toMatchObject({ code: 'LOCK_CONFLICT' });
     await expectOnlyOn(w, 'nolease1', def.uuid, 'src');
     expect(await src.api.getState({ name: 'nolease1' })).toEqual({ state: 'running', reason: 'migration-cancelled' });
-    const rollback = readFileSync(join(w.src.root.dir, 'log', 'nolease1.log'), 'utf8').split('\n').find((l) => l.includes('MIGRATION_ROLLBACK'));
+    const rollback = readFileSync(w.src.root.path('log', 'nolease1.log'), 'utf8').split('\n').find((l) => l.includes('MIGRATION_ROLLBACK'));
     expect(JSON.parse(rollback ?? '{}')).toMatchObject({ qemuStatus: 'completed', released: true, claimed: false });
     // Its images are active again: the guest writes to its disk.
     const con = await guestConsole(await w.connection(w.srcUri), 'nolease1');

@@ -19,6 +19,8 @@ describe('VirtqemudRegistrar', () => {
   const registered: Array<{ at: number; reattach: boolean; state: string }> = [];
   const calls: string[] = [];
   let refuse = false;
+  /** Called at the next `register` the server takes (once). */
+  let onRegistered: (() => void) | undefined;
   const serve = async (): Promise<RpcServer> => {
     const s = new RpcServer({ daemon: 'virtqemud', version: '0.1', role: 'aggregator', clock, log: silentLogger() });
     s.register({
@@ -28,6 +30,8 @@ describe('VirtqemudRegistrar', () => {
           calls.push('register');
           if (refuse) throw new VirtqError('NAME_IN_USE', 'taken');
           registered.push({ at: performance.now(), reattach: r.reattach, state: r.state });
+          onRegistered?.();
+          onRegistered = undefined;
           return {};
         },
         // Replies only when the test releases it: a later update must not wait for it.
@@ -42,6 +46,7 @@ describe('VirtqemudRegistrar', () => {
   beforeEach(async () => {
     root = tmpRoot();
     seen.length = 0;
+    onRegistered = undefined;
     release.length = 0;
     registered.length = 0;
     calls.length = 0;
@@ -79,20 +84,21 @@ describe('VirtqemudRegistrar', () => {
   // wait was listed running there, then shutoff/migrated for good).
   it('re-registers at once, with the new state, when the state changes while it waits to rejoin', async () => {
     // Its log says when it noticed the loss (the connection's close event): from then on it waits to rejoin.
-    const said: string[] = [];
-    const log = { ...silentLogger(), warn: (o: object) => { said.push(String((o as { msgId?: string }).msgId)); } };
+    let noticed: () => void = () => undefined;
+    const lost = new Promise<void>((resolve) => { noticed = resolve; });
+    const log = { ...silentLogger(), warn: (o: object) => { if ((o as { msgId?: string }).msgId === 'VIRTQEMUD_LOST') noticed(); } };
     registrar = await connectRegistrar(root.path('rw.sock'), clock, log, 5000, { firstMs: 60_000, spreadMs: 0, maxMs: 60_000, random: () => 0 });
     await registrar.register({ ...reg, state: 'running', reason: 'booted' });
     await server.close();
     server = await serve();
-    for (let i = 0; i < 10_000 && !said.includes('VIRTQEMUD_LOST'); i++) await new Promise((r) => setImmediate(r));
-    expect(said).toContain('VIRTQEMUD_LOST');
+    await lost;
     const before = registered.length;
+    const again = new Promise<void>((resolve) => { onRegistered = resolve; });
     registrar.update({ state: 'paused', reason: 'migration' });
-    for (let i = 0; i < 200 && registered.length === before; i++) await new Promise((r) => setTimeout(r, 5));
-    // Registered again (a re-attach) long before the minute the pace would have waited, with the new state.
+    // Registered again (a re-attach) within the test's timeout, not after the minute the pace would have waited, with the new state.
+    await again;
     expect(registered.slice(before)).toEqual([expect.objectContaining({ reattach: true, state: 'paused' })]);
-  });
+  }, 10_000); // a registrar that waited for its pace would take the whole minute
 
   it('paces its tries: the first in [first, first + spread), then doubling to the cap, each ±25 %', () => {
     const rs = [0, 0.999, 0, 0.999, 0, 0.5];
