@@ -42,7 +42,6 @@ const PERSIST_RETRY_MS = 1000;
 /** How long giving ports back waits for virtnetworkd when the VM is gone (it releases them itself later). */
 const PORT_RELEASE_WAIT_MS = 1000;
 const FINAL_STATE_WAIT_MS = 30_000;
-
 /** What to run. `requested`: the start came on stdin (--start-request, virtqemud's and embed mode's way), whose ready line counts the updates sent. */
 export type ShimMode = { kind: 'start'; definition: unknown; paused: boolean; incoming?: IncomingState; requested?: boolean } | { kind: 'attach'; name: string };
 
@@ -206,20 +205,21 @@ export class Shim {
     const incomingReq = cfg.mode.kind === 'start' ? cfg.mode.incoming : undefined;
     const paused = cfg.mode.kind === 'start' && cfg.mode.paused;
     const reattach = saved?.qemuPid !== undefined;
-    // A new VM's start virtqemud asked for (it holds the name) execs QEMU (-S) once what the exec needs is there: the name
-    // (socket and check), console and monitor sockets, ports, leases, argv. The ro/admin binds, the API and `register` run
-    // beside QEMU's start; the guest runs once they are done and virtqemud accepted (`claimed`, decision 0026).
-    if (this.readyCounts && saved === undefined && cfg.handedOver === undefined && incomingReq === undefined) {
+    const requested = this.readyCounts && saved === undefined && cfg.handedOver === undefined; // a new VM virtqemud asked for
+    // Such a start (it holds the name; a migration's destination too, not a restore) execs QEMU (-S) once the name, console and monitor
+    // sockets, ports, leases and argv are there; ro/admin binds, API and `register` run beside it; guest or stream wait for `claimed` (0026).
+    if (requested && incomingReq?.kind !== 'image') {
       await allDone([claimName(cfg.mode.kind, vm.def.name, this.stateFile, saved), this.consoleHub.listen(), this.monitors.listen()]);
       vm.setDevices({ interfaces: await this.ports.forStart(vm.def) }, false);
+      const incoming = await incomingStart(incomingReq, { vm, clock: cfg.clock, monitorSocket: this.sockets.monitor, migration: this.migration });
       let rest: Promise<unknown> | undefined;
-      const started = vm.start(paused, undefined, () => (rest = this.announce(saved, connecting, false).then((a) => a.registering)));
+      const started = vm.start(paused, incoming, () => (rest = this.announce(saved, connecting, false).then((a) => a.registering)));
       await Promise.allSettled([started]);
       await allDone([rest, started]); // a refusal's error first; both settled before a failure is handled
     } else {
       const { registering } = await this.announce(saved, connecting, true);
-      // Console and monitor bound while virtqemud checks `register`; a requested incoming start spawns QEMU meanwhile too.
-      const claimed = this.readyCounts && saved === undefined && cfg.handedOver === undefined ? registering : undefined;
+      // Console and monitor bound while virtqemud checks `register` (a requested restore spawns QEMU meanwhile too).
+      const claimed = requested ? registering : undefined;
       await allDone([claimed === undefined ? registering : undefined, this.consoleHub.listen(cfg.handedOver?.fds.consoleListener), this.monitors.listen(cfg.handedOver?.fds.monitorListener)]);
       if (cfg.handedOver !== undefined) adoptQemuConnections(cfg.handedOver, this.consoleHub, this.monitors);
       if (saved !== undefined && saved.qemuPid !== undefined) {

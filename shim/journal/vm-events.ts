@@ -68,7 +68,11 @@ export class VmEvents {
     } catch (err) {
       this.log.error({ err, msgId: 'JOURNAL_WRITE_FAILED', event: ev.event }, 'cannot journal an event; it is pushed without a sequence number');
     }
-    this.stop = lastStopOf(out) ?? this.stop;
+    const stop = lastStopOf(out);
+    this.stop = stop ?? this.stop;
+    // A VM's end is what its caller waits to be durable (destroy, shutdown, a migration's source):
+    // its fsync starts now, not at the batch's end or the reply's wait (session 23).
+    if (stop !== undefined) void this.writer?.sync();
     return out;
   }
 

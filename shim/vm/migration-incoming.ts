@@ -260,13 +260,17 @@ export class MigrationIncoming {
       // A source that asks early (PrepareResult.switchoverEarly) does so while this QEMU still loads
       // the last state: a query would be answered only between its reads and take its main loop
       // from the load (session 14), so while its last MIGRATION event is not `completed` this side
-      // asks nothing and waits for that event (QEMU leaves `inmigrate` before it sends it), with a
-      // slow fallback in case an event is missed. query-status stays what decides.
+      // asks nothing and waits for that event, with a slow fallback in case an event is missed.
+      // The event itself ends the wait (session 23): QEMU sets the run state that leaves `inmigrate`
+      // before it sends it (process_incoming_migration_bh: "as soon as an external observer sees
+      // this event they might start to prod at the VM"). Without events query-status decides.
       const loading = (): boolean => wakeups !== undefined && this.eventsOn() && !LOAD_ENDED.has(wakeups.lastStatus() ?? '');
+      const loaded = (): boolean => wakeups !== undefined && this.eventsOn() && wakeups.lastStatus() === 'completed';
       let ask = !loading();
       // For the log: the status queries sent, and the last MIGRATION event seen before the wait ended.
       let queries = 0;
       for (;;) {
+        if (loaded()) break;
         const since = wakeups?.mark() ?? 0;
         if (ask) {
           queries++;
@@ -281,7 +285,7 @@ export class MigrationIncoming {
         await wakeups.nap(clock, loading() ? LOADING_FALLBACK_MS : FALLBACK_POLL_MS, since);
         ask = !loading() || !wakeups.seenSince(since);
       }
-      const loaded = clock.monotonic();
+      const loadedAt = clock.monotonic();
       vm.expectedResume = 'migrated';
       try {
         await mon.cont();
@@ -289,7 +293,7 @@ export class MigrationIncoming {
         vm.expectedResume = undefined;
       }
       this.ran = true;
-      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loaded - t0), contMs: Math.round(clock.monotonic() - loaded), queries, lastEvent: wakeups?.lastStatus() }, 'the migrated guest runs here');
+      this.d.log.info({ msgId: 'MIGRATION_RUNNING', loadWaitMs: Math.round(loadedAt - t0), contMs: Math.round(clock.monotonic() - loadedAt), queries, lastEvent: wakeups?.lastStatus() }, 'the migrated guest runs here');
     });
   }
 
