@@ -16,7 +16,7 @@ vi.mock('node:fs', async (importOriginal) => {
 const { VmEvents } = await import('../../../shim/journal/vm-events.js');
 
 const vm = { tainted: false, state: 'running', def: { disks: [], interfaces: [] } };
-const event = (kind: LifecycleEvent['event'], state: string, reason: string): LifecycleEvent => ({ name: 'ev1', uuid: '00000000-0000-4000-8000-000000000001', event: kind, state, reason, timestamp: 1 });
+const event = (kind: LifecycleEvent['event'], state: LifecycleEvent['state'], reason: string): LifecycleEvent => ({ name: 'ev1', uuid: '00000000-0000-4000-8000-000000000001', event: kind, state, reason, timestamp: 1 });
 
 describe('VmEvents: when a journaled event is fsync\'d', () => {
   let root: TmpRoot | undefined;
