@@ -1,7 +1,7 @@
 // A VM's end is fsync'd as soon as it is journaled (session 23): destroy, shutdown and a migration's
 // source reply only once it is durable, so waiting for the 100 ms batch (or for the reply's own
 // wait to start the fsync) only delayed them. Other events keep the batch. The fake clock never
-// advances here, so the batch's timer never fires: only the early fsync can settle `settled`.
+// advances here, so the batch's timer never fires: only the early fsync is counted.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger, type LifecycleEvent } from '../../../protocol/index.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
