@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
-  VirtqError, pathsOnly, shimDir, virtqProgram,
+  VirtqError, delay, pathsOnly, shimDir, virtqProgram,
   type Clock, type Layout, type Logger, type NormalizedDefinition, type NormalizedDisk, type ResolvedDefinition, type ResolvedDisk,
 } from '../protocol/index.js';
 import { builtinLockPlugins } from '../drivers/lock/builtin.js';
@@ -129,6 +129,20 @@ export async function listenOwnSocket(service: Pick<DaemonService, 'listen'>, na
     }
     await new Promise<void>((resolve) => clock.setTimeout(resolve, 25));
   }
+}
+
+/** How long a reply waits at most for virtqemud to acknowledge the updates sent before it. */
+const LISTED_WAIT_MS = 1000;
+
+/**
+ * What a reply that reports a state change waits for: the state file written, the journal's events
+ * fsync'd (asked now), virtqemud's acknowledgement of the updates sent (at most LISTED_WAIT_MS).
+ * Each concerns what was written or sent before the call, so the three overlap (session 24; they ran
+ * one after the other, the fsync begun only once the state file was written).
+ */
+export async function durableWaits(persisting: Promise<void>, journal: { flushed(): Promise<void> }, registrar: { flush(): Promise<void> } | undefined, clock: Clock): Promise<void> {
+  const listed = registrar === undefined ? undefined : Promise.race([registrar.flush(), delay(clock, LISTED_WAIT_MS)]);
+  await Promise.all([persisting, journal.flushed(), listed]);
 }
 
 /** Waits for every one of `steps` (so none is still running when a failure is handled), then rethrows the first failure. */

@@ -5,7 +5,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import {
-  VirtqError, adminProgram, delay, normalizeDefinition, shimSockets, shimStateFile, virtqProgram,
+  VirtqError, adminProgram, normalizeDefinition, shimSockets, shimStateFile, virtqProgram,
   type Clock, type Layout, type LifecycleEvent, type LifecycleEventKind, type Logger, type NormalizedDefinition,
   type IncomingState,
 } from '../protocol/index.js';
@@ -35,7 +35,7 @@ import type { QmpProxyServer } from './qmp-proxy/server.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import { adoptQemuConnections, type HandedOver, type HandoverParts, type RelaunchCommand } from './upgrade/parts.js';
 import { saveHandlers } from './handlers/save-handlers.js';
-import { allDone, claimName, diskResolver, leasesAndCapabilities, listenOwnSocket, pathOnly, resolvedOrClosed, shimService } from './shim-parts.js';
+import { allDone, claimName, diskResolver, durableWaits, leasesAndCapabilities, listenOwnSocket, pathOnly, resolvedOrClosed, shimService } from './shim-parts.js';
 import { incomingStart, shimMigration, type ShimMigration } from './migration-setup.js';
 
 const PERSIST_RETRY_MS = 1000;
@@ -316,9 +316,7 @@ export class Shim {
    * without asking the shim; a virtqemud that is slow or frozen delays a reply by a second at most.
    */
   private async durable(): Promise<void> {
-    await this.persisting;
-    await this.events.flushed();
-    if (this.registrar !== undefined) await Promise.race([this.registrar.flush(), delay(this.cfg.clock, 1000)]);
+    await durableWaits(this.persisting, this.events, this.registrar, this.cfg.clock);
     const err = this.persistError;
     if (err === undefined) return;
     throw new VirtqError('OPERATION_FAILED', `VM "${this.vm.def.name}" is ${this.vm.state}, but its state could not be saved: ${err.message}`, { cause: err });

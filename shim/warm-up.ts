@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
-  DEFAULT_CALL_LIMITS, createCodec, virtqProgram, definitionValidator, encodeFrame, normalizeDefinition, parseMessage, parseStartRequest, pathsOnly, startRequestText,
+  DEFAULT_CALL_LIMITS, createCodec, virtqProgram, definitionValidator, encodeFrame, normalizeDefinition, parseMessage, parseStartRequest, pathsOnly, sha256Hex, startRequestText,
   type Clock, type Layout,
 } from '../protocol/index.js';
 import { LineLogHub } from '../daemon/line-log.js';
@@ -121,6 +121,9 @@ export function rehearse(clock: Clock): void {
   encodeRecord({ seq: 1, ts: clock.now(), body: { event: 'started', ...update } });
   JSON.stringify({ format: 1, definition: resolved, ...update });
   readyLine({ name: def.name, uuid: def.uuid, state: 'running', reason: 'booted', socket: '/nonexistent/vm.sock', shimPid: 1, qemuPid: 1 });
+  // The lease keys' SHA-256, whose constants the first hash computes (~1 ms): a migration's
+  // destination hashes first when it claims the disks, while the last state arrives.
+  sha256Hex(resolved.disks[0]?.path ?? def.name);
 }
 
 /**

@@ -5,7 +5,7 @@
 // session 22 outside a fleet as the first act of finish, while the last state arrives); once QEMU
 // has the last state and the leases are its own, the guest is run here (finish).
 // abort stops this QEMU: the shim then ends and the name is free again on this host.
-import { rmSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { VirtqError, delay, type Clock, type Logger } from '../../protocol/index.js';
 import type { Vm } from './vm.js';
 import type { VmLeases } from './leases.js';
@@ -92,7 +92,11 @@ export class MigrationIncoming {
    */
   spawnListening(): { uri: string; qemuArgs: string[] } | undefined {
     if (this.d.transport !== 'unix') return undefined;
-    rmSync(this.d.socketPath, { force: true });
+    try {
+      unlinkSync(this.d.socketPath); // not rmSync: its first call loads Node's rimraf, on the prepare's path
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     this.listensFromStart = true;
     return { uri: `unix:${this.d.socketPath}`, qemuArgs: ['-global', 'migration.x-events=on'] };
   }

@@ -26,6 +26,8 @@ const SWITCHOVER_FALLBACK_MS = 10;
 const CANCEL_WAIT_MS = 30_000;
 /** QEMU statuses of a migration still under way on the source (before it completed). */
 const UNFINISHED = new Set(['setup', 'active', 'pre-switchover', 'cancelling']);
+/** Statuses a migration passes through on its way to `completed`: their events wake no query. */
+const ON_THE_WAY = new Set(['setup', 'active', 'pre-switchover', 'device']);
 /** How long the rollback waits for a destination without a shim to see its QEMU gone (its reconcile pass). */
 const FORGET_WAIT_MS = 15_000;
 /** How often, while memory moves, the destination is asked whether it can still take the guest. */
@@ -271,9 +273,14 @@ export class MigrationSource {
     const { vm, clock } = this.d;
     let forced = false;
     job.wokeAt = clock.monotonic();
+    // An event naming the target ends the wait unqueried (QEMU leaves that state only by a continue, a
+    // cancel or a failure, handled after the wait as after a query); one of a state on the way is only looked at; the timer still queries.
+    let ask = this.told(job) === undefined;
     for (;;) {
       const since = this.d.wakeups?.mark() ?? 0;
-      const s = await queryMigrate(mon);
+      const told = this.told(job);
+      if (told === target) return (job.last = parseMigrationStatus({ status: target })); // no figures: figures() asks QEMU
+      const s = ask || told === undefined || !ON_THE_WAY.has(told) ? await queryMigrate(mon) : parseMigrationStatus({ status: told });
       job.last = s;
       if (s.status === target) return s;
       if (s.status === 'cancelled' || job.aborted) throw job.failure ?? new VirtqError('OPERATION_ABORTED', `migration of VM "${vm.def.name}" was cancelled`);
@@ -285,7 +292,14 @@ export class MigrationSource {
       }
       await this.nap(job, s.status === 'pre-switchover' || s.status === 'device', since);
       job.wokeAt = clock.monotonic();
+      ask = !(this.d.wakeups?.seenSince(since) ?? false); // the timer, not an event, ended the nap
     }
+  }
+
+  /** The status QEMU's last MIGRATION event named, once events are seen to flow in this job. */
+  private told(job: Job): string | undefined {
+    const w = this.d.wakeups;
+    return w !== undefined && w.seenSince(job.eventsFrom) ? w.lastStatus() : undefined;
   }
 
   // The wait between two polls: QEMU's next MIGRATION event ends it early; without events (none

@@ -2,8 +2,10 @@
 // new status up to one interval late (the switchover's pause waited on average half of the 20 ms
 // bulk interval before the lease handover began), and every poll is a round trip through this shim
 // and QEMU's main loop on cores the two QEMUs need while memory moves. With the events in, a
-// status change wakes the waiting poll at once and the polls themselves become a slow fallback:
-// query-migrate stays the one source of truth (an event only says "ask again now").
+// status change wakes the waiting poll at once and the polls themselves become a slow fallback.
+// An event that names the status a wait is for ends it (the destination's `completed` since session
+// 23, the source's `pre-switchover` and `completed` since 24: QEMU is in that state when it sends
+// it); any other asks query-migrate again now, or (a state on the way, at the source) nothing.
 import type { Clock } from '../../protocol/index.js';
 
 /** Fans MIGRATION events out to the one poll (source or destination side) waiting in this shim. */
@@ -36,7 +38,7 @@ export class MigrationWakeups {
     return this.seq > since;
   }
 
-  /** The status the last MIGRATION event named (a hint, as every event: query-migrate decides). */
+  /** The status the last MIGRATION event named. */
   lastStatus(): string | undefined {
     return this.status;
   }

@@ -9,9 +9,9 @@
 // `migrate-continue`, which follows the release at once; a claim that fails there rolls back
 // once this QEMU completed, its guest continued only after the leases are back.
 import { describe, expect, it } from 'vitest';
-import { silentLogger, systemClock, VirtqError } from '../../../protocol/index.js';
-import { MigrationSource } from '../../../shim/vm/migration-source.js';
-import type { Vm } from '../../../shim/vm/vm.js';
+import { VirtqError } from '../../../protocol/index.js';
+import type { MigrationSource } from '../../../shim/vm/migration-source.js';
+import { scriptedSource } from '../../helpers/scripted-source.js';
 import type { DestinationLink } from '../../../shim/migration-link.js';
 
 interface Script {
@@ -85,15 +85,7 @@ function setUp(script: Script) {
     define: () => Promise.resolve(),
     close: () => undefined,
   };
-  const source = new MigrationSource({
-    vm: vm as unknown as Vm,
-    leases: {
-      handOver: () => { order.push('released'); return Promise.resolve(); },
-      acquireAllForRunning: () => { order.push('leases back'); return Promise.resolve(); },
-    },
-    clock: systemClock(), log: silentLogger(), connect: () => Promise.resolve(link), undefineSource: () => Promise.resolve(),
-    destCheckMs: 15,
-  });
+  const source = scriptedSource(vm, link, order, { destCheckMs: 15 });
   return { source, order, vm, graces, checks: () => checks };
 }
 
