@@ -275,7 +275,7 @@ export class MigrationSource {
     job.wokeAt = clock.monotonic();
     // An event naming the target ends the wait unqueried (QEMU leaves that state only by a continue, a
     // cancel or a failure, handled after the wait as after a query); one of a state on the way is only looked at; the timer still queries.
-    let ask = this.told(job) === undefined;
+    let ask = false; // a first look without an event queries anyway (`told` undefined)
     for (;;) {
       const since = this.d.wakeups?.mark() ?? 0;
       const told = this.told(job);

@@ -4,20 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { durableWaits } from '../../../shim/shim-parts.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-
-const deferred = () => {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => { resolve = r; });
-  return { promise, resolve };
-};
-
-/** Whether `p` has settled after the microtasks queued so far ran. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void p.then(() => { done = true; }, () => { done = true; });
-  for (let i = 0; i < 10; i++) await Promise.resolve();
-  return done;
-}
+import { deferred, settledSoon as settled } from '../../helpers/promises.js';
 
 describe('durableWaits', () => {
   it('asks the journal\'s fsync and virtqemud\'s acknowledgement at once, while the state file is still being written', async () => {

@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtqError } from '../../../protocol/index.js';
 import { JobLock } from '../../../shim/vm/jobs.js';
-
-const deferred = () => {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => { resolve = r; });
-  return { promise, resolve };
-};
+import { deferred } from '../../helpers/promises.js';
 
 describe('JobLock', () => {
   it('runs jobs one at a time in the order they were queued', async () => {

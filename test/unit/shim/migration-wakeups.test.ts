@@ -4,14 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { MigrationWakeups } from '../../../shim/vm/migration-wakeups.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { settledSoon } from '../../helpers/promises.js';
 
 /** Whether `p` has settled after the microtasks queued so far ran. */
-async function settled(p: Promise<void>): Promise<boolean> {
-  let done = false;
-  void p.then(() => { done = true; });
-  for (let i = 0; i < 5; i++) await Promise.resolve();
-  return done;
-}
+const settled = (p: Promise<void>): Promise<boolean> => settledSoon(p, 5);
 
 describe('MigrationWakeups', () => {
   it('ends a nap at the next MIGRATION event, not at other events', async () => {

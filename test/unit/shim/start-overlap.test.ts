@@ -9,12 +9,7 @@ import { rehearseVm } from '../../../shim/warm-up-vm.js';
 import { rehearseHost } from '../../../shim/warm-up-host.js';
 import { probeCapabilities } from '../../../drivers/hypervisor/qemu/capabilities.js';
 import { tmpRoot } from '../../helpers/tmp-root.js';
-
-const deferred = () => {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => { resolve = r; });
-  return { promise, resolve };
-};
+import { deferred } from '../../helpers/promises.js';
 
 describe('allDone', () => {
   it('settles only after every step, then rethrows the first failure', async () => {
