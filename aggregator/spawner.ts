@@ -55,6 +55,8 @@ export interface ShimPoolInfo {
  */
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000, poolSize = 0): ShimSpawner {
   const args = [...placement, '--definition', '-', '--start-request'];
+  // Where shims keep the V8 code cache of their bundle (shim/code-cache.ts): the root's cache dir.
+  env = { ...env, VIRTQ_SHIM_CODE_CACHE: join(layout.state, 'cache') };
   // Starts in flight here (a queued start waits in virtqemud's worker slots before it comes in).
   let inflight = 0;
   const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock, busy: () => inflight > 0 }) : undefined;

@@ -6,6 +6,7 @@ import { buildShimTypebox, shimChecksPlugin } from './shim-checks.mjs';
 import { snapshotExec, writeBlobMarkers } from './launcher-head.mjs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
@@ -90,7 +91,11 @@ const binaries = [
   // A fixed MALLOC_MMAP_THRESHOLD_=32768 was tried (session 13): −3.2 MiB per shim at load 26–48, but
   // no change on a quiet machine (8 VMs: 11.98 vs 12.06 MiB PSS) and +15 ms of CPU to the ready line
   // (bench/RESULTS.md, issue 15 target 2, quiet verdicts of session 13), so it is not set.
-  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim.js', shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN} ${SHIM_FLUSH}`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT, PROM_CLUSTER, PROM_SUMMARY], minifyWhitespace: true, precompiledChecks: true },
+  // The shim is two files: its entry (shim/entry.ts, the program on PATH, with the shebang) and its
+  // bundle as a CommonJS body, which the entry compiles through V8's code cache (shim/code-cache.ts).
+  // --expose-gc is on the command line, not set at run time (shim/warm-up.ts), because V8 takes a
+  // code cache only under the flags it was made with, and a flag set at run time changes them.
+  { entry: 'shim/main.ts', out: 'dist/bin/virtq-shim-body.cjs', shimEntry: { entry: 'shim/entry.ts', out: 'dist/bin/virtq-shim.js' }, shebang: `#!/usr/bin/env -S UV_THREADPOOL_SIZE=1 MALLOC_ARENA_MAX=2 node ${LEAN} ${SHIM_FLUSH} --expose-gc`, leaveOut: [PUSHGATEWAY, DEFAULT_METRICS, THREAD_STREAM, PINO_WORKER_THREADS, CBOR_EXTRACT, PROM_CLUSTER, PROM_SUMMARY], minifyWhitespace: true, precompiledChecks: true },
   // virtqemud runs no worker threads either (pino's isMainThread); its CBOR is cbor-x's pure JS, as
   // the CLI's: the native extractor only speeds up decoding long strings, and virtqemud decodes
   // small requests (a listing is encoded), while finding it costs ~13 ms at start (detect-libc's
@@ -135,7 +140,8 @@ await Promise.all(binaries.map(async (b) => {
     bundle: true,
     platform: 'node',
     target: 'node20',
-    format: 'esm',
+    format: b.shimEntry === undefined ? 'esm' : 'cjs',
+    ...(b.shimEntry === undefined ? {} : { define: { 'import.meta.url': 'globalThis.__virtqBinUrl' } }),
     minifyWhitespace: b.minifyWhitespace === true,
     // VIRTQ_BUILD_SOURCEMAP=1 (measurement only: bench/shim/heap-modules.mjs): an external map beside each
     // bundle, with no comment in it, so the bundle's code is the same byte for byte.
@@ -146,7 +152,7 @@ await Promise.all(binaries.map(async (b) => {
     // etcd3 (an etcd fleet's client, imported only with --cluster) reads its .proto files beside
     // its own modules at run time: it stays a package in node_modules, not part of a bundle.
     external: ['cbor-extract', 'bufferutil', 'utf-8-validate', 'etcd3'],
-    banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` },
+    ...(b.shimEntry === undefined ? { banner: { js: `${b.shebang}\nimport { createRequire as __vqCreateRequire } from 'node:module'; const require = __vqCreateRequire(import.meta.url);` } } : {}),
     logLevel: 'warning',
     plugins: [
       ...(b.leaveOut.length > 0 ? [leaveOut(b.leaveOut)] : []),
@@ -156,6 +162,16 @@ await Promise.all(binaries.map(async (b) => {
     ],
   });
   if (b.precompiledChecks === true) await buildShimTypebox(b.out);
+  if (b.shimEntry !== undefined) {
+    const sha = createHash('sha256').update(readFileSync(b.out)).digest('hex');
+    await build({
+      entryPoints: [b.shimEntry.entry], outfile: b.shimEntry.out, bundle: true, platform: 'node', target: 'node20', format: 'esm',
+      minifyWhitespace: true, sourcemap: false, legalComments: 'none', logLevel: 'warning',
+      banner: { js: b.shebang }, define: { __VIRTQ_SHIM_BODY_SHA__: JSON.stringify(sha) },
+    });
+    chmodSync(b.shimEntry.out, 0o755);
+    return;
+  }
   chmodSync(b.out, 0o755);
 }));
 

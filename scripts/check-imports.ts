@@ -10,8 +10,9 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   protocol: [],
   // Drivers know nothing of RPC: of protocol/ they see only the error catalogue, the clock,
   // the definition types and how to reach etcd (the etcd lock plugin, as virtqemud does), and
-  // node-crypto.ts (a leaf: SHA-256 and temp names without loading node:crypto, issue 15).
-  drivers: ['protocol/errors.ts', 'protocol/clock.ts', 'protocol/definition.ts', 'protocol/etcd-options.ts', 'protocol/node-crypto.ts'],
+  // node-crypto.ts (a leaf: SHA-256 and temp names without loading node:crypto, issue 15), and
+  // dynamic-import.ts (a leaf: import() through the shim entry's loader when its body runs under node:vm).
+  drivers: ['protocol/errors.ts', 'protocol/clock.ts', 'protocol/definition.ts', 'protocol/etcd-options.ts', 'protocol/node-crypto.ts', 'protocol/dynamic-import.ts'],
   daemon: ['protocol', 'drivers'],
   // The virt side reaches the secondary daemons through the public client only (ARCHITECTURE.md,
   // "Secondary daemons"): see MAY_NOT_IMPORT for the drivers it must not touch.

@@ -3,7 +3,7 @@
 // (or why it is not) and turns signals into a clean stop that leaves QEMU running.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type IncomingState } from '../protocol/index.js';
+import { NAME_PATTERN, VirtqError, parseStartRequest, parseUri, systemClock, type Clock, type IncomingState, type Logger } from '../protocol/index.js';
 import { reapOrphan, type ReapRequest } from './reap.js';
 import { collectBeforeIdle, warmCapabilities, warmLifeline, warmUp } from './warm-up.js';
 import type { QemuCapabilities } from '../drivers/hypervisor/qemu/capabilities.js';
@@ -20,6 +20,7 @@ import { parseHandoverFds } from './upgrade/handover-wire.js';
 import { awaitTake, reportOutcome } from './upgrade/successor.js';
 import { upgradeShim } from './upgrade/predecessor.js';
 import type { HandedOver } from './upgrade/parts.js';
+import { shimCodeCache, type CodeCacheKind } from './code-cache.js';
 
 /** How long a successor waits for its predecessor's `take` (the predecessor waits for a quiet moment first). */
 const HANDOVER_WAIT_MS = 60_000;
@@ -184,6 +185,37 @@ function reapArgs(name: string, pid: string | undefined, uuid: string | undefine
   return { kind: 'reap', name, pid: n, uuid, clock: systemClock() };
 }
 
+/**
+ * The code cache (shim/code-cache.ts) is written once, 3 s after a start or when the shim exits,
+ * whichever comes first: late enough to hold what the start and its first seconds compiled (an
+ * incoming migration's switchover among them), before the shim's first full GCs drop that code
+ * (--bytecode-old-age=1), and also by a shim that lives less than that (a migration's destination
+ * whose VM leaves again). Once per root, body and node: a shim that loaded a cache covering its
+ * start writes none.
+ */
+const SAVE_CODE_CACHE_AFTER_MS = 3000;
+
+function saveCodeCacheLater(clock: Clock, kind: CodeCacheKind, log: Logger): void {
+  const cache = shimCodeCache();
+  if (cache === undefined) return;
+  let done = false;
+  const save = (): void => {
+    if (done) return;
+    done = true;
+    const saved = cache.save(kind);
+    try {
+      log.info({ msgId: 'SHIM_CODE_CACHE', loaded: cache.state, loadedKind: cache.kind ?? null, saved: saved ? kind : null }, 'code cache');
+    } catch {
+      // At exit the log may be closed already: the cache is what matters.
+    }
+  };
+  const timer = clock.setTimeout(save, SAVE_CODE_CACHE_AFTER_MS);
+  process.once('exit', () => {
+    timer.dispose();
+    save();
+  });
+}
+
 async function start(parsed: Parsed): Promise<Started> {
   if ('kind' in parsed) {
     const reaped = await reapOrphan(parsed);
@@ -207,6 +239,7 @@ async function start(parsed: Parsed): Promise<Started> {
   }
   if (handedOver !== undefined) reportOutcome(process, { ok: true, pid: process.pid });
   process.on('SIGUSR2', () => void upgradeShim(shim.handoverParts()).catch(() => undefined)); // logged by the upgrade
+  if (opts.mode.kind === 'start') saveCodeCacheLater(clock, opts.mode.incoming?.kind === 'migration' ? 'incoming' : 'start', logs.module('shim'));
   const s = shim.runtimeState();
   return {
     readyLine: readyLine({ name: s.name, uuid: s.uuid, state: s.state, reason: s.reason, socket: s.sockets.rw, shimPid: process.pid, ...(s.qemuPid === undefined ? {} : { qemuPid: s.qemuPid }), ...shim.readyFields() }),

@@ -480,8 +480,8 @@ function asModule(file, name) {
   mkdirSync(dir, { recursive: true });
   const out = join(dir, basename(file));
   copyFileSync(file, out);
-  const typebox = join(dirname(file), 'virtq-shim-typebox.cjs');
-  if (existsSync(typebox)) copyFileSync(typebox, join(dir, 'virtq-shim-typebox.cjs'));
+  // Beside an entry (dist/bin/virtq-shim.js since session 25), the body it runs and the schema file.
+  for (const f of ['virtq-shim-typebox.cjs', 'virtq-shim-body.cjs']) if (existsSync(join(dirname(file), f))) copyFileSync(join(dirname(file), f), join(dir, f));
   return out;
 }
 

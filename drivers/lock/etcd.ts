@@ -8,6 +8,7 @@ import { EtcdLockManager } from './etcd-manager.js';
 import { lockfileLockPlugin } from './lockfile.js';
 import { VirtqError } from '../../protocol/errors.js';
 import { etcdClientOptions } from '../../protocol/etcd-options.js';
+import { importModule } from '../../protocol/dynamic-import.js';
 import { LOCK_ABI_VERSION, REQUIRED_LOCK_FEATURES, type LockEnv, type LockManager, type LockPlugin } from './types.js';
 
 async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): Promise<LockManager> {
@@ -18,7 +19,7 @@ async function create(config: Readonly<Record<string, unknown>>, env: LockEnv): 
   const local = await lockfileLockPlugin.create({ ...config, plugin: 'lockfile' }, env);
   let Client: typeof import('etcd3').Etcd3;
   try {
-    ({ Etcd3: Client } = await import('etcd3'));
+    ({ Etcd3: Client } = await importModule<typeof import('etcd3')>('etcd3'));
   } catch (err) {
     throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot load the etcd client (npm etcd3): ${(err as Error).message}`, { cause: err });
   }

@@ -7,6 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { systemClock, type Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
+import { importModule } from '../../protocol/dynamic-import.js';
 import { builtinLockPlugins, DEFAULT_LOCK_PLUGIN, FLEET_LOCK_PLUGIN } from './builtin.js';
 import { hostLeaseFile } from './etcd-host-lease.js';
 import {
@@ -82,7 +83,7 @@ async function resolvePlugin(name: string, plugins: LockPluginMap): Promise<unkn
   }
   let mod: { lockPlugin?: unknown; default?: unknown };
   try {
-    mod = await import(pathToFileURL(name).href) as typeof mod;
+    mod = await importModule<typeof mod>(pathToFileURL(name).href);
   } catch (err) {
     throw new VirtqError('LOCK_MANAGER_UNAVAILABLE', `cannot load lock plugin module ${name}: ${(err as Error).message}`, { cause: err });
   }
