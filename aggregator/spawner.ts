@@ -2,6 +2,7 @@
 // their VMs outlive it, through the one shim bootstrap contract (daemon/shim-bootstrap.ts).
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { withShimCodeCache } from '../daemon/shim-code-cache-env.js';
 import { startRequestText, type Clock, type IncomingState, type Layout, type NormalizedDefinition } from '../protocol/index.js';
 import { runShimTask, spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 import { ShimPool } from '../daemon/shim-pool.js';
@@ -56,7 +57,7 @@ export interface ShimPoolInfo {
 export function processShimSpawner(shimBinary: string, placement: readonly string[], layout: Layout, env: NodeJS.ProcessEnv, clock: Clock, timeoutMs = 120_000, poolSize = 0): ShimSpawner {
   const args = [...placement, '--definition', '-', '--start-request'];
   // Where shims keep the V8 code cache of their bundle (shim/code-cache.ts): the root's cache dir.
-  env = { ...env, VIRTQ_SHIM_CODE_CACHE: join(layout.state, 'cache') };
+  env = withShimCodeCache(env, layout);
   // Starts in flight here (a queued start waits in virtqemud's worker slots before it comes in).
   let inflight = 0;
   const pool = poolSize > 0 ? new ShimPool({ size: poolSize, command: shimBinary, args, env, logDir: layout.log, clock, busy: () => inflight > 0 }) : undefined;

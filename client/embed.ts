@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.js';
 import { spawnShim, type ShimReady } from '../daemon/shim-bootstrap.js';
 import { ShimPool } from '../daemon/shim-pool.js';
+import { withShimCodeCache } from '../daemon/shim-code-cache-env.js';
 import type { Router } from './router.js';
 import { readShimState, type ShimStateFile } from './resolve.js';
 
@@ -96,7 +97,7 @@ export class EmbedRouter implements Router {
     this.closed = new Promise((resolve) => { this.markClosed = resolve; });
     const [command, ...base] = opts.shimCommand;
     if (opts.shimPool > 0 && command !== undefined) {
-      this.pool = new ShimPool({ size: opts.shimPool, command, args: [...base, ...this.shimArgs()], clock: opts.clock });
+      this.pool = new ShimPool({ size: opts.shimPool, command, args: [...base, ...this.shimArgs()], env: withShimCodeCache(process.env, opts.layout), clock: opts.clock });
       this.pool.fill();
     }
   }
@@ -302,6 +303,6 @@ export class EmbedRouter implements Router {
       void started.finally(() => this.pool?.fill()).catch(() => undefined);
       return started;
     }
-    return spawnShim({ command, args: [...base, ...this.shimArgs()], definition: request, stderr: 'ignore', ...wait });
+    return spawnShim({ command, args: [...base, ...this.shimArgs()], definition: request, stderr: 'ignore', env: withShimCodeCache(process.env, this.opts.layout), ...wait });
   }
 }

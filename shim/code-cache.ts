@@ -56,7 +56,10 @@ export function shimCodeCache(): ShimCodeCache | undefined {
  */
 export function runBody(opts: { bodyPath: string; bodySha: string; cacheDir: string | undefined }): ShimCodeCache {
   const { bodyPath, bodySha, cacheDir } = opts;
-  const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bodyPath, 'utf8')}\n})`;
+  // A declaration, not `(function …)`: V8 compiles a parenthesised function at once (its "possibly
+  // invoked" heuristic), and the body's top-level code compiled that way kept +2.5 MiB in every shim
+  // that loaded no cache (bench/RESULTS.md, session 25). The script's value is the function.
+  const source = `function virtqShimBody(exports, require, module, __filename, __dirname) {${readFileSync(bodyPath, 'utf8')}\n}\nvirtqShimBody`;
   let cachedData: Buffer | undefined;
   let kind: CodeCacheKind | undefined;
   for (const k of ['incoming', 'start'] as const) {

@@ -202,9 +202,10 @@ function saveCodeCacheLater(clock: Clock, kind: CodeCacheKind, log: Logger): voi
   const save = (): void => {
     if (done) return;
     done = true;
+    const began = clock.monotonic();
     const saved = cache.save(kind);
     try {
-      log.info({ msgId: 'SHIM_CODE_CACHE', loaded: cache.state, loadedKind: cache.kind ?? null, saved: saved ? kind : null }, 'code cache');
+      log.info({ msgId: 'SHIM_CODE_CACHE', loaded: cache.state, loadedKind: cache.kind ?? null, saved: saved ? kind : null, ms: Math.round(clock.monotonic() - began) }, 'code cache');
     } catch {
       // At exit the log may be closed already: the cache is what matters.
     }
