@@ -116,5 +116,11 @@ describe('collectBeforeIdle', () => {
     expect(before - getHeapStatistics().used_heap_size).toBeGreaterThan(4 * 1024 * 1024);
     expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
   });
+
+  it('calls the global gc() when the shim was started with --expose-gc', () => {
+    let calls = 0;
+    collectBeforeIdle(() => { calls += 1; });
+    expect(calls).toBe(1);
+  });
 });
 
