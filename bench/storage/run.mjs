@@ -35,7 +35,10 @@
 // interleaved, round after round, each round starting at the next variant; each after an untimed
 // cleanup/setup and a `sync` (plus drop_caches for the 1 GiB groups: --drop-caches all|data|no). libvirt's
 // latencies are timed inside python3-libvirt (persistent connection, lookup included), its
-// streams as whole `virsh` processes; virtstoraged's from this process around the client call.
+// streams as whole `virsh` processes. virtstoraged's calls are timed the same way, inside a
+// StorageClient of its own process (vqs.mjs) that never forks; the rows marked "timed in run.mjs"
+// time the same calls from this process, which forks before every timed run, for comparison.
+// Its streams are timed here (StorageClient.upload/download) and as whole `virtq` processes.
 //
 //   bench/storage/run.sh [--install] [--rounds 5] [--fast-rounds 20] [--warm 1] [--gib 1]
 //       [--only create,thin,full,delete,upload,download] [--dir DIR] [--json FILE] [--dist DIR]
@@ -46,7 +49,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupRegistry, fmt, loadavg, machineFacts, median, now, options, pct, REPO, snapshotDist, table } from '../lib/common.mjs';
 import * as dur from './durable.mjs';
-import { run, sh, startLibvirt, startStoraged } from './sides.mjs';
+import { run, sh, startLibvirt, startStoraged, startStoragedClient } from './sides.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 5);
@@ -93,6 +96,10 @@ const VQ_URI = `storage:///system?root=${join(work, 'vq')}`;
 await sc.api.definePool({ definition: { name: 'bench', type: 'dir', path: dirs.vq } });
 await sc.api.startPool({ name: 'bench', build: true });
 facts.shebang = vqd.shebang;
+// The timed calls of the small groups go through a client in a process of its own (vqs.mjs), as
+// libvirt's go through lvs.py: this process forks before every timed run (sync, the tools), and
+// a forking process pays write faults afterwards that a client which never forks does not.
+const vqc = await startStoragedClient(DIST, VQ_URI, cleanup);
 
 const src = { raw: join(work, 'src.raw'), qcow2: join(work, 'src.qcow2') };
 log(`making the ${SIZE / 1024 ** 3} GiB sources (random data) in ${work}`);
@@ -125,8 +132,10 @@ const rmF = (name) => () => sh(`rm -f ${F(name)}`);
 // A pool's info waits until the files of deleted volumes are freed (dir-pool.ts freeAfter).
 const vqFreed = () => sc.api.getPool({ name: 'bench' });
 const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
-// The bare RPC on the same connection (a call that touches no file), beside the small operations.
-const rpcFloor = { side: 'rpc', label: 'virtstoraged listJobs (no file touched)', run: () => sc.api.listJobs({}) };
+// The bare RPC (a call that touches no file), beside the small operations: from vqs.mjs's
+// connection, and (vqh) from this process's, which forks before every timed run.
+const rpcFloor = { side: 'rpc', label: 'virtstoraged listJobs (no file touched)', run: () => vqc.call('listJobs') };
+const rpcFloorHere = { side: 'vqh', label: 'virtstoraged listJobs (no file touched)', run: () => sc.api.listJobs({}) };
 
 /**
  * Runs every variant {label, side, run, clean?, setup?, after?} WARM + rounds times, interleaved:
@@ -165,8 +174,10 @@ if (ONLY.has('create')) {
         { side: 'dur', label: 'open temp, ftruncate, fsync, rename, fsync DIR', clean: rmF('new.raw'), run: () => dur.createRaw(F('new.raw'), SIZE) },
         { side: 'dur', label: 'open temp, ftruncate, rename, fsync DIR (no data: dir fsync alone)', clean: rmF('new.raw'), run: () => dur.createRawMeta(F('new.raw'), SIZE) },
       ] : [{ side: 'dur', label: 'qemu-img create to temp, fsync, rename, fsync DIR', clean: rmF('new.qcow2'), run: () => dur.qemuImgCreate(F('new.qcow2'), (t) => ['-f', 'qcow2', t, String(SIZE)]) }]),
-      { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => sc.api.createVolume({ pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
-      ...(f === 'raw' ? [rpcFloor] : []),
+      { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => vqc.call('createVolume', { pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
+      ...(f === 'raw' ? [
+        { side: 'vqh', label: 'virtstoraged createVolume', clean: vqDrop('new.raw'), run: () => sc.api.createVolume({ pool: 'bench', name: 'new.raw', format: 'raw', capacity: SIZE }) },
+        rpcFloor, rpcFloorHere] : []),
       { side: 'lv', label: 'libvirt createXML (vol-create-as)', clean: lvDrop(`new.${f}`), run: () => ms(lv.call('create', { name: `new.${f}`, format: f, bytes: SIZE })) },
     ], FAST);
   }
@@ -175,7 +186,7 @@ if (ONLY.has('thin')) {
   await compare('thin clone', [
     { side: 'floor', label: 'qemu-img create -f qcow2 -b -F qcow2', clean: rmF('thin.qcow2'), run: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('thin.qcow2')]) },
     { side: 'dur', label: 'qemu-img create -b to temp, fsync, rename, fsync DIR', clean: rmF('thin.qcow2'), run: () => dur.qemuImgCreate(F('thin.qcow2'), (t) => ['-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', t]) },
-    { side: 'vq', label: 'virtstoraged cloneVolume thin', clean: vqDrop('thin.qcow2'), run: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'thin.qcow2', thin: true }) },
+    { side: 'vq', label: 'virtstoraged cloneVolume thin', clean: vqDrop('thin.qcow2'), run: () => vqc.clone({ pool: 'bench', source: 'src.qcow2', name: 'thin.qcow2', thin: true }) },
     { side: 'lv', label: 'libvirt createXML + backingStore (vol-create-as --backing-vol)', clean: lvDrop('thin.qcow2'),
       run: () => ms(lv.call('create', { name: 'thin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' })) },
   ], FAST);
@@ -186,7 +197,7 @@ if (ONLY.has('full')) {
     await compare(`full clone ${f}`, [
       { side: 'floor', label: 'cp', clean: rmF(n), run: () => run('cp', [F(`src.${f}`), F(n)]) },
       { side: 'dur', label: 'cp to temp, fsync, rename, fsync DIR', clean: rmF(n), run: () => dur.cp(F(`src.${f}`), F(n)) },
-      { side: 'vq', label: 'virtstoraged cloneVolume full', clean: vqDrop(n), run: () => sc.cloneVolume({ pool: 'bench', source: `src.${f}`, name: n }) },
+      { side: 'vq', label: 'virtstoraged cloneVolume full', clean: vqDrop(n), run: () => vqc.clone({ pool: 'bench', source: `src.${f}`, name: n }) },
       { side: 'lv', label: 'libvirt createXMLFrom (vol-clone)', clean: lvDrop(n), run: () => ms(lv.call('clone', { source: `src.${f}`, name: n })) },
       // For qcow2 libvirt runs `qemu-img convert -f qcow2 -O qcow2 -o compat=1.1,cluster_size=65536`
       // without -t: convert's default cache mode for its output is "unsafe", so no fdatasync
@@ -201,7 +212,7 @@ if (ONLY.has('delete')) {
     { side: 'floor', label: 'rm', clean: rmF('del.raw'), setup: () => run('cp', [F('src.raw'), F('del.raw')]), run: () => run('rm', [F('del.raw')]) },
     { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('del.raw'), setup: () => run('cp', [F('src.raw'), F('del.raw')]), run: () => dur.remove(F('del.raw')) },
     { side: 'vq', label: 'virtstoraged deleteVolume', clean: vqDrop('del.raw'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.raw', name: 'del.raw' }),
-      run: () => sc.api.deleteVolume({ pool: 'bench', name: 'del.raw' }), after: vqFreed },
+      run: () => vqc.call('deleteVolume', { pool: 'bench', name: 'del.raw' }), after: vqFreed },
     { side: 'vq', label: 'virtstoraged deleteVolume, then getPool (waits for the blocks to be freed)', clean: vqDrop('del.raw'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.raw', name: 'del.raw' }),
       run: async () => { await sc.api.deleteVolume({ pool: 'bench', name: 'del.raw' }); await vqFreed(); } },
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('del.raw'), setup: () => lv.call('clone', { source: 'src.raw', name: 'del.raw' }),
@@ -211,8 +222,10 @@ if (ONLY.has('delete')) {
     { side: 'floor', label: 'rm', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => run('rm', [F('dthin.qcow2')]) },
     { side: 'dur', label: 'unlink, fsync DIR', clean: rmF('dthin.qcow2'), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', F('dthin.qcow2')]), run: () => dur.remove(F('dthin.qcow2')) },
     { side: 'vq', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
+      run: () => vqc.call('deleteVolume', { pool: 'bench', name: 'dthin.qcow2' }) },
+    { side: 'vqh', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'dthin.qcow2' }) },
-    rpcFloor,
+    rpcFloor, rpcFloorHere,
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('dthin.qcow2'),
       setup: () => lv.call('create', { name: 'dthin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' }),
       run: () => ms(lv.call('delete', { name: 'dthin.qcow2' })) },
@@ -271,6 +284,7 @@ if (ONLY.has('download')) {
 facts.loadAfter = loadavg();
 facts.seconds = Math.round((now() - started) / 1000);
 sc.close();
+vqc.close();
 await lvs?.stop();
 
 // ---- report ---------------------------------------------------------------------------------------
@@ -288,11 +302,11 @@ for (const [group, g] of Object.entries(results)) {
   const lvOk = lvv !== undefined && lvv.ms.length > 0;
   for (const v of g.variants) {
     const none = v.ms.length === 0;
-    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', rpc: 'RPC floor', lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
+    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', vqh: 'virtstoraged timed in run.mjs (forks before each call)', rpc: 'RPC floor', lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
     rows.push([group, `${who}: ${v.label}`, none ? LV_STATE : fmt(p50(v)), none ? '' : fmt(p90(v)), none ? '' : `${fmt(Math.min(...v.ms))}–${fmt(Math.max(...v.ms))}`,
       none || g.bytes === undefined ? '' : fmt(mibs(p50(v), g.bytes), 0),
       none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
-      v.side !== 'vq' && v.side !== 'dur' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
+      v.side !== 'vq' && v.side !== 'vqh' && v.side !== 'dur' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
   }
   // libvirt skips the temp file, rename and directory fsync: when even the durable floor is slower than libvirt, say so.
   const lvBelowFloor = lvOk && durv !== undefined && p50(lvv) < p50(durv);

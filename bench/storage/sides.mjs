@@ -47,22 +47,38 @@ export async function startStoraged(dist, root, cleanup) {
   return { client, child, stderr: () => stderr, shebang: readFileSync(bin, 'utf8').split('\n')[0] };
 }
 
-/** The python3-libvirt helper (lvs.py): one JSON command per line, one answer per line. */
-function startHelper(py, cleanup) {
-  const child = cleanup.child(spawn(py, [join(HERE, 'lvs.py')], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv }));
+/**
+ * A StorageClient in a process of its own (vqs.mjs), timing its calls as lvs.py times libvirt's:
+ * `call(proc, args)` and `clone(args)` resolve to the milliseconds the client call took there.
+ */
+export async function startStoragedClient(dist, uri, cleanup) {
+  const helper = startHelper(process.execPath, [join(HERE, 'vqs.mjs'), dist, uri], cleanup);
+  const vq = {
+    call: (proc, args = {}) => helper.call('call', { proc, args }).then((m) => m.ms),
+    clone: (args) => helper.call('clone', { args }).then((m) => m.ms),
+    close: () => helper.child.stdin.end(`${JSON.stringify({ op: 'quit' })}\n`),
+  };
+  await vq.call('listJobs');
+  return vq;
+}
+
+/** A timing helper (lvs.py, vqs.mjs): one JSON command per line, one answer per line. */
+function startHelper(cmd, args, cleanup) {
+  const name = args[0].split('/').pop();
+  const child = cleanup.child(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv }));
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const lines = createInterface({ input: child.stdout });
   const waiting = [];
   lines.on('line', (l) => waiting.shift()?.(l));
-  child.once('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ ok: false, error: `lvs.py exited (${code}): ${stderr.slice(-2000)}` })); });
+  child.once('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ ok: false, error: `${name} exited (${code}): ${stderr.slice(-2000)}` })); });
   return {
     child,
     call(op, args = {}) {
       return new Promise((resolve, reject) => {
         waiting.push((l) => {
           const m = JSON.parse(l);
-          if (m.ok) resolve(m); else reject(new Error(`lvs.py ${op}: ${m.error}`));
+          if (m.ok) resolve(m); else reject(new Error(`${name} ${op}: ${m.error}`));
         });
         child.stdin.write(`${JSON.stringify({ op, ...args })}\n`);
       });
@@ -90,7 +106,7 @@ export async function startLibvirt(pool, path, cleanup) {
     if (alive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   };
   process.once('exit', () => { if (alive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
-  const lv = startHelper(py ?? '/usr/bin/python3', cleanup);
+  const lv = startHelper(py ?? '/usr/bin/python3', [join(HERE, 'lvs.py')], cleanup);
   const { version } = await lv.call('open');
   await lv.call('pool', { name: pool, path });
   const virsh = ['-q', '-c', uri];
