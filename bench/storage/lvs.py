@@ -13,6 +13,7 @@ Commands ({"op": ..., ...}):
                                     and of its directory; ms
   delete name                       lookup + vol.delete(0) (virsh vol-delete); ms
   remove name                       the same, untimed, and no error when it is missing
+  noop                              pool.isActive() (a round trip to the storage driver, no file); ms
   version                           libvirt's version string
 """
 import json
@@ -100,6 +101,13 @@ def op_clone(m):
 def op_delete(m):
     t0 = time.perf_counter()
     pool.storageVolLookupByName(m['name']).delete(0)
+    return {'ms': (time.perf_counter() - t0) * 1000}
+
+
+def op_noop(_m):
+    # libvirt's RPC floor: a call that reaches the storage driver and touches no file.
+    t0 = time.perf_counter()
+    pool.isActive()
     return {'ms': (time.perf_counter() - t0) * 1000}
 
 

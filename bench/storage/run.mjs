@@ -136,6 +136,7 @@ const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
 // connection, and (vqh) from this process's, which forks before every timed run.
 const rpcFloor = { side: 'rpc', label: 'virtstoraged listJobs (no file touched)', run: () => vqc.call('listJobs') };
 const rpcFloorHere = { side: 'vqh', label: 'virtstoraged listJobs (no file touched)', run: () => sc.api.listJobs({}) };
+const lvRpcFloor = { side: 'lvrpc', label: 'libvirt pool.isActive() (no file touched)', run: () => ms(lv.call('noop')) };
 
 /**
  * Runs every variant {label, side, run, clean?, setup?, after?} WARM + rounds times, interleaved:
@@ -143,7 +144,7 @@ const rpcFloorHere = { side: 'vqh', label: 'virtstoraged listJobs (no file touch
  * variants are left out (kept as rows) when libvirt is not running.
  */
 async function compare(group, variants, rounds, bytes, data = bytes !== undefined) {
-  const active = variants.filter((v) => (v.side !== 'lv' && v.side !== 'lvd') || lv !== undefined);
+  const active = variants.filter((v) => !v.side.startsWith('lv') || lv !== undefined);
   const times = new Map(variants.map((v) => [v, []]));
   for (let r = 0; r < WARM + rounds; r += 1) {
     // Each round starts at the next variant, so no side always follows the same one.
@@ -177,7 +178,7 @@ if (ONLY.has('create')) {
       { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => vqc.call('createVolume', { pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
       ...(f === 'raw' ? [
         { side: 'vqh', label: 'virtstoraged createVolume', clean: vqDrop('new.raw'), run: () => sc.api.createVolume({ pool: 'bench', name: 'new.raw', format: 'raw', capacity: SIZE }) },
-        rpcFloor, rpcFloorHere] : []),
+        rpcFloor, rpcFloorHere, lvRpcFloor] : []),
       { side: 'lv', label: 'libvirt createXML (vol-create-as)', clean: lvDrop(`new.${f}`), run: () => ms(lv.call('create', { name: `new.${f}`, format: f, bytes: SIZE })) },
     ], FAST);
   }
@@ -225,7 +226,7 @@ if (ONLY.has('delete')) {
       run: () => vqc.call('deleteVolume', { pool: 'bench', name: 'dthin.qcow2' }) },
     { side: 'vqh', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'dthin.qcow2' }) },
-    rpcFloor, rpcFloorHere,
+    rpcFloor, rpcFloorHere, lvRpcFloor,
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('dthin.qcow2'),
       setup: () => lv.call('create', { name: 'dthin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' }),
       run: () => ms(lv.call('delete', { name: 'dthin.qcow2' })) },
@@ -302,7 +303,7 @@ for (const [group, g] of Object.entries(results)) {
   const lvOk = lvv !== undefined && lvv.ms.length > 0;
   for (const v of g.variants) {
     const none = v.ms.length === 0;
-    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', vqh: 'virtstoraged timed in run.mjs (forks before each call)', rpc: 'RPC floor', lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
+    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', vqh: 'virtstoraged timed in run.mjs (forks before each call)', rpc: 'RPC floor', lvrpc: "libvirt's RPC floor", lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
     rows.push([group, `${who}: ${v.label}`, none ? LV_STATE : fmt(p50(v)), none ? '' : fmt(p90(v)), none ? '' : `${fmt(Math.min(...v.ms))}–${fmt(Math.max(...v.ms))}`,
       none || g.bytes === undefined ? '' : fmt(mibs(p50(v), g.bytes), 0),
       none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
