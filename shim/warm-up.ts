@@ -88,8 +88,9 @@ export function rehearseService(clock: Clock, logs: Logs): DaemonService {
  * and of the warm-up was otherwise collected by the first GC after the hand-off (12–22 ms of a
  * profiled one under load, issue 15), and an idle pool shim holds less. The shipped shim has
  * `--expose-gc` on its command line (scripts/build.mjs: V8 takes the code cache only under the
- * flags it was made with), so `gc` is already global there. A shim run without the flag (by hand,
- * or by a test) sets it and reaches `gc` through a context made after it.
+ * flags it was made with), so `gc` is already global there. A shim run without its shebang's flags
+ * (`node virtq-shim.js`, or from dist/lib in a test) sets it and reaches `gc` through a context made
+ * after it.
  */
 export function collectBeforeIdle(gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc): void {
   try {
