@@ -111,3 +111,13 @@ export function sha256(data: string | Uint8Array): Buffer {
 export function sha256Hex(data: string | Uint8Array): string {
   return sha256(data).toString('hex');
 }
+
+/**
+ * sha256Hex through OpenSSL's one-shot digest (Node ≥ 20.12), for processes that load node:crypto
+ * anyway (virtstoraged): on a loop idle between calls it took ~45 µs where the JS one took ~90
+ * (issue #13, session 27), once per volume delete. The same digest.
+ */
+export function nativeSha256Hex(data: string): string {
+  const crypto = nodeCrypto();
+  return typeof crypto.hash === 'function' ? crypto.hash('sha256', data, 'hex') : sha256Hex(data);
+}

@@ -100,7 +100,8 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
         ...(base === undefined ? {} : { backing: { path: base.path, format: base.format } }),
         ...(passphrase === undefined ? {} : { encryption: { passphrase, ...(d.luksIterTimeMs === undefined ? {} : { iterTimeMs: d.luksIterTimeMs }) } }),
       }, { onClaimed }), secret === undefined ? 'use' : 'reply');
-      d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created');
+      // Written once the reply is on its way: a line is a write(2), and the caller waits for nothing it says.
+      setImmediate(() => d.log.info({ pool, volume: name, format: v.format, capacity, msgId: 'VOLUME_CREATED' }, 'volume created'));
       return row(pool, v);
     }),
     cloneVolume: ({ pool, source, name, thin, job }, ctx) => metrics.timed('clone', () => jobs.run(ctx.client, job, { operation: 'clone', pool, volume: name }, async ({ signal, report }) => {
@@ -122,14 +123,17 @@ export function storageHandlers(d: StorageDeps): Handlers<StorageProgram> {
     }),
     deleteVolume: ({ pool, name }) => metrics.timed('delete', async () => {
       const p = pools.active(pool);
-      // The pool resolves the volume once, for the lease check and the removal both.
-      await p.delete(name, undefined, (path, remove) => guard.removing(path, `delete volume ${pool}/${name}`, remove));
-      // The volume is gone: forgetting its record is best effort, so a full disk cannot fail a
-      // delete that happened, and is not waited for (two fsyncs, most of a small delete's time).
-      // Writes are serialised, so a create of the name afterwards records after it; a record left
-      // by a kill names no file, and one of a raw volume only ever keeps a file from being probed.
-      void d.records.set(pool, name, undefined).catch((err: unknown) => d.log.warn({ pool, volume: name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot forget the deleted volume\'s record'));
-      d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted');
+      // The pool resolves the volume once, for the lease check and the removal both. Once the
+      // name is gone, its record is forgotten while the directory's fsync runs: best effort, so
+      // a full disk cannot fail a delete that happened, and not waited for (two fsyncs, most of a
+      // small delete's time). Writes are serialised and this one comes before the reply, so a
+      // create of the name afterwards records after it; a record left by a kill names no file,
+      // and one of a raw volume only ever keeps a file from being probed.
+      let removed = (): void => undefined;
+      const removal = new Promise<void>((resolve) => { removed = resolve; });
+      const forget = (): void => void d.records.set(pool, name, undefined, removal).catch((err: unknown) => d.log.warn({ pool, volume: name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot forget the deleted volume\'s record'));
+      await p.delete(name, undefined, (path, remove) => guard.removing(path, `delete volume ${pool}/${name}`, remove), forget).finally(removed);
+      setImmediate(() => d.log.info({ pool, volume: name, msgId: 'VOLUME_DELETED' }, 'volume deleted')); // after the reply, as a create's
       return {};
     }),
     uploadVolume: async ({ pool, name, length }, ctx) => {

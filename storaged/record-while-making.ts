@@ -1,7 +1,10 @@
 // A new volume's record (volume-records.ts) written while its file is built rather than after:
 // once the pool has checked the name is free (under its busy mark, so no other create of the
 // name runs here), the record's line is written, before the volume's link, and synced beside
-// (or, RecordDurability 'use', just after) the file. A create or clone that fails forgets the
+// (or, RecordDurability 'use', just after) the file. A plain raw volume's name is checked by its
+// link itself (dir-pool.ts, createSparse): its line follows the link, written while the file's
+// fsync runs; its bytes are zeros the daemon wrote, so a file left without its line by a kill
+// there probes as the raw volume it is. A create or clone that fails forgets the
 // record again; a record whose line cannot be written removes the volume (the operation fails
 // whole). A kill meanwhile can leave a record naming no file: it only ever keeps a file put
 // there later from being probed.

@@ -116,9 +116,11 @@ export class VolumeRecords {
    * Records (or, with undefined, forgets) `pool/volume`; writes only when that changes it (one
    * appended line). Resolves once the line is durable. The line is in the file when set()
    * returns, unless a fold or the log's first open is under way (then it follows those, in order).
+   * `syncAfter`: the line's fdatasync starts once that resolves (a caller's own fsync under way:
+   * two flushes issued together are flushed one after the other, see setWritten).
    */
-  set(pool: string, volume: string, record: VolumeRecord | undefined): Promise<void> {
-    return this.change(pool, volume, record).durable;
+  set(pool: string, volume: string, record: VolumeRecord | undefined, syncAfter?: Promise<void>): Promise<void> {
+    return this.change(pool, volume, record, syncAfter).durable;
   }
 
   /**

@@ -48,14 +48,14 @@ export function canonicalPathSync(path: string): string {
   }
 }
 
-/** The key of a canonical path: the hex SHA-256 of its bytes. */
-export function resourceKey(canonical: string): string {
-  return sha256Hex(canonical);
+/** The key of a canonical path: the hex SHA-256 of its bytes (`hash`: another implementation of it). */
+export function resourceKey(canonical: string, hash: (s: string) => string = sha256Hex): string {
+  return hash(canonical);
 }
 
 /** The name of the lock file of a canonical path. */
-export function lockFileName(canonical: string): string {
-  return `${resourceKey(canonical)}.lock`;
+export function lockFileName(canonical: string, hash?: (s: string) => string): string {
+  return `${resourceKey(canonical, hash)}.lock`;
 }
 
 /** One lockspace directory. */

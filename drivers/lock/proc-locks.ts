@@ -8,6 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { canonicalPath, lockFileName } from './lockspace.js';
+import { nativeSha256Hex } from '../../protocol/node-crypto.js';
 import { lockspaceDir } from './lockfile.js';
 import { readLockConfig, type LockDirs, type LoadedLock } from './loader.js';
 import { join } from 'node:path';
@@ -49,7 +50,7 @@ export async function isLocalLockFs(dir: string): Promise<boolean> {
 
 /** Answers whether a disk's lease may be held, without a process. */
 export class ProcLocksProbe {
-  /** The last canonical path's lock file: a removal probes one path twice (before and in its confirm), and the name is a JS sha256. */
+  /** The last canonical path's lock file: a removal probes one path twice (before and in its confirm), and the name is a sha256. */
   private last: { path: string; file: string } | undefined;
 
   constructor(private readonly lockspace: string, private readonly readTable: ReadLockTable = readProcLocks) {}
@@ -59,9 +60,9 @@ export class ProcLocksProbe {
     return join(this.lockspace, lockFileName(await canonicalPath(diskPath)));
   }
 
-  /** lockFileOf() of a path already canonical (resolved by its pool): no realpath. */
+  /** lockFileOf() of a path already canonical (resolved by its pool): no realpath. The probe runs in virtstoraged, which loads node:crypto anyway. */
   private lockFileOfCanonical(diskPath: string): string {
-    if (this.last?.path !== diskPath) this.last = { path: diskPath, file: join(this.lockspace, lockFileName(diskPath)) };
+    if (this.last?.path !== diskPath) this.last = { path: diskPath, file: join(this.lockspace, lockFileName(diskPath, nativeSha256Hex)) };
     return this.last.file;
   }
 

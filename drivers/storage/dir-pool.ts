@@ -22,7 +22,7 @@ import { removeVolumeFile } from './volume-remove.js';
 import { poolFsFor, threadPoolFs, type PoolFs } from './pool-fs.js';
 import { resolveVolume, type ResolvedVolume } from './volume-lookup.js';
 import { fileKind } from '../fs/file-kind.js';
-import { checkCreateSpec, cloneVolumeFile, createVolumeFile, resizeVolumeFile, uploadVolumeFile, type OpsContext } from './volume-ops.js';
+import { checkCreateSpec, cloneVolumeFile, createSparseVolume, createVolumeFile, isSparseRaw, resizeVolumeFile, uploadVolumeFile, type OpsContext } from './volume-ops.js';
 import { checkVolumeName } from './volume-name.js';
 import { mapLimit } from './map-limit.js';
 
@@ -183,6 +183,7 @@ export class DirPool implements StoragePool {
   /** Creates a volume; ALREADY_EXISTS when anything has the name. */
   async create(spec: CreateVolumeSpec, ctl: Pick<OpControl, 'onClaimed'> = {}): Promise<VolumeInfo> {
     checkCreateSpec(spec);
+    if (isSparseRaw(spec)) return this.createSparse(spec, ctl);
     const realDir = await this.realDir();
     return this.exclusive(spec.name, 'create', async () => {
       await this.refuseExisting(spec.name);
@@ -192,6 +193,19 @@ export class DirPool implements StoragePool {
       ctl.onClaimed?.();
       return this.madeVolume(spec.name, await createVolumeFile(this.ops, spec), realDir);
     });
+  }
+
+  /**
+   * A plain raw volume (sparse-volume.ts): the link itself claims the name (ALREADY_EXISTS when it
+   * is taken), and the rest a reply needs — `onClaimed` (the record's line), the pool's real path,
+   * the new file's lstat — runs while the file's fsync does.
+   */
+  private async createSparse(spec: CreateVolumeSpec, ctl: Pick<OpControl, 'onClaimed'>): Promise<VolumeInfo> {
+    await this.checkedFs();
+    return this.exclusive(spec.name, 'create', () => createSparseVolume(this.ops, spec, async (known) => {
+      ctl.onClaimed?.();
+      return this.madeVolume(spec.name, known, await this.fs.realpath(this.config.path));
+    }));
   }
 
   /** Clones `source` as `name`: `full` an independent copy, `thin` a qcow2 overlay of it. */
@@ -226,11 +240,11 @@ export class DirPool implements StoragePool {
    * handed the volume's resolved path and runs the removal, giving it its confirm: the volume is
    * resolved once for the lease check and the removal.
    */
-  async delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard): Promise<void> {
+  async delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard, onGone?: () => void): Promise<void> {
     if (guard === undefined) {
       await this.exclusive(name, 'delete', async () => {
         const realDir = await this.realDir();
-        await this.removeIn(realDir, await this.resolveIn(realDir, name), confirm);
+        await this.removeIn(realDir, await this.resolveIn(realDir, name), confirm, onGone);
       });
       return;
     }
@@ -239,13 +253,13 @@ export class DirPool implements StoragePool {
     checkVolumeName(name);
     const realDir = await this.realDir();
     const vol = await this.resolveIn(realDir, name);
-    await guard(vol.path, (c) => this.exclusive(name, 'delete', () => this.removeIn(realDir, vol, c)));
+    await guard(vol.path, (c) => this.exclusive(name, 'delete', () => this.removeIn(realDir, vol, c, onGone)));
   }
 
   /** The removal of resolved `vol`, under its busy mark. */
-  private async removeIn(realDir: string, vol: ResolvedVolume, confirm: (() => Promise<void>) | undefined): Promise<void> {
+  private async removeIn(realDir: string, vol: ResolvedVolume, confirm: (() => Promise<void>) | undefined, onGone: (() => void) | undefined): Promise<void> {
     await this.refuseBackingOf(vol, 'delete', realDir);
-    await removeVolumeFile({ dir: this.config.path, fs: this.fs, tempName: this.ops.tempName, freeAfter: (f) => this.freeAfter(f) }, vol, confirm);
+    await removeVolumeFile({ dir: this.config.path, fs: this.fs, tempName: this.ops.tempName, freeAfter: (f) => this.freeAfter(f) }, vol, confirm, onGone);
     this.cache.delete(vol.ref.name);
   }
 
@@ -306,11 +320,16 @@ export class DirPool implements StoragePool {
   private async realDir(): Promise<string> {
     const real = this.fs.realpath(this.config.path);
     real.catch(() => undefined); // awaited below unless the check fails first
-    const st = await this.checked();
-    // Which calls the pool's filesystem takes is decided once per device its directory is on (a
-    // filesystem mounted over it later is seen at the next operation's lstat).
-    if (st.dev !== this.fsDev) await this.chooseFs(st.dev);
+    await this.checkedFs();
     return real;
+  }
+
+  /** Checks the pool's directory (as check()) and picks its calls' form for the device it is on. */
+  private async checkedFs(): Promise<void> {
+    const st = await this.checked();
+    // Decided once per device the directory is on (a filesystem mounted over it later is seen at
+    // the next operation's lstat).
+    if (st.dev !== this.fsDev) await this.chooseFs(st.dev);
   }
 
   private async chooseFs(dev: bigint): Promise<void> {

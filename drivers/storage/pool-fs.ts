@@ -93,10 +93,24 @@ export const directFs: PoolFs = {
     try {
       await fsyncFd(fd);
     } finally {
-      closeSync(fd);
+      closeSoon(fd);
     }
   },
 };
+
+/**
+ * Closes `fd` once this turn of the loop is done: a close after an fsync makes nothing more
+ * durable, and the reply waiting on that fsync goes out first (one system call fewer before it).
+ */
+export function closeSoon(fd: number): void {
+  setImmediate(() => {
+    try {
+      closeSync(fd);
+    } catch {
+      // EBADF cannot happen (only this closes it); EIO on a close after a successful fsync loses nothing
+    }
+  });
+}
 
 /**
  * Filesystems (statfs f_type) whose metadata calls never wait on another machine: ext2/3/4, xfs,

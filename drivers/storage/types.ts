@@ -65,7 +65,8 @@ export interface OpControl {
   onProgress?(doneBytes: number, totalBytes: number): void;
   /**
    * A create or clone calls it once it has checked that the new name is free, before it builds
-   * the file: the caller may write what it keeps about the volume meanwhile.
+   * the file (a plain raw create: once its link has taken the name, while the file's fsync runs):
+   * the caller may write what it keeps about the volume meanwhile.
    */
   onClaimed?(): void;
 }
@@ -178,9 +179,11 @@ export interface StoragePool {
    * With `confirm`, the file is first moved to a temp name, then `confirm` runs; when it throws,
    * the file is put back under its name and the error passes through (see storaged/in-use.ts).
    * With `guard`, the pool resolves the volume once and the guard runs the removal (and gives it
-   * its confirm) for that resolved path.
+   * its confirm) for that resolved path. `onGone` (which must not throw) is called once the name
+   * is gone, while the directory's fsync runs: the caller may forget what it keeps about the
+   * volume meanwhile.
    */
-  delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard): Promise<void>;
+  delete(name: string, confirm?: () => Promise<void>, guard?: RemovalGuard, onGone?: () => void): Promise<void>;
   upload(name: string, data: AsyncIterable<Uint8Array>, ctl?: OpControl, options?: UploadOptions): Promise<VolumeInfo>;
   download(name: string, ctl?: OpControl, options?: DownloadOptions): Promise<VolumeDownload>;
   /** Resolves when the passphrase unlocks the encrypted volume; INVALID_ARG when it does not. */

@@ -14,6 +14,7 @@ import { abortedError, type QemuImg } from './qemu-img.js';
 import { writeStream } from './transfer.js';
 import type { CloneMode, CreateVolumeSpec, OpControl, ResizeOptions, UploadOptions, VolumeFormat } from './types.js';
 import { buildVolumeFile, describe, type VolumeRef } from './volume-files.js';
+import { makeSparseVolume } from './sparse-volume.js';
 import type { ResolvedVolume } from './volume-lookup.js';
 import type { PoolFs } from './pool-fs.js';
 import { checkVolumeName } from './volume-name.js';
@@ -77,25 +78,35 @@ export function checkCreateSpec(spec: CreateVolumeSpec): void {
 /** qemu-img rounds every virtual size up to whole 512-byte sectors. */
 const sectors = (bytes: number): number => Math.ceil(bytes / 512) * 512;
 
+/** A plain raw volume (no backing image, no encryption): a sparse file, made by createSparseVolume. */
+export function isSparseRaw(spec: CreateVolumeSpec): boolean {
+  return spec.format === 'raw' && spec.encryption === undefined && spec.backing === undefined;
+}
+
 /**
- * Runs qemu-img create into a temp file and commits it as `spec.name` (never over a file).
- * Returns what the new image is when that is known without asking qemu-img (no backing image).
+ * Makes plain raw volume `spec.name` (isSparseRaw): a sparse file of the right length, no qemu-img
+ * spawn (most of a create's time), with no data blocks, so one fsync after the link makes it durable.
+ * `meanwhile` is given what the new file is and runs alongside that fsync (sparse-volume.ts).
+ */
+export function createSparseVolume<T>(ctx: OpsContext, spec: CreateVolumeSpec, meanwhile: (known: ImageInfo) => Promise<T>): Promise<T> {
+  const ref = { pool: ctx.pool, name: spec.name };
+  const bytes = sectors(spec.capacityBytes);
+  const known: ImageInfo = { format: 'raw', capacity: bytes, backingChain: [], encrypted: false, selfContained: true };
+  return makeSparseVolume({ dir: ctx.dir, fs: ctx.fs, tempName: ctx.tempName, ref, bytes, mode: VOLUME_FILE_MODE, what: `creating ${describe(ref)}` }, () => meanwhile(known));
+}
+
+/**
+ * Makes any other volume (qcow2, LUKS) in a temp file and commits it as `spec.name` (never over a
+ * file). Returns what the new image is when that is known without asking qemu-img (no backing image).
  */
 export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec): Promise<ImageInfo | undefined> {
+  if (isSparseRaw(spec)) throw new VirtqError('INTERNAL', 'a plain raw volume is made by createSparseVolume');
   const ref = { pool: ctx.pool, name: spec.name };
   const what = `creating ${describe(ref)}`;
   const enc = spec.encryption;
-  // A plain raw volume is a sparse file of the right length: made here, no qemu-img spawn (most
-  // of a create's time), with no data blocks, so one fsync after the link makes it durable
-  // (commitTemp's metadataOnly: the file's, which carries its new directory entry).
-  const sparse = spec.format === 'raw' && enc === undefined && spec.backing === undefined;
   await buildVolumeFile(ctx.dir, ref, 'new', what, async (tmp) => {
-    if (sparse) {
-      await ctx.fs.sparseFile(tmp, sectors(spec.capacityBytes), VOLUME_FILE_MODE);
-      return;
-    }
-    // A plain qcow2 (with or without backing) is written here too (qcow2-create.ts): the same
-    // bytes qemu-img writes, without its ~25 ms process start. LUKS stays with qemu-img.
+    // A plain qcow2 (with or without backing) is written here (qcow2-create.ts): the same bytes
+    // qemu-img writes, without its ~25 ms process start. LUKS stays with qemu-img.
     if (enc === undefined) {
       await writeQcow2(tmp, VOLUME_FILE_MODE, spec.capacityBytes, spec.backing === undefined ? undefined : { name: spec.backing.path, format: spec.backing.format });
       return;
@@ -103,7 +114,7 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
     const base = { path: tmp, format: spec.format, capacityBytes: spec.capacityBytes, backing: spec.backing };
     await ctx.withSecret(enc.passphrase, (secret) => runLuksCreate(ctx.qemuImg, createArgs({ ...base, secret, iterTimeMs: enc.iterTimeMs }), what));
     await chmod(tmp, VOLUME_FILE_MODE);
-  }, sparse, ctx.fs, ctx.tempName);
+  }, false, ctx.fs, ctx.tempName);
   if (spec.backing !== undefined) return undefined;
   return { format: spec.format, capacity: sectors(spec.capacityBytes), backingChain: [], encrypted: spec.encryption !== undefined, selfContained: true };
 }

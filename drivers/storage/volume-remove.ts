@@ -35,8 +35,9 @@ export interface RemoveContext {
 /**
  * Removes `vol`'s name. With `confirm`, the file is first moved to a temp name, then `confirm`
  * runs; when it throws, the file is put back under its name and the error passes through.
+ * `onGone` (which must not throw) runs once the name is gone, while the directory's fsync does.
  */
-export async function removeVolumeFile(ctx: RemoveContext, vol: ResolvedVolume, confirm?: () => Promise<void>): Promise<void> {
+export async function removeVolumeFile(ctx: RemoveContext, vol: ResolvedVolume, confirm?: () => Promise<void>, onGone?: () => void): Promise<void> {
   // Held open across the unlink, so the unlink only drops the name: freeing a 1 GiB file's
   // blocks (~0.3 s here, most of such a delete) happens at the last close, after the reply.
   // The inode is on the filesystem's orphan list meanwhile, so a crash still frees it. A
@@ -55,11 +56,15 @@ export async function removeVolumeFile(ctx: RemoveContext, vol: ResolvedVolume, 
       const synced = fsyncPath(ctx.dir, ctx.fs);
       synced.catch(() => undefined); // awaited below
       ctx.freeAfter(unlinkAside(ctx.fs, aside, held !== undefined || small));
+      onGone?.();
       await synced;
       return;
     }
     await ctx.fs.unlink(vol.entryPath);
-    await fsyncPath(ctx.dir, ctx.fs);
+    const synced = fsyncPath(ctx.dir, ctx.fs);
+    synced.catch(() => undefined); // awaited below
+    onGone?.();
+    await synced;
   } catch (err) {
     throw fsError(err, vol.ref, `deleting ${describe(vol.ref)}`);
   } finally {

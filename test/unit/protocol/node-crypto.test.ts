@@ -3,7 +3,7 @@
 // version 4, and temp suffixes must differ between calls.
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { randomUuid, sha256, sha256Hex, tempSuffix } from '../../../protocol/node-crypto.js';
+import { nativeSha256Hex, randomUuid, sha256, sha256Hex, tempSuffix } from '../../../protocol/node-crypto.js';
 
 const openssl = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -24,6 +24,10 @@ describe('protocol/node-crypto', () => {
     for (const s of ['/var/lib/virtq/images/disk.qcow2', 'vm-ü-名前', 'x'.repeat(1000), JSON.stringify({ format: 3, path: '/usr/bin/qemu-system-x86_64', size: 1, mtimeMs: 1.5, kvm: true })]) {
       expect(sha256Hex(s)).toBe(openssl(s));
     }
+  });
+
+  it('gives the same digest through OpenSSL (nativeSha256Hex: the lease probe of virtstoraged names lock files with it)', () => {
+    for (const s of ['', 'abc', '/var/lib/virtq/images/disk.qcow2', 'vm-ü-名前', 'x'.repeat(1000)]) expect(nativeSha256Hex(s)).toBe(sha256Hex(s));
   });
 
   it('makes version 4 UUIDs that differ', () => {

@@ -173,6 +173,18 @@ describe('DirPool', () => {
     await expect(pool.volumeInfo('data.raw')).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
   });
 
+  it('a plain raw create calls onClaimed once its name is taken, a delete onGone once the name is gone; neither for a refused one', async () => {
+    const pool = await poolWith(rawWorld().spawn);
+    const at: string[] = [];
+    const onClaimed = (): void => { at.push(`claimed, file there: ${String(readdirSync(root.path('pool')).includes('v.raw'))}`); };
+    await pool.create({ name: 'v.raw', format: 'raw', capacityBytes: 1 << 20 }, { onClaimed });
+    await expect(pool.create({ name: 'v.raw', format: 'raw', capacityBytes: 1 << 20 }, { onClaimed })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    const onGone = (): void => { at.push(`gone, file there: ${String(readdirSync(root.path('pool')).includes('v.raw'))}`); };
+    await pool.delete('v.raw', undefined, undefined, onGone);
+    await expect(pool.delete('v.raw', undefined, undefined, onGone)).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
+    expect(at).toEqual(['claimed, file there: true', 'gone, file there: false']);
+  });
+
   it('recover() removes temp files and stale secret dirs of this pool only', async () => {
     let secretDirOfCall = '';
     const pool = await poolWith(rawWorld((args) => {
