@@ -185,6 +185,25 @@ describe('DirPool', () => {
     expect(at).toEqual(['claimed, file there: true', 'gone, file there: false']);
   });
 
+  it('refuses to delete a backing image its qcow2 users name, but never takes a volume recorded raw for a user, whatever its bytes say', async () => {
+    const base = root.path('pool', 'base.raw');
+    const fake = fakeQemuImg((args): FakeAnswer => {
+      const path = args[args.length - 1] as string;
+      if (args[0] !== 'info') return { code: 1, stderr: 'unexpected' };
+      // Both files "say" they are overlays of base.raw: a raw volume's guest can write such a header.
+      return { stdout: JSON.stringify([{ format: 'qcow2', 'virtual-size': 1024, filename: path, 'full-backing-filename': base, 'backing-filename-format': 'raw' }]) };
+    });
+    const recorded = new Map([['base.raw', 'raw'], ['guest.raw', 'raw']] as const);
+    const pool = new DirPool({ name: 'p', type: 'dir', path: root.path('pool') }, { qemuImg: new QemuImg({ spawn: fake.spawn }), secretDir: root.path('secrets'), recordedFormat: (n) => recorded.get(n as 'base.raw') });
+    await pool.build();
+    for (const f of ['base.raw', 'guest.raw', 'over.qcow2']) writeFileSync(root.path('pool', f), '');
+    await expect(pool.delete('base.raw')).rejects.toMatchObject({ code: 'IN_USE', details: { users: ['over.qcow2'] } });
+    expect(fake.calls.map((c) => basename(c.args[c.args.length - 1] as string))).toEqual(['over.qcow2']);
+    await pool.delete('over.qcow2');
+    await pool.delete('base.raw');
+    expect(readdirSync(root.path('pool'))).toEqual(['guest.raw']);
+  });
+
   it('recover() removes temp files and stale secret dirs of this pool only', async () => {
     let secretDirOfCall = '';
     const pool = await poolWith(rawWorld((args) => {
