@@ -6,9 +6,10 @@
 //
 // Why: on this project's hosts (PTI without PCID, a PVM guest) every system call flushes the TLB,
 // and each return to JavaScript after one costs a daemon ~20–40 µs on top of the call itself
-// (issue #13, session 27: a create raw's calls timed inside virtstoraged). A create made ~15 of
-// them in turn before its reply; here ~5 come before the flush, and the record's line, the pool's
-// real path and the new file's lstat overlap it.
+// (issue #13, session 27: a create raw's steps timed inside virtstoraged). A create made 14 of them
+// in turn before the flush and 3 more before its reply; here the pool's lstat, the open, ftruncate,
+// link and unlink come before it, and the record's line, the pool's real path and the new file's
+// lstat overlap it.
 import { closeSync, fsync as fsyncCb, ftruncateSync, linkSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,7 +60,9 @@ export async function makeSparseVolume<T>(t: SparseVolumeTarget, meanwhile: () =
     linked = true;
     unlinkSync(tmpPath);
     // By the descriptor still open: the file's fsync carries its new directory entry (commitTemp).
-    const [flushed, value] = await Promise.allSettled([fsyncFd(fd), meanwhile()]);
+    // meanwhile runs from a promise, so nothing it throws can leave the fsync unawaited (and its
+    // descriptor closed under it).
+    const [flushed, value] = await Promise.allSettled([fsyncFd(fd), Promise.resolve().then(meanwhile)]);
     if (flushed.status === 'rejected') throw flushed.reason;
     if (value.status === 'rejected') throw value.reason;
     closeSoon(fd);

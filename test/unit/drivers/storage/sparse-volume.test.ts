@@ -51,4 +51,10 @@ describe.each([['on a local filesystem (direct calls)', directFs], ['through the
     await expect(makeSparseVolume(target('v.raw'), async () => { throw Object.assign(new Error('no space'), { code: 'ENOSPC' }); })).rejects.toMatchObject({ code: 'NO_SPACE' });
     expect(readdirSync(root.dir)).toEqual([]);
   });
+
+  it('waits for the flush and removes the volume even when meanwhile throws before returning a promise', async () => {
+    const meanwhile = (): Promise<never> => { throw Object.assign(new Error('denied'), { code: 'EACCES' }); };
+    await expect(makeSparseVolume(target('v.raw'), meanwhile)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(readdirSync(root.dir)).toEqual([]);
+  });
 });
