@@ -31,8 +31,18 @@ export interface HostDeps {
   cluster?: ClusterGate;
 }
 
+/** `name`'s record and its persistent definition; `was`: the record an earlier check found, which must still be the one listed. */
+function definedRecord(registry: DomainRegistry, name: string, was?: DomainRecord): DomainRecord & { definition: NormalizedDefinition } {
+  const r = registry.require(name);
+  if (was !== undefined && r !== was) throw new VirtqError('NO_DOMAIN', `VM "${name}" was undefined while it was being started`);
+  if (r.definition === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no persistent definition to start`);
+  return r as DomainRecord & { definition: NormalizedDefinition };
+}
+
 /** Starts the shim of `record` from `def` (or from `incoming`: a save image, a migration); the record holds the name while it starts. */
 export async function startShim(d: HostDeps, record: DomainRecord, def: NormalizedDefinition, paused: boolean, incoming?: IncomingState, started?: (s: ShimStarted) => void): Promise<DomainRow> {
+  // A caller that awaited since it found the record (a save image read) may hold one undefined meanwhile: never started unlisted.
+  if (d.registry.get(record.name) !== record) throw new VirtqError('NO_DOMAIN', `VM "${record.name}" was undefined while it was being started`);
   if (isActive(record)) throw new VirtqError('OPERATION_INVALID', `VM "${record.name}" is already ${record.starting ? 'starting' : record.state}`);
   d.registry.startBegun(record);
   // No process this start's shim spawns is older than this: the call, or a warm shim's own spawn (its QEMU launcher is forked while it idles).
@@ -157,9 +167,11 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       return startShim(d, record, def, paused === true);
     },
     start: async ({ name, paused }) => {
-      const r = registry.require(name);
-      if (r.definition === undefined) throw new VirtqError('OPERATION_INVALID', `VM "${name}" has no persistent definition to start`);
-      return await startFromManagedSave(d, (rec, def, p, f) => startShim(d, rec, def, p, f), r, paused === true) ?? startShim(d, r, r.definition, paused === true);
+      const r = definedRecord(registry, name);
+      const fromSave = await startFromManagedSave(d, (rec, def, p, f) => startShim(d, rec, def, p, f), r, paused === true);
+      // The look for a save image awaited: an undefine that ran meanwhile is seen here (chaos seed
+      // 27040 found a start going on with the definition it had just lost).
+      return fromSave ?? startShim(d, r, definedRecord(registry, name, r).definition, paused === true);
     },
     setAutostart: ({ name, autostart }) => inTurn(name, async () => {
       const r = registry.require(name);
