@@ -35,15 +35,17 @@ export type RecordDurability = 'reply' | 'use';
  * Runs `make` (a create or clone of `t.name`, which calls `onClaimed` once the name is free) and
  * writes `record` from that moment on, alongside the file.
  */
-export async function recordWhileMaking(t: MakeTarget, record: VolumeRecord, make: (onClaimed: () => void) => Promise<VolumeInfo>, durability: RecordDurability = 'reply'): Promise<VolumeInfo> {
+export async function recordWhileMaking(t: MakeTarget, record: VolumeRecord, make: (onClaimed: () => Promise<void>) => Promise<VolumeInfo>, durability: RecordDurability = 'reply'): Promise<VolumeInfo> {
   let recording: Promise<{ durable: Promise<void> }> | undefined;
   // 'use': the record's sync starts once the volume's own fsync is done, so the reply waits for one cache flush, not two in turn.
   let made: VolumeInfo;
   let madeSignal = (): void => undefined;
   const madeDone = durability === 'use' ? new Promise<void>((resolve) => { madeSignal = resolve; }) : undefined;
-  const onClaimed = (): void => {
+  // The pool waits for the line to be written before it lets go of the name (OpControl.onClaimed).
+  const onClaimed = (): Promise<void> => {
     recording ??= t.records.setWritten(t.poolName, t.name, record, madeDone);
     recording.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+    return recording.then(() => undefined);
   };
   try {
     made = await make(onClaimed).finally(madeSignal);

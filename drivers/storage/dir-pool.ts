@@ -190,8 +190,9 @@ export class DirPool implements StoragePool {
       if (spec.backing !== undefined && !(await exists(spec.backing.path, this.fs))) {
         throw new VirtqError('NO_STORAGE_VOL', `creating ${describe({ pool: this.config.name, name: spec.name })}: its backing image ${spec.backing.path} does not exist`, { details: { field: 'backing.path' } });
       }
-      ctl.onClaimed?.();
-      return this.madeVolume(spec.name, await createVolumeFile(this.ops, spec), realDir);
+      const recorded = ctl.onClaimed?.();
+      const known = await this.keptIfRecorded(spec.name, createVolumeFile(this.ops, spec), recorded);
+      return this.madeVolume(spec.name, known, realDir);
     });
   }
 
@@ -203,9 +204,30 @@ export class DirPool implements StoragePool {
   private async createSparse(spec: CreateVolumeSpec, ctl: Pick<OpControl, 'onClaimed'>): Promise<VolumeInfo> {
     await this.checkedFs();
     return this.exclusive(spec.name, 'create', () => createSparseVolume(this.ops, spec, async (known) => {
-      ctl.onClaimed?.();
-      return this.madeVolume(spec.name, known, await this.fs.realpath(this.config.path));
+      const recorded = ctl.onClaimed?.();
+      const made = await this.madeVolume(spec.name, known, await this.fs.realpath(this.config.path));
+      await recorded; // a failure: createSparseVolume removes the volume, still under its busy mark
+      return made;
     }));
+  }
+
+  /**
+   * `made` (a create or clone that links its volume into place), then `recorded` (onClaimed's
+   * write); when that fails, the new volume is removed while the caller still holds its busy mark,
+   * so no clone of the new name can have started and keep it.
+   */
+  private async keptIfRecorded<T>(name: string, made: Promise<T>, recorded: Promise<void> | void): Promise<T> {
+    // Awaited below whatever happens to the make: never an unhandled rejection meanwhile.
+    const record = Promise.resolve(recorded);
+    record.catch(() => undefined);
+    const value = await made;
+    try {
+      await record;
+    } catch (err) {
+      await this.fs.unlink(join(this.config.path, name)).catch(() => undefined);
+      throw err;
+    }
+    return value;
   }
 
   /** Clones `source` as `name`: `full` an independent copy, `thin` a qcow2 overlay of it. */
@@ -219,8 +241,8 @@ export class DirPool implements StoragePool {
     // The source is marked read for the whole clone: an upload, resize or delete of it is refused meanwhile.
     return this.busy.reading(source, `clone of it to ${JSON.stringify(name)}`, () => this.exclusive(name, 'clone', async () => {
       await this.refuseExisting(name);
-      ctl.onClaimed?.();
-      return this.madeVolume(name, await cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl), realDir);
+      const recorded = ctl.onClaimed?.();
+      return this.madeVolume(name, await this.keptIfRecorded(name, cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl), recorded), realDir);
     }));
   }
 

@@ -66,9 +66,11 @@ export interface OpControl {
   /**
    * A create or clone calls it once it has checked that the new name is free, before it builds
    * the file (a plain raw create: once its link has taken the name, while the file's fsync runs):
-   * the caller may write what it keeps about the volume meanwhile.
+   * the caller may write what it keeps about the volume meanwhile. When it returns a promise (that
+   * write), the pool waits for it before it lets go of the new name, and a rejection removes the
+   * new volume and fails the operation: no reader of the name (a clone of it) can have started.
    */
-  onClaimed?(): void;
+  onClaimed?(): Promise<void> | void;
 }
 
 /** A passphrase for a LUKS-encrypted qcow2. Never logged, never put on a command line. */

@@ -5,6 +5,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmS
 import { basename, dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirPool } from '../../../../drivers/storage/dir-pool.js';
+import { VirtqError } from '../../../../protocol/errors.js';
 import { FileCopier } from '../../../../drivers/storage/file-copy.js';
 import { QemuImg } from '../../../../drivers/storage/qemu-img.js';
 import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
@@ -183,6 +184,23 @@ describe('DirPool', () => {
     await pool.delete('v.raw', undefined, undefined, onGone);
     await expect(pool.delete('v.raw', undefined, undefined, onGone)).rejects.toMatchObject({ code: 'NO_STORAGE_VOL' });
     expect(at).toEqual(['claimed, file there: true', 'gone, file there: false']);
+  });
+
+  it('holds the new name until onClaimed\'s write settles: a clone of it is refused meanwhile, and a failed write removes the volume', async () => {
+    const pool = await poolWith(rawWorld().spawn);
+    let fail: (err: Error) => void = () => undefined;
+    const write = new Promise<void>((_, reject) => { fail = reject; });
+    const creating = pool.create({ name: 'v.raw', format: 'raw', capacityBytes: 1 << 20 }, { onClaimed: () => write }).then(() => undefined, (e: unknown) => e);
+    await expect.poll(() => readdirSync(root.path('pool')).includes('v.raw')).toBe(true);
+    await expect(pool.clone('v.raw', 'copy.raw', { mode: 'full' })).rejects.toMatchObject({ code: 'IN_USE', message: expect.stringContaining('create') });
+    fail(new VirtqError('NO_SPACE', 'cannot write the record: no space left'));
+    expect(await creating).toMatchObject({ code: 'NO_SPACE' });
+    expect(readdirSync(root.path('pool'))).toEqual([]);
+    // The same for a volume made by the general path (a qcow2), and for a clone.
+    await expect(pool.create({ name: 'q.qcow2', format: 'qcow2', capacityBytes: 1 << 20 }, { onClaimed: () => Promise.reject(new Error('no record')) })).rejects.toThrow('no record');
+    writeFileSync(root.path('pool', 'base.raw'), Buffer.alloc(4096));
+    await expect(pool.clone('base.raw', 'c.raw', { mode: 'full' }, { onClaimed: () => Promise.reject(new Error('no record')) })).rejects.toThrow('no record');
+    expect(readdirSync(root.path('pool'))).toEqual(['base.raw']);
   });
 
   it('refuses to delete a backing image its qcow2 users name, but never takes a volume recorded raw for a user, whatever its bytes say', async () => {
