@@ -5,9 +5,11 @@
 // link itself (dir-pool.ts, createSparse): its line follows the link, written while the file's
 // fsync runs; its bytes are zeros the daemon wrote, so a file left without its line by a kill
 // there probes as the raw volume it is. A create or clone that fails forgets the
-// record again; a record whose line cannot be written removes the volume (the operation fails
-// whole). A kill meanwhile can leave a record naming no file: it only ever keeps a file put
-// there later from being probed.
+// record again. A record whose line cannot be written removes the volume (the operation fails
+// whole): the pool waits for the line before it lets go of the new name and removes the volume
+// itself, so no clone of the name can have started and keep it (OpControl.onClaimed; the undo
+// below is for a pool that does not wait). A kill meanwhile can leave a record naming no file:
+// it only ever keeps a file put there later from being probed.
 import type { Logger } from '../protocol/index.js';
 import type { StoragePool, VolumeInfo } from '../drivers/storage/types.js';
 import type { VolumeRecord, VolumeRecords } from './volume-records.js';
