@@ -47,7 +47,9 @@ export async function recordWhileMaking(t: MakeTarget, record: VolumeRecord, mak
   const onClaimed = (): Promise<void> => {
     recording ??= t.records.setWritten(t.poolName, t.name, record, madeDone);
     recording.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-    return recording.then(() => undefined);
+    const written = recording.then(() => undefined);
+    written.catch(() => undefined); // the pool's to await; handled whatever it does
+    return written;
   };
   try {
     made = await make(onClaimed).finally(madeSignal);

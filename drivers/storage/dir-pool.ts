@@ -47,6 +47,16 @@ export interface DirPoolDeps {
 /** Mode of a pool directory `build()` creates: others may reach volumes they know, not list them. */
 export const POOL_DIR_MODE = 0o711;
 
+/**
+ * Calls `ctl.onClaimed` (OpControl): its write, as a promise awaited later (after the file is
+ * made), and handled from now on, so a rejection meanwhile is never an unhandled one.
+ */
+function claimed(ctl: Pick<OpControl, 'onClaimed'>): Promise<void> {
+  const recorded = Promise.resolve(ctl.onClaimed?.());
+  recorded.catch(() => undefined);
+  return recorded;
+}
+
 /** A `dir` pool. One instance per pool; instances share nothing. */
 export class DirPool implements StoragePool {
   readonly config: Readonly<PoolConfig>;
@@ -190,7 +200,7 @@ export class DirPool implements StoragePool {
       if (spec.backing !== undefined && !(await exists(spec.backing.path, this.fs))) {
         throw new VirtqError('NO_STORAGE_VOL', `creating ${describe({ pool: this.config.name, name: spec.name })}: its backing image ${spec.backing.path} does not exist`, { details: { field: 'backing.path' } });
       }
-      const recorded = ctl.onClaimed?.();
+      const recorded = claimed(ctl);
       const known = await this.keptIfRecorded(spec.name, createVolumeFile(this.ops, spec), recorded);
       return this.madeVolume(spec.name, known, realDir);
     });
@@ -204,7 +214,7 @@ export class DirPool implements StoragePool {
   private async createSparse(spec: CreateVolumeSpec, ctl: Pick<OpControl, 'onClaimed'>): Promise<VolumeInfo> {
     await this.checkedFs();
     return this.exclusive(spec.name, 'create', () => createSparseVolume(this.ops, spec, async (known) => {
-      const recorded = ctl.onClaimed?.();
+      const recorded = claimed(ctl);
       const made = await this.madeVolume(spec.name, known, await this.fs.realpath(this.config.path));
       await recorded; // a failure: createSparseVolume removes the volume, still under its busy mark
       return made;
@@ -216,13 +226,10 @@ export class DirPool implements StoragePool {
    * write); when that fails, the new volume is removed while the caller still holds its busy mark,
    * so no clone of the new name can have started and keep it.
    */
-  private async keptIfRecorded<T>(name: string, made: Promise<T>, recorded: Promise<void> | void): Promise<T> {
-    // Awaited below whatever happens to the make: never an unhandled rejection meanwhile.
-    const record = Promise.resolve(recorded);
-    record.catch(() => undefined);
+  private async keptIfRecorded<T>(name: string, made: Promise<T>, recorded: Promise<void>): Promise<T> {
     const value = await made;
     try {
-      await record;
+      await recorded;
     } catch (err) {
       await this.fs.unlink(join(this.config.path, name)).catch(() => undefined);
       throw err;
@@ -241,7 +248,7 @@ export class DirPool implements StoragePool {
     // The source is marked read for the whole clone: an upload, resize or delete of it is refused meanwhile.
     return this.busy.reading(source, `clone of it to ${JSON.stringify(name)}`, () => this.exclusive(name, 'clone', async () => {
       await this.refuseExisting(name);
-      const recorded = ctl.onClaimed?.();
+      const recorded = claimed(ctl);
       return this.madeVolume(name, await this.keptIfRecorded(name, cloneVolumeFile(this.ops, src, await this.imageInfo(src), name, options.mode, ctl), recorded), realDir);
     }));
   }
