@@ -2,7 +2,7 @@
 // Volumes a VM uses are protected through the lock manager (InUseGuard); long operations are
 // jobs (progress, cancel); uploads and downloads move bytes over the call's stream.
 import { VirtqError, type ByteStream, type CallContext, type Handlers, type Logger, type PoolRow, type StorageProgram, type VolumeRow } from '../protocol/index.js';
-import type { StoragePool, VolumeInfo } from '../drivers/storage/types.js';
+import type { StagedUpload, StoragePool, VolumeInfo } from '../drivers/storage/types.js';
 import type { Jobs } from './jobs.js';
 import type { InUseGuard } from './in-use.js';
 import type { PoolEntry, PoolStore } from './pool-store.js';
@@ -176,15 +176,28 @@ async function finishUpload(d: StorageDeps, ctx: CallContext, stream: ByteStream
   try {
     await d.metrics.timed('upload', () => d.jobs.run(ctx.client, undefined, { operation: 'upload', pool: v.pool, volume: v.name }, ({ signal, report }) =>
       d.guard.exclusive(v.path, `upload into volume ${v.pool}/${v.name}`, async () => {
-        const info = await p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length, recycle: (chunk) => stream.recycle(chunk), readInto: (sink) => stream.readInto(sink) });
         // Uploaded bytes never make a volume qcow2 that was not made qcow2 (a raw volume stays raw
         // whatever header it now holds), but a qcow2 volume given bytes that are not an image is raw.
-        // Should the record not reach the disk, the daemon answers from memory and the next record
-        // written carries it.
+        // That change is on the disk before the bytes replace the volume's, as a line naming the new
+        // file, and settled (by which file holds the name) once the upload ends, however it ends,
+        // or at the next start after a kill (chaos seed 27278: written after the replacement, a
+        // kill left raw bytes recorded qcow2). A line that cannot be written abandons the upload.
         const before = d.records.get(v.pool, v.name);
-        if (before.format === 'qcow2' && info.format !== 'qcow2') {
-          await d.records.set(v.pool, v.name, { ...before, format: 'raw' })
-            .catch((err: unknown) => d.log.warn({ pool: v.pool, volume: v.name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot record the uploaded volume\'s format'));
+        let staged = false;
+        const beforeCommit = before.format !== 'qcow2' ? undefined : async (upload: StagedUpload): Promise<void> => {
+          if (upload.format === 'qcow2') return;
+          staged = true;
+          await d.records.set(v.pool, v.name, { ...before, replacedBy: { ino: upload.ino, format: 'raw' } });
+        };
+        try {
+          await p.upload(v.name, uploadBytes(stream, v), { signal, onProgress: report }, { lengthBytes: v.length, recycle: (chunk) => stream.recycle(chunk), readInto: (sink) => stream.readInto(sink), ...(beforeCommit === undefined ? {} : { beforeCommit }) });
+        } finally {
+          // Should this line not reach the disk, the daemon answers from memory, the next line
+          // written carries it, and the one before settles a restart meanwhile.
+          if (staged) {
+            await d.records.settleReplacement(v.pool, v.name, v.path)
+              .catch((err: unknown) => d.log.warn({ pool: v.pool, volume: v.name, err, msgId: 'VOLUME_RECORD_NOT_WRITTEN' }, 'cannot record the uploaded volume\'s format'));
+          }
         }
       })));
     d.metrics.transferred('in', v.length);

@@ -71,6 +71,10 @@ deleted or changed under it (the lock manager's leases say which).`,
       await records.load();
       const pools = new PoolStore(layout, (def) => new DirPool(def, { qemuImg, copier, secretDir, recordedFormat: (name) => records.get(def.name, name).format }), log);
       await pools.load();
+      await records.settleReplacements((pool, volume) => {
+        const dir = pools.all().find((e) => e.definition.name === pool)?.definition.path;
+        return dir === undefined ? undefined : join(dir, volume);
+      });
       const metrics = new StorageMetrics(service.metrics, pools, clock);
       const jobs = new Jobs(clock, service.workers);
       const secretValue = async (uuid: string, purpose: string): Promise<Uint8Array> => {

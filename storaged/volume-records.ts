@@ -14,7 +14,7 @@
 // past COMPACT_LINES, and at load (which also drops a line torn by a crash, so nothing is ever
 // appended after one).
 import { constants, writeSync } from 'node:fs';
-import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VirtqError, type Layout } from '../protocol/index.js';
 import { writeFileAtomic } from '../drivers/fs/atomic-file.js';
@@ -24,6 +24,12 @@ import type { VolumeFormat } from '../drivers/storage/types.js';
 export interface VolumeRecord {
   format?: VolumeFormat;
   secret?: string;
+  /**
+   * A change that holds once the file of inode `ino` (decimal) is under the volume's name: written
+   * before an upload's bytes replace the volume's, so a kill between the replacement and the
+   * record's next line is settled by which file is there (settleReplacements).
+   */
+  replacedBy?: { ino: string; format: VolumeFormat };
 }
 
 /** Changes kept in the log before it is folded into the snapshot. */
@@ -32,12 +38,16 @@ export const COMPACT_LINES = 512;
 /** A record as read from disk: only the fields and values this daemon writes. */
 function parseRecord(v: unknown): VolumeRecord | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
-  const r = v as { format?: unknown; secret?: unknown };
+  const r = v as { format?: unknown; secret?: unknown; replacedBy?: { ino?: unknown; format?: unknown } | null };
+  const by = r.replacedBy;
   return {
-    ...(r.format === 'raw' || r.format === 'qcow2' ? { format: r.format } : {}),
+    ...(isFormat(r.format) ? { format: r.format } : {}),
     ...(typeof r.secret === 'string' ? { secret: r.secret } : {}),
+    ...(typeof by === 'object' && by !== null && typeof by.ino === 'string' && isFormat(by.format) ? { replacedBy: { ino: by.ino, format: by.format } } : {}),
   };
 }
+
+const isFormat = (f: unknown): f is VolumeFormat => f === 'raw' || f === 'qcow2';
 
 /** The volume records of one virtstoraged, by `pool/volume`. */
 export class VolumeRecords {
@@ -135,6 +145,30 @@ export class VolumeRecords {
     const c = this.change(pool, volume, record, syncAfter);
     await c.written;
     return { durable: c.durable };
+  }
+
+  /**
+   * Settles what a kill left between the two lines of a replacement (VolumeRecord.replacedBy):
+   * the change holds when the file under the volume's name (`pathOf`, following a symlink as the
+   * upload did) is the replacement's inode, and is dropped otherwise. Run at start, before any
+   * pool serves. A line that cannot be written (a full disk) leaves the settled map to the next
+   * change's fold, as any failed line does.
+   */
+  async settleReplacements(pathOf: (pool: string, volume: string) => string | undefined): Promise<void> {
+    for (const key of Object.keys(this.map)) {
+      const cut = key.indexOf('/');
+      const pool = key.slice(0, cut);
+      const volume = key.slice(cut + 1);
+      await this.settleReplacement(pool, volume, pathOf(pool, volume)).catch(() => undefined);
+    }
+  }
+
+  /** Settles `pool/volume`'s replacement, if it has one, by the inode of `path` (see settleReplacements); resolves once the line is durable. */
+  async settleReplacement(pool: string, volume: string, path: string | undefined): Promise<void> {
+    const { replacedBy, ...kept } = this.get(pool, volume);
+    if (replacedBy === undefined) return;
+    const ino = path === undefined ? undefined : await stat(path, { bigint: true }).then((st) => String(st.ino), () => undefined);
+    await this.set(pool, volume, ino === replacedBy.ino ? { ...kept, format: replacedBy.format } : kept);
   }
 
   /** Resolves once the last change of `pool/volume` is on the disk (or failed to get there: then logged, and folded by the next change). */

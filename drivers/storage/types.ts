@@ -124,6 +124,20 @@ export interface UploadOptions {
    * A chunk so placed must come out of `data` as a view of that memory, in stream order.
    */
   readInto?(sink: ((offset: number, n: number) => Uint8Array | undefined) | undefined): void;
+  /**
+   * Called once every byte is in the upload's temp file, before that file replaces the volume's:
+   * with the temp file's inode (the volume's from the replacement on) and the format qemu-img
+   * reads in it. A throw abandons the upload, the volume unchanged. What the caller records here
+   * is on the disk before the volume changes, and tells, after a kill, which file it is about.
+   */
+  beforeCommit?(staged: StagedUpload): Promise<void>;
+}
+
+/** An upload's bytes in their temp file, just before they replace the volume's (UploadOptions.beforeCommit). */
+export interface StagedUpload {
+  /** The temp file's inode number, in decimal: the volume's once it is replaced. */
+  ino: string;
+  format: string;
 }
 
 /** Options of `download()`. */

@@ -1,13 +1,13 @@
 // The operations that make or change a volume's file: create, clone (thin overlay or full
 // copy), resize and upload. Each builds under a temp name and commits (volume-files.ts), so a
 // failure, an abort or a kill leaves the final name as it was.
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { chmod, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, isAbsolute } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { supportsDirectIo } from './direct-io.js';
 import type { FileCopier } from './file-copy.js';
-import type { ImageInfo } from './image-info.js';
+import { inspectImage, type ImageInfo } from './image-info.js';
 import { convertArgs, createArgs, resizeArgs, type SecretArgs } from './qemu-img-args.js';
 import { checkQcow2Capacity, writeQcow2 } from './qcow2-create.js';
 import { abortedError, type QemuImg } from './qemu-img.js';
@@ -236,7 +236,11 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
       try {
         const target = { fh, direct, reopenBuffered: () => open(tmp, 'r+') };
         written = await writeStream(target, data, { maxBytes, lengthBytes: opts.lengthBytes, what, recycle: opts.recycle, readInto: opts.readInto }, ctl);
-        await keepOwnership(fh, vol);
+        const st = await keepOwnership(fh, vol);
+        if (opts.beforeCommit !== undefined) {
+          const info = await inspectImage(ctx.qemuImg, tmp, what);
+          await opts.beforeCommit({ ino: String(st.ino), format: info.format });
+        }
       } finally {
         await fh.close();
       }
@@ -248,11 +252,12 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
 }
 
 /** Gives the new file the old one's mode and, when it can, its owner (a non-root daemon cannot). */
-async function keepOwnership(fh: FileHandle, vol: ResolvedVolume): Promise<void> {
+async function keepOwnership(fh: FileHandle, vol: ResolvedVolume): Promise<BigIntStats> {
   await fh.chmod(Number(vol.st.mode) & 0o7777);
-  const now = await fh.stat();
-  if (now.uid === Number(vol.st.uid) && now.gid === Number(vol.st.gid)) return;
+  const now = await fh.stat({ bigint: true });
+  if (now.uid === vol.st.uid && now.gid === vol.st.gid) return now;
   await fh.chown(Number(vol.st.uid), Number(vol.st.gid)).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPERM') throw err;
   });
+  return now;
 }

@@ -1,8 +1,9 @@
 // virtstoraged's behaviours the chaos suite (test/chaos, issue #13) found wrong, each pinned by a
 // deterministic test: two changes of one volume at once, a delete and a create on a full disk,
-// raw bytes uploaded into a qcow2 volume.
+// raw bytes uploaded into a qcow2 volume, with and without a kill -9 once they replaced the volume's.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectStorage } from '../../client/index.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
@@ -115,6 +116,43 @@ describe('virtstoraged (chaos regressions)', () => {
       await h.start('virtstoraged');
       const again = await connectStorage(h.uri('storage'));
       expect(await again.api.getVolume({ pool: 'default', name: 'v.qcow2' })).toMatchObject({ format: 'raw' });
+      again.close();
+    } finally {
+      storage.close();
+    }
+  });
+  // Chaos seed 27278: the same upload with virtstoraged killed -9 once the bytes had replaced the
+  // volume's, before the record's change was written: raw bytes stayed recorded qcow2.
+  it('keeps a qcow2 volume given raw bytes raw when virtstoraged is killed right after the bytes replaced it', async () => {
+    const root = tmpRoot();
+    h = new ServiceHarness(root);
+    // qemu-img's first look at the volume's own name once armed (the one after the replacement)
+    // waits to be released: the daemon is killed meanwhile.
+    const gate = join(root.dir, 'gate');
+    mkdirSync(gate);
+    const wrapper = join(root.dir, 'qemu-img-gated');
+    writeFileSync(wrapper, `#!/bin/bash
+last="\${@: -1}"
+if [ -e ${gate}/armed ] && [ "\${last##*/}" = v.qcow2 ] && mkdir ${gate}/hit 2>/dev/null; then
+  for _ in $(seq 400); do [ -e ${gate}/release ] && break; sleep 0.05; done
+fi
+exec qemu-img "$@"
+`, { mode: 0o755 });
+    const daemon = await h.start('virtstoraged', ['--qemu-img', wrapper]);
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      const v = await storage.api.createVolume({ pool: 'default', name: 'v.qcow2', format: 'qcow2', capacity: MiB });
+      writeFileSync(join(gate, 'armed'), '');
+      const upload = storage.upload('default', 'v.qcow2', (async function* () { yield Buffer.alloc(64 * 1024, 7); })(), 64 * 1024);
+      upload.catch(() => undefined);
+      await expect.poll(() => existsSync(join(gate, 'hit')), { timeout: 20_000 }).toBe(true);
+      await h.kill(daemon);
+      writeFileSync(join(gate, 'release'), '');
+      await expect(upload).rejects.toThrow();
+      expect(JSON.parse(spawnSync('qemu-img', ['info', '--output=json', v.path], { encoding: 'utf8' }).stdout)).toMatchObject({ format: 'raw' });
+      await h.start('virtstoraged');
+      const again = await connectStorage(h.uri('storage'));
+      expect(await again.api.getVolume({ pool: 'default', name: 'v.qcow2' })).toMatchObject({ format: 'raw', capacity: 64 * 1024 });
       again.close();
     } finally {
       storage.close();

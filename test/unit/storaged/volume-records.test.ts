@@ -1,6 +1,6 @@
 // virtstoraged's volume records: logged only when they change, loaded back (and folded into the
 // snapshot) by a new instance, a torn last line dropped.
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -147,6 +147,32 @@ describe('VolumeRecords', () => {
     expect(third.get('default', 'a.raw')).toEqual({ format: 'raw' });
     expect(third.get('default', 'c.raw')).toEqual({ format: 'raw' });
     expect(third.get('default', 'd.raw')).toEqual({ format: 'raw' });
+    await third.close();
+  });
+  it('settles a replacement a kill left half-way, after a restart, by which file holds the volume\'s name', async () => {
+    const { vr, dir } = records();
+    const pool = join(dir, 'pool');
+    mkdirSync(pool);
+    writeFileSync(join(pool, 'done.img'), 'new bytes');
+    writeFileSync(join(pool, 'kept.img'), 'old bytes');
+    const newIno = String(statSync(join(pool, 'done.img'), { bigint: true }).ino);
+    // done.img: the replacement happened (its inode is the one named); kept.img: it did not.
+    await vr.set('default', 'done.img', { format: 'qcow2', secret: UUID, replacedBy: { ino: newIno, format: 'raw' } });
+    await vr.set('default', 'kept.img', { format: 'qcow2', replacedBy: { ino: `${newIno}0`, format: 'raw' } });
+    await vr.set('gone', 'x.img', { format: 'qcow2', replacedBy: { ino: newIno, format: 'raw' } });
+    await vr.close();
+    const again = new VolumeRecords(rootLayout(dir));
+    await again.load();
+    expect(again.get('default', 'done.img').replacedBy).toEqual({ ino: newIno, format: 'raw' });
+    await again.settleReplacements((p, v) => (p === 'default' ? join(pool, v) : undefined));
+    expect(again.get('default', 'done.img')).toEqual({ format: 'raw', secret: UUID });
+    expect(again.get('default', 'kept.img')).toEqual({ format: 'qcow2' });
+    expect(again.get('gone', 'x.img')).toEqual({ format: 'qcow2' });
+    await again.close();
+    const third = new VolumeRecords(rootLayout(dir));
+    await third.load();
+    expect(third.get('default', 'done.img')).toEqual({ format: 'raw', secret: UUID });
+    expect(third.get('default', 'kept.img')).toEqual({ format: 'qcow2' });
     await third.close();
   });
 });
