@@ -2,11 +2,12 @@
 // and admin programs through the daemon framework's sockets. It holds no state that cannot be
 // rebuilt from the definitions on disk, the shims' state files and the shims re-registering.
 import {
-  ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, virtqProgram,
+  ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, shimDir, virtqProgram,
   type Clock, type Disposable, type Layout,
 } from '../protocol/index.js';
 import { existsSync } from 'node:fs';
 import { readRuntimeState } from '../daemon/runtime-state.js';
+import { ensureSpaceReserve } from '../daemon/space-reserve.js';
 import type { Logs } from '../daemon/log-filters.js';
 import type { DaemonService } from '../daemon/service.js';
 import { served, type ServiceParts } from '../daemon/run-service.js';
@@ -97,6 +98,8 @@ export class Virtqemud {
       stopped: (r, journaled) => (journaled === undefined ? this.events.lifecycle(r, r.state === 'crashed' ? 'crashed' : 'stopped') : this.events.replayed(journaled)),
       live: (r) => this.events.journal.known(r.name),
     });
+    // The reserve state files are written in on a full disk, made once the VMs' own files are read.
+    ensureSpaceReserve(shimDir(layout));
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
@@ -186,6 +189,8 @@ export class Virtqemud {
   private scheduleReconcile(delayMs = this.cfg.reconcileMs): void {
     if (this.cfg.reconcileMs <= 0 || this.closed) return;
     this.timer = this.cfg.clock.setTimeout(() => {
+      // Made again once there is room, after a writer gave it up (space-reserve.ts).
+      ensureSpaceReserve(shimDir(this.cfg.layout));
       reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'))
         .catch((err: unknown) => this.cfg.logs.module('reconcile').error({ err }, 'reconciliation failed'))
         .finally(() => this.scheduleReconcile());

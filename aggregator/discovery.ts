@@ -84,6 +84,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
     await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, details: { ...s.details, [FOUND_BY]: 'virtqemud' }, updatedAt: clock.now() })
+      .then((usedReserve) => { if (usedReserve) log.error({ name: s.name, msgId: 'SPACE_RESERVE_USED' }, 'no space left for a VM\'s end: wrote it in the space reserve; free space on its filesystem'); })
       .catch((err: unknown) => log.error({ err, name: s.name }, 'cannot record the end of a VM in its state file'));
   }));
   report.ms = clock.monotonic() - t0;

@@ -2,8 +2,10 @@
 // successor shim or a restarted virtqemud needs to find and re-attach to the running QEMU.
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { DomainState, ResolvedDefinition } from '../protocol/index.js';
 import { writeFileAtomic, writeFileAtomicSync } from '../drivers/fs/atomic-file.js';
+import { withSpaceReserve, withSpaceReserveSync } from './space-reserve.js';
 
 /** Paths of one shim's sockets. */
 export interface ShimSocketPaths {
@@ -44,10 +46,11 @@ export interface RuntimeState {
  * Writes the state file atomically, without fsync: it describes a shim and a QEMU that a host
  * crash removes anyway, and rename alone survives any crash of a process, the one kind of crash
  * after which the file is read to re-attach (docs/decisions/0026-warm-shim-pool.md). That saves
- * two fsyncs (~12 ms each under load) per start and one per state change.
+ * two fsyncs (~12 ms each under load) per start and one per state change. On a full disk the
+ * space reserve beside it is given up for the write (space-reserve.ts); true when it was.
  */
-export function writeRuntimeState(file: string, state: RuntimeState): Promise<void> {
-  return writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600, { durable: false });
+export function writeRuntimeState(file: string, state: RuntimeState): Promise<boolean> {
+  return withSpaceReserve(dirname(file), () => writeFileAtomic(file, `${JSON.stringify(state)}\n`, 0o600, { durable: false }));
 }
 
 /**
@@ -56,8 +59,8 @@ export function writeRuntimeState(file: string, state: RuntimeState): Promise<vo
  * system calls, against five thread-pool round trips (a shim runs one pool thread) that a loaded
  * host makes milliseconds each. The event journal's append is a synchronous write(2) likewise.
  */
-export function writeRuntimeStateSync(file: string, state: RuntimeState): void {
-  writeFileAtomicSync(file, `${JSON.stringify(state)}\n`, 0o600);
+export function writeRuntimeStateSync(file: string, state: RuntimeState): boolean {
+  return withSpaceReserveSync(dirname(file), () => writeFileAtomicSync(file, `${JSON.stringify(state)}\n`, 0o600));
 }
 
 /**

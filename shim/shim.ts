@@ -350,7 +350,8 @@ export class Shim {
   // Writes the current state; after a failure (a full disk) it tries again every second until a
   // write succeeds, so the state file catches up with the VM once space is back.
   private persist(): void {
-    this.persisting = this.persisting.then(() => writeRuntimeStateSync(this.stateFile, this.runtimeState())).then(() => {
+    this.persisting = this.persisting.then(() => writeRuntimeStateSync(this.stateFile, this.runtimeState())).then((usedReserve) => {
+      if (usedReserve) this.log.error({ msgId: 'SPACE_RESERVE_USED' }, 'no space left for the runtime state: wrote it in the space reserve; free space on its filesystem');
       this.persistError = undefined;
     }, (err: unknown) => {
       if (this.persistError === undefined) this.log.error({ err, msgId: 'STATE_WRITE_FAILED' }, 'cannot write runtime state; retrying');

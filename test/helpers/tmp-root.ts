@@ -1,5 +1,6 @@
 // Temporary roots for tests: a fresh directory under the OS temp dir, short enough for unix
 // socket paths, removed when the test is done.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,5 +19,19 @@ export function tmpRoot(prefix = 'vq-'): TmpRoot {
     dir,
     path: (...parts) => join(dir, ...parts),
     remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A temporary root on its own small tmpfs (`size` as mount takes it, e.g. "8m"), so that its disk can be filled; needs root. */
+export function tmpfsRoot(size: string): TmpRoot {
+  const root = tmpRoot();
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', root.dir], { encoding: 'utf8' });
+  if (m.status !== 0) throw new Error(`mount -t tmpfs (needs root): ${m.stderr}`);
+  return {
+    ...root,
+    remove: () => {
+      if (spawnSync('umount', [root.dir]).status !== 0) spawnSync('umount', ['-l', root.dir]);
+      root.remove();
+    },
   };
 }

@@ -7,23 +7,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectStorage } from '../../client/index.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
-import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
+import { tmpfsRoot, tmpRoot } from '../helpers/tmp-root.js';
 
 const MiB = 1024 * 1024;
-
-/** A temp root on its own small tmpfs, so that its disk can be filled. */
-function tmpfsRoot(): TmpRoot {
-  const root = tmpRoot();
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', root.dir], { encoding: 'utf8' });
-  if (m.status !== 0) throw new Error(`mount -t tmpfs (needs root): ${m.stderr}`);
-  return {
-    ...root,
-    remove: () => {
-      if (spawnSync('umount', [root.dir]).status !== 0) spawnSync('umount', ['-l', root.dir]);
-      root.remove();
-    },
-  };
-}
 
 describe('virtstoraged (chaos regressions)', () => {
   let h: ServiceHarness;
@@ -62,7 +48,7 @@ describe('virtstoraged (chaos regressions)', () => {
   // Chaos seed 208: on a full disk a delete removed the volume, then failed writing the (unchanged)
   // volume → secret map, and answered OPERATION_FAILED for a volume that was gone.
   it('deletes a volume on a full disk and answers ok', async () => {
-    h = new ServiceHarness(tmpfsRoot());
+    h = new ServiceHarness(tmpfsRoot('8m'));
     await h.start('virtstoraged');
     const storage = await connectStorage(h.uri('storage'));
     try {
@@ -83,7 +69,7 @@ describe('virtstoraged (chaos regressions)', () => {
   // Chaos seed 7: on a full disk a create made the (sparse) volume, then could not write its
   // record and failed; the volume stayed, unrecorded, so a restart would have probed its bytes.
   it('fails a create whose record cannot be written with NO_SPACE, and leaves no volume', async () => {
-    h = new ServiceHarness(tmpfsRoot());
+    h = new ServiceHarness(tmpfsRoot('8m'));
     await h.start('virtstoraged');
     const storage = await connectStorage(h.uri('storage'));
     try {
