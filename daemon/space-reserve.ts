@@ -5,7 +5,7 @@
 // had room again, left a VM that had run listed with no reason at all (chaos seed 27270).
 // virtqemud makes the reserve at start and again at each reconciliation once there is room; any
 // writer of a state file may give it up. The idea is a database's "ballast file".
-import { closeSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { VirtqError } from '../protocol/errors.js';
 
@@ -13,6 +13,8 @@ import { VirtqError } from '../protocol/errors.js';
 export const SPACE_RESERVE_BYTES = 256 * 1024;
 
 const RESERVE_NAME = '.space-reserve';
+/** The reserve is made only while its filesystem has this many times its size free. */
+const ROOM_FACTOR = 4;
 
 /** The reserve of the filesystem holding `dir` (the shims' state directory). */
 export function spaceReserveIn(dir: string): string {
@@ -20,8 +22,8 @@ export function spaceReserveIn(dir: string): string {
 }
 
 /**
- * Makes the reserve in `dir` (and `dir`) unless it is there, whole; false when it cannot (no room
- * yet): tried again later. Made under a temp name, so a partial one never counts.
+ * Makes the reserve in `dir` (and `dir`) unless it is there, whole; false when it cannot (less than
+ * ROOM_FACTOR times its size free): tried again later. Made under a temp name, so a partial one never counts.
  */
 export function ensureSpaceReserve(dir: string, bytes = SPACE_RESERVE_BYTES): boolean {
   const file = spaceReserveIn(dir);
@@ -33,6 +35,9 @@ export function ensureSpaceReserve(dir: string, bytes = SPACE_RESERVE_BYTES): bo
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Not made from the last free space: a state file written meanwhile would find none.
+    const fs = statfsSync(dir);
+    if (fs.bavail * fs.bsize < ROOM_FACTOR * bytes) return false;
     const fd = openSync(tmp, 'w', 0o600);
     try {
       const zeros = Buffer.alloc(bytes);

@@ -72,7 +72,10 @@ export async function pathOnly(disk: NormalizedDisk): Promise<ResolvedDisk> {
 export async function leasesAndCapabilities(cfg: PartsConfig & CapsConfig, def: { name: string; uuid: string }, log: Logger): Promise<[VmLeases, QemuCapabilities]> {
   const leasesReady = Promise.resolve().then(() => { mkdirSync(shimDir(cfg.layout), { recursive: true, mode: 0o755 }); mkdirSync(cfg.layout.log, { recursive: true, mode: 0o755 }); }).then(() => shimLeases(cfg, def, log));
   const capsReady = resolveBinary(cfg.qemuBinary, cfg.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin')
-    .then((binary) => probeCapabilities(binary, { cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock, ...(cfg.knownCaps === undefined ? {} : { known: cfg.knownCaps }) }));
+    .then((binary) => probeCapabilities(binary, {
+      cacheDir: join(cfg.layout.state, 'cache'), clock: cfg.clock, ...(cfg.knownCaps === undefined ? {} : { known: cfg.knownCaps }),
+      onCacheNotWritten: (err) => log.warn({ err, msgId: 'QEMU_CAPS_NOT_CACHED' }, 'cannot cache QEMU\'s capabilities; the next start probes again'),
+    }));
   await allDone([leasesReady, capsReady]);
   return [await leasesReady, await capsReady];
 }

@@ -59,6 +59,11 @@ export interface ProbeOptions {
    * their key is still the binary's (same path, size, mtime and KVM usability), as the cache would be.
    */
   known?: QemuCapabilities;
+  /**
+   * Told when the probe's result cannot be cached (a full disk): the capabilities are returned all
+   * the same, and the next start probes again. A cache never fails a start.
+   */
+  onCacheNotWritten?: (err: VirtqError) => void;
 }
 
 /**
@@ -85,7 +90,7 @@ export async function probeCapabilities(binary: string, opts: ProbeOptions): Pro
   } catch (err) {
     throw new VirtqError('OPERATION_FAILED', `probing ${real}: unexpected QMP reply shape: ${(err as Error).message}`, { cause: err });
   }
-  await writeCacheFile(opts.cacheDir, file, `${JSON.stringify(caps, null, 2)}\n`);
+  await writeCacheFile(opts.cacheDir, file, `${JSON.stringify(caps, null, 2)}\n`).catch((err: unknown) => opts.onCacheNotWritten?.(VirtqError.from(err)));
   return caps;
 }
 

@@ -85,6 +85,19 @@ describe('probeCapabilities', () => {
     expect(readdirSync(join(dir, 'new', 'cache'))).toEqual([`qemu-caps-${caps.key}.json`]);
   });
 
+  // Chaos seed 28001: on a full disk the cache's write failed the VM's start.
+  it('returns what it probed when the cache cannot be written, and says so', async () => {
+    writeFileSync(join(dir, 'file'), '');
+    const counter = countingSpawn();
+    const notWritten: VirtqError[] = [];
+    const opts = { cacheDir: join(dir, 'file', 'cache'), spawn: counter.spawn, kvmCheck: () => false, onCacheNotWritten: (e: VirtqError) => notWritten.push(e) };
+    const caps = await probeCapabilities(QEMU, opts);
+    expect(caps.version.major).toBeGreaterThan(0);
+    expect(notWritten.map((e) => e.message)).toEqual([expect.stringMatching(/ENOTDIR/)]);
+    await probeCapabilities(QEMU, opts);
+    expect(counter.calls).toHaveLength(2); // nothing cached: probed again
+  });
+
   it('probes again when the binary changes (mtime) and when KVM usability changes', async () => {
     const binary = wrapperBinary();
     const counter = countingSpawn();
