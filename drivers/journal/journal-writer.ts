@@ -3,7 +3,8 @@
 // any point has lost nothing it told; fsync follows in batches (at most `syncDelayMs` after the
 // first unsynced append), so a host crash loses at most that window, and callers that must not
 // (a reply saying a VM stopped) wait for `flushed()`. Size is bounded by rotating segments.
-import { closeSync, fsync, ftruncateSync, fstatSync, mkdirSync, openSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fsync, ftruncateSync, fstatSync, mkdirSync, openSync, unlinkSync, fsyncSync } from 'node:fs';
+import { writeAllSync } from '../fs/write-all.js';
 import { join } from 'node:path';
 import type { Clock, Disposable } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
@@ -99,7 +100,9 @@ export class JournalWriter {
     }
     if (this.size > 0 && this.size + bytes.length > this.opts.segmentBytes) this.rotate(rec.seq);
     try {
-      writeSync(this.fd, bytes);
+      // Not writeSync alone: a record torn by a short write was counted as written, and its event
+      // told with a sequence number the journal did not hold (chaos seed 28218).
+      writeAllSync(this.fd, bytes);
     } catch (err) {
       // A short write leaves a torn record: cut it, so the next append starts on a line of its own.
       try { ftruncateSync(this.fd, this.size); } catch { /* the next open cuts it */ }

@@ -2,7 +2,8 @@
 // rewritten atomically after every renewal. Shims bind their etcd disk keys to this lease and
 // fence (pause their VMs) once the host's monotonic clock passes `aliveUntil` without a newer
 // renewal, whether virtqemud is alive to say so or not (docs/decisions/0030).
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { writeAllSync } from '../fs/write-all.js';
 import { join } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 
@@ -57,7 +58,7 @@ export function writeHostLease(runtimeDir: string, value: HostLeaseFile): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    writeSync(fd, JSON.stringify(value));
+    writeAllSync(fd, Buffer.from(JSON.stringify(value)));
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -6,6 +6,7 @@
 // (`-incoming fd:N`). Kept apart from vm.ts so live migration can share the QMP helpers.
 import { closeSync, fdatasync, fstatSync, fsync, linkSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { writeAllSync } from '../../drivers/fs/write-all.js';
 import { promisify } from 'node:util';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, basename, join } from 'node:path';
@@ -119,8 +120,8 @@ export async function saveToFile(s: SaveToFile): Promise<SavedFile> {
     // the rename only drops a link and the old blocks are freed after the reply. Where links are
     // refused (another filesystem kind) or nothing is there, the rename frees them as before.
     superseded = linkIfAny(s.file, old);
-    // Position null: the descriptor's offset ends after the header, where the copier writes.
-    writeSync(out, header, 0, header.length, null);
+    // At the descriptor's offset, which ends after the header, where the copier writes.
+    writeAllSync(out, header);
     const [{ accepted }] = await Promise.all([listening, qemuReady]);
     await s.mon.raw({ execute: 'migrate', arguments: { uri: `unix:${s.socket}` } });
     // The copy ends when QEMU closes the stream; a migration that fails before it connects is

@@ -6,7 +6,7 @@ import { encodeRecord, parseSegment } from '../../../../drivers/journal/record-f
 import { listSegments, newestRecord, readJournal } from '../../../../drivers/journal/segments.js';
 import { claimWriter, otherWriterAlive, selfWriter } from '../../../../drivers/journal/writer-lock.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
-import { tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
+import { tmpfsRoot, tmpRoot, type TmpRoot } from '../../../helpers/tmp-root.js';
 
 describe('JournalWriter', () => {
   let root: TmpRoot;
@@ -25,6 +25,31 @@ describe('JournalWriter', () => {
     expect(again.append({ event: 'started' }).seq).toBe(3);
     again.close();
     expect(readJournal(dir()).records.map((r) => [r.seq, r.body['event']])).toEqual([[1, 'started'], [2, 'stopped'], [3, 'started']]);
+  });
+
+  // Chaos seed 28218: on a full disk write(2) took the part of a record that fit, without an
+  // error; the record was counted as written and its event told with a number the journal lacked.
+  it('on a full disk, counts as written only records that are whole, and refuses the rest with NO_SPACE', () => {
+    const small = tmpfsRoot('64k');
+    try {
+      const w = JournalWriter.open({ dir: join(small.dir, 'journal'), clock, syncDelayMs: 60_000 });
+      const given: number[] = [];
+      let refused: unknown;
+      for (let i = 0; i < 2000 && refused === undefined; i++) {
+        try {
+          given.push(w.append({ event: 'suspended', details: { pad: 'x'.repeat(37 + (i % 13)) } }).seq);
+        } catch (err) {
+          refused = err;
+        }
+      }
+      expect(refused).toMatchObject({ code: 'NO_SPACE' });
+      const read = readJournal(join(small.dir, 'journal'));
+      expect(read.dropped).toBe(0);
+      expect(read.records.map((r) => r.seq)).toEqual(given);
+      w.close();
+    } finally {
+      small.remove();
+    }
   });
 
   it('makes a record readable by another reader as soon as append returns (before any fsync)', () => {
