@@ -32,7 +32,8 @@ export function ensureSpaceReserve(dir: string, bytes = SPACE_RESERVE_BYTES): bo
   } catch {
     // missing: made below
   }
-  const tmp = `${file}.${process.pid}.tmp`;
+  // One name (only virtqemud, one per root, makes it): one a kill left is simply written over.
+  const tmp = `${file}.tmp`;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     // Not made from the last free space: a state file written meanwhile would find none.
