@@ -99,3 +99,17 @@ export async function inspectImage(qemuImg: QemuImg, path: string, what: string)
     return { ...top, problem: `its backing chain cannot be opened: ${chainErr.message}` };
   }
 }
+
+/**
+ * The format qemu-img reads in `path`; 'unknown' when it cannot open it (bytes that look like an
+ * image and are not one), as DirPool lists such a volume.
+ */
+export async function probedFormat(qemuImg: QemuImg, path: string, what: string): Promise<string> {
+  try {
+    return parseImageInfo(await qemuImg.run(['info', '-U', '--output=json', path], { what })).format;
+  } catch (err) {
+    if (err instanceof VirtqError && err.code === 'OPERATION_FAILED') return 'unknown';
+    throw err;
+  }
+}
+

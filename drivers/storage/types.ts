@@ -137,6 +137,7 @@ export interface UploadOptions {
 export interface StagedUpload {
   /** The temp file's inode number, in decimal: the volume's once it is replaced. */
   ino: string;
+  /** What qemu-img reads in it: 'unknown' when it cannot open it. */
   format: string;
 }
 

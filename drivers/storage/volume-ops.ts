@@ -7,7 +7,7 @@ import { dirname, basename, isAbsolute } from 'node:path';
 import { VirtqError } from '../../protocol/errors.js';
 import { supportsDirectIo } from './direct-io.js';
 import type { FileCopier } from './file-copy.js';
-import { inspectImage, type ImageInfo } from './image-info.js';
+import { probedFormat, type ImageInfo } from './image-info.js';
 import { convertArgs, createArgs, resizeArgs, type SecretArgs } from './qemu-img-args.js';
 import { checkQcow2Capacity, writeQcow2 } from './qcow2-create.js';
 import { abortedError, type QemuImg } from './qemu-img.js';
@@ -238,8 +238,7 @@ export async function uploadVolumeFile(ctx: OpsContext, vol: ResolvedVolume, dat
         written = await writeStream(target, data, { maxBytes, lengthBytes: opts.lengthBytes, what, recycle: opts.recycle, readInto: opts.readInto }, ctl);
         const st = await keepOwnership(fh, vol);
         if (opts.beforeCommit !== undefined) {
-          const info = await inspectImage(ctx.qemuImg, tmp, what);
-          await opts.beforeCommit({ ino: String(st.ino), format: info.format });
+          await opts.beforeCommit({ ino: String(st.ino), format: await probedFormat(ctx.qemuImg, tmp, what) });
         }
       } finally {
         await fh.close();

@@ -1,6 +1,10 @@
 // Parsing `qemu-img info --output=json [--backing-chain]` as qemu-img 7.2 prints it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseImageInfo } from '../../../../drivers/storage/image-info.js';
+import { parseImageInfo, probedFormat } from '../../../../drivers/storage/image-info.js';
+import { QemuImg } from '../../../../drivers/storage/qemu-img.js';
 
 const overlay = {
   'backing-filename-format': 'qcow2', 'virtual-size': 67108864, filename: '/p/ov.qcow2', 'cluster-size': 65536, format: 'qcow2',
@@ -50,3 +54,23 @@ describe('parseImageInfo', () => {
     expect(() => parseImageInfo('[{"format":"raw"}]')).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
   });
 });
+
+// What an upload's bytes are, before they replace a qcow2 volume's (the real qemu-img).
+describe('probedFormat', () => {
+  it('reads raw bytes as raw, and bytes that look like a qcow2 header and are not one as unknown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vq-probe-'));
+    try {
+      writeFileSync(join(dir, 'raw'), Buffer.alloc(65536, 7));
+      const fake = Buffer.alloc(65536, 0xff);
+      fake.write('QFI\xfb', 0, 'latin1');
+      fake.writeUInt32BE(3, 4);
+      writeFileSync(join(dir, 'fake'), fake);
+      const qemuImg = new QemuImg({});
+      expect(await probedFormat(qemuImg, join(dir, 'raw'), 'probing')).toBe('raw');
+      expect(await probedFormat(qemuImg, join(dir, 'fake'), 'probing')).toBe('unknown');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
