@@ -3,8 +3,8 @@
 // the persistent definition moves back onto those images, the metadata goes and so do the
 // overlays (a volume's through virtstoraged). Until the definition is saved the VM stays on its overlays, which still read the same
 // (a commit copies, it does not move), so a crash part-way loses nothing.
-import { execFile } from 'node:child_process';
 import { access, rm } from 'node:fs/promises';
+import { runBound } from '../../drivers/host/dies-with-starter.js';
 import { VirtqError, normalizeDefinition, type NormalizedDefinition } from '../../protocol/index.js';
 import { SnapshotStore, type SnapshotMeta } from '../../drivers/hypervisor/qemu/snapshot-store.js';
 import { commitPlan, type CommitDisk } from '../../drivers/hypervisor/qemu/commit-plan.js';
@@ -16,19 +16,12 @@ import type { SnapshotVolumes } from '../storage-volumes.js';
 /** Merges the qcow2 `overlay` into its backing file (at most `bytesPerSec` when given); answers that file's format. */
 export type OverlayCommitter = (overlay: string, bytesPerSec?: number) => Promise<{ backingFormat: string }>;
 
-const run = (file: string, args: readonly string[]): Promise<string> => new Promise((resolve, reject) => {
-  execFile(file, args, (err, out, stderr) => {
-    if (err === null) resolve(String(out));
-    else reject(new Error(String(stderr).trim() || err.message));
-  });
-});
-
 /** An OverlayCommitter running `qemuImg info` and `qemuImg commit -d` (the overlay is removed after). */
 export function qemuImgCommit(qemuImg: string): OverlayCommitter {
   return async (overlay, bytesPerSec) => {
     try {
-      const info = JSON.parse(await run(qemuImg, ['info', '--output=json', overlay])) as { 'backing-filename-format'?: string };
-      await run(qemuImg, ['commit', '-q', '-d', '-f', 'qcow2', ...(bytesPerSec === undefined ? [] : ['-r', String(bytesPerSec)]), overlay]);
+      const info = JSON.parse(await runBound(qemuImg, ['info', '--output=json', overlay])) as { 'backing-filename-format'?: string };
+      await runBound(qemuImg, ['commit', '-q', '-d', '-f', 'qcow2', ...(bytesPerSec === undefined ? [] : ['-r', String(bytesPerSec)]), overlay]);
       return { backingFormat: info['backing-filename-format'] ?? 'raw' };
     } catch (err) {
       throw new VirtqError('OPERATION_FAILED', `cannot merge overlay ${overlay} into its backing file: ${(err as Error).message}`, { cause: err });

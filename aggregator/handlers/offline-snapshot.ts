@@ -5,7 +5,7 @@
 // metadata is written. All or nothing: a failure part-way removes the overlays made so far and
 // puts the definition back. A VM with a managed save image is refused (its memory expects the
 // disks as they are).
-import { execFile } from 'node:child_process';
+import { runBound } from '../../drivers/host/dies-with-starter.js';
 import { access, rm } from 'node:fs/promises';
 import { VirtqError, normalizeDefinition, type NormalizedDefinition, type ResolvedDisk, type SnapshotInfo } from '../../protocol/index.js';
 import { SnapshotStore, type SnapshotDisk } from '../../drivers/hypervisor/qemu/snapshot-store.js';
@@ -20,12 +20,13 @@ export type OverlayMaker = (backing: string, format: string, overlay: string) =>
 
 /** An OverlayMaker running `qemuImg create` (the existence check is externalDisks', just before). */
 export function qemuImgOverlays(qemuImg: string): OverlayMaker {
-  return (backing, format, overlay) => new Promise((resolve, reject) => {
-    execFile(qemuImg, ['create', '-q', '-f', 'qcow2', '-b', backing, '-F', format, overlay], (err, _out, stderr) => {
-      if (err === null) resolve();
-      else reject(new VirtqError('OPERATION_FAILED', `cannot make overlay ${overlay} on ${backing}: ${String(stderr).trim() || err.message}`));
-    });
-  });
+  return async (backing, format, overlay) => {
+    try {
+      await runBound(qemuImg, ['create', '-q', '-f', 'qcow2', '-b', backing, '-F', format, overlay]);
+    } catch (err) {
+      throw new VirtqError('OPERATION_FAILED', `cannot make overlay ${overlay} on ${backing}: ${(err as Error).message}`, { cause: err });
+    }
+  };
 }
 
 /** What an offline snapshot needs of virtqemud. */

@@ -1,9 +1,9 @@
 // Runs qemu-img: one child per call, C locale, killed when its operation is aborted, its exit
 // and stderr mapped to typed errors here (ENOSPC → NO_SPACE, a held image lock → IN_USE, a
 // wrong passphrase → INVALID_ARG). Knows nothing of pools; callers say what they were doing.
-import { spawn as nodeSpawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { VirtqError } from '../../protocol/errors.js';
+import { spawnBound } from '../host/dies-with-starter.js';
 
 /** How a qemu-img process ended. */
 export interface QemuImgExit {
@@ -27,14 +27,14 @@ export interface QemuImgProcess {
 /** Starts `binary` with `args`, stdin closed, stdout and stderr piped. */
 export type QemuImgSpawn = (binary: string, args: readonly string[]) => QemuImgProcess;
 
-/** The real spawn, with LC_ALL=C so error texts are the ones matched below. */
+/**
+ * The real spawn, with LC_ALL=C so error texts are the ones matched below, bound to die with the
+ * daemon that started it (drivers/host/dies-with-starter.ts): a full clone's copy must not go on
+ * for nobody after a kill -9, holding the source's lock and filling a removed temp file.
+ */
 export const spawnQemuImg: QemuImgSpawn = (binary, args) => {
-  const child = nodeSpawn(binary, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-  const exited = new Promise<QemuImgExit>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  return { pid: child.pid, stdout: child.stdout, stderr: child.stderr, exited, kill: () => { child.kill('SIGKILL'); } };
+  const { child, ended } = spawnBound(binary, args, 'ignore', { env: { ...process.env, LC_ALL: 'C' } });
+  return { pid: child.pid, stdout: child.stdout, stderr: child.stderr, exited: ended, kill: () => { child.kill('SIGKILL'); } };
 };
 
 /** One qemu-img call. */

@@ -8,7 +8,10 @@
 //   4. no definition is lost or corrupt, and no temp file is read as one;
 //   5. once everything is destroyed and undefined, no QEMU, shim or lease holder is left;
 //   6. every event told to a subscriber that resumes with its sequence numbers is in the VM's
-//      journal, in order, once, and it is told every journaled event (event-watch.ts).
+//      journal, in order, once, and it is told every journaled event (event-watch.ts);
+//   7. once virtqemud has stopped and virtstoraged and virtsecretd are killed -9, no process
+//      started under the root runs, whether or not its command line names the root (a
+//      capabilities probe, a clone's cp), found by the variable world.ts puts in its environment.
 // Beside it runs the storage schedule of storage-chaos.ts (virtstoraged and virtsecretd, their
 // operations, kill -9 of either, hang-ups mid-transfer) with the invariants of storage-invariants.ts.
 import { EventWatch } from './event-watch.js';
@@ -22,7 +25,7 @@ import {
 import { idleGuest } from '../helpers/test-guest.js';
 import { Rng } from './rng.js';
 import { StorageChaos } from './storage-chaos.js';
-import { ChaosWorld, sleep, type QemuProc } from './world.js';
+import { ChaosWorld, processesOfRoot, sleep, type QemuProc } from './world.js';
 
 /** How an iteration runs. */
 export interface ChaosOptions {
@@ -256,6 +259,8 @@ class Chaos {
       this.trace(`event journal: told ${this.events.count.events} events of ${this.events.count.vms} VMs, each in its journal once, in order`);
       await this.events.stop();
       await this.teardown();
+      this.phase = 'the check for processes left behind';
+      await this.checkNothingLeft();
     } catch (err) {
       this.violation(`the iteration itself failed: ${(err as Error).stack ?? String(err)}`);
     }
@@ -903,6 +908,19 @@ class Chaos {
     while (this.w.shims().length > 0 && Date.now() < end) await sleep(100);
     for (const s of this.w.shims()) this.violation(`shim pid ${s.pid} (${s.args.slice(1).join(' ')}) still runs after virtqemud stopped`);
     this.trace('teardown done');
+  }
+
+  /** Invariant 7: nothing started under the root outlives virtqemud's stop and a kill -9 of the others. */
+  private async checkNothingLeft(): Promise<void> {
+    await this.storage.killDaemons();
+    const end = Date.now() + 10_000;
+    let left = processesOfRoot(this.w.root);
+    while (left.length > 0 && Date.now() < end) {
+      await sleep(100);
+      left = processesOfRoot(this.w.root);
+    }
+    for (const p of left) this.violation(`pid ${p.pid} (${p.args.join(' ')}), started under this root, still runs 10 s after every daemon ended`);
+    this.trace(`left behind: ${left.length === 0 ? 'nothing' : left.map((p) => p.pid).join(', ')}`);
   }
 }
 

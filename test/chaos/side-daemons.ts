@@ -8,6 +8,7 @@ import { systemClock } from '../../protocol/index.js';
 import { connectSecret, type SecretClient } from '../../client/secret-client.js';
 import { connectStorage, type StorageClient } from '../../client/storage-client.js';
 import { daemonBin } from '../helpers/service-harness.js';
+import { rootEnv } from './world.js';
 
 /** The secondary daemons chaos runs. */
 export type SideDaemon = 'virtstoraged' | 'virtsecretd';
@@ -35,7 +36,7 @@ export class SideDaemons {
 
   /** Starts `d` and waits for its ready line; throws with its stderr when it fails. */
   async start(d: SideDaemon): Promise<void> {
-    const proc = spawn(process.execPath, [daemonBin(d), '--root', this.root, '--log-filters', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [daemonBin(d), '--root', this.root, '--log-filters', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'], env: rootEnv(this.root) });
     this.spawned.push(proc);
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     let own = '';

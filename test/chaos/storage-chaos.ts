@@ -181,6 +181,11 @@ export class StorageChaos {
     for (const n of this.ctx.vols.notes.concat(this.ctx.secrets.notes)) this.hooks.note(`seed ${this.ctx.seed}: ${n}`);
   }
 
+  /** kill -9 of both daemons, for the last check that nothing they started outlives them. */
+  async killDaemons(): Promise<void> {
+    await Promise.all([this.side.kill('virtstoraged'), this.side.kill('virtsecretd')]);
+  }
+
   async dispose(): Promise<void> {
     await this.side.dispose();
   }

@@ -1,6 +1,7 @@
 // The world a chaos iteration runs in: a temporary root (a small tmpfs when we may mount one, so
 // the disk can be filled), the built virtqemud, clients, and the truth about processes read from
-// /proc: QEMUs, shims and lease holders whose command line or open files name the root.
+// /proc: QEMUs, shims and lease holders whose command line or open files name the root, and every
+// process started under it, found by a variable in its environment.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync, writeSync,
@@ -78,6 +79,30 @@ function parentPid(pid: number): number | undefined {
   }
 }
 
+/**
+ * The variable every process of a chaos root carries in its environment, and so everything it
+ * starts unless that spawn replaces the environment: a process whose command line names no root
+ * (a capabilities probe, a clone's cp) is still found as the root's.
+ */
+const ROOT_VAR = 'VIRTQ_CHAOS_ROOT';
+
+/** The environment the chaos world starts its daemons and shims with. */
+export function rootEnv(root: string): NodeJS.ProcessEnv {
+  return { ...process.env, [ROOT_VAR]: root };
+}
+
+/** Live processes started, directly or not, under `root` (see ROOT_VAR); unreadable ones skipped. */
+export function processesOfRoot(root: string): Proc[] {
+  const entry = `${ROOT_VAR}=${root}\0`;
+  return allProcs().filter((p) => {
+    try {
+      return readFileSync(`/proc/${p.pid}/environ`, 'latin1').includes(entry);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** The value following `flag` in `args`. */
 function argAfter(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
@@ -145,7 +170,7 @@ export class ChaosWorld {
   /** Starts virtqemud and waits for its ready line; throws with its stderr when it fails. */
   async startDaemon(): Promise<void> {
     // Reconciliation every second: virtqemud is killed often, and a 5 s pass would rarely run.
-    const proc = spawn(process.execPath, [DAEMON_BIN, '--root', this.root, '--reconcile-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [DAEMON_BIN, '--root', this.root, '--reconcile-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'], env: rootEnv(this.root) });
     this.spawned.push(proc);
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     let stderr = '';
@@ -200,7 +225,7 @@ export class ChaosWorld {
 
   /** Runs `virtq-shim --attach NAME`; resolves with its reply line. */
   attach(name: string): Promise<{ ok: boolean; error?: { code: string; message: string } }> {
-    const proc = spawn(process.execPath, [SHIM_BIN, '--root', this.root, '--attach', name], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    const proc = spawn(process.execPath, [SHIM_BIN, '--root', this.root, '--attach', name], { stdio: ['ignore', 'pipe', 'ignore'], detached: true, env: rootEnv(this.root) });
     this.spawned.push(proc);
     return new Promise((resolve) => {
       let out = '';
@@ -363,8 +388,7 @@ export class ChaosWorld {
     for (const p of [...this.qemus(), ...this.shims(), ...this.holders()]) {
       try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
     }
-    for (const p of allProcs()) {
-      if (!this.mine(p.args)) continue;
+    for (const p of [...allProcs().filter((x) => this.mine(x.args)), ...processesOfRoot(this.root)]) {
       try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
     }
   }

@@ -1,11 +1,13 @@
 // virtstoraged's behaviours the chaos suite (test/chaos, issue #13) found wrong, each pinned by a
 // deterministic test: two changes of one volume at once, a delete and a create on a full disk,
-// raw bytes uploaded into a qcow2 volume, with and without a kill -9 once they replaced the volume's.
+// raw bytes uploaded into a qcow2 volume, with and without a kill -9 once they replaced the volume's,
+// and a kill -9 in the middle of a full clone, whose copying helper must die with the daemon.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectStorage } from '../../client/index.js';
+import { processesNaming } from '../helpers/kill-under.js';
 import { ServiceHarness } from '../helpers/service-harness.js';
 import { tmpfsRoot, tmpRoot } from '../helpers/tmp-root.js';
 
@@ -139,6 +141,45 @@ exec qemu-img "$@"
       await h.start('virtstoraged');
       const again = await connectStorage(h.uri('storage'));
       expect(await again.api.getVolume({ pool: 'default', name: 'v.qcow2' })).toMatchObject({ format: 'raw', capacity: 64 * 1024 });
+      again.close();
+    } finally {
+      storage.close();
+    }
+  });
+  // Session 29 (a chaos run left a probe QEMU behind; the same held for virtstoraged's helpers): a
+  // kill -9 of virtstoraged in the middle of a full clone left its cp, or its qemu-img convert for
+  // a chain, copying for nobody into a temp file the next start removes, holding the source's
+  // image lock the while. Here the helper never ends by itself, so only its starter's death ends it.
+  it.each([
+    { helper: 'cp', source: 'src.raw' },
+    { helper: 'qemu-img convert', source: 'top.qcow2' },
+  ])('takes a full clone\'s $helper down with it when killed -9', async ({ helper, source }) => {
+    const root = tmpRoot();
+    h = new ServiceHarness(root);
+    const hit = join(root.dir, 'hit');
+    const hang = `touch ${hit}; while :; do sleep 0.05; done`;
+    const cp = join(root.dir, 'cp-hangs');
+    writeFileSync(cp, `#!/bin/sh\n${helper === 'cp' ? hang : 'exec cp "$@"'}\n`, { mode: 0o755 });
+    const qemuImg = join(root.dir, 'qemu-img-hangs');
+    writeFileSync(qemuImg, `#!/bin/sh\nif [ "$1" = convert ]; then ${helper === 'cp' ? 'exec qemu-img "$@"' : hang}; fi\nexec qemu-img "$@"\n`, { mode: 0o755 });
+    const daemon = await h.start('virtstoraged', ['--cp', cp, '--qemu-img', qemuImg]);
+    const storage = await connectStorage(h.uri('storage'));
+    try {
+      await storage.api.createVolume({ pool: 'default', name: 'src.raw', capacity: MiB });
+      await storage.cloneVolume({ pool: 'default', source: 'src.raw', name: 'top.qcow2', thin: true });
+      const clone = storage.cloneVolume({ pool: 'default', source, name: 'copy' });
+      clone.catch(() => undefined);
+      await expect.poll(() => existsSync(hit), { timeout: 20_000 }).toBe(true);
+      // The daemon's own command line names the wrapper too (--cp, --qemu-img).
+      const wrapper = helper === 'cp' ? cp : qemuImg;
+      const helpers = (): number[] => processesNaming(wrapper).filter((pid) => pid !== daemon.pid);
+      expect(helpers()).toHaveLength(1);
+      await h.kill(daemon);
+      await expect.poll(helpers, { timeout: 5000 }).toEqual([]);
+      await h.start('virtstoraged');
+      const again = await connectStorage(h.uri('storage'));
+      expect((await again.api.listVolumes({ pool: 'default' })).volumes.map((v) => v.name).sort()).toEqual(['src.raw', 'top.qcow2']);
+      expect(readdirSync(root.path('lib', 'images')).sort()).toEqual(['src.raw', 'top.qcow2']);
       again.close();
     } finally {
       storage.close();

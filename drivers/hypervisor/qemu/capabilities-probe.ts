@@ -1,10 +1,9 @@
 // Runs a QEMU binary once with no machine and QMP on stdio, pipelines the capability queries and
 // `quit`, and collects the replies by id. Knows nothing of caching; capabilities.ts owns that.
-import { spawn as nodeSpawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Clock } from '../../../protocol/clock.js';
 import { VirtqError } from '../../../protocol/errors.js';
+import { spawnBound } from '../../host/dies-with-starter.js';
 
 /** How a probe process ended. */
 export interface ProbeExit {
@@ -38,23 +37,16 @@ export function probeArgs(tryKvm: boolean): string[] {
   return ['-S', '-nodefaults', '-no-user-config', '-display', 'none', '-machine', 'none', ...accel, '-qmp', 'stdio'];
 }
 
-/** util-linux's setpriv (always there on Debian): what starts the probe, so that it dies with its starter. */
-const SETPRIV = '/usr/bin/setpriv';
-
 /**
- * The real spawn: node:child_process with pipes, through `setpriv --pdeathsig KILL` where there is
- * one. A starter killed before it sent `quit` (a shim killed while it starts a VM) left QEMU
- * waiting on a closed stdin for good: QMP on stdio does not end QEMU at its end of file (chaos).
+ * The real spawn: pipes on all three streams, bound to die with its starter
+ * (drivers/host/dies-with-starter.ts). A starter killed before it sent `quit` (a shim killed while
+ * it starts a VM) left QEMU waiting on a closed stdin for good: QMP on stdio does not end QEMU at
+ * its end of file (chaos).
  */
 export const spawnProbe: ProbeSpawn = (binary, args) => {
-  const [command, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, [...args]];
-  const child = nodeSpawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = new Promise<ProbeExit>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    // 'close', not 'exit': by then stdout has been read to its end.
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') };
+  // 'close', not 'exit': `ended` settles once stdout has been read to its end.
+  const { child, ended } = spawnBound(binary, args, 'pipe');
+  return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: ended, kill: () => child.kill('SIGKILL') };
 };
 
 /**
