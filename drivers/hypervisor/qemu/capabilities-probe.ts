@@ -44,7 +44,6 @@ export function probeArgs(tryKvm: boolean): string[] {
  * its end of file (chaos).
  */
 export const spawnProbe: ProbeSpawn = (binary, args) => {
-  // 'close', not 'exit': `ended` settles once stdout has been read to its end.
   const { child, ended } = spawnBound(binary, args, 'pipe');
   return { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: ended, kill: () => child.kill('SIGKILL') };
 };
