@@ -88,6 +88,10 @@ export class EtcdMembership implements ClusterGate {
   private inherited: Set<string> | undefined;
   private readonly inheritedUntil: number;
   private metrics: string | undefined;
+  /** Orders the sync's snapshots of the local VMs and the failures of claim() (see claimIfLocal). */
+  private order = 0;
+  /** The order at which a claim() of "name\0uuid" last failed, kept until a sync's snapshot is newer. */
+  private readonly failedClaims = new Map<string, number>();
   /** Why the last heartbeat failed (a refused certificate, no leader...): told with CLUSTER_UNAVAILABLE. */
   private lastError: string | undefined;
   conflicts: HostEntry['conflicts'] = [];
@@ -130,7 +134,11 @@ export class EtcdMembership implements ClusterGate {
     this.requireAvailable(`claim "${name}"`);
     // A VM migrating in: its claim is its source host's until the switchover moves it here.
     if (this.incoming.covers(name, uuid)) return;
-    await this.inTurn(name, () => this.claimNow(name, uuid));
+    // Marked in the name's turn, so a sync queued behind this claim sees it (claimIfLocal).
+    await this.inTurn(name, () => this.claimNow(name, uuid).catch((err: unknown) => {
+      this.failedClaims.set(claimKey(name, uuid), ++this.order);
+      throw err;
+    }));
   }
 
   async expectIncoming(name: string, uuid: string): Promise<boolean> {
@@ -287,13 +295,16 @@ export class EtcdMembership implements ClusterGate {
     const [held, heldUuids] = await this.etcd(() => Promise.all([rangeAll(this.client, this.keys.namesDir), rangeAll(this.client, this.keys.uuidsDir)]));
     const conflicts: FoundConflict[] = [];
     const local = new Map([...this.cfg.local()].map((r) => [r.name, r.uuid.toLowerCase()]));
+    // Syncs run one after another (the heartbeat awaits each): no later one needs what is older than this snapshot.
+    const snapshot = ++this.order;
+    for (const [key, at] of this.failedClaims) if (at < snapshot) this.failedClaims.delete(key);
     // Claims already exactly this host's need no Txn: a periodic sync costs two reads, not one Txn per VM.
     const names = new Map(held);
     const uuids = new Map(heldUuids);
     for (const [name, uuid] of local) {
       if (this.incoming.covers(name, uuid)) continue;
       if (names.get(this.keys.name(name)) === nameClaimValue(this.cfg.hostId, uuid) && uuids.get(this.keys.uuid(uuid)) === uuidClaimValue(this.cfg.hostId, name)) continue;
-      await this.inTurn(name, () => this.claimIfLocal(name, uuid)).catch((err: unknown) => {
+      await this.inTurn(name, () => this.claimIfLocal(name, uuid, snapshot)).catch((err: unknown) => {
         const e = VirtqError.from(err);
         if (e.code === 'CLUSTER_UNAVAILABLE') throw e;
         conflicts.push({ name, uuid, heldBy: String(e.details?.['host'] ?? 'another host'), message: e.message });
@@ -345,7 +356,11 @@ export class EtcdMembership implements ClusterGate {
 
   // The sync's claim of a VM its snapshot found local: a define or undefine since then decides instead (a failed
   // define removed its VM, an undefine released it); claiming anyway would refuse the name fleet-wide until the next sync.
-  private async claimIfLocal(name: string, uuid: string): Promise<void> {
+  // The VM's own claim (its define's or start's) failing after the snapshot decides too: a refused define removes its
+  // VM only once the refusal reaches it, after this runs, and a Txn sent now can land after the other host released the
+  // name, holding it against that host's next define until the release below (cluster-stale-claims, session 29).
+  private async claimIfLocal(name: string, uuid: string, snapshot: number): Promise<void> {
+    if ((this.failedClaims.get(claimKey(name, uuid)) ?? 0) > snapshot) return;
     if (!this.holdsLocally(name, uuid)) return;
     const failed = await this.claimNow(name, uuid).then(() => undefined, (err: unknown) => VirtqError.from(err));
     const local = this.holdsLocally(name, uuid);
@@ -397,4 +412,8 @@ export class EtcdMembership implements ClusterGate {
     void tail.then(() => { if (this.queues.get(name) === tail) this.queues.delete(name); });
     return run;
   }
+}
+
+function claimKey(name: string, uuid: string): string {
+  return `${name}\u0000${uuid.toLowerCase()}`;
 }
