@@ -15,14 +15,17 @@ const children: ChildProcess[] = [];
 let tmp: TmpRoot | undefined;
 
 afterEach(() => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
+  // The whole group: sh forks its sleep, which killing sh alone would leave running.
+  for (const c of children.splice(0)) {
+    try { process.kill(-(c.pid as number), 'SIGKILL'); } catch { /* gone */ }
+  }
   tmp?.remove();
   tmp = undefined;
 });
 
 /** A process standing in for a shim or QEMU; `marker` shows up in its command line. */
 function standing(marker: string): number {
-  const c = spawn('sh', ['-c', 'sleep 60', marker], { stdio: 'ignore' });
+  const c = spawn('sh', ['-c', 'sleep 60', marker], { stdio: 'ignore', detached: true });
   children.push(c);
   return c.pid as number;
 }
