@@ -9,6 +9,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Fails a file that leaves a process running (test/helpers/no-process-left.setup.ts).
+    setupFiles: ['test/helpers/no-process-left.setup.ts'],
     reporters: ['default'],
     // Longest files first so neither worker is left running a slow file alone at the end.
     sequence: { sequencer: LongestFirstSequencer },

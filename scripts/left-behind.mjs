@@ -27,7 +27,8 @@ function leftBehind() {
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || ours.has(pid)) continue;
-    if (!read(`/proc/${pid}/environ`)?.includes(entry)) continue;
+    const environ = read(`/proc/${pid}/environ`);
+    if (environ === undefined || !(environ.startsWith(entry) || environ.includes(`\0${entry}`))) continue;
     const stat = read(`/proc/${pid}/stat`);
     const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ') ?? [];
     if (fields[0] === undefined || fields[0] === 'Z' || fields[0] === 'X') continue;

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { RpcClient, daemonSockets, rootLayout, systemClock, type Layout } from '../../protocol/index.js';
 import { DAEMON_BIN } from '../helpers/daemon-harness.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
+import { processesWithEnv } from '../helpers/env-processes.js';
 import { readStateFiles } from '../helpers/state-files.js';
 import { procState } from '../../drivers/host/proc.js';
 
@@ -91,16 +92,9 @@ export function rootEnv(root: string): NodeJS.ProcessEnv {
   return { ...process.env, [ROOT_VAR]: root };
 }
 
-/** Live processes started, directly or not, under `root` (see ROOT_VAR); unreadable ones skipped. */
+/** Live processes started, directly or not, under `root` (see ROOT_VAR). */
 export function processesOfRoot(root: string): Proc[] {
-  const entry = `${ROOT_VAR}=${root}\0`;
-  return allProcs().filter((p) => {
-    try {
-      return readFileSync(`/proc/${p.pid}/environ`, 'latin1').includes(entry);
-    } catch {
-      return false;
-    }
-  });
+  return processesWithEnv(ROOT_VAR, root);
 }
 
 /** The value following `flag` in `args`. */

@@ -4,8 +4,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { build } from 'esbuild';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { build, stop as stopEsbuild } from 'esbuild';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../protocol/clock.js';
 import { processMatches } from '../../drivers/network/dnsmasq.js';
 import { NetworkDriver } from '../../drivers/network/network-driver.js';
@@ -34,6 +34,9 @@ afterEach(async () => {
   for (const ns of spaces) await ns.remove();
   root.remove();
 });
+
+// esbuild's build() leaves its service process running for the next call.
+afterAll(() => stopEsbuild());
 
 /** The session id of `pid` (field 6 of /proc/PID/stat). */
 function sessionOf(pid: number): number {

@@ -5,8 +5,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { build } from 'esbuild';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { build, stop as stopEsbuild } from 'esbuild';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtqError } from '../../protocol/errors.js';
 import { DirPool } from '../../drivers/storage/dir-pool.js';
 import { FileCopier } from '../../drivers/storage/file-copy.js';
@@ -63,6 +63,8 @@ describe('DirPool faults (real qemu-img)', () => {
   let mounted: string | undefined;
 
   beforeEach(() => { root = tmpRoot('vq-storf-'); mounted = undefined; });
+  // esbuild's build() leaves its service process running for the next call.
+  afterAll(() => stopEsbuild());
   afterEach(() => {
     if (mounted !== undefined && spawnSync('umount', [mounted]).status !== 0) spawnSync('umount', ['-l', mounted]);
     root.remove();
