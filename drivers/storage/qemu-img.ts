@@ -3,15 +3,10 @@
 // wrong passphrase → INVALID_ARG). Knows nothing of pools; callers say what they were doing.
 import type { Readable } from 'node:stream';
 import { VirtqError } from '../../protocol/errors.js';
-import { spawnBound } from '../host/dies-with-starter.js';
+import { spawnBound, type BoundExit } from '../host/dies-with-starter.js';
 
-/** How a qemu-img process ended. */
-export interface QemuImgExit {
-  code: number | null;
-  signal: string | null;
-  /** Set when the process could not be started at all (e.g. ENOENT). */
-  error?: Error;
-}
+/** How a qemu-img process ended (`error`: it could not be started at all, e.g. ENOENT). */
+export type QemuImgExit = BoundExit;
 
 /** A running qemu-img, as the runner needs it. */
 export interface QemuImgProcess {

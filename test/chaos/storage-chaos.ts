@@ -173,7 +173,7 @@ export class StorageChaos {
     this.hooks.count('faults', 'kill -9 virtsecretd');
     this.hooks.trace('FAULT kill -9 virtstoraged and virtsecretd (quiet), restart');
     for (const d of ['virtstoraged', 'virtsecretd'] as const) this.ctx.gen[d]++;
-    await Promise.all([this.side.kill('virtstoraged'), this.side.kill('virtsecretd')]);
+    await this.killDaemons();
     this.ctx.secrets.everywhere(secretdRestart);
     await this.ensureUp();
     await this.invariants.checkAll('after a restart', convergeMs, true);

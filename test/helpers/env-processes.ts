@@ -3,6 +3,7 @@
 // directly or not, whatever their command lines say. /proc/PID/environ is the environment the
 // process was started with; a live process's own later changes do not show there.
 import { readdirSync, readFileSync } from 'node:fs';
+import { procState } from '../../drivers/host/proc.js';
 
 /** A live process, with its arguments. */
 export interface EnvProcess {
@@ -28,8 +29,7 @@ export function processesWithEnv(name: string, value: string): EnvProcess[] {
     const environ = read(`/proc/${pid}/environ`);
     // Preceded by the start of the block or by another entry's NUL: FOO_NAME=VALUE is not NAME=VALUE.
     if (environ === undefined || !(environ.startsWith(entry) || environ.includes(`\0${entry}`))) continue;
-    const stat = read(`/proc/${pid}/stat`);
-    const state = stat?.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const state = procState(pid);
     if (state === undefined || state === 'Z' || state === 'X') continue;
     out.push({ pid, args: (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter((a) => a !== '') });
   }

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { procState } from '../../drivers/host/proc.js';
 
 const PROBE_LIB = new URL('../../dist/lib/drivers/hypervisor/qemu/capabilities-probe.js', import.meta.url).pathname;
 
@@ -26,11 +27,8 @@ function childrenOf(ppid: number): number[] {
 }
 
 const alive = (pid: number): boolean => {
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z ');
-  } catch {
-    return false;
-  }
+  const state = procState(pid);
+  return state !== undefined && state !== 'Z' && state !== 'X';
 };
 
 describe('the capabilities probe', () => {

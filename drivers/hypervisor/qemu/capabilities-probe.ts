@@ -3,15 +3,10 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Clock } from '../../../protocol/clock.js';
 import { VirtqError } from '../../../protocol/errors.js';
-import { spawnBound } from '../../host/dies-with-starter.js';
+import { spawnBound, type BoundExit } from '../../host/dies-with-starter.js';
 
-/** How a probe process ended. */
-export interface ProbeExit {
-  code: number | null;
-  signal: string | null;
-  /** Set when the process could not be started at all (e.g. ENOENT). */
-  error?: Error;
-}
+/** How a probe process ended (`error`: it could not be started at all, e.g. ENOENT). */
+export type ProbeExit = BoundExit;
 
 /** The running probe process, as the probe needs it: stdio pipes, its end, a way to stop it. */
 export interface ProbeProcess {
