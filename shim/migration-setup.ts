@@ -1,7 +1,7 @@
 // How a shim takes part in migrations, kept out of shim.ts: the source side every shim has, and
 // for a shim started with --incoming, a QEMU launched listening (or with `-incoming defer`) and no disk lease
 // (only the lifeline the leases taken at switchover will be bound to).
-import { RpcClient, VirtqError, daemonSockets, migrationSocket, typedClient, virtqProgram, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
+import { RpcClient, VirtqError, daemonSockets, delay, migrationSocket, typedClient, virtqProgram, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
 import { rm } from 'node:fs/promises';
 import type { Vm } from './vm/vm.js';
 import type { IncomingStart } from './vm/incoming.js';
@@ -23,6 +23,8 @@ export interface ShimMigration {
    * never ran here (a failed incoming migration), so a restarted virtqemud does not list it here.
    */
   forgetIfGone(stateFile: string): Promise<void>;
+  /** Settles once a finished outgoing migration has moved the VM's definition (MigrationSource.tidied). */
+  tidied(): Promise<void>;
   /** After re-attaching: cancels a migration the predecessor left running in QEMU. */
   recover(): Promise<void>;
   /** Every monitor event of the VM's QEMU (the shim's event tap): MIGRATION wakes the polls. */
@@ -36,20 +38,14 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
   const source = new MigrationSource({
     vm, leases, clock, log, wakeups,
     connect: (uri) => connectDestination(uri, clock),
-    undefineSource: async (name) => {
-      const rpc = await RpcClient.connect(daemonSockets(layout).rw, { clock, defaultTimeoutMs: 30_000 });
-      try {
-        await typedClient(virtqProgram, rpc).undefine({ name });
-      } finally {
-        rpc.close();
-      }
-    },
+    undefineSource: (name) => undefineHere(daemonSockets(layout).rw, name, clock),
   });
   const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, wakeups, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
   return {
     incoming,
     handlers: (persisted) => migrationHandlers({ vm, source, incoming, persisted }),
     recover: () => source.recover(),
+    tidied: () => source.tidied(),
     onEvent: (event) => wakeups.onEvent(event),
     forgetIfGone: async (stateFile) => {
       const gone = (vm.state === 'shutoff' && vm.reason === 'migrated') || (incoming !== undefined && !incoming.ran);
@@ -74,3 +70,38 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
   const spawned = atSpawn === undefined ? {} : { uri: () => atSpawn.uri, qemuArgs: atSpawn.qemuArgs };
   return { leasesDisks: false, reason: INCOMING_REASON, ...spawned, load: () => listener.listen() };
 }
+
+/**
+ * How long a source shim waits for its virtqemud to remove the definition of a VM that migrated
+ * away (--undefine-source). Killed or restarting meanwhile, virtqemud is back within seconds under
+ * systemd (or the chaos world); a definition left here would list the VM on two hosts.
+ */
+const UNDEFINE_SOURCE_WAIT_MS = 30_000;
+
+/**
+ * Undefines `name` on this host's virtqemud, reconnecting while it is down or restarting (NO_CONNECT,
+ * CONNECTION_CLOSED, TIMEOUT) until UNDEFINE_SOURCE_WAIT_MS. A definition already gone (NO_DOMAIN:
+ * an undefine that landed before its reply was lost) is the wanted end.
+ */
+export async function undefineHere(socket: string, name: string, clock: Clock, waitMs = UNDEFINE_SOURCE_WAIT_MS): Promise<void> {
+  const deadline = clock.monotonic() + waitMs;
+  for (;;) {
+    try {
+      const rpc = await RpcClient.connectWithRetry(socket, { clock, deadlineMs: Math.max(0, deadline - clock.monotonic()), defaultTimeoutMs: 10_000 });
+      try {
+        await typedClient(virtqProgram, rpc).undefine({ name });
+        return;
+      } finally {
+        rpc.close();
+      }
+    } catch (err) {
+      const e = VirtqError.from(err);
+      if (e.code === 'NO_DOMAIN') return;
+      if (!DAEMON_AWAY.has(e.code) || clock.monotonic() >= deadline) throw e;
+      await delay(clock, 200);
+    }
+  }
+}
+
+const DAEMON_AWAY = new Set(['NO_CONNECT', 'CONNECTION_CLOSED', 'TIMEOUT']);
+

@@ -374,6 +374,9 @@ export class Shim {
     }
     // A port lives as long as its VM: given back now (virtnetworkd, if down, releases it later).
     await this.ports.release(this.vm.def.interfaces, PORT_RELEASE_WAIT_MS);
+    // A VM that migrated away: its definition here is removed (--undefine-source) before the shim
+    // goes, even when that waits for a restarting virtqemud (bounded: undefineHere).
+    await this.migration?.tidied();
     // Calls waiting on the VM's end (shutdown, destroy) get their replies before anything closes.
     await Promise.race([this.service.server.drained(), new Promise<void>((resolve) => this.cfg.clock.setTimeout(resolve, 5000))]);
     await this.registrar?.unregister().catch(() => undefined);

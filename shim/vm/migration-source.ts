@@ -66,12 +66,23 @@ interface Job {
 /** One VM's outgoing migrations. */
 export class MigrationSource {
   private job: Job | undefined;
+  /** --persistent and --undefine-source of a migration that has happened, while they run. */
+  private movingDefinition: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: MigrationSourceDeps) {}
 
   /** Runs the migration as the VM's job; resolves once the guest runs on the destination. */
   migrate(a: MigrateArgs): Promise<MigrateResult> {
     return this.d.vm.jobs.run('migrate', () => this.run(a));
+  }
+
+  /**
+   * Settles once a migration that has happened has also moved the definition (--persistent,
+   * --undefine-source): the shim of a VM that migrated away waits for it before it goes, since
+   * the source's definition may have to wait for a virtqemud that restarts meanwhile.
+   */
+  tidied(): Promise<void> {
+    return this.movingDefinition;
   }
 
   /** Progress of the running migration (type `none` when there is none). */
@@ -227,10 +238,13 @@ export class MigrationSource {
       // SIGKILL at once (grace 0), not SIGTERM: this QEMU sent its whole state and inactivated its
       // images before `completed`, and holds no lease, so its orderly exit (closing the block layer,
       // ~25 ms more at load, session 16) had nothing left to flush. The reply still waits for its exit.
-      await vm.kill('migrated', 0);
+      const stopped = vm.kill('migrated', 0);
+      // Known before the kill settles: the VM's end starts the shim's finish, which waits for it.
+      this.movingDefinition = stopped.then(() => this.afterwards(dest, a, name), () => undefined);
+      await stopped;
       mark('sourceStopped');
       log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs, phases, qemu: done.qemu }, 'migration completed; the guest runs on the destination');
-      await this.afterwards(dest, a, name);
+      await this.movingDefinition;
       return {
         state: vm.state, reason: vm.reason, totalMs: clock.monotonic() - job.startedAt, transferredBytes: done.transferredBytes,
         ...(done.downtimeMs === undefined ? {} : { downtimeMs: done.downtimeMs }),

@@ -3,12 +3,13 @@
 // and no name claim, within the chaos bound (CONVERGE_MS).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { delay, systemClock, type JobInfo } from '../../protocol/index.js';
 import { MigrationWorld, expectOnlyOn } from '../helpers/migration-world.js';
 import { guestConsole } from '../helpers/guest-console.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
+import { eventually } from '../helpers/fleet.js';
 
 const clock = systemClock();
 
@@ -21,14 +22,19 @@ async function handedOver(api: { getEvents(a: { name: string }): Promise<{ event
   return (await api.getEvents({ name })).events.some((e) => e.event === 'lease-released');
 }
 
-/** Starts the test guest on the source and waits until it has booted. */
-async function bootOnSource(w: MigrationWorld, name: string) {
+/** Starts the test guest on the source (defined first when `persistent`) and waits until it has booted. */
+async function bootOnSource(w: MigrationWorld, name: string, persistent = false) {
   await w.src.startDaemon();
   await w.dst.startDaemon();
   const src = await w.src.client();
   const dst = await w.dst.client();
   const def = w.guest(name, w.disk());
-  await src.api.create({ definition: def });
+  if (persistent) {
+    await src.api.define({ definition: def });
+    await src.api.start({ name });
+  } else {
+    await src.api.create({ definition: def });
+  }
   const con = await guestConsole(await w.connection(w.srcUri), name);
   await con.serial.waitFor('GUEST-READY', 60_000);
   con.close();
@@ -200,5 +206,20 @@ describe('virtq migrate: faults', () => {
     await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
     await w.src.startDaemon();
     await expectOnlyOn(w, 'sv1', def.uuid, 'dst', 30_000);
+  });
+
+  it('kill -9 of the source virtqemud during a --persistent --undefine-source migration: once it is back, the definition has moved', async () => {
+    const { src, dst, def } = await bootOnSource(w, 'sv2', true);
+    const migrating = src.api.migrate({ name: 'sv2', destUri: w.dstUri, live: true, bandwidth: 16, persistent: true, undefineSource: true });
+    await transferring(src.api, 'sv2');
+    const [srcDaemon] = w.src.daemons;
+    srcDaemon?.kill('SIGKILL');
+    await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    // The shim finishes the migration with its virtqemud gone: the definition cannot be removed yet.
+    await eventually(async () => (await dst.api.listDomains({})).domains.some((d) => d.name === 'sv2' && d.state === 'running' && d.persistent), 60_000, 'sv2 to run on the destination, defined there');
+    await delay(clock, 1500);
+    await w.src.startDaemon();
+    await expectOnlyOn(w, 'sv2', def.uuid, 'dst', 40_000);
+    expect(existsSync(w.src.root.path('etc', 'domains', 'sv2.json'))).toBe(false);
   });
 });
