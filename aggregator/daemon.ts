@@ -3,7 +3,7 @@
 // rebuilt from the definitions on disk, the shims' state files and the shims re-registering.
 import {
   ACTIVE_STATES, DAEMON_NAMES, adminProgram, registryProgram, serviceSockets, shimDir, virtqProgram,
-  type Clock, type Disposable, type Layout,
+  type Clock, type Disposable, type Layout, type Logger,
 } from '../protocol/index.js';
 import { existsSync } from 'node:fs';
 import { readRuntimeState } from '../daemon/runtime-state.js';
@@ -15,7 +15,7 @@ import { DefinitionStore } from './definitions.js';
 import { recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
 import { HostJournal } from './host-journal.js';
-import { hostHandlers, startShim, type HostDeps } from './handlers/host-handlers.js';
+import { hostHandlers, startShim, undefineVm, type HostDeps } from './handlers/host-handlers.js';
 import { saveHostHandlers } from './handlers/save-handlers.js';
 import { proxyFallback } from './handlers/proxy.js';
 import { snapshotHostHandlers } from './handlers/snapshot-handlers.js';
@@ -101,6 +101,7 @@ export class Virtqemud {
     // The reserve state files are written in on a full disk, made once the VMs' own files are read.
     ensureSpaceReserve(shimDir(layout));
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
+    await undefineMovedAway(deps, this.recovery.movedAway, logs.module('discovery'));
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {
@@ -197,3 +198,20 @@ export class Virtqemud {
     }, delayMs);
   }
 }
+
+/**
+ * Removes the definitions a migration's --undefine-source still owed (RecoveryReport.movedAway), by
+ * the undefine a client would call, with its checks: a VM that runs on another host now is not
+ * listed here too. A refusal is logged and the definition kept, as the shim's own call would.
+ */
+async function undefineMovedAway(d: HostDeps, names: readonly string[], log: Logger): Promise<void> {
+  for (const name of names) {
+    try {
+      await undefineVm(d, name, false);
+      log.info({ name, msgId: 'MIGRATED_DEFINITION_REMOVED' }, 'removed the definition of a VM that migrated away with --undefine-source while virtqemud was down');
+    } catch (err) {
+      log.error({ err, name, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'a VM migrated away with --undefine-source, but its definition here could not be removed');
+    }
+  }
+}
+

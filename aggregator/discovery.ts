@@ -4,7 +4,7 @@
 // while virtqemud was down are reported with their recorded state, never silently dropped.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACTIVE_STATES, NAME_PATTERN, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
+import { ACTIVE_STATES, NAME_PATTERN, UNDEFINE_SOURCE_NOTE, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
 import { isTempName } from '../drivers/fs/atomic-file.js';
 import { isLiveQemu, procState } from '../drivers/host/proc.js';
 import { readRuntimeStateSync, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
@@ -33,6 +33,11 @@ export interface RecoveryReport {
   lostShims: number;
   stopped: number;
   ms: number;
+  /**
+   * Defined VMs that migrated away asking for their definition here to go (--undefine-source),
+   * whose shim went before virtqemud could remove it: the daemon undefines them before it serves.
+   */
+  movedAway: string[];
 }
 
 /** Fills `registry`; with `probeMs` > 0 the scan first probes every shim's socket in parallel under that deadline. */
@@ -49,7 +54,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   // hundred ms. QEMU is always checked here, so a VM that died while virtqemud was down is never
   // listed as running. probeMs > 0 probes every socket first, as before.
   const probes = probeMs > 0 ? await Promise.all(states.map((s) => isLive(s.sockets.rw, probeMs))) : states.map((s) => processStands(s.shimPid));
-  const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0 };
+  const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0, movedAway: [] };
   await Promise.all(states.map(async (s, i) => {
     const shimLive = probes[i] === true;
     const qemuLive = s.qemuPid !== undefined && isLiveQemu(s.qemuPid, s.uuid);
@@ -80,6 +85,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     const journaled = ACTIVE_STATES.has(s.state) ? events?.journal.recordedStop(s.name, s.uuid, s.qemuStartedAt ?? 0) : undefined;
     const byShim = journaled?.details?.['foundBy'] === undefined ? journaled : undefined;
     registry.stopped(record, byShim?.state ?? (ACTIVE_STATES.has(s.state) ? 'crashed' : s.state), byShim?.reason ?? (ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason));
+    if (record.persistent && s.state === 'shutoff' && s.reason === 'migrated' && s.details?.[UNDEFINE_SOURCE_NOTE] === true) report.movedAway.push(s.name);
     if (!ACTIVE_STATES.has(s.state)) return;
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');

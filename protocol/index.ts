@@ -10,7 +10,7 @@ export * from './catalogue.js';
 export { vmProcs, DomainInfo, BlockStat, InterfaceAddresses } from './vm-program.js';
 export { SnapshotInfo, saveVmProcs, saveHostProcs } from './save-program.js';
 export { virtqProgram, ListFilter, type VirtqProgram } from './host-program.js';
-export { migrationSocket, JobInfo, MigrationTransport, type MigrateArgs, type MigrateResult, type PrepareResult } from './migration-procs.js';
+export { migrationSocket, UNDEFINE_SOURCE_NOTE, JobInfo, MigrationTransport, type MigrateArgs, type MigrateResult, type PrepareResult } from './migration-procs.js';
 export { registryProgram, Registration, ShimVmInfo, type RegistryProgram } from './registry-program.js';
 export { adminProgram, Limits, ClientRow, ServerInfo, MetricFamily, type AdminProgram } from './admin-program.js';
 export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encodeFrame } from './framing.js';

@@ -123,3 +123,11 @@ export const migrationHostProcs = {
 export function migrationSocket(layout: Layout, name: string): string {
   return shimSockets(layout, name).console.replace(/-console\.sock$/, '-migrate.sock');
 }
+
+/**
+ * The key, in the details of a VM's stop (its state file), of a migration asked to remove the
+ * source's definition (--undefine-source) that has not yet: a virtqemud that starts and finds it
+ * with the shim gone removes the definition itself (aggregator/discovery.ts).
+ */
+export const UNDEFINE_SOURCE_NOTE = 'undefineSource';
+

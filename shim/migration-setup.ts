@@ -48,7 +48,8 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
     tidied: () => source.tidied(),
     onEvent: (event) => wakeups.onEvent(event),
     forgetIfGone: async (stateFile) => {
-      const gone = (vm.state === 'shutoff' && vm.reason === 'migrated') || (incoming !== undefined && !incoming.ran);
+      // Kept while --undefine-source is owed: it is what tells the next virtqemud to remove the definition.
+      const gone = (vm.state === 'shutoff' && vm.reason === 'migrated' && !source.owesUndefine()) || (incoming !== undefined && !incoming.ran);
       if (gone) await rm(stateFile, { force: true }).catch(() => undefined);
     },
   };

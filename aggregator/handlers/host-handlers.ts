@@ -92,6 +92,30 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
 }
 
 /** Builds the host handlers. */
+/**
+ * Undefines `name` (the `undefine` call, run in its name's turn there): a defined VM loses its
+ * definition, a stopped one its record. Also run by virtqemud's start, before it serves, for a
+ * migration's --undefine-source its shim could not finish (discovery.ts, RecoveryReport.movedAway).
+ */
+export async function undefineVm(d: HostDeps, name: string, snapshotsMetadata: boolean): Promise<void> {
+  const { registry, store, events } = d;
+  const r = registry.require(name);
+  if (r.persistent) await checkSnapshotsOnUndefine(d, name, snapshotsMetadata);
+  if (!r.persistent && isActive(r)) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient and ${r.starting ? 'starting' : r.state}: nothing to undefine (destroy it instead)`);
+  if (r.persistent) await store.remove(name);
+  if (r.persistent) await removeManagedSave(d, name);
+  // A stopped VM's state file is the record of its end: undefining forgets it, or a restart
+  // would list the VM again. (The name is still claimed, so no new shim writes it meanwhile.)
+  if (!isActive(r)) {
+    await unlink(shimStateFile(d.layout, name)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw new VirtqError('OPERATION_FAILED', `cannot remove the state file of "${name}": ${err.message}`);
+    });
+  }
+  registry.undefined(r);
+  events.lifecycle(r, 'undefined');
+  if (!isActive(r)) registry.remove(r);
+}
+
 export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
   const { registry, store, events } = d;
   // define, undefine and setAutostart of one name run one at a time, each on the record and the
@@ -143,21 +167,7 @@ export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
       });
     },
     undefine: ({ name, snapshotsMetadata }) => inTurn(name, async () => {
-      const r = registry.require(name);
-      if (r.persistent) await checkSnapshotsOnUndefine(d, name, snapshotsMetadata === true);
-      if (!r.persistent && isActive(r)) throw new VirtqError('OPERATION_INVALID', `VM "${name}" is transient and ${r.starting ? 'starting' : r.state}: nothing to undefine (destroy it instead)`);
-      if (r.persistent) await store.remove(name);
-      if (r.persistent) await removeManagedSave(d, name);
-      // A stopped VM's state file is the record of its end: undefining forgets it, or a restart
-      // would list the VM again. (The name is still claimed, so no new shim writes it meanwhile.)
-      if (!isActive(r)) {
-        await unlink(shimStateFile(d.layout, name)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw new VirtqError('OPERATION_FAILED', `cannot remove the state file of "${name}": ${err.message}`);
-        });
-      }
-      registry.undefined(r);
-      events.lifecycle(r, 'undefined');
-      if (!isActive(r)) registry.remove(r);
+      await undefineVm(d, name, snapshotsMetadata === true);
       return {};
     }),
     create: async ({ definition, paused }) => {

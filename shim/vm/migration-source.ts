@@ -4,7 +4,7 @@
 // guest and this QEMU is stopped (stopped: migrated). Any failure before the guest runs there
 // rolls back so it runs here: the destination is stopped first (its leases then free), the leases
 // are taken back, the guest resumed. See docs/decisions/0018-live-migration.md.
-import { VirtqError, asDefined, delay, type Clock, type Disposable, type JobInfo, type Logger, type MigrateArgs, type MigrateResult } from '../../protocol/index.js';
+import { UNDEFINE_SOURCE_NOTE, VirtqError, asDefined, delay, type Clock, type Disposable, type JobInfo, type Logger, type MigrateArgs, type MigrateResult } from '../../protocol/index.js';
 import type { HypervisorMonitor } from '../../drivers/hypervisor/types.js';
 import type { Vm } from './vm.js';
 import { checkOperation } from './states.js';
@@ -68,6 +68,7 @@ export class MigrationSource {
   private job: Job | undefined;
   /** --persistent and --undefine-source of a migration that has happened, while they run. */
   private movingDefinition: Promise<void> = Promise.resolve();
+  private definitionOwed = false;
 
   constructor(private readonly d: MigrationSourceDeps) {}
 
@@ -83,6 +84,11 @@ export class MigrationSource {
    */
   tidied(): Promise<void> {
     return this.movingDefinition;
+  }
+
+  /** True while a migration's --undefine-source has not removed the definition here (its state file must stay: it says so). */
+  owesUndefine(): boolean {
+    return this.definitionOwed;
   }
 
   /** Progress of the running migration (type `none` when there is none). */
@@ -238,7 +244,8 @@ export class MigrationSource {
       // SIGKILL at once (grace 0), not SIGTERM: this QEMU sent its whole state and inactivated its
       // images before `completed`, and holds no lease, so its orderly exit (closing the block layer,
       // ~25 ms more at load, session 16) had nothing left to flush. The reply still waits for its exit.
-      const stopped = vm.kill('migrated', 0);
+      // The state file says what is still owed here: a virtqemud back after this shim is gone settles it (discovery.ts).
+      const stopped = vm.kill('migrated', 0, a.undefineSource === true ? { [UNDEFINE_SOURCE_NOTE]: true } : undefined);
       // Known before the kill settles: the VM's end starts the shim's finish, which waits for it.
       this.movingDefinition = stopped.then(() => this.afterwards(dest, a, name), () => undefined);
       await stopped;
@@ -278,7 +285,10 @@ export class MigrationSource {
       await dest.define(asDefined(this.d.vm.def)).catch((err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_DEFINE_FAILED' }, 'the VM runs on the destination, but its definition could not be stored there'));
     }
     if (a.undefineSource === true) {
-      await this.d.undefineSource(name).catch((err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'the VM runs on the destination, but its definition here could not be removed'));
+      this.definitionOwed = true;
+      await this.d.undefineSource(name).then(
+        () => { this.definitionOwed = false; },
+        (err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'the VM runs on the destination, but its definition here could not be removed: the next virtqemud to start removes it'));
     }
   }
 

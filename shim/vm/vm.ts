@@ -41,6 +41,7 @@ export class Vm {
   private proc: QemuProcess | undefined;
   readonly link: MonitorLink;
   private intent: StopIntent | undefined;
+  private stopNote: Record<string, unknown> | undefined;
   private guestShutdown = false;
   private rebootPending = false;
   /** The reasons the next STOP / RESUME event of QEMU is reported with (a migration sets them). */
@@ -111,6 +112,7 @@ export class Vm {
     const leases = incoming?.leasesDisks === false ? await this.deps.leases.acquireForStart({ ...this.def, disks: [] }, { armLater: true }) : await this.deps.leases.acquireForStart(this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
+    this.stopNote = undefined;
     this.guestShutdown = false;
     const { argv: qemuArgv, fds: qemuFds } = incomingSpawn(argv, incoming, leases.inheritFds.length);
     let proc: QemuProcess;
@@ -266,10 +268,15 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  async kill(intent: StopIntent, graceMs: number): Promise<void> {
+  /**
+   * Stops QEMU as `intent` says. `note` joins the stop's details (the state file's, the event's):
+   * what whoever reads the end later must act on (a migration's --undefine-source).
+   */
+  async kill(intent: StopIntent, graceMs: number, note?: Record<string, unknown>): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
     this.intent = intent;
+    this.stopNote = note;
     proc.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
     const timer = graceMs > 0 ? this.deps.clock.setTimeout(() => proc.kill('SIGKILL'), graceMs) : undefined;
     await this.gone;
@@ -296,7 +303,9 @@ export class Vm {
     this.link.close();
     this.proc = undefined;
     this.qemuStartedAt = undefined;
-    const { state, reason, details } = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
+    const classified = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
+    const { state, reason } = classified;
+    const details = this.stopNote === undefined ? classified.details : { ...classified.details, ...this.stopNote };
     this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
     this.details = details;
     this.observe(state, reason);

@@ -208,18 +208,41 @@ describe('virtq migrate: faults', () => {
     await expectOnlyOn(w, 'sv1', def.uuid, 'dst', 30_000);
   });
 
-  it('kill -9 of the source virtqemud during a --persistent --undefine-source migration: once it is back, the definition has moved', async () => {
-    const { src, dst, def } = await bootOnSource(w, 'sv2', true);
-    const migrating = src.api.migrate({ name: 'sv2', destUri: w.dstUri, live: true, bandwidth: 16, persistent: true, undefineSource: true });
-    await transferring(src.api, 'sv2');
+  /**
+   * Migrates the defined VM `name` with --persistent --undefine-source, kills the source's virtqemud
+   * mid-transfer, and waits until the shim has finished the migration on its own: the VM runs on the
+   * destination, defined there, and the source's definition is still owed.
+   */
+  const migrateAwayWithoutSourceDaemon = async (name: string) => {
+    const { src, dst, def } = await bootOnSource(w, name, true);
+    const migrating = src.api.migrate({ name, destUri: w.dstUri, live: true, bandwidth: 16, persistent: true, undefineSource: true });
+    await transferring(src.api, name);
     const [srcDaemon] = w.src.daemons;
     srcDaemon?.kill('SIGKILL');
     await expect(migrating).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
-    // The shim finishes the migration with its virtqemud gone: the definition cannot be removed yet.
-    await eventually(async () => (await dst.api.listDomains({})).domains.some((d) => d.name === 'sv2' && d.state === 'running' && d.persistent), 60_000, 'sv2 to run on the destination, defined there');
+    await eventually(async () => (await dst.api.listDomains({})).domains.some((d) => d.name === name && d.state === 'running' && d.persistent), 60_000, `${name} to run on the destination, defined there`);
+    return def;
+  };
+
+  it('kill -9 of the source virtqemud during a --persistent --undefine-source migration: once it is back, the definition has moved', async () => {
+    const def = await migrateAwayWithoutSourceDaemon('sv2');
+    // The shim's first undefine meets no virtqemud; it asks again until one answers.
     await delay(clock, 1500);
     await w.src.startDaemon();
     await expectOnlyOn(w, 'sv2', def.uuid, 'dst', 40_000);
     expect(existsSync(w.src.root.path('etc', 'domains', 'sv2.json'))).toBe(false);
+  });
+
+  it('… and with the source shim killed too while it waits: the next source virtqemud removes the definition its state file says is owed', async () => {
+    const def = await migrateAwayWithoutSourceDaemon('sv3');
+    const shim = await eventually(async () => w.src.states().find((s) => s.name === 'sv3' && s.reason === 'migrated'), 10_000, 'the source shim to record the migration');
+    process.kill(shim.shimPid, 'SIGKILL');
+    const owed = JSON.parse(readFileSync(w.src.root.path('run', 'shims', 'sv3.json'), 'utf8')) as { state: string; reason: string; details?: Record<string, unknown> };
+    expect(owed).toMatchObject({ state: 'shutoff', reason: 'migrated', details: { undefineSource: true } });
+    expect(existsSync(w.src.root.path('etc', 'domains', 'sv3.json'))).toBe(true);
+    await w.src.startDaemon();
+    await expectOnlyOn(w, 'sv3', def.uuid, 'dst', 20_000);
+    expect(existsSync(w.src.root.path('etc', 'domains', 'sv3.json'))).toBe(false);
+    expect(existsSync(w.src.root.path('run', 'shims', 'sv3.json'))).toBe(false);
   });
 });

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { rootLayout, shimDir, shimStateFile, silentLogger, systemClock, type Layout } from '../../../protocol/index.js';
+import { UNDEFINE_SOURCE_NOTE, normalizeDefinition, rootLayout, shimDir, shimStateFile, silentLogger, systemClock, type Layout } from '../../../protocol/index.js';
 import { recover } from '../../../aggregator/discovery.js';
 import { DefinitionStore } from '../../../aggregator/definitions.js';
 import { DomainRegistry } from '../../../aggregator/registry.js';
@@ -36,12 +36,12 @@ async function exitedPid(): Promise<number> {
   return c.pid as number;
 }
 
-function writeState(layout: Layout, name: string, uuid: string, shimPid: number, qemuPid: number | undefined, state = 'running', reason = 'booted'): void {
+function writeState(layout: Layout, name: string, uuid: string, shimPid: number, qemuPid: number | undefined, state = 'running', reason = 'booted', details?: Record<string, unknown>): void {
   const sock = (k: string): string => `${shimDir(layout)}/${name}-${k}.sock`;
   writeFileSync(shimStateFile(layout, name), JSON.stringify({
     format: 1, name, uuid, shimPid, qemuPid, qemuStartedAt: 1, accel: 'tcg', definition: { name, uuid },
     sockets: { rw: sock('rw'), ro: sock('ro'), admin: sock('admin'), monitor: sock('mon'), console: sock('con') },
-    state, reason, tainted: false, private: false, updatedAt: 1,
+    state, reason, tainted: false, private: false, updatedAt: 1, ...(details === undefined ? {} : { details }),
   }));
 }
 
@@ -97,6 +97,24 @@ describe('recover', () => {
     await recover(again, new DefinitionStore(layout.config, silentLogger()), layout, systemClock(), silentLogger());
     expect(again.get('dead1')).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
     expect(again.get('gone1')).toBeUndefined();
+  });
+
+  // Cluster chaos seed 29509 (session 30): a defined VM migrated away with --undefine-source while
+  // virtqemud was down; its shim, gone before virtqemud came back, left the undefine owed.
+  it('reports the defined VMs whose migration still owes their undefine here, and no other', async () => {
+    const { layout } = await setUp();
+    const store = new DefinitionStore(layout.config, silentLogger());
+    const ids = { away1: randomUUID(), kept1: randomUUID(), waits1: randomUUID() };
+    for (const [name, uuid] of Object.entries(ids)) await store.save(normalizeDefinition({ name, uuid, memoryMiB: 32, vcpus: 1, disks: [] }, randomUUID));
+    writeState(layout, 'away1', ids.away1, await exitedPid(), undefined, 'shutoff', 'migrated', { [UNDEFINE_SOURCE_NOTE]: true });
+    // Migrated without --undefine-source: the definition stays, as libvirt's does.
+    writeState(layout, 'kept1', ids.kept1, await exitedPid(), undefined, 'shutoff', 'migrated');
+    // Its shim still stands: it removes the definition itself once virtqemud answers.
+    writeState(layout, 'waits1', ids.waits1, standing('shim'), undefined, 'shutoff', 'migrated', { [UNDEFINE_SOURCE_NOTE]: true });
+    const registry = new DomainRegistry();
+    const report = await recover(registry, store, layout, systemClock(), silentLogger());
+    expect(report.movedAway).toEqual(['away1']);
+    expect(registry.get('away1')).toMatchObject({ persistent: true, state: 'shutoff', reason: 'migrated' });
   });
 
   it('probes every socket first when asked to (probeMs > 0)', async () => {
