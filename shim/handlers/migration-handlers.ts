@@ -29,7 +29,7 @@ export function migrationHandlers(d: MigrationHandlerDeps): Handlers<VirtqProgra
     migrate: async (args) => {
       mine(args.name);
       if (d.incoming?.waiting === true) throw new VirtqError('OPERATION_INVALID', `VM "${vm.def.name}" is itself waiting for an incoming migration`);
-      const result = await d.source.migrate(args);
+      const result = await d.source.migrate(args, d.persisted);
       await d.persisted();
       return result;
     },

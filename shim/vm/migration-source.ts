@@ -72,9 +72,12 @@ export class MigrationSource {
 
   constructor(private readonly d: MigrationSourceDeps) {}
 
-  /** Runs the migration as the VM's job; resolves once the guest runs on the destination. */
-  migrate(a: MigrateArgs): Promise<MigrateResult> {
-    return this.d.vm.jobs.run('migrate', () => this.run(a));
+  /**
+   * Runs the migration as the VM's job; resolves once the guest runs on the destination.
+   * `persisted` waits for the shim's state file to hold the VM's state as it is.
+   */
+  migrate(a: MigrateArgs, persisted: () => Promise<void>): Promise<MigrateResult> {
+    return this.d.vm.jobs.run('migrate', () => this.run(a, persisted));
   }
 
   /**
@@ -152,7 +155,7 @@ export class MigrationSource {
     }
   }
 
-  private async run(a: MigrateArgs): Promise<MigrateResult> {
+  private async run(a: MigrateArgs, persisted: () => Promise<void>): Promise<MigrateResult> {
     const { vm, clock, log } = this.d;
     const name = vm.def.name;
     const pid = vm.qemuPid;
@@ -244,10 +247,9 @@ export class MigrationSource {
       // SIGKILL at once (grace 0), not SIGTERM: this QEMU sent its whole state and inactivated its
       // images before `completed`, and holds no lease, so its orderly exit (closing the block layer,
       // ~25 ms more at load, session 16) had nothing left to flush. The reply still waits for its exit.
-      // The state file says what is still owed here: a virtqemud back after this shim is gone settles it (discovery.ts).
-      const stopped = vm.kill('migrated', 0, a.undefineSource === true ? { [UNDEFINE_SOURCE_NOTE]: true } : undefined);
+      const stopped = vm.kill('migrated', 0);
       // Known before the kill settles: the VM's end starts the shim's finish, which waits for it.
-      this.movingDefinition = stopped.then(() => this.afterwards(dest, a, name), () => undefined);
+      this.movingDefinition = stopped.then(() => this.afterwards(dest, a, name, persisted), () => undefined);
       await stopped;
       mark('sourceStopped');
       log.info({ msgId: 'MIGRATION_DONE', downtimeMs: done.downtimeMs, totalMs: done.totalTimeMs, phases, qemu: done.qemu }, 'migration completed; the guest runs on the destination');
@@ -279,17 +281,28 @@ export class MigrationSource {
   }
 
   // --persistent and --undefine-source, once the guest runs on the destination: a failure here
-  // leaves the VM running there and is logged, since the migration itself has happened.
-  private async afterwards(dest: DestinationLink, a: MigrateArgs, name: string): Promise<void> {
-    if (a.persistent === true) {
-      await dest.define(asDefined(this.d.vm.def)).catch((err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_DEFINE_FAILED' }, 'the VM runs on the destination, but its definition could not be stored there'));
+  // leaves the VM running there and is logged, since the migration itself has happened. The
+  // definition here goes only once the destination has stored it: listed on two hosts is a
+  // conflict an operator settles, a definition on none is lost.
+  private async afterwards(dest: DestinationLink, a: MigrateArgs, name: string, persisted: () => Promise<void>): Promise<void> {
+    const { log, vm } = this.d;
+    const stored = a.persistent !== true || await dest.define(asDefined(vm.def)).then(() => true, (err: unknown) => {
+      log.error({ err, msgId: 'MIGRATION_DEFINE_FAILED' }, 'the VM runs on the destination, but its definition could not be stored there');
+      return false;
+    });
+    if (a.undefineSource !== true) return;
+    if (!stored) {
+      log.error({ msgId: 'MIGRATION_UNDEFINE_SKIPPED' }, 'the definition here is kept: the destination could not store it (--undefine-source not done)');
+      return;
     }
-    if (a.undefineSource === true) {
-      this.definitionOwed = true;
-      await this.d.undefineSource(name).then(
-        () => { this.definitionOwed = false; },
-        (err: unknown) => this.d.log.error({ err, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'the VM runs on the destination, but its definition here could not be removed: the next virtqemud to start removes it'));
-    }
+    // Written down before it is asked: a shim that dies from here on leaves it to the next
+    // virtqemud to start (discovery.ts), which finds it in this VM's state file.
+    this.definitionOwed = true;
+    vm.noteEnd({ [UNDEFINE_SOURCE_NOTE]: true });
+    await persisted().catch(() => undefined); // a failed write is retried by the shim; the call below goes on
+    await this.d.undefineSource(name).then(
+      () => { this.definitionOwed = false; },
+      (err: unknown) => log.error({ err, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'the VM runs on the destination, but its definition here could not be removed: the next virtqemud to start removes it'));
   }
 
   // Waits until QEMU reports `target`; pauses the guest after `timeoutSec` so memory converges.

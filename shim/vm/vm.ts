@@ -41,7 +41,6 @@ export class Vm {
   private proc: QemuProcess | undefined;
   readonly link: MonitorLink;
   private intent: StopIntent | undefined;
-  private stopNote: Record<string, unknown> | undefined;
   private guestShutdown = false;
   private rebootPending = false;
   /** The reasons the next STOP / RESUME event of QEMU is reported with (a migration sets them). */
@@ -81,6 +80,16 @@ export class Vm {
     if (persist) this.deps.onLifecycle(undefined);
   }
 
+  /**
+   * Adds `note` to the details of the VM's end (its state file's): what whoever reads that end later
+   * must still act on (a migration's --undefine-source). The owner persists it.
+   */
+  noteEnd(note: Record<string, unknown>): void {
+    if (this.state !== 'shutoff' && this.state !== 'crashed') return;
+    this.details = { ...this.details, ...note };
+    this.deps.onLifecycle(undefined);
+  }
+
   /** Settles when the VM has stopped for good (no restart policy left to apply). */
   get finished(): Promise<void> {
     return this.finishedP;
@@ -112,7 +121,6 @@ export class Vm {
     const leases = incoming?.leasesDisks === false ? await this.deps.leases.acquireForStart({ ...this.def, disks: [] }, { armLater: true }) : await this.deps.leases.acquireForStart(this.def);
     this.request('starting', 'booting');
     this.intent = undefined;
-    this.stopNote = undefined;
     this.guestShutdown = false;
     const { argv: qemuArgv, fds: qemuFds } = incomingSpawn(argv, incoming, leases.inheritFds.length);
     let proc: QemuProcess;
@@ -268,15 +276,10 @@ export class Vm {
     proc.exited.then((info) => this.onExit(proc, info), () => undefined);
   }
 
-  /**
-   * Stops QEMU as `intent` says. `note` joins the stop's details (the state file's, the event's):
-   * what whoever reads the end later must act on (a migration's --undefine-source).
-   */
-  async kill(intent: StopIntent, graceMs: number, note?: Record<string, unknown>): Promise<void> {
+  async kill(intent: StopIntent, graceMs: number): Promise<void> {
     const proc = this.proc;
     if (proc === undefined) return;
     this.intent = intent;
-    this.stopNote = note;
     proc.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
     const timer = graceMs > 0 ? this.deps.clock.setTimeout(() => proc.kill('SIGKILL'), graceMs) : undefined;
     await this.gone;
@@ -303,9 +306,7 @@ export class Vm {
     this.link.close();
     this.proc = undefined;
     this.qemuStartedAt = undefined;
-    const classified = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
-    const { state, reason } = classified;
-    const details = this.stopNote === undefined ? classified.details : { ...classified.details, ...this.stopNote };
+    const { state, reason, details } = classifyExit({ intent: this.intent, state: this.state, guestShutdown: this.guestShutdown }, info);
     this.deps.log.info({ msgId: 'VM_STOPPED', state, reason, ...details }, 'qemu exited');
     this.details = details;
     this.observe(state, reason);

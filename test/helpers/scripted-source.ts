@@ -5,7 +5,7 @@ import { MigrationSource, type MigrationSourceDeps } from '../../shim/vm/migrati
 import type { Vm } from '../../shim/vm/vm.js';
 import type { DestinationLink } from '../../shim/migration-link.js';
 
-export function scriptedSource(vm: unknown, link: DestinationLink, order: string[], extra: Pick<MigrationSourceDeps, 'wakeups' | 'destCheckMs'>): MigrationSource {
+export function scriptedSource(vm: unknown, link: DestinationLink, order: string[], extra: Partial<Pick<MigrationSourceDeps, 'wakeups' | 'destCheckMs' | 'undefineSource'>>): MigrationSource {
   return new MigrationSource({
     vm: vm as Vm,
     leases: {

@@ -235,10 +235,14 @@ describe('virtq migrate: faults', () => {
 
   it('… and with the source shim killed too while it waits: the next source virtqemud removes the definition its state file says is owed', async () => {
     const def = await migrateAwayWithoutSourceDaemon('sv3');
-    const shim = await eventually(async () => w.src.states().find((s) => s.name === 'sv3' && s.reason === 'migrated'), 10_000, 'the source shim to record the migration');
-    process.kill(shim.shimPid, 'SIGKILL');
-    const owed = JSON.parse(readFileSync(w.src.root.path('run', 'shims', 'sv3.json'), 'utf8')) as { state: string; reason: string; details?: Record<string, unknown> };
-    expect(owed).toMatchObject({ state: 'shutoff', reason: 'migrated', details: { undefineSource: true } });
+    // The shim writes down what it owes (once the destination stored the definition), then waits for virtqemud.
+    const stateFile = w.src.root.path('run', 'shims', 'sv3.json');
+    const owed = await eventually(async () => {
+      const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { shimPid: number; state: string; reason: string; details?: Record<string, unknown> };
+      return s.details?.['undefineSource'] === true ? s : undefined;
+    }, 10_000, 'the source shim to record that the undefine is owed');
+    expect(owed).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+    process.kill(owed.shimPid, 'SIGKILL');
     expect(existsSync(w.src.root.path('etc', 'domains', 'sv3.json'))).toBe(true);
     await w.src.startDaemon();
     await expectOnlyOn(w, 'sv3', def.uuid, 'dst', 20_000);

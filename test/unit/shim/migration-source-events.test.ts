@@ -59,7 +59,7 @@ function setUp(afterMigrate: Plan, afterContinue: Plan, finishFails = false) {
     close: () => undefined,
   };
   const source = scriptedSource(vm, link, order, { wakeups, destCheckMs: 10_000 });
-  return { order, migrate: () => source.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true }) };
+  return { order, migrate: () => source.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true }, () => Promise.resolve()) };
 }
 
 const between = (order: string[], from: string, to: string): string[] => order.slice(order.indexOf(from) + 1, order.indexOf(to));

@@ -9,7 +9,7 @@
 // `migrate-continue`, which follows the release at once; a claim that fails there rolls back
 // once this QEMU completed, its guest continued only after the leases are back.
 import { describe, expect, it } from 'vitest';
-import { VirtqError } from '../../../protocol/index.js';
+import { VirtqError, type MigrateArgs } from '../../../protocol/index.js';
 import type { MigrationSource } from '../../../shim/vm/migration-source.js';
 import { scriptedSource } from '../../helpers/scripted-source.js';
 import type { DestinationLink } from '../../../shim/migration-link.js';
@@ -29,6 +29,8 @@ interface Script {
   abortFails?: boolean;
   /** vm.monitor() throws after its first call (QEMU's monitor gone; the migration holds the first). */
   monitorGoneLater?: boolean;
+  /** The destination's `define` (--persistent) fails. */
+  defineFails?: boolean;
 }
 
 function setUp(script: Script) {
@@ -51,6 +53,7 @@ function setUp(script: Script) {
     jobs: { run: <T>(_name: string, f: () => Promise<T>): Promise<T> => f() },
     // The grace is recorded too: a migrated source is SIGKILLed at once (0, session 17).
     kill: (intent: string, graceMs: number): Promise<void> => { order.push(`kill:${intent}`); graces.push(graceMs); vm.state = 'shutoff'; vm.reason = intent; return Promise.resolve(); },
+    noteEnd: (note: Record<string, unknown>): void => { order.push(`note:${JSON.stringify(note)}`); },
     monitor: () => {
       if (script.monitorGoneLater === true && monitors++ > 0) throw new VirtqError('CONNECTION_CLOSED', 'QEMU\'s monitor is gone');
       return monitor;
@@ -82,14 +85,15 @@ function setUp(script: Script) {
       const k = checks++;
       return Promise.resolve(script.lost === undefined ? undefined : script.lost[Math.min(k, script.lost.length - 1)]);
     },
-    define: () => Promise.resolve(),
+    define: () => { order.push('define'); return script.defineFails === true ? Promise.reject(new VirtqError('NO_SPACE', 'no space left on the destination')) : Promise.resolve(); },
     close: () => undefined,
   };
-  const source = scriptedSource(vm, link, order, { destCheckMs: 15 });
+  const source = scriptedSource(vm, link, order, { destCheckMs: 15, undefineSource: () => { order.push('undefine source'); return Promise.resolve(); } });
   return { source, order, vm, graces, checks: () => checks };
 }
 
-const migrate = (s: MigrationSource) => s.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true });
+const migrate = (s: MigrationSource, moves: Pick<MigrateArgs, 'persistent' | 'undefineSource'> = {}, persisted = () => Promise.resolve()) =>
+  s.migrate({ name: 'm1', destUri: 'qemu:///system?root=/nonexistent', live: true, ...moves }, persisted);
 
 describe('the source\'s switchover', () => {
   it('asks an early destination to finish right after migrate-continue, before its QEMU completed', async () => {
@@ -200,5 +204,35 @@ describe('the destination lost while memory moves', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(checks()).toBe(seen);
     expect(order).toContain('claim');
+  });
+});
+
+// Session 30: what the source still owes after the guest runs there (--persistent, --undefine-source).
+describe('the source\'s definition after a migration', () => {
+  const done = { early: true, afterContinue: ['completed'], finish: () => Promise.resolve() };
+
+  it('writes down that the undefine is owed, waits for the state file, then asks for it; all after the destination stored the definition', async () => {
+    const { source, order } = setUp(done);
+    const r = await migrate(source, { persistent: true, undefineSource: true }, () => { order.push('persisted'); return Promise.resolve(); });
+    expect(r.reason).toBe('migrated');
+    expect(order.slice(order.indexOf('kill:migrated') + 1)).toEqual(['define', 'note:{"undefineSource":true}', 'persisted', 'undefine source']);
+    expect(source.owesUndefine()).toBe(false);
+  });
+
+  it('keeps the definition here when the destination could not store it', async () => {
+    const { source, order } = setUp({ ...done, defineFails: true });
+    const r = await migrate(source, { persistent: true, undefineSource: true });
+    expect(r.reason).toBe('migrated');
+    expect(order).toContain('define');
+    expect(order).not.toContain('undefine source');
+    expect(order.some((s) => s.startsWith('note:'))).toBe(false);
+    expect(source.owesUndefine()).toBe(false);
+  });
+
+  it('--undefine-source alone (a transient guest there, as asked) owes and removes the definition without a define', async () => {
+    const { source, order } = setUp(done);
+    await migrate(source, { undefineSource: true });
+    expect(order).not.toContain('define');
+    expect(order.slice(-2)).toEqual(['note:{"undefineSource":true}', 'undefine source']);
   });
 });
