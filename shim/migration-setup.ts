@@ -79,6 +79,9 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
  */
 const UNDEFINE_SOURCE_WAIT_MS = 30_000;
 
+/** The errors of a virtqemud that is down, restarting or stopped: asked again. */
+const DAEMON_AWAY: ReadonlySet<string> = new Set(['NO_CONNECT', 'CONNECTION_CLOSED', 'TIMEOUT']);
+
 /**
  * Undefines `name` on this host's virtqemud, reconnecting while it is down or restarting (NO_CONNECT,
  * CONNECTION_CLOSED, TIMEOUT) until UNDEFINE_SOURCE_WAIT_MS. A definition already gone (NO_DOMAIN:
@@ -103,6 +106,3 @@ export async function undefineHere(socket: string, name: string, clock: Clock, w
     }
   }
 }
-
-const DAEMON_AWAY = new Set(['NO_CONNECT', 'CONNECTION_CLOSED', 'TIMEOUT']);
-

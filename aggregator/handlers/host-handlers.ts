@@ -91,7 +91,6 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   }
 }
 
-/** Builds the host handlers. */
 /**
  * Undefines `name` (the `undefine` call, run in its name's turn there): a defined VM loses its
  * definition, a stopped one its record. Also run by virtqemud's start, before it serves, for a
@@ -116,6 +115,7 @@ export async function undefineVm(d: HostDeps, name: string, snapshotsMetadata: b
   if (!isActive(r)) registry.remove(r);
 }
 
+/** Builds the host handlers. */
 export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
   const { registry, store, events } = d;
   // define, undefine and setAutostart of one name run one at a time, each on the record and the
