@@ -214,4 +214,3 @@ async function undefineMovedAway(d: HostDeps, names: readonly string[], log: Log
     }
   }
 }
-

@@ -130,4 +130,3 @@ export function migrationSocket(layout: Layout, name: string): string {
  * with the shim gone removes the definition itself (aggregator/discovery.ts).
  */
 export const UNDEFINE_SOURCE_NOTE = 'undefineSource';
-

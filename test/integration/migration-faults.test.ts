@@ -226,7 +226,8 @@ describe('virtq migrate: faults', () => {
 
   it('kill -9 of the source virtqemud during a --persistent --undefine-source migration: once it is back, the definition has moved', async () => {
     const def = await migrateAwayWithoutSourceDaemon('sv2');
-    // The shim's first undefine meets no virtqemud; it asks again until one answers.
+    // Down past the shim's first undefine (asked once its state file holds the note: within the 1 s it
+    // waits for a listing nobody takes), which meets no virtqemud; it asks again until one answers.
     await delay(clock, 1500);
     await w.src.startDaemon();
     await expectOnlyOn(w, 'sv2', def.uuid, 'dst', 40_000);
