@@ -6,13 +6,13 @@ import {
   type Clock, type Disposable, type Layout, type Logger,
 } from '../protocol/index.js';
 import { existsSync } from 'node:fs';
-import { readRuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import { ensureSpaceReserve } from '../daemon/space-reserve.js';
 import type { Logs } from '../daemon/log-filters.js';
 import type { DaemonService } from '../daemon/service.js';
 import { served, type ServiceParts } from '../daemon/run-service.js';
 import { DefinitionStore } from './definitions.js';
-import { recover, type RecoveryReport } from './discovery.js';
+import { owesSourceUndefine, recover, type RecoveryReport } from './discovery.js';
 import { Events } from './events.js';
 import { HostJournal } from './host-journal.js';
 import { hostHandlers, startShim, undefineVm, type HostDeps } from './handlers/host-handlers.js';
@@ -35,6 +35,7 @@ import type { ShimSpawner } from './spawner.js';
 import type { WebView } from './web/web-view.js';
 import type { WriteToken } from './web/write-token.js';
 import type { ClusterMember } from './cluster/cluster-member.js';
+import { NameTurns } from './name-turns.js';
 
 /** When the first reconciliation pass runs after virtqemud serves (ms): after most shims re-registered (their first try lands 400–1000 ms after the loss, shim/rejoin-pace.ts). */
 const FIRST_RECONCILE_MS = 1000;
@@ -75,6 +76,8 @@ export class Virtqemud {
   private readonly adminPool: ShimPool;
   private readonly events: Events;
   private web: WebView | undefined;
+  /** What the handlers run on, once start() has made it: virtqemud's own undefines use it too. */
+  private deps: HostDeps | undefined;
   private timer: Disposable | undefined;
   private warmTimer: Disposable | undefined;
   private closed = false;
@@ -100,8 +103,9 @@ export class Virtqemud {
     });
     // The reserve state files are written in on a full disk, made once the VMs' own files are read.
     ensureSpaceReserve(shimDir(layout));
-    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
-    await undefineMovedAway(deps, this.recovery.movedAway, logs.module('discovery'));
+    const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, turns: new NameTurns(), ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
+    this.deps = deps;
+    for (const name of this.recovery.movedAway) await undefineMovedAway(deps, name, logs.module('discovery'), 'while virtqemud was down');
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {
@@ -167,7 +171,11 @@ export class Virtqemud {
   private async shimGone(r: DomainRecord): Promise<void> {
     const stateFile = r.shim?.stateFile;
     this.registry.shimGone(r);
-    if (r.persistent || isActive(r) || stateFile === undefined) return;
+    if (isActive(r) || stateFile === undefined) return;
+    if (r.persistent) {
+      await this.settleMovedAway(r, await readRuntimeState(stateFile));
+      return;
+    }
     if (r.reason !== 'failed') {
       const saved = await readRuntimeState(stateFile);
       // No state file at all: the shim removed it as it ended (its VM migrated away, or an
@@ -175,6 +183,22 @@ export class Virtqemud {
       if (saved === undefined ? existsSync(stateFile) : saved.uuid !== r.uuid || ACTIVE_STATES.has(saved.state)) return;
     }
     if (!r.persistent && !isActive(r) && r.shim === undefined) this.registry.remove(r);
+  }
+
+  /**
+   * A defined VM that migrated away with --undefine-source, whose shim went before that undefine
+   * was done (killed in between, or it gave up waiting for a virtqemud that was away): its state
+   * file `saved` says so, and the definition goes now, in its name's turn, as a client's undefine
+   * would, instead of at this virtqemud's next start (discovery.ts). Not if the VM was started,
+   * redefined or undefined meanwhile.
+   */
+  private async settleMovedAway(r: DomainRecord, saved: RuntimeState | undefined): Promise<void> {
+    const deps = this.deps;
+    if (deps === undefined || this.closed || saved === undefined || saved.uuid !== r.uuid || !owesSourceUndefine(saved)) return;
+    await deps.turns.run(r.name, async () => {
+      if (this.registry.get(r.name) !== r || !r.persistent || isActive(r) || r.shim !== undefined) return;
+      await undefineMovedAway(deps, r.name, this.cfg.logs.module('migration'), '(its shim went before it asked)');
+    });
   }
 
   private async autostart(deps: HostDeps): Promise<void> {
@@ -192,7 +216,7 @@ export class Virtqemud {
     this.timer = this.cfg.clock.setTimeout(() => {
       // Made again once there is room, after a writer gave it up (space-reserve.ts).
       ensureSpaceReserve(shimDir(this.cfg.layout));
-      reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'))
+      reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'), (r, saved) => this.settleMovedAway(r, saved))
         .catch((err: unknown) => this.cfg.logs.module('reconcile').error({ err }, 'reconciliation failed'))
         .finally(() => this.scheduleReconcile());
     }, delayMs);
@@ -200,17 +224,16 @@ export class Virtqemud {
 }
 
 /**
- * Removes the definitions a migration's --undefine-source still owed (RecoveryReport.movedAway), by
- * the undefine a client would call, with its checks: a VM that runs on another host now is not
- * listed here too. A refusal is logged and the definition kept, as the shim's own call would.
+ * Removes the definition a migration's --undefine-source still owed (RecoveryReport.movedAway, or
+ * a shim gone before its undefine), by the undefine a client would call, with its checks: a VM that
+ * runs on another host now is not listed here too. A refusal is logged and the definition kept, as
+ * the shim's own call would. `when`: why it was left to virtqemud, for the log line.
  */
-async function undefineMovedAway(d: HostDeps, names: readonly string[], log: Logger): Promise<void> {
-  for (const name of names) {
-    try {
-      await undefineVm(d, name, false);
-      log.info({ name, msgId: 'MIGRATED_DEFINITION_REMOVED' }, 'removed the definition of a VM that migrated away with --undefine-source while virtqemud was down');
-    } catch (err) {
-      log.error({ err, name, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'a VM migrated away with --undefine-source, but its definition here could not be removed');
-    }
+async function undefineMovedAway(d: HostDeps, name: string, log: Logger, when: string): Promise<void> {
+  try {
+    await undefineVm(d, name, false);
+    log.info({ name, msgId: 'MIGRATED_DEFINITION_REMOVED' }, `removed the definition of a VM that migrated away with --undefine-source ${when}`);
+  } catch (err) {
+    log.error({ err, name, msgId: 'MIGRATION_UNDEFINE_FAILED' }, 'a VM migrated away with --undefine-source, but its definition here could not be removed');
   }
 }

@@ -85,7 +85,7 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     const journaled = ACTIVE_STATES.has(s.state) ? events?.journal.recordedStop(s.name, s.uuid, s.qemuStartedAt ?? 0) : undefined;
     const byShim = journaled?.details?.['foundBy'] === undefined ? journaled : undefined;
     registry.stopped(record, byShim?.state ?? (ACTIVE_STATES.has(s.state) ? 'crashed' : s.state), byShim?.reason ?? (ACTIVE_STATES.has(s.state) ? 'lost-while-virtqemud-was-down' : s.reason));
-    if (record.persistent && s.state === 'shutoff' && s.reason === 'migrated' && s.details?.[UNDEFINE_SOURCE_NOTE] === true) report.movedAway.push(s.name);
+    if (record.persistent && owesSourceUndefine(s)) report.movedAway.push(s.name);
     if (!ACTIVE_STATES.has(s.state)) return;
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
@@ -96,6 +96,11 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   report.ms = clock.monotonic() - t0;
   log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
   return report;
+}
+
+/** True when `s` is the end of a VM that migrated away with --undefine-source still owed here (MigrationSource). */
+export function owesSourceUndefine(s: RuntimeState): boolean {
+  return s.state === 'shutoff' && s.reason === 'migrated' && s.details?.[UNDEFINE_SOURCE_NOTE] === true;
 }
 
 function processStands(pid: number): boolean {

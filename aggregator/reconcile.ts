@@ -3,12 +3,15 @@
 // successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
 import { ACTIVE_STATES, isLive, type Logger } from '../protocol/index.js';
 import { isLiveQemu } from '../drivers/host/proc.js';
-import { readRuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { Events } from './events.js';
-import { isActive, type DomainRegistry } from './registry.js';
+import { isActive, type DomainRecord, type DomainRegistry } from './registry.js';
 
-/** One reconciliation pass. */
-export async function reconcile(registry: DomainRegistry, events: Events, log: Logger): Promise<void> {
+/**
+ * One reconciliation pass. `ended`: told of each VM it finds stopped, with its shim's state file as
+ * read (virtqemud settles a migration's owed --undefine-source there); awaited.
+ */
+export async function reconcile(registry: DomainRegistry, events: Events, log: Logger, ended?: (r: DomainRecord, saved: RuntimeState | undefined) => Promise<void>): Promise<void> {
   for (const r of [...registry.all()]) {
     if (r.starting || r.shim === undefined || (r.shim.conn !== undefined && !r.shim.conn.conn.closed)) continue;
     const saved = await readRuntimeState(r.shim.stateFile);
@@ -29,6 +32,7 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       // it re-registered with a restarted virtqemud). If not, the listing is the only record: it
       // stays listed (as after a restart) until undefined.
       if (!r.persistent && (recorded !== undefined || journaled !== undefined)) registry.remove(r);
+      await ended?.(r, saved);
       continue;
     }
     // A shim found at recovery that has not re-registered: is it still there?

@@ -14,6 +14,7 @@ import { IncomingClaims } from './claim-transfer.js';
 import { HostReaper } from './host-reaper.js';
 import { SYNC_TIMING, SyncSchedule } from './sync-schedule.js';
 import { ConflictLog, type FoundConflict } from './conflict-log.js';
+import { NameTurns } from '../name-turns.js';
 import { etcdClientOptions, type ClusterTls } from '../../protocol/etcd-options.js';
 
 /**
@@ -79,7 +80,7 @@ export class EtcdMembership implements ClusterGate {
   private timer: Disposable | undefined;
   private closed = false;
   private since: number | undefined;
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly turns = new NameTurns();
   private readonly incoming: IncomingClaims;
   private readonly reaper: HostReaper | undefined;
   private readonly schedule: SyncSchedule;
@@ -406,11 +407,7 @@ export class EtcdMembership implements ClusterGate {
 
   // Claims and releases of one name run one at a time, in the order they were asked for.
   private inTurn<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(name) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.queues.set(name, tail);
-    void tail.then(() => { if (this.queues.get(name) === tail) this.queues.delete(name); });
-    return run;
+    return this.turns.run(name, fn);
   }
 }
 

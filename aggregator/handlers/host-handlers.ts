@@ -14,6 +14,7 @@ import { adoptLive } from '../discovery.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
 import type { ClusterGate } from '../cluster/etcd-membership.js';
+import type { NameTurns } from '../name-turns.js';
 
 /** What the host handlers work with. */
 export interface HostDeps {
@@ -29,6 +30,13 @@ export interface HostDeps {
   clock: Clock;
   /** The etcd fleet this host belongs to (--cluster): names and UUIDs are claimed there too. */
   cluster?: ClusterGate;
+  /**
+   * define, undefine and setAutostart of one name run one at a time, each on the record and the
+   * files as the previous one left them: interleaved at their awaits, an undefine could drop the
+   * record a define is about to complete, leaving a definition on disk that is not listed.
+   * virtqemud's own undefines (a migration's owed --undefine-source) take the same turns.
+   */
+  turns: NameTurns;
 }
 
 /** `name`'s record and its persistent definition; `was`: the record an earlier check found, which must still be the one listed. */
@@ -118,17 +126,7 @@ export async function undefineVm(d: HostDeps, name: string, snapshotsMetadata: b
 /** Builds the host handlers. */
 export function hostHandlers(d: HostDeps): Handlers<VirtqProgram> {
   const { registry, store, events } = d;
-  // define, undefine and setAutostart of one name run one at a time, each on the record and the
-  // files as the previous one left them: interleaved at their awaits, an undefine could drop the
-  // record a define is about to complete, leaving a definition on disk that is not listed.
-  const turns = new Map<string, Promise<unknown>>();
-  const inTurn = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (turns.get(name) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    turns.set(name, tail);
-    void tail.then(() => { if (turns.get(name) === tail) turns.delete(name); });
-    return run;
-  };
+  const inTurn = <T>(name: string, fn: () => Promise<T>): Promise<T> => d.turns.run(name, fn);
   return {
     listDomains: (filter) => ({ domains: registry.list(filter) }),
     lookupByName: ({ name }) => toRow(registry.require(name)),

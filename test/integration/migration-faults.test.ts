@@ -250,4 +250,30 @@ describe('virtq migrate: faults', () => {
     expect(existsSync(w.src.root.path('etc', 'domains', 'sv3.json'))).toBe(false);
     expect(existsSync(w.src.root.path('run', 'shims', 'sv3.json'))).toBe(false);
   });
+
+  it('the source shim killed after it wrote the owed undefine down, before it asked: the running source virtqemud removes the definition', async () => {
+    const { src, dst, def } = await bootOnSource(w, 'sv4', true);
+    const migrating = src.api.migrate({ name: 'sv4', destUri: w.dstUri, live: true, bandwidth: 16, persistent: true, undefineSource: true });
+    migrating.catch(() => undefined); // answered only once the daemon runs again
+    await transferring(src.api, 'sv4');
+    // Stopped, not killed: the shim's undefine would wait for it, and its wait for the daemon's
+    // listing of the VM's end (1 s at most) keeps the window between the note and the call open.
+    const [srcDaemon] = w.src.daemons;
+    srcDaemon?.kill('SIGSTOP');
+    try {
+      await eventually(async () => (await dst.api.listDomains({})).domains.some((d) => d.name === 'sv4' && d.state === 'running' && d.persistent), 60_000, 'sv4 to run on the destination, defined there');
+      const stateFile = w.src.root.path('run', 'shims', 'sv4.json');
+      const owed = await eventually(async () => {
+        const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { shimPid: number; details?: Record<string, unknown> };
+        return s.details?.['undefineSource'] === true ? s : undefined;
+      }, 10_000, 'the source shim to record that the undefine is owed');
+      process.kill(owed.shimPid, 'SIGKILL');
+    } finally {
+      srcDaemon?.kill('SIGCONT');
+    }
+    // No restart: the daemon sees the shim go and finds the undefine owed in its state file.
+    await expectOnlyOn(w, 'sv4', def.uuid, 'dst', 20_000);
+    expect(existsSync(w.src.root.path('etc', 'domains', 'sv4.json'))).toBe(false);
+    expect(existsSync(w.src.root.path('run', 'shims', 'sv4.json'))).toBe(false);
+  });
 });

@@ -4,6 +4,7 @@
 // VM goes, as when a shim lets go; before, it stayed listed as shutoff/migrated until undefined.
 // A transient VM whose end is known nowhere stays listed (crashed: lost), and a persistent one stays.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { reconcile } from '../../../aggregator/reconcile.js';
 import { DomainRegistry } from '../../../aggregator/registry.js';
 import { Events } from '../../../aggregator/events.js';
@@ -59,6 +60,20 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
     journaled('mig2', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
     await reconcile(registry, events, silentLogger());
     expect(registry.get('mig2')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
+  });
+
+  it('tells the caller of each VM it found stopped, with the state file as read, once it is released', async () => {
+    const r = recovered('mig3', true);
+    const state = {
+      format: 1, name: 'mig3', uuid: UUID, shimPid: GONE_PID, qemuStartedAt: 1, accel: 'tcg', definition: { name: 'mig3', uuid: UUID },
+      sockets: { rw: 'rw', ro: 'ro', admin: 'admin', monitor: 'mon', console: 'con' },
+      state: 'shutoff', reason: 'migrated', tainted: false, private: false, updatedAt: 1, details: { undefineSource: true },
+    };
+    writeFileSync(root.path('mig3.json'), JSON.stringify(state));
+    const told: Array<{ name: string; shimGone: boolean; saved: unknown }> = [];
+    await reconcile(registry, events, silentLogger(), async (rec, saved) => { told.push({ name: rec.name, shimGone: rec.shim === undefined, saved }); });
+    expect(told).toEqual([{ name: 'mig3', shimGone: true, saved: expect.objectContaining({ state: 'shutoff', reason: 'migrated', details: { undefineSource: true } }) }]);
+    expect(registry.get('mig3')).toBe(r);
   });
 
   it('keeps a transient one whose end is known nowhere, listed as lost', async () => {
