@@ -2,6 +2,7 @@
 // name, start the incoming shim), then the destination shim's steps, forwarded by name. Each call
 // has its own deadline so a hung destination never holds the source's VM paused for long.
 import { ACTIVE_STATES, RpcClient, VirtqError, delay, parseUri, typedClient, virtqProgram, type Clock, type MigrationTransport, type NormalizedDefinition, type TypedClient, type VirtqProgram } from '../protocol/index.js';
+import { askVirtqemud } from './ask-virtqemud.js';
 
 /** How long the destination gets to start its shim and QEMU. */
 const PREPARE_TIMEOUT_MS = 60_000;
@@ -35,13 +36,16 @@ export interface DestinationLink {
    * no loss: the next check asks again.
    */
   lost(name: string, uuid: string): Promise<VirtqError | undefined>;
-  /** Stores the definition there (--persistent). */
+  /**
+   * Stores the definition there (--persistent), after the guest runs there: asked again, on a
+   * fresh connection, while that virtqemud restarts or its host's fleet lease has lapsed.
+   */
   define(def: NormalizedDefinition): Promise<void>;
   close(): void;
 }
 
-/** Connects to the virtqemud that `destUri` names. */
-export async function connectDestination(destUri: string, clock: Clock): Promise<DestinationLink> {
+/** Connects to the virtqemud that `destUri` names; `defineWaitMs` bounds `define`'s tries. */
+export async function connectDestination(destUri: string, clock: Clock, defineWaitMs: number): Promise<DestinationLink> {
   const target = parseUri(destUri);
   if (target.kind !== 'daemon' || target.daemon !== 'virtqemud' || target.readOnly) {
     throw new VirtqError('INVALID_ARG', `the destination must be a virtqemud read-write URI (qemu:///system, qemu:///system?root=DIR), not ${destUri}`);
@@ -88,7 +92,7 @@ export async function connectDestination(destUri: string, clock: Clock): Promise
         return undefined;
       }
     },
-    define: async (definition) => { await api.define({ definition }); },
+    define: async (definition) => { await askVirtqemud(target.socket, clock, defineWaitMs, (a) => a.define({ definition })); },
     close: () => rpc.close(),
   };
 }

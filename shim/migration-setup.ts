@@ -1,7 +1,8 @@
 // How a shim takes part in migrations, kept out of shim.ts: the source side every shim has, and
 // for a shim started with --incoming, a QEMU launched listening (or with `-incoming defer`) and no disk lease
 // (only the lifeline the leases taken at switchover will be bound to).
-import { RpcClient, VirtqError, daemonSockets, delay, migrationSocket, typedClient, virtqProgram, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
+import { VirtqError, daemonSockets, migrationSocket, type Clock, type Handlers, type IncomingState, type Layout, type Logger, type VirtqProgram } from '../protocol/index.js';
+import { askVirtqemud } from './ask-virtqemud.js';
 import { rm } from 'node:fs/promises';
 import type { Vm } from './vm/vm.js';
 import type { IncomingStart } from './vm/incoming.js';
@@ -37,7 +38,7 @@ export function shimMigration(o: { vm: Vm; leases: VmLeases; clock: Clock; log: 
   const wakeups = new MigrationWakeups();
   const source = new MigrationSource({
     vm, leases, clock, log, wakeups,
-    connect: (uri) => connectDestination(uri, clock),
+    connect: (uri) => connectDestination(uri, clock, MOVE_DEFINITION_WAIT_MS),
     undefineSource: (name) => undefineHere(daemonSockets(layout).rw, name, clock),
   });
   const incoming = o.incoming !== undefined ? new MigrationIncoming({ vm, leases, clock, log, wakeups, socketPath: migrationSocket(layout, vm.def.name), transport: o.incoming }) : undefined;
@@ -74,35 +75,19 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
 
 /**
  * How long a source shim waits for its virtqemud to remove the definition of a VM that migrated
- * away (--undefine-source). Killed or restarting meanwhile, virtqemud is back within seconds under
- * systemd (or the chaos world); a definition left here would list the VM on two hosts.
+ * away (--undefine-source), and for the destination to store it (--persistent). Killed or
+ * restarting meanwhile, virtqemud is back within seconds under systemd (or the chaos world); a
+ * definition left here would list the VM on two hosts.
  */
-const UNDEFINE_SOURCE_WAIT_MS = 30_000;
-
-/** The errors of a virtqemud that is down, restarting or stopped: asked again. */
-const DAEMON_AWAY: ReadonlySet<string> = new Set(['NO_CONNECT', 'CONNECTION_CLOSED', 'TIMEOUT']);
+export const MOVE_DEFINITION_WAIT_MS = 30_000;
 
 /**
- * Undefines `name` on this host's virtqemud, reconnecting while it is down or restarting (NO_CONNECT,
- * CONNECTION_CLOSED, TIMEOUT) until UNDEFINE_SOURCE_WAIT_MS. A definition already gone (NO_DOMAIN:
- * an undefine that landed before its reply was lost) is the wanted end.
+ * Undefines `name` on this host's virtqemud, asking again while it is down or restarting
+ * (askVirtqemud) until `waitMs`. A definition already gone (NO_DOMAIN: an undefine that landed
+ * before its reply was lost) is the wanted end.
  */
-export async function undefineHere(socket: string, name: string, clock: Clock, waitMs = UNDEFINE_SOURCE_WAIT_MS): Promise<void> {
-  const deadline = clock.monotonic() + waitMs;
-  for (;;) {
-    try {
-      const rpc = await RpcClient.connectWithRetry(socket, { clock, deadlineMs: Math.max(0, deadline - clock.monotonic()), defaultTimeoutMs: 10_000 });
-      try {
-        await typedClient(virtqProgram, rpc).undefine({ name });
-        return;
-      } finally {
-        rpc.close();
-      }
-    } catch (err) {
-      const e = VirtqError.from(err);
-      if (e.code === 'NO_DOMAIN') return;
-      if (!DAEMON_AWAY.has(e.code) || clock.monotonic() >= deadline) throw e;
-      await delay(clock, 200);
-    }
-  }
+export async function undefineHere(socket: string, name: string, clock: Clock, waitMs = MOVE_DEFINITION_WAIT_MS): Promise<void> {
+  await askVirtqemud(socket, clock, waitMs, (api) => api.undefine({ name })).catch((err: unknown) => {
+    if (VirtqError.from(err).code !== 'NO_DOMAIN') throw err;
+  });
 }

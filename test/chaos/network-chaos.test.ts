@@ -4,6 +4,7 @@
 //
 //   npx vitest run test/chaos/network-chaos.test.ts                      bounded: the seeds below (part of npm test)
 //   VIRTQ_CHAOS_SEED=1234 npx vitest run test/chaos/network-chaos.test.ts one seed (VIRTQ_CHAOS_STEPS to change its length)
+//   VIRTQ_CHAOS_MINUTES=30 npx vitest run test/chaos/network-chaos.test.ts  new seeds until the time is up, then a summary
 import { describe, expect, it } from 'vitest';
 import { runNetworkIteration, type NetChaosReport } from './network-chaos.js';
 
@@ -17,7 +18,27 @@ function failure(r: NetChaosReport): string {
   ].join('\n');
 }
 
+const minutes = Number(process.env['VIRTQ_CHAOS_MINUTES'] ?? '0');
+
 describe('network chaos', () => {
+  if (minutes > 0) {
+    it(`runs new seeds for ${minutes} minutes without a violation`, async () => {
+      const end = Date.now() + minutes * 60_000;
+      let seed = Number(process.env['VIRTQ_CHAOS_SEED'] ?? String(Date.now() % 1_000_000));
+      const steps = Number(process.env['VIRTQ_CHAOS_STEPS'] ?? '30');
+      const ops: Record<string, number> = {};
+      let seeds = 0;
+      while (Date.now() < end) {
+        const r = await runNetworkIteration(seed++, steps);
+        seeds++;
+        for (const [k, n] of Object.entries(r.ops)) ops[k] = (ops[k] ?? 0) + n;
+        process.stdout.write(`network chaos seed ${r.seed}: ${steps} steps in ${(r.ms / 1000).toFixed(1)} s, ${r.violations.length} violations\n`);
+        if (r.violations.length > 0) expect.fail(failure(r));
+      }
+      process.stdout.write(`network chaos: ${seeds} seeds, ${seeds * steps} steps, ops ${JSON.stringify(ops)}, 0 violations\n`);
+    }, minutes * 60_000 + 600_000);
+    return;
+  }
   const only = process.env['VIRTQ_CHAOS_SEED'];
   const seeds = only === undefined ? SEEDS : [{ seed: Number(only), steps: Number(process.env['VIRTQ_CHAOS_STEPS'] ?? '30') }];
   for (const { seed, steps } of seeds) {
