@@ -79,7 +79,7 @@ export async function incomingStart(incoming: IncomingState | undefined, d: Inco
  * restarting meanwhile, virtqemud is back within seconds under systemd (or the chaos world); a
  * definition left here would list the VM on two hosts.
  */
-export const MOVE_DEFINITION_WAIT_MS = 30_000;
+const MOVE_DEFINITION_WAIT_MS = 30_000;
 
 /**
  * Undefines `name` on this host's virtqemud, asking again while it is down or restarting
