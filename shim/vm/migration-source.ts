@@ -295,8 +295,8 @@ export class MigrationSource {
       log.error({ msgId: 'MIGRATION_UNDEFINE_SKIPPED' }, 'the definition here is kept: the destination could not store it (--undefine-source not done)');
       return;
     }
-    // Written down before it is asked: a shim that dies from here on leaves it to the next
-    // virtqemud to start (discovery.ts), which finds it in this VM's state file.
+    // Written down before it is asked: a shim that dies from here on leaves it to virtqemud, which
+    // finds it in this VM's state file when it sees the shim go (daemon.ts) or as it starts (discovery.ts).
     this.definitionOwed = true;
     vm.noteEnd({ [UNDEFINE_SOURCE_NOTE]: true });
     await persisted().catch(() => undefined); // a failed write is retried by the shim; the call below goes on
