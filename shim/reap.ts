@@ -4,7 +4,7 @@
 // identified by pid and the VM's UUID on its command line (a recycled pid is never signalled),
 // stopped with SIGTERM, then SIGKILL, and judged gone from /proc (it is not our child).
 import { VirtqError, delay, type Clock } from '../protocol/index.js';
-import { isLiveQemu } from '../drivers/host/proc.js';
+import { hasLetGo, isLiveQemu } from '../drivers/host/proc.js';
 
 /** What to reap. */
 export interface ReapRequest {
@@ -20,16 +20,17 @@ export interface ReapRequest {
 export async function reapOrphan(r: ReapRequest): Promise<boolean> {
   const marker = `\0-uuid\0${r.uuid.toLowerCase()}\0`;
   if (!isLiveQemu(r.pid, marker)) return false;
+  // Gone once its images' locks are released, so the VM can be started again at once.
   const gone = async (ms: number): Promise<boolean> => {
     for (let waited = 0; waited < ms; waited += 20) {
-      if (!isLiveQemu(r.pid, marker)) return true;
+      if (hasLetGo(r.pid, marker)) return true;
       await delay(r.clock, 20);
     }
-    return !isLiveQemu(r.pid, marker);
+    return hasLetGo(r.pid, marker);
   };
   signal(r.pid, 'SIGTERM');
   if (await gone(r.graceMs ?? 1000)) return true;
-  signal(r.pid, 'SIGKILL');
+  if (isLiveQemu(r.pid, marker)) signal(r.pid, 'SIGKILL');
   if (await gone(5000)) return true;
   throw new VirtqError('OPERATION_FAILED', `QEMU pid ${r.pid} of VM "${r.name}" did not exit after SIGKILL`);
 }

@@ -54,6 +54,26 @@ function procText(path: string, until?: string): string | undefined {
   }
 }
 
+/**
+ * True once `pid` has let go of what it held (its sockets, files and their locks): it is gone, a
+ * zombie, or its pid now names another program. Not the same as isLiveProcess turning false: a
+ * dying process's command line reads empty from the moment its memory is released, and Linux
+ * closes its files only after that (do_exit: exit_mm, then exit_files). A dnsmasq started in that
+ * window found its address still bound (EADDRINUSE); a QEMU would find its images still locked.
+ */
+export function hasLetGo(pid: number, marker: string): boolean {
+  const state = procState(pid);
+  return letGo(state, state === undefined ? undefined : procText(`/proc/${pid}/cmdline`, marker), marker);
+}
+
+/** hasLetGo's judgement from a process's state letter and command line (undefined: unreadable). */
+export function letGo(state: string | undefined, cmdline: string | undefined, marker: string): boolean {
+  if (state === undefined || state === 'Z' || state === 'X') return true;
+  if (cmdline === undefined) return true; // gone between the two reads
+  if (cmdline === '') return false; // exiting: memory released, files maybe not yet closed
+  return !cmdline.includes(marker);
+}
+
 /** True when `pid` is a live QEMU whose command line contains `marker` (its `-uuid`, say). */
 export const isLiveQemu = isLiveProcess;
 

@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../fs/atomic-file.js';
 import type { DriverContext } from './context.js';
 import { dnsmasqCmdlineMarker, dnsmasqConf } from './dnsmasq-conf.js';
-import { findDnsmasq, processMatches, startDnsmasq, stopDnsmasq } from './dnsmasq.js';
+import { hasLetGo } from '../host/proc.js';
+import { findDnsmasq, startDnsmasq, stopDnsmasq } from './dnsmasq.js';
 import { pollExit, Supervisor, type BackoffPolicy, type WatchedProcess } from './supervisor.js';
 import type { NetworkConfig } from './types.js';
 
@@ -36,7 +37,8 @@ export async function ensureDnsmasq(ctx: DriverContext, cfg: NetworkConfig, tuni
   const running = await findDnsmasq(paths);
   let first: WatchedProcess;
   if (running !== undefined && (await readText(paths.conf)) === conf) {
-    first = pollExit(running, (pid) => processMatches(pid, marker), ctx.clock, tuning.adoptedPollMs);
+    // Exited once its sockets are free, so the restart that follows can bind them.
+    first = pollExit(running, (pid) => !hasLetGo(pid, marker), ctx.clock, tuning.adoptedPollMs);
     ctx.emit({ kind: 'dnsmasq-adopted', network: cfg.name, pid: running });
   } else {
     if (running !== undefined) await stopDnsmasq(running, paths, ctx.clock);

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { delay, type Clock } from '../../protocol/clock.js';
 import { VirtqError } from '../../protocol/errors.js';
-import { isLiveProcess } from '../host/proc.js';
+import { hasLetGo, isLiveProcess } from '../host/proc.js';
 import { dnsmasqArgs, dnsmasqCmdlineMarker, type DnsmasqPaths } from './dnsmasq-conf.js';
 import type { CommandRunner, ProcessHandle } from './runner.js';
 
@@ -69,16 +69,22 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Stops dnsmasq `pid` if it is still the network's: TERM, up to 3 s, then KILL. */
+/**
+ * Stops dnsmasq `pid` if it is still the network's: TERM, up to 3 s, then KILL. Returns once it
+ * has let go of its sockets (hasLetGo), so a dnsmasq started next can bind the same addresses.
+ */
 export async function stopDnsmasq(pid: number, paths: DnsmasqPaths, clock: Clock): Promise<void> {
   const marker = dnsmasqCmdlineMarker(paths);
   if (!processMatches(pid, marker)) return;
   killQuietly(pid, 'SIGTERM');
-  const deadline = clock.monotonic() + 3_000;
-  while (processMatches(pid, marker)) {
+  let deadline = clock.monotonic() + 3_000;
+  let killed = false;
+  while (!hasLetGo(pid, marker)) {
     if (clock.monotonic() >= deadline) {
-      killQuietly(pid, 'SIGKILL');
-      break;
+      if (killed) break;
+      if (processMatches(pid, marker)) killQuietly(pid, 'SIGKILL');
+      killed = true;
+      deadline = clock.monotonic() + 3_000;
     }
     await delay(clock, POLL_MS);
   }

@@ -2,7 +2,7 @@
 // that is gone.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { ProcessStatsCache, isLiveProcess, procState, processStats } from '../../../../drivers/host/proc.js';
+import { ProcessStatsCache, hasLetGo, isLiveProcess, letGo, procState, processStats } from '../../../../drivers/host/proc.js';
 import { FakeClock } from '../../../helpers/fake-clock.js';
 
 // Burns until killed: a child that ended by itself could be read as a zombie (its RSS gone) when
@@ -82,5 +82,40 @@ describe('isLiveProcess', () => {
       holder.kill('SIGKILL');
       await exited(holder);
     }
+  });
+});
+
+describe('hasLetGo', () => {
+  it('is false while a process exits with its memory released but its files maybe open, true once a zombie or another program', () => {
+    const marker = '\0dnsmasq-conf\0';
+    expect(letGo('S', `dnsmasq${marker}`, marker)).toBe(false);
+    // The window isLiveProcess cannot see: do_exit has run exit_mm (the command line reads empty),
+    // not yet exit_files (its sockets still bound).
+    expect(letGo('R', '', marker)).toBe(false);
+    expect(letGo('D', '', marker)).toBe(false);
+    expect(letGo('Z', '', marker)).toBe(true);
+    expect(letGo('X', '', marker)).toBe(true);
+    expect(letGo(undefined, undefined, marker)).toBe(true);
+    // Gone between reading its state and its command line.
+    expect(letGo('R', undefined, marker)).toBe(true);
+    // The pid reused by another program.
+    expect(letGo('S', 'sleep\x0030\0', marker)).toBe(true);
+  });
+
+  it('reads a real process: false while it runs, true once it is a zombie and once it is gone', async () => {
+    const holder = spawn('sh', ['-c', 'sleep 28 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    try {
+      for (let i = 0; i < 200 && !isLiveProcess(pid, '\0' + '28'); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(hasLetGo(pid, '\0' + '28')).toBe(false);
+      expect(hasLetGo(pid, 'not-in-it')).toBe(true);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 400 && procState(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(hasLetGo(pid, '\0' + '28')).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      await exited(holder);
+    }
+    expect(hasLetGo(pid, '\0' + '28')).toBe(true);
   });
 });
