@@ -1,9 +1,9 @@
 // A cheap periodic relist, as containerd does: catches what events missed. For each VM whose
 // shim is not connected it reads /proc (is QEMU alive?) and the shim's state file (did a
 // successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
-import { ACTIVE_STATES, isLive, type Logger } from '../protocol/index.js';
+import { ACTIVE_STATES, isLive, type Clock, type Logger } from '../protocol/index.js';
 import { isLiveQemu } from '../drivers/host/proc.js';
-import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { Events } from './events.js';
 import { isActive, type DomainRecord, type DomainRegistry } from './registry.js';
 
@@ -11,10 +11,11 @@ import { isActive, type DomainRecord, type DomainRegistry } from './registry.js'
  * One reconciliation pass. `ended`: told of each VM it finds stopped, with its shim's state file as
  * read (virtqemud settles a migration's owed --undefine-source there); awaited.
  */
-export async function reconcile(registry: DomainRegistry, events: Events, log: Logger, ended?: (r: DomainRecord, saved: RuntimeState | undefined) => Promise<void>): Promise<void> {
+export async function reconcile(registry: DomainRegistry, events: Events, log: Logger, clock: Pick<Clock, 'now'>, ended?: (r: DomainRecord, saved: RuntimeState | undefined) => Promise<void>): Promise<void> {
   for (const r of [...registry.all()]) {
     if (r.starting || r.shim === undefined || (r.shim.conn !== undefined && !r.shim.conn.conn.closed)) continue;
-    const saved = await readRuntimeState(r.shim.stateFile);
+    const stateFile = r.shim.stateFile;
+    const saved = await readRuntimeState(stateFile);
     const qemuLive = r.qemuPid !== undefined && isLiveQemu(r.qemuPid, r.uuid);
     if (isActive(r) && !qemuLive) {
       // The state file has the final word when the shim lived to record the end; else it was lost.
@@ -31,7 +32,7 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       // file, or journaled (a shim whose VM migrated away removes its state file, and may end before
       // it re-registered with a restarted virtqemud). If not, the listing is the only record: it
       // stays listed (as after a restart) until undefined.
-      if (!r.persistent && (recorded !== undefined || journaled !== undefined)) registry.remove(r);
+      if (!r.persistent && (recorded !== undefined || (journaled !== undefined && (await endInStateFile(r, stateFile, saved, clock, log))))) registry.remove(r);
       await ended?.(r, saved);
       continue;
     }
@@ -41,5 +42,25 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       registry.shimReachable(r, up);
       if (!up) events.lifecycle(r, 'shim-lost');
     }
+  }
+}
+
+/**
+ * Puts a journaled end in the VM's state file when its shim could not before it went (a full disk:
+ * chaos seed 32209). That file is a transient VM's record once it is no longer listed, and a stale
+ * "running" in it would have the next virtqemud list the VM again, as lost while it was down. True
+ * when the file now says how the VM ended, or there is no file of this VM to say otherwise (a shim
+ * whose VM migrated away removes its own); false when the write failed, and the listing stays the
+ * record.
+ */
+async function endInStateFile(r: DomainRecord, file: string, saved: RuntimeState | undefined, clock: Pick<Clock, 'now'>, log: Logger): Promise<boolean> {
+  if (saved === undefined || saved.uuid !== r.uuid) return true;
+  try {
+    const usedReserve = await writeRuntimeState(file, { ...saved, qemuPid: undefined, state: r.state, reason: r.reason, updatedAt: clock.now() });
+    if (usedReserve) log.error({ name: r.name, msgId: 'SPACE_RESERVE_USED' }, 'no space left for a VM\'s end: wrote it in the space reserve; free space on its filesystem');
+    return true;
+  } catch (err) {
+    log.error({ err, name: r.name, msgId: 'VM_END_NOT_RECORDED' }, 'cannot record a VM\'s end in its state file; it stays listed until undefined');
+    return false;
   }
 }

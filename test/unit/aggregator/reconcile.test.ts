@@ -3,8 +3,10 @@
 // before it re-registered with a restarted virtqemud. Its end is in its journal, so the transient
 // VM goes, as when a shim lets go; before, it stayed listed as shutoff/migrated until undefined.
 // A transient VM whose end is known nowhere stays listed (crashed: lost), and a persistent one stays.
+// A journaled end its shim could not write to its state file (a full disk) is written there before
+// the transient VM goes (chaos seed 32209): else the next virtqemud lists it again, as lost.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { reconcile } from '../../../aggregator/reconcile.js';
 import { DomainRegistry } from '../../../aggregator/registry.js';
 import { Events } from '../../../aggregator/events.js';
@@ -51,14 +53,14 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
   it('removes a transient VM whose journal records its end (migrated away)', async () => {
     recovered('mig1', false);
     journaled('mig1', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
-    await reconcile(registry, events, silentLogger());
+    await reconcile(registry, events, silentLogger(), clock);
     expect(registry.get('mig1')).toBeUndefined();
   });
 
   it('keeps a persistent one, stopped as journaled', async () => {
     recovered('mig2', true);
     journaled('mig2', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
-    await reconcile(registry, events, silentLogger());
+    await reconcile(registry, events, silentLogger(), clock);
     expect(registry.get('mig2')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
   });
 
@@ -71,14 +73,31 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
     };
     writeFileSync(root.path('mig3.json'), JSON.stringify(state));
     const told: Array<{ name: string; shimGone: boolean; saved: unknown }> = [];
-    await reconcile(registry, events, silentLogger(), async (rec, saved) => { told.push({ name: rec.name, shimGone: rec.shim === undefined, saved }); });
+    await reconcile(registry, events, silentLogger(), clock, async (rec, saved) => { told.push({ name: rec.name, shimGone: rec.shim === undefined, saved }); });
     expect(told).toEqual([{ name: 'mig3', shimGone: true, saved: expect.objectContaining({ state: 'shutoff', reason: 'migrated', details: { undefineSource: true } }) }]);
     expect(registry.get('mig3')).toBe(r);
   });
 
+  it('puts a journaled end in a state file its shim could not write (a full disk), then removes the transient VM', async () => {
+    recovered('full1', false);
+    const state = {
+      format: 1, name: 'full1', uuid: UUID, shimPid: GONE_PID, qemuPid: GONE_PID, qemuStartedAt: 1, accel: 'tcg', definition: { name: 'full1', uuid: UUID },
+      sockets: { rw: 'rw', ro: 'ro', admin: 'admin', monitor: 'mon', console: 'con' },
+      state: 'running', reason: 'booted', tainted: false, private: false, updatedAt: 1,
+    };
+    writeFileSync(root.path('full1.json'), JSON.stringify(state));
+    journaled('full1', { event: 'crashed', state: 'crashed', reason: 'signal-SIGKILL' });
+    await reconcile(registry, events, silentLogger(), clock);
+    expect(registry.get('full1')).toBeUndefined();
+    // The next virtqemud reads this file: a stale "running" would list the VM again, as lost while it was down.
+    const after = JSON.parse(readFileSync(root.path('full1.json'), 'utf8')) as Record<string, unknown>;
+    expect(after).toMatchObject({ uuid: UUID, state: 'crashed', reason: 'signal-SIGKILL', updatedAt: clock.now() });
+    expect(after['qemuPid']).toBeUndefined();
+  });
+
   it('keeps a transient one whose end is known nowhere, listed as lost', async () => {
     recovered('lost1', false);
-    await reconcile(registry, events, silentLogger());
+    await reconcile(registry, events, silentLogger(), clock);
     expect(registry.get('lost1')).toMatchObject({ state: 'crashed', reason: 'lost' });
   });
 });
