@@ -216,7 +216,7 @@ export class Virtqemud {
     this.timer = this.cfg.clock.setTimeout(() => {
       // Made again once there is room, after a writer gave it up (space-reserve.ts).
       ensureSpaceReserve(shimDir(this.cfg.layout));
-      reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'), this.cfg.clock, (r, saved) => this.settleMovedAway(r, saved))
+      reconcile(this.registry, this.events, this.cfg.logs.module('reconcile'), { clock: this.cfg.clock, ended: (r, saved) => this.settleMovedAway(r, saved), shimGone: (r) => this.shimGone(r) })
         .catch((err: unknown) => this.cfg.logs.module('reconcile').error({ err }, 'reconciliation failed'))
         .finally(() => this.scheduleReconcile());
     }, delayMs);

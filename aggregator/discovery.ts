@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ACTIVE_STATES, NAME_PATTERN, UNDEFINE_SOURCE_NOTE, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
 import { isTempName } from '../drivers/fs/atomic-file.js';
-import { isLiveQemu, procState } from '../drivers/host/proc.js';
+import { isLiveQemu, processStands } from '../drivers/host/proc.js';
 import { readRuntimeStateSync, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { DefinitionStore } from './definitions.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
@@ -101,11 +101,6 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
 /** True when `s` is the end of a VM that migrated away with --undefine-source still owed here (MigrationSource). */
 export function owesSourceUndefine(s: RuntimeState): boolean {
   return s.state === 'shutoff' && s.reason === 'migrated' && s.details?.[UNDEFINE_SOURCE_NOTE] === true;
-}
-
-function processStands(pid: number): boolean {
-  const state = procState(pid);
-  return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
 /** Lists `record` as its state file `s` says, with that file's shim (live or not): at recovery, and for a start whose shim died before it registered. */

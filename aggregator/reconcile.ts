@@ -2,16 +2,23 @@
 // shim is not connected it reads /proc (is QEMU alive?) and the shim's state file (did a
 // successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
 import { ACTIVE_STATES, isLive, type Clock, type Logger } from '../protocol/index.js';
-import { isLiveQemu } from '../drivers/host/proc.js';
+import { isLiveQemu, processStands } from '../drivers/host/proc.js';
 import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { Events } from './events.js';
 import { isActive, type DomainRecord, type DomainRegistry } from './registry.js';
 
-/**
- * One reconciliation pass. `ended`: told of each VM it finds stopped, with its shim's state file as
- * read (virtqemud settles a migration's owed --undefine-source there); awaited.
- */
-export async function reconcile(registry: DomainRegistry, events: Events, log: Logger, clock: Pick<Clock, 'now'>, ended?: (r: DomainRecord, saved: RuntimeState | undefined) => Promise<void>): Promise<void> {
+/** What a reconciliation pass is given besides the registry and the events; the callbacks are awaited. */
+export interface ReconcileHooks {
+  clock: Pick<Clock, 'now'>;
+  /** Told of each VM it finds stopped, with its shim's state file as read (virtqemud settles a migration's owed --undefine-source there). */
+  ended?: (r: DomainRecord, saved: RuntimeState | undefined) => Promise<void>;
+  /** Told of a stopped VM whose shim, adopted at recovery, has gone since without registering: as when a shim's registry connection closes. */
+  shimGone?: (r: DomainRecord) => Promise<void>;
+}
+
+/** One reconciliation pass. */
+export async function reconcile(registry: DomainRegistry, events: Events, log: Logger, hooks: ReconcileHooks): Promise<void> {
+  const { clock, ended } = hooks;
   for (const r of [...registry.all()]) {
     if (r.starting || r.shim === undefined || (r.shim.conn !== undefined && !r.shim.conn.conn.closed)) continue;
     const stateFile = r.shim.stateFile;
@@ -37,11 +44,16 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
       continue;
     }
     // A shim found at recovery that has not re-registered: is it still there?
-    const up = await isLive(r.shim.socket, 500);
+    const shim = r.shim;
+    const up = await isLive(shim.socket, 500);
     if (up !== r.shimUp) {
       registry.shimReachable(r, up);
       if (!up) events.lifecycle(r, 'shim-lost');
     }
+    // Its VM had stopped already (a migration's source, adopted as it finished: cluster chaos seed
+    // 32508), and the shim has ended without registering, so no registry connection closes to say
+    // so: gone for good, as if one had. Else a transient VM that left stayed listed, shim lost.
+    if (!up && !isActive(r) && !processStands(shim.pid)) await hooks.shimGone?.(r);
   }
 }
 

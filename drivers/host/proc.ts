@@ -74,6 +74,12 @@ export function letGo(state: string | undefined, cmdline: string | undefined, ma
   return !cmdline.includes(marker);
 }
 
+/** True when `pid` is a process that is not (yet) a zombie: whatever it runs. */
+export function processStands(pid: number): boolean {
+  const state = procState(pid);
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
 /** True when `pid` is a live QEMU whose command line contains `marker` (its `-uuid`, say). */
 export const isLiveQemu = isLiveProcess;
 

@@ -53,14 +53,14 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
   it('removes a transient VM whose journal records its end (migrated away)', async () => {
     recovered('mig1', false);
     journaled('mig1', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
-    await reconcile(registry, events, silentLogger(), clock);
+    await reconcile(registry, events, silentLogger(), { clock });
     expect(registry.get('mig1')).toBeUndefined();
   });
 
   it('keeps a persistent one, stopped as journaled', async () => {
     recovered('mig2', true);
     journaled('mig2', { event: 'stopped', state: 'shutoff', reason: 'migrated' });
-    await reconcile(registry, events, silentLogger(), clock);
+    await reconcile(registry, events, silentLogger(), { clock });
     expect(registry.get('mig2')).toMatchObject({ state: 'shutoff', reason: 'migrated' });
   });
 
@@ -73,7 +73,7 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
     };
     writeFileSync(root.path('mig3.json'), JSON.stringify(state));
     const told: Array<{ name: string; shimGone: boolean; saved: unknown }> = [];
-    await reconcile(registry, events, silentLogger(), clock, async (rec, saved) => { told.push({ name: rec.name, shimGone: rec.shim === undefined, saved }); });
+    await reconcile(registry, events, silentLogger(), { clock, ended: async (rec, saved) => { told.push({ name: rec.name, shimGone: rec.shim === undefined, saved }); } });
     expect(told).toEqual([{ name: 'mig3', shimGone: true, saved: expect.objectContaining({ state: 'shutoff', reason: 'migrated', details: { undefineSource: true } }) }]);
     expect(registry.get('mig3')).toBe(r);
   });
@@ -87,7 +87,7 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
     };
     writeFileSync(root.path('full1.json'), JSON.stringify(state));
     journaled('full1', { event: 'crashed', state: 'crashed', reason: 'signal-SIGKILL' });
-    await reconcile(registry, events, silentLogger(), clock);
+    await reconcile(registry, events, silentLogger(), { clock });
     expect(registry.get('full1')).toBeUndefined();
     // The next virtqemud reads this file: a stale "running" would list the VM again, as lost while it was down.
     const after = JSON.parse(readFileSync(root.path('full1.json'), 'utf8')) as Record<string, unknown>;
@@ -95,9 +95,33 @@ describe('reconcile: a VM found stopped whose shim is not connected', () => {
     expect(after['qemuPid']).toBeUndefined();
   });
 
+  // As recovery adopts a migration's source shim that has just written shutoff/migrated (cluster chaos seed 32508).
+  const adoptedStopped = (name: string, shimPid: number) => {
+    const r = registry.claim({ name, uuid: UUID, persistent: false, autostart: false, definition: undefined, state: 'shutoff', reason: 'migrated' });
+    registry.shimAdopted(r, { pid: shimPid, socket: root.path(`${name}.sock`), roSocket: root.path(`${name}-ro.sock`), adminSocket: root.path(`${name}-admin.sock`), stateFile: root.path(`${name}.json`), conn: undefined },
+      { state: 'shutoff', reason: 'migrated', qemuPid: undefined }, true);
+    return r;
+  };
+
+  it('tells of a stopped VM whose adopted shim has ended without registering, as a shim gone', async () => {
+    const r = adoptedStopped('src1', GONE_PID);
+    const gone: string[] = [];
+    await reconcile(registry, events, silentLogger(), { clock, shimGone: async (rec) => { gone.push(rec.name); } });
+    expect(gone).toEqual(['src1']);
+    expect(registry.get('src1')).toBe(r);
+  });
+
+  it('does not while that shim still runs', async () => {
+    // This test's own process stands in for a shim that runs but does not answer on its socket.
+    adoptedStopped('src2', process.pid);
+    const gone: string[] = [];
+    await reconcile(registry, events, silentLogger(), { clock, shimGone: async (rec) => { gone.push(rec.name); } });
+    expect(gone).toEqual([]);
+  });
+
   it('keeps a transient one whose end is known nowhere, listed as lost', async () => {
     recovered('lost1', false);
-    await reconcile(registry, events, silentLogger(), clock);
+    await reconcile(registry, events, silentLogger(), { clock });
     expect(registry.get('lost1')).toMatchObject({ state: 'crashed', reason: 'lost' });
   });
 });
