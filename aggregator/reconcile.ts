@@ -53,7 +53,8 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
     // Its VM had stopped already (a migration's source, adopted as it finished: cluster chaos seed
     // 32508), and the shim has ended without registering, so no registry connection closes to say
     // so: gone for good, as if one had. Else a transient VM that left stayed listed, shim lost.
-    if (!up && !isActive(r) && !processStands(shim.pid)) await hooks.shimGone?.(r);
+    // (Not if another shim took the record over while the probe waited.)
+    if (!up && r.shim === shim && !isActive(r) && !processStands(shim.pid)) await hooks.shimGone?.(r);
   }
 }
 
