@@ -63,24 +63,42 @@ describe('ProcessStatsCache', () => {
   });
 });
 
-describe('isLiveProcess', () => {
-  it('is true for a live process whose command line holds the marker, false once it is a zombie', async () => {
-    // sh starts `sleep 29` and becomes `sleep 30`, which never reaps it: killed, the first sleep stays a zombie.
-    const holder = spawn('sh', ['-c', 'sleep 29 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const pid = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
-    try {
-      // $! is the forked shell until it has exec'd sleep: wait for sleep's command line.
-      for (let i = 0; i < 200 && !isLiveProcess(pid, '\0' + '29'); i++) await new Promise((r) => setTimeout(r, 25));
-      expect(isLiveProcess(pid, '\0' + '29')).toBe(true);
-      expect(isLiveProcess(pid, 'not-in-it')).toBe(false);
+/**
+ * A `sleep SECONDS` that can be made a zombie: sh starts it and becomes `sleep 30`, which never
+ * reaps it, so once killed it stays a zombie until `end()` kills its parent. Resolves once the
+ * child has exec'd sleep ($! is the forked shell until then).
+ */
+async function sleeperWithZombieParent(seconds: number): Promise<{ pid: number; marker: string; zombie(): Promise<void>; end(): Promise<void> }> {
+  const holder = spawn('sh', ['-c', `sleep ${seconds} & echo $!; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const pid = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+  const marker = `\0${seconds}`;
+  for (let i = 0; i < 200 && !isLiveProcess(pid, marker); i++) await new Promise((r) => setTimeout(r, 25));
+  return {
+    pid,
+    marker,
+    zombie: async () => {
       process.kill(pid, 'SIGKILL');
       for (let i = 0; i < 400 && procState(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 25));
-      expect(procState(pid)).toBe('Z');
-      expect(isLiveProcess(pid, '\0' + '29')).toBe(false);
-      expect(isLiveProcess(pid, '')).toBe(false);
-    } finally {
+    },
+    end: async () => {
       holder.kill('SIGKILL');
       await exited(holder);
+    },
+  };
+}
+
+describe('isLiveProcess', () => {
+  it('is true for a live process whose command line holds the marker, false once it is a zombie', async () => {
+    const p = await sleeperWithZombieParent(29);
+    try {
+      expect(isLiveProcess(p.pid, p.marker)).toBe(true);
+      expect(isLiveProcess(p.pid, 'not-in-it')).toBe(false);
+      await p.zombie();
+      expect(procState(p.pid)).toBe('Z');
+      expect(isLiveProcess(p.pid, p.marker)).toBe(false);
+      expect(isLiveProcess(p.pid, '')).toBe(false);
+    } finally {
+      await p.end();
     }
   });
 });
@@ -103,19 +121,18 @@ describe('hasLetGo', () => {
   });
 
   it('reads a real process: false while it runs, true once it is a zombie and once it is gone', async () => {
-    const holder = spawn('sh', ['-c', 'sleep 28 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const pid = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
+    const p = await sleeperWithZombieParent(28);
     try {
-      for (let i = 0; i < 200 && !isLiveProcess(pid, '\0' + '28'); i++) await new Promise((r) => setTimeout(r, 25));
-      expect(hasLetGo(pid, '\0' + '28')).toBe(false);
-      expect(hasLetGo(pid, 'not-in-it')).toBe(true);
-      process.kill(pid, 'SIGKILL');
-      for (let i = 0; i < 400 && procState(pid) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 25));
-      expect(hasLetGo(pid, '\0' + '28')).toBe(true);
+      expect(hasLetGo(p.pid, p.marker)).toBe(false);
+      expect(hasLetGo(p.pid, 'not-in-it')).toBe(true);
+      await p.zombie();
+      expect(procState(p.pid)).toBe('Z');
+      expect(hasLetGo(p.pid, p.marker)).toBe(true);
     } finally {
-      holder.kill('SIGKILL');
-      await exited(holder);
+      await p.end();
     }
-    expect(hasLetGo(pid, '\0' + '28')).toBe(true);
+    // Its parent killed, init reaps it.
+    for (let i = 0; i < 400 && procState(p.pid) !== undefined; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(hasLetGo(p.pid, p.marker)).toBe(true);
   });
 });
