@@ -89,13 +89,17 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
     if (!ACTIVE_STATES.has(s.state)) return;
     events?.stopped(record, journaled);
     log.warn({ name: s.name, state: record.state, reason: record.reason, msgId: 'VM_STOPPED_WHILE_DOWN' }, 'VM stopped while virtqemud was down');
-    await writeRuntimeState(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, details: { ...s.details, [FOUND_BY]: 'virtqemud' }, updatedAt: clock.now() })
-      .then((usedReserve) => { if (usedReserve) log.error({ name: s.name, msgId: 'SPACE_RESERVE_USED' }, 'no space left for a VM\'s end: wrote it in the space reserve; free space on its filesystem'); })
+    await writeVmEnd(shimStateFile(layout, s.name), { ...s, qemuPid: undefined, state: record.state, reason: record.reason, details: { ...s.details, [FOUND_BY]: 'virtqemud' }, updatedAt: clock.now() }, log)
       .catch((err: unknown) => log.error({ err, name: s.name }, 'cannot record the end of a VM in its state file'));
   }));
   report.ms = clock.monotonic() - t0;
   log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
   return report;
+}
+
+/** Writes a VM's end, as virtqemud found it, into its state file: in the space reserve when the disk is full (logged). */
+export async function writeVmEnd(file: string, end: RuntimeState, log: Logger): Promise<void> {
+  if (await writeRuntimeState(file, end)) log.error({ name: end.name, msgId: 'SPACE_RESERVE_USED' }, 'no space left for a VM\'s end: wrote it in the space reserve; free space on its filesystem');
 }
 
 /** True when `s` is the end of a VM that migrated away with --undefine-source still owed here (MigrationSource). */

@@ -3,7 +3,8 @@
 // successor or the shim itself record a newer state?). O(VMs) file reads, no RPC.
 import { ACTIVE_STATES, isLive, type Clock, type Logger } from '../protocol/index.js';
 import { isLiveQemu, processStands } from '../drivers/host/proc.js';
-import { readRuntimeState, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { readRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
+import { writeVmEnd } from './discovery.js';
 import type { Events } from './events.js';
 import { isActive, type DomainRecord, type DomainRegistry } from './registry.js';
 
@@ -69,8 +70,7 @@ export async function reconcile(registry: DomainRegistry, events: Events, log: L
 async function endInStateFile(r: DomainRecord, file: string, saved: RuntimeState | undefined, clock: Pick<Clock, 'now'>, log: Logger): Promise<boolean> {
   if (saved === undefined || saved.uuid !== r.uuid) return true;
   try {
-    const usedReserve = await writeRuntimeState(file, { ...saved, qemuPid: undefined, state: r.state, reason: r.reason, updatedAt: clock.now() });
-    if (usedReserve) log.error({ name: r.name, msgId: 'SPACE_RESERVE_USED' }, 'no space left for a VM\'s end: wrote it in the space reserve; free space on its filesystem');
+    await writeVmEnd(file, { ...saved, qemuPid: undefined, state: r.state, reason: r.reason, updatedAt: clock.now() }, log);
     return true;
   } catch (err) {
     log.error({ err, name: r.name, msgId: 'VM_END_NOT_RECORDED' }, 'cannot record a VM\'s end in its state file; it stays listed until undefined');

@@ -8,6 +8,11 @@ export function procState(pid: number): string | undefined {
   return statFields(pid)?.[0];
 }
 
+/** True for the state of a process that has ended: none, a zombie, or one being reaped. */
+function endedState(state: string | undefined): boolean {
+  return state === undefined || state === 'Z' || state === 'X';
+}
+
 /**
  * True when `pid` is a live (not zombie) process whose command line contains `marker`.
  * A zombie's (or a dying process's) cmdline reads empty: the kernel has released its memory, which
@@ -17,8 +22,7 @@ export function procState(pid: number): string | undefined {
  */
 export function isLiveProcess(pid: number, marker: string): boolean {
   if (marker === '') {
-    const state = procState(pid);
-    if (state === undefined || state === 'Z' || state === 'X') return false;
+    if (endedState(procState(pid))) return false;
   }
   return procText(`/proc/${pid}/cmdline`, marker)?.includes(marker) ?? false;
 }
@@ -68,7 +72,7 @@ export function hasLetGo(pid: number, marker: string): boolean {
 
 /** hasLetGo's judgement from a process's state letter and command line (undefined: unreadable). */
 export function letGo(state: string | undefined, cmdline: string | undefined, marker: string): boolean {
-  if (state === undefined || state === 'Z' || state === 'X') return true;
+  if (endedState(state)) return true;
   if (cmdline === undefined) return true; // gone between the two reads
   if (cmdline === '') return false; // exiting: memory released, files maybe not yet closed
   return !cmdline.includes(marker);
@@ -76,8 +80,7 @@ export function letGo(state: string | undefined, cmdline: string | undefined, ma
 
 /** True when `pid` is a process that is not (yet) a zombie: whatever it runs. */
 export function processStands(pid: number): boolean {
-  const state = procState(pid);
-  return state !== undefined && state !== 'Z' && state !== 'X';
+  return !endedState(procState(pid));
 }
 
 /** True when `pid` is a live QEMU whose command line contains `marker` (its `-uuid`, say). */
@@ -104,7 +107,7 @@ export function ticksSinceBoot(): number {
 /** The start time of `pid` (clock ticks since boot), or undefined when it is gone or a zombie. */
 export function processStart(pid: number): number | undefined {
   const fields = statFields(pid);
-  if (fields === undefined || fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  if (fields === undefined || endedState(fields[0])) return undefined;
   const start = Number(fields[19]);
   return Number.isFinite(start) ? start : undefined;
 }
