@@ -276,4 +276,43 @@ describe('virtq migrate: faults', () => {
     expect(existsSync(w.src.root.path('etc', 'domains', 'sv4.json'))).toBe(false);
     expect(existsSync(w.src.root.path('run', 'shims', 'sv4.json'))).toBe(false);
   });
+
+  it('a restarted source virtqemud that adopted the finished source shim just before it ended lists nothing once it has gone', async () => {
+    // Cluster chaos seed 32508: recovery ran between the source shim's `shutoff/migrated` and its
+    // exit, so the VM was listed stopped with that shim, and no registry connection of it ever closed.
+    const { src, dst, def } = await bootOnSource(w, 'sv5');
+    const migrating = src.api.migrate({ name: 'sv5', destUri: w.dstUri, live: true, bandwidth: 16 });
+    migrating.catch(() => undefined); // its daemon is killed
+    await transferring(src.api, 'sv5');
+    // Stopped, not killed: the finished shim's last update, then its unregister, wait for it,
+    // which holds the shim between its final state and the removal of its state file.
+    const [srcDaemon] = w.src.daemons;
+    srcDaemon?.kill('SIGSTOP');
+    const stateFile = w.src.root.path('run', 'shims', 'sv5.json');
+    let shimPid = 0;
+    try {
+      await eventually(async () => (await dst.api.listDomains({})).domains.some((d) => d.name === 'sv5' && d.state === 'running'), 60_000, 'sv5 to run on the destination');
+      const ended = await eventually(async () => {
+        const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { shimPid: number; state: string; reason: string };
+        return s.state === 'shutoff' && s.reason === 'migrated' ? s : undefined;
+      }, 10_000, 'the source shim to write its end');
+      shimPid = ended.shimPid;
+      process.kill(shimPid, 'SIGSTOP');
+      srcDaemon?.kill('SIGKILL');
+    } finally {
+      srcDaemon?.kill('SIGCONT');
+    }
+    await eventually(async () => srcDaemon?.exitCode !== null || srcDaemon.signalCode !== null, 10_000, 'the source virtqemud to be gone');
+    try {
+      // Recovery finds the state file and the shim's process: the stopped VM is adopted with that shim.
+      await w.src.startDaemon();
+      const listed = (await (await w.src.client()).api.listDomains({})).domains.find((d) => d.name === 'sv5');
+      expect(listed).toMatchObject({ state: 'shutoff' });
+    } finally {
+      if (shimPid > 0) process.kill(shimPid, 'SIGCONT');
+    }
+    // The shim ends without registering (its state file goes with it): reconciliation must let the VM go.
+    await eventually(async () => !existsSync(stateFile), 10_000, 'the source shim to remove its state file');
+    await expectOnlyOn(w, 'sv5', def.uuid, 'dst', 20_000);
+  });
 });
