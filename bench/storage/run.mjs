@@ -19,6 +19,9 @@
 //             cp, cat > /dev/null vs `virsh vol-download`; also `virtq vol-download` (whole
 //             process: temp file, fsync, rename) and DirPool.download in this process
 //
+// The create raw and delete thin overlay groups also time the Node floor (node-min.mjs): the
+// same file steps in a Node server with no framework, its client in a process of its own.
+//
 // Every group also has durable-floor rows (durable.mjs: temp, fsync, rename, fsync of the
 // directory, in-process). libvirt has no temp file + rename and no directory fsync; it syncs the
 // data of what it makes and of a raw copy (fsync), and `qemu-img create` flushes as it closes,
@@ -49,7 +52,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupRegistry, fmt, loadavg, machineFacts, median, now, options, pct, REPO, snapshotDist, table } from '../lib/common.mjs';
 import * as dur from './durable.mjs';
-import { run, sh, startLibvirt, startStoraged, startStoragedClient } from './sides.mjs';
+import { run, sh, startLibvirt, startNodeFloor, startStoraged, startStoragedClient } from './sides.mjs';
 
 const o = options();
 const ROUNDS = o.num('rounds', 5);
@@ -76,7 +79,7 @@ const settle = async (data) => {
 
 const cleanup = cleanupRegistry();
 const work = cleanup.root(mkdtempSync(join(o.get('dir', '/var/tmp'), 'vqsb-')));
-const dirs = { floor: join(work, 'floor'), vq: join(work, 'vq-pool'), lv: join(work, 'lv-pool'), drv: join(work, 'drv-pool') };
+const dirs = { floor: join(work, 'floor'), vq: join(work, 'vq-pool'), lv: join(work, 'lv-pool'), drv: join(work, 'drv-pool'), node: join(work, 'node-floor') };
 for (const d of Object.values(dirs)) mkdirSync(d);
 const facts = {
   ...machineFacts(), qemuImg: execFileSync('qemu-img', ['--version'], { encoding: 'utf8' }).split('\n')[0],
@@ -100,6 +103,9 @@ facts.shebang = vqd.shebang;
 // libvirt's go through lvs.py: this process forks before every timed run (sync, the tools), and
 // a forking process pays write faults afterwards that a client which never forks does not.
 const vqc = await startStoragedClient(DIST, VQ_URI, cleanup);
+// The Node floor (node-min.mjs): the same file steps as virtstoraged's create raw and delete in a
+// Node server with no framework, so a gap to libvirt reads as the framework's or as Node's.
+const nodeFloor = await startNodeFloor(dirs.node, cleanup);
 
 const src = { raw: join(work, 'src.raw'), qcow2: join(work, 'src.qcow2') };
 log(`making the ${SIZE / 1024 ** 3} GiB sources (random data) in ${work}`);
@@ -137,6 +143,8 @@ const ms = (p) => p.then((r) => r.ms); // libvirt's figure, timed inside python
 const rpcFloor = { side: 'rpc', label: 'virtstoraged listJobs (no file touched)', run: () => vqc.call('listJobs') };
 const rpcFloorHere = { side: 'vqh', label: 'virtstoraged listJobs (no file touched)', run: () => sc.api.listJobs({}) };
 const lvRpcFloor = { side: 'lvrpc', label: 'libvirt pool.isActive() (no file touched)', run: () => ms(lv.call('noop')) };
+const N = (name) => join(dirs.node, name);
+const nodeNoop = { side: 'node', label: 'a line there and back (no file touched)', run: () => nodeFloor.call('noop') };
 
 /**
  * Runs every variant {label, side, run, clean?, setup?, after?} WARM + rounds times, interleaved:
@@ -178,7 +186,8 @@ if (ONLY.has('create')) {
       { side: 'vq', label: 'virtstoraged createVolume', clean: vqDrop(`new.${f}`), run: () => vqc.call('createVolume', { pool: 'bench', name: `new.${f}`, format: f, capacity: SIZE }) },
       ...(f === 'raw' ? [
         { side: 'vqh', label: 'virtstoraged createVolume', clean: vqDrop('new.raw'), run: () => sc.api.createVolume({ pool: 'bench', name: 'new.raw', format: 'raw', capacity: SIZE }) },
-        rpcFloor, rpcFloorHere, lvRpcFloor] : []),
+        { side: 'node', label: 'temp O_EXCL, ftruncate, link, unlink, fsync (thread pool)', clean: () => sh(`rm -f ${N('new.raw')}`), run: () => nodeFloor.call('create', { name: 'new.raw', bytes: SIZE }) },
+        rpcFloor, rpcFloorHere, lvRpcFloor, nodeNoop] : []),
       { side: 'lv', label: 'libvirt createXML (vol-create-as)', clean: lvDrop(`new.${f}`), run: () => ms(lv.call('create', { name: `new.${f}`, format: f, bytes: SIZE })) },
     ], FAST);
   }
@@ -226,7 +235,9 @@ if (ONLY.has('delete')) {
       run: () => vqc.call('deleteVolume', { pool: 'bench', name: 'dthin.qcow2' }) },
     { side: 'vqh', label: 'virtstoraged deleteVolume', clean: vqDrop('dthin.qcow2'), setup: () => sc.cloneVolume({ pool: 'bench', source: 'src.qcow2', name: 'dthin.qcow2', thin: true }),
       run: () => sc.api.deleteVolume({ pool: 'bench', name: 'dthin.qcow2' }) },
-    rpcFloor, rpcFloorHere, lvRpcFloor,
+    { side: 'node', label: 'unlink, fsync DIR (thread pool)', clean: () => sh(`rm -f ${N('dthin.qcow2')}`), setup: () => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', F('src.qcow2'), '-F', 'qcow2', N('dthin.qcow2')]),
+      run: () => nodeFloor.call('delete', { name: 'dthin.qcow2' }) },
+    rpcFloor, rpcFloorHere, lvRpcFloor, nodeNoop,
     { side: 'lv', label: 'libvirt vol.delete (vol-delete)', clean: lvDrop('dthin.qcow2'),
       setup: () => lv.call('create', { name: 'dthin.qcow2', format: 'qcow2', bytes: SIZE, backing: join(dirs.lv, 'src.qcow2'), backingFormat: 'qcow2' }),
       run: () => ms(lv.call('delete', { name: 'dthin.qcow2' })) },
@@ -286,6 +297,7 @@ facts.loadAfter = loadavg();
 facts.seconds = Math.round((now() - started) / 1000);
 sc.close();
 vqc.close();
+nodeFloor.close();
 await lvs?.stop();
 
 // ---- report ---------------------------------------------------------------------------------------
@@ -303,11 +315,11 @@ for (const [group, g] of Object.entries(results)) {
   const lvOk = lvv !== undefined && lvv.ms.length > 0;
   for (const v of g.variants) {
     const none = v.ms.length === 0;
-    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', vqh: 'virtstoraged timed in run.mjs (forks before each call)', rpc: 'RPC floor', lvrpc: "libvirt's RPC floor", lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone' }[v.side];
+    const who = { floor: 'floor', dur: 'durable floor', vq: 'virtstoraged', vqh: 'virtstoraged timed in run.mjs (forks before each call)', rpc: 'RPC floor', lvrpc: "libvirt's RPC floor", lv: 'libvirt', lvd: 'libvirt made durable', drv: 'driver alone', node: 'Node floor, no framework (node-min.mjs)' }[v.side];
     rows.push([group, `${who}: ${v.label}`, none ? LV_STATE : fmt(p50(v)), none ? '' : fmt(p90(v)), none ? '' : `${fmt(Math.min(...v.ms))}–${fmt(Math.max(...v.ms))}`,
       none || g.bytes === undefined ? '' : fmt(mibs(p50(v), g.bytes), 0),
       none || v === floor ? '' : x(p50(v), p50(floor)), durv === undefined || v.side !== 'vq' ? '' : x(p50(v), p50(durv)),
-      v.side !== 'vq' && v.side !== 'vqh' && v.side !== 'dur' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
+      v.side !== 'vq' && v.side !== 'vqh' && v.side !== 'dur' && v.side !== 'node' ? '' : lvOk ? x(p50(v), p50(lvv)) : LV_STATE]);
   }
   // libvirt skips the temp file, rename and directory fsync: when even the durable floor is slower than libvirt, say so.
   const lvBelowFloor = lvOk && durv !== undefined && p50(lvv) < p50(durv);

@@ -1,6 +1,6 @@
-// The three sides of bench/storage/run.mjs and how each is brought up: the floor (the tools,
-// run as processes), virtstoraged (the built daemon run by its own shebang, driven through
-// StorageClient), and libvirt (libvirtd's storage driver: python3-libvirt through lvs.py for
+// The sides of bench/storage/run.mjs and how each is brought up: the floor (the tools, run as
+// processes), the Node floor (node-min.mjs), virtstoraged (the built daemon run by its own
+// shebang, driven through StorageClient), and libvirt (libvirtd's storage driver: python3-libvirt through lvs.py for
 // latencies, virsh for the streams).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -62,7 +62,21 @@ export async function startStoragedClient(dist, uri, cleanup) {
   return vq;
 }
 
-/** A timing helper (lvs.py, vqs.mjs): one JSON command per line, one answer per line. */
+/**
+ * The Node floor (node-min.mjs): a framework-free Node server on `dir` and its client in a process
+ * of its own; `call(op, args)` resolves to the milliseconds the call took there.
+ */
+export async function startNodeFloor(dir, cleanup) {
+  const helper = startHelper(process.execPath, [join(HERE, 'node-min.mjs'), '--helper', dir], cleanup);
+  const node = {
+    call: (op, args = {}) => helper.call(op, args).then((m) => m.ms),
+    close: () => helper.child.stdin.end(`${JSON.stringify({ op: 'quit' })}\n`),
+  };
+  await node.call('noop');
+  return node;
+}
+
+/** A timing helper (lvs.py, vqs.mjs, node-min.mjs): one JSON command per line, one answer per line. */
 function startHelper(cmd, args, cleanup) {
   const name = args[0].split('/').pop();
   const child = cleanup.child(spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv }));
