@@ -14,7 +14,7 @@
 //     create name bytes                     the create above; ms
 //     delete name                           the delete above; ms
 import { fork } from 'node:child_process';
-import { close, closeSync, fsync, ftruncateSync, linkSync, openSync, unlinkSync } from 'node:fs';
+import { close, fsync, ftruncateSync, linkSync, openSync, rmSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,6 +41,7 @@ function serve(sock, dir) {
     const dfd = openSync(dir, 'r');
     fsync(dfd, flushed(c, dfd));
   };
+  rmSync(sock, { force: true }); // a socket file a killed server left in this bench-owned directory
   net.createServer((c) => {
     let buf = '';
     c.on('data', (d) => {
@@ -52,6 +53,8 @@ function serve(sock, dir) {
       }
     });
   }).listen(sock, () => process.send?.('ready'));
+  // Ends with its starter, however that ends (the IPC channel closes), not left serving nobody.
+  process.once('disconnect', () => process.exit(0));
 }
 
 /** Starts the server on `dir` and connects; `call(line)` resolves to its answer. */

@@ -1,7 +1,7 @@
 // The sides of bench/storage/run.mjs and how each is brought up: the floor (the tools, run as
 // processes), the Node floor (node-min.mjs), virtstoraged (the built daemon run by its own
-// shebang, driven through StorageClient), and libvirt (libvirtd's storage driver: python3-libvirt through lvs.py for
-// latencies, virsh for the streams).
+// shebang, driven through StorageClient), and libvirt (libvirtd's storage driver:
+// python3-libvirt through lvs.py for latencies, virsh for the streams).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
