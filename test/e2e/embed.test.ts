@@ -11,6 +11,7 @@ import { connect, type Connection } from '../../client/index.js';
 import { ListOutput } from '../../cli/json-output.js';
 import { rootLayout, shimDir } from '../../protocol/index.js';
 import { killProcessesUnder } from '../helpers/kill-under.js';
+import { idleShimPids } from '../helpers/shim-pool-probe.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot, type TmpRoot } from '../helpers/tmp-root.js';
@@ -35,16 +36,7 @@ function killAll(root: TmpRoot): void {
 
 /** Shims under `root` waiting for a definition: `virtq-shim ... --definition -` that no state file names. */
 function idleShims(root: TmpRoot): number[] {
-  const owned = new Set(readStateFiles<{ shimPid: number }>(rootLayout(root.dir)).map((s) => s.shimPid));
-  return readdirSync('/proc').map(Number).filter((pid) => {
-    if (!Number.isInteger(pid) || owned.has(pid) || ['Z', 'X', undefined].includes(procState(pid))) return false;
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
-      return cmd.some((a) => a.endsWith('virtq-shim.js')) && cmd.includes(root.dir) && cmd.includes('--definition');
-    } catch {
-      return false;
-    }
-  });
+  return idleShimPids(root.dir, new Set(readStateFiles<{ shimPid: number }>(rootLayout(root.dir)).map((s) => s.shimPid)));
 }
 
 async function until<T>(what: string, get: () => T | undefined, ms = 30_000): Promise<T> {

@@ -1,8 +1,34 @@
 // What a test sees of virtqemud's warm shim pool (docs/decisions/0026-warm-shim-pool.md): the idle
 // shims it lists in admin serverInfo (details.shimPool), and waiting for that list to change.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { procState } from '../../drivers/host/proc.js';
 import { RpcClient, delay, shimStateFile } from '../../protocol/index.js';
 import type { DaemonHarness } from './daemon-harness.js';
+
+/**
+ * Shim processes under `rootDir` waiting for a definition: `virtq-shim ... --definition -` that is
+ * neither ended nor one of `owned` (the shims state files name). A process a shim has forked and
+ * not yet exec'd (a QEMU launcher, a lease holder) has that shim's command line for the moment:
+ * it is the child of a shim, not another shim, and is left out (a CI run counted one as a second
+ * idle shim).
+ */
+export function idleShimPids(rootDir: string, owned: ReadonlySet<number>): number[] {
+  const shims = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || ['Z', 'X', undefined].includes(procState(pid))) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+      if (!cmd.some((a) => a.endsWith('virtq-shim.js')) || !cmd.includes(rootDir) || !cmd.includes('--definition')) continue;
+      // The parent pid: the field after the state letter, after the command name's closing parenthesis.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      shims.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      continue;
+    }
+  }
+  return [...shims].filter(([pid, parent]) => !owned.has(pid) && !shims.has(parent)).map(([pid]) => pid);
+}
 
 /** The idle shims virtqemud itself lists (admin serverInfo, details.shimPool), sorted. */
 export async function listedPool(h: DaemonHarness): Promise<{ size: number; idle: number[] }> {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { RpcClient, delay, shimSockets } from '../../protocol/index.js';
-import { listedPool, stateShape as shape, until } from '../helpers/shim-pool-probe.js';
+import { idleShimPids, listedPool, stateShape as shape, until } from '../helpers/shim-pool-probe.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
@@ -14,19 +14,9 @@ import { procState } from '../../drivers/host/proc.js';
 
 const idleDef = (name: string) => ({ name, memoryMiB: 32, vcpus: 1, accel: 'tcg' as const, kernel: { path: idleGuest().kernel } });
 
-/** Shim processes under `root` that have no VM yet: `virtq-shim ... --definition -` with no state file naming them. */
+/** Shim processes under the root that have no VM yet (no state file names them). */
 function idleShims(h: DaemonHarness): number[] {
-  const owned = new Set(h.states().map((s) => s.shimPid));
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let cmd: string[];
-    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0'); } catch { continue; }
-    if (!cmd.some((a) => a.endsWith('virtq-shim.js')) || !cmd.includes(h.root.dir) || !cmd.includes('--definition')) continue;
-    if (!owned.has(pid) && procState(pid) !== 'Z') pids.push(pid);
-  }
-  return pids;
+  return idleShimPids(h.root.dir, new Set(h.states().map((s) => s.shimPid)));
 }
 
 describe('warm shim pool', () => {
