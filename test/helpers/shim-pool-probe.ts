@@ -1,7 +1,6 @@
 // What a test sees of virtqemud's warm shim pool (docs/decisions/0026-warm-shim-pool.md): the idle
 // shims it lists in admin serverInfo (details.shimPool), and waiting for that list to change.
 import { readdirSync, readFileSync } from 'node:fs';
-import { procState } from '../../drivers/host/proc.js';
 import { RpcClient, delay, shimStateFile } from '../../protocol/index.js';
 import type { DaemonHarness } from './daemon-harness.js';
 
@@ -16,13 +15,14 @@ export function idleShimPids(rootDir: string, owned: ReadonlySet<number>): numbe
   const shims = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || ['Z', 'X', undefined].includes(procState(pid))) continue;
+    if (!Number.isInteger(pid)) continue;
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
       if (!cmd.some((a) => a.endsWith('virtq-shim.js')) || !cmd.includes(rootDir) || !cmd.includes('--definition')) continue;
-      // The parent pid: the field after the state letter, after the command name's closing parenthesis.
+      // The state letter and the parent pid: the fields after the command name's closing parenthesis.
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      shims.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state !== 'Z' && state !== 'X') shims.set(pid, Number(parent));
     } catch {
       continue;
     }
