@@ -3,13 +3,16 @@
 // deadlines per call: code a single call never runs but the bundle compiled at every start).
 // Its outcomes are the ones RpcClient and client/dial.ts give a single call — the same NO_CONNECT
 // and PERMISSION_DENIED messages, the server's error, TIMEOUT — and for anything else (the peer
-// closing or resetting mid-call, a malformed or oversized frame, CBOR outside fast-cbor.ts's
+// closing or resetting mid-call, a malformed or oversized frame, CBOR outside protocol/plain-cbor.ts's
 // subset) it says "not mine", having printed nothing, and the full CLI runs the command line.
 import { getSystemErrorName } from 'node:util';
 import { VirtqError } from '../protocol/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing.js';
-import { decodeFastCbor, encodeFastCbor, type FastCborValue } from './fast-cbor.js';
+import { decodePlainCbor, encodePlainCbor } from '../protocol/plain-cbor.js';
 import { dialPipe } from './fast-pipe.js';
+
+/** A value the fast path sends: the message header and the call's arguments. */
+export type FastCborValue = string | boolean | number | { readonly [key: string]: FastCborValue };
 
 /** The call's outcome; undefined from fastCall means the full CLI must run the command. */
 export type FastCallOutcome = { readonly ok: true; readonly body: unknown } | { readonly ok: false; readonly error: VirtqError };
@@ -27,7 +30,7 @@ export function connectError(err: NodeJS.ErrnoException, path: string, hint: str
 
 /** The outcome of a reply frame's payload, or undefined when it is not a plain reply to our call. */
 function replyOutcome(payload: Buffer): FastCallOutcome | undefined {
-  const m = decodeFastCbor(payload) as Record<string, unknown> | null;
+  const m = decodePlainCbor(payload) as Record<string, unknown> | null;
   if (typeof m !== 'object' || m === null || Array.isArray(m) || m['type'] !== 'reply' || typeof m['prog'] !== 'string' || typeof m['proc'] !== 'string') return undefined;
   const status = m['status'] ?? 'ok';
   // Serial 0 with an error is a connection-level error (a client cap, say): RpcClient fails the call with it.
@@ -47,7 +50,7 @@ function connectErrno(status: number, path: string): NodeJS.ErrnoException {
  * Once a reply is read the connection is closed and the outcome given; the process then exits.
  */
 export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number): Promise<FastCallOutcome | undefined> {
-  const payload = encodeFastCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
+  const payload = encodePlainCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
   const frame = Buffer.allocUnsafe(4 + payload.length);
   frame.writeUInt32BE(payload.length, 0);
   payload.copy(frame, 4);

@@ -347,7 +347,7 @@ async function buildCliFastPath() {
     // crypto only hashes a socket name too long for its directory: loaded on that first use.
     plugins: [leaveOut([CBOR_EXTRACT]), lazyBuiltins(['crypto']), cborWithoutProbe()],
   });
-  // cbor-x, RpcClient and its connection: cli/fast-call.ts and fast-cbor.ts do the one call without them.
+  // cbor-x, RpcClient and its connection: cli/fast-call.ts and protocol/plain-cbor.ts do the one call without them.
   const heavy = Object.keys(result.metafile.inputs).filter((f) => /node_modules\/(commander|@sinclair|pino|etcd3|ws|prom-client|@xmldom|cbor-x)\/|protocol\/(index|catalogue|schema|definition|host-program|vm-program|client|connection|codec)\.ts$/.test(f));
   if (heavy.length > 0) throw new Error(`${body} must stay small, but bundles ${heavy.join(', ')} (decision 0028)`);
   // One line of wrapper before the module's own first line: its line numbers stay the bundle's.

@@ -156,7 +156,7 @@ export function renderProtocolDoc(): string {
     'The JSON Schema of a VM definition is [`definition.schema.json`](definition.schema.json).', '',
     '## Frames', '',
     `A frame is a 4-byte big-endian length and one CBOR item. A frame over the maximum (${protocol.DEFAULT_MAX_FRAME_BYTES / 1024 / 1024} MiB by default) is refused before it is buffered and closes the connection (\`FRAME_TOO_LARGE\`). ` +
-    `A server also refuses, before decoding it, a frame whose CBOR holds more than ${protocol.DEFAULT_CALL_LIMITS.maxItems} data items or nests arrays and maps deeper than ${protocol.DEFAULT_CALL_LIMITS.maxDepth} levels (\`FRAME_TOO_LARGE\`), ` +
+    `A server also refuses, without decoding it whole, a frame whose CBOR holds more than ${protocol.DEFAULT_CALL_LIMITS.maxItems} data items or nests arrays and maps deeper than ${protocol.DEFAULT_CALL_LIMITS.maxDepth} levels (\`FRAME_TOO_LARGE\`), ` +
     `refuses frames over ${protocol.RO_MAX_FRAME_BYTES / 1024 / 1024} MiB from read-only clients, holds at most ${protocol.PARTIAL_FRAME_BUDGET_BYTES / 1024 / 1024} MiB of unfinished frames per socket (the connection that would pass it is dropped, \`FRAME_TOO_LARGE\`), ` +
     'drops a client that leaves a frame unfinished for 30 s (`FRAME_TIMEOUT`), stops reading from a client while 1 MiB of replies to it are unread, ' +
     `and drops a client that leaves more than ${protocol.MAX_UNREAD_PUSH_BYTES / 1024 / 1024} MiB of pushed events or stream data unread (\`CLIENT_TOO_SLOW\`).`, '',
