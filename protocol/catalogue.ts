@@ -132,6 +132,8 @@ export function allowedOn(spec: ProcSpec, readOnly: boolean): boolean {
  * read-only procedures.
  */
 export function refusal(program: Pick<Program, 'name' | 'sockets'>, proc: string, spec: ProcSpec, socket: SocketClass): string | undefined {
+  // The usual case first, before any message is made: this runs on every call.
+  if (program.sockets.includes(socket) && (socket !== 'ro' || spec.readonly)) return undefined;
   const id = `${program.name}.${proc}`;
   const changesState = `${id} ${spec.revealsSecret === true ? 'reveals data read-only clients may not read' : 'changes state'} and is refused on the read-only socket; use the read-write socket`;
   if (program.sockets.includes(socket)) return socket === 'ro' && !spec.readonly ? changesState : undefined;

@@ -160,7 +160,7 @@ export class FramedConnection {
       const frame = encodeBytesBodyFrame(head, body, this.maxSendFrameBytes, alloc);
       if (frame !== undefined) return reused() === undefined ? { frame } : { frame, reused: reused() as Buffer };
     }
-    return { frame: encodeFrame(this.codec.encode(msg), this.maxSendFrameBytes) };
+    return { frame: this.codec.frame(msg, this.maxSendFrameBytes) };
   }
 
   // Memory for one stream frame: a spare frame buffer (or a fresh one to keep) for the sizes reused.
@@ -225,7 +225,7 @@ export class FramedConnection {
     if (this.closed) return;
     let frame: Buffer | undefined;
     try {
-      frame = encodeFrame(this.codec.encode(errorReply('', '', 0, err.toWire())), this.maxSendFrameBytes);
+      frame = this.codec.frame(errorReply('', '', 0, err.toWire()), this.maxSendFrameBytes);
     } catch {
       // The connection is being dropped either way.
     }

@@ -20,16 +20,17 @@ body    any    the arguments, result, event payload or stream chunk`;
 
 /** Default maximum frame body, as libvirt's VIR_NET_MESSAGE_MAX. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
-const HEADER_BYTES = 4;
+/** The length in front of every frame's CBOR. */
+export const FRAME_HEADER_BYTES = 4;
 
 /** Prepends the 4-byte big-endian length to `payload`. */
 export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
   if (payload.length > maxFrameBytes) {
     throw new VirtqError('FRAME_TOO_LARGE', `message of ${payload.length} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
   }
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.writeUInt32BE(payload.length, 0);
-  frame.set(payload, HEADER_BYTES);
+  frame.set(payload, FRAME_HEADER_BYTES);
   return frame;
 }
 
@@ -64,10 +65,10 @@ export function bytesBodyFrameFor(head: Uint8Array, n: number, maxFrameBytes = D
   if (payload > maxFrameBytes || n > 0xffff_ffff) {
     throw new VirtqError('FRAME_TOO_LARGE', `message of ${payload} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
   }
-  const frame = alloc(HEADER_BYTES + payload);
+  const frame = alloc(FRAME_HEADER_BYTES + payload);
   frame.writeUInt32BE(payload, 0);
-  frame.set(head.subarray(0, head.length - 1), HEADER_BYTES);
-  let at = HEADER_BYTES + head.length - 1;
+  frame.set(head.subarray(0, head.length - 1), FRAME_HEADER_BYTES);
+  let at = FRAME_HEADER_BYTES + head.length - 1;
   if (lengthBytes === 0) frame[at++] = 0x40 + n;
   else if (lengthBytes === 1) { frame[at++] = 0x58; frame[at++] = n; }
   else if (lengthBytes === 2) { frame[at++] = 0x59; frame.writeUInt16BE(n, at); at += 2; }
@@ -256,12 +257,12 @@ export class FrameDecoder {
   // The common case: a chunk holding whole frames, nothing buffered before it.
   private fastPath(chunk: Buffer, frames: Array<Buffer | BytePieces>): Array<Buffer | BytePieces> {
     let offset = 0;
-    while (chunk.length - offset >= HEADER_BYTES) {
+    while (chunk.length - offset >= FRAME_HEADER_BYTES) {
       const length = chunk.readUInt32BE(offset);
       this.checkLength(length);
-      if (chunk.length - offset - HEADER_BYTES < length) break;
-      frames.push(chunk.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length));
-      offset += HEADER_BYTES + length;
+      if (chunk.length - offset - FRAME_HEADER_BYTES < length) break;
+      frames.push(chunk.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length));
+      offset += FRAME_HEADER_BYTES + length;
     }
     if (offset < chunk.length) {
       const rest = chunk.subarray(offset);
@@ -275,8 +276,8 @@ export class FrameDecoder {
   private drain(frames: Array<Buffer | BytePieces>): void {
     for (;;) {
       if (this.expected < 0) {
-        if (this.buffered < HEADER_BYTES) return;
-        const head = this.take(HEADER_BYTES);
+        if (this.buffered < FRAME_HEADER_BYTES) return;
+        const head = this.take(FRAME_HEADER_BYTES);
         this.expected = head.readUInt32BE(0);
         this.checkLength(this.expected);
       }

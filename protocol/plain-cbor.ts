@@ -204,11 +204,12 @@ const ENCODE_MAX_DEPTH = 64;
  * as cbor-x writes them; shortest heads (cbor-x writes a map's in 3 bytes: CBOR allows both).
  * A Uint8Array (a Buffer too) is a byte string. Throws NotPlainCbor for objects that are not plain
  * (other typed arrays, dates, maps, class instances), text that is not well-formed UTF-16, and
- * anything else cbor-x writes its own way.
+ * anything else cbor-x writes its own way. With `headroom`, the item starts that many bytes in (for
+ * a frame's length, written by the caller: no second buffer and copy per frame).
  */
-export function encodePlainCbor(value: unknown): Buffer {
+export function encodePlainCbor(value: unknown, headroom = 0): Buffer {
   let out = Buffer.allocUnsafe(256);
-  let at = 0;
+  let at = headroom;
 
   function room(n: number): void {
     if (at + n <= out.length) return;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { checkCborLimits, DEFAULT_CALL_LIMITS, type CborLimits } from '../../../protocol/cbor-limits.js';
 import { createCodec } from '../../../protocol/codec.js';
 import { VirtqError } from '../../../protocol/errors.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from '../../../protocol/framing.js';
 import { decodePlainCbor, encodePlainCbor, NotPlainCbor } from '../../../protocol/plain-cbor.js';
 
 /** cbor-x as protocol/codec.ts configures it, alone. */
@@ -192,6 +193,20 @@ describe('the codec over plain CBOR and cbor-x', () => {
         expect(same(got, want), `${Buffer.from(b).toString('hex')}: ${inspect(got)} vs ${inspect(want)}`).toBe(true);
       }
     }), { numRuns: 3000 });
+  });
+
+  it('frames a value as encodeFrame frames its encoding, plain or not, and refuses one over the limit alike', () => {
+    fc.assert(fc.property(fc.oneof(wireValue, fc.constant({ at: new Date(0) })), (v) => {
+      const frame = unlimited.frame(v, DEFAULT_MAX_FRAME_BYTES);
+      expect(frame.readUInt32BE(0)).toBe(frame.length - 4);
+      expect(isDeepStrictEqual(reference.decode(frame.subarray(4)), reference.decode(viaCborX(v)))).toBe(true);
+    }), { numRuns: 500 });
+    for (const v of [{ name: 'x'.repeat(100) }, { at: new Date(0), pad: 'y'.repeat(100) }]) {
+      const tooLarge = (): unknown => unlimited.frame(v, 64);
+      const expected = ((): string => { try { encodeFrame(unlimited.encode(v), 64); return ''; } catch (err) { return (err as Error).message; } })();
+      expect(tooLarge).toThrow(VirtqError);
+      expect(tooLarge).toThrow(expected);
+    }
   });
 
   it('encodes what it cannot write plainly through cbor-x, as before', () => {
