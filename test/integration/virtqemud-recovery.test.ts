@@ -61,6 +61,23 @@ async function killParent(qemuPid: number, settleMs = 0): Promise<void> {
   process.kill(shimPid, 'SIGKILL');
 }
 
+/** The pid of the first process whose command line holds `args` in a row, once one runs. */
+async function processWith(args: readonly string[], ms: number): Promise<number> {
+  const clock = systemClock();
+  const wanted = `\0${args.join('\0')}\0`;
+  for (const end = clock.monotonic() + ms; clock.monotonic() < end; await delay(clock, 2)) {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (`\0${readFileSync(`/proc/${entry}/cmdline`, 'latin1')}`.includes(wanted)) return Number(entry);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  throw new Error(`no process with ${args.join(' ')} within ${ms} ms`);
+}
+
 // The listing is promised to converge within a bound: check it against that bound.
 async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
   const clock = systemClock();
@@ -232,6 +249,28 @@ describe('virtqemud recovery', () => {
     const err = await created;
     expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
     expect(err?.message).toContain('which no state file records, was stopped by a reaping shim');
+    await until(async () => findLiveQemu(uuid) === undefined, 5000);
+    expect((await api.listDomains({})).domains).toEqual([]);
+  });
+
+  // Chaos seed 34005: the reaping shim was itself killed before it signalled, and the QEMU ran on,
+  // found by nothing, holding its disks' leases; the name was free again meanwhile.
+  it('has another reaping shim stop that QEMU when the first one is killed', async () => {
+    await h.startDaemon();
+    const { api } = await h.client();
+    mkdirSync(join(h.layout.runtime, 'shims', 'half3.json'), { recursive: true });
+    const uuid = randomUUID();
+    const created = api.create({ definition: { ...idleDef('half3'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
+    const qemuPid = await qemuOf(uuid, () => 0);
+    await killParent(qemuPid, 500);
+    // The first reaping shim: frozen as soon as it shows (long before Node has loaded it), then killed.
+    const reaper = await processWith(['--reap', 'half3'], 10_000);
+    process.kill(reaper, 'SIGSTOP');
+    expect(findLiveQemu(uuid), 'the first reaping shim must not have signalled yet').toBe(qemuPid);
+    process.kill(reaper, 'SIGKILL');
+    const err = await created;
+    expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
+    expect(err?.message).toContain('which no state file records, was stopped by a reaping shim (attempt 2)');
     await until(async () => findLiveQemu(uuid) === undefined, 5000);
     expect((await api.listDomains({})).domains).toEqual([]);
   });
