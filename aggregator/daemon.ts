@@ -13,6 +13,7 @@ import type { DaemonService } from '../daemon/service.js';
 import { served, type ServiceParts } from '../daemon/run-service.js';
 import { DefinitionStore } from './definitions.js';
 import { owesSourceUndefine, recover, type RecoveryReport } from './discovery.js';
+import { reapOrphanQemu } from './reap-orphan.js';
 import { Events } from './events.js';
 import { HostJournal } from './host-journal.js';
 import { hostHandlers, startShim, undefineVm, type HostDeps } from './handlers/host-handlers.js';
@@ -106,6 +107,11 @@ export class Virtqemud {
     const deps: HostDeps = { registry: this.registry, store, spawner: this.cfg.spawner, events: this.events, layout, workers: this.cfg.service.workers, clock, turns: new NameTurns(), ...(this.cfg.cluster === undefined ? {} : { cluster: this.cfg.cluster }) };
     this.deps = deps;
     for (const name of this.recovery.movedAway) await undefineMovedAway(deps, name, logs.module('discovery'), 'while virtqemud was down');
+    // Not waited for: a reap takes up to seconds, and the VM is listed as its state file says meanwhile.
+    for (const o of this.recovery.orphanQemus) {
+      const log = logs.module('discovery');
+      void reapOrphanQemu(this.cfg.spawner, o, o.pid).then((how) => log.warn({ name: o.name, qemuPid: o.pid, msgId: 'ORPHAN_QEMU_REAPED' }, `a QEMU of VM "${o.name}" that no state file names (its shim died while starting it) ${how}`));
+    }
     // The fleet is joined once the local VMs are known: they are what it claims.
     await this.cfg.cluster?.join(this.registry);
     if (this.cfg.http && this.cfg.web !== undefined) {

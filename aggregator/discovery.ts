@@ -4,9 +4,9 @@
 // while virtqemud was down are reported with their recorded state, never silently dropped.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACTIVE_STATES, NAME_PATTERN, UNDEFINE_SOURCE_NOTE, isLive, shimDir, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
+import { ACTIVE_STATES, NAME_PATTERN, UNDEFINE_SOURCE_NOTE, isLive, shimDir, shimSockets, shimStateFile, type Clock, type Layout, type Logger } from '../protocol/index.js';
 import { isTempName } from '../drivers/fs/atomic-file.js';
-import { isLiveQemu, processStands } from '../drivers/host/proc.js';
+import { isLiveQemu, liveQemuCommandLines, processStands } from '../drivers/host/proc.js';
 import { readRuntimeStateSync, writeRuntimeState, type RuntimeState } from '../daemon/runtime-state.js';
 import type { DefinitionStore } from './definitions.js';
 import type { DomainRecord, DomainRegistry } from './registry.js';
@@ -38,6 +38,12 @@ export interface RecoveryReport {
    * whose shim went before virtqemud could remove it: the daemon undefines them before it serves.
    */
   movedAway: string[];
+  /**
+   * QEMUs this root's shims spawned and no state file names: the shim died between spawning QEMU
+   * and recording it (chaos seed 34005). Nothing can take one over, so the daemon has reaping
+   * shims stop them, as it does for a failed start's (host-handlers.ts).
+   */
+  orphanQemus: Array<{ name: string; uuid: string; pid: number }>;
 }
 
 /** Fills `registry`; with `probeMs` > 0 the scan first probes every shim's socket in parallel under that deadline. */
@@ -54,10 +60,15 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   // hundred ms. QEMU is always checked here, so a VM that died while virtqemud was down is never
   // listed as running. probeMs > 0 probes every socket first, as before.
   const probes = probeMs > 0 ? await Promise.all(states.map((s) => isLive(s.sockets.rw, probeMs))) : states.map((s) => processStands(s.shimPid));
-  const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0, movedAway: [] };
+  const report: RecoveryReport = { definitions: defs.length, liveShims: 0, lostShims: 0, stopped: 0, ms: 0, movedAway: [], orphanQemus: [] };
+  const orphans = orphanFinder(layout);
   await Promise.all(states.map(async (s, i) => {
     const shimLive = probes[i] === true;
     const qemuLive = s.qemuPid !== undefined && isLiveQemu(s.qemuPid, s.uuid);
+    if (!shimLive && !qemuLive) {
+      const pid = orphans(s);
+      if (pid !== undefined) report.orphanQemus.push({ name: s.name, uuid: s.uuid, pid });
+    }
     let record = registry.get(s.name);
     if (record !== undefined && record.uuid !== s.uuid) {
       log.error({ name: s.name, msgId: 'RECOVERY_CONFLICT' }, 'a runtime state file names a VM whose definition has another UUID; keeping the definition');
@@ -95,6 +106,21 @@ export async function recover(registry: DomainRegistry, store: DefinitionStore, 
   report.ms = clock.monotonic() - t0;
   log.info({ ...report, msgId: 'RECOVERED' }, 'recovered state');
   return report;
+}
+
+/**
+ * For a state file whose shim and recorded QEMU are gone: a live QEMU of its VM (UUID) that this
+ * root's shim spawned (its monitor socket's path), which the file does not name. The processes
+ * are read once, on first use: most restarts have no such file to ask about.
+ */
+function orphanFinder(layout: Layout): (s: RuntimeState) => number | undefined {
+  let qemus: Array<{ pid: number; cmdline: string }> | undefined;
+  return (s) => {
+    qemus ??= liveQemuCommandLines();
+    const uuid = `\0-uuid\0${s.uuid}\0`;
+    const monitor = `path=${shimSockets(layout, s.name).monitor},`;
+    return qemus.find((q) => q.pid !== s.qemuPid && q.cmdline.includes(uuid) && q.cmdline.includes(monitor))?.pid;
+  };
 }
 
 /** Writes a VM's end, as virtqemud found it, into its state file: in the space reserve when the disk is full (logged). */

@@ -10,6 +10,7 @@ import { eventHistory } from '../../daemon/journal-events.js';
 import { isActive, toRow, type DomainRecord, type DomainRegistry } from '../registry.js';
 import type { ShimSpawner, ShimStarted } from '../spawner.js';
 import { untilListed } from '../listed-wait.js';
+import { reapOrphanQemu } from '../reap-orphan.js';
 import { adoptLive } from '../discovery.js';
 import type { WorkerSlots } from '../../daemon/worker-slots.js';
 import { checkSnapshotsOnUndefine, removeManagedSave, startFromManagedSave } from './save-handlers.js';
@@ -87,7 +88,7 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
       // Stopped by a shim asked to reap it, if this start spawned it (an older one is not this
       // start's to stop); virtqemud itself never signals a QEMU.
       if ((processStart(pid) ?? 0) >= begun) {
-        const how = await reapFailedStart(d.spawner, record, pid);
+        const how = await reapOrphanQemu(d.spawner, record, pid);
         err = new VirtqError(e.code, `${e.message}; its QEMU (pid ${pid}), which no state file records, ${how}`, { cause: err });
       }
     }
@@ -97,27 +98,6 @@ export async function startShim(d: HostDeps, record: DomainRecord, def: Normaliz
   } finally {
     d.registry.startEnded(record);
   }
-}
-
-/** Reaping shims a failed start's QEMU is given at most: one can be killed too, and the QEMU would then run on unfound. */
-const REAP_ATTEMPTS = 3;
-
-/**
- * Has a reaping shim stop `pid`, the QEMU of `record`'s failed start; while it stands, again with a
- * fresh shim (chaos seed 34005: the first one was killed before it signalled). Says how it went.
- */
-async function reapFailedStart(spawner: ShimSpawner, record: DomainRecord, pid: number): Promise<string> {
-  let why = '';
-  for (let attempt = 1; attempt <= REAP_ATTEMPTS; attempt++) {
-    try {
-      await spawner.reap(record.name, record.uuid, pid);
-      return attempt === 1 ? 'was stopped by a reaping shim' : `was stopped by a reaping shim (attempt ${attempt})`;
-    } catch (err) {
-      why = VirtqError.from(err).message;
-      if (!isLiveQemu(pid, record.uuid)) return `is gone (its reaping shim failed: ${why})`;
-    }
-  }
-  return `could not be stopped by ${REAP_ATTEMPTS} reaping shims (the last: ${why})`;
 }
 
 /**

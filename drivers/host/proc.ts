@@ -96,6 +96,18 @@ export function findLiveQemu(uuid: string): number | undefined {
   return undefined;
 }
 
+/** Every live process started with a `-uuid` argument (QEMUs), with its command line: one scan of /proc. */
+export function liveQemuCommandLines(): Array<{ pid: number; cmdline: string }> {
+  const found: Array<{ pid: number; cmdline: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || endedState(procState(pid))) continue;
+    const cmdline = procText(`/proc/${pid}/cmdline`);
+    if (cmdline?.includes('\0-uuid\0') === true) found.push({ pid, cmdline });
+  }
+  return found;
+}
+
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const PAGE_SIZE = 4096;
 

@@ -275,6 +275,29 @@ describe('virtqemud recovery', () => {
     expect((await api.listDomains({})).domains).toEqual([]);
   });
 
+  // Chaos seed 34005, the other way to it: the shim died between spawning QEMU and recording it,
+  // with no virtqemud waiting on the start. A restart's recovery must not leave that QEMU running.
+  it('reaps, after a restart, a QEMU of its root that no state file names', async () => {
+    const first = await h.startDaemon();
+    const { api } = await h.client();
+    const uuid = randomUUID();
+    const row = await api.create({ definition: { ...idleDef('orph2'), uuid } });
+    const qemuPid = row.qemuPid as number;
+    process.kill(row.shimPid as number, 'SIGSTOP');
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    // The state file as the shim left it before its write naming QEMU.
+    const file = join(h.layout.runtime, 'shims', 'orph2.json');
+    const { qemuPid: recorded, ...unrecorded } = JSON.parse(readFileSync(file, 'utf8')) as { qemuPid?: number };
+    expect(recorded).toBe(qemuPid);
+    writeFileSync(file, JSON.stringify(unrecorded));
+    process.kill(row.shimPid as number, 'SIGKILL');
+    await h.startDaemon();
+    await until(async () => findLiveQemu(uuid) === undefined, 10_000);
+    const again = await h.client();
+    expect(await again.api.lookupByName({ name: 'orph2' })).toMatchObject({ state: 'crashed', reason: 'lost-while-virtqemud-was-down' });
+  });
+
   // Found by the chaos suite (the disk was full): a shim that could not record how its transient
   // VM ended, and died, took the VM out of the listing as if it had.
   it('keeps a stopped transient VM listed when its shim went without recording the end', async () => {
