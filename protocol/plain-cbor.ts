@@ -1,12 +1,12 @@
 // Plain CBOR, by hand: the maps, arrays, text, byte strings, numbers, booleans and nulls every
-// message but a rare one is made of, encoded and decoded as protocol/codec.ts's cbor-x gives them, in small functions
-// that touch little memory. A daemon sleeps between calls, and each call then pays for every
-// piece of code it wakes: cbor-x's large encoder and decoder, with the walk that bounds a frame
-// before it is decoded, were a server's largest share above a bare Node round trip (0.13 of
-// 0.27 ms; bench/RESULTS.md, session 34). Anything else (tags, big integers, text that is not
-// well-formed, indefinite lengths, an item over its limits) throws NotPlainCbor, and
-// the codec hands the value to cbor-x, checked as before: so what is accepted, refused, and
-// decoded never differs from cbor-x's. The CLI's fast path (cli/fast-call.ts) speaks this alone.
+// message but a rare one is made of, encoded and decoded as protocol/codec.ts's cbor-x gives them,
+// in small functions that touch little memory. A daemon sleeps between calls, and each call then
+// pays for every piece of code it wakes: cbor-x's large encoder and decoder, with the walk that
+// bounds a frame before it is decoded, were a server's largest share above a bare Node round trip
+// (0.13 of 0.27 ms; bench/RESULTS.md, session 34). Anything else (tags, big integers, text that is
+// not well-formed, indefinite lengths, an item over its limits) throws NotPlainCbor, and the codec
+// hands the value to cbor-x, checked as before: so what is accepted, refused, and decoded never
+// differs from cbor-x's. The CLI's fast path (cli/fast-call.ts) speaks this alone.
 
 /** The value is not plain CBOR as defined above: cbor-x must take it. */
 export class NotPlainCbor extends Error {}
