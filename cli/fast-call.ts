@@ -7,7 +7,7 @@
 // subset) it says "not mine", having printed nothing, and the full CLI runs the command line.
 import { getSystemErrorName } from 'node:util';
 import { VirtqError } from '../protocol/errors.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing.js';
+import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, sealFrame } from '../protocol/framing.js';
 import { decodePlainCbor, encodePlainCbor } from '../protocol/plain-cbor.js';
 import { dialPipe } from './fast-pipe.js';
 
@@ -50,10 +50,7 @@ function connectErrno(status: number, path: string): NodeJS.ErrnoException {
  * Once a reply is read the connection is closed and the outcome given; the process then exits.
  */
 export function fastCall(path: string, hint: string, prog: string, proc: string, args: FastCborValue, timeoutMs: number): Promise<FastCallOutcome | undefined> {
-  const payload = encodePlainCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args });
-  const frame = Buffer.allocUnsafe(4 + payload.length);
-  frame.writeUInt32BE(payload.length, 0);
-  payload.copy(frame, 4);
+  const frame = sealFrame(encodePlainCbor({ prog, proc, type: 'call', serial: SERIAL, status: 'ok', body: args }, FRAME_HEADER_BYTES));
   return new Promise((resolve) => {
     let got: Buffer = Buffer.alloc(0);
     let settled = false;

@@ -4,7 +4,7 @@
 import { Encoder } from 'cbor-x';
 import { checkCborLimits, type CborLimits } from './cbor-limits.js';
 import { VirtqError } from './errors.js';
-import { encodeFrame, FRAME_HEADER_BYTES } from './framing.js';
+import { encodeFrame, FRAME_HEADER_BYTES, sealFrame } from './framing.js';
 import { decodePlainCbor, encodePlainCbor, NotPlainCbor, type PlainLimits } from './plain-cbor.js';
 
 /** Encodes and decodes one CBOR item. Each connection owns one (cbor-x keeps scratch buffers). */
@@ -45,13 +45,7 @@ export function createCodec(limits?: CborLimits): Codec {
         if (!(err instanceof NotPlainCbor)) throw err;
         return encodeFrame(cbor.encode(value), maxFrameBytes);
       }
-      const n = out.length - FRAME_HEADER_BYTES;
-      if (n > maxFrameBytes) encodeFrame(out.subarray(FRAME_HEADER_BYTES), maxFrameBytes); // throws its FRAME_TOO_LARGE
-      out[0] = n >>> 24;
-      out[1] = (n >>> 16) & 0xff;
-      out[2] = (n >>> 8) & 0xff;
-      out[3] = n & 0xff;
-      return out;
+      return sealFrame(out, maxFrameBytes);
     },
     decode(bytes) {
       // Past its limits too, the plain decoder stops and leaves the item to the walk below, which

@@ -23,14 +23,31 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** The length in front of every frame's CBOR. */
 export const FRAME_HEADER_BYTES = 4;
 
+function checkPayloadBytes(n: number, maxFrameBytes: number): void {
+  if (n > maxFrameBytes) throw new VirtqError('FRAME_TOO_LARGE', `message of ${n} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
+}
+
 /** Prepends the 4-byte big-endian length to `payload`. */
 export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
-  if (payload.length > maxFrameBytes) {
-    throw new VirtqError('FRAME_TOO_LARGE', `message of ${payload.length} bytes exceeds the ${maxFrameBytes}-byte frame limit`);
-  }
+  checkPayloadBytes(payload.length, maxFrameBytes);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.writeUInt32BE(payload.length, 0);
   frame.set(payload, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/**
+ * Makes a frame of `frame`, a message encoded after FRAME_HEADER_BYTES of headroom
+ * (encodePlainCbor's): writes its length there, with encodeFrame's limit; no second buffer and
+ * copy. The length goes in byte by byte: one call less to wake after an idle pause (plain-cbor.ts).
+ */
+export function sealFrame(frame: Buffer, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+  const n = frame.length - FRAME_HEADER_BYTES;
+  checkPayloadBytes(n, maxFrameBytes);
+  frame[0] = n >>> 24;
+  frame[1] = (n >>> 16) & 0xff;
+  frame[2] = (n >>> 8) & 0xff;
+  frame[3] = n & 0xff;
   return frame;
 }
 

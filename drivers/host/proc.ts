@@ -96,12 +96,15 @@ export function findLiveQemu(uuid: string): number | undefined {
   return undefined;
 }
 
-/** Every live process started with a `-uuid` argument (QEMUs), with its command line: one scan of /proc. */
+/**
+ * Every live process started with a `-uuid` argument (QEMUs), with its command line: one scan of
+ * /proc, one read per process (a zombie's command line reads empty, so it is never among them).
+ */
 export function liveQemuCommandLines(): Array<{ pid: number; cmdline: string }> {
   const found: Array<{ pid: number; cmdline: string }> = [];
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || endedState(procState(pid))) continue;
+    if (!Number.isInteger(pid)) continue;
     const cmdline = procText(`/proc/${pid}/cmdline`);
     if (cmdline?.includes('\0-uuid\0') === true) found.push({ pid, cmdline });
   }

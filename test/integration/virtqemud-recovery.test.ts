@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync,
 import { join } from 'node:path';
 import { delay, systemClock, type VirtqError } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
+import { processesNaming } from '../helpers/kill-under.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
 import { idleGuest } from '../helpers/test-guest.js';
 import { tmpRoot } from '../helpers/tmp-root.js';
@@ -59,23 +60,6 @@ async function killParent(qemuPid: number, settleMs = 0): Promise<void> {
     await delay(clock, settleMs);
   }
   process.kill(shimPid, 'SIGKILL');
-}
-
-/** The pid of the first process whose command line holds `args` in a row, once one runs. */
-async function processWith(args: readonly string[], ms: number): Promise<number> {
-  const clock = systemClock();
-  const wanted = `\0${args.join('\0')}\0`;
-  for (const end = clock.monotonic() + ms; clock.monotonic() < end; await delay(clock, 2)) {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        if (`\0${readFileSync(`/proc/${entry}/cmdline`, 'latin1')}`.includes(wanted)) return Number(entry);
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-  throw new Error(`no process with ${args.join(' ')} within ${ms} ms`);
 }
 
 // The listing is promised to converge within a bound: check it against that bound.
@@ -264,7 +248,14 @@ describe('virtqemud recovery', () => {
     const qemuPid = await qemuOf(uuid, () => 0);
     await killParent(qemuPid, 500);
     // The first reaping shim: frozen as soon as it shows (long before Node has loaded it), then killed.
-    const reaper = await processWith(['--reap', 'half3'], 10_000);
+    const clock = systemClock();
+    const deadline = clock.monotonic() + 10_000;
+    let reaper = processesNaming('\0--reap\0half3\0')[0];
+    while (reaper === undefined) {
+      if (clock.monotonic() > deadline) throw new Error('no reaping shim for half3 within 10 s');
+      await delay(clock, 2);
+      reaper = processesNaming('\0--reap\0half3\0')[0];
+    }
     process.kill(reaper, 'SIGSTOP');
     expect(findLiveQemu(uuid), 'the first reaping shim must not have signalled yet').toBe(qemuPid);
     process.kill(reaper, 'SIGKILL');
