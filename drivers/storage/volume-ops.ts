@@ -119,13 +119,19 @@ export async function createVolumeFile(ctx: OpsContext, spec: CreateVolumeSpec):
   return { format: spec.format, capacity: sectors(spec.capacityBytes), backingChain: [], encrypted: spec.encryption !== undefined, selfContained: true };
 }
 
-/** How often a LUKS create is tried when qemu's PBKDF benchmark measured no CPU time. */
-const LUKS_CREATE_TRIES = 3;
+/**
+ * How often a LUKS create is tried when QEMU's PBKDF benchmark measured no CPU time. On this
+ * machine class 5–20% of `qemu-img create` runs fail so, seemingly independently, each within
+ * ~25 ms (a success takes 2–5 s of benchmark); CI once met three in a row. Ten tries leave ~1e-7.
+ */
+export const LUKS_CREATE_TRIES = 10;
 
 /**
- * Runs a LUKS `qemu-img create`. QEMU 7.2 times its PBKDF benchmark by the thread's CPU time and
- * gives up ("Unable to get accurate CPU usage") when a round measured 0 ms, which tick-based
- * accounting on a busy host sometimes reports: that failure is transient, so it is retried.
+ * Runs a LUKS `qemu-img create`. QEMU 7.2 times its PBKDF benchmark by the main thread's user CPU
+ * time and gives up ("Unable to get accurate CPU usage") when a round measured 0 ms. With the
+ * tick-based accounting of these kernels, a thread whose ticks have all fallen in the kernel so far
+ * (exec, page faults) has all of its run time reported as system time, which is the likely cause.
+ * The failure is transient and retried. (QEMU's current source treats a 0 ms round as too short.)
  */
 async function runLuksCreate(qemuImg: QemuImg, args: string[], what: string): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {

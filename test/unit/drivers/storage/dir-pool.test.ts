@@ -5,6 +5,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmS
 import { basename, dirname } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirPool } from '../../../../drivers/storage/dir-pool.js';
+import { LUKS_CREATE_TRIES } from '../../../../drivers/storage/volume-ops.js';
 import { VirtqError } from '../../../../protocol/errors.js';
 import { FileCopier } from '../../../../drivers/storage/file-copy.js';
 import { QemuImg } from '../../../../drivers/storage/qemu-img.js';
@@ -140,7 +141,7 @@ describe('DirPool', () => {
     expect(readdirSync(root.path('secrets'))).toEqual([]);
   });
 
-  it('retries a LUKS create that QEMU\'s PBKDF benchmark failed to time, up to three tries', async () => {
+  it('retries a LUKS create that QEMU\'s PBKDF benchmark failed to time, up to LUKS_CREATE_TRIES tries', async () => {
     let failures = 1;
     const flaky = fakeQemuImg((args): FakeAnswer => {
       if (args[0] === 'create' && failures > 0) {
@@ -154,9 +155,9 @@ describe('DirPool', () => {
     const enc = { passphrase: new Uint8Array([7]) };
     expect(await pool.create({ name: 'a.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).toMatchObject({ encrypted: true });
     expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(2);
-    failures = 3;
+    failures = LUKS_CREATE_TRIES;
     await expect(pool.create({ name: 'b.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
-    expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(5);
+    expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(2 + LUKS_CREATE_TRIES);
     expect(readdirSync(root.path('pool'))).toEqual(['a.qcow2']);
   });
 
