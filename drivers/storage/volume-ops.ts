@@ -139,7 +139,10 @@ async function runLuksCreate(qemuImg: QemuImg, args: string[], what: string): Pr
       await qemuImg.run(args, { what });
       return;
     } catch (err) {
-      if (attempt >= LUKS_CREATE_TRIES || !(err instanceof VirtqError) || !err.message.includes('Unable to get accurate CPU usage')) throw err;
+      if (!(err instanceof VirtqError) || !err.message.includes('Unable to get accurate CPU usage')) throw err;
+      if (attempt >= LUKS_CREATE_TRIES) {
+        throw new VirtqError(err.code, `${err.message} (${LUKS_CREATE_TRIES} tries in a row: QEMU's PBKDF benchmark could not time itself on this host; the fault is QEMU 7.2's and passes, so try again)`, { details: { ...err.details, tries: LUKS_CREATE_TRIES } });
+      }
     }
   }
 }

@@ -141,7 +141,7 @@ describe('DirPool', () => {
     expect(readdirSync(root.path('secrets'))).toEqual([]);
   });
 
-  it('retries a LUKS create that QEMU\'s PBKDF benchmark failed to time, up to LUKS_CREATE_TRIES tries', async () => {
+  it(`retries a LUKS create that QEMU's PBKDF benchmark failed to time, up to ${LUKS_CREATE_TRIES} tries`, async () => {
     let failures = 1;
     const flaky = fakeQemuImg((args): FakeAnswer => {
       if (args[0] === 'create' && failures > 0) {
@@ -156,7 +156,9 @@ describe('DirPool', () => {
     expect(await pool.create({ name: 'a.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).toMatchObject({ encrypted: true });
     expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(2);
     failures = LUKS_CREATE_TRIES;
-    await expect(pool.create({ name: 'b.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).rejects.toMatchObject({ code: 'OPERATION_FAILED' });
+    await expect(pool.create({ name: 'b.qcow2', format: 'qcow2', capacityBytes: 1024, encryption: enc })).rejects.toMatchObject({
+      code: 'OPERATION_FAILED', message: expect.stringContaining(`${LUKS_CREATE_TRIES} tries in a row`), details: expect.objectContaining({ tries: LUKS_CREATE_TRIES }),
+    });
     expect(flaky.calls.filter((c) => c.args[0] === 'create')).toHaveLength(2 + LUKS_CREATE_TRIES);
     expect(readdirSync(root.path('pool'))).toEqual(['a.qcow2']);
   });
