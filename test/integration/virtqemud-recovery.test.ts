@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { delay, systemClock, type VirtqError } from '../../protocol/index.js';
+import { delay, systemClock, type TypedClient, type VirtqError, type VirtqProgram } from '../../protocol/index.js';
 import { DaemonHarness } from '../helpers/daemon-harness.js';
 import { processesNaming } from '../helpers/kill-under.js';
 import { SHIM_BIN } from '../helpers/shim-harness.js';
@@ -27,18 +27,26 @@ function runShim(h: DaemonHarness, args: string[]): Promise<{ ok: boolean; error
   });
 }
 
-/** The pid of the QEMU of `uuid` once it runs and `recorded()` returns it (0: at once). */
-async function qemuOf(uuid: string, recorded: () => number | undefined): Promise<number> {
+/** Polls `find` every `everyMs` until it gives a pid; throws `missing` once `ms` have passed. */
+async function pidOnceThere(find: () => number | undefined, missing: string, ms: number, everyMs = 1): Promise<number> {
   const clock = systemClock();
-  const end = clock.monotonic() + 30_000;
+  const end = clock.monotonic() + ms;
   for (;;) {
+    const pid = find();
+    if (pid !== undefined) return pid;
+    if (clock.monotonic() > end) throw new Error(missing);
+    await delay(clock, everyMs);
+  }
+}
+
+/** The pid of the QEMU of `uuid` once it runs and `recorded()` returns it (0: at once). */
+function qemuOf(uuid: string, recorded: () => number | undefined): Promise<number> {
+  return pidOnceThere(() => {
     const pid = findLiveQemu(uuid);
     let seen: number | undefined;
     try { seen = recorded(); } catch { /* not written yet */ }
-    if (pid !== undefined && (seen === 0 || seen === pid)) return pid;
-    if (clock.monotonic() > end) throw new Error(`no QEMU for ${uuid}`);
-    await delay(clock, 1);
-  }
+    return pid !== undefined && (seen === 0 || seen === pid) ? pid : undefined;
+  }, `no QEMU for ${uuid}`, 30_000);
 }
 
 /**
@@ -70,6 +78,21 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<void> {
     if (clock.monotonic() > end) throw new Error(`the listing did not converge within ${ms} ms`);
     await delay(clock, 50);
   }
+}
+
+/**
+ * Creates `name` with a directory where its state file goes, so its shim cannot record its QEMU;
+ * once QEMU runs, the shim is frozen and killed. Returns the create's error (undefined: it succeeded).
+ */
+async function startNeverRecorded(h: DaemonHarness, api: TypedClient<VirtqProgram>, name: string): Promise<{ uuid: string; qemuPid: number; created: Promise<{ code: string; message: string } | undefined> }> {
+  mkdirSync(join(h.layout.runtime, 'shims', `${name}.json`), { recursive: true });
+  const uuid = randomUUID();
+  const created = api.create({ definition: { ...idleDef(name), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
+  const qemuPid = await qemuOf(uuid, () => 0);
+  // Its shim frozen, QEMU is let finish starting before the shim dies: QEMU 7.2 can die of
+  // SIGSEGV when its shim vanishes in its first milliseconds, and then there is nothing to stop.
+  await killParent(qemuPid, 500);
+  return { uuid, qemuPid, created };
 }
 
 describe('virtqemud recovery', () => {
@@ -222,14 +245,7 @@ describe('virtqemud recovery', () => {
   it('has a shim stop the QEMU of a failed start that no state file records (virtqemud signals no QEMU)', async () => {
     await h.startDaemon();
     const { api } = await h.client();
-    // A directory where the state file goes: the shim cannot record its QEMU.
-    mkdirSync(join(h.layout.runtime, 'shims', 'half2.json'), { recursive: true });
-    const uuid = randomUUID();
-    const created = api.create({ definition: { ...idleDef('half2'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
-    const qemuPid = await qemuOf(uuid, () => 0);
-    // Its shim frozen, QEMU is let finish starting before the shim dies: QEMU 7.2 can die of
-    // SIGSEGV when its shim vanishes in its first milliseconds, and then there is nothing to stop.
-    await killParent(qemuPid, 500);
+    const { uuid, created } = await startNeverRecorded(h, api, 'half2');
     const err = await created;
     expect(err, `${err?.code}: ${err?.message}`).toMatchObject({ code: 'OPERATION_FAILED' });
     expect(err?.message).toContain('which no state file records, was stopped by a reaping shim');
@@ -242,20 +258,9 @@ describe('virtqemud recovery', () => {
   it('has another reaping shim stop that QEMU when the first one is killed', async () => {
     await h.startDaemon();
     const { api } = await h.client();
-    mkdirSync(join(h.layout.runtime, 'shims', 'half3.json'), { recursive: true });
-    const uuid = randomUUID();
-    const created = api.create({ definition: { ...idleDef('half3'), uuid } }).then(() => undefined, (err: unknown) => err as { code: string; message: string });
-    const qemuPid = await qemuOf(uuid, () => 0);
-    await killParent(qemuPid, 500);
+    const { uuid, qemuPid, created } = await startNeverRecorded(h, api, 'half3');
     // The first reaping shim: frozen as soon as it shows (long before Node has loaded it), then killed.
-    const clock = systemClock();
-    const deadline = clock.monotonic() + 10_000;
-    let reaper = processesNaming('\0--reap\0half3\0')[0];
-    while (reaper === undefined) {
-      if (clock.monotonic() > deadline) throw new Error('no reaping shim for half3 within 10 s');
-      await delay(clock, 2);
-      reaper = processesNaming('\0--reap\0half3\0')[0];
-    }
+    const reaper = await pidOnceThere(() => processesNaming('\0--reap\0half3\0')[0], 'no reaping shim for half3 within 10 s', 10_000, 2);
     process.kill(reaper, 'SIGSTOP');
     expect(findLiveQemu(uuid), 'the first reaping shim must not have signalled yet').toBe(qemuPid);
     process.kill(reaper, 'SIGKILL');
