@@ -17,6 +17,7 @@ import { firstRoute, metricsRoute, serveHttp, type HttpHandler, type HttpRoute }
 import { runMain, type ProcessLike } from './main-shell.js';
 import { loadAccess, openRemote } from './remote-access.js';
 import { assignListenFds, takeListenFds, type InheritedSockets, type PassedSocket } from './listen-fds.js';
+import { tierUpSooner } from './v8-tiering.js';
 
 /** When Node's process metrics join a daemon's registry unless a scrape came first (ms after its sockets opened). */
 const PROCESS_METRICS_AFTER_MS = 1000;
@@ -206,6 +207,7 @@ export function serviceMain<X>(def: ServiceDefinition<X>, proc: ProcessLike & { 
       // Taken (and removed from the environment) before anything is spawned.
       const passed = takeListenFds(proc.env, proc.pid);
       const running = await startService(def, common, extra, proc.env, systemClock(), passed);
+      tierUpSooner(); // from now on the calls' paths are what runs (v8-tiering.ts)
       let stopping: Promise<void> | undefined;
       let markDone!: () => void;
       const done = new Promise<void>((resolve) => { markDone = resolve; });
