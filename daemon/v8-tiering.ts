@@ -6,7 +6,7 @@
 // rather than on the command line: the start's run-once code (catalogues, schema compilation)
 // would otherwise be optimised for nothing, +20–30 ms of CPU to the ready line. virtstoraged,
 // interleaved with itself unchanged, 600 rounds after 15 ms idle each: listJobs 0.60 → 0.50 ms,
-// create raw 1.88 → 1.65, delete 1.99 → 1.78 at p50, the same CPU over 1000 rounds and the same
+// create raw 1.88 → 1.66, delete 1.99 → 1.78 at p50, the same CPU over 1000 rounds and the same
 // RSS (docs/decisions/0036-daemon-tier-up-budget.md). The shim keeps V8's default: it is tuned for
 // memory per VM, and runs few calls.
 import { setFlagsFromString } from 'node:v8';
