@@ -7,6 +7,8 @@
 // delete, timed by a client in this process that does not fork. The gap between the minimal
 // server and a build is the framework's and the driver's own work.
 //   node bench/storage/node-floor.mjs ROUNDS IDLE_MS DIST...   (absolute dist paths)
+// A DIST given as FLAGS@DIST runs that virtstoraged as `node FLAGS DIST/bin/virtstoraged.js` (FLAGS
+// comma-separated, e.g. --interrupt-budget=8192@/abs/dist): one build under other V8 flags (session 36).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,16 +30,21 @@ const sides = [];
   children.push(srv.child);
   sides.push({ name: 'minimal Node server', noop: () => srv.call('n'), create: (v) => srv.call(`c ${v} ${2 ** 30}`), del: (v) => srv.call(`d ${v}`) });
 }
-for (const [i, dist] of dists.entries()) {
+for (const [i, given] of dists.entries()) {
   const root = join(work, `r${i}`);
-  const child = spawn(join(dist, 'bin', 'virtstoraged.js'), ['--root', root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [flags, dist] = given.includes('@') ? [given.slice(0, given.indexOf('@')).split(','), given.slice(given.indexOf('@') + 1)] : [[], given];
+  const bin = join(dist, 'bin', 'virtstoraged.js');
+  // Through its shebang (its malloc settings) unless flags are given; then under node with them.
+  const child = flags.length === 0
+    ? spawn(bin, ['--root', root], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, [...flags, bin, '--root', root], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
   children.push(child);
   await new Promise((r) => createInterface({ input: child.stdout }).once('line', r));
   child.stdout.resume();
   const { connectStorage } = await import(`${join(dist, 'lib', 'client', 'index.js')}?${i}`);
   const sc = await connectStorage(`storage:///system?root=${root}`, { waitMs: 10_000 });
   sides.push({
-    name: dist,
+    name: given,
     noop: () => sc.api.listJobs({}),
     create: (v) => sc.api.createVolume({ pool: 'default', name: v, format: 'raw', capacity: 1 << 30 }),
     del: (v) => sc.api.deleteVolume({ pool: 'default', name: v }),
