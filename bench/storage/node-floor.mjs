@@ -8,7 +8,9 @@
 // server and a build is the framework's and the driver's own work.
 //   node bench/storage/node-floor.mjs ROUNDS IDLE_MS DIST...   (absolute dist paths)
 // A DIST given as FLAGS@DIST runs that virtstoraged as `node FLAGS DIST/bin/virtstoraged.js` (FLAGS
-// comma-separated, e.g. --interrupt-budget=8192@/abs/dist): one build under other V8 flags (session 36).
+// comma-separated, e.g. --max-semi-space-size=2@/abs/dist): one build under other V8 flags (session 36).
+// Builds from 38f6dd7 on set --interrupt-budget themselves once they serve (daemon/v8-tiering.ts),
+// over one given here; session 36 compared budgets on the build before it.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
