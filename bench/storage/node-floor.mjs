@@ -12,7 +12,7 @@
 // Builds from 38f6dd7 on set --interrupt-budget themselves once they serve (daemon/v8-tiering.ts),
 // over one given here; session 36 compared budgets on the build before it.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { minimalServer } from './node-min.mjs';
@@ -36,10 +36,12 @@ for (const [i, given] of dists.entries()) {
   const root = join(work, `r${i}`);
   const [flags, dist] = given.includes('@') ? [given.slice(0, given.indexOf('@')).split(','), given.slice(given.indexOf('@') + 1)] : [[], given];
   const bin = join(dist, 'bin', 'virtstoraged.js');
-  // Through its shebang (its malloc settings) unless flags are given; then under node with them.
+  // Through its shebang unless flags are given; then under node with them, and the shebang's
+  // environment (`env -S NAME=VALUE... node`: its malloc settings) taken from the bin itself.
+  const shebangEnv = Object.fromEntries(readFileSync(bin, 'utf8').split('\n', 1)[0].split(' ').filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('=')));
   const child = flags.length === 0
     ? spawn(bin, ['--root', root], { stdio: ['ignore', 'pipe', 'inherit'] })
-    : spawn(process.execPath, [...flags, bin, '--root', root], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '4194304', MALLOC_TRIM_THRESHOLD_: '67108864' } });
+    : spawn(process.execPath, [...flags, bin, '--root', root], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...shebangEnv } });
   children.push(child);
   await new Promise((r) => createInterface({ input: child.stdout }).once('line', r));
   child.stdout.resume();

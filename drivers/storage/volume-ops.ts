@@ -141,7 +141,7 @@ async function runLuksCreate(qemuImg: QemuImg, args: string[], what: string): Pr
     } catch (err) {
       if (!(err instanceof VirtqError) || !err.message.includes('Unable to get accurate CPU usage')) throw err;
       if (attempt >= LUKS_CREATE_TRIES) {
-        throw new VirtqError(err.code, `${err.message} (${LUKS_CREATE_TRIES} tries in a row: QEMU's PBKDF benchmark could not time itself on this host; the fault is QEMU 7.2's and passes, so try again)`, { details: { ...err.details, tries: LUKS_CREATE_TRIES } });
+        throw new VirtqError(err.code, `${err.message} (${LUKS_CREATE_TRIES} tries in a row: QEMU's PBKDF benchmark could not time itself on this host; the fault is QEMU 7.2's and passes, so try again)`, { details: { ...err.details, tries: LUKS_CREATE_TRIES }, cause: err });
       }
     }
   }
